@@ -1,0 +1,59 @@
+# Top-level wrapper around Meson + Ninja.  The two commands a new user needs
+# are `make demo` and `make test`; both install missing Debian packages first.
+
+BUILD      ?= build
+ASAN_BUILD ?= build-asan
+PYTHON     ?= /usr/bin/python3
+DEB_PACKAGES = meson ninja-build pkg-config gcc clang libjansson-dev \
+	libplist-dev libcmocka-dev libsodium-dev libseccomp-dev libusb-1.0-0-dev \
+	libdw-dev python3-pytest python3-serial socat picocom tmux dbus \
+	libsystemd-dev
+
+.PHONY: all deps asan test unit integration demo bench format clean fuzz
+
+all: $(BUILD)/build.ninja
+	ninja -C $(BUILD)
+
+# Installs only what is missing; does nothing (and needs no root) when
+# everything is present.
+deps:
+	@missing=""; for p in $(DEB_PACKAGES); do \
+	  dpkg-query -W -f='$${Status}' $$p 2>/dev/null | grep -q 'ok installed' || missing="$$missing $$p"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+	  echo "installing Debian packages:$$missing"; \
+	  if [ "$$(id -u)" = 0 ]; then SUDO=; else SUDO=sudo; fi; \
+	  $$SUDO apt-get update -qq && DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq $$missing; \
+	fi
+
+$(BUILD)/build.ninja: | deps
+	meson setup $(BUILD) --buildtype=debugoptimized -Dwerror=true
+
+$(ASAN_BUILD)/build.ninja: | deps
+	CC=clang meson setup $(ASAN_BUILD) --buildtype=debug -Dwerror=true \
+	  -Db_sanitize=address,undefined -Db_lundef=false
+
+asan: $(ASAN_BUILD)/build.ninja
+	ninja -C $(ASAN_BUILD)
+
+unit: all
+	meson test -C $(BUILD) --print-errorlogs
+
+integration: all
+	ODK_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/integration
+
+test: all
+	meson test -C $(BUILD) --print-errorlogs
+	ODK_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/integration
+
+demo: all
+	@$(BUILD)/bin/odk-demo $(BUILD)
+
+bench: all
+	@bench/run $(BUILD) $(ONLY)
+
+format:
+	clang-format -i $$(git ls-files '*.c' '*.h')
+
+clean:
+	rm -rf $(BUILD) $(ASAN_BUILD)

@@ -1,0 +1,77 @@
+/* odk/client.h — libodk, the library an app links against.
+ *
+ * An app connects to odkd (odk_client), finds services with a matching
+ * dictionary and watches them come and go, then opens a user client of one
+ * (odk_connection).  odkd checks access and hands the app a channel
+ * straight to the driver's process: calls do not pass through odkd.
+ *
+ * Threading: an odk_client or odk_connection may be used from one thread
+ * at a time; use one connection per thread for parallel calls.
+ */
+#ifndef ODK_CLIENT_H
+#define ODK_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "odk/status.h"
+#include "odk/value.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct odk_client odk_client;
+typedef struct odk_connection odk_connection;
+
+/* Connects to the odkd whose state folder is state_dir (NULL: $ODK_STATE_DIR,
+ * else /run/odk).  ODK_E_NOT_FOUND when no odkd listens there.  New object;
+ * free with odk_client_close. */
+int odk_client_open(const char *state_dir, odk_client **out);
+void odk_client_close(odk_client *c);
+
+/* Sends {"op": op, ...args} and waits for the reply (events that arrive
+ * meanwhile are queued for odk_client_dispatch).  Takes args (may be NULL).
+ * *reply, when reply is not NULL, is the reply dictionary (caller owns; on
+ * error it holds "error", a sentence from odkd). */
+int odk_client_request(odk_client *c, const char *op, odk_value *args, odk_value **reply);
+
+/* Registry nodes matching a dictionary of personality keys (IOProviderClass
+ * defaults to IOService; IOPropertyMatch, IONameMatch, plain keys...).
+ * *nodes is an array of node dictionaries (id, class, properties, ...);
+ * caller owns. */
+int odk_find_services(odk_client *c, const odk_value *matching, odk_value **nodes);
+
+/* Called for "registered", "started", "property" and "terminated" events
+ * of matching nodes; node is borrowed for the call. */
+typedef void (*odk_watch_fn)(void *ctx, const char *event, const odk_value *node);
+/* Starts watching; nodes already there are reported first, as
+ * "registered", during the next odk_client_dispatch. */
+int odk_watch_services(odk_client *c, const odk_value *matching, odk_watch_fn fn, void *ctx,
+                       uint32_t *watch_id);
+int odk_unwatch_services(odk_client *c, uint32_t watch_id);
+/* A descriptor that becomes readable when events wait (for poll/epoll). */
+int odk_client_fd(const odk_client *c);
+/* Delivers waiting events, waiting up to timeout_ms (-1: forever, 0: not)
+ * for the first.  Returns how many were delivered, or an error. */
+int odk_client_dispatch(odk_client *c, int timeout_ms);
+
+/* Opens a user client of node_id (a driver's service node, a node it
+ * published, or a device node whose driver then answers).  type is passed
+ * to the driver's open hook.  Errors: ODK_E_NOT_FOUND, ODK_E_STATE (driver
+ * not running), ODK_E_ACCESS, or the driver's refusal.  New object. */
+int odk_connection_open(odk_client *c, uint64_t node_id, uint32_t type, odk_connection **out);
+void odk_connection_close(odk_connection *conn);
+
+/* Calls a method.  Inputs are borrowed.  Outputs: *n_out in = room in
+ * out[], out = scalars returned; *struct_out_len in = room in struct_out,
+ * out = bytes returned.  Either may be NULL for "none".  ODK_E_GONE when
+ * the driver went away; otherwise the driver's or validation's status. */
+int odk_connection_call(odk_connection *conn, uint32_t selector, const uint64_t *in,
+                        uint32_t n_in, const void *struct_in, size_t struct_in_len,
+                        uint64_t *out, uint32_t *n_out, void *struct_out, size_t *struct_out_len);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

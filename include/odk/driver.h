@@ -1,0 +1,175 @@
+/* odk/driver.h — what a driver implements and what it may call.
+ *
+ * A driver is a shared object in a bundle.  It declares one or more classes
+ * with ODK_DRIVER_CLASS(); the personality's IOUserClass names the class
+ * odk-driver-host instantiates for a matched device.  The lifecycle is
+ *
+ *     init (zeroed instance state) -> start(provider) -> [register_service]
+ *       -> ... user-client calls ... -> stop(provider) -> free
+ *
+ * Every callback of one driver instance runs on that instance's default
+ * dispatch queue (odk_driver_queue), one at a time, so a driver needs no
+ * locks for its own state.
+ */
+#ifndef ODK_DRIVER_H
+#define ODK_DRIVER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "odk/log.h"
+#include "odk/queue.h"
+#include "odk/status.h"
+#include "odk/value.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct odk_driver odk_driver;
+typedef struct odk_user_client odk_user_client;
+
+/* ---- user-client method tables ---------------------------------------- */
+
+/* A method's scalar count or structure size that the caller chooses. */
+#define ODK_VARIABLE UINT32_MAX
+#define ODK_VARIABLE_SIZE UINT64_MAX
+
+/* Documented limits of a call (checked before the driver runs; a call over
+ * a limit gets ODK_E_LIMIT).  Structures above WIRE's inline size travel in
+ * shared memory without the driver noticing. */
+#define ODK_MAX_SCALARS 256u
+#define ODK_MAX_STRUCT (256ull * 1024 * 1024)
+
+/* One call, already checked against the method table.  Inputs are
+ * borrowed for the duration of the method.  Outputs: scalar_out has
+ * scalar_out_count slots (the table's count, or the app's capacity when
+ * the table says ODK_VARIABLE; the method may lower the count for a
+ * variable output).  struct_out has struct_out_cap bytes; the method sets
+ * struct_out_len (preset to the table's size when fixed, 0 when variable). */
+typedef struct odk_call {
+    uint32_t selector;
+    const uint64_t *scalar_in;
+    uint32_t scalar_in_count;
+    const void *struct_in;
+    size_t struct_in_len;
+    uint64_t *scalar_out;
+    uint32_t scalar_out_count;
+    void *struct_out;
+    size_t struct_out_len;
+    size_t struct_out_cap;
+} odk_call;
+
+typedef int (*odk_method_fn)(odk_driver *drv, odk_user_client *uc, odk_call *call);
+
+/* One entry per selector (the selector is the index), like DriverKit's
+ * IOUserClientMethodDispatch.  A NULL fn leaves a hole (ODK_E_BAD_SELECTOR). */
+typedef struct odk_method {
+    odk_method_fn fn;
+    uint32_t scalar_in;  /* count, or ODK_VARIABLE */
+    uint32_t scalar_out; /* count, or ODK_VARIABLE */
+    uint64_t struct_in;  /* bytes, or ODK_VARIABLE_SIZE */
+    uint64_t struct_out; /* bytes, or ODK_VARIABLE_SIZE */
+} odk_method;
+
+/* Checks a call's shape against a table: ODK_E_BAD_SELECTOR,
+ * ODK_E_BAD_ARGUMENTS (wrong scalar count / structure size, with the
+ * expected and given values written to why), ODK_E_LIMIT, or ODK_OK.
+ * scalar_out_max / struct_out_max are the app's capacities. */
+int odk_method_check(const odk_method *table, uint32_t n_methods, uint32_t selector,
+                     uint32_t scalar_in_count, uint64_t struct_in_len, uint32_t scalar_out_max,
+                     uint64_t struct_out_max, char *why, size_t why_len);
+
+/* ---- driver classes ----------------------------------------------------- */
+
+typedef struct odk_driver_class {
+    const char *name;       /* the IOUserClass a personality names */
+    const char *super_name; /* registry superclass, e.g. "IOService" (NULL: IOService) */
+    size_t state_size;      /* bytes of zeroed per-instance state (odk_driver_state) */
+
+    /* Required.  Runs on the default queue.  A non-OK status fails the
+     * start: the host reports it and exits. */
+    int (*start)(odk_driver *drv);
+    /* Optional.  The provider is going away or the driver is being replaced;
+     * release what start acquired.  Runs on the default queue. */
+    void (*stop)(odk_driver *drv);
+    /* Optional: the last call, after stop, once no callback can run. */
+    void (*free)(odk_driver *drv);
+
+    /* The default user client's method table (may be NULL). */
+    const odk_method *methods;
+    uint32_t n_methods;
+    /* Optional hooks: an app opens / closes a user client of this driver.
+     * open may refuse with an error status (the app gets it). */
+    int (*client_open)(odk_driver *drv, odk_user_client *uc, uint32_t type);
+    void (*client_close)(odk_driver *drv, odk_user_client *uc);
+} odk_driver_class;
+
+/* Registers a class (called by ODK_DRIVER_CLASS at load time).
+ * ODK_E_EXISTS when a class of that name is already registered. */
+int odk_driver_class_register(const odk_driver_class *cls);
+/* Borrowed; NULL when no class of that name is registered. */
+const odk_driver_class *odk_driver_class_find(const char *name);
+
+/* Declares a class from a driver's shared object:
+ *     static const odk_driver_class echo = { .name = "EchoDriver", ... };
+ *     ODK_DRIVER_CLASS(echo);                                              */
+#define ODK_DRIVER_CLASS(cls)                                                                      \
+    __attribute__((constructor)) static void odk_register_##cls(void)                             \
+    {                                                                                              \
+        odk_driver_class_register(&(cls));                                                         \
+    }
+
+/* ---- what a driver may call ------------------------------------------- */
+
+/* The instance's zeroed state of class->state_size bytes (borrowed). */
+void *odk_driver_state(odk_driver *drv);
+/* The instance's default queue (borrowed). */
+odk_queue *odk_driver_queue(odk_driver *drv);
+/* Bundle id, and the instance number odkd gave this driver. */
+const char *odk_driver_bundle_id(const odk_driver *drv);
+uint32_t odk_driver_instance(const odk_driver *drv);
+/* The matched personality and the provider's properties, as dictionaries
+ * (borrowed, valid until free). */
+const odk_value *odk_driver_personality(const odk_driver *drv);
+const odk_value *odk_driver_provider_properties(const odk_driver *drv);
+/* Registry id of the provider node and of the driver's own service node. */
+uint64_t odk_driver_provider_id(const odk_driver *drv);
+uint64_t odk_driver_service_id(const odk_driver *drv);
+
+/* Makes the driver's service node registered: apps can find and open it
+ * and other personalities can match it.  ODK_E_DISCONNECTED if odkd is gone. */
+int odk_driver_register_service(odk_driver *drv);
+/* Sets a property on the driver's service node (takes ownership of value;
+ * every client watching the node is told).  Key and value are checked by
+ * odkd; ODK_E_INVALID for an empty key. */
+int odk_driver_set_property(odk_driver *drv, const char *key, odk_value *value);
+
+/* Publishes a child node under the driver's service node (a port, a disk,
+ * an interface): class cls (derived from super, NULL for IOService) with
+ * props (taken).  The node is registered, so it can be matched and found.
+ * *node_id receives its registry id. */
+int odk_driver_publish_node(odk_driver *drv, const char *cls, const char *super,
+                            odk_value *props, uint64_t *node_id);
+/* Removes a node published by this driver (and its children). */
+int odk_driver_withdraw_node(odk_driver *drv, uint64_t node_id);
+/* Sets a property on a node published by this driver (takes value). */
+int odk_driver_set_node_property(odk_driver *drv, uint64_t node_id, const char *key,
+                                 odk_value *value);
+
+/* ---- user clients ----------------------------------------------------- */
+
+/* Per-connection context, NULL until set.  Borrowed; the driver owns what
+ * it stores and frees it in client_close. */
+void *odk_user_client_ctx(const odk_user_client *uc);
+void odk_user_client_set_ctx(odk_user_client *uc, void *ctx);
+/* The node the app opened (the driver's service node or a published node). */
+uint64_t odk_user_client_node_id(const odk_user_client *uc);
+/* Credentials of the app, as odkd saw them when it granted the open. */
+uint32_t odk_user_client_uid(const odk_user_client *uc);
+int32_t odk_user_client_pid(const odk_user_client *uc);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,41 @@
+/* odk/object.h — reference-counted objects.
+ *
+ * Every runtime type (queue, action, timer, fd source, and later user
+ * clients, services, memory descriptors) starts with an odk_object, so one
+ * pair of functions, odk_retain() and odk_release(), manages them all.  The
+ * count is atomic: retaining and releasing is legal from any thread.
+ */
+#ifndef ODK_OBJECT_H
+#define ODK_OBJECT_H
+
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct odk_object odk_object;
+
+/* The header a runtime type embeds at offset 0.  Touch the fields only
+ * through the functions below (the count is accessed atomically). */
+struct odk_object {
+    uint32_t refs;                     /* references held; atomic */
+    void (*free_fn)(odk_object *obj);  /* called once, when refs drops to 0 */
+};
+
+/* Sets the count to 1 (the creator's reference) and the function that frees
+ * the object when the last reference goes.  For implementers of types. */
+void odk_object_init(odk_object *obj, void (*free_fn)(odk_object *obj));
+
+/* Adds a reference to obj (any odk type, or NULL) and returns obj.  Retaining
+ * an object whose count already reached 0 is a bug the runtime cannot see. */
+void *odk_retain(void *obj);
+
+/* Drops a reference (NULL is ignored); the last one frees the object, on the
+ * calling thread.  A release without a matching reference is logged. */
+void odk_release(void *obj);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,179 @@
+/* odk/queue.h — dispatch queues, actions, timers and fd event sources.
+ *
+ * The execution model of a driver (DriverKit's IODispatchQueue, OSAction,
+ * IOTimerDispatchSource, and a file-descriptor source):
+ *
+ * - A queue is a serial executor on its own thread (an epoll loop).  Work
+ *   runs one item at a time, in the order it was queued.
+ * - Actions, timers and fd sources are members of one queue; their
+ *   callbacks run on it.  A member holds a reference on its queue, and the
+ *   queue keeps each member alive (and firing) until it is cancelled, by its
+ *   own cancel function or by cancelling the queue.
+ * - Cancelling is idempotent and legal in any order, from any thread,
+ *   including from inside a callback of the object being cancelled.  Each
+ *   member's cancel handler or done callback runs exactly once, on the
+ *   queue's thread, after the member's last callback has returned.
+ * - Misuse (NULL, using a cancelled object) returns an error status and logs
+ *   a line naming the object; it never aborts.
+ *
+ * All objects here are odk_objects: odk_retain() / odk_release().
+ * Functions return ODK_OK or a negative odk_status.
+ */
+#ifndef ODK_QUEUE_H
+#define ODK_QUEUE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/epoll.h> /* EPOLLIN, EPOLLOUT, ... for odk_fd_source */
+
+#include "odk/object.h"
+#include "odk/status.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct odk_queue odk_queue;
+typedef struct odk_action odk_action;
+typedef struct odk_timer odk_timer;
+typedef struct odk_fd_source odk_fd_source;
+
+/* ---- queues ------------------------------------------------------------ */
+
+/* Creates a queue with its own thread; name (copied; NULL gives "queue")
+ * names it in logs.  *out is a new reference.
+ * Errors: ODK_E_INVALID (out NULL), ODK_E_NOMEM, ODK_E_IO (epoll, eventfd or
+ * thread creation failed). */
+int odk_queue_create(const char *name, odk_queue **out);
+
+/* Queues fn(ctx) to run on q after everything queued before it (FIFO).
+ * ctx is the caller's; the queue never frees it.
+ * Errors: ODK_E_INVALID (q or fn NULL), ODK_E_CANCELLED (q was cancelled:
+ * fn will not run), ODK_E_NOMEM. */
+int odk_queue_dispatch_async(odk_queue *q, void (*fn)(void *ctx), void *ctx);
+
+/* Runs fn(ctx) on q and returns after it has returned.  Called on q's own
+ * thread it runs fn inline (no deadlock); otherwise it waits its turn.
+ * Errors: as odk_queue_dispatch_async.  Waiting on a queue that waits on
+ * the caller deadlocks, as in any executor. */
+int odk_queue_dispatch_sync(odk_queue *q, void (*fn)(void *ctx), void *ctx);
+
+/* True when called from q's thread (inside any callback running on q). */
+bool odk_queue_is_current(const odk_queue *q);
+
+/* The queue whose thread calls this, or NULL off any queue.  Borrowed: valid
+ * while the calling callback runs; odk_retain() it to keep it longer. */
+odk_queue *odk_queue_current(void);
+
+/* q's name (owned by q; "(null)" for NULL). */
+const char *odk_queue_name(const odk_queue *q);
+
+/* Cancels q: later dispatches, posts and member creations get
+ * ODK_E_CANCELLED; every action, timer and fd source of q is cancelled (their
+ * cancel handlers and done callbacks run); work queued before the cancel
+ * still runs.  Then done(ctx) (may be NULL) runs on q's thread as its last
+ * act and the thread exits.  Returns at once (never waits, never joins), so
+ * it is legal on q's own thread.  Idempotent: a later call returns ODK_OK and
+ * runs its done once after cancellation completes (inline if it already has).
+ * Errors: ODK_E_INVALID (q NULL), ODK_E_NOMEM (done not recorded, retry). */
+int odk_queue_cancel(odk_queue *q, void (*done)(void *ctx), void *ctx);
+
+/* Releasing the last reference of a queue that was never cancelled cancels it
+ * (without a done); its memory goes when its thread has finished.  Members
+ * hold references on their queue, so this happens only once they are gone. */
+
+/* ---- actions ----------------------------------------------------------- */
+
+/* Creates an action: a callback fn(ctx, a) bound to q, invoked on q's thread
+ * once per odk_action_post() (or timer expiry).  *out is a new reference;
+ * the action holds a reference on q.  ctx stays the caller's.
+ * Errors: ODK_E_INVALID (q, fn or out NULL), ODK_E_CANCELLED (q cancelled),
+ * ODK_E_NOMEM. */
+int odk_action_create(odk_queue *q, void (*fn)(void *ctx, odk_action *a), void *ctx,
+                      odk_action **out);
+
+/* Sets the function run exactly once when a is cancelled (replacing any
+ * earlier one); the place to free ctx.
+ * Errors: ODK_E_INVALID (a NULL), ODK_E_CANCELLED (a already cancelled). */
+int odk_action_set_cancel_handler(odk_action *a, void (*handler)(void *ctx), void *ctx);
+
+/* Queues one invocation of a on its queue, after the work already queued.
+ * Errors: ODK_E_INVALID (a NULL), ODK_E_CANCELLED (a or its queue was
+ * cancelled; logged), ODK_E_NOMEM. */
+int odk_action_post(odk_action *a);
+
+/* Cancels a: invocations queued but not started are dropped, no new one
+ * starts, and the cancel handler runs exactly once, on a's queue thread, after
+ * the last invocation has returned (if the queue's thread were already gone,
+ * synchronously in the caller; cancelling a queue cancels its actions first,
+ * so in practice it is always the queue's thread).  Legal from any thread,
+ * inside a's own invocation, before or after its queue or its timer was
+ * cancelled.  Idempotent: always ODK_OK for a non-NULL a.
+ * Errors: ODK_E_INVALID (a NULL). */
+int odk_action_cancel(odk_action *a);
+
+/* a's queue (borrowed), or NULL for NULL. */
+odk_queue *odk_action_queue(const odk_action *a);
+
+/* ---- fd sources -------------------------------------------------------- */
+
+/* Watches fd (borrowed: never closed by the source; the source watches its
+ * own duplicate, so closing fd before cancelling is harmless) for events
+ * (EPOLLIN, EPOLLOUT, ...; level-triggered).  fn(ctx, revents) runs on q's
+ * thread while fd is ready; EPOLLERR/EPOLLHUP are always reported.  Starts
+ * enabled.  *out is a new reference.
+ * Errors: ODK_E_INVALID (q, fn or out NULL, bad fd), ODK_E_CANCELLED (q
+ * cancelled), ODK_E_NOMEM, ODK_E_IO (dup or epoll_ctl failed). */
+int odk_fd_source_create(odk_queue *q, int fd, uint32_t events,
+                         void (*fn)(void *ctx, uint32_t revents), void *ctx, odk_fd_source **out);
+
+/* Stops (false) or resumes (true) delivery; no-op if already so.  From
+ * another thread, a callback already being delivered may still run once.
+ * Errors: ODK_E_INVALID, ODK_E_CANCELLED (s cancelled), ODK_E_IO. */
+int odk_fd_source_set_enabled(odk_fd_source *s, bool on);
+
+/* Changes the events watched (takes effect for the next wait).
+ * Errors: ODK_E_INVALID, ODK_E_CANCELLED (s cancelled), ODK_E_IO. */
+int odk_fd_source_set_events(odk_fd_source *s, uint32_t events);
+
+/* Cancels s: fn is not called again once this returns on s's queue thread
+ * (from another thread, a call already started may finish).  done(ctx) (may
+ * be NULL) runs once on the queue's thread when fn can no longer run.
+ * Idempotent: a later call returns ODK_OK and runs its done once, after
+ * cancellation completes (inline if it already has).
+ * Errors: ODK_E_INVALID (s NULL), ODK_E_NOMEM (done not recorded). */
+int odk_fd_source_cancel(odk_fd_source *s, void (*done)(void *ctx), void *ctx);
+
+/* ---- timers ------------------------------------------------------------ */
+
+/* Creates a disarmed timer (timerfd, CLOCK_MONOTONIC) on q.  *out is a new
+ * reference.  Errors: ODK_E_INVALID, ODK_E_CANCELLED (q cancelled),
+ * ODK_E_NOMEM, ODK_E_IO. */
+int odk_timer_create(odk_queue *q, odk_timer **out);
+
+/* Sets the action invoked at each expiry (retained by t; the previous one is
+ * released; NULL clears).  Expiries that pile up while the queue is busy are
+ * coalesced into one invocation.  A cancelled action is simply not invoked.
+ * Errors: ODK_E_INVALID (t NULL), ODK_E_CANCELLED (t cancelled). */
+int odk_timer_set_handler(odk_timer *t, odk_action *a);
+
+/* (Re)arms t to expire delay_ns from now (0 = as soon as possible), then
+ * every interval_ns (0 = one-shot).
+ * Errors: ODK_E_INVALID, ODK_E_CANCELLED (t cancelled), ODK_E_IO. */
+int odk_timer_arm(odk_timer *t, uint64_t delay_ns, uint64_t interval_ns);
+
+/* Stops t; it can be armed again.  From another thread, an expiry already
+ * being delivered may still run.  Errors: ODK_E_INVALID, ODK_E_CANCELLED. */
+int odk_timer_disarm(odk_timer *t);
+
+/* Cancels t: disarms it for good and releases its action (the action itself
+ * is not cancelled; cancel it too, before or after, in any order).  done(ctx)
+ * (may be NULL) runs once on the queue's thread when no expiry can be
+ * delivered any more.  Idempotent like odk_fd_source_cancel.
+ * Errors: ODK_E_INVALID (t NULL), ODK_E_NOMEM (done not recorded). */
+int odk_timer_cancel(odk_timer *t, void (*done)(void *ctx), void *ctx);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,79 @@
+/* odk/ring.h — single-producer / single-consumer byte rings in shared
+ * memory.  The serial family's TX and RX rings are these; so is anything
+ * else that streams bytes between two parties who may live in different
+ * processes.
+ *
+ * Layout of the shared memory (ODK_RING_HEADER bytes of header, then the
+ * data area of `size` bytes, a power of two):
+ *
+ *   head  free-running producer index: written ONLY by the producer
+ *   tail  free-running consumer index: written ONLY by the consumer
+ *   size  capacity, fixed at odk_ring_format
+ *
+ * Indices count bytes since the ring was formatted and wrap at 2^32; the
+ * byte at index i lives at data[i & (size - 1)].  readable = head - tail
+ * (unsigned), writable = size - readable.  The producer publishes head with
+ * release order after writing data; the consumer reads head with acquire
+ * order (and the reverse for tail), so neither side needs a lock.
+ *
+ * The other side's index is untrusted: if head - tail ever exceeds size,
+ * every call answers ODK_E_PROTOCOL and moves nothing.
+ */
+#ifndef ODK_RING_H
+#define ODK_RING_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/uio.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define ODK_RING_HEADER 192u /* head, tail and size on separate cache lines */
+#define ODK_RING_MIN_SIZE 16u
+#define ODK_RING_MAX_SIZE (1u << 30)
+
+struct odk_ring_shared; /* the header in shared memory */
+
+/* A process's view of a ring: where the header and data are mapped. */
+typedef struct odk_ring {
+    struct odk_ring_shared *sh;
+    uint8_t *data;
+    uint32_t size; /* local copy: the shared one is never trusted after attach */
+} odk_ring;
+
+/* Bytes of shared memory a ring of `size` bytes needs. */
+size_t odk_ring_bytes(uint32_t size);
+/* Formats mem (mem_len bytes) as an empty ring of size bytes.  ODK_E_INVALID
+ * when size is not a power of two in [ODK_RING_MIN_SIZE, ODK_RING_MAX_SIZE]
+ * or mem_len < odk_ring_bytes(size). */
+int odk_ring_format(odk_ring *r, void *mem, size_t mem_len, uint32_t size);
+/* Attaches to a ring someone else formatted; checks its size against mem_len. */
+int odk_ring_attach(odk_ring *r, void *mem, size_t mem_len);
+
+/* Bytes the consumer may read / the producer may write now (0 when the
+ * indices are corrupt). */
+size_t odk_ring_readable(const odk_ring *r);
+size_t odk_ring_writable(const odk_ring *r);
+
+/* Producer: copies up to len bytes in; *done = bytes copied (may be 0). */
+int odk_ring_write(odk_ring *r, const void *buf, size_t len, size_t *done);
+/* Consumer: copies up to len bytes out and consumes them. */
+int odk_ring_read(odk_ring *r, void *buf, size_t len, size_t *done);
+
+/* Zero-copy forms.  *_segments fills iov[0..1] with the contiguous pieces
+ * free for writing (or ready for reading) and returns how many pieces (0..2);
+ * commit / consume then publishes n bytes (n <= what was offered). */
+int odk_ring_write_segments(odk_ring *r, struct iovec iov[2]);
+int odk_ring_commit(odk_ring *r, size_t n);
+int odk_ring_read_segments(odk_ring *r, struct iovec iov[2]);
+int odk_ring_consume(odk_ring *r, size_t n);
+
+/* Empties the ring (consumer side: tail = head). */
+int odk_ring_flush(odk_ring *r);
+
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,243 @@
+/* The catalog: every bundle odkd knows, from --drivers folders and from
+ * `odkctl install` (copied into STATE/bundles/ID so a later rebuild in the
+ * source folder does not change what runs until it is installed again). */
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "daemon/daemon.h"
+#include "odk/log.h"
+#include "odk/status.h"
+
+struct catalog_entry *catalog_find(struct odkd *d, const char *bundle_id)
+{
+    for (struct catalog_entry *e = d->catalog; e; e = e->next)
+        if (strcmp(e->bundle->id, bundle_id) == 0)
+            return e;
+    return NULL;
+}
+
+odk_bundle **catalog_bundles(struct odkd *d, size_t *n)
+{
+    size_t count = 0;
+    for (struct catalog_entry *e = d->catalog; e; e = e->next)
+        count++;
+    *n = count;
+    odk_bundle **v = calloc(count ? count : 1, sizeof *v);
+    if (!v)
+        return NULL;
+    size_t i = 0;
+    for (struct catalog_entry *e = d->catalog; e; e = e->next)
+        v[i++] = e->bundle;
+    return v;
+}
+
+static void add_entry(struct odkd *d, odk_bundle *b, bool installed)
+{
+    struct catalog_entry *e = calloc(1, sizeof *e);
+    if (!e) {
+        bundle_free(b);
+        return;
+    }
+    e->bundle = b;
+    e->installed = installed;
+    struct catalog_entry **p = &d->catalog;
+    while (*p)
+        p = &(*p)->next;
+    *p = e;
+}
+
+static bool is_bundle_dir(const char *path)
+{
+    char f[4096];
+    struct stat st;
+    snprintf(f, sizeof f, "%s/odk.json", path);
+    if (stat(f, &st) == 0)
+        return true;
+    snprintf(f, sizeof f, "%s/Info.plist", path);
+    return stat(f, &st) == 0;
+}
+
+/* Loads every bundle folder under dir.  A bad bundle is reported and
+ * skipped: the others still load. */
+int catalog_load_dir(struct odkd *d, const char *dir)
+{
+    DIR *dh = opendir(dir);
+    if (!dh) {
+        odk_error("cannot read drivers folder %s: %m", dir);
+        return ODK_E_IO;
+    }
+    struct dirent *de;
+    while ((de = readdir(dh))) {
+        if (de->d_name[0] == '.')
+            continue;
+        char path[4096];
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        if (!is_bundle_dir(path))
+            continue;
+        odk_bundle *b = NULL;
+        char err[1024];
+        int st = bundle_load(path, &b, err, sizeof err);
+        if (st < 0) {
+            odk_error("skipping bundle: %s", err);
+            continue;
+        }
+        if (catalog_find(d, b->id)) {
+            odk_warn("bundle %s in %s: already loaded from another folder; skipped", b->id, path);
+            bundle_free(b);
+            continue;
+        }
+        odk_info("bundle %s %s (build %s) from %s", b->id, b->version, b->build, b->dir);
+        add_entry(d, b, false);
+    }
+    closedir(dh);
+    return ODK_OK;
+}
+
+static int copy_file(const char *from, const char *to)
+{
+    int in = open(from, O_RDONLY | O_CLOEXEC);
+    if (in < 0)
+        return ODK_E_IO;
+    int out = open(to, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (out < 0) {
+        close(in);
+        return ODK_E_IO;
+    }
+    char buf[65536];
+    ssize_t n;
+    int st = ODK_OK;
+    while ((n = read(in, buf, sizeof buf)) > 0) {
+        if (write(out, buf, (size_t)n) != n) {
+            st = ODK_E_IO;
+            break;
+        }
+    }
+    if (n < 0)
+        st = ODK_E_IO;
+    close(in);
+    if (close(out) < 0)
+        st = ODK_E_IO;
+    return st;
+}
+
+/* Copies the regular files of a bundle folder (bundles are flat). */
+static int copy_bundle(const char *from, const char *to)
+{
+    if (mkdir(to, 0755) < 0 && errno != EEXIST)
+        return ODK_E_IO;
+    DIR *dh = opendir(from);
+    if (!dh)
+        return ODK_E_IO;
+    struct dirent *de;
+    int st = ODK_OK;
+    while (st == ODK_OK && (de = readdir(dh))) {
+        char a[4096], b[4096];
+        struct stat sb;
+        snprintf(a, sizeof a, "%s/%s", from, de->d_name);
+        snprintf(b, sizeof b, "%s/%s", to, de->d_name);
+        if (stat(a, &sb) == 0 && S_ISREG(sb.st_mode))
+            st = copy_file(a, b);
+    }
+    closedir(dh);
+    return st;
+}
+
+static void remove_bundle_dir(const char *dir)
+{
+    DIR *dh = opendir(dir);
+    if (dh) {
+        struct dirent *de;
+        while ((de = readdir(dh))) {
+            char p[4096];
+            snprintf(p, sizeof p, "%s/%s", dir, de->d_name);
+            if (de->d_name[0] != '.' || (de->d_name[1] && strcmp(de->d_name, "..") != 0))
+                unlink(p);
+        }
+        closedir(dh);
+    }
+    rmdir(dir);
+}
+
+static void stop_instances_of(struct odkd *d, struct catalog_entry *e)
+{
+    for (struct instance *in = d->instances, *next; in; in = next) {
+        next = in->next;
+        if (in->entry == e)
+            instance_terminate(d, in);
+    }
+}
+
+
+static void retire_entry(struct odkd *d, struct catalog_entry *e)
+{
+    for (struct catalog_entry **p = &d->catalog; *p; p = &(*p)->next) {
+        if (*p == e) {
+            *p = e->next;
+            break;
+        }
+    }
+    /* Instances still stopping keep pointers into the bundle: move them
+     * onto a copy of the bundle id so describe() keeps working, and free
+     * the entry once they are gone.  Simplest correct approach: keep the
+     * entry alive (leaked into d->retired) until odkd exits. */
+    e->next = d->retired;
+    d->retired = e;
+}
+
+int catalog_install(struct odkd *d, const char *path, bool *changed, char *err, size_t err_len)
+{
+    *changed = false;
+    odk_bundle *b = NULL;
+    int st = bundle_load(path, &b, err, err_len);
+    if (st < 0)
+        return st;
+    struct catalog_entry *old = catalog_find(d, b->id);
+    if (old && strcmp(old->bundle->build, b->build) == 0 &&
+        strcmp(old->bundle->version, b->version) == 0) {
+        odk_info("install %s: build %s is already installed; nothing to do", b->id, b->build);
+        bundle_free(b);
+        return ODK_OK;
+    }
+    /* Builds live side by side, each in its own folder; the catalog entry
+     * points at the one that runs. */
+    char staged[4096];
+    snprintf(staged, sizeof staged, "%s/bundles/%s-%s", d->state_dir, b->id, b->build);
+    remove_bundle_dir(staged);
+    st = copy_bundle(b->dir, staged);
+    odk_bundle *nb = NULL;
+    if (st == ODK_OK)
+        st = bundle_load(staged, &nb, err, err_len);
+    else
+        snprintf(err, err_len, "cannot copy %s into %s: %s", b->dir, staged, strerror(errno));
+    bundle_free(b);
+    if (st < 0) {
+        remove_bundle_dir(staged);
+        return st;
+    }
+    odk_info("installed %s %s (build %s)%s", nb->id, nb->version, nb->build,
+             old ? ", replacing the running build" : "");
+    if (old) {
+        stop_instances_of(d, old);
+        retire_entry(d, old);
+    }
+    add_entry(d, nb, true);
+    *changed = true;
+    return ODK_OK;
+}
+
+int catalog_uninstall(struct odkd *d, const char *bundle_id)
+{
+    struct catalog_entry *e = catalog_find(d, bundle_id);
+    if (!e)
+        return ODK_E_NOT_FOUND;
+    stop_instances_of(d, e);
+    retire_entry(d, e);
+    odk_info("uninstalled %s", bundle_id);
+    return ODK_OK;
+}

@@ -1,0 +1,177 @@
+/* daemon.h — odkd's shared state.  One struct odkd per daemon, passed to
+ * everything (no globals), touched only by the single event-loop thread. */
+#ifndef ODK_DAEMON_DAEMON_H
+#define ODK_DAEMON_DAEMON_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include "common/wire.h"
+#include "daemon/bundle.h"
+#include "daemon/registry.h"
+
+struct odkd;
+
+/* ---- event loop (loop.c) ---------------------------------------------- */
+
+typedef void (*watch_fn)(struct odkd *d, void *ptr, uint32_t events);
+
+struct watch {
+    int fd;
+    watch_fn fn;
+    void *ptr;
+};
+
+int loop_add(struct odkd *d, struct watch *w, int fd, uint32_t events, watch_fn fn, void *ptr);
+void loop_del(struct odkd *d, struct watch *w);
+
+typedef void (*timer_fn)(struct odkd *d, void *ptr);
+/* Calls fn(ptr) after ms milliseconds; returns an id for loop_timer_cancel. */
+uint64_t loop_timer(struct odkd *d, uint64_t ms, timer_fn fn, void *ptr);
+void loop_timer_cancel(struct odkd *d, uint64_t id);
+uint64_t loop_now_ms(void);
+/* Frees ptr with fn after the current batch of events, so a watch that an
+ * earlier callback in the batch removed is never touched after its free. */
+void loop_defer_free(struct odkd *d, void (*fn)(void *ptr), void *ptr);
+/* Runs until d->quit. */
+int loop_run(struct odkd *d);
+
+/* ---- driver instances (instance.c) ----------------------------------- */
+
+typedef enum inst_state {
+    INST_STARTING,
+    INST_RUNNING,
+    INST_STOPPING,
+    INST_BACKOFF, /* crashed; waiting to restart */
+    INST_FAILED,  /* start failed or crashed too often; stays down */
+} inst_state;
+
+#define INST_LOG_LINES 20 /* last lines kept for crash reports */
+
+struct instance {
+    uint32_t id;
+    odk_bundle *bundle; /* borrowed from the catalog entry (kept alive by it) */
+    struct catalog_entry *entry;
+    char *personality_name;
+    odk_value *personality;
+    char *category;
+    uint64_t provider_id;
+    uint64_t node_id; /* the driver's service node, 0 while down */
+    inst_state state;
+    pid_t pid;
+    int ctl_fd, log_fd;
+    struct watch ctl_watch, log_watch;
+    uint32_t restarts;
+    uint64_t crash_window_start;
+    uint32_t crash_count;
+    uint64_t deadline_timer, backoff_timer;
+    uint32_t next_seq;
+    uint32_t start_seq, stop_seq;
+    bool terminate; /* going away for good once the host is down */
+    bool killed_for_deadline;
+    char log_partial[512];
+    size_t log_partial_len;
+    char *log_lines[INST_LOG_LINES];
+    size_t log_next;
+    int log_file;
+    struct instance *next;
+};
+
+struct instance *instance_launch(struct odkd *d, struct catalog_entry *e, const char *pers_name,
+                                 const odk_value *personality, reg_node *provider);
+/* Stops the instance for good (stop, then kill at the deadline). */
+void instance_terminate(struct odkd *d, struct instance *in);
+/* Called from the SIGCHLD handler for every reaped child. */
+void instance_reaped(struct odkd *d, pid_t pid, int wstatus);
+struct instance *instance_by_node(struct odkd *d, uint64_t node_id);
+odk_value *instance_describe(struct odkd *d, const struct instance *in);
+const char *inst_state_name(inst_state s);
+/* Terminates every instance attached to node or below it; when all are gone
+ * (now or later) calls done(d, ctx). */
+void instance_terminate_tree(struct odkd *d, reg_node *node, void (*done)(struct odkd *, void *),
+                             void *ctx);
+
+/* ---- catalog (catalog.c) --------------------------------------------- */
+
+struct catalog_entry {
+    odk_bundle *bundle;
+    bool installed; /* copied into STATE/bundles by odkctl install */
+    struct catalog_entry *next;
+};
+
+int catalog_load_dir(struct odkd *d, const char *dir);
+struct catalog_entry *catalog_find(struct odkd *d, const char *bundle_id);
+/* Installs the bundle folder at path: copies it into the state dir and
+ * replaces an older build.  *changed says whether anything changed. */
+int catalog_install(struct odkd *d, const char *path, bool *changed, char *err, size_t err_len);
+int catalog_uninstall(struct odkd *d, const char *bundle_id);
+/* Bundles as an array for match_rank; caller frees the array only. */
+odk_bundle **catalog_bundles(struct odkd *d, size_t *n);
+
+/* ---- matching glue (matcher.c) --------------------------------------- */
+
+/* Runs matching on node (when registered) and launches winners. */
+void matcher_run_node(struct odkd *d, reg_node *node);
+/* Runs matching on every registered node. */
+void matcher_run_all(struct odkd *d);
+/* Registers node (REG_INACTIVE -> REG_REGISTERED), tells watchers, matches. */
+void matcher_register(struct odkd *d, reg_node *node);
+/* Removes node and everything below it from the registry: tells watchers
+ * ("terminated"), drops what families attached to the nodes (tty links).
+ * The instances attached below must already be terminating. */
+void matcher_remove_node(struct odkd *d, reg_node *node);
+
+/* ---- client connections (server.c) ----------------------------------- */
+
+struct conn;
+int server_listen(struct odkd *d);
+/* Sends event {"event": name, "node": describe(node)} to every watcher whose
+ * matching dictionary matches node. */
+void server_notify(struct odkd *d, const char *event, reg_node *node);
+/* Replies later to a request that waited (e.g. unplug). */
+void server_reply_later(struct odkd *d, uint64_t conn_id, uint32_t seq, int status,
+                        odk_value *body);
+
+/* ---- the sim bus (src/sim/sim.c) ------------------------------------- */
+
+int sim_init(struct odkd *d);
+/* Plugs a device described by {"class": ..., "properties": {...}}. */
+int sim_plug(struct odkd *d, const odk_value *desc, uint64_t *id, char *err, size_t err_len);
+int sim_load_file(struct odkd *d, const char *path);
+int sim_load_default(struct odkd *d);
+
+/* ---- the daemon ------------------------------------------------------ */
+
+struct odkd {
+    char *state_dir;
+    char *sock_path;
+    char *dev_dir;
+    char *host_path; /* odk-driver-host */
+    char **driver_dirs;
+    size_t n_driver_dirs;
+    bool dev_mode;
+    bool quit;
+
+    int epfd;
+    struct timer *timers;
+    struct deferred *deferred;
+    uint64_t next_timer_id;
+
+    int listen_fd, sig_fd;
+    struct watch listen_watch, sig_watch;
+    struct conn *conns;
+    uint64_t next_conn_id;
+
+    registry *reg;
+    reg_node *resources, *sim_bus;
+
+    struct catalog_entry *catalog;
+    struct catalog_entry *retired; /* replaced or uninstalled; freed at exit */
+    struct instance *instances;
+    uint32_t next_instance_id;
+    struct tree_wait *tree_waits;
+    struct pty_link *pty_links; /* serial family: tty./cu. links per node */
+};
+
+#endif

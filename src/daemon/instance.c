@@ -1,0 +1,673 @@
+/* Driver instances: launching odk-driver-host, talking to it, stopping it,
+ * noticing when it dies and restarting it with backoff. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/prctl.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "daemon/daemon.h"
+#include "families/serial/pty.h"
+#include "odk/log.h"
+#include "odk/status.h"
+
+#define START_DEADLINE_MS 10000
+#define STOP_DEADLINE_MS 5000
+#define BACKOFF_FIRST_MS 100
+#define BACKOFF_MAX_MS 5000
+#define CRASH_LIMIT 5 /* crashes ... */
+#define CRASH_WINDOW_MS 60000 /* ... within this window mark the instance failed */
+
+struct tree_wait {
+    uint64_t node_id;
+    void (*done)(struct odkd *d, void *ctx);
+    void *ctx;
+    struct tree_wait *next;
+};
+
+const char *inst_state_name(inst_state s)
+{
+    static const char *const names[] = {"starting", "running", "stopping", "backoff", "failed"};
+    return (unsigned)s < sizeof names / sizeof names[0] ? names[s] : "?";
+}
+
+struct instance *instance_by_node(struct odkd *d, uint64_t node_id)
+{
+    reg_node *n = registry_find(d->reg, node_id);
+    if (!n)
+        return NULL;
+    if (n->owner)
+        return n->owner;
+    /* A device node: the driver attached to it in the default category,
+     * else any driver attached to it. */
+    struct instance *any = NULL;
+    for (struct instance *in = d->instances; in; in = in->next) {
+        if (in->provider_id != node_id || in->terminate)
+            continue;
+        if (strcmp(in->category, "IODefaultMatchCategory") == 0)
+            return in;
+        if (!any)
+            any = in;
+    }
+    return any;
+}
+
+odk_value *instance_describe(struct odkd *d, const struct instance *in)
+{
+    (void)d;
+    odk_value *v = odk_value_new_dict();
+    if (!v)
+        return NULL;
+    odk_dict_set_int(v, "instance", in->id);
+    odk_dict_set_string(v, "bundle", in->bundle->id);
+    odk_dict_set_string(v, "version", in->bundle->version);
+    odk_dict_set_string(v, "build", in->bundle->build);
+    odk_dict_set_string(v, "personality", in->personality_name);
+    odk_dict_set_string(v, "class", odk_dict_get_string(in->personality, "IOUserClass", "?"));
+    odk_dict_set_int(v, "pid", in->pid);
+    odk_dict_set_string(v, "state", inst_state_name(in->state));
+    odk_dict_set_int(v, "restarts", in->restarts);
+    odk_dict_set_int(v, "provider", (int64_t)in->provider_id);
+    odk_dict_set_int(v, "node", (int64_t)in->node_id);
+    odk_dict_set_string(v, "category", in->category);
+    return v;
+}
+
+/* ---- the host's log -------------------------------------------------- */
+
+static void keep_line(struct instance *in, const char *line, size_t len)
+{
+    char *copy = strndup(line, len);
+    if (!copy)
+        return;
+    free(in->log_lines[in->log_next]);
+    in->log_lines[in->log_next] = copy;
+    in->log_next = (in->log_next + 1) % INST_LOG_LINES;
+    /* Forward to odkd's own stderr, and into the bundle's log file. */
+    fprintf(stderr, "%s\n", copy);
+    if (in->log_file >= 0) {
+        dprintf(in->log_file, "%s\n", copy);
+    }
+}
+
+static void on_log(struct odkd *d, void *ptr, uint32_t events)
+{
+    struct instance *in = ptr;
+    char buf[4096];
+    ssize_t n = read(in->log_fd, buf, sizeof buf);
+    if (n <= 0) {
+        if (n < 0 && errno == EINTR)
+            return;
+        if (in->log_partial_len)
+            keep_line(in, in->log_partial, in->log_partial_len);
+        in->log_partial_len = 0;
+        loop_del(d, &in->log_watch);
+        close(in->log_fd);
+        in->log_fd = -1;
+        return;
+    }
+    for (ssize_t i = 0; i < n; i++) {
+        if (buf[i] == '\n' || in->log_partial_len == sizeof in->log_partial) {
+            keep_line(in, in->log_partial, in->log_partial_len);
+            in->log_partial_len = 0;
+            if (buf[i] == '\n')
+                continue;
+        }
+        in->log_partial[in->log_partial_len++] = buf[i];
+    }
+    (void)events;
+}
+
+/* ---- requests from the host ------------------------------------------ */
+
+static void reply(struct instance *in, uint32_t seq, int status, odk_value *body)
+{
+    wire_send_value(in->ctl_fd, WIRE_REPLY, seq, status, body, NULL, 0);
+    odk_value_free(body);
+}
+
+/* A node the instance may touch: its service node or one it published. */
+static reg_node *own_node(struct odkd *d, struct instance *in, const odk_value *args)
+{
+    reg_node *n = registry_find(d->reg, (uint64_t)odk_dict_get_int(args, "node", 0));
+    return n && n->owner == in ? n : NULL;
+}
+
+static void host_request(struct odkd *d, struct instance *in, wire_msg *m)
+{
+    odk_value *args = NULL;
+    if (wire_msg_value(m, &args) < 0) {
+        reply(in, m->hdr.seq, ODK_E_PROTOCOL, NULL);
+        return;
+    }
+    const char *op = odk_dict_get_string(args, "op", "");
+    int st = ODK_OK;
+    odk_value *out = NULL;
+    if (strcmp(op, "register-service") == 0) {
+        reg_node *n = own_node(d, in, args);
+        if (!n)
+            st = ODK_E_ACCESS;
+        else if (n->state == REG_INACTIVE)
+            matcher_register(d, n);
+    } else if (strcmp(op, "set-property") == 0) {
+        reg_node *n = own_node(d, in, args);
+        const char *key = odk_dict_get_string(args, "key", NULL);
+        const odk_value *val = odk_dict_get(args, "value");
+        if (!n)
+            st = ODK_E_ACCESS;
+        else if (!key || !*key || !val)
+            st = ODK_E_INVALID;
+        else {
+            st = odk_dict_set(n->props, key, odk_value_copy(val));
+            if (st == ODK_OK && n->state != REG_INACTIVE)
+                server_notify(d, "property", n);
+        }
+    } else if (strcmp(op, "publish-node") == 0) {
+        reg_node *parent = registry_find(d->reg, (uint64_t)odk_dict_get_int(args, "parent", 0));
+        const char *cls = odk_dict_get_string(args, "class", NULL);
+        const char *super = odk_dict_get_string(args, "super", "IOService");
+        const odk_value *props = odk_dict_get(args, "properties");
+        reg_node *n = NULL;
+        if (!parent || parent->owner != in)
+            st = ODK_E_ACCESS;
+        else if (!cls || !*cls || (props && odk_value_type(props) != ODK_TYPE_DICT))
+            st = ODK_E_INVALID;
+        else if ((st = registry_define_class(d->reg, cls, super)) == ODK_E_EXISTS ||
+                 st == ODK_E_NOT_FOUND)
+            st = registry_define_class(d->reg, cls, "IOService") == ODK_E_NOT_FOUND
+                     ? ODK_E_INVALID
+                     : ODK_OK;
+        if (st == ODK_OK)
+            st = registry_add(d->reg, parent, cls, props ? odk_value_copy(props) : NULL, &n);
+        if (st == ODK_OK) {
+            n->owner = in;
+            out = odk_value_new_dict();
+            odk_dict_set_int(out, "node", (int64_t)n->id);
+            matcher_register(d, n);
+        }
+    } else if (strcmp(op, "withdraw-node") == 0) {
+        reg_node *n = own_node(d, in, args);
+        if (!n || n->id == in->node_id)
+            st = ODK_E_ACCESS;
+        else {
+            instance_terminate_tree(d, n, NULL, NULL);
+            matcher_remove_node(d, n);
+        }
+    } else if (strcmp(op, "serial-pty") == 0) {
+        reg_node *n = own_node(d, in, args);
+        int fds[2];
+        char err[512];
+        if (!n) {
+            st = ODK_E_ACCESS;
+        } else {
+            st = serial_pty_open(d, n, odk_dict_get_string(args, "base", "serial"),
+                                 odk_dict_get_string(args, "suffix", "0"), fds, &out, err,
+                                 sizeof err);
+            if (st < 0) {
+                odk_error("%s#%u: %s", in->bundle->id, in->id, err);
+            } else {
+                wire_send_value(in->ctl_fd, WIRE_REPLY, m->hdr.seq, ODK_OK, out, fds, 2);
+                close(fds[0]);
+                close(fds[1]);
+                odk_value_free(out);
+                odk_value_free(args);
+                return;
+            }
+        }
+    } else {
+        st = ODK_E_UNSUPPORTED;
+    }
+    odk_value_free(args);
+    reply(in, m->hdr.seq, st, out);
+}
+
+static void provider_state(struct odkd *d, struct instance *in, reg_state s)
+{
+    reg_node *p = registry_find(d->reg, in->provider_id);
+    if (p && p->state != REG_TERMINATING)
+        p->state = s;
+}
+
+static void on_ctl(struct odkd *d, void *ptr, uint32_t events)
+{
+    struct instance *in = ptr;
+    wire_msg m;
+    wire_msg_init(&m);
+    int st = wire_recv(in->ctl_fd, &m);
+    if (st == ODK_E_PROTOCOL) {
+        odk_warn("%s#%u sent a malformed control message", in->bundle->id, in->id);
+    } else if (st < 0) {
+        /* The host closed its end: it is exiting; SIGCHLD finishes. */
+        loop_del(d, &in->ctl_watch);
+    } else if (m.hdr.type == WIRE_REQUEST) {
+        host_request(d, in, &m);
+    } else if (m.hdr.type == WIRE_REPLY && m.hdr.seq == in->start_seq && in->state == INST_STARTING) {
+        loop_timer_cancel(d, in->deadline_timer);
+        in->deadline_timer = 0;
+        if (m.hdr.status == ODK_OK) {
+            in->state = INST_RUNNING;
+            provider_state(d, in, REG_STARTED);
+            odk_info("%s#%u started (pid %d) on node %llu", in->bundle->id, in->id, (int)in->pid,
+                     (unsigned long long)in->provider_id);
+            reg_node *n = registry_find(d->reg, in->node_id);
+            if (n)
+                server_notify(d, "started", n);
+        } else {
+            odk_error("%s#%u failed to start: %s", in->bundle->id, in->id,
+                      odk_strerror(m.hdr.status));
+            in->state = INST_FAILED;
+        }
+    } else if (m.hdr.type == WIRE_REPLY && m.hdr.seq == in->stop_seq) {
+        /* Stopped: closing the channel lets the host exit. */
+        loop_del(d, &in->ctl_watch);
+        close(in->ctl_fd);
+        in->ctl_fd = -1;
+    }
+    wire_msg_release(&m);
+    (void)events;
+}
+
+/* ---- launching ------------------------------------------------------- */
+
+static void deadline_passed(struct odkd *d, void *ptr)
+{
+    struct instance *in = ptr;
+    in->deadline_timer = 0;
+    if (in->pid <= 0)
+        return;
+    odk_error("%s#%u (pid %d) missed its %s deadline; killing it", in->bundle->id, in->id,
+              (int)in->pid, in->state == INST_STARTING ? "start" : "stop");
+    in->killed_for_deadline = true;
+    kill(in->pid, SIGKILL);
+}
+
+static int create_service_node(struct odkd *d, struct instance *in)
+{
+    reg_node *provider = registry_find(d->reg, in->provider_id);
+    if (!provider)
+        return ODK_E_GONE;
+    const char *cls = odk_dict_get_string(in->personality, "IOUserClass", NULL);
+    if (!cls)
+        cls = odk_dict_get_string(in->personality, "IOClass", "IOService");
+    const char *super = odk_dict_get_string(in->personality, "IOClass", "IOService");
+    if (strcmp(super, cls) == 0 || registry_define_class(d->reg, cls, super) < 0)
+        registry_define_class(d->reg, cls, "IOService");
+    odk_value *props = odk_value_new_dict();
+    if (!props)
+        return ODK_E_NOMEM;
+    odk_dict_set_string(props, "IOUserClass", cls);
+    odk_dict_set_string(props, "CFBundleIdentifier", in->bundle->id);
+    odk_dict_set_string(props, "IOPersonalityName", in->personality_name);
+    reg_node *n;
+    int st = registry_add(d->reg, provider, cls, props, &n);
+    if (st < 0)
+        return st;
+    n->owner = in;
+    in->node_id = n->id;
+    return ODK_OK;
+}
+
+static int spawn_host(struct odkd *d, struct instance *in)
+{
+    int sv[2], lp[2];
+    if (wire_socketpair(sv) < 0)
+        return ODK_E_IO;
+    if (pipe2(lp, O_CLOEXEC) < 0) {
+        close(sv[0]);
+        close(sv[1]);
+        return ODK_E_IO;
+    }
+    int so = open(in->bundle->executable, O_RDONLY | O_CLOEXEC);
+    if (so < 0) {
+        odk_error("%s: cannot open %s: %m", in->bundle->id, in->bundle->executable);
+        close(sv[0]);
+        close(sv[1]);
+        close(lp[0]);
+        close(lp[1]);
+        return ODK_E_LOAD;
+    }
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid == 0) {
+        /* Child: fd 3 is the control channel, stdout and stderr the log. */
+        setpgid(0, 0);
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        if (getppid() != parent)
+            _exit(127);
+        dup2(sv[1], 3);
+        dup2(lp[1], 1);
+        dup2(lp[1], 2);
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        char *argv[] = {d->host_path, NULL};
+        execv(d->host_path, argv);
+        dprintf(2, "error odkd: cannot execute %s: %m\n", d->host_path);
+        _exit(127);
+    }
+    close(sv[1]);
+    close(lp[1]);
+    if (pid < 0) {
+        close(sv[0]);
+        close(lp[0]);
+        close(so);
+        return ODK_E_IO;
+    }
+    in->pid = pid;
+    in->ctl_fd = sv[0];
+    in->log_fd = lp[0];
+    loop_add(d, &in->ctl_watch, in->ctl_fd, EPOLLIN, on_ctl, in);
+    loop_add(d, &in->log_watch, in->log_fd, EPOLLIN, on_log, in);
+
+    reg_node *provider = registry_find(d->reg, in->provider_id);
+    odk_value *args = odk_value_new_dict();
+    odk_dict_set_string(args, "op", "start");
+    odk_dict_set_string(args, "bundle", in->bundle->id);
+    odk_dict_set_string(args, "executable", in->bundle->executable);
+    odk_dict_set_int(args, "instance", in->id);
+    odk_dict_set_string(args, "class", odk_dict_get_string(in->personality, "IOUserClass", ""));
+    odk_dict_set(args, "personality", odk_value_copy(in->personality));
+    odk_dict_set_int(args, "provider", (int64_t)in->provider_id);
+    odk_dict_set(args, "provider_properties",
+                 provider ? odk_value_copy(provider->props) : odk_value_new_dict());
+    odk_dict_set_int(args, "node", (int64_t)in->node_id);
+    in->start_seq = ++in->next_seq;
+    int st = wire_send_value(in->ctl_fd, WIRE_REQUEST, in->start_seq, 0, args, &so, 1);
+    odk_value_free(args);
+    close(so);
+    if (st < 0)
+        odk_error("%s#%u: cannot send start: %s", in->bundle->id, in->id, odk_strerror(st));
+    in->state = INST_STARTING;
+    in->deadline_timer = loop_timer(d, START_DEADLINE_MS, deadline_passed, in);
+    return ODK_OK;
+}
+
+static int open_log_file(struct odkd *d, const char *bundle_id)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/logs/%s.log", d->state_dir, bundle_id);
+    return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+}
+
+static void start_instance(struct odkd *d, struct instance *in)
+{
+    int st = create_service_node(d, in);
+    if (st == ODK_OK)
+        st = spawn_host(d, in);
+    if (st < 0) {
+        odk_error("%s#%u cannot start: %s", in->bundle->id, in->id, odk_strerror(st));
+        in->state = INST_FAILED;
+    }
+}
+
+struct instance *instance_launch(struct odkd *d, struct catalog_entry *e, const char *pers_name,
+                                 const odk_value *personality, reg_node *provider)
+{
+    struct instance *in = calloc(1, sizeof *in);
+    if (!in)
+        return NULL;
+    in->id = ++d->next_instance_id;
+    in->entry = e;
+    in->bundle = e->bundle;
+    in->personality_name = strdup(pers_name);
+    in->personality = odk_value_copy(personality);
+    in->category = strdup(odk_dict_get_string(personality, "IOMatchCategory",
+                                              "IODefaultMatchCategory"));
+    in->provider_id = provider->id;
+    in->ctl_fd = in->log_fd = -1;
+    in->ctl_watch.fd = in->log_watch.fd = -1;
+    in->log_file = open_log_file(d, e->bundle->id);
+    if (!in->personality_name || !in->personality || !in->category) {
+        free(in->personality_name);
+        odk_value_free(in->personality);
+        free(in->category);
+        free(in);
+        return NULL;
+    }
+    in->next = d->instances;
+    d->instances = in;
+    provider->state = REG_MATCHED;
+    odk_info("matched %s (%s) to node %llu (%s)", e->bundle->id, pers_name,
+             (unsigned long long)provider->id, provider->class_name);
+    start_instance(d, in);
+    return in;
+}
+
+/* ---- stopping, dying, restarting ---------------------------------------- */
+
+static void stop_host(struct odkd *d, struct instance *in)
+{
+    if (in->pid <= 0 || in->state == INST_STOPPING)
+        return;
+    in->state = INST_STOPPING;
+    in->stop_seq = ++in->next_seq;
+    odk_value *args = odk_value_new_dict();
+    odk_dict_set_string(args, "op", "stop");
+    int st = in->ctl_fd >= 0
+                 ? wire_send_value(in->ctl_fd, WIRE_REQUEST, in->stop_seq, 0, args, NULL, 0)
+                 : ODK_E_DISCONNECTED;
+    odk_value_free(args);
+    if (st < 0)
+        kill(in->pid, SIGKILL);
+    loop_timer_cancel(d, in->deadline_timer);
+    in->deadline_timer = loop_timer(d, STOP_DEADLINE_MS, deadline_passed, in);
+}
+
+static bool under(struct odkd *d, uint64_t node_id, const reg_node *top)
+{
+    for (reg_node *n = registry_find(d->reg, node_id); n; n = n->parent)
+        if (n == top)
+            return true;
+    return false;
+}
+
+static void check_tree_waits(struct odkd *d)
+{
+    for (struct tree_wait **pw = &d->tree_waits; *pw;) {
+        struct tree_wait *w = *pw;
+        reg_node *top = registry_find(d->reg, w->node_id);
+        bool busy = false;
+        for (struct instance *in = d->instances; in && top && !busy; in = in->next)
+            busy = under(d, in->provider_id, top);
+        if (busy) {
+            pw = &w->next;
+            continue;
+        }
+        *pw = w->next;
+        if (w->done)
+            w->done(d, w->ctx);
+        free(w);
+        pw = &d->tree_waits; /* done() may have changed the list */
+    }
+}
+
+/* Removes the instance's service node (and what it published), telling
+ * watchers, and terminating drivers matched on those nodes. */
+static void remove_service_node(struct odkd *d, struct instance *in)
+{
+    reg_node *n = registry_find(d->reg, in->node_id);
+    in->node_id = 0;
+    if (!n)
+        return;
+    instance_terminate_tree(d, n, NULL, NULL);
+    matcher_remove_node(d, n);
+}
+
+static void instance_free(void *ptr)
+{
+    struct instance *in = ptr;
+    for (size_t i = 0; i < INST_LOG_LINES; i++)
+        free(in->log_lines[i]);
+    if (in->log_file >= 0)
+        close(in->log_file);
+    free(in->personality_name);
+    odk_value_free(in->personality);
+    free(in->category);
+    free(in);
+}
+
+static void restart_now(struct odkd *d, void *ptr)
+{
+    struct instance *in = ptr;
+    in->backoff_timer = 0;
+    if (in->terminate || in->state != INST_BACKOFF)
+        return;
+    odk_info("restarting %s#%u (restart %u)", in->bundle->id, in->id, in->restarts);
+    start_instance(d, in);
+}
+
+static void report_crash(struct odkd *d, struct instance *in, int wstatus)
+{
+    char what[128];
+    if (WIFSIGNALED(wstatus))
+        snprintf(what, sizeof what, "killed by signal %d (%s)", WTERMSIG(wstatus),
+                 strsignal(WTERMSIG(wstatus)));
+    else
+        snprintf(what, sizeof what, "exited with status %d", WEXITSTATUS(wstatus));
+    odk_error("%s#%u (pid %d) crashed: %s; its last log lines follow", in->bundle->id, in->id,
+              (int)in->pid, what);
+    char path[4096];
+    snprintf(path, sizeof path, "%s/crashes/%s-%u-%lld.txt", d->state_dir, in->bundle->id, in->id,
+             (long long)time(NULL));
+    FILE *f = fopen(path, "w");
+    if (f)
+        fprintf(f, "bundle: %s\nversion: %s\nbuild: %s\ninstance: %u\npid: %d\nreason: %s\n"
+                   "last log lines:\n",
+                in->bundle->id, in->bundle->version, in->bundle->build, in->id, (int)in->pid, what);
+    for (size_t i = 0; i < INST_LOG_LINES; i++) {
+        const char *l = in->log_lines[(in->log_next + i) % INST_LOG_LINES];
+        if (!l)
+            continue;
+        odk_error("  | %s", l);
+        if (f)
+            fprintf(f, "  %s\n", l);
+    }
+    if (f)
+        fclose(f);
+}
+
+void instance_reaped(struct odkd *d, pid_t pid, int wstatus)
+{
+    struct instance *in = NULL;
+    for (in = d->instances; in && in->pid != pid; in = in->next)
+        ;
+    if (!in)
+        return;
+    /* Drain what the host still had to say before deciding. */
+    while (in->log_fd >= 0)
+        on_log(d, in, EPOLLIN);
+    loop_del(d, &in->ctl_watch);
+    if (in->ctl_fd >= 0)
+        close(in->ctl_fd);
+    in->ctl_fd = -1;
+    loop_timer_cancel(d, in->deadline_timer);
+    in->deadline_timer = 0;
+    in->pid = 0;
+    inst_state was = in->state;
+    remove_service_node(d, in);
+
+    if (in->terminate) {
+        for (struct instance **p = &d->instances; *p; p = &(*p)->next) {
+            if (*p == in) {
+                *p = in->next;
+                break;
+            }
+        }
+        provider_state(d, in, REG_REGISTERED);
+        loop_defer_free(d, instance_free, in);
+        check_tree_waits(d);
+        return;
+    }
+    if (was == INST_FAILED) {
+        odk_error("%s#%u is marked failed; `odkctl restart` starts it again", in->bundle->id,
+                  in->id);
+        return;
+    }
+    bool clean_stop = was == INST_STOPPING && WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0;
+    if (!clean_stop)
+        report_crash(d, in, wstatus);
+    in->restarts++;
+    uint64_t now = loop_now_ms();
+    if (now - in->crash_window_start > CRASH_WINDOW_MS) {
+        in->crash_window_start = now;
+        in->crash_count = 0;
+    }
+    if (!clean_stop && ++in->crash_count >= CRASH_LIMIT) {
+        odk_error("%s#%u crashed %u times within %d s; marking it failed until `odkctl restart`",
+                  in->bundle->id, in->id, in->crash_count, CRASH_WINDOW_MS / 1000);
+        in->state = INST_FAILED;
+        provider_state(d, in, REG_MATCHED);
+        return;
+    }
+    uint64_t delay = BACKOFF_FIRST_MS;
+    for (uint32_t i = 1; i < in->restarts && delay < BACKOFF_MAX_MS; i++)
+        delay *= 2;
+    if (delay > BACKOFF_MAX_MS)
+        delay = BACKOFF_MAX_MS;
+    in->state = INST_BACKOFF;
+    provider_state(d, in, REG_MATCHED);
+    in->backoff_timer = loop_timer(d, delay, restart_now, in);
+}
+
+void instance_terminate(struct odkd *d, struct instance *in)
+{
+    if (in->terminate && in->pid > 0)
+        return;
+    in->terminate = true;
+    loop_timer_cancel(d, in->backoff_timer);
+    in->backoff_timer = 0;
+    if (in->pid > 0) {
+        stop_host(d, in);
+        return;
+    }
+    /* Not running (backoff or failed): gone at once. */
+    remove_service_node(d, in);
+    for (struct instance **p = &d->instances; *p; p = &(*p)->next) {
+        if (*p == in) {
+            *p = in->next;
+            break;
+        }
+    }
+    loop_defer_free(d, instance_free, in);
+    check_tree_waits(d);
+}
+
+void instance_terminate_tree(struct odkd *d, reg_node *node, void (*done)(struct odkd *, void *),
+                             void *ctx)
+{
+    struct tree_wait *w = calloc(1, sizeof *w);
+    if (w) {
+        w->node_id = node->id;
+        w->done = done;
+        w->ctx = ctx;
+        w->next = d->tree_waits;
+        d->tree_waits = w;
+    }
+    /* Deepest providers first, so children stop before their providers. */
+    for (;;) {
+        struct instance *pick = NULL;
+        size_t pick_depth = 0;
+        for (struct instance *in = d->instances; in; in = in->next) {
+            if (in->terminate || !under(d, in->provider_id, node))
+                continue;
+            size_t depth = 0;
+            for (reg_node *n = registry_find(d->reg, in->provider_id); n; n = n->parent)
+                depth++;
+            if (!pick || depth > pick_depth) {
+                pick = in;
+                pick_depth = depth;
+            }
+        }
+        if (!pick)
+            break;
+        instance_terminate(d, pick);
+    }
+    check_tree_waits(d);
+}

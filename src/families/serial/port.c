@@ -1,0 +1,626 @@
+/* The serial family, host side: a port's rings, its pseudo-terminal pump,
+ * terminal settings turned into driver callbacks, and its user client.
+ * Everything here runs on the driver's default queue. */
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/mman.h>
+#include <sys/uio.h>
+#include <termios.h>
+#include <unistd.h>
+
+#include "odk/serial.h"
+#include "runtime/driver_internal.h"
+#include "runtime/host_link.h"
+
+#define DEFAULT_RING (64u * 1024u)
+#define TERMIOS_POLL_NS (250u * 1000u * 1000u) /* fallback when a program clears EXTPROC */
+#define PUMP_BATCH 16 /* reads per wake-up before yielding to other work */
+
+struct odk_serial_port {
+    odk_driver *drv;
+    const odk_serial_ops *ops;
+    void *ctx;
+    uint64_t node;
+    char name[128];
+    int master, slave;
+    odk_fd_source *src;
+    odk_timer *timer;
+    odk_action *timer_action;
+    void *shm;
+    size_t shm_len;
+    odk_ring tx, rx;
+    odk_serial_line line;
+    struct termios last;
+    uint32_t events; /* what src currently waits for */
+    odk_user_client *data_client;
+    bool active;
+};
+
+/* ---- small helpers ---------------------------------------------------- */
+
+static const struct {
+    speed_t code;
+    uint32_t baud;
+} speeds[] = {
+    {B50, 50},         {B75, 75},         {B110, 110},       {B134, 134},
+    {B150, 150},       {B200, 200},       {B300, 300},       {B600, 600},
+    {B1200, 1200},     {B1800, 1800},     {B2400, 2400},     {B4800, 4800},
+    {B9600, 9600},     {B19200, 19200},   {B38400, 38400},   {B57600, 57600},
+    {B115200, 115200}, {B230400, 230400}, {B460800, 460800}, {B500000, 500000},
+    {B576000, 576000}, {B921600, 921600}, {B1000000, 1000000}, {B1152000, 1152000},
+    {B1500000, 1500000}, {B2000000, 2000000}, {B2500000, 2500000}, {B3000000, 3000000},
+    {B3500000, 3500000}, {B4000000, 4000000},
+};
+
+static uint32_t baud_of(speed_t s)
+{
+    for (size_t i = 0; i < sizeof speeds / sizeof speeds[0]; i++)
+        if (speeds[i].code == s)
+            return speeds[i].baud;
+    return 0;
+}
+
+static const char *parity_name(odk_serial_parity p)
+{
+    static const char *const names[] = {"none", "odd", "even", "mark", "space"};
+    return (unsigned)p < 5 ? names[p] : "none";
+}
+
+static void flow_name(uint32_t flow, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s%s%s%s", flow ? "" : "none",
+             flow & ODK_FLOW_RTS_CTS ? "rts-cts" : "",
+             (flow & ODK_FLOW_RTS_CTS) && (flow & (ODK_FLOW_XON_XOFF_IN | ODK_FLOW_XON_XOFF_OUT))
+                 ? ","
+                 : "",
+             flow & (ODK_FLOW_XON_XOFF_IN | ODK_FLOW_XON_XOFF_OUT) ? "xon-xoff" : "");
+}
+
+/* The port node's properties say what a terminal program set. */
+static void publish_line(odk_serial_port *p)
+{
+    const odk_serial_line *l = &p->line;
+    char flow[64];
+    flow_name(l->flow, flow, sizeof flow);
+    odk_driver *d = p->drv;
+    odk_driver_set_node_property(d, p->node, "Baud", odk_value_new_int(l->baud));
+    odk_driver_set_node_property(d, p->node, "DataBits", odk_value_new_int(l->data_bits));
+    odk_driver_set_node_property(d, p->node, "StopBits", odk_value_new_int(l->stop_bits));
+    odk_driver_set_node_property(d, p->node, "Parity", odk_value_new_string(parity_name(l->parity)));
+    odk_driver_set_node_property(d, p->node, "FlowControl", odk_value_new_string(flow));
+    odk_driver_set_node_property(d, p->node, "XON", odk_value_new_int(l->xon));
+    odk_driver_set_node_property(d, p->node, "XOFF", odk_value_new_int(l->xoff));
+    odk_driver_set_node_property(d, p->node, "DTR", odk_value_new_bool(l->dtr));
+    odk_driver_set_node_property(d, p->node, "RTS", odk_value_new_bool(l->rts));
+}
+
+/* Applies a new line to the driver: program_baud when only the speed
+ * changed, program_uart otherwise; program_flow_control when flow changed. */
+static int apply_line(odk_serial_port *p, const odk_serial_line *nl, bool force)
+{
+    const odk_serial_ops *o = p->ops;
+    odk_serial_line *l = &p->line;
+    int st = ODK_OK;
+    bool framing = force || nl->data_bits != l->data_bits || nl->stop_bits != l->stop_bits ||
+                   nl->parity != l->parity;
+    if (framing && o->program_uart)
+        st = o->program_uart(p, nl->baud, nl->data_bits, (uint8_t)(nl->stop_bits * 2), nl->parity);
+    else if (!framing && nl->baud != l->baud && o->program_baud)
+        st = o->program_baud(p, nl->baud);
+    else if (!framing && nl->baud != l->baud && o->program_uart)
+        st = o->program_uart(p, nl->baud, nl->data_bits, (uint8_t)(nl->stop_bits * 2), nl->parity);
+    if (st == ODK_OK && (force || nl->flow != l->flow || nl->xon != l->xon || nl->xoff != l->xoff) &&
+        o->program_flow_control)
+        st = o->program_flow_control(p, nl->flow, nl->xon, nl->xoff);
+    if (st < 0) {
+        odk_warn("serial %s: the driver refused the line settings: %s", p->name, odk_strerror(st));
+        return st;
+    }
+    bool changed = force || memcmp(nl, l, sizeof *nl) != 0;
+    *l = *nl;
+    if (changed)
+        publish_line(p);
+    return ODK_OK;
+}
+
+static void line_from_termios(const struct termios *t, const odk_serial_line *old,
+                              odk_serial_line *l)
+{
+    *l = *old;
+    l->baud = baud_of(cfgetospeed(t));
+    switch (t->c_cflag & CSIZE) {
+    case CS5: l->data_bits = 5; break;
+    case CS6: l->data_bits = 6; break;
+    case CS7: l->data_bits = 7; break;
+    default: l->data_bits = 8; break;
+    }
+    l->stop_bits = (t->c_cflag & CSTOPB) ? 2 : 1;
+    if (!(t->c_cflag & PARENB))
+        l->parity = ODK_PARITY_NONE;
+    else if (t->c_cflag & CMSPAR)
+        l->parity = (t->c_cflag & PARODD) ? ODK_PARITY_MARK : ODK_PARITY_SPACE;
+    else
+        l->parity = (t->c_cflag & PARODD) ? ODK_PARITY_ODD : ODK_PARITY_EVEN;
+    l->flow = 0;
+    if (t->c_cflag & CRTSCTS)
+        l->flow |= ODK_FLOW_RTS_CTS;
+    if (t->c_iflag & IXON)
+        l->flow |= ODK_FLOW_XON_XOFF_OUT;
+    if (t->c_iflag & IXOFF)
+        l->flow |= ODK_FLOW_XON_XOFF_IN;
+    l->xon = t->c_cc[VSTART];
+    l->xoff = t->c_cc[VSTOP];
+}
+
+/* Reads the terminal's settings (the slave's termios, seen through the
+ * master) and applies what changed. */
+static void check_termios(odk_serial_port *p, bool force)
+{
+    struct termios t;
+    if (tcgetattr(p->master, &t) < 0)
+        return;
+    if (!(t.c_lflag & EXTPROC)) {
+        /* Without EXTPROC the kernel stops telling us about changes; put it
+         * back (the polling timer covered the gap). */
+        t.c_lflag |= EXTPROC;
+        tcsetattr(p->master, TCSANOW, &t);
+    }
+    if (!force && memcmp(&t, &p->last, sizeof t) == 0)
+        return;
+    p->last = t;
+    odk_serial_line nl;
+    line_from_termios(&t, &p->line, &nl);
+    apply_line(p, &nl, force);
+}
+
+static void set_events(odk_serial_port *p, uint32_t events)
+{
+    if (events == p->events)
+        return;
+    p->events = events;
+    odk_fd_source_set_events(p->src, events);
+    odk_fd_source_set_enabled(p->src, events != 0);
+}
+
+/* ---- the pump: terminal <-> rings ------------------------------------ */
+
+static void flush_rings(odk_serial_port *p, bool tx, bool rx)
+{
+    if (tx)
+        odk_ring_flush(&p->tx);
+    if (rx)
+        odk_ring_flush(&p->rx);
+    if (p->ops->reset_fifo)
+        p->ops->reset_fifo(p, tx, rx);
+}
+
+static void packet_status(odk_serial_port *p, uint8_t st)
+{
+    if (st & TIOCPKT_IOCTL)
+        check_termios(p, false);
+    if (st & (TIOCPKT_FLUSHREAD | TIOCPKT_FLUSHWRITE)) {
+        /* FLUSHREAD: the slave flushed its input (our RX); FLUSHWRITE: its
+         * output (our TX). */
+        flush_rings(p, st & TIOCPKT_FLUSHWRITE, st & TIOCPKT_FLUSHREAD);
+    }
+}
+
+/* Terminal -> TX ring.  Stops reading when the ring is full, so writers
+ * block instead of losing bytes. */
+static void pump_in(odk_serial_port *p)
+{
+    bool got = false;
+    for (int i = 0; i < PUMP_BATCH; i++) {
+        struct iovec seg[2], iov[3];
+        uint8_t pkt;
+        int n = odk_ring_write_segments(&p->tx, seg);
+        if (n <= 0)
+            break; /* full (or corrupt): wait for tx_free_space_available */
+        iov[0] = (struct iovec){&pkt, 1};
+        iov[1] = seg[0];
+        if (n == 2)
+            iov[2] = seg[1];
+        ssize_t r = readv(p->master, iov, n + 1);
+        if (r <= 0)
+            break;
+        if (pkt != TIOCPKT_DATA) {
+            packet_status(p, pkt);
+            continue;
+        }
+        odk_ring_commit(&p->tx, (size_t)r - 1);
+        got = true;
+    }
+    if (got)
+        p->ops->tx_data_available(p);
+}
+
+/* RX ring -> terminal.  What the terminal cannot take now stays in the
+ * ring; EPOLLOUT says when to try again. */
+static void pump_out(odk_serial_port *p)
+{
+    size_t moved = 0;
+    for (;;) {
+        struct iovec seg[2];
+        int n = odk_ring_read_segments(&p->rx, seg);
+        if (n <= 0)
+            break;
+        ssize_t w = writev(p->master, seg, n);
+        if (w <= 0)
+            break;
+        odk_ring_consume(&p->rx, (size_t)w);
+        moved += (size_t)w;
+    }
+    if (moved)
+        p->ops->rx_free_space_available(p);
+}
+
+static void update_events(odk_serial_port *p)
+{
+    uint32_t ev = 0;
+    if (!p->data_client) {
+        if (odk_ring_writable(&p->tx) > 0)
+            ev |= EPOLLIN;
+        if (odk_ring_readable(&p->rx) > 0)
+            ev |= EPOLLOUT;
+    }
+    set_events(p, ev);
+}
+
+static void on_master(void *ctx, uint32_t revents)
+{
+    odk_serial_port *p = ctx;
+    if (p->data_client)
+        return update_events(p);
+    if (revents & EPOLLIN)
+        pump_in(p);
+    if (revents & EPOLLOUT)
+        pump_out(p);
+    update_events(p);
+}
+
+void odk_serial_rx_data_available(odk_serial_port *p)
+{
+    if (!p->data_client)
+        pump_out(p);
+    update_events(p);
+}
+
+void odk_serial_tx_free_space_available(odk_serial_port *p)
+{
+    update_events(p);
+}
+
+static void on_timer(void *ctx, odk_action *a)
+{
+    (void)a;
+    check_termios(ctx, false);
+}
+
+/* ---- the port's user client ------------------------------------------ */
+
+static int uc_open(void *ctx, odk_user_client *uc, uint32_t type)
+{
+    odk_serial_port *p = ctx;
+    if (type == ODK_SERIAL_CLIENT_DATA) {
+        if (p->data_client)
+            return ODK_E_BUSY;
+        p->data_client = uc;
+        update_events(p);
+    } else if (type != ODK_SERIAL_CLIENT_CONTROL) {
+        return ODK_E_INVALID;
+    }
+    odk_user_client_set_ctx(uc, p);
+    return ODK_OK;
+}
+
+static void uc_close(void *ctx, odk_user_client *uc)
+{
+    odk_serial_port *p = ctx;
+    if (p->data_client == uc) {
+        p->data_client = NULL;
+        update_events(p);
+        pump_out(p);
+    }
+}
+
+static odk_serial_port *uc_port(odk_user_client *uc)
+{
+    return odk_user_client_ctx(uc);
+}
+
+static int m_write(odk_driver *d, odk_user_client *uc, odk_call *c)
+{
+    odk_serial_port *p = uc_port(uc);
+    if (p->data_client != uc)
+        return ODK_E_ACCESS;
+    size_t done = 0;
+    int st = odk_ring_write(&p->tx, c->struct_in, c->struct_in_len, &done);
+    c->scalar_out[0] = done;
+    if (done)
+        p->ops->tx_data_available(p);
+    return st;
+}
+
+static int m_read(odk_driver *d, odk_user_client *uc, odk_call *c)
+{
+    odk_serial_port *p = uc_port(uc);
+    if (p->data_client != uc)
+        return ODK_E_ACCESS;
+    size_t done = 0;
+    int st = odk_ring_read(&p->rx, c->struct_out, c->struct_out_cap, &done);
+    c->struct_out_len = done;
+    if (done)
+        p->ops->rx_free_space_available(p);
+    return st;
+}
+
+static int m_set_line(odk_driver *d, odk_user_client *uc, odk_call *c)
+{
+    odk_serial_port *p = uc_port(uc);
+    const uint64_t *v = c->scalar_in;
+    if (v[0] == 0 || v[0] > 100000000 || v[1] < 5 || v[1] > 8 || v[2] < 1 || v[2] > 2 ||
+        v[3] > ODK_PARITY_SPACE || (v[4] & ~7u) || v[5] > 255 || v[6] > 255)
+        return ODK_E_INVALID;
+    odk_serial_line nl = p->line;
+    nl.baud = (uint32_t)v[0];
+    nl.data_bits = (uint8_t)v[1];
+    nl.stop_bits = (uint8_t)v[2];
+    nl.parity = (odk_serial_parity)v[3];
+    nl.flow = (uint32_t)v[4];
+    nl.xon = (uint8_t)v[5];
+    nl.xoff = (uint8_t)v[6];
+    return apply_line(p, &nl, false);
+}
+
+static int m_get_line(odk_driver *d, odk_user_client *uc, odk_call *c)
+{
+    const odk_serial_line *l = &uc_port(uc)->line;
+    uint64_t v[9] = {l->baud, l->data_bits, l->stop_bits, l->parity, l->flow,
+                     l->xon,  l->xoff,      l->dtr,       l->rts};
+    memcpy(c->scalar_out, v, sizeof v);
+    return ODK_OK;
+}
+
+static int m_set_modem(odk_driver *d, odk_user_client *uc, odk_call *c)
+{
+    odk_serial_port *p = uc_port(uc);
+    bool dtr = c->scalar_in[0] != 0, rts = c->scalar_in[1] != 0;
+    if (p->ops->program_mcr) {
+        int st = p->ops->program_mcr(p, dtr, rts);
+        if (st < 0)
+            return st;
+    }
+    p->line.dtr = dtr;
+    p->line.rts = rts;
+    odk_driver_set_node_property(p->drv, p->node, "DTR", odk_value_new_bool(dtr));
+    odk_driver_set_node_property(p->drv, p->node, "RTS", odk_value_new_bool(rts));
+    return ODK_OK;
+}
+
+static int m_get_modem(odk_driver *d, odk_user_client *uc, odk_call *c)
+{
+    odk_serial_port *p = uc_port(uc);
+    bool cts = false, dsr = false, ri = false, dcd = false;
+    if (!p->ops->get_modem_status)
+        return ODK_E_UNSUPPORTED;
+    int st = p->ops->get_modem_status(p, &cts, &dsr, &ri, &dcd);
+    c->scalar_out[0] = cts;
+    c->scalar_out[1] = dsr;
+    c->scalar_out[2] = ri;
+    c->scalar_out[3] = dcd;
+    return st;
+}
+
+static int m_break(odk_driver *d, odk_user_client *uc, odk_call *c)
+{
+    odk_serial_port *p = uc_port(uc);
+    return p->ops->send_break ? p->ops->send_break(p, c->scalar_in[0] != 0) : ODK_E_UNSUPPORTED;
+}
+
+static int m_flush(odk_driver *d, odk_user_client *uc, odk_call *c)
+{
+    flush_rings(uc_port(uc), c->scalar_in[0] != 0, c->scalar_in[1] != 0);
+    return ODK_OK;
+}
+
+static const odk_method port_methods[] = {
+    [ODK_SERIAL_WRITE] = {m_write, 0, 1, ODK_VARIABLE_SIZE, 0},
+    [ODK_SERIAL_READ] = {m_read, 0, 0, 0, ODK_VARIABLE_SIZE},
+    [ODK_SERIAL_SET_LINE] = {m_set_line, 7, 0, 0, 0},
+    [ODK_SERIAL_GET_LINE] = {m_get_line, 0, 9, 0, 0},
+    [ODK_SERIAL_SET_MODEM] = {m_set_modem, 2, 0, 0, 0},
+    [ODK_SERIAL_GET_MODEM] = {m_get_modem, 0, 4, 0, 0},
+    [ODK_SERIAL_SEND_BREAK] = {m_break, 1, 0, 0, 0},
+    [ODK_SERIAL_FLUSH] = {m_flush, 2, 0, 0, 0},
+};
+
+/* ---- creation and teardown ------------------------------------------- */
+
+static int make_rings(odk_serial_port *p, uint32_t tx_size, uint32_t rx_size)
+{
+    size_t tx_bytes = (odk_ring_bytes(tx_size) + 4095) & ~(size_t)4095;
+    p->shm_len = tx_bytes + odk_ring_bytes(rx_size);
+    int fd = memfd_create("odk-serial-rings", MFD_CLOEXEC);
+    if (fd < 0 || ftruncate(fd, (off_t)p->shm_len) < 0) {
+        if (fd >= 0)
+            close(fd);
+        return ODK_E_IO;
+    }
+    p->shm = mmap(NULL, p->shm_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    close(fd);
+    if (p->shm == MAP_FAILED) {
+        p->shm = NULL;
+        return ODK_E_NOMEM;
+    }
+    int st = odk_ring_format(&p->tx, p->shm, tx_bytes, tx_size);
+    if (st == ODK_OK)
+        st = odk_ring_format(&p->rx, (uint8_t *)p->shm + tx_bytes, p->shm_len - tx_bytes, rx_size);
+    return st;
+}
+
+static int open_terminal(odk_serial_port *p, const char *base, const char *suffix)
+{
+    odk_value *args = odk_value_new_dict();
+    odk_dict_set_int(args, "node", (int64_t)p->node);
+    odk_dict_set_string(args, "base", base);
+    odk_dict_set_string(args, "suffix", suffix);
+    odk_value *reply = NULL;
+    int fds[2] = {-1, -1};
+    size_t n_fds = 2;
+    int st = odk_runtime_host_request_fds("serial-pty", args, &reply, fds, &n_fds);
+    if (st == ODK_OK && n_fds != 2)
+        st = ODK_E_PROTOCOL;
+    if (st == ODK_OK) {
+        p->master = fds[0];
+        p->slave = fds[1];
+        snprintf(p->name, sizeof p->name, "%s", odk_dict_get_string(reply, "name", "?"));
+    } else {
+        for (size_t i = 0; i < n_fds; i++)
+            close(fds[i]);
+    }
+    odk_value_free(reply);
+    return st;
+}
+
+int odk_serial_port_create(odk_driver *drv, const odk_serial_ops *ops, void *ctx,
+                           const odk_serial_config *cfg, odk_serial_port **out)
+{
+    if (!drv || !ops || !ops->tx_data_available || !ops->rx_free_space_available || !out)
+        return ODK_E_INVALID;
+    odk_serial_config c = cfg ? *cfg : (odk_serial_config){0};
+    if (!c.tx_ring_size)
+        c.tx_ring_size = DEFAULT_RING;
+    if (!c.rx_ring_size)
+        c.rx_ring_size = DEFAULT_RING;
+    const odk_value *pers = odk_driver_personality(drv);
+    char inst[16];
+    snprintf(inst, sizeof inst, "%u", odk_driver_instance(drv));
+    const char *base = c.base_name ? c.base_name : odk_dict_get_string(pers, "IOTTYBaseName", "serial");
+    const char *suffix = c.suffix ? c.suffix : odk_dict_get_string(pers, "IOTTYSuffix", inst);
+
+    odk_serial_port *p = calloc(1, sizeof *p);
+    if (!p)
+        return ODK_E_NOMEM;
+    p->drv = drv;
+    p->ops = ops;
+    p->ctx = ctx;
+    p->master = p->slave = -1;
+    int st = make_rings(p, c.tx_ring_size, c.rx_ring_size);
+    if (st < 0)
+        goto fail;
+    odk_value *props = odk_value_new_dict();
+    odk_dict_set_string(props, "IOTTYBaseName", base);
+    odk_dict_set_string(props, "IOTTYSuffix", suffix);
+    odk_dict_set_int(props, "TxRingSize", c.tx_ring_size);
+    odk_dict_set_int(props, "RxRingSize", c.rx_ring_size);
+    if ((st = odk_driver_publish_node(drv, "IOSerialBSDClient", "IOService", props, &p->node)) < 0)
+        goto fail;
+    if ((st = open_terminal(p, base, suffix)) < 0)
+        goto fail;
+    fcntl(p->master, F_SETFL, fcntl(p->master, F_GETFL) | O_NONBLOCK);
+    int one = 1;
+    ioctl(p->master, TIOCPKT, &one);
+    st = odk_fd_source_create(odk_driver_queue(drv), p->master, EPOLLIN, on_master, p, &p->src);
+    if (st < 0)
+        goto fail;
+    p->events = EPOLLIN;
+    if ((st = odk_timer_create(odk_driver_queue(drv), &p->timer)) < 0 ||
+        (st = odk_action_create(odk_driver_queue(drv), on_timer, p, &p->timer_action)) < 0 ||
+        (st = odk_timer_set_handler(p->timer, p->timer_action)) < 0 ||
+        (st = odk_timer_arm(p->timer, TERMIOS_POLL_NS, TERMIOS_POLL_NS)) < 0)
+        goto fail;
+    odk_node_handler h = {.node_id = p->node,
+                          .methods = port_methods,
+                          .n_methods = sizeof port_methods / sizeof port_methods[0],
+                          .open = uc_open,
+                          .close = uc_close,
+                          .ctx = p};
+    if ((st = odk_driver_set_node_handler(drv, &h)) < 0)
+        goto fail;
+    p->line.dtr = p->line.rts = true;
+    tcgetattr(p->master, &p->last);
+    line_from_termios(&p->last, &p->line, &p->line);
+    if (ops->activate && (st = ops->activate(p)) < 0)
+        goto fail;
+    p->active = true;
+    apply_line(p, &p->line, true);
+    odk_info("serial port %s ready (node %llu)", p->name, (unsigned long long)p->node);
+    *out = p;
+    return ODK_OK;
+fail:
+    odk_error("serial port: %s", odk_strerror(st));
+    odk_serial_port_destroy(p);
+    return st;
+}
+
+void odk_serial_port_destroy(odk_serial_port *p)
+{
+    if (!p)
+        return;
+    if (p->active && p->ops->deactivate)
+        p->ops->deactivate(p);
+    p->active = false;
+    odk_node_handler h = {.node_id = p->node};
+    odk_driver_set_node_handler(p->drv, &h);
+    if (p->timer) {
+        odk_timer_cancel(p->timer, NULL, NULL);
+        odk_release(p->timer);
+    }
+    if (p->timer_action) {
+        odk_action_cancel(p->timer_action);
+        odk_release(p->timer_action);
+    }
+    if (p->src) {
+        odk_fd_source_cancel(p->src, NULL, NULL);
+        odk_release(p->src);
+    }
+    if (p->node)
+        odk_driver_withdraw_node(p->drv, p->node);
+    if (p->master >= 0)
+        close(p->master);
+    if (p->slave >= 0)
+        close(p->slave);
+    if (p->shm)
+        munmap(p->shm, p->shm_len);
+    free(p);
+}
+
+void *odk_serial_port_ctx(const odk_serial_port *p)
+{
+    return p->ctx;
+}
+
+odk_driver *odk_serial_port_driver(const odk_serial_port *p)
+{
+    return p->drv;
+}
+
+uint64_t odk_serial_port_node(const odk_serial_port *p)
+{
+    return p->node;
+}
+
+const char *odk_serial_port_name(const odk_serial_port *p)
+{
+    return p->name;
+}
+
+const odk_serial_line *odk_serial_port_line(const odk_serial_port *p)
+{
+    return &p->line;
+}
+
+odk_ring *odk_serial_tx_ring(odk_serial_port *p)
+{
+    return &p->tx;
+}
+
+odk_ring *odk_serial_rx_ring(odk_serial_port *p)
+{
+    return &p->rx;
+}

@@ -1,0 +1,319 @@
+/* Driver classes and instances: the host creates one instance per process
+ * and runs its lifecycle on the instance's default queue. */
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "runtime/driver_internal.h"
+#include "runtime/host_link.h"
+#include "runtime/user_client_internal.h"
+
+/* ---- class table ------------------------------------------------------ */
+
+#define MAX_CLASSES 256 /* per process; a bundle declaring more gets ODK_E_LIMIT */
+
+static pthread_mutex_t class_lock = PTHREAD_MUTEX_INITIALIZER;
+static const odk_driver_class *classes[MAX_CLASSES];
+static size_t n_classes;
+
+int odk_driver_class_register(const odk_driver_class *cls)
+{
+    if (!cls || !cls->name || !cls->start) {
+        odk_error("driver class %s: a class needs a name and a start function",
+                  cls && cls->name ? cls->name : "(null)");
+        return ODK_E_INVALID;
+    }
+    int st = ODK_OK;
+    pthread_mutex_lock(&class_lock);
+    for (size_t i = 0; i < n_classes; i++)
+        if (strcmp(classes[i]->name, cls->name) == 0)
+            st = ODK_E_EXISTS;
+    if (st == ODK_OK && n_classes == MAX_CLASSES)
+        st = ODK_E_LIMIT;
+    if (st == ODK_OK)
+        classes[n_classes++] = cls;
+    pthread_mutex_unlock(&class_lock);
+    if (st < 0)
+        odk_error("driver class %s: %s", cls->name, odk_strerror(st));
+    return st;
+}
+
+const odk_driver_class *odk_driver_class_find(const char *name)
+{
+    const odk_driver_class *found = NULL;
+    pthread_mutex_lock(&class_lock);
+    for (size_t i = 0; i < n_classes && name; i++)
+        if (strcmp(classes[i]->name, name) == 0)
+            found = classes[i];
+    pthread_mutex_unlock(&class_lock);
+    return found;
+}
+
+void odk_driver_class_reset(void)
+{
+    pthread_mutex_lock(&class_lock);
+    n_classes = 0;
+    pthread_mutex_unlock(&class_lock);
+}
+
+/* ---- instances -------------------------------------------------------- */
+
+int odk_driver_create(const odk_driver_class *cls, odk_driver_info *info, odk_driver **out)
+{
+    odk_driver *d = calloc(1, sizeof *d);
+    if (!d)
+        goto nomem;
+    d->cls = cls;
+    d->state = calloc(1, cls->state_size ? cls->state_size : 1);
+    d->bundle_id = strdup(info->bundle_id ? info->bundle_id : "");
+    if (!d->state || !d->bundle_id)
+        goto nomem;
+    d->instance = info->instance;
+    d->personality = info->personality ? info->personality : odk_value_new_dict();
+    d->provider_props = info->provider_props ? info->provider_props : odk_value_new_dict();
+    info->personality = info->provider_props = NULL;
+    pthread_mutex_init(&d->lock, NULL);
+    pthread_cond_init(&d->cond, NULL);
+    d->provider_id = info->provider_id;
+    d->service_id = info->service_id;
+    int st = odk_queue_create(cls->name, &d->queue);
+    if (st < 0) {
+        odk_driver_destroy(d);
+        return st;
+    }
+    *out = d;
+    return ODK_OK;
+nomem:
+    if (d) {
+        free(d->state);
+        free(d->bundle_id);
+        free(d);
+    }
+    odk_value_free(info->personality);
+    odk_value_free(info->provider_props);
+    info->personality = info->provider_props = NULL;
+    return ODK_E_NOMEM;
+}
+
+struct lifecycle_call {
+    odk_driver *drv;
+    void (*start_done)(void *ctx, int status);
+    void (*stop_done)(void *ctx);
+    void *ctx;
+};
+
+static void run_start(void *arg)
+{
+    struct lifecycle_call *c = arg;
+    int st = c->drv->cls->start(c->drv);
+    if (st == ODK_OK)
+        c->drv->started = true;
+    c->start_done(c->ctx, st);
+    free(c);
+}
+
+int odk_driver_start_async(odk_driver *drv, void (*done)(void *ctx, int status), void *ctx)
+{
+    struct lifecycle_call *c = calloc(1, sizeof *c);
+    if (!c)
+        return ODK_E_NOMEM;
+    *c = (struct lifecycle_call){.drv = drv, .start_done = done, .ctx = ctx};
+    int st = odk_queue_dispatch_async(drv->queue, run_start, c);
+    if (st < 0)
+        free(c);
+    return st;
+}
+
+static void run_stop(void *arg)
+{
+    struct lifecycle_call *c = arg;
+    odk_driver *d = c->drv;
+    odk_user_client_close_all(d);
+    if (d->started && d->cls->stop)
+        d->cls->stop(d);
+    d->started = false;
+    d->stopped = true;
+    c->stop_done(c->ctx);
+    free(c);
+}
+
+int odk_driver_stop_async(odk_driver *drv, void (*done)(void *ctx), void *ctx)
+{
+    struct lifecycle_call *c = calloc(1, sizeof *c);
+    if (!c)
+        return ODK_E_NOMEM;
+    *c = (struct lifecycle_call){.drv = drv, .stop_done = done, .ctx = ctx};
+    int st = odk_queue_dispatch_async(drv->queue, run_stop, c);
+    if (st < 0)
+        free(c);
+    return st;
+}
+
+static void queue_finished(void *ctx)
+{
+    odk_driver *d = ctx;
+    pthread_mutex_lock(&d->lock);
+    d->queue_done = true;
+    pthread_cond_broadcast(&d->cond);
+    pthread_mutex_unlock(&d->lock);
+}
+
+void odk_driver_destroy(odk_driver *d)
+{
+    if (!d)
+        return;
+    if (d->queue) {
+        if (odk_queue_is_current(d->queue)) {
+            odk_error("odk_driver_destroy called on the driver's own queue; leaking it");
+            return;
+        }
+        odk_queue_cancel(d->queue, queue_finished, d);
+        pthread_mutex_lock(&d->lock);
+        while (!d->queue_done)
+            pthread_cond_wait(&d->cond, &d->lock);
+        pthread_mutex_unlock(&d->lock);
+        odk_release(d->queue);
+    }
+    if (d->cls && d->cls->free)
+        d->cls->free(d);
+    odk_value_free(d->personality);
+    odk_value_free(d->provider_props);
+    pthread_mutex_destroy(&d->lock);
+    pthread_cond_destroy(&d->cond);
+    free(d->state);
+    free(d->bundle_id);
+    free(d);
+}
+
+int odk_driver_set_node_handler(odk_driver *drv, const odk_node_handler *h)
+{
+    for (size_t i = 0; i < drv->n_handlers; i++) {
+        if (drv->handlers[i].node_id != h->node_id)
+            continue;
+        if (h->methods)
+            drv->handlers[i] = *h;
+        else
+            drv->handlers[i] = drv->handlers[--drv->n_handlers];
+        return ODK_OK;
+    }
+    if (!h->methods)
+        return ODK_E_NOT_FOUND;
+    if (drv->n_handlers == ODK_MAX_NODE_HANDLERS)
+        return ODK_E_LIMIT;
+    drv->handlers[drv->n_handlers++] = *h;
+    return ODK_OK;
+}
+
+/* ---- accessors -------------------------------------------------------- */
+
+void *odk_driver_state(odk_driver *drv)
+{
+    return drv->state;
+}
+
+odk_queue *odk_driver_queue(odk_driver *drv)
+{
+    return drv->queue;
+}
+
+const char *odk_driver_bundle_id(const odk_driver *drv)
+{
+    return drv->bundle_id;
+}
+
+uint32_t odk_driver_instance(const odk_driver *drv)
+{
+    return drv->instance;
+}
+
+const odk_value *odk_driver_personality(const odk_driver *drv)
+{
+    return drv->personality;
+}
+
+const odk_value *odk_driver_provider_properties(const odk_driver *drv)
+{
+    return drv->provider_props;
+}
+
+uint64_t odk_driver_provider_id(const odk_driver *drv)
+{
+    return drv->provider_id;
+}
+
+uint64_t odk_driver_service_id(const odk_driver *drv)
+{
+    return drv->service_id;
+}
+
+/* ---- requests to odkd ------------------------------------------------- */
+
+int odk_driver_register_service(odk_driver *drv)
+{
+    odk_value *args = odk_value_new_dict();
+    if (!args || odk_dict_set_int(args, "node", (int64_t)drv->service_id) < 0) {
+        odk_value_free(args);
+        return ODK_E_NOMEM;
+    }
+    return odk_runtime_host_request("register-service", args, NULL);
+}
+
+int odk_driver_set_node_property(odk_driver *drv, uint64_t node_id, const char *key,
+                                 odk_value *value)
+{
+    if (!key || !*key || !value) {
+        odk_value_free(value);
+        return ODK_E_INVALID;
+    }
+    odk_value *args = odk_value_new_dict();
+    if (!args || odk_dict_set_int(args, "node", (int64_t)node_id) < 0 ||
+        odk_dict_set_string(args, "key", key) < 0) {
+        odk_value_free(args);
+        odk_value_free(value);
+        return ODK_E_NOMEM;
+    }
+    if (odk_dict_set(args, "value", value) < 0) {
+        odk_value_free(args);
+        return ODK_E_NOMEM;
+    }
+    return odk_runtime_host_request("set-property", args, NULL);
+}
+
+int odk_driver_set_property(odk_driver *drv, const char *key, odk_value *value)
+{
+    return odk_driver_set_node_property(drv, drv->service_id, key, value);
+}
+
+int odk_driver_publish_node(odk_driver *drv, const char *cls, const char *super,
+                            odk_value *props, uint64_t *node_id)
+{
+    if (!cls || !*cls) {
+        odk_value_free(props);
+        return ODK_E_INVALID;
+    }
+    odk_value *args = odk_value_new_dict();
+    if (!args || odk_dict_set_string(args, "class", cls) < 0 ||
+        odk_dict_set_string(args, "super", super ? super : "IOService") < 0 ||
+        odk_dict_set_int(args, "parent", (int64_t)drv->service_id) < 0 ||
+        odk_dict_set(args, "properties", props ? props : odk_value_new_dict()) < 0) {
+        odk_value_free(args);
+        return ODK_E_NOMEM;
+    }
+    odk_value *reply = NULL;
+    int st = odk_runtime_host_request("publish-node", args, &reply);
+    if (st == ODK_OK && node_id)
+        *node_id = (uint64_t)odk_dict_get_int(reply, "node", 0);
+    odk_value_free(reply);
+    return st;
+}
+
+int odk_driver_withdraw_node(odk_driver *drv, uint64_t node_id)
+{
+    (void)drv;
+    odk_value *args = odk_value_new_dict();
+    if (!args || odk_dict_set_int(args, "node", (int64_t)node_id) < 0) {
+        odk_value_free(args);
+        return ODK_E_NOMEM;
+    }
+    return odk_runtime_host_request("withdraw-node", args, NULL);
+}

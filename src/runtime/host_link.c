@@ -1,0 +1,42 @@
+#include "runtime/host_link.h"
+
+#include <pthread.h>
+
+#include "odk/status.h"
+
+static pthread_mutex_t link_lock = PTHREAD_MUTEX_INITIALIZER;
+static odk_host_request_fn link_fn;
+static void *link_ctx;
+
+void odk_runtime_set_host_link(odk_host_request_fn fn, void *ctx)
+{
+    pthread_mutex_lock(&link_lock);
+    link_fn = fn;
+    link_ctx = ctx;
+    pthread_mutex_unlock(&link_lock);
+}
+
+int odk_runtime_host_request(const char *op, odk_value *args, odk_value **reply)
+{
+    return odk_runtime_host_request_fds(op, args, reply, NULL, NULL);
+}
+
+int odk_runtime_host_request_fds(const char *op, odk_value *args, odk_value **reply, int *fds,
+                                 size_t *n_fds)
+{
+    pthread_mutex_lock(&link_lock);
+    odk_host_request_fn fn = link_fn;
+    void *ctx = link_ctx;
+    pthread_mutex_unlock(&link_lock);
+    if (reply)
+        *reply = NULL;
+    if (n_fds && !fds)
+        *n_fds = 0;
+    if (!fn) {
+        if (n_fds)
+            *n_fds = 0;
+        odk_value_free(args);
+        return ODK_E_DISCONNECTED;
+    }
+    return fn(ctx, op, args, reply, fds, n_fds);
+}

@@ -1,0 +1,515 @@
+/* Dispatch queues: a serial executor on its own thread.  The thread waits
+ * in epoll for its members' fds and for an eventfd that says work was
+ * queued; a wake-up calls the ready member directly, then runs the FIFO.
+ *
+ * Lifetime: the thread is detached, so nobody ever joins it (cancelling
+ * from the queue's own thread is just a flag).  The queue's memory goes when
+ * both its last reference is gone and its thread has exited, whichever is
+ * later. */
+#include <errno.h>
+#include <signal.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "runtime/runtime_internal.h"
+
+#define EVENT_BATCH 64 /* epoll events taken per wake-up; more just wait a turn */
+
+enum queue_state {
+    Q_RUNNING,    /* accepts everything */
+    Q_CANCELLING, /* refuses new public work; drains and cancels members */
+    Q_FINISHED,   /* thread is past its last work item; refuses everything */
+};
+
+struct odk_queue {
+    odk_object base;
+    char *name;
+    int epfd, wakefd;
+    pthread_mutex_t lock; /* guards everything below */
+    odk_work *head, **tailp;
+    enum queue_state state;
+    bool cancel_pending; /* the thread has not yet cancelled the members */
+    bool released;       /* the last reference is gone */
+    bool exited;         /* the thread no longer touches the queue */
+    struct done_cb *dones, **dones_tail;
+    queue_member *members;
+};
+
+static _Thread_local odk_queue *current_queue;
+
+static void queue_destroy(odk_queue *q)
+{
+    if (q->epfd >= 0)
+        close(q->epfd);
+    if (q->wakefd >= 0)
+        close(q->wakefd);
+    pthread_mutex_destroy(&q->lock);
+    free(q->name);
+    free(q);
+}
+
+static void wake(odk_queue *q)
+{
+    uint64_t one = 1;
+    /* Can only fail with EAGAIN at a count of 2^64-2: then it is awake. */
+    if (write(q->wakefd, &one, sizeof one) < 0 && errno != EAGAIN)
+        odk_error("queue %s: waking its thread: %s", q->name, strerror(errno));
+}
+
+/* Cancels every member; on the queue's thread, after new members were shut
+ * out.  Only this thread unlinks members (their completions run here), so
+ * the list stays valid while the lock is dropped around each cancel. */
+static void cancel_members(odk_queue *q)
+{
+    pthread_mutex_lock(&q->lock);
+    queue_member *m = q->members;
+    while (m) {
+        queue_member *next = m->next;
+        pthread_mutex_unlock(&q->lock);
+        member_cancel(m, NULL, NULL);
+        pthread_mutex_lock(&q->lock);
+        m = next;
+    }
+    pthread_mutex_unlock(&q->lock);
+}
+
+/* Runs queued work until the FIFO is empty.  Work queued while a batch runs
+ * goes to the next batch, so order is kept. */
+static void run_work(odk_queue *q)
+{
+    for (;;) {
+        pthread_mutex_lock(&q->lock);
+        odk_work *w = q->head;
+        q->head = NULL;
+        q->tailp = &q->head;
+        pthread_mutex_unlock(&q->lock);
+        if (!w)
+            return;
+        while (w) {
+            odk_work *next = w->next; /* run may free w */
+            w->run(w);
+            w = next;
+        }
+    }
+}
+
+static void *queue_main(void *arg)
+{
+    odk_queue *q = arg;
+    current_queue = q;
+    struct epoll_event evs[EVENT_BATCH];
+    struct done_cb *dones;
+    for (;;) {
+        int n = epoll_wait(q->epfd, evs, EVENT_BATCH, -1);
+        if (n < 0) {
+            if (errno != EINTR)
+                odk_error("queue %s: epoll_wait: %s", q->name, strerror(errno));
+            n = 0;
+        }
+        for (int i = 0; i < n; i++) {
+            queue_member *m = evs[i].data.ptr;
+            if (m) {
+                m->ops->event(m, evs[i].events);
+            } else {
+                uint64_t count;
+                if (read(q->wakefd, &count, sizeof count) < 0 && errno != EAGAIN)
+                    odk_error("queue %s: reading its eventfd: %s", q->name, strerror(errno));
+            }
+        }
+        run_work(q);
+        pthread_mutex_lock(&q->lock);
+        if (q->cancel_pending) {
+            q->cancel_pending = false;
+            pthread_mutex_unlock(&q->lock);
+            cancel_members(q);
+            run_work(q);
+            pthread_mutex_lock(&q->lock);
+        }
+        if (q->state == Q_CANCELLING && !q->head && !q->members) {
+            q->state = Q_FINISHED;
+            dones = q->dones;
+            q->dones = NULL;
+            q->dones_tail = &q->dones;
+            pthread_mutex_unlock(&q->lock);
+            break;
+        }
+        pthread_mutex_unlock(&q->lock);
+    }
+    /* Cancels from now on run their done inline, so this list is final. */
+    while (dones) {
+        struct done_cb *next = dones->next;
+        dones->fn(dones->ctx);
+        free(dones);
+        dones = next;
+    }
+    current_queue = NULL;
+    pthread_mutex_lock(&q->lock);
+    q->exited = true;
+    bool last = q->released;
+    pthread_mutex_unlock(&q->lock);
+    if (last)
+        queue_destroy(q);
+    return NULL;
+}
+
+static void queue_last_release(odk_object *obj)
+{
+    odk_queue *q = (odk_queue *)obj;
+    pthread_mutex_lock(&q->lock);
+    q->released = true;
+    if (q->state == Q_RUNNING) {
+        q->state = Q_CANCELLING;
+        q->cancel_pending = true;
+        /* Under the lock: once it is dropped the thread may finish and free q. */
+        wake(q);
+    }
+    bool last = q->exited;
+    pthread_mutex_unlock(&q->lock);
+    if (last)
+        queue_destroy(q);
+}
+
+int odk_queue_create(const char *name, odk_queue **out)
+{
+    if (!out) {
+        odk_warn("odk_queue_create(%s): out is NULL", name ? name : "queue");
+        return ODK_E_INVALID;
+    }
+    *out = NULL;
+    odk_queue *q = calloc(1, sizeof *q);
+    if (!q)
+        return ODK_E_NOMEM;
+    q->epfd = q->wakefd = -1;
+    pthread_mutex_init(&q->lock, NULL);
+    q->tailp = &q->head;
+    q->dones_tail = &q->dones;
+    odk_object_init(&q->base, queue_last_release);
+    q->name = strdup(name ? name : "queue");
+    if (!q->name) {
+        queue_destroy(q);
+        return ODK_E_NOMEM;
+    }
+    q->epfd = epoll_create1(EPOLL_CLOEXEC);
+    q->wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = NULL};
+    if (q->epfd < 0 || q->wakefd < 0 || epoll_ctl(q->epfd, EPOLL_CTL_ADD, q->wakefd, &ev) < 0) {
+        odk_error("queue %s: creating its epoll/eventfd: %s", q->name, strerror(errno));
+        queue_destroy(q);
+        return ODK_E_IO;
+    }
+    /* Signals go to the process's own threads, never to a queue's. */
+    sigset_t all, old;
+    sigfillset(&all);
+    pthread_sigmask(SIG_SETMASK, &all, &old);
+    pthread_t thread;
+    int err = pthread_create(&thread, NULL, queue_main, q);
+    pthread_sigmask(SIG_SETMASK, &old, NULL);
+    if (err) {
+        odk_error("queue %s: creating its thread: %s", q->name, strerror(err));
+        queue_destroy(q);
+        return ODK_E_IO;
+    }
+    char tname[16];
+    snprintf(tname, sizeof tname, "%s", q->name);
+    pthread_setname_np(thread, tname);
+    pthread_detach(thread);
+    *out = q;
+    return ODK_OK;
+}
+
+int queue_push(odk_queue *q, odk_work *w, bool internal)
+{
+    w->next = NULL;
+    pthread_mutex_lock(&q->lock);
+    if (q->state == Q_FINISHED || (!internal && q->state != Q_RUNNING)) {
+        pthread_mutex_unlock(&q->lock);
+        return ODK_E_CANCELLED;
+    }
+    bool was_empty = q->head == NULL;
+    *q->tailp = w;
+    q->tailp = &w->next;
+    pthread_mutex_unlock(&q->lock);
+    /* The thread drains the FIFO before it waits again, so only the first
+     * item needs a wake-up, and none when queued from the thread itself. */
+    if (was_empty && current_queue != q)
+        wake(q);
+    return ODK_OK;
+}
+
+struct async_work {
+    odk_work w;
+    void (*fn)(void *ctx);
+    void *ctx;
+};
+
+static void run_async(odk_work *w)
+{
+    struct async_work *a = (struct async_work *)w;
+    a->fn(a->ctx);
+    free(a);
+}
+
+int odk_queue_dispatch_async(odk_queue *q, void (*fn)(void *ctx), void *ctx)
+{
+    if (!q || !fn) {
+        odk_warn("queue %s: dispatch_async with a NULL %s", odk_queue_name(q), q ? "function" : "queue");
+        return ODK_E_INVALID;
+    }
+    struct async_work *a = malloc(sizeof *a);
+    if (!a)
+        return ODK_E_NOMEM;
+    a->w.run = run_async;
+    a->fn = fn;
+    a->ctx = ctx;
+    int st = queue_push(q, &a->w, false);
+    if (st < 0) {
+        free(a);
+        odk_warn("queue %s: dispatch_async after the queue was cancelled", q->name);
+    }
+    return st;
+}
+
+struct sync_work {
+    odk_work w;
+    void (*fn)(void *ctx);
+    void *ctx;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool done;
+};
+
+static void run_sync(odk_work *w)
+{
+    struct sync_work *s = (struct sync_work *)w;
+    s->fn(s->ctx);
+    pthread_mutex_lock(&s->lock);
+    s->done = true;
+    pthread_cond_signal(&s->cond);
+    pthread_mutex_unlock(&s->lock);
+}
+
+int odk_queue_dispatch_sync(odk_queue *q, void (*fn)(void *ctx), void *ctx)
+{
+    if (!q || !fn) {
+        odk_warn("queue %s: dispatch_sync with a NULL %s", odk_queue_name(q), q ? "function" : "queue");
+        return ODK_E_INVALID;
+    }
+    if (current_queue == q) {
+        pthread_mutex_lock(&q->lock);
+        bool running = q->state == Q_RUNNING;
+        pthread_mutex_unlock(&q->lock);
+        if (!running) {
+            odk_warn("queue %s: dispatch_sync after the queue was cancelled", q->name);
+            return ODK_E_CANCELLED;
+        }
+        fn(ctx);
+        return ODK_OK;
+    }
+    struct sync_work s = {.w.run = run_sync, .fn = fn, .ctx = ctx};
+    pthread_mutex_init(&s.lock, NULL);
+    pthread_cond_init(&s.cond, NULL);
+    int st = queue_push(q, &s.w, false);
+    if (st == ODK_OK) {
+        pthread_mutex_lock(&s.lock);
+        while (!s.done)
+            pthread_cond_wait(&s.cond, &s.lock);
+        pthread_mutex_unlock(&s.lock);
+    } else {
+        odk_warn("queue %s: dispatch_sync after the queue was cancelled", q->name);
+    }
+    pthread_mutex_destroy(&s.lock);
+    pthread_cond_destroy(&s.cond);
+    return st;
+}
+
+bool odk_queue_is_current(const odk_queue *q)
+{
+    return q && current_queue == q;
+}
+
+odk_queue *odk_queue_current(void)
+{
+    return current_queue;
+}
+
+const char *odk_queue_name(const odk_queue *q)
+{
+    return q ? q->name : "(null)";
+}
+
+int odk_queue_cancel(odk_queue *q, void (*done)(void *ctx), void *ctx)
+{
+    if (!q) {
+        odk_warn("odk_queue_cancel: queue is NULL");
+        return ODK_E_INVALID;
+    }
+    struct done_cb *d = NULL;
+    if (done) {
+        d = malloc(sizeof *d);
+        if (!d) {
+            odk_error("queue %s: no memory to record a cancel callback", q->name);
+            return ODK_E_NOMEM;
+        }
+        *d = (struct done_cb){.fn = done, .ctx = ctx};
+    }
+    pthread_mutex_lock(&q->lock);
+    if (q->state == Q_FINISHED) {
+        pthread_mutex_unlock(&q->lock);
+        free(d);
+        if (done)
+            done(ctx);
+        return ODK_OK;
+    }
+    if (d) {
+        *q->dones_tail = d;
+        q->dones_tail = &d->next;
+    }
+    bool start = q->state == Q_RUNNING;
+    if (start) {
+        q->state = Q_CANCELLING;
+        q->cancel_pending = true;
+    }
+    pthread_mutex_unlock(&q->lock);
+    if (start && current_queue != q)
+        wake(q);
+    return ODK_OK;
+}
+
+/* ---- members ----------------------------------------------------------- */
+
+static void member_complete(queue_member *m)
+{
+    if (m->ops->finish)
+        m->ops->finish(m);
+    pthread_mutex_lock(&m->lock);
+    m->completed = true;
+    struct done_cb *d = m->dones;
+    m->dones = NULL;
+    m->dones_tail = &m->dones;
+    pthread_mutex_unlock(&m->lock);
+    while (d) {
+        struct done_cb *next = d->next;
+        d->fn(d->ctx);
+        if (d != &m->first_done)
+            free(d);
+        d = next;
+    }
+    odk_queue *q = m->q;
+    pthread_mutex_lock(&q->lock);
+    if (m->prev)
+        m->prev->next = m->next;
+    else if (q->members == m)
+        q->members = m->next;
+    if (m->next)
+        m->next->prev = m->prev;
+    m->prev = m->next = NULL;
+    pthread_mutex_unlock(&q->lock);
+    odk_release(m); /* the queue's registration reference */
+}
+
+static void member_complete_work(odk_work *w)
+{
+    member_complete((queue_member *)((char *)w - offsetof(queue_member, complete)));
+}
+
+int member_attach(queue_member *m, odk_queue *q, const struct member_ops *ops,
+                  void (*free_fn)(odk_object *obj), int fd, uint32_t events)
+{
+    odk_object_init(&m->base, free_fn);
+    odk_retain(m); /* the queue's registration, dropped at completion */
+    m->q = q;
+    m->ops = ops;
+    m->prev = m->next = NULL;
+    pthread_mutex_init(&m->lock, NULL);
+    atomic_init(&m->cancelled, false);
+    m->completed = false;
+    m->first_done_used = false;
+    m->dones = NULL;
+    m->dones_tail = &m->dones;
+    m->complete.run = member_complete_work;
+    int st = ODK_OK;
+    pthread_mutex_lock(&q->lock);
+    if (q->state != Q_RUNNING) {
+        st = ODK_E_CANCELLED;
+    } else if (fd >= 0) {
+        struct epoll_event ev = {.events = events, .data.ptr = m};
+        if (epoll_ctl(q->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+            odk_error("queue %s: adding a %s (fd %d) to epoll: %s", q->name, ops->kind, fd,
+                      strerror(errno));
+            st = ODK_E_IO;
+        }
+    }
+    if (st == ODK_OK) {
+        m->next = q->members;
+        if (m->next)
+            m->next->prev = m;
+        q->members = m;
+        odk_retain(q);
+    }
+    pthread_mutex_unlock(&q->lock);
+    if (st == ODK_E_CANCELLED)
+        odk_warn("queue %s: creating a %s after the queue was cancelled", q->name, ops->kind);
+    if (st < 0)
+        pthread_mutex_destroy(&m->lock);
+    return st;
+}
+
+int member_cancel(queue_member *m, void (*done)(void *ctx), void *ctx)
+{
+    pthread_mutex_lock(&m->lock);
+    if (m->completed) {
+        pthread_mutex_unlock(&m->lock);
+        if (done)
+            done(ctx);
+        return ODK_OK;
+    }
+    if (done) {
+        struct done_cb *d = &m->first_done;
+        if (m->first_done_used)
+            d = malloc(sizeof *d);
+        if (!d) {
+            pthread_mutex_unlock(&m->lock);
+            odk_error("%s %p (queue %s): no memory to record a cancel callback", m->ops->kind,
+                      (void *)m, m->q->name);
+            return ODK_E_NOMEM;
+        }
+        m->first_done_used = true;
+        *d = (struct done_cb){.fn = done, .ctx = ctx};
+        *m->dones_tail = d;
+        m->dones_tail = &d->next;
+    }
+    bool first = !atomic_exchange(&m->cancelled, true);
+    pthread_mutex_unlock(&m->lock);
+    if (first) {
+        if (m->ops->cancel_start)
+            m->ops->cancel_start(m);
+        /* Behind every callback already queued: completion comes after the
+         * last one has returned.  Refused only once the thread is done, in
+         * which case nothing of m can run any more. */
+        if (queue_push(m->q, &m->complete, true) < 0)
+            member_complete(m);
+    }
+    return ODK_OK;
+}
+
+void member_destroy(queue_member *m)
+{
+    odk_release(m->q);
+    pthread_mutex_destroy(&m->lock);
+}
+
+int member_epoll_ctl(queue_member *m, int op, int fd, uint32_t events)
+{
+    struct epoll_event ev = {.events = events, .data.ptr = m};
+    if (epoll_ctl(m->q->epfd, op, fd, &ev) < 0) {
+        odk_error("%s %p (queue %s): epoll_ctl(fd %d): %s", m->ops->kind, (void *)m, m->q->name,
+                  fd, strerror(errno));
+        return ODK_E_IO;
+    }
+    return ODK_OK;
+}

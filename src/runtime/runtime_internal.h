@@ -1,0 +1,86 @@
+/* runtime_internal.h — how queues and their members (actions, timers, fd
+ * sources) cooperate.  Private to src/runtime. */
+#ifndef ODK_RUNTIME_INTERNAL_H
+#define ODK_RUNTIME_INTERNAL_H
+
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "odk/log.h"
+#include "odk/queue.h"
+
+/* One unit of work in a queue's FIFO.  Intrusive, so a member's completion
+ * needs no allocation at cancel time. */
+typedef struct odk_work odk_work;
+struct odk_work {
+    odk_work *next;
+    void (*run)(odk_work *w);
+};
+
+/* Appends w to q's FIFO.  Public work (internal false) is refused once q is
+ * cancelled; internal work (completions) is accepted until q's thread has
+ * finished.  Returns ODK_OK or ODK_E_CANCELLED (w not queued). */
+int queue_push(odk_queue *q, odk_work *w, bool internal);
+
+typedef struct queue_member queue_member;
+
+struct member_ops {
+    const char *kind; /* "action", "timer", "fd source": for log lines */
+    /* epoll readiness of the member's fd, on the queue's thread (NULL if the
+     * member registers no fd). */
+    void (*event)(queue_member *m, uint32_t revents);
+    /* Once, in the first canceller's thread, after cancelled is set: stop
+     * the event source (epoll_ctl DEL, disarm).  May be NULL. */
+    void (*cancel_start)(queue_member *m);
+    /* Once, on the queue's thread after the last callback returned: run the
+     * cancel handler, drop what the member holds.  May be NULL. */
+    void (*finish)(queue_member *m);
+};
+
+struct done_cb {
+    struct done_cb *next;
+    void (*fn)(void *ctx);
+    void *ctx;
+};
+
+/* The common head of actions, timers and fd sources. */
+struct queue_member {
+    odk_object base; /* offset 0 */
+    odk_queue *q;    /* strong reference */
+    const struct member_ops *ops;
+    queue_member *prev, *next; /* in q's member list, under q's lock */
+    pthread_mutex_t lock;      /* guards the fields below and the type's own */
+    atomic_bool cancelled;     /* set once; read lock-free on hot paths */
+    bool completed;            /* finish ran and dones were taken */
+    struct done_cb first_done; /* so the usual single done needs no malloc */
+    bool first_done_used;
+    struct done_cb *dones, **dones_tail;
+    odk_work complete; /* queued once, by the first cancel */
+};
+
+/* Initialises m and makes it a member of q (retaining q), registering fd
+ * (if >= 0) with q's epoll for events.  On success m holds two references:
+ * the caller's and q's registration, dropped when cancellation completes.
+ * Errors: ODK_E_CANCELLED (q cancelled), ODK_E_IO (epoll_ctl).  On error
+ * nothing was retained and m's lock is destroyed: free m directly. */
+int member_attach(queue_member *m, odk_queue *q, const struct member_ops *ops,
+                  void (*free_fn)(odk_object *obj), int fd, uint32_t events);
+
+/* Cancels m (idempotent), recording done to run once cancellation has
+ * completed (inline if it already has).  ODK_OK, or ODK_E_NOMEM. */
+int member_cancel(queue_member *m, void (*done)(void *ctx), void *ctx);
+
+/* For a type's free function: releases q and destroys the lock. */
+void member_destroy(queue_member *m);
+
+/* Changes m's epoll registration on its queue (op EPOLL_CTL_ADD/MOD/DEL).
+ * Returns ODK_OK or ODK_E_IO (logged). */
+int member_epoll_ctl(queue_member *m, int op, int fd, uint32_t events);
+
+/* Runs action a now, on its queue's thread (the caller's), unless it was
+ * cancelled: used by timers for the lean expiry path. */
+void action_invoke_now(odk_action *a);
+
+#endif

@@ -1,0 +1,230 @@
+"""End to end: plug a device, a driver process starts, an app calls it."""
+import json
+import os
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import time
+
+import pytest
+
+from conftest import BIN, DRIVERS, pid_alive, wait_until
+
+ECHO = {"model": "echo", "serial": "T-1"}
+
+
+def test_plug_starts_driver_in_its_own_process(odkd):
+    dev = odkd.plug(ECHO)
+    (inst,) = odkd.running(provider=dev)
+    assert inst["bundle"] == "org.odk.echo"
+    assert inst["class"] == "EchoDriver"
+    assert inst["pid"] > 0 and inst["pid"] != odkd.proc.pid
+    assert pid_alive(inst["pid"])
+    assert inst["restarts"] == 0
+    assert inst["version"] == "1.0.0" and len(inst["build"]) >= 8
+
+
+def test_calls_return_the_right_outputs(odkd):
+    dev = odkd.plug(ECHO)
+    odkd.running(provider=dev)
+    svc = wait_until(lambda: odkd.service_node("EchoDriver"))
+    assert odkd.ctl("call", svc, 1, 2, 40).stdout.split() == ["42"]
+    assert odkd.ctl("call", svc, 0, "--struct", "68656c6c6f").stdout.split() == ["68656c6c6f"]
+    # The device node works too: its driver answers.
+    assert odkd.ctl("call", dev, 1, 7, 8).stdout.split() == ["15"]
+    served = int(odkd.ctl("call", svc, 2).stdout.split()[0])
+    assert served == 3
+
+
+def test_wrong_arguments_get_an_error_and_the_driver_keeps_serving(odkd):
+    dev = odkd.plug(ECHO)
+    (inst,) = odkd.running(provider=dev)
+    r = odkd.ctl("call", dev, 1, 2, "--struct", "00", check=False)
+    assert r.returncode != 0 and "ODK_E_BAD_ARGUMENTS" in r.stderr
+    r = odkd.ctl("call", dev, 1, 2, check=False)  # one scalar instead of two
+    assert r.returncode != 0 and "ODK_E_BAD_ARGUMENTS" in r.stderr
+    r = odkd.ctl("call", dev, 99, check=False)
+    assert r.returncode != 0 and "ODK_E_BAD_SELECTOR" in r.stderr
+    r = odkd.ctl("call", dev, 1, 1, 1, "--scalars-out", "0", check=False)
+    assert r.returncode != 0 and "ODK_E_BAD_ARGUMENTS" in r.stderr
+    assert odkd.ctl("call", dev, 1, 1, 1).stdout.split() == ["2"]
+    (after,) = odkd.running(provider=dev)
+    assert after["pid"] == inst["pid"] and after["restarts"] == 0
+    assert "expected 2 scalar inputs, got 1" in odkd.ctl("log", "org.odk.echo").stdout
+
+
+def test_large_structures_travel_unchanged(odkd):
+    dev = odkd.plug(ECHO)
+    odkd.running(provider=dev)
+    blob = os.urandom(60000)  # above the 48 KiB inline size: goes through a memfd
+    out = odkd.ctl("call", dev, 0, "--struct", blob.hex()).stdout.split()
+    assert out == [blob.hex()]
+
+
+def test_several_apps_at_once(odkd):
+    dev = odkd.plug(ECHO)
+    odkd.running(provider=dev)
+    procs = [subprocess.Popen([str(BIN / "odkctl"), "--state-dir", str(odkd.state), "call",
+                               str(dev), "1", str(i), "1000"], stdout=subprocess.PIPE, text=True)
+             for i in range(8)]
+    outs = [p.communicate(timeout=30)[0].split() for p in procs]
+    assert sorted(int(o[0]) for o in outs) == [1000 + i for i in range(8)]
+
+
+def test_unplug_stops_the_driver(odkd):
+    dev = odkd.plug(ECHO)
+    (inst,) = odkd.running(provider=dev)
+    odkd.ctl("sim", "unplug", dev)
+    wait_until(lambda: not pid_alive(inst["pid"]), what="the driver to exit")
+    assert odkd.instances() == []
+    assert all(n["id"] != dev for n in odkd.json("tree"))
+    assert odkd.service_node("EchoDriver") is None
+
+
+def test_killed_driver_restarts(odkd):
+    dev = odkd.plug(ECHO)
+    (inst,) = odkd.running(provider=dev)
+    os.kill(inst["pid"], signal.SIGKILL)
+
+    def restarted():
+        l = [i for i in odkd.instances() if i["state"] == "running" and i["pid"] != inst["pid"]]
+        return l[0] if l else None
+    new = wait_until(restarted, what="a restarted driver")
+    assert new["restarts"] == 1 and pid_alive(new["pid"])
+    assert "crashed: killed by signal 9" in odkd.log_text()
+    svc = wait_until(lambda: odkd.service_node("EchoDriver"))
+    assert odkd.ctl("call", svc, 1, 3, 4).stdout.split() == ["7"]
+    assert len(odkd.json("crashes")) == 1
+
+
+def test_garbage_on_the_socket_does_not_hurt_odkd(odkd):
+    path = str(odkd.state / "odkd.sock")
+    hdr = struct.Struct("<IHHIiQ")
+    bad = [
+        b"",
+        os.urandom(3),
+        os.urandom(4096),
+        hdr.pack(0x314B444F, 1, 0, 1, 0, 100) + b"short",       # body shorter than claimed
+        hdr.pack(0x314B444F, 1, 0, 1, 0, 0),                     # empty request
+        hdr.pack(0xDEADBEEF, 1, 0, 1, 0, 4) + b"abcd",           # bad magic
+        hdr.pack(0x314B444F, 1, 1, 1, 0, 1 << 40),               # body in an fd that is not there
+        hdr.pack(0x314B444F, 1, 0, 1, 0, 9) + b"\x06\xff\xff\xff\xff\x01\x00\x00\x00",  # lying dict
+        hdr.pack(0x314B444F, 9, 0, 1, 0, 0),                     # unknown type
+    ]
+    for payload in bad:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+        s.connect(path)
+        for _ in range(3):
+            s.send(payload) if payload else s.send(b"")
+        s.close()
+    # A stream of garbage on one connection, then the same connection still answers.
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.connect(path)
+    s.settimeout(5)
+    for _ in range(50):
+        s.send(os.urandom(64))
+        reply = s.recv(65536)
+        magic, typ, _flags, _seq, status, _blen = hdr.unpack_from(reply)
+        assert magic == 0x314B444F and typ == 2 and status < 0
+    s.close()
+    assert odkd.proc.poll() is None
+    assert odkd.instances() == []
+    dev = odkd.plug(ECHO)
+    odkd.running(provider=dev)
+
+
+def write_bundle(folder, manifest, so=b"\x7fELF not really"):
+    folder.mkdir(parents=True)
+    (folder / "odk.json").write_text(manifest if isinstance(manifest, str) else json.dumps(manifest))
+    (folder / "x.so").write_bytes(so)
+    return folder
+
+
+def test_malformed_manifest_names_the_file_and_key(make_odkd, tmp_path):
+    drivers = tmp_path / "drivers"
+    bad = write_bundle(drivers / "bad", {
+        "bundle": "org.example.bad", "version": "1", "executable": "x.so",
+        "personalities": {"P": {"IOProviderClass": "OdkSimDevice", "IOUserClass": "X",
+                                "IOProbeScore": "high"}}})
+    write_bundle(drivers / "syntax", '{"bundle": "org.example.syntax",,}')
+    d = make_odkd(drivers=(drivers, DRIVERS))
+    log = d.log_text()
+    assert str(bad / "odk.json") in log and "IOProbeScore" in log
+    assert str(drivers / "syntax" / "odk.json") in log and "line 1" in log
+    # The good bundles still load and work.
+    dev = d.plug(ECHO)
+    d.running(provider=dev)
+    r = d.ctl("install", bad, check=False)
+    assert r.returncode != 0 and "IOProbeScore" in r.stderr and "odk.json" in r.stderr
+
+
+def test_match_explain(odkd):
+    dev = odkd.plug(ECHO)
+    other = odkd.plug({"model": "nothing-matches-me"})
+    odkd.running(provider=dev)
+    rows = odkd.json("match", "--explain", dev)
+    echo = [r for r in rows if r["bundle"] == "org.odk.echo"][0]
+    assert echo["matched"] and echo["winner"]
+    rows = odkd.json("match", "--explain", other)
+    echo = [r for r in rows if r["bundle"] == "org.odk.echo"][0]
+    assert not echo["matched"] and "IOPropertyMatch" in echo["reason"]
+    text = odkd.ctl("match", "--explain", other).stdout
+    assert "org.odk.echo" in text and "IOPropertyMatch" in text
+
+
+def test_tree_shows_nodes_and_properties(odkd):
+    dev = odkd.plug(ECHO)
+    odkd.running(provider=dev)
+    nodes = {n["id"]: n for n in odkd.json("tree")}
+    assert nodes[dev]["class"] == "OdkSimDevice"
+    assert nodes[dev]["properties"]["model"] == "echo"
+    assert nodes[dev]["state"] == "started"
+    svc = [n for n in nodes.values() if n.get("parent") == dev][0]
+    assert svc["class"] == "EchoDriver" and svc["properties"]["EchoSerial"] == "T-1"
+    assert "IOService" in svc["ancestry"]
+    assert "IOUserResources" in odkd.ctl("tree").stdout
+
+
+def test_install_newer_build_replaces_running_instances(odkd, tmp_path):
+    src = tmp_path / "echo-copy"
+    shutil.copytree(DRIVERS / "echo", src)
+    dev = odkd.plug(ECHO)
+    (old,) = odkd.running(provider=dev)
+    assert odkd.ctl("install", src).stdout.strip() == "unchanged"  # same build as the running one
+    with open(src / "echo.so", "ab") as f:
+        f.write(b"\0rebuilt")  # a new build: different bytes, so a different build id
+    assert odkd.ctl("install", src).stdout.strip() == "installed"
+
+    def replaced():
+        l = [i for i in odkd.instances() if i["state"] == "running"]
+        return l if l and all(i["build"] != old["build"] for i in l) else None
+    (new,) = wait_until(replaced, what="the new build to run")
+    assert new["pid"] != old["pid"] and not pid_alive(old["pid"])
+    assert odkd.ctl("call", dev, 1, 20, 22).stdout.split() == ["42"]
+    assert odkd.ctl("install", src).stdout.strip() == "unchanged"
+
+
+def test_driver_whose_class_is_missing_fails_clearly(make_odkd, tmp_path):
+    drivers = tmp_path / "drivers"
+    b = drivers / "noclass"
+    shutil.copytree(DRIVERS / "echo", b)
+    m = json.loads((b / "odk.json").read_text())
+    m["bundle"] = "org.example.noclass"
+    m["personalities"]["EchoDriver"]["IOUserClass"] = "NoSuchClass"
+    m["personalities"]["EchoDriver"]["IOPropertyMatch"] = {"model": "noclass"}
+    (b / "odk.json").write_text(json.dumps(m))
+    d = make_odkd(drivers=(drivers,))
+    d.plug({"model": "noclass"})
+    wait_until(lambda: [i for i in d.instances() if i["state"] == "failed"], what="failed state")
+    assert "NoSuchClass" in d.ctl("log", "org.example.noclass").stdout
+
+
+def test_odkctl_reports_unknown_nodes(odkd):
+    r = odkd.ctl("call", 12345, 0, check=False)
+    assert r.returncode != 0 and "ODK_E_NOT_FOUND" in r.stderr
+    r = odkd.ctl("sim", "unplug", 0, check=False)
+    assert r.returncode != 0 and "not a device on the sim bus" in r.stderr
+    r = odkd.ctl("sim", "plug", "{not json", check=False)
+    assert r.returncode != 0 and "JSON" in r.stderr

@@ -1,0 +1,51 @@
+#!/bin/sh
+# odk demo: odkd with the sim bus's built-in devices and the sample bundles,
+# in a throw-away state folder.  Runs until Ctrl-C.
+set -eu
+bin=$(cd "$(dirname "$0")" && pwd)
+state=$(mktemp -d /tmp/odk-demo.XXXXXX)
+devdir="$state/dev"
+mkdir -p "$devdir"
+export ODK_STATE_DIR="$state"
+
+"$bin/odkd" --state-dir "$state" --demo --dev-dir "$devdir" 2>"$state/odkd.log" &
+odkd=$!
+trap 'kill $odkd 2>/dev/null; wait $odkd 2>/dev/null; rm -rf "$state"; exit 0' INT TERM
+trap 'kill $odkd 2>/dev/null; rm -rf "$state"' EXIT
+
+# Wait until every built-in device has a running driver.
+i=0
+until "$bin/odkctl" list 2>/dev/null | grep -q running; do
+    i=$((i + 1))
+    if [ $i -gt 100 ] || ! kill -0 $odkd 2>/dev/null; then
+        echo "odkd did not start; its log:" >&2
+        cat "$state/odkd.log" >&2
+        exit 1
+    fi
+    sleep 0.1
+done
+sleep 0.3
+
+echo "== odk demo: odkd runs in $state (log: $state/odkd.log)"
+echo
+echo "== what matched (odkctl list)"
+"$bin/odkctl" list
+echo
+echo "== the registry (odkctl tree)"
+"$bin/odkctl" tree
+echo
+node=$("$bin/odkctl" find '{"IOProviderClass": "EchoDriver"}' | awk 'NR==1 {print $1}')
+echo "== try it, in another terminal:"
+echo "   export ODK_STATE_DIR=$state"
+echo "   $bin/odkctl call $node 1 2 40            # the echo driver adds 2 + 40"
+echo "   $bin/odkctl call $node 0 --struct 68656c6c6f   # echoes 'hello' back as hex"
+echo "   $bin/odkctl match --explain $node"
+for link in "$devdir"/tty.*; do
+    [ -e "$link" ] || continue
+    echo "   picocom -b 115200 $link         # a loopback serial port: what you type comes back"
+done
+echo
+echo "   for example: odkctl call $node 1 2 40 prints $("$bin/odkctl" call "$node" 1 2 40)"
+echo
+echo "Press Ctrl-C to stop."
+wait $odkd

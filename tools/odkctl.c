@@ -1,0 +1,401 @@
+/* odkctl — the command line for odkd.  Every listing prints as JSON with
+ * --json.  Errors print the status name and odkd's sentence, exit 1. */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "odk/client.h"
+
+#define CALL_SCALARS_OUT 16                /* default room for scalar outputs */
+#define CALL_STRUCT_OUT (1024 * 1024)      /* default room for the output structure */
+
+static bool json_out;
+
+static int usage(void)
+{
+    fprintf(stderr,
+            "usage: odkctl [--state-dir DIR] [--json] COMMAND\n"
+            "  list                      driver instances (bundle, version, build, pid, ...)\n"
+            "  tree                      the registry\n"
+            "  find JSON                 registry nodes matching a dictionary\n"
+            "  match --explain ID        why each personality matched node ID or not\n"
+            "  sim plug JSON             plug a simulated device, print its node id\n"
+            "  sim unplug ID             unplug it (waits until its drivers stopped)\n"
+            "  install PATH              install or upgrade a bundle folder\n"
+            "  uninstall BUNDLE-ID       stop and remove a bundle\n"
+            "  restart BUNDLE-ID         restart a bundle's instances (also failed ones)\n"
+            "  log BUNDLE-ID             a bundle's log\n"
+            "  crashes                   crash reports\n"
+            "  call ID SELECTOR [SCALAR...] [--struct HEX] [--scalars-out N] [--struct-out N]\n"
+            "                            call a user-client method of node ID\n");
+    return 2;
+}
+
+static int fail(int st, const odk_value *reply)
+{
+    const char *why = reply ? odk_dict_get_string(reply, "error", NULL) : NULL;
+    fprintf(stderr, "odkctl: %s%s%s\n", odk_status_name(st), why ? ": " : "",
+            why ? why : "");
+    if (!why)
+        fprintf(stderr, "odkctl: %s\n", odk_strerror(st));
+    return 1;
+}
+
+static void print_json(const odk_value *v)
+{
+    char *s = odk_value_to_json(v, ODK_JSON_PRETTY);
+    printf("%s\n", s ? s : "null");
+    free(s);
+}
+
+static bool parse_u64(const char *s, uint64_t *out)
+{
+    char *end;
+    errno = 0;
+    unsigned long long v = strtoull(s, &end, 0);
+    if (errno || !*s || *end || *s == '-')
+        return false;
+    *out = v;
+    return true;
+}
+
+static int request(odk_client *c, const char *op, odk_value *args, odk_value **reply)
+{
+    int st = odk_client_request(c, op, args, reply);
+    if (st < 0) {
+        fail(st, *reply);
+        odk_value_free(*reply);
+        *reply = NULL;
+    }
+    return st;
+}
+
+static int cmd_list(odk_client *c)
+{
+    odk_value *r;
+    if (request(c, "list", NULL, &r) < 0)
+        return 1;
+    const odk_value *a = odk_dict_get(r, "instances");
+    if (json_out) {
+        print_json(a);
+    } else {
+        printf("%-4s %-26s %-8s %-16s %-18s %-7s %-9s %-8s %s\n", "INST", "BUNDLE", "VERSION",
+               "BUILD", "CLASS", "PID", "STATE", "RESTARTS", "PROVIDER");
+        for (size_t i = 0; i < odk_array_count(a); i++) {
+            const odk_value *x = odk_array_get(a, i);
+            printf("%-4" PRId64 " %-26s %-8s %-16s %-18s %-7" PRId64 " %-9s %-8" PRId64
+                   " %" PRId64 "\n",
+                   odk_dict_get_int(x, "instance", 0), odk_dict_get_string(x, "bundle", ""),
+                   odk_dict_get_string(x, "version", ""), odk_dict_get_string(x, "build", ""),
+                   odk_dict_get_string(x, "class", ""), odk_dict_get_int(x, "pid", 0),
+                   odk_dict_get_string(x, "state", ""), odk_dict_get_int(x, "restarts", 0),
+                   odk_dict_get_int(x, "provider", 0));
+        }
+    }
+    odk_value_free(r);
+    return 0;
+}
+
+static void print_tree_node(const odk_value *nodes, int64_t id, int depth)
+{
+    for (size_t i = 0; i < odk_array_count(nodes); i++) {
+        const odk_value *n = odk_array_get(nodes, i);
+        if (odk_dict_get_int(n, "id", -1) != id)
+            continue;
+        char *props = odk_value_to_json(odk_dict_get(n, "properties"), 0);
+        printf("%*s+-o %s  <id %" PRId64 ", %s> %s\n", depth * 2, "",
+               odk_dict_get_string(n, "class", "?"), id, odk_dict_get_string(n, "state", "?"),
+               props ? props : "");
+        free(props);
+    }
+    for (size_t i = 0; i < odk_array_count(nodes); i++) {
+        const odk_value *n = odk_array_get(nodes, i);
+        const odk_value *parent = odk_dict_get(n, "parent");
+        if (parent && odk_value_int(parent) == id)
+            print_tree_node(nodes, odk_dict_get_int(n, "id", 0), depth + 1);
+    }
+}
+
+static int cmd_tree(odk_client *c)
+{
+    odk_value *r;
+    if (request(c, "tree", NULL, &r) < 0)
+        return 1;
+    const odk_value *nodes = odk_dict_get(r, "nodes");
+    if (json_out)
+        print_json(nodes);
+    else
+        print_tree_node(nodes, 0, 0);
+    odk_value_free(r);
+    return 0;
+}
+
+static odk_value *json_arg(const char *text, const char *what)
+{
+    odk_value *v = NULL;
+    char err[512];
+    if (odk_value_from_json(text, &v, err, sizeof err) < 0) {
+        fprintf(stderr, "odkctl: %s is not valid JSON: %s\n", what, err);
+        return NULL;
+    }
+    if (odk_value_type(v) != ODK_TYPE_DICT) {
+        fprintf(stderr, "odkctl: %s must be a JSON object\n", what);
+        odk_value_free(v);
+        return NULL;
+    }
+    return v;
+}
+
+static int cmd_find(odk_client *c, const char *text)
+{
+    odk_value *m = json_arg(text, "the matching dictionary");
+    if (!m)
+        return 2;
+    odk_value *nodes = NULL;
+    int st = odk_find_services(c, m, &nodes);
+    odk_value_free(m);
+    if (st < 0)
+        return fail(st, NULL);
+    if (json_out) {
+        print_json(nodes);
+    } else {
+        for (size_t i = 0; i < odk_array_count(nodes); i++) {
+            const odk_value *n = odk_array_get(nodes, i);
+            printf("%" PRId64 " %s\n", odk_dict_get_int(n, "id", 0),
+                   odk_dict_get_string(n, "class", ""));
+        }
+    }
+    odk_value_free(nodes);
+    return 0;
+}
+
+static int cmd_explain(odk_client *c, uint64_t id)
+{
+    odk_value *args = odk_value_new_dict(), *r;
+    odk_dict_set_int(args, "node", (int64_t)id);
+    if (request(c, "explain", args, &r) < 0)
+        return 1;
+    const odk_value *p = odk_dict_get(r, "personalities");
+    if (json_out) {
+        print_json(p);
+    } else {
+        const odk_value *n = odk_dict_get(r, "node");
+        printf("node %" PRIu64 " (%s):\n", id, odk_dict_get_string(n, "class", "?"));
+        for (size_t i = 0; i < odk_array_count(p); i++) {
+            const odk_value *x = odk_array_get(p, i);
+            bool m = odk_dict_get_bool(x, "matched", false);
+            bool w = odk_dict_get_bool(x, "winner", false);
+            printf("  %-8s %s/%s (score %" PRId64 ", category %s)%s%s\n",
+                   w ? "WINNER" : m ? "matched" : "no", odk_dict_get_string(x, "bundle", "?"),
+                   odk_dict_get_string(x, "personality", "?"), odk_dict_get_int(x, "score", 0),
+                   odk_dict_get_string(x, "category", "?"), m ? "" : ": ",
+                   m ? "" : odk_dict_get_string(x, "reason", ""));
+        }
+    }
+    odk_value_free(r);
+    return 0;
+}
+
+static int simple(odk_client *c, const char *op, const char *key, const char *val)
+{
+    odk_value *args = odk_value_new_dict(), *r;
+    odk_dict_set_string(args, key, val);
+    if (request(c, op, args, &r) < 0)
+        return 1;
+    if (strcmp(op, "install") == 0)
+        printf("%s\n", odk_dict_get_bool(r, "changed", false) ? "installed" : "unchanged");
+    if (strcmp(op, "log") == 0)
+        fputs(odk_dict_get_string(r, "text", ""), stdout);
+    odk_value_free(r);
+    return 0;
+}
+
+static int cmd_sim(odk_client *c, int argc, char **argv)
+{
+    if (argc < 2)
+        return usage();
+    odk_value *args = odk_value_new_dict(), *r;
+    if (strcmp(argv[0], "plug") == 0) {
+        odk_value *dev = json_arg(argv[1], "the device");
+        if (!dev) {
+            odk_value_free(args);
+            return 2;
+        }
+        odk_dict_set(args, "device", dev);
+        if (request(c, "sim-plug", args, &r) < 0)
+            return 1;
+        printf("%" PRId64 "\n", odk_dict_get_int(r, "node", 0));
+    } else if (strcmp(argv[0], "unplug") == 0) {
+        uint64_t id;
+        if (!parse_u64(argv[1], &id)) {
+            odk_value_free(args);
+            fprintf(stderr, "odkctl: '%s' is not a node id\n", argv[1]);
+            return 2;
+        }
+        odk_dict_set_int(args, "node", (int64_t)id);
+        if (request(c, "sim-unplug", args, &r) < 0)
+            return 1;
+    } else {
+        odk_value_free(args);
+        return usage();
+    }
+    odk_value_free(r);
+    return 0;
+}
+
+static int parse_hex(const char *hex, uint8_t **out, size_t *len)
+{
+    size_t n = strlen(hex);
+    if (n % 2)
+        return -1;
+    uint8_t *b = malloc(n / 2 + 1);
+    if (!b)
+        return -1;
+    for (size_t i = 0; i < n / 2; i++) {
+        unsigned v;
+        if (sscanf(hex + 2 * i, "%2x", &v) != 1) {
+            free(b);
+            return -1;
+        }
+        b[i] = (uint8_t)v;
+    }
+    *out = b;
+    *len = n / 2;
+    return 0;
+}
+
+static int cmd_call(odk_client *c, int argc, char **argv)
+{
+    uint64_t node, sel, in[256], v;
+    uint32_t n_in = 0, n_out = CALL_SCALARS_OUT;
+    size_t out_cap = CALL_STRUCT_OUT, sin_len = 0;
+    uint8_t *sin = NULL;
+    if (argc < 2 || !parse_u64(argv[0], &node) || !parse_u64(argv[1], &sel) || sel > UINT32_MAX)
+        return usage();
+    for (int i = 2; i < argc; i++) {
+        if (strcmp(argv[i], "--struct") == 0 && i + 1 < argc) {
+            free(sin);
+            if (parse_hex(argv[++i], &sin, &sin_len) < 0) {
+                fprintf(stderr, "odkctl: --struct wants an even number of hex digits\n");
+                return 2;
+            }
+        } else if (strcmp(argv[i], "--scalars-out") == 0 && i + 1 < argc &&
+                   parse_u64(argv[i + 1], &v) && v <= 256) {
+            n_out = (uint32_t)v;
+            i++;
+        } else if (strcmp(argv[i], "--struct-out") == 0 && i + 1 < argc &&
+                   parse_u64(argv[i + 1], &v)) {
+            out_cap = (size_t)v;
+            i++;
+        } else if (n_in < 256 && parse_u64(argv[i], &v)) {
+            in[n_in++] = v;
+        } else {
+            fprintf(stderr, "odkctl: bad call argument '%s'\n", argv[i]);
+            free(sin);
+            return 2;
+        }
+    }
+    odk_connection *conn;
+    int st = odk_connection_open(c, node, 0, &conn);
+    if (st < 0) {
+        free(sin);
+        return fail(st, NULL);
+    }
+    uint64_t out[256];
+    uint8_t *sout = malloc(out_cap ? out_cap : 1);
+    st = odk_connection_call(conn, (uint32_t)sel, in, n_in, sin, sin_len, out, &n_out, sout,
+                             &out_cap);
+    odk_connection_close(conn);
+    free(sin);
+    if (st < 0) {
+        free(sout);
+        return fail(st, NULL);
+    }
+    for (uint32_t i = 0; i < n_out; i++)
+        printf("%" PRIu64 "\n", out[i]);
+    if (out_cap) {
+        for (size_t i = 0; i < out_cap; i++)
+            printf("%02x", sout[i]);
+        printf("\n");
+    }
+    free(sout);
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    const char *state_dir = getenv("ODK_STATE_DIR");
+    int i = 1;
+    for (; i < argc && argv[i][0] == '-'; i++) {
+        if (strcmp(argv[i], "--json") == 0)
+            json_out = true;
+        else if (strcmp(argv[i], "--state-dir") == 0 && i + 1 < argc)
+            state_dir = argv[++i];
+        else
+            return usage();
+    }
+    if (i >= argc)
+        return usage();
+    const char *cmd = argv[i++];
+    int rest = argc - i;
+    char **args = argv + i;
+    /* Options may also follow the command (odkctl list --json). */
+    for (int k = 0; k < rest; k++) {
+        if (strcmp(args[k], "--json") == 0) {
+            json_out = true;
+            memmove(args + k, args + k + 1, sizeof(char *) * (size_t)(rest - k - 1));
+            rest--;
+            k--;
+        }
+    }
+    odk_client *c;
+    int st = odk_client_open(state_dir, &c);
+    if (st < 0) {
+        fprintf(stderr, "odkctl: cannot reach odkd in %s: %s\n",
+                state_dir ? state_dir : "/run/odk", odk_strerror(st));
+        return 1;
+    }
+    int rc;
+    uint64_t id;
+    if (strcmp(cmd, "list") == 0)
+        rc = cmd_list(c);
+    else if (strcmp(cmd, "tree") == 0)
+        rc = cmd_tree(c);
+    else if (strcmp(cmd, "find") == 0 && rest == 1)
+        rc = cmd_find(c, args[0]);
+    else if (strcmp(cmd, "match") == 0 && rest == 2 && strcmp(args[0], "--explain") == 0 &&
+             parse_u64(args[1], &id))
+        rc = cmd_explain(c, id);
+    else if (strcmp(cmd, "sim") == 0)
+        rc = cmd_sim(c, rest, args);
+    else if (strcmp(cmd, "install") == 0 && rest == 1) {
+        char *abs = realpath(args[0], NULL);
+        rc = simple(c, "install", "path", abs ? abs : args[0]);
+        free(abs);
+    } else if (strcmp(cmd, "uninstall") == 0 && rest == 1)
+        rc = simple(c, "uninstall", "bundle", args[0]);
+    else if (strcmp(cmd, "restart") == 0 && rest == 1)
+        rc = simple(c, "restart", "bundle", args[0]);
+    else if (strcmp(cmd, "log") == 0 && rest == 1)
+        rc = simple(c, "log", "bundle", args[0]);
+    else if (strcmp(cmd, "crashes") == 0) {
+        odk_value *r;
+        rc = request(c, "crashes", NULL, &r) < 0;
+        if (!rc) {
+            const odk_value *a = odk_dict_get(r, "crashes");
+            if (json_out)
+                print_json(a);
+            else
+                for (size_t k = 0; k < odk_array_count(a); k++)
+                    printf("%s\n", odk_value_string(odk_array_get(a, k)));
+        }
+        odk_value_free(r);
+    } else if (strcmp(cmd, "call") == 0)
+        rc = cmd_call(c, rest, args);
+    else
+        rc = usage();
+    odk_client_close(c);
+    return rc;
+}
