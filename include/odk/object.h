@@ -19,8 +19,8 @@ typedef struct odk_object odk_object;
 /* The header a runtime type embeds at offset 0.  Touch the fields only
  * through the functions below (the count is accessed atomically). */
 struct odk_object {
-    uint32_t refs;                     /* references held; atomic */
-    void (*free_fn)(odk_object *obj);  /* called once, when refs drops to 0 */
+    uint32_t refs;                    /* references held; atomic */
+    void (*free_fn)(odk_object *obj); /* called once, when refs drops to 0 */
 };
 
 /* Sets the count to 1 (the creator's reference) and the function that frees

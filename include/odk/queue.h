@@ -74,7 +74,8 @@ const char *odk_queue_name(const odk_queue *q);
  * still runs.  Then done(ctx) (may be NULL) runs on q's thread as its last
  * act and the thread exits.  Returns at once (never waits, never joins), so
  * it is legal on q's own thread.  Idempotent: a later call returns ODK_OK and
- * runs its done once after cancellation completes (inline if it already has).
+ * runs its done once after cancellation completes; dones run in call order,
+ * on q's thread, or inline once the thread has run every earlier one.
  * Errors: ODK_E_INVALID (q NULL), ODK_E_NOMEM (done not recorded, retry). */
 int odk_queue_cancel(odk_queue *q, void (*done)(void *ctx), void *ctx);
 
@@ -140,8 +141,8 @@ int odk_fd_source_set_events(odk_fd_source *s, uint32_t events);
  * (from another thread, a call already started may finish).  done(ctx) (may
  * be NULL) runs once on the queue's thread when fn can no longer run.
  * Idempotent: a later call returns ODK_OK and runs its done once, after
- * cancellation completes (inline if it already has).
- * Errors: ODK_E_INVALID (s NULL), ODK_E_NOMEM (done not recorded). */
+ * cancellation completes (in call order; inline once every earlier done of s
+ * has run).  Errors: ODK_E_INVALID (s NULL), ODK_E_NOMEM (done not recorded). */
 int odk_fd_source_cancel(odk_fd_source *s, void (*done)(void *ctx), void *ctx);
 
 /* ---- timers ------------------------------------------------------------ */

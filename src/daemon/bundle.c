@@ -175,7 +175,8 @@ static int from_json(const struct ctx *c, const json_t *j, const char *path, int
             return nomem(c);
         const char *key;
         json_t *item_j;
-        json_object_foreach((json_t *)j, key, item_j) {
+        json_object_foreach((json_t *)j, key, item_j)
+        {
             char sub[KEY_PATH_MAX];
             odk_value *item;
             path_key(sub, path, key);
@@ -226,8 +227,7 @@ static const char *plist_kind(plist_t p)
     }
 }
 
-static int from_plist(const struct ctx *c, plist_t p, const char *path, int depth,
-                      odk_value **out)
+static int from_plist(const struct ctx *c, plist_t p, const char *path, int depth, odk_value **out)
 {
     *out = NULL;
     if (depth > ODK_VALUE_MAX_DEPTH)
@@ -235,10 +235,13 @@ static int from_plist(const struct ctx *c, plist_t p, const char *path, int dept
     odk_value *v = NULL;
     switch (plist_get_node_type(p)) {
     case PLIST_STRING: {
-        char *s = NULL;
-        plist_get_string_val(p, &s);
-        v = s ? odk_value_new_string(s) : NULL;
-        free(s);
+        uint64_t n = 0;
+        const char *s = plist_get_string_ptr(p, &n);
+        if (!s)
+            s = "";
+        if (memchr(s, '\0', (size_t)n))
+            return fail(c, path, "string holds a NUL character");
+        v = odk_value_new_stringn(s, (size_t)n);
         break;
     }
     case PLIST_UINT: {
@@ -256,11 +259,9 @@ static int from_plist(const struct ctx *c, plist_t p, const char *path, int dept
         break;
     }
     case PLIST_DATA: {
-        char *d = NULL;
         uint64_t len = 0;
-        plist_get_data_val(p, &d, &len);
+        const char *d = plist_get_data_ptr(p, &len);
         v = odk_value_new_data(d ? d : "", d ? (size_t)len : 0);
-        free(d);
         break;
     }
     case PLIST_ARRAY: {
@@ -334,11 +335,14 @@ struct keys {
     const char *id, *version, *alt_version, *build, *executable, *personalities, *entitlements;
 };
 
-static const struct keys json_keys = {"bundle", "version", NULL, "build",
+static const struct keys json_keys = {"bundle",     "version",       NULL,          "build",
                                       "executable", "personalities", "entitlements"};
-static const struct keys plist_keys = {"CFBundleIdentifier", "CFBundleShortVersionString",
-                                       "CFBundleVersion",    NULL,
-                                       "CFBundleExecutable", "IOKitPersonalities",
+static const struct keys plist_keys = {"CFBundleIdentifier",
+                                       "CFBundleShortVersionString",
+                                       "CFBundleVersion",
+                                       NULL,
+                                       "CFBundleExecutable",
+                                       "IOKitPersonalities",
                                        NULL};
 
 static int wrong_type(const struct ctx *c, const char *path, const char *want, const odk_value *v)
@@ -481,8 +485,8 @@ static int bundle_from_manifest(const struct ctx *c, odk_value *m, const struct 
     if (st == ODK_OK && k->build)
         st = get_string(c, m, "", k->build, false, &build);
     if (st == ODK_OK && build && !safe_name(build))
-        st = fail(c, k->build, "\"%.100s\" is not a valid build id (letters, digits, '.', '-', '_')",
-                  build);
+        st = fail(c, k->build,
+                  "\"%.100s\" is not a valid build id (letters, digits, '.', '-', '_')", build);
     if (st == ODK_OK)
         st = get_string(c, m, "", k->executable, true, &exe);
     if (st == ODK_OK && !safe_relative_path(exe))
@@ -552,11 +556,64 @@ static int parse_json(const char *text, size_t len, const struct ctx *c, odk_bun
     return st;
 }
 
+static uint64_t be_uint(const unsigned char *p, size_t n)
+{
+    uint64_t v = 0;
+    for (size_t i = 0; i < n; i++)
+        v = v << 8 | p[i];
+    return v;
+}
+
+/* libplist 2.2 aborts (an assert) when asked for a string or dictionary
+ * key holding a NUL character, which a binary plist can encode.  So
+ * before handing a binary plist to libplist, every string object is
+ * checked here; false means the file is refused.  Format: Apple's
+ * CFBinaryPList.c (trailer, offset table, marker bytes). */
+static bool bplist_strings_ok(const unsigned char *b, size_t len)
+{
+    if (len < 8 + 32)
+        return false;
+    const unsigned char *t = b + len - 32;
+    size_t off_size = t[6];
+    uint64_t n_objects = be_uint(t + 8, 8), table = be_uint(t + 24, 8);
+    if (off_size < 1 || off_size > 8 || table >= len || n_objects > (len - table) / off_size)
+        return false;
+    for (uint64_t i = 0; i < n_objects; i++) {
+        uint64_t o = be_uint(b + table + i * off_size, off_size);
+        if (o >= len)
+            return false;
+        unsigned kind = b[o] >> 4, count = b[o] & 0xf;
+        if (kind != 0x5 && kind != 0x6)
+            continue;
+        uint64_t n = count, start = o + 1;
+        if (count == 0xf) {
+            /* The length follows as an integer object: 0x1N, 2^N bytes. */
+            if (start >= len || b[start] >> 4 != 0x1 || (b[start] & 0xf) > 3)
+                return false;
+            size_t w = (size_t)1 << (b[start] & 0xf);
+            if (start + 1 + w > len)
+                return false;
+            n = be_uint(b + start + 1, w);
+            start += 1 + w;
+        }
+        uint64_t bytes = kind == 0x6 ? n * 2 : n;
+        if (n > len || bytes > len - start)
+            return false;
+        for (uint64_t k = 0; k < n; k++)
+            if (kind == 0x5 ? b[start + k] == 0 : (b[start + 2 * k] | b[start + 2 * k + 1]) == 0)
+                return false;
+    }
+    return true;
+}
+
 static int plist_root(const struct ctx *c, const char *bytes, size_t len, plist_t *out)
 {
     *out = NULL;
     if (len > BUNDLE_MANIFEST_MAX)
         return fail(c, NULL, "larger than the %u byte limit", BUNDLE_MANIFEST_MAX);
+    if (len >= 8 && memcmp(bytes, "bplist00", 8) == 0 &&
+        !bplist_strings_ok((const unsigned char *)bytes, len))
+        return fail(c, NULL, "malformed binary property list (bad offsets or a NUL in a string)");
     plist_t root = NULL;
     if (len > 0)
         plist_from_memory(bytes, (uint32_t)len, &root);
@@ -624,8 +681,8 @@ int bundle_parse_json(const char *json_text, size_t len, const char *source, odk
     return finish_parse(parse_json(json_text, len, &c, out), out, &c);
 }
 
-int bundle_parse_plist(const char *plist_bytes, size_t len, const char *source,
-                       odk_bundle **out, char *err, size_t err_len)
+int bundle_parse_plist(const char *plist_bytes, size_t len, const char *source, odk_bundle **out,
+                       char *err, size_t err_len)
 {
     struct ctx c = {source, err, err_len};
     if (!out)

@@ -140,7 +140,11 @@ int main(int argc, char **argv)
             d.dev_mode = true;
             break;
         case 'V':
-            d.dev_dir = strdup(optarg);
+            d.dev_dir = realpath(optarg, NULL);
+            if (!d.dev_dir) {
+                odk_error("--dev-dir %s: %m", optarg);
+                return 2;
+            }
             break;
         case 'x':
             odk_log_set_level(ODK_LOG_DEBUG);

@@ -45,7 +45,8 @@ static bool is_informational(const char *key)
     return false;
 }
 
-static int no(char *why, size_t why_len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
+static int no(char *why, size_t why_len, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 static int no(char *why, size_t why_len, const char *fmt, ...)
 {
     if (why && why_len) {
@@ -386,8 +387,8 @@ int match_rank(const registry *reg, const reg_node *node, odk_bundle *const *bun
             continue;
         for (size_t pi = 0; pi < odk_dict_count(b->personalities); pi++) {
             const odk_value *p = odk_dict_value_at(b->personalities, pi);
-            match_candidate c = {b, odk_dict_key_at(b->personalities, pi), p,
-                                 match_probe_score(p), match_category(p)};
+            match_candidate c = {b, odk_dict_key_at(b->personalities, pi), p, match_probe_score(p),
+                                 match_category(p)};
             if (is_taken(c.category, taken, n_taken) || !match_personality(reg, node, p, NULL, 0))
                 continue;
             size_t k = 0;

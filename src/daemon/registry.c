@@ -187,11 +187,11 @@ static reg_node *node_new(registry *reg, const char *cls, odk_value *props)
 int registry_create(registry **out)
 {
     static const char *const builtin[][2] = {
-        {"IOService", "OSObject"},         {"IORegistryRoot", "OSObject"},
-        {"IOUserResources", "IOService"},  {"OdkSimBus", "IOService"},
-        {"OdkSimDevice", "IOService"},     {"IOUSBHostDevice", "IOService"},
+        {"IOService", "OSObject"},           {"IORegistryRoot", "OSObject"},
+        {"IOUserResources", "IOService"},    {"OdkSimBus", "IOService"},
+        {"OdkSimDevice", "IOService"},       {"IOUSBHostDevice", "IOService"},
         {"IOUSBHostInterface", "IOService"}, {"IOPCIDevice", "IOService"},
-        {"IOUserService", "IOService"},    {"IOUserSerial", "IOService"},
+        {"IOUserService", "IOService"},      {"IOUserSerial", "IOService"},
         {"IOUserClient", "IOService"},
     };
     *out = NULL;
@@ -245,8 +245,7 @@ reg_node *registry_root(registry *reg)
     return reg ? reg->root : NULL;
 }
 
-int registry_add(registry *reg, reg_node *parent, const char *cls, odk_value *props,
-                 reg_node **out)
+int registry_add(registry *reg, reg_node *parent, const char *cls, odk_value *props, reg_node **out)
 {
     if (out)
         *out = NULL;

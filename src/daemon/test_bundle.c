@@ -79,8 +79,8 @@ static void test_good_json(void **state)
     const odk_value *echo = odk_dict_get(b->personalities, "Echo");
     assert_string_equal(odk_dict_get_string(echo, "IOProviderClass", ""), "OdkSimDevice");
     assert_int_equal(odk_dict_get_int(echo, "IOProbeScore", 0), 100);
-    assert_string_equal(
-        odk_dict_get_string(odk_dict_get(echo, "IOPropertyMatch"), "model", ""), "echo");
+    assert_string_equal(odk_dict_get_string(odk_dict_get(echo, "IOPropertyMatch"), "model", ""),
+                        "echo");
     const odk_value *usb = odk_dict_get(b->personalities, "EchoUSB");
     assert_int_equal(odk_dict_get_int(usb, "idVendor", 0), 4660);
     assert_true(odk_dict_get_bool(b->entitlements, "org.odk.sim", false));
@@ -209,15 +209,14 @@ static void test_binary_plist(void **state)
 
 static void test_plist_version_fallback(void **state)
 {
-    const char *xml =
-        "<?xml version=\"1.0\" encoding=\"UTF-8\"?><plist version=\"1.0\"><dict>"
-        "<key>CFBundleIdentifier</key><string>com.example.V</string>"
-        "<key>CFBundleVersion</key><string>42</string>"
-        "<key>CFBundleExecutable</key><string>V</string>"
-        "<key>SomeDate</key><date>2024-01-01T00:00:00Z</date>"
-        "<key>SomeReal</key><real>2.5</real>"
-        "<key>IOKitPersonalities</key><dict/>"
-        "</dict></plist>";
+    const char *xml = "<?xml version=\"1.0\" encoding=\"UTF-8\"?><plist version=\"1.0\"><dict>"
+                      "<key>CFBundleIdentifier</key><string>com.example.V</string>"
+                      "<key>CFBundleVersion</key><string>42</string>"
+                      "<key>CFBundleExecutable</key><string>V</string>"
+                      "<key>SomeDate</key><date>2024-01-01T00:00:00Z</date>"
+                      "<key>SomeReal</key><real>2.5</real>"
+                      "<key>IOKitPersonalities</key><dict/>"
+                      "</dict></plist>";
     odk_bundle *b = NULL;
     char err[1024] = "";
     int st = bundle_parse_plist(xml, strlen(xml), "V/Info.plist", &b, err, sizeof err);
@@ -289,8 +288,7 @@ static void test_build_id_from_hash(void **state)
 
 /* Loads testdata/name and expects ODK_E_MANIFEST naming the file and each
  * of the fragments. */
-static void expect_bad_dir(const char *name, const char *file, const char *frag1,
-                           const char *frag2)
+static void expect_bad_dir(const char *name, const char *file, const char *frag1, const char *frag2)
 {
     char rel[4096];
     snprintf(rel, sizeof rel, "%s/%s", ODK_TEST_DATA, name);
@@ -315,8 +313,8 @@ static void expect_bad_dir(const char *name, const char *file, const char *frag1
 
 static void test_bad_bundles(void **state)
 {
-    expect_bad_dir("bad-no-provider", "odk.json", "personalities.NoProvider.IOProviderClass: ",
-                   "missing");
+    expect_bad_dir("bad-no-provider", "odk.json",
+                   "personalities.NoProvider.IOProviderClass: ", "missing");
     expect_bad_dir("bad-score-type", "odk.json",
                    "personalities.Echo.IOProbeScore: expected integer, got string", NULL);
     expect_bad_dir("bad-syntax", "odk.json", "line 5", "column");
@@ -381,14 +379,14 @@ static void test_bad_json_manifests(void **state)
     expect_bad_json(HEAD "\"personalities\":{\"P\":\"x\"}}",
                     "personalities.P: expected dictionary, got string");
     expect_bad_json(HEAD "\"personalities\":[]}", "personalities: expected dictionary, got array");
-    expect_bad_json(HEAD "\"entitlements\":[]," "\"personalities\":{}}",
+    expect_bad_json(HEAD "\"entitlements\":[],"
+                         "\"personalities\":{}}",
                     "entitlements: expected dictionary");
     expect_bad_json("{\"version\":\"1\",\"executable\":\"x.so\",\"personalities\":{}}",
                     "bundle: missing");
     expect_bad_json("{\"bundle\":\"a/b\",\"executable\":\"x.so\",\"personalities\":{}}",
                     "bundle: \"a/b\" is not a valid bundle id");
-    expect_bad_json("{\"bundle\":\"..\",\"executable\":\"x.so\",\"personalities\":{}}",
-                    "bundle: ");
+    expect_bad_json("{\"bundle\":\"..\",\"executable\":\"x.so\",\"personalities\":{}}", "bundle: ");
     expect_bad_json("{\"bundle\":\"a\",\"executable\":\"../x.so\",\"personalities\":{}}",
                     "executable: \"../x.so\" must name a file inside the bundle folder");
     expect_bad_json("{\"bundle\":\"a\",\"executable\":\"/lib/x.so\",\"personalities\":{}}",
@@ -441,11 +439,42 @@ static void test_bad_plists(void **state)
                         "<key>IOClass</key><string>IOUserService</string>"
                         "<key>IOProbeScore</key><string>9</string>"
                         "</dict></dict></dict></plist>";
-    assert_int_equal(
-        bundle_parse_plist(score, strlen(score), "/p/Info.plist", &b, err, sizeof err),
-        ODK_E_MANIFEST);
-    assert_non_null(
-        strstr(err, "IOKitPersonalities.P.IOProbeScore: expected integer, got string"));
+    assert_int_equal(bundle_parse_plist(score, strlen(score), "/p/Info.plist", &b, err, sizeof err),
+                     ODK_E_MANIFEST);
+    assert_non_null(strstr(err, "IOKitPersonalities.P.IOProbeScore: expected integer, got string"));
+}
+
+/* libplist 2.2 aborts on a NUL inside a binary plist string; such files
+ * must be refused, not crash odkd. */
+static void test_binary_plist_nul_string(void **state)
+{
+    plist_t root = plist_new_dict();
+    plist_dict_set_item(root, "CFBundleIdentifier", plist_new_string("a.b"));
+    plist_dict_set_item(root, "CFBundleExecutable", plist_new_string("x\xc3\xa9")); /* "xé" */
+    plist_dict_set_item(root, "IOKitPersonalities", plist_new_dict());
+    char *bin = NULL;
+    uint32_t len = 0;
+    plist_to_bin(root, &bin, &len);
+    plist_free(root);
+    assert_non_null(bin);
+
+    odk_bundle *b = NULL;
+    char err[1024] = "";
+    assert_int_equal(bundle_parse_plist(bin, len, "/p/Info.plist", &b, err, sizeof err), ODK_OK);
+    assert_string_equal(b->executable, "x\xc3\xa9");
+    bundle_free(b);
+
+    /* Turn the UTF-16 "é" (00 e9) into U+0000. */
+    char *hit = memmem(bin, len, "\x00x\x00\xe9", 4);
+    assert_non_null(hit);
+    hit[3] = 0;
+    assert_int_equal(bundle_parse_plist(bin, len, "/p/Info.plist", &b, err, sizeof err),
+                     ODK_E_MANIFEST);
+    assert_non_null(strstr(err, "/p/Info.plist: "));
+    /* Truncated binary plists too. */
+    assert_int_equal(bundle_parse_plist(bin, len / 2, "/p/Info.plist", &b, err, sizeof err),
+                     ODK_E_MANIFEST);
+    free(bin);
 }
 
 int main(void)
@@ -461,6 +490,7 @@ int main(void)
         cmocka_unit_test(test_missing_bundle),
         cmocka_unit_test(test_bad_json_manifests),
         cmocka_unit_test(test_bad_plists),
+        cmocka_unit_test(test_binary_plist_nul_string),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -50,8 +50,8 @@ static int setup(void **state)
                  json("{\"vendor-id\":32902,\"device-id\":4660,\"subsystem-vendor-id\":6900,"
                       "\"subsystem-id\":4352,\"class-code\":131072,\"revision-id\":3}"),
                  &f->pci);
-    registry_add(f->reg, root, "IOUserResources",
-                 json("{\"IOKit\":true,\"org.odk.sim\":true}"), &f->res);
+    registry_add(f->reg, root, "IOUserResources", json("{\"IOKit\":true,\"org.odk.sim\":true}"),
+                 &f->res);
     registry_add(f->reg, root, "OdkSimDevice", NULL, &f->plain);
     *state = f;
     return 0;
@@ -117,16 +117,15 @@ static void test_name_match(void **state)
     expect(f, f->sim, "{\"IOProviderClass\":\"IOService\",\"IONameMatch\":\"echo0\"}", 1, NULL);
     expect(f, f->usb, "{\"IOProviderClass\":\"IOService\",\"IONameMatch\":\"usb-serial\"}", 1,
            NULL);
-    expect(f, f->plain, "{\"IOProviderClass\":\"IOService\",\"IONameMatch\":\"OdkSimDevice\"}",
-           1, NULL);
+    expect(f, f->plain, "{\"IOProviderClass\":\"IOService\",\"IONameMatch\":\"OdkSimDevice\"}", 1,
+           NULL);
     expect(f, f->sim, "{\"IOProviderClass\":\"IOService\",\"IONameMatch\":[\"a\",\"echo0\"]}", 1,
            NULL);
     expect(f, f->sim, "{\"IOProviderClass\":\"IOService\",\"IONameMatch\":\"echo1\"}", 0,
            "IONameMatch");
     expect(f, f->sim, "{\"IOProviderClass\":\"IOService\",\"IONameMatch\":[\"a\",\"b\"]}", 0,
            "IONameMatch");
-    expect(f, f->sim, "{\"IOProviderClass\":\"IOService\",\"IONameMatch\":[]}", 0,
-           "IONameMatch");
+    expect(f, f->sim, "{\"IOProviderClass\":\"IOService\",\"IONameMatch\":[]}", 0, "IONameMatch");
     expect(f, f->sim, "{\"IOProviderClass\":\"IOService\",\"IONameMatch\":7}", 0,
            "IONameMatch: expected");
 }
@@ -148,9 +147,8 @@ static void test_property_match(void **state)
            "{\"IOProviderClass\":\"IOService\",\"IOPropertyMatch\":{\"model\":\"echo\","
            "\"serial\":43}}",
            0, "serial");
-    expect(f, f->sim,
-           "{\"IOProviderClass\":\"IOService\",\"IOPropertyMatch\":{\"serial\":\"42\"}}", 0,
-           "serial");
+    expect(f, f->sim, "{\"IOProviderClass\":\"IOService\",\"IOPropertyMatch\":{\"serial\":\"42\"}}",
+           0, "serial");
     expect(f, f->sim, "{\"IOProviderClass\":\"IOService\",\"IOPropertyMatch\":{\"nope\":1}}", 0,
            "nope");
     expect(f, f->sim,
@@ -227,8 +225,8 @@ static void test_pci_primary(void **state)
     expect(f, f->pci, "{\"IOProviderClass\":\"IOPCIDevice\",\"IOPCIPrimaryMatch\":305430662}", 0,
            "expected string");
     /* A node without PCI ids. */
-    expect(f, f->sim, "{\"IOProviderClass\":\"IOService\",\"IOPCIPrimaryMatch\":\"0x12348086\"}",
-           0, "vendor-id");
+    expect(f, f->sim, "{\"IOProviderClass\":\"IOService\",\"IOPCIPrimaryMatch\":\"0x12348086\"}", 0,
+           "vendor-id");
 }
 
 static void test_pci_secondary_and_either(void **state)
@@ -401,8 +399,13 @@ static void test_rank_categories(void **state)
 {
     struct fx *f = *state;
     odk_bundle *b[] = {
-        bundle("org.serial", "{\"Serial\":" P(10, ",\"IOMatchCategory\":\"serial\"") ","
-                             "\"Serial2\":" P(5, ",\"IOMatchCategory\":\"serial\"") "}"),
+        bundle(
+            "org.serial",
+            "{\"Serial\":" P(
+                10, ",\"IOMatchCategory\":\"serial\"") ","
+                                                       "\"Serial2\":" P(
+                                                           5,
+                                                           ",\"IOMatchCategory\":\"serial\"") "}"),
         bundle("org.hid", "{\"Hid\":" P(20, ",\"IOMatchCategory\":\"hid\"") "}"),
         bundle("org.default", "{\"Def\":" P(1, "") "}"),
     };
@@ -448,10 +451,14 @@ static void test_explain(void **state)
 {
     struct fx *f = *state;
     odk_bundle *b[] = {
-        bundle("org.a", "{\"Win\":" P(10, "") ",\"Lose\":" P(5, "") ","
-                        "\"Pci\":{\"IOProviderClass\":\"IOPCIDevice\",\"IOClass\":\"C\"}}"),
-        bundle("org.b", "{\"Other\":" P(3, ",\"IOMatchCategory\":\"x\"") ","
-                        "\"Wrong\":" P(99, ",\"model\":\"nope\"") "}"),
+        bundle("org.a",
+               "{\"Win\":" P(10, "") ",\"Lose\":" P(
+                   5, "") ","
+                          "\"Pci\":{\"IOProviderClass\":\"IOPCIDevice\",\"IOClass\":\"C\"}}"),
+        bundle("org.b",
+               "{\"Other\":" P(3, ",\"IOMatchCategory\":\"x\"") ","
+                                                                "\"Wrong\":" P(
+                                                                    99, ",\"model\":\"nope\"") "}"),
     };
     odk_value *list = match_explain(f->reg, f->sim, b, 2, NULL, 0);
     assert_non_null(list);
@@ -506,13 +513,13 @@ int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_provider_class),  T(test_name_match),
-        T(test_property_match),  T(test_resource_match),
-        T(test_pci_primary),     T(test_pci_secondary_and_either),
-        T(test_pci_class),       T(test_plain_keys),
+        T(test_provider_class),     T(test_name_match),
+        T(test_property_match),     T(test_resource_match),
+        T(test_pci_primary),        T(test_pci_secondary_and_either),
+        T(test_pci_class),          T(test_plain_keys),
         T(test_informational_keys), cmocka_unit_test(test_score_and_category),
-        T(test_rank_score),      T(test_rank_ties),
-        T(test_rank_categories), T(test_explain),
+        T(test_rank_score),         T(test_rank_ties),
+        T(test_rank_categories),    T(test_explain),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

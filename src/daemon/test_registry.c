@@ -155,9 +155,9 @@ static void test_class_ancestry(void **state)
     assert_true(registry_class_is_a(reg, "OdkSimDevice", "OdkSimDevice"));
     assert_false(registry_class_is_a(reg, "OdkSimDevice", "IOPCIDevice"));
     assert_false(registry_class_is_a(reg, "IOService", "OdkSimDevice"));
-    static const char *const builtins[] = {
-        "IOUserResources", "OdkSimBus",    "OdkSimDevice", "IOUSBHostDevice", "IOUSBHostInterface",
-        "IOPCIDevice",     "IOUserService", "IOUserSerial", "IOUserClient"};
+    static const char *const builtins[] = {"IOUserResources", "OdkSimBus",          "OdkSimDevice",
+                                           "IOUSBHostDevice", "IOUSBHostInterface", "IOPCIDevice",
+                                           "IOUserService",   "IOUserSerial",       "IOUserClient"};
     for (size_t i = 0; i < sizeof builtins / sizeof builtins[0]; i++)
         assert_true(registry_class_is_a(reg, builtins[i], "IOService"));
     /* Unknown classes are only themselves. */

@@ -64,7 +64,9 @@ int odk_action_create(odk_queue *q, void (*fn)(void *ctx, odk_action *a), void *
 {
     if (!q || !fn || !out) {
         odk_warn("odk_action_create (queue %s): %s is NULL", odk_queue_name(q),
-                 !q ? "queue" : !fn ? "function" : "out");
+                 !q    ? "queue"
+                 : !fn ? "function"
+                       : "out");
         return ODK_E_INVALID;
     }
     *out = NULL;

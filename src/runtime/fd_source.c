@@ -61,7 +61,10 @@ int odk_fd_source_create(odk_queue *q, int fd, uint32_t events,
 {
     if (!q || !fn || !out || fd < 0) {
         odk_warn("odk_fd_source_create (queue %s, fd %d): %s", odk_queue_name(q), fd,
-                 !q ? "queue is NULL" : !fn ? "function is NULL" : !out ? "out is NULL" : "bad fd");
+                 !q     ? "queue is NULL"
+                 : !fn  ? "function is NULL"
+                 : !out ? "out is NULL"
+                        : "bad fd");
         return ODK_E_INVALID;
     }
     *out = NULL;

@@ -36,6 +36,7 @@ struct odk_queue {
     bool cancel_pending; /* the thread has not yet cancelled the members */
     bool released;       /* the last reference is gone */
     bool exited;         /* the thread no longer touches the queue */
+    bool dones_run;      /* every cancel done has run: later ones run inline */
     struct done_cb *dones, **dones_tail;
     queue_member *members;
 };
@@ -78,24 +79,24 @@ static void cancel_members(odk_queue *q)
     pthread_mutex_unlock(&q->lock);
 }
 
-/* Runs queued work until the FIFO is empty.  Work queued while a batch runs
- * goes to the next batch, so order is kept. */
-static void run_work(odk_queue *q)
+/* Runs the work queued so far, called and returning with q->lock held.
+ * Work queued meanwhile waits for the next turn of the loop, after the fds
+ * were polled: a callback that keeps re-posting itself cannot starve the
+ * queue's sources or its cancellation. */
+static void run_batch(odk_queue *q)
 {
-    for (;;) {
-        pthread_mutex_lock(&q->lock);
-        odk_work *w = q->head;
-        q->head = NULL;
-        q->tailp = &q->head;
-        pthread_mutex_unlock(&q->lock);
-        if (!w)
-            return;
-        while (w) {
-            odk_work *next = w->next; /* run may free w */
-            w->run(w);
-            w = next;
-        }
+    odk_work *w = q->head;
+    if (!w)
+        return;
+    q->head = NULL;
+    q->tailp = &q->head;
+    pthread_mutex_unlock(&q->lock);
+    while (w) {
+        odk_work *next = w->next; /* run may free w */
+        w->run(w);
+        w = next;
     }
+    pthread_mutex_lock(&q->lock);
 }
 
 static void *queue_main(void *arg)
@@ -103,9 +104,9 @@ static void *queue_main(void *arg)
     odk_queue *q = arg;
     current_queue = q;
     struct epoll_event evs[EVENT_BATCH];
-    struct done_cb *dones;
+    bool more = false; /* work is queued: poll the fds without sleeping */
     for (;;) {
-        int n = epoll_wait(q->epfd, evs, EVENT_BATCH, -1);
+        int n = epoll_wait(q->epfd, evs, EVENT_BATCH, more ? 0 : -1);
         if (n < 0) {
             if (errno != EINTR)
                 odk_error("queue %s: epoll_wait: %s", q->name, strerror(errno));
@@ -121,31 +122,42 @@ static void *queue_main(void *arg)
                     odk_error("queue %s: reading its eventfd: %s", q->name, strerror(errno));
             }
         }
-        run_work(q);
         pthread_mutex_lock(&q->lock);
+        run_batch(q);
         if (q->cancel_pending) {
+            /* Their completions are queued behind the work already queued. */
             q->cancel_pending = false;
             pthread_mutex_unlock(&q->lock);
             cancel_members(q);
-            run_work(q);
             pthread_mutex_lock(&q->lock);
         }
         if (q->state == Q_CANCELLING && !q->head && !q->members) {
             q->state = Q_FINISHED;
-            dones = q->dones;
-            q->dones = NULL;
-            q->dones_tail = &q->dones;
             pthread_mutex_unlock(&q->lock);
             break;
         }
+        more = q->head != NULL;
         pthread_mutex_unlock(&q->lock);
     }
-    /* Cancels from now on run their done inline, so this list is final. */
-    while (dones) {
-        struct done_cb *next = dones->next;
-        dones->fn(dones->ctx);
-        free(dones);
-        dones = next;
+    /* Dones run in the order the cancels came, including cancels made by a
+     * done itself or by another thread meanwhile; once the list is empty,
+     * later cancels run theirs inline. */
+    for (;;) {
+        pthread_mutex_lock(&q->lock);
+        struct done_cb *d = q->dones;
+        q->dones = NULL;
+        q->dones_tail = &q->dones;
+        if (!d)
+            q->dones_run = true;
+        pthread_mutex_unlock(&q->lock);
+        if (!d)
+            break;
+        while (d) {
+            struct done_cb *next = d->next;
+            d->fn(d->ctx);
+            free(d);
+            d = next;
+        }
     }
     current_queue = NULL;
     pthread_mutex_lock(&q->lock);
@@ -257,7 +269,8 @@ static void run_async(odk_work *w)
 int odk_queue_dispatch_async(odk_queue *q, void (*fn)(void *ctx), void *ctx)
 {
     if (!q || !fn) {
-        odk_warn("queue %s: dispatch_async with a NULL %s", odk_queue_name(q), q ? "function" : "queue");
+        odk_warn("queue %s: dispatch_async with a NULL %s", odk_queue_name(q),
+                 q ? "function" : "queue");
         return ODK_E_INVALID;
     }
     struct async_work *a = malloc(sizeof *a);
@@ -296,7 +309,8 @@ static void run_sync(odk_work *w)
 int odk_queue_dispatch_sync(odk_queue *q, void (*fn)(void *ctx), void *ctx)
 {
     if (!q || !fn) {
-        odk_warn("queue %s: dispatch_sync with a NULL %s", odk_queue_name(q), q ? "function" : "queue");
+        odk_warn("queue %s: dispatch_sync with a NULL %s", odk_queue_name(q),
+                 q ? "function" : "queue");
         return ODK_E_INVALID;
     }
     if (current_queue == q) {
@@ -358,7 +372,7 @@ int odk_queue_cancel(odk_queue *q, void (*done)(void *ctx), void *ctx)
         *d = (struct done_cb){.fn = done, .ctx = ctx};
     }
     pthread_mutex_lock(&q->lock);
-    if (q->state == Q_FINISHED) {
+    if (q->dones_run) {
         pthread_mutex_unlock(&q->lock);
         free(d);
         if (done)
@@ -386,18 +400,25 @@ static void member_complete(queue_member *m)
 {
     if (m->ops->finish)
         m->ops->finish(m);
-    pthread_mutex_lock(&m->lock);
-    m->completed = true;
-    struct done_cb *d = m->dones;
-    m->dones = NULL;
-    m->dones_tail = &m->dones;
-    pthread_mutex_unlock(&m->lock);
-    while (d) {
-        struct done_cb *next = d->next;
-        d->fn(d->ctx);
-        if (d != &m->first_done)
-            free(d);
-        d = next;
+    /* Dones added meanwhile (even by a done) run here too, in order; once
+     * the list is empty, later cancels run theirs inline. */
+    for (;;) {
+        pthread_mutex_lock(&m->lock);
+        struct done_cb *d = m->dones;
+        m->dones = NULL;
+        m->dones_tail = &m->dones;
+        if (!d)
+            m->dones_run = true;
+        pthread_mutex_unlock(&m->lock);
+        if (!d)
+            break;
+        while (d) {
+            struct done_cb *next = d->next;
+            d->fn(d->ctx);
+            if (d != &m->first_done)
+                free(d);
+            d = next;
+        }
     }
     odk_queue *q = m->q;
     pthread_mutex_lock(&q->lock);
@@ -427,7 +448,7 @@ int member_attach(queue_member *m, odk_queue *q, const struct member_ops *ops,
     m->prev = m->next = NULL;
     pthread_mutex_init(&m->lock, NULL);
     atomic_init(&m->cancelled, false);
-    m->completed = false;
+    m->dones_run = false;
     m->first_done_used = false;
     m->dones = NULL;
     m->dones_tail = &m->dones;
@@ -453,7 +474,7 @@ int member_attach(queue_member *m, odk_queue *q, const struct member_ops *ops,
     }
     pthread_mutex_unlock(&q->lock);
     if (st == ODK_E_CANCELLED)
-        odk_warn("queue %s: creating a %s after the queue was cancelled", q->name, ops->kind);
+        odk_warn("queue %s: new %s refused: the queue was cancelled", q->name, ops->kind);
     if (st < 0)
         pthread_mutex_destroy(&m->lock);
     return st;
@@ -462,7 +483,7 @@ int member_attach(queue_member *m, odk_queue *q, const struct member_ops *ops,
 int member_cancel(queue_member *m, void (*done)(void *ctx), void *ctx)
 {
     pthread_mutex_lock(&m->lock);
-    if (m->completed) {
+    if (m->dones_run) {
         pthread_mutex_unlock(&m->lock);
         if (done)
             done(ctx);
@@ -507,8 +528,8 @@ int member_epoll_ctl(queue_member *m, int op, int fd, uint32_t events)
 {
     struct epoll_event ev = {.events = events, .data.ptr = m};
     if (epoll_ctl(m->q->epfd, op, fd, &ev) < 0) {
-        odk_error("%s %p (queue %s): epoll_ctl(fd %d): %s", m->ops->kind, (void *)m, m->q->name,
-                  fd, strerror(errno));
+        odk_error("%s %p (queue %s): epoll_ctl(fd %d): %s", m->ops->kind, (void *)m, m->q->name, fd,
+                  strerror(errno));
         return ODK_E_IO;
     }
     return ODK_OK;

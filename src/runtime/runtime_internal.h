@@ -53,7 +53,7 @@ struct queue_member {
     queue_member *prev, *next; /* in q's member list, under q's lock */
     pthread_mutex_t lock;      /* guards the fields below and the type's own */
     atomic_bool cancelled;     /* set once; read lock-free on hot paths */
-    bool completed;            /* finish ran and dones were taken */
+    bool dones_run;            /* finish and every recorded done have run */
     struct done_cb first_done; /* so the usual single done needs no malloc */
     bool first_done_used;
     struct done_cb *dones, **dones_tail;

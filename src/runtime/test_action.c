@@ -1,17 +1,17 @@
 /* Actions: invocation, cancel in every order (action/queue, inside/outside,
  * during a running invocation), the cancel handler exactly once, and a
  * stress loop of concurrent posts and cancels.  No wall-clock asserts. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <cmocka.h>
-
 #include <pthread.h>
 #include <sched.h>
+#include <setjmp.h>
+#include <stdarg.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <cmocka.h>
 
 #include "odk/log.h"
 #include "odk/queue.h"
@@ -55,9 +55,9 @@ struct act {
     atomic_int handler_during_invocation;
     atomic_int handler_off_queue;
     atomic_int wrong_queue;
-    atomic_int cancel_inside;   /* cancel from inside the next invocation */
-    atomic_int block;           /* invocations wait while this is set */
-    atomic_int blocked;         /* an invocation is waiting */
+    atomic_int cancel_inside; /* cancel from inside the next invocation */
+    atomic_int block;         /* invocations wait while this is set */
+    atomic_int blocked;       /* an invocation is waiting */
 };
 
 static void act_fn(void *ctx, odk_action *a)
@@ -379,6 +379,53 @@ static void test_post_from_other_queue(void **state)
     finish_queue(qa);
 }
 
+/* An action that re-posts itself forever must not starve the queue's
+ * other work, its fd sources or its cancellation. */
+struct repost {
+    atomic_int runs, refused, readable;
+    int rfd;
+};
+
+static void repost_fn(void *ctx, odk_action *a)
+{
+    struct repost *r = ctx;
+    atomic_fetch_add(&r->runs, 1);
+    if (odk_action_post(a) != ODK_OK)
+        atomic_fetch_add(&r->refused, 1);
+}
+
+static void repost_readable(void *ctx, uint32_t revents)
+{
+    struct repost *r = ctx;
+    char c;
+    if (read(r->rfd, &c, 1) == 1)
+        atomic_fetch_add(&r->readable, 1);
+}
+
+static void test_self_repost_does_not_starve(void **state)
+{
+    odk_queue *q = new_queue("repost");
+    struct repost r = {0};
+    int p[2];
+    assert_int_equal(pipe(p), 0);
+    r.rfd = p[0];
+    odk_fd_source *s;
+    assert_int_equal(odk_fd_source_create(q, p[0], EPOLLIN, repost_readable, &r, &s), ODK_OK);
+    odk_action *a;
+    assert_int_equal(odk_action_create(q, repost_fn, &r, &a), ODK_OK);
+    assert_int_equal(odk_action_post(a), ODK_OK);
+    assert_true(wait_at_least(&r.runs, 100));
+    barrier(q);
+    assert_int_equal(write(p[1], "x", 1), 1);
+    assert_true(wait_at_least(&r.readable, 1));
+    finish_queue(q); /* cancels the action mid-loop */
+    assert_true(atomic_load(&r.refused) <= 1);
+    odk_release(a);
+    odk_release(s);
+    close(p[0]);
+    close(p[1]);
+}
+
 /* ---- stress ------------------------------------------------------------ */
 
 struct stress {
@@ -523,6 +570,7 @@ int main(void)
         cmocka_unit_test(test_cancel_during_invocation),
         cmocka_unit_test(test_release_before_cancel),
         cmocka_unit_test(test_post_from_other_queue),
+        cmocka_unit_test(test_self_repost_does_not_starve),
         cmocka_unit_test(test_stress_concurrent_post_cancel),
         cmocka_unit_test(test_stress_queue_cancel_flood),
     };

@@ -1,19 +1,19 @@
 /* Queues and fd sources: ordering, sync dispatch, cancellation in every
  * order, from inside and outside the queue.  No test asserts a duration:
  * waits are generous polls, checks are on order and counts. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <cmocka.h>
-
 #include <errno.h>
 #include <pthread.h>
 #include <sched.h>
+#include <setjmp.h>
+#include <stdarg.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <unistd.h>
+
+#include <cmocka.h>
 
 #include "odk/log.h"
 #include "odk/queue.h"
@@ -46,6 +46,15 @@ static void barrier(odk_queue *q)
 static void count(void *ctx)
 {
     atomic_fetch_add((atomic_int *)ctx, 1);
+}
+
+/* For a cancelled queue: every done recorded before this one has run when
+ * this returns (dones run in order). */
+static void barrier_none(odk_queue *q)
+{
+    atomic_int done = 0;
+    assert_int_equal(odk_queue_cancel(q, count, &done), ODK_OK);
+    assert_true(wait_at_least(&done, 1));
 }
 
 /* ---- basics ------------------------------------------------------------ */
@@ -286,8 +295,10 @@ static void test_cancel_from_outside(void **state)
     assert_true(wait_at_least(&c.done2, 1));
     assert_int_equal(atomic_load(&c.item_done_first), 5);
     assert_true(atomic_load(&c.done_on_queue));
-    /* After completion: done runs inline, exactly once. */
+    /* After completion: the done still runs, exactly once. */
     assert_int_equal(odk_queue_cancel(c.q, cancel_done2, &c), ODK_OK);
+    assert_true(wait_at_least(&c.done2, 2));
+    barrier_none(c.q);
     assert_int_equal(atomic_load(&c.done2), 2);
     assert_int_equal(odk_queue_cancel(c.q, NULL, NULL), ODK_OK);
     assert_int_equal(atomic_load(&c.done), 1);
@@ -484,8 +495,10 @@ static void test_fd_source_delivers(void **state)
     assert_int_equal(write(c.wfd, "g", 1), 1);
     barrier(c.q);
     assert_int_equal(atomic_load(&c.after_cancel), 0);
-    /* idempotent; after completion done runs inline */
+    /* idempotent; after completion the done still runs, once */
     assert_int_equal(odk_fd_source_cancel(c.s, count, &c.done2), ODK_OK);
+    assert_true(wait_at_least(&c.done2, 1));
+    barrier(c.q);
     assert_int_equal(atomic_load(&c.done2), 1);
     assert_int_equal(atomic_load(&c.done), 1);
     fdc_close(&c);

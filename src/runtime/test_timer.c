@@ -2,17 +2,17 @@
  * queues, and story 1 — cancelling a timer, its action and its queue in any
  * order, from inside and outside, never aborting.  No wall-clock asserts:
  * only counts and orders, with generous waits. */
-#include <setjmp.h>
-#include <stdarg.h>
-#include <stddef.h>
-#include <cmocka.h>
-
 #include <pthread.h>
 #include <sched.h>
+#include <setjmp.h>
+#include <stdarg.h>
 #include <stdatomic.h>
+#include <stddef.h>
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <cmocka.h>
 
 #include "odk/log.h"
 #include "odk/queue.h"
@@ -78,11 +78,13 @@ static void on_fire(void *ctx, odk_action *a)
         atomic_fetch_add(&c->off_queue, 1);
     atomic_fetch_add(&c->fired, 1);
     /* Cancels from inside the expiry, in the order the flags say. */
-    if (atomic_load(&c->cancel_timer_inside) == 1 && odk_timer_cancel(c->t, timer_done, c) != ODK_OK)
+    if (atomic_load(&c->cancel_timer_inside) == 1 &&
+        odk_timer_cancel(c->t, timer_done, c) != ODK_OK)
         atomic_fetch_add(&c->bad, 1);
     if (atomic_load(&c->cancel_action_inside) && odk_action_cancel(a) != ODK_OK)
         atomic_fetch_add(&c->bad, 1);
-    if (atomic_load(&c->cancel_timer_inside) == 2 && odk_timer_cancel(c->t, timer_done, c) != ODK_OK)
+    if (atomic_load(&c->cancel_timer_inside) == 2 &&
+        odk_timer_cancel(c->t, timer_done, c) != ODK_OK)
         atomic_fetch_add(&c->bad, 1);
     if (atomic_load(&c->cancel_queue_inside) &&
         odk_queue_cancel(odk_action_queue(a), queue_done, c) != ODK_OK)
@@ -99,7 +101,8 @@ static void tt_open(struct tt *c, const char *name, odk_queue *action_queue)
     memset(c, 0, sizeof *c);
     assert_int_equal(odk_queue_create(name, &c->q), ODK_OK);
     assert_int_equal(odk_timer_create(c->q, &c->t), ODK_OK);
-    assert_int_equal(odk_action_create(action_queue ? action_queue : c->q, on_fire, c, &c->a), ODK_OK);
+    assert_int_equal(odk_action_create(action_queue ? action_queue : c->q, on_fire, c, &c->a),
+                     ODK_OK);
     assert_int_equal(odk_action_set_cancel_handler(c->a, on_handler_cancelled, c), ODK_OK);
     assert_int_equal(odk_timer_set_handler(c->t, c->a), ODK_OK);
 }
@@ -111,6 +114,10 @@ static void tt_check_and_close(struct tt *c)
     assert_int_equal(odk_action_cancel(c->a), ODK_OK);
     assert_int_equal(odk_queue_cancel(c->q, queue_done, c), ODK_OK);
     assert_true(wait_at_least(&c->queue_done, 1));
+    /* Dones run in order: once this one has, every earlier one has too. */
+    atomic_int last = 0;
+    assert_int_equal(odk_queue_cancel(c->q, count, &last), ODK_OK);
+    assert_true(wait_at_least(&last, 1));
     assert_true(wait_at_least(&c->handled, 1));
     assert_int_equal(atomic_load(&c->handled), 1);
     assert_true(atomic_load(&c->timer_done) >= 1);

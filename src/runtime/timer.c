@@ -11,7 +11,7 @@
 #include "runtime/runtime_internal.h"
 
 struct odk_timer {
-    queue_member m; /* offset 0 */
+    queue_member m;     /* offset 0 */
     int tfd;            /* closed at completion; under m.lock */
     odk_action *action; /* a reference; under m.lock */
 };

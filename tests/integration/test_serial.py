@@ -1,0 +1,257 @@
+"""The serial family with real clients: pyserial, socat, picocom."""
+import hashlib
+import json
+import os
+import socket
+import subprocess
+import threading
+import time
+
+import pytest
+import serial
+
+from conftest import pid_alive, wait_until
+from libodk import Connection, OdkError
+
+SERIAL_WRITE, SERIAL_READ, SET_LINE, GET_LINE, SET_MODEM, GET_MODEM = range(6)
+
+
+def loopback(odkd, ring_size=None):
+    props = {"model": "serial-loopback"}
+    if ring_size:
+        props["ring_size"] = ring_size
+    dev = odkd.plug(props)
+    odkd.running(provider=dev)
+    port = wait_until(lambda: port_node(odkd, dev), what="the port node")
+    tty = port["properties"]["IODialinDevice"]
+    wait_until(lambda: os.path.exists(tty), what=tty)
+    return dev, port, tty
+
+
+def port_node(odkd, dev):
+    nodes = odkd.json("tree")
+    ids = {dev}
+    for n in nodes:  # the tree lists parents before children
+        if n.get("parent") in ids:
+            ids.add(n["id"])
+    ports = [n for n in nodes if n["id"] in ids and n["class"] == "IOSerialBSDClient"
+             and "IODialinDevice" in n["properties"]]
+    return ports[0] if ports else None
+
+
+def node_props(odkd, node_id):
+    return [n for n in odkd.json("tree") if n["id"] == node_id][0]["properties"]
+
+
+def pump(port, data, chunk=65536, reader_delay=0.0):
+    """Writes data from one thread while reading it back on another."""
+    got = bytearray()
+
+    def reader():
+        while len(got) < len(data):
+            b = port.read(min(65536, len(data) - len(got)))
+            if not b:
+                break
+            got.extend(b)
+            if reader_delay:
+                time.sleep(reader_delay)
+    t = threading.Thread(target=reader)
+    t.start()
+    for i in range(0, len(data), chunk):
+        port.write(data[i:i + chunk])
+    port.flush()
+    t.join(timeout=300)
+    return bytes(got)
+
+
+@pytest.mark.parametrize("ring_size", [64, 4096, 1 << 20])
+def test_16_mib_round_trip_at_several_ring_sizes(odkd, ring_size):
+    _, port, tty = loopback(odkd, ring_size)
+    assert node_props(odkd, port["id"])["TxRingSize"] == ring_size
+    data = os.urandom(16 << 20)
+    with serial.Serial(tty, 115200, timeout=10) as p:
+        got = pump(p, data)
+    assert len(got) == len(data)
+    assert hashlib.sha256(got).hexdigest() == hashlib.sha256(data).hexdigest()
+
+
+def test_slow_reader_gets_every_byte_in_order(odkd):
+    _, _, tty = loopback(odkd, 256)
+    data = os.urandom(256 << 10)
+    with serial.Serial(tty, 115200, timeout=10) as p:
+        got = pump(p, data, chunk=4096, reader_delay=0.002)
+    assert got == data
+
+
+def test_line_settings_reach_the_driver_and_the_node(odkd):
+    _, port, tty = loopback(odkd)
+    pid = odkd.instances()[0]["pid"]
+    with serial.Serial(tty, 9600, bytesize=7, parity="E", stopbits=2, rtscts=True) as p:
+        wait_until(lambda: (lambda pr: pr["Baud"] == 9600 and pr["StopBits"] == 2 and
+                            pr["FlowControl"] == "rts-cts")(node_props(odkd, port["id"])),
+                   what="9600 baud, 2 stop bits, RTS/CTS on the node")
+        # Linux's pty driver forces CS8 and clears PARENB before anyone can see
+        # them, so data bits and parity cannot travel through the terminal; the
+        # port's user client sets them (docs/serial.md).
+        with Connection(odkd.state, port["id"]) as c:
+            c.call(SET_LINE, [9600, 7, 1, 2, 1, 17, 19])
+            outs, _ = c.call(GET_LINE, n_out=9)
+            assert outs[:7] == [9600, 7, 1, 2, 1, 17, 19]
+        props = node_props(odkd, port["id"])
+        assert props["DataBits"] == 7 and props["Parity"] == "even" and props["StopBits"] == 1
+        p.baudrate = 115200
+        p.stopbits = 1
+        p.rtscts = False
+        p.xonxoff = True
+        props = wait_until(lambda: (lambda pr: pr if pr.get("Baud") == 115200 and
+                                    pr["FlowControl"] == "xon-xoff" else None)(
+            node_props(odkd, port["id"])), what="115200 with xon-xoff on the node")
+        assert props["StopBits"] == 1 and props["DataBits"] == 8 and props["Parity"] == "none"
+        assert props["XON"] == 0x11 and props["XOFF"] == 0x13
+        p.baudrate = 57600  # only the speed: program_baud, not program_uart
+        wait_until(lambda: node_props(odkd, port["id"]).get("Baud") == 57600, what="57600")
+    log = odkd.ctl("log", "org.odk.serial-loopback").stdout
+    assert "line: 9600 7E1" in log and "line: 115200 8N1" in log and "baud: 57600" in log
+    assert "rts-cts" in log and "xon-xoff" in log
+    assert odkd.instances()[0]["pid"] == pid
+
+
+def test_app_without_a_tty_uses_the_user_client(odkd):
+    _, port, tty = loopback(odkd)
+    with Connection(odkd.state, port["id"], type_=1) as c:
+        with pytest.raises(OdkError) as e:
+            Connection(odkd.state, port["id"], type_=1)  # one data client at a time
+        assert e.value.name == "ODK_E_BUSY"
+        data = os.urandom(100000)
+        sent = 0
+        got = b""
+        while len(got) < len(data):
+            if sent < len(data):
+                (n,), _ = c.call(SERIAL_WRITE, struct=data[sent:sent + 8192], n_out=1)
+                sent += n
+            _, b = c.call(SERIAL_READ, struct_out=65536)
+            got += b
+        assert got == data
+        c.call(SET_MODEM, [1, 0])
+        outs, _ = c.call(GET_MODEM, n_out=4)
+        assert outs == [0, 1, 0, 1]  # loopback plug: CTS follows RTS, DSR and DCD follow DTR
+        assert node_props(odkd, port["id"])["RTS"] is False
+    with pytest.raises(OdkError) as e:
+        with Connection(odkd.state, port["id"]) as c:
+            c.call(SET_LINE, [9600, 9, 1, 0, 0, 17, 19])  # 9 data bits
+    assert e.value.name == "ODK_E_INVALID"
+
+
+def test_port_name_comes_from_the_personality(odkd):
+    _, port, tty = loopback(odkd)
+    assert os.path.basename(tty).startswith("tty.loopback-")
+    cu = port["properties"]["IOCalloutDevice"]
+    assert os.path.basename(cu).startswith("cu.loopback-")
+    assert os.path.realpath(tty) == os.path.realpath(cu) == port["properties"]["OdkPseudoTerminal"]
+
+
+class EchoServer:
+    """A TCP echo server on 127.0.0.1 whose stop() really drops every connection."""
+    def __init__(self, port=0):
+        self.sock = socket.socket()
+        self.sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        self.sock.bind(("127.0.0.1", port))
+        self.sock.listen()
+        self.port = self.sock.getsockname()[1]
+        self.conns = []
+        self.stopped = False
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self):
+        while not self.stopped:
+            try:
+                c, _ = self.sock.accept()
+            except OSError:
+                return
+            self.conns.append(c)
+            threading.Thread(target=self._echo, args=(c,), daemon=True).start()
+
+    def _echo(self, c):
+        try:
+            while True:
+                b = c.recv(65536)
+                if not b:
+                    break
+                c.sendall(b)
+        except OSError:
+            pass
+
+    def stop(self):
+        self.stopped = True
+        try:
+            self.sock.shutdown(socket.SHUT_RDWR)  # wakes the accepting thread
+        except OSError:
+            pass
+        self.sock.close()
+        for c in self.conns:
+            try:
+                c.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+            c.close()
+
+
+def socat_round_trip(tty, payload):
+    r = subprocess.run(["socat", "-t", "2", "-T", "3", "-", f"FILE:{tty},raw,echo=0,nonblock"],
+                       input=payload, capture_output=True, timeout=20)
+    return r.stdout
+
+
+def test_serial_tcp_bridges_to_a_tcp_peer_and_reconnects(odkd):
+    server = EchoServer()
+    try:
+        dev = odkd.plug({"model": "serial-tcp", "host": "127.0.0.1", "port": server.port})
+        odkd.running(provider=dev)
+        port = wait_until(lambda: port_node(odkd, dev), what="the port node")
+        tty = port["properties"]["IODialinDevice"]
+        assert os.path.basename(tty).startswith("tty.tcp-")
+        wait_until(lambda: "connected to 127.0.0.1" in odkd.ctl("log", "org.odk.serial-tcp").stdout,
+                   what="the driver to connect")
+        payload = os.urandom(50000)
+        assert socat_round_trip(tty, payload) == payload
+        with serial.Serial(tty, 115200, timeout=5) as p:
+            p.write(b"hello over tcp\n")
+            assert p.read(15) == b"hello over tcp\n"
+            # The peer goes away and comes back: the port stays and reconnects.
+            server.stop()
+            wait_until(lambda: "disconnected" in odkd.ctl("log", "org.odk.serial-tcp").stdout,
+                       what="the disconnect to be noticed")
+            server = EchoServer(server.port)
+            wait_until(lambda: odkd.ctl("log", "org.odk.serial-tcp").stdout.count(
+                "connected to 127.0.0.1") >= 2, what="the reconnect")
+            p.write(b"again\n")
+            assert p.read(6) == b"again\n"
+    finally:
+        server.stop()
+
+
+def tmux(*args):
+    return subprocess.run(["tmux", *args], capture_output=True, text=True)
+
+
+def test_picocom_types_a_line_and_sees_it_echoed_then_unplug_hangs_up(odkd, tmp_path):
+    dev, port, tty = loopback(odkd)
+    sess = f"odk{os.getpid()}{int(time.time() * 1000) % 100000}"
+    sock = str(tmp_path / "tmux.sock")
+    tmux("-S", sock, "new-session", "-d", "-s", sess, "-x", "120", "-y", "30",
+         f"picocom -b 115200 {tty}; echo PICOCOM-EXITED $?; sleep 30")
+    try:
+        wait_until(lambda: "Terminal ready" in tmux("-S", sock, "capture-pane", "-p", "-t", sess).stdout,
+                   what="picocom to start")
+        tmux("-S", sock, "send-keys", "-t", sess, "hello odk", "")
+        wait_until(lambda: "hello odk" in tmux("-S", sock, "capture-pane", "-p", "-t", sess).stdout,
+                   what="the echo in picocom")
+        (inst,) = odkd.instances()
+        odkd.ctl("sim", "unplug", dev)
+        wait_until(lambda: not pid_alive(inst["pid"]), what="the driver to exit")
+        wait_until(lambda: "PICOCOM-EXITED" in tmux("-S", sock, "capture-pane", "-p", "-t", sess).stdout,
+                   timeout=20, what="picocom to notice the hang-up and exit")
+        assert not os.path.lexists(tty)
+        assert not os.path.lexists(port["properties"]["IOCalloutDevice"])
+    finally:
+        tmux("-S", sock, "kill-server")
