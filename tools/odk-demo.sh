@@ -15,7 +15,7 @@ trap 'kill $odkd 2>/dev/null; rm -rf "$state"' EXIT
 
 # Wait until every built-in device has a running driver.
 i=0
-until "$bin/odkctl" list 2>/dev/null | grep -q running; do
+until [ "$("$bin/odkctl" list 2>/dev/null | grep -c running)" -ge 2 ]; do
     i=$((i + 1))
     if [ $i -gt 100 ] || ! kill -0 $odkd 2>/dev/null; then
         echo "odkd did not start; its log:" >&2
@@ -35,11 +35,12 @@ echo "== the registry (odkctl tree)"
 "$bin/odkctl" tree
 echo
 node=$("$bin/odkctl" find '{"IOProviderClass": "EchoDriver"}' | awk 'NR==1 {print $1}')
+device=$("$bin/odkctl" find '{"IOProviderClass": "OdkSimDevice", "model": "echo"}' | awk 'NR==1 {print $1}')
 echo "== try it, in another terminal:"
 echo "   export ODK_STATE_DIR=$state"
 echo "   $bin/odkctl call $node 1 2 40            # the echo driver adds 2 + 40"
 echo "   $bin/odkctl call $node 0 --struct 68656c6c6f   # echoes 'hello' back as hex"
-echo "   $bin/odkctl match --explain $node"
+echo "   $bin/odkctl match --explain $device      # why each personality matched the echo device"
 for link in "$devdir"/tty.*; do
     [ -e "$link" ] || continue
     echo "   picocom -b 115200 $link         # a loopback serial port: what you type comes back"

@@ -7,7 +7,7 @@
 
 /* Process-wide, but resettable: odk_log_set_tag/level put it back. */
 static char log_tag[128] = "odk";
-static odk_log_level log_level = ODK_LOG_INFO;
+static _Atomic odk_log_level log_level = ODK_LOG_INFO;
 static pthread_mutex_t log_lock = PTHREAD_MUTEX_INITIALIZER;
 
 void odk_log_set_tag(const char *tag)

@@ -16,7 +16,8 @@
 /* The demo's devices, so `make demo` needs no configuration. */
 static const char default_devices[] =
     "{\"devices\": ["
-    " {\"class\": \"OdkSimDevice\", \"properties\": {\"model\": \"echo\", \"serial\": \"ECHO-1\"}}"
+    " {\"class\": \"OdkSimDevice\", \"properties\": {\"model\": \"echo\", \"serial\": \"ECHO-1\"}},"
+    " {\"class\": \"OdkSimDevice\", \"properties\": {\"model\": \"serial-loopback\"}}"
     "]}";
 
 int sim_init(struct odkd *d)
