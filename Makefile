@@ -9,7 +9,7 @@ DEB_PACKAGES = meson ninja-build pkg-config gcc clang libjansson-dev \
 	libdw-dev python3-pytest python3-serial socat picocom tmux dbus \
 	libsystemd-dev
 
-.PHONY: all deps asan test unit integration demo bench format clean fuzz
+.PHONY: all deps asan asan-test test unit integration demo bench format clean fuzz
 
 all: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -35,6 +35,13 @@ $(ASAN_BUILD)/build.ninja: | deps
 
 asan: $(ASAN_BUILD)/build.ninja
 	ninja -C $(ASAN_BUILD)
+
+# Every test against the ASan+UBSan build; any sanitizer report fails it.
+asan-test: asan
+	meson test -C $(ASAN_BUILD) --print-errorlogs
+	ODK_BUILD=$(abspath $(ASAN_BUILD)) \
+	  LD_PRELOAD=$$(clang -print-file-name=libclang_rt.asan-x86_64.so) ASAN_OPTIONS=detect_leaks=0 \
+	  $(PYTHON) -m pytest -q tests/integration
 
 unit: all
 	meson test -C $(BUILD) --print-errorlogs

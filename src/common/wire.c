@@ -160,7 +160,8 @@ int wire_sendv(int sock, uint16_t type, uint32_t seq, int32_t status, const void
         return errno_status(errno);
     int all[WIRE_MAX_FDS];
     all[0] = mfd;
-    memcpy(all + 1, fds, sizeof(int) * n_fds);
+    if (n_fds)
+        memcpy(all + 1, fds, sizeof(int) * n_fds);
     h.flags = WIRE_F_BODY_IN_FD;
     int st = send_packet(sock, iov, 1, all, n_fds + 1);
     close(mfd);

@@ -129,6 +129,8 @@ int server_listen(struct odkd *d);
 /* Sends event {"event": name, "node": describe(node)} to every watcher whose
  * matching dictionary matches node. */
 void server_notify(struct odkd *d, const char *event, reg_node *node);
+/* Closes every client connection and the listening socket (at exit). */
+void server_close_all(struct odkd *d);
 /* Replies later to a request that waited (e.g. unplug). */
 void server_reply_later(struct odkd *d, uint64_t conn_id, uint32_t seq, int status,
                         odk_value *body);

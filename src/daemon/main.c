@@ -102,6 +102,37 @@ static void stop_everything(struct odkd *d)
     loop_run(d);
 }
 
+static void free_catalog(struct catalog_entry *e)
+{
+    while (e) {
+        struct catalog_entry *next = e->next;
+        bundle_free(e->bundle);
+        free(e);
+        e = next;
+    }
+}
+
+/* Everything odkd allocated, so LeakSanitizer and the fault campaign see
+ * a clean exit. */
+static void odkd_free(struct odkd *d)
+{
+    server_close_all(d);
+    free_catalog(d->catalog);
+    free_catalog(d->retired);
+    registry_free(d->reg);
+    for (size_t i = 0; i < d->n_driver_dirs; i++)
+        free(d->driver_dirs[i]);
+    free(d->driver_dirs);
+    if (d->sig_fd >= 0)
+        close(d->sig_fd);
+    if (d->epfd >= 0)
+        close(d->epfd);
+    free(d->state_dir);
+    free(d->sock_path);
+    free(d->dev_dir);
+    free(d->host_path);
+}
+
 int main(int argc, char **argv)
 {
     struct odkd d = {.listen_fd = -1, .sig_fd = -1};
@@ -211,6 +242,7 @@ int main(int argc, char **argv)
     stop_everything(&d);
     serial_pty_forget_all(&d);
     unlink(d.sock_path);
+    odkd_free(&d);
     odk_info("stopped");
     return 0;
 }

@@ -578,6 +578,22 @@ static void on_accept(struct odkd *d, void *ptr, uint32_t events)
     (void)events;
 }
 
+void server_close_all(struct odkd *d)
+{
+    while (d->conns) {
+        struct conn *c = d->conns;
+        d->conns = c->next;
+        loop_del(d, &c->w);
+        close(c->fd);
+        conn_free(c);
+    }
+    if (d->listen_fd >= 0) {
+        loop_del(d, &d->listen_watch);
+        close(d->listen_fd);
+        d->listen_fd = -1;
+    }
+}
+
 int server_listen(struct odkd *d)
 {
     struct sockaddr_un sa = {.sun_family = AF_UNIX};

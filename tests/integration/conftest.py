@@ -14,6 +14,12 @@ BIN = BUILD / "bin"
 DRIVERS = BUILD / "drivers"
 
 
+# Under `make asan-test` pytest itself runs with the ASan runtime preloaded
+# (so ctypes can load the ASan-built libodk); odk's own programs must not
+# inherit that, nor the relaxed options.
+CHILD_ENV = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "ASAN_OPTIONS")}
+
+
 def wait_until(cond, timeout=15.0, what="condition"):
     """Polls cond() until it returns something truthy; fails after timeout."""
     deadline = time.monotonic() + timeout
@@ -50,7 +56,7 @@ class Odkd:
             args += ["--drivers", str(d)]
         args += list(extra_args)
         self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(args, stderr=self.log, stdout=self.log)
+        self.proc = subprocess.Popen(args, stderr=self.log, stdout=self.log, env=CHILD_ENV)
         wait_until(lambda: (self.state / "odkd.sock").exists() or self.proc.poll() is not None,
                    what="odkd's socket")
         assert self.proc.poll() is None, self.log_text()
@@ -60,7 +66,7 @@ class Odkd:
 
     def ctl(self, *args, check=True, timeout=30):
         r = subprocess.run([str(BIN / "odkctl"), "--state-dir", str(self.state), *map(str, args)],
-                           capture_output=True, text=True, timeout=timeout)
+                           capture_output=True, text=True, timeout=timeout, env=CHILD_ENV)
         if check and r.returncode != 0:
             raise AssertionError(f"odkctl {' '.join(map(str, args))} failed ({r.returncode}):\n"
                                  f"{r.stdout}{r.stderr}\n--- odkd log ---\n{self.log_text()[-4000:]}")
@@ -104,6 +110,14 @@ def odkd(tmp_path):
     yield d
     d.stop()
     assert d.proc.returncode == 0, "odkd did not exit cleanly:\n" + d.log_text()[-4000:]
+    assert_no_sanitizer_reports(d)
+
+
+def assert_no_sanitizer_reports(d):
+    """Under `make asan` the hosts and odkd write sanitizer reports into the log."""
+    log = d.log_text()
+    for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
+        assert marker not in log, f"sanitizer report in odkd's log:\n{log[-6000:]}"
 
 
 @pytest.fixture
@@ -120,3 +134,4 @@ def make_odkd(tmp_path):
     yield make
     for d in started:
         d.stop()
+        assert_no_sanitizer_reports(d)

@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import BIN, DRIVERS, pid_alive, wait_until
+from conftest import BIN, CHILD_ENV, DRIVERS, pid_alive, wait_until
 
 ECHO = {"model": "echo", "serial": "T-1"}
 
@@ -67,7 +67,8 @@ def test_several_apps_at_once(odkd):
     dev = odkd.plug(ECHO)
     odkd.running(provider=dev)
     procs = [subprocess.Popen([str(BIN / "odkctl"), "--state-dir", str(odkd.state), "call",
-                               str(dev), "1", str(i), "1000"], stdout=subprocess.PIPE, text=True)
+                               str(dev), "1", str(i), "1000"], stdout=subprocess.PIPE, text=True,
+                              env=CHILD_ENV)
              for i in range(8)]
     outs = [p.communicate(timeout=30)[0].split() for p in procs]
     assert sorted(int(o[0]) for o in outs) == [1000 + i for i in range(8)]

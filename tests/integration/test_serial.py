@@ -10,7 +10,7 @@ import time
 import pytest
 import serial
 
-from conftest import pid_alive, wait_until
+from conftest import CHILD_ENV, pid_alive, wait_until
 from libodk import Connection, OdkError
 
 SERIAL_WRITE, SERIAL_READ, SET_LINE, GET_LINE, SET_MODEM, GET_MODEM = range(6)
@@ -198,7 +198,7 @@ class EchoServer:
 
 def socat_round_trip(tty, payload):
     r = subprocess.run(["socat", "-t", "2", "-T", "3", "-", f"FILE:{tty},raw,echo=0,nonblock"],
-                       input=payload, capture_output=True, timeout=20)
+                       input=payload, capture_output=True, timeout=20, env=CHILD_ENV)
     return r.stdout
 
 
@@ -231,7 +231,7 @@ def test_serial_tcp_bridges_to_a_tcp_peer_and_reconnects(odkd):
 
 
 def tmux(*args):
-    return subprocess.run(["tmux", *args], capture_output=True, text=True)
+    return subprocess.run(["tmux", *args], capture_output=True, text=True, env=CHILD_ENV)
 
 
 def test_picocom_types_a_line_and_sees_it_echoed_then_unplug_hangs_up(odkd, tmp_path):

@@ -1,0 +1,222 @@
+/* fuzz_wire — the receive path of every odk socket.  The input is sent,
+ * verbatim, as one packet on an AF_UNIX SOCK_SEQPACKET socketpair and read
+ * back with wire_recv; a message that is accepted is decoded with
+ * wire_msg_value and, as a user-client call, checked the way
+ * user_client.c's serve_call does (odk_method_check over a fixed table,
+ * then the body length against the header), after which every byte the
+ * call would hand to a driver is read, so ASan sees any bounds mistake.
+ *
+ * The input's own header steers the file descriptors that come with the
+ * packet, so the out-of-line path (WIRE_F_BODY_IN_FD, sealed memfd) is
+ * reached too:
+ *   flags bit 0 (WIRE_F_BODY_IN_FD): attach a memfd holding the input,
+ *       repeated, sized from body_len (seq bits 0-1: exact, one byte short,
+ *       one byte long, 64 KiB) and sealed unless seq bit 2 is set;
+ *   seq bits 3-5: that many more fds (/dev/null) ride along.
+ * Rejected packets must not leak their fds: the lowest free fd is the
+ * same after every input, else the harness aborts. */
+#include <fcntl.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "common/wire.h"
+#include "odk/driver.h"
+#include "odk/status.h"
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
+
+#define MEMFD_MAX (256u * 1024u) /* largest out-of-line body built here */
+#define SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL)
+
+static int fn(odk_driver *drv, odk_user_client *uc, odk_call *call)
+{
+    return ODK_OK;
+}
+
+static const odk_method table[] = {
+    {fn, 0, 0, 0, 0},
+    {fn, 2, 1, 0, 0},
+    {fn, ODK_VARIABLE, ODK_VARIABLE, ODK_VARIABLE_SIZE, ODK_VARIABLE_SIZE},
+    {fn, 0, 0, 16, 32},
+    {NULL, 0, 0, 0, 0},
+    {fn, 1, 0, ODK_VARIABLE_SIZE, 8},
+};
+
+static int sv[2] = {-1, -1};
+static wire_msg msg;
+static int lowest_free_fd = -1;
+
+static void die(const char *what)
+{
+    fprintf(stderr, "fuzz_wire: %s\n", what);
+    abort();
+}
+
+static int lowest_fd(void)
+{
+    int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
+        die("cannot open /dev/null");
+    close(fd);
+    return fd;
+}
+
+static void setup(void)
+{
+    if (sv[0] >= 0)
+        return;
+    if (wire_socketpair(sv) != ODK_OK)
+        die("socketpair failed");
+    int big = 1 << 20;
+    setsockopt(sv[0], SOL_SOCKET, SO_SNDBUF, &big, sizeof big);
+    setsockopt(sv[1], SOL_SOCKET, SO_RCVBUF, &big, sizeof big);
+    wire_msg_init(&msg);
+    /* The harness's own long-lived fds exist now; from here on the lowest
+     * free fd must not move. */
+    lowest_free_fd = lowest_fd();
+}
+
+static int make_memfd(const uint8_t *data, size_t size, uint64_t body_len, uint32_t seq)
+{
+    uint64_t len;
+    switch (seq & 3) {
+    case 0:
+        len = body_len;
+        break;
+    case 1:
+        len = body_len ? body_len - 1 : 0;
+        break;
+    case 2:
+        len = body_len + 1;
+        break;
+    default:
+        len = 64 * 1024;
+        break;
+    }
+    if (len > MEMFD_MAX)
+        len = MEMFD_MAX;
+    int fd = memfd_create("fuzz-body", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0)
+        return -1;
+    if (ftruncate(fd, (off_t)len) < 0) {
+        close(fd);
+        return -1;
+    }
+    if (size > 0 && len > 0) {
+        uint8_t *p = mmap(NULL, len, PROT_WRITE, MAP_SHARED, fd, 0);
+        if (p != MAP_FAILED) {
+            for (uint64_t o = 0; o < len; o += size)
+                memcpy(p + o, data, len - o < size ? len - o : size);
+            munmap(p, len);
+        }
+    }
+    if (!(seq & 4))
+        fcntl(fd, F_ADD_SEALS, SEALS);
+    return fd;
+}
+
+static volatile uint8_t sink;
+
+/* What serve_call does with a body before a driver method sees it. */
+static void check_call(const wire_msg *m)
+{
+    struct wire_call c;
+    if (m->body_len < sizeof c)
+        return;
+    memcpy(&c, m->body, sizeof c);
+    char why[200];
+    int st = odk_method_check(table, sizeof table / sizeof table[0], c.selector,
+                              c.scalar_in_count, c.struct_in_len, c.scalar_out_max,
+                              c.struct_out_max, why, sizeof why);
+    if (st != ODK_OK)
+        return;
+    uint64_t want = sizeof c + (uint64_t)c.scalar_in_count * 8 + c.struct_in_len;
+    if (want != m->body_len)
+        return;
+    const uint64_t *scalars = (const uint64_t *)(m->body + sizeof c);
+    const uint8_t *st_in = m->body + sizeof c + (size_t)c.scalar_in_count * 8;
+    uint8_t acc = 0;
+    for (uint32_t i = 0; i < c.scalar_in_count; i++)
+        acc ^= (uint8_t)scalars[i];
+    for (uint64_t i = 0; i < c.struct_in_len; i++)
+        acc ^= st_in[i];
+    sink = acc;
+}
+
+int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+    setup();
+
+    struct wire_hdr h;
+    memset(&h, 0, sizeof h);
+    memcpy(&h, data, size < sizeof h ? size : sizeof h);
+
+    int fds[8];
+    size_t n_fds = 0;
+    if (size >= sizeof h && (h.flags & WIRE_F_BODY_IN_FD)) {
+        int fd = make_memfd(data, size, h.body_len, h.seq);
+        if (fd >= 0)
+            fds[n_fds++] = fd;
+    }
+    for (unsigned extra = (h.seq >> 3) & 7; extra > 0; extra--) {
+        int fd = open("/dev/null", O_RDONLY | O_CLOEXEC);
+        if (fd >= 0)
+            fds[n_fds++] = fd;
+    }
+
+    union {
+        char buf[CMSG_SPACE(sizeof(int) * 8)];
+        struct cmsghdr align;
+    } ctl;
+    struct iovec iov = {(void *)data, size};
+    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1};
+    if (n_fds) {
+        memset(&ctl, 0, sizeof ctl);
+        mh.msg_control = ctl.buf;
+        mh.msg_controllen = CMSG_SPACE(sizeof(int) * n_fds);
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int) * n_fds);
+        memcpy(CMSG_DATA(cm), fds, sizeof(int) * n_fds);
+    }
+    ssize_t sent = sendmsg(sv[0], &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+    for (size_t i = 0; i < n_fds; i++)
+        close(fds[i]);
+    if (sent < 0)
+        return 0; /* larger than the socket takes: nothing to receive */
+
+    int st = wire_recv(sv[1], &msg);
+    if (st == ODK_OK) {
+        if (msg.body_len && !msg.body)
+            die("accepted message with a body length but no body");
+        if (msg.n_fds > WIRE_MAX_FDS)
+            die("more fds than WIRE_MAX_FDS");
+        odk_value *v = NULL;
+        if (wire_msg_value(&msg, &v) == ODK_OK) {
+            if (!v)
+                die("wire_msg_value OK with no value");
+            odk_value_free(v);
+        }
+        check_call(&msg);
+    } else if (st != ODK_E_PROTOCOL && st != ODK_E_DISCONNECTED && st != ODK_E_NOMEM) {
+        fprintf(stderr, "fuzz_wire: wire_recv gave %d\n", st);
+        die("unexpected wire_recv status");
+    }
+    /* The message (and its receive buffer) is reused by the next
+     * wire_recv, as odkd and the hosts do; its fds are taken here so the
+     * leak check below sees only fds that wire_recv lost track of. */
+    for (size_t i = 0; i < msg.n_fds; i++) {
+        int fd = wire_msg_take_fd(&msg, i);
+        if (fd >= 0)
+            close(fd);
+    }
+    if (lowest_fd() != lowest_free_fd)
+        die("a file descriptor leaked (wire_recv kept or failed to close one)");
+    return 0;
+}
