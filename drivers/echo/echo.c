@@ -1,21 +1,63 @@
 /* The echo driver: the smallest complete odk driver.
  *
  * It matches simulated devices with "model": "echo", registers a service,
- * and answers three user-client methods:
- *   0  echo:  returns its input structure unchanged (any size)
- *   1  add:   two scalars in, their sum out
- *   2  count: how many calls this instance has served (before this one)
+ * and answers these user-client methods:
+ *   0  echo:   returns its input structure unchanged (any size)
+ *   1  add:    two scalars in, their sum out
+ *   2  count:  how many calls this instance has served (before this one)
+ * and, to show (and test) the data path:
+ *   3  add, asynchronously: completes on a later turn of the queue
+ *   4  async statistics: completed, cancelled, still held
+ *   5  hold: an async call that completes only when released (selector 6)
+ *      or cancelled because the app went away
+ *   6  release: completes every held call with status 0
+ *   7  memory: scalar op + one memory range:
+ *        op 0 fills an OUT/INOUT range with the byte in scalar 1
+ *        op 1 returns the sum of the bytes of the range
+ *        op 2 adds 1 to every byte of an INOUT range
+ *        op 3 tries odk_memory_write into the range and returns its status
+ *   8  copy: one IN range in, one OUT range out, copied (the storage pattern)
+ *   9  read shared: the first 8 bytes of the driver's type-1 memory
+ * Memory an app can map (copy_client_memory): type 0, 4 KiB the driver
+ * wrote ("echo shared memory", OUT: read-only for the app); type 1, 4 KiB
+ * the app writes and the driver reads (IN).
  * docs/driver-guide.md walks through this file. */
+#include <stdlib.h>
 #include <string.h>
 
 #include "odk/driver.h"
 
+#define MAX_PENDING 65536 /* async calls held at once; more get ODK_E_BUSY */
+
 struct echo_state {
     uint64_t calls; /* touched only on the default queue: no lock needed */
+    odk_driver *drv;
+    odk_async **pending; /* selector 3: completed on the next turn */
+    uint64_t *pending_sum;
+    size_t n_pending;
+    bool flush_queued;
+    odk_async **held; /* selector 5 */
+    size_t n_held;
+    uint64_t completed, cancelled;
+    odk_memory *shared_out, *shared_in;
 };
 
 static int echo_start(odk_driver *drv)
 {
+    struct echo_state *s = odk_driver_state(drv);
+    s->drv = drv;
+    s->pending = calloc(MAX_PENDING, sizeof *s->pending);
+    s->pending_sum = calloc(MAX_PENDING, sizeof *s->pending_sum);
+    s->held = calloc(MAX_PENDING, sizeof *s->held);
+    if (!s->pending || !s->pending_sum || !s->held)
+        return ODK_E_NOMEM;
+    int st = odk_memory_create(4096, ODK_MEM_OUT, &s->shared_out);
+    if (st == ODK_OK)
+        st = odk_memory_write(s->shared_out, 0, "echo shared memory", 19);
+    if (st == ODK_OK)
+        st = odk_memory_create(4096, ODK_MEM_IN, &s->shared_in);
+    if (st < 0)
+        return st;
     const char *serial =
         odk_dict_get_string(odk_driver_provider_properties(drv), "serial", "(none)");
     odk_info("echo device %s ready", serial);
@@ -27,6 +69,18 @@ static void echo_stop(odk_driver *drv)
 {
     struct echo_state *s = odk_driver_state(drv);
     odk_info("stopping after %llu calls", (unsigned long long)s->calls);
+}
+
+static void echo_free(odk_driver *drv)
+{
+    struct echo_state *s = odk_driver_state(drv);
+    /* Stop closed every client, so every async call was cancelled and
+     * completed by its cancel handler: nothing is left to complete. */
+    free(s->pending);
+    free(s->pending_sum);
+    free(s->held);
+    odk_release(s->shared_out);
+    odk_release(s->shared_in);
 }
 
 static int echo_echo(odk_driver *drv, odk_user_client *uc, odk_call *call)
@@ -56,11 +110,159 @@ static int echo_count(odk_driver *drv, odk_user_client *uc, odk_call *call)
     return ODK_OK;
 }
 
+/* Completes the calls of selector 3 a turn after they arrived: by then
+ * more have usually come in, so many are in flight at once. */
+static void flush_pending(void *ctx)
+{
+    struct echo_state *s = ctx;
+    s->flush_queued = false;
+    for (size_t i = 0; i < s->n_pending; i++) {
+        uint64_t sum = s->pending_sum[i];
+        if (odk_async_complete(s->pending[i], ODK_OK, &sum, 1, NULL, 0) == ODK_OK)
+            s->completed++;
+    }
+    s->n_pending = 0;
+}
+
+static void on_cancel(void *ctx, odk_async *a)
+{
+    struct echo_state *s = ctx;
+    /* The app is gone: take the call out of our lists and complete it,
+     * which only frees it now. */
+    for (size_t i = 0; i < s->n_held; i++) {
+        if (s->held[i] == a) {
+            s->held[i] = s->held[--s->n_held];
+            break;
+        }
+    }
+    for (size_t i = 0; i < s->n_pending; i++) {
+        if (s->pending[i] == a) {
+            s->pending[i] = s->pending[--s->n_pending];
+            s->pending_sum[i] = s->pending_sum[s->n_pending];
+            break;
+        }
+    }
+    s->cancelled++;
+    odk_async_complete(a, ODK_E_CANCELLED, NULL, 0, NULL, 0);
+}
+
+static int echo_add_async(odk_driver *drv, odk_user_client *uc, odk_call *call)
+{
+    struct echo_state *s = odk_driver_state(drv);
+    if (s->n_pending == MAX_PENDING)
+        return ODK_E_BUSY;
+    odk_async_set_cancel_handler(call->async, on_cancel, s);
+    s->pending_sum[s->n_pending] = call->scalar_in[0] + call->scalar_in[1];
+    s->pending[s->n_pending++] = call->async;
+    if (!s->flush_queued) {
+        s->flush_queued = true;
+        odk_queue_dispatch_async(odk_driver_queue(drv), flush_pending, s);
+    }
+    return ODK_OK;
+}
+
+static int echo_stats(odk_driver *drv, odk_user_client *uc, odk_call *call)
+{
+    struct echo_state *s = odk_driver_state(drv);
+    call->scalar_out[0] = s->completed;
+    call->scalar_out[1] = s->cancelled;
+    call->scalar_out[2] = s->n_held + s->n_pending;
+    return ODK_OK;
+}
+
+static int echo_hold(odk_driver *drv, odk_user_client *uc, odk_call *call)
+{
+    struct echo_state *s = odk_driver_state(drv);
+    if (s->n_held == MAX_PENDING)
+        return ODK_E_BUSY;
+    odk_async_set_cancel_handler(call->async, on_cancel, s);
+    s->held[s->n_held++] = call->async;
+    return ODK_OK;
+}
+
+static int echo_release(odk_driver *drv, odk_user_client *uc, odk_call *call)
+{
+    struct echo_state *s = odk_driver_state(drv);
+    call->scalar_out[0] = s->n_held;
+    while (s->n_held) {
+        if (odk_async_complete(s->held[--s->n_held], ODK_OK, NULL, 0, NULL, 0) == ODK_OK)
+            s->completed++;
+    }
+    return ODK_OK;
+}
+
+static int echo_memory(odk_driver *drv, odk_user_client *uc, odk_call *call)
+{
+    const odk_memory_range *r = &call->memory[0];
+    uint8_t *p;
+    uint64_t op = call->scalar_in[0];
+    if (op == 3) {
+        call->scalar_out[0] = (uint64_t)(int64_t)odk_memory_write(r->memory, r->offset, "x", 1);
+        return ODK_OK;
+    }
+    uint32_t access = op == 1 ? ODK_MAP_READ : ODK_MAP_READ | ODK_MAP_WRITE;
+    int st = odk_memory_map(r->memory, access, (void **)&p);
+    if (st < 0)
+        return st; /* a write into an IN buffer: ODK_E_ACCESS */
+    p += r->offset;
+    uint64_t sum = 0;
+    for (uint64_t i = 0; i < r->length; i++) {
+        if (op == 0)
+            p[i] = (uint8_t)call->scalar_in[1];
+        else if (op == 1)
+            sum += p[i];
+        else if (op == 2)
+            p[i]++;
+        else
+            return ODK_E_INVALID;
+    }
+    call->scalar_out[0] = sum;
+    return ODK_OK;
+}
+
+static int echo_copy(odk_driver *drv, odk_user_client *uc, odk_call *call)
+{
+    const odk_memory_range *in = &call->memory[0], *out = &call->memory[1];
+    const uint8_t *src;
+    uint8_t *dst;
+    if (in->length != out->length)
+        return ODK_E_INVALID;
+    int st = odk_memory_map(in->memory, ODK_MAP_READ, (void **)&src);
+    if (st == ODK_OK)
+        st = odk_memory_map(out->memory, ODK_MAP_READ | ODK_MAP_WRITE, (void **)&dst);
+    if (st == ODK_OK)
+        memcpy(dst + out->offset, src + in->offset, in->length);
+    return st;
+}
+
+static int echo_read_shared(odk_driver *drv, odk_user_client *uc, odk_call *call)
+{
+    struct echo_state *s = odk_driver_state(drv);
+    return odk_memory_read(s->shared_in, 0, &call->scalar_out[0], 8);
+}
+
+static int echo_client_memory(odk_driver *drv, odk_user_client *uc, uint32_t type,
+                              odk_memory **mem)
+{
+    struct echo_state *s = odk_driver_state(drv);
+    if (type > 1)
+        return ODK_E_NOT_FOUND;
+    *mem = odk_retain(type == 0 ? s->shared_out : s->shared_in);
+    return ODK_OK;
+}
+
 static const odk_method echo_methods[] = {
     [0] = {echo_echo, .scalar_in = 0, .scalar_out = 0, .struct_in = ODK_VARIABLE_SIZE,
            .struct_out = ODK_VARIABLE_SIZE},
     [1] = {echo_add, .scalar_in = 2, .scalar_out = 1, .struct_in = 0, .struct_out = 0},
     [2] = {echo_count, .scalar_in = 0, .scalar_out = 1, .struct_in = 0, .struct_out = 0},
+    [3] = {echo_add_async, .scalar_in = 2, .scalar_out = 1, .flags = ODK_METHOD_ASYNC},
+    [4] = {echo_stats, .scalar_out = 3},
+    [5] = {echo_hold, .flags = ODK_METHOD_ASYNC},
+    [6] = {echo_release, .scalar_out = 1},
+    [7] = {echo_memory, .scalar_in = 2, .scalar_out = 1, .memory = 1},
+    [8] = {echo_copy, .memory = 2},
+    [9] = {echo_read_shared, .scalar_out = 1},
 };
 
 static const odk_driver_class echo_class = {
@@ -69,6 +271,8 @@ static const odk_driver_class echo_class = {
     .state_size = sizeof(struct echo_state),
     .start = echo_start,
     .stop = echo_stop,
+    .free = echo_free,
+    .copy_client_memory = echo_client_memory,
     .methods = echo_methods,
     .n_methods = sizeof echo_methods / sizeof echo_methods[0],
 };

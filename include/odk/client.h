@@ -71,6 +71,72 @@ int odk_connection_call(odk_connection *conn, uint32_t selector, const uint64_t 
                         uint32_t n_in, const void *struct_in, size_t struct_in_len,
                         uint64_t *out, uint32_t *n_out, void *struct_out, size_t *struct_out_len);
 
+/* ---- shared memory ------------------------------------------------------ */
+
+/* Zero-copy buffers: memfd-backed memory the app writes and reads directly,
+ * registered once on a connection and then named in calls (the storage
+ * pattern: many requests over the same buffers).  Directions are the
+ * driver's view (ODK_MEM_IN: the driver reads it; ODK_MEM_OUT: the driver
+ * writes it; ODK_MEM_INOUT: both), from odk/memory.h. */
+typedef struct odk_buffer odk_buffer;
+
+/* A new zero-filled buffer of len bytes, mapped read-write.  Any size the
+ * machine can address (memfd is sparse).  Free with odk_buffer_free. */
+int odk_buffer_create(uint64_t len, odk_buffer **out);
+void *odk_buffer_data(const odk_buffer *b);
+uint64_t odk_buffer_length(const odk_buffer *b);
+void odk_buffer_free(odk_buffer *b);
+
+/* Shares buf with the driver under a new id (*id).  The connection keeps
+ * its own mapping: freeing buf afterwards is fine.  ODK_E_LIMIT past
+ * ODK_MAX_CLIENT_BUFFERS (odk/driver.h). */
+int odk_connection_register_buffer(odk_connection *conn, odk_buffer *buf, uint32_t direction,
+                                   uint32_t *id);
+int odk_connection_unregister_buffer(odk_connection *conn, uint32_t id);
+
+/* A range of a registered buffer, passed with a call. */
+typedef struct odk_memory_ref {
+    uint32_t buffer;
+    uint64_t offset;
+    uint64_t length;
+} odk_memory_ref;
+
+/* odk_connection_call with memory ranges (up to ODK_MAX_CALL_MEMORY).
+ * When it returns, what the driver wrote into OUT and INOUT ranges is in
+ * the app's buffer. */
+int odk_connection_call_memory(odk_connection *conn, uint32_t selector, const uint64_t *in,
+                               uint32_t n_in, const void *struct_in, size_t struct_in_len,
+                               const odk_memory_ref *mem, uint32_t n_mem, uint64_t *out,
+                               uint32_t *n_out, void *struct_out, size_t *struct_out_len);
+
+/* Maps memory the driver offers for type (its copy_client_memory hook;
+ * DriverKit's IOConnectMapMemory).  The app may write it unless the
+ * driver's descriptor is ODK_MEM_OUT.  Free with odk_buffer_free. */
+int odk_connection_map_memory(odk_connection *conn, uint32_t type, odk_buffer **out);
+
+/* ---- asynchronous calls ------------------------------------------------- */
+
+/* Called once per async call with its status and outputs (borrowed for the
+ * callback).  A connection closed with calls in flight calls each with
+ * ODK_E_CANCELLED. */
+typedef void (*odk_async_fn)(void *ctx, int status, const uint64_t *scalars, uint32_t n_scalars,
+                             const void *data, size_t len);
+
+/* Sends a call without waiting; many may be in flight.  n_out_max and
+ * struct_out_max are the room the callback may receive.  Callbacks run
+ * inside odk_connection_dispatch (or another call on this connection). */
+int odk_connection_call_async(odk_connection *conn, uint32_t selector, const uint64_t *in,
+                              uint32_t n_in, const void *struct_in, size_t struct_in_len,
+                              const odk_memory_ref *mem, uint32_t n_mem, uint32_t n_out_max,
+                              size_t struct_out_max, odk_async_fn fn, void *ctx);
+/* Delivers completions, waiting up to timeout_ms (-1: forever) for the
+ * first.  Returns how many were delivered, or an error (ODK_E_GONE). */
+int odk_connection_dispatch(odk_connection *conn, int timeout_ms);
+/* Calls still in flight. */
+uint32_t odk_connection_pending(const odk_connection *conn);
+/* Readable when completions wait (for poll/epoll). */
+int odk_connection_fd(const odk_connection *conn);
+
 #ifdef __cplusplus
 }
 #endif

@@ -14,10 +14,12 @@
 #ifndef ODK_DRIVER_H
 #define ODK_DRIVER_H
 
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 
 #include "odk/log.h"
+#include "odk/memory.h"
 #include "odk/queue.h"
 #include "odk/status.h"
 #include "odk/value.h"
@@ -28,6 +30,7 @@ extern "C" {
 
 typedef struct odk_driver odk_driver;
 typedef struct odk_user_client odk_user_client;
+typedef struct odk_async odk_async;
 
 /* ---- user-client method tables ---------------------------------------- */
 
@@ -40,6 +43,8 @@ typedef struct odk_user_client odk_user_client;
  * shared memory without the driver noticing. */
 #define ODK_MAX_SCALARS 256u
 #define ODK_MAX_STRUCT (256ull * 1024 * 1024)
+#define ODK_MAX_CALL_MEMORY 16u /* memory ranges in one call */
+#define ODK_MAX_CLIENT_BUFFERS 1024u /* buffers one connection may register */
 
 /* One call, already checked against the method table.  Inputs are
  * borrowed for the duration of the method.  Outputs: scalar_out has
@@ -58,6 +63,15 @@ typedef struct odk_call {
     void *struct_out;
     size_t struct_out_len;
     size_t struct_out_cap;
+    /* Ranges of the app's registered buffers (odk_connection_register_buffer),
+     * checked against the buffer and its direction before the method runs. */
+    const odk_memory_range *memory;
+    uint32_t memory_count;
+    /* For ODK_METHOD_ASYNC methods: the completion.  Returning ODK_OK
+     * means "later": the driver now owns it and must call
+     * odk_async_complete exactly once.  Returning an error fails the call
+     * at once (the runtime frees the completion). */
+    odk_async *async;
 } odk_call;
 
 typedef int (*odk_method_fn)(odk_driver *drv, odk_user_client *uc, odk_call *call);
@@ -70,7 +84,12 @@ typedef struct odk_method {
     uint32_t scalar_out; /* count, or ODK_VARIABLE */
     uint64_t struct_in;  /* bytes, or ODK_VARIABLE_SIZE */
     uint64_t struct_out; /* bytes, or ODK_VARIABLE_SIZE */
+    uint32_t memory;     /* memory ranges, or ODK_VARIABLE (up to ODK_MAX_CALL_MEMORY) */
+    uint32_t flags;      /* ODK_METHOD_ASYNC */
 } odk_method;
+
+/* The method completes later, through odk_async_complete. */
+#define ODK_METHOD_ASYNC 0x1u
 
 /* Checks a call's shape against a table: ODK_E_BAD_SELECTOR,
  * ODK_E_BAD_ARGUMENTS (wrong scalar count / structure size, with the
@@ -103,6 +122,12 @@ typedef struct odk_driver_class {
      * open may refuse with an error status (the app gets it). */
     int (*client_open)(odk_driver *drv, odk_user_client *uc, uint32_t type);
     void (*client_close)(odk_driver *drv, odk_user_client *uc);
+    /* Optional (DriverKit's CopyClientMemoryForType): memory of the driver's
+     * that an app maps with odk_connection_map_memory.  Return a new
+     * reference in *mem.  Direction is the driver's view: the app may write
+     * an IN or INOUT descriptor; an OUT one is mapped read-only for it. */
+    int (*copy_client_memory)(odk_driver *drv, odk_user_client *uc, uint32_t type,
+                              odk_memory **mem);
 } odk_driver_class;
 
 /* Registers a class (called by ODK_DRIVER_CLASS at load time).
@@ -156,6 +181,23 @@ int odk_driver_withdraw_node(odk_driver *drv, uint64_t node_id);
 /* Sets a property on a node published by this driver (takes value). */
 int odk_driver_set_node_property(odk_driver *drv, uint64_t node_id, const char *key,
                                  odk_value *value);
+
+/* ---- asynchronous completions ------------------------------------------ */
+
+/* Completes an async call: status, then up to the call's scalar_out_count
+ * scalars and struct_out_cap bytes (more is ODK_E_INVALID and completes the
+ * call with ODK_E_DRIVER).  Consumes a, whatever it returns.  Call on the
+ * driver's default queue.  ODK_E_CANCELLED when the app went away meanwhile
+ * (nothing is sent). */
+int odk_async_complete(odk_async *a, int status, const uint64_t *scalars, uint32_t n_scalars,
+                       const void *data, size_t len);
+/* True once the app that made the call has gone. */
+bool odk_async_cancelled(const odk_async *a);
+/* Called once, on the default queue, if the app goes away before the call
+ * completes (the driver still completes a, which then only frees it). */
+void odk_async_set_cancel_handler(odk_async *a, void (*fn)(void *ctx, odk_async *a), void *ctx);
+/* The selector and inputs of the call (valid until completion). */
+uint32_t odk_async_selector(const odk_async *a);
 
 /* ---- user clients ----------------------------------------------------- */
 

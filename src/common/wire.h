@@ -34,6 +34,11 @@ enum wire_type {
     WIRE_EVENT = 3,   /* unsolicited: dict {"event": ..., ...} */
     WIRE_CALL = 4,    /* user-client method call, struct wire_call + data */
     WIRE_CALL_REPLY = 5,
+    /* User-client channel, app -> host; each answered by a WIRE_REPLY. */
+    WIRE_MAP_BUFFER = 6,    /* struct wire_buffer + the buffer's memfd */
+    WIRE_UNMAP_BUFFER = 7,  /* struct wire_buffer (id only) */
+    WIRE_FASTPATH = 8,      /* fds: the call mailbox memfd, the app->host wake eventfd */
+    WIRE_CLIENT_MEMORY = 9, /* uint32 type -> reply: struct wire_buffer + memfd */
 };
 
 enum wire_flags {
@@ -93,16 +98,31 @@ int wire_msg_value(const wire_msg *m, odk_value **out);
 int wire_socketpair(int sv[2]);
 
 /* User-client call layout.  Request body: struct wire_call, then
- * scalar_in_count uint64 scalars, then struct_in_len bytes.  Reply body:
+ * scalar_in_count uint64 scalars, then memory_count struct
+ * wire_memory_ref, then struct_in_len bytes.  Reply body:
  * struct wire_call_reply, then scalar_out_count scalars, then
  * struct_out_len bytes; the reply's header status is the call's status. */
 struct wire_call {
     uint32_t selector;
     uint32_t scalar_in_count;
     uint32_t scalar_out_max;
-    uint32_t reserved;
+    uint32_t memory_count; /* struct wire_memory_ref entries after the scalars */
     uint64_t struct_in_len;
     uint64_t struct_out_max;
+};
+
+/* A range of a buffer the app registered (WIRE_MAP_BUFFER) on this channel. */
+struct wire_memory_ref {
+    uint32_t id;
+    uint32_t reserved;
+    uint64_t offset;
+    uint64_t length;
+};
+
+struct wire_buffer {
+    uint32_t id;        /* the app's name for it; for WIRE_CLIENT_MEMORY, the type */
+    uint32_t direction; /* ODK_MEM_IN / OUT / INOUT, from the driver's side */
+    uint64_t length;
 };
 
 struct wire_call_reply {

@@ -606,6 +606,37 @@ static bool bplist_strings_ok(const unsigned char *b, size_t len)
     return true;
 }
 
+/* libplist 2.2 parses and frees arrays and dictionaries recursively with
+ * no depth limit: about 87,000 nested levels of a binary plist (800 KB)
+ * or 175,000 of XML overflow an 8 MB stack.  The depth is at most the
+ * number of containers, which is cheap to bound before parsing. */
+#define BUNDLE_PLIST_MAX_CONTAINERS 10000
+
+/* How many arrays and dictionaries the plist can hold, at most.  A binary
+ * plist must already have passed bplist_strings_ok (trailer and offsets). */
+static size_t plist_containers(const unsigned char *b, size_t len)
+{
+    size_t n = 0;
+    if (len >= 8 && memcmp(b, "bplist00", 8) == 0) {
+        const unsigned char *t = b + len - 32;
+        size_t off_size = t[6];
+        uint64_t n_objects = be_uint(t + 8, 8), table = be_uint(t + 24, 8);
+        for (uint64_t i = 0; i < n_objects; i++) {
+            unsigned kind = b[be_uint(b + table + i * off_size, off_size)] >> 4;
+            n += kind >= 0xa && kind <= 0xd; /* array, (ordset), set, dict */
+        }
+        return n;
+    }
+    /* XML: each array or dictionary starts with one of these tags. */
+    const char *tags[] = {"<array", "<dict"};
+    for (size_t k = 0; k < 2; k++) {
+        size_t tl = strlen(tags[k]);
+        for (const unsigned char *p = b; (p = memmem(p, len - (size_t)(p - b), tags[k], tl)); p++)
+            n++;
+    }
+    return n;
+}
+
 static int plist_root(const struct ctx *c, const char *bytes, size_t len, plist_t *out)
 {
     *out = NULL;
@@ -614,6 +645,9 @@ static int plist_root(const struct ctx *c, const char *bytes, size_t len, plist_
     if (len >= 8 && memcmp(bytes, "bplist00", 8) == 0 &&
         !bplist_strings_ok((const unsigned char *)bytes, len))
         return fail(c, NULL, "malformed binary property list (bad offsets or a NUL in a string)");
+    if (plist_containers((const unsigned char *)bytes, len) > BUNDLE_PLIST_MAX_CONTAINERS)
+        return fail(c, NULL, "holds more than %d arrays and dictionaries (the limit)",
+                    BUNDLE_PLIST_MAX_CONTAINERS);
     plist_t root = NULL;
     if (len > 0)
         plist_from_memory(bytes, (uint32_t)len, &root);

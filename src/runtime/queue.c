@@ -14,6 +14,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "runtime/runtime_internal.h"
@@ -39,6 +40,11 @@ struct odk_queue {
     bool dones_run;      /* every cancel done has run: later ones run inline */
     struct done_cb *dones, **dones_tail;
     queue_member *members;
+    /* Idle poller (queue_set_poller); touched only on the queue's thread. */
+    bool (*poll_fn)(void *ctx);
+    bool (*arm_fn)(void *ctx, bool sleeping);
+    void *poll_ctx;
+    uint64_t spin_ns;
 };
 
 static _Thread_local odk_queue *current_queue;
@@ -99,6 +105,52 @@ static void run_batch(odk_queue *q)
     pthread_mutex_lock(&q->lock);
 }
 
+void queue_set_poller(odk_queue *q, bool (*poll)(void *ctx), bool (*arm)(void *ctx, bool sleeping),
+                      void *ctx, uint64_t spin_ns)
+{
+    q->poll_fn = poll;
+    q->arm_fn = arm;
+    q->poll_ctx = ctx;
+    q->spin_ns = spin_ns;
+}
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
+
+static uint64_t mono_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* Spins calling the poller until it finds work, an fd or posted work is
+ * ready, or spin_ns pass without work.  True when the loop should not sleep. */
+static bool idle_spin(odk_queue *q)
+{
+    uint64_t deadline = mono_ns() + q->spin_ns;
+    for (unsigned i = 1;; i++) {
+        if (q->poll_fn(q->poll_ctx))
+            deadline = mono_ns() + q->spin_ns;
+        if ((i & 63) == 0) {
+            struct epoll_event ev;
+            /* Level-triggered: a ready fd seen here is reported again below. */
+            if (epoll_wait(q->epfd, &ev, 1, 0) > 0)
+                return true;
+            if (mono_ns() > deadline)
+                break;
+        }
+        cpu_relax();
+    }
+    return q->arm_fn(q->poll_ctx, true);
+}
+
 static void *queue_main(void *arg)
 {
     odk_queue *q = arg;
@@ -106,7 +158,14 @@ static void *queue_main(void *arg)
     struct epoll_event evs[EVENT_BATCH];
     bool more = false; /* work is queued: poll the fds without sleeping */
     for (;;) {
+        bool armed = false;
+        if (!more && q->poll_fn) {
+            more = idle_spin(q);
+            armed = true;
+        }
         int n = epoll_wait(q->epfd, evs, EVENT_BATCH, more ? 0 : -1);
+        if (armed && q->poll_fn)
+            q->arm_fn(q->poll_ctx, false);
         if (n < 0) {
             if (errno != EINTR)
                 odk_error("queue %s: epoll_wait: %s", q->name, strerror(errno));
@@ -122,6 +181,8 @@ static void *queue_main(void *arg)
                     odk_error("queue %s: reading its eventfd: %s", q->name, strerror(errno));
             }
         }
+        if (q->poll_fn)
+            q->poll_fn(q->poll_ctx);
         pthread_mutex_lock(&q->lock);
         run_batch(q);
         if (q->cancel_pending) {

@@ -79,6 +79,17 @@ void member_destroy(queue_member *m);
  * Returns ODK_OK or ODK_E_IO (logged). */
 int member_epoll_ctl(queue_member *m, int op, int fd, uint32_t events);
 
+/* Idle polling, for the shared-memory call path (PERFORMANCE-NOTES: a
+ * blocking wake-up costs ~20 us here, so the queue spins briefly before it
+ * sleeps).  Each turn of the loop calls poll(ctx) (true: it did work).
+ * When there is nothing else to do the queue keeps calling it for up to
+ * spin_ns since the last work; then arm(ctx, true) must publish "I am going
+ * to sleep" and return true if work arrived meanwhile (the queue then does
+ * not sleep); after sleeping, arm(ctx, false).  NULL poll removes it.
+ * Call on q's own thread. */
+void queue_set_poller(odk_queue *q, bool (*poll)(void *ctx), bool (*arm)(void *ctx, bool sleeping),
+                      void *ctx, uint64_t spin_ns);
+
 /* Runs action a now, on its queue's thread (the caller's), unless it was
  * cancelled: used by timers for the lean expiry path. */
 void action_invoke_now(odk_action *a);

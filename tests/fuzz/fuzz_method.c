@@ -18,16 +18,22 @@ static int fn(odk_driver *drv, odk_user_client *uc, odk_call *call)
     return ODK_OK;
 }
 
+/* Designated fields: odk_method may grow more (memory ranges, flags). */
+#define M(f, si, so, sti, sto)                                                                     \
+    {                                                                                              \
+        .fn = f, .scalar_in = si, .scalar_out = so, .struct_in = sti, .struct_out = sto            \
+    }
+
 static const odk_method table[] = {
-    {fn, 0, 0, 0, 0},
-    {fn, 2, 1, 0, 0},
-    {fn, ODK_VARIABLE, ODK_VARIABLE, 0, 0},
-    {fn, 0, 0, 16, 32},
-    {NULL, 1, 1, 1, 1}, /* a hole */
-    {fn, 1, 0, ODK_VARIABLE_SIZE, ODK_VARIABLE_SIZE},
-    {fn, ODK_MAX_SCALARS, ODK_MAX_SCALARS, ODK_MAX_STRUCT, ODK_MAX_STRUCT},
-    {fn, ODK_VARIABLE, 3, 4096, ODK_VARIABLE_SIZE},
-    {fn, 0, ODK_VARIABLE, ODK_VARIABLE_SIZE, 8},
+    M(fn, 0, 0, 0, 0),
+    M(fn, 2, 1, 0, 0),
+    M(fn, ODK_VARIABLE, ODK_VARIABLE, 0, 0),
+    M(fn, 0, 0, 16, 32),
+    M(NULL, 1, 1, 1, 1), /* a hole */
+    M(fn, 1, 0, ODK_VARIABLE_SIZE, ODK_VARIABLE_SIZE),
+    M(fn, ODK_MAX_SCALARS, ODK_MAX_SCALARS, ODK_MAX_STRUCT, ODK_MAX_STRUCT),
+    M(fn, ODK_VARIABLE, 3, 4096, ODK_VARIABLE_SIZE),
+    M(fn, 0, ODK_VARIABLE, ODK_VARIABLE_SIZE, 8),
 };
 #define N_TABLE ((uint32_t)(sizeof table / sizeof table[0]))
 

@@ -38,13 +38,19 @@ static int fn(odk_driver *drv, odk_user_client *uc, odk_call *call)
     return ODK_OK;
 }
 
+/* Designated fields: odk_method may grow more (memory ranges, flags). */
+#define M(f, si, so, sti, sto)                                                                     \
+    {                                                                                              \
+        .fn = f, .scalar_in = si, .scalar_out = so, .struct_in = sti, .struct_out = sto            \
+    }
+
 static const odk_method table[] = {
-    {fn, 0, 0, 0, 0},
-    {fn, 2, 1, 0, 0},
-    {fn, ODK_VARIABLE, ODK_VARIABLE, ODK_VARIABLE_SIZE, ODK_VARIABLE_SIZE},
-    {fn, 0, 0, 16, 32},
-    {NULL, 0, 0, 0, 0},
-    {fn, 1, 0, ODK_VARIABLE_SIZE, 8},
+    M(fn, 0, 0, 0, 0),
+    M(fn, 2, 1, 0, 0),
+    M(fn, ODK_VARIABLE, ODK_VARIABLE, ODK_VARIABLE_SIZE, ODK_VARIABLE_SIZE),
+    M(fn, 0, 0, 16, 32),
+    M(NULL, 0, 0, 0, 0),
+    M(fn, 1, 0, ODK_VARIABLE_SIZE, 8),
 };
 
 static int sv[2] = {-1, -1};
@@ -130,9 +136,8 @@ static void check_call(const wire_msg *m)
         return;
     memcpy(&c, m->body, sizeof c);
     char why[200];
-    int st = odk_method_check(table, sizeof table / sizeof table[0], c.selector,
-                              c.scalar_in_count, c.struct_in_len, c.scalar_out_max,
-                              c.struct_out_max, why, sizeof why);
+    int st = odk_method_check(table, sizeof table / sizeof table[0], c.selector, c.scalar_in_count,
+                              c.struct_in_len, c.scalar_out_max, c.struct_out_max, why, sizeof why);
     if (st != ODK_OK)
         return;
     uint64_t want = sizeof c + (uint64_t)c.scalar_in_count * 8 + c.struct_in_len;
@@ -151,6 +156,14 @@ static void check_call(const wire_msg *m)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     setup();
+    /* libFuzzer itself may hold an fd between inputs; only what changes
+     * during one input is this input's doing. */
+    int before = lowest_fd();
+    if (before != lowest_free_fd) {
+        fprintf(stderr, "fuzz_wire: note: lowest free fd moved from %d to %d between inputs\n",
+                lowest_free_fd, before);
+        lowest_free_fd = before;
+    }
 
     struct wire_hdr h;
     memset(&h, 0, sizeof h);
@@ -216,7 +229,18 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (fd >= 0)
             close(fd);
     }
-    if (lowest_fd() != lowest_free_fd)
-        die("a file descriptor leaked (wire_recv kept or failed to close one)");
+    int now = lowest_fd();
+    if (fcntl(sv[0], F_GETFD) < 0 || fcntl(sv[1], F_GETFD) < 0)
+        die("the socketpair was closed under the harness (a double close)");
+    if (now != lowest_free_fd) {
+        char link[64], target[256] = "?";
+        snprintf(link, sizeof link, "/proc/self/fd/%d", lowest_free_fd);
+        ssize_t tl = readlink(link, target, sizeof target - 1);
+        target[tl > 0 ? tl : 1] = '\0';
+        fprintf(stderr, "fuzz_wire: lowest free fd was %d, is %d after this input (%d -> %s)\n",
+                lowest_free_fd, now, lowest_free_fd, target);
+        die(now > lowest_free_fd ? "a file descriptor leaked (wire_recv kept one open)"
+                                 : "a file descriptor was closed twice");
+    }
     return 0;
 }

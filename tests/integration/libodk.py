@@ -16,6 +16,65 @@ _lib.odk_connection_call.argtypes = [
     ctypes.POINTER(ctypes.c_uint32), ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t)]
 _lib.odk_status_name.restype = ctypes.c_char_p
 _lib.odk_status_name.argtypes = [ctypes.c_int]
+_lib.odk_buffer_create.argtypes = [ctypes.c_uint64, ctypes.POINTER(ctypes.c_void_p)]
+_lib.odk_buffer_data.restype = ctypes.c_void_p
+_lib.odk_buffer_data.argtypes = [ctypes.c_void_p]
+_lib.odk_buffer_length.restype = ctypes.c_uint64
+_lib.odk_buffer_length.argtypes = [ctypes.c_void_p]
+_lib.odk_buffer_free.argtypes = [ctypes.c_void_p]
+_lib.odk_connection_register_buffer.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint32,
+                                                ctypes.POINTER(ctypes.c_uint32)]
+_lib.odk_connection_unregister_buffer.argtypes = [ctypes.c_void_p, ctypes.c_uint32]
+_lib.odk_connection_map_memory.argtypes = [ctypes.c_void_p, ctypes.c_uint32,
+                                           ctypes.POINTER(ctypes.c_void_p)]
+
+
+class MemoryRef(ctypes.Structure):
+    _fields_ = [("buffer", ctypes.c_uint32), ("offset", ctypes.c_uint64),
+                ("length", ctypes.c_uint64)]
+
+
+_lib.odk_connection_call_memory.argtypes = [
+    ctypes.c_void_p, ctypes.c_uint32, ctypes.POINTER(ctypes.c_uint64), ctypes.c_uint32,
+    ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(MemoryRef), ctypes.c_uint32,
+    ctypes.POINTER(ctypes.c_uint64), ctypes.POINTER(ctypes.c_uint32), ctypes.c_void_p,
+    ctypes.POINTER(ctypes.c_size_t)]
+ASYNC_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_int, ctypes.POINTER(ctypes.c_uint64),
+                            ctypes.c_uint32, ctypes.c_void_p, ctypes.c_size_t)
+_lib.odk_connection_call_async.argtypes = [
+    ctypes.c_void_p, ctypes.c_uint32, ctypes.POINTER(ctypes.c_uint64), ctypes.c_uint32,
+    ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(MemoryRef), ctypes.c_uint32,
+    ctypes.c_uint32, ctypes.c_size_t, ASYNC_FN, ctypes.c_void_p]
+_lib.odk_connection_dispatch.argtypes = [ctypes.c_void_p, ctypes.c_int]
+_lib.odk_connection_pending.restype = ctypes.c_uint32
+_lib.odk_connection_pending.argtypes = [ctypes.c_void_p]
+
+MEM_IN, MEM_OUT, MEM_INOUT = 1, 2, 3
+
+
+class Buffer:
+    """An odk_buffer: shared memory the app reads and writes in place."""
+    def __init__(self, length=None, _handle=None):
+        self.handle = ctypes.c_void_p()
+        if _handle is not None:
+            self.handle = _handle
+        else:
+            _check(_lib.odk_buffer_create(length, ctypes.byref(self.handle)))
+        self.length = _lib.odk_buffer_length(self.handle)
+        self.addr = _lib.odk_buffer_data(self.handle)
+
+    def read(self, offset, n):
+        assert offset + n <= self.length
+        return ctypes.string_at(self.addr + offset, n)
+
+    def write(self, offset, data):
+        assert offset + len(data) <= self.length
+        ctypes.memmove(self.addr + offset, data, len(data))
+
+    def free(self):
+        if self.handle:
+            _lib.odk_buffer_free(self.handle)
+            self.handle = None
 
 
 class OdkError(Exception):
@@ -36,6 +95,7 @@ class Connection:
         self._client = ctypes.c_void_p()
         _check(_lib.odk_client_open(str(state_dir).encode(), ctypes.byref(self._client)))
         self._conn = ctypes.c_void_p()
+        self._keep = []
         try:
             _check(_lib.odk_connection_open(self._client, node, type_, ctypes.byref(self._conn)))
         except OdkError:
@@ -52,6 +112,48 @@ class Connection:
                                         len(struct), outs, ctypes.byref(n), sbuf,
                                         ctypes.byref(slen)))
         return list(outs[:n.value]), sbuf.raw[:slen.value]
+
+    def call_memory(self, selector, scalars=(), refs=(), struct=b"", n_out=16, struct_out=0):
+        ins = (ctypes.c_uint64 * max(1, len(scalars)))(*scalars)
+        mem = (MemoryRef * max(1, len(refs)))(*[MemoryRef(*r) for r in refs])
+        outs = (ctypes.c_uint64 * max(1, n_out))()
+        n = ctypes.c_uint32(n_out)
+        sbuf = ctypes.create_string_buffer(max(1, struct_out))
+        slen = ctypes.c_size_t(struct_out)
+        _check(_lib.odk_connection_call_memory(self._conn, selector, ins, len(scalars), struct,
+                                               len(struct), mem, len(refs), outs, ctypes.byref(n),
+                                               sbuf, ctypes.byref(slen)))
+        return list(outs[:n.value]), sbuf.raw[:slen.value]
+
+    def register(self, buf, direction):
+        bid = ctypes.c_uint32()
+        _check(_lib.odk_connection_register_buffer(self._conn, buf.handle, direction,
+                                                   ctypes.byref(bid)))
+        return bid.value
+
+    def unregister(self, bid):
+        _check(_lib.odk_connection_unregister_buffer(self._conn, bid))
+
+    def map_memory(self, type_):
+        h = ctypes.c_void_p()
+        _check(_lib.odk_connection_map_memory(self._conn, type_, ctypes.byref(h)))
+        return Buffer(_handle=h)
+
+    def call_async(self, selector, scalars, callback, n_out=4):
+        """callback(status, [scalars]) runs inside dispatch()."""
+        def trampoline(_ctx, status, outs, n, _data, _len):
+            callback(status, [outs[i] for i in range(n)])
+        fn = ASYNC_FN(trampoline)
+        self._keep.append(fn)  # ctypes callbacks must outlive the call
+        ins = (ctypes.c_uint64 * max(1, len(scalars)))(*scalars)
+        _check(_lib.odk_connection_call_async(self._conn, selector, ins, len(scalars), None, 0,
+                                              None, 0, n_out, 0, fn, None))
+
+    def dispatch(self, timeout_ms=1000):
+        return _check(_lib.odk_connection_dispatch(self._conn, timeout_ms))
+
+    def pending(self):
+        return _lib.odk_connection_pending(self._conn)
 
     def close(self):
         if self._conn:

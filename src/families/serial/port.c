@@ -429,14 +429,14 @@ static int m_flush(odk_driver *d, odk_user_client *uc, odk_call *c)
 }
 
 static const odk_method port_methods[] = {
-    [ODK_SERIAL_WRITE] = {m_write, 0, 1, ODK_VARIABLE_SIZE, 0},
-    [ODK_SERIAL_READ] = {m_read, 0, 0, 0, ODK_VARIABLE_SIZE},
-    [ODK_SERIAL_SET_LINE] = {m_set_line, 7, 0, 0, 0},
-    [ODK_SERIAL_GET_LINE] = {m_get_line, 0, 9, 0, 0},
-    [ODK_SERIAL_SET_MODEM] = {m_set_modem, 2, 0, 0, 0},
-    [ODK_SERIAL_GET_MODEM] = {m_get_modem, 0, 4, 0, 0},
-    [ODK_SERIAL_SEND_BREAK] = {m_break, 1, 0, 0, 0},
-    [ODK_SERIAL_FLUSH] = {m_flush, 2, 0, 0, 0},
+    [ODK_SERIAL_WRITE] = {m_write, .scalar_out = 1, .struct_in = ODK_VARIABLE_SIZE},
+    [ODK_SERIAL_READ] = {m_read, .struct_out = ODK_VARIABLE_SIZE},
+    [ODK_SERIAL_SET_LINE] = {m_set_line, .scalar_in = 7},
+    [ODK_SERIAL_GET_LINE] = {m_get_line, .scalar_out = 9},
+    [ODK_SERIAL_SET_MODEM] = {m_set_modem, .scalar_in = 2},
+    [ODK_SERIAL_GET_MODEM] = {m_get_modem, .scalar_out = 4},
+    [ODK_SERIAL_SEND_BREAK] = {m_break, .scalar_in = 1},
+    [ODK_SERIAL_FLUSH] = {m_flush, .scalar_in = 2},
 };
 
 /* ---- creation and teardown ------------------------------------------- */

@@ -1,0 +1,187 @@
+"""The data path: memory in every direction, driver memory mapped by the app,
+asynchronous calls in flight by the thousand."""
+import pytest
+
+from conftest import wait_until
+from libodk import MEM_IN, MEM_INOUT, MEM_OUT, Buffer, Connection, OdkError
+
+FILL, SUM, INCREMENT, TRY_WRITE = 0, 1, 2, 3
+ADD_ASYNC, STATS, HOLD, RELEASE, MEMORY, COPY, READ_SHARED = 3, 4, 5, 6, 7, 8, 9
+ODK_E_ACCESS = -9
+GiB = 1 << 30
+
+
+@pytest.fixture
+def echo(odkd):
+    dev = odkd.plug({"model": "echo"})
+    odkd.running(provider=dev)
+    return odkd, dev
+
+
+def test_in_buffer_is_read_by_the_driver_and_refused_for_writing(echo):
+    odkd, dev = echo
+    buf = Buffer(1 << 20)
+    data = bytes(range(256)) * 4096
+    buf.write(0, data)
+    with Connection(odkd.state, dev) as c:
+        bid = c.register(buf, MEM_IN)
+        (total,), _ = c.call_memory(MEMORY, [SUM, 0], [(bid, 0, len(data))], n_out=1)
+        assert total == sum(data)
+        # A write into an in-only buffer is refused with an error, not dropped.
+        with pytest.raises(OdkError) as e:
+            c.call_memory(MEMORY, [FILL, 7], [(bid, 0, 4096)], n_out=1)
+        assert e.value.name == "ODK_E_ACCESS"
+        (status,), _ = c.call_memory(MEMORY, [TRY_WRITE, 0], [(bid, 0, 1)], n_out=1)
+        assert status == (ODK_E_ACCESS & 0xFFFFFFFFFFFFFFFF)
+        assert buf.read(0, len(data)) == data
+    buf.free()
+
+
+def test_out_buffer_written_by_the_driver_is_seen_by_the_app(echo):
+    odkd, dev = echo
+    buf = Buffer(1 << 20)
+    with Connection(odkd.state, dev) as c:
+        bid = c.register(buf, MEM_OUT)
+        c.call_memory(MEMORY, [FILL, 0xA5], [(bid, 4096, 8192)], n_out=1)
+        # Visible as soon as the call returns: the same pages, no copy.
+        assert buf.read(4096, 8192) == b"\xa5" * 8192
+        assert buf.read(0, 4096) == b"\0" * 4096
+        assert buf.read(4096 + 8192, 4096) == b"\0" * 4096
+    buf.free()
+
+
+def test_inout_buffer_both_ways(echo):
+    odkd, dev = echo
+    buf = Buffer(65536)
+    buf.write(0, bytes(range(200)))
+    with Connection(odkd.state, dev) as c:
+        bid = c.register(buf, MEM_INOUT)
+        (total,), _ = c.call_memory(MEMORY, [SUM, 0], [(bid, 0, 200)], n_out=1)
+        assert total == sum(range(200))
+        c.call_memory(MEMORY, [INCREMENT, 0], [(bid, 0, 200)], n_out=1)
+        assert buf.read(0, 200) == bytes(range(1, 201))
+
+
+def test_ranges_outside_a_buffer_or_unknown_buffers_are_refused(echo):
+    odkd, dev = echo
+    buf = Buffer(4096)
+    with Connection(odkd.state, dev) as c:
+        bid = c.register(buf, MEM_INOUT)
+        for ref, name in [((bid, 4000, 200), "ODK_E_INVALID"), ((bid, 1 << 63, 1), "ODK_E_INVALID"),
+                          ((bid + 99, 0, 1), "ODK_E_NOT_FOUND")]:
+            with pytest.raises(OdkError) as e:
+                c.call_memory(MEMORY, [FILL, 1], [ref], n_out=1)
+            assert e.value.name == name
+        with pytest.raises(OdkError) as e:  # the method takes exactly one range
+            c.call_memory(MEMORY, [FILL, 1], [(bid, 0, 1), (bid, 0, 1)], n_out=1)
+        assert e.value.name == "ODK_E_BAD_ARGUMENTS"
+        c.unregister(bid)
+        with pytest.raises(OdkError):
+            c.call_memory(MEMORY, [FILL, 1], [(bid, 0, 1)], n_out=1)
+        # The driver is still fine.
+        assert c.call(1, [2, 3], n_out=1)[0] == [5]
+
+
+def test_buffers_above_4_gib(echo):
+    odkd, dev = echo
+    buf = Buffer(5 * GiB)  # sparse: only the pages touched cost memory
+    with Connection(odkd.state, dev) as c:
+        bid = c.register(buf, MEM_INOUT)
+        off = 5 * GiB - 8192
+        c.call_memory(MEMORY, [FILL, 0x3C], [(bid, off, 8192)], n_out=1)
+        assert buf.read(off, 8192) == b"\x3c" * 8192
+        buf.write(4 * GiB + 12345, b"\x07" * 10)
+        (total,), _ = c.call_memory(MEMORY, [SUM, 0], [(bid, 4 * GiB + 12345, 10)], n_out=1)
+        assert total == 70
+
+
+def test_copy_between_two_shared_buffers(echo):
+    odkd, dev = echo
+    src, dst = Buffer(4 << 20), Buffer(4 << 20)
+    payload = bytes((i * 7) & 0xFF for i in range(1 << 20))
+    src.write(1 << 20, payload)
+    with Connection(odkd.state, dev) as c:
+        a, b = c.register(src, MEM_IN), c.register(dst, MEM_OUT)
+        c.call_memory(COPY, refs=[(a, 1 << 20, len(payload)), (b, 0, len(payload))], n_out=0)
+        assert dst.read(0, len(payload)) == payload
+
+
+def test_driver_memory_mapped_by_the_app(echo):
+    odkd, dev = echo
+    with Connection(odkd.state, dev) as c:
+        shared = c.map_memory(0)
+        assert shared.length == 4096
+        assert shared.read(0, 19) == b"echo shared memory\0"
+        inbox = c.map_memory(1)
+        inbox.write(0, (0x1122334455667788).to_bytes(8, "little"))
+        assert c.call(READ_SHARED, n_out=1)[0] == [0x1122334455667788]
+        with pytest.raises(OdkError) as e:
+            c.map_memory(2)
+        assert e.value.name == "ODK_E_NOT_FOUND"
+        shared.free()
+        inbox.free()
+
+
+def test_10000_async_calls_in_flight_complete_exactly_once(echo):
+    odkd, dev = echo
+    results = {}
+    with Connection(odkd.state, dev) as c:
+        for i in range(10000):
+            def done(status, outs, i=i):
+                assert i not in results, f"call {i} completed twice"
+                results[i] = (status, outs)
+            c.call_async(ADD_ASYNC, [i, 1000000], done)
+        assert c.pending() > 0
+        while len(results) < 10000:
+            assert c.dispatch(5000) > 0, f"stalled at {len(results)} completions"
+        assert c.pending() == 0
+        assert all(results[i] == (0, [i + 1000000]) for i in range(10000))
+        completed, cancelled, outstanding = c.call(STATS, n_out=3)[0]
+        assert (completed, cancelled, outstanding) == (10000, 0, 0)
+
+
+def test_closing_mid_flight_cancels_the_rest_and_leaks_nothing(echo):
+    odkd, dev = echo
+    seen = []
+    c = Connection(odkd.state, dev)
+    for i in range(1000):
+        c.call_async(HOLD, [], lambda status, outs: seen.append(status))
+    c.call(1, [1, 1], n_out=1)  # by now the driver holds every one of them
+    c.close()
+    assert len(seen) == 1000 and set(seen) == {-12}  # ODK_E_CANCELLED, each exactly once
+    with Connection(odkd.state, dev) as c2:
+        def stats():
+            s = c2.call(STATS, n_out=3)[0]
+            return s if s[1] == 1000 else None
+        completed, cancelled, outstanding = wait_until(stats, what="the driver to see the cancel")
+        assert outstanding == 0 and completed == 0
+        # Held calls released normally complete normally.
+        got = []
+        for _ in range(10):
+            c2.call_async(HOLD, [], lambda status, outs: got.append(status))
+        wait_until(lambda: c2.call(STATS, n_out=3)[0][2] == 10, what="10 held calls")
+        assert c2.call(RELEASE, n_out=1)[0] == [10]
+        while len(got) < 10:
+            c2.dispatch(5000)
+        assert got == [0] * 10
+
+
+def test_async_calls_fail_when_the_driver_dies(echo):
+    import os
+    import signal
+    odkd, dev = echo
+    seen = []
+    with Connection(odkd.state, dev) as c:
+        for _ in range(50):
+            c.call_async(HOLD, [], lambda status, outs: seen.append(status))
+        c.call(1, [1, 1], n_out=1)
+        os.kill(odkd.instances()[0]["pid"], signal.SIGKILL)
+        while len(seen) < 50:
+            try:
+                c.dispatch(5000)
+            except OdkError:
+                break
+        assert seen == [-10] * 50  # ODK_E_GONE
+        with pytest.raises(OdkError) as e:
+            c.call(1, [1, 1], n_out=1)
+        assert e.value.name == "ODK_E_GONE"
