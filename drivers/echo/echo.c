@@ -18,12 +18,16 @@
  *        op 3 tries odk_memory_write into the range and returns its status
  *   8  copy: one IN range in, one OUT range out, copied (the storage pattern)
  *   9  read shared: the first 8 bytes of the driver's type-1 memory
+ *  10  produce: scalars count, size: puts count records of size bytes into
+ *      data queue 0 (record i starts with i as 8 bytes), waiting for room
+ *      whenever the app falls behind
  * Memory an app can map (copy_client_memory): type 0, 4 KiB the driver
  * wrote ("echo shared memory", OUT: read-only for the app); type 1, 4 KiB
  * the app writes and the driver reads (IN).
  * docs/driver-guide.md walks through this file. */
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 
 #include "odk/driver.h"
 
@@ -40,7 +44,30 @@ struct echo_state {
     size_t n_held;
     uint64_t completed, cancelled;
     odk_memory *shared_out, *shared_in;
+    odk_data_queue *events;
+    odk_fd_source *space;
+    uint64_t to_produce, produced;
+    uint32_t record_size;
 };
+
+/* Puts records into the data queue until it is full or all are out. */
+static void produce(struct echo_state *s)
+{
+    uint8_t rec[4096] = {0};
+    while (s->produced < s->to_produce) {
+        memcpy(rec, &s->produced, sizeof s->produced);
+        if (odk_data_queue_enqueue(s->events, rec, s->record_size) != ODK_OK)
+            return; /* full: on_space continues once the app made room */
+        s->produced++;
+    }
+}
+
+static void on_space(void *ctx, uint32_t revents)
+{
+    struct echo_state *s = ctx;
+    odk_data_queue_ack_space(s->events);
+    produce(s);
+}
 
 static int echo_start(odk_driver *drv)
 {
@@ -56,6 +83,11 @@ static int echo_start(odk_driver *drv)
         st = odk_memory_write(s->shared_out, 0, "echo shared memory", 19);
     if (st == ODK_OK)
         st = odk_memory_create(4096, ODK_MEM_IN, &s->shared_in);
+    if (st == ODK_OK)
+        st = odk_data_queue_create(1 << 20, &s->events);
+    if (st == ODK_OK)
+        st = odk_fd_source_create(odk_driver_queue(drv), odk_data_queue_space_fd(s->events),
+                                  EPOLLIN, on_space, s, &s->space);
     if (st < 0)
         return st;
     const char *serial =
@@ -69,6 +101,11 @@ static void echo_stop(odk_driver *drv)
 {
     struct echo_state *s = odk_driver_state(drv);
     odk_info("stopping after %llu calls", (unsigned long long)s->calls);
+    if (s->space) {
+        odk_fd_source_cancel(s->space, NULL, NULL);
+        odk_release(s->space);
+        s->space = NULL;
+    }
 }
 
 static void echo_free(odk_driver *drv)
@@ -81,6 +118,7 @@ static void echo_free(odk_driver *drv)
     free(s->held);
     odk_release(s->shared_out);
     odk_release(s->shared_in);
+    odk_data_queue_free(s->events);
 }
 
 static int echo_echo(odk_driver *drv, odk_user_client *uc, odk_call *call)
@@ -241,6 +279,27 @@ static int echo_read_shared(odk_driver *drv, odk_user_client *uc, odk_call *call
     return odk_memory_read(s->shared_in, 0, &call->scalar_out[0], 8);
 }
 
+static int echo_produce(odk_driver *drv, odk_user_client *uc, odk_call *call)
+{
+    struct echo_state *s = odk_driver_state(drv);
+    if (call->scalar_in[1] < 8 || call->scalar_in[1] > 4096)
+        return ODK_E_INVALID;
+    s->record_size = (uint32_t)call->scalar_in[1];
+    s->to_produce += call->scalar_in[0];
+    produce(s);
+    return ODK_OK;
+}
+
+static int echo_client_data_queue(odk_driver *drv, odk_user_client *uc, uint32_t type,
+                                  odk_data_queue **q)
+{
+    struct echo_state *s = odk_driver_state(drv);
+    if (type != 0)
+        return ODK_E_NOT_FOUND;
+    *q = s->events;
+    return ODK_OK;
+}
+
 static int echo_client_memory(odk_driver *drv, odk_user_client *uc, uint32_t type,
                               odk_memory **mem)
 {
@@ -263,6 +322,7 @@ static const odk_method echo_methods[] = {
     [7] = {echo_memory, .scalar_in = 2, .scalar_out = 1, .memory = 1},
     [8] = {echo_copy, .memory = 2},
     [9] = {echo_read_shared, .scalar_out = 1},
+    [10] = {echo_produce, .scalar_in = 2},
 };
 
 static const odk_driver_class echo_class = {
@@ -273,6 +333,7 @@ static const odk_driver_class echo_class = {
     .stop = echo_stop,
     .free = echo_free,
     .copy_client_memory = echo_client_memory,
+    .copy_client_data_queue = echo_client_data_queue,
     .methods = echo_methods,
     .n_methods = sizeof echo_methods / sizeof echo_methods[0],
 };

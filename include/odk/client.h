@@ -14,6 +14,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "odk/data_queue.h"
 #include "odk/status.h"
 #include "odk/value.h"
 
@@ -113,6 +114,12 @@ int odk_connection_call_memory(odk_connection *conn, uint32_t selector, const ui
  * DriverKit's IOConnectMapMemory).  The app may write it unless the
  * driver's descriptor is ODK_MEM_OUT.  Free with odk_buffer_free. */
 int odk_connection_map_memory(odk_connection *conn, uint32_t type, odk_buffer **out);
+
+/* Attaches to a data queue the driver offers for type (its
+ * copy_client_data_queue hook): the app then takes records with
+ * odk_data_queue_dequeue / odk_data_queue_wait (odk/data_queue.h) straight
+ * from shared memory.  Free with odk_data_queue_free. */
+int odk_connection_map_data_queue(odk_connection *conn, uint32_t type, odk_data_queue **out);
 
 /* ---- asynchronous calls ------------------------------------------------- */
 

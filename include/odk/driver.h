@@ -18,6 +18,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "odk/data_queue.h"
 #include "odk/log.h"
 #include "odk/memory.h"
 #include "odk/queue.h"
@@ -128,6 +129,11 @@ typedef struct odk_driver_class {
      * an IN or INOUT descriptor; an OUT one is mapped read-only for it. */
     int (*copy_client_memory)(odk_driver *drv, odk_user_client *uc, uint32_t type,
                               odk_memory **mem);
+    /* Optional: a data queue (odk/data_queue.h) the app consumes, opened
+     * with odk_connection_map_data_queue.  *q is borrowed: the driver keeps
+     * producing into it and frees it in stop or free. */
+    int (*copy_client_data_queue)(odk_driver *drv, odk_user_client *uc, uint32_t type,
+                                  odk_data_queue **q);
 } odk_driver_class;
 
 /* Registers a class (called by ODK_DRIVER_CLASS at load time).

@@ -41,6 +41,11 @@ typedef struct odk_ring {
     struct odk_ring_shared *sh;
     uint8_t *data;
     uint32_t size; /* local copy: the shared one is never trusted after attach */
+    /* This side's last look at the other side's index.  Indices only grow,
+     * so a stale copy only under-states what is there: it is refreshed when
+     * it is not enough, which keeps the other side's cache line from
+     * bouncing on every operation. */
+    uint32_t head_seen, tail_seen;
 } odk_ring;
 
 /* Bytes of shared memory a ring of `size` bytes needs. */
@@ -69,6 +74,15 @@ int odk_ring_write_segments(odk_ring *r, struct iovec iov[2]);
 int odk_ring_commit(odk_ring *r, size_t n);
 int odk_ring_read_segments(odk_ring *r, struct iovec iov[2]);
 int odk_ring_consume(odk_ring *r, size_t n);
+
+/* Exactly n bytes: reserve fills iov with the pieces of n free bytes (for
+ * the producer; commit them after writing), peek with the pieces of the
+ * next n readable bytes (for the consumer).  They return the number of
+ * pieces (1..2), 0 when fewer than n bytes are free / readable now, or
+ * ODK_E_PROTOCOL.  They look at the other side's index only when what they
+ * saw last is not enough, so batches of small records stay cheap. */
+int odk_ring_reserve(odk_ring *r, size_t n, struct iovec iov[2]);
+int odk_ring_peek(odk_ring *r, size_t n, struct iovec iov[2]);
 
 /* Empties the ring (consumer side: tail = head). */
 int odk_ring_flush(odk_ring *r);

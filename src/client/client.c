@@ -594,6 +594,26 @@ int odk_connection_map_memory(odk_connection *conn, uint32_t type, odk_buffer **
     return map_fd(fd, b.length, b.direction != ODK_MEM_OUT, out);
 }
 
+int odk_connection_map_data_queue(odk_connection *conn, uint32_t type, odk_data_queue **out)
+{
+    uint32_t seq = ++conn->seq;
+    int st = wire_send(conn->fd, WIRE_CLIENT_DATA_QUEUE, seq, 0, &type, sizeof type, NULL, 0);
+    if (st == ODK_OK)
+        st = wait_reply(conn, WIRE_REPLY, seq);
+    if (st == ODK_OK)
+        st = conn->msg.hdr.status;
+    if (st < 0)
+        return st;
+    uint32_t size;
+    if (conn->msg.body_len != sizeof size || conn->msg.n_fds != 3)
+        return ODK_E_PROTOCOL;
+    memcpy(&size, conn->msg.body, sizeof size);
+    int fds[3];
+    for (int i = 0; i < 3; i++)
+        fds[i] = wire_msg_take_fd(&conn->msg, (size_t)i);
+    return odk_data_queue_attach(fds, size, out);
+}
+
 /* ---- calls ------------------------------------------------------------ */
 
 /* Lays a call out as struct wire_call + scalars + refs + structure. */

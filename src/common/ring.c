@@ -35,6 +35,7 @@ int odk_ring_format(odk_ring *r, void *mem, size_t mem_len, uint32_t size)
     r->sh = sh;
     r->data = (uint8_t *)mem + ODK_RING_HEADER;
     r->size = size;
+    r->head_seen = r->tail_seen = 0;
     atomic_thread_fence(memory_order_release);
     return ODK_OK;
 }
@@ -50,6 +51,8 @@ int odk_ring_attach(odk_ring *r, void *mem, size_t mem_len)
     r->sh = sh;
     r->data = (uint8_t *)mem + ODK_RING_HEADER;
     r->size = size;
+    r->head_seen = atomic_load_explicit(&sh->head, memory_order_acquire);
+    r->tail_seen = atomic_load_explicit(&sh->tail, memory_order_acquire);
     return ODK_OK;
 }
 
@@ -92,31 +95,81 @@ static int pieces(const odk_ring *r, uint32_t idx, size_t n, struct iovec iov[2]
     return 2;
 }
 
+/* The producer's view: its own head, and free space by the tail it last
+ * saw, refreshed when that shows less than want.  -1: corrupt indices. */
+static int64_t producer_free(odk_ring *r, size_t want, uint32_t *h)
+{
+    *h = atomic_load_explicit(&r->sh->head, memory_order_relaxed);
+    uint32_t used = *h - r->tail_seen;
+    if (used > r->size || r->size - used < want) {
+        r->tail_seen = atomic_load_explicit(&r->sh->tail, memory_order_acquire);
+        used = *h - r->tail_seen;
+        if (used > r->size)
+            return -1;
+    }
+    return (int64_t)(r->size - used);
+}
+
+/* The consumer's view: its own tail, and what is readable by the head it
+ * last saw, refreshed when that shows less than want. */
+static int64_t consumer_avail(odk_ring *r, size_t want, uint32_t *t)
+{
+    *t = atomic_load_explicit(&r->sh->tail, memory_order_relaxed);
+    uint32_t used = r->head_seen - *t;
+    if (used > r->size || used < want) {
+        r->head_seen = atomic_load_explicit(&r->sh->head, memory_order_acquire);
+        used = r->head_seen - *t;
+        if (used > r->size)
+            return -1;
+    }
+    return used;
+}
+
+/* Whole-ring callers (pumps moving as much as they can) refresh unless the
+ * view already shows half the ring. */
 int odk_ring_write_segments(odk_ring *r, struct iovec iov[2])
 {
-    uint32_t h, t;
-    int64_t used = fill(r, &h, &t);
-    if (used < 0)
+    uint32_t h;
+    int64_t free_bytes = producer_free(r, r->size / 2, &h);
+    if (free_bytes < 0)
         return ODK_E_PROTOCOL;
-    return pieces(r, h, r->size - (size_t)used, iov);
+    return pieces(r, h, (size_t)free_bytes, iov);
 }
 
 int odk_ring_read_segments(odk_ring *r, struct iovec iov[2])
 {
-    uint32_t h, t;
-    int64_t used = fill(r, &h, &t);
-    if (used < 0)
+    uint32_t t;
+    int64_t avail = consumer_avail(r, r->size / 2, &t);
+    if (avail < 0)
         return ODK_E_PROTOCOL;
-    return pieces(r, t, (size_t)used, iov);
+    return pieces(r, t, (size_t)avail, iov);
+}
+
+int odk_ring_reserve(odk_ring *r, size_t n, struct iovec iov[2])
+{
+    uint32_t h;
+    int64_t free_bytes = producer_free(r, n, &h);
+    if (free_bytes < 0)
+        return ODK_E_PROTOCOL;
+    return (size_t)free_bytes < n ? 0 : pieces(r, h, n, iov);
+}
+
+int odk_ring_peek(odk_ring *r, size_t n, struct iovec iov[2])
+{
+    uint32_t t;
+    int64_t avail = consumer_avail(r, n, &t);
+    if (avail < 0)
+        return ODK_E_PROTOCOL;
+    return (size_t)avail < n ? 0 : pieces(r, t, n, iov);
 }
 
 int odk_ring_commit(odk_ring *r, size_t n)
 {
-    uint32_t h, t;
-    int64_t used = fill(r, &h, &t);
-    if (used < 0)
+    uint32_t h;
+    int64_t free_bytes = producer_free(r, n, &h);
+    if (free_bytes < 0)
         return ODK_E_PROTOCOL;
-    if (n > r->size - (size_t)used)
+    if (n > (size_t)free_bytes)
         return ODK_E_INVALID;
     atomic_store_explicit(&r->sh->head, h + (uint32_t)n, memory_order_release);
     return ODK_OK;
@@ -124,11 +177,11 @@ int odk_ring_commit(odk_ring *r, size_t n)
 
 int odk_ring_consume(odk_ring *r, size_t n)
 {
-    uint32_t h, t;
-    int64_t used = fill(r, &h, &t);
-    if (used < 0)
+    uint32_t t;
+    int64_t avail = consumer_avail(r, n, &t);
+    if (avail < 0)
         return ODK_E_PROTOCOL;
-    if (n > (size_t)used)
+    if (n > (size_t)avail)
         return ODK_E_INVALID;
     atomic_store_explicit(&r->sh->tail, t + (uint32_t)n, memory_order_release);
     return ODK_OK;
@@ -138,7 +191,11 @@ int odk_ring_write(odk_ring *r, const void *buf, size_t len, size_t *done)
 {
     struct iovec iov[2];
     *done = 0;
-    int n = odk_ring_write_segments(r, iov);
+    uint32_t h;
+    int64_t free_bytes = producer_free(r, len, &h);
+    if (free_bytes < 0)
+        return ODK_E_PROTOCOL;
+    int n = pieces(r, h, (size_t)free_bytes, iov);
     if (n < 0)
         return n;
     const uint8_t *p = buf;
@@ -156,7 +213,11 @@ int odk_ring_read(odk_ring *r, void *buf, size_t len, size_t *done)
 {
     struct iovec iov[2];
     *done = 0;
-    int n = odk_ring_read_segments(r, iov);
+    uint32_t t;
+    int64_t avail = consumer_avail(r, len, &t);
+    if (avail < 0)
+        return ODK_E_PROTOCOL;
+    int n = pieces(r, t, (size_t)avail, iov);
     if (n < 0)
         return n;
     uint8_t *p = buf;

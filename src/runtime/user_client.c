@@ -718,6 +718,34 @@ static void client_memory(odk_user_client *uc, wire_msg *m)
     odk_release(mem);
 }
 
+static void client_data_queue(odk_user_client *uc, wire_msg *m)
+{
+    uint32_t type;
+    odk_data_queue *q = NULL;
+    int st = ODK_E_UNSUPPORTED;
+    if (m->body_len != sizeof type)
+        st = ODK_E_PROTOCOL;
+    else if (uc->drv->cls->copy_client_data_queue && uc->handler.ctx == uc->drv) {
+        memcpy(&type, m->body, sizeof type);
+        st = uc->drv->cls->copy_client_data_queue(uc->drv, uc, type, &q);
+        if (st == ODK_OK && !q)
+            st = ODK_E_DRIVER;
+    }
+    if (st < 0) {
+        send_simple(uc, WIRE_REPLY, m->hdr.seq, st);
+        return;
+    }
+    int fds[3];
+    uint32_t size;
+    odk_data_queue_export(q, fds, &size);
+    /* Three descriptors: sent directly (the reply is tiny and the queue of
+     * waiting replies carries at most one). */
+    if (!uc->outq)
+        st = wire_send(uc->fd, WIRE_REPLY, m->hdr.seq, ODK_OK, &size, sizeof size, fds, 3);
+    if (uc->outq || st == ODK_E_AGAIN)
+        send_simple(uc, WIRE_REPLY, m->hdr.seq, ODK_E_BUSY);
+}
+
 static void on_readable(void *ctx, uint32_t revents)
 {
     odk_user_client *uc = ctx;
@@ -756,6 +784,9 @@ static void on_readable(void *ctx, uint32_t revents)
         break;
     case WIRE_CLIENT_MEMORY:
         client_memory(uc, m);
+        break;
+    case WIRE_CLIENT_DATA_QUEUE:
+        client_data_queue(uc, m);
         break;
     default:
         st = send_simple(uc, WIRE_REPLY, m->hdr.seq, ODK_E_PROTOCOL);

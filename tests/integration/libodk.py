@@ -49,7 +49,36 @@ _lib.odk_connection_dispatch.argtypes = [ctypes.c_void_p, ctypes.c_int]
 _lib.odk_connection_pending.restype = ctypes.c_uint32
 _lib.odk_connection_pending.argtypes = [ctypes.c_void_p]
 
+_lib.odk_connection_map_data_queue.argtypes = [ctypes.c_void_p, ctypes.c_uint32,
+                                               ctypes.POINTER(ctypes.c_void_p)]
+_lib.odk_data_queue_dequeue.argtypes = [ctypes.c_void_p, ctypes.c_void_p, ctypes.c_uint32,
+                                        ctypes.POINTER(ctypes.c_uint32)]
+_lib.odk_data_queue_wait.argtypes = [ctypes.c_void_p, ctypes.c_int]
+_lib.odk_data_queue_free.argtypes = [ctypes.c_void_p]
+
 MEM_IN, MEM_OUT, MEM_INOUT = 1, 2, 3
+
+
+class DataQueue:
+    """The consumer side of a driver's data queue."""
+    def __init__(self, handle):
+        self.handle = handle
+        self.buf = ctypes.create_string_buffer(65536)
+
+    def get(self, timeout_ms=5000):
+        """The next record, waiting for it; None on timeout."""
+        n = ctypes.c_uint32()
+        while True:
+            st = _lib.odk_data_queue_dequeue(self.handle, self.buf, len(self.buf), ctypes.byref(n))
+            if st == 0:
+                return self.buf.raw[:n.value]
+            if _lib.odk_status_name(st) != b"ODK_E_AGAIN":
+                raise OdkError(st)
+            if _lib.odk_data_queue_wait(self.handle, timeout_ms) != 0:
+                return None
+
+    def free(self):
+        _lib.odk_data_queue_free(self.handle)
 
 
 class Buffer:
@@ -138,6 +167,11 @@ class Connection:
         h = ctypes.c_void_p()
         _check(_lib.odk_connection_map_memory(self._conn, type_, ctypes.byref(h)))
         return Buffer(_handle=h)
+
+    def map_data_queue(self, type_):
+        h = ctypes.c_void_p()
+        _check(_lib.odk_connection_map_data_queue(self._conn, type_, ctypes.byref(h)))
+        return DataQueue(h)
 
     def call_async(self, selector, scalars, callback, n_out=4):
         """callback(status, [scalars]) runs inside dispatch()."""

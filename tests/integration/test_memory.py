@@ -185,3 +185,23 @@ def test_async_calls_fail_when_the_driver_dies(echo):
         with pytest.raises(OdkError) as e:
             c.call(1, [1, 1], n_out=1)
         assert e.value.name == "ODK_E_GONE"
+
+
+def test_data_queue_delivers_every_record_in_order_to_a_slow_reader(echo):
+    import time
+    odkd, dev = echo
+    with Connection(odkd.state, dev) as c:
+        q = c.map_data_queue(0)
+        n = 200000  # 200k x 128 bytes: many times the 1 MiB ring, so the driver must wait
+        c.call(10, [n, 128], n_out=0)
+        for i in range(n):
+            rec = q.get()
+            assert rec is not None, f"stalled at record {i}"
+            assert len(rec) == 128 and int.from_bytes(rec[:8], "little") == i
+            if i % 20000 == 0:
+                time.sleep(0.05)  # fall behind now and then: back-pressure, no loss
+        assert q.get(timeout_ms=100) is None  # nothing extra, nothing duplicated
+        q.free()
+        with pytest.raises(OdkError) as e:
+            c.map_data_queue(5)
+        assert e.value.name == "ODK_E_NOT_FOUND"

@@ -1,0 +1,284 @@
+/* Data queues: records in an odk_ring in shared memory, eventfd wake-ups
+ * only when the other side sleeps.  See include/odk/data_queue.h. */
+#include "odk/data_queue.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <poll.h>
+#include <stdatomic.h>
+#include <stdbool.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "odk/ring.h"
+
+#define CTL_BYTES 4096u           /* the flags page before the ring */
+#define SPIN_NS (20u * 1000u)      /* consumer spin before sleeping */
+#define MIN_SIZE 4096u
+
+struct dq_ctl {
+    _Alignas(64) _Atomic uint32_t consumer_waiting;
+    _Alignas(64) _Atomic uint32_t producer_waiting;
+};
+
+struct odk_data_queue {
+    int mfd, data_fd, space_fd;
+    uint32_t size;
+    void *map;
+    size_t map_len;
+    struct dq_ctl *ctl;
+    odk_ring ring;
+};
+
+static void dq_close(odk_data_queue *q)
+{
+    if (q->map)
+        munmap(q->map, q->map_len);
+    if (q->mfd >= 0)
+        close(q->mfd);
+    if (q->data_fd >= 0)
+        close(q->data_fd);
+    if (q->space_fd >= 0)
+        close(q->space_fd);
+    free(q);
+}
+
+void odk_data_queue_free(odk_data_queue *q)
+{
+    if (q)
+        dq_close(q);
+}
+
+static bool good_size(uint32_t size)
+{
+    return size >= MIN_SIZE && size <= ODK_RING_MAX_SIZE && (size & (size - 1)) == 0;
+}
+
+static int map_queue(odk_data_queue *q)
+{
+    q->map_len = CTL_BYTES + odk_ring_bytes(q->size);
+    q->map = mmap(NULL, q->map_len, PROT_READ | PROT_WRITE, MAP_SHARED, q->mfd, 0);
+    if (q->map == MAP_FAILED) {
+        q->map = NULL;
+        return ODK_E_NOMEM;
+    }
+    q->ctl = q->map;
+    return ODK_OK;
+}
+
+int odk_data_queue_create(uint32_t size, odk_data_queue **out)
+{
+    if (!out || !good_size(size))
+        return ODK_E_INVALID;
+    odk_data_queue *q = calloc(1, sizeof *q);
+    if (!q)
+        return ODK_E_NOMEM;
+    q->size = size;
+    q->mfd = memfd_create("odk-data-queue", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    q->data_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    q->space_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    int st = ODK_E_IO;
+    if (q->mfd >= 0 && q->data_fd >= 0 && q->space_fd >= 0 &&
+        ftruncate(q->mfd, (off_t)(CTL_BYTES + odk_ring_bytes(size))) == 0 &&
+        fcntl(q->mfd, F_ADD_SEALS, F_SEAL_SHRINK) == 0)
+        st = map_queue(q);
+    if (st == ODK_OK)
+        st = odk_ring_format(&q->ring, (uint8_t *)q->map + CTL_BYTES, odk_ring_bytes(size), size);
+    if (st < 0) {
+        dq_close(q);
+        return st;
+    }
+    *out = q;
+    return ODK_OK;
+}
+
+int odk_data_queue_export(const odk_data_queue *q, int fds[3], uint32_t *size)
+{
+    fds[0] = q->mfd;
+    fds[1] = q->data_fd;
+    fds[2] = q->space_fd;
+    *size = q->size;
+    return ODK_OK;
+}
+
+int odk_data_queue_attach(int fds[3], uint32_t size, odk_data_queue **out)
+{
+    odk_data_queue *q = calloc(1, sizeof *q);
+    if (!q) {
+        for (int i = 0; i < 3; i++)
+            close(fds[i]);
+        return ODK_E_NOMEM;
+    }
+    q->mfd = fds[0];
+    q->data_fd = fds[1];
+    q->space_fd = fds[2];
+    q->size = size;
+    struct stat st;
+    int seals = fcntl(q->mfd, F_GET_SEALS);
+    int rc = ODK_E_PROTOCOL;
+    if (good_size(size) && fstat(q->mfd, &st) == 0 &&
+        (uint64_t)st.st_size >= CTL_BYTES + odk_ring_bytes(size) && seals >= 0 &&
+        (seals & F_SEAL_SHRINK))
+        rc = map_queue(q);
+    if (rc == ODK_OK) {
+        rc = odk_ring_attach(&q->ring, (uint8_t *)q->map + CTL_BYTES, odk_ring_bytes(size));
+        if (rc == ODK_OK && q->ring.size != size)
+            rc = ODK_E_PROTOCOL;
+    }
+    if (rc < 0) {
+        dq_close(q);
+        return rc;
+    }
+    *out = q;
+    return ODK_OK;
+}
+
+static void kick(int fd)
+{
+    uint64_t one = 1;
+    if (write(fd, &one, sizeof one) < 0 && errno != EAGAIN) {
+        /* An eventfd write only fails on counter overflow: the reader is
+         * already woken. */
+    }
+}
+
+static void drain(int fd)
+{
+    uint64_t n;
+    while (read(fd, &n, sizeof n) == sizeof n)
+        ;
+}
+
+/* Copies len bytes from src into the ring pieces, starting skip bytes in. */
+static void scatter(const struct iovec *iov, int n, size_t skip, const void *src, size_t len)
+{
+    const uint8_t *p = src;
+    for (int i = 0; i < n && len; i++) {
+        if (skip >= iov[i].iov_len) {
+            skip -= iov[i].iov_len;
+            continue;
+        }
+        size_t k = iov[i].iov_len - skip < len ? iov[i].iov_len - skip : len;
+        memcpy((uint8_t *)iov[i].iov_base + skip, p, k);
+        p += k;
+        len -= k;
+        skip = 0;
+    }
+}
+
+static void gather(const struct iovec *iov, int n, size_t skip, void *dst, size_t len)
+{
+    uint8_t *p = dst;
+    for (int i = 0; i < n && len; i++) {
+        if (skip >= iov[i].iov_len) {
+            skip -= iov[i].iov_len;
+            continue;
+        }
+        size_t k = iov[i].iov_len - skip < len ? iov[i].iov_len - skip : len;
+        memcpy(p, (uint8_t *)iov[i].iov_base + skip, k);
+        p += k;
+        len -= k;
+        skip = 0;
+    }
+}
+
+int odk_data_queue_enqueue(odk_data_queue *q, const void *data, uint32_t len)
+{
+    if (!q || (len && !data))
+        return ODK_E_INVALID;
+    if (len > q->size / 2)
+        return ODK_E_LIMIT;
+    size_t need = sizeof(uint32_t) + len;
+    struct iovec seg[2];
+    int n = odk_ring_reserve(&q->ring, need, seg);
+    if (n == 0) {
+        /* Ask for a call when there is room, then look once more: the
+         * consumer may have made room before it could see our flag. */
+        atomic_store_explicit(&q->ctl->producer_waiting, 1, memory_order_relaxed);
+        atomic_thread_fence(memory_order_seq_cst);
+        n = odk_ring_reserve(&q->ring, need, seg);
+        if (n == 0)
+            return ODK_E_AGAIN;
+        atomic_store_explicit(&q->ctl->producer_waiting, 0, memory_order_relaxed);
+    }
+    if (n < 0)
+        return n;
+    scatter(seg, n, 0, &len, sizeof len);
+    scatter(seg, n, sizeof len, data, len);
+    odk_ring_commit(&q->ring, need);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&q->ctl->consumer_waiting, memory_order_relaxed))
+        kick(q->data_fd);
+    return ODK_OK;
+}
+
+int odk_data_queue_space_fd(const odk_data_queue *q)
+{
+    return q->space_fd;
+}
+
+void odk_data_queue_ack_space(odk_data_queue *q)
+{
+    drain(q->space_fd);
+}
+
+int odk_data_queue_dequeue(odk_data_queue *q, void *buf, uint32_t cap, uint32_t *len)
+{
+    struct iovec seg[2];
+    uint32_t rlen;
+    int n = odk_ring_peek(&q->ring, sizeof rlen, seg);
+    if (n <= 0)
+        return n == 0 ? ODK_E_AGAIN : n;
+    gather(seg, n, 0, &rlen, sizeof rlen);
+    if (rlen > q->size / 2)
+        return ODK_E_PROTOCOL; /* a producer that lies about its records */
+    n = odk_ring_peek(&q->ring, sizeof rlen + rlen, seg);
+    if (n <= 0)
+        return ODK_E_PROTOCOL; /* the header promised more than was committed */
+    *len = rlen;
+    if (rlen > cap)
+        return ODK_E_LIMIT;
+    gather(seg, n, sizeof rlen, buf, rlen);
+    odk_ring_consume(&q->ring, sizeof rlen + rlen);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&q->ctl->producer_waiting, memory_order_relaxed)) {
+        atomic_store_explicit(&q->ctl->producer_waiting, 0, memory_order_relaxed);
+        kick(q->space_fd);
+    }
+    return ODK_OK;
+}
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+int odk_data_queue_wait(odk_data_queue *q, int timeout_ms)
+{
+    uint64_t t0 = now_ns();
+    while (odk_ring_readable(&q->ring) == 0) {
+        if (now_ns() - t0 < SPIN_NS)
+            continue;
+        atomic_store_explicit(&q->ctl->consumer_waiting, 1, memory_order_relaxed);
+        atomic_thread_fence(memory_order_seq_cst);
+        int rc = ODK_OK;
+        if (odk_ring_readable(&q->ring) == 0) {
+            struct pollfd p = {.fd = q->data_fd, .events = POLLIN};
+            int n = poll(&p, 1, timeout_ms);
+            if (n == 0)
+                rc = ODK_E_TIMEOUT;
+            drain(q->data_fd);
+        }
+        atomic_store_explicit(&q->ctl->consumer_waiting, 0, memory_order_relaxed);
+        if (rc < 0 && odk_ring_readable(&q->ring) == 0)
+            return rc;
+    }
+    return ODK_OK;
+}
