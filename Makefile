@@ -7,7 +7,7 @@ PYTHON     ?= /usr/bin/python3
 DEB_PACKAGES = meson ninja-build pkg-config gcc clang libjansson-dev \
 	libplist-dev libcmocka-dev libsodium-dev libseccomp-dev libusb-1.0-0-dev \
 	libdw-dev python3-pytest python3-serial socat picocom tmux dbus \
-	libsystemd-dev
+	libsystemd-dev binutils
 
 .PHONY: all deps asan asan-test test unit integration demo bench format clean fuzz
 
@@ -58,6 +58,11 @@ demo: all
 
 bench: all
 	@bench/run $(BUILD) $(ONLY)
+
+# libFuzzer targets (tests/fuzz): make fuzz [SECONDS=60] [TARGETS="fuzz_wire ..."]
+SECONDS_PER_TARGET ?= 60
+fuzz: deps
+	tests/fuzz/run $(SECONDS_PER_TARGET) $(TARGETS)
 
 format:
 	clang-format -i $$(git ls-files '*.c' '*.h')

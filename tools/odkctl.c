@@ -28,6 +28,8 @@ static int usage(void)
             "  restart BUNDLE-ID         restart a bundle's instances (also failed ones)\n"
             "  log BUNDLE-ID             a bundle's log\n"
             "  crashes                   crash reports\n"
+            "  power sleep|wake          take every driver through a power change, in tree order\n"
+            "  debug BUNDLE-ID           the gdb command line for each of its hosts\n"
             "  call ID SELECTOR [SCALAR...] [--struct HEX] [--scalars-out N] [--struct-out N]\n"
             "                            call a user-client method of node ID\n");
     return 2;
@@ -324,6 +326,54 @@ static int cmd_call(odk_client *c, int argc, char **argv)
     return 0;
 }
 
+static int cmd_power(odk_client *c, const char *state)
+{
+    odk_value *args = odk_value_new_dict(), *r;
+    odk_dict_set_string(args, "state", state);
+    if (request(c, "power", args, &r) < 0)
+        return 1;
+    const odk_value *res = odk_dict_get(r, "results");
+    if (json_out) {
+        print_json(res);
+    } else {
+        for (size_t i = 0; i < odk_array_count(res); i++) {
+            const odk_value *x = odk_array_get(res, i);
+            printf("%s#%" PRId64 " %s: %s in %" PRId64 " ms%s\n",
+                   odk_dict_get_string(x, "bundle", "?"), odk_dict_get_int(x, "instance", 0),
+                   odk_dict_get_string(x, "state", "?"), odk_dict_get_string(x, "status_name", "?"),
+                   odk_dict_get_int(x, "elapsed_ms", 0),
+                   odk_dict_get_bool(x, "missed_deadline", false) ? " (missed its deadline: killed)"
+                                                                   : "");
+        }
+    }
+    odk_value_free(r);
+    return 0;
+}
+
+static int cmd_debug(odk_client *c, const char *bundle)
+{
+    odk_value *args = odk_value_new_dict(), *r;
+    odk_dict_set_string(args, "bundle", bundle);
+    if (request(c, "debug", args, &r) < 0)
+        return 1;
+    const odk_value *a = odk_dict_get(r, "instances");
+    if (json_out)
+        print_json(a);
+    for (size_t i = 0; !json_out && i < odk_array_count(a); i++) {
+        const odk_value *x = odk_array_get(a, i);
+        printf("gdb -p %" PRId64 "    # %s#%" PRId64 ", %s%s\n", odk_dict_get_int(x, "pid", 0),
+               bundle, odk_dict_get_int(x, "instance", 0), odk_dict_get_string(x, "state", "?"),
+               strcmp(odk_dict_get_string(x, "state", ""), "debug-wait") == 0
+                   ? ": stopped before init; 'continue' in gdb starts it"
+                   : "");
+    }
+    if (!json_out && odk_array_count(a) == 0)
+        printf("no running instance of %s (odkd --debug %s starts them stopped)\n", bundle,
+               bundle);
+    odk_value_free(r);
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     const char *state_dir = getenv("ODK_STATE_DIR");
@@ -394,6 +444,11 @@ int main(int argc, char **argv)
         odk_value_free(r);
     } else if (strcmp(cmd, "call") == 0)
         rc = cmd_call(c, rest, args);
+    else if (strcmp(cmd, "power") == 0 && rest == 1 &&
+             (strcmp(args[0], "sleep") == 0 || strcmp(args[0], "wake") == 0))
+        rc = cmd_power(c, args[0]);
+    else if (strcmp(cmd, "debug") == 0 && rest == 1)
+        rc = cmd_debug(c, args[0]);
     else
         rc = usage();
     odk_client_close(c);

@@ -33,6 +33,10 @@ typedef struct odk_driver odk_driver;
 typedef struct odk_user_client odk_user_client;
 typedef struct odk_async odk_async;
 
+/* Power states passed to set_power_state. */
+#define ODK_POWER_OFF 0u
+#define ODK_POWER_ON 1u
+
 /* ---- user-client method tables ---------------------------------------- */
 
 /* A method's scalar count or structure size that the caller chooses. */
@@ -115,6 +119,13 @@ typedef struct odk_driver_class {
     void (*stop)(odk_driver *drv);
     /* Optional: the last call, after stop, once no callback can run. */
     void (*free)(odk_driver *drv);
+
+    /* Optional: a power state change (ODK_POWER_OFF before system sleep,
+     * ODK_POWER_ON after wake).  Runs on the default queue; odkd waits at
+     * most the personality's power deadline (OdkDeadlines.power, default
+     * 5000 ms), then kills and restarts the driver.  Children change before
+     * their providers on the way down, providers first on the way up. */
+    int (*set_power_state)(odk_driver *drv, uint32_t state);
 
     /* The default user client's method table (may be NULL). */
     const odk_method *methods;

@@ -190,6 +190,64 @@ static void retire_entry(struct odkd *d, struct catalog_entry *e)
     d->retired = e;
 }
 
+/* STATE/bundles/ID.current names the folder of the installed build, so a
+ * restarted odkd runs what was last installed. */
+static void record_current(struct odkd *d, const odk_bundle *b)
+{
+    char path[4096], tmp[4200];
+    snprintf(path, sizeof path, "%s/bundles/%s.current", d->state_dir, b->id);
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    FILE *f = fopen(tmp, "w");
+    if (!f)
+        return;
+    fprintf(f, "%s\n", b->dir);
+    if (fclose(f) == 0)
+        rename(tmp, path);
+}
+
+static void forget_current(struct odkd *d, const char *bundle_id)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/bundles/%s.current", d->state_dir, bundle_id);
+    unlink(path);
+}
+
+int catalog_load_installed(struct odkd *d)
+{
+    char dir[4096];
+    snprintf(dir, sizeof dir, "%s/bundles", d->state_dir);
+    DIR *dh = opendir(dir);
+    if (!dh)
+        return ODK_E_IO;
+    struct dirent *de;
+    while ((de = readdir(dh))) {
+        size_t n = strlen(de->d_name);
+        if (n < 9 || strcmp(de->d_name + n - 8, ".current") != 0)
+            continue;
+        char path[4400], folder[4096] = "";
+        snprintf(path, sizeof path, "%s/%s", dir, de->d_name);
+        FILE *f = fopen(path, "r");
+        if (!f || !fgets(folder, sizeof folder, f)) {
+            if (f)
+                fclose(f);
+            continue;
+        }
+        fclose(f);
+        folder[strcspn(folder, "\n")] = 0;
+        odk_bundle *b = NULL;
+        char err[1024];
+        if (bundle_load(folder, &b, err, sizeof err) < 0) {
+            odk_error("installed bundle recorded in %s does not load: %s", path, err);
+            continue;
+        }
+        odk_info("bundle %s %s (build %s), installed, from %s", b->id, b->version, b->build,
+                 b->dir);
+        add_entry(d, b, true);
+    }
+    closedir(dh);
+    return ODK_OK;
+}
+
 int catalog_install(struct odkd *d, const char *path, bool *changed, char *err, size_t err_len)
 {
     *changed = false;
@@ -227,6 +285,8 @@ int catalog_install(struct odkd *d, const char *path, bool *changed, char *err, 
         retire_entry(d, old);
     }
     add_entry(d, nb, true);
+    catalog_find(d, nb->id)->previous = old;
+    record_current(d, nb);
     *changed = true;
     return ODK_OK;
 }
@@ -238,6 +298,38 @@ int catalog_uninstall(struct odkd *d, const char *bundle_id)
         return ODK_E_NOT_FOUND;
     stop_instances_of(d, e);
     retire_entry(d, e);
+    forget_current(d, bundle_id);
     odk_info("uninstalled %s", bundle_id);
     return ODK_OK;
+}
+
+void catalog_start_failed(struct odkd *d, struct catalog_entry *e, const char *reason)
+{
+    struct catalog_entry *prev = e->previous;
+    if (!prev)
+        return;
+    e->previous = NULL;
+    odk_error("install of %s %s (build %s) failed: %s; rolling back to %s (build %s)",
+              e->bundle->id, e->bundle->version, e->bundle->build, reason, prev->bundle->version,
+              prev->bundle->build);
+    /* Take the previous entry back out of the retired list... */
+    for (struct catalog_entry **p = &d->retired; *p; p = &(*p)->next) {
+        if (*p == prev) {
+            *p = prev->next;
+            break;
+        }
+    }
+    /* ...retire the new one and put the previous in its place. */
+    stop_instances_of(d, e);
+    retire_entry(d, e);
+    prev->next = NULL;
+    struct catalog_entry **tail = &d->catalog;
+    while (*tail)
+        tail = &(*tail)->next;
+    *tail = prev;
+    if (prev->installed)
+        record_current(d, prev->bundle);
+    else
+        forget_current(d, prev->bundle->id);
+    matcher_run_all(d);
 }

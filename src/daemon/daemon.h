@@ -47,7 +47,17 @@ typedef enum inst_state {
     INST_FAILED,  /* start failed or crashed too often; stays down */
 } inst_state;
 
-#define INST_LOG_LINES 20 /* last lines kept for crash reports */
+#define INST_LOG_LINES 64 /* last lines kept for crash reports (backtraces included) */
+
+/* Per-personality deadlines (OdkDeadlines: {"start", "stop", "power",
+ * "call"} in milliseconds; call 0 turns the host's watchdog off). */
+struct deadlines {
+    uint64_t start_ms, stop_ms, power_ms, call_ms;
+};
+#define DEFAULT_START_MS 10000
+#define DEFAULT_STOP_MS 5000
+#define DEFAULT_POWER_MS 5000
+#define DEFAULT_CALL_MS 30000
 
 struct instance {
     uint32_t id;
@@ -69,7 +79,17 @@ struct instance {
     uint32_t next_seq;
     uint32_t start_seq, stop_seq;
     bool terminate; /* going away for good once the host is down */
-    bool killed_for_deadline;
+    const char *kill_reason; /* why odkd killed it ("missed its stop deadline"), or NULL */
+    bool debug;              /* odkd --debug: host waits for a debugger before init */
+    struct deadlines deadlines;
+    uint64_t memory_limit_kib; /* OdkMemoryLimitMB, 0 = none */
+    uint64_t op_started_ms;    /* when the operation the deadline guards began */
+    /* Log rate limiting (a flooding driver must not take odkd with it). */
+    uint64_t log_window_ms;
+    uint32_t log_lines_in_window, log_dropped;
+    /* System power transition in progress (power.c). */
+    uint32_t power_seq;
+    struct power_tx *power_tx;
     char log_partial[512];
     size_t log_partial_len;
     char *log_lines[INST_LOG_LINES];
@@ -92,11 +112,47 @@ const char *inst_state_name(inst_state s);
 void instance_terminate_tree(struct odkd *d, reg_node *node, void (*done)(struct odkd *, void *),
                              void *ctx);
 
+/* Reads OdkDeadlines and OdkMemoryLimitMB from a personality. */
+void instance_read_limits(struct instance *in);
+/* The host's resident memory in KiB (0 if unknown). */
+uint64_t instance_rss_kib(const struct instance *in);
+/* Kills the host for a stated reason; the reap restarts it (unless it is
+ * being terminated), reporting the reason instead of "crashed". */
+void instance_kill(struct odkd *d, struct instance *in, const char *reason);
+/* Sends a request to the host; returns its sequence number (0 on failure). */
+uint32_t instance_request(struct instance *in, odk_value *args);
+
+/* ---- crash reports (crash.c) ------------------------------------------ */
+
+/* Logs and files a report (STATE/crashes/) for a host that died: reason,
+ * the backtrace it printed (symbolised with addr2line), its last lines. */
+void crash_report(struct odkd *d, struct instance *in, pid_t pid, const char *reason);
+
+/* ---- system power (power.c) ------------------------------------------- */
+
+struct power_tx;
+/* Starts a transition of every running driver to state (ODK_POWER_OFF or
+ * ON) in tree order; replies to conn_id/seq with the results at the end.
+ * ODK_E_BUSY while another transition runs. */
+int power_begin(struct odkd *d, uint32_t state, uint64_t conn_id, uint32_t seq);
+/* The host answered a power request (seq matches in->power_seq). */
+void power_reply(struct odkd *d, struct instance *in, int status);
+/* The instance's power deadline passed, or it died mid-transition. */
+void power_instance_gone(struct odkd *d, struct instance *in, bool missed_deadline);
+
+/* ---- health (health.c) ------------------------------------------------ */
+
+/* Starts the periodic check of memory limits. */
+void health_start(struct odkd *d);
+
 /* ---- catalog (catalog.c) --------------------------------------------- */
 
 struct catalog_entry {
     odk_bundle *bundle;
     bool installed; /* copied into STATE/bundles by odkctl install */
+    /* The entry this install replaced, until one instance of the new build
+     * has started: if none can, the install rolls back to it. */
+    struct catalog_entry *previous;
     struct catalog_entry *next;
 };
 
@@ -106,6 +162,11 @@ struct catalog_entry *catalog_find(struct odkd *d, const char *bundle_id);
  * replaces an older build.  *changed says whether anything changed. */
 int catalog_install(struct odkd *d, const char *path, bool *changed, char *err, size_t err_len);
 int catalog_uninstall(struct odkd *d, const char *bundle_id);
+/* An instance of e could not start (reason says why).  If e is a fresh
+ * install of a newer build, the previous build comes back (logged). */
+void catalog_start_failed(struct odkd *d, struct catalog_entry *e, const char *reason);
+/* Loads the installed builds recorded in STATE/bundles (ID.current). */
+int catalog_load_installed(struct odkd *d);
 /* Bundles as an array for match_rank; caller frees the array only. */
 odk_bundle **catalog_bundles(struct odkd *d, size_t *n);
 
@@ -154,6 +215,10 @@ struct odkd {
     size_t n_driver_dirs;
     bool dev_mode;
     bool quit;
+    char **debug_bundles; /* --debug BUNDLE-ID */
+    size_t n_debug_bundles;
+    uint32_t power_state;
+    struct power_tx *power;
 
     int epfd;
     struct timer *timers;

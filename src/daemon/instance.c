@@ -18,12 +18,12 @@
 #include "odk/log.h"
 #include "odk/status.h"
 
-#define START_DEADLINE_MS 10000
-#define STOP_DEADLINE_MS 5000
 #define BACKOFF_FIRST_MS 100
 #define BACKOFF_MAX_MS 5000
 #define CRASH_LIMIT 5 /* crashes ... */
 #define CRASH_WINDOW_MS 60000 /* ... within this window mark the instance failed */
+#define LOG_LINES_PER_SECOND 2000 /* per instance; more are counted and dropped */
+#define LOG_FILE_MAX (16u << 20) /* a bundle's log rotates to .1 past this */
 
 struct tree_wait {
     uint64_t node_id;
@@ -72,12 +72,69 @@ odk_value *instance_describe(struct odkd *d, const struct instance *in)
     odk_dict_set_string(v, "personality", in->personality_name);
     odk_dict_set_string(v, "class", odk_dict_get_string(in->personality, "IOUserClass", "?"));
     odk_dict_set_int(v, "pid", in->pid);
-    odk_dict_set_string(v, "state", inst_state_name(in->state));
+    odk_dict_set_string(v, "state", in->debug && in->state == INST_STARTING
+                                        ? "debug-wait"
+                                        : inst_state_name(in->state));
+    odk_dict_set_int(v, "rss_kib", (int64_t)instance_rss_kib(in));
     odk_dict_set_int(v, "restarts", in->restarts);
     odk_dict_set_int(v, "provider", (int64_t)in->provider_id);
     odk_dict_set_int(v, "node", (int64_t)in->node_id);
     odk_dict_set_string(v, "category", in->category);
     return v;
+}
+
+static uint64_t limit_ms(const odk_value *dl, const char *key, uint64_t dflt)
+{
+    int64_t v = odk_dict_get_int(dl, key, (int64_t)dflt);
+    return v < 0 ? dflt : (uint64_t)v;
+}
+
+void instance_read_limits(struct instance *in)
+{
+    const odk_value *dl = odk_dict_get(in->personality, "OdkDeadlines");
+    in->deadlines = (struct deadlines){
+        .start_ms = limit_ms(dl, "start", DEFAULT_START_MS),
+        .stop_ms = limit_ms(dl, "stop", DEFAULT_STOP_MS),
+        .power_ms = limit_ms(dl, "power", DEFAULT_POWER_MS),
+        .call_ms = limit_ms(dl, "call", DEFAULT_CALL_MS),
+    };
+    int64_t mb = odk_dict_get_int(in->personality, "OdkMemoryLimitMB", 0);
+    in->memory_limit_kib = mb > 0 ? (uint64_t)mb * 1024 : 0;
+}
+
+uint64_t instance_rss_kib(const struct instance *in)
+{
+    if (in->pid <= 0)
+        return 0;
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)in->pid);
+    FILE *f = fopen(path, "r");
+    uint64_t kib = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "VmRSS: %lu kB", &kib) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return kib;
+}
+
+uint32_t instance_request(struct instance *in, odk_value *args)
+{
+    uint32_t seq = ++in->next_seq;
+    int st = in->ctl_fd >= 0 ? wire_send_value(in->ctl_fd, WIRE_REQUEST, seq, 0, args, NULL, 0)
+                             : ODK_E_DISCONNECTED;
+    odk_value_free(args);
+    return st == ODK_OK ? seq : 0;
+}
+
+void instance_kill(struct odkd *d, struct instance *in, const char *reason)
+{
+    if (in->pid <= 0)
+        return;
+    if (!in->kill_reason)
+        in->kill_reason = reason;
+    kill(in->pid, SIGKILL);
+    (void)d;
 }
 
 /* ---- the host's log -------------------------------------------------- */
@@ -92,8 +149,38 @@ static void keep_line(struct instance *in, const char *line, size_t len)
     in->log_next = (in->log_next + 1) % INST_LOG_LINES;
     /* Forward to odkd's own stderr, and into the bundle's log file. */
     fprintf(stderr, "%s\n", copy);
-    if (in->log_file >= 0) {
+    if (in->log_file >= 0)
         dprintf(in->log_file, "%s\n", copy);
+}
+
+/* At most LOG_LINES_PER_SECOND lines a second from one driver reach the
+ * logs; the rest are counted, and the count is logged when the next second
+ * starts.  (The last lines kept for crash reports see every line.) */
+static void take_line(struct instance *in, const char *line, size_t len)
+{
+    uint64_t now = loop_now_ms();
+    if (now - in->log_window_ms >= 1000) {
+        if (in->log_dropped) {
+            char note[128];
+            int n = snprintf(note, sizeof note,
+                             "warn odkd: %s#%u: %u log lines dropped (more than %d a second)",
+                             in->bundle->id, in->id, in->log_dropped, LOG_LINES_PER_SECOND);
+            keep_line(in, note, (size_t)n);
+        }
+        in->log_window_ms = now;
+        in->log_lines_in_window = 0;
+        in->log_dropped = 0;
+    }
+    if (++in->log_lines_in_window <= LOG_LINES_PER_SECOND) {
+        keep_line(in, line, len);
+        return;
+    }
+    in->log_dropped++;
+    char *copy = strndup(line, len);
+    if (copy) {
+        free(in->log_lines[in->log_next]);
+        in->log_lines[in->log_next] = copy;
+        in->log_next = (in->log_next + 1) % INST_LOG_LINES;
     }
 }
 
@@ -106,7 +193,7 @@ static void on_log(struct odkd *d, void *ptr, uint32_t events)
         if (n < 0 && errno == EINTR)
             return;
         if (in->log_partial_len)
-            keep_line(in, in->log_partial, in->log_partial_len);
+            take_line(in, in->log_partial, in->log_partial_len);
         in->log_partial_len = 0;
         loop_del(d, &in->log_watch);
         close(in->log_fd);
@@ -115,7 +202,7 @@ static void on_log(struct odkd *d, void *ptr, uint32_t events)
     }
     for (ssize_t i = 0; i < n; i++) {
         if (buf[i] == '\n' || in->log_partial_len == sizeof in->log_partial) {
-            keep_line(in, in->log_partial, in->log_partial_len);
+            take_line(in, in->log_partial, in->log_partial_len);
             in->log_partial_len = 0;
             if (buf[i] == '\n')
                 continue;
@@ -235,42 +322,73 @@ static void provider_state(struct odkd *d, struct instance *in, reg_state s)
         p->state = s;
 }
 
-static void on_ctl(struct odkd *d, void *ptr, uint32_t events)
+static void close_channel(struct odkd *d, struct instance *in)
 {
-    struct instance *in = ptr;
+    loop_del(d, &in->ctl_watch);
+    if (in->ctl_fd >= 0)
+        close(in->ctl_fd);
+    in->ctl_fd = -1;
+}
+
+static void start_reply(struct odkd *d, struct instance *in, int status)
+{
+    loop_timer_cancel(d, in->deadline_timer);
+    in->deadline_timer = 0;
+    if (status == ODK_OK) {
+        in->state = INST_RUNNING;
+        provider_state(d, in, REG_STARTED);
+        if (in->entry->previous) {
+            /* The new build runs: the upgrade is confirmed. */
+            in->entry->previous = NULL;
+        }
+        odk_info("%s#%u started (pid %d) on node %llu", in->bundle->id, in->id, (int)in->pid,
+                 (unsigned long long)in->provider_id);
+        reg_node *n = registry_find(d->reg, in->node_id);
+        if (n)
+            server_notify(d, "started", n);
+        return;
+    }
+    odk_error("%s#%u failed to start: %s; marking it failed (its log says why)", in->bundle->id,
+              in->id, odk_strerror(status));
+    in->state = INST_FAILED;
+    close_channel(d, in); /* the host exits once it sees the channel close */
+    catalog_start_failed(d, in->entry, odk_strerror(status));
+}
+
+/* One message from the host; false when the channel has nothing more. */
+static bool ctl_one(struct odkd *d, struct instance *in)
+{
     wire_msg m;
     wire_msg_init(&m);
     int st = wire_recv(in->ctl_fd, &m);
+    bool more = true;
     if (st == ODK_E_PROTOCOL) {
         odk_warn("%s#%u sent a malformed control message", in->bundle->id, in->id);
+    } else if (st == ODK_E_AGAIN) {
+        more = false;
     } else if (st < 0) {
         /* The host closed its end: it is exiting; SIGCHLD finishes. */
         loop_del(d, &in->ctl_watch);
+        more = false;
     } else if (m.hdr.type == WIRE_REQUEST) {
         host_request(d, in, &m);
     } else if (m.hdr.type == WIRE_REPLY && m.hdr.seq == in->start_seq && in->state == INST_STARTING) {
-        loop_timer_cancel(d, in->deadline_timer);
-        in->deadline_timer = 0;
-        if (m.hdr.status == ODK_OK) {
-            in->state = INST_RUNNING;
-            provider_state(d, in, REG_STARTED);
-            odk_info("%s#%u started (pid %d) on node %llu", in->bundle->id, in->id, (int)in->pid,
-                     (unsigned long long)in->provider_id);
-            reg_node *n = registry_find(d->reg, in->node_id);
-            if (n)
-                server_notify(d, "started", n);
-        } else {
-            odk_error("%s#%u failed to start: %s", in->bundle->id, in->id,
-                      odk_strerror(m.hdr.status));
-            in->state = INST_FAILED;
-        }
+        start_reply(d, in, m.hdr.status);
+        more = in->ctl_fd >= 0;
+    } else if (m.hdr.type == WIRE_REPLY && in->power_seq && m.hdr.seq == in->power_seq) {
+        power_reply(d, in, m.hdr.status);
     } else if (m.hdr.type == WIRE_REPLY && m.hdr.seq == in->stop_seq) {
         /* Stopped: closing the channel lets the host exit. */
-        loop_del(d, &in->ctl_watch);
-        close(in->ctl_fd);
-        in->ctl_fd = -1;
+        close_channel(d, in);
+        more = false;
     }
     wire_msg_release(&m);
+    return more;
+}
+
+static void on_ctl(struct odkd *d, void *ptr, uint32_t events)
+{
+    ctl_one(d, ptr);
     (void)events;
 }
 
@@ -282,10 +400,23 @@ static void deadline_passed(struct odkd *d, void *ptr)
     in->deadline_timer = 0;
     if (in->pid <= 0)
         return;
-    odk_error("%s#%u (pid %d) missed its %s deadline; killing it", in->bundle->id, in->id,
-              (int)in->pid, in->state == INST_STARTING ? "start" : "stop");
-    in->killed_for_deadline = true;
-    kill(in->pid, SIGKILL);
+    bool starting = in->state == INST_STARTING;
+    const char *op = starting ? "start" : "stop";
+    uint64_t limit = starting ? in->deadlines.start_ms : in->deadlines.stop_ms;
+    odk_error("deadline missed: %s#%u (pid %d) operation %s took more than %llu ms "
+              "(elapsed %llu ms); killing it",
+              in->bundle->id, in->id, (int)in->pid, op, (unsigned long long)limit,
+              (unsigned long long)(loop_now_ms() - in->op_started_ms));
+    instance_kill(d, in, starting ? "missed its start deadline" : "missed its stop deadline");
+}
+
+static void arm_deadline(struct odkd *d, struct instance *in, uint64_t ms)
+{
+    loop_timer_cancel(d, in->deadline_timer);
+    in->deadline_timer = 0;
+    in->op_started_ms = loop_now_ms();
+    if (ms && !in->debug)
+        in->deadline_timer = loop_timer(d, ms, deadline_passed, in);
 }
 
 static int create_service_node(struct odkd *d, struct instance *in)
@@ -363,6 +494,10 @@ static int spawn_host(struct odkd *d, struct instance *in)
     in->pid = pid;
     in->ctl_fd = sv[0];
     in->log_fd = lp[0];
+    in->kill_reason = NULL;
+    /* Never block odkd on one host: replies it cannot take now are a
+     * protocol failure of that host, not a reason for everyone to wait. */
+    fcntl(in->ctl_fd, F_SETFL, fcntl(in->ctl_fd, F_GETFL) | O_NONBLOCK);
     loop_add(d, &in->ctl_watch, in->ctl_fd, EPOLLIN, on_ctl, in);
     loop_add(d, &in->log_watch, in->log_fd, EPOLLIN, on_log, in);
 
@@ -378,6 +513,8 @@ static int spawn_host(struct odkd *d, struct instance *in)
     odk_dict_set(args, "provider_properties",
                  provider ? odk_value_copy(provider->props) : odk_value_new_dict());
     odk_dict_set_int(args, "node", (int64_t)in->node_id);
+    odk_dict_set_int(args, "call_deadline_ms", (int64_t)in->deadlines.call_ms);
+    odk_dict_set_bool(args, "debug", in->debug);
     in->start_seq = ++in->next_seq;
     int st = wire_send_value(in->ctl_fd, WIRE_REQUEST, in->start_seq, 0, args, &so, 1);
     odk_value_free(args);
@@ -385,7 +522,10 @@ static int spawn_host(struct odkd *d, struct instance *in)
     if (st < 0)
         odk_error("%s#%u: cannot send start: %s", in->bundle->id, in->id, odk_strerror(st));
     in->state = INST_STARTING;
-    in->deadline_timer = loop_timer(d, START_DEADLINE_MS, deadline_passed, in);
+    arm_deadline(d, in, in->deadlines.start_ms);
+    if (in->debug)
+        odk_info("%s#%u (pid %d) waits for a debugger: gdb -p %d", in->bundle->id, in->id,
+                 (int)pid, (int)pid);
     return ODK_OK;
 }
 
@@ -424,6 +564,9 @@ struct instance *instance_launch(struct odkd *d, struct catalog_entry *e, const 
     in->ctl_fd = in->log_fd = -1;
     in->ctl_watch.fd = in->log_watch.fd = -1;
     in->log_file = open_log_file(d, e->bundle->id);
+    instance_read_limits(in);
+    for (size_t i = 0; i < d->n_debug_bundles; i++)
+        in->debug |= strcmp(d->debug_bundles[i], e->bundle->id) == 0;
     if (!in->personality_name || !in->personality || !in->category) {
         free(in->personality_name);
         odk_value_free(in->personality);
@@ -447,17 +590,12 @@ static void stop_host(struct odkd *d, struct instance *in)
     if (in->pid <= 0 || in->state == INST_STOPPING)
         return;
     in->state = INST_STOPPING;
-    in->stop_seq = ++in->next_seq;
     odk_value *args = odk_value_new_dict();
     odk_dict_set_string(args, "op", "stop");
-    int st = in->ctl_fd >= 0
-                 ? wire_send_value(in->ctl_fd, WIRE_REQUEST, in->stop_seq, 0, args, NULL, 0)
-                 : ODK_E_DISCONNECTED;
-    odk_value_free(args);
-    if (st < 0)
-        kill(in->pid, SIGKILL);
-    loop_timer_cancel(d, in->deadline_timer);
-    in->deadline_timer = loop_timer(d, STOP_DEADLINE_MS, deadline_passed, in);
+    in->stop_seq = instance_request(in, args);
+    if (!in->stop_seq)
+        instance_kill(d, in, "could not be asked to stop");
+    arm_deadline(d, in, in->deadlines.stop_ms);
 }
 
 static bool under(struct odkd *d, uint64_t node_id, const reg_node *top)
@@ -523,34 +661,12 @@ static void restart_now(struct odkd *d, void *ptr)
     start_instance(d, in);
 }
 
-static void report_crash(struct odkd *d, struct instance *in, int wstatus)
+static bool provider_has_others(struct odkd *d, const struct instance *in)
 {
-    char what[128];
-    if (WIFSIGNALED(wstatus))
-        snprintf(what, sizeof what, "killed by signal %d (%s)", WTERMSIG(wstatus),
-                 strsignal(WTERMSIG(wstatus)));
-    else
-        snprintf(what, sizeof what, "exited with status %d", WEXITSTATUS(wstatus));
-    odk_error("%s#%u (pid %d) crashed: %s; its last log lines follow", in->bundle->id, in->id,
-              (int)in->pid, what);
-    char path[4096];
-    snprintf(path, sizeof path, "%s/crashes/%s-%u-%lld.txt", d->state_dir, in->bundle->id, in->id,
-             (long long)time(NULL));
-    FILE *f = fopen(path, "w");
-    if (f)
-        fprintf(f, "bundle: %s\nversion: %s\nbuild: %s\ninstance: %u\npid: %d\nreason: %s\n"
-                   "last log lines:\n",
-                in->bundle->id, in->bundle->version, in->bundle->build, in->id, (int)in->pid, what);
-    for (size_t i = 0; i < INST_LOG_LINES; i++) {
-        const char *l = in->log_lines[(in->log_next + i) % INST_LOG_LINES];
-        if (!l)
-            continue;
-        odk_error("  | %s", l);
-        if (f)
-            fprintf(f, "  %s\n", l);
-    }
-    if (f)
-        fclose(f);
+    for (struct instance *o = d->instances; o; o = o->next)
+        if (o != in && o->provider_id == in->provider_id && !o->terminate)
+            return true;
+    return false;
 }
 
 void instance_reaped(struct odkd *d, pid_t pid, int wstatus)
@@ -560,17 +676,19 @@ void instance_reaped(struct odkd *d, pid_t pid, int wstatus)
         ;
     if (!in)
         return;
-    /* Drain what the host still had to say before deciding. */
+    /* Take what the host still had to say (its log, a start reply) before
+     * deciding what its end means. */
     while (in->log_fd >= 0)
         on_log(d, in, EPOLLIN);
-    loop_del(d, &in->ctl_watch);
-    if (in->ctl_fd >= 0)
-        close(in->ctl_fd);
-    in->ctl_fd = -1;
+    while (in->ctl_fd >= 0 && ctl_one(d, in))
+        ;
+    close_channel(d, in);
     loop_timer_cancel(d, in->deadline_timer);
     in->deadline_timer = 0;
     in->pid = 0;
     inst_state was = in->state;
+    if (in->power_tx)
+        power_instance_gone(d, in, false);
     remove_service_node(d, in);
 
     if (in->terminate) {
@@ -580,19 +698,34 @@ void instance_reaped(struct odkd *d, pid_t pid, int wstatus)
                 break;
             }
         }
-        provider_state(d, in, REG_REGISTERED);
+        if (!provider_has_others(d, in))
+            provider_state(d, in, REG_REGISTERED);
         loop_defer_free(d, instance_free, in);
         check_tree_waits(d);
         return;
     }
     if (was == INST_FAILED) {
-        odk_error("%s#%u is marked failed; `odkctl restart` starts it again", in->bundle->id,
-                  in->id);
+        odk_error("%s#%u is marked failed; `odkctl restart %s` starts it again", in->bundle->id,
+                  in->id, in->bundle->id);
         return;
     }
-    bool clean_stop = was == INST_STOPPING && WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0;
-    if (!clean_stop)
-        report_crash(d, in, wstatus);
+    bool clean_stop = was == INST_STOPPING && !in->kill_reason && WIFEXITED(wstatus) &&
+                      WEXITSTATUS(wstatus) == 0;
+    if (!clean_stop) {
+        char what[128];
+        if (in->kill_reason)
+            snprintf(what, sizeof what, "%s", in->kill_reason);
+        else if (WIFSIGNALED(wstatus))
+            snprintf(what, sizeof what, "killed by signal %d (%s)", WTERMSIG(wstatus),
+                     sigabbrev_np(WTERMSIG(wstatus)) ? sigabbrev_np(WTERMSIG(wstatus)) : "?");
+        else
+            snprintf(what, sizeof what, "exited with status %d", WEXITSTATUS(wstatus));
+        crash_report(d, in, pid, what);
+        if (was == INST_STARTING)
+            catalog_start_failed(d, in->entry, what);
+        if (in->terminate) /* the rollback above took this instance away */
+            return;
+    }
     in->restarts++;
     uint64_t now = loop_now_ms();
     if (now - in->crash_window_start > CRASH_WINDOW_MS) {
@@ -628,6 +761,8 @@ void instance_terminate(struct odkd *d, struct instance *in)
         return;
     }
     /* Not running (backoff or failed): gone at once. */
+    if (in->power_tx)
+        power_instance_gone(d, in, false);
     remove_service_node(d, in);
     for (struct instance **p = &d->instances; *p; p = &(*p)->next) {
         if (*p == in) {

@@ -24,13 +24,15 @@
 static void usage(FILE *f)
 {
     fprintf(f, "usage: odkd --state-dir DIR [--drivers DIR]... [--sim FILE] [--demo]\n"
-               "            [--dev] [--dev-dir DIR] [--verbose]\n"
+               "            [--dev] [--dev-dir DIR] [--debug BUNDLE-ID]... [--verbose]\n"
                "  --state-dir DIR  where odkd keeps its socket, logs, crashes, installed bundles\n"
                "  --drivers DIR    a folder of bundles (repeatable; default: the build's drivers)\n"
                "  --sim FILE       plug the simulated devices listed in FILE\n"
                "  --demo           plug the built-in demo devices\n"
                "  --dev            development mode (accept development-signed bundles)\n"
-               "  --dev-dir DIR    where serial ports get their tty./cu. links (default /dev)\n");
+               "  --dev-dir DIR    where serial ports get their tty./cu. links (default /dev)\n"
+               "  --debug ID       start that bundle's hosts stopped before the driver's init,\n"
+               "                   for a debugger (odkctl debug ID prints the gdb line)\n");
 }
 
 static void on_signal(struct odkd *d, void *ptr, uint32_t events)
@@ -131,6 +133,9 @@ static void odkd_free(struct odkd *d)
     free(d->sock_path);
     free(d->dev_dir);
     free(d->host_path);
+    for (size_t i = 0; i < d->n_debug_bundles; i++)
+        free(d->debug_bundles[i]);
+    free(d->debug_bundles);
 }
 
 int main(int argc, char **argv)
@@ -143,6 +148,7 @@ int main(int argc, char **argv)
         {"sim", required_argument, 0, 'S'},       {"demo", no_argument, 0, 'D'},
         {"dev", no_argument, 0, 'v'},             {"dev-dir", required_argument, 0, 'V'},
         {"verbose", no_argument, 0, 'x'},         {"help", no_argument, 0, 'h'},
+        {"debug", required_argument, 0, 'g'},
         {0, 0, 0, 0}};
     int c;
     odk_log_set_tag("odkd");
@@ -179,6 +185,10 @@ int main(int argc, char **argv)
             break;
         case 'x':
             odk_log_set_level(ODK_LOG_DEBUG);
+            break;
+        case 'g':
+            d.debug_bundles = realloc(d.debug_bundles, sizeof(char *) * (d.n_debug_bundles + 1));
+            d.debug_bundles[d.n_debug_bundles++] = strdup(optarg);
             break;
         case 'h':
             usage(stdout);
@@ -222,16 +232,16 @@ int main(int argc, char **argv)
     if (sim_init(&d) < 0)
         return 1;
 
+    /* Installed builds first: they win over a --drivers folder's copy. */
+    catalog_load_installed(&d);
     for (size_t i = 0; i < d.n_driver_dirs; i++)
         catalog_load_dir(&d, d.driver_dirs[i]);
-    char installed[PATH_MAX];
-    snprintf(installed, sizeof installed, "%s/bundles", d.state_dir);
-    catalog_load_dir(&d, installed);
 
     if (server_listen(&d) < 0)
         return 1;
     odk_info("listening on %s", d.sock_path);
 
+    health_start(&d);
     matcher_register(&d, d.resources);
     if (demo)
         sim_load_default(&d);

@@ -459,6 +459,41 @@ static int op_open(struct req *r)
     return ODK_OK;
 }
 
+static int op_power(struct req *r)
+{
+    const char *state = odk_dict_get_string(r->args, "state", "");
+    uint32_t st_code;
+    if (strcmp(state, "sleep") == 0 || strcmp(state, "off") == 0)
+        st_code = 0;
+    else if (strcmp(state, "wake") == 0 || strcmp(state, "on") == 0)
+        st_code = 1;
+    else {
+        snprintf(r->err, sizeof r->err, "power state must be sleep or wake, not '%s'", state);
+        return ODK_E_INVALID;
+    }
+    int st = power_begin(r->d, st_code, r->c->id, r->seq);
+    if (st == ODK_E_BUSY)
+        snprintf(r->err, sizeof r->err, "a power transition is already running");
+    if (st == ODK_OK)
+        r->later = true;
+    return st;
+}
+
+static int op_debug(struct req *r)
+{
+    const char *id = odk_dict_get_string(r->args, "bundle", NULL);
+    if (!id || !catalog_find(r->d, id)) {
+        snprintf(r->err, sizeof r->err, "no bundle %s", id ? id : "(none)");
+        return ODK_E_NOT_FOUND;
+    }
+    odk_value *pids = odk_value_new_array();
+    for (struct instance *in = r->d->instances; in; in = in->next)
+        if (strcmp(in->bundle->id, id) == 0 && in->pid > 0)
+            odk_array_append(pids, instance_describe(r->d, in));
+    r->out = odk_value_new_dict();
+    return odk_dict_set(r->out, "instances", pids);
+}
+
 static int op_ping(struct req *r)
 {
     r->out = odk_value_new_dict();
@@ -478,7 +513,8 @@ static const struct op {
     {"log", op_log, false},           {"crashes", op_crashes, false},
     {"sim-plug", op_sim_plug, true},  {"sim-unplug", op_sim_unplug, true},
     {"install", op_install, true},    {"uninstall", op_uninstall, true},
-    {"restart", op_restart, true},
+    {"restart", op_restart, true},    {"power", op_power, true},
+    {"debug", op_debug, false},
 };
 
 static void handle(struct odkd *d, struct conn *c, wire_msg *m)

@@ -8,6 +8,9 @@
  */
 #include <dlfcn.h>
 #include <errno.h>
+#include <execinfo.h>
+#include <stdatomic.h>
+#include <time.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdio.h>
@@ -43,8 +46,81 @@ struct host {
     bool odkd_gone;
     odk_driver *drv;
     uint32_t start_seq;
-    bool stopping;
+    bool stopping, stopped;
+    /* Watchdog of the default queue (OdkDeadlines.call). */
+    uint64_t call_deadline_ms;
+    _Atomic uint64_t beat_sent, beat_seen;
+    _Atomic bool started;
 };
+
+/* ---- crashes: a backtrace of the faulting thread, into the log --------- */
+
+static void on_fatal_signal(int sig)
+{
+    /* backtrace() was called once at start-up, so it does not allocate
+     * here; write() is async-signal-safe. */
+    static const char head[] = "error odk-driver-host: fatal signal; backtrace:\n";
+    if (write(2, head, sizeof head - 1) < 0) {
+        /* nothing more we can do */
+    }
+    void *frames[64];
+    int n = backtrace(frames, 64);
+    backtrace_symbols_fd(frames, n, 2);
+    signal(sig, SIG_DFL);
+    raise(sig);
+}
+
+static void install_crash_handlers(void)
+{
+    void *warm[1];
+    backtrace(warm, 1); /* loads libgcc now, not inside the handler */
+    static const int sigs[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT};
+    struct sigaction sa = {.sa_handler = on_fatal_signal, .sa_flags = SA_RESETHAND};
+    sigemptyset(&sa.sa_mask);
+    for (size_t i = 0; i < sizeof sigs / sizeof sigs[0]; i++)
+        sigaction(sigs[i], &sa, NULL);
+}
+
+/* ---- the watchdog ------------------------------------------------------ */
+
+static void heartbeat(void *ctx)
+{
+    struct host *h = ctx;
+    atomic_store(&h->beat_seen, atomic_load(&h->beat_sent));
+}
+
+/* Posts a heartbeat to the default queue every quarter deadline; if one is
+ * not taken within the deadline, the queue is stuck in driver code (a hung
+ * or spinning call): say so and abort, which odkd reports as a crash and
+ * answers every waiting app with ODK_E_GONE. */
+static void *watchdog(void *arg)
+{
+    struct host *h = arg;
+    uint64_t step_ms = h->call_deadline_ms / 4 ? h->call_deadline_ms / 4 : 1;
+    uint64_t late_since = 0;
+    for (;;) {
+        struct timespec ts = {(time_t)(step_ms / 1000), (long)(step_ms % 1000) * 1000000};
+        nanosleep(&ts, NULL);
+        if (!atomic_load(&h->started) || h->stopping)
+            continue;
+        uint64_t sent = atomic_load(&h->beat_sent), seen = atomic_load(&h->beat_seen);
+        if (seen == sent) {
+            late_since = 0;
+            atomic_store(&h->beat_sent, sent + 1);
+            odk_queue_dispatch_async(odk_driver_queue(h->drv), heartbeat, h);
+            continue;
+        }
+        late_since += step_ms;
+        if (late_since >= h->call_deadline_ms) {
+            odk_error("deadline missed: %s#%u (pid %d) operation call took more than %llu ms; "
+                      "the driver's queue is stuck, aborting",
+                      odk_driver_bundle_id(h->drv), odk_driver_instance(h->drv), (int)getpid(),
+                      (unsigned long long)h->call_deadline_ms);
+            abort();
+        }
+    }
+    return NULL;
+}
 
 static int host_request(void *ctx, const char *op, odk_value *args, odk_value **reply, int *fds,
                         size_t *n_fds)
@@ -133,8 +209,17 @@ static void start_done(void *ctx, int status)
     else
         odk_info("started");
     reply(h, h->start_seq, status);
-    if (status < 0)
-        _exit(1);
+    if (status < 0) {
+        /* odkd marks the instance failed from the reply; leave only after
+         * it could read it (it closes the channel). */
+        return;
+    }
+    atomic_store(&h->started, true);
+    if (h->call_deadline_ms) {
+        pthread_t t;
+        if (pthread_create(&t, NULL, watchdog, h) == 0)
+            pthread_detach(t);
+    }
 }
 
 static int load_driver(struct host *h, wire_msg *m, odk_value *args)
@@ -145,6 +230,13 @@ static int load_driver(struct host *h, wire_msg *m, odk_value *args)
     snprintf(tag, sizeof tag, "%s#%u", bundle, instance);
     odk_log_set_tag(tag);
 
+    h->call_deadline_ms = (uint64_t)odk_dict_get_int(args, "call_deadline_ms", 0);
+    if (odk_dict_get_bool(args, "debug", false)) {
+        /* odkd --debug: stop before any driver code runs, so a debugger can
+         * attach and set breakpoints in init and start. */
+        odk_info("waiting for a debugger: gdb -p %d (then 'continue')", (int)getpid());
+        raise(SIGSTOP);
+    }
     int so_fd = wire_msg_take_fd(m, 0);
     if (so_fd < 0) {
         odk_error("start message carries no shared object");
@@ -181,10 +273,27 @@ static int load_driver(struct host *h, wire_msg *m, odk_value *args)
     return odk_driver_start_async(h->drv, start_done, h);
 }
 
+struct power_req {
+    struct host *h;
+    uint32_t seq, state;
+};
+
+static void run_power(void *arg)
+{
+    struct power_req *p = arg;
+    const odk_driver_class *cls = p->h->drv->cls;
+    int st = cls->set_power_state ? cls->set_power_state(p->h->drv, p->state) : ODK_OK;
+    odk_info("power state %s%s", p->state == ODK_POWER_ON ? "on" : "off",
+             st < 0 ? " failed" : "");
+    reply(p->h, p->seq, st);
+    free(p);
+}
+
 static void stop_done(void *ctx)
 {
     struct host *h = ctx;
     odk_info("stopped");
+    h->stopped = true;
     reply(h, h->start_seq, ODK_OK);
     /* The queue is still running this callback: leave through the main
      * thread, which sees odkd close the channel. */
@@ -201,11 +310,8 @@ static void handle_request(struct host *h, wire_msg *m)
     int st = ODK_OK;
     if (strcmp(op, "start") == 0) {
         st = h->drv ? ODK_E_STATE : load_driver(h, m, args);
-        if (st < 0) {
-            reply(h, m->hdr.seq, st);
-            odk_value_free(args);
-            _exit(1);
-        }
+        if (st < 0)
+            reply(h, m->hdr.seq, st); /* odkd marks it failed and closes the channel */
     } else if (strcmp(op, "open-client") == 0) {
         int fd = wire_msg_take_fd(m, 0);
         if (!h->drv || fd < 0) {
@@ -216,6 +322,18 @@ static void handle_request(struct host *h, wire_msg *m)
                                   (uint32_t)odk_dict_get_int(args, "type", 0),
                                   (uint32_t)odk_dict_get_int(args, "uid", 0),
                                   (int32_t)odk_dict_get_int(args, "pid", 0));
+        }
+    } else if (strcmp(op, "power") == 0) {
+        struct power_req *p = malloc(sizeof *p);
+        if (!h->drv || !p) {
+            free(p);
+            reply(h, m->hdr.seq, h->drv ? ODK_E_NOMEM : ODK_E_STATE);
+        } else {
+            *p = (struct power_req){h, m->hdr.seq, (uint32_t)odk_dict_get_int(args, "state", 1)};
+            if (odk_queue_dispatch_async(odk_driver_queue(h->drv), run_power, p) < 0) {
+                reply(h, m->hdr.seq, ODK_E_STATE);
+                free(p);
+            }
         }
     } else if (strcmp(op, "stop") == 0) {
         if (!h->drv || h->stopping) {
@@ -236,6 +354,7 @@ int main(int argc, char **argv)
     (void)argc;
     (void)argv;
     signal(SIGPIPE, SIG_IGN);
+    install_crash_handlers();
     odk_log_set_tag("odk-driver-host");
     if (getenv("ODK_LOG_DEBUG"))
         odk_log_set_level(ODK_LOG_DEBUG);
@@ -267,7 +386,10 @@ int main(int argc, char **argv)
     wire_msg_release(&m);
     if (h.drv && !h.stopping)
         odk_warn("odkd went away; exiting");
-    /* Exit without running driver teardown on a possibly hung queue:
-     * odkd already took what it needed; the kernel reclaims the rest. */
+    /* After a clean stop the queue is idle: cancel it and run the class's
+     * free.  Otherwise (odkd gone, or a stop still running) do not wait on
+     * a possibly hung queue; the kernel reclaims the rest. */
+    if (h.drv && h.stopped)
+        odk_driver_destroy(h.drv);
     _exit(0);
 }

@@ -278,6 +278,11 @@ int odk_queue_create(const char *name, odk_queue **out)
     /* Signals go to the process's own threads, never to a queue's. */
     sigset_t all, old;
     sigfillset(&all);
+    /* Faults must stay deliverable: a blocked SIGSEGV kills the process
+     * without running the host's crash handler (no backtrace). */
+    static const int faults[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP};
+    for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
+        sigdelset(&all, faults[i]);
     pthread_sigmask(SIG_SETMASK, &all, &old);
     pthread_t thread;
     int err = pthread_create(&thread, NULL, queue_main, q);

@@ -3,8 +3,9 @@
  * back with wire_recv; a message that is accepted is decoded with
  * wire_msg_value and, as a user-client call, checked the way
  * user_client.c's serve_call does (odk_method_check over a fixed table,
- * then the body length against the header), after which every byte the
- * call would hand to a driver is read, so ASan sees any bounds mistake.
+ * memory-range counts and bounds, then the body length against the
+ * header), after which every byte the call would hand to a driver is
+ * read, so ASan sees any bounds mistake.
  *
  * The input's own header steers the file descriptors that come with the
  * packet, so the out-of-line path (WIRE_F_BODY_IN_FD, sealed memfd) is
@@ -38,20 +39,24 @@ static int fn(odk_driver *drv, odk_user_client *uc, odk_call *call)
     return ODK_OK;
 }
 
-/* Designated fields: odk_method may grow more (memory ranges, flags). */
-#define M(f, si, so, sti, sto)                                                                     \
+/* Designated fields: odk_method may grow more. */
+#define M(f, si, so, sti, sto, mem)                                                                \
     {                                                                                              \
-        .fn = f, .scalar_in = si, .scalar_out = so, .struct_in = sti, .struct_out = sto            \
+        .fn = f, .scalar_in = si, .scalar_out = so, .struct_in = sti, .struct_out = sto,           \
+        .memory = mem                                                                              \
     }
 
 static const odk_method table[] = {
-    M(fn, 0, 0, 0, 0),
-    M(fn, 2, 1, 0, 0),
-    M(fn, ODK_VARIABLE, ODK_VARIABLE, ODK_VARIABLE_SIZE, ODK_VARIABLE_SIZE),
-    M(fn, 0, 0, 16, 32),
-    M(NULL, 0, 0, 0, 0),
-    M(fn, 1, 0, ODK_VARIABLE_SIZE, 8),
+    M(fn, 0, 0, 0, 0, 0),
+    M(fn, 2, 1, 0, 0, 1),
+    M(fn, ODK_VARIABLE, ODK_VARIABLE, ODK_VARIABLE_SIZE, ODK_VARIABLE_SIZE, ODK_VARIABLE),
+    M(fn, 0, 0, 16, 32, 0),
+    M(NULL, 0, 0, 0, 0, 0),
+    M(fn, 1, 0, ODK_VARIABLE_SIZE, 8, 2),
 };
+
+/* Stands in for a registered buffer when memory ranges are checked. */
+#define FAKE_BUFFER_LEN 4096u
 
 static int sv[2] = {-1, -1};
 static wire_msg msg;
@@ -128,7 +133,8 @@ static int make_memfd(const uint8_t *data, size_t size, uint64_t body_len, uint3
 
 static volatile uint8_t sink;
 
-/* What serve_call does with a body before a driver method sees it. */
+/* What user_client.c's serve_call does with a call body before a driver
+ * method sees it (its checks, in its order; keep the two in step). */
 static void check_call(const wire_msg *m)
 {
     struct wire_call c;
@@ -140,14 +146,32 @@ static void check_call(const wire_msg *m)
                               c.struct_in_len, c.scalar_out_max, c.struct_out_max, why, sizeof why);
     if (st != ODK_OK)
         return;
-    uint64_t want = sizeof c + (uint64_t)c.scalar_in_count * 8 + c.struct_in_len;
-    if (want != m->body_len)
+    const odk_method *meth = &table[c.selector];
+    if (c.memory_count > ODK_MAX_CALL_MEMORY)
         return;
-    const uint64_t *scalars = (const uint64_t *)(m->body + sizeof c);
-    const uint8_t *st_in = m->body + sizeof c + (size_t)c.scalar_in_count * 8;
+    if (meth->memory != ODK_VARIABLE && meth->memory != c.memory_count)
+        return;
+    size_t refs_at = sizeof c + (size_t)c.scalar_in_count * 8;
+    size_t struct_at = refs_at + (size_t)c.memory_count * sizeof(struct wire_memory_ref);
+    if ((uint64_t)struct_at + c.struct_in_len != m->body_len)
+        return;
+
+    /* Everything a method would be handed, read byte by byte. */
     uint8_t acc = 0;
+    const uint64_t *scalars = (const uint64_t *)(m->body + sizeof c);
     for (uint32_t i = 0; i < c.scalar_in_count; i++)
         acc ^= (uint8_t)scalars[i];
+    for (uint32_t i = 0; i < c.memory_count; i++) {
+        struct wire_memory_ref ref;
+        memcpy(&ref, m->body + refs_at + i * sizeof ref, sizeof ref);
+        uint64_t len = FAKE_BUFFER_LEN;
+        if (ref.offset > len || ref.length > len - ref.offset)
+            return;
+        if (ref.offset + ref.length > len || ref.offset + ref.length < ref.offset)
+            die("an accepted memory range lies outside its buffer");
+        acc ^= (uint8_t)ref.id;
+    }
+    const uint8_t *st_in = m->body + struct_at;
     for (uint64_t i = 0; i < c.struct_in_len; i++)
         acc ^= st_in[i];
     sink = acc;

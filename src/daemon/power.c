@@ -1,0 +1,221 @@
+/* System power transitions (odkctl power sleep|wake): every running driver
+ * through set_power_state in tree order — on the way down the deepest
+ * providers' drivers first (children before their providers), on the way
+ * up the shallowest first — one tree level at a time, each driver under
+ * its own power deadline.  A driver that misses it is killed and
+ * restarted; the rest of its level and the levels after it go on. */
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/daemon.h"
+#include "odk/driver.h"
+#include "odk/log.h"
+#include "odk/status.h"
+
+struct pmember {
+    struct power_tx *tx;
+    struct instance *in; /* NULL once it went away */
+    char *bundle;
+    uint32_t inst_id;
+    size_t depth;
+    int status;
+    uint64_t started, elapsed, timer;
+    bool sent, done, missed;
+};
+
+struct power_tx {
+    uint32_t state;
+    uint64_t conn_id;
+    uint32_t seq;
+    struct pmember *m;
+    size_t n;
+    size_t level_idx, n_levels;
+    size_t *levels; /* depths, in the order they are processed */
+    size_t pending;
+};
+
+static size_t depth_of(struct odkd *d, uint64_t node_id)
+{
+    size_t depth = 0;
+    for (reg_node *n = registry_find(d->reg, node_id); n; n = n->parent)
+        depth++;
+    return depth;
+}
+
+static int cmp_size(const void *a, const void *b)
+{
+    size_t x = *(const size_t *)a, y = *(const size_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+static void finish(struct odkd *d, struct power_tx *tx)
+{
+    odk_value *results = odk_value_new_array();
+    for (size_t i = 0; i < tx->n; i++) {
+        struct pmember *m = &tx->m[i];
+        odk_value *r = odk_value_new_dict();
+        odk_dict_set_string(r, "bundle", m->bundle);
+        odk_dict_set_int(r, "instance", m->inst_id);
+        odk_dict_set_string(r, "state", tx->state == ODK_POWER_ON ? "on" : "off");
+        odk_dict_set_int(r, "status", m->status);
+        odk_dict_set_string(r, "status_name", odk_status_name(m->status));
+        odk_dict_set_int(r, "elapsed_ms", (int64_t)m->elapsed);
+        odk_dict_set_bool(r, "missed_deadline", m->missed);
+        odk_dict_set_int(r, "depth", (int64_t)m->depth);
+        odk_array_append(results, r);
+        free(m->bundle);
+    }
+    odk_value *body = odk_value_new_dict();
+    odk_dict_set_string(body, "state", tx->state == ODK_POWER_ON ? "on" : "off");
+    odk_dict_set(body, "results", results);
+    odk_info("power %s: done (%zu drivers)", tx->state == ODK_POWER_ON ? "on" : "off", tx->n);
+    server_reply_later(d, tx->conn_id, tx->seq, ODK_OK, body);
+    d->power = NULL;
+    free(tx->m);
+    free(tx->levels);
+    free(tx);
+}
+
+static void start_level(struct odkd *d, struct power_tx *tx);
+
+static void member_done(struct odkd *d, struct pmember *m, int status, bool missed)
+{
+    if (m->done)
+        return;
+    m->done = true;
+    m->status = status;
+    m->missed = missed;
+    m->elapsed = loop_now_ms() - m->started;
+    loop_timer_cancel(d, m->timer);
+    if (m->in) {
+        m->in->power_tx = NULL;
+        m->in->power_seq = 0;
+    }
+    struct power_tx *tx = m->tx;
+    if (--tx->pending == 0) {
+        tx->level_idx++;
+        start_level(d, tx);
+    }
+}
+
+static void power_deadline(struct odkd *d, void *ptr)
+{
+    struct pmember *m = ptr;
+    m->timer = 0;
+    if (m->done)
+        return;
+    struct instance *in = m->in;
+    if (in) {
+        odk_error("deadline missed: %s#%u (pid %d) operation power took more than %llu ms "
+                  "(elapsed %llu ms); killing it",
+                  in->bundle->id, in->id, (int)in->pid, (unsigned long long)in->deadlines.power_ms,
+                  (unsigned long long)(loop_now_ms() - m->started));
+        instance_kill(d, in, "missed its power deadline");
+    }
+    member_done(d, m, ODK_E_TIMEOUT, true);
+}
+
+static void start_level(struct odkd *d, struct power_tx *tx)
+{
+    while (tx->level_idx < tx->n_levels) {
+        size_t depth = tx->levels[tx->level_idx];
+        for (size_t i = 0; i < tx->n; i++) {
+            struct pmember *m = &tx->m[i];
+            if (m->depth != depth || m->sent)
+                continue;
+            m->sent = true;
+            m->started = loop_now_ms();
+            tx->pending++;
+            struct instance *in = m->in;
+            odk_value *args = odk_value_new_dict();
+            odk_dict_set_string(args, "op", "power");
+            odk_dict_set_int(args, "state", tx->state);
+            uint32_t seq = 0;
+            if (in && in->pid > 0)
+                seq = instance_request(in, args); /* takes args */
+            else
+                odk_value_free(args);
+            if (!seq) {
+                member_done(d, m, ODK_E_GONE, false);
+                continue;
+            }
+            in->power_seq = seq;
+            in->power_tx = tx;
+            m->timer = loop_timer(d, in->deadlines.power_ms, power_deadline, m);
+        }
+        if (tx->pending)
+            return;
+        tx->level_idx++;
+    }
+    finish(d, tx);
+}
+
+static struct pmember *member_of(struct power_tx *tx, struct instance *in)
+{
+    for (size_t i = 0; tx && i < tx->n; i++)
+        if (tx->m[i].in == in)
+            return &tx->m[i];
+    return NULL;
+}
+
+void power_reply(struct odkd *d, struct instance *in, int status)
+{
+    struct pmember *m = member_of(in->power_tx, in);
+    if (m)
+        member_done(d, m, status, false);
+}
+
+void power_instance_gone(struct odkd *d, struct instance *in, bool missed_deadline)
+{
+    struct pmember *m = member_of(in->power_tx, in);
+    if (!m)
+        return;
+    m->in = NULL;
+    member_done(d, m, ODK_E_GONE, missed_deadline);
+}
+
+int power_begin(struct odkd *d, uint32_t state, uint64_t conn_id, uint32_t seq)
+{
+    if (d->power)
+        return ODK_E_BUSY;
+    struct power_tx *tx = calloc(1, sizeof *tx);
+    size_t count = 0;
+    for (struct instance *in = d->instances; in; in = in->next)
+        count += in->state == INST_RUNNING && in->pid > 0;
+    if (!tx || !(tx->m = calloc(count + 1, sizeof *tx->m)) ||
+        !(tx->levels = calloc(count + 1, sizeof *tx->levels))) {
+        if (tx)
+            free(tx->m);
+        free(tx);
+        return ODK_E_NOMEM;
+    }
+    *tx = (struct power_tx){.state = state, .conn_id = conn_id, .seq = seq, .m = tx->m,
+                            .levels = tx->levels};
+    for (struct instance *in = d->instances; in; in = in->next) {
+        if (in->state != INST_RUNNING || in->pid <= 0)
+            continue;
+        struct pmember *m = &tx->m[tx->n++];
+        *m = (struct pmember){.tx = tx, .in = in, .bundle = strdup(in->bundle->id),
+                              .inst_id = in->id, .depth = depth_of(d, in->provider_id)};
+        tx->levels[tx->n_levels++] = m->depth;
+    }
+    /* Unique depths; deepest first going down, shallowest first coming up. */
+    qsort(tx->levels, tx->n_levels, sizeof *tx->levels, cmp_size);
+    size_t u = 0;
+    for (size_t i = 0; i < tx->n_levels; i++)
+        if (u == 0 || tx->levels[u - 1] != tx->levels[i])
+            tx->levels[u++] = tx->levels[i];
+    tx->n_levels = u;
+    if (state == ODK_POWER_OFF)
+        for (size_t i = 0; i < u / 2; i++) {
+            size_t t = tx->levels[i];
+            tx->levels[i] = tx->levels[u - 1 - i];
+            tx->levels[u - 1 - i] = t;
+        }
+    d->power = tx;
+    d->power_state = state;
+    odk_info("power %s: %zu drivers in %zu tree levels", state == ODK_POWER_ON ? "on" : "off",
+             tx->n, tx->n_levels);
+    start_level(d, tx);
+    return ODK_OK;
+}
