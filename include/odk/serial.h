@@ -63,9 +63,10 @@ typedef struct odk_serial_line {
     bool dtr, rts;        /* modem control outputs */
 } odk_serial_line;
 
-/* What the driver implements.  Only activate, tx_data_available and
- * rx_free_space_available are required; a missing program_* callback means
- * the setting is accepted and only recorded. */
+/* What the driver implements.  Only tx_data_available and
+ * rx_free_space_available are required; a missing callback means the
+ * setting is accepted and only recorded (send_break and get_modem_status
+ * then answer ODK_E_UNSUPPORTED). */
 typedef struct odk_serial_ops {
     /* hwActivate / hwDeactivate: the port comes up / goes down. */
     int (*activate)(odk_serial_port *port);

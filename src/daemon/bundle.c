@@ -637,6 +637,76 @@ static size_t plist_containers(const unsigned char *b, size_t len)
     return n;
 }
 
+/* libplist 2.2 also copies an object each time it is referenced instead of
+ * sharing it, so 32 arrays that each name the next one twice expand to 2^32
+ * nodes from 260 bytes.  This bounds the expanded size of a binary plist
+ * (which must have passed bplist_strings_ok) before libplist sees it. */
+#define BUNDLE_PLIST_MAX_NODES 1000000
+
+struct bplist {
+    const unsigned char *b;
+    size_t len, off_size, ref_size;
+    uint64_t n_objects, table;
+    uint64_t *memo; /* expanded size + 1; 0 = not yet; UINT64_MAX = in progress */
+};
+
+static uint64_t expanded(struct bplist *p, uint64_t obj, int depth)
+{
+    if (obj >= p->n_objects || depth > BUNDLE_PLIST_MAX_CONTAINERS)
+        return UINT64_MAX; /* a bad reference, or deeper than any valid plist here */
+    if (p->memo[obj] == UINT64_MAX)
+        return UINT64_MAX; /* a cycle */
+    if (p->memo[obj])
+        return p->memo[obj] - 1;
+    uint64_t o = be_uint(p->b + p->table + obj * p->off_size, p->off_size);
+    unsigned kind = p->b[o] >> 4, count = p->b[o] & 0xf;
+    uint64_t size = 1;
+    if (kind >= 0xa && kind <= 0xd) {
+        uint64_t n = count, start = o + 1;
+        if (count == 0xf) {
+            if (start >= p->len || p->b[start] >> 4 != 0x1 || (p->b[start] & 0xf) > 3)
+                return UINT64_MAX;
+            size_t w = (size_t)1 << (p->b[start] & 0xf);
+            if (start + 1 + w > p->len)
+                return UINT64_MAX;
+            n = be_uint(p->b + start + 1, w);
+            start += 1 + w;
+        }
+        uint64_t refs = kind == 0xd ? n * 2 : n;
+        if (n > p->len || refs * p->ref_size > p->len - start)
+            return UINT64_MAX;
+        p->memo[obj] = UINT64_MAX;
+        for (uint64_t i = 0; i < refs && size <= BUNDLE_PLIST_MAX_NODES; i++) {
+            uint64_t child = expanded(p, be_uint(p->b + start + i * p->ref_size, p->ref_size),
+                                      depth + 1);
+            if (child == UINT64_MAX)
+                return UINT64_MAX;
+            size += child;
+        }
+    }
+    if (size > BUNDLE_PLIST_MAX_NODES)
+        size = BUNDLE_PLIST_MAX_NODES + 1;
+    p->memo[obj] = size + 1;
+    return size;
+}
+
+/* False when the binary plist would expand past BUNDLE_PLIST_MAX_NODES. */
+static bool bplist_size_ok(const unsigned char *b, size_t len)
+{
+    const unsigned char *t = b + len - 32;
+    struct bplist p = {.b = b, .len = len, .off_size = t[6], .ref_size = t[7],
+                       .n_objects = be_uint(t + 8, 8), .table = be_uint(t + 24, 8)};
+    uint64_t top = be_uint(t + 16, 8);
+    if (p.ref_size < 1 || p.ref_size > 8 || p.n_objects == 0)
+        return false;
+    p.memo = calloc(p.n_objects, sizeof *p.memo);
+    if (!p.memo)
+        return false;
+    uint64_t n = expanded(&p, top, 0);
+    free(p.memo);
+    return n <= BUNDLE_PLIST_MAX_NODES;
+}
+
 static int plist_root(const struct ctx *c, const char *bytes, size_t len, plist_t *out)
 {
     *out = NULL;
@@ -648,6 +718,12 @@ static int plist_root(const struct ctx *c, const char *bytes, size_t len, plist_
     if (plist_containers((const unsigned char *)bytes, len) > BUNDLE_PLIST_MAX_CONTAINERS)
         return fail(c, NULL, "holds more than %d arrays and dictionaries (the limit)",
                     BUNDLE_PLIST_MAX_CONTAINERS);
+    if (len >= 8 && memcmp(bytes, "bplist00", 8) == 0 &&
+        !bplist_size_ok((const unsigned char *)bytes, len))
+        return fail(c, NULL,
+                    "expands to more than %d objects through shared references, or has a "
+                    "reference cycle (the limit)",
+                    BUNDLE_PLIST_MAX_NODES);
     plist_t root = NULL;
     if (len > 0)
         plist_from_memory(bytes, (uint32_t)len, &root);

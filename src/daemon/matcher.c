@@ -9,6 +9,11 @@
 #include "odk/log.h"
 #include "odk/status.h"
 
+/* Match categories that can have a driver on one node at once; a node
+ * with more drivers attached is matched as if the extra ones were absent
+ * (and logged). */
+#define MAX_CATEGORIES_PER_NODE 64
+
 /* Match categories that already have a driver on node. */
 static size_t taken_categories(struct odkd *d, const reg_node *node, const char **taken,
                                size_t cap)
@@ -28,8 +33,11 @@ void matcher_run_node(struct odkd *d, reg_node *node)
     odk_bundle **bundles = catalog_bundles(d, &n_bundles);
     if (!bundles && n_bundles)
         return;
-    const char *taken[64];
-    size_t n_taken = taken_categories(d, node, taken, 64);
+    const char *taken[MAX_CATEGORIES_PER_NODE];
+    size_t n_taken = taken_categories(d, node, taken, MAX_CATEGORIES_PER_NODE);
+    if (n_taken == MAX_CATEGORIES_PER_NODE)
+        odk_warn("node %llu has %d or more drivers attached (MAX_CATEGORIES_PER_NODE)",
+                 (unsigned long long)node->id, MAX_CATEGORIES_PER_NODE);
     match_candidate *winners = NULL;
     size_t n_winners = 0;
     if (match_rank(d->reg, node, bundles, n_bundles, taken, n_taken, &winners, &n_winners) ==

@@ -477,6 +477,35 @@ static void test_binary_plist_nul_string(void **state)
     free(bin);
 }
 
+/* Regression tests for what fuzzing found inside libplist 2.2: shared
+ * references that expand to 2^32 nodes, and nesting that overflows its
+ * recursive parser.  Both must be refused before libplist sees them. */
+static void test_plist_bombs(void **state)
+{
+    char *path = data_path("shared-refs-oom.bplist");
+    size_t len;
+    char *bin = slurp(path, &len);
+    odk_bundle *b = NULL;
+    char err[1024] = "";
+    assert_int_equal(bundle_parse_plist(bin, len, "/p/Info.plist", &b, err, sizeof err),
+                     ODK_E_MANIFEST);
+    assert_non_null(strstr(err, "expands to more than"));
+    free(bin);
+    free(path);
+
+    size_t depth = 200000, xlen = 7 + depth * 7 + 8;
+    char *xml = malloc(xlen + 1), *p = xml;
+    p += sprintf(p, "<plist>");
+    for (size_t i = 0; i < depth; i++)
+        p += sprintf(p, "<array>");
+    p += sprintf(p, "</plist>");
+    assert_int_equal(bundle_parse_plist(xml, (size_t)(p - xml), "/p/Info.plist", &b, err,
+                                        sizeof err),
+                     ODK_E_MANIFEST);
+    assert_non_null(strstr(err, "arrays and dictionaries"));
+    free(xml);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -491,6 +520,7 @@ int main(void)
         cmocka_unit_test(test_bad_json_manifests),
         cmocka_unit_test(test_bad_plists),
         cmocka_unit_test(test_binary_plist_nul_string),
+        cmocka_unit_test(test_plist_bombs),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -403,13 +403,19 @@ void odk_user_client_close_all(odk_driver *drv)
 
 /* ---- calls -------------------------------------------------------------- */
 
+/* The per-connection output buffer.  New memory is zeroed once, so a
+ * driver that reports more bytes than it wrote can only ever show this
+ * same app its own earlier replies, never another app's data; reused
+ * memory is not zeroed again (that would cost a memset of the app's whole
+ * offered room on every call). */
 static void *out_buffer(odk_user_client *uc, size_t len)
 {
     if (len <= uc->out_cap)
         return uc->out_buf;
-    void *p = realloc(uc->out_buf, len);
+    void *p = calloc(1, len);
     if (!p)
         return NULL;
+    free(uc->out_buf);
     uc->out_buf = p;
     uc->out_cap = len;
     return p;

@@ -1,0 +1,653 @@
+"""Drivers that misbehave: crashes, missed deadlines, hung power changes,
+leaks, spinning and log floods.  The faulty driver (drivers/faulty) does
+each on request; these tests check what odkd does about it.
+
+Timings are never asserted tightly (the machine is shared): upper bounds
+are generous, and the only lower bounds are ones the design guarantees."""
+import ctypes
+import json
+import os
+import re
+import signal
+import threading
+import time
+
+import pytest
+
+from conftest import pid_alive, wait_until
+from libodk import Connection, OdkError, _lib
+
+BUNDLE = "org.odk.faulty"
+OPERATE, SET_FAULT, PING, POWER_STATE = 0, 1, 2, 3
+DEADLINE_MS = 1500  # OdkDeadlines in drivers/faulty/odk.json, every operation
+MEMORY_LIMIT_MB = 64  # OdkMemoryLimitMB
+CRASH_LIMIT = 5  # crashes within 60 s that mark an instance failed
+ECHO = {"model": "echo", "serial": "E-1"}
+SIGSEGV_NAMES = ("SIGSEGV", "SEGV", "Segmentation fault")
+SIGABRT_NAMES = ("SIGABRT", "ABRT", "Aborted")
+
+
+def faulty(fault="none", **more):
+    return {"model": "faulty", "fault": fault, **more}
+
+
+# ---- helpers ----------------------------------------------------------------
+
+def instance_of(d, dev):
+    """The instance (any state) whose provider is dev, or None."""
+    l = [i for i in d.instances() if i["provider"] == dev]
+    return l[0] if l else None
+
+
+def running_instance(d, dev):
+    (inst,) = d.running(provider=dev)
+    return inst
+
+
+def restarted(d, dev, old_pid, min_restarts=1):
+    """Waits for dev's instance to run again in a process other than old_pid."""
+    def ok():
+        i = instance_of(d, dev)
+        return i if (i and i["state"] == "running" and i["pid"] not in (0, old_pid)
+                     and i["restarts"] >= min_restarts) else None
+    return wait_until(ok, timeout=30, what="the driver to be restarted")
+
+
+def in_state(d, dev, state, timeout=30):
+    return wait_until(lambda: (lambda i: i if i and i["state"] == state else None)(
+        instance_of(d, dev)), timeout=timeout, what=f"state {state}")
+
+
+def bundle_log(d):
+    return d.ctl("log", BUNDLE).stdout
+
+
+def own_lines(d):
+    """odkd's log without the '  | ' tails quoted after crash lines."""
+    return "\n".join(l for l in d.log_text().splitlines() if "  | " not in l)
+
+
+def crash_lines(d, bundle=BUNDLE):
+    """(instance, pid, what) of every 'crashed:' line in odkd's log."""
+    pat = re.compile(re.escape(bundle) + r"#(\d+) \(pid (\d+)\) crashed: ([^;\n]*)")
+    return [(int(m[1]), int(m[2]), m[3]) for m in pat.finditer(own_lines(d))]
+
+
+def deadline_lines(d, op, bundle=BUNDLE):
+    """(instance, pid, ms) of every 'deadline missed' line for op."""
+    pat = re.compile(r"deadline missed: " + re.escape(bundle) +
+                     r"#(\d+) \(pid (\d+)\) operation " + op + r" took more than (\d+) ms")
+    return [(int(m[1]), int(m[2]), int(m[3])) for m in pat.finditer(own_lines(d))]
+
+
+def crash_reports(d):
+    reports = d.json("crashes")
+    assert isinstance(reports, list)
+    return reports
+
+
+def read_report(path):
+    with open(path, errors="replace") as f:
+        return f.read()
+
+
+def assert_signal(what, number, names):
+    m = re.fullmatch(r"killed by signal (\d+) \(([^)]*)\)", what.strip())
+    assert m, what
+    assert int(m[1]) == number and m[2] in names, what
+
+
+def assert_crash_logged_with_tail(d, inst, pid, tail_text):
+    """odkd's log has the crash line of (inst, pid), then '  | ' lines of the
+    host's last words, among them tail_text."""
+    log = d.log_text().splitlines()
+    at = [k for k, l in enumerate(log) if f"{BUNDLE}#{inst} (pid {pid}) crashed:" in l]
+    assert at, "no crash line"
+    tail = []
+    for l in log[at[0] + 1:]:
+        if "  | " not in l:
+            break
+        tail.append(l)
+    assert tail, "the crash line is not followed by the host's last log lines"
+    assert any(tail_text in l for l in tail), tail
+
+
+def call_in_thread(d, dev, selector, scalars=(), struct=b""):
+    """Makes a call from another thread; returns (thread, result dict)."""
+    result = {}
+    opened = threading.Event()
+
+    def run():
+        try:
+            with Connection(d.state, dev) as c:
+                opened.set()
+                t0 = time.monotonic()
+                try:
+                    result["out"] = c.call(selector, scalars, struct=struct, n_out=1)
+                except OdkError as e:
+                    result["error"] = e.name
+                result["seconds"] = time.monotonic() - t0
+        except OdkError as e:
+            result["open_error"] = e.name
+        finally:
+            opened.set()
+
+    t = threading.Thread(target=run, daemon=True)
+    t.start()
+    opened.wait(15)
+    return t, result
+
+
+def echo_answers(d, dev):
+    """odkctl call to the echo device answers promptly (odkd is not held up)."""
+    r = d.ctl("call", dev, 1, 20, 22, timeout=10)
+    return r.stdout.split() == ["42"]
+
+
+def rss_kib(pid):
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmRSS:"):
+                return int(line.split()[1])
+    return 0
+
+
+def proc_state(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        return f.read().rsplit(") ", 1)[1][0]
+
+
+# A watcher of services, as an app would use it (odk_watch_services).
+WATCH_FN = ctypes.CFUNCTYPE(None, ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p)
+_lib.odk_watch_services.argtypes = [ctypes.c_void_p, ctypes.c_void_p, WATCH_FN, ctypes.c_void_p,
+                                    ctypes.POINTER(ctypes.c_uint32)]
+_lib.odk_client_dispatch.argtypes = [ctypes.c_void_p, ctypes.c_int]
+_lib.odk_value_from_json.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p),
+                                     ctypes.c_char_p, ctypes.c_size_t]
+_lib.odk_value_free.argtypes = [ctypes.c_void_p]
+_lib.odk_dict_get_int.restype = ctypes.c_int64
+_lib.odk_dict_get_int.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_int64]
+
+
+class Watcher:
+    def __init__(self, state_dir, matching):
+        self.events = []  # (event, node id)
+        self.client = ctypes.c_void_p()
+        assert _lib.odk_client_open(str(state_dir).encode(), ctypes.byref(self.client)) == 0
+        m = ctypes.c_void_p()
+        assert _lib.odk_value_from_json(json.dumps(matching).encode(), ctypes.byref(m), None, 0) == 0
+
+        def on_event(_ctx, event, node):
+            self.events.append((event.decode(), _lib.odk_dict_get_int(node, b"id", 0)))
+        self.fn = WATCH_FN(on_event)
+        wid = ctypes.c_uint32()
+        st = _lib.odk_watch_services(self.client, m, self.fn, None, ctypes.byref(wid))
+        _lib.odk_value_free(m)
+        assert st == 0
+
+    def wait_for(self, event, timeout=15):
+        def seen():
+            _lib.odk_client_dispatch(self.client, 50)
+            return [n for e, n in self.events if e == event]
+        return wait_until(seen, timeout=timeout, what=f"a '{event}' event")
+
+    def close(self):
+        _lib.odk_client_close(self.client)
+
+
+# ---- no fault ---------------------------------------------------------------
+
+def test_without_a_fault_everything_works(odkd):
+    dev = odkd.plug(faulty())
+    inst = running_instance(odkd, dev)
+    assert inst["bundle"] == BUNDLE and inst["class"] == "FaultyDriver"
+    with Connection(odkd.state, dev) as c:
+        assert c.call(PING, [41], n_out=1)[0] == [42]
+        assert c.call(OPERATE, n_out=1)[0] == [1]
+        assert c.call(OPERATE, n_out=1)[0] == [2]
+        assert c.call(POWER_STATE, n_out=1)[0] == [1]  # ODK_POWER_ON until told otherwise
+        for bad in (b"no-such-fault", b"slow-", b"slow-abc", b""):
+            with pytest.raises(OdkError) as e:
+                c.call(SET_FAULT, struct=bad, n_out=0)
+            assert e.value.name == "ODK_E_INVALID"
+        c.call(SET_FAULT, struct=b"none", n_out=0)
+        assert c.call(OPERATE, n_out=1)[0] == [3]
+    assert "start: fault none" in bundle_log(odkd)
+    odkd.ctl("sim", "unplug", dev)
+    wait_until(lambda: not pid_alive(inst["pid"]), what="the driver to exit")
+    assert crash_lines(odkd) == [] and crash_reports(odkd) == []
+    assert "stop after 3 operations" in bundle_log(odkd)
+
+
+# ---- crashes ----------------------------------------------------------------
+
+def test_crash_on_call_fails_the_call_is_reported_with_a_backtrace_and_restarts(odkd):
+    dev = odkd.plug(faulty("crash-on-call"))
+    inst = running_instance(odkd, dev)
+    with Connection(odkd.state, dev) as c:
+        assert c.call(PING, [1], n_out=1)[0] == [2]
+        with pytest.raises(OdkError) as e:
+            c.call(OPERATE, n_out=1)
+        assert e.value.name == "ODK_E_GONE"
+    new = restarted(odkd, dev, inst["pid"])
+    assert new["restarts"] == 1 and not pid_alive(inst["pid"])
+
+    ((i, pid, what),) = crash_lines(odkd)
+    assert (i, pid) == (inst["instance"], inst["pid"])
+    assert_signal(what, signal.SIGSEGV, SIGSEGV_NAMES)
+    assert_crash_logged_with_tail(odkd, i, pid, "dereferencing NULL")
+
+    (report,) = crash_reports(odkd)
+    assert report.startswith(str(odkd.state / "crashes"))
+    text = read_report(report)
+    assert "reason:" in text and "signal 11" in text
+    assert "backtrace:" in text
+    # Symbolised: the driver's faulting function is named in the backtrace.
+    backtrace = text.split("backtrace:", 1)[1]
+    assert "faulty_null_deref" in backtrace
+    assert "last log lines:" in text and "dereferencing NULL" in text
+
+    # The new instance serves calls.
+    with Connection(odkd.state, dev) as c:
+        assert c.call(PING, [7], n_out=1)[0] == [8]
+
+
+def test_abort_on_call_is_reported_as_sigabrt(odkd):
+    dev = odkd.plug(faulty("abort-on-call"))
+    inst = running_instance(odkd, dev)
+    with Connection(odkd.state, dev) as c:
+        with pytest.raises(OdkError) as e:
+            c.call(OPERATE, n_out=1)
+        assert e.value.name == "ODK_E_GONE"
+    restarted(odkd, dev, inst["pid"])
+    ((_, pid, what),) = crash_lines(odkd)
+    assert pid == inst["pid"]
+    assert_signal(what, signal.SIGABRT, SIGABRT_NAMES)
+    (report,) = crash_reports(odkd)
+    text = read_report(report)
+    assert "backtrace:" in text and "faulty_abort" in text.split("backtrace:", 1)[1]
+
+
+def test_fault_set_at_run_time_applies_to_the_next_call(odkd):
+    dev = odkd.plug(faulty())
+    inst = running_instance(odkd, dev)
+    with Connection(odkd.state, dev) as c:
+        assert c.call(OPERATE, n_out=1)[0] == [1]
+        c.call(SET_FAULT, struct=b"crash-on-call", n_out=0)
+        with pytest.raises(OdkError) as e:
+            c.call(OPERATE, n_out=1)
+        assert e.value.name == "ODK_E_GONE"
+    new = restarted(odkd, dev, inst["pid"])
+    # The fault was the old process's: the new one starts from the node's "none".
+    with Connection(odkd.state, dev) as c:
+        assert c.call(OPERATE, n_out=1)[0] == [1]
+    assert instance_of(odkd, dev)["pid"] == new["pid"]
+
+
+def test_watchers_see_a_crashed_service_terminate_and_come_back(odkd):
+    dev = odkd.plug(faulty("crash-on-call"))
+    running_instance(odkd, dev)
+    w = Watcher(odkd.state, {"IOProviderClass": "FaultyDriver"})
+    try:
+        (first,) = w.wait_for("registered")
+        t, result = call_in_thread(odkd, dev, OPERATE)
+        t.join(15)
+        assert result.get("error") == "ODK_E_GONE", result
+        assert first in w.wait_for("terminated")
+        # The restarted driver's new service node is registered.
+        wait_until(lambda: [n for n in w.wait_for("registered") if n != first],
+                   what="the restarted service")
+    finally:
+        w.close()
+
+
+def test_exit_in_start_is_reported_with_its_status(odkd):
+    dev = odkd.plug(faulty("exit-in-start"))
+    in_state(odkd, dev, "failed")
+    lines = crash_lines(odkd)
+    assert len(lines) == CRASH_LIMIT
+    assert all(what.strip() == "exited with status 3" for _, _, what in lines), lines
+    assert len({pid for _, pid, _ in lines}) == CRASH_LIMIT  # a new process each time
+    text = read_report(crash_reports(odkd)[0])
+    assert "reason:" in text and "exited with status 3" in text
+    assert "last log lines:" in text and "exiting with status 3" in text
+
+
+def test_every_crash_gets_its_own_report(odkd):
+    # Crashes within one second must not overwrite each other's report.
+    dev = odkd.plug(faulty("crash-in-start"))
+    in_state(odkd, dev, "failed")
+    assert len(crash_lines(odkd)) == CRASH_LIMIT
+    reports = crash_reports(odkd)
+    assert len(reports) == CRASH_LIMIT, reports
+    pids = {pid for _, pid, _ in crash_lines(odkd)}
+    assert {int(re.search(r"^pid: (\d+)$", read_report(r), re.M)[1]) for r in reports} == pids
+
+
+def test_crash_in_start_backs_off_then_fails_and_stays_down(odkd):
+    t0 = time.monotonic()
+    dev = odkd.plug(faulty("crash-in-start"))
+    failed = in_state(odkd, dev, "failed")
+    elapsed = time.monotonic() - t0
+    # The backoff between the five attempts is 100, 200, 400, 800 ms: a lower
+    # bound the design guarantees, whatever the machine's load.
+    assert elapsed >= 1.5
+    assert failed["pid"] == 0 and failed["restarts"] >= CRASH_LIMIT - 1
+    lines = crash_lines(odkd)
+    assert len(lines) == CRASH_LIMIT
+    for _, _, what in lines:
+        assert_signal(what, signal.SIGSEGV, SIGSEGV_NAMES)
+    restarts = [int(m) for m in re.findall(re.escape(BUNDLE) + r"#\d+ \(restart (\d+)\)",
+                                          odkd.log_text())]
+    assert restarts == sorted(restarts) and len(restarts) == CRASH_LIMIT - 1
+    # Failed means it stays down: no more attempts.
+    time.sleep(2)
+    still = instance_of(odkd, dev)
+    assert still["state"] == "failed" and still["pid"] == 0
+    assert len(crash_lines(odkd)) == CRASH_LIMIT
+    assert "start: fault crash-in-start" in bundle_log(odkd)
+
+    # `odkctl restart` tries again (and, the fault being the node's, it crashes again).
+    odkd.ctl("restart", BUNDLE)
+    wait_until(lambda: len(crash_lines(odkd)) > CRASH_LIMIT, what="a new attempt")
+    in_state(odkd, dev, "failed")
+
+
+def test_restart_brings_a_failed_driver_back(odkd):
+    # crash-on-call starts fine, so after `odkctl restart` the driver runs.
+    dev = odkd.plug(faulty("crash-on-call"))
+    pids = []
+    for n in range(CRASH_LIMIT):
+        inst = running_instance(odkd, dev) if n == 0 else restarted(odkd, dev, pids[-1], n)
+        pids.append(inst["pid"])
+        with Connection(odkd.state, dev) as c:
+            with pytest.raises(OdkError) as e:
+                c.call(OPERATE, n_out=1)
+            assert e.value.name == "ODK_E_GONE"
+    failed = in_state(odkd, dev, "failed")
+    assert failed["pid"] == 0
+    assert len(crash_lines(odkd)) == CRASH_LIMIT
+    with pytest.raises(OdkError) as e:
+        Connection(odkd.state, dev)
+    assert e.value.name in ("ODK_E_STATE", "ODK_E_NOT_FOUND")
+
+    odkd.ctl("restart", BUNDLE)
+    back = wait_until(lambda: (lambda i: i if i and i["state"] == "running" else None)(
+        instance_of(odkd, dev)), what="the restarted driver")
+    assert back["pid"] not in pids and pid_alive(back["pid"])
+    with Connection(odkd.state, dev) as c:
+        assert c.call(PING, [99], n_out=1)[0] == [100]
+
+
+def test_a_crash_does_not_disturb_other_drivers(odkd):
+    echo = odkd.plug(ECHO)
+    (e,) = odkd.running(provider=echo)
+    dev = odkd.plug(faulty("crash-on-call"))
+    inst = running_instance(odkd, dev)
+    with Connection(odkd.state, dev) as c:
+        with pytest.raises(OdkError):
+            c.call(OPERATE, n_out=1)
+    restarted(odkd, dev, inst["pid"])
+    assert echo_answers(odkd, echo)
+    after = instance_of(odkd, echo)
+    assert after["pid"] == e["pid"] and after["restarts"] == 0
+    assert crash_lines(odkd, "org.odk.echo") == []
+
+
+# ---- deadlines --------------------------------------------------------------
+
+def test_hang_in_start_misses_the_start_deadline_while_odkd_serves_others(odkd):
+    echo = odkd.plug(ECHO)
+    odkd.running(provider=echo)
+    dev = odkd.plug(faulty("hang-in-start"))
+    first = wait_until(lambda: (lambda i: i if i and i["pid"] else None)(instance_of(odkd, dev)),
+                       what="the faulty host")
+    # While it hangs, odkd keeps answering everyone else.
+    t0 = time.monotonic()
+    while not deadline_lines(odkd, "start") and time.monotonic() - t0 < 20:
+        assert echo_answers(odkd, echo)
+        time.sleep(0.1)
+    ((i, pid, ms), *_) = deadline_lines(odkd, "start")
+    assert (i, pid, ms) == (first["instance"], first["pid"], DEADLINE_MS)
+    wait_until(lambda: not pid_alive(pid), what="the hung host to be killed")
+    # ... and restarted: a new process tries again.
+    wait_until(lambda: len({p for _, p, _ in deadline_lines(odkd, "start")}) >= 2,
+               timeout=30, what="a restarted attempt to miss the deadline too")
+    assert "hanging in start" in bundle_log(odkd)
+    assert echo_answers(odkd, echo)
+
+
+def test_hang_in_stop_unplug_still_completes(odkd):
+    dev = odkd.plug(faulty("hang-in-stop"))
+    inst = running_instance(odkd, dev)
+    t0 = time.monotonic()
+    odkd.ctl("sim", "unplug", dev, timeout=30)
+    assert time.monotonic() - t0 < 15
+    wait_until(lambda: not pid_alive(inst["pid"]), what="the hung host to be killed")
+    ((i, pid, ms),) = deadline_lines(odkd, "stop")
+    assert (i, pid, ms) == (inst["instance"], inst["pid"], DEADLINE_MS)
+    assert instance_of(odkd, dev) is None
+    assert all(n["id"] != dev for n in odkd.json("tree"))
+    assert "hanging in stop" in bundle_log(odkd)
+    # Unplugged: nothing restarts it.
+    time.sleep(1)
+    assert odkd.instances() == []
+
+
+@pytest.mark.parametrize("fault", ["hang-on-call", "spin"])
+def test_stuck_call_is_ended_by_the_watchdog(odkd, fault):
+    echo = odkd.plug(ECHO)
+    odkd.running(provider=echo)
+    dev = odkd.plug(faulty(fault))
+    inst = running_instance(odkd, dev)
+    t, result = call_in_thread(odkd, dev, OPERATE)
+    # odkd is not held up by a stuck driver.
+    t_end = time.monotonic() + 30
+    while t.is_alive() and time.monotonic() < t_end:
+        assert echo_answers(odkd, echo)
+        t.join(0.2)
+    assert not t.is_alive()
+    assert result.get("error") == "ODK_E_GONE", result
+    assert result["seconds"] < 15
+    ((i, pid, ms),) = deadline_lines(odkd, "call")
+    assert (i, pid, ms) == (inst["instance"], inst["pid"], DEADLINE_MS)
+    # The watchdog aborts the host: a crash like any other, then a restart.
+    new = restarted(odkd, dev, inst["pid"])
+    ((_, cpid, what),) = crash_lines(odkd)
+    assert cpid == inst["pid"]
+    assert_signal(what, signal.SIGABRT, SIGABRT_NAMES)
+    assert len(crash_reports(odkd)) == 1
+    with Connection(odkd.state, dev) as c:
+        assert c.call(PING, [1], n_out=1)[0] == [2]
+    assert pid_alive(new["pid"])
+
+
+def test_slow_driver_works_without_missing_deadlines(odkd):
+    dev = odkd.plug(faulty("slow-200"))
+    inst = running_instance(odkd, dev)
+    with Connection(odkd.state, dev) as c:
+        for n in range(1, 4):
+            t0 = time.monotonic()
+            assert c.call(OPERATE, n_out=1)[0] == [n]
+            assert time.monotonic() - t0 >= 0.2  # it did sleep, then answered
+        assert c.call(PING, [5], n_out=1)[0] == [6]
+    rows = odkd.json("power", "sleep")
+    (row,) = [r for r in rows if r["bundle"] == BUNDLE]
+    assert row["missed_deadline"] is False and row["elapsed_ms"] >= 200
+    odkd.json("power", "wake")
+    with Connection(odkd.state, dev) as c:
+        assert c.call(POWER_STATE, n_out=1)[0] == [1]
+    odkd.ctl("sim", "unplug", dev)
+    wait_until(lambda: not pid_alive(inst["pid"]), what="the driver to exit")
+    assert "deadline missed" not in odkd.log_text()
+    assert crash_lines(odkd) == [] and crash_reports(odkd) == []
+
+
+# ---- power ------------------------------------------------------------------
+
+def power_row_ok(row):
+    return (set(row) >= {"bundle", "instance", "state", "status", "elapsed_ms", "missed_deadline"}
+            and row["missed_deadline"] is False)
+
+
+def test_power_sleep_and_wake_reach_the_driver(odkd):
+    echo = odkd.plug(ECHO)
+    odkd.running(provider=echo)
+    dev = odkd.plug(faulty())
+    inst = running_instance(odkd, dev)
+    text = odkd.ctl("power", "sleep").stdout.strip().splitlines()
+    assert len(text) == 2  # one line per driver instance
+    assert any(BUNDLE in l for l in text) and any("org.odk.echo" in l for l in text)
+    with Connection(odkd.state, dev) as c:
+        assert c.call(POWER_STATE, n_out=1)[0] == [0]  # ODK_POWER_OFF
+    rows = odkd.json("power", "wake")
+    assert len(rows) == 2 and all(power_row_ok(r) for r in rows), rows
+    (row,) = [r for r in rows if r["bundle"] == BUNDLE]
+    assert row["instance"] == inst["instance"]
+    with Connection(odkd.state, dev) as c:
+        assert c.call(POWER_STATE, n_out=1)[0] == [1]  # ODK_POWER_ON
+    log = bundle_log(odkd)
+    assert log.index("power state 0 (off)") < log.index("power state 1 (on)")
+    after = instance_of(odkd, dev)
+    assert after["pid"] == inst["pid"] and after["restarts"] == 0
+
+
+def test_hang_in_power_is_killed_and_the_transition_goes_on(odkd):
+    echo = odkd.plug(ECHO)
+    (e,) = odkd.running(provider=echo)
+    dev = odkd.plug(faulty("hang-in-power"))
+    inst = running_instance(odkd, dev)
+    t0 = time.monotonic()
+    rows = odkd.json("power", "sleep")
+    assert time.monotonic() - t0 < 15  # about the power deadline, plus margin
+    (hung,) = [r for r in rows if r["bundle"] == BUNDLE]
+    (fine,) = [r for r in rows if r["bundle"] == "org.odk.echo"]
+    assert hung["missed_deadline"] is True and hung["instance"] == inst["instance"]
+    assert fine["missed_deadline"] is False and fine["elapsed_ms"] < DEADLINE_MS
+    ((i, pid, ms),) = deadline_lines(odkd, "power")
+    assert (i, pid, ms) == (inst["instance"], inst["pid"], DEADLINE_MS)
+    wait_until(lambda: not pid_alive(inst["pid"]), what="the hung host to be killed")
+    restarted(odkd, dev, inst["pid"])
+    # The rest of the system goes on: echo was not restarted and answers.
+    assert echo_answers(odkd, echo)
+    assert instance_of(odkd, echo)["pid"] == e["pid"]
+    odkd.json("power", "wake")
+    assert echo_answers(odkd, echo)
+
+
+def lifecycle_stamps(log, what):
+    """{instance: ns} of 'power state ...' (or other lifecycle) lines."""
+    pat = re.compile(re.escape(BUNDLE) + r"#(\d+): " + re.escape(what) + r".* at (\d+)$", re.M)
+    return {int(m[1]): int(m[2]) for m in pat.finditer(log)}
+
+
+def test_power_changes_children_before_providers_going_down(odkd):
+    # The faulty driver publishes a FaultyChildDevice that a second faulty
+    # instance drives: a tree of two.  Each logs a CLOCK_MONOTONIC stamp.
+    dev = odkd.plug(faulty(child={"model": "faulty", "fault": "none", "role": "child"}))
+    parent = running_instance(odkd, dev)
+    child = wait_until(lambda: [i for i in odkd.instances()
+                                if i["bundle"] == BUNDLE and i["provider"] != dev
+                                and i["state"] == "running"], what="the child driver")[0]
+    odkd.json("power", "sleep")
+    down = lifecycle_stamps(bundle_log(odkd), "power state 0 (off)")
+    assert down[child["instance"]] < down[parent["instance"]]
+    odkd.json("power", "wake")
+    up = lifecycle_stamps(bundle_log(odkd), "power state 1 (on)")
+    assert up[parent["instance"]] < up[child["instance"]]
+
+
+# ---- resources ----------------------------------------------------------------
+
+def test_leak_past_the_memory_limit_is_killed_and_restarted(odkd):
+    dev = odkd.plug(faulty("leak"))
+    inst = running_instance(odkd, dev)
+    assert "rss_kib" in inst and inst["rss_kib"] > 0
+    before = inst["rss_kib"]
+    gone = False
+    with Connection(odkd.state, dev) as c:
+        for _ in range(3):
+            c.call(OPERATE, n_out=1)
+        grown = wait_until(lambda: (lambda i: i if i["rss_kib"] >= before + 16 * 1024 else None)(
+            instance_of(odkd, dev)), what="rss_kib to grow")
+        assert grown["pid"] == inst["pid"]
+        # Keep leaking (8 MiB a call) until odkd steps in; 40 calls is 320 MiB.
+        for _ in range(40):
+            try:
+                c.call(OPERATE, n_out=1)
+            except OdkError as e:
+                assert e.name == "ODK_E_GONE"
+                gone = True
+                break
+            if not pid_alive(inst["pid"]):
+                gone = True
+                break
+            time.sleep(0.2)
+    assert gone, "the leaking host was never stopped"
+    pat = re.escape(BUNDLE) + r"#\d+ \(pid (\d+)\)[^\n]*exceeded its memory limit \((\d+) MiB > (\d+) MiB\)"
+    m = wait_until(lambda: re.search(pat, odkd.log_text()), what="the memory limit line")
+    assert int(m[1]) == inst["pid"] and int(m[3]) == MEMORY_LIMIT_MB and int(m[2]) > MEMORY_LIMIT_MB
+    new = restarted(odkd, dev, inst["pid"])
+    assert new["rss_kib"] < MEMORY_LIMIT_MB * 1024
+
+
+def test_log_flood_is_rate_limited_and_odkd_stays_responsive(odkd):
+    echo = odkd.plug(ECHO)
+    odkd.running(provider=echo)
+    dev = odkd.plug(faulty("log-flood"))
+    inst = running_instance(odkd, dev)
+    odkd_rss_before = rss_kib(odkd.proc.pid)
+    with Connection(odkd.state, dev) as c:
+        c.call(OPERATE, n_out=1)  # starts the flood and returns
+        t_end = time.monotonic() + 4
+        while time.monotonic() < t_end:
+            t0 = time.monotonic()
+            odkd.ctl("list", timeout=10)
+            assert time.monotonic() - t0 < 5
+            assert echo_answers(odkd, echo)
+            # The flood runs on its own queue: the driver still answers.
+            assert c.call(PING, [3], n_out=1)[0] == [4]
+            time.sleep(0.2)
+    assert "flood line" in bundle_log(odkd)
+    wait_until(lambda: re.search(r"\d+ log lines dropped", bundle_log(odkd)
+                                 ) or re.search(r"\d+ log lines dropped", odkd.log_text()),
+               what="a note of dropped log lines")
+    # odkd's memory stays bounded: it does not queue the flood up.
+    assert rss_kib(odkd.proc.pid) - odkd_rss_before < 64 * 1024
+    # Not a crash, not a deadline: the host is the same one.
+    after = instance_of(odkd, dev)
+    assert after["pid"] == inst["pid"] and after["restarts"] == 0
+    odkd.ctl("sim", "unplug", dev, timeout=30)
+    wait_until(lambda: not pid_alive(inst["pid"]), what="the flooding driver to exit")
+
+
+# ---- debugging ----------------------------------------------------------------
+
+def test_odkctl_debug_prints_a_gdb_command_with_the_pid(odkd):
+    dev = odkd.plug(faulty())
+    inst = running_instance(odkd, dev)
+    out = odkd.ctl("debug", BUNDLE).stdout
+    assert re.search(r"gdb -p %d\b" % inst["pid"], out), out
+
+
+def test_started_under_debug_waits_for_the_debugger(make_odkd):
+    d = make_odkd(extra_args=["--debug", BUNDLE])
+    echo = d.plug(ECHO)
+    d.running(provider=echo)  # other bundles start as usual
+    dev = d.plug(faulty())
+    waiting = wait_until(lambda: (lambda i: i if i and i["state"] == "debug-wait" and i["pid"]
+                                  else None)(instance_of(d, dev)), what="state debug-wait")
+    pid = waiting["pid"]
+    wait_until(lambda: proc_state(pid) == "T", what="the host to be stopped")
+    assert re.search(r"gdb -p %d\b" % pid, d.ctl("debug", BUNDLE).stdout)
+    # No start deadline applies while it waits for the debugger.
+    time.sleep(DEADLINE_MS / 1000 * 2)
+    still = instance_of(d, dev)
+    assert still["state"] == "debug-wait" and still["pid"] == pid and pid_alive(pid)
+    assert deadline_lines(d, "start") == [] and crash_lines(d) == []
+    assert "start: fault" not in d.ctl("log", BUNDLE, check=False).stdout  # no driver code yet
+    os.kill(pid, signal.SIGCONT)
+    inst = running_instance(d, dev)
+    assert inst["pid"] == pid
+    with Connection(d.state, dev) as c:
+        assert c.call(PING, [1], n_out=1)[0] == [2]
