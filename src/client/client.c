@@ -3,6 +3,7 @@
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <poll.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -255,8 +256,9 @@ int odk_client_dispatch(odk_client *c, int timeout_ms)
 
 /* ---- user clients --------------------------------------------------- */
 
-#define SPIN_MAX_NS 100000u /* the longest the caller spins before sleeping */
+#define SPIN_MAX_NS 200000u /* the longest the caller spins before sleeping */
 #define SPIN_MIN_NS 2000u
+#define SPIN_YIELD_NS 5000u /* spinning longer than this yields the CPU each round */
 #define SLEEP_CHECK_NS 20000000 /* while asleep, look for a dead driver this often */
 
 struct pending_call {
@@ -288,6 +290,15 @@ struct odk_buffer {
     uint64_t len;
     int fd;
 };
+
+static inline void cpu_relax(void)
+{
+#if defined(__x86_64__) || defined(__i386__)
+    __builtin_ia32_pause();
+#elif defined(__aarch64__)
+    __asm__ volatile("yield");
+#endif
+}
 
 static uint64_t now_ns(void)
 {
@@ -649,27 +660,32 @@ static bool channel_dead(odk_connection *conn)
     return poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLRDHUP | POLLERR));
 }
 
-/* Spins (bounded, adaptive), then sleeps on the futex until rep_seq == seq. */
+/* Spins (bounded, adaptive), then sleeps on the futex until rep_seq == seq.
+ * The spin budget follows the replies: twice the last call's time when
+ * that was within SPIN_MAX_NS, the minimum when calls take longer (then
+ * spinning only burns a CPU).  Past SPIN_YIELD_NS the spinner yields its
+ * CPU each round, so an app and a driver sharing one CPU (a loaded
+ * machine) do not spin against each other. */
 static int fc_wait(odk_connection *conn, uint32_t seq)
 {
     struct fastcall_shared *fc = conn->fc;
-    uint64_t t0 = now_ns(), spent;
+    uint64_t t0 = now_ns();
+    int st = ODK_OK;
     unsigned i = 0;
     while (atomic_load_explicit(&fc->rep_seq, memory_order_acquire) != seq) {
-        if ((++i & 31) == 0 && (spent = now_ns() - t0) > conn->spin_ns)
-            goto sleep;
-        __builtin_ia32_pause();
+        if ((++i & 15) == 0) {
+            uint64_t spent = now_ns() - t0;
+            if (spent > conn->spin_ns)
+                goto sleep;
+            if (spent > SPIN_YIELD_NS)
+                sched_yield();
+        }
+        cpu_relax();
     }
-    /* Fast reply: spin up to 8x what it took next time, within bounds. */
-    spent = now_ns() - t0;
-    conn->spin_ns = spent * 8 < SPIN_MIN_NS ? SPIN_MIN_NS : spent * 8 > SPIN_MAX_NS ? SPIN_MAX_NS : spent * 8;
-    return ODK_OK;
+    goto done;
 sleep:
-    /* Slow reply: spinning was wasted; spin less next time. */
-    conn->spin_ns = conn->spin_ns / 2 < SPIN_MIN_NS ? SPIN_MIN_NS : conn->spin_ns / 2;
     atomic_store_explicit(&fc->app_sleeping, 1, memory_order_relaxed);
     atomic_thread_fence(memory_order_seq_cst);
-    int st = ODK_OK;
     for (;;) {
         uint32_t cur = atomic_load_explicit(&fc->rep_seq, memory_order_acquire);
         if (cur == seq)
@@ -682,6 +698,10 @@ sleep:
         }
     }
     atomic_store_explicit(&fc->app_sleeping, 0, memory_order_relaxed);
+done:;
+    uint64_t took = now_ns() - t0;
+    uint64_t budget = took <= SPIN_MAX_NS ? 2 * took : SPIN_MIN_NS;
+    conn->spin_ns = budget < SPIN_MIN_NS ? SPIN_MIN_NS : budget > SPIN_MAX_NS ? SPIN_MAX_NS : budget;
     return st;
 }
 

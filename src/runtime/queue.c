@@ -7,6 +7,7 @@
  * both its last reference is gone and its thread has exited, whichever is
  * later. */
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -134,17 +135,22 @@ static uint64_t mono_ns(void)
  * ready, or spin_ns pass without work.  True when the loop should not sleep. */
 static bool idle_spin(odk_queue *q)
 {
-    uint64_t deadline = mono_ns() + q->spin_ns;
+    uint64_t start = mono_ns(), deadline = start + q->spin_ns;
     for (unsigned i = 1;; i++) {
         if (q->poll_fn(q->poll_ctx))
-            deadline = mono_ns() + q->spin_ns;
+            deadline = (start = mono_ns()) + q->spin_ns;
         if ((i & 63) == 0) {
             struct epoll_event ev;
             /* Level-triggered: a ready fd seen here is reported again below. */
             if (epoll_wait(q->epfd, &ev, 1, 0) > 0)
                 return true;
-            if (mono_ns() > deadline)
+            uint64_t now = mono_ns();
+            if (now > deadline)
                 break;
+            /* Past the first microseconds, let anyone else runnable on this
+             * CPU (perhaps the very app we wait for) go first. */
+            if (now - start > 5000)
+                sched_yield();
         }
         cpu_relax();
     }
