@@ -9,7 +9,8 @@ DEB_PACKAGES = meson ninja-build pkg-config gcc clang libjansson-dev \
 	libdw-dev python3-pytest python3-serial socat picocom tmux dbus \
 	libsystemd-dev binutils libclang-rt-14-dev
 
-.PHONY: all deps asan asan-test test unit integration demo bench format clean fuzz
+.PHONY: all deps asan asan-test check test unit integration demo bench format clean fuzz \
+	campaign campaign-ci
 
 all: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -49,9 +50,24 @@ unit: all
 integration: all
 	ODK_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/integration
 
-test: all
-	meson test -C $(BUILD) --print-errorlogs
-	ODK_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/integration
+# The quick suite: unit tests (cmocka) and end-to-end tests (pytest).
+check: unit integration
+
+# Everything CI runs (.ci/run): the quick suite, the same under ASan+UBSan,
+# a 1 000-cycle fault campaign under ASan, and every fuzz target briefly.
+test: check asan-test campaign-ci
+	$(MAKE) fuzz SECONDS_PER_TARGET=$(CI_FUZZ_SECONDS)
+
+CI_FUZZ_SECONDS ?= 45
+CYCLES ?= 10000
+SEED ?= 1
+
+# The fault campaign by hand: make campaign [CYCLES=10000] [SEED=1]
+campaign: all
+	$(PYTHON) tests/stress/fault_campaign --build $(BUILD) --cycles $(CYCLES) --seed $(SEED)
+
+campaign-ci: asan
+	$(PYTHON) tests/stress/fault_campaign --build $(ASAN_BUILD) --cycles 1000 --seed $(SEED)
 
 demo: all
 	@$(BUILD)/bin/odk-demo $(BUILD)

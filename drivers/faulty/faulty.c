@@ -247,8 +247,7 @@ static void faulty_stop(odk_driver *drv)
 static int faulty_set_power_state(odk_driver *drv, uint32_t state)
 {
     struct faulty *s = odk_driver_state(drv);
-    odk_info("power state %u (%s) at %llu", state, state == ODK_POWER_OFF ? "off" : "on",
-             now_ns());
+    odk_info("power state %u (%s) at %llu", state, state == ODK_POWER_OFF ? "off" : "on", now_ns());
     s->power_state = state;
     if (s->fault == FAULT_HANG_IN_POWER)
         faulty_hang("set_power_state");
@@ -331,7 +330,8 @@ static int faulty_set_fault(odk_driver *drv, odk_user_client *uc, odk_call *call
     if (len && ((const char *)call->struct_in)[len - 1] == '\0')
         len--;
     if (len > FAULT_NAME_MAX || fault_parse(call->struct_in, len, &fault, &slow_ms) < 0) {
-        odk_warn("set fault: unknown fault '%.*s'", (int)(len > FAULT_NAME_MAX ? FAULT_NAME_MAX : len),
+        odk_warn("set fault: unknown fault '%.*s'",
+                 (int)(len > FAULT_NAME_MAX ? FAULT_NAME_MAX : len),
                  len ? (const char *)call->struct_in : "");
         return ODK_E_INVALID;
     }
