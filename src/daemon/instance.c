@@ -630,7 +630,9 @@ static void check_tree_waits(struct odkd *d)
  * watchers, and terminating drivers matched on those nodes. */
 static void remove_service_node(struct odkd *d, struct instance *in)
 {
-    reg_node *n = registry_find(d->reg, in->node_id);
+    /* 0 means "none" here, but it is also the registry root's id: never
+     * look it up (that once stopped every driver on the system). */
+    reg_node *n = in->node_id ? registry_find(d->reg, in->node_id) : NULL;
     in->node_id = 0;
     if (!n)
         return;
@@ -691,6 +693,26 @@ void instance_reaped(struct odkd *d, pid_t pid, int wstatus)
         power_instance_gone(d, in, false);
     remove_service_node(d, in);
 
+    bool clean_stop = was == INST_STOPPING && !in->kill_reason && WIFEXITED(wstatus) &&
+                      WEXITSTATUS(wstatus) == 0;
+    /* A start that failed cleanly was already reported from its reply. */
+    bool reported_failure = was == INST_FAILED && WIFEXITED(wstatus) && !in->kill_reason;
+    if (!clean_stop && !reported_failure) {
+        char what[128];
+        if (in->kill_reason)
+            snprintf(what, sizeof what, "%s", in->kill_reason);
+        else if (WIFSIGNALED(wstatus))
+            snprintf(what, sizeof what, "killed by signal %d (%s)", WTERMSIG(wstatus),
+                     sigabbrev_np(WTERMSIG(wstatus)) ? sigabbrev_np(WTERMSIG(wstatus)) : "?");
+        else
+            snprintf(what, sizeof what, "exited with status %d", WEXITSTATUS(wstatus));
+        /* Reported even when the instance was going away anyway (an
+         * unplug racing a crash): every crash leaves a report. */
+        crash_report(d, in, pid, what);
+        if (was == INST_STARTING && !in->terminate)
+            catalog_start_failed(d, in->entry, what);
+    }
+
     if (in->terminate) {
         for (struct instance **p = &d->instances; *p; p = &(*p)->next) {
             if (*p == in) {
@@ -709,23 +731,8 @@ void instance_reaped(struct odkd *d, pid_t pid, int wstatus)
                   in->id, in->bundle->id);
         return;
     }
-    bool clean_stop = was == INST_STOPPING && !in->kill_reason && WIFEXITED(wstatus) &&
-                      WEXITSTATUS(wstatus) == 0;
-    if (!clean_stop) {
-        char what[128];
-        if (in->kill_reason)
-            snprintf(what, sizeof what, "%s", in->kill_reason);
-        else if (WIFSIGNALED(wstatus))
-            snprintf(what, sizeof what, "killed by signal %d (%s)", WTERMSIG(wstatus),
-                     sigabbrev_np(WTERMSIG(wstatus)) ? sigabbrev_np(WTERMSIG(wstatus)) : "?");
-        else
-            snprintf(what, sizeof what, "exited with status %d", WEXITSTATUS(wstatus));
-        crash_report(d, in, pid, what);
-        if (was == INST_STARTING)
-            catalog_start_failed(d, in->entry, what);
-        if (in->terminate) /* the rollback above took this instance away */
-            return;
-    }
+    if (in->terminate) /* a rollback above took this instance away; its reap comes later */
+        return;
     in->restarts++;
     uint64_t now = loop_now_ms();
     if (now - in->crash_window_start > CRASH_WINDOW_MS) {

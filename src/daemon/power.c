@@ -115,6 +115,10 @@ static void power_deadline(struct odkd *d, void *ptr)
     member_done(d, m, ODK_E_TIMEOUT, true);
 }
 
+/* Sends the next level's requests.  Members whose host cannot be asked
+ * are done at once without touching pending, so this never re-enters
+ * itself or frees tx under its own feet; only replies, deadlines and
+ * deaths (member_done) move to the next level. */
 static void start_level(struct odkd *d, struct power_tx *tx)
 {
     while (tx->level_idx < tx->n_levels) {
@@ -125,22 +129,22 @@ static void start_level(struct odkd *d, struct power_tx *tx)
                 continue;
             m->sent = true;
             m->started = loop_now_ms();
-            tx->pending++;
             struct instance *in = m->in;
-            odk_value *args = odk_value_new_dict();
-            odk_dict_set_string(args, "op", "power");
-            odk_dict_set_int(args, "state", tx->state);
             uint32_t seq = 0;
-            if (in && in->pid > 0)
+            if (in && in->pid > 0 && !in->kill_reason) {
+                odk_value *args = odk_value_new_dict();
+                odk_dict_set_string(args, "op", "power");
+                odk_dict_set_int(args, "state", tx->state);
                 seq = instance_request(in, args); /* takes args */
-            else
-                odk_value_free(args);
+            }
             if (!seq) {
-                member_done(d, m, ODK_E_GONE, false);
+                m->done = true;
+                m->status = ODK_E_GONE;
                 continue;
             }
             in->power_seq = seq;
             in->power_tx = tx;
+            tx->pending++;
             m->timer = loop_timer(d, in->deadlines.power_ms, power_deadline, m);
         }
         if (tx->pending)
@@ -168,9 +172,17 @@ void power_reply(struct odkd *d, struct instance *in, int status)
 void power_instance_gone(struct odkd *d, struct instance *in, bool missed_deadline)
 {
     struct pmember *m = member_of(in->power_tx, in);
+    in->power_tx = NULL;
+    in->power_seq = 0;
     if (!m)
         return;
-    m->in = NULL;
+    m->in = NULL; /* the instance may be freed before the transaction ends */
+    if (!m->sent) {
+        /* Its level has not come yet: it simply will not be asked. */
+        m->sent = m->done = true;
+        m->status = ODK_E_GONE;
+        return;
+    }
     member_done(d, m, ODK_E_GONE, missed_deadline);
 }
 
@@ -197,6 +209,9 @@ int power_begin(struct odkd *d, uint32_t state, uint64_t conn_id, uint32_t seq)
         struct pmember *m = &tx->m[tx->n++];
         *m = (struct pmember){.tx = tx, .in = in, .bundle = strdup(in->bundle->id),
                               .inst_id = in->id, .depth = depth_of(d, in->provider_id)};
+        /* So that an instance going away before its level is reached is
+         * noticed (power_instance_gone) and never touched afterwards. */
+        in->power_tx = tx;
         tx->levels[tx->n_levels++] = m->depth;
     }
     /* Unique depths; deepest first going down, shallowest first coming up. */
