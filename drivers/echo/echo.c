@@ -21,6 +21,11 @@
  *  10  produce: scalars count, size: puts count records of size bytes into
  *      data queue 0 (record i starts with i as 8 bytes), waiting for room
  *      whenever the app falls behind
+ *  11  dma: one OUT range and scalars max segment size, alignment, flags
+ *      (ODK_DMA_CONTIGUOUS): prepares the range for the device under those
+ *      constraints, then plays the device, writing byte (i & 0xff) at
+ *      offset i through the (simulated) IOMMU one segment at a time; returns
+ *      the number of segments
  * Memory an app can map (copy_client_memory): type 0, 4 KiB the driver
  * wrote ("echo shared memory", OUT: read-only for the app); type 1, 4 KiB
  * the app writes and the driver reads (IN).
@@ -290,6 +295,38 @@ static int echo_produce(odk_driver *drv, odk_user_client *uc, odk_call *call)
     return ODK_OK;
 }
 
+static int echo_dma(odk_driver *drv, odk_user_client *uc, odk_call *call)
+{
+    const odk_memory_range *r = &call->memory[0];
+    odk_dma_constraints c = {.address_bits = 48, .max_segment_size = call->scalar_in[0],
+                             .alignment = call->scalar_in[1], .flags = (uint32_t)call->scalar_in[2]};
+    odk_dma_command *cmd;
+    uint64_t n = 0;
+    int st = odk_dma_command_create(odk_driver_iommu(drv), &c, &cmd);
+    if (st < 0)
+        return st;
+    st = odk_dma_command_prepare(cmd, r->memory, r->offset, r->length, &n);
+    /* The device model: walks the segment list as a DMA engine would. */
+    uint8_t chunk[4096];
+    uint64_t done = 0;
+    for (uint64_t i = 0; st == ODK_OK && i < n; i++) {
+        odk_dma_segment seg;
+        uint64_t got;
+        st = odk_dma_command_segments(cmd, i, &seg, 1, &got);
+        for (uint64_t off = 0; st == ODK_OK && off < seg.length; off += sizeof chunk) {
+            uint64_t k = seg.length - off < sizeof chunk ? seg.length - off : sizeof chunk;
+            for (uint64_t j = 0; j < k; j++)
+                chunk[j] = (uint8_t)(done + off + j);
+            st = odk_iommu_dma_write(odk_driver_iommu(drv), seg.address + off, chunk, k);
+        }
+        done += seg.length;
+    }
+    odk_dma_command_complete(cmd);
+    odk_release(cmd);
+    call->scalar_out[0] = n;
+    return st;
+}
+
 static int echo_client_data_queue(odk_driver *drv, odk_user_client *uc, uint32_t type,
                                   odk_data_queue **q)
 {
@@ -323,6 +360,7 @@ static const odk_method echo_methods[] = {
     [8] = {echo_copy, .memory = 2},
     [9] = {echo_read_shared, .scalar_out = 1},
     [10] = {echo_produce, .scalar_in = 2},
+    [11] = {echo_dma, .scalar_in = 3, .scalar_out = 1, .memory = 1},
 };
 
 static const odk_driver_class echo_class = {

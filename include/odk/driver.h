@@ -19,6 +19,7 @@
 #include <stdint.h>
 
 #include "odk/data_queue.h"
+#include "odk/dma.h"
 #include "odk/log.h"
 #include "odk/memory.h"
 #include "odk/queue.h"
@@ -178,6 +179,12 @@ const odk_value *odk_driver_provider_properties(const odk_driver *drv);
 /* Registry id of the provider node and of the driver's own service node. */
 uint64_t odk_driver_provider_id(const odk_driver *drv);
 uint64_t odk_driver_service_id(const odk_driver *drv);
+
+/* The DMA address space of the driver's device (borrowed, created on first
+ * use).  On the sim bus it is a simulated IOMMU (48 address bits) that the
+ * device models translate through; the VFIO backend will hand the real
+ * one.  NULL only when out of memory. */
+odk_iommu *odk_driver_iommu(odk_driver *drv);
 
 /* Makes the driver's service node registered: apps can find and open it
  * and other personalities can match it.  ODK_E_DISCONNECTED if odkd is gone. */

@@ -178,6 +178,7 @@ void odk_driver_destroy(odk_driver *d)
         d->cls->free(d);
     odk_value_free(d->personality);
     odk_value_free(d->provider_props);
+    odk_release(d->iommu);
     pthread_mutex_destroy(&d->lock);
     pthread_cond_destroy(&d->cond);
     free(d->state);
@@ -239,6 +240,15 @@ const odk_value *odk_driver_provider_properties(const odk_driver *drv)
 uint64_t odk_driver_provider_id(const odk_driver *drv)
 {
     return drv->provider_id;
+}
+
+odk_iommu *odk_driver_iommu(odk_driver *drv)
+{
+    pthread_mutex_lock(&drv->lock);
+    if (!drv->iommu && odk_iommu_create_sim(48, drv->instance, &drv->iommu) < 0)
+        drv->iommu = NULL;
+    pthread_mutex_unlock(&drv->lock);
+    return drv->iommu;
 }
 
 uint64_t odk_driver_service_id(const odk_driver *drv)

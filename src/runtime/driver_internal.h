@@ -31,6 +31,7 @@ struct odk_driver {
     uint64_t provider_id;
     uint64_t service_id;
     odk_queue *queue;
+    odk_iommu *iommu; /* created on first use */
     bool started, stopped;
     /* Only for waiting on the queue's end in odk_driver_destroy. */
     pthread_mutex_t lock;

@@ -229,3 +229,47 @@ def test_odkctl_reports_unknown_nodes(odkd):
     assert r.returncode != 0 and "not a device on the sim bus" in r.stderr
     r = odkd.ctl("sim", "plug", "{not json", check=False)
     assert r.returncode != 0 and "JSON" in r.stderr
+
+
+def test_an_upgrade_that_cannot_start_rolls_back(odkd, tmp_path):
+    dev = odkd.plug(ECHO)
+    (old,) = odkd.running(provider=dev)
+    broken = tmp_path / "echo-broken"
+    shutil.copytree(DRIVERS / "echo", broken)
+    m = json.loads((broken / "odk.json").read_text())
+    m["version"] = "2.0.0"
+    m["personalities"]["EchoDriver"]["IOUserClass"] = "NoSuchClass"  # loads, cannot start
+    (broken / "odk.json").write_text(json.dumps(m))
+    assert odkd.ctl("install", broken).stdout.strip() == "installed"
+    wait_until(lambda: "rolling back to 1.0.0" in odkd.log_text(), what="the rollback")
+
+    def back():
+        l = [i for i in odkd.instances() if i["state"] == "running"]
+        return l if l and l[0]["build"] == old["build"] and l[0]["version"] == "1.0.0" else None
+    (new,) = wait_until(back, what="the previous build running again")
+    assert new["pid"] != old["pid"]
+    assert odkd.ctl("call", dev, 1, 40, 2).stdout.split() == ["42"]
+
+
+def test_installed_builds_survive_an_odkd_restart(make_odkd, tmp_path):
+    src = tmp_path / "echo-copy"
+    shutil.copytree(DRIVERS / "echo", src)
+    with open(src / "echo.so", "ab") as f:
+        f.write(b"\0v2")
+    a = make_odkd("first")
+    assert a.ctl("install", src).stdout.strip() == "installed"
+    a.stop()
+    # The same state folder, a new odkd: the installed build wins over --drivers.
+    log = open(tmp_path / "second.log", "w")
+    p = subprocess.Popen([str(BIN / "odkd"), "--state-dir", str(a.state), "--dev-dir", str(a.dev),
+                          "--drivers", str(DRIVERS)], stdout=log, stderr=log, env=CHILD_ENV)
+    try:
+        wait_until(lambda: (a.state / "odkd.sock").exists(), what="odkd")
+        a.proc = p
+        dev = a.plug(ECHO)
+        (inst,) = a.running(provider=dev)
+        installed = [d for d in (a.state / "bundles").iterdir() if d.is_dir()]
+        assert len(installed) == 1 and installed[0].name.endswith(inst["build"])
+    finally:
+        p.terminate()
+        p.wait()

@@ -205,3 +205,25 @@ def test_data_queue_delivers_every_record_in_order_to_a_slow_reader(echo):
         with pytest.raises(OdkError) as e:
             c.map_data_queue(5)
         assert e.value.name == "ODK_E_NOT_FOUND"
+
+
+def test_dma_through_the_simulated_iommu_lands_in_the_app_buffer(echo):
+    odkd, dev = echo
+    DMA = 11
+    buf = Buffer(8 << 20)
+    with Connection(odkd.state, dev) as c:
+        bid = c.register(buf, MEM_OUT)
+        length = (8 << 20) - 8192
+        # Scattered: many segments of at most 64 KiB, 4 KiB aligned.
+        (segments,), _ = c.call_memory(DMA, [65536, 4096, 0], [(bid, 4096, length)], n_out=1)
+        assert segments >= length // 65536
+        data = buf.read(4096, length)
+        assert data == bytes(i & 0xFF for i in range(256)) * (length // 256)
+        assert buf.read(0, 4096) == b"\0" * 4096  # nothing outside the range
+        # One contiguous segment, or a clear error when the device cannot take it.
+        (segments,), _ = c.call_memory(DMA, [0, 4096, 1], [(bid, 0, 1 << 20)], n_out=1)
+        assert segments == 1
+        with pytest.raises(OdkError) as e:
+            c.call_memory(DMA, [65536, 4096, 1], [(bid, 0, 1 << 20)], n_out=1)
+        assert e.value.name == "ODK_E_LIMIT"
+    assert "contiguous" in odkd.ctl("log", "org.odk.echo").stdout
