@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include "common/fastcall.h"
+#include "common/spin.h"
 #include "common/wire.h"
 #include "odk/client.h"
 #include "odk/driver.h"
@@ -291,22 +292,6 @@ struct odk_buffer {
     int fd;
 };
 
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ volatile("yield");
-#endif
-}
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 /* ---- buffers ------------------------------------------------------------ */
 
 static int map_fd(int fd, uint64_t len, bool writable, odk_buffer **out)
@@ -455,6 +440,18 @@ static int wait_writable(odk_connection *conn)
     }
 }
 
+/* Sends one request of type on the channel and waits for its reply; the
+ * reply's status, or the failure to get one.  The reply stays in conn->msg. */
+static int channel_request(odk_connection *conn, uint16_t type, const void *body, size_t len,
+                           const int *fds, size_t n_fds)
+{
+    uint32_t seq = ++conn->seq;
+    int st = wire_send(conn->fd, type, seq, 0, body, len, fds, n_fds);
+    if (st == ODK_OK)
+        st = wait_reply(conn, WIRE_REPLY, seq);
+    return st == ODK_OK ? conn->msg.hdr.status : st;
+}
+
 /* ---- opening ------------------------------------------------------------ */
 
 /* Offers the host a call mailbox; without it calls use the socket. */
@@ -469,10 +466,8 @@ static void setup_fastpath(odk_connection *conn)
                               MAP_SHARED, mfd, 0)
                        : MAP_FAILED;
     int fds[2] = {mfd, efd};
-    uint32_t seq = ++conn->seq;
     if (p != MAP_FAILED && efd >= 0 &&
-        wire_send(conn->fd, WIRE_FASTPATH, seq, 0, NULL, 0, fds, 2) == ODK_OK &&
-        wait_reply(conn, WIRE_REPLY, seq) == ODK_OK && conn->msg.hdr.status == ODK_OK) {
+        channel_request(conn, WIRE_FASTPATH, NULL, 0, fds, 2) == ODK_OK) {
         conn->fc = p;
         conn->wake_fd = efd;
         conn->spin_ns = SPIN_MAX_NS;
@@ -558,12 +553,7 @@ int odk_connection_register_buffer(odk_connection *conn, odk_buffer *buf, uint32
     if (!conn || !buf || !id)
         return ODK_E_INVALID;
     struct wire_buffer b = {.id = ++conn->next_buffer, .direction = direction, .length = buf->len};
-    uint32_t seq = ++conn->seq;
-    int st = wire_send(conn->fd, WIRE_MAP_BUFFER, seq, 0, &b, sizeof b, &buf->fd, 1);
-    if (st == ODK_OK)
-        st = wait_reply(conn, WIRE_REPLY, seq);
-    if (st == ODK_OK)
-        st = conn->msg.hdr.status;
+    int st = channel_request(conn, WIRE_MAP_BUFFER, &b, sizeof b, &buf->fd, 1);
     if (st == ODK_OK)
         *id = b.id;
     return st;
@@ -572,21 +562,12 @@ int odk_connection_register_buffer(odk_connection *conn, odk_buffer *buf, uint32
 int odk_connection_unregister_buffer(odk_connection *conn, uint32_t id)
 {
     struct wire_buffer b = {.id = id};
-    uint32_t seq = ++conn->seq;
-    int st = wire_send(conn->fd, WIRE_UNMAP_BUFFER, seq, 0, &b, sizeof b, NULL, 0);
-    if (st == ODK_OK)
-        st = wait_reply(conn, WIRE_REPLY, seq);
-    return st == ODK_OK ? conn->msg.hdr.status : st;
+    return channel_request(conn, WIRE_UNMAP_BUFFER, &b, sizeof b, NULL, 0);
 }
 
 int odk_connection_map_memory(odk_connection *conn, uint32_t type, odk_buffer **out)
 {
-    uint32_t seq = ++conn->seq;
-    int st = wire_send(conn->fd, WIRE_CLIENT_MEMORY, seq, 0, &type, sizeof type, NULL, 0);
-    if (st == ODK_OK)
-        st = wait_reply(conn, WIRE_REPLY, seq);
-    if (st == ODK_OK)
-        st = conn->msg.hdr.status;
+    int st = channel_request(conn, WIRE_CLIENT_MEMORY, &type, sizeof type, NULL, 0);
     if (st < 0)
         return st;
     struct wire_buffer b;
@@ -607,12 +588,7 @@ int odk_connection_map_memory(odk_connection *conn, uint32_t type, odk_buffer **
 
 int odk_connection_map_data_queue(odk_connection *conn, uint32_t type, odk_data_queue **out)
 {
-    uint32_t seq = ++conn->seq;
-    int st = wire_send(conn->fd, WIRE_CLIENT_DATA_QUEUE, seq, 0, &type, sizeof type, NULL, 0);
-    if (st == ODK_OK)
-        st = wait_reply(conn, WIRE_REPLY, seq);
-    if (st == ODK_OK)
-        st = conn->msg.hdr.status;
+    int st = channel_request(conn, WIRE_CLIENT_DATA_QUEUE, &type, sizeof type, NULL, 0);
     if (st < 0)
         return st;
     uint32_t size;
@@ -669,12 +645,12 @@ static bool channel_dead(odk_connection *conn)
 static int fc_wait(odk_connection *conn, uint32_t seq)
 {
     struct fastcall_shared *fc = conn->fc;
-    uint64_t t0 = now_ns();
+    uint64_t t0 = mono_ns();
     int st = ODK_OK;
     unsigned i = 0;
     while (atomic_load_explicit(&fc->rep_seq, memory_order_acquire) != seq) {
         if ((++i & 15) == 0) {
-            uint64_t spent = now_ns() - t0;
+            uint64_t spent = mono_ns() - t0;
             if (spent > conn->spin_ns)
                 goto sleep;
             if (spent > SPIN_YIELD_NS)
@@ -699,7 +675,7 @@ sleep:
     }
     atomic_store_explicit(&fc->app_sleeping, 0, memory_order_relaxed);
 done:;
-    uint64_t took = now_ns() - t0;
+    uint64_t took = mono_ns() - t0;
     uint64_t budget = took <= SPIN_MAX_NS ? 2 * took : SPIN_MIN_NS;
     conn->spin_ns = budget < SPIN_MIN_NS ? SPIN_MIN_NS : budget > SPIN_MAX_NS ? SPIN_MAX_NS : budget;
     return st;

@@ -15,6 +15,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/spin.h"
 #include "odk/ring.h"
 
 #define CTL_BYTES 4096u           /* the flags page before the ring */
@@ -253,18 +254,11 @@ int odk_data_queue_dequeue(odk_data_queue *q, void *buf, uint32_t cap, uint32_t 
     return ODK_OK;
 }
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 int odk_data_queue_wait(odk_data_queue *q, int timeout_ms)
 {
-    uint64_t t0 = now_ns();
+    uint64_t t0 = mono_ns();
     while (odk_ring_readable(&q->ring) == 0) {
-        if (now_ns() - t0 < SPIN_NS)
+        if (mono_ns() - t0 < SPIN_NS)
             continue;
         atomic_store_explicit(&q->ctl->consumer_waiting, 1, memory_order_relaxed);
         atomic_thread_fence(memory_order_seq_cst);

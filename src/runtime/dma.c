@@ -11,13 +11,9 @@
 #include <stdlib.h>
 
 #include "odk/dma.h"
+#include "runtime/dma_internal.h"
 #include "odk/log.h"
 
-/* Defined in iommu.c; see there. */
-int iommu_map(odk_iommu *io, odk_memory *m, uint64_t mem_offset, uint64_t len, uint64_t unit,
-              uint32_t bits, bool contiguous, const void *owner, odk_dma_segment **chunks,
-              uint64_t *n_chunks);
-void iommu_unmap(odk_iommu *io, const void *owner);
 
 #define PAGE ((uint64_t)ODK_DMA_PAGE_SIZE)
 

@@ -13,19 +13,9 @@
 #include <string.h>
 
 #include "odk/dma.h"
+#include "runtime/dma_internal.h"
 #include "odk/log.h"
 
-/* Shared with dma.c (the two halves of one feature; a private header would
- * hold these two lines).  iommu_map maps [mem_offset, mem_offset + len) of m
- * (both page multiples) below 2^bits, each chunk at a multiple of unit (a
- * power of two >= the page size), as one chunk when contiguous; *chunks
- * (malloc'd, the caller frees) receives each chunk's address and length in
- * buffer order.  Logs and returns ODK_E_LIMIT when it does not fit.
- * iommu_unmap removes every chunk mapped for owner. */
-int iommu_map(odk_iommu *io, odk_memory *m, uint64_t mem_offset, uint64_t len, uint64_t unit,
-              uint32_t bits, bool contiguous, const void *owner, odk_dma_segment **chunks,
-              uint64_t *n_chunks);
-void iommu_unmap(odk_iommu *io, const void *owner);
 
 #define PAGE ((uint64_t)ODK_DMA_PAGE_SIZE)
 

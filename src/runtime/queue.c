@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/spin.h"
 #include "runtime/runtime_internal.h"
 
 #define EVENT_BATCH 64 /* epoll events taken per wake-up; more just wait a turn */
@@ -113,22 +114,6 @@ void queue_set_poller(odk_queue *q, bool (*poll)(void *ctx), bool (*arm)(void *c
     q->arm_fn = arm;
     q->poll_ctx = ctx;
     q->spin_ns = spin_ns;
-}
-
-static inline void cpu_relax(void)
-{
-#if defined(__x86_64__) || defined(__i386__)
-    __builtin_ia32_pause();
-#elif defined(__aarch64__)
-    __asm__ volatile("yield");
-#endif
-}
-
-static uint64_t mono_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
 /* Spins calling the poller until it finds work, an fd or posted work is
