@@ -5,103 +5,12 @@
  * to a driver host (instance.c wraps one in its "start" request): if that
  * encoding fails, the manifest check let through something the daemon
  * cannot use, and the harness aborts. */
-#include <stdbool.h>
-#include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-#include "daemon/bundle.h"
-#include "odk/status.h"
-#include "odk/value.h"
+#define FUZZ_NAME "fuzz_manifest"
+#include "bundle_checks.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static void die(const char *what)
-{
-    fprintf(stderr, "fuzz_manifest: %s\n", what);
-    abort();
-}
-
-/* The checks on an accepted bundle (fuzz_plist has the same). */
-/* A relative path with no empty, "." or ".." component. */
-static bool inside(const char *path)
-{
-    if (!*path || *path == '/')
-        return false;
-    for (const char *p = path;;) {
-        size_t n = strcspn(p, "/");
-        if (n == 0 || (n == 1 && p[0] == '.') || (n == 2 && p[0] == '.' && p[1] == '.'))
-            return false;
-        if (!p[n])
-            return true;
-        p += n + 1;
-    }
-}
-
-static void check_bundle(const odk_bundle *b)
-{
-    if (!b->id || !*b->id || !b->version || !b->executable || !b->personalities || !b->entitlements)
-        die("accepted bundle is missing a field");
-    if (!inside(b->executable))
-        die("accepted bundle's executable is not inside the bundle");
-    if (odk_value_type(b->personalities) != ODK_TYPE_DICT ||
-        odk_value_type(b->entitlements) != ODK_TYPE_DICT)
-        die("accepted bundle's personalities or entitlements is not a dictionary");
-    for (size_t i = 0; i < odk_dict_count(b->personalities); i++) {
-        const odk_value *p = odk_dict_value_at(b->personalities, i);
-        if (odk_value_type(p) != ODK_TYPE_DICT || !odk_dict_get_string(p, "IOProviderClass", NULL))
-            die("accepted personality without a string IOProviderClass");
-        /* instance.c: args = {op, bundle, ..., "personality": copy} */
-        odk_value *args = odk_value_new_dict();
-        if (!args)
-            die("out of memory");
-        odk_dict_set_string(args, "op", "start");
-        odk_dict_set_string(args, "bundle", b->id);
-        odk_dict_set(args, "personality", odk_value_copy(p));
-        void *enc = NULL;
-        size_t len = 0;
-        int st = odk_value_encode(args, &enc, &len);
-        if (st != ODK_OK) {
-            fprintf(stderr, "fuzz_manifest: personality %s: encode gives %d\n",
-                    odk_dict_key_at(b->personalities, i), st);
-            die("an accepted personality cannot be sent to a driver host");
-        }
-        odk_value *back = NULL;
-        if (odk_value_decode(enc, len, &back) != ODK_OK || !odk_value_equal(back, args))
-            die("an accepted personality does not survive the wire");
-        odk_value_free(back);
-        free(enc);
-        odk_value_free(args);
-    }
-    void *enc = NULL;
-    size_t len = 0;
-    if (odk_value_encode(b->entitlements, &enc, &len) != ODK_OK)
-        die("accepted entitlements cannot be encoded");
-    free(enc);
-}
-
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
-    char err[256];
-    odk_bundle *b = NULL;
-    /* Alternate between a roomy and a tiny error buffer: truncation of the
-     * key path and message must stay inside it. */
-    size_t err_len = size & 1 ? 7 : sizeof err;
-    err[err_len - 1] = 'X';
-    int st = bundle_parse_json((const char *)data, size, "fuzz/odk.json", &b, err, err_len);
-    if (st == ODK_OK) {
-        if (!b)
-            die("OK without a bundle");
-        check_bundle(b);
-        bundle_free(b);
-    } else {
-        if (b)
-            die("error but *out set");
-        if (!memchr(err, '\0', err_len))
-            die("error message not NUL-terminated within err_len");
-        if (st != ODK_E_MANIFEST && st != ODK_E_NOMEM)
-            die("unexpected status");
-    }
-    return 0;
+    return fuzz_bundle_parser(bundle_parse_json, "fuzz/odk.json", data, size);
 }
