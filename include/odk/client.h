@@ -88,8 +88,9 @@ void *odk_buffer_data(const odk_buffer *b);
 uint64_t odk_buffer_length(const odk_buffer *b);
 void odk_buffer_free(odk_buffer *b);
 
-/* Shares buf with the driver under a new id (*id).  The connection keeps
- * its own mapping: freeing buf afterwards is fine.  ODK_E_LIMIT past
+/* Shares buf with the driver under a new id (*id).  The driver host keeps
+ * its own reference to the memory: freeing buf afterwards is fine (the
+ * pages live until the driver lets go too).  ODK_E_LIMIT past
  * ODK_MAX_CLIENT_BUFFERS (odk/driver.h). */
 int odk_connection_register_buffer(odk_connection *conn, odk_buffer *buf, uint32_t direction,
                                    uint32_t *id);

@@ -3,10 +3,12 @@
  * A device sees memory through its IOMMU (odk_iommu): a DMA address space in
  * which a prepared odk_dma_command maps the pages of an odk_memory range and
  * describes them as a list of segments (address, length) the driver hands to
- * the hardware.  The sim bus gives each device a simulated IOMMU whose device
- * models really read and write the driver's pages through it
- * (odk_iommu_translate, odk_iommu_dma_read / _write); the VFIO backend uses the
- * real IOMMU behind the same calls.
+ * the hardware.  On the sim bus a driver's device has a simulated IOMMU
+ * (odk_driver_iommu); whatever plays the device — today the driver itself or
+ * a test, as sim device models with their own DMA engines are not built yet
+ * — reads and writes the driver's pages through it (odk_iommu_translate,
+ * odk_iommu_dma_read / _write).  The VFIO backend (not built yet) will put
+ * the real IOMMU behind the same calls.
  *
  * No total size cap: lengths, offsets and segment counts are 64-bit, a
  * segment list of any length is walked in batches with

@@ -69,8 +69,12 @@ typedef struct odk_call {
     void *struct_out;
     size_t struct_out_len;
     size_t struct_out_cap;
-    /* Ranges of the app's registered buffers (odk_connection_register_buffer),
-     * checked against the buffer and its direction before the method runs. */
+    /* Ranges of the app's registered buffers (odk_connection_register_buffer).
+     * That the buffer exists and the range lies inside it is checked before
+     * the method runs; its direction is enforced when the driver maps or
+     * writes it (odk_memory_map / odk_memory_write answer ODK_E_ACCESS).
+     * Shared memory: the app can change it while the method runs, so copy
+     * what you validate before relying on it. */
     const odk_memory_range *memory;
     uint32_t memory_count;
     /* For ODK_METHOD_ASYNC methods: the completion.  Returning ODK_OK
@@ -137,8 +141,10 @@ typedef struct odk_driver_class {
     void (*client_close)(odk_driver *drv, odk_user_client *uc);
     /* Optional (DriverKit's CopyClientMemoryForType): memory of the driver's
      * that an app maps with odk_connection_map_memory.  Return a new
-     * reference in *mem.  Direction is the driver's view: the app may write
-     * an IN or INOUT descriptor; an OUT one is mapped read-only for it. */
+     * reference in *mem.  Direction is the driver's view: libodk maps an IN
+     * or INOUT descriptor writable for the app and an OUT one read-only (an
+     * app that bypasses libodk could still map it writable: do not rely on
+     * it for isolation). */
     int (*copy_client_memory)(odk_driver *drv, odk_user_client *uc, uint32_t type,
                               odk_memory **mem);
     /* Optional: a data queue (odk/data_queue.h) the app consumes, opened

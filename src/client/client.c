@@ -579,7 +579,10 @@ int odk_connection_map_memory(odk_connection *conn, uint32_t type, odk_buffer **
     }
     memcpy(&b, conn->msg.body, sizeof b);
     struct stat sb;
-    if (fstat(fd, &sb) < 0 || (uint64_t)sb.st_size < b.length || b.length == 0) {
+    int seals = fcntl(fd, F_GET_SEALS);
+    /* A driver that could shrink the file under us could SIGBUS the app. */
+    if (fstat(fd, &sb) < 0 || (uint64_t)sb.st_size < b.length || b.length == 0 || seals < 0 ||
+        !(seals & F_SEAL_SHRINK)) {
         close(fd);
         return ODK_E_PROTOCOL;
     }

@@ -95,6 +95,8 @@ struct instance {
     char *log_lines[INST_LOG_LINES];
     size_t log_next;
     int log_file;
+    char *log_path;     /* STATE/logs/BUNDLE.log */
+    uint64_t log_bytes; /* its size, for rotation */
     struct instance *next;
 };
 

@@ -149,8 +149,19 @@ static void keep_line(struct instance *in, const char *line, size_t len)
     in->log_next = (in->log_next + 1) % INST_LOG_LINES;
     /* Forward to odkd's own stderr, and into the bundle's log file. */
     fprintf(stderr, "%s\n", copy);
-    if (in->log_file >= 0)
-        dprintf(in->log_file, "%s\n", copy);
+    if (in->log_file >= 0) {
+        int n = dprintf(in->log_file, "%s\n", copy);
+        in->log_bytes += n > 0 ? (uint64_t)n : 0;
+        if (in->log_bytes > LOG_FILE_MAX && in->log_path) {
+            /* Keep one previous file: BUNDLE.log.1. */
+            char old[4200];
+            snprintf(old, sizeof old, "%s.1", in->log_path);
+            rename(in->log_path, old);
+            close(in->log_file);
+            in->log_file = open(in->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+            in->log_bytes = 0;
+        }
+    }
 }
 
 /* At most LOG_LINES_PER_SECOND lines a second from one driver reach the
@@ -529,11 +540,16 @@ static int spawn_host(struct odkd *d, struct instance *in)
     return ODK_OK;
 }
 
-static int open_log_file(struct odkd *d, const char *bundle_id)
+static int open_log_file(struct odkd *d, struct instance *in)
 {
-    char path[4096];
-    snprintf(path, sizeof path, "%s/logs/%s.log", d->state_dir, bundle_id);
-    return open(path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (asprintf(&in->log_path, "%s/logs/%s.log", d->state_dir, in->bundle->id) < 0) {
+        in->log_path = NULL;
+        return -1;
+    }
+    int fd = open(in->log_path, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    struct stat st;
+    in->log_bytes = fd >= 0 && fstat(fd, &st) == 0 ? (uint64_t)st.st_size : 0;
+    return fd;
 }
 
 static void start_instance(struct odkd *d, struct instance *in)
@@ -563,7 +579,7 @@ struct instance *instance_launch(struct odkd *d, struct catalog_entry *e, const 
     in->provider_id = provider->id;
     in->ctl_fd = in->log_fd = -1;
     in->ctl_watch.fd = in->log_watch.fd = -1;
-    in->log_file = open_log_file(d, e->bundle->id);
+    in->log_file = open_log_file(d, in);
     instance_read_limits(in);
     for (size_t i = 0; i < d->n_debug_bundles; i++)
         in->debug |= strcmp(d->debug_bundles[i], e->bundle->id) == 0;
@@ -647,6 +663,7 @@ static void instance_free(void *ptr)
         free(in->log_lines[i]);
     if (in->log_file >= 0)
         close(in->log_file);
+    free(in->log_path);
     free(in->personality_name);
     odk_value_free(in->personality);
     free(in->category);

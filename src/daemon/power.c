@@ -53,6 +53,11 @@ static void finish(struct odkd *d, struct power_tx *tx)
     odk_value *results = odk_value_new_array();
     for (size_t i = 0; i < tx->n; i++) {
         struct pmember *m = &tx->m[i];
+        /* Every instance still pointing here lets go before tx is freed. */
+        if (m->in && m->in->power_tx == tx) {
+            m->in->power_tx = NULL;
+            m->in->power_seq = 0;
+        }
         odk_value *r = odk_value_new_dict();
         odk_dict_set_string(r, "bundle", m->bundle);
         odk_dict_set_int(r, "instance", m->inst_id);
@@ -145,7 +150,10 @@ static void start_level(struct odkd *d, struct power_tx *tx)
             in->power_seq = seq;
             in->power_tx = tx;
             tx->pending++;
-            m->timer = loop_timer(d, in->deadlines.power_ms, power_deadline, m);
+            /* 0 means no deadline, as for start and stop; a host waiting
+             * for a debugger gets none either. */
+            if (in->deadlines.power_ms && !in->debug)
+                m->timer = loop_timer(d, in->deadlines.power_ms, power_deadline, m);
         }
         if (tx->pending)
             return;

@@ -37,6 +37,7 @@ struct odk_async {
     uint32_t seq;
     uint32_t selector;
     uint32_t scalar_out_cap;
+    uint32_t scalar_room; /* the app's scalar room: where the mailbox reply's structure starts */
     uint64_t struct_out_cap;
     bool cancelled;
     void (*cancel_fn)(void *ctx, odk_async *a);
@@ -297,7 +298,7 @@ int odk_async_complete(odk_async *a, int status, const uint64_t *scalars, uint32
     } else if (a->via == VIA_MAILBOX) {
         uint8_t *rep = uc->fc->rep + sizeof(struct fastcall_reply_hdr);
         memcpy(rep, scalars, (size_t)n_scalars * 8);
-        memcpy(rep + (size_t)a->scalar_out_cap * 8, data, len);
+        memcpy(rep + (size_t)a->scalar_room * 8, data, len);
         reply_outputs(uc, VIA_MAILBOX, a->seq, NULL, n_scalars, NULL, len);
     } else {
         reply_outputs(uc, VIA_SOCKET, a->seq, scalars, n_scalars, data, len);
@@ -522,7 +523,8 @@ static int serve_call(odk_user_client *uc, enum reply_via via, uint32_t seq, con
         if (!a)
             return reply_status(uc, via, seq, ODK_E_NOMEM);
         *a = (odk_async){.uc = uc, .via = via, .seq = seq, .selector = c.selector,
-                         .scalar_out_cap = scalar_cap, .struct_out_cap = call.struct_out_cap};
+                         .scalar_out_cap = scalar_cap, .scalar_room = c.scalar_out_max,
+                         .struct_out_cap = call.struct_out_cap};
         a->next = uc->pending;
         if (uc->pending)
             uc->pending->prev = a;
