@@ -26,6 +26,7 @@
  *      constraints, then plays the device, writing byte (i & 0xff) at
  *      offset i through the (simulated) IOMMU one segment at a time; returns
  *      the number of segments
+ *  12  echo, asynchronously: completes at once, from inside the method
  * Memory an app can map (copy_client_memory): type 0, 4 KiB the driver
  * wrote ("echo shared memory", OUT: read-only for the app); type 1, 4 KiB
  * the app writes and the driver reads (IN).
@@ -327,6 +328,13 @@ static int echo_dma(odk_driver *drv, odk_user_client *uc, odk_call *call)
     return st;
 }
 
+static int echo_echo_async(odk_driver *drv, odk_user_client *uc, odk_call *call)
+{
+    /* Completing inside the method is allowed; it must then return ODK_OK. */
+    odk_async_complete(call->async, ODK_OK, NULL, 0, call->struct_in, call->struct_in_len);
+    return ODK_OK;
+}
+
 static int echo_client_data_queue(odk_driver *drv, odk_user_client *uc, uint32_t type,
                                   odk_data_queue **q)
 {
@@ -361,6 +369,8 @@ static const odk_method echo_methods[] = {
     [9] = {echo_read_shared, .scalar_out = 1},
     [10] = {echo_produce, .scalar_in = 2},
     [11] = {echo_dma, .scalar_in = 3, .scalar_out = 1, .memory = 1},
+    [12] = {echo_echo_async, .struct_in = ODK_VARIABLE_SIZE, .struct_out = ODK_VARIABLE_SIZE,
+            .flags = ODK_METHOD_ASYNC},
 };
 
 static const odk_driver_class echo_class = {

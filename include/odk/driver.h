@@ -79,8 +79,9 @@ typedef struct odk_call {
     uint32_t memory_count;
     /* For ODK_METHOD_ASYNC methods: the completion.  Returning ODK_OK
      * means "later": the driver now owns it and must call
-     * odk_async_complete exactly once.  Returning an error fails the call
-     * at once (the runtime frees the completion). */
+     * odk_async_complete exactly once (possibly before returning).
+     * Returning an error fails the call at once and the runtime frees the
+     * completion — so never return an error after completing it. */
     odk_async *async;
 } odk_call;
 

@@ -227,3 +227,12 @@ def test_dma_through_the_simulated_iommu_lands_in_the_app_buffer(echo):
             c.call_memory(DMA, [65536, 4096, 1], [(bid, 0, 1 << 20)], n_out=1)
         assert e.value.name == "ODK_E_LIMIT"
     assert "contiguous" in odkd.ctl("log", "org.odk.echo").stdout
+
+
+def test_sync_call_to_an_async_method_through_the_mailbox(echo):
+    odkd, dev = echo
+    with Connection(odkd.state, dev) as c:
+        # More scalar room than the method returns: the structure must still
+        # come back where the app looks for it (a bug the docs review found).
+        outs, data = c.call(12, struct=b"hello", n_out=4, struct_out=64)
+        assert outs == [] and data == b"hello"
