@@ -234,6 +234,9 @@ static void pump_in(odk_serial_port *p)
         }
         odk_ring_commit(&p->tx, (size_t)r - 1);
         got = true;
+        size_t room = seg[0].iov_len + (n == 2 ? seg[1].iov_len : 0);
+        if ((size_t)r - 1 < room)
+            break; /* a short read: the terminal has nothing more right now */
     }
     if (got)
         p->ops->tx_data_available(p);
@@ -254,6 +257,8 @@ static void pump_out(odk_serial_port *p)
             break;
         odk_ring_consume(&p->rx, (size_t)w);
         moved += (size_t)w;
+        if ((size_t)w < seg[0].iov_len + (n == 2 ? seg[1].iov_len : 0))
+            break; /* a short write: the terminal is full; EPOLLOUT says when */
     }
     if (moved)
         p->ops->rx_free_space_available(p);
