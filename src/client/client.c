@@ -692,9 +692,11 @@ static int call_mailbox(odk_connection *conn, const struct wire_call *c, const u
     uint8_t *p = fc->req;
     memcpy(p, c, sizeof *c);
     p += sizeof *c;
-    memcpy(p, in, (size_t)c->scalar_in_count * 8);
+    if (c->scalar_in_count)
+        memcpy(p, in, (size_t)c->scalar_in_count * 8);
     p += (size_t)c->scalar_in_count * 8;
-    memcpy(p, refs, (size_t)c->memory_count * sizeof *refs);
+    if (c->memory_count)
+        memcpy(p, refs, (size_t)c->memory_count * sizeof *refs);
     p += (size_t)c->memory_count * sizeof *refs;
     if (c->struct_in_len)
         memcpy(p, struct_in, c->struct_in_len);
@@ -718,11 +720,13 @@ static int call_mailbox(odk_connection *conn, const struct wire_call *c, const u
         return ODK_E_PROTOCOL;
     const uint8_t *r = fc->rep + sizeof h;
     if (n_out) {
-        memcpy(out, r, (size_t)h.scalar_out_count * 8);
+        if (h.scalar_out_count)
+            memcpy(out, r, (size_t)h.scalar_out_count * 8);
         *n_out = h.scalar_out_count;
     }
     if (struct_out_len) {
-        memcpy(struct_out, r + (size_t)c->scalar_out_max * 8, h.struct_out_len);
+        if (h.struct_out_len)
+            memcpy(struct_out, r + (size_t)c->scalar_out_max * 8, h.struct_out_len);
         *struct_out_len = h.struct_out_len;
     }
     return ODK_OK;
@@ -756,8 +760,10 @@ int odk_connection_call_memory(odk_connection *conn, uint32_t selector, const ui
     /* Scalars and refs are small: one contiguous head, then the structure. */
     uint8_t head[sizeof c + ODK_MAX_SCALARS * 8 + ODK_MAX_CALL_MEMORY * sizeof(struct wire_memory_ref)];
     memcpy(head, &c, sizeof c);
-    memcpy(head + sizeof c, in, (size_t)n_in * 8);
-    memcpy(head + sizeof c + (size_t)n_in * 8, refs, (size_t)n_mem * sizeof *refs);
+    if (n_in)
+        memcpy(head + sizeof c, in, (size_t)n_in * 8);
+    if (n_mem)
+        memcpy(head + sizeof c + (size_t)n_in * 8, refs, (size_t)n_mem * sizeof *refs);
     size_t head_len = sizeof c + (size_t)n_in * 8 + (size_t)n_mem * sizeof *refs;
     int st = wait_writable(conn);
     if (st < 0)
@@ -783,11 +789,14 @@ int odk_connection_call_memory(odk_connection *conn, uint32_t selector, const ui
     if (want != m->body_len || r.scalar_out_count > out_max || r.struct_out_len > sout_max)
         return ODK_E_PROTOCOL;
     if (n_out) {
-        memcpy(out, m->body + sizeof r, (size_t)r.scalar_out_count * 8);
+        if (r.scalar_out_count)
+            memcpy(out, m->body + sizeof r, (size_t)r.scalar_out_count * 8);
         *n_out = r.scalar_out_count;
     }
     if (struct_out_len) {
-        memcpy(struct_out, m->body + sizeof r + (size_t)r.scalar_out_count * 8, r.struct_out_len);
+        if (r.struct_out_len)
+            memcpy(struct_out, m->body + sizeof r + (size_t)r.scalar_out_count * 8,
+                   r.struct_out_len);
         *struct_out_len = r.struct_out_len;
     }
     return ODK_OK;
@@ -821,7 +830,8 @@ int odk_connection_call_async(odk_connection *conn, uint32_t selector, const uin
     refs_to_wire(mem, n_mem, refs);
     uint8_t head[sizeof c + ODK_MAX_SCALARS * 8];
     memcpy(head, &c, sizeof c);
-    memcpy(head + sizeof c, in, (size_t)n_in * 8);
+    if (n_in)
+        memcpy(head + sizeof c, in, (size_t)n_in * 8);
     *p = (struct pending_call){.seq = ++conn->seq, .fn = fn, .ctx = ctx, .n_out_max = n_out_max,
                                .struct_out_max = struct_out_max};
     int st = wait_writable(conn);

@@ -628,8 +628,12 @@ static void check_tree_waits(struct odkd *d)
         struct tree_wait *w = *pw;
         reg_node *top = registry_find(d->reg, w->node_id);
         bool busy = false;
+        /* An instance whose provider is already gone was under some removed
+         * subtree (a driver's published node): it is still stopping, and it
+         * may be under this one, so wait for it too. */
         for (struct instance *in = d->instances; in && top && !busy; in = in->next)
-            busy = under(d, in->provider_id, top);
+            busy = under(d, in->provider_id, top) ||
+                   (in->terminate && !registry_find(d->reg, in->provider_id));
         if (busy) {
             pw = &w->next;
             continue;

@@ -170,7 +170,8 @@ static int enqueue(odk_user_client *uc, uint16_t type, uint32_t seq, int32_t sta
             close(dupfd);
         return ODK_E_NOMEM;
     }
-    memcpy(body, a, alen);
+    if (alen)
+        memcpy(body, a, alen);
     if (blen)
         memcpy(body + alen, b, blen);
     if (clen)
@@ -297,8 +298,10 @@ int odk_async_complete(odk_async *a, int status, const uint64_t *scalars, uint32
         reply_status(uc, a->via, a->seq, status > 0 ? ODK_E_DRIVER : status);
     } else if (a->via == VIA_MAILBOX) {
         uint8_t *rep = uc->fc->rep + sizeof(struct fastcall_reply_hdr);
-        memcpy(rep, scalars, (size_t)n_scalars * 8);
-        memcpy(rep + (size_t)a->scalar_room * 8, data, len);
+        if (n_scalars)
+            memcpy(rep, scalars, (size_t)n_scalars * 8);
+        if (len)
+            memcpy(rep + (size_t)a->scalar_room * 8, data, len);
         reply_outputs(uc, VIA_MAILBOX, a->seq, NULL, n_scalars, NULL, len);
     } else {
         reply_outputs(uc, VIA_SOCKET, a->seq, scalars, n_scalars, data, len);
