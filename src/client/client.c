@@ -391,16 +391,23 @@ static void complete_async(odk_connection *conn, wire_msg *m)
     free(p);
 }
 
+/* Receives one message into conn->msg; ODK_E_GONE once the driver is gone. */
+static int receive_one(odk_connection *conn)
+{
+    int st = wire_recv(conn->fd, &conn->msg);
+    if (st == ODK_E_DISCONNECTED) {
+        conn->gone = true;
+        return ODK_E_GONE;
+    }
+    return st;
+}
+
 /* Waits for the reply of type/seq; completions of async calls that arrive
  * meanwhile are delivered. */
 static int wait_reply(odk_connection *conn, uint16_t type, uint32_t seq)
 {
     for (;;) {
-        int st = wire_recv(conn->fd, &conn->msg);
-        if (st == ODK_E_DISCONNECTED) {
-            conn->gone = true;
-            return ODK_E_GONE;
-        }
+        int st = receive_one(conn);
         if (st < 0)
             return st;
         if (conn->msg.hdr.type == type && conn->msg.hdr.seq == seq)
@@ -428,11 +435,7 @@ static int wait_writable(odk_connection *conn)
             conn->gone = true;
             return ODK_E_GONE;
         }
-        int st = wire_recv(conn->fd, &conn->msg);
-        if (st == ODK_E_DISCONNECTED) {
-            conn->gone = true;
-            return ODK_E_GONE;
-        }
+        int st = receive_one(conn);
         if (st < 0)
             return st;
         if (conn->msg.hdr.type == WIRE_CALL_REPLY)
