@@ -22,6 +22,7 @@
 #include "odk/driver.h"
 #include "runtime/driver_internal.h"
 #include "runtime/host_link.h"
+#include "runtime/runtime_internal.h"
 
 #define CONTROL_FD 3
 
@@ -116,6 +117,12 @@ static void *watchdog(void *arg)
                       "the driver's queue is stuck, aborting",
                       odk_driver_bundle_id(h->drv), odk_driver_instance(h->drv), (int)getpid(),
                       (unsigned long long)h->call_deadline_ms);
+            /* Abort on the stuck thread itself, so the crash report's
+             * backtrace shows where the driver is stuck; abort here only
+             * if that thread cannot take the signal. */
+            pthread_kill(queue_thread(odk_driver_queue(h->drv)), SIGABRT);
+            struct timespec grace = {1, 0};
+            nanosleep(&grace, NULL);
             abort();
         }
     }

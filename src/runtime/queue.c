@@ -47,6 +47,7 @@ struct odk_queue {
     bool (*arm_fn)(void *ctx, bool sleeping);
     void *poll_ctx;
     uint64_t spin_ns;
+    pthread_t thread; /* for queue_thread: the watchdog signals a stuck queue */
 };
 
 static _Thread_local odk_queue *current_queue;
@@ -105,6 +106,11 @@ static void run_batch(odk_queue *q)
         w = next;
     }
     pthread_mutex_lock(&q->lock);
+}
+
+pthread_t queue_thread(const odk_queue *q)
+{
+    return q->thread;
 }
 
 void queue_set_poller(odk_queue *q, bool (*poll)(void *ctx), bool (*arm)(void *ctx, bool sleeping),
@@ -286,6 +292,7 @@ int odk_queue_create(const char *name, odk_queue **out)
     char tname[16];
     snprintf(tname, sizeof tname, "%s", q->name);
     pthread_setname_np(thread, tname);
+    q->thread = thread;
     pthread_detach(thread);
     *out = q;
     return ODK_OK;

@@ -90,6 +90,9 @@ int member_epoll_ctl(queue_member *m, int op, int fd, uint32_t events);
 void queue_set_poller(odk_queue *q, bool (*poll)(void *ctx), bool (*arm)(void *ctx, bool sleeping),
                       void *ctx, uint64_t spin_ns);
 
+/* The queue's thread (valid while the queue runs). */
+pthread_t queue_thread(const odk_queue *q);
+
 /* Runs action a now, on its queue's thread (the caller's), unless it was
  * cancelled: used by timers for the lean expiry path. */
 void action_invoke_now(odk_action *a);
