@@ -354,6 +354,15 @@ static void start_reply(struct odkd *d, struct instance *in, int status)
         }
         odk_info("%s#%u started (pid %d) on node %llu", in->bundle->id, in->id, (int)in->pid,
                  (unsigned long long)in->provider_id);
+        if (d->power_state == 0 && !d->power) {
+            /* Started (or restarted) while the system sleeps: tell it, so
+             * it is in the same state as everyone else.  No reply is
+             * awaited; the next transition carries a deadline as usual. */
+            odk_value *args = odk_value_new_dict();
+            odk_dict_set_string(args, "op", "power");
+            odk_dict_set_int(args, "state", 0);
+            instance_request(in, args);
+        }
         reg_node *n = registry_find(d->reg, in->node_id);
         if (n)
             server_notify(d, "started", n);

@@ -140,7 +140,7 @@ static void odkd_free(struct odkd *d)
 
 int main(int argc, char **argv)
 {
-    struct odkd d = {.listen_fd = -1, .sig_fd = -1};
+    struct odkd d = {.listen_fd = -1, .sig_fd = -1, .power_state = 1 /* ODK_POWER_ON */};
     const char *sim_file = NULL;
     bool demo = false;
     static const struct option opts[] = {

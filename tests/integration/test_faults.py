@@ -657,3 +657,13 @@ def test_started_under_debug_waits_for_the_debugger(make_odkd):
     assert inst["pid"] == pid
     with Connection(d.state, dev) as c:
         assert c.call(PING, [1], n_out=1)[0] == [2]
+
+
+def test_a_driver_started_while_the_system_sleeps_is_told(odkd):
+    odkd.ctl("power", "sleep")
+    dev = odkd.plug(faulty("none"))
+    running_instance(odkd, dev)
+    with Connection(odkd.state, dev) as c:
+        wait_until(lambda: c.call(3, n_out=1)[0] == [0], what="ODK_POWER_OFF after start")
+        odkd.ctl("power", "wake")
+        assert c.call(3, n_out=1)[0] == [1]
