@@ -21,7 +21,7 @@ static const odk_method table[] = {
     [2] = {nop, .scalar_in = ODK_VARIABLE, .scalar_out = ODK_VARIABLE,
            .struct_in = ODK_VARIABLE_SIZE, .struct_out = ODK_VARIABLE_SIZE},
     /* [3] is a hole */
-    [4] = {nop},
+    [4] = {.fn = nop},
 };
 #define N (uint32_t)(sizeof table / sizeof table[0])
 
