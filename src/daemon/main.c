@@ -1,5 +1,9 @@
 /* odkd — the driver manager.  Runs in the foreground, logs to stderr,
- * listens on STATE/odkd.sock.  Never runs driver code. */
+ * listens on a unix socket.  Never runs driver code.
+ *
+ * main() only assembles the layers (odkd.h): it parses the command line
+ * (its own options and those modules declare), builds the registry, loads
+ * the catalog, starts the front ends and runs the loop. */
 #include <errno.h>
 #include <getopt.h>
 #include <libgen.h>
@@ -14,29 +18,58 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
-#include "daemon/daemon.h"
-#include "families/serial/pty.h"
+#include "daemon/bookkeeping/catalog.h"
+#include "daemon/bookkeeping/health.h"
+#include "daemon/bookkeeping/instance.h"
+#include "daemon/core/msg.h"
+#include "daemon/front/hostreq.h"
+#include "daemon/front/server.h"
+#include "daemon/odkd.h"
+#include "daemon/policy/manager.h"
+#include "odk/driver.h"
 #include "odk/log.h"
 #include "odk/status.h"
 
+#if __has_include("odk_config.h")
+#include "odk_config.h"
+#endif
+
 #define SHUTDOWN_GRACE_MS 3000
+#define MAX_OPTIONS 64
+
+enum { OPT_STATE = 1, OPT_SOCKET, OPT_DRIVERS, OPT_DEV, OPT_DEBUG, OPT_VERBOSE, OPT_HELP,
+       OPT_MODULE = 100 };
+
+static const struct option core_options[] = {
+    {"state-dir", required_argument, 0, OPT_STATE}, {"socket", required_argument, 0, OPT_SOCKET},
+    {"drivers", required_argument, 0, OPT_DRIVERS}, {"dev", no_argument, 0, OPT_DEV},
+    {"debug", required_argument, 0, OPT_DEBUG},     {"verbose", no_argument, 0, OPT_VERBOSE},
+    {"help", no_argument, 0, OPT_HELP},
+};
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: odkd --state-dir DIR [--drivers DIR]... [--sim FILE] [--demo]\n"
-               "            [--dev] [--dev-dir DIR] [--debug BUNDLE-ID]... [--verbose]\n"
-               "  --state-dir DIR  where odkd keeps its socket, logs, crashes, installed bundles\n"
-               "  --drivers DIR    a folder of bundles (repeatable; default: the build's drivers)\n"
-               "  --sim FILE       plug the simulated devices listed in FILE\n"
-               "  --demo           plug the built-in demo devices\n"
-               "  --dev            development mode (accept development-signed bundles)\n"
-               "  --dev-dir DIR    where serial ports get their tty./cu. links (default /dev)\n"
+    fprintf(f, "usage: odkd --state-dir DIR [--socket PATH] [--drivers DIR]... [--debug ID]...\n"
+               "            [--verbose] [module options]\n"
+               "  --state-dir DIR  where odkd keeps logs, crash reports and installed bundles\n"
+               "  --socket PATH    the socket clients connect to (default DIR/odkd.sock)\n"
+               "  --drivers DIR    a folder of bundles (repeatable; default: the samples)\n"
                "  --debug ID       start that bundle's hosts stopped before the driver's init,\n"
-               "                   for a debugger (odkctl debug ID prints the gdb line)\n");
+               "                   for a debugger (odkctl debug ID prints the gdb line)\n"
+               "  --dev            accepted for compatibility; development signing is not built\n"
+               "  --verbose        debug-level logging\n");
+    for (size_t i = 0; i < module_count(); i++) {
+        const struct odkd_module *m = module_at(i);
+        for (const struct module_option *o = m->options; o && o->name; o++)
+            fprintf(f, "  --%s%s  (%s %s) %s\n", o->name, o->has_arg ? " ARG" : "", m->kind,
+                    m->name, o->help);
+    }
 }
 
 static void on_signal(struct odkd *d, void *ptr, uint32_t events)
 {
+    (void)ptr;
+    (void)events;
     struct signalfd_siginfo si;
     while (read(d->sig_fd, &si, sizeof si) == sizeof si) {
         if (si.ssi_signo == SIGCHLD) {
@@ -45,12 +78,11 @@ static void on_signal(struct odkd *d, void *ptr, uint32_t events)
             while ((pid = waitpid(-1, &ws, WNOHANG)) > 0)
                 instance_reaped(d, pid, ws);
         } else {
-            odk_info("signal %d: shutting down", (int)si.ssi_signo);
+            odk_info("signal %d (%s): shutting down", (int)si.ssi_signo,
+                     sigabbrev_np((int)si.ssi_signo));
             d->quit = true;
         }
     }
-    (void)ptr;
-    (void)events;
 }
 
 static int make_dirs(struct odkd *d)
@@ -67,6 +99,7 @@ static int make_dirs(struct odkd *d)
     return ODK_OK;
 }
 
+/* rel resolved against the folder of odkd's own binary, if it exists. */
 static char *beside_me(const char *rel)
 {
     char exe[PATH_MAX];
@@ -76,42 +109,185 @@ static char *beside_me(const char *rel)
     exe[n] = 0;
     char out[PATH_MAX + 64];
     snprintf(out, sizeof out, "%s/%s", dirname(exe), rel);
-    char *real = realpath(out, NULL);
-    return real ? real : strdup(out);
+    return realpath(out, NULL);
 }
 
-static void on_stopped_all(struct odkd *d, void *ctx)
+/* In a build tree the host and the samples sit beside odkd
+ * (build/bin/odk-driver-host, build/drivers); installed, they are where
+ * odk_config.h says. */
+static char *default_path(const char *rel, const char *installed)
 {
-    (void)ctx;
-    d->quit = true;
+    char *p = beside_me(rel);
+    if (!p && installed)
+        p = strdup(installed);
+    return p;
 }
 
-static void shutdown_grace_over(struct odkd *d, void *ptr)
+static int add_string(char ***list, size_t *n, const char *s)
 {
-    (void)ptr;
-    for (struct instance *in = d->instances; in; in = in->next)
-        if (in->pid > 0)
-            kill(in->pid, SIGKILL);
+    char **grown = realloc(*list, sizeof(char *) * (*n + 1));
+    if (!grown)
+        return ODK_E_NOMEM;
+    *list = grown;
+    if (!(grown[*n] = strdup(s)))
+        return ODK_E_NOMEM;
+    (*n)++;
+    return ODK_OK;
 }
 
-/* Stops every driver through the normal stop path, giving them
- * SHUTDOWN_GRACE_MS before SIGKILL; the loop runs until all are reaped. */
-static void stop_everything(struct odkd *d)
+/* Core options and every module's, for getopt_long; the module options'
+ * values are OPT_MODULE + their index in *owners. */
+static size_t build_options(struct option *opts, const struct odkd_module **owners,
+                            const char **names)
 {
-    d->quit = false;
-    loop_timer(d, SHUTDOWN_GRACE_MS, shutdown_grace_over, NULL);
-    instance_terminate_tree(d, registry_root(d->reg), on_stopped_all, NULL);
-    loop_run(d);
-}
-
-static void free_catalog(struct catalog_entry *e)
-{
-    while (e) {
-        struct catalog_entry *next = e->next;
-        bundle_free(e->bundle);
-        free(e);
-        e = next;
+    size_t n = 0, k = 0;
+    for (; n < sizeof core_options / sizeof core_options[0]; n++)
+        opts[n] = core_options[n];
+    for (size_t i = 0; i < module_count(); i++) {
+        const struct odkd_module *m = module_at(i);
+        for (const struct module_option *o = m->options; o && o->name; o++) {
+            if (n == MAX_OPTIONS - 1)
+                break;
+            owners[k] = m;
+            names[k] = o->name;
+            opts[n++] = (struct option){o->name, o->has_arg ? required_argument : no_argument, 0,
+                                        OPT_MODULE + (int)k};
+            k++;
+        }
     }
+    opts[n] = (struct option){0, 0, 0, 0};
+    return n;
+}
+
+/* 0 to go on, else the exit status. */
+static int parse_args(struct odkd *d, int argc, char **argv)
+{
+    struct option opts[MAX_OPTIONS];
+    const struct odkd_module *owners[MAX_OPTIONS];
+    const char *names[MAX_OPTIONS];
+    build_options(opts, owners, names);
+    int c;
+    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
+        int st = ODK_OK;
+        char err[512] = "";
+        switch (c) {
+        case OPT_STATE:
+            free(d->state_dir);
+            d->state_dir = realpath(optarg, NULL);
+            if (!d->state_dir && mkdir(optarg, 0755) == 0)
+                d->state_dir = realpath(optarg, NULL);
+            if (!d->state_dir) {
+                odk_error("--state-dir %s: %m", optarg);
+                return 2;
+            }
+            break;
+        case OPT_SOCKET:
+            free(d->sock_path);
+            d->sock_path = strdup(optarg);
+            st = d->sock_path ? ODK_OK : ODK_E_NOMEM;
+            break;
+        case OPT_DRIVERS:
+            st = add_string(&d->driver_dirs, &d->n_driver_dirs, optarg);
+            break;
+        case OPT_DEBUG:
+            st = add_string(&d->debug_bundles, &d->n_debug_bundles, optarg);
+            break;
+        case OPT_DEV:
+            odk_warn("--dev: development-mode signing is not built yet; ignored");
+            break;
+        case OPT_VERBOSE:
+            odk_log_set_level(ODK_LOG_DEBUG);
+            break;
+        case OPT_HELP:
+            usage(stdout);
+            return 1;
+        default:
+            if (c < OPT_MODULE) {
+                usage(stderr);
+                return 2;
+            }
+            st = owners[c - OPT_MODULE]->option(d, names[c - OPT_MODULE], optarg, err,
+                                                sizeof err);
+        }
+        if (st < 0) {
+            odk_error("%s", err[0] ? err : odk_strerror(st));
+            return 2;
+        }
+    }
+    if (optind < argc) {
+        odk_error("unexpected argument '%s'", argv[optind]);
+        return 2;
+    }
+    if (!d->state_dir) {
+        usage(stderr);
+        return 2;
+    }
+    return 0;
+}
+
+static int fill_defaults(struct odkd *d)
+{
+#ifndef ODK_CONFIG_DRIVERS_DIR
+#define ODK_CONFIG_DRIVERS_DIR NULL
+#endif
+#ifndef ODK_CONFIG_HOST_PATH
+#define ODK_CONFIG_HOST_PATH NULL
+#endif
+    if (d->n_driver_dirs == 0) {
+        char *dir = default_path("../drivers", ODK_CONFIG_DRIVERS_DIR);
+        if (dir)
+            add_string(&d->driver_dirs, &d->n_driver_dirs, dir);
+        free(dir);
+    }
+    const char *host_env = getenv("ODK_DRIVER_HOST");
+    d->host_path = host_env ? strdup(host_env)
+                            : default_path("odk-driver-host", ODK_CONFIG_HOST_PATH);
+    if (!d->host_path) {
+        odk_error("cannot find odk-driver-host (set ODK_DRIVER_HOST)");
+        return ODK_E_NOT_FOUND;
+    }
+    if (!d->sock_path && asprintf(&d->sock_path, "%s/odkd.sock", d->state_dir) < 0) {
+        d->sock_path = NULL;
+        return ODK_E_NOMEM;
+    }
+    return make_dirs(d);
+}
+
+static int open_loop(struct odkd *d)
+{
+    d->epfd = epoll_create1(EPOLL_CLOEXEC);
+    sigset_t mask;
+    sigemptyset(&mask);
+    sigaddset(&mask, SIGCHLD);
+    sigaddset(&mask, SIGINT);
+    sigaddset(&mask, SIGTERM);
+    sigaddset(&mask, SIGHUP); /* the terminal running odkd closed: stop like Ctrl-C */
+    sigprocmask(SIG_BLOCK, &mask, NULL);
+    signal(SIGPIPE, SIG_IGN);
+    d->sig_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
+    if (d->epfd < 0 || d->sig_fd < 0) {
+        odk_error("cannot set up the event loop: %m");
+        return ODK_E_IO;
+    }
+    return loop_add(d, &d->sig_watch, d->sig_fd, EPOLLIN, on_signal, NULL);
+}
+
+static int build_registry(struct odkd *d)
+{
+    char err[512];
+    int st = registry_create(&d->reg);
+    if (st == ODK_OK && (st = modules_define_classes(d->reg, err, sizeof err)) < 0)
+        odk_error("%s", err);
+    struct msg m = msg_begin();
+    msg_bool(&m, "IOKit", true);
+    odk_value *res = NULL;
+    if (st == ODK_OK)
+        st = msg_finish(&m, &res);
+    else
+        odk_value_free(msg_done(&m));
+    if (st == ODK_OK)
+        st = registry_add(d->reg, registry_root(d->reg), "IOUserResources", res, &d->resources);
+    return st;
 }
 
 /* Everything odkd allocated, so LeakSanitizer and the fault campaign see
@@ -119,140 +295,68 @@ static void free_catalog(struct catalog_entry *e)
 static void odkd_free(struct odkd *d)
 {
     server_close_all(d);
-    free_catalog(d->catalog);
-    free_catalog(d->retired);
-    registry_free(d->reg);
+    modules_fini(d);
+    manager_free(d);
+    catalog_free(d);
+    if (d->reg)
+        registry_free(d->reg);
+    loop_free(d);
+    modules_free_state(d);
     for (size_t i = 0; i < d->n_driver_dirs; i++)
         free(d->driver_dirs[i]);
     free(d->driver_dirs);
+    for (size_t i = 0; i < d->n_debug_bundles; i++)
+        free(d->debug_bundles[i]);
+    free(d->debug_bundles);
     if (d->sig_fd >= 0)
         close(d->sig_fd);
     if (d->epfd >= 0)
         close(d->epfd);
     free(d->state_dir);
     free(d->sock_path);
-    free(d->dev_dir);
     free(d->host_path);
-    for (size_t i = 0; i < d->n_debug_bundles; i++)
-        free(d->debug_bundles[i]);
-    free(d->debug_bundles);
 }
 
 int main(int argc, char **argv)
 {
-    struct odkd d = {.listen_fd = -1, .sig_fd = -1, .power_state = 1 /* ODK_POWER_ON */};
-    const char *sim_file = NULL;
-    bool demo = false;
-    static const struct option opts[] = {
-        {"state-dir", required_argument, 0, 's'}, {"drivers", required_argument, 0, 'd'},
-        {"sim", required_argument, 0, 'S'},       {"demo", no_argument, 0, 'D'},
-        {"dev", no_argument, 0, 'v'},             {"dev-dir", required_argument, 0, 'V'},
-        {"verbose", no_argument, 0, 'x'},         {"help", no_argument, 0, 'h'},
-        {"debug", required_argument, 0, 'g'},
-        {0, 0, 0, 0}};
-    int c;
+    struct odkd d = {.epfd = -1, .sig_fd = -1, .power_state = ODK_POWER_ON};
     odk_log_set_tag("odkd");
-    while ((c = getopt_long(argc, argv, "", opts, NULL)) != -1) {
-        switch (c) {
-        case 's':
-            d.state_dir = realpath(optarg, NULL);
-            if (!d.state_dir && mkdir(optarg, 0755) == 0)
-                d.state_dir = realpath(optarg, NULL);
-            if (!d.state_dir) {
-                odk_error("--state-dir %s: %m", optarg);
-                return 2;
-            }
-            break;
-        case 'd':
-            d.driver_dirs = realloc(d.driver_dirs, sizeof(char *) * (d.n_driver_dirs + 1));
-            d.driver_dirs[d.n_driver_dirs++] = strdup(optarg);
-            break;
-        case 'S':
-            sim_file = optarg;
-            break;
-        case 'D':
-            demo = true;
-            break;
-        case 'v':
-            d.dev_mode = true;
-            break;
-        case 'V':
-            d.dev_dir = realpath(optarg, NULL);
-            if (!d.dev_dir) {
-                odk_error("--dev-dir %s: %m", optarg);
-                return 2;
-            }
-            break;
-        case 'x':
-            odk_log_set_level(ODK_LOG_DEBUG);
-            break;
-        case 'g':
-            d.debug_bundles = realloc(d.debug_bundles, sizeof(char *) * (d.n_debug_bundles + 1));
-            d.debug_bundles[d.n_debug_bundles++] = strdup(optarg);
-            break;
-        case 'h':
-            usage(stdout);
-            return 0;
-        default:
-            usage(stderr);
-            return 2;
-        }
-    }
-    if (!d.state_dir) {
-        usage(stderr);
-        return 2;
-    }
-    if (!d.dev_dir)
-        d.dev_dir = strdup("/dev");
-    if (d.n_driver_dirs == 0) {
-        d.driver_dirs = malloc(sizeof(char *));
-        d.driver_dirs[d.n_driver_dirs++] = beside_me("../drivers");
-    }
-    const char *host_env = getenv("ODK_DRIVER_HOST");
-    d.host_path = host_env ? strdup(host_env) : beside_me("odk-driver-host");
-    if (asprintf(&d.sock_path, "%s/odkd.sock", d.state_dir) < 0 || make_dirs(&d) < 0)
+    if (modules_alloc_state(&d) < 0) {
+        odk_error("out of memory");
         return 1;
+    }
+    int rc = parse_args(&d, argc, argv);
+    if (rc) {
+        odkd_free(&d);
+        return rc == 1 ? 0 : rc;
+    }
+    rc = 1;
+    if (fill_defaults(&d) < 0 || open_loop(&d) < 0 || build_registry(&d) < 0 ||
+        modules_init(&d) < 0)
+        goto out;
 
-    d.epfd = epoll_create1(EPOLL_CLOEXEC);
-    sigset_t mask;
-    sigemptyset(&mask);
-    sigaddset(&mask, SIGCHLD);
-    sigaddset(&mask, SIGINT);
-    sigaddset(&mask, SIGTERM);
-    sigprocmask(SIG_BLOCK, &mask, NULL);
-    signal(SIGPIPE, SIG_IGN);
-    d.sig_fd = signalfd(-1, &mask, SFD_CLOEXEC | SFD_NONBLOCK);
-    if (d.epfd < 0 || d.sig_fd < 0 || registry_create(&d.reg) < 0)
-        return 1;
-    loop_add(&d, &d.sig_watch, d.sig_fd, EPOLLIN, on_signal, NULL);
-
-    odk_value *res = odk_value_new_dict();
-    odk_dict_set_bool(res, "IOKit", true);
-    registry_add(d.reg, registry_root(d.reg), "IOUserResources", res, &d.resources);
-    if (sim_init(&d) < 0)
-        return 1;
-
+    manager_init(&d);
+    hostreq_init(&d);
     /* Installed builds first: they win over a --drivers folder's copy. */
     catalog_load_installed(&d);
     for (size_t i = 0; i < d.n_driver_dirs; i++)
         catalog_load_dir(&d, d.driver_dirs[i]);
-
     if (server_listen(&d) < 0)
-        return 1;
+        goto out;
     odk_info("listening on %s", d.sock_path);
 
     health_start(&d);
-    matcher_register(&d, d.resources);
-    if (demo)
-        sim_load_default(&d);
-    if (sim_file)
-        sim_load_file(&d, sim_file);
-
+    manager_register(&d, d.resources);
+    if (modules_start(&d) < 0)
+        goto out;
     loop_run(&d);
-    stop_everything(&d);
-    serial_pty_forget_all(&d);
-    unlink(d.sock_path);
+    rc = 0;
+out:
+    if (d.reg && d.epfd >= 0)
+        manager_stop_all(&d, SHUTDOWN_GRACE_MS);
+    if (d.sock_path && d.server)
+        unlink(d.sock_path);
     odkd_free(&d);
     odk_info("stopped");
-    return 0;
+    return rc;
 }

@@ -10,7 +10,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/bundle.h"
+#include "daemon/core/bundle.h"
 #include "odk/status.h"
 #include "odk/value.h"
 
@@ -35,7 +35,7 @@ static bool inside(const char *path)
     }
 }
 
-static void check_bundle(const odk_bundle *b)
+static void check_bundle(const bundle *b)
 {
     if (!b->id || !*b->id || !b->version || !b->executable || !b->personalities || !b->entitlements)
         die("accepted bundle is missing a field");
@@ -77,7 +77,7 @@ static void check_bundle(const odk_bundle *b)
     free(enc);
 }
 
-typedef int (*bundle_parser)(const char *text, size_t len, const char *source, odk_bundle **out,
+typedef int (*bundle_parser)(const char *text, size_t len, const char *source, bundle **out,
                              char *err, size_t err_len);
 
 /* Runs parser on the fuzz input (no terminating NUL, as given) and checks
@@ -87,7 +87,7 @@ static int fuzz_bundle_parser(bundle_parser parse, const char *source, const uin
                               size_t size)
 {
     char err[256];
-    odk_bundle *b = NULL;
+    bundle *b = NULL;
     size_t err_len = size & 1 ? 7 : sizeof err;
     err[err_len - 1] = 'X';
     int st = parse((const char *)data, size, source, &b, err, err_len);

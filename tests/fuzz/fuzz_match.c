@@ -11,9 +11,10 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "daemon/bundle.h"
-#include "daemon/match.h"
-#include "daemon/registry.h"
+#include "daemon/core/bundle.h"
+#include "daemon/core/match.h"
+#include "daemon/core/registry.h"
+#include "daemon/core/test_fixture.h"
 #include "odk/status.h"
 #include "odk/value.h"
 
@@ -53,7 +54,7 @@ static void setup(void)
 {
     if (reg)
         return;
-    if (registry_create(&reg) != ODK_OK)
+    if (fixture_registry(&reg) != ODK_OK)
         die("registry_create failed");
     reg_node *root = registry_root(reg);
     registry_define_class(reg, "FuzzBus", "IOService");
@@ -123,9 +124,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* Bundles as odkd holds them; only dictionaries can be personalities
      * (bundle.c rejects anything else). */
-    odk_bundle b1 = {.id = "org.fuzz.one", .personalities = odk_value_new_dict()};
-    odk_bundle b2 = {.id = "org.fuzz.fixed", .personalities = fixed_personalities};
-    odk_bundle b3 = {.id = "org.fuzz.many", .personalities = odk_value_new_dict()};
+    bundle b1 = {.id = "org.fuzz.one", .personalities = odk_value_new_dict()};
+    bundle b2 = {.id = "org.fuzz.fixed", .personalities = fixed_personalities};
+    bundle b3 = {.id = "org.fuzz.many", .personalities = odk_value_new_dict()};
     if (!b1.personalities || !b3.personalities)
         die("out of memory");
     if (odk_value_type(p) == ODK_TYPE_DICT)
@@ -134,7 +135,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (is_dict_of_dicts_entry(odk_dict_value_at(p, i)))
             odk_dict_set(b3.personalities, odk_dict_key_at(p, i),
                          odk_value_copy(odk_dict_value_at(p, i)));
-    odk_bundle *bundles[] = {&b1, &b2, &b3};
+    bundle *bundles[] = {&b1, &b2, &b3};
     const char *taken[] = {"taken-cat", NULL};
     size_t n_pers = odk_dict_count(b1.personalities) + odk_dict_count(b2.personalities) +
                     odk_dict_count(b3.personalities);

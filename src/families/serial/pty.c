@@ -11,8 +11,9 @@
 #include <termios.h>
 #include <unistd.h>
 
-#include "daemon/daemon.h"
-#include "families/serial/pty.h"
+#include "daemon/core/msg.h"
+#include "daemon/front/hostreq.h"
+#include "daemon/odkd.h"
 #include "odk/log.h"
 #include "odk/status.h"
 
@@ -23,6 +24,18 @@ struct pty_link {
     char *tty, *cu; /* link paths */
     struct pty_link *next;
 };
+
+struct serial {
+    char *dev_dir; /* where tty./cu. links go (--dev-dir, default /dev) */
+    struct pty_link *links;
+};
+
+static const struct odkd_module serial_family;
+
+static struct serial *serial_of(struct odkd *d)
+{
+    return module_state(d, &serial_family);
+}
 
 static bool good_name(const char *s)
 {
@@ -36,21 +49,21 @@ static bool good_name(const char *s)
     return true;
 }
 
-static bool ours(struct odkd *d, const char *path)
+static bool ours(struct serial *s, const char *path)
 {
-    for (struct pty_link *l = d->pty_links; l; l = l->next)
+    for (struct pty_link *l = s->links; l; l = l->next)
         if (strcmp(l->tty, path) == 0 || strcmp(l->cu, path) == 0)
             return true;
     return false;
 }
 
 /* Makes link -> target, replacing a stale symlink left by an earlier odkd. */
-static int make_link(struct odkd *d, const char *target, const char *link, char *err,
+static int make_link(struct serial *s, const char *target, const char *link, char *err,
                      size_t err_len)
 {
     struct stat st;
     if (lstat(link, &st) == 0) {
-        if (ours(d, link) || !S_ISLNK(st.st_mode)) {
+        if (ours(s, link) || !S_ISLNK(st.st_mode)) {
             snprintf(err, err_len, "%s already exists (another port has that name)", link);
             return ODK_E_EXISTS;
         }
@@ -63,7 +76,7 @@ static int make_link(struct odkd *d, const char *target, const char *link, char 
     return ODK_OK;
 }
 
-int serial_pty_open(struct odkd *d, reg_node *node, const char *base, const char *suffix,
+static int pty_open(struct serial *s, reg_node *node, const char *base, const char *suffix,
                     int fds[2], odk_value **info, char *err, size_t err_len)
 {
     if (!good_name(base) || !good_name(suffix)) {
@@ -75,8 +88,8 @@ int serial_pty_open(struct odkd *d, reg_node *node, const char *base, const char
     }
     char name[2 * NAME_MAX_LEN + 2], tty[4096], cu[4096];
     snprintf(name, sizeof name, "%s-%s", base, suffix);
-    snprintf(tty, sizeof tty, "%s/tty.%s", d->dev_dir, name);
-    snprintf(cu, sizeof cu, "%s/cu.%s", d->dev_dir, name);
+    snprintf(tty, sizeof tty, "%s/tty.%s", s->dev_dir, name);
+    snprintf(cu, sizeof cu, "%s/cu.%s", s->dev_dir, name);
 
     int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
     if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0) {
@@ -102,8 +115,8 @@ int serial_pty_open(struct odkd *d, reg_node *node, const char *base, const char
     t.c_lflag |= EXTPROC;
     tcsetattr(slave, TCSANOW, &t);
 
-    int st = make_link(d, slave_path, tty, err, err_len);
-    if (st == ODK_OK && (st = make_link(d, slave_path, cu, err, err_len)) < 0)
+    int st = make_link(s, slave_path, tty, err, err_len);
+    if (st == ODK_OK && (st = make_link(s, slave_path, cu, err, err_len)) < 0)
         unlink(tty);
     struct pty_link *l = st == ODK_OK ? calloc(1, sizeof *l) : NULL;
     if (st == ODK_OK && (!l || !(l->tty = strdup(tty)) || !(l->cu = strdup(cu)))) {
@@ -120,56 +133,124 @@ int serial_pty_open(struct odkd *d, reg_node *node, const char *base, const char
         return st;
     }
     l->node_id = node->id;
-    l->next = d->pty_links;
-    d->pty_links = l;
+    l->next = s->links;
+    s->links = l;
 
-    odk_dict_set_string(node->props, "IOTTYDevice", name);
-    odk_dict_set_string(node->props, "IODialinDevice", tty);
-    odk_dict_set_string(node->props, "IOCalloutDevice", cu);
-    odk_dict_set_string(node->props, "OdkPseudoTerminal", slave_path);
-    *info = odk_value_new_dict();
-    odk_dict_set_string(*info, "name", name);
-    odk_dict_set_string(*info, "tty", tty);
-    odk_dict_set_string(*info, "cu", cu);
+    struct msg m = msg_begin();
+    msg_str(&m, "name", name);
+    msg_str(&m, "tty", tty);
+    msg_str(&m, "cu", cu);
+    st = msg_finish(&m, info);
+    const char *keys[] = {"IOTTYDevice", "IODialinDevice", "IOCalloutDevice", "OdkPseudoTerminal"};
+    const char *vals[] = {name, tty, cu, slave_path};
+    for (size_t i = 0; i < 4 && st == ODK_OK; i++)
+        st = odk_dict_set_string(node->props, keys[i], vals[i]);
+    if (st < 0) {
+        snprintf(err, err_len, "out of memory describing serial port %s", name);
+        odk_value_free(*info);
+        *info = NULL;
+        close(master);
+        close(slave);
+        return st; /* the links go with the node (node_gone) */
+    }
     fds[0] = master;
     fds[1] = slave;
     odk_info("serial port %s: %s -> %s", name, tty, slave_path);
     return ODK_OK;
 }
 
-static int forget_one(reg_node *n, void *ctx)
+static void free_link(struct pty_link *l)
 {
-    struct odkd *d = ctx;
-    for (struct pty_link **p = &d->pty_links; *p;) {
+    unlink(l->tty);
+    unlink(l->cu);
+    free(l->tty);
+    free(l->cu);
+    free(l);
+}
+
+/* ---- the module --------------------------------------------------------- */
+
+/* serial-pty {"node", "base", "suffix"}: a pty for a port node the driver
+ * published; the reply carries {"name", "tty", "cu"} and the master and
+ * a slave descriptor. */
+static int op_serial_pty(struct host_request *r)
+{
+    reg_node *n = hostreq_own_node(r);
+    if (!n)
+        return ODK_E_ACCESS;
+    int st = pty_open(serial_of(r->d), n, odk_dict_get_string(r->args, "base", "serial"),
+                      odk_dict_get_string(r->args, "suffix", "0"), r->fds, &r->out, r->err,
+                      sizeof r->err);
+    if (st == ODK_OK)
+        r->n_fds = 2;
+    return st;
+}
+
+static void node_gone(struct odkd *d, reg_node *n)
+{
+    struct serial *s = serial_of(d);
+    for (struct pty_link **p = &s->links; *p;) {
         struct pty_link *l = *p;
         if (l->node_id != n->id) {
             p = &l->next;
             continue;
         }
-        unlink(l->tty);
-        unlink(l->cu);
         *p = l->next;
-        free(l->tty);
-        free(l->cu);
-        free(l);
-    }
-    return 0;
-}
-
-void serial_pty_forget(struct odkd *d, reg_node *node)
-{
-    registry_walk(node, forget_one, d);
-}
-
-void serial_pty_forget_all(struct odkd *d)
-{
-    while (d->pty_links) {
-        struct pty_link *l = d->pty_links;
-        d->pty_links = l->next;
-        unlink(l->tty);
-        unlink(l->cu);
-        free(l->tty);
-        free(l->cu);
-        free(l);
+        free_link(l);
     }
 }
+
+static int option(struct odkd *d, const char *name, const char *value, char *err, size_t len)
+{
+    (void)name;
+    struct serial *s = serial_of(d);
+    char *dir = realpath(value, NULL);
+    if (!dir) {
+        snprintf(err, len, "--dev-dir %s: %s", value, strerror(errno));
+        return ODK_E_INVALID;
+    }
+    free(s->dev_dir);
+    s->dev_dir = dir;
+    return ODK_OK;
+}
+
+static int init(struct odkd *d)
+{
+    struct serial *s = serial_of(d);
+    if (!s->dev_dir && !(s->dev_dir = strdup("/dev")))
+        return ODK_E_NOMEM;
+    return ODK_OK;
+}
+
+static void fini(struct odkd *d)
+{
+    struct serial *s = serial_of(d);
+    while (s->links) {
+        struct pty_link *l = s->links;
+        s->links = l->next;
+        free_link(l);
+    }
+    free(s->dev_dir);
+    s->dev_dir = NULL;
+}
+
+static const struct class_def classes[] = {{"IOUserSerial", "IOService"}, {NULL, NULL}};
+static const struct module_option options[] = {
+    {"dev-dir", true, "where serial ports get their tty./cu. links (default /dev)"},
+    {NULL, false, NULL},
+};
+static const struct host_op host_ops[] = {{"serial-pty", op_serial_pty}, {NULL, NULL}};
+
+static const struct odkd_module serial_family = {
+    .name = "serial",
+    .kind = "family",
+    .state_size = sizeof(struct serial),
+    .classes = classes,
+    .options = options,
+    .host_ops = host_ops,
+    .option = option,
+    .init = init,
+    .node_gone = node_gone,
+    .fini = fini,
+};
+ODKD_MODULE(serial_family)

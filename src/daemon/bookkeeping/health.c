@@ -1,0 +1,33 @@
+/* Periodic health checks of driver hosts: memory limits
+ * (OdkMemoryLimitMB).  A host past its limit is killed and restarted like
+ * a crash, with the reason in the report. */
+#include <stdio.h>
+
+#include "daemon/bookkeeping/health.h"
+#include "daemon/bookkeeping/instance.h"
+#include "daemon/odkd.h"
+#include "odk/log.h"
+
+#define HEALTH_PERIOD_MS 500
+
+static void check(struct odkd *d, void *ptr)
+{
+    (void)ptr;
+    for (struct instance *in = d->instances; in; in = in->next) {
+        if (!in->memory_limit_kib || in->pid <= 0 || in->kill_reason)
+            continue;
+        uint64_t rss = instance_rss_kib(in);
+        if (rss > in->memory_limit_kib) {
+            odk_error("%s#%u (pid %d) exceeded its memory limit (%llu MiB > %llu MiB); killing it",
+                      in->bundle->id, in->id, (int)in->pid, (unsigned long long)(rss / 1024),
+                      (unsigned long long)(in->memory_limit_kib / 1024));
+            instance_kill(d, in, "exceeded its memory limit");
+        }
+    }
+    loop_timer(d, HEALTH_PERIOD_MS, check, NULL);
+}
+
+void health_start(struct odkd *d)
+{
+    loop_timer(d, HEALTH_PERIOD_MS, check, NULL);
+}

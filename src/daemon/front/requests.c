@@ -1,0 +1,343 @@
+/* What odkctl and libodk can ask odkd: list, tree, explain, open a user
+ * client, logs and crash reports, install, uninstall, restart, power,
+ * debug.  Each operation checks its arguments (they come from outside),
+ * fills r->out or r->err, and returns a status. */
+#include <dirent.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "daemon/bookkeeping/catalog.h"
+#include "daemon/bookkeeping/instance.h"
+#include "daemon/core/match.h"
+#include "daemon/core/msg.h"
+#include "daemon/front/requests.h"
+#include "daemon/front/server.h"
+#include "daemon/odkd.h"
+#include "daemon/policy/manager.h"
+#include "daemon/policy/power.h"
+#include "odk/driver.h"
+#include "odk/log.h"
+#include "odk/status.h"
+
+#define LOG_REPLY_MAX (256 * 1024) /* `odkctl log` returns at most the last 256 KiB */
+
+bool request_privileged(const struct client_request *r)
+{
+    return r->uid == 0 || r->uid == getuid();
+}
+
+reg_node *request_node(struct client_request *r)
+{
+    const odk_value *v = odk_dict_get(r->args, "node");
+    if (!v || odk_value_type(v) != ODK_TYPE_INT) {
+        snprintf(r->err, sizeof r->err, "missing integer argument 'node'");
+        return NULL;
+    }
+    reg_node *n = registry_find(r->d->reg, (uint64_t)odk_value_int(v));
+    if (!n)
+        snprintf(r->err, sizeof r->err, "no registry node %lld", (long long)odk_value_int(v));
+    return n;
+}
+
+/* Appends item (taken) to array; the first failure sticks in *st. */
+static void append(odk_value *array, odk_value *item, int *st)
+{
+    if (*st == ODK_OK && !item)
+        *st = ODK_E_NOMEM;
+    if (*st != ODK_OK) {
+        odk_value_free(item);
+        return;
+    }
+    *st = odk_array_append(array, item);
+}
+
+static odk_value *new_array(int *st)
+{
+    odk_value *a = odk_value_new_array();
+    *st = a ? ODK_OK : ODK_E_NOMEM;
+    return a;
+}
+
+/* r->out = {key: list}, taking list. */
+static int reply_with(struct client_request *r, const char *key, odk_value *list, int st)
+{
+    if (st < 0) {
+        odk_value_free(list);
+        return st;
+    }
+    struct msg m = msg_begin();
+    msg_take(&m, key, list);
+    return msg_finish(&m, &r->out);
+}
+
+static int op_ping(struct client_request *r)
+{
+    struct msg m = msg_begin();
+    msg_int(&m, "pid", getpid());
+    return msg_finish(&m, &r->out);
+}
+
+static int op_list(struct client_request *r)
+{
+    int st;
+    odk_value *a = new_array(&st);
+    for (struct instance *in = r->d->instances; in; in = in->next)
+        append(a, instance_describe(r->d, in), &st);
+    return reply_with(r, "instances", a, st);
+}
+
+struct tree_ctx {
+    struct odkd *d;
+    odk_value *nodes;
+    int st;
+};
+
+static int describe_into(reg_node *n, void *ctx)
+{
+    struct tree_ctx *t = ctx;
+    append(t->nodes, registry_node_describe(t->d->reg, n), &t->st);
+    return t->st;
+}
+
+static int op_tree(struct client_request *r)
+{
+    struct tree_ctx t = {r->d, odk_value_new_array(), ODK_OK};
+    t.st = t.nodes ? ODK_OK : ODK_E_NOMEM;
+    if (t.st == ODK_OK)
+        registry_walk(registry_root(r->d->reg), describe_into, &t);
+    return reply_with(r, "nodes", t.nodes, t.st);
+}
+
+static int op_explain(struct client_request *r)
+{
+    reg_node *n = request_node(r);
+    if (!n)
+        return ODK_E_NOT_FOUND;
+    size_t nb = 0;
+    bundle **b = catalog_bundles(r->d, &nb);
+    if (!b)
+        return ODK_E_NOMEM;
+    /* Explain the ranking itself: a category that already has a driver
+     * still shows which personality wins it. */
+    odk_value *list = match_explain(r->d->reg, n, b, nb, NULL, 0);
+    free(b);
+    struct msg m = msg_begin();
+    msg_take(&m, "node", registry_node_describe(r->d->reg, n));
+    msg_take(&m, "personalities", list);
+    return msg_finish(&m, &r->out);
+}
+
+static int op_install(struct client_request *r)
+{
+    const char *path = odk_dict_get_string(r->args, "path", NULL);
+    if (!path) {
+        snprintf(r->err, sizeof r->err, "missing string argument 'path'");
+        return ODK_E_INVALID;
+    }
+    bool changed = false;
+    int st = manager_install(r->d, path, &changed, r->err, sizeof r->err);
+    if (st < 0)
+        return st;
+    struct msg m = msg_begin();
+    msg_bool(&m, "changed", changed);
+    return msg_finish(&m, &r->out);
+}
+
+static int op_uninstall(struct client_request *r)
+{
+    const char *id = odk_dict_get_string(r->args, "bundle", NULL);
+    if (!id) {
+        snprintf(r->err, sizeof r->err, "missing string argument 'bundle'");
+        return ODK_E_INVALID;
+    }
+    int st = manager_uninstall(r->d, id);
+    if (st == ODK_E_NOT_FOUND)
+        snprintf(r->err, sizeof r->err, "no bundle %s is installed", id);
+    return st;
+}
+
+static int op_restart(struct client_request *r)
+{
+    const char *id = odk_dict_get_string(r->args, "bundle", NULL);
+    int st = id ? manager_restart(r->d, id) : ODK_E_NOT_FOUND;
+    if (st == ODK_E_NOT_FOUND)
+        snprintf(r->err, sizeof r->err, "no bundle %s", id ? id : "(none)");
+    return st;
+}
+
+/* The last LOG_REPLY_MAX bytes of a file, "" if it cannot be read. */
+static char *tail_of(const char *path)
+{
+    char *buf = calloc(1, LOG_REPLY_MAX + 1);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (buf && fd >= 0) {
+        off_t size = lseek(fd, 0, SEEK_END);
+        off_t from = size > LOG_REPLY_MAX ? size - LOG_REPLY_MAX : 0;
+        ssize_t n = pread(fd, buf, LOG_REPLY_MAX, from);
+        buf[n > 0 ? n : 0] = 0;
+    }
+    if (fd >= 0)
+        close(fd);
+    return buf;
+}
+
+static int op_log(struct client_request *r)
+{
+    const char *id = odk_dict_get_string(r->args, "bundle", NULL);
+    if (!id || strchr(id, '/') || !catalog_find(r->d, id)) {
+        snprintf(r->err, sizeof r->err, "no bundle %s", id ? id : "(none)");
+        return ODK_E_NOT_FOUND;
+    }
+    char path[4096];
+    snprintf(path, sizeof path, "%s/logs/%s.log", r->d->state_dir, id);
+    char *text = tail_of(path);
+    if (!text)
+        return ODK_E_NOMEM;
+    struct msg m = msg_begin();
+    msg_str(&m, "text", text);
+    free(text);
+    return msg_finish(&m, &r->out);
+}
+
+static int op_crashes(struct client_request *r)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/crashes", r->d->state_dir);
+    int st;
+    odk_value *list = new_array(&st);
+    DIR *dh = opendir(path);
+    struct dirent *de;
+    while (dh && st == ODK_OK && (de = readdir(dh))) {
+        if (de->d_name[0] == '.')
+            continue;
+        char f[4096 + 256];
+        snprintf(f, sizeof f, "%s/%s", path, de->d_name);
+        append(list, odk_value_new_string(f), &st);
+    }
+    if (dh)
+        closedir(dh);
+    return reply_with(r, "crashes", list, st);
+}
+
+static odk_value *open_client_args(struct client_request *r, uint64_t target)
+{
+    struct msg m = msg_begin();
+    msg_str(&m, "op", "open-client");
+    msg_int(&m, "node", (int64_t)target);
+    msg_int(&m, "type", odk_dict_get_int(r->args, "type", 0));
+    msg_int(&m, "uid", r->uid);
+    msg_int(&m, "pid", r->pid);
+    return msg_done(&m);
+}
+
+static int op_open(struct client_request *r)
+{
+    reg_node *n = request_node(r);
+    if (!n)
+        return ODK_E_NOT_FOUND;
+    struct instance *in = instance_by_node(r->d, n->id);
+    if (!in) {
+        snprintf(r->err, sizeof r->err, "no driver serves node %llu", (unsigned long long)n->id);
+        return ODK_E_NOT_FOUND;
+    }
+    if (in->state != INST_RUNNING || in->ctl_fd < 0) {
+        snprintf(r->err, sizeof r->err, "the driver of node %llu is %s",
+                 (unsigned long long)n->id, inst_state_name(in->state));
+        return ODK_E_STATE;
+    }
+    /* Access: the owner of odkd, root, or anyone when the personality says
+     * so ("OdkUserClientAccess": "everyone"). */
+    const char *access = odk_dict_get_string(in->personality, "OdkUserClientAccess", "owner");
+    if (!request_privileged(r) && strcmp(access, "everyone") != 0) {
+        snprintf(r->err, sizeof r->err, "uid %u may not open %s", (unsigned)r->uid,
+                 in->bundle->id);
+        return ODK_E_ACCESS;
+    }
+    uint64_t target = n->owner ? n->id : in->node_id;
+    struct msg m = msg_begin();
+    msg_int(&m, "node", (int64_t)target);
+    msg_str(&m, "bundle", in->bundle->id);
+    int st = msg_finish(&m, &r->out);
+    int sv[2];
+    if (st == ODK_OK)
+        st = wire_socketpair(sv);
+    if (st < 0)
+        return st;
+    /* The app's end goes back with the reply, the driver's to the host. */
+    bool sent = instance_request(in, open_client_args(r, target), &sv[1], 1) != 0;
+    close(sv[1]);
+    if (!sent) {
+        close(sv[0]);
+        snprintf(r->err, sizeof r->err, "the driver of node %llu cannot be reached",
+                 (unsigned long long)n->id);
+        return ODK_E_GONE;
+    }
+    r->reply_fd = sv[0];
+    return ODK_OK;
+}
+
+struct pending_reply {
+    uint64_t conn_id;
+    uint32_t seq;
+};
+
+static void power_done(struct odkd *d, void *ctx, odk_value *results)
+{
+    struct pending_reply *p = ctx;
+    server_reply_later(d, p->conn_id, p->seq, results ? ODK_OK : ODK_E_NOMEM, results);
+    free(p);
+}
+
+static int op_power(struct client_request *r)
+{
+    const char *state = odk_dict_get_string(r->args, "state", "");
+    uint32_t target;
+    if (strcmp(state, "sleep") == 0 || strcmp(state, "off") == 0)
+        target = ODK_POWER_OFF;
+    else if (strcmp(state, "wake") == 0 || strcmp(state, "on") == 0)
+        target = ODK_POWER_ON;
+    else {
+        snprintf(r->err, sizeof r->err, "power state must be sleep or wake, not '%s'", state);
+        return ODK_E_INVALID;
+    }
+    struct pending_reply *p = malloc(sizeof *p);
+    if (!p)
+        return ODK_E_NOMEM;
+    *p = (struct pending_reply){r->conn_id, r->seq};
+    int st = power_begin(r->d, target, power_done, p);
+    if (st < 0)
+        free(p);
+    if (st == ODK_E_BUSY)
+        snprintf(r->err, sizeof r->err, "a power transition is already running");
+    if (st == ODK_OK)
+        r->later = true;
+    return st;
+}
+
+static int op_debug(struct client_request *r)
+{
+    const char *id = odk_dict_get_string(r->args, "bundle", NULL);
+    if (!id || !catalog_find(r->d, id)) {
+        snprintf(r->err, sizeof r->err, "no bundle %s", id ? id : "(none)");
+        return ODK_E_NOT_FOUND;
+    }
+    int st;
+    odk_value *list = new_array(&st);
+    for (struct instance *in = r->d->instances; in; in = in->next)
+        if (strcmp(in->bundle->id, id) == 0 && in->pid > 0)
+            append(list, instance_describe(r->d, in), &st);
+    return reply_with(r, "instances", list, st);
+}
+
+const struct client_op client_requests[] = {
+    {"ping", op_ping, false},           {"list", op_list, false},
+    {"tree", op_tree, false},           {"explain", op_explain, false},
+    {"open", op_open, false},           {"log", op_log, false},
+    {"crashes", op_crashes, false},     {"debug", op_debug, false},
+    {"install", op_install, true},      {"uninstall", op_uninstall, true},
+    {"restart", op_restart, true},      {"power", op_power, true},
+    {NULL, NULL, false},
+};

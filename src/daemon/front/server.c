@@ -1,0 +1,406 @@
+/* odkd's socket: connections from odkctl and libodk, the dispatch of their
+ * requests (requests.c, the watch operations here, and those modules
+ * add), and registry events to watchers.  Every message is untrusted; a
+ * bad one gets an error reply and the connection (and everyone else's)
+ * goes on. */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include "daemon/core/match.h"
+#include "daemon/core/module.h"
+#include "daemon/core/msg.h"
+#include "daemon/front/requests.h"
+#include "daemon/front/server.h"
+#include "daemon/odkd.h"
+#include "daemon/policy/manager.h"
+#include "odk/log.h"
+#include "odk/status.h"
+
+#define MAX_WATCHES_PER_CONN 256
+
+struct watch_entry {
+    uint32_t id;
+    odk_value *matching;
+};
+
+struct conn {
+    uint64_t id;
+    int fd;
+    struct watch w;
+    uid_t uid;
+    pid_t pid;
+    struct watch_entry watches[MAX_WATCHES_PER_CONN];
+    size_t n_watches;
+    uint32_t next_watch;
+    struct conn *next;
+};
+
+struct server {
+    int listen_fd;
+    struct watch listen_watch;
+    struct conn *conns;
+    uint64_t next_conn_id;
+};
+
+static void conn_free(void *ptr)
+{
+    struct conn *c = ptr;
+    for (size_t i = 0; i < c->n_watches; i++)
+        odk_value_free(c->watches[i].matching);
+    free(c);
+}
+
+static void conn_close(struct odkd *d, struct conn *c)
+{
+    for (struct conn **p = &d->server->conns; *p; p = &(*p)->next) {
+        if (*p == c) {
+            *p = c->next;
+            break;
+        }
+    }
+    loop_del(d, &c->w);
+    close(c->fd);
+    loop_defer_free(d, conn_free, c);
+}
+
+static struct conn *conn_by_id(struct odkd *d, uint64_t id)
+{
+    for (struct conn *c = d->server ? d->server->conns : NULL; c; c = c->next)
+        if (c->id == id)
+            return c;
+    return NULL;
+}
+
+static void send_reply(struct conn *c, uint32_t seq, int status, odk_value *body, const int *fds,
+                       size_t n_fds)
+{
+    /* A client that does not read its replies must not stall odkd: the
+     * socket is non-blocking, and a reply to a full one is lost (logged). */
+    int st = wire_send_value(c->fd, WIRE_REPLY, seq, status, body, fds, n_fds);
+    if (st < 0 && st != ODK_E_DISCONNECTED)
+        odk_warn("reply to pid %d failed: %s", (int)c->pid, odk_strerror(st));
+    odk_value_free(body);
+}
+
+void server_reply_later(struct odkd *d, uint64_t conn_id, uint32_t seq, int status,
+                        odk_value *body)
+{
+    struct conn *c = conn_by_id(d, conn_id);
+    if (c)
+        send_reply(c, seq, status, body, NULL, 0);
+    else
+        odk_value_free(body);
+}
+
+/* ---- watching ----------------------------------------------------------- */
+
+/* A matching dictionary from an app: personality keys, IOProviderClass
+ * defaulting to IOService. */
+static bool app_match(struct odkd *d, const odk_value *matching, const reg_node *n)
+{
+    char why[256];
+    if (odk_dict_get(matching, "IOProviderClass"))
+        return match_personality(d->reg, n, matching, why, sizeof why) == 1;
+    odk_value *m = odk_value_copy(matching);
+    if (!m || odk_dict_set_string(m, "IOProviderClass", "IOService") < 0) {
+        odk_value_free(m);
+        return false;
+    }
+    bool ok = match_personality(d->reg, n, m, why, sizeof why) == 1;
+    odk_value_free(m);
+    return ok;
+}
+
+static odk_value *event_body(const char *event, uint32_t watch, const odk_value *node)
+{
+    struct msg m = msg_begin();
+    msg_str(&m, "event", event);
+    msg_int(&m, "watch", watch);
+    msg_copy(&m, "node", node);
+    return msg_done(&m);
+}
+
+/* A manager event: sent to every watch whose matching dictionary matches. */
+static void on_event(struct odkd *d, const char *event, reg_node *node, void *ctx)
+{
+    (void)ctx;
+    if (!d->server)
+        return;
+    odk_value *desc = NULL;
+    for (struct conn *c = d->server->conns; c; c = c->next) {
+        for (size_t i = 0; i < c->n_watches; i++) {
+            if (!app_match(d, c->watches[i].matching, node))
+                continue;
+            if (!desc && !(desc = registry_node_describe(d->reg, node))) {
+                odk_error("out of memory describing node %llu; %s event not sent",
+                          (unsigned long long)node->id, event);
+                return;
+            }
+            odk_value *ev = event_body(event, c->watches[i].id, desc);
+            if (ev)
+                wire_send_value(c->fd, WIRE_EVENT, 0, 0, ev, NULL, 0);
+            else
+                odk_error("out of memory; %s event to pid %d not sent", event, (int)c->pid);
+            odk_value_free(ev);
+        }
+    }
+    odk_value_free(desc);
+}
+
+struct find_ctx {
+    struct odkd *d;
+    const odk_value *matching;
+    odk_value *nodes;
+    int st;
+};
+
+static int find_one(reg_node *n, void *ctx)
+{
+    struct find_ctx *f = ctx;
+    if (n->state == REG_INACTIVE || n->state == REG_TERMINATING ||
+        !app_match(f->d, f->matching, n))
+        return 0;
+    odk_value *desc = registry_node_describe(f->d->reg, n);
+    f->st = desc ? odk_array_append(f->nodes, desc) : ODK_E_NOMEM;
+    return f->st;
+}
+
+static int op_find(struct client_request *r)
+{
+    const odk_value *m = odk_dict_get(r->args, "matching");
+    if (!m || odk_value_type(m) != ODK_TYPE_DICT) {
+        snprintf(r->err, sizeof r->err, "'matching' must be a dictionary");
+        return ODK_E_INVALID;
+    }
+    struct find_ctx f = {r->d, m, odk_value_new_array(), ODK_OK};
+    if (!f.nodes)
+        return ODK_E_NOMEM;
+    registry_walk(registry_root(r->d->reg), find_one, &f);
+    if (f.st < 0) {
+        odk_value_free(f.nodes);
+        return f.st;
+    }
+    struct msg out = msg_begin();
+    msg_take(&out, "nodes", f.nodes);
+    return msg_finish(&out, &r->out);
+}
+
+static int op_watch(struct client_request *r)
+{
+    struct conn *c = conn_by_id(r->d, r->conn_id);
+    if (c->n_watches == MAX_WATCHES_PER_CONN) {
+        snprintf(r->err, sizeof r->err, "at most %d watches per connection",
+                 MAX_WATCHES_PER_CONN);
+        return ODK_E_LIMIT;
+    }
+    /* The reply lists the services already there; later ones arrive as
+     * events. */
+    int st = op_find(r);
+    odk_value *matching = st == ODK_OK ? odk_value_copy(odk_dict_get(r->args, "matching")) : NULL;
+    if (st == ODK_OK && !matching)
+        st = ODK_E_NOMEM;
+    if (st == ODK_OK)
+        st = odk_dict_set_int(r->out, "watch", c->next_watch + 1);
+    if (st < 0) {
+        odk_value_free(matching);
+        return st;
+    }
+    struct watch_entry *w = &c->watches[c->n_watches++];
+    w->id = ++c->next_watch;
+    w->matching = matching;
+    return ODK_OK;
+}
+
+static int op_unwatch(struct client_request *r)
+{
+    struct conn *c = conn_by_id(r->d, r->conn_id);
+    uint32_t id = (uint32_t)odk_dict_get_int(r->args, "watch", 0);
+    for (size_t i = 0; i < c->n_watches; i++) {
+        if (c->watches[i].id == id) {
+            odk_value_free(c->watches[i].matching);
+            c->watches[i] = c->watches[--c->n_watches];
+            return ODK_OK;
+        }
+    }
+    snprintf(r->err, sizeof r->err, "no watch %u on this connection", id);
+    return ODK_E_NOT_FOUND;
+}
+
+static const struct client_op watch_ops[] = {
+    {"find", op_find, false},
+    {"watch", op_watch, false},
+    {"unwatch", op_unwatch, false},
+    {NULL, NULL, false},
+};
+
+/* ---- requests ----------------------------------------------------------- */
+
+static const struct client_op *find_op(const char *name)
+{
+    const struct client_op *tables[] = {watch_ops, client_requests};
+    for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++)
+        for (const struct client_op *op = tables[t]; op->name; op++)
+            if (strcmp(op->name, name) == 0)
+                return op;
+    return module_client_op(name);
+}
+
+static int dispatch(struct client_request *r, const wire_msg *m, odk_value **args)
+{
+    if (m->hdr.type != WIRE_REQUEST) {
+        snprintf(r->err, sizeof r->err, "expected a request, got message type %u", m->hdr.type);
+        return ODK_E_PROTOCOL;
+    }
+    if (wire_msg_value(m, args) < 0) {
+        snprintf(r->err, sizeof r->err, "the request body is not a valid encoded dictionary");
+        return ODK_E_PROTOCOL;
+    }
+    r->args = *args;
+    const char *name = odk_dict_get_string(r->args, "op", "");
+    const struct client_op *op = find_op(name);
+    if (!op) {
+        snprintf(r->err, sizeof r->err, "unknown operation '%s'", name);
+        return ODK_E_UNSUPPORTED;
+    }
+    if (op->needs_privilege && !request_privileged(r)) {
+        snprintf(r->err, sizeof r->err, "'%s' needs root or odkd's own user", name);
+        return ODK_E_ACCESS;
+    }
+    return op->fn(r);
+}
+
+static odk_value *error_body(const char *text)
+{
+    struct msg m = msg_begin();
+    msg_str(&m, "error", text);
+    return msg_done(&m);
+}
+
+static void handle(struct odkd *d, struct conn *c, wire_msg *m)
+{
+    struct client_request r = {.d = d, .conn_id = c->id, .seq = m->hdr.seq, .uid = c->uid,
+                               .pid = c->pid, .reply_fd = -1};
+    odk_value *args = NULL;
+    int st = dispatch(&r, m, &args);
+    if (st < 0) {
+        odk_value_free(r.out);
+        r.out = error_body(r.err[0] ? r.err : odk_strerror(st));
+        if (r.reply_fd >= 0)
+            close(r.reply_fd);
+        r.reply_fd = -1;
+        r.later = false;
+    }
+    if (!r.later)
+        send_reply(c, r.seq, st, r.out, r.reply_fd >= 0 ? &r.reply_fd : NULL,
+                   r.reply_fd >= 0 ? 1 : 0);
+    else
+        odk_value_free(r.out);
+    if (r.reply_fd >= 0)
+        close(r.reply_fd);
+    odk_value_free(args);
+}
+
+static void on_conn(struct odkd *d, void *ptr, uint32_t events)
+{
+    (void)events;
+    struct conn *c = ptr;
+    wire_msg m;
+    wire_msg_init(&m);
+    int st = wire_recv(c->fd, &m);
+    if (st == ODK_E_PROTOCOL) {
+        odk_warn("pid %d sent a malformed message; answered with an error", (int)c->pid);
+        send_reply(c, 0, ODK_E_PROTOCOL,
+                   error_body("malformed message (bad magic, length or flags)"), NULL, 0);
+    } else if (st == ODK_E_AGAIN) {
+        /* spurious wake-up */
+    } else if (st < 0) {
+        conn_close(d, c);
+    } else {
+        handle(d, c, &m);
+    }
+    wire_msg_release(&m);
+}
+
+static void on_accept(struct odkd *d, void *ptr, uint32_t events)
+{
+    (void)ptr;
+    (void)events;
+    int fd = accept4(d->server->listen_fd, NULL, NULL, SOCK_CLOEXEC | SOCK_NONBLOCK);
+    if (fd < 0)
+        return;
+    struct conn *c = calloc(1, sizeof *c);
+    if (!c) {
+        close(fd);
+        return;
+    }
+    struct ucred cred;
+    socklen_t len = sizeof cred;
+    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
+        c->uid = cred.uid;
+        c->pid = cred.pid;
+    } else {
+        c->uid = (uid_t)-1;
+    }
+    c->id = ++d->server->next_conn_id;
+    c->fd = fd;
+    if (loop_add(d, &c->w, fd, EPOLLIN, on_conn, c) < 0) {
+        close(fd);
+        free(c);
+        return;
+    }
+    c->next = d->server->conns;
+    d->server->conns = c;
+}
+
+void server_close_all(struct odkd *d)
+{
+    struct server *s = d->server;
+    if (!s)
+        return;
+    while (s->conns) {
+        struct conn *c = s->conns;
+        s->conns = c->next;
+        loop_del(d, &c->w);
+        close(c->fd);
+        conn_free(c);
+    }
+    if (s->listen_fd >= 0) {
+        loop_del(d, &s->listen_watch);
+        close(s->listen_fd);
+    }
+    free(s);
+    d->server = NULL;
+}
+
+int server_listen(struct odkd *d)
+{
+    struct sockaddr_un sa = {.sun_family = AF_UNIX};
+    if (strlen(d->sock_path) >= sizeof sa.sun_path) {
+        odk_error("socket path %s is longer than %zu bytes", d->sock_path, sizeof sa.sun_path - 1);
+        return ODK_E_LIMIT;
+    }
+    struct server *s = calloc(1, sizeof *s);
+    if (!s || manager_subscribe(d, on_event, NULL) < 0) {
+        free(s);
+        return ODK_E_NOMEM;
+    }
+    s->listen_fd = -1;
+    s->listen_watch.fd = -1;
+    d->server = s;
+    strcpy(sa.sun_path, d->sock_path);
+    unlink(d->sock_path);
+    s->listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
+    if (s->listen_fd < 0 || bind(s->listen_fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
+        listen(s->listen_fd, 64) < 0) {
+        odk_error("cannot listen on %s: %m", d->sock_path);
+        return ODK_E_IO;
+    }
+    chmod(d->sock_path, 0666); /* access is decided per operation */
+    return loop_add(d, &s->listen_watch, s->listen_fd, EPOLLIN, on_accept, NULL);
+}

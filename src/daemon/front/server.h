@@ -1,0 +1,23 @@
+/* server.h — odkd's socket: connections from odkctl and libodk, their
+ * requests, and registry events to the apps that watch. */
+#ifndef ODK_DAEMON_SERVER_H
+#define ODK_DAEMON_SERVER_H
+
+#include <stdint.h>
+
+#include "odk/value.h"
+
+struct odkd;
+
+/* Listens on d->sock_path (mode 0666: access is decided per operation)
+ * and subscribes to the manager's events.  ODK_E_LIMIT for a path too
+ * long for a unix socket, ODK_E_IO, ODK_E_NOMEM (all logged). */
+int server_listen(struct odkd *d);
+/* Replies to a request that answered later (r->later), taking body.  A
+ * connection that closed meanwhile is skipped. */
+void server_reply_later(struct odkd *d, uint64_t conn_id, uint32_t seq, int status,
+                        odk_value *body);
+/* Closes every connection and the listening socket (at exit). */
+void server_close_all(struct odkd *d);
+
+#endif

@@ -1,0 +1,286 @@
+/* The manager: odkd's one place of policy.  When a node registers or a
+ * bundle arrives it ranks personalities and launches the winners; it rolls
+ * a failed install back, stops what an uninstall or an unplug takes away,
+ * and publishes registry events to whoever subscribed (the client
+ * server).  It sits above the catalog and the instances and hears from
+ * them only through the hooks it installs. */
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "daemon/bookkeeping/catalog.h"
+#include "daemon/bookkeeping/instance.h"
+#include "daemon/core/match.h"
+#include "daemon/core/module.h"
+#include "daemon/odkd.h"
+#include "daemon/policy/manager.h"
+#include "daemon/policy/power.h"
+#include "odk/log.h"
+#include "odk/status.h"
+
+/* Match categories that can have a driver on one node at once; a node
+ * with more drivers attached is matched as if the extra ones were absent
+ * (and logged). */
+#define MAX_CATEGORIES_PER_NODE 64
+
+struct subscriber {
+    manager_event_fn fn;
+    void *ctx;
+    struct subscriber *next;
+};
+
+int manager_subscribe(struct odkd *d, manager_event_fn fn, void *ctx)
+{
+    struct subscriber *s = malloc(sizeof *s);
+    if (!s)
+        return ODK_E_NOMEM;
+    *s = (struct subscriber){fn, ctx, d->subscribers};
+    d->subscribers = s;
+    return ODK_OK;
+}
+
+void manager_publish(struct odkd *d, const char *event, reg_node *node)
+{
+    for (struct subscriber *s = d->subscribers; s; s = s->next)
+        s->fn(d, event, node, s->ctx);
+}
+
+/* ---- matching -------------------------------------------------------- */
+
+/* Match categories that already have a driver on node. */
+static size_t taken_categories(struct odkd *d, const reg_node *node, const char **taken,
+                               size_t cap)
+{
+    size_t n = 0;
+    for (struct instance *in = d->instances; in && n < cap; in = in->next)
+        if (in->provider_id == node->id && !in->terminate)
+            taken[n++] = in->category;
+    return n;
+}
+
+void manager_match(struct odkd *d, reg_node *node)
+{
+    if (node->state == REG_INACTIVE || node->state == REG_TERMINATING || node->state == REG_GONE)
+        return;
+    size_t n_bundles = 0;
+    bundle **bundles = catalog_bundles(d, &n_bundles);
+    if (!bundles) {
+        odk_error("out of memory matching node %llu", (unsigned long long)node->id);
+        return;
+    }
+    const char *taken[MAX_CATEGORIES_PER_NODE];
+    size_t n_taken = taken_categories(d, node, taken, MAX_CATEGORIES_PER_NODE);
+    if (n_taken == MAX_CATEGORIES_PER_NODE)
+        odk_warn("node %llu has %d or more drivers attached (MAX_CATEGORIES_PER_NODE)",
+                 (unsigned long long)node->id, MAX_CATEGORIES_PER_NODE);
+    match_candidate *winners = NULL;
+    size_t n_winners = 0;
+    int st = match_rank(d->reg, node, bundles, n_bundles, taken, n_taken, &winners, &n_winners);
+    if (st < 0)
+        odk_error("matching node %llu: %s", (unsigned long long)node->id, odk_strerror(st));
+    for (size_t i = 0; st == ODK_OK && i < n_winners; i++) {
+        struct catalog_entry *e = catalog_find(d, winners[i].bundle->id);
+        if (e && !instance_launch(d, e, winners[i].name, winners[i].personality, node))
+            odk_error("out of memory launching %s on node %llu", e->bundle->id,
+                      (unsigned long long)node->id);
+    }
+    free(winners);
+    free(bundles);
+}
+
+static int match_one(reg_node *n, void *ctx)
+{
+    manager_match(ctx, n);
+    return 0;
+}
+
+void manager_match_all(struct odkd *d)
+{
+    registry_walk(registry_root(d->reg), match_one, d);
+}
+
+void manager_register(struct odkd *d, reg_node *node)
+{
+    node->state = REG_REGISTERED;
+    manager_publish(d, "registered", node);
+    manager_match(d, node);
+}
+
+/* ---- nodes going away ------------------------------------------------- */
+
+static int node_gone(reg_node *n, void *ctx)
+{
+    struct odkd *d = ctx;
+    if (n->state != REG_INACTIVE)
+        manager_publish(d, "terminated", n);
+    modules_node_gone(d, n);
+    return 0;
+}
+
+void manager_remove_now(struct odkd *d, reg_node *node)
+{
+    instance_terminate_tree(d, node, NULL, NULL);
+    registry_walk(node, node_gone, d);
+    registry_remove(d->reg, node);
+}
+
+struct removal {
+    uint64_t node_id;
+    void (*done)(struct odkd *, void *);
+    void *ctx;
+};
+
+static void tree_stopped(struct odkd *d, void *ctx)
+{
+    struct removal *r = ctx;
+    reg_node *n = registry_find(d->reg, r->node_id);
+    if (n) {
+        registry_walk(n, node_gone, d);
+        registry_remove(d->reg, n);
+    }
+    if (r->done)
+        r->done(d, r->ctx);
+    free(r);
+}
+
+void manager_remove_tree(struct odkd *d, reg_node *node, void (*done)(struct odkd *, void *),
+                         void *ctx)
+{
+    struct removal *r = malloc(sizeof *r);
+    if (!r) {
+        odk_error("out of memory; removing node %llu at once", (unsigned long long)node->id);
+        manager_remove_now(d, node);
+        if (done)
+            done(d, ctx);
+        return;
+    }
+    *r = (struct removal){node->id, done, ctx};
+    node->state = REG_TERMINATING;
+    instance_terminate_tree(d, node, tree_stopped, r);
+}
+
+/* ---- what instances report -------------------------------------------- */
+
+static void on_started(struct odkd *d, struct instance *in)
+{
+    reg_node *n = registry_find(d->reg, in->node_id);
+    if (n)
+        manager_publish(d, "started", n);
+}
+
+static void stop_instances_of(struct odkd *d, struct catalog_entry *e)
+{
+    for (struct instance *in = d->instances, *next; in; in = next) {
+        next = in->next;
+        if (in->entry == e)
+            instance_terminate(d, in);
+    }
+}
+
+static void on_start_failed(struct odkd *d, struct instance *in, const char *reason)
+{
+    struct catalog_entry *e = in->entry;
+    if (!catalog_rollback(d, e, reason))
+        return;
+    stop_instances_of(d, e);
+    manager_match_all(d);
+}
+
+static void on_reply(struct odkd *d, struct instance *in, const wire_msg *m)
+{
+    if (in->power_seq && m->hdr.seq == in->power_seq)
+        power_reply(d, in, m->hdr.status);
+}
+
+static void on_host_gone(struct odkd *d, struct instance *in)
+{
+    if (in->power_tx)
+        power_instance_gone(d, in);
+}
+
+static void on_remove_node(struct odkd *d, reg_node *node)
+{
+    registry_walk(node, node_gone, d);
+    registry_remove(d->reg, node);
+}
+
+static const struct instance_hooks hooks = {
+    .started = on_started,
+    .start_failed = on_start_failed,
+    .reply = on_reply,
+    .host_gone = on_host_gone,
+    .remove_node = on_remove_node,
+};
+
+void manager_init(struct odkd *d)
+{
+    d->hooks = &hooks;
+}
+
+/* ---- bundles ---------------------------------------------------------- */
+
+int manager_install(struct odkd *d, const char *path, bool *changed, char *err, size_t err_len)
+{
+    struct catalog_entry *replaced = NULL;
+    int st = catalog_install(d, path, changed, &replaced, err, err_len);
+    if (st < 0)
+        return st;
+    if (replaced)
+        stop_instances_of(d, replaced);
+    if (*changed)
+        manager_match_all(d);
+    return ODK_OK;
+}
+
+int manager_uninstall(struct odkd *d, const char *bundle_id)
+{
+    struct catalog_entry *e = NULL;
+    int st = catalog_uninstall(d, bundle_id, &e);
+    if (st == ODK_OK)
+        stop_instances_of(d, e);
+    return st;
+}
+
+int manager_restart(struct odkd *d, const char *bundle_id)
+{
+    struct catalog_entry *e = catalog_find(d, bundle_id);
+    if (!e)
+        return ODK_E_NOT_FOUND;
+    stop_instances_of(d, e);
+    /* Matching launches fresh instances once the old ones are down. */
+    manager_match_all(d);
+    return ODK_OK;
+}
+
+/* ---- exit ------------------------------------------------------------- */
+
+static void all_stopped(struct odkd *d, void *ctx)
+{
+    (void)ctx;
+    d->quit = true;
+}
+
+static void grace_over(struct odkd *d, void *ptr)
+{
+    (void)ptr;
+    for (struct instance *in = d->instances; in; in = in->next)
+        if (in->pid > 0)
+            kill(in->pid, SIGKILL);
+}
+
+void manager_stop_all(struct odkd *d, uint64_t grace_ms)
+{
+    d->quit = false;
+    loop_timer(d, grace_ms, grace_over, NULL);
+    instance_terminate_tree(d, registry_root(d->reg), all_stopped, NULL);
+    loop_run(d);
+}
+
+void manager_free(struct odkd *d)
+{
+    while (d->subscribers) {
+        struct subscriber *s = d->subscribers;
+        d->subscribers = s->next;
+        free(s);
+    }
+}

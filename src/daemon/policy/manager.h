@@ -1,0 +1,55 @@
+/* manager.h — odkd's policy: one manager decides what runs.
+ *
+ *   a node registers   -> match it -> launch the winners
+ *   a start fails      -> roll a fresh install back -> match again
+ *   install/uninstall  -> stop the old build's drivers -> match again
+ *   a node goes away   -> terminate its drivers -> tell subscribers and
+ *                         modules -> remove it
+ *
+ * The front ends subscribe to registry events ("registered", "started",
+ * "property", "terminated") instead of being called. */
+#ifndef ODK_DAEMON_MANAGER_H
+#define ODK_DAEMON_MANAGER_H
+
+#include <stdbool.h>
+#include <stddef.h>
+
+#include "daemon/core/registry.h"
+
+struct odkd;
+
+/* Installs the instance hooks; call once before anything launches. */
+void manager_init(struct odkd *d);
+
+typedef void (*manager_event_fn)(struct odkd *d, const char *event, reg_node *node, void *ctx);
+/* fn hears every registry event until odkd exits.  ODK_E_NOMEM. */
+int manager_subscribe(struct odkd *d, manager_event_fn fn, void *ctx);
+/* Tells every subscriber. */
+void manager_publish(struct odkd *d, const char *event, reg_node *node);
+
+/* Registers node (INACTIVE -> REGISTERED), tells subscribers, matches it. */
+void manager_register(struct odkd *d, reg_node *node);
+/* Runs matching on node (when registered), or on every node. */
+void manager_match(struct odkd *d, reg_node *node);
+void manager_match_all(struct odkd *d);
+
+/* Terminates the drivers on node and below, then removes the subtree
+ * (telling subscribers and modules) and calls done(d, ctx) (may be NULL). */
+void manager_remove_tree(struct odkd *d, reg_node *node, void (*done)(struct odkd *, void *),
+                         void *ctx);
+/* Removes node and its subtree now; drivers under it are told to stop and
+ * finish stopping on their own. */
+void manager_remove_now(struct odkd *d, reg_node *node);
+
+/* odkctl install / uninstall / restart.  Errors of the catalog, with a
+ * sentence in err where it has one. */
+int manager_install(struct odkd *d, const char *path, bool *changed, char *err, size_t err_len);
+int manager_uninstall(struct odkd *d, const char *bundle_id);
+int manager_restart(struct odkd *d, const char *bundle_id);
+
+/* Stops every driver (at exit): runs the loop until all are reaped or
+ * grace_ms passed, after which the rest are killed. */
+void manager_stop_all(struct odkd *d, uint64_t grace_ms);
+void manager_free(struct odkd *d);
+
+#endif
