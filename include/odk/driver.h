@@ -25,6 +25,7 @@
 #include "odk/queue.h"
 #include "odk/status.h"
 #include "odk/value.h"
+#include "odk/version.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -114,7 +115,6 @@ int odk_method_check(const odk_method *table, uint32_t n_methods, uint32_t selec
 
 typedef struct odk_driver_class {
     const char *name;       /* the IOUserClass a personality names */
-    const char *super_name; /* registry superclass, e.g. "IOService" (NULL: IOService) */
     size_t state_size;      /* bytes of zeroed per-instance state (odk_driver_state) */
 
     /* Required.  Runs on the default queue.  A non-OK status fails the
@@ -155,19 +155,30 @@ typedef struct odk_driver_class {
                                   odk_data_queue **q);
 } odk_driver_class;
 
-/* Registers a class (called by ODK_DRIVER_CLASS at load time).
- * ODK_E_EXISTS when a class of that name is already registered. */
-int odk_driver_class_register(const odk_driver_class *cls);
-/* Borrowed; NULL when no class of that name is registered. */
+/* Registers a class; drivers do not call this directly but through
+ * ODK_DRIVER_CLASS, which passes sizeof the class structure and the
+ * ODK_API_VERSION the driver was compiled against.  cls is borrowed for the
+ * life of the process (it is the driver's static structure).  Any thread;
+ * does not block (a short lock).  Errors: ODK_E_INVALID (cls, its name or
+ * its start NULL), ODK_E_UNSUPPORTED (api_version is not ODK_API_VERSION or
+ * class_size not sizeof(odk_driver_class): the class is refused, nothing of
+ * it is read, and odk-driver-host reports both versions), ODK_E_EXISTS (a
+ * class of that name is registered), ODK_E_LIMIT (more than 256 classes in
+ * one process).  Every error is logged. */
+int odk_driver_class_register(const odk_driver_class *cls, size_t class_size, uint32_t api_version);
+/* The registered class called name: borrowed, lives as long as the
+ * process; NULL when none (or name is NULL).  Any thread; does not block. */
 const odk_driver_class *odk_driver_class_find(const char *name);
 
-/* Declares a class from a driver's shared object:
+/* Declares a class from a driver's shared object; it is registered when the
+ * host loads the object (a constructor), with the structure's size and the
+ * API version of the headers the driver was compiled with:
  *     static const odk_driver_class echo = { .name = "EchoDriver", ... };
  *     ODK_DRIVER_CLASS(echo);                                              */
 #define ODK_DRIVER_CLASS(cls)                                                                      \
     __attribute__((constructor)) static void odk_register_##cls(void)                             \
     {                                                                                              \
-        odk_driver_class_register(&(cls));                                                         \
+        odk_driver_class_register(&(cls), sizeof(cls), ODK_DRIVER_API_VERSION);                    \
     }
 
 /* ---- what a driver may call ------------------------------------------- */
