@@ -164,7 +164,8 @@ typedef struct odk_driver_class {
  * class_size not sizeof(odk_driver_class): the class is refused, nothing of
  * it is read, and odk-driver-host reports both versions), ODK_E_EXISTS (a
  * class of that name is registered), ODK_E_LIMIT (more than 256 classes in
- * one process).  Every error is logged. */
+ * one process).  Errors are logged (ODK_E_UNSUPPORTED by the host, when it
+ * looks the class up). */
 int odk_driver_class_register(const odk_driver_class *cls, size_t class_size, uint32_t api_version);
 /* The registered class called name: borrowed, lives as long as the
  * process; NULL when none (or name is NULL).  Any thread; does not block. */

@@ -24,9 +24,8 @@ static size_t refused_size;
 int odk_driver_class_register(const odk_driver_class *cls, size_t class_size, uint32_t api_version)
 {
     if (api_version != ODK_API_VERSION || class_size != sizeof(odk_driver_class)) {
-        odk_error("a driver class built for odk API version %u (odk_driver_class of %zu bytes) "
-                  "cannot run here: this odk-driver-host implements API version %u (%zu bytes)",
-                  api_version, class_size, ODK_API_VERSION, sizeof(odk_driver_class));
+        /* Not logged here: the host says so when it looks the class up by
+         * name, with both versions (driver_class_refused). */
         pthread_mutex_lock(&class_lock);
         refused = true;
         refused_version = api_version;
