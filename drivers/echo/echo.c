@@ -375,7 +375,6 @@ static const odk_method echo_methods[] = {
 
 static const odk_driver_class echo_class = {
     .name = "EchoDriver",
-    .super_name = "IOService",
     .state_size = sizeof(struct echo_state),
     .start = echo_start,
     .stop = echo_stop,

@@ -364,7 +364,6 @@ static const odk_method faulty_methods[] = {
 
 static const odk_driver_class faulty_class = {
     .name = "FaultyDriver",
-    .super_name = "IOService",
     .state_size = sizeof(struct faulty),
     .start = faulty_start,
     .stop = faulty_stop,

@@ -136,7 +136,6 @@ static void lb_stop(odk_driver *drv)
 
 static const odk_driver_class loopback_class = {
     .name = "SerialLoopback",
-    .super_name = "IOUserSerial",
     .state_size = sizeof(struct loopback),
     .start = lb_start,
     .stop = lb_stop,

@@ -244,7 +244,6 @@ static void tcp_stop(odk_driver *drv)
 
 static const odk_driver_class tcp_class = {
     .name = "SerialTcp",
-    .super_name = "IOUserSerial",
     .state_size = sizeof(struct tcp),
     .start = tcp_start,
     .stop = tcp_stop,

@@ -9,7 +9,8 @@
  *
  * Every callback of one driver instance runs on that instance's default
  * dispatch queue (odk_driver_queue), one at a time, so a driver needs no
- * locks for its own state.
+ * locks for its own state.  Errors, ownership, out-parameters and threads
+ * follow the rules in odk/status.h.
  */
 #ifndef ODK_DRIVER_H
 #define ODK_DRIVER_H
@@ -25,6 +26,7 @@
 #include "odk/queue.h"
 #include "odk/status.h"
 #include "odk/value.h"
+#include "odk/version.h"
 
 #ifdef __cplusplus
 extern "C" {
@@ -102,10 +104,13 @@ typedef struct odk_method {
 /* The method completes later, through odk_async_complete. */
 #define ODK_METHOD_ASYNC 0x1u
 
-/* Checks a call's shape against a table: ODK_E_BAD_SELECTOR,
- * ODK_E_BAD_ARGUMENTS (wrong scalar count / structure size, with the
- * expected and given values written to why), ODK_E_LIMIT, or ODK_OK.
- * scalar_out_max / struct_out_max are the app's capacities. */
+/* Checks a call's shape against a table (the runtime does this before a
+ * method runs; drivers rarely need it): ODK_E_BAD_SELECTOR (selector past
+ * n_methods or a NULL fn), ODK_E_BAD_ARGUMENTS (wrong scalar count /
+ * structure size), ODK_E_LIMIT (over ODK_MAX_SCALARS or ODK_MAX_STRUCT), or
+ * ODK_OK.  why (may be NULL) receives a sentence with the expected and given
+ * values ("ok" on success), cut to why_len.  scalar_out_max /
+ * struct_out_max are the app's capacities.  Pure: any thread. */
 int odk_method_check(const odk_method *table, uint32_t n_methods, uint32_t selector,
                      uint32_t scalar_in_count, uint64_t struct_in_len, uint32_t scalar_out_max,
                      uint64_t struct_out_max, char *why, size_t why_len);
@@ -114,7 +119,6 @@ int odk_method_check(const odk_method *table, uint32_t n_methods, uint32_t selec
 
 typedef struct odk_driver_class {
     const char *name;       /* the IOUserClass a personality names */
-    const char *super_name; /* registry superclass, e.g. "IOService" (NULL: IOService) */
     size_t state_size;      /* bytes of zeroed per-instance state (odk_driver_state) */
 
     /* Required.  Runs on the default queue.  A non-OK status fails the
@@ -155,85 +159,127 @@ typedef struct odk_driver_class {
                                   odk_data_queue **q);
 } odk_driver_class;
 
-/* Registers a class (called by ODK_DRIVER_CLASS at load time).
- * ODK_E_EXISTS when a class of that name is already registered. */
-int odk_driver_class_register(const odk_driver_class *cls);
-/* Borrowed; NULL when no class of that name is registered. */
+/* Registers a class; drivers do not call this directly but through
+ * ODK_DRIVER_CLASS, which passes sizeof the class structure and the
+ * ODK_API_VERSION the driver was compiled against.  cls is borrowed for the
+ * life of the process (it is the driver's static structure).  Any thread;
+ * does not block (a short lock).  Errors: ODK_E_INVALID (cls, its name or
+ * its start NULL), ODK_E_UNSUPPORTED (api_version is not ODK_API_VERSION or
+ * class_size not sizeof(odk_driver_class): the class is refused, nothing of
+ * it is read, and odk-driver-host reports both versions), ODK_E_EXISTS (a
+ * class of that name is registered), ODK_E_LIMIT (more than 256 classes in
+ * one process).  Errors are logged (ODK_E_UNSUPPORTED by the host, when it
+ * looks the class up). */
+int odk_driver_class_register(const odk_driver_class *cls, size_t class_size, uint32_t api_version);
+/* The registered class called name: borrowed, lives as long as the
+ * process; NULL when none (or name is NULL).  Any thread; does not block. */
 const odk_driver_class *odk_driver_class_find(const char *name);
 
-/* Declares a class from a driver's shared object:
+/* Declares a class from a driver's shared object; it is registered when the
+ * host loads the object (a constructor), with the structure's size and the
+ * API version of the headers the driver was compiled with:
  *     static const odk_driver_class echo = { .name = "EchoDriver", ... };
  *     ODK_DRIVER_CLASS(echo);                                              */
 #define ODK_DRIVER_CLASS(cls)                                                                      \
     __attribute__((constructor)) static void odk_register_##cls(void)                             \
     {                                                                                              \
-        odk_driver_class_register(&(cls));                                                         \
+        odk_driver_class_register(&(cls), sizeof(cls), ODK_DRIVER_API_VERSION);                    \
     }
 
 /* ---- what a driver may call ------------------------------------------- */
 
-/* The instance's zeroed state of class->state_size bytes (borrowed). */
+/* Accessors: never fail, never block, any thread (the values are fixed
+ * before start runs; odk_driver_iommu takes a short lock). */
+
+/* The instance's zeroed state of class->state_size bytes (borrowed, until
+ * free has returned). */
 void *odk_driver_state(odk_driver *drv);
-/* The instance's default queue (borrowed). */
+/* The instance's default queue (borrowed, until free; odk_retain it to keep
+ * it longer). */
 odk_queue *odk_driver_queue(odk_driver *drv);
-/* Bundle id, and the instance number odkd gave this driver. */
+/* Bundle id (borrowed, until free), and the instance number odkd gave this
+ * driver. */
 const char *odk_driver_bundle_id(const odk_driver *drv);
 uint32_t odk_driver_instance(const odk_driver *drv);
 /* The matched personality and the provider's properties, as dictionaries
- * (borrowed, valid until free). */
+ * (borrowed, valid until free; never NULL). */
 const odk_value *odk_driver_personality(const odk_driver *drv);
 const odk_value *odk_driver_provider_properties(const odk_driver *drv);
 /* Registry id of the provider node and of the driver's own service node. */
 uint64_t odk_driver_provider_id(const odk_driver *drv);
 uint64_t odk_driver_service_id(const odk_driver *drv);
 
-/* The DMA address space of the driver's device (borrowed, created on first
- * use).  On the sim bus it is a simulated IOMMU (48 address bits) that the
- * device models translate through; the VFIO backend will hand the real
- * one.  NULL only when out of memory. */
+/* The DMA address space of the driver's device (borrowed, until free;
+ * created on first use).  On the sim bus it is a simulated IOMMU (48
+ * address bits) that the device models translate through; the VFIO backend
+ * will hand the real one.  NULL only when out of memory (a later call tries
+ * again). */
 odk_iommu *odk_driver_iommu(odk_driver *drv);
 
+/* Requests to odkd.  Each BLOCKS the calling thread until odkd replies
+ * (normally well under a millisecond; odkd answers requests in order, never
+ * waiting on a driver).  Call them from the driver's queues (start, a
+ * method, a timer...), never from a thread odk did not start for the
+ * driver: the replies are read by the host's main thread, which must stay
+ * free.  Statuses common to all four: ODK_E_NOMEM (the request could not
+ * be built), ODK_E_DISCONNECTED (odkd is gone or closed the channel),
+ * ODK_E_ACCESS (odkd refused: the node is not this driver's). */
+
 /* Makes the driver's service node registered: apps can find and open it
- * and other personalities can match it.  ODK_E_DISCONNECTED if odkd is gone. */
+ * and other personalities can match it.  Registering twice is ODK_OK. */
 int odk_driver_register_service(odk_driver *drv);
-/* Sets a property on the driver's service node (takes ownership of value;
- * every client watching the node is told).  Key and value are checked by
- * odkd; ODK_E_INVALID for an empty key. */
+/* Sets key on the driver's service node (every client watching the node is
+ * told).  Takes value, whatever happens.  ODK_E_INVALID for a NULL or empty
+ * key or a NULL value (value is freed). */
 int odk_driver_set_property(odk_driver *drv, const char *key, odk_value *value);
 
 /* Publishes a child node under the driver's service node (a port, a disk,
- * an interface): class cls (derived from super, NULL for IOService) with
- * props (taken).  The node is registered, so it can be matched and found.
- * *node_id receives its registry id. */
+ * an interface): class cls (derived from super, NULL for IOService; a class
+ * already known under another superclass keeps its own) with props (taken,
+ * whatever happens; NULL for none).  The node is registered, so it can be
+ * matched and found.  *node_id (may be NULL) receives its registry id.
+ * ODK_E_INVALID: cls NULL or empty, props not a dictionary, or super
+ * unknown to odkd. */
 int odk_driver_publish_node(odk_driver *drv, const char *cls, const char *super,
                             odk_value *props, uint64_t *node_id);
-/* Removes a node published by this driver (and its children). */
+/* Removes a node published by this driver, and its children (their drivers
+ * are stopped first).  ODK_E_ACCESS also for the driver's own service node. */
 int odk_driver_withdraw_node(odk_driver *drv, uint64_t node_id);
-/* Sets a property on a node published by this driver (takes value). */
+/* Sets a property on a node published by this driver, as
+ * odk_driver_set_property (takes value, whatever happens). */
 int odk_driver_set_node_property(odk_driver *drv, uint64_t node_id, const char *key,
                                  odk_value *value);
 
 /* ---- asynchronous completions ------------------------------------------ */
 
-/* Completes an async call: status, then up to the call's scalar_out_count
- * scalars and struct_out_cap bytes (more is ODK_E_INVALID and completes the
- * call with ODK_E_DRIVER).  Consumes a, whatever it returns.  Call on the
- * driver's default queue.  ODK_E_CANCELLED when the app went away meanwhile
- * (nothing is sent). */
+/* Completes an async call: status (a positive one reaches the app as
+ * ODK_E_DRIVER), then up to the call's scalar_out_count scalars and
+ * struct_out_cap bytes (borrowed for the call).  Consumes a, whatever it
+ * returns.  Call on the driver's default queue only; does not wait for the
+ * app.  Errors: ODK_E_INVALID (a NULL, or more outputs than the app has
+ * room for: the call then completes with ODK_E_DRIVER), ODK_E_CANCELLED
+ * (the app went away meanwhile; nothing is sent). */
 int odk_async_complete(odk_async *a, int status, const uint64_t *scalars, uint32_t n_scalars,
                        const void *data, size_t len);
-/* True once the app that made the call has gone. */
+/* True once the app that made the call has gone (true for NULL).  Default
+ * queue only; never blocks. */
 bool odk_async_cancelled(const odk_async *a);
-/* Called once, on the default queue, if the app goes away before the call
- * completes (the driver still completes a, which then only frees it). */
+/* Sets fn(ctx, a), called once, on the default queue, if the app goes away
+ * before the call completes (the driver still completes a, which then only
+ * frees it); replaces an earlier one.  ctx stays the driver's.  Default
+ * queue only; never fails (NULL a is ignored). */
 void odk_async_set_cancel_handler(odk_async *a, void (*fn)(void *ctx, odk_async *a), void *ctx);
-/* The selector and inputs of the call (valid until completion). */
+/* The call's selector (0 for NULL).  Valid until completion.  Never fails. */
 uint32_t odk_async_selector(const odk_async *a);
 
 /* ---- user clients ----------------------------------------------------- */
 
-/* Per-connection context, NULL until set.  Borrowed; the driver owns what
- * it stores and frees it in client_close. */
+/* These run on the default queue (where every callback that hands out an
+ * odk_user_client runs), never fail and never block.  uc is borrowed: valid
+ * from client_open until client_close has returned. */
+
+/* Per-connection context, NULL until set.  The driver owns what it stores
+ * and frees it in client_close. */
 void *odk_user_client_ctx(const odk_user_client *uc);
 void odk_user_client_set_ctx(odk_user_client *uc, void *ctx);
 /* The node the app opened (the driver's service node or a published node). */

@@ -19,11 +19,20 @@ typedef enum odk_log_level {
     ODK_LOG_DEBUG = 3,
 } odk_log_level;
 
-/* Sets the process-wide tag (copied) and the most verbose level printed. */
+/* Sets the process-wide tag (copied; cut at 127 bytes; NULL gives "odk").
+ * Drivers leave it alone: odk-driver-host sets "BUNDLE#INSTANCE".  Any
+ * thread; never fails, never blocks. */
 void odk_log_set_tag(const char *tag);
+/* Sets / returns the most verbose level printed (default ODK_LOG_INFO).
+ * Any thread; never fails. */
 void odk_log_set_level(odk_log_level level);
 odk_log_level odk_log_get_level(void);
 
+/* Prints one line "LEVEL tag: message" with one write, so lines of several
+ * threads never interleave; a message is cut at about 2 KiB.  Lines above
+ * the current level cost a comparison.  Any thread; the write to stderr may
+ * block while the reader (odkd's log pipe) is behind.  Never fails (a lost
+ * line is not reported). */
 void odk_log(odk_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 #define odk_error(...) odk_log(ODK_LOG_ERROR, __VA_ARGS__)

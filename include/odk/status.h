@@ -2,6 +2,28 @@
  *
  * 0 is success, every error is negative.  odk_strerror() names each status
  * and says in one sentence what it means; it never returns NULL.
+ *
+ * The rules every public header relies on (and does not repeat):
+ *
+ * - Out-parameters on failure.  A function that returns an error sets each
+ *   pointer out-parameter (a T ** such as odk_queue **out, odk_value
+ *   **reply, void **addr) to NULL, provided the pointer itself is not NULL,
+ *   and leaves every other out-parameter (counts, ids, lengths) untouched,
+ *   unless its comment says otherwise.  So a caller never frees or reads a
+ *   stale pointer after an error.
+ * - Ownership.  "New reference" / "new object" means the caller owns the
+ *   result and releases it (odk_release, or the type's free/close function);
+ *   "borrowed" means the caller must not free it and may use it only as long
+ *   as the comment says.  An argument a function "takes" is owned by the
+ *   function from the call on, whatever it returns.
+ * - Errors.  Every function lists the statuses it can return.  NULL where
+ *   an object is expected is ODK_E_INVALID only where a function lists
+ *   it; elsewhere (accessors, and functions that do not list it) it is a
+ *   bug in the caller.
+ * - Threads.  Unless a header says otherwise, a function may be called from
+ *   any thread.  "Blocks" means the call waits for another process (odkd, a
+ *   driver, an app) or another thread; every other call returns without
+ *   waiting on anything but short internal locks.
  */
 #ifndef ODK_STATUS_H
 #define ODK_STATUS_H
@@ -38,10 +60,12 @@ typedef enum odk_status {
 #define ODK_STATUS_MIN ODK_E_DRIVER
 
 /* "ODK_E_BAD_ARGUMENTS: scalar count or structure size does not match the
- * method table".  Static storage; unknown values give a generic text. */
+ * method table".  Static storage, never NULL; unknown values give a generic
+ * text.  Any thread; never fails. */
 const char *odk_strerror(int status);
 
-/* Just the name, "ODK_E_BAD_ARGUMENTS".  Static storage. */
+/* Just the name, "ODK_E_BAD_ARGUMENTS".  Static storage, never NULL
+ * (unknown values give a generic name).  Any thread; never fails. */
 const char *odk_status_name(int status);
 
 #ifdef __cplusplus

@@ -46,6 +46,9 @@ struct odk_client {
 
 int odk_client_open(const char *state_dir, odk_client **out)
 {
+    if (!out)
+        return ODK_E_INVALID;
+    *out = NULL;
     if (!state_dir)
         state_dir = getenv("ODK_STATE_DIR");
     if (!state_dir)
@@ -146,6 +149,10 @@ int odk_client_request(odk_client *c, const char *op, odk_value *args, odk_value
 
 int odk_find_services(odk_client *c, const odk_value *matching, odk_value **nodes)
 {
+    if (nodes)
+        *nodes = NULL;
+    if (!c || !matching || !nodes)
+        return ODK_E_INVALID;
     odk_value *args = odk_value_new_dict();
     if (!args || odk_dict_set(args, "matching", odk_value_copy(matching)) < 0) {
         odk_value_free(args);
@@ -156,6 +163,8 @@ int odk_find_services(odk_client *c, const odk_value *matching, odk_value **node
     if (st == ODK_OK) {
         const odk_value *n = odk_dict_get(r, "nodes");
         *nodes = n ? odk_value_copy(n) : odk_value_new_array();
+        if (!*nodes)
+            st = ODK_E_NOMEM;
     }
     odk_value_free(r);
     return st;
@@ -327,6 +336,8 @@ static int sealed_memfd(const char *name, uint64_t len)
 
 int odk_buffer_create(uint64_t len, odk_buffer **out)
 {
+    if (out)
+        *out = NULL;
     if (!out || len == 0 || len > (uint64_t)INT64_MAX)
         return ODK_E_INVALID;
     int fd = sealed_memfd("odk-buffer", len);
@@ -487,9 +498,16 @@ static void setup_fastpath(odk_connection *conn)
 
 int odk_connection_open(odk_client *c, uint64_t node_id, uint32_t type, odk_connection **out)
 {
+    if (out)
+        *out = NULL;
+    if (!c || !out)
+        return ODK_E_INVALID;
     odk_value *args = odk_value_new_dict();
-    odk_dict_set_int(args, "node", (int64_t)node_id);
-    odk_dict_set_int(args, "type", type);
+    if (!args || odk_dict_set_int(args, "node", (int64_t)node_id) < 0 ||
+        odk_dict_set_int(args, "type", type) < 0) {
+        odk_value_free(args);
+        return ODK_E_NOMEM;
+    }
     int st = odk_client_request(c, "open", args, NULL);
     if (st < 0)
         return st;
@@ -570,6 +588,10 @@ int odk_connection_unregister_buffer(odk_connection *conn, uint32_t id)
 
 int odk_connection_map_memory(odk_connection *conn, uint32_t type, odk_buffer **out)
 {
+    if (out)
+        *out = NULL;
+    if (!conn || !out)
+        return ODK_E_INVALID;
     int st = channel_request(conn, WIRE_CLIENT_MEMORY, &type, sizeof type, NULL, 0);
     if (st < 0)
         return st;
@@ -594,6 +616,10 @@ int odk_connection_map_memory(odk_connection *conn, uint32_t type, odk_buffer **
 
 int odk_connection_map_data_queue(odk_connection *conn, uint32_t type, odk_data_queue **out)
 {
+    if (out)
+        *out = NULL;
+    if (!conn || !out)
+        return ODK_E_INVALID;
     int st = channel_request(conn, WIRE_CLIENT_DATA_QUEUE, &type, sizeof type, NULL, 0);
     if (st < 0)
         return st;

@@ -74,6 +74,8 @@ static int map_queue(odk_data_queue *q)
 
 int odk_data_queue_create(uint32_t size, odk_data_queue **out)
 {
+    if (out)
+        *out = NULL;
     if (!out || !good_size(size))
         return ODK_E_INVALID;
     odk_data_queue *q = calloc(1, sizeof *q);
@@ -109,11 +111,16 @@ int odk_data_queue_export(const odk_data_queue *q, int fds[3], uint32_t *size)
 
 int odk_data_queue_attach(int fds[3], uint32_t size, odk_data_queue **out)
 {
-    odk_data_queue *q = calloc(1, sizeof *q);
+    if (out)
+        *out = NULL;
+    if (!fds)
+        return ODK_E_INVALID;
+    odk_data_queue *q = out ? calloc(1, sizeof *q) : NULL;
     if (!q) {
         for (int i = 0; i < 3; i++)
-            close(fds[i]);
-        return ODK_E_NOMEM;
+            if (fds[i] >= 0)
+                close(fds[i]);
+        return out ? ODK_E_NOMEM : ODK_E_INVALID;
     }
     q->mfd = fds[0];
     q->data_fd = fds[1];

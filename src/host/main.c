@@ -259,13 +259,22 @@ static int load_driver(struct host *h, wire_msg *m, odk_value *args)
     }
     const char *cls_name = odk_dict_get_string(args, "class", "");
     const odk_driver_class *cls = odk_driver_class_find(cls_name);
+    uint32_t version;
+    size_t size;
+    if (!cls && driver_class_refused(&version, &size)) {
+        odk_error("cannot start class '%s': the driver was built for odk API version %u "
+                  "(odk_driver_class of %zu bytes), this odk-driver-host implements API "
+                  "version %u (%zu bytes); rebuild the driver against this odk",
+                  cls_name, version, size, ODK_API_VERSION, sizeof(odk_driver_class));
+        return ODK_E_LOAD;
+    }
     if (!cls) {
         odk_error("the shared object declares no class named '%s' (IOUserClass)", cls_name);
         return ODK_E_LOAD;
     }
     const odk_value *pers = odk_dict_get(args, "personality");
     const odk_value *props = odk_dict_get(args, "provider_properties");
-    odk_driver_info info = {
+    driver_info info = {
         .bundle_id = bundle,
         .instance = instance,
         .personality = pers ? odk_value_copy(pers) : NULL,
@@ -273,11 +282,11 @@ static int load_driver(struct host *h, wire_msg *m, odk_value *args)
         .provider_id = (uint64_t)odk_dict_get_int(args, "provider", 0),
         .service_id = (uint64_t)odk_dict_get_int(args, "node", 0),
     };
-    int st = odk_driver_create(cls, &info, &h->drv);
+    int st = driver_create(cls, &info, &h->drv);
     if (st < 0)
         return st;
     h->start_seq = m->hdr.seq;
-    return odk_driver_start_async(h->drv, start_done, h);
+    return driver_start_async(h->drv, start_done, h);
 }
 
 struct power_req {
@@ -294,6 +303,28 @@ static void run_power(void *arg)
              st < 0 ? " failed" : "");
     reply(p->h, p->seq, st);
     free(p);
+}
+
+/* Runs the class's set_power_state on the default queue, which replies.
+ * Errors (the caller replies): ODK_E_STATE (no driver, or its queue is
+ * cancelled), ODK_E_INVALID (a state other than ODK_POWER_ON/OFF),
+ * ODK_E_NOMEM. */
+static int power_request(struct host *h, uint32_t seq, const odk_value *args)
+{
+    int64_t state = odk_dict_get_int(args, "state", ODK_POWER_ON);
+    if (!h->drv)
+        return ODK_E_STATE;
+    if (state != ODK_POWER_ON && state != ODK_POWER_OFF)
+        return ODK_E_INVALID;
+    struct power_req *p = malloc(sizeof *p);
+    if (!p)
+        return ODK_E_NOMEM;
+    *p = (struct power_req){h, seq, (uint32_t)state};
+    if (odk_queue_dispatch_async(odk_driver_queue(h->drv), run_power, p) < 0) {
+        free(p);
+        return ODK_E_STATE;
+    }
+    return ODK_OK;
 }
 
 static void stop_done(void *ctx)
@@ -325,30 +356,22 @@ static void handle_request(struct host *h, wire_msg *m)
             if (fd >= 0)
                 close(fd);
         } else {
-            odk_driver_add_client(h->drv, fd, (uint64_t)odk_dict_get_int(args, "node", 0),
+            user_client_accept(h->drv, fd, (uint64_t)odk_dict_get_int(args, "node", 0),
                                   (uint32_t)odk_dict_get_int(args, "type", 0),
                                   (uint32_t)odk_dict_get_int(args, "uid", 0),
                                   (int32_t)odk_dict_get_int(args, "pid", 0));
         }
     } else if (strcmp(op, "power") == 0) {
-        struct power_req *p = malloc(sizeof *p);
-        if (!h->drv || !p) {
-            free(p);
-            reply(h, m->hdr.seq, h->drv ? ODK_E_NOMEM : ODK_E_STATE);
-        } else {
-            *p = (struct power_req){h, m->hdr.seq, (uint32_t)odk_dict_get_int(args, "state", 1)};
-            if (odk_queue_dispatch_async(odk_driver_queue(h->drv), run_power, p) < 0) {
-                reply(h, m->hdr.seq, ODK_E_STATE);
-                free(p);
-            }
-        }
+        st = power_request(h, m->hdr.seq, args);
+        if (st < 0)
+            reply(h, m->hdr.seq, st);
     } else if (strcmp(op, "stop") == 0) {
         if (!h->drv || h->stopping) {
             reply(h, m->hdr.seq, h->drv ? ODK_E_STATE : ODK_OK);
         } else {
             h->stopping = true;
             h->start_seq = m->hdr.seq;
-            odk_driver_stop_async(h->drv, stop_done, h);
+            driver_stop_async(h->drv, stop_done, h);
         }
     } else {
         reply(h, m->hdr.seq, ODK_E_UNSUPPORTED);
@@ -368,7 +391,7 @@ int main(int argc, char **argv)
     struct host h = {.ctl = CONTROL_FD};
     pthread_mutex_init(&h.lock, NULL);
     pthread_cond_init(&h.cond, NULL);
-    odk_runtime_set_host_link(host_request, &h);
+    host_link_set(host_request, &h);
 
     wire_msg m;
     wire_msg_init(&m);
@@ -397,6 +420,6 @@ int main(int argc, char **argv)
      * free.  Otherwise (odkd gone, or a stop still running) do not wait on
      * a possibly hung queue; the kernel reclaims the rest. */
     if (h.drv && h.stopped)
-        odk_driver_destroy(h.drv);
+        driver_destroy(h.drv);
     _exit(0);
 }

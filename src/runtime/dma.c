@@ -61,6 +61,8 @@ static void command_free(odk_object *o)
 
 int odk_dma_command_create(odk_iommu *iommu, const odk_dma_constraints *c, odk_dma_command **out)
 {
+    if (out)
+        *out = NULL;
     if (!iommu || !out)
         return ODK_E_INVALID;
     odk_dma_constraints k = c ? *c : (odk_dma_constraints){0};

@@ -15,9 +15,24 @@
 static pthread_mutex_t class_lock = PTHREAD_MUTEX_INITIALIZER;
 static const odk_driver_class *classes[MAX_CLASSES];
 static size_t n_classes;
+/* The last class refused for its API version or size (nothing of it is
+ * read: its layout is not ours), for the host's error message. */
+static bool refused;
+static uint32_t refused_version;
+static size_t refused_size;
 
-int odk_driver_class_register(const odk_driver_class *cls)
+int odk_driver_class_register(const odk_driver_class *cls, size_t class_size, uint32_t api_version)
 {
+    if (api_version != ODK_API_VERSION || class_size != sizeof(odk_driver_class)) {
+        /* Not logged here: the host says so when it looks the class up by
+         * name, with both versions (driver_class_refused). */
+        pthread_mutex_lock(&class_lock);
+        refused = true;
+        refused_version = api_version;
+        refused_size = class_size;
+        pthread_mutex_unlock(&class_lock);
+        return ODK_E_UNSUPPORTED;
+    }
     if (!cls || !cls->name || !cls->start) {
         odk_error("driver class %s: a class needs a name and a start function",
                   cls && cls->name ? cls->name : "(null)");
@@ -49,50 +64,58 @@ const odk_driver_class *odk_driver_class_find(const char *name)
     return found;
 }
 
-void odk_driver_class_reset(void)
+bool driver_class_refused(uint32_t *api_version, size_t *class_size)
 {
     pthread_mutex_lock(&class_lock);
-    n_classes = 0;
+    bool r = refused;
+    *api_version = refused_version;
+    *class_size = refused_size;
     pthread_mutex_unlock(&class_lock);
+    return r;
 }
 
 /* ---- instances -------------------------------------------------------- */
 
-int odk_driver_create(const odk_driver_class *cls, odk_driver_info *info, odk_driver **out)
+int driver_create(const odk_driver_class *cls, driver_info *info, odk_driver **out)
 {
+    /* info's values are ours from here on, whatever happens. */
+    odk_value *personality = info->personality, *provider_props = info->provider_props;
+    info->personality = info->provider_props = NULL;
+    int st = ODK_E_NOMEM;
     odk_driver *d = calloc(1, sizeof *d);
     if (!d)
-        goto nomem;
+        goto fail;
+    if (!personality)
+        personality = odk_value_new_dict();
+    if (!provider_props)
+        provider_props = odk_value_new_dict();
     d->cls = cls;
     d->state = calloc(1, cls->state_size ? cls->state_size : 1);
     d->bundle_id = strdup(info->bundle_id ? info->bundle_id : "");
-    if (!d->state || !d->bundle_id)
-        goto nomem;
+    if (!personality || !provider_props || !d->state || !d->bundle_id)
+        goto fail;
     d->instance = info->instance;
-    d->personality = info->personality ? info->personality : odk_value_new_dict();
-    d->provider_props = info->provider_props ? info->provider_props : odk_value_new_dict();
-    info->personality = info->provider_props = NULL;
-    pthread_mutex_init(&d->lock, NULL);
-    pthread_cond_init(&d->cond, NULL);
     d->provider_id = info->provider_id;
     d->service_id = info->service_id;
-    int st = odk_queue_create(cls->name, &d->queue);
-    if (st < 0) {
-        odk_driver_destroy(d);
-        return st;
-    }
+    st = odk_queue_create(cls->name, &d->queue);
+    if (st < 0)
+        goto fail;
+    pthread_mutex_init(&d->lock, NULL);
+    pthread_cond_init(&d->cond, NULL);
+    d->personality = personality;
+    d->provider_props = provider_props;
     *out = d;
     return ODK_OK;
-nomem:
+
+fail:
     if (d) {
-        free(d->state);
         free(d->bundle_id);
+        free(d->state);
         free(d);
     }
-    odk_value_free(info->personality);
-    odk_value_free(info->provider_props);
-    info->personality = info->provider_props = NULL;
-    return ODK_E_NOMEM;
+    odk_value_free(provider_props);
+    odk_value_free(personality);
+    return st;
 }
 
 struct lifecycle_call {
@@ -112,7 +135,7 @@ static void run_start(void *arg)
     free(c);
 }
 
-int odk_driver_start_async(odk_driver *drv, void (*done)(void *ctx, int status), void *ctx)
+int driver_start_async(odk_driver *drv, void (*done)(void *ctx, int status), void *ctx)
 {
     struct lifecycle_call *c = calloc(1, sizeof *c);
     if (!c)
@@ -128,7 +151,7 @@ static void run_stop(void *arg)
 {
     struct lifecycle_call *c = arg;
     odk_driver *d = c->drv;
-    odk_user_client_close_all(d);
+    user_client_close_all(d);
     if (d->started && d->cls->stop)
         d->cls->stop(d);
     d->started = false;
@@ -137,7 +160,7 @@ static void run_stop(void *arg)
     free(c);
 }
 
-int odk_driver_stop_async(odk_driver *drv, void (*done)(void *ctx), void *ctx)
+int driver_stop_async(odk_driver *drv, void (*done)(void *ctx), void *ctx)
 {
     struct lifecycle_call *c = calloc(1, sizeof *c);
     if (!c)
@@ -158,13 +181,13 @@ static void queue_finished(void *ctx)
     pthread_mutex_unlock(&d->lock);
 }
 
-void odk_driver_destroy(odk_driver *d)
+void driver_destroy(odk_driver *d)
 {
     if (!d)
         return;
     if (d->queue) {
         if (odk_queue_is_current(d->queue)) {
-            odk_error("odk_driver_destroy called on the driver's own queue; leaking it");
+            odk_error("driver_destroy called on the driver's own queue; leaking it");
             return;
         }
         odk_queue_cancel(d->queue, queue_finished, d);
@@ -265,28 +288,31 @@ int odk_driver_register_service(odk_driver *drv)
         odk_value_free(args);
         return ODK_E_NOMEM;
     }
-    return odk_runtime_host_request("register-service", args, NULL);
+    return host_link_request("register-service", args, NULL);
 }
 
 int odk_driver_set_node_property(odk_driver *drv, uint64_t node_id, const char *key,
                                  odk_value *value)
 {
-    if (!key || !*key || !value) {
-        odk_value_free(value);
-        return ODK_E_INVALID;
-    }
-    odk_value *args = odk_value_new_dict();
+    int st = ODK_E_INVALID;
+    odk_value *args = NULL;
+    if (!key || !*key || !value)
+        goto out;
+    st = ODK_E_NOMEM;
+    args = odk_value_new_dict();
     if (!args || odk_dict_set_int(args, "node", (int64_t)node_id) < 0 ||
-        odk_dict_set_string(args, "key", key) < 0) {
-        odk_value_free(args);
-        odk_value_free(value);
-        return ODK_E_NOMEM;
-    }
-    if (odk_dict_set(args, "value", value) < 0) {
-        odk_value_free(args);
-        return ODK_E_NOMEM;
-    }
-    return odk_runtime_host_request("set-property", args, NULL);
+        odk_dict_set_string(args, "key", key) < 0)
+        goto out;
+    st = odk_dict_set(args, "value", value); /* takes value, also on failure */
+    value = NULL;
+    if (st < 0)
+        goto out;
+    st = host_link_request("set-property", args, NULL); /* takes args */
+    args = NULL;
+out:
+    odk_value_free(args);
+    odk_value_free(value);
+    return st;
 }
 
 int odk_driver_set_property(odk_driver *drv, const char *key, odk_value *value)
@@ -297,23 +323,30 @@ int odk_driver_set_property(odk_driver *drv, const char *key, odk_value *value)
 int odk_driver_publish_node(odk_driver *drv, const char *cls, const char *super,
                             odk_value *props, uint64_t *node_id)
 {
-    if (!cls || !*cls) {
-        odk_value_free(props);
-        return ODK_E_INVALID;
-    }
-    odk_value *args = odk_value_new_dict();
+    int st = ODK_E_INVALID;
+    odk_value *args = NULL, *reply = NULL;
+    if (!cls || !*cls)
+        goto out;
+    st = ODK_E_NOMEM;
+    if (!props && !(props = odk_value_new_dict()))
+        goto out;
+    args = odk_value_new_dict();
     if (!args || odk_dict_set_string(args, "class", cls) < 0 ||
         odk_dict_set_string(args, "super", super ? super : "IOService") < 0 ||
-        odk_dict_set_int(args, "parent", (int64_t)drv->service_id) < 0 ||
-        odk_dict_set(args, "properties", props ? props : odk_value_new_dict()) < 0) {
-        odk_value_free(args);
-        return ODK_E_NOMEM;
-    }
-    odk_value *reply = NULL;
-    int st = odk_runtime_host_request("publish-node", args, &reply);
+        odk_dict_set_int(args, "parent", (int64_t)drv->service_id) < 0)
+        goto out;
+    st = odk_dict_set(args, "properties", props); /* takes props, also on failure */
+    props = NULL;
+    if (st < 0)
+        goto out;
+    st = host_link_request("publish-node", args, &reply); /* takes args */
+    args = NULL;
     if (st == ODK_OK && node_id)
         *node_id = (uint64_t)odk_dict_get_int(reply, "node", 0);
+out:
     odk_value_free(reply);
+    odk_value_free(args);
+    odk_value_free(props);
     return st;
 }
 
@@ -325,5 +358,5 @@ int odk_driver_withdraw_node(odk_driver *drv, uint64_t node_id)
         odk_value_free(args);
         return ODK_E_NOMEM;
     }
-    return odk_runtime_host_request("withdraw-node", args, NULL);
+    return host_link_request("withdraw-node", args, NULL);
 }

@@ -32,8 +32,9 @@ struct odk_driver {
     uint64_t service_id;
     odk_queue *queue;
     odk_iommu *iommu; /* created on first use */
-    bool started, stopped;
-    /* Only for waiting on the queue's end in odk_driver_destroy. */
+    bool started;
+    bool stopped; /* stop ran: new user clients are refused */
+    /* Only for waiting on the queue's end in driver_destroy. */
     pthread_mutex_t lock;
     pthread_cond_t cond;
     bool queue_done;
@@ -47,32 +48,36 @@ struct odk_driver {
  * node.  Call on the default queue.  ODK_E_LIMIT past ODK_MAX_NODE_HANDLERS. */
 int odk_driver_set_node_handler(odk_driver *drv, const odk_node_handler *h);
 
-typedef struct odk_driver_info {
+typedef struct driver_info {
     const char *bundle_id;
     uint32_t instance;
     odk_value *personality;    /* taken */
     odk_value *provider_props; /* taken */
     uint64_t provider_id;
     uint64_t service_id;
-} odk_driver_info;
+} driver_info;
 
-/* Creates an instance of cls with its default queue.  New object, freed
- * with odk_driver_destroy. */
-int odk_driver_create(const odk_driver_class *cls, odk_driver_info *info, odk_driver **out);
+/* Creates an instance of cls with its default queue.  Takes info's
+ * personality and provider_props (also on failure; info's fields are set to
+ * NULL).  *out is a new object, freed with driver_destroy.  Errors:
+ * ODK_E_NOMEM, and odk_queue_create's. */
+int driver_create(const odk_driver_class *cls, driver_info *info, odk_driver **out);
 /* Runs start on the default queue; then calls done(ctx, status) there. */
-int odk_driver_start_async(odk_driver *drv, void (*done)(void *ctx, int status), void *ctx);
+int driver_start_async(odk_driver *drv, void (*done)(void *ctx, int status), void *ctx);
 /* Closes every user client (apps see ODK_E_GONE), runs stop on the queue,
  * then calls done(ctx) there. */
-int odk_driver_stop_async(odk_driver *drv, void (*done)(void *ctx), void *ctx);
+int driver_stop_async(odk_driver *drv, void (*done)(void *ctx), void *ctx);
 /* Cancels the queue, waits for it, calls free, releases everything. */
-void odk_driver_destroy(odk_driver *drv);
+void driver_destroy(odk_driver *drv);
 
 /* Serves a user client on channel fd (taken).  The open hook runs on the
  * default queue and its status is the first message the app receives. */
-int odk_driver_add_client(odk_driver *drv, int fd, uint64_t node_id, uint32_t type, uint32_t uid,
+int user_client_accept(odk_driver *drv, int fd, uint64_t node_id, uint32_t type, uint32_t uid,
                           int32_t pid);
 
-/* Clears the class table (tests). */
-void odk_driver_class_reset(void);
+/* True when a class was refused for its API version or structure size
+ * (odk_driver_class_register); *api_version and *class_size say what it
+ * claimed, for the host's error. */
+bool driver_class_refused(uint32_t *api_version, size_t *class_size);
 
 #endif

@@ -5,10 +5,10 @@
 #include "odk/status.h"
 
 static pthread_mutex_t link_lock = PTHREAD_MUTEX_INITIALIZER;
-static odk_host_request_fn link_fn;
+static host_request_fn link_fn;
 static void *link_ctx;
 
-void odk_runtime_set_host_link(odk_host_request_fn fn, void *ctx)
+void host_link_set(host_request_fn fn, void *ctx)
 {
     pthread_mutex_lock(&link_lock);
     link_fn = fn;
@@ -16,7 +16,7 @@ void odk_runtime_set_host_link(odk_host_request_fn fn, void *ctx)
     pthread_mutex_unlock(&link_lock);
 }
 
-int odk_runtime_host_request(const char *op, odk_value *args, odk_value **reply)
+int host_link_request(const char *op, odk_value *args, odk_value **reply)
 {
     return odk_runtime_host_request_fds(op, args, reply, NULL, NULL);
 }
@@ -25,7 +25,7 @@ int odk_runtime_host_request_fds(const char *op, odk_value *args, odk_value **re
                                  size_t *n_fds)
 {
     pthread_mutex_lock(&link_lock);
-    odk_host_request_fn fn = link_fn;
+    host_request_fn fn = link_fn;
     void *ctx = link_ctx;
     pthread_mutex_unlock(&link_lock);
     if (reply)

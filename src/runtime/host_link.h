@@ -16,11 +16,11 @@
  * NULL) receives the reply dictionary, owned by the caller.  fds (when not
  * NULL) receives up to *n_fds descriptors that came with the reply (the
  * caller owns them); *n_fds is set to how many. */
-typedef int (*odk_host_request_fn)(void *ctx, const char *op, odk_value *args, odk_value **reply,
+typedef int (*host_request_fn)(void *ctx, const char *op, odk_value *args, odk_value **reply,
                                    int *fds, size_t *n_fds);
 
-void odk_runtime_set_host_link(odk_host_request_fn fn, void *ctx);
-int odk_runtime_host_request(const char *op, odk_value *args, odk_value **reply);
+void host_link_set(host_request_fn fn, void *ctx);
+int host_link_request(const char *op, odk_value *args, odk_value **reply);
 int odk_runtime_host_request_fds(const char *op, odk_value *args, odk_value **reply, int *fds,
                                  size_t *n_fds);
 

@@ -70,6 +70,8 @@ static void iommu_free(odk_object *o)
 
 int odk_iommu_create_sim(uint32_t address_bits, uint64_t seed, odk_iommu **out)
 {
+    if (out)
+        *out = NULL;
     if (address_bits == 0)
         address_bits = 64;
     if (!out || address_bits < 12 || address_bits > 64)
@@ -407,6 +409,8 @@ static int host_of(const struct mapping *mp, uint64_t address, void **host)
 int odk_iommu_translate(odk_iommu *io, uint64_t address, uint64_t length, uint32_t access,
                         void **host)
 {
+    if (host)
+        *host = NULL;
     if (!io || !host || length == 0 || !access || (access & ~(ODK_MAP_READ | ODK_MAP_WRITE)))
         return ODK_E_INVALID;
     int st;

@@ -56,6 +56,8 @@ static int wrap(int fd, uint64_t len, uint32_t direction, odk_memory **out)
 
 int odk_memory_create(uint64_t len, uint32_t direction, odk_memory **out)
 {
+    if (out)
+        *out = NULL;
     if (!out || len == 0 || len > (uint64_t)INT64_MAX || !good_direction(direction))
         return ODK_E_INVALID;
     int fd = memfd_create("odk-memory", MFD_CLOEXEC | MFD_ALLOW_SEALING);
@@ -73,6 +75,8 @@ int odk_memory_create(uint64_t len, uint32_t direction, odk_memory **out)
 int odk_memory_from_fd(int fd, uint64_t len, uint32_t direction, odk_memory **out)
 {
     struct stat st;
+    if (out)
+        *out = NULL;
     if (fd < 0 || !out || len == 0 || !good_direction(direction)) {
         if (fd >= 0)
             close(fd);
@@ -107,6 +111,8 @@ int odk_memory_fd(const odk_memory *m)
 
 int odk_memory_map(odk_memory *m, uint32_t access, void **addr)
 {
+    if (addr)
+        *addr = NULL;
     if (!m || !addr || !(access & ODK_MAP_READ) || (access & ~(ODK_MAP_READ | ODK_MAP_WRITE)))
         return ODK_E_INVALID;
     if ((access & ODK_MAP_WRITE) && m->direction == ODK_MEM_IN) {

@@ -13,36 +13,10 @@
 
 #include <cmocka.h>
 
+#include "common/test_util.h"
+
 #include "odk/log.h"
 #include "odk/queue.h"
-
-static bool wait_at_least(atomic_int *v, int want)
-{
-    for (long i = 0; i < 6000000; i++) {
-        if (atomic_load(v) >= want)
-            return true;
-        if (i < 1000)
-            sched_yield();
-        else
-            usleep(10);
-    }
-    return false;
-}
-
-static void noop(void *ctx)
-{
-    (void)ctx;
-}
-
-static void barrier(odk_queue *q)
-{
-    assert_int_equal(odk_queue_dispatch_sync(q, noop, NULL), ODK_OK);
-}
-
-static void count(void *ctx)
-{
-    atomic_fetch_add((atomic_int *)ctx, 1);
-}
 
 /* One action's observable life. */
 struct act {
@@ -108,21 +82,6 @@ static void act_check(struct act *t)
     assert_int_equal(atomic_load(&t->handler_during_invocation), 0);
     assert_int_equal(atomic_load(&t->handler_off_queue), 0);
     assert_int_equal(atomic_load(&t->wrong_queue), 0);
-}
-
-static odk_queue *new_queue(const char *name)
-{
-    odk_queue *q;
-    assert_int_equal(odk_queue_create(name, &q), ODK_OK);
-    return q;
-}
-
-static void finish_queue(odk_queue *q)
-{
-    atomic_int done = 0;
-    assert_int_equal(odk_queue_cancel(q, count, &done), ODK_OK);
-    assert_true(wait_at_least(&done, 1));
-    odk_release(q);
 }
 
 static void test_post_invokes(void **state)

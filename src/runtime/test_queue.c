@@ -15,39 +15,13 @@
 
 #include <cmocka.h>
 
+#include "common/test_util.h"
+
 #include "odk/log.h"
 #include "odk/queue.h"
 
 /* Polls until *v >= want; 60 s is "never" on any machine. */
-static bool wait_at_least(atomic_int *v, int want)
-{
-    for (long i = 0; i < 6000000; i++) {
-        if (atomic_load(v) >= want)
-            return true;
-        if (i < 1000)
-            sched_yield();
-        else
-            usleep(10);
-    }
-    return false;
-}
-
-static void noop(void *ctx)
-{
-    (void)ctx;
-}
-
 /* Everything queued on q before this has run when it returns. */
-static void barrier(odk_queue *q)
-{
-    assert_int_equal(odk_queue_dispatch_sync(q, noop, NULL), ODK_OK);
-}
-
-static void count(void *ctx)
-{
-    atomic_fetch_add((atomic_int *)ctx, 1);
-}
-
 /* For a cancelled queue: every done recorded before this one has run when
  * this returns (dones run in order). */
 static void barrier_none(odk_queue *q)

@@ -14,39 +14,13 @@
 
 #include <cmocka.h>
 
+#include "common/test_util.h"
+
 #include "odk/log.h"
 #include "odk/queue.h"
 
 #define MS 1000000ull
 #define US 1000ull
-
-static bool wait_at_least(atomic_int *v, int want)
-{
-    for (long i = 0; i < 6000000; i++) {
-        if (atomic_load(v) >= want)
-            return true;
-        if (i < 1000)
-            sched_yield();
-        else
-            usleep(10);
-    }
-    return false;
-}
-
-static void noop(void *ctx)
-{
-    (void)ctx;
-}
-
-static void barrier(odk_queue *q)
-{
-    assert_int_equal(odk_queue_dispatch_sync(q, noop, NULL), ODK_OK);
-}
-
-static void count(void *ctx)
-{
-    atomic_fetch_add((atomic_int *)ctx, 1);
-}
 
 struct tt {
     odk_queue *q;

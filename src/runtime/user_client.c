@@ -399,7 +399,7 @@ static void client_close(odk_user_client *uc)
     }
 }
 
-void odk_user_client_close_all(odk_driver *drv)
+void user_client_close_all(odk_driver *drv)
 {
     while (drv->clients)
         client_close(drv->clients);
@@ -857,7 +857,7 @@ static void open_on_queue(void *arg)
     d->clients = uc;
 }
 
-int odk_driver_add_client(odk_driver *drv, int fd, uint64_t node_id, uint32_t type, uint32_t uid,
+int user_client_accept(odk_driver *drv, int fd, uint64_t node_id, uint32_t type, uint32_t uid,
                           int32_t pid)
 {
     odk_user_client *uc = calloc(1, sizeof *uc);

@@ -6,6 +6,6 @@
 
 /* Closes every user client of drv (apps see the channel close and get
  * ODK_E_GONE).  On the default queue. */
-void odk_user_client_close_all(odk_driver *drv);
+void user_client_close_all(odk_driver *drv);
 
 #endif
