@@ -209,7 +209,7 @@ void driver_destroy(odk_driver *d)
     free(d);
 }
 
-int odk_driver_set_node_handler(odk_driver *drv, const odk_node_handler *h)
+int driver_set_node_handler(odk_driver *drv, const node_handler *h)
 {
     for (size_t i = 0; i < drv->n_handlers; i++) {
         if (drv->handlers[i].node_id != h->node_id)
@@ -222,7 +222,7 @@ int odk_driver_set_node_handler(odk_driver *drv, const odk_node_handler *h)
     }
     if (!h->methods)
         return ODK_E_NOT_FOUND;
-    if (drv->n_handlers == ODK_MAX_NODE_HANDLERS)
+    if (drv->n_handlers == MAX_NODE_HANDLERS)
         return ODK_E_LIMIT;
     drv->handlers[drv->n_handlers++] = *h;
     return ODK_OK;

@@ -10,16 +10,16 @@
 
 /* A handler for user clients of a node the driver published (families use
  * it: a serial port node has the serial family's method table). */
-typedef struct odk_node_handler {
+typedef struct node_handler {
     uint64_t node_id;
     const odk_method *methods;
     uint32_t n_methods;
     int (*open)(void *ctx, odk_user_client *uc, uint32_t type);
     void (*close)(void *ctx, odk_user_client *uc);
     void *ctx;
-} odk_node_handler;
+} node_handler;
 
-#define ODK_MAX_NODE_HANDLERS 64 /* published nodes with user clients, per driver */
+#define MAX_NODE_HANDLERS 64 /* published nodes with user clients, per driver */
 
 struct odk_driver {
     const odk_driver_class *cls;
@@ -40,13 +40,13 @@ struct odk_driver {
     bool queue_done;
     /* Touched only on the default queue. */
     struct odk_user_client *clients;
-    odk_node_handler handlers[ODK_MAX_NODE_HANDLERS];
+    node_handler handlers[MAX_NODE_HANDLERS];
     size_t n_handlers;
 };
 
 /* Installs (or with methods == NULL removes) the handler for a published
- * node.  Call on the default queue.  ODK_E_LIMIT past ODK_MAX_NODE_HANDLERS. */
-int odk_driver_set_node_handler(odk_driver *drv, const odk_node_handler *h);
+ * node.  Call on the default queue.  ODK_E_LIMIT past MAX_NODE_HANDLERS. */
+int driver_set_node_handler(odk_driver *drv, const node_handler *h);
 
 typedef struct driver_info {
     const char *bundle_id;

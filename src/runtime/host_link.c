@@ -18,10 +18,10 @@ void host_link_set(host_request_fn fn, void *ctx)
 
 int host_link_request(const char *op, odk_value *args, odk_value **reply)
 {
-    return odk_runtime_host_request_fds(op, args, reply, NULL, NULL);
+    return host_link_request_fds(op, args, reply, NULL, NULL);
 }
 
-int odk_runtime_host_request_fds(const char *op, odk_value *args, odk_value **reply, int *fds,
+int host_link_request_fds(const char *op, odk_value *args, odk_value **reply, int *fds,
                                  size_t *n_fds)
 {
     pthread_mutex_lock(&link_lock);

@@ -21,7 +21,7 @@ typedef int (*host_request_fn)(void *ctx, const char *op, odk_value *args, odk_v
 
 void host_link_set(host_request_fn fn, void *ctx);
 int host_link_request(const char *op, odk_value *args, odk_value **reply);
-int odk_runtime_host_request_fds(const char *op, odk_value *args, odk_value **reply, int *fds,
+int host_link_request_fds(const char *op, odk_value *args, odk_value **reply, int *fds,
                                  size_t *n_fds);
 
 #endif

@@ -67,7 +67,7 @@ struct odk_user_client {
     uint64_t node_id;
     uint32_t type, uid;
     int32_t pid;
-    odk_node_handler handler; /* methods and hooks for this node */
+    node_handler handler; /* methods and hooks for this node */
     void *ctx;
     wire_msg msg;
     uint8_t *out_buf; /* reused output structure buffer (socket path) */
@@ -809,7 +809,7 @@ static void on_readable(void *ctx, uint32_t revents)
 
 /* ---- opening ------------------------------------------------------------ */
 
-static const odk_node_handler *find_handler(odk_driver *d, uint64_t node_id)
+static const node_handler *find_handler(odk_driver *d, uint64_t node_id)
 {
     for (size_t i = 0; i < d->n_handlers; i++)
         if (d->handlers[i].node_id == node_id)
@@ -821,11 +821,11 @@ static void open_on_queue(void *arg)
 {
     odk_user_client *uc = arg;
     odk_driver *d = uc->drv;
-    const odk_node_handler *h = find_handler(d, uc->node_id);
+    const node_handler *h = find_handler(d, uc->node_id);
     if (h) {
         uc->handler = *h;
     } else {
-        uc->handler = (odk_node_handler){.node_id = uc->node_id,
+        uc->handler = (node_handler){.node_id = uc->node_id,
                                          .methods = d->cls->methods,
                                          .n_methods = d->cls->n_methods,
                                          .open = class_open,

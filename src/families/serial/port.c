@@ -477,7 +477,7 @@ static int open_terminal(odk_serial_port *p, const char *base, const char *suffi
     odk_value *reply = NULL;
     int fds[2] = {-1, -1};
     size_t n_fds = 2;
-    int st = odk_runtime_host_request_fds("serial-pty", args, &reply, fds, &n_fds);
+    int st = host_link_request_fds("serial-pty", args, &reply, fds, &n_fds);
     if (st == ODK_OK && n_fds != 2)
         st = ODK_E_PROTOCOL;
     if (st == ODK_OK) {
@@ -539,13 +539,13 @@ int odk_serial_port_create(odk_driver *drv, const odk_serial_ops *ops, void *ctx
         (st = odk_timer_set_handler(p->timer, p->timer_action)) < 0 ||
         (st = odk_timer_arm(p->timer, TERMIOS_POLL_NS, TERMIOS_POLL_NS)) < 0)
         goto fail;
-    odk_node_handler h = {.node_id = p->node,
+    node_handler h = {.node_id = p->node,
                           .methods = port_methods,
                           .n_methods = sizeof port_methods / sizeof port_methods[0],
                           .open = uc_open,
                           .close = uc_close,
                           .ctx = p};
-    if ((st = odk_driver_set_node_handler(drv, &h)) < 0)
+    if ((st = driver_set_node_handler(drv, &h)) < 0)
         goto fail;
     p->line.dtr = p->line.rts = true;
     tcgetattr(p->master, &p->last);
@@ -570,8 +570,8 @@ void odk_serial_port_destroy(odk_serial_port *p)
     if (p->active && p->ops->deactivate)
         p->ops->deactivate(p);
     p->active = false;
-    odk_node_handler h = {.node_id = p->node};
-    odk_driver_set_node_handler(p->drv, &h);
+    node_handler h = {.node_id = p->node};
+    driver_set_node_handler(p->drv, &h);
     if (p->timer) {
         odk_timer_cancel(p->timer, NULL, NULL);
         odk_release(p->timer);
