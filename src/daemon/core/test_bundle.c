@@ -397,7 +397,7 @@ static void test_bad_json_manifests(void **state)
     expect_bad_json("{\"bundle\":\"a\",\"bundle\":\"b\",\"executable\":\"x\",\"personalities\":{}}",
                     "duplicate");
     expect_bad_json("", "line 1");
-    expect_bad_json("{\n\"bundle\": \"a\",\n  oops }", "line 3, column");
+    expect_bad_json("{\n\"bundle\": \"a\",\n  oops }", "line 3 column");
     expect_bad_json("42", "expected a dictionary at the top level, got integer");
 
     /* Nesting deeper than the wire format allows. */
