@@ -7,13 +7,19 @@ PYTHON     ?= /usr/bin/python3
 DEB_PACKAGES = meson ninja-build pkg-config gcc clang libjansson-dev \
 	libplist-dev libcmocka-dev libsodium-dev libseccomp-dev libusb-1.0-0-dev \
 	libdw-dev python3-pytest python3-serial socat picocom tmux dbus \
-	libsystemd-dev binutils libclang-rt-14-dev
+	libsystemd-dev binutils libclang-rt-14-dev groff-base man-db
 
 .PHONY: all deps asan asan-test check test unit integration demo bench format clean fuzz \
-	campaign campaign-ci
+	campaign campaign-ci install
 
 all: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
+
+# Installs the SDK into the build's prefix (/usr/local unless
+# `meson configure $(BUILD) -Dprefix=...`), or under DESTDIR when given:
+# make install [DESTDIR=/tmp/stage].  docs/sdk.md lists what goes where.
+install: all
+	meson install -C $(BUILD) --no-rebuild $(if $(DESTDIR),--destdir "$(DESTDIR)")
 
 # Installs only what is missing; does nothing (and needs no root) when
 # everything is present.

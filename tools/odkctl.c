@@ -7,6 +7,8 @@
 #include <string.h>
 
 #include "odk/client.h"
+#include "odk_config.h"
+#include "skeleton.h"
 
 #define CALL_SCALARS_OUT 16                /* default room for scalar outputs */
 #define CALL_STRUCT_OUT (1024 * 1024)      /* default room for the output structure */
@@ -17,6 +19,7 @@ static int usage(void)
 {
     fprintf(stderr,
             "usage: odkctl [--state-dir DIR] [--json] COMMAND\n"
+            "       odkctl --version\n"
             "  list                      driver instances (bundle, version, build, pid, ...)\n"
             "  tree                      the registry\n"
             "  find JSON                 registry nodes matching a dictionary\n"
@@ -31,7 +34,8 @@ static int usage(void)
             "  power sleep|wake          take every driver through a power change, in tree order\n"
             "  debug BUNDLE-ID           the gdb command line for each of its hosts\n"
             "  call ID SELECTOR [SCALAR...] [--struct HEX] [--scalars-out N] [--struct-out N]\n"
-            "                            call a user-client method of node ID\n");
+            "                            call a user-client method of node ID\n"
+            "  new NAME                  write a driver bundle skeleton into ./NAME (no odkd needed)\n");
     return 2;
 }
 
@@ -379,7 +383,10 @@ int main(int argc, char **argv)
     const char *state_dir = getenv("ODK_STATE_DIR");
     int i = 1;
     for (; i < argc && argv[i][0] == '-'; i++) {
-        if (strcmp(argv[i], "--json") == 0)
+        if (strcmp(argv[i], "--version") == 0) {
+            printf("odkctl %s\n", ODK_VERSION_STRING);
+            return 0;
+        } else if (strcmp(argv[i], "--json") == 0)
             json_out = true;
         else if (strcmp(argv[i], "--state-dir") == 0 && i + 1 < argc)
             state_dir = argv[++i];
@@ -400,6 +407,8 @@ int main(int argc, char **argv)
             k--;
         }
     }
+    if (strcmp(cmd, "new") == 0)
+        return rest == 1 ? (skeleton_write(args[0]) < 0 ? 1 : 0) : usage();
     odk_client *c;
     int st = odk_client_open(state_dir, &c);
     if (st < 0) {
