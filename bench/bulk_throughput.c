@@ -3,7 +3,7 @@
  *
  * ours:  two buffers registered on one connection of the echo driver, a
  *        64 MiB source (ODK_MEM_IN) and a 64 MiB destination (ODK_MEM_OUT);
- *        each call is selector 8 (copy range 0 into range 1), 1 MiB at a
+ *        each call is ECHO_COPY (copy range 0 into range 1), 1 MiB at a
  *        time, walking through the buffers and wrapping around.  The driver
  *        host does the copy between its own mappings of the same memfds.
  * peer:  memcpy of the same 1 MiB blocks, same walk, between two malloc'd
@@ -35,10 +35,11 @@
 #include "odk/client.h"
 #include "odk/memory.h"
 
+#include "echo_selectors.h"
+
 #define BUF_LEN (64ull << 20)
 #define BLOCK (1ull << 20)
 #define BLOCKS (BUF_LEN / BLOCK)
-#define COPY_SELECTOR 8
 #define ROUNDS 5
 
 typedef int (*copy_fn)(void *ctx, uint64_t offset);
@@ -74,8 +75,8 @@ static int copy_odk(void *ctx, uint64_t offset)
 {
     struct odk_ctx *o = ctx;
     odk_memory_ref mem[2] = {{o->in_id, offset, BLOCK}, {o->out_id, offset, BLOCK}};
-    return odk_connection_call_memory(o->conn, COPY_SELECTOR, NULL, 0, NULL, 0, mem, 2, NULL,
-                                      NULL, NULL, NULL);
+    return odk_connection_call_memory(o->conn, ECHO_COPY, NULL, 0, NULL, 0, mem, 2, NULL, NULL,
+                                      NULL, NULL);
 }
 
 static int copy_memcpy(void *ctx, uint64_t offset)
@@ -166,8 +167,8 @@ static int open_ours(const char *state, uint64_t node, odk_client **c, struct od
     if (st == ODK_OK)
         st = odk_connection_register_buffer(o->conn, *out, ODK_MEM_OUT, &o->out_id);
     if (st < 0)
-        fprintf(stderr, "bulk_throughput: cannot set up node %llu: %s\n",
-                (unsigned long long)node, odk_strerror(st));
+        fprintf(stderr, "bulk_throughput: cannot set up node %llu: %s\n", (unsigned long long)node,
+                odk_strerror(st));
     return st;
 }
 

@@ -21,6 +21,8 @@
 
 #include "odk/client.h"
 
+#include "echo_selectors.h"
+
 #define BUS_NAME "org.odk.Bench"
 #define BUS_PATH "/org/odk/Bench"
 #define BUS_IFACE "org.odk.Bench"
@@ -94,9 +96,9 @@ static double peer_socketpair(size_t iters, uint64_t *samples)
 /* ---- D-Bus peer ---------------------------------------------------------- */
 
 struct dbus_peer {
-    char dir[64];       /* holds bus.conf and the bus socket */
+    char dir[64]; /* holds bus.conf and the bus socket */
     pid_t daemon, server;
-    sd_bus *bus;        /* the client's connection */
+    sd_bus *bus; /* the client's connection */
 };
 
 /* A session-type bus that lets anyone own and call anything, listening only
@@ -331,7 +333,8 @@ static double ours(const char *state, uint64_t node, size_t iters, uint64_t *sam
     for (size_t i = 0; i < iters; i++) {
         size_t out_len = sizeof out;
         uint64_t t0 = now_ns();
-        int st = odk_connection_call(conn, 0, NULL, 0, in, sizeof in, NULL, NULL, out, &out_len);
+        int st =
+            odk_connection_call(conn, ECHO_ECHO, NULL, 0, in, sizeof in, NULL, NULL, out, &out_len);
         samples[i] = now_ns() - t0;
         if (st < 0 || out_len != sizeof out || memcmp(in, out, sizeof in) != 0) {
             fprintf(stderr, "call_latency: call failed: %s\n", odk_strerror(st));
@@ -373,8 +376,7 @@ int main(int argc, char **argv)
     qsort(p, ROUNDS, sizeof(double), cmp_double);
     qsort(db, ROUNDS, sizeof(double), cmp_double);
     double mo = o[ROUNDS / 2], mp = p[ROUNDS / 2], mdb = db[ROUNDS / 2];
-    printf("call_latency vs socketpair: ours=%.2f us peer=%.2f us speedup=%.2f\n", mo, mp,
-           mp / mo);
+    printf("call_latency vs socketpair: ours=%.2f us peer=%.2f us speedup=%.2f\n", mo, mp, mp / mo);
     printf("call_latency vs dbus: ours=%.2f us peer=%.2f us speedup=%.2f\n", mo, mdb, mdb / mo);
     return 0;
 }

@@ -14,6 +14,8 @@
 
 #include "odk/client.h"
 
+#include "echo_selectors.h"
+
 static double now_s(void)
 {
     struct timespec ts;
@@ -28,13 +30,14 @@ static double ours(const char *state, uint64_t node, uint64_t events, uint32_t s
     odk_data_queue *q;
     if (odk_client_open(state, &c) < 0 || odk_connection_open(c, node, 0, &conn) < 0 ||
         odk_connection_map_data_queue(conn, 0, &q) < 0) {
-        fprintf(stderr, "data_queue: cannot open node %llu's data queue\n", (unsigned long long)node);
+        fprintf(stderr, "data_queue: cannot open node %llu's data queue\n",
+                (unsigned long long)node);
         return -1;
     }
     uint64_t args[2] = {events, size};
     uint8_t rec[4096];
     double t0 = now_s();
-    if (odk_connection_call(conn, 10, args, 2, NULL, 0, NULL, NULL, NULL, NULL) < 0)
+    if (odk_connection_call(conn, ECHO_PRODUCE, args, 2, NULL, 0, NULL, NULL, NULL, NULL) < 0)
         return -1;
     for (uint64_t i = 0; i < events;) {
         uint32_t len;
@@ -49,7 +52,8 @@ static double ours(const char *state, uint64_t node, uint64_t events, uint32_t s
         uint64_t seq;
         memcpy(&seq, rec, sizeof seq);
         if (st < 0 || len != size) {
-            fprintf(stderr, "data_queue: bad record %llu: %s\n", (unsigned long long)i, odk_strerror(st));
+            fprintf(stderr, "data_queue: bad record %llu: %s\n", (unsigned long long)i,
+                    odk_strerror(st));
             return -1;
         }
         i++;

@@ -11,7 +11,8 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 BUILD = Path(os.environ.get("ODK_BUILD", ROOT / "build"))
 BIN = BUILD / "bin"
-DRIVERS = BUILD / "drivers"
+DRIVERS = BUILD / "drivers"  # the samples: hello, serial-loopback, serial-tcp
+TEST_DRIVERS = BUILD / "tests" / "drivers"  # echo and faulty, built for the tests
 
 
 # Under `make asan-test` pytest itself runs with the ASan runtime preloaded
@@ -46,7 +47,9 @@ def pid_alive(pid):
 
 
 class Odkd:
-    def __init__(self, tmp, extra_args=(), drivers=(DRIVERS,)):
+    # With any --drivers, odkd no longer reads its default folder, so both
+    # are named.
+    def __init__(self, tmp, extra_args=(), drivers=(DRIVERS, TEST_DRIVERS)):
         self.state = tmp / "state"
         self.dev = tmp / "dev"
         self.dev.mkdir()

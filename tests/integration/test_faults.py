@@ -1,5 +1,5 @@
 """Drivers that misbehave: crashes, missed deadlines, hung power changes,
-leaks, spinning and log floods.  The faulty driver (drivers/faulty) does
+leaks, spinning and log floods.  The faulty driver (tests/drivers/faulty) does
 each on request; these tests check what odkd does about it.
 
 Timings are never asserted tightly (the machine is shared): upper bounds
@@ -15,14 +15,16 @@ import time
 import pytest
 
 from conftest import CHILD_ENV, pid_alive, wait_until
+from driver_selectors import ECHO, FAULTY
 from libodk import Connection, OdkError, _lib
 
 BUNDLE = "org.odk.faulty"
-OPERATE, SET_FAULT, PING, POWER_STATE = 0, 1, 2, 3
-DEADLINE_MS = 1500  # OdkDeadlines in drivers/faulty/odk.json, every operation
+OPERATE, SET_FAULT, PING, POWER_STATE = (FAULTY.OPERATE, FAULTY.SET_FAULT, FAULTY.PING,
+                                         FAULTY.POWER_STATE)
+DEADLINE_MS = 1500  # OdkDeadlines in tests/drivers/faulty/odk.json, every operation
 MEMORY_LIMIT_MB = 64  # OdkMemoryLimitMB
 CRASH_LIMIT = 5  # crashes within 60 s that mark an instance failed
-ECHO = {"model": "echo", "serial": "E-1"}
+ECHO_DEVICE = {"model": "echo", "serial": "E-1"}
 SIGSEGV_NAMES = ("SIGSEGV", "SEGV", "Segmentation fault")
 SIGABRT_NAMES = ("SIGABRT", "ABRT", "Aborted")
 
@@ -140,7 +142,7 @@ def call_in_thread(d, dev, selector, scalars=(), struct=b""):
 
 def echo_answers(d, dev):
     """odkctl call to the echo device answers promptly (odkd is not held up)."""
-    r = d.ctl("call", dev, 1, 20, 22, timeout=10)
+    r = d.ctl("call", dev, ECHO.ADD, 20, 22, timeout=10)
     return r.stdout.split() == ["42"]
 
 
@@ -380,7 +382,7 @@ def test_restart_brings_a_failed_driver_back(odkd):
 
 
 def test_a_crash_does_not_disturb_other_drivers(odkd):
-    echo = odkd.plug(ECHO)
+    echo = odkd.plug(ECHO_DEVICE)
     (e,) = odkd.running(provider=echo)
     dev = odkd.plug(faulty("crash-on-call"))
     inst = running_instance(odkd, dev)
@@ -397,7 +399,7 @@ def test_a_crash_does_not_disturb_other_drivers(odkd):
 # ---- deadlines --------------------------------------------------------------
 
 def test_hang_in_start_misses_the_start_deadline_while_odkd_serves_others(odkd):
-    echo = odkd.plug(ECHO)
+    echo = odkd.plug(ECHO_DEVICE)
     odkd.running(provider=echo)
     dev = odkd.plug(faulty("hang-in-start"))
     first = wait_until(lambda: (lambda i: i if i and i["pid"] else None)(instance_of(odkd, dev)),
@@ -437,7 +439,7 @@ def test_hang_in_stop_unplug_still_completes(odkd):
 
 @pytest.mark.parametrize("fault", ["hang-on-call", "spin"])
 def test_stuck_call_is_ended_by_the_watchdog(odkd, fault):
-    echo = odkd.plug(ECHO)
+    echo = odkd.plug(ECHO_DEVICE)
     odkd.running(provider=echo)
     dev = odkd.plug(faulty(fault))
     inst = running_instance(odkd, dev)
@@ -492,7 +494,7 @@ def power_row_ok(row):
 
 
 def test_power_sleep_and_wake_reach_the_driver(odkd):
-    echo = odkd.plug(ECHO)
+    echo = odkd.plug(ECHO_DEVICE)
     odkd.running(provider=echo)
     dev = odkd.plug(faulty())
     inst = running_instance(odkd, dev)
@@ -514,7 +516,7 @@ def test_power_sleep_and_wake_reach_the_driver(odkd):
 
 
 def test_hang_in_power_is_killed_and_the_transition_goes_on(odkd):
-    echo = odkd.plug(ECHO)
+    echo = odkd.plug(ECHO_DEVICE)
     (e,) = odkd.running(provider=echo)
     dev = odkd.plug(faulty("hang-in-power"))
     inst = running_instance(odkd, dev)
@@ -598,7 +600,7 @@ def test_log_flood_is_rate_limited_and_odkd_stays_responsive(make_odkd, monkeypa
     # makes the RSS odkd's own.  (Other builds ignore the variable.)
     monkeypatch.setitem(CHILD_ENV, "ASAN_OPTIONS", "quarantine_size_mb=8")
     odkd = make_odkd()
-    echo = odkd.plug(ECHO)
+    echo = odkd.plug(ECHO_DEVICE)
     odkd.running(provider=echo)
     dev = odkd.plug(faulty("log-flood"))
     inst = running_instance(odkd, dev)
@@ -638,7 +640,7 @@ def test_odkctl_debug_prints_a_gdb_command_with_the_pid(odkd):
 
 def test_started_under_debug_waits_for_the_debugger(make_odkd):
     d = make_odkd(extra_args=["--debug", BUNDLE])
-    echo = d.plug(ECHO)
+    echo = d.plug(ECHO_DEVICE)
     d.running(provider=echo)  # other bundles start as usual
     dev = d.plug(faulty())
     waiting = wait_until(lambda: (lambda i: i if i and i["state"] == "debug-wait" and i["pid"]
@@ -664,6 +666,6 @@ def test_a_driver_started_while_the_system_sleeps_is_told(odkd):
     dev = odkd.plug(faulty("none"))
     running_instance(odkd, dev)
     with Connection(odkd.state, dev) as c:
-        wait_until(lambda: c.call(3, n_out=1)[0] == [0], what="ODK_POWER_OFF after start")
+        wait_until(lambda: c.call(POWER_STATE, n_out=1)[0] == [0], what="ODK_POWER_OFF after start")
         odkd.ctl("power", "wake")
-        assert c.call(3, n_out=1)[0] == [1]
+        assert c.call(POWER_STATE, n_out=1)[0] == [1]

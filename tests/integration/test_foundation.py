@@ -10,13 +10,14 @@ import time
 
 import pytest
 
-from conftest import BIN, CHILD_ENV, DRIVERS, pid_alive, wait_until
+from conftest import BIN, CHILD_ENV, DRIVERS, TEST_DRIVERS, pid_alive, wait_until
+from driver_selectors import ECHO
 
-ECHO = {"model": "echo", "serial": "T-1"}
+ECHO_DEVICE = {"model": "echo", "serial": "T-1"}
 
 
 def test_plug_starts_driver_in_its_own_process(odkd):
-    dev = odkd.plug(ECHO)
+    dev = odkd.plug(ECHO_DEVICE)
     (inst,) = odkd.running(provider=dev)
     assert inst["bundle"] == "org.odk.echo"
     assert inst["class"] == "EchoDriver"
@@ -27,55 +28,56 @@ def test_plug_starts_driver_in_its_own_process(odkd):
 
 
 def test_calls_return_the_right_outputs(odkd):
-    dev = odkd.plug(ECHO)
+    dev = odkd.plug(ECHO_DEVICE)
     odkd.running(provider=dev)
     svc = wait_until(lambda: odkd.service_node("EchoDriver"))
-    assert odkd.ctl("call", svc, 1, 2, 40).stdout.split() == ["42"]
-    assert odkd.ctl("call", svc, 0, "--struct", "68656c6c6f").stdout.split() == ["68656c6c6f"]
+    assert odkd.ctl("call", svc, ECHO.ADD, 2, 40).stdout.split() == ["42"]
+    out = odkd.ctl("call", svc, ECHO.ECHO, "--struct", "68656c6c6f").stdout.split()
+    assert out == ["68656c6c6f"]
     # The device node works too: its driver answers.
-    assert odkd.ctl("call", dev, 1, 7, 8).stdout.split() == ["15"]
-    served = int(odkd.ctl("call", svc, 2).stdout.split()[0])
+    assert odkd.ctl("call", dev, ECHO.ADD, 7, 8).stdout.split() == ["15"]
+    served = int(odkd.ctl("call", svc, ECHO.COUNT).stdout.split()[0])
     assert served == 3
 
 
 def test_wrong_arguments_get_an_error_and_the_driver_keeps_serving(odkd):
-    dev = odkd.plug(ECHO)
+    dev = odkd.plug(ECHO_DEVICE)
     (inst,) = odkd.running(provider=dev)
-    r = odkd.ctl("call", dev, 1, 2, "--struct", "00", check=False)
+    r = odkd.ctl("call", dev, ECHO.ADD, 2, "--struct", "00", check=False)
     assert r.returncode != 0 and "ODK_E_BAD_ARGUMENTS" in r.stderr
-    r = odkd.ctl("call", dev, 1, 2, check=False)  # one scalar instead of two
+    r = odkd.ctl("call", dev, ECHO.ADD, 2, check=False)  # one scalar instead of two
     assert r.returncode != 0 and "ODK_E_BAD_ARGUMENTS" in r.stderr
     r = odkd.ctl("call", dev, 99, check=False)
     assert r.returncode != 0 and "ODK_E_BAD_SELECTOR" in r.stderr
-    r = odkd.ctl("call", dev, 1, 1, 1, "--scalars-out", "0", check=False)
+    r = odkd.ctl("call", dev, ECHO.ADD, 1, 1, "--scalars-out", "0", check=False)
     assert r.returncode != 0 and "ODK_E_BAD_ARGUMENTS" in r.stderr
-    assert odkd.ctl("call", dev, 1, 1, 1).stdout.split() == ["2"]
+    assert odkd.ctl("call", dev, ECHO.ADD, 1, 1).stdout.split() == ["2"]
     (after,) = odkd.running(provider=dev)
     assert after["pid"] == inst["pid"] and after["restarts"] == 0
     assert "expected 2 scalar inputs, got 1" in odkd.ctl("log", "org.odk.echo").stdout
 
 
 def test_large_structures_travel_unchanged(odkd):
-    dev = odkd.plug(ECHO)
+    dev = odkd.plug(ECHO_DEVICE)
     odkd.running(provider=dev)
     blob = os.urandom(60000)  # above the 48 KiB inline size: goes through a memfd
-    out = odkd.ctl("call", dev, 0, "--struct", blob.hex()).stdout.split()
+    out = odkd.ctl("call", dev, ECHO.ECHO, "--struct", blob.hex()).stdout.split()
     assert out == [blob.hex()]
 
 
 def test_several_apps_at_once(odkd):
-    dev = odkd.plug(ECHO)
+    dev = odkd.plug(ECHO_DEVICE)
     odkd.running(provider=dev)
     procs = [subprocess.Popen([str(BIN / "odkctl"), "--state-dir", str(odkd.state), "call",
-                               str(dev), "1", str(i), "1000"], stdout=subprocess.PIPE, text=True,
-                              env=CHILD_ENV)
+                               str(dev), str(ECHO.ADD), str(i), "1000"],
+                              stdout=subprocess.PIPE, text=True, env=CHILD_ENV)
              for i in range(8)]
     outs = [p.communicate(timeout=30)[0].split() for p in procs]
     assert sorted(int(o[0]) for o in outs) == [1000 + i for i in range(8)]
 
 
 def test_unplug_stops_the_driver(odkd):
-    dev = odkd.plug(ECHO)
+    dev = odkd.plug(ECHO_DEVICE)
     (inst,) = odkd.running(provider=dev)
     odkd.ctl("sim", "unplug", dev)
     wait_until(lambda: not pid_alive(inst["pid"]), what="the driver to exit")
@@ -85,7 +87,7 @@ def test_unplug_stops_the_driver(odkd):
 
 
 def test_killed_driver_restarts(odkd):
-    dev = odkd.plug(ECHO)
+    dev = odkd.plug(ECHO_DEVICE)
     (inst,) = odkd.running(provider=dev)
     os.kill(inst["pid"], signal.SIGKILL)
 
@@ -96,7 +98,7 @@ def test_killed_driver_restarts(odkd):
     assert new["restarts"] == 1 and pid_alive(new["pid"])
     assert "crashed: killed by signal 9" in odkd.log_text()
     svc = wait_until(lambda: odkd.service_node("EchoDriver"))
-    assert odkd.ctl("call", svc, 1, 3, 4).stdout.split() == ["7"]
+    assert odkd.ctl("call", svc, ECHO.ADD, 3, 4).stdout.split() == ["7"]
     assert len(odkd.json("crashes")) == 1
 
 
@@ -132,7 +134,7 @@ def test_garbage_on_the_socket_does_not_hurt_odkd(odkd):
     s.close()
     assert odkd.proc.poll() is None
     assert odkd.instances() == []
-    dev = odkd.plug(ECHO)
+    dev = odkd.plug(ECHO_DEVICE)
     odkd.running(provider=dev)
 
 
@@ -150,19 +152,19 @@ def test_malformed_manifest_names_the_file_and_key(make_odkd, tmp_path):
         "personalities": {"P": {"IOProviderClass": "OdkSimDevice", "IOUserClass": "X",
                                 "IOProbeScore": "high"}}})
     write_bundle(drivers / "syntax", '{"bundle": "org.example.syntax",,}')
-    d = make_odkd(drivers=(drivers, DRIVERS))
+    d = make_odkd(drivers=(drivers, DRIVERS, TEST_DRIVERS))
     log = d.log_text()
     assert str(bad / "odk.json") in log and "IOProbeScore" in log
     assert str(drivers / "syntax" / "odk.json") in log and "line 1" in log
     # The good bundles still load and work.
-    dev = d.plug(ECHO)
+    dev = d.plug(ECHO_DEVICE)
     d.running(provider=dev)
     r = d.ctl("install", bad, check=False)
     assert r.returncode != 0 and "IOProbeScore" in r.stderr and "odk.json" in r.stderr
 
 
 def test_match_explain(odkd):
-    dev = odkd.plug(ECHO)
+    dev = odkd.plug(ECHO_DEVICE)
     other = odkd.plug({"model": "nothing-matches-me"})
     odkd.running(provider=dev)
     rows = odkd.json("match", "--explain", dev)
@@ -176,7 +178,7 @@ def test_match_explain(odkd):
 
 
 def test_tree_shows_nodes_and_properties(odkd):
-    dev = odkd.plug(ECHO)
+    dev = odkd.plug(ECHO_DEVICE)
     odkd.running(provider=dev)
     nodes = {n["id"]: n for n in odkd.json("tree")}
     assert nodes[dev]["class"] == "OdkSimDevice"
@@ -190,8 +192,8 @@ def test_tree_shows_nodes_and_properties(odkd):
 
 def test_install_newer_build_replaces_running_instances(odkd, tmp_path):
     src = tmp_path / "echo-copy"
-    shutil.copytree(DRIVERS / "echo", src)
-    dev = odkd.plug(ECHO)
+    shutil.copytree(TEST_DRIVERS / "echo", src)
+    dev = odkd.plug(ECHO_DEVICE)
     (old,) = odkd.running(provider=dev)
     assert odkd.ctl("install", src).stdout.strip() == "unchanged"  # same build as the running one
     with open(src / "echo.so", "ab") as f:
@@ -203,14 +205,14 @@ def test_install_newer_build_replaces_running_instances(odkd, tmp_path):
         return l if l and all(i["build"] != old["build"] for i in l) else None
     (new,) = wait_until(replaced, what="the new build to run")
     assert new["pid"] != old["pid"] and not pid_alive(old["pid"])
-    assert odkd.ctl("call", dev, 1, 20, 22).stdout.split() == ["42"]
+    assert odkd.ctl("call", dev, ECHO.ADD, 20, 22).stdout.split() == ["42"]
     assert odkd.ctl("install", src).stdout.strip() == "unchanged"
 
 
 def test_driver_whose_class_is_missing_fails_clearly(make_odkd, tmp_path):
     drivers = tmp_path / "drivers"
     b = drivers / "noclass"
-    shutil.copytree(DRIVERS / "echo", b)
+    shutil.copytree(TEST_DRIVERS / "echo", b)
     m = json.loads((b / "odk.json").read_text())
     m["bundle"] = "org.example.noclass"
     m["personalities"]["EchoDriver"]["IOUserClass"] = "NoSuchClass"
@@ -232,10 +234,10 @@ def test_odkctl_reports_unknown_nodes(odkd):
 
 
 def test_an_upgrade_that_cannot_start_rolls_back(odkd, tmp_path):
-    dev = odkd.plug(ECHO)
+    dev = odkd.plug(ECHO_DEVICE)
     (old,) = odkd.running(provider=dev)
     broken = tmp_path / "echo-broken"
-    shutil.copytree(DRIVERS / "echo", broken)
+    shutil.copytree(TEST_DRIVERS / "echo", broken)
     m = json.loads((broken / "odk.json").read_text())
     m["version"] = "2.0.0"
     m["personalities"]["EchoDriver"]["IOUserClass"] = "NoSuchClass"  # loads, cannot start
@@ -248,12 +250,12 @@ def test_an_upgrade_that_cannot_start_rolls_back(odkd, tmp_path):
         return l if l and l[0]["build"] == old["build"] and l[0]["version"] == "1.0.0" else None
     (new,) = wait_until(back, what="the previous build running again")
     assert new["pid"] != old["pid"]
-    assert odkd.ctl("call", dev, 1, 40, 2).stdout.split() == ["42"]
+    assert odkd.ctl("call", dev, ECHO.ADD, 40, 2).stdout.split() == ["42"]
 
 
 def test_installed_builds_survive_an_odkd_restart(make_odkd, tmp_path):
     src = tmp_path / "echo-copy"
-    shutil.copytree(DRIVERS / "echo", src)
+    shutil.copytree(TEST_DRIVERS / "echo", src)
     with open(src / "echo.so", "ab") as f:
         f.write(b"\0v2")
     a = make_odkd("first")
@@ -262,11 +264,12 @@ def test_installed_builds_survive_an_odkd_restart(make_odkd, tmp_path):
     # The same state folder, a new odkd: the installed build wins over --drivers.
     log = open(tmp_path / "second.log", "w")
     p = subprocess.Popen([str(BIN / "odkd"), "--state-dir", str(a.state), "--dev-dir", str(a.dev),
-                          "--drivers", str(DRIVERS)], stdout=log, stderr=log, env=CHILD_ENV)
+                          "--drivers", str(DRIVERS), "--drivers", str(TEST_DRIVERS)],
+                         stdout=log, stderr=log, env=CHILD_ENV)
     try:
         wait_until(lambda: (a.state / "odkd.sock").exists(), what="odkd")
         a.proc = p
-        dev = a.plug(ECHO)
+        dev = a.plug(ECHO_DEVICE)
         (inst,) = a.running(provider=dev)
         installed = [d for d in (a.state / "bundles").iterdir() if d.is_dir()]
         assert len(installed) == 1 and installed[0].name.endswith(inst["build"])

@@ -3,10 +3,9 @@ asynchronous calls in flight by the thousand."""
 import pytest
 
 from conftest import wait_until
+from driver_selectors import ECHO
 from libodk import MEM_IN, MEM_INOUT, MEM_OUT, Buffer, Connection, OdkError
 
-FILL, SUM, INCREMENT, TRY_WRITE = 0, 1, 2, 3
-ADD_ASYNC, STATS, HOLD, RELEASE, MEMORY, COPY, READ_SHARED = 3, 4, 5, 6, 7, 8, 9
 ODK_E_ACCESS = -9
 GiB = 1 << 30
 
@@ -25,13 +24,13 @@ def test_in_buffer_is_read_by_the_driver_and_refused_for_writing(echo):
     buf.write(0, data)
     with Connection(odkd.state, dev) as c:
         bid = c.register(buf, MEM_IN)
-        (total,), _ = c.call_memory(MEMORY, [SUM, 0], [(bid, 0, len(data))], n_out=1)
+        (total,), _ = c.call_memory(ECHO.MEMORY, [ECHO.MEM_SUM, 0], [(bid, 0, len(data))], n_out=1)
         assert total == sum(data)
         # A write into an in-only buffer is refused with an error, not dropped.
         with pytest.raises(OdkError) as e:
-            c.call_memory(MEMORY, [FILL, 7], [(bid, 0, 4096)], n_out=1)
+            c.call_memory(ECHO.MEMORY, [ECHO.MEM_FILL, 7], [(bid, 0, 4096)], n_out=1)
         assert e.value.name == "ODK_E_ACCESS"
-        (status,), _ = c.call_memory(MEMORY, [TRY_WRITE, 0], [(bid, 0, 1)], n_out=1)
+        (status,), _ = c.call_memory(ECHO.MEMORY, [ECHO.MEM_TRY_WRITE, 0], [(bid, 0, 1)], n_out=1)
         assert status == (ODK_E_ACCESS & 0xFFFFFFFFFFFFFFFF)
         assert buf.read(0, len(data)) == data
     buf.free()
@@ -42,7 +41,7 @@ def test_out_buffer_written_by_the_driver_is_seen_by_the_app(echo):
     buf = Buffer(1 << 20)
     with Connection(odkd.state, dev) as c:
         bid = c.register(buf, MEM_OUT)
-        c.call_memory(MEMORY, [FILL, 0xA5], [(bid, 4096, 8192)], n_out=1)
+        c.call_memory(ECHO.MEMORY, [ECHO.MEM_FILL, 0xA5], [(bid, 4096, 8192)], n_out=1)
         # Visible as soon as the call returns: the same pages, no copy.
         assert buf.read(4096, 8192) == b"\xa5" * 8192
         assert buf.read(0, 4096) == b"\0" * 4096
@@ -56,9 +55,9 @@ def test_inout_buffer_both_ways(echo):
     buf.write(0, bytes(range(200)))
     with Connection(odkd.state, dev) as c:
         bid = c.register(buf, MEM_INOUT)
-        (total,), _ = c.call_memory(MEMORY, [SUM, 0], [(bid, 0, 200)], n_out=1)
+        (total,), _ = c.call_memory(ECHO.MEMORY, [ECHO.MEM_SUM, 0], [(bid, 0, 200)], n_out=1)
         assert total == sum(range(200))
-        c.call_memory(MEMORY, [INCREMENT, 0], [(bid, 0, 200)], n_out=1)
+        c.call_memory(ECHO.MEMORY, [ECHO.MEM_INCREMENT, 0], [(bid, 0, 200)], n_out=1)
         assert buf.read(0, 200) == bytes(range(1, 201))
 
 
@@ -70,16 +69,16 @@ def test_ranges_outside_a_buffer_or_unknown_buffers_are_refused(echo):
         for ref, name in [((bid, 4000, 200), "ODK_E_INVALID"), ((bid, 1 << 63, 1), "ODK_E_INVALID"),
                           ((bid + 99, 0, 1), "ODK_E_NOT_FOUND")]:
             with pytest.raises(OdkError) as e:
-                c.call_memory(MEMORY, [FILL, 1], [ref], n_out=1)
+                c.call_memory(ECHO.MEMORY, [ECHO.MEM_FILL, 1], [ref], n_out=1)
             assert e.value.name == name
         with pytest.raises(OdkError) as e:  # the method takes exactly one range
-            c.call_memory(MEMORY, [FILL, 1], [(bid, 0, 1), (bid, 0, 1)], n_out=1)
+            c.call_memory(ECHO.MEMORY, [ECHO.MEM_FILL, 1], [(bid, 0, 1), (bid, 0, 1)], n_out=1)
         assert e.value.name == "ODK_E_BAD_ARGUMENTS"
         c.unregister(bid)
         with pytest.raises(OdkError):
-            c.call_memory(MEMORY, [FILL, 1], [(bid, 0, 1)], n_out=1)
+            c.call_memory(ECHO.MEMORY, [ECHO.MEM_FILL, 1], [(bid, 0, 1)], n_out=1)
         # The driver is still fine.
-        assert c.call(1, [2, 3], n_out=1)[0] == [5]
+        assert c.call(ECHO.ADD, [2, 3], n_out=1)[0] == [5]
 
 
 def test_buffers_above_4_gib(echo):
@@ -88,10 +87,11 @@ def test_buffers_above_4_gib(echo):
     with Connection(odkd.state, dev) as c:
         bid = c.register(buf, MEM_INOUT)
         off = 5 * GiB - 8192
-        c.call_memory(MEMORY, [FILL, 0x3C], [(bid, off, 8192)], n_out=1)
+        c.call_memory(ECHO.MEMORY, [ECHO.MEM_FILL, 0x3C], [(bid, off, 8192)], n_out=1)
         assert buf.read(off, 8192) == b"\x3c" * 8192
         buf.write(4 * GiB + 12345, b"\x07" * 10)
-        (total,), _ = c.call_memory(MEMORY, [SUM, 0], [(bid, 4 * GiB + 12345, 10)], n_out=1)
+        (total,), _ = c.call_memory(ECHO.MEMORY, [ECHO.MEM_SUM, 0], [(bid, 4 * GiB + 12345, 10)],
+                                    n_out=1)
         assert total == 70
 
 
@@ -102,7 +102,7 @@ def test_copy_between_two_shared_buffers(echo):
     src.write(1 << 20, payload)
     with Connection(odkd.state, dev) as c:
         a, b = c.register(src, MEM_IN), c.register(dst, MEM_OUT)
-        c.call_memory(COPY, refs=[(a, 1 << 20, len(payload)), (b, 0, len(payload))], n_out=0)
+        c.call_memory(ECHO.COPY, refs=[(a, 1 << 20, len(payload)), (b, 0, len(payload))], n_out=0)
         assert dst.read(0, len(payload)) == payload
 
 
@@ -114,7 +114,7 @@ def test_driver_memory_mapped_by_the_app(echo):
         assert shared.read(0, 19) == b"echo shared memory\0"
         inbox = c.map_memory(1)
         inbox.write(0, (0x1122334455667788).to_bytes(8, "little"))
-        assert c.call(READ_SHARED, n_out=1)[0] == [0x1122334455667788]
+        assert c.call(ECHO.READ_SHARED, n_out=1)[0] == [0x1122334455667788]
         with pytest.raises(OdkError) as e:
             c.map_memory(2)
         assert e.value.name == "ODK_E_NOT_FOUND"
@@ -130,13 +130,13 @@ def test_10000_async_calls_in_flight_complete_exactly_once(echo):
             def done(status, outs, i=i):
                 assert i not in results, f"call {i} completed twice"
                 results[i] = (status, outs)
-            c.call_async(ADD_ASYNC, [i, 1000000], done)
+            c.call_async(ECHO.ADD_ASYNC, [i, 1000000], done)
         assert c.pending() > 0
         while len(results) < 10000:
             assert c.dispatch(5000) > 0, f"stalled at {len(results)} completions"
         assert c.pending() == 0
         assert all(results[i] == (0, [i + 1000000]) for i in range(10000))
-        completed, cancelled, outstanding = c.call(STATS, n_out=3)[0]
+        completed, cancelled, outstanding = c.call(ECHO.STATS, n_out=3)[0]
         assert (completed, cancelled, outstanding) == (10000, 0, 0)
 
 
@@ -145,22 +145,22 @@ def test_closing_mid_flight_cancels_the_rest_and_leaks_nothing(echo):
     seen = []
     c = Connection(odkd.state, dev)
     for i in range(1000):
-        c.call_async(HOLD, [], lambda status, outs: seen.append(status))
-    c.call(1, [1, 1], n_out=1)  # by now the driver holds every one of them
+        c.call_async(ECHO.HOLD, [], lambda status, outs: seen.append(status))
+    c.call(ECHO.ADD, [1, 1], n_out=1)  # by now the driver holds every one of them
     c.close()
     assert len(seen) == 1000 and set(seen) == {-12}  # ODK_E_CANCELLED, each exactly once
     with Connection(odkd.state, dev) as c2:
         def stats():
-            s = c2.call(STATS, n_out=3)[0]
+            s = c2.call(ECHO.STATS, n_out=3)[0]
             return s if s[1] == 1000 else None
         completed, cancelled, outstanding = wait_until(stats, what="the driver to see the cancel")
         assert outstanding == 0 and completed == 0
         # Held calls released normally complete normally.
         got = []
         for _ in range(10):
-            c2.call_async(HOLD, [], lambda status, outs: got.append(status))
-        wait_until(lambda: c2.call(STATS, n_out=3)[0][2] == 10, what="10 held calls")
-        assert c2.call(RELEASE, n_out=1)[0] == [10]
+            c2.call_async(ECHO.HOLD, [], lambda status, outs: got.append(status))
+        wait_until(lambda: c2.call(ECHO.STATS, n_out=3)[0][2] == 10, what="10 held calls")
+        assert c2.call(ECHO.RELEASE, n_out=1)[0] == [10]
         while len(got) < 10:
             c2.dispatch(5000)
         assert got == [0] * 10
@@ -173,8 +173,8 @@ def test_async_calls_fail_when_the_driver_dies(echo):
     seen = []
     with Connection(odkd.state, dev) as c:
         for _ in range(50):
-            c.call_async(HOLD, [], lambda status, outs: seen.append(status))
-        c.call(1, [1, 1], n_out=1)
+            c.call_async(ECHO.HOLD, [], lambda status, outs: seen.append(status))
+        c.call(ECHO.ADD, [1, 1], n_out=1)
         os.kill(odkd.instances()[0]["pid"], signal.SIGKILL)
         while len(seen) < 50:
             try:
@@ -183,7 +183,7 @@ def test_async_calls_fail_when_the_driver_dies(echo):
                 break
         assert seen == [-10] * 50  # ODK_E_GONE
         with pytest.raises(OdkError) as e:
-            c.call(1, [1, 1], n_out=1)
+            c.call(ECHO.ADD, [1, 1], n_out=1)
         assert e.value.name == "ODK_E_GONE"
 
 
@@ -193,7 +193,7 @@ def test_data_queue_delivers_every_record_in_order_to_a_slow_reader(echo):
     with Connection(odkd.state, dev) as c:
         q = c.map_data_queue(0)
         n = 200000  # 200k x 128 bytes: many times the 1 MiB ring, so the driver must wait
-        c.call(10, [n, 128], n_out=0)
+        c.call(ECHO.PRODUCE, [n, 128], n_out=0)
         for i in range(n):
             rec = q.get()
             assert rec is not None, f"stalled at record {i}"
@@ -209,22 +209,21 @@ def test_data_queue_delivers_every_record_in_order_to_a_slow_reader(echo):
 
 def test_dma_through_the_simulated_iommu_lands_in_the_app_buffer(echo):
     odkd, dev = echo
-    DMA = 11
     buf = Buffer(8 << 20)
     with Connection(odkd.state, dev) as c:
         bid = c.register(buf, MEM_OUT)
         length = (8 << 20) - 8192
         # Scattered: many segments of at most 64 KiB, 4 KiB aligned.
-        (segments,), _ = c.call_memory(DMA, [65536, 4096, 0], [(bid, 4096, length)], n_out=1)
+        (segments,), _ = c.call_memory(ECHO.DMA, [65536, 4096, 0], [(bid, 4096, length)], n_out=1)
         assert segments >= length // 65536
         data = buf.read(4096, length)
         assert data == bytes(i & 0xFF for i in range(256)) * (length // 256)
         assert buf.read(0, 4096) == b"\0" * 4096  # nothing outside the range
         # One contiguous segment, or a clear error when the device cannot take it.
-        (segments,), _ = c.call_memory(DMA, [0, 4096, 1], [(bid, 0, 1 << 20)], n_out=1)
+        (segments,), _ = c.call_memory(ECHO.DMA, [0, 4096, 1], [(bid, 0, 1 << 20)], n_out=1)
         assert segments == 1
         with pytest.raises(OdkError) as e:
-            c.call_memory(DMA, [65536, 4096, 1], [(bid, 0, 1 << 20)], n_out=1)
+            c.call_memory(ECHO.DMA, [65536, 4096, 1], [(bid, 0, 1 << 20)], n_out=1)
         assert e.value.name == "ODK_E_LIMIT"
     assert "contiguous" in odkd.ctl("log", "org.odk.echo").stdout
 
@@ -234,5 +233,5 @@ def test_sync_call_to_an_async_method_through_the_mailbox(echo):
     with Connection(odkd.state, dev) as c:
         # More scalar room than the method returns: the structure must still
         # come back where the app looks for it (a bug the docs review found).
-        outs, data = c.call(12, struct=b"hello", n_out=4, struct_out=64)
+        outs, data = c.call(ECHO.ECHO_ASYNC, struct=b"hello", n_out=4, struct_out=64)
         assert outs == [] and data == b"hello"

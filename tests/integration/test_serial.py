@@ -11,9 +11,8 @@ import pytest
 import serial
 
 from conftest import CHILD_ENV, pid_alive, wait_until
+from driver_selectors import SERIAL
 from libodk import Connection, OdkError
-
-SERIAL_WRITE, SERIAL_READ, SET_LINE, GET_LINE, SET_MODEM, GET_MODEM = range(6)
 
 
 def loopback(odkd, ring_size=None):
@@ -94,8 +93,8 @@ def test_line_settings_reach_the_driver_and_the_node(odkd):
         # them, so data bits and parity cannot travel through the terminal; the
         # port's user client sets them (docs/serial.md).
         with Connection(odkd.state, port["id"]) as c:
-            c.call(SET_LINE, [9600, 7, 1, 2, 1, 17, 19])
-            outs, _ = c.call(GET_LINE, n_out=9)
+            c.call(SERIAL.SET_LINE, [9600, 7, 1, 2, 1, 17, 19])
+            outs, _ = c.call(SERIAL.GET_LINE, n_out=9)
             assert outs[:7] == [9600, 7, 1, 2, 1, 17, 19]
         props = node_props(odkd, port["id"])
         assert props["DataBits"] == 7 and props["Parity"] == "even" and props["StopBits"] == 1
@@ -127,18 +126,18 @@ def test_app_without_a_tty_uses_the_user_client(odkd):
         got = b""
         while len(got) < len(data):
             if sent < len(data):
-                (n,), _ = c.call(SERIAL_WRITE, struct=data[sent:sent + 8192], n_out=1)
+                (n,), _ = c.call(SERIAL.WRITE, struct=data[sent:sent + 8192], n_out=1)
                 sent += n
-            _, b = c.call(SERIAL_READ, struct_out=65536)
+            _, b = c.call(SERIAL.READ, struct_out=65536)
             got += b
         assert got == data
-        c.call(SET_MODEM, [1, 0])
-        outs, _ = c.call(GET_MODEM, n_out=4)
+        c.call(SERIAL.SET_MODEM, [1, 0])
+        outs, _ = c.call(SERIAL.GET_MODEM, n_out=4)
         assert outs == [0, 1, 0, 1]  # loopback plug: CTS follows RTS, DSR and DCD follow DTR
         assert node_props(odkd, port["id"])["RTS"] is False
     with pytest.raises(OdkError) as e:
         with Connection(odkd.state, port["id"]) as c:
-            c.call(SET_LINE, [9600, 9, 1, 0, 0, 17, 19])  # 9 data bits
+            c.call(SERIAL.SET_LINE, [9600, 9, 1, 0, 0, 17, 19])  # 9 data bits
     assert e.value.name == "ODK_E_INVALID"
 
 

@@ -1,4 +1,4 @@
-/* The faulty driver: a sample bundle that misbehaves on purpose, so tests
+/* The faulty driver: a test bundle that misbehaves on purpose, so tests
  * can check what odkd does with a driver that crashes, hangs, spins, leaks
  * or floods its log.
  *
@@ -14,7 +14,7 @@
  *   spin            selector 0 spins the CPU forever
  *   log-flood       selector 0 starts logging as fast as it can, forever (on a
  *                   queue of its own, so the default queue stays free)
- * User-client methods:
+ * User-client methods (faulty_selectors.h names them):
  *   0  operate:     scalar out: operate calls so far (this one included);
  *                   does the fault's thing for the *-on-call, leak, spin,
  *                   log-flood and slow faults
@@ -35,6 +35,8 @@
 #include <unistd.h>
 
 #include "odk/driver.h"
+
+#include "faulty_selectors.h"
 
 #define FAULT_NAME_MAX 64
 #define LEAK_CHUNK (8u << 20) /* bytes selector 0 leaks per call under "leak" */
@@ -356,10 +358,10 @@ static int faulty_power_state(odk_driver *drv, odk_user_client *uc, odk_call *ca
 }
 
 static const odk_method faulty_methods[] = {
-    [0] = {.fn = faulty_operate, .scalar_out = 1},
-    [1] = {.fn = faulty_set_fault, .struct_in = ODK_VARIABLE_SIZE},
-    [2] = {.fn = faulty_ping, .scalar_in = 1, .scalar_out = 1},
-    [3] = {.fn = faulty_power_state, .scalar_out = 1},
+    [FAULTY_OPERATE] = {.fn = faulty_operate, .scalar_out = 1},
+    [FAULTY_SET_FAULT] = {.fn = faulty_set_fault, .struct_in = ODK_VARIABLE_SIZE},
+    [FAULTY_PING] = {.fn = faulty_ping, .scalar_in = 1, .scalar_out = 1},
+    [FAULTY_POWER_STATE] = {.fn = faulty_power_state, .scalar_out = 1},
 };
 
 static const odk_driver_class faulty_class = {

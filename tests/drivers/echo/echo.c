@@ -1,7 +1,9 @@
-/* The echo driver: the smallest complete odk driver.
+/* The echo driver: a test driver that exercises every part of the data
+ * path.  drivers/hello is the sample to read first; this one exists for
+ * tests/integration, tests/stress and bench.
  *
  * It matches simulated devices with "model": "echo", registers a service,
- * and answers these user-client methods:
+ * and answers these user-client methods (echo_selectors.h names them):
  *   0  echo:   returns its input structure unchanged (any size)
  *   1  add:    two scalars in, their sum out
  *   2  count:  how many calls this instance has served (before this one)
@@ -30,12 +32,14 @@
  * Memory an app can map (copy_client_memory): type 0, 4 KiB the driver
  * wrote ("echo shared memory", OUT: read-only for the app); type 1, 4 KiB
  * the app writes and the driver reads (IN).
- * docs/driver-guide.md walks through this file. */
+ * docs/memory.md explains the calls behind selectors 3 to 12. */
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 
 #include "odk/driver.h"
+
+#include "echo_selectors.h"
 
 #define MAX_PENDING 65536 /* async calls held at once; more get ODK_E_BUSY */
 
@@ -240,22 +244,22 @@ static int echo_memory(odk_driver *drv, odk_user_client *uc, odk_call *call)
     const odk_memory_range *r = &call->memory[0];
     uint8_t *p;
     uint64_t op = call->scalar_in[0];
-    if (op == 3) {
+    if (op == ECHO_MEM_TRY_WRITE) {
         call->scalar_out[0] = (uint64_t)(int64_t)odk_memory_write(r->memory, r->offset, "x", 1);
         return ODK_OK;
     }
-    uint32_t access = op == 1 ? ODK_MAP_READ : ODK_MAP_READ | ODK_MAP_WRITE;
+    uint32_t access = op == ECHO_MEM_SUM ? ODK_MAP_READ : ODK_MAP_READ | ODK_MAP_WRITE;
     int st = odk_memory_map(r->memory, access, (void **)&p);
     if (st < 0)
         return st; /* a write into an IN buffer: ODK_E_ACCESS */
     p += r->offset;
     uint64_t sum = 0;
     for (uint64_t i = 0; i < r->length; i++) {
-        if (op == 0)
+        if (op == ECHO_MEM_FILL)
             p[i] = (uint8_t)call->scalar_in[1];
-        else if (op == 1)
+        else if (op == ECHO_MEM_SUM)
             sum += p[i];
-        else if (op == 2)
+        else if (op == ECHO_MEM_INCREMENT)
             p[i]++;
         else
             return ODK_E_INVALID;
@@ -299,8 +303,10 @@ static int echo_produce(odk_driver *drv, odk_user_client *uc, odk_call *call)
 static int echo_dma(odk_driver *drv, odk_user_client *uc, odk_call *call)
 {
     const odk_memory_range *r = &call->memory[0];
-    odk_dma_constraints c = {.address_bits = 48, .max_segment_size = call->scalar_in[0],
-                             .alignment = call->scalar_in[1], .flags = (uint32_t)call->scalar_in[2]};
+    odk_dma_constraints c = {.address_bits = 48,
+                             .max_segment_size = call->scalar_in[0],
+                             .alignment = call->scalar_in[1],
+                             .flags = (uint32_t)call->scalar_in[2]};
     odk_dma_command *cmd;
     uint64_t n = 0;
     int st = odk_dma_command_create(odk_driver_iommu(drv), &c, &cmd);
@@ -345,8 +351,7 @@ static int echo_client_data_queue(odk_driver *drv, odk_user_client *uc, uint32_t
     return ODK_OK;
 }
 
-static int echo_client_memory(odk_driver *drv, odk_user_client *uc, uint32_t type,
-                              odk_memory **mem)
+static int echo_client_memory(odk_driver *drv, odk_user_client *uc, uint32_t type, odk_memory **mem)
 {
     struct echo_state *s = odk_driver_state(drv);
     if (type > 1)
@@ -356,21 +361,21 @@ static int echo_client_memory(odk_driver *drv, odk_user_client *uc, uint32_t typ
 }
 
 static const odk_method echo_methods[] = {
-    [0] = {echo_echo, .scalar_in = 0, .scalar_out = 0, .struct_in = ODK_VARIABLE_SIZE,
-           .struct_out = ODK_VARIABLE_SIZE},
-    [1] = {echo_add, .scalar_in = 2, .scalar_out = 1, .struct_in = 0, .struct_out = 0},
-    [2] = {echo_count, .scalar_in = 0, .scalar_out = 1, .struct_in = 0, .struct_out = 0},
-    [3] = {echo_add_async, .scalar_in = 2, .scalar_out = 1, .flags = ODK_METHOD_ASYNC},
-    [4] = {echo_stats, .scalar_out = 3},
-    [5] = {echo_hold, .flags = ODK_METHOD_ASYNC},
-    [6] = {echo_release, .scalar_out = 1},
-    [7] = {echo_memory, .scalar_in = 2, .scalar_out = 1, .memory = 1},
-    [8] = {echo_copy, .memory = 2},
-    [9] = {echo_read_shared, .scalar_out = 1},
-    [10] = {echo_produce, .scalar_in = 2},
-    [11] = {echo_dma, .scalar_in = 3, .scalar_out = 1, .memory = 1},
-    [12] = {echo_echo_async, .struct_in = ODK_VARIABLE_SIZE, .struct_out = ODK_VARIABLE_SIZE,
-            .flags = ODK_METHOD_ASYNC},
+    [ECHO_ECHO] = {echo_echo, .scalar_in = 0, .scalar_out = 0, .struct_in = ODK_VARIABLE_SIZE,
+                   .struct_out = ODK_VARIABLE_SIZE},
+    [ECHO_ADD] = {echo_add, .scalar_in = 2, .scalar_out = 1, .struct_in = 0, .struct_out = 0},
+    [ECHO_COUNT] = {echo_count, .scalar_in = 0, .scalar_out = 1, .struct_in = 0, .struct_out = 0},
+    [ECHO_ADD_ASYNC] = {echo_add_async, .scalar_in = 2, .scalar_out = 1, .flags = ODK_METHOD_ASYNC},
+    [ECHO_STATS] = {echo_stats, .scalar_out = 3},
+    [ECHO_HOLD] = {echo_hold, .flags = ODK_METHOD_ASYNC},
+    [ECHO_RELEASE] = {echo_release, .scalar_out = 1},
+    [ECHO_MEMORY] = {echo_memory, .scalar_in = 2, .scalar_out = 1, .memory = 1},
+    [ECHO_COPY] = {echo_copy, .memory = 2},
+    [ECHO_READ_SHARED] = {echo_read_shared, .scalar_out = 1},
+    [ECHO_PRODUCE] = {echo_produce, .scalar_in = 2},
+    [ECHO_DMA] = {echo_dma, .scalar_in = 3, .scalar_out = 1, .memory = 1},
+    [ECHO_ECHO_ASYNC] = {echo_echo_async, .struct_in = ODK_VARIABLE_SIZE,
+                         .struct_out = ODK_VARIABLE_SIZE, .flags = ODK_METHOD_ASYNC},
 };
 
 static const odk_driver_class echo_class = {
