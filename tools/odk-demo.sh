@@ -1,6 +1,7 @@
 #!/bin/sh
 # odk demo: odkd with the sim bus's built-in devices and the sample bundles,
-# in a throw-away state folder.  Runs until Ctrl-C.
+# in a throw-away state folder.  Runs until Ctrl-C, or until the terminal
+# closes (SIGHUP) or someone sends SIGTERM: odkd stops its drivers either way.
 set -eu
 bin=$(cd "$(dirname "$0")" && pwd)
 state=$(mktemp -d /tmp/odk-demo.XXXXXX)
@@ -10,7 +11,7 @@ export ODK_STATE_DIR="$state"
 
 "$bin/odkd" --state-dir "$state" --demo --dev-dir "$devdir" 2>"$state/odkd.log" &
 odkd=$!
-trap 'kill $odkd 2>/dev/null; wait $odkd 2>/dev/null; rm -rf "$state"; exit 0' INT TERM
+trap 'kill $odkd 2>/dev/null; wait $odkd 2>/dev/null; rm -rf "$state"; exit 0' INT TERM HUP
 trap 'kill $odkd 2>/dev/null; rm -rf "$state"' EXIT
 
 # Wait until every built-in device has a running driver.
@@ -34,19 +35,18 @@ echo
 echo "== the registry (odkctl tree)"
 "$bin/odkctl" tree
 echo
-node=$("$bin/odkctl" find '{"IOProviderClass": "EchoDriver"}' | awk 'NR==1 {print $1}')
-device=$("$bin/odkctl" find '{"IOProviderClass": "OdkSimDevice", "model": "echo"}' | awk 'NR==1 {print $1}')
+node=$("$bin/odkctl" find '{"IOProviderClass": "HelloDriver"}' | awk 'NR==1 {print $1}')
+device=$("$bin/odkctl" find '{"IOProviderClass": "OdkSimDevice", "model": "hello"}' | awk 'NR==1 {print $1}')
 echo "== try it, in another terminal:"
 echo "   export ODK_STATE_DIR=$state"
-echo "   $bin/odkctl call $node 1 2 40            # the echo driver adds 2 + 40"
-echo "   $bin/odkctl call $node 0 --struct 68656c6c6f   # echoes 'hello' back as hex"
-echo "   $bin/odkctl match --explain $device      # why each personality matched the echo device"
+echo "   $bin/odkctl call $node 0 2 40            # the hello driver adds 2 + 40"
+echo "   $bin/odkctl match --explain $device      # why each personality matched the hello device"
 for link in "$devdir"/tty.*; do
     [ -e "$link" ] || continue
     echo "   picocom -b 115200 $link         # a loopback serial port: what you type comes back"
 done
 echo
-echo "   for example: odkctl call $node 1 2 40 prints $("$bin/odkctl" call "$node" 1 2 40)"
+echo "   for example: odkctl call $node 0 2 40 prints $("$bin/odkctl" call "$node" 0 2 40)"
 echo
 echo "Press Ctrl-C to stop."
 wait $odkd

@@ -27,6 +27,7 @@
 #include "daemon/odkd.h"
 #include "daemon/policy/manager.h"
 #include "odk/driver.h"
+#include "odk/version.h"
 #include "odk/log.h"
 #include "odk/status.h"
 
@@ -34,24 +35,34 @@
 #include "odk_config.h"
 #endif
 
+#ifdef ODK_CONFIG_STATE_DIR
+#define ODK_DEFAULT_STATE_DIR ODK_CONFIG_STATE_DIR
+#else
+#define ODK_DEFAULT_STATE_DIR "/var/lib/odk"
+#endif
+#ifndef ODK_VERSION_STRING
+#define ODK_VERSION_STRING "unknown"
+#endif
+
 #define SHUTDOWN_GRACE_MS 3000
 #define MAX_OPTIONS 64
 
 enum { OPT_STATE = 1, OPT_SOCKET, OPT_DRIVERS, OPT_DEV, OPT_DEBUG, OPT_VERBOSE, OPT_HELP,
-       OPT_MODULE = 100 };
+       OPT_VERSION, OPT_MODULE = 100 };
 
 static const struct option core_options[] = {
     {"state-dir", required_argument, 0, OPT_STATE}, {"socket", required_argument, 0, OPT_SOCKET},
     {"drivers", required_argument, 0, OPT_DRIVERS}, {"dev", no_argument, 0, OPT_DEV},
     {"debug", required_argument, 0, OPT_DEBUG},     {"verbose", no_argument, 0, OPT_VERBOSE},
-    {"help", no_argument, 0, OPT_HELP},
+    {"help", no_argument, 0, OPT_HELP},             {"version", no_argument, 0, OPT_VERSION},
 };
 
 static void usage(FILE *f)
 {
-    fprintf(f, "usage: odkd --state-dir DIR [--socket PATH] [--drivers DIR]... [--debug ID]...\n"
-               "            [--verbose] [module options]\n"
+    fprintf(f, "usage: odkd [--state-dir DIR] [--socket PATH] [--drivers DIR]... [--debug ID]...\n"
+               "            [--verbose] [--version] [module options]\n"
                "  --state-dir DIR  where odkd keeps logs, crash reports and installed bundles\n"
+               "                   (default " ODK_DEFAULT_STATE_DIR ")\n"
                "  --socket PATH    the socket clients connect to (default DIR/odkd.sock)\n"
                "  --drivers DIR    a folder of bundles (repeatable; default: the samples)\n"
                "  --debug ID       start that bundle's hosts stopped before the driver's init,\n"
@@ -201,6 +212,9 @@ static int parse_args(struct odkd *d, int argc, char **argv)
         case OPT_HELP:
             usage(stdout);
             return 1;
+        case OPT_VERSION:
+            printf("odkd %s (driver API %u)\n", ODK_VERSION_STRING, ODK_API_VERSION);
+            return 1;
         default:
             if (c < OPT_MODULE) {
                 usage(stderr);
@@ -219,8 +233,13 @@ static int parse_args(struct odkd *d, int argc, char **argv)
         return 2;
     }
     if (!d->state_dir) {
-        usage(stderr);
-        return 2;
+        d->state_dir = realpath(ODK_DEFAULT_STATE_DIR, NULL);
+        if (!d->state_dir && mkdir(ODK_DEFAULT_STATE_DIR, 0755) == 0)
+            d->state_dir = realpath(ODK_DEFAULT_STATE_DIR, NULL);
+        if (!d->state_dir) {
+            odk_error("state folder %s: %m (give one with --state-dir)", ODK_DEFAULT_STATE_DIR);
+            return 2;
+        }
     }
     return 0;
 }

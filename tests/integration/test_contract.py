@@ -9,8 +9,9 @@ import subprocess
 import pytest
 
 from conftest import BIN, BUILD, ROOT, pid_alive, wait_until
+from driver_selectors import ECHO
 
-ECHO = {"model": "echo"}
+ECHO_DEVICE = {"model": "echo"}
 
 # A driver as small as one can be: a class whose start succeeds.
 TINY_C = r"""
@@ -60,7 +61,7 @@ def test_a_driver_of_another_api_version_is_refused_naming_both(odkd, tmp_path):
     src = build_tiny(tmp_path / "future", bundle, "tiny-future",
                      [f"-DODK_API_VERSION_OVERRIDE={theirs}"])
     assert odkd.ctl("install", src).stdout.strip() == "installed"
-    echo = odkd.plug(ECHO)
+    echo = odkd.plug(ECHO_DEVICE)
     dev = odkd.plug({"model": "tiny-future"})
     failed = in_state(odkd, dev, "failed")
     if failed["pid"]:  # the host leaves once odkd has read its answer
@@ -71,7 +72,7 @@ def test_a_driver_of_another_api_version_is_refused_naming_both(odkd, tmp_path):
     assert any(f"version {theirs}" in l and f"version {ours}" in l for l in line), log
     # The rest keeps running: echo answers, and odkd is alive.
     odkd.running(provider=echo)
-    assert odkd.ctl("call", echo, 1, 40, 2).stdout.split() == ["42"]
+    assert odkd.ctl("call", echo, ECHO.ADD, 40, 2).stdout.split() == ["42"]
     assert odkd.proc.poll() is None
 
 

@@ -259,9 +259,9 @@ def test_skeleton_builds_out_of_tree_and_runs(sdk, installed_odkd, tmp_path):
     assert (bundle / "build" / "odk.json").exists() and (bundle / "build" / "hello2.so").exists()
 
     # The installed samples run on the installed odkd and host.
-    echo_dev = int(sdk.ctl(state, "sim", "plug", '{"properties":{"model":"echo"}}').stdout)
-    echo = wait_until(lambda: service(sdk, state, "EchoDriver"), what="the echo service")
-    assert sdk.ctl(state, "call", echo, 1, 3, 4).stdout.split() == ["7"]
+    hello_dev = int(sdk.ctl(state, "sim", "plug", '{"properties":{"model":"hello"}}').stdout)
+    hello = wait_until(lambda: service(sdk, state, "HelloDriver"), what="the hello service")
+    assert sdk.ctl(state, "call", hello, 0, 3, 4).stdout.split() == ["7"]
 
     assert sdk.ctl(state, "install", "build", cwd=bundle).stdout.strip() == "installed"
     sdk.ctl(state, "sim", "plug", '{"properties":{"model":"hello2"}}')
@@ -279,4 +279,4 @@ def test_skeleton_builds_out_of_tree_and_runs(sdk, installed_odkd, tmp_path):
          *flags, f"-Wl,-rpath,{sdk.libdir}"])
     assert run([work / "app", state, "Hello2Driver", 1000, 234]).stdout.split() == ["1234"]
 
-    sdk.ctl(state, "sim", "unplug", echo_dev)
+    sdk.ctl(state, "sim", "unplug", hello_dev)

@@ -1,0 +1,58 @@
+"""`make demo` (build/bin/odk-demo): it starts odkd with the demo devices,
+and when its terminal goes away (SIGHUP), or on SIGTERM or Ctrl-C, odkd
+and every driver host it started are gone and its state folder removed."""
+import os
+import re
+import signal
+import subprocess
+import time
+
+import pytest
+
+from conftest import BIN, BUILD, CHILD_ENV, pid_alive, wait_until
+
+
+def children_of(pid):
+    """Every descendant pid of pid (from /proc)."""
+    kids = {}
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+        except OSError:
+            continue
+        kids.setdefault(ppid, []).append(int(entry))
+    out, todo = [], [pid]
+    while todo:
+        for k in kids.get(todo.pop(), []):
+            out.append(k)
+            todo.append(k)
+    return out
+
+
+@pytest.mark.parametrize("sig", [signal.SIGHUP, signal.SIGTERM, signal.SIGINT])
+def test_demo_stops_everything(sig, tmp_path):
+    out = tmp_path / "demo.out"
+    with open(out, "w") as f:
+        demo = subprocess.Popen([str(BIN / "odk-demo"), str(BUILD)], stdout=f,
+                                stderr=subprocess.STDOUT, env=CHILD_ENV, start_new_session=True)
+    try:
+        wait_until(lambda: "Press Ctrl-C" in out.read_text(), timeout=30, what="the demo")
+        text = out.read_text()
+        state = re.search(r"odkd runs in (\S+)", text).group(1)
+        assert "org.odk.hello" in text and "org.odk.serial-loopback" in text
+        procs = children_of(demo.pid)
+        assert len(procs) >= 3, "odkd and two driver hosts"
+        # What a closing terminal or a kill does: the signal reaches the
+        # whole process group of the job.
+        os.killpg(demo.pid, sig)
+        demo.wait(timeout=15)
+        wait_until(lambda: not any(pid_alive(p) for p in procs), timeout=15,
+                   what="odkd and its drivers to exit")
+        assert not os.path.exists(state)
+    finally:
+        if demo.poll() is None:
+            os.killpg(demo.pid, signal.SIGKILL)
+            demo.wait()
