@@ -210,22 +210,27 @@ def test_odkctl_new_refuses(sdk, tmp_path):
 
 @pytest.fixture
 def installed_odkd(sdk, tmp_path):
-    """The installed odkd with the installed samples and host.  --drivers and
-    ODK_DRIVER_HOST are explicit so this does not depend on odkd's defaults."""
-    state, dev = tmp_path / "state", tmp_path / "dev"
+    """The installed odkd as the unit runs it: no --drivers and no
+    ODK_DRIVER_HOST, so it must find the installed samples and host by
+    itself (odk_config.h), and its socket apart from its state (--socket).
+    Yields the socket's folder, which is what clients are given."""
+    state, run_dir, dev = tmp_path / "state", tmp_path / "run", tmp_path / "dev"
     dev.mkdir()
+    run_dir.mkdir()
     log_path = tmp_path / "odkd.log"
-    env = dict(CHILD_ENV, ODK_DRIVER_HOST=sdk.pkg("--variable=hostdir", "odk-driver")
-               + "/odk-driver-host")
+    env = {k: v for k, v in CHILD_ENV.items() if k != "ODK_DRIVER_HOST"}
     with open(log_path, "w") as log:
         proc = subprocess.Popen([str(sdk.prefix / "bin" / "odkd"), "--state-dir", str(state),
-                                 "--dev-dir", str(dev), "--drivers",
-                                 sdk.pkg("--variable=driversdir", "odk-driver")],
+                                 "--socket", str(run_dir / "odkd.sock"), "--dev-dir", str(dev)],
                                 stdout=log, stderr=log, env=env)
-    wait_until(lambda: (state / "odkd.sock").exists() or proc.poll() is not None,
+    wait_until(lambda: (run_dir / "odkd.sock").exists() or proc.poll() is not None,
                what="odkd's socket")
     assert proc.poll() is None, log_path.read_text()
-    yield state, log_path
+    text = log_path.read_text()
+    assert f"bundle org.odk.hello 1.0.0" in text and sdk.pkg("--variable=driversdir",
+                                                             "odk-driver") in text, text
+    assert not (state / "odkd.sock").exists()
+    yield run_dir, log_path
     proc.send_signal(signal.SIGTERM)
     try:
         proc.wait(timeout=15)
