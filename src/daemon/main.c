@@ -71,9 +71,11 @@ static void usage(FILE *f)
                "  --verbose        debug-level logging\n");
     for (size_t i = 0; i < module_count(); i++) {
         const struct odkd_module *m = module_at(i);
-        for (const struct module_option *o = m->options; o && o->name; o++)
-            fprintf(f, "  --%s%s  (%s %s) %s\n", o->name, o->has_arg ? " ARG" : "", m->kind,
-                    m->name, o->help);
+        for (const struct module_option *o = m->options; o && o->name; o++) {
+            char opt[64];
+            snprintf(opt, sizeof opt, "--%s%s%s", o->name, o->arg ? " " : "", o->arg ? o->arg : "");
+            fprintf(f, "  %-16s %s (%s %s)\n", opt, o->help, m->kind, m->name);
+        }
     }
 }
 
@@ -161,7 +163,7 @@ static size_t build_options(struct option *opts, const struct odkd_module **owne
                 break;
             owners[k] = m;
             names[k] = o->name;
-            opts[n++] = (struct option){o->name, o->has_arg ? required_argument : no_argument, 0,
+            opts[n++] = (struct option){o->name, o->arg ? required_argument : no_argument, 0,
                                         OPT_MODULE + (int)k};
             k++;
         }
@@ -373,8 +375,6 @@ int main(int argc, char **argv)
 out:
     if (d.reg && d.epfd >= 0)
         manager_stop_all(&d, SHUTDOWN_GRACE_MS);
-    if (d.sock_path && d.server)
-        unlink(d.sock_path);
     odkd_free(&d);
     odk_info("stopped");
     return rc;

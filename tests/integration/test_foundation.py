@@ -253,6 +253,30 @@ def test_an_upgrade_that_cannot_start_rolls_back(odkd, tmp_path):
     assert odkd.ctl("call", dev, ECHO.ADD, 40, 2).stdout.split() == ["42"]
 
 
+def test_an_upgrade_whose_host_dies_while_starting_rolls_back(odkd, tmp_path):
+    """The host of the new build is killed before its start completes (a
+    1 ms start deadline): the reap reports a failed start, the rollback
+    terminates that very instance, and the reap must not free it twice."""
+    dev = odkd.plug(ECHO_DEVICE)
+    (old,) = odkd.running(provider=dev)
+    slow = tmp_path / "echo-slow"
+    shutil.copytree(TEST_DRIVERS / "echo", slow)
+    m = json.loads((slow / "odk.json").read_text())
+    m["version"] = "2.0.0"
+    m["personalities"]["EchoDriver"]["OdkDeadlines"] = {"start": 1}
+    (slow / "odk.json").write_text(json.dumps(m))
+    assert odkd.ctl("install", slow).stdout.strip() == "installed"
+    wait_until(lambda: "rolling back to 1.0.0" in odkd.log_text(), what="the rollback")
+
+    def back():
+        l = [i for i in odkd.instances() if i["state"] == "running"]
+        return l if l and l[0]["version"] == "1.0.0" else None
+    wait_until(back, what="the previous build running again")
+    assert "missed its start deadline" in odkd.log_text()
+    assert odkd.ctl("call", dev, ECHO.ADD, 40, 2).stdout.split() == ["42"]
+    assert len(odkd.instances()) == 1
+
+
 def test_installed_builds_survive_an_odkd_restart(make_odkd, tmp_path):
     src = tmp_path / "echo-copy"
     shutil.copytree(TEST_DRIVERS / "echo", src)
@@ -276,3 +300,21 @@ def test_installed_builds_survive_an_odkd_restart(make_odkd, tmp_path):
     finally:
         p.terminate()
         p.wait()
+
+
+def test_a_second_odkd_on_the_same_socket_is_refused(odkd):
+    """A live odkd's socket is never taken over, and a file that is not a
+    socket is never deleted to make room."""
+    r = subprocess.run([str(BIN / "odkd"), "--state-dir", str(odkd.state)],
+                       capture_output=True, text=True, timeout=30, env=CHILD_ENV)
+    assert r.returncode != 0
+    assert f"another odkd is listening on {odkd.state}/odkd.sock" in r.stderr
+    assert odkd.ctl("list").returncode == 0  # the first one still answers
+
+    precious = odkd.state.parent / "not-a-socket"
+    precious.write_text("keep me")
+    r = subprocess.run([str(BIN / "odkd"), "--state-dir", str(odkd.state.parent / "s2"),
+                        "--socket", str(precious)],
+                       capture_output=True, text=True, timeout=30, env=CHILD_ENV)
+    assert r.returncode != 0 and "exists and is not a socket" in r.stderr
+    assert precious.read_text() == "keep me"

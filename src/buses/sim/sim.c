@@ -237,9 +237,9 @@ static const struct class_def classes[] = {
     {NULL, NULL},
 };
 static const struct module_option options[] = {
-    {"sim", true, "plug the simulated devices listed in FILE"},
-    {"demo", false, "plug the demo devices (a hello device and a serial loopback)"},
-    {NULL, false, NULL},
+    {"sim", "FILE", "plug the simulated devices listed in FILE"},
+    {"demo", NULL, "plug the demo devices (a hello device and a serial loopback)"},
+    {NULL, NULL, NULL},
 };
 static const struct client_op client_ops[] = {
     {"sim-plug", op_plug, true},

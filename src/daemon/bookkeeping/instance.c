@@ -193,15 +193,6 @@ static void start_reply(struct odkd *d, struct instance *in, int status)
         catalog_confirm(in->entry);
         odk_info("%s#%u started (pid %d) on node %llu", in->bundle->id, in->id, (int)in->pid,
                  (unsigned long long)in->provider_id);
-        if (d->power_state == ODK_POWER_OFF && !d->power) {
-            /* Started (or restarted) while the system sleeps: tell it, so
-             * it is in the same state as everyone else.  No reply is
-             * awaited; the next transition carries a deadline as usual. */
-            struct msg m = msg_begin();
-            msg_str(&m, "op", "power");
-            msg_int(&m, "state", ODK_POWER_OFF);
-            instance_request(in, msg_done(&m), NULL, 0);
-        }
         HOOK(d, started, in);
         return;
     }
@@ -512,7 +503,13 @@ static void describe_exit(const struct instance *in, int wstatus, char *what, si
 /* Gone for good: out of the list, freed after this batch of events. */
 static void retire(struct odkd *d, struct instance *in)
 {
+    /* A rollback inside instance_reaped can retire the instance before the
+     * reap itself gets there: once is enough. */
+    if (in->retired)
+        return;
+    in->retired = true;
     unlink_instance(d, in);
+    HOOK(d, gone, in);
     if (instance_count_on(d, in->provider_id) == 0)
         provider_state(d, in, REG_REGISTERED);
     hostlog_close(d, &in->log);
@@ -606,10 +603,7 @@ void instance_terminate(struct odkd *d, struct instance *in)
     /* Not running (backoff or failed): gone at once. */
     HOOK(d, host_gone, in);
     remove_service_node(d, in);
-    unlink_instance(d, in);
-    hostlog_close(d, &in->log);
-    loop_defer_free(d, instance_free, in);
-    check_tree_waits(d);
+    retire(d, in);
 }
 
 void instance_terminate_tree(struct odkd *d, reg_node *node, void (*done)(struct odkd *, void *),

@@ -61,6 +61,8 @@ struct instance {
     uint32_t next_seq;
     uint32_t start_seq, stop_seq;
     bool terminate;          /* going away for good once the host is down */
+    bool rematch;            /* once gone, matching runs again (the policy layer's flag) */
+    bool retired;            /* out of d->instances, freed after this batch of events */
     const char *kill_reason; /* why odkd killed it ("missed its stop deadline"), or NULL */
     bool debug;              /* odkd --debug: host waits for a debugger before init */
     struct deadlines deadlines;
@@ -82,6 +84,9 @@ struct instance_hooks {
     void (*reply)(struct odkd *d, struct instance *in, const wire_msg *m);
     /* The host is gone (crashed, killed or stopped), before any restart. */
     void (*host_gone)(struct odkd *d, struct instance *in);
+    /* The instance is gone for good (terminated), just before it is freed;
+     * it is no longer in d->instances. */
+    void (*gone)(struct odkd *d, struct instance *in);
     /* node (a service node) and everything under it must leave the
      * registry now; drivers under it are already terminating. */
     void (*remove_node)(struct odkd *d, reg_node *node);

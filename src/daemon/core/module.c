@@ -12,8 +12,27 @@
 static const struct odkd_module *modules[MODULE_MAX];
 static size_t n_modules;
 
+/* Two modules offering one name is a build mistake: say so at start
+ * rather than let the first one win silently. */
+static void refuse_duplicates(const struct odkd_module *m)
+{
+    const char *clash = NULL;
+    for (const struct client_op *op = m->client_ops; op && op->name && !clash; op++)
+        clash = module_client_op(op->name) ? op->name : NULL;
+    for (const struct host_op *op = m->host_ops; op && op->name && !clash; op++)
+        clash = module_host_op(op->name) ? op->name : NULL;
+    for (const struct module_option *o = m->options; o && o->name && !clash; o++)
+        clash = module_by_option(o->name) ? o->name : NULL;
+    if (clash) {
+        fprintf(stderr, "odkd: %s %s offers '%s', which another module already offers\n",
+                m->kind, m->name, clash);
+        abort();
+    }
+}
+
 void module_register(const struct odkd_module *m)
 {
+    refuse_duplicates(m);
     if (n_modules == MODULE_MAX) {
         fprintf(stderr, "odkd: more than %d modules (MODULE_MAX); cannot add %s\n", MODULE_MAX,
                 m->name);

@@ -65,7 +65,7 @@ struct host_op {
 
 struct module_option {
     const char *name; /* the long option, without "--" */
-    bool has_arg;
+    const char *arg;  /* its argument's name in --help ("FILE"), NULL for a flag */
     const char *help; /* one line for odkd --help */
 };
 

@@ -373,9 +373,33 @@ void server_close_all(struct odkd *d)
     if (s->listen_fd >= 0) {
         loop_del(d, &s->listen_watch);
         close(s->listen_fd);
+        unlink(d->sock_path); /* ours: it was bound by this odkd */
     }
     free(s);
     d->server = NULL;
+}
+
+/* A socket left by an odkd that died is removed; a live odkd's socket, or
+ * a file that is no socket at all, is left alone and refused. */
+static int clear_stale_socket(const char *path, const struct sockaddr_un *sa)
+{
+    struct stat st;
+    if (lstat(path, &st) < 0)
+        return ODK_OK;
+    if (!S_ISSOCK(st.st_mode)) {
+        odk_error("%s exists and is not a socket; not replacing it", path);
+        return ODK_E_EXISTS;
+    }
+    int fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0);
+    bool live = fd >= 0 && connect(fd, (const struct sockaddr *)sa, sizeof *sa) == 0;
+    if (fd >= 0)
+        close(fd);
+    if (live) {
+        odk_error("another odkd is listening on %s", path);
+        return ODK_E_BUSY;
+    }
+    unlink(path);
+    return ODK_OK;
 }
 
 int server_listen(struct odkd *d)
@@ -394,11 +418,16 @@ int server_listen(struct odkd *d)
     s->listen_watch.fd = -1;
     d->server = s;
     strcpy(sa.sun_path, d->sock_path);
-    unlink(d->sock_path);
+    int st = clear_stale_socket(d->sock_path, &sa);
+    if (st < 0)
+        return st;
     s->listen_fd = socket(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (s->listen_fd < 0 || bind(s->listen_fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
         listen(s->listen_fd, 64) < 0) {
         odk_error("cannot listen on %s: %m", d->sock_path);
+        if (s->listen_fd >= 0)
+            close(s->listen_fd);
+        s->listen_fd = -1;
         return ODK_E_IO;
     }
     chmod(d->sock_path, 0666); /* access is decided per operation */

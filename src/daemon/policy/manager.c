@@ -12,9 +12,11 @@
 #include "daemon/bookkeeping/instance.h"
 #include "daemon/core/match.h"
 #include "daemon/core/module.h"
+#include "daemon/core/msg.h"
 #include "daemon/odkd.h"
 #include "daemon/policy/manager.h"
 #include "daemon/policy/power.h"
+#include "odk/driver.h"
 #include "odk/log.h"
 #include "odk/status.h"
 
@@ -163,27 +165,50 @@ void manager_remove_tree(struct odkd *d, reg_node *node, void (*done)(struct odk
 
 static void on_started(struct odkd *d, struct instance *in)
 {
+    if (d->power_state == ODK_POWER_OFF) {
+        /* Started (or restarted) while the system sleeps or goes to sleep:
+         * tell it, so it is in the same state as everyone else.  No reply
+         * is awaited; the next transition carries a deadline as usual. */
+        struct msg m = msg_begin();
+        msg_str(&m, "op", "power");
+        msg_int(&m, "state", ODK_POWER_OFF);
+        if (!instance_request(in, msg_done(&m), NULL, 0))
+            odk_warn("%s#%u started while asleep and could not be told", in->bundle->id, in->id);
+    }
     reg_node *n = registry_find(d->reg, in->node_id);
     if (n)
         manager_publish(d, "started", n);
 }
 
-static void stop_instances_of(struct odkd *d, struct catalog_entry *e)
+/* Stops the instances of e; matching runs again as each one is gone, so a
+ * new build never runs beside the old one on the same node.  With none to
+ * stop, matching runs now. */
+static void stop_and_rematch(struct odkd *d, struct catalog_entry *e)
 {
+    size_t stopped = 0;
     for (struct instance *in = d->instances, *next; in; in = next) {
         next = in->next;
-        if (in->entry == e)
+        if (in->entry == e && !in->terminate) {
+            in->rematch = true;
+            stopped++;
             instance_terminate(d, in);
+        }
     }
+    if (!stopped)
+        manager_match_all(d);
+}
+
+static void on_gone(struct odkd *d, struct instance *in)
+{
+    if (in->rematch)
+        manager_match_all(d);
 }
 
 static void on_start_failed(struct odkd *d, struct instance *in, const char *reason)
 {
     struct catalog_entry *e = in->entry;
-    if (!catalog_rollback(d, e, reason))
-        return;
-    stop_instances_of(d, e);
-    manager_match_all(d);
+    if (catalog_rollback(d, e, reason))
+        stop_and_rematch(d, e);
 }
 
 static void on_reply(struct odkd *d, struct instance *in, const wire_msg *m)
@@ -209,6 +234,7 @@ static const struct instance_hooks hooks = {
     .start_failed = on_start_failed,
     .reply = on_reply,
     .host_gone = on_host_gone,
+    .gone = on_gone,
     .remove_node = on_remove_node,
 };
 
@@ -226,8 +252,8 @@ int manager_install(struct odkd *d, const char *path, bool *changed, char *err, 
     if (st < 0)
         return st;
     if (replaced)
-        stop_instances_of(d, replaced);
-    if (*changed)
+        stop_and_rematch(d, replaced);
+    else if (*changed)
         manager_match_all(d);
     return ODK_OK;
 }
@@ -237,7 +263,7 @@ int manager_uninstall(struct odkd *d, const char *bundle_id)
     struct catalog_entry *e = NULL;
     int st = catalog_uninstall(d, bundle_id, &e);
     if (st == ODK_OK)
-        stop_instances_of(d, e);
+        stop_and_rematch(d, e); /* another bundle may match what it leaves */
     return st;
 }
 
@@ -246,9 +272,8 @@ int manager_restart(struct odkd *d, const char *bundle_id)
     struct catalog_entry *e = catalog_find(d, bundle_id);
     if (!e)
         return ODK_E_NOT_FOUND;
-    stop_instances_of(d, e);
-    /* Matching launches fresh instances once the old ones are down. */
-    manager_match_all(d);
+    /* Fresh instances launch as the old ones are gone. */
+    stop_and_rematch(d, e);
     return ODK_OK;
 }
 

@@ -236,8 +236,8 @@ static void fini(struct odkd *d)
 
 static const struct class_def classes[] = {{"IOUserSerial", "IOService"}, {NULL, NULL}};
 static const struct module_option options[] = {
-    {"dev-dir", true, "where serial ports get their tty./cu. links (default /dev)"},
-    {NULL, false, NULL},
+    {"dev-dir", "DIR", "where serial ports get their tty./cu. links (default /dev)"},
+    {NULL, NULL, NULL},
 };
 static const struct host_op host_ops[] = {{"serial-pty", op_serial_pty}, {NULL, NULL}};
 
