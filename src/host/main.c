@@ -229,7 +229,7 @@ static void start_done(void *ctx, int status)
     }
 }
 
-static int load_driver(struct host *h, wire_msg *m, odk_value *args)
+static int load_driver(struct host *h, wire_msg *m, const odk_value *args)
 {
     const char *bundle = odk_dict_get_string(args, "bundle", "?");
     uint32_t instance = (uint32_t)odk_dict_get_int(args, "instance", 0);
@@ -337,6 +337,62 @@ static void stop_done(void *ctx)
      * thread, which sees odkd close the channel. */
 }
 
+/* ---- requests from odkd ------------------------------------------------ */
+
+/* Each returns ODK_OK when it replied or will reply (or, for open-client,
+ * when no reply is due); a negative status is sent back as the reply. */
+static int op_start(struct host *h, wire_msg *m, const odk_value *args)
+{
+    /* On failure odkd marks the instance failed and closes the channel. */
+    return h->drv ? ODK_E_STATE : load_driver(h, m, args);
+}
+
+/* The channel to the app arrives as fds[0]; odkd expects no reply. */
+static int op_open_client(struct host *h, wire_msg *m, const odk_value *args)
+{
+    int fd = wire_msg_take_fd(m, 0);
+    if (!h->drv || fd < 0) {
+        if (fd >= 0)
+            close(fd);
+        return ODK_OK;
+    }
+    user_client_accept(h->drv, fd, (uint64_t)odk_dict_get_int(args, "node", 0),
+                       (uint32_t)odk_dict_get_int(args, "type", 0),
+                       (uint32_t)odk_dict_get_int(args, "uid", 0),
+                       (int32_t)odk_dict_get_int(args, "pid", 0));
+    return ODK_OK;
+}
+
+static int op_power(struct host *h, wire_msg *m, const odk_value *args)
+{
+    return power_request(h, m->hdr.seq, args);
+}
+
+static int op_stop(struct host *h, wire_msg *m, const odk_value *args)
+{
+    (void)args;
+    if (!h->drv)
+        reply(h, m->hdr.seq, ODK_OK);
+    else if (h->stopping)
+        return ODK_E_STATE;
+    else {
+        h->stopping = true;
+        h->start_seq = m->hdr.seq;
+        driver_stop_async(h->drv, stop_done, h);
+    }
+    return ODK_OK;
+}
+
+static const struct host_op {
+    const char *name;
+    int (*fn)(struct host *h, wire_msg *m, const odk_value *args);
+} host_ops[] = {
+    {"start", op_start},
+    {"open-client", op_open_client},
+    {"power", op_power},
+    {"stop", op_stop},
+};
+
 static void handle_request(struct host *h, wire_msg *m)
 {
     odk_value *args = NULL;
@@ -344,38 +400,13 @@ static void handle_request(struct host *h, wire_msg *m)
         reply(h, m->hdr.seq, ODK_E_PROTOCOL);
         return;
     }
-    const char *op = odk_dict_get_string(args, "op", "");
-    int st = ODK_OK;
-    if (strcmp(op, "start") == 0) {
-        st = h->drv ? ODK_E_STATE : load_driver(h, m, args);
-        if (st < 0)
-            reply(h, m->hdr.seq, st); /* odkd marks it failed and closes the channel */
-    } else if (strcmp(op, "open-client") == 0) {
-        int fd = wire_msg_take_fd(m, 0);
-        if (!h->drv || fd < 0) {
-            if (fd >= 0)
-                close(fd);
-        } else {
-            user_client_accept(h->drv, fd, (uint64_t)odk_dict_get_int(args, "node", 0),
-                                  (uint32_t)odk_dict_get_int(args, "type", 0),
-                                  (uint32_t)odk_dict_get_int(args, "uid", 0),
-                                  (int32_t)odk_dict_get_int(args, "pid", 0));
-        }
-    } else if (strcmp(op, "power") == 0) {
-        st = power_request(h, m->hdr.seq, args);
-        if (st < 0)
-            reply(h, m->hdr.seq, st);
-    } else if (strcmp(op, "stop") == 0) {
-        if (!h->drv || h->stopping) {
-            reply(h, m->hdr.seq, h->drv ? ODK_E_STATE : ODK_OK);
-        } else {
-            h->stopping = true;
-            h->start_seq = m->hdr.seq;
-            driver_stop_async(h->drv, stop_done, h);
-        }
-    } else {
-        reply(h, m->hdr.seq, ODK_E_UNSUPPORTED);
-    }
+    const char *name = odk_dict_get_string(args, "op", "");
+    int st = ODK_E_UNSUPPORTED;
+    for (size_t i = 0; i < sizeof host_ops / sizeof host_ops[0]; i++)
+        if (strcmp(host_ops[i].name, name) == 0)
+            st = host_ops[i].fn(h, m, args);
+    if (st < 0)
+        reply(h, m->hdr.seq, st);
     odk_value_free(args);
 }
 

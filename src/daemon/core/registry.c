@@ -35,8 +35,6 @@ const char *reg_state_name(reg_state s)
         return "started";
     case REG_TERMINATING:
         return "terminating";
-    case REG_GONE:
-        return "gone";
     }
     return "unknown";
 }

@@ -17,7 +17,6 @@ typedef enum reg_state {
     REG_MATCHED = 2,    /* a driver was chosen and is starting */
     REG_STARTED = 3,    /* its driver is running */
     REG_TERMINATING = 4,
-    REG_GONE = 5,
 } reg_state;
 
 const char *reg_state_name(reg_state s); /* "registered", "matched", ... */

@@ -229,7 +229,6 @@ static void test_state_names(void **state)
     assert_string_equal(reg_state_name(REG_MATCHED), "matched");
     assert_string_equal(reg_state_name(REG_STARTED), "started");
     assert_string_equal(reg_state_name(REG_TERMINATING), "terminating");
-    assert_string_equal(reg_state_name(REG_GONE), "gone");
     assert_string_equal(reg_state_name((reg_state)99), "unknown");
 }
 

@@ -62,7 +62,7 @@ static size_t taken_categories(struct odkd *d, const reg_node *node, const char 
 
 void manager_match(struct odkd *d, reg_node *node)
 {
-    if (node->state == REG_INACTIVE || node->state == REG_TERMINATING || node->state == REG_GONE)
+    if (node->state == REG_INACTIVE || node->state == REG_TERMINATING)
         return;
     size_t n_bundles = 0;
     bundle **bundles = catalog_bundles(d, &n_bundles);
