@@ -11,7 +11,8 @@ export ODK_STATE_DIR="$state"
 
 "$bin/odkd" --state-dir "$state" --demo --dev-dir "$devdir" 2>"$state/odkd.log" &
 odkd=$!
-trap 'kill $odkd 2>/dev/null; wait $odkd 2>/dev/null; rm -rf "$state"; exit 0' INT TERM HUP
+# (|| true: under set -e a failing command in a trap would skip the rest)
+trap 'kill $odkd 2>/dev/null || true; wait $odkd 2>/dev/null || true; rm -rf "$state"; exit 0' INT TERM HUP
 trap 'kill $odkd 2>/dev/null; rm -rf "$state"' EXIT
 
 # Wait until every built-in device has a running driver.

@@ -90,6 +90,12 @@ static void on_signal(struct odkd *d, void *ptr, uint32_t events)
             pid_t pid;
             while ((pid = waitpid(-1, &ws, WNOHANG)) > 0)
                 instance_reaped(d, pid, ws);
+        } else if (d->stopping) {
+            /* A second signal (the demo's trap after the group's SIGTERM,
+             * an impatient Ctrl-C) must not cut the drivers' stop short:
+             * the grace period ends it anyway. */
+            odk_info("signal %d (%s): already stopping", (int)si.ssi_signo,
+                     sigabbrev_np((int)si.ssi_signo));
         } else {
             odk_info("signal %d (%s): shutting down", (int)si.ssi_signo,
                      sigabbrev_np((int)si.ssi_signo));
@@ -318,6 +324,7 @@ static void odkd_free(struct odkd *d)
     server_close_all(d);
     modules_fini(d);
     manager_free(d);
+    instance_free_all(d);
     catalog_free(d);
     if (d->reg)
         registry_free(d->reg);
@@ -373,6 +380,7 @@ int main(int argc, char **argv)
     loop_run(&d);
     rc = 0;
 out:
+    d.stopping = true;
     if (d.reg && d.epfd >= 0)
         manager_stop_all(&d, SHUTDOWN_GRACE_MS);
     odkd_free(&d);

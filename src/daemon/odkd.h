@@ -47,6 +47,7 @@ struct odkd {
     char **debug_bundles; /* --debug BUNDLE-ID */
     size_t n_debug_bundles;
     bool quit;
+    bool stopping; /* shutting down: stopping every driver before exit */
     int sig_fd; /* SIGCHLD, SIGINT, SIGTERM, SIGHUP */
     struct watch sig_watch;
 

@@ -638,3 +638,21 @@ void instance_terminate_tree(struct odkd *d, reg_node *node, void (*done)(struct
     }
     check_tree_waits(d);
 }
+
+void instance_free_all(struct odkd *d)
+{
+    while (d->instances) {
+        struct instance *in = d->instances;
+        d->instances = in->next;
+        if (in->pid > 0)
+            kill(in->pid, SIGKILL);
+        close_channel(d, in);
+        hostlog_close(d, &in->log);
+        instance_free(in);
+    }
+    while (d->tree_waits) {
+        struct tree_wait *w = d->tree_waits;
+        d->tree_waits = w->next;
+        free(w);
+    }
+}

@@ -116,6 +116,10 @@ uint32_t instance_request(struct instance *in, odk_value *args, const int *fds, 
 void instance_reply(struct instance *in, uint32_t seq, int status, odk_value *body,
                     const int *fds, size_t n_fds);
 
+/* Frees every instance and pending tree wait, whatever their state (at
+ * exit, after the loop stopped; hosts still alive are killed). */
+void instance_free_all(struct odkd *d);
+
 /* The instance that serves node: its owner for a node a driver published,
  * else the driver in IODefaultMatchCategory on it, else any; or NULL. */
 struct instance *instance_by_node(struct odkd *d, uint64_t node_id);
