@@ -118,7 +118,7 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
             die("OK with too little room for scalar outputs");
         if (m->struct_out != ODK_VARIABLE_SIZE && m->struct_out > struct_out_max)
             die("OK with too little room for the output structure");
-        /* What user_client.c then sizes its buffers from. */
+        /* What call.c then sizes its buffers from. */
         uint32_t out_count = m->scalar_out == ODK_VARIABLE ? scalar_out_max : m->scalar_out;
         uint64_t out_cap = m->struct_out == ODK_VARIABLE_SIZE ? struct_out_max : m->struct_out;
         if (out_count > ODK_MAX_SCALARS)

@@ -2,7 +2,7 @@
  * verbatim, as one packet on an AF_UNIX SOCK_SEQPACKET socketpair and read
  * back with wire_recv; a message that is accepted is decoded with
  * wire_msg_value and, as a user-client call, checked the way
- * user_client.c's serve_call does (odk_method_check over a fixed table,
+ * call.c's call_serve does (odk_method_check over a fixed table,
  * memory-range counts and bounds, then the body length against the
  * header), after which every byte the call would hand to a driver is
  * read, so ASan sees any bounds mistake.
@@ -133,7 +133,7 @@ static int make_memfd(const uint8_t *data, size_t size, uint64_t body_len, uint3
 
 static volatile uint8_t sink;
 
-/* What user_client.c's serve_call does with a call body before a driver
+/* What call.c's call_serve does with a call body before a driver
  * method sees it (its checks, in its order; keep the two in step). */
 static void check_call(const wire_msg *m)
 {

@@ -1,0 +1,93 @@
+/* client_internal.h — libodk's private parts, shared between its files:
+ * client.c (the connection to odkd, services), connection.c (user-client
+ * connections and their channel), call.c (sync calls), call_async.c (async
+ * calls and their completions), mailbox.c (the shared-memory fast path)
+ * and buffer.c (shared memory). */
+#ifndef ODK_CLIENT_INTERNAL_H
+#define ODK_CLIENT_INTERNAL_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "common/wire.h"
+#include "odk/client.h"
+
+/* An async call waiting for its completion. */
+struct pending_call {
+    uint32_t seq;
+    odk_async_fn fn;
+    void *ctx;
+    uint32_t n_out_max;
+    size_t struct_out_max;
+    struct pending_call *next;
+};
+
+struct odk_connection {
+    int fd;
+    uint32_t seq;
+    wire_msg msg;
+    struct pending_call *pending;
+    uint32_t n_pending;
+    uint32_t next_buffer;
+    /* The shared-memory mailbox (common/fastcall.h), if the host took it. */
+    struct fastcall_shared *fc;
+    int wake_fd;
+    uint32_t fc_seq;
+    uint64_t spin_ns; /* adaptive: follows how fast replies come */
+    bool gone;
+};
+
+/* ---- client.c ---- */
+
+/* Takes the descriptor that came with c's last reply; -1 if none. */
+int client_take_reply_fd(odk_client *c);
+
+/* ---- connection.c: the channel to the driver host ---- */
+
+/* Waits for the reply of type/seq; completions of async calls that arrive
+ * meanwhile are delivered.  The reply stays in conn->msg.  ODK_E_GONE once
+ * the driver is gone, or wire_recv's error. */
+int connection_wait_reply(odk_connection *conn, uint16_t type, uint32_t seq);
+/* Waits until the channel can take a message, delivering completions that
+ * arrive meanwhile.  ODK_E_GONE, ODK_E_IO, or wire_recv's error. */
+int connection_wait_writable(odk_connection *conn);
+/* Sends one request of type on the channel and waits for its reply; the
+ * reply's status, or the failure to get one.  The reply stays in conn->msg. */
+int connection_request(odk_connection *conn, uint16_t type, const void *body, size_t len,
+                       const int *fds, size_t n_fds);
+
+/* ---- call.c ---- */
+
+/* Lays a call out as struct wire_call + scalars + refs + structure; the
+ * length of that layout. */
+size_t call_layout(struct wire_call *c, uint32_t selector, uint32_t n_in, uint32_t n_mem,
+                   size_t struct_in_len, uint32_t n_out, size_t struct_out);
+/* The app's memory references in their wire form (w has room for n). */
+void call_refs_to_wire(const odk_memory_ref *mem, uint32_t n, struct wire_memory_ref *w);
+
+/* ---- call_async.c ---- */
+
+/* Delivers the completion in m to its pending call (a reply to nothing
+ * pending is dropped). */
+void call_async_complete(odk_connection *conn, wire_msg *m);
+
+/* ---- mailbox.c: the shared-memory fast path ---- */
+
+/* Offers the host a call mailbox; without it (refused, out of resources,
+ * or $ODK_NO_FASTPATH set) calls use the socket. */
+void mailbox_offer(odk_connection *conn);
+/* Makes call c (laid out by call_layout, fitting FASTCALL_AREA both ways)
+ * through the mailbox and waits for its reply; outputs as for
+ * odk_connection_call_memory. */
+int mailbox_call(odk_connection *conn, const struct wire_call *c, const uint64_t *in,
+                 const struct wire_memory_ref *refs, const void *struct_in, uint64_t *out,
+                 uint32_t *n_out, void *struct_out, size_t *struct_out_len);
+
+/* ---- buffer.c ---- */
+
+/* A memfd of len bytes, sealed against shrinking (the peer maps it and
+ * must not be SIGBUSed); -1 with errno set on failure. */
+int buffer_memfd(const char *name, uint64_t len);
+
+#endif

@@ -1,0 +1,157 @@
+/* The call mailbox, host side (common/fastcall.h): a shared-memory page
+ * the app writes requests into and the driver's queue answers in place.
+ * While any client has one, the default queue spins briefly when idle
+ * (IDLE_SPIN_NS) looking for requests before it sleeps; asleep, it is woken
+ * by the app through the client's eventfd, and a sleeping app is woken
+ * through a futex on rep_seq. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/futex.h>
+#include <stdatomic.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "common/fastcall.h"
+#include "common/wire.h"
+#include "runtime/runtime_internal.h"
+#include "runtime/user_client_internal.h"
+
+#define IDLE_SPIN_NS (50u * 1000u) /* the queue's idle spin once a mailbox exists */
+
+static void futex_wake(_Atomic uint32_t *addr)
+{
+    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE, 1, NULL, NULL, 0);
+}
+
+static void publish(odk_user_client *uc, uint32_t seq)
+{
+    struct fastcall_shared *fc = uc->fc;
+    atomic_store_explicit(&fc->rep_seq, seq, memory_order_release);
+    atomic_thread_fence(memory_order_seq_cst);
+    if (atomic_load_explicit(&fc->app_sleeping, memory_order_relaxed))
+        futex_wake(&fc->rep_seq);
+}
+
+void mailbox_reply_status(odk_user_client *uc, uint32_t seq, int status)
+{
+    struct fastcall_reply_hdr h = {.status = status};
+    memcpy(uc->fc->rep, &h, sizeof h);
+    uc->fc_busy = false;
+    publish(uc, seq);
+}
+
+void mailbox_reply(odk_user_client *uc, uint32_t seq, uint32_t n, size_t len)
+{
+    struct fastcall_reply_hdr h = {.status = ODK_OK, .scalar_out_count = n, .struct_out_len = len};
+    memcpy(uc->fc->rep, &h, sizeof h);
+    uc->fc_busy = false;
+    publish(uc, seq);
+}
+
+/* Takes the mailbox's request if there is a new one.  True if it did. */
+static bool poll_mailbox(odk_user_client *uc)
+{
+    if (!uc->fc || uc->fc_busy || uc->closing)
+        return false;
+    uint32_t seq = atomic_load_explicit(&uc->fc->req_seq, memory_order_acquire);
+    if (seq == uc->fc_seen)
+        return false;
+    uc->fc_seen = seq;
+    /* The app may scribble on the request while we run: call_serve copies
+     * the header before checking it and bounds everything by the area. */
+    struct wire_call c;
+    memcpy(&c, uc->fc->req, sizeof c);
+    uint64_t len = sizeof c + (uint64_t)c.scalar_in_count * 8 +
+                   (uint64_t)c.memory_count * sizeof(struct wire_memory_ref) + c.struct_in_len;
+    if (c.scalar_in_count > ODK_MAX_SCALARS || c.memory_count > ODK_MAX_CALL_MEMORY ||
+        len > FASTCALL_AREA)
+        mailbox_reply_status(uc, seq, ODK_E_PROTOCOL);
+    else
+        call_serve(uc, VIA_MAILBOX, seq, uc->fc->req, (size_t)len);
+    return true;
+}
+
+static bool poll_all(void *ctx)
+{
+    odk_driver *d = ctx;
+    bool did = false;
+    for (odk_user_client *uc = d->clients; uc; uc = uc->next)
+        did |= poll_mailbox(uc);
+    return did;
+}
+
+static bool arm_all(void *ctx, bool sleeping)
+{
+    odk_driver *d = ctx;
+    bool work = false;
+    for (odk_user_client *uc = d->clients; uc; uc = uc->next) {
+        if (!uc->fc)
+            continue;
+        atomic_store_explicit(&uc->fc->host_sleeping, sleeping, memory_order_relaxed);
+        if (sleeping) {
+            atomic_thread_fence(memory_order_seq_cst);
+            if (!uc->fc_busy &&
+                atomic_load_explicit(&uc->fc->req_seq, memory_order_acquire) != uc->fc_seen)
+                work = true;
+        }
+    }
+    return work;
+}
+
+void mailbox_update_poller(odk_driver *d)
+{
+    bool any = false;
+    for (odk_user_client *uc = d->clients; uc; uc = uc->next)
+        any |= uc->fc != NULL && !uc->closing;
+    if (any)
+        queue_set_poller(d->queue, poll_all, arm_all, d, IDLE_SPIN_NS);
+    else
+        queue_set_poller(d->queue, NULL, NULL, NULL, 0);
+}
+
+static void on_wake(void *ctx, uint32_t revents)
+{
+    odk_user_client *uc = ctx;
+    uint64_t n;
+    if (read(uc->wake_fd, &n, sizeof n) < 0 && errno != EAGAIN)
+        odk_warn("user client of pid %d: reading its wake-up eventfd: %m", (int)uc->pid);
+    poll_mailbox(uc);
+    (void)revents;
+}
+
+int mailbox_take(odk_user_client *uc, wire_msg *m)
+{
+    int mfd = wire_msg_take_fd(m, 0), efd = wire_msg_take_fd(m, 1);
+    struct stat st;
+    int rc = ODK_E_INVALID;
+    if (uc->fc || mfd < 0 || efd < 0 || fstat(mfd, &st) < 0 ||
+        (uint64_t)st.st_size < sizeof(struct fastcall_shared))
+        goto out;
+    int seals = fcntl(mfd, F_GET_SEALS);
+    if (seals < 0 || !(seals & F_SEAL_SHRINK)) {
+        rc = ODK_E_ACCESS; /* a shrinkable mailbox could SIGBUS the driver */
+        goto out;
+    }
+    void *p = mmap(NULL, sizeof(struct fastcall_shared), PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+    if (p == MAP_FAILED) {
+        rc = ODK_E_NOMEM;
+        goto out;
+    }
+    uc->fc = p;
+    uc->fc_seen = atomic_load(&uc->fc->req_seq);
+    uc->wake_fd = efd;
+    efd = -1;
+    rc = odk_fd_source_create(uc->drv->queue, uc->wake_fd, EPOLLIN, on_wake, uc, &uc->wake_src);
+    if (rc == ODK_OK)
+        mailbox_update_poller(uc->drv);
+out:
+    if (mfd >= 0)
+        close(mfd);
+    if (efd >= 0)
+        close(efd);
+    return rc;
+}
