@@ -71,7 +71,8 @@ typedef struct odk_dma_command odk_dma_command;
  * NULL), ODK_E_NOMEM. */
 int odk_iommu_create_sim(uint32_t address_bits, uint64_t seed, odk_iommu **out);
 
-/* The IOMMU's address width as created (0 became 64); 0 for NULL. */
+/* The IOMMU's address width as created (0 became 64); 0 for NULL.  Never
+ * fails. */
 uint32_t odk_iommu_address_bits(const odk_iommu *iommu);
 
 /* For device models.  Sets *host to the bytes behind [address,

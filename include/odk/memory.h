@@ -45,7 +45,7 @@ typedef struct odk_memory odk_memory;
 /* A new zero-filled descriptor of len bytes (0 < len <= INT64_MAX), sealed
  * against shrinking.  *out is a new reference.  Errors: ODK_E_INVALID (len,
  * direction not ODK_MEM_*, out NULL), ODK_E_NOMEM (also when the memfd cannot
- * grow to len), ODK_E_IO (memfd_create failed). */
+ * grow to len), ODK_E_IO (memfd_create or ftruncate failed otherwise). */
 int odk_memory_create(uint64_t len, uint32_t direction, odk_memory **out);
 /* Wraps a memfd someone passed us.  Takes fd: it is closed on failure.  The
  * memfd must be sealed against shrinking (a shrink would turn our accesses

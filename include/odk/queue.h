@@ -164,8 +164,9 @@ int odk_fd_source_cancel(odk_fd_source *s, void (*done)(void *ctx), void *ctx);
 int odk_timer_create(odk_queue *q, odk_timer **out);
 
 /* Sets the action invoked at each expiry (retained by t: the caller keeps its
- * own reference; the previous one is released; NULL clears).  Expiries that pile up while the queue is busy are
- * coalesced into one invocation.  A cancelled action is simply not invoked.
+ * own reference; the previous one is released; NULL clears).  Expiries that
+ * pile up while the queue is busy are coalesced into one invocation.  A
+ * cancelled action is simply not invoked.
  * Errors: ODK_E_INVALID (t NULL), ODK_E_CANCELLED (t cancelled). */
 int odk_timer_set_handler(odk_timer *t, odk_action *a);
 
