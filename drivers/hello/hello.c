@@ -30,4 +30,4 @@ static const odk_driver_class hello_class = {
     .n_methods = sizeof hello_methods / sizeof hello_methods[0],
 };
 
-ODK_DRIVER_CLASS(hello_class)
+ODK_DRIVER_CLASS(hello_class);

@@ -141,4 +141,4 @@ static const odk_driver_class loopback_class = {
     .stop = lb_stop,
 };
 
-ODK_DRIVER_CLASS(loopback_class)
+ODK_DRIVER_CLASS(loopback_class);

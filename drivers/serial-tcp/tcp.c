@@ -249,4 +249,4 @@ static const odk_driver_class tcp_class = {
     .stop = tcp_stop,
 };
 
-ODK_DRIVER_CLASS(tcp_class)
+ODK_DRIVER_CLASS(tcp_class);

@@ -18,7 +18,9 @@
  * Pages of the IOMMU map pages of the buffer, so an address's low 12 bits
  * equal those of the buffer offset it stands for (page size 4096).
  *
- * Both types are odk_objects (odk_retain / odk_release) and thread-safe.
+ * Both types are odk_objects (odk_retain / odk_release).  Every function may
+ * be called from any thread; none blocks (each takes its object's short
+ * lock; the IOMMU's is held while a device model copies).
  */
 #ifndef ODK_DMA_H
 #define ODK_DMA_H
@@ -65,20 +67,22 @@ typedef struct odk_dma_command odk_dma_command;
  * (multiples of the page size and of the alignment) with holes between them,
  * as scattered physical memory would be; the layout is a function of seed and
  * the sequence of calls, so a failing run can be replayed.  Freed ranges are
- * reused.  *out is a new reference.  ODK_E_INVALID (bad bits, NULL out),
- * ODK_E_NOMEM. */
+ * reused.  *out is a new reference.  Errors: ODK_E_INVALID (bad bits, out
+ * NULL), ODK_E_NOMEM. */
 int odk_iommu_create_sim(uint32_t address_bits, uint64_t seed, odk_iommu **out);
 
-/* The IOMMU's address width as created (0 became 64); 0 for NULL. */
+/* The IOMMU's address width as created (0 became 64); 0 for NULL.  Never
+ * fails. */
 uint32_t odk_iommu_address_bits(const odk_iommu *iommu);
 
 /* For device models.  Sets *host to the bytes behind [address,
  * address + length), which must lie inside ONE mapped chunk (every segment of
  * a prepared command does).  access is ODK_MAP_READ and/or ODK_MAP_WRITE
  * (device reads, device writes).  The pointer is borrowed: valid until the
- * command that mapped it completes.  ODK_E_ACCESS: unmapped address, range
- * crossing a chunk's end, or a write into an ODK_MEM_IN descriptor's
- * mapping; ODK_E_INVALID: NULL pointers, length 0, bad access bits. */
+ * command that mapped it completes.  Errors: ODK_E_ACCESS (unmapped address,
+ * range crossing a chunk's end, or a write into an ODK_MEM_IN descriptor's
+ * mapping; logged), ODK_E_INVALID (iommu or host NULL, length 0, bad access
+ * bits), ODK_E_NOMEM (mapping the descriptor failed, see odk_memory_map). */
 int odk_iommu_translate(odk_iommu *iommu, uint64_t address, uint64_t length, uint32_t access,
                         void **host);
 
@@ -86,8 +90,10 @@ int odk_iommu_translate(odk_iommu *iommu, uint64_t address, uint64_t length, uin
  * DMA engine does for one segment.  The range may span several chunks only
  * where they are adjacent in IOVA (one segment always lies in one chunk); it
  * is checked whole before any byte moves, so a failure copies nothing.
- * len 0 is a no-op.  ODK_E_ACCESS: some byte unmapped, or (dma_write) a byte
- * of an ODK_MEM_IN descriptor; ODK_E_INVALID: NULL buffer with len > 0. */
+ * len 0 is a no-op; src / dst are borrowed for the call.  Errors:
+ * ODK_E_ACCESS (some byte unmapped, or (dma_write) a byte of an ODK_MEM_IN
+ * descriptor; logged), ODK_E_INVALID (iommu NULL, NULL buffer with len > 0),
+ * ODK_E_NOMEM (mapping a descriptor failed). */
 int odk_iommu_dma_write(odk_iommu *iommu, uint64_t address, const void *src, uint64_t len);
 int odk_iommu_dma_read(odk_iommu *iommu, uint64_t address, void *dst, uint64_t len);
 
@@ -100,7 +106,8 @@ int odk_iommu_dma_read(odk_iommu *iommu, uint64_t address, void *dst, uint64_t l
  * max_segment_size is nonzero and smaller than the alignment (a segment
  * could then not both start aligned and end where the next aligned one
  * begins).  A max_segment_size below the page size is allowed: segments are
- * then split inside pages.  ODK_E_NOMEM. */
+ * then split inside pages.  ODK_E_INVALID also for iommu or out NULL (not
+ * logged).  ODK_E_NOMEM. */
 int odk_dma_command_create(odk_iommu *iommu, const odk_dma_constraints *c, odk_dma_command **out);
 
 /* Maps [offset, offset + length) of m into the IOMMU and computes its
@@ -110,14 +117,15 @@ int odk_dma_command_create(odk_iommu *iommu, const odk_dma_constraints *c, odk_d
  * exactly and in order; each starts at a multiple of the alignment, is at most
  * max_segment_size long and ends below 2^address_bits (the smaller of the
  * device's and the IOMMU's).
- * Errors: ODK_E_STATE when already prepared; ODK_E_INVALID when length is 0,
+ * Errors: ODK_E_STATE when already prepared; ODK_E_INVALID when cmd or m is
+ * NULL, length is 0,
  * the range is not inside m, or offset is not a multiple of
  * min(alignment, 4096) (the low 12 bits of an address are the offset's);
  * ODK_E_LIMIT when the address space has no room for the range or, with
  * ODK_DMA_CONTIGUOUS, the length exceeds max_segment_size or no contiguous
  * free range is large enough; ODK_E_NOMEM.  Every error but ODK_E_STATE and
  * NULL arguments logs one line saying what could not be satisfied; on error
- * nothing stays mapped. */
+ * nothing stays mapped and *n_segments is untouched. */
 int odk_dma_command_prepare(odk_dma_command *cmd, odk_memory *m, uint64_t offset, uint64_t length,
                             uint64_t *n_segments);
 
@@ -125,15 +133,15 @@ int odk_dma_command_prepare(odk_dma_command *cmd, odk_memory *m, uint64_t offset
  * (caller-owned, room for max) and sets *got to how many were copied (fewer
  * at the end of the list; 0 when first == count).  Segments are computed on
  * demand, so lists of any length cost no memory per segment.  ODK_E_STATE when
- * not prepared; ODK_E_INVALID when first > count or out/got is NULL (out may
- * be NULL when max is 0). */
+ * not prepared; ODK_E_INVALID when cmd or got is NULL, first > count, or out
+ * is NULL with max > 0. */
 int odk_dma_command_segments(odk_dma_command *cmd, uint64_t first, odk_dma_segment *out,
                              uint64_t max, uint64_t *got);
 
 /* Unmaps the prepared range and releases the descriptor; the device's
  * addresses become invalid (ODK_E_ACCESS in translate).  Idempotent: a
  * command that is not prepared returns ODK_OK.  The last odk_release of a
- * prepared command completes it.  ODK_E_INVALID for NULL. */
+ * prepared command completes it.  Errors: ODK_E_INVALID (cmd NULL). */
 int odk_dma_command_complete(odk_dma_command *cmd);
 
 #ifdef __cplusplus

@@ -177,14 +177,18 @@ const odk_driver_class *odk_driver_class_find(const char *name);
 
 /* Declares a class from a driver's shared object; it is registered when the
  * host loads the object (a constructor), with the structure's size and the
- * API version of the headers the driver was compiled with:
+ * API version of the headers the driver was compiled with.  Use it once per
+ * class, at file scope, followed by a semicolon:
  *     static const odk_driver_class echo = { .name = "EchoDriver", ... };
- *     ODK_DRIVER_CLASS(echo);                                              */
+ *     ODK_DRIVER_CLASS(echo);
+ * The macro ends in an extern declaration for that ';' to close, so the line
+ * is clean under -std=c17 -Wpedantic (an empty ';' at file scope is not). */
 #define ODK_DRIVER_CLASS(cls)                                                                      \
     __attribute__((constructor)) static void odk_register_##cls(void)                             \
     {                                                                                              \
         odk_driver_class_register(&(cls), sizeof(cls), ODK_DRIVER_API_VERSION);                    \
-    }
+    }                                                                                              \
+    extern const odk_driver_class *const odk_driver_class_declared_##cls
 
 /* ---- what a driver may call ------------------------------------------- */
 

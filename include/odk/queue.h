@@ -17,7 +17,10 @@
  *   a line naming the object; it never aborts.
  *
  * All objects here are odk_objects: odk_retain() / odk_release().
- * Functions return ODK_OK or a negative odk_status.
+ * Functions return ODK_OK or a negative odk_status.  Every function may be
+ * called from any thread, including the queue's own; only
+ * odk_queue_dispatch_sync blocks.  ctx pointers stay the caller's: odk never
+ * frees them (a cancel handler or done is the place to).
  */
 #ifndef ODK_QUEUE_H
 #define ODK_QUEUE_H
@@ -52,20 +55,23 @@ int odk_queue_create(const char *name, odk_queue **out);
  * fn will not run), ODK_E_NOMEM. */
 int odk_queue_dispatch_async(odk_queue *q, void (*fn)(void *ctx), void *ctx);
 
-/* Runs fn(ctx) on q and returns after it has returned.  Called on q's own
- * thread it runs fn inline (no deadlock); otherwise it waits its turn.
- * Errors: as odk_queue_dispatch_async.  Waiting on a queue that waits on
- * the caller deadlocks, as in any executor. */
+/* Runs fn(ctx) on q and returns after it has returned: BLOCKS until q's
+ * thread has run everything queued before it, then fn.  Called on q's own
+ * thread it runs fn inline (no deadlock).  Errors: as
+ * odk_queue_dispatch_async.  Waiting on a queue that waits on the caller
+ * deadlocks, as in any executor. */
 int odk_queue_dispatch_sync(odk_queue *q, void (*fn)(void *ctx), void *ctx);
 
-/* True when called from q's thread (inside any callback running on q). */
+/* True when called from q's thread (inside any callback running on q);
+ * false for NULL.  Never fails. */
 bool odk_queue_is_current(const odk_queue *q);
 
 /* The queue whose thread calls this, or NULL off any queue.  Borrowed: valid
- * while the calling callback runs; odk_retain() it to keep it longer. */
+ * while the calling callback runs; odk_retain() it to keep it longer.  Never
+ * fails. */
 odk_queue *odk_queue_current(void);
 
-/* q's name (owned by q; "(null)" for NULL). */
+/* q's name (borrowed: lives as long as q; "(null)" for NULL).  Never fails. */
 const char *odk_queue_name(const odk_queue *q);
 
 /* Cancels q: later dispatches, posts and member creations get
@@ -94,8 +100,9 @@ int odk_action_create(odk_queue *q, void (*fn)(void *ctx, odk_action *a), void *
                       odk_action **out);
 
 /* Sets the function run exactly once when a is cancelled (replacing any
- * earlier one); the place to free ctx.
- * Errors: ODK_E_INVALID (a NULL), ODK_E_CANCELLED (a already cancelled). */
+ * earlier one; NULL clears it); the place to free ctx.
+ * Errors: ODK_E_INVALID (a NULL), ODK_E_CANCELLED (a already cancelled: the
+ * handler is not recorded and will not run). */
 int odk_action_set_cancel_handler(odk_action *a, void (*handler)(void *ctx), void *ctx);
 
 /* Queues one invocation of a on its queue, after the work already queued.
@@ -113,7 +120,8 @@ int odk_action_post(odk_action *a);
  * Errors: ODK_E_INVALID (a NULL). */
 int odk_action_cancel(odk_action *a);
 
-/* a's queue (borrowed), or NULL for NULL. */
+/* a's queue (borrowed: a holds a reference until its last release), or NULL
+ * for NULL.  Never fails. */
 odk_queue *odk_action_queue(const odk_action *a);
 
 /* ---- fd sources -------------------------------------------------------- */
@@ -130,11 +138,13 @@ int odk_fd_source_create(odk_queue *q, int fd, uint32_t events,
 
 /* Stops (false) or resumes (true) delivery; no-op if already so.  From
  * another thread, a callback already being delivered may still run once.
- * Errors: ODK_E_INVALID, ODK_E_CANCELLED (s cancelled), ODK_E_IO. */
+ * Errors: ODK_E_INVALID (s NULL), ODK_E_CANCELLED (s cancelled), ODK_E_IO
+ * (epoll_ctl failed; logged). */
 int odk_fd_source_set_enabled(odk_fd_source *s, bool on);
 
-/* Changes the events watched (takes effect for the next wait).
- * Errors: ODK_E_INVALID, ODK_E_CANCELLED (s cancelled), ODK_E_IO. */
+/* Changes the events watched (takes effect for the next wait; recorded for a
+ * disabled source).  Errors: ODK_E_INVALID (s NULL), ODK_E_CANCELLED (s
+ * cancelled), ODK_E_IO (epoll_ctl failed; logged). */
 int odk_fd_source_set_events(odk_fd_source *s, uint32_t events);
 
 /* Cancels s: fn is not called again once this returns on s's queue thread
@@ -147,24 +157,28 @@ int odk_fd_source_cancel(odk_fd_source *s, void (*done)(void *ctx), void *ctx);
 
 /* ---- timers ------------------------------------------------------------ */
 
-/* Creates a disarmed timer (timerfd, CLOCK_MONOTONIC) on q.  *out is a new
- * reference.  Errors: ODK_E_INVALID, ODK_E_CANCELLED (q cancelled),
- * ODK_E_NOMEM, ODK_E_IO. */
+/* Creates a disarmed timer (timerfd, CLOCK_MONOTONIC) on q, without an
+ * action.  *out is a new reference; the timer holds a reference on q.
+ * Errors: ODK_E_INVALID (q or out NULL), ODK_E_CANCELLED (q cancelled),
+ * ODK_E_NOMEM, ODK_E_IO (timerfd or epoll failed; logged). */
 int odk_timer_create(odk_queue *q, odk_timer **out);
 
-/* Sets the action invoked at each expiry (retained by t; the previous one is
- * released; NULL clears).  Expiries that pile up while the queue is busy are
- * coalesced into one invocation.  A cancelled action is simply not invoked.
+/* Sets the action invoked at each expiry (retained by t: the caller keeps its
+ * own reference; the previous one is released; NULL clears).  Expiries that
+ * pile up while the queue is busy are coalesced into one invocation.  A
+ * cancelled action is simply not invoked.
  * Errors: ODK_E_INVALID (t NULL), ODK_E_CANCELLED (t cancelled). */
 int odk_timer_set_handler(odk_timer *t, odk_action *a);
 
 /* (Re)arms t to expire delay_ns from now (0 = as soon as possible), then
  * every interval_ns (0 = one-shot).
- * Errors: ODK_E_INVALID, ODK_E_CANCELLED (t cancelled), ODK_E_IO. */
+ * Errors: ODK_E_INVALID (t NULL), ODK_E_CANCELLED (t cancelled), ODK_E_IO
+ * (timerfd_settime failed; logged). */
 int odk_timer_arm(odk_timer *t, uint64_t delay_ns, uint64_t interval_ns);
 
 /* Stops t; it can be armed again.  From another thread, an expiry already
- * being delivered may still run.  Errors: ODK_E_INVALID, ODK_E_CANCELLED. */
+ * being delivered may still run.  Errors: ODK_E_INVALID (t NULL),
+ * ODK_E_CANCELLED, ODK_E_IO (timerfd_settime failed; logged). */
 int odk_timer_disarm(odk_timer *t);
 
 /* Cancels t: disarms it for good and releases its action (the action itself

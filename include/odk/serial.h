@@ -23,7 +23,7 @@
  * rx_free_space_available.
  *
  * Every callback runs on the driver's default queue, as do the functions
- * here: call them only from there.
+ * here: call them only from there.  Only create and destroy block (on odkd).
  */
 #ifndef ODK_SERIAL_H
 #define ODK_SERIAL_H
@@ -100,30 +100,40 @@ typedef struct odk_serial_config {
 } odk_serial_config;
 
 /* Creates a port for drv (call in start): publishes its node, gets its
- * terminal, and calls ops->activate.  ops and ctx are borrowed for the
- * port's life.  *out is owned by the driver: odk_serial_port_destroy in
- * stop.  Errors: ODK_E_INVALID (missing required ops, bad ring size), the
- * status of activate, ODK_E_DISCONNECTED (odkd gone), ODK_E_IO. */
+ * terminal from odkd, then calls ops->activate.  BLOCKS on odkd's replies.
+ * drv, ops, ctx and cfg's strings are borrowed (ops and ctx for the port's
+ * life); cfg may be NULL.  *out is owned by the driver, who destroys it in
+ * stop.  Errors: ODK_E_INVALID (drv, ops, out or a required op NULL; a ring
+ * size not a power of two in ODK_RING_MIN_SIZE..ODK_RING_MAX_SIZE; odkd
+ * refused the base name or suffix), ODK_E_NOMEM, ODK_E_IO (memfd, epoll,
+ * timerfd or the tty links failed), ODK_E_DISCONNECTED (odkd gone),
+ * ODK_E_ACCESS, ODK_E_EXISTS (a tty./cu. link of that name exists),
+ * ODK_E_PROTOCOL (odkd's reply lacked the terminal), or what activate
+ * returned. */
 int odk_serial_port_create(odk_driver *drv, const odk_serial_ops *ops, void *ctx,
                            const odk_serial_config *cfg, odk_serial_port **out);
 /* Deactivates the port, withdraws its node (the terminal hangs up and the
- * links disappear) and frees it.  NULL is allowed. */
+ * links disappear; BLOCKS on odkd) and frees it.  NULL is allowed. */
 void odk_serial_port_destroy(odk_serial_port *port);
 
+/* Accessors: never fail, never block; port must not be NULL.  Pointers are
+ * borrowed until odk_serial_port_destroy. */
 void *odk_serial_port_ctx(const odk_serial_port *port);
 odk_driver *odk_serial_port_driver(const odk_serial_port *port);
 /* The port's registry node, and its terminal's name ("serial-1"). */
 uint64_t odk_serial_port_node(const odk_serial_port *port);
 const char *odk_serial_port_name(const odk_serial_port *port);
-/* Current line settings (borrowed). */
+/* Current line settings (updated whenever the app or terminal changes them). */
 const odk_serial_line *odk_serial_port_line(const odk_serial_port *port);
 
-/* The rings (borrowed): the driver consumes tx, produces rx. */
+/* The rings: the driver consumes tx, produces rx (odk/ring.h). */
 odk_ring *odk_serial_tx_ring(odk_serial_port *port);
 odk_ring *odk_serial_rx_ring(odk_serial_port *port);
-/* RxDataAvailable: the driver produced into the RX ring. */
+/* RxDataAvailable: the driver produced into the RX ring (the family moves
+ * the bytes to the terminal or to a data client).  Never fails or blocks. */
 void odk_serial_rx_data_available(odk_serial_port *port);
-/* TxFreeSpaceAvailable: the driver consumed from the TX ring. */
+/* TxFreeSpaceAvailable: the driver consumed from the TX ring (the family
+ * reads the terminal again).  Never fails or blocks. */
 void odk_serial_tx_free_space_available(odk_serial_port *port);
 
 /* ---- the port's user client (apps without a tty, story 24) ------------- */

@@ -7,6 +7,9 @@
  * compiled against, and the size of its odk_driver_class, and
  * odk-driver-host refuses to start a class built for another version
  * (ODK_E_LOAD, with both versions in the driver's log).
+ *
+ * Compile-time constants only: nothing here is called, so nothing fails,
+ * blocks or depends on a thread.
  */
 #ifndef ODK_VERSION_H
 #define ODK_VERSION_H

@@ -102,6 +102,8 @@ int odk_data_queue_create(uint32_t size, odk_data_queue **out)
 
 int odk_data_queue_export(const odk_data_queue *q, int fds[3], uint32_t *size)
 {
+    if (!q || !fds || !size)
+        return ODK_E_INVALID;
     fds[0] = q->mfd;
     fds[1] = q->data_fd;
     fds[2] = q->space_fd;
@@ -239,6 +241,8 @@ int odk_data_queue_dequeue(odk_data_queue *q, void *buf, uint32_t cap, uint32_t 
 {
     struct iovec seg[2];
     uint32_t rlen;
+    if (!q || !len || (cap && !buf))
+        return ODK_E_INVALID;
     int n = odk_ring_peek(&q->ring, sizeof rlen, seg);
     if (n <= 0)
         return n == 0 ? ODK_E_AGAIN : n;
@@ -263,23 +267,31 @@ int odk_data_queue_dequeue(odk_data_queue *q, void *buf, uint32_t cap, uint32_t 
 
 int odk_data_queue_wait(odk_data_queue *q, int timeout_ms)
 {
+    if (!q)
+        return ODK_E_INVALID;
     uint64_t t0 = mono_ns();
+    /* One deadline for the whole wait: a spurious wake-up (a kick for a
+     * record already taken, EINTR) must not restart the timeout. */
+    uint64_t deadline = t0 + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000u;
     while (odk_ring_readable(&q->ring) == 0) {
-        if (mono_ns() - t0 < SPIN_NS)
+        uint64_t now = mono_ns();
+        if (now - t0 < SPIN_NS)
             continue;
+        int left = -1;
+        if (timeout_ms >= 0) {
+            if (now >= deadline)
+                return ODK_E_TIMEOUT;
+            /* Round up, so a wait ending in poll never wakes just short of it. */
+            left = (int)((deadline - now + 999999u) / 1000000u);
+        }
         atomic_store_explicit(&q->ctl->consumer_waiting, 1, memory_order_relaxed);
         atomic_thread_fence(memory_order_seq_cst);
-        int rc = ODK_OK;
         if (odk_ring_readable(&q->ring) == 0) {
             struct pollfd p = {.fd = q->data_fd, .events = POLLIN};
-            int n = poll(&p, 1, timeout_ms);
-            if (n == 0)
-                rc = ODK_E_TIMEOUT;
-            drain(q->data_fd);
+            if (poll(&p, 1, left) > 0)
+                drain(q->data_fd);
         }
         atomic_store_explicit(&q->ctl->consumer_waiting, 0, memory_order_relaxed);
-        if (rc < 0 && odk_ring_readable(&q->ring) == 0)
-            return rc;
     }
     return ODK_OK;
 }

@@ -206,7 +206,10 @@ int odk_ring_write(odk_ring *r, const void *buf, size_t len, size_t *done)
         len -= k;
         *done += k;
     }
-    return odk_ring_commit(r, *done);
+    int st = odk_ring_commit(r, *done);
+    if (st < 0)
+        *done = 0; /* the other side broke the indices meanwhile: nothing moved */
+    return st;
 }
 
 int odk_ring_read(odk_ring *r, void *buf, size_t len, size_t *done)
@@ -228,7 +231,10 @@ int odk_ring_read(odk_ring *r, void *buf, size_t len, size_t *done)
         len -= k;
         *done += k;
     }
-    return odk_ring_consume(r, *done);
+    int st = odk_ring_consume(r, *done);
+    if (st < 0)
+        *done = 0; /* the other side broke the indices meanwhile: nothing moved */
+    return st;
 }
 
 int odk_ring_flush(odk_ring *r)

@@ -1,9 +1,12 @@
 /* Data queues: order, back-pressure with its wake-up, wrap-around of
  * records, and a consumer that does not trust the producer. */
+#include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
+#include <stdatomic.h>
+#include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
@@ -154,6 +157,85 @@ static void test_two_threads_with_sleeps(void **state)
     odk_data_queue_free(tc);
 }
 
+/* Kicks the consumer's data eventfd (wake-ups with no record behind them)
+ * until the wait returns or 10 s pass. */
+struct kicker {
+    int fd;
+    atomic_bool stop, gave_up;
+};
+
+static void *kick_thread(void *arg)
+{
+    struct kicker *k = arg;
+    uint64_t one = 1;
+    for (int i = 0; i < 10000 && !atomic_load(&k->stop); i++) {
+        if (write(k->fd, &one, sizeof one) < 0)
+            break;
+        usleep(1000);
+    }
+    atomic_store(&k->gave_up, !atomic_load(&k->stop));
+    return NULL;
+}
+
+/* Spurious wake-ups used to restart the timeout, so a wait kept awake never
+ * timed out; the wait must end while the kicks still come. */
+static void test_wait_deadline(void **state)
+{
+    (void)state;
+    odk_data_queue *p, *c;
+    pair(4096, &p, &c);
+    int fds[3];
+    uint32_t size;
+    assert_int_equal(odk_data_queue_export(p, fds, &size), ODK_OK);
+    struct kicker k = {.fd = fds[1]};
+    pthread_t t;
+    assert_int_equal(pthread_create(&t, NULL, kick_thread, &k), 0);
+    assert_int_equal(odk_data_queue_wait(c, 50), ODK_E_TIMEOUT);
+    atomic_store(&k.stop, true);
+    pthread_join(t, NULL);
+    assert_false(atomic_load(&k.gave_up));
+    odk_data_queue_free(c);
+    odk_data_queue_free(p);
+}
+
+/* The contract in data_queue.h: NULLs are ODK_E_INVALID, attach takes its
+ * descriptors even when it fails, out-pointers are NULL after an error. */
+static void test_contract(void **state)
+{
+    (void)state;
+    odk_data_queue *p, *c;
+    pair(4096, &p, &c);
+    int fds[3];
+    uint32_t size = 0, len = 7;
+    assert_int_equal(odk_data_queue_export(NULL, fds, &size), ODK_E_INVALID);
+    assert_int_equal(odk_data_queue_export(p, NULL, &size), ODK_E_INVALID);
+    assert_int_equal(odk_data_queue_export(p, fds, NULL), ODK_E_INVALID);
+    assert_int_equal(odk_data_queue_dequeue(NULL, fds, sizeof fds, &len), ODK_E_INVALID);
+    assert_int_equal(odk_data_queue_dequeue(c, NULL, 4, &len), ODK_E_INVALID);
+    assert_int_equal(odk_data_queue_dequeue(c, fds, sizeof fds, NULL), ODK_E_INVALID);
+    assert_int_equal(len, 7);
+    assert_int_equal(odk_data_queue_wait(NULL, 0), ODK_E_INVALID);
+    assert_int_equal(odk_data_queue_enqueue(NULL, "x", 1), ODK_E_INVALID);
+    assert_int_equal(odk_data_queue_create(4096, NULL), ODK_E_INVALID);
+
+    assert_int_equal(odk_data_queue_export(p, fds, &size), ODK_OK);
+    int d[3];
+    for (int i = 0; i < 3; i++)
+        d[i] = dup(fds[i]);
+    assert_int_equal(odk_data_queue_attach(d, size, NULL), ODK_E_INVALID);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(fcntl(d[i], F_GETFD), -1); /* closed */
+    for (int i = 0; i < 3; i++)
+        d[i] = dup(fds[i]);
+    odk_data_queue *bad = (odk_data_queue *)&len;
+    assert_int_equal(odk_data_queue_attach(d, size * 2, &bad), ODK_E_PROTOCOL);
+    assert_null(bad);
+    for (int i = 0; i < 3; i++)
+        assert_int_equal(fcntl(d[i], F_GETFD), -1);
+    odk_data_queue_free(c);
+    odk_data_queue_free(p);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -161,6 +243,8 @@ int main(void)
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_lying_producer),
         cmocka_unit_test(test_two_threads_with_sleeps),
+        cmocka_unit_test(test_wait_deadline),
+        cmocka_unit_test(test_contract),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

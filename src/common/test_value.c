@@ -277,7 +277,7 @@ static void test_ownership_on_failure(void **state)
     /* A NULL item is what a failed constructor gives. */
     assert_int_equal(odk_array_append(a, NULL), ODK_E_NOMEM);
     assert_int_equal(odk_dict_set(d, "k", NULL), ODK_E_NOMEM);
-    assert_int_equal(odk_dict_set_string(d, "k", NULL), ODK_E_NOMEM);
+    assert_int_equal(odk_dict_set_string(d, "k", NULL), ODK_E_INVALID);
     assert_int_equal(odk_dict_remove(a, "k"), ODK_E_INVALID);
     assert_int_equal(odk_dict_count(d), 0);
     assert_int_equal(odk_array_count(a), 0);
@@ -397,7 +397,13 @@ static void test_encode_layout(void **state)
     free(buf);
     odk_value_free(v);
 
+    /* status.h: a failed call sets the pointer out-parameter to NULL and
+     * leaves the length alone. */
+    buf = (unsigned char *)&len;
+    len = 42;
     assert_int_equal(odk_value_encode(NULL, (void **)&buf, &len), ODK_E_INVALID);
+    assert_null(buf);
+    assert_int_equal(len, 42);
 }
 
 static void test_round_trip(void **state)

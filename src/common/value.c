@@ -439,6 +439,8 @@ int odk_dict_remove(odk_value *d, const char *key)
 
 int odk_dict_set_string(odk_value *d, const char *key, const char *s)
 {
+    if (!s)
+        return ODK_E_INVALID; /* not out of memory, which a NULL item means */
     return odk_dict_set(d, key, odk_value_new_string(s));
 }
 
@@ -665,10 +667,10 @@ static unsigned char *encode_into(const odk_value *v, unsigned char *p)
 
 int odk_value_encode(const odk_value *v, void **out, size_t *out_len)
 {
+    if (out)
+        *out = NULL; /* out_len is left alone on failure (status.h) */
     if (!v || !out || !out_len)
         return ODK_E_INVALID;
-    *out = NULL;
-    *out_len = 0;
     size_t n = encoded_size(v, 0);
     if (!n)
         return ODK_E_LIMIT;

@@ -62,6 +62,8 @@ static void run_invoke(odk_work *w)
 int odk_action_create(odk_queue *q, void (*fn)(void *ctx, odk_action *a), void *ctx,
                       odk_action **out)
 {
+    if (out)
+        *out = NULL; /* also when another argument is bad (status.h) */
     if (!q || !fn || !out) {
         odk_warn("odk_action_create (queue %s): %s is NULL", odk_queue_name(q),
                  !q    ? "queue"
@@ -69,7 +71,6 @@ int odk_action_create(odk_queue *q, void (*fn)(void *ctx, odk_action *a), void *
                        : "out");
         return ODK_E_INVALID;
     }
-    *out = NULL;
     odk_action *a = calloc(1, sizeof *a);
     if (!a)
         return ODK_E_NOMEM;

@@ -59,6 +59,8 @@ static const struct member_ops fd_ops = {
 int odk_fd_source_create(odk_queue *q, int fd, uint32_t events,
                          void (*fn)(void *ctx, uint32_t revents), void *ctx, odk_fd_source **out)
 {
+    if (out)
+        *out = NULL; /* also when another argument is bad (status.h) */
     if (!q || !fn || !out || fd < 0) {
         odk_warn("odk_fd_source_create (queue %s, fd %d): %s", odk_queue_name(q), fd,
                  !q     ? "queue is NULL"
@@ -67,7 +69,6 @@ int odk_fd_source_create(odk_queue *q, int fd, uint32_t events,
                         : "bad fd");
         return ODK_E_INVALID;
     }
-    *out = NULL;
     odk_fd_source *s = calloc(1, sizeof *s);
     if (!s)
         return ODK_E_NOMEM;

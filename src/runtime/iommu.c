@@ -456,6 +456,11 @@ static int dma_copy(odk_iommu *io, uint64_t address, void *buf, uint64_t len, bo
             st = ODK_E_ACCESS;
             break;
         }
+        /* Map every descriptor now (each maps once, then stays), so the copy
+         * below cannot fail half-way. */
+        void *host;
+        if ((st = host_of(mp, address + done, &host)) < 0)
+            break;
         uint64_t n = mp->len - (address + done - mp->iova);
         done += n < len - done ? n : len - done;
     }

@@ -127,7 +127,8 @@ int odk_memory_map(odk_memory *m, uint32_t access, void **addr)
         int prot = m->direction == ODK_MEM_IN ? PROT_READ : PROT_READ | PROT_WRITE;
         void *p = mmap(NULL, m->len, prot, MAP_SHARED, m->fd, 0);
         if (p == MAP_FAILED)
-            st = ODK_E_NOMEM;
+            /* EACCES/EPERM: the fd refuses this mapping (a write seal). */
+            st = errno == EACCES || errno == EPERM ? ODK_E_ACCESS : ODK_E_NOMEM;
         else
             m->map = p;
     }

@@ -118,9 +118,13 @@ static void test_cancel_idempotent_and_misuse(void **state)
     assert_int_equal(odk_action_post(NULL), ODK_E_INVALID);
     assert_int_equal(odk_action_cancel(NULL), ODK_E_INVALID);
     assert_int_equal(odk_action_set_cancel_handler(NULL, NULL, NULL), ODK_E_INVALID);
-    odk_action *a = NULL;
+    /* status.h: the out-pointer is NULL after any error, not left stale. */
+    odk_action *a = t.a;
     assert_int_equal(odk_action_create(NULL, act_fn, NULL, &a), ODK_E_INVALID);
+    assert_null(a);
+    a = t.a;
     assert_int_equal(odk_action_create(q, NULL, NULL, &a), ODK_E_INVALID);
+    assert_null(a);
     assert_int_equal(odk_action_create(q, act_fn, NULL, NULL), ODK_E_INVALID);
     assert_null(odk_action_queue(NULL));
     odk_release(t.a);

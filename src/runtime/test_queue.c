@@ -560,8 +560,12 @@ static void test_fd_source_misuse(void **state)
     assert_int_equal(odk_fd_source_create(q, -1, EPOLLIN, on_readable, NULL, &s), ODK_E_INVALID);
     assert_int_equal(odk_fd_source_create(q, 1000000, EPOLLIN, on_readable, NULL, &s),
                      ODK_E_INVALID);
+    s = (odk_fd_source *)&s; /* stale: an error must set it to NULL */
     assert_int_equal(odk_fd_source_create(NULL, 0, EPOLLIN, on_readable, NULL, &s), ODK_E_INVALID);
+    assert_null(s);
+    s = (odk_fd_source *)&s;
     assert_int_equal(odk_fd_source_create(q, 0, EPOLLIN, NULL, NULL, &s), ODK_E_INVALID);
+    assert_null(s);
     assert_int_equal(odk_fd_source_cancel(NULL, NULL, NULL), ODK_E_INVALID);
     assert_int_equal(odk_fd_source_set_enabled(NULL, true), ODK_E_INVALID);
     assert_int_equal(odk_fd_source_set_events(NULL, 0), ODK_E_INVALID);

@@ -305,8 +305,9 @@ static void test_action_cancelled_timer_keeps_running(void **state)
 
 static void test_misuse(void **state)
 {
-    odk_timer *t = NULL;
+    odk_timer *t = (odk_timer *)&t; /* stale: an error must set it to NULL */
     assert_int_equal(odk_timer_create(NULL, &t), ODK_E_INVALID);
+    assert_null(t);
     assert_int_equal(odk_timer_arm(NULL, 0, 0), ODK_E_INVALID);
     assert_int_equal(odk_timer_disarm(NULL), ODK_E_INVALID);
     assert_int_equal(odk_timer_set_handler(NULL, NULL), ODK_E_INVALID);

@@ -75,11 +75,12 @@ static const struct member_ops timer_ops = {
 
 int odk_timer_create(odk_queue *q, odk_timer **out)
 {
+    if (out)
+        *out = NULL; /* also when another argument is bad (status.h) */
     if (!q || !out) {
         odk_warn("odk_timer_create (queue %s): %s is NULL", odk_queue_name(q), q ? "out" : "queue");
         return ODK_E_INVALID;
     }
-    *out = NULL;
     odk_timer *t = calloc(1, sizeof *t);
     if (!t)
         return ODK_E_NOMEM;

@@ -1,6 +1,7 @@
 """odk's public contract: a driver built for another ODK_API_VERSION is
-refused with both versions named, and the driver host and libodk export
-only public odk_* names."""
+refused with both versions named, the public headers and ODK_DRIVER_CLASS
+compile cleanly in strict ISO C under gcc and clang, and the driver host and
+libodk export only public odk_* names."""
 import json
 import re
 import shutil
@@ -18,8 +19,11 @@ TINY_C = r"""
 #include "odk/driver.h"
 static int tiny_start(odk_driver *drv) { return odk_driver_register_service(drv); }
 static const odk_driver_class tiny_class = { .name = "TinyDriver", .start = tiny_start };
-ODK_DRIVER_CLASS(tiny_class)
+ODK_DRIVER_CLASS(tiny_class);
 """
+
+# Every public header, so a pedantic build checks them all, not only driver.h.
+PUBLIC_HEADERS = sorted(p.name for p in (ROOT / "include" / "odk").glob("*.h"))
 
 
 def api_version():
@@ -83,6 +87,24 @@ def test_the_same_driver_built_for_this_version_runs(odkd, tmp_path):
     dev = odkd.plug({"model": "tiny"})
     odkd.running(provider=dev)
     assert "API version" not in odkd.ctl("log", bundle).stdout
+
+
+@pytest.mark.parametrize("compiler", ["cc", "clang"])
+def test_a_driver_compiles_cleanly_in_strict_c17(compiler, tmp_path):
+    """`ODK_DRIVER_CLASS(x);` at file scope, with every public header, under
+    -std=c17 -Wpedantic -Werror: the ';' must close a declaration, not be an
+    empty one ("ISO C does not allow extra ';' outside of a function")."""
+    cc = shutil.which(compiler)
+    if cc is None:
+        pytest.skip(f"{compiler} is not installed")
+    includes = "".join(f'#include "odk/{h}"\n' for h in PUBLIC_HEADERS)
+    src = tmp_path / "strict.c"
+    src.write_text(includes + TINY_C)
+    r = subprocess.run([cc, "-std=c17", "-Wall", "-Wextra", "-Wpedantic", "-Werror", "-fPIC",
+                        "-shared", f"-I{ROOT / 'include'}", "-o", str(tmp_path / "strict.so"),
+                        str(src)], capture_output=True, text=True)
+    assert r.returncode == 0, r.stderr
+    assert r.stderr == "", r.stderr
 
 
 # Symbols the toolchain defines in every ELF object, not part of any API.

@@ -471,9 +471,12 @@ static int make_rings(odk_serial_port *p, uint32_t tx_size, uint32_t rx_size)
 static int open_terminal(odk_serial_port *p, const char *base, const char *suffix)
 {
     odk_value *args = odk_value_new_dict();
-    odk_dict_set_int(args, "node", (int64_t)p->node);
-    odk_dict_set_string(args, "base", base);
-    odk_dict_set_string(args, "suffix", suffix);
+    if (!args || odk_dict_set_int(args, "node", (int64_t)p->node) < 0 ||
+        odk_dict_set_string(args, "base", base) < 0 ||
+        odk_dict_set_string(args, "suffix", suffix) < 0) {
+        odk_value_free(args);
+        return ODK_E_NOMEM;
+    }
     odk_value *reply = NULL;
     int fds[2] = {-1, -1};
     size_t n_fds = 2;
@@ -492,9 +495,16 @@ static int open_terminal(odk_serial_port *p, const char *base, const char *suffi
     return st;
 }
 
+static bool ring_size_ok(uint32_t n)
+{
+    return n >= ODK_RING_MIN_SIZE && n <= ODK_RING_MAX_SIZE && (n & (n - 1)) == 0;
+}
+
 int odk_serial_port_create(odk_driver *drv, const odk_serial_ops *ops, void *ctx,
                            const odk_serial_config *cfg, odk_serial_port **out)
 {
+    if (out)
+        *out = NULL;
     if (!drv || !ops || !ops->tx_data_available || !ops->rx_free_space_available || !out)
         return ODK_E_INVALID;
     odk_serial_config c = cfg ? *cfg : (odk_serial_config){0};
@@ -502,6 +512,11 @@ int odk_serial_port_create(odk_driver *drv, const odk_serial_ops *ops, void *ctx
         c.tx_ring_size = DEFAULT_RING;
     if (!c.rx_ring_size)
         c.rx_ring_size = DEFAULT_RING;
+    if (!ring_size_ok(c.tx_ring_size) || !ring_size_ok(c.rx_ring_size)) {
+        odk_error("serial port: ring sizes %u/%u: each must be a power of two in %u..%u",
+                  c.tx_ring_size, c.rx_ring_size, ODK_RING_MIN_SIZE, ODK_RING_MAX_SIZE);
+        return ODK_E_INVALID;
+    }
     const odk_value *pers = odk_driver_personality(drv);
     char inst[16];
     snprintf(inst, sizeof inst, "%u", odk_driver_instance(drv));
@@ -519,10 +534,14 @@ int odk_serial_port_create(odk_driver *drv, const odk_serial_ops *ops, void *ctx
     if (st < 0)
         goto fail;
     odk_value *props = odk_value_new_dict();
-    odk_dict_set_string(props, "IOTTYBaseName", base);
-    odk_dict_set_string(props, "IOTTYSuffix", suffix);
-    odk_dict_set_int(props, "TxRingSize", c.tx_ring_size);
-    odk_dict_set_int(props, "RxRingSize", c.rx_ring_size);
+    if (!props || odk_dict_set_string(props, "IOTTYBaseName", base) < 0 ||
+        odk_dict_set_string(props, "IOTTYSuffix", suffix) < 0 ||
+        odk_dict_set_int(props, "TxRingSize", c.tx_ring_size) < 0 ||
+        odk_dict_set_int(props, "RxRingSize", c.rx_ring_size) < 0) {
+        odk_value_free(props);
+        st = ODK_E_NOMEM;
+        goto fail;
+    }
     if ((st = odk_driver_publish_node(drv, "IOSerialBSDClient", "IOService", props, &p->node)) < 0)
         goto fail;
     if ((st = open_terminal(p, base, suffix)) < 0)

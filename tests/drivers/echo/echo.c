@@ -390,4 +390,4 @@ static const odk_driver_class echo_class = {
     .n_methods = sizeof echo_methods / sizeof echo_methods[0],
 };
 
-ODK_DRIVER_CLASS(echo_class)
+ODK_DRIVER_CLASS(echo_class);

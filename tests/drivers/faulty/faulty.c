@@ -374,4 +374,4 @@ static const odk_driver_class faulty_class = {
     .n_methods = sizeof faulty_methods / sizeof faulty_methods[0],
 };
 
-ODK_DRIVER_CLASS(faulty_class)
+ODK_DRIVER_CLASS(faulty_class);
