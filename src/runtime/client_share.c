@@ -18,7 +18,9 @@ void client_share_memory(odk_user_client *uc, wire_msg *m)
     else if (uc->drv->cls->copy_client_memory && uc->handler.ctx == uc->drv) {
         memcpy(&type, m->body, sizeof type);
         st = uc->drv->cls->copy_client_memory(uc->drv, uc, type, &mem);
-        if (st == ODK_OK && !mem)
+        /* A positive status is no success either: the driver broke the
+         * hook's contract. */
+        if (st > 0 || (st == ODK_OK && !mem))
             st = ODK_E_DRIVER;
     }
     if (st < 0) {
@@ -42,16 +44,17 @@ void client_share_data_queue(odk_user_client *uc, wire_msg *m)
     else if (uc->drv->cls->copy_client_data_queue && uc->handler.ctx == uc->drv) {
         memcpy(&type, m->body, sizeof type);
         st = uc->drv->cls->copy_client_data_queue(uc->drv, uc, type, &q);
-        if (st == ODK_OK && !q)
+        if (st > 0 || (st == ODK_OK && !q))
             st = ODK_E_DRIVER;
     }
+    int fds[3];
+    uint32_t size;
+    if (st == ODK_OK && (st = odk_data_queue_export(q, fds, &size)) < 0)
+        st = ODK_E_DRIVER; /* never send descriptors the export did not fill */
     if (st < 0) {
         channel_send_status(uc, WIRE_REPLY, m->hdr.seq, st);
         return;
     }
-    int fds[3];
-    uint32_t size;
-    odk_data_queue_export(q, fds, &size);
     /* Three descriptors: sent directly (the reply is tiny and the queue of
      * waiting replies carries at most one). */
     if (!uc->outq)

@@ -42,7 +42,7 @@ def pid_alive(pid):
     try:
         with open(f"/proc/{pid}/stat") as f:
             return f.read().split(") ")[1][0] != "Z"
-    except FileNotFoundError:
+    except OSError:  # reaped between the kill and the open (ESRCH, ENOENT)
         return False
 
 
