@@ -21,6 +21,8 @@
 #ifndef ODK_CLIENT_H
 #define ODK_CLIENT_H
 
+#include "odk/export.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -39,10 +41,10 @@ typedef struct odk_connection odk_connection;
  * else /run/odk).  *out is a new object; free with odk_client_close.
  * Errors: ODK_E_INVALID (out NULL), ODK_E_NOT_FOUND (no odkd listens
  * there), ODK_E_LIMIT (the socket path is too long), ODK_E_IO, ODK_E_NOMEM. */
-int odk_client_open(const char *state_dir, odk_client **out);
+ODK_PUBLIC int odk_client_open(const char *state_dir, odk_client **out);
 /* Closes the connection to odkd, ends its watches (no callback runs) and
  * frees c.  Connections opened through c stay usable.  NULL is allowed. */
-void odk_client_close(odk_client *c);
+ODK_PUBLIC void odk_client_close(odk_client *c);
 
 /* Sends {"op": op, ...args} and waits for the reply (events that arrive
  * meanwhile are queued for odk_client_dispatch).  Takes args (may be NULL).
@@ -51,14 +53,15 @@ void odk_client_close(odk_client *c);
  * exception to status.h's NULL-on-failure rule).  Errors: whatever odkd
  * answers for op (ODK_E_UNSUPPORTED for an unknown op, ODK_E_ACCESS,
  * ODK_E_NOT_FOUND, ...), ODK_E_DISCONNECTED. */
-int odk_client_request(odk_client *c, const char *op, odk_value *args, odk_value **reply);
+ODK_PUBLIC int odk_client_request(odk_client *c, const char *op, odk_value *args,
+                                  odk_value **reply);
 
 /* Registry nodes matching a dictionary of personality keys (IOProviderClass
  * defaults to IOService; IOPropertyMatch, IONameMatch, plain keys...).
  * *nodes is an array of node dictionaries (id, class, properties, ...);
  * caller owns.  Blocks.  Errors: ODK_E_INVALID (NULL argument),
  * ODK_E_DISCONNECTED, odkd's ODK_E_INVALID for a malformed matching. */
-int odk_find_services(odk_client *c, const odk_value *matching, odk_value **nodes);
+ODK_PUBLIC int odk_find_services(odk_client *c, const odk_value *matching, odk_value **nodes);
 
 /* Called for "registered", "started", "property" and "terminated" events
  * of matching nodes; node is borrowed for the call. */
@@ -67,18 +70,18 @@ typedef void (*odk_watch_fn)(void *ctx, const char *event, const odk_value *node
  * "registered", during the next odk_client_dispatch.  matching is copied,
  * ctx stays the caller's.  *watch_id names the watch.  Blocks (odkd
  * confirms).  Errors: ODK_E_DISCONNECTED, ODK_E_NOMEM. */
-int odk_watch_services(odk_client *c, const odk_value *matching, odk_watch_fn fn, void *ctx,
-                       uint32_t *watch_id);
+ODK_PUBLIC int odk_watch_services(odk_client *c, const odk_value *matching, odk_watch_fn fn,
+                                  void *ctx, uint32_t *watch_id);
 /* Ends a watch: fn is not called for it again.  Blocks.  Errors:
  * ODK_E_NOT_FOUND (no such watch), ODK_E_DISCONNECTED. */
-int odk_unwatch_services(odk_client *c, uint32_t watch_id);
+ODK_PUBLIC int odk_unwatch_services(odk_client *c, uint32_t watch_id);
 /* A descriptor (borrowed, owned by c) that becomes readable when events
  * wait (for poll/epoll).  Never fails. */
-int odk_client_fd(const odk_client *c);
+ODK_PUBLIC int odk_client_fd(const odk_client *c);
 /* Delivers waiting events, waiting up to timeout_ms (-1: forever, 0: not)
  * for the first; the callbacks run on the calling thread.  Returns how many
  * were delivered, or ODK_E_DISCONNECTED / ODK_E_IO. */
-int odk_client_dispatch(odk_client *c, int timeout_ms);
+ODK_PUBLIC int odk_client_dispatch(odk_client *c, int timeout_ms);
 
 /* Opens a user client of node_id (a driver's service node, a node it
  * published, or a device node whose driver then answers).  type is passed
@@ -86,11 +89,12 @@ int odk_client_dispatch(odk_client *c, int timeout_ms);
  * not running), ODK_E_ACCESS, ODK_E_GONE (the driver went away during the
  * open), or the driver's refusal from its open hook.  Blocks until odkd
  * and then the driver answer.  *out is a new object: odk_connection_close. */
-int odk_connection_open(odk_client *c, uint64_t node_id, uint32_t type, odk_connection **out);
+ODK_PUBLIC int odk_connection_open(odk_client *c, uint64_t node_id, uint32_t type,
+                                   odk_connection **out);
 /* Closes the channel (the driver's client_close runs), completes calls in
  * flight with ODK_E_CANCELLED (their callbacks run here) and frees conn.
  * NULL is allowed. */
-void odk_connection_close(odk_connection *conn);
+ODK_PUBLIC void odk_connection_close(odk_connection *conn);
 
 /* Calls a method.  Inputs are borrowed.  Outputs: *n_out in = room in
  * out[], out = scalars returned; *struct_out_len in = room in struct_out,
@@ -100,9 +104,10 @@ void odk_connection_close(odk_connection *conn);
  * away), ODK_E_BAD_SELECTOR, ODK_E_BAD_ARGUMENTS, ODK_E_LIMIT (checked
  * against the method table before the driver runs), or the method's own
  * status. */
-int odk_connection_call(odk_connection *conn, uint32_t selector, const uint64_t *in,
-                        uint32_t n_in, const void *struct_in, size_t struct_in_len,
-                        uint64_t *out, uint32_t *n_out, void *struct_out, size_t *struct_out_len);
+ODK_PUBLIC int odk_connection_call(odk_connection *conn, uint32_t selector, const uint64_t *in,
+                                   uint32_t n_in, const void *struct_in, size_t struct_in_len,
+                                   uint64_t *out, uint32_t *n_out, void *struct_out,
+                                   size_t *struct_out_len);
 
 /* ---- shared memory ------------------------------------------------------ */
 
@@ -117,25 +122,25 @@ typedef struct odk_buffer odk_buffer;
  * machine can address (memfd is sparse).  *out is a new object:
  * odk_buffer_free.  Does not block.  Errors: ODK_E_INVALID (len 0 or over
  * INT64_MAX, out NULL), ODK_E_NOMEM, ODK_E_IO. */
-int odk_buffer_create(uint64_t len, odk_buffer **out);
+ODK_PUBLIC int odk_buffer_create(uint64_t len, odk_buffer **out);
 /* The mapping (borrowed, until odk_buffer_free) and its length; NULL / 0
  * for NULL.  Never fail. */
-void *odk_buffer_data(const odk_buffer *b);
-uint64_t odk_buffer_length(const odk_buffer *b);
+ODK_PUBLIC void *odk_buffer_data(const odk_buffer *b);
+ODK_PUBLIC uint64_t odk_buffer_length(const odk_buffer *b);
 /* Unmaps and frees b (a driver that registered it keeps its own pages).
  * NULL is allowed. */
-void odk_buffer_free(odk_buffer *b);
+ODK_PUBLIC void odk_buffer_free(odk_buffer *b);
 
 /* Shares buf with the driver under a new id (*id).  The driver host keeps
  * its own reference to the memory: freeing buf afterwards is fine (the
  * pages live until the driver lets go too).  Blocks until the driver host
  * confirms.  Errors: ODK_E_INVALID (NULL argument, bad direction),
  * ODK_E_LIMIT past ODK_MAX_CLIENT_BUFFERS (odk/driver.h), ODK_E_GONE. */
-int odk_connection_register_buffer(odk_connection *conn, odk_buffer *buf, uint32_t direction,
-                                   uint32_t *id);
+ODK_PUBLIC int odk_connection_register_buffer(odk_connection *conn, odk_buffer *buf,
+                                              uint32_t direction, uint32_t *id);
 /* Stops sharing buffer id (calls already made keep their ranges).  Blocks.
  * Errors: ODK_E_NOT_FOUND (no such id), ODK_E_GONE. */
-int odk_connection_unregister_buffer(odk_connection *conn, uint32_t id);
+ODK_PUBLIC int odk_connection_unregister_buffer(odk_connection *conn, uint32_t id);
 
 /* A range of a registered buffer, passed with a call. */
 typedef struct odk_memory_ref {
@@ -149,10 +154,11 @@ typedef struct odk_memory_ref {
  * the app's buffer.  Errors: as odk_connection_call, plus ODK_E_NOT_FOUND
  * (no such buffer), ODK_E_INVALID (a range outside its buffer), ODK_E_LIMIT
  * (too many ranges). */
-int odk_connection_call_memory(odk_connection *conn, uint32_t selector, const uint64_t *in,
-                               uint32_t n_in, const void *struct_in, size_t struct_in_len,
-                               const odk_memory_ref *mem, uint32_t n_mem, uint64_t *out,
-                               uint32_t *n_out, void *struct_out, size_t *struct_out_len);
+ODK_PUBLIC int odk_connection_call_memory(odk_connection *conn, uint32_t selector,
+                                          const uint64_t *in, uint32_t n_in, const void *struct_in,
+                                          size_t struct_in_len, const odk_memory_ref *mem,
+                                          uint32_t n_mem, uint64_t *out, uint32_t *n_out,
+                                          void *struct_out, size_t *struct_out_len);
 
 /* Maps memory the driver offers for type (its copy_client_memory hook;
  * DriverKit's IOConnectMapMemory).  The app may write it unless the
@@ -160,7 +166,7 @@ int odk_connection_call_memory(odk_connection *conn, uint32_t selector, const ui
  * odk_buffer_free.  Blocks.  Errors: ODK_E_UNSUPPORTED (the driver has no
  * hook), the hook's status, ODK_E_PROTOCOL (the driver's memory could
  * shrink under the app, or the reply is malformed), ODK_E_GONE. */
-int odk_connection_map_memory(odk_connection *conn, uint32_t type, odk_buffer **out);
+ODK_PUBLIC int odk_connection_map_memory(odk_connection *conn, uint32_t type, odk_buffer **out);
 
 /* Attaches to a data queue the driver offers for type (its
  * copy_client_data_queue hook): the app then takes records with
@@ -169,7 +175,8 @@ int odk_connection_map_memory(odk_connection *conn, uint32_t type, odk_buffer **
  * Errors: ODK_E_UNSUPPORTED (no hook), the hook's status, ODK_E_BUSY (the
  * driver's side of the channel is backed up; retry), ODK_E_PROTOCOL (a
  * malformed queue), ODK_E_GONE. */
-int odk_connection_map_data_queue(odk_connection *conn, uint32_t type, odk_data_queue **out);
+ODK_PUBLIC int odk_connection_map_data_queue(odk_connection *conn, uint32_t type,
+                                             odk_data_queue **out);
 
 /* ---- asynchronous calls ------------------------------------------------- */
 
@@ -185,18 +192,19 @@ typedef void (*odk_async_fn)(void *ctx, int status, const uint64_t *scalars, uin
  * that thread.  Blocks only while the channel is full (back-pressure).
  * Errors: as odk_connection_call_memory (the driver's status reaches fn
  * instead); fn is not called when this returns an error. */
-int odk_connection_call_async(odk_connection *conn, uint32_t selector, const uint64_t *in,
-                              uint32_t n_in, const void *struct_in, size_t struct_in_len,
-                              const odk_memory_ref *mem, uint32_t n_mem, uint32_t n_out_max,
-                              size_t struct_out_max, odk_async_fn fn, void *ctx);
+ODK_PUBLIC int odk_connection_call_async(odk_connection *conn, uint32_t selector,
+                                         const uint64_t *in, uint32_t n_in, const void *struct_in,
+                                         size_t struct_in_len, const odk_memory_ref *mem,
+                                         uint32_t n_mem, uint32_t n_out_max, size_t struct_out_max,
+                                         odk_async_fn fn, void *ctx);
 /* Delivers completions, waiting up to timeout_ms (-1: forever) for the
  * first.  Returns how many were delivered, or an error (ODK_E_GONE). */
-int odk_connection_dispatch(odk_connection *conn, int timeout_ms);
+ODK_PUBLIC int odk_connection_dispatch(odk_connection *conn, int timeout_ms);
 /* Calls still in flight.  Never fails. */
-uint32_t odk_connection_pending(const odk_connection *conn);
+ODK_PUBLIC uint32_t odk_connection_pending(const odk_connection *conn);
 /* Readable when completions wait (for poll/epoll).  Borrowed, owned by
  * conn.  Never fails. */
-int odk_connection_fd(const odk_connection *conn);
+ODK_PUBLIC int odk_connection_fd(const odk_connection *conn);
 
 #ifdef __cplusplus
 }

@@ -17,6 +17,8 @@
 #ifndef ODK_DATA_QUEUE_H
 #define ODK_DATA_QUEUE_H
 
+#include "odk/export.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -37,23 +39,23 @@ typedef struct odk_data_queue odk_data_queue;
 /* A new queue whose ring holds size bytes (a power of two, 4 KiB..1 GiB).
  * The caller owns it: odk_data_queue_free.  Errors: ODK_E_INVALID (size, out
  * NULL), ODK_E_NOMEM, ODK_E_IO (memfd, eventfd or sealing failed). */
-int odk_data_queue_create(uint32_t size, odk_data_queue **out);
+ODK_PUBLIC int odk_data_queue_create(uint32_t size, odk_data_queue **out);
 /* Appends one record of len bytes (copied; len 0 is a record too).  Never
  * blocks.  Errors: ODK_E_INVALID (q NULL, data NULL with len > 0),
  * ODK_E_LIMIT (len over size/2), ODK_E_AGAIN (no room now: the space eventfd
  * fires once the consumer made room), ODK_E_PROTOCOL (the consumer corrupted
  * the shared indices). */
-int odk_data_queue_enqueue(odk_data_queue *q, const void *data, uint32_t len);
+ODK_PUBLIC int odk_data_queue_enqueue(odk_data_queue *q, const void *data, uint32_t len);
 /* Readable (EPOLLIN) when the consumer made room after an ODK_E_AGAIN; drain
  * it with odk_data_queue_ack_space before waiting again.  Borrowed (closed by
  * odk_data_queue_free).  Never fail, never block. */
-int odk_data_queue_space_fd(const odk_data_queue *q);
-void odk_data_queue_ack_space(odk_data_queue *q);
+ODK_PUBLIC int odk_data_queue_space_fd(const odk_data_queue *q);
+ODK_PUBLIC void odk_data_queue_ack_space(odk_data_queue *q);
 
 /* What a driver hands to odkd/app: the memfd, the data eventfd and the space
  * eventfd, in that order, and the ring size.  The fds stay q's (borrowed:
  * dup or send them, never close them).  Errors: ODK_E_INVALID (a NULL). */
-int odk_data_queue_export(const odk_data_queue *q, int fds[3], uint32_t *size);
+ODK_PUBLIC int odk_data_queue_export(const odk_data_queue *q, int fds[3], uint32_t *size);
 
 /* ---- consumer (app) --------------------------------------------------- */
 
@@ -62,21 +64,21 @@ int odk_data_queue_export(const odk_data_queue *q, int fds[3], uint32_t *size);
  * odk_data_queue_free.  Errors: ODK_E_INVALID (fds or out NULL),
  * ODK_E_PROTOCOL (not a shrink-sealed memfd holding a ring of size bytes),
  * ODK_E_NOMEM. */
-int odk_data_queue_attach(int fds[3], uint32_t size, odk_data_queue **out);
+ODK_PUBLIC int odk_data_queue_attach(int fds[3], uint32_t size, odk_data_queue **out);
 /* Takes the next record into buf (cap bytes) and sets *len to its length.
  * Never blocks.  Errors: ODK_E_INVALID (q or len NULL, buf NULL with cap >
  * 0), ODK_E_AGAIN (empty), ODK_E_LIMIT (cap too small: *len is set to the
  * size needed and the record stays), ODK_E_PROTOCOL (the producer wrote a
  * record or indices that cannot be right; nothing is consumed). */
-int odk_data_queue_dequeue(odk_data_queue *q, void *buf, uint32_t cap, uint32_t *len);
+ODK_PUBLIC int odk_data_queue_dequeue(odk_data_queue *q, void *buf, uint32_t cap, uint32_t *len);
 /* BLOCKS until a record is there: spins about 20 us, then sleeps on the data
  * eventfd, at most timeout_ms in all (-1: forever; 0: only the spin).
  * Errors: ODK_E_INVALID (q NULL), ODK_E_TIMEOUT. */
-int odk_data_queue_wait(odk_data_queue *q, int timeout_ms);
+ODK_PUBLIC int odk_data_queue_wait(odk_data_queue *q, int timeout_ms);
 
 /* Unmaps and closes q (either side); NULL is allowed.  The other side sees
  * no more records or room, nothing else. */
-void odk_data_queue_free(odk_data_queue *q);
+ODK_PUBLIC void odk_data_queue_free(odk_data_queue *q);
 
 #ifdef __cplusplus
 }

@@ -25,6 +25,8 @@
 #ifndef ODK_DMA_H
 #define ODK_DMA_H
 
+#include "odk/export.h"
+
 #include <stdint.h>
 
 #include "odk/memory.h"
@@ -69,11 +71,11 @@ typedef struct odk_dma_command odk_dma_command;
  * the sequence of calls, so a failing run can be replayed.  Freed ranges are
  * reused.  *out is a new reference.  Errors: ODK_E_INVALID (bad bits, out
  * NULL), ODK_E_NOMEM. */
-int odk_iommu_create_sim(uint32_t address_bits, uint64_t seed, odk_iommu **out);
+ODK_PUBLIC int odk_iommu_create_sim(uint32_t address_bits, uint64_t seed, odk_iommu **out);
 
 /* The IOMMU's address width as created (0 became 64); 0 for NULL.  Never
  * fails. */
-uint32_t odk_iommu_address_bits(const odk_iommu *iommu);
+ODK_PUBLIC uint32_t odk_iommu_address_bits(const odk_iommu *iommu);
 
 /* For device models.  Sets *host to the bytes behind [address,
  * address + length), which must lie inside ONE mapped chunk (every segment of
@@ -83,8 +85,8 @@ uint32_t odk_iommu_address_bits(const odk_iommu *iommu);
  * range crossing a chunk's end, or a write into an ODK_MEM_IN descriptor's
  * mapping; logged), ODK_E_INVALID (iommu or host NULL, length 0, bad access
  * bits), ODK_E_NOMEM (mapping the descriptor failed, see odk_memory_map). */
-int odk_iommu_translate(odk_iommu *iommu, uint64_t address, uint64_t length, uint32_t access,
-                        void **host);
+ODK_PUBLIC int odk_iommu_translate(odk_iommu *iommu, uint64_t address, uint64_t length,
+                                   uint32_t access, void **host);
 
 /* For device models: copy len bytes into / out of DMA address space, as a
  * DMA engine does for one segment.  The range may span several chunks only
@@ -94,8 +96,9 @@ int odk_iommu_translate(odk_iommu *iommu, uint64_t address, uint64_t length, uin
  * ODK_E_ACCESS (some byte unmapped, or (dma_write) a byte of an ODK_MEM_IN
  * descriptor; logged), ODK_E_INVALID (iommu NULL, NULL buffer with len > 0),
  * ODK_E_NOMEM (mapping a descriptor failed). */
-int odk_iommu_dma_write(odk_iommu *iommu, uint64_t address, const void *src, uint64_t len);
-int odk_iommu_dma_read(odk_iommu *iommu, uint64_t address, void *dst, uint64_t len);
+ODK_PUBLIC int odk_iommu_dma_write(odk_iommu *iommu, uint64_t address, const void *src,
+                                   uint64_t len);
+ODK_PUBLIC int odk_iommu_dma_read(odk_iommu *iommu, uint64_t address, void *dst, uint64_t len);
 
 /* ---- DMA commands ------------------------------------------------------ */
 
@@ -108,7 +111,8 @@ int odk_iommu_dma_read(odk_iommu *iommu, uint64_t address, void *dst, uint64_t l
  * begins).  A max_segment_size below the page size is allowed: segments are
  * then split inside pages.  ODK_E_INVALID also for iommu or out NULL (not
  * logged).  ODK_E_NOMEM. */
-int odk_dma_command_create(odk_iommu *iommu, const odk_dma_constraints *c, odk_dma_command **out);
+ODK_PUBLIC int odk_dma_command_create(odk_iommu *iommu, const odk_dma_constraints *c,
+                                      odk_dma_command **out);
 
 /* Maps [offset, offset + length) of m into the IOMMU and computes its
  * segments; *n_segments (may be NULL) receives their count.  m is retained
@@ -126,8 +130,8 @@ int odk_dma_command_create(odk_iommu *iommu, const odk_dma_constraints *c, odk_d
  * free range is large enough; ODK_E_NOMEM.  Every error but ODK_E_STATE and
  * NULL arguments logs one line saying what could not be satisfied; on error
  * nothing stays mapped and *n_segments is untouched. */
-int odk_dma_command_prepare(odk_dma_command *cmd, odk_memory *m, uint64_t offset, uint64_t length,
-                            uint64_t *n_segments);
+ODK_PUBLIC int odk_dma_command_prepare(odk_dma_command *cmd, odk_memory *m, uint64_t offset,
+                                       uint64_t length, uint64_t *n_segments);
 
 /* Copies segments [first, first + max) of the prepared command into out
  * (caller-owned, room for max) and sets *got to how many were copied (fewer
@@ -135,14 +139,14 @@ int odk_dma_command_prepare(odk_dma_command *cmd, odk_memory *m, uint64_t offset
  * demand, so lists of any length cost no memory per segment.  ODK_E_STATE when
  * not prepared; ODK_E_INVALID when cmd or got is NULL, first > count, or out
  * is NULL with max > 0. */
-int odk_dma_command_segments(odk_dma_command *cmd, uint64_t first, odk_dma_segment *out,
-                             uint64_t max, uint64_t *got);
+ODK_PUBLIC int odk_dma_command_segments(odk_dma_command *cmd, uint64_t first, odk_dma_segment *out,
+                                        uint64_t max, uint64_t *got);
 
 /* Unmaps the prepared range and releases the descriptor; the device's
  * addresses become invalid (ODK_E_ACCESS in translate).  Idempotent: a
  * command that is not prepared returns ODK_OK.  The last odk_release of a
  * prepared command completes it.  Errors: ODK_E_INVALID (cmd NULL). */
-int odk_dma_command_complete(odk_dma_command *cmd);
+ODK_PUBLIC int odk_dma_command_complete(odk_dma_command *cmd);
 
 #ifdef __cplusplus
 }

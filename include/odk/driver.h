@@ -15,6 +15,8 @@
 #ifndef ODK_DRIVER_H
 #define ODK_DRIVER_H
 
+#include "odk/export.h"
+
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -51,7 +53,7 @@ typedef struct odk_async odk_async;
  * shared memory without the driver noticing. */
 #define ODK_MAX_SCALARS 256u
 #define ODK_MAX_STRUCT (256ull * 1024 * 1024)
-#define ODK_MAX_CALL_MEMORY 16u /* memory ranges in one call */
+#define ODK_MAX_CALL_MEMORY 16u      /* memory ranges in one call */
 #define ODK_MAX_CLIENT_BUFFERS 1024u /* buffers one connection may register */
 
 /* One call, already checked against the method table.  Inputs are
@@ -111,15 +113,16 @@ typedef struct odk_method {
  * ODK_OK.  why (may be NULL) receives a sentence with the expected and given
  * values ("ok" on success), cut to why_len.  scalar_out_max /
  * struct_out_max are the app's capacities.  Pure: any thread. */
-int odk_method_check(const odk_method *table, uint32_t n_methods, uint32_t selector,
-                     uint32_t scalar_in_count, uint64_t struct_in_len, uint32_t scalar_out_max,
-                     uint64_t struct_out_max, char *why, size_t why_len);
+ODK_PUBLIC int odk_method_check(const odk_method *table, uint32_t n_methods, uint32_t selector,
+                                uint32_t scalar_in_count, uint64_t struct_in_len,
+                                uint32_t scalar_out_max, uint64_t struct_out_max, char *why,
+                                size_t why_len);
 
 /* ---- driver classes ----------------------------------------------------- */
 
 typedef struct odk_driver_class {
-    const char *name;       /* the IOUserClass a personality names */
-    size_t state_size;      /* bytes of zeroed per-instance state (odk_driver_state) */
+    const char *name;  /* the IOUserClass a personality names */
+    size_t state_size; /* bytes of zeroed per-instance state (odk_driver_state) */
 
     /* Required.  Runs on the default queue.  A non-OK status fails the
      * start: the host reports it and exits. */
@@ -170,10 +173,11 @@ typedef struct odk_driver_class {
  * class of that name is registered), ODK_E_LIMIT (more than 256 classes in
  * one process).  Errors are logged (ODK_E_UNSUPPORTED by the host, when it
  * looks the class up). */
-int odk_driver_class_register(const odk_driver_class *cls, size_t class_size, uint32_t api_version);
+ODK_PUBLIC int odk_driver_class_register(const odk_driver_class *cls, size_t class_size,
+                                         uint32_t api_version);
 /* The registered class called name: borrowed, lives as long as the
  * process; NULL when none (or name is NULL).  Any thread; does not block. */
-const odk_driver_class *odk_driver_class_find(const char *name);
+ODK_PUBLIC const odk_driver_class *odk_driver_class_find(const char *name);
 
 /* Declares a class from a driver's shared object; it is registered when the
  * host loads the object (a constructor), with the structure's size and the
@@ -184,7 +188,7 @@ const odk_driver_class *odk_driver_class_find(const char *name);
  * The macro ends in an extern declaration for that ';' to close, so the line
  * is clean under -std=c17 -Wpedantic (an empty ';' at file scope is not). */
 #define ODK_DRIVER_CLASS(cls)                                                                      \
-    __attribute__((constructor)) static void odk_register_##cls(void)                             \
+    __attribute__((constructor)) static void odk_register_##cls(void)                              \
     {                                                                                              \
         odk_driver_class_register(&(cls), sizeof(cls), ODK_DRIVER_API_VERSION);                    \
     }                                                                                              \
@@ -197,28 +201,28 @@ const odk_driver_class *odk_driver_class_find(const char *name);
 
 /* The instance's zeroed state of class->state_size bytes (borrowed, until
  * free has returned). */
-void *odk_driver_state(odk_driver *drv);
+ODK_PUBLIC void *odk_driver_state(odk_driver *drv);
 /* The instance's default queue (borrowed, until free; odk_retain it to keep
  * it longer). */
-odk_queue *odk_driver_queue(odk_driver *drv);
+ODK_PUBLIC odk_queue *odk_driver_queue(odk_driver *drv);
 /* Bundle id (borrowed, until free), and the instance number odkd gave this
  * driver. */
-const char *odk_driver_bundle_id(const odk_driver *drv);
-uint32_t odk_driver_instance(const odk_driver *drv);
+ODK_PUBLIC const char *odk_driver_bundle_id(const odk_driver *drv);
+ODK_PUBLIC uint32_t odk_driver_instance(const odk_driver *drv);
 /* The matched personality and the provider's properties, as dictionaries
  * (borrowed, valid until free; never NULL). */
-const odk_value *odk_driver_personality(const odk_driver *drv);
-const odk_value *odk_driver_provider_properties(const odk_driver *drv);
+ODK_PUBLIC const odk_value *odk_driver_personality(const odk_driver *drv);
+ODK_PUBLIC const odk_value *odk_driver_provider_properties(const odk_driver *drv);
 /* Registry id of the provider node and of the driver's own service node. */
-uint64_t odk_driver_provider_id(const odk_driver *drv);
-uint64_t odk_driver_service_id(const odk_driver *drv);
+ODK_PUBLIC uint64_t odk_driver_provider_id(const odk_driver *drv);
+ODK_PUBLIC uint64_t odk_driver_service_id(const odk_driver *drv);
 
 /* The DMA address space of the driver's device (borrowed, until free;
  * created on first use).  On the sim bus it is a simulated IOMMU (48
  * address bits) that the device models translate through; the VFIO backend
  * will hand the real one.  NULL only when out of memory (a later call tries
  * again). */
-odk_iommu *odk_driver_iommu(odk_driver *drv);
+ODK_PUBLIC odk_iommu *odk_driver_iommu(odk_driver *drv);
 
 /* Requests to odkd.  Each BLOCKS the calling thread until odkd replies
  * (normally well under a millisecond; odkd answers requests in order, never
@@ -231,11 +235,11 @@ odk_iommu *odk_driver_iommu(odk_driver *drv);
 
 /* Makes the driver's service node registered: apps can find and open it
  * and other personalities can match it.  Registering twice is ODK_OK. */
-int odk_driver_register_service(odk_driver *drv);
+ODK_PUBLIC int odk_driver_register_service(odk_driver *drv);
 /* Sets key on the driver's service node (every client watching the node is
  * told).  Takes value, whatever happens.  ODK_E_INVALID for a NULL or empty
  * key or a NULL value (value is freed). */
-int odk_driver_set_property(odk_driver *drv, const char *key, odk_value *value);
+ODK_PUBLIC int odk_driver_set_property(odk_driver *drv, const char *key, odk_value *value);
 
 /* Publishes a child node under the driver's service node (a port, a disk,
  * an interface): class cls (derived from super, NULL for IOService; a class
@@ -244,15 +248,15 @@ int odk_driver_set_property(odk_driver *drv, const char *key, odk_value *value);
  * matched and found.  *node_id (may be NULL) receives its registry id.
  * ODK_E_INVALID: cls NULL or empty, props not a dictionary, or super
  * unknown to odkd. */
-int odk_driver_publish_node(odk_driver *drv, const char *cls, const char *super,
-                            odk_value *props, uint64_t *node_id);
+ODK_PUBLIC int odk_driver_publish_node(odk_driver *drv, const char *cls, const char *super,
+                                       odk_value *props, uint64_t *node_id);
 /* Removes a node published by this driver, and its children (their drivers
  * are stopped first).  ODK_E_ACCESS also for the driver's own service node. */
-int odk_driver_withdraw_node(odk_driver *drv, uint64_t node_id);
+ODK_PUBLIC int odk_driver_withdraw_node(odk_driver *drv, uint64_t node_id);
 /* Sets a property on a node published by this driver, as
  * odk_driver_set_property (takes value, whatever happens). */
-int odk_driver_set_node_property(odk_driver *drv, uint64_t node_id, const char *key,
-                                 odk_value *value);
+ODK_PUBLIC int odk_driver_set_node_property(odk_driver *drv, uint64_t node_id, const char *key,
+                                            odk_value *value);
 
 /* ---- asynchronous completions ------------------------------------------ */
 
@@ -263,18 +267,19 @@ int odk_driver_set_node_property(odk_driver *drv, uint64_t node_id, const char *
  * app.  Errors: ODK_E_INVALID (a NULL, or more outputs than the app has
  * room for: the call then completes with ODK_E_DRIVER), ODK_E_CANCELLED
  * (the app went away meanwhile; nothing is sent). */
-int odk_async_complete(odk_async *a, int status, const uint64_t *scalars, uint32_t n_scalars,
-                       const void *data, size_t len);
+ODK_PUBLIC int odk_async_complete(odk_async *a, int status, const uint64_t *scalars,
+                                  uint32_t n_scalars, const void *data, size_t len);
 /* True once the app that made the call has gone (true for NULL).  Default
  * queue only; never blocks. */
-bool odk_async_cancelled(const odk_async *a);
+ODK_PUBLIC bool odk_async_cancelled(const odk_async *a);
 /* Sets fn(ctx, a), called once, on the default queue, if the app goes away
  * before the call completes (the driver still completes a, which then only
  * frees it); replaces an earlier one.  ctx stays the driver's.  Default
  * queue only; never fails (NULL a is ignored). */
-void odk_async_set_cancel_handler(odk_async *a, void (*fn)(void *ctx, odk_async *a), void *ctx);
+ODK_PUBLIC void odk_async_set_cancel_handler(odk_async *a, void (*fn)(void *ctx, odk_async *a),
+                                             void *ctx);
 /* The call's selector (0 for NULL).  Valid until completion.  Never fails. */
-uint32_t odk_async_selector(const odk_async *a);
+ODK_PUBLIC uint32_t odk_async_selector(const odk_async *a);
 
 /* ---- user clients ----------------------------------------------------- */
 
@@ -284,13 +289,13 @@ uint32_t odk_async_selector(const odk_async *a);
 
 /* Per-connection context, NULL until set.  The driver owns what it stores
  * and frees it in client_close. */
-void *odk_user_client_ctx(const odk_user_client *uc);
-void odk_user_client_set_ctx(odk_user_client *uc, void *ctx);
+ODK_PUBLIC void *odk_user_client_ctx(const odk_user_client *uc);
+ODK_PUBLIC void odk_user_client_set_ctx(odk_user_client *uc, void *ctx);
 /* The node the app opened (the driver's service node or a published node). */
-uint64_t odk_user_client_node_id(const odk_user_client *uc);
+ODK_PUBLIC uint64_t odk_user_client_node_id(const odk_user_client *uc);
 /* Credentials of the app, as odkd saw them when it granted the open. */
-uint32_t odk_user_client_uid(const odk_user_client *uc);
-int32_t odk_user_client_pid(const odk_user_client *uc);
+ODK_PUBLIC uint32_t odk_user_client_uid(const odk_user_client *uc);
+ODK_PUBLIC int32_t odk_user_client_pid(const odk_user_client *uc);
 
 #ifdef __cplusplus
 }

@@ -8,6 +8,8 @@
 #ifndef ODK_LOG_H
 #define ODK_LOG_H
 
+#include "odk/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -22,18 +24,19 @@ typedef enum odk_log_level {
 /* Sets the process-wide tag (copied; cut at 127 bytes; NULL gives "odk").
  * Drivers leave it alone: odk-driver-host sets "BUNDLE#INSTANCE".  Any
  * thread; never fails, never blocks. */
-void odk_log_set_tag(const char *tag);
+ODK_PUBLIC void odk_log_set_tag(const char *tag);
 /* Sets / returns the most verbose level printed (default ODK_LOG_INFO).
  * Any thread; never fails. */
-void odk_log_set_level(odk_log_level level);
-odk_log_level odk_log_get_level(void);
+ODK_PUBLIC void odk_log_set_level(odk_log_level level);
+ODK_PUBLIC odk_log_level odk_log_get_level(void);
 
 /* Prints one line "LEVEL tag: message" with one write, so lines of several
  * threads never interleave; a message is cut at about 2 KiB.  Lines above
  * the current level cost a comparison.  Any thread; the write to stderr may
  * block while the reader (odkd's log pipe) is behind.  Never fails (a lost
  * line is not reported). */
-void odk_log(odk_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+ODK_PUBLIC void odk_log(odk_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 
 #define odk_error(...) odk_log(ODK_LOG_ERROR, __VA_ARGS__)
 #define odk_warn(...) odk_log(ODK_LOG_WARN, __VA_ARGS__)

@@ -22,6 +22,8 @@
 #ifndef ODK_MEMORY_H
 #define ODK_MEMORY_H
 
+#include "odk/export.h"
+
 #include <stddef.h>
 #include <stdint.h>
 
@@ -46,20 +48,20 @@ typedef struct odk_memory odk_memory;
  * against shrinking.  *out is a new reference.  Errors: ODK_E_INVALID (len,
  * direction not ODK_MEM_*, out NULL), ODK_E_NOMEM (also when the memfd cannot
  * grow to len), ODK_E_IO (memfd_create or ftruncate failed otherwise). */
-int odk_memory_create(uint64_t len, uint32_t direction, odk_memory **out);
+ODK_PUBLIC int odk_memory_create(uint64_t len, uint32_t direction, odk_memory **out);
 /* Wraps a memfd someone passed us.  Takes fd: it is closed on failure.  The
  * memfd must be sealed against shrinking (a shrink would turn our accesses
  * into SIGBUS).  *out is a new reference.  Errors: ODK_E_INVALID (fd < 0,
  * len 0, bad direction, out NULL, file smaller than len), ODK_E_ACCESS (not
  * a memfd sealed with F_SEAL_SHRINK), ODK_E_NOMEM. */
-int odk_memory_from_fd(int fd, uint64_t len, uint32_t direction, odk_memory **out);
+ODK_PUBLIC int odk_memory_from_fd(int fd, uint64_t len, uint32_t direction, odk_memory **out);
 
 /* Accessors: never fail, never block (0, 0 and -1 for NULL).  The fd is
  * borrowed (m keeps it open until its last release), e.g. to pass to another
  * process. */
-uint64_t odk_memory_length(const odk_memory *m);
-uint32_t odk_memory_direction(const odk_memory *m);
-int odk_memory_fd(const odk_memory *m);
+ODK_PUBLIC uint64_t odk_memory_length(const odk_memory *m);
+ODK_PUBLIC uint32_t odk_memory_direction(const odk_memory *m);
+ODK_PUBLIC int odk_memory_fd(const odk_memory *m);
 
 /* Maps the whole descriptor; *addr is borrowed and lives until m's last
  * release.  The first call mmaps, later ones return the same address (so an
@@ -67,15 +69,15 @@ int odk_memory_fd(const odk_memory *m);
  * ODK_MAP_READ, optionally | ODK_MAP_WRITE.  Errors: ODK_E_INVALID (m or addr
  * NULL, bad access bits), ODK_E_ACCESS (WRITE on an IN descriptor, or the
  * memfd refuses the mapping, e.g. write-sealed), ODK_E_NOMEM (mmap failed). */
-int odk_memory_map(odk_memory *m, uint32_t access, void **addr);
+ODK_PUBLIC int odk_memory_map(odk_memory *m, uint32_t access, void **addr);
 
 /* Copy len bytes out of / into m at offset (mapping m on first use); dst /
  * src are borrowed for the call.  Errors: ODK_E_INVALID (m NULL, NULL buffer
  * with len > 0, [offset, offset + len) not inside m), ODK_E_ACCESS (write
  * into an IN descriptor; logged), ODK_E_NOMEM (as odk_memory_map).  Nothing
  * is copied on error. */
-int odk_memory_read(odk_memory *m, uint64_t offset, void *dst, uint64_t len);
-int odk_memory_write(odk_memory *m, uint64_t offset, const void *src, uint64_t len);
+ODK_PUBLIC int odk_memory_read(odk_memory *m, uint64_t offset, void *dst, uint64_t len);
+ODK_PUBLIC int odk_memory_write(odk_memory *m, uint64_t offset, const void *src, uint64_t len);
 
 /* A range of a descriptor, as a method receives it. */
 typedef struct odk_memory_range {

@@ -8,6 +8,8 @@
 #ifndef ODK_OBJECT_H
 #define ODK_OBJECT_H
 
+#include "odk/export.h"
+
 #include <stdint.h>
 
 #ifdef __cplusplus
@@ -26,18 +28,18 @@ struct odk_object {
 /* Sets the count to 1 (the creator's reference) and the function that frees
  * the object when the last reference goes.  For implementers of types; call
  * before the object is shared.  Never fails. */
-void odk_object_init(odk_object *obj, void (*free_fn)(odk_object *obj));
+ODK_PUBLIC void odk_object_init(odk_object *obj, void (*free_fn)(odk_object *obj));
 
 /* Adds a reference to obj (any odk type, or NULL) and returns obj: the
  * caller owns the new reference.  Retaining an object whose count already
  * reached 0 is a bug the runtime cannot see.  Any thread; never blocks. */
-void *odk_retain(void *obj);
+ODK_PUBLIC void *odk_retain(void *obj);
 
 /* Drops a reference (NULL is ignored); the last one frees the object, on the
  * calling thread (so the type's free function runs there: a queue's last
  * release does not wait for its thread).  A release without a matching
  * reference is logged.  Any thread. */
-void odk_release(void *obj);
+ODK_PUBLIC void odk_release(void *obj);
 
 #ifdef __cplusplus
 }

@@ -25,6 +25,8 @@
 #ifndef ODK_QUEUE_H
 #define ODK_QUEUE_H
 
+#include "odk/export.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/epoll.h> /* EPOLLIN, EPOLLOUT, ... for odk_fd_source */
@@ -47,32 +49,32 @@ typedef struct odk_fd_source odk_fd_source;
  * names it in logs.  *out is a new reference.
  * Errors: ODK_E_INVALID (out NULL), ODK_E_NOMEM, ODK_E_IO (epoll, eventfd or
  * thread creation failed). */
-int odk_queue_create(const char *name, odk_queue **out);
+ODK_PUBLIC int odk_queue_create(const char *name, odk_queue **out);
 
 /* Queues fn(ctx) to run on q after everything queued before it (FIFO).
  * ctx is the caller's; the queue never frees it.
  * Errors: ODK_E_INVALID (q or fn NULL), ODK_E_CANCELLED (q was cancelled:
  * fn will not run), ODK_E_NOMEM. */
-int odk_queue_dispatch_async(odk_queue *q, void (*fn)(void *ctx), void *ctx);
+ODK_PUBLIC int odk_queue_dispatch_async(odk_queue *q, void (*fn)(void *ctx), void *ctx);
 
 /* Runs fn(ctx) on q and returns after it has returned: BLOCKS until q's
  * thread has run everything queued before it, then fn.  Called on q's own
  * thread it runs fn inline (no deadlock).  Errors: as
  * odk_queue_dispatch_async.  Waiting on a queue that waits on the caller
  * deadlocks, as in any executor. */
-int odk_queue_dispatch_sync(odk_queue *q, void (*fn)(void *ctx), void *ctx);
+ODK_PUBLIC int odk_queue_dispatch_sync(odk_queue *q, void (*fn)(void *ctx), void *ctx);
 
 /* True when called from q's thread (inside any callback running on q);
  * false for NULL.  Never fails. */
-bool odk_queue_is_current(const odk_queue *q);
+ODK_PUBLIC bool odk_queue_is_current(const odk_queue *q);
 
 /* The queue whose thread calls this, or NULL off any queue.  Borrowed: valid
  * while the calling callback runs; odk_retain() it to keep it longer.  Never
  * fails. */
-odk_queue *odk_queue_current(void);
+ODK_PUBLIC odk_queue *odk_queue_current(void);
 
 /* q's name (borrowed: lives as long as q; "(null)" for NULL).  Never fails. */
-const char *odk_queue_name(const odk_queue *q);
+ODK_PUBLIC const char *odk_queue_name(const odk_queue *q);
 
 /* Cancels q: later dispatches, posts and member creations get
  * ODK_E_CANCELLED; every action, timer and fd source of q is cancelled (their
@@ -83,7 +85,7 @@ const char *odk_queue_name(const odk_queue *q);
  * runs its done once after cancellation completes; dones run in call order,
  * on q's thread, or inline once the thread has run every earlier one.
  * Errors: ODK_E_INVALID (q NULL), ODK_E_NOMEM (done not recorded, retry). */
-int odk_queue_cancel(odk_queue *q, void (*done)(void *ctx), void *ctx);
+ODK_PUBLIC int odk_queue_cancel(odk_queue *q, void (*done)(void *ctx), void *ctx);
 
 /* Releasing the last reference of a queue that was never cancelled cancels it
  * (without a done); its memory goes when its thread has finished.  Members
@@ -96,19 +98,19 @@ int odk_queue_cancel(odk_queue *q, void (*done)(void *ctx), void *ctx);
  * the action holds a reference on q.  ctx stays the caller's.
  * Errors: ODK_E_INVALID (q, fn or out NULL), ODK_E_CANCELLED (q cancelled),
  * ODK_E_NOMEM. */
-int odk_action_create(odk_queue *q, void (*fn)(void *ctx, odk_action *a), void *ctx,
-                      odk_action **out);
+ODK_PUBLIC int odk_action_create(odk_queue *q, void (*fn)(void *ctx, odk_action *a), void *ctx,
+                                 odk_action **out);
 
 /* Sets the function run exactly once when a is cancelled (replacing any
  * earlier one; NULL clears it); the place to free ctx.
  * Errors: ODK_E_INVALID (a NULL), ODK_E_CANCELLED (a already cancelled: the
  * handler is not recorded and will not run). */
-int odk_action_set_cancel_handler(odk_action *a, void (*handler)(void *ctx), void *ctx);
+ODK_PUBLIC int odk_action_set_cancel_handler(odk_action *a, void (*handler)(void *ctx), void *ctx);
 
 /* Queues one invocation of a on its queue, after the work already queued.
  * Errors: ODK_E_INVALID (a NULL), ODK_E_CANCELLED (a or its queue was
  * cancelled; logged), ODK_E_NOMEM. */
-int odk_action_post(odk_action *a);
+ODK_PUBLIC int odk_action_post(odk_action *a);
 
 /* Cancels a: invocations queued but not started are dropped, no new one
  * starts, and the cancel handler runs exactly once, on a's queue thread, after
@@ -118,11 +120,11 @@ int odk_action_post(odk_action *a);
  * inside a's own invocation, before or after its queue or its timer was
  * cancelled.  Idempotent: always ODK_OK for a non-NULL a.
  * Errors: ODK_E_INVALID (a NULL). */
-int odk_action_cancel(odk_action *a);
+ODK_PUBLIC int odk_action_cancel(odk_action *a);
 
 /* a's queue (borrowed: a holds a reference until its last release), or NULL
  * for NULL.  Never fails. */
-odk_queue *odk_action_queue(const odk_action *a);
+ODK_PUBLIC odk_queue *odk_action_queue(const odk_action *a);
 
 /* ---- fd sources -------------------------------------------------------- */
 
@@ -133,19 +135,20 @@ odk_queue *odk_action_queue(const odk_action *a);
  * enabled.  *out is a new reference.
  * Errors: ODK_E_INVALID (q, fn or out NULL, bad fd), ODK_E_CANCELLED (q
  * cancelled), ODK_E_NOMEM, ODK_E_IO (dup or epoll_ctl failed). */
-int odk_fd_source_create(odk_queue *q, int fd, uint32_t events,
-                         void (*fn)(void *ctx, uint32_t revents), void *ctx, odk_fd_source **out);
+ODK_PUBLIC int odk_fd_source_create(odk_queue *q, int fd, uint32_t events,
+                                    void (*fn)(void *ctx, uint32_t revents), void *ctx,
+                                    odk_fd_source **out);
 
 /* Stops (false) or resumes (true) delivery; no-op if already so.  From
  * another thread, a callback already being delivered may still run once.
  * Errors: ODK_E_INVALID (s NULL), ODK_E_CANCELLED (s cancelled), ODK_E_IO
  * (epoll_ctl failed; logged). */
-int odk_fd_source_set_enabled(odk_fd_source *s, bool on);
+ODK_PUBLIC int odk_fd_source_set_enabled(odk_fd_source *s, bool on);
 
 /* Changes the events watched (takes effect for the next wait; recorded for a
  * disabled source).  Errors: ODK_E_INVALID (s NULL), ODK_E_CANCELLED (s
  * cancelled), ODK_E_IO (epoll_ctl failed; logged). */
-int odk_fd_source_set_events(odk_fd_source *s, uint32_t events);
+ODK_PUBLIC int odk_fd_source_set_events(odk_fd_source *s, uint32_t events);
 
 /* Cancels s: fn is not called again once this returns on s's queue thread
  * (from another thread, a call already started may finish).  done(ctx) (may
@@ -153,7 +156,7 @@ int odk_fd_source_set_events(odk_fd_source *s, uint32_t events);
  * Idempotent: a later call returns ODK_OK and runs its done once, after
  * cancellation completes (in call order; inline once every earlier done of s
  * has run).  Errors: ODK_E_INVALID (s NULL), ODK_E_NOMEM (done not recorded). */
-int odk_fd_source_cancel(odk_fd_source *s, void (*done)(void *ctx), void *ctx);
+ODK_PUBLIC int odk_fd_source_cancel(odk_fd_source *s, void (*done)(void *ctx), void *ctx);
 
 /* ---- timers ------------------------------------------------------------ */
 
@@ -161,32 +164,32 @@ int odk_fd_source_cancel(odk_fd_source *s, void (*done)(void *ctx), void *ctx);
  * action.  *out is a new reference; the timer holds a reference on q.
  * Errors: ODK_E_INVALID (q or out NULL), ODK_E_CANCELLED (q cancelled),
  * ODK_E_NOMEM, ODK_E_IO (timerfd or epoll failed; logged). */
-int odk_timer_create(odk_queue *q, odk_timer **out);
+ODK_PUBLIC int odk_timer_create(odk_queue *q, odk_timer **out);
 
 /* Sets the action invoked at each expiry (retained by t: the caller keeps its
  * own reference; the previous one is released; NULL clears).  Expiries that
  * pile up while the queue is busy are coalesced into one invocation.  A
  * cancelled action is simply not invoked.
  * Errors: ODK_E_INVALID (t NULL), ODK_E_CANCELLED (t cancelled). */
-int odk_timer_set_handler(odk_timer *t, odk_action *a);
+ODK_PUBLIC int odk_timer_set_handler(odk_timer *t, odk_action *a);
 
 /* (Re)arms t to expire delay_ns from now (0 = as soon as possible), then
  * every interval_ns (0 = one-shot).
  * Errors: ODK_E_INVALID (t NULL), ODK_E_CANCELLED (t cancelled), ODK_E_IO
  * (timerfd_settime failed; logged). */
-int odk_timer_arm(odk_timer *t, uint64_t delay_ns, uint64_t interval_ns);
+ODK_PUBLIC int odk_timer_arm(odk_timer *t, uint64_t delay_ns, uint64_t interval_ns);
 
 /* Stops t; it can be armed again.  From another thread, an expiry already
  * being delivered may still run.  Errors: ODK_E_INVALID (t NULL),
  * ODK_E_CANCELLED, ODK_E_IO (timerfd_settime failed; logged). */
-int odk_timer_disarm(odk_timer *t);
+ODK_PUBLIC int odk_timer_disarm(odk_timer *t);
 
 /* Cancels t: disarms it for good and releases its action (the action itself
  * is not cancelled; cancel it too, before or after, in any order).  done(ctx)
  * (may be NULL) runs once on the queue's thread when no expiry can be
  * delivered any more.  Idempotent like odk_fd_source_cancel.
  * Errors: ODK_E_INVALID (t NULL), ODK_E_NOMEM (done not recorded). */
-int odk_timer_cancel(odk_timer *t, void (*done)(void *ctx), void *ctx);
+ODK_PUBLIC int odk_timer_cancel(odk_timer *t, void (*done)(void *ctx), void *ctx);
 
 #ifdef __cplusplus
 }

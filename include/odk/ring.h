@@ -28,6 +28,8 @@
 #ifndef ODK_RING_H
 #define ODK_RING_H
 
+#include "odk/export.h"
+
 #include <stddef.h>
 #include <stdint.h>
 #include <sys/uio.h>
@@ -57,38 +59,38 @@ typedef struct odk_ring {
 } odk_ring;
 
 /* Bytes of shared memory a ring of `size` bytes needs (header + size). */
-size_t odk_ring_bytes(uint32_t size);
+ODK_PUBLIC size_t odk_ring_bytes(uint32_t size);
 /* Formats mem (mem_len bytes, borrowed for r's life) as an empty ring of size
  * bytes.  Errors: ODK_E_INVALID (r or mem NULL, size not a power of two in
  * [ODK_RING_MIN_SIZE, ODK_RING_MAX_SIZE], mem_len < odk_ring_bytes(size)). */
-int odk_ring_format(odk_ring *r, void *mem, size_t mem_len, uint32_t size);
+ODK_PUBLIC int odk_ring_format(odk_ring *r, void *mem, size_t mem_len, uint32_t size);
 /* Attaches to a ring someone else formatted in mem (borrowed for r's life).
  * Errors: ODK_E_INVALID (r or mem NULL, mem_len < ODK_RING_HEADER),
  * ODK_E_PROTOCOL (the header's size is not a valid size or does not fit in
  * mem_len). */
-int odk_ring_attach(odk_ring *r, void *mem, size_t mem_len);
+ODK_PUBLIC int odk_ring_attach(odk_ring *r, void *mem, size_t mem_len);
 
 /* Bytes the consumer may read / the producer may write now (0 when the
  * indices are corrupt).  Either side; never fail. */
-size_t odk_ring_readable(const odk_ring *r);
-size_t odk_ring_writable(const odk_ring *r);
+ODK_PUBLIC size_t odk_ring_readable(const odk_ring *r);
+ODK_PUBLIC size_t odk_ring_writable(const odk_ring *r);
 
 /* Producer: copies up to len bytes from buf in and publishes them; consumer:
  * copies up to len bytes out into buf and consumes them.  *done is set on
  * every return: the bytes moved (0 when the ring is full / empty, and 0 on
  * error).  Errors: ODK_E_PROTOCOL. */
-int odk_ring_write(odk_ring *r, const void *buf, size_t len, size_t *done);
-int odk_ring_read(odk_ring *r, void *buf, size_t len, size_t *done);
+ODK_PUBLIC int odk_ring_write(odk_ring *r, const void *buf, size_t len, size_t *done);
+ODK_PUBLIC int odk_ring_read(odk_ring *r, void *buf, size_t len, size_t *done);
 
 /* Zero-copy forms.  *_segments fills iov[0..1] with the contiguous pieces
  * free for writing (producer) or ready for reading (consumer) and returns how
  * many pieces (0..2), or ODK_E_PROTOCOL.  commit (producer) / consume
  * (consumer) then publishes n bytes: ODK_OK, ODK_E_INVALID (n more than is
  * free / readable), ODK_E_PROTOCOL. */
-int odk_ring_write_segments(odk_ring *r, struct iovec iov[2]);
-int odk_ring_commit(odk_ring *r, size_t n);
-int odk_ring_read_segments(odk_ring *r, struct iovec iov[2]);
-int odk_ring_consume(odk_ring *r, size_t n);
+ODK_PUBLIC int odk_ring_write_segments(odk_ring *r, struct iovec iov[2]);
+ODK_PUBLIC int odk_ring_commit(odk_ring *r, size_t n);
+ODK_PUBLIC int odk_ring_read_segments(odk_ring *r, struct iovec iov[2]);
+ODK_PUBLIC int odk_ring_consume(odk_ring *r, size_t n);
 
 /* Exactly n bytes: reserve fills iov with the pieces of n free bytes (for
  * the producer; commit them after writing), peek with the pieces of the
@@ -96,12 +98,12 @@ int odk_ring_consume(odk_ring *r, size_t n);
  * pieces (1..2), 0 when fewer than n bytes are free / readable now (or n is
  * 0), or ODK_E_PROTOCOL.  They look at the other side's index only when what
  * they saw last is not enough, so batches of small records stay cheap. */
-int odk_ring_reserve(odk_ring *r, size_t n, struct iovec iov[2]);
-int odk_ring_peek(odk_ring *r, size_t n, struct iovec iov[2]);
+ODK_PUBLIC int odk_ring_reserve(odk_ring *r, size_t n, struct iovec iov[2]);
+ODK_PUBLIC int odk_ring_peek(odk_ring *r, size_t n, struct iovec iov[2]);
 
 /* Consumer: drops everything readable (tail = head).  Errors:
  * ODK_E_PROTOCOL. */
-int odk_ring_flush(odk_ring *r);
+ODK_PUBLIC int odk_ring_flush(odk_ring *r);
 
 #ifdef __cplusplus
 }

@@ -28,6 +28,8 @@
 #ifndef ODK_SERIAL_H
 #define ODK_SERIAL_H
 
+#include "odk/export.h"
+
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -49,18 +51,18 @@ typedef enum odk_serial_parity {
 } odk_serial_parity;
 
 /* Flow-control flags. */
-#define ODK_FLOW_RTS_CTS 0x1u     /* hardware handshake (CRTSCTS) */
+#define ODK_FLOW_RTS_CTS 0x1u      /* hardware handshake (CRTSCTS) */
 #define ODK_FLOW_XON_XOFF_OUT 0x2u /* the device's XOFF pauses our output (IXON) */
 #define ODK_FLOW_XON_XOFF_IN 0x4u  /* we send XOFF when our input is full (IXOFF) */
 
 typedef struct odk_serial_line {
     uint32_t baud;
-    uint8_t data_bits;    /* 5..8 */
-    uint8_t stop_bits;    /* 1 or 2 */
+    uint8_t data_bits; /* 5..8 */
+    uint8_t stop_bits; /* 1 or 2 */
     odk_serial_parity parity;
-    uint32_t flow;        /* ODK_FLOW_* */
-    uint8_t xon, xoff;    /* flow-control characters (VSTART, VSTOP) */
-    bool dtr, rts;        /* modem control outputs */
+    uint32_t flow;     /* ODK_FLOW_* */
+    uint8_t xon, xoff; /* flow-control characters (VSTART, VSTOP) */
+    bool dtr, rts;     /* modem control outputs */
 } odk_serial_line;
 
 /* What the driver implements.  Only tx_data_available and
@@ -110,31 +112,31 @@ typedef struct odk_serial_config {
  * ODK_E_ACCESS, ODK_E_EXISTS (a tty./cu. link of that name exists),
  * ODK_E_PROTOCOL (odkd's reply lacked the terminal), or what activate
  * returned. */
-int odk_serial_port_create(odk_driver *drv, const odk_serial_ops *ops, void *ctx,
-                           const odk_serial_config *cfg, odk_serial_port **out);
+ODK_PUBLIC int odk_serial_port_create(odk_driver *drv, const odk_serial_ops *ops, void *ctx,
+                                      const odk_serial_config *cfg, odk_serial_port **out);
 /* Deactivates the port, withdraws its node (the terminal hangs up and the
  * links disappear; BLOCKS on odkd) and frees it.  NULL is allowed. */
-void odk_serial_port_destroy(odk_serial_port *port);
+ODK_PUBLIC void odk_serial_port_destroy(odk_serial_port *port);
 
 /* Accessors: never fail, never block; port must not be NULL.  Pointers are
  * borrowed until odk_serial_port_destroy. */
-void *odk_serial_port_ctx(const odk_serial_port *port);
-odk_driver *odk_serial_port_driver(const odk_serial_port *port);
+ODK_PUBLIC void *odk_serial_port_ctx(const odk_serial_port *port);
+ODK_PUBLIC odk_driver *odk_serial_port_driver(const odk_serial_port *port);
 /* The port's registry node, and its terminal's name ("serial-1"). */
-uint64_t odk_serial_port_node(const odk_serial_port *port);
-const char *odk_serial_port_name(const odk_serial_port *port);
+ODK_PUBLIC uint64_t odk_serial_port_node(const odk_serial_port *port);
+ODK_PUBLIC const char *odk_serial_port_name(const odk_serial_port *port);
 /* Current line settings (updated whenever the app or terminal changes them). */
-const odk_serial_line *odk_serial_port_line(const odk_serial_port *port);
+ODK_PUBLIC const odk_serial_line *odk_serial_port_line(const odk_serial_port *port);
 
 /* The rings: the driver consumes tx, produces rx (odk/ring.h). */
-odk_ring *odk_serial_tx_ring(odk_serial_port *port);
-odk_ring *odk_serial_rx_ring(odk_serial_port *port);
+ODK_PUBLIC odk_ring *odk_serial_tx_ring(odk_serial_port *port);
+ODK_PUBLIC odk_ring *odk_serial_rx_ring(odk_serial_port *port);
 /* RxDataAvailable: the driver produced into the RX ring (the family moves
  * the bytes to the terminal or to a data client).  Never fails or blocks. */
-void odk_serial_rx_data_available(odk_serial_port *port);
+ODK_PUBLIC void odk_serial_rx_data_available(odk_serial_port *port);
 /* TxFreeSpaceAvailable: the driver consumed from the TX ring (the family
  * reads the terminal again).  Never fails or blocks. */
-void odk_serial_tx_free_space_available(odk_serial_port *port);
+ODK_PUBLIC void odk_serial_tx_free_space_available(odk_serial_port *port);
 
 /* ---- the port's user client (apps without a tty, story 24) ------------- */
 
@@ -145,14 +147,14 @@ void odk_serial_tx_free_space_available(odk_serial_port *port);
 #define ODK_SERIAL_CLIENT_DATA 1u
 
 enum odk_serial_selector {
-    ODK_SERIAL_WRITE = 0,        /* struct in: bytes -> scalar out: bytes accepted */
-    ODK_SERIAL_READ = 1,         /* struct out (variable): bytes read, possibly 0 */
-    ODK_SERIAL_SET_LINE = 2,     /* scalars in: baud, data bits, stop bits, parity, flow, xon, xoff */
-    ODK_SERIAL_GET_LINE = 3,     /* scalars out: the same 7 values, then dtr, rts */
-    ODK_SERIAL_SET_MODEM = 4,    /* scalars in: dtr, rts */
-    ODK_SERIAL_GET_MODEM = 5,    /* scalars out: cts, dsr, ri, dcd */
-    ODK_SERIAL_SEND_BREAK = 6,   /* scalar in: 1 = on, 0 = off */
-    ODK_SERIAL_FLUSH = 7,        /* scalars in: tx, rx */
+    ODK_SERIAL_WRITE = 0,      /* struct in: bytes -> scalar out: bytes accepted */
+    ODK_SERIAL_READ = 1,       /* struct out (variable): bytes read, possibly 0 */
+    ODK_SERIAL_SET_LINE = 2,   /* scalars in: baud, data bits, stop bits, parity, flow, xon, xoff */
+    ODK_SERIAL_GET_LINE = 3,   /* scalars out: the same 7 values, then dtr, rts */
+    ODK_SERIAL_SET_MODEM = 4,  /* scalars in: dtr, rts */
+    ODK_SERIAL_GET_MODEM = 5,  /* scalars out: cts, dsr, ri, dcd */
+    ODK_SERIAL_SEND_BREAK = 6, /* scalar in: 1 = on, 0 = off */
+    ODK_SERIAL_FLUSH = 7,      /* scalars in: tx, rx */
 };
 
 #ifdef __cplusplus

@@ -28,33 +28,35 @@
 #ifndef ODK_STATUS_H
 #define ODK_STATUS_H
 
+#include "odk/export.h"
+
 #ifdef __cplusplus
 extern "C" {
 #endif
 
 typedef enum odk_status {
     ODK_OK = 0,
-    ODK_E_INVALID = -1,      /* an argument is out of range or malformed */
-    ODK_E_NOMEM = -2,        /* out of memory */
-    ODK_E_NOT_FOUND = -3,    /* no such node, bundle, selector target, key */
-    ODK_E_EXISTS = -4,       /* already exists */
-    ODK_E_IO = -5,           /* a system call failed (errno is logged) */
-    ODK_E_PROTOCOL = -6,     /* a message was malformed or truncated */
-    ODK_E_BAD_SELECTOR = -7, /* the method selector is not in the table */
-    ODK_E_BAD_ARGUMENTS = -8,/* scalar count or structure size does not match the method table */
-    ODK_E_ACCESS = -9,       /* not allowed by access policy or buffer direction */
-    ODK_E_GONE = -10,        /* the service or device was terminated */
-    ODK_E_TIMEOUT = -11,     /* a deadline passed */
-    ODK_E_CANCELLED = -12,   /* the operation or object was cancelled */
-    ODK_E_BUSY = -13,        /* the resource is held by someone else */
-    ODK_E_UNSUPPORTED = -14, /* not supported by this object or backend */
-    ODK_E_STATE = -15,       /* the object is in the wrong state for this */
-    ODK_E_LIMIT = -16,       /* a documented limit was exceeded */
-    ODK_E_MANIFEST = -17,    /* a bundle manifest or Info.plist is invalid */
-    ODK_E_LOAD = -18,        /* a driver's shared object or class could not be loaded */
-    ODK_E_DISCONNECTED = -19,/* the peer closed the connection */
-    ODK_E_AGAIN = -20,       /* would block; try again */
-    ODK_E_DRIVER = -21,      /* the driver failed the request without a more precise status */
+    ODK_E_INVALID = -1,       /* an argument is out of range or malformed */
+    ODK_E_NOMEM = -2,         /* out of memory */
+    ODK_E_NOT_FOUND = -3,     /* no such node, bundle, selector target, key */
+    ODK_E_EXISTS = -4,        /* already exists */
+    ODK_E_IO = -5,            /* a system call failed (errno is logged) */
+    ODK_E_PROTOCOL = -6,      /* a message was malformed or truncated */
+    ODK_E_BAD_SELECTOR = -7,  /* the method selector is not in the table */
+    ODK_E_BAD_ARGUMENTS = -8, /* scalar count or structure size does not match the method table */
+    ODK_E_ACCESS = -9,        /* not allowed by access policy or buffer direction */
+    ODK_E_GONE = -10,         /* the service or device was terminated */
+    ODK_E_TIMEOUT = -11,      /* a deadline passed */
+    ODK_E_CANCELLED = -12,    /* the operation or object was cancelled */
+    ODK_E_BUSY = -13,         /* the resource is held by someone else */
+    ODK_E_UNSUPPORTED = -14,  /* not supported by this object or backend */
+    ODK_E_STATE = -15,        /* the object is in the wrong state for this */
+    ODK_E_LIMIT = -16,        /* a documented limit was exceeded */
+    ODK_E_MANIFEST = -17,     /* a bundle manifest or Info.plist is invalid */
+    ODK_E_LOAD = -18,         /* a driver's shared object or class could not be loaded */
+    ODK_E_DISCONNECTED = -19, /* the peer closed the connection */
+    ODK_E_AGAIN = -20,        /* would block; try again */
+    ODK_E_DRIVER = -21,       /* the driver failed the request without a more precise status */
 } odk_status;
 
 #define ODK_STATUS_MIN ODK_E_DRIVER
@@ -62,11 +64,11 @@ typedef enum odk_status {
 /* "ODK_E_BAD_ARGUMENTS: scalar count or structure size does not match the
  * method table".  Static storage, never NULL; unknown values give a generic
  * text.  Any thread; never fails. */
-const char *odk_strerror(int status);
+ODK_PUBLIC const char *odk_strerror(int status);
 
 /* Just the name, "ODK_E_BAD_ARGUMENTS".  Static storage, never NULL
  * (unknown values give a generic name).  Any thread; never fails. */
-const char *odk_status_name(int status);
+ODK_PUBLIC const char *odk_status_name(int status);
 
 #ifdef __cplusplus
 }
