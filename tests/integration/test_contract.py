@@ -135,3 +135,25 @@ def test_only_public_names_are_exported(path):
     assert any(n.startswith("odk_") for n in names), names
     stray = sorted(n for n in names if not n.startswith("odk_") and n not in LINKER_SYMBOLS)
     assert stray == [], f"{path.name} exports non-public names: {stray}"
+
+
+def declared_functions():
+    """Every odk_* function the public headers declare (macros excluded)."""
+    names = set()
+    for header in (ROOT / "include" / "odk").glob("*.h"):
+        text = header.read_text()
+        text = re.sub(r"/\*.*?\*/", "", text, flags=re.S)
+        text = re.sub(r"^#.*?(?<!\\)$", "", text, flags=re.S | re.M)
+        names |= set(re.findall(r"\b(odk_[a-z0-9_]+)\s*\(", text))
+    return names
+
+
+def test_every_public_function_is_exported():
+    """A declaration that lost its ODK_PUBLIC would be hidden: drivers and
+    apps could not link against it.  Each declared function is exported by
+    the host (drivers' API) or by libodk (apps' API)."""
+    if shutil.which("nm") is None:
+        pytest.skip("nm (binutils) is not installed")
+    both = set(exported(BIN / "odk-driver-host")) | set(exported(BUILD / "src/client/libodk.so"))
+    missing = sorted(declared_functions() - both)
+    assert missing == [], f"declared in include/odk but exported by neither: {missing}"
