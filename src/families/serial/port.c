@@ -157,11 +157,23 @@ static void line_from_termios(const struct termios *t, const odk_serial_line *ol
     l->xoff = t->c_cc[VSTOP];
 }
 
+/* Field by field: struct termios has padding and fields tcgetattr leaves
+ * alone, and a memcmp that read them saw changes that were not there (a
+ * "change" re-read the pty's forced CS8 over the data bits the port's user
+ * client had set). */
+static bool termios_same(const struct termios *a, const struct termios *b)
+{
+    return a->c_iflag == b->c_iflag && a->c_oflag == b->c_oflag && a->c_cflag == b->c_cflag &&
+           a->c_lflag == b->c_lflag && memcmp(a->c_cc, b->c_cc, sizeof a->c_cc) == 0 &&
+           cfgetispeed(a) == cfgetispeed(b) && cfgetospeed(a) == cfgetospeed(b);
+}
+
 /* Reads the terminal's settings (the slave's termios, seen through the
  * master) and applies what changed. */
 static void check_termios(odk_serial_port *p, bool force)
 {
     struct termios t;
+    memset(&t, 0, sizeof t);
     if (tcgetattr(p->master, &t) < 0)
         return;
     if (!(t.c_lflag & EXTPROC)) {
@@ -170,7 +182,7 @@ static void check_termios(odk_serial_port *p, bool force)
         t.c_lflag |= EXTPROC;
         tcsetattr(p->master, TCSANOW, &t);
     }
-    if (!force && memcmp(&t, &p->last, sizeof t) == 0)
+    if (!force && termios_same(&t, &p->last))
         return;
     p->last = t;
     odk_serial_line nl;
@@ -567,6 +579,7 @@ int odk_serial_port_create(odk_driver *drv, const odk_serial_ops *ops, void *ctx
     if ((st = driver_set_node_handler(drv, &h)) < 0)
         goto fail;
     p->line.dtr = p->line.rts = true;
+    memset(&p->last, 0, sizeof p->last);
     tcgetattr(p->master, &p->last);
     line_from_termios(&p->last, &p->line, &p->line);
     if (ops->activate && (st = ops->activate(p)) < 0)
