@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # Top-level wrapper around Meson + Ninja.  The two commands a new user needs
 # are `make demo` and `make test`; both install missing Debian packages first.
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bulk_throughput: bytes per second an app moves through a driver with
  * shared descriptors, against a single-threaded memcpy in the same process.
  *

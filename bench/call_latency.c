@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* call_latency: median round trip of a user-client call with a 64-byte
  * structure in and out (the echo driver's selector 0), against two peers:
  *   socketpair  a raw 64-byte ping-pong between two processes (the floor

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* data_queue: events per second from a driver to an app through a data
  * queue (shared-memory ring, wake-ups only when a side sleeps), against a
  * pipe carrying the same events between two processes (one write per

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* serial_throughput: bytes per second written to one terminal and read
  * back, through serial-loopback (write and read the same port) against a
  * socat pty pair (write one end, read the other), same bytes, same sizes.

@@ -1,4 +1,5 @@
 #!/usr/bin/env python3
+# SPDX-License-Identifier: MIT
 """Writes a C file holding the skeleton templates of `odkctl new`.
 
 usage: embed_skeleton.py TEMPLATE... OUTPUT.c

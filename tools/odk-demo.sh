@@ -1,4 +1,5 @@
 #!/bin/sh
+# SPDX-License-Identifier: MIT
 # odk demo: odkd with the sim bus's built-in devices and the sample bundles,
 # in a throw-away state folder.  Runs until Ctrl-C, or until the terminal
 # closes (SIGHUP) or someone sends SIGTERM: odkd stops its drivers either way.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* odkctl — the command line for odkd.  Every listing prints as JSON with
  * --json.  Errors print the status name and odkd's sentence, exit 1. */
 #include <errno.h>

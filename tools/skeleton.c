@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* odkctl new NAME: writes a driver bundle skeleton into ./NAME.
  *
  * The templates (tools/skeleton/) hold four placeholders:

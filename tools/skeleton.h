@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The bundle skeleton `odkctl new NAME` writes (templates in tools/skeleton/,
  * embedded at build time by tools/embed_skeleton.py). */
 #ifndef ODK_TOOLS_SKELETON_H

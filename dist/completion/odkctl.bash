@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 # bash completion for odkctl (installed as share/bash-completion/completions/odkctl)
 
 # Bundle ids of the running instances, from the odkd the command line names.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* hello: the smallest complete odk driver.
  *
  * It matches sim devices with "model": "hello", registers its service so

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* serial-loopback: a serial port whose far end is a wire from TX to RX.
  * Every byte a terminal writes comes back to it; line settings are logged.
  *

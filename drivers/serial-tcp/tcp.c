@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* serial-tcp: a serial port whose far end is a TCP connection — the
  * "virtual serial port with a network back-end".  Bytes a terminal writes
  * go to the peer; bytes from the peer arrive on the terminal.  When the

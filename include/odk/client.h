@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* odk/client.h — libodk, the library an app links against.
  *
  * An app connects to odkd (odk_client), finds services with a matching

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* odk/data_queue.h — a stream of records from a driver to an app through
  * shared memory (DriverKit's IODataQueueDispatchSource), for events and
  * samples at high rate.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* odk/dma.h — DMA commands: a memory descriptor made visible to a device.
  *
  * A device sees memory through its IOMMU (odk_iommu): a DMA address space in

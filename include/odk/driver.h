@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* odk/driver.h — what a driver implements and what it may call.
  *
  * A driver is a shared object in a bundle.  It declares one or more classes

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* odk/export.h — ODK_PUBLIC marks the functions of odk's public API.
  *
  * libodk, the runtime and the common code are compiled with hidden

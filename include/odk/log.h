@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* odk/log.h — logging for odkd, driver hosts and drivers.
  *
  * Lines go to stderr as "LEVEL tag: message".  In a driver host, stderr is

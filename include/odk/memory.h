@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* odk/memory.h — memory descriptors: buffers backed by memfd that can be
  * shared, without copying, between an app, odkd, drivers and device models.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* odk/object.h — reference-counted objects.
  *
  * Every runtime type (queue, action, timer, fd source, and later user

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* odk/queue.h — dispatch queues, actions, timers and fd event sources.
  *
  * The execution model of a driver (DriverKit's IODispatchQueue, OSAction,

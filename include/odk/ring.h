@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* odk/ring.h — single-producer / single-consumer byte rings in shared
  * memory.  The serial family's TX and RX rings are these; so is anything
  * else that streams bytes between two parties who may live in different

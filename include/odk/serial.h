@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* odk/serial.h — the serial family: a driver that becomes a real terminal.
  *
  * Modelled on DriverKit's IOUserSerial, so a DriverKit serial driver ports

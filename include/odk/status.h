@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* odk/status.h — the one status enum every odk function returns.
  *
  * 0 is success, every error is negative.  odk_strerror() names each status

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* odk/value.h — typed property values: string, integer, boolean, data,
  * array and dictionary.  Registry properties, personalities, matching
  * dictionaries and control messages are all odk_values.

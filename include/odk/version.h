@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* odk/version.h — the version of the driver contract.
  *
  * ODK_API_VERSION changes whenever a compiled driver and odk-driver-host

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Memory shared with a driver: zero-copy buffers (odk_buffer_*, memfds
  * sealed against shrinking), registering them on a connection so calls can
  * name ranges of them, and mapping what the driver offers in return (its

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Synchronous calls: a call goes through the mailbox when the connection
  * has one and the call fits it both ways, otherwise over the socket; the
  * reply is the driver host's writing and is checked before it is trusted. */

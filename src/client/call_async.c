@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Asynchronous calls: sent without waiting (many may be in flight), each
  * remembered until its completion arrives on the channel, which
  * odk_connection_dispatch (or any wait on the channel) delivers. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* libodk: the app side.  This file is the connection to odkd: requests,
  * finding and watching services, and the events watches deliver.  The
  * connections to drivers (user clients) are in connection.c and its

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* client_internal.h — libodk's private parts, shared between its files:
  * client.c (the connection to odkd, services), connection.c (user-client
  * connections and their channel), call.c (sync calls), call_async.c (async

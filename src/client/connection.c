@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* User-client connections: opening one (odkd grants it and passes the
  * channel to the driver host; the driver's open hook has the last word),
  * closing it, and the request/reply plumbing on its channel that calls,

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The call mailbox, app side (common/fastcall.h): a sync call is written
  * into shared memory and the caller spins (bounded, adaptive) and then
  * sleeps on a futex until the driver host publishes the reply; a sleeping

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Data queues: records in an odk_ring in shared memory, eventfd wake-ups
  * only when the other side sleeps.  See include/odk/data_queue.h. */
 #include "odk/data_queue.h"

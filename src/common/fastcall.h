@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fastcall.h — the shared-memory call mailbox between an app and a driver
  * host (one per user-client connection).
  *

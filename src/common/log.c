@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include "odk/log.h"
 
 #include <pthread.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* SPSC byte rings; see include/odk/ring.h for the contract. */
 #include "odk/ring.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* spin.h — the two helpers every spin-then-sleep loop in odk needs. */
 #ifndef ODK_COMMON_SPIN_H
 #define ODK_COMMON_SPIN_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include "odk/status.h"
 
 /* One row per status: the name, and "NAME: sentence" built at compile time. */

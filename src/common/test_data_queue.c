@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Data queues: order, back-pressure with its wake-up, wrap-around of
  * records, and a consumer that does not trust the producer. */
 #include <fcntl.h>

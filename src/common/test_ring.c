@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Ring helpers across every wrap position: every start offset in the data
  * area, indices about to overflow 2^32, every fill level and chunk size. */
 #include <setjmp.h>

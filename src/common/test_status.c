@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_status.c — every status has a name and a sentence. */
 #include <limits.h>
 #include <setjmp.h>

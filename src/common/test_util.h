@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_util.h — helpers the cmocka unit tests share (header-only).
  *
  * Include after <cmocka.h>.  Everything is static inline, so a test that

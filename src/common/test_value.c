@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_value.c — odk_value: types, containers, copy/equal, the binary
  * encoding (with hostile input) and JSON. */
 #include <setjmp.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of the wire framing: round trips inline and through a memfd,
  * fd passing, and rejection of malformed packets. */
 #include <setjmp.h>

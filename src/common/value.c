@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* value.c — odk_value: typed values, containers, copy, equality and the
  * binary encoding used on the wire.
  *

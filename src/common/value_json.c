@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* value_json.c — odk_value to and from JSON text, through jansson.
  *
  * JSON has no bytes type, so data travels as an object with the single key

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* wire.h — odk's message framing on AF_UNIX SOCK_SEQPACKET sockets.
  *
  * Every message is one packet: a fixed header, then a body, plus up to

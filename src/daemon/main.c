@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* odkd — the driver manager.  Runs in the foreground, logs to stderr,
  * listens on a unix socket.  Never runs driver code.
  *

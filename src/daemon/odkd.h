@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* odkd.h — the daemon's context: one struct odkd per daemon, passed to
  * everything (no globals but the module table), touched only by the single
  * loop thread.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* odk-driver-host: one process per matched driver instance.
  *
  * Everything it needs arrives from odkd over fd 3 (a SOCK_SEQPACKET

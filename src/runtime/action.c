@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Actions (DriverKit's OSAction): a callback bound to a queue, invoked once
  * per post.  Cancelling is idempotent and safe in any order; the cancel
  * handler runs once, from the member completion that queue.c queues behind

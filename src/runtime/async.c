@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Asynchronous calls: a method flagged ODK_METHOD_ASYNC gets an odk_async
  * and completes it later with odk_async_complete.  Pending calls are
  * listed on their client so that, when the app goes away, each is

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* One call from an app: checked against the method table (and every memory
  * range against the app's registered buffers) before driver code runs,
  * then run, and its reply sent over the socket or published in the

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* An app's channel, outgoing: sending without blocking.  A reply the
  * socket cannot take yet waits in the client's queue; while anything
  * waits, the client is polled for EPOLLOUT instead of EPOLLIN, so no new

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Buffers an app shares with the driver (odk_connection_register_buffer):
  * memfds mapped into the host under the app's id, so that a call's memory
  * ranges name them.  At most ODK_MAX_CLIENT_BUFFERS per client. */

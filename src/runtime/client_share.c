@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* What a driver shares out to an app on request: its memory
  * (copy_client_memory, mapped by odk_connection_map_memory) and its data
  * queues (copy_client_data_queue, odk_connection_map_data_queue).  Only a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* DMA commands: a memory range mapped into a device's IOMMU, described as
  * segments that honour the device's constraints.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* dma_internal.h — what DMA commands (dma.c) need from the IOMMU (iommu.c). */
 #ifndef ODK_RUNTIME_DMA_INTERNAL_H
 #define ODK_RUNTIME_DMA_INTERNAL_H

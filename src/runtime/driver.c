@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Driver classes and instances: the host creates one instance per process
  * and runs its lifecycle on the instance's default queue. */
 #include <pthread.h>

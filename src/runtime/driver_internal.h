@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* driver_internal.h — the driver instance as odk-driver-host drives it. */
 #ifndef ODK_RUNTIME_DRIVER_INTERNAL_H
 #define ODK_RUNTIME_DRIVER_INTERNAL_H

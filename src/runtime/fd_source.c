@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fd event sources: a file descriptor in the queue's epoll.  The hot path
  * is one epoll_wait wake-up -> fd_event -> fn, with one atomic load.
  *

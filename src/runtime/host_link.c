@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 #include "runtime/host_link.h"
 
 #include <pthread.h>

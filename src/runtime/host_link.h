@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* host_link.h — the runtime's line to odkd, provided by odk-driver-host.
  *
  * The runtime itself never opens sockets to odkd: the host installs a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The simulated IOMMU: a device's DMA address space.
  *
  * Free IOVA space is a sorted list of disjoint intervals, allocated first-fit

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The call mailbox, host side (common/fastcall.h): a shared-memory page
  * the app writes requests into and the driver's queue answers in place.
  * While any client has one, the default queue spins briefly when idle

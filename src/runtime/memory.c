@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Memory descriptors: memfd-backed, direction-checked, shared by mapping. */
 #include <errno.h>
 #include <fcntl.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Method-table validation: every call from an app passes through here
  * before any driver code sees it (story 4 and 10: bad arguments get an
  * error, never a crash inside the framework). */

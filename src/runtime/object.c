@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Reference counting shared by every runtime type. */
 #include "odk/object.h"
 

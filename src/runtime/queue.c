@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Dispatch queues: a serial executor on its own thread.  The thread waits
  * in epoll for its members' fds and for an eventfd that says work was
  * queued; a wake-up calls the ready member directly, then runs the FIFO.

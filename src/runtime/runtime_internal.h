@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* runtime_internal.h — how queues and their members (actions, timers, fd
  * sources) cooperate.  Private to src/runtime. */
 #ifndef ODK_RUNTIME_INTERNAL_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Actions: invocation, cancel in every order (action/queue, inside/outside,
  * during a running invocation), the cancel handler exactly once, and a
  * stress loop of concurrent posts and cancels.  No wall-clock asserts. */

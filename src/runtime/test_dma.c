@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* DMA commands and the simulated IOMMU: story 14 (a 5 GiB descriptor, segment
  * lists of any length), story 6 (one contiguous segment or a clear error),
  * a property test over random constraints, a device model writing into a

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests of driver.c's requests to odkd: every value a request takes is
  * freed on every path, including each allocation failing in turn. */
 #include <setjmp.h>

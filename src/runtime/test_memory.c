@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Memory descriptors against the contract in odk/memory.h: every error it
  * lists, out-pointers NULL after an error, fds taken even on failure, and a
  * mapping the memfd refuses reported as ODK_E_ACCESS, not out of memory. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Method-table validation: every way a call can disagree with its table
  * gets its own status and a sentence saying what was expected. */
 #include <setjmp.h>

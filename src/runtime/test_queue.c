@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Queues and fd sources: ordering, sync dispatch, cancellation in every
  * order, from inside and outside the queue.  No test asserts a duration:
  * waits are generous polls, checks are on order and counts. */

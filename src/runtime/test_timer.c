@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Timers: one-shot and periodic expiries, re-arming, handlers on other
  * queues, and story 1 — cancelling a timer, its action and its queue in any
  * order, from inside and outside, never aborting.  No wall-clock asserts:

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Timers (DriverKit's IOTimerDispatchSource) on a timerfd watched by the
  * queue's epoll.  An expiry invokes the handler action directly when the
  * action belongs to the timer's queue (we are on its thread already), and

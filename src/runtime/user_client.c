@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* User clients inside the host: one channel per app connection, served on
  * the driver's default queue.  This file holds the connection object: its
  * accessors, opening it (the driver's open hook decides), reading the

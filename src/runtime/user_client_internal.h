@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* user_client_internal.h — serving an app's connection inside the host.
  *
  * The user client is split by job: user_client.c (the object, open, close,

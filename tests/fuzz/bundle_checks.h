@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bundle_checks.h — what fuzz_manifest and fuzz_plist check about a
  * bundle parser's answer.  Included by exactly one target each; the target
  * defines FUZZ_NAME first. */

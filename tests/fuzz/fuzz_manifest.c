@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fuzz_manifest — bundle_parse_json on untrusted odk.json text.  The text
  * is passed with its length and without a terminating NUL, exactly as the
  * fuzzer gives it, so ASan sees any read past the end.  A manifest that is

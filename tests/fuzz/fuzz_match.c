@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fuzz_match — IOKit matching with an untrusted personality.  The input
  * is JSON (odk_value_from_json, as odkctl and manifests write values);
  * the value is matched against every node of a small registry with

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fuzz_method — odk_method_check, the gate every app call passes before
  * driver code runs.  The input supplies the call shape (selector, counts,
  * sizes, capacities) and the size of the message buffer; an OK answer is

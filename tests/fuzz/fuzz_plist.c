@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fuzz_plist — bundle_parse_plist on untrusted Info.plist bytes, XML or
  * binary ("bplist00"), through libplist.  The bytes are passed with their
  * length and without a terminating NUL, as the fuzzer gives them, so ASan

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fuzz_value_decode — odk_value_decode on untrusted bytes (the body of every
  * control message).  Whatever decodes must re-encode to the very same
  * bytes: the encoding is canonical (no alternative forms, no trailing

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* fuzz_wire — the receive path of every odk socket.  The input is sent,
  * verbatim, as one packet on an AF_UNIX SOCK_SEQPACKET socketpair and read
  * back with wire_recv; a message that is accepted is decoded with

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Shared fixtures: start odkd in a temporary folder and drive it with odkctl."""
 import json
 import os

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """User-client selector numbers, read from the C headers that define them.
 
 tests/drivers/echo/echo_selectors.h, tests/drivers/faulty/faulty_selectors.h

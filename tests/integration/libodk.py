@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """A thin ctypes binding of libodk, so tests drive drivers the way an app does."""
 import ctypes
 import os

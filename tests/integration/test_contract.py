@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """odk's public contract: a driver built for another ODK_API_VERSION is
 refused with both versions named, the public headers and ODK_DRIVER_CLASS
 compile cleanly in strict ISO C under gcc and clang, and the driver host and

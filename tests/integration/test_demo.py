@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """`make demo` (build/bin/odk-demo): it starts odkd with the demo devices,
 and when its terminal goes away (SIGHUP), or on SIGTERM or Ctrl-C, odkd
 and every driver host it started are gone and its state folder removed."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """Drivers that misbehave: crashes, missed deadlines, hung power changes,
 leaks, spinning and log floods.  The faulty driver (tests/drivers/faulty) does
 each on request; these tests check what odkd does about it.

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """End to end: plug a device, a driver process starts, an app calls it."""
 import json
 import os

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """tools/check-layers: odkd's layers call down only.  The real build must
 pass; a planted upward call (a core file calling into the policy layer)
 and an upward include must each fail, naming the files involved."""

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The data path: memory in every direction, driver memory mapped by the app,
 asynchronous calls in flight by the thousand."""
 import pytest

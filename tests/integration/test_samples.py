@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The graded samples in drivers/: each one is built, matches its sim device
 and answers the way docs/driver-guide.md says it does."""
 import pytest

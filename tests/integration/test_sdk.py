@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The SDK: odk installed under a private prefix, and a driver and an app
 built out of tree against it with nothing but pkg-config.
 

@@ -1,3 +1,4 @@
+# SPDX-License-Identifier: MIT
 """The serial family with real clients: pyserial, socat, picocom."""
 import hashlib
 import json

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The sim bus: simulated devices as registry nodes under "OdkSimBus",
  * declared in a file (odkd --sim FILE), built in (odkd --demo), or plugged
  * and unplugged at run time (odkctl sim plug|unplug).  The bus owns both:

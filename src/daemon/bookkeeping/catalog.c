@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The catalog: every bundle odkd knows, from --drivers folders and from
  * `odkctl install` (copied into STATE/bundles/ID so a later rebuild in the
  * source folder does not change what runs until it is installed again). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* catalog.h — every bundle odkd knows: from --drivers folders and from
  * `odkctl install` (copied into STATE/bundles/).  The catalog never stops
  * or starts drivers itself: it says which entry's instances must stop, and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Crash reports: what a dead driver host left behind, told once in odkd's
  * log and kept in STATE/crashes/ (odkctl crashes).  The host prints a
  * backtrace of the faulting thread from its signal handler; frames of

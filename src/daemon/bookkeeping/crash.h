@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* crash.h — crash reports (STATE/crashes/, odkctl crashes). */
 #ifndef ODK_DAEMON_CRASH_H
 #define ODK_DAEMON_CRASH_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Periodic health checks of driver hosts: memory limits
  * (OdkMemoryLimitMB).  A host past its limit is killed and restarted like
  * a crash, with the reason in the report. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* health.h — periodic checks of driver hosts (memory limits). */
 #ifndef ODK_DAEMON_HEALTH_H
 #define ODK_DAEMON_HEALTH_H

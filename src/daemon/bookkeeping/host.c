@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Starting odk-driver-host: fork and exec with the control channel on
  * fd 3 and stdout/stderr on a pipe that odkd reads (hostlog.c). */
 #include <fcntl.h>

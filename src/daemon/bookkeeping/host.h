@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* host.h — starting odk-driver-host processes and their control channel.
  * Only the mechanics: what a host is for is instance.c's business. */
 #ifndef ODK_DAEMON_HOST_H

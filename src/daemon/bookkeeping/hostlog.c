@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* A driver host's log: its stdout and stderr arrive on a pipe, line by
  * line.  Each line goes to odkd's stderr and to STATE/logs/BUNDLE.log
  * (rotated to .1 past LOG_FILE_MAX), at most LOG_LINES_PER_SECOND a

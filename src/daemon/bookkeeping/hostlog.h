@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* hostlog.h — a driver host's stdout and stderr: read line by line from a
  * pipe, rate limited, forwarded to odkd's stderr and to STATE/logs/ID.log
  * (rotated), with the last lines kept for crash reports. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Driver instances: the state machine of one odk-driver-host — start it,
  * stop it, notice when it dies and restart it with backoff.  Spawning is
  * host.c's, the log hostlog.c's; what a host asks for goes to

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* instance.h — driver instances: one odk-driver-host per matched
  * personality and provider node, and its state machine
  *

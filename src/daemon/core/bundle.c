@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bundle.c — a driver bundle folder: which manifest it holds, the shared
  * object that manifest names (hashed for a build id when none is given)
  * and its entitlements file.  Parsing is bundle_manifest.c's and

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bundle.h — a driver bundle as odkd sees it: identity, shared object,
  * personalities, entitlements.
  *

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bundle_internal.h — shared by the three files that read bundles:
  * bundle.c (the folder: files, hashing, entitlements), bundle_manifest.c
  * (odk.json and the checks every manifest passes) and bundle_plist.c

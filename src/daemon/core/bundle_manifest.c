@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bundle_manifest.c — the checks every manifest passes, whichever file it
  * came from, and odk.json itself.
  *

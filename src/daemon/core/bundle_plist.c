@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* bundle_plist.c — DriverKit Info.plist and Entitlements.plist through
  * libplist, with guards in front of it: libplist 2.2 aborts or runs out of
  * stack or memory on some hostile plists, so those are refused first. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* odkd's event loop: epoll for file descriptors, a sorted list for timers. */
 #include <errno.h>
 #include <stdlib.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* loop.h — odkd's event loop: one thread, epoll for descriptors, a sorted
  * list for timers.  Core layer: it calls nothing above it. */
 #ifndef ODK_DAEMON_LOOP_H

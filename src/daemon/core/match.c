@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* match.c — IOKit matching of personalities against registry nodes. */
 #include "daemon/core/match.h"
 

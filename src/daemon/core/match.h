@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* match.h — IOKit matching: does a personality match a registry node, and
  * which personalities win.
  *

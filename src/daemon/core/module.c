@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The module table: buses and families that registered with ODKD_MODULE,
  * and the hooks through which the core reaches them. */
 #include <stdio.h>

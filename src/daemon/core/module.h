@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* module.h — how a bus or a family plugs into odkd.
  *
  * A module is one structure (struct odkd_module) in its own folder

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* msg.h — building a message dictionary with every step checked.
  *
  * A reply or event is built field by field; any failed step (out of

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* registry.c — the registry tree, its id index and the class table. */
 #include "daemon/core/registry.h"
 

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* registry.h — odkd's registry: a tree of nodes, each with a class (and
  * through the class table, a class ancestry), typed properties, a state and
  * an id.  Single-threaded: only odkd's event loop touches it.

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests for bundle loading: odk.json, Info.plist (XML and binary),
  * build ids, entitlements and every kind of malformed manifest. */
 #include <setjmp.h>

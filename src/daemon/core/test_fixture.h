@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* test_fixture.h — shared set-up for the daemon core's unit tests and
  * fuzzers: a registry with the classes the sim bus and the serial family
  * add at odkd's start (the core itself knows only IOKit's). */

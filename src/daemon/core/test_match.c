@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests for IOKit matching: every key, PCI match strings, ranking,
  * match categories and --explain. */
 #include <setjmp.h>

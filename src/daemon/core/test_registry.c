@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Unit tests for the registry: tree, ids, class table, describe. */
 #include <setjmp.h>
 #include <stdarg.h>

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* Requests from driver hosts, in a table like the client socket's.  A
  * host is as untrusted as any other client: it may only touch nodes it
  * owns, and a bad request gets an error reply. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* hostreq.h — requests driver hosts send odkd on their control channel:
  * register-service, set-property, publish-node, withdraw-node, and those
  * families add (module host_ops). */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* What odkctl and libodk can ask odkd: list, tree, explain, open a user
  * client, logs and crash reports, install, uninstall, restart, power,
  * debug.  Each operation checks its arguments (they come from outside),

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* requests.h — the operations odkd's socket offers (beside the watch
  * operations, which live with the connections in server.c, and those
  * modules add). */

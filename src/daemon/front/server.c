@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* odkd's socket: connections from odkctl and libodk, the dispatch of their
  * requests (requests.c, the watch operations here, and those modules
  * add), and registry events to watchers.  Every message is untrusted; a

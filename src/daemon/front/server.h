@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* server.h — odkd's socket: connections from odkctl and libodk, their
  * requests, and registry events to the apps that watch. */
 #ifndef ODK_DAEMON_SERVER_H

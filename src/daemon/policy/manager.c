@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The manager: odkd's one place of policy.  When a node registers or a
  * bundle arrives it ranks personalities and launches the winners; it rolls
  * a failed install back, stops what an uninstall or an unplug takes away,

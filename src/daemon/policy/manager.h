@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* manager.h — odkd's policy: one manager decides what runs.
  *
  *   a node registers   -> match it -> launch the winners

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* System power transitions (odkctl power sleep|wake): every running driver
  * through set_power_state in tree order — on the way down the deepest
  * providers' drivers first (children before their providers), on the way

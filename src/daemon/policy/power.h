@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* power.h — system power transitions (odkctl power sleep|wake). */
 #ifndef ODK_DAEMON_POWER_H
 #define ODK_DAEMON_POWER_H

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The serial family, host side: a port's rings, its pseudo-terminal pump,
  * terminal settings turned into driver callbacks, and its user client.
  * Everything here runs on the driver's default queue. */

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The serial family, odkd side: a pseudo-terminal per port, with
  * DEVDIR/tty.NAME and DEVDIR/cu.NAME links that go away with the port.
  * odkd opens the terminal and hands both ends to the driver host as file

@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The echo driver: a test driver that exercises every part of the data
  * path.  drivers/hello is the sample to read first; this one exists for
  * tests/integration, tests/stress and bench.

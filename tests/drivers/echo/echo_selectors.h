@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The echo driver's user-client selectors and memory operations.
  *
  * echo.c indexes its method table with these; the tests and benchmarks

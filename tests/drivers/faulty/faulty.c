@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The faulty driver: a test bundle that misbehaves on purpose, so tests
  * can check what odkd does with a driver that crashes, hangs, spins, leaks
  * or floods its log.

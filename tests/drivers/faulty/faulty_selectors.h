@@ -1,3 +1,4 @@
+/* SPDX-License-Identifier: MIT */
 /* The faulty driver's user-client selectors.
  *
  * faulty.c indexes its method table with these; the tests take their
