@@ -11,6 +11,15 @@
 #include "odk_config.h"
 #include "skeleton.h"
 
+#if __has_include("odk_config.h")
+#include "odk_config.h"
+#endif
+#ifdef ODK_CONFIG_RUN_DIR
+#define ODK_DEFAULT_RUN_DIR ODK_CONFIG_RUN_DIR
+#else
+#define ODK_DEFAULT_RUN_DIR "/run/odk"
+#endif
+
 #define CALL_SCALARS_OUT 16                /* default room for scalar outputs */
 #define CALL_STRUCT_OUT (1024 * 1024)      /* default room for the output structure */
 
@@ -413,8 +422,9 @@ int main(int argc, char **argv)
     odk_client *c;
     int st = odk_client_open(state_dir, &c);
     if (st < 0) {
-        fprintf(stderr, "odkctl: cannot reach odkd in %s: %s\n",
-                state_dir ? state_dir : "/run/odk", odk_strerror(st));
+        const char *dir = state_dir ? state_dir : getenv("ODK_STATE_DIR");
+        fprintf(stderr, "odkctl: cannot reach odkd in %s: %s\n", dir ? dir : ODK_DEFAULT_RUN_DIR,
+                odk_strerror(st));
         return 1;
     }
     int rc;

@@ -15,6 +15,15 @@
 #include "common/wire.h"
 #include "odk/client.h"
 
+#if __has_include("odk_config.h")
+#include "odk_config.h"
+#endif
+#ifdef ODK_CONFIG_RUN_DIR
+#define ODK_DEFAULT_RUN_DIR ODK_CONFIG_RUN_DIR /* where the installed odkd listens */
+#else
+#define ODK_DEFAULT_RUN_DIR "/run/odk"
+#endif
+
 struct pending_event {
     odk_value *ev;
     struct pending_event *next;
@@ -43,7 +52,7 @@ int odk_client_open(const char *state_dir, odk_client **out)
     if (!state_dir)
         state_dir = getenv("ODK_STATE_DIR");
     if (!state_dir)
-        state_dir = "/run/odk";
+        state_dir = ODK_DEFAULT_RUN_DIR;
     struct sockaddr_un sa = {.sun_family = AF_UNIX};
     if ((size_t)snprintf(sa.sun_path, sizeof sa.sun_path, "%s/odkd.sock", state_dir) >=
         sizeof sa.sun_path)

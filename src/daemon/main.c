@@ -41,6 +41,11 @@
 #else
 #define ODK_DEFAULT_STATE_DIR "/var/lib/odk"
 #endif
+#ifdef ODK_CONFIG_RUN_DIR
+#define ODK_DEFAULT_RUN_DIR ODK_CONFIG_RUN_DIR
+#else
+#define ODK_DEFAULT_RUN_DIR "/run/odk"
+#endif
 #ifndef ODK_VERSION_STRING
 #define ODK_VERSION_STRING "unknown"
 #endif
@@ -64,7 +69,8 @@ static void usage(FILE *f)
                "            [--verbose] [--version] [module options]\n"
                "  --state-dir DIR  where odkd keeps logs, crash reports and installed bundles\n"
                "                   (default " ODK_DEFAULT_STATE_DIR ")\n"
-               "  --socket PATH    the socket clients connect to (default DIR/odkd.sock)\n"
+               "  --socket PATH    the socket clients connect to (default DIR/odkd.sock, or\n"
+               "                   " ODK_DEFAULT_RUN_DIR "/odkd.sock without --state-dir)\n"
                "  --drivers DIR    a folder of bundles (repeatable; default: the samples)\n"
                "  --debug ID       start that bundle's hosts stopped before the driver's init,\n"
                "                   for a debugger (odkctl debug ID prints the gdb line)\n"
@@ -166,8 +172,18 @@ static size_t build_options(struct option *opts, const struct odkd_module **owne
     for (size_t i = 0; i < module_count(); i++) {
         const struct odkd_module *m = module_at(i);
         for (const struct module_option *o = m->options; o && o->name; o++) {
-            if (n == MAX_OPTIONS - 1)
+            for (size_t c = 0; c < sizeof core_options / sizeof core_options[0]; c++) {
+                if (strcmp(core_options[c].name, o->name) == 0) {
+                    fprintf(stderr, "odkd: %s %s: option --%s is one of odkd's own\n", m->kind,
+                            m->name, o->name);
+                    abort();
+                }
+            }
+            if (n == MAX_OPTIONS - 1) {
+                fprintf(stderr, "odkd: more than %d options (MAX_OPTIONS); --%s dropped\n",
+                        MAX_OPTIONS, o->name);
                 break;
+            }
             owners[k] = m;
             names[k] = o->name;
             opts[n++] = (struct option){o->name, o->arg ? required_argument : no_argument, 0,
@@ -242,6 +258,15 @@ static int parse_args(struct odkd *d, int argc, char **argv)
         return 2;
     }
     if (!d->state_dir) {
+        /* The system odkd: its socket goes where clients look by default. */
+        if (!d->sock_path) {
+            if (mkdir(ODK_DEFAULT_RUN_DIR, 0755) < 0 && errno != EEXIST) {
+                odk_error("cannot create %s: %m (give --state-dir, or --socket)",
+                          ODK_DEFAULT_RUN_DIR);
+                return 2;
+            }
+            d->sock_path = strdup(ODK_DEFAULT_RUN_DIR "/odkd.sock");
+        }
         d->state_dir = realpath(ODK_DEFAULT_STATE_DIR, NULL);
         if (!d->state_dir && mkdir(ODK_DEFAULT_STATE_DIR, 0755) == 0)
             d->state_dir = realpath(ODK_DEFAULT_STATE_DIR, NULL);
@@ -365,14 +390,17 @@ int main(int argc, char **argv)
         goto out;
 
     manager_init(&d);
-    hostreq_init(&d);
+    if (hostreq_init(&d) < 0)
+        goto out;
+    /* Listen first: an odkd that cannot (another one runs) stops before
+     * it loads anything.  Clients wait in the backlog until the loop runs. */
+    if (server_listen(&d) < 0)
+        goto out;
+    odk_info("listening on %s", d.sock_path);
     /* Installed builds first: they win over a --drivers folder's copy. */
     catalog_load_installed(&d);
     for (size_t i = 0; i < d.n_driver_dirs; i++)
         catalog_load_dir(&d, d.driver_dirs[i]);
-    if (server_listen(&d) < 0)
-        goto out;
-    odk_info("listening on %s", d.sock_path);
 
     health_start(&d);
     manager_register(&d, d.resources);

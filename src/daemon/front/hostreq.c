@@ -110,12 +110,18 @@ static const struct host_op host_ops[] = {
     {NULL, NULL},
 };
 
-static const struct host_op *find_op(const char *name)
+static const struct host_op *own_op(const char *name)
 {
     for (const struct host_op *op = host_ops; op->name; op++)
         if (strcmp(op->name, name) == 0)
             return op;
-    return module_host_op(name);
+    return NULL;
+}
+
+static const struct host_op *find_op(const char *name)
+{
+    const struct host_op *op = own_op(name);
+    return op ? op : module_host_op(name);
 }
 
 static void handle(struct odkd *d, struct instance *in, wire_msg *m)
@@ -147,7 +153,19 @@ static void handle(struct odkd *d, struct instance *in, wire_msg *m)
     odk_value_free(args);
 }
 
-void hostreq_init(struct odkd *d)
+int hostreq_init(struct odkd *d)
 {
+    /* A module request named like one of odkd's own would never be reached. */
+    for (size_t i = 0; i < module_count(); i++) {
+        const struct odkd_module *m = module_at(i);
+        for (const struct host_op *op = m->host_ops; op && op->name; op++) {
+            if (own_op(op->name)) {
+                odk_error("%s %s: host request '%s' is one of odkd's own", m->kind, m->name,
+                          op->name);
+                return ODK_E_EXISTS;
+            }
+        }
+    }
     d->host_request = handle;
+    return ODK_OK;
 }

@@ -9,8 +9,9 @@
 
 struct odkd;
 
-/* Starts answering host requests (sets d->host_request). */
-void hostreq_init(struct odkd *d);
+/* Starts answering host requests (sets d->host_request).  ODK_E_EXISTS
+ * (logged) when a module's request has the name of one of odkd's own. */
+int hostreq_init(struct odkd *d);
 
 /* The node named by args' "node" if the asking instance owns it (its
  * service node or one it published), else NULL. */

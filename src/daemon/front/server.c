@@ -242,14 +242,36 @@ static const struct client_op watch_ops[] = {
 
 /* ---- requests ----------------------------------------------------------- */
 
-static const struct client_op *find_op(const char *name)
+static const struct client_op *own_op(const char *name)
 {
     const struct client_op *tables[] = {watch_ops, client_requests};
     for (size_t t = 0; t < sizeof tables / sizeof tables[0]; t++)
         for (const struct client_op *op = tables[t]; op->name; op++)
             if (strcmp(op->name, name) == 0)
                 return op;
-    return module_client_op(name);
+    return NULL;
+}
+
+static const struct client_op *find_op(const char *name)
+{
+    const struct client_op *op = own_op(name);
+    return op ? op : module_client_op(name);
+}
+
+/* A module operation named like one of odkd's own would never be reached. */
+static int check_module_ops(void)
+{
+    for (size_t i = 0; i < module_count(); i++) {
+        const struct odkd_module *m = module_at(i);
+        for (const struct client_op *op = m->client_ops; op && op->name; op++) {
+            if (own_op(op->name)) {
+                odk_error("%s %s: operation '%s' is one of odkd's own", m->kind, m->name,
+                          op->name);
+                return ODK_E_EXISTS;
+            }
+        }
+    }
+    return ODK_OK;
 }
 
 static int dispatch(struct client_request *r, const wire_msg *m, odk_value **args)
@@ -410,6 +432,8 @@ int server_listen(struct odkd *d)
         odk_error("socket path %s is longer than %zu bytes", d->sock_path, sizeof sa.sun_path - 1);
         return ODK_E_LIMIT;
     }
+    if (check_module_ops() < 0)
+        return ODK_E_EXISTS;
     struct server *s = calloc(1, sizeof *s);
     if (!s || manager_subscribe(d, on_event, NULL) < 0) {
         free(s);

@@ -13,7 +13,8 @@ struct odkd;
 /* Listens on d->sock_path (mode 0666: access is decided per operation)
  * and subscribes to the manager's events.  A stale socket at the path is
  * replaced.  ODK_E_LIMIT for a path too long for a unix socket,
- * ODK_E_EXISTS when the path is not a socket, ODK_E_BUSY when another odkd
+ * ODK_E_EXISTS when the path is not a socket or a module's operation has
+ * the name of one of odkd's own, ODK_E_BUSY when another odkd
  * listens there, ODK_E_IO, ODK_E_NOMEM (all logged). */
 int server_listen(struct odkd *d);
 /* Replies to a request that answered later (r->later), taking body.  A
