@@ -540,6 +540,9 @@ static void schedule_restart(struct odkd *d, struct instance *in, bool clean_sto
         delay = BACKOFF_MAX_MS;
     in->state = INST_BACKOFF;
     provider_state(d, in, REG_MATCHED);
+    /* Tests prove the backoff from this line, not from a stopwatch. */
+    odk_info("%s#%u backs off %llu ms before restart %u", in->bundle->id, in->id,
+             (unsigned long long)delay, in->restarts);
     in->backoff_timer = loop_timer(d, delay, restart_now, in);
 }
 
