@@ -7,7 +7,7 @@
  * command-line options to odkd, operations to odkd's client socket and to
  * the driver hosts' control channel, and hears about nodes going away.
  * The core calls modules only through these pointers; it never names one.
- * See docs/architecture.md, "Adding a family or a bus".
+ * See docs/adding-a-module.md.
  *
  * Every hook runs on odkd's single loop thread and must not block.
  */
