@@ -12,30 +12,33 @@
  *
  * Both sides move the same total (8 GiB; BULK_GIB=N for a quicker run) in
  * interleaved rounds, so drift in machine load hits both alike; the median
- * round of each is reported.
+ * round of each, the range and the ratio are reported (bench.h).
  *
  * Page faults: every buffer is pre-faulted by writing it once before any
- * timing (the source with its pattern, the destination with zeros), and one
+ * timing (with zeros; each round then stamps both again), and one
  * untimed lap over the whole buffers runs first on each side, so the
  * driver host's own mappings are faulted in too.  Timings therefore cover
  * copying and the call path, not first touch.
  *
- * Verification: before each round, the first 8 bytes of every source block
- * get a stamp unique to that round and block; after the round, every
- * destination block's stamp and a few sampled words of it are compared with
- * the source, and one whole block is compared.  A path that skipped or
- * misplaced copies fails instead of reporting a number.
+ * Verification, outside the timed region but covering every byte: before
+ * each round, every 8-byte word of each source block the round copies gets
+ * a value mixing the round and the word's offset, and the same word of the
+ * destination gets its complement (the poison); after the round, every
+ * word of every destination block is compared with what the source held.
+ * A path that skips a copy, copies only part of a block (one page, say),
+ * misplaces it or leaves an earlier round's data fails, naming the side,
+ * round, block and offset, and no number is printed.
  *
  * usage: bulk_throughput STATE_DIR NODE */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "odk/client.h"
 #include "odk/memory.h"
 
+#include "bench.h"
 #include "echo_selectors.h"
 
 #define BUF_LEN (64ull << 20)
@@ -44,19 +47,6 @@
 #define ROUNDS 5
 
 typedef int (*copy_fn)(void *ctx, uint64_t offset);
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
-    return x < y ? -1 : x > y;
-}
 
 /* ---- the two sides ------------------------------------------------------ */
 
@@ -89,62 +79,63 @@ static int copy_memcpy(void *ctx, uint64_t offset)
 
 /* ---- rounds ------------------------------------------------------------- */
 
-static uint64_t stamp_of(uint32_t round, uint64_t block)
+/* The word at byte offset off (a multiple of 8) of the source in a round:
+ * distinct for every offset of the buffer and every round (multiplying by
+ * an odd constant is a bijection), and never zero. */
+static inline uint64_t word_of(uint32_t round, uint64_t off)
 {
-    return 0x6f646b0000000000ull ^ ((uint64_t)round << 32) ^ block;
+    return ((off ^ (uint64_t)round << 40) + 1) * 0x9e3779b97f4a7c15ull;
 }
 
-static void fill_pattern(uint8_t *p, uint64_t len)
+/* Stamps the first `lap` blocks for a round: the source with the round's
+ * words, the destination with their complement. */
+static void stamp(struct side *s, uint32_t round, uint64_t lap)
 {
-    uint64_t *w = (uint64_t *)p;
-    for (uint64_t i = 0; i < len / 8; i++)
-        w[i] = i * 0x9e3779b97f4a7c15ull;
-}
-
-/* Compares what a round should have written; 0 when it is all there. */
-static int verify(const struct side *s, uint32_t round, uint64_t blocks)
-{
-    uint64_t lap = blocks < BLOCKS ? blocks : BLOCKS;
-    for (uint64_t b = 0; b < lap; b++) {
-        const uint8_t *src = s->src + b * BLOCK, *dst = s->dst + b * BLOCK;
-        uint64_t stamp;
-        memcpy(&stamp, dst, 8);
-        if (stamp != stamp_of(round, b))
-            return -1;
-        /* A few words spread through the block, different per round. */
-        for (uint64_t k = 1; k <= 7; k++) {
-            uint64_t off = ((k * BLOCK / 8 + round * 4099ull + b * 131ull) % (BLOCK / 8)) * 8;
-            if (memcmp(src + off, dst + off, 8) != 0)
-                return -1;
-        }
+    uint64_t *src = (uint64_t *)s->src, *dst = (uint64_t *)s->dst;
+    for (uint64_t i = 0; i < lap * BLOCK / 8; i++) {
+        uint64_t w = word_of(round, i * 8);
+        src[i] = w;
+        dst[i] = ~w;
     }
-    uint64_t whole = round % lap;
-    return memcmp(s->src + whole * BLOCK, s->dst + whole * BLOCK, BLOCK) == 0 ? 0 : -1;
+}
+
+/* Compares every word of the first `lap` destination blocks with what the
+ * round put in the source; 0 when all is there, else says where not. */
+static int verify(const struct side *s, uint32_t round, uint64_t lap)
+{
+    const uint64_t *dst = (const uint64_t *)s->dst;
+    for (uint64_t i = 0; i < lap * BLOCK / 8; i++) {
+        uint64_t want = word_of(round, i * 8);
+        if (dst[i] == want)
+            continue;
+        uint64_t off = i * 8;
+        fprintf(stderr,
+                "bulk_throughput: %s: round %u: block %llu (of %llu copied) differs from the "
+                "source at byte %llu of the block (0x%016llx, want 0x%016llx%s)\n",
+                s->name, round, (unsigned long long)(off / BLOCK), (unsigned long long)lap,
+                (unsigned long long)(off % BLOCK), (unsigned long long)dst[i],
+                (unsigned long long)want, dst[i] == ~want ? ": the poison, never written" : "");
+        return -1;
+    }
+    return 0;
 }
 
 /* Copies `blocks` blocks walking through the buffers; seconds, or -1. */
 static double run_round(struct side *s, uint32_t round, uint64_t blocks)
 {
-    for (uint64_t b = 0; b < BLOCKS; b++) {
-        uint64_t stamp = stamp_of(round, b);
-        memcpy(s->src + b * BLOCK, &stamp, 8);
-        memset(s->dst + b * BLOCK, 0, 8);
-    }
-    double t0 = now_s();
+    uint64_t lap = blocks < BLOCKS ? blocks : BLOCKS;
+    stamp(s, round, lap);
+    double t0 = bench_now_s();
     for (uint64_t i = 0; i < blocks; i++) {
         int st = s->copy(s->ctx, (i % BLOCKS) * BLOCK);
         if (st < 0) {
-            fprintf(stderr, "bulk_throughput: %s: copy failed: %s\n", s->name, odk_strerror(st));
+            fprintf(stderr, "bulk_throughput: %s: round %u: copy of block %llu failed: %s\n",
+                    s->name, round, (unsigned long long)(i % BLOCKS), odk_strerror(st));
             return -1;
         }
     }
-    double dt = now_s() - t0;
-    if (verify(s, round, blocks) < 0) {
-        fprintf(stderr, "bulk_throughput: %s: round %u: destination does not match source\n",
-                s->name, round);
-        return -1;
-    }
-    return dt;
+    double dt = bench_now_s() - t0;
+    return verify(s, round, lap) < 0 ? -1 : dt;
 }
 
 /* ---- setup -------------------------------------------------------------- */
@@ -161,7 +152,7 @@ static int open_ours(const char *state, uint64_t node, odk_client **c, struct od
         st = odk_buffer_create(BUF_LEN, out);
     if (st == ODK_OK) {
         /* Pre-fault (memfds are sparse): write every page once. */
-        fill_pattern(odk_buffer_data(*in), BUF_LEN);
+        memset(odk_buffer_data(*in), 0, BUF_LEN);
         memset(odk_buffer_data(*out), 0, BUF_LEN);
         st = odk_connection_register_buffer(o->conn, *in, ODK_MEM_IN, &o->in_id);
     }
@@ -201,26 +192,23 @@ int main(int argc, char **argv)
     if (!sides[1].src || !sides[1].dst)
         return 1;
     /* Pre-fault the peer's buffers the same way. */
-    fill_pattern(sides[1].src, BUF_LEN);
+    memset(sides[1].src, 0, BUF_LEN);
     memset(sides[1].dst, 0, BUF_LEN);
 
     /* The untimed warm-up lap (round 0), then interleaved timed rounds. */
     double bw[2][ROUNDS];
     for (int i = 0; i < 2; i++)
         if (run_round(&sides[i], 0, BLOCKS) < 0)
-            return 1;
+            goto fail;
     for (uint32_t r = 0; r < ROUNDS; r++)
         for (int i = 0; i < 2; i++) {
             double dt = run_round(&sides[i], r + 1, per_round);
             if (dt <= 0)
-                return 1;
+                goto fail;
             bw[i][r] = (double)(per_round * BLOCK) / dt / 1e9;
         }
-    qsort(bw[0], ROUNDS, sizeof(double), cmp_double);
-    qsort(bw[1], ROUNDS, sizeof(double), cmp_double);
-    double ours = bw[0][ROUNDS / 2], peer = bw[1][ROUNDS / 2];
-    printf("bulk_throughput vs memcpy: ours=%.2f GB/s peer=%.2f GB/s speedup=%.2f\n", ours, peer,
-           ours / peer);
+    bench_report("bulk_throughput", "memcpy", "%.2f", "GB/s", BENCH_HIGHER_IS_BETTER, "speedup",
+                 bw[0], bw[1], ROUNDS);
 
     free(sides[1].src);
     free(sides[1].dst);
@@ -229,4 +217,7 @@ int main(int argc, char **argv)
     odk_buffer_free(out);
     odk_client_close(c);
     return 0;
+fail:
+    fprintf(stderr, "bulk_throughput: FAILED: no numbers reported\n");
+    return 1;
 }

@@ -1,49 +1,75 @@
 /* SPDX-License-Identifier: MIT */
-/* call_latency: median round trip of a user-client call with a 64-byte
- * structure in and out (the echo driver's selector 0), against two peers:
- *   socketpair  a raw 64-byte ping-pong between two processes (the floor
- *               for any call that sleeps between request and reply)
+/* call_latency: round trip and CPU time of a user-client call with a
+ * 64-byte structure in and out (the echo driver's selector 0), against
+ * three peers doing the same echo between two processes:
+ *   spin-shm    both processes spin on a flag in shared memory (the
+ *               physical limit: no sleep, no system call; costs two CPUs)
+ *   socketpair  a raw 64-byte ping-pong (the floor for any call that
+ *               sleeps between request and reply)
  *   dbus        a D-Bus method call (sd-bus) taking and returning a 64-byte
  *               array (ay), through a private dbus-daemon this program
  *               starts for the run and stops at the end
  *
- * usage: call_latency STATE_DIR NODE [ITERATIONS] */
+ * Rounds alternate ours and the peers (bench.h); each round reports the
+ * median call of ITERATIONS, and the CPU time per call of both sides:
+ *   app      this process (getrusage) over the calls
+ *   serving  ours: the driver hosts HOST_PIDS (/proc/PID/stat, in clock
+ *            ticks: a round lasts long enough for that); spin-shm and
+ *            socketpair: the child, measured by itself (getrusage) from its
+ *            first request to its last; dbus: the server and dbus-daemon
+ *            (/proc/PID/stat)
+ * ours spins a while for a reply before it sleeps; the CPU lines show what
+ * that costs next to the peers.
+ *
+ * Verification: every call carries its own 64 bytes (a stamp of side,
+ * round and call number), the reply buffer is poisoned with the complement
+ * of that input before the call, and the reply is compared with the input
+ * after the call, outside the timed region.  A path that answers without
+ * echoing (or echoes an earlier call) fails, naming the side and call, and
+ * no number is printed.
+ *
+ * usage: call_latency STATE_DIR NODE HOST_PIDS [ITERATIONS]
+ *   HOST_PIDS: the pids of the driver hosts serving NODE, comma-separated */
 #include <errno.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <systemd/sd-bus.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "odk/client.h"
 
+#include "bench.h"
 #include "echo_selectors.h"
 
 #define BUS_NAME "org.odk.Bench"
 #define BUS_PATH "/org/odk/Bench"
 #define BUS_IFACE "org.odk.Bench"
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
+#define MSG 64         /* bytes in and out of every call */
+#define ROUNDS 5       /* alternating rounds of every side */
+#define MAX_HOSTS 8    /* driver hosts whose CPU is counted */
+#define SPIN_YIELD 256 /* spin-shm polls this many times, then yields at each poll */
+
+enum side { OURS, SPIN, SOCKETPAIR, DBUS, N_SIDES };
+static const char *const side_name[N_SIDES] = {"ours", "spin-shm", "socketpair", "dbus"};
+
+/* One round of one side: per call. */
+struct result {
+    double latency_us; /* median */
+    double app_cpu_us, serving_cpu_us;
+};
 
 static int cmp_u64(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
-static int cmp_double(const void *a, const void *b)
-{
-    double x = *(const double *)a, y = *(const double *)b;
     return x < y ? -1 : x > y;
 }
 
@@ -53,45 +79,277 @@ static double median_us(uint64_t *v, size_t n)
     return (double)v[n / 2] / 1000.0;
 }
 
-static double peer_socketpair(size_t iters, uint64_t *samples)
+/* ---- per-call stamps ----------------------------------------------------- */
+
+/* The input of call i of a side in a round: different for every call, and
+ * no word zero (memory nobody wrote often is). */
+static void stamp(uint8_t *in, enum side side, uint32_t round, uint64_t i)
 {
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
+    uint64_t w[MSG / 8];
+    for (uint64_t j = 0; j < MSG / 8; j++)
+        w[j] = (((uint64_t)side << 60 ^ (uint64_t)round << 52 ^ i << 3 ^ j) + 1) *
+               0x9e3779b97f4a7c15ull;
+    memcpy(in, w, MSG);
+}
+
+/* Fills the reply buffer with what no correct reply holds. */
+static void poison(uint8_t *out, const uint8_t *in)
+{
+    for (size_t k = 0; k < MSG; k++)
+        out[k] = (uint8_t)~in[k];
+}
+
+/* 0 when the reply echoes this call's input; else says what came back. */
+static int check_echo(enum side side, uint64_t i, const uint8_t *in, const void *out,
+                      size_t out_len)
+{
+    if (out_len == MSG && memcmp(in, out, MSG) == 0)
+        return 0;
+    if (out_len != MSG) {
+        fprintf(stderr, "call_latency: %s: call %llu: the reply holds %zu bytes, not %d\n",
+                side_name[side], (unsigned long long)i, out_len, MSG);
+        return -1;
+    }
+    const uint8_t *o = out;
+    size_t k = 0;
+    while (o[k] == in[k])
+        k++;
+    uint8_t poisoned = (uint8_t)~in[k];
+    fprintf(stderr,
+            "call_latency: %s: call %llu: the reply does not echo this call's input "
+            "(byte %zu is 0x%02x, want 0x%02x%s)\n",
+            side_name[side], (unsigned long long)i, k, o[k], in[k],
+            o[k] == poisoned ? ": the poison, never written" : "");
+    return -1;
+}
+
+/* ---- ours ---------------------------------------------------------------- */
+
+struct hosts {
+    pid_t pid[MAX_HOSTS];
+    int n;
+};
+
+/* CPU of every driver host, in ns, or -1 (with a message). */
+static int64_t hosts_cpu_ns(const struct hosts *h)
+{
+    int64_t sum = 0;
+    for (int k = 0; k < h->n; k++) {
+        int64_t v = bench_proc_cpu_ns(h->pid[k]);
+        if (v < 0) {
+            fprintf(stderr, "call_latency: cannot read /proc/%d/stat (driver host)\n",
+                    (int)h->pid[k]);
+            return -1;
+        }
+        sum += v;
+    }
+    return sum;
+}
+
+static int ours(const char *state, uint64_t node, const struct hosts *h, uint32_t round,
+                size_t iters, uint64_t *samples, struct result *res)
+{
+    odk_client *c;
+    odk_connection *conn;
+    if (odk_client_open(state, &c) < 0 || odk_connection_open(c, node, 0, &conn) < 0) {
+        fprintf(stderr, "call_latency: cannot open node %llu\n", (unsigned long long)node);
+        return -1;
+    }
+    uint8_t in[MSG], out[MSG];
+    int ok = 0;
+    uint64_t app0 = bench_self_cpu_ns(), app1;
+    int64_t host0 = hosts_cpu_ns(h), host1;
+    for (size_t i = 0; host0 >= 0 && i < iters; i++) {
+        stamp(in, OURS, round, i);
+        poison(out, in);
+        size_t out_len = sizeof out;
+        uint64_t t0 = bench_now_ns();
+        int st =
+            odk_connection_call(conn, ECHO_ECHO, NULL, 0, in, sizeof in, NULL, NULL, out, &out_len);
+        samples[i] = bench_now_ns() - t0;
+        if (st < 0) {
+            fprintf(stderr, "call_latency: ours: call %zu failed: %s\n", i, odk_strerror(st));
+            goto out;
+        }
+        if (check_echo(OURS, i, in, out, out_len) < 0)
+            goto out;
+    }
+    app1 = bench_self_cpu_ns();
+    host1 = hosts_cpu_ns(h);
+    if (host0 < 0 || host1 < 0)
+        goto out;
+    res->latency_us = median_us(samples, iters);
+    res->app_cpu_us = (double)(app1 - app0) / 1e3 / (double)iters;
+    res->serving_cpu_us = (double)(host1 - host0) / 1e3 / (double)iters;
+    ok = 1;
+out:
+    odk_connection_close(conn);
+    odk_client_close(c);
+    return ok ? 0 : -1;
+}
+
+/* ---- spin-shm peer ------------------------------------------------------- */
+
+/* One page shared by the caller and the child; flags on their own lines. */
+struct spin_page {
+    _Alignas(64) _Atomic uint64_t request; /* number of the last call posted */
+    _Alignas(64) _Atomic uint64_t reply;   /* number of the last call answered */
+    _Alignas(64) _Atomic int stop;
+    _Alignas(64) uint8_t in[MSG];
+    _Alignas(64) uint8_t out[MSG];
+    uint64_t child_cpu_ns; /* written by the child before it exits */
+};
+
+/* A partner on another CPU answers within a few polls.  Past SPIN_YIELD
+ * polls the partner is likely waiting for this very CPU (2 CPUs, shared
+ * with other work): yield it at every poll from then on, still never
+ * sleeping. */
+static inline void spin_pause(unsigned *spins)
+{
+    if (++*spins < SPIN_YIELD)
+        __builtin_ia32_pause();
+    else
+        sched_yield();
+}
+
+static void spin_child(struct spin_page *p)
+{
+    uint64_t seen = 0, cpu0 = 0;
+    for (;;) {
+        uint64_t r;
+        unsigned spins = 0;
+        while ((r = atomic_load_explicit(&p->request, memory_order_acquire)) == seen) {
+            if (atomic_load_explicit(&p->stop, memory_order_acquire)) {
+                p->child_cpu_ns = bench_self_cpu_ns() - cpu0;
+                _exit(0);
+            }
+            spin_pause(&spins);
+        }
+        if (seen == 0)
+            cpu0 = bench_self_cpu_ns();
+        memcpy(p->out, p->in, MSG);
+        seen = r;
+        atomic_store_explicit(&p->reply, r, memory_order_release);
+    }
+}
+
+static int peer_spin(uint32_t round, size_t iters, uint64_t *samples, struct result *res)
+{
+    struct spin_page *p =
+        mmap(NULL, sizeof *p, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (p == MAP_FAILED)
         return -1;
     pid_t pid = fork();
+    if (pid == 0)
+        spin_child(p);
+    if (pid < 0) {
+        munmap(p, sizeof *p);
+        return -1;
+    }
+    uint8_t in[MSG], out[MSG];
+    int ok = 1;
+    uint64_t app0 = bench_self_cpu_ns();
+    for (size_t i = 0; i < iters; i++) {
+        stamp(in, SPIN, round, i);
+        poison(p->out, in);
+        unsigned spins = 0;
+        uint64_t t0 = bench_now_ns();
+        memcpy(p->in, in, MSG);
+        atomic_store_explicit(&p->request, i + 1, memory_order_release);
+        while (atomic_load_explicit(&p->reply, memory_order_acquire) != i + 1)
+            spin_pause(&spins);
+        memcpy(out, p->out, MSG);
+        samples[i] = bench_now_ns() - t0;
+        if (check_echo(SPIN, i, in, out, MSG) < 0) {
+            ok = 0;
+            break;
+        }
+    }
+    uint64_t app1 = bench_self_cpu_ns();
+    atomic_store_explicit(&p->stop, 1, memory_order_release);
+    int status;
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "call_latency: spin-shm: the child did not exit cleanly\n");
+        ok = 0;
+    }
+    res->latency_us = median_us(samples, iters);
+    res->app_cpu_us = (double)(app1 - app0) / 1e3 / (double)iters;
+    res->serving_cpu_us = (double)p->child_cpu_ns / 1e3 / (double)iters;
+    munmap(p, sizeof *p);
+    return ok ? 0 : -1;
+}
+
+/* ---- socketpair peer ----------------------------------------------------- */
+
+static int read_full(int fd, uint8_t *buf, size_t len)
+{
+    size_t got = 0;
+    while (got < len) {
+        ssize_t r = read(fd, buf + got, len - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+static int peer_socketpair(uint32_t round, size_t iters, uint64_t *samples, struct result *res)
+{
+    int sv[2];
+    uint64_t *child_cpu =
+        mmap(NULL, sizeof *child_cpu, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_ANONYMOUS, -1, 0);
+    if (child_cpu == MAP_FAILED)
+        return -1;
+    if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0) {
+        munmap(child_cpu, sizeof *child_cpu);
+        return -1;
+    }
+    pid_t pid = fork();
     if (pid == 0) {
-        char buf[64];
+        uint8_t buf[MSG];
+        uint64_t cpu0 = 0;
         close(sv[0]);
-        for (;;) {
-            size_t got = 0;
-            while (got < sizeof buf) {
-                ssize_t r = read(sv[1], buf + got, sizeof buf - got);
-                if (r <= 0)
-                    _exit(0);
-                got += (size_t)r;
+        for (size_t n = 0;; n++) {
+            if (read_full(sv[1], buf, sizeof buf) < 0) {
+                *child_cpu = bench_self_cpu_ns() - cpu0;
+                _exit(0);
             }
+            if (n == 0)
+                cpu0 = bench_self_cpu_ns();
             if (write(sv[1], buf, sizeof buf) != sizeof buf)
                 _exit(1);
         }
     }
     close(sv[1]);
-    char buf[64] = {1};
-    for (size_t i = 0; i < iters; i++) {
-        uint64_t t0 = now_ns();
-        if (write(sv[0], buf, sizeof buf) != sizeof buf)
-            return -1;
-        size_t got = 0;
-        while (got < sizeof buf) {
-            ssize_t r = read(sv[0], buf + got, sizeof buf - got);
-            if (r <= 0)
-                return -1;
-            got += (size_t)r;
+    uint8_t in[MSG], out[MSG];
+    int ok = 1;
+    uint64_t app0 = bench_self_cpu_ns();
+    for (size_t i = 0; ok && i < iters; i++) {
+        stamp(in, SOCKETPAIR, round, i);
+        poison(out, in);
+        uint64_t t0 = bench_now_ns();
+        if (write(sv[0], in, sizeof in) != sizeof in || read_full(sv[0], out, sizeof out) < 0) {
+            fprintf(stderr, "call_latency: socketpair: call %zu: %s\n", i, strerror(errno));
+            ok = 0;
+            break;
         }
-        samples[i] = now_ns() - t0;
+        samples[i] = bench_now_ns() - t0;
+        ok = check_echo(SOCKETPAIR, i, in, out, MSG) == 0;
     }
+    uint64_t app1 = bench_self_cpu_ns();
     close(sv[0]);
-    waitpid(pid, NULL, 0);
-    return median_us(samples, iters);
+    int status;
+    if (waitpid(pid, &status, 0) != pid || !WIFEXITED(status) || WEXITSTATUS(status) != 0) {
+        fprintf(stderr, "call_latency: socketpair: the child did not exit cleanly\n");
+        ok = 0;
+    }
+    res->latency_us = median_us(samples, iters);
+    res->app_cpu_us = (double)(app1 - app0) / 1e3 / (double)iters;
+    res->serving_cpu_us = (double)*child_cpu / 1e3 / (double)iters;
+    munmap(child_cpu, sizeof *child_cpu);
+    return ok ? 0 : -1;
 }
 
 /* ---- D-Bus peer ---------------------------------------------------------- */
@@ -289,16 +547,19 @@ fail:
     return -1;
 }
 
-static double peer_dbus(struct dbus_peer *d, size_t iters, uint64_t *samples)
+static int peer_dbus(struct dbus_peer *d, uint32_t round, size_t iters, uint64_t *samples,
+                     struct result *res)
 {
-    uint8_t in[64];
-    memset(in, 0xcd, sizeof in);
+    uint8_t in[MSG];
+    uint64_t app0 = bench_self_cpu_ns();
+    int64_t srv0 = bench_proc_cpu_ns(d->server), dmn0 = bench_proc_cpu_ns(d->daemon);
     for (size_t i = 0; i < iters; i++) {
         sd_bus_message *m = NULL, *reply = NULL;
         sd_bus_error err = SD_BUS_ERROR_NULL;
         const void *p = NULL;
         size_t n = 0;
-        uint64_t t0 = now_ns();
+        stamp(in, DBUS, round, i);
+        uint64_t t0 = bench_now_ns();
         int r = sd_bus_message_new_method_call(d->bus, &m, BUS_NAME, BUS_PATH, BUS_IFACE, "Echo");
         if (r >= 0)
             r = sd_bus_message_append_array(m, 'y', in, sizeof in);
@@ -306,78 +567,97 @@ static double peer_dbus(struct dbus_peer *d, size_t iters, uint64_t *samples)
             r = sd_bus_call(d->bus, m, 0, &err, &reply);
         if (r >= 0)
             r = sd_bus_message_read_array(reply, 'y', &p, &n);
-        samples[i] = now_ns() - t0;
-        int same = r >= 0 && n == sizeof in && memcmp(p, in, sizeof in) == 0;
+        samples[i] = bench_now_ns() - t0;
+        if (r < 0)
+            fprintf(stderr, "call_latency: dbus: call %zu failed: %s\n", i,
+                    err.message ? err.message : strerror(-r));
+        int bad = r < 0 || check_echo(DBUS, i, in, p, n) < 0;
         sd_bus_message_unref(m);
         sd_bus_message_unref(reply);
-        if (!same) {
-            fprintf(stderr, "call_latency: D-Bus call failed: %s\n",
-                    r < 0 ? (err.message ? err.message : strerror(-r)) : "wrong reply");
-            sd_bus_error_free(&err);
-            return -1;
-        }
         sd_bus_error_free(&err);
+        if (bad)
+            return -1;
     }
-    return median_us(samples, iters);
-}
-
-static double ours(const char *state, uint64_t node, size_t iters, uint64_t *samples)
-{
-    odk_client *c;
-    odk_connection *conn;
-    if (odk_client_open(state, &c) < 0 || odk_connection_open(c, node, 0, &conn) < 0) {
-        fprintf(stderr, "call_latency: cannot open node %llu\n", (unsigned long long)node);
+    uint64_t app1 = bench_self_cpu_ns();
+    int64_t srv1 = bench_proc_cpu_ns(d->server), dmn1 = bench_proc_cpu_ns(d->daemon);
+    if (srv0 < 0 || dmn0 < 0 || srv1 < 0 || dmn1 < 0) {
+        fprintf(stderr, "call_latency: dbus: cannot read the CPU time of the server or daemon\n");
         return -1;
     }
-    uint8_t in[64], out[64];
-    memset(in, 0xab, sizeof in);
-    for (size_t i = 0; i < iters; i++) {
-        size_t out_len = sizeof out;
-        uint64_t t0 = now_ns();
-        int st =
-            odk_connection_call(conn, ECHO_ECHO, NULL, 0, in, sizeof in, NULL, NULL, out, &out_len);
-        samples[i] = now_ns() - t0;
-        if (st < 0 || out_len != sizeof out || memcmp(in, out, sizeof in) != 0) {
-            fprintf(stderr, "call_latency: call failed: %s\n", odk_strerror(st));
+    res->latency_us = median_us(samples, iters);
+    res->app_cpu_us = (double)(app1 - app0) / 1e3 / (double)iters;
+    res->serving_cpu_us = (double)((srv1 - srv0) + (dmn1 - dmn0)) / 1e3 / (double)iters;
+    return 0;
+}
+
+static int parse_hosts(const char *arg, struct hosts *h)
+{
+    h->n = 0;
+    for (const char *p = arg; *p;) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v <= 0 || h->n == MAX_HOSTS)
             return -1;
-        }
+        h->pid[h->n++] = (pid_t)v;
+        p = *end == ',' ? end + 1 : end;
+        if (*end && *end != ',')
+            return -1;
     }
-    odk_connection_close(conn);
-    odk_client_close(c);
-    return median_us(samples, iters);
+    return h->n ? 0 : -1;
 }
 
 int main(int argc, char **argv)
 {
-    if (argc < 3) {
-        fprintf(stderr, "usage: call_latency STATE_DIR NODE [ITERATIONS]\n");
+    struct hosts hosts;
+    if (argc < 4 || parse_hosts(argv[3], &hosts) < 0) {
+        fprintf(stderr, "usage: call_latency STATE_DIR NODE HOST_PIDS [ITERATIONS]\n"
+                        "  HOST_PIDS: the driver hosts serving NODE, comma-separated\n");
         return 2;
     }
-    size_t iters = argc > 3 ? strtoul(argv[3], NULL, 0) : 20000;
-    uint64_t *samples = calloc(iters, sizeof *samples);
+    uint64_t node = strtoull(argv[2], NULL, 0);
+    size_t iters = argc > 4 ? strtoul(argv[4], NULL, 0) : 10000;
+    uint64_t *samples = calloc(iters ? iters : 1, sizeof *samples);
     struct dbus_peer bus;
-    if (!samples || dbus_start(&bus) < 0)
+    if (!samples || iters == 0 || dbus_start(&bus) < 0)
         return 1;
-    /* Interleave rounds so drift in machine load hits all sides alike;
-     * report the median round of each. */
-    enum { ROUNDS = 3 };
-    double o[ROUNDS], p[ROUNDS], db[ROUNDS];
+    /* Interleave the sides round by round so that drift in machine load
+     * hits all alike. */
+    struct result res[N_SIDES][ROUNDS];
     int ok = 1;
-    for (int r = 0; r < ROUNDS && ok; r++) {
-        o[r] = ours(argv[1], strtoull(argv[2], NULL, 0), iters, samples);
-        p[r] = peer_socketpair(iters, samples);
-        db[r] = peer_dbus(&bus, iters, samples);
-        ok = o[r] >= 0 && p[r] >= 0 && db[r] >= 0;
+    for (uint32_t r = 0; r < ROUNDS && ok; r++) {
+        ok = ours(argv[1], node, &hosts, r, iters, samples, &res[OURS][r]) == 0 &&
+             peer_spin(r, iters, samples, &res[SPIN][r]) == 0 &&
+             peer_socketpair(r, iters, samples, &res[SOCKETPAIR][r]) == 0 &&
+             peer_dbus(&bus, r, iters, samples, &res[DBUS][r]) == 0;
     }
     dbus_stop(&bus);
     free(samples);
-    if (!ok)
+    if (!ok) {
+        fprintf(stderr, "call_latency: FAILED: no numbers reported\n");
         return 1;
-    qsort(o, ROUNDS, sizeof(double), cmp_double);
-    qsort(p, ROUNDS, sizeof(double), cmp_double);
-    qsort(db, ROUNDS, sizeof(double), cmp_double);
-    double mo = o[ROUNDS / 2], mp = p[ROUNDS / 2], mdb = db[ROUNDS / 2];
-    printf("call_latency vs socketpair: ours=%.2f us peer=%.2f us speedup=%.2f\n", mo, mp, mp / mo);
-    printf("call_latency vs dbus: ours=%.2f us peer=%.2f us speedup=%.2f\n", mo, mdb, mdb / mo);
+    }
+    double lat[N_SIDES][ROUNDS], cpu[N_SIDES][ROUNDS], app[N_SIDES][ROUNDS],
+        serving[N_SIDES][ROUNDS];
+    for (int s = 0; s < N_SIDES; s++)
+        for (int r = 0; r < ROUNDS; r++) {
+            lat[s][r] = res[s][r].latency_us;
+            app[s][r] = res[s][r].app_cpu_us;
+            serving[s][r] = res[s][r].serving_cpu_us;
+            cpu[s][r] = app[s][r] + serving[s][r];
+        }
+    for (int s = SPIN; s < N_SIDES; s++)
+        bench_report("call_latency", side_name[s], "%.2f", "us", BENCH_LOWER_IS_BETTER, "speedup",
+                     lat[OURS], lat[s], ROUNDS);
+    /* CPU per call of both processes; peer/ours above 1: ours spends less. */
+    for (int s = SPIN; s < N_SIDES; s++)
+        bench_report("call_latency cpu/call", side_name[s], "%.2f", "us", BENCH_LOWER_IS_BETTER,
+                     "peer/ours", cpu[OURS], cpu[s], ROUNDS);
+    for (int s = 0; s < N_SIDES; s++) {
+        printf("call_latency cpu/call of %s:", side_name[s]);
+        bench_print_range("app", "%.2f", "us", app[s], ROUNDS);
+        bench_print_range(s == OURS ? "host" : s == DBUS ? "server+daemon" : "child", "%.2f", "us",
+                          serving[s], ROUNDS);
+        printf("\n");
+    }
     return 0;
 }

@@ -1,12 +1,22 @@
 /* SPDX-License-Identifier: MIT */
 /* serial_throughput: bytes per second written to one terminal and read
  * back, through serial-loopback (write and read the same port) against a
- * socat pty pair (write one end, read the other), same bytes, same sizes.
+ * socat pty pair (write one end, read the other), same sizes, in
+ * alternating rounds (bench.h).
+ *
+ * Verification: every round of every side sends its own bytes (8-byte
+ * words mixing the round, the side and the offset), and the reader compares
+ * every byte it receives, in order, with what was sent (memcmp as it
+ * reads, a small fraction of the time of a tty).  After the round it waits
+ * STRAY_MS for bytes that should not be there.  Lost, repeated, stale,
+ * damaged or extra bytes, or no progress for STALL_MS, fail the benchmark,
+ * naming the side, round and offset, and no number is printed.
  *
  * usage: serial_throughput TTY [MIB]
  * It starts the socat peer itself. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pthread.h>
 #include <signal.h>
 #include <stdint.h>
@@ -16,10 +26,14 @@
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <termios.h>
-#include <time.h>
 #include <unistd.h>
 
+#include "bench.h"
+
 #define CHUNK (64 * 1024)
+#define ROUNDS 5
+#define STALL_MS 10000 /* no byte for this long: the round failed */
+#define STRAY_MS 50    /* how long the reader listens for extra bytes */
 
 struct job {
     int fd;
@@ -27,13 +41,6 @@ struct job {
     size_t len;
     int ok;
 };
-
-static double now_s(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
-}
 
 static int open_raw(const char *path)
 {
@@ -66,32 +73,79 @@ static void *writer(void *arg)
     return NULL;
 }
 
-/* Writes len bytes to wfd while reading them back from rfd; returns the
- * seconds it took, or -1 if the bytes did not come back intact. */
-static double run(int wfd, int rfd, const uint8_t *data, size_t len)
+/* The bytes of one round of one side: no two rounds or sides alike, and
+ * no two words of a round alike. */
+static void fill(uint8_t *data, size_t len, uint32_t tag)
 {
-    uint8_t *buf = malloc(CHUNK);
-    struct job j = {wfd, data, len, 0};
+    uint64_t *w = (uint64_t *)data;
+    for (size_t i = 0; i < len / 8; i++)
+        w[i] = (i << 3 ^ (uint64_t)tag << 40) * 0x9e3779b97f4a7c15ull;
+}
+
+/* Writes len bytes to wfd while reading them back from rfd and comparing
+ * them with what was written; returns the seconds it took, or -1 (with a
+ * message) if the bytes did not come back intact.  On failure the writer
+ * thread may be left blocked: the caller exits. */
+static double run(const char *side, int round, int wfd, int rfd, const uint8_t *data, size_t len)
+{
+    static uint8_t buf[CHUNK];
+    static struct job j; /* outlives a failed round's blocked writer */
+    j = (struct job){wfd, data, len, 0};
     pthread_t t;
-    double t0 = now_s();
+    double t0 = bench_now_s();
     pthread_create(&t, NULL, writer, &j);
     size_t got = 0;
-    int same = 1;
+    struct pollfd pfd = {.fd = rfd, .events = POLLIN};
     while (got < len) {
-        ssize_t r = read(rfd, buf, CHUNK);
-        if (r <= 0) {
-            if (r < 0 && errno == EINTR)
-                continue;
-            break;
+        int n = poll(&pfd, 1, STALL_MS);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n <= 0) {
+            if (n == 0)
+                fprintf(stderr,
+                        "serial_throughput: %s: round %d: stalled after %zu of %zu bytes "
+                        "(no byte for %d ms)\n",
+                        side, round, got, len, STALL_MS);
+            else
+                fprintf(stderr, "serial_throughput: %s: round %d: poll: %s\n", side, round,
+                        strerror(errno));
+            return -1;
         }
-        if (memcmp(buf, data + got, (size_t)r) != 0)
-            same = 0;
+        size_t want = len - got < CHUNK ? len - got : CHUNK;
+        ssize_t r = read(rfd, buf, want);
+        if (r < 0 && (errno == EINTR || errno == EAGAIN))
+            continue;
+        if (r <= 0) {
+            fprintf(stderr, "serial_throughput: %s: round %d: read failed after %zu bytes: %s\n",
+                    side, round, got, r < 0 ? strerror(errno) : "end of file");
+            return -1;
+        }
+        if (memcmp(buf, data + got, (size_t)r) != 0) {
+            size_t k = 0;
+            while (buf[k] == data[got + k])
+                k++;
+            fprintf(stderr,
+                    "serial_throughput: %s: round %d: byte %zu of %zu is 0x%02x, want 0x%02x "
+                    "(lost, repeated, stale or damaged bytes)\n",
+                    side, round, got + k, len, buf[k], data[got + k]);
+            return -1;
+        }
         got += (size_t)r;
     }
-    double dt = now_s() - t0;
+    double dt = bench_now_s() - t0;
     pthread_join(t, NULL);
-    free(buf);
-    return got == len && same && j.ok ? dt : -1;
+    if (!j.ok) {
+        fprintf(stderr, "serial_throughput: %s: round %d: write failed\n", side, round);
+        return -1;
+    }
+    int n = poll(&pfd, 1, STRAY_MS);
+    if (n > 0) {
+        ssize_t r = read(rfd, buf, sizeof buf);
+        fprintf(stderr, "serial_throughput: %s: round %d: %zd bytes more than were written\n",
+                side, round, r);
+        return -1;
+    }
+    return dt;
 }
 
 int main(int argc, char **argv)
@@ -102,8 +156,8 @@ int main(int argc, char **argv)
     }
     size_t len = (size_t)(argc > 2 ? atoi(argv[2]) : 64) << 20;
     uint8_t *data = malloc(len);
-    for (size_t i = 0; i < len; i++)
-        data[i] = (uint8_t)(i * 2654435761u >> 13);
+    if (!data || len == 0)
+        return 1;
 
     char dir[] = "/tmp/odk-serial-bench.XXXXXX";
     if (!mkdtemp(dir))
@@ -129,20 +183,26 @@ int main(int argc, char **argv)
         kill(socat, SIGTERM);
         return 1;
     }
-    /* Alternate rounds; report the best of each (throughput: the least
-     * disturbed run is the truest). */
-    double ours = 1e9, peer = 1e9;
-    for (int r = 0; r < 3; r++) {
-        double o = run(port, port, data, len);
-        double p = run(pa, pb, data, len);
-        if (o < 0 || p < 0) {
-            fprintf(stderr, "serial_throughput: data did not come back intact (%s)\n",
-                    o < 0 ? "odk" : "socat");
-            kill(socat, SIGTERM);
-            return 1;
+    double o[ROUNDS], p[ROUNDS];
+    for (int r = 0; r < ROUNDS; r++) {
+        fill(data, len, (uint32_t)(2 * r + 1));
+        double to = run("odk", r, port, port, data, len);
+        double tp = -1;
+        if (to > 0) {
+            fill(data, len, (uint32_t)(2 * r + 2));
+            tp = run("socat", r, pa, pb, data, len);
         }
-        ours = o < ours ? o : ours;
-        peer = p < peer ? p : peer;
+        if (to <= 0 || tp <= 0) {
+            fprintf(stderr, "serial_throughput: FAILED: no numbers reported\n");
+            kill(socat, SIGTERM);
+            waitpid(socat, NULL, 0);
+            unlink(a);
+            unlink(b);
+            rmdir(dir);
+            _exit(1); /* a writer thread may still be blocked */
+        }
+        o[r] = (double)len / to / 1e6;
+        p[r] = (double)len / tp / 1e6;
     }
     close(port);
     close(pa);
@@ -150,9 +210,8 @@ int main(int argc, char **argv)
     kill(socat, SIGTERM);
     waitpid(socat, NULL, 0);
     rmdir(dir);
-    double mo = (double)len / ours / 1e6, mp = (double)len / peer / 1e6;
-    printf("serial_throughput vs socat-pty-pair: ours=%.1f MB/s peer=%.1f MB/s speedup=%.2f\n", mo,
-           mp, mo / mp);
+    bench_report("serial_throughput", "socat-pty-pair", "%.1f", "MB/s", BENCH_HIGHER_IS_BETTER,
+                 "speedup", o, p, ROUNDS);
     free(data);
     return 0;
 }
