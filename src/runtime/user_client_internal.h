@@ -3,7 +3,7 @@
  *
  * The user client is split by job: user_client.c (the object, open, close,
  * reading the channel), channel.c (sending without blocking), call.c
- * (checking and running calls), mailbox.c (the shared-memory fast path),
+ * (running calls, once call_check.c has checked them), mailbox.c (the shared-memory fast path),
  * async.c (odk_async_* completions), client_buffer.c (the app's buffers)
  * and client_share.c (driver memory and data queues handed to the app).
  * Everything here runs on the driver's default queue. */
@@ -71,7 +71,8 @@ void channel_free_queued(odk_user_client *uc);
 
 /* ---- call.c: calls and their replies ---- */
 
-/* Checks one call (body of body_len bytes, untrusted) and runs it; the
+/* Checks one call with call_check (body of body_len bytes, untrusted: a
+ * WIRE_CALL body, or the mailbox's whole request area) and runs it; the
  * status of sending the reply.  For the mailbox, outputs are written
  * straight into the shared reply area. */
 int call_serve(odk_user_client *uc, enum reply_via via, uint32_t seq, const uint8_t *body,

@@ -2,11 +2,11 @@
 /* fuzz_wire — the receive path of every odk socket.  The input is sent,
  * verbatim, as one packet on an AF_UNIX SOCK_SEQPACKET socketpair and read
  * back with wire_recv; a message that is accepted is decoded with
- * wire_msg_value and, as a user-client call, checked the way
- * call.c's call_serve does (odk_method_check over a fixed table,
- * memory-range counts and bounds, then the body length against the
- * header), after which every byte the call would hand to a driver is
- * read, so ASan sees any bounds mistake.
+ * wire_msg_value and, as a user-client call body, checked by the
+ * runtime's own call_check (src/runtime/call_check.c) over a fixed table,
+ * its answer checked by call_checks.h (fuzz_call fuzzes call_check
+ * directly, on both encodings; here it meets bodies exactly as wire_recv
+ * hands them over, inline or mapped from a memfd).
  *
  * The input's own header steers the file descriptors that come with the
  * packet, so the out-of-line path (WIRE_F_BODY_IN_FD, sealed memfd) is
@@ -17,6 +17,7 @@
  *   seq bits 3-5: that many more fds (/dev/null) ride along.
  * Rejected packets must not leak their fds: the lowest free fd is the
  * same after every input, else the harness aborts. */
+#define FUZZ_NAME "fuzz_wire"
 #include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -26,6 +27,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include "call_checks.h"
 #include "common/wire.h"
 #include "odk/driver.h"
 #include "odk/status.h"
@@ -56,18 +58,24 @@ static const odk_method table[] = {
     M(fn, 1, 0, ODK_VARIABLE_SIZE, 8, 2),
 };
 
-/* Stands in for a registered buffer when memory ranges are checked. */
+#define N_TABLE ((uint32_t)(sizeof table / sizeof table[0]))
+
+/* The app's registered buffers: every id but 0, each FAKE_BUFFER_LEN
+ * bytes. */
 #define FAKE_BUFFER_LEN 4096u
+static uint8_t handles[256];
+
+static odk_memory *find(void *ctx, uint32_t id, uint64_t *len)
+{
+    if (id == 0)
+        return NULL;
+    *len = FAKE_BUFFER_LEN;
+    return (odk_memory *)&handles[id & 0xff];
+}
 
 static int sv[2] = {-1, -1};
 static wire_msg msg;
 static int lowest_free_fd = -1;
-
-static void die(const char *what)
-{
-    fprintf(stderr, "fuzz_wire: %s\n", what);
-    abort();
-}
 
 static int lowest_fd(void)
 {
@@ -130,52 +138,6 @@ static int make_memfd(const uint8_t *data, size_t size, uint64_t body_len, uint3
     if (!(seq & 4))
         fcntl(fd, F_ADD_SEALS, SEALS);
     return fd;
-}
-
-static volatile uint8_t sink;
-
-/* What call.c's call_serve does with a call body before a driver
- * method sees it (its checks, in its order; keep the two in step). */
-static void check_call(const wire_msg *m)
-{
-    struct wire_call c;
-    if (m->body_len < sizeof c)
-        return;
-    memcpy(&c, m->body, sizeof c);
-    char why[200];
-    int st = odk_method_check(table, sizeof table / sizeof table[0], c.selector, c.scalar_in_count,
-                              c.struct_in_len, c.scalar_out_max, c.struct_out_max, why, sizeof why);
-    if (st != ODK_OK)
-        return;
-    const odk_method *meth = &table[c.selector];
-    if (c.memory_count > ODK_MAX_CALL_MEMORY)
-        return;
-    if (meth->memory != ODK_VARIABLE && meth->memory != c.memory_count)
-        return;
-    size_t refs_at = sizeof c + (size_t)c.scalar_in_count * 8;
-    size_t struct_at = refs_at + (size_t)c.memory_count * sizeof(struct wire_memory_ref);
-    if ((uint64_t)struct_at + c.struct_in_len != m->body_len)
-        return;
-
-    /* Everything a method would be handed, read byte by byte. */
-    uint8_t acc = 0;
-    const uint64_t *scalars = (const uint64_t *)(m->body + sizeof c);
-    for (uint32_t i = 0; i < c.scalar_in_count; i++)
-        acc ^= (uint8_t)scalars[i];
-    for (uint32_t i = 0; i < c.memory_count; i++) {
-        struct wire_memory_ref ref;
-        memcpy(&ref, m->body + refs_at + i * sizeof ref, sizeof ref);
-        uint64_t len = FAKE_BUFFER_LEN;
-        if (ref.offset > len || ref.length > len - ref.offset)
-            return;
-        if (ref.offset + ref.length > len || ref.offset + ref.length < ref.offset)
-            die("an accepted memory range lies outside its buffer");
-        acc ^= (uint8_t)ref.id;
-    }
-    const uint8_t *st_in = m->body + struct_at;
-    for (uint64_t i = 0; i < c.struct_in_len; i++)
-        acc ^= st_in[i];
-    sink = acc;
 }
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
@@ -241,7 +203,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                 die("wire_msg_value OK with no value");
             odk_value_free(v);
         }
-        check_call(&msg);
+        struct call_view view;
+        run_call_check(CALL_SOCKET, msg.body, msg.body_len, table, N_TABLE, find, NULL, &view);
     } else if (st != ODK_E_PROTOCOL && st != ODK_E_DISCONNECTED && st != ODK_E_NOMEM) {
         fprintf(stderr, "fuzz_wire: wire_recv gave %d\n", st);
         die("unexpected wire_recv status");
