@@ -22,8 +22,15 @@ TEST_DRIVERS = BUILD / "tests" / "drivers"  # echo and faulty, built for the tes
 CHILD_ENV = {k: v for k, v in os.environ.items() if k not in ("LD_PRELOAD", "ASAN_OPTIONS")}
 
 
-def wait_until(cond, timeout=15.0, what="condition"):
-    """Polls cond() until it returns something truthy; fails after timeout."""
+# Every timeout in these tests is a hang guard: it only ends a test that
+# would otherwise wait forever, it is never the property under test, and it
+# is generous (the machine is shared and sanitizer builds are slow).
+HANG_GUARD = 60.0
+
+
+def wait_until(cond, timeout=HANG_GUARD, what="condition"):
+    """Polls cond() until it returns something truthy; fails after timeout
+    (a hang guard, not a statement about speed)."""
     deadline = time.monotonic() + timeout
     while True:
         v = cond()
@@ -47,20 +54,76 @@ def pid_alive(pid):
         return False
 
 
+# What a sanitizer writes when it finds something (ASan, LSan, UBSan).
+SANITIZER_MARKERS = ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:")
+
+
+def sanitizer_report(text):
+    """The first sanitizer report in text (from its first line on), or None."""
+    lines = text.splitlines()
+    for k, line in enumerate(lines):
+        if any(m in line for m in SANITIZER_MARKERS):
+            return "\n".join(lines[max(0, k - 2):k + 60])
+    return None
+
+
+def stop_odkd(proc):
+    """Ends an odkd this test started: SIGTERM, then its exit status.  A
+    SIGKILL only if it does not exit within the hang guard (then the status
+    says so and check_odkd_exit fails)."""
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGTERM)
+        try:
+            proc.wait(timeout=HANG_GUARD)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+    return proc.returncode
+
+
+def check_odkd_exit(status, log, expected=0, who="odkd"):
+    """Every odkd a test starts ends here: its log (odkd's own lines and the
+    driver hosts' it relays) holds no sanitizer report, and it exited with
+    the expected status (0 after SIGTERM).  Fails the test naming the report."""
+    report = sanitizer_report(log)
+    if report is not None:
+        kind = next(m for m in SANITIZER_MARKERS if m in report)
+        kind = {"runtime error:": "UndefinedBehaviorSanitizer"}.get(kind, kind.split()[-1])
+        pytest.fail(f"{who}: {kind} report in its log:\n{report}", pytrace=False)
+    assert status == expected, (f"{who} exited with status {status}, not {expected}"
+                                + (" (killed: no exit within the hang guard after SIGTERM)"
+                                   if status == -signal.SIGKILL else "")
+                                + ":\n" + log[-4000:])
+
+
+def stop_and_check_odkd(proc, log_path, who="odkd"):
+    """stop_odkd then check_odkd_exit on the log file at log_path."""
+    status = stop_odkd(proc)
+    check_odkd_exit(status, Path(log_path).read_text(errors="replace"), who=who)
+
+
 class Odkd:
     # With any --drivers, odkd no longer reads its default folder, so both
     # are named.
     def __init__(self, tmp, extra_args=(), drivers=(DRIVERS, TEST_DRIVERS)):
+        self.tmp = tmp
         self.state = tmp / "state"
         self.dev = tmp / "dev"
         self.dev.mkdir()
-        self.log_path = tmp / "odkd.log"
-        args = [str(BIN / "odkd"), "--state-dir", str(self.state), "--dev-dir", str(self.dev)]
+        self.args = [str(BIN / "odkd"), "--state-dir", str(self.state), "--dev-dir", str(self.dev)]
         for d in drivers:
-            args += ["--drivers", str(d)]
-        args += list(extra_args)
+            self.args += ["--drivers", str(d)]
+        self.args += list(extra_args)
+        self.runs = 0
+        self.checked = []  # log paths of earlier runs, already stopped and checked
+        self.start()
+
+    def start(self):
+        """Starts odkd (again, after stop(): same state folder, a new log)."""
+        self.runs += 1
+        self.log_path = self.tmp / ("odkd.log" if self.runs == 1 else f"odkd.{self.runs}.log")
         self.log = open(self.log_path, "w")
-        self.proc = subprocess.Popen(args, stderr=self.log, stdout=self.log, env=CHILD_ENV)
+        self.proc = subprocess.Popen(self.args, stderr=self.log, stdout=self.log, env=CHILD_ENV)
         wait_until(lambda: (self.state / "odkd.sock").exists() or self.proc.poll() is not None,
                    what="odkd's socket")
         assert self.proc.poll() is None, self.log_text()
@@ -68,7 +131,7 @@ class Odkd:
     def log_text(self):
         return self.log_path.read_text(errors="replace")
 
-    def ctl(self, *args, check=True, timeout=30):
+    def ctl(self, *args, check=True, timeout=HANG_GUARD):
         r = subprocess.run([str(BIN / "odkctl"), "--state-dir", str(self.state), *map(str, args)],
                            capture_output=True, text=True, timeout=timeout, env=CHILD_ENV)
         if check and r.returncode != 0:
@@ -98,14 +161,14 @@ class Odkd:
         return nodes[0]["id"] if nodes else None
 
     def stop(self):
-        if self.proc.poll() is None:
-            self.proc.send_signal(signal.SIGTERM)
-            try:
-                self.proc.wait(timeout=15)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                self.proc.wait()
+        """Stops this run of odkd with SIGTERM and checks it (exit status 0,
+        no sanitizer report); idempotent."""
+        if self.log_path in self.checked:
+            return
+        status = stop_odkd(self.proc)
         self.log.close()
+        self.checked.append(self.log_path)
+        check_odkd_exit(status, self.log_text(), who=f"odkd ({self.log_path.name})")
 
 
 @pytest.fixture
@@ -113,15 +176,6 @@ def odkd(tmp_path):
     d = Odkd(tmp_path)
     yield d
     d.stop()
-    assert d.proc.returncode == 0, "odkd did not exit cleanly:\n" + d.log_text()[-4000:]
-    assert_no_sanitizer_reports(d)
-
-
-def assert_no_sanitizer_reports(d):
-    """Under `make asan` the hosts and odkd write sanitizer reports into the log."""
-    log = d.log_text()
-    for marker in ("ERROR: AddressSanitizer", "ERROR: LeakSanitizer", "runtime error:"):
-        assert marker not in log, f"sanitizer report in odkd's log:\n{log[-6000:]}"
 
 
 @pytest.fixture
@@ -136,6 +190,11 @@ def make_odkd(tmp_path):
         started.append(d)
         return d
     yield make
-    for d in started:
-        d.stop()
-        assert_no_sanitizer_reports(d)
+    failures = []
+    for d in started:  # every one is stopped, even when an earlier one fails
+        try:
+            d.stop()
+        except BaseException as e:  # pytest.fail raises a BaseException
+            failures.append(e)
+    if failures:
+        raise failures[0]

@@ -56,7 +56,7 @@ def instance_of(d, dev):
 
 def in_state(d, dev, state):
     return wait_until(lambda: (lambda i: i if i and i["state"] == state else None)(
-        instance_of(d, dev)), timeout=30, what=f"state {state}")
+        instance_of(d, dev)), what=f"state {state}")
 
 
 def test_a_driver_of_another_api_version_is_refused_naming_both(odkd, tmp_path):

@@ -1,6 +1,8 @@
 # SPDX-License-Identifier: MIT
 """The data path: memory in every direction, driver memory mapped by the app,
 asynchronous calls in flight by the thousand."""
+import os
+
 import pytest
 
 from conftest import wait_until
@@ -134,15 +136,39 @@ def test_10000_async_calls_in_flight_complete_exactly_once(echo):
             c.call_async(ECHO.ADD_ASYNC, [i, 1000000], done)
         assert c.pending() > 0
         while len(results) < 10000:
-            assert c.dispatch(5000) > 0, f"stalled at {len(results)} completions"
+            assert c.dispatch(60000) > 0, f"stalled at {len(results)} completions"  # hang guard
         assert c.pending() == 0
         assert all(results[i] == (0, [i + 1000000]) for i in range(10000))
         completed, cancelled, outstanding = c.call(ECHO.STATS, n_out=3)[0]
         assert (completed, cancelled, outstanding) == (10000, 0, 0)
 
 
+def fds(pid):
+    """{fd: what it points at} of a process (/proc/PID/fd)."""
+    out = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            out[int(fd)] = os.readlink(f"/proc/{pid}/fd/{fd}")
+        except OSError:  # closed while we looked
+            pass
+    return out
+
+
+def fd_counts(procs):
+    return {name: len(fds(pid)) for name, pid in procs.items()}
+
+
 def test_closing_mid_flight_cancels_the_rest_and_leaks_nothing(echo):
     odkd, dev = echo
+    (inst,) = odkd.instances()
+    procs = {"app": os.getpid(), "host": inst["pid"], "odkd": odkd.proc.pid}
+    # The baseline is taken where the end is measured: no connection of this
+    # app open to odkd or the host (the host's and odkd's counts with none
+    # open are their idle counts, the same before the first and after the
+    # last connection).
+    base_fds = {name: fds(pid) for name, pid in procs.items()}
+    base = fd_counts(procs)
+
     seen = []
     c = Connection(odkd.state, dev)
     for i in range(1000):
@@ -163,12 +189,24 @@ def test_closing_mid_flight_cancels_the_rest_and_leaks_nothing(echo):
         wait_until(lambda: c2.call(ECHO.STATS, n_out=3)[0][2] == 10, what="10 held calls")
         assert c2.call(ECHO.RELEASE, n_out=1)[0] == [10]
         while len(got) < 10:
-            c2.dispatch(5000)
+            c2.dispatch(60000)
         assert got == [0] * 10
+
+    # Nothing leaked in the app, the host or odkd: none holds more
+    # descriptors than before.  (odkd and the host close a connection's
+    # descriptors when they see it go, so the counts are waited for; the wait
+    # is a hang guard, and a leak fails it naming the extra descriptors.)
+    try:
+        wait_until(lambda: all(n <= base[k] for k, n in fd_counts(procs).items()),
+                   what="fd counts back to the baseline")
+    except AssertionError:
+        extra = {name: sorted(set(fds(pid).items()) - set(base_fds[name].items()))
+                 for name, pid in procs.items()}
+        raise AssertionError(f"fds leaked: before {base}, after {fd_counts(procs)}; new (the "
+                             f"first 10 of each): {({k: v[:10] for k, v in extra.items()})}") from None
 
 
 def test_async_calls_fail_when_the_driver_dies(echo):
-    import os
     import signal
     odkd, dev = echo
     seen = []
@@ -179,7 +217,7 @@ def test_async_calls_fail_when_the_driver_dies(echo):
         os.kill(odkd.instances()[0]["pid"], signal.SIGKILL)
         while len(seen) < 50:
             try:
-                c.dispatch(5000)
+                c.dispatch(60000)
             except OdkError:
                 break
         assert seen == [-10] * 50  # ODK_E_GONE
@@ -196,7 +234,7 @@ def test_data_queue_delivers_every_record_in_order_to_a_slow_reader(echo):
         n = 200000  # 200k x 128 bytes: many times the 1 MiB ring, so the driver must wait
         c.call(ECHO.PRODUCE, [n, 128], n_out=0)
         for i in range(n):
-            rec = q.get()
+            rec = q.get(timeout_ms=60000)  # a hang guard
             assert rec is not None, f"stalled at record {i}"
             assert len(rec) == 128 and int.from_bytes(rec[:8], "little") == i
             if i % 20000 == 0:

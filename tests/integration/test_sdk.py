@@ -8,13 +8,12 @@ import json
 import os
 import shlex
 import shutil
-import signal
 import subprocess
 from pathlib import Path
 
 import pytest
 
-from conftest import CHILD_ENV, ROOT, wait_until
+from conftest import CHILD_ENV, HANG_GUARD, ROOT, stop_and_check_odkd, wait_until
 
 # Every sample bundle in drivers/ is installed; faulty is a test driver.
 SAMPLE_DRIVERS = sorted(d.name for d in (ROOT / "drivers").iterdir()
@@ -94,7 +93,7 @@ class Installed:
 
     def ctl(self, state, *args, cwd=None, check=True):
         r = subprocess.run([str(self.prefix / "bin" / "odkctl"), "--state-dir", str(state),
-                            *map(str, args)], capture_output=True, text=True, timeout=60,
+                            *map(str, args)], capture_output=True, text=True, timeout=HANG_GUARD,
                            env=CHILD_ENV, cwd=cwd)
         if check:
             assert r.returncode == 0, f"odkctl {args} failed: {r.stdout}{r.stderr}"
@@ -232,13 +231,7 @@ def installed_odkd(sdk, tmp_path):
                                                              "odk-driver") in text, text
     assert not (state / "odkd.sock").exists()
     yield run_dir, log_path
-    proc.send_signal(signal.SIGTERM)
-    try:
-        proc.wait(timeout=15)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        proc.wait()
-    assert proc.returncode == 0, "odkd did not exit cleanly:\n" + log_path.read_text()[-4000:]
+    stop_and_check_odkd(proc, log_path, who="the installed odkd")
 
 
 def service(sdk, state, cls):

@@ -11,7 +11,7 @@ import time
 import pytest
 import serial
 
-from conftest import CHILD_ENV, pid_alive, wait_until
+from conftest import CHILD_ENV, HANG_GUARD, pid_alive, wait_until
 from driver_selectors import SERIAL
 from libodk import Connection, OdkError
 
@@ -69,7 +69,7 @@ def test_16_mib_round_trip_at_several_ring_sizes(odkd, ring_size):
     _, port, tty = loopback(odkd, ring_size)
     assert node_props(odkd, port["id"])["TxRingSize"] == ring_size
     data = os.urandom(16 << 20)
-    with serial.Serial(tty, 115200, timeout=10) as p:
+    with serial.Serial(tty, 115200, timeout=HANG_GUARD) as p:
         got = pump(p, data)
     assert len(got) == len(data)
     assert hashlib.sha256(got).hexdigest() == hashlib.sha256(data).hexdigest()
@@ -78,7 +78,7 @@ def test_16_mib_round_trip_at_several_ring_sizes(odkd, ring_size):
 def test_slow_reader_gets_every_byte_in_order(odkd):
     _, _, tty = loopback(odkd, 256)
     data = os.urandom(256 << 10)
-    with serial.Serial(tty, 115200, timeout=10) as p:
+    with serial.Serial(tty, 115200, timeout=HANG_GUARD) as p:
         got = pump(p, data, chunk=4096, reader_delay=0.002)
     assert got == data
 
@@ -197,9 +197,28 @@ class EchoServer:
 
 
 def socat_round_trip(tty, payload):
-    r = subprocess.run(["socat", "-t", "2", "-T", "3", "-", f"FILE:{tty},raw,echo=0,nonblock"],
-                       input=payload, capture_output=True, timeout=20, env=CHILD_ENV)
-    return r.stdout
+    """Sends payload through socat and reads until as many bytes came back
+    (socat's own -t/-T timeouts would make the result depend on speed); the
+    deadline is a hang guard."""
+    p = subprocess.Popen(["socat", "-", f"FILE:{tty},raw,echo=0,nonblock"], stdin=subprocess.PIPE,
+                         stdout=subprocess.PIPE, env=CHILD_ENV)
+    writer = threading.Thread(target=lambda: (p.stdin.write(payload), p.stdin.flush()), daemon=True)
+    writer.start()
+    got = bytearray()
+    guard = threading.Timer(HANG_GUARD, p.kill)
+    guard.start()
+    try:
+        while len(got) < len(payload):
+            b = p.stdout.read1(65536)
+            if not b:
+                break
+            got.extend(b)
+    finally:
+        guard.cancel()
+        p.kill()
+        p.wait()
+        writer.join(HANG_GUARD)
+    return bytes(got)
 
 
 def test_serial_tcp_bridges_to_a_tcp_peer_and_reconnects(odkd):
@@ -214,7 +233,7 @@ def test_serial_tcp_bridges_to_a_tcp_peer_and_reconnects(odkd):
                    what="the driver to connect")
         payload = os.urandom(50000)
         assert socat_round_trip(tty, payload) == payload
-        with serial.Serial(tty, 115200, timeout=5) as p:
+        with serial.Serial(tty, 115200, timeout=HANG_GUARD) as p:
             p.write(b"hello over tcp\n")
             assert p.read(15) == b"hello over tcp\n"
             # The peer goes away and comes back: the port stays and reconnects.
@@ -239,7 +258,7 @@ def test_picocom_types_a_line_and_sees_it_echoed_then_unplug_hangs_up(odkd, tmp_
     sess = f"odk{os.getpid()}{int(time.time() * 1000) % 100000}"
     sock = str(tmp_path / "tmux.sock")
     tmux("-S", sock, "new-session", "-d", "-s", sess, "-x", "120", "-y", "30",
-         f"picocom -b 115200 {tty}; echo PICOCOM-EXITED $?; sleep 30")
+         f"picocom -b 115200 {tty}; echo PICOCOM-EXITED $?; sleep {int(HANG_GUARD)}")
     try:
         wait_until(lambda: "Terminal ready" in tmux("-S", sock, "capture-pane", "-p", "-t", sess).stdout,
                    what="picocom to start")
@@ -250,7 +269,7 @@ def test_picocom_types_a_line_and_sees_it_echoed_then_unplug_hangs_up(odkd, tmp_
         odkd.ctl("sim", "unplug", dev)
         wait_until(lambda: not pid_alive(inst["pid"]), what="the driver to exit")
         wait_until(lambda: "PICOCOM-EXITED" in tmux("-S", sock, "capture-pane", "-p", "-t", sess).stdout,
-                   timeout=20, what="picocom to notice the hang-up and exit")
+                   what="picocom to notice the hang-up and exit")
         assert not os.path.lexists(tty)
         assert not os.path.lexists(port["properties"]["IOCalloutDevice"])
     finally:
