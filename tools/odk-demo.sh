@@ -12,9 +12,11 @@ export ODK_STATE_DIR="$state"
 
 "$bin/odkd" --state-dir "$state" --demo --dev-dir "$devdir" 2>"$state/odkd.log" &
 odkd=$!
-# (|| true: under set -e a failing command in a trap would skip the rest)
-trap 'kill $odkd 2>/dev/null || true; wait $odkd 2>/dev/null || true; rm -rf "$state"; exit 0' INT TERM HUP
-trap 'kill $odkd 2>/dev/null; rm -rf "$state"' EXIT
+# The demo exits with odkd's own status, so a failed shutdown shows.
+# (|| true and || st=: under set -e a failing command in a trap would end
+# the shell before the clean-up.)
+trap 'kill $odkd 2>/dev/null || true; st=0; wait $odkd || st=$?; rm -rf "$state"; trap - EXIT; exit $st' INT TERM HUP
+trap 'kill $odkd 2>/dev/null || true; rm -rf "$state"' EXIT
 
 # Wait until every built-in device has a running driver.
 i=0
