@@ -23,6 +23,11 @@
  *   2  ping:        one scalar in, that scalar + 1 out; always works
  *   3  power state: scalar out: the last state set_power_state was given
  *                   (ODK_POWER_ON until the first change)
+ * Evidence that a fault fired, for tests: the crash, hang and spin faults
+ * log a line just before ("dereferencing NULL", "aborting", "hanging in
+ * WHERE", "spinning", "exiting with status 3"), slow-MS logs "slept MS ms
+ * in WHERE" after each sleep, leak "leaked N MiB so far", log-flood
+ * "flooding the log" when the flood starts.
  * Each lifecycle step (start, stop, power state) logs one info line ending
  * in "at NS" (CLOCK_MONOTONIC), so a test can order the steps of several
  * instances.  A node property "child": {...} makes start publish a
@@ -136,6 +141,14 @@ __attribute__((noinline)) void faulty_sleep_ms(uint32_t ms)
         ;
 }
 
+/* The slow fault's evidence: a line once the sleep is over, so a test can
+ * tell a step that slept from one that ignored the fault. */
+static void slow_step(uint32_t ms, const char *where)
+{
+    faulty_sleep_ms(ms);
+    odk_info("slept %u ms in %s", ms, where);
+}
+
 /* CLOCK_MONOTONIC is one clock for every process of the machine, so the
  * "at" stamps of lifecycle lines order the steps of several instances. */
 static unsigned long long now_ns(void)
@@ -202,7 +215,7 @@ static int faulty_start(odk_driver *drv)
         faulty_hang("start");
         break;
     case FAULT_SLOW:
-        faulty_sleep_ms(s->slow_ms);
+        slow_step(s->slow_ms, "start");
         break;
     default:
         break;
@@ -236,7 +249,7 @@ static void faulty_stop(odk_driver *drv)
     if (s->fault == FAULT_HANG_IN_STOP)
         faulty_hang("stop");
     if (s->fault == FAULT_SLOW)
-        faulty_sleep_ms(s->slow_ms);
+        slow_step(s->slow_ms, "stop");
     if (s->flood_queue) {
         /* Ends the flood and waits for it to return: it reads s. */
         atomic_store(&s->flood_stop, true);
@@ -255,7 +268,7 @@ static int faulty_set_power_state(odk_driver *drv, uint32_t state)
     if (s->fault == FAULT_HANG_IN_POWER)
         faulty_hang("set_power_state");
     if (s->fault == FAULT_SLOW)
-        faulty_sleep_ms(s->slow_ms);
+        slow_step(s->slow_ms, "set_power_state");
     return ODK_OK;
 }
 
@@ -293,7 +306,7 @@ static int faulty_operate(odk_driver *drv, odk_user_client *uc, odk_call *call)
         faulty_spin();
         break;
     case FAULT_SLOW:
-        faulty_sleep_ms(s->slow_ms);
+        slow_step(s->slow_ms, "operate");
         break;
     case FAULT_LEAK: {
         void **chunk = malloc(LEAK_CHUNK);
