@@ -7,18 +7,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/defaults.h"
 #include "odk/client.h"
-#include "odk_config.h"
 #include "skeleton.h"
 
-#if __has_include("odk_config.h")
-#include "odk_config.h"
-#endif
-#ifdef ODK_CONFIG_RUN_DIR
-#define ODK_DEFAULT_RUN_DIR ODK_CONFIG_RUN_DIR
-#else
-#define ODK_DEFAULT_RUN_DIR "/run/odk"
-#endif
+
 
 #define CALL_SCALARS_OUT 16                /* default room for scalar outputs */
 #define CALL_STRUCT_OUT (1024 * 1024)      /* default room for the output structure */

@@ -11,18 +11,12 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "common/defaults.h"
 #include "client/client_internal.h"
 #include "common/wire.h"
 #include "odk/client.h"
 
-#if __has_include("odk_config.h")
-#include "odk_config.h"
-#endif
-#ifdef ODK_CONFIG_RUN_DIR
-#define ODK_DEFAULT_RUN_DIR ODK_CONFIG_RUN_DIR /* where the installed odkd listens */
-#else
-#define ODK_DEFAULT_RUN_DIR "/run/odk"
-#endif
+
 
 struct pending_event {
     odk_value *ev;

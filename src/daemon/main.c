@@ -32,23 +32,7 @@
 #include "odk/log.h"
 #include "odk/status.h"
 
-#if __has_include("odk_config.h")
-#include "odk_config.h"
-#endif
-
-#ifdef ODK_CONFIG_STATE_DIR
-#define ODK_DEFAULT_STATE_DIR ODK_CONFIG_STATE_DIR
-#else
-#define ODK_DEFAULT_STATE_DIR "/var/lib/odk"
-#endif
-#ifdef ODK_CONFIG_RUN_DIR
-#define ODK_DEFAULT_RUN_DIR ODK_CONFIG_RUN_DIR
-#else
-#define ODK_DEFAULT_RUN_DIR "/run/odk"
-#endif
-#ifndef ODK_VERSION_STRING
-#define ODK_VERSION_STRING "unknown"
-#endif
+#include "common/defaults.h"
 
 #define SHUTDOWN_GRACE_MS 3000
 #define MAX_OPTIONS 64

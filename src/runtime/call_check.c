@@ -10,18 +10,8 @@
 #include <string.h>
 
 #include "common/fastcall.h"
+#include "runtime/why.h"
 
-static void say(char *why, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void say(char *why, size_t len, const char *fmt, ...)
-{
-    if (!why || len == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, len, fmt, ap);
-    va_end(ap);
-}
 
 /* The mailbox request's own length, from its header, if the area holds
  * it.  Checked before anything else, without overflow: the header is the
@@ -30,14 +20,14 @@ static int mailbox_framing(const struct wire_call *c, size_t area, size_t *len, 
                            size_t why_len)
 {
     if (c->scalar_in_count > ODK_MAX_SCALARS || c->memory_count > ODK_MAX_CALL_MEMORY) {
-        say(why, why_len, "call mailbox request with %u scalars and %u memory ranges",
+        why_say(why, why_len, "call mailbox request with %u scalars and %u memory ranges",
             c->scalar_in_count, c->memory_count);
         return ODK_E_PROTOCOL;
     }
     uint64_t fixed = sizeof *c + (uint64_t)c->scalar_in_count * 8 +
                      (uint64_t)c->memory_count * sizeof(struct wire_memory_ref);
     if (fixed > area || c->struct_in_len > area - fixed) {
-        say(why, why_len, "call mailbox request is larger than its %zu-byte area", area);
+        why_say(why, why_len, "call mailbox request is larger than its %zu-byte area", area);
         return ODK_E_PROTOCOL;
     }
     *len = (size_t)(fixed + c->struct_in_len);
@@ -51,11 +41,11 @@ static int check_range(const struct wire_memory_ref *ref, uint32_t i, call_buffe
     uint64_t len = 0;
     odk_memory *m = find ? find(find_ctx, ref->id, &len) : NULL;
     if (!m) {
-        say(why, why_len, "memory range %u names buffer %u, which is not registered", i, ref->id);
+        why_say(why, why_len, "memory range %u names buffer %u, which is not registered", i, ref->id);
         return ODK_E_NOT_FOUND;
     }
     if (ref->offset > len || ref->length > len - ref->offset) {
-        say(why, why_len, "memory range %u [%llu, +%llu) is outside buffer %u (%llu bytes)", i,
+        why_say(why, why_len, "memory range %u [%llu, +%llu) is outside buffer %u (%llu bytes)", i,
             (unsigned long long)ref->offset, (unsigned long long)ref->length, ref->id,
             (unsigned long long)len);
         return ODK_E_INVALID;
@@ -69,9 +59,9 @@ int call_check(enum call_encoding enc, const uint8_t *in, size_t in_len, const o
                char *why, size_t why_len)
 {
     struct wire_call c;
-    say(why, why_len, "ok");
+    why_say(why, why_len, "ok");
     if (in_len < sizeof c) {
-        say(why, why_len, "call body is %zu bytes, shorter than its %zu-byte header", in_len,
+        why_say(why, why_len, "call body is %zu bytes, shorter than its %zu-byte header", in_len,
             sizeof c);
         return ODK_E_PROTOCOL;
     }
@@ -91,12 +81,12 @@ int call_check(enum call_encoding enc, const uint8_t *in, size_t in_len, const o
         return st;
     const odk_method *meth = &table[c.selector];
     if (c.memory_count > ODK_MAX_CALL_MEMORY) {
-        say(why, why_len, "selector %u: more than ODK_MAX_CALL_MEMORY (%u) memory ranges",
+        why_say(why, why_len, "selector %u: more than ODK_MAX_CALL_MEMORY (%u) memory ranges",
             c.selector, ODK_MAX_CALL_MEMORY);
         return ODK_E_LIMIT;
     }
     if (meth->memory != ODK_VARIABLE && meth->memory != c.memory_count) {
-        say(why, why_len, "selector %u: expected %u memory ranges, got %u", c.selector,
+        why_say(why, why_len, "selector %u: expected %u memory ranges, got %u", c.selector,
             meth->memory, c.memory_count);
         return ODK_E_BAD_ARGUMENTS;
     }
@@ -105,7 +95,7 @@ int call_check(enum call_encoding enc, const uint8_t *in, size_t in_len, const o
     size_t refs_at = sizeof c + (size_t)c.scalar_in_count * 8;
     size_t struct_at = refs_at + (size_t)c.memory_count * sizeof(struct wire_memory_ref);
     if ((uint64_t)struct_at + c.struct_in_len != body_len) {
-        say(why, why_len, "call body is %zu bytes, its header describes %llu", body_len,
+        why_say(why, why_len, "call body is %zu bytes, its header describes %llu", body_len,
             (unsigned long long)(struct_at + c.struct_in_len));
         return ODK_E_PROTOCOL;
     }
@@ -119,7 +109,7 @@ int call_check(enum call_encoding enc, const uint8_t *in, size_t in_len, const o
     if (enc == CALL_MAILBOX &&
         sizeof(struct fastcall_reply_hdr) + (uint64_t)c.scalar_out_max * 8 + c.struct_out_max >
             FASTCALL_AREA) {
-        say(why, why_len, "the outputs do not fit the call mailbox");
+        why_say(why, why_len, "the outputs do not fit the call mailbox");
         return ODK_E_PROTOCOL;
     }
 

@@ -7,59 +7,49 @@
 #include <stdio.h>
 
 #include "odk/driver.h"
+#include "runtime/why.h"
 
-static void say(char *why, size_t len, const char *fmt, ...) __attribute__((format(printf, 3, 4)));
-
-static void say(char *why, size_t len, const char *fmt, ...)
-{
-    if (!why || len == 0)
-        return;
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(why, len, fmt, ap);
-    va_end(ap);
-}
 
 int odk_method_check(const odk_method *table, uint32_t n_methods, uint32_t selector,
                      uint32_t scalar_in_count, uint64_t struct_in_len, uint32_t scalar_out_max,
                      uint64_t struct_out_max, char *why, size_t why_len)
 {
-    say(why, why_len, "ok");
+    why_say(why, why_len, "ok");
     if (scalar_in_count > ODK_MAX_SCALARS || scalar_out_max > ODK_MAX_SCALARS) {
-        say(why, why_len, "selector %" PRIu32 ": more than ODK_MAX_SCALARS (%u) scalars",
+        why_say(why, why_len, "selector %" PRIu32 ": more than ODK_MAX_SCALARS (%u) scalars",
             selector, ODK_MAX_SCALARS);
         return ODK_E_LIMIT;
     }
     if (struct_in_len > ODK_MAX_STRUCT || struct_out_max > ODK_MAX_STRUCT) {
-        say(why, why_len, "selector %" PRIu32 ": structure larger than ODK_MAX_STRUCT (%llu bytes)",
+        why_say(why, why_len, "selector %" PRIu32 ": structure larger than ODK_MAX_STRUCT (%llu bytes)",
             selector, (unsigned long long)ODK_MAX_STRUCT);
         return ODK_E_LIMIT;
     }
     if (!table || selector >= n_methods || !table[selector].fn) {
-        say(why, why_len, "selector %" PRIu32 " is not in the method table (%" PRIu32 " entries)",
+        why_say(why, why_len, "selector %" PRIu32 " is not in the method table (%" PRIu32 " entries)",
             selector, n_methods);
         return ODK_E_BAD_SELECTOR;
     }
     const odk_method *m = &table[selector];
     if (m->scalar_in != ODK_VARIABLE && m->scalar_in != scalar_in_count) {
-        say(why, why_len, "selector %" PRIu32 ": expected %" PRIu32 " scalar inputs, got %" PRIu32,
+        why_say(why, why_len, "selector %" PRIu32 ": expected %" PRIu32 " scalar inputs, got %" PRIu32,
             selector, m->scalar_in, scalar_in_count);
         return ODK_E_BAD_ARGUMENTS;
     }
     if (m->struct_in != ODK_VARIABLE_SIZE && m->struct_in != struct_in_len) {
-        say(why, why_len,
+        why_say(why, why_len,
             "selector %" PRIu32 ": expected a %" PRIu64 "-byte input structure, got %" PRIu64,
             selector, m->struct_in, struct_in_len);
         return ODK_E_BAD_ARGUMENTS;
     }
     if (m->scalar_out != ODK_VARIABLE && m->scalar_out > scalar_out_max) {
-        say(why, why_len,
+        why_say(why, why_len,
             "selector %" PRIu32 ": returns %" PRIu32 " scalars, caller has room for %" PRIu32,
             selector, m->scalar_out, scalar_out_max);
         return ODK_E_BAD_ARGUMENTS;
     }
     if (m->struct_out != ODK_VARIABLE_SIZE && m->struct_out > struct_out_max) {
-        say(why, why_len,
+        why_say(why, why_len,
             "selector %" PRIu32 ": returns a %" PRIu64 "-byte structure, caller has room for %" PRIu64,
             selector, m->struct_out, struct_out_max);
         return ODK_E_BAD_ARGUMENTS;

@@ -21,9 +21,36 @@
 #include <string.h>
 
 #include "common/fastcall.h"
+#include "odk/driver.h"
 #include "common/wire.h"
 #include "odk/status.h"
 #include "runtime/call_check.h"
+
+/* The method table both targets check calls against: fixed, variable and
+ * hole entries, structure and memory limits. */
+static int fn(odk_driver *drv, odk_user_client *uc, odk_call *call)
+{
+    return ODK_OK;
+}
+
+/* Designated fields: odk_method may grow more. */
+#define M(f, si, so, sti, sto, mem)                                                                \
+    {                                                                                              \
+        .fn = f, .scalar_in = si, .scalar_out = so, .struct_in = sti, .struct_out = sto,           \
+        .memory = mem                                                                              \
+    }
+
+static const odk_method table[] = {
+    M(fn, 0, 0, 0, 0, 0),
+    M(fn, 2, 1, 0, 0, 1),
+    M(fn, ODK_VARIABLE, ODK_VARIABLE, ODK_VARIABLE_SIZE, ODK_VARIABLE_SIZE, ODK_VARIABLE),
+    M(fn, 0, 0, 16, 32, 0),
+    M(NULL, 0, 0, 0, 0, 0), /* a hole */
+    M(fn, 1, 0, ODK_VARIABLE_SIZE, 8, 2),
+    M(fn, ODK_VARIABLE, 3, 4096, ODK_VARIABLE_SIZE, ODK_MAX_CALL_MEMORY),
+};
+#define N_TABLE ((uint32_t)(sizeof table / sizeof table[0]))
+
 
 static void die(const char *what)
 {

@@ -19,28 +19,6 @@
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
-static int fn(odk_driver *drv, odk_user_client *uc, odk_call *call)
-{
-    return ODK_OK;
-}
-
-/* Designated fields: odk_method may grow more. */
-#define M(f, si, so, sti, sto, mem)                                                                \
-    {                                                                                              \
-        .fn = f, .scalar_in = si, .scalar_out = so, .struct_in = sti, .struct_out = sto,           \
-        .memory = mem                                                                              \
-    }
-
-static const odk_method table[] = {
-    M(fn, 0, 0, 0, 0, 0),
-    M(fn, 2, 1, 0, 0, 1),
-    M(fn, ODK_VARIABLE, ODK_VARIABLE, ODK_VARIABLE_SIZE, ODK_VARIABLE_SIZE, ODK_VARIABLE),
-    M(fn, 0, 0, 16, 32, 0),
-    M(NULL, 0, 0, 0, 0, 0), /* a hole */
-    M(fn, 1, 0, ODK_VARIABLE_SIZE, 8, 2),
-    M(fn, ODK_VARIABLE, 3, 4096, ODK_VARIABLE_SIZE, ODK_MAX_CALL_MEMORY),
-};
-#define N_TABLE ((uint32_t)(sizeof table / sizeof table[0]))
 
 #define MAX_BUFS 7
 struct bufs {

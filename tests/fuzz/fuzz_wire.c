@@ -37,28 +37,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 #define MEMFD_MAX (256u * 1024u) /* largest out-of-line body built here */
 #define SEALS (F_SEAL_SHRINK | F_SEAL_GROW | F_SEAL_WRITE | F_SEAL_SEAL)
 
-static int fn(odk_driver *drv, odk_user_client *uc, odk_call *call)
-{
-    return ODK_OK;
-}
-
-/* Designated fields: odk_method may grow more. */
-#define M(f, si, so, sti, sto, mem)                                                                \
-    {                                                                                              \
-        .fn = f, .scalar_in = si, .scalar_out = so, .struct_in = sti, .struct_out = sto,           \
-        .memory = mem                                                                              \
-    }
-
-static const odk_method table[] = {
-    M(fn, 0, 0, 0, 0, 0),
-    M(fn, 2, 1, 0, 0, 1),
-    M(fn, ODK_VARIABLE, ODK_VARIABLE, ODK_VARIABLE_SIZE, ODK_VARIABLE_SIZE, ODK_VARIABLE),
-    M(fn, 0, 0, 16, 32, 0),
-    M(NULL, 0, 0, 0, 0, 0),
-    M(fn, 1, 0, ODK_VARIABLE_SIZE, 8, 2),
-};
-
-#define N_TABLE ((uint32_t)(sizeof table / sizeof table[0]))
 
 /* The app's registered buffers: every id but 0, each FAKE_BUFFER_LEN
  * bytes. */
