@@ -44,11 +44,10 @@ static int usage(void)
 
 static int fail(int st, const odk_value *reply)
 {
+    /* One line: the status's name, then odkd's sentence if it sent one,
+     * else the status's own. */
     const char *why = reply ? odk_dict_get_string(reply, "error", NULL) : NULL;
-    fprintf(stderr, "odkctl: %s%s%s\n", odk_status_name(st), why ? ": " : "",
-            why ? why : "");
-    if (!why)
-        fprintf(stderr, "odkctl: %s\n", odk_strerror(st));
+    fprintf(stderr, "odkctl: %s: %s\n", odk_status_name(st), why ? why : odk_strerror(st));
     return 1;
 }
 
@@ -90,17 +89,29 @@ static int cmd_list(odk_client *c)
     if (json_out) {
         print_json(a);
     } else {
-        printf("%-4s %-26s %-8s %-16s %-18s %-7s %-9s %-8s %s\n", "INST", "BUNDLE", "VERSION",
-               "BUILD", "CLASS", "PID", "STATE", "RESTARTS", "PROVIDER");
+        /* Columns as wide as their longest entry, so long names never push
+         * the others out of line. */
+        int wb = 6, wv = 7, wc = 5;
         for (size_t i = 0; i < odk_array_count(a); i++) {
             const odk_value *x = odk_array_get(a, i);
-            printf("%-4" PRId64 " %-26s %-8s %-16s %-18s %-7" PRId64 " %-9s %-8" PRId64
+            int nb = (int)strlen(odk_dict_get_string(x, "bundle", ""));
+            int nv = (int)strlen(odk_dict_get_string(x, "version", ""));
+            int nc = (int)strlen(odk_dict_get_string(x, "class", ""));
+            wb = nb > wb ? nb : wb;
+            wv = nv > wv ? nv : wv;
+            wc = nc > wc ? nc : wc;
+        }
+        printf("%-4s %-*s %-*s %-16s %-*s %-7s %-9s %-8s %s\n", "INST", wb, "BUNDLE", wv,
+               "VERSION", "BUILD", wc, "CLASS", "PID", "STATE", "RESTARTS", "PROVIDER");
+        for (size_t i = 0; i < odk_array_count(a); i++) {
+            const odk_value *x = odk_array_get(a, i);
+            printf("%-4" PRId64 " %-*s %-*s %-16s %-*s %-7" PRId64 " %-9s %-8" PRId64
                    " %" PRId64 "\n",
-                   odk_dict_get_int(x, "instance", 0), odk_dict_get_string(x, "bundle", ""),
-                   odk_dict_get_string(x, "version", ""), odk_dict_get_string(x, "build", ""),
-                   odk_dict_get_string(x, "class", ""), odk_dict_get_int(x, "pid", 0),
-                   odk_dict_get_string(x, "state", ""), odk_dict_get_int(x, "restarts", 0),
-                   odk_dict_get_int(x, "provider", 0));
+                   odk_dict_get_int(x, "instance", 0), wb, odk_dict_get_string(x, "bundle", ""),
+                   wv, odk_dict_get_string(x, "version", ""),
+                   odk_dict_get_string(x, "build", ""), wc, odk_dict_get_string(x, "class", ""),
+                   odk_dict_get_int(x, "pid", 0), odk_dict_get_string(x, "state", ""),
+                   odk_dict_get_int(x, "restarts", 0), odk_dict_get_int(x, "provider", 0));
         }
     }
     odk_value_free(r);

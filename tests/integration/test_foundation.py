@@ -312,3 +312,20 @@ def test_a_second_odkd_on_the_same_socket_is_refused(odkd):
     check_odkd_exit(r.returncode, r.stdout + r.stderr, expected=REFUSED, who="the refused odkd")
     assert "exists and is not a socket" in r.stderr
     assert precious.read_text() == "keep me"
+
+
+def test_a_crash_leaves_its_mark_in_the_drivers_own_log(odkd):
+    """odkctl log BUNDLE tells the driver's author what happened to it:
+    the crash with its reason and report, the backoff and the restart."""
+    dev = odkd.plug({"model": "hello"})
+    (first,) = odkd.running(provider=dev)
+    os.kill(first["pid"], signal.SIGKILL)
+    wait_until(lambda: any(i["state"] == "running" and i["pid"] != first["pid"]
+                           for i in odkd.instances()), what="the restart")
+    log = odkd.ctl("log", "org.odk.hello").stdout
+    inst = first["instance"]
+    assert (f"error odkd: org.odk.hello#{inst} (pid {first['pid']}) crashed: killed by signal 9"
+            in log), log
+    assert "report " + str(odkd.state / "crashes") in log, log
+    assert f"info odkd: org.odk.hello#{inst} backs off 100 ms before restart 1" in log, log
+    assert f"info odkd: restarting org.odk.hello#{inst} (restart 1)" in log, log

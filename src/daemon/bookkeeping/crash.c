@@ -94,11 +94,11 @@ static void keep(const char *line, void *ctx)
 
 void crash_report(struct odkd *d, struct instance *in, pid_t pid, const char *reason)
 {
-    odk_error("%s#%u (pid %d) %s: %s; its last log lines follow", in->bundle->id, in->id,
-              (int)pid, in->kill_reason ? "was killed" : "crashed", reason);
     char path[4096];
     snprintf(path, sizeof path, "%s/crashes/%s-%u-%lld-%d.txt", d->state_dir, in->bundle->id,
              in->id, (long long)time(NULL), (int)pid);
+    instance_event(in, ODK_LOG_ERROR, "%s#%u (pid %d) %s: %s; report %s", in->bundle->id, in->id,
+                   (int)pid, in->kill_reason ? "was killed" : "crashed", reason, path);
     FILE *f = fopen(path, "w");
     if (!f)
         odk_error("cannot write crash report %s: %m", path);

@@ -155,6 +155,16 @@ void hostlog_each(const struct host_log *log, void (*fn)(const char *line, void 
     }
 }
 
+void hostlog_note(struct host_log *log, const char *level, const char *text)
+{
+    if (log->file < 0)
+        return;
+    int n = dprintf(log->file, "%s odkd: %s\n", level, text);
+    log->bytes += n > 0 ? (uint64_t)n : 0;
+    if (log->bytes > LOG_FILE_MAX)
+        rotate(log);
+}
+
 void hostlog_close(struct odkd *d, struct host_log *log)
 {
     if (log->fd >= 0)

@@ -39,5 +39,8 @@ void hostlog_drain(struct odkd *d, struct host_log *log);
 /* Calls fn on each kept line, oldest first. */
 void hostlog_each(const struct host_log *log, void (*fn)(const char *line, void *ctx), void *ctx);
 void hostlog_close(struct odkd *d, struct host_log *log);
+/* Appends a line of odkd's own ("error odkd: …") to the bundle's log file
+ * only: what happened to the driver, where its author reads (odkctl log). */
+void hostlog_note(struct host_log *log, const char *level, const char *text);
 
 #endif

@@ -6,6 +6,7 @@
  * d->hooks. */
 #include <fcntl.h>
 #include <signal.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,6 +41,18 @@ struct tree_wait {
         if ((d)->hooks && (d)->hooks->name)                                                        \
             (d)->hooks->name(d, __VA_ARGS__);                                                      \
     } while (0)
+
+void instance_event(struct instance *in, odk_log_level level, const char *fmt, ...)
+{
+    char text[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(text, sizeof text, fmt, ap);
+    va_end(ap);
+    odk_log(level, "%s", text);
+    static const char *const names[] = {"error", "warn", "info", "debug"};
+    hostlog_note(&in->log, (unsigned)level < 4 ? names[level] : "info", text);
+}
 
 const char *inst_state_name(inst_state s)
 {
@@ -142,8 +155,8 @@ uint32_t instance_request(struct instance *in, odk_value *args, const int *fds, 
     return st == ODK_OK ? seq : 0;
 }
 
-void instance_reply(struct instance *in, uint32_t seq, int status, odk_value *body,
-                    const int *fds, size_t n_fds)
+void instance_reply(struct instance *in, uint32_t seq, int status, odk_value *body, const int *fds,
+                    size_t n_fds)
 {
     if (in->ctl_fd >= 0)
         wire_send_value(in->ctl_fd, WIRE_REPLY, seq, status, body, fds, n_fds);
@@ -192,13 +205,14 @@ static void start_reply(struct odkd *d, struct instance *in, int status)
         in->state = INST_RUNNING;
         provider_state(d, in, REG_STARTED);
         catalog_confirm(in->entry);
-        odk_info("%s#%u started (pid %d) on node %llu", in->bundle->id, in->id, (int)in->pid,
-                 (unsigned long long)in->provider_id);
+        instance_event(in, ODK_LOG_INFO, "%s#%u started (pid %d) on node %llu", in->bundle->id,
+                       in->id, (int)in->pid, (unsigned long long)in->provider_id);
         HOOK(d, started, in);
         return;
     }
-    odk_error("%s#%u failed to start: %s; marking it failed (its log says why)", in->bundle->id,
-              in->id, odk_strerror(status));
+    instance_event(in, ODK_LOG_ERROR,
+                   "%s#%u failed to start: %s; marking it failed (its log says why)",
+                   in->bundle->id, in->id, odk_strerror(status));
     in->state = INST_FAILED;
     close_channel(d, in); /* the host exits once it sees the channel close */
     HOOK(d, start_failed, in, odk_strerror(status));
@@ -256,10 +270,11 @@ static void deadline_passed(struct odkd *d, void *ptr)
     bool starting = in->state == INST_STARTING;
     const char *op = starting ? "start" : "stop";
     uint64_t limit = starting ? in->deadlines.start_ms : in->deadlines.stop_ms;
-    odk_error("deadline missed: %s#%u (pid %d) operation %s took more than %llu ms "
-              "(elapsed %llu ms); killing it",
-              in->bundle->id, in->id, (int)in->pid, op, (unsigned long long)limit,
-              (unsigned long long)(loop_now_ms() - in->op_started_ms));
+    instance_event(in, ODK_LOG_ERROR,
+                   "deadline missed: %s#%u (pid %d) operation %s took more than %llu ms "
+                   "(elapsed %llu ms); killing it",
+                   in->bundle->id, in->id, (int)in->pid, op, (unsigned long long)limit,
+                   (unsigned long long)(loop_now_ms() - in->op_started_ms));
     instance_kill(d, in, starting ? "missed its start deadline" : "missed its stop deadline");
 }
 
@@ -357,7 +372,8 @@ static void start_instance(struct odkd *d, struct instance *in)
     if (st == ODK_OK)
         st = spawn(d, in);
     if (st < 0) {
-        odk_error("%s#%u cannot start: %s", in->bundle->id, in->id, odk_strerror(st));
+        instance_event(in, ODK_LOG_ERROR, "%s#%u cannot start: %s", in->bundle->id, in->id,
+                       odk_strerror(st));
         in->state = INST_FAILED;
     }
 }
@@ -486,7 +502,8 @@ static void restart_now(struct odkd *d, void *ptr)
     in->backoff_timer = 0;
     if (in->terminate || in->state != INST_BACKOFF)
         return;
-    odk_info("restarting %s#%u (restart %u)", in->bundle->id, in->id, in->restarts);
+    instance_event(in, ODK_LOG_INFO, "restarting %s#%u (restart %u)", in->bundle->id, in->id,
+                   in->restarts);
     start_instance(d, in);
 }
 
@@ -527,8 +544,10 @@ static void schedule_restart(struct odkd *d, struct instance *in, bool clean_sto
         in->crash_count = 0;
     }
     if (!clean_stop && ++in->crash_count >= CRASH_LIMIT) {
-        odk_error("%s#%u crashed %u times within %d s; marking it failed until `odkctl restart`",
-                  in->bundle->id, in->id, in->crash_count, CRASH_WINDOW_MS / 1000);
+        instance_event(
+            in, ODK_LOG_ERROR,
+            "%s#%u crashed %u times within %d s; marking it failed until `odkctl restart`",
+            in->bundle->id, in->id, in->crash_count, CRASH_WINDOW_MS / 1000);
         in->state = INST_FAILED;
         provider_state(d, in, REG_MATCHED);
         return;
@@ -541,8 +560,8 @@ static void schedule_restart(struct odkd *d, struct instance *in, bool clean_sto
     in->state = INST_BACKOFF;
     provider_state(d, in, REG_MATCHED);
     /* Tests prove the backoff from this line, not from a stopwatch. */
-    odk_info("%s#%u backs off %llu ms before restart %u", in->bundle->id, in->id,
-             (unsigned long long)delay, in->restarts);
+    instance_event(in, ODK_LOG_INFO, "%s#%u backs off %llu ms before restart %u", in->bundle->id,
+                   in->id, (unsigned long long)delay, in->restarts);
     in->backoff_timer = loop_timer(d, delay, restart_now, in);
 }
 
@@ -566,8 +585,8 @@ void instance_reaped(struct odkd *d, pid_t pid, int wstatus)
     HOOK(d, host_gone, in);
     remove_service_node(d, in);
 
-    bool clean_stop = was == INST_STOPPING && !in->kill_reason && WIFEXITED(wstatus) &&
-                      WEXITSTATUS(wstatus) == 0;
+    bool clean_stop =
+        was == INST_STOPPING && !in->kill_reason && WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0;
     /* A start that failed cleanly was already reported from its reply. */
     bool reported_failure = was == INST_FAILED && WIFEXITED(wstatus) && !in->kill_reason;
     if (!clean_stop && !reported_failure) {
@@ -586,8 +605,9 @@ void instance_reaped(struct odkd *d, pid_t pid, int wstatus)
         return;
     }
     if (was == INST_FAILED) {
-        odk_error("%s#%u is marked failed; `odkctl restart %s` starts it again", in->bundle->id,
-                  in->id, in->bundle->id);
+        instance_event(in, ODK_LOG_ERROR,
+                       "%s#%u is marked failed; `odkctl restart %s` starts it again",
+                       in->bundle->id, in->id, in->bundle->id);
         return;
     }
     schedule_restart(d, in, clean_stop);

@@ -18,6 +18,7 @@
 #include "daemon/bookkeeping/hostlog.h"
 #include "daemon/core/bundle.h"
 #include "daemon/core/registry.h"
+#include "odk/log.h"
 
 struct odkd;
 struct catalog_entry;
@@ -116,6 +117,11 @@ uint32_t instance_request(struct instance *in, odk_value *args, const int *fds, 
 /* Replies to the host's request seq, taking body (may be NULL). */
 void instance_reply(struct instance *in, uint32_t seq, int status, odk_value *body,
                     const int *fds, size_t n_fds);
+
+/* Logs an event of the instance in odkd's log and in the driver's own log
+ * file, so a crash, a restart or a missed deadline shows in `odkctl log`. */
+void instance_event(struct instance *in, odk_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
 
 /* Frees every instance and pending tree wait, whatever their state (at
  * exit, after the loop stopped; hosts still alive are killed). */
