@@ -96,8 +96,7 @@ def test_a_driver_compiles_cleanly_in_strict_c17(compiler, tmp_path):
     -std=c17 -Wpedantic -Werror: the ';' must close a declaration, not be an
     empty one ("ISO C does not allow extra ';' outside of a function")."""
     cc = shutil.which(compiler)
-    if cc is None:
-        pytest.skip(f"{compiler} is not installed")
+    assert cc, f"{compiler} is not installed (make deps installs gcc and clang)"
     includes = "".join(f'#include "odk/{h}"\n' for h in PUBLIC_HEADERS)
     src = tmp_path / "strict.c"
     src.write_text(includes + TINY_C)
@@ -128,8 +127,7 @@ def exported(path):
 @pytest.mark.parametrize("path", [BIN / "odk-driver-host", BUILD / "src/client/libodk.so"],
                          ids=["odk-driver-host", "libodk.so"])
 def test_only_public_names_are_exported(path):
-    if shutil.which("nm") is None:
-        pytest.skip("nm (binutils) is not installed")
+    assert shutil.which("nm"), "nm is not installed (make deps installs binutils)"
     names = exported(path)
     if any(n.startswith("__asan") for n in names):
         pytest.skip("sanitizer build: the ASan runtime exports its interceptors")
@@ -153,8 +151,7 @@ def test_every_public_function_is_exported():
     """A declaration that lost its ODK_PUBLIC would be hidden: drivers and
     apps could not link against it.  Each declared function is exported by
     the host (drivers' API) or by libodk (apps' API)."""
-    if shutil.which("nm") is None:
-        pytest.skip("nm (binutils) is not installed")
+    assert shutil.which("nm"), "nm is not installed (make deps installs binutils)"
     both = set(exported(BIN / "odk-driver-host")) | set(exported(BUILD / "src/client/libodk.so"))
     missing = sorted(declared_functions() - both)
     assert missing == [], f"declared in include/odk but exported by neither: {missing}"

@@ -24,11 +24,11 @@ def children_of(pid):
         except OSError:
             continue
         kids.setdefault(ppid, []).append(int(entry))
-    out, todo = [], [pid]
-    while todo:
-        for k in kids.get(todo.pop(), []):
+    out, pending = [], [pid]
+    while pending:
+        for k in kids.get(pending.pop(), []):
             out.append(k)
-            todo.append(k)
+            pending.append(k)
     return out
 
 

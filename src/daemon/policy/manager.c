@@ -120,11 +120,18 @@ static int node_gone(reg_node *n, void *ctx)
     return 0;
 }
 
+/* Tells subscribers and modules about node and everything under it, then
+ * frees them: the one way a subtree leaves the registry. */
+static void remove_subtree(struct odkd *d, reg_node *node)
+{
+    registry_walk(node, node_gone, d);
+    registry_remove(d->reg, node);
+}
+
 void manager_remove_now(struct odkd *d, reg_node *node)
 {
     instance_terminate_tree(d, node, NULL, NULL);
-    registry_walk(node, node_gone, d);
-    registry_remove(d->reg, node);
+    remove_subtree(d, node);
 }
 
 struct removal {
@@ -137,10 +144,8 @@ static void tree_stopped(struct odkd *d, void *ctx)
 {
     struct removal *r = ctx;
     reg_node *n = registry_find(d->reg, r->node_id);
-    if (n) {
-        registry_walk(n, node_gone, d);
-        registry_remove(d->reg, n);
-    }
+    if (n)
+        remove_subtree(d, n);
     if (r->done)
         r->done(d, r->ctx);
     free(r);
@@ -226,8 +231,7 @@ static void on_host_gone(struct odkd *d, struct instance *in)
 
 static void on_remove_node(struct odkd *d, reg_node *node)
 {
-    registry_walk(node, node_gone, d);
-    registry_remove(d->reg, node);
+    remove_subtree(d, node);
 }
 
 static const struct instance_hooks hooks = {
