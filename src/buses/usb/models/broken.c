@@ -46,7 +46,7 @@ static int init(struct usb_model *m, const odk_value *args, char *err, size_t er
         dev[7] = 12;
     } else {
         snprintf(err, err_len,
-                 "broken: unknown fault \"%s\" (total-length, zero-length, endpoints, "
+                 "unknown fault \"%s\" (total-length, zero-length, endpoints, "
                  "interfaces, device)",
                  fault);
         return ODK_E_INVALID;
