@@ -191,6 +191,17 @@ static int cmd_find(odk_client *c, const char *text)
     return 0;
 }
 
+/* "    compared: IOProviderClass, idVendor" (nothing for an empty list). */
+static void print_key_list(const char *label, const odk_value *keys)
+{
+    if (!odk_array_count(keys))
+        return;
+    printf("           %s:", label);
+    for (size_t i = 0; i < odk_array_count(keys); i++)
+        printf("%s %s", i ? "," : "", odk_value_string(odk_array_get(keys, i)));
+    printf("\n");
+}
+
 static int cmd_explain(odk_client *c, uint64_t id)
 {
     odk_value *args = odk_value_new_dict(), *r;
@@ -212,6 +223,8 @@ static int cmd_explain(odk_client *c, uint64_t id)
                    odk_dict_get_string(x, "personality", "?"), odk_dict_get_int(x, "score", 0),
                    odk_dict_get_string(x, "category", "?"), m ? "" : ": ",
                    m ? "" : odk_dict_get_string(x, "reason", ""));
+            print_key_list("compared", odk_dict_get(x, "compared"));
+            print_key_list("carried", odk_dict_get(x, "carried"));
         }
     }
     odk_value_free(r);
