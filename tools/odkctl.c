@@ -27,7 +27,7 @@ static int usage(void)
             "  tree                      the registry\n"
             "  find JSON                 registry nodes matching a dictionary\n"
             "  match --explain ID        why each personality matched node ID or not\n"
-            "  sim plug JSON             plug a simulated device, print its node id (then its children's)\n"
+            "  sim plug JSON             plug a simulated device, print its node ids (device first)\n"
             "  sim unplug ID             unplug it (waits until its drivers stopped)\n"
             "  install PATH              install or upgrade a bundle folder\n"
             "  uninstall BUNDLE-ID       stop and remove a bundle\n"

@@ -62,7 +62,8 @@ static void setup(void)
         return;
     if (fixture_registry(&reg) != ODK_OK)
         die("registry_create failed");
-    if (match_keys_register(&pci_match_keys) < 0 || match_keys_register(&usb_device_match_keys) < 0 ||
+    if (match_keys_register(&pci_match_keys) < 0 ||
+        match_keys_register(&usb_device_match_keys) < 0 ||
         match_keys_register(&usb_interface_match_keys) < 0)
         die("match_keys_register failed");
     reg_node *root = registry_root(reg);

@@ -155,8 +155,7 @@ static void test_keys_belong_to_pci_nodes(void **state)
     assert_true(match_key_compared(f->reg, f->pci, "IOPCIClassMatch"));
     assert_false(match_key_compared(f->reg, f->sim, "IOPCIPrimaryMatch"));
     assert_false(match_key_compared(f->reg, f->pci, "vendor-id"));
-    expect(f, f->sim, "{\"IOProviderClass\":\"IOService\",\"IOPCIPrimaryMatch\":\"0x0\"}", 1,
-           NULL);
+    expect(f, f->sim, "{\"IOProviderClass\":\"IOService\",\"IOPCIPrimaryMatch\":\"0x0\"}", 1, NULL);
     /* A subclass of IOPCIDevice uses the same keys. */
     assert_int_equal(registry_define_class(f->reg, "OdkSimPCIDevice", "IOPCIDevice"), ODK_OK);
     reg_node *n;

@@ -97,7 +97,8 @@ static int precedence(const struct fx *f, const reg_node *n, const char *keys)
 
 #define IF "IOUSBHostInterface"
 #define DEV "IOUSBHostDevice"
-#define SERIAL5 "\"idVendor\":1027,\"idProduct\":24577,\"bConfigurationValue\":1,\"bInterfaceNumber\":0"
+#define SERIAL5                                                                                    \
+    "\"idVendor\":1027,\"idProduct\":24577,\"bConfigurationValue\":1,\"bInterfaceNumber\":0"
 
 static void test_interface_keys(void **state)
 {
@@ -105,17 +106,27 @@ static void test_interface_keys(void **state)
     expect(f, f->serial, IF, SERIAL5, 1, NULL);
     expect(f, f->serial, IF, SERIAL5 ",\"bcdDevice\":1536", 1, NULL);
     /* Each key that differs is named. */
-    expect(f, f->serial, IF, "\"idVendor\":1028,\"idProduct\":24577,\"bConfigurationValue\":1,"
-           "\"bInterfaceNumber\":0", 0, "idVendor: node has 1027, personality wants 1028");
-    expect(f, f->serial, IF, "\"idVendor\":1027,\"idProduct\":24578,\"bConfigurationValue\":1,"
-           "\"bInterfaceNumber\":0", 0, "idProduct: node has 24577");
+    expect(f, f->serial, IF,
+           "\"idVendor\":1028,\"idProduct\":24577,\"bConfigurationValue\":1,"
+           "\"bInterfaceNumber\":0",
+           0, "idVendor: node has 1027, personality wants 1028");
+    expect(f, f->serial, IF,
+           "\"idVendor\":1027,\"idProduct\":24578,\"bConfigurationValue\":1,"
+           "\"bInterfaceNumber\":0",
+           0, "idProduct: node has 24577");
     expect(f, f->serial, IF, SERIAL5 ",\"bcdDevice\":1537", 0, "bcdDevice");
-    expect(f, f->serial, IF, "\"idVendor\":1027,\"idProduct\":24577,\"bConfigurationValue\":2,"
-           "\"bInterfaceNumber\":0", 0, "bConfigurationValue");
-    expect(f, f->serial, IF, "\"idVendor\":1027,\"idProduct\":24577,\"bConfigurationValue\":1,"
-           "\"bInterfaceNumber\":1", 0, "bInterfaceNumber: node has 0, personality wants 1");
-    expect(f, f->serial, IF, "\"idVendor\":\"1027\",\"idProduct\":24577,\"bConfigurationValue\":1,"
-           "\"bInterfaceNumber\":0", 0, "idVendor: expected integer, got string");
+    expect(f, f->serial, IF,
+           "\"idVendor\":1027,\"idProduct\":24577,\"bConfigurationValue\":2,"
+           "\"bInterfaceNumber\":0",
+           0, "bConfigurationValue");
+    expect(f, f->serial, IF,
+           "\"idVendor\":1027,\"idProduct\":24577,\"bConfigurationValue\":1,"
+           "\"bInterfaceNumber\":1",
+           0, "bInterfaceNumber: node has 0, personality wants 1");
+    expect(f, f->serial, IF,
+           "\"idVendor\":\"1027\",\"idProduct\":24577,\"bConfigurationValue\":1,"
+           "\"bInterfaceNumber\":0",
+           0, "idVendor: expected integer, got string");
     /* A key the node lacks. */
     expect(f, f->hid, IF, "\"bInterfaceClass\":3,\"bInterfaceSubClass\":1,\"bcdDevice\":0", 0,
            "bcdDevice");
@@ -125,10 +136,14 @@ static void test_ids_from_the_device(void **state)
 {
     struct fx *f = *state;
     /* The HID interface has no ids: they come from its device. */
-    expect(f, f->hid, IF, "\"idVendor\":1027,\"idProduct\":24577,\"bConfigurationValue\":1,"
-           "\"bInterfaceNumber\":1", 1, NULL);
-    expect(f, f->hid, IF, "\"idVendor\":1026,\"idProduct\":24577,\"bConfigurationValue\":1,"
-           "\"bInterfaceNumber\":1", 0, "idVendor");
+    expect(f, f->hid, IF,
+           "\"idVendor\":1027,\"idProduct\":24577,\"bConfigurationValue\":1,"
+           "\"bInterfaceNumber\":1",
+           1, NULL);
+    expect(f, f->hid, IF,
+           "\"idVendor\":1026,\"idProduct\":24577,\"bConfigurationValue\":1,"
+           "\"bInterfaceNumber\":1",
+           0, "idVendor");
     /* Interface-level keys never come from the parent. */
     reg_node *bare;
     registry_add(f->reg, f->dev, "IOUSBHostInterface", NULL, &bare);
@@ -157,8 +172,8 @@ static void test_product_array_and_mask(void **state)
     expect(f, f->serial, IF, k, 0, "idProduct");
     snprintf(k, sizeof k, "\"idVendor\":1027,\"idProduct\":28672,\"idProductMask\":65280%s", rest);
     expect(f, f->serial, IF, k, 0, "under idProductMask");
-    snprintf(k, sizeof k, "\"idVendor\":1027,\"idProductArray\":[9,24831],\"idProductMask\":65280%s",
-             rest);
+    snprintf(k, sizeof k,
+             "\"idVendor\":1027,\"idProductArray\":[9,24831],\"idProductMask\":65280%s", rest);
     expect(f, f->serial, IF, k, 1, NULL);
     snprintf(k, sizeof k, "\"idVendor\":1027,\"idProduct\":24577,\"idProductMask\":\"ff00\"%s",
              rest);
@@ -176,8 +191,8 @@ static void test_interface_rules(void **state)
            0, "bInterfaceProtocol: node has 1, personality wants 2");
     /* Vendor-specific class: vendor + subclass (+ protocol). */
     expect(f, f->serial, IF, "\"idVendor\":1027,\"bInterfaceSubClass\":255", 1, NULL);
-    expect(f, f->serial, IF, "\"idVendor\":1027,\"bInterfaceSubClass\":255,\"bInterfaceProtocol\":255",
-           1, NULL);
+    expect(f, f->serial, IF,
+           "\"idVendor\":1027,\"bInterfaceSubClass\":255,\"bInterfaceProtocol\":255", 1, NULL);
     /* Sets that form no rule are refused, naming the keys used. */
     expect(f, f->serial, IF, "\"idVendor\":1027", 0,
            "idVendor: these USB keys form none of IOKit's interface matching rules");
@@ -191,16 +206,22 @@ static void test_interface_rules(void **state)
     /* Precedence: most specific first. */
     assert_int_equal(precedence(f, f->serial, SERIAL5 ",\"bcdDevice\":1536"), 6);
     assert_int_equal(precedence(f, f->serial, SERIAL5), 5);
-    assert_int_equal(precedence(f, f->serial, "\"idVendor\":1,\"bInterfaceSubClass\":1,"
-                                              "\"bInterfaceProtocol\":1"), 4);
+    assert_int_equal(precedence(f, f->serial,
+                                "\"idVendor\":1,\"bInterfaceSubClass\":1,"
+                                "\"bInterfaceProtocol\":1"),
+                     4);
     assert_int_equal(precedence(f, f->serial, "\"idVendor\":1,\"bInterfaceSubClass\":1"), 3);
-    assert_int_equal(precedence(f, f->serial, "\"bInterfaceClass\":1,\"bInterfaceSubClass\":1,"
-                                              "\"bInterfaceProtocol\":1"), 2);
+    assert_int_equal(precedence(f, f->serial,
+                                "\"bInterfaceClass\":1,\"bInterfaceSubClass\":1,"
+                                "\"bInterfaceProtocol\":1"),
+                     2);
     assert_int_equal(precedence(f, f->serial, "\"bInterfaceClass\":1,\"bInterfaceSubClass\":1"), 1);
     assert_int_equal(precedence(f, f->serial, "\"idVendor\":1"), 0);
     assert_int_equal(precedence(f, f->serial, "\"model\":1"), 0);
-    assert_int_equal(precedence(f, f->serial, "\"idVendor\":1027,\"idProductArray\":[1],"
-                                              "\"bConfigurationValue\":1,\"bInterfaceNumber\":0"), 5);
+    assert_int_equal(precedence(f, f->serial,
+                                "\"idVendor\":1027,\"idProductArray\":[1],"
+                                "\"bConfigurationValue\":1,\"bInterfaceNumber\":0"),
+                     5);
 }
 
 static void test_device_rules(void **state)
@@ -209,17 +230,22 @@ static void test_device_rules(void **state)
     expect(f, f->dev, DEV, "\"idVendor\":1027,\"idProduct\":24577", 1, NULL);
     expect(f, f->dev, DEV, "\"idVendor\":1027,\"idProduct\":24577,\"bcdDevice\":1536", 1, NULL);
     expect(f, f->dev, DEV, "\"bDeviceClass\":0,\"bDeviceSubClass\":0", 1, NULL);
-    expect(f, f->dev, DEV, "\"idVendor\":1027,\"bDeviceSubClass\":0,\"bDeviceProtocol\":0", 1, NULL);
+    expect(f, f->dev, DEV, "\"idVendor\":1027,\"bDeviceSubClass\":0,\"bDeviceProtocol\":0", 1,
+           NULL);
     expect(f, f->dev, DEV, "\"idVendor\":1027", 0,
            "idVendor: these USB keys form none of IOKit's device matching rules");
     expect(f, f->dev, DEV, "\"bDeviceClass\":9,\"bDeviceSubClass\":0", 0, "bDeviceClass");
     assert_int_equal(precedence(f, f->dev, "\"idVendor\":1027,\"idProduct\":1,\"bcdDevice\":1"), 6);
     assert_int_equal(precedence(f, f->dev, "\"idVendor\":1027,\"idProduct\":1"), 5);
-    assert_int_equal(precedence(f, f->dev, "\"idVendor\":1,\"bDeviceSubClass\":1,"
-                                           "\"bDeviceProtocol\":1"), 4);
+    assert_int_equal(precedence(f, f->dev,
+                                "\"idVendor\":1,\"bDeviceSubClass\":1,"
+                                "\"bDeviceProtocol\":1"),
+                     4);
     assert_int_equal(precedence(f, f->dev, "\"idVendor\":1,\"bDeviceSubClass\":1"), 3);
-    assert_int_equal(precedence(f, f->dev, "\"bDeviceClass\":1,\"bDeviceSubClass\":1,"
-                                           "\"bDeviceProtocol\":1"), 2);
+    assert_int_equal(precedence(f, f->dev,
+                                "\"bDeviceClass\":1,\"bDeviceSubClass\":1,"
+                                "\"bDeviceProtocol\":1"),
+                     2);
     assert_int_equal(precedence(f, f->dev, "\"bDeviceClass\":1,\"bDeviceSubClass\":1"), 1);
     /* Interface keys are not a device's: carried there, as on other nodes. */
     assert_true(match_key_compared(f->reg, f->dev, "bDeviceClass"));
@@ -251,10 +277,11 @@ static void test_precedence_ranks_equal_scores(void **state)
     /* A class driver and a vendor driver for the same interface, same
      * score: the vendor's more specific rule wins, whatever the ids sort. */
     bundle *b[] = {
-        make_bundle("com.a.class", "{\"Class\":{\"IOProviderClass\":\"" IF "\",\"IOUserClass\":\"U\",\"IOProbeScore\":1,"
+        make_bundle("com.a.class", "{\"Class\":{\"IOProviderClass\":\"" IF
+                                   "\",\"IOUserClass\":\"U\",\"IOProbeScore\":1,"
                                    "\"bInterfaceClass\":255,\"bInterfaceSubClass\":255}}"),
-        make_bundle("com.z.vendor", "{\"Vendor\":{\"IOProviderClass\":\"" IF "\",\"IOUserClass\":\"U\",\"IOProbeScore\":1,"
-                                    SERIAL5 "}}"),
+        make_bundle("com.z.vendor", "{\"Vendor\":{\"IOProviderClass\":\"" IF
+                                    "\",\"IOUserClass\":\"U\",\"IOProbeScore\":1," SERIAL5 "}}"),
     };
     match_candidate *w;
     size_t n;
@@ -272,9 +299,8 @@ int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_interface_keys),  T(test_ids_from_the_device),
-        T(test_product_array_and_mask), T(test_interface_rules),
-        T(test_device_rules),    T(test_precedence_ranks_equal_scores),
+        T(test_interface_keys),  T(test_ids_from_the_device), T(test_product_array_and_mask),
+        T(test_interface_rules), T(test_device_rules),        T(test_precedence_ranks_equal_scores),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

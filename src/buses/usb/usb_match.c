@@ -38,8 +38,7 @@ static const odk_value *node_value(const reg_node *node, const char *key)
     return v;
 }
 
-static int node_int(const reg_node *node, const char *key, int64_t *out, char *why,
-                    size_t why_len)
+static int node_int(const reg_node *node, const char *key, int64_t *out, char *why, size_t why_len)
 {
     const odk_value *v = node_value(node, key);
     if (!v)
@@ -183,12 +182,10 @@ static int apply_rules(const struct match_keys *table, const struct rule *rules,
 
 static int device_rule(const odk_value *personality, int *precedence, char *why, size_t why_len)
 {
-    return apply_rules(&usb_device_match_keys, device_rules, personality, precedence, why,
-                       why_len);
+    return apply_rules(&usb_device_match_keys, device_rules, personality, precedence, why, why_len);
 }
 
-static int interface_rule(const odk_value *personality, int *precedence, char *why,
-                          size_t why_len)
+static int interface_rule(const odk_value *personality, int *precedence, char *why, size_t why_len)
 {
     return apply_rules(&usb_interface_match_keys, interface_rules, personality, precedence, why,
                        why_len);

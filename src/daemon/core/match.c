@@ -18,9 +18,9 @@
 
 /* The keys IOKit's IOService compares for every node. */
 static const char *const generic_keys[] = {
-    "IOProviderClass",  "IONameMatch",     "IOPropertyMatch",
+    "IOProviderClass",       "IONameMatch",     "IOPropertyMatch",
     "IOPropertyExistsMatch", "IOResourceMatch", "IOParentMatch",
-    "IOPathMatch",      "IOLocationMatch", "IORegistryEntryIDMatch",
+    "IOPathMatch",           "IOLocationMatch", "IORegistryEntryIDMatch",
 };
 
 static const struct match_keys *tables[MATCH_KEYS_MAX];
@@ -244,8 +244,8 @@ static int match_location(const reg_node *node, const odk_value *want, char *why
     if (!have)
         return no(why, why_len, "IOLocationMatch: node has no IOLocation");
     if (strcmp(have, loc) != 0)
-        return no(why, why_len, "IOLocationMatch: node location \"%.100s\" is not \"%.100s\"",
-                  have, loc);
+        return no(why, why_len, "IOLocationMatch: node location \"%.100s\" is not \"%.100s\"", have,
+                  loc);
     return 1;
 }
 
@@ -263,8 +263,8 @@ static int match_entry_id(const reg_node *node, const odk_value *want, char *why
 static int match_dict(const registry *reg, const reg_node *node, const odk_value *dict,
                       bool need_provider, int depth, char *why, size_t why_len);
 
-static int match_parent(const registry *reg, const reg_node *node, const odk_value *want,
-                        int depth, char *why, size_t why_len)
+static int match_parent(const registry *reg, const reg_node *node, const odk_value *want, int depth,
+                        char *why, size_t why_len)
 {
     if (odk_value_type(want) != ODK_TYPE_DICT)
         return no(why, why_len, "IOParentMatch: expected dictionary, got %s",
@@ -308,8 +308,8 @@ static int match_rules(const registry *reg, const reg_node *node, const odk_valu
 {
     *precedence = 0;
     for (size_t t = 0; t < n_tables; t++) {
-        if (!tables[t]->rule || !registry_class_is_a(reg, node->class_name,
-                                                     tables[t]->provider_class))
+        if (!tables[t]->rule ||
+            !registry_class_is_a(reg, node->class_name, tables[t]->provider_class))
             continue;
         int p = 0;
         if (tables[t]->rule(dict, &p, why, why_len) != 1)
@@ -426,9 +426,9 @@ static bool is_taken(const char *cat, const char *const *taken, size_t n_taken)
     return false;
 }
 
-int match_rank(const registry *reg, const reg_node *node, bundle *const *bundles,
-               size_t n_bundles, const char *const *taken, size_t n_taken,
-               match_candidate **winners, size_t *n_winners)
+int match_rank(const registry *reg, const reg_node *node, bundle *const *bundles, size_t n_bundles,
+               const char *const *taken, size_t n_taken, match_candidate **winners,
+               size_t *n_winners)
 {
     if (!winners || !n_winners)
         return ODK_E_INVALID;
@@ -444,7 +444,8 @@ int match_rank(const registry *reg, const reg_node *node, bundle *const *bundles
             continue;
         for (size_t pi = 0; pi < odk_dict_count(b->personalities); pi++) {
             const odk_value *p = odk_dict_value_at(b->personalities, pi);
-            match_candidate c = {b, odk_dict_key_at(b->personalities, pi), p, match_probe_score(p),
+            match_candidate c = {b, odk_dict_key_at(b->personalities, pi),
+                                 p, match_probe_score(p),
                                  0, match_category(p)};
             if (is_taken(c.category, taken, n_taken) || !match_personality(reg, node, p, NULL, 0))
                 continue;
@@ -478,8 +479,7 @@ int match_rank(const registry *reg, const reg_node *node, bundle *const *bundles
 
 /* "compared" and "carried": the personality's keys, split as matching
  * node splits them. */
-static int explain_keys(const registry *reg, const reg_node *node, const odk_value *p,
-                        odk_value *e)
+static int explain_keys(const registry *reg, const reg_node *node, const odk_value *p, odk_value *e)
 {
     odk_value *cmp = odk_value_new_array(), *car = odk_value_new_array();
     int st = cmp && car ? ODK_OK : ODK_E_NOMEM;

@@ -60,9 +60,8 @@ const char *match_node_path(const reg_node *node, char *buf, size_t len);
  * in the key's sense, 0 when not (a sentence starting with the key in why;
  * a wrong type is a reason, never an error).  personality is the whole
  * dictionary, for keys that read a companion (USB's idProductMask). */
-typedef int (*match_compare_fn)(const reg_node *node, const odk_value *personality,
-                                const char *key, const odk_value *want, char *why,
-                                size_t why_len);
+typedef int (*match_compare_fn)(const reg_node *node, const odk_value *personality, const char *key,
+                                const odk_value *want, char *why, size_t why_len);
 
 struct match_key {
     const char *name;
@@ -120,9 +119,9 @@ typedef struct match_candidate {
  * precedence (match_keys.rule), then the bundle id, then the personality
  * name, that sorts first.  Categories listed in
  * taken (n_taken strings) already have a driver and are skipped. */
-int match_rank(const registry *reg, const reg_node *node, bundle *const *bundles,
-               size_t n_bundles, const char *const *taken, size_t n_taken,
-               match_candidate **winners, size_t *n_winners);
+int match_rank(const registry *reg, const reg_node *node, bundle *const *bundles, size_t n_bundles,
+               const char *const *taken, size_t n_taken, match_candidate **winners,
+               size_t *n_winners);
 
 /* For `odkctl match --explain`: an array with one dictionary per
  * personality of every bundle: {"bundle", "personality", "matched" (bool),

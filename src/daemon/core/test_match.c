@@ -233,20 +233,43 @@ static void test_parent_match(void **state)
     registry_add(f->reg, bus, "OdkSimDevice", json("{\"model\":\"d\"}"), &dev);
     registry_add(f->reg, dev, "OdkSimDevice", json("{\"model\":\"leaf\"}"), &leaf);
     /* The parent or any further ancestor; IOProviderClass is optional. */
-    expect(f, leaf, "{\"IOProviderClass\":\"IOService\",\"IOParentMatch\":{\"IOPropertyMatch\":{\"model\":\"d\"}}}", 1, NULL);
-    expect(f, leaf, "{\"IOProviderClass\":\"IOService\",\"IOParentMatch\":{\"IOProviderClass\":\"OdkSimBus\"}}", 1, NULL);
-    expect(f, leaf, "{\"IOProviderClass\":\"IOService\",\"IOParentMatch\":{\"IONameMatch\":\"sim\"}}", 1, NULL);
+    expect(f, leaf,
+           "{\"IOProviderClass\":\"IOService\",\"IOParentMatch\":{\"IOPropertyMatch\":{\"model\":"
+           "\"d\"}}}",
+           1, NULL);
+    expect(
+        f, leaf,
+        "{\"IOProviderClass\":\"IOService\",\"IOParentMatch\":{\"IOProviderClass\":\"OdkSimBus\"}}",
+        1, NULL);
+    expect(f, leaf,
+           "{\"IOProviderClass\":\"IOService\",\"IOParentMatch\":{\"IONameMatch\":\"sim\"}}", 1,
+           NULL);
     /* The node itself is not its own parent. */
-    expect(f, leaf, "{\"IOProviderClass\":\"IOService\",\"IOParentMatch\":{\"IOPropertyMatch\":{\"model\":\"leaf\"}}}", 0, "IOParentMatch: no ancestor matches");
-    expect(f, dev, "{\"IOProviderClass\":\"IOService\",\"IOParentMatch\":{\"IOPropertyMatch\":{\"model\":\"d\"}}}", 0, "IOParentMatch");
+    expect(f, leaf,
+           "{\"IOProviderClass\":\"IOService\",\"IOParentMatch\":{\"IOPropertyMatch\":{\"model\":"
+           "\"leaf\"}}}",
+           0, "IOParentMatch: no ancestor matches");
+    expect(f, dev,
+           "{\"IOProviderClass\":\"IOService\",\"IOParentMatch\":{\"IOPropertyMatch\":{\"model\":"
+           "\"d\"}}}",
+           0, "IOParentMatch");
     /* Nested: the parent's parent matches through the parent. */
-    expect(f, leaf, "{\"IOProviderClass\":\"IOService\",\"IOParentMatch\":{\"IOParentMatch\":{\"IONameMatch\":\"sim\"}}}", 1, NULL);
-    expect(f, dev, "{\"IOProviderClass\":\"IOService\",\"IOParentMatch\":{\"IOParentMatch\":{\"IONameMatch\":\"sim\"}}}", 0, "IOParentMatch");
+    expect(f, leaf,
+           "{\"IOProviderClass\":\"IOService\",\"IOParentMatch\":{\"IOParentMatch\":{"
+           "\"IONameMatch\":\"sim\"}}}",
+           1, NULL);
+    expect(f, dev,
+           "{\"IOProviderClass\":\"IOService\",\"IOParentMatch\":{\"IOParentMatch\":{"
+           "\"IONameMatch\":\"sim\"}}}",
+           0, "IOParentMatch");
     /* The root is no ancestor to match; wrong types are reasons. */
-    expect(f, f->sim, "{\"IOProviderClass\":\"IOService\",\"IOParentMatch\":{}}", 0, "IOParentMatch");
+    expect(f, f->sim, "{\"IOProviderClass\":\"IOService\",\"IOParentMatch\":{}}", 0,
+           "IOParentMatch");
     expect(f, leaf, "{\"IOProviderClass\":\"IOService\",\"IOParentMatch\":{}}", 1, NULL);
-    expect(f, leaf, "{\"IOProviderClass\":\"IOService\",\"IOParentMatch\":\"sim\"}", 0, "expected dictionary");
-    expect(f, leaf, "{\"IOProviderClass\":\"IOService\",\"IOParentMatch\":{\"IOProviderClass\":7}}", 0, "IOParentMatch");
+    expect(f, leaf, "{\"IOProviderClass\":\"IOService\",\"IOParentMatch\":\"sim\"}", 0,
+           "expected dictionary");
+    expect(f, leaf, "{\"IOProviderClass\":\"IOService\",\"IOParentMatch\":{\"IOProviderClass\":7}}",
+           0, "IOParentMatch");
     /* Nesting is bounded (MATCH_PARENT_DEPTH). */
     char p[1024] = "{\"IONameMatch\":\"sim\"}";
     for (int i = 0; i < 12; i++) {
@@ -264,29 +287,43 @@ static void test_path_location_and_id(void **state)
     struct fx *f = *state;
     reg_node *bus, *dev;
     registry_add(f->reg, registry_root(f->reg), "OdkSimBus", json("{\"IOName\":\"sim\"}"), &bus);
-    registry_add(f->reg, bus, "IOUSBHostInterface", json("{\"IOLocation\":\"14100000\",\"bInterfaceNumber\":1}"), &dev);
+    registry_add(f->reg, bus, "IOUSBHostInterface",
+                 json("{\"IOLocation\":\"14100000\",\"bInterfaceNumber\":1}"), &dev);
     char path[256];
     assert_string_equal(match_node_path(dev, path, sizeof path),
                         "IOService:/sim/IOUSBHostInterface@14100000");
     assert_string_equal(match_node_path(registry_root(f->reg), path, sizeof path), "IOService:/");
     assert_string_equal(match_node_path(dev, path, 12), "IOService:/");
-    expect(f, dev, "{\"IOProviderClass\":\"IOService\",\"IOPathMatch\":\"IOService:/sim/IOUSBHostInterface@14100000\"}", 1, NULL);
-    expect(f, dev, "{\"IOProviderClass\":\"IOService\",\"IOPathMatch\":\"IOService:/sim\"}", 0, "IOPathMatch: node path \"IOService:/sim/IOUSBHostInterface@14100000\"");
-    expect(f, dev, "{\"IOProviderClass\":\"IOService\",\"IOPathMatch\":1}", 0, "IOPathMatch: expected string");
+    expect(f, dev,
+           "{\"IOProviderClass\":\"IOService\",\"IOPathMatch\":\"IOService:/sim/"
+           "IOUSBHostInterface@14100000\"}",
+           1, NULL);
+    expect(f, dev, "{\"IOProviderClass\":\"IOService\",\"IOPathMatch\":\"IOService:/sim\"}", 0,
+           "IOPathMatch: node path \"IOService:/sim/IOUSBHostInterface@14100000\"");
+    expect(f, dev, "{\"IOProviderClass\":\"IOService\",\"IOPathMatch\":1}", 0,
+           "IOPathMatch: expected string");
 
     expect(f, dev, "{\"IOProviderClass\":\"IOService\",\"IOLocationMatch\":\"14100000\"}", 1, NULL);
-    expect(f, dev, "{\"IOProviderClass\":\"IOService\",\"IOLocationMatch\":\"14200000\"}", 0, "IOLocationMatch: node location");
-    expect(f, f->sim, "{\"IOProviderClass\":\"IOService\",\"IOLocationMatch\":\"1\"}", 0, "IOLocationMatch: node has no IOLocation");
-    expect(f, dev, "{\"IOProviderClass\":\"IOService\",\"IOLocationMatch\":{\"bInterfaceNumber\":1}}", 1, NULL);
-    expect(f, dev, "{\"IOProviderClass\":\"IOService\",\"IOLocationMatch\":{\"bInterfaceNumber\":2}}", 0, "IOLocationMatch: node property bInterfaceNumber");
-    expect(f, dev, "{\"IOProviderClass\":\"IOService\",\"IOLocationMatch\":[1]}", 0, "IOLocationMatch: expected string or dictionary");
+    expect(f, dev, "{\"IOProviderClass\":\"IOService\",\"IOLocationMatch\":\"14200000\"}", 0,
+           "IOLocationMatch: node location");
+    expect(f, f->sim, "{\"IOProviderClass\":\"IOService\",\"IOLocationMatch\":\"1\"}", 0,
+           "IOLocationMatch: node has no IOLocation");
+    expect(f, dev,
+           "{\"IOProviderClass\":\"IOService\",\"IOLocationMatch\":{\"bInterfaceNumber\":1}}", 1,
+           NULL);
+    expect(f, dev,
+           "{\"IOProviderClass\":\"IOService\",\"IOLocationMatch\":{\"bInterfaceNumber\":2}}", 0,
+           "IOLocationMatch: node property bInterfaceNumber");
+    expect(f, dev, "{\"IOProviderClass\":\"IOService\",\"IOLocationMatch\":[1]}", 0,
+           "IOLocationMatch: expected string or dictionary");
 
     char p[256];
     snprintf(p, sizeof p, "{\"IOProviderClass\":\"IOService\",\"IORegistryEntryIDMatch\":%llu}",
              (unsigned long long)f->sim->id);
     expect(f, f->sim, p, 1, NULL);
     expect(f, f->plain, p, 0, "IORegistryEntryIDMatch: node id is");
-    expect(f, f->sim, "{\"IOProviderClass\":\"IOService\",\"IORegistryEntryIDMatch\":\"1\"}", 0, "expected integer");
+    expect(f, f->sim, "{\"IOProviderClass\":\"IOService\",\"IORegistryEntryIDMatch\":\"1\"}", 0,
+           "expected integer");
 }
 
 static void test_carry_not_compare(void **state)
@@ -323,8 +360,9 @@ static void test_carry_not_compare(void **state)
 static void test_carried_dictionary(void **state)
 {
     struct fx *f = *state;
-    odk_value *p = json("{\"IOProviderClass\":\"IOService\",\"IOPropertyMatch\":{\"model\":\"echo\"},"
-                        "\"IOUserClass\":\"E\",\"IOTTYBaseName\":\"usbserial\",\"Tuning\":{\"x\":[1]}}");
+    odk_value *p =
+        json("{\"IOProviderClass\":\"IOService\",\"IOPropertyMatch\":{\"model\":\"echo\"},"
+             "\"IOUserClass\":\"E\",\"IOTTYBaseName\":\"usbserial\",\"Tuning\":{\"x\":[1]}}");
     odk_value *c = match_carried(f->reg, f->sim, p);
     assert_non_null(c);
     assert_int_equal(odk_dict_count(c), 3);
@@ -399,7 +437,8 @@ static void test_family_keys(void **state)
     /* On its class, the table's keys are compared. */
     assert_true(match_key_compared(f->reg, w, "widget"));
     assert_false(match_key_compared(f->reg, f->sim, "widget"));
-    expect(f, w, "{\"IOProviderClass\":\"TestWidget\",\"widget\":\"w1\",\"colour\":\"red\"}", 1, NULL);
+    expect(f, w, "{\"IOProviderClass\":\"TestWidget\",\"widget\":\"w1\",\"colour\":\"red\"}", 1,
+           NULL);
     expect(f, w, "{\"IOProviderClass\":\"TestWidget\",\"widget\":\"w2\"}", 0, "widget: differs");
     expect(f, w, "{\"IOProviderClass\":\"IOService\",\"widget\":\"w1\",\"rev\":2}", 1, NULL);
     /* The rule judges the set. */
@@ -426,11 +465,14 @@ static void test_family_precedence(void **state)
     reg_node *w = widget(f);
     /* Equal scores: the more specific rule wins, whatever the names. */
     bundle *b[] = {
-        make_bundle("org.a", "{\"Broad\":{\"IOProviderClass\":\"TestWidget\",\"IOUserClass\":\"W\",\"IOProbeScore\":5,"
+        make_bundle("org.a", "{\"Broad\":{\"IOProviderClass\":\"TestWidget\",\"IOUserClass\":\"W\","
+                             "\"IOProbeScore\":5,"
                              "\"widget\":\"w1\"}}"),
-        make_bundle("org.z", "{\"Narrow\":{\"IOProviderClass\":\"TestWidget\",\"IOUserClass\":\"W\",\"IOProbeScore\":5,"
+        make_bundle("org.z", "{\"Narrow\":{\"IOProviderClass\":\"TestWidget\",\"IOUserClass\":"
+                             "\"W\",\"IOProbeScore\":5,"
                              "\"widget\":\"w1\",\"rev\":2}}"),
-        make_bundle("org.b", "{\"None\":{\"IOProviderClass\":\"TestWidget\",\"IOUserClass\":\"W\",\"IOProbeScore\":5}}"),
+        make_bundle("org.b", "{\"None\":{\"IOProviderClass\":\"TestWidget\",\"IOUserClass\":\"W\","
+                             "\"IOProbeScore\":5}}"),
     };
     match_candidate *win;
     size_t n;
@@ -507,7 +549,8 @@ static void test_rank_score(void **state)
     struct fx *f = *state;
     bundle *b[] = {
         make_bundle("org.b", "{\"Low\":" P(10, "") ",\"High\":" P(500, "") "}"),
-        make_bundle("org.a", "{\"Mid\":" P(100, "") ",\"NoMatch\":" P(9999, ",\"IOPropertyMatch\":{\"model\":\"nope\"}") "}"),
+        make_bundle("org.a", "{\"Mid\":" P(100, "") ",\"NoMatch\":" P(
+                                 9999, ",\"IOPropertyMatch\":{\"model\":\"nope\"}") "}"),
     };
     match_candidate *w;
     size_t n;
@@ -611,13 +654,17 @@ static void test_explain(void **state)
     struct fx *f = *state;
     bundle *b[] = {
         make_bundle("org.a",
-               "{\"Win\":" P(10, "") ",\"Lose\":" P(
-                   5, "") ","
-                          "\"Pci\":{\"IOProviderClass\":\"IOPCIDevice\",\"IOClass\":\"C\"}}"),
-        make_bundle("org.b",
-               "{\"Other\":" P(3, ",\"IOMatchCategory\":\"x\"") ","
-                                                                "\"Wrong\":" P(
-                                                                    99, ",\"IOPropertyMatch\":{\"model\":\"nope\"}") "}"),
+                    "{\"Win\":" P(10, "") ",\"Lose\":" P(
+                        5, "") ","
+                               "\"Pci\":{\"IOProviderClass\":\"IOPCIDevice\",\"IOClass\":\"C\"}}"),
+        make_bundle(
+            "org.b",
+            "{\"Other\":" P(
+                3,
+                ",\"IOMatchCategory\":\"x\"") ","
+                                              "\"Wrong\":" P(
+                                                  99,
+                                                  ",\"IOPropertyMatch\":{\"model\":\"nope\"}") "}"),
     };
     odk_value *list = match_explain(f->reg, f->sim, b, 2, NULL, 0);
     assert_non_null(list);
@@ -681,14 +728,14 @@ int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_provider_class),     T(test_name_match),
-        T(test_property_match),     T(test_resource_match),
-        T(test_exists_match),       T(test_parent_match),
+        T(test_provider_class),       T(test_name_match),
+        T(test_property_match),       T(test_resource_match),
+        T(test_exists_match),         T(test_parent_match),
         T(test_path_location_and_id), T(test_carry_not_compare),
-        T(test_carried_dictionary), T(test_family_keys),
-        T(test_family_precedence),  cmocka_unit_test(test_score_and_category),
-        T(test_rank_score),         T(test_rank_ties),
-        T(test_rank_categories),    T(test_explain),
+        T(test_carried_dictionary),   T(test_family_keys),
+        T(test_family_precedence),    cmocka_unit_test(test_score_and_category),
+        T(test_rank_score),           T(test_rank_ties),
+        T(test_rank_categories),      T(test_explain),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,7 +14,7 @@ static int standin_start(odk_driver *drv)
 }
 
 #define STANDIN(var, class_name)                                                                   \
-    static const odk_driver_class var = {.name = class_name, .start = standin_start};             \
+    static const odk_driver_class var = {.name = class_name, .start = standin_start};              \
     ODK_DRIVER_CLASS(var)
 
 STANDIN(usb_serial, "UsbSerialDriver");
