@@ -12,9 +12,19 @@
 
 #define DEFAULT_CATEGORY "IODefaultMatchCategory"
 
-/* How deep IOParentMatch may nest inside IOParentMatch: each level walks
- * every ancestor, so an untrusted personality must not nest without end. */
+/* How deep IOParentMatch may nest inside IOParentMatch, and how many
+ * ancestors one match may try in all: each level walks every ancestor, and
+ * an app's matching dictionary (find, watch) is untrusted, so nesting must
+ * not multiply without end.  Past either, the match fails and says so. */
 #define MATCH_PARENT_DEPTH 8
+#define MATCH_PARENT_BUDGET 4096
+
+/* One top-level match: how deep in IOParentMatch, and the ancestors it
+ * may still try. */
+struct walk {
+    int depth;
+    unsigned *budget;
+};
 
 /* The keys IOKit's IOService compares for every node. */
 static const char *const generic_keys[] = {
@@ -261,27 +271,40 @@ static int match_entry_id(const reg_node *node, const odk_value *want, char *why
 }
 
 static int match_dict(const registry *reg, const reg_node *node, const odk_value *dict,
-                      bool need_provider, int depth, char *why, size_t why_len);
+                      bool need_provider, struct walk w, char *why, size_t why_len);
 
-static int match_parent(const registry *reg, const reg_node *node, const odk_value *want, int depth,
-                        char *why, size_t why_len)
+static int match_parent(const registry *reg, const reg_node *node, const odk_value *want,
+                        struct walk w, char *why, size_t why_len)
 {
     if (odk_value_type(want) != ODK_TYPE_DICT)
         return no(why, why_len, "IOParentMatch: expected dictionary, got %s",
                   odk_type_name(odk_value_type(want)));
-    if (depth >= MATCH_PARENT_DEPTH)
+    if (w.depth >= MATCH_PARENT_DEPTH)
         return no(why, why_len, "IOParentMatch: nested deeper than %d (MATCH_PARENT_DEPTH)",
                   MATCH_PARENT_DEPTH);
-    char sub[256] = "";
-    for (const reg_node *p = node->parent; p && p->parent; p = p->parent)
-        if (match_dict(reg, p, want, false, depth + 1, sub, sizeof sub) == 1)
+    char first[256] = ""; /* why the parent itself does not match */
+    for (const reg_node *p = node->parent; p && p->parent; p = p->parent) {
+        if (*w.budget == 0)
+            return no(why, why_len,
+                      "IOParentMatch: tries more than %d ancestors in all (MATCH_PARENT_BUDGET)",
+                      MATCH_PARENT_BUDGET);
+        --*w.budget;
+        char sub[256] = "";
+        int r =
+            match_dict(reg, p, want, false, (struct walk){w.depth + 1, w.budget}, sub, sizeof sub);
+        if (r == 1)
             return 1;
-    return no(why, why_len, "IOParentMatch: no ancestor matches%s%s", *sub ? " (nearest: " : "",
-              *sub ? sub : "");
+        if (*w.budget == 0 && strstr(sub, "MATCH_PARENT_BUDGET"))
+            return no(why, why_len, "%s", sub);
+        if (p == node->parent)
+            snprintf(first, sizeof first, "%s", sub);
+    }
+    return no(why, why_len, "IOParentMatch: no ancestor matches%s%s%s", *first ? " (parent: " : "",
+              first, *first ? ")" : "");
 }
 
 static int match_generic(const registry *reg, const reg_node *node, const char *key,
-                         const odk_value *want, int depth, char *why, size_t why_len)
+                         const odk_value *want, struct walk w, char *why, size_t why_len)
 {
     if (strcmp(key, "IONameMatch") == 0)
         return match_name(node, want, why, why_len);
@@ -292,7 +315,7 @@ static int match_generic(const registry *reg, const reg_node *node, const char *
     if (strcmp(key, "IOResourceMatch") == 0)
         return match_resource(reg, node, want, why, why_len);
     if (strcmp(key, "IOParentMatch") == 0)
-        return match_parent(reg, node, want, depth, why, why_len);
+        return match_parent(reg, node, want, w, why, why_len);
     if (strcmp(key, "IOPathMatch") == 0)
         return match_path(node, want, why, why_len);
     if (strcmp(key, "IOLocationMatch") == 0)
@@ -321,7 +344,7 @@ static int match_rules(const registry *reg, const reg_node *node, const odk_valu
 }
 
 static int match_dict(const registry *reg, const reg_node *node, const odk_value *dict,
-                      bool need_provider, int depth, char *why, size_t why_len)
+                      bool need_provider, struct walk w, char *why, size_t why_len)
 {
     if (!dict || odk_value_type(dict) != ODK_TYPE_DICT)
         return no(why, why_len, "personality is not a dictionary");
@@ -342,7 +365,7 @@ static int match_dict(const registry *reg, const reg_node *node, const odk_value
         int r = 1;
         const struct match_key *k;
         if (is_generic(key))
-            r = match_generic(reg, node, key, want, depth, why, why_len);
+            r = match_generic(reg, node, key, want, w, why, why_len);
         else if ((k = family_key(reg, node, key)))
             r = k->compare(node, dict, key, want, why, why_len);
         if (r != 1) {
@@ -363,7 +386,8 @@ int match_personality(const registry *reg, const reg_node *node, const odk_value
         why[0] = '\0';
     if (!reg || !node)
         return no(why, why_len, "no node");
-    return match_dict(reg, node, personality, true, 0, why, why_len);
+    unsigned budget = MATCH_PARENT_BUDGET;
+    return match_dict(reg, node, personality, true, (struct walk){0, &budget}, why, why_len);
 }
 
 int match_precedence(const registry *reg, const reg_node *node, const odk_value *personality)

@@ -280,6 +280,23 @@ static void test_parent_match(void **state)
     char full[1200];
     snprintf(full, sizeof full, "{\"IOProviderClass\":\"IOService\",\"IOParentMatch\":%s}", p);
     expect(f, leaf, full, 0, "IOParentMatch");
+    /* The parent's own reason is given. */
+    expect(f, leaf, "{\"IOProviderClass\":\"IOService\",\"IOParentMatch\":{\"IONameMatch\":\"x\"}}",
+           0, "(parent: IONameMatch: node name");
+
+    /* A deep chain with nested IOParentMatch that never matches would try
+     * 30^8 ancestors; the budget ends it (MATCH_PARENT_BUDGET). */
+    reg_node *deep = leaf;
+    for (int i = 0; i < 30; i++)
+        registry_add(f->reg, deep, "OdkSimDevice", NULL, &deep);
+    snprintf(p, sizeof p, "{\"IONameMatch\":\"none\"}");
+    for (int i = 0; i < 7; i++) {
+        char q[1024];
+        snprintf(q, sizeof q, "{\"IOParentMatch\":%s}", p);
+        snprintf(p, sizeof p, "%s", q);
+    }
+    snprintf(full, sizeof full, "{\"IOProviderClass\":\"IOService\",\"IOParentMatch\":%s}", p);
+    expect(f, deep, full, 0, "MATCH_PARENT_BUDGET");
 }
 
 static void test_path_location_and_id(void **state)
