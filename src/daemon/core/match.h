@@ -20,7 +20,9 @@
  *                       property of that name ("IOKit" always exists)
  *   IOParentMatch       a matching dictionary (any of these keys, with
  *                       IOProviderClass optional) that the node's parent or
- *                       a further ancestor matches
+ *                       a further ancestor matches; nested at most
+ *                       MATCH_PARENT_DEPTH deep, trying at most
+ *                       MATCH_PARENT_BUDGET ancestors in all (match.c)
  *   IOPathMatch         string: the node's path equals it; the path is
  *                       "IOService:/" then, root excluded, each node from
  *                       the top down as its name (as for IONameMatch) with
@@ -29,7 +31,7 @@
  *   IOLocationMatch     string, equal to the node's "IOLocation" property;
  *                       or dictionary, each key equal to the node's property
  *   IORegistryEntryIDMatch  integer: the node's id
- * Ranking keys, read but not compared:
+ * Ranking keys, read by match_rank, not compared (so carried):
  *   IOProbeScore        integer, default 0; highest wins per category
  *   IOMatchCategory     string, default "IODefaultMatchCategory"
  * Bus keys for IOPCIDevice (src/buses/pci) and IOUSBHostDevice /
