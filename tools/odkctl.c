@@ -27,7 +27,7 @@ static int usage(void)
             "  tree                      the registry\n"
             "  find JSON                 registry nodes matching a dictionary\n"
             "  match --explain ID        why each personality matched node ID or not\n"
-            "  sim plug JSON             plug a simulated device, print its node id\n"
+            "  sim plug JSON             plug a simulated device, print its node ids (device first)\n"
             "  sim unplug ID             unplug it (waits until its drivers stopped)\n"
             "  install PATH              install or upgrade a bundle folder\n"
             "  uninstall BUNDLE-ID       stop and remove a bundle\n"
@@ -191,6 +191,17 @@ static int cmd_find(odk_client *c, const char *text)
     return 0;
 }
 
+/* "    compared: IOProviderClass, idVendor" (nothing for an empty list). */
+static void print_key_list(const char *label, const odk_value *keys)
+{
+    if (!odk_array_count(keys))
+        return;
+    printf("           %s:", label);
+    for (size_t i = 0; i < odk_array_count(keys); i++)
+        printf("%s %s", i ? "," : "", odk_value_string(odk_array_get(keys, i)) ?: "?");
+    printf("\n");
+}
+
 static int cmd_explain(odk_client *c, uint64_t id)
 {
     odk_value *args = odk_value_new_dict(), *r;
@@ -212,6 +223,8 @@ static int cmd_explain(odk_client *c, uint64_t id)
                    odk_dict_get_string(x, "personality", "?"), odk_dict_get_int(x, "score", 0),
                    odk_dict_get_string(x, "category", "?"), m ? "" : ": ",
                    m ? "" : odk_dict_get_string(x, "reason", ""));
+            print_key_list("compared", odk_dict_get(x, "compared"));
+            print_key_list("carried", odk_dict_get(x, "carried"));
         }
     }
     odk_value_free(r);
@@ -247,6 +260,10 @@ static int cmd_sim(odk_client *c, int argc, char **argv)
         if (request(c, "sim-plug", args, &r) < 0)
             return 1;
         printf("%" PRId64 "\n", odk_dict_get_int(r, "node", 0));
+        /* Then the ids of its children, depth first, one a line. */
+        const odk_value *ch = odk_dict_get(r, "children");
+        for (size_t i = 0; i < odk_array_count(ch); i++)
+            printf("%" PRId64 "\n", odk_value_int(odk_array_get(ch, i)));
     } else if (strcmp(argv[0], "unplug") == 0) {
         uint64_t id;
         if (!parse_u64(argv[1], &id)) {

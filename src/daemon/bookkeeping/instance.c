@@ -18,6 +18,7 @@
 #include "daemon/bookkeeping/crash.h"
 #include "daemon/bookkeeping/host.h"
 #include "daemon/bookkeeping/instance.h"
+#include "daemon/core/match.h"
 #include "daemon/core/msg.h"
 #include "daemon/odkd.h"
 #include "odk/driver.h"
@@ -298,7 +299,10 @@ static int create_service_node(struct odkd *d, struct instance *in)
     const char *super = odk_dict_get_string(in->personality, "IOClass", "IOService");
     if (strcmp(super, cls) == 0 || registry_define_class(d->reg, cls, super) < 0)
         registry_define_class(d->reg, cls, "IOService");
-    struct msg m = msg_begin();
+    /* As IOKit does, the personality's keys that matching did not compare
+     * become the service's properties; odkd's own three win. */
+    odk_value *carried = match_carried(d->reg, provider, in->personality);
+    struct msg m = {.dict = carried, .status = carried ? ODK_OK : ODK_E_NOMEM};
     msg_str(&m, "IOUserClass", cls);
     msg_str(&m, "CFBundleIdentifier", in->bundle->id);
     msg_str(&m, "IOPersonalityName", in->personality_name);
@@ -366,9 +370,37 @@ static int spawn(struct odkd *d, struct instance *in)
     return ODK_OK;
 }
 
+/* IOProviderMergeProperties: a dictionary whose keys are set on the
+ * provider node as the driver starts (before the host gets the provider's
+ * properties), replacing values of the same name, as IOKit does. */
+static int merge_provider_properties(struct odkd *d, struct instance *in)
+{
+    const odk_value *merge = odk_dict_get(in->personality, "IOProviderMergeProperties");
+    reg_node *provider = registry_find(d->reg, in->provider_id);
+    if (!merge || !provider)
+        return ODK_OK;
+    if (odk_value_type(merge) != ODK_TYPE_DICT) {
+        instance_event(in, ODK_LOG_WARN, "%s#%u: IOProviderMergeProperties is a %s, not a "
+                       "dictionary; nothing merged", in->bundle->id, in->id,
+                       odk_type_name(odk_value_type(merge)));
+        return ODK_OK;
+    }
+    if (!provider->props && !(provider->props = odk_value_new_dict()))
+        return ODK_E_NOMEM;
+    for (size_t i = 0; i < odk_dict_count(merge); i++) {
+        int st = odk_dict_set(provider->props, odk_dict_key_at(merge, i),
+                              odk_value_copy(odk_dict_value_at(merge, i)));
+        if (st < 0)
+            return st;
+    }
+    return ODK_OK;
+}
+
 static void start_instance(struct odkd *d, struct instance *in)
 {
-    int st = create_service_node(d, in);
+    int st = merge_provider_properties(d, in);
+    if (st == ODK_OK)
+        st = create_service_node(d, in);
     if (st == ODK_OK)
         st = spawn(d, in);
     if (st < 0) {
