@@ -279,6 +279,13 @@ static void install_checked(struct odkd *d, void *ctx, int status, const char *w
     free(job);
 }
 
+/* The same build again: nothing to check; the catalog says "unchanged"
+ * (from the loop, as done always runs after manager_install returned). */
+static void install_unchanged(struct odkd *d, void *ptr)
+{
+    install_checked(d, ptr, ODK_OK, NULL);
+}
+
 int manager_install(struct odkd *d, const char *path, manager_install_fn done, void *ctx,
                     char *err, size_t err_len)
 {
@@ -290,13 +297,25 @@ int manager_install(struct odkd *d, const char *path, manager_install_fn done, v
     if (job)
         job->path = strdup(path);
     if (!job || !job->path) {
-        if (job)
-            free(job);
+        free(job);
         bundle_free(b);
         return ODK_E_NOMEM;
     }
     job->done = done;
     job->ctx = ctx;
+    /* The build that runs already passed (its install was checked, or it
+     * came from a --drivers folder that start-up reads as it is): say
+     * "unchanged" without a host. */
+    struct catalog_entry *e = catalog_find(d, b->id);
+    if (e && strcmp(e->bundle->build, b->build) == 0 &&
+        strcmp(e->bundle->version, b->version) == 0) {
+        bundle_free(b);
+        if (loop_timer(d, 0, install_unchanged, job))
+            return ODK_OK;
+        free(job->path);
+        free(job);
+        return ODK_E_NOMEM;
+    }
     /* No code of the bundle runs in odkd: a constructor in the shared
      * object runs only in the throwaway host. */
     st = check_bundle(d, b, install_checked, job);
