@@ -47,7 +47,10 @@ static int fail(int st, const odk_value *reply)
     /* One line: the status's name, then odkd's sentence if it sent one,
      * else the status's own. */
     const char *why = reply ? odk_dict_get_string(reply, "error", NULL) : NULL;
-    fprintf(stderr, "odkctl: %s: %s\n", odk_status_name(st), why ? why : odk_strerror(st));
+    if (why)
+        fprintf(stderr, "odkctl: %s: %s\n", odk_status_name(st), why);
+    else
+        fprintf(stderr, "odkctl: %s\n", odk_strerror(st)); /* "ODK_E_X: sentence" */
     return 1;
 }
 
