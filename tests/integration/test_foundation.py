@@ -155,7 +155,10 @@ def test_malformed_manifest_names_the_file_and_key(make_odkd, tmp_path):
                                 "IOProbeScore": "high"}}})
     write_bundle(drivers / "syntax", '{"bundle": "org.example.syntax",,}')
     d = make_odkd(drivers=(drivers, DRIVERS, TEST_DRIVERS))
-    log = d.log_text()
+    # odkd listens before it loads its --drivers folders: wait for both lines.
+    log = wait_until(lambda: (lambda t: t if str(bad / "odk.json") in t and
+                              str(drivers / "syntax" / "odk.json") in t else None)(d.log_text()),
+                     what="both refusals in odkd's log")
     assert str(bad / "odk.json") in log and "IOProbeScore" in log
     assert str(drivers / "syntax" / "odk.json") in log and "line 1" in log
     # The good bundles still load and work.
