@@ -2,6 +2,7 @@
 """End to end: plug a device, a driver process starts, an app calls it."""
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -344,18 +345,25 @@ def test_failed_and_backing_off_instances_say_why(make_odkd, odkd, tmp_path):
     instance that is failed or backing off: the crash with its signal and
     the driver function it was in, the count of crashes, a failed start
     with the host's own sentence."""
-    dev = odkd.plug({"model": "faulty", "fault": "crash-on-call"})
-    odkd.running(provider=dev)
-    odkd.ctl("call", dev, 0, check=False)  # crashes in faulty_null_deref
+    # Crashes in every start: backs off 100, 200, 400, 800 ms, then the
+    # fifth crash within 60 s marks it failed.
+    dev = odkd.plug({"model": "faulty", "fault": "crash-in-start"})
+    backing_off = set()
 
-    def backing_off():
-        l = [i for i in odkd.instances() if i["reason"]]
-        return l[0] if l and l[0]["state"] == "backoff" else None
-    inst = wait_until(backing_off, what="a backing-off instance with a reason")
-    assert inst["reason"] == "crashed: SIGSEGV in faulty_null_deref (1 crash in 60 s)", inst
-    assert "crashed: SIGSEGV in faulty_null_deref" in odkd.ctl("list").stdout
-    (again,) = odkd.running(provider=dev)
-    assert again["reason"] == ""  # running again: nothing to explain
+    def failed():
+        (i,) = [i for i in odkd.instances() if i["provider"] == dev] or [None]
+        if i and i["state"] == "backoff":
+            backing_off.add(i["reason"])
+        return i if i and i["state"] == "failed" else None
+    inst = wait_until(failed, what="the crash limit")
+    assert inst["reason"] == ("crashed: SIGSEGV in faulty_null_deref (5 crashes in 60 s; "
+                              "failed until `odkctl restart`)"), inst
+    assert "crashed: SIGSEGV in faulty_null_deref (5 crashes" in odkd.ctl("list").stdout
+    # The backoffs last 1.5 s in all; the polls above saw some of them.
+    assert backing_off, "no backoff seen"
+    for r in backing_off:
+        assert re.fullmatch(r"crashed: SIGSEGV in faulty_null_deref \([1-4] crash(es)? in 60 s\)",
+                            r), r
 
     drivers = tmp_path / "drivers"
     b = drivers / "noclass"
