@@ -47,7 +47,10 @@ static int fail(int st, const odk_value *reply)
     /* One line: the status's name, then odkd's sentence if it sent one,
      * else the status's own. */
     const char *why = reply ? odk_dict_get_string(reply, "error", NULL) : NULL;
-    fprintf(stderr, "odkctl: %s: %s\n", odk_status_name(st), why ? why : odk_strerror(st));
+    if (why)
+        fprintf(stderr, "odkctl: %s: %s\n", odk_status_name(st), why);
+    else
+        fprintf(stderr, "odkctl: %s\n", odk_strerror(st)); /* "ODK_E_X: sentence" */
     return 1;
 }
 
@@ -101,17 +104,21 @@ static int cmd_list(odk_client *c)
             wv = nv > wv ? nv : wv;
             wc = nc > wc ? nc : wc;
         }
-        printf("%-4s %-*s %-*s %-16s %-*s %-7s %-9s %-8s %s\n", "INST", wb, "BUNDLE", wv,
-               "VERSION", "BUILD", wc, "CLASS", "PID", "STATE", "RESTARTS", "PROVIDER");
+        /* REASON comes last: it says why an instance is failed or backing
+         * off, and a long sentence there pushes nothing out of line. */
+        printf("%-4s %-*s %-*s %-16s %-*s %-7s %-9s %-8s %-8s %s\n", "INST", wb, "BUNDLE", wv,
+               "VERSION", "BUILD", wc, "CLASS", "PID", "STATE", "RESTARTS", "PROVIDER", "REASON");
         for (size_t i = 0; i < odk_array_count(a); i++) {
             const odk_value *x = odk_array_get(a, i);
+            const char *reason = odk_dict_get_string(x, "reason", "");
             printf("%-4" PRId64 " %-*s %-*s %-16s %-*s %-7" PRId64 " %-9s %-8" PRId64
-                   " %" PRId64 "\n",
+                   " %-8" PRId64 " %s\n",
                    odk_dict_get_int(x, "instance", 0), wb, odk_dict_get_string(x, "bundle", ""),
                    wv, odk_dict_get_string(x, "version", ""),
                    odk_dict_get_string(x, "build", ""), wc, odk_dict_get_string(x, "class", ""),
                    odk_dict_get_int(x, "pid", 0), odk_dict_get_string(x, "state", ""),
-                   odk_dict_get_int(x, "restarts", 0), odk_dict_get_int(x, "provider", 0));
+                   odk_dict_get_int(x, "restarts", 0), odk_dict_get_int(x, "provider", 0),
+                   reason[0] ? reason : "-");
         }
     }
     odk_value_free(r);
