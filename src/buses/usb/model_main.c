@@ -188,6 +188,7 @@ static void op_submit(struct conn *c, const struct usb_wire *w)
         static struct buffer none; /* zero-length transfers need no buffer */
         p->buffer = b ? b : &none;
         p->wire_id = w->id;
+        p->x.id = w->id;
         p->x.endpoint = w->endpoint;
         p->x.data = b ? b->base + w->offset : NULL;
         p->x.length = w->length;
@@ -239,7 +240,7 @@ static void handle(struct conn *c, const struct usb_wire *w, uint8_t *body, size
         op_submit(c, w);
         break;
     case USBW_ABORT:
-        usb_model_abort(model, w->endpoint, c);
+        usb_model_abort(model, w->endpoint, c, w->buffer);
         reply(c, w, ODK_OK, 0, NULL, 0);
         break;
     case USBW_ATTACH:
@@ -302,7 +303,7 @@ static void drop_conn(size_t i)
     struct conn *c = conns[i];
     c->closing = true;
     if (model)
-        usb_model_abort(model, 0xff, c);
+        usb_model_abort(model, 0xff, c, 0);
     while (c->buffers) {
         struct buffer *b = c->buffers;
         c->buffers = b->next;
