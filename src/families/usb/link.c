@@ -56,6 +56,7 @@ struct mapping {
 };
 
 struct usb_link {
+    uint64_t node;
     int fd;
     pthread_t reader;
     pthread_mutex_t lock;
@@ -324,6 +325,7 @@ int usb_link_open(uint64_t node, struct usb_link **out, odk_value **info, char *
         return l ? ODK_E_IO : ODK_E_NOMEM;
     }
     l->fd = fds[0];
+    l->node = node;
     pthread_mutex_init(&l->lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -365,6 +367,12 @@ void usb_link_close(struct usb_link *l)
     close(l->fd);
     close(l->wake[0]);
     close(l->wake[1]);
+    /* An interface is the driver's until it says so (or its host ends). */
+    odk_value *args = odk_value_new_dict();
+    if (args && odk_dict_set_int(args, "node", (int64_t)l->node) == ODK_OK)
+        host_link_request("usb-close", args, NULL);
+    else
+        odk_value_free(args);
     pthread_cond_destroy(&l->cond);
     pthread_mutex_destroy(&l->lock);
     free(l);
