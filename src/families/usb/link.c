@@ -486,10 +486,11 @@ int usb_link_submit(struct usb_link *l, uint8_t endpoint, odk_memory *buffer, ui
         uint64_t size = odk_memory_length(buffer);
         if (offset > size || length > size - offset)
             return ODK_E_INVALID;
-        /* The device writes an IN transfer's bytes: an OUT-only buffer is
-         * the driver's to read from, not to receive into. */
+        /* The device writes an IN transfer's bytes: a buffer the driver may
+         * only read (ODK_MEM_IN, data coming in from an app) cannot take
+         * them. */
         uint32_t dir = odk_memory_direction(buffer);
-        if ((endpoint & ODK_USB_ENDPOINT_IN) ? dir == ODK_MEM_OUT : dir == ODK_MEM_IN)
+        if ((endpoint & ODK_USB_ENDPOINT_IN) && dir == ODK_MEM_IN)
             return ODK_E_ACCESS;
     }
     uint32_t buf = 0;
