@@ -115,7 +115,7 @@ static const odk_method echo_methods[] = {
     [0] = {echo_bytes, .scalar_in = 1, .scalar_out = 1, .memory = 2},
     [1] = {echo_counters, .scalar_out = 4},
     [2] = {echo_event, .scalar_in = 1, .scalar_out = 2},
-    [3] = {echo_clear_stall},
+    [3] = {echo_clear_stall, .scalar_in = 0},
 };
 
 static const odk_driver_class echo_class = {

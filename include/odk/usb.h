@@ -129,6 +129,13 @@ ODK_PUBLIC const odk_usb_interface_descriptor *odk_usb_device_interface_at(odk_u
  * name the driver that holds it.  Errors: ODK_E_UNSUPPORTED (the provider is
  * not a USB interface), ODK_E_BUSY, ODK_E_GONE. */
 ODK_PUBLIC int odk_usb_interface_open(odk_driver *drv, odk_usb_interface **out, char **holder);
+/* Opens interface number of the same device, exclusively, as
+ * odk_usb_interface_open does the provider: a CDC driver matched on the
+ * communication interface takes the data interface this way.  Errors: as
+ * odk_usb_interface_open, and ODK_E_NOT_FOUND (no such interface in the
+ * active configuration). */
+ODK_PUBLIC int odk_usb_interface_open_other(odk_usb_interface *intf, uint8_t number,
+                                            odk_usb_interface **out, char **holder);
 /* Aborts the interface's pipes (completions run with ODK_E_CANCELLED),
  * releases the pipes' handles still held and lets the interface go. */
 ODK_PUBLIC void odk_usb_interface_close(odk_usb_interface *intf);

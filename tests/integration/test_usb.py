@@ -172,7 +172,7 @@ def test_unplug_mid_transfer_ends_pending_io_and_leaves_nothing_behind(odkd):
     wait_until(lambda: not pid_alive(inst["pid"]), what="the driver's host to exit")
     wait_until(lambda: not pid_alive(model_pid), what="the device model to exit")
     assert gone(odkd, dev)
-    wait_until(lambda: fd_count(odkd.proc.pid) == baseline, what="odkd's descriptors back")
+    wait_until(lambda: fd_count(odkd.proc.pid) <= baseline, what="odkd's descriptors back")
 
 
 @pytest.mark.parametrize("fault,words", [

@@ -877,9 +877,24 @@ static struct usb_dev *own_provider(struct host_request *r, struct usb_iface **i
         return NULL;
     }
     struct usb_dev *dev = dev_by_node(r->d, node, iface);
-    if (!dev)
+    if (!dev) {
         snprintf(r->err, sizeof r->err, "node %llu is not a USB device or interface",
                  (unsigned long long)node);
+        return NULL;
+    }
+    /* Another interface of the provider's device (a CDC driver's data
+     * interface). */
+    int64_t other = odk_dict_get_int(r->args, "interface", -1);
+    if (other >= 0) {
+        for (unsigned i = 0; i < dev->n_ifaces; i++)
+            if (dev->ifaces[i].number == other) {
+                *iface = &dev->ifaces[i];
+                return dev;
+            }
+        snprintf(r->err, sizeof r->err, "the device has no interface %lld in its configuration",
+                 (long long)other);
+        return NULL;
+    }
     return dev;
 }
 
@@ -888,7 +903,7 @@ static int op_open(struct host_request *r)
     struct usb_iface *iface = NULL;
     struct usb_dev *dev = own_provider(r, &iface);
     if (!dev)
-        return ODK_E_UNSUPPORTED;
+        return odk_dict_get(r->args, "interface") ? ODK_E_NOT_FOUND : ODK_E_UNSUPPORTED;
     if (dev->dying || !dev->ready)
         return ODK_E_GONE;
     unsigned index = 0;

@@ -71,7 +71,7 @@ int odk_usb_device_open(odk_driver *drv, odk_usb_device **out)
     dev->node = odk_driver_provider_id(drv);
     odk_value *info = NULL;
     char err[256] = "";
-    int st = usb_link_open(dev->node, &dev->link, &info, err, sizeof err);
+    int st = usb_link_open(dev->node, -1, &dev->link, &info, err, sizeof err);
     if (st == ODK_OK && strcmp(odk_dict_get_string(info, "kind", ""), "device") != 0)
         st = ODK_E_UNSUPPORTED;
     if (st == ODK_OK) {

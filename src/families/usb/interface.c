@@ -9,7 +9,9 @@
 #include "odk/log.h"
 #include "odk/status.h"
 
-int odk_usb_interface_open(odk_driver *drv, odk_usb_interface **out, char **holder)
+/* Opens node (the provider) or, with sibling >= 0, that interface of the
+ * provider's device. */
+static int open_interface(odk_driver *drv, int sibling, odk_usb_interface **out, char **holder)
 {
     if (!drv || !out)
         return ODK_E_INVALID;
@@ -22,7 +24,7 @@ int odk_usb_interface_open(odk_driver *drv, odk_usb_interface **out, char **hold
     intf->node = odk_driver_provider_id(drv);
     odk_value *info = NULL;
     char err[256] = "";
-    int st = usb_link_open(intf->node, &intf->link, &info, err, sizeof err);
+    int st = usb_link_open(intf->node, sibling, &intf->link, &info, err, sizeof err);
     if (st == ODK_E_BUSY && holder)
         *holder = strdup(err);
     if (st == ODK_OK && strcmp(odk_dict_get_string(info, "kind", ""), "interface") != 0)
@@ -31,10 +33,12 @@ int odk_usb_interface_open(odk_driver *drv, odk_usb_interface **out, char **hold
         intf->speed = (odk_usb_speed)odk_dict_get_int(info, "speed", ODK_USB_SPEED_UNKNOWN);
         intf->number = (uint8_t)odk_dict_get_int(info, "interface", 0);
         intf->alt = (uint8_t)odk_dict_get_int(info, "alternate", 0);
-        st = usb_link_copy_configuration(intf->link, (uint8_t)odk_dict_get_int(info, "config_index", 0),
+        st = usb_link_copy_configuration(intf->link,
+                                         (uint8_t)odk_dict_get_int(info, "config_index", 0),
                                          intf->speed, &intf->config);
     }
-    if (st == ODK_OK && !(intf->desc = odk_usb_find_interface(intf->config, intf->number, intf->alt)))
+    if (st == ODK_OK &&
+        !(intf->desc = odk_usb_find_interface(intf->config, intf->number, intf->alt)))
         st = ODK_E_GONE; /* the configuration changed under us */
     odk_value_free(info);
     if (st < 0) {
@@ -46,6 +50,19 @@ int odk_usb_interface_open(odk_driver *drv, odk_usb_interface **out, char **hold
     }
     *out = intf;
     return ODK_OK;
+}
+
+int odk_usb_interface_open(odk_driver *drv, odk_usb_interface **out, char **holder)
+{
+    return open_interface(drv, -1, out, holder);
+}
+
+int odk_usb_interface_open_other(odk_usb_interface *intf, uint8_t number,
+                                 odk_usb_interface **out, char **holder)
+{
+    if (!intf)
+        return ODK_E_INVALID;
+    return open_interface(intf->drv, number, out, holder);
 }
 
 void odk_usb_interface_close(odk_usb_interface *intf)

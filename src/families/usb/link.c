@@ -57,6 +57,7 @@ struct mapping {
 
 struct usb_link {
     uint64_t node;
+    int sibling;
     int fd;
     pthread_t reader;
     pthread_mutex_t lock;
@@ -295,11 +296,23 @@ static void *reader(void *arg)
 
 /* ---- the link's life ----------------------------------------------------- */
 
-int usb_link_open(uint64_t node, struct usb_link **out, odk_value **info, char *err,
-                  size_t err_len)
+/* {"node": node} and, for another interface of the device, its number. */
+static odk_value *node_args(uint64_t node, int sibling)
 {
     odk_value *args = odk_value_new_dict();
-    if (!args || odk_dict_set_int(args, "node", (int64_t)node) < 0) {
+    if (args && (odk_dict_set_int(args, "node", (int64_t)node) < 0 ||
+                 (sibling >= 0 && odk_dict_set_int(args, "interface", sibling) < 0))) {
+        odk_value_free(args);
+        args = NULL;
+    }
+    return args;
+}
+
+int usb_link_open(uint64_t node, int sibling, struct usb_link **out, odk_value **info, char *err,
+                  size_t err_len)
+{
+    odk_value *args = node_args(node, sibling);
+    if (!args) {
         odk_value_free(args);
         return ODK_E_NOMEM;
     }
@@ -326,6 +339,7 @@ int usb_link_open(uint64_t node, struct usb_link **out, odk_value **info, char *
     }
     l->fd = fds[0];
     l->node = node;
+    l->sibling = sibling;
     pthread_mutex_init(&l->lock, NULL);
     pthread_condattr_t ca;
     pthread_condattr_init(&ca);
@@ -368,11 +382,9 @@ void usb_link_close(struct usb_link *l)
     close(l->wake[0]);
     close(l->wake[1]);
     /* An interface is the driver's until it says so (or its host ends). */
-    odk_value *args = odk_value_new_dict();
-    if (args && odk_dict_set_int(args, "node", (int64_t)l->node) == ODK_OK)
+    odk_value *args = node_args(l->node, l->sibling);
+    if (args)
         host_link_request("usb-close", args, NULL);
-    else
-        odk_value_free(args);
     pthread_cond_destroy(&l->cond);
     pthread_mutex_destroy(&l->lock);
     free(l);

@@ -19,10 +19,11 @@
 
 struct usb_link;
 
-/* Asks odkd for a connection to node (a device or an interface node);
- * *info receives odkd's reply (caller frees).  Errors: as odkd's, with
- * err naming the holder for ODK_E_BUSY. */
-int usb_link_open(uint64_t node, struct usb_link **out, odk_value **info, char *err,
+/* Asks odkd for a connection to node (the driver's provider: a device or an
+ * interface node) or, with sibling >= 0, to that interface of the
+ * provider's device; *info receives odkd's reply (caller frees).  Errors:
+ * as odkd's, with err naming the holder for ODK_E_BUSY. */
+int usb_link_open(uint64_t node, int sibling, struct usb_link **out, odk_value **info, char *err,
                   size_t err_len);
 /* Aborts everything pending (completions still run), stops the reader and
  * frees. */
