@@ -100,14 +100,15 @@ static void finish(struct usb_model *m, struct usb_xfer *x, int status)
 }
 
 /* Completes every pending transfer of queue q that owner submitted (NULL:
- * all) with status. */
-static void drain(struct usb_model *m, struct ep_queue *q, void *owner, int status)
+ * all) and, when id is not 0, whose id is id, with status. */
+static void drain_some(struct usb_model *m, struct ep_queue *q, void *owner, uint32_t id,
+                       int status)
 {
     struct usb_xfer *keep = NULL, **tail = &keep, *done = NULL, **dtail = &done;
     for (struct usb_xfer *x = q->head, *next; x; x = next) {
         next = x->next;
         x->next = NULL;
-        if (!owner || x->owner == owner) {
+        if ((!owner || x->owner == owner) && (!id || x->id == id)) {
             *dtail = x;
             dtail = &x->next;
         } else {
@@ -126,10 +127,15 @@ static void drain(struct usb_model *m, struct ep_queue *q, void *owner, int stat
     }
 }
 
-static void drain_all(struct usb_model *m, void *owner, int status)
+static void drain(struct usb_model *m, struct ep_queue *q, void *owner, int status)
+{
+    drain_some(m, q, owner, 0, status);
+}
+
+static void drain_all(struct usb_model *m, void *owner, uint32_t id, int status)
 {
     for (unsigned i = 0; i < 32; i++)
-        drain(m, &m->eps[i], owner, status);
+        drain_some(m, &m->eps[i], owner, id, status);
 }
 
 static void pump(struct usb_model *m)
@@ -176,7 +182,7 @@ void usb_model_destroy(struct usb_model *m)
 {
     if (!m)
         return;
-    drain_all(m, NULL, ODK_E_GONE);
+    drain_all(m, NULL, 0, ODK_E_GONE);
     if (!m->failed_init && m->ops->fini)
         m->ops->fini(m);
     for (size_t i = 0; i < m->n_configs; i++)
@@ -364,7 +370,7 @@ static int standard(struct usb_model *m, const struct usb_setup *s, uint8_t *dat
         uint8_t v = (uint8_t)s->wValue;
         if (v && !config_by_value(m, v))
             return ODK_E_STALL;
-        drain_all(m, NULL, ODK_E_CANCELLED);
+        drain_all(m, NULL, 0, ODK_E_CANCELLED);
         for (unsigned i = 0; i < 32; i++)
             m->eps[i] = (struct ep_queue){0};
         memset(m->alts, 0, sizeof m->alts);
@@ -505,12 +511,12 @@ void usb_model_complete(struct usb_model *m, uint8_t endpoint, int status)
     finish(m, x, status);
 }
 
-void usb_model_abort(struct usb_model *m, uint8_t endpoint, void *owner)
+void usb_model_abort(struct usb_model *m, uint8_t endpoint, void *owner, uint32_t id)
 {
     if (endpoint == 0xff)
-        drain_all(m, owner, ODK_E_CANCELLED);
+        drain_all(m, owner, id, ODK_E_CANCELLED);
     else
-        drain(m, queue_of(m, endpoint), owner, ODK_E_CANCELLED);
+        drain_some(m, queue_of(m, endpoint), owner, id, ODK_E_CANCELLED);
 }
 
 void usb_model_inject(struct usb_model *m, enum usb_fault fault, uint8_t endpoint)
@@ -526,7 +532,7 @@ void usb_model_inject(struct usb_model *m, enum usb_fault fault, uint8_t endpoin
         break;
     case USB_FAULT_DISCONNECT:
         m->disconnected = true;
-        drain_all(m, NULL, ODK_E_GONE);
+        drain_all(m, NULL, 0, ODK_E_GONE);
         break;
     default:
         break;

@@ -145,8 +145,9 @@ int usb_model_control(struct usb_model *m, const struct usb_setup *s, uint8_t *d
 int usb_model_submit(struct usb_model *m, struct usb_xfer *x);
 
 /* Completes every pending transfer of endpoint (0xff: all) that owner
- * submitted (NULL: anyone's) with ODK_E_CANCELLED. */
-void usb_model_abort(struct usb_model *m, uint8_t endpoint, void *owner);
+ * submitted (NULL: anyone's) with ODK_E_CANCELLED; with a non-zero id,
+ * only the transfer of that id. */
+void usb_model_abort(struct usb_model *m, uint8_t endpoint, void *owner, uint32_t id);
 
 /* Injects a fault on endpoint (ignored for USB_FAULT_DISCONNECT). */
 void usb_model_inject(struct usb_model *m, enum usb_fault fault, uint8_t endpoint);

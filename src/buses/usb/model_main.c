@@ -29,6 +29,7 @@ struct buffer {
     uint32_t id;
     uint8_t *base;
     size_t size;
+    bool writable;
     unsigned inflight;
     struct buffer *next;
 };
@@ -134,13 +135,18 @@ static void op_map(struct conn *c, const struct usb_wire *w, int fd)
     if (st == ODK_OK && !(b = calloc(1, sizeof *b)))
         st = ODK_E_NOMEM;
     if (st == ODK_OK) {
+        bool writable = true;
         void *p = mmap(NULL, (size_t)w->offset, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        if (p == MAP_FAILED) { /* a write-sealed buffer: OUT transfers only */
+            writable = false;
+            p = mmap(NULL, (size_t)w->offset, PROT_READ, MAP_SHARED, fd, 0);
+        }
         if (p == MAP_FAILED) {
             free(b);
             st = ODK_E_IO;
         } else {
             *b = (struct buffer){.id = w->buffer, .base = p, .size = (size_t)w->offset,
-                                 .next = c->buffers};
+                                 .writable = writable, .next = c->buffers};
             c->buffers = b;
         }
     }
@@ -181,6 +187,8 @@ static void op_submit(struct conn *c, const struct usb_wire *w)
         st = ODK_E_NOT_FOUND;
     else if (b && (w->offset > b->size || w->length > b->size - w->offset))
         st = ODK_E_INVALID;
+    else if (b && !b->writable && (w->endpoint & ODK_USB_ENDPOINT_IN))
+        st = ODK_E_ACCESS;
     struct pending *p = NULL;
     if (st == ODK_OK && !(p = calloc(1, sizeof *p)))
         st = ODK_E_NOMEM;
@@ -188,6 +196,7 @@ static void op_submit(struct conn *c, const struct usb_wire *w)
         static struct buffer none; /* zero-length transfers need no buffer */
         p->buffer = b ? b : &none;
         p->wire_id = w->id;
+        p->x.id = w->id;
         p->x.endpoint = w->endpoint;
         p->x.data = b ? b->base + w->offset : NULL;
         p->x.length = w->length;
@@ -239,7 +248,7 @@ static void handle(struct conn *c, const struct usb_wire *w, uint8_t *body, size
         op_submit(c, w);
         break;
     case USBW_ABORT:
-        usb_model_abort(model, w->endpoint, c);
+        usb_model_abort(model, w->endpoint, c, w->buffer);
         reply(c, w, ODK_OK, 0, NULL, 0);
         break;
     case USBW_ATTACH:
@@ -302,7 +311,7 @@ static void drop_conn(size_t i)
     struct conn *c = conns[i];
     c->closing = true;
     if (model)
-        usb_model_abort(model, 0xff, c);
+        usb_model_abort(model, 0xff, c, 0);
     while (c->buffers) {
         struct buffer *b = c->buffers;
         c->buffers = b->next;

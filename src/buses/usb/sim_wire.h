@@ -36,8 +36,9 @@ enum usb_wire_op {
      * USBW_COMPLETE (status, actual, timestamp_ns) with the same id. */
     USBW_SUBMIT = 5,
     USBW_COMPLETE = 6,
-    /* end the sender's pending transfers on endpoint (0xff: all; with a
-     * non-zero id, only that one) with ODK_E_CANCELLED; reply status. */
+    /* end the sender's pending transfers on endpoint (0xff: all) with
+     * ODK_E_CANCELLED; with a non-zero `buffer`, only the transfer whose id
+     * it is.  Reply status (id: the request's own). */
     USBW_ABORT = 7,
     /* odkd -> model: a new client connection in SCM_RIGHTS; reply status. */
     USBW_ATTACH = 8,

@@ -467,7 +467,7 @@ static void halt_short_babble_abort_disconnect(void **state)
     h.n_done = 0;
     assert_int_equal(usb_model_submit(m, ia), ODK_OK);
     assert_int_equal(usb_model_submit(m, ib), ODK_OK);
-    usb_model_abort(m, 0xff, &owner_a);
+    usb_model_abort(m, 0xff, &owner_a, 0);
     assert_int_equal(h.n_done, 1);
     assert_ptr_equal(h.done[0], ia);
     assert_int_equal(ia->status, ODK_E_CANCELLED);
