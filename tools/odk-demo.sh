@@ -18,9 +18,22 @@ odkd=$!
 trap 'kill $odkd 2>/dev/null || true; st=0; wait $odkd || st=$?; rm -rf "$state"; trap - EXIT; exit $st' INT TERM HUP
 trap 'kill $odkd 2>/dev/null || true; rm -rf "$state"' EXIT
 
-# Wait until every built-in device has a running driver.
+# Wait until odkd answers, plug a simulated USB CDC-ACM adapter (its
+# device model runs in a process of its own), then wait until every device
+# has a running driver: hello, the serial loopback and usb-cdc-acm.
 i=0
-until [ "$("$bin/odkctl" list 2>/dev/null | grep -c running)" -ge 2 ]; do
+until "$bin/odkctl" list >/dev/null 2>&1; do
+    i=$((i + 1))
+    if [ $i -gt 100 ] || ! kill -0 $odkd 2>/dev/null; then
+        echo "odkd did not start; its log:" >&2
+        cat "$state/odkd.log" >&2
+        exit 1
+    fi
+    sleep 0.1
+done
+"$bin/odkctl" usb plug cdc-acm >/dev/null
+i=0
+until [ "$("$bin/odkctl" list 2>/dev/null | grep -c running)" -ge 3 ]; do
     i=$((i + 1))
     if [ $i -gt 100 ] || ! kill -0 $odkd 2>/dev/null; then
         echo "odkd did not start; its log:" >&2
@@ -40,15 +53,20 @@ echo "== the registry (odkctl tree)"
 "$bin/odkctl" tree
 echo
 node=$("$bin/odkctl" find '{"IOProviderClass": "HelloDriver"}' | awk 'NR==1 {print $1}')
-device=$("$bin/odkctl" find '{"IOProviderClass": "OdkSimDevice", "model": "hello"}' | awk 'NR==1 {print $1}')
+device=$("$bin/odkctl" find '{"IOProviderClass": "OdkSimDevice", "IOPropertyMatch": {"model": "hello"}}' | awk 'NR==1 {print $1}')
 echo "== try it, in another terminal:"
 echo "   export ODK_STATE_DIR=$state"
 echo "   $bin/odkctl call $node 0 2 40            # the hello driver adds 2 + 40"
 echo "   $bin/odkctl match --explain $device      # why each personality matched the hello device"
 for link in "$devdir"/tty.*; do
     [ -e "$link" ] || continue
-    echo "   picocom -b 115200 $link         # a loopback serial port: what you type comes back"
+    case $link in
+    *usbmodem*) what="a simulated USB CDC-ACM adapter (usb-cdc-acm), looped back" ;;
+    *) what="a loopback serial port: what you type comes back" ;;
+    esac
+    echo "   picocom -b 115200 $link         # $what"
 done
+echo "   $bin/odkctl usb -v                  # the USB adapter's descriptors, like lsusb -v"
 echo
 echo "   for example: odkctl call $node 0 2 40 prints $("$bin/odkctl" call "$node" 0 2 40)"
 echo

@@ -1,5 +1,6 @@
 # SPDX-License-Identifier: MIT
-"""`make demo` (build/bin/odk-demo): it starts odkd with the demo devices,
+"""`make demo` (build/bin/odk-demo): it starts odkd with the demo devices
+and a simulated USB serial adapter,
 and when its terminal goes away (SIGHUP), or on SIGTERM or Ctrl-C, odkd
 and every driver host it started are gone and its state folder removed."""
 import os
@@ -44,11 +45,13 @@ def test_demo_stops_everything(sig, tmp_path):
         text = out.read_text()
         state = re.search(r"odkd runs in (\S+)", text).group(1)
         assert "org.odk.hello" in text and "org.odk.serial-loopback" in text
+        # The simulated USB adapter, its driver and its port.
+        assert "org.odk.usb-cdc-acm" in text and "tty.usbmodem-" in text
         # The demo removes its state folder, odkd's log with it: held open
         # here, the log stays readable to the end (sanitizer reports at exit).
         odkd_log = open(re.search(r"\(log: (\S+)\)", text).group(1), errors="replace")
         procs = children_of(demo.pid)
-        assert len(procs) >= 3, "odkd and two driver hosts"
+        assert len(procs) >= 5, "odkd, three driver hosts and a USB device model"
         # What a closing terminal or a kill does: the signal reaches the
         # whole process group of the job.
         os.killpg(demo.pid, sig)
