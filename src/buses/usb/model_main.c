@@ -274,16 +274,21 @@ static void handle(struct conn *c, const struct usb_wire *w, uint8_t *body, size
         close(fd);
 }
 
-/* Reads one message from c; false when c is closed or sent garbage. */
-static bool receive(struct conn *c)
+enum got { GOT_ONE, GOT_NONE, GOT_END };
+
+/* Reads one message from c (waiting for it unless dontwait): GOT_END when
+ * c is closed or sent garbage. */
+static enum got receive(struct conn *c, bool dontwait)
 {
     char cbuf[CMSG_SPACE(sizeof(int))];
     struct iovec iov = {packet, USBW_MAX_PACKET};
     struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
                         .msg_controllen = sizeof cbuf};
-    ssize_t n = recvmsg(c->fd, &mh, MSG_CMSG_CLOEXEC);
+    ssize_t n = recvmsg(c->fd, &mh, MSG_CMSG_CLOEXEC | (dontwait ? MSG_DONTWAIT : 0));
     if (n < 0 && errno == EINTR)
-        return true;
+        return GOT_ONE;
+    if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+        return GOT_NONE;
     int fd = -1;
     for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
         if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
@@ -298,12 +303,12 @@ static bool receive(struct conn *c)
     if (n <= 0 || (size_t)n < sizeof(struct usb_wire) || (mh.msg_flags & MSG_TRUNC)) {
         if (fd >= 0)
             close(fd);
-        return false;
+        return GOT_END;
     }
     struct usb_wire w;
     memcpy(&w, packet, sizeof w);
     handle(c, &w, packet + sizeof w, (size_t)n - sizeof w, fd);
-    return true;
+    return GOT_ONE;
 }
 
 static void drop_conn(size_t i)
@@ -409,7 +414,12 @@ int main(int argc, char **argv)
             if (!(pfd[i].revents & (POLLIN | POLLHUP | POLLERR)))
                 continue;
             struct conn *c = conns[i];
-            if (!receive(c) || c->closing) {
+            /* Everything that is there, a batch at a time: a busy driver
+             * sends many transfers per wake-up. */
+            enum got g = receive(c, false);
+            for (int k = 0; g == GOT_ONE && !c->closing && k < 64; k++)
+                g = receive(c, true);
+            if (g == GOT_END || c->closing) {
                 if (i == 0) {
                     c->closing = true;
                     break;

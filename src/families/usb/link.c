@@ -276,18 +276,30 @@ static void *reader(void *arg)
         }
         if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR)))
             continue;
-        ssize_t n = recv(l->fd, buf, USBW_MAX_PACKET, MSG_TRUNC);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n <= 0)
-            break;
-        if ((size_t)n < sizeof(struct usb_wire) || (size_t)n > USBW_MAX_PACKET) {
-            odk_warn("usb: the device sent a malformed message (%zd bytes); dropping the link", n);
-            break;
+        /* What is there, a batch at a time. */
+        bool end = false;
+        for (int k = 0; k < 64 && !end; k++) {
+            ssize_t n = recv(l->fd, buf, USBW_MAX_PACKET, MSG_TRUNC | (k ? MSG_DONTWAIT : 0));
+            if (n < 0 && errno == EINTR)
+                continue;
+            if (n < 0 && k && (errno == EAGAIN || errno == EWOULDBLOCK))
+                break;
+            if (n <= 0) {
+                end = true;
+                break;
+            }
+            if ((size_t)n < sizeof(struct usb_wire) || (size_t)n > USBW_MAX_PACKET) {
+                odk_warn("usb: the device sent a malformed message (%zd bytes); dropping the link",
+                         n);
+                end = true;
+                break;
+            }
+            struct usb_wire w;
+            memcpy(&w, buf, sizeof w);
+            on_message(l, &w, buf + sizeof w, (size_t)n - sizeof w);
         }
-        struct usb_wire w;
-        memcpy(&w, buf, sizeof w);
-        on_message(l, &w, buf + sizeof w, (size_t)n - sizeof w);
+        if (end)
+            break;
     }
     free(buf);
     fail_all(l);
