@@ -32,9 +32,11 @@ static int usage(void)
             "  sim unplug ID             unplug it (waits until its drivers stopped)\n"
             "  usb [-v]                  USB devices, like lsusb (-v: their descriptors)\n"
             "  usb plug MODEL [JSON]     plug a simulated USB device (cdc-acm, ftdi, vendor-echo,\n"
-            "                            broken), print its node id\n"
+            "                            hid-keyboard, hid-mouse, broken), print its node id\n"
             "  usb unplug ID             unplug a simulated USB device\n"
             "  usb fault ID KIND [EP]    make it misbehave: stall|short|babble EP, disconnect\n"
+            "  usb input ID HEX          input for the device model (a HID report: 8 bytes for\n"
+            "                            hid-keyboard, 4 for hid-mouse)\n"
             "  install PATH              install or upgrade a bundle folder\n"
             "  uninstall BUNDLE-ID       stop and remove a bundle\n"
             "  restart BUNDLE-ID         restart a bundle's instances (also failed ones)\n"
@@ -384,6 +386,7 @@ static int cmd_usb(odk_client *c, int argc, char **argv)
         }
         op = "usb-plug";
     } else if ((strcmp(argv[0], "unplug") == 0 && argc == 2) ||
+               (strcmp(argv[0], "input") == 0 && argc == 3) ||
                (strcmp(argv[0], "fault") == 0 && (argc == 3 || argc == 4))) {
         if (!parse_u64(argv[1], &id)) {
             odk_value_free(args);
@@ -391,9 +394,9 @@ static int cmd_usb(odk_client *c, int argc, char **argv)
             return 2;
         }
         odk_dict_set_int(args, "node", (int64_t)id);
-        op = argv[0][0] == 'u' ? "usb-unplug" : "usb-fault";
+        op = argv[0][0] == 'u' ? "usb-unplug" : argv[0][0] == 'i' ? "usb-input" : "usb-fault";
         if (argc >= 3)
-            odk_dict_set_string(args, "fault", argv[2]);
+            odk_dict_set_string(args, argv[0][0] == 'i' ? "data" : "fault", argv[2]);
         if (argc == 4)
             odk_dict_set_int(args, "endpoint", strtol(argv[3], NULL, 0));
     } else {

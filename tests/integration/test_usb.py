@@ -225,3 +225,20 @@ def test_serial_adapters_enumerate_with_their_state(odkd):
     assert [c["properties"]["bInterfaceClass"] for c in children(odkd, ftdi)] == [0xFF]
     r = odkd.ctl("usb", "plug", "no-such-model", check=False)
     assert r.returncode == 1 and "did not start" in r.stderr
+
+
+def test_hid_models_enumerate_and_take_input(odkd):
+    kbd, _ = plug(odkd, "hid-keyboard")
+    mouse, _ = plug(odkd, "hid-mouse")
+    for dev, protocol in ((kbd, 1), (mouse, 2)):
+        (iface,) = wait_until(lambda: children(odkd, dev), what="the HID interface")
+        p = iface["properties"]
+        assert (p["bInterfaceClass"], p["bInterfaceSubClass"], p["bInterfaceProtocol"]) == \
+            (3, 1, protocol)
+    odkd.ctl("usb", "input", kbd, "0000040000000000")  # 'a' down
+    r = odkd.ctl("usb", "input", kbd, "0400", check=False)
+    assert r.returncode == 1 and "ODK_E_INVALID" in r.stderr
+    odkd.ctl("usb", "input", mouse, "01050000")
+    acm, _ = plug(odkd, "cdc-acm")
+    r = odkd.ctl("usb", "input", acm, "00", check=False)
+    assert r.returncode == 1 and "ODK_E_UNSUPPORTED" in r.stderr

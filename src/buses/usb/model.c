@@ -539,6 +539,17 @@ void usb_model_inject(struct usb_model *m, enum usb_fault fault, uint8_t endpoin
     }
 }
 
+int usb_model_input(struct usb_model *m, const uint8_t *data, size_t len)
+{
+    if (m->disconnected)
+        return ODK_E_GONE;
+    if (!m->ops->input)
+        return ODK_E_UNSUPPORTED;
+    int st = m->ops->input(m, data, len);
+    pump(m);
+    return st;
+}
+
 bool usb_model_disconnected(const struct usb_model *m)
 {
     return m->disconnected;

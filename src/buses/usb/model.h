@@ -107,6 +107,9 @@ struct usb_model_ops {
     /* Something changed (a transfer queued, a halt cleared): move what can
      * be moved now, with usb_model_peek and usb_model_complete. */
     void (*pump)(struct usb_model *m);
+    /* Optional: input from the test (`odkctl usb input`), e.g. a HID
+     * report to send; ODK_E_UNSUPPORTED when NULL. */
+    int (*input)(struct usb_model *m, const uint8_t *data, size_t len);
     void (*fini)(struct usb_model *m);
 };
 
@@ -152,6 +155,11 @@ void usb_model_abort(struct usb_model *m, uint8_t endpoint, void *owner, uint32_
 /* Injects a fault on endpoint (ignored for USB_FAULT_DISCONNECT). */
 void usb_model_inject(struct usb_model *m, enum usb_fault fault, uint8_t endpoint);
 bool usb_model_disconnected(const struct usb_model *m);
+
+/* Hands the model input from the test (its ops->input), then lets it move
+ * data.  ODK_E_UNSUPPORTED for a model that takes none, ODK_E_GONE after a
+ * disconnect, or the model's status. */
+int usb_model_input(struct usb_model *m, const uint8_t *data, size_t len);
 
 /* The model's state as a dictionary for the device node (what the model
  * was told: line coding, modem lines, ...), or NULL; caller owns. */

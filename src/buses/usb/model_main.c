@@ -261,6 +261,9 @@ static void handle(struct conn *c, const struct usb_wire *w, uint8_t *body, size
             reply(c, w, ODK_E_ACCESS, 0, NULL, 0);
         }
         break;
+    case USBW_INPUT:
+        reply(c, w, from_odkd ? usb_model_input(model, body, len) : ODK_E_ACCESS, 0, NULL, 0);
+        break;
     case USBW_FAULT:
         if (from_odkd)
             usb_model_inject(model, (enum usb_fault)w->length, w->endpoint);

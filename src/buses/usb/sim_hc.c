@@ -48,6 +48,10 @@ struct pending {
     uint32_t id;
     void (*fn)(struct odkd *d, struct usb_dev *dev, const struct usb_wire *w, const uint8_t *body,
                size_t len);
+    /* or: the odkctl request waiting for the model's status */
+    bool for_client;
+    uint64_t conn_id;
+    uint32_t seq;
     struct pending *next;
 };
 
@@ -158,6 +162,20 @@ static int dev_request(struct odkd *d, struct usb_dev *dev, struct usb_wire *w, 
     dev->pending = p;
     if (!dev->deadline_timer)
         dev->deadline_timer = loop_timer(d, MODEL_DEADLINE_MS, deadline_passed, dev);
+    return ODK_OK;
+}
+
+/* A request an odkctl request waits on: the model's status is its reply. */
+static int client_request(struct client_request *r, struct usb_dev *dev, struct usb_wire *w,
+                          const void *body, size_t len)
+{
+    int st = dev_request(r->d, dev, w, body, len, -1, NULL);
+    if (st < 0)
+        return st;
+    dev->pending->for_client = true; /* dev_request put it first */
+    dev->pending->conn_id = r->conn_id;
+    dev->pending->seq = r->seq;
+    r->later = true;
     return ODK_OK;
 }
 
@@ -343,7 +361,9 @@ static void on_reply(struct odkd *d, struct usb_dev *dev, const struct usb_wire 
             loop_timer_cancel(d, dev->deadline_timer);
             dev->deadline_timer = 0;
         }
-        if (p->fn)
+        if (p->for_client)
+            server_reply_later(d, p->conn_id, p->seq, w->status, NULL);
+        else if (p->fn)
             p->fn(d, dev, w, body, len);
         free(p);
         return;
@@ -803,7 +823,35 @@ static int op_fault(struct client_request *r)
     }
     struct usb_wire w = {.op = USBW_FAULT, .length = kind,
                          .endpoint = (uint8_t)odk_dict_get_int(r->args, "endpoint", 0)};
-    return dev_request(r->d, dev, &w, NULL, 0, -1, NULL);
+    return client_request(r, dev, &w, NULL, 0);
+}
+
+/* usb-input {"node", "data": "HEX"}: bytes for the model (a HID report). */
+static int op_input(struct client_request *r)
+{
+    reg_node *n = request_node(r);
+    struct usb_iface *iface;
+    struct usb_dev *dev = n ? dev_by_node(r->d, n->id, &iface) : NULL;
+    const char *hex = odk_dict_get_string(r->args, "data", "");
+    size_t len = strlen(hex);
+    uint8_t bytes[256];
+    bool ok = len % 2 == 0 && len / 2 <= sizeof bytes;
+    for (size_t i = 0; ok && i < len / 2; i++) {
+        unsigned v;
+        ok = sscanf(hex + 2 * i, "%2x", &v) == 1;
+        bytes[i] = (uint8_t)v;
+    }
+    if (!dev || !ok) {
+        snprintf(r->err, sizeof r->err,
+                 "usb-input needs a simulated USB device's node and 'data' as hex bytes (at most "
+                 "%zu)",
+                 sizeof bytes);
+        return ODK_E_INVALID;
+    }
+    if (dev->dying || !dev->ready)
+        return ODK_E_GONE;
+    struct usb_wire w = {.op = USBW_INPUT};
+    return client_request(r, dev, &w, bytes, len / 2);
 }
 
 static odk_value *describe(struct usb_dev *dev, bool verbose)
@@ -1022,6 +1070,7 @@ const struct client_op usb_sim_client_ops[] = {
     {"usb-plug", op_plug, true},
     {"usb-unplug", op_unplug, true},
     {"usb-fault", op_fault, true},
+    {"usb-input", op_input, true},
     {"usb-list", op_list, false},
     {NULL, NULL, false},
 };

@@ -54,6 +54,9 @@ enum usb_wire_op {
     USBW_REPORT = 11,
     /* model -> odkd, unsolicited: the device dropped off the bus. */
     USBW_GONE = 12,
+    /* odkd -> model: input from the test (body: the bytes, e.g. a HID
+     * report); reply status. */
+    USBW_INPUT = 13,
 };
 
 struct usb_wire {

@@ -521,6 +521,72 @@ static void configuration_changes_cancel(void **state)
     free(p);
 }
 
+/* ---- HID ----------------------------------------------------------------- */
+
+static void hid_keyboard_reports_leds_and_input(void **state)
+{
+    (void)state;
+    struct host h;
+    struct usb_model *m = plug("hid-keyboard", NULL, &h);
+    set_configuration(m, 1);
+    /* The report descriptor, through the interface's GET_DESCRIPTOR. */
+    uint8_t rd[128], hd[9];
+    uint32_t n;
+    assert_int_equal(ctl(m, 0x81, USB_REQ_GET_DESCRIPTOR, ODK_USB_DT_HID_REPORT << 8, 0,
+                         sizeof rd, rd, &n),
+                     ODK_OK);
+    assert_int_equal(n, 63);
+    assert_int_equal(rd[0], 0x05); /* Usage Page (Generic Desktop) */
+    assert_int_equal(ctl(m, 0x81, USB_REQ_GET_DESCRIPTOR, ODK_USB_DT_HID << 8, 0, 9, hd, &n),
+                     ODK_OK);
+    assert_int_equal(hd[7] | hd[8] << 8, 63);
+    /* LEDs from the host: SET_REPORT (output). */
+    uint8_t leds = 0x02; /* Caps Lock */
+    assert_int_equal(ctl(m, 0x21, 0x09, 0x0200, 0, 1, &leds, NULL), ODK_OK);
+    odk_value *r = usb_model_report(m);
+    assert_int_equal(odk_dict_get_int(r, "leds", -1), 2);
+    odk_value_free(r);
+    assert_int_equal(ctl(m, 0x21, 0x0b, 0, 0, 0, NULL, NULL), ODK_OK); /* boot protocol */
+    uint8_t proto = 9;
+    assert_int_equal(ctl(m, 0xa1, 0x03, 0, 0, 1, &proto, &n), ODK_OK);
+    assert_int_equal(proto, 0);
+    /* Input: queued, one report per interrupt transfer, in order. */
+    const uint8_t a[8] = {0, 0, 0x04}, b[8] = {0x02, 0, 0x05}, c[8] = {0};
+    assert_int_equal(usb_model_input(m, a, 8), ODK_OK);
+    assert_int_equal(usb_model_input(m, b, 8), ODK_OK);
+    assert_int_equal(usb_model_input(m, a, 3), ODK_E_INVALID);
+    uint8_t got[8];
+    struct usb_xfer *x = xfer(0x81, got, sizeof got);
+    assert_int_equal(usb_model_submit(m, x), ODK_OK);
+    assert_int_equal(h.n_done, 1);
+    assert_memory_equal(got, a, 8);
+    assert_int_equal(usb_model_submit(m, x), ODK_OK);
+    assert_memory_equal(got, b, 8);
+    assert_int_equal(usb_model_submit(m, x), ODK_OK);
+    assert_int_equal(h.n_done, 2); /* nothing queued: it waits */
+    assert_int_equal(usb_model_input(m, c, 8), ODK_OK);
+    assert_int_equal(h.n_done, 3);
+    assert_memory_equal(got, c, 8);
+    /* GET_REPORT answers the last state sent. */
+    uint8_t now[8];
+    assert_int_equal(ctl(m, 0xa1, 0x01, 0x0100, 0, 8, now, &n), ODK_OK);
+    assert_memory_equal(now, c, 8);
+    free(x);
+    usb_model_destroy(m);
+
+    /* A mouse has no LEDs, and its reports are 4 bytes. */
+    m = plug("hid-mouse", NULL, &h);
+    set_configuration(m, 1);
+    assert_int_equal(ctl(m, 0x21, 0x09, 0x0200, 0, 1, &leds, NULL), ODK_E_STALL);
+    assert_int_equal(usb_model_input(m, a, 8), ODK_E_INVALID);
+    assert_int_equal(usb_model_input(m, a, 4), ODK_OK);
+    usb_model_destroy(m);
+    /* A model without input refuses it. */
+    m = plug("cdc-acm", NULL, &h);
+    assert_int_equal(usb_model_input(m, a, 4), ODK_E_UNSUPPORTED);
+    usb_model_destroy(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -533,6 +599,7 @@ int main(void)
         cmocka_unit_test(vendor_echo_bulk_interrupt_and_iso),
         cmocka_unit_test(halt_short_babble_abort_disconnect),
         cmocka_unit_test(configuration_changes_cancel),
+        cmocka_unit_test(hid_keyboard_reports_leds_and_input),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
