@@ -242,3 +242,28 @@ def test_hid_models_enumerate_and_take_input(odkd):
     acm, _ = plug(odkd, "cdc-acm")
     r = odkd.ctl("usb", "input", acm, "00", check=False)
     assert r.returncode == 1 and "ODK_E_UNSUPPORTED" in r.stderr
+
+
+def test_a_transfer_the_buffer_cannot_take_is_refused(odkd):
+    """An IN transfer into a buffer the app gave as input only (read-only
+    to the driver) gets ODK_E_ACCESS before anything moves."""
+    dev, _ = plug(odkd, "vendor-echo")
+    iface = wait_until(lambda: children(odkd, dev)[0]["id"] if children(odkd, dev) else None,
+                       what="interface 0")
+    svc, _ = echo_service(odkd, iface)
+    conn = Connection(odkd.state, svc)
+    out, back = Buffer(4096), Buffer(4096)
+    try:
+        src = conn.register(out, MEM_IN)
+        wrong = conn.register(back, MEM_IN)  # the driver may only read it
+        with pytest.raises(OdkError) as e:
+            conn.call_memory(0, [16], [(src, 0, 4096), (wrong, 0, 4096)], n_out=1)
+        assert e.value.name == "ODK_E_ACCESS"
+        # The OUT half went to the device; a good buffer reads it back.
+        right = conn.register(back, MEM_OUT)
+        outs, _ = conn.call_memory(0, [0], [(src, 0, 4096), (right, 0, 4096)], n_out=1)
+        assert outs == [16]
+    finally:
+        conn.close()
+        out.free()
+        back.free()
