@@ -259,6 +259,7 @@ class Result:
     seconds: float             # QEMU start to exit
     ready_seconds: float | None  # QEMU start to "guest ready" (stage 2 about to run the command)
     devices: list = field(default_factory=list)
+    deadline: float = DEFAULT_DEADLINE
 
     @property
     def ok(self):
@@ -266,7 +267,7 @@ class Result:
 
     def why(self):
         if self.timed_out:
-            return f"killed at its deadline after {self.seconds:.0f} s"
+            return f"killed at its deadline of {self.deadline:g} s"
         if self.status is None:
             return "the guest powered off without an exit status (panic or stage failure)"
         return f"the command exited with status {self.status}"
@@ -274,7 +275,7 @@ class Result:
 
 def qemu_command(k, initrd, rundir, devices=(), memory_mb=1024, cpus=2):
     kvm = os.access("/dev/kvm", os.R_OK | os.W_OK)
-    cmd = ["qemu-system-x86_64", "-machine", "q35", "-accel", "kvm" if kvm else "tcg",
+    cmd = ["qemu-system-x86_64", "-machine", "q35", "-accel", "kvm" if kvm else "tcg,thread=multi",
            "-cpu", "host" if kvm else "max", "-m", str(memory_mb), "-smp", str(cpus),
            "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
            "-serial", "stdio", "-monitor", "none",
@@ -354,7 +355,7 @@ def _run(cmd, rundir, deadline, out, devices):
     if proc.returncode not in (0, None) and not timed_out:
         output += f"\nodk-vm: qemu exited with status {proc.returncode}\n"
     return Result(None if timed_out else _status(rundir), timed_out, output, seconds,
-                  ready[0] if ready else None, devices)
+                  ready[0] if ready else None, devices, deadline)
 
 
 # ------------------------------------------------------------ selection
