@@ -273,10 +273,14 @@ class Result:
         return f"the command exited with status {self.status}"
 
 
-def qemu_command(k, initrd, rundir, devices=(), memory_mb=1024, cpus=2):
+def qemu_command(k, initrd, rundir, devices=()):
+    # One CPU by default: on a busy shared machine a second emulated CPU
+    # costs more in contention than it gives ($ODK_VM_CPUS to change).
+    cpus = int(os.environ.get("ODK_VM_CPUS", 1))
+    memory_mb = int(os.environ.get("ODK_VM_MEMORY_MB", 1024))
     kvm = os.access("/dev/kvm", os.R_OK | os.W_OK)
     cmd = ["qemu-system-x86_64", "-machine", "q35", "-accel", "kvm" if kvm else "tcg,thread=multi",
-           "-cpu", "host" if kvm else "max", "-m", str(memory_mb), "-smp", str(cpus),
+           "-cpu", "host" if kvm else "qemu64", "-m", str(memory_mb), "-smp", str(cpus),
            "-nodefaults", "-no-user-config", "-display", "none", "-no-reboot",
            "-serial", "stdio", "-monitor", "none",
            "-kernel", str(k.image), "-initrd", str(initrd),
