@@ -64,24 +64,32 @@ class Kernel:
     modules: Path     # the extracted /lib/modules/<version>, with modules.dep
 
 
-def _kernel_package():
-    """The package linux-image-amd64 depends on today, and its version."""
+# How long the answer to "which kernel is linux-image-amd64 today" is kept
+# (apt-cache takes seconds on a busy machine); ODK_VM_REFRESH=1 asks anew.
+PACKAGE_ANSWER_SECONDS = 24 * 3600
+
+
+def _kernel_package(cache):
+    """The package linux-image-amd64 depends on today, e.g.
+    linux-image-6.1.0-57-amd64 (its name carries the kernel's ABI)."""
+    memo = cache / "kernel-package"
+    try:
+        if (os.environ.get("ODK_VM_REFRESH") != "1"
+                and time.time() - memo.stat().st_mtime < PACKAGE_ANSWER_SECONDS):
+            return memo.read_text().strip()
+    except OSError:
+        pass
     out = subprocess.run(["apt-cache", "depends", "linux-image-amd64"], capture_output=True,
                          text=True, check=True).stdout
     m = re.search(r"Depends:\s*(linux-image-\S+-amd64)", out)
     if not m:
         raise RuntimeError(f"apt-cache depends linux-image-amd64 names no kernel:\n{out}")
-    pkg = m.group(1)
-    pol = subprocess.run(["apt-cache", "policy", pkg], capture_output=True, text=True,
-                         check=True).stdout
-    m = re.search(r"Candidate:\s*(\S+)", pol)
-    if not m or m.group(1) == "(none)":
-        raise RuntimeError(f"no candidate version of {pkg}:\n{pol}")
-    return pkg, m.group(1)
+    memo.write_text(m.group(1) + "\n")
+    return m.group(1)
 
 
-def _download(pkg, version, into):
-    cmd = ["apt-get", "download", "-q", f"{pkg}={version}"]
+def _download(pkg, into):
+    cmd = ["apt-get", "download", "-q", pkg]
     r = subprocess.run(cmd, cwd=into, capture_output=True, text=True)
     if r.returncode != 0 and os.geteuid() == 0:
         # Stale package lists (the mirror moved on): refresh once, retry.
@@ -103,8 +111,8 @@ def kernel():
     with open(cache / ".lock", "w") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)
         try:
-            pkg, version = _kernel_package()
-            tree = cache / f"{pkg}_{version}"
+            pkg = _kernel_package(cache)
+            tree = cache / pkg
         except (OSError, subprocess.CalledProcessError, RuntimeError) as e:
             trees = sorted(cache.glob("linux-image-*/.complete"))
             if not trees:
@@ -114,8 +122,8 @@ def kernel():
         if not (tree / ".complete").exists():
             shutil.rmtree(tree, ignore_errors=True)
             tmp = Path(tempfile.mkdtemp(dir=cache, prefix=".extract-"))
-            log(f"fetching {pkg} {version} into {cache}")
-            deb = _download(pkg, version, tmp)
+            log(f"fetching {pkg} into {cache}")
+            deb = _download(pkg, tmp)
             subprocess.run(["dpkg-deb", "-x", str(deb), str(tmp / "root")], check=True)
             deb.unlink()
             kver = pkg[len("linux-image-"):]
