@@ -16,8 +16,10 @@ import json
 import lzma
 import os
 import re
+import select
 import shlex
 import shutil
+import socket
 import subprocess
 import sys
 import tempfile
@@ -298,7 +300,57 @@ def qemu_command(k, initrd, rundir, devices=()):
     cmd += list(devices)
     cmd += ["-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
             "-virtfs", f"local,path={rundir},mount_tag=odkrun,security_model=none"]
+    # QEMU's monitor (QMP), reachable from inside the guest: the host relays
+    # between the monitor's socket and a virtio serial port named
+    # org.odk.monitor (see Monitor), so a guest test can device_del and
+    # device_add what it was booted with.
+    cmd += ["-chardev", f"socket,id=odkqmp,path={rundir}/qmp.sock,server=on,wait=off",
+            "-mon", "chardev=odkqmp,mode=control",
+            "-device", "virtio-serial-pci,id=odkvs",
+            "-chardev", f"socket,id=odkport,path={rundir}/port.sock,server=on,wait=off",
+            "-device", f"virtserialport,bus=odkvs.0,chardev=odkport,name={MONITOR_PORT}"]
     return cmd
+
+
+MONITOR_PORT = "org.odk.monitor"
+
+
+class Monitor(threading.Thread):
+    """Relays bytes between QEMU's QMP socket and the socket behind the
+    guest's org.odk.monitor port, until either end closes."""
+
+    def __init__(self, rundir, proc):
+        super().__init__(daemon=True)
+        self.rundir, self.proc = rundir, proc
+
+    def _connect(self, name):
+        while self.proc.poll() is None:
+            s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+            try:
+                s.connect(str(self.rundir / name))
+                return s
+            except OSError:  # QEMU has not made it yet
+                s.close()
+                time.sleep(0.05)
+        return None
+
+    def run(self):
+        a = self._connect("qmp.sock")
+        b = a and self._connect("port.sock")
+        try:
+            peer = {a: b, b: a} if a and b else {}
+            while peer:
+                for s in select.select(list(peer), [], [])[0]:
+                    data = s.recv(65536)
+                    if not data:
+                        return
+                    peer[s].sendall(data)
+        except OSError:  # QEMU went away
+            return
+        finally:
+            for s in (a, b):
+                if s:
+                    s.close()
 
 
 def boot(command=None, devices=(), deadline=DEFAULT_DEADLINE, env=None, cwd=ROOT,
@@ -323,7 +375,9 @@ def boot(command=None, devices=(), deadline=DEFAULT_DEADLINE, env=None, cwd=ROOT
         if shell:
             cmd = [a if a != "stdio" else "mon:stdio" for a in cmd]
             start = time.monotonic()
-            subprocess.run(cmd)
+            proc = subprocess.Popen(cmd)
+            Monitor(rundir, proc).start()
+            proc.wait()
             return Result(_status(rundir), False, "", time.monotonic() - start, None, list(devices))
         return _run(cmd, rundir, deadline, out, list(devices))
     finally:
@@ -341,6 +395,7 @@ def _run(cmd, rundir, deadline, out, devices):
     start = time.monotonic()
     proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
                             stderr=subprocess.STDOUT)
+    Monitor(rundir, proc).start()
     captured = []
     ready = []
 

@@ -9,5 +9,5 @@ MACHINE = [
     "-device", "intel-iommu,intremap=on",
     "-device", "edu",
     "-device", "qemu-xhci,id=xhci",
-    "-device", "usb-kbd,bus=xhci.0",
+    "-device", "usb-kbd,bus=xhci.0,id=kbd",
 ]

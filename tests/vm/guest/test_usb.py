@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from guest_devices import MACHINE
-from guest_util import read, wait_until
+from guest_util import qmp, read, wait_until
 
 pytestmark = pytest.mark.vm(devices=MACHINE)
 
@@ -43,3 +43,16 @@ def test_usbhid_binds_it_and_a_keyboard_input_device_appears():
     node = wait_until(event_node, "an input event device of the keyboard")
     wait_until(node.exists, f"{node}")
     assert node.is_char_device()
+
+
+def test_the_monitor_unplugs_the_keyboard_and_plugs_it_back():
+    """QEMU's monitor, reached from the guest, removes a device and adds it
+    again (last in this file: it leaves a new keyboard behind)."""
+    d = wait_until(kbd, "the usb-kbd in /sys/bus/usb/devices")
+    qmp("device_del", id="kbd")
+    wait_until(lambda: not d.exists(), f"{d.name} to leave /sys/bus/usb/devices")
+    assert kbd() is None
+    qmp("device_add", driver="usb-kbd", bus="xhci.0", id="kbd")
+    wait_until(kbd, "the usb-kbd to come back")
+    with pytest.raises(RuntimeError, match="Duplicate|already"):
+        qmp("device_add", driver="usb-kbd", bus="xhci.0", id="kbd")
