@@ -78,11 +78,15 @@ campaign-ci: asan
 	$(PYTHON) tests/stress/fault_campaign --build $(ASAN_BUILD) --cycles 1000 --seed $(SEED)
 
 # The guest machine (tests/vm, docs/testing.md): Debian's stock kernel under
-# QEMU on this machine's own file system runs tests/vm/suite, then the
-# harness proves it fails a failing guest and kills a hung one.
+# QEMU on this machine's own file system runs tests/vm/suite while, beside
+# it, the harness proves it fails a failing guest and kills a hung one.
 vm-test: all
-	ODK_BUILD=$(abspath $(BUILD)) $(PYTHON) tests/vm/run --build $(BUILD)
-	ODK_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/vm/test_harness.py
+	@ODK_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/vm/test_harness.py & proofs=$$!; \
+	ODK_BUILD=$(abspath $(BUILD)) $(PYTHON) tests/vm/run --build $(BUILD); suite=$$?; \
+	wait $$proofs; proofs=$$?; \
+	[ $$suite = 0 ] || echo "vm-test: the guest suite failed"; \
+	[ $$proofs = 0 ] || echo "vm-test: the harness proofs (tests/vm/test_harness.py) failed"; \
+	[ $$suite = 0 ] && [ $$proofs = 0 ]
 
 demo: all
 	@$(BUILD)/bin/odk-demo $(BUILD)

@@ -24,7 +24,7 @@ HANG_GUARD = 600
 # would be of a slow boot rather than of a hang: the test checks the hang
 # was reached.  A command rather than a pytest test hangs, so the guest
 # reaches it right after boot and the deadline can be short.
-HANG_DEADLINE = float(os.environ.get("ODK_VM_HANG_DEADLINE", 45))
+HANG_DEADLINE = float(os.environ.get("ODK_VM_HANG_DEADLINE", 60))
 
 RUNS = {
     "fails": ["tests/vm/planted/test_planted.py::test_fails"],

@@ -268,6 +268,7 @@ class Result:
     output: str                # the whole console
     seconds: float             # QEMU start to exit
     ready_seconds: float | None  # QEMU start to "guest ready" (stage 2 about to run the command)
+    pytest_seconds: float | None = None  # QEMU start to pytest's session start, if it ran
     devices: list = field(default_factory=list)
     deadline: float = DEFAULT_DEADLINE
 
@@ -397,13 +398,15 @@ def _run(cmd, rundir, deadline, out, devices):
                             stderr=subprocess.STDOUT)
     Monitor(rundir, proc).start()
     captured = []
-    ready = []
+    ready, session = [], []
 
     def pump():
         for raw in proc.stdout:
             line = raw.decode(errors="replace").replace("\r", "")
             if not ready and line.startswith("odk-vm: guest ready"):
                 ready.append(time.monotonic() - start)
+            if not session and "test session starts" in line:
+                session.append(time.monotonic() - start)
             captured.append(line)
             out.write(line)
             out.flush()
@@ -422,7 +425,7 @@ def _run(cmd, rundir, deadline, out, devices):
     if proc.returncode not in (0, None) and not timed_out:
         output += f"\nodk-vm: qemu exited with status {proc.returncode}\n"
     return Result(None if timed_out else _status(rundir), timed_out, output, seconds,
-                  ready[0] if ready else None, devices, deadline)
+                  ready[0] if ready else None, session[0] if session else None, devices, deadline)
 
 
 # ------------------------------------------------------------ selection
