@@ -9,6 +9,7 @@
 
 #include "common/defaults.h"
 #include "odk/client.h"
+#include "odk/usb_descriptors.h"
 #include "skeleton.h"
 
 
@@ -27,8 +28,13 @@ static int usage(void)
             "  tree                      the registry\n"
             "  find JSON                 registry nodes matching a dictionary\n"
             "  match --explain ID        why each personality matched node ID or not\n"
-            "  sim plug JSON             plug a simulated device, print its node id\n"
+            "  sim plug JSON             plug a simulated device, print its node ids (device first)\n"
             "  sim unplug ID             unplug it (waits until its drivers stopped)\n"
+            "  usb [-v]                  USB devices, like lsusb (-v: their descriptors)\n"
+            "  usb plug MODEL [JSON]     plug a simulated USB device (cdc-acm, ftdi, vendor-echo,\n"
+            "                            broken), print its node id\n"
+            "  usb unplug ID             unplug a simulated USB device\n"
+            "  usb fault ID KIND [EP]    make it misbehave: stall|short|babble EP, disconnect\n"
             "  install PATH              install or upgrade a bundle folder\n"
             "  uninstall BUNDLE-ID       stop and remove a bundle\n"
             "  restart BUNDLE-ID         restart a bundle's instances (also failed ones)\n"
@@ -47,7 +53,10 @@ static int fail(int st, const odk_value *reply)
     /* One line: the status's name, then odkd's sentence if it sent one,
      * else the status's own. */
     const char *why = reply ? odk_dict_get_string(reply, "error", NULL) : NULL;
-    fprintf(stderr, "odkctl: %s: %s\n", odk_status_name(st), why ? why : odk_strerror(st));
+    if (why)
+        fprintf(stderr, "odkctl: %s: %s\n", odk_status_name(st), why);
+    else
+        fprintf(stderr, "odkctl: %s\n", odk_strerror(st)); /* "ODK_E_X: sentence" */
     return 1;
 }
 
@@ -101,17 +110,21 @@ static int cmd_list(odk_client *c)
             wv = nv > wv ? nv : wv;
             wc = nc > wc ? nc : wc;
         }
-        printf("%-4s %-*s %-*s %-16s %-*s %-7s %-9s %-8s %s\n", "INST", wb, "BUNDLE", wv,
-               "VERSION", "BUILD", wc, "CLASS", "PID", "STATE", "RESTARTS", "PROVIDER");
+        /* REASON comes last: it says why an instance is failed or backing
+         * off, and a long sentence there pushes nothing out of line. */
+        printf("%-4s %-*s %-*s %-16s %-*s %-7s %-9s %-8s %-8s %s\n", "INST", wb, "BUNDLE", wv,
+               "VERSION", "BUILD", wc, "CLASS", "PID", "STATE", "RESTARTS", "PROVIDER", "REASON");
         for (size_t i = 0; i < odk_array_count(a); i++) {
             const odk_value *x = odk_array_get(a, i);
+            const char *reason = odk_dict_get_string(x, "reason", "");
             printf("%-4" PRId64 " %-*s %-*s %-16s %-*s %-7" PRId64 " %-9s %-8" PRId64
-                   " %" PRId64 "\n",
+                   " %-8" PRId64 " %s\n",
                    odk_dict_get_int(x, "instance", 0), wb, odk_dict_get_string(x, "bundle", ""),
                    wv, odk_dict_get_string(x, "version", ""),
                    odk_dict_get_string(x, "build", ""), wc, odk_dict_get_string(x, "class", ""),
                    odk_dict_get_int(x, "pid", 0), odk_dict_get_string(x, "state", ""),
-                   odk_dict_get_int(x, "restarts", 0), odk_dict_get_int(x, "provider", 0));
+                   odk_dict_get_int(x, "restarts", 0), odk_dict_get_int(x, "provider", 0),
+                   reason[0] ? reason : "-");
         }
     }
     odk_value_free(r);
@@ -191,6 +204,17 @@ static int cmd_find(odk_client *c, const char *text)
     return 0;
 }
 
+/* "    compared: IOProviderClass, idVendor" (nothing for an empty list). */
+static void print_key_list(const char *label, const odk_value *keys)
+{
+    if (!odk_array_count(keys))
+        return;
+    printf("           %s:", label);
+    for (size_t i = 0; i < odk_array_count(keys); i++)
+        printf("%s %s", i ? "," : "", odk_value_string(odk_array_get(keys, i)) ?: "?");
+    printf("\n");
+}
+
 static int cmd_explain(odk_client *c, uint64_t id)
 {
     odk_value *args = odk_value_new_dict(), *r;
@@ -212,6 +236,8 @@ static int cmd_explain(odk_client *c, uint64_t id)
                    odk_dict_get_string(x, "personality", "?"), odk_dict_get_int(x, "score", 0),
                    odk_dict_get_string(x, "category", "?"), m ? "" : ": ",
                    m ? "" : odk_dict_get_string(x, "reason", ""));
+            print_key_list("compared", odk_dict_get(x, "compared"));
+            print_key_list("carried", odk_dict_get(x, "carried"));
         }
     }
     odk_value_free(r);
@@ -247,6 +273,10 @@ static int cmd_sim(odk_client *c, int argc, char **argv)
         if (request(c, "sim-plug", args, &r) < 0)
             return 1;
         printf("%" PRId64 "\n", odk_dict_get_int(r, "node", 0));
+        /* Then the ids of its children, depth first, one a line. */
+        const odk_value *ch = odk_dict_get(r, "children");
+        for (size_t i = 0; i < odk_array_count(ch); i++)
+            printf("%" PRId64 "\n", odk_value_int(odk_array_get(ch, i)));
     } else if (strcmp(argv[0], "unplug") == 0) {
         uint64_t id;
         if (!parse_u64(argv[1], &id)) {
@@ -263,6 +293,126 @@ static int cmd_sim(odk_client *c, int argc, char **argv)
     }
     odk_value_free(r);
     return 0;
+}
+
+/* ---- odkctl usb ---------------------------------------------------------- */
+
+static void print_endpoints(const odk_usb_config_descriptor *c,
+                            const odk_usb_interface_descriptor *in)
+{
+    static const char *const types[] = {"control", "isochronous", "bulk", "interrupt"};
+    for (const odk_usb_endpoint_descriptor *e = NULL; (e = odk_usb_next_endpoint(c, in, e));)
+        printf("        Endpoint 0x%02x %-3s %-11s maxpacket %u interval %u\n", e->bEndpointAddress,
+               odk_usb_endpoint_is_in(e) ? "IN" : "OUT", types[odk_usb_endpoint_type(e)],
+               odk_usb_endpoint_max_packet_size(e), e->bInterval);
+}
+
+static void print_descriptors(const odk_value *dev)
+{
+    size_t len = 0;
+    const odk_usb_device_descriptor *d =
+        odk_value_data(odk_dict_get(dev, "device_descriptor"), &len);
+    if (d && len >= sizeof *d)
+        printf("  Device: bcdUSB %x.%02x class 0x%02x/0x%02x/0x%02x maxpacket0 %u bcdDevice %x.%02x "
+               "configurations %u\n",
+               odk_usb_le16(d->bcdUSB) >> 8, odk_usb_le16(d->bcdUSB) & 0xff, d->bDeviceClass,
+               d->bDeviceSubClass, d->bDeviceProtocol, d->bMaxPacketSize0,
+               odk_usb_le16(d->bcdDevice) >> 8, odk_usb_le16(d->bcdDevice) & 0xff,
+               d->bNumConfigurations);
+    const odk_value *cfgs = odk_dict_get(dev, "configurations");
+    for (size_t i = 0; i < odk_array_count(cfgs); i++) {
+        const odk_usb_config_descriptor *c = odk_value_data(odk_array_get(cfgs, i), &len);
+        if (!c || odk_usb_config_check(c, len, ODK_USB_SPEED_UNKNOWN, NULL, 0) < 0)
+            continue; /* odkd checked it; a mismatch is not ours to print */
+        printf("    Configuration %u: %u interface%s, attributes 0x%02x, %u mA\n",
+               c->bConfigurationValue, c->bNumInterfaces, c->bNumInterfaces == 1 ? "" : "s",
+               c->bmAttributes, 2u * c->bMaxPower);
+        for (const odk_usb_interface_descriptor *in = NULL; (in = odk_usb_next_interface(c, in));) {
+            printf("      Interface %u alternate %u: class 0x%02x/0x%02x/0x%02x, %u endpoint%s\n",
+                   in->bInterfaceNumber, in->bAlternateSetting, in->bInterfaceClass,
+                   in->bInterfaceSubClass, in->bInterfaceProtocol, in->bNumEndpoints,
+                   in->bNumEndpoints == 1 ? "" : "s");
+            print_endpoints(c, in);
+        }
+    }
+}
+
+static int cmd_usb_list(odk_client *c, bool verbose)
+{
+    odk_value *args = odk_value_new_dict(), *r;
+    odk_dict_set_bool(args, "verbose", verbose);
+    if (request(c, "usb-list", args, &r) < 0)
+        return 1;
+    const odk_value *devs = odk_dict_get(r, "devices");
+    if (json_out)
+        print_json(devs);
+    static const char *const speeds[] = {"?", "low", "full", "high", "super", "super+"};
+    for (size_t i = 0; !json_out && i < odk_array_count(devs); i++) {
+        const odk_value *d = odk_array_get(devs, i);
+        int64_t sp = odk_dict_get_int(d, "speed", 0);
+        printf("Port %03" PRId64 " Node %" PRId64 ": ID %04" PRIx64 ":%04" PRIx64 " %s %s "
+               "(%s speed, model %s)%s%s\n",
+               odk_dict_get_int(d, "port", 0), odk_dict_get_int(d, "node", 0),
+               (uint64_t)odk_dict_get_int(d, "idVendor", 0),
+               (uint64_t)odk_dict_get_int(d, "idProduct", 0),
+               odk_dict_get_string(d, "manufacturer", ""), odk_dict_get_string(d, "product", ""),
+               speeds[sp >= 0 && sp <= 5 ? sp : 0], odk_dict_get_string(d, "model", "?"),
+               odk_dict_get(d, "error") ? " ERROR: " : "", odk_dict_get_string(d, "error", ""));
+        if (verbose)
+            print_descriptors(d);
+    }
+    odk_value_free(r);
+    return 0;
+}
+
+static int cmd_usb(odk_client *c, int argc, char **argv)
+{
+    if (argc == 0 || (argc == 1 && strcmp(argv[0], "-v") == 0))
+        return cmd_usb_list(c, argc == 1);
+    odk_value *args = odk_value_new_dict(), *r = NULL;
+    uint64_t id = 0;
+    const char *op = NULL;
+    if (strcmp(argv[0], "plug") == 0 && (argc == 2 || argc == 3)) {
+        odk_dict_set_string(args, "model", argv[1]);
+        if (argc == 3) {
+            odk_value *a = json_arg(argv[2], "the model's arguments");
+            if (!a) {
+                odk_value_free(args);
+                return 2;
+            }
+            odk_dict_set(args, "args", a);
+        }
+        op = "usb-plug";
+    } else if ((strcmp(argv[0], "unplug") == 0 && argc == 2) ||
+               (strcmp(argv[0], "fault") == 0 && (argc == 3 || argc == 4))) {
+        if (!parse_u64(argv[1], &id)) {
+            odk_value_free(args);
+            fprintf(stderr, "odkctl: '%s' is not a node id\n", argv[1]);
+            return 2;
+        }
+        odk_dict_set_int(args, "node", (int64_t)id);
+        op = argv[0][0] == 'u' ? "usb-unplug" : "usb-fault";
+        if (argc >= 3)
+            odk_dict_set_string(args, "fault", argv[2]);
+        if (argc == 4)
+            odk_dict_set_int(args, "endpoint", strtol(argv[3], NULL, 0));
+    } else {
+        odk_value_free(args);
+        return usage();
+    }
+    if (request(c, op, args, &r) < 0)
+        return 1;
+    int rc = 0;
+    if (strcmp(op, "usb-plug") == 0) {
+        printf("%" PRId64 "\n", odk_dict_get_int(r, "node", 0));
+        const char *error = odk_dict_get_string(r, "error", NULL);
+        if (error) {
+            fprintf(stderr, "odkctl: the device's descriptors are bad: %s\n", error);
+            rc = 1;
+        }
+    }
+    odk_value_free(r);
+    return rc;
 }
 
 static int parse_hex(const char *hex, uint8_t **out, size_t *len)
@@ -444,6 +594,8 @@ int main(int argc, char **argv)
         rc = cmd_explain(c, id);
     else if (strcmp(cmd, "sim") == 0)
         rc = cmd_sim(c, rest, args);
+    else if (strcmp(cmd, "usb") == 0)
+        rc = cmd_usb(c, rest, args);
     else if (strcmp(cmd, "install") == 0 && rest == 1) {
         char *abs = realpath(args[0], NULL);
         rc = simple(c, "install", "path", abs ? abs : args[0]);

@@ -57,8 +57,9 @@ ODK_PUBLIC void odk_client_close(odk_client *c);
 ODK_PUBLIC int odk_client_request(odk_client *c, const char *op, odk_value *args,
                                   odk_value **reply);
 
-/* Registry nodes matching a dictionary of personality keys (IOProviderClass
- * defaults to IOService; IOPropertyMatch, IONameMatch, plain keys...).
+/* Registry nodes matching a dictionary of matching keys (IOProviderClass
+ * defaults to IOService; IOPropertyMatch, IONameMatch, a bus's keys...;
+ * other keys are ignored, as in IOKit).
  * *nodes is an array of node dictionaries (id, class, properties, ...);
  * caller owns.  Blocks.  Errors: ODK_E_INVALID (NULL argument),
  * ODK_E_DISCONNECTED, odkd's ODK_E_INVALID for a malformed matching. */

@@ -20,8 +20,10 @@
  * The family calls tx_data_available when the TX ring got data and
  * rx_free_space_available when it made room in the RX ring.  Nothing is
  * dropped: a full TX ring stops the family reading the terminal (writers
- * block, or get EAGAIN), a full RX ring is the driver's cue to wait for
- * rx_free_space_available.
+ * block, or get EAGAIN), a full RX ring is the driver's cue to stop and
+ * keep what it holds until rx_free_space_available, where it must resume
+ * moving data: nothing else calls it back (a callback that only logs
+ * stalls the port for good).
  *
  * Every callback runs on the driver's default queue, as do the functions
  * here: call them only from there.  Only create and destroy block (on odkd).
@@ -79,7 +81,8 @@ typedef struct odk_serial_ops {
                         uint8_t half_stop_bits, odk_serial_parity parity);
     /* hwProgramBaudRate: only the speed changed. */
     int (*program_baud)(odk_serial_port *port, uint32_t baud);
-    /* hwProgramMCR: modem control outputs. */
+    /* hwProgramMCR: modem control outputs.  Called once after activate
+     * with the initial state (DTR and RTS on), then on every change. */
     int (*program_mcr)(odk_serial_port *port, bool dtr, bool rts);
     /* hwGetModemStatus: modem control inputs. */
     int (*get_modem_status)(odk_serial_port *port, bool *cts, bool *dsr, bool *ri, bool *dcd);
@@ -91,7 +94,9 @@ typedef struct odk_serial_ops {
     int (*reset_fifo)(odk_serial_port *port, bool tx, bool rx);
     /* TxDataAvailable: the TX ring has new bytes. */
     void (*tx_data_available)(odk_serial_port *port);
-    /* RxFreeSpaceAvailable: the family consumed from the RX ring. */
+    /* RxFreeSpaceAvailable: the family consumed from the RX ring.  A
+     * driver that stopped for lack of room in RX resumes moving data here;
+     * nothing else will call it back. */
     void (*rx_free_space_available)(odk_serial_port *port);
 } odk_serial_ops;
 

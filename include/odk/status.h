@@ -58,9 +58,11 @@ typedef enum odk_status {
     ODK_E_DISCONNECTED = -19, /* the peer closed the connection */
     ODK_E_AGAIN = -20,        /* would block; try again */
     ODK_E_DRIVER = -21,       /* the driver failed the request without a more precise status */
+    ODK_E_STALL = -22,        /* the device refused the request or halted the endpoint (USB STALL) */
+    ODK_E_OVERRUN = -23,      /* the device sent more than the buffer holds (USB babble) */
 } odk_status;
 
-#define ODK_STATUS_MIN ODK_E_DRIVER
+#define ODK_STATUS_MIN ODK_E_OVERRUN
 
 /* "ODK_E_BAD_ARGUMENTS: scalar count or structure size does not match the
  * method table".  Static storage, never NULL; unknown values give a generic

@@ -24,7 +24,9 @@
     X(ODK_E_LOAD, "a driver could not be loaded")                                                  \
     X(ODK_E_DISCONNECTED, "the peer closed the connection")                                        \
     X(ODK_E_AGAIN, "the operation would block")                                                    \
-    X(ODK_E_DRIVER, "the driver failed the request")
+    X(ODK_E_DRIVER, "the driver failed the request")                                            \
+    X(ODK_E_STALL, "the device stalled: it refused the request or halted the endpoint")          \
+    X(ODK_E_OVERRUN, "the device sent more data than the buffer holds")
 
 struct status_text {
     const char *name;

@@ -384,6 +384,65 @@ static int op_stop(struct host *h, wire_msg *m, const odk_value *args)
     return ODK_OK;
 }
 
+/* odkctl install's check (daemon/bookkeeping/check.c): this host is a
+ * throwaway one, started only to load the shared object the way a start
+ * would (RTLD_NOW: an undefined symbol fails here, and dlerror names it)
+ * and to look up each IOUserClass the personalities name.  No driver is
+ * created; odkd kills the host after the reply. */
+static int op_check(struct host *h, wire_msg *m, const odk_value *args)
+{
+    const char *exe = odk_dict_get_string(args, "executable", "?");
+    const char *base = strrchr(exe, '/') ? strrchr(exe, '/') + 1 : exe;
+    char why[1024] = "";
+    int st = ODK_OK;
+    odk_log_set_tag("odk-driver-host check");
+    int so_fd = wire_msg_take_fd(m, 0);
+    char path[64];
+    snprintf(path, sizeof path, "/proc/self/fd/%d", so_fd);
+    void *dl = so_fd >= 0 ? dlopen(path, RTLD_NOW | RTLD_LOCAL) : NULL;
+    if (so_fd >= 0)
+        close(so_fd);
+    if (so_fd < 0) {
+        st = ODK_E_PROTOCOL;
+        snprintf(why, sizeof why, "the check request carries no shared object");
+    } else if (!dl) {
+        /* "/proc/self/fd/5: undefined symbol: foo": name the file as the
+         * developer knows it. */
+        const char *err = dlerror();
+        const char *rest = err && strncmp(err, path, strlen(path)) == 0 ? err + strlen(path) : NULL;
+        st = ODK_E_LOAD;
+        if (rest)
+            snprintf(why, sizeof why, "cannot load %s%s", base, rest);
+        else
+            snprintf(why, sizeof why, "cannot load %s: %s", base, err ? err : "?");
+    }
+    const odk_value *classes = odk_dict_get(args, "classes");
+    for (size_t i = 0; st == ODK_OK && i < odk_array_count(classes); i++) {
+        const char *name = odk_value_string(odk_array_get(classes, i));
+        if (!name || odk_driver_class_find(name))
+            continue;
+        uint32_t version;
+        size_t size;
+        st = ODK_E_LOAD;
+        if (driver_class_refused(&version, &size))
+            snprintf(why, sizeof why,
+                     "%s was built for odk API version %u (odk_driver_class of %zu bytes); this "
+                     "odk implements version %u (%zu bytes): rebuild it against this odk",
+                     base, version, size, ODK_API_VERSION, sizeof(odk_driver_class));
+        else
+            snprintf(why, sizeof why,
+                     "IOUserClass %s not found in %s: a personality names it, but the shared "
+                     "object declares no class of that name (ODK_DRIVER_CLASS with .name = \"%s\")",
+                     name, base, name);
+    }
+    odk_value *body = odk_value_new_dict();
+    if (body && why[0])
+        odk_dict_set_string(body, "error", why);
+    wire_send_value(h->ctl, WIRE_REPLY, m->hdr.seq, st, body, NULL, 0);
+    odk_value_free(body);
+    return ODK_OK;
+}
+
 static const struct host_op {
     const char *name;
     int (*fn)(struct host *h, wire_msg *m, const odk_value *args);
@@ -392,6 +451,7 @@ static const struct host_op {
     {"open-client", op_open_client},
     {"power", op_power},
     {"stop", op_stop},
+    {"check", op_check},
 };
 
 static void handle_request(struct host *h, wire_msg *m)

@@ -20,8 +20,9 @@ static int mailbox_framing(const struct wire_call *c, size_t area, size_t *len, 
                            size_t why_len)
 {
     if (c->scalar_in_count > ODK_MAX_SCALARS || c->memory_count > ODK_MAX_CALL_MEMORY) {
-        why_say(why, why_len, "call mailbox request with %u scalars and %u memory ranges",
-            c->scalar_in_count, c->memory_count);
+        why_say(why, why_len, "call mailbox request with %u scalar%s and %u memory range%s",
+            c->scalar_in_count, why_s(c->scalar_in_count), c->memory_count,
+            why_s(c->memory_count));
         return ODK_E_PROTOCOL;
     }
     uint64_t fixed = sizeof *c + (uint64_t)c->scalar_in_count * 8 +
@@ -86,8 +87,8 @@ int call_check(enum call_encoding enc, const uint8_t *in, size_t in_len, const o
         return ODK_E_LIMIT;
     }
     if (meth->memory != ODK_VARIABLE && meth->memory != c.memory_count) {
-        why_say(why, why_len, "selector %u: expected %u memory ranges, got %u", c.selector,
-            meth->memory, c.memory_count);
+        why_say(why, why_len, "selector %u: expected %u memory range%s, got %u", c.selector,
+            meth->memory, why_s(meth->memory), c.memory_count);
         return ODK_E_BAD_ARGUMENTS;
     }
     /* Bounded now: scalar_in_count <= ODK_MAX_SCALARS, memory_count <=

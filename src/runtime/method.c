@@ -32,8 +32,8 @@ int odk_method_check(const odk_method *table, uint32_t n_methods, uint32_t selec
     }
     const odk_method *m = &table[selector];
     if (m->scalar_in != ODK_VARIABLE && m->scalar_in != scalar_in_count) {
-        why_say(why, why_len, "selector %" PRIu32 ": expected %" PRIu32 " scalar inputs, got %" PRIu32,
-            selector, m->scalar_in, scalar_in_count);
+        why_say(why, why_len, "selector %" PRIu32 ": expected %" PRIu32 " scalar input%s, got %" PRIu32,
+            selector, m->scalar_in, why_s(m->scalar_in), scalar_in_count);
         return ODK_E_BAD_ARGUMENTS;
     }
     if (m->struct_in != ODK_VARIABLE_SIZE && m->struct_in != struct_in_len) {
@@ -44,8 +44,8 @@ int odk_method_check(const odk_method *table, uint32_t n_methods, uint32_t selec
     }
     if (m->scalar_out != ODK_VARIABLE && m->scalar_out > scalar_out_max) {
         why_say(why, why_len,
-            "selector %" PRIu32 ": returns %" PRIu32 " scalars, caller has room for %" PRIu32,
-            selector, m->scalar_out, scalar_out_max);
+            "selector %" PRIu32 ": returns %" PRIu32 " scalar%s, caller has room for %" PRIu32,
+            selector, m->scalar_out, why_s(m->scalar_out), scalar_out_max);
         return ODK_E_BAD_ARGUMENTS;
     }
     if (m->struct_out != ODK_VARIABLE_SIZE && m->struct_out > struct_out_max) {

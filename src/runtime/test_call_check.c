@@ -151,6 +151,11 @@ static void test_table_mismatches(void **state)
     uint64_t sc[1] = {0};
     assert_int_equal(sock(encode(&c, sc, 1, NULL, 0, 0)), ODK_E_BAD_ARGUMENTS);
     assert_string_equal(why, "selector 0: expected 2 scalar inputs, got 1");
+    /* One of a thing is singular ("expected 1 scalar inputs" was issue 20). */
+    c = (struct wire_call){.selector = 0, .scalar_in_count = 2, .scalar_out_max = 0};
+    uint64_t two[2] = {0, 0};
+    assert_int_equal(sock(encode(&c, two, 2, NULL, 0, 0)), ODK_E_BAD_ARGUMENTS);
+    assert_string_equal(why, "selector 0: returns 1 scalar, caller has room for 0");
 
     c = (struct wire_call){.selector = 2, .scalar_in_count = ODK_MAX_SCALARS + 1};
     assert_int_equal(sock(encode(&c, NULL, 0, NULL, 0, 0)), ODK_E_LIMIT);
@@ -177,7 +182,7 @@ static void test_memory_range_counts(void **state)
     c = (struct wire_call){
         .selector = 1, .memory_count = 2, .struct_in_len = 64, .struct_out_max = 16};
     assert_int_equal(sock(encode(&c, NULL, 0, r, 2, 64)), ODK_E_BAD_ARGUMENTS);
-    assert_string_equal(why, "selector 1: expected 1 memory ranges, got 2");
+    assert_string_equal(why, "selector 1: expected 1 memory range, got 2");
     c.memory_count = 0;
     assert_int_equal(sock(encode(&c, NULL, 0, NULL, 0, 64)), ODK_E_BAD_ARGUMENTS);
 }

@@ -62,7 +62,7 @@ static void test_mismatches_say_what_was_expected(void **state)
     assert_int_equal(check(1, 0, 63, 0, 16, why), ODK_E_BAD_ARGUMENTS);
     assert_string_equal(why, "selector 1: expected a 64-byte input structure, got 63");
     assert_int_equal(check(0, 2, 0, 0, 0, why), ODK_E_BAD_ARGUMENTS);
-    assert_string_equal(why, "selector 0: returns 1 scalars, caller has room for 0");
+    assert_string_equal(why, "selector 0: returns 1 scalar, caller has room for 0");
     assert_int_equal(check(1, 0, 64, 0, 15, why), ODK_E_BAD_ARGUMENTS);
     assert_string_equal(why, "selector 1: returns a 16-byte structure, caller has room for 15");
     assert_int_equal(check(4, 1, 0, 0, 0, why), ODK_E_BAD_ARGUMENTS);

@@ -21,4 +21,12 @@ static inline void why_say(char *why, size_t len, const char *fmt, ...)
     va_end(ap);
 }
 
+/* "input" or "inputs" for a count: "expected 1 scalar input", "expected 2
+ * scalar inputs".  Refusals are read by people porting drivers; "1 scalar
+ * inputs" makes them doubt the rest of the sentence. */
+static inline const char *why_s(unsigned long long n)
+{
+    return n == 1 ? "" : "s";
+}
+
 #endif

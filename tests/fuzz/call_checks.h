@@ -163,6 +163,12 @@ static void check_error(enum call_encoding enc, const uint8_t *in, size_t in_len
 {
     if (!memchr(why, '\0', why_len) || !why[0] || strcmp(why, "ok") == 0)
         die("an error without a sentence");
+    /* One of a thing is singular: "expected 1 scalar input", never
+     * "expected 1 scalar inputs" (why_s in runtime/why.h). */
+    static const char *const one_many[] = {" 1 scalar inputs", " 1 scalars", " 1 memory ranges"};
+    for (size_t i = 0; i < sizeof one_many / sizeof one_many[0]; i++)
+        if (strstr(why, one_many[i]))
+            die("a refusal says \"1\" with a plural noun");
     struct wire_call c = {0};
     if (in_len >= sizeof c)
         header_of(in, &c);

@@ -5,13 +5,18 @@
  * match_personality, the way odkd matches an app's matching dictionary
  * (server.c app_match) and, as a one-personality bundle next to a fixed
  * one (plus, when the input is a dictionary, a bundle of its dictionary
- * values), through match_explain.  Checks: results are 0 or 1, reasons
- * fit their buffer, and explain agrees with match_personality. */
+ * values), through match_explain.  The USB and PCI buses' match keys are
+ * registered as odkd registers them.  Checks: results are 0 or 1, reasons
+ * fit their buffer, explain agrees with match_personality, and its
+ * compared and carried keys split the personality's keys as
+ * match_key_compared and match_carried do. */
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
+#include "buses/pci/pci_match.h"
+#include "buses/usb/usb_match.h"
 #include "daemon/core/bundle.h"
 #include "daemon/core/match.h"
 #include "daemon/core/registry.h"
@@ -22,7 +27,7 @@
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static registry *reg;
-static reg_node *nodes[8];
+static reg_node *nodes[12];
 static size_t n_nodes;
 static odk_value *fixed_personalities;
 
@@ -57,6 +62,10 @@ static void setup(void)
         return;
     if (fixture_registry(&reg) != ODK_OK)
         die("registry_create failed");
+    if (match_keys_register(&pci_match_keys) < 0 ||
+        match_keys_register(&usb_device_match_keys) < 0 ||
+        match_keys_register(&usb_interface_match_keys) < 0)
+        die("match_keys_register failed");
     reg_node *root = registry_root(reg);
     registry_define_class(reg, "FuzzBus", "IOService");
     add(root, "IOUserResources", "{\"IOKit\":true,\"org.odk.sim\":true}");
@@ -74,6 +83,13 @@ static void setup(void)
         "\"class-code\":-9223372036854775808,\"revision-id\":[3],\"IOName\":7}");
     add(root, "IOUSBHostInterface",
         "{\"idVendor\":1027,\"idProduct\":24577,\"bInterfaceNumber\":0,\"name\":\"usb-serial\"}");
+    add(bus, "IOUSBHostDevice",
+        "{\"idVendor\":1452,\"idProduct\":34304,\"bcdDevice\":256,\"bDeviceClass\":0,"
+        "\"bDeviceSubClass\":0,\"bDeviceProtocol\":0,\"IOLocation\":\"14100000\"}");
+    reg_node *usbdev = nodes[n_nodes - 1];
+    add(usbdev, "IOUSBHostInterface",
+        "{\"bConfigurationValue\":1,\"bInterfaceNumber\":1,\"bInterfaceClass\":3,"
+        "\"bInterfaceSubClass\":1,\"bInterfaceProtocol\":1,\"IOLocation\":\"14100000/1\"}");
     add(root, "FuzzBus", "{}");
     add(root, "UnknownClass", NULL);
     fixed_personalities =
@@ -187,6 +203,29 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
                     die("match_explain's matched differs from match_personality");
             }
         }
+        /* compared + carried is every key, and carried is match_carried. */
+        k = 0;
+        for (size_t bi = 0; bi < 3; bi++) {
+            const odk_value *ps = bundles[bi]->personalities;
+            for (size_t pi = 0; pi < odk_dict_count(ps); pi++, k++) {
+                const odk_value *e = odk_array_get(ex, k), *pers = odk_dict_value_at(ps, pi);
+                const odk_value *car = odk_dict_get(e, "carried");
+                if (odk_array_count(odk_dict_get(e, "compared")) + odk_array_count(car) !=
+                    odk_dict_count(pers))
+                    die("compared and carried do not list every key once");
+                odk_value *c = match_carried(reg, n, pers);
+                if (!c)
+                    die("match_carried failed");
+                if (odk_dict_count(c) != odk_array_count(car))
+                    die("match_carried differs from explain's carried");
+                for (size_t j = 0; j < odk_array_count(car); j++)
+                    if (!odk_dict_get(c, odk_value_string(odk_array_get(car, j))))
+                        die("a carried key is missing from match_carried");
+                odk_value_free(c);
+            }
+        }
+        char path[64];
+        check_why(match_node_path(n, path, sizeof path), sizeof path);
         char *js = odk_value_to_json(ex, 0);
         free(js);
         odk_value_free(ex);

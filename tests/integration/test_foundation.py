@@ -2,6 +2,7 @@
 """End to end: plug a device, a driver process starts, an app calls it."""
 import json
 import os
+import re
 import shutil
 import signal
 import socket
@@ -10,8 +11,8 @@ import subprocess
 
 import pytest
 
-from conftest import (BIN, CHILD_ENV, DRIVERS, HANG_GUARD, TEST_DRIVERS, check_odkd_exit,
-                      pid_alive, wait_until)
+from conftest import (BIN, CHILD_ENV, DRIVERS, HANG_GUARD, ROOT, TEST_DRIVERS,
+                      check_odkd_exit, pid_alive, wait_until)
 from driver_selectors import ECHO
 
 ECHO_DEVICE = {"model": "echo", "serial": "T-1"}
@@ -155,7 +156,10 @@ def test_malformed_manifest_names_the_file_and_key(make_odkd, tmp_path):
                                 "IOProbeScore": "high"}}})
     write_bundle(drivers / "syntax", '{"bundle": "org.example.syntax",,}')
     d = make_odkd(drivers=(drivers, DRIVERS, TEST_DRIVERS))
-    log = d.log_text()
+    # odkd listens before it loads its --drivers folders: wait for both lines.
+    log = wait_until(lambda: (lambda t: t if str(bad / "odk.json") in t and
+                              str(drivers / "syntax" / "odk.json") in t else None)(d.log_text()),
+                     what="both refusals in odkd's log")
     assert str(bad / "odk.json") in log and "IOProbeScore" in log
     assert str(drivers / "syntax" / "odk.json") in log and "line 1" in log
     # The good bundles still load and work.
@@ -236,13 +240,18 @@ def test_odkctl_reports_unknown_nodes(odkd):
 
 
 def test_an_upgrade_that_cannot_start_rolls_back(odkd, tmp_path):
-    dev = odkd.plug(ECHO_DEVICE)
+    # The device also names a fault the faulty driver does not know; echo
+    # ignores it.
+    dev = odkd.plug(dict(ECHO_DEVICE, fault="no-such-fault"))
     (old,) = odkd.running(provider=dev)
     broken = tmp_path / "echo-broken"
     shutil.copytree(TEST_DRIVERS / "echo", broken)
+    shutil.copy(TEST_DRIVERS / "faulty" / "faulty.so", broken / "echo.so")
     m = json.loads((broken / "odk.json").read_text())
     m["version"] = "2.0.0"
-    m["personalities"]["EchoDriver"]["IOUserClass"] = "NoSuchClass"  # loads, cannot start
+    # Passes the install check (the class is there), then its start fails
+    # on the unknown fault.
+    m["personalities"]["EchoDriver"]["IOUserClass"] = "FaultyDriver"
     (broken / "odk.json").write_text(json.dumps(m))
     assert odkd.ctl("install", broken).stdout.strip() == "installed"
     wait_until(lambda: "rolling back to 1.0.0" in odkd.log_text(), what="the rollback")
@@ -329,3 +338,127 @@ def test_a_crash_leaves_its_mark_in_the_drivers_own_log(odkd):
     assert "report " + str(odkd.state / "crashes") in log, log
     assert f"info odkd: org.odk.hello#{inst} backs off 100 ms before restart 1" in log, log
     assert f"info odkd: restarting org.odk.hello#{inst} (restart 1)" in log, log
+
+
+def test_failed_and_backing_off_instances_say_why(make_odkd, odkd, tmp_path):
+    """odkctl list has a REASON column (and --json list a "reason") for an
+    instance that is failed or backing off: the crash with its signal and
+    the driver function it was in, the count of crashes, a failed start
+    with the host's own sentence."""
+    # Crashes in every start: backs off 100, 200, 400, 800 ms, then the
+    # fifth crash within 60 s marks it failed.
+    dev = odkd.plug({"model": "faulty", "fault": "crash-in-start"})
+    backing_off = set()
+
+    def failed():
+        (i,) = [i for i in odkd.instances() if i["provider"] == dev] or [None]
+        if i and i["state"] == "backoff":
+            backing_off.add(i["reason"])
+        return i if i and i["state"] == "failed" else None
+    inst = wait_until(failed, what="the crash limit")
+    assert inst["reason"] == ("crashed: SIGSEGV in faulty_null_deref (5 crashes in 60 s; "
+                              "failed until `odkctl restart`)"), inst
+    assert "crashed: SIGSEGV in faulty_null_deref (5 crashes" in odkd.ctl("list").stdout
+    # The backoffs last 1.5 s in all; the polls above saw some of them.
+    assert backing_off, "no backoff seen"
+    for r in backing_off:
+        assert re.fullmatch(r"crashed: SIGSEGV in faulty_null_deref \([1-4] crash(es)? in 60 s\)",
+                            r), r
+
+    drivers = tmp_path / "drivers"
+    b = drivers / "noclass"
+    shutil.copytree(TEST_DRIVERS / "echo", b)
+    m = json.loads((b / "odk.json").read_text())
+    m["bundle"] = "org.example.noclass"
+    m["personalities"]["EchoDriver"]["IOUserClass"] = "NoSuchClass"
+    m["personalities"]["EchoDriver"]["IOPropertyMatch"] = {"model": "noclass"}
+    (b / "odk.json").write_text(json.dumps(m))
+    d = make_odkd("noclass", drivers=(drivers,))
+    d.plug({"model": "noclass"})
+    failed = wait_until(lambda: [i for i in d.instances()
+                                 if i["state"] == "failed" and "NoSuchClass" in i["reason"]],
+                        what="a failed instance naming its class")
+    assert failed[0]["reason"].startswith("start failed: "), failed
+    listing = d.ctl("list").stdout
+    assert "REASON" in listing.splitlines()[0] and "NoSuchClass" in listing
+
+
+def build_so(tmp_path, name, source):
+    """Compiles a driver shared object against the tree's headers."""
+    c = tmp_path / (name + ".c")
+    c.write_text(source)
+    so = tmp_path / (name + ".so")
+    subprocess.run(["cc", "-shared", "-fPIC", "-I", str(ROOT / "include"), "-o", str(so), str(c)],
+                   check=True, timeout=HANG_GUARD)
+    return so
+
+
+CLASS_SOURCE = r"""
+#include <stdio.h>
+#include <unistd.h>
+#include "odk/driver.h"
+%s
+static int start(odk_driver *drv) { return odk_driver_register_service(drv); }
+static const odk_driver_class cls = {.name = "Checked", .start = start};
+ODK_DRIVER_CLASS(cls);
+"""
+
+
+def checked_bundle(tmp_path, name, so, user_class="Checked"):
+    b = tmp_path / name
+    b.mkdir()
+    shutil.copy(so, b / "drv.so")
+    (b / "odk.json").write_text(json.dumps({
+        "bundle": "org.example." + name, "version": "1.0.0", "executable": "drv.so",
+        "personalities": {"P": {"IOProviderClass": "OdkSimDevice", "IOUserClass": user_class,
+                                "IOPropertyMatch": {"model": name}}}}))
+    return b
+
+
+def test_install_refuses_a_bundle_whose_class_is_missing(odkd, tmp_path):
+    so = build_so(tmp_path, "good", CLASS_SOURCE % "")
+    b = checked_bundle(tmp_path, "noclass", so, user_class="NotDeclared")
+    r = odkd.ctl("install", b, check=False)
+    assert r.returncode != 0, r.stdout
+    assert "IOUserClass NotDeclared not found in drv.so" in r.stderr, r.stderr
+    assert "ODK_E_LOAD" in r.stderr
+    bundles = odkd.state / "bundles"
+    assert not bundles.exists() or not list(bundles.iterdir())
+    dev = odkd.plug({"model": "noclass"})
+    assert not [i for i in odkd.instances() if i["provider"] == dev]  # nothing was installed
+
+
+def test_install_refuses_a_bundle_with_an_undefined_symbol(odkd, tmp_path):
+    so = build_so(tmp_path, "unresolved", CLASS_SOURCE % """
+extern int odk_example_not_defined_anywhere(void);
+int use_it(void) { return odk_example_not_defined_anywhere(); }
+""")
+    b = checked_bundle(tmp_path, "unresolved", so)
+    r = odkd.ctl("install", b, check=False)
+    assert r.returncode != 0, r.stdout
+    assert "cannot load drv.so: undefined symbol: odk_example_not_defined_anywhere" in r.stderr, \
+        r.stderr
+    dev = odkd.plug({"model": "unresolved"})
+    assert not [i for i in odkd.instances() if i["provider"] == dev]
+
+
+def test_install_runs_constructors_only_in_a_throwaway_host(odkd, tmp_path):
+    """A good bundle installs; its constructor ran in a process that is
+    neither odkd nor alive any more (the check's host), and again in the
+    driver's own host when it starts."""
+    pids = tmp_path / "constructor-pids"
+    so = build_so(tmp_path, "ctor", CLASS_SOURCE % (r"""
+__attribute__((constructor)) static void note_pid(void)
+{
+    FILE *f = fopen("%s", "a");
+    if (f) { fprintf(f, "%%d\n", (int)getpid()); fclose(f); }
+}
+""" % pids))
+    b = checked_bundle(tmp_path, "ctor", so)
+    assert odkd.ctl("install", b).stdout.strip() == "installed"
+    (checker,) = [int(p) for p in pids.read_text().split()]
+    assert checker != odkd.proc.pid
+    wait_until(lambda: not pid_alive(checker), what="the check's host to be gone")
+    dev = odkd.plug({"model": "ctor"})
+    (inst,) = odkd.running(provider=dev)
+    assert [int(p) for p in pids.read_text().split()] == [checker, inst["pid"]]

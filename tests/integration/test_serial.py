@@ -3,10 +3,13 @@
 import hashlib
 import json
 import os
+import re
+import select
 import socket
 import subprocess
 import threading
 import time
+import tty as tty_mod
 
 import pytest
 import serial
@@ -274,3 +277,84 @@ def test_picocom_types_a_line_and_sees_it_echoed_then_unplug_hangs_up(odkd, tmp_
         assert not os.path.lexists(port["properties"]["IOCalloutDevice"])
     finally:
         tmux("-S", sock, "kill-server")
+
+
+def uart(odkd):
+    """Plugs a device for tests/drivers/serial-uart (2 KiB rings, a FIFO of
+    its own, modem lines kept from program_mcr)."""
+    dev = odkd.plug({"model": "serial-uart"})
+    odkd.running(provider=dev)
+    port = wait_until(lambda: port_node(odkd, dev), what="the port node")
+    tty = port["properties"]["IODialinDevice"]
+    wait_until(lambda: os.path.exists(tty), what=tty)
+    return dev, port, tty
+
+
+def test_program_mcr_hears_the_initial_dtr_and_rts_and_every_change(odkd):
+    """A driver that keeps the lines program_mcr told it (as DriverKit
+    drivers do in HwProgramMCR) reports CTS, DSR and DCD right from the
+    start: the family tells it the initial DTR/RTS when it activates the
+    port, as IOUserSerial does."""
+    _, port, _ = uart(odkd)
+    props = node_props(odkd, port["id"])
+    assert props["DTR"] is True and props["RTS"] is True
+    assert (props["DriverMCRCalls"], props["DriverDTR"], props["DriverRTS"]) == (1, True, True)
+    with Connection(odkd.state, port["id"]) as c:
+        outs, _ = c.call(SERIAL.GET_MODEM, n_out=4)
+        assert outs == [1, 1, 0, 1]  # CTS from RTS; DSR and DCD from DTR
+        c.call(SERIAL.SET_MODEM, [0, 1])
+        outs, _ = c.call(SERIAL.GET_MODEM, n_out=4)
+        assert outs == [1, 0, 0, 0]
+    props = node_props(odkd, port["id"])
+    assert (props["DriverMCRCalls"], props["DriverDTR"], props["DriverRTS"]) == (2, False, True)
+    assert props["DTR"] is False and props["RTS"] is True
+    assert "program_mcr: DTR on, RTS on" in odkd.ctl("log", "org.odk.serial-uart").stdout
+
+
+def test_rx_free_space_available_resumes_a_1_mib_round_trip_through_2_kib_rings(odkd):
+    """serial-uart stops moving when the RX ring is full and resumes in
+    rx_free_space_available.  Nobody reads until the writer can write no
+    more (so the driver surely stopped for lack of room: 1 MiB does not
+    fit in the rings and the terminal's buffers), then every byte must come
+    back, in order."""
+    dev, port, tty = uart(odkd)
+    props = node_props(odkd, port["id"])
+    assert props["TxRingSize"] == props["RxRingSize"] == 2048
+    data = os.urandom(1 << 20)
+    fd = os.open(tty, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    try:
+        tty_mod.setraw(fd)
+        sent = 0
+        # Fill until the writer gets no room for a while: the ring, the
+        # FIFO and the terminal's buffers are full.
+        while sent < len(data):
+            _, w, _ = select.select([], [fd], [], 1.0)
+            if not w:
+                break
+            try:
+                sent += os.write(fd, data[sent:sent + 4096])
+            except BlockingIOError:
+                pass
+        assert sent < len(data), "1 MiB went in with nobody reading"
+        got = bytearray()
+        while len(got) < len(data):
+            r, w, _ = select.select([fd], [fd] if sent < len(data) else [], [], HANG_GUARD)
+            assert r or w, f"stalled after {len(got)} of {len(data)} bytes came back"
+            if r:
+                try:
+                    got.extend(os.read(fd, 65536))
+                except BlockingIOError:
+                    pass
+            if w:
+                try:
+                    sent += os.write(fd, data[sent:sent + 65536])
+                except BlockingIOError:
+                    pass
+    finally:
+        os.close(fd)
+    assert len(got) == len(data) and bytes(got) == data
+    odkd.ctl("sim", "unplug", dev)
+    log = odkd.ctl("log", "org.odk.serial-uart").stdout
+    m = re.search(r"moved (\d+) bytes; rx_free_space_available resumed (\d+) stalled", log)
+    assert m, log
+    assert int(m.group(1)) == len(data) and int(m.group(2)) >= 1, m.group(0)

@@ -5,9 +5,13 @@
  * plugging registers the node with the manager, unplugging waits for the
  * drivers on it to stop before the node goes.
  *
- * A device is {"class": "OdkSimDevice", "properties": {...}}; "class" is
- * optional (default OdkSimDevice) and may name any known class, or a new
- * one with "super".  A file holds {"devices": [device, ...]}. */
+ * A device is {"class": "OdkSimDevice", "properties": {...},
+ * "children": [device, ...]}; "class" is optional (default OdkSimDevice)
+ * and may name any known class (IOUSBHostDevice, IOUSBHostInterface,
+ * IOPCIDevice: the USB and PCI buses' match keys then apply), or a new one
+ * with "super" (a class chain: "OdkSimXhciDevice" under
+ * "IOUSBHostDevice").  Children hang below their device, as USB interfaces
+ * below theirs, and leave with it.  A file holds {"devices": [device, ...]}. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -40,7 +44,9 @@ static struct sim *sim_of(struct odkd *d)
     return module_state(d, &sim_bus);
 }
 
-static int plug(struct odkd *d, const odk_value *desc, uint64_t *id, char *err, size_t err_len)
+/* Checks a device and its children before any is added, declaring the
+ * classes they name, so a bad child leaves nothing half plugged. */
+static int check_device(struct odkd *d, const odk_value *desc, char *err, size_t err_len)
 {
     if (odk_value_type(desc) != ODK_TYPE_DICT) {
         snprintf(err, err_len, "a device must be a dictionary");
@@ -49,9 +55,15 @@ static int plug(struct odkd *d, const odk_value *desc, uint64_t *id, char *err, 
     const char *cls = odk_dict_get_string(desc, "class", "OdkSimDevice");
     const char *super = odk_dict_get_string(desc, "super", NULL);
     const odk_value *props = odk_dict_get(desc, "properties");
+    const odk_value *children = odk_dict_get(desc, "children");
     if (props && odk_value_type(props) != ODK_TYPE_DICT) {
         snprintf(err, err_len, "device 'properties' must be a dictionary, not %s",
                  odk_type_name(odk_value_type(props)));
+        return ODK_E_INVALID;
+    }
+    if (children && odk_value_type(children) != ODK_TYPE_ARRAY) {
+        snprintf(err, err_len, "device 'children' must be an array, not %s",
+                 odk_type_name(odk_value_type(children)));
         return ODK_E_INVALID;
     }
     if (!*cls) {
@@ -68,9 +80,29 @@ static int plug(struct odkd *d, const odk_value *desc, uint64_t *id, char *err, 
                  super ? super : "OdkSimDevice", odk_strerror(st));
         return st;
     }
+    for (size_t i = 0; i < odk_array_count(children); i++) {
+        char sub[MODULE_ERR_MAX / 2];
+        st = check_device(d, odk_array_get(children, i), sub, sizeof sub);
+        if (st < 0) {
+            snprintf(err, err_len, "children[%zu]: %s", i, sub);
+            return st;
+        }
+    }
+    return ODK_OK;
+}
+
+/* Adds a checked device under parent, registers it, then its children
+ * under it (so matching an interface sees its device); ids get each
+ * child's id, depth first. */
+static int add_device(struct odkd *d, reg_node *parent, const odk_value *desc, uint64_t *id,
+                      odk_value *ids, char *err, size_t err_len)
+{
+    const char *cls = odk_dict_get_string(desc, "class", "OdkSimDevice");
+    const odk_value *props = odk_dict_get(desc, "properties");
+    const odk_value *children = odk_dict_get(desc, "children");
     odk_value *copy = props ? odk_value_copy(props) : NULL;
     reg_node *n = NULL;
-    st = props && !copy ? ODK_E_NOMEM : registry_add(d->reg, sim_of(d)->bus, cls, copy, &n);
+    int st = props && !copy ? ODK_E_NOMEM : registry_add(d->reg, parent, cls, copy, &n);
     if (st < 0) {
         snprintf(err, err_len, "cannot add the node: %s", odk_strerror(st));
         return st;
@@ -78,7 +110,24 @@ static int plug(struct odkd *d, const odk_value *desc, uint64_t *id, char *err, 
     odk_info("sim: plugged node %llu (%s)", (unsigned long long)n->id, cls);
     *id = n->id;
     manager_register(d, n);
+    for (size_t i = 0; i < odk_array_count(children); i++) {
+        uint64_t child;
+        st = add_device(d, n, odk_array_get(children, i), &child, ids, err, err_len);
+        if (st < 0)
+            return st;
+        if (ids && (st = odk_array_append(ids, odk_value_new_int((int64_t)child))) < 0)
+            return st;
+    }
     return ODK_OK;
+}
+
+/* A device (with its children) on the bus; ids, when not NULL, gets the
+ * children's ids. */
+static int plug(struct odkd *d, const odk_value *desc, uint64_t *id, odk_value *ids, char *err,
+                size_t err_len)
+{
+    int st = check_device(d, desc, err, err_len);
+    return st < 0 ? st : add_device(d, sim_of(d)->bus, desc, id, ids, err, err_len);
 }
 
 static int plug_all(struct odkd *d, const char *text, const char *source)
@@ -98,7 +147,7 @@ static int plug_all(struct odkd *d, const char *text, const char *source)
     }
     for (size_t i = 0; i < odk_array_count(devs); i++) {
         uint64_t id;
-        if (plug(d, odk_array_get(devs, i), &id, err, sizeof err) < 0) {
+        if (plug(d, odk_array_get(devs, i), &id, NULL, err, sizeof err) < 0) {
             odk_error("%s: devices[%zu]: %s", source, i, err);
             st = ODK_E_INVALID;
         }
@@ -140,11 +189,17 @@ static int op_plug(struct client_request *r)
         return ODK_E_INVALID;
     }
     uint64_t id = 0;
-    int st = plug(r->d, dev, &id, r->err, sizeof r->err);
-    if (st < 0)
+    odk_value *children = odk_value_new_array();
+    if (!children)
+        return ODK_E_NOMEM;
+    int st = plug(r->d, dev, &id, children, r->err, sizeof r->err);
+    if (st < 0) {
+        odk_value_free(children);
         return st;
+    }
     struct msg m = msg_begin();
     msg_int(&m, "node", (int64_t)id);
+    msg_take(&m, "children", children);
     return msg_finish(&m, &r->out);
 }
 

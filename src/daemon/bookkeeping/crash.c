@@ -59,14 +59,32 @@ static void symbolise(const char *module, const char *offset, char *out, size_t 
         snprintf(out, len, "%s at %s", buf, where);
 }
 
+/* Notes the function of the first frame in the driver's own shared object
+ * (the host loads it from a descriptor: /proc/self/fd/N), for the reason
+ * `odkctl list` shows. */
+static void note_where(struct instance *in, const char *line, const char *sym)
+{
+    if (in->crash_where[0] || strncmp(line, "/proc/self/fd/", 14) != 0)
+        return;
+    const char *open = strchr(line, '(');
+    if (sym && sym[0]) /* "function at file:line" */
+        snprintf(in->crash_where, sizeof in->crash_where, "%.*s",
+                 (int)(strstr(sym, " at ") ? strstr(sym, " at ") - sym : (long)strlen(sym)), sym);
+    else if (open && open[1] != '+' && open[1] != ')')
+        snprintf(in->crash_where, sizeof in->crash_where, "%.*s", (int)strcspn(open + 1, "+)"),
+                 open + 1);
+}
+
 /* "path(+0x1a2b) [0x...]" or "path(func+0x10) [0x...]": a frame line the
  * host's handler printed.  Writes the symbolised form into out. */
-static void frame(const struct instance *in, const char *line, char *out, size_t len)
+static void frame(struct instance *in, const char *line, char *out, size_t len)
 {
     const char *open = strchr(line, '('), *close = open ? strchr(open, ')') : NULL;
     snprintf(out, len, "%s", line);
-    if (!open || !close || open[1] != '+')
+    if (!open || !close || open[1] != '+') {
+        note_where(in, line, NULL);
         return; /* already named (an exported function), or not a frame */
+    }
     char module[512], offset[64];
     snprintf(module, sizeof module, "%.*s", (int)(open - line), line);
     snprintf(offset, sizeof offset, "%.*s", (int)(close - open - 2), open + 2);
@@ -75,6 +93,7 @@ static void frame(const struct instance *in, const char *line, char *out, size_t
         snprintf(module, sizeof module, "%s", in->bundle->executable);
     char sym[768];
     symbolise(module, offset, sym, sizeof sym);
+    note_where(in, line, sym);
     if (sym[0])
         snprintf(out, len, "%s  (%s)", line, sym);
 }

@@ -18,6 +18,7 @@
 #include "daemon/bookkeeping/crash.h"
 #include "daemon/bookkeeping/host.h"
 #include "daemon/bookkeeping/instance.h"
+#include "daemon/core/match.h"
 #include "daemon/core/msg.h"
 #include "daemon/odkd.h"
 #include "odk/driver.h"
@@ -105,6 +106,7 @@ odk_value *instance_describe(struct odkd *d, const struct instance *in)
     msg_int(&m, "provider", (int64_t)in->provider_id);
     msg_int(&m, "node", (int64_t)in->node_id);
     msg_str(&m, "category", in->category);
+    msg_str(&m, "reason", in->state == INST_BACKOFF || in->state == INST_FAILED ? in->reason : "");
     return msg_done(&m);
 }
 
@@ -203,6 +205,7 @@ static void start_reply(struct odkd *d, struct instance *in, int status)
     in->deadline_timer = 0;
     if (status == ODK_OK) {
         in->state = INST_RUNNING;
+        in->reason[0] = 0;
         provider_state(d, in, REG_STARTED);
         catalog_confirm(in->entry);
         instance_event(in, ODK_LOG_INFO, "%s#%u started (pid %d) on node %llu", in->bundle->id,
@@ -214,6 +217,8 @@ static void start_reply(struct odkd *d, struct instance *in, int status)
                    "%s#%u failed to start: %s; marking it failed (its log says why)",
                    in->bundle->id, in->id, odk_strerror(status));
     in->state = INST_FAILED;
+    /* Refined from the host's own error line once it has exited. */
+    snprintf(in->reason, sizeof in->reason, "start failed: %s", odk_strerror(status));
     close_channel(d, in); /* the host exits once it sees the channel close */
     HOOK(d, start_failed, in, odk_strerror(status));
 }
@@ -298,7 +303,10 @@ static int create_service_node(struct odkd *d, struct instance *in)
     const char *super = odk_dict_get_string(in->personality, "IOClass", "IOService");
     if (strcmp(super, cls) == 0 || registry_define_class(d->reg, cls, super) < 0)
         registry_define_class(d->reg, cls, "IOService");
-    struct msg m = msg_begin();
+    /* As IOKit does, the personality's keys that matching did not compare
+     * become the service's properties; odkd's own three win. */
+    odk_value *carried = match_carried(d->reg, provider, in->personality);
+    struct msg m = {.dict = carried, .status = carried ? ODK_OK : ODK_E_NOMEM};
     msg_str(&m, "IOUserClass", cls);
     msg_str(&m, "CFBundleIdentifier", in->bundle->id);
     msg_str(&m, "IOPersonalityName", in->personality_name);
@@ -366,14 +374,43 @@ static int spawn(struct odkd *d, struct instance *in)
     return ODK_OK;
 }
 
+/* IOProviderMergeProperties: a dictionary whose keys are set on the
+ * provider node as the driver starts (before the host gets the provider's
+ * properties), replacing values of the same name, as IOKit does. */
+static int merge_provider_properties(struct odkd *d, struct instance *in)
+{
+    const odk_value *merge = odk_dict_get(in->personality, "IOProviderMergeProperties");
+    reg_node *provider = registry_find(d->reg, in->provider_id);
+    if (!merge || !provider)
+        return ODK_OK;
+    if (odk_value_type(merge) != ODK_TYPE_DICT) {
+        instance_event(in, ODK_LOG_WARN, "%s#%u: IOProviderMergeProperties is a %s, not a "
+                       "dictionary; nothing merged", in->bundle->id, in->id,
+                       odk_type_name(odk_value_type(merge)));
+        return ODK_OK;
+    }
+    if (!provider->props && !(provider->props = odk_value_new_dict()))
+        return ODK_E_NOMEM;
+    for (size_t i = 0; i < odk_dict_count(merge); i++) {
+        int st = odk_dict_set(provider->props, odk_dict_key_at(merge, i),
+                              odk_value_copy(odk_dict_value_at(merge, i)));
+        if (st < 0)
+            return st;
+    }
+    return ODK_OK;
+}
+
 static void start_instance(struct odkd *d, struct instance *in)
 {
-    int st = create_service_node(d, in);
+    int st = merge_provider_properties(d, in);
+    if (st == ODK_OK)
+        st = create_service_node(d, in);
     if (st == ODK_OK)
         st = spawn(d, in);
     if (st < 0) {
         instance_event(in, ODK_LOG_ERROR, "%s#%u cannot start: %s", in->bundle->id, in->id,
                        odk_strerror(st));
+        snprintf(in->reason, sizeof in->reason, "cannot start: %s", odk_strerror(st));
         in->state = INST_FAILED;
     }
 }
@@ -507,6 +544,43 @@ static void restart_now(struct odkd *d, void *ptr)
     start_instance(d, in);
 }
 
+/* The last error line of the host's own (after "error TAG: "), skipping
+ * the generic "start failed: STATUS" when the driver said more before it. */
+struct last_error {
+    char text[256];
+};
+
+static void keep_error(const char *line, void *ctx)
+{
+    struct last_error *e = ctx;
+    if (strncmp(line, "error ", 6) != 0 || strstr(line, "fatal signal"))
+        return;
+    const char *text = strstr(line + 6, ": ");
+    text = text ? text + 2 : line + 6;
+    if (strncmp(text, "start failed: ", 14) == 0 && e->text[0])
+        return;
+    snprintf(e->text, sizeof e->text, "%s", text);
+}
+
+/* Why the instance is down, for `odkctl list`: "crashed: SIGSEGV in foo",
+ * "killed: missed its start deadline", "exited with status 3". */
+static void describe_reason(struct instance *in, int wstatus)
+{
+    if (in->kill_reason)
+        snprintf(in->reason, sizeof in->reason, "killed: %s", in->kill_reason);
+    else if (WIFSIGNALED(wstatus)) {
+        const char *abbrev = sigabbrev_np(WTERMSIG(wstatus));
+        char sig[32];
+        if (abbrev)
+            snprintf(sig, sizeof sig, "SIG%s", abbrev);
+        else
+            snprintf(sig, sizeof sig, "signal %d", WTERMSIG(wstatus));
+        snprintf(in->reason, sizeof in->reason, "crashed: %s%s%s", sig,
+                 in->crash_where[0] ? " in " : "", in->crash_where);
+    } else
+        snprintf(in->reason, sizeof in->reason, "exited with status %d", WEXITSTATUS(wstatus));
+}
+
 static void describe_exit(const struct instance *in, int wstatus, char *what, size_t len)
 {
     if (in->kill_reason)
@@ -548,6 +622,10 @@ static void schedule_restart(struct odkd *d, struct instance *in, bool clean_sto
             in, ODK_LOG_ERROR,
             "%s#%u crashed %u times within %d s; marking it failed until `odkctl restart`",
             in->bundle->id, in->id, in->crash_count, CRASH_WINDOW_MS / 1000);
+        size_t n = strlen(in->reason);
+        snprintf(in->reason + n, sizeof in->reason - n,
+                 " (%u crashes in %d s; failed until `odkctl restart`)", in->crash_count,
+                 CRASH_WINDOW_MS / 1000);
         in->state = INST_FAILED;
         provider_state(d, in, REG_MATCHED);
         return;
@@ -558,6 +636,13 @@ static void schedule_restart(struct odkd *d, struct instance *in, bool clean_sto
     if (delay > BACKOFF_MAX_MS)
         delay = BACKOFF_MAX_MS;
     in->state = INST_BACKOFF;
+    if (clean_stop) {
+        snprintf(in->reason, sizeof in->reason, "stopped; restarting");
+    } else {
+        size_t n = strlen(in->reason);
+        snprintf(in->reason + n, sizeof in->reason - n, " (%u crash%s in %d s)", in->crash_count,
+                 in->crash_count == 1 ? "" : "es", CRASH_WINDOW_MS / 1000);
+    }
     provider_state(d, in, REG_MATCHED);
     /* Tests prove the backoff from this line, not from a stopwatch. */
     instance_event(in, ODK_LOG_INFO, "%s#%u backs off %llu ms before restart %u", in->bundle->id,
@@ -589,12 +674,20 @@ void instance_reaped(struct odkd *d, pid_t pid, int wstatus)
         was == INST_STOPPING && !in->kill_reason && WIFEXITED(wstatus) && WEXITSTATUS(wstatus) == 0;
     /* A start that failed cleanly was already reported from its reply. */
     bool reported_failure = was == INST_FAILED && WIFEXITED(wstatus) && !in->kill_reason;
+    if (reported_failure) {
+        struct last_error e = {""};
+        hostlog_each(&in->log, keep_error, &e);
+        if (e.text[0])
+            snprintf(in->reason, sizeof in->reason, "start failed: %s", e.text);
+    }
     if (!clean_stop && !reported_failure) {
         char what[128];
         describe_exit(in, wstatus, what, sizeof what);
         /* Reported even when the instance was going away anyway (an
          * unplug racing a crash): every crash leaves a report. */
+        in->crash_where[0] = 0;
         crash_report(d, in, pid, what);
+        describe_reason(in, wstatus);
         if (was == INST_STARTING && !in->terminate)
             HOOK(d, start_failed, in, what);
     }

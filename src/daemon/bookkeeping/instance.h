@@ -66,6 +66,10 @@ struct instance {
     bool rematch;            /* once gone, matching runs again (the policy layer's flag) */
     bool retired;            /* out of d->instances, freed after this batch of events */
     const char *kill_reason; /* why odkd killed it ("missed its stop deadline"), or NULL */
+    /* Why it is failed or backing off ("crashed: SIGSEGV in foo (2 crashes
+     * in 60 s)", "start failed: ..."), for `odkctl list`; "" while it runs. */
+    char reason[320];
+    char crash_where[128]; /* the driver function a crash was in (crash.c), or "" */
     bool debug;              /* odkd --debug: host waits for a debugger before init */
     struct deadlines deadlines;
     uint64_t memory_limit_kib; /* OdkMemoryLimitMB, 0 = none */

@@ -2,7 +2,6 @@
 /* match.c — IOKit matching of personalities against registry nodes. */
 #include "daemon/core/match.h"
 
-#include <ctype.h>
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -13,37 +12,68 @@
 
 #define DEFAULT_CATEGORY "IODefaultMatchCategory"
 
-/* Keys that describe the driver rather than the device: never compared with
- * node properties.  Keys starting with "Odk" or "IOKit" are informational
- * too, so new odk extensions and IOKit debug keys never break matching. */
-static const char *const informational_keys[] = {
-    "IOClass",
-    "IOUserClass",
-    "IOUserServerName",
-    "IOProbeScore",
-    "IOMatchCategory",
-    "IOProviderClass",
-    "CFBundleIdentifier",
-    "CFBundleIdentifierKernel",
-    "IOUserServerCDHash",
-    "IOTTYBaseName",
-    "IOTTYSuffix",
-    "UserClientProperties",
-    "IOUserClientClass",
-    "IOKitDebug",
-    "IOMatchDefer",
-    "OdkDeadlines",
-    "OdkDebug",
+/* How deep IOParentMatch may nest inside IOParentMatch, and how many
+ * ancestors one match may try in all: each level walks every ancestor, and
+ * an app's matching dictionary (find, watch) is untrusted, so nesting must
+ * not multiply without end.  Past either, the match fails and says so. */
+#define MATCH_PARENT_DEPTH 8
+#define MATCH_PARENT_BUDGET 4096
+
+/* One top-level match: how deep in IOParentMatch, and the ancestors it
+ * may still try. */
+struct walk {
+    int depth;
+    unsigned *budget;
 };
 
-static bool is_informational(const char *key)
+/* The keys IOKit's IOService compares for every node. */
+static const char *const generic_keys[] = {
+    "IOProviderClass",       "IONameMatch",     "IOPropertyMatch",
+    "IOPropertyExistsMatch", "IOResourceMatch", "IOParentMatch",
+    "IOPathMatch",           "IOLocationMatch", "IORegistryEntryIDMatch",
+};
+
+static const struct match_keys *tables[MATCH_KEYS_MAX];
+static size_t n_tables;
+
+int match_keys_register(const struct match_keys *keys)
 {
-    if (strncmp(key, "Odk", 3) == 0 || strncmp(key, "IOKit", 5) == 0)
-        return true;
-    for (size_t i = 0; i < sizeof informational_keys / sizeof informational_keys[0]; i++)
-        if (strcmp(key, informational_keys[i]) == 0)
+    if (!keys || !keys->provider_class || !keys->keys)
+        return ODK_E_INVALID;
+    for (size_t i = 0; i < n_tables; i++)
+        if (tables[i] == keys)
+            return ODK_OK;
+    if (n_tables == MATCH_KEYS_MAX)
+        return ODK_E_LIMIT;
+    tables[n_tables++] = keys;
+    return ODK_OK;
+}
+
+static bool is_generic(const char *key)
+{
+    for (size_t i = 0; i < sizeof generic_keys / sizeof generic_keys[0]; i++)
+        if (strcmp(key, generic_keys[i]) == 0)
             return true;
     return false;
+}
+
+/* The key of a table registered for node's class, or NULL. */
+static const struct match_key *family_key(const registry *reg, const reg_node *node,
+                                          const char *key)
+{
+    for (size_t t = 0; t < n_tables; t++) {
+        if (!registry_class_is_a(reg, node->class_name, tables[t]->provider_class))
+            continue;
+        for (const struct match_key *k = tables[t]->keys; k->name; k++)
+            if (strcmp(k->name, key) == 0)
+                return k;
+    }
+    return NULL;
+}
+
+bool match_key_compared(const registry *reg, const reg_node *node, const char *key)
+{
+    return key && (is_generic(key) || (reg && node && family_key(reg, node, key)));
 }
 
 static int no(char *why, size_t why_len, const char *fmt, ...)
@@ -57,149 +87,6 @@ static int no(char *why, size_t why_len, const char *fmt, ...)
         va_end(ap);
     }
     return 0;
-}
-
-/* A short rendering of a value for reasons: scalars in full (strings
- * cut at 60 bytes), containers by type. */
-static const char *show(const odk_value *v, char *buf, size_t len)
-{
-    switch (odk_value_type(v)) {
-    case ODK_TYPE_STRING:
-        snprintf(buf, len, "\"%.60s\"", odk_value_string(v));
-        break;
-    case ODK_TYPE_INT:
-        snprintf(buf, len, "%" PRId64, odk_value_int(v));
-        break;
-    case ODK_TYPE_BOOL:
-        snprintf(buf, len, "%s", odk_value_bool(v) ? "true" : "false");
-        break;
-    default:
-        snprintf(buf, len, "a %s", odk_type_name(odk_value_type(v)));
-        break;
-    }
-    return buf;
-}
-
-/* ---- PCI match strings ---- */
-
-/* Parses hex digits ("0x" optional) at *p; at most 8 digits (32 bits).
- * *digits gets how many hex digits were read. */
-static bool parse_hex32(const char **p, uint32_t *out, int *digits)
-{
-    const char *s = *p;
-    if (s[0] == '0' && (s[1] == 'x' || s[1] == 'X'))
-        s += 2;
-    uint32_t v = 0;
-    int n = 0;
-    while (isxdigit((unsigned char)*s)) {
-        if (n == 8)
-            return false;
-        int d = isdigit((unsigned char)*s) ? *s - '0' : (tolower((unsigned char)*s) - 'a' + 10);
-        v = v << 4 | (uint32_t)d;
-        n++;
-        s++;
-    }
-    if (n == 0)
-        return false;
-    *out = v;
-    *digits = n;
-    *p = s;
-    return true;
-}
-
-enum pci_form { PCI_PLAIN, PCI_CLASS };
-
-/* Matches a match string against a node value.  For PCI_PLAIN, value32 is
- * the 32-bit register value.  For PCI_CLASS, IOKit compares against the
- * config dword at 0x08 (class-code << 8 | revision) with a default mask of
- * 0xffffff00; odk also accepts the 24-bit class code itself: a value
- * written with at most 6 hex digits is compared against class-code with a
- * default mask of 0xffffff.  Returns 1 match, 0 no match, -1 malformed. */
-static int pci_match_string(const char *str, uint32_t value32, uint32_t class24, enum pci_form form)
-{
-    const char *p = str;
-    bool any = false;
-    for (;;) {
-        while (isspace((unsigned char)*p))
-            p++;
-        if (!*p)
-            break;
-        uint32_t v, mask;
-        int vdigits, mdigits;
-        if (!parse_hex32(&p, &v, &vdigits))
-            return -1;
-        bool has_mask = false;
-        if (*p == '&') {
-            p++;
-            if (!parse_hex32(&p, &mask, &mdigits))
-                return -1;
-            has_mask = true;
-        }
-        if (*p && !isspace((unsigned char)*p))
-            return -1;
-        any = true;
-        uint32_t node = value32;
-        if (form == PCI_CLASS) {
-            bool short_form = vdigits <= 6 && (!has_mask || mdigits <= 6);
-            node = short_form ? class24 : value32;
-            if (!has_mask)
-                mask = short_form ? 0xffffffu : 0xffffff00u;
-        } else if (!has_mask) {
-            mask = 0xffffffffu;
-        }
-        if ((node & mask) == (v & mask))
-            return 1;
-    }
-    return any ? 0 : -1;
-}
-
-static bool node_int(const reg_node *node, const char *key, uint32_t *out)
-{
-    const odk_value *v = node->props ? odk_dict_get(node->props, key) : NULL;
-    if (!v || odk_value_type(v) != ODK_TYPE_INT)
-        return false;
-    *out = (uint32_t)odk_value_int(v);
-    return true;
-}
-
-static int match_pci(const reg_node *node, const char *key, const odk_value *want, char *why,
-                     size_t why_len)
-{
-    if (odk_value_type(want) != ODK_TYPE_STRING)
-        return no(why, why_len, "%s: expected string, got %s", key,
-                  odk_type_name(odk_value_type(want)));
-    const char *str = odk_value_string(want);
-    bool primary = strcmp(key, "IOPCIPrimaryMatch") == 0 || strcmp(key, "IOPCIMatch") == 0;
-    bool secondary = strcmp(key, "IOPCISecondaryMatch") == 0 || strcmp(key, "IOPCIMatch") == 0;
-    uint32_t a, b;
-    int r = 0;
-    bool have = false;
-    if (strcmp(key, "IOPCIClassMatch") == 0) {
-        uint32_t cls, rev = 0;
-        if (!node_int(node, "class-code", &cls))
-            return no(why, why_len, "%s: node has no integer class-code", key);
-        node_int(node, "revision-id", &rev);
-        cls &= 0xffffffu;
-        r = pci_match_string(str, cls << 8 | (rev & 0xffu), cls, PCI_CLASS);
-        have = true;
-    }
-    if (primary && node_int(node, "vendor-id", &a) && node_int(node, "device-id", &b)) {
-        have = true;
-        r = pci_match_string(str, (b & 0xffffu) << 16 | (a & 0xffffu), 0, PCI_PLAIN);
-    }
-    if (secondary && r == 0 && node_int(node, "subsystem-vendor-id", &a) &&
-        node_int(node, "subsystem-id", &b)) {
-        have = true;
-        r = pci_match_string(str, (b & 0xffffu) << 16 | (a & 0xffffu), 0, PCI_PLAIN);
-    }
-    if (r < 0)
-        return no(why, why_len, "%s: malformed match string \"%.80s\"", key, str);
-    if (!have)
-        return no(why, why_len, "%s: node has no integer %s", key,
-                  primary ? "vendor-id and device-id" : "subsystem-vendor-id and subsystem-id");
-    if (r == 0)
-        return no(why, why_len, "%s: \"%.80s\" does not match the node", key, str);
-    return 1;
 }
 
 /* ---- the other keys ---- */
@@ -281,17 +168,215 @@ static int match_resource(const registry *reg, const reg_node *node, const odk_v
     return 1;
 }
 
-static int match_plain(const reg_node *node, const char *key, const odk_value *want, char *why,
-                       size_t why_len)
+static bool has_prop(const reg_node *node, const char *key)
 {
-    const odk_value *have = node->props ? odk_dict_get(node->props, key) : NULL;
-    char a[80], b[80];
+    return key && node->props && odk_dict_get(node->props, key);
+}
+
+static int match_exists(const reg_node *node, const odk_value *want, char *why, size_t why_len)
+{
+    switch (odk_value_type(want)) {
+    case ODK_TYPE_STRING:
+        if (has_prop(node, odk_value_string(want)))
+            return 1;
+        return no(why, why_len, "IOPropertyExistsMatch: node has no property %s",
+                  odk_value_string(want));
+    case ODK_TYPE_ARRAY:
+        for (size_t i = 0; i < odk_array_count(want); i++) {
+            const char *k = odk_value_string(odk_array_get(want, i));
+            if (!k)
+                return no(why, why_len, "IOPropertyExistsMatch: item %zu is not a string", i);
+            if (!has_prop(node, k))
+                return no(why, why_len, "IOPropertyExistsMatch: node has no property %s", k);
+        }
+        return 1;
+    case ODK_TYPE_DICT:
+        for (size_t i = 0; i < odk_dict_count(want); i++)
+            if (!has_prop(node, odk_dict_key_at(want, i)))
+                return no(why, why_len, "IOPropertyExistsMatch: node has no property %s",
+                          odk_dict_key_at(want, i));
+        return 1;
+    default:
+        return no(why, why_len,
+                  "IOPropertyExistsMatch: expected string, array or dictionary, got %s",
+                  odk_type_name(odk_value_type(want)));
+    }
+}
+
+const char *match_node_path(const reg_node *node, char *buf, size_t len)
+{
+    if (!buf || !len)
+        return buf;
+    /* Collect the chain below the root, then write it top down. */
+    size_t depth = 0;
+    for (const reg_node *n = node; n && n->parent; n = n->parent)
+        depth++;
+    size_t at = (size_t)snprintf(buf, len, "IOService:");
+    for (size_t level = depth; level > 0 && at < len; level--) {
+        const reg_node *n = node;
+        for (size_t k = 1; k < level; k++)
+            n = n->parent;
+        const char *loc = n->props ? odk_dict_get_string(n->props, "IOLocation", NULL) : NULL;
+        at += (size_t)snprintf(buf + at, len - at, "/%s%s%s", node_name(n), loc ? "@" : "",
+                               loc ? loc : "");
+    }
+    if (depth == 0 && at < len)
+        snprintf(buf + at, len - at, "/");
+    return buf;
+}
+
+static int match_path(const reg_node *node, const odk_value *want, char *why, size_t why_len)
+{
+    const char *p = odk_value_string(want);
+    if (!p)
+        return no(why, why_len, "IOPathMatch: expected string, got %s",
+                  odk_type_name(odk_value_type(want)));
+    char path[1024];
+    match_node_path(node, path, sizeof path);
+    if (strcmp(p, path) == 0)
+        return 1;
+    return no(why, why_len, "IOPathMatch: node path \"%.200s\" is not \"%.200s\"", path, p);
+}
+
+static int match_location(const reg_node *node, const odk_value *want, char *why, size_t why_len)
+{
+    const char *bad = "";
+    if (odk_value_type(want) == ODK_TYPE_DICT)
+        return props_contain(node, want, &bad)
+                   ? 1
+                   : no(why, why_len, "IOLocationMatch: node property %s differs or is missing",
+                        bad);
+    const char *loc = odk_value_string(want);
+    if (!loc)
+        return no(why, why_len, "IOLocationMatch: expected string or dictionary, got %s",
+                  odk_type_name(odk_value_type(want)));
+    const char *have = node->props ? odk_dict_get_string(node->props, "IOLocation", NULL) : NULL;
     if (!have)
-        return no(why, why_len, "%s: node has no property %s", key, key);
-    if (!odk_value_equal(have, want))
-        return no(why, why_len, "%s: node has %s, personality wants %s", key,
-                  show(have, a, sizeof a), show(want, b, sizeof b));
+        return no(why, why_len, "IOLocationMatch: node has no IOLocation");
+    if (strcmp(have, loc) != 0)
+        return no(why, why_len, "IOLocationMatch: node location \"%.100s\" is not \"%.100s\"", have,
+                  loc);
     return 1;
+}
+
+static int match_entry_id(const reg_node *node, const odk_value *want, char *why, size_t why_len)
+{
+    if (odk_value_type(want) != ODK_TYPE_INT)
+        return no(why, why_len, "IORegistryEntryIDMatch: expected integer, got %s",
+                  odk_type_name(odk_value_type(want)));
+    if ((uint64_t)odk_value_int(want) == node->id)
+        return 1;
+    return no(why, why_len, "IORegistryEntryIDMatch: node id is %" PRIu64 ", not %" PRId64,
+              node->id, odk_value_int(want));
+}
+
+static int match_dict(const registry *reg, const reg_node *node, const odk_value *dict,
+                      bool need_provider, struct walk w, char *why, size_t why_len);
+
+static int match_parent(const registry *reg, const reg_node *node, const odk_value *want,
+                        struct walk w, char *why, size_t why_len)
+{
+    if (odk_value_type(want) != ODK_TYPE_DICT)
+        return no(why, why_len, "IOParentMatch: expected dictionary, got %s",
+                  odk_type_name(odk_value_type(want)));
+    if (w.depth >= MATCH_PARENT_DEPTH)
+        return no(why, why_len, "IOParentMatch: nested deeper than %d (MATCH_PARENT_DEPTH)",
+                  MATCH_PARENT_DEPTH);
+    char first[256] = ""; /* why the parent itself does not match */
+    for (const reg_node *p = node->parent; p && p->parent; p = p->parent) {
+        if (*w.budget == 0)
+            return no(why, why_len,
+                      "IOParentMatch: tries more than %d ancestors in all (MATCH_PARENT_BUDGET)",
+                      MATCH_PARENT_BUDGET);
+        --*w.budget;
+        char sub[256] = "";
+        int r =
+            match_dict(reg, p, want, false, (struct walk){w.depth + 1, w.budget}, sub, sizeof sub);
+        if (r == 1)
+            return 1;
+        if (*w.budget == 0 && strstr(sub, "MATCH_PARENT_BUDGET"))
+            return no(why, why_len, "%s", sub);
+        if (p == node->parent)
+            snprintf(first, sizeof first, "%s", sub);
+    }
+    return no(why, why_len, "IOParentMatch: no ancestor matches%s%s%s", *first ? " (parent: " : "",
+              first, *first ? ")" : "");
+}
+
+static int match_generic(const registry *reg, const reg_node *node, const char *key,
+                         const odk_value *want, struct walk w, char *why, size_t why_len)
+{
+    if (strcmp(key, "IONameMatch") == 0)
+        return match_name(node, want, why, why_len);
+    if (strcmp(key, "IOPropertyMatch") == 0)
+        return match_property(node, want, why, why_len);
+    if (strcmp(key, "IOPropertyExistsMatch") == 0)
+        return match_exists(node, want, why, why_len);
+    if (strcmp(key, "IOResourceMatch") == 0)
+        return match_resource(reg, node, want, why, why_len);
+    if (strcmp(key, "IOParentMatch") == 0)
+        return match_parent(reg, node, want, w, why, why_len);
+    if (strcmp(key, "IOPathMatch") == 0)
+        return match_path(node, want, why, why_len);
+    if (strcmp(key, "IOLocationMatch") == 0)
+        return match_location(node, want, why, why_len);
+    if (strcmp(key, "IORegistryEntryIDMatch") == 0)
+        return match_entry_id(node, want, why, why_len);
+    return 1; /* IOProviderClass: checked first */
+}
+
+/* The rules of node's tables; *precedence gets the highest. */
+static int match_rules(const registry *reg, const reg_node *node, const odk_value *dict,
+                       int *precedence, char *why, size_t why_len)
+{
+    *precedence = 0;
+    for (size_t t = 0; t < n_tables; t++) {
+        if (!tables[t]->rule ||
+            !registry_class_is_a(reg, node->class_name, tables[t]->provider_class))
+            continue;
+        int p = 0;
+        if (tables[t]->rule(dict, &p, why, why_len) != 1)
+            return 0;
+        if (p > *precedence)
+            *precedence = p;
+    }
+    return 1;
+}
+
+static int match_dict(const registry *reg, const reg_node *node, const odk_value *dict,
+                      bool need_provider, struct walk w, char *why, size_t why_len)
+{
+    if (!dict || odk_value_type(dict) != ODK_TYPE_DICT)
+        return no(why, why_len, "personality is not a dictionary");
+    const odk_value *prov = odk_dict_get(dict, "IOProviderClass");
+    if (!prov && need_provider)
+        return no(why, why_len, "IOProviderClass: missing");
+    if (prov && odk_value_type(prov) != ODK_TYPE_STRING)
+        return no(why, why_len, "IOProviderClass: expected string, got %s",
+                  odk_type_name(odk_value_type(prov)));
+    const char *cls = prov ? odk_value_string(prov) : "IOService";
+    if (!registry_class_is_a(reg, node->class_name, cls))
+        return no(why, why_len, "IOProviderClass: node class %s is not a %s", node->class_name,
+                  cls);
+
+    for (size_t i = 0; i < odk_dict_count(dict); i++) {
+        const char *key = odk_dict_key_at(dict, i);
+        const odk_value *want = odk_dict_value_at(dict, i);
+        int r = 1;
+        const struct match_key *k;
+        if (is_generic(key))
+            r = match_generic(reg, node, key, want, w, why, why_len);
+        else if ((k = family_key(reg, node, key)))
+            r = k->compare(node, dict, key, want, why, why_len);
+        if (r != 1) {
+            /* A compare that forgot its reason still names its key. */
+            if (why && why_len && !*why)
+                no(why, why_len, "%s: does not match the node", key);
+            return 0;
+        }
+    }
+    int precedence;
+    return match_rules(reg, node, dict, &precedence, why, why_len);
 }
 
 int match_personality(const registry *reg, const reg_node *node, const odk_value *personality,
@@ -301,39 +386,32 @@ int match_personality(const registry *reg, const reg_node *node, const odk_value
         why[0] = '\0';
     if (!reg || !node)
         return no(why, why_len, "no node");
-    if (!personality || odk_value_type(personality) != ODK_TYPE_DICT)
-        return no(why, why_len, "personality is not a dictionary");
-    const odk_value *prov = odk_dict_get(personality, "IOProviderClass");
-    if (!prov)
-        return no(why, why_len, "IOProviderClass: missing");
-    if (odk_value_type(prov) != ODK_TYPE_STRING)
-        return no(why, why_len, "IOProviderClass: expected string, got %s",
-                  odk_type_name(odk_value_type(prov)));
-    if (!registry_class_is_a(reg, node->class_name, odk_value_string(prov)))
-        return no(why, why_len, "IOProviderClass: node class %s is not a %s", node->class_name,
-                  odk_value_string(prov));
+    unsigned budget = MATCH_PARENT_BUDGET;
+    return match_dict(reg, node, personality, true, (struct walk){0, &budget}, why, why_len);
+}
 
-    for (size_t i = 0; i < odk_dict_count(personality); i++) {
+int match_precedence(const registry *reg, const reg_node *node, const odk_value *personality)
+{
+    int p = 0;
+    if (!reg || !node || odk_value_type(personality) != ODK_TYPE_DICT ||
+        match_rules(reg, node, personality, &p, NULL, 0) != 1)
+        return 0;
+    return p;
+}
+
+odk_value *match_carried(const registry *reg, const reg_node *node, const odk_value *personality)
+{
+    odk_value *out = odk_value_new_dict();
+    for (size_t i = 0; out && i < odk_dict_count(personality); i++) {
         const char *key = odk_dict_key_at(personality, i);
-        const odk_value *want = odk_dict_value_at(personality, i);
-        int r;
-        if (is_informational(key))
+        if (match_key_compared(reg, node, key))
             continue;
-        if (strcmp(key, "IONameMatch") == 0)
-            r = match_name(node, want, why, why_len);
-        else if (strcmp(key, "IOPropertyMatch") == 0)
-            r = match_property(node, want, why, why_len);
-        else if (strcmp(key, "IOResourceMatch") == 0)
-            r = match_resource(reg, node, want, why, why_len);
-        else if (strcmp(key, "IOPCIPrimaryMatch") == 0 || strcmp(key, "IOPCISecondaryMatch") == 0 ||
-                 strcmp(key, "IOPCIMatch") == 0 || strcmp(key, "IOPCIClassMatch") == 0)
-            r = match_pci(node, key, want, why, why_len);
-        else
-            r = match_plain(node, key, want, why, why_len);
-        if (r != 1)
-            return 0;
+        if (odk_dict_set(out, key, odk_value_copy(odk_dict_value_at(personality, i))) < 0) {
+            odk_value_free(out);
+            return NULL;
+        }
     }
-    return 1;
+    return out;
 }
 
 int64_t match_probe_score(const odk_value *personality)
@@ -353,6 +431,8 @@ static int candidate_cmp(const match_candidate *a, const match_candidate *b)
 {
     if (a->score != b->score)
         return a->score > b->score ? -1 : 1;
+    if (a->precedence != b->precedence)
+        return a->precedence > b->precedence ? -1 : 1;
     int c = strcmp(a->bundle->id ? a->bundle->id : "", b->bundle->id ? b->bundle->id : "");
     return c ? c : strcmp(a->name, b->name);
 }
@@ -370,9 +450,9 @@ static bool is_taken(const char *cat, const char *const *taken, size_t n_taken)
     return false;
 }
 
-int match_rank(const registry *reg, const reg_node *node, bundle *const *bundles,
-               size_t n_bundles, const char *const *taken, size_t n_taken,
-               match_candidate **winners, size_t *n_winners)
+int match_rank(const registry *reg, const reg_node *node, bundle *const *bundles, size_t n_bundles,
+               const char *const *taken, size_t n_taken, match_candidate **winners,
+               size_t *n_winners)
 {
     if (!winners || !n_winners)
         return ODK_E_INVALID;
@@ -388,10 +468,12 @@ int match_rank(const registry *reg, const reg_node *node, bundle *const *bundles
             continue;
         for (size_t pi = 0; pi < odk_dict_count(b->personalities); pi++) {
             const odk_value *p = odk_dict_value_at(b->personalities, pi);
-            match_candidate c = {b, odk_dict_key_at(b->personalities, pi), p, match_probe_score(p),
-                                 match_category(p)};
+            match_candidate c = {b, odk_dict_key_at(b->personalities, pi),
+                                 p, match_probe_score(p),
+                                 0, match_category(p)};
             if (is_taken(c.category, taken, n_taken) || !match_personality(reg, node, p, NULL, 0))
                 continue;
+            c.precedence = match_precedence(reg, node, p);
             size_t k = 0;
             while (k < n && strcmp(w[k].category, c.category) != 0)
                 k++;
@@ -417,6 +499,30 @@ int match_rank(const registry *reg, const reg_node *node, bundle *const *bundles
     *winners = w;
     *n_winners = n;
     return ODK_OK;
+}
+
+/* "compared" and "carried": the personality's keys, split as matching
+ * node splits them. */
+static int explain_keys(const registry *reg, const reg_node *node, const odk_value *p, odk_value *e)
+{
+    odk_value *cmp = odk_value_new_array(), *car = odk_value_new_array();
+    int st = cmp && car ? ODK_OK : ODK_E_NOMEM;
+    for (size_t i = 0; st == ODK_OK && i < odk_dict_count(p); i++) {
+        const char *key = odk_dict_key_at(p, i);
+        st = odk_array_append(match_key_compared(reg, node, key) ? cmp : car,
+                              odk_value_new_string(key));
+    }
+    if (st == ODK_OK) {
+        st = odk_dict_set(e, "compared", cmp);
+        cmp = NULL;
+    }
+    if (st == ODK_OK) {
+        st = odk_dict_set(e, "carried", car);
+        car = NULL;
+    }
+    odk_value_free(cmp);
+    odk_value_free(car);
+    return st;
 }
 
 odk_value *match_explain(const registry *reg, const reg_node *node, bundle *const *bundles,
@@ -463,6 +569,8 @@ odk_value *match_explain(const registry *reg, const reg_node *node, bundle *cons
                 st = odk_dict_set_string(e, "category", cat);
             if (st == ODK_OK)
                 st = odk_dict_set_bool(e, "winner", winner);
+            if (st == ODK_OK)
+                st = explain_keys(reg, node, p, e);
             /* Why a matching personality does not run: its category already
              * has a driver, or another personality outranks it. */
             if (st == ODK_OK && matched == 1 && is_taken(cat, taken, n_taken))

@@ -40,6 +40,12 @@ void module_register(const struct odkd_module *m)
         abort();
     }
     modules[n_modules++] = m;
+    for (const struct match_keys *const *k = m->match_keys; k && *k; k++)
+        if (match_keys_register(*k) < 0) {
+            fprintf(stderr, "odkd: %s %s: cannot register the match keys of %s (%d tables at most)\n",
+                    m->kind, m->name, (*k)->provider_class, MATCH_KEYS_MAX);
+            abort();
+        }
 }
 
 size_t module_count(void)

@@ -19,6 +19,7 @@
 #include <stdint.h>
 #include <sys/types.h>
 
+#include "daemon/core/match.h"
 #include "daemon/core/registry.h"
 #include "odk/value.h"
 
@@ -82,6 +83,11 @@ struct odkd_module {
     const struct module_option *options;  /* odkd's command line; {NULL} ends */
     const struct client_op *client_ops;   /* {NULL} ends */
     const struct host_op *host_ops;       /* {NULL} ends */
+    /* The match keys of the provider classes this module owns (match.h),
+     * registered with the matcher when the module registers; {NULL} ends.
+     * Keys of a personality that no table of the node's class and no
+     * generic key names are not compared but carried. */
+    const struct match_keys *const *match_keys;
     /* An option of this module was given (value NULL for a flag); a
      * negative status stops odkd with the message in err. */
     int (*option)(struct odkd *d, const char *name, const char *value, char *err, size_t len);

@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* Unit tests for IOKit matching: every key, PCI match strings, ranking,
- * match categories and --explain. */
+/* Unit tests for IOKit matching: every generic key, carry-not-compare,
+ * keys registered by a bus (a test table here; the real USB and PCI tables
+ * are tested in src/buses/), ranking, match categories and --explain. */
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -83,6 +84,11 @@ static void expect(const struct fx *f, const reg_node *n, const char *personalit
     if (want == 0 && !*why)
         fail_msg("%s: no reason given", personality);
 }
+
+static bundle *make_bundle(const char *id, const char *personalities);
+static void free_bundles(bundle **b, size_t n);
+static const odk_value *explain_entry(const odk_value *list, const char *bundle_id,
+                                      const char *name);
 
 static void test_provider_class(void **state)
 {
@@ -189,119 +195,329 @@ static void test_resource_match(void **state)
     expect(f, bare, p, 1, NULL);
 }
 
-static void pci(const struct fx *f, const char *key, const char *str, int want,
-                const char *want_why)
+static void test_exists_match(void **state)
 {
+    struct fx *f = *state;
+    const char *base = "{\"IOProviderClass\":\"IOService\",\"IOPropertyExistsMatch\":%s}";
     char p[512];
-    snprintf(p, sizeof p, "{\"IOProviderClass\":\"IOPCIDevice\",\"%s\":\"%s\"}", key, str);
-    expect(f, f->pci, p, want, want_why);
+    static const struct {
+        const char *value;
+        int want;
+        const char *why;
+    } cases[] = {
+        {"\"model\"", 1, NULL},
+        {"\"colour\"", 0, "IOPropertyExistsMatch: node has no property colour"},
+        {"[\"model\",\"serial\",\"blob\"]", 1, NULL},
+        {"[\"model\",\"colour\"]", 0, "no property colour"},
+        {"[]", 1, NULL},
+        {"[\"model\",3]", 0, "item 1 is not a string"},
+        {"{\"model\":false,\"flags\":0}", 1, NULL},
+        {"{\"model\":1,\"colour\":1}", 0, "no property colour"},
+        {"7", 0, "expected string, array or dictionary"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        snprintf(p, sizeof p, base, cases[i].value);
+        expect(f, f->sim, p, cases[i].want, cases[i].why);
+    }
+    /* A node with no properties has none of them. */
+    snprintf(p, sizeof p, base, "\"model\"");
+    expect(f, f->plain, p, 0, "no property model");
 }
 
-static void test_pci_primary(void **state)
+static void test_parent_match(void **state)
 {
     struct fx *f = *state;
-    pci(f, "IOPCIPrimaryMatch", "0x12348086", 1, NULL);
-    pci(f, "IOPCIPrimaryMatch", "12348086", 1, NULL);
-    pci(f, "IOPCIPrimaryMatch", "0X12348086", 1, NULL);
-    pci(f, "IOPCIPrimaryMatch", "0x12358086", 0, "does not match");
-    /* Masks: any device from vendor 8086, any vendor's device 1234. */
-    pci(f, "IOPCIPrimaryMatch", "0x00008086&0x0000ffff", 1, NULL);
-    pci(f, "IOPCIPrimaryMatch", "0x0000ffff&0x0000ffff", 0, "does not match");
-    pci(f, "IOPCIPrimaryMatch", "0x12340000&0xffff0000", 1, NULL);
-    pci(f, "IOPCIPrimaryMatch", "0x12300000&0xfff00000", 1, NULL);
-    /* Several values: any one wins. */
-    pci(f, "IOPCIPrimaryMatch", "0x11118086 0x12348086", 1, NULL);
-    pci(f, "IOPCIPrimaryMatch", "0x11118086  0x22228086&0xffffffff\\t0x12348086", 1, NULL);
-    pci(f, "IOPCIPrimaryMatch", "0x11118086 0x22228086", 0, "does not match");
-    /* Malformed strings never match and say so. */
-    pci(f, "IOPCIPrimaryMatch", "", 0, "malformed");
-    pci(f, "IOPCIPrimaryMatch", "   ", 0, "malformed");
-    pci(f, "IOPCIPrimaryMatch", "0xZZZZ", 0, "malformed");
-    pci(f, "IOPCIPrimaryMatch", "0x", 0, "malformed");
-    pci(f, "IOPCIPrimaryMatch", "0x12348086&", 0, "malformed");
-    pci(f, "IOPCIPrimaryMatch", "0x12348086&0x", 0, "malformed");
-    pci(f, "IOPCIPrimaryMatch", "0x123480861", 0, "malformed");
-    pci(f, "IOPCIPrimaryMatch", "0x12348086,0x1", 0, "malformed");
-    pci(f, "IOPCIPrimaryMatch", "0x11118086 junk", 0, "malformed");
-    /* A wrong type is a reason, not a crash. */
-    expect(f, f->pci, "{\"IOProviderClass\":\"IOPCIDevice\",\"IOPCIPrimaryMatch\":305430662}", 0,
-           "expected string");
-    /* A node without PCI ids. */
-    expect(f, f->sim, "{\"IOProviderClass\":\"IOService\",\"IOPCIPrimaryMatch\":\"0x12348086\"}", 0,
-           "vendor-id");
-}
-
-static void test_pci_secondary_and_either(void **state)
-{
-    struct fx *f = *state;
-    pci(f, "IOPCISecondaryMatch", "0x11001af4", 1, NULL);
-    pci(f, "IOPCISecondaryMatch", "0x00001af4&0x0000ffff", 1, NULL);
-    pci(f, "IOPCISecondaryMatch", "0x12348086", 0, "does not match");
-    pci(f, "IOPCIMatch", "0x12348086", 1, NULL);
-    pci(f, "IOPCIMatch", "0x11001af4", 1, NULL);
-    pci(f, "IOPCIMatch", "0x99998086", 0, "IOPCIMatch");
-    pci(f, "IOPCIMatch", "0x9999", 0, "IOPCIMatch");
-    pci(f, "IOPCIMatch", "zz", 0, "malformed");
-}
-
-static void test_pci_class(void **state)
-{
-    struct fx *f = *state;
-    /* IOKit's form: class-code << 8 | revision, default mask 0xffffff00. */
-    pci(f, "IOPCIClassMatch", "0x02000000&0xffff0000", 1, NULL);
-    pci(f, "IOPCIClassMatch", "0x02000000", 1, NULL);
-    pci(f, "IOPCIClassMatch", "0x02000003&0xffffffff", 1, NULL);
-    pci(f, "IOPCIClassMatch", "0x02000004&0xffffffff", 0, "does not match");
-    pci(f, "IOPCIClassMatch", "0x03000000&0xff000000", 0, "does not match");
-    pci(f, "IOPCIClassMatch", "0x0c033000 0x02000000&0xff000000", 1, NULL);
-    /* The 24-bit class code itself. */
-    pci(f, "IOPCIClassMatch", "0x020000", 1, NULL);
-    pci(f, "IOPCIClassMatch", "0x020000&0xff0000", 1, NULL);
-    pci(f, "IOPCIClassMatch", "0x020100", 0, "does not match");
-    pci(f, "IOPCIClassMatch", "0x02&0xff", 0, "does not match");
-    pci(f, "IOPCIClassMatch", "0x02xx", 0, "malformed");
-    expect(f, f->sim, "{\"IOProviderClass\":\"IOService\",\"IOPCIClassMatch\":\"0x020000\"}", 0,
-           "class-code");
-}
-
-static void test_plain_keys(void **state)
-{
-    struct fx *f = *state;
-    expect(f, f->usb,
-           "{\"IOProviderClass\":\"IOUSBHostInterface\",\"idVendor\":1027,\"idProduct\":24577,"
-           "\"bInterfaceNumber\":0}",
+    /* bus (OdkSimBus, IOName sim) <- dev (OdkSimDevice model=d) <- leaf */
+    reg_node *bus, *dev, *leaf;
+    registry_add(f->reg, registry_root(f->reg), "OdkSimBus", json("{\"IOName\":\"sim\"}"), &bus);
+    registry_add(f->reg, bus, "OdkSimDevice", json("{\"model\":\"d\"}"), &dev);
+    registry_add(f->reg, dev, "OdkSimDevice", json("{\"model\":\"leaf\"}"), &leaf);
+    /* The parent or any further ancestor; IOProviderClass is optional. */
+    expect(f, leaf,
+           "{\"IOProviderClass\":\"IOService\",\"IOParentMatch\":{\"IOPropertyMatch\":{\"model\":"
+           "\"d\"}}}",
            1, NULL);
-    expect(f, f->usb, "{\"IOProviderClass\":\"IOUSBHostInterface\",\"idVendor\":1028}", 0,
-           "idVendor: node has 1027, personality wants 1028");
-    expect(f, f->usb, "{\"IOProviderClass\":\"IOUSBHostInterface\",\"idVendor\":\"1027\"}", 0,
-           "idVendor");
-    expect(f, f->usb, "{\"IOProviderClass\":\"IOUSBHostInterface\",\"bcdDevice\":256}", 0,
-           "bcdDevice: node has no property bcdDevice");
-    expect(f, f->plain, "{\"IOProviderClass\":\"IOService\",\"model\":\"echo\"}", 0,
-           "no property model");
-    expect(f, f->sim, "{\"IOProviderClass\":\"IOService\",\"model\":\"echo\",\"serial\":42}", 1,
+    expect(
+        f, leaf,
+        "{\"IOProviderClass\":\"IOService\",\"IOParentMatch\":{\"IOProviderClass\":\"OdkSimBus\"}}",
+        1, NULL);
+    expect(f, leaf,
+           "{\"IOProviderClass\":\"IOService\",\"IOParentMatch\":{\"IONameMatch\":\"sim\"}}", 1,
            NULL);
-    expect(f, f->sim, "{\"IOProviderClass\":\"IOService\",\"flags\":[1,2]}", 1, NULL);
-    expect(f, f->sim, "{\"IOProviderClass\":\"IOService\",\"flags\":[2,1]}", 0, "flags");
+    /* The node itself is not its own parent. */
+    expect(f, leaf,
+           "{\"IOProviderClass\":\"IOService\",\"IOParentMatch\":{\"IOPropertyMatch\":{\"model\":"
+           "\"leaf\"}}}",
+           0, "IOParentMatch: no ancestor matches");
+    expect(f, dev,
+           "{\"IOProviderClass\":\"IOService\",\"IOParentMatch\":{\"IOPropertyMatch\":{\"model\":"
+           "\"d\"}}}",
+           0, "IOParentMatch");
+    /* Nested: the parent's parent matches through the parent. */
+    expect(f, leaf,
+           "{\"IOProviderClass\":\"IOService\",\"IOParentMatch\":{\"IOParentMatch\":{"
+           "\"IONameMatch\":\"sim\"}}}",
+           1, NULL);
+    expect(f, dev,
+           "{\"IOProviderClass\":\"IOService\",\"IOParentMatch\":{\"IOParentMatch\":{"
+           "\"IONameMatch\":\"sim\"}}}",
+           0, "IOParentMatch");
+    /* The root is no ancestor to match; wrong types are reasons. */
+    expect(f, f->sim, "{\"IOProviderClass\":\"IOService\",\"IOParentMatch\":{}}", 0,
+           "IOParentMatch");
+    expect(f, leaf, "{\"IOProviderClass\":\"IOService\",\"IOParentMatch\":{}}", 1, NULL);
+    expect(f, leaf, "{\"IOProviderClass\":\"IOService\",\"IOParentMatch\":\"sim\"}", 0,
+           "expected dictionary");
+    expect(f, leaf, "{\"IOProviderClass\":\"IOService\",\"IOParentMatch\":{\"IOProviderClass\":7}}",
+           0, "IOParentMatch");
+    /* Nesting is bounded (MATCH_PARENT_DEPTH). */
+    char p[1024] = "{\"IONameMatch\":\"sim\"}";
+    for (int i = 0; i < 12; i++) {
+        char q[1024];
+        snprintf(q, sizeof q, "{\"IOParentMatch\":%s}", p);
+        snprintf(p, sizeof p, "%s", q);
+    }
+    char full[1200];
+    snprintf(full, sizeof full, "{\"IOProviderClass\":\"IOService\",\"IOParentMatch\":%s}", p);
+    expect(f, leaf, full, 0, "IOParentMatch");
+    /* The parent's own reason is given. */
+    expect(f, leaf, "{\"IOProviderClass\":\"IOService\",\"IOParentMatch\":{\"IONameMatch\":\"x\"}}",
+           0, "(parent: IONameMatch: node name");
+
+    /* A deep chain with nested IOParentMatch that never matches would try
+     * 30^8 ancestors; the budget ends it (MATCH_PARENT_BUDGET). */
+    reg_node *deep = leaf;
+    for (int i = 0; i < 30; i++)
+        registry_add(f->reg, deep, "OdkSimDevice", NULL, &deep);
+    snprintf(p, sizeof p, "{\"IONameMatch\":\"none\"}");
+    for (int i = 0; i < 7; i++) {
+        char q[1024];
+        snprintf(q, sizeof q, "{\"IOParentMatch\":%s}", p);
+        snprintf(p, sizeof p, "%s", q);
+    }
+    snprintf(full, sizeof full, "{\"IOProviderClass\":\"IOService\",\"IOParentMatch\":%s}", p);
+    expect(f, deep, full, 0, "MATCH_PARENT_BUDGET");
 }
 
-static void test_informational_keys(void **state)
+static void test_path_location_and_id(void **state)
 {
     struct fx *f = *state;
-    /* None of these is compared with the node, which has none of them. */
-    expect(f, f->plain,
-           "{\"IOProviderClass\":\"IOService\",\"IOClass\":\"IOUserService\","
-           "\"IOUserClass\":\"Echo\",\"IOUserServerName\":\"org.odk.echo\",\"IOProbeScore\":5,"
-           "\"IOMatchCategory\":\"C\",\"CFBundleIdentifier\":\"org.odk.echo\","
-           "\"CFBundleIdentifierKernel\":\"com.apple.kpi.iokit\",\"IOUserServerCDHash\":\"ab\","
-           "\"IOTTYBaseName\":\"echo\",\"IOTTYSuffix\":\"0\",\"UserClientProperties\":{},"
-           "\"IOUserClientClass\":\"EchoClient\",\"IOKitDebug\":65535,\"IOMatchDefer\":true,"
-           "\"OdkDeadlines\":{\"start\":1000},\"OdkDebug\":true,\"OdkAnythingNew\":1,"
-           "\"IOKitWhatever\":\"x\"}",
+    reg_node *bus, *dev;
+    registry_add(f->reg, registry_root(f->reg), "OdkSimBus", json("{\"IOName\":\"sim\"}"), &bus);
+    registry_add(f->reg, bus, "IOUSBHostInterface",
+                 json("{\"IOLocation\":\"14100000\",\"bInterfaceNumber\":1}"), &dev);
+    char path[256];
+    assert_string_equal(match_node_path(dev, path, sizeof path),
+                        "IOService:/sim/IOUSBHostInterface@14100000");
+    assert_string_equal(match_node_path(registry_root(f->reg), path, sizeof path), "IOService:/");
+    assert_string_equal(match_node_path(dev, path, 12), "IOService:/");
+    expect(f, dev,
+           "{\"IOProviderClass\":\"IOService\",\"IOPathMatch\":\"IOService:/sim/"
+           "IOUSBHostInterface@14100000\"}",
            1, NULL);
-    /* Keys that merely look similar are matched. */
-    expect(f, f->plain, "{\"IOProviderClass\":\"IOService\",\"IOClassX\":1}", 0, "IOClassX");
-    expect(f, f->plain, "{\"IOProviderClass\":\"IOService\",\"odkDebug\":1}", 0, "odkDebug");
+    expect(f, dev, "{\"IOProviderClass\":\"IOService\",\"IOPathMatch\":\"IOService:/sim\"}", 0,
+           "IOPathMatch: node path \"IOService:/sim/IOUSBHostInterface@14100000\"");
+    expect(f, dev, "{\"IOProviderClass\":\"IOService\",\"IOPathMatch\":1}", 0,
+           "IOPathMatch: expected string");
+
+    expect(f, dev, "{\"IOProviderClass\":\"IOService\",\"IOLocationMatch\":\"14100000\"}", 1, NULL);
+    expect(f, dev, "{\"IOProviderClass\":\"IOService\",\"IOLocationMatch\":\"14200000\"}", 0,
+           "IOLocationMatch: node location");
+    expect(f, f->sim, "{\"IOProviderClass\":\"IOService\",\"IOLocationMatch\":\"1\"}", 0,
+           "IOLocationMatch: node has no IOLocation");
+    expect(f, dev,
+           "{\"IOProviderClass\":\"IOService\",\"IOLocationMatch\":{\"bInterfaceNumber\":1}}", 1,
+           NULL);
+    expect(f, dev,
+           "{\"IOProviderClass\":\"IOService\",\"IOLocationMatch\":{\"bInterfaceNumber\":2}}", 0,
+           "IOLocationMatch: node property bInterfaceNumber");
+    expect(f, dev, "{\"IOProviderClass\":\"IOService\",\"IOLocationMatch\":[1]}", 0,
+           "IOLocationMatch: expected string or dictionary");
+
+    char p[256];
+    snprintf(p, sizeof p, "{\"IOProviderClass\":\"IOService\",\"IORegistryEntryIDMatch\":%llu}",
+             (unsigned long long)f->sim->id);
+    expect(f, f->sim, p, 1, NULL);
+    expect(f, f->plain, p, 0, "IORegistryEntryIDMatch: node id is");
+    expect(f, f->sim, "{\"IOProviderClass\":\"IOService\",\"IORegistryEntryIDMatch\":\"1\"}", 0,
+           "expected integer");
+}
+
+static void test_carry_not_compare(void **state)
+{
+    struct fx *f = *state;
+    /* A personality as DriverKit projects ship it: only IOProviderClass and
+     * IOPropertyMatch are compared; the node has none of the other keys. */
+    const char *real =
+        "{\"IOProviderClass\":\"IOService\",\"IOClass\":\"IOUserService\","
+        "\"IOUserClass\":\"Echo\",\"IOUserServerName\":\"org.odk.echo\",\"IOProbeScore\":5,"
+        "\"IOMatchCategory\":\"C\",\"CFBundleIdentifier\":\"org.odk.echo\","
+        "\"CFBundleIdentifierKernel\":\"com.apple.kpi.iokit\",\"IOUserServerCDHash\":\"ab\","
+        "\"IOPersonalityPublisher\":\"com.example.driver\",\"IOTTYBaseName\":\"echo\","
+        "\"IOTTYSuffix\":\"0\",\"UserClientProperties\":{},\"IOUserClientClass\":\"EchoClient\","
+        "\"IOKitDebug\":65535,\"IOMatchDefer\":true,\"IOServiceDEXTEntitlements\":[[\"x\"]],"
+        "\"IOProviderMergeProperties\":{\"a\":1},\"OdkDeadlines\":{\"start\":1000},"
+        "\"VendorTuning\":{\"gain\":3},\"model\":\"not-the-node-model\",\"serial\":7,"
+        "\"idVendor\":1,\"IOPCIPrimaryMatch\":\"0x0\",\"IOPropertyMatch\":{\"model\":\"echo\"}}";
+    expect(f, f->sim, real, 1, NULL);
+    /* The same with a compared key that differs fails on that key. */
+    expect(f, f->plain, real, 0, "IOPropertyMatch: node property model");
+    assert_true(match_key_compared(f->reg, f->sim, "IOProviderClass"));
+    assert_true(match_key_compared(f->reg, f->sim, "IOPropertyMatch"));
+    assert_true(match_key_compared(f->reg, f->sim, "IOPropertyExistsMatch"));
+    assert_true(match_key_compared(f->reg, f->sim, "IORegistryEntryIDMatch"));
+    assert_false(match_key_compared(f->reg, f->sim, "IOProbeScore"));
+    assert_false(match_key_compared(f->reg, f->sim, "model"));
+    assert_false(match_key_compared(f->reg, f->sim, "IOPersonalityPublisher"));
+    assert_false(match_key_compared(f->reg, f->sim, NULL));
+    /* No table is registered in this test for USB: its keys are carried. */
+    assert_false(match_key_compared(f->reg, f->usb, "idVendor"));
+}
+
+static void test_carried_dictionary(void **state)
+{
+    struct fx *f = *state;
+    odk_value *p =
+        json("{\"IOProviderClass\":\"IOService\",\"IOPropertyMatch\":{\"model\":\"echo\"},"
+             "\"IOUserClass\":\"E\",\"IOTTYBaseName\":\"usbserial\",\"Tuning\":{\"x\":[1]}}");
+    odk_value *c = match_carried(f->reg, f->sim, p);
+    assert_non_null(c);
+    assert_int_equal(odk_dict_count(c), 3);
+    assert_null(odk_dict_get(c, "IOProviderClass"));
+    assert_null(odk_dict_get(c, "IOPropertyMatch"));
+    assert_string_equal(odk_dict_get_string(c, "IOTTYBaseName", ""), "usbserial");
+    assert_true(odk_value_equal(odk_dict_get(c, "Tuning"), odk_dict_get(p, "Tuning")));
+    odk_value_free(c);
+    odk_value_free(p);
+}
+
+/* A bus's table as a module registers it: "widget" compares exactly, on
+ * TestWidget nodes; the rule wants "widget" with "rev" or "widget" alone. */
+static int compare_widget(const reg_node *node, const odk_value *personality, const char *key,
+                          const odk_value *want, char *why, size_t why_len)
+{
+    (void)personality;
+    const odk_value *have = node->props ? odk_dict_get(node->props, key) : NULL;
+    if (have && odk_value_equal(have, want))
+        return 1;
+    if (why)
+        snprintf(why, why_len, "%s: differs", key);
+    return 0;
+}
+
+static int compare_silent(const reg_node *node, const odk_value *personality, const char *key,
+                          const odk_value *want, char *why, size_t why_len)
+{
+    (void)node;
+    (void)personality;
+    (void)key;
+    (void)why;
+    (void)why_len;
+    return odk_value_type(want) == ODK_TYPE_BOOL && odk_value_bool(want);
+}
+
+static int widget_rule(const odk_value *personality, int *precedence, char *why, size_t why_len)
+{
+    bool w = odk_dict_get(personality, "widget"), r = odk_dict_get(personality, "rev");
+    if (r && !w) {
+        snprintf(why, why_len, "rev: needs widget");
+        return 0;
+    }
+    *precedence = w && r ? 2 : w ? 1 : 0;
+    return 1;
+}
+
+static const struct match_key widget_keys[] = {
+    {"widget", compare_widget},
+    {"rev", compare_widget},
+    {"quiet", compare_silent},
+    {NULL, NULL},
+};
+static const struct match_keys widget_table = {"TestWidget", widget_keys, widget_rule};
+
+static reg_node *widget(const struct fx *f)
+{
+    if (!registry_class_is_a(f->reg, "TestWidget", "IOService"))
+        assert_int_equal(registry_define_class(f->reg, "TestWidget", "IOService"), ODK_OK);
+    assert_int_equal(match_keys_register(&widget_table), ODK_OK);
+    reg_node *n;
+    registry_add(f->reg, registry_root(f->reg), "TestWidget", json("{\"widget\":\"w1\",\"rev\":2}"),
+                 &n);
+    return n;
+}
+
+static void test_family_keys(void **state)
+{
+    struct fx *f = *state;
+    reg_node *w = widget(f);
+    assert_int_equal(match_keys_register(NULL), ODK_E_INVALID);
+    /* On its class, the table's keys are compared. */
+    assert_true(match_key_compared(f->reg, w, "widget"));
+    assert_false(match_key_compared(f->reg, f->sim, "widget"));
+    expect(f, w, "{\"IOProviderClass\":\"TestWidget\",\"widget\":\"w1\",\"colour\":\"red\"}", 1,
+           NULL);
+    expect(f, w, "{\"IOProviderClass\":\"TestWidget\",\"widget\":\"w2\"}", 0, "widget: differs");
+    expect(f, w, "{\"IOProviderClass\":\"IOService\",\"widget\":\"w1\",\"rev\":2}", 1, NULL);
+    /* The rule judges the set. */
+    expect(f, w, "{\"IOProviderClass\":\"TestWidget\",\"rev\":2}", 0, "rev: needs widget");
+    /* A compare that gives no reason still names its key. */
+    expect(f, w, "{\"IOProviderClass\":\"TestWidget\",\"quiet\":false}", 0, "quiet");
+    /* On other classes the same keys are carried. */
+    expect(f, f->sim, "{\"IOProviderClass\":\"IOService\",\"widget\":\"w2\",\"rev\":1}", 1, NULL);
+    odk_value *p = json("{\"IOProviderClass\":\"TestWidget\",\"widget\":\"w1\",\"rev\":2}");
+    assert_int_equal(match_precedence(f->reg, w, p), 2);
+    assert_int_equal(match_precedence(f->reg, f->sim, p), 0);
+    odk_value_free(p);
+    p = json("{\"IOProviderClass\":\"TestWidget\",\"widget\":\"w1\",\"colour\":1}");
+    odk_value *c = match_carried(f->reg, w, p);
+    assert_int_equal(odk_dict_count(c), 1);
+    assert_non_null(odk_dict_get(c, "colour"));
+    odk_value_free(c);
+    odk_value_free(p);
+}
+
+static void test_family_precedence(void **state)
+{
+    struct fx *f = *state;
+    reg_node *w = widget(f);
+    /* Equal scores: the more specific rule wins, whatever the names. */
+    bundle *b[] = {
+        make_bundle("org.a", "{\"Broad\":{\"IOProviderClass\":\"TestWidget\",\"IOUserClass\":\"W\","
+                             "\"IOProbeScore\":5,"
+                             "\"widget\":\"w1\"}}"),
+        make_bundle("org.z", "{\"Narrow\":{\"IOProviderClass\":\"TestWidget\",\"IOUserClass\":"
+                             "\"W\",\"IOProbeScore\":5,"
+                             "\"widget\":\"w1\",\"rev\":2}}"),
+        make_bundle("org.b", "{\"None\":{\"IOProviderClass\":\"TestWidget\",\"IOUserClass\":\"W\","
+                             "\"IOProbeScore\":5}}"),
+    };
+    match_candidate *win;
+    size_t n;
+    assert_int_equal(match_rank(f->reg, w, b, 3, NULL, 0, &win, &n), ODK_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(win[0].name, "Narrow");
+    assert_int_equal(win[0].precedence, 2);
+    free(win);
+    /* A higher IOProbeScore still beats precedence. */
+    bundle *c[] = {b[0], b[1],
+                   make_bundle("org.c", "{\"Top\":{\"IOProviderClass\":\"TestWidget\","
+                                        "\"IOUserClass\":\"W\",\"IOProbeScore\":6}}")};
+    assert_int_equal(match_rank(f->reg, w, c, 3, NULL, 0, &win, &n), ODK_OK);
+    assert_string_equal(win[0].name, "Top");
+    free(win);
+    /* --explain lists the table's keys as compared on this node. */
+    odk_value *list = match_explain(f->reg, w, b, 3, NULL, 0);
+    const odk_value *e = explain_entry(list, "org.z", "Narrow");
+    const odk_value *cmp = odk_dict_get(e, "compared");
+    assert_int_equal(odk_array_count(cmp), 3);
+    assert_string_equal(odk_value_string(odk_array_get(cmp, 0)), "IOProviderClass");
+    const odk_value *car = odk_dict_get(e, "carried");
+    assert_int_equal(odk_array_count(car), 2);
+    assert_string_equal(odk_value_string(odk_array_get(car, 0)), "IOUserClass");
+    assert_string_equal(odk_value_string(odk_array_get(car, 1)), "IOProbeScore");
+    odk_value_free(list);
+    bundle_free(c[2]);
+    free_bundles(b, 3);
 }
 
 static void test_score_and_category(void **state)
@@ -350,7 +566,8 @@ static void test_rank_score(void **state)
     struct fx *f = *state;
     bundle *b[] = {
         make_bundle("org.b", "{\"Low\":" P(10, "") ",\"High\":" P(500, "") "}"),
-        make_bundle("org.a", "{\"Mid\":" P(100, "") ",\"NoMatch\":" P(9999, ",\"model\":\"nope\"") "}"),
+        make_bundle("org.a", "{\"Mid\":" P(100, "") ",\"NoMatch\":" P(
+                                 9999, ",\"IOPropertyMatch\":{\"model\":\"nope\"}") "}"),
     };
     match_candidate *w;
     size_t n;
@@ -454,13 +671,17 @@ static void test_explain(void **state)
     struct fx *f = *state;
     bundle *b[] = {
         make_bundle("org.a",
-               "{\"Win\":" P(10, "") ",\"Lose\":" P(
-                   5, "") ","
-                          "\"Pci\":{\"IOProviderClass\":\"IOPCIDevice\",\"IOClass\":\"C\"}}"),
-        make_bundle("org.b",
-               "{\"Other\":" P(3, ",\"IOMatchCategory\":\"x\"") ","
-                                                                "\"Wrong\":" P(
-                                                                    99, ",\"model\":\"nope\"") "}"),
+                    "{\"Win\":" P(10, "") ",\"Lose\":" P(
+                        5, "") ","
+                               "\"Pci\":{\"IOProviderClass\":\"IOPCIDevice\",\"IOClass\":\"C\"}}"),
+        make_bundle(
+            "org.b",
+            "{\"Other\":" P(
+                3,
+                ",\"IOMatchCategory\":\"x\"") ","
+                                              "\"Wrong\":" P(
+                                                  99,
+                                                  ",\"IOPropertyMatch\":{\"model\":\"nope\"}") "}"),
     };
     odk_value *list = match_explain(f->reg, f->sim, b, 2, NULL, 0);
     assert_non_null(list);
@@ -491,7 +712,16 @@ static void test_explain(void **state)
 
     e = explain_entry(list, "org.b", "Wrong");
     assert_false(odk_dict_get_bool(e, "matched", true));
+    assert_non_null(strstr(odk_dict_get_string(e, "reason", ""), "IOPropertyMatch"));
     assert_non_null(strstr(odk_dict_get_string(e, "reason", ""), "model"));
+    /* Compared and carried keys, in the personality's order. */
+    const odk_value *cmp = odk_dict_get(e, "compared"), *car = odk_dict_get(e, "carried");
+    assert_int_equal(odk_array_count(cmp), 2);
+    assert_string_equal(odk_value_string(odk_array_get(cmp, 0)), "IOProviderClass");
+    assert_string_equal(odk_value_string(odk_array_get(cmp, 1)), "IOPropertyMatch");
+    assert_int_equal(odk_array_count(car), 2);
+    assert_string_equal(odk_value_string(odk_array_get(car, 0)), "IOUserClass");
+    assert_string_equal(odk_value_string(odk_array_get(car, 1)), "IOProbeScore");
     odk_value_free(list);
 
     /* A taken category: matched, but not a winner. */
@@ -515,13 +745,14 @@ int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
     const struct CMUnitTest tests[] = {
-        T(test_provider_class),     T(test_name_match),
-        T(test_property_match),     T(test_resource_match),
-        T(test_pci_primary),        T(test_pci_secondary_and_either),
-        T(test_pci_class),          T(test_plain_keys),
-        T(test_informational_keys), cmocka_unit_test(test_score_and_category),
-        T(test_rank_score),         T(test_rank_ties),
-        T(test_rank_categories),    T(test_explain),
+        T(test_provider_class),       T(test_name_match),
+        T(test_property_match),       T(test_resource_match),
+        T(test_exists_match),         T(test_parent_match),
+        T(test_path_location_and_id), T(test_carry_not_compare),
+        T(test_carried_dictionary),   T(test_family_keys),
+        T(test_family_precedence),    cmocka_unit_test(test_score_and_category),
+        T(test_rank_score),           T(test_rank_ties),
+        T(test_rank_categories),      T(test_explain),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

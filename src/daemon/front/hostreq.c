@@ -142,7 +142,15 @@ static void handle(struct odkd *d, struct instance *in, wire_msg *m)
         if (r.err[0])
             odk_error("%s#%u: %s: %s", in->bundle->id, in->id, name, r.err);
         odk_value_free(r.out);
+        /* The driver gets the reason too ({"error": ...}), so the family
+         * can put it into its own error (a holder's name, a bad key). */
         r.out = NULL;
+        if (r.err[0]) {
+            struct msg e = msg_begin();
+            msg_str(&e, "error", r.err);
+            if (msg_finish(&e, &r.out) < 0)
+                r.out = NULL;
+        }
         for (size_t i = 0; i < r.n_fds; i++)
             close(r.fds[i]);
         r.n_fds = 0;

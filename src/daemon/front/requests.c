@@ -131,6 +131,25 @@ static int op_explain(struct client_request *r)
     return msg_finish(&m, &r->out);
 }
 
+struct install_reply {
+    uint64_t conn_id;
+    uint32_t seq;
+};
+
+static void install_done(struct odkd *d, void *ctx, int status, bool changed, const char *err)
+{
+    struct install_reply *p = ctx;
+    struct msg m = msg_begin();
+    if (status < 0)
+        msg_str(&m, "error", err && err[0] ? err : odk_strerror(status));
+    else
+        msg_bool(&m, "changed", changed);
+    server_reply_later(d, p->conn_id, p->seq, status, msg_done(&m));
+    free(p);
+}
+
+/* Answers once the bundle was checked in a throwaway host and installed
+ * (policy/manager.c). */
 static int op_install(struct client_request *r)
 {
     const char *path = odk_dict_get_string(r->args, "path", NULL);
@@ -138,13 +157,16 @@ static int op_install(struct client_request *r)
         snprintf(r->err, sizeof r->err, "missing string argument 'path'");
         return ODK_E_INVALID;
     }
-    bool changed = false;
-    int st = manager_install(r->d, path, &changed, r->err, sizeof r->err);
+    struct install_reply *p = malloc(sizeof *p);
+    if (!p)
+        return ODK_E_NOMEM;
+    *p = (struct install_reply){r->conn_id, r->seq};
+    int st = manager_install(r->d, path, install_done, p, r->err, sizeof r->err);
     if (st < 0)
-        return st;
-    struct msg m = msg_begin();
-    msg_bool(&m, "changed", changed);
-    return msg_finish(&m, &r->out);
+        free(p);
+    else
+        r->later = true;
+    return st;
 }
 
 static int op_uninstall(struct client_request *r)

@@ -6,10 +6,12 @@
  * server).  It sits above the catalog and the instances and hears from
  * them only through the hooks it installs. */
 #include <signal.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "daemon/bookkeeping/catalog.h"
+#include "daemon/bookkeeping/check.h"
 #include "daemon/bookkeeping/instance.h"
 #include "daemon/core/match.h"
 #include "daemon/core/module.h"
@@ -250,17 +252,80 @@ void manager_init(struct odkd *d)
 
 /* ---- bundles ---------------------------------------------------------- */
 
-int manager_install(struct odkd *d, const char *path, bool *changed, char *err, size_t err_len)
+struct install {
+    char *path;
+    manager_install_fn done;
+    void *ctx;
+};
+
+/* The throwaway host answered: install only a bundle that can load. */
+static void install_checked(struct odkd *d, void *ctx, int status, const char *why)
 {
+    struct install *job = ctx;
+    char err[MODULE_ERR_MAX] = "";
+    bool changed = false;
     struct catalog_entry *replaced = NULL;
-    int st = catalog_install(d, path, changed, &replaced, err, err_len);
+    if (status < 0) {
+        snprintf(err, sizeof err, "%s: not installed: %s", job->path, why);
+    } else {
+        status = catalog_install(d, job->path, &changed, &replaced, err, sizeof err);
+        if (status == ODK_OK && replaced)
+            stop_and_rematch(d, replaced);
+        else if (status == ODK_OK && changed)
+            manager_match_all(d);
+    }
+    job->done(d, job->ctx, status, changed, err);
+    free(job->path);
+    free(job);
+}
+
+/* The same build again: nothing to check; the catalog says "unchanged"
+ * (from the loop, as done always runs after manager_install returned). */
+static void install_unchanged(struct odkd *d, void *ptr)
+{
+    install_checked(d, ptr, ODK_OK, NULL);
+}
+
+int manager_install(struct odkd *d, const char *path, manager_install_fn done, void *ctx,
+                    char *err, size_t err_len)
+{
+    bundle *b = NULL;
+    int st = bundle_load(path, &b, err, err_len);
     if (st < 0)
         return st;
-    if (replaced)
-        stop_and_rematch(d, replaced);
-    else if (*changed)
-        manager_match_all(d);
-    return ODK_OK;
+    struct install *job = calloc(1, sizeof *job);
+    if (job)
+        job->path = strdup(path);
+    if (!job || !job->path) {
+        free(job);
+        bundle_free(b);
+        return ODK_E_NOMEM;
+    }
+    job->done = done;
+    job->ctx = ctx;
+    /* The build that runs already passed (its install was checked, or it
+     * came from a --drivers folder that start-up reads as it is): say
+     * "unchanged" without a host. */
+    struct catalog_entry *e = catalog_find(d, b->id);
+    if (e && strcmp(e->bundle->build, b->build) == 0 &&
+        strcmp(e->bundle->version, b->version) == 0) {
+        bundle_free(b);
+        if (loop_timer(d, 0, install_unchanged, job))
+            return ODK_OK;
+        free(job->path);
+        free(job);
+        return ODK_E_NOMEM;
+    }
+    /* No code of the bundle runs in odkd: a constructor in the shared
+     * object runs only in the throwaway host. */
+    st = check_bundle(d, b, install_checked, job);
+    if (st < 0) {
+        snprintf(err, err_len, "%s: cannot check %s: %s", path, b->executable, odk_strerror(st));
+        free(job->path);
+        free(job);
+    }
+    bundle_free(b);
+    return st;
 }
 
 int manager_uninstall(struct odkd *d, const char *bundle_id)

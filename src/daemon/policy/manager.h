@@ -42,9 +42,18 @@ void manager_remove_tree(struct odkd *d, reg_node *node, void (*done)(struct odk
  * finish stopping on their own. */
 void manager_remove_now(struct odkd *d, reg_node *node);
 
-/* odkctl install / uninstall / restart.  Errors of the catalog, with a
- * sentence in err where it has one. */
-int manager_install(struct odkd *d, const char *path, bool *changed, char *err, size_t err_len);
+/* odkctl install: loads the bundle at path, checks it in a throwaway
+ * driver host (bookkeeping/check.h: the shared object loads with every
+ * symbol bound, and declares each IOUserClass its personalities name),
+ * then installs it and matches again.  Returns ODK_OK when done(d, ctx,
+ * status, changed, err) will run later, exactly once (err: the sentence
+ * with a failure: the missing symbol or class); or an error of the
+ * catalog now, with a sentence in err, and done never runs. */
+typedef void (*manager_install_fn)(struct odkd *d, void *ctx, int status, bool changed,
+                                   const char *err);
+int manager_install(struct odkd *d, const char *path, manager_install_fn done, void *ctx,
+                    char *err, size_t err_len);
+/* odkctl uninstall / restart: ODK_E_NOT_FOUND. */
 int manager_uninstall(struct odkd *d, const char *bundle_id);
 int manager_restart(struct odkd *d, const char *bundle_id);
 

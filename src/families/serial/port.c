@@ -100,6 +100,28 @@ static void publish_line(odk_serial_port *p)
     odk_driver_set_node_property(d, p->node, "RTS", odk_value_new_bool(l->rts));
 }
 
+/* Tells the driver the modem control outputs (program_mcr), then records
+ * them in the line and on the node.  Called at activation with the
+ * initial state (DTR and RTS on, as a tty opens), as IOUserSerial's
+ * activation calls HwProgramMCR, so a driver that keeps the lines it was
+ * told agrees with the node from the start; and on every change. */
+static int set_mcr(odk_serial_port *p, bool dtr, bool rts)
+{
+    if (p->ops->program_mcr) {
+        int st = p->ops->program_mcr(p, dtr, rts);
+        if (st < 0) {
+            odk_warn("serial %s: the driver refused DTR %s, RTS %s: %s", p->name,
+                     dtr ? "on" : "off", rts ? "on" : "off", odk_strerror(st));
+            return st;
+        }
+    }
+    p->line.dtr = dtr;
+    p->line.rts = rts;
+    odk_driver_set_node_property(p->drv, p->node, "DTR", odk_value_new_bool(dtr));
+    odk_driver_set_node_property(p->drv, p->node, "RTS", odk_value_new_bool(rts));
+    return ODK_OK;
+}
+
 /* Applies a new line to the driver: program_baud when only the speed
  * changed, program_uart otherwise; program_flow_control when flow changed. */
 static int apply_line(odk_serial_port *p, const odk_serial_line *nl, bool force)
@@ -406,18 +428,7 @@ static int m_get_line(odk_driver *d, odk_user_client *uc, odk_call *c)
 
 static int m_set_modem(odk_driver *d, odk_user_client *uc, odk_call *c)
 {
-    odk_serial_port *p = uc_port(uc);
-    bool dtr = c->scalar_in[0] != 0, rts = c->scalar_in[1] != 0;
-    if (p->ops->program_mcr) {
-        int st = p->ops->program_mcr(p, dtr, rts);
-        if (st < 0)
-            return st;
-    }
-    p->line.dtr = dtr;
-    p->line.rts = rts;
-    odk_driver_set_node_property(p->drv, p->node, "DTR", odk_value_new_bool(dtr));
-    odk_driver_set_node_property(p->drv, p->node, "RTS", odk_value_new_bool(rts));
-    return ODK_OK;
+    return set_mcr(uc_port(uc), c->scalar_in[0] != 0, c->scalar_in[1] != 0);
 }
 
 static int m_get_modem(odk_driver *d, odk_user_client *uc, odk_call *c)
@@ -587,6 +598,7 @@ int odk_serial_port_create(odk_driver *drv, const odk_serial_ops *ops, void *ctx
         goto fail;
     p->active = true;
     apply_line(p, &p->line, true);
+    set_mcr(p, p->line.dtr, p->line.rts);
     odk_info("serial port %s ready (node %llu)", p->name, (unsigned long long)p->node);
     *out = p;
     return ODK_OK;
