@@ -253,9 +253,13 @@ def initramfs(k, out_dir):
         c.file(f"modules/{n}", data)
     c.file("modules/order", "".join(n + "\n" for n, _ in mods).encode())
     Path(out_dir).mkdir(parents=True, exist_ok=True)
-    tmp = out.with_suffix(".tmp")
-    tmp.write_bytes(c.finish())
-    tmp.rename(out)
+    # Runs that start together (make vm-test's) may make the same file at
+    # once: each writes its own and the last rename wins, same content.
+    fd, tmp = tempfile.mkstemp(dir=out_dir, prefix=".initramfs-")
+    with os.fdopen(fd, "wb") as f:
+        f.write(c.finish())
+    os.chmod(tmp, 0o644)
+    os.replace(tmp, out)
     return out
 
 
