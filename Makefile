@@ -8,10 +8,11 @@ PYTHON     ?= /usr/bin/python3
 DEB_PACKAGES = meson ninja-build pkg-config gcc clang libjansson-dev \
 	libplist-dev libcmocka-dev libsodium-dev libseccomp-dev libusb-1.0-0-dev \
 	libdw-dev python3-pytest python3-serial socat picocom tmux dbus \
-	libsystemd-dev binutils libclang-rt-14-dev groff-base man-db systemd
+	libsystemd-dev binutils libclang-rt-14-dev groff-base man-db systemd \
+	qemu-system-x86 busybox-static kmod
 
 .PHONY: all deps asan asan-test check test unit integration demo bench format clean fuzz \
-	campaign campaign-ci install
+	campaign campaign-ci install vm-test
 
 all: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -62,7 +63,7 @@ check: unit integration
 
 # Everything CI runs (.ci/run): the quick suite, the same under ASan+UBSan,
 # a 1 000-cycle fault campaign under ASan, and every fuzz target briefly.
-test: check asan-test campaign-ci
+test: check asan-test campaign-ci vm-test
 	$(MAKE) fuzz SECONDS_PER_TARGET=$(CI_FUZZ_SECONDS)
 
 CI_FUZZ_SECONDS ?= 45
@@ -75,6 +76,17 @@ campaign: all
 
 campaign-ci: asan
 	$(PYTHON) tests/stress/fault_campaign --build $(ASAN_BUILD) --cycles 1000 --seed $(SEED)
+
+# The guest machine (tests/vm, docs/testing.md): Debian's stock kernel under
+# QEMU on this machine's own file system runs tests/vm/suite while, beside
+# it, the harness proves it fails a failing guest and kills a hung one.
+vm-test: all
+	@ODK_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/vm/test_harness.py & proofs=$$!; \
+	ODK_BUILD=$(abspath $(BUILD)) $(PYTHON) tests/vm/run --build $(BUILD); suite=$$?; \
+	wait $$proofs; proofs=$$?; \
+	[ $$suite = 0 ] || echo "vm-test: the guest suite failed"; \
+	[ $$proofs = 0 ] || echo "vm-test: the harness proofs (tests/vm/test_harness.py) failed"; \
+	[ $$suite = 0 ] && [ $$proofs = 0 ]
 
 demo: all
 	@$(BUILD)/bin/odk-demo $(BUILD)
