@@ -33,10 +33,12 @@
  * with the input after it (bench.h); a wrong reply fails the benchmark and
  * no number is printed.
  *
- * usage: call_rate STATE_DIR NODE HOST_PIDS [SECONDS]
+ * usage: call_rate STATE_DIR NODE HOST_PIDS [SECONDS [RATES]]
  *   HOST_PIDS  the pids of the driver hosts serving NODE, comma-separated
  *   SECONDS    how long one round of one side lasts at a paced rate
- *              (default 0.5; at least MIN_CALLS calls) */
+ *              (default 0.5; at least MIN_CALLS calls)
+ *   RATES      the rates to run instead of all, comma-separated (0: back to
+ *              back), e.g. 1000,0 while tuning */
 #include <errno.h>
 #include <signal.h>
 #include <stdint.h>
@@ -59,8 +61,9 @@
 #define MIN_CALLS 20    /* measured calls in a round, at the least */
 #define B2B_CALLS 20000 /* measured calls in a back-to-back round */
 
-static const unsigned rates[] = {10, 100, 1000, 8000, 30000, 0}; /* 0: back to back */
-#define N_RATES (sizeof rates / sizeof rates[0])
+#define MAX_RATES 16
+static unsigned rates[MAX_RATES] = {10, 100, 1000, 8000, 30000, 0}; /* 0: back to back */
+static size_t N_RATES = 6;
 
 enum side { OURS, SOCKETPAIR, N_SIDES };
 static const char *const side_name[N_SIDES] = {"ours", "socketpair"};
@@ -196,7 +199,7 @@ int main(int argc, char **argv)
 {
     struct side_ctx sides[N_SIDES] = {0};
     if (argc < 4 || bench_parse_pids(argv[3], &sides[OURS].serving) < 0) {
-        fprintf(stderr, "usage: call_rate STATE_DIR NODE HOST_PIDS [SECONDS]\n"
+        fprintf(stderr, "usage: call_rate STATE_DIR NODE HOST_PIDS [SECONDS [RATES]]\n"
                         "  HOST_PIDS: the driver hosts serving NODE, comma-separated\n");
         return 2;
     }
@@ -205,6 +208,18 @@ int main(int argc, char **argv)
     if (!(secs > 0)) {
         fprintf(stderr, "call_rate: SECONDS must be positive\n");
         return 2;
+    }
+    if (argc > 5) {
+        N_RATES = 0;
+        for (char *p = argv[5]; *p && N_RATES < MAX_RATES;) {
+            char *end;
+            rates[N_RATES++] = (unsigned)strtoul(p, &end, 10);
+            if (end == p || (*end && *end != ',')) {
+                fprintf(stderr, "call_rate: bad RATES %s\n", argv[5]);
+                return 2;
+            }
+            p = *end ? end + 1 : end;
+        }
     }
     prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
 
@@ -228,7 +243,7 @@ int main(int argc, char **argv)
     }
     sides[SOCKETPAIR].serving = (struct bench_pids){.pid = {sides[SOCKETPAIR].child}, .n = 1};
 
-    static struct result res[N_RATES][N_SIDES][ROUNDS];
+    static struct result res[MAX_RATES][N_SIDES][ROUNDS];
     int ok = 1;
     for (size_t r = 0; ok && r < N_RATES; r++) {
         size_t n = rates[r] ? (size_t)(rates[r] * secs) : B2B_CALLS;

@@ -123,10 +123,18 @@ void queue_set_poller(odk_queue *q, bool (*poll)(void *ctx), bool (*arm)(void *c
     q->spin_ns = spin_ns;
 }
 
+void queue_set_poll_spin(odk_queue *q, uint64_t spin_ns)
+{
+    q->spin_ns = spin_ns;
+}
+
 /* Spins calling the poller until it finds work, an fd or posted work is
- * ready, or spin_ns pass without work.  True when the loop should not sleep. */
+ * ready, or spin_ns pass without work; then arms it.  True when the loop
+ * should not sleep. */
 static bool idle_spin(odk_queue *q)
 {
+    if (q->spin_ns == 0)
+        return q->arm_fn(q->poll_ctx, true);
     uint64_t start = mono_ns(), deadline = start + q->spin_ns;
     for (unsigned i = 1;; i++) {
         if (q->poll_fn(q->poll_ctx))
