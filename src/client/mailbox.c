@@ -119,13 +119,14 @@ static int wait_reply(odk_connection *conn, uint32_t seq, bool host_asleep, bool
     }
     goto done;
 sleep:
-    conn->fc_sleeps++;
     atomic_store_explicit(&fc->app_sleeping, 1, memory_order_relaxed);
     atomic_thread_fence(memory_order_seq_cst);
-    for (;;) {
+    for (bool first = true;; first = false) {
         uint32_t cur = atomic_load_explicit(&fc->rep_seq, memory_order_acquire);
         if (cur == seq)
             break;
+        if (first)
+            conn->fc_sleeps++; /* the reply is not there: the host will see us asleep */
         if (futex_wait(&fc->rep_seq, cur, SLEEP_CHECK_NS) < 0 && errno == ETIMEDOUT &&
             channel_dead(conn)) {
             conn->gone = true;
