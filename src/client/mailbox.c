@@ -94,14 +94,16 @@ static bool channel_dead(odk_connection *conn)
  * it exceeds the window.  Past SPIN_YIELD_NS the spinner yields its CPU
  * each round, so an app and a driver sharing one CPU (a loaded machine) do
  * not spin against each other; when the host last served from this very
- * CPU (same_cpu), the caller does not spin at all: the host most likely
- * waits for this CPU, and sleeping hands it over at once. */
+ * CPU (same_cpu), it yields from the first round: the host most likely
+ * waits for this CPU, a yield hands it over faster than a sleep and a
+ * wake-up would, and two runnable threads on one CPU let the scheduler
+ * move one of them to another. */
 static int wait_reply(odk_connection *conn, uint32_t seq, bool host_asleep, bool same_cpu)
 {
     struct fastcall_shared *fc = conn->fc;
     uint64_t t0 = mono_ns();
     uint64_t budget = 0;
-    if (!host_asleep && !same_cpu && conn->reply_ns <= SPIN_MAX_NS / 2)
+    if (!host_asleep && conn->reply_ns <= SPIN_MAX_NS / 2)
         budget = 2 * conn->reply_ns < SPIN_MIN_NS ? SPIN_MIN_NS : 2 * conn->reply_ns;
     int st = ODK_OK;
     unsigned i = 0;
@@ -115,6 +117,8 @@ static int wait_reply(odk_connection *conn, uint32_t seq, bool host_asleep, bool
         }
         if (budget == 0)
             goto sleep;
+        if (same_cpu)
+            sched_yield();
         cpu_relax();
     }
     goto done;

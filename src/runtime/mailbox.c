@@ -48,16 +48,18 @@ static void publish(odk_user_client *uc, uint32_t seq)
 static void update_spin(odk_driver *d)
 {
     uint64_t spin = 0;
+    bool yield = false;
     for (odk_user_client *uc = d->clients; uc; uc = uc->next)
-        if (uc->fc && !uc->closing && uc->fc_spin_ns > spin)
+        if (uc->fc && !uc->closing && uc->fc_spin_ns > spin) {
             spin = uc->fc_spin_ns;
-    queue_set_poll_spin(d->queue, spin);
+            yield = uc->fc_same_cpu;
+        }
+    queue_set_poll_spin(d->queue, spin, yield);
 }
 
 /* Learns from the gap between our last reply and the request that just
  * came (req_ns, the app's stamp: a hint only, clamped to what is possible)
- * whether spinning for the next one would pay (never when the app runs on
- * our CPU): a two-bit saturating
+ * whether spinning for the next one would pay: a two-bit saturating
  * counter of gaps within IDLE_SPIN_MAX_NS says whether to spin (one
  * sparse gap among quick ones does not stop it, two do), a moving average
  * of those gaps says how long. */
@@ -77,19 +79,23 @@ static void learn_gap(odk_user_client *uc)
     } else if (uc->fc_spin_score > 0) {
         uc->fc_spin_score--;
     }
-    /* An app that posted from this very CPU waits for it: spinning would
-     * only keep it off. */
+    /* An app that posted from this very CPU will want it back: then the
+     * spin yields it from the first round.  Spinning stays worth it (a
+     * yield hands the CPU over faster than a sleep and a wake-up), and two
+     * runnable threads on one CPU let the scheduler move one away. */
     int cpu = sched_getcpu();
     atomic_store_explicit(&uc->fc->host_cpu, (uint32_t)cpu, memory_order_relaxed);
-    bool same_cpu = cpu >= 0 && atomic_load_explicit(&uc->fc->app_cpu, memory_order_relaxed) == (uint32_t)cpu;
+    bool same_cpu =
+        cpu >= 0 && atomic_load_explicit(&uc->fc->app_cpu, memory_order_relaxed) == (uint32_t)cpu;
     uint64_t want = 0;
-    if (uc->fc_spin_score >= 2 && !same_cpu) {
+    if (uc->fc_spin_score >= 2) {
         want = 2 * uc->fc_gap_ns + IDLE_SPIN_SLACK_NS;
         if (want > IDLE_SPIN_MAX_NS)
             want = IDLE_SPIN_MAX_NS;
     }
-    if (want != uc->fc_spin_ns) {
+    if (want != uc->fc_spin_ns || same_cpu != uc->fc_same_cpu) {
         uc->fc_spin_ns = want;
+        uc->fc_same_cpu = same_cpu;
         update_spin(uc->drv);
     }
 }

@@ -48,6 +48,7 @@ struct odk_queue {
     bool (*arm_fn)(void *ctx, bool sleeping);
     void *poll_ctx;
     uint64_t spin_ns;
+    bool spin_yield; /* yield the CPU from the first round of the spin */
     pthread_t thread; /* for queue_thread: the watchdog signals a stuck queue */
 };
 
@@ -121,11 +122,13 @@ void queue_set_poller(odk_queue *q, bool (*poll)(void *ctx), bool (*arm)(void *c
     q->arm_fn = arm;
     q->poll_ctx = ctx;
     q->spin_ns = spin_ns;
+    q->spin_yield = false;
 }
 
-void queue_set_poll_spin(odk_queue *q, uint64_t spin_ns)
+void queue_set_poll_spin(odk_queue *q, uint64_t spin_ns, bool yield)
 {
     q->spin_ns = spin_ns;
+    q->spin_yield = yield;
 }
 
 /* Spins calling the poller until it finds work, an fd or posted work is
@@ -139,17 +142,18 @@ static bool idle_spin(odk_queue *q)
     for (unsigned i = 1;; i++) {
         if (q->poll_fn(q->poll_ctx))
             deadline = (start = mono_ns()) + q->spin_ns;
-        if ((i & 63) == 0) {
+        if (q->spin_yield || (i & 63) == 0) {
             struct epoll_event ev;
             /* Level-triggered: a ready fd seen here is reported again below. */
-            if (epoll_wait(q->epfd, &ev, 1, 0) > 0)
+            if ((i & 63) == 0 && epoll_wait(q->epfd, &ev, 1, 0) > 0)
                 return true;
             uint64_t now = mono_ns();
             if (now > deadline)
                 break;
-            /* Past the first microseconds, let anyone else runnable on this
-             * CPU (perhaps the very app we wait for) go first. */
-            if (now - start > 5000)
+            /* Past the first microseconds, or at once when the peer we
+             * wait for shares this CPU, let anyone else runnable here (perhaps
+             * the very app we wait for) go first. */
+            if (q->spin_yield || now - start > 5000)
                 sched_yield();
         }
         cpu_relax();

@@ -93,8 +93,10 @@ void queue_set_poller(odk_queue *q, bool (*poll)(void *ctx), bool (*arm)(void *c
                       void *ctx, uint64_t spin_ns);
 
 /* Changes how long q's idle poller spins (0: the queue sleeps as soon as
- * it is idle).  Call on q's own thread. */
-void queue_set_poll_spin(odk_queue *q, uint64_t spin_ns);
+ * it is idle), and whether it yields the CPU at every round of the spin
+ * rather than after the first microseconds (the peer it waits for shares
+ * its CPU).  Call on q's own thread. */
+void queue_set_poll_spin(odk_queue *q, uint64_t spin_ns, bool yield);
 
 /* The queue's thread (valid while the queue runs). */
 pthread_t queue_thread(const odk_queue *q);

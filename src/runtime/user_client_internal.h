@@ -49,6 +49,7 @@ struct odk_user_client {
      * spin this client asks its queue for. */
     uint64_t fc_pub_ns, fc_gap_ns, fc_spin_ns;
     uint8_t fc_spin_score;
+    bool fc_same_cpu; /* the app last posted from the CPU we served on */
     odk_async *pending;
     struct odk_user_client *next;
     bool closing;
