@@ -15,6 +15,8 @@
  *                is this process plus the driver hosts HOST_PIDS, the peer
  *                this process plus its child; all from the run time of each
  *                thread (/proc/PID/task/TID/schedstat, to the nanosecond)
+ *   cpu/call     the same CPU time per call (the fair measure back to back,
+ *                and wherever a side cannot keep the pace)
  *
  *   ours        odk_connection_call of the echo driver's ECHO_ECHO: 64 bytes
  *               in, the same 64 bytes out
@@ -69,7 +71,7 @@ enum side { OURS, SOCKETPAIR, N_SIDES };
 static const char *const side_name[N_SIDES] = {"ours", "socketpair"};
 
 struct result {
-    double median_us, p99_us, cpu_pct;
+    double median_us, p99_us, cpu_pct, cpu_per_call_us;
 };
 
 /* One call of a side: in -> out, 0 or -1 (with a message). */
@@ -152,7 +154,9 @@ static int run_round(struct side_ctx *s, enum side side, unsigned rate, uint32_t
     int64_t serving1 = bench_pids_run_ns("call_rate", &s->serving);
     if (serving1 < 0)
         return -1;
-    res->cpu_pct = 100.0 * (double)(cpu + (uint64_t)(serving1 - serving0)) / (double)wall;
+    uint64_t both = cpu + (uint64_t)(serving1 - serving0);
+    res->cpu_pct = 100.0 * (double)both / (double)wall;
+    res->cpu_per_call_us = (double)both / 1e3 / (double)n;
     res->median_us = bench_quantile_us(samples, n, 0.5);
     res->p99_us = bench_quantile_us(samples, n, 0.99);
     return 0;
@@ -264,12 +268,14 @@ int main(int argc, char **argv)
         return 1;
     }
     for (size_t r = 0; r < N_RATES; r++) {
-        double med[N_SIDES][ROUNDS], p99[N_SIDES][ROUNDS], cpu[N_SIDES][ROUNDS];
+        double med[N_SIDES][ROUNDS], p99[N_SIDES][ROUNDS], cpu[N_SIDES][ROUNDS],
+            per_call[N_SIDES][ROUNDS];
         for (int s = 0; s < N_SIDES; s++)
             for (int k = 0; k < ROUNDS; k++) {
                 med[s][k] = res[r][s][k].median_us;
                 p99[s][k] = res[r][s][k].p99_us;
                 cpu[s][k] = res[r][s][k].cpu_pct;
+                per_call[s][k] = res[r][s][k].cpu_per_call_us;
             }
         char name[64];
         if (rates[r])
@@ -286,6 +292,9 @@ int main(int argc, char **argv)
         /* CPU of both processes; peer/ours above 1: ours spends less. */
         bench_report_part("cpu", "%.1f", "%", BENCH_LOWER_IS_BETTER, "peer/ours", cpu[OURS],
                           cpu[SOCKETPAIR], ROUNDS);
+        printf(";");
+        bench_report_part("cpu/call", "%.2f", "us", BENCH_LOWER_IS_BETTER, "peer/ours",
+                          per_call[OURS], per_call[SOCKETPAIR], ROUNDS);
         printf(" over %d rounds\n", ROUNDS);
         fflush(stdout);
     }
