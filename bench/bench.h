@@ -69,8 +69,8 @@ static inline int64_t bench_proc_cpu_ns(pid_t pid)
     if (!p)
         return -1;
     unsigned long long utime = 0, stime = 0;
-    if (sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
-               &stime) != 2)
+    if (sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) !=
+        2)
         return -1;
     long tck = sysconf(_SC_CLK_TCK);
     return (int64_t)((utime + stime) * (1000000000ull / (unsigned long long)(tck > 0 ? tck : 100)));
@@ -130,9 +130,8 @@ static inline void bench_report_part(const char *what, const char *fmt, const ch
  * of ours[] and peer[] (same round, same index); ratio_label names the
  * ratio ("speedup" unless it is not one). */
 static inline void bench_report(const char *name, const char *peer_name, const char *fmt,
-                                const char *unit, enum bench_better better,
-                                const char *ratio_label, const double *ours, const double *peer,
-                                int n)
+                                const char *unit, enum bench_better better, const char *ratio_label,
+                                const double *ours, const double *peer, int n)
 {
     printf("%s vs %s:", name, peer_name);
     bench_report_part(NULL, fmt, unit, better, ratio_label, ours, peer, n);

@@ -87,8 +87,8 @@ static int call_once(struct side_ctx *s, enum side side, uint64_t i, const uint8
 {
     if (side == OURS) {
         *out_len = MSG;
-        int st = odk_connection_call(s->conn, ECHO_ECHO, NULL, 0, in, MSG, NULL, NULL, out,
-                                     out_len);
+        int st =
+            odk_connection_call(s->conn, ECHO_ECHO, NULL, 0, in, MSG, NULL, NULL, out, out_len);
         if (st < 0)
             fprintf(stderr, "call_rate: ours: call %llu failed: %s\n", (unsigned long long)i,
                     odk_strerror(st));
@@ -237,7 +237,8 @@ int main(int argc, char **argv)
     memset(samples, 0, max_calls * sizeof *samples); /* prefault */
 
     odk_client *c;
-    if (odk_client_open(argv[1], &c) < 0 || odk_connection_open(c, node, 0, &sides[OURS].conn) < 0) {
+    if (odk_client_open(argv[1], &c) < 0 ||
+        odk_connection_open(c, node, 0, &sides[OURS].conn) < 0) {
         fprintf(stderr, "call_rate: cannot open node %llu\n", (unsigned long long)node);
         return 1;
     }

@@ -8,8 +8,8 @@
 #include <linux/futex.h>
 #include <poll.h>
 #include <sched.h>
-#include <stdio.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -26,8 +26,8 @@
 
 #define SPIN_MAX_NS 100000u /* the longest the caller ever spins before sleeping */
 #define SPIN_MIN_NS 2000u
-#define SPIN_YIELD_NS 5000u /* spinning longer than this yields the CPU each round */
-#define REPLY_GUESS_NS 10000u /* the first guess of how fast an awake host answers */
+#define SPIN_YIELD_NS 5000u     /* spinning longer than this yields the CPU each round */
+#define REPLY_GUESS_NS 10000u   /* the first guess of how fast an awake host answers */
 #define SLEEP_CHECK_NS 20000000 /* while asleep, look for a dead driver this often */
 
 /* ODK_FASTCALL_STATS set: each connection prints its wake-up counters to
@@ -177,7 +177,8 @@ int mailbox_call(odk_connection *conn, const struct wire_call *c, const uint64_t
         if (write(conn->wake_fd, &one, sizeof one) < 0 && errno != EAGAIN)
             return ODK_E_IO;
     }
-    bool same_cpu = cpu >= 0 && atomic_load_explicit(&fc->host_cpu, memory_order_relaxed) == (uint32_t)cpu;
+    bool same_cpu =
+        cpu >= 0 && atomic_load_explicit(&fc->host_cpu, memory_order_relaxed) == (uint32_t)cpu;
     int st = wait_reply(conn, seq, host_asleep, same_cpu);
     if (st < 0)
         return st;

@@ -40,10 +40,10 @@ struct fastcall_reply_hdr {
 };
 
 struct fastcall_shared {
-    _Alignas(64) _Atomic uint32_t req_seq;  /* written by the app */
-    _Atomic uint64_t req_ns;                /* CLOCK_MONOTONIC when req_seq was bumped */
-    _Atomic uint32_t app_cpu;               /* the CPU the app posted from */
-    _Alignas(64) _Atomic uint32_t rep_seq;  /* written by the host; the app's futex */
+    _Alignas(64) _Atomic uint32_t req_seq; /* written by the app */
+    _Atomic uint64_t req_ns;               /* CLOCK_MONOTONIC when req_seq was bumped */
+    _Atomic uint32_t app_cpu;              /* the CPU the app posted from */
+    _Alignas(64) _Atomic uint32_t rep_seq; /* written by the host; the app's futex */
     _Alignas(64) _Atomic uint32_t host_sleeping;
     _Atomic uint32_t host_cpu;   /* the CPU the host last served from */
     _Atomic uint32_t host_woken; /* wake-ups of the host through the app's eventfd */

@@ -8,8 +8,8 @@
  * is woken through a futex on rep_seq: one wake-up each way. */
 #include <errno.h>
 #include <fcntl.h>
-#include <sched.h>
 #include <linux/futex.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -24,7 +24,7 @@
 #include "runtime/runtime_internal.h"
 #include "runtime/user_client_internal.h"
 
-#define IDLE_SPIN_MAX_NS (50u * 1000u) /* the longest the queue spins for a request */
+#define IDLE_SPIN_MAX_NS (50u * 1000u)   /* the longest the queue spins for a request */
 #define IDLE_SPIN_SLACK_NS (10u * 1000u) /* spin this much past the gap predicted */
 
 static void futex_wake(_Atomic uint32_t *addr)
@@ -75,7 +75,8 @@ static void learn_gap(odk_user_client *uc)
     if (gap <= IDLE_SPIN_MAX_NS) {
         if (uc->fc_spin_score < 3)
             uc->fc_spin_score++;
-        uc->fc_gap_ns = (uint64_t)((int64_t)uc->fc_gap_ns + ((int64_t)gap - (int64_t)uc->fc_gap_ns) / 4);
+        uc->fc_gap_ns =
+            (uint64_t)((int64_t)uc->fc_gap_ns + ((int64_t)gap - (int64_t)uc->fc_gap_ns) / 4);
     } else if (uc->fc_spin_score > 0) {
         uc->fc_spin_score--;
     }
@@ -198,7 +199,8 @@ int mailbox_take(odk_user_client *uc, wire_msg *m)
         rc = ODK_E_ACCESS; /* a shrinkable mailbox could SIGBUS the driver */
         goto out;
     }
-    void *p = mmap(NULL, sizeof(struct fastcall_shared), PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+    void *p =
+        mmap(NULL, sizeof(struct fastcall_shared), PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
     if (p == MAP_FAILED) {
         rc = ODK_E_NOMEM;
         goto out;
