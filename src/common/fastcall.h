@@ -9,14 +9,13 @@
  * body), stamps req_ns and bumps req_seq; the driver's queue sees it, runs
  * the method writing outputs straight into the reply area, and publishes
  * rep_seq.  Each side spins only when it predicts the other will answer
- * within its spin window (learned from the gaps it observed) and runs on
- * another CPU (app_cpu, host_cpu: spinning against a peer that waits for
- * this very CPU only delays it), bounded always, and otherwise sleeps at
- * once: the app on a futex on rep_seq (the
+ * within its spin window (learned from the gaps it observed), bounded
+ * always, and otherwise sleeps at once: the app on a futex on rep_seq (the
  * host wakes it when app_sleeping), the host in its queue's epoll, on an
  * eventfd the app writes when host_sleeping.  Sparse calls thus cost one
- * wake-up each way, as a socket would.  Dekker-style: set own flag, full
- * fence, re-check.
+ * wake-up each way, as a socket would.  A spinner whose peer last ran on
+ * its own CPU (app_cpu, host_cpu) yields that CPU from the first round.
+ * Dekker-style: set own flag, full fence, re-check.
  *
  * The counters host_woken and app_wakes are statistics the host keeps for
  * tests (ODK_FASTCALL_STATS, docs/architecture.md); req_ns and the CPUs
