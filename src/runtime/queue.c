@@ -140,8 +140,16 @@ static bool idle_spin(odk_queue *q)
         return q->arm_fn(q->poll_ctx, true);
     uint64_t start = mono_ns(), deadline = start + q->spin_ns;
     for (unsigned i = 1;; i++) {
-        if (q->poll_fn(q->poll_ctx))
+        if (q->poll_fn(q->poll_ctx)) {
+            /* What the poller ran may have queued work on this queue, from
+             * this thread, so with no wake-up: run it before spinning on. */
+            pthread_mutex_lock(&q->lock);
+            bool queued = q->head != NULL;
+            pthread_mutex_unlock(&q->lock);
+            if (queued)
+                return true;
             deadline = (start = mono_ns()) + q->spin_ns;
+        }
         if (q->spin_yield || (i & 63) == 0) {
             struct epoll_event ev;
             /* Level-triggered: a ready fd seen here is reported again below. */

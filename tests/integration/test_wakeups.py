@@ -69,3 +69,20 @@ def test_sparse_calls_cost_one_wake_up_each_way(odkd, capfd, monkeypatch):
     assert CALLS <= host1 - host0 <= CALLS + 3, f"driver host: {host1 - host0} blocking waits"
     # This thread: the sleep between calls and at most one wait per call.
     assert app1 - app0 <= 2 * CALLS, f"app: {app1 - app0} blocking waits for {CALLS} calls"
+
+
+def test_work_a_call_queues_while_the_host_spins_runs_before_it_sleeps(odkd):
+    """A method served during the queue's idle spin that queues work on its
+    own queue (echo's ADD_ASYNC completes on a later turn) gets that work run:
+    the queue must not go to sleep with its FIFO full, which would leave the
+    call waiting for the watchdog."""
+    dev = odkd.plug({"model": "echo"})
+    odkd.running(provider=dev)
+    with Connection(odkd.state, dev) as c:
+        # Back-to-back calls teach the host that spinning pays...
+        for i in range(200):
+            c.call(ECHO.ADD, [i, 1], n_out=1)
+        # ...so these arrive while it spins.
+        for i in range(200):
+            (total,), _ = c.call(ECHO.ADD_ASYNC, [i, 2], n_out=1)
+            assert total == i + 2
