@@ -122,11 +122,13 @@ static int run_round(struct side_ctx *s, enum side side, unsigned rate, uint32_t
     int64_t serving0 = 0;
     for (size_t k = 0; k < warm + n; k++) {
         if (k == warm) {
-            wall0 = bench_now_ns();
-            cpu0 = (uint64_t)bench_proc_run_ns(getpid());
+            /* Ours last (and first at the end): reading the other side's
+             * /proc files is not counted as our CPU. */
             serving0 = bench_pids_run_ns("call_rate", &s->serving);
             if (serving0 < 0)
                 return -1;
+            wall0 = bench_now_ns();
+            cpu0 = (uint64_t)bench_proc_run_ns(getpid());
         }
         if (period) {
             next += period;
