@@ -15,6 +15,8 @@
 #ifndef ODK_BENCH_H
 #define ODK_BENCH_H
 
+#include <dirent.h>
+#include <errno.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -67,8 +69,8 @@ static inline int64_t bench_proc_cpu_ns(pid_t pid)
     if (!p)
         return -1;
     unsigned long long utime = 0, stime = 0;
-    if (sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime,
-               &stime) != 2)
+    if (sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %llu %llu", &utime, &stime) !=
+        2)
         return -1;
     long tck = sysconf(_SC_CLK_TCK);
     return (int64_t)((utime + stime) * (1000000000ull / (unsigned long long)(tck > 0 ? tck : 100)));
@@ -107,23 +109,186 @@ static inline void bench_print_range(const char *label, const char *fmt, const c
 
 enum bench_better { BENCH_LOWER_IS_BETTER, BENCH_HIGHER_IS_BETTER };
 
-/* Prints the report line of one benchmark against one peer, from n rounds
- * of ours[] and peer[] (same round, same index); ratio_label names the
- * ratio ("speedup" unless it is not one). */
-static inline void bench_report(const char *name, const char *peer_name, const char *fmt,
-                                const char *unit, enum bench_better better,
-                                const char *ratio_label, const double *ours, const double *peer,
-                                int n)
+/* Prints " [what] ours=.. peer=.. RATIO=.." for n rounds of ours[] and
+ * peer[] (same round, same index), with no newline: one part of a report
+ * line that holds several measures (what may be NULL). */
+static inline void bench_report_part(const char *what, const char *fmt, const char *unit,
+                                     enum bench_better better, const char *ratio_label,
+                                     const double *ours, const double *peer, int n)
 {
     double ratio[BENCH_MAX_ROUNDS];
     for (int i = 0; i < n; i++)
         ratio[i] = better == BENCH_LOWER_IS_BETTER ? peer[i] / ours[i] : ours[i] / peer[i];
-    printf("%s vs %s:", name, peer_name);
+    if (what)
+        printf(" %s", what);
     bench_print_range("ours", fmt, unit, ours, n);
     bench_print_range("peer", fmt, unit, peer, n);
     bench_print_range(ratio_label, "%.2f", "", ratio, n);
+}
+
+/* Prints the report line of one benchmark against one peer, from n rounds
+ * of ours[] and peer[] (same round, same index); ratio_label names the
+ * ratio ("speedup" unless it is not one). */
+static inline void bench_report(const char *name, const char *peer_name, const char *fmt,
+                                const char *unit, enum bench_better better, const char *ratio_label,
+                                const double *ours, const double *peer, int n)
+{
+    printf("%s vs %s:", name, peer_name);
+    bench_report_part(NULL, fmt, unit, better, ratio_label, ours, peer, n);
     printf(" over %d rounds\n", n);
     fflush(stdout);
+}
+
+/* ---- latency samples ----------------------------------------------------- */
+
+static inline int bench_cmp_u64(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* The q-quantile (0..1, nearest rank) of n samples in ns, in us; sorts v. */
+static inline double bench_quantile_us(uint64_t *v, size_t n, double q)
+{
+    qsort(v, n, sizeof *v, bench_cmp_u64);
+    size_t k = (size_t)(q * (double)n);
+    return (double)v[k < n ? k : n - 1] / 1000.0;
+}
+
+/* ---- echo checks ---------------------------------------------------------- */
+
+/* The len-byte (multiple of 8) input of call i of side in round: different
+ * for every call, and no word zero (memory nobody wrote often is). */
+static inline void bench_stamp(uint8_t *in, size_t len, unsigned side, uint32_t round, uint64_t i)
+{
+    for (uint64_t j = 0; j < len / 8; j++) {
+        uint64_t w = (((uint64_t)side << 60 ^ (uint64_t)round << 52 ^ i << 3 ^ j) + 1) *
+                     0x9e3779b97f4a7c15ull;
+        memcpy(in + j * 8, &w, 8);
+    }
+}
+
+/* Fills a reply buffer with what no correct reply to in holds. */
+static inline void bench_poison(uint8_t *out, const uint8_t *in, size_t len)
+{
+    for (size_t k = 0; k < len; k++)
+        out[k] = (uint8_t)~in[k];
+}
+
+/* 0 when the reply out (out_len bytes) echoes the len bytes of in; else
+ * says on stderr what came back, as "BENCH: SIDE: call I: ...". */
+static inline int bench_check_echo(const char *bench, const char *side, uint64_t i,
+                                   const uint8_t *in, size_t len, const void *out, size_t out_len)
+{
+    if (out_len == len && memcmp(in, out, len) == 0)
+        return 0;
+    if (out_len != len) {
+        fprintf(stderr, "%s: %s: call %llu: the reply holds %zu bytes, not %zu\n", bench, side,
+                (unsigned long long)i, out_len, len);
+        return -1;
+    }
+    const uint8_t *o = out;
+    size_t k = 0;
+    while (o[k] == in[k])
+        k++;
+    uint8_t poisoned = (uint8_t)~in[k];
+    fprintf(stderr,
+            "%s: %s: call %llu: the reply does not echo this call's input "
+            "(byte %zu is 0x%02x, want 0x%02x%s)\n",
+            bench, side, (unsigned long long)i, k, o[k], in[k],
+            o[k] == poisoned ? ": the poison, never written" : "");
+    return -1;
+}
+
+/* Reads exactly len bytes; 0, or -1 at end of file or on error. */
+static inline int bench_read_full(int fd, uint8_t *buf, size_t len)
+{
+    size_t got = 0;
+    while (got < len) {
+        ssize_t r = read(fd, buf + got, len - got);
+        if (r < 0 && errno == EINTR)
+            continue;
+        if (r <= 0)
+            return -1;
+        got += (size_t)r;
+    }
+    return 0;
+}
+
+/* ---- other processes' CPU ------------------------------------------------ */
+
+#define BENCH_MAX_PIDS 8
+
+struct bench_pids {
+    pid_t pid[BENCH_MAX_PIDS];
+    int n;
+};
+
+/* Parses "PID[,PID...]" (at most BENCH_MAX_PIDS).  0, or -1. */
+static inline int bench_parse_pids(const char *arg, struct bench_pids *h)
+{
+    h->n = 0;
+    for (const char *p = arg; *p;) {
+        char *end;
+        long v = strtol(p, &end, 10);
+        if (end == p || v <= 0 || h->n == BENCH_MAX_PIDS)
+            return -1;
+        h->pid[h->n++] = (pid_t)v;
+        if (*end && *end != ',')
+            return -1;
+        p = *end == ',' ? end + 1 : end;
+    }
+    return h->n ? 0 : -1;
+}
+
+/* CPU time of process pid in ns, to the nanosecond: the sum of the run
+ * time of each of its threads (/proc/PID/task/TID/schedstat, first field),
+ * falling back to bench_proc_cpu_ns (clock ticks) without schedstat.  A
+ * thread that exited meanwhile is no longer counted: use it for processes
+ * whose threads live as long as the measure.  -1 if pid is gone. */
+static inline int64_t bench_proc_run_ns(pid_t pid)
+{
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *d = opendir(path);
+    if (!d)
+        return -1;
+    int64_t sum = 0;
+    struct dirent *e;
+    while ((e = readdir(d))) {
+        if (e->d_name[0] == '.')
+            continue;
+        char f[128];
+        snprintf(f, sizeof f, "/proc/%d/task/%s/schedstat", (int)pid, e->d_name);
+        FILE *fp = fopen(f, "r");
+        unsigned long long run = 0;
+        int ok = fp && fscanf(fp, "%llu", &run) == 1;
+        if (fp)
+            fclose(fp);
+        if (!ok) {
+            closedir(d);
+            return bench_proc_cpu_ns(pid);
+        }
+        sum += (int64_t)run;
+    }
+    closedir(d);
+    return sum;
+}
+
+/* The summed bench_proc_run_ns of every pid in h, or -1 (with a message
+ * naming bench) if one cannot be read. */
+static inline int64_t bench_pids_run_ns(const char *bench, const struct bench_pids *h)
+{
+    int64_t sum = 0;
+    for (int k = 0; k < h->n; k++) {
+        int64_t v = bench_proc_run_ns(h->pid[k]);
+        if (v < 0) {
+            fprintf(stderr, "%s: cannot read the CPU time of pid %d\n", bench, (int)h->pid[k]);
+            return -1;
+        }
+        sum += v;
+    }
+    return sum;
 }
 
 #endif

@@ -13,8 +13,8 @@
  * Rounds alternate ours and the peers (bench.h); each round reports the
  * median call of ITERATIONS, and the CPU time per call of both sides:
  *   app      this process (getrusage) over the calls
- *   serving  ours: the driver hosts HOST_PIDS (/proc/PID/stat, in clock
- *            ticks: a round lasts long enough for that); spin-shm and
+ *   serving  ours: the driver hosts HOST_PIDS (the run time of their
+ *            threads, /proc/PID/task/TID/schedstat); spin-shm and
  *            socketpair: the child, measured by itself (getrusage) from its
  *            first request to its last; dbus: the server and dbus-daemon
  *            (/proc/PID/stat)
@@ -55,7 +55,6 @@
 
 #define MSG 64         /* bytes in and out of every call */
 #define ROUNDS 5       /* alternating rounds of every side */
-#define MAX_HOSTS 8    /* driver hosts whose CPU is counted */
 #define SPIN_YIELD 256 /* spin-shm polls this many times, then yields at each poll */
 
 enum side { OURS, SPIN, SOCKETPAIR, DBUS, N_SIDES };
@@ -67,86 +66,31 @@ struct result {
     double app_cpu_us, serving_cpu_us;
 };
 
-static int cmp_u64(const void *a, const void *b)
-{
-    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
-    return x < y ? -1 : x > y;
-}
-
 static double median_us(uint64_t *v, size_t n)
 {
-    qsort(v, n, sizeof *v, cmp_u64);
-    return (double)v[n / 2] / 1000.0;
+    return bench_quantile_us(v, n, 0.5);
 }
 
-/* ---- per-call stamps ----------------------------------------------------- */
-
-/* The input of call i of a side in a round: different for every call, and
- * no word zero (memory nobody wrote often is). */
+/* Every call carries its own stamp (bench.h). */
 static void stamp(uint8_t *in, enum side side, uint32_t round, uint64_t i)
 {
-    uint64_t w[MSG / 8];
-    for (uint64_t j = 0; j < MSG / 8; j++)
-        w[j] = (((uint64_t)side << 60 ^ (uint64_t)round << 52 ^ i << 3 ^ j) + 1) *
-               0x9e3779b97f4a7c15ull;
-    memcpy(in, w, MSG);
+    bench_stamp(in, MSG, side, round, i);
 }
 
-/* Fills the reply buffer with what no correct reply holds. */
 static void poison(uint8_t *out, const uint8_t *in)
 {
-    for (size_t k = 0; k < MSG; k++)
-        out[k] = (uint8_t)~in[k];
+    bench_poison(out, in, MSG);
 }
 
-/* 0 when the reply echoes this call's input; else says what came back. */
 static int check_echo(enum side side, uint64_t i, const uint8_t *in, const void *out,
                       size_t out_len)
 {
-    if (out_len == MSG && memcmp(in, out, MSG) == 0)
-        return 0;
-    if (out_len != MSG) {
-        fprintf(stderr, "call_latency: %s: call %llu: the reply holds %zu bytes, not %d\n",
-                side_name[side], (unsigned long long)i, out_len, MSG);
-        return -1;
-    }
-    const uint8_t *o = out;
-    size_t k = 0;
-    while (o[k] == in[k])
-        k++;
-    uint8_t poisoned = (uint8_t)~in[k];
-    fprintf(stderr,
-            "call_latency: %s: call %llu: the reply does not echo this call's input "
-            "(byte %zu is 0x%02x, want 0x%02x%s)\n",
-            side_name[side], (unsigned long long)i, k, o[k], in[k],
-            o[k] == poisoned ? ": the poison, never written" : "");
-    return -1;
+    return bench_check_echo("call_latency", side_name[side], i, in, MSG, out, out_len);
 }
 
 /* ---- ours ---------------------------------------------------------------- */
 
-struct hosts {
-    pid_t pid[MAX_HOSTS];
-    int n;
-};
-
-/* CPU of every driver host, in ns, or -1 (with a message). */
-static int64_t hosts_cpu_ns(const struct hosts *h)
-{
-    int64_t sum = 0;
-    for (int k = 0; k < h->n; k++) {
-        int64_t v = bench_proc_cpu_ns(h->pid[k]);
-        if (v < 0) {
-            fprintf(stderr, "call_latency: cannot read /proc/%d/stat (driver host)\n",
-                    (int)h->pid[k]);
-            return -1;
-        }
-        sum += v;
-    }
-    return sum;
-}
-
-static int ours(const char *state, uint64_t node, const struct hosts *h, uint32_t round,
+static int ours(const char *state, uint64_t node, const struct bench_pids *h, uint32_t round,
                 size_t iters, uint64_t *samples, struct result *res)
 {
     odk_client *c;
@@ -158,7 +102,7 @@ static int ours(const char *state, uint64_t node, const struct hosts *h, uint32_
     uint8_t in[MSG], out[MSG];
     int ok = 0;
     uint64_t app0 = bench_self_cpu_ns(), app1;
-    int64_t host0 = hosts_cpu_ns(h), host1;
+    int64_t host0 = bench_pids_run_ns("call_latency", h), host1;
     for (size_t i = 0; host0 >= 0 && i < iters; i++) {
         stamp(in, OURS, round, i);
         poison(out, in);
@@ -175,7 +119,7 @@ static int ours(const char *state, uint64_t node, const struct hosts *h, uint32_
             goto out;
     }
     app1 = bench_self_cpu_ns();
-    host1 = hosts_cpu_ns(h);
+    host1 = bench_pids_run_ns("call_latency", h);
     if (host0 < 0 || host1 < 0)
         goto out;
     res->latency_us = median_us(samples, iters);
@@ -281,20 +225,6 @@ static int peer_spin(uint32_t round, size_t iters, uint64_t *samples, struct res
 
 /* ---- socketpair peer ----------------------------------------------------- */
 
-static int read_full(int fd, uint8_t *buf, size_t len)
-{
-    size_t got = 0;
-    while (got < len) {
-        ssize_t r = read(fd, buf + got, len - got);
-        if (r < 0 && errno == EINTR)
-            continue;
-        if (r <= 0)
-            return -1;
-        got += (size_t)r;
-    }
-    return 0;
-}
-
 static int peer_socketpair(uint32_t round, size_t iters, uint64_t *samples, struct result *res)
 {
     int sv[2];
@@ -312,7 +242,7 @@ static int peer_socketpair(uint32_t round, size_t iters, uint64_t *samples, stru
         uint64_t cpu0 = 0;
         close(sv[0]);
         for (size_t n = 0;; n++) {
-            if (read_full(sv[1], buf, sizeof buf) < 0) {
+            if (bench_read_full(sv[1], buf, sizeof buf) < 0) {
                 *child_cpu = bench_self_cpu_ns() - cpu0;
                 _exit(0);
             }
@@ -330,7 +260,7 @@ static int peer_socketpair(uint32_t round, size_t iters, uint64_t *samples, stru
         stamp(in, SOCKETPAIR, round, i);
         poison(out, in);
         uint64_t t0 = bench_now_ns();
-        if (write(sv[0], in, sizeof in) != sizeof in || read_full(sv[0], out, sizeof out) < 0) {
+        if (write(sv[0], in, sizeof in) != sizeof in || bench_read_full(sv[0], out, sizeof out) < 0) {
             fprintf(stderr, "call_latency: socketpair: call %zu: %s\n", i, strerror(errno));
             ok = 0;
             break;
@@ -590,26 +520,10 @@ static int peer_dbus(struct dbus_peer *d, uint32_t round, size_t iters, uint64_t
     return 0;
 }
 
-static int parse_hosts(const char *arg, struct hosts *h)
-{
-    h->n = 0;
-    for (const char *p = arg; *p;) {
-        char *end;
-        long v = strtol(p, &end, 10);
-        if (end == p || v <= 0 || h->n == MAX_HOSTS)
-            return -1;
-        h->pid[h->n++] = (pid_t)v;
-        p = *end == ',' ? end + 1 : end;
-        if (*end && *end != ',')
-            return -1;
-    }
-    return h->n ? 0 : -1;
-}
-
 int main(int argc, char **argv)
 {
-    struct hosts hosts;
-    if (argc < 4 || parse_hosts(argv[3], &hosts) < 0) {
+    struct bench_pids hosts;
+    if (argc < 4 || bench_parse_pids(argv[3], &hosts) < 0) {
         fprintf(stderr, "usage: call_latency STATE_DIR NODE HOST_PIDS [ITERATIONS]\n"
                         "  HOST_PIDS: the driver hosts serving NODE, comma-separated\n");
         return 2;

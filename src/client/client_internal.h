@@ -35,7 +35,10 @@ struct odk_connection {
     struct fastcall_shared *fc;
     int wake_fd;
     uint32_t fc_seq;
-    uint64_t spin_ns; /* adaptive: follows how fast replies come */
+    uint64_t reply_ns; /* moving average of replies from an awake host */
+    /* Wake-up counters (ODK_FASTCALL_STATS): calls made, eventfd writes
+     * that woke the host, sleeps on the futex. */
+    uint32_t fc_calls, fc_wakes_sent, fc_sleeps;
     bool gone;
 };
 
@@ -84,6 +87,10 @@ void mailbox_offer(odk_connection *conn);
 int mailbox_call(odk_connection *conn, const struct wire_call *c, const uint64_t *in,
                  const struct wire_memory_ref *refs, const void *struct_in, uint64_t *out,
                  uint32_t *n_out, void *struct_out, size_t *struct_out_len);
+
+/* With $ODK_FASTCALL_STATS set, prints conn's wake-up counters (its own
+ * and the host's, from the mailbox) to stderr. */
+void mailbox_stats_print(const odk_connection *conn);
 
 /* ---- buffer.c ---- */
 

@@ -129,8 +129,10 @@ void odk_connection_close(odk_connection *conn)
         p->fn(p->ctx, ODK_E_CANCELLED, NULL, 0, NULL, 0);
         free(p);
     }
-    if (conn->fc)
+    if (conn->fc) {
+        mailbox_stats_print(conn);
         munmap(conn->fc, sizeof *conn->fc);
+    }
     if (conn->wake_fd >= 0)
         close(conn->wake_fd);
     wire_msg_release(&conn->msg);

@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /* The call mailbox, app side (common/fastcall.h): a sync call is written
- * into shared memory and the caller spins (bounded, adaptive) and then
- * sleeps on a futex until the driver host publishes the reply; a sleeping
- * host is woken through the connection's eventfd. */
+ * into shared memory; a sleeping host is woken through the connection's
+ * eventfd, and the caller waits for the reply, spinning first only when the
+ * reply is likely to come within the spin window, then sleeping on a futex
+ * the host wakes. */
 #include <errno.h>
 #include <linux/futex.h>
 #include <poll.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
@@ -22,10 +24,26 @@
 #include "common/wire.h"
 #include "odk/client.h"
 
-#define SPIN_MAX_NS 200000u /* the longest the caller spins before sleeping */
+#define SPIN_MAX_NS 100000u /* the longest the caller ever spins before sleeping */
 #define SPIN_MIN_NS 2000u
-#define SPIN_YIELD_NS 5000u /* spinning longer than this yields the CPU each round */
+#define SPIN_YIELD_NS 5000u     /* spinning longer than this yields the CPU each round */
+#define REPLY_GUESS_NS 10000u   /* the first guess of how fast an awake host answers */
 #define SLEEP_CHECK_NS 20000000 /* while asleep, look for a dead driver this often */
+
+/* ODK_FASTCALL_STATS set: each connection prints its wake-up counters to
+ * stderr when closed, for tests that count wake-ups per call. */
+void mailbox_stats_print(const odk_connection *conn)
+{
+    const char *on = getenv("ODK_FASTCALL_STATS");
+    if (!conn->fc || !on || !*on || strcmp(on, "0") == 0)
+        return;
+    fprintf(stderr,
+            "odk fastcall stats: calls=%u host_wakes_sent=%u app_sleeps=%u host_woken=%u "
+            "app_wakes_sent=%u\n",
+            conn->fc_calls, conn->fc_wakes_sent, conn->fc_sleeps,
+            atomic_load_explicit(&conn->fc->host_woken, memory_order_relaxed),
+            atomic_load_explicit(&conn->fc->app_wakes, memory_order_relaxed));
+}
 
 void mailbox_offer(odk_connection *conn)
 {
@@ -42,7 +60,7 @@ void mailbox_offer(odk_connection *conn)
         connection_request(conn, WIRE_FASTPATH, NULL, 0, fds, 2) == ODK_OK) {
         conn->fc = p;
         conn->wake_fd = efd;
-        conn->spin_ns = SPIN_MAX_NS;
+        conn->reply_ns = REPLY_GUESS_NS;
         efd = -1;
         p = MAP_FAILED;
     }
@@ -66,36 +84,53 @@ static bool channel_dead(odk_connection *conn)
     return poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLRDHUP | POLLERR));
 }
 
-/* Spins (bounded, adaptive), then sleeps on the futex until rep_seq == seq.
- * The spin budget follows the replies: twice the last call's time when
- * that was within SPIN_MAX_NS, the minimum when calls take longer (then
- * spinning only burns a CPU).  Past SPIN_YIELD_NS the spinner yields its
- * CPU each round, so an app and a driver sharing one CPU (a loaded
- * machine) do not spin against each other. */
-static int wait_reply(odk_connection *conn, uint32_t seq)
+/* Waits until rep_seq == seq: spins, then sleeps on the futex.  Spinning
+ * pays only when the reply comes within the spin window: a host that was
+ * asleep (host_asleep: we had to wake it) answers after a wake-up at best,
+ * so then the caller sleeps at once and the host's futex wake is the one
+ * wake-up on the way back.  An awake host (spinning, or busy with other
+ * work) answers in about the time it took lately: reply_ns, a moving
+ * average of those calls; the caller spins twice that, or not at all when
+ * it exceeds the window.  Past SPIN_YIELD_NS the spinner yields its CPU
+ * each round, so an app and a driver sharing one CPU (a loaded machine) do
+ * not spin against each other; when the host last served from this very
+ * CPU (same_cpu), it yields from the first round: the host most likely
+ * waits for this CPU, a yield hands it over faster than a sleep and a
+ * wake-up would, and two runnable threads on one CPU let the scheduler
+ * move one of them to another. */
+static int wait_reply(odk_connection *conn, uint32_t seq, bool host_asleep, bool same_cpu)
 {
     struct fastcall_shared *fc = conn->fc;
     uint64_t t0 = mono_ns();
+    uint64_t budget = 0;
+    if (!host_asleep && conn->reply_ns <= SPIN_MAX_NS / 2)
+        budget = 2 * conn->reply_ns < SPIN_MIN_NS ? SPIN_MIN_NS : 2 * conn->reply_ns;
     int st = ODK_OK;
     unsigned i = 0;
     while (atomic_load_explicit(&fc->rep_seq, memory_order_acquire) != seq) {
         if ((++i & 15) == 0) {
             uint64_t spent = mono_ns() - t0;
-            if (spent > conn->spin_ns)
+            if (spent > budget)
                 goto sleep;
             if (spent > SPIN_YIELD_NS)
                 sched_yield();
         }
+        if (budget == 0)
+            goto sleep;
+        if (same_cpu)
+            sched_yield();
         cpu_relax();
     }
     goto done;
 sleep:
     atomic_store_explicit(&fc->app_sleeping, 1, memory_order_relaxed);
     atomic_thread_fence(memory_order_seq_cst);
-    for (;;) {
+    for (bool first = true;; first = false) {
         uint32_t cur = atomic_load_explicit(&fc->rep_seq, memory_order_acquire);
         if (cur == seq)
             break;
+        if (first)
+            conn->fc_sleeps++; /* the reply is not there: the host will see us asleep */
         if (futex_wait(&fc->rep_seq, cur, SLEEP_CHECK_NS) < 0 && errno == ETIMEDOUT &&
             channel_dead(conn)) {
             conn->gone = true;
@@ -104,10 +139,11 @@ sleep:
         }
     }
     atomic_store_explicit(&fc->app_sleeping, 0, memory_order_relaxed);
-done:;
-    uint64_t took = mono_ns() - t0;
-    uint64_t budget = took <= SPIN_MAX_NS ? 2 * took : SPIN_MIN_NS;
-    conn->spin_ns = budget < SPIN_MIN_NS ? SPIN_MIN_NS : budget > SPIN_MAX_NS ? SPIN_MAX_NS : budget;
+done:
+    if (!host_asleep) {
+        int64_t took = (int64_t)(mono_ns() - t0);
+        conn->reply_ns = (uint64_t)((int64_t)conn->reply_ns + (took - (int64_t)conn->reply_ns) / 4);
+    }
     return st;
 }
 
@@ -128,14 +164,22 @@ int mailbox_call(odk_connection *conn, const struct wire_call *c, const uint64_t
     if (c->struct_in_len)
         memcpy(p, struct_in, c->struct_in_len);
     uint32_t seq = ++conn->fc_seq;
+    conn->fc_calls++;
+    int cpu = sched_getcpu();
+    atomic_store_explicit(&fc->app_cpu, (uint32_t)cpu, memory_order_relaxed);
+    atomic_store_explicit(&fc->req_ns, mono_ns(), memory_order_relaxed);
     atomic_store_explicit(&fc->req_seq, seq, memory_order_release);
     atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(&fc->host_sleeping, memory_order_relaxed)) {
+    bool host_asleep = atomic_load_explicit(&fc->host_sleeping, memory_order_relaxed);
+    if (host_asleep) {
         uint64_t one = 1;
+        conn->fc_wakes_sent++;
         if (write(conn->wake_fd, &one, sizeof one) < 0 && errno != EAGAIN)
             return ODK_E_IO;
     }
-    int st = wait_reply(conn, seq);
+    bool same_cpu =
+        cpu >= 0 && atomic_load_explicit(&fc->host_cpu, memory_order_relaxed) == (uint32_t)cpu;
+    int st = wait_reply(conn, seq, host_asleep, same_cpu);
     if (st < 0)
         return st;
     /* The reply area is the driver's writing: check it before trusting it. */

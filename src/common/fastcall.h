@@ -3,14 +3,23 @@
  * host (one per user-client connection).
  *
  * PERFORMANCE-NOTES.md: any path that sleeps between request and reply
- * costs ~45 us here; spinning on shared memory costs ~0.1 us.  So a sync
- * call goes through this mailbox: the app writes the request (the same
- * layout as a WIRE_CALL body) and bumps req_seq; the driver's queue, which
- * spins briefly when idle, sees it, runs the method writing outputs straight
- * into the reply area, and publishes rep_seq.  Each side spins a bounded,
- * adaptive time and then sleeps: the app on a futex on rep_seq (host_wakes
- * it when app_sleeping), the host in epoll on an eventfd the app writes
- * when host_sleeping.  Dekker-style: set own flag, full fence, re-check.
+ * costs a wake-up each way (~10-20 us each here); spinning on shared memory
+ * costs ~0.1 us but burns a CPU.  So a sync call goes through this
+ * mailbox: the app writes the request (the same layout as a WIRE_CALL
+ * body), stamps req_ns and bumps req_seq; the driver's queue sees it, runs
+ * the method writing outputs straight into the reply area, and publishes
+ * rep_seq.  Each side spins only when it predicts the other will answer
+ * within its spin window (learned from the gaps it observed), bounded
+ * always, and otherwise sleeps at once: the app on a futex on rep_seq (the
+ * host wakes it when app_sleeping), the host in its queue's epoll, on an
+ * eventfd the app writes when host_sleeping.  Sparse calls thus cost one
+ * wake-up each way, as a socket would.  A spinner whose peer last ran on
+ * its own CPU (app_cpu, host_cpu) yields that CPU from the first round.
+ * Dekker-style: set own flag, full fence, re-check.
+ *
+ * The counters host_woken and app_wakes are statistics the host keeps for
+ * tests (ODK_FASTCALL_STATS, docs/architecture.md); req_ns and the CPUs
+ * are hints for the spin predictors.  None is trusted for anything else.
  *
  * The app is untrusted: the host copies the request header before checking
  * it, and a request the mailbox cannot hold goes over the socket instead.
@@ -30,9 +39,14 @@ struct fastcall_reply_hdr {
 };
 
 struct fastcall_shared {
-    _Alignas(64) _Atomic uint32_t req_seq;  /* written by the app */
-    _Alignas(64) _Atomic uint32_t rep_seq;  /* written by the host; the app's futex */
+    _Alignas(64) _Atomic uint32_t req_seq; /* written by the app */
+    _Atomic uint64_t req_ns;               /* CLOCK_MONOTONIC when req_seq was bumped */
+    _Atomic uint32_t app_cpu;              /* the CPU the app posted from */
+    _Alignas(64) _Atomic uint32_t rep_seq; /* written by the host; the app's futex */
     _Alignas(64) _Atomic uint32_t host_sleeping;
+    _Atomic uint32_t host_cpu;   /* the CPU the host last served from */
+    _Atomic uint32_t host_woken; /* wake-ups of the host through the app's eventfd */
+    _Atomic uint32_t app_wakes;  /* futex wakes the host sent the app */
     _Alignas(64) _Atomic uint32_t app_sleeping;
     _Alignas(64) uint8_t req[FASTCALL_AREA];
     _Alignas(64) uint8_t rep[FASTCALL_AREA];

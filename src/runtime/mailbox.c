@@ -1,13 +1,15 @@
 /* SPDX-License-Identifier: MIT */
 /* The call mailbox, host side (common/fastcall.h): a shared-memory page
  * the app writes requests into and the driver's queue answers in place.
- * While any client has one, the default queue spins briefly when idle
- * (IDLE_SPIN_NS) looking for requests before it sleeps; asleep, it is woken
- * by the app through the client's eventfd, and a sleeping app is woken
- * through a futex on rep_seq. */
+ * The queue spins when idle only while it predicts the next request will
+ * come within IDLE_SPIN_MAX_NS, learned per client from the gaps between
+ * its replies and the app's next requests; otherwise it sleeps at once in
+ * epoll, woken by the app through the client's eventfd, and a sleeping app
+ * is woken through a futex on rep_seq: one wake-up each way. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
+#include <sched.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -17,11 +19,13 @@
 #include <unistd.h>
 
 #include "common/fastcall.h"
+#include "common/spin.h"
 #include "common/wire.h"
 #include "runtime/runtime_internal.h"
 #include "runtime/user_client_internal.h"
 
-#define IDLE_SPIN_NS (50u * 1000u) /* the queue's idle spin once a mailbox exists */
+#define IDLE_SPIN_MAX_NS (50u * 1000u)   /* the longest the queue spins for a request */
+#define IDLE_SPIN_SLACK_NS (10u * 1000u) /* spin this much past the gap predicted */
 
 static void futex_wake(_Atomic uint32_t *addr)
 {
@@ -33,8 +37,68 @@ static void publish(odk_user_client *uc, uint32_t seq)
     struct fastcall_shared *fc = uc->fc;
     atomic_store_explicit(&fc->rep_seq, seq, memory_order_release);
     atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(&fc->app_sleeping, memory_order_relaxed))
+    if (atomic_load_explicit(&fc->app_sleeping, memory_order_relaxed)) {
+        atomic_fetch_add_explicit(&fc->app_wakes, 1, memory_order_relaxed);
         futex_wake(&fc->rep_seq);
+    }
+    uc->fc_pub_ns = mono_ns();
+}
+
+/* Sets the queue's idle spin to what the client that wants the most wants. */
+static void update_spin(odk_driver *d)
+{
+    uint64_t spin = 0;
+    bool yield = false;
+    for (odk_user_client *uc = d->clients; uc; uc = uc->next)
+        if (uc->fc && !uc->closing && uc->fc_spin_ns > spin) {
+            spin = uc->fc_spin_ns;
+            yield = uc->fc_same_cpu;
+        }
+    queue_set_poll_spin(d->queue, spin, yield);
+}
+
+/* Learns from the gap between our last reply and the request that just
+ * came (req_ns, the app's stamp: a hint only, clamped to what is possible)
+ * whether spinning for the next one would pay: a two-bit saturating
+ * counter of gaps within IDLE_SPIN_MAX_NS says whether to spin (one
+ * sparse gap among quick ones does not stop it, two do), a moving average
+ * of those gaps says how long. */
+static void learn_gap(odk_user_client *uc)
+{
+    if (!uc->fc_pub_ns)
+        return;
+    uint64_t now = mono_ns();
+    uint64_t req = atomic_load_explicit(&uc->fc->req_ns, memory_order_relaxed);
+    if (req > now || req < uc->fc_pub_ns)
+        req = req > now ? now : uc->fc_pub_ns;
+    uint64_t gap = req - uc->fc_pub_ns;
+    if (gap <= IDLE_SPIN_MAX_NS) {
+        if (uc->fc_spin_score < 3)
+            uc->fc_spin_score++;
+        uc->fc_gap_ns =
+            (uint64_t)((int64_t)uc->fc_gap_ns + ((int64_t)gap - (int64_t)uc->fc_gap_ns) / 4);
+    } else if (uc->fc_spin_score > 0) {
+        uc->fc_spin_score--;
+    }
+    /* An app that posted from this very CPU will want it back: then the
+     * spin yields it from the first round.  Spinning stays worth it (a
+     * yield hands the CPU over faster than a sleep and a wake-up), and two
+     * runnable threads on one CPU let the scheduler move one away. */
+    int cpu = sched_getcpu();
+    atomic_store_explicit(&uc->fc->host_cpu, (uint32_t)cpu, memory_order_relaxed);
+    bool same_cpu =
+        cpu >= 0 && atomic_load_explicit(&uc->fc->app_cpu, memory_order_relaxed) == (uint32_t)cpu;
+    uint64_t want = 0;
+    if (uc->fc_spin_score >= 2) {
+        want = 2 * uc->fc_gap_ns + IDLE_SPIN_SLACK_NS;
+        if (want > IDLE_SPIN_MAX_NS)
+            want = IDLE_SPIN_MAX_NS;
+    }
+    if (want != uc->fc_spin_ns || same_cpu != uc->fc_same_cpu) {
+        uc->fc_spin_ns = want;
+        uc->fc_same_cpu = same_cpu;
+        update_spin(uc->drv);
+    }
 }
 
 void mailbox_reply_status(odk_user_client *uc, uint32_t seq, int status)
@@ -62,6 +126,7 @@ static bool poll_mailbox(odk_user_client *uc)
     if (seq == uc->fc_seen)
         return false;
     uc->fc_seen = seq;
+    learn_gap(uc);
     /* The whole request area: call_check takes the call's length from the
      * header it copies once, so an app scribbling on the request while we
      * run cannot make us read past the area. */
@@ -101,19 +166,23 @@ void mailbox_update_poller(odk_driver *d)
     bool any = false;
     for (odk_user_client *uc = d->clients; uc; uc = uc->next)
         any |= uc->fc != NULL && !uc->closing;
-    if (any)
-        queue_set_poller(d->queue, poll_all, arm_all, d, IDLE_SPIN_NS);
-    else
+    if (any) {
+        queue_set_poller(d->queue, poll_all, arm_all, d, 0);
+        update_spin(d);
+    } else {
         queue_set_poller(d->queue, NULL, NULL, NULL, 0);
+    }
 }
 
 static void on_wake(void *ctx, uint32_t revents)
 {
     odk_user_client *uc = ctx;
+    atomic_fetch_add_explicit(&uc->fc->host_woken, 1, memory_order_relaxed);
+    /* The request first: draining the eventfd can wait until it is served. */
+    poll_mailbox(uc);
     uint64_t n;
     if (read(uc->wake_fd, &n, sizeof n) < 0 && errno != EAGAIN)
         odk_warn("user client of pid %d: reading its wake-up eventfd: %m", (int)uc->pid);
-    poll_mailbox(uc);
     (void)revents;
 }
 
@@ -130,7 +199,8 @@ int mailbox_take(odk_user_client *uc, wire_msg *m)
         rc = ODK_E_ACCESS; /* a shrinkable mailbox could SIGBUS the driver */
         goto out;
     }
-    void *p = mmap(NULL, sizeof(struct fastcall_shared), PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
+    void *p =
+        mmap(NULL, sizeof(struct fastcall_shared), PROT_READ | PROT_WRITE, MAP_SHARED, mfd, 0);
     if (p == MAP_FAILED) {
         rc = ODK_E_NOMEM;
         goto out;

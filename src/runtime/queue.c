@@ -48,6 +48,7 @@ struct odk_queue {
     bool (*arm_fn)(void *ctx, bool sleeping);
     void *poll_ctx;
     uint64_t spin_ns;
+    bool spin_yield; /* yield the CPU from the first round of the spin */
     pthread_t thread; /* for queue_thread: the watchdog signals a stuck queue */
 };
 
@@ -121,27 +122,46 @@ void queue_set_poller(odk_queue *q, bool (*poll)(void *ctx), bool (*arm)(void *c
     q->arm_fn = arm;
     q->poll_ctx = ctx;
     q->spin_ns = spin_ns;
+    q->spin_yield = false;
+}
+
+void queue_set_poll_spin(odk_queue *q, uint64_t spin_ns, bool yield)
+{
+    q->spin_ns = spin_ns;
+    q->spin_yield = yield;
 }
 
 /* Spins calling the poller until it finds work, an fd or posted work is
- * ready, or spin_ns pass without work.  True when the loop should not sleep. */
+ * ready, or spin_ns pass without work; then arms it.  True when the loop
+ * should not sleep. */
 static bool idle_spin(odk_queue *q)
 {
+    if (q->spin_ns == 0)
+        return q->arm_fn(q->poll_ctx, true);
     uint64_t start = mono_ns(), deadline = start + q->spin_ns;
     for (unsigned i = 1;; i++) {
-        if (q->poll_fn(q->poll_ctx))
+        if (q->poll_fn(q->poll_ctx)) {
+            /* What the poller ran may have queued work on this queue, from
+             * this thread, so with no wake-up: run it before spinning on. */
+            pthread_mutex_lock(&q->lock);
+            bool queued = q->head != NULL;
+            pthread_mutex_unlock(&q->lock);
+            if (queued)
+                return true;
             deadline = (start = mono_ns()) + q->spin_ns;
-        if ((i & 63) == 0) {
+        }
+        if (q->spin_yield || (i & 63) == 0) {
             struct epoll_event ev;
             /* Level-triggered: a ready fd seen here is reported again below. */
-            if (epoll_wait(q->epfd, &ev, 1, 0) > 0)
+            if ((i & 63) == 0 && epoll_wait(q->epfd, &ev, 1, 0) > 0)
                 return true;
             uint64_t now = mono_ns();
             if (now > deadline)
                 break;
-            /* Past the first microseconds, let anyone else runnable on this
-             * CPU (perhaps the very app we wait for) go first. */
-            if (now - start > 5000)
+            /* Past the first microseconds, or at once when the peer we
+             * wait for shares this CPU, let anyone else runnable here (perhaps
+             * the very app we wait for) go first. */
+            if (q->spin_yield || now - start > 5000)
                 sched_yield();
         }
         cpu_relax();

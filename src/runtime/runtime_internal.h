@@ -84,12 +84,19 @@ int member_epoll_ctl(queue_member *m, int op, int fd, uint32_t events);
  * blocking wake-up costs ~20 us here, so the queue spins briefly before it
  * sleeps).  Each turn of the loop calls poll(ctx) (true: it did work).
  * When there is nothing else to do the queue keeps calling it for up to
- * spin_ns since the last work; then arm(ctx, true) must publish "I am going
+ * spin_ns since the last work (not at all when 0); then arm(ctx, true)
+ * must publish "I am going
  * to sleep" and return true if work arrived meanwhile (the queue then does
  * not sleep); after sleeping, arm(ctx, false).  NULL poll removes it.
  * Call on q's own thread. */
 void queue_set_poller(odk_queue *q, bool (*poll)(void *ctx), bool (*arm)(void *ctx, bool sleeping),
                       void *ctx, uint64_t spin_ns);
+
+/* Changes how long q's idle poller spins (0: the queue sleeps as soon as
+ * it is idle), and whether it yields the CPU at every round of the spin
+ * rather than after the first microseconds (the peer it waits for shares
+ * its CPU).  Call on q's own thread. */
+void queue_set_poll_spin(odk_queue *q, uint64_t spin_ns, bool yield);
 
 /* The queue's thread (valid while the queue runs). */
 pthread_t queue_thread(const odk_queue *q);

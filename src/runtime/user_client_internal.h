@@ -44,6 +44,12 @@ struct odk_user_client {
     odk_fd_source *wake_src;
     uint32_t fc_seen; /* last request sequence taken */
     bool fc_busy;     /* an async call holds the mailbox */
+    /* The idle-spin predictor (mailbox.c): when the last reply went out,
+     * the average of recent short gaps, a saturating count of them, and the
+     * spin this client asks its queue for. */
+    uint64_t fc_pub_ns, fc_gap_ns, fc_spin_ns;
+    uint8_t fc_spin_score;
+    bool fc_same_cpu; /* the app last posted from the CPU we served on */
     odk_async *pending;
     struct odk_user_client *next;
     bool closing;

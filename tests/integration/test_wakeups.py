@@ -1,0 +1,88 @@
+# SPDX-License-Identifier: MIT
+"""The call fast path at rest: a call that finds the driver asleep costs one
+wake-up each way (at most, on the way back), as a socket's round trip does.
+The app's eventfd write wakes the very thread that runs the method (no
+reader thread handing the request on), and that thread's futex wake is the
+one wake-up back.  Counted,
+never timed: libodk prints the wake-up counters of each connection at close
+when $ODK_FASTCALL_STATS is set, and the kernel counts every thread's
+blocking waits (voluntary context switches)."""
+import os
+import re
+import time
+
+from driver_selectors import ECHO
+from libodk import Connection
+
+CALLS = 20
+GAP_S = 0.02  # far more than any spin window: every call finds the host asleep
+STATS = re.compile(r"odk fastcall stats: calls=(\d+) host_wakes_sent=(\d+) app_sleeps=(\d+) "
+                   r"host_woken=(\d+) app_wakes_sent=(\d+)")
+
+
+def voluntary_switches(task_dir):
+    with open(os.path.join(task_dir, "status")) as f:
+        for line in f:
+            if line.startswith("voluntary_ctxt_switches:"):
+                return int(line.split()[1])
+    raise AssertionError(f"no voluntary_ctxt_switches in {task_dir}/status")
+
+
+def process_switches(pid):
+    """Blocking waits of every thread of pid, summed."""
+    base = f"/proc/{pid}/task"
+    return sum(voluntary_switches(os.path.join(base, t)) for t in os.listdir(base))
+
+
+def test_sparse_calls_cost_one_wake_up_each_way(odkd, capfd, monkeypatch):
+    monkeypatch.setenv("ODK_FASTCALL_STATS", "1")
+    dev = odkd.plug({"model": "echo"})
+    host = odkd.running(provider=dev)[0]["pid"]
+    capfd.readouterr()
+    with Connection(odkd.state, dev) as c:
+        time.sleep(GAP_S)
+        host0, app0 = process_switches(host), voluntary_switches("/proc/thread-self")
+        for i in range(CALLS):
+            time.sleep(GAP_S)
+            data = bytes([i]) * 64
+            _, out = c.call(ECHO.ECHO, struct=data, n_out=0, struct_out=64)
+            assert out == data
+        app1 = voluntary_switches("/proc/thread-self")
+        time.sleep(GAP_S)  # the host goes back to sleep after the last reply
+        host1 = process_switches(host)
+    m = STATS.search(capfd.readouterr().err)
+    assert m, "libodk printed no fast-path statistics: did the calls use the mailbox?"
+    calls, host_wakes_sent, app_sleeps, host_woken, app_wakes_sent = map(int, m.groups())
+    assert calls == CALLS
+    # App to host: one eventfd write per call, each taken by the queue thread
+    # itself (on_wake serves the request before anything else).
+    assert host_wakes_sent == CALLS and host_woken == CALLS
+    # Host to app: every sleep of the caller on its futex was ended by exactly
+    # one futex wake, and no call slept twice.  A call may not sleep at all:
+    # the woken host can preempt the app on its own CPU and reply before the
+    # app gets to its futex (no wake-up back at all).
+    assert app_wakes_sent == app_sleeps <= CALLS
+    # The kernel's view.  The driver host blocked once per call (its queue
+    # going back to sleep), give or take the watchdog's heartbeat (every
+    # quarter call deadline: at most a couple during this test), never twice
+    # per call as a hand-off between threads would.
+    assert CALLS <= host1 - host0 <= CALLS + 3, f"driver host: {host1 - host0} blocking waits"
+    # This thread: the sleep between calls and at most one wait per call.
+    assert app1 - app0 <= 2 * CALLS, f"app: {app1 - app0} blocking waits for {CALLS} calls"
+
+
+def test_work_a_call_queues_while_the_host_spins_runs_before_it_sleeps(odkd):
+    """A method served during the queue's idle spin that queues work on its
+    own queue (echo's ADD_ASYNC completes on a later turn) gets that work run:
+    the queue must not go to sleep with its FIFO full, which would leave the
+    call waiting for the watchdog."""
+    dev = odkd.plug({"model": "echo"})
+    odkd.running(provider=dev)
+    with Connection(odkd.state, dev) as c:
+        # Back-to-back calls teach the host that spinning pays...
+        for i in range(200):
+            c.call(ECHO.ADD, [i, 1], n_out=1)
+        # ...so these arrive while it spins.
+        for i in range(200):
+            (total,), _ = c.call(ECHO.ADD_ASYNC, [i, 2], n_out=1)
+            assert total == i + 2
