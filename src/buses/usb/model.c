@@ -270,6 +270,20 @@ int usb_model_add_string(struct usb_model *m, uint8_t index, const char *utf8)
     return keep(&m->strings[index], d, n);
 }
 
+int usb_model_set_rom(struct usb_model *m, const void *device, size_t device_len,
+                      odk_usb_speed speed, const void *config, size_t config_len,
+                      const char *vendor, const char *product, const char *serial)
+{
+    int st = usb_model_set_device(m, device, device_len, speed);
+    if (st == ODK_OK)
+        st = usb_model_add_config(m, config, config_len);
+    const char *strings[3] = {vendor, product, serial};
+    for (uint8_t i = 0; i < 3 && st == ODK_OK; i++)
+        if (strings[i])
+            st = usb_model_add_string(m, (uint8_t)(i + 1), strings[i]);
+    return st;
+}
+
 const odk_usb_device_descriptor *usb_model_device(const struct usb_model *m)
 {
     return (const void *)m->device;

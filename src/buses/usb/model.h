@@ -181,6 +181,12 @@ int usb_model_set_device(struct usb_model *m, const void *desc, size_t len, odk_
 int usb_model_add_config(struct usb_model *m, const void *desc, size_t len);
 int usb_model_set_bos(struct usb_model *m, const void *desc, size_t len);
 int usb_model_add_string(struct usb_model *m, uint8_t index, const char *utf8);
+/* A device with one configuration, in one call: the device and
+ * configuration descriptors at speed, and strings 1, 2 and 3 (vendor,
+ * product, serial number; NULL leaves one out). */
+int usb_model_set_rom(struct usb_model *m, const void *device, size_t device_len,
+                      odk_usb_speed speed, const void *config, size_t config_len,
+                      const char *vendor, const char *product, const char *serial);
 
 uint8_t usb_model_configuration(const struct usb_model *m); /* 0: unconfigured */
 uint8_t usb_model_alt(const struct usb_model *m, uint8_t interface);

@@ -63,14 +63,8 @@ static void send_msg(struct conn *c, const struct usb_wire *w, const void *body,
 {
     if (c->closing)
         return;
-    struct iovec iov[2] = {{(void *)w, sizeof *w}, {(void *)body, len}};
-    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = body && len ? 2 : 1};
-    while (sendmsg(c->fd, &mh, MSG_NOSIGNAL) < 0) {
-        if (errno == EINTR)
-            continue;
+    if (usb_wire_send(c->fd, w, body, len, -1, 0) < 0)
         c->closing = true; /* the peer went away: reaped in the loop */
-        return;
-    }
 }
 
 static void reply(struct conn *c, const struct usb_wire *req, int status, uint32_t actual,

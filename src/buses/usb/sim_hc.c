@@ -113,23 +113,8 @@ static void enumerate_next(struct odkd *d, struct usb_dev *dev);
 static int dev_send(struct usb_dev *dev, const struct usb_wire *w, const void *body, size_t len,
                     int fd)
 {
-    struct iovec iov[2] = {{(void *)w, sizeof *w}, {(void *)body, len}};
-    char cbuf[CMSG_SPACE(sizeof(int))];
-    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = body && len ? 2 : 1};
-    if (fd >= 0) {
-        memset(cbuf, 0, sizeof cbuf);
-        mh.msg_control = cbuf;
-        mh.msg_controllen = sizeof cbuf;
-        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-        cm->cmsg_level = SOL_SOCKET;
-        cm->cmsg_type = SCM_RIGHTS;
-        cm->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(cm), &fd, sizeof fd);
-    }
-    while (sendmsg(dev->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
-        if (errno != EINTR)
-            return ODK_E_IO; /* a model that does not read is a hung model */
-    return ODK_OK;
+    /* Never waits: a model that does not read is a hung model. */
+    return usb_wire_send(dev->fd, w, body, len, fd, MSG_DONTWAIT) < 0 ? ODK_E_IO : ODK_OK;
 }
 
 static void deadline_passed(struct odkd *d, void *ptr)

@@ -19,7 +19,11 @@
 #ifndef ODK_USB_SIM_WIRE_H
 #define ODK_USB_SIM_WIRE_H
 
+#include <errno.h>
+#include <stddef.h>
 #include <stdint.h>
+#include <string.h>
+#include <sys/socket.h>
 
 enum usb_wire_op {
     /* model -> odkd, first message: body is the model name; speed in
@@ -76,5 +80,30 @@ struct usb_wire {
 /* Largest body: a control transfer's data stage (wLength is 16 bits). */
 #define USBW_MAX_BODY 65535u
 #define USBW_MAX_PACKET (sizeof(struct usb_wire) + USBW_MAX_BODY)
+
+/* Sends w and body (len bytes, may be NULL) as one message on sock, with
+ * fd in SCM_RIGHTS when fd >= 0; flags are sendmsg's (MSG_NOSIGNAL is
+ * always added).  Retries on EINTR.  Returns 0 or -errno. */
+static inline int usb_wire_send(int sock, const struct usb_wire *w, const void *body, size_t len,
+                                int fd, int flags)
+{
+    struct iovec iov[2] = {{(void *)w, sizeof *w}, {(void *)body, len}};
+    char cbuf[CMSG_SPACE(sizeof(int))];
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = body && len ? 2 : 1};
+    if (fd >= 0) {
+        memset(cbuf, 0, sizeof cbuf);
+        mh.msg_control = cbuf;
+        mh.msg_controllen = sizeof cbuf;
+        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+        cm->cmsg_level = SOL_SOCKET;
+        cm->cmsg_type = SCM_RIGHTS;
+        cm->cmsg_len = CMSG_LEN(sizeof(int));
+        memcpy(CMSG_DATA(cm), &fd, sizeof fd);
+    }
+    while (sendmsg(sock, &mh, flags | MSG_NOSIGNAL) < 0)
+        if (errno != EINTR)
+            return -errno;
+    return 0;
+}
 
 #endif

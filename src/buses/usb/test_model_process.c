@@ -51,19 +51,7 @@ static int finish(struct proc *p)
 
 static void send_fd(int sock, const struct usb_wire *w, const void *body, size_t len, int fd)
 {
-    struct iovec iov[2] = {{(void *)w, sizeof *w}, {(void *)body, len}};
-    char cbuf[CMSG_SPACE(sizeof(int))];
-    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = body ? 2 : 1};
-    if (fd >= 0) {
-        mh.msg_control = cbuf;
-        mh.msg_controllen = sizeof cbuf;
-        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-        cm->cmsg_level = SOL_SOCKET;
-        cm->cmsg_type = SCM_RIGHTS;
-        cm->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(cm), &fd, sizeof fd);
-    }
-    assert_true(sendmsg(sock, &mh, MSG_NOSIGNAL) >= 0);
+    assert_int_equal(usb_wire_send(sock, w, body, len, fd, 0), 0);
 }
 
 /* Receives one message; returns its body length. */

@@ -86,25 +86,10 @@ static uint32_t timeout_or_default(uint32_t ms)
 static int send_locked(struct usb_link *l, const struct usb_wire *w, const void *body,
                        size_t len, int fd)
 {
-    struct iovec iov[2] = {{(void *)w, sizeof *w}, {(void *)body, len}};
-    char cbuf[CMSG_SPACE(sizeof(int))];
-    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = body && len ? 2 : 1};
-    if (fd >= 0) {
-        memset(cbuf, 0, sizeof cbuf);
-        mh.msg_control = cbuf;
-        mh.msg_controllen = sizeof cbuf;
-        struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-        cm->cmsg_level = SOL_SOCKET;
-        cm->cmsg_type = SCM_RIGHTS;
-        cm->cmsg_len = CMSG_LEN(sizeof(int));
-        memcpy(CMSG_DATA(cm), &fd, sizeof fd);
-    }
-    while (sendmsg(l->fd, &mh, MSG_NOSIGNAL) < 0) {
-        if (errno == EINTR)
-            continue;
-        return errno == EPIPE || errno == ECONNRESET ? ODK_E_GONE : ODK_E_IO;
-    }
-    return ODK_OK;
+    int e = usb_wire_send(l->fd, w, body, len, fd, 0);
+    if (e == -EPIPE || e == -ECONNRESET)
+        return ODK_E_GONE;
+    return e < 0 ? ODK_E_IO : ODK_OK;
 }
 
 static void poke(struct usb_link *l)

@@ -15,18 +15,22 @@
 #include "buses/usb/model.h"
 #include "odk/status.h"
 
+/* clang-format off */
 static const uint8_t device[] = {
     18, ODK_USB_DT_DEVICE, 0x00, 0x02, 0, 0, 0, 64,
     0x09, 0x12, 0x03, 0x00, /* 1209:0003 */
     0x00, 0x01, 0, 0, 0, 1,
 };
+/* clang-format on */
 
+/* clang-format off */
 static const uint8_t good[] = {
     9, ODK_USB_DT_CONFIG, 32, 0, 1, 1, 0, 0x80, 50,
     9, ODK_USB_DT_INTERFACE, 0, 0, 2, ODK_USB_CLASS_VENDOR, 0, 0, 0,
     7, ODK_USB_DT_ENDPOINT, 0x01, ODK_USB_TRANSFER_BULK, 0x00, 0x02, 0,
     7, ODK_USB_DT_ENDPOINT, 0x81, ODK_USB_TRANSFER_BULK, 0x00, 0x02, 0,
 };
+/* clang-format on */
 
 static int init(struct usb_model *m, const odk_value *args, char *err, size_t err_len)
 {

@@ -38,6 +38,7 @@ struct acm {
     unsigned breaks;
 };
 
+/* clang-format off */
 static const uint8_t device[] = {
     18, ODK_USB_DT_DEVICE, 0x00, 0x02, /* USB 2.0 */
     0xef, 0x02, 0x01,                  /* miscellaneous: interface association */
@@ -45,7 +46,9 @@ static const uint8_t device[] = {
     0x00, 0x01,                        /* bcdDevice 1.00 */
     1, 2, 3, 1,
 };
+/* clang-format on */
 
+/* clang-format off */
 static const uint8_t config[] = {
     9, ODK_USB_DT_CONFIG, 75, 0, 2, 1, 0, 0x80, 50,
     /* interface association: the two interfaces are one function */
@@ -62,6 +65,7 @@ static const uint8_t config[] = {
     7, ODK_USB_DT_ENDPOINT, EP_OUT, ODK_USB_TRANSFER_BULK, 0x00, 0x02, 0,
     7, ODK_USB_DT_ENDPOINT, EP_IN, ODK_USB_TRANSFER_BULK, 0x00, 0x02, 0,
 };
+/* clang-format on */
 
 static void report_line(struct usb_model *m, const struct acm *a)
 {
@@ -88,15 +92,9 @@ static int init(struct usb_model *m, const odk_value *args, char *err, size_t er
     /* 9600 8N1, as a fresh adapter reports before the host sets it */
     const uint8_t coding[7] = {0x80, 0x25, 0, 0, 0, 0, 8};
     memcpy(a->line_coding, coding, sizeof coding);
-    int st = usb_model_set_device(m, device, sizeof device, ODK_USB_SPEED_HIGH);
-    if (st == ODK_OK)
-        st = usb_model_add_config(m, config, sizeof config);
-    if (st == ODK_OK)
-        st = usb_model_add_string(m, 1, "odk");
-    if (st == ODK_OK)
-        st = usb_model_add_string(m, 2, "Simulated CDC-ACM serial");
-    if (st == ODK_OK)
-        st = usb_model_add_string(m, 3, odk_dict_get_string(args, "serial", "SIM-ACM-1"));
+    int st = usb_model_set_rom(m, device, sizeof device, ODK_USB_SPEED_HIGH, config, sizeof config,
+                               "odk", "Simulated CDC-ACM serial",
+                               odk_dict_get_string(args, "serial", "SIM-ACM-1"));
     report_line(m, a);
     report_lines(m, a);
     return st;

@@ -50,19 +50,23 @@ struct ftdi {
     uint8_t latency;
 };
 
+/* clang-format off */
 static const uint8_t device[] = {
     18, ODK_USB_DT_DEVICE, 0x00, 0x02, 0, 0, 0, 8,
     0x03, 0x04, 0x01, 0x60, /* 0403:6001 */
     0x00, 0x06,             /* bcdDevice 6.00: FT232R */
     1, 2, 3, 1,
 };
+/* clang-format on */
 
+/* clang-format off */
 static const uint8_t config[] = {
     9, ODK_USB_DT_CONFIG, 32, 0, 1, 1, 0, 0xa0, 45,
     9, ODK_USB_DT_INTERFACE, 0, 0, 2, 0xff, 0xff, 0xff, 2,
     7, ODK_USB_DT_ENDPOINT, EP_IN, ODK_USB_TRANSFER_BULK, PACKET, 0, 0,
     7, ODK_USB_DT_ENDPOINT, EP_OUT, ODK_USB_TRANSFER_BULK, PACKET, 0, 0,
 };
+/* clang-format on */
 
 static uint8_t modem_status(const struct ftdi *f)
 {
@@ -98,15 +102,9 @@ static int init(struct usb_model *m, const odk_value *args, char *err, size_t er
     (void)err, (void)err_len;
     struct ftdi *f = usb_model_state(m);
     f->latency = 16;
-    int st = usb_model_set_device(m, device, sizeof device, ODK_USB_SPEED_FULL);
-    if (st == ODK_OK)
-        st = usb_model_add_config(m, config, sizeof config);
-    if (st == ODK_OK)
-        st = usb_model_add_string(m, 1, "FTDI");
-    if (st == ODK_OK)
-        st = usb_model_add_string(m, 2, "FT232R USB UART");
-    if (st == ODK_OK)
-        st = usb_model_add_string(m, 3, odk_dict_get_string(args, "serial", "SIM-FTDI-1"));
+    int st = usb_model_set_rom(m, device, sizeof device, ODK_USB_SPEED_FULL, config, sizeof config,
+                               "FTDI", "FT232R USB UART",
+                               odk_dict_get_string(args, "serial", "SIM-FTDI-1"));
     usb_model_report_int(m, "baud", 9600);
     usb_model_report_int(m, "data_bits", 8);
     usb_model_report_string(m, "parity", "none");

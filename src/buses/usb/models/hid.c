@@ -39,6 +39,7 @@ struct hid {
 
 /* The boot keyboard's report descriptor (HID 1.11 appendix B.1): modifier
  * byte, a reserved byte, five LEDs out, six key codes. */
+/* clang-format off */
 static const uint8_t keyboard_report[] = {
     0x05, 0x01, 0x09, 0x06, 0xa1, 0x01, 0x05, 0x07, 0x19, 0xe0, 0x29, 0xe7, 0x15, 0x00,
     0x25, 0x01, 0x75, 0x01, 0x95, 0x08, 0x81, 0x02, 0x95, 0x01, 0x75, 0x08, 0x81, 0x01,
@@ -46,15 +47,18 @@ static const uint8_t keyboard_report[] = {
     0x75, 0x03, 0x91, 0x01, 0x95, 0x06, 0x75, 0x08, 0x15, 0x00, 0x25, 0x65, 0x05, 0x07,
     0x19, 0x00, 0x29, 0x65, 0x81, 0x00, 0xc0,
 };
+/* clang-format on */
 
 /* The boot mouse's (HID 1.11 appendix B.2), with a wheel: three buttons,
  * relative X, Y and wheel. */
+/* clang-format off */
 static const uint8_t mouse_report[] = {
     0x05, 0x01, 0x09, 0x02, 0xa1, 0x01, 0x09, 0x01, 0xa1, 0x00, 0x05, 0x09, 0x19, 0x01,
     0x29, 0x03, 0x15, 0x00, 0x25, 0x01, 0x95, 0x03, 0x75, 0x01, 0x81, 0x02, 0x95, 0x01,
     0x75, 0x05, 0x81, 0x01, 0x05, 0x01, 0x09, 0x30, 0x09, 0x31, 0x09, 0x38, 0x15, 0x81,
     0x25, 0x7f, 0x75, 0x08, 0x95, 0x03, 0x81, 0x06, 0xc0, 0xc0,
 };
+/* clang-format on */
 
 static int setup(struct usb_model *m, const odk_value *args, bool keyboard)
 {
@@ -77,15 +81,9 @@ static int setup(struct usb_model *m, const odk_value *args, bool keyboard)
         (uint8_t)(rl >> 8),
         7, ODK_USB_DT_ENDPOINT, EP_IN, ODK_USB_TRANSFER_INTERRUPT, (uint8_t)h->input_len, 0, 10,
     };
-    int st = usb_model_set_device(m, device, sizeof device, ODK_USB_SPEED_FULL);
-    if (st == ODK_OK)
-        st = usb_model_add_config(m, config, sizeof config);
-    if (st == ODK_OK)
-        st = usb_model_add_string(m, 1, "odk");
-    if (st == ODK_OK)
-        st = usb_model_add_string(m, 2, keyboard ? "Simulated keyboard" : "Simulated mouse");
-    if (st == ODK_OK)
-        st = usb_model_add_string(m, 3, odk_dict_get_string(args, "serial", "SIM-HID-1"));
+    int st = usb_model_set_rom(m, device, sizeof device, ODK_USB_SPEED_FULL, config, sizeof config,
+                               "odk", keyboard ? "Simulated keyboard" : "Simulated mouse",
+                               odk_dict_get_string(args, "serial", "SIM-HID-1"));
     usb_model_report_int(m, "leds", 0);
     usb_model_report_int(m, "protocol", h->protocol);
     usb_model_report_int(m, "reports_sent", 0);

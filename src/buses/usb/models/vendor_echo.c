@@ -46,12 +46,15 @@ struct echo {
     uint8_t iso_next;
 };
 
+/* clang-format off */
 static const uint8_t device[] = {
     18, ODK_USB_DT_DEVICE, 0x00, 0x02, 0, 0, 0, 64,
     0x09, 0x12, 0x02, 0x00, /* 1209:0002 */
     0x00, 0x01, 1, 2, 3, 1,
 };
+/* clang-format on */
 
+/* clang-format off */
 static const uint8_t config[] = {
     9, ODK_USB_DT_CONFIG, 71, 0, 2, 1, 0, 0x80, 100,
     9, ODK_USB_DT_INTERFACE, 0, 0, 3, ODK_USB_CLASS_VENDOR, 0, 0, 0,
@@ -63,19 +66,14 @@ static const uint8_t config[] = {
     7, ODK_USB_DT_ENDPOINT, EP_ISO_IN, ODK_USB_TRANSFER_ISOCHRONOUS, 192, 0, 1,
     7, ODK_USB_DT_ENDPOINT, EP_ISO_OUT, ODK_USB_TRANSFER_ISOCHRONOUS, 192, 0, 1,
 };
+/* clang-format on */
 
 static int init(struct usb_model *m, const odk_value *args, char *err, size_t err_len)
 {
     (void)err, (void)err_len;
-    int st = usb_model_set_device(m, device, sizeof device, ODK_USB_SPEED_HIGH);
-    if (st == ODK_OK)
-        st = usb_model_add_config(m, config, sizeof config);
-    if (st == ODK_OK)
-        st = usb_model_add_string(m, 1, "odk");
-    if (st == ODK_OK)
-        st = usb_model_add_string(m, 2, "Simulated vendor echo");
-    if (st == ODK_OK)
-        st = usb_model_add_string(m, 3, odk_dict_get_string(args, "serial", "SIM-ECHO-1"));
+    int st = usb_model_set_rom(m, device, sizeof device, ODK_USB_SPEED_HIGH, config, sizeof config,
+                               "odk", "Simulated vendor echo",
+                               odk_dict_get_string(args, "serial", "SIM-ECHO-1"));
     return st;
 }
 
