@@ -358,3 +358,99 @@ def test_rx_free_space_available_resumes_a_1_mib_round_trip_through_2_kib_rings(
     m = re.search(r"moved (\d+) bytes; rx_free_space_available resumed (\d+) stalled", log)
     assert m, log
     assert int(m.group(1)) == len(data) and int(m.group(2)) >= 1, m.group(0)
+
+
+# ---- the kernel's line discipline, when a program asks for it ---------------
+
+EXTPROC = 0o200000  # c_lflag bit (linux/termbits.h); Python's termios lacks it
+
+
+def set_modes(fd, iflag_on=0, lflag_on=0):
+    """Raw, then the given input and local modes on (tcsetattr)."""
+    import termios
+    tty_mod.setraw(fd)
+    a = termios.tcgetattr(fd)
+    a[0] |= iflag_on
+    a[3] |= lflag_on
+    termios.tcsetattr(fd, termios.TCSANOW, a)
+
+
+def extproc(fd):
+    import termios
+    return bool(termios.tcgetattr(fd)[3] & EXTPROC)
+
+
+def test_canonical_mode_gets_erase_and_cr_to_nl(odkd):
+    """A getty-style program (ICANON, ICRNL) on the loopback port: it types
+    a, b, DEL, c, CR and reads the edited line back, as on any tty.  With
+    the kernel's input processing off (EXTPROC always on, as before), it read
+    ab\\x7fc\\r."""
+    import termios
+    _, _, path = loopback(odkd)
+    fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
+    try:
+        assert extproc(fd), "a raw port keeps EXTPROC (settings changes are seen at once)"
+        set_modes(fd, iflag_on=termios.ICRNL, lflag_on=termios.ICANON)
+        wait_until(lambda: not extproc(fd), what="EXTPROC to go off for a canonical program")
+        os.write(fd, b"ab\x7fc\r")
+        r, _, _ = select.select([fd], [], [], HANG_GUARD)
+        assert r, "no line came back"
+        assert os.read(fd, 64) == b"ac\n"
+        # Raw again: EXTPROC comes back, and bytes pass untouched.
+        tty_mod.setraw(fd)
+        wait_until(lambda: extproc(fd), what="EXTPROC back for a raw program")
+        os.write(fd, b"ab\x7fc\r")
+        got = b""
+        while len(got) < 5:
+            r, _, _ = select.select([fd], [], [], HANG_GUARD)
+            assert r, got
+            got += os.read(fd, 64)
+        assert got == b"ab\x7fc\r"
+    finally:
+        os.close(fd)
+
+
+def test_xoff_from_the_line_stops_output_until_restarted(odkd):
+    """IXON: the XOFF that comes back through the loopback stops the port's
+    output (a write would wait), and is not read as data.  With the kernel's
+    input processing off (EXTPROC always on, as before), the XOFF was a data
+    byte and writes went on."""
+    import termios
+    _, _, path = loopback(odkd)
+    fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    try:
+        set_modes(fd, iflag_on=termios.IXON)
+        wait_until(lambda: not extproc(fd), what="EXTPROC to go off for XON/XOFF")
+        os.write(fd, b"\x13")  # XOFF, reflected by the loopback
+
+        def stopped():
+            try:
+                os.write(fd, b"x")
+                os.read(fd, 64)  # came back: output still running
+                return False
+            except BlockingIOError:
+                return True
+        wait_until(stopped, what="output to stop on the reflected XOFF")
+        # It stays stopped: a write still cannot go (it would wait for XON;
+        # pyserial's write_timeout would expire).
+        time.sleep(0.3)
+        with pytest.raises(BlockingIOError):
+            os.write(fd, b"y")
+        # Turning IXON off restarts output (TCOON would not: on a tty, only
+        # XON undoes a stop that XOFF made).
+        tty_mod.setraw(fd)
+
+        def sent():
+            try:
+                return os.write(fd, b"after") == 5
+            except BlockingIOError:
+                return False
+        wait_until(sent, what="output to run again without IXON")
+        got = b""
+        while not got.endswith(b"after"):
+            r, _, _ = select.select([fd], [], [], HANG_GUARD)
+            assert r, got
+            got += os.read(fd, 64)
+        assert b"\x13" not in got, "the XOFF was read as data"
+    finally:
+        os.close(fd)

@@ -19,7 +19,7 @@
 #include "runtime/host_link.h"
 
 #define DEFAULT_RING (64u * 1024u)
-#define TERMIOS_POLL_NS (250u * 1000u * 1000u) /* fallback when a program clears EXTPROC */
+#define TERMIOS_POLL_NS (250u * 1000u * 1000u) /* how settings are seen while EXTPROC is off */
 #define PUMP_BATCH 16 /* reads per wake-up before yielding to other work */
 
 struct odk_serial_port {
@@ -191,18 +191,36 @@ static bool termios_same(const struct termios *a, const struct termios *b)
            cfgetispeed(a) == cfgetispeed(b) && cfgetospeed(a) == cfgetospeed(b);
 }
 
+/* True when the program's settings ask the kernel's line discipline for
+ * input processing: canonical lines and erase, echo, signals, CR and NL
+ * translation, XON/XOFF, stripping. */
+static bool needs_line_discipline(const struct termios *t)
+{
+    return (t->c_lflag & (ICANON | ISIG | ECHO | IEXTEN)) ||
+           (t->c_iflag & (ICRNL | INLCR | IGNCR | IXON | IXOFF | ISTRIP | IUCLC | BRKINT | PARMRK));
+}
+
 /* Reads the terminal's settings (the slave's termios, seen through the
- * master) and applies what changed. */
+ * master) and applies what changed.
+ *
+ * EXTPROC makes the kernel tell us of every settings change at once (a
+ * TIOCPKT_IOCTL packet), but it also makes the kernel skip its input
+ * processing.  So it is on only while the terminal is raw, where that
+ * processing would do nothing; a program that wants canonical lines or
+ * XON/XOFF turns it off by asking for them, and the polling timer then sees
+ * its changes (within TERMIOS_POLL_NS). */
 static void check_termios(odk_serial_port *p, bool force)
 {
     struct termios t;
     memset(&t, 0, sizeof t);
     if (tcgetattr(p->master, &t) < 0)
         return;
-    if (!(t.c_lflag & EXTPROC)) {
-        /* Without EXTPROC the kernel stops telling us about changes; put it
-         * back (the polling timer covered the gap). */
-        t.c_lflag |= EXTPROC;
+    bool raw = !needs_line_discipline(&t);
+    if (raw != !!(t.c_lflag & EXTPROC)) {
+        if (raw)
+            t.c_lflag |= EXTPROC;
+        else
+            t.c_lflag &= ~(tcflag_t)EXTPROC;
         tcsetattr(p->master, TCSANOW, &t);
     }
     if (!force && termios_same(&t, &p->last))
