@@ -34,6 +34,12 @@ def children(odkd, node_id):
                   key=lambda n: n["id"])
 
 
+def interface_0(odkd, dev):
+    """The id of the device's first interface node, once odkd published it."""
+    return wait_until(lambda: children(odkd, dev)[0]["id"] if children(odkd, dev) else None,
+                      what="interface 0")
+
+
 def echo_service(odkd, iface):
     inst = odkd.running(provider=iface)[0]
     return inst["node"], inst
@@ -67,8 +73,7 @@ def test_a_vendor_device_lists_every_interface_and_the_driver_takes_interface_0(
 
 def test_bulk_echo_of_1_byte_to_1_mib_through_the_apps_own_buffers(odkd):
     dev, _ = plug(odkd, "vendor-echo")
-    iface = wait_until(lambda: children(odkd, dev)[0]["id"] if children(odkd, dev) else None,
-                       what="interface 0")
+    iface = interface_0(odkd, dev)
     svc, _ = echo_service(odkd, iface)
     conn = Connection(odkd.state, svc)
     size = 1 << 20
@@ -104,8 +109,7 @@ def test_bulk_echo_of_1_byte_to_1_mib_through_the_apps_own_buffers(odkd):
 
 def test_a_held_interface_names_its_holder(odkd, tmp_path):
     dev, _ = plug(odkd, "vendor-echo")
-    iface = wait_until(lambda: children(odkd, dev)[0]["id"] if children(odkd, dev) else None,
-                       what="interface 0")
+    iface = interface_0(odkd, dev)
     _, holder = echo_service(odkd, iface)
     # A second driver for the same interface, in a match category of its own.
     bundle = tmp_path / "grabber"
@@ -127,8 +131,7 @@ def test_a_held_interface_names_its_holder(odkd, tmp_path):
 
 def test_a_stall_is_reported_and_cleared(odkd):
     dev, _ = plug(odkd, "vendor-echo")
-    iface = wait_until(lambda: children(odkd, dev)[0]["id"] if children(odkd, dev) else None,
-                       what="interface 0")
+    iface = interface_0(odkd, dev)
     svc, _ = echo_service(odkd, iface)
     conn = Connection(odkd.state, svc)
     out, back = Buffer(4096), Buffer(4096)
@@ -156,8 +159,7 @@ def test_unplug_mid_transfer_ends_pending_io_and_leaves_nothing_behind(odkd):
     baseline = fd_count(odkd.proc.pid)
     dev, _ = plug(odkd, "vendor-echo")
     model_pid = node(odkd, dev)["properties"]["OdkUSBModelPid"]
-    iface = wait_until(lambda: children(odkd, dev)[0]["id"] if children(odkd, dev) else None,
-                       what="interface 0")
+    iface = interface_0(odkd, dev)
     svc, inst = echo_service(odkd, iface)
     conn = Connection(odkd.state, svc)
     results = []
@@ -198,8 +200,7 @@ def test_bad_descriptors_mark_the_node_and_match_nothing(odkd, fault, words):
 
 def test_a_crashing_device_model_unplugs_its_device(odkd):
     dev, _ = plug(odkd, "vendor-echo")
-    iface = wait_until(lambda: children(odkd, dev)[0]["id"] if children(odkd, dev) else None,
-                       what="interface 0")
+    iface = interface_0(odkd, dev)
     _, inst = echo_service(odkd, iface)
     os.kill(node(odkd, dev)["properties"]["OdkUSBModelPid"], signal.SIGKILL)
     wait_until(lambda: gone(odkd, dev), what="the device to leave the registry")
@@ -248,8 +249,7 @@ def test_a_transfer_the_buffer_cannot_take_is_refused(odkd):
     """An IN transfer into a buffer the app gave as input only (read-only
     to the driver) gets ODK_E_ACCESS before anything moves."""
     dev, _ = plug(odkd, "vendor-echo")
-    iface = wait_until(lambda: children(odkd, dev)[0]["id"] if children(odkd, dev) else None,
-                       what="interface 0")
+    iface = interface_0(odkd, dev)
     svc, _ = echo_service(odkd, iface)
     conn = Connection(odkd.state, svc)
     out, back = Buffer(4096), Buffer(4096)
