@@ -109,53 +109,6 @@ static int probe_round(struct daemon *dm, uint32_t tag, double *median_ms)
     return 0;
 }
 
-/* Counts "registered" EchoDriver services whose serial starts "fill-". */
-static size_t filled;
-static void on_fill(void *ctx, const char *event, const odk_value *node)
-{
-    (void)ctx;
-    const odk_value *p = odk_dict_get(node, "properties");
-    if (strcmp(event, "registered") == 0 &&
-        strcmp(odk_dict_get_string(node, "class", ""), "EchoDriver") == 0 && p &&
-        strncmp(odk_dict_get_string(p, "EchoSerial", ""), "fill-", 5) == 0)
-        filled++;
-}
-
-/* Plugs n echo devices on dm, waits for all their services, calls each. */
-static int fill(struct daemon *dm, size_t n)
-{
-    uint64_t *devs = calloc(n, sizeof *devs);
-    odk_client *c2;
-    if (!devs || odk_client_open(dm->state, &c2) < 0)
-        return -1;
-    odk_value *m = odk_value_new_dict();
-    uint32_t wid;
-    if (odk_watch_services(c2, m, on_fill, NULL, &wid) < 0)
-        return -1;
-    odk_value_free(m);
-    int ok = 1;
-    for (size_t i = 0; ok && i < n; i++) {
-        char serial[32];
-        snprintf(serial, sizeof serial, "fill-%zu", i);
-        if (lc_plug(dm->c, serial, &devs[i]) < 0)
-            ok = 0;
-    }
-    uint64_t end = bench_now_ns() + 300 * 1000000000ull;
-    while (ok && filled < n && bench_now_ns() < end)
-        if (odk_client_dispatch(c2, 1000) < 0)
-            ok = 0;
-    if (ok && filled < n) {
-        fprintf(stderr, "scale: only %zu of %zu services registered\n", filled, n);
-        ok = 0;
-    }
-    for (size_t i = 0; ok && i < n; i++)
-        if (lc_first_call(dm->c, devs[i], 5, i, "scale") < 0)
-            ok = 0;
-    odk_client_close(c2);
-    free(devs);
-    return ok ? 0 : -1;
-}
-
 /* The pids of dm's driver hosts, from "list" (running ones); n of them. */
 static pid_t *host_pids(struct daemon *dm, size_t *n)
 {
@@ -175,6 +128,37 @@ static pid_t *host_pids(struct daemon *dm, size_t *n)
     return p;
 }
 
+/* Plugs n echo devices on dm, waits until odkd lists n running instances
+ * (events would do, but odkd drops those a client is too slow to read
+ * while it is busy plugging), and calls each. */
+static int fill(struct daemon *dm, size_t n)
+{
+    uint64_t *devs = calloc(n, sizeof *devs);
+    int ok = devs != NULL;
+    for (size_t i = 0; ok && i < n; i++) {
+        char serial[32];
+        snprintf(serial, sizeof serial, "fill-%zu", i);
+        if (lc_plug(dm->c, serial, &devs[i]) < 0)
+            ok = 0;
+    }
+    size_t running = 0;
+    uint64_t end = bench_now_ns() + 300 * 1000000000ull;
+    while (ok && running < n && bench_now_ns() < end) {
+        free(host_pids(dm, &running));
+        if (running < n)
+            usleep(20000);
+    }
+    if (ok && running < n) {
+        fprintf(stderr, "scale: only %zu of %zu instances running\n", running, n);
+        ok = 0;
+    }
+    for (size_t i = 0; ok && i < n; i++)
+        if (lc_first_call(dm->c, devs[i], 5, i, "scale") < 0)
+            ok = 0;
+    free(devs);
+    return ok ? 0 : -1;
+}
+
 /* SIGTERM, and the time until odkd exited; checks its status and that
  * none of its hosts outlived it. */
 static int stop(struct daemon *dm, double *ms)
@@ -189,6 +173,7 @@ static int stop(struct daemon *dm, double *ms)
     pid_t r = waitpid(dm->pid, &status, 0);
     *ms = (double)(bench_now_ns() - t0) / 1e6;
     int ok = r == dm->pid && WIFEXITED(status) && WEXITSTATUS(status) == 0;
+    dm->pid = 0;
     if (!ok)
         fprintf(stderr, "scale: odkd (%s) did not exit cleanly (status 0x%x)\n", dm->state,
                 status);
@@ -204,6 +189,17 @@ static int stop(struct daemon *dm, double *ms)
     return ok ? 0 : -1;
 }
 
+static struct daemon big, small;
+
+/* On a failure: no odkd of ours outlives the benchmark. */
+static void kill_daemons(void)
+{
+    if (big.pid > 0)
+        kill(big.pid, SIGKILL);
+    if (small.pid > 0)
+        kill(small.pid, SIGKILL);
+}
+
 int main(int argc, char **argv)
 {
     if (argc < 2) {
@@ -213,7 +209,7 @@ int main(int argc, char **argv)
     size_t n = argc > 2 ? strtoul(argv[2], NULL, 10) : 1000;
     if (n < 2)
         n = 2;
-    static struct daemon big, small;
+    atexit(kill_daemons);
     if (start_odkd(argv[1], &big) < 0 || start_odkd(argv[1], &small) < 0)
         return 1;
     double warm;
