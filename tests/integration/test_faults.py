@@ -512,7 +512,9 @@ def test_stuck_call_is_ended_by_the_watchdog(odkd, fault):
     assert not t.is_alive()
     assert served > 0, "no echo call was answered while the faulty call was stuck"
     assert result.get("error") == "ODK_E_GONE", result
-    ((i, pid, ms),) = deadline_lines(odkd, "call")
+    # The host's line reaches odkd's log through its log pipe, which odkd
+    # may read after the app already saw the host go.
+    ((i, pid, ms),) = wait_until(lambda: deadline_lines(odkd, "call"), what="the deadline line")
     assert (i, pid, ms) == (inst["instance"], inst["pid"], DEADLINE_MS)
     # The watchdog aborts the host: a crash like any other, then a restart.
     new = restarted(odkd, dev, inst["pid"])
