@@ -38,13 +38,14 @@
 #define MAX_OPTIONS 64
 
 enum { OPT_STATE = 1, OPT_SOCKET, OPT_DRIVERS, OPT_DEV, OPT_DEBUG, OPT_VERBOSE, OPT_HELP,
-       OPT_VERSION, OPT_MODULE = 100 };
+       OPT_VERSION, OPT_BACKOFF, OPT_MODULE = 100 };
 
 static const struct option core_options[] = {
     {"state-dir", required_argument, 0, OPT_STATE}, {"socket", required_argument, 0, OPT_SOCKET},
     {"drivers", required_argument, 0, OPT_DRIVERS}, {"dev", no_argument, 0, OPT_DEV},
     {"debug", required_argument, 0, OPT_DEBUG},     {"verbose", no_argument, 0, OPT_VERBOSE},
     {"help", no_argument, 0, OPT_HELP},             {"version", no_argument, 0, OPT_VERSION},
+    {"restart-backoff", required_argument, 0, OPT_BACKOFF},
 };
 
 static void usage(FILE *f)
@@ -59,7 +60,11 @@ static void usage(FILE *f)
                "  --debug ID       start that bundle's hosts stopped before the driver's init,\n"
                "                   for a debugger (odkctl debug ID prints the gdb line)\n"
                "  --dev            accepted for compatibility; development signing is not built\n"
-               "  --verbose        debug-level logging\n");
+               "  --verbose        debug-level logging\n"
+               "  --restart-backoff MS\n"
+               "                   the wait before a crashed driver's first restart, doubling\n"
+               "                   for each further one (default 100; 0 restarts at once;\n"
+               "                   for tests and benchmarks)\n");
     for (size_t i = 0; i < module_count(); i++) {
         const struct odkd_module *m = module_at(i);
         for (const struct module_option *o = m->options; o && o->name; o++) {
@@ -218,6 +223,17 @@ static int parse_args(struct odkd *d, int argc, char **argv)
         case OPT_VERBOSE:
             odk_log_set_level(ODK_LOG_DEBUG);
             break;
+        case OPT_BACKOFF: {
+            char *end;
+            errno = 0;
+            unsigned long ms = strtoul(optarg, &end, 10);
+            if (errno || end == optarg || *end || optarg[0] == '-' || ms > 60000) {
+                odk_error("--restart-backoff %s: want milliseconds, 0 to 60000", optarg);
+                return 2;
+            }
+            d->backoff_first_ms = (uint32_t)ms;
+            break;
+        }
         case OPT_HELP:
             usage(stdout);
             return 1;
@@ -357,7 +373,8 @@ static void odkd_free(struct odkd *d)
 
 int main(int argc, char **argv)
 {
-    struct odkd d = {.epfd = -1, .sig_fd = -1, .power_state = ODK_POWER_ON};
+    struct odkd d = {.epfd = -1, .sig_fd = -1, .power_state = ODK_POWER_ON,
+                     .backoff_first_ms = ODKD_BACKOFF_FIRST_MS};
     odk_log_set_tag("odkd");
     if (modules_alloc_state(&d) < 0) {
         odk_error("out of memory");

@@ -38,6 +38,11 @@ struct power_tx;
 struct subscriber;
 struct server;
 
+/* A crashed driver's first restart waits this long (ms), doubling for each
+ * further restart up to ODKD_BACKOFF_MAX_MS; --restart-backoff changes it. */
+#define ODKD_BACKOFF_FIRST_MS 100
+#define ODKD_BACKOFF_MAX_MS 5000
+
 struct odkd {
     /* Configuration (main.c). */
     char *state_dir;
@@ -47,6 +52,7 @@ struct odkd {
     size_t n_driver_dirs;
     char **debug_bundles; /* --debug BUNDLE-ID */
     size_t n_debug_bundles;
+    uint32_t backoff_first_ms; /* --restart-backoff (ODKD_BACKOFF_FIRST_MS) */
     bool quit;
     bool stopping; /* shutting down: stopping every driver before exit */
     int sig_fd; /* SIGCHLD, SIGINT, SIGTERM, SIGHUP */

@@ -13,12 +13,13 @@ import os
 import re
 import shutil
 import signal
+import subprocess
 import threading
 import time
 
 import pytest
 
-from conftest import CHILD_ENV, DRIVERS, HANG_GUARD, TEST_DRIVERS, pid_alive, wait_until
+from conftest import BUILD, CHILD_ENV, DRIVERS, HANG_GUARD, TEST_DRIVERS, pid_alive, wait_until
 from driver_selectors import ECHO, FAULTY
 from libodk import Connection, OdkError, _lib
 
@@ -396,6 +397,27 @@ def test_crash_in_start_backs_off_then_fails_and_stays_down(odkd):
         [(again["instance"], ms, r) for r, ms in enumerate(expected_backoffs(CRASH_LIMIT - 1), 1)]
 
 
+@pytest.mark.parametrize("first_ms", [0, 7])
+def test_restart_backoff_option_sets_the_first_delay(make_odkd, first_ms):
+    """odkd --restart-backoff MS: the same doubling and crash limit, from MS
+    (the fault campaign and bench/restart_latency run with it)."""
+    d = make_odkd(extra_args=["--restart-backoff", str(first_ms)])
+    dev = d.plug(faulty("crash-in-start"))
+    failed = in_state(d, dev, "failed")
+    assert backoff_lines(d) == [(failed["instance"], first_ms << (r - 1), r)
+                                for r in range(1, CRASH_LIMIT)]
+    assert len(crash_lines(d)) == CRASH_LIMIT
+
+
+@pytest.mark.parametrize("bad", ["-1", "x", "60001", ""])
+def test_restart_backoff_option_refuses_what_is_not_milliseconds(tmp_path, bad):
+    r = subprocess.run([str(BUILD / "bin" / "odkd"), "--state-dir", str(tmp_path),
+                        "--restart-backoff", bad], capture_output=True, text=True,
+                       timeout=HANG_GUARD, env=CHILD_ENV)
+    assert r.returncode == 2
+    assert "--restart-backoff" in r.stderr
+
+
 def test_restart_brings_a_failed_driver_back(odkd):
     # crash-on-call starts fine, so after `odkctl restart` the driver runs.
     dev = odkd.plug(faulty("crash-on-call"))
@@ -490,7 +512,9 @@ def test_stuck_call_is_ended_by_the_watchdog(odkd, fault):
     assert not t.is_alive()
     assert served > 0, "no echo call was answered while the faulty call was stuck"
     assert result.get("error") == "ODK_E_GONE", result
-    ((i, pid, ms),) = deadline_lines(odkd, "call")
+    # The host's line reaches odkd's log through its log pipe, which odkd
+    # may read after the app already saw the host go.
+    ((i, pid, ms),) = wait_until(lambda: deadline_lines(odkd, "call"), what="the deadline line")
     assert (i, pid, ms) == (inst["instance"], inst["pid"], DEADLINE_MS)
     # The watchdog aborts the host: a crash like any other, then a restart.
     new = restarted(odkd, dev, inst["pid"])

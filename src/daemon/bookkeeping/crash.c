@@ -20,10 +20,48 @@
 
 #define MAX_FRAMES 32
 
-/* Runs addr2line on module at offset; "function at file:line" into out. */
-static void symbolise(const char *module, const char *offset, char *out, size_t len)
+/* One frame line the host's handler printed: "path(+0x1a2b) [0x...]" (a
+ * module and an offset to symbolise) or "path(func+0x10) [0x...]" (already
+ * named: an exported function). */
+struct frame {
+    const char *line;
+    char module[512], offset[64]; /* module[0] == 0: nothing to symbolise */
+    char sym[768];                /* "function at file:line", or "" */
+};
+
+static void frame_parse(const struct instance *in, struct frame *f)
 {
-    out[0] = 0;
+    const char *line = f->line, *open = strchr(line, '('),
+               *close = open ? strchr(open, ')') : NULL;
+    f->module[0] = f->offset[0] = f->sym[0] = 0;
+    if (!open || !close || open[1] != '+')
+        return;
+    snprintf(f->module, sizeof f->module, "%.*s", (int)(open - line), line);
+    snprintf(f->offset, sizeof f->offset, "%.*s", (int)(close - open - 2), open + 2);
+    /* The host loads the driver from the descriptor odkd passed it. */
+    if (strncmp(f->module, "/proc/self/fd/", 14) == 0)
+        snprintf(f->module, sizeof f->module, "%s", in->bundle->executable);
+}
+
+/* Symbolises every frame of fr[] in module fr[first].module with one
+ * addr2line run (it takes many addresses: two lines out for each, function
+ * then file:line), rather than one run per frame: odkd waits for it, and a
+ * run costs tens of milliseconds while a backtrace has up to MAX_FRAMES. */
+static void symbolise_module(struct frame *fr, size_t n, size_t first)
+{
+    const char *argv[MAX_FRAMES + 8];
+    size_t idx[MAX_FRAMES], k = 0, a = 0;
+    argv[a++] = "addr2line";
+    argv[a++] = "-f";
+    argv[a++] = "-C";
+    argv[a++] = "-e";
+    argv[a++] = fr[first].module;
+    for (size_t i = first; i < n && k < MAX_FRAMES; i++)
+        if (strcmp(fr[i].module, fr[first].module) == 0) {
+            idx[k++] = i;
+            argv[a++] = fr[i].offset;
+        }
+    argv[a] = NULL;
     int p[2];
     if (pipe(p) < 0)
         return;
@@ -35,28 +73,49 @@ static void symbolise(const char *module, const char *offset, char *out, size_t 
         int null = open("/dev/null", 0);
         if (null >= 0)
             dup2(null, 2);
-        execlp("addr2line", "addr2line", "-f", "-C", "-e", module, offset, (char *)NULL);
+        execvp("addr2line", (char *const *)argv);
         _exit(127);
     }
     close(p[1]);
-    char buf[1024];
-    ssize_t n = pid > 0 ? read(p[0], buf, sizeof buf - 1) : -1;
+    char buf[16384];
+    size_t got = 0;
+    ssize_t r;
+    while (pid > 0 && got < sizeof buf - 1 &&
+           ((r = read(p[0], buf + got, sizeof buf - 1 - got)) > 0 || (r < 0 && errno == EINTR)))
+        if (r > 0)
+            got += (size_t)r;
     close(p[0]);
     if (pid > 0)
         waitpid(pid, NULL, 0);
-    if (n <= 0)
-        return;
-    buf[n] = 0;
-    char *nl = strchr(buf, '\n');
-    if (!nl)
-        return;
-    *nl = 0;
-    char *where = nl + 1;
-    char *end = strchr(where, '\n');
-    if (end)
+    buf[got] = 0;
+    char *line = buf;
+    for (size_t j = 0; j < k; j++) {
+        char *fn = line, *nl = strchr(fn, '\n');
+        if (!nl)
+            return;
+        *nl = 0;
+        char *where = nl + 1, *end = strchr(where, '\n');
+        if (!end)
+            return;
         *end = 0;
-    if (strcmp(buf, "??") != 0)
-        snprintf(out, len, "%s at %s", buf, where);
+        line = end + 1;
+        if (strcmp(fn, "??") != 0)
+            snprintf(fr[idx[j]].sym, sizeof fr[idx[j]].sym, "%s at %s", fn, where);
+    }
+}
+
+/* Symbolises fr[0..n): one addr2line run per module. */
+static void symbolise(struct frame *fr, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        if (!fr[i].module[0])
+            continue;
+        bool seen = false;
+        for (size_t j = 0; j < i && !seen; j++)
+            seen = strcmp(fr[j].module, fr[i].module) == 0;
+        if (!seen)
+            symbolise_module(fr, n, i);
+    }
 }
 
 /* Notes the function of the first frame in the driver's own shared object
@@ -73,29 +132,6 @@ static void note_where(struct instance *in, const char *line, const char *sym)
     else if (open && open[1] != '+' && open[1] != ')')
         snprintf(in->crash_where, sizeof in->crash_where, "%.*s", (int)strcspn(open + 1, "+)"),
                  open + 1);
-}
-
-/* "path(+0x1a2b) [0x...]" or "path(func+0x10) [0x...]": a frame line the
- * host's handler printed.  Writes the symbolised form into out. */
-static void frame(struct instance *in, const char *line, char *out, size_t len)
-{
-    const char *open = strchr(line, '('), *close = open ? strchr(open, ')') : NULL;
-    snprintf(out, len, "%s", line);
-    if (!open || !close || open[1] != '+') {
-        note_where(in, line, NULL);
-        return; /* already named (an exported function), or not a frame */
-    }
-    char module[512], offset[64];
-    snprintf(module, sizeof module, "%.*s", (int)(open - line), line);
-    snprintf(offset, sizeof offset, "%.*s", (int)(close - open - 2), open + 2);
-    /* The host loads the driver from the descriptor odkd passed it. */
-    if (strncmp(module, "/proc/self/fd/", 14) == 0)
-        snprintf(module, sizeof module, "%s", in->bundle->executable);
-    char sym[768];
-    symbolise(module, offset, sym, sizeof sym);
-    note_where(in, line, sym);
-    if (sym[0])
-        snprintf(out, len, "%s  (%s)", line, sym);
 }
 
 struct kept {
@@ -133,10 +169,19 @@ void crash_report(struct odkd *d, struct instance *in, pid_t pid, const char *re
         fprintf(f, "backtrace:\n");
         if (bt == HOSTLOG_LINES)
             fprintf(f, "  (none: the host did not die of a signal it could report)\n");
-        for (size_t i = bt + 1, j = 0; bt < HOSTLOG_LINES && i < n && j < MAX_FRAMES; i++, j++) {
-            char out[1536];
-            frame(in, lines[i], out, sizeof out);
-            fprintf(f, "  #%zu %s\n", j, out);
+        static struct frame fr[MAX_FRAMES]; /* odkd is one thread */
+        size_t nf = 0;
+        for (size_t i = bt + 1; bt < HOSTLOG_LINES && i < n && nf < MAX_FRAMES; i++, nf++) {
+            fr[nf].line = lines[i];
+            frame_parse(in, &fr[nf]);
+        }
+        symbolise(fr, nf);
+        for (size_t j = 0; j < nf; j++) {
+            note_where(in, fr[j].line, fr[j].sym);
+            if (fr[j].sym[0])
+                fprintf(f, "  #%zu %s  (%s)\n", j, fr[j].line, fr[j].sym);
+            else
+                fprintf(f, "  #%zu %s\n", j, fr[j].line);
         }
         fprintf(f, "last log lines:\n");
     }

@@ -19,10 +19,12 @@ static void check(struct odkd *d, void *ptr)
             continue;
         uint64_t rss = instance_rss_kib(in);
         if (rss > in->memory_limit_kib) {
+            /* Rounded up: 65535 KiB past a 64 MiB limit is "64 MiB > 64 MiB"
+             * rounded down, which reads as no excess at all. */
             instance_event(
                 in, ODK_LOG_ERROR,
                 "%s#%u (pid %d) exceeded its memory limit (%llu MiB > %llu MiB); killing it",
-                in->bundle->id, in->id, (int)in->pid, (unsigned long long)(rss / 1024),
+                in->bundle->id, in->id, (int)in->pid, (unsigned long long)((rss + 1023) / 1024),
                 (unsigned long long)(in->memory_limit_kib / 1024));
             instance_kill(d, in, "exceeded its memory limit");
         }

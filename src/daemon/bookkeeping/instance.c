@@ -25,8 +25,6 @@
 #include "odk/log.h"
 #include "odk/status.h"
 
-#define BACKOFF_FIRST_MS 100
-#define BACKOFF_MAX_MS 5000
 #define CRASH_LIMIT 5         /* crashes ... */
 #define CRASH_WINDOW_MS 60000 /* ... within this window mark the instance failed */
 
@@ -630,11 +628,11 @@ static void schedule_restart(struct odkd *d, struct instance *in, bool clean_sto
         provider_state(d, in, REG_MATCHED);
         return;
     }
-    uint64_t delay = BACKOFF_FIRST_MS;
-    for (uint32_t i = 1; i < in->restarts && delay < BACKOFF_MAX_MS; i++)
+    uint64_t delay = d->backoff_first_ms;
+    for (uint32_t i = 1; i < in->restarts && delay < ODKD_BACKOFF_MAX_MS; i++)
         delay *= 2;
-    if (delay > BACKOFF_MAX_MS)
-        delay = BACKOFF_MAX_MS;
+    if (delay > ODKD_BACKOFF_MAX_MS)
+        delay = ODKD_BACKOFF_MAX_MS;
     in->state = INST_BACKOFF;
     if (clean_stop) {
         snprintf(in->reason, sizeof in->reason, "stopped; restarting");
