@@ -70,6 +70,7 @@ struct odkd {
     /* bookkeeping */
     struct catalog_entry *catalog;
     struct catalog_entry *retired; /* replaced or uninstalled; freed at exit */
+    struct match_index *match_index; /* of the catalog; catalog_index builds it */
     struct instance *instances;
     uint32_t next_instance_id;
     struct tree_wait *tree_waits;

@@ -218,14 +218,25 @@ static const struct match_key interface_keys[] = {
     {NULL, NULL},
 };
 
+/* The keys compared with compare_int: plain equality with node_value. */
+static const char *const equality_keys[] = {
+    "idVendor",        "bcdDevice",          "bDeviceClass",       "bDeviceSubClass",
+    "bDeviceProtocol", "bConfigurationValue", "bInterfaceNumber",   "bInterfaceClass",
+    "bInterfaceSubClass", "bInterfaceProtocol", NULL,
+};
+
 const struct match_keys usb_device_match_keys = {
     .provider_class = "IOUSBHostDevice",
     .keys = device_keys,
     .rule = device_rule,
+    .equality_keys = equality_keys,
+    .node_value = node_value,
 };
 
 const struct match_keys usb_interface_match_keys = {
     .provider_class = "IOUSBHostInterface",
     .keys = interface_keys,
     .rule = interface_rule,
+    .equality_keys = equality_keys,
+    .node_value = node_value,
 };

@@ -13,6 +13,7 @@
 
 #include "daemon/bookkeeping/catalog.h"
 #include "daemon/odkd.h"
+#include "daemon/core/match_index.h"
 #include "odk/log.h"
 #include "odk/status.h"
 
@@ -39,6 +40,26 @@ bundle **catalog_bundles(struct odkd *d, size_t *n)
     return v;
 }
 
+/* The catalog changed: the index of its personalities is out of date. */
+static void changed(struct odkd *d)
+{
+    match_index_free(d->match_index);
+    d->match_index = NULL;
+}
+
+struct match_index *catalog_index(struct odkd *d)
+{
+    if (d->match_index)
+        return d->match_index;
+    size_t n = 0;
+    bundle **v = catalog_bundles(d, &n);
+    if (!v)
+        return NULL;
+    d->match_index = match_index_build(d->reg, v, n);
+    free(v);
+    return d->match_index;
+}
+
 /* Takes b; NULL (b freed) when out of memory. */
 static struct catalog_entry *add_entry(struct odkd *d, bundle *b, bool installed)
 {
@@ -49,6 +70,7 @@ static struct catalog_entry *add_entry(struct odkd *d, bundle *b, bool installed
     }
     e->bundle = b;
     e->installed = installed;
+    changed(d);
     struct catalog_entry **p = &d->catalog;
     while (*p)
         p = &(*p)->next;
@@ -171,6 +193,7 @@ static void remove_bundle_dir(const char *dir)
 
 static void retire_entry(struct odkd *d, struct catalog_entry *e)
 {
+    changed(d);
     for (struct catalog_entry **p = &d->catalog; *p; p = &(*p)->next) {
         if (*p == e) {
             *p = e->next;
@@ -327,6 +350,7 @@ bool catalog_rollback(struct odkd *d, struct catalog_entry *e, const char *reaso
     while (*tail)
         tail = &(*tail)->next;
     *tail = prev;
+    changed(d);
     if (prev->installed)
         record_current(d, prev->bundle);
     else
@@ -351,6 +375,7 @@ static void free_list(struct catalog_entry *e)
 
 void catalog_free(struct odkd *d)
 {
+    changed(d);
     free_list(d->catalog);
     free_list(d->retired);
     d->catalog = d->retired = NULL;

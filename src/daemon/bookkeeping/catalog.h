@@ -32,6 +32,9 @@ struct catalog_entry *catalog_find(struct odkd *d, const char *bundle_id);
 /* The bundles as an array for match_rank; the caller frees the array only.
  * NULL (with *n set) when out of memory. */
 bundle **catalog_bundles(struct odkd *d, size_t *n);
+/* The index of every personality of the catalog (match_index.h), built on
+ * first use after each change; borrowed.  NULL when out of memory. */
+struct match_index *catalog_index(struct odkd *d);
 /* Installs the bundle folder at path: copies it into the state dir and
  * replaces an older build.  *changed says whether anything changed;
  * *replaced is the entry whose instances must now stop (or NULL).  Errors

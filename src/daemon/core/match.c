@@ -57,17 +57,39 @@ static bool is_generic(const char *key)
     return false;
 }
 
+/* The first table for nodes of class cls with key, and its entry. */
+static const struct match_keys *table_of(const registry *reg, const char *cls, const char *key,
+                                         const struct match_key **entry)
+{
+    for (size_t t = 0; t < n_tables; t++) {
+        if (!registry_class_is_a(reg, cls, tables[t]->provider_class))
+            continue;
+        for (const struct match_key *k = tables[t]->keys; k->name; k++)
+            if (strcmp(k->name, key) == 0) {
+                *entry = k;
+                return tables[t];
+            }
+    }
+    return NULL;
+}
+
 /* The key of a table registered for node's class, or NULL. */
 static const struct match_key *family_key(const registry *reg, const reg_node *node,
                                           const char *key)
 {
-    for (size_t t = 0; t < n_tables; t++) {
-        if (!registry_class_is_a(reg, node->class_name, tables[t]->provider_class))
-            continue;
-        for (const struct match_key *k = tables[t]->keys; k->name; k++)
-            if (strcmp(k->name, key) == 0)
-                return k;
-    }
+    const struct match_key *k = NULL;
+    return table_of(reg, node->class_name, key, &k) ? k : NULL;
+}
+
+match_node_value_fn match_equality_key(const registry *reg, const char *cls, const char *key)
+{
+    const struct match_key *k = NULL;
+    const struct match_keys *t = table_of(reg, cls, key, &k);
+    if (!t || !t->node_value || !t->equality_keys)
+        return NULL;
+    for (const char *const *e = t->equality_keys; *e; e++)
+        if (strcmp(*e, key) == 0)
+            return t->node_value;
     return NULL;
 }
 
@@ -91,7 +113,7 @@ static int no(char *why, size_t why_len, const char *fmt, ...)
 
 /* ---- the other keys ---- */
 
-static const char *node_name(const reg_node *node)
+const char *match_node_name(const reg_node *node)
 {
     const char *s = node->props ? odk_dict_get_string(node->props, "IOName", NULL) : NULL;
     if (!s && node->props)
@@ -101,7 +123,7 @@ static const char *node_name(const reg_node *node)
 
 static int match_name(const reg_node *node, const odk_value *want, char *why, size_t why_len)
 {
-    const char *name = node_name(node);
+    const char *name = match_node_name(node);
     if (odk_value_type(want) == ODK_TYPE_STRING)
         return strcmp(odk_value_string(want), name) == 0
                    ? 1
@@ -217,7 +239,7 @@ const char *match_node_path(const reg_node *node, char *buf, size_t len)
         for (size_t k = 1; k < level; k++)
             n = n->parent;
         const char *loc = n->props ? odk_dict_get_string(n->props, "IOLocation", NULL) : NULL;
-        at += (size_t)snprintf(buf + at, len - at, "/%s%s%s", node_name(n), loc ? "@" : "",
+        at += (size_t)snprintf(buf + at, len - at, "/%s%s%s", match_node_name(n), loc ? "@" : "",
                                loc ? loc : "");
     }
     if (depth == 0 && at < len)
@@ -450,6 +472,57 @@ static bool is_taken(const char *cat, const char *const *taken, size_t n_taken)
     return false;
 }
 
+/* The winners so far, one per category. */
+struct ranking {
+    const registry *reg;
+    const reg_node *node;
+    const char *const *taken;
+    size_t n_taken;
+    match_candidate *w;
+    size_t n, cap;
+};
+
+static int consider(struct ranking *r, const bundle *b, size_t pi)
+{
+    const odk_value *p = odk_dict_value_at(b->personalities, pi);
+    match_candidate c = {b, odk_dict_key_at(b->personalities, pi), p, match_probe_score(p), 0,
+                         match_category(p)};
+    if (is_taken(c.category, r->taken, r->n_taken) || !match_personality(r->reg, r->node, p, NULL, 0))
+        return ODK_OK;
+    c.precedence = match_precedence(r->reg, r->node, p);
+    size_t k = 0;
+    while (k < r->n && strcmp(r->w[k].category, c.category) != 0)
+        k++;
+    if (k < r->n) {
+        if (candidate_cmp(&c, &r->w[k]) < 0)
+            r->w[k] = c;
+        return ODK_OK;
+    }
+    if (r->n == r->cap) {
+        size_t cap = r->cap ? r->cap * 2 : 4;
+        match_candidate *nw = realloc(r->w, cap * sizeof *nw);
+        if (!nw)
+            return ODK_E_NOMEM;
+        r->w = nw;
+        r->cap = cap;
+    }
+    r->w[r->n++] = c;
+    return ODK_OK;
+}
+
+static int ranked(struct ranking *r, int st, match_candidate **winners, size_t *n_winners)
+{
+    if (st < 0) {
+        free(r->w);
+        return st;
+    }
+    if (r->n > 1)
+        qsort(r->w, r->n, sizeof *r->w, candidate_qsort_cmp);
+    *winners = r->w;
+    *n_winners = r->n;
+    return ODK_OK;
+}
+
 int match_rank(const registry *reg, const reg_node *node, bundle *const *bundles, size_t n_bundles,
                const char *const *taken, size_t n_taken, match_candidate **winners,
                size_t *n_winners)
@@ -460,45 +533,35 @@ int match_rank(const registry *reg, const reg_node *node, bundle *const *bundles
     *n_winners = 0;
     if (!reg || !node || (n_bundles && !bundles))
         return ODK_E_INVALID;
-    match_candidate *w = NULL;
-    size_t n = 0, cap = 0;
-    for (size_t bi = 0; bi < n_bundles; bi++) {
+    struct ranking r = {reg, node, taken, n_taken, NULL, 0, 0};
+    int st = ODK_OK;
+    for (size_t bi = 0; st == ODK_OK && bi < n_bundles; bi++) {
         const bundle *b = bundles[bi];
         if (!b || !b->personalities)
             continue;
-        for (size_t pi = 0; pi < odk_dict_count(b->personalities); pi++) {
-            const odk_value *p = odk_dict_value_at(b->personalities, pi);
-            match_candidate c = {b, odk_dict_key_at(b->personalities, pi),
-                                 p, match_probe_score(p),
-                                 0, match_category(p)};
-            if (is_taken(c.category, taken, n_taken) || !match_personality(reg, node, p, NULL, 0))
-                continue;
-            c.precedence = match_precedence(reg, node, p);
-            size_t k = 0;
-            while (k < n && strcmp(w[k].category, c.category) != 0)
-                k++;
-            if (k < n) {
-                if (candidate_cmp(&c, &w[k]) < 0)
-                    w[k] = c;
-                continue;
-            }
-            if (n == cap) {
-                cap = cap ? cap * 2 : 4;
-                match_candidate *nw = realloc(w, cap * sizeof *nw);
-                if (!nw) {
-                    free(w);
-                    return ODK_E_NOMEM;
-                }
-                w = nw;
-            }
-            w[n++] = c;
-        }
+        for (size_t pi = 0; st == ODK_OK && pi < odk_dict_count(b->personalities); pi++)
+            st = consider(&r, b, pi);
     }
-    if (n > 1)
-        qsort(w, n, sizeof *w, candidate_qsort_cmp);
-    *winners = w;
-    *n_winners = n;
-    return ODK_OK;
+    return ranked(&r, st, winners, n_winners);
+}
+
+int match_rank_some(const registry *reg, const reg_node *node, const match_ref *refs, size_t n_refs,
+                    const char *const *taken, size_t n_taken, match_candidate **winners,
+                    size_t *n_winners)
+{
+    if (!winners || !n_winners)
+        return ODK_E_INVALID;
+    *winners = NULL;
+    *n_winners = 0;
+    if (!reg || !node || (n_refs && !refs))
+        return ODK_E_INVALID;
+    struct ranking r = {reg, node, taken, n_taken, NULL, 0, 0};
+    int st = ODK_OK;
+    for (size_t i = 0; st == ODK_OK && i < n_refs; i++)
+        if (refs[i].bundle && refs[i].bundle->personalities &&
+            refs[i].index < odk_dict_count(refs[i].bundle->personalities))
+            st = consider(&r, refs[i].bundle, refs[i].index);
+    return ranked(&r, st, winners, n_winners);
 }
 
 /* "compared" and "carried": the personality's keys, split as matching

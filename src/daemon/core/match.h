@@ -53,6 +53,10 @@
 int match_personality(const registry *reg, const reg_node *node, const odk_value *personality,
                       char *why, size_t why_len);
 
+/* The node's name as IONameMatch compares it: its "IOName" property, else
+ * "name", else its class name.  Borrowed from the node. */
+const char *match_node_name(const reg_node *node);
+
 /* The node's path as IOPathMatch compares it, into buf (cut to len). */
 const char *match_node_path(const reg_node *node, char *buf, size_t len);
 
@@ -70,6 +74,11 @@ struct match_key {
     match_compare_fn compare;
 };
 
+/* The node's value of key that a personality's value must equal
+ * (odk_value_equal) for the key's compare to say equal; NULL when the node
+ * has none. */
+typedef const odk_value *(*match_node_value_fn)(const reg_node *node, const char *key);
+
 /* The match keys of nodes of one class (and its subclasses). */
 struct match_keys {
     const char *provider_class;
@@ -79,6 +88,12 @@ struct match_keys {
      * 1 with *precedence set (higher is more specific), or 0 with the
      * reason in why.  Precedence breaks ties of IOProbeScore. */
     int (*rule)(const odk_value *personality, int *precedence, char *why, size_t why_len);
+    /* Optional, for the match index (match_index.h): the keys (NULL-ended)
+     * whose compare is plain equality with node_value(node, key) (USB's
+     * idVendor; not idProduct, which has a mask), so personalities can be
+     * filed under their value. */
+    const char *const *equality_keys;
+    match_node_value_fn node_value;
 };
 
 /* At most MATCH_KEYS_MAX tables in one process. */
@@ -90,6 +105,11 @@ struct match_keys {
  * thread-safe: call at start (odkd registers its modules' tables from
  * module_register). */
 int match_keys_register(const struct match_keys *keys);
+
+/* For the match index: when nodes of class cls compare key with a
+ * registered table's key that is one of its equality_keys, that table's
+ * node_value; else NULL. */
+match_node_value_fn match_equality_key(const registry *reg, const char *cls, const char *key);
 
 /* Whether matching node compares key (a generic matching key or one of a
  * registered table for node's class); every other key is carried. */
@@ -124,6 +144,19 @@ typedef struct match_candidate {
 int match_rank(const registry *reg, const reg_node *node, bundle *const *bundles, size_t n_bundles,
                const char *const *taken, size_t n_taken, match_candidate **winners,
                size_t *n_winners);
+
+/* One personality of a bundle: the index-th entry of its personalities. */
+typedef struct match_ref {
+    const bundle *bundle;
+    size_t index;
+} match_ref;
+
+/* match_rank over the listed personalities only (the candidates of a
+ * match_index): the same winners as match_rank over every bundle as long
+ * as the others cannot match node. */
+int match_rank_some(const registry *reg, const reg_node *node, const match_ref *refs, size_t n_refs,
+                    const char *const *taken, size_t n_taken, match_candidate **winners,
+                    size_t *n_winners);
 
 /* For `odkctl match --explain`: an array with one dictionary per
  * personality of every bundle: {"bundle", "personality", "matched" (bool),

@@ -13,6 +13,7 @@
 #include <cmocka.h>
 
 #include "daemon/core/match.h"
+#include "daemon/core/match_index.h"
 #include "daemon/core/test_fixture.h"
 #include "odk/status.h"
 
@@ -427,13 +428,23 @@ static int widget_rule(const odk_value *personality, int *precedence, char *why,
     return 1;
 }
 
+/* "widget" is plain equality with the node's own property, so the match
+ * index may file personalities under it. */
+static const odk_value *widget_value(const reg_node *node, const char *key)
+{
+    return node->props ? odk_dict_get(node->props, key) : NULL;
+}
+
+static const char *const widget_equality[] = {"widget", NULL};
+
 static const struct match_key widget_keys[] = {
     {"widget", compare_widget},
     {"rev", compare_widget},
     {"quiet", compare_silent},
     {NULL, NULL},
 };
-static const struct match_keys widget_table = {"TestWidget", widget_keys, widget_rule};
+static const struct match_keys widget_table = {"TestWidget", widget_keys, widget_rule,
+                                               widget_equality, widget_value};
 
 static reg_node *widget(const struct fx *f)
 {
@@ -741,6 +752,114 @@ static void test_explain(void **state)
     free_bundles(b, 2);
 }
 
+/* ---- the match index ---- */
+
+static unsigned rnd_state = 12345;
+static unsigned rnd(unsigned n)
+{
+    rnd_state = rnd_state * 1103515245u + 12345u;
+    return (rnd_state >> 16) % n;
+}
+
+/* One random personality body, as JSON, into buf. */
+static void random_personality(char *buf, size_t len)
+{
+    static const char *const classes[] = {"\"IOService\"", "\"OdkSimDevice\"", "\"TestWidget\"",
+                                          "\"SubWidget\"", "\"Nope\""};
+    static const char *const props[] = {
+        "{\"model\":\"a\"}", "{\"model\":\"b\",\"slot\":1}", "{\"slot\":2}",
+        "{\"slot\":\"2\"}", "{\"on\":true}", "{}", "[{\"model\":\"a\"},{\"slot\":3}]",
+        "{\"model\":[1]}", "{\"IOName\":\"n1\"}"};
+    static const char *const names[] = {"\"n1\"", "[\"n1\",\"n2\"]", "[\"n2\",\"n2\"]",
+                                        "[\"n1\",\"n3\"]", "[]", "\"TestWidget\""};
+    static const char *const widgets[] = {"\"w1\"", "\"w2\"", "3"};
+    size_t at = (size_t)snprintf(buf, len, "{\"IOProviderClass\":%s,\"IOUserClass\":\"X\"",
+                                 classes[rnd(5)]);
+    if (rnd(3))
+        at += (size_t)snprintf(buf + at, len - at, ",\"IOPropertyMatch\":%s", props[rnd(9)]);
+    if (!rnd(3))
+        at += (size_t)snprintf(buf + at, len - at, ",\"IONameMatch\":%s", names[rnd(6)]);
+    if (!rnd(3))
+        at += (size_t)snprintf(buf + at, len - at, ",\"widget\":%s", widgets[rnd(3)]);
+    if (!rnd(4))
+        at += (size_t)snprintf(buf + at, len - at, ",\"rev\":%u", rnd(3));
+    if (!rnd(3))
+        at += (size_t)snprintf(buf + at, len - at, ",\"IOProbeScore\":%u", rnd(3));
+    if (!rnd(4))
+        at += (size_t)snprintf(buf + at, len - at, ",\"IOMatchCategory\":\"C%u\"", rnd(2));
+    snprintf(buf + at, len - at, "}");
+}
+
+/* Ranking the index's candidates gives what ranking every personality
+ * gives, on random personalities and nodes; and the index does leave
+ * some out (it is not "every personality"). */
+static void test_index_agrees_with_full_rank(void **state)
+{
+    struct fx *f = *state;
+    assert_int_equal(match_keys_register(&widget_table), ODK_OK);
+    (void)widget(f);
+    assert_int_equal(registry_define_class(f->reg, "SubWidget", "TestWidget"), ODK_OK);
+    enum { BUNDLES = 40, PER = 5, NODES = 60 };
+    bundle *b[BUNDLES];
+    for (int i = 0; i < BUNDLES; i++) {
+        char text[PER * 512] = "{", id[32], one[480];
+        size_t at = 1;
+        for (int j = 0; j < PER; j++) {
+            random_personality(one, sizeof one);
+            at += (size_t)snprintf(text + at, sizeof text - at, "%s\"P%d\":%s", j ? "," : "", j,
+                                   one);
+        }
+        snprintf(text + at, sizeof text - at, "}");
+        snprintf(id, sizeof id, "org.ix.b%02d", i);
+        b[i] = make_bundle(id, text);
+    }
+    match_index *ix = match_index_build(f->reg, b, BUNDLES);
+    assert_non_null(ix);
+    size_t total, unfiled, candidates = 0, pairs = 0, matched = 0;
+    match_index_counts(ix, &total, &unfiled);
+    assert_int_equal(total, BUNDLES * PER);
+    assert_true(unfiled < total);
+    static const char *const classes[] = {"OdkSimDevice", "TestWidget", "SubWidget",
+                                          "IOUserSerial"};
+    static const char *const models[] = {"\"a\"", "\"b\"", "1"};
+    for (int i = 0; i < NODES; i++) {
+        char props[256];
+        snprintf(props, sizeof props,
+                 "{\"model\":%s,\"slot\":%u,\"on\":%s,\"widget\":\"w%u\",\"rev\":%u%s}",
+                 models[rnd(3)], rnd(4), rnd(2) ? "true" : "false", rnd(3), rnd(3),
+                 rnd(2) ? ",\"IOName\":\"n1\"" : rnd(2) ? ",\"name\":\"n2\"" : "");
+        reg_node *n;
+        assert_int_equal(registry_add(f->reg, registry_root(f->reg), classes[rnd(4)], json(props), &n),
+                         ODK_OK);
+        const char *taken[] = {"C1"};
+        size_t n_taken = rnd(2);
+        match_candidate *all, *some;
+        size_t n_all, n_some, n_refs;
+        match_ref *refs;
+        assert_int_equal(match_rank(f->reg, n, b, BUNDLES, taken, n_taken, &all, &n_all), ODK_OK);
+        assert_int_equal(match_index_candidates(ix, f->reg, n, &refs, &n_refs), ODK_OK);
+        assert_int_equal(match_rank_some(f->reg, n, refs, n_refs, taken, n_taken, &some, &n_some),
+                         ODK_OK);
+        if (n_all != n_some)
+            fail_msg("node %s %s: %zu winners from all, %zu from the index", classes[0], props,
+                     n_all, n_some);
+        for (size_t k = 0; k < n_all; k++) {
+            assert_ptr_equal(all[k].bundle, some[k].bundle);
+            assert_string_equal(all[k].name, some[k].name);
+        }
+        candidates += n_refs;
+        pairs += BUNDLES * PER;
+        matched += n_all;
+        free(all);
+        free(some);
+        free(refs);
+    }
+    assert_true(candidates < pairs / 2);
+    assert_true(matched > NODES); /* the comparison above was not of empty lists */
+    match_index_free(ix);
+    free_bundles(b, BUNDLES);
+}
+
 int main(void)
 {
 #define T(name) cmocka_unit_test_setup_teardown(name, setup, teardown)
@@ -753,6 +872,7 @@ int main(void)
         T(test_family_precedence),    cmocka_unit_test(test_score_and_category),
         T(test_rank_score),           T(test_rank_ties),
         T(test_rank_categories),      T(test_explain),
+        T(test_index_agrees_with_full_rank),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,6 +14,7 @@
 #include "daemon/bookkeeping/check.h"
 #include "daemon/bookkeeping/instance.h"
 #include "daemon/core/match.h"
+#include "daemon/core/match_index.h"
 #include "daemon/core/module.h"
 #include "daemon/core/msg.h"
 #include "daemon/odkd.h"
@@ -67,9 +68,10 @@ void manager_match(struct odkd *d, reg_node *node)
 {
     if (node->state == REG_INACTIVE || node->state == REG_TERMINATING)
         return;
-    size_t n_bundles = 0;
-    bundle **bundles = catalog_bundles(d, &n_bundles);
-    if (!bundles) {
+    match_ref *refs = NULL;
+    size_t n_refs = 0;
+    struct match_index *ix = catalog_index(d);
+    if (!ix || match_index_candidates(ix, d->reg, node, &refs, &n_refs) < 0) {
         odk_error("out of memory matching node %llu", (unsigned long long)node->id);
         return;
     }
@@ -80,7 +82,7 @@ void manager_match(struct odkd *d, reg_node *node)
                  (unsigned long long)node->id, MAX_CATEGORIES_PER_NODE);
     match_candidate *winners = NULL;
     size_t n_winners = 0;
-    int st = match_rank(d->reg, node, bundles, n_bundles, taken, n_taken, &winners, &n_winners);
+    int st = match_rank_some(d->reg, node, refs, n_refs, taken, n_taken, &winners, &n_winners);
     if (st < 0)
         odk_error("matching node %llu: %s", (unsigned long long)node->id, odk_strerror(st));
     for (size_t i = 0; st == ODK_OK && i < n_winners; i++) {
@@ -90,7 +92,7 @@ void manager_match(struct odkd *d, reg_node *node)
                       (unsigned long long)node->id);
     }
     free(winners);
-    free(bundles);
+    free(refs);
 }
 
 static int match_one(reg_node *n, void *ctx)
