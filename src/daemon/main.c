@@ -38,7 +38,7 @@
 #define MAX_OPTIONS 64
 
 enum { OPT_STATE = 1, OPT_SOCKET, OPT_DRIVERS, OPT_DEV, OPT_DEBUG, OPT_VERBOSE, OPT_HELP,
-       OPT_VERSION, OPT_BACKOFF, OPT_MODULE = 100 };
+       OPT_VERSION, OPT_BACKOFF, OPT_NO_SPARE, OPT_MODULE = 100 };
 
 static const struct option core_options[] = {
     {"state-dir", required_argument, 0, OPT_STATE}, {"socket", required_argument, 0, OPT_SOCKET},
@@ -46,6 +46,7 @@ static const struct option core_options[] = {
     {"debug", required_argument, 0, OPT_DEBUG},     {"verbose", no_argument, 0, OPT_VERBOSE},
     {"help", no_argument, 0, OPT_HELP},             {"version", no_argument, 0, OPT_VERSION},
     {"restart-backoff", required_argument, 0, OPT_BACKOFF},
+    {"no-spare-host", no_argument, 0, OPT_NO_SPARE},
 };
 
 static void usage(FILE *f)
@@ -64,7 +65,9 @@ static void usage(FILE *f)
                "  --restart-backoff MS\n"
                "                   the wait before a crashed driver's first restart, doubling\n"
                "                   for each further one (default 100; 0 restarts at once;\n"
-               "                   for tests and benchmarks)\n");
+               "                   for tests and benchmarks)\n"
+               "  --no-spare-host  start each driver host when it is needed, instead of\n"
+               "                   keeping one started in advance\n");
     for (size_t i = 0; i < module_count(); i++) {
         const struct odkd_module *m = module_at(i);
         for (const struct module_option *o = m->options; o && o->name; o++) {
@@ -85,7 +88,8 @@ static void on_signal(struct odkd *d, void *ptr, uint32_t events)
             int ws;
             pid_t pid;
             while ((pid = waitpid(-1, &ws, WNOHANG)) > 0)
-                instance_reaped(d, pid, ws);
+                if (!host_spare_reaped(d, pid, ws))
+                    instance_reaped(d, pid, ws);
         } else if (d->stopping) {
             /* A second signal (the demo's trap after the group's SIGTERM,
              * an impatient Ctrl-C) must not cut the drivers' stop short:
@@ -234,6 +238,9 @@ static int parse_args(struct odkd *d, int argc, char **argv)
             d->backoff_first_ms = (uint32_t)ms;
             break;
         }
+        case OPT_NO_SPARE:
+            d->no_spare_host = true;
+            break;
         case OPT_HELP:
             usage(stdout);
             return 1;
@@ -374,6 +381,7 @@ static void odkd_free(struct odkd *d)
 int main(int argc, char **argv)
 {
     struct odkd d = {.epfd = -1, .sig_fd = -1, .power_state = ODK_POWER_ON,
+                     .spare = {.ctl_fd = -1, .log_fd = -1},
                      .backoff_first_ms = ODKD_BACKOFF_FIRST_MS};
     odk_log_set_tag("odkd");
     if (modules_alloc_state(&d) < 0) {
@@ -403,6 +411,8 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < d.n_driver_dirs; i++)
         catalog_load_dir(&d, d.driver_dirs[i]);
 
+    if (!d.no_spare_host)
+        host_spare_start(&d);
     health_start(&d);
     manager_register(&d, d.resources);
     if (modules_start(&d) < 0)
@@ -411,6 +421,7 @@ int main(int argc, char **argv)
     rc = 0;
 out:
     d.stopping = true;
+    host_spare_stop(&d);
     if (d.reg && d.epfd >= 0)
         manager_stop_all(&d, SHUTDOWN_GRACE_MS);
     odkd_free(&d);

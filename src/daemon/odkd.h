@@ -25,6 +25,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "daemon/bookkeeping/host.h"
 #include "daemon/core/loop.h"
 #include "daemon/core/module.h"
 #include "daemon/core/registry.h"
@@ -53,6 +54,7 @@ struct odkd {
     char **debug_bundles; /* --debug BUNDLE-ID */
     size_t n_debug_bundles;
     uint32_t backoff_first_ms; /* --restart-backoff (ODKD_BACKOFF_FIRST_MS) */
+    bool no_spare_host;        /* --no-spare-host */
     bool quit;
     bool stopping; /* shutting down: stopping every driver before exit */
     int sig_fd; /* SIGCHLD, SIGINT, SIGTERM, SIGHUP */
@@ -71,6 +73,10 @@ struct odkd {
     struct catalog_entry *catalog;
     struct catalog_entry *retired; /* replaced or uninstalled; freed at exit */
     struct match_index *match_index; /* of the catalog; catalog_index builds it */
+    struct host_proc spare;          /* a host started in advance (host.c) */
+    bool spare_wanted;
+    uint64_t spare_timer;
+    unsigned spare_deaths;
     struct instance *instances;
     uint32_t next_instance_id;
     struct tree_wait *tree_waits;
