@@ -112,6 +112,38 @@ void ldisc_line(const struct termios2 *t, const odk_serial_line *old, odk_serial
     l->xoff = t->c_cc[VSTOP];
 }
 
+void ldisc_termios_from_line(struct termios2 *t, const odk_serial_line *l)
+{
+    static const uint32_t sizes[] = {CS5, CS6, CS7, CS8};
+    t->c_cflag &= ~(tcflag_t)(CBAUD | CSIZE | CSTOPB | PARENB | PARODD | CMSPAR | CRTSCTS |
+                              (CBAUD << IBSHIFT));
+    uint32_t code = BOTHER;
+    for (size_t i = 1; i < sizeof speeds / sizeof speeds[0]; i++)
+        if (speeds[i].baud == l->baud)
+            code = speeds[i].code;
+    t->c_cflag |= code;
+    t->c_ospeed = t->c_ispeed = l->baud;
+    t->c_cflag |= sizes[(l->data_bits >= 5 && l->data_bits <= 8 ? l->data_bits : 8) - 5];
+    if (l->stop_bits == 2)
+        t->c_cflag |= CSTOPB;
+    switch (l->parity) {
+    case ODK_PARITY_ODD: t->c_cflag |= PARENB | PARODD; break;
+    case ODK_PARITY_EVEN: t->c_cflag |= PARENB; break;
+    case ODK_PARITY_MARK: t->c_cflag |= PARENB | PARODD | CMSPAR; break;
+    case ODK_PARITY_SPACE: t->c_cflag |= PARENB | CMSPAR; break;
+    default: break;
+    }
+    if (l->flow & ODK_FLOW_RTS_CTS)
+        t->c_cflag |= CRTSCTS;
+    t->c_iflag &= ~(tcflag_t)(IXON | IXOFF);
+    if (l->flow & ODK_FLOW_XON_XOFF_OUT)
+        t->c_iflag |= IXON;
+    if (l->flow & ODK_FLOW_XON_XOFF_IN)
+        t->c_iflag |= IXOFF;
+    t->c_cc[VSTART] = l->xon;
+    t->c_cc[VSTOP] = l->xoff;
+}
+
 /* ---- input ------------------------------------------------------------ */
 
 static void put(struct ldisc_out *o, const char *s, size_t n)

@@ -55,6 +55,11 @@ void ldisc_speed_from_code(struct termios2 *t);
  * RTS) are copied from old. */
 void ldisc_line(const struct termios2 *t, const odk_serial_line *old, odk_serial_line *out);
 
+/* The reverse, for settings an app made through the port's user client:
+ * the speed (a Bnnn code when one fits, else BOTHER), CSIZE, CSTOPB,
+ * parity, CRTSCTS, IXON, IXOFF, VSTART and VSTOP follow l. */
+void ldisc_termios_from_line(struct termios2 *t, const odk_serial_line *l);
+
 /* Bytes from the line.  Consumes up to n and returns how many (fewer when
  * the read queue is full in raw mode: the rest stays where it was).  Echo
  * and flow-control bytes for the line are appended to out (dropped if out

@@ -284,6 +284,27 @@ static void line_from_termios_every_field(void **state)
     assert_int_equal(l.parity, ODK_PARITY_ODD);
 }
 
+static void termios_from_line_round_trips(void **state)
+{
+    (void)state;
+    odk_serial_line l = {.baud = 250000, .data_bits = 7, .stop_bits = 2,
+                         .parity = ODK_PARITY_SPACE, .flow = ODK_FLOW_XON_XOFF_OUT,
+                         .xon = 5, .xoff = 6, .dtr = true}, back;
+    struct termios2 t = L.t;
+    ldisc_termios_from_line(&t, &l);
+    assert_int_equal(t.c_cflag & CBAUD, BOTHER);
+    assert_true(t.c_cflag & CREAD); /* what the line does not cover stays */
+    ldisc_line(&t, &l, &back);
+    assert_memory_equal(&back, &l, sizeof l);
+    l.baud = 9600;
+    l.parity = ODK_PARITY_ODD;
+    ldisc_termios_from_line(&t, &l);
+    assert_int_equal(t.c_cflag & CBAUD, B9600);
+    ldisc_line(&t, &l, &back);
+    assert_int_equal(back.parity, ODK_PARITY_ODD);
+    assert_int_equal(back.baud, 9600);
+}
+
 static void speeds_from_codes(void **state)
 {
     (void)state;
@@ -320,6 +341,7 @@ int main(void)
         cmocka_unit_test_setup(canonical_line_longer_than_the_buffer_keeps_its_end, fresh),
         cmocka_unit_test_setup(output_processing, fresh),
         cmocka_unit_test_setup(line_from_termios_every_field, fresh),
+        cmocka_unit_test_setup(termios_from_line_round_trips, fresh),
         cmocka_unit_test_setup(speeds_from_codes, fresh),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
