@@ -132,6 +132,17 @@ static int set_mcr(odk_serial_port *p, bool dtr, bool rts)
     return ODK_OK;
 }
 
+/* send_break, then records the state as the node's Break property. */
+static int send_break(odk_serial_port *p, bool on)
+{
+    if (!p->ops->send_break)
+        return ODK_E_UNSUPPORTED;
+    int st = p->ops->send_break(p, on);
+    if (st == ODK_OK)
+        odk_driver_set_node_property(p->drv, p->node, "Break", odk_value_new_bool(on));
+    return st;
+}
+
 /* Applies a new line to the driver: program_baud when only the speed
  * changed, program_uart otherwise; program_flow_control when flow changed. */
 static int apply_line(odk_serial_port *p, const odk_serial_line *nl, bool force)
@@ -413,7 +424,7 @@ int serial_port_modem_status(odk_serial_port *p, bool *cts, bool *dsr, bool *ri,
 
 int serial_port_break(odk_serial_port *p, bool on)
 {
-    return p->ops->send_break ? p->ops->send_break(p, on) : ODK_E_UNSUPPORTED;
+    return send_break(p, on);
 }
 
 void serial_port_flush(odk_serial_port *p, bool tx, bool rx)
@@ -554,8 +565,7 @@ static int m_get_modem(odk_driver *d, odk_user_client *uc, odk_call *c)
 
 static int m_break(odk_driver *d, odk_user_client *uc, odk_call *c)
 {
-    odk_serial_port *p = uc_port(uc);
-    return p->ops->send_break ? p->ops->send_break(p, c->scalar_in[0] != 0) : ODK_E_UNSUPPORTED;
+    return send_break(uc_port(uc), c->scalar_in[0] != 0);
 }
 
 static int m_flush(odk_driver *d, odk_user_client *uc, odk_call *c)
@@ -736,6 +746,8 @@ int odk_serial_port_create(odk_driver *drv, const odk_serial_ops *ops, void *ctx
     p->active = true;
     apply_line(p, &p->line, true);
     set_mcr(p, p->line.dtr, p->line.rts);
+    if (p->cuse)
+        cuse_port_modem(p->cuse);
     odk_info("serial port %s ready (node %llu)", p->name, (unsigned long long)p->node);
     *out = p;
     return ODK_OK;
