@@ -232,3 +232,64 @@ def test_picocom_sets_up_the_port(odkd):
                        stdin=subprocess.DEVNULL)
     assert r.returncode == 0, r.stdout + r.stderr
     wait_props(odkd, node, Baud=115200)
+
+
+def test_xoff_from_the_line_stops_output_until_xon(odkd):
+    """IXON: the XOFF the loopback reflects stops the port's output (a
+    non-blocking write gets EAGAIN) and is not read as data; the XON
+    restarts it."""
+    dev, node, path = cuse_loopback(odkd)
+    fd = os.open(path, os.O_RDWR | os.O_NOCTTY | os.O_NONBLOCK)
+    try:
+        a = termios.tcgetattr(fd)
+        a[0] |= termios.IXON
+        termios.tcsetattr(fd, termios.TCSANOW, a)
+        wait_props(odkd, node, FlowControl="xon-xoff")
+        os.write(fd, b"\x13")  # XOFF, reflected
+
+        def stopped():
+            try:
+                os.write(fd, b"x")
+                return False
+            except BlockingIOError:
+                return True
+        wait_until(stopped, "output to stop on the reflected XOFF")
+        with pytest.raises(BlockingIOError):
+            os.write(fd, b"y")
+        termios.tcflow(fd, termios.TCION)  # sends START (XON), reflected: output runs
+        wait_until(lambda: not stopped(), "output to run again after the XON")
+        got = b""
+        while True:
+            r, _, _ = select.select([fd], [], [], 0.5)
+            if not r:
+                break
+            got += os.read(fd, 64)
+        assert b"\x13" not in got and b"\x11" not in got, got
+    finally:
+        os.close(fd)
+
+
+def test_vmin_vtime_reads(odkd):
+    """VMIN 0, VTIME 2: a read with nothing to read returns empty after its
+    timeout; VMIN 4: a read waits for four bytes."""
+    dev, node, path = cuse_loopback(odkd)
+    fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
+    try:
+        a = termios.tcgetattr(fd)
+        a[6][termios.VMIN], a[6][termios.VTIME] = 0, 2
+        termios.tcsetattr(fd, termios.TCSANOW, a)
+        assert os.read(fd, 16) == b""
+        a[6][termios.VMIN], a[6][termios.VTIME] = 4, 0
+        termios.tcsetattr(fd, termios.TCSANOW, a)
+        got = []
+        t = threading.Thread(target=lambda: got.append(os.read(fd, 16)), daemon=True)
+        t.start()
+        os.write(fd, b"ab")
+        time.sleep(0.3)  # (not asserted: only that two bytes did not end the read)
+        assert not got
+        os.write(fd, b"cd")
+        t.join(HANG_GUARD)
+        assert got == [b"abcd"]
+        assert fcntl.ioctl(fd, termios.TIOCINQ, b"\0\0\0\0") == b"\0\0\0\0"
+    finally:
+        os.close(fd)
