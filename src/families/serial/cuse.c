@@ -30,7 +30,12 @@
 
 #define CUSE_INIT_TIMEOUT_MS 5000
 #define BREAK_NS (250u * 1000u * 1000u) /* tcsendbreak(fd, 0): a quarter second */
-#define N_TTY 0 /* the line discipline number of n_tty (linux/tty.h) */
+#define N_TTY 0
+/* The largest write the kernel sends in one request (CUSE_INIT's
+ * max_write), and the buffer requests are read into: the kernel wants room
+ * for a header and the write's data. */
+#define MAX_WRITE (64u * 1024u)
+#define READ_BUF (MAX_WRITE + 4096u) /* the line discipline number of n_tty (linux/tty.h) */
 
 enum wait_kind { W_READ, W_WRITE, W_MIWAIT, W_DRAIN, W_BREAK };
 
@@ -51,7 +56,8 @@ struct waiter {
 struct cuse_port {
     odk_serial_port *port;
     struct fuse_session *se;
-    struct fuse_buf buf;
+    int fd;        /* /dev/cuse (the session's; closed with it) */
+    uint8_t *rbuf; /* READ_BUF bytes: one request at a time */
     odk_fd_source *src;
     odk_timer *timer;
     odk_action *timer_action;
@@ -771,12 +777,20 @@ static void c_ioctl(fuse_req_t req, int cmd, void *arg, struct fuse_file_info *f
     service(c);
 }
 
+static void c_init(void *userdata, struct fuse_conn_info *conn)
+{
+    (void)userdata;
+    if (conn->max_write > MAX_WRITE || conn->max_write == 0)
+        conn->max_write = MAX_WRITE;
+}
+
 static void c_init_done(void *userdata)
 {
     ((struct cuse_port *)userdata)->init_done = true;
 }
 
 static const struct cuse_lowlevel_ops cuse_ops = {
+    .init = c_init,
     .init_done = c_init_done,
     .open = c_open,
     .read = c_read,
@@ -793,16 +807,21 @@ static const odk_serial_ops *ops_of(struct cuse_port *c)
 {
     return serial_port_ops(c->port);
 }
-/* Processes what the kernel sent; false once the session ended. */
+/* Processes what the kernel sent; false once the session ended.  Reads
+ * into our own buffer (libfuse's receive buffer is its own business: how
+ * it allocates it is not part of its API). */
 static bool pump(struct cuse_port *c)
 {
     for (int i = 0; i < 64; i++) {
-        int r = fuse_session_receive_buf(c->se, &c->buf);
-        if (r == -EAGAIN || r == -EINTR)
+        ssize_t r = read(c->fd, c->rbuf, READ_BUF);
+        if (r < 0 && errno == ENOENT)
+            continue; /* the request was interrupted before we read it */
+        if (r < 0 && (errno == EAGAIN || errno == EINTR))
             return true;
         if (r <= 0)
-            return false;
-        fuse_session_process_buf(c->se, &c->buf);
+            return false; /* ENODEV: the session is over */
+        struct fuse_buf b = {.mem = c->rbuf, .size = (size_t)r};
+        fuse_session_process_buf(c->se, &b);
     }
     return true;
 }
@@ -826,6 +845,12 @@ int cuse_port_open(odk_serial_port *p, int fd, const char *devname, struct cuse_
         return ODK_E_NOMEM;
     }
     c->port = p;
+    c->fd = fd;
+    if (!(c->rbuf = malloc(READ_BUF))) {
+        close(fd);
+        free(c);
+        return ODK_E_NOMEM;
+    }
     ldisc_init(&c->ld);
     ldisc_termios_from_line(&c->ld.t, odk_serial_port_line(p));
     fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
@@ -901,6 +926,6 @@ void cuse_port_close(struct cuse_port *c)
     }
     if (c->se)
         fuse_session_destroy(c->se); /* closes the descriptor: the node goes */
-    free(c->buf.mem);
+    free(c->rbuf);
     free(c);
 }
