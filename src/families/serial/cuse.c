@@ -312,8 +312,12 @@ static void service(struct cuse_port *c)
         nx = w->next;
         bool done = false;
         switch (w->kind) {
-        case W_READ: done = try_read(c, w, now, &next); break;
-        case W_WRITE: done = try_write(c, w, &sent); break;
+        case W_READ:
+            done = try_read(c, w, now, &next);
+            break;
+        case W_WRITE:
+            done = try_write(c, w, &sent);
+            break;
         case W_MIWAIT:
             done = c->hungup || icount_moved(w, &c->icount);
             if (done)
@@ -472,7 +476,7 @@ static void c_write(fuse_req_t req, const char *buf, size_t size, off_t off,
         return;
     }
     size_t used = 0;
-    bool blocked = c->waiters && c->waiters->kind == W_WRITE; /* keep order */
+    bool blocked = false; /* writers already waiting go first: bytes keep their order */
     for (struct waiter *w = c->waiters; w && !blocked; w = w->next)
         blocked = w->kind == W_WRITE;
     if (!blocked)
@@ -570,8 +574,8 @@ static void reply_int(fuse_req_t req, int v)
     fuse_reply_ioctl(req, 0, &v, sizeof v);
 }
 
-static void c_ioctl(fuse_req_t req, int cmd, void *arg, struct fuse_file_info *fi,
-                    unsigned flags, const void *in, size_t in_sz, size_t out_sz)
+static void c_ioctl(fuse_req_t req, int cmd, void *arg, struct fuse_file_info *fi, unsigned flags,
+                    const void *in, size_t in_sz, size_t out_sz)
 {
     (void)fi;
     struct cuse_port *c = port_of(req);
@@ -689,8 +693,12 @@ static void c_ioctl(fuse_req_t req, int cmd, void *arg, struct fuse_file_info *f
         break;
     case TCXONC:
         switch (val) {
-        case TCOOFF: c->tco_stopped = true; break;
-        case TCOON: c->tco_stopped = false; break;
+        case TCOOFF:
+            c->tco_stopped = true;
+            break;
+        case TCOON:
+            c->tco_stopped = false;
+            break;
         case TCIOFF:
         case TCION: {
             uint8_t ch = c->ld.t.c_cc[val == TCIOFF ? VSTOP : VSTART];
@@ -698,7 +706,9 @@ static void c_ioctl(fuse_req_t req, int cmd, void *arg, struct fuse_file_info *f
                 c->out.data[c->out.len++] = ch;
             break;
         }
-        default: fuse_reply_err(req, EINVAL); return;
+        default:
+            fuse_reply_err(req, EINVAL);
+            return;
         }
         service(c);
         break;
@@ -723,8 +733,12 @@ static void c_ioctl(fuse_req_t req, int cmd, void *arg, struct fuse_file_info *f
         if (!fetch(req, arg, 0, sizeof(int), in_sz, out_sz))
             reply_int(req, (int)(odk_ring_readable(odk_serial_tx_ring(c->port)) + c->out.len));
         return;
-    case TIOCEXCL: c->exclusive = true; break;
-    case TIOCNXCL: c->exclusive = false; break;
+    case TIOCEXCL:
+        c->exclusive = true;
+        break;
+    case TIOCNXCL:
+        c->exclusive = false;
+        break;
     case TIOCGEXCL:
         if (!fetch(req, arg, 0, sizeof(int), in_sz, out_sz))
             reply_int(req, c->exclusive);
@@ -858,9 +872,8 @@ int cuse_port_open(odk_serial_port *p, int fd, const char *devname, struct cuse_
     char dev_info[160], mnt[32];
     snprintf(dev_info, sizeof dev_info, "DEVNAME=%s", devname);
     const char *dev_info_argv[] = {dev_info};
-    struct cuse_info ci = {.dev_info_argc = 1,
-                           .dev_info_argv = dev_info_argv,
-                           .flags = CUSE_UNRESTRICTED_IOCTL};
+    struct cuse_info ci = {
+        .dev_info_argc = 1, .dev_info_argv = dev_info_argv, .flags = CUSE_UNRESTRICTED_IOCTL};
     char *argv[] = {(char *)"odk-serial", NULL};
     struct fuse_args args = FUSE_ARGS_INIT(1, argv);
     c->se = cuse_lowlevel_new(&args, &ci, &cuse_ops, c);
@@ -904,7 +917,7 @@ void cuse_port_close(struct cuse_port *c)
         return;
     c->hungup = true;
     if (c->se && c->init_done)
-        service(c); /* every waiter answered: reads end, writes get EIO */
+        service(c);      /* every waiter answered: reads end, writes get EIO */
     while (c->waiters) { /* (service answers all once hung up; belt and braces) */
         struct waiter *w = c->waiters;
         c->waiters = w->next;

@@ -11,14 +11,37 @@
 static const struct {
     uint32_t code, baud;
 } speeds[] = {
-    {B0, 0},             {B50, 50},           {B75, 75},           {B110, 110},
-    {B134, 134},         {B150, 150},         {B200, 200},         {B300, 300},
-    {B600, 600},         {B1200, 1200},       {B1800, 1800},       {B2400, 2400},
-    {B4800, 4800},       {B9600, 9600},       {B19200, 19200},     {B38400, 38400},
-    {B57600, 57600},     {B115200, 115200},   {B230400, 230400},   {B460800, 460800},
-    {B500000, 500000},   {B576000, 576000},   {B921600, 921600},   {B1000000, 1000000},
-    {B1152000, 1152000}, {B1500000, 1500000}, {B2000000, 2000000}, {B2500000, 2500000},
-    {B3000000, 3000000}, {B3500000, 3500000}, {B4000000, 4000000},
+    {B0, 0},
+    {B50, 50},
+    {B75, 75},
+    {B110, 110},
+    {B134, 134},
+    {B150, 150},
+    {B200, 200},
+    {B300, 300},
+    {B600, 600},
+    {B1200, 1200},
+    {B1800, 1800},
+    {B2400, 2400},
+    {B4800, 4800},
+    {B9600, 9600},
+    {B19200, 19200},
+    {B38400, 38400},
+    {B57600, 57600},
+    {B115200, 115200},
+    {B230400, 230400},
+    {B460800, 460800},
+    {B500000, 500000},
+    {B576000, 576000},
+    {B921600, 921600},
+    {B1000000, 1000000},
+    {B1152000, 1152000},
+    {B1500000, 1500000},
+    {B2000000, 2000000},
+    {B2500000, 2500000},
+    {B3000000, 3000000},
+    {B3500000, 3500000},
+    {B4000000, 4000000},
 };
 
 static uint32_t code_baud(uint32_t code)
@@ -89,10 +112,18 @@ void ldisc_line(const struct termios2 *t, const odk_serial_line *old, odk_serial
     *l = *old;
     l->baud = ldisc_baud(t);
     switch (t->c_cflag & CSIZE) {
-    case CS5: l->data_bits = 5; break;
-    case CS6: l->data_bits = 6; break;
-    case CS7: l->data_bits = 7; break;
-    default: l->data_bits = 8; break;
+    case CS5:
+        l->data_bits = 5;
+        break;
+    case CS6:
+        l->data_bits = 6;
+        break;
+    case CS7:
+        l->data_bits = 7;
+        break;
+    default:
+        l->data_bits = 8;
+        break;
     }
     l->stop_bits = (t->c_cflag & CSTOPB) ? 2 : 1;
     if (!(t->c_cflag & PARENB))
@@ -127,11 +158,20 @@ void ldisc_termios_from_line(struct termios2 *t, const odk_serial_line *l)
     if (l->stop_bits == 2)
         t->c_cflag |= CSTOPB;
     switch (l->parity) {
-    case ODK_PARITY_ODD: t->c_cflag |= PARENB | PARODD; break;
-    case ODK_PARITY_EVEN: t->c_cflag |= PARENB; break;
-    case ODK_PARITY_MARK: t->c_cflag |= PARENB | PARODD | CMSPAR; break;
-    case ODK_PARITY_SPACE: t->c_cflag |= PARENB | CMSPAR; break;
-    default: break;
+    case ODK_PARITY_ODD:
+        t->c_cflag |= PARENB | PARODD;
+        break;
+    case ODK_PARITY_EVEN:
+        t->c_cflag |= PARENB;
+        break;
+    case ODK_PARITY_MARK:
+        t->c_cflag |= PARENB | PARODD | CMSPAR;
+        break;
+    case ODK_PARITY_SPACE:
+        t->c_cflag |= PARENB | CMSPAR;
+        break;
+    default:
+        break;
     }
     if (l->flow & ODK_FLOW_RTS_CTS)
         t->c_cflag |= CRTSCTS;
@@ -303,8 +343,7 @@ size_t ldisc_receive(struct ldisc *l, const uint8_t *in, size_t n, struct ldisc_
             if (t->c_lflag & ECHO)
                 echo_char(l, c, o);
         }
-        if ((t->c_iflag & IXOFF) && !l->throttled && l->len > LDISC_BUF * 3 / 4 &&
-            t->c_cc[VSTOP]) {
+        if ((t->c_iflag & IXOFF) && !l->throttled && l->len > LDISC_BUF * 3 / 4 && t->c_cc[VSTOP]) {
             put(o, (const char *)&t->c_cc[VSTOP], 1);
             l->throttled = true;
         }

@@ -56,9 +56,11 @@ static void echoed(const char *want)
 static void raw_passes_everything_untouched(void **state)
 {
     (void)state;
-    feed("ab\x7f" "c\r\x13\x03");
+    feed("ab\x7f"
+         "c\r\x13\x03");
     assert_true(ldisc_can_read(&L));
-    assert_string_equal(take(), "ab\x7f" "c\r\x13\x03");
+    assert_string_equal(take(), "ab\x7f"
+                                "c\r\x13\x03");
     assert_int_equal(O.len, 0);
     assert_false(L.stopped);
 }
@@ -67,7 +69,8 @@ static void canonical_erase_and_cr_to_nl(void **state)
 {
     (void)state;
     modes(ICRNL, 0, ICANON);
-    feed("ab\x7f" "c");
+    feed("ab\x7f"
+         "c");
     assert_false(ldisc_can_read(&L)); /* no whole line yet */
     feed("\r");
     assert_string_equal(take(), "ac\n");
@@ -91,7 +94,9 @@ static void kill_and_word_erase(void **state)
 {
     (void)state;
     modes(0, 0, ICANON | IEXTEN);
-    feed("junk\x15" "hello big\x17" "world\n");
+    feed("junk\x15"
+         "hello big\x17"
+         "world\n");
     assert_string_equal(take(), "hello world\n");
 }
 
@@ -135,9 +140,11 @@ static void ixon_stops_and_starts_output_and_eats_the_characters(void **state)
 {
     (void)state;
     modes(IXON, 0, 0);
-    feed("a\x13" "b");
+    feed("a\x13"
+         "b");
     assert_true(L.stopped);
-    feed("\x11" "c");
+    feed("\x11"
+         "c");
     assert_false(L.stopped);
     assert_string_equal(take(), "abc");
     feed("\x13");
@@ -211,7 +218,8 @@ static void isig_characters_flush_and_are_not_data(void **state)
 {
     (void)state;
     modes(0, 0, ICANON | ISIG);
-    feed("abc\x03" "d\n");
+    feed("abc\x03"
+         "d\n");
     assert_string_equal(take(), "d\n");
 }
 
@@ -287,9 +295,15 @@ static void line_from_termios_every_field(void **state)
 static void termios_from_line_round_trips(void **state)
 {
     (void)state;
-    odk_serial_line l = {.baud = 250000, .data_bits = 7, .stop_bits = 2,
-                         .parity = ODK_PARITY_SPACE, .flow = ODK_FLOW_XON_XOFF_OUT,
-                         .xon = 5, .xoff = 6, .dtr = true}, back;
+    odk_serial_line l = {.baud = 250000,
+                         .data_bits = 7,
+                         .stop_bits = 2,
+                         .parity = ODK_PARITY_SPACE,
+                         .flow = ODK_FLOW_XON_XOFF_OUT,
+                         .xon = 5,
+                         .xoff = 6,
+                         .dtr = true},
+                    back;
     struct termios2 t = L.t;
     ldisc_termios_from_line(&t, &l);
     assert_int_equal(t.c_cflag & CBAUD, BOTHER);
