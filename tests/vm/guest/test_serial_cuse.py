@@ -293,3 +293,25 @@ def test_vmin_vtime_reads(odkd):
         assert fcntl.ioctl(fd, termios.TIOCINQ, b"\0\0\0\0") == b"\0\0\0\0"
     finally:
         os.close(fd)
+
+
+def test_a_driver_crash_takes_the_node_and_the_restart_brings_it_back(odkd):
+    """The CUSE session lives in the driver host (docs/serial.md section 9):
+    a crash removes the device node, and the restarted driver makes it again
+    under the same name, where programs can open it again."""
+    import signal
+    dev, node, path = cuse_loopback(odkd)
+    char_dev = props(odkd, node)["OdkCharacterDevice"]
+    pid = [i for i in odkd.instances() if i["provider"] == dev][0]["pid"]
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: not os.path.exists(char_dev), f"{char_dev} to go with its host")
+
+    def restarted():
+        l = [i for i in odkd.instances() if i["provider"] == dev and i["state"] == "running"]
+        return l and l[0]["pid"] != pid
+    wait_until(restarted, "the driver to restart")
+    wait_until(lambda: os.path.exists(char_dev), f"{char_dev} back")
+    wait_until(lambda: os.path.realpath(path) == char_dev, "the link back")
+    with serial.Serial(path, 9600, timeout=HANG_GUARD) as s:
+        s.write(b"again")
+        assert s.read(5) == b"again"
