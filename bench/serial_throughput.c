@@ -12,8 +12,10 @@
  * damaged or extra bytes, or no progress for STALL_MS, fail the benchmark,
  * naming the side, round and offset, and no number is printed.
  *
- * usage: serial_throughput TTY [MIB]
- * It starts the socat peer itself. */
+ * usage: serial_throughput TTY [MIB [NAME]]
+ * It starts the socat peer itself.  NAME (default serial_throughput) names
+ * the report line: bench/run runs it once on a pty port and, where
+ * /dev/cuse exists, once more on a CUSE port (serial_throughput_cuse). */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -151,7 +153,7 @@ static double run(const char *side, int round, int wfd, int rfd, const uint8_t *
 int main(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: serial_throughput TTY [MIB]\n");
+        fprintf(stderr, "usage: serial_throughput TTY [MIB [NAME]]\n");
         return 2;
     }
     size_t len = (size_t)(argc > 2 ? atoi(argv[2]) : 64) << 20;
@@ -210,7 +212,7 @@ int main(int argc, char **argv)
     kill(socat, SIGTERM);
     waitpid(socat, NULL, 0);
     rmdir(dir);
-    bench_report("serial_throughput", "socat-pty-pair", "%.1f", "MB/s", BENCH_HIGHER_IS_BETTER,
+    bench_report(argc > 3 ? argv[3] : "serial_throughput", "socat-pty-pair", "%.1f", "MB/s", BENCH_HIGHER_IS_BETTER,
                  "speedup", o, p, ROUNDS);
     free(data);
     return 0;

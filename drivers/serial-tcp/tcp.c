@@ -6,15 +6,21 @@
  * (writers block once it is full), and the driver reconnects with backoff.
  *
  * The peer is the device's "host"/"port" properties, else the
- * personality's OdkTcpHost/OdkTcpPort. */
+ * personality's OdkTcpHost/OdkTcpPort.
+ *
+ * With "PaceAtBaud" (a device or personality property) bytes move no
+ * faster than the line's settings allow, in each direction: one character
+ * time (start, data, parity and stop bits at the baud rate) per byte. */
 #include <errno.h>
 #include <stdio.h>
 #include <fcntl.h>
 #include <netdb.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/uio.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "odk/serial.h"
@@ -33,7 +39,62 @@ struct tcp {
     odk_action *reconnect;
     uint64_t backoff_ns;
     uint32_t events;
+    bool pace;
+    struct wire {
+        uint64_t free_at; /* pacing: when the wire is free for the next byte */
+        bool waiting;     /* bytes wait for it */
+    } tx_wire, rx_wire;
+    odk_timer *pace_timer;
+    odk_action *pace_action;
+    bool pace_armed;
 };
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+/* Pacing: how many of want bytes have crossed the wire (one direction)
+ * by now.  When some must wait, *wait_ns says for how long. */
+static size_t paced(struct tcp *t, struct wire *w, size_t want, uint64_t *wait_ns)
+{
+    uint64_t ch = odk_serial_char_ns(t->port), now = now_ns();
+    if (!t->pace || !ch || !want)
+        return want;
+    if (!w->waiting && w->free_at < now)
+        w->free_at = now; /* an idle wire saves up no time */
+    size_t n = 0;
+    while (n < want && w->free_at + ch <= now) {
+        w->free_at += ch;
+        n++;
+    }
+    w->waiting = n < want; /* bytes are on the wire: their time counts from free_at */
+    if (w->waiting && (!*wait_ns || w->free_at + ch - now < *wait_ns))
+        *wait_ns = w->free_at + ch - now;
+    return n;
+}
+
+static void pace_later(struct tcp *t, uint64_t wait_ns)
+{
+    if (wait_ns && !t->pace_armed) {
+        t->pace_armed = true;
+        odk_timer_arm(t->pace_timer, wait_ns, 0);
+    }
+}
+
+/* Limits segs to n bytes in all; returns the segment count. */
+static int clip(struct iovec *seg, int count, size_t n)
+{
+    if (seg[0].iov_len >= n) {
+        seg[0].iov_len = n;
+        return 1;
+    }
+    if (count == 2 && seg[0].iov_len + seg[1].iov_len > n)
+        seg[1].iov_len = n - seg[0].iov_len;
+    return count;
+}
 
 static void watch(struct tcp *t)
 {
@@ -42,6 +103,8 @@ static void watch(struct tcp *t)
     uint32_t ev = 0;
     if (!t->connected)
         ev = EPOLLOUT; /* connect in progress */
+    else if (t->pace_armed)
+        ev = 0; /* the pacing timer moves the bytes when their time has come */
     else {
         if (odk_ring_writable(odk_serial_rx_ring(t->port)) > 0)
             ev |= EPOLLIN;
@@ -78,11 +141,18 @@ static void send_tx(struct tcp *t)
 {
     odk_ring *tx = odk_serial_tx_ring(t->port);
     size_t sent = 0;
+    uint64_t wait_ns = 0;
     for (;;) {
         struct iovec seg[2];
         int n = odk_ring_read_segments(tx, seg);
         if (n <= 0)
             break;
+        size_t len = seg[0].iov_len + (n == 2 ? seg[1].iov_len : 0);
+        size_t allow = paced(t, &t->tx_wire, len, &wait_ns);
+        if (allow == 0)
+            break;
+        n = clip(seg, n, allow);
+        /* (a paced byte the socket refuses is simply sent a little late) */
         struct msghdr mh = {.msg_iov = seg, .msg_iovlen = (size_t)n};
         ssize_t w = sendmsg(t->sock, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (w < 0) {
@@ -93,6 +163,7 @@ static void send_tx(struct tcp *t)
         odk_ring_consume(tx, (size_t)w);
         sent += (size_t)w;
     }
+    pace_later(t, wait_ns);
     if (sent)
         odk_serial_tx_free_space_available(t->port);
 }
@@ -102,11 +173,25 @@ static void receive_rx(struct tcp *t)
 {
     odk_ring *rx = odk_serial_rx_ring(t->port);
     size_t got = 0;
+    uint64_t wait_ns = 0;
     for (int i = 0; i < 16; i++) {
         struct iovec seg[2];
         int n = odk_ring_write_segments(rx, seg);
         if (n <= 0)
             break;
+        if (t->pace) {
+            /* Only what the wire has delivered by now: peek at what the
+             * socket holds, take the part whose time has come. */
+            int avail = 0;
+            size_t room = seg[0].iov_len + (n == 2 ? seg[1].iov_len : 0);
+            if (ioctl(t->sock, FIONREAD, &avail) < 0 || avail <= 0)
+                avail = 1; /* let readv see the end of the stream or an error */
+            size_t want = (size_t)avail < room ? (size_t)avail : room;
+            size_t allow = paced(t, &t->rx_wire, want, &wait_ns);
+            if (allow == 0)
+                break;
+            n = clip(seg, n, allow);
+        }
         ssize_t r = readv(t->sock, seg, n);
         if (r == 0) {
             drop_connection(t, "the peer closed the connection");
@@ -120,6 +205,7 @@ static void receive_rx(struct tcp *t)
         odk_ring_commit(rx, (size_t)r);
         got += (size_t)r;
     }
+    pace_later(t, wait_ns);
     if (got)
         odk_serial_rx_data_available(t->port);
 }
@@ -182,6 +268,18 @@ static void tcp_rx_space(odk_serial_port *p)
     watch(t);
 }
 
+static void on_pace(void *ctx, odk_action *a)
+{
+    struct tcp *t = ctx;
+    t->pace_armed = false;
+    if (t->connected) {
+        receive_rx(t);
+        if (t->connected)
+            send_tx(t);
+    }
+    watch(t);
+}
+
 static int tcp_activate(odk_serial_port *p)
 {
     return ODK_OK;
@@ -209,7 +307,14 @@ static int tcp_start(odk_driver *drv)
     }
     snprintf(t->host, sizeof t->host, "%s", host);
     snprintf(t->service, sizeof t->service, "%lld", (long long)port);
-    int st = odk_serial_port_create(drv, &tcp_ops, t, NULL, &t->port);
+    t->pace = odk_dict_get_bool(dev, "PaceAtBaud", odk_dict_get_bool(pers, "PaceAtBaud", false));
+    int st = odk_timer_create(odk_driver_queue(drv), &t->pace_timer);
+    if (st == ODK_OK)
+        st = odk_action_create(odk_driver_queue(drv), on_pace, t, &t->pace_action);
+    if (st == ODK_OK)
+        st = odk_timer_set_handler(t->pace_timer, t->pace_action);
+    if (st == ODK_OK)
+        st = odk_serial_port_create(drv, &tcp_ops, t, NULL, &t->port);
     if (st == ODK_OK)
         st = odk_timer_create(odk_driver_queue(drv), &t->timer);
     if (st == ODK_OK)
@@ -233,6 +338,14 @@ static void tcp_stop(odk_driver *drv)
     if (t->reconnect) {
         odk_action_cancel(t->reconnect);
         odk_release(t->reconnect);
+    }
+    if (t->pace_timer) {
+        odk_timer_cancel(t->pace_timer, NULL, NULL);
+        odk_release(t->pace_timer);
+    }
+    if (t->pace_action) {
+        odk_action_cancel(t->pace_action);
+        odk_release(t->pace_action);
     }
     if (t->src) {
         odk_fd_source_cancel(t->src, NULL, NULL);

@@ -5,7 +5,9 @@
  * callback by callback (docs/serial.md has the table).  A driver creates a
  * port in its start; the family then
  *   - publishes a port node (class IOSerialBSDClient) under the driver,
- *   - gets a pseudo-terminal from odkd, with DEVDIR/tty.NAME-N and
+ *   - gets a terminal from odkd (a pseudo-terminal, or with the
+ *     personality's "kind" "cuse" or "auto" a CUSE character device whose
+ *     tty ioctls the family answers itself), with DEVDIR/tty.NAME-N and
  *     DEVDIR/cu.NAME-N links (NAME from the personality's IOTTYBaseName,
  *     default "serial"; N from IOTTYSuffix, else the instance number),
  *   - moves bytes between the terminal and two rings, and turns a terminal
@@ -76,7 +78,8 @@ typedef struct odk_serial_ops {
     /* hwActivate / hwDeactivate: the port comes up / goes down. */
     int (*activate)(odk_serial_port *port);
     void (*deactivate)(odk_serial_port *port);
-    /* hwProgramUART: all line settings at once (half_stop_bits: 2 = 1 stop bit, 4 = 2). */
+    /* hwProgramUART: all line settings at once (half_stop_bits: 2 = 1 stop
+     * bit, 3 = 1.5 (two asked for with 5 data bits, as a 16550 does), 4 = 2). */
     int (*program_uart)(odk_serial_port *port, uint32_t baud, uint8_t data_bits,
                         uint8_t half_stop_bits, odk_serial_parity parity);
     /* hwProgramBaudRate: only the speed changed. */
@@ -143,6 +146,19 @@ ODK_PUBLIC void odk_serial_rx_data_available(odk_serial_port *port);
 /* TxFreeSpaceAvailable: the driver consumed from the TX ring (the family
  * reads the terminal again).  Never fails or blocks. */
 ODK_PUBLIC void odk_serial_tx_free_space_available(odk_serial_port *port);
+
+/* SetModemStatus: the driver's modem inputs (CTS, DSR, RI, DCD) changed.
+ * The family asks get_modem_status again, counts the changes (TIOCGICOUNT)
+ * and wakes programs in TIOCMIWAIT or poll.  The family also asks after
+ * every program_mcr, so a loopback whose inputs follow its outputs need
+ * not call it.  Never fails or blocks. */
+ODK_PUBLIC void odk_serial_modem_status_changed(odk_serial_port *port);
+
+/* How long one character takes on the line at the current settings, in
+ * nanoseconds: start bit, data bits, parity bit, stop bits (1.5 for two
+ * with 5 data bits), at the baud rate; 0 when the baud rate is 0.  For
+ * drivers that pace bytes like hardware.  Never fails or blocks. */
+ODK_PUBLIC uint64_t odk_serial_char_ns(const odk_serial_port *port);
 
 /* ---- the port's user client (apps without a tty, story 24) ------------- */
 

@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "odk/serial.h"
+#include "port_internal.h"
 #include "runtime/driver_internal.h"
 #include "runtime/host_link.h"
 
@@ -39,6 +40,7 @@ struct odk_serial_port {
     struct termios last;
     uint32_t events; /* what src currently waits for */
     odk_user_client *data_client;
+    struct cuse_port *cuse; /* a CUSE terminal instead of the pty */
     bool active;
 };
 
@@ -82,6 +84,13 @@ static void flow_name(uint32_t flow, char *buf, size_t len)
              flow & (ODK_FLOW_XON_XOFF_IN | ODK_FLOW_XON_XOFF_OUT) ? "xon-xoff" : "");
 }
 
+/* A UART sends 1.5 stop bits when asked for two with 5 data bits (the
+ * 16550's rule, which termios follows: CSTOPB with CS5). */
+static uint8_t half_stop_bits(const odk_serial_line *l)
+{
+    return l->stop_bits == 2 ? (l->data_bits == 5 ? 3 : 4) : 2;
+}
+
 /* The port node's properties say what a terminal program set. */
 static void publish_line(odk_serial_port *p)
 {
@@ -92,6 +101,7 @@ static void publish_line(odk_serial_port *p)
     odk_driver_set_node_property(d, p->node, "Baud", odk_value_new_int(l->baud));
     odk_driver_set_node_property(d, p->node, "DataBits", odk_value_new_int(l->data_bits));
     odk_driver_set_node_property(d, p->node, "StopBits", odk_value_new_int(l->stop_bits));
+    odk_driver_set_node_property(d, p->node, "HalfStopBits", odk_value_new_int(half_stop_bits(l)));
     odk_driver_set_node_property(d, p->node, "Parity", odk_value_new_string(parity_name(l->parity)));
     odk_driver_set_node_property(d, p->node, "FlowControl", odk_value_new_string(flow));
     odk_driver_set_node_property(d, p->node, "XON", odk_value_new_int(l->xon));
@@ -122,6 +132,17 @@ static int set_mcr(odk_serial_port *p, bool dtr, bool rts)
     return ODK_OK;
 }
 
+/* send_break, then records the state as the node's Break property. */
+static int send_break(odk_serial_port *p, bool on)
+{
+    if (!p->ops->send_break)
+        return ODK_E_UNSUPPORTED;
+    int st = p->ops->send_break(p, on);
+    if (st == ODK_OK)
+        odk_driver_set_node_property(p->drv, p->node, "Break", odk_value_new_bool(on));
+    return st;
+}
+
 /* Applies a new line to the driver: program_baud when only the speed
  * changed, program_uart otherwise; program_flow_control when flow changed. */
 static int apply_line(odk_serial_port *p, const odk_serial_line *nl, bool force)
@@ -132,11 +153,11 @@ static int apply_line(odk_serial_port *p, const odk_serial_line *nl, bool force)
     bool framing = force || nl->data_bits != l->data_bits || nl->stop_bits != l->stop_bits ||
                    nl->parity != l->parity;
     if (framing && o->program_uart)
-        st = o->program_uart(p, nl->baud, nl->data_bits, (uint8_t)(nl->stop_bits * 2), nl->parity);
+        st = o->program_uart(p, nl->baud, nl->data_bits, half_stop_bits(nl), nl->parity);
     else if (!framing && nl->baud != l->baud && o->program_baud)
         st = o->program_baud(p, nl->baud);
     else if (!framing && nl->baud != l->baud && o->program_uart)
-        st = o->program_uart(p, nl->baud, nl->data_bits, (uint8_t)(nl->stop_bits * 2), nl->parity);
+        st = o->program_uart(p, nl->baud, nl->data_bits, half_stop_bits(nl), nl->parity);
     if (st == ODK_OK && (force || nl->flow != l->flow || nl->xon != l->xon || nl->xoff != l->xoff) &&
         o->program_flow_control)
         st = o->program_flow_control(p, nl->flow, nl->xon, nl->xoff);
@@ -144,7 +165,10 @@ static int apply_line(odk_serial_port *p, const odk_serial_line *nl, bool force)
         odk_warn("serial %s: the driver refused the line settings: %s", p->name, odk_strerror(st));
         return st;
     }
-    bool changed = force || memcmp(nl, l, sizeof *nl) != 0;
+    bool changed = force || nl->baud != l->baud || nl->data_bits != l->data_bits ||
+                   nl->stop_bits != l->stop_bits || nl->parity != l->parity ||
+                   nl->flow != l->flow || nl->xon != l->xon || nl->xoff != l->xoff ||
+                   nl->dtr != l->dtr || nl->rts != l->rts;
     *l = *nl;
     if (changed)
         publish_line(p);
@@ -343,6 +367,10 @@ static void on_master(void *ctx, uint32_t revents)
 
 void odk_serial_rx_data_available(odk_serial_port *p)
 {
+    if (p->cuse) {
+        cuse_port_rx(p->cuse);
+        return;
+    }
     if (!p->data_client)
         pump_out(p);
     update_events(p);
@@ -350,7 +378,68 @@ void odk_serial_rx_data_available(odk_serial_port *p)
 
 void odk_serial_tx_free_space_available(odk_serial_port *p)
 {
+    if (p->cuse) {
+        cuse_port_tx_space(p->cuse);
+        return;
+    }
     update_events(p);
+}
+
+void odk_serial_modem_status_changed(odk_serial_port *p)
+{
+    if (p->cuse)
+        cuse_port_modem(p->cuse);
+}
+
+uint64_t odk_serial_char_ns(const odk_serial_port *p)
+{
+    const odk_serial_line *l = &p->line;
+    if (!l->baud)
+        return 0;
+    /* In half bits: start, data, parity, stop. */
+    uint64_t halves = 2 + 2u * l->data_bits + (l->parity != ODK_PARITY_NONE ? 2 : 0) +
+                      half_stop_bits(l);
+    return halves * 1000000000ull / (2ull * l->baud);
+}
+
+/* ---- for the CUSE terminal (port_internal.h) --------------------------- */
+
+int serial_port_apply_line(odk_serial_port *p, const odk_serial_line *nl)
+{
+    return apply_line(p, nl, false);
+}
+
+int serial_port_set_mcr(odk_serial_port *p, bool dtr, bool rts)
+{
+    return set_mcr(p, dtr, rts);
+}
+
+int serial_port_modem_status(odk_serial_port *p, bool *cts, bool *dsr, bool *ri, bool *dcd)
+{
+    *cts = *dsr = *ri = *dcd = false;
+    if (!p->ops->get_modem_status)
+        return ODK_E_UNSUPPORTED;
+    return p->ops->get_modem_status(p, cts, dsr, ri, dcd);
+}
+
+int serial_port_break(odk_serial_port *p, bool on)
+{
+    return send_break(p, on);
+}
+
+void serial_port_flush(odk_serial_port *p, bool tx, bool rx)
+{
+    flush_rings(p, tx, rx);
+}
+
+bool serial_port_has_data_client(const odk_serial_port *p)
+{
+    return p->data_client != NULL;
+}
+
+const odk_serial_ops *serial_port_ops(const odk_serial_port *p)
+{
+    return p->ops;
 }
 
 static void on_timer(void *ctx, odk_action *a)
@@ -381,6 +470,10 @@ static void uc_close(void *ctx, odk_user_client *uc)
     odk_serial_port *p = ctx;
     if (p->data_client == uc) {
         p->data_client = NULL;
+        if (p->cuse) {
+            cuse_port_rx(p->cuse);
+            return;
+        }
         update_events(p);
         pump_out(p);
     }
@@ -432,7 +525,10 @@ static int m_set_line(odk_driver *d, odk_user_client *uc, odk_call *c)
     nl.flow = (uint32_t)v[4];
     nl.xon = (uint8_t)v[5];
     nl.xoff = (uint8_t)v[6];
-    return apply_line(p, &nl, false);
+    int st = apply_line(p, &nl, false);
+    if (st == ODK_OK && p->cuse)
+        cuse_port_line_changed(p->cuse);
+    return st;
 }
 
 static int m_get_line(odk_driver *d, odk_user_client *uc, odk_call *c)
@@ -446,7 +542,11 @@ static int m_get_line(odk_driver *d, odk_user_client *uc, odk_call *c)
 
 static int m_set_modem(odk_driver *d, odk_user_client *uc, odk_call *c)
 {
-    return set_mcr(uc_port(uc), c->scalar_in[0] != 0, c->scalar_in[1] != 0);
+    odk_serial_port *p = uc_port(uc);
+    int st = set_mcr(p, c->scalar_in[0] != 0, c->scalar_in[1] != 0);
+    if (st == ODK_OK && p->cuse)
+        cuse_port_modem(p->cuse); /* a loopback's inputs follow */
+    return st;
 }
 
 static int m_get_modem(odk_driver *d, odk_user_client *uc, odk_call *c)
@@ -465,8 +565,7 @@ static int m_get_modem(odk_driver *d, odk_user_client *uc, odk_call *c)
 
 static int m_break(odk_driver *d, odk_user_client *uc, odk_call *c)
 {
-    odk_serial_port *p = uc_port(uc);
-    return p->ops->send_break ? p->ops->send_break(p, c->scalar_in[0] != 0) : ODK_E_UNSUPPORTED;
+    return send_break(uc_port(uc), c->scalar_in[0] != 0);
 }
 
 static int m_flush(odk_driver *d, odk_user_client *uc, odk_call *c)
@@ -510,12 +609,17 @@ static int make_rings(odk_serial_port *p, uint32_t tx_size, uint32_t rx_size)
     return st;
 }
 
-static int open_terminal(odk_serial_port *p, const char *base, const char *suffix)
+/* Asks odkd for the terminal: a pty (master and slave descriptors), or a
+ * /dev/cuse descriptor the CUSE session runs on (kind "cuse", or "auto"
+ * where odkd could open /dev/cuse). */
+static int open_terminal(odk_serial_port *p, const char *base, const char *suffix,
+                         const char *kind)
 {
     odk_value *args = odk_value_new_dict();
     if (!args || odk_dict_set_int(args, "node", (int64_t)p->node) < 0 ||
         odk_dict_set_string(args, "base", base) < 0 ||
-        odk_dict_set_string(args, "suffix", suffix) < 0) {
+        odk_dict_set_string(args, "suffix", suffix) < 0 ||
+        odk_dict_set_string(args, "kind", kind) < 0) {
         odk_value_free(args);
         return ODK_E_NOMEM;
     }
@@ -523,18 +627,45 @@ static int open_terminal(odk_serial_port *p, const char *base, const char *suffi
     int fds[2] = {-1, -1};
     size_t n_fds = 2;
     int st = host_link_request_fds("serial-pty", args, &reply, fds, &n_fds);
-    if (st == ODK_OK && n_fds != 2)
+    bool cuse = st == ODK_OK && strcmp(odk_dict_get_string(reply, "kind", "pty"), "cuse") == 0;
+    if (st == ODK_OK && n_fds != (cuse ? 1u : 2u))
         st = ODK_E_PROTOCOL;
-    if (st == ODK_OK) {
+    if (st == ODK_OK)
+        snprintf(p->name, sizeof p->name, "%s", odk_dict_get_string(reply, "name", "?"));
+    if (st == ODK_OK && cuse) {
+        st = cuse_port_open(p, fds[0], odk_dict_get_string(reply, "devname", "?"), &p->cuse);
+    } else if (st == ODK_OK) {
         p->master = fds[0];
         p->slave = fds[1];
-        snprintf(p->name, sizeof p->name, "%s", odk_dict_get_string(reply, "name", "?"));
     } else {
         for (size_t i = 0; i < n_fds; i++)
             close(fds[i]);
     }
     odk_value_free(reply);
     return st;
+}
+
+/* Sets the pty up: non-blocking packet mode, its fd source and the
+ * termios poll. */
+static int start_pty(odk_serial_port *p)
+{
+    odk_driver *drv = p->drv;
+    fcntl(p->master, F_SETFL, fcntl(p->master, F_GETFL) | O_NONBLOCK);
+    int one = 1;
+    ioctl(p->master, TIOCPKT, &one);
+    int st = odk_fd_source_create(odk_driver_queue(drv), p->master, EPOLLIN, on_master, p, &p->src);
+    if (st < 0)
+        return st;
+    p->events = EPOLLIN;
+    if ((st = odk_timer_create(odk_driver_queue(drv), &p->timer)) < 0 ||
+        (st = odk_action_create(odk_driver_queue(drv), on_timer, p, &p->timer_action)) < 0 ||
+        (st = odk_timer_set_handler(p->timer, p->timer_action)) < 0 ||
+        (st = odk_timer_arm(p->timer, TERMIOS_POLL_NS, TERMIOS_POLL_NS)) < 0)
+        return st;
+    memset(&p->last, 0, sizeof p->last);
+    tcgetattr(p->master, &p->last);
+    line_from_termios(&p->last, &p->line, &p->line);
+    return ODK_OK;
 }
 
 static bool ring_size_ok(uint32_t n)
@@ -564,6 +695,14 @@ int odk_serial_port_create(odk_driver *drv, const odk_serial_ops *ops, void *ctx
     snprintf(inst, sizeof inst, "%u", odk_driver_instance(drv));
     const char *base = c.base_name ? c.base_name : odk_dict_get_string(pers, "IOTTYBaseName", "serial");
     const char *suffix = c.suffix ? c.suffix : odk_dict_get_string(pers, "IOTTYSuffix", inst);
+    /* The terminal's kind: the device's "kind" (tests run one driver both
+     * ways), else the personality's, else a pty. */
+    const char *kind = odk_dict_get_string(odk_driver_provider_properties(drv), "kind",
+                                           odk_dict_get_string(pers, "kind", "pty"));
+    if (strcmp(kind, "pty") != 0 && strcmp(kind, "cuse") != 0 && strcmp(kind, "auto") != 0) {
+        odk_error("serial port: kind '%s': must be pty, cuse or auto", kind);
+        return ODK_E_INVALID;
+    }
 
     odk_serial_port *p = calloc(1, sizeof *p);
     if (!p)
@@ -586,19 +725,13 @@ int odk_serial_port_create(odk_driver *drv, const odk_serial_ops *ops, void *ctx
     }
     if ((st = odk_driver_publish_node(drv, "IOSerialBSDClient", "IOService", props, &p->node)) < 0)
         goto fail;
-    if ((st = open_terminal(p, base, suffix)) < 0)
+    /* A fresh line, as a UART's: 9600 8N1, no flow control, DTR and RTS
+     * on; a pty's termios then says what it holds. */
+    p->line = (odk_serial_line){.baud = 9600, .data_bits = 8, .stop_bits = 1, .xon = 0x11,
+                                .xoff = 0x13, .dtr = true, .rts = true};
+    if ((st = open_terminal(p, base, suffix, kind)) < 0)
         goto fail;
-    fcntl(p->master, F_SETFL, fcntl(p->master, F_GETFL) | O_NONBLOCK);
-    int one = 1;
-    ioctl(p->master, TIOCPKT, &one);
-    st = odk_fd_source_create(odk_driver_queue(drv), p->master, EPOLLIN, on_master, p, &p->src);
-    if (st < 0)
-        goto fail;
-    p->events = EPOLLIN;
-    if ((st = odk_timer_create(odk_driver_queue(drv), &p->timer)) < 0 ||
-        (st = odk_action_create(odk_driver_queue(drv), on_timer, p, &p->timer_action)) < 0 ||
-        (st = odk_timer_set_handler(p->timer, p->timer_action)) < 0 ||
-        (st = odk_timer_arm(p->timer, TERMIOS_POLL_NS, TERMIOS_POLL_NS)) < 0)
+    if (!p->cuse && (st = start_pty(p)) < 0)
         goto fail;
     node_handler h = {.node_id = p->node,
                           .methods = port_methods,
@@ -608,15 +741,13 @@ int odk_serial_port_create(odk_driver *drv, const odk_serial_ops *ops, void *ctx
                           .ctx = p};
     if ((st = driver_set_node_handler(drv, &h)) < 0)
         goto fail;
-    p->line.dtr = p->line.rts = true;
-    memset(&p->last, 0, sizeof p->last);
-    tcgetattr(p->master, &p->last);
-    line_from_termios(&p->last, &p->line, &p->line);
     if (ops->activate && (st = ops->activate(p)) < 0)
         goto fail;
     p->active = true;
     apply_line(p, &p->line, true);
     set_mcr(p, p->line.dtr, p->line.rts);
+    if (p->cuse)
+        cuse_port_modem(p->cuse);
     odk_info("serial port %s ready (node %llu)", p->name, (unsigned long long)p->node);
     *out = p;
     return ODK_OK;
@@ -647,6 +778,8 @@ void odk_serial_port_destroy(odk_serial_port *p)
         odk_fd_source_cancel(p->src, NULL, NULL);
         odk_release(p->src);
     }
+    cuse_port_close(p->cuse); /* programs on the device see a hang-up */
+    p->cuse = NULL;
     if (p->node)
         odk_driver_withdraw_node(p->drv, p->node);
     if (p->master >= 0)

@@ -1,8 +1,10 @@
 /* SPDX-License-Identifier: MIT */
-/* The serial family, odkd side: a pseudo-terminal per port, with
- * DEVDIR/tty.NAME and DEVDIR/cu.NAME links that go away with the port.
- * odkd opens the terminal and hands both ends to the driver host as file
- * descriptors, so the host itself never needs to open /dev. */
+/* The serial family, odkd side: a terminal per port, with DEVDIR/tty.NAME
+ * and DEVDIR/cu.NAME links that go away with the port.  The terminal is a
+ * pseudo-terminal, or a CUSE character device /dev/odk-NAME (kind "cuse",
+ * or "auto" where /dev/cuse opens).  odkd opens the pty or /dev/cuse and
+ * hands the descriptors to the driver host, so the host itself never needs
+ * to open /dev; the host runs the CUSE session (cuse.c). */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -77,8 +79,58 @@ static int make_link(struct serial *s, const char *target, const char *link, cha
     return ODK_OK;
 }
 
+/* Links DEVDIR/tty.NAME and DEVDIR/cu.NAME to target, for node. */
+static int add_links(struct serial *s, reg_node *node, const char *target, const char *tty,
+                     const char *cu, char *err, size_t err_len)
+{
+    int st = make_link(s, target, tty, err, err_len);
+    if (st == ODK_OK && (st = make_link(s, target, cu, err, err_len)) < 0)
+        unlink(tty);
+    struct pty_link *l = st == ODK_OK ? calloc(1, sizeof *l) : NULL;
+    if (st == ODK_OK && (!l || !(l->tty = strdup(tty)) || !(l->cu = strdup(cu)))) {
+        st = ODK_E_NOMEM;
+        unlink(tty);
+        unlink(cu);
+        if (l)
+            free(l->tty);
+        free(l);
+    }
+    if (st < 0)
+        return st;
+    l->node_id = node->id;
+    l->next = s->links;
+    s->links = l;
+    return ODK_OK;
+}
+
+/* The reply {"name", "tty", "cu", "kind"} and the node's properties. */
+static int describe(reg_node *node, const char *name, const char *tty, const char *cu,
+                    const char *kind, const char *dev_key, const char *dev, odk_value **info,
+                    char *err, size_t err_len)
+{
+    struct msg m = msg_begin();
+    msg_str(&m, "name", name);
+    msg_str(&m, "tty", tty);
+    msg_str(&m, "cu", cu);
+    msg_str(&m, "kind", kind);
+    int st = msg_finish(&m, info);
+    const char *keys[] = {"IOTTYDevice", "IODialinDevice", "IOCalloutDevice", "OdkSerialKind",
+                          dev_key};
+    const char *vals[] = {name, tty, cu, kind, dev};
+    for (size_t i = 0; i < 5 && st == ODK_OK; i++)
+        st = odk_dict_set_string(node->props, keys[i], vals[i]);
+    if (st < 0) {
+        snprintf(err, err_len, "out of memory describing serial port %s", name);
+        odk_value_free(*info);
+        *info = NULL;
+    }
+    return st;
+}
+
+/* Opens the port's terminal; returns the number of descriptors in fds (2
+ * for a pty: master and slave; 1 for CUSE: /dev/cuse) or an error. */
 static int pty_open(struct serial *s, reg_node *node, const char *base, const char *suffix,
-                    int fds[2], odk_value **info, char *err, size_t err_len)
+                    const char *kind, int fds[2], odk_value **info, char *err, size_t err_len)
 {
     if (!good_name(base) || !good_name(suffix)) {
         snprintf(err, err_len,
@@ -91,6 +143,38 @@ static int pty_open(struct serial *s, reg_node *node, const char *base, const ch
     snprintf(name, sizeof name, "%s-%s", base, suffix);
     snprintf(tty, sizeof tty, "%s/tty.%s", s->dev_dir, name);
     snprintf(cu, sizeof cu, "%s/cu.%s", s->dev_dir, name);
+
+    /* CUSE: the device node appears once the host answered CUSE_INIT; the
+     * links point at where devtmpfs puts it. */
+    char devname[2 * NAME_MAX_LEN + 8], cuse_node[sizeof devname + 8];
+    int cuse = -1;
+    if (strcmp(kind, "cuse") == 0 || strcmp(kind, "auto") == 0) {
+        cuse = open("/dev/cuse", O_RDWR | O_CLOEXEC);
+        if (cuse < 0 && strcmp(kind, "cuse") == 0) {
+            snprintf(err, err_len, "kind cuse: cannot open /dev/cuse: %s (modprobe cuse?)",
+                     strerror(errno));
+            return errno == EACCES || errno == EPERM ? ODK_E_ACCESS : ODK_E_UNSUPPORTED;
+        }
+    }
+    snprintf(devname, sizeof devname, "odk-%s", name);
+    snprintf(cuse_node, sizeof cuse_node, "/dev/%s", devname);
+    if (cuse >= 0) {
+        int st = add_links(s, node, cuse_node, tty, cu, err, err_len);
+        if (st == ODK_OK)
+            st = describe(node, name, tty, cu, "cuse", "OdkCharacterDevice", cuse_node, info,
+                          err, err_len);
+        if (st == ODK_OK && (st = odk_dict_set_string(*info, "devname", devname)) < 0) {
+            odk_value_free(*info);
+            *info = NULL;
+        }
+        if (st < 0) {
+            close(cuse);
+            return st;
+        }
+        fds[0] = cuse;
+        odk_info("serial port %s: %s -> %s (CUSE)", name, tty, cuse_node);
+        return 1; /* one descriptor */
+    }
 
     int master = posix_openpt(O_RDWR | O_NOCTTY | O_CLOEXEC);
     if (master < 0 || grantpt(master) < 0 || unlockpt(master) < 0) {
@@ -116,48 +200,19 @@ static int pty_open(struct serial *s, reg_node *node, const char *base, const ch
     t.c_lflag |= EXTPROC;
     tcsetattr(slave, TCSANOW, &t);
 
-    int st = make_link(s, slave_path, tty, err, err_len);
-    if (st == ODK_OK && (st = make_link(s, slave_path, cu, err, err_len)) < 0)
-        unlink(tty);
-    struct pty_link *l = st == ODK_OK ? calloc(1, sizeof *l) : NULL;
-    if (st == ODK_OK && (!l || !(l->tty = strdup(tty)) || !(l->cu = strdup(cu)))) {
-        st = ODK_E_NOMEM;
-        unlink(tty);
-        unlink(cu);
-        if (l)
-            free(l->tty);
-        free(l);
-    }
+    int st = add_links(s, node, slave_path, tty, cu, err, err_len);
+    if (st == ODK_OK)
+        st = describe(node, name, tty, cu, "pty", "OdkPseudoTerminal", slave_path, info, err,
+                      err_len);
     if (st < 0) {
         close(master);
         close(slave);
-        return st;
-    }
-    l->node_id = node->id;
-    l->next = s->links;
-    s->links = l;
-
-    struct msg m = msg_begin();
-    msg_str(&m, "name", name);
-    msg_str(&m, "tty", tty);
-    msg_str(&m, "cu", cu);
-    st = msg_finish(&m, info);
-    const char *keys[] = {"IOTTYDevice", "IODialinDevice", "IOCalloutDevice", "OdkPseudoTerminal"};
-    const char *vals[] = {name, tty, cu, slave_path};
-    for (size_t i = 0; i < 4 && st == ODK_OK; i++)
-        st = odk_dict_set_string(node->props, keys[i], vals[i]);
-    if (st < 0) {
-        snprintf(err, err_len, "out of memory describing serial port %s", name);
-        odk_value_free(*info);
-        *info = NULL;
-        close(master);
-        close(slave);
-        return st; /* the links go with the node (node_gone) */
+        return st; /* links already made go with the node (node_gone) */
     }
     fds[0] = master;
     fds[1] = slave;
     odk_info("serial port %s: %s -> %s", name, tty, slave_path);
-    return ODK_OK;
+    return 2; /* two descriptors */
 }
 
 static void free_link(struct pty_link *l)
@@ -171,19 +226,28 @@ static void free_link(struct pty_link *l)
 
 /* ---- the module --------------------------------------------------------- */
 
-/* serial-pty {"node", "base", "suffix"}: a pty for a port node the driver
- * published; the reply carries {"name", "tty", "cu"} and the master and
- * a slave descriptor. */
+/* serial-pty {"node", "base", "suffix", "kind"}: a terminal for a port
+ * node the driver published.  Kind "pty" (the default): the reply carries
+ * {"name", "tty", "cu", "kind": "pty"} and the master and a slave
+ * descriptor.  Kind "cuse", or "auto" where /dev/cuse opens: {..., "kind":
+ * "cuse", "devname"} and a /dev/cuse descriptor. */
 static int op_serial_pty(struct host_request *r)
 {
     reg_node *n = hostreq_own_node(r);
     if (!n)
         return ODK_E_ACCESS;
+    const char *kind = odk_dict_get_string(r->args, "kind", "pty");
+    if (strcmp(kind, "pty") != 0 && strcmp(kind, "cuse") != 0 && strcmp(kind, "auto") != 0) {
+        snprintf(r->err, sizeof r->err, "serial kind '%s': must be pty, cuse or auto", kind);
+        return ODK_E_INVALID;
+    }
     int st = pty_open(serial_of(r->d), n, odk_dict_get_string(r->args, "base", "serial"),
-                      odk_dict_get_string(r->args, "suffix", "0"), r->fds, &r->out, r->err,
+                      odk_dict_get_string(r->args, "suffix", "0"), kind, r->fds, &r->out, r->err,
                       sizeof r->err);
-    if (st == ODK_OK)
-        r->n_fds = 2;
+    if (st > 0) {
+        r->n_fds = (size_t)st;
+        st = ODK_OK;
+    }
     return st;
 }
 
