@@ -3,41 +3,6 @@
 #include "odk/scsi.h"
 #include "odk/status.h"
 
-int odk_scsi_sense_parse(const uint8_t *buf, size_t len, odk_scsi_sense *out)
-{
-    return ODK_E_UNSUPPORTED;
-}
-
-int odk_scsi_sense_build(const odk_scsi_sense *s, bool descriptor, uint8_t *buf, size_t cap, size_t *len)
-{
-    return ODK_E_UNSUPPORTED;
-}
-
-void odk_scsi_sense_set_field_pointer(odk_scsi_sense *s, bool in_cdb, uint16_t byte, int bit)
-{
-    
-}
-
-const char * odk_scsi_sense_key_name(uint8_t key)
-{
-    return NULL;
-}
-
-int odk_scsi_asc_describe(uint8_t asc, uint8_t ascq, char *buf, size_t len)
-{
-    return ODK_E_UNSUPPORTED;
-}
-
-int odk_scsi_sense_specific_describe(const odk_scsi_sense *s, char *buf, size_t len)
-{
-    return ODK_E_UNSUPPORTED;
-}
-
-int odk_scsi_sense_describe(const odk_scsi_sense *s, char *buf, size_t len)
-{
-    return ODK_E_UNSUPPORTED;
-}
-
 int odk_scsi_inquiry_parse(const uint8_t *buf, size_t len, odk_scsi_inquiry_data *out)
 {
     return ODK_E_UNSUPPORTED;
