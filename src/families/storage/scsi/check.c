@@ -9,28 +9,6 @@
 #include "odk/status.h"
 #include "scsi_internal.h"
 
-static const char *type_name(int type)
-{
-    switch (type) {
-    case ODK_SCSI_TYPE_DISK: return "direct-access block device";
-    case ODK_SCSI_TYPE_TAPE: return "sequential-access device";
-    case 0x02: return "printer";
-    case ODK_SCSI_TYPE_PROCESSOR: return "processor";
-    case 0x04: return "write-once device";
-    case ODK_SCSI_TYPE_CDROM: return "CD/DVD device";
-    case 0x07: return "optical memory device";
-    case 0x08: return "medium changer";
-    case 0x0c: return "storage array controller";
-    case ODK_SCSI_TYPE_ENCLOSURE: return "enclosure services device";
-    case 0x0e: return "simplified direct-access device";
-    case 0x11: return "object-based storage device";
-    case 0x14: return "host managed zoned block device";
-    case ODK_SCSI_TYPE_WELL_KNOWN_LU: return "well known logical unit";
-    case ODK_SCSI_TYPE_UNKNOWN: return "unknown device type";
-    default: return "reserved device type";
-    }
-}
-
 static int fail(odk_scsi_cdb_error *err, uint8_t byte, int bit, uint8_t asc, const char *fmt, ...)
     __attribute__((format(printf, 5, 6)));
 
@@ -174,7 +152,7 @@ int odk_scsi_cdb_check_fields(const uint8_t *cdb, size_t cdb_len, int device_typ
     if (s->disk_only && device_type != ODK_SCSI_TYPE_ANY && device_type != ODK_SCSI_TYPE_DISK &&
         device_type != 0x0e && device_type != 0x14)
         return fail(err, 0, -1, ASC_INVALID_OPCODE, "%s is not defined for device type 0x%02x (%s)",
-                    s->name, (unsigned)device_type & 0xffu, type_name(device_type));
+                    s->name, (unsigned)device_type & 0xffu, scsi_device_type_name(device_type));
     for (unsigned i = 0; i < s->len; i++)
         if (cdb[i] & s->reserved[i])
             return reserved_bits(err, s->name, i, s->reserved[i], cdb[i]);

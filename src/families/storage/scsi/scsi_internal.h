@@ -74,6 +74,9 @@ typedef struct scsi_cdb_spec {
  * reading it), or NULL. */
 const scsi_cdb_spec *scsi_cdb_spec_find(const uint8_t *cdb, size_t cdb_len);
 
+/* "direct-access block device" for a peripheral device type. */
+const char *scsi_device_type_name(int type);
+
 /* Text appended to a caller's buffer; truncated records that it was. */
 typedef struct scsi_text {
     char *buf;

@@ -3,61 +3,6 @@
 #include "odk/scsi.h"
 #include "odk/status.h"
 
-int odk_scsi_inquiry_parse(const uint8_t *buf, size_t len, odk_scsi_inquiry_data *out)
-{
-    return ODK_E_UNSUPPORTED;
-}
-
-int odk_scsi_capacity10_parse(const uint8_t *buf, size_t len, odk_scsi_capacity *out)
-{
-    return ODK_E_UNSUPPORTED;
-}
-
-int odk_scsi_capacity16_parse(const uint8_t *buf, size_t len, odk_scsi_capacity *out)
-{
-    return ODK_E_UNSUPPORTED;
-}
-
-int odk_scsi_report_luns_parse(const uint8_t *buf, size_t len, uint64_t *luns, size_t max, size_t *count, size_t *total)
-{
-    return ODK_E_UNSUPPORTED;
-}
-
-uint64_t odk_scsi_lun_from_number(uint16_t number)
-{
-    return 0;
-}
-
-int odk_scsi_lun_number(uint64_t lun)
-{
-    return ODK_E_UNSUPPORTED;
-}
-
-int odk_scsi_vpd_block_limits_parse(const uint8_t *buf, size_t len, odk_scsi_block_limits *out)
-{
-    return ODK_E_UNSUPPORTED;
-}
-
-int odk_scsi_vpd_serial_parse(const uint8_t *buf, size_t len, char *serial, size_t serial_len)
-{
-    return ODK_E_UNSUPPORTED;
-}
-
-int odk_scsi_format_inquiry(const uint8_t *buf, size_t len, bool vpd, char *out, size_t out_len)
-{
-    return ODK_E_UNSUPPORTED;
-}
-
-int odk_scsi_format_capacity(const uint8_t *buf, size_t len, bool sixteen, char *out, size_t out_len)
-{
-    return ODK_E_UNSUPPORTED;
-}
-
-int odk_scsi_format_sense(const uint8_t *buf, size_t len, char *out, size_t out_len)
-{
-    return ODK_E_UNSUPPORTED;
-}
-
 int odk_scsi_disk_create(const odk_scsi_disk_config *config, const odk_scsi_disk_backend *backend, odk_scsi_disk **out)
 {
     return ODK_E_UNSUPPORTED;
