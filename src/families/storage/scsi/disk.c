@@ -978,24 +978,22 @@ int odk_scsi_disk_create_file(const odk_scsi_disk_config *config, int fd, odk_sc
         *out = NULL;
     if (!config || !out || fd < 0)
         return ODK_E_INVALID;
-    int own = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-    if (own < 0)
-        return ODK_E_IO;
-    struct stat st;
-    uint64_t size = (uint64_t)config->block_size * config->block_count;
-    if (config->block_size && config->block_count <= UINT64_MAX / config->block_size &&
-        (fstat(own, &st) < 0 || ((uint64_t)st.st_size < size && ftruncate(own, (off_t)size) < 0))) {
-        close(own);
-        return ODK_E_IO;
-    }
+    /* The config is checked before the file is touched. */
     odk_scsi_disk_backend be = {file_read, file_write, file_flush, file_unmap, NULL};
-    int rc = odk_scsi_disk_create(config, &be, out);
-    if (rc != ODK_OK) {
-        close(own);
+    odk_scsi_disk *d = NULL;
+    int rc = odk_scsi_disk_create(config, &be, &d);
+    if (rc != ODK_OK)
         return rc;
+    d->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    struct stat st;
+    uint64_t size = (uint64_t)d->block_size * d->block_count;
+    if (d->fd < 0 || size > INT64_MAX || fstat(d->fd, &st) < 0 ||
+        ((uint64_t)st.st_size < size && ftruncate(d->fd, (off_t)size) < 0)) {
+        odk_scsi_disk_free(d);
+        return ODK_E_IO;
     }
-    (*out)->fd = own;
-    (*out)->be.ctx = &(*out)->fd;
+    d->be.ctx = &d->fd;
+    *out = d;
     return ODK_OK;
 }
 

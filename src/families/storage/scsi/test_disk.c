@@ -716,6 +716,27 @@ static void test_backend(void **state)
     be.flush = NULL;
     assert_int_equal(odk_scsi_disk_create(&cfg, &be, &d), ODK_E_INVALID);
     assert_int_equal(odk_scsi_disk_create_file(&cfg, -1, &d), ODK_E_INVALID);
+    /* A refused config leaves the file alone; a longer file is not cut. */
+    char path[] = "/tmp/odk-scsi-size-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    bad = cfg;
+    bad.block_size = 100;
+    assert_int_equal(odk_scsi_disk_create_file(&bad, fd, &d), ODK_E_INVALID);
+    struct stat st;
+    assert_int_equal(fstat(fd, &st), 0);
+    assert_int_equal(st.st_size, 0);
+    assert_int_equal(odk_scsi_disk_create_file(&cfg, fd, &d), ODK_OK);
+    assert_int_equal(fstat(fd, &st), 0);
+    assert_int_equal(st.st_size, 64 * BS);
+    odk_scsi_disk_free(d);
+    assert_int_equal(ftruncate(fd, 100 * BS), 0);
+    assert_int_equal(odk_scsi_disk_create_file(&cfg, fd, &d), ODK_OK);
+    assert_int_equal(fstat(fd, &st), 0);
+    assert_int_equal(st.st_size, 100 * BS);
+    odk_scsi_disk_free(d);
+    close(fd);
     odk_scsi_disk_free(NULL);
 }
 
