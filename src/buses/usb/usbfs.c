@@ -342,19 +342,34 @@ static int usbfs_open(struct odkd *d, struct usb_dev *dev, struct usb_iface *ifa
     return ODK_OK;
 }
 
+/* Binds the kernel's drivers back to the interfaces odkd took from them. */
+static void give_back(struct usb_dev *dev)
+{
+    struct usbfs_dev *fs = dev->fs;
+    for (unsigned i = 0; i < 256; i++) {
+        if (!fs->detached[i] || fs->fd < 0)
+            continue;
+        fs->detached[i] = false;
+        struct usbdevfs_ioctl cmd = {.ifno = (int)i, .ioctl_code = USBDEVFS_CONNECT};
+        int r = ioctl(fs->fd, USBDEVFS_IOCTL, &cmd);
+        if (r < 0 && errno != ENODEV) /* a device that left takes its drivers along */
+            odk_warn("usb: %s: cannot bind the kernel's driver to interface %u again: %s",
+                     fs->name, i, strerror(errno));
+        else if (r == 0)
+            odk_info("usb: %s: interface %u is the kernel's again", fs->name, i);
+    }
+}
+
+/* Once no driver holds any interface of the device: a kernel driver such
+ * as cdc_acm claims its sibling interfaces when it binds, so it can only
+ * bind again when odk holds none of them. */
 static void usbfs_release(struct odkd *d, struct usb_dev *dev, struct usb_iface *iface)
 {
-    (void)d;
-    struct usbfs_dev *fs = dev->fs;
-    if (!fs->detached[iface->number] || fs->fd < 0)
-        return;
-    fs->detached[iface->number] = false;
-    struct usbdevfs_ioctl cmd = {.ifno = iface->number, .ioctl_code = USBDEVFS_CONNECT};
-    if (ioctl(fs->fd, USBDEVFS_IOCTL, &cmd) < 0)
-        odk_warn("usb: %s: cannot bind the kernel's driver to interface %u again: %s", fs->name,
-                 iface->number, strerror(errno));
-    else
-        odk_info("usb: %s: interface %u is the kernel's again", fs->name, iface->number);
+    (void)d, (void)iface;
+    for (unsigned i = 0; i < dev->n_ifaces; i++)
+        if (dev->ifaces[i].holder.who)
+            return;
+    give_back(dev);
 }
 
 static void usbfs_describe(struct usb_dev *dev, struct msg *m)
@@ -368,6 +383,7 @@ static void usbfs_destroy(struct odkd *d, struct usb_dev *dev)
     (void)d;
     if (!dev->fs)
         return;
+    give_back(dev); /* odkd's end: its drivers are stopped */
     if (dev->fs->fd >= 0)
         close(dev->fs->fd);
     free(dev->fs);
