@@ -355,7 +355,7 @@ static void give_back(struct usb_dev *dev)
         if (r < 0 && errno != ENODEV) /* a device that left takes its drivers along */
             odk_warn("usb: %s: cannot bind the kernel's driver to interface %u again: %s",
                      fs->name, i, strerror(errno));
-        else if (r == 0)
+        else if (r >= 0) /* the number of drivers bound */
             odk_info("usb: %s: interface %u is the kernel's again", fs->name, i);
     }
 }

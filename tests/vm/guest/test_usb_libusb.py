@@ -29,7 +29,7 @@ import pytest
 import serial
 
 from guest_devices import MACHINE
-from guest_util import read, wait_until
+from guest_util import qmp, read, wait_until
 
 # odkd as the host tests run it (tests/integration/conftest.py, loaded
 # under a name of its own: tests/vm has a conftest too).
@@ -255,6 +255,17 @@ def test_cdc_acm_gadget_round_trip_and_the_kernel_driver_detached_and_back(acm_g
             pump(gadget, port, ACM_BYTES, "ttyGS0 to odk's tty")
             pump(port, gadget, ACM_BYTES, "odk's tty to ttyGS0")
         assert pid_alive(inst["pid"])
+        # A driver that crashes lets go of the interfaces too: odkd hands
+        # them back to the kernel, then the restarted driver takes them.
+        os.kill(inst["pid"], 9)
+        wait_until(lambda: "interface 0 is the kernel's again" in odkd.log_text(),
+                   "odkd to give interface 0 back to the kernel after the crash")
+        wait_until(lambda: running(odkd, "org.odk.usb-cdc-acm")["pid"] != inst["pid"],
+                   "the driver restarted")
+        tty(odkd, "usbmodem")
+    except BaseException:
+        print(odkd.log_text()[-6000:])
+        raise
     finally:
         odkd.stop()
     # odkd's end gave the interfaces back: cdc_acm binds again.
@@ -299,3 +310,49 @@ def test_gadget_unbound_mid_transfer_ends_the_driver_cleanly(acm_gadget, odkd_li
     assert "crashed" not in odkd.ctl("log", "org.odk.usb-cdc-acm").stdout
     assert not [n for n in odkd.json("tree") if n.get("class") == "IOUSBHostInterface"
                 and n.get("properties", {}).get("idVendor") == 0x1d6b]
+
+
+# ---- QEMU's monitor unplugs the FTDI mid-transfer (last: it leaves a new
+# adapter behind) ---------------------------------------------------------
+
+def test_ftdi_removed_by_the_monitor_mid_transfer_ends_the_driver_cleanly(odkd_libusb):
+    odkd = odkd_libusb
+    wait_until(lambda: usb_device(FTDI), "QEMU's FTDI adapter in sysfs")
+    node = wait_until(lambda: odk_device(odkd, 0x0403, 0x6001), "the FTDI's IOUSBHostDevice")
+    path = tty(odkd, "usbserial")
+    inst = running(odkd, "org.odk.usb-ftdi")
+    peer_node = wait_until(lambda: virtio_port(FTDI_PEER), f"the {FTDI_PEER} virtio port")
+    port = serial.Serial(str(path), 115200, timeout=2, write_timeout=2)
+    stop = threading.Event()
+
+    def writer():
+        chunk = os.urandom(4096)
+        while not stop.is_set():
+            try:
+                port.write(chunk)
+            except Exception:
+                return  # the port hung up: expected
+    t = threading.Thread(target=writer)
+    t.start()
+    try:
+        with RawPort(peer_node, timeout=20) as peer:
+            assert peer.read(1024), "no byte through before the unplug"
+            qmp("device_del", id="ftdi")
+            wait_until(lambda: not path.exists(), "odk's tty to go")
+            wait_until(lambda: not any(n["id"] == node["id"] for n in odkd.json("tree")),
+                       "the device node to go")
+    finally:
+        stop.set()
+        t.join(timeout=30)
+        try:
+            port.close()
+        except Exception:
+            pass
+    assert not t.is_alive(), "a write blocked after the unplug"
+    wait_until(lambda: not pid_alive(inst["pid"]), "the driver's host to exit")
+    assert "crashed" not in odkd.ctl("log", "org.odk.usb-ftdi").stdout
+    # Plugged again, the same adapter comes back through hotplug.
+    qmp("device_add", driver="usb-serial", bus="xhci.0", chardev="ftdiline", id="ftdi",
+        serial="ODKFTDI1")
+    wait_until(lambda: odk_device(odkd, 0x0403, 0x6001), "the FTDI back after device_add")
+    tty(odkd, "usbserial")
