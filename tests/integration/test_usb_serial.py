@@ -8,14 +8,24 @@ devices: the simulator's models, and (in the test guest, make vm-test) a
 real device through the libusb source, a CDC-ACM gadget the kernel makes
 on dummy_hcd and loops back like the model (usb_gadget.py)."""
 import hashlib
+import importlib.util
 import os
 import threading
+from pathlib import Path
 
 import pytest
 import serial
 
-from conftest import DRIVERS, Odkd, pid_alive, wait_until
 from usb_gadget import AcmGadget, load_modules
+
+# This folder's conftest, by its path: in the test guest's session, where
+# tests/vm's conftest is loaded too, "import conftest" may find either.
+_spec = importlib.util.spec_from_file_location("odk_integration_conftest",
+                                               Path(__file__).with_name("conftest.py"))
+_conftest = importlib.util.module_from_spec(_spec)
+_spec.loader.exec_module(_conftest)
+DRIVERS, Odkd, pid_alive, wait_until = (_conftest.DRIVERS, _conftest.Odkd, _conftest.pid_alive,
+                                        _conftest.wait_until)
 
 ADAPTERS = [("cdc-acm", "usbmodem", "org.odk.usb-cdc-acm"),
             ("ftdi", "usbserial", "org.odk.usb-ftdi")]

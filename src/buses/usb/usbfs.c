@@ -226,7 +226,7 @@ static void add(struct odkd *d, const char *name)
         free(raw); /* gone already, or not a device */
         return;
     }
-    struct usb_dev *dev = usb_dev_new(&usbfs_source, "usbfs");
+    struct usb_dev *dev = usb_dev_new(&usbfs_source, name); /* logs name it "3-1.2" */
     struct usbfs_dev *fs = dev ? calloc(1, sizeof *fs) : NULL;
     if (!fs) {
         if (dev)
