@@ -27,6 +27,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/netlink.h>
+#include <limits.h>
 #include <linux/usbdevice_fs.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,12 +43,24 @@
 #include "odk/log.h"
 #include "odk/status.h"
 
-/* Where the kernel shows its devices; tests may point elsewhere. */
-#define SYSFS_USB "/sys/bus/usb/devices"
+/* Where the kernel shows its devices and their usbfs nodes.  A test on a
+ * machine without USB points them at a tree of its own (ODK_USB_SYSFS,
+ * ODK_USB_DEVFS). */
+static const char *sysfs_usb(void)
+{
+    const char *e = getenv("ODK_USB_SYSFS");
+    return e && *e ? e : "/sys/bus/usb/devices";
+}
+
+static const char *devfs_usb(void)
+{
+    const char *e = getenv("ODK_USB_DEVFS");
+    return e && *e ? e : "/dev/bus/usb";
+}
 
 struct usbfs_dev {
     char name[64];  /* sysfs name: "3-1.2" */
-    char path[64];  /* /dev/bus/usb/BBB/DDD */
+    char path[PATH_MAX]; /* /dev/bus/usb/BBB/DDD */
     int fd;         /* odkd's own descriptor on it: detach and attach */
     bool detached[256]; /* a kernel driver was detached from interface N */
 };
@@ -57,7 +70,7 @@ static const struct usb_source usbfs_source;
 static char *read_file(const char *dir, const char *file, size_t *len)
 {
     char path[512];
-    snprintf(path, sizeof path, "%s/%s/%s", SYSFS_USB, dir, file);
+    snprintf(path, sizeof path, "%s/%s/%s", sysfs_usb(), dir, file);
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
         return NULL;
@@ -236,7 +249,7 @@ static void add(struct odkd *d, const char *name)
     }
     dev->fs = fs;
     snprintf(fs->name, sizeof fs->name, "%s", name);
-    snprintf(fs->path, sizeof fs->path, "/dev/bus/usb/%03ld/%03ld", busnum, devnum);
+    snprintf(fs->path, sizeof fs->path, "%s/%03ld/%03ld", devfs_usb(), busnum, devnum);
     dev->speed = speed_of(name);
     dev->location = location_of(name);
     dev->port = (unsigned)devnum;
@@ -257,9 +270,9 @@ static void add(struct odkd *d, const char *name)
 
 static void scan(struct odkd *d)
 {
-    DIR *dir = opendir(SYSFS_USB);
+    DIR *dir = opendir(sysfs_usb());
     if (!dir) {
-        odk_warn("usb: cannot read %s: %s; no real USB devices", SYSFS_USB, strerror(errno));
+        odk_warn("usb: cannot read %s: %s; no real USB devices", sysfs_usb(), strerror(errno));
         return;
     }
     for (struct dirent *e; (e = readdir(dir));)
@@ -278,7 +291,7 @@ static void on_uevent(struct odkd *d, void *ptr, uint32_t events)
         if (n < 0 && errno == EINTR)
             continue;
         if (n < 0 && errno == ENOBUFS) {
-            odk_warn("usb: uevents were lost; scanning %s again", SYSFS_USB);
+            odk_warn("usb: uevents were lost; scanning %s again", sysfs_usb());
             scan(d);
             continue;
         }
