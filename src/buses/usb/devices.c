@@ -105,8 +105,7 @@ static bool holder_alive(struct odkd *d, const struct usb_holder *h)
 {
     for (struct instance *in = d->instances; in; in = in->next)
         if (in->id == h->instance)
-            return in->pid == h->pid &&
-                   (in->state == INST_STARTING || in->state == INST_RUNNING);
+            return in->pid == h->pid && (in->state == INST_STARTING || in->state == INST_RUNNING);
     return false;
 }
 
@@ -115,7 +114,10 @@ static void holder_set(struct odkd *d, struct usb_dev *dev, struct usb_iface *if
 {
     struct usb_holder *h = &iface->holder;
     holder_clear(d, h);
-    *h = (struct usb_holder){.instance = in->id, .pid = in->pid, .dev = dev, .iface = iface,
+    *h = (struct usb_holder){.instance = in->id,
+                             .pid = in->pid,
+                             .dev = dev,
+                             .iface = iface,
                              .pidfd = (int)syscall(SYS_pidfd_open, in->pid, 0)};
     if (asprintf(&h->who, "%s#%u (pid %d)", in->bundle->id, in->id, (int)in->pid) < 0)
         h->who = NULL;
@@ -210,8 +212,9 @@ void usb_dev_configured(struct odkd *d, struct usb_dev *dev, uint8_t config, con
         memcpy(dev->alts, alts, sizeof dev->alts);
         for (unsigned i = 0; i < dev->n_ifaces; i++) {
             reg_node *n = registry_find(d->reg, dev->ifaces[i].node);
-            if (n && odk_dict_set_int(n->props, "bAlternateSetting",
-                                      alts[dev->ifaces[i].number]) == ODK_OK &&
+            if (n &&
+                odk_dict_set_int(n->props, "bAlternateSetting", alts[dev->ifaces[i].number]) ==
+                    ODK_OK &&
                 n->state != REG_INACTIVE)
                 manager_publish(d, "property", n);
         }

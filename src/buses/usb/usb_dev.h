@@ -69,8 +69,8 @@ struct usb_source {
 
 struct usb_dev {
     const struct usb_source *src;
-    char *model;     /* the sim model's name, or "usbfs" */
-    unsigned port;   /* for the node's name and the sim's locationID */
+    char *model;       /* the sim model's name, or "usbfs" */
+    unsigned port;     /* for the node's name and the sim's locationID */
     uint32_t location; /* locationID */
     odk_usb_speed speed;
     uint64_t node; /* 0 until enumerated */
@@ -109,11 +109,11 @@ struct usb_dev {
 
 /* The module's state (usb.c). */
 struct usb_bus {
-    reg_node *hc;       /* the OdkSimUSBHostController node */
-    reg_node *fs_hc;    /* the OdkUSBHostController node (usbfs source), or NULL */
+    reg_node *hc;    /* the OdkSimUSBHostController node */
+    reg_node *fs_hc; /* the OdkUSBHostController node (usbfs source), or NULL */
     struct usb_dev *devs;
-    unsigned ports;     /* sim ports handed out so far (never reused) */
-    bool want_usbfs;    /* --usb usbfs (or libusb) */
+    unsigned ports;  /* sim ports handed out so far (never reused) */
+    bool want_usbfs; /* --usb usbfs (or libusb) */
     int uevent_fd;
     struct watch uevent_w;
 };

@@ -26,8 +26,8 @@
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/netlink.h>
 #include <limits.h>
+#include <linux/netlink.h>
 #include <linux/usbdevice_fs.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -59,10 +59,10 @@ static const char *devfs_usb(void)
 }
 
 struct usbfs_dev {
-    char name[64];  /* sysfs name: "3-1.2" */
+    char name[64];       /* sysfs name: "3-1.2" */
     char path[PATH_MAX]; /* /dev/bus/usb/BBB/DDD */
-    int fd;         /* odkd's own descriptor on it: detach and attach */
-    bool detached[256]; /* a kernel driver was detached from interface N */
+    int fd;              /* odkd's own descriptor on it: detach and attach */
+    bool detached[256];  /* a kernel driver was detached from interface N */
 };
 
 static const struct usb_source usbfs_source;
@@ -193,8 +193,8 @@ static void refresh(struct odkd *d, struct usb_dev *dev)
 }
 
 /* Reads and checks the descriptors; NULL, or why they are not usable. */
-static const char *take_descriptors(struct usb_dev *dev, const uint8_t *raw, size_t len,
-                                    char *why, size_t why_len)
+static const char *take_descriptors(struct usb_dev *dev, const uint8_t *raw, size_t len, char *why,
+                                    size_t why_len)
 {
     memcpy(dev->desc, raw, len < sizeof dev->desc ? len : sizeof dev->desc);
     if (odk_usb_device_check(raw, len < 18 ? len : 18, dev->speed, why, why_len) < 0)
@@ -366,8 +366,8 @@ static void give_back(struct usb_dev *dev)
         struct usbdevfs_ioctl cmd = {.ifno = (int)i, .ioctl_code = USBDEVFS_CONNECT};
         int r = ioctl(fs->fd, USBDEVFS_IOCTL, &cmd);
         if (r < 0 && errno != ENODEV) /* a device that left takes its drivers along */
-            odk_warn("usb: %s: cannot bind the kernel's driver to interface %u again: %s",
-                     fs->name, i, strerror(errno));
+            odk_warn("usb: %s: cannot bind the kernel's driver to interface %u again: %s", fs->name,
+                     i, strerror(errno));
         else if (r >= 0) /* the number of drivers bound */
             odk_info("usb: %s: interface %u is the kernel's again", fs->name, i);
     }
@@ -418,8 +418,8 @@ int usbfs_start(struct odkd *d, struct usb_bus *bus)
     odk_value *props;
     int st = msg_finish(&m, &props);
     if (st == ODK_OK)
-        st = registry_add(d->reg, registry_root(d->reg), "OdkUSBHostController", props,
-                          &bus->fs_hc);
+        st =
+            registry_add(d->reg, registry_root(d->reg), "OdkUSBHostController", props, &bus->fs_hc);
     if (st < 0)
         return st;
     bus->fs_hc->state = REG_REGISTERED;

@@ -61,8 +61,7 @@ int usb_link_open(uint64_t node, int sibling, struct usb_link **out, odk_value *
             ops = backends[i];
     struct usb_link *l = NULL;
     if (!ops) {
-        snprintf(err, err_len, "odkd's USB source '%s' has no backend in this driver host",
-                 source);
+        snprintf(err, err_len, "odkd's USB source '%s' has no backend in this driver host", source);
         close(fds[0]);
         st = ODK_E_UNSUPPORTED;
     } else {
@@ -106,8 +105,8 @@ bool usb_link_gone(struct usb_link *l)
     return l->ops->gone(l);
 }
 
-int usb_link_control(struct usb_link *l, const odk_usb_request *req, void *data,
-                     uint32_t *actual, uint32_t timeout_ms)
+int usb_link_control(struct usb_link *l, const odk_usb_request *req, void *data, uint32_t *actual,
+                     uint32_t timeout_ms)
 {
     if (!req || (req->wLength && !data))
         return ODK_E_INVALID;
@@ -177,7 +176,6 @@ int usb_link_io(struct usb_link *l, uint8_t endpoint, odk_memory *buffer, uint64
     return s.status;
 }
 
-
 int usb_link_get_descriptor(struct usb_link *l, uint8_t type, uint8_t index, uint16_t lang,
                             void *buf, uint16_t len, uint32_t *got)
 {
@@ -215,4 +213,3 @@ int usb_link_copy_configuration(struct usb_link *l, uint8_t index, odk_usb_speed
     *out = (odk_usb_config_descriptor *)c;
     return ODK_OK;
 }
-

@@ -165,8 +165,7 @@ static void *event_thread(void *arg)
     return NULL;
 }
 
-static int lu_open(int fd, const odk_value *info, struct usb_link **out, char *err,
-                   size_t err_len)
+static int lu_open(int fd, const odk_value *info, struct usb_link **out, char *err, size_t err_len)
 {
     struct lu_link *l = calloc(1, sizeof *l);
     if (!l) {
@@ -195,8 +194,7 @@ static int lu_open(int fd, const odk_value *info, struct usb_link **out, char *e
             e = libusb_claim_interface(l->h, l->iface);
         }
         if (e < 0) {
-            snprintf(err, err_len, "cannot claim interface %d: %s", l->iface,
-                     libusb_error_name(e));
+            snprintf(err, err_len, "cannot claim interface %d: %s", l->iface, libusb_error_name(e));
             goto fail;
         }
     }
@@ -290,9 +288,9 @@ static void LIBUSB_CALL transfer_done(struct libusb_transfer *t)
         run_completion(x);
 }
 
-static int lu_submit(struct usb_link *base, uint8_t endpoint, odk_memory *buffer,
-                     uint64_t offset, uint32_t length, uint32_t timeout_ms,
-                     odk_usb_completion done, void *ctx, odk_queue *q)
+static int lu_submit(struct usb_link *base, uint8_t endpoint, odk_memory *buffer, uint64_t offset,
+                     uint32_t length, uint32_t timeout_ms, odk_usb_completion done, void *ctx,
+                     odk_queue *q)
 {
     struct lu_link *l = (struct lu_link *)base;
     uint8_t type = l->ep_type[ep_index(endpoint)];
@@ -301,10 +299,9 @@ static int lu_submit(struct usb_link *base, uint8_t endpoint, odk_memory *buffer
     uint8_t *addr = NULL;
     if (buffer) {
         void *p = NULL;
-        int st = odk_memory_map(buffer,
-                                endpoint & ODK_USB_ENDPOINT_IN ? ODK_MAP_READ | ODK_MAP_WRITE
-                                                               : ODK_MAP_READ,
-                                &p);
+        int st = odk_memory_map(
+            buffer, endpoint & ODK_USB_ENDPOINT_IN ? ODK_MAP_READ | ODK_MAP_WRITE : ODK_MAP_READ,
+            &p);
         if (st < 0)
             return st;
         addr = (uint8_t *)p + offset;
@@ -315,15 +312,19 @@ static int lu_submit(struct usb_link *base, uint8_t endpoint, odk_memory *buffer
         free(x);
         return ODK_E_NOMEM;
     }
-    *x = (struct lu_xfer){.l = l, .t = t, .endpoint = endpoint, .done = done, .ctx = ctx,
-                          .q = q, .buffer = buffer ? odk_retain(buffer) : NULL};
+    *x = (struct lu_xfer){.l = l,
+                          .t = t,
+                          .endpoint = endpoint,
+                          .done = done,
+                          .ctx = ctx,
+                          .q = q,
+                          .buffer = buffer ? odk_retain(buffer) : NULL};
     unsigned timeout = timeout_ms ? timeout_ms : ODK_USB_DEFAULT_TIMEOUT_MS;
     if (type == LIBUSB_TRANSFER_TYPE_INTERRUPT)
         libusb_fill_interrupt_transfer(t, l->h, endpoint, addr, (int)length, transfer_done, x,
                                        timeout);
     else
-        libusb_fill_bulk_transfer(t, l->h, endpoint, addr, (int)length, transfer_done, x,
-                                  timeout);
+        libusb_fill_bulk_transfer(t, l->h, endpoint, addr, (int)length, transfer_done, x, timeout);
     pthread_mutex_lock(&l->lock);
     int e = l->gone ? LIBUSB_ERROR_NO_DEVICE : libusb_submit_transfer(t);
     if (e == 0) {
