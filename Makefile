@@ -12,7 +12,7 @@ DEB_PACKAGES = meson ninja-build pkg-config gcc clang libjansson-dev \
 	qemu-system-x86 busybox-static kmod libfuse3-dev
 
 .PHONY: all deps asan asan-test check test unit integration demo bench format clean fuzz \
-	campaign campaign-ci install vm-test
+	campaign campaign-ci install vm-test soak-usb
 
 all: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -94,6 +94,15 @@ vm-test: all
 	[ $$suite = 0 ] || echo "vm-test: the guest suite failed"; \
 	[ $$proofs = 0 ] || echo "vm-test: the harness proofs (tests/vm/test_harness.py) failed"; \
 	[ $$suite = 0 ] && [ $$proofs = 0 ]
+
+# The libusb source's guest tests at full size: 8 MiB through the CDC-ACM
+# gadget each way and as the family's round trip (vm-test uses 1 MiB and
+# 512 KiB).
+soak-usb: all
+	ODK_BUILD=$(abspath $(BUILD)) $(PYTHON) tests/vm/run --build $(BUILD) \
+	  --env ODK_VM_ACM_BYTES=8388608 --env ODK_USB_LIBUSB_BYTES=8388608 -- \
+	  tests/vm/guest/test_usb_libusb.py \
+	  'tests/integration/test_usb_serial.py::test_8_mib_round_trip[cdc-acm-libusb]'
 
 demo: all
 	@$(BUILD)/bin/odk-demo $(BUILD)

@@ -6,10 +6,11 @@ import json
 import os
 import shutil
 import signal
+import subprocess
 
 import pytest
 
-from conftest import DRIVERS, pid_alive, wait_until
+from conftest import BIN, CHILD_ENV, DRIVERS, pid_alive, wait_until
 from libodk import MEM_IN, MEM_OUT, Buffer, Connection, OdkError
 
 VENDOR, ECHO_PRODUCT = 0x1209, 0x0002
@@ -267,3 +268,25 @@ def test_a_transfer_the_buffer_cannot_take_is_refused(odkd):
         conn.close()
         out.free()
         back.free()
+
+
+def test_libusb_source_only_when_asked_and_its_host_controller(make_odkd):
+    """--usb libusb adds the machine's own devices beside the simulator's
+    (none on a machine without USB: odkd says so and runs); without it odkd
+    has only the simulated host controller."""
+    plain = make_odkd("plain")
+    assert not [n for n in plain.json("tree") if n["class"] == "OdkUSBHostController"]
+    both = make_odkd("both", extra_args=["--usb", "sim,libusb"])
+    classes = [n["class"] for n in both.json("tree")]
+    assert "OdkUSBHostController" in classes and "OdkSimUSBHostController" in classes
+    dev, _ = plug(both, "cdc-acm")  # the simulator is still there
+    assert node(both, dev)["properties"]["OdkUSBSource"] == "sim"
+    if not os.path.isdir("/sys/bus/usb/devices"):
+        assert "no real USB devices" in both.log_text()
+
+
+def test_usb_option_names_the_sources_it_knows(tmp_path):
+    r = subprocess.run([str(BIN / "odkd"), "--state-dir", str(tmp_path / "s"), "--usb",
+                        "sim,floppy"], capture_output=True, text=True, timeout=30, env=CHILD_ENV)
+    assert r.returncode != 0
+    assert "unknown USB source 'floppy' (sim, libusb)" in r.stderr + r.stdout

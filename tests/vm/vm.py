@@ -306,8 +306,9 @@ def qemu_command(k, initrd, rundir, devices=()):
            "-append", "console=ttyS0 panic=-1 loglevel=4 intel_iommu=on no_timer_check "
                       "rdinit=/init"]
     # The devices a test asks for come first: intel-iommu must precede
-    # every PCI device it translates for.
-    cmd += list(devices)
+    # every PCI device it translates for.  "{rundir}" in them is this
+    # boot's own folder (for a socket path no other boot shares).
+    cmd += [a.replace("{rundir}", str(rundir)) for a in devices]
     cmd += ["-virtfs", "local,path=/,mount_tag=hostroot,security_model=none,readonly=on,multidevs=remap",
             "-virtfs", f"local,path={rundir},mount_tag=odkrun,security_model=none"]
     # QEMU's monitor (QMP), reachable from inside the guest: the host relays

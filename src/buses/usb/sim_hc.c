@@ -1,15 +1,13 @@
 /* SPDX-License-Identifier: MIT */
-/* sim_hc.c — the simulated USB host controller inside odkd.
+/* sim_hc.c — the simulated USB host controller inside odkd: a source of
+ * devices (usb_dev.h) whose devices are model processes.
  *
  * `odkctl usb plug MODEL` starts the model's process (odk-usb-model) with
  * a connection on its fd 3 and enumerates it as a host controller would:
  * the device descriptor, every configuration (first 9 bytes, then
  * wTotalLength), the strings.  Each is checked (odk/usb_descriptors.h);
- * a device that fails gets an IOUSBHostDevice node carrying the reason in
- * OdkUSBError that is never registered, so nothing matches it.  A good one
- * is registered and matched; when no driver takes the whole device, odkd
- * selects its first configuration (as IOKit's composite driver does) and
- * publishes one IOUSBHostInterface node per interface.
+ * devices.c makes the nodes from them, an IOUSBHostDevice node carrying
+ * the reason in OdkUSBError when a check failed.
  *
  * odkd never waits on a model: every request is answered through the loop,
  * and a model that leaves one unanswered for MODEL_DEADLINE_MS is killed
@@ -30,7 +28,7 @@
 
 #include "buses/usb/sim_hc.h"
 #include "buses/usb/sim_wire.h"
-#include "daemon/bookkeeping/instance.h"
+#include "buses/usb/usb_dev.h"
 #include "daemon/core/loop.h"
 #include "daemon/core/msg.h"
 #include "daemon/front/requests.h"
@@ -42,9 +40,8 @@
 #include "odk/usb_descriptors.h"
 
 #define MODEL_DEADLINE_MS 2000
-#define MAX_CONFIGS 8
 
-struct pending {
+struct usb_pending {
     uint32_t id;
     void (*fn)(struct odkd *d, struct usb_dev *dev, const struct usb_wire *w, const uint8_t *body,
                size_t len);
@@ -52,58 +49,10 @@ struct pending {
     bool for_client;
     uint64_t conn_id;
     uint32_t seq;
-    struct pending *next;
+    struct usb_pending *next;
 };
 
-/* Who holds an interface open: an instance, by id and host pid. */
-struct holder {
-    uint32_t instance;
-    pid_t pid;
-    char *who; /* "BUNDLE#N (pid P)" */
-};
-
-struct usb_iface {
-    uint64_t node;
-    uint8_t number;
-    struct holder holder;
-};
-
-struct usb_dev {
-    struct usb_sim *sim;
-    pid_t pid;
-    int fd;
-    struct watch w;
-    char *model;
-    unsigned port;
-    odk_usb_speed speed;
-    uint64_t node; /* 0 until enumerated */
-    bool ready, broken, dying;
-
-    /* enumeration */
-    uint8_t desc[18];
-    uint8_t *configs[MAX_CONFIGS];
-    size_t config_len[MAX_CONFIGS];
-    unsigned n_configs, step;
-    char strings[3][256]; /* manufacturer, product, serial */
-
-    /* the plug request waiting for the end of enumeration */
-    uint64_t plug_conn;
-    uint32_t plug_seq;
-    bool plug_waiting;
-
-    struct pending *pending;
-    uint32_t next_id;
-    uint64_t deadline_timer;
-
-    uint8_t config;     /* active bConfigurationValue */
-    uint8_t alts[256];
-    bool match_next;    /* register the interfaces of the next configuration */
-    struct usb_iface *ifaces;
-    unsigned n_ifaces;
-    odk_value *report; /* the model's report, kept until the node exists */
-
-    struct usb_dev *next;
-};
+static const struct usb_source sim_source;
 
 static void dev_fail(struct odkd *d, struct usb_dev *dev, const char *why);
 static void enumerate_next(struct odkd *d, struct usb_dev *dev);
@@ -133,7 +82,7 @@ static int dev_request(struct odkd *d, struct usb_dev *dev, struct usb_wire *w, 
                        void (*fn)(struct odkd *, struct usb_dev *, const struct usb_wire *,
                                   const uint8_t *, size_t))
 {
-    struct pending *p = calloc(1, sizeof *p);
+    struct usb_pending *p = calloc(1, sizeof *p);
     if (!p)
         return ODK_E_NOMEM;
     w->id = p->id = ++dev->next_id ? dev->next_id : ++dev->next_id;
@@ -176,156 +125,13 @@ static int control_in(struct odkd *d, struct usb_dev *dev, uint8_t req, uint16_t
     return dev_request(d, dev, &w, NULL, 0, -1, fn);
 }
 
-/* ---- nodes --------------------------------------------------------------- */
-
-static struct usb_sim *sim;
-
-static struct usb_dev *dev_by_node(struct odkd *d, uint64_t node, struct usb_iface **iface)
-{
-    (void)d;
-    for (struct usb_dev *dev = sim ? sim->devs : NULL; dev; dev = dev->next) {
-        if (dev->node && dev->node == node) {
-            if (iface)
-                *iface = NULL;
-            return dev;
-        }
-        for (unsigned i = 0; i < dev->n_ifaces; i++)
-            if (dev->ifaces[i].node == node) {
-                if (iface)
-                    *iface = &dev->ifaces[i];
-                return dev;
-            }
-    }
-    return NULL;
-}
-
-static const uint8_t *active_config(const struct usb_dev *dev, unsigned *index)
-{
-    for (unsigned i = 0; i < dev->n_configs; i++)
-        if (dev->configs[i][5] == dev->config) {
-            if (index)
-                *index = i;
-            return dev->configs[i];
-        }
-    return NULL;
-}
-
-static void drop_interfaces(struct odkd *d, struct usb_dev *dev)
-{
-    struct usb_iface *ifaces = dev->ifaces;
-    unsigned n = dev->n_ifaces;
-    dev->ifaces = NULL;
-    dev->n_ifaces = 0;
-    for (unsigned i = 0; i < n; i++) {
-        reg_node *node = registry_find(d->reg, ifaces[i].node);
-        if (node && node->state != REG_TERMINATING)
-            manager_remove_tree(d, node, NULL, NULL);
-        free(ifaces[i].holder.who);
-    }
-    free(ifaces);
-}
-
-static const odk_usb_device_descriptor *devdesc(const struct usb_dev *dev)
-{
-    return (const odk_usb_device_descriptor *)dev->desc;
-}
-
-/* One IOUSBHostInterface node per interface of the active configuration,
- * with IOKit's properties (and the device's ids, which IOKit copies onto
- * interfaces too). */
-static void publish_interfaces(struct odkd *d, struct usb_dev *dev)
-{
-    const odk_usb_config_descriptor *c = (const void *)active_config(dev, NULL);
-    reg_node *parent = registry_find(d->reg, dev->node);
-    if (!c || !parent)
-        return;
-    unsigned n = 0;
-    for (const odk_usb_interface_descriptor *in = NULL; (in = odk_usb_next_interface(c, in));)
-        n += in->bAlternateSetting == 0;
-    dev->ifaces = calloc(n ? n : 1, sizeof *dev->ifaces);
-    if (!dev->ifaces)
-        return;
-    for (const odk_usb_interface_descriptor *in = NULL; (in = odk_usb_next_interface(c, in));) {
-        if (in->bAlternateSetting != dev->alts[in->bInterfaceNumber])
-            continue;
-        char name[64];
-        snprintf(name, sizeof name, "IOUSBHostInterface@%u", in->bInterfaceNumber);
-        struct msg m = msg_begin();
-        msg_str(&m, "IOName", name);
-        msg_int(&m, "bInterfaceNumber", in->bInterfaceNumber);
-        msg_int(&m, "bAlternateSetting", in->bAlternateSetting);
-        msg_int(&m, "bInterfaceClass", in->bInterfaceClass);
-        msg_int(&m, "bInterfaceSubClass", in->bInterfaceSubClass);
-        msg_int(&m, "bInterfaceProtocol", in->bInterfaceProtocol);
-        msg_int(&m, "bNumEndpoints", in->bNumEndpoints);
-        msg_int(&m, "bConfigurationValue", c->bConfigurationValue);
-        msg_int(&m, "idVendor", odk_usb_le16(devdesc(dev)->idVendor));
-        msg_int(&m, "idProduct", odk_usb_le16(devdesc(dev)->idProduct));
-        msg_int(&m, "bcdDevice", odk_usb_le16(devdesc(dev)->bcdDevice));
-        msg_int(&m, "locationID", (int64_t)(0x01000000u | dev->port << 20));
-        odk_value *props;
-        reg_node *node = NULL;
-        if (msg_finish(&m, &props) < 0 ||
-            registry_add(d->reg, parent, "IOUSBHostInterface", props, &node) < 0)
-            continue;
-        dev->ifaces[dev->n_ifaces++] = (struct usb_iface){.node = node->id,
-                                                          .number = in->bInterfaceNumber};
-        if (dev->match_next)
-            manager_register(d, node);
-    }
-    odk_info("usb: %s: configuration %u, %u interface%s", dev->model, dev->config, dev->n_ifaces,
-             dev->n_ifaces == 1 ? "" : "s");
-}
-
-static void set_device_property(struct odkd *d, struct usb_dev *dev, const char *key,
-                                odk_value *v)
-{
-    reg_node *n = dev->node ? registry_find(d->reg, dev->node) : NULL;
-    if (!n || !v || odk_dict_set(n->props, key, v) < 0) {
-        odk_value_free(v);
-        return;
-    }
-    if (n->state != REG_INACTIVE)
-        manager_publish(d, "property", n);
-}
-
-/* ---- messages from the model --------------------------------------------- */
-
-static void on_configured(struct odkd *d, struct usb_dev *dev, const struct usb_wire *w,
-                          const uint8_t *body, size_t len)
-{
-    uint8_t alts[256] = {0};
-    memcpy(alts, body, len < sizeof alts ? len : sizeof alts);
-    bool config_changed = w->length != dev->config;
-    if (!config_changed && memcmp(alts, dev->alts, sizeof alts) == 0)
-        return;
-    if (!config_changed) {
-        /* An alternate setting changed: the interface node says so. */
-        memcpy(dev->alts, alts, sizeof alts);
-        for (unsigned i = 0; i < dev->n_ifaces; i++) {
-            reg_node *n = registry_find(d->reg, dev->ifaces[i].node);
-            if (n && odk_dict_set_int(n->props, "bAlternateSetting",
-                                      alts[dev->ifaces[i].number]) == ODK_OK &&
-                n->state != REG_INACTIVE)
-                manager_publish(d, "property", n);
-        }
-        return;
-    }
-    drop_interfaces(d, dev);
-    dev->config = (uint8_t)w->length;
-    memcpy(dev->alts, alts, sizeof alts);
-    set_device_property(d, dev, "bConfigurationValue", odk_value_new_int(dev->config));
-    publish_interfaces(d, dev);
-    dev->match_next = true;
-}
-
 static void on_report(struct odkd *d, struct usb_dev *dev, const uint8_t *body, size_t len)
 {
     char *json = strndup((const char *)body, len);
     odk_value *v = NULL;
     if (json && odk_value_from_json(json, &v, NULL, 0) == ODK_OK) {
         if (dev->node) {
-            set_device_property(d, dev, "OdkUSBModelState", v);
+            usb_dev_set_property(d, dev, "OdkUSBModelState", v);
         } else {
             odk_value_free(dev->report);
             dev->report = v;
@@ -337,8 +143,8 @@ static void on_report(struct odkd *d, struct usb_dev *dev, const uint8_t *body, 
 static void on_reply(struct odkd *d, struct usb_dev *dev, const struct usb_wire *w,
                      const uint8_t *body, size_t len)
 {
-    for (struct pending **pp = &dev->pending; *pp; pp = &(*pp)->next) {
-        struct pending *p = *pp;
+    for (struct usb_pending **pp = &dev->pending; *pp; pp = &(*pp)->next) {
+        struct usb_pending *p = *pp;
         if (p->id != w->id)
             continue;
         *pp = p->next;
@@ -388,7 +194,11 @@ static void on_readable(struct odkd *d, void *ptr, uint32_t events)
             enumerate_next(d, dev);
             break;
         case USBW_CONFIGURED:
-            on_configured(d, dev, &w, body, len);
+        {
+            uint8_t alts[256] = {0};
+            memcpy(alts, body, len < sizeof alts ? len : sizeof alts);
+            usb_dev_configured(d, dev, (uint8_t)w.length, alts);
+        }
             break;
         case USBW_REPORT:
             on_report(d, dev, body, len);
@@ -421,63 +231,13 @@ static void finish_plug(struct odkd *d, struct usb_dev *dev, int status, const c
     server_reply_later(d, dev->plug_conn, dev->plug_seq, status, out);
 }
 
-/* Adds the device node: registered when its descriptors passed, or
- * inactive with the reason. */
+/* Adds the device node (devices.c): registered when its descriptors
+ * passed, or inactive with the reason; then the plug request's answer. */
 static void add_device_node(struct odkd *d, struct usb_dev *dev, const char *error)
 {
-    const odk_usb_device_descriptor *dd = devdesc(dev);
-    char name[64];
-    snprintf(name, sizeof name, "%s@%u", dev->strings[1][0] ? dev->strings[1] : "USB device",
-             dev->port);
-    static const char *const speeds[] = {"unknown", "low", "full", "high", "super", "super+"};
-    struct msg m = msg_begin();
-    msg_str(&m, "IOName", name);
-    msg_int(&m, "idVendor", odk_usb_le16(dd->idVendor));
-    msg_int(&m, "idProduct", odk_usb_le16(dd->idProduct));
-    msg_int(&m, "bcdDevice", odk_usb_le16(dd->bcdDevice));
-    msg_int(&m, "bcdUSB", odk_usb_le16(dd->bcdUSB));
-    msg_int(&m, "bDeviceClass", dd->bDeviceClass);
-    msg_int(&m, "bDeviceSubClass", dd->bDeviceSubClass);
-    msg_int(&m, "bDeviceProtocol", dd->bDeviceProtocol);
-    msg_int(&m, "bMaxPacketSize0", dd->bMaxPacketSize0);
-    msg_int(&m, "bNumConfigurations", dd->bNumConfigurations);
-    msg_int(&m, "locationID", (int64_t)(0x01000000u | dev->port << 20));
-    msg_int(&m, "Device Speed", dev->speed ? dev->speed - 1 : 0);
-    msg_str(&m, "OdkUSBSpeed", speeds[dev->speed <= 5 ? dev->speed : 0]);
-    msg_str(&m, "OdkUSBModel", dev->model);
-    msg_int(&m, "OdkUSBModelPid", dev->pid);
-    if (dev->strings[0][0])
-        msg_str(&m, "USB Vendor Name", dev->strings[0]);
-    if (dev->strings[1][0])
-        msg_str(&m, "USB Product Name", dev->strings[1]);
-    if (dev->strings[2][0])
-        msg_str(&m, "USB Serial Number", dev->strings[2]);
-    if (error)
-        msg_str(&m, "OdkUSBError", error);
-    if (dev->report) {
-        msg_take(&m, "OdkUSBModelState", dev->report);
-        dev->report = NULL;
-    }
-    odk_value *props;
-    reg_node *node = NULL;
-    if (msg_finish(&m, &props) < 0 || registry_add(d->reg, sim->hc, "IOUSBHostDevice", props,
-                                                   &node) < 0) {
-        dev_fail(d, dev, "out of memory adding the device node");
+    if (usb_dev_add_node(d, dev, usb_bus_state->hc, error) < 0)
         return;
-    }
-    dev->node = node->id;
-    if (error) {
-        dev->broken = true;
-        odk_warn("usb: %s on port %u: %s", dev->model, dev->port, error);
-        finish_plug(d, dev, ODK_OK, error);
-        return;
-    }
-    dev->ready = true;
-    odk_info("usb: %s on port %u: %04x:%04x \"%s\", node %llu", dev->model, dev->port,
-             odk_usb_le16(dd->idVendor), odk_usb_le16(dd->idProduct), dev->strings[1],
-             (unsigned long long)dev->node);
-    manager_register(d, node);
-    finish_plug(d, dev, ODK_OK, NULL);
+    finish_plug(d, dev, ODK_OK, error);
 }
 
 static void configured_reply(struct odkd *d, struct usb_dev *dev, const struct usb_wire *w,
@@ -489,19 +249,12 @@ static void configured_reply(struct odkd *d, struct usb_dev *dev, const struct u
     (void)d;
 }
 
-/* IOKit's composite-device rule: when no driver took the whole device,
- * the host selects its first configuration and the interfaces appear. */
-static void maybe_configure(struct odkd *d, void *ptr)
+/* The composite rule's SET_CONFIGURATION; the model's USBW_CONFIGURED
+ * notice brings the interfaces. */
+static int sim_configure(struct odkd *d, struct usb_dev *dev, uint8_t value)
 {
-    uint64_t node = (uint64_t)(uintptr_t)ptr;
-    struct usb_dev *dev = dev_by_node(d, node, NULL);
-    if (!dev || dev->dying || !dev->ready || dev->config || instance_count_on(d, dev->node))
-        return;
-    const odk_usb_config_descriptor *c = (const void *)dev->configs[0];
-    struct usb_wire w = {.op = USBW_CONTROL, .setup = {0, 9, c->bConfigurationValue, 0}};
-    dev->match_next = true;
-    if (dev_request(d, dev, &w, NULL, 0, -1, configured_reply) < 0)
-        dev_fail(d, dev, "cannot talk to the device model");
+    struct usb_wire w = {.op = USBW_CONTROL, .setup = {0, 9, value, 0}};
+    return dev_request(d, dev, &w, NULL, 0, -1, configured_reply);
 }
 
 static void got_descriptor(struct odkd *d, struct usb_dev *dev, const struct usb_wire *w,
@@ -511,7 +264,7 @@ static void got_descriptor(struct odkd *d, struct usb_dev *dev, const struct usb
  * all of it; then the three strings; then the node. */
 static void enumerate_next(struct odkd *d, struct usb_dev *dev)
 {
-    const odk_usb_device_descriptor *dd = devdesc(dev);
+    const odk_usb_device_descriptor *dd = usb_dev_desc(dev);
     unsigned step = dev->step, nc = dev->step ? dd->bNumConfigurations : 0;
     int st;
     if (step == 0) {
@@ -532,8 +285,6 @@ static void enumerate_next(struct odkd *d, struct usb_dev *dev)
                         got_descriptor);
     } else {
         add_device_node(d, dev, NULL);
-        if (dev->ready)
-            loop_timer(d, 0, maybe_configure, (void *)(uintptr_t)dev->node);
         return;
     }
     if (st < 0)
@@ -544,7 +295,7 @@ static void got_descriptor(struct odkd *d, struct usb_dev *dev, const struct usb
                            const uint8_t *body, size_t len)
 {
     char why[300];
-    const odk_usb_device_descriptor *dd = devdesc(dev);
+    const odk_usb_device_descriptor *dd = usb_dev_desc(dev);
     unsigned step = dev->step, nc = step ? dd->bNumConfigurations : 0;
     if (w->status < 0 && step <= 2 * nc) {
         snprintf(why, sizeof why, "GET_DESCRIPTOR (step %u) failed: %s", step,
@@ -559,9 +310,9 @@ static void got_descriptor(struct odkd *d, struct usb_dev *dev, const struct usb
             add_device_node(d, dev, why);
             return;
         }
-        if (dd->bNumConfigurations > MAX_CONFIGS) {
+        if (dd->bNumConfigurations > USB_MAX_CONFIGS) {
             snprintf(why, sizeof why, "%u configurations; odk handles up to %d",
-                     dd->bNumConfigurations, MAX_CONFIGS);
+                     dd->bNumConfigurations, USB_MAX_CONFIGS);
             add_device_node(d, dev, why);
             return;
         }
@@ -605,67 +356,6 @@ static void got_descriptor(struct odkd *d, struct usb_dev *dev, const struct usb
     }
     dev->step++;
     enumerate_next(d, dev);
-}
-
-/* ---- a device's end ------------------------------------------------------ */
-
-static void dev_free(struct usb_dev *dev)
-{
-    while (dev->pending) {
-        struct pending *p = dev->pending;
-        dev->pending = p->next;
-        free(p);
-    }
-    for (unsigned i = 0; i < MAX_CONFIGS; i++)
-        free(dev->configs[i]);
-    for (unsigned i = 0; i < dev->n_ifaces; i++)
-        free(dev->ifaces[i].holder.who);
-    free(dev->ifaces);
-    odk_value_free(dev->report);
-    free(dev->model);
-    free(dev);
-}
-
-static void dev_free_ptr(void *p)
-{
-    dev_free(p);
-}
-
-/* Stops the model and forgets the device (its nodes are gone or going). */
-static void dev_destroy(struct odkd *d, struct usb_dev *dev)
-{
-    for (struct usb_dev **pp = &sim->devs; *pp; pp = &(*pp)->next)
-        if (*pp == dev) {
-            *pp = dev->next;
-            break;
-        }
-    dev->dying = true;
-    if (dev->deadline_timer)
-        loop_timer_cancel(d, dev->deadline_timer);
-    loop_del(d, &dev->w);
-    close(dev->fd);
-    if (dev->pid > 0)
-        kill(dev->pid, SIGKILL); /* reaped by odkd's SIGCHLD handler */
-    loop_defer_free(d, dev_free_ptr, dev);
-}
-
-/* The device is unusable (its model crashed, hung, or the device left the
- * bus): unplug it. */
-static void dev_fail(struct odkd *d, struct usb_dev *dev, const char *why)
-{
-    if (dev->dying)
-        return;
-    odk_warn("usb: %s on port %u: %s; unplugging it", dev->model, dev->port, why);
-    finish_plug(d, dev, ODK_E_IO, why);
-    reg_node *n = dev->node ? registry_find(d->reg, dev->node) : NULL;
-    if (n && n->state != REG_TERMINATING) {
-        dev->dying = true; /* node_gone destroys it */
-        loop_del(d, &dev->w);
-        manager_remove_tree(d, n, NULL, NULL);
-        return;
-    }
-    if (!n)
-        dev_destroy(d, dev);
 }
 
 /* ---- odkctl usb ... ------------------------------------------------------ */
@@ -715,27 +405,20 @@ static int spawn(struct odkd *d, const char *model, const char *args_json, struc
         snprintf(err, err_len, "cannot fork a device model: %s", strerror(errno));
         return ODK_E_IO;
     }
-    struct usb_dev *dev = calloc(1, sizeof *dev);
-    if (!dev || !(dev->model = strdup(model))) {
-        free(dev);
+    struct usb_dev *dev = usb_dev_new(&sim_source, model);
+    if (!dev) {
         close(sv[0]);
         kill(pid, SIGKILL);
         return ODK_E_NOMEM;
     }
-    dev->sim = sim;
     dev->pid = pid;
     dev->fd = sv[0];
-    dev->port = ++sim->ports;
-    dev->match_next = true;
+    dev->port = ++usb_bus_state->ports;
+    dev->location = 0x01000000u | dev->port << 20;
     if (loop_add(d, &dev->w, dev->fd, EPOLLIN, on_readable, dev) < 0) {
-        close(dev->fd);
-        kill(pid, SIGKILL);
-        free(dev->model);
-        free(dev);
+        usb_dev_destroy(d, dev);
         return ODK_E_IO;
     }
-    dev->next = sim->devs;
-    sim->devs = dev;
     /* The model must say hello in time too. */
     dev->deadline_timer = loop_timer(d, MODEL_DEADLINE_MS, deadline_passed, dev);
     *out = dev;
@@ -773,8 +456,8 @@ static int op_unplug(struct client_request *r)
 {
     reg_node *n = request_node(r);
     struct usb_iface *iface;
-    struct usb_dev *dev = n ? dev_by_node(r->d, n->id, &iface) : NULL;
-    if (!dev || iface) {
+    struct usb_dev *dev = n ? usb_dev_by_node(n->id, &iface) : NULL;
+    if (!dev || iface || dev->src != &sim_source) {
         snprintf(r->err, sizeof r->err, "node %lld is not a simulated USB device",
                  (long long)odk_dict_get_int(r->args, "node", 0));
         return ODK_E_NOT_FOUND;
@@ -784,9 +467,8 @@ static int op_unplug(struct client_request *r)
                  (unsigned long long)n->id);
         return ODK_E_STATE;
     }
-    dev->dying = true;
     loop_del(r->d, &dev->w);
-    manager_remove_tree(r->d, n, NULL, NULL);
+    usb_dev_unplug(r->d, dev);
     return ODK_OK;
 }
 
@@ -799,8 +481,8 @@ static int op_fault(struct client_request *r)
         if (strcmp(fault, names[i]) == 0)
             kind = i;
     reg_node *n = request_node(r);
-    struct usb_dev *dev = n ? dev_by_node(r->d, n->id, NULL) : NULL;
-    if (!dev || !kind) {
+    struct usb_dev *dev = n ? usb_dev_by_node(n->id, NULL) : NULL;
+    if (!dev || !kind || dev->src != &sim_source) {
         snprintf(r->err, sizeof r->err,
                  "usb-fault needs a simulated USB device's node and a fault (stall, short, "
                  "babble, disconnect)");
@@ -816,7 +498,9 @@ static int op_input(struct client_request *r)
 {
     reg_node *n = request_node(r);
     struct usb_iface *iface;
-    struct usb_dev *dev = n ? dev_by_node(r->d, n->id, &iface) : NULL;
+    struct usb_dev *dev = n ? usb_dev_by_node(n->id, &iface) : NULL;
+    if (dev && dev->src != &sim_source)
+        dev = NULL;
     const char *hex = odk_dict_get_string(r->args, "data", "");
     size_t len = strlen(hex);
     uint8_t bytes[256];
@@ -839,216 +523,86 @@ static int op_input(struct client_request *r)
     return client_request(r, dev, &w, bytes, len / 2);
 }
 
-static odk_value *describe(struct usb_dev *dev, bool verbose)
+
+/* ---- the source ---------------------------------------------------------- */
+
+/* The device is unusable (its model crashed, hung, or the device left the
+ * bus): unplug it. */
+static void dev_fail(struct odkd *d, struct usb_dev *dev, const char *why)
 {
-    const odk_usb_device_descriptor *dd = devdesc(dev);
-    struct msg m = msg_begin();
-    msg_int(&m, "node", (int64_t)dev->node);
-    msg_int(&m, "port", dev->port);
-    msg_str(&m, "model", dev->model);
-    msg_int(&m, "idVendor", odk_usb_le16(dd->idVendor));
-    msg_int(&m, "idProduct", odk_usb_le16(dd->idProduct));
-    msg_int(&m, "speed", dev->speed);
-    msg_str(&m, "manufacturer", dev->strings[0]);
-    msg_str(&m, "product", dev->strings[1]);
-    msg_str(&m, "serial", dev->strings[2]);
-    msg_int(&m, "configuration", dev->config);
-    if (verbose) {
-        msg_take(&m, "device_descriptor", odk_value_new_data(dev->desc, sizeof dev->desc));
-        odk_value *cfgs = odk_value_new_array();
-        for (unsigned i = 0; cfgs && i < dev->n_configs; i++)
-            odk_array_append(cfgs, odk_value_new_data(dev->configs[i], dev->config_len[i]));
-        msg_take(&m, "configurations", cfgs);
-    }
-    odk_value *out = NULL;
-    msg_finish(&m, &out);
-    return out;
+    if (dev->dying)
+        return;
+    finish_plug(d, dev, ODK_E_IO, why);
+    loop_del(d, &dev->w); /* a closed connection stays readable */
+    usb_dev_fail(d, dev, why);
 }
 
-static int op_list(struct client_request *r)
+/* A driver host's connection: one end of a fresh socket, the other handed
+ * to the model. */
+static int sim_open(struct odkd *d, struct usb_dev *dev, struct usb_iface *iface, int *fd,
+                    char *err, size_t err_len)
 {
-    bool verbose = odk_dict_get_bool(r->args, "verbose", false);
-    odk_value *devs = odk_value_new_array();
-    if (!devs)
-        return ODK_E_NOMEM;
-    for (struct usb_dev *dev = sim->devs; dev; dev = dev->next) {
-        if (!dev->node)
-            continue;
-        odk_value *v = describe(dev, verbose);
-        if (!v || odk_array_append(devs, v) < 0) {
-            odk_value_free(devs);
-            return ODK_E_NOMEM;
-        }
-        reg_node *n = registry_find(r->d->reg, dev->node);
-        const char *error = n ? odk_dict_get_string(n->props, "OdkUSBError", NULL) : NULL;
-        if (error)
-            odk_dict_set_string(v, "error", error);
-    }
-    struct msg m = msg_begin();
-    msg_take(&m, "devices", devs);
-    return msg_finish(&m, &r->out);
-}
-
-/* ---- requests from driver hosts ------------------------------------------ */
-
-static bool holder_alive(struct odkd *d, const struct holder *h)
-{
-    for (struct instance *in = d->instances; in; in = in->next)
-        if (in->id == h->instance)
-            return in->pid == h->pid &&
-                   (in->state == INST_STARTING || in->state == INST_RUNNING);
-    return false;
-}
-
-/* The device or interface node the asking driver's provider is. */
-static struct usb_dev *own_provider(struct host_request *r, struct usb_iface **iface)
-{
-    uint64_t node = (uint64_t)odk_dict_get_int(r->args, "node", 0);
-    if (node != r->in->provider_id) {
-        snprintf(r->err, sizeof r->err, "node %llu is not this driver's provider",
-                 (unsigned long long)node);
-        return NULL;
-    }
-    struct usb_dev *dev = dev_by_node(r->d, node, iface);
-    if (!dev) {
-        snprintf(r->err, sizeof r->err, "node %llu is not a USB device or interface",
-                 (unsigned long long)node);
-        return NULL;
-    }
-    /* Another interface of the provider's device (a CDC driver's data
-     * interface). */
-    int64_t other = odk_dict_get_int(r->args, "interface", -1);
-    if (other >= 0) {
-        for (unsigned i = 0; i < dev->n_ifaces; i++)
-            if (dev->ifaces[i].number == other) {
-                *iface = &dev->ifaces[i];
-                return dev;
-            }
-        snprintf(r->err, sizeof r->err, "the device has no interface %lld in its configuration",
-                 (long long)other);
-        return NULL;
-    }
-    return dev;
-}
-
-static int op_open(struct host_request *r)
-{
-    struct usb_iface *iface = NULL;
-    struct usb_dev *dev = own_provider(r, &iface);
-    if (!dev)
-        return odk_dict_get(r->args, "interface") ? ODK_E_NOT_FOUND : ODK_E_UNSUPPORTED;
-    if (dev->dying || !dev->ready)
-        return ODK_E_GONE;
-    unsigned index = 0;
-    if (iface) {
-        if (iface->holder.who && holder_alive(r->d, &iface->holder)) {
-            snprintf(r->err, sizeof r->err, "%s", iface->holder.who);
-            return ODK_E_BUSY;
-        }
-        if (!active_config(dev, &index))
-            return ODK_E_GONE;
-    }
+    (void)iface, (void)err, (void)err_len;
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
         return ODK_E_IO;
     struct usb_wire w = {.op = USBW_ATTACH};
-    int st = dev_request(r->d, dev, &w, NULL, 0, sv[1], NULL);
+    int st = dev_request(d, dev, &w, NULL, 0, sv[1], NULL);
     close(sv[1]);
     if (st < 0) {
         close(sv[0]);
         return ODK_E_GONE;
     }
-    if (iface) {
-        free(iface->holder.who);
-        iface->holder = (struct holder){.instance = r->in->id, .pid = r->in->pid};
-        if (asprintf(&iface->holder.who, "%s#%u (pid %d)", r->in->bundle->id, r->in->id,
-                     (int)r->in->pid) < 0)
-            iface->holder.who = NULL;
-    }
-    struct msg m = msg_begin();
-    msg_str(&m, "kind", iface ? "interface" : "device");
-    msg_int(&m, "speed", dev->speed);
-    if (iface) {
-        msg_int(&m, "interface", iface->number);
-        msg_int(&m, "alternate", dev->alts[iface->number]);
-        msg_int(&m, "config_index", index);
-    }
-    st = msg_finish(&m, &r->out);
-    if (st < 0) {
-        close(sv[0]);
-        return st;
-    }
-    r->fds[0] = sv[0];
-    r->n_fds = 1;
+    *fd = sv[0];
     return ODK_OK;
 }
 
-static int op_close(struct host_request *r)
+static void sim_describe(struct usb_dev *dev, struct msg *m)
 {
-    struct usb_iface *iface = NULL;
-    struct usb_dev *dev = own_provider(r, &iface);
-    if (dev && iface && iface->holder.instance == r->in->id) {
-        free(iface->holder.who);
-        iface->holder = (struct holder){0};
-    }
-    return ODK_OK;
+    msg_str(m, "OdkUSBModel", dev->model);
+    msg_int(m, "OdkUSBModelPid", dev->pid);
 }
 
-static int op_configure(struct host_request *r)
+/* Stops the model. */
+static void sim_destroy(struct odkd *d, struct usb_dev *dev)
 {
-    struct usb_iface *iface = NULL;
-    struct usb_dev *dev = own_provider(r, &iface);
-    if (!dev || iface)
-        return ODK_E_UNSUPPORTED;
-    for (unsigned i = 0; i < dev->n_ifaces; i++) {
-        struct holder *h = &dev->ifaces[i].holder;
-        if (h->who && h->instance != r->in->id && holder_alive(r->d, h)) {
-            snprintf(r->err, sizeof r->err, "interface %u is held by %s", dev->ifaces[i].number,
-                     h->who);
-            return ODK_E_BUSY;
-        }
+    while (dev->pending) {
+        struct usb_pending *p = dev->pending;
+        dev->pending = p->next;
+        free(p);
     }
-    dev->match_next = odk_dict_get_bool(r->args, "match", true);
-    return ODK_OK;
+    if (dev->deadline_timer)
+        loop_timer_cancel(d, dev->deadline_timer);
+    dev->deadline_timer = 0;
+    finish_plug(d, dev, ODK_E_GONE, "the device went away");
+    loop_del(d, &dev->w);
+    if (dev->fd >= 0)
+        close(dev->fd);
+    dev->fd = -1;
+    if (dev->pid > 0)
+        kill(dev->pid, SIGKILL); /* reaped by odkd's SIGCHLD handler */
 }
 
-/* ---- the module's hooks (usb.c) ------------------------------------------ */
+static const struct usb_source sim_source = {
+    .name = "sim",
+    .open = sim_open,
+    .configure = sim_configure,
+    .describe = sim_describe,
+    .destroy = sim_destroy,
+};
 
-int usb_sim_init(struct odkd *d, struct usb_sim *s)
+int usb_sim_init(struct odkd *d, struct usb_bus *bus)
 {
-    sim = s;
     struct msg m = msg_begin();
     msg_str(&m, "IOName", "usb-sim");
     odk_value *props;
     int st = msg_finish(&m, &props);
     if (st == ODK_OK)
-        st = registry_add(d->reg, registry_root(d->reg), "OdkSimUSBHostController", props, &s->hc);
+        st = registry_add(d->reg, registry_root(d->reg), "OdkSimUSBHostController", props,
+                          &bus->hc);
     if (st == ODK_OK)
-        s->hc->state = REG_REGISTERED;
+        bus->hc->state = REG_REGISTERED;
     return st;
-}
-
-void usb_sim_node_gone(struct odkd *d, reg_node *node)
-{
-    struct usb_iface *iface;
-    struct usb_dev *dev = dev_by_node(d, node->id, &iface);
-    if (!dev)
-        return;
-    if (iface) {
-        free(iface->holder.who);
-        iface->holder = (struct holder){0};
-        iface->node = 0;
-        return;
-    }
-    dev->node = 0;
-    dev_destroy(d, dev);
-}
-
-void usb_sim_fini(struct odkd *d)
-{
-    while (sim && sim->devs)
-        dev_destroy(d, sim->devs);
-    sim = NULL;
 }
 
 const struct client_op usb_sim_client_ops[] = {
@@ -1056,13 +610,6 @@ const struct client_op usb_sim_client_ops[] = {
     {"usb-unplug", op_unplug, true},
     {"usb-fault", op_fault, true},
     {"usb-input", op_input, true},
-    {"usb-list", op_list, false},
+    {"usb-list", usb_dev_op_list, false},
     {NULL, NULL, false},
-};
-
-const struct host_op usb_sim_host_ops[] = {
-    {"usb-open", op_open},
-    {"usb-close", op_close},
-    {"usb-configure", op_configure},
-    {NULL, NULL},
 };

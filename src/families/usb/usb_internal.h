@@ -2,11 +2,12 @@
 /* usb_internal.h — the USB family's host side, inside odk-driver-host.
  *
  * A link is one connection to a device, opened through odkd ("usb-open")
- * for one device or interface handle.  On the sim bus it is a socket to the
- * device's model process (src/buses/usb/sim_wire.h).  A reader thread per
- * link receives replies and completions, enforces transfer timeouts (by
- * aborting the transfer in the device) and hands asynchronous completions
- * to the driver's queue.
+ * for one device or interface handle, and carried by the backend of the
+ * device's source (link_backend.h): for a simulated device a socket to its
+ * model process (src/buses/usb/sim_wire.h, link_sim.c), for a real one the
+ * usbfs descriptor odkd opened, wrapped by libusb (link_libusb.c).  Either
+ * way a thread per link receives completions, transfers time out, and
+ * asynchronous completions run on the driver's queue.
  */
 #ifndef ODK_USB_INTERNAL_H
 #define ODK_USB_INTERNAL_H

@@ -10,4 +10,11 @@ MACHINE = [
     "-device", "edu",
     "-device", "qemu-xhci,id=xhci",
     "-device", "usb-kbd,bus=xhci.0,id=kbd",
+    # QEMU's FTDI adapter (test_usb_libusb.py); its line is looped to a
+    # virtio serial port the guest reads (org.odk.ftdi-peer).
+    "-chardev", "socket,id=ftdiline,path={rundir}/ftdi.sock,server=on,wait=off",
+    "-chardev", "socket,id=ftdipeer,path={rundir}/ftdi.sock",
+    "-device", "usb-serial,bus=xhci.0,chardev=ftdiline,id=ftdi,serial=ODKFTDI1",
+    "-device", "virtio-serial-pci,id=peervs",
+    "-device", "virtserialport,bus=peervs.0,chardev=ftdipeer,name=org.odk.ftdi-peer",
 ]

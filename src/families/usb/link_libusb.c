@@ -1,0 +1,408 @@
+/* SPDX-License-Identifier: MIT */
+/* link_libusb.c — a link's libusb backend (link_backend.h): a real device,
+ * through the usbfs descriptor odkd opened for this host
+ * (src/buses/usb/usbfs.c).  The host has no access to /dev/bus/usb of its
+ * own: it wraps the descriptor (libusb_wrap_sys_device) in a libusb
+ * context that discovers nothing.
+ *
+ * One context and one event thread per link: transfers are libusb's
+ * asynchronous ones, completed on the event thread and handed to the
+ * driver's queue.  The standard requests that change the host's view of
+ * the device (SET_CONFIGURATION, SET_INTERFACE, CLEAR_FEATURE(HALT)) go
+ * through libusb's calls for them, so the kernel keeps its state (data
+ * toggles, claimed interfaces) right; everything else is a control
+ * transfer as the driver wrote it. */
+#include <errno.h>
+#include <libusb.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "families/usb/link_backend.h"
+#include "families/usb/usb_internal.h"
+#include "odk/log.h"
+#include "odk/object.h"
+#include "odk/status.h"
+
+struct lu_xfer {
+    struct lu_link *l;
+    struct libusb_transfer *t;
+    uint8_t endpoint;
+    odk_memory *buffer; /* retained */
+    odk_usb_completion done;
+    void *ctx;
+    odk_queue *q;
+    int status;
+    uint32_t actual;
+    uint64_t timestamp_ns;
+    struct lu_xfer *next;
+};
+
+struct lu_link {
+    struct usb_link base;
+    libusb_context *ctx;
+    libusb_device_handle *h;
+    int fd;
+    int iface; /* the claimed interface, or -1 for a device link */
+    pthread_t events;
+    pthread_mutex_t lock;
+    pthread_cond_t cond;
+    bool stopping, gone;
+    struct lu_xfer *xfers; /* in flight */
+    uint8_t ep_type[32];   /* LIBUSB_TRANSFER_TYPE_*, by ep_index() */
+};
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static unsigned ep_index(uint8_t endpoint)
+{
+    return (endpoint & 0x0f) | (endpoint & 0x80 ? 16 : 0);
+}
+
+static int status_of(int e)
+{
+    switch (e) {
+    case LIBUSB_SUCCESS:
+        return ODK_OK;
+    case LIBUSB_ERROR_PIPE:
+        return ODK_E_STALL;
+    case LIBUSB_ERROR_TIMEOUT:
+        return ODK_E_TIMEOUT;
+    case LIBUSB_ERROR_NO_DEVICE:
+        return ODK_E_GONE;
+    case LIBUSB_ERROR_OVERFLOW:
+        return ODK_E_OVERRUN;
+    case LIBUSB_ERROR_BUSY:
+        return ODK_E_BUSY;
+    case LIBUSB_ERROR_ACCESS:
+        return ODK_E_ACCESS;
+    case LIBUSB_ERROR_NOT_FOUND:
+        return ODK_E_NOT_FOUND;
+    case LIBUSB_ERROR_INVALID_PARAM:
+        return ODK_E_INVALID;
+    case LIBUSB_ERROR_NO_MEM:
+        return ODK_E_NOMEM;
+    case LIBUSB_ERROR_NOT_SUPPORTED:
+        return ODK_E_UNSUPPORTED;
+    case LIBUSB_ERROR_INTERRUPTED:
+        return ODK_E_CANCELLED;
+    default:
+        return ODK_E_IO;
+    }
+}
+
+static int transfer_status_of(enum libusb_transfer_status s)
+{
+    switch (s) {
+    case LIBUSB_TRANSFER_COMPLETED:
+        return ODK_OK;
+    case LIBUSB_TRANSFER_STALL:
+        return ODK_E_STALL;
+    case LIBUSB_TRANSFER_TIMED_OUT:
+        return ODK_E_TIMEOUT;
+    case LIBUSB_TRANSFER_CANCELLED:
+        return ODK_E_CANCELLED;
+    case LIBUSB_TRANSFER_NO_DEVICE:
+        return ODK_E_GONE;
+    case LIBUSB_TRANSFER_OVERFLOW:
+        return ODK_E_OVERRUN;
+    default:
+        return ODK_E_IO;
+    }
+}
+
+static void mark_gone(struct lu_link *l, int st)
+{
+    if (st != ODK_E_GONE)
+        return;
+    pthread_mutex_lock(&l->lock);
+    l->gone = true;
+    pthread_mutex_unlock(&l->lock);
+}
+
+/* The endpoints' types, from the active configuration (again after an
+ * alternate setting changed). */
+static void learn_endpoints(struct lu_link *l)
+{
+    struct libusb_config_descriptor *c = NULL;
+    if (libusb_get_active_config_descriptor(libusb_get_device(l->h), &c) < 0 || !c)
+        return;
+    for (int i = 0; i < c->bNumInterfaces; i++)
+        for (int a = 0; a < c->interface[i].num_altsetting; a++) {
+            const struct libusb_interface_descriptor *d = &c->interface[i].altsetting[a];
+            for (int e = 0; e < d->bNumEndpoints; e++)
+                l->ep_type[ep_index(d->endpoint[e].bEndpointAddress)] =
+                    d->endpoint[e].bmAttributes & 3;
+        }
+    libusb_free_config_descriptor(c);
+}
+
+static void *event_thread(void *arg)
+{
+    struct lu_link *l = arg;
+    for (;;) {
+        pthread_mutex_lock(&l->lock);
+        bool stop = l->stopping;
+        pthread_mutex_unlock(&l->lock);
+        if (stop)
+            break;
+        struct timeval tv = {1, 0};
+        int e = libusb_handle_events_timeout_completed(l->ctx, &tv, NULL);
+        if (e < 0 && e != LIBUSB_ERROR_INTERRUPTED && e != LIBUSB_ERROR_TIMEOUT) {
+            odk_warn("usb: libusb's event handling failed: %s", libusb_error_name(e));
+            struct timespec pause = {0, 10000000};
+            nanosleep(&pause, NULL);
+        }
+    }
+    return NULL;
+}
+
+static int lu_open(int fd, const odk_value *info, struct usb_link **out, char *err, size_t err_len)
+{
+    struct lu_link *l = calloc(1, sizeof *l);
+    if (!l) {
+        close(fd);
+        return ODK_E_NOMEM;
+    }
+    l->fd = fd;
+    l->iface = strcmp(odk_dict_get_string(info, "kind", ""), "interface") == 0
+                   ? (int)odk_dict_get_int(info, "interface", 0)
+                   : -1;
+    /* This host may see no device but the one it was given. */
+    libusb_set_option(NULL, LIBUSB_OPTION_NO_DEVICE_DISCOVERY);
+    int e = libusb_init(&l->ctx);
+    if (e == 0)
+        e = libusb_wrap_sys_device(l->ctx, (intptr_t)fd, &l->h);
+    if (e < 0) {
+        snprintf(err, err_len, "libusb cannot take the device odkd opened: %s",
+                 libusb_error_name(e));
+        goto fail;
+    }
+    if (l->iface >= 0) {
+        e = libusb_claim_interface(l->h, l->iface);
+        if (e == LIBUSB_ERROR_BUSY) {
+            /* A kernel driver bound itself after odkd detached it. */
+            libusb_detach_kernel_driver(l->h, l->iface);
+            e = libusb_claim_interface(l->h, l->iface);
+        }
+        if (e < 0) {
+            snprintf(err, err_len, "cannot claim interface %d: %s", l->iface, libusb_error_name(e));
+            goto fail;
+        }
+    }
+    learn_endpoints(l);
+    pthread_mutex_init(&l->lock, NULL);
+    pthread_cond_init(&l->cond, NULL);
+    if (pthread_create(&l->events, NULL, event_thread, l) != 0) {
+        pthread_mutex_destroy(&l->lock);
+        pthread_cond_destroy(&l->cond);
+        e = LIBUSB_ERROR_NO_MEM;
+        goto fail;
+    }
+    *out = &l->base;
+    return ODK_OK;
+fail:
+    if (l->h) {
+        if (l->iface >= 0)
+            libusb_release_interface(l->h, l->iface);
+        libusb_close(l->h);
+    }
+    if (l->ctx)
+        libusb_exit(l->ctx);
+    close(fd);
+    free(l);
+    return e == LIBUSB_ERROR_NO_DEVICE ? ODK_E_GONE : status_of(e);
+}
+
+static int lu_control(struct usb_link *base, const odk_usb_request *req, void *data,
+                      uint32_t *actual, uint32_t timeout_ms)
+{
+    struct lu_link *l = (struct lu_link *)base;
+    unsigned timeout = timeout_ms ? timeout_ms : ODK_USB_DEFAULT_TIMEOUT_MS;
+    uint8_t type = req->bmRequestType;
+    int e;
+    if (actual)
+        *actual = 0;
+    if (type == (ODK_USB_REQ_OUT | ODK_USB_REQ_STANDARD | ODK_USB_REQ_DEVICE) &&
+        req->bRequest == 9) {
+        e = libusb_set_configuration(l->h, req->wValue);
+    } else if (type == (ODK_USB_REQ_OUT | ODK_USB_REQ_STANDARD | ODK_USB_REQ_INTERFACE) &&
+               req->bRequest == 11) {
+        e = libusb_set_interface_alt_setting(l->h, req->wIndex, req->wValue);
+        if (e == 0)
+            learn_endpoints(l);
+    } else if (type == (ODK_USB_REQ_OUT | ODK_USB_REQ_STANDARD | ODK_USB_REQ_ENDPOINT) &&
+               req->bRequest == 1 && req->wValue == 0) {
+        e = libusb_clear_halt(l->h, (unsigned char)req->wIndex);
+    } else {
+        e = libusb_control_transfer(l->h, type, req->bRequest, req->wValue, req->wIndex, data,
+                                    req->wLength, timeout);
+        if (e >= 0) {
+            if (actual)
+                *actual = (uint32_t)e;
+            e = 0;
+        }
+    }
+    int st = status_of(e);
+    mark_gone(l, st);
+    return st;
+}
+
+static void run_completion(void *arg)
+{
+    struct lu_xfer *x = arg;
+    x->done(x->ctx, x->status, x->actual, x->timestamp_ns);
+    odk_release(x->buffer);
+    free(x);
+}
+
+/* On the event thread. */
+static void LIBUSB_CALL transfer_done(struct libusb_transfer *t)
+{
+    struct lu_xfer *x = t->user_data;
+    struct lu_link *l = x->l;
+    x->status = transfer_status_of(t->status);
+    x->actual = (uint32_t)t->actual_length;
+    x->timestamp_ns = now_ns();
+    libusb_free_transfer(t);
+    x->t = NULL;
+    pthread_mutex_lock(&l->lock);
+    for (struct lu_xfer **p = &l->xfers; *p; p = &(*p)->next)
+        if (*p == x) {
+            *p = x->next;
+            break;
+        }
+    if (x->status == ODK_E_GONE)
+        l->gone = true;
+    pthread_cond_broadcast(&l->cond);
+    pthread_mutex_unlock(&l->lock);
+    if (!x->q || odk_queue_dispatch_async(x->q, run_completion, x) < 0)
+        run_completion(x);
+}
+
+static int lu_submit(struct usb_link *base, uint8_t endpoint, odk_memory *buffer, uint64_t offset,
+                     uint32_t length, uint32_t timeout_ms, odk_usb_completion done, void *ctx,
+                     odk_queue *q)
+{
+    struct lu_link *l = (struct lu_link *)base;
+    uint8_t type = l->ep_type[ep_index(endpoint)];
+    if (type == LIBUSB_TRANSFER_TYPE_ISOCHRONOUS || (endpoint & 0x0f) == 0)
+        return ODK_E_UNSUPPORTED;
+    uint8_t *addr = NULL;
+    if (buffer) {
+        void *p = NULL;
+        int st = odk_memory_map(
+            buffer, endpoint & ODK_USB_ENDPOINT_IN ? ODK_MAP_READ | ODK_MAP_WRITE : ODK_MAP_READ,
+            &p);
+        if (st < 0)
+            return st;
+        addr = (uint8_t *)p + offset;
+    }
+    struct lu_xfer *x = calloc(1, sizeof *x);
+    struct libusb_transfer *t = x ? libusb_alloc_transfer(0) : NULL;
+    if (!t) {
+        free(x);
+        return ODK_E_NOMEM;
+    }
+    *x = (struct lu_xfer){.l = l,
+                          .t = t,
+                          .endpoint = endpoint,
+                          .done = done,
+                          .ctx = ctx,
+                          .q = q,
+                          .buffer = buffer ? odk_retain(buffer) : NULL};
+    unsigned timeout = timeout_ms ? timeout_ms : ODK_USB_DEFAULT_TIMEOUT_MS;
+    if (type == LIBUSB_TRANSFER_TYPE_INTERRUPT)
+        libusb_fill_interrupt_transfer(t, l->h, endpoint, addr, (int)length, transfer_done, x,
+                                       timeout);
+    else
+        libusb_fill_bulk_transfer(t, l->h, endpoint, addr, (int)length, transfer_done, x, timeout);
+    pthread_mutex_lock(&l->lock);
+    int e = l->gone ? LIBUSB_ERROR_NO_DEVICE : libusb_submit_transfer(t);
+    if (e == 0) {
+        x->next = l->xfers;
+        l->xfers = x;
+    }
+    pthread_mutex_unlock(&l->lock);
+    if (e < 0) {
+        libusb_free_transfer(t);
+        odk_release(x->buffer);
+        free(x);
+        int st = status_of(e);
+        mark_gone(l, st);
+        return st;
+    }
+    return ODK_OK;
+}
+
+static bool matches(const struct lu_xfer *x, uint8_t endpoint)
+{
+    return endpoint == 0xff || x->endpoint == endpoint;
+}
+
+static int lu_abort(struct usb_link *base, uint8_t endpoint)
+{
+    struct lu_link *l = (struct lu_link *)base;
+    pthread_mutex_lock(&l->lock);
+    for (struct lu_xfer *x = l->xfers; x; x = x->next)
+        if (matches(x, endpoint) && x->t)
+            libusb_cancel_transfer(x->t);
+    /* The event thread completes them; a device that went away completes
+     * them too (ODK_E_GONE). */
+    for (;;) {
+        bool left = false;
+        for (struct lu_xfer *x = l->xfers; x && !left; x = x->next)
+            left = matches(x, endpoint);
+        if (!left)
+            break;
+        pthread_cond_wait(&l->cond, &l->lock);
+    }
+    pthread_mutex_unlock(&l->lock);
+    return ODK_OK;
+}
+
+static bool lu_gone(struct usb_link *base)
+{
+    struct lu_link *l = (struct lu_link *)base;
+    pthread_mutex_lock(&l->lock);
+    bool g = l->gone;
+    pthread_mutex_unlock(&l->lock);
+    return g;
+}
+
+static void lu_close(struct usb_link *base)
+{
+    struct lu_link *l = (struct lu_link *)base;
+    lu_abort(base, 0xff);
+    pthread_mutex_lock(&l->lock);
+    l->stopping = true;
+    pthread_mutex_unlock(&l->lock);
+    libusb_interrupt_event_handler(l->ctx);
+    pthread_join(l->events, NULL);
+    if (l->iface >= 0)
+        libusb_release_interface(l->h, l->iface);
+    libusb_close(l->h);
+    libusb_exit(l->ctx);
+    close(l->fd); /* libusb_close leaves a wrapped descriptor open */
+    pthread_cond_destroy(&l->cond);
+    pthread_mutex_destroy(&l->lock);
+    free(l);
+}
+
+const struct usb_link_ops usb_link_libusb_ops = {
+    .name = "libusb",
+    .open = lu_open,
+    .control = lu_control,
+    .submit = lu_submit,
+    .abort = lu_abort,
+    .gone = lu_gone,
+    .close = lu_close,
+};
