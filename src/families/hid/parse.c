@@ -131,7 +131,7 @@ struct parser {
     uint32_t bits[3][256];
     bool present[3][256];
     odk_hid_descriptor *d;
-    size_t cap_elements, cap_collections, cap_usages;
+    size_t cap_elements, cap_collections, cap_usages, cap_spans;
 };
 
 static int fault(struct parser *p, odk_hid_fault f, size_t offset, const char *fmt, ...)
@@ -204,12 +204,9 @@ static int add_span(struct parser *p, const struct hid_item *it, struct pending_
     if (l->n_spans >= ODK_HID_MAX_USAGES)
         return fault(p, ODK_HID_FAULT_TOO_MANY_USAGES, it->offset,
                      "more than %u usages before one main item", ODK_HID_MAX_USAGES);
-    /* The spans array is sized once for the limit, on first use. */
-    if (!l->spans) {
-        l->spans = malloc(ODK_HID_MAX_USAGES * sizeof *l->spans);
-        if (!l->spans)
-            return ODK_E_NOMEM;
-    }
+    int r = grow((void **)&l->spans, &p->cap_spans, l->n_spans + 1, sizeof *l->spans);
+    if (r)
+        return r;
     l->spans[l->n_spans++] = (struct pending_span){min, max};
     return ODK_OK;
 }
