@@ -339,9 +339,10 @@ typedef struct odk_hid_value {
 } odk_hid_value;
 
 /* Decodes a report of type (as on the wire, report id byte first when the
- * descriptor uses ids) into values, in descriptor order: every field of
- * every variable data element, and the usages each array element
- * selects (duplicates and out-of-range selectors dropped).  Constant
+ * descriptor uses ids) into values, element by element in descriptor
+ * order: every field of every variable data element, and the usages each
+ * array element selects (ascending; duplicates, usage id 0 and
+ * out-of-range selectors dropped).  Constant
  * elements are skipped.  out has cap entries; *n gets the number of
  * values (also when ODK_E_LIMIT says out was too small: out then holds the
  * first cap).  Returns ODK_OK; ODK_E_PROTOCOL when the report id is

@@ -711,7 +711,8 @@ int odk_hid_descriptor_parse(const void *bytes, size_t len, odk_hid_descriptor *
         return r;
     }
     for (size_t i = 0; i < d->n_elements; i++)
-        d->elements[i].usages = d->usages + (uintptr_t)d->elements[i].usages;
+        d->elements[i].usages =
+            d->usages ? d->usages + (uintptr_t)d->elements[i].usages : NULL; /* none at all */
     *out = d;
     return ODK_OK;
 }
