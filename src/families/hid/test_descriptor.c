@@ -271,6 +271,52 @@ static void boot_keyboard_events(void **state)
     odk_hid_descriptor_free(d);
 }
 
+/* An n-key-rollover keyboard reports every key as a bit (a variable item
+ * over the whole page); a boot keyboard can send selectors past its range. */
+static void bitmap_keyboard_and_stray_selectors(void **state)
+{
+    (void)state;
+    const uint8_t nkro[] = {0x05, 0x01, 0x09, 0x06, 0xa1, 0x01, 0x05, 0x07, 0x19, 0x00, 0x29,
+                            0xe7, 0x15, 0x00, 0x25, 0x01, 0x75, 0x01, 0x96, 0xe8, 0x00, 0x81,
+                            0x02, 0xc0};
+    odk_hid_descriptor *d = parse_ok(nkro, sizeof nkro);
+    assert_int_equal(odk_hid_descriptor_report_length(d, ODK_HID_REPORT_INPUT, 0), 29);
+    odk_hid_event_state *s;
+    assert_int_equal(odk_hid_event_state_create(d, &s), ODK_OK);
+    uint8_t r[29] = {0};
+    r[0x04 / 8] |= 1 << (0x04 % 8); /* a */
+    r[0xe1 / 8] |= 1 << (0xe1 % 8); /* Left Shift */
+    struct events e = feed(s, r, sizeof r);
+    assert_int_equal(e.n, 2);
+    assert_event(&e, 0, ODK_HID_EVENT_KEY, KEY(0x04), 1);
+    assert_event(&e, 1, ODK_HID_EVENT_KEY, KEY(0xe1), 1);
+    r[0x04 / 8] = 0;
+    e = feed(s, r, sizeof r);
+    assert_int_equal(e.n, 1);
+    assert_event(&e, 0, ODK_HID_EVENT_KEY, KEY(0x04), 0);
+    /* Encoding sets the bits. */
+    const odk_hid_value v[] = {V(KEY(0x39), 1), V(KEY(0xe7), 1)};
+    uint8_t out[29];
+    size_t len;
+    assert_int_equal(odk_hid_report_encode(d, ODK_HID_REPORT_INPUT, 0, v, 2, out, 29, &len),
+                     ODK_OK);
+    assert_int_equal(out[0x39 / 8], 1 << (0x39 % 8));
+    assert_int_equal(out[0xe7 / 8], 1 << (0xe7 % 8));
+    odk_hid_event_state_free(s);
+    odk_hid_descriptor_free(d);
+
+    d = PARSE(boot_keyboard);
+    const uint8_t stray[8] = {0, 0, 0xff, 0x66, 0x04, 0, 0, 0}; /* 255 and 102 > 101 */
+    odk_hid_value vals[16];
+    size_t n;
+    assert_int_equal(odk_hid_report_decode(d, ODK_HID_REPORT_INPUT, stray, 8, vals, 16, &n),
+                     ODK_OK);
+    assert_int_equal(n, 9);
+    assert_int_equal(vals[8].usage, KEY(4));
+    assert_int_equal(vals[8].index, 2);
+    odk_hid_descriptor_free(d);
+}
+
 static void boot_mouse_buttons_and_motion(void **state)
 {
     (void)state;
@@ -956,6 +1002,7 @@ int main(void)
         cmocka_unit_test(boot_keyboard_elements),
         cmocka_unit_test(boot_keyboard_decode_and_encode),
         cmocka_unit_test(boot_keyboard_events),
+        cmocka_unit_test(bitmap_keyboard_and_stray_selectors),
         cmocka_unit_test(boot_mouse_buttons_and_motion),
         cmocka_unit_test(multi_report_keyboard),
         cmocka_unit_test(gamepad_push_pop_and_hat),
