@@ -61,9 +61,8 @@ static void check_elements(const odk_hid_descriptor *d)
             abort();
         r[0] = el->report_id ? el->report_id : r[0];
         int64_t v = el->logical_min, back;
-        bool fits = el->logical_min < 0
-                        ? el->size == 32 || v >= -((int64_t)1 << (el->size - 1))
-                        : el->size == 32 || v < ((int64_t)1 << el->size);
+        bool fits = el->logical_min < 0 ? el->size == 32 || v >= -((int64_t)1 << (el->size - 1))
+                                        : el->size == 32 || v < ((int64_t)1 << el->size);
         if (odk_hid_field_set(el, el->count - 1, r, len, v) != ODK_OK ||
             odk_hid_field_get(el, el->count - 1, r, len, &back) != ODK_OK)
             die("a field that cannot be written or read");

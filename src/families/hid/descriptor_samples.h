@@ -11,6 +11,8 @@
 
 #include <stdint.h>
 
+/* clang-format off */
+
 /* 8-byte input (modifiers, reserved, six key codes), 1-byte LED output. */
 static const uint8_t boot_keyboard[] = {
     0x05, 0x01, 0x09, 0x06, 0xa1, 0x01,             /* Generic Desktop, Keyboard, Application */
@@ -103,5 +105,7 @@ static const uint8_t touchscreen[] = {
     0x85, 0x02, 0x09, 0x55, 0x25, 0x02, 0xb1, 0x02,
     0xc0,
 };
+
+/* clang-format on */
 
 #endif

@@ -21,7 +21,10 @@
 #define CONSUMER(id) ODK_HID_USAGE(ODK_HID_PAGE_CONSUMER, id)
 #define LED(id) ODK_HID_USAGE(ODK_HID_PAGE_LED, id)
 #define DIG(id) ODK_HID_USAGE(ODK_HID_PAGE_DIGITIZER, id)
-#define V(u, v) {.usage = (u), .value = (v)}
+#define V(u, v)                                                                                    \
+    {                                                                                              \
+        .usage = (u), .value = (v)                                                                 \
+    }
 
 static odk_hid_descriptor *parse_ok(const uint8_t *b, size_t n)
 {
@@ -50,8 +53,8 @@ static void collect(const odk_hid_event *ev, void *ctx)
     es->e[es->n++] = *ev;
 }
 
-static void assert_event(const struct events *es, size_t i, odk_hid_event_kind kind,
-                         uint32_t usage, int64_t value)
+static void assert_event(const struct events *es, size_t i, odk_hid_event_kind kind, uint32_t usage,
+                         int64_t value)
 {
     if (i >= es->n)
         fail_msg("event %zu missing (%zu events)", i, es->n);
@@ -69,10 +72,10 @@ static struct events feed(odk_hid_event_state *s, const uint8_t *report, size_t 
     return es;
 }
 
-#define FEED(s, ...)                                                                              \
-    ({                                                                                            \
-        const uint8_t r_[] = {__VA_ARGS__};                                                       \
-        feed(s, r_, sizeof r_);                                                                   \
+#define FEED(s, ...)                                                                               \
+    ({                                                                                             \
+        const uint8_t r_[] = {__VA_ARGS__};                                                        \
+        feed(s, r_, sizeof r_);                                                                    \
     })
 
 /* ---- real descriptors ------------------------------------------------------ */
@@ -176,15 +179,13 @@ static void boot_keyboard_decode_and_encode(void **state)
     uint8_t out[8];
     size_t len = 0;
     assert_int_equal(
-        odk_hid_report_encode(d, ODK_HID_REPORT_INPUT, 0, keys, 4, out, sizeof out, &len),
-        ODK_OK);
+        odk_hid_report_encode(d, ODK_HID_REPORT_INPUT, 0, keys, 4, out, sizeof out, &len), ODK_OK);
     assert_int_equal(len, 8);
     assert_memory_equal(out, report, 8);
 
     /* The whole decoded value list round-trips too. */
     assert_int_equal(odk_hid_report_decode(d, ODK_HID_REPORT_INPUT, report, 8, v, 16, &n), ODK_OK);
-    assert_int_equal(odk_hid_report_encode(d, ODK_HID_REPORT_INPUT, 0, v, n, out, 8, &len),
-                     ODK_OK);
+    assert_int_equal(odk_hid_report_encode(d, ODK_HID_REPORT_INPUT, 0, v, n, out, 8, &len), ODK_OK);
     assert_memory_equal(out, report, 8);
 
     /* Seven keys do not fit six slots; a usage the report lacks is not found. */
@@ -276,9 +277,8 @@ static void boot_keyboard_events(void **state)
 static void bitmap_keyboard_and_stray_selectors(void **state)
 {
     (void)state;
-    const uint8_t nkro[] = {0x05, 0x01, 0x09, 0x06, 0xa1, 0x01, 0x05, 0x07, 0x19, 0x00, 0x29,
-                            0xe7, 0x15, 0x00, 0x25, 0x01, 0x75, 0x01, 0x96, 0xe8, 0x00, 0x81,
-                            0x02, 0xc0};
+    const uint8_t nkro[] = {0x05, 0x01, 0x09, 0x06, 0xa1, 0x01, 0x05, 0x07, 0x19, 0x00, 0x29, 0xe7,
+                            0x15, 0x00, 0x25, 0x01, 0x75, 0x01, 0x96, 0xe8, 0x00, 0x81, 0x02, 0xc0};
     odk_hid_descriptor *d = parse_ok(nkro, sizeof nkro);
     assert_int_equal(odk_hid_descriptor_report_length(d, ODK_HID_REPORT_INPUT, 0), 29);
     odk_hid_event_state *s;
@@ -362,7 +362,8 @@ static void boot_mouse_buttons_and_motion(void **state)
     odk_hid_event_state_free(s);
 
     /* A mouse report from values, motion negative. */
-    const odk_hid_value vals[] = {V(BUTTON(2), 1), V(GD(ODK_HID_GD_X), -127), V(GD(ODK_HID_GD_Y), 3)};
+    const odk_hid_value vals[] = {V(BUTTON(2), 1), V(GD(ODK_HID_GD_X), -127),
+                                  V(GD(ODK_HID_GD_Y), 3)};
     uint8_t out[3];
     size_t len;
     assert_int_equal(odk_hid_report_encode(d, ODK_HID_REPORT_INPUT, 0, vals, 3, out, 3, &len),
@@ -415,7 +416,7 @@ static void multi_report_keyboard(void **state)
     assert_int_equal(e.n, 1);
     assert_event(&e, 0, ODK_HID_EVENT_KEY, KEY(0x39), 1);
     assert_true(odk_hid_event_state_is_down(s, CONSUMER(0xe9))); /* untouched by report 1 */
-    e = FEED(s, 0x02, 0xcd, 0x00, 0xe9, 0x00); /* Play/Pause joins */
+    e = FEED(s, 0x02, 0xcd, 0x00, 0xe9, 0x00);                   /* Play/Pause joins */
     assert_int_equal(e.n, 1);
     assert_event(&e, 0, ODK_HID_EVENT_CONSUMER, CONSUMER(0xcd), 1);
     e = FEED(s, 0x02, 0, 0, 0, 0);
@@ -561,8 +562,7 @@ static void touchscreen_collections_units(void **state)
     const uint8_t report[14] = {0x01, 0x03, 0x05, 0xe8, 0x03, 0xd0, 0x07, 0, 0, 0, 0, 0, 0, 1};
     odk_hid_value v[32];
     size_t n;
-    assert_int_equal(odk_hid_report_decode(d, ODK_HID_REPORT_INPUT, report, 14, v, 32, &n),
-                     ODK_OK);
+    assert_int_equal(odk_hid_report_decode(d, ODK_HID_REPORT_INPUT, report, 14, v, 32, &n), ODK_OK);
     assert_int_equal(n, 11); /* 5 per finger, padding skipped, and the count */
     assert_int_equal(v[0].usage, DIG(0x42));
     assert_int_equal(v[0].value, 1);
@@ -609,10 +609,10 @@ static void extended_usages_delimiters_and_late_pages(void **state)
         0x09, 0x02, 0x05, 0x01, 0xa1, 0x01,             /* Mouse, page given after it */
         0x0b, 0x38, 0x02, 0x0c, 0x00,                   /* Usage (Consumer AC Pan) */
         0xa9, 0x01, 0x09, 0x30, 0x09, 0x31, 0xa9, 0x00, /* Delimiter {X, Y} */
-        0x55, 0x0f, 0x15, 0x81, 0x25, 0x7f, 0x75, 0x08, 0x95, 0x02, 0x81, 0x06,
-        0x05, 0x09, 0x1b, 0x01, 0x00, 0x09, 0x00, 0x29, 0x03, /* Button 1..3, min extended */
-        0x15, 0x00, 0x25, 0x01, 0x75, 0x01, 0x95, 0x03, 0x81, 0x02,
-        0x75, 0x05, 0x95, 0x01, 0x81, 0x03, /* padding, Cnst,Var */
+        0x55, 0x0f, 0x15, 0x81, 0x25, 0x7f, 0x75, 0x08, 0x95, 0x02, 0x81,
+        0x06, 0x05, 0x09, 0x1b, 0x01, 0x00, 0x09, 0x00, 0x29, 0x03, /* Button 1..3, min extended */
+        0x15, 0x00, 0x25, 0x01, 0x75, 0x01, 0x95, 0x03, 0x81, 0x02, 0x75,
+        0x05, 0x95, 0x01, 0x81, 0x03, /* padding, Cnst,Var */
         0xc0,
     };
     odk_hid_descriptor *d = parse_ok(b, sizeof b);
@@ -630,9 +630,8 @@ static void extended_usages_delimiters_and_late_pages(void **state)
 
     /* A signed-byte exponent (0xfe) reads -2 too; 0x26 0xff 0x00 after a
      * negative minimum is still 255, and a 1-byte 0xff after one is -1. */
-    const uint8_t c[] = {0x05, 0x01, 0x09, 0x30, 0x55, 0xfe, 0x15, 0x80, 0x25, 0xff,
-                         0x75, 0x08, 0x95, 0x01, 0x81, 0x02, 0x09, 0x31, 0x15, 0x00,
-                         0x25, 0xff, 0x81, 0x02};
+    const uint8_t c[] = {0x05, 0x01, 0x09, 0x30, 0x55, 0xfe, 0x15, 0x80, 0x25, 0xff, 0x75, 0x08,
+                         0x95, 0x01, 0x81, 0x02, 0x09, 0x31, 0x15, 0x00, 0x25, 0xff, 0x81, 0x02};
     d = parse_ok(c, sizeof c);
     el = odk_hid_descriptor_element(d, 0);
     assert_int_equal(el->unit_exponent, -2);
@@ -649,13 +648,13 @@ static void fields_at_odd_offsets(void **state)
 {
     (void)state;
     /* 3 bits of padding, a 12-bit signed field, a 32-bit unsigned one. */
-    const uint8_t b[] = {0x05, 0x01, 0x75, 0x03, 0x95, 0x01, 0x81, 0x03,
-                         0x09, 0x30, 0x16, 0x00, 0xf8, 0x26, 0xff, 0x07, 0x75, 0x0c, 0x81, 0x02,
-                         0x09, 0x31, 0x15, 0x00, 0x27, 0xff, 0xff, 0xff, 0xff, 0x75, 0x20,
-                         0x81, 0x02};
+    const uint8_t b[] = {0x05, 0x01, 0x75, 0x03, 0x95, 0x01, 0x81, 0x03, 0x09, 0x30, 0x16,
+                         0x00, 0xf8, 0x26, 0xff, 0x07, 0x75, 0x0c, 0x81, 0x02, 0x09, 0x31,
+                         0x15, 0x00, 0x27, 0xff, 0xff, 0xff, 0xff, 0x75, 0x20, 0x81, 0x02};
     odk_hid_descriptor *d = parse_ok(b, sizeof b);
     assert_int_equal(odk_hid_descriptor_report_length(d, ODK_HID_REPORT_INPUT, 0), 6);
-    const odk_hid_element *x = odk_hid_descriptor_element(d, 1), *y = odk_hid_descriptor_element(d, 2);
+    const odk_hid_element *x = odk_hid_descriptor_element(d, 1),
+                          *y = odk_hid_descriptor_element(d, 2);
     assert_int_equal(x->bit_offset, 3);
     assert_int_equal(x->logical_min, -2048);
     assert_int_equal(y->bit_offset, 15);
@@ -698,10 +697,10 @@ static void assert_fault(const uint8_t *b, size_t n, odk_hid_fault fault, size_t
         fail_msg("message \"%s\" does not say \"%s\"", err.message, words);
 }
 
-#define FAULT(fault, offset, words, ...)                                                          \
-    do {                                                                                          \
-        const uint8_t b_[] = {__VA_ARGS__};                                                       \
-        assert_fault(b_, sizeof b_, fault, offset, words);                                       \
+#define FAULT(fault, offset, words, ...)                                                           \
+    do {                                                                                           \
+        const uint8_t b_[] = {__VA_ARGS__};                                                        \
+        assert_fault(b_, sizeof b_, fault, offset, words);                                         \
     } while (0)
 
 /* Usage Page (Generic Desktop), Usage (X), 8 bits x 1, 0..1: before a main item. */
@@ -715,8 +714,8 @@ static void faults_in_items(void **state)
     uint8_t *big = calloc(ODK_HID_MAX_DESCRIPTOR_BYTES + 1, 1);
     assert_fault(big, ODK_HID_MAX_DESCRIPTOR_BYTES + 1, ODK_HID_FAULT_TOO_LONG, 0, "4097 bytes");
     free(big);
-    FAULT(ODK_HID_FAULT_TRUNCATED, 6, "needs more bytes", 0x05, 0x01, 0x09, 0x02, 0xa1, 0x01,
-          0x26, 0xff);
+    FAULT(ODK_HID_FAULT_TRUNCATED, 6, "needs more bytes", 0x05, 0x01, 0x09, 0x02, 0xa1, 0x01, 0x26,
+          0xff);
     FAULT(ODK_HID_FAULT_TRUNCATED, 2, "needs more bytes", 0x05, 0x01, 0xfe, 0x05, 0x00, 0x01);
     FAULT(ODK_HID_FAULT_RESERVED_ITEM, 2, "reserved item type", 0x05, 0x01, 0x0c);
     FAULT(ODK_HID_FAULT_RESERVED_ITEM, 2, "global item tag 0xc", 0x05, 0x01, 0xc4, 0x00);
@@ -734,8 +733,8 @@ static void faults_in_structure(void **state)
     (void)state;
     FAULT(ODK_HID_FAULT_END_WITHOUT_COLLECTION, 2, "no open Collection", 0x05, 0x01, 0xc0);
     /* The innermost collection left open is named. */
-    FAULT(ODK_HID_FAULT_UNCLOSED_COLLECTION, 8, "2 open", 0x05, 0x01, 0x09, 0x02, 0xa1, 0x01,
-          0x09, 0x01, 0xa1, 0x00, 0xa1, 0x00, 0xc0);
+    FAULT(ODK_HID_FAULT_UNCLOSED_COLLECTION, 8, "2 open", 0x05, 0x01, 0x09, 0x02, 0xa1, 0x01, 0x09,
+          0x01, 0xa1, 0x00, 0xa1, 0x00, 0xc0);
     uint8_t deep[2 + 2 * (ODK_HID_MAX_COLLECTION_DEPTH + 1)] = {0x05, 0x01};
     for (size_t i = 0; i <= ODK_HID_MAX_COLLECTION_DEPTH; i++)
         deep[2 + 2 * i] = 0xa1, deep[3 + 2 * i] = 0x00;
@@ -749,32 +748,31 @@ static void faults_in_structure(void **state)
     /* An open Delimiter: nested, closed twice, never closed, bad value. */
     FAULT(ODK_HID_FAULT_DELIMITER, 2, "inside another", 0xa9, 0x01, 0xa9, 0x01);
     FAULT(ODK_HID_FAULT_DELIMITER, 0, "none open", 0xa9, 0x00);
-    FAULT(ODK_HID_FAULT_DELIMITER, 2, "still open at the Input item at byte 14", 0x05, 0x01,
-          0xa9, 0x01, 0x09, 0x30, 0x15, 0x00, 0x25, 0x01, 0x75, 0x08, 0x95, 0x01, 0x81, 0x02);
+    FAULT(ODK_HID_FAULT_DELIMITER, 2, "still open at the Input item at byte 14", 0x05, 0x01, 0xa9,
+          0x01, 0x09, 0x30, 0x15, 0x00, 0x25, 0x01, 0x75, 0x08, 0x95, 0x01, 0x81, 0x02);
     FAULT(ODK_HID_FAULT_DELIMITER, 0, "Delimiter 2", 0xa9, 0x02);
     FAULT(ODK_HID_FAULT_DELIMITER, 2, "still open at the Collection item at byte 6", 0x05, 0x01,
           0xa9, 0x01, 0x09, 0x30, 0xa1, 0x01, 0xc0);
-    FAULT(ODK_HID_FAULT_DELIMITER, 7, "not closed by the end", 0x05, 0x01, 0x09, 0x02, 0xa1,
-          0x01, 0xc0, 0xa9, 0x01, 0x09, 0x30);
+    FAULT(ODK_HID_FAULT_DELIMITER, 7, "not closed by the end", 0x05, 0x01, 0x09, 0x02, 0xa1, 0x01,
+          0xc0, 0xa9, 0x01, 0x09, 0x30);
 }
 
 static void faults_in_fields(void **state)
 {
     (void)state;
-    FAULT(ODK_HID_FAULT_REPORT_SIZE_ZERO, 10, "Report Size 0 on an Input item", 0x05, 0x01,
-          0x09, 0x30, 0x15, 0x00, 0x25, 0x01, 0x95, 0x01, 0x81, 0x02);
-    FAULT(ODK_HID_FAULT_REPORT_SIZE_TOO_BIG, 14, "Report Size 33 on an Output item", X8, 0x75,
-          0x21, 0x91, 0x02);
-    FAULT(ODK_HID_FAULT_REPORT_COUNT_ZERO, 14, "Report Count 0 on a", X8, 0x95, 0x00, 0xb1,
+    FAULT(ODK_HID_FAULT_REPORT_SIZE_ZERO, 10, "Report Size 0 on an Input item", 0x05, 0x01, 0x09,
+          0x30, 0x15, 0x00, 0x25, 0x01, 0x95, 0x01, 0x81, 0x02);
+    FAULT(ODK_HID_FAULT_REPORT_SIZE_TOO_BIG, 14, "Report Size 33 on an Output item", X8, 0x75, 0x21,
+          0x91, 0x02);
+    FAULT(ODK_HID_FAULT_REPORT_COUNT_ZERO, 14, "Report Count 0 on a", X8, 0x95, 0x00, 0xb1, 0x02);
+    FAULT(ODK_HID_FAULT_REPORT_COUNT_TOO_BIG, 15, "Report Count 4097", X8, 0x96, 0x01, 0x10, 0x81,
           0x02);
-    FAULT(ODK_HID_FAULT_REPORT_COUNT_TOO_BIG, 15, "Report Count 4097", X8, 0x96, 0x01, 0x10,
-          0x81, 0x02);
     /* 32 bits x 1025 fields is past 4096 bytes with nothing else. */
-    FAULT(ODK_HID_FAULT_REPORT_TOO_BIG, 17, "grows to 32800 bits", X8, 0x75, 0x20, 0x96, 0x01,
-          0x04, 0x81, 0x02);
+    FAULT(ODK_HID_FAULT_REPORT_TOO_BIG, 17, "grows to 32800 bits", X8, 0x75, 0x20, 0x96, 0x01, 0x04,
+          0x81, 0x02);
     /* 4095 bytes of input and an id byte fit exactly; one more bit does not. */
-    FAULT(ODK_HID_FAULT_REPORT_TOO_BIG, 23, "grows to 32769 bits", 0x85, 0x01, X8, 0x96, 0xff,
-          0x0f, 0x81, 0x02, 0x75, 0x01, 0x95, 0x01, 0x81, 0x02);
+    FAULT(ODK_HID_FAULT_REPORT_TOO_BIG, 23, "grows to 32769 bits", 0x85, 0x01, X8, 0x96, 0xff, 0x0f,
+          0x81, 0x02, 0x75, 0x01, 0x95, 0x01, 0x81, 0x02);
     FAULT(ODK_HID_FAULT_REPORT_ID_ZERO, 12, "Report ID 0", X8, 0x85, 0x00, 0x81, 0x02);
     FAULT(ODK_HID_FAULT_REPORT_ID_TOO_BIG, 12, "256", X8, 0x86, 0x00, 0x01, 0x81, 0x02);
     FAULT(ODK_HID_FAULT_REPORT_ID_MIXED, 14, "after a main item with no report id (byte 12)", X8,
@@ -782,23 +780,23 @@ static void faults_in_fields(void **state)
     /* Pop back to before any Report ID, then a field: mixed too. */
     FAULT(ODK_HID_FAULT_REPORT_ID_MIXED, 18, "no report id in a descriptor that uses", X8, 0xa4,
           0x85, 0x01, 0x81, 0x02, 0xb4, 0x81, 0x02);
-    FAULT(ODK_HID_FAULT_LOGICAL_RANGE, 14, "Logical Minimum 5 is above Logical Maximum 1", X8,
-          0x15, 0x05, 0x81, 0x02);
+    FAULT(ODK_HID_FAULT_LOGICAL_RANGE, 14, "Logical Minimum 5 is above Logical Maximum 1", X8, 0x15,
+          0x05, 0x81, 0x02);
     FAULT(ODK_HID_FAULT_LOGICAL_RANGE, 16, "Minimum -1 is above Logical Maximum -128", X8, 0x15,
           0xff, 0x25, 0x80, 0x81, 0x02);
-    FAULT(ODK_HID_FAULT_PHYSICAL_RANGE, 16, "Physical Minimum 10 is above Physical Maximum 5",
-          X8, 0x35, 0x0a, 0x45, 0x05, 0x81, 0x02);
+    FAULT(ODK_HID_FAULT_PHYSICAL_RANGE, 16, "Physical Minimum 10 is above Physical Maximum 5", X8,
+          0x35, 0x0a, 0x45, 0x05, 0x81, 0x02);
     FAULT(ODK_HID_FAULT_USAGE_RANGE, 4, "not a range", 0x05, 0x09, 0x19, 0x05, 0x29, 0x01);
     FAULT(ODK_HID_FAULT_USAGE_RANGE, 7, "not a range", 0x05, 0x01, 0x1b, 0x01, 0x00, 0x07, 0x00,
           0x29, 0x05);
-    FAULT(ODK_HID_FAULT_USAGE_RANGE_UNPAIRED, 12, "Usage Minimum without a Usage Maximum", X8,
-          0x19, 0x01, 0x81, 0x02);
+    FAULT(ODK_HID_FAULT_USAGE_RANGE_UNPAIRED, 12, "Usage Minimum without a Usage Maximum", X8, 0x19,
+          0x01, 0x81, 0x02);
     FAULT(ODK_HID_FAULT_USAGE_RANGE_UNPAIRED, 12, "Usage Maximum without", X8, 0x29, 0x01, 0xa1,
           0x00, 0xc0);
     FAULT(ODK_HID_FAULT_NO_USAGE_PAGE, 2, "Collection item with usage 0x0006", 0x09, 0x06, 0xa1,
           0x01, 0xc0);
-    FAULT(ODK_HID_FAULT_NO_USAGE_PAGE, 8, "Input item with no Usage Page", 0x15, 0x00, 0x25,
-          0x01, 0x75, 0x01, 0x95, 0x01, 0x81, 0x02);
+    FAULT(ODK_HID_FAULT_NO_USAGE_PAGE, 8, "Input item with no Usage Page", 0x15, 0x00, 0x25, 0x01,
+          0x75, 0x01, 0x95, 0x01, 0x81, 0x02);
 }
 
 static void faults_past_counts(void **state)
@@ -908,8 +906,7 @@ static void format_text(void **state)
 {
     (void)state;
     char *text;
-    assert_int_equal(odk_hid_descriptor_format(boot_keyboard, sizeof boot_keyboard, &text),
-                     ODK_OK);
+    assert_int_equal(odk_hid_descriptor_format(boot_keyboard, sizeof boot_keyboard, &text), ODK_OK);
     const char *want[] = {
         "0x05, 0x01,                     // Usage Page (Generic Desktop)\n",
         "0x09, 0x06,                     // Usage (Keyboard)\n",
@@ -938,7 +935,8 @@ static void format_text(void **state)
     free(text);
     assert_int_equal(odk_hid_descriptor_format(multi_keyboard, sizeof multi_keyboard, &text),
                      ODK_OK);
-    assert_non_null(strstr(text, "0x16, 0x01, 0x80,               //     Logical Minimum (-32767)"));
+    assert_non_null(
+        strstr(text, "0x16, 0x01, 0x80,               //     Logical Minimum (-32767)"));
     assert_non_null(strstr(text, "0x26, 0xff, 0x7f,               //     Logical Maximum (32767)"));
     assert_non_null(strstr(text, "//     Usage (AC Pan)\n"));
     assert_non_null(strstr(text, "// report 2: input 5 bytes\n"));
