@@ -316,6 +316,7 @@ struct element_state {
 struct odk_hid_event_state {
     const odk_hid_descriptor *desc;
     struct element_state *elements;
+    uint64_t *scratch; /* array_usages' room, made once: feeding allocates nothing */
 };
 
 static odk_hid_event_kind on_off_kind(uint32_t usage)
@@ -356,7 +357,10 @@ int odk_hid_event_state_create(const odk_hid_descriptor *desc, odk_hid_event_sta
         return ODK_E_NOMEM;
     s->desc = desc;
     s->elements = calloc(desc->n_elements ? desc->n_elements : 1, sizeof *s->elements);
-    if (!s->elements) {
+    s->scratch = array_scratch(desc);
+    if (!s->elements || !s->scratch) {
+        free(s->elements);
+        free(s->scratch);
         free(s);
         return ODK_E_NOMEM;
     }
@@ -387,6 +391,7 @@ void odk_hid_event_state_free(odk_hid_event_state *state)
         free(state->elements[i].down);
     }
     free(state->elements);
+    free(state->scratch);
     free(state);
 }
 
@@ -509,20 +514,16 @@ int odk_hid_event_state_feed(odk_hid_event_state *state, const void *report, siz
     int r = report_id_of(desc, ODK_HID_REPORT_INPUT, b, len, &id);
     if (r)
         return r;
-    uint64_t *scratch = array_scratch(desc);
-    if (!scratch)
-        return ODK_E_NOMEM;
     for (size_t i = 0; i < desc->n_elements; i++) {
         const odk_hid_element *el = &desc->elements[i];
         struct element_state *es = &state->elements[i];
         if (el->report_id != id || (!es->values && !es->down))
             continue;
         if (es->down)
-            feed_array(es, el, b, scratch, fn, context);
+            feed_array(es, el, b, state->scratch, fn, context);
         else
             feed_variable(es, el, b, fn, context);
     }
-    free(scratch);
     return ODK_OK;
 }
 
