@@ -443,7 +443,7 @@ ODK_PUBLIC int odk_hid_usage_lookup(const char *name, uint32_t *usage);
  * item, its bytes in hex, then its name and value indented by collection
  * ("0x05, 0x01,  // Usage Page (Generic Desktop)"), usages by name.  It
  * reads the raw bytes, so a malformed descriptor prints up to the fault and
- * then an "error at byte N: ..." line.  *out is a new NUL-terminated
+ * then an "error: byte N: ..." line.  *out is a new NUL-terminated
  * string, freed with free().  Returns ODK_OK (also for a malformed
  * descriptor), ODK_E_NOMEM, ODK_E_INVALID (NULL out, or NULL bytes with
  * len > 0). */

@@ -344,8 +344,7 @@ int odk_hid_descriptor_format(const void *bytes, size_t len, char **out)
     odk_hid_parse_error err;
     int r = odk_hid_descriptor_parse(bytes, len, &d, &err);
     if (r == ODK_E_PROTOCOL) {
-        put(&o, "error at byte %zu: %s (%s)\n", err.offset, err.message,
-            odk_hid_fault_name(err.fault));
+        put(&o, "error: %s (%s)\n", err.message, odk_hid_fault_name(err.fault));
     } else if (r == ODK_OK) {
         for (size_t i = 0; i < d->n_reports; i++) {
             const odk_hid_report_info *ri = &d->reports[i];

@@ -946,7 +946,8 @@ static void format_text(void **state)
     const uint8_t broken[] = {0x05, 0x01, 0x09, 0x02, 0xa1, 0x01, 0x26, 0xff};
     assert_int_equal(odk_hid_descriptor_format(broken, sizeof broken, &text), ODK_OK);
     assert_non_null(strstr(text, "// Collection (Application)\n"));
-    assert_non_null(strstr(text, "error at byte 6: byte 6: item 0x26 needs more bytes"));
+    assert_non_null(strstr(
+        text, "error: byte 6: item 0x26 needs more bytes than the 1 left (truncated item)\n"));
     free(text);
 }
 
