@@ -609,6 +609,7 @@ static void extended_usages_delimiters_and_late_pages(void **state)
         0x09, 0x02, 0x05, 0x01, 0xa1, 0x01,             /* Mouse, page given after it */
         0x0b, 0x38, 0x02, 0x0c, 0x00,                   /* Usage (Consumer AC Pan) */
         0xa9, 0x01, 0x09, 0x30, 0x09, 0x31, 0xa9, 0x00, /* Delimiter {X, Y} */
+        0x39, 0x05, 0x89, 0x02, 0x99, 0x04,             /* Designator Index 5, Strings 2..4 */
         0x55, 0x0f, 0x15, 0x81, 0x25, 0x7f, 0x75, 0x08, 0x95, 0x02, 0x81,
         0x06, 0x05, 0x09, 0x1b, 0x01, 0x00, 0x09, 0x00, 0x29, 0x03, /* Button 1..3, min extended */
         0x15, 0x00, 0x25, 0x01, 0x75, 0x01, 0x95, 0x03, 0x81, 0x02, 0x75,
@@ -622,10 +623,15 @@ static void extended_usages_delimiters_and_late_pages(void **state)
     assert_int_equal(el->usages[0].min, CONSUMER(0x238));
     assert_int_equal(el->usages[1].min, GD(0x30));
     assert_int_equal(el->unit_exponent, -1);
+    assert_int_equal(el->designator_min, 5);
+    assert_int_equal(el->designator_max, 5);
+    assert_int_equal(el->string_min, 2);
+    assert_int_equal(el->string_max, 4);
     const odk_hid_element *buttons = odk_hid_descriptor_element(d, 1);
     assert_int_equal(buttons->usages[0].min, BUTTON(1));
     assert_int_equal(buttons->usages[0].max, BUTTON(3));
     assert_int_equal(buttons->bit_offset, 16);
+    assert_int_equal(buttons->string_max, 0); /* local items last one main item */
     odk_hid_descriptor_free(d);
 
     /* A signed-byte exponent (0xfe) reads -2 too; 0x26 0xff 0x00 after a
