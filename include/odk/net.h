@@ -161,6 +161,22 @@ ODK_PUBLIC size_t odk_net_rx_dequeue(odk_net_if *nif, odk_net_packet *bufs, size
  * system would not take (the interface is down) counts as an RX drop. */
 ODK_PUBLIC int odk_net_rx_complete(odk_net_if *nif, const odk_net_packet *pkts, size_t n);
 
+/* ---- the simulated cable (drivers/net-sim) -------------------------------- */
+
+/* The cable of drv's provider (a sim device whose "cable" property names
+ * it; docs/net.md): *sock receives this end's SOCK_SEQPACKET socket (one
+ * frame per packet), *event an eventfd odkd writes when the cable's settings
+ * change, *settings a dictionary {"end", "plugged", "loss_ppm", "delay_us",
+ * "rate_bps"}; all owned by the caller.  BLOCKS on odkd; call in start.
+ * Errors: ODK_E_INVALID (a NULL argument; the provider names no cable),
+ * ODK_E_BUSY (two other devices hold the cable's ends), ODK_E_IO,
+ * ODK_E_DISCONNECTED, ODK_E_NOMEM, ODK_E_PROTOCOL. */
+ODK_PUBLIC int odk_net_sim_cable_open(odk_driver *drv, int *sock, int *event,
+                                      odk_value **settings);
+/* The cable's settings now (after its eventfd fired), as above.  BLOCKS on
+ * odkd.  Errors: ODK_E_INVALID, ODK_E_NOT_FOUND, ODK_E_DISCONNECTED. */
+ODK_PUBLIC int odk_net_sim_cable_settings(odk_driver *drv, odk_value **settings);
+
 #ifdef __cplusplus
 }
 #endif
