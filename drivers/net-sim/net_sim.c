@@ -141,7 +141,8 @@ static bool send_due(struct net_sim *s)
 static void transmit(struct net_sim *s)
 {
     odk_net_packet pkts[BATCH];
-    for (;;) {
+    bool blocked = send_due(s); /* what waited for room first, in order */
+    while (!blocked) {
         size_t room = s->fifo_cap - s->fifo_len;
         size_t n = odk_net_tx_dequeue(s->nif, pkts, room < BATCH ? room : BATCH);
         if (n == 0)
@@ -166,12 +167,11 @@ static void transmit(struct net_sim *s)
         }
         if (n_lost)
             odk_net_tx_complete(s->nif, lost, n_lost);
-        if (send_due(s)) {
-            update_sock_events(s, true);
-            return; /* what is left in the TX ring waits for EPOLLOUT */
-        }
+        blocked = send_due(s);
     }
-    update_sock_events(s, false);
+    /* Blocked: EPOLLOUT says when the cable has room; what is left in the
+     * FIFO and the TX ring waits for it. */
+    update_sock_events(s, blocked);
 }
 
 static void on_timer(void *ctx, odk_action *a)

@@ -267,3 +267,37 @@ def test_cable_settings_are_checked(odkd):
     assert r.returncode == 1 and "ODK_E_NOT_FOUND" in r.stderr
     r = odkd.ctl("net", "cable", "x", "loss", "lots", check=False)
     assert r.returncode == 2
+
+
+FLOOD = r"""
+import socket, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((sys.argv[1], 0))
+f = bytes.fromhex(sys.argv[2].replace(":", "")) + s.getsockname()[4] + b"\x88\xb5" + bytes(46)
+for i in range(int(sys.argv[3])):
+    try:
+        s.send(f)
+    except OSError:  # the queue is full: the kernel drops, as it would on a NIC
+        pass
+"""
+
+
+def test_a_flood_beyond_the_pool_and_the_cable_does_not_stall(pair, odkd):
+    """More frames than the pool, the TAP queue and the cable's socket hold,
+    while the receiving driver is paused: frames may be dropped, but once it
+    runs again the path must not stall.  (It once did: with the cable full,
+    the sender waited for room while the family had stopped reading for
+    lack of buffers, and the wake-up for room was switched off.)"""
+    mac = props(odkd, pair.devs[1])["IOMACAddress"]
+    receiver = pair.instance(1)["pid"]
+    os.kill(receiver, signal.SIGSTOP)
+    try:
+        in_ns(pair.ns[0], sys.executable, "-c", FLOOD, pair.names[0], mac, 30000)
+    finally:
+        os.kill(receiver, signal.SIGCONT)
+    # The backlog drains first (its frames were queued ahead of ours), then
+    # the path is back to normal.
+    wait_until(lambda: pair.ping(1, check=False).returncode == 0, what="a ping through")
+    r = pair.ping(5, interval="0.2", check=False)
+    assert " 0% packet loss" in r.stdout, r.stdout
+    assert pair.instance(1)["restarts"] == 0
