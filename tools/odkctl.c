@@ -132,6 +132,7 @@ static int cmd_list(odk_client *c)
                    odk_dict_get_int(x, "restarts", 0), odk_dict_get_int(x, "provider", 0),
                    reason[0] ? reason : "-");
         }
+        odkctl_net_list_brief(c);
     }
     odk_value_free(r);
     return 0;

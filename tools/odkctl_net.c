@@ -31,14 +31,16 @@ static int request(odk_client *c, const char *op, odk_value *args, odk_value **r
     return st;
 }
 
-/* One line per interface: name, MAC, link, MTU, then the counters. */
-static int list_interfaces(odk_client *c, bool json)
+/* One line per interface: name, MAC, link, MTU, then the counters
+ * (unless brief); brief prints nothing when there is no interface. */
+static int list_interfaces(odk_client *c, bool json, bool brief)
 {
     odk_value *r;
     if (request(c, "tree", NULL, &r) < 0)
         return 1;
     const odk_value *nodes = odk_dict_get(r, "nodes");
     odk_value *out = odk_value_new_array();
+    int shown = 0;
     for (size_t i = 0; i < odk_array_count(nodes); i++) {
         const odk_value *n = odk_array_get(nodes, i);
         const odk_value *p = odk_dict_get(n, "properties");
@@ -53,6 +55,8 @@ static int list_interfaces(odk_client *c, bool json)
             continue;
         }
         const odk_value *cn = odk_dict_get(p, "Counters");
+        if (brief && !shown++)
+            printf("\nNETWORK INTERFACES\n");
         int64_t speed = odk_dict_get_int(p, "IOLinkSpeed", 0);
         printf("%-12s node %-4" PRId64 " %s  link %s", odk_dict_get_string(p, "BSD Name", "?"),
                odk_dict_get_int(n, "id", 0), odk_dict_get_string(p, "IOMACAddress", "?"),
@@ -60,6 +64,8 @@ static int list_interfaces(odk_client *c, bool json)
         if (speed > 0)
             printf(" %" PRId64 " Mb/s", speed / 1000000);
         printf("  mtu %" PRId64 "\n", odk_dict_get_int(p, "IOMaxTransferUnit", 0));
+        if (brief)
+            continue;
         printf("    tx %" PRId64 " packets %" PRId64 " bytes %" PRId64 " errors %" PRId64
                " drops   rx %" PRId64 " packets %" PRId64 " bytes %" PRId64 " errors %" PRId64
                " drops\n",
@@ -130,9 +136,14 @@ static int cable(odk_client *c, int argc, char **argv, bool json)
 int odkctl_net(odk_client *c, int argc, char **argv, bool json)
 {
     if (argc == 0)
-        return list_interfaces(c, json);
+        return list_interfaces(c, json, false);
     if (strcmp(argv[0], "cable") == 0)
         return cable(c, argc - 1, argv + 1, json);
     fprintf(stderr, "odkctl: net [cable [NAME [plug|unplug] [loss PPM] [delay US] [rate BPS]]]\n");
     return 2;
+}
+
+void odkctl_net_list_brief(odk_client *c)
+{
+    list_interfaces(c, false, true);
 }

@@ -147,6 +147,11 @@ def test_ping_iperf_unplug_and_replug(pair, odkd):
     assert " 0% packet loss" in out, out
     listing = odkd.ctl("net").stdout
     assert pair.names[0] in listing and "link up" in listing
+    # odkctl list names the interfaces after the instances.
+    listing = odkd.ctl("list").stdout
+    assert "NETWORK INTERFACES" in listing
+    for name in pair.names:
+        assert name in listing
 
 
 def test_driver_killed_during_iperf_keeps_interface_and_transfer(pair, odkd):
