@@ -59,14 +59,15 @@ static int setup(struct path *p, int n)
     snprintf(p->ns_a, sizeof p->ns_a, "odkbench%d%da", (int)getpid() % 1000, n);
     snprintf(p->ns_b, sizeof p->ns_b, "odkbench%d%db", (int)getpid() % 1000, n);
     snprintf(p->addr_b, sizeof p->addr_b, "10.215.%d.2", n);
-    snprintf(cmd, sizeof cmd,
-             "ip netns add %s && ip netns add %s && ip link set %s netns %s && "
-             "ip link set %s netns %s && "
-             "ip -n %s addr add 10.215.%d.1/24 dev %s && ip -n %s addr add 10.215.%d.2/24 dev %s && "
-             "ip -n %s link set %s up && ip -n %s link set %s up && "
-             "ip -n %s link set lo up && ip -n %s link set lo up",
-             p->ns_a, p->ns_b, p->if_a, p->ns_a, p->if_b, p->ns_b, p->ns_a, n, p->if_a, p->ns_b,
-             n, p->if_b, p->ns_a, p->if_a, p->ns_b, p->if_b, p->ns_a, p->ns_b);
+    snprintf(
+        cmd, sizeof cmd,
+        "ip netns add %s && ip netns add %s && ip link set %s netns %s && "
+        "ip link set %s netns %s && "
+        "ip -n %s addr add 10.215.%d.1/24 dev %s && ip -n %s addr add 10.215.%d.2/24 dev %s && "
+        "ip -n %s link set %s up && ip -n %s link set %s up && "
+        "ip -n %s link set lo up && ip -n %s link set lo up",
+        p->ns_a, p->ns_b, p->if_a, p->ns_a, p->if_b, p->ns_b, p->ns_a, n, p->if_a, p->ns_b, n,
+        p->if_b, p->ns_a, p->if_a, p->ns_b, p->if_b, p->ns_a, p->ns_b);
     if (run(cmd) < 0)
         return -1;
     /* Wait for the carrier and for ARP: one ping that must answer. */
@@ -130,7 +131,8 @@ static int packet_socket(const char *ns, const char *ifname)
     if (enter_ns(ns) < 0)
         return -1;
     int s = socket(AF_PACKET, SOCK_RAW | SOCK_CLOEXEC, htons(ETH_TYPE));
-    struct sockaddr_ll sll = {.sll_family = AF_PACKET, .sll_protocol = htons(ETH_TYPE),
+    struct sockaddr_ll sll = {.sll_family = AF_PACKET,
+                              .sll_protocol = htons(ETH_TYPE),
                               .sll_ifindex = (int)if_nametoindex(ifname)};
     if (s < 0 || sll.sll_ifindex == 0 || bind(s, (struct sockaddr *)&sll, sizeof sll) < 0)
         return -1;
@@ -279,8 +281,9 @@ static double pps_round(struct path *p)
     unsigned long long count = 0, dups = 0;
     if (n <= 0 || sscanf(line, "%llu %llu", &count, &dups) != 2 || !WIFEXITED(st) ||
         WEXITSTATUS(st) != 0 || count == 0 || dups) {
-        fprintf(stderr, "net_throughput: %s: 64-byte frames: sender status %d, %llu received, "
-                        "%llu out of order or repeated\n",
+        fprintf(stderr,
+                "net_throughput: %s: 64-byte frames: sender status %d, %llu received, "
+                "%llu out of order or repeated\n",
                 p->label, st, count, dups);
         return -1;
     }

@@ -191,8 +191,8 @@ static void receive(struct net_sim *s)
 {
     for (;;) {
         if (s->n_rx_bufs < BATCH)
-            s->n_rx_bufs += odk_net_rx_dequeue(s->nif, s->rx_bufs + s->n_rx_bufs,
-                                               BATCH - s->n_rx_bufs);
+            s->n_rx_bufs +=
+                odk_net_rx_dequeue(s->nif, s->rx_bufs + s->n_rx_bufs, BATCH - s->n_rx_bufs);
         if (s->n_rx_bufs == 0) {
             s->rx_waiting = true; /* rx_available resumes */
             break;
@@ -204,8 +204,8 @@ static void receive(struct net_sim *s)
         memcpy(bufs, s->rx_bufs, n * sizeof bufs[0]);
         s->n_rx_bufs = 0;
         for (size_t i = 0; i < n; i++) {
-            iov[i] = (struct iovec){odk_net_buffer(s->nif, bufs[i].buffer),
-                                    odk_net_buffer_size(s->nif)};
+            iov[i] =
+                (struct iovec){odk_net_buffer(s->nif, bufs[i].buffer), odk_net_buffer_size(s->nif)};
             memset(&msgs[i], 0, sizeof msgs[i]);
             msgs[i].msg_hdr.msg_iov = &iov[i];
             msgs[i].msg_hdr.msg_iovlen = 1;

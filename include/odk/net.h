@@ -171,8 +171,7 @@ ODK_PUBLIC int odk_net_rx_complete(odk_net_if *nif, const odk_net_packet *pkts, 
  * Errors: ODK_E_INVALID (a NULL argument; the provider names no cable),
  * ODK_E_BUSY (two other devices hold the cable's ends), ODK_E_IO,
  * ODK_E_DISCONNECTED, ODK_E_NOMEM, ODK_E_PROTOCOL. */
-ODK_PUBLIC int odk_net_sim_cable_open(odk_driver *drv, int *sock, int *event,
-                                      odk_value **settings);
+ODK_PUBLIC int odk_net_sim_cable_open(odk_driver *drv, int *sock, int *event, odk_value **settings);
 /* The cable's settings now (after its eventfd fired), as above.  BLOCKS on
  * odkd.  Errors: ODK_E_INVALID, ODK_E_NOT_FOUND, ODK_E_DISCONNECTED. */
 ODK_PUBLIC int odk_net_sim_cable_settings(odk_driver *drv, odk_value **settings);

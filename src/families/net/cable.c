@@ -113,8 +113,8 @@ static struct cable *provider_cable(struct host_request *r, bool create)
     const char *name = p ? odk_dict_get_string(p->props, "cable", NULL) : NULL;
     size_t len = name ? strlen(name) : 0;
     if (!name || len == 0 || len > CABLE_NAME_MAX) {
-        snprintf(r->err, sizeof r->err,
-                 "the device has no 'cable' property of 1-%d characters", CABLE_NAME_MAX);
+        snprintf(r->err, sizeof r->err, "the device has no 'cable' property of 1-%d characters",
+                 CABLE_NAME_MAX);
         return NULL;
     }
     struct cables *cs = cables_of(r->d);
@@ -140,7 +140,11 @@ static int op_cable(struct host_request *r)
     if (!c)
         return ODK_E_INVALID;
     uint64_t prov = r->in->provider_id;
-    int end = c->owner[0] == prov ? 0 : c->owner[1] == prov ? 1 : !c->owner[0] ? 0 : !c->owner[1] ? 1 : -1;
+    int end = c->owner[0] == prov   ? 0
+              : c->owner[1] == prov ? 1
+              : !c->owner[0]        ? 0
+              : !c->owner[1]        ? 1
+                                    : -1;
     if (end < 0) {
         snprintf(r->err, sizeof r->err, "cable %s already joins devices %llu and %llu", c->name,
                  (unsigned long long)c->owner[0], (unsigned long long)c->owner[1]);
@@ -187,8 +191,8 @@ static int int_arg(struct client_request *r, const char *key, int64_t lo, int64_
     if (!v)
         return 0;
     if (odk_value_type(v) != ODK_TYPE_INT || odk_value_int(v) < lo || odk_value_int(v) > hi) {
-        snprintf(r->err, sizeof r->err, "'%s' must be an integer in %lld..%lld", key,
-                 (long long)lo, (long long)hi);
+        snprintf(r->err, sizeof r->err, "'%s' must be an integer in %lld..%lld", key, (long long)lo,
+                 (long long)hi);
         return ODK_E_INVALID;
     }
     *out = odk_value_int(v);

@@ -21,7 +21,7 @@
 #include "runtime/host_link.h"
 
 #define DEFAULT_BUFFERS 512u
-#define TAP_BATCH 64u /* frames read per wake-up before the driver is told */
+#define TAP_BATCH 64u                       /* frames read per wake-up before the driver is told */
 #define COUNTERS_NS (1000u * 1000u * 1000u) /* how often the registry's counters are refreshed */
 #define BAD_LOG_MAX 10 /* bad completions logged one by one; later ones only counted */
 #define VLAN_TAG 4u
@@ -42,9 +42,9 @@ struct odk_net_if {
     uint8_t *bufs;
     struct net_pool pool;
     odk_ring txs, txc, rxs, rxc;
-    uint32_t rx_posted;  /* buffers in the RX submission ring or with the driver for RX */
-    uint32_t rx_target;  /* how many the family keeps there */
-    bool rx_starved;     /* the driver found the RX submission ring empty */
+    uint32_t rx_posted; /* buffers in the RX submission ring or with the driver for RX */
+    uint32_t rx_target; /* how many the family keeps there */
+    bool rx_starved;    /* the driver found the RX submission ring empty */
     uint32_t mtu, max_mtu;
     odk_net_counters c, published;
     unsigned bad_logged;
@@ -62,8 +62,9 @@ static void publish_counters(odk_net_if *n)
         const char *key;
         uint64_t val;
     } f[] = {
-        {"TxPackets", n->c.tx_packets}, {"TxBytes", n->c.tx_bytes}, {"TxErrors", n->c.tx_errors},
-        {"TxDrops", n->c.tx_drops},     {"RxPackets", n->c.rx_packets}, {"RxBytes", n->c.rx_bytes},
+        {"TxPackets", n->c.tx_packets}, {"TxBytes", n->c.tx_bytes},
+        {"TxErrors", n->c.tx_errors},   {"TxDrops", n->c.tx_drops},
+        {"RxPackets", n->c.rx_packets}, {"RxBytes", n->c.rx_bytes},
         {"RxErrors", n->c.rx_errors},   {"RxDrops", n->c.rx_drops},
     };
     for (size_t i = 0; v && i < sizeof f / sizeof f[0]; i++)
@@ -88,7 +89,8 @@ static void bad_completion(odk_net_if *n, const char *dir, const odk_net_packet 
     n->bad_logged++;
     if (why == ODK_E_NOT_FOUND)
         odk_warn("net %s: the driver completed %s buffer %u, which it does not hold: dropped%s",
-                 n->name, dir, p->buffer, n->bad_logged == BAD_LOG_MAX ? " (no more such logs)" : "");
+                 n->name, dir, p->buffer,
+                 n->bad_logged == BAD_LOG_MAX ? " (no more such logs)" : "");
     else
         odk_warn("net %s: the driver completed %s buffer %u with length %u (must be %u..%u): "
                  "dropped%s",
@@ -142,7 +144,8 @@ static void pump_tap(odk_net_if *n)
             break;
         }
         struct virtio_net_hdr vh;
-        struct iovec iov[2] = {{&vh, sizeof vh}, {n->bufs + (size_t)b * n->pool.size, n->pool.size}};
+        struct iovec iov[2] = {{&vh, sizeof vh},
+                               {n->bufs + (size_t)b * n->pool.size, n->pool.size}};
         ssize_t r = readv(n->tap, iov, 2);
         if (r < 0) {
             net_pool_put(&n->pool, b);
@@ -283,7 +286,8 @@ int odk_net_set_link(odk_net_if *n, bool up, uint64_t speed_bps)
 {
     odk_value *a = odk_value_new_dict();
     if (a && (odk_dict_set_bool(a, "link", up) < 0 ||
-              odk_dict_set_int(a, "speed", (int64_t)(speed_bps > INT64_MAX ? INT64_MAX : speed_bps)) < 0)) {
+              odk_dict_set_int(a, "speed",
+                               (int64_t)(speed_bps > INT64_MAX ? INT64_MAX : speed_bps)) < 0)) {
         odk_value_free(a);
         return ODK_E_NOMEM;
     }
@@ -363,8 +367,7 @@ static int open_tap(odk_net_if *n, const char *base, const uint8_t mac[6])
     odk_value *m = odk_value_new_data(mac, 6);
     if (!args || !m || odk_dict_set(args, "mac", m) < 0 ||
         odk_dict_set_int(args, "node", (int64_t)n->node) < 0 ||
-        odk_dict_set_string(args, "base", base) < 0 ||
-        odk_dict_set_int(args, "mtu", n->mtu) < 0) {
+        odk_dict_set_string(args, "base", base) < 0 || odk_dict_set_int(args, "mtu", n->mtu) < 0) {
         if (!args)
             odk_value_free(m);
         odk_value_free(args);
@@ -387,8 +390,8 @@ static int open_tap(odk_net_if *n, const char *base, const uint8_t mac[6])
     return st;
 }
 
-int odk_net_if_create(odk_driver *drv, const odk_net_ops *ops, void *ctx,
-                      const odk_net_config *cfg, odk_net_if **out)
+int odk_net_if_create(odk_driver *drv, const odk_net_ops *ops, void *ctx, const odk_net_config *cfg,
+                      odk_net_if **out)
 {
     if (out)
         *out = NULL;
@@ -414,13 +417,13 @@ int odk_net_if_create(odk_driver *drv, const odk_net_ops *ops, void *ctx,
             return ODK_E_IO;
         c.mac[0] = (uint8_t)((c.mac[0] & 0xfe) | 0x02); /* unicast, locally administered */
     } else if (!mac_ok(c.mac)) {
-        odk_error("net: %02x:%02x:%02x:%02x:%02x:%02x is not a unicast address", c.mac[0],
-                  c.mac[1], c.mac[2], c.mac[3], c.mac[4], c.mac[5]);
+        odk_error("net: %02x:%02x:%02x:%02x:%02x:%02x is not a unicast address", c.mac[0], c.mac[1],
+                  c.mac[2], c.mac[3], c.mac[4], c.mac[5]);
         return ODK_E_INVALID;
     }
-    const char *base = c.base_name ? c.base_name
-                                   : odk_dict_get_string(odk_driver_personality(drv),
-                                                         "OdkNetBaseName", "odknet");
+    const char *base =
+        c.base_name ? c.base_name
+                    : odk_dict_get_string(odk_driver_personality(drv), "OdkNetBaseName", "odknet");
     odk_net_if *n = calloc(1, sizeof *n);
     if (!n)
         return ODK_E_NOMEM;
@@ -443,7 +446,8 @@ int odk_net_if_create(odk_driver *drv, const odk_net_ops *ops, void *ctx,
         st = ODK_E_NOMEM;
         goto fail;
     }
-    if ((st = odk_driver_publish_node(drv, "IOEthernetInterface", "IOService", props, &n->node)) < 0)
+    if ((st = odk_driver_publish_node(drv, "IOEthernetInterface", "IOService", props, &n->node)) <
+        0)
         goto fail;
     if ((st = open_tap(n, base, c.mac)) < 0)
         goto fail;

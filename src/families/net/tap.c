@@ -264,8 +264,10 @@ static int op_net_set(struct host_request *r)
         (mtu && (odk_value_type(mtu) != ODK_TYPE_INT || odk_value_int(mtu) < 68 ||
                  odk_value_int(mtu) > ODK_NET_MAX_MTU)) ||
         (macv && !mac)) {
-        snprintf(r->err, sizeof r->err, "net-set: 'link' must be a boolean, 'mtu' 68..%u, 'mac' a "
-                 "unicast address", ODK_NET_MAX_MTU);
+        snprintf(r->err, sizeof r->err,
+                 "net-set: 'link' must be a boolean, 'mtu' 68..%u, 'mac' a "
+                 "unicast address",
+                 ODK_NET_MAX_MTU);
         return ODK_E_INVALID;
     }
     if (mac) {
