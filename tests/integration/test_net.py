@@ -238,6 +238,16 @@ def test_every_frame_size_and_jumbo_frames_arrive_intact(pair):
     out = in_ns(pair.ns[0], "ping", "-q", "-c", "3", "-i", "0.05", "-s", "8972", "-M", "do",
                 pair.addr[1]).stdout
     assert " 0% packet loss" in out, out
+    # Above the driver's maximum (9000), a frame does not fit a buffer: it
+    # is dropped and counted, never cut short and passed on.
+    for i in range(2):
+        in_ns(pair.ns[i], "ip", "link", "set", pair.names[i], "mtu", "9100")
+    r = in_ns(pair.ns[0], "ping", "-q", "-c", "2", "-i", "0.2", "-W", "1", "-s", "9050", "-M",
+              "do", pair.addr[1], check=False)
+    assert r.returncode != 0
+    wait_until(lambda: props(pair.odkd, pair.devs[0]).get("Counters", {}).get("TxErrors", 0) >= 2,
+               what="TX errors counted")
+    assert "a frame longer than 9018 bytes" in pair.odkd.log_text()
 
 
 @pytest.mark.parametrize("fault,words", [("rx-bad-length", "with length"),

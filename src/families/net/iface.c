@@ -143,10 +143,14 @@ static void pump_tap(odk_net_if *n)
             set_reading(n, false);
             break;
         }
+        /* A frame longer than a buffer (the system set an MTU above the
+         * driver's max_mtu) would be cut silently: the spare byte shows it. */
         struct virtio_net_hdr vh;
-        struct iovec iov[2] = {{&vh, sizeof vh},
-                               {n->bufs + (size_t)b * n->pool.size, n->pool.size}};
-        ssize_t r = readv(n->tap, iov, 2);
+        uint8_t spare;
+        struct iovec iov[3] = {{&vh, sizeof vh},
+                               {n->bufs + (size_t)b * n->pool.size, n->pool.size},
+                               {&spare, 1}};
+        ssize_t r = readv(n->tap, iov, 3);
         if (r < 0) {
             net_pool_put(&n->pool, b);
             if (errno != EAGAIN && errno != EINTR) {
@@ -158,6 +162,12 @@ static void pump_tap(odk_net_if *n)
         }
         size_t len = (size_t)r > sizeof vh ? (size_t)r - sizeof vh : 0;
         if (len < ODK_NET_MIN_FRAME || len > n->pool.size) {
+            if (len > n->pool.size && n->bad_logged < BAD_LOG_MAX) {
+                n->bad_logged++;
+                odk_warn("net %s: a frame longer than %u bytes (the MTU is above the driver's "
+                         "maximum, %u): dropped",
+                         n->name, n->pool.size, n->max_mtu);
+            }
             n->c.tx_errors++;
             net_pool_put(&n->pool, b);
             continue;
