@@ -42,6 +42,21 @@ until [ "$("$bin/odkctl" list 2>/dev/null | grep -c running)" -ge 3 ]; do
     fi
     sleep 0.1
 done
+# As root (TAP interfaces need it), a pair of simulated NICs joined by a
+# simulated cable: two real network interfaces (drivers/net-sim).
+netifs=""
+if [ "$(id -u)" = 0 ] && [ -e /dev/net/tun ]; then
+    for end in a b; do
+        "$bin/odkctl" sim plug '{"properties": {"model": "net-sim", "cable": "demo"}}' >/dev/null
+    done
+    i=0
+    until [ "$("$bin/odkctl" --json net 2>/dev/null | grep -c '"BSD Name"')" -ge 2 ]; do
+        i=$((i + 1))
+        [ $i -le 100 ] || break
+        sleep 0.1
+    done
+    netifs=$("$bin/odkctl" --json net | sed -n 's/.*"BSD Name": *"\([^"]*\)".*/\1/p' | paste -sd' ' -)
+fi
 sleep 0.3
 
 echo "== odk demo: odkd runs in $state (log: $state/odkd.log)"
@@ -66,9 +81,14 @@ for link in "$devdir"/tty.*; do
     esac
     echo "   picocom -b 115200 $link         # $what"
 done
+if [ -n "$netifs" ]; then
+    echo "   $bin/odkctl net                     # the NIC pair's interfaces: $netifs"
+    echo "   $bin/odkctl net cable demo unplug   # pull the simulated cable (ip link: NO-CARRIER)"
+fi
 echo "   $bin/odkctl usb -v                  # the USB adapter's descriptors, like lsusb -v"
 echo
 echo "   for example: odkctl call $node 0 2 40 prints $("$bin/odkctl" call "$node" 0 2 40)"
 echo
+[ -z "$netifs" ] || echo "   the NIC pair's network interfaces: $netifs"
 echo "Press Ctrl-C to stop."
 wait $odkd

@@ -10,6 +10,7 @@
 #include "common/defaults.h"
 #include "odk/client.h"
 #include "odk/usb_descriptors.h"
+#include "odkctl_net.h"
 #include "skeleton.h"
 
 
@@ -37,6 +38,9 @@ static int usage(void)
             "  usb fault ID KIND [EP]    make it misbehave: stall|short|babble EP, disconnect\n"
             "  usb input ID HEX          input for the device model (a HID report: 8 bytes for\n"
             "                            hid-keyboard, 4 for hid-mouse)\n"
+            "  net                       network interfaces: name, MAC, link, MTU, counters\n"
+            "  net cable [NAME [plug|unplug] [loss PPM] [delay US] [rate BPS]]\n"
+            "                            show or set the simulated cables between net-sim NICs\n"
             "  install PATH              install or upgrade a bundle folder\n"
             "  uninstall BUNDLE-ID       stop and remove a bundle\n"
             "  restart BUNDLE-ID         restart a bundle's instances (also failed ones)\n"
@@ -128,6 +132,7 @@ static int cmd_list(odk_client *c)
                    odk_dict_get_int(x, "restarts", 0), odk_dict_get_int(x, "provider", 0),
                    reason[0] ? reason : "-");
         }
+        odkctl_net_list_brief(c);
     }
     odk_value_free(r);
     return 0;
@@ -597,6 +602,8 @@ int main(int argc, char **argv)
         rc = cmd_explain(c, id);
     else if (strcmp(cmd, "sim") == 0)
         rc = cmd_sim(c, rest, args);
+    else if (strcmp(cmd, "net") == 0)
+        rc = odkctl_net(c, rest, args, json_out);
     else if (strcmp(cmd, "usb") == 0)
         rc = cmd_usb(c, rest, args);
     else if (strcmp(cmd, "install") == 0 && rest == 1) {
