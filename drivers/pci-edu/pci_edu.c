@@ -348,7 +348,7 @@ static const odk_method edu_methods[] = {
     [4] = {edu_raw_dma, .scalar_in = 3, .scalar_out = 2},
     [5] = {edu_liveness, .scalar_in = 1, .scalar_out = 2},
     [6] = {edu_map, .scalar_in = 2},
-    [7] = {edu_start_dma},
+    [7] = {edu_start_dma, .scalar_in = 0},
     [8] = {edu_read_mapped, .scalar_in = 1, .scalar_out = 1},
     [9] = {edu_read_called, .scalar_in = 1, .scalar_out = 1},
 };
