@@ -131,8 +131,18 @@ static int edu_factorial(odk_driver *drv, odk_user_client *uc, odk_call *call)
 {
     struct edu *e = odk_driver_state(drv);
     (void)uc;
-    uint32_t v = 0;
+    uint32_t v = 0, status = 1;
     int st = odk_pci_memory_write32(e->dev, 0, EDU_FACTORIAL, (uint32_t)call->scalar_in[0]);
+    /* The device computes while bit 0 of its status is set (QEMU's edu in
+     * a thread of its own). */
+    struct timespec start, now;
+    clock_gettime(CLOCK_MONOTONIC, &start);
+    while (st == ODK_OK && (status & 1)) {
+        st = odk_pci_memory_read32(e->dev, 0, EDU_STATUS, &status);
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        if (st == ODK_OK && (status & 1) && now.tv_sec - start.tv_sec > 2)
+            st = ODK_E_TIMEOUT;
+    }
     if (st == ODK_OK)
         st = odk_pci_memory_read32(e->dev, 0, EDU_FACTORIAL, &v);
     call->scalar_out[0] = v;

@@ -30,6 +30,7 @@
 #include "buses/pci/config.h"
 #include "buses/pci/pci_wire.h"
 #include "buses/pci/sim_pci.h"
+#include "buses/pci/vfio.h"
 #include "daemon/bookkeeping/instance.h"
 #include "daemon/core/loop.h"
 #include "daemon/core/msg.h"
@@ -555,6 +556,7 @@ static int op_list(struct client_request *r)
                 return ODK_E_NOMEM;
             }
         }
+    pci_vfio_list(r->d, fns, verbose);
     struct msg m = msg_begin();
     msg_take(&m, "devices", fns);
     return msg_finish(&m, &r->out);
@@ -580,11 +582,8 @@ static int op_open(struct host_request *r)
         return ODK_E_ACCESS;
     }
     struct pci_fn *f = fn_by_node(node);
-    if (!f) {
-        snprintf(r->err, sizeof r->err, "node %llu is not a simulated PCI function",
-                 (unsigned long long)node);
-        return ODK_E_UNSUPPORTED;
-    }
+    if (!f)
+        return pci_vfio_open(r);
     if (f->dying || !f->ready)
         return ODK_E_GONE;
     if (f->holder && holder_alive(r->d, f)) {

@@ -10,9 +10,20 @@
  * the model.  A reader thread per handle takes the answers and serves the
  * function's bus-master accesses through the driver's IOMMU: an address no
  * prepared DMA command maps is refused (ODK_E_ACCESS to the model) and
- * counted as an IOMMU fault for the driver. */
+ * counted as an IOMMU fault for the driver.
+ *
+ * With the VFIO backend (odkd --vfio ADDRESS) the reply to pci-open
+ * carries the function's VFIO device and container descriptors instead:
+ * configuration space is the device's config region, BARs are mmapped
+ * from their regions (read-write: writes are stores), interrupts are
+ * eventfds given to VFIO_DEVICE_SET_IRQS, and every chunk the driver's
+ * IOMMU maps is mirrored into the container with VFIO_IOMMU_MAP_DMA
+ * (iommu_set_mirror), so the real IOMMU admits exactly what a prepared DMA
+ * command maps. */
 #include <errno.h>
+#include <fcntl.h>
 #include <linux/futex.h>
+#include <linux/vfio.h>
 #include <limits.h>
 #include <poll.h>
 #include <pthread.h>
@@ -21,6 +32,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
 #include <sys/syscall.h>
 #include <time.h>
@@ -32,6 +45,7 @@
 #include "odk/log.h"
 #include "odk/pci.h"
 #include "odk/status.h"
+#include "runtime/dma_internal.h"
 #include "runtime/host_link.h"
 
 struct odk_pci_interrupt {
@@ -75,6 +89,12 @@ struct odk_pci_device {
     odk_pci_fault_handler fault_fn;
     void *fault_ctx;
     uint8_t *dma_buf;
+
+    /* VFIO */
+    bool vfio;
+    int vfio_dev, vfio_cont;
+    uint64_t cfg_off, bar_off[PCI_BARS];
+    odk_iommu *mirrored;
 };
 
 /* ---- the link ----------------------------------------------------------- */
@@ -206,6 +226,137 @@ static int request(odk_pci_device *dev, uint32_t op, uint64_t addr, uint32_t wid
     return st;
 }
 
+/* ---- VFIO --------------------------------------------------------------- */
+
+static int vfio_dma_map(void *ctx, uint64_t iova, void *host, uint64_t len, bool writable)
+{
+    odk_pci_device *dev = ctx;
+    struct vfio_iommu_type1_dma_map m = {
+        .argsz = sizeof m,
+        .flags = VFIO_DMA_MAP_FLAG_READ | (writable ? VFIO_DMA_MAP_FLAG_WRITE : 0),
+        .vaddr = (uint64_t)(uintptr_t)host,
+        .iova = iova,
+        .size = len};
+    if (ioctl(dev->vfio_cont, VFIO_IOMMU_MAP_DMA, &m) < 0) {
+        odk_warn("pci: VFIO cannot map %llu bytes at IOVA 0x%llx: %m", (unsigned long long)len,
+                 (unsigned long long)iova);
+        return ODK_E_IO;
+    }
+    return ODK_OK;
+}
+
+static void vfio_dma_unmap(void *ctx, uint64_t iova, uint64_t len)
+{
+    odk_pci_device *dev = ctx;
+    struct vfio_iommu_type1_dma_unmap u = {.argsz = sizeof u, .iova = iova, .size = len};
+    ioctl(dev->vfio_cont, VFIO_IOMMU_UNMAP_DMA, &u);
+}
+
+/* The regions and interrupts of the function, and the IOMMU mirror. */
+static int vfio_setup(odk_pci_device *dev)
+{
+    struct vfio_region_info ri = {.argsz = sizeof ri, .index = VFIO_PCI_CONFIG_REGION_INDEX};
+    if (ioctl(dev->vfio_dev, VFIO_DEVICE_GET_REGION_INFO, &ri) < 0)
+        return ODK_E_IO;
+    dev->cfg_off = ri.offset;
+    for (unsigned i = 0; i < PCI_BARS; i++) {
+        ri = (struct vfio_region_info){.argsz = sizeof ri, .index = VFIO_PCI_BAR0_REGION_INDEX + i};
+        if (ioctl(dev->vfio_dev, VFIO_DEVICE_GET_REGION_INFO, &ri) < 0 || !ri.size)
+            continue;
+        dev->bar[i].size = ri.size;
+        dev->bar_off[i] = ri.offset;
+        if (ri.flags & VFIO_REGION_INFO_FLAG_MMAP) {
+            void *m = mmap(NULL, ri.size, PROT_READ | PROT_WRITE, MAP_SHARED, dev->vfio_dev,
+                           (off_t)ri.offset);
+            if (m != MAP_FAILED)
+                dev->bar[i].map = m;
+        }
+    }
+    uint32_t counts[3] = {0, 0, 0};
+    for (unsigned k = 0; k < 3; k++) {
+        struct vfio_irq_info ii = {.argsz = sizeof ii, .index = VFIO_PCI_INTX_IRQ_INDEX + k};
+        if (ioctl(dev->vfio_dev, VFIO_DEVICE_GET_IRQ_INFO, &ii) == 0)
+            counts[k] = ii.count;
+    }
+    dev->n_msi = counts[1];
+    dev->n_msix = counts[2];
+    if (1 + dev->n_msi + dev->n_msix > PCI_MAX_VECTORS) {
+        dev->n_msix = dev->n_msix > PCI_MAX_VECTORS - 1 - dev->n_msi
+                          ? PCI_MAX_VECTORS - 1 - dev->n_msi
+                          : dev->n_msix;
+    }
+    dev->n_vec = 1 + dev->n_msi + dev->n_msix;
+    for (unsigned i = 0; i < dev->n_vec; i++)
+        dev->vec_fd[i] = -1;
+    dev->mirrored = odk_driver_iommu(dev->drv);
+    if (!dev->mirrored)
+        return ODK_E_NOMEM;
+    iommu_set_mirror(dev->mirrored, vfio_dma_map, vfio_dma_unmap, dev);
+    return ODK_OK;
+}
+
+/* Points vector index (of type) at its eventfd in VFIO, or (fd -1) stops it. */
+static int vfio_set_irq(odk_pci_device *dev, odk_pci_interrupt_type type, uint32_t vector, int fd)
+{
+    struct {
+        struct vfio_irq_set s;
+        int32_t fd;
+    } req = {.s = {.argsz = sizeof req,
+                   .flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
+                   .index = VFIO_PCI_INTX_IRQ_INDEX + (uint32_t)type,
+                   .start = vector,
+                   .count = 1},
+             .fd = fd};
+    if (ioctl(dev->vfio_dev, VFIO_DEVICE_SET_IRQS, &req) < 0) {
+        odk_warn("pci: VFIO_DEVICE_SET_IRQS (type %d, vector %u): %m", (int)type, vector);
+        return ODK_E_IO;
+    }
+    return ODK_OK;
+}
+
+static int vfio_mem(odk_pci_device *dev, uint8_t bar, uint64_t offset, unsigned width,
+                    uint64_t *value, bool write)
+{
+    volatile uint8_t *p = dev->bar[bar].map ? dev->bar[bar].map + offset : NULL;
+    if (p) {
+        switch (width) {
+        case 1:
+            if (write)
+                *p = (uint8_t)*value;
+            else
+                *value = *p;
+            break;
+        case 2:
+            if (write)
+                *(volatile uint16_t *)(volatile void *)p = (uint16_t)*value;
+            else
+                *value = *(volatile uint16_t *)(volatile void *)p;
+            break;
+        case 4:
+            if (write)
+                *(volatile uint32_t *)(volatile void *)p = (uint32_t)*value;
+            else
+                *value = *(volatile uint32_t *)(volatile void *)p;
+            break;
+        default:
+            if (write)
+                *(volatile uint64_t *)(volatile void *)p = *value;
+            else
+                *value = *(volatile uint64_t *)(volatile void *)p;
+            break;
+        }
+        return ODK_OK;
+    }
+    uint64_t v = write ? *value : 0;
+    ssize_t n = write ? pwrite(dev->vfio_dev, &v, width, (off_t)(dev->bar_off[bar] + offset))
+                      : pread(dev->vfio_dev, &v, width, (off_t)(dev->bar_off[bar] + offset));
+    if (n != (ssize_t)width)
+        return ODK_E_IO;
+    if (!write)
+        *value = v;
+    return ODK_OK;
+}
+
 /* ---- open and close ----------------------------------------------------- */
 
 /* Receives the model's link hello with its descriptors. */
@@ -274,7 +425,7 @@ int odk_pci_device_open(odk_driver *drv, odk_pci_device **out)
         return ODK_E_NOMEM;
     }
     dev->drv = drv;
-    dev->ctl_fd = dev->doorbell = -1;
+    dev->ctl_fd = dev->doorbell = dev->vfio_dev = dev->vfio_cont = -1;
     dev->irq_mode = -1;
     for (unsigned i = 0; i < PCI_BARS; i++)
         dev->bar[i].fd = -1;
@@ -290,18 +441,43 @@ int odk_pci_device_open(odk_driver *drv, odk_pci_device **out)
     odk_value *args = odk_value_new_dict(), *reply = NULL;
     if (args)
         odk_dict_set_int(args, "node", (int64_t)odk_driver_provider_id(drv));
-    int fds[1] = {-1};
-    size_t n_fds = 1;
+    int fds[2] = {-1, -1};
+    size_t n_fds = 2;
     int st = args ? host_link_request_fds("pci-open", args, &reply, fds, &n_fds) : ODK_E_NOMEM;
     if (st < 0) {
         const char *why = reply ? odk_dict_get_string(reply, "error", "") : "";
         odk_warn("pci: cannot open node %llu: %s%s%s",
                  (unsigned long long)odk_driver_provider_id(drv), odk_strerror(st),
                  *why ? ": " : "", why);
+    } else if (strcmp(odk_dict_get_string(reply, "backend", ""), "vfio") == 0) {
+        dev->vfio = true;
+        if (n_fds != 2)
+            st = ODK_E_PROTOCOL;
     } else if (n_fds != 1 || fds[0] < 0) {
         st = ODK_E_PROTOCOL;
     }
     odk_value_free(reply);
+    dev->sock = -1;
+    if (dev->vfio) {
+        dev->vfio_dev = n_fds > 0 ? fds[0] : -1;
+        dev->vfio_cont = n_fds > 1 ? fds[1] : -1;
+        if (st == ODK_OK)
+            st = vfio_setup(dev);
+        for (unsigned i = 0; st == ODK_OK && i < PCI_BARS; i++) {
+            uint32_t reg = 0;
+            if (dev->bar[i].size &&
+                pread(dev->vfio_dev, &reg, 4, (off_t)(dev->cfg_off + PCI_BAR0 + 4 * i)) == 4)
+                dev->bar[i].flags = ((reg & PCI_BAR_MEM_64) ? ODK_PCI_BAR_64BIT : 0) |
+                                    ((reg & PCI_BAR_PREFETCH) ? ODK_PCI_BAR_PREFETCHABLE : 0);
+        }
+        *out = NULL;
+        if (st < 0) {
+            odk_pci_device_close(dev);
+            return st;
+        }
+        *out = dev;
+        return ODK_OK;
+    }
     dev->sock = st == ODK_OK ? fds[0] : -1;
     if (st == ODK_OK)
         st = link_hello(dev);
@@ -335,6 +511,13 @@ void odk_pci_device_close(odk_pci_device *dev)
         return;
     for (unsigned i = 0; i < PCI_MAX_VECTORS; i++)
         odk_pci_interrupt_destroy(dev->irq[i]);
+    if (dev->mirrored) /* what the driver still has prepared stays in the container until
+                          odkd removes every mapping at the driver's end */
+        iommu_set_mirror(dev->mirrored, NULL, NULL, NULL);
+    if (dev->vfio_dev >= 0)
+        close(dev->vfio_dev);
+    if (dev->vfio_cont >= 0)
+        close(dev->vfio_cont);
     if (dev->sock >= 0)
         shutdown(dev->sock, SHUT_RDWR);
     if (dev->reader_started)
@@ -354,7 +537,8 @@ void odk_pci_device_close(odk_pci_device *dev)
     if (dev->doorbell >= 0)
         close(dev->doorbell);
     for (unsigned i = 0; i < dev->n_vec; i++)
-        close(dev->vec_fd[i]);
+        if (dev->vec_fd[i] >= 0)
+            close(dev->vec_fd[i]);
     pthread_cond_destroy(&dev->cond);
     pthread_mutex_destroy(&dev->lock);
     pthread_mutex_destroy(&dev->req_lock);
@@ -365,7 +549,7 @@ void odk_pci_device_close(odk_pci_device *dev)
 
 const char *odk_pci_device_backend(const odk_pci_device *dev)
 {
-    return dev ? "sim" : NULL;
+    return dev ? (dev->vfio ? "vfio" : "sim") : NULL;
 }
 
 /* ---- configuration space ------------------------------------------------ */
@@ -380,7 +564,13 @@ static int cfg_read(odk_pci_device *dev, uint16_t offset, unsigned width, uint32
         return ODK_E_INVALID;
     }
     uint64_t v = 0;
-    int st = request(dev, PCIW_CFG_READ, offset, width, 0, &v);
+    int st;
+    if (dev->vfio)
+        st = pread(dev->vfio_dev, &v, width, (off_t)(dev->cfg_off + offset)) == (ssize_t)width
+                 ? ODK_OK
+                 : ODK_E_GONE;
+    else
+        st = request(dev, PCIW_CFG_READ, offset, width, 0, &v);
     if (st == ODK_E_GONE || st == ODK_E_TIMEOUT)
         v = 0xffffffffu; /* what a read of a missing function returns */
     *value = (uint32_t)v;
@@ -396,6 +586,11 @@ static int cfg_write(odk_pci_device *dev, uint16_t offset, unsigned width, uint3
                  width, offset);
         return ODK_E_INVALID;
     }
+    if (dev->vfio)
+        return pwrite(dev->vfio_dev, &value, width, (off_t)(dev->cfg_off + offset)) ==
+                       (ssize_t)width
+                   ? ODK_OK
+                   : ODK_E_GONE;
     return request(dev, PCIW_CFG_WRITE, offset, width, value, NULL);
 }
 
@@ -487,10 +682,18 @@ int odk_pci_reset(odk_pci_device *dev)
 {
     if (!dev)
         return ODK_E_INVALID;
-    int st = request(dev, PCIW_FLR, 0, 0, 0, NULL);
+    int st;
+    if (dev->vfio)
+        st = ioctl(dev->vfio_dev, VFIO_DEVICE_RESET) == 0 ? ODK_OK : ODK_E_IO;
+    else
+        st = request(dev, PCIW_FLR, 0, 0, 0, NULL);
     /* The reset turned MSI off; the driver's sources still stand. */
-    if (st == ODK_OK && dev->irq_mode >= 0)
+    if (st == ODK_OK && dev->irq_mode >= 0 && !dev->vfio)
         st = enable_mode(dev, (odk_pci_interrupt_type)dev->irq_mode);
+    for (unsigned i = 0; st == ODK_OK && dev->vfio && i < PCI_MAX_VECTORS; i++)
+        if (dev->irq[i])
+            st = vfio_set_irq(dev, (odk_pci_interrupt_type)dev->irq_mode, dev->irq[i]->vector,
+                              dev->vec_fd[i]);
     return st;
 }
 
@@ -564,7 +767,9 @@ static int wait_tail(odk_pci_device *dev, uint32_t until_room)
 
 int odk_pci_flush(odk_pci_device *dev)
 {
-    return dev ? wait_tail(dev, 0) : ODK_E_INVALID;
+    if (!dev)
+        return ODK_E_INVALID;
+    return dev->vfio ? ODK_OK : wait_tail(dev, 0); /* a real read flushes on its own */
 }
 
 static int mem_read(odk_pci_device *dev, uint8_t bar, uint64_t offset, unsigned width,
@@ -575,6 +780,8 @@ static int mem_read(odk_pci_device *dev, uint8_t bar, uint64_t offset, unsigned 
         st = ODK_E_INVALID;
     if (st < 0)
         return st;
+    if (dev->vfio)
+        return vfio_mem(dev, bar, offset, width, value, false);
     st = wait_tail(dev, 0);
     if (st < 0) {
         *value = UINT64_MAX;
@@ -606,6 +813,8 @@ static int mem_write(odk_pci_device *dev, uint8_t bar, uint64_t offset, unsigned
         st = ODK_E_INVALID;
     if (st < 0)
         return st;
+    if (dev->vfio)
+        return vfio_mem(dev, bar, offset, width, &value, true);
     if (is_gone(dev))
         return ODK_E_GONE;
     pthread_mutex_lock(&dev->ring_lock);
@@ -652,6 +861,10 @@ int odk_pci_bar_map(odk_pci_device *dev, uint8_t bar, uint64_t offset, uint64_t 
     int st = bar_range(dev, bar, offset, length, "BAR mapping");
     if (st < 0)
         return st;
+    if (!dev->bar[bar].map) {
+        odk_warn("pci: BAR %u cannot be mapped (VFIO offers no mmap for it)", bar);
+        return ODK_E_UNSUPPORTED;
+    }
     *out = dev->bar[bar].map + offset;
     return ODK_OK;
 }
@@ -682,7 +895,14 @@ static void on_vector(void *ctx, uint32_t revents)
     uint64_t n = 0;
     if (read(irq->dev->vec_fd[irq->index], &n, sizeof n) != sizeof n || !n)
         return;
-    uint64_t ts = __atomic_load_n(&irq->dev->ctl->irq_ns[irq->index], __ATOMIC_ACQUIRE);
+    uint64_t ts;
+    if (irq->dev->ctl) {
+        ts = __atomic_load_n(&irq->dev->ctl->irq_ns[irq->index], __ATOMIC_ACQUIRE);
+    } else { /* VFIO: when the host saw it */
+        struct timespec now;
+        clock_gettime(CLOCK_MONOTONIC, &now);
+        ts = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
+    }
     irq->fn(irq->ctx, irq->vector, n, ts);
 }
 
@@ -734,8 +954,17 @@ int odk_pci_interrupt_create(odk_pci_device *dev, odk_pci_interrupt_type type, u
     if (dev->irq_mode >= 0 && dev->irq_mode != (int)type)
         return ODK_E_STATE;
     int st;
-    if (dev->irq_mode != (int)type && (st = enable_mode(dev, type)) < 0)
+    if (dev->vfio) {
+        if (type == ODK_PCI_INTX) /* level-triggered: needs unmasking, not offered yet */
+            return ODK_E_UNSUPPORTED;
+        if (dev->vec_fd[index] < 0 &&
+            (dev->vec_fd[index] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
+            return ODK_E_IO;
+        if ((st = vfio_set_irq(dev, type, vector, dev->vec_fd[index])) < 0)
+            return st;
+    } else if (dev->irq_mode != (int)type && (st = enable_mode(dev, type)) < 0) {
         return st;
+    }
     dev->irq_mode = (int)type;
     odk_pci_interrupt *irq = calloc(1, sizeof *irq);
     if (!irq)
@@ -773,6 +1002,8 @@ void odk_pci_interrupt_destroy(odk_pci_interrupt *irq)
     }
     odk_release(irq->src);
     odk_pci_device *dev = irq->dev;
+    if (dev->vfio)
+        vfio_set_irq(dev, (odk_pci_interrupt_type)dev->irq_mode, irq->vector, -1);
     dev->irq[irq->index] = NULL;
     free(irq);
     bool any = false;
