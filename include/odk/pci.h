@@ -19,8 +19,10 @@
  * may open it.
  *
  * Backends: the simulated PCI bus (device models in processes of their
- * own, odk-pci-model) today; VFIO for real functions is planned and
- * serves the same calls.
+ * own, odk-pci-model) and real functions bound to vfio-pci (odkd --vfio
+ * ADDRESS); both serve the same calls.  Under VFIO an IOMMU fault is the
+ * kernel's (in its log), INTx is ODK_E_UNSUPPORTED, and the BAR mapping is
+ * writable.
  *
  * Threads: every function may be called from any of the driver's queues;
  * configuration accesses, memory reads and reset BLOCK until the function
