@@ -298,15 +298,19 @@ static int vfio_setup(odk_pci_device *dev)
 /* Points vector index (of type) at its eventfd in VFIO, or (fd -1) stops it. */
 static int vfio_set_irq(odk_pci_device *dev, odk_pci_interrupt_type type, uint32_t vector, int fd)
 {
-    struct {
+    /* struct vfio_irq_set ends in a flexible array: the eventfd follows it. */
+    union {
         struct vfio_irq_set s;
-        int32_t fd;
-    } req = {.s = {.argsz = sizeof req,
-                   .flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER,
-                   .index = VFIO_PCI_INTX_IRQ_INDEX + (uint32_t)type,
-                   .start = vector,
-                   .count = 1},
-             .fd = fd};
+        uint8_t bytes[sizeof(struct vfio_irq_set) + sizeof(int32_t)];
+    } req;
+    memset(&req, 0, sizeof req);
+    req.s.argsz = sizeof req.bytes;
+    req.s.flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER;
+    req.s.index = VFIO_PCI_INTX_IRQ_INDEX + (uint32_t)type;
+    req.s.start = vector;
+    req.s.count = 1;
+    int32_t efd = fd;
+    memcpy(req.bytes + sizeof(struct vfio_irq_set), &efd, sizeof efd);
     if (ioctl(dev->vfio_dev, VFIO_DEVICE_SET_IRQS, &req) < 0) {
         odk_warn("pci: VFIO_DEVICE_SET_IRQS (type %d, vector %u): %m", (int)type, vector);
         return ODK_E_IO;
