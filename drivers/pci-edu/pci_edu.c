@@ -26,7 +26,11 @@
  *               and return at once (tests stop the driver mid-DMA)
  *   selector 8  read the identification register through the direct
  *               mapping, scalar_in[0] times; scalar_out[0] the last value
- *   selector 9  the same through odk_pci_memory_read32 (pci_mmio bench) */
+ *   selector 9  the same through odk_pci_memory_read32 (pci_mmio bench)
+ *   selector 10 config read: scalar_in[0] offset, scalar_in[1] width (1, 2, 4)
+ *   selector 11 power state: scalar_in[0] 0 (D0) or 3 (D3hot)
+ *   selector 12 function-level reset, then decoding and bus mastering on
+ *               again (the MSI source stays) */
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -350,6 +354,59 @@ static int edu_read_called(odk_driver *drv, odk_user_client *uc, odk_call *call)
     return ODK_OK;
 }
 
+static int edu_config_read(odk_driver *drv, odk_user_client *uc, odk_call *call)
+{
+    struct edu *e = odk_driver_state(drv);
+    (void)uc;
+    uint16_t off = (uint16_t)call->scalar_in[0];
+    int st;
+    if (call->scalar_in[0] > 0xffff)
+        return ODK_E_INVALID;
+    switch (call->scalar_in[1]) {
+    case 1: {
+        uint8_t v = 0;
+        st = odk_pci_config_read8(e->dev, off, &v);
+        call->scalar_out[0] = v;
+        return st;
+    }
+    case 2: {
+        uint16_t v = 0;
+        st = odk_pci_config_read16(e->dev, off, &v);
+        call->scalar_out[0] = v;
+        return st;
+    }
+    case 4: {
+        uint32_t v = 0;
+        st = odk_pci_config_read32(e->dev, off, &v);
+        call->scalar_out[0] = v;
+        return st;
+    }
+    default:
+        return ODK_E_INVALID;
+    }
+}
+
+static int edu_power(odk_driver *drv, odk_user_client *uc, odk_call *call)
+{
+    struct edu *e = odk_driver_state(drv);
+    (void)uc;
+    if (call->scalar_in[0] != ODK_PCI_D0 && call->scalar_in[0] != ODK_PCI_D3HOT)
+        return ODK_E_INVALID;
+    return odk_pci_set_power(e->dev, (odk_pci_power)call->scalar_in[0]);
+}
+
+static int edu_reset(odk_driver *drv, odk_user_client *uc, odk_call *call)
+{
+    struct edu *e = odk_driver_state(drv);
+    (void)uc, (void)call;
+    int st = odk_pci_reset(e->dev);
+    if (st == ODK_OK)
+        st = odk_pci_set_memory_enable(e->dev, true);
+    if (st == ODK_OK)
+        st = odk_pci_set_bus_master(e->dev, true);
+    return st;
+}
+
 static const odk_method edu_methods[] = {
     [0] = {edu_factorial, .scalar_in = 1, .scalar_out = 1},
     [1] = {edu_dma, .scalar_in = 2, .scalar_out = 1, .memory = 2},
@@ -361,6 +418,9 @@ static const odk_method edu_methods[] = {
     [7] = {edu_start_dma, .scalar_in = 0},
     [8] = {edu_read_mapped, .scalar_in = 1, .scalar_out = 1},
     [9] = {edu_read_called, .scalar_in = 1, .scalar_out = 1},
+    [10] = {edu_config_read, .scalar_in = 2, .scalar_out = 1},
+    [11] = {edu_power, .scalar_in = 1},
+    [12] = {edu_reset, .scalar_in = 0},
 };
 
 static const odk_driver_class edu_class = {

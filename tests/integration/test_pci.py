@@ -35,6 +35,13 @@ def model_state(odkd, node_id):
     return node(odkd, node_id)["properties"].get("OdkPCIModelState", {})
 
 
+def state_when(odkd, fn, pred, what):
+    """The model's state once pred holds: its reports reach odkd on their
+    own connection, a moment after the driver's call returned."""
+    return wait_until(lambda: (lambda st: st if pred(st) else None)(model_state(odkd, fn)),
+                      what=what)
+
+
 def edu_service(odkd, fn):
     inst = odkd.running(provider=fn)[0]
     return inst["node"], inst
@@ -156,7 +163,7 @@ def test_dma_round_trips_through_the_iommu_4_kib_and_every_part_of_the_window(od
         with pytest.raises(OdkError) as e:
             conn.call_memory(1, [4096, 1], [(0, 0, 1)], n_out=1)
         assert e.value.name in ("ODK_E_INVALID", "ODK_E_NOT_FOUND", "ODK_E_BAD_ARGUMENTS")
-        assert model_state(odkd, fn)["dmas"] >= 12
+        state_when(odkd, fn, lambda st: st.get("dmas", 0) >= 12, "12 DMAs reported")
     finally:
         conn.close()
 
@@ -189,9 +196,44 @@ def test_dma_outside_the_mapping_is_an_iommu_fault_and_the_driver_keeps_working(
             assert failed == 1
         counters = conn.call(2, n_out=4)[0]
         assert counters[2] == 3 and counters[3] == 0x1000
-        assert model_state(odkd, fn)["dma_faults"] == 3
+        state_when(odkd, fn, lambda st: st.get("dma_faults") == 3, "3 faults reported")
         dma_round_trip(conn, 4096)
         assert pid_alive(inst["pid"])
+    finally:
+        conn.close()
+
+
+def test_config_space_power_states_and_function_level_reset(odkd):
+    fn, _ = plug(odkd)
+    conn, _ = connect(odkd, fn)
+    try:
+        assert conn.call(10, [0, 4], n_out=1)[0] == [0x11E81234]
+        assert conn.call(10, [0x2C, 2], n_out=1)[0] == [0x1AF4]
+        assert conn.call(10, [0x34, 1], n_out=1)[0] == [0x40]  # the capability list
+        with pytest.raises(OdkError) as e:
+            conn.call(10, [4095, 4], n_out=1)  # past the 4 KiB space
+        assert e.value.name == "ODK_E_INVALID"
+        # In D3hot the function ignores register writes: the factorial is
+        # not computed, the write is counted as dropped.
+        assert conn.call(0, [4], n_out=1)[0] == [24]
+        conn.call(11, [3])
+        state_when(odkd, fn, lambda st: st.get("power") == "D3hot", "D3hot")
+        assert conn.call(0, [5], n_out=1)[0] == [24]
+        state_when(odkd, fn, lambda st: st.get("dropped_writes", 0) >= 1, "a dropped write")
+        conn.call(11, [0])
+        state_when(odkd, fn, lambda st: st.get("power") == "D0", "D0")
+        assert conn.call(0, [5], n_out=1)[0] == [120]
+        # A function-level reset: registers back to their defaults, MSI
+        # enabled again by the family for the driver's source.
+        resets = model_state(odkd, fn)["resets"]
+        conn.call(12)
+        state_when(odkd, fn, lambda st: st["resets"] == resets + 1 and st["msi"] and
+                   st["bus_master"], "the reset, with MSI and bus mastering on again")
+        assert conn.call(10, [4, 2], n_out=1)[0][0] & 0x6 == 0x6
+        before = conn.call(2, n_out=4)[0][0]
+        conn.call(3, [3])
+        wait_until(lambda: conn.call(2, n_out=4)[0][0] == before + 3, what="3 MSIs after reset")
+        assert conn.call(0, [6], n_out=1)[0] == [720]
     finally:
         conn.close()
 
@@ -257,7 +299,7 @@ def test_kill_9_mid_dma_bus_mastering_is_off_before_the_model_writes_again(odkd)
     conn = Connection(odkd.state, new[0]["node"])
     try:
         assert conn.call(0, [10], n_out=1)[0] == [3628800]
-        assert model_state(odkd, fn)["bus_master"]
+        state_when(odkd, fn, lambda st: st["bus_master"], "bus mastering on again")
     finally:
         conn.close()
 

@@ -260,6 +260,7 @@ static void drain_ring(void)
     uint32_t head = __atomic_load_n(&ctl->head, __ATOMIC_ACQUIRE);
     if (head - tail > PCI_RING) /* a host that broke the ring: drop what it claims */
         tail = head;
+    uint64_t dropped = count.dropped_writes;
     while (tail != head) {
         struct pci_mmio_op op = ctl->ring[tail % PCI_RING];
         bool ok = op.bar < PCI_BARS && M.bar[op.bar] &&
@@ -277,6 +278,8 @@ static void drain_ring(void)
     }
     __atomic_store_n(&ctl->tail, tail, __ATOMIC_RELEASE);
     syscall(SYS_futex, &ctl->tail, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+    if (count.dropped_writes != dropped)
+        pci_model_changed(&M);
 }
 
 /* ---- links -------------------------------------------------------------- */
