@@ -60,6 +60,10 @@
 #define EDU_BUF_SIZE 4096u
 #define EDU_DMA_BITS 28 /* edu masks DMA addresses to 28 bits */
 #define RAISE_BIT 0x1000u
+/* How long the driver waits for the device to finish a computation or a
+ * DMA before ODK_E_TIMEOUT: a hang guard (QEMU's edu takes 100 ms of
+ * virtual time per DMA; a loaded machine may take much longer). */
+#define EDU_DEADLINE_S 10
 
 struct edu {
     odk_driver *drv;
@@ -144,7 +148,7 @@ static int edu_factorial(odk_driver *drv, odk_user_client *uc, odk_call *call)
     while (st == ODK_OK && (status & 1)) {
         st = odk_pci_memory_read32(e->dev, 0, EDU_STATUS, &status);
         clock_gettime(CLOCK_MONOTONIC, &now);
-        if (st == ODK_OK && (status & 1) && now.tv_sec - start.tv_sec > 2)
+        if (st == ODK_OK && (status & 1) && now.tv_sec - start.tv_sec > EDU_DEADLINE_S)
             st = ODK_E_TIMEOUT;
     }
     if (st == ODK_OK)
@@ -176,7 +180,7 @@ static int dma_run(struct edu *e, uint64_t src, uint64_t dst, uint64_t count, bo
             return ODK_OK;
         }
         clock_gettime(CLOCK_MONOTONIC, &now);
-        if (now.tv_sec - start.tv_sec > 2)
+        if (now.tv_sec - start.tv_sec > EDU_DEADLINE_S)
             return ODK_E_TIMEOUT;
         struct timespec nap = {0, 20000};
         nanosleep(&nap, NULL);
@@ -262,7 +266,7 @@ static int edu_raise(odk_driver *drv, odk_user_client *uc, odk_call *call)
             if (st < 0)
                 return st;
             clock_gettime(CLOCK_MONOTONIC, &now);
-            if (i == 0 || now.tv_sec - start.tv_sec > 2)
+            if (i == 0 || now.tv_sec - start.tv_sec > EDU_DEADLINE_S)
                 break;
         }
         int st = odk_pci_memory_write32(e->dev, 0, EDU_IRQ_RAISE, RAISE_BIT);

@@ -49,7 +49,7 @@ extern "C" {
 #endif
 
 /* How long a call waits for the function before ODK_E_TIMEOUT. */
-#define ODK_PCI_TIMEOUT_MS 2000u
+#define ODK_PCI_TIMEOUT_MS 5000u
 
 typedef struct odk_pci_device odk_pci_device;
 typedef struct odk_pci_interrupt odk_pci_interrupt;
