@@ -12,7 +12,7 @@ DEB_PACKAGES = meson ninja-build pkg-config gcc clang libjansson-dev \
 	qemu-system-x86 busybox-static kmod libfuse3-dev
 
 .PHONY: all deps asan asan-test check test unit integration demo bench format clean fuzz \
-	campaign campaign-ci install vm-test soak-usb
+	campaign campaign-ci install vm-test soak-usb soak-pci
 
 all: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -106,6 +106,12 @@ soak-usb: all
 
 demo: all
 	@$(BUILD)/bin/odk-demo $(BUILD)
+
+# The PCI plug/unplug loop at full size: 500 cycles of the sim edu function
+# with a DMA in flight (make integration runs 20).
+soak-pci: all
+	ODK_PCI_PLUG_CYCLES=500 ODK_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q \
+	  tests/integration/test_pci.py -k plug_unplug
 
 bench: all
 	@bench/run $(BUILD) $(ONLY)

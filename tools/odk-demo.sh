@@ -32,8 +32,9 @@ until "$bin/odkctl" list >/dev/null 2>&1; do
     sleep 0.1
 done
 "$bin/odkctl" usb plug cdc-acm >/dev/null
+"$bin/odkctl" pci plug edu >/dev/null  # QEMU's edu on the sim PCI bus: pci-edu takes it
 i=0
-until [ "$("$bin/odkctl" list 2>/dev/null | grep -c running)" -ge 3 ]; do
+until [ "$("$bin/odkctl" list 2>/dev/null | grep -c running)" -ge 4 ]; do
     i=$((i + 1))
     if [ $i -gt 100 ] || ! kill -0 $odkd 2>/dev/null; then
         echo "odkd did not start; its log:" >&2
@@ -86,8 +87,12 @@ if [ -n "$netifs" ]; then
     echo "   $bin/odkctl net cable demo unplug   # pull the simulated cable (ip link: NO-CARRIER)"
 fi
 echo "   $bin/odkctl usb -v                  # the USB adapter's descriptors, like lsusb -v"
+edu=$("$bin/odkctl" find '{"IOProviderClass": "PciEdu"}' | awk 'NR==1 {print $1}')
+echo "   $bin/odkctl pci -v                  # the edu PCI function, like lspci -nn -v"
+echo "   $bin/odkctl call $edu 0 10             # pci-edu: the device computes 10!"
 echo
 echo "   for example: odkctl call $node 0 2 40 prints $("$bin/odkctl" call "$node" 0 2 40)"
+echo "   and odkctl call $edu 0 10 prints $("$bin/odkctl" call "$edu" 0 10)"
 echo
 [ -z "$netifs" ] || echo "   the NIC pair's network interfaces: $netifs"
 echo "Press Ctrl-C to stop."

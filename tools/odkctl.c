@@ -20,6 +20,8 @@
 
 static bool json_out;
 
+int odkctl_pci(odk_client *c, int argc, char **argv, bool json); /* odkctl_pci.c */
+
 static int usage(void)
 {
     fprintf(stderr,
@@ -36,6 +38,9 @@ static int usage(void)
             "                            hid-keyboard, hid-mouse, broken), print its node id\n"
             "  usb unplug ID             unplug a simulated USB device\n"
             "  usb fault ID KIND [EP]    make it misbehave: stall|short|babble EP, disconnect\n"
+            "  pci [-v]                  PCI functions, like lspci -nn (-v: BARs, capabilities)\n"
+            "  pci plug MODEL [JSON]     plug a simulated PCI function (edu)\n"
+            "  pci unplug [--surprise] ID  remove a simulated PCI function\n"
             "  usb input ID HEX          input for the device model (a HID report: 8 bytes for\n"
             "                            hid-keyboard, 4 for hid-mouse)\n"
             "  net                       network interfaces: name, MAC, link, MTU, counters\n"
@@ -606,6 +611,8 @@ int main(int argc, char **argv)
         rc = odkctl_net(c, rest, args, json_out);
     else if (strcmp(cmd, "usb") == 0)
         rc = cmd_usb(c, rest, args);
+    else if (strcmp(cmd, "pci") == 0)
+        rc = odkctl_pci(c, rest, args, json_out);
     else if (strcmp(cmd, "install") == 0 && rest == 1) {
         char *abs = realpath(args[0], NULL);
         rc = simple(c, "install", "path", abs ? abs : args[0]);

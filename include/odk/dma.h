@@ -5,11 +5,11 @@
  * which a prepared odk_dma_command maps the pages of an odk_memory range and
  * describes them as a list of segments (address, length) the driver hands to
  * the hardware.  On the sim bus a driver's device has a simulated IOMMU
- * (odk_driver_iommu); whatever plays the device — today the driver itself or
- * a test, as sim device models with their own DMA engines are not built yet
- * — reads and writes the driver's pages through it (odk_iommu_translate,
- * odk_iommu_dma_read / _write).  The VFIO backend (not built yet) will put
- * the real IOMMU behind the same calls.
+ * (odk_driver_iommu); whatever plays the device — a sim PCI function's
+ * model (its DMA served by the PCI family), the driver itself or a test —
+ * reads and writes the driver's pages through it (odk_iommu_translate,
+ * odk_iommu_dma_read / _write).  The PCI family's VFIO backend mirrors every
+ * mapping into the real IOMMU (docs/pci.md).
  *
  * No total size cap: lengths, offsets and segment counts are 64-bit, a
  * segment list of any length is walked in batches with

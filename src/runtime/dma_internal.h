@@ -19,4 +19,13 @@ int iommu_map(odk_iommu *io, odk_memory *m, uint64_t mem_offset, uint64_t len, u
               uint64_t *n_chunks);
 void iommu_unmap(odk_iommu *io, const void *owner);
 
+/* A real IOMMU behind a simulated one (the PCI family's VFIO backend):
+ * from now on every chunk iommu_map places is also given to map (host: the
+ * chunk's bytes in this process; a failure fails the prepare), and every
+ * chunk removed to unmap.  Set it before the first mapping; NULLs clear it. */
+void iommu_set_mirror(odk_iommu *io,
+                      int (*map)(void *ctx, uint64_t iova, void *host, uint64_t len,
+                                 bool writable),
+                      void (*unmap)(void *ctx, uint64_t iova, uint64_t len), void *ctx);
+
 #endif

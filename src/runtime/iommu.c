@@ -42,6 +42,10 @@ struct odk_iommu {
     size_t n_free, cap_free;
     struct mapping *maps; /* sorted by iova */
     size_t n_maps, cap_maps;
+    /* A real IOMMU that mirrors every chunk (iommu_set_mirror), or NULL. */
+    int (*mirror_map)(void *ctx, uint64_t iova, void *host, uint64_t len, bool writable);
+    void (*mirror_unmap)(void *ctx, uint64_t iova, uint64_t len);
+    void *mirror_ctx;
 };
 
 /* splitmix64: small, good enough, and the same on every machine. */
@@ -229,6 +233,8 @@ static void unmap_locked(odk_iommu *io, const void *owner)
 {
     size_t kept = 0;
     for (size_t i = 0; i < io->n_maps; i++) {
+        if (io->maps[i].owner == owner && io->mirror_unmap)
+            io->mirror_unmap(io->mirror_ctx, io->maps[i].iova, io->maps[i].len);
         if (io->maps[i].owner == owner)
             give_back(io, io->maps[i].iova, io->maps[i].len);
         else
@@ -334,6 +340,39 @@ static int map_scattered(odk_iommu *io, odk_memory *m, uint64_t mem_offset, uint
     return ODK_OK;
 }
 
+static int host_of(const struct mapping *mp, uint64_t address, void **host);
+
+/* Maps the chunks from maps[first] on in the mirror.  On failure the
+ * caller's unmap_locked gives every chunk of the owner back, and asks the
+ * mirror to unmap each (one never mirrored is a no-op there). */
+static int mirror_new(odk_iommu *io, size_t first)
+{
+    if (!io->mirror_map)
+        return ODK_OK;
+    for (size_t i = first; i < io->n_maps; i++) {
+        void *host;
+        int st = host_of(&io->maps[i], io->maps[i].iova, &host);
+        if (st == ODK_OK)
+            st = io->mirror_map(io->mirror_ctx, io->maps[i].iova, host, io->maps[i].len,
+                                io->maps[i].writable);
+        if (st < 0)
+            return st;
+    }
+    return ODK_OK;
+}
+
+void iommu_set_mirror(odk_iommu *io,
+                      int (*map)(void *ctx, uint64_t iova, void *host, uint64_t len,
+                                 bool writable),
+                      void (*unmap)(void *ctx, uint64_t iova, uint64_t len), void *ctx)
+{
+    pthread_mutex_lock(&io->lock);
+    io->mirror_map = map;
+    io->mirror_unmap = unmap;
+    io->mirror_ctx = ctx;
+    pthread_mutex_unlock(&io->lock);
+}
+
 int iommu_map(odk_iommu *io, odk_memory *m, uint64_t mem_offset, uint64_t len, uint64_t unit,
               uint32_t bits, bool contiguous, const void *owner, odk_dma_segment **chunks,
               uint64_t *n_chunks)
@@ -368,6 +407,8 @@ int iommu_map(odk_iommu *io, odk_memory *m, uint64_t mem_offset, uint64_t len, u
                      "is fragmented below %llu-byte units",
                      (unsigned long long)len, bits, (unsigned long long)unit);
     }
+    if (st == ODK_OK)
+        st = mirror_new(io, io->n_maps - *n_chunks);
     if (st == ODK_OK) {
         sort_new(io, io->n_maps - *n_chunks);
     } else {

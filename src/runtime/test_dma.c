@@ -20,6 +20,7 @@
 #include <cmocka.h>
 
 #include "odk/dma.h"
+#include "runtime/dma_internal.h"
 #include "odk/log.h"
 #include "odk/memory.h"
 
@@ -233,6 +234,70 @@ static void test_contiguous(void **state)
     check_segments(io, cmd, m, 0, 3 * GiB, &contig, n, 1);
     odk_release(cmd);
 
+    odk_release(m);
+    odk_release(io);
+}
+
+
+/* iommu_set_mirror (the PCI family's VFIO backend): every chunk placed is
+ * given to the mirror with its bytes in this process, every chunk removed
+ * is taken back, and a mirror that refuses fails the prepare with nothing
+ * left mapped. */
+struct mirror {
+    uint64_t mapped, unmapped, calls;
+    uint8_t *base;
+    int fail_at; /* the call that fails, 0: none */
+};
+
+static int mirror_map(void *ctx, uint64_t iova, void *host, uint64_t len, bool writable)
+{
+    struct mirror *mi = ctx;
+    (void)iova;
+    if (++mi->calls == (uint64_t)mi->fail_at)
+        return ODK_E_IO;
+    assert_true(writable);
+    assert_true((uint8_t *)host >= mi->base && (uint8_t *)host + len <= mi->base + 8 * MiB);
+    assert_int_equal(((uintptr_t)host) % 4096, 0);
+    mi->mapped += len;
+    return ODK_OK;
+}
+
+static void mirror_unmap(void *ctx, uint64_t iova, uint64_t len)
+{
+    struct mirror *mi = ctx;
+    (void)iova;
+    mi->unmapped += len;
+}
+
+static void test_mirror(void **state)
+{
+    (void)state;
+    odk_iommu *io;
+    odk_memory *m;
+    odk_dma_command *cmd;
+    uint64_t n;
+    struct mirror mi = {0};
+    assert_int_equal(odk_iommu_create_sim(48, 5, &io), ODK_OK);
+    assert_int_equal(odk_memory_create(8 * MiB, ODK_MEM_INOUT, &m), ODK_OK);
+    assert_int_equal(odk_memory_map(m, ODK_MAP_READ | ODK_MAP_WRITE, (void **)&mi.base), ODK_OK);
+    iommu_set_mirror(io, mirror_map, mirror_unmap, &mi);
+    assert_int_equal(odk_dma_command_create(io, NULL, &cmd), ODK_OK);
+    assert_int_equal(odk_dma_command_prepare(cmd, m, 0, 8 * MiB, &n), ODK_OK);
+    assert_int_equal(mi.mapped, 8 * MiB);
+    assert_true(mi.calls >= 2); /* scattered: several chunks */
+    assert_int_equal(odk_dma_command_complete(cmd), ODK_OK);
+    assert_int_equal(mi.unmapped, 8 * MiB);
+    /* The second chunk's mirroring fails: the prepare fails, and what was
+     * placed is given back (the mirror is told to unmap every chunk). */
+    mi = (struct mirror){.base = mi.base, .fail_at = 2};
+    uint64_t before = mi.unmapped;
+    assert_int_equal(odk_dma_command_prepare(cmd, m, 0, 8 * MiB, &n), ODK_E_IO);
+    assert_true(mi.unmapped > before);
+    mi.fail_at = 0;
+    assert_int_equal(odk_dma_command_prepare(cmd, m, 0, 8 * MiB, &n), ODK_OK);
+    assert_int_equal(odk_dma_command_complete(cmd), ODK_OK);
+    iommu_set_mirror(io, NULL, NULL, NULL);
+    odk_release(cmd);
     odk_release(m);
     odk_release(io);
 }
@@ -586,6 +651,7 @@ int main(void)
         cmocka_unit_test(test_invalid),      cmocka_unit_test(test_property),
         cmocka_unit_test(test_device_model), cmocka_unit_test(test_churn),
         cmocka_unit_test(test_threads),      cmocka_unit_test(test_deterministic),
+        cmocka_unit_test(test_mirror),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

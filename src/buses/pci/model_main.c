@@ -1,0 +1,547 @@
+/* SPDX-License-Identifier: MIT */
+/* odk-pci-model — runs one simulated PCI function in a process of its own.
+ *
+ *   odk-pci-model MODEL [ARGS-JSON]      (fd 3: the connection to odkd)
+ *
+ * It serves pci_wire.h on odkd's connection and on the one driver link
+ * odkd attaches at a time, until odkd's connection closes (the function was
+ * unplugged).  The generic parts of a function live here: the writable bits
+ * of configuration space, MSI / MSI-X / INTx delivery, power state,
+ * function-level reset, the posted-write ring.  The model (models/) gives
+ * the registers their meaning.
+ *
+ * The function checks the framework's promise after a driver ends: bus
+ * mastering must be off and the function reset before its next DMA and
+ * before another link is attached.  A DMA attempted with bus mastering
+ * still on once the link ended is counted in "unsafe_dma" and logged as an
+ * assertion failure; an attach before the reset is refused. */
+#include <errno.h>
+#include <limits.h>
+#include <linux/futex.h>
+#include <poll.h>
+#include <signal.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <sys/syscall.h>
+#include <sys/timerfd.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "buses/pci/config.h"
+#include "buses/pci/model.h"
+#include "buses/pci/pci_wire.h"
+#include "odk/status.h"
+
+#define ODKD_FD 3
+
+static const struct pci_model_ops *const models[] = {&pci_model_edu, NULL};
+
+static struct pci_model M;
+static uint8_t wmask[256];     /* writable bits of the first 256 config bytes */
+static uint32_t bar_init[PCI_BARS];
+static int bar_fd[PCI_BARS] = {-1, -1, -1, -1, -1, -1};
+static int ctl_fd = -1, doorbell = -1, timer_fd = -1;
+static struct pci_ctl *ctl;
+static int vec_fd[PCI_MAX_VECTORS];
+static unsigned n_vec;
+static int link_fd = -1;
+static bool needs_reset;  /* a link was attached; no reset since */
+static uint32_t dma_id;   /* the pending DMA's id, 0 for none */
+static uint64_t dma_addr; /* and what it was */
+static struct {
+    uint64_t resets, dma_blocked, unsafe_dma, dma_faults, interrupts, refused_attach,
+        dropped_writes, links, dma_cancelled;
+} count;
+static uint8_t *packet;
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
+}
+
+static uint16_t command(void)
+{
+    return (uint16_t)pci_cfg_get(M.config, PCI_COMMAND, 2);
+}
+
+bool pci_model_bus_master(const struct pci_model *m)
+{
+    (void)m;
+    return command() & PCI_COMMAND_MASTER;
+}
+
+static unsigned power_state(void)
+{
+    unsigned pm = pci_cap_find(M.config, PCI_CAP_ID_PM);
+    return pm ? pci_cfg_get(M.config, pm + PCI_PM_CTRL, 2) & PCI_PM_STATE_MASK : 0;
+}
+
+void pci_model_changed(struct pci_model *m)
+{
+    odk_value *d = odk_value_new_dict();
+    if (!d)
+        return;
+    unsigned msi = pci_cap_find(M.config, PCI_CAP_ID_MSI);
+    odk_dict_set_bool(d, "bus_master", command() & PCI_COMMAND_MASTER);
+    odk_dict_set_bool(d, "memory", command() & PCI_COMMAND_MEMORY);
+    odk_dict_set_bool(d, "msi", msi && (pci_cfg_get(M.config, msi + PCI_MSI_FLAGS, 2) &
+                                        PCI_MSI_ENABLE));
+    odk_dict_set_string(d, "power", power_state() == 3 ? "D3hot" : "D0");
+    odk_dict_set_bool(d, "attached", link_fd >= 0);
+    odk_dict_set_int(d, "links", (int64_t)count.links);
+    odk_dict_set_int(d, "resets", (int64_t)count.resets);
+    odk_dict_set_int(d, "dma_blocked", (int64_t)count.dma_blocked);
+    odk_dict_set_int(d, "unsafe_dma", (int64_t)count.unsafe_dma);
+    odk_dict_set_int(d, "dma_faults", (int64_t)count.dma_faults);
+    odk_dict_set_int(d, "interrupts", (int64_t)count.interrupts);
+    odk_dict_set_int(d, "refused_attach", (int64_t)count.refused_attach);
+    odk_dict_set_int(d, "dropped_writes", (int64_t)count.dropped_writes);
+    odk_dict_set_int(d, "dma_cancelled", (int64_t)count.dma_cancelled);
+    if (m->ops->report)
+        m->ops->report(m, d);
+    char *json = odk_value_to_json(d, 0);
+    odk_value_free(d);
+    if (!json)
+        return;
+    struct pci_wire w = {.op = PCIW_REPORT};
+    pci_wire_send(ODKD_FD, &w, json, strlen(json), NULL, 0, 0);
+    free(json);
+}
+
+void pci_model_timer(struct pci_model *m, unsigned ms)
+{
+    (void)m;
+    struct itimerspec it = {.it_value = {ms / 1000, (long)(ms % 1000) * 1000000L}};
+    timerfd_settime(timer_fd, 0, &it, NULL);
+}
+
+void pci_model_irq(struct pci_model *m, unsigned vector)
+{
+    (void)m;
+    unsigned msi = pci_cap_find(M.config, PCI_CAP_ID_MSI);
+    unsigned msix = pci_cap_find(M.config, PCI_CAP_ID_MSIX);
+    int idx = -1;
+    if (msi && (pci_cfg_get(M.config, msi + PCI_MSI_FLAGS, 2) & PCI_MSI_ENABLE)) {
+        if (vector < M.n_msi)
+            idx = (int)(1 + vector);
+    } else if (msix && (pci_cfg_get(M.config, msix + PCI_MSIX_FLAGS, 2) & PCI_MSIX_ENABLE)) {
+        if (vector < M.n_msix && !(pci_cfg_get(M.config, msix + PCI_MSIX_FLAGS, 2) & 0x4000u))
+            idx = (int)(1 + M.n_msi + vector);
+    } else if (!(command() & PCI_COMMAND_INTX_DISABLE) && M.config[PCI_INTERRUPT_PIN]) {
+        idx = 0;
+    }
+    if (idx < 0)
+        return;
+    __atomic_store_n(&ctl->irq_ns[idx], now_ns(), __ATOMIC_RELEASE);
+    uint64_t one = 1;
+    if (write(vec_fd[idx], &one, sizeof one) == sizeof one)
+        count.interrupts++;
+}
+
+int pci_model_dma(struct pci_model *m, uint64_t addr, void *data, size_t len, bool to_device)
+{
+    (void)m;
+    if (!(command() & PCI_COMMAND_MASTER)) {
+        count.dma_blocked++;
+        return ODK_E_STATE;
+    }
+    if (link_fd < 0) {
+        if (needs_reset) {
+            count.unsafe_dma++;
+            fprintf(stderr, "odk-pci-model: ASSERTION FAILED: DMA at 0x%llx with bus mastering "
+                    "on after the driver's link ended, before the reset\n",
+                    (unsigned long long)addr);
+        }
+        return ODK_E_GONE;
+    }
+    if (dma_id)
+        return ODK_E_BUSY;
+    if (len == 0 || len > PCIW_MAX_DMA)
+        return ODK_E_INVALID;
+    static uint32_t next;
+    struct pci_wire w = {.op = PCIW_DMA, .id = ++next ? next : ++next, .addr = addr,
+                         .length = (uint32_t)len, .flags = to_device ? PCIW_DMA_TO_DEVICE : 0};
+    if (pci_wire_send(link_fd, &w, to_device ? NULL : data, to_device ? 0 : len, NULL, 0, 0) < 0)
+        return ODK_E_GONE;
+    dma_id = w.id;
+    dma_addr = addr;
+    return ODK_OK;
+}
+
+/* ---- configuration space ------------------------------------------------ */
+
+static void setup_wmask(void)
+{
+    memset(wmask, 0, sizeof wmask);
+    pci_cfg_put(wmask, PCI_COMMAND, 2, PCI_COMMAND_IO | PCI_COMMAND_MEMORY | PCI_COMMAND_MASTER |
+                                           PCI_COMMAND_INTX_DISABLE);
+    wmask[0x3c] = 0xff; /* interrupt line */
+    for (unsigned i = 0; i < PCI_BARS; i++) {
+        bar_init[i] = pci_cfg_get(M.config, PCI_BAR0 + 4 * i, 4);
+        if (M.bar_size[i])
+            pci_cfg_put(wmask, PCI_BAR0 + 4 * i, 4, (uint32_t)~(M.bar_size[i] - 1) & ~0xfu);
+        if (M.bar_size[i] && (bar_init[i] & PCI_BAR_MEM_64) && i < 5)
+            pci_cfg_put(wmask, PCI_BAR0 + 4 * (i + 1), 4, 0xffffffffu);
+    }
+    unsigned p;
+    if ((p = pci_cap_find(M.config, PCI_CAP_ID_PM)))
+        pci_cfg_put(wmask, p + PCI_PM_CTRL, 2, PCI_PM_STATE_MASK);
+    if ((p = pci_cap_find(M.config, PCI_CAP_ID_MSI))) {
+        pci_cfg_put(wmask, p + PCI_MSI_FLAGS, 2, PCI_MSI_ENABLE | 0x70u);
+        for (unsigned i = 4; i < 14 && p + i < 256; i++)
+            wmask[p + i] = 0xff; /* address and data */
+    }
+    if ((p = pci_cap_find(M.config, PCI_CAP_ID_MSIX)))
+        pci_cfg_put(wmask, p + PCI_MSIX_FLAGS, 2, PCI_MSIX_ENABLE | 0x4000u);
+}
+
+static void cfg_write(unsigned off, unsigned width, uint32_t value)
+{
+    for (unsigned i = 0; i < width && off + i < 256; i++) {
+        uint8_t b = (uint8_t)(value >> (8 * i)), m = wmask[off + i];
+        M.config[off + i] = (uint8_t)((M.config[off + i] & ~m) | (b & m));
+    }
+    unsigned pm = pci_cap_find(M.config, PCI_CAP_ID_PM);
+    if (pm) { /* D1 and D2 are not offered: such a write leaves the state as it was */
+        uint32_t st = pci_cfg_get(M.config, pm + PCI_PM_CTRL, 2);
+        if ((st & 3u) == 1 || (st & 3u) == 2)
+            pci_cfg_put(M.config, pm + PCI_PM_CTRL, 2, st & ~3u);
+    }
+    pci_model_changed(&M);
+}
+
+/* Function-level reset: bus mastering and decoding off, interrupts back
+ * to INTx, D0, registers to their defaults, posted writes dropped. */
+static void function_reset(void)
+{
+    pci_cfg_put(M.config, PCI_COMMAND, 2, 0);
+    unsigned p;
+    if ((p = pci_cap_find(M.config, PCI_CAP_ID_MSI)))
+        pci_cfg_put(M.config, p + PCI_MSI_FLAGS, 2,
+                    pci_cfg_get(M.config, p + PCI_MSI_FLAGS, 2) & ~(PCI_MSI_ENABLE | 0x70u));
+    if ((p = pci_cap_find(M.config, PCI_CAP_ID_MSIX)))
+        pci_cfg_put(M.config, p + PCI_MSIX_FLAGS, 2,
+                    pci_cfg_get(M.config, p + PCI_MSIX_FLAGS, 2) & ~(PCI_MSIX_ENABLE | 0x4000u));
+    if ((p = pci_cap_find(M.config, PCI_CAP_ID_PM)))
+        pci_cfg_put(M.config, p + PCI_PM_CTRL, 2,
+                    pci_cfg_get(M.config, p + PCI_PM_CTRL, 2) & ~PCI_PM_STATE_MASK);
+    for (unsigned i = 0; i < PCI_BARS; i++)
+        pci_cfg_put(M.config, PCI_BAR0 + 4 * i, 4, bar_init[i]);
+    /* What the function had in flight ends here, unwritten. */
+    struct itimerspec armed;
+    if (dma_id || (timerfd_gettime(timer_fd, &armed) == 0 &&
+                   (armed.it_value.tv_sec || armed.it_value.tv_nsec)))
+        count.dma_cancelled++;
+    pci_model_timer(&M, 0);
+    dma_id = 0; /* a reply still on its way is ignored */
+    __atomic_store_n(&ctl->tail, __atomic_load_n(&ctl->head, __ATOMIC_ACQUIRE), __ATOMIC_RELEASE);
+    syscall(SYS_futex, &ctl->tail, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+    for (unsigned i = 0; i < PCI_BARS; i++)
+        if (M.bar[i])
+            memset(M.bar[i], 0, M.bar_size[i]);
+    M.ops->reset(&M);
+    count.resets++;
+}
+
+/* ---- posted writes ------------------------------------------------------ */
+
+static void drain_ring(void)
+{
+    uint64_t v;
+    if (read(doorbell, &v, sizeof v) < 0 && errno != EAGAIN)
+        return;
+    uint32_t tail = __atomic_load_n(&ctl->tail, __ATOMIC_RELAXED);
+    uint32_t head = __atomic_load_n(&ctl->head, __ATOMIC_ACQUIRE);
+    if (head - tail > PCI_RING) /* a host that broke the ring: drop what it claims */
+        tail = head;
+    uint64_t dropped = count.dropped_writes;
+    while (tail != head) {
+        struct pci_mmio_op op = ctl->ring[tail % PCI_RING];
+        bool ok = op.bar < PCI_BARS && M.bar[op.bar] &&
+                  (op.width == 1 || op.width == 2 || op.width == 4 || op.width == 8) &&
+                  (uint64_t)op.offset + op.width <= M.bar_size[op.bar];
+        if (ok && (command() & PCI_COMMAND_MEMORY) && power_state() == 0)
+            M.ops->mmio_write(&M, op.bar, op.offset, op.width, op.value);
+        else
+            count.dropped_writes++;
+        tail++;
+        __atomic_store_n(&ctl->tail, tail, __ATOMIC_RELEASE);
+        head = __atomic_load_n(&ctl->head, __ATOMIC_ACQUIRE);
+        if (head - tail > PCI_RING)
+            tail = head;
+    }
+    __atomic_store_n(&ctl->tail, tail, __ATOMIC_RELEASE);
+    syscall(SYS_futex, &ctl->tail, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+    if (count.dropped_writes != dropped)
+        pci_model_changed(&M);
+}
+
+/* ---- links -------------------------------------------------------------- */
+
+static void reply(int fd, const struct pci_wire *req, int status, uint64_t value)
+{
+    struct pci_wire w = {.op = req->op, .id = req->id, .status = status, .value = value};
+    pci_wire_send(fd, &w, NULL, 0, NULL, 0, 0);
+}
+
+static void link_end(void)
+{
+    close(link_fd);
+    link_fd = -1;
+    if (dma_id) {
+        dma_id = 0;
+        M.ops->dma_done(&M, ODK_E_GONE, NULL, 0);
+    }
+    struct pci_wire w = {.op = PCIW_DETACHED, .value = count.links};
+    pci_wire_send(ODKD_FD, &w, NULL, 0, NULL, 0, 0);
+    pci_model_changed(&M);
+}
+
+static void attach(const struct pci_wire *req, int fd)
+{
+    if (fd < 0) {
+        reply(ODKD_FD, req, ODK_E_PROTOCOL, 0);
+        return;
+    }
+    if (needs_reset) {
+        count.refused_attach++;
+        fprintf(stderr, "odk-pci-model: ASSERTION FAILED: a link attached before the function "
+                "was reset after the last one\n");
+        close(fd);
+        reply(ODKD_FD, req, ODK_E_STATE, 0);
+        pci_model_changed(&M);
+        return;
+    }
+    if (link_fd >= 0) { /* odkd reset the function: the old link's host is gone */
+        close(link_fd);
+        link_fd = -1;
+    }
+    for (unsigned i = 0; i < n_vec; i++) { /* interrupts of the last driver are not yours */
+        uint64_t v;
+        while (read(vec_fd[i], &v, sizeof v) > 0)
+            ;
+    }
+    int fds[16];
+    size_t n = 0;
+    for (unsigned i = 0; i < PCI_BARS; i++)
+        if (bar_fd[i] >= 0)
+            fds[n++] = bar_fd[i];
+    fds[n++] = ctl_fd;
+    fds[n++] = doorbell;
+    for (unsigned i = 0; i < n_vec && n < 16; i++)
+        fds[n++] = vec_fd[i];
+    struct pci_link_hello h = {.n_msi = M.n_msi, .n_msix = M.n_msix};
+    memcpy(h.bar_size, M.bar_size, sizeof h.bar_size);
+    struct pci_wire w = {.op = PCIW_LINK_HELLO};
+    if (pci_wire_send(fd, &w, &h, sizeof h, fds, n, 0) < 0) {
+        close(fd);
+        reply(ODKD_FD, req, ODK_E_IO, 0);
+        return;
+    }
+    link_fd = fd;
+    count.links++;
+    needs_reset = true;
+    reply(ODKD_FD, req, ODK_OK, 0);
+    pci_model_changed(&M);
+}
+
+static void on_link(void)
+{
+    ssize_t n = pci_wire_recv(link_fd, packet, PCIW_MAX_PACKET, NULL, NULL, MSG_DONTWAIT);
+    if (n == -EAGAIN)
+        return;
+    if (n < (ssize_t)sizeof(struct pci_wire)) {
+        link_end();
+        return;
+    }
+    struct pci_wire w;
+    memcpy(&w, packet, sizeof w);
+    const uint8_t *body = packet + sizeof w;
+    size_t len = (size_t)n - sizeof w;
+    switch (w.op) {
+    case PCIW_CFG_READ:
+        if (w.addr + w.width > PCI_CONFIG_SIZE || !(w.width == 1 || w.width == 2 || w.width == 4))
+            reply(link_fd, &w, ODK_E_INVALID, 0);
+        else
+            reply(link_fd, &w, ODK_OK, pci_cfg_get(M.config, (unsigned)w.addr, w.width));
+        break;
+    case PCIW_CFG_WRITE:
+        if (w.addr + w.width > PCI_CONFIG_SIZE || !(w.width == 1 || w.width == 2 || w.width == 4)) {
+            reply(link_fd, &w, ODK_E_INVALID, 0);
+        } else {
+            cfg_write((unsigned)w.addr, w.width, (uint32_t)w.value);
+            reply(link_fd, &w, ODK_OK, 0);
+        }
+        break;
+    case PCIW_FLR:
+        function_reset();
+        reply(link_fd, &w, ODK_OK, 0);
+        pci_model_changed(&M);
+        break;
+    case PCIW_DMA:
+        if (!dma_id || w.id != dma_id)
+            break; /* a reply for a DMA the reset forgot */
+        dma_id = 0;
+        if (w.status == ODK_E_ACCESS)
+            count.dma_faults++;
+        if (w.status == ODK_OK && len != w.length && w.length && !body)
+            w.status = ODK_E_PROTOCOL;
+        M.ops->dma_done(&M, w.status, body, len);
+        if (w.status < 0)
+            pci_model_changed(&M);
+        break;
+    default:
+        reply(link_fd, &w, ODK_E_UNSUPPORTED, 0);
+    }
+}
+
+static void on_odkd(void)
+{
+    int fd = -1;
+    size_t n_fds = 1;
+    ssize_t n = pci_wire_recv(ODKD_FD, packet, PCIW_MAX_PACKET, &fd, &n_fds, MSG_DONTWAIT);
+    if (n == -EAGAIN)
+        return;
+    if (n < (ssize_t)sizeof(struct pci_wire))
+        exit(0); /* unplugged */
+    if (!n_fds)
+        fd = -1;
+    struct pci_wire w;
+    memcpy(&w, packet, sizeof w);
+    switch (w.op) {
+    case PCIW_ATTACH:
+        attach(&w, fd);
+        return;
+    case PCIW_RESET:
+        /* Bus mastering goes off first: nothing the function has in flight
+         * may reach memory after this point. */
+        pci_cfg_put(M.config, PCI_COMMAND, 2, command() & ~PCI_COMMAND_MASTER);
+        function_reset();
+        needs_reset = false;
+        reply(ODKD_FD, &w, ODK_OK, 0);
+        pci_model_changed(&M);
+        break;
+    case PCIW_REMOVE: {
+        struct pci_wire g = {.op = PCIW_GONE};
+        pci_wire_send(ODKD_FD, &g, NULL, 0, NULL, 0, 0);
+        exit(0);
+    }
+    default:
+        reply(ODKD_FD, &w, ODK_E_UNSUPPORTED, 0);
+    }
+    if (fd >= 0)
+        close(fd);
+}
+
+/* ---- start -------------------------------------------------------------- */
+
+static int make_shared(size_t size, const char *name, uint8_t **out)
+{
+    int fd = memfd_create(name, MFD_CLOEXEC);
+    if (fd < 0 || ftruncate(fd, (off_t)size) < 0)
+        return -1;
+    void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+    if (p == MAP_FAILED) {
+        close(fd);
+        return -1;
+    }
+    *out = p;
+    return fd;
+}
+
+int main(int argc, char **argv)
+{
+    signal(SIGPIPE, SIG_IGN);
+    if (argc < 2) {
+        fprintf(stderr, "usage: odk-pci-model MODEL [ARGS-JSON]   (fd 3: odkd)\n");
+        return 2;
+    }
+    for (size_t i = 0; models[i]; i++)
+        if (strcmp(models[i]->name, argv[1]) == 0)
+            M.ops = models[i];
+    if (!M.ops) {
+        fprintf(stderr, "odk-pci-model: no model named %s (there is: edu)\n", argv[1]);
+        return 2;
+    }
+    odk_value *args = NULL;
+    char err[200];
+    if (odk_value_from_json(argc > 2 ? argv[2] : "{}", &args, err, sizeof err) < 0 ||
+        odk_value_type(args) != ODK_TYPE_DICT) {
+        fprintf(stderr, "odk-pci-model: arguments: %s\n", err);
+        return 2;
+    }
+    if (M.ops->create(&M, args) < 0) {
+        fprintf(stderr, "odk-pci-model: %s refused its arguments\n", argv[1]);
+        return 2;
+    }
+    odk_value_free(args);
+    /* What odkd checks is what the model declared, even when it is wrong:
+     * the hello goes out first, BAR memory is made only for sane sizes. */
+    struct pci_hello *h = calloc(1, sizeof *h);
+    packet = malloc(PCIW_MAX_PACKET);
+    if (!h || !packet)
+        return 1;
+    snprintf(h->model, sizeof h->model, "%s", M.ops->name);
+    memcpy(h->bar_size, M.bar_size, sizeof h->bar_size);
+    memcpy(h->config, M.config, sizeof h->config);
+    h->n_msi = M.n_msi;
+    h->n_msix = M.n_msix;
+    char why[200];
+    bool sane = pci_config_check(M.config, M.bar_size, why, sizeof why) == 0 &&
+                1 + M.n_msi + M.n_msix <= PCI_MAX_VECTORS && 1 + M.n_msi + M.n_msix <= 10;
+    if (sane) {
+        uint8_t *c;
+        for (unsigned i = 0; i < PCI_BARS; i++)
+            if (M.bar_size[i] && (bar_fd[i] = make_shared(M.bar_size[i], "odk-pci-bar",
+                                                          &M.bar[i])) < 0)
+                return 1;
+        if ((ctl_fd = make_shared(sizeof(struct pci_ctl), "odk-pci-ctl", &c)) < 0)
+            return 1;
+        ctl = (struct pci_ctl *)c;
+        doorbell = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_CLOEXEC | TFD_NONBLOCK);
+        n_vec = 1 + M.n_msi + M.n_msix;
+        for (unsigned i = 0; i < n_vec; i++)
+            vec_fd[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+        setup_wmask();
+        M.ops->reset(&M);
+    }
+    struct pci_wire w = {.op = PCIW_HELLO};
+    if (pci_wire_send(ODKD_FD, &w, h, sizeof *h, NULL, 0, 0) < 0)
+        return 1;
+    free(h);
+    if (!sane) { /* odkd marks the node; the process only waits to be unplugged */
+        for (;;) {
+            struct pollfd p = {ODKD_FD, POLLIN, 0};
+            if (poll(&p, 1, -1) > 0 && recv(ODKD_FD, packet, PCIW_MAX_PACKET, 0) <= 0)
+                return 0;
+        }
+    }
+    pci_model_changed(&M);
+    for (;;) {
+        struct pollfd p[4] = {{ODKD_FD, POLLIN, 0}, {doorbell, POLLIN, 0}, {timer_fd, POLLIN, 0},
+                              {link_fd, POLLIN, 0}};
+        if (poll(p, link_fd >= 0 ? 4 : 3, -1) < 0) {
+            if (errno == EINTR)
+                continue;
+            return 1;
+        }
+        if (p[1].revents)
+            drain_ring();
+        if (p[0].revents)
+            on_odkd();
+        if (p[2].revents) {
+            uint64_t v;
+            if (read(timer_fd, &v, sizeof v) == sizeof v && M.ops->timer)
+                M.ops->timer(&M);
+        }
+        if (link_fd >= 0 && p[3].revents)
+            on_link();
+    }
+}

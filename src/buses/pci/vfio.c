@@ -1,0 +1,316 @@
+/* SPDX-License-Identifier: MIT */
+/* vfio.c — the VFIO backend inside odkd: real PCI functions bound to
+ * vfio-pci (docs/pci.md).
+ *
+ * For each --vfio ADDRESS odkd opens a type-1 container (/dev/vfio/vfio),
+ * the function's IOMMU group (/dev/vfio/N, from sysfs) and, through the
+ * group, the device; it reads configuration space through the device's
+ * config region and publishes an IOPCIDevice node like the sim bus's.  A
+ * driver's pci-open gets duplicates of the device and container
+ * descriptors: the host maps BARs and sets interrupts on the first and its
+ * DMA mappings on the second.  odkd watches the holder's process (a
+ * pidfd); when it ends, odkd turns bus mastering off, resets the function
+ * and removes every DMA mapping of the container before anyone else may
+ * open it. */
+#include <errno.h>
+#include <fcntl.h>
+#include <linux/vfio.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/ioctl.h>
+#include <sys/syscall.h>
+#include <unistd.h>
+
+#include "buses/pci/config.h"
+#include "buses/pci/vfio.h"
+#include "daemon/bookkeeping/instance.h"
+#include "daemon/core/loop.h"
+#include "daemon/core/msg.h"
+#include "daemon/odkd.h"
+#include "daemon/policy/manager.h"
+#include "odk/log.h"
+#include "odk/status.h"
+
+#define VFIO_MAX_FUNCTIONS 16
+
+struct vfio_fn {
+    char addr[32];
+    int container, group, device;
+    uint64_t config_offset;
+    uint8_t config[256];
+    uint64_t node;
+    char *error;
+    uint32_t holder;
+    pid_t holder_pid;
+    int pidfd;
+    struct watch w;
+};
+
+static struct vfio_fn fns[VFIO_MAX_FUNCTIONS];
+static unsigned n_fns;
+
+int pci_vfio_option(struct odkd *d, const char *name, const char *value, char *err, size_t len)
+{
+    (void)d, (void)name;
+    if (n_fns == VFIO_MAX_FUNCTIONS) {
+        snprintf(err, len, "--vfio: at most %d functions", VFIO_MAX_FUNCTIONS);
+        return ODK_E_LIMIT;
+    }
+    if (!value || !*value || strchr(value, '/') || strlen(value) >= sizeof fns[0].addr) {
+        snprintf(err, len, "--vfio needs a PCI address such as 0000:00:03.0");
+        return ODK_E_INVALID;
+    }
+    struct vfio_fn *f = &fns[n_fns++];
+    memset(f, 0, sizeof *f);
+    snprintf(f->addr, sizeof f->addr, "%s", value);
+    f->container = f->group = f->device = f->pidfd = -1;
+    return ODK_OK;
+}
+
+static struct vfio_fn *fn_by_node(uint64_t node)
+{
+    for (unsigned i = 0; i < n_fns; i++)
+        if (fns[i].node && fns[i].node == node)
+            return &fns[i];
+    return NULL;
+}
+
+static int fail(char *why, size_t len, const char *what, const char *addr)
+{
+    snprintf(why, len, "%s %s: %s", what, addr, strerror(errno));
+    return -1;
+}
+
+static int open_function(struct vfio_fn *f, char *why, size_t len)
+{
+    char path[128], link[128];
+    snprintf(path, sizeof path, "/sys/bus/pci/devices/%s/iommu_group", f->addr);
+    ssize_t n = readlink(path, link, sizeof link - 1);
+    if (n < 0)
+        return fail(why, len, "no IOMMU group for", f->addr);
+    link[n] = '\0';
+    const char *group = strrchr(link, '/') ? strrchr(link, '/') + 1 : link;
+    if ((f->container = open("/dev/vfio/vfio", O_RDWR | O_CLOEXEC)) < 0)
+        return fail(why, len, "cannot open /dev/vfio/vfio for", f->addr);
+    if (ioctl(f->container, VFIO_GET_API_VERSION) != VFIO_API_VERSION ||
+        ioctl(f->container, VFIO_CHECK_EXTENSION, VFIO_TYPE1_IOMMU) != 1) {
+        snprintf(why, len, "the kernel's VFIO has no type-1 IOMMU");
+        return -1;
+    }
+    snprintf(path, sizeof path, "/dev/vfio/%s", group);
+    if ((f->group = open(path, O_RDWR | O_CLOEXEC)) < 0)
+        return fail(why, len, "cannot open the IOMMU group of", f->addr);
+    struct vfio_group_status gs = {.argsz = sizeof gs};
+    if (ioctl(f->group, VFIO_GROUP_GET_STATUS, &gs) < 0 ||
+        !(gs.flags & VFIO_GROUP_FLAGS_VIABLE)) {
+        snprintf(why, len, "IOMMU group %s of %s is not viable: bind every function in it "
+                 "to vfio-pci", group, f->addr);
+        return -1;
+    }
+    if (ioctl(f->group, VFIO_GROUP_SET_CONTAINER, &f->container) < 0 ||
+        ioctl(f->container, VFIO_SET_IOMMU, VFIO_TYPE1_IOMMU) < 0)
+        return fail(why, len, "cannot set up the IOMMU for", f->addr);
+    if ((f->device = ioctl(f->group, VFIO_GROUP_GET_DEVICE_FD, f->addr)) < 0)
+        return fail(why, len, "cannot get the VFIO device of", f->addr);
+    struct vfio_region_info ri = {.argsz = sizeof ri, .index = VFIO_PCI_CONFIG_REGION_INDEX};
+    if (ioctl(f->device, VFIO_DEVICE_GET_REGION_INFO, &ri) < 0)
+        return fail(why, len, "no config region for", f->addr);
+    f->config_offset = ri.offset;
+    if (pread(f->device, f->config, sizeof f->config, (off_t)ri.offset) != sizeof f->config)
+        return fail(why, len, "cannot read the configuration space of", f->addr);
+    return 0;
+}
+
+/* Bus mastering off, function reset, every DMA mapping gone. */
+static void quiesce(struct vfio_fn *f)
+{
+    if (f->device < 0)
+        return;
+    uint16_t cmd = 0;
+    if (pread(f->device, &cmd, 2, (off_t)(f->config_offset + PCI_COMMAND)) == 2) {
+        cmd &= (uint16_t)~PCI_COMMAND_MASTER;
+        if (pwrite(f->device, &cmd, 2, (off_t)(f->config_offset + PCI_COMMAND)) != 2)
+            odk_warn("pci: vfio %s: cannot turn bus mastering off: %m", f->addr);
+    }
+    if (ioctl(f->device, VFIO_DEVICE_RESET) < 0)
+        odk_warn("pci: vfio %s: reset failed: %m", f->addr);
+    struct vfio_iommu_type1_dma_unmap um = {.argsz = sizeof um,
+                                            .flags = VFIO_DMA_UNMAP_FLAG_ALL};
+    if (ioctl(f->container, VFIO_IOMMU_UNMAP_DMA, &um) < 0)
+        odk_warn("pci: vfio %s: cannot remove the DMA mappings: %m", f->addr);
+}
+
+static void holder_gone(struct odkd *d, void *ptr, uint32_t events)
+{
+    struct vfio_fn *f = ptr;
+    (void)events;
+    loop_del(d, &f->w);
+    close(f->pidfd);
+    f->pidfd = -1;
+    f->holder = 0;
+    quiesce(f);
+    odk_info("pci: vfio %s: its driver ended; bus mastering off, function reset", f->addr);
+}
+
+int pci_vfio_start(struct odkd *d, reg_node *parent)
+{
+    for (unsigned i = 0; i < n_fns; i++) {
+        struct vfio_fn *f = &fns[i];
+        char why[300] = "";
+        int bad = open_function(f, why, sizeof why);
+        const uint8_t *c = f->config;
+        char name[32];
+        snprintf(name, sizeof name, "pci%x,%x", pci_cfg_get(c, PCI_VENDOR_ID, 2),
+                 pci_cfg_get(c, PCI_DEVICE_ID, 2));
+        struct msg m = msg_begin();
+        msg_str(&m, "IOName", bad ? "pci-vfio" : name);
+        if (!bad) {
+            msg_int(&m, "vendor-id", pci_cfg_get(c, PCI_VENDOR_ID, 2));
+            msg_int(&m, "device-id", pci_cfg_get(c, PCI_DEVICE_ID, 2));
+            msg_int(&m, "subsystem-vendor-id", pci_cfg_get(c, PCI_SUBSYSTEM_VENDOR_ID, 2));
+            msg_int(&m, "subsystem-id", pci_cfg_get(c, PCI_SUBSYSTEM_ID, 2));
+            msg_int(&m, "revision-id", c[PCI_REVISION_ID]);
+            msg_int(&m, "class-code", pci_cfg_get(c, PCI_CLASS_PROG, 3));
+        }
+        msg_str(&m, "location", f->addr);
+        msg_str(&m, "OdkPCIBackend", "vfio");
+        if (bad)
+            msg_str(&m, "OdkPCIError", why);
+        odk_value *props;
+        reg_node *node = NULL;
+        if (msg_finish(&m, &props) < 0 ||
+            registry_add(d->reg, parent, "IOPCIDevice", props, &node) < 0)
+            return ODK_E_NOMEM;
+        f->node = node->id;
+        if (bad) {
+            f->error = strdup(why);
+            odk_warn("pci: vfio %s: %s", f->addr, why);
+            continue;
+        }
+        quiesce(f); /* whatever the last owner left running */
+        odk_info("pci: vfio %s: %s, node %llu", f->addr, name, (unsigned long long)f->node);
+        manager_register(d, node);
+    }
+    return ODK_OK;
+}
+
+static bool holder_alive(struct odkd *d, const struct vfio_fn *f)
+{
+    for (struct instance *in = d->instances; in; in = in->next)
+        if (in->id == f->holder)
+            return in->pid == f->holder_pid &&
+                   (in->state == INST_STARTING || in->state == INST_RUNNING);
+    return false;
+}
+
+int pci_vfio_open(struct host_request *r)
+{
+    uint64_t node = (uint64_t)odk_dict_get_int(r->args, "node", 0);
+    struct vfio_fn *f = fn_by_node(node);
+    if (!f || f->error) {
+        snprintf(r->err, sizeof r->err, "node %llu is not a PCI function odkd drives",
+                 (unsigned long long)node);
+        return ODK_E_UNSUPPORTED;
+    }
+    if (f->holder && holder_alive(r->d, f)) {
+        snprintf(r->err, sizeof r->err, "held by instance %u (pid %d)", f->holder,
+                 (int)f->holder_pid);
+        return ODK_E_BUSY;
+    }
+    if (f->pidfd >= 0) /* the last holder's end was not seen yet */
+        holder_gone(r->d, f, 0);
+    int pidfd = (int)syscall(SYS_pidfd_open, r->in->pid, 0);
+    if (pidfd < 0 || loop_add(r->d, &f->w, pidfd, EPOLLIN, holder_gone, f) < 0) {
+        if (pidfd >= 0)
+            close(pidfd);
+        snprintf(r->err, sizeof r->err, "cannot watch the driver's process: %s",
+                 strerror(errno));
+        return ODK_E_IO;
+    }
+    int dev = fcntl(f->device, F_DUPFD_CLOEXEC, 0), cont = fcntl(f->container, F_DUPFD_CLOEXEC, 0);
+    struct msg m = msg_begin();
+    msg_str(&m, "backend", "vfio");
+    msg_str(&m, "location", f->addr);
+    if (dev < 0 || cont < 0 || msg_finish(&m, &r->out) < 0) {
+        if (dev >= 0)
+            close(dev);
+        if (cont >= 0)
+            close(cont);
+        loop_del(r->d, &f->w);
+        close(pidfd);
+        return ODK_E_IO;
+    }
+    f->pidfd = pidfd;
+    f->holder = r->in->id;
+    f->holder_pid = r->in->pid;
+    r->fds[0] = dev;
+    r->fds[1] = cont;
+    r->n_fds = 2;
+    return ODK_OK;
+}
+
+void pci_vfio_list(struct odkd *d, odk_value *list, bool verbose)
+{
+    (void)verbose;
+    for (unsigned i = 0; i < n_fns; i++) {
+        struct vfio_fn *f = &fns[i];
+        if (!f->node)
+            continue;
+        const uint8_t *c = f->config;
+        struct msg m = msg_begin();
+        msg_int(&m, "node", (int64_t)f->node);
+        msg_str(&m, "location", f->addr);
+        msg_str(&m, "model", "vfio");
+        msg_str(&m, "backend", "vfio");
+        msg_int(&m, "vendor-id", pci_cfg_get(c, PCI_VENDOR_ID, 2));
+        msg_int(&m, "device-id", pci_cfg_get(c, PCI_DEVICE_ID, 2));
+        msg_int(&m, "subsystem-vendor-id", pci_cfg_get(c, PCI_SUBSYSTEM_VENDOR_ID, 2));
+        msg_int(&m, "subsystem-id", pci_cfg_get(c, PCI_SUBSYSTEM_ID, 2));
+        msg_int(&m, "revision-id", c[PCI_REVISION_ID]);
+        msg_int(&m, "class-code", pci_cfg_get(c, PCI_CLASS_PROG, 3));
+        if (f->error)
+            msg_str(&m, "error", f->error);
+        for (struct instance *in = d->instances; in && f->holder; in = in->next)
+            if (in->id == f->holder)
+                msg_str(&m, "driver", in->bundle->id);
+        odk_value *v = NULL;
+        if (msg_finish(&m, &v) == ODK_OK && odk_array_append(list, v) < 0)
+            odk_value_free(v);
+    }
+}
+
+void pci_vfio_node_gone(struct odkd *d, reg_node *node)
+{
+    struct vfio_fn *f = fn_by_node(node->id);
+    if (!f)
+        return;
+    if (f->pidfd >= 0) {
+        loop_del(d, &f->w);
+        close(f->pidfd);
+        f->pidfd = -1;
+    }
+    quiesce(f);
+    f->node = 0;
+}
+
+void pci_vfio_fini(struct odkd *d)
+{
+    for (unsigned i = 0; i < n_fns; i++) {
+        struct vfio_fn *f = &fns[i];
+        if (f->pidfd >= 0) {
+            loop_del(d, &f->w);
+            close(f->pidfd);
+        }
+        quiesce(f);
+        if (f->device >= 0)
+            close(f->device);
+        if (f->group >= 0)
+            close(f->group);
+        if (f->container >= 0)
+            close(f->container);
+        free(f->error);
+    }
+    n_fns = 0;
+}
