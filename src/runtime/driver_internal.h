@@ -17,6 +17,8 @@ typedef struct node_handler {
     uint32_t n_methods;
     int (*open)(void *ctx, odk_user_client *uc, uint32_t type);
     void (*close)(void *ctx, odk_user_client *uc);
+    /* Optional: the node's data queues (as the class's copy_client_data_queue). */
+    int (*data_queue)(void *ctx, odk_user_client *uc, uint32_t type, odk_data_queue **q);
     void *ctx;
 } node_handler;
 
