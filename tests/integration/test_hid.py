@@ -268,3 +268,16 @@ def test_odkctl_hid_refuses_what_is_not_a_hid_device(odkd):
     r = odkd.ctl("hid", "leds", "999999", "1", check=False)
     assert r.returncode != 0 and "odkctl: HID device 999999" in r.stderr
     assert odkd.ctl("hid", "bogus", check=False).returncode == 2
+
+
+def test_the_evdev_bus_is_off_by_default_and_skips_what_is_not_an_input_node(make_odkd, tmp_path):
+    plain = make_odkd("plain")
+    assert not [n for n in plain.json("tree") if n["class"] == "OdkEvdevBus"]
+    inputs = tmp_path / "input"
+    inputs.mkdir()
+    (inputs / "event0").write_text("not a device")
+    (inputs / "mice").write_text("")
+    o = make_odkd("evdev", extra_args=["--evdev-dir", str(inputs)])
+    tree = o.json("tree")
+    assert [n["class"] for n in tree if n["class"].startswith("OdkEvdev")] == ["OdkEvdevBus"]
+    assert "evdev: " + str(inputs / "event0") in o.log_text()

@@ -171,7 +171,13 @@ int hid_evdev_source_open(odk_driver *drv, const odk_hid_source_ops *ops, void *
     d->version = (uint32_t)odk_dict_get_int(p, "OdkEvdevVersion", 0);
     d->bus_type = (uint32_t)odk_dict_get_int(p, "OdkEvdevBus", 0);
     d->product = dup_or_null(odk_dict_get_string(p, "OdkEvdevName", NULL));
-    d->phys = dup_or_null(odk_dict_get_string(p, "OdkEvdevPhys", NULL));
+    /* The source's phys, marked as odk's: the evdev bus skips it, so a
+     * remapper never takes its own output. */
+    const char *phys = odk_dict_get_string(p, "OdkEvdevPhys", "");
+    char *mine = malloc(strlen(phys) + 5);
+    if (mine)
+        strcat(strcpy(mine, phys), "/odk");
+    d->phys = mine;
     d->serial_number = dup_or_null(odk_dict_get_string(p, "OdkEvdevUniq", NULL));
     d->transport = "evdev";
     d->primary_usage_page = 0x01;
