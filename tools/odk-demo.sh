@@ -32,8 +32,11 @@ until "$bin/odkctl" list >/dev/null 2>&1; do
     sleep 0.1
 done
 "$bin/odkctl" usb plug cdc-acm >/dev/null
+# A simulated USB keyboard: hid-remap takes it (a -> b, Caps Lock taps
+# Escape and holds Control, Space + hjkl are arrows).
+kbd=$("$bin/odkctl" usb plug hid-keyboard)
 i=0
-until [ "$("$bin/odkctl" list 2>/dev/null | grep -c running)" -ge 3 ]; do
+until [ "$("$bin/odkctl" list 2>/dev/null | grep -c running)" -ge 4 ]; do
     i=$((i + 1))
     if [ $i -gt 100 ] || ! kill -0 $odkd 2>/dev/null; then
         echo "odkd did not start; its log:" >&2
@@ -67,6 +70,10 @@ for link in "$devdir"/tty.*; do
     echo "   picocom -b 115200 $link         # $what"
 done
 echo "   $bin/odkctl usb -v                  # the USB adapter's descriptors, like lsusb -v"
+hid=$("$bin/odkctl" find '{"IOProviderClass": "IOUserHIDDevice"}' | awk 'NR==1 {print $1}')
+echo "   $bin/odkctl hid                     # HID devices, report descriptors decoded"
+echo "   $bin/odkctl hid follow $hid             # the remapped keyboard's events, live; then type:"
+echo "   $bin/odkctl usb input $kbd 0000040000000000; $bin/odkctl usb input $kbd 0000000000000000   # a: comes out b"
 echo
 echo "   for example: odkctl call $node 0 2 40 prints $("$bin/odkctl" call "$node" 0 2 40)"
 echo
