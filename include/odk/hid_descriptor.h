@@ -57,7 +57,7 @@ extern "C" {
 
 #define ODK_HID_USAGE(page, id) ((uint32_t)(page) << 16 | (uint32_t)(id))
 #define ODK_HID_USAGE_PAGE(usage) ((uint16_t)((usage) >> 16))
-#define ODK_HID_USAGE_ID(usage) ((uint16_t)((usage) & 0xffffu))
+#define ODK_HID_USAGE_ID(usage) ((uint16_t)((usage)&0xffffu))
 
 /* Usage pages (HID Usage Tables 1.4) odk names and turns into events. */
 enum {
@@ -149,23 +149,23 @@ typedef enum odk_hid_fault {
     ODK_HID_FAULT_COLLECTION_TOO_DEEP,    /* past ODK_HID_MAX_COLLECTION_DEPTH */
     ODK_HID_FAULT_PUSH_TOO_DEEP,          /* past ODK_HID_MAX_PUSH_DEPTH */
     ODK_HID_FAULT_POP_WITHOUT_PUSH,
-    ODK_HID_FAULT_REPORT_SIZE_ZERO,      /* a main item with Report Size 0 */
-    ODK_HID_FAULT_REPORT_SIZE_TOO_BIG,   /* past ODK_HID_MAX_REPORT_SIZE */
-    ODK_HID_FAULT_REPORT_COUNT_ZERO,     /* a main item with Report Count 0 */
-    ODK_HID_FAULT_REPORT_COUNT_TOO_BIG,  /* past ODK_HID_MAX_REPORT_COUNT */
-    ODK_HID_FAULT_REPORT_TOO_BIG,        /* a report past ODK_HID_MAX_REPORT_BYTES */
-    ODK_HID_FAULT_REPORT_ID_ZERO,        /* Report ID 0 is reserved */
-    ODK_HID_FAULT_REPORT_ID_TOO_BIG,     /* Report ID above 255 */
-    ODK_HID_FAULT_REPORT_ID_MIXED,       /* fields outside any report id, and report ids */
-    ODK_HID_FAULT_LOGICAL_RANGE,         /* Logical Minimum > Logical Maximum */
-    ODK_HID_FAULT_PHYSICAL_RANGE,        /* Physical Minimum > Physical Maximum */
-    ODK_HID_FAULT_USAGE_RANGE,           /* Usage Minimum > Usage Maximum, or pages differ */
-    ODK_HID_FAULT_USAGE_RANGE_UNPAIRED,  /* Usage Minimum without Maximum, or the reverse */
-    ODK_HID_FAULT_NO_USAGE_PAGE,         /* a usage, or a data item, with no Usage Page */
-    ODK_HID_FAULT_TOO_MANY_USAGES,       /* past ODK_HID_MAX_USAGES */
-    ODK_HID_FAULT_TOO_MANY_ELEMENTS,     /* past ODK_HID_MAX_ELEMENTS */
-    ODK_HID_FAULT_DELIMITER,             /* nested, unopened or unclosed Delimiter */
-    ODK_HID_FAULT_BAD_COLLECTION_TYPE,   /* a reserved collection type (0x07..0x7f) */
+    ODK_HID_FAULT_REPORT_SIZE_ZERO,     /* a main item with Report Size 0 */
+    ODK_HID_FAULT_REPORT_SIZE_TOO_BIG,  /* past ODK_HID_MAX_REPORT_SIZE */
+    ODK_HID_FAULT_REPORT_COUNT_ZERO,    /* a main item with Report Count 0 */
+    ODK_HID_FAULT_REPORT_COUNT_TOO_BIG, /* past ODK_HID_MAX_REPORT_COUNT */
+    ODK_HID_FAULT_REPORT_TOO_BIG,       /* a report past ODK_HID_MAX_REPORT_BYTES */
+    ODK_HID_FAULT_REPORT_ID_ZERO,       /* Report ID 0 is reserved */
+    ODK_HID_FAULT_REPORT_ID_TOO_BIG,    /* Report ID above 255 */
+    ODK_HID_FAULT_REPORT_ID_MIXED,      /* fields outside any report id, and report ids */
+    ODK_HID_FAULT_LOGICAL_RANGE,        /* Logical Minimum > Logical Maximum */
+    ODK_HID_FAULT_PHYSICAL_RANGE,       /* Physical Minimum > Physical Maximum */
+    ODK_HID_FAULT_USAGE_RANGE,          /* Usage Minimum > Usage Maximum, or pages differ */
+    ODK_HID_FAULT_USAGE_RANGE_UNPAIRED, /* Usage Minimum without Maximum, or the reverse */
+    ODK_HID_FAULT_NO_USAGE_PAGE,        /* a usage, or a data item, with no Usage Page */
+    ODK_HID_FAULT_TOO_MANY_USAGES,      /* past ODK_HID_MAX_USAGES */
+    ODK_HID_FAULT_TOO_MANY_ELEMENTS,    /* past ODK_HID_MAX_ELEMENTS */
+    ODK_HID_FAULT_DELIMITER,            /* nested, unopened or unclosed Delimiter */
+    ODK_HID_FAULT_BAD_COLLECTION_TYPE,  /* a reserved collection type (0x07..0x7f) */
 } odk_hid_fault;
 
 /* Where and why a descriptor was rejected: offset is the byte offset of
@@ -208,15 +208,15 @@ typedef struct odk_hid_element {
     uint8_t report_id; /* 0 when the descriptor uses no report ids */
     uint32_t flags;    /* ODK_HID_CONSTANT, ODK_HID_VARIABLE, ... */
     uint32_t bit_offset;
-    uint32_t size;  /* bits per field, 1..ODK_HID_MAX_REPORT_SIZE */
-    uint32_t count; /* fields, 1..ODK_HID_MAX_REPORT_COUNT */
+    uint32_t size;                    /* bits per field, 1..ODK_HID_MAX_REPORT_SIZE */
+    uint32_t count;                   /* fields, 1..ODK_HID_MAX_REPORT_COUNT */
     const odk_hid_usage_span *usages; /* borrowed from the descriptor */
     uint32_t n_usages;                /* 0 for padding */
     uint16_t usage_page;              /* the global Usage Page in force */
     int64_t logical_min, logical_max;
-    int64_t physical_min, physical_max; /* as given; equal to logical when both were 0 */
-    uint32_t unit;                      /* HID 1.11 6.2.2.7 nibble code, 0: none */
-    int8_t unit_exponent;               /* -8..7 */
+    int64_t physical_min, physical_max;      /* as given; equal to logical when both were 0 */
+    uint32_t unit;                           /* HID 1.11 6.2.2.7 nibble code, 0: none */
+    int8_t unit_exponent;                    /* -8..7 */
     uint32_t designator_min, designator_max; /* 0, 0 when absent */
     uint32_t string_min, string_max;         /* 0, 0 when absent */
     int32_t collection;                      /* innermost collection, -1 if none */
@@ -296,8 +296,7 @@ ODK_PUBLIC size_t odk_hid_descriptor_max_report_length(const odk_hid_descriptor 
 /* The usage of field index of element el: for a variable item, the usage
  * of that field, whatever it holds; for an array item, the usage selected
  * by value (index is ignored), or 0 when value selects none.  */
-ODK_PUBLIC uint32_t odk_hid_element_usage(const odk_hid_element *el, uint32_t index,
-                                          int64_t value);
+ODK_PUBLIC uint32_t odk_hid_element_usage(const odk_hid_element *el, uint32_t index, int64_t value);
 
 /* Whether element el carries usage (in a field of a variable item, or as
  * a selectable usage of an array item).  For a variable item *index (may
@@ -308,8 +307,8 @@ ODK_PUBLIC bool odk_hid_element_has_usage(const odk_hid_element *el, uint32_t us
 /* The first data (non-constant) element of type that carries usage, and
  * its field index in *index (may be NULL), or NULL.  Borrowed. */
 ODK_PUBLIC const odk_hid_element *odk_hid_descriptor_find(const odk_hid_descriptor *desc,
-                                                          odk_hid_report_type type,
-                                                          uint32_t usage, uint32_t *index);
+                                                          odk_hid_report_type type, uint32_t usage,
+                                                          uint32_t *index);
 
 /* ---- reports: fields ------------------------------------------------ */
 
@@ -339,9 +338,10 @@ typedef struct odk_hid_value {
 } odk_hid_value;
 
 /* Decodes a report of type (as on the wire, report id byte first when the
- * descriptor uses ids) into values, in descriptor order: every field of
- * every variable data element, and the usages each array element
- * selects (duplicates and out-of-range selectors dropped).  Constant
+ * descriptor uses ids) into values, element by element in descriptor
+ * order: every field of every variable data element, and the usages each
+ * array element selects (ascending; duplicates, usage id 0 and
+ * out-of-range selectors dropped).  Constant
  * elements are skipped.  out has cap entries; *n gets the number of
  * values (also when ODK_E_LIMIT says out was too small: out then holds the
  * first cap).  Returns ODK_OK; ODK_E_PROTOCOL when the report id is
@@ -349,8 +349,8 @@ typedef struct odk_hid_value {
  * accepted, the tail ignored); ODK_E_LIMIT; ODK_E_INVALID (NULL desc,
  * report, or n). */
 ODK_PUBLIC int odk_hid_report_decode(const odk_hid_descriptor *desc, odk_hid_report_type type,
-                                     const void *report, size_t len, odk_hid_value *out,
-                                     size_t cap, size_t *n);
+                                     const void *report, size_t len, odk_hid_value *out, size_t cap,
+                                     size_t *n);
 
 /* Builds report id of type from n values (their element member is
  * ignored): the report is zeroed (report id byte set when the descriptor
@@ -363,8 +363,8 @@ ODK_PUBLIC int odk_hid_report_decode(const odk_hid_descriptor *desc, odk_hid_rep
  * NULL argument); ODK_E_LIMIT (more usages down than the array has fields,
  * or cap smaller than the report: *len gets the length needed). */
 ODK_PUBLIC int odk_hid_report_encode(const odk_hid_descriptor *desc, odk_hid_report_type type,
-                                     uint8_t id, const odk_hid_value *values, size_t n,
-                                     void *out, size_t cap, size_t *len);
+                                     uint8_t id, const odk_hid_value *values, size_t n, void *out,
+                                     size_t cap, size_t *len);
 
 /* ---- reports: events ------------------------------------------------ */
 
@@ -409,8 +409,8 @@ ODK_PUBLIC void odk_hid_event_state_free(odk_hid_event_state *state);
  * reporting ErrorRollOver (or POST fail, undefined error) leaves its keys
  * as they were.  Returns ODK_OK, or the errors of odk_hid_report_decode
  * (the state is then unchanged and fn not called). */
-ODK_PUBLIC int odk_hid_event_state_feed(odk_hid_event_state *state, const void *report,
-                                        size_t len, odk_hid_event_fn fn, void *context);
+ODK_PUBLIC int odk_hid_event_state_feed(odk_hid_event_state *state, const void *report, size_t len,
+                                        odk_hid_event_fn fn, void *context);
 
 /* Releases everything the state holds down (keys, buttons, consumer
  * controls), calling fn with an up event for each, and forgets every

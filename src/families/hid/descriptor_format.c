@@ -85,25 +85,41 @@ static int finish(struct out *o, char **result)
 /* ---- naming items --------------------------------------------------------- */
 
 static const char *const global_tags[16] = {
-    "Usage Page",   "Logical Minimum", "Logical Maximum", "Physical Minimum",
-    "Physical Maximum", "Unit Exponent", "Unit",          "Report Size",
-    "Report ID",    "Report Count",    "Push",            "Pop",
+    "Usage Page",
+    "Logical Minimum",
+    "Logical Maximum",
+    "Physical Minimum",
+    "Physical Maximum",
+    "Unit Exponent",
+    "Unit",
+    "Report Size",
+    "Report ID",
+    "Report Count",
+    "Push",
+    "Pop",
 };
 static const char *const local_tags[16] = {
-    "Usage",           "Usage Minimum",  "Usage Maximum", "Designator Index",
-    "Designator Minimum", "Designator Maximum", NULL,     "String Index",
-    "String Minimum",  "String Maximum", "Delimiter",
+    "Usage",
+    "Usage Minimum",
+    "Usage Maximum",
+    "Designator Index",
+    "Designator Minimum",
+    "Designator Maximum",
+    NULL,
+    "String Index",
+    "String Minimum",
+    "String Maximum",
+    "Delimiter",
 };
 static const char *const main_tags[16] = {
-    [0x8] = "Input", [0x9] = "Output", [0xa] = "Collection", [0xb] = "Feature",
-    [0xc] = "End Collection",
+    [0x8] = "Input",   [0x9] = "Output",         [0xa] = "Collection",
+    [0xb] = "Feature", [0xc] = "End Collection",
 };
 
 static const char *collection_type_name(uint32_t t)
 {
-    static const char *const names[] = {"Physical",     "Application",  "Logical",
-                                        "Report",       "Named Array",  "Usage Switch",
-                                        "Usage Modifier"};
+    static const char *const names[] = {"Physical",    "Application",  "Logical",       "Report",
+                                        "Named Array", "Usage Switch", "Usage Modifier"};
     if (t < sizeof names / sizeof names[0])
         return names[t];
     return t >= 0x80 && t <= 0xff ? "Vendor Defined" : "Reserved";
@@ -176,8 +192,7 @@ struct item_text {
     char name[96];
 };
 
-static void usage_text(const struct fmt_state *st, const struct hid_item *it, char *buf,
-                       size_t len)
+static void usage_text(const struct fmt_state *st, const struct hid_item *it, char *buf, size_t len)
 {
     if (it->size == 4)
         odk_hid_usage_name(it->udata, buf, len);
@@ -236,9 +251,10 @@ static void describe(struct fmt_state *st, const struct hid_item *it, struct ite
             t->value = st->min_negative[it->tag == 0x4] ? (int64_t)it->sdata : (int64_t)it->udata;
             break;
         case 0x5:
-            t->value = it->sdata >= -8 && it->sdata <= 7
-                           ? it->sdata
-                           : ((it->udata & 8) ? (int)(it->udata & 0xf) - 16 : (int)(it->udata & 0xf));
+            t->value =
+                it->sdata >= -8 && it->sdata <= 7
+                    ? it->sdata
+                    : ((it->udata & 8) ? (int)(it->udata & 0xf) - 16 : (int)(it->udata & 0xf));
             break;
         case 0x6:
             t->value = it->udata;
@@ -276,7 +292,9 @@ static void describe(struct fmt_state *st, const struct hid_item *it, struct ite
             usage_text(st, it, t->name, sizeof t->name);
         else if (it->tag == 0xa)
             snprintf(t->name, sizeof t->name, "%s",
-                     it->udata == 1 ? "Open" : it->udata == 0 ? "Close" : "Invalid");
+                     it->udata == 1   ? "Open"
+                     : it->udata == 0 ? "Close"
+                                      : "Invalid");
         break;
     default:
         t->type = "reserved";

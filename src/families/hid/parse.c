@@ -60,8 +60,8 @@ int hid_item_next(const uint8_t *b, size_t len, size_t *pos, struct hid_item *it
         it->sdata = (int16_t)it->udata;
         break;
     case 4:
-        it->udata = (uint32_t)d[0] | (uint32_t)d[1] << 8 | (uint32_t)d[2] << 16 |
-                    (uint32_t)d[3] << 24;
+        it->udata =
+            (uint32_t)d[0] | (uint32_t)d[1] << 8 | (uint32_t)d[2] << 16 | (uint32_t)d[3] << 24;
         it->sdata = (int32_t)it->udata;
         break;
     }
@@ -125,13 +125,13 @@ struct parser {
     struct locals l;
     int32_t open[ODK_HID_MAX_COLLECTION_DEPTH]; /* collection indexes */
     size_t depth;
-    bool no_id_fields;   /* a main item came before any Report ID */
-    size_t first_no_id;  /* its offset */
+    bool no_id_fields;  /* a main item came before any Report ID */
+    size_t first_no_id; /* its offset */
     /* bits used so far per [type][report id], report id byte included */
     uint32_t bits[3][256];
     bool present[3][256];
     odk_hid_descriptor *d;
-    size_t cap_elements, cap_collections, cap_usages;
+    size_t cap_elements, cap_collections, cap_usages, cap_spans;
 };
 
 static int fault(struct parser *p, odk_hid_fault f, size_t offset, const char *fmt, ...)
@@ -153,8 +153,8 @@ static int fault(struct parser *p, odk_hid_fault f, size_t offset, const char *f
 }
 
 static const char *const main_names[16] = {
-    [0x8] = "Input", [0x9] = "Output", [0xa] = "Collection", [0xb] = "Feature",
-    [0xc] = "End Collection",
+    [0x8] = "Input",   [0x9] = "Output",         [0xa] = "Collection",
+    [0xb] = "Feature", [0xc] = "End Collection",
 };
 
 static int grow(void **array, size_t *cap, size_t need, size_t size)
@@ -204,12 +204,9 @@ static int add_span(struct parser *p, const struct hid_item *it, struct pending_
     if (l->n_spans >= ODK_HID_MAX_USAGES)
         return fault(p, ODK_HID_FAULT_TOO_MANY_USAGES, it->offset,
                      "more than %u usages before one main item", ODK_HID_MAX_USAGES);
-    /* The spans array is sized once for the limit, on first use. */
-    if (!l->spans) {
-        l->spans = malloc(ODK_HID_MAX_USAGES * sizeof *l->spans);
-        if (!l->spans)
-            return ODK_E_NOMEM;
-    }
+    int r = grow((void **)&l->spans, &p->cap_spans, l->n_spans + 1, sizeof *l->spans);
+    if (r)
+        return r;
     l->spans[l->n_spans++] = (struct pending_span){min, max};
     return ODK_OK;
 }
@@ -268,8 +265,8 @@ static int global_item(struct parser *p, const struct hid_item *it)
         if (it->sdata >= -8 && it->sdata <= 7)
             g->unit_exponent = (int8_t)it->sdata;
         else
-            g->unit_exponent = (int8_t)((it->udata & 0x8) ? (int)(it->udata & 0xf) - 16
-                                                          : (int)(it->udata & 0xf));
+            g->unit_exponent =
+                (int8_t)((it->udata & 0x8) ? (int)(it->udata & 0xf) - 16 : (int)(it->udata & 0xf));
         return ODK_OK;
     case 0x6:
         g->unit = it->udata;
@@ -279,8 +276,7 @@ static int global_item(struct parser *p, const struct hid_item *it)
         return ODK_OK;
     case 0x8:
         if (it->size == 0 || it->udata == 0)
-            return fault(p, ODK_HID_FAULT_REPORT_ID_ZERO, it->offset,
-                         "Report ID 0 is reserved");
+            return fault(p, ODK_HID_FAULT_REPORT_ID_ZERO, it->offset, "Report ID 0 is reserved");
         if (it->udata > 255)
             return fault(p, ODK_HID_FAULT_REPORT_ID_TOO_BIG, it->offset,
                          "Report ID %" PRIu32 " is above 255", it->udata);
@@ -312,8 +308,8 @@ static int global_item(struct parser *p, const struct hid_item *it)
         *g = p->stack[--p->depth_pushed];
         return ODK_OK;
     default:
-        return fault(p, ODK_HID_FAULT_RESERVED_ITEM, it->offset,
-                     "reserved global item tag 0x%x", it->tag);
+        return fault(p, ODK_HID_FAULT_RESERVED_ITEM, it->offset, "reserved global item tag 0x%x",
+                     it->tag);
     }
 }
 
@@ -406,11 +402,10 @@ static int take_usages(struct parser *p, const struct hid_item *it, size_t *firs
                      "Delimiter opened here is still open at the %s item at byte %zu", name,
                      it->offset);
     if (l->have_min != l->have_max)
-        return fault(p, ODK_HID_FAULT_USAGE_RANGE_UNPAIRED,
-                     l->have_min ? l->min_offset : l->max_offset,
-                     "Usage %s without a Usage %s before the %s item",
-                     l->have_min ? "Minimum" : "Maximum", l->have_min ? "Maximum" : "Minimum",
-                     name);
+        return fault(
+            p, ODK_HID_FAULT_USAGE_RANGE_UNPAIRED, l->have_min ? l->min_offset : l->max_offset,
+            "Usage %s without a Usage %s before the %s item", l->have_min ? "Minimum" : "Maximum",
+            l->have_min ? "Maximum" : "Minimum", name);
     odk_hid_descriptor *d = p->d;
     int r = grow((void **)&d->usages, &p->cap_usages, d->n_usages + l->n_spans, sizeof *d->usages);
     if (r)
@@ -419,7 +414,8 @@ static int take_usages(struct parser *p, const struct hid_item *it, size_t *firs
     *n = l->n_spans;
     for (size_t i = 0; i < l->n_spans; i++) {
         struct pending_span *s = &l->spans[i];
-        if ((r = resolve(p, &s->min, it->offset, name)) || (r = resolve(p, &s->max, it->offset, name)))
+        if ((r = resolve(p, &s->min, it->offset, name)) ||
+            (r = resolve(p, &s->max, it->offset, name)))
             return r;
         if (ODK_HID_USAGE_PAGE(s->min.value) != ODK_HID_USAGE_PAGE(s->max.value) ||
             s->min.value > s->max.value)
@@ -482,8 +478,8 @@ static int data_item(struct parser *p, const struct hid_item *it, odk_hid_report
                      "Report Size %" PRIu32 " on an %s item is past the limit of %u bits",
                      g->report_size, name, ODK_HID_MAX_REPORT_SIZE);
     if (g->report_count == 0)
-        return fault(p, ODK_HID_FAULT_REPORT_COUNT_ZERO, it->offset,
-                     "Report Count 0 on an %s item", name);
+        return fault(p, ODK_HID_FAULT_REPORT_COUNT_ZERO, it->offset, "Report Count 0 on an %s item",
+                     name);
     if (g->report_count > ODK_HID_MAX_REPORT_COUNT)
         return fault(p, ODK_HID_FAULT_REPORT_COUNT_TOO_BIG, it->offset,
                      "Report Count %" PRIu32 " on an %s item is past the limit of %u",
@@ -531,15 +527,13 @@ static int data_item(struct parser *p, const struct hid_item *it, odk_hid_report
     uint64_t end = (uint64_t)*bits + (uint64_t)g->report_size * g->report_count;
     if (end > (uint64_t)ODK_HID_MAX_REPORT_BYTES * 8)
         return fault(p, ODK_HID_FAULT_REPORT_TOO_BIG, it->offset,
-                     "%s report %" PRIu32 " grows to %" PRIu64
-                     " bits, past the limit of %u bytes",
+                     "%s report %" PRIu32 " grows to %" PRIu64 " bits, past the limit of %u bytes",
                      name, id, end, ODK_HID_MAX_REPORT_BYTES);
     size_t first, n;
     int r = take_usages(p, it, &first, &n);
     if (r)
         return r;
-    if ((r = grow((void **)&d->elements, &p->cap_elements, d->n_elements + 1,
-                  sizeof *d->elements)))
+    if ((r = grow((void **)&d->elements, &p->cap_elements, d->n_elements + 1, sizeof *d->elements)))
         return r;
     odk_hid_element *el = &d->elements[d->n_elements++];
     *el = (odk_hid_element){
@@ -656,8 +650,8 @@ static int parse(struct parser *p)
             r = local_item(p, &it);
             break;
         default:
-            r = fault(p, ODK_HID_FAULT_RESERVED_ITEM, it.offset, "reserved item type 3 (prefix 0x%02x)",
-                      p->b[it.offset]);
+            r = fault(p, ODK_HID_FAULT_RESERVED_ITEM, it.offset,
+                      "reserved item type 3 (prefix 0x%02x)", p->b[it.offset]);
         }
         if (r)
             return r;
@@ -714,7 +708,8 @@ int odk_hid_descriptor_parse(const void *bytes, size_t len, odk_hid_descriptor *
         return r;
     }
     for (size_t i = 0; i < d->n_elements; i++)
-        d->elements[i].usages = d->usages + (uintptr_t)d->elements[i].usages;
+        d->elements[i].usages =
+            d->usages ? d->usages + (uintptr_t)d->elements[i].usages : NULL; /* none at all */
     *out = d;
     return ODK_OK;
 }

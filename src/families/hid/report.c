@@ -147,8 +147,8 @@ int odk_hid_field_set(const odk_hid_element *el, uint32_t index, void *report, s
 
 /* The report id of a report as it arrived, after checking it is one of
  * type that desc knows and long enough. */
-static int report_id_of(const odk_hid_descriptor *desc, odk_hid_report_type type,
-                        const uint8_t *b, size_t len, uint8_t *id)
+static int report_id_of(const odk_hid_descriptor *desc, odk_hid_report_type type, const uint8_t *b,
+                        size_t len, uint8_t *id)
 {
     *id = 0;
     if (desc->uses_ids) {
@@ -212,8 +212,7 @@ static void decode_add(struct decode_ctx *c, uint32_t usage, int64_t value,
 }
 
 int odk_hid_report_decode(const odk_hid_descriptor *desc, odk_hid_report_type type,
-                          const void *report, size_t len, odk_hid_value *out, size_t cap,
-                          size_t *n)
+                          const void *report, size_t len, odk_hid_value *out, size_t cap, size_t *n)
 {
     if (!desc || !report || !n || (!out && cap))
         return ODK_E_INVALID;
@@ -248,8 +247,7 @@ int odk_hid_report_decode(const odk_hid_descriptor *desc, odk_hid_report_type ty
 }
 
 int odk_hid_report_encode(const odk_hid_descriptor *desc, odk_hid_report_type type, uint8_t id,
-                          const odk_hid_value *values, size_t n, void *out, size_t cap,
-                          size_t *len)
+                          const odk_hid_value *values, size_t n, void *out, size_t cap, size_t *len)
 {
     if (!desc || (!values && n) || !len || (!out && cap))
         return ODK_E_INVALID;

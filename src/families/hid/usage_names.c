@@ -210,9 +210,11 @@ static const struct name keyboard[] = {
 };
 
 static const struct name led[] = {
-    {0x01, "Num Lock"}, {0x02, "Caps Lock"},      {0x03, "Scroll Lock"}, {0x04, "Compose"},
-    {0x05, "Kana"},     {0x06, "Power"},          {0x07, "Shift"},       {0x08, "Do Not Disturb"},
-    {0x09, "Mute"},     {0x4b, "Generic Indicator"},
+    {0x01, "Num Lock"},    {0x02, "Caps Lock"},
+    {0x03, "Scroll Lock"}, {0x04, "Compose"},
+    {0x05, "Kana"},        {0x06, "Power"},
+    {0x07, "Shift"},       {0x08, "Do Not Disturb"},
+    {0x09, "Mute"},        {0x4b, "Generic Indicator"},
 };
 
 static const struct name consumer[] = {
@@ -408,8 +410,8 @@ int odk_hid_usage_lookup(const char *name, uint32_t *usage)
     if (parse_hex_usage(name, usage))
         return ODK_OK;
     static const uint16_t named_pages[] = {
-        ODK_HID_PAGE_KEYBOARD,  ODK_HID_PAGE_GENERIC_DESKTOP, ODK_HID_PAGE_LED,
-        ODK_HID_PAGE_CONSUMER,  ODK_HID_PAGE_DIGITIZER,      ODK_HID_PAGE_BUTTON,
+        ODK_HID_PAGE_KEYBOARD, ODK_HID_PAGE_GENERIC_DESKTOP, ODK_HID_PAGE_LED,
+        ODK_HID_PAGE_CONSUMER, ODK_HID_PAGE_DIGITIZER,       ODK_HID_PAGE_BUTTON,
         ODK_HID_PAGE_ORDINAL,
     };
     if (strncasecmp(name, "Button ", 7) == 0 || strncasecmp(name, "Instance ", 9) == 0) {
