@@ -191,7 +191,8 @@ static void uhid_event(odk_hid_device *dev, struct uhid_event *ev)
     }
 }
 
-/* uinput gives the LEDs the system set as EV_LED events, ended by SYN. */
+/* uinput gives the LEDs the system set as EV_LED events: the input core
+ * passes no SYN_REPORT to the device, so they apply once a batch is read. */
 static void uinput_event(odk_hid_device *dev, const struct input_event *ie)
 {
     if (ie->type == EV_LED && ie->code <= LED_KANA) {
@@ -199,10 +200,6 @@ static void uinput_event(odk_hid_device *dev, const struct input_event *ie)
             dev->uinput_leds |= 1u << ie->code;
         else
             dev->uinput_leds &= ~(1u << ie->code);
-    } else if (ie->type == EV_SYN && dev->uinput_leds != dev->leds) {
-        int st = set_leds(dev, dev->uinput_leds);
-        if (st < 0)
-            odk_warn("hid: LEDs from the system: %s", odk_strerror(st));
     }
 }
 
@@ -222,6 +219,11 @@ static void on_system(void *ctx, uint32_t revents)
                 break;
             uinput_event(dev, &ie);
         }
+    }
+    if (dev->backend == UINPUT && dev->uinput_leds != dev->leds) {
+        int st = set_leds(dev, dev->uinput_leds);
+        if (st < 0)
+            odk_warn("hid: LEDs from the system: %s", odk_strerror(st));
     }
     if (revents & (EPOLLERR | EPOLLHUP))
         odk_fd_source_set_enabled(dev->src, false);
