@@ -187,7 +187,7 @@ static const odk_method vk_methods[] = {
     [1] = {m_keyboard, .scalar_in = ODK_VARIABLE},
     [2] = {m_consumer, .scalar_in = 1},
     [3] = {m_leds, .scalar_out = 1},
-    [4] = {m_reset},
+    [4] = {m_reset, .scalar_in = 0},
 };
 
 static const odk_driver_class vk_class = {
