@@ -12,7 +12,7 @@ import threading
 
 import pytest
 
-from conftest import BIN, wait_until
+from conftest import BIN, CHILD_ENV, wait_until
 from libodk import Connection, OdkError
 
 KEY = {"a": 0x04, "b": 0x05, "c": 0x06, "h": 0x0B, "x": 0x1B, "esc": 0x29, "space": 0x2C,
@@ -30,7 +30,7 @@ class Follower:
     def __init__(self, odkd, node):
         self.p = subprocess.Popen([str(BIN / "odkctl"), "--state-dir", str(odkd.state), "hid",
                                    "follow", str(node), "--json"], stdout=subprocess.PIPE,
-                                  stderr=subprocess.PIPE, text=True)
+                                  stderr=subprocess.PIPE, text=True, env=CHILD_ENV)
         first = self.p.stderr.readline()
         assert first.startswith("following"), first + self.p.stderr.read()
         self.q = queue.Queue()
