@@ -43,9 +43,11 @@ ODK_PUBLIC int odk_hid_open(odk_client *c, uint64_t node_id, odk_hid **out);
  * (borrowed; NULL: any, e.g. {"Product": "Simulated keyboard"}).  Errors:
  * ODK_E_NOT_FOUND (none matches), and odk_hid_open's. */
 ODK_PUBLIC int odk_hid_open_matching(odk_client *c, const odk_value *matching, odk_hid **out);
-/* Takes the next event, waiting up to timeout_ms (-1: forever; 0: not at
- * all).  Errors: ODK_E_TIMEOUT (nothing came), ODK_E_PROTOCOL (a record
- * that is not an event), ODK_E_INVALID (NULL). */
+/* Takes the next event, waiting up to timeout_ms (-1: until one comes or
+ * the device goes; 0: not at all).  Errors: ODK_E_TIMEOUT (nothing came),
+ * ODK_E_GONE (the device or its driver went away: noticed within a
+ * second), ODK_E_PROTOCOL (a record that is not an event), ODK_E_INVALID
+ * (NULL). */
 ODK_PUBLIC int odk_hid_read(odk_hid *h, odk_hid_input_event *ev, int timeout_ms);
 /* Sets the device's LEDs (ODK_HID_LED_* bits) as the host would: the
  * driver's set_report gets the output report.  BLOCKS for the driver.

@@ -3,6 +3,7 @@
  * IOHIDDevice node and the data queue its driver fills with
  * odk_hid_input_event records.  No kernel input support needed. */
 #include <poll.h>
+#include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,24 +58,35 @@ ODK_PUBLIC int odk_hid_open_matching(odk_client *c, const odk_value *matching, o
     return st;
 }
 
+/* Whether the driver's side of the connection hung up. */
+static bool gone(odk_hid *h)
+{
+    struct pollfd p = {.fd = odk_connection_fd(h->conn), .events = POLLIN};
+    return poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR));
+}
+
+#define GONE_CHECK_MS 1000 /* a reader waiting long looks this often for a gone device */
+
 ODK_PUBLIC int odk_hid_read(odk_hid *h, odk_hid_input_event *ev, int timeout_ms)
 {
     if (!h || !ev)
         return ODK_E_INVALID;
     uint32_t len = 0;
-    int st = odk_data_queue_dequeue(h->q, ev, sizeof *ev, &len);
-    if (st == ODK_E_AGAIN) {
-        st = odk_data_queue_wait(h->q, timeout_ms);
+    int left = timeout_ms;
+    int st;
+    while ((st = odk_data_queue_dequeue(h->q, ev, sizeof *ev, &len)) == ODK_E_AGAIN) {
+        if (left == 0)
+            return gone(h) ? ODK_E_GONE : ODK_E_TIMEOUT;
+        int slice = left < 0 || left > GONE_CHECK_MS ? GONE_CHECK_MS : left;
+        st = odk_data_queue_wait(h->q, slice);
         if (st == ODK_E_TIMEOUT) {
-            /* Nothing came: say so, or that the device went away. */
-            struct pollfd p = {.fd = odk_connection_fd(h->conn), .events = POLLIN};
-            if (poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR)))
+            if (gone(h))
                 return ODK_E_GONE;
+            if (left > 0)
+                left -= slice;
+        } else if (st < 0) {
             return st;
         }
-        if (st < 0)
-            return st;
-        st = odk_data_queue_dequeue(h->q, ev, sizeof *ev, &len);
     }
     if (st == ODK_OK && len != sizeof *ev)
         return ODK_E_PROTOCOL;

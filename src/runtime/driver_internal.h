@@ -50,6 +50,9 @@ struct odk_driver {
 /* Installs (or with methods == NULL removes) the handler for a published
  * node.  Call on the default queue.  ODK_E_LIMIT past MAX_NODE_HANDLERS. */
 int driver_set_node_handler(odk_driver *drv, const node_handler *h);
+/* Closes the user clients of one published node (apps see the channel
+ * close), running their handler's close hook.  On the default queue. */
+void driver_close_node_clients(odk_driver *drv, uint64_t node_id);
 
 typedef struct driver_info {
     const char *bundle_id;

@@ -258,6 +258,7 @@ def test_an_app_types_on_a_virtual_keyboard_and_reads_the_leds_the_host_set(odkd
         app.close()
         assert keys(f.take(1)) == [(KEY["x"], 0)]
         wait_until(lambda: all(n["id"] != node for n in odkd.json("tree")), what="device gone")
+        assert f.q.get(timeout=30) is None  # its readers are told: the stream ends
     finally:
         f.close()
 

@@ -628,8 +628,10 @@ void odk_hid_device_destroy(odk_hid_device *dev)
         close(dev->sysfd);
     }
     if (dev->node) {
+        /* Apps reading the device see their connection close (ODK_E_GONE). */
+        driver_close_node_clients(dev->drv, dev->node);
         node_handler h = {.node_id = dev->node};
-        driver_set_node_handler(dev->drv, &h); /* closes nothing: the connections go with the node */
+        driver_set_node_handler(dev->drv, &h);
         odk_driver_withdraw_node(dev->drv, dev->node);
     }
     odk_hid_event_service_destroy(dev->svc);
