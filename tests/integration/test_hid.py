@@ -3,6 +3,7 @@
 neither): the simulated USB keyboard (a device model in its own process) ->
 hid-remap -> its virtual keyboard -> the libodk event stream, read with
 `odkctl hid follow`; and hid-virtual-keyboard driven by an app."""
+import ctypes
 import json
 import os
 import queue
@@ -12,7 +13,7 @@ import threading
 
 import pytest
 
-from conftest import BIN, CHILD_ENV, wait_until
+from conftest import BIN, BUILD, CHILD_ENV, wait_until
 from libodk import Connection, OdkError
 
 KEY = {"a": 0x04, "b": 0x05, "c": 0x06, "h": 0x0B, "x": 0x1B, "esc": 0x29, "space": 0x2C,
@@ -282,3 +283,49 @@ def test_the_evdev_bus_is_off_by_default_and_skips_what_is_not_an_input_node(mak
     tree = o.json("tree")
     assert [n["class"] for n in tree if n["class"].startswith("OdkEvdev")] == ["OdkEvdevBus"]
     assert "evdev: " + str(inputs / "event0") in o.log_text()
+
+
+class InputEvent(ctypes.Structure):
+    _fields_ = [("timestamp_ns", ctypes.c_uint64), ("type", ctypes.c_uint32),
+                ("usage_page", ctypes.c_uint16), ("usage", ctypes.c_uint16),
+                ("value", ctypes.c_int32), ("flags", ctypes.c_uint32)]
+
+
+def test_an_app_opens_the_keyboard_by_a_matching_dictionary_through_libodk(keyboard):
+    """odk/hid_client.h straight from C (ctypes), as an app links it."""
+    odkd, dev, _, vk, _ = keyboard
+    lib = ctypes.CDLL(str(BUILD / "src" / "client" / "libodk.so"))
+    lib.odk_client_open.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p)]
+    lib.odk_value_from_json.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p),
+                                        ctypes.c_char_p, ctypes.c_size_t]
+    lib.odk_hid_open_matching.argtypes = [ctypes.c_void_p, ctypes.c_void_p,
+                                          ctypes.POINTER(ctypes.c_void_p)]
+    lib.odk_hid_read.argtypes = [ctypes.c_void_p, ctypes.POINTER(InputEvent), ctypes.c_int]
+    lib.odk_hid_node_id.argtypes = [ctypes.c_void_p]
+    lib.odk_hid_node_id.restype = ctypes.c_uint64
+    lib.odk_hid_close.argtypes = [ctypes.c_void_p]
+    lib.odk_value_free.argtypes = [ctypes.c_void_p]
+    lib.odk_client_close.argtypes = [ctypes.c_void_p]
+    c, m, h = ctypes.c_void_p(), ctypes.c_void_p(), ctypes.c_void_p()
+    assert lib.odk_client_open(str(odkd.state).encode(), ctypes.byref(c)) == 0
+    err = ctypes.create_string_buffer(128)
+    try:
+        assert lib.odk_value_from_json(b'{"IOPropertyMatch": {"Product": "No such keyboard"}}',
+                                       ctypes.byref(m), err, 128) == 0
+        assert lib.odk_hid_open_matching(c, m, ctypes.byref(h)) == -3  # ODK_E_NOT_FOUND
+        lib.odk_value_free(m)
+        assert lib.odk_value_from_json(b'{"IOPropertyMatch": {"Product": "Simulated keyboard"}}',
+                                       ctypes.byref(m), err, 128) == 0
+        assert lib.odk_hid_open_matching(c, m, ctypes.byref(h)) == 0
+        assert lib.odk_hid_node_id(h) == vk["id"]
+        ev = InputEvent()
+        assert lib.odk_hid_read(h, ctypes.byref(ev), 0) == -11  # ODK_E_TIMEOUT: nothing yet
+        press(odkd, dev, report("a"))
+        assert lib.odk_hid_read(h, ctypes.byref(ev), 30000) == 0
+        assert (ev.type, ev.usage_page, ev.usage, ev.value) == (1, 7, KEY["b"], 1)
+        assert ev.flags & 2 and ev.timestamp_ns > 0  # END_OF_REPORT
+    finally:
+        lib.odk_value_free(m)
+        if h:
+            lib.odk_hid_close(h)
+        lib.odk_client_close(c)
