@@ -155,6 +155,9 @@ typedef struct odk_hid_source_ops {
     /* The source went away or failed (status: ODK_E_GONE...); no event
      * follows.  Optional. */
     void (*gone)(void *ctx, int status);
+    /* Optional: each input report as it came (USB sources only), before
+     * its events; for drivers that pass reports on unchanged. */
+    void (*report)(void *ctx, uint64_t timestamp_ns, const uint8_t *report, size_t len);
 } odk_hid_source_ops;
 
 /* Opens the driver's provider as an input source: a USB HID interface
@@ -173,6 +176,11 @@ ODK_PUBLIC const odk_hid_device_description *odk_hid_source_description(const od
 /* Sets the source's LEDs (ODK_HID_LED_* bits): SET_REPORT on USB, EV_LED
  * on evdev.  BLOCKS until the device answered.  Errors: the bus's. */
 ODK_PUBLIC int odk_hid_source_set_leds(odk_hid_source *s, uint32_t leds);
+/* Sends an output or feature report (report id byte first when the
+ * descriptor has ids) with SET_REPORT.  BLOCKS until the device answered.
+ * Errors: ODK_E_UNSUPPORTED (not a USB source), the USB family's. */
+ODK_PUBLIC int odk_hid_source_set_report(odk_hid_source *s, odk_hid_report_type type,
+                                         const uint8_t *data, size_t len);
 /* Stops the source (an evdev grab ends with it).  NULL is allowed. */
 ODK_PUBLIC void odk_hid_source_close(odk_hid_source *s);
 

@@ -329,3 +329,29 @@ def test_an_app_opens_the_keyboard_by_a_matching_dictionary_through_libodk(keybo
         if h:
             lib.odk_hid_close(h)
         lib.odk_client_close(c)
+
+
+def test_hid_usb_passes_a_mouse_on_with_its_own_descriptor_and_pointer_events(odkd):
+    mouse = int(odkd.ctl("usb", "plug", "hid-mouse").stdout)
+    inst = wait_until(lambda: next((i for i in odkd.instances()
+                                    if i["bundle"] == "org.odk.hid-usb"
+                                    and i["state"] == "running"), None), what="hid-usb")
+    dev = wait_until(lambda: hid_device_of(odkd, inst["node"]), what="the mouse's HID device")
+    p = dev["properties"]
+    assert (p["VendorID"], p["ProductID"], p["Product"]) == (0x1209, 0x0011, "Simulated mouse")
+    assert (p["PrimaryUsagePage"], p["PrimaryUsage"]) == (1, 2)  # Generic Desktop, Mouse
+    # The keyboard still goes to hid-remap: its personality names the device.
+    assert all(i["bundle"] != "org.odk.hid-usb" or i["node"] == inst["node"]
+               for i in odkd.instances())
+    f = Follower(odkd, dev["id"])
+    try:
+        # Button 1 down, X +5, Y -5, wheel +1; then all up and still.
+        odkd.ctl("usb", "input", mouse, "0105fb01")
+        odkd.ctl("usb", "input", mouse, "00000000")
+        ev = [(e["type"], e["page"], e["usage"], e["value"]) for e in f.take(5)]
+        assert ev == [("button", 9, 1, 1), ("pointer-rel", 1, 0x30, 5),
+                      ("pointer-rel", 1, 0x31, -5), ("scroll", 1, 0x38, 1),
+                      ("button", 9, 1, 0)]
+        f.nothing_more()
+    finally:
+        f.close()

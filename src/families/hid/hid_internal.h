@@ -32,6 +32,8 @@ struct odk_hid_source {
     const odk_hid_source_ops *ops;
     void *ctx;
     int (*set_leds)(odk_hid_source *s, uint32_t leds);
+    int (*set_report)(odk_hid_source *s, odk_hid_report_type type, const uint8_t *data,
+                      size_t len); /* NULL: unsupported */
     void (*close)(odk_hid_source *s);
 };
 

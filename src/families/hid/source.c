@@ -26,6 +26,14 @@ int odk_hid_source_set_leds(odk_hid_source *s, uint32_t leds)
     return s ? s->set_leds(s, leds) : ODK_E_INVALID;
 }
 
+int odk_hid_source_set_report(odk_hid_source *s, odk_hid_report_type type, const uint8_t *data,
+                              size_t len)
+{
+    if (!s || !data || !len || len > ODK_HID_MAX_REPORT || type == ODK_HID_REPORT_INPUT)
+        return ODK_E_INVALID;
+    return s->set_report ? s->set_report(s, type, data, len) : ODK_E_UNSUPPORTED;
+}
+
 void odk_hid_source_close(odk_hid_source *s)
 {
     if (s)

@@ -73,9 +73,12 @@ static void poll_done(void *ctx, int status, uint32_t actual, uint64_t ts)
     if (status == ODK_OK && actual > 0) {
         uint8_t r[ODK_HID_MAX_REPORT];
         uint32_t n = actual < sizeof r ? actual : (uint32_t)sizeof r;
-        if (odk_memory_read(s->mem, 0, r, n) == ODK_OK &&
-            odk_hid_event_service_handle_report(u->svc, ts, r, n) < 0)
-            odk_warn("hid: a report of %u bytes the descriptor does not describe", n);
+        if (odk_memory_read(s->mem, 0, r, n) == ODK_OK) {
+            if (u->base.ops->report)
+                u->base.ops->report(u->base.ctx, ts, r, n);
+            if (odk_hid_event_service_handle_report(u->svc, ts, r, n) < 0)
+                odk_warn("hid: a report of %u bytes the descriptor does not describe", n);
+        }
     } else if (status == ODK_E_STALL) {
         odk_usb_pipe_clear_stall(u->in);
     } else if (status != ODK_OK && status != ODK_E_TIMEOUT && status != ODK_E_OVERRUN) {
@@ -138,6 +141,19 @@ static int usb_set_leds(odk_hid_source *base, uint32_t leds)
                    (uint16_t)(0x0200 | id), u->iface, buf, (uint16_t)len, NULL);
 }
 
+static int usb_set_report(odk_hid_source *base, odk_hid_report_type type, const uint8_t *data,
+                          size_t len)
+{
+    struct usb_source *u = (struct usb_source *)base;
+    if (u->gone)
+        return ODK_E_GONE;
+    uint8_t id = odk_hid_descriptor_uses_report_ids(hid_event_service_descriptor(u->svc)) ? data[0]
+                                                                                          : 0;
+    uint16_t t = type == ODK_HID_REPORT_FEATURE ? 3 : 2; /* HID 1.11 7.2.1 report types */
+    return request(u, ODK_USB_REQ_OUT | ODK_USB_REQ_CLASS | ODK_USB_REQ_INTERFACE, HID_SET_REPORT,
+                   (uint16_t)(t << 8 | id), u->iface, (void *)data, (uint16_t)len, NULL);
+}
+
 static void usb_close(odk_hid_source *base)
 {
     struct usb_source *u = (struct usb_source *)base;
@@ -169,6 +185,7 @@ int hid_usb_source_open(odk_driver *drv, const odk_hid_source_ops *ops, void *ct
     u->base.ops = ops;
     u->base.ctx = ctx;
     u->base.set_leds = usb_set_leds;
+    u->base.set_report = usb_set_report;
     u->base.close = usb_close;
     char *holder = NULL;
     int st = odk_usb_interface_open(drv, &u->intf, &holder);
