@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* hid-virtual-keyboard: an app types through a keyboard that exists only
- * in software (Karabiner's VirtualHIDKeyboard).  The driver sits on
- * IOUserResources; each app that opens it may create one virtual device
+ * in software (Karabiner's VirtualHIDKeyboard).  The driver sits on a sim
+ * device of model "hid-virtual-keyboard" (odkctl sim plug), so it runs only
+ * where someone asked for it; the app that opens it may create one device
  * with a keyboard (report 1: modifiers, six keys, five LEDs out) and a
  * consumer control (report 2: one media key).  The system and other apps
  * see an ordinary HID device; the LEDs they set come back to the app.

@@ -218,6 +218,9 @@ def test_leds_set_on_the_remapped_keyboard_reach_the_real_one(keyboard):
 
 
 def virtual_keyboard(odkd):
+    if not any(n["class"] == "OdkSimDevice" and n["properties"].get("model") == "hid-virtual-keyboard"
+               for n in odkd.json("tree")):
+        odkd.plug({"model": "hid-virtual-keyboard"})
     inst = wait_until(lambda: next((i for i in odkd.instances()
                                     if i["bundle"] == "org.odk.hid-virtual-keyboard"
                                     and i["state"] == "running"), None),
