@@ -33,6 +33,9 @@ until "$bin/odkctl" list >/dev/null 2>&1; do
 done
 "$bin/odkctl" usb plug cdc-acm >/dev/null
 "$bin/odkctl" pci plug edu >/dev/null  # QEMU's edu on the sim PCI bus: pci-edu takes it
+# A simulated USB keyboard: hid-remap takes it (a -> b, Caps Lock taps
+# Escape and holds Control, Space + hjkl are arrows).
+kbd=$("$bin/odkctl" usb plug hid-keyboard)
 i=0
 until [ "$("$bin/odkctl" list 2>/dev/null | grep -c running)" -ge 4 ]; do
     i=$((i + 1))
@@ -90,6 +93,10 @@ echo "   $bin/odkctl usb -v                  # the USB adapter's descriptors, li
 edu=$("$bin/odkctl" find '{"IOProviderClass": "PciEdu"}' | awk 'NR==1 {print $1}')
 echo "   $bin/odkctl pci -v                  # the edu PCI function, like lspci -nn -v"
 echo "   $bin/odkctl call $edu 0 10             # pci-edu: the device computes 10!"
+hid=$("$bin/odkctl" find '{"IOProviderClass": "IOUserHIDDevice"}' | awk 'NR==1 {print $1}')
+echo "   $bin/odkctl hid                     # HID devices, report descriptors decoded"
+echo "   $bin/odkctl hid follow $hid             # the remapped keyboard's events, live; then type:"
+echo "   $bin/odkctl usb input $kbd 0000040000000000; $bin/odkctl usb input $kbd 0000000000000000   # a: comes out b"
 echo
 echo "   for example: odkctl call $node 0 2 40 prints $("$bin/odkctl" call "$node" 0 2 40)"
 echo "   and odkctl call $edu 0 10 prints $("$bin/odkctl" call "$edu" 0 10)"

@@ -11,6 +11,7 @@
 #include "odk/client.h"
 #include "odk/usb_descriptors.h"
 #include "odkctl_net.h"
+#include "odkctl_hid.h"
 #include "skeleton.h"
 
 
@@ -33,6 +34,9 @@ static int usage(void)
             "  match --explain ID        why each personality matched node ID or not\n"
             "  sim plug JSON             plug a simulated device, print its node ids (device first)\n"
             "  sim unplug ID             unplug it (waits until its drivers stopped)\n"
+            "  hid                       HID devices with their report descriptors decoded\n"
+            "  hid follow ID [COUNT]     print a HID device's events as they come\n"
+            "  hid leds ID [BITS]        read or set a HID device's LEDs\n"
             "  usb [-v]                  USB devices, like lsusb (-v: their descriptors)\n"
             "  usb plug MODEL [JSON]     plug a simulated USB device (cdc-acm, ftdi, vendor-echo,\n"
             "                            hid-keyboard, hid-mouse, broken), print its node id\n"
@@ -613,6 +617,8 @@ int main(int argc, char **argv)
         rc = cmd_usb(c, rest, args);
     else if (strcmp(cmd, "pci") == 0)
         rc = odkctl_pci(c, rest, args, json_out);
+    else if (strcmp(cmd, "hid") == 0)
+        rc = odkctl_hid(c, rest, args, json_out);
     else if (strcmp(cmd, "install") == 0 && rest == 1) {
         char *abs = realpath(args[0], NULL);
         rc = simple(c, "install", "path", abs ? abs : args[0]);

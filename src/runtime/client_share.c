@@ -1,8 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* What a driver shares out to an app on request: its memory
  * (copy_client_memory, mapped by odk_connection_map_memory) and its data
- * queues (copy_client_data_queue, odk_connection_map_data_queue).  Only a
- * class's own user clients have these hooks, not a published node's. */
+ * queues (copy_client_data_queue, odk_connection_map_data_queue).  A
+ * published node's handler may offer data queues too (node_handler.data_queue). */
 #include <string.h>
 
 #include "common/wire.h"
@@ -45,6 +45,11 @@ void client_share_data_queue(odk_user_client *uc, wire_msg *m)
     else if (uc->drv->cls->copy_client_data_queue && uc->handler.ctx == uc->drv) {
         memcpy(&type, m->body, sizeof type);
         st = uc->drv->cls->copy_client_data_queue(uc->drv, uc, type, &q);
+        if (st > 0 || (st == ODK_OK && !q))
+            st = ODK_E_DRIVER;
+    } else if (uc->handler.data_queue && uc->handler.ctx != uc->drv) {
+        memcpy(&type, m->body, sizeof type); /* a published node's (the HID family's streams) */
+        st = uc->handler.data_queue(uc->handler.ctx, uc, type, &q);
         if (st > 0 || (st == ODK_OK && !q))
             st = ODK_E_DRIVER;
     }

@@ -17,6 +17,8 @@ typedef struct node_handler {
     uint32_t n_methods;
     int (*open)(void *ctx, odk_user_client *uc, uint32_t type);
     void (*close)(void *ctx, odk_user_client *uc);
+    /* Optional: the node's data queues (as the class's copy_client_data_queue). */
+    int (*data_queue)(void *ctx, odk_user_client *uc, uint32_t type, odk_data_queue **q);
     void *ctx;
 } node_handler;
 
@@ -48,6 +50,9 @@ struct odk_driver {
 /* Installs (or with methods == NULL removes) the handler for a published
  * node.  Call on the default queue.  ODK_E_LIMIT past MAX_NODE_HANDLERS. */
 int driver_set_node_handler(odk_driver *drv, const node_handler *h);
+/* Closes the user clients of one published node (apps see the channel
+ * close), running their handler's close hook.  On the default queue. */
+void driver_close_node_clients(odk_driver *drv, uint64_t node_id);
 
 typedef struct driver_info {
     const char *bundle_id;

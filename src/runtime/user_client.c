@@ -108,6 +108,15 @@ void user_client_close_all(odk_driver *drv)
         client_close(drv->clients);
 }
 
+void driver_close_node_clients(odk_driver *drv, uint64_t node_id)
+{
+    for (odk_user_client *uc = drv->clients, *next; uc; uc = next) {
+        next = uc->next; /* client_close unlinks uc */
+        if (uc->node_id == node_id)
+            client_close(uc);
+    }
+}
+
 /* ---- reading the channel ------------------------------------------------ */
 
 static void on_readable(void *ctx, uint32_t revents)

@@ -1,0 +1,151 @@
+/* SPDX-License-Identifier: MIT */
+/* hid_latency: a key report in -> the remapped key event out.
+ *
+ * Ours: the simulated USB keyboard (its device model, a process of its own)
+ * sends a report on its interrupt endpoint; hid-remap's host reads it,
+ * remaps a -> b, types it on its virtual keyboard, and this app reads the
+ * event from the libodk stream.  The event carries the time the report
+ * came in (the interrupt transfer's completion), so "report in -> event
+ * out" is what the app measures when it reads it.  The reports are sent
+ * by asking odkd (usb-input), which is not on the data path and not
+ * timed: a report is sent only after the last event was read, one at a
+ * time.
+ *
+ * Peer: the plain pipe passthrough a remapper of the interception-tools
+ * kind is (reader | remapper | writer): a child process reads each 8-byte
+ * report from one pipe and writes it to another; timed from the write into
+ * the first pipe to the read from the second.
+ *
+ * Both check their work: ours, that each event is the remapped key, down
+ * then up, in order; the peer, that the bytes come back unchanged.
+ * Prints the median and p99 of each, over rounds that alternate them.
+ * HID_N sets the reports per round (default 2000).
+ *
+ * usage: hid_latency STATE_DIR USB_DEVICE_NODE HID_DEVICE_NODE */
+#include <inttypes.h>
+#include <signal.h>
+#include <sys/wait.h>
+
+#include "bench.h"
+#include "odk/hid_client.h"
+
+#define ROUNDS 5
+#define KEY_A 0x04
+#define KEY_B 0x05
+
+static int ours(odk_client *c, odk_hid *h, uint64_t dev, size_t n, uint64_t *lat)
+{
+    for (size_t i = 0; i < n; i++) {
+        bool down = (i % 2) == 0;
+        odk_value *args = odk_value_new_dict();
+        odk_dict_set_int(args, "node", (int64_t)dev);
+        odk_dict_set_string(args, "data", down ? "0000040000000000" : "0000000000000000");
+        odk_value *reply = NULL;
+        int st = odk_client_request(c, "usb-input", args, &reply);
+        odk_value_free(reply);
+        if (st < 0) {
+            fprintf(stderr, "hid_latency: usb-input: %s\n", odk_strerror(st));
+            return -1;
+        }
+        odk_hid_input_event ev;
+        do
+            st = odk_hid_read(h, &ev, 5000);
+        while (st == ODK_OK && ev.type != ODK_HID_INPUT_KEYBOARD);
+        uint64_t now = bench_now_ns();
+        if (st < 0) {
+            fprintf(stderr, "hid_latency: report %zu: no event: %s\n", i, odk_strerror(st));
+            return -1;
+        }
+        if (ev.usage != KEY_B || ev.value != (down ? 1 : 0)) {
+            fprintf(stderr, "hid_latency: report %zu: event 0x%x=%d, want 0x%x=%d (a remapped)\n",
+                    i, ev.usage, ev.value, KEY_B, down);
+            return -1;
+        }
+        lat[i] = now - ev.timestamp_ns;
+    }
+    return 0;
+}
+
+static int peer(int to_child, int from_child, size_t n, uint64_t *lat)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint8_t r[8] = {0, 0, (uint8_t)(i % 2 ? 0 : KEY_A), 0, 0, 0, 0, (uint8_t)i}, back[8];
+        uint64_t t0 = bench_now_ns();
+        if (write(to_child, r, sizeof r) != (ssize_t)sizeof r ||
+            read(from_child, back, sizeof back) != (ssize_t)sizeof back ||
+            memcmp(r, back, sizeof r) != 0) {
+            fprintf(stderr, "hid_latency: passthrough: report %zu did not come back\n", i);
+            return -1;
+        }
+        lat[i] = bench_now_ns() - t0;
+    }
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 4) {
+        fprintf(stderr, "usage: hid_latency STATE_DIR USB_DEVICE_NODE HID_DEVICE_NODE\n");
+        return 2;
+    }
+    size_t n = getenv("HID_N") ? strtoul(getenv("HID_N"), NULL, 0) : 2000;
+    if (n < 2 || n % 2)
+        n = 2000;
+    uint64_t dev = strtoull(argv[2], NULL, 0), node = strtoull(argv[3], NULL, 0);
+    odk_client *c;
+    odk_hid *h;
+    int st = odk_client_open(argv[1], &c);
+    if (st == ODK_OK && (st = odk_hid_open(c, node, &h)) < 0)
+        odk_client_close(c);
+    if (st < 0) {
+        fprintf(stderr, "hid_latency: %s\n", odk_strerror(st));
+        return 1;
+    }
+    int a[2], b[2];
+    if (pipe(a) < 0 || pipe(b) < 0)
+        return 1;
+    pid_t child = fork();
+    if (child == 0) { /* the passthrough */
+        close(a[1]);
+        close(b[0]);
+        uint8_t r[8];
+        while (read(a[0], r, sizeof r) == (ssize_t)sizeof r)
+            if (write(b[1], r, sizeof r) != (ssize_t)sizeof r)
+                break;
+        _exit(0);
+    }
+    close(a[0]);
+    close(b[1]);
+    uint64_t *lo = calloc(n * ROUNDS, sizeof *lo), *lp = calloc(n * ROUNDS, sizeof *lp);
+    double om[ROUNDS], pm[ROUNDS];
+    int rc = lo && lp ? 0 : 1;
+    for (int r = 0; r < ROUNDS && rc == 0; r++) {
+        if (ours(c, h, dev, n, lo + r * n) < 0 || peer(a[1], b[0], n, lp + r * n) < 0) {
+            rc = 1;
+            break;
+        }
+        uint64_t tmp[2][n];
+        memcpy(tmp[0], lo + r * n, n * sizeof *lo);
+        memcpy(tmp[1], lp + r * n, n * sizeof *lp);
+        om[r] = bench_quantile_us(tmp[0], n, 0.5);
+        pm[r] = bench_quantile_us(tmp[1], n, 0.5);
+    }
+    if (rc == 0) {
+        bench_report("hid_latency median", "pipe passthrough", "%.1f", "us", BENCH_LOWER_IS_BETTER,
+                     "speedup", om, pm, ROUNDS);
+        printf("hid_latency all %zu reports: ours median=%.1f us p99=%.1f us, "
+               "peer median=%.1f us p99=%.1f us\n",
+               n * ROUNDS, bench_quantile_us(lo, n * ROUNDS, 0.5),
+               bench_quantile_us(lo, n * ROUNDS, 0.99), bench_quantile_us(lp, n * ROUNDS, 0.5),
+               bench_quantile_us(lp, n * ROUNDS, 0.99));
+        fflush(stdout);
+    }
+    close(a[1]);
+    close(b[0]);
+    waitpid(child, NULL, 0);
+    free(lo);
+    free(lp);
+    odk_hid_close(h);
+    odk_client_close(c);
+    return rc;
+}

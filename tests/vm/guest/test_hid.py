@@ -1,0 +1,196 @@
+# SPDX-License-Identifier: MIT
+"""The HID family through the guest kernel's real input paths: a
+virtual keyboard made by odk appears through uinput and through uhid with
+the identity its driver gave it, and python3-evdev reads the remapped
+keys from it; the evdev bus takes QEMU's usb-kbd exclusively (EVIOCGRAB)
+and keys typed through QEMU's monitor come out remapped.  The keyboard
+behind hid-remap is the simulated USB one (the libusb backend is not
+part of this tree yet) or, for the evdev test, QEMU's usb-kbd."""
+import json
+import os
+import re
+import select
+import shutil
+import signal
+import subprocess
+import tempfile
+import time
+from pathlib import Path
+
+import pytest
+
+from guest_devices import MACHINE
+from guest_util import qmp, wait_until
+
+pytestmark = pytest.mark.vm(devices=MACHINE)
+
+ROOT = Path(__file__).resolve().parents[3]
+BUILD = Path(os.environ.get("ODK_BUILD", ROOT / "build"))
+BIN = BUILD / "bin"
+
+
+class Odkd:
+    def __init__(self, *extra):
+        self.tmp = Path(tempfile.mkdtemp(prefix="odk-hid-vm."))
+        (self.tmp / "dev").mkdir()
+        self.state = self.tmp / "state"
+        self.log = open(self.tmp / "odkd.log", "w")
+        self.proc = subprocess.Popen(
+            [str(BIN / "odkd"), "--state-dir", str(self.state), "--dev-dir", str(self.tmp / "dev"),
+             "--drivers", str(BUILD / "drivers"), *extra], stdout=self.log, stderr=self.log)
+        wait_until(lambda: (self.state / "odkd.sock").exists() or self.proc.poll() is not None,
+                   "odkd's socket")
+        assert self.proc.poll() is None, self.log_text()
+
+    def log_text(self):
+        return (self.tmp / "odkd.log").read_text(errors="replace")
+
+    def ctl(self, *args):
+        r = subprocess.run([str(BIN / "odkctl"), "--state-dir", str(self.state), *map(str, args)],
+                           capture_output=True, text=True, timeout=60)
+        assert r.returncode == 0, f"odkctl {args}: {r.stderr}\n{self.log_text()[-3000:]}"
+        return r.stdout
+
+    def json(self, *args):
+        return json.loads(self.ctl("--json", *args))
+
+    def stop(self):
+        self.proc.send_signal(signal.SIGTERM)
+        assert self.proc.wait(timeout=30) == 0, self.log_text()[-3000:]
+        self.log.close()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+def input_devices():
+    """/proc/bus/input/devices as a list of dicts: name, phys, uniq, bus,
+    vendor, product, handlers."""
+    out = []
+    for block in Path("/proc/bus/input/devices").read_text().split("\n\n"):
+        d = {}
+        for line in block.splitlines():
+            if line.startswith("I:"):
+                d.update({k.lower(): int(v, 16) for k, v in re.findall(r"(\w+)=([0-9a-f]+)", line)})
+            elif line.startswith("N: Name="):
+                d["name"] = line[len("N: Name="):].strip('"')
+            elif line.startswith("P: Phys="):
+                d["phys"] = line[len("P: Phys="):]
+            elif line.startswith("H: Handlers="):
+                d["handlers"] = line[len("H: Handlers="):].split()
+        if d:
+            out.append(d)
+    return out
+
+
+def remap_device(odkd):
+    for n in odkd.json("tree"):
+        if n["class"] == "IOUserHIDDevice":
+            return n
+    return None
+
+
+def event_node(pred):
+    for d in input_devices():
+        if pred(d):
+            ev = [h for h in d.get("handlers", []) if h.startswith("event")]
+            if ev and Path("/dev/input", ev[0]).exists():
+                return Path("/dev/input", ev[0])
+    return None
+
+
+def read_keys(dev, n, timeout=30):
+    """The next n key events (code, value) of an evdev device, repeats left out."""
+    import evdev
+    got = []
+    deadline = time.monotonic() + timeout
+    while len(got) < n:
+        left = deadline - time.monotonic()
+        assert left > 0, f"only {got} came"
+        if not select.select([dev.fd], [], [], left)[0]:
+            continue
+        for e in dev.read():
+            if e.type == evdev.ecodes.EV_KEY and e.value != 2:
+                got.append((e.code, e.value))
+    return got[:n]
+
+
+@pytest.mark.parametrize("backend", ["uinput", "uhid"])
+def test_the_remapped_keyboard_is_a_real_input_device_with_the_drivers_identity(backend):
+    import evdev
+    from evdev import ecodes as e
+    subprocess.run(["modprobe", backend], check=True)
+    wait_until(Path("/dev", backend).exists, f"/dev/{backend}")
+    odkd = Odkd("--hid-backend", backend)
+    try:
+        kbd = int(odkd.ctl("usb", "plug", "hid-keyboard"))
+        vk = wait_until(lambda: remap_device(odkd), "hid-remap's virtual keyboard")
+        assert vk["properties"]["OdkHIDBackend"] == backend  # the kernel path was used
+        node = wait_until(lambda: event_node(lambda d: d.get("name") == "odk Simulated keyboard"
+                                             and d.get("vendor") == 0x1209),
+                          "the virtual keyboard in /proc/bus/input/devices")
+        mine = next(d for d in input_devices() if d.get("name") == "odk Simulated keyboard")
+        assert (mine["bus"], mine["vendor"], mine["product"]) == (0x03, 0x1209, 0x0010)
+        if backend == "uhid":  # the kernel's own HID parser: hidraw too
+            wait_until(lambda: list(Path("/sys/class/hidraw").iterdir()), "a hidraw node")
+        dev = evdev.InputDevice(str(node))
+        assert e.KEY_B in dev.capabilities()[e.EV_KEY]
+        # a -> b, Caps Lock tapped -> Escape
+        for r in ("0000040000000000", "0000000000000000", "0000390000000000", "0000000000000000"):
+            odkd.ctl("usb", "input", kbd, r)
+        assert read_keys(dev, 4) == [(e.KEY_B, 1), (e.KEY_B, 0), (e.KEY_ESC, 1), (e.KEY_ESC, 0)]
+        # The LEDs the system sets on the virtual keyboard reach the device.
+        dev.set_led(e.LED_CAPSL, 1)
+        wait_until(lambda: next(n for n in odkd.json("tree") if n["id"] == kbd)
+                   ["properties"]["OdkUSBModelState"]["leds"] == 2, "Caps Lock on the device")
+        dev.close()
+        odkd.ctl("usb", "unplug", kbd)
+        wait_until(lambda: event_node(lambda d: d.get("name") == "odk Simulated keyboard") is None,
+                   "the virtual keyboard to leave")
+    finally:
+        odkd.stop()
+
+
+def test_the_evdev_bus_takes_qemus_keyboard_exclusively_and_remaps_it():
+    import evdev
+    from evdev import ecodes as e
+    subprocess.run(["modprobe", "uinput"], check=True)
+    wait_until(Path("/dev/uinput").exists, "/dev/uinput")
+    qemu_kbd = wait_until(lambda: event_node(lambda d: d.get("vendor") == 0x0627
+                                             and d.get("product") == 0x0001),
+                          "QEMU's usb-kbd as an input device")
+    odkd = Odkd("--evdev", "--hid-backend", "uinput")
+    try:
+        node = wait_until(lambda: next((n for n in odkd.json("tree")
+                                        if n["class"] == "OdkEvdevDevice"
+                                        and n["properties"]["OdkEvdevPath"] == str(qemu_kbd)),
+                                       None), "the usb-kbd's evdev node in the registry")
+        assert node["properties"]["OdkEvdevKeyboard"] is True
+        assert node["properties"]["OdkEvdevVendor"] == 0x0627
+        inst = wait_until(lambda: next((i for i in odkd.json("list")
+                                        if i["provider"] == node["id"]
+                                        and i["state"] == "running"), None), "hid-remap on it")
+        vk = wait_until(lambda: next((n for n in odkd.json("tree")
+                                      if n["class"] == "IOUserHIDDevice"
+                                      and n.get("parent") == inst["node"]), None),
+                        "its virtual keyboard")
+        assert vk["properties"]["Product"] == node["properties"]["OdkEvdevName"]
+        # Taken exclusively: nobody else can grab it now.
+        src = evdev.InputDevice(str(qemu_kbd))
+        with pytest.raises(OSError):
+            src.grab()
+        src.close()
+        out = wait_until(lambda: event_node(lambda d: d.get("phys", "").endswith("/odk")
+                                            and d.get("vendor") == 0x0627),
+                         "the remapped keyboard")
+        dev = evdev.InputDevice(str(out))
+        for down in (True, False):
+            qmp("input-send-event", events=[{"type": "key", "data": {
+                "down": down, "key": {"type": "qcode", "data": "a"}}}])
+        assert read_keys(dev, 2) == [(e.KEY_B, 1), (e.KEY_B, 0)]
+        dev.close()
+    finally:
+        odkd.stop()
+    # The grab went with the driver.
+    src = evdev.InputDevice(str(qemu_kbd))
+    src.grab()
+    src.ungrab()
+    src.close()
