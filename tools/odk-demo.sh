@@ -19,8 +19,9 @@ trap 'kill $odkd 2>/dev/null || true; st=0; wait $odkd || st=$?; rm -rf "$state"
 trap 'kill $odkd 2>/dev/null || true; rm -rf "$state"' EXIT
 
 # Wait until odkd answers, plug a simulated USB CDC-ACM adapter (its
-# device model runs in a process of its own), then wait until every device
-# has a running driver: hello, the serial loopback and usb-cdc-acm.
+# device model runs in a process of its own), QEMU's edu on the sim PCI bus
+# and a USB keyboard, then wait until every device has a running driver:
+# hello, the serial loopback, usb-cdc-acm, pci-edu and hid-remap.
 i=0
 until "$bin/odkctl" list >/dev/null 2>&1; do
     i=$((i + 1))
@@ -37,7 +38,7 @@ done
 # Escape and holds Control, Space + hjkl are arrows).
 kbd=$("$bin/odkctl" usb plug hid-keyboard)
 i=0
-until [ "$("$bin/odkctl" list 2>/dev/null | grep -c running)" -ge 4 ]; do
+until [ "$("$bin/odkctl" list 2>/dev/null | grep -c running)" -ge 5 ]; do
     i=$((i + 1))
     if [ $i -gt 100 ] || ! kill -0 $odkd 2>/dev/null; then
         echo "odkd did not start; its log:" >&2
