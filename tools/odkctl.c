@@ -10,6 +10,7 @@
 #include "common/defaults.h"
 #include "odk/client.h"
 #include "odk/usb_descriptors.h"
+#include "odkctl_storage.h"
 #include "skeleton.h"
 
 
@@ -30,6 +31,11 @@ static int usage(void)
             "  match --explain ID        why each personality matched node ID or not\n"
             "  sim plug JSON             plug a simulated device, print its node ids (device first)\n"
             "  sim unplug ID             unplug it (waits until its drivers stopped)\n"
+            "  storage                   the storage family's NBD exports (docs/storage.md)\n"
+            "  storage plug N [JSON]     plug a simulated HBA with N disks ({\"size_mb\": 64,\n"
+            "                            \"properties\": {\"OdkRAIDLevel\": 0}})\n"
+            "  storage unplug ID         unplug a simulated HBA\n"
+            "  storage fault ID SLOT KIND [LBA [BLOCKS]]  medium-error|not-ready|remove|insert|clear\n"
             "  usb [-v]                  USB devices, like lsusb (-v: their descriptors)\n"
             "  usb plug MODEL [JSON]     plug a simulated USB device (cdc-acm, ftdi, vendor-echo,\n"
             "                            hid-keyboard, hid-mouse, broken), print its node id\n"
@@ -599,6 +605,8 @@ int main(int argc, char **argv)
         rc = cmd_sim(c, rest, args);
     else if (strcmp(cmd, "usb") == 0)
         rc = cmd_usb(c, rest, args);
+    else if (strcmp(cmd, "storage") == 0)
+        rc = odkctl_storage(c, rest, args);
     else if (strcmp(cmd, "install") == 0 && rest == 1) {
         char *abs = realpath(args[0], NULL);
         rc = simple(c, "install", "path", abs ? abs : args[0]);
