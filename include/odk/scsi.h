@@ -433,7 +433,7 @@ ODK_PUBLIC int odk_scsi_format_sense(const uint8_t *buf, size_t len, char *out, 
 
 /* ---- SBC-3 disk emulation -------------------------------------------------
  * A direct-access logical unit that answers CDBs: INQUIRY (standard and VPD
- * 00, 80, 83, b0, b1), TEST UNIT READY, REQUEST SENSE, READ CAPACITY
+ * 00, 80, 83, b0, b1, and b2 when thin-provisioned), TEST UNIT READY, REQUEST SENSE, READ CAPACITY
  * 10/16, READ/WRITE 10/16, SYNCHRONIZE CACHE 10/16, MODE SENSE/SELECT 6/10
  * (caching and control pages), REPORT LUNS, UNMAP, WRITE SAME 10/16, START
  * STOP UNIT; anything else gets CHECK CONDITION with real sense.
@@ -468,7 +468,8 @@ typedef struct odk_scsi_disk_config {
      * bytes.  NULL: "ODK", "SIM DISK", "0001", and a serial derived from
      * the disk's address. */
     const char *vendor, *product, *revision, *serial;
-    uint64_t naa_id;        /* 0: an NAA-6 locally administered id derived from serial */
+    uint64_t naa_id;        /* NAA designator (VPD 0x83); 0: an NAA 3 (locally assigned) id
+                               derived from the serial */
     bool write_cache;       /* WCE in the caching mode page (changeable by MODE SELECT) */
     bool descriptor_sense;  /* D_SENSE in the control mode page (changeable) */
     bool power_on_reset;    /* the first command gets UNIT ATTENTION: POWER ON OCCURRED */
