@@ -500,7 +500,7 @@ static void info_block_size(struct conn *c, uint32_t option)
 {
     uint8_t b[14];
     uint8_t *p = nbd_put16(b, NBD_INFO_BLOCK_SIZE);
-    p = nbd_put32(p, 1);
+    p = nbd_put32(p, x.block_size); /* the disk layer refuses unaligned requests */
     p = nbd_put32(p, x.block_size);
     nbd_put32(p, NBD_PAYLOAD_MAX);
     opt_reply(c, option, NBD_REP_INFO, b, sizeof b);

@@ -42,7 +42,24 @@ struct odk_sim_hba {
     struct pend *pend;
     size_t n_pend;
     size_t free_hint;
+    /* Commands the socket had no room for, sent when it drains: a blocking
+     * send here would deadlock against a model blocked on its completions. */
+    struct hba_msg *backlog;
+    size_t n_backlog, backlog_cap, backlog_head;
 };
+
+static void flush_backlog(odk_sim_hba *h)
+{
+    while (h->backlog_head < h->n_backlog) {
+        if (send(h->fd, &h->backlog[h->backlog_head], sizeof(struct hba_msg),
+                 MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+            break;
+        h->backlog_head++;
+    }
+    if (h->backlog_head == h->n_backlog)
+        h->backlog_head = h->n_backlog = 0;
+    odk_fd_source_set_events(h->src, EPOLLIN | (h->n_backlog ? EPOLLOUT : 0u));
+}
 
 static void fail_all(odk_sim_hba *h)
 {
@@ -70,7 +87,8 @@ static void on_slot(odk_sim_hba *h, const struct hba_msg *m)
 static void on_readable(void *ctx, uint32_t revents)
 {
     odk_sim_hba *h = ctx;
-    (void)revents;
+    if ((revents & EPOLLOUT) && !h->gone)
+        flush_backlog(h);
     for (int batch = 0; batch < 256 && !h->gone; batch++) {
         struct hba_msg m;
         ssize_t n = recv(h->fd, &m, sizeof m, MSG_DONTWAIT);
@@ -178,6 +196,7 @@ void odk_sim_hba_close(odk_sim_hba *h)
         if (h->maps[i])
             odk_release(h->maps[i]);
     free(h->pend);
+    free(h->backlog);
     free(h);
 }
 
@@ -268,8 +287,20 @@ int odk_sim_hba_submit(odk_sim_hba *h, uint32_t slot, const uint8_t *cdb, uint8_
                           .offset = offset,
                           .length = length};
     memcpy(msg.cdb, cdb, cdb_len);
-    if (send(h->fd, &msg, sizeof msg, MSG_NOSIGNAL) < 0)
-        return ODK_E_GONE;
+    if (h->n_backlog || send(h->fd, &msg, sizeof msg, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+        if (h->n_backlog == 0 && errno != EAGAIN)
+            return ODK_E_GONE;
+        if (h->n_backlog == h->backlog_cap) {
+            size_t cap = h->backlog_cap ? h->backlog_cap * 2 : 256;
+            struct hba_msg *b = realloc(h->backlog, cap * sizeof *b);
+            if (!b)
+                return ODK_E_NOMEM;
+            h->backlog = b;
+            h->backlog_cap = cap;
+        }
+        h->backlog[h->n_backlog++] = msg;
+        odk_fd_source_set_events(h->src, EPOLLIN | EPOLLOUT);
+    }
     p->used = true;
     p->ctx = cmd_ctx;
     h->free_hint = i + 1;
