@@ -516,8 +516,10 @@ static void queue_degraded_read(struct raid *r, struct vop *v, uint64_t row, uin
     fifo_push(r, p);
 }
 
+/* zeroes: WRITE SAME of a zero block (the data comes from the scratch's
+ * zero area, not the task's memory). */
 static void read_write(struct raid *r, struct vop *v, uint64_t lba, uint32_t blocks, bool write,
-                       bool fua)
+                       bool fua, bool zeroes)
 {
     odk_scsi_task *t = v->t;
     uint8_t *base = NULL;
@@ -525,7 +527,7 @@ static void read_write(struct raid *r, struct vop *v, uint64_t lba, uint32_t blo
         vop_error(v, ODK_SCSI_SENSE_HARDWARE_ERROR, 0x44, 0x00);
         return;
     }
-    if ((uint64_t)blocks * r->bs > t->length || lba > r->vol_blocks ||
+    if ((!zeroes && (uint64_t)blocks * r->bs > t->length) || lba > r->vol_blocks ||
         blocks > r->vol_blocks - lba) {
         vop_error(v, ODK_SCSI_SENSE_ILLEGAL_REQUEST, 0x21, 0x00); /* LBA OUT OF RANGE */
         return;
@@ -536,7 +538,9 @@ static void read_write(struct raid *r, struct vop *v, uint64_t lba, uint32_t blo
         uint32_t n = (uint32_t)(r->chunk_blocks - lba % r->chunk_blocks);
         if (n > blocks)
             n = blocks;
-        uint8_t *buf = base + t->offset + off;
+        uint8_t *buf = zeroes ? scratch(r, r->n + 1) : base + t->offset + off;
+        odk_memory *src = zeroes ? r->scratch : t->memory;
+        uint64_t src_off = zeroes ? (uint64_t)(r->n + 1) * CHUNK : t->offset + off;
         if (r->level == 5 && write) {
             struct piece *p = calloc(1, sizeof *p);
             if (!p) {
@@ -558,7 +562,7 @@ static void read_write(struct raid *r, struct vop *v, uint64_t lba, uint32_t blo
                 s->blocks = n;
                 s->buf = buf;
             }
-            if (!s || submit(r, s, pl.disk_lba, n, t->memory, t->offset + off, fua) < 0) {
+            if (!s || submit(r, s, pl.disk_lba, n, src, src_off, fua) < 0) {
                 free(s);
                 if (r->level == 5)
                     queue_degraded_read(r, v, pl.row, pl.disk_lba, n, pl.disk, buf);
@@ -610,15 +614,29 @@ static void task(void *ctx, odk_scsi_task *t)
     } else if (st == ODK_OK && (op == ODK_SCSI_OP_READ_10 || op == ODK_SCSI_OP_READ_16 ||
                                 op == ODK_SCSI_OP_WRITE_10 || op == ODK_SCSI_OP_WRITE_16)) {
         bool write = op == ODK_SCSI_OP_WRITE_10 || op == ODK_SCSI_OP_WRITE_16;
-        read_write(r, v, info.lba, info.blocks, write, info.fua);
+        read_write(r, v, info.lba, info.blocks, write, info.fua, false);
     } else if (op == ODK_SCSI_OP_SYNCHRONIZE_CACHE_10 || op == ODK_SCSI_OP_SYNCHRONIZE_CACHE_16) {
         sync_disks(r, v);
     } else if (op == ODK_SCSI_OP_UNMAP) {
         /* The volume does not pass UNMAP to its disks: trimmed blocks keep
          * their data, which NBD's TRIM allows. */
-    } else if (st == ODK_OK && op == ODK_SCSI_OP_WRITE_SAME_16 && t->memory) {
-        /* Zeroes: as many writes of a zeroed area as it takes. */
-        vop_error(v, ODK_SCSI_SENSE_ILLEGAL_REQUEST, 0x20, 0x00);
+    } else if (op == ODK_SCSI_OP_WRITE_SAME_16 && t->cdb_len == 16) {
+        /* Only zeroes (the disk layer's WRITE_ZEROES): the volume writes
+         * them from a zeroed area, one stripe piece at a time. */
+        uint8_t *base = NULL;
+        bool zero = t->memory && t->length >= r->bs &&
+                    odk_memory_map(t->memory, ODK_MAP_READ, (void **)&base) == ODK_OK;
+        for (uint32_t i = 0; zero && i < r->bs; i++)
+            zero = base[t->offset + i] == 0;
+        uint64_t lba = 0;
+        for (int i = 2; i < 10; i++)
+            lba = lba << 8 | t->cdb[i];
+        uint32_t blocks = (uint32_t)t->cdb[10] << 24 | (uint32_t)t->cdb[11] << 16 |
+                          (uint32_t)t->cdb[12] << 8 | t->cdb[13];
+        if (!zero || !blocks)
+            vop_error(v, ODK_SCSI_SENSE_ILLEGAL_REQUEST, 0x24, 0x00);
+        else
+            read_write(r, v, lba, blocks, true, false, true);
     } else {
         /* INQUIRY, READ CAPACITY, MODE SENSE, TEST UNIT READY...: the
          * library's emulation answers for the volume. */
@@ -727,8 +745,9 @@ static int raid_start(odk_driver *drv)
     r->vol_blocks = r->rows * r->chunk_blocks * (r->level == 5 ? r->n - 1 : r->n);
     if (!r->vol_blocks)
         return ODK_E_STATE;
-    /* scratch: one chunk per disk, plus one for the data being written */
-    st = odk_memory_create((uint64_t)(r->n + 1) * CHUNK, ODK_MEM_INOUT, &r->scratch);
+    /* scratch: one chunk per disk, one for the data being written, one of
+     * zeroes */
+    st = odk_memory_create((uint64_t)(r->n + 2) * CHUNK, ODK_MEM_INOUT, &r->scratch);
     if (st == ODK_OK)
         st = odk_memory_map(r->scratch, ODK_MAP_READ | ODK_MAP_WRITE, (void **)&r->scratch_addr);
     if (st == ODK_OK)

@@ -372,3 +372,79 @@ def test_fio_random_writes_with_fsync_through_the_nbd_engine(raid5):
     assert r.returncode == 0, r.stderr
     job = json.loads(r.stdout[r.stdout.index("{"):])["jobs"][0]
     assert job["error"] == 0 and job["write"]["io_bytes"] == 8 << 20
+
+
+def test_ext4_on_nbdfuse_and_a_loop_device_keeps_its_files_across_remount(raid5, tmp_path):
+    """The volume as a real block device: nbdfuse exposes it as a file,
+    losetup makes /dev/loopN of it, mkfs.ext4 and mount use it."""
+    if os.geteuid() != 0 or not os.path.exists("/dev/fuse") or shutil.which("nbdfuse") is None \
+            or shutil.which("fusermount3") is None:
+        pytest.skip("needs root, /dev/fuse, nbdfuse and fusermount3")
+    odkd, _, disk = raid5
+    uri = disk["properties"]["OdkNBDURI"]
+    fuse_dir, mnt = tmp_path / "fuse", tmp_path / "mnt"
+    fuse_dir.mkdir()
+    mnt.mkdir()
+    fuse = subprocess.Popen(["nbdfuse", str(fuse_dir / "nbd"), uri])
+    loop = None
+    try:
+        wait_until(lambda: (fuse_dir / "nbd").exists(), what="nbdfuse's file")
+        loop = subprocess.run(["losetup", "-f", "--show", str(fuse_dir / "nbd")], check=True,
+                              capture_output=True, text=True, timeout=60).stdout.strip()
+        subprocess.run(["mkfs.ext4", "-q", "-F", loop], check=True, timeout=120)
+        subprocess.run(["mount", loop, str(mnt)], check=True, timeout=60)
+        files = {f"f{i}": hashlib.sha256(str(i).encode()).digest() * (1000 * (i + 1))
+                 for i in range(8)}
+        for name, data in files.items():
+            (mnt / name).write_bytes(data)
+        subprocess.run(["sync"], check=True, timeout=60)
+        subprocess.run(["umount", str(mnt)], check=True, timeout=60)
+        subprocess.run(["mount", loop, str(mnt)], check=True, timeout=60)
+        for name, data in files.items():
+            assert (mnt / name).read_bytes() == data
+        subprocess.run(["umount", str(mnt)], check=True, timeout=60)
+        r = subprocess.run(["e2fsck", "-fn", loop], capture_output=True, text=True, timeout=120)
+        assert r.returncode == 0, r.stdout + r.stderr
+    finally:
+        subprocess.run(["umount", str(mnt)], capture_output=True, timeout=60)
+        if loop:
+            subprocess.run(["losetup", "-d", loop], capture_output=True, timeout=60)
+        subprocess.run(["fusermount3", "-u", str(fuse_dir)], capture_output=True,
+                       timeout=60)
+        fuse.wait(timeout=60)
+
+
+@pytest.mark.skipif(shutil.which("fio") is None, reason="fio is not installed")
+def test_kill_9_under_fio_random_writes_ends_fio_with_errors_not_a_hang(raid5):
+    odkd, hba, disk = raid5
+    uri = disk["properties"]["OdkNBDURI"]
+    fio = subprocess.Popen(["fio", "--name=w", "--ioengine=nbd", f"--uri={uri}",
+                            "--rw=randwrite", "--bs=4k", "--size=64M", "--fsync=8",
+                            "--iodepth=16", "--time_based", "--runtime=6"],
+                           stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    try:
+        time.sleep(1.5)  # let fio get writes in flight (not a timing assertion)
+        assert fio.poll() is None
+        os.kill(raid_pid(odkd, hba), signal.SIGKILL)
+        # fio's in-flight writes get EIO at once; fio goes on against the
+        # restarted driver and ends when its run time is up: no hang (the
+        # timeout is the hang guard).
+        out, _ = fio.communicate(timeout=45)
+        assert "io_u error" in out and "Input/output error" in out, out
+        wait_state(odkd, hba, "optimal")
+    finally:
+        if fio.poll() is None:
+            fio.kill()
+            fio.wait()
+
+
+def test_trim_and_write_zeroes_work_and_zeroes_read_back(raid5):
+    _, _, disk = raid5
+    c = Nbd(socket_of(disk["properties"]["OdkNBDURI"]))
+    assert c.write(0, b"\x77" * (1 << 20)) == 0
+    c.send(6, 4096, 64 << 20)  # WRITE_ZEROES, larger than a read may be
+    assert c.reply()[0] == 0
+    assert c.read(0, 8192) == (0, b"\x77" * 4096 + b"\0" * 4096)
+    assert c.read(60 << 20, 4096) == (0, b"\0" * 4096)
+    c.send(4, 0, c.size)  # TRIM the whole volume
+    assert c.reply()[0] == 0

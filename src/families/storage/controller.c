@@ -64,6 +64,7 @@ struct odk_storage_lun {
     char *uri;
     int fd;
     bool detached, reading;
+    bool pumping, again; /* a task completed inside the driver's task callback */
     odk_fd_source *src;
     uint8_t *in;
     size_t in_len, in_cap;
@@ -283,7 +284,8 @@ static void lun_process(odk_storage_lun *l)
     while (!l->detached && l->in_len - off >= sizeof(struct blk_req)) {
         struct blk_req r;
         memcpy(&r, l->in + off, sizeof r);
-        if (r.magic != BLK_REQ_MAGIC || r.length > NBD_PAYLOAD_MAX) {
+        if (r.magic != BLK_REQ_MAGIC ||
+            ((r.type == BLK_READ || r.type == BLK_WRITE) && r.length > NBD_PAYLOAD_MAX)) {
             odk_error("disk %s: garbage from the export; dropping the link", l->uri);
             l->detached = true;
             break;
@@ -312,7 +314,19 @@ static void lun_process(odk_storage_lun *l)
 
 static void lun_pump(odk_storage_lun *l)
 {
-    lun_process(l);
+    /* A driver may complete a task inside its task callback, which runs
+     * inside lun_process: note it and go round again instead of parsing
+     * the same buffer twice. */
+    if (l->pumping) {
+        l->again = true;
+        return;
+    }
+    l->pumping = true;
+    do {
+        l->again = false;
+        lun_process(l);
+    } while (l->again);
+    l->pumping = false;
     lun_flush(l);
     bool room = l->in_len < l->in_cap && free_slot(l) && l->c->in_flight < l->c->depth;
     if (!l->detached && room != l->reading) {

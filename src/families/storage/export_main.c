@@ -433,6 +433,8 @@ static void backend_readable(void)
             if (r.magic != BLK_REP_MAGIC || !s || s->gen != (uint32_t)(r.id >> 32) ||
                 (s->state != S_SENT && s->state != S_ABANDONED) || r.length > NBD_PAYLOAD_MAX ||
                 (r.length && (r.error || s->type != NBD_CMD_READ || r.length != s->length))) {
+                logf_("bad reply: magic %x id %llx error %u length %u", r.magic,
+                      (unsigned long long)r.id, r.error, r.length);
                 backend_detach("the driver sent a bad reply");
                 return;
             }
