@@ -433,8 +433,8 @@ ODK_PUBLIC int odk_scsi_format_sense(const uint8_t *buf, size_t len, char *out, 
 
 /* ---- SBC-3 disk emulation -------------------------------------------------
  * A direct-access logical unit that answers CDBs: INQUIRY (standard and VPD
- * 00, 80, 83, b0, b1, and b2 when thin-provisioned), TEST UNIT READY, REQUEST SENSE, READ CAPACITY
- * 10/16, READ/WRITE 10/16, SYNCHRONIZE CACHE 10/16, MODE SENSE/SELECT 6/10
+ * 00, 80, 83, b0, b1, and b2 when thin-provisioned), TEST UNIT READY,
+ * REQUEST SENSE, READ CAPACITY 10/16, READ/WRITE 10/16, SYNCHRONIZE CACHE 10/16, MODE SENSE/SELECT 6/10
  * (caching and control pages), REPORT LUNS, UNMAP, WRITE SAME 10/16, START
  * STOP UNIT; anything else gets CHECK CONDITION with real sense.
  *
