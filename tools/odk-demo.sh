@@ -32,8 +32,11 @@ until "$bin/odkctl" list >/dev/null 2>&1; do
     sleep 0.1
 done
 "$bin/odkctl" usb plug cdc-acm >/dev/null
+# A simulated HBA with eight disks (sparse files): scsi-raid makes them one
+# RAID-5 volume, exported over NBD.
+"$bin/odkctl" storage plug 8 '{"size_mb": 64}' >/dev/null
 i=0
-until [ "$("$bin/odkctl" list 2>/dev/null | grep -c running)" -ge 3 ]; do
+until [ "$("$bin/odkctl" list 2>/dev/null | grep -c running)" -ge 4 ]; do
     i=$((i + 1))
     if [ $i -gt 100 ] || ! kill -0 $odkd 2>/dev/null; then
         echo "odkd did not start; its log:" >&2
@@ -67,6 +70,9 @@ for link in "$devdir"/tty.*; do
     echo "   picocom -b 115200 $link         # $what"
 done
 echo "   $bin/odkctl usb -v                  # the USB adapter's descriptors, like lsusb -v"
+uri=$("$bin/odkctl" storage | awk 'NR==1 {print $2}')
+echo "   nbdinfo '$uri'"
+echo "                                       # the RAID-5 volume over 8 simulated disks (scsi-raid)"
 echo
 echo "   for example: odkctl call $node 0 2 40 prints $("$bin/odkctl" call "$node" 0 2 40)"
 echo
