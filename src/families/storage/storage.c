@@ -469,6 +469,13 @@ static int op_export(struct host_request *r)
     int sv[2];
     if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
         return ODK_E_IO;
+    /* Room for several maximum-size requests each way: fewer wake-ups on
+     * the data path (the kernel caps it at wmem_max/rmem_max). */
+    int buf = 8 << 20;
+    for (int i = 0; i < 2; i++) {
+        setsockopt(sv[i], SOL_SOCKET, SO_SNDBUF, &buf, sizeof buf);
+        setsockopt(sv[i], SOL_SOCKET, SO_RCVBUF, &buf, sizeof buf);
+    }
     char one = 'a';
     if (send_fd(e->fd, &one, 1, sv[1]) < 0) {
         close(sv[0]);
