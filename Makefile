@@ -9,7 +9,7 @@ DEB_PACKAGES = meson ninja-build pkg-config gcc clang libjansson-dev \
 	libplist-dev libcmocka-dev libsodium-dev libseccomp-dev libusb-1.0-0-dev \
 	libdw-dev python3-pytest python3-serial socat picocom tmux dbus \
 	libsystemd-dev binutils libclang-rt-14-dev groff-base man-db systemd \
-	qemu-system-x86 busybox-static kmod libnbd-bin nbdkit nbdfuse fuse3 fio e2fsprogs nbd-client
+	qemu-system-x86 busybox-static kmod libnbd-bin nbdkit fuse3 fio e2fsprogs nbd-client
 
 .PHONY: all deps asan asan-test check test unit integration demo bench format clean fuzz \
 	campaign campaign-ci install vm-test storage-big
