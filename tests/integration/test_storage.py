@@ -184,6 +184,7 @@ def test_eight_disks_become_one_raid5_disk_node_that_nbdinfo_reads(raid5):
     assert lun["properties"]["Product Identification"] == "RAID-5 VOLUME"
     assert raid_state(odkd, hba) == "optimal"
     assert "raid5-hba" in odkd.ctl("storage").stdout
+    assert p["OdkNBDURI"] in odkd.ctl("tree").stdout
 
 
 def test_nbdcopy_writes_and_reads_back_the_same_sha256(odkd, tmp_path):
@@ -448,3 +449,17 @@ def test_trim_and_write_zeroes_work_and_zeroes_read_back(raid5):
     assert c.read(60 << 20, 4096) == (0, b"\0" * 4096)
     c.send(4, 0, c.size)  # TRIM the whole volume
     assert c.reply()[0] == 0
+
+
+def test_raid0_passes_a_disks_not_ready_to_the_client_as_eio_until_cleared(odkd):
+    hba = plug(odkd, 2, level=0)
+    c = Nbd(socket_of(disk_node(odkd, hba)["properties"]["OdkNBDURI"]))
+    assert c.write(0, b"\x33" * 131072) == 0
+    odkd.ctl("storage", "fault", hba, 0, "not-ready")
+    # The first chunk is on disk 0, the second on disk 1.
+    assert c.read(0, 4096)[0] == EIO
+    assert c.read(65536, 4096) == (0, b"\x33" * 4096)
+    odkd.ctl("storage", "fault", hba, 0, "clear")
+    assert c.read(0, 4096) == (0, b"\x33" * 4096)
+    r = odkd.ctl("storage", "fault", hba, 99, "remove", check=False)
+    assert r.returncode != 0 and "slot" in r.stderr
