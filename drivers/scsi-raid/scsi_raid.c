@@ -470,8 +470,9 @@ static void hba_done(void *ctx, void *cmd_ctx, uint32_t response, uint8_t status
         v->response = ODK_SCSI_SERVICE_FAILURE;
     } else if (bad && v->status == ODK_SCSI_STATUS_GOOD) {
         v->status = status;
-        v->sense_len = sense_len < sizeof v->sense ? sense_len : sizeof v->sense;
-        memcpy(v->sense, sense, v->sense_len);
+        v->sense_len = sense && sense_len < sizeof v->sense ? sense_len : 0;
+        if (v->sense_len)
+            memcpy(v->sense, sense, v->sense_len);
     }
     free(s);
     vop_put(v);

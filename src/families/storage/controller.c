@@ -111,8 +111,10 @@ static void lun_flush(odk_storage_lun *l)
         }
         off += (size_t)n;
     }
-    memmove(l->out, l->out + off, l->out_len - off);
-    l->out_len -= off;
+    if (off) {
+        memmove(l->out, l->out + off, l->out_len - off);
+        l->out_len -= off;
+    }
     if (!l->detached)
         odk_fd_source_set_events(l->src, (l->reading ? EPOLLIN : 0u) |
                                              (l->out_len ? EPOLLOUT : 0u));
