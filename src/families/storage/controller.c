@@ -310,8 +310,10 @@ static void lun_process(odk_storage_lun *l)
         }
         off += sizeof r + payload;
     }
-    memmove(l->in, l->in + off, l->in_len - off);
-    l->in_len -= off;
+    if (off) { /* a partial request stays where it is until it is whole */
+        memmove(l->in, l->in + off, l->in_len - off);
+        l->in_len -= off;
+    }
 }
 
 static void lun_pump(odk_storage_lun *l)

@@ -25,6 +25,7 @@
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <malloc.h>
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <signal.h>
@@ -443,8 +444,10 @@ static void backend_readable(void)
             slot_finish(s, r.error, x.bin + off + sizeof r);
             off += sizeof r + r.length;
         }
-        memmove(x.bin, x.bin + off, x.bin_len - off);
-        x.bin_len -= off;
+        if (off) { /* a partial message stays where it is until it is whole */
+            memmove(x.bin, x.bin + off, x.bin_len - off);
+            x.bin_len -= off;
+        }
         if (x.bin_cap - x.bin_len < sizeof(struct blk_rep) + NBD_PAYLOAD_MAX) {
             size_t cap = sizeof(struct blk_rep) + NBD_PAYLOAD_MAX + (1u << 20);
             if (cap > x.bin_cap) {
@@ -696,8 +699,10 @@ static void conn_readable(struct conn *c)
         conn_close(c, "out of memory for a reply");
         return;
     }
-    memmove(c->in, c->in + off, c->in_len - off);
-    c->in_len -= off;
+    if (off) {
+        memmove(c->in, c->in + off, c->in_len - off);
+        c->in_len -= off;
+    }
     backend_flush();
     conn_flush(c);
 }
@@ -803,6 +808,10 @@ int main(int argc, char **argv)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
+    /* Replies of up to 4 MiB are allocated and freed all the time: keep
+     * them on the heap rather than fresh mmaps that fault in every page. */
+    mallopt(M_MMAP_THRESHOLD, 64 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
     x.path = argv[1];
     x.size = strtoull(argv[2], NULL, 10);
     x.block_size = (uint32_t)strtoul(argv[3], NULL, 10);
