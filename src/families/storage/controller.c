@@ -24,6 +24,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/uio.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -126,7 +127,22 @@ static void lun_reply(odk_storage_lun *l, uint64_t id, uint32_t error, const uin
     if (l->detached)
         return;
     struct blk_rep r = {.magic = BLK_REP_MAGIC, .error = error, .id = id, .length = data ? len : 0};
-    size_t need = l->out_len + sizeof r + r.length;
+    size_t skip = 0;
+    if (l->out_len == 0) {
+        /* Nothing queued: send straight from the arena, queue only what
+         * the socket had no room for. */
+        struct iovec iov[2] = {{&r, sizeof r}, {(void *)data, r.length}};
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = r.length ? 2 : 1};
+        ssize_t n = sendmsg(l->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0 && errno != EAGAIN && errno != EINTR) {
+            l->detached = true;
+            return;
+        }
+        skip = n > 0 ? (size_t)n : 0;
+        if (skip == sizeof r + r.length)
+            return;
+    }
+    size_t total = sizeof r + r.length, need = l->out_len + total - skip;
     if (need > l->out_cap) {
         size_t cap = l->out_cap ? l->out_cap : 1u << 20;
         while (cap < need)
@@ -140,10 +156,20 @@ static void lun_reply(odk_storage_lun *l, uint64_t id, uint32_t error, const uin
         l->out = b;
         l->out_cap = cap;
     }
-    memcpy(l->out + l->out_len, &r, sizeof r);
-    if (r.length)
-        memcpy(l->out + l->out_len + sizeof r, data, r.length);
-    l->out_len += sizeof r + r.length;
+    for (size_t i = skip; i < total; ) {
+        /* the header's bytes, then the data's, from where the send stopped */
+        if (i < sizeof r) {
+            size_t k = sizeof r - i;
+            memcpy(l->out + l->out_len, (const uint8_t *)&r + i, k);
+            l->out_len += k;
+            i += k;
+        } else {
+            size_t k = total - i;
+            memcpy(l->out + l->out_len, data + (i - sizeof r), k);
+            l->out_len += k;
+            i += k;
+        }
+    }
 }
 
 /* ---- tasks ------------------------------------------------------------------ */
