@@ -34,8 +34,8 @@ extern "C" {
 
 /* ---- constants ----------------------------------------------------------- */
 
-#define ODK_SCSI_CDB_MAX 16u        /* longest CDB odk sends (no variable-length CDBs) */
-#define ODK_SCSI_SENSE_MAX 252u     /* longest sense data (SPC: 8 + 244 additional bytes) */
+#define ODK_SCSI_CDB_MAX 16u         /* longest CDB odk sends (no variable-length CDBs) */
+#define ODK_SCSI_SENSE_MAX 252u      /* longest sense data (SPC: 8 + 244 additional bytes) */
 #define ODK_SCSI_SENSE_FIXED_LEN 18u /* fixed-format sense with no extra bytes */
 #define ODK_SCSI_INQUIRY_STD_LEN 36u /* the standard INQUIRY data every device returns */
 
@@ -161,10 +161,10 @@ ODK_PUBLIC int odk_scsi_build_write(odk_scsi_cdb *cdb, uint64_t lba, uint32_t bl
                                     unsigned flags);
 
 /* SYNCHRONIZE CACHE (SBC-3 5.22): blocks 0 means from lba to the end. */
-ODK_PUBLIC int odk_scsi_build_synchronize_cache_10(odk_scsi_cdb *cdb, uint64_t lba,
-                                                   uint32_t blocks, bool immed);
-ODK_PUBLIC int odk_scsi_build_synchronize_cache_16(odk_scsi_cdb *cdb, uint64_t lba,
-                                                   uint32_t blocks, bool immed);
+ODK_PUBLIC int odk_scsi_build_synchronize_cache_10(odk_scsi_cdb *cdb, uint64_t lba, uint32_t blocks,
+                                                   bool immed);
+ODK_PUBLIC int odk_scsi_build_synchronize_cache_16(odk_scsi_cdb *cdb, uint64_t lba, uint32_t blocks,
+                                                   bool immed);
 
 /* MODE SENSE (SPC-4 6.11, 6.12).  pc: 0 current, 1 changeable, 2 default,
  * 3 saved values.  dbd: no block descriptors; llbaa (10 only): long LBA
@@ -254,12 +254,12 @@ ODK_PUBLIC int odk_scsi_cdb_check(const uint8_t *cdb, size_t cdb_len, int device
 
 /* What a CDB asks for, as far as the library knows its opcode. */
 typedef struct odk_scsi_cdb_info {
-    const char *name;     /* "READ (10)", or NULL for an unknown opcode; static */
-    odk_scsi_dir dir;     /* ODK_SCSI_DIR_NONE for unknown opcodes */
-    uint64_t lba;         /* commands that address blocks; else 0 */
-    uint32_t blocks;      /* transfer length in blocks (0 for WRITE SAME's "to the end") */
-    uint32_t length;      /* allocation or parameter list length in bytes, or blocks for
-                             READ/WRITE; see length_in_blocks */
+    const char *name; /* "READ (10)", or NULL for an unknown opcode; static */
+    odk_scsi_dir dir; /* ODK_SCSI_DIR_NONE for unknown opcodes */
+    uint64_t lba;     /* commands that address blocks; else 0 */
+    uint32_t blocks;  /* transfer length in blocks (0 for WRITE SAME's "to the end") */
+    uint32_t length;  /* allocation or parameter list length in bytes, or blocks for
+                         READ/WRITE; see length_in_blocks */
     bool length_in_blocks;
     bool fua, dpo;
 } odk_scsi_cdb_info;
@@ -286,14 +286,14 @@ typedef struct odk_scsi_sense {
     bool descriptor;       /* descriptor format */
     bool deferred;         /* 0x71/0x73: about an earlier command */
     uint8_t key, asc, ascq;
-    bool info_valid;          /* information field present and valid */
-    uint64_t information;     /* e.g. the first LBA that failed */
-    bool command_info_valid;  /* command-specific information present */
+    bool info_valid;         /* information field present and valid */
+    uint64_t information;    /* e.g. the first LBA that failed */
+    bool command_info_valid; /* command-specific information present */
     uint64_t command_info;
-    bool sks_valid;           /* sense-key-specific bytes present (SKSV) */
-    uint8_t sks[3];           /* raw: byte 0 bit 7 is SKSV */
-    bool filemark, eom, ili;  /* stream commands; ILI: incorrect length */
-    uint8_t fru;              /* field replaceable unit code, 0 if none */
+    bool sks_valid;          /* sense-key-specific bytes present (SKSV) */
+    uint8_t sks[3];          /* raw: byte 0 bit 7 is SKSV */
+    bool filemark, eom, ili; /* stream commands; ILI: incorrect length */
+    uint8_t fru;             /* field replaceable unit code, 0 if none */
 } odk_scsi_sense;
 
 /* Parses sense data of either format.  Returns ODK_OK; ODK_E_PROTOCOL when
@@ -358,19 +358,18 @@ typedef struct odk_scsi_inquiry_data {
 
 /* ODK_OK; ODK_E_PROTOCOL when len < 36 or the response format is not 2
  * (the text fields then are not filled); ODK_E_INVALID for NULL. */
-ODK_PUBLIC int odk_scsi_inquiry_parse(const uint8_t *buf, size_t len,
-                                      odk_scsi_inquiry_data *out);
+ODK_PUBLIC int odk_scsi_inquiry_parse(const uint8_t *buf, size_t len, odk_scsi_inquiry_data *out);
 
 /* READ CAPACITY (10) or (16) data. */
 typedef struct odk_scsi_capacity {
     uint64_t last_lba;    /* 0xffffffff from (10) means "ask (16)" */
     uint64_t block_count; /* last_lba + 1 */
     uint32_t block_size;
-    bool prot_en;                 /* (16) only */
-    uint8_t p_type;               /* protection type - 1 when prot_en */
+    bool prot_en;   /* (16) only */
+    uint8_t p_type; /* protection type - 1 when prot_en */
     uint8_t p_i_exponent;
-    uint8_t lb_per_pb_exponent;   /* logical blocks per physical block, log2 */
-    bool lbpme, lbprz;            /* thin provisioned; unmapped blocks read zero */
+    uint8_t lb_per_pb_exponent; /* logical blocks per physical block, log2 */
+    bool lbpme, lbprz;          /* thin provisioned; unmapped blocks read zero */
     uint16_t lowest_aligned_lba;
 } odk_scsi_capacity;
 
@@ -398,7 +397,7 @@ typedef struct odk_scsi_block_limits {
     uint16_t optimal_transfer_granularity; /* blocks */
     uint32_t maximum_transfer_length;      /* blocks, 0: no limit */
     uint32_t optimal_transfer_length;
-    uint32_t maximum_unmap_lba_count;      /* 0: UNMAP not supported */
+    uint32_t maximum_unmap_lba_count; /* 0: UNMAP not supported */
     uint32_t maximum_unmap_descriptor_count;
     uint32_t optimal_unmap_granularity;
     uint64_t maximum_write_same_length;
@@ -434,9 +433,9 @@ ODK_PUBLIC int odk_scsi_format_sense(const uint8_t *buf, size_t len, char *out, 
 /* ---- SBC-3 disk emulation -------------------------------------------------
  * A direct-access logical unit that answers CDBs: INQUIRY (standard and VPD
  * 00, 80, 83, b0, b1, and b2 when thin-provisioned), TEST UNIT READY,
- * REQUEST SENSE, READ CAPACITY 10/16, READ/WRITE 10/16, SYNCHRONIZE CACHE 10/16, MODE SENSE/SELECT 6/10
- * (caching and control pages), REPORT LUNS, UNMAP, WRITE SAME 10/16, START
- * STOP UNIT; anything else gets CHECK CONDITION with real sense.
+ * REQUEST SENSE, READ CAPACITY 10/16, READ/WRITE 10/16, SYNCHRONIZE CACHE 10/16, MODE SENSE/SELECT
+ * 6/10 (caching and control pages), REPORT LUNS, UNMAP, WRITE SAME 10/16, START STOP UNIT; anything
+ * else gets CHECK CONDITION with real sense.
  *
  * Its blocks live behind a backend: a sparse file (odk_scsi_disk_create_file)
  * or the caller's callbacks (a RAID volume).  A disk is not thread-safe:
@@ -468,22 +467,22 @@ typedef struct odk_scsi_disk_config {
      * bytes.  NULL: "ODK", "SIM DISK", "0001", and a serial derived from
      * the disk's address. */
     const char *vendor, *product, *revision, *serial;
-    uint64_t naa_id;        /* NAA designator (VPD 0x83); 0: an NAA 3 (locally assigned) id
-                               derived from the serial */
-    bool write_cache;       /* WCE in the caching mode page (changeable by MODE SELECT) */
-    bool descriptor_sense;  /* D_SENSE in the control mode page (changeable) */
-    bool power_on_reset;    /* the first command gets UNIT ATTENTION: POWER ON OCCURRED */
+    uint64_t naa_id;              /* NAA designator (VPD 0x83); 0: an NAA 3 (locally assigned) id
+                                     derived from the serial */
+    bool write_cache;             /* WCE in the caching mode page (changeable by MODE SELECT) */
+    bool descriptor_sense;        /* D_SENSE in the control mode page (changeable) */
+    bool power_on_reset;          /* the first command gets UNIT ATTENTION: POWER ON OCCURRED */
     uint32_t max_transfer_blocks; /* Block Limits; 0: 65536 blocks */
 } odk_scsi_disk_config;
 
 /* The outcome of one CDB. */
 typedef struct odk_scsi_result {
-    uint8_t status;         /* ODK_SCSI_STATUS_* */
+    uint8_t status; /* ODK_SCSI_STATUS_* */
     uint8_t sense[ODK_SCSI_SENSE_MAX];
-    size_t sense_len;       /* 0 unless CHECK CONDITION */
-    size_t transferred;     /* bytes moved to data_in or taken from data_out */
-    size_t residual;        /* the buffer's length minus transferred */
-    bool overflow;          /* the command had more data than the buffer held */
+    size_t sense_len;   /* 0 unless CHECK CONDITION */
+    size_t transferred; /* bytes moved to data_in or taken from data_out */
+    size_t residual;    /* the buffer's length minus transferred */
+    bool overflow;      /* the command had more data than the buffer held */
 } odk_scsi_result;
 
 /* A disk over the caller's backend (copied; ctx borrowed until the disk is
@@ -521,13 +520,12 @@ ODK_PUBLIC void odk_scsi_disk_set_not_ready(odk_scsi_disk *disk, bool not_ready)
  * MEDIUM ERROR with the first failing LBA in the information field.
  * blocks 0 clears the medium errors.  One range at a time: a new call
  * replaces it. */
-ODK_PUBLIC void odk_scsi_disk_set_medium_error(odk_scsi_disk *disk, uint64_t lba,
-                                               uint64_t blocks, bool writes);
+ODK_PUBLIC void odk_scsi_disk_set_medium_error(odk_scsi_disk *disk, uint64_t lba, uint64_t blocks,
+                                               bool writes);
 
 /* Queues a UNIT ATTENTION (asc/ascq) for the next command, e.g. 0x29/0x00
  * after a reset or 0x2a/0x09 CAPACITY DATA HAS CHANGED. */
-ODK_PUBLIC void odk_scsi_disk_post_unit_attention(odk_scsi_disk *disk, uint8_t asc,
-                                                  uint8_t ascq);
+ODK_PUBLIC void odk_scsi_disk_post_unit_attention(odk_scsi_disk *disk, uint8_t asc, uint8_t ascq);
 
 /* The disk's geometry and identity as configured (borrowed strings, valid
  * until the disk is freed; vendor and product trimmed). */

@@ -63,7 +63,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         return 0;
     if (!disk) {
         odk_scsi_disk_backend be = {m_read, m_write, m_flush, m_unmap, NULL};
-        odk_scsi_disk_config cfg = {.block_size = BS, .block_count = BLOCKS, .write_cache = true,
+        odk_scsi_disk_config cfg = {.block_size = BS,
+                                    .block_count = BLOCKS,
+                                    .write_cache = true,
                                     .max_transfer_blocks = 32};
         if (odk_scsi_disk_create(&cfg, &be, &disk) != ODK_OK)
             abort();
@@ -92,14 +94,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         odk_scsi_disk_post_unit_attention(disk, 0x29, 0x00);
 
     odk_scsi_cdb_error err;
-    int strict = odk_scsi_cdb_check_fields(cdb, cdb_len, ODK_SCSI_TYPE_DISK,
-                                           ODK_SCSI_CHECK_STRICT, &err);
+    int strict =
+        odk_scsi_cdb_check_fields(cdb, cdb_len, ODK_SCSI_TYPE_DISK, ODK_SCSI_CHECK_STRICT, &err);
     if (strict != ODK_OK && !err.text[0])
         abort();
-    odk_scsi_dir dir = out_len ? ODK_SCSI_DIR_TO_DEVICE
-                               : in_len ? ODK_SCSI_DIR_FROM_DEVICE : ODK_SCSI_DIR_NONE;
-    if (odk_scsi_cdb_check(cdb, cdb_len, ODK_SCSI_TYPE_ANY, 0, dir, out_len ? out_len : in_len,
-                           BS, &err) != ODK_OK &&
+    odk_scsi_dir dir = out_len  ? ODK_SCSI_DIR_TO_DEVICE
+                       : in_len ? ODK_SCSI_DIR_FROM_DEVICE
+                                : ODK_SCSI_DIR_NONE;
+    if (odk_scsi_cdb_check(cdb, cdb_len, ODK_SCSI_TYPE_ANY, 0, dir, out_len ? out_len : in_len, BS,
+                           &err) != ODK_OK &&
         !err.text[0])
         abort();
     odk_scsi_cdb_info info;
@@ -110,14 +113,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         abort();
     size_t buf_len = in_len ? in_len : out_len;
     if (res.transferred + res.residual != buf_len || res.transferred > buf_len) {
-        fprintf(stderr, "fuzz_scsi_cdb: transferred %zu + residual %zu != %zu\n",
-                res.transferred, res.residual, buf_len);
+        fprintf(stderr, "fuzz_scsi_cdb: transferred %zu + residual %zu != %zu\n", res.transferred,
+                res.residual, buf_len);
         abort();
     }
     if (res.status == ODK_SCSI_STATUS_GOOD) {
         if (res.sense_len || strict != ODK_OK) {
-            fprintf(stderr, "fuzz_scsi_cdb: GOOD for a CDB the checker refused (%s)\n",
-                    err.text);
+            fprintf(stderr, "fuzz_scsi_cdb: GOOD for a CDB the checker refused (%s)\n", err.text);
             abort();
         }
     } else {

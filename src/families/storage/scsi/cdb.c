@@ -10,10 +10,12 @@
 #define IN ODK_SCSI_DIR_FROM_DEVICE
 #define OUT ODK_SCSI_DIR_TO_DEVICE
 #define NONE ODK_SCSI_DIR_NONE
-#define CTL(n) [(n) - 1] = 0x38 /* CONTROL: bits 5-3 reserved */
+#define CTL(n) [(n)-1] = 0x38 /* CONTROL: bits 5-3 reserved */
 
 /* Reserved bits as SPC-4 and SBC-3 mark them.  Obsolete bits are not
- * listed: old initiators still set some of them and devices ignore them. */
+ * listed: old initiators still set some of them and devices ignore them.
+ * Fields in struct order (scsi_internal.h); one command per entry. */
+/* clang-format off */
 static const scsi_cdb_spec specs[] = {
     {ODK_SCSI_OP_TEST_UNIT_READY, -1, "TEST UNIT READY", 6, NONE, 0, SCSI_LEN_NONE, 0, 0, 0, 0, 0,
      0, NULL, {[1] = 0xff, [2] = 0xff, [3] = 0xff, [4] = 0xff, CTL(6)}},
@@ -59,6 +61,7 @@ static const scsi_cdb_spec specs[] = {
     {ODK_SCSI_OP_REPORT_LUNS, -1, "REPORT LUNS", 12, IN, 0, SCSI_LEN_BYTES, 6, 4, 0, 0, 0, 0,
      "ALLOCATION LENGTH", {[1] = 0xff, [3] = 0xff, [4] = 0xff, [5] = 0xff, [10] = 0xff, CTL(12)}},
 };
+/* clang-format on */
 
 const scsi_cdb_spec *scsi_cdb_spec_find(const uint8_t *cdb, size_t cdb_len)
 {
@@ -283,8 +286,8 @@ int odk_scsi_build_mode_sense_6(odk_scsi_cdb *cdb, bool dbd, uint8_t pc, uint8_t
     return ODK_OK;
 }
 
-int odk_scsi_build_mode_sense_10(odk_scsi_cdb *cdb, bool llbaa, bool dbd, uint8_t pc,
-                                 uint8_t page, uint8_t subpage, uint16_t allocation_length)
+int odk_scsi_build_mode_sense_10(odk_scsi_cdb *cdb, bool llbaa, bool dbd, uint8_t pc, uint8_t page,
+                                 uint8_t subpage, uint16_t allocation_length)
 {
     if (pc > 3 || page > 0x3f)
         return refuse(cdb);
@@ -374,7 +377,6 @@ int odk_scsi_build_start_stop_unit(odk_scsi_cdb *cdb, bool immed, uint8_t power_
         return refuse(cdb);
     start(cdb, ODK_SCSI_OP_START_STOP_UNIT, 6);
     cdb->bytes[1] = immed ? 1 : 0;
-    cdb->bytes[4] =
-        (uint8_t)(power_condition << 4 | (loej ? 0x02 : 0) | (start_unit ? 0x01 : 0));
+    cdb->bytes[4] = (uint8_t)(power_condition << 4 | (loej ? 0x02 : 0) | (start_unit ? 0x01 : 0));
     return ODK_OK;
 }

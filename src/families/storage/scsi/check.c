@@ -204,7 +204,7 @@ int odk_scsi_cdb_check(const uint8_t *cdb, size_t cdb_len, int device_type, unsi
         return fail(err, 0, -1, 0, "%s moves data %s, but the buffer is %s", s->name,
                     cmd_dir == ODK_SCSI_DIR_FROM_DEVICE ? "from the device (data-in)"
                                                         : "to the device (data-out)",
-                    dir == ODK_SCSI_DIR_NONE              ? "absent"
+                    dir == ODK_SCSI_DIR_NONE          ? "absent"
                     : dir == ODK_SCSI_DIR_FROM_DEVICE ? "data-in"
                                                       : "data-out");
     if (!known)
@@ -223,8 +223,8 @@ int odk_scsi_cdb_check(const uint8_t *cdb, size_t cdb_len, int device_type, unsi
     if (info.length_in_blocks)
         return fail(err, s->len_off, -1, 0,
                     "%s: %s (%s) is %u blocks of %u bytes = %llu bytes, but the buffer holds %zu",
-                    s->name, where, s->len_field, info.length, block_size,
-                    (unsigned long long)want, buffer_len);
+                    s->name, where, s->len_field, info.length, block_size, (unsigned long long)want,
+                    buffer_len);
     if (!s->len_size)
         return fail(err, 0, -1, 0, "%s: returns %llu bytes, but the buffer holds %zu", s->name,
                     (unsigned long long)want, buffer_len);

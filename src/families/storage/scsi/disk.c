@@ -75,8 +75,8 @@ static void check(exec *x, uint8_t key, uint8_t asc, uint8_t ascq)
 
 static void check_info(exec *x, uint8_t key, uint8_t asc, uint8_t ascq, uint64_t info)
 {
-    odk_scsi_sense s = {.key = key, .asc = asc, .ascq = ascq, .info_valid = true,
-                        .information = info};
+    odk_scsi_sense s = {
+        .key = key, .asc = asc, .ascq = ascq, .info_valid = true, .information = info};
     check_sense(x, &s);
 }
 
@@ -360,8 +360,7 @@ static void do_mode_sense(exec *x, bool ten)
             scsi_put32(b + n + 12, d->block_size);
             n += 16;
         } else {
-            scsi_put32(b + n, d->block_count > UINT32_MAX ? UINT32_MAX
-                                                          : (uint32_t)d->block_count);
+            scsi_put32(b + n, d->block_count > UINT32_MAX ? UINT32_MAX : (uint32_t)d->block_count);
             scsi_put32(b + n + 4, d->block_size & 0xffffff);
             n += 8;
         }
@@ -797,26 +796,48 @@ int odk_scsi_disk_execute(odk_scsi_disk *disk, const uint8_t *cdb, size_t cdb_le
             odk_scsi_cdb_info info;
             odk_scsi_cdb_decode(cdb, cdb_len, &info);
             switch (op) {
-            case ODK_SCSI_OP_TEST_UNIT_READY: break;
-            case ODK_SCSI_OP_INQUIRY: do_inquiry(&x); break;
-            case ODK_SCSI_OP_REQUEST_SENSE: do_request_sense(&x); break;
-            case ODK_SCSI_OP_REPORT_LUNS: do_report_luns(&x); break;
-            case ODK_SCSI_OP_READ_CAPACITY_10: do_read_capacity_10(&x); break;
-            case ODK_SCSI_OP_SERVICE_ACTION_IN_16: do_read_capacity_16(&x); break;
-            case ODK_SCSI_OP_MODE_SENSE_6: do_mode_sense(&x, false); break;
-            case ODK_SCSI_OP_MODE_SENSE_10: do_mode_sense(&x, true); break;
-            case ODK_SCSI_OP_MODE_SELECT_6: do_mode_select(&x, false); break;
-            case ODK_SCSI_OP_MODE_SELECT_10: do_mode_select(&x, true); break;
-            case ODK_SCSI_OP_START_STOP_UNIT: do_start_stop(&x); break;
-            case ODK_SCSI_OP_UNMAP: do_unmap(&x); break;
+            case ODK_SCSI_OP_TEST_UNIT_READY:
+                break;
+            case ODK_SCSI_OP_INQUIRY:
+                do_inquiry(&x);
+                break;
+            case ODK_SCSI_OP_REQUEST_SENSE:
+                do_request_sense(&x);
+                break;
+            case ODK_SCSI_OP_REPORT_LUNS:
+                do_report_luns(&x);
+                break;
+            case ODK_SCSI_OP_READ_CAPACITY_10:
+                do_read_capacity_10(&x);
+                break;
+            case ODK_SCSI_OP_SERVICE_ACTION_IN_16:
+                do_read_capacity_16(&x);
+                break;
+            case ODK_SCSI_OP_MODE_SENSE_6:
+                do_mode_sense(&x, false);
+                break;
+            case ODK_SCSI_OP_MODE_SENSE_10:
+                do_mode_sense(&x, true);
+                break;
+            case ODK_SCSI_OP_MODE_SELECT_6:
+                do_mode_select(&x, false);
+                break;
+            case ODK_SCSI_OP_MODE_SELECT_10:
+                do_mode_select(&x, true);
+                break;
+            case ODK_SCSI_OP_START_STOP_UNIT:
+                do_start_stop(&x);
+                break;
+            case ODK_SCSI_OP_UNMAP:
+                do_unmap(&x);
+                break;
             case ODK_SCSI_OP_READ_10:
             case ODK_SCSI_OP_READ_16:
             case ODK_SCSI_OP_WRITE_10:
             case ODK_SCSI_OP_WRITE_16:
                 if (info.blocks > disk->max_transfer) {
-                    invalid_field(&x, true, op == ODK_SCSI_OP_READ_10 || op == ODK_SCSI_OP_WRITE_10
-                                                ? 7
-                                                : 10,
+                    invalid_field(&x, true,
+                                  op == ODK_SCSI_OP_READ_10 || op == ODK_SCSI_OP_WRITE_10 ? 7 : 10,
                                   -1);
                 } else if (info.dir == ODK_SCSI_DIR_FROM_DEVICE) {
                     do_read(&x, info.lba, info.blocks);
@@ -886,8 +907,8 @@ int odk_scsi_disk_create(const odk_scsi_disk_config *config, const odk_scsi_disk
         return ODK_E_NOMEM;
     d->block_size = bs;
     d->block_count = config->block_count;
-    d->max_transfer = config->max_transfer_blocks ? config->max_transfer_blocks
-                                                  : DISK_DEFAULT_MAX_TRANSFER;
+    d->max_transfer =
+        config->max_transfer_blocks ? config->max_transfer_blocks : DISK_DEFAULT_MAX_TRANSFER;
     copy_ascii(d->vendor, sizeof d->vendor, config->vendor, "ODK");
     copy_ascii(d->product, sizeof d->product, config->product, "SIM DISK");
     copy_ascii(d->revision, sizeof d->revision, config->revision, "0001");
@@ -900,8 +921,8 @@ int odk_scsi_disk_create(const odk_scsi_disk_config *config, const odk_scsi_disk
         for (int i = 0; i < 16; i++)
             d->serial[i] = "0123456789ABCDEF"[(h >> (60 - 4 * i)) & 0xf];
     }
-    d->naa_id = config->naa_id ? config->naa_id
-                               : (3ull << 60) | (fnv1a(d->serial) & 0x0fffffffffffffffull);
+    d->naa_id =
+        config->naa_id ? config->naa_id : (3ull << 60) | (fnv1a(d->serial) & 0x0fffffffffffffffull);
     d->wce = d->wce_default = config->write_cache;
     d->d_sense = d->d_sense_default = config->descriptor_sense;
     d->be = *backend;
@@ -978,24 +999,22 @@ int odk_scsi_disk_create_file(const odk_scsi_disk_config *config, int fd, odk_sc
         *out = NULL;
     if (!config || !out || fd < 0)
         return ODK_E_INVALID;
-    int own = fcntl(fd, F_DUPFD_CLOEXEC, 3);
-    if (own < 0)
-        return ODK_E_IO;
-    struct stat st;
-    uint64_t size = (uint64_t)config->block_size * config->block_count;
-    if (config->block_size && config->block_count <= UINT64_MAX / config->block_size &&
-        (fstat(own, &st) < 0 || ((uint64_t)st.st_size < size && ftruncate(own, (off_t)size) < 0))) {
-        close(own);
-        return ODK_E_IO;
-    }
+    /* The config is checked before the file is touched. */
     odk_scsi_disk_backend be = {file_read, file_write, file_flush, file_unmap, NULL};
-    int rc = odk_scsi_disk_create(config, &be, out);
-    if (rc != ODK_OK) {
-        close(own);
+    odk_scsi_disk *d = NULL;
+    int rc = odk_scsi_disk_create(config, &be, &d);
+    if (rc != ODK_OK)
         return rc;
+    d->fd = fcntl(fd, F_DUPFD_CLOEXEC, 3);
+    struct stat st;
+    uint64_t size = (uint64_t)d->block_size * d->block_count;
+    if (d->fd < 0 || size > INT64_MAX || fstat(d->fd, &st) < 0 ||
+        ((uint64_t)st.st_size < size && ftruncate(d->fd, (off_t)size) < 0)) {
+        odk_scsi_disk_free(d);
+        return ODK_E_IO;
     }
-    (*out)->fd = own;
-    (*out)->be.ctx = &(*out)->fd;
+    d->be.ctx = &d->fd;
+    *out = d;
     return ODK_OK;
 }
 
@@ -1013,8 +1032,7 @@ void odk_scsi_disk_set_not_ready(odk_scsi_disk *disk, bool not_ready)
     disk->not_ready = not_ready;
 }
 
-void odk_scsi_disk_set_medium_error(odk_scsi_disk *disk, uint64_t lba, uint64_t blocks,
-                                    bool writes)
+void odk_scsi_disk_set_medium_error(odk_scsi_disk *disk, uint64_t lba, uint64_t blocks, bool writes)
 {
     disk->bad_lba = lba;
     disk->bad_blocks = blocks;

@@ -15,13 +15,20 @@ static const char *yes(bool b)
 static const char *version_name(uint8_t v)
 {
     switch (v) {
-    case 0x00: return "no standard claimed";
-    case 0x03: return "SPC";
-    case 0x04: return "SPC-2";
-    case 0x05: return "SPC-3";
-    case 0x06: return "SPC-4";
-    case 0x07: return "SPC-5";
-    default: return "obsolete or reserved";
+    case 0x00:
+        return "no standard claimed";
+    case 0x03:
+        return "SPC";
+    case 0x04:
+        return "SPC-2";
+    case 0x05:
+        return "SPC-3";
+    case 0x06:
+        return "SPC-4";
+    case 0x07:
+        return "SPC-5";
+    default:
+        return "obsolete or reserved";
     }
 }
 
@@ -38,8 +45,9 @@ static int format_standard(scsi_text *t, const uint8_t *buf, size_t len)
     odk_scsi_inquiry_data d;
     int st = odk_scsi_inquiry_parse(buf, len, &d);
     if (st != ODK_OK) {
-        scsi_text_add(t, "not standard INQUIRY data: %zu bytes, response data format %u "
-                         "(needs at least 36 bytes and format 2)\n",
+        scsi_text_add(t,
+                      "not standard INQUIRY data: %zu bytes, response data format %u "
+                      "(needs at least 36 bytes and format 2)\n",
                       len, len >= 4 ? buf[3] & 0x0f : 0);
         if (len)
             hex(t, "bytes", buf, len);
@@ -69,18 +77,23 @@ static int format_standard(scsi_text *t, const uint8_t *buf, size_t len)
 
 static const char *designator_type(unsigned type)
 {
-    static const char *const names[] = {"vendor specific", "T10 vendor ID", "EUI-64", "NAA",
-                                        "relative target port", "target port group",
-                                        "logical unit group", "MD5 logical unit",
-                                        "SCSI name string", "protocol specific port",
+    static const char *const names[] = {"vendor specific",
+                                        "T10 vendor ID",
+                                        "EUI-64",
+                                        "NAA",
+                                        "relative target port",
+                                        "target port group",
+                                        "logical unit group",
+                                        "MD5 logical unit",
+                                        "SCSI name string",
+                                        "protocol specific port",
                                         "UUID"};
     return type < sizeof names / sizeof names[0] ? names[type] : "reserved";
 }
 
 static void format_device_id(scsi_text *t, const uint8_t *p, size_t n)
 {
-    static const char *const assoc[] = {"logical unit", "target port", "target device",
-                                        "reserved"};
+    static const char *const assoc[] = {"logical unit", "target port", "target device", "reserved"};
     for (size_t off = 0; off + 4 <= n;) {
         const uint8_t *d = p + off;
         size_t dl = d[3];
@@ -227,22 +240,22 @@ int odk_scsi_format_capacity(const uint8_t *buf, size_t len, bool sixteen, char 
     scsi_text t;
     scsi_text_init(&t, out, out_len);
     odk_scsi_capacity c;
-    int st = sixteen ? odk_scsi_capacity16_parse(buf, len, &c)
-                     : odk_scsi_capacity10_parse(buf, len, &c);
+    int st =
+        sixteen ? odk_scsi_capacity16_parse(buf, len, &c) : odk_scsi_capacity10_parse(buf, len, &c);
     if (st != ODK_OK) {
         scsi_text_add(&t, "READ CAPACITY (%s) data truncated: %zu bytes, needs %u\n",
                       sixteen ? "16" : "10", len, sixteen ? 32u : 8u);
         return st;
     }
     if (!sixteen && c.last_lba == UINT32_MAX) {
-        scsi_text_add(&t, "last LBA: 0xffffffff (too large for READ CAPACITY (10): ask (16))\n"
-                          "block size: %u bytes\n",
+        scsi_text_add(&t,
+                      "last LBA: 0xffffffff (too large for READ CAPACITY (10): ask (16))\n"
+                      "block size: %u bytes\n",
                       c.block_size);
         return scsi_text_status(&t);
     }
     scsi_text_add(&t, "blocks: %llu\nlast LBA: %llu\nblock size: %u bytes\n",
-                  (unsigned long long)c.block_count, (unsigned long long)c.last_lba,
-                  c.block_size);
+                  (unsigned long long)c.block_count, (unsigned long long)c.last_lba, c.block_size);
     size_words(&t, c.block_count, c.block_size);
     if (sixteen) {
         scsi_text_add(&t, "thin provisioned: %s\nunmapped blocks read zero: %s\n", yes(c.lbpme),
@@ -266,8 +279,9 @@ int odk_scsi_format_sense(const uint8_t *buf, size_t len, char *out, size_t out_
     odk_scsi_sense s;
     int st = odk_scsi_sense_parse(buf, len, &s);
     if (st != ODK_OK) {
-        scsi_text_add(&t, "not sense data: %zu bytes, response code 0x%02x (needs at least 8 "
-                          "bytes and 0x70-0x73)\n",
+        scsi_text_add(&t,
+                      "not sense data: %zu bytes, response code 0x%02x (needs at least 8 "
+                      "bytes and 0x70-0x73)\n",
                       len, len ? buf[0] & 0x7f : 0);
         if (len)
             hex(&t, "bytes", buf, len);

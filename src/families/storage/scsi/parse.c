@@ -10,24 +10,42 @@
 const char *scsi_device_type_name(int type)
 {
     switch (type) {
-    case ODK_SCSI_TYPE_DISK: return "direct-access block device";
-    case ODK_SCSI_TYPE_TAPE: return "sequential-access device";
-    case 0x02: return "printer";
-    case ODK_SCSI_TYPE_PROCESSOR: return "processor";
-    case 0x04: return "write-once device";
-    case ODK_SCSI_TYPE_CDROM: return "CD/DVD device";
-    case 0x07: return "optical memory device";
-    case 0x08: return "medium changer";
-    case 0x0c: return "storage array controller";
-    case ODK_SCSI_TYPE_ENCLOSURE: return "enclosure services device";
-    case 0x0e: return "simplified direct-access device";
-    case 0x0f: return "optical card reader/writer";
-    case 0x11: return "object-based storage device";
-    case 0x12: return "automation/drive interface";
-    case 0x14: return "host managed zoned block device";
-    case ODK_SCSI_TYPE_WELL_KNOWN_LU: return "well known logical unit";
-    case ODK_SCSI_TYPE_UNKNOWN: return "unknown or no device type";
-    default: return "reserved device type";
+    case ODK_SCSI_TYPE_DISK:
+        return "direct-access block device";
+    case ODK_SCSI_TYPE_TAPE:
+        return "sequential-access device";
+    case 0x02:
+        return "printer";
+    case ODK_SCSI_TYPE_PROCESSOR:
+        return "processor";
+    case 0x04:
+        return "write-once device";
+    case ODK_SCSI_TYPE_CDROM:
+        return "CD/DVD device";
+    case 0x07:
+        return "optical memory device";
+    case 0x08:
+        return "medium changer";
+    case 0x0c:
+        return "storage array controller";
+    case ODK_SCSI_TYPE_ENCLOSURE:
+        return "enclosure services device";
+    case 0x0e:
+        return "simplified direct-access device";
+    case 0x0f:
+        return "optical card reader/writer";
+    case 0x11:
+        return "object-based storage device";
+    case 0x12:
+        return "automation/drive interface";
+    case 0x14:
+        return "host managed zoned block device";
+    case ODK_SCSI_TYPE_WELL_KNOWN_LU:
+        return "well known logical unit";
+    case ODK_SCSI_TYPE_UNKNOWN:
+        return "unknown or no device type";
+    default:
+        return "reserved device type";
     }
 }
 

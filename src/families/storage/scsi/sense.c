@@ -204,10 +204,10 @@ void odk_scsi_sense_set_field_pointer(odk_scsi_sense *s, bool in_cdb, uint16_t b
 const char *odk_scsi_sense_key_name(uint8_t key)
 {
     static const char *const names[16] = {
-        "NO SENSE",        "RECOVERED ERROR", "NOT READY",       "MEDIUM ERROR",
-        "HARDWARE ERROR",  "ILLEGAL REQUEST", "UNIT ATTENTION",  "DATA PROTECT",
-        "BLANK CHECK",     "VENDOR SPECIFIC", "COPY ABORTED",    "ABORTED COMMAND",
-        "RESERVED",        "VOLUME OVERFLOW", "MISCOMPARE",      "COMPLETED",
+        "NO SENSE",       "RECOVERED ERROR", "NOT READY",      "MEDIUM ERROR",
+        "HARDWARE ERROR", "ILLEGAL REQUEST", "UNIT ATTENTION", "DATA PROTECT",
+        "BLANK CHECK",    "VENDOR SPECIFIC", "COPY ABORTED",   "ABORTED COMMAND",
+        "RESERVED",       "VOLUME OVERFLOW", "MISCOMPARE",     "COMPLETED",
     };
     return key < 16 ? names[key] : "?";
 }

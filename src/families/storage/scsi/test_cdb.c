@@ -12,21 +12,21 @@
 #include "odk/scsi.h"
 #include "odk/status.h"
 
-#define EXPECT_CDB(cdb, ...)                                                                      \
-    do {                                                                                          \
-        const uint8_t want_[] = {__VA_ARGS__};                                                    \
-        assert_int_equal((cdb).length, sizeof want_);                                             \
-        assert_memory_equal((cdb).bytes, want_, sizeof want_);                                    \
-        for (size_t i_ = sizeof want_; i_ < ODK_SCSI_CDB_MAX; i_++)                               \
-            assert_int_equal((cdb).bytes[i_], 0);                                                 \
+#define EXPECT_CDB(cdb, ...)                                                                       \
+    do {                                                                                           \
+        const uint8_t want_[] = {__VA_ARGS__};                                                     \
+        assert_int_equal((cdb).length, sizeof want_);                                              \
+        assert_memory_equal((cdb).bytes, want_, sizeof want_);                                     \
+        for (size_t i_ = sizeof want_; i_ < ODK_SCSI_CDB_MAX; i_++)                                \
+            assert_int_equal((cdb).bytes[i_], 0);                                                  \
     } while (0)
 
 /* Every builder's output passes the checker with the buffer it implies. */
 static void builds_valid(const odk_scsi_cdb *c, odk_scsi_dir dir, size_t len, uint32_t bs)
 {
     odk_scsi_cdb_error err;
-    int st = odk_scsi_cdb_check(c->bytes, c->length, ODK_SCSI_TYPE_DISK, ODK_SCSI_CHECK_STRICT,
-                                dir, len, bs, &err);
+    int st = odk_scsi_cdb_check(c->bytes, c->length, ODK_SCSI_TYPE_DISK, ODK_SCSI_CHECK_STRICT, dir,
+                                len, bs, &err);
     if (st != ODK_OK)
         fail_msg("checker refused a built CDB: %s", err.text);
 }
@@ -108,8 +108,7 @@ static void test_sync_cache(void **state)
     builds_valid(&c, ODK_SCSI_DIR_NONE, 0, 512);
     assert_int_equal(odk_scsi_build_synchronize_cache_16(&c, 0, 0, false), ODK_OK);
     EXPECT_CDB(c, 0x91, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0);
-    assert_int_equal(odk_scsi_build_synchronize_cache_10(&c, 1ull << 32, 0, false),
-                     ODK_E_INVALID);
+    assert_int_equal(odk_scsi_build_synchronize_cache_10(&c, 1ull << 32, 0, false), ODK_E_INVALID);
 }
 
 static void test_mode(void **state)
@@ -122,8 +121,7 @@ static void test_mode(void **state)
     assert_int_equal(odk_scsi_build_mode_sense_10(&c, true, false, 2, 0x0a, 0, 0x0200), ODK_OK);
     EXPECT_CDB(c, 0x5a, 0x10, 0x8a, 0x00, 0, 0, 0, 0x02, 0x00, 0);
     assert_int_equal(odk_scsi_build_mode_sense_6(&c, false, 4, 0x08, 0, 1), ODK_E_INVALID);
-    assert_int_equal(odk_scsi_build_mode_sense_10(&c, false, false, 0, 0x40, 0, 1),
-                     ODK_E_INVALID);
+    assert_int_equal(odk_scsi_build_mode_sense_10(&c, false, false, 0, 0x40, 0, 1), ODK_E_INVALID);
     assert_int_equal(odk_scsi_build_mode_select_6(&c, true, false, 24), ODK_OK);
     EXPECT_CDB(c, 0x15, 0x10, 0, 0, 24, 0);
     builds_valid(&c, ODK_SCSI_DIR_TO_DEVICE, 24, 0);
@@ -150,8 +148,8 @@ static void test_unmap(void **state)
     assert_int_equal(len, 40);
     EXPECT_CDB(c, 0x42, 0, 0, 0, 0, 0, 0, 0, 40, 0);
     const uint8_t want[40] = {0, 38, 0, 32, 0, 0, 0, 0, /* header */
-                              0, 0, 0, 0, 0, 0, 0, 0x10, 0, 0, 0, 8, 0, 0, 0, 0,
-                              1, 2, 3, 4, 5, 6, 7, 8, 0x11, 0x22, 0x33, 0x44, 0, 0, 0, 0};
+                              0, 0,  0, 0,  0, 0, 0, 0x10, 0,    0,    0,    8,    0, 0, 0, 0,
+                              1, 2,  3, 4,  5, 6, 7, 8,    0x11, 0x22, 0x33, 0x44, 0, 0, 0, 0};
     assert_memory_equal(list, want, sizeof want);
     builds_valid(&c, ODK_SCSI_DIR_TO_DEVICE, len, 512);
     assert_int_equal(odk_scsi_build_unmap(&c, true, r, 1, list, sizeof list, &len), ODK_OK);
@@ -312,14 +310,14 @@ static void test_check_device_type(void **state)
     assert_int_equal(check_fields(c.bytes, c.length, ODK_SCSI_TYPE_ENCLOSURE, &err), ODK_OK);
     /* Strict: opcodes the library does not know are refused. */
     const uint8_t log10[10] = {0x4d};
-    assert_int_equal(odk_scsi_cdb_check_fields(log10, 10, ODK_SCSI_TYPE_DISK,
-                                               ODK_SCSI_CHECK_STRICT, &err),
-                     ODK_E_PROTOCOL);
+    assert_int_equal(
+        odk_scsi_cdb_check_fields(log10, 10, ODK_SCSI_TYPE_DISK, ODK_SCSI_CHECK_STRICT, &err),
+        ODK_E_PROTOCOL);
     assert_string_equal(err.text, "opcode 0x4d is not one odk knows");
     const uint8_t lba_status[16] = {0x9e, 0x12};
-    assert_int_equal(odk_scsi_cdb_check_fields(lba_status, 16, ODK_SCSI_TYPE_DISK,
-                                               ODK_SCSI_CHECK_STRICT, &err),
-                     ODK_E_PROTOCOL);
+    assert_int_equal(
+        odk_scsi_cdb_check_fields(lba_status, 16, ODK_SCSI_TYPE_DISK, ODK_SCSI_CHECK_STRICT, &err),
+        ODK_E_PROTOCOL);
     assert_int_equal(err.byte, 1);
     assert_int_equal(err.asc, 0x24);
 }
@@ -329,7 +327,8 @@ static void test_check_field_values(void **state)
     odk_scsi_cdb_error err;
     const uint8_t inq[6] = {0x12, 0x00, 0x80, 0, 36, 0};
     assert_int_equal(check_fields(inq, 6, ODK_SCSI_TYPE_DISK, &err), ODK_E_PROTOCOL);
-    assert_string_equal(err.text, "INQUIRY: byte 2 (PAGE CODE) is 0x80 but EVPD (byte 1 bit 0) is 0");
+    assert_string_equal(err.text,
+                        "INQUIRY: byte 2 (PAGE CODE) is 0x80 but EVPD (byte 1 bit 0) is 0");
     assert_int_equal(err.byte, 2);
     assert_int_equal(err.bit, -1);
     const uint8_t rc10[10] = {0x25, 0, 0, 0, 0, 1, 0, 0, 0, 0};
@@ -344,7 +343,8 @@ static void test_check_field_values(void **state)
     assert_string_equal(err.text, "REPORT LUNS: byte 2 (SELECT REPORT) is 0x05, a reserved value");
     const uint8_t rl_len[12] = {0xa0, 0, 0, 0, 0, 0, 0, 0, 0, 15, 0, 0};
     assert_int_equal(check_fields(rl_len, 12, ODK_SCSI_TYPE_DISK, &err), ODK_E_PROTOCOL);
-    assert_string_equal(err.text, "REPORT LUNS: bytes 6-9 (ALLOCATION LENGTH) are 15; the least is 16");
+    assert_string_equal(err.text,
+                        "REPORT LUNS: bytes 6-9 (ALLOCATION LENGTH) are 15; the least is 16");
     const uint8_t ssu[6] = {0x1b, 0, 0, 0, 0x40, 0};
     assert_int_equal(check_fields(ssu, 6, ODK_SCSI_TYPE_DISK, &err), ODK_E_PROTOCOL);
     assert_int_equal(err.byte, 4);
@@ -357,46 +357,46 @@ static void test_check_buffer(void **state)
     odk_scsi_cdb c;
     odk_scsi_build_inquiry(&c, false, 0, 96);
     /* A data-in buffer may be larger than the allocation length, not smaller. */
-    assert_int_equal(odk_scsi_cdb_check(c.bytes, c.length, 0, 0, ODK_SCSI_DIR_FROM_DEVICE, 128, 0,
-                                        &err),
-                     ODK_OK);
-    assert_int_equal(odk_scsi_cdb_check(c.bytes, c.length, 0, 0, ODK_SCSI_DIR_FROM_DEVICE, 36, 0,
-                                        &err),
-                     ODK_E_PROTOCOL);
-    assert_string_equal(err.text,
-                        "INQUIRY: bytes 3-4 (ALLOCATION LENGTH) is 96, but the buffer holds 36 bytes");
+    assert_int_equal(
+        odk_scsi_cdb_check(c.bytes, c.length, 0, 0, ODK_SCSI_DIR_FROM_DEVICE, 128, 0, &err),
+        ODK_OK);
+    assert_int_equal(
+        odk_scsi_cdb_check(c.bytes, c.length, 0, 0, ODK_SCSI_DIR_FROM_DEVICE, 36, 0, &err),
+        ODK_E_PROTOCOL);
+    assert_string_equal(
+        err.text, "INQUIRY: bytes 3-4 (ALLOCATION LENGTH) is 96, but the buffer holds 36 bytes");
     assert_int_equal(err.byte, 3);
     assert_int_equal(err.asc, 0);
     /* Direction. */
-    assert_int_equal(odk_scsi_cdb_check(c.bytes, c.length, 0, 0, ODK_SCSI_DIR_TO_DEVICE, 96, 0,
-                                        &err),
-                     ODK_E_PROTOCOL);
+    assert_int_equal(
+        odk_scsi_cdb_check(c.bytes, c.length, 0, 0, ODK_SCSI_DIR_TO_DEVICE, 96, 0, &err),
+        ODK_E_PROTOCOL);
     assert_string_equal(err.text,
                         "INQUIRY moves data from the device (data-in), but the buffer is data-out");
     /* Blocks against the block size. */
     odk_scsi_build_read_10(&c, 0, 8, 0);
-    assert_int_equal(odk_scsi_cdb_check(c.bytes, c.length, 0, 0, ODK_SCSI_DIR_FROM_DEVICE, 4096,
-                                        512, &err),
-                     ODK_OK);
-    assert_int_equal(odk_scsi_cdb_check(c.bytes, c.length, 0, 0, ODK_SCSI_DIR_FROM_DEVICE, 512,
-                                        512, &err),
-                     ODK_E_PROTOCOL);
+    assert_int_equal(
+        odk_scsi_cdb_check(c.bytes, c.length, 0, 0, ODK_SCSI_DIR_FROM_DEVICE, 4096, 512, &err),
+        ODK_OK);
+    assert_int_equal(
+        odk_scsi_cdb_check(c.bytes, c.length, 0, 0, ODK_SCSI_DIR_FROM_DEVICE, 512, 512, &err),
+        ODK_E_PROTOCOL);
     assert_string_equal(err.text, "READ (10): bytes 7-8 (TRANSFER LENGTH) is 8 blocks of 512 "
                                   "bytes = 4096 bytes, but the buffer holds 512");
     /* Unknown block size: the length is not compared. */
-    assert_int_equal(odk_scsi_cdb_check(c.bytes, c.length, 0, 0, ODK_SCSI_DIR_FROM_DEVICE, 512, 0,
-                                        &err),
-                     ODK_OK);
+    assert_int_equal(
+        odk_scsi_cdb_check(c.bytes, c.length, 0, 0, ODK_SCSI_DIR_FROM_DEVICE, 512, 0, &err),
+        ODK_OK);
     /* Data-out must match exactly. */
     odk_scsi_build_write_10(&c, 0, 2, 0);
-    assert_int_equal(odk_scsi_cdb_check(c.bytes, c.length, 0, 0, ODK_SCSI_DIR_TO_DEVICE, 2048,
-                                        512, &err),
-                     ODK_E_PROTOCOL);
+    assert_int_equal(
+        odk_scsi_cdb_check(c.bytes, c.length, 0, 0, ODK_SCSI_DIR_TO_DEVICE, 2048, 512, &err),
+        ODK_E_PROTOCOL);
     /* A command without data and a buffer. */
     odk_scsi_build_test_unit_ready(&c);
-    assert_int_equal(odk_scsi_cdb_check(c.bytes, c.length, 0, 0, ODK_SCSI_DIR_FROM_DEVICE, 8, 0,
-                                        &err),
-                     ODK_E_PROTOCOL);
+    assert_int_equal(
+        odk_scsi_cdb_check(c.bytes, c.length, 0, 0, ODK_SCSI_DIR_FROM_DEVICE, 8, 0, &err),
+        ODK_E_PROTOCOL);
     assert_string_equal(err.text,
                         "TEST UNIT READY moves no data, but a 8-byte data-in buffer comes with it");
     /* A zero transfer length needs no buffer. */
@@ -405,17 +405,17 @@ static void test_check_buffer(void **state)
                      ODK_OK);
     /* WRITE SAME takes one block. */
     odk_scsi_build_write_same_16(&c, 0, 100, false);
-    assert_int_equal(odk_scsi_cdb_check(c.bytes, c.length, 0, 0, ODK_SCSI_DIR_TO_DEVICE, 512, 512,
-                                        &err),
-                     ODK_OK);
-    assert_int_equal(odk_scsi_cdb_check(c.bytes, c.length, 0, 0, ODK_SCSI_DIR_TO_DEVICE, 1024,
-                                        512, &err),
-                     ODK_E_PROTOCOL);
+    assert_int_equal(
+        odk_scsi_cdb_check(c.bytes, c.length, 0, 0, ODK_SCSI_DIR_TO_DEVICE, 512, 512, &err),
+        ODK_OK);
+    assert_int_equal(
+        odk_scsi_cdb_check(c.bytes, c.length, 0, 0, ODK_SCSI_DIR_TO_DEVICE, 1024, 512, &err),
+        ODK_E_PROTOCOL);
     /* READ CAPACITY (10) returns 8 bytes whatever the CDB says. */
     odk_scsi_build_read_capacity_10(&c);
-    assert_int_equal(odk_scsi_cdb_check(c.bytes, c.length, 0, 0, ODK_SCSI_DIR_FROM_DEVICE, 4, 0,
-                                        &err),
-                     ODK_E_PROTOCOL);
+    assert_int_equal(
+        odk_scsi_cdb_check(c.bytes, c.length, 0, 0, ODK_SCSI_DIR_FROM_DEVICE, 4, 0, &err),
+        ODK_E_PROTOCOL);
     assert_string_equal(err.text, "READ CAPACITY (10): returns 8 bytes, but the buffer holds 4");
     /* Unknown opcodes: nothing to compare. */
     const uint8_t vs[6] = {0xc5};

@@ -43,8 +43,12 @@ static int setup_config(void **state, const odk_scsi_disk_config *cfg)
 
 static int setup(void **state)
 {
-    odk_scsi_disk_config cfg = {.block_size = BS, .block_count = BLOCKS, .vendor = "ACME",
-                                .product = "TEST DISK", .serial = "SER0001", .write_cache = true};
+    odk_scsi_disk_config cfg = {.block_size = BS,
+                                .block_count = BLOCKS,
+                                .vendor = "ACME",
+                                .product = "TEST DISK",
+                                .serial = "SER0001",
+                                .write_cache = true};
     return setup_config(state, &cfg);
 }
 
@@ -75,9 +79,9 @@ static uint8_t run(fixture *f, const odk_scsi_cdb *c, const void *out, size_t ou
 
 static uint8_t run_raw(fixture *f, const uint8_t *cdb, size_t len, size_t in_len)
 {
-    assert_int_equal(odk_scsi_disk_execute(f->disk, cdb, len, NULL, 0, in_len ? f->in : NULL,
-                                           in_len, &f->res),
-                     ODK_OK);
+    assert_int_equal(
+        odk_scsi_disk_execute(f->disk, cdb, len, NULL, 0, in_len ? f->in : NULL, in_len, &f->res),
+        ODK_OK);
     return f->res.status;
 }
 
@@ -143,7 +147,7 @@ static void test_vpd(void **state)
     odk_scsi_build_inquiry(&c, true, 0x83, 255);
     run(f, &c, NULL, 0, 255);
     assert_int_equal(f->in[1], 0x83);
-    assert_int_equal(f->in[4 + 1], 0x03); /* NAA first */
+    assert_int_equal(f->in[4 + 1], 0x03);   /* NAA first */
     assert_int_equal(f->in[4 + 4] >> 4, 3); /* locally assigned */
     char text[1024];
     assert_int_equal(odk_scsi_format_inquiry(f->in, f->res.transferred, true, text, sizeof text),
@@ -211,7 +215,8 @@ static void test_ready(void **state)
     assert_int_equal(run(f, &c, NULL, 0, 0), ODK_SCSI_STATUS_GOOD);
     odk_scsi_disk_set_not_ready(f->disk, true);
     run(f, &c, NULL, 0, 0);
-    assert_string_equal(sense(f), "NOT READY: LOGICAL UNIT NOT READY, MANUAL INTERVENTION REQUIRED");
+    assert_string_equal(sense(f),
+                        "NOT READY: LOGICAL UNIT NOT READY, MANUAL INTERVENTION REQUIRED");
     /* INQUIRY still answers; REQUEST SENSE reports the state with GOOD. */
     odk_scsi_cdb inq;
     odk_scsi_build_inquiry(&inq, false, 0, 36);
@@ -716,6 +721,27 @@ static void test_backend(void **state)
     be.flush = NULL;
     assert_int_equal(odk_scsi_disk_create(&cfg, &be, &d), ODK_E_INVALID);
     assert_int_equal(odk_scsi_disk_create_file(&cfg, -1, &d), ODK_E_INVALID);
+    /* A refused config leaves the file alone; a longer file is not cut. */
+    char path[] = "/tmp/odk-scsi-size-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    unlink(path);
+    bad = cfg;
+    bad.block_size = 100;
+    assert_int_equal(odk_scsi_disk_create_file(&bad, fd, &d), ODK_E_INVALID);
+    struct stat st;
+    assert_int_equal(fstat(fd, &st), 0);
+    assert_int_equal(st.st_size, 0);
+    assert_int_equal(odk_scsi_disk_create_file(&cfg, fd, &d), ODK_OK);
+    assert_int_equal(fstat(fd, &st), 0);
+    assert_int_equal(st.st_size, 64 * BS);
+    odk_scsi_disk_free(d);
+    assert_int_equal(ftruncate(fd, 100 * BS), 0);
+    assert_int_equal(odk_scsi_disk_create_file(&cfg, fd, &d), ODK_OK);
+    assert_int_equal(fstat(fd, &st), 0);
+    assert_int_equal(st.st_size, 100 * BS);
+    odk_scsi_disk_free(d);
+    close(fd);
     odk_scsi_disk_free(NULL);
 }
 

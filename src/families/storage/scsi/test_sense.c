@@ -17,8 +17,8 @@
 
 /* ILLEGAL REQUEST, INVALID FIELD IN CDB, field pointer byte 3 bit 7: SKSV,
  * C/D, BPV and bit pointer 7 make 0xcf. */
-static const uint8_t fixed_field[18] = {0x70, 0, 0x05, 0, 0, 0, 0, 0x0a, 0, 0,
-                                        0,    0, 0x24, 0, 0, 0xcf, 0x00, 0x03};
+static const uint8_t fixed_field[18] = {0x70, 0, 0x05, 0,    0, 0, 0,    0x0a, 0,
+                                        0,    0, 0,    0x24, 0, 0, 0xcf, 0x00, 0x03};
 
 static void test_fixed_build(void **state)
 {
@@ -71,8 +71,8 @@ static void test_fixed_parse(void **state)
     assert_int_equal(odk_scsi_sense_parse(cut, sizeof cut, &s), ODK_E_PROTOCOL);
     assert_int_equal(odk_scsi_sense_parse(NULL, 18, &s), ODK_E_INVALID);
     /* VALID bit and information; the filemark/EOM/ILI flags. */
-    const uint8_t medium[18] = {0xf1, 0, 0xe3, 0, 0, 0x12, 0x34, 0x0a, 0, 0, 0, 0, 0x11, 0x04,
-                                0x07};
+    const uint8_t medium[18] = {0xf1, 0, 0xe3, 0, 0,    0x12, 0x34, 0x0a,
+                                0,    0, 0,    0, 0x11, 0x04, 0x07};
     assert_int_equal(odk_scsi_sense_parse(medium, sizeof medium, &s), ODK_OK);
     assert_true(s.deferred && s.info_valid && s.filemark && s.eom && s.ili);
     assert_true(s.information == 0x1234);
@@ -84,7 +84,7 @@ static void test_fixed_parse(void **state)
 
 /* ---- sense: descriptor format -------------------------------------------- */
 
-static const uint8_t desc_medium[20] = {0x72, 0x03, 0x11, 0x00, 0, 0, 0, 0x0c, 0x00, 0x0a,
+static const uint8_t desc_medium[20] = {0x72, 0x03, 0x11, 0x00, 0, 0, 0,    0x0c, 0x00, 0x0a,
                                         0x80, 0,    0,    0,    0, 1, 0x23, 0x45, 0x67, 0x89};
 
 static void test_descriptor_build_parse(void **state)
@@ -104,8 +104,14 @@ static void test_descriptor_build_parse(void **state)
     assert_string_equal(line, "MEDIUM ERROR: UNRECOVERED READ ERROR, information 0x123456789");
 
     /* Every descriptor type round-trips. */
-    odk_scsi_sense all = {.key = 5, .asc = 0x26, .ascq = 0x02, .deferred = true,
-                          .command_info_valid = true, .command_info = 77, .fru = 9, .ili = true};
+    odk_scsi_sense all = {.key = 5,
+                          .asc = 0x26,
+                          .ascq = 0x02,
+                          .deferred = true,
+                          .command_info_valid = true,
+                          .command_info = 77,
+                          .fru = 9,
+                          .ili = true};
     odk_scsi_sense_set_field_pointer(&all, false, 12, 1);
     assert_int_equal(odk_scsi_sense_build(&all, true, b, sizeof b, &n), ODK_OK);
     assert_int_equal(b[0], 0x73);
@@ -114,8 +120,8 @@ static void test_descriptor_build_parse(void **state)
     assert_true(p.deferred && p.command_info_valid && p.command_info == 77 && p.fru == 9 && p.ili);
     assert_true(p.sks_valid);
     odk_scsi_sense_describe(&p, line, sizeof line);
-    assert_string_equal(line,
-                        "ILLEGAL REQUEST: PARAMETER VALUE INVALID, parameter byte 12 bit 1 (deferred)");
+    assert_string_equal(
+        line, "ILLEGAL REQUEST: PARAMETER VALUE INVALID, parameter byte 12 bit 1 (deferred)");
     /* A descriptor that runs past the data is ignored, the rest kept. */
     b[7] = (uint8_t)(n - 8 + 4);
     uint8_t longer[64];
@@ -138,8 +144,11 @@ static void test_sense_specific(void **state)
     odk_scsi_sense_set_field_pointer(&s, true, 7, -1);
     odk_scsi_sense_specific_describe(&s, t, sizeof t);
     assert_string_equal(t, "byte 7");
-    s = (odk_scsi_sense){.key = ODK_SCSI_SENSE_NOT_READY, .asc = 0x04, .ascq = 0x04,
-                         .sks_valid = true, .sks = {0x80, 0x80, 0x00}};
+    s = (odk_scsi_sense){.key = ODK_SCSI_SENSE_NOT_READY,
+                         .asc = 0x04,
+                         .ascq = 0x04,
+                         .sks_valid = true,
+                         .sks = {0x80, 0x80, 0x00}};
     odk_scsi_sense_specific_describe(&s, t, sizeof t);
     assert_string_equal(t, "progress 50%");
     s.key = ODK_SCSI_SENSE_MEDIUM_ERROR;
@@ -211,10 +220,10 @@ static void test_asc_table(void **state)
 
 /* ---- reply parsers ------------------------------------------------------- */
 
-static const uint8_t std_inquiry[36] = {
-    0x00, 0x80, 0x06, 0x12, 31, 0xb9, 0x50, 0x02, 'A', 'C', 'M', 'E', ' ', ' ', ' ', ' ',
-    'R',  'A',  'I',  'D',  ' ', 'V', 'O',  'L',  'U', 'M', 'E', ' ', ' ', ' ', ' ', ' ',
-    '1',  '.',  '0',  ' '};
+static const uint8_t std_inquiry[36] = {0x00, 0x80, 0x06, 0x12, 31,  0xb9, 0x50, 0x02, 'A',
+                                        'C',  'M',  'E',  ' ',  ' ', ' ',  ' ',  'R',  'A',
+                                        'I',  'D',  ' ',  'V',  'O', 'L',  'U',  'M',  'E',
+                                        ' ',  ' ',  ' ',  ' ',  ' ', '1',  '.',  '0',  ' '};
 
 static void test_inquiry_parse(void **state)
 {
@@ -332,9 +341,8 @@ static void test_vpd_parse(void **state)
 static void test_format(void **state)
 {
     char out[2048];
-    assert_int_equal(odk_scsi_format_inquiry(std_inquiry, sizeof std_inquiry, false, out,
-                                             sizeof out),
-                     ODK_OK);
+    assert_int_equal(
+        odk_scsi_format_inquiry(std_inquiry, sizeof std_inquiry, false, out, sizeof out), ODK_OK);
     assert_non_null(strstr(out, "vendor: ACME\nproduct: RAID VOLUME\nrevision: 1.0\n"));
     assert_non_null(strstr(out, "device type: 0x00 (direct-access block device)\n"));
     assert_non_null(strstr(out, "version: 0x06 (SPC-4)\n"));
@@ -343,8 +351,8 @@ static void test_format(void **state)
                      ODK_E_PROTOCOL);
     assert_non_null(strstr(out, "not standard INQUIRY data: 20 bytes"));
 
-    const uint8_t id[4 + 12 + 8] = {0,    0x83, 0, 20, 0x01, 0x03, 0, 8, 0x30, 1, 2, 3, 4, 5, 6,
-                                    7,    0x02, 0x01, 0,    4,    'O', 'D', 'K', ' '};
+    const uint8_t id[4 + 12 + 8] = {0, 0x83, 0, 20, 0x01, 0x03, 0, 8, 0x30, 1,   2,   3,
+                                    4, 5,    6, 7,  0x02, 0x01, 0, 4, 'O',  'D', 'K', ' '};
     assert_int_equal(odk_scsi_format_inquiry(id, sizeof id, true, out, sizeof out), ODK_OK);
     assert_non_null(strstr(out, "designator: NAA, logical unit: 0x3001020304050607\n"));
     assert_non_null(strstr(out, "designator: T10 vendor ID, logical unit: ODK \n"));
@@ -367,8 +375,7 @@ static void test_format(void **state)
     assert_non_null(strstr(out, "response code: 0x70 (fixed, current)\n"));
     assert_non_null(strstr(out, "sense-key specific: byte 3 bit 7\n"));
     assert_non_null(strstr(out, "bytes: 70 00 05 00"));
-    assert_int_equal(odk_scsi_format_sense(fixed_field, sizeof fixed_field, out, 20),
-                     ODK_E_LIMIT);
+    assert_int_equal(odk_scsi_format_sense(fixed_field, sizeof fixed_field, out, 20), ODK_E_LIMIT);
     assert_int_equal(strlen(out), 19);
     const uint8_t junk[3] = {0x12, 0x34, 0x56};
     assert_int_equal(odk_scsi_format_sense(junk, sizeof junk, out, sizeof out), ODK_E_PROTOCOL);
