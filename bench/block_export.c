@@ -40,7 +40,8 @@ struct conn {
 
 static void put32(uint8_t *p, uint32_t v)
 {
-    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8), p[3] = (uint8_t)v;
+    p[0] = (uint8_t)(v >> 24), p[1] = (uint8_t)(v >> 16), p[2] = (uint8_t)(v >> 8),
+    p[3] = (uint8_t)v;
 }
 static void put64(uint8_t *p, uint64_t v)
 {
@@ -240,8 +241,8 @@ int main(int argc, char **argv)
             return 1;
         }
     if (side[0].size != side[1].size) {
-        fprintf(stderr, "block_export: sizes differ (%" PRIu64 " and %" PRIu64 ")\n",
-                side[0].size, side[1].size);
+        fprintf(stderr, "block_export: sizes differ (%" PRIu64 " and %" PRIu64 ")\n", side[0].size,
+                side[1].size);
         return 1;
     }
     double w[2][BENCH_MAX_ROUNDS], r[2][BENCH_MAX_ROUNDS], q[2][BENCH_MAX_ROUNDS];

@@ -63,7 +63,8 @@ int odkctl_storage(odk_client *c, int argc, char **argv)
         odk_dict_set_int(args, "disks", v);
         if (argc == 3) {
             odk_value *opts = NULL;
-            if (odk_value_from_json(argv[2], &opts, NULL, 0) < 0 || odk_value_type(opts) != ODK_TYPE_DICT) {
+            if (odk_value_from_json(argv[2], &opts, NULL, 0) < 0 ||
+                odk_value_type(opts) != ODK_TYPE_DICT) {
                 odk_value_free(opts);
                 fprintf(stderr, "odkctl: the HBA's options must be a JSON object\n");
                 goto usage;
@@ -103,8 +104,9 @@ int odkctl_storage(odk_client *c, int argc, char **argv)
     return 0;
 usage:
     odk_value_free(args);
-    fprintf(stderr, "usage: odkctl storage [plug DISKS [JSON] | unplug ID |\n"
-                    "                       fault ID SLOT medium-error|not-ready|remove|insert|clear"
-                    " [LBA [BLOCKS]]]\n");
+    fprintf(stderr,
+            "usage: odkctl storage [plug DISKS [JSON] | unplug ID |\n"
+            "                       fault ID SLOT medium-error|not-ready|remove|insert|clear"
+            " [LBA [BLOCKS]]]\n");
     return 2;
 }

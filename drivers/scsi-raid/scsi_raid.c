@@ -78,8 +78,8 @@ struct raid {
     unsigned level, n;
     uint32_t bs;
     uint64_t chunk_blocks, rows, vol_blocks;
-    int failed;     /* the failed disk, or -1 */
-    bool dead;      /* two disks gone: the volume fails every I/O */
+    int failed; /* the failed disk, or -1 */
+    bool dead;  /* two disks gone: the volume fails every I/O */
     bool rebuilding;
     uint64_t cursor; /* rows below it are rebuilt */
     odk_memory *scratch;
@@ -224,7 +224,8 @@ static unsigned read_others(struct raid *r, struct piece *p, unsigned skip, int 
         if (d == skip || (int)d == skip2)
             continue;
         struct sub *s = sub_new(NULL, p, d, true);
-        if (!s || submit(r, s, p->disk_lba, p->blocks, r->scratch, (uint64_t)d * CHUNK, false) < 0) {
+        if (!s ||
+            submit(r, s, p->disk_lba, p->blocks, r->scratch, (uint64_t)d * CHUNK, false) < 0) {
             free(s);
             p->io_failed = true;
             p->bad_disk = (int)d;
@@ -297,8 +298,8 @@ static void piece_step(struct raid *r, struct piece *p)
                 for (int i = 0; i < 2; i++) {
                     unsigned d = i ? p->parity : p->data;
                     struct sub *s = sub_new(NULL, p, d, true);
-                    if (!s || submit(r, s, p->disk_lba, p->blocks, r->scratch,
-                                     (uint64_t)d * CHUNK, false) < 0) {
+                    if (!s || submit(r, s, p->disk_lba, p->blocks, r->scratch, (uint64_t)d * CHUNK,
+                                     false) < 0) {
                         free(s);
                         p->io_failed = true;
                         p->bad_disk = (int)d;
@@ -332,8 +333,8 @@ static void piece_step(struct raid *r, struct piece *p)
                 /* the new data goes from the task's memory to the disk */
                 memcpy(scratch(r, r->n), p->buf, len);
                 struct sub *s = sub_new(NULL, p, p->data, false);
-                if (!s || submit(r, s, p->disk_lba, p->blocks, r->scratch,
-                                 (uint64_t)r->n * CHUNK, false) < 0) {
+                if (!s || submit(r, s, p->disk_lba, p->blocks, r->scratch, (uint64_t)r->n * CHUNK,
+                                 false) < 0) {
                     free(s);
                     p->io_failed = true;
                     p->bad_disk = (int)p->data;
@@ -378,8 +379,8 @@ static void piece_step(struct raid *r, struct piece *p)
                 if ((int)d != r->failed)
                     xor_into(dst, scratch(r, d), len);
             struct sub *s = sub_new(NULL, p, (unsigned)r->failed, false);
-            if (!s || submit(r, s, p->disk_lba, p->blocks, r->scratch,
-                             (uint64_t)r->failed * CHUNK, false) < 0) {
+            if (!s || submit(r, s, p->disk_lba, p->blocks, r->scratch, (uint64_t)r->failed * CHUNK,
+                             false) < 0) {
                 free(s);
                 p->pending = 0;
                 odk_error("rebuild: cannot write the new disk");
@@ -458,8 +459,8 @@ static void hba_done(void *ctx, void *cmd_ctx, uint32_t response, uint8_t status
     struct vop *v = s->op;
     if (bad && r->level == 5 && s->buf && medium_or_gone(response, status, sense, sense_len)) {
         /* Reconstruct this range from the other disks. */
-        fail_disk(r, s->disk, response != ODK_SCSI_TASK_COMPLETE ? "stopped answering"
-                                                                  : "reported an error");
+        fail_disk(r, s->disk,
+                  response != ODK_SCSI_TASK_COMPLETE ? "stopped answering" : "reported an error");
         if (r->dead)
             vop_error(v, ODK_SCSI_SENSE_MEDIUM_ERROR, 0x11, 0x00);
         else
@@ -511,8 +512,14 @@ static void queue_degraded_read(struct raid *r, struct vop *v, uint64_t row, uin
         vop_error(v, ODK_SCSI_SENSE_HARDWARE_ERROR, 0x44, 0x00);
         return;
     }
-    *p = (struct piece){.kind = P_READ_DEGRADED, .op = v, .row = row, .disk_lba = disk_lba,
-                        .blocks = blocks, .data = data, .buf = buf, .bad_disk = -1};
+    *p = (struct piece){.kind = P_READ_DEGRADED,
+                        .op = v,
+                        .row = row,
+                        .disk_lba = disk_lba,
+                        .blocks = blocks,
+                        .data = data,
+                        .buf = buf,
+                        .bad_disk = -1};
     v->pending++;
     fifo_push(r, p);
 }
@@ -548,8 +555,14 @@ static void read_write(struct raid *r, struct vop *v, uint64_t lba, uint32_t blo
                 vop_error(v, ODK_SCSI_SENSE_HARDWARE_ERROR, 0x44, 0x00);
                 return;
             }
-            *p = (struct piece){.kind = P_WRITE5, .op = v, .row = pl.row, .disk_lba = pl.disk_lba,
-                                .blocks = n, .data = pl.disk, .parity = pl.parity, .buf = buf,
+            *p = (struct piece){.kind = P_WRITE5,
+                                .op = v,
+                                .row = pl.row,
+                                .disk_lba = pl.disk_lba,
+                                .blocks = n,
+                                .data = pl.disk,
+                                .parity = pl.parity,
+                                .buf = buf,
                                 .bad_disk = -1};
             v->pending++;
             fifo_push(r, p);
@@ -587,8 +600,8 @@ static void sync_disks(struct raid *r, struct vop *v)
         odk_scsi_cdb cdb;
         struct sub *s = sub_new(v, NULL, d, false);
         if (!s || odk_scsi_build_synchronize_cache_16(&cdb, 0, 0, false) < 0 ||
-            odk_sim_hba_submit(r->hba, d, cdb.bytes, cdb.length, ODK_SCSI_DIR_NONE, NULL, 0, 0,
-                               s) < 0) {
+            odk_sim_hba_submit(r->hba, d, cdb.bytes, cdb.length, ODK_SCSI_DIR_NONE, NULL, 0, 0, s) <
+                0) {
             free(s);
             continue;
         }
@@ -646,7 +659,8 @@ static void task(void *ctx, odk_scsi_task *t)
             odk_memory_map(t->memory, ODK_MAP_READ | ODK_MAP_WRITE, (void **)&base);
         odk_scsi_result res;
         memset(&res, 0, sizeof res);
-        bool in = t->direction == ODK_SCSI_DIR_FROM_DEVICE, out = t->direction == ODK_SCSI_DIR_TO_DEVICE;
+        bool in = t->direction == ODK_SCSI_DIR_FROM_DEVICE,
+             out = t->direction == ODK_SCSI_DIR_TO_DEVICE;
         uint8_t *data = base ? base + t->offset : NULL;
         if (odk_scsi_disk_execute(r->spc, t->cdb, t->cdb_len, out ? data : NULL,
                                   out ? t->length : 0, in ? data : NULL, in ? t->length : 0,
@@ -756,9 +770,13 @@ static int raid_start(odk_driver *drv)
     char product[17], serial[32];
     snprintf(product, sizeof product, "RAID-%u VOLUME", r->level);
     snprintf(serial, sizeof serial, "ODKRAID%llu", (unsigned long long)odk_driver_provider_id(drv));
-    odk_scsi_disk_config cfg = {.block_size = r->bs, .block_count = r->vol_blocks,
-                                .vendor = "ODK", .product = product, .revision = "0001",
-                                .serial = serial, .write_cache = true};
+    odk_scsi_disk_config cfg = {.block_size = r->bs,
+                                .block_count = r->vol_blocks,
+                                .vendor = "ODK",
+                                .product = product,
+                                .revision = "0001",
+                                .serial = serial,
+                                .write_cache = true};
     odk_scsi_disk_backend be = {.read = no_io, .write = no_write, .flush = no_flush, .ctx = r};
     if (st == ODK_OK)
         st = odk_scsi_disk_create(&cfg, &be, &r->spc);
@@ -767,9 +785,14 @@ static int raid_start(odk_driver *drv)
     char name[48];
     snprintf(name, sizeof name, "raid%u-hba%llu", r->level,
              (unsigned long long)odk_driver_provider_id(drv));
-    odk_storage_lun_info info = {.peripheral_type = ODK_SCSI_TYPE_DISK, .vendor = "ODK",
-                                 .product = product, .serial = serial, .block_size = r->bs,
-                                 .blocks = r->vol_blocks, .export = true, .export_name = name};
+    odk_storage_lun_info info = {.peripheral_type = ODK_SCSI_TYPE_DISK,
+                                 .vendor = "ODK",
+                                 .product = product,
+                                 .serial = serial,
+                                 .block_size = r->bs,
+                                 .blocks = r->vol_blocks,
+                                 .export = true,
+                                 .export_name = name};
     if (st == ODK_OK)
         st = odk_storage_lun_create(r->ctl, 0, 0, &info, &r->lun);
     if (st < 0)

@@ -50,8 +50,8 @@ typedef struct odk_scsi_task {
     uint64_t offset;    /* where in memory the data starts */
     uint64_t length;    /* requested transfer length in bytes */
     uint32_t timeout_ms;
-    uint64_t tag;       /* unique among the controller's tasks in flight */
-    void *driver_ctx;   /* free for the driver's use while it holds the task */
+    uint64_t tag;     /* unique among the controller's tasks in flight */
+    void *driver_ctx; /* free for the driver's use while it holds the task */
 } odk_scsi_task;
 
 /* The kinds of reset a controller is asked for. */
@@ -116,8 +116,8 @@ ODK_PUBLIC const char *odk_storage_lun_uri(const odk_storage_lun *l);
 /* Completes a task: service response, SCSI status, bytes actually
  * transferred, and sense data (copied; NULL/0 for none; at most
  * ODK_SCSI_SENSE_MAX bytes).  t is gone after the call. */
-ODK_PUBLIC void odk_scsi_task_complete(odk_scsi_task *t, uint32_t service_response,
-                                       uint8_t status, uint64_t transferred, const uint8_t *sense,
+ODK_PUBLIC void odk_scsi_task_complete(odk_scsi_task *t, uint32_t service_response, uint8_t status,
+                                       uint64_t transferred, const uint8_t *sense,
                                        uint32_t sense_len);
 
 /* ---- the simulated HBA (odkctl storage plug) ----------------------------

@@ -185,8 +185,8 @@ static void control(void)
     struct hba_ctl c;
     char cbuf[CMSG_SPACE(sizeof(int))];
     struct iovec iov = {&c, sizeof c};
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-                        .msg_controllen = sizeof cbuf};
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
     ssize_t n = recvmsg(CONTROL_FD, &mh, MSG_CMSG_CLOEXEC);
     if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
         exit(0); /* odkd unplugged us */
@@ -237,9 +237,9 @@ static void execute(struct link *l, const struct hba_msg *cmd)
     odk_scsi_result r;
     memset(&r, 0, sizeof r);
     bool out = cmd->dir == ODK_SCSI_DIR_TO_DEVICE, in = cmd->dir == ODK_SCSI_DIR_FROM_DEVICE;
-    int st = odk_scsi_disk_execute(m.slots[cmd->slot].disk, cmd->cdb, cmd->cdb_len,
-                                   out ? data : NULL, out ? cmd->length : 0, in ? data : NULL,
-                                   in ? cmd->length : 0, &r);
+    int st =
+        odk_scsi_disk_execute(m.slots[cmd->slot].disk, cmd->cdb, cmd->cdb_len, out ? data : NULL,
+                              out ? cmd->length : 0, in ? data : NULL, in ? cmd->length : 0, &r);
     if (st < 0) {
         done.service = HBA_BAD_COMMAND;
     } else {
@@ -257,8 +257,8 @@ static void link_readable(struct link *l)
         struct hba_msg msg;
         char cbuf[CMSG_SPACE(sizeof(int))];
         struct iovec iov = {&msg, sizeof msg};
-        struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-                            .msg_controllen = sizeof cbuf};
+        struct msghdr mh = {
+            .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
         ssize_t n = recvmsg(l->fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
             return;
@@ -276,8 +276,7 @@ static void link_readable(struct link *l)
             continue;
         }
         if (msg.type == HBA_MAP) {
-            if (fd >= 0 && msg.map_id < HBA_MAX_MAPS && !l->maps[msg.map_id].addr &&
-                msg.length) {
+            if (fd >= 0 && msg.map_id < HBA_MAX_MAPS && !l->maps[msg.map_id].addr && msg.length) {
                 void *a = mmap(NULL, msg.length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
                 if (a != MAP_FAILED)
                     l->maps[msg.map_id] = (struct map){a, msg.length};

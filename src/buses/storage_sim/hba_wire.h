@@ -42,15 +42,15 @@ enum { HBA_OK = 0, HBA_NO_DEVICE = 1, HBA_BAD_COMMAND = 2 };
 
 struct hba_msg {
     uint32_t type;
-    uint32_t slot;     /* HBA_SLOT, HBA_CMD; HBA_HELLO: number of slots */
-    uint64_t tag;      /* HBA_CMD, HBA_DONE */
-    uint32_t map_id;   /* HBA_MAP, HBA_CMD */
-    uint8_t dir;       /* HBA_CMD: odk_scsi_dir */
+    uint32_t slot;   /* HBA_SLOT, HBA_CMD; HBA_HELLO: number of slots */
+    uint64_t tag;    /* HBA_CMD, HBA_DONE */
+    uint32_t map_id; /* HBA_MAP, HBA_CMD */
+    uint8_t dir;     /* HBA_CMD: odk_scsi_dir */
     uint8_t cdb_len;
-    uint8_t status;    /* HBA_DONE: SCSI status */
-    uint8_t service;   /* HBA_DONE: HBA_OK, HBA_NO_DEVICE, HBA_BAD_COMMAND */
-    uint64_t offset;   /* HBA_CMD: where in the map */
-    uint64_t length;   /* HBA_CMD: bytes; HBA_MAP: the map's length */
+    uint8_t status;       /* HBA_DONE: SCSI status */
+    uint8_t service;      /* HBA_DONE: HBA_OK, HBA_NO_DEVICE, HBA_BAD_COMMAND */
+    uint64_t offset;      /* HBA_CMD: where in the map */
+    uint64_t length;      /* HBA_CMD: bytes; HBA_MAP: the map's length */
     uint64_t transferred; /* HBA_DONE */
     uint64_t blocks;      /* HBA_SLOT: 0 when empty */
     uint32_t block_size;  /* HBA_SLOT */

@@ -117,8 +117,8 @@ static void lun_flush(odk_storage_lun *l)
         l->out_len -= off;
     }
     if (!l->detached)
-        odk_fd_source_set_events(l->src, (l->reading ? EPOLLIN : 0u) |
-                                             (l->out_len ? EPOLLOUT : 0u));
+        odk_fd_source_set_events(l->src,
+                                 (l->reading ? EPOLLIN : 0u) | (l->out_len ? EPOLLOUT : 0u));
 }
 
 static void lun_reply(odk_storage_lun *l, uint64_t id, uint32_t error, const uint8_t *data,
@@ -156,7 +156,7 @@ static void lun_reply(odk_storage_lun *l, uint64_t id, uint32_t error, const uin
         l->out = b;
         l->out_cap = cap;
     }
-    for (size_t i = skip; i < total; ) {
+    for (size_t i = skip; i < total;) {
         /* the header's bytes, then the data's, from where the send stopped */
         if (i < sizeof r) {
             size_t k = sizeof r - i;
@@ -425,8 +425,8 @@ static void tick(void *ctx, odk_action *a)
 
 /* ---- the controller ---------------------------------------------------------------- */
 
-int odk_storage_controller_create(odk_driver *drv, const odk_storage_controller_ops *ops,
-                                  void *ctx, uint32_t queue_depth, odk_storage_controller **out)
+int odk_storage_controller_create(odk_driver *drv, const odk_storage_controller_ops *ops, void *ctx,
+                                  uint32_t queue_depth, odk_storage_controller **out)
 {
     if (!drv || !ops || !ops->task || !out || queue_depth == 0 || queue_depth > 4096)
         return ODK_E_INVALID;

@@ -347,7 +347,7 @@ static void backend_send(struct slot *s)
     struct blk_req r = {.magic = BLK_REQ_MAGIC,
                         .type = s->type,
                         .flags = (uint16_t)(((s->flags & NBD_CMD_FLAG_FUA) ? BLK_FUA : 0) |
-                                              ((s->flags & NBD_CMD_FLAG_NO_HOLE) ? BLK_NO_HOLE : 0)),
+                                            ((s->flags & NBD_CMD_FLAG_NO_HOLE) ? BLK_NO_HOLE : 0)),
                         .id = slot_id(s),
                         .offset = s->offset,
                         .length = s->length};
@@ -366,7 +366,8 @@ static void backend_flush(void)
         return;
     if (outq_flush(&x.bout, x.backend, NULL) < 0)
         return; /* the hang-up arrives through epoll */
-    struct epoll_event ev = {.events = EPOLLIN | (x.bout.head ? EPOLLOUT : 0u), .data.ptr = &x.backend};
+    struct epoll_event ev = {.events = EPOLLIN | (x.bout.head ? EPOLLOUT : 0u),
+                             .data.ptr = &x.backend};
     epoll_ctl(x.epfd, EPOLL_CTL_MOD, x.backend, &ev);
 }
 
@@ -673,7 +674,8 @@ static void conn_readable(struct conn *c)
             if (c->in_len - off < 4)
                 break;
             uint32_t f = nbd_be32(c->in + off);
-            if (!(f & NBD_FLAG_FIXED_NEWSTYLE) || (f & ~(NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES))) {
+            if (!(f & NBD_FLAG_FIXED_NEWSTYLE) ||
+                (f & ~(NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES))) {
                 conn_close(c, "bad client flags");
                 return;
             }
@@ -744,8 +746,8 @@ static void control_readable(void)
     char byte[64];
     char cbuf[CMSG_SPACE(sizeof(int))];
     struct iovec iov = {byte, sizeof byte};
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-                        .msg_controllen = sizeof cbuf};
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
     ssize_t n = recvmsg(CONTROL_FD, &mh, MSG_CMSG_CLOEXEC);
     if (n <= 0) {
         if (n < 0 && (errno == EAGAIN || errno == EINTR))
@@ -792,7 +794,8 @@ static int listen_tcp(unsigned port)
         return -1;
     int one = 1;
     setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in sa = {.sin_family = AF_INET, .sin_port = htons((uint16_t)port),
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port),
                              .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
     if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 64) < 0) {
         close(fd);

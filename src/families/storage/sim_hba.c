@@ -238,8 +238,8 @@ int odk_sim_hba_map(odk_sim_hba *h, odk_memory *m)
     int fd = odk_memory_fd(m);
     char cbuf[CMSG_SPACE(sizeof(int))] = {0};
     struct iovec iov = {&msg, sizeof msg};
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-                        .msg_controllen = sizeof cbuf};
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
     struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
     cm->cmsg_level = SOL_SOCKET;
     cm->cmsg_type = SCM_RIGHTS;
@@ -256,9 +256,8 @@ int odk_sim_hba_submit(odk_sim_hba *h, uint32_t slot, const uint8_t *cdb, uint8_
                        odk_scsi_dir direction, odk_memory *m, uint64_t offset, uint64_t length,
                        void *cmd_ctx)
 {
-    if (!h || !cdb || cdb_len == 0 || cdb_len > 16 || slot >= h->n_slots ||
-        (length && !m) || (m && (offset > odk_memory_length(m) ||
-                                 length > odk_memory_length(m) - offset)))
+    if (!h || !cdb || cdb_len == 0 || cdb_len > 16 || slot >= h->n_slots || (length && !m) ||
+        (m && (offset > odk_memory_length(m) || length > odk_memory_length(m) - offset)))
         return ODK_E_INVALID;
     if (h->gone)
         return ODK_E_GONE;

@@ -56,7 +56,8 @@ struct hba {
     struct hba *next;
 };
 
-struct export {
+struct export
+{
     uint64_t provider;
     char name[EXPORT_NAME_MAX + 1];
     char *path;
@@ -86,8 +87,7 @@ static char *sibling_path(struct odkd *d, const char *env, const char *exe)
         return strdup(e);
     const char *slash = strrchr(d->host_path, '/');
     char *p = NULL;
-    if (asprintf(&p, "%.*s%s", slash ? (int)(slash - d->host_path + 1) : 0, d->host_path, exe) <
-        0)
+    if (asprintf(&p, "%.*s%s", slash ? (int)(slash - d->host_path + 1) : 0, d->host_path, exe) < 0)
         return NULL;
     return p;
 }
@@ -293,8 +293,8 @@ static int op_unplug(struct client_request *r)
 
 static int op_fault(struct client_request *r)
 {
-    static const char *const names[] = {"", "medium-error", "not-ready", "remove", "insert",
-                                        "clear"};
+    static const char *const names[] = {"",       "medium-error", "not-ready",
+                                        "remove", "insert",       "clear"};
     struct hba *h = request_hba(r);
     if (!h)
         return ODK_E_NOT_FOUND;
@@ -450,8 +450,7 @@ static int op_export(struct host_request *r)
         snprintf(bs, sizeof bs, "%lld", (long long)block);
         int64_t port = odk_dict_get_int(r->args, "tcp_port", 0);
         snprintf(tcp, sizeof tcp, "%lld", (long long)port);
-        char *argv[] = {exe, e->path, sz, bs, e->name, port > 0 && port < 65536 ? tcp : NULL,
-                        NULL};
+        char *argv[] = {exe, e->path, sz, bs, e->name, port > 0 && port < 65536 ? tcp : NULL, NULL};
         int lfd = listen_unix(e->path, r->err, sizeof r->err);
         e->pid = exe && lfd >= 0 ? spawn(exe, argv, lfd, &e->fd, r->err, sizeof r->err) : -1;
         free(exe);
