@@ -9,10 +9,11 @@ DEB_PACKAGES = meson ninja-build pkg-config gcc clang libjansson-dev \
 	libplist-dev libcmocka-dev libsodium-dev libseccomp-dev libusb-1.0-0-dev \
 	libdw-dev python3-pytest python3-serial socat picocom tmux dbus iperf3 iputils-ping \
 	libsystemd-dev binutils libclang-rt-14-dev groff-base man-db systemd \
-	qemu-system-x86 busybox-static kmod libfuse3-dev libevdev-dev python3-evdev
+	qemu-system-x86 busybox-static kmod libfuse3-dev libevdev-dev python3-evdev \
+	libnbd-bin nbdkit fuse3 fio e2fsprogs nbd-client
 
 .PHONY: all deps asan asan-test check test unit integration demo bench format clean fuzz \
-	campaign campaign-ci install vm-test soak-usb soak-pci
+	campaign campaign-ci install vm-test soak-usb soak-pci storage-big
 
 all: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -57,6 +58,12 @@ unit: all
 
 integration: all
 	ODK_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q tests/integration
+
+# The storage family's full-size run: nbdcopy of 1 GiB through the RAID-5
+# export (the default in make integration is 24 MiB).
+storage-big: all
+	ODK_BUILD=$(abspath $(BUILD)) ODK_STORAGE_COPY_MB=1024 $(PYTHON) -m pytest -q \
+	  tests/integration/test_storage.py -k nbdcopy
 
 # The quick suite: unit tests (cmocka) and end-to-end tests (pytest).
 check: unit integration

@@ -20,8 +20,8 @@ trap 'kill $odkd 2>/dev/null || true; rm -rf "$state"' EXIT
 
 # Wait until odkd answers, plug a simulated USB CDC-ACM adapter (its
 # device model runs in a process of its own), QEMU's edu on the sim PCI bus
-# and a USB keyboard, then wait until every device has a running driver:
-# hello, the serial loopback, usb-cdc-acm, pci-edu and hid-remap.
+# a USB keyboard and an HBA, then wait until every device has a running driver:
+# hello, the serial loopback, usb-cdc-acm, pci-edu, hid-remap and scsi-raid.
 i=0
 until "$bin/odkctl" list >/dev/null 2>&1; do
     i=$((i + 1))
@@ -37,8 +37,11 @@ done
 # A simulated USB keyboard: hid-remap takes it (a -> b, Caps Lock taps
 # Escape and holds Control, Space + hjkl are arrows).
 kbd=$("$bin/odkctl" usb plug hid-keyboard)
+# A simulated HBA with eight disks (sparse files): scsi-raid makes them one
+# RAID-5 volume, exported over NBD.
+"$bin/odkctl" storage plug 8 '{"size_mb": 64}' >/dev/null
 i=0
-until [ "$("$bin/odkctl" list 2>/dev/null | grep -c running)" -ge 5 ]; do
+until [ "$("$bin/odkctl" list 2>/dev/null | grep -c running)" -ge 6 ]; do
     i=$((i + 1))
     if [ $i -gt 100 ] || ! kill -0 $odkd 2>/dev/null; then
         echo "odkd did not start; its log:" >&2
@@ -98,6 +101,9 @@ hid=$("$bin/odkctl" find '{"IOProviderClass": "IOUserHIDDevice"}' | awk 'NR==1 {
 echo "   $bin/odkctl hid                     # HID devices, report descriptors decoded"
 echo "   $bin/odkctl hid follow $hid             # the remapped keyboard's events, live; then type:"
 echo "   $bin/odkctl usb input $kbd 0000040000000000; $bin/odkctl usb input $kbd 0000000000000000   # a: comes out b"
+uri=$("$bin/odkctl" storage | awk 'NR==1 {print $2}')
+echo "   nbdinfo '$uri'"
+echo "                                       # the RAID-5 volume over 8 simulated disks (scsi-raid)"
 echo
 echo "   for example: odkctl call $node 0 2 40 prints $("$bin/odkctl" call "$node" 0 2 40)"
 echo "   and odkctl call $edu 0 10 prints $("$bin/odkctl" call "$edu" 0 10)"

@@ -12,6 +12,7 @@
 #include "odk/usb_descriptors.h"
 #include "odkctl_net.h"
 #include "odkctl_hid.h"
+#include "odkctl_storage.h"
 #include "skeleton.h"
 
 
@@ -37,6 +38,11 @@ static int usage(void)
             "  hid                       HID devices with their report descriptors decoded\n"
             "  hid follow ID [COUNT]     print a HID device's events as they come\n"
             "  hid leds ID [BITS]        read or set a HID device's LEDs\n"
+            "  storage                   the storage family's NBD exports (docs/storage.md)\n"
+            "  storage plug N [JSON]     plug a simulated HBA with N disks ({\"size_mb\": 64,\n"
+            "                            \"properties\": {\"OdkRAIDLevel\": 0}})\n"
+            "  storage unplug ID         unplug a simulated HBA\n"
+            "  storage fault ID SLOT KIND [LBA [BLOCKS]]  medium-error|not-ready|remove|insert|clear\n"
             "  usb [-v]                  USB devices, like lsusb (-v: their descriptors)\n"
             "  usb plug MODEL [JSON]     plug a simulated USB device (cdc-acm, ftdi, vendor-echo,\n"
             "                            hid-keyboard, hid-mouse, broken), print its node id\n"
@@ -619,6 +625,8 @@ int main(int argc, char **argv)
         rc = odkctl_pci(c, rest, args, json_out);
     else if (strcmp(cmd, "hid") == 0)
         rc = odkctl_hid(c, rest, args, json_out);
+    else if (strcmp(cmd, "storage") == 0)
+        rc = odkctl_storage(c, rest, args);
     else if (strcmp(cmd, "install") == 0 && rest == 1) {
         char *abs = realpath(args[0], NULL);
         rc = simple(c, "install", "path", abs ? abs : args[0]);

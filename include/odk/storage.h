@@ -1,0 +1,176 @@
+/* SPDX-License-Identifier: MIT */
+/* odk/storage.h — the storage family: SCSI controller (HBA) drivers, their
+ * LUNs, and the disks the family exports as NBD block devices
+ * (docs/storage.md).  Shaped after SCSIControllerDriverKit.
+ *
+ * A controller driver creates one odk_storage_controller in its start,
+ * declaring how many tasks it takes at once, then one odk_storage_lun per
+ * logical unit it finds.  A LUN created with `export` set becomes a disk:
+ * the family publishes its node and serves it as an NBD export through a
+ * process of its own, turning every block request into a CDB (READ 16,
+ * WRITE 16, SYNCHRONIZE CACHE 16, UNMAP, WRITE SAME 16) that reaches the
+ * driver's `task` callback.  The driver completes each task, in any order,
+ * with odk_scsi_task_complete.
+ *
+ * Threads: every function here is called on the driver's default queue,
+ * and every callback runs there. */
+#ifndef ODK_STORAGE_H
+#define ODK_STORAGE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "odk/driver.h"
+#include "odk/export.h"
+#include "odk/memory.h"
+#include "odk/scsi.h"
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+typedef struct odk_storage_controller odk_storage_controller;
+typedef struct odk_storage_lun odk_storage_lun;
+
+/* Service responses (SAM-5): whether the task reached the device at all. */
+#define ODK_SCSI_TASK_COMPLETE 0u   /* the device answered: see status */
+#define ODK_SCSI_SERVICE_FAILURE 1u /* it did not (device gone, controller fault) */
+
+/* One SCSI task, given to the controller's `task` callback.  The fields
+ * are the task's description, read-only to the driver; the memory is
+ * borrowed until the task is completed (map it, or hand its fd to the
+ * device for DMA: it is a memfd the export never copies out of early). */
+typedef struct odk_scsi_task {
+    uint8_t cdb[ODK_SCSI_CDB_MAX];
+    uint8_t cdb_len;
+    odk_scsi_dir direction;
+    uint32_t target;
+    uint64_t lun;
+    odk_memory *memory; /* NULL when direction is NONE */
+    uint64_t offset;    /* where in memory the data starts */
+    uint64_t length;    /* requested transfer length in bytes */
+    uint32_t timeout_ms;
+    uint64_t tag;     /* unique among the controller's tasks in flight */
+    void *driver_ctx; /* free for the driver's use while it holds the task */
+} odk_scsi_task;
+
+/* The kinds of reset a controller is asked for. */
+#define ODK_SCSI_ABORT_TASK 0u
+#define ODK_SCSI_LUN_RESET 1u
+#define ODK_SCSI_TARGET_RESET 2u
+#define ODK_SCSI_BUS_RESET 3u
+
+typedef struct odk_storage_controller_ops {
+    /* A new task for one of the controller's LUNs.  Complete it exactly
+     * once with odk_scsi_task_complete, now or later. */
+    void (*task)(void *ctx, odk_scsi_task *t);
+    /* A task passed its timeout: abort it (kind ODK_SCSI_ABORT_TASK, t
+     * set), or reset the LUN, target or bus (t NULL).  The driver must
+     * complete the tasks concerned within deadline_ms; past it the family
+     * completes them itself with SERVICE FAILURE and ignores the driver's
+     * late completions.  May be NULL: then the family does that at once. */
+    void (*reset)(void *ctx, uint32_t kind, odk_scsi_task *t, uint32_t target, uint64_t lun,
+                  uint32_t deadline_ms);
+} odk_storage_controller_ops;
+
+/* Creates the driver's controller, taking up to queue_depth tasks at once
+ * (1..4096); ops and ctx are borrowed for its life.  *out is owned by the
+ * caller (odk_storage_controller_destroy).  Errors: ODK_E_INVALID,
+ * ODK_E_NOMEM. */
+ODK_PUBLIC int odk_storage_controller_create(odk_driver *drv, const odk_storage_controller_ops *ops,
+                                             void *ctx, uint32_t queue_depth,
+                                             odk_storage_controller **out);
+
+/* Withdraws every LUN (their exports are told the disk went away: the
+ * driver's stop) and frees the controller.  Tasks still held are
+ * forgotten: their completions must not come after this. */
+ODK_PUBLIC void odk_storage_controller_destroy(odk_storage_controller *c);
+
+/* What a LUN is.  Strings are copied. */
+typedef struct odk_storage_lun_info {
+    uint8_t peripheral_type; /* 0x00: direct-access block device */
+    const char *vendor;      /* T10 vendor id, up to 8 characters */
+    const char *product;     /* up to 16 */
+    const char *serial;
+    uint32_t block_size;     /* logical block size: 512 or 4096 */
+    uint64_t blocks;         /* number of logical blocks */
+    bool export;             /* also a disk node with an NBD export */
+    const char *export_name; /* its NBD export name (default "lunT-L") */
+} odk_storage_lun_info;
+
+/* Publishes a LUN node (class OdkSCSILUN, below the driver's service) with
+ * Peripheral Device Type, Vendor Identification, Product Identification,
+ * Serial Number, SCSI Target Identifier and SCSI Logical Unit Number.
+ * With info->export, also a disk node (OdkBlockDisk, below the LUN) with
+ * Size, Block Size, Vendor, Product, Serial Number and OdkNBDURI, served
+ * by the family's export process: blocks odkd until the export listens.
+ * *out is borrowed from c (may be NULL).  Errors: ODK_E_INVALID,
+ * ODK_E_NOMEM, ODK_E_EXISTS (target and lun taken), and odkd's refusals. */
+ODK_PUBLIC int odk_storage_lun_create(odk_storage_controller *c, uint32_t target, uint64_t lun,
+                                      const odk_storage_lun_info *info, odk_storage_lun **out);
+
+/* The LUN's NBD URI ("nbd+unix:///NAME?socket=PATH"), borrowed, or NULL
+ * when it is not exported. */
+ODK_PUBLIC const char *odk_storage_lun_uri(const odk_storage_lun *l);
+
+/* Completes a task: service response, SCSI status, bytes actually
+ * transferred, and sense data (copied; NULL/0 for none; at most
+ * ODK_SCSI_SENSE_MAX bytes).  t is gone after the call. */
+ODK_PUBLIC void odk_scsi_task_complete(odk_scsi_task *t, uint32_t service_response, uint8_t status,
+                                       uint64_t transferred, const uint8_t *sense,
+                                       uint32_t sense_len);
+
+/* ---- the simulated HBA (odkctl storage plug) ----------------------------
+ * The hardware interface of the HBA model, which a controller driver for
+ * it (scsi-raid) programs as it would program registers and a command
+ * ring: commands go to the model with their CDB and the place in a
+ * mapped memory descriptor where the device reads or writes the data
+ * (DMA), and come back as completions on the driver's default queue (its
+ * interrupt).  odkd is never on this path. */
+
+typedef struct odk_sim_hba odk_sim_hba;
+
+typedef struct odk_sim_hba_ops {
+    /* A command finished: status, bytes moved, sense (sense_len may be 0).
+     * service_response is ODK_SCSI_SERVICE_FAILURE for a disk that is not
+     * there (or left) and for a model that died. */
+    void (*done)(void *ctx, void *cmd_ctx, uint32_t service_response, uint8_t status,
+                 uint64_t transferred, const uint8_t *sense, uint32_t sense_len);
+    /* A disk slot changed: present or not (a disk left, or a new one was
+     * inserted).  May be NULL. */
+    void (*slot_changed)(void *ctx, uint32_t slot, bool present);
+} odk_sim_hba_ops;
+
+/* Opens the HBA the driver was matched to (its provider must be an
+ * OdkStorageHBA node).  Blocks until odkd and the model answer.  *out is
+ * owned by the caller (odk_sim_hba_close).  Errors: ODK_E_INVALID,
+ * ODK_E_ACCESS (not this driver's provider), ODK_E_GONE, ODK_E_PROTOCOL. */
+ODK_PUBLIC int odk_sim_hba_open(odk_driver *drv, const odk_sim_hba_ops *ops, void *ctx,
+                                odk_sim_hba **out);
+ODK_PUBLIC void odk_sim_hba_close(odk_sim_hba *h);
+
+/* Disk slots of the HBA, and what is in one: blocks of block_size bytes
+ * (0, 0 when the slot is empty). */
+ODK_PUBLIC uint32_t odk_sim_hba_slots(const odk_sim_hba *h);
+ODK_PUBLIC void odk_sim_hba_slot_info(const odk_sim_hba *h, uint32_t slot, uint64_t *blocks,
+                                      uint32_t *block_size);
+
+/* Makes m reachable by the device (maps it into the model once; later
+ * calls with the same m are free).  Errors: ODK_E_INVALID, ODK_E_GONE,
+ * ODK_E_LIMIT (more than 64 descriptors). */
+ODK_PUBLIC int odk_sim_hba_map(odk_sim_hba *h, odk_memory *m);
+
+/* Queues a command for the disk in slot: cdb, the data's place (m mapped
+ * with odk_sim_hba_map, or NULL with length 0) and direction.  ops->done
+ * runs later with cmd_ctx, also for a command refused by the device.
+ * Errors: ODK_E_INVALID (bad slot, cdb_len, range, unmapped m),
+ * ODK_E_GONE (the model is gone). */
+ODK_PUBLIC int odk_sim_hba_submit(odk_sim_hba *h, uint32_t slot, const uint8_t *cdb,
+                                  uint8_t cdb_len, odk_scsi_dir direction, odk_memory *m,
+                                  uint64_t offset, uint64_t length, void *cmd_ctx);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

@@ -1,0 +1,338 @@
+/* SPDX-License-Identifier: MIT */
+/* hba_model.c — odk-storage-model, the simulated SCSI HBA: one process per
+ * plugged HBA, carrying N disks (the SCSI library's SBC-3 emulation,
+ * odk/scsi.h, over sparse files DIR/disk-SLOT.GEN.img).
+ *
+ *   odk-storage-model DIR DISKS SIZE_MB BLOCK_SIZE
+ *
+ * odkd talks to it on fd 3 (hba_wire.h: attach a driver link, inject a
+ * fault).  A driver link carries the HBA's command ring: the driver maps
+ * its memory descriptors once (their memfds), then each command names a
+ * disk slot, a CDB and where in a mapped descriptor the data is; the
+ * model executes it there (DMA: no copy between driver and device) and
+ * answers with status, bytes moved and sense.  A disk removed by a fault
+ * answers NO DEVICE; a new one inserted is blank.  The model ends when
+ * odkd closes fd 3. */
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/mman.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "buses/storage_sim/hba_wire.h"
+#include "odk/scsi.h"
+#include "odk/status.h"
+
+#define CONTROL_FD 3
+#define MAX_LINKS 8
+
+struct map {
+    uint8_t *addr;
+    uint64_t len;
+};
+
+struct link {
+    int fd;
+    struct map maps[HBA_MAX_MAPS];
+};
+
+struct slot {
+    odk_scsi_disk *disk; /* NULL: empty */
+    unsigned gen;
+};
+
+static struct {
+    const char *dir;
+    unsigned n_slots;
+    uint64_t blocks;
+    uint32_t block_size;
+    struct slot slots[HBA_MAX_SLOTS];
+    struct link links[MAX_LINKS];
+    int epfd;
+} m;
+
+static int disk_open(unsigned i)
+{
+    char path[4096];
+    snprintf(path, sizeof path, "%s/disk-%u.%u.img", m.dir, i, m.slots[i].gen);
+    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (fd < 0) {
+        fprintf(stderr, "odk-storage-model: %s: %s\n", path, strerror(errno));
+        return -1;
+    }
+    char serial[32];
+    snprintf(serial, sizeof serial, "SIM%04u%02u%02u", (unsigned)getpid() % 10000, i,
+             m.slots[i].gen);
+    odk_scsi_disk_config c = {.block_size = m.block_size,
+                              .block_count = m.blocks,
+                              .vendor = "ODK",
+                              .product = "SIM DISK",
+                              .revision = "0001",
+                              .serial = serial,
+                              .write_cache = true};
+    int st = odk_scsi_disk_create_file(&c, fd, &m.slots[i].disk);
+    close(fd);
+    if (st < 0) {
+        fprintf(stderr, "odk-storage-model: disk %u: %s\n", i, odk_strerror(st));
+        m.slots[i].disk = NULL;
+        return -1;
+    }
+    return 0;
+}
+
+static void send_msg(struct link *l, const struct hba_msg *msg)
+{
+    if (l->fd >= 0 && send(l->fd, msg, sizeof *msg, MSG_NOSIGNAL) < 0 && errno != EAGAIN)
+        fprintf(stderr, "odk-storage-model: link: %s\n", strerror(errno));
+}
+
+static void slot_msg(struct link *l, unsigned i)
+{
+    struct hba_msg msg = {.type = HBA_SLOT, .slot = i};
+    if (m.slots[i].disk) {
+        msg.blocks = odk_scsi_disk_block_count(m.slots[i].disk);
+        msg.block_size = odk_scsi_disk_block_size(m.slots[i].disk);
+    }
+    send_msg(l, &msg);
+}
+
+static void link_close(struct link *l)
+{
+    epoll_ctl(m.epfd, EPOLL_CTL_DEL, l->fd, NULL);
+    close(l->fd);
+    l->fd = -1;
+    for (unsigned i = 0; i < HBA_MAX_MAPS; i++)
+        if (l->maps[i].addr) {
+            munmap(l->maps[i].addr, l->maps[i].len);
+            l->maps[i].addr = NULL;
+        }
+}
+
+static void attach(int fd)
+{
+    struct link *l = NULL;
+    for (unsigned i = 0; i < MAX_LINKS && !l; i++)
+        if (m.links[i].fd < 0)
+            l = &m.links[i];
+    if (!l) {
+        close(fd);
+        return;
+    }
+    l->fd = fd;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = l};
+    epoll_ctl(m.epfd, EPOLL_CTL_ADD, fd, &ev);
+    struct hba_msg hello = {.type = HBA_HELLO, .slot = m.n_slots};
+    send_msg(l, &hello);
+    for (unsigned i = 0; i < m.n_slots; i++)
+        slot_msg(l, i);
+}
+
+static void tell_links(unsigned slot)
+{
+    for (unsigned i = 0; i < MAX_LINKS; i++)
+        if (m.links[i].fd >= 0)
+            slot_msg(&m.links[i], slot);
+}
+
+static void fault(const struct hba_ctl *c)
+{
+    if (c->slot >= m.n_slots)
+        return;
+    struct slot *s = &m.slots[c->slot];
+    switch (c->fault) {
+    case HBA_FAULT_MEDIUM_ERROR:
+        if (s->disk)
+            odk_scsi_disk_set_medium_error(s->disk, c->lba, c->blocks ? c->blocks : 1, true);
+        break;
+    case HBA_FAULT_NOT_READY:
+        if (s->disk)
+            odk_scsi_disk_set_not_ready(s->disk, true);
+        break;
+    case HBA_FAULT_CLEAR:
+        if (s->disk) {
+            odk_scsi_disk_set_not_ready(s->disk, false);
+            odk_scsi_disk_set_medium_error(s->disk, 0, 0, false);
+        }
+        break;
+    case HBA_FAULT_REMOVE:
+        if (s->disk) {
+            odk_scsi_disk_free(s->disk);
+            s->disk = NULL;
+            char path[4096];
+            snprintf(path, sizeof path, "%s/disk-%u.%u.img", m.dir, c->slot, s->gen);
+            unlink(path);
+            tell_links(c->slot);
+        }
+        break;
+    case HBA_FAULT_INSERT:
+        if (!s->disk) {
+            s->gen++;
+            if (disk_open(c->slot) == 0)
+                tell_links(c->slot);
+        }
+        break;
+    }
+}
+
+static void control(void)
+{
+    struct hba_ctl c;
+    char cbuf[CMSG_SPACE(sizeof(int))];
+    struct iovec iov = {&c, sizeof c};
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+    ssize_t n = recvmsg(CONTROL_FD, &mh, MSG_CMSG_CLOEXEC);
+    if (n == 0 || (n < 0 && errno != EINTR && errno != EAGAIN))
+        exit(0); /* odkd unplugged us */
+    int fd = -1;
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
+        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
+            memcpy(&fd, CMSG_DATA(cm), sizeof fd);
+    if (n != (ssize_t)sizeof c) {
+        if (fd >= 0)
+            close(fd);
+        return;
+    }
+    if (c.type == HBA_CTL_ATTACH && fd >= 0)
+        attach(fd);
+    else {
+        if (fd >= 0)
+            close(fd);
+        if (c.type == HBA_CTL_FAULT)
+            fault(&c);
+    }
+}
+
+static void execute(struct link *l, const struct hba_msg *cmd)
+{
+    struct hba_msg done = {.type = HBA_DONE, .slot = cmd->slot, .tag = cmd->tag};
+    struct map *mp = cmd->map_id < HBA_MAX_MAPS ? &l->maps[cmd->map_id] : NULL;
+    uint8_t *data = NULL;
+    if (cmd->length) {
+        if (!mp || !mp->addr || cmd->offset > mp->len || cmd->length > mp->len - cmd->offset) {
+            done.service = HBA_BAD_COMMAND;
+            send_msg(l, &done);
+            return;
+        }
+        data = mp->addr + cmd->offset;
+    }
+    if (cmd->slot >= m.n_slots || !m.slots[cmd->slot].disk) {
+        done.service = HBA_NO_DEVICE;
+        send_msg(l, &done);
+        return;
+    }
+    if (cmd->cdb_len == 0 || cmd->cdb_len > sizeof cmd->cdb ||
+        (cmd->dir != ODK_SCSI_DIR_NONE && cmd->dir != ODK_SCSI_DIR_FROM_DEVICE &&
+         cmd->dir != ODK_SCSI_DIR_TO_DEVICE)) {
+        done.service = HBA_BAD_COMMAND;
+        send_msg(l, &done);
+        return;
+    }
+    odk_scsi_result r;
+    memset(&r, 0, sizeof r);
+    bool out = cmd->dir == ODK_SCSI_DIR_TO_DEVICE, in = cmd->dir == ODK_SCSI_DIR_FROM_DEVICE;
+    int st =
+        odk_scsi_disk_execute(m.slots[cmd->slot].disk, cmd->cdb, cmd->cdb_len, out ? data : NULL,
+                              out ? cmd->length : 0, in ? data : NULL, in ? cmd->length : 0, &r);
+    if (st < 0) {
+        done.service = HBA_BAD_COMMAND;
+    } else {
+        done.status = r.status;
+        done.transferred = r.transferred;
+        done.sense_len = (uint32_t)(r.sense_len < HBA_SENSE_MAX ? r.sense_len : HBA_SENSE_MAX);
+        memcpy(done.sense, r.sense, done.sense_len);
+    }
+    send_msg(l, &done);
+}
+
+static void link_readable(struct link *l)
+{
+    for (int batch = 0; batch < 64; batch++) {
+        struct hba_msg msg;
+        char cbuf[CMSG_SPACE(sizeof(int))];
+        struct iovec iov = {&msg, sizeof msg};
+        struct msghdr mh = {
+            .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+        ssize_t n = recvmsg(l->fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            return;
+        if (n <= 0) {
+            link_close(l);
+            return;
+        }
+        int fd = -1;
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
+            if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
+                memcpy(&fd, CMSG_DATA(cm), sizeof fd);
+        if (n != (ssize_t)sizeof msg) {
+            if (fd >= 0)
+                close(fd);
+            continue;
+        }
+        if (msg.type == HBA_MAP) {
+            if (fd >= 0 && msg.map_id < HBA_MAX_MAPS && !l->maps[msg.map_id].addr && msg.length) {
+                void *a = mmap(NULL, msg.length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+                if (a != MAP_FAILED)
+                    l->maps[msg.map_id] = (struct map){a, msg.length};
+            }
+            if (fd >= 0)
+                close(fd);
+        } else {
+            if (fd >= 0)
+                close(fd);
+            if (msg.type == HBA_CMD)
+                execute(l, &msg);
+        }
+        if (l->fd < 0)
+            return;
+    }
+}
+
+int main(int argc, char **argv)
+{
+    if (argc != 5) {
+        fprintf(stderr, "usage: odk-storage-model DIR DISKS SIZE_MB BLOCK_SIZE\n");
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    m.dir = argv[1];
+    m.n_slots = (unsigned)strtoul(argv[2], NULL, 10);
+    uint64_t mb = strtoull(argv[3], NULL, 10);
+    m.block_size = (uint32_t)strtoul(argv[4], NULL, 10);
+    if (!m.n_slots || m.n_slots > HBA_MAX_SLOTS || !mb ||
+        (m.block_size != 512 && m.block_size != 4096)) {
+        fprintf(stderr, "odk-storage-model: bad arguments\n");
+        return 2;
+    }
+    m.blocks = (mb << 20) / m.block_size;
+    for (unsigned i = 0; i < MAX_LINKS; i++)
+        m.links[i].fd = -1;
+    for (unsigned i = 0; i < m.n_slots; i++)
+        disk_open(i);
+    m.epfd = epoll_create1(EPOLL_CLOEXEC);
+    static int control_tag;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &control_tag};
+    if (epoll_ctl(m.epfd, EPOLL_CTL_ADD, CONTROL_FD, &ev) < 0) {
+        fprintf(stderr, "odk-storage-model: no channel to odkd on fd 3\n");
+        return 1;
+    }
+    for (;;) {
+        struct epoll_event evs[16];
+        int n = epoll_wait(m.epfd, evs, 16, -1);
+        for (int i = 0; i < n; i++) {
+            if (evs[i].data.ptr == &control_tag)
+                control();
+            else {
+                struct link *l = evs[i].data.ptr;
+                if (l->fd >= 0)
+                    link_readable(l);
+            }
+        }
+    }
+}

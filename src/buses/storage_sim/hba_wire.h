@@ -1,0 +1,62 @@
+/* SPDX-License-Identifier: MIT */
+/* hba_wire.h — the simulated HBA's two channels (native byte order, one
+ * machine):
+ *
+ * - odkd -> model, on the model's fd 3 (SOCK_SEQPACKET): struct hba_ctl.
+ *   HBA_CTL_ATTACH carries a descriptor: a new driver link.
+ *   HBA_CTL_FAULT injects a fault into one disk slot.
+ * - driver host <-> model, on a link (SOCK_SEQPACKET): struct hba_msg, the
+ *   HBA's command ring and interrupt.  On attach the model sends
+ *   HBA_HELLO (slots) and one HBA_SLOT per slot; the driver maps memory
+ *   (HBA_MAP with the memfd) and submits HBA_CMD, each answered by
+ *   HBA_DONE with the same tag; HBA_SLOT again when a disk leaves or
+ *   arrives.  Everything from the other side is checked before use. */
+#ifndef ODK_STORAGE_SIM_HBA_WIRE_H
+#define ODK_STORAGE_SIM_HBA_WIRE_H
+
+#include <stdint.h>
+
+#define HBA_MAX_SLOTS 64
+#define HBA_MAX_MAPS 64
+#define HBA_SENSE_MAX 252
+
+enum { HBA_CTL_ATTACH = 1, HBA_CTL_FAULT = 2 };
+enum {
+    HBA_FAULT_MEDIUM_ERROR = 1, /* [lba, lba + blocks) reads and writes fail */
+    HBA_FAULT_NOT_READY = 2,
+    HBA_FAULT_REMOVE = 3, /* the disk leaves the slot */
+    HBA_FAULT_INSERT = 4, /* a new blank disk in the slot */
+    HBA_FAULT_CLEAR = 5,  /* medium errors and not-ready cleared */
+};
+
+struct hba_ctl {
+    uint32_t type, fault;
+    uint32_t slot, pad;
+    uint64_t lba, blocks;
+};
+
+enum { HBA_HELLO = 1, HBA_SLOT = 2, HBA_MAP = 3, HBA_CMD = 4, HBA_DONE = 5 };
+
+/* Service responses in HBA_DONE. */
+enum { HBA_OK = 0, HBA_NO_DEVICE = 1, HBA_BAD_COMMAND = 2 };
+
+struct hba_msg {
+    uint32_t type;
+    uint32_t slot;   /* HBA_SLOT, HBA_CMD; HBA_HELLO: number of slots */
+    uint64_t tag;    /* HBA_CMD, HBA_DONE */
+    uint32_t map_id; /* HBA_MAP, HBA_CMD */
+    uint8_t dir;     /* HBA_CMD: odk_scsi_dir */
+    uint8_t cdb_len;
+    uint8_t status;       /* HBA_DONE: SCSI status */
+    uint8_t service;      /* HBA_DONE: HBA_OK, HBA_NO_DEVICE, HBA_BAD_COMMAND */
+    uint64_t offset;      /* HBA_CMD: where in the map */
+    uint64_t length;      /* HBA_CMD: bytes; HBA_MAP: the map's length */
+    uint64_t transferred; /* HBA_DONE */
+    uint64_t blocks;      /* HBA_SLOT: 0 when empty */
+    uint32_t block_size;  /* HBA_SLOT */
+    uint32_t sense_len;   /* HBA_DONE */
+    uint8_t cdb[16];
+    uint8_t sense[HBA_SENSE_MAX];
+};
+
+#endif

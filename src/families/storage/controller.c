@@ -1,0 +1,596 @@
+/* SPDX-License-Identifier: MIT */
+/* controller.c — the storage family's host side (odk/storage.h): a
+ * controller driver's LUNs, its tasks, and the disk layer that turns an
+ * NBD export's block requests into CDBs.
+ *
+ * Each exported LUN holds one stream socket to its export process
+ * (odk-nbd-export, started by odkd: storage.c) and a memory arena of
+ * `slots` areas of NBD_PAYLOAD_MAX bytes.  A block request takes a free
+ * area and becomes a task: READ (16), WRITE (16) (FUA kept), SYNCHRONIZE
+ * CACHE (16), UNMAP with its parameter list, or WRITE SAME (16) of one
+ * zero block; its data lives in the arena, which the controller may hand
+ * to its device for DMA.  The driver completes the task; the reply goes
+ * back to the export.  While every area is taken, or the controller has
+ * queue_depth tasks out, the family stops reading the socket (the export
+ * keeps the requests waiting).
+ *
+ * A task past its timeout is aborted through the driver's reset callback;
+ * past the abort deadline the family answers the client with EIO itself
+ * and keeps the area reserved until the driver lets go of the task. */
+#include <errno.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/uio.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "families/storage/blk_wire.h"
+#include "families/storage/nbd_proto.h"
+#include "odk/log.h"
+#include "odk/queue.h"
+#include "odk/status.h"
+#include "odk/storage.h"
+#include "runtime/host_link.h"
+
+#define DEFAULT_TIMEOUT_MS 30000
+#define ABORT_DEADLINE_MS 2000
+#define TICK_NS 100000000ull
+#define MAX_LUNS 256
+#define MAX_SLOTS_PER_LUN 64
+#define AREA NBD_PAYLOAD_MAX
+
+enum slot_state { T_FREE, T_HELD, T_ABORTING, T_ORPHAN };
+
+struct task_slot {
+    odk_scsi_task t; /* first: odk_scsi_task_complete finds the slot from it */
+    odk_storage_lun *lun;
+    enum slot_state state;
+    uint64_t blk_id;
+    uint16_t blk_type;
+    uint32_t blk_len;
+    uint64_t deadline_ns;
+};
+
+struct odk_storage_lun {
+    odk_storage_controller *c;
+    uint32_t target;
+    uint64_t lun;
+    uint32_t block_size;
+    uint64_t blocks;
+    uint64_t node, disk_node;
+    char *uri;
+    int fd;
+    bool detached, reading;
+    bool pumping, again; /* a task completed inside the driver's task callback */
+    odk_fd_source *src;
+    uint8_t *in;
+    size_t in_len, in_cap;
+    uint8_t *out;
+    size_t out_len, out_cap;
+    odk_memory *arena;
+    uint8_t *arena_addr;
+    struct task_slot *slots;
+    uint32_t n_slots;
+};
+
+struct odk_storage_controller {
+    odk_driver *drv;
+    const odk_storage_controller_ops *ops;
+    void *ctx;
+    uint32_t depth, in_flight;
+    odk_storage_lun *luns[MAX_LUNS];
+    unsigned n_luns;
+    odk_timer *timer;
+    odk_action *tick;
+    uint64_t next_tag;
+};
+
+static uint64_t now_ns(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
+}
+
+/* ---- replies to the export ------------------------------------------------- */
+
+static void lun_flush(odk_storage_lun *l)
+{
+    size_t off = 0;
+    while (off < l->out_len) {
+        ssize_t n = send(l->fd, l->out + off, l->out_len - off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0) {
+            if (errno == EAGAIN || errno == EINTR)
+                break;
+            l->detached = true; /* the export went away; replies are dropped */
+            l->out_len = off = 0;
+            break;
+        }
+        off += (size_t)n;
+    }
+    if (off) {
+        memmove(l->out, l->out + off, l->out_len - off);
+        l->out_len -= off;
+    }
+    if (!l->detached)
+        odk_fd_source_set_events(l->src,
+                                 (l->reading ? EPOLLIN : 0u) | (l->out_len ? EPOLLOUT : 0u));
+}
+
+static void lun_reply(odk_storage_lun *l, uint64_t id, uint32_t error, const uint8_t *data,
+                      uint32_t len)
+{
+    if (l->detached)
+        return;
+    struct blk_rep r = {.magic = BLK_REP_MAGIC, .error = error, .id = id, .length = data ? len : 0};
+    size_t skip = 0;
+    if (l->out_len == 0) {
+        /* Nothing queued: send straight from the arena, queue only what
+         * the socket had no room for. */
+        struct iovec iov[2] = {{&r, sizeof r}, {(void *)data, r.length}};
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = r.length ? 2 : 1};
+        ssize_t n = sendmsg(l->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0 && errno != EAGAIN && errno != EINTR) {
+            l->detached = true;
+            return;
+        }
+        skip = n > 0 ? (size_t)n : 0;
+        if (skip == sizeof r + r.length)
+            return;
+    }
+    size_t total = sizeof r + r.length, need = l->out_len + total - skip;
+    if (need > l->out_cap) {
+        size_t cap = l->out_cap ? l->out_cap : 1u << 20;
+        while (cap < need)
+            cap *= 2;
+        uint8_t *b = realloc(l->out, cap);
+        if (!b) {
+            odk_error("disk %s: out of memory for a reply; dropping the export link", l->uri);
+            l->detached = true;
+            return;
+        }
+        l->out = b;
+        l->out_cap = cap;
+    }
+    for (size_t i = skip; i < total;) {
+        /* the header's bytes, then the data's, from where the send stopped */
+        if (i < sizeof r) {
+            size_t k = sizeof r - i;
+            memcpy(l->out + l->out_len, (const uint8_t *)&r + i, k);
+            l->out_len += k;
+            i += k;
+        } else {
+            size_t k = total - i;
+            memcpy(l->out + l->out_len, data + (i - sizeof r), k);
+            l->out_len += k;
+            i += k;
+        }
+    }
+}
+
+/* ---- tasks ------------------------------------------------------------------ */
+
+static void lun_pump(odk_storage_lun *l);
+
+static uint32_t nbd_error_of(uint32_t response, uint8_t status, const uint8_t *sense,
+                             uint32_t sense_len)
+{
+    if (response != ODK_SCSI_TASK_COMPLETE)
+        return NBD_EIO;
+    if (status == ODK_SCSI_STATUS_GOOD)
+        return 0;
+    uint8_t key = 0;
+    if (sense_len >= 3 && (sense[0] & 0x7f) <= 0x71)
+        key = sense[2] & 0x0f;
+    else if (sense_len >= 2)
+        key = sense[1] & 0x0f;
+    switch (key) {
+    case ODK_SCSI_SENSE_ILLEGAL_REQUEST:
+        return NBD_EINVAL;
+    case ODK_SCSI_SENSE_DATA_PROTECT:
+        return NBD_EPERM;
+    case ODK_SCSI_SENSE_VOLUME_OVERFLOW:
+        return NBD_ENOSPC;
+    default:
+        return NBD_EIO;
+    }
+}
+
+void odk_scsi_task_complete(odk_scsi_task *t, uint32_t service_response, uint8_t status,
+                            uint64_t transferred, const uint8_t *sense, uint32_t sense_len)
+{
+    if (!t)
+        return;
+    struct task_slot *s = (struct task_slot *)((char *)t - offsetof(struct task_slot, t));
+    odk_storage_lun *l = s->lun;
+    if (s->state == T_FREE) {
+        odk_warn("a SCSI task was completed twice (tag %llu)", (unsigned long long)t->tag);
+        return;
+    }
+    if (s->state != T_ORPHAN) {
+        uint32_t err = nbd_error_of(service_response, status, sense, sense_len);
+        if (!err && s->blk_type == BLK_READ && transferred < s->blk_len)
+            err = NBD_EIO; /* a short read would hand the client stale bytes */
+        lun_reply(l, s->blk_id, err,
+                  !err && s->blk_type == BLK_READ ? l->arena_addr + (size_t)(s - l->slots) * AREA
+                                                  : NULL,
+                  s->blk_len);
+        l->c->in_flight--;
+    }
+    s->state = T_FREE;
+    lun_flush(l);
+    lun_pump(l);
+}
+
+static bool slot_start(odk_storage_lun *l, struct task_slot *s, const struct blk_req *r,
+                       const uint8_t *payload)
+{
+    odk_storage_controller *c = l->c;
+    uint8_t *area = l->arena_addr + (size_t)(s - l->slots) * AREA;
+    uint64_t lba = r->offset / l->block_size;
+    uint32_t blocks = r->length / l->block_size;
+    odk_scsi_cdb cdb;
+    memset(&cdb, 0, sizeof cdb);
+    odk_scsi_dir dir = ODK_SCSI_DIR_NONE;
+    uint64_t length = 0;
+    int st;
+    switch (r->type) {
+    case BLK_READ:
+        st = odk_scsi_build_read_16(&cdb, lba, blocks, 0);
+        dir = ODK_SCSI_DIR_FROM_DEVICE;
+        length = r->length;
+        break;
+    case BLK_WRITE:
+        memcpy(area, payload, r->length);
+        st = odk_scsi_build_write_16(&cdb, lba, blocks, (r->flags & BLK_FUA) ? ODK_SCSI_RW_FUA : 0);
+        dir = ODK_SCSI_DIR_TO_DEVICE;
+        length = r->length;
+        break;
+    case BLK_FLUSH:
+        st = odk_scsi_build_synchronize_cache_16(&cdb, 0, 0, false);
+        break;
+    case BLK_TRIM: {
+        odk_scsi_unmap_range range = {lba, blocks};
+        size_t list_len = 0;
+        st = odk_scsi_build_unmap(&cdb, false, &range, 1, area, 64, &list_len);
+        dir = ODK_SCSI_DIR_TO_DEVICE;
+        length = list_len;
+        break;
+    }
+    case BLK_WRITE_ZEROES:
+        memset(area, 0, l->block_size);
+        st = odk_scsi_build_write_same_16(&cdb, lba, blocks, !(r->flags & BLK_NO_HOLE));
+        dir = ODK_SCSI_DIR_TO_DEVICE;
+        length = l->block_size;
+        break;
+    default:
+        st = ODK_E_INVALID;
+    }
+    if (st < 0) {
+        lun_reply(l, r->id, NBD_EIO, NULL, 0);
+        odk_error("disk %s: cannot build the CDB for a request of type %u: %s", l->uri, r->type,
+                  odk_strerror(st));
+        return false;
+    }
+    *s = (struct task_slot){.lun = l,
+                            .state = T_HELD,
+                            .blk_id = r->id,
+                            .blk_type = r->type,
+                            .blk_len = r->length,
+                            .deadline_ns = now_ns() + DEFAULT_TIMEOUT_MS * 1000000ull};
+    memcpy(s->t.cdb, cdb.bytes, cdb.length);
+    s->t.cdb_len = cdb.length;
+    s->t.direction = dir;
+    s->t.target = l->target;
+    s->t.lun = l->lun;
+    s->t.memory = length ? l->arena : NULL;
+    s->t.offset = length ? (uint64_t)(s - l->slots) * AREA : 0;
+    s->t.length = length;
+    s->t.timeout_ms = DEFAULT_TIMEOUT_MS;
+    s->t.tag = ++c->next_tag;
+    c->in_flight++;
+    c->ops->task(c->ctx, &s->t);
+    return true;
+}
+
+static struct task_slot *free_slot(odk_storage_lun *l)
+{
+    for (uint32_t i = 0; i < l->n_slots; i++)
+        if (l->slots[i].state == T_FREE)
+            return &l->slots[i];
+    return NULL;
+}
+
+/* Serves the requests buffered from the export while there is room. */
+static void lun_process(odk_storage_lun *l)
+{
+    size_t off = 0;
+    while (!l->detached && l->in_len - off >= sizeof(struct blk_req)) {
+        struct blk_req r;
+        memcpy(&r, l->in + off, sizeof r);
+        if (r.magic != BLK_REQ_MAGIC ||
+            ((r.type == BLK_READ || r.type == BLK_WRITE) && r.length > NBD_PAYLOAD_MAX)) {
+            odk_error("disk %s: garbage from the export; dropping the link", l->uri);
+            l->detached = true;
+            break;
+        }
+        size_t payload = r.type == BLK_WRITE ? r.length : 0;
+        if (l->in_len - off < sizeof r + payload)
+            break;
+        uint64_t size = l->blocks * l->block_size;
+        bool ranged = r.type != BLK_FLUSH;
+        if (ranged && (r.offset % l->block_size || r.length % l->block_size || r.offset > size ||
+                       r.length > size - r.offset)) {
+            lun_reply(l, r.id, NBD_EINVAL, NULL, 0);
+        } else if (ranged && r.length == 0) {
+            lun_reply(l, r.id, 0, NULL, 0);
+        } else {
+            struct task_slot *s = l->c->in_flight < l->c->depth ? free_slot(l) : NULL;
+            if (!s)
+                break;
+            slot_start(l, s, &r, l->in + off + sizeof r);
+        }
+        off += sizeof r + payload;
+    }
+    if (off) { /* a partial request stays where it is until it is whole */
+        memmove(l->in, l->in + off, l->in_len - off);
+        l->in_len -= off;
+    }
+}
+
+static void lun_pump(odk_storage_lun *l)
+{
+    /* A driver may complete a task inside its task callback, which runs
+     * inside lun_process: note it and go round again instead of parsing
+     * the same buffer twice. */
+    if (l->pumping) {
+        l->again = true;
+        return;
+    }
+    l->pumping = true;
+    do {
+        l->again = false;
+        lun_process(l);
+    } while (l->again);
+    l->pumping = false;
+    lun_flush(l);
+    bool room = l->in_len < l->in_cap && free_slot(l) && l->c->in_flight < l->c->depth;
+    if (!l->detached && room != l->reading) {
+        l->reading = room;
+        odk_fd_source_set_events(l->src, (room ? EPOLLIN : 0u) | (l->out_len ? EPOLLOUT : 0u));
+    }
+}
+
+static void lun_io(void *ctx, uint32_t revents)
+{
+    odk_storage_lun *l = ctx;
+    if (l->detached) {
+        odk_fd_source_set_enabled(l->src, false);
+        return;
+    }
+    if (revents & EPOLLOUT)
+        lun_flush(l);
+    if (l->reading && (revents & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
+        ssize_t n = recv(l->fd, l->in + l->in_len, l->in_cap - l->in_len, MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+            odk_warn("disk %s: the export closed its end", l->uri);
+            l->detached = true;
+            odk_fd_source_set_enabled(l->src, false);
+            return;
+        }
+        if (n > 0)
+            l->in_len += (size_t)n;
+    }
+    lun_pump(l);
+}
+
+/* ---- timeouts ------------------------------------------------------------------ */
+
+static void tick(void *ctx, odk_action *a)
+{
+    (void)a;
+    odk_storage_controller *c = ctx;
+    uint64_t now = now_ns();
+    for (unsigned i = 0; i < c->n_luns; i++) {
+        odk_storage_lun *l = c->luns[i];
+        bool changed = false;
+        for (uint32_t j = 0; j < l->n_slots; j++) {
+            struct task_slot *s = &l->slots[j];
+            if (s->state == T_HELD && now >= s->deadline_ns && c->ops->reset) {
+                s->state = T_ABORTING;
+                s->deadline_ns = now + ABORT_DEADLINE_MS * 1000000ull;
+                odk_warn("disk %s: task %llu timed out; aborting it", l->uri,
+                         (unsigned long long)s->t.tag);
+                c->ops->reset(c->ctx, ODK_SCSI_ABORT_TASK, &s->t, s->t.target, s->t.lun,
+                              ABORT_DEADLINE_MS);
+            } else if ((s->state == T_HELD || s->state == T_ABORTING) && now >= s->deadline_ns) {
+                odk_error("disk %s: task %llu was not completed in time; failing it", l->uri,
+                          (unsigned long long)s->t.tag);
+                lun_reply(l, s->blk_id, NBD_EIO, NULL, 0);
+                s->state = T_ORPHAN;
+                c->in_flight--;
+                changed = true;
+            }
+        }
+        if (changed) {
+            lun_flush(l);
+            lun_pump(l);
+        }
+    }
+}
+
+/* ---- the controller ---------------------------------------------------------------- */
+
+int odk_storage_controller_create(odk_driver *drv, const odk_storage_controller_ops *ops, void *ctx,
+                                  uint32_t queue_depth, odk_storage_controller **out)
+{
+    if (!drv || !ops || !ops->task || !out || queue_depth == 0 || queue_depth > 4096)
+        return ODK_E_INVALID;
+    odk_storage_controller *c = calloc(1, sizeof *c);
+    if (!c)
+        return ODK_E_NOMEM;
+    c->drv = drv;
+    c->ops = ops;
+    c->ctx = ctx;
+    c->depth = queue_depth;
+    odk_queue *q = odk_driver_queue(drv);
+    int st = odk_timer_create(q, &c->timer);
+    if (st == ODK_OK)
+        st = odk_action_create(q, tick, c, &c->tick);
+    if (st == ODK_OK)
+        st = odk_timer_set_handler(c->timer, c->tick);
+    if (st == ODK_OK)
+        st = odk_timer_arm(c->timer, TICK_NS, TICK_NS);
+    if (st < 0) {
+        odk_storage_controller_destroy(c);
+        return st;
+    }
+    *out = c;
+    return ODK_OK;
+}
+
+static void lun_free(odk_storage_lun *l)
+{
+    if (l->src) {
+        odk_fd_source_cancel(l->src, NULL, NULL);
+        odk_release(l->src);
+    }
+    if (l->fd >= 0)
+        close(l->fd);
+    if (l->arena)
+        odk_release(l->arena);
+    free(l->slots);
+    free(l->in);
+    free(l->out);
+    free(l->uri);
+    free(l);
+}
+
+void odk_storage_controller_destroy(odk_storage_controller *c)
+{
+    if (!c)
+        return;
+    if (c->timer) {
+        odk_timer_cancel(c->timer, NULL, NULL);
+        odk_release(c->timer);
+    }
+    if (c->tick)
+        odk_release(c->tick);
+    for (unsigned i = 0; i < c->n_luns; i++)
+        lun_free(c->luns[i]);
+    free(c);
+}
+
+static odk_value *lun_props(const odk_storage_lun_info *info, uint32_t target, uint64_t lun)
+{
+    odk_value *p = odk_value_new_dict();
+    if (!p)
+        return NULL;
+    odk_dict_set_int(p, "Peripheral Device Type", info->peripheral_type);
+    odk_dict_set_string(p, "Vendor Identification", info->vendor ? info->vendor : "");
+    odk_dict_set_string(p, "Product Identification", info->product ? info->product : "");
+    odk_dict_set_string(p, "Serial Number", info->serial ? info->serial : "");
+    odk_dict_set_int(p, "SCSI Target Identifier", target);
+    odk_dict_set_int(p, "SCSI Logical Unit Number", (int64_t)lun);
+    odk_dict_set_int(p, "OdkBlockSize", info->block_size);
+    odk_dict_set_int(p, "OdkBlockCount", (int64_t)info->blocks);
+    return p;
+}
+
+static int lun_export(odk_storage_lun *l, const odk_storage_lun_info *info)
+{
+    char name[80];
+    if (info->export_name)
+        snprintf(name, sizeof name, "%s", info->export_name);
+    else
+        snprintf(name, sizeof name, "lun%u-%llu", l->target, (unsigned long long)l->lun);
+    l->n_slots = l->c->depth < MAX_SLOTS_PER_LUN ? l->c->depth : MAX_SLOTS_PER_LUN;
+    l->slots = calloc(l->n_slots, sizeof *l->slots);
+    l->in_cap = sizeof(struct blk_req) + NBD_PAYLOAD_MAX + (256u << 10);
+    l->in = malloc(l->in_cap);
+    if (!l->slots || !l->in)
+        return ODK_E_NOMEM;
+    int st = odk_memory_create((uint64_t)l->n_slots * AREA, ODK_MEM_INOUT, &l->arena);
+    if (st == ODK_OK)
+        st = odk_memory_map(l->arena, ODK_MAP_READ | ODK_MAP_WRITE, (void **)&l->arena_addr);
+    if (st < 0)
+        return st;
+    odk_value *args = odk_value_new_dict();
+    odk_dict_set_string(args, "name", name);
+    odk_dict_set_int(args, "size", (int64_t)(l->blocks * l->block_size));
+    odk_dict_set_int(args, "block_size", l->block_size);
+    odk_value *reply = NULL;
+    int fds[1] = {-1};
+    size_t n_fds = 1;
+    st = host_link_request_fds("storage-export", args, &reply, fds, &n_fds);
+    if (st == ODK_OK && n_fds != 1)
+        st = ODK_E_PROTOCOL;
+    const char *uri = st == ODK_OK ? odk_dict_get_string(reply, "uri", NULL) : NULL;
+    if (st == ODK_OK && !(l->uri = uri ? strdup(uri) : NULL))
+        st = ODK_E_PROTOCOL;
+    const char *sock = odk_dict_get_string(reply, "socket", "");
+    odk_value *disk = st == ODK_OK ? odk_value_new_dict() : NULL;
+    if (disk) {
+        odk_dict_set_int(disk, "Size", (int64_t)(l->blocks * l->block_size));
+        odk_dict_set_int(disk, "Block Size", l->block_size);
+        odk_dict_set_string(disk, "Vendor", info->vendor ? info->vendor : "");
+        odk_dict_set_string(disk, "Product", info->product ? info->product : "");
+        odk_dict_set_string(disk, "Serial Number", info->serial ? info->serial : "");
+        odk_dict_set_string(disk, "OdkNBDURI", l->uri);
+        odk_dict_set_string(disk, "OdkNBDSocket", sock);
+        odk_dict_set_string(disk, "OdkNBDExportName", name);
+        odk_dict_set_int(disk, "OdkLUNNode", (int64_t)l->node);
+    }
+    odk_value_free(reply);
+    if (st < 0)
+        return st;
+    l->fd = fds[0];
+    st = odk_driver_publish_node(l->c->drv, "OdkBlockDisk", "IOService", disk, &l->disk_node);
+    if (st == ODK_OK)
+        st = odk_fd_source_create(odk_driver_queue(l->c->drv), l->fd, EPOLLIN, lun_io, l, &l->src);
+    l->reading = true;
+    return st;
+}
+
+int odk_storage_lun_create(odk_storage_controller *c, uint32_t target, uint64_t lun,
+                           const odk_storage_lun_info *info, odk_storage_lun **out)
+{
+    if (!c || !info || !info->block_size || (info->block_size & (info->block_size - 1)) ||
+        !info->blocks || info->blocks > UINT64_MAX / info->block_size)
+        return ODK_E_INVALID;
+    if (c->n_luns == MAX_LUNS)
+        return ODK_E_LIMIT;
+    for (unsigned i = 0; i < c->n_luns; i++)
+        if (c->luns[i]->target == target && c->luns[i]->lun == lun)
+            return ODK_E_EXISTS;
+    odk_storage_lun *l = calloc(1, sizeof *l);
+    if (!l)
+        return ODK_E_NOMEM;
+    l->c = c;
+    l->fd = -1;
+    l->target = target;
+    l->lun = lun;
+    l->block_size = info->block_size;
+    l->blocks = info->blocks;
+    int st = odk_driver_publish_node(c->drv, "OdkSCSILUN", "IOService",
+                                     lun_props(info, target, lun), &l->node);
+    if (st == ODK_OK && info->export)
+        st = lun_export(l, info);
+    if (st < 0) {
+        lun_free(l);
+        return st;
+    }
+    c->luns[c->n_luns++] = l;
+    if (out)
+        *out = l;
+    return ODK_OK;
+}
+
+const char *odk_storage_lun_uri(const odk_storage_lun *l)
+{
+    return l ? l->uri : NULL;
+}

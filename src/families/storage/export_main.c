@@ -1,0 +1,912 @@
+/* SPDX-License-Identifier: MIT */
+/* export_main.c — odk-nbd-export, the process that serves one disk as an
+ * NBD export.
+ *
+ *   odk-nbd-export SOCKET SIZE BLOCK_SIZE NAME [TCP_PORT]
+ *
+ * odkd starts it for a disk a driver publishes, with a SOCK_SEQPACKET
+ * connection on fd 3 and the Unix socket SOCKET, already listening, on fd
+ * 4 (so it listens before the driver publishes its URI).  It also listens
+ * on 127.0.0.1:TCP_PORT when given, and it and speaks NBD's fixed newstyle
+ * protocol to any number of clients.  Each message odkd sends on fd 3
+ * carrying a descriptor attaches a new backend: a stream socket whose
+ * other end is in the driver host (blk_wire.h).  A message without one,
+ * or odkd closing fd 3, ends the export (the disk was removed): requests
+ * in flight fail with ESHUTDOWN, clients are disconnected, the socket is
+ * removed.
+ *
+ * The export lives apart from the driver so that a crashing driver costs
+ * only the requests in flight: they fail with EIO at once, requests that
+ * arrive while no driver is attached wait up to ODK_NBD_DETACHED_MS for
+ * the restarted one, then fail.  A request the driver leaves unanswered
+ * for ODK_NBD_DEADLINE_MS fails with EIO.  A client that sends garbage,
+ * or stops reading its replies for ODK_NBD_STALL_MS while they pile up,
+ * is disconnected; the others carry on. */
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <malloc.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <signal.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "families/storage/blk_wire.h"
+#include "families/storage/nbd_proto.h"
+
+#define CONTROL_FD 3
+#define LISTEN_FD 4 /* the Unix socket, bound and listening (odkd made it) */
+#define DEFAULT_DEADLINE_MS 30000
+#define DEFAULT_DETACHED_MS 10000
+#define DEFAULT_STALL_MS 10000
+/* Per connection: past these, the export stops reading the client's
+ * requests until replies drain. */
+#define CONN_MAX_IN_FLIGHT 256
+#define CONN_OUT_HIGH (16u << 20)
+#define TICK_MS 100
+
+struct buf {
+    struct buf *next;
+    size_t len, off;
+    uint8_t data[];
+};
+
+struct outq {
+    struct buf *head, *tail;
+    size_t bytes;
+};
+
+enum conn_state { C_FLAGS, C_OPTS, C_TRANS };
+
+struct conn {
+    int fd;
+    enum conn_state state;
+    bool dead, structured, no_zeroes;
+    bool failed; /* a reply could not be queued: end it when safe */
+    uint8_t *in;
+    size_t in_len, in_cap;
+    struct outq out;
+    unsigned in_flight;
+    uint64_t last_write_ms;
+    struct conn *next;
+};
+
+enum slot_state { S_FREE, S_WAITING, S_SENT, S_ABANDONED };
+
+struct slot {
+    enum slot_state state;
+    uint32_t gen;
+    struct conn *conn;
+    uint64_t cookie, offset;
+    uint16_t type, flags;
+    uint32_t length;
+    uint64_t deadline;
+    uint8_t *payload; /* a WRITE's data while S_WAITING */
+};
+
+static struct {
+    uint64_t size;
+    uint32_t block_size;
+    const char *name, *path;
+    int epfd, unix_fd, tcp_fd, backend;
+    struct outq bout; /* to the backend */
+    uint8_t *bin;     /* from the backend */
+    size_t bin_len, bin_cap;
+    struct slot *slots;
+    size_t n_slots;
+    struct conn *conns;
+    uint64_t deadline_ms, detached_ms, stall_ms;
+    bool stopping;
+} x = {.unix_fd = -1, .tcp_fd = -1, .backend = -1};
+
+static uint64_t now_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+static void logf_(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static void logf_(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    fprintf(stderr, "odk-nbd-export %s: ", x.name);
+    vfprintf(stderr, fmt, ap);
+    fputc('\n', stderr);
+    va_end(ap);
+}
+
+static uint64_t env_ms(const char *name, uint64_t dflt)
+{
+    const char *v = getenv(name);
+    return v && *v ? strtoull(v, NULL, 10) : dflt;
+}
+
+/* ---- output queues ------------------------------------------------------- */
+
+static uint8_t *outq_add(struct outq *q, size_t len)
+{
+    struct buf *b = malloc(sizeof *b + len);
+    if (!b)
+        return NULL;
+    b->next = NULL;
+    b->len = len;
+    b->off = 0;
+    if (q->tail)
+        q->tail->next = b;
+    else
+        q->head = b;
+    q->tail = b;
+    q->bytes += len;
+    return b->data;
+}
+
+static void outq_clear(struct outq *q)
+{
+    while (q->head) {
+        struct buf *b = q->head;
+        q->head = b->next;
+        free(b);
+    }
+    q->tail = NULL;
+    q->bytes = 0;
+}
+
+/* Writes what it can; -1 when the peer is gone. */
+static int outq_flush(struct outq *q, int fd, bool *progress)
+{
+    while (q->head) {
+        struct buf *b = q->head;
+        ssize_t n = send(fd, b->data + b->off, b->len - b->off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n < 0)
+            return errno == EAGAIN || errno == EINTR ? 0 : -1;
+        if (progress && n > 0)
+            *progress = true;
+        b->off += (size_t)n;
+        q->bytes -= (size_t)n;
+        if (b->off < b->len)
+            return 0;
+        q->head = b->next;
+        if (!q->head)
+            q->tail = NULL;
+        free(b);
+    }
+    return 0;
+}
+
+/* ---- connections --------------------------------------------------------- */
+
+static void conn_update_events(struct conn *c);
+
+static void conn_free(struct conn *c)
+{
+    for (struct conn **pp = &x.conns; *pp; pp = &(*pp)->next)
+        if (*pp == c) {
+            *pp = c->next;
+            break;
+        }
+    outq_clear(&c->out);
+    free(c->in);
+    free(c);
+}
+
+/* Ends a connection: the socket closes now, the structure goes once no
+ * request of it is in flight. */
+static void conn_close(struct conn *c, const char *why)
+{
+    if (c->dead)
+        return;
+    if (why)
+        logf_("connection %d ended: %s", c->fd, why);
+    c->dead = true;
+    epoll_ctl(x.epfd, EPOLL_CTL_DEL, c->fd, NULL);
+    close(c->fd);
+    c->fd = -1;
+    outq_clear(&c->out);
+    if (c->in_flight == 0)
+        conn_free(c);
+}
+
+static void conn_flush(struct conn *c)
+{
+    bool progress = false;
+    if (outq_flush(&c->out, c->fd, &progress) < 0) {
+        conn_close(c, "the client went away");
+        return;
+    }
+    if (progress || !c->out.head)
+        c->last_write_ms = now_ms();
+    conn_update_events(c);
+}
+
+static void conn_update_events(struct conn *c)
+{
+    if (c->dead)
+        return;
+    bool want_in = c->in_flight < CONN_MAX_IN_FLIGHT && c->out.bytes < CONN_OUT_HIGH;
+    struct epoll_event ev = {.events = (want_in ? EPOLLIN : 0u) | (c->out.head ? EPOLLOUT : 0u),
+                             .data.ptr = c};
+    epoll_ctl(x.epfd, EPOLL_CTL_MOD, c->fd, &ev);
+}
+
+/* ---- replies ------------------------------------------------------------- */
+
+static void reply(struct conn *c, uint64_t cookie, uint16_t type, uint32_t error,
+                  const uint8_t *data, uint32_t len, uint64_t offset)
+{
+    if (c->dead)
+        return;
+    uint8_t *p;
+    if (!c->structured) {
+        bool with_data = !error && type == NBD_CMD_READ;
+        p = outq_add(&c->out, 16 + (with_data ? len : 0));
+        if (!p)
+            goto nomem;
+        p = nbd_put32(p, NBD_SIMPLE_REPLY_MAGIC);
+        p = nbd_put32(p, error);
+        p = nbd_put64(p, cookie);
+        if (with_data)
+            memcpy(p, data, len);
+    } else if (error) {
+        p = outq_add(&c->out, 20 + 6);
+        if (!p)
+            goto nomem;
+        p = nbd_put32(p, NBD_STRUCTURED_REPLY_MAGIC);
+        p = nbd_put16(p, NBD_REPLY_FLAG_DONE);
+        p = nbd_put16(p, NBD_REPLY_TYPE_ERROR);
+        p = nbd_put64(p, cookie);
+        p = nbd_put32(p, 6);
+        p = nbd_put32(p, error);
+        nbd_put16(p, 0);
+    } else if (type == NBD_CMD_READ && len) {
+        p = outq_add(&c->out, 20 + 8 + len);
+        if (!p)
+            goto nomem;
+        p = nbd_put32(p, NBD_STRUCTURED_REPLY_MAGIC);
+        p = nbd_put16(p, NBD_REPLY_FLAG_DONE);
+        p = nbd_put16(p, NBD_REPLY_TYPE_OFFSET_DATA);
+        p = nbd_put64(p, cookie);
+        p = nbd_put32(p, 8 + len);
+        p = nbd_put64(p, offset);
+        memcpy(p, data, len);
+    } else {
+        p = outq_add(&c->out, 20);
+        if (!p)
+            goto nomem;
+        p = nbd_put32(p, NBD_STRUCTURED_REPLY_MAGIC);
+        p = nbd_put16(p, NBD_REPLY_FLAG_DONE);
+        p = nbd_put16(p, NBD_REPLY_TYPE_NONE);
+        p = nbd_put64(p, cookie);
+        nbd_put32(p, 0);
+    }
+    return;
+nomem:
+    c->failed = true;
+}
+
+/* ---- the slots: requests on their way to the driver ---------------------- */
+
+static struct slot *slot_new(void)
+{
+    for (size_t i = 0; i < x.n_slots; i++)
+        if (x.slots[i].state == S_FREE)
+            return &x.slots[i];
+    size_t n = x.n_slots ? x.n_slots * 2 : 64;
+    struct slot *s = realloc(x.slots, n * sizeof *s);
+    if (!s)
+        return NULL;
+    memset(s + x.n_slots, 0, (n - x.n_slots) * sizeof *s);
+    x.slots = s;
+    size_t first = x.n_slots;
+    x.n_slots = n;
+    return &x.slots[first];
+}
+
+static uint64_t slot_id(const struct slot *s)
+{
+    return (uint64_t)s->gen << 32 | (uint64_t)(s - x.slots);
+}
+
+/* Answers the slot's client (unless the slot was abandoned) and frees it. */
+static void slot_finish(struct slot *s, uint32_t error, const uint8_t *data)
+{
+    struct conn *c = s->conn;
+    if (s->state != S_ABANDONED)
+        reply(c, s->cookie, s->type, error, data, s->length, s->offset);
+    free(s->payload);
+    s->payload = NULL;
+    s->state = S_FREE;
+    s->gen++;
+    c->in_flight--;
+    if (c->dead && c->in_flight == 0)
+        conn_free(c);
+    else if (c->failed)
+        conn_close(c, "out of memory for a reply");
+    else
+        conn_flush(c);
+}
+
+static void backend_send(struct slot *s)
+{
+    bool data = s->type == NBD_CMD_WRITE;
+    uint8_t *p = outq_add(&x.bout, sizeof(struct blk_req) + (data ? s->length : 0));
+    if (!p) {
+        slot_finish(s, NBD_ENOMEM, NULL);
+        return;
+    }
+    struct blk_req r = {.magic = BLK_REQ_MAGIC,
+                        .type = s->type,
+                        .flags = (uint16_t)(((s->flags & NBD_CMD_FLAG_FUA) ? BLK_FUA : 0) |
+                                            ((s->flags & NBD_CMD_FLAG_NO_HOLE) ? BLK_NO_HOLE : 0)),
+                        .id = slot_id(s),
+                        .offset = s->offset,
+                        .length = s->length};
+    memcpy(p, &r, sizeof r);
+    if (data)
+        memcpy(p + sizeof r, s->payload, s->length);
+    free(s->payload);
+    s->payload = NULL;
+    s->state = S_SENT;
+    s->deadline = now_ms() + x.deadline_ms;
+}
+
+static void backend_flush(void)
+{
+    if (x.backend < 0)
+        return;
+    if (outq_flush(&x.bout, x.backend, NULL) < 0)
+        return; /* the hang-up arrives through epoll */
+    struct epoll_event ev = {.events = EPOLLIN | (x.bout.head ? EPOLLOUT : 0u),
+                             .data.ptr = &x.backend};
+    epoll_ctl(x.epfd, EPOLL_CTL_MOD, x.backend, &ev);
+}
+
+static void backend_detach(const char *why)
+{
+    if (x.backend < 0)
+        return;
+    logf_("driver detached (%s); failing the requests it held", why);
+    epoll_ctl(x.epfd, EPOLL_CTL_DEL, x.backend, NULL);
+    close(x.backend);
+    x.backend = -1;
+    outq_clear(&x.bout);
+    x.bin_len = 0;
+    uint64_t until = now_ms() + x.detached_ms;
+    for (size_t i = 0; i < x.n_slots; i++) {
+        struct slot *s = &x.slots[i];
+        if (s->state == S_SENT || s->state == S_ABANDONED)
+            slot_finish(s, NBD_EIO, NULL);
+        else if (s->state == S_WAITING && s->deadline > until)
+            s->deadline = until;
+    }
+}
+
+static void backend_attach(int fd)
+{
+    backend_detach("a new driver attached");
+    fcntl(fd, F_SETFL, fcntl(fd, F_GETFL) | O_NONBLOCK);
+    x.backend = fd;
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &x.backend};
+    epoll_ctl(x.epfd, EPOLL_CTL_ADD, fd, &ev);
+    logf_("driver attached");
+    for (size_t i = 0; i < x.n_slots; i++)
+        if (x.slots[i].state == S_WAITING)
+            backend_send(&x.slots[i]);
+    backend_flush();
+}
+
+static void backend_readable(void)
+{
+    for (;;) {
+        if (x.bin_cap - x.bin_len < 65536) {
+            size_t cap = x.bin_cap ? x.bin_cap * 2 : 1u << 20;
+            uint8_t *b = realloc(x.bin, cap);
+            if (!b) {
+                backend_detach("out of memory");
+                return;
+            }
+            x.bin = b;
+            x.bin_cap = cap;
+        }
+        ssize_t n = recv(x.backend, x.bin + x.bin_len, x.bin_cap - x.bin_len, MSG_DONTWAIT);
+        if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
+            backend_detach("the driver closed its end");
+            return;
+        }
+        if (n < 0)
+            break;
+        x.bin_len += (size_t)n;
+        size_t off = 0;
+        while (x.bin_len - off >= sizeof(struct blk_rep)) {
+            struct blk_rep r;
+            memcpy(&r, x.bin + off, sizeof r);
+            uint32_t idx = (uint32_t)r.id;
+            struct slot *s = idx < x.n_slots ? &x.slots[idx] : NULL;
+            if (r.magic != BLK_REP_MAGIC || !s || s->gen != (uint32_t)(r.id >> 32) ||
+                (s->state != S_SENT && s->state != S_ABANDONED) || r.length > NBD_PAYLOAD_MAX ||
+                (r.length && (r.error || s->type != NBD_CMD_READ || r.length != s->length))) {
+                logf_("bad reply: magic %x id %llx error %u length %u", r.magic,
+                      (unsigned long long)r.id, r.error, r.length);
+                backend_detach("the driver sent a bad reply");
+                return;
+            }
+            if (x.bin_len - off < sizeof r + r.length)
+                break;
+            slot_finish(s, r.error, x.bin + off + sizeof r);
+            off += sizeof r + r.length;
+        }
+        if (off) { /* a partial message stays where it is until it is whole */
+            memmove(x.bin, x.bin + off, x.bin_len - off);
+            x.bin_len -= off;
+        }
+        if (x.bin_cap - x.bin_len < sizeof(struct blk_rep) + NBD_PAYLOAD_MAX) {
+            size_t cap = sizeof(struct blk_rep) + NBD_PAYLOAD_MAX + (1u << 20);
+            if (cap > x.bin_cap) {
+                uint8_t *b = realloc(x.bin, cap);
+                if (!b) {
+                    backend_detach("out of memory");
+                    return;
+                }
+                x.bin = b;
+                x.bin_cap = cap;
+            }
+        }
+    }
+}
+
+/* ---- the handshake ------------------------------------------------------- */
+
+static uint16_t transmission_flags(void)
+{
+    return NBD_FLAG_HAS_FLAGS | NBD_FLAG_SEND_FLUSH | NBD_FLAG_SEND_FUA | NBD_FLAG_SEND_TRIM |
+           NBD_FLAG_SEND_WRITE_ZEROES | NBD_FLAG_CAN_MULTI_CONN;
+}
+
+static void opt_reply(struct conn *c, uint32_t option, uint32_t type, const uint8_t *data,
+                      uint32_t len)
+{
+    uint8_t *p = outq_add(&c->out, 20 + len);
+    if (!p) {
+        c->failed = true;
+        return;
+    }
+    p = nbd_put64(p, NBD_REPLY_MAGIC_OPT);
+    p = nbd_put32(p, option);
+    p = nbd_put32(p, type);
+    p = nbd_put32(p, len);
+    if (len)
+        memcpy(p, data, len);
+}
+
+static bool name_ok(const uint8_t *name, uint32_t len)
+{
+    return len == 0 || (len == strlen(x.name) && memcmp(name, x.name, len) == 0);
+}
+
+static void info_export(struct conn *c, uint32_t option)
+{
+    uint8_t b[12];
+    uint8_t *p = nbd_put16(b, NBD_INFO_EXPORT);
+    p = nbd_put64(p, x.size);
+    nbd_put16(p, transmission_flags());
+    opt_reply(c, option, NBD_REP_INFO, b, sizeof b);
+}
+
+static void info_block_size(struct conn *c, uint32_t option)
+{
+    uint8_t b[14];
+    uint8_t *p = nbd_put16(b, NBD_INFO_BLOCK_SIZE);
+    p = nbd_put32(p, x.block_size); /* the disk layer refuses unaligned requests */
+    p = nbd_put32(p, x.block_size);
+    nbd_put32(p, NBD_PAYLOAD_MAX);
+    opt_reply(c, option, NBD_REP_INFO, b, sizeof b);
+}
+
+/* Handles one option; returns its length consumed, 0 if incomplete, -1 to
+ * end the connection. */
+static long handle_option(struct conn *c, const uint8_t *in, size_t len)
+{
+    struct nbd_option o;
+    if (len < NBD_OPTION_HEADER_SIZE)
+        return 0;
+    if (nbd_option_parse(in, len, &o) < 0)
+        return -1;
+    if (len < NBD_OPTION_HEADER_SIZE + o.length)
+        return 0;
+    const uint8_t *data = in + NBD_OPTION_HEADER_SIZE;
+    long used = NBD_OPTION_HEADER_SIZE + (long)o.length;
+    switch (o.option) {
+    case NBD_OPT_EXPORT_NAME: {
+        if (!name_ok(data, o.length))
+            return -1; /* this option has no error reply */
+        uint8_t *p = outq_add(&c->out, 10 + (c->no_zeroes ? 0 : 124));
+        if (!p)
+            return -1;
+        p = nbd_put64(p, x.size);
+        p = nbd_put16(p, transmission_flags());
+        if (!c->no_zeroes)
+            memset(p, 0, 124);
+        c->state = C_TRANS;
+        return used;
+    }
+    case NBD_OPT_ABORT:
+        opt_reply(c, o.option, NBD_REP_ACK, NULL, 0);
+        outq_flush(&c->out, c->fd, NULL);
+        return -2;
+    case NBD_OPT_LIST: {
+        if (o.length) {
+            opt_reply(c, o.option, NBD_REP_ERR_INVALID, NULL, 0);
+            return used;
+        }
+        size_t nl = strlen(x.name);
+        uint8_t b[4 + 256];
+        nbd_put32(b, (uint32_t)nl);
+        memcpy(b + 4, x.name, nl);
+        opt_reply(c, o.option, NBD_REP_SERVER, b, (uint32_t)(4 + nl));
+        opt_reply(c, o.option, NBD_REP_ACK, NULL, 0);
+        return used;
+    }
+    case NBD_OPT_STRUCTURED_REPLY:
+        if (o.length) {
+            opt_reply(c, o.option, NBD_REP_ERR_INVALID, NULL, 0);
+            return used;
+        }
+        c->structured = true;
+        opt_reply(c, o.option, NBD_REP_ACK, NULL, 0);
+        return used;
+    case NBD_OPT_INFO:
+    case NBD_OPT_GO: {
+        const uint8_t *name, *info;
+        uint32_t name_len;
+        uint16_t n_info;
+        if (nbd_info_parse(data, o.length, &name, &name_len, &n_info, &info) < 0) {
+            opt_reply(c, o.option, NBD_REP_ERR_INVALID, NULL, 0);
+            return used;
+        }
+        if (!name_ok(name, name_len)) {
+            opt_reply(c, o.option, NBD_REP_ERR_UNKNOWN, NULL, 0);
+            return used;
+        }
+        info_export(c, o.option);
+        info_block_size(c, o.option);
+        opt_reply(c, o.option, NBD_REP_ACK, NULL, 0);
+        if (o.option == NBD_OPT_GO)
+            c->state = C_TRANS;
+        return used;
+    }
+    default:
+        opt_reply(c, o.option, NBD_REP_ERR_UNSUP, NULL, 0);
+        return used;
+    }
+}
+
+/* ---- transmission -------------------------------------------------------- */
+
+/* Handles one request; returns bytes consumed, 0 if incomplete, -1 to end
+ * the connection. */
+static long handle_request(struct conn *c, const uint8_t *in, size_t len)
+{
+    if (len < NBD_REQUEST_SIZE)
+        return 0;
+    struct nbd_request r;
+    int v = nbd_request_parse(in, len, &r);
+    if (v == NBD_BAD_MAGIC)
+        return -1;
+    if (v == NBD_TOO_BIG)
+        return -3;
+    size_t payload = r.type == NBD_CMD_WRITE ? r.length : 0;
+    if (len < NBD_REQUEST_SIZE + payload)
+        return 0;
+    long used = (long)(NBD_REQUEST_SIZE + payload);
+    if (r.type == NBD_CMD_DISC)
+        return -2;
+    uint32_t err = nbd_request_check(&r, x.size);
+    if (err) {
+        reply(c, r.cookie, r.type, err, NULL, 0, r.offset);
+        return used;
+    }
+    struct slot *s = slot_new();
+    if (!s) {
+        reply(c, r.cookie, r.type, NBD_ENOMEM, NULL, 0, r.offset);
+        return used;
+    }
+    *s = (struct slot){.state = S_WAITING,
+                       .gen = s->gen,
+                       .conn = c,
+                       .cookie = r.cookie,
+                       .offset = r.offset,
+                       .type = r.type,
+                       .flags = r.flags,
+                       .length = r.length,
+                       .deadline = now_ms() + x.detached_ms};
+    if (payload) {
+        s->payload = malloc(payload);
+        if (!s->payload) {
+            s->state = S_FREE;
+            reply(c, r.cookie, r.type, NBD_ENOMEM, NULL, 0, r.offset);
+            return used;
+        }
+        memcpy(s->payload, in + NBD_REQUEST_SIZE, payload);
+    }
+    c->in_flight++;
+    if (x.backend >= 0)
+        backend_send(s);
+    return used;
+}
+
+static void conn_readable(struct conn *c)
+{
+    size_t want = NBD_PAYLOAD_MAX + NBD_REQUEST_SIZE;
+    if (c->in_cap < want) {
+        uint8_t *b = realloc(c->in, want);
+        if (!b) {
+            conn_close(c, "out of memory");
+            return;
+        }
+        c->in = b;
+        c->in_cap = want;
+    }
+    ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, MSG_DONTWAIT);
+    if (n == 0) {
+        conn_close(c, c->in_len ? "the client hung up in the middle of a message" : NULL);
+        return;
+    }
+    if (n < 0) {
+        if (errno != EAGAIN && errno != EINTR)
+            conn_close(c, strerror(errno));
+        return;
+    }
+    c->in_len += (size_t)n;
+    size_t off = 0;
+    while (!c->failed && off < c->in_len && c->in_flight < CONN_MAX_IN_FLIGHT) {
+        long used;
+        if (c->state == C_FLAGS) {
+            if (c->in_len - off < 4)
+                break;
+            uint32_t f = nbd_be32(c->in + off);
+            if (!(f & NBD_FLAG_FIXED_NEWSTYLE) ||
+                (f & ~(NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES))) {
+                conn_close(c, "bad client flags");
+                return;
+            }
+            c->no_zeroes = f & NBD_FLAG_NO_ZEROES;
+            c->state = C_OPTS;
+            used = 4;
+        } else if (c->state == C_OPTS) {
+            used = handle_option(c, c->in + off, c->in_len - off);
+        } else {
+            used = handle_request(c, c->in + off, c->in_len - off);
+        }
+        if (used == 0)
+            break;
+        if (used < 0) {
+            conn_close(c, used == -1   ? "garbage from the client (bad magic or length)"
+                          : used == -3 ? "a write larger than the export's maximum"
+                                       : NULL);
+            return;
+        }
+        off += (size_t)used;
+    }
+    if (c->failed) {
+        conn_close(c, "out of memory for a reply");
+        return;
+    }
+    if (off) {
+        memmove(c->in, c->in + off, c->in_len - off);
+        c->in_len -= off;
+    }
+    backend_flush();
+    conn_flush(c);
+}
+
+static void accept_on(int lfd)
+{
+    for (;;) {
+        int fd = accept4(lfd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+        if (fd < 0)
+            return;
+        if (lfd == x.tcp_fd) {
+            int one = 1;
+            setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+        }
+        struct conn *c = calloc(1, sizeof *c);
+        uint8_t *p = c ? outq_add(&c->out, 18) : NULL;
+        if (!p) {
+            free(c);
+            close(fd);
+            continue;
+        }
+        c->fd = fd;
+        c->last_write_ms = now_ms();
+        p = nbd_put64(p, NBD_MAGIC);
+        p = nbd_put64(p, NBD_IHAVEOPT);
+        nbd_put16(p, NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES);
+        struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
+        epoll_ctl(x.epfd, EPOLL_CTL_ADD, fd, &ev);
+        c->next = x.conns;
+        x.conns = c;
+        conn_flush(c);
+    }
+}
+
+/* ---- odkd's channel ------------------------------------------------------ */
+
+static void control_readable(void)
+{
+    char byte[64];
+    char cbuf[CMSG_SPACE(sizeof(int))];
+    struct iovec iov = {byte, sizeof byte};
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+    ssize_t n = recvmsg(CONTROL_FD, &mh, MSG_CMSG_CLOEXEC);
+    if (n <= 0) {
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            return;
+        x.stopping = true;
+        return;
+    }
+    int fd = -1;
+    for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
+        if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
+            memcpy(&fd, CMSG_DATA(cm), sizeof fd);
+    if (fd >= 0)
+        backend_attach(fd);
+    else
+        x.stopping = true;
+}
+
+static void tick(void)
+{
+    uint64_t now = now_ms();
+    for (size_t i = 0; i < x.n_slots; i++) {
+        struct slot *s = &x.slots[i];
+        if (s->state == S_WAITING && now >= s->deadline) {
+            slot_finish(s, NBD_EIO, NULL);
+        } else if (s->state == S_SENT && now >= s->deadline) {
+            /* The driver may still answer: the slot stays taken until it
+             * does or detaches, but the client hears now. */
+            reply(s->conn, s->cookie, s->type, NBD_EIO, NULL, 0, s->offset);
+            s->state = S_ABANDONED;
+            conn_flush(s->conn);
+        }
+    }
+    for (struct conn *c = x.conns, *next; c; c = next) {
+        next = c->next;
+        if (!c->dead && c->out.head && now - c->last_write_ms >= x.stall_ms)
+            conn_close(c, "the client stopped reading its replies");
+    }
+}
+
+static int listen_tcp(unsigned port)
+{
+    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return -1;
+    int one = 1;
+    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
+    struct sockaddr_in sa = {.sin_family = AF_INET,
+                             .sin_port = htons((uint16_t)port),
+                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 64) < 0) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 5 || argc > 6) {
+        fprintf(stderr, "usage: odk-nbd-export SOCKET SIZE BLOCK_SIZE NAME [TCP_PORT]\n");
+        return 2;
+    }
+    signal(SIGPIPE, SIG_IGN);
+    /* Replies of up to 4 MiB are allocated and freed all the time: keep
+     * them on the heap rather than fresh mmaps that fault in every page. */
+    mallopt(M_MMAP_THRESHOLD, 64 << 20);
+    mallopt(M_TRIM_THRESHOLD, 256 << 20);
+    x.path = argv[1];
+    x.size = strtoull(argv[2], NULL, 10);
+    x.block_size = (uint32_t)strtoul(argv[3], NULL, 10);
+    x.name = argv[4];
+    if (strlen(x.name) > 255 || !x.block_size) {
+        fprintf(stderr, "odk-nbd-export: bad name or block size\n");
+        return 2;
+    }
+    x.deadline_ms = env_ms("ODK_NBD_DEADLINE_MS", DEFAULT_DEADLINE_MS);
+    x.detached_ms = env_ms("ODK_NBD_DETACHED_MS", DEFAULT_DETACHED_MS);
+    x.stall_ms = env_ms("ODK_NBD_STALL_MS", DEFAULT_STALL_MS);
+    x.epfd = epoll_create1(EPOLL_CLOEXEC);
+    int lflags = fcntl(LISTEN_FD, F_GETFL);
+    if (lflags < 0) {
+        logf_("no listening socket on fd 4");
+        return 1;
+    }
+    fcntl(LISTEN_FD, F_SETFL, lflags | O_NONBLOCK);
+    fcntl(LISTEN_FD, F_SETFD, FD_CLOEXEC);
+    x.unix_fd = LISTEN_FD;
+    if (argc == 6) {
+        x.tcp_fd = listen_tcp((unsigned)strtoul(argv[5], NULL, 10));
+        if (x.tcp_fd < 0) {
+            logf_("cannot listen on 127.0.0.1:%s: %s", argv[5], strerror(errno));
+            unlink(x.path);
+            return 1;
+        }
+    }
+    fcntl(CONTROL_FD, F_SETFD, FD_CLOEXEC);
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &x.unix_fd};
+    epoll_ctl(x.epfd, EPOLL_CTL_ADD, x.unix_fd, &ev);
+    if (x.tcp_fd >= 0) {
+        ev.data.ptr = &x.tcp_fd;
+        epoll_ctl(x.epfd, EPOLL_CTL_ADD, x.tcp_fd, &ev);
+    }
+    static int control = CONTROL_FD;
+    ev.data.ptr = &control;
+    if (epoll_ctl(x.epfd, EPOLL_CTL_ADD, CONTROL_FD, &ev) < 0) {
+        logf_("no channel to odkd on fd 3");
+        unlink(x.path);
+        return 1;
+    }
+    uint64_t last_tick = now_ms();
+    while (!x.stopping) {
+        struct epoll_event evs[64];
+        int n = epoll_wait(x.epfd, evs, 64, TICK_MS);
+        for (int i = 0; i < n && !x.stopping; i++) {
+            void *p = evs[i].data.ptr;
+            if (p == &control)
+                control_readable();
+            else if (p == &x.unix_fd || p == &x.tcp_fd)
+                accept_on(*(int *)p);
+            else if (p == &x.backend) {
+                if (x.backend < 0)
+                    continue;
+                if (evs[i].events & EPOLLOUT)
+                    backend_flush();
+                if (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+                    backend_readable();
+            } else {
+                struct conn *c = p;
+                if (c->dead)
+                    continue;
+                if (evs[i].events & EPOLLOUT)
+                    conn_flush(c);
+                if (!c->dead && (evs[i].events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+                    conn_readable(c);
+            }
+        }
+        if (now_ms() - last_tick >= TICK_MS) {
+            last_tick = now_ms();
+            tick();
+        }
+    }
+    /* The disk is gone: tell every client, then leave. */
+    unlink(x.path);
+    for (size_t i = 0; i < x.n_slots; i++)
+        if (x.slots[i].state != S_FREE) {
+            x.slots[i].state = x.slots[i].state == S_ABANDONED ? S_ABANDONED : S_SENT;
+            slot_finish(&x.slots[i], NBD_ESHUTDOWN, NULL);
+        }
+    for (struct conn *c = x.conns, *next; c; c = next) {
+        next = c->next;
+        if (!c->dead) {
+            fcntl(c->fd, F_SETFL, fcntl(c->fd, F_GETFL) & ~O_NONBLOCK);
+            struct timeval tv = {1, 0};
+            setsockopt(c->fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof tv);
+            outq_flush(&c->out, c->fd, NULL);
+            shutdown(c->fd, SHUT_RDWR);
+        }
+        conn_close(c, NULL);
+    }
+    logf_("export ended");
+    return 0;
+}

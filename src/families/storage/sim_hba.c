@@ -1,0 +1,307 @@
+/* SPDX-License-Identifier: MIT */
+/* sim_hba.c — the driver's side of the simulated HBA (odk/storage.h,
+ * odk_sim_hba_*): the command ring and interrupt of the model process,
+ * reached through a socket odkd hands over (storage-hba-open).  Commands
+ * go to the model with where their data is in a mapped memory descriptor;
+ * completions arrive on the driver's default queue.  What the model sends
+ * is checked: a completion must carry a tag of a command in flight. */
+#include <errno.h>
+#include <poll.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "buses/storage_sim/hba_wire.h"
+#include "odk/log.h"
+#include "odk/queue.h"
+#include "odk/status.h"
+#include "odk/storage.h"
+#include "runtime/host_link.h"
+
+#define HELLO_TIMEOUT_MS 2000
+
+struct pend {
+    void *ctx;
+    uint32_t gen;
+    bool used;
+};
+
+struct odk_sim_hba {
+    odk_driver *drv;
+    const odk_sim_hba_ops *ops;
+    void *ctx;
+    int fd;
+    bool gone;
+    odk_fd_source *src;
+    uint32_t n_slots;
+    uint64_t blocks[HBA_MAX_SLOTS];
+    uint32_t block_size[HBA_MAX_SLOTS];
+    odk_memory *maps[HBA_MAX_MAPS];
+    struct pend *pend;
+    size_t n_pend;
+    size_t free_hint;
+    /* Commands the socket had no room for, sent when it drains: a blocking
+     * send here would deadlock against a model blocked on its completions. */
+    struct hba_msg *backlog;
+    size_t n_backlog, backlog_cap, backlog_head;
+};
+
+static void flush_backlog(odk_sim_hba *h)
+{
+    while (h->backlog_head < h->n_backlog) {
+        if (send(h->fd, &h->backlog[h->backlog_head], sizeof(struct hba_msg),
+                 MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+            break;
+        h->backlog_head++;
+    }
+    if (h->backlog_head == h->n_backlog)
+        h->backlog_head = h->n_backlog = 0;
+    odk_fd_source_set_events(h->src, EPOLLIN | (h->n_backlog ? EPOLLOUT : 0u));
+}
+
+static void fail_all(odk_sim_hba *h)
+{
+    h->gone = true;
+    for (size_t i = 0; i < h->n_pend; i++)
+        if (h->pend[i].used) {
+            h->pend[i].used = false;
+            h->pend[i].gen++;
+            if (h->ops->done)
+                h->ops->done(h->ctx, h->pend[i].ctx, ODK_SCSI_SERVICE_FAILURE, 0, 0, NULL, 0);
+        }
+}
+
+static void on_slot(odk_sim_hba *h, const struct hba_msg *m)
+{
+    if (m->slot >= h->n_slots)
+        return;
+    bool present = m->blocks && m->block_size;
+    h->blocks[m->slot] = present ? m->blocks : 0;
+    h->block_size[m->slot] = present ? m->block_size : 0;
+    if (h->ops->slot_changed)
+        h->ops->slot_changed(h->ctx, m->slot, present);
+}
+
+static void on_readable(void *ctx, uint32_t revents)
+{
+    odk_sim_hba *h = ctx;
+    if ((revents & EPOLLOUT) && !h->gone)
+        flush_backlog(h);
+    for (int batch = 0; batch < 256 && !h->gone; batch++) {
+        struct hba_msg m;
+        ssize_t n = recv(h->fd, &m, sizeof m, MSG_DONTWAIT);
+        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+            return;
+        if (n <= 0) {
+            odk_error("the HBA model is gone; failing %s", "its commands in flight");
+            odk_fd_source_set_enabled(h->src, false);
+            fail_all(h);
+            return;
+        }
+        if (n != (ssize_t)sizeof m)
+            continue;
+        if (m.type == HBA_SLOT) {
+            on_slot(h, &m);
+            continue;
+        }
+        if (m.type != HBA_DONE)
+            continue;
+        uint32_t idx = (uint32_t)m.tag;
+        if (idx >= h->n_pend || !h->pend[idx].used || h->pend[idx].gen != (uint32_t)(m.tag >> 32)) {
+            odk_warn("the HBA model completed an unknown tag %llx", (unsigned long long)m.tag);
+            continue;
+        }
+        struct pend *p = &h->pend[idx];
+        p->used = false;
+        p->gen++;
+        if (idx < h->free_hint)
+            h->free_hint = idx;
+        uint32_t sense_len = m.sense_len <= HBA_SENSE_MAX ? m.sense_len : HBA_SENSE_MAX;
+        h->ops->done(h->ctx, p->ctx,
+                     m.service == HBA_OK ? ODK_SCSI_TASK_COMPLETE : ODK_SCSI_SERVICE_FAILURE,
+                     m.status, m.transferred, sense_len ? m.sense : NULL, sense_len);
+    }
+}
+
+int odk_sim_hba_open(odk_driver *drv, const odk_sim_hba_ops *ops, void *ctx, odk_sim_hba **out)
+{
+    if (!drv || !ops || !ops->done || !out)
+        return ODK_E_INVALID;
+    odk_value *reply = NULL;
+    int fds[1] = {-1};
+    size_t n_fds = 1;
+    int st = host_link_request_fds("storage-hba-open", odk_value_new_dict(), &reply, fds, &n_fds);
+    odk_value_free(reply);
+    if (st < 0)
+        return st;
+    if (n_fds != 1)
+        return ODK_E_PROTOCOL;
+    odk_sim_hba *h = calloc(1, sizeof *h);
+    if (!h) {
+        close(fds[0]);
+        return ODK_E_NOMEM;
+    }
+    h->drv = drv;
+    h->ops = ops;
+    h->ctx = ctx;
+    h->fd = fds[0];
+    /* The model says how many slots it has, then what is in each. */
+    struct pollfd pfd = {.fd = h->fd, .events = POLLIN};
+    struct hba_msg m;
+    bool hello = false;
+    uint32_t seen = 0;
+    while (!hello || seen < h->n_slots) {
+        if (poll(&pfd, 1, HELLO_TIMEOUT_MS) != 1 || recv(h->fd, &m, sizeof m, 0) != sizeof m) {
+            close(h->fd);
+            free(h);
+            return ODK_E_PROTOCOL;
+        }
+        if (m.type == HBA_HELLO && !hello) {
+            if (m.slot == 0 || m.slot > HBA_MAX_SLOTS)
+                break;
+            h->n_slots = m.slot;
+            hello = true;
+        } else if (m.type == HBA_SLOT && hello && m.slot < h->n_slots) {
+            bool present = m.blocks && m.block_size;
+            h->blocks[m.slot] = present ? m.blocks : 0;
+            h->block_size[m.slot] = present ? m.block_size : 0;
+            seen++;
+        }
+    }
+    if (!hello) {
+        close(h->fd);
+        free(h);
+        return ODK_E_PROTOCOL;
+    }
+    st = odk_fd_source_create(odk_driver_queue(drv), h->fd, EPOLLIN, on_readable, h, &h->src);
+    if (st < 0) {
+        close(h->fd);
+        free(h);
+        return st;
+    }
+    *out = h;
+    return ODK_OK;
+}
+
+void odk_sim_hba_close(odk_sim_hba *h)
+{
+    if (!h)
+        return;
+    odk_fd_source_cancel(h->src, NULL, NULL);
+    odk_release(h->src);
+    close(h->fd);
+    for (unsigned i = 0; i < HBA_MAX_MAPS; i++)
+        if (h->maps[i])
+            odk_release(h->maps[i]);
+    free(h->pend);
+    free(h->backlog);
+    free(h);
+}
+
+uint32_t odk_sim_hba_slots(const odk_sim_hba *h)
+{
+    return h ? h->n_slots : 0;
+}
+
+void odk_sim_hba_slot_info(const odk_sim_hba *h, uint32_t slot, uint64_t *blocks,
+                           uint32_t *block_size)
+{
+    bool ok = h && slot < h->n_slots;
+    if (blocks)
+        *blocks = ok ? h->blocks[slot] : 0;
+    if (block_size)
+        *block_size = ok ? h->block_size[slot] : 0;
+}
+
+static int map_id(odk_sim_hba *h, odk_memory *m)
+{
+    for (int i = 0; i < HBA_MAX_MAPS; i++)
+        if (h->maps[i] == m)
+            return i;
+    return -1;
+}
+
+int odk_sim_hba_map(odk_sim_hba *h, odk_memory *m)
+{
+    if (!h || !m)
+        return ODK_E_INVALID;
+    if (h->gone)
+        return ODK_E_GONE;
+    if (map_id(h, m) >= 0)
+        return ODK_OK;
+    int id = map_id(h, NULL);
+    if (id < 0)
+        return ODK_E_LIMIT;
+    struct hba_msg msg = {.type = HBA_MAP, .map_id = (uint32_t)id, .length = odk_memory_length(m)};
+    int fd = odk_memory_fd(m);
+    char cbuf[CMSG_SPACE(sizeof(int))] = {0};
+    struct iovec iov = {&msg, sizeof msg};
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &fd, sizeof fd);
+    if (sendmsg(h->fd, &mh, MSG_NOSIGNAL) < 0)
+        return ODK_E_GONE;
+    odk_retain(m);
+    h->maps[id] = m;
+    return ODK_OK;
+}
+
+int odk_sim_hba_submit(odk_sim_hba *h, uint32_t slot, const uint8_t *cdb, uint8_t cdb_len,
+                       odk_scsi_dir direction, odk_memory *m, uint64_t offset, uint64_t length,
+                       void *cmd_ctx)
+{
+    if (!h || !cdb || cdb_len == 0 || cdb_len > 16 || slot >= h->n_slots || (length && !m) ||
+        (m && (offset > odk_memory_length(m) || length > odk_memory_length(m) - offset)))
+        return ODK_E_INVALID;
+    if (h->gone)
+        return ODK_E_GONE;
+    int id = 0;
+    if (length && (id = map_id(h, m)) < 0)
+        return ODK_E_INVALID;
+    size_t i = h->free_hint;
+    while (i < h->n_pend && h->pend[i].used)
+        i++;
+    if (i == h->n_pend) {
+        size_t n = h->n_pend ? h->n_pend * 2 : 64;
+        struct pend *p = realloc(h->pend, n * sizeof *p);
+        if (!p)
+            return ODK_E_NOMEM;
+        memset(p + h->n_pend, 0, (n - h->n_pend) * sizeof *p);
+        h->pend = p;
+        h->n_pend = n;
+    }
+    struct pend *p = &h->pend[i];
+    struct hba_msg msg = {.type = HBA_CMD,
+                          .slot = slot,
+                          .tag = (uint64_t)p->gen << 32 | i,
+                          .map_id = (uint32_t)id,
+                          .dir = (uint8_t)direction,
+                          .cdb_len = cdb_len,
+                          .offset = offset,
+                          .length = length};
+    memcpy(msg.cdb, cdb, cdb_len);
+    if (h->n_backlog || send(h->fd, &msg, sizeof msg, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+        if (h->n_backlog == 0 && errno != EAGAIN)
+            return ODK_E_GONE;
+        if (h->n_backlog == h->backlog_cap) {
+            size_t cap = h->backlog_cap ? h->backlog_cap * 2 : 256;
+            struct hba_msg *b = realloc(h->backlog, cap * sizeof *b);
+            if (!b)
+                return ODK_E_NOMEM;
+            h->backlog = b;
+            h->backlog_cap = cap;
+        }
+        h->backlog[h->n_backlog++] = msg;
+        odk_fd_source_set_events(h->src, EPOLLIN | EPOLLOUT);
+    }
+    p->used = true;
+    p->ctx = cmd_ctx;
+    h->free_hint = i + 1;
+    return ODK_OK;
+}
