@@ -33,6 +33,7 @@
 #include "daemon/core/msg.h"
 #include "daemon/front/requests.h"
 #include "daemon/front/server.h"
+#include "daemon/bookkeeping/host.h"
 #include "daemon/odkd.h"
 #include "daemon/policy/manager.h"
 #include "odk/log.h"
@@ -360,59 +361,28 @@ static void got_descriptor(struct odkd *d, struct usb_dev *dev, const struct usb
 
 /* ---- odkctl usb ... ------------------------------------------------------ */
 
-static char *model_path(struct odkd *d)
-{
-    const char *env = getenv("ODK_USB_MODEL");
-    if (env)
-        return strdup(env);
-    const char *slash = strrchr(d->host_path, '/');
-    char *p = NULL;
-    if (asprintf(&p, "%.*sodk-usb-model", slash ? (int)(slash - d->host_path + 1) : 0,
-                 d->host_path) < 0)
-        return NULL;
-    return p;
-}
-
 static int spawn(struct odkd *d, const char *model, const char *args_json, struct usb_dev **out,
                  char *err, size_t err_len)
 {
-    char *path = model_path(d);
-    int sv[2];
-    if (!path || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
-        free(path);
-        snprintf(err, err_len, "cannot start a device model: %s", strerror(errno));
-        return ODK_E_IO;
+    char *path = host_sibling_path(d, "ODK_USB_MODEL", "odk-usb-model");
+    if (!path) {
+        snprintf(err, err_len, "cannot start a device model: out of memory");
+        return ODK_E_NOMEM;
     }
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid == 0) {
-        setpgid(0, 0);
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(127);
-        dup2(sv[1], 3);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        execl(path, path, model, args_json, (char *)NULL);
-        dprintf(2, "error odkd: cannot execute %s: %m\n", path);
-        _exit(127);
-    }
+    char *argv[] = {path, (char *)model, (char *)args_json, NULL};
+    int fd = -1;
+    pid_t pid = host_spawn_with_channel(path, argv, -1, &fd, err, err_len);
     free(path);
-    close(sv[1]);
-    if (pid < 0) {
-        close(sv[0]);
-        snprintf(err, err_len, "cannot fork a device model: %s", strerror(errno));
+    if (pid < 0)
         return ODK_E_IO;
-    }
     struct usb_dev *dev = usb_dev_new(&sim_source, model);
     if (!dev) {
-        close(sv[0]);
+        close(fd);
         kill(pid, SIGKILL);
         return ODK_E_NOMEM;
     }
     dev->pid = pid;
-    dev->fd = sv[0];
+    dev->fd = fd;
     dev->port = ++usb_bus_state->ports;
     dev->location = 0x01000000u | dev->port << 20;
     if (loop_add(d, &dev->w, dev->fd, EPOLLIN, on_readable, dev) < 0) {

@@ -8,9 +8,13 @@
  * the dynamic linking off the path from plug to driver started.  A new
  * spare is started right after (from a timer, once the current event is
  * handled).  --no-spare-host turns it off. */
+#include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
 #include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -27,32 +31,77 @@
  * loop); hosts are then started on demand, as without a spare. */
 #define SPARE_MAX_DEATHS 3
 
+pid_t host_spawn_process(const char *path, char *const argv[], int fd3, int fd4, int out)
+{
+    pid_t parent = getpid();
+    pid_t pid = fork();
+    if (pid != 0)
+        return pid;
+    /* Child: its own process group, dies with odkd. */
+    setpgid(0, 0);
+    prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (getppid() != parent)
+        _exit(127);
+    if (fd3 >= 0)
+        dup2(fd3, 3);
+    if (fd4 >= 0)
+        dup2(fd4, 4);
+    if (out >= 0) {
+        dup2(out, 1);
+        dup2(out, 2);
+    }
+    sigset_t none;
+    sigemptyset(&none);
+    sigprocmask(SIG_SETMASK, &none, NULL);
+    execv(path, argv);
+    dprintf(2, "error odkd: cannot execute %s: %m\n", path);
+    _exit(127);
+}
+
+pid_t host_spawn_with_channel(const char *path, char *const argv[], int fd4, int *fd, char *err,
+                              size_t err_len)
+{
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+        snprintf(err, err_len, "cannot start %s: socketpair: %s", path, strerror(errno));
+        return -1;
+    }
+    pid_t pid = host_spawn_process(path, argv, sv[1], fd4, -1);
+    int saved = errno;
+    close(sv[1]);
+    if (pid < 0) {
+        close(sv[0]);
+        snprintf(err, err_len, "cannot start %s: fork: %s", path, strerror(saved));
+        return -1;
+    }
+    *fd = sv[0];
+    return pid;
+}
+
+char *host_sibling_path(struct odkd *d, const char *env, const char *exe)
+{
+    const char *e = env ? getenv(env) : NULL;
+    if (e)
+        return strdup(e);
+    const char *slash = strrchr(d->host_path, '/');
+    char *p = NULL;
+    if (asprintf(&p, "%.*s%s", slash ? (int)(slash - d->host_path + 1) : 0, d->host_path, exe) < 0)
+        return NULL;
+    return p;
+}
+
 static int fork_host(struct odkd *d, struct host_proc *out)
 {
     int sv[2], lp[2];
     if (wire_socketpair(sv) < 0)
         return ODK_E_IO;
-    if (pipe2(lp, O_CLOEXEC) < 0)
-        goto fail_pipe;
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid == 0) {
-        /* Child: its own process group, dies with odkd. */
-        setpgid(0, 0);
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(127);
-        dup2(sv[1], 3);
-        dup2(lp[1], 1);
-        dup2(lp[1], 2);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        char *argv[] = {d->host_path, NULL};
-        execv(d->host_path, argv);
-        dprintf(2, "error odkd: cannot execute %s: %m\n", d->host_path);
-        _exit(127);
+    if (pipe2(lp, O_CLOEXEC) < 0) {
+        close(sv[0]);
+        close(sv[1]);
+        return ODK_E_IO;
     }
+    char *argv[] = {d->host_path, NULL};
+    pid_t pid = host_spawn_process(d->host_path, argv, sv[1], -1, lp[1]);
     close(sv[1]);
     close(lp[1]);
     if (pid < 0) {
@@ -65,11 +114,6 @@ static int fork_host(struct odkd *d, struct host_proc *out)
     fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
     *out = (struct host_proc){.pid = pid, .ctl_fd = sv[0], .log_fd = lp[0]};
     return ODK_OK;
-
-fail_pipe:
-    close(sv[0]);
-    close(sv[1]);
-    return ODK_E_IO;
 }
 
 static void close_proc(struct host_proc *hp)

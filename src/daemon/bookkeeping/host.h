@@ -15,6 +15,24 @@ struct host_proc {
     int log_fd; /* read end of the host's stdout and stderr */
 };
 
+/* Forks and execs path with argv, as odkd starts every process of its own
+ * (driver hosts, device models, NBD exports): the child gets its own
+ * process group, dies with odkd (PR_SET_PDEATHSIG) and an empty signal
+ * mask; fd3 and fd4 become its fds 3 and 4 and out its stdout and stderr,
+ * each only when >= 0.  The pid, or -1 (errno set) when fork fails. */
+pid_t host_spawn_process(const char *path, char *const argv[], int fd3, int fd4, int out);
+
+/* Like host_spawn_process, with a new SOCK_SEQPACKET socketpair as the
+ * child's fd 3: *fd gets odkd's end (close-on-exec).  -1 with the reason
+ * in err. */
+pid_t host_spawn_with_channel(const char *path, char *const argv[], int fd4, int *fd, char *err,
+                              size_t err_len);
+
+/* The path of exe in the folder of odk-driver-host (libexec, or the build
+ * tree's bin), or the value of the environment variable env when it is
+ * set (tests point it elsewhere).  Caller frees; NULL when out of memory. */
+char *host_sibling_path(struct odkd *d, const char *env, const char *exe);
+
 /* A started host with the control channel on fd 3 and stdout/stderr on a
  * pipe: the spare when there is one (a new spare is then started from a
  * timer), else one forked and exec'd from d->host_path now.  The host has

@@ -38,6 +38,7 @@
 #include "daemon/core/registry.h"
 #include "daemon/front/hostreq.h"
 #include "daemon/front/requests.h"
+#include "daemon/bookkeeping/host.h"
 #include "daemon/odkd.h"
 #include "daemon/policy/manager.h"
 #include "odk/log.h"
@@ -78,55 +79,6 @@ static const struct odkd_module storage_family;
 static struct storage *storage_of(struct odkd *d)
 {
     return module_state(d, &storage_family);
-}
-
-static char *sibling_path(struct odkd *d, const char *env, const char *exe)
-{
-    const char *e = getenv(env);
-    if (e)
-        return strdup(e);
-    const char *slash = strrchr(d->host_path, '/');
-    char *p = NULL;
-    if (asprintf(&p, "%.*s%s", slash ? (int)(slash - d->host_path + 1) : 0, d->host_path, exe) < 0)
-        return NULL;
-    return p;
-}
-
-/* Starts exe with argv, its fd 3 the other end of *fd (SOCK_SEQPACKET),
- * its fd 4 extra_fd when that is not -1. */
-static pid_t spawn(const char *path, char *const argv[], int extra_fd, int *fd, char *err,
-                   size_t err_len)
-{
-    int sv[2];
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
-        snprintf(err, err_len, "socketpair: %s", strerror(errno));
-        return -1;
-    }
-    pid_t parent = getpid();
-    pid_t pid = fork();
-    if (pid == 0) {
-        setpgid(0, 0);
-        prctl(PR_SET_PDEATHSIG, SIGKILL);
-        if (getppid() != parent)
-            _exit(127);
-        dup2(sv[1], 3);
-        if (extra_fd >= 0)
-            dup2(extra_fd, 4);
-        sigset_t none;
-        sigemptyset(&none);
-        sigprocmask(SIG_SETMASK, &none, NULL);
-        execv(path, argv);
-        dprintf(2, "error odkd: cannot execute %s: %m\n", path);
-        _exit(127);
-    }
-    close(sv[1]);
-    if (pid < 0) {
-        close(sv[0]);
-        snprintf(err, err_len, "fork: %s", strerror(errno));
-        return -1;
-    }
-    *fd = sv[0];
-    return pid;
 }
 
 static int send_fd(int sock, const void *msg, size_t len, int fd)
@@ -217,13 +169,13 @@ static int op_plug(struct client_request *r)
         return ODK_E_NOMEM;
     }
     mkdir(h->dir, 0700);
-    char *path = sibling_path(r->d, "ODK_STORAGE_MODEL", "odk-storage-model");
+    char *path = host_sibling_path(r->d, "ODK_STORAGE_MODEL", "odk-storage-model");
     char nd[16], sz[32], bs[16];
     snprintf(nd, sizeof nd, "%d", (int)disks);
     snprintf(sz, sizeof sz, "%lld", (long long)size_mb);
     snprintf(bs, sizeof bs, "%d", (int)block);
     char *argv[] = {path, h->dir, nd, sz, bs, NULL};
-    h->pid = path ? spawn(path, argv, -1, &h->fd, r->err, sizeof r->err) : -1;
+    h->pid = path ? host_spawn_with_channel(path, argv, -1, &h->fd, r->err, sizeof r->err) : -1;
     free(path);
     if (h->pid < 0) {
         rmdir(h->dir);
@@ -444,7 +396,7 @@ static int op_export(struct host_request *r)
             free(e);
             return ODK_E_NOMEM;
         }
-        char *exe = sibling_path(r->d, "ODK_NBD_EXPORT", "odk-nbd-export");
+        char *exe = host_sibling_path(r->d, "ODK_NBD_EXPORT", "odk-nbd-export");
         char sz[32], bs[16], tcp[16];
         snprintf(sz, sizeof sz, "%lld", (long long)size);
         snprintf(bs, sizeof bs, "%lld", (long long)block);
@@ -452,7 +404,9 @@ static int op_export(struct host_request *r)
         snprintf(tcp, sizeof tcp, "%lld", (long long)port);
         char *argv[] = {exe, e->path, sz, bs, e->name, port > 0 && port < 65536 ? tcp : NULL, NULL};
         int lfd = listen_unix(e->path, r->err, sizeof r->err);
-        e->pid = exe && lfd >= 0 ? spawn(exe, argv, lfd, &e->fd, r->err, sizeof r->err) : -1;
+        e->pid = exe && lfd >= 0
+                     ? host_spawn_with_channel(exe, argv, lfd, &e->fd, r->err, sizeof r->err)
+                     : -1;
         free(exe);
         if (lfd >= 0)
             close(lfd);
