@@ -123,7 +123,10 @@ def test_garbage_on_the_socket_does_not_hurt_odkd(odkd):
         s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         s.connect(path)
         for _ in range(3):
-            s.send(payload) if payload else s.send(b"")
+            try:
+                s.send(payload)
+            except (BrokenPipeError, ConnectionResetError):
+                break  # odkd may drop a connection that sent garbage; it must only survive
         s.close()
     # A stream of garbage on one connection, then the same connection still answers.
     s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
