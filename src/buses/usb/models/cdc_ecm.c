@@ -66,7 +66,7 @@ struct ecm {
 static const uint8_t device[] = {
     18, ODK_USB_DT_DEVICE, 0x00, 0x02, /* USB 2.0 */
     ODK_USB_CLASS_CDC, 0x00, 0x00,     /* communications device */
-    64, 0x09, 0x12, 0x02, 0x00,        /* pid.codes test VID 0x1209, PID 0x0002 */
+    64, 0x09, 0x12, 0x20, 0x00,        /* pid.codes test VID 0x1209, PID 0x0020 */
     0x00, 0x01,                        /* bcdDevice 1.00 */
     1, 2, 3, 1,
 };
