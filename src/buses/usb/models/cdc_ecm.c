@@ -18,8 +18,9 @@
  * tell the host it is up once it selects the data interface's setting 1;
  * `odkctl usb input ID down` (or up) pulls the cable's plug of this end.
  *
- * Plug arguments: "cable" (default "ecm"), "mac" (twelve hex digits,
- * default 02:6f:64:HASH:HASH:END+1), "serial" (default SIM-ECM-1). */
+ * Plug arguments: "cable" (none: the adapter is joined to nothing), "mac"
+ * (twelve hex digits, default 02:6f:64:HASH:HASH:END+1), "serial"
+ * (default SIM-ECM-1). */
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -112,59 +113,85 @@ static void report(struct usb_model *m, const struct ecm *e)
     usb_model_report_int(m, "packet_filter", e->filter);
 }
 
-static int init(struct usb_model *m, const odk_value *args, char *err, size_t err_len)
+/* Binds this end of the cable: end 0 when free, else end 1.  No cable:
+ * an address of its own (autobind), and nothing to send to. */
+static int plug_cable(struct ecm *e, const char *cable, char *err, size_t err_len)
 {
-    struct ecm *e = usb_model_state(m);
-    e->sock = -1;
-    e->plugged = true;
-    const char *cable = odk_dict_get_string(args, "cable", "ecm");
-    if (!*cable || strlen(cable) > 64 || strchr(cable, '/')) {
-        snprintf(err, err_len, "cable: 1 to 64 characters, no '/'");
-        return ODK_E_INVALID;
-    }
     e->sock = socket(AF_UNIX, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0);
     if (e->sock < 0) {
         snprintf(err, err_len, "socket: %s", strerror(errno));
         return ODK_E_IO;
     }
-    struct sockaddr_un self;
+    struct sockaddr_un self = {.sun_family = AF_UNIX};
+    if (!cable) {
+        if (bind(e->sock, (struct sockaddr *)&self, sizeof(sa_family_t)) < 0) {
+            snprintf(err, err_len, "bind: %s", strerror(errno));
+            return ODK_E_IO;
+        }
+        return ODK_OK;
+    }
     int rc = -1;
     for (e->end = 0; e->end < 2 && rc < 0; e->end++)
         rc = bind(e->sock, (struct sockaddr *)&self, end_address(&self, cable, e->end));
     e->end--;
     if (rc < 0) {
-        close(e->sock); /* fini does not run after a failed init */
-        e->sock = -1;
         snprintf(err, err_len, "cable %s: %s", cable,
                  errno == EADDRINUSE ? "both ends are plugged already" : strerror(errno));
         return ODK_E_BUSY;
     }
     e->peer_len = end_address(&e->peer, cable, 1 - e->end);
+    return ODK_OK;
+}
+
+static int init(struct usb_model *m, const odk_value *args, char *err, size_t err_len)
+{
+    struct ecm *e = usb_model_state(m);
+    e->sock = -1;
+    e->plugged = true;
+    const char *cable = odk_dict_get_string(args, "cable", NULL);
+    const char *given = odk_dict_get_string(args, "mac", NULL);
+    size_t hex = 0;
+    while (given && given[hex] && strchr("0123456789abcdefABCDEF", given[hex]))
+        hex++;
+    if (cable && (!*cable || strlen(cable) > 64 || strchr(cable, '/'))) {
+        snprintf(err, err_len, "cable: 1 to 64 characters, no '/'");
+        return ODK_E_INVALID;
+    }
+    if (given && (hex != 12 || given[12])) {
+        snprintf(err, err_len, "mac: twelve hex digits");
+        return ODK_E_INVALID;
+    }
+    int st = plug_cable(e, cable, err, err_len);
+    if (st < 0) {
+        if (e->sock >= 0)
+            close(e->sock); /* fini does not run after a failed init */
+        e->sock = -1;
+        return st;
+    }
 
     char mac[13];
-    const char *given = odk_dict_get_string(args, "mac", NULL);
     if (given) {
-        size_t i = 0;
-        while (given[i] && strchr("0123456789abcdefABCDEF", given[i]))
-            i++;
-        if (i != 12 || given[12]) {
-            snprintf(err, err_len, "mac: twelve hex digits");
-            return ODK_E_INVALID;
-        }
         snprintf(mac, sizeof mac, "%s", given);
     } else {
-        uint32_t h = 2166136261u; /* FNV-1a of the cable: each cable its own addresses */
-        for (const char *p = cable; *p; p++)
+        /* FNV-1a of the cable (or of the process when there is none):
+         * each cable its own addresses. */
+        char seed[80];
+        if (cable)
+            snprintf(seed, sizeof seed, "%s", cable);
+        else
+            snprintf(seed, sizeof seed, "pid %d", (int)getpid());
+        uint32_t h = 2166136261u;
+        for (const char *p = seed; *p; p++)
             h = (h ^ (uint8_t)*p) * 16777619u;
         snprintf(mac, sizeof mac, "026F64%02X%02X%02X", (h >> 8) & 0xff, h & 0xff, e->end + 1);
     }
-    int st = usb_model_set_rom(m, device, sizeof device, ODK_USB_SPEED_HIGH, config, sizeof config,
+    st = usb_model_set_rom(m, device, sizeof device, ODK_USB_SPEED_HIGH, config, sizeof config,
                                "odk", "Simulated CDC-ECM Ethernet",
                                odk_dict_get_string(args, "serial", "SIM-ECM-1"));
     if (st == ODK_OK)
         st = usb_model_add_string(m, MAC_STRING, mac);
     usb_model_report_string(m, "mac", mac);
-    usb_model_report_string(m, "cable", cable);
+    usb_model_report_string(m, "cable", cable ? cable : "");
     report(m, e);
     return st;
 }
@@ -267,7 +294,7 @@ static void pump(struct usb_model *m)
     /* Host to cable: one transfer is one frame. */
     while ((x = usb_model_peek(m, EP_OUT))) {
         /* Lost, as on a wire, when the other end is unplugged or full. */
-        if (x->length && e->plugged)
+        if (x->length && e->plugged && e->peer_len)
             (void)sendto(e->sock, x->data, x->length, MSG_DONTWAIT | MSG_NOSIGNAL,
                          (struct sockaddr *)&e->peer, e->peer_len);
         x->actual = x->length;
