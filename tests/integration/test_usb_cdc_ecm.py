@@ -110,7 +110,10 @@ def test_the_link_follows_the_notifications(ecm, odkd):
     assert r.returncode != 0
     odkd.ctl("usb", "input", ecm.devs[1], "up".encode().hex())
     wait_until(lambda: "LOWER_UP" in ecm.link(1), what="carrier back")
-    out = ecm.ping(10).stdout
+    # The neighbour entry failed while the plug was out: the first reply
+    # comes after it is resolved again, then nothing is lost.
+    wait_until(lambda: ecm.ping(1, deadline=1, check=False).returncode == 0, what="a reply")
+    out = ecm.ping(20).stdout
     assert " 0% packet loss" in out, out
 
 
