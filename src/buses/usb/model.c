@@ -43,6 +43,9 @@ struct usb_model {
     odk_value *report;
     bool report_changed;
     bool failed_init;
+
+    int wire_fd; /* usb_model_watch: -1 none */
+    short wire_events;
 };
 
 static struct ep_queue *queue_of(struct usb_model *m, uint8_t endpoint)
@@ -144,6 +147,23 @@ static void pump(struct usb_model *m)
         m->ops->pump(m);
 }
 
+void usb_model_watch(struct usb_model *m, int fd, short events)
+{
+    m->wire_fd = fd;
+    m->wire_events = events;
+}
+
+int usb_model_watched(const struct usb_model *m, short *events)
+{
+    *events = m->wire_events;
+    return m->wire_fd;
+}
+
+void usb_model_wire_ready(struct usb_model *m)
+{
+    pump(m);
+}
+
 /* ---- life ---------------------------------------------------------------- */
 
 int usb_model_create(const struct usb_model_ops *ops, const odk_value *args,
@@ -154,6 +174,7 @@ int usb_model_create(const struct usb_model_ops *ops, const odk_value *args,
     if (!m)
         return ODK_E_NOMEM;
     m->ops = ops;
+    m->wire_fd = -1;
     m->done = done;
     m->ctx = ctx;
     if (ops->state_size && !(m->state = calloc(1, ops->state_size))) {

@@ -167,6 +167,12 @@ odk_value *usb_model_report(struct usb_model *m);
 /* True once since the last call when the model's report changed. */
 bool usb_model_report_changed(struct usb_model *m);
 
+/* The descriptor the model asked to be watched (usb_model_watch) and its
+ * poll events, or -1.  The runner polls it beside its connections and
+ * calls usb_model_wire_ready when it is ready, which pumps the model. */
+int usb_model_watched(const struct usb_model *m, short *events);
+void usb_model_wire_ready(struct usb_model *m);
+
 /* Descriptors as the model set them (the device's ROM). */
 const odk_usb_device_descriptor *usb_model_device(const struct usb_model *m);
 odk_usb_speed usb_model_speed(const struct usb_model *m);
@@ -189,6 +195,11 @@ int usb_model_set_rom(struct usb_model *m, const void *device, size_t device_len
                       const char *vendor, const char *product, const char *serial);
 
 uint8_t usb_model_configuration(const struct usb_model *m); /* 0: unconfigured */
+
+/* Asks the runner to watch fd (the model's "wire", e.g. a socket to a peer
+ * device) for events (POLLIN, POLLOUT; 0 pauses) and to pump the model
+ * when they come; -1 stops.  The model keeps owning fd. */
+void usb_model_watch(struct usb_model *m, int fd, short events);
 uint8_t usb_model_alt(const struct usb_model *m, uint8_t interface);
 
 /* The first pending transfer of endpoint, or NULL. */

@@ -393,18 +393,24 @@ int main(int argc, char **argv)
     bool gone_sent = false;
     struct pollfd *pfd = NULL;
     while (!conns[0]->closing) {
-        struct pollfd *grown = realloc(pfd, n_conns * sizeof *pfd);
+        struct pollfd *grown = realloc(pfd, (n_conns + 1) * sizeof *pfd);
         if (!grown)
             break;
         pfd = grown;
         for (size_t i = 0; i < n_conns; i++)
             pfd[i] = (struct pollfd){.fd = conns[i]->fd, .events = POLLIN};
         size_t n = n_conns;
-        if (poll(pfd, n, -1) < 0) {
+        /* The model's wire (a peer device's socket), after the connections. */
+        short wire_events = 0;
+        int wire = usb_model_watched(model, &wire_events);
+        pfd[n] = (struct pollfd){.fd = wire_events ? wire : -1, .events = wire_events};
+        if (poll(pfd, n + 1, -1) < 0) {
             if (errno == EINTR)
                 continue;
             break;
         }
+        if (pfd[n].revents)
+            usb_model_wire_ready(model);
         /* Clients first (from the last, so dropping one keeps the indexes
          * of those not yet looked at), odkd last. */
         for (size_t i = n; i-- > 0;) {

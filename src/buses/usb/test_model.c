@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -120,6 +121,103 @@ static void every_good_model_enumerates(void **state)
         set_configuration(m, ((odk_usb_config_descriptor *)config)->bConfigurationValue);
         usb_model_destroy(m);
     }
+}
+
+/* ---- cdc-ecm ---------------------------------------------------------------- */
+
+static void cdc_ecm_cable_joins_two_adapters(void **state)
+{
+    (void)state;
+    char json[128];
+    snprintf(json, sizeof json, "{\"cable\": \"unit-%d\", \"mac\": \"026f64000001\"}",
+             (int)getpid());
+    struct host ha, hb;
+    struct usb_model *a = plug("cdc-ecm", json, &ha), *b = plug("cdc-ecm", json, &hb);
+    /* a third end does not fit */
+    odk_value *args = NULL;
+    char err[256];
+    assert_int_equal(odk_value_from_json(json, &args, err, sizeof err), ODK_OK);
+    struct usb_model *c = NULL;
+    assert_int_equal(usb_model_create(usb_model_find("cdc-ecm"), args, on_done, NULL, &c, err,
+                                      sizeof err),
+                     ODK_E_BUSY);
+    assert_non_null(strstr(err, "both ends"));
+    odk_value_free(args);
+
+    /* iMACAddress (string 4 of the Ethernet functional descriptor) */
+    uint8_t config[512], sd[255];
+    uint32_t len;
+    enumerate(a, config, &len);
+    const uint8_t *eth = NULL;
+    for (uint32_t i = 0; i + 2 < len; i += config[i])
+        if (config[i + 1] == ODK_USB_DT_CS_INTERFACE && config[i + 2] == 0x0f)
+            eth = config + i;
+    assert_non_null(eth);
+    char text[32];
+    uint32_t n = get_descriptor(a, ODK_USB_DT_STRING, eth[3], sd, sizeof sd);
+    assert_true(odk_usb_string_to_utf8(sd, n, text, sizeof text) > 0);
+    assert_string_equal(text, "026f64000001");
+
+    struct usb_model *ms[2] = {a, b};
+    for (int i = 0; i < 2; i++) {
+        set_configuration(ms[i], 1);
+        /* no endpoints until the data interface's setting 1 */
+        uint8_t frame[64];
+        struct usb_xfer *x = xfer(0x02, frame, sizeof frame);
+        assert_int_equal(usb_model_submit(ms[i], x), ODK_E_NOT_FOUND);
+        free(x);
+        assert_int_equal(ctl(ms[i], 0, USB_REQ_SET_INTERFACE, 1, 1, 0, NULL, NULL), ODK_OK);
+    }
+    assert_int_equal(ctl(a, 0x21, 0x43, 0x0e, 0, 0, NULL, NULL), ODK_OK);
+    odk_value *r = usb_model_report(a);
+    assert_int_equal(odk_dict_get_int(r, "packet_filter", -1), 0x0e);
+    odk_value_free(r);
+
+    /* the link: connected, then the speed */
+    uint8_t note[16];
+    struct usb_xfer *nx = xfer(0x83, note, sizeof note);
+    assert_int_equal(usb_model_submit(a, nx), ODK_OK);
+    assert_int_equal(ha.n_done, 1);
+    assert_int_equal(nx->actual, 8);
+    assert_int_equal(note[0], 0xa1);
+    assert_int_equal(note[1], 0x00);
+    assert_int_equal(note[2], 1);
+    nx->actual = 0;
+    assert_int_equal(usb_model_submit(a, nx), ODK_OK);
+    assert_int_equal(ha.n_done, 2);
+    assert_int_equal(nx->actual, 16);
+    assert_int_equal(note[1], 0x2a);
+
+    /* a frame from a's bulk OUT comes out of b's bulk IN */
+    uint8_t out[60], in[2048];
+    for (size_t i = 0; i < sizeof out; i++)
+        out[i] = (uint8_t)i;
+    struct usb_xfer *ix = xfer(0x81, in, sizeof in);
+    assert_int_equal(usb_model_submit(b, ix), ODK_OK);
+    assert_int_equal(hb.n_done, 0); /* NAK: nothing on the wire */
+    struct usb_xfer *ox = xfer(0x02, out, sizeof out);
+    assert_int_equal(usb_model_submit(a, ox), ODK_OK);
+    assert_int_equal(ha.n_done, 3);
+    short events = 0;
+    assert_true(usb_model_watched(b, &events) >= 0);
+    assert_true(events != 0);
+    usb_model_wire_ready(b);
+    assert_int_equal(hb.n_done, 1);
+    assert_int_equal(ix->actual, sizeof out);
+    assert_memory_equal(in, out, sizeof out);
+
+    /* b's plug pulled: a frame to it is lost, and b's host hears "down" */
+    assert_int_equal(usb_model_input(b, (const uint8_t *)"down", 4), ODK_OK);
+    struct usb_xfer *bn = xfer(0x83, note, sizeof note);
+    assert_int_equal(usb_model_submit(b, bn), ODK_OK);
+    assert_int_equal(hb.n_done, 2);
+    assert_int_equal(note[1], 0x00);
+    assert_int_equal(note[2], 0);
+    assert_int_equal(usb_model_input(b, (const uint8_t *)"sideways", 8), ODK_E_INVALID);
+
+    free(nx), free(ix), free(ox), free(bn);
+    usb_model_destroy(a);
+    usb_model_destroy(b);
 }
 
 static void strings_are_utf16_and_unknown_ones_stall(void **state)
@@ -595,6 +693,7 @@ int main(void)
         cmocka_unit_test(broken_models_fail_the_checks_with_reasons),
         cmocka_unit_test(cdc_acm_line_coding_lines_and_loopback),
         cmocka_unit_test(cdc_acm_naks_when_full),
+        cmocka_unit_test(cdc_ecm_cable_joins_two_adapters),
         cmocka_unit_test(ftdi_requests_and_status_bytes),
         cmocka_unit_test(vendor_echo_bulk_interrupt_and_iso),
         cmocka_unit_test(halt_short_babble_abort_disconnect),
