@@ -66,7 +66,16 @@ struct export
     struct export *next;
 };
 
+/* A LUN's door for peripheral drivers: odkd keeps one end, the
+ * controller's host serves the other (peripheral.c). */
+struct door {
+    uint64_t node;
+    int fd;
+    struct door *next;
+};
+
 struct storage {
+    struct door *doors;
     reg_node *bus;
     struct hba *hbas;
     struct export *exports;
@@ -496,6 +505,80 @@ static int op_export(struct host_request *r)
     return msg_finish(&m, &r->out);
 }
 
+/* ---- peripheral drivers' doors ------------------------------------------------ */
+
+static struct door *door_by_node(struct storage *s, uint64_t node)
+{
+    for (struct door *d = s->doors; d; d = d->next)
+        if (d->node == node)
+            return d;
+    return NULL;
+}
+
+static void door_destroy(struct storage *s, struct door *d)
+{
+    for (struct door **pp = &s->doors; *pp; pp = &(*pp)->next)
+        if (*pp == d) {
+            *pp = d->next;
+            break;
+        }
+    close(d->fd);
+    free(d);
+}
+
+/* A controller's LUN node asks for its door (once per node). */
+static int op_lun_door(struct host_request *r)
+{
+    struct storage *s = storage_of(r->d);
+    reg_node *n = hostreq_own_node(r);
+    if (!n || !registry_class_is_a(r->d->reg, n->class_name, "OdkSCSILUN")) {
+        snprintf(r->err, sizeof r->err, "storage-lun-door: not a LUN node of this driver");
+        return ODK_E_ACCESS;
+    }
+    if (door_by_node(s, n->id))
+        return ODK_E_EXISTS;
+    struct door *d = calloc(1, sizeof *d);
+    int sv[2];
+    if (!d || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+        free(d);
+        return ODK_E_NOMEM;
+    }
+    d->node = n->id;
+    d->fd = sv[1];
+    d->next = s->doors;
+    s->doors = d;
+    r->fds[0] = sv[0];
+    r->n_fds = 1;
+    return ODK_OK;
+}
+
+/* A peripheral driver matched to a LUN node opens it: a fresh socket pair,
+ * one end through the door to the controller's host, the other back. */
+static int op_lun_open(struct host_request *r)
+{
+    struct door *d = door_by_node(storage_of(r->d), r->in->provider_id);
+    if (!d) {
+        snprintf(r->err, sizeof r->err,
+                 "storage-lun-open: the driver's provider is not a LUN that takes peripherals");
+        return ODK_E_NOT_FOUND;
+    }
+    int sv[2];
+    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return ODK_E_IO;
+    char one = 'p';
+    if (send_fd(d->fd, &one, 1, sv[1]) < 0) {
+        snprintf(r->err, sizeof r->err, "the LUN's controller does not answer: %s",
+                 strerror(errno));
+        close(sv[0]);
+        close(sv[1]);
+        return ODK_E_GONE;
+    }
+    close(sv[1]);
+    r->fds[0] = sv[0];
+    r->n_fds = 1;
+    return ODK_OK;
+}
+
 /* ---- the module --------------------------------------------------------------- */
 
 static int init(struct odkd *d)
@@ -522,6 +605,9 @@ static void node_gone(struct odkd *d, reg_node *node)
             export_destroy(s, e);
         }
     }
+    struct door *dr = door_by_node(s, node->id);
+    if (dr)
+        door_destroy(s, dr);
     struct hba *h = hba_by_node(s, node->id);
     if (h)
         hba_destroy(s, h);
@@ -532,6 +618,8 @@ static void fini(struct odkd *d)
     struct storage *s = storage_of(d);
     while (s->exports)
         export_destroy(s, s->exports);
+    while (s->doors)
+        door_destroy(s, s->doors);
     while (s->hbas)
         hba_destroy(s, s->hbas);
 }
@@ -555,6 +643,8 @@ static const struct client_op client_ops[] = {
 static const struct host_op host_ops[] = {
     {"storage-hba-open", op_hba_open},
     {"storage-export", op_export},
+    {"storage-lun-door", op_lun_door},
+    {"storage-lun-open", op_lun_open},
     {NULL, NULL},
 };
 
