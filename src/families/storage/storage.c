@@ -70,7 +70,8 @@ struct export
  * controller's host serves the other (peripheral.c). */
 struct door {
     uint64_t node;
-    int fd;
+    int fd;     /* odkd's end */
+    int ctl_fd; /* the controller's end until it takes it, then -1 */
     struct door *next;
 };
 
@@ -507,7 +508,30 @@ static int op_export(struct host_request *r)
 
 /* ---- peripheral drivers' doors ------------------------------------------------ */
 
-static struct door *door_by_node(struct storage *s, uint64_t node)
+/* A LUN node's door, made by whichever comes first: the controller's
+ * storage-lun-door or a peripheral's storage-lun-open (a LUN node is
+ * matched as soon as it is published, before its controller asks for the
+ * door: connections wait in the socket until the controller serves it). */
+static struct door *door_get(struct storage *s, uint64_t node)
+{
+    for (struct door *d = s->doors; d; d = d->next)
+        if (d->node == node)
+            return d;
+    struct door *d = calloc(1, sizeof *d);
+    int sv[2];
+    if (!d || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+        free(d);
+        return NULL;
+    }
+    d->node = node;
+    d->fd = sv[1];
+    d->ctl_fd = sv[0];
+    d->next = s->doors;
+    s->doors = d;
+    return d;
+}
+
+static struct door *door_find(struct storage *s, uint64_t node)
 {
     for (struct door *d = s->doors; d; d = d->next)
         if (d->node == node)
@@ -523,32 +547,27 @@ static void door_destroy(struct storage *s, struct door *d)
             break;
         }
     close(d->fd);
+    if (d->ctl_fd >= 0)
+        close(d->ctl_fd);
     free(d);
 }
 
-/* A controller's LUN node asks for its door (once per node). */
+/* The controller's host takes its end of a LUN node's door (once). */
 static int op_lun_door(struct host_request *r)
 {
-    struct storage *s = storage_of(r->d);
     reg_node *n = hostreq_own_node(r);
     if (!n || !registry_class_is_a(r->d->reg, n->class_name, "OdkSCSILUN")) {
         snprintf(r->err, sizeof r->err, "storage-lun-door: not a LUN node of this driver");
         return ODK_E_ACCESS;
     }
-    if (door_by_node(s, n->id))
-        return ODK_E_EXISTS;
-    struct door *d = calloc(1, sizeof *d);
-    int sv[2];
-    if (!d || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
-        free(d);
+    struct door *d = door_get(storage_of(r->d), n->id);
+    if (!d)
         return ODK_E_NOMEM;
-    }
-    d->node = n->id;
-    d->fd = sv[1];
-    d->next = s->doors;
-    s->doors = d;
-    r->fds[0] = sv[0];
+    if (d->ctl_fd < 0)
+        return ODK_E_EXISTS;
+    r->fds[0] = d->ctl_fd; /* odkd closes it after sending */
     r->n_fds = 1;
+    d->ctl_fd = -1;
     return ODK_OK;
 }
 
@@ -556,15 +575,15 @@ static int op_lun_door(struct host_request *r)
  * one end through the door to the controller's host, the other back. */
 static int op_lun_open(struct host_request *r)
 {
-    struct door *d = door_by_node(storage_of(r->d), r->in->provider_id);
-    if (!d) {
-        snprintf(r->err, sizeof r->err,
-                 "storage-lun-open: the driver's provider is not a LUN that takes peripherals");
+    reg_node *n = registry_find(r->d->reg, r->in->provider_id);
+    if (!n || !registry_class_is_a(r->d->reg, n->class_name, "OdkSCSILUN")) {
+        snprintf(r->err, sizeof r->err, "storage-lun-open: the driver's provider is not a LUN");
         return ODK_E_NOT_FOUND;
     }
+    struct door *d = door_get(storage_of(r->d), n->id);
     int sv[2];
-    if (socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
-        return ODK_E_IO;
+    if (!d || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return ODK_E_NOMEM;
     char one = 'p';
     if (send_fd(d->fd, &one, 1, sv[1]) < 0) {
         snprintf(r->err, sizeof r->err, "the LUN's controller does not answer: %s",
@@ -605,7 +624,7 @@ static void node_gone(struct odkd *d, reg_node *node)
             export_destroy(s, e);
         }
     }
-    struct door *dr = door_by_node(s, node->id);
+    struct door *dr = door_find(s, node->id);
     if (dr)
         door_destroy(s, dr);
     struct hba *h = hba_by_node(s, node->id);
