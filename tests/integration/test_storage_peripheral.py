@@ -96,3 +96,11 @@ def test_a_vendor_specific_cdb_reaches_the_disk(odkd, lun):
     r = scsi(odkd, lun, "raw", "--in", "512", "28 00 00 00 00 07 00 00 01 00")
     assert "status: GOOD" in r.stdout, r.stdout + r.stderr
     assert r.stdout.count(" a5") == 512
+
+
+def test_many_cdbs_with_data_reuse_the_peripherals_buffer(odkd, lun):
+    # scsi-raid maps each memory descriptor into its HBA once, 64 at most:
+    # the peripheral's buffer must stay one descriptor across CDBs.
+    for i in range(70):
+        r = scsi(odkd, lun, "raw", "--in", "512", f"28 00 00 00 00 {i:02x} 00 00 01 00")
+        assert "status: GOOD" in r.stdout, f"read {i}: {r.stdout}{r.stderr}"

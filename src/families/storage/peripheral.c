@@ -20,6 +20,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -65,6 +66,12 @@ struct pconn {
     int fd;
     odk_fd_source *src;
     unsigned held; /* tasks the controller driver holds for this peripheral */
+    /* The last buffer, kept while it comes back: the same odk_memory for
+     * every CDB on it, so a controller that maps descriptors into its
+     * device once (odk_sim_hba_map) maps it once. */
+    odk_memory *last;
+    dev_t last_dev;
+    ino_t last_ino;
     bool closed, cancelled;
     struct pconn *next;
 };
@@ -84,8 +91,39 @@ struct pwork {
 
 static void conn_free_maybe(struct pconn *c)
 {
-    if (c->closed && c->cancelled && c->held == 0)
+    if (c->closed && c->cancelled && c->held == 0) {
+        if (c->last)
+            odk_release(c->last);
         free(c);
+    }
+}
+
+/* The request's buffer from fd (taken), reusing the last one when fd is
+ * the same memfd.  *out is a new reference. */
+static int conn_memory(struct pconn *c, int fd, uint64_t len, odk_memory **out)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0) {
+        close(fd);
+        return ODK_E_INVALID;
+    }
+    if (c->last && st.st_dev == c->last_dev && st.st_ino == c->last_ino &&
+        odk_memory_length(c->last) == len) {
+        close(fd);
+        odk_retain(c->last);
+        *out = c->last;
+        return ODK_OK;
+    }
+    int r = odk_memory_from_fd(fd, len, ODK_MEM_INOUT, out);
+    if (r < 0)
+        return r;
+    if (c->last)
+        odk_release(c->last);
+    odk_retain(*out);
+    c->last = *out;
+    c->last_dev = st.st_dev;
+    c->last_ino = st.st_ino;
+    return ODK_OK;
 }
 
 static void conn_cancelled(void *ctx)
@@ -185,8 +223,8 @@ static void conn_io(void *ctx, uint32_t revents)
             return;
         }
         struct pwork *w = calloc(1, sizeof *w);
-        if (w && fd >= 0 && odk_memory_from_fd(fd, q.mem_len, ODK_MEM_INOUT, &w->mem) < 0) {
-            /* fd closed by odk_memory_from_fd */
+        if (w && fd >= 0 && conn_memory(c, fd, q.mem_len, &w->mem) < 0) {
+            /* fd closed by conn_memory */
             odk_warn("a peripheral driver's buffer is not a sealed memfd: closing its link");
             free(w);
             conn_close(c);
