@@ -45,8 +45,9 @@ static int find_driver(odk_client *c, int64_t lun, uint64_t *service)
         }
     }
     odk_value_free(nodes);
-    fprintf(stderr, "odkctl: no scsi-inquiry driver on node %" PRId64
-                    " (is it an OdkSCSILUN node of a direct-access LUN?)\n",
+    fprintf(stderr,
+            "odkctl: no scsi-inquiry driver on node %" PRId64
+            " (is it an OdkSCSILUN node of a direct-access LUN?)\n",
             lun);
     return -1;
 }
@@ -81,12 +82,18 @@ static int hex_parse(const char *s, uint8_t *out, size_t cap, size_t *len)
 static const char *status_name(uint32_t s)
 {
     switch (s) {
-    case ODK_SCSI_STATUS_GOOD: return "GOOD";
-    case ODK_SCSI_STATUS_CHECK_CONDITION: return "CHECK CONDITION";
-    case ODK_SCSI_STATUS_BUSY: return "BUSY";
-    case ODK_SCSI_STATUS_TASK_SET_FULL: return "TASK SET FULL";
-    case ODK_SCSI_STATUS_RESERVATION_CONFLICT: return "RESERVATION CONFLICT";
-    default: return "?";
+    case ODK_SCSI_STATUS_GOOD:
+        return "GOOD";
+    case ODK_SCSI_STATUS_CHECK_CONDITION:
+        return "CHECK CONDITION";
+    case ODK_SCSI_STATUS_BUSY:
+        return "BUSY";
+    case ODK_SCSI_STATUS_TASK_SET_FULL:
+        return "TASK SET FULL";
+    case ODK_SCSI_STATUS_RESERVATION_CONFLICT:
+        return "RESERVATION CONFLICT";
+    default:
+        return "?";
     }
 }
 
@@ -116,7 +123,8 @@ static int show(enum what w, const uint8_t *buf, size_t len)
     if (rep.sense_len) {
         char text[2048];
         odk_scsi_format_sense(rep.sense, rep.sense_len, text, sizeof text);
-        printf("sense: %s\n%s%s", rep.text, text, text[0] && text[strlen(text) - 1] != '\n' ? "\n" : "");
+        printf("sense: %s\n%s%s", rep.text, text,
+               text[0] && text[strlen(text) - 1] != '\n' ? "\n" : "");
     }
     if (rep.status != ODK_SCSI_STATUS_GOOD && w != SENSE)
         return 1;

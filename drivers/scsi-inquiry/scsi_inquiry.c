@@ -52,11 +52,13 @@ static void inq_stop(odk_driver *drv)
 /* Sends cdb with out_len bytes of data out (already in the buffer) or up
  * to in_len bytes in, and fills the reply and the data after it. */
 static int inq_send(struct inq *q, odk_call *call, const uint8_t *cdb, size_t cdb_len,
-                odk_scsi_dir dir, uint64_t out_len, uint64_t in_len, unsigned flags)
+                    odk_scsi_dir dir, uint64_t out_len, uint64_t in_len, unsigned flags)
 {
     struct scsi_inq_reply rep;
     memset(&rep, 0, sizeof rep);
-    uint64_t len = dir == ODK_SCSI_DIR_TO_DEVICE ? out_len : dir == ODK_SCSI_DIR_FROM_DEVICE ? in_len : 0;
+    uint64_t len = dir == ODK_SCSI_DIR_TO_DEVICE     ? out_len
+                   : dir == ODK_SCSI_DIR_FROM_DEVICE ? in_len
+                                                     : 0;
     if (dir == ODK_SCSI_DIR_FROM_DEVICE && call->struct_out_cap < sizeof rep + in_len)
         return ODK_E_INVALID; /* the app has no room for what it asks */
     if (call->struct_out_cap < sizeof rep)
@@ -133,7 +135,7 @@ static int inq_raw(odk_driver *drv, odk_user_client *uc, odk_call *call)
         return ODK_E_INVALID;
     memcpy(q->addr, in + 1 + cdb_len, out_len);
     return inq_send(q, call, cdb, cdb_len, (odk_scsi_dir)dir, out_len, in_len,
-                (flags & SCSI_INQ_UNCHECKED) ? ODK_SCSI_SEND_UNCHECKED : 0);
+                    (flags & SCSI_INQ_UNCHECKED) ? ODK_SCSI_SEND_UNCHECKED : 0);
 }
 
 static const odk_method inq_methods[] = {

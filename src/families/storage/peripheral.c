@@ -39,8 +39,8 @@ static ssize_t recv_msg_fd(int sock, void *buf, size_t len, int *fd)
 {
     char cbuf[CMSG_SPACE(sizeof(int))];
     struct iovec iov = {buf, len};
-    struct msghdr mh = {.msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf,
-                        .msg_controllen = sizeof cbuf};
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
     *fd = -1;
     ssize_t n = recvmsg(sock, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
     if (n < 0)
@@ -175,8 +175,8 @@ static void conn_reply(struct pconn *c, uint64_t id, uint32_t response, uint8_t 
     }
 }
 
-void periph_task_done(void *owner, uint32_t service_response, uint8_t status,
-                      uint64_t transferred, const uint8_t *sense, uint32_t sense_len)
+void periph_task_done(void *owner, uint32_t service_response, uint8_t status, uint64_t transferred,
+                      const uint8_t *sense, uint32_t sense_len)
 {
     struct pwork *w = owner;
     struct pconn *c = w->conn;
@@ -199,12 +199,22 @@ static bool req_ok(const struct periph_req *q, int fd)
            q->length <= q->mem_len - q->offset;
 }
 
+static void conn_serve(struct pconn *c);
+
 static void conn_io(void *ctx, uint32_t revents)
 {
     struct pconn *c = ctx;
     (void)revents;
     if (c->closed)
         return;
+    c->held++; /* c stays while it serves, whatever completes inside */
+    conn_serve(c);
+    c->held--;
+    conn_free_maybe(c);
+}
+
+static void conn_serve(struct pconn *c)
+{
     for (;;) {
         struct periph_req q;
         int fd = -1;
@@ -275,8 +285,8 @@ static void door_io(void *ctx, uint32_t revents)
         if (fd < 0)
             continue;
         struct pconn *c = calloc(1, sizeof *c);
-        if (!c || odk_fd_source_create(storage_lun_queue(d->l), fd, EPOLLIN, conn_io, c,
-                                       &c->src) < 0) {
+        if (!c ||
+            odk_fd_source_create(storage_lun_queue(d->l), fd, EPOLLIN, conn_io, c, &c->src) < 0) {
             odk_error("cannot serve a peripheral driver: out of memory");
             free(c);
             close(fd);
@@ -301,8 +311,8 @@ int periph_door_open(odk_storage_lun *l, struct periph_door **out)
         odk_dict_set_int(args, "node", (int64_t)storage_lun_node(l));
     int fds[1] = {-1};
     size_t n_fds = 1;
-    int st = args ? host_link_request_fds("storage-lun-door", args, NULL, fds, &n_fds)
-                  : ODK_E_NOMEM;
+    int st =
+        args ? host_link_request_fds("storage-lun-door", args, NULL, fds, &n_fds) : ODK_E_NOMEM;
     if (st == ODK_OK && n_fds != 1)
         st = ODK_E_PROTOCOL;
     if (st == ODK_OK) {

@@ -27,7 +27,7 @@ int periph_door_open(odk_storage_lun *l, struct periph_door **out);
 void periph_door_close(struct periph_door *d);
 /* The driver completed a peripheral task (odk_scsi_task_complete); the
  * task is freed by the caller afterwards. */
-void periph_task_done(void *owner, uint32_t service_response, uint8_t status,
-                      uint64_t transferred, const uint8_t *sense, uint32_t sense_len);
+void periph_task_done(void *owner, uint32_t service_response, uint8_t status, uint64_t transferred,
+                      const uint8_t *sense, uint32_t sense_len);
 
 #endif
