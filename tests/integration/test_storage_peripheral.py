@@ -5,24 +5,28 @@ library's checker refuses a malformed CDB naming its field before it leaves
 the driver; a CDB sent past the checker reaches the volume, whose disk
 emulation answers with sense that comes back in words."""
 import json
+import os
+import signal
 
 import pytest
 
 from conftest import wait_until
 
 
-@pytest.fixture
-def lun(odkd):
-    """An HBA with 3 disks as a RAID-0 volume; its LUN node once scsi-inquiry runs on it."""
-    hba = int(odkd.ctl("storage", "plug", 3,
-                       json.dumps({"size_mb": 8, "properties": {"OdkRAIDLevel": 0}})).stdout)
+def plug(odkd):
+    return int(odkd.ctl("storage", "plug", 3,
+                        json.dumps({"size_mb": 8, "properties": {"OdkRAIDLevel": 0}})).stdout)
 
+
+def lun_of(odkd, hba, old=None):
+    """The volume's LUN node (not old) once scsi-inquiry runs on it."""
     def find():
         tree = odkd.json("tree")
         raid = [i for i in odkd.instances() if i.get("provider") == hba and i["state"] == "running"]
         if not raid:
             return None
-        luns = [n for n in tree if n["class"] == "OdkSCSILUN" and n.get("parent") == raid[0]["node"]]
+        luns = [n for n in tree if n["class"] == "OdkSCSILUN" and n.get("parent") == raid[0]["node"]
+                and n["id"] != old]
         if not luns:
             return None
         inq = [i for i in odkd.instances()
@@ -32,6 +36,12 @@ def lun(odkd):
         return wait_until(find, what="scsi-inquiry running on the volume's LUN")
     except AssertionError as e:
         raise AssertionError(f"{e}\n{odkd.ctl('list').stdout}\n{odkd.log_text()[-4000:]}") from None
+
+
+@pytest.fixture
+def lun(odkd):
+    """An HBA with 3 disks as a RAID-0 volume; its LUN node once scsi-inquiry runs on it."""
+    return lun_of(odkd, plug(odkd))
 
 
 def scsi(odkd, lun, *args):
@@ -104,3 +114,17 @@ def test_many_cdbs_with_data_reuse_the_peripherals_buffer(odkd, lun):
     for i in range(70):
         r = scsi(odkd, lun, "raw", "--in", "512", f"28 00 00 00 00 {i:02x} 00 00 01 00")
         assert "status: GOOD" in r.stdout, f"read {i}: {r.stdout}{r.stderr}"
+
+
+def test_a_crashed_controller_takes_the_lun_away_and_its_restart_serves_a_new_one(odkd):
+    hba = plug(odkd)
+    first = lun_of(odkd, hba)
+    assert scsi(odkd, first, "inquiry").returncode == 0
+    raid = next(i for i in odkd.instances() if i.get("provider") == hba)
+    os.kill(raid["pid"], signal.SIGKILL)
+    second = lun_of(odkd, hba, old=first)
+    r = scsi(odkd, second, "inquiry")
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "RAID-0" in r.stdout
+    r = scsi(odkd, first, "inquiry")
+    assert r.returncode == 1 and "no scsi-inquiry driver" in r.stderr
