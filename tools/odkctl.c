@@ -23,6 +23,7 @@
 static bool json_out;
 
 int odkctl_pci(odk_client *c, int argc, char **argv, bool json); /* odkctl_pci.c */
+int odkctl_scsi(odk_client *c, int argc, char **argv);            /* odkctl_scsi.c */
 
 static int usage(void)
 {
@@ -42,6 +43,8 @@ static int usage(void)
             "  storage plug N [JSON]     plug a simulated HBA with N disks ({\"size_mb\": 64,\n"
             "                            \"properties\": {\"OdkRAIDLevel\": 0}})\n"
             "  storage unplug ID         unplug a simulated HBA\n"
+            "  scsi LUN inquiry [--vpd P]|capacity|sense|raw [--unchecked] [--in N] [--out HEX] HEX\n"
+            "                            CDBs to a LUN node through scsi-inquiry\n"
             "  storage fault ID SLOT KIND [LBA [BLOCKS]]  medium-error|not-ready|remove|insert|clear\n"
             "  usb [-v]                  USB devices, like lsusb (-v: their descriptors)\n"
             "  usb plug MODEL [JSON]     plug a simulated USB device (cdc-acm, ftdi, vendor-echo,\n"
@@ -627,6 +630,8 @@ int main(int argc, char **argv)
         rc = odkctl_hid(c, rest, args, json_out);
     else if (strcmp(cmd, "storage") == 0)
         rc = odkctl_storage(c, rest, args);
+    else if (strcmp(cmd, "scsi") == 0)
+        rc = odkctl_scsi(c, rest, args);
     else if (strcmp(cmd, "install") == 0 && rest == 1) {
         char *abs = realpath(args[0], NULL);
         rc = simple(c, "install", "path", abs ? abs : args[0]);

@@ -120,6 +120,56 @@ ODK_PUBLIC void odk_scsi_task_complete(odk_scsi_task *t, uint32_t service_respon
                                        uint64_t transferred, const uint8_t *sense,
                                        uint32_t sense_len);
 
+/* ---- the peripheral role ---------------------------------------------------
+ * Shaped after SCSIPeripheralsDriverKit: a driver matched to an OdkSCSILUN
+ * node (IOProviderClass "OdkSCSILUN") sends CDBs to that logical unit.
+ * They go straight to the controller driver that owns the LUN, as tasks
+ * counted against its queue depth; the data buffer is the peripheral's
+ * memory descriptor, which the controller's device reads or writes in
+ * place.  The library's checker runs before a CDB leaves: a malformed CDB
+ * never reaches the LUN. */
+
+typedef struct odk_storage_peripheral odk_storage_peripheral;
+
+/* What came back for one CDB. */
+typedef struct odk_scsi_cdb_result {
+    uint32_t service_response; /* ODK_SCSI_TASK_COMPLETE or ODK_SCSI_SERVICE_FAILURE */
+    uint8_t status;            /* SCSI status (GOOD, CHECK CONDITION, TASK SET FULL...) */
+    uint64_t transferred;      /* bytes moved, at most the length sent */
+    uint32_t sense_len;        /* 0 without sense */
+    uint8_t sense[ODK_SCSI_SENSE_MAX];
+} odk_scsi_cdb_result;
+
+/* A flag of odk_storage_peripheral_send_cdb besides ODK_SCSI_CHECK_STRICT:
+ * skip the checker and let the device judge the CDB (to see its sense). */
+#define ODK_SCSI_SEND_UNCHECKED 0x100u
+
+/* Opens the LUN the driver was matched to.  Blocks until odkd answers.
+ * *out is owned by the caller (odk_storage_peripheral_close).  Errors:
+ * ODK_E_INVALID (the provider is not a LUN node), ODK_E_NOT_FOUND (its
+ * controller takes no peripheral drivers), ODK_E_GONE, ODK_E_NOMEM. */
+ODK_PUBLIC int odk_storage_peripheral_open(odk_driver *drv, odk_storage_peripheral **out);
+ODK_PUBLIC void odk_storage_peripheral_close(odk_storage_peripheral *p);
+
+/* The LUN's peripheral device type (ODK_SCSI_TYPE_*). */
+ODK_PUBLIC uint8_t odk_storage_peripheral_type(const odk_storage_peripheral *p);
+
+/* Sends one CDB and waits for its completion (UserSendCDB).  dir says
+ * where the data goes; m (NULL for ODK_SCSI_DIR_NONE) holds it at offset,
+ * length bytes.  Unless flags has ODK_SCSI_SEND_UNCHECKED,
+ * odk_scsi_cdb_check runs first with the LUN's type and block size:
+ * a refusal is ODK_E_PROTOCOL with err (may be NULL) naming the byte, bit
+ * and field, and nothing is sent.  ODK_OK means the controller answered:
+ * *res holds the service response, status, bytes moved and sense, whatever
+ * the SCSI status.  timeout_ms 0 is 30 s.  Other errors: ODK_E_INVALID,
+ * ODK_E_GONE (the controller driver went away), ODK_E_TIMEOUT (no answer
+ * within timeout_ms + 2 s). */
+ODK_PUBLIC int odk_storage_peripheral_send_cdb(odk_storage_peripheral *p, const uint8_t *cdb,
+                                               size_t cdb_len, odk_scsi_dir dir, odk_memory *m,
+                                               uint64_t offset, uint64_t length,
+                                               uint32_t timeout_ms, unsigned flags,
+                                               odk_scsi_cdb_result *res, odk_scsi_cdb_error *err);
+
 /* ---- the simulated HBA (odkctl storage plug) ----------------------------
  * The hardware interface of the HBA model, which a controller driver for
  * it (scsi-raid) programs as it would program registers and a command

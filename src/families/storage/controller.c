@@ -30,6 +30,7 @@
 
 #include "families/storage/blk_wire.h"
 #include "families/storage/nbd_proto.h"
+#include "families/storage/storage_internal.h"
 #include "odk/log.h"
 #include "odk/queue.h"
 #include "odk/status.h"
@@ -53,6 +54,7 @@ struct task_slot {
     uint16_t blk_type;
     uint32_t blk_len;
     uint64_t deadline_ns;
+    void *periph; /* a peripheral driver's task (peripheral.c), not in slots[] */
 };
 
 struct odk_storage_lun {
@@ -73,6 +75,7 @@ struct odk_storage_lun {
     size_t out_len, out_cap;
     odk_memory *arena;
     uint8_t *arena_addr;
+    struct periph_door *door; /* peripheral drivers' way in (peripheral.c) */
     struct task_slot *slots;
     uint32_t n_slots;
 };
@@ -207,6 +210,14 @@ void odk_scsi_task_complete(odk_scsi_task *t, uint32_t service_response, uint8_t
         return;
     struct task_slot *s = (struct task_slot *)((char *)t - offsetof(struct task_slot, t));
     odk_storage_lun *l = s->lun;
+    if (s->periph) {
+        l->c->in_flight--;
+        periph_task_done(s->periph, service_response, status, transferred, sense, sense_len);
+        free(s);
+        if (l->src)
+            lun_pump(l);
+        return;
+    }
     if (s->state == T_FREE) {
         odk_warn("a SCSI task was completed twice (tag %llu)", (unsigned long long)t->tag);
         return;
@@ -455,6 +466,7 @@ int odk_storage_controller_create(odk_driver *drv, const odk_storage_controller_
 
 static void lun_free(odk_storage_lun *l)
 {
+    periph_door_close(l->door);
     if (l->src) {
         odk_fd_source_cancel(l->src, NULL, NULL);
         odk_release(l->src);
@@ -580,6 +592,11 @@ int odk_storage_lun_create(odk_storage_controller *c, uint32_t target, uint64_t 
                                      lun_props(info, target, lun), &l->node);
     if (st == ODK_OK && info->export)
         st = lun_export(l, info);
+    if (st == ODK_OK && (st = periph_door_open(l, &l->door)) < 0) {
+        odk_warn("LUN %u/%llu takes no peripheral drivers: %s", target, (unsigned long long)lun,
+                 odk_strerror(st));
+        st = ODK_OK;
+    }
     if (st < 0) {
         lun_free(l);
         return st;
@@ -593,4 +610,40 @@ int odk_storage_lun_create(odk_storage_controller *c, uint32_t target, uint64_t 
 const char *odk_storage_lun_uri(const odk_storage_lun *l)
 {
     return l ? l->uri : NULL;
+}
+
+/* ---- for peripheral.c ------------------------------------------------------------ */
+
+odk_queue *storage_lun_queue(odk_storage_lun *l)
+{
+    return odk_driver_queue(l->c->drv);
+}
+
+uint64_t storage_lun_node(const odk_storage_lun *l)
+{
+    return l->node;
+}
+
+odk_scsi_task *storage_periph_task_new(odk_storage_lun *l, void *owner)
+{
+    odk_storage_controller *c = l->c;
+    if (c->in_flight >= c->depth)
+        return NULL;
+    struct task_slot *s = calloc(1, sizeof *s);
+    if (!s)
+        return NULL;
+    s->lun = l;
+    s->state = T_HELD;
+    s->periph = owner;
+    s->t.target = l->target;
+    s->t.lun = l->lun;
+    s->t.tag = ++c->next_tag;
+    c->in_flight++;
+    return &s->t;
+}
+
+void storage_periph_task_start(odk_scsi_task *t)
+{
+    struct task_slot *s = (struct task_slot *)((char *)t - offsetof(struct task_slot, t));
+    s->lun->c->ops->task(s->lun->c->ctx, t);
 }

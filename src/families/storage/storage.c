@@ -67,7 +67,17 @@ struct export
     struct export *next;
 };
 
+/* A LUN's door for peripheral drivers: odkd keeps one end, the
+ * controller's host serves the other (peripheral.c). */
+struct door {
+    uint64_t node;
+    int fd;     /* odkd's end */
+    int ctl_fd; /* the controller's end until it takes it, then -1 */
+    struct door *next;
+};
+
 struct storage {
+    struct door *doors;
     reg_node *bus;
     struct hba *hbas;
     struct export *exports;
@@ -450,6 +460,98 @@ static int op_export(struct host_request *r)
     return msg_finish(&m, &r->out);
 }
 
+/* ---- peripheral drivers' doors ------------------------------------------------ */
+
+/* A LUN node's door, made by whichever comes first: the controller's
+ * storage-lun-door or a peripheral's storage-lun-open (a LUN node is
+ * matched as soon as it is published, before its controller asks for the
+ * door: connections wait in the socket until the controller serves it). */
+static struct door *door_get(struct storage *s, uint64_t node)
+{
+    for (struct door *d = s->doors; d; d = d->next)
+        if (d->node == node)
+            return d;
+    struct door *d = calloc(1, sizeof *d);
+    int sv[2];
+    if (!d || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0) {
+        free(d);
+        return NULL;
+    }
+    d->node = node;
+    d->fd = sv[1];
+    d->ctl_fd = sv[0];
+    d->next = s->doors;
+    s->doors = d;
+    return d;
+}
+
+static struct door *door_find(struct storage *s, uint64_t node)
+{
+    for (struct door *d = s->doors; d; d = d->next)
+        if (d->node == node)
+            return d;
+    return NULL;
+}
+
+static void door_destroy(struct storage *s, struct door *d)
+{
+    for (struct door **pp = &s->doors; *pp; pp = &(*pp)->next)
+        if (*pp == d) {
+            *pp = d->next;
+            break;
+        }
+    close(d->fd);
+    if (d->ctl_fd >= 0)
+        close(d->ctl_fd);
+    free(d);
+}
+
+/* The controller's host takes its end of a LUN node's door (once). */
+static int op_lun_door(struct host_request *r)
+{
+    reg_node *n = hostreq_own_node(r);
+    if (!n || !registry_class_is_a(r->d->reg, n->class_name, "OdkSCSILUN")) {
+        snprintf(r->err, sizeof r->err, "storage-lun-door: not a LUN node of this driver");
+        return ODK_E_ACCESS;
+    }
+    struct door *d = door_get(storage_of(r->d), n->id);
+    if (!d)
+        return ODK_E_NOMEM;
+    if (d->ctl_fd < 0)
+        return ODK_E_EXISTS;
+    r->fds[0] = d->ctl_fd; /* odkd closes it after sending */
+    r->n_fds = 1;
+    d->ctl_fd = -1;
+    return ODK_OK;
+}
+
+/* A peripheral driver matched to a LUN node opens it: a fresh socket pair,
+ * one end through the door to the controller's host, the other back. */
+static int op_lun_open(struct host_request *r)
+{
+    reg_node *n = registry_find(r->d->reg, r->in->provider_id);
+    if (!n || !registry_class_is_a(r->d->reg, n->class_name, "OdkSCSILUN")) {
+        snprintf(r->err, sizeof r->err, "storage-lun-open: the driver's provider is not a LUN");
+        return ODK_E_NOT_FOUND;
+    }
+    struct door *d = door_get(storage_of(r->d), n->id);
+    int sv[2];
+    if (!d || socketpair(AF_UNIX, SOCK_SEQPACKET | SOCK_CLOEXEC, 0, sv) < 0)
+        return ODK_E_NOMEM;
+    char one = 'p';
+    if (send_fd(d->fd, &one, 1, sv[1]) < 0) {
+        snprintf(r->err, sizeof r->err, "the LUN's controller does not answer: %s",
+                 strerror(errno));
+        close(sv[0]);
+        close(sv[1]);
+        return ODK_E_GONE;
+    }
+    close(sv[1]);
+    r->fds[0] = sv[0];
+    r->n_fds = 1;
+    return ODK_OK;
+}
+
 /* ---- the module --------------------------------------------------------------- */
 
 static int init(struct odkd *d)
@@ -476,6 +578,9 @@ static void node_gone(struct odkd *d, reg_node *node)
             export_destroy(s, e);
         }
     }
+    struct door *dr = door_find(s, node->id);
+    if (dr)
+        door_destroy(s, dr);
     struct hba *h = hba_by_node(s, node->id);
     if (h)
         hba_destroy(s, h);
@@ -486,6 +591,8 @@ static void fini(struct odkd *d)
     struct storage *s = storage_of(d);
     while (s->exports)
         export_destroy(s, s->exports);
+    while (s->doors)
+        door_destroy(s, s->doors);
     while (s->hbas)
         hba_destroy(s, s->hbas);
 }
@@ -509,6 +616,8 @@ static const struct client_op client_ops[] = {
 static const struct host_op host_ops[] = {
     {"storage-hba-open", op_hba_open},
     {"storage-export", op_export},
+    {"storage-lun-door", op_lun_door},
+    {"storage-lun-open", op_lun_open},
     {NULL, NULL},
 };
 
