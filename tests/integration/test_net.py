@@ -144,6 +144,10 @@ def test_ping_iperf_unplug_and_replug(pair, odkd):
     odkd.ctl("net", "cable", pair.cable, "plug")
     for i in range(2):
         wait_until(lambda i=i: "LOWER_UP" in pair.link(i), what="carrier back")
+    # The neighbour entry failed while the cable was out: ping answers
+    # "host unreachable" until ARP resolves again, so wait for one reply,
+    # then no loss.
+    wait_until(lambda: pair.ping(1, deadline=1, check=False).returncode == 0, what="a reply")
     out = pair.ping(20).stdout
     assert " 0% packet loss" in out, out
     listing = odkd.ctl("net").stdout

@@ -78,6 +78,9 @@ static int op_ping(struct client_request *r)
 {
     struct msg m = msg_begin();
     msg_int(&m, "pid", getpid());
+    /* The host started in advance (bookkeeping/host.c), 0 when there is
+     * none: the one odk-driver-host child of odkd that no instance owns. */
+    msg_int(&m, "spare_host", r->d->spare.pid > 0 ? r->d->spare.pid : 0);
     return msg_finish(&m, &r->out);
 }
 
