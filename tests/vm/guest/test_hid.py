@@ -82,8 +82,10 @@ def input_devices():
 
 
 def remap_device(odkd):
+    """hid-remap's virtual keyboard node, once it is published whole (its
+    backend property is set when the kernel device exists)."""
     for n in odkd.json("tree"):
-        if n["class"] == "IOUserHIDDevice":
+        if n["class"] == "IOUserHIDDevice" and "OdkHIDBackend" in n.get("properties", {}):
             return n
     return None
 
