@@ -58,9 +58,12 @@ def disk_node(odkd, hba):
 
 
 def raid_state(odkd, hba):
+    """The RAID driver's OdkRAIDState, or None while it has no service node
+    (between a crash and the restart the instance names a node that is
+    already gone)."""
     inst = [i for i in odkd.instances() if i.get("provider") == hba]
-    svc = next(n for n in nodes(odkd) if n["id"] == inst[0]["node"])
-    return svc["properties"].get("OdkRAIDState")
+    svc = next((n for n in nodes(odkd) if inst and n["id"] == inst[0]["node"]), None)
+    return svc["properties"].get("OdkRAIDState") if svc else None
 
 
 def wait_state(odkd, hba, state):
