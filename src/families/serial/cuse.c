@@ -50,6 +50,8 @@ struct waiter {
     uint64_t start;     /* W_READ: when it began (VMIN 0, VTIME > 0) */
     unsigned long mask; /* W_MIWAIT: TIOCM_* lines */
     struct serial_icounter_struct seen;
+    struct termios2 *termios; /* W_DRAIN: settings to apply once TX drained (TCSETSW/F) */
+    bool flush;               /* W_DRAIN: ... discarding input first (TCSETSF) */
     struct waiter *next;
 };
 
@@ -123,6 +125,7 @@ static void unlink_waiter(struct cuse_port *c, struct waiter *w)
 static void free_waiter(struct waiter *w)
 {
     free(w->data);
+    free(w->termios);
     free(w);
 }
 
@@ -303,11 +306,14 @@ static void arm_timer(struct cuse_port *c, uint64_t next, uint64_t now)
         odk_timer_arm(c->timer, next > now ? next - now : 1, 0);
 }
 
+static void set_termios(struct cuse_port *c, const struct termios2 *t, bool flush);
+
 /* Answers every waiting request that can be answered now. */
 static void service(struct cuse_port *c)
 {
     uint64_t now = now_ns(), next = 0;
     bool sent = send_out(c);
+    struct waiter *settle = NULL;
     for (struct waiter *w = c->waiters, *nx; w; w = nx) {
         nx = w->next;
         bool done = false;
@@ -325,8 +331,17 @@ static void service(struct cuse_port *c)
             break;
         case W_DRAIN:
             done = c->hungup || odk_ring_readable(odk_serial_tx_ring(c->port)) == 0;
+            if (done && w->termios && !c->hungup) {
+                /* TCSETSW/F: applied after the walk, as applying calls the
+                 * driver, which may come back here. */
+                unlink_waiter(c, w);
+                w->next = settle;
+                settle = w;
+                continue;
+            }
             if (done)
-                fuse_reply_ioctl(w->req, 0, NULL, 0);
+                c->hungup && w->termios ? fuse_reply_err(w->req, EIO)
+                                        : fuse_reply_ioctl(w->req, 0, NULL, 0);
             break;
         case W_BREAK:
             done = c->hungup || now >= w->deadline;
@@ -342,6 +357,13 @@ static void service(struct cuse_port *c)
             unlink_waiter(c, w);
             free_waiter(w);
         }
+    }
+    while (settle) { /* what was written went out at the old settings */
+        struct waiter *w = settle;
+        settle = w->next;
+        set_termios(c, w->termios, w->flush);
+        fuse_reply_ioctl(w->req, 0, NULL, 0);
+        free_waiter(w);
     }
     sent |= send_out(c); /* reads may have released an XON */
     arm_timer(c, next, now);
@@ -558,6 +580,28 @@ static void set_termios(struct cuse_port *c, const struct termios2 *t, bool flus
         serial_port_set_mcr(c->port, false, false);
 }
 
+/* TCSETSW and TCSETSF: the change waits until what the program wrote has
+ * left at the old settings (as a tty's tcsetattr(TCSADRAIN) does). */
+static void set_termios_drained(struct cuse_port *c, fuse_req_t req, const struct termios2 *t,
+                                bool flush)
+{
+    struct termios2 *copy = malloc(sizeof *copy);
+    if (!copy) {
+        fuse_reply_err(req, ENOMEM);
+        return;
+    }
+    *copy = *t;
+    struct waiter *w = add_waiter(c, req, W_DRAIN);
+    if (!w) {
+        free(copy);
+        return;
+    }
+    w->termios = copy;
+    w->flush = flush;
+    arm_interrupt(w);
+    service(c);
+}
+
 static int modem_bits(struct cuse_port *c)
 {
     const odk_serial_line *l = odk_serial_port_line(c->port);
@@ -605,7 +649,11 @@ static void c_ioctl(fuse_req_t req, int cmd, void *arg, struct fuse_file_info *f
         struct termios2 t = c->ld.t;
         memcpy(&t, in, sizeof(struct termios)); /* termios2 begins as termios */
         ldisc_speed_from_code(&t);
-        set_termios(c, &t, (unsigned)cmd == TCSETSF);
+        if ((unsigned)cmd != TCSETS) {
+            set_termios_drained(c, req, &t, (unsigned)cmd == TCSETSF);
+            return;
+        }
+        set_termios(c, &t, false);
         break;
     }
     case TCSETS2:
@@ -617,7 +665,11 @@ static void c_ioctl(fuse_req_t req, int cmd, void *arg, struct fuse_file_info *f
         memcpy(&t, in, sizeof t);
         if ((t.c_cflag & CBAUD) != BOTHER)
             ldisc_speed_from_code(&t);
-        set_termios(c, &t, (unsigned)cmd == TCSETSF2);
+        if ((unsigned)cmd != TCSETS2) {
+            set_termios_drained(c, req, &t, (unsigned)cmd == TCSETSF2);
+            return;
+        }
+        set_termios(c, &t, false);
         break;
     }
     case TIOCMGET:

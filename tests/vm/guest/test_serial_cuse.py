@@ -67,8 +67,8 @@ def props(odkd, node_id):
     return [n for n in odkd.json("tree") if n["id"] == node_id][0]["properties"]
 
 
-def cuse_loopback(odkd):
-    dev = odkd.plug({"model": "serial-loopback", "kind": "cuse"})
+def cuse_loopback(odkd, **extra):
+    dev = odkd.plug({"model": "serial-loopback", "kind": "cuse", **extra})
     odkd.running(provider=dev)
     port = wait_until(lambda: port_of(odkd, dev), "the port node")
     p = port["properties"]
@@ -234,6 +234,51 @@ def test_picocom_sets_up_the_port(odkd):
     wait_props(odkd, node, Baud=115200)
 
 
+def test_minicom_shows_the_line_online_and_echoes_through_the_loopback(odkd):
+    """minicom on a terminal of its own: its status line says Online (it
+    reads DCD with TIOCMGET; the loopback's DCD follows the DTR that opening
+    raised; on a pty port it says Offline), and what is typed comes back
+    through the loopback."""
+    import pty
+    dev, node, path = cuse_loopback(odkd)
+    pid, master = pty.fork()
+    if pid == 0:
+        # minicom draws its status line only on a terminal taller than 24.
+        fcntl.ioctl(0, termios.TIOCSWINSZ, struct.pack("HHHH", 40, 100, 0, 0))
+        os.environ.update(TERM="xterm", LANG="C")
+        os.execvp("minicom", ["minicom", "-o", "-D", path, "-b", "9600"])
+    screen = b""
+
+    def seen(what):
+        nonlocal screen
+        while select.select([master], [], [], 0.2)[0]:
+            try:
+                screen += os.read(master, 4096)
+            except OSError:
+                break
+        return what in screen
+    try:
+        try:
+            wait_until(lambda: seen(b"Online"), "minicom's status line to say Online", timeout=15)
+        except AssertionError as e:
+            raise AssertionError(f"{e}; minicom's screen: {screen[-1500:]!r}") from None
+        # (The first drawing says Offline: minicom draws before it asks.)
+        assert screen.rfind(b"Online") > screen.rfind(b"Offline")
+        os.write(master, b"odk-minicom")
+        wait_until(lambda: seen(b"odk-minicom"), "the typed text back through the loopback")
+        wait_props(odkd, node, Baud=9600, DataBits=8, Parity="none")
+    finally:
+        os.write(master, b"\x01x")  # Ctrl-A X: leave (minicom asks; Enter says yes)
+        time.sleep(0.3)
+        os.write(master, b"\r")
+        try:
+            wait_until(lambda: os.waitpid(pid, os.WNOHANG)[0] == pid, "minicom to exit")
+        except Exception:
+            os.kill(pid, 9)
+            os.waitpid(pid, 0)
+        os.close(master)
+
+
 def test_xoff_from_the_line_stops_output_until_xon(odkd):
     """IXON: the XOFF the loopback reflects stops the port's output (a
     non-blocking write gets EAGAIN) and is not read as data; the XON
@@ -265,6 +310,37 @@ def test_xoff_from_the_line_stops_output_until_xon(odkd):
                 break
             got += os.read(fd, 64)
         assert b"\x13" not in got and b"\x11" not in got, got
+    finally:
+        os.close(fd)
+
+
+def test_tcsadrain_applies_the_change_after_the_output_left(odkd):
+    """tcsetattr(TCSADRAIN) (TCSETSW) returns once what was written went out
+    at the old speed: on a port paced at its baud rate, the output queue is
+    empty when it returns, and the new speed reaches the driver after that."""
+    dev, node, path = cuse_loopback(odkd, PaceAtBaud=True)
+    fd = os.open(path, os.O_RDWR | os.O_NOCTTY)
+    try:
+        a = termios.tcgetattr(fd)
+        a[0] = a[1] = a[3] = 0  # raw
+        a[2] = termios.CS8 | termios.CREAD | termios.CLOCAL
+        a[4] = a[5] = termios.B1200
+        termios.tcsetattr(fd, termios.TCSANOW, a)
+        wait_props(odkd, node, Baud=1200)
+        data = bytes(range(48, 48 + 64)) * 3  # 192 bytes: 1.6 s at 1200 8N1
+        assert os.write(fd, data) == len(data)
+        a[4] = a[5] = termios.B2400
+        termios.tcsetattr(fd, termios.TCSADRAIN, a)
+        # Asked right after the return: nothing of the old output is left.
+        outq = struct.unpack("i", fcntl.ioctl(fd, termios.TIOCOUTQ, b"\0\0\0\0"))[0]
+        assert outq == 0
+        wait_props(odkd, node, Baud=2400)
+        got = b""
+        while len(got) < len(data):
+            r, _, _ = select.select([fd], [], [], HANG_GUARD)
+            assert r, f"only {len(got)} of {len(data)} bytes came back"
+            got += os.read(fd, len(data))
+        assert got == data
     finally:
         os.close(fd)
 
