@@ -7,7 +7,7 @@ ASAN_BUILD ?= build-asan
 PYTHON     ?= /usr/bin/python3
 DEB_PACKAGES = meson ninja-build pkg-config gcc clang libjansson-dev \
 	libplist-dev libcmocka-dev libsodium-dev libseccomp-dev libusb-1.0-0-dev \
-	libdw-dev python3-pytest python3-serial socat picocom minicom tmux dbus iperf3 iputils-ping \
+	libdw-dev python3-pytest python3-serial socat picocom minicom screen tmux dbus iperf3 iputils-ping \
 	libsystemd-dev binutils libclang-rt-14-dev groff-base man-db systemd \
 	qemu-system-x86 busybox-static kmod libfuse3-dev libevdev-dev python3-evdev \
 	libnbd-bin nbdkit fuse3 fio e2fsprogs nbd-client

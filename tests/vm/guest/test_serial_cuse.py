@@ -279,6 +279,31 @@ def test_minicom_shows_the_line_online_and_echoes_through_the_loopback(odkd):
         os.close(master)
 
 
+def test_screen_talks_to_the_port(odkd, tmp_path):
+    """GNU screen opens the port as its window (detached, no terminal of
+    ours needed): text stuffed into the window goes out, comes back through
+    the loopback and shows in the window's hardcopy; the speed reaches the
+    driver."""
+    dev, node, path = cuse_loopback(odkd)
+    name = f"odk{os.getpid()}"
+    env = dict(os.environ, TERM="xterm", SCREENDIR=str(tmp_path / "screens"))
+    os.makedirs(env["SCREENDIR"], mode=0o700)
+    subprocess.run(["screen", "-dmS", name, path, "19200"], env=env, check=True, timeout=HANG_GUARD)
+    copy = tmp_path / "hardcopy"
+
+    def shown():
+        subprocess.run(["screen", "-S", name, "-p", "0", "-X", "hardcopy", str(copy)], env=env,
+                       check=True, timeout=HANG_GUARD)
+        return copy.exists() and "odk-screen" in copy.read_text(errors="replace")
+    try:
+        wait_props(odkd, node, Baud=19200)
+        subprocess.run(["screen", "-S", name, "-p", "0", "-X", "stuff", "odk-screen"], env=env,
+                       check=True, timeout=HANG_GUARD)
+        wait_until(shown, "the text back in screen's window")
+    finally:
+        subprocess.run(["screen", "-S", name, "-X", "quit"], env=env, timeout=HANG_GUARD)
+
+
 def test_xoff_from_the_line_stops_output_until_xon(odkd):
     """IXON: the XOFF the loopback reflects stops the port's output (a
     non-blocking write gets EAGAIN) and is not read as data; the XON
