@@ -358,3 +358,26 @@ def test_hid_usb_passes_a_mouse_on_with_its_own_descriptor_and_pointer_events(od
         f.nothing_more()
     finally:
         f.close()
+
+
+def test_hid_usb_takes_a_non_boot_tablet_and_reports_absolute_positions(odkd):
+    """A HID device that is no boot device (subclass 0, as QEMU's
+    usb-tablet) goes to hid-usb too; its X and Y are absolute."""
+    tablet = int(odkd.ctl("usb", "plug", "hid-tablet").stdout)
+    inst = wait_until(lambda: next((i for i in odkd.instances()
+                                    if i["bundle"] == "org.odk.hid-usb"
+                                    and i["state"] == "running"), None), what="hid-usb")
+    dev = wait_until(lambda: hid_device_of(odkd, inst["node"]), what="the tablet's HID device")
+    p = dev["properties"]
+    assert (p["VendorID"], p["ProductID"], p["Product"]) == (0x1209, 0x0012, "Simulated tablet")
+    f = Follower(odkd, dev["id"])
+    try:
+        # Button 1 down at (1000, 30000); then up, at the same place.
+        odkd.ctl("usb", "input", tablet, "01e803307500")
+        odkd.ctl("usb", "input", tablet, "00e803307500")
+        ev = [(e["type"], e["page"], e["usage"], e["value"]) for e in f.take(4)]
+        assert ev == [("button", 9, 1, 1), ("pointer-abs", 1, 0x30, 1000),
+                      ("pointer-abs", 1, 0x31, 30000), ("button", 9, 1, 0)]
+        f.nothing_more()
+    finally:
+        f.close()

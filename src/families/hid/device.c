@@ -45,7 +45,13 @@ struct odk_hid_device {
     odk_fd_source *src;
     struct stream *streams;
     uint32_t leds, uinput_leds;
-    uint8_t has_pages; /* 1: keyboard, 2: buttons/pointer, 4: consumer, 8: LEDs */
+    uint8_t has_pages; /* 1: keyboard, 2: buttons/pointer, 4: consumer, 8: LEDs,
+                          16: absolute X/Y/Z, 32: relative axes or a wheel */
+    struct {
+        bool on;
+        int32_t min, max;
+    } abs[3];         /* generic desktop X, Y, Z when absolute: uinput's ABS ranges */
+    uint8_t rel_axes; /* relative ones: 1 X, 2 Y, 4 Z, 8 wheel, 16 AC Pan */
     bool dead;         /* destroyed, waiting for its last connection to close */
 };
 
@@ -277,7 +283,17 @@ struct caps {
 static void set_code(void *ctx, uint16_t type, uint16_t code)
 {
     struct caps *c = ctx;
-    uint8_t need = type == EV_REL ? 2 : code >= BTN_MISC && code < KEY_OK ? 2 : 0;
+    if (type == EV_REL) {
+        uint8_t bit = code == REL_X       ? 1
+                      : code == REL_Y     ? 2
+                      : code == REL_Z     ? 4
+                      : code == REL_WHEEL ? 8
+                                          : 16;
+        if ((c->dev->rel_axes & bit) && ioctl(c->dev->sysfd, UI_SET_RELBIT, code) < 0)
+            c->fails++;
+        return;
+    }
+    uint8_t need = code >= BTN_MISC && code < KEY_OK ? 2 : 0;
     if (!need) {
         uint16_t page, usage;
         uint32_t t;
@@ -287,7 +303,7 @@ static void set_code(void *ctx, uint16_t type, uint16_t code)
     }
     if (!(c->dev->has_pages & need))
         return;
-    if (ioctl(c->dev->sysfd, type == EV_REL ? UI_SET_RELBIT : UI_SET_KEYBIT, code) < 0)
+    if (ioctl(c->dev->sysfd, UI_SET_KEYBIT, code) < 0)
         c->fails++;
 }
 
@@ -301,9 +317,24 @@ static int uinput_create(odk_hid_device *dev, const odk_hid_device_description *
         if (ioctl(fd, UI_SET_EVBIT, EV_KEY) < 0 || ioctl(fd, UI_SET_EVBIT, EV_REP) < 0)
             c.fails++;
     }
-    if (dev->has_pages & 2) {
-        if (ioctl(fd, UI_SET_EVBIT, EV_KEY) < 0 || ioctl(fd, UI_SET_EVBIT, EV_REL) < 0)
+    if ((dev->has_pages & 2) && ioctl(fd, UI_SET_EVBIT, EV_KEY) < 0)
+        c.fails++;
+    if ((dev->has_pages & 32) && ioctl(fd, UI_SET_EVBIT, EV_REL) < 0)
+        c.fails++;
+    if (dev->has_pages & 16) {
+        /* An absolute pointer (a tablet, a touch screen's mouse report):
+         * the descriptor's logical range is the axis's range. */
+        if (ioctl(fd, UI_SET_EVBIT, EV_ABS) < 0)
             c.fails++;
+        for (int a = 0; a < 3; a++) {
+            if (!dev->abs[a].on)
+                continue;
+            struct uinput_abs_setup as = {.code = (uint16_t)(ABS_X + a)};
+            as.absinfo.minimum = dev->abs[a].min;
+            as.absinfo.maximum = dev->abs[a].max;
+            if (ioctl(fd, UI_SET_ABSBIT, ABS_X + a) < 0 || ioctl(fd, UI_ABS_SETUP, &as) < 0)
+                c.fails++;
+        }
     }
     if (dev->has_pages & 8) {
         if (ioctl(fd, UI_SET_EVBIT, EV_LED) < 0)
@@ -327,14 +358,40 @@ static int uinput_create(odk_hid_device *dev, const odk_hid_device_description *
     return ODK_OK;
 }
 
-/* Which kinds of input the descriptor has, for uinput's capabilities. */
-static uint8_t pages_of(const odk_hid_descriptor *desc)
+/* Which kinds of input the descriptor has, for uinput's capabilities, and
+ * the ranges of its absolute axes. */
+static uint8_t pages_of(odk_hid_device *dev, const odk_hid_descriptor *desc)
 {
     uint8_t p = 0;
     for (size_t i = 0; i < odk_hid_descriptor_element_count(desc); i++) {
         const odk_hid_element *el = odk_hid_descriptor_element(desc, i);
         for (uint32_t u = 0; u < el->n_usages; u++) {
             uint16_t page = ODK_HID_USAGE_PAGE(el->usages[u].min);
+            if (el->type == ODK_HID_REPORT_INPUT && page == ODK_HID_PAGE_GENERIC_DESKTOP &&
+                (el->flags & ODK_HID_VARIABLE)) {
+                bool rel = el->flags & ODK_HID_RELATIVE;
+                for (uint32_t x = el->usages[u].min; x <= el->usages[u].max; x++) {
+                    uint16_t id = (uint16_t)x;
+                    if (rel && ((id >= 0x30 && id <= 0x32) || id == 0x38)) {
+                        p |= 32;
+                        dev->rel_axes |= id == 0x38 ? 8 : (uint8_t)(1u << (id - 0x30));
+                    }
+                    else if (!rel && id >= 0x30 && id <= 0x32) {
+                        p |= 16;
+                        dev->abs[id - 0x30].on = true;
+                        dev->abs[id - 0x30].min = (int32_t)el->logical_min;
+                        dev->abs[id - 0x30].max = (int32_t)el->logical_max;
+                    }
+                    if (x == el->usages[u].max) /* (max may be 0xffffffff) */
+                        break;
+                }
+            }
+            if (el->type == ODK_HID_REPORT_INPUT && page == ODK_HID_PAGE_CONSUMER &&
+                (el->flags & ODK_HID_RELATIVE) && ODK_HID_USAGE_ID(el->usages[u].min) <= 0x238 &&
+                ODK_HID_USAGE_ID(el->usages[u].max) >= 0x238) {
+                p |= 32; /* AC Pan: the horizontal wheel */
+                dev->rel_axes |= 16;
+            }
             if (el->type == ODK_HID_REPORT_INPUT)
                 p |= page == ODK_HID_PAGE_KEYBOARD           ? 1
                      : page == ODK_HID_PAGE_BUTTON           ? 2
@@ -537,7 +594,7 @@ int odk_hid_device_create(odk_driver *drv, const odk_hid_device_description *d,
         return st;
     }
     const odk_hid_descriptor *desc = hid_event_service_descriptor(dev->svc);
-    dev->has_pages = pages_of(desc);
+    dev->has_pages = pages_of(dev, desc);
     uint32_t primary = odk_hid_descriptor_primary_usage(desc);
     uint32_t page = d->primary_usage_page ? d->primary_usage_page : ODK_HID_USAGE_PAGE(primary);
     uint32_t usage = d->primary_usage ? d->primary_usage : ODK_HID_USAGE_ID(primary);

@@ -73,6 +73,11 @@ bool hid_to_evdev(const odk_hid_input_event *ev, uint16_t *type, uint16_t *code)
         if (ev->usage >= 0x30 && ev->usage <= 0x32)
             return (*code = (uint16_t)(REL_X + ev->usage - 0x30)), true;
         return false;
+    case ODK_HID_INPUT_POINTER_ABS:
+        *type = EV_ABS;
+        if (ev->usage >= 0x30 && ev->usage <= 0x32)
+            return (*code = (uint16_t)(ABS_X + ev->usage - 0x30)), true;
+        return false;
     case ODK_HID_INPUT_SCROLL:
         *type = EV_REL;
         *code = ev->usage_page == 0x0c ? REL_HWHEEL : REL_WHEEL;

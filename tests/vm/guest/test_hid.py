@@ -196,3 +196,85 @@ def test_the_evdev_bus_takes_qemus_keyboard_exclusively_and_remaps_it():
     src.grab()
     src.ungrab()
     src.close()
+
+
+def test_an_absolute_pointer_gets_absolute_axes_through_uinput():
+    """hid-usb on the simulated tablet, with the uinput backend: the input
+    device has ABS_X and ABS_Y with the descriptor's logical range (and no
+    relative X or Y), and a report moves them."""
+    import evdev
+    from evdev import ecodes as e
+    subprocess.run(["modprobe", "uinput"], check=True)
+    wait_until(Path("/dev/uinput").exists, "/dev/uinput")
+    odkd = Odkd("--hid-backend", "uinput")
+    try:
+        tablet = int(odkd.ctl("usb", "plug", "hid-tablet"))
+        node = wait_until(lambda: event_node(lambda d: d.get("name") == "odk Simulated tablet"),
+                          "the tablet in /proc/bus/input/devices")
+        dev = evdev.InputDevice(str(node))
+        caps = dev.capabilities(absinfo=True)
+        absinfo = dict(caps[e.EV_ABS])
+        assert (absinfo[e.ABS_X].min, absinfo[e.ABS_X].max) == (0, 32767)
+        assert (absinfo[e.ABS_Y].min, absinfo[e.ABS_Y].max) == (0, 32767)
+        assert e.REL_WHEEL in caps[e.EV_REL]
+        assert e.REL_X not in caps[e.EV_REL] and e.REL_Y not in caps[e.EV_REL]
+        assert e.BTN_LEFT in caps[e.EV_KEY]
+        odkd.ctl("usb", "input", tablet, "01e803307500")  # button 1 at (1000, 30000)
+        got = {}
+        deadline = time.monotonic() + 30
+        while len(got) < 3:
+            assert time.monotonic() < deadline, f"only {got}"
+            if not select.select([dev.fd], [], [], 1)[0]:
+                continue
+            for ev in dev.read():
+                if ev.type in (e.EV_ABS, e.EV_KEY):
+                    got[(ev.type, ev.code)] = ev.value
+        assert got == {(e.EV_KEY, e.BTN_LEFT): 1, (e.EV_ABS, e.ABS_X): 1000,
+                       (e.EV_ABS, e.ABS_Y): 30000}
+        dev.close()
+    finally:
+        odkd.stop()
+
+
+def test_qemus_usb_keyboard_through_libusb_and_hid_usb_types_on_the_system():
+    """A real (emulated) USB HID device through the libusb source: hid-usb
+    takes QEMU's usb-kbd from the kernel's usbhid, and the keys typed
+    through QEMU's monitor come out of odk's uinput device unchanged; when
+    odkd ends, usbhid has the keyboard back."""
+    import evdev
+    from evdev import ecodes as e
+    subprocess.run(["modprobe", "uinput"], check=True)
+    wait_until(Path("/dev/uinput").exists, "/dev/uinput")
+    by_odk = lambda d: d.get("phys", "").startswith("odk/")  # hid-usb's default phys
+    kernel_kbd = lambda d: (d.get("vendor") == 0x0627 and d.get("product") == 0x0001
+                            and not by_odk(d))
+    wait_until(lambda: event_node(kernel_kbd), "usbhid's keyboard before odkd")
+    odkd = Odkd("--usb", "libusb", "--hid-backend", "uinput")
+    try:
+        usb = wait_until(lambda: next((n for n in odkd.json("tree")
+                                       if n["class"] == "IOUSBHostDevice"
+                                       and n["properties"].get("idVendor") == 0x0627), None),
+                         "QEMU's keyboard as an IOUSBHostDevice")
+        assert usb["properties"]["OdkUSBSource"] == "libusb"
+        inst = wait_until(lambda: next((i for i in odkd.json("list")
+                                        if i["bundle"] == "org.odk.hid-usb"
+                                        and i["state"] == "running"), None), "hid-usb on it")
+        hid = wait_until(lambda: next((n for n in odkd.json("tree")
+                                       if n["class"] == "IOUserHIDDevice"
+                                       and n.get("parent") == inst["node"]
+                                       and "OdkHIDBackend" in n["properties"]), None),
+                         "hid-usb's HID device")
+        assert hid["properties"]["VendorID"] == 0x0627
+        # usbhid let go: only odk's device has the keyboard's ids now.
+        wait_until(lambda: not event_node(kernel_kbd), "usbhid to let go of the keyboard")
+        out = wait_until(lambda: event_node(lambda d: d.get("vendor") == 0x0627 and by_odk(d)),
+                         "odk's keyboard through uinput")
+        dev = evdev.InputDevice(str(out))
+        for down in (True, False):
+            qmp("input-send-event", events=[{"type": "key", "data": {
+                "down": down, "key": {"type": "qcode", "data": "a"}}}])
+        assert read_keys(dev, 2) == [(e.KEY_A, 1), (e.KEY_A, 0)]
+        dev.close()
+    finally:
+        odkd.stop()
+    wait_until(lambda: event_node(kernel_kbd), "usbhid to have the keyboard back")

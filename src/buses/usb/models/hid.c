@@ -1,5 +1,6 @@
 /* SPDX-License-Identifier: MIT */
-/* hid.c — a USB HID boot keyboard and a boot mouse (USB HID 1.11): one HID
+/* hid.c — a USB HID boot keyboard, a boot mouse and an absolute pointer
+ * (a tablet, not a boot device) (USB HID 1.11): one HID
  * interface each, a HID descriptor, a report descriptor, an interrupt IN
  * endpoint, and the class requests (GET/SET_REPORT, GET/SET_IDLE,
  * GET/SET_PROTOCOL).  The host's output report (the keyboard's LEDs) lands
@@ -60,29 +61,52 @@ static const uint8_t mouse_report[] = {
 };
 /* clang-format on */
 
-static int setup(struct usb_model *m, const odk_value *args, bool keyboard)
+/* An absolute pointer, as QEMU's usb-tablet is (not a boot device): three
+ * buttons, X and Y 0..32767 in 16 bits each, a relative wheel. */
+/* clang-format off */
+static const uint8_t tablet_report[] = {
+    0x05, 0x01, 0x09, 0x02, 0xa1, 0x01, 0x09, 0x01, 0xa1, 0x00, 0x05, 0x09, 0x19, 0x01,
+    0x29, 0x03, 0x15, 0x00, 0x25, 0x01, 0x95, 0x03, 0x75, 0x01, 0x81, 0x02, 0x95, 0x01,
+    0x75, 0x05, 0x81, 0x01, 0x05, 0x01, 0x09, 0x30, 0x09, 0x31, 0x15, 0x00, 0x26, 0xff,
+    0x7f, 0x35, 0x00, 0x46, 0xff, 0x7f, 0x75, 0x10, 0x95, 0x02, 0x81, 0x02, 0x05, 0x01,
+    0x09, 0x38, 0x15, 0x81, 0x25, 0x7f, 0x35, 0x00, 0x45, 0x00, 0x75, 0x08, 0x95, 0x01,
+    0x81, 0x06, 0xc0, 0xc0,
+};
+/* clang-format on */
+
+enum kind { KEYBOARD, MOUSE, TABLET };
+
+static int setup(struct usb_model *m, const odk_value *args, enum kind kind)
 {
     struct hid *h = usb_model_state(m);
-    h->report_desc = keyboard ? keyboard_report : mouse_report;
-    h->report_len = keyboard ? sizeof keyboard_report : sizeof mouse_report;
-    h->input_len = keyboard ? 8 : 4;
+    bool keyboard = kind == KEYBOARD;
+    h->report_desc = keyboard ? keyboard_report : kind == MOUSE ? mouse_report : tablet_report;
+    h->report_len = keyboard           ? sizeof keyboard_report
+                    : kind == MOUSE    ? sizeof mouse_report
+                                       : sizeof tablet_report;
+    h->input_len = keyboard ? 8 : kind == MOUSE ? 4 : 6;
     h->protocol = 1; /* report protocol until the host asks for boot */
     const uint8_t device[] = {
         18, ODK_USB_DT_DEVICE, 0x00, 0x02, 0, 0, 0, 8,
-        0x09, 0x12, keyboard ? 0x10 : 0x11, 0x00, /* 1209:0010, 1209:0011 */
+        0x09, 0x12, (uint8_t)(0x10 + kind), 0x00, /* 1209:0010, 0011, 0012 */
         0x00, 0x01, 1, 2, 3, 1,
     };
     uint16_t rl = (uint16_t)h->report_len;
     const uint8_t config[] = {
         9, ODK_USB_DT_CONFIG, 34, 0, 1, 1, 0, 0xa0, 50,
-        /* HID, boot subclass, keyboard (1) or mouse (2) protocol */
-        9, ODK_USB_DT_INTERFACE, 0, 0, 1, ODK_USB_CLASS_HID, 1, keyboard ? 1 : 2, 0,
+        /* HID, boot subclass, keyboard (1) or mouse (2) protocol; the
+         * tablet is no boot device (subclass and protocol 0) */
+        9, ODK_USB_DT_INTERFACE, 0, 0, 1, ODK_USB_CLASS_HID, kind == TABLET ? 0 : 1,
+        (uint8_t)(kind == TABLET ? 0 : kind + 1), 0,
         9, ODK_USB_DT_HID, 0x11, 0x01, 0, 1, ODK_USB_DT_HID_REPORT, (uint8_t)rl,
         (uint8_t)(rl >> 8),
         7, ODK_USB_DT_ENDPOINT, EP_IN, ODK_USB_TRANSFER_INTERRUPT, (uint8_t)h->input_len, 0, 10,
     };
     int st = usb_model_set_rom(m, device, sizeof device, ODK_USB_SPEED_FULL, config, sizeof config,
-                               "odk", keyboard ? "Simulated keyboard" : "Simulated mouse",
+                               "odk",
+                               keyboard        ? "Simulated keyboard"
+                               : kind == MOUSE ? "Simulated mouse"
+                                               : "Simulated tablet",
                                odk_dict_get_string(args, "serial", "SIM-HID-1"));
     usb_model_report_int(m, "leds", 0);
     usb_model_report_int(m, "protocol", h->protocol);
@@ -93,13 +117,19 @@ static int setup(struct usb_model *m, const odk_value *args, bool keyboard)
 static int keyboard_init(struct usb_model *m, const odk_value *args, char *err, size_t len)
 {
     (void)err, (void)len;
-    return setup(m, args, true);
+    return setup(m, args, KEYBOARD);
 }
 
 static int mouse_init(struct usb_model *m, const odk_value *args, char *err, size_t len)
 {
     (void)err, (void)len;
-    return setup(m, args, false);
+    return setup(m, args, MOUSE);
+}
+
+static int tablet_init(struct usb_model *m, const odk_value *args, char *err, size_t len)
+{
+    (void)err, (void)len;
+    return setup(m, args, TABLET);
 }
 
 static int reply(const void *src, size_t len, const struct usb_setup *s, uint8_t *data,
@@ -204,6 +234,16 @@ const struct usb_model_ops usb_model_hid_mouse = {
     .summary = "HID boot mouse with a wheel: reports from `odkctl usb input`",
     .state_size = sizeof(struct hid),
     .init = mouse_init,
+    .control = control,
+    .input = input,
+    .pump = pump,
+};
+
+const struct usb_model_ops usb_model_hid_tablet = {
+    .name = "hid-tablet",
+    .summary = "HID absolute pointer (X, Y 0..32767) with a wheel, as QEMU's usb-tablet",
+    .state_size = sizeof(struct hid),
+    .init = tablet_init,
     .control = control,
     .input = input,
     .pump = pump,

@@ -3,7 +3,7 @@
 #include "buses/usb/model.h"
 
 extern const struct usb_model_ops usb_model_cdc_acm, usb_model_cdc_ecm, usb_model_ftdi, usb_model_vendor_echo,
-    usb_model_hid_keyboard, usb_model_hid_mouse, usb_model_broken;
+    usb_model_hid_keyboard, usb_model_hid_mouse, usb_model_hid_tablet, usb_model_broken;
 
 const struct usb_model_ops *const usb_models[] = {
     &usb_model_cdc_acm,
@@ -12,6 +12,7 @@ const struct usb_model_ops *const usb_models[] = {
     &usb_model_vendor_echo,
     &usb_model_hid_keyboard,
     &usb_model_hid_mouse,
+    &usb_model_hid_tablet,
     &usb_model_broken,
     NULL,
 };
