@@ -3,9 +3,10 @@
  * registry nodes, so a personality can match "the built-in keyboard"
  * (IOPropertyMatch {"OdkEvdevKeyboard": true, "OdkEvdevPhys": "isa0060/serio0/input0"}).
  * Off unless odkd runs with --evdev (tests here have no input devices;
- * the guest suite has).  Each event node found at start becomes an
- * OdkEvdevDevice with its name, ids, phys, uniq and capabilities
- * (libevdev reads them).  On "evdev-open" from the driver whose provider
+ * the guest suite has).  Each event node found at start, and each that
+ * appears later (inotify on the folder), becomes an OdkEvdevDevice with its
+ * name, ids, phys, uniq and capabilities (libevdev reads them); a node that
+ * goes takes its registry node and the drivers on it along.  On "evdev-open" from the driver whose provider
  * it is, odkd opens the node, grabs it (EVIOCGRAB: only that descriptor
  * sees its events) and hands the descriptor over; the grab ends when the
  * driver's host closes it or dies.
@@ -19,10 +20,13 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
+#include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "daemon/bookkeeping/instance.h"
+#include "daemon/core/loop.h"
 #include "daemon/core/msg.h"
 #include "daemon/front/hostreq.h"
 #include "daemon/odkd.h"
@@ -34,6 +38,8 @@ struct evdev {
     bool on;   /* --evdev */
     char *dir; /* --evdev-dir (default /dev/input) */
     reg_node *bus;
+    int inotify; /* the folder's comings and goings, or -1 */
+    struct watch inotify_w;
 };
 
 static const struct odkd_module evdev_bus;
@@ -73,9 +79,22 @@ static bool is_keyboard(const struct libevdev *ev)
            libevdev_has_event_code(ev, EV_KEY, KEY_ENTER);
 }
 
+static reg_node *node_of_path(struct evdev *e, const char *path)
+{
+    for (size_t i = 0; e->bus && i < e->bus->n_children; i++) {
+        reg_node *n = e->bus->children[i];
+        if (n->state != REG_TERMINATING &&
+            strcmp(odk_dict_get_string(n->props, "OdkEvdevPath", ""), path) == 0)
+            return n;
+    }
+    return NULL;
+}
+
 static void plug(struct odkd *d, const char *path)
 {
     struct evdev *e = evdev_of(d);
+    if (node_of_path(e, path))
+        return; /* seen already (a second inotify event for the same node) */
     int fd = open(path, O_RDONLY | O_NONBLOCK | O_CLOEXEC);
     if (fd < 0) {
         odk_warn("evdev: %s: %s", path, strerror(errno));
@@ -128,6 +147,7 @@ static void plug(struct odkd *d, const char *path)
 static int init(struct odkd *d)
 {
     struct evdev *e = evdev_of(d);
+    e->inotify = -1;
     if (!e->on)
         return ODK_OK;
     struct msg m = msg_begin();
@@ -141,6 +161,40 @@ static int init(struct odkd *d)
     return st;
 }
 
+static const char *dir_of(struct evdev *e)
+{
+    return e->dir ? e->dir : "/dev/input";
+}
+
+/* An event node came (created, or its permissions set by udev after it
+ * was created) or went. */
+static void on_inotify(struct odkd *d, void *ptr, uint32_t events)
+{
+    (void)ptr, (void)events;
+    struct evdev *e = evdev_of(d);
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    ssize_t len;
+    while ((len = read(e->inotify, buf, sizeof buf)) > 0) {
+        for (char *p = buf; p < buf + len;) {
+            const struct inotify_event *ev = (const struct inotify_event *)p;
+            p += sizeof *ev + ev->len;
+            if (!ev->len || strncmp(ev->name, "event", 5) != 0)
+                continue;
+            char path[512];
+            snprintf(path, sizeof path, "%s/%s", dir_of(e), ev->name);
+            if (ev->mask & (IN_DELETE | IN_MOVED_FROM)) {
+                reg_node *n = node_of_path(e, path);
+                if (n) {
+                    odk_info("evdev: %s went, node %llu", path, (unsigned long long)n->id);
+                    manager_remove_tree(d, n, NULL, NULL);
+                }
+            } else {
+                plug(d, path);
+            }
+        }
+    }
+}
+
 static int by_name(const struct dirent **a, const struct dirent **b)
 {
     return strverscmp((*a)->d_name, (*b)->d_name);
@@ -151,7 +205,19 @@ static int start(struct odkd *d)
     struct evdev *e = evdev_of(d);
     if (!e->on)
         return ODK_OK;
-    const char *dir = e->dir ? e->dir : "/dev/input";
+    const char *dir = dir_of(e);
+    /* Watched before the scan: a node made in between is seen twice at
+     * worst (plug skips a path it has). */
+    e->inotify = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (e->inotify < 0 ||
+        inotify_add_watch(e->inotify, dir,
+                          IN_CREATE | IN_ATTRIB | IN_DELETE | IN_MOVED_TO | IN_MOVED_FROM) < 0 ||
+        loop_add(d, &e->inotify_w, e->inotify, EPOLLIN, on_inotify, NULL) < 0) {
+        odk_warn("evdev: %s: no hotplug (%s)", dir, strerror(errno));
+        if (e->inotify >= 0)
+            close(e->inotify);
+        e->inotify = -1;
+    }
     struct dirent **names;
     int n = scandir(dir, &names, NULL, by_name);
     if (n < 0) {
@@ -200,7 +266,12 @@ static int op_evdev_open(struct host_request *r)
 
 static void fini(struct odkd *d)
 {
-    free(evdev_of(d)->dir);
+    struct evdev *e = evdev_of(d);
+    if (e->inotify >= 0) {
+        loop_del(d, &e->inotify_w);
+        close(e->inotify);
+    }
+    free(e->dir);
 }
 
 static const struct class_def classes[] = {

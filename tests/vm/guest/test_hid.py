@@ -278,3 +278,36 @@ def test_qemus_usb_keyboard_through_libusb_and_hid_usb_types_on_the_system():
     finally:
         odkd.stop()
     wait_until(lambda: event_node(kernel_kbd), "usbhid to have the keyboard back")
+
+
+def test_the_evdev_bus_sees_input_devices_come_and_go_after_start():
+    """Hotplug on the evdev bus: a keyboard made after odkd started (here
+    with python3-evdev's UInput) becomes an OdkEvdevDevice that hid-remap
+    takes, and its removal takes the node and the driver along."""
+    import evdev
+    from evdev import ecodes as e
+    subprocess.run(["modprobe", "uinput"], check=True)
+    wait_until(Path("/dev/uinput").exists, "/dev/uinput")
+    odkd = Odkd("--evdev", "--hid-backend", "uinput")
+    try:
+        name = "odk hotplug test keyboard"
+        ui = evdev.UInput({e.EV_KEY: list(range(e.KEY_ESC, e.KEY_KPDOT + 1))}, name=name,
+                          vendor=0x1d6b, product=0x0104)
+        try:
+            node = wait_until(lambda: next((n for n in odkd.json("tree")
+                                            if n["class"] == "OdkEvdevDevice"
+                                            and n["properties"]["OdkEvdevName"] == name), None),
+                              "the new keyboard's node")
+            assert node["properties"]["OdkEvdevKeyboard"] is True
+            inst = wait_until(lambda: next((i for i in odkd.json("list")
+                                            if i["provider"] == node["id"]
+                                            and i["state"] == "running"), None),
+                              "a driver on it")
+        finally:
+            ui.close()
+        wait_until(lambda: all(n["id"] != node["id"] for n in odkd.json("tree")),
+                   "the node to go with the device")
+        wait_until(lambda: all(i["node"] != inst["node"] for i in odkd.json("list")),
+                   "its driver to go")
+    finally:
+        odkd.stop()
