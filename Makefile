@@ -13,7 +13,7 @@ DEB_PACKAGES = meson ninja-build pkg-config gcc clang libjansson-dev \
 	libnbd-bin nbdkit fuse3 fio e2fsprogs nbd-client
 
 .PHONY: all deps asan asan-test check test unit integration demo bench format clean fuzz \
-	campaign campaign-ci install vm-test soak-usb soak-pci storage-big
+	campaign campaign-ci install vm-test vm-campaign soak-usb soak-pci storage-big
 
 all: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -102,6 +102,12 @@ vm-test: all
 	[ $$suite = 0 ] || echo "vm-test: the guest suite failed"; \
 	[ $$proofs = 0 ] || echo "vm-test: the harness proofs (tests/vm/test_harness.py) failed"; \
 	[ $$suite = 0 ] && [ $$proofs = 0 ]
+
+# The guest's plug campaign at full size: 200 unplug/replug cycles of
+# QEMU's FTDI adapter with bytes in flight (vm-test runs 3).
+vm-campaign: all
+	ODK_BUILD=$(abspath $(BUILD)) $(PYTHON) tests/vm/run --build $(BUILD) --deadline 5400 \
+	  --env ODK_VM_CAMPAIGN_CYCLES=$${ODK_VM_CAMPAIGN_CYCLES:-200} -- tests/vm/guest/test_plug_campaign.py
 
 # The libusb source's guest tests at full size: 8 MiB through the CDC-ACM
 # gadget each way and as the family's round trip (vm-test uses 1 MiB and
