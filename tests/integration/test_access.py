@@ -233,15 +233,23 @@ def test_garbage_from_an_unprivileged_uid_is_refused_and_odkd_stays_up(odkd, acc
     assert odkd.ctl("call", dev, WHOAMI).stdout.split() == ["0", "1"]
 
 
-def test_a_malformed_access_key_is_refused_at_install(odkd):
+@pytest.mark.parametrize("value, where, says", [
+    ('{"group": ["odkacc-g"]}', "OdkUserClientAccess.group", "unknown key"),
+    ('"owner"', "OdkUserClientAccess", 'must be "everyone" or {"users"'),
+    ('{"users": "odkacc-a"}', "OdkUserClientAccess.users", "expected array"),
+    ('{"users": [-1]}', "OdkUserClientAccess.users[0]", "expected a name or an id"),
+    ('{"groups": ["odkacc-g", ""]}', "OdkUserClientAccess.groups[1]", "expected a name or an id"),
+])
+def test_a_malformed_access_key_is_refused_at_install(odkd, value, where, says):
     bundle = Path(tempfile.mkdtemp(prefix="odk-access-bad-"))
     try:
         shutil.copytree(TEST_DRIVERS / "access-probe", bundle / "b")
-        manifest = (bundle / "b" / "odk.json")
-        text = manifest.read_text().replace('{"groups": ["odkacc-g"]}', '{"group": ["odkacc-g"]}')
+        manifest = bundle / "b" / "odk.json"
+        text = manifest.read_text().replace('{"groups": ["odkacc-g"]}', value)
         manifest.write_text(text.replace(BUNDLE, "org.odk.test.access-bad"))
         r = odkd.ctl("install", bundle / "b", check=False)
         assert r.returncode != 0
-        assert "OdkUserClientAccess.group" in r.stderr and "unknown key" in r.stderr, r.stderr
+        assert "ODK_E_MANIFEST" in r.stderr and where in r.stderr and says in r.stderr, r.stderr
+        assert "org.odk.test.access-bad" not in odkd.ctl("list").stdout
     finally:
         shutil.rmtree(bundle, ignore_errors=True)
