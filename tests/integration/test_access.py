@@ -19,11 +19,14 @@ from pathlib import Path
 
 import pytest
 
-from conftest import BIN, CHILD_ENV, HANG_GUARD, TEST_DRIVERS, Odkd
+from conftest import BIN, CHILD_ENV, HANG_GUARD, ROOT, TEST_DRIVERS, Odkd
+from driver_selectors import read_enums
 
 USER_A, USER_B, GROUP = "odkacc-a", "odkacc-b", "odkacc-g"  # named in access-probe's odk.json
 BUNDLE = "org.odk.test.access-probe"
-WHOAMI = 0  # access-probe's only selector: out = caller's uid, opens seen
+PROBE = read_enums(ROOT / "tests" / "drivers" / "access-probe" / "access_probe_selectors.h",
+                   ("access_probe_selector",), "PROBE_")
+WHOAMI = PROBE.WHOAMI  # out: the caller's uid, the opens the driver has seen
 
 pytestmark = pytest.mark.skipif(os.geteuid() != 0,
                                 reason="creates users and groups and runs programs as them: "

@@ -4,11 +4,14 @@
  * OdkUserClientAccess; the driver itself admits every open odkd lets
  * through, logs it ("client_open by uid U pid P") and counts it, so a test
  * can tell that an open odkd refused never reached the driver.
- * One method, selector 0: no input; out: the calling client's uid and how
- * many opens this instance has seen (this one included). */
+ * One method (access_probe_selectors.h): PROBE_WHOAMI, no input; out: the
+ * calling client's uid and how many opens this instance has seen (this one
+ * included). */
 #include <stdint.h>
 
 #include "odk/driver.h"
+
+#include "access_probe_selectors.h"
 
 struct probe_state {
     uint64_t opens; /* touched only on the default queue */
@@ -37,7 +40,8 @@ static int probe_whoami(odk_driver *drv, odk_user_client *uc, odk_call *call)
 }
 
 static const odk_method probe_methods[] = {
-    {probe_whoami, .scalar_in = 0, .scalar_out = 2, .struct_in = 0, .struct_out = 0},
+    [PROBE_WHOAMI] = {probe_whoami, .scalar_in = 0, .scalar_out = 2, .struct_in = 0,
+                      .struct_out = 0},
 };
 
 static const odk_driver_class probe_class = {
@@ -46,7 +50,7 @@ static const odk_driver_class probe_class = {
     .start = probe_start,
     .client_open = probe_open,
     .methods = probe_methods,
-    .n_methods = 1,
+    .n_methods = sizeof probe_methods / sizeof probe_methods[0],
 };
 
 ODK_DRIVER_CLASS(probe_class);
