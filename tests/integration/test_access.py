@@ -236,23 +236,27 @@ def test_garbage_from_an_unprivileged_uid_is_refused_and_odkd_stays_up(odkd, acc
     assert odkd.ctl("call", dev, WHOAMI).stdout.split() == ["0", "1"]
 
 
-@pytest.mark.parametrize("value, where, says", [
+MALFORMED = [  # OdkUserClientAccess value, the key path named, what is said
     ('{"group": ["odkacc-g"]}', "OdkUserClientAccess.group", "unknown key"),
     ('"owner"', "OdkUserClientAccess", 'must be "everyone" or {"users"'),
     ('{"users": "odkacc-a"}', "OdkUserClientAccess.users", "expected array"),
     ('{"users": [-1]}', "OdkUserClientAccess.users[0]", "expected a name or an id"),
     ('{"groups": ["odkacc-g", ""]}', "OdkUserClientAccess.groups[1]", "expected a name or an id"),
-])
-def test_a_malformed_access_key_is_refused_at_install(odkd, value, where, says):
-    bundle = Path(tempfile.mkdtemp(prefix="odk-access-bad-"))
+]
+
+
+def test_a_malformed_access_key_is_refused_at_install(odkd):
+    folder = Path(tempfile.mkdtemp(prefix="odk-access-bad-"))
     try:
-        shutil.copytree(TEST_DRIVERS / "access-probe", bundle / "b")
-        manifest = bundle / "b" / "odk.json"
-        text = manifest.read_text().replace('{"groups": ["odkacc-g"]}', value)
-        manifest.write_text(text.replace(BUNDLE, "org.odk.test.access-bad"))
-        r = odkd.ctl("install", bundle / "b", check=False)
-        assert r.returncode != 0
-        assert "ODK_E_MANIFEST" in r.stderr and where in r.stderr and says in r.stderr, r.stderr
+        for i, (value, where, says) in enumerate(MALFORMED):
+            shutil.copytree(TEST_DRIVERS / "access-probe", folder / str(i))
+            manifest = folder / str(i) / "odk.json"
+            text = manifest.read_text().replace('{"groups": ["odkacc-g"]}', value)
+            manifest.write_text(text.replace(BUNDLE, "org.odk.test.access-bad"))
+            r = odkd.ctl("install", folder / str(i), check=False)
+            assert r.returncode != 0, value
+            assert "ODK_E_MANIFEST" in r.stderr and where in r.stderr and says in r.stderr, \
+                (value, r.stderr)
         assert "org.odk.test.access-bad" not in odkd.ctl("list").stdout
     finally:
-        shutil.rmtree(bundle, ignore_errors=True)
+        shutil.rmtree(folder, ignore_errors=True)
