@@ -84,6 +84,18 @@ static int fail(int st, const odk_value *reply)
     return 1;
 }
 
+/* A failure of a libodk call that asked odkd (opening a user client):
+ * odkd's sentence when it sent one. */
+static int fail_client(odk_client *c, int st)
+{
+    const char *why = odk_client_error(c);
+    if (why)
+        fprintf(stderr, "odkctl: %s: %s\n", odk_status_name(st), why);
+    else
+        fprintf(stderr, "odkctl: %s\n", odk_strerror(st));
+    return 1;
+}
+
 static void print_json(const odk_value *v)
 {
     char *s = odk_value_to_json(v, ODK_JSON_PRETTY);
@@ -497,7 +509,7 @@ static int cmd_call(odk_client *c, int argc, char **argv)
     int st = odk_connection_open(c, node, 0, &conn);
     if (st < 0) {
         free(sin);
-        return fail(st, NULL);
+        return fail_client(c, st);
     }
     uint64_t out[256];
     uint8_t *sout = malloc(out_cap ? out_cap : 1);

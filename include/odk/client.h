@@ -57,6 +57,13 @@ ODK_PUBLIC void odk_client_close(odk_client *c);
 ODK_PUBLIC int odk_client_request(odk_client *c, const char *op, odk_value *args,
                                   odk_value **reply);
 
+/* The sentence odkd sent with the last request on c that failed, e.g.
+ * "permission denied: sim-plug needs root or odkd's user (uid 0); you are
+ * uid 1000" or "not allowed to open user clients of P (bundle B): ...";
+ * NULL when the last request succeeded or odkd sent none.  Borrowed: valid
+ * until the next request on c.  Never blocks. */
+ODK_PUBLIC const char *odk_client_error(const odk_client *c);
+
 /* Registry nodes matching a dictionary of matching keys (IOProviderClass
  * defaults to IOService; IOPropertyMatch, IONameMatch, a bus's keys...;
  * other keys are ignored, as in IOKit).
@@ -88,7 +95,9 @@ ODK_PUBLIC int odk_client_dispatch(odk_client *c, int timeout_ms);
 /* Opens a user client of node_id (a driver's service node, a node it
  * published, or a device node whose driver then answers).  type is passed
  * to the driver's open hook.  Errors: ODK_E_NOT_FOUND, ODK_E_STATE (driver
- * not running), ODK_E_ACCESS, ODK_E_GONE (the driver went away during the
+ * not running), ODK_E_ACCESS (the personality's OdkUserClientAccess does
+ * not admit this process's user or groups: the driver never heard of the
+ * attempt; odk_client_error says why), ODK_E_GONE (the driver went away during the
  * open), or the driver's refusal from its open hook.  Blocks until odkd
  * and then the driver answer.  *out is a new object: odk_connection_close. */
 ODK_PUBLIC int odk_connection_open(odk_client *c, uint64_t node_id, uint32_t type,

@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/socket.h>
 #include <sys/un.h>
 #include <unistd.h>
@@ -36,6 +37,7 @@ struct odk_client {
     wire_msg msg;
     struct pending_event *events, **events_tail;
     struct client_watch *watches;
+    char *error; /* odkd's sentence for the last failed request */
 };
 
 int odk_client_open(const char *state_dir, odk_client **out)
@@ -77,6 +79,7 @@ void odk_client_close(odk_client *c)
         return;
     close(c->fd);
     wire_msg_release(&c->msg);
+    free(c->error);
     while (c->events) {
         struct pending_event *e = c->events;
         c->events = e->next;
@@ -107,6 +110,8 @@ int odk_client_request(odk_client *c, const char *op, odk_value *args, odk_value
 {
     if (reply)
         *reply = NULL;
+    free(c->error);
+    c->error = NULL;
     if (!args)
         args = odk_value_new_dict();
     if (!args || odk_dict_set_string(args, "op", op) < 0) {
@@ -133,12 +138,20 @@ int odk_client_request(odk_client *c, const char *op, odk_value *args, odk_value
             odk_value_free(v);
             continue;
         }
+        const char *why = odk_dict_get_string(v, "error", NULL);
+        if (c->msg.hdr.status < 0 && why)
+            c->error = strdup(why); /* NULL when out of memory: no sentence */
         if (reply)
             *reply = v;
         else
             odk_value_free(v);
         return c->msg.hdr.status;
     }
+}
+
+const char *odk_client_error(const odk_client *c)
+{
+    return c ? c->error : NULL;
 }
 
 int client_take_reply_fd(odk_client *c)

@@ -138,6 +138,44 @@ static bool safe_relative_path(const char *s)
     return true;
 }
 
+/* OdkUserClientAccess: "everyone", or {"users": [...], "groups": [...]}
+ * whose entries are names or ids (front/access.c decides with it; names
+ * are looked up at each open, so an unknown one is not an error here). */
+static int check_user_client_access(const struct ctx *c, const char *path, const odk_value *p)
+{
+    char sub[KEY_PATH_MAX], item[KEY_PATH_MAX];
+    const odk_value *v = odk_dict_get(p, "OdkUserClientAccess");
+    bundle_path_key(sub, path, "OdkUserClientAccess");
+    if (!v)
+        return ODK_OK;
+    if (odk_value_type(v) == ODK_TYPE_STRING)
+        return strcmp(odk_value_string(v), "everyone") == 0
+                   ? ODK_OK
+                   : bundle_fail(c, sub, "must be \"everyone\" or {\"users\": [...], \"groups\": [...]}");
+    if (odk_value_type(v) != ODK_TYPE_DICT)
+        return wrong_type(c, sub, "\"everyone\" or a dictionary", v);
+    for (size_t i = 0; i < odk_dict_count(v); i++) {
+        const char *key = odk_dict_key_at(v, i);
+        const odk_value *list = odk_dict_value_at(v, i);
+        bundle_path_key(item, sub, key);
+        if (strcmp(key, "users") != 0 && strcmp(key, "groups") != 0)
+            return bundle_fail(c, item, "unknown key (expected users or groups)");
+        if (odk_value_type(list) != ODK_TYPE_ARRAY)
+            return wrong_type(c, item, "array of names or ids", list);
+        for (size_t k = 0; k < odk_array_count(list); k++) {
+            const odk_value *e = odk_array_get(list, k);
+            char at[KEY_PATH_MAX];
+            bundle_path_index(at, item, k);
+            bool name = odk_value_type(e) == ODK_TYPE_STRING && *odk_value_string(e);
+            bool id = odk_value_type(e) == ODK_TYPE_INT && odk_value_int(e) >= 0 &&
+                      odk_value_int(e) < (int64_t)UINT32_MAX;
+            if (!name && !id)
+                return bundle_fail(c, at, "expected a name or an id from 0 to %u", UINT32_MAX - 1);
+        }
+    }
+    return ODK_OK;
+}
+
 static int check_personality(const struct ctx *c, const char *path, const odk_value *p)
 {
     if (odk_value_type(p) != ODK_TYPE_DICT)
@@ -190,7 +228,7 @@ static int check_personality(const struct ctx *c, const char *path, const odk_va
     } else if (v && odk_value_type(v) != ODK_TYPE_STRING) {
         return wrong_type(c, sub, "string or array of strings", v);
     }
-    return ODK_OK;
+    return check_user_client_access(c, path, p);
 }
 
 static int dup_into(const struct ctx *c, char **dst, const char *s)

@@ -2,7 +2,10 @@
 /* What odkctl and libodk can ask odkd: list, tree, explain, open a user
  * client, logs and crash reports, install, uninstall, restart, power,
  * debug.  Each operation checks its arguments (they come from outside),
- * fills r->out or r->err, and returns a status. */
+ * fills r->out or r->err, and returns a status.  Reads are open to every
+ * uid; what changes or inspects the drivers (install, uninstall, restart,
+ * power, debug) is privileged (the table's last column, checked in
+ * server.c); opening a user client asks access.c. */
 #include <dirent.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -14,6 +17,7 @@
 #include "daemon/bookkeeping/instance.h"
 #include "daemon/core/match.h"
 #include "daemon/core/msg.h"
+#include "daemon/front/access.h"
 #include "daemon/front/requests.h"
 #include "daemon/front/server.h"
 #include "daemon/odkd.h"
@@ -274,19 +278,20 @@ static int op_open(struct client_request *r)
                  (unsigned long long)n->id, inst_state_name(in->state));
         return ODK_E_STATE;
     }
-    /* Access: the owner of odkd, root, or anyone when the personality says
-     * so ("OdkUserClientAccess": "everyone"). */
-    const char *access = odk_dict_get_string(in->personality, "OdkUserClientAccess", "owner");
-    if (!request_privileged(r) && strcmp(access, "everyone") != 0) {
-        snprintf(r->err, sizeof r->err, "uid %u may not open %s", (unsigned)r->uid,
-                 in->bundle->id);
-        return ODK_E_ACCESS;
-    }
+    /* Decided here, before the host hears of the open: a refused app
+     * never reaches the driver (its client_open does not run). */
+    const struct peer *peer = server_peer(r->d, r->conn_id);
+    if (!peer)
+        return ODK_E_DISCONNECTED;
+    int st = access_user_client(in->personality, in->personality_name, in->bundle->id, peer,
+                                r->err, sizeof r->err);
+    if (st < 0)
+        return st;
     uint64_t target = n->owner ? n->id : in->node_id;
     struct msg m = msg_begin();
     msg_int(&m, "node", (int64_t)target);
     msg_str(&m, "bundle", in->bundle->id);
-    int st = msg_finish(&m, &r->out);
+    st = msg_finish(&m, &r->out);
     int sv[2];
     if (st == ODK_OK)
         st = wire_socketpair(sv);
@@ -362,7 +367,7 @@ const struct client_op client_requests[] = {
     {"ping", op_ping, false},           {"list", op_list, false},
     {"tree", op_tree, false},           {"explain", op_explain, false},
     {"open", op_open, false},           {"log", op_log, false},
-    {"crashes", op_crashes, false},     {"debug", op_debug, false},
+    {"crashes", op_crashes, false},     {"debug", op_debug, true},
     {"install", op_install, true},      {"uninstall", op_uninstall, true},
     {"restart", op_restart, true},      {"power", op_power, true},
     {NULL, NULL, false},

@@ -16,6 +16,7 @@
 #include "daemon/core/match.h"
 #include "daemon/core/module.h"
 #include "daemon/core/msg.h"
+#include "daemon/front/access.h"
 #include "daemon/front/requests.h"
 #include "daemon/front/server.h"
 #include "daemon/odkd.h"
@@ -34,8 +35,7 @@ struct conn {
     uint64_t id;
     int fd;
     struct watch w;
-    uid_t uid;
-    pid_t pid;
+    struct peer peer; /* read once, at accept */
     struct watch_entry watches[MAX_WATCHES_PER_CONN];
     size_t n_watches;
     uint32_t next_watch;
@@ -54,6 +54,7 @@ static void conn_free(void *ptr)
     struct conn *c = ptr;
     for (size_t i = 0; i < c->n_watches; i++)
         odk_value_free(c->watches[i].matching);
+    peer_release(&c->peer);
     free(c);
 }
 
@@ -78,6 +79,12 @@ static struct conn *conn_by_id(struct odkd *d, uint64_t id)
     return NULL;
 }
 
+const struct peer *server_peer(struct odkd *d, uint64_t conn_id)
+{
+    struct conn *c = conn_by_id(d, conn_id);
+    return c ? &c->peer : NULL;
+}
+
 static void send_reply(struct conn *c, uint32_t seq, int status, odk_value *body, const int *fds,
                        size_t n_fds)
 {
@@ -85,7 +92,7 @@ static void send_reply(struct conn *c, uint32_t seq, int status, odk_value *body
      * socket is non-blocking, and a reply to a full one is lost (logged). */
     int st = wire_send_value(c->fd, WIRE_REPLY, seq, status, body, fds, n_fds);
     if (st < 0 && st != ODK_E_DISCONNECTED)
-        odk_warn("reply to pid %d failed: %s", (int)c->pid, odk_strerror(st));
+        odk_warn("reply to pid %d failed: %s", (int)c->peer.pid, odk_strerror(st));
     odk_value_free(body);
 }
 
@@ -147,7 +154,7 @@ static void on_event(struct odkd *d, const char *event, reg_node *node, void *ct
             if (ev)
                 wire_send_value(c->fd, WIRE_EVENT, 0, 0, ev, NULL, 0);
             else
-                odk_error("out of memory; %s event to pid %d not sent", event, (int)c->pid);
+                odk_error("out of memory; %s event to pid %d not sent", event, (int)c->peer.pid);
             odk_value_free(ev);
         }
     }
@@ -292,7 +299,9 @@ static int dispatch(struct client_request *r, const wire_msg *m, odk_value **arg
         return ODK_E_UNSUPPORTED;
     }
     if (op->needs_privilege && !request_privileged(r)) {
-        snprintf(r->err, sizeof r->err, "'%s' needs root or odkd's own user", name);
+        snprintf(r->err, sizeof r->err,
+                 "permission denied: %s needs root or odkd's user (uid %u); you are uid %ld", name,
+                 (unsigned)getuid(), r->uid == (uid_t)-1 ? -1L : (long)r->uid);
         return ODK_E_ACCESS;
     }
     return op->fn(r);
@@ -307,8 +316,8 @@ static odk_value *error_body(const char *text)
 
 static void handle(struct odkd *d, struct conn *c, wire_msg *m)
 {
-    struct client_request r = {.d = d, .conn_id = c->id, .seq = m->hdr.seq, .uid = c->uid,
-                               .pid = c->pid, .reply_fd = -1};
+    struct client_request r = {.d = d, .conn_id = c->id, .seq = m->hdr.seq, .uid = c->peer.uid,
+                               .pid = c->peer.pid, .reply_fd = -1};
     odk_value *args = NULL;
     int st = dispatch(&r, m, &args);
     if (st < 0) {
@@ -337,7 +346,7 @@ static void on_conn(struct odkd *d, void *ptr, uint32_t events)
     wire_msg_init(&m);
     int st = wire_recv(c->fd, &m);
     if (st == ODK_E_PROTOCOL) {
-        odk_warn("pid %d sent a malformed message; answered with an error", (int)c->pid);
+        odk_warn("pid %d sent a malformed message; answered with an error", (int)c->peer.pid);
         send_reply(c, 0, ODK_E_PROTOCOL,
                    error_body("malformed message (bad magic, length or flags)"), NULL, 0);
     } else if (st == ODK_E_AGAIN) {
@@ -362,19 +371,12 @@ static void on_accept(struct odkd *d, void *ptr, uint32_t events)
         close(fd);
         return;
     }
-    struct ucred cred;
-    socklen_t len = sizeof cred;
-    if (getsockopt(fd, SOL_SOCKET, SO_PEERCRED, &cred, &len) == 0) {
-        c->uid = cred.uid;
-        c->pid = cred.pid;
-    } else {
-        c->uid = (uid_t)-1;
-    }
+    peer_read(fd, &c->peer);
     c->id = ++d->server->next_conn_id;
     c->fd = fd;
     if (loop_add(d, &c->w, fd, EPOLLIN, on_conn, c) < 0) {
         close(fd);
-        free(c);
+        conn_free(c);
         return;
     }
     c->next = d->server->conns;
@@ -455,6 +457,8 @@ int server_listen(struct odkd *d)
         s->listen_fd = -1;
         return ODK_E_IO;
     }
-    chmod(d->sock_path, 0666); /* access is decided per operation */
+    /* Anyone may connect: access is decided per operation, from the
+     * credentials the kernel reports (front/access.c). */
+    chmod(d->sock_path, 0666);
     return loop_add(d, &s->listen_watch, s->listen_fd, EPOLLIN, on_accept, NULL);
 }

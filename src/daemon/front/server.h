@@ -9,6 +9,7 @@
 #include "odk/value.h"
 
 struct odkd;
+struct peer;
 
 /* Listens on d->sock_path (mode 0666: access is decided per operation)
  * and subscribes to the manager's events.  A stale socket at the path is
@@ -21,6 +22,9 @@ int server_listen(struct odkd *d);
  * connection that closed meanwhile is skipped. */
 void server_reply_later(struct odkd *d, uint64_t conn_id, uint32_t seq, int status,
                         odk_value *body);
+/* The credentials of connection conn_id (borrowed: valid while the
+ * request that asks is being handled), NULL when it has closed. */
+const struct peer *server_peer(struct odkd *d, uint64_t conn_id);
 /* Closes every connection and the listening socket (at exit). */
 void server_close_all(struct odkd *d);
 
