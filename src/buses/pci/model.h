@@ -63,7 +63,8 @@ bool pci_model_bus_master(const struct pci_model *m);
  * ODK_E_BUSY while one is pending; otherwise dma_done runs later. */
 int pci_model_dma(struct pci_model *m, uint64_t addr, void *data, size_t len, bool to_device);
 /* Signals an interrupt: MSI vector `vector` when MSI is enabled, MSI-X
- * entry `vector` when MSI-X is, else INTx (unless disabled). */
+ * entry `vector` when MSI-X is (a masked entry sets its pending bit instead
+ * and fires when unmasked), else INTx (unless disabled). */
 void pci_model_irq(struct pci_model *m, unsigned vector);
 /* Arms (ms > 0) or disarms (0) the model's one timer. */
 void pci_model_timer(struct pci_model *m, unsigned ms);
@@ -71,5 +72,6 @@ void pci_model_timer(struct pci_model *m, unsigned ms);
 void pci_model_changed(struct pci_model *m);
 
 extern const struct pci_model_ops pci_model_edu;
+extern const struct pci_model_ops pci_model_capture;
 
 #endif

@@ -38,7 +38,7 @@
 
 #define ODKD_FD 3
 
-static const struct pci_model_ops *const models[] = {&pci_model_edu, NULL};
+static const struct pci_model_ops *const models[] = {&pci_model_edu, &pci_model_capture, NULL};
 
 static struct pci_model M;
 static uint8_t wmask[256];     /* writable bits of the first 256 config bytes */
@@ -57,6 +57,14 @@ static struct {
         dropped_writes, links, dma_cancelled;
 } count;
 static uint8_t *packet;
+/* The MSI-X table and pending bits, when the function has them: the runner
+ * gives them their semantics (a masked entry's interrupt waits in its
+ * pending bit); the model never sees writes to them. */
+static struct {
+    unsigned bar, n;
+    uint32_t table, pba;
+    bool present;
+} msix_tab;
 
 static uint64_t now_ns(void)
 {
@@ -121,6 +129,81 @@ void pci_model_timer(struct pci_model *m, unsigned ms)
     timerfd_settime(timer_fd, 0, &it, NULL);
 }
 
+/* Entry v's vector control word (bit 0: masked) and pending bit. */
+static uint32_t *msix_ctrl(unsigned v)
+{
+    return (uint32_t *)(void *)(M.bar[msix_tab.bar] + msix_tab.table + 16 * v + 12);
+}
+
+static bool msix_masked(unsigned v)
+{
+    return msix_tab.present && v < msix_tab.n && (__atomic_load_n(msix_ctrl(v), __ATOMIC_ACQUIRE) & 1);
+}
+
+static void msix_set_pending(unsigned v, bool on)
+{
+    uint64_t *w = (uint64_t *)(void *)(M.bar[msix_tab.bar] + msix_tab.pba + 8 * (v / 64));
+    uint64_t bit = 1ull << (v % 64);
+    __atomic_store_n(w, on ? *w | bit : *w & ~bit, __ATOMIC_RELEASE);
+}
+
+static bool msix_pending(unsigned v)
+{
+    const uint64_t *w = (const uint64_t *)(const void *)(M.bar[msix_tab.bar] + msix_tab.pba + 8 * (v / 64));
+    return *w & (1ull << (v % 64));
+}
+
+/* Where the MSI-X capability puts the table (once BAR memory exists;
+ * pci_config_check has placed both inside their BAR). */
+static void msix_setup(void)
+{
+    unsigned p = pci_cap_find(M.config, PCI_CAP_ID_MSIX);
+    if (!p || !M.n_msix)
+        return;
+    uint32_t t = pci_cfg_get(M.config, p + PCI_MSIX_TABLE, 4), b = pci_cfg_get(M.config, p + 8, 4);
+    msix_tab.bar = t & 7;
+    msix_tab.table = t & ~7u;
+    msix_tab.pba = b & ~7u;
+    msix_tab.n = M.n_msix;
+    msix_tab.present = msix_tab.bar < PCI_BARS && (b & 7) == msix_tab.bar && M.bar[msix_tab.bar] &&
+                   (uint64_t)msix_tab.table + 16ull * msix_tab.n <= M.bar_size[msix_tab.bar] &&
+                   (uint64_t)msix_tab.pba + 8ull * ((msix_tab.n + 63) / 64) <= M.bar_size[msix_tab.bar];
+}
+
+/* After a reset every entry is masked, as the specification says. */
+static void msix_reset(void)
+{
+    for (unsigned v = 0; msix_tab.present && v < msix_tab.n; v++)
+        __atomic_store_n(msix_ctrl(v), 1u, __ATOMIC_RELEASE);
+}
+
+/* A posted write into the table: stored as written; unmasking an entry
+ * with its pending bit set delivers the interrupt.  False when op is not
+ * the table's or the PBA's (the PBA is read-only). */
+static bool msix_write(const struct pci_mmio_op *op)
+{
+    if (!msix_tab.present || op->bar != msix_tab.bar)
+        return false;
+    uint64_t end = (uint64_t)op->offset + op->width;
+    if (op->offset >= msix_tab.pba && end <= msix_tab.pba + 8ull * ((msix_tab.n + 63) / 64))
+        return true;
+    if (op->offset < msix_tab.table || end > msix_tab.table + 16ull * msix_tab.n)
+        return false;
+    if (op->width != 4 && op->width != 8)
+        return true; /* the specification allows only dword and qword accesses */
+    uint8_t *p = M.bar[msix_tab.bar] + op->offset;
+    if (op->width == 4)
+        __atomic_store_n((uint32_t *)(void *)p, (uint32_t)op->value, __ATOMIC_RELEASE);
+    else
+        __atomic_store_n((uint64_t *)(void *)p, op->value, __ATOMIC_RELEASE);
+    unsigned v = (op->offset - msix_tab.table) / 16;
+    if (!msix_masked(v) && msix_pending(v)) {
+        msix_set_pending(v, false);
+        pci_model_irq(&M, v);
+    }
+    return true;
+}
+
 void pci_model_irq(struct pci_model *m, unsigned vector)
 {
     (void)m;
@@ -131,8 +214,13 @@ void pci_model_irq(struct pci_model *m, unsigned vector)
         if (vector < M.n_msi)
             idx = (int)(1 + vector);
     } else if (msix && (pci_cfg_get(M.config, msix + PCI_MSIX_FLAGS, 2) & PCI_MSIX_ENABLE)) {
-        if (vector < M.n_msix && !(pci_cfg_get(M.config, msix + PCI_MSIX_FLAGS, 2) & 0x4000u))
+        if (vector < M.n_msix && !(pci_cfg_get(M.config, msix + PCI_MSIX_FLAGS, 2) & 0x4000u)) {
+            if (msix_masked(vector)) {
+                msix_set_pending(vector, true);
+                return;
+            }
             idx = (int)(1 + M.n_msi + vector);
+        }
     } else if (!(command() & PCI_COMMAND_INTX_DISABLE) && M.config[PCI_INTERRUPT_PIN]) {
         idx = 0;
     }
@@ -246,6 +334,7 @@ static void function_reset(void)
         if (M.bar[i])
             memset(M.bar[i], 0, M.bar_size[i]);
     M.ops->reset(&M);
+    msix_reset();
     count.resets++;
 }
 
@@ -266,8 +355,10 @@ static void drain_ring(void)
         bool ok = op.bar < PCI_BARS && M.bar[op.bar] &&
                   (op.width == 1 || op.width == 2 || op.width == 4 || op.width == 8) &&
                   (uint64_t)op.offset + op.width <= M.bar_size[op.bar];
-        if (ok && (command() & PCI_COMMAND_MEMORY) && power_state() == 0)
-            M.ops->mmio_write(&M, op.bar, op.offset, op.width, op.value);
+        if (ok && (command() & PCI_COMMAND_MEMORY) && power_state() == 0) {
+            if (!msix_write(&op))
+                M.ops->mmio_write(&M, op.bar, op.offset, op.width, op.value);
+        }
         else
             count.dropped_writes++;
         tail++;
@@ -466,7 +557,7 @@ int main(int argc, char **argv)
         if (strcmp(models[i]->name, argv[1]) == 0)
             M.ops = models[i];
     if (!M.ops) {
-        fprintf(stderr, "odk-pci-model: no model named %s (there is: edu)\n", argv[1]);
+        fprintf(stderr, "odk-pci-model: no model named %s (there is: edu, capture)\n", argv[1]);
         return 2;
     }
     odk_value *args = NULL;
@@ -511,6 +602,8 @@ int main(int argc, char **argv)
             vec_fd[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         setup_wmask();
         M.ops->reset(&M);
+        msix_setup();
+        msix_reset();
     }
     struct pci_wire w = {.op = PCIW_HELLO};
     if (pci_wire_send(ODKD_FD, &w, h, sizeof *h, NULL, 0, 0) < 0)
