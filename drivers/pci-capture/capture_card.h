@@ -18,9 +18,10 @@
  * (an IOMMU fault) stops the card with STATUS_DMA_ERROR, the address in
  * FAULT_ADDR and vector 1.
  *
- * Frames come one per 1/FPS second while running; a frame falls due with no
- * descriptor free (or the last still being written) is dropped and counted
- * in DROPS, and takes no sequence number.  FPS 0: back to back, as fast as
+ * Frames come one per 1/FPS second while running and wait on the card (up to
+ * CAP_FIFO_FRAMES of them) for a free descriptor and for the frame before
+ * to be written; one that falls due with the card's memory full is dropped,
+ * counted in DROPS, and takes no sequence number.  FPS 0: back to back, as fast as
  * descriptors come.  Registers are little-endian, 32 bits unless noted. */
 #ifndef ODK_CAPTURE_CARD_H
 #define ODK_CAPTURE_CARD_H
@@ -67,6 +68,7 @@
 #define CAP_MAX_DIM 8192u
 #define CAP_MAX_FPS 1000u
 #define CAP_MAX_RING 65536u
+#define CAP_FIFO_FRAMES 8u
 
 /* A descriptor: 32 bytes in the ring.  The driver writes the first half,
  * the card the second. */

@@ -51,6 +51,15 @@ static unsigned n_vec;
 static int link_fd = -1;
 static bool needs_reset;  /* a link was attached; no reset since */
 static uint32_t dma_id;   /* the pending DMA's id, 0 for none */
+/* Posted writes in flight: their ids (POSTED_ID | n) and addresses, oldest
+ * first; the host answers them in order. */
+#define POSTED_ID 0x80000000u
+static struct {
+    uint32_t id[PCI_POSTED_WINDOW];
+    uint64_t addr[PCI_POSTED_WINDOW];
+    unsigned at, n;
+    uint32_t next;
+} posted;
 static uint64_t dma_addr; /* and what it was */
 static struct {
     uint64_t resets, dma_blocked, unsafe_dma, dma_faults, interrupts, refused_attach,
@@ -253,13 +262,67 @@ int pci_model_dma(struct pci_model *m, uint64_t addr, void *data, size_t len, bo
     if (len == 0 || len > PCIW_MAX_DMA)
         return ODK_E_INVALID;
     static uint32_t next;
-    struct pci_wire w = {.op = PCIW_DMA, .id = ++next ? next : ++next, .addr = addr,
+    next = (next + 1) & ~POSTED_ID;
+    struct pci_wire w = {.op = PCIW_DMA, .id = next ? next : (next = 1), .addr = addr,
                          .length = (uint32_t)len, .flags = to_device ? PCIW_DMA_TO_DEVICE : 0};
     if (pci_wire_send(link_fd, &w, to_device ? NULL : data, to_device ? 0 : len, NULL, 0, 0) < 0)
         return ODK_E_GONE;
     dma_id = w.id;
     dma_addr = addr;
     return ODK_OK;
+}
+
+unsigned pci_model_dma_posted(const struct pci_model *m)
+{
+    (void)m;
+    return posted.n;
+}
+
+int pci_model_dma_post(struct pci_model *m, uint64_t addr, const void *data, size_t len)
+{
+    (void)m;
+    if (!(command() & PCI_COMMAND_MASTER)) {
+        count.dma_blocked++;
+        return ODK_E_STATE;
+    }
+    if (link_fd < 0) {
+        if (needs_reset) {
+            count.unsafe_dma++;
+            fprintf(stderr, "odk-pci-model: ASSERTION FAILED: DMA at 0x%llx with bus mastering "
+                    "on after the driver's link ended, before the reset\n",
+                    (unsigned long long)addr);
+        }
+        return ODK_E_GONE;
+    }
+    if (posted.n == PCI_POSTED_WINDOW)
+        return ODK_E_BUSY;
+    if (len == 0 || len > PCIW_MAX_DMA || !data)
+        return ODK_E_INVALID;
+    posted.next = (posted.next + 1) & ~POSTED_ID;
+    struct pci_wire w = {.op = PCIW_DMA, .id = POSTED_ID | posted.next, .addr = addr,
+                         .length = (uint32_t)len};
+    if (pci_wire_send(link_fd, &w, data, len, NULL, 0, 0) < 0)
+        return ODK_E_GONE;
+    unsigned k = (posted.at + posted.n++) % PCI_POSTED_WINDOW;
+    posted.id[k] = w.id;
+    posted.addr[k] = addr;
+    return ODK_OK;
+}
+
+/* The host answered a posted write: the oldest, or one a reset forgot. */
+static void posted_answer(const struct pci_wire *w)
+{
+    if (!posted.n || w->id != posted.id[posted.at])
+        return;
+    uint64_t addr = posted.addr[posted.at];
+    posted.at = (posted.at + 1) % PCI_POSTED_WINDOW;
+    posted.n--;
+    if (w->status == ODK_E_ACCESS)
+        count.dma_faults++;
+    if (M.ops->posted_done)
+        M.ops->posted_done(&M, w->status, addr);
+    if (w->status < 0)
+        pci_model_changed(&M);
 }
 
 /* ---- configuration space ------------------------------------------------ */
@@ -328,6 +391,9 @@ static void function_reset(void)
         count.dma_cancelled++;
     pci_model_timer(&M, 0);
     dma_id = 0; /* a reply still on its way is ignored */
+    if (posted.n)
+        count.dma_cancelled++;
+    posted.n = 0;
     __atomic_store_n(&ctl->tail, __atomic_load_n(&ctl->head, __ATOMIC_ACQUIRE), __ATOMIC_RELEASE);
     syscall(SYS_futex, &ctl->tail, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
     for (unsigned i = 0; i < PCI_BARS; i++)
@@ -385,6 +451,7 @@ static void link_end(void)
 {
     close(link_fd);
     link_fd = -1;
+    posted.n = 0;
     if (dma_id) {
         dma_id = 0;
         M.ops->dma_done(&M, ODK_E_GONE, NULL, 0);
@@ -476,6 +543,10 @@ static void on_link(void)
         pci_model_changed(&M);
         break;
     case PCIW_DMA:
+        if (w.id & POSTED_ID) {
+            posted_answer(&w);
+            break;
+        }
         if (!dma_id || w.id != dma_id)
             break; /* a reply for a DMA the reset forgot */
         dma_id = 0;

@@ -37,6 +37,8 @@ struct capture {
     uint32_t sg_have, sg_at;    /* entries in the batch, the one in use */
     uint64_t sg_used;           /* bytes of sg[sg_at] already written */
     uint32_t chunk[PCIW_MAX_DMA / 4];
+    uint64_t fifo_ts[CAP_FIFO_FRAMES]; /* frames due, waiting on board */
+    unsigned fifo_n, fifo_at;
     uint64_t frames, drops, dma_errors, bad_desc;
     unsigned initial_fps;
 };
@@ -112,6 +114,7 @@ static void capture_reset(struct pci_model *m)
     struct capture *c = m->priv;
     c->step = IDLE;
     c->timer_armed = false;
+    c->fifo_n = 0;
     set32(m, CAP_ID, CAP_ID_VALUE);
     set32(m, CAP_WIDTH, 640);
     set32(m, CAP_HEIGHT, 480);
@@ -173,8 +176,9 @@ static void arm(struct pci_model *m)
     c->timer_armed = true;
 }
 
-/* Starts the next frame if a descriptor is free; false when none is. */
-static bool frame_begin(struct pci_model *m)
+/* Starts the next frame, taken at ts, if a descriptor is free; false when
+ * none is. */
+static bool frame_begin(struct pci_model *m, uint64_t ts)
 {
     struct capture *c = m->priv;
     uint32_t head = reg32(m, CAP_RING_HEAD), tail = reg32(m, CAP_RING_TAIL);
@@ -188,11 +192,26 @@ static bool frame_begin(struct pci_model *m)
                                        .height = reg32(m, CAP_HEIGHT),
                                        .format = CAP_FORMAT_BGRA,
                                        .sequence = reg64(m, CAP_SEQUENCE),
-                                       .timestamp_ns = now_ns()};
+                                       .timestamp_ns = ts};
     c->done = 0;
     c->step = READ_DESC;
     dma(m, c->desc_addr, NULL, sizeof c->desc, true);
     return true;
+}
+
+/* Starts a frame when the card is idle, one is due (always, at FPS 0) and
+ * a descriptor is free. */
+static void pump(struct pci_model *m)
+{
+    struct capture *c = m->priv;
+    if (c->step != IDLE || !running(m))
+        return;
+    if (!reg32(m, CAP_FPS)) {
+        frame_begin(m, now_ns());
+    } else if (c->fifo_n && frame_begin(m, c->fifo_ts[c->fifo_at])) {
+        c->fifo_at = (c->fifo_at + 1) % CAP_FIFO_FRAMES;
+        c->fifo_n--;
+    }
 }
 
 static void read_sg_batch(struct pci_model *m)
@@ -217,46 +236,67 @@ static void write_back(struct pci_model *m, bool short_list)
     dma(m, c->desc_addr + 16, &c->desc.sequence, 16, false);
 }
 
-/* Writes the next piece of the frame, or moves on when it is all written. */
+/* Posts the frame's next pieces while the window has room, reads the next
+ * batch of the list when this one is used up, and writes the descriptor
+ * back once every piece is written. */
 static void write_next(struct pci_model *m)
 {
     struct capture *c = m->priv;
-    while (c->sg_at < c->sg_have && c->sg_used == c->sg[c->sg_at].len) {
-        c->sg_at++;
-        c->sg_used = 0;
-    }
-    if (c->done == c->frame_bytes) {
-        write_back(m, false);
-        return;
-    }
-    if (c->sg_at == c->sg_have) {
-        if (c->sg_next < c->desc.sg_count)
-            read_sg_batch(m);
-        else
-            write_back(m, true); /* the list held less than a frame */
-        return;
-    }
-    const struct cap_sg *e = &c->sg[c->sg_at];
-    uint64_t n = e->len - c->sg_used;
-    if (n > c->frame_bytes - c->done)
-        n = c->frame_bytes - c->done;
-    if (n > sizeof c->chunk)
-        n = sizeof c->chunk;
-    /* The pattern is in 32-bit words: a piece not on a word boundary is
-     * made from the words around it. */
-    uint64_t w0 = c->done / 4, w1 = (c->done + n + 3) / 4;
-    uint8_t *bytes = (uint8_t *)c->chunk;
-    if (w1 - w0 > sizeof c->chunk / 4) { /* an unaligned piece of full size */
-        n -= 4;
-        w1 = (c->done + n + 3) / 4;
-    }
-    cap_fill(c->chunk, w0, w1 - w0, c->hdr.sequence, &c->hdr);
     c->step = WRITE_DATA;
-    uint64_t at = e->addr + c->sg_used;
-    c->sg_used += n;
-    uint64_t skip = c->done % 4;
-    c->done += n;
-    dma(m, at, bytes + skip, n, false);
+    for (;;) {
+        while (c->sg_at < c->sg_have && c->sg_used == c->sg[c->sg_at].len) {
+            c->sg_at++;
+            c->sg_used = 0;
+        }
+        bool list_done = c->sg_at == c->sg_have && c->sg_next == c->desc.sg_count;
+        if (c->done == c->frame_bytes || list_done) {
+            if (!pci_model_dma_posted(m)) /* every piece is in memory */
+                write_back(m, c->done != c->frame_bytes);
+            return;
+        }
+        if (c->sg_at == c->sg_have) {
+            read_sg_batch(m);
+            return;
+        }
+        if (pci_model_dma_posted(m) == PCI_POSTED_WINDOW)
+            return; /* posted_done comes back here */
+        const struct cap_sg *e = &c->sg[c->sg_at];
+        uint64_t n = e->len - c->sg_used;
+        if (n > c->frame_bytes - c->done)
+            n = c->frame_bytes - c->done;
+        if (n > sizeof c->chunk - 4)
+            n = sizeof c->chunk - 4;
+        /* The pattern is in 32-bit words: a piece that does not start on a
+         * word is cut from the words around it. */
+        uint64_t w0 = c->done / 4, w1 = (c->done + n + 3) / 4;
+        cap_fill(c->chunk, w0, w1 - w0, c->hdr.sequence, &c->hdr);
+        uint64_t at = e->addr + c->sg_used;
+        c->dma_at = at;
+        int st = pci_model_dma_post(m, at, (uint8_t *)c->chunk + c->done % 4, n);
+        if (st == ODK_E_GONE) {
+            c->step = IDLE;
+            return;
+        }
+        if (st < 0) {
+            fail(m, CAP_STATUS_DMA_ERROR, at);
+            return;
+        }
+        c->sg_used += n;
+        c->done += n;
+    }
+}
+
+static void capture_posted_done(struct pci_model *m, int status, uint64_t addr)
+{
+    struct capture *c = m->priv;
+    if (c->step == IDLE)
+        return;
+    if (status < 0) {
+        fail(m, CAP_STATUS_DMA_ERROR, addr);
+        return;
+    }
+    if (c->step == WRITE_DATA)
+        write_next(m);
 }
 
 static void frame_end(struct pci_model *m)
@@ -270,8 +310,7 @@ static void frame_end(struct pci_model *m)
     cause(m, CAP_IRQ_FRAME);
     if (c->frames % 64 == 1)
         pci_model_changed(m);
-    if (!reg32(m, CAP_FPS) && running(m))
-        frame_begin(m);
+    pump(m);
 }
 
 static void capture_dma_done(struct pci_model *m, int status, const void *data, size_t len)
@@ -317,8 +356,7 @@ static void capture_dma_done(struct pci_model *m, int status, const void *data, 
         c->sg_used = 0;
         write_next(m);
         return;
-    case WRITE_DATA:
-        write_next(m);
+    case WRITE_DATA: /* its writes are posted: see capture_posted_done */
         return;
     case WRITE_BACK:
         frame_end(m);
@@ -335,15 +373,17 @@ static void capture_timer(struct pci_model *m)
     if (!running(m))
         return;
     arm(m);
-    if (c->step != IDLE || !frame_begin(m)) {
+    if (c->fifo_n == CAP_FIFO_FRAMES) {
         c->drops++;
         set32(m, CAP_DROPS, (uint32_t)c->drops);
+    } else {
+        c->fifo_ts[(c->fifo_at + c->fifo_n++) % CAP_FIFO_FRAMES] = now_ns();
     }
+    pump(m);
 }
 
 static void start(struct pci_model *m)
 {
-    struct capture *c = m->priv;
     uint32_t size = reg32(m, CAP_RING_SIZE);
     if (!size || (size & (size - 1)) || size > CAP_MAX_RING || !reg64(m, CAP_RING_BASE)) {
         fail(m, CAP_STATUS_BAD_DESC, reg64(m, CAP_RING_BASE));
@@ -354,8 +394,7 @@ static void start(struct pci_model *m)
     pci_model_changed(m);
     if (reg32(m, CAP_FPS))
         arm(m);
-    else if (c->step == IDLE)
-        frame_begin(m);
+    pump(m);
 }
 
 static void stop(struct pci_model *m)
@@ -365,6 +404,7 @@ static void stop(struct pci_model *m)
     set32(m, CAP_CONTROL, 0);
     pci_model_timer(m, 0);
     c->timer_armed = false;
+    c->fifo_n = 0;
     pci_model_changed(m); /* a frame being written finishes */
 }
 
@@ -403,8 +443,7 @@ static void capture_mmio_write(struct pci_model *m, unsigned bar, uint32_t off, 
             set32(m, CAP_FPS, v);
             if (running(m) && !c->timer_armed)
                 arm(m);
-            if (running(m) && !v && c->step == IDLE)
-                frame_begin(m);
+            pump(m);
         }
         break;
     case CAP_RING_BASE:
@@ -422,8 +461,7 @@ static void capture_mmio_write(struct pci_model *m, unsigned bar, uint32_t off, 
         break;
     case CAP_RING_HEAD:
         set32(m, CAP_RING_HEAD, v);
-        if (running(m) && !reg32(m, CAP_FPS) && c->step == IDLE)
-            frame_begin(m);
+        pump(m);
         break;
     case CAP_IRQ_ACK:
         set32(m, CAP_IRQ_CAUSE, reg32(m, CAP_IRQ_CAUSE) & ~v);
@@ -441,6 +479,7 @@ static void capture_report(struct pci_model *m, odk_value *d)
     struct capture *c = m->priv;
     odk_dict_set_int(d, "frames", (int64_t)c->frames);
     odk_dict_set_int(d, "drops", (int64_t)c->drops);
+    odk_dict_set_int(d, "waiting", (int64_t)c->fifo_n);
     odk_dict_set_int(d, "dma_errors", (int64_t)c->dma_errors);
     odk_dict_set_int(d, "bad_descriptors", (int64_t)c->bad_desc);
     odk_dict_set_bool(d, "running", running(m));
@@ -452,6 +491,7 @@ const struct pci_model_ops pci_model_capture = {
     .reset = capture_reset,
     .mmio_write = capture_mmio_write,
     .dma_done = capture_dma_done,
+    .posted_done = capture_posted_done,
     .timer = capture_timer,
     .report = capture_report,
 };
