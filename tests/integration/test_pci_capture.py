@@ -20,7 +20,7 @@ CAP = read_enums(ROOT / "drivers" / "pci-capture" / "pci_capture.h", ["capture_s
                  "CAPTURE_")
 EVENT = struct.Struct("<QQIIII")
 MAGIC = 0x464B444F
-PLUG_CYCLES = int(os.environ.get("ODK_CAPTURE_PLUG_CYCLES", "100"))
+PLUG_CYCLES = int(os.environ.get("ODK_CAPTURE_PLUG_CYCLES", "50"))
 # odk-capture at 30 fps: 90 frames (3 s) here, 300 (10 s) in make soak-capture.
 RATE_FRAMES = int(os.environ.get("ODK_CAPTURE_RATE_FRAMES", "90"))
 GIB = 1 << 30
@@ -257,3 +257,105 @@ def test_surprise_removal_while_capturing_gives_the_app_an_error(odkd):
     log = wait_until(lambda: (lambda l: l if "configuration space reads" in l else None)(
         odkd.ctl("log", "org.odk.pci-capture").stdout), what="the driver's stop")
     assert "configuration space reads 0xffffffff" in log
+
+
+def fd_count(pid):
+    return len(os.listdir(f"/proc/{pid}/fd"))
+
+
+def memfd_maps():
+    with open("/proc/self/maps") as f:
+        return sum(1 for line in f if "memfd:" in line)
+
+
+def children(pid, name):
+    out = []
+    for p in os.listdir("/proc"):
+        if p.isdigit():
+            try:
+                with open(f"/proc/{p}/stat") as f:
+                    ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                with open(f"/proc/{p}/cmdline") as f:
+                    cmd = f.read()
+            except (OSError, IndexError, ValueError):
+                continue
+            if ppid == pid and name in cmd:
+                out.append(int(p))
+    return out
+
+
+def one_cycle(odkd, i):
+    """Plug, capture a frame with the app attached, unplug under it."""
+    fn = plug(odkd, {"fps": 0})
+    conn, _ = connect(odkd, fn)
+    mem = q = None
+    try:
+        configure(conn, 64, 48, fps=0, slots=2)
+        mem, q = conn.map_memory(0), conn.map_data_queue(0)
+        conn.call(CAP.START)
+        assert q.get() is not None
+        odkd.ctl("pci", "unplug", *(["--surprise"] if i % 2 else []), fn)
+        wait_until(lambda: all(n["id"] != fn for n in odkd.json("tree")), what=f"unplug {i}")
+        with pytest.raises(OdkError) as e:
+            conn.call(CAP.COUNTERS, n_out=8)
+        assert e.value.name == "ODK_E_GONE"
+    finally:
+        for x in (q, mem):
+            if x:
+                x.free()
+        conn.close()
+
+
+def test_plug_unplug_cycles_with_the_app_attached_leak_nothing(odkd):
+    """Story 5: unplug with the app attached and the card running, over and
+    over (ODK_CAPTURE_PLUG_CYCLES, 50 here, 1000 in make soak-capture):
+    odkd alive, no model or driver left, no descriptor or mapping leaked in
+    odkd or in the app."""
+    pid = odkd.proc.pid
+    one_cycle(odkd, 0)  # odkd's and libodk's lazily made descriptors exist now
+    wait_until(lambda: not [i for i in odkd.instances() if i["bundle"] == "org.odk.pci-capture"],
+               what="the first driver gone")
+    base_fds, base_app_fds, base_maps = fd_count(pid), fd_count(os.getpid()), memfd_maps()
+    base_hosts = len(children(pid, "odk-driver-host"))
+    for i in range(1, PLUG_CYCLES + 1):
+        one_cycle(odkd, i)
+    assert odkd.proc.poll() is None
+    wait_until(lambda: not [i for i in odkd.instances() if i["bundle"] == "org.odk.pci-capture"],
+               what="every capture driver gone")
+    wait_until(lambda: fd_count(pid) <= base_fds, what="odkd's descriptors back")
+    wait_until(lambda: len(children(pid, "odk-driver-host")) <= base_hosts,
+               what="no driver host left")
+    assert children(pid, "odk-pci-model") == []
+    assert fd_count(os.getpid()) == base_app_fds
+    assert memfd_maps() == base_maps
+
+
+def test_kill_9_mid_capture_resets_the_card_and_capture_resumes(odkd):
+    fn = plug(odkd, {"fps": 0})
+    conn, inst = connect(odkd, fn)
+    configure(conn, 320, 240, fps=0, slots=4)
+    q = conn.map_data_queue(0)
+    conn.call(CAP.START)
+    assert q.get() is not None
+    os.kill(inst["pid"], 9)
+    q.free()
+    conn.close()
+    # odkd turned bus mastering off and reset the card before anything
+    # else: the card counts a DMA attempted after the link ended with bus
+    # mastering still on (unsafe_dma) and an attach before the reset.
+    st = wait_until(lambda: (lambda s: s if s.get("resets", 0) >= 1 else None)(
+        model_state(odkd, fn)), what="the reset")
+    new = wait_until(lambda: [i for i in odkd.instances() if i["provider"] == fn and
+                              i["state"] == "running" and i["pid"] != inst["pid"]] or None,
+                     what="the restarted driver")
+    st = model_state(odkd, fn)
+    assert st["unsafe_dma"] == 0 and st["refused_attach"] == 0
+    conn = Connection(odkd.state, new[0]["node"])
+    try:
+        configure(conn, 64, 48, fps=0, slots=2)
+        q = conn.map_data_queue(0)
+        conn.call(CAP.START)
+        assert EVENT.unpack(q.get())[0] == 0  # a fresh card numbers from 0
+        q.free()
+    finally:
+        conn.close()
