@@ -257,9 +257,10 @@ static void on_frame(void *ctx, uint32_t vector, uint64_t count, uint64_t ts)
         odk_pci_memory_write32(c->dev, 0, CAP_IRQ_ACK, CAP_IRQ_FRAME);
     if (!c->slots)
         return;
-    /* The card wrote each descriptor back before it moved its tail. */
+    /* The card wrote each descriptor back before it moved its tail; a
+     * tail past what the card was given is not believed. */
     uint32_t tail = reg(c, CAP_RING_TAIL);
-    while (c->seen != tail && c->given - c->seen <= c->slots) {
+    while (c->seen != tail && c->seen != c->given) {
         struct cap_desc d;
         memcpy(&d, c->ctrl_map + (uint64_t)(c->seen & (c->ring_size - 1)) * sizeof d, sizeof d);
         struct capture_event e = {
@@ -361,8 +362,10 @@ static int m_configure(odk_driver *drv, odk_user_client *uc, odk_call *call)
     (void)uc;
     if (c->running)
         return ODK_E_BUSY;
-    /* A new ring starts at 0: reset the card, then turn it back on. */
-    if (reg(c, CAP_RING_TAIL) != 0) {
+    /* A new ring starts at 0, and the old buffers must be out of the
+     * card's reach before they go: reset the card (a frame it may still be
+     * writing ends there), then turn it back on. */
+    if (c->slots || reg(c, CAP_RING_TAIL) != 0) {
         int st;
         if ((st = odk_pci_reset(c->dev)) < 0 || (st = odk_pci_set_memory_enable(c->dev, true)) < 0 ||
             (st = odk_pci_set_bus_master(c->dev, true)) < 0 ||

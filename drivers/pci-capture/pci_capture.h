@@ -9,7 +9,10 @@
  * Data queue type 0 (odk_connection_map_data_queue): one struct
  * capture_event per frame delivered, in order, and one when the card stops
  * on an error.  The app gives a slot back with CAPTURE_RELEASE once it has
- * read the frame; until then the card does not write it again. */
+ * read the frame; until then the card does not write it again.
+ * CAPTURE_CONFIGURE resets the card: events of an earlier configuration
+ * the app did not take are still first in the queue (their sequence
+ * numbers run on from the old stream, a new one starts at 0). */
 #ifndef ODK_PCI_CAPTURE_H
 #define ODK_PCI_CAPTURE_H
 
