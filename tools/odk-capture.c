@@ -163,7 +163,8 @@ int main(int argc, char **argv)
             uint32_t n = 8;
             st = odk_connection_call(conn, CAPTURE_COUNTERS, NULL, 0, NULL, 0, c, &n, NULL, NULL);
             if (st < 0)
-                failure = "the capture card went away";
+                failure = st == ODK_E_GONE ? "the capture card went away"
+                                           : "the driver stopped answering";
             else if (now_s() - last > NO_FRAME_S)
                 failure = "no frame came for 10 s", st = ODK_E_TIMEOUT;
             continue;
@@ -203,7 +204,8 @@ int main(int argc, char **argv)
         uint64_t one = 1;
         st = odk_connection_call(conn, CAPTURE_RELEASE, &one, 1, NULL, 0, NULL, NULL, NULL, NULL);
         if (st < 0)
-            failure = "the capture card went away";
+            failure = st == ODK_E_GONE ? "the capture card went away"
+                                       : "the driver did not take the slot back";
     }
     uint64_t c[8] = {0};
     uint32_t n = 8;

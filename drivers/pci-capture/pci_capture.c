@@ -167,6 +167,13 @@ static int configure(struct capture *c, const uint64_t *in, uint64_t *out)
         return ODK_E_INVALID;
     }
     unconfigure(c);
+    /* A fresh event queue too: no event of the old stream reaches an app
+     * of the new one (an app still holding the old queue keeps its pages). */
+    odk_data_queue_free(c->events);
+    c->events = NULL;
+    int st = odk_data_queue_create(EVENTS_BYTES, &c->events);
+    if (st < 0)
+        return st;
     c->slots = (uint32_t)slots;
     c->frame_bytes = frame;
     c->stride = stride;
@@ -183,7 +190,7 @@ static int configure(struct capture *c, const uint64_t *in, uint64_t *out)
     odk_dma_constraints fc = {.max_segment_size = CAP_MAX_SG_LEN,
                               .flags = (flags & CAPTURE_CONTIGUOUS) ? ODK_DMA_CONTIGUOUS : 0};
     uint64_t segments = 0, total = 0;
-    int st = odk_memory_create(slots * stride, ODK_MEM_OUT, &c->frames);
+    st = odk_memory_create(slots * stride, ODK_MEM_OUT, &c->frames);
     if (st == ODK_OK)
         st = odk_dma_command_create(odk_driver_iommu(c->drv), &fc, &c->frames_dma);
     if (st == ODK_OK)
@@ -322,8 +329,7 @@ static int capture_start(odk_driver *drv)
         odk_error("identification register 0x%08x is not the capture card's", id);
         return ODK_E_UNSUPPORTED;
     }
-    if ((st = odk_data_queue_create(EVENTS_BYTES, &c->events)) < 0 ||
-        (st = odk_pci_interrupt_create(c->dev, ODK_PCI_MSIX, CAP_VECTOR_FRAME, NULL, on_frame, c,
+    if ((st = odk_pci_interrupt_create(c->dev, ODK_PCI_MSIX, CAP_VECTOR_FRAME, NULL, on_frame, c,
                                        &c->irq_frame)) < 0 ||
         (st = odk_pci_interrupt_create(c->dev, ODK_PCI_MSIX, CAP_VECTOR_ERROR, NULL, on_error, c,
                                        &c->irq_error)) < 0 ||
@@ -482,6 +488,8 @@ static int capture_queue(odk_driver *drv, odk_user_client *uc, uint32_t type, od
     (void)uc;
     if (type != 0)
         return ODK_E_NOT_FOUND;
+    if (!c->events)
+        return ODK_E_STATE; /* configure first */
     *q = c->events;
     return ODK_OK;
 }

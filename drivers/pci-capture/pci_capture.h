@@ -10,9 +10,8 @@
  * capture_event per frame delivered, in order, and one when the card stops
  * on an error.  The app gives a slot back with CAPTURE_RELEASE once it has
  * read the frame; until then the card does not write it again.
- * CAPTURE_CONFIGURE resets the card: events of an earlier configuration
- * the app did not take are still first in the queue (their sequence
- * numbers run on from the old stream, a new one starts at 0). */
+ * CAPTURE_CONFIGURE resets the card and makes a new buffer and a new event
+ * queue (sequence numbers start at 0 again): map both after it. */
 #ifndef ODK_PCI_CAPTURE_H
 #define ODK_PCI_CAPTURE_H
 
