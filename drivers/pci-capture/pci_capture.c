@@ -496,8 +496,8 @@ static int capture_queue(odk_driver *drv, odk_user_client *uc, uint32_t type, od
 
 static const odk_method capture_methods[] = {
     [CAPTURE_CONFIGURE] = {m_configure, .scalar_in = 6, .scalar_out = 6},
-    [CAPTURE_START] = {m_start},
-    [CAPTURE_STOP] = {m_stop},
+    [CAPTURE_START] = {m_start, .scalar_in = 0},
+    [CAPTURE_STOP] = {m_stop, .scalar_in = 0},
     [CAPTURE_RELEASE] = {m_release, .scalar_in = 1},
     [CAPTURE_COUNTERS] = {m_counters, .scalar_out = 8},
     [CAPTURE_POKE] = {m_poke, .scalar_in = 2},
