@@ -127,6 +127,13 @@ soak-pci: all
 	ODK_PCI_PLUG_CYCLES=500 ODK_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q \
 	  tests/integration/test_pci.py -k plug_unplug
 
+# The capture card's full-size run: 1000 plug/unplug cycles with the app
+# attached (50 in make integration) and odk-capture for 10 s at 30 fps (3 s).
+.PHONY: soak-capture
+soak-capture: all
+	ODK_CAPTURE_PLUG_CYCLES=1000 ODK_CAPTURE_RATE_FRAMES=300 ODK_BUILD=$(abspath $(BUILD)) \
+	  $(PYTHON) -m pytest -q tests/integration/test_pci_capture.py
+
 bench: all
 	@bench/run $(BUILD) $(ONLY)
 

@@ -20,8 +20,9 @@ trap 'kill $odkd 2>/dev/null || true; rm -rf "$state"' EXIT
 
 # Wait until odkd answers, plug a simulated USB CDC-ACM adapter (its
 # device model runs in a process of its own), QEMU's edu on the sim PCI bus
-# a USB keyboard and an HBA, then wait until every device has a running driver:
-# hello, the serial loopback, usb-cdc-acm, pci-edu, hid-remap and scsi-raid.
+# and a capture card, a USB keyboard and an HBA, then wait until every
+# device has a running driver: hello, the serial loopback, usb-cdc-acm,
+# pci-edu, pci-capture, hid-remap and scsi-raid.
 i=0
 until "$bin/odkctl" list >/dev/null 2>&1; do
     i=$((i + 1))
@@ -34,6 +35,7 @@ until "$bin/odkctl" list >/dev/null 2>&1; do
 done
 "$bin/odkctl" usb plug cdc-acm >/dev/null
 "$bin/odkctl" pci plug edu >/dev/null  # QEMU's edu on the sim PCI bus: pci-edu takes it
+"$bin/odkctl" pci plug capture >/dev/null  # a video capture card: pci-capture takes it
 # A simulated USB keyboard: hid-remap takes it (a -> b, Caps Lock taps
 # Escape and holds Control, Space + hjkl are arrows).
 kbd=$("$bin/odkctl" usb plug hid-keyboard)
@@ -41,7 +43,7 @@ kbd=$("$bin/odkctl" usb plug hid-keyboard)
 # RAID-5 volume, exported over NBD.
 "$bin/odkctl" storage plug 8 '{"size_mb": 64}' >/dev/null
 i=0
-until [ "$("$bin/odkctl" list 2>/dev/null | grep -c running)" -ge 6 ]; do
+until [ "$("$bin/odkctl" list 2>/dev/null | grep -c running)" -ge 7 ]; do
     i=$((i + 1))
     if [ $i -gt 100 ] || ! kill -0 $odkd 2>/dev/null; then
         echo "odkd did not start; its log:" >&2
@@ -97,6 +99,7 @@ echo "   $bin/odkctl usb -v                  # the USB adapter's descriptors, li
 edu=$("$bin/odkctl" find '{"IOProviderClass": "PciEdu"}' | awk 'NR==1 {print $1}')
 echo "   $bin/odkctl pci -v                  # the edu PCI function, like lspci -nn -v"
 echo "   $bin/odkctl call $edu 0 10             # pci-edu: the device computes 10!"
+echo "   $bin/odk-capture --frames 300       # pci-capture: 10 s of 640x480 frames at 30 fps, each checked"
 hid=$("$bin/odkctl" find '{"IOProviderClass": "IOUserHIDDevice"}' | awk 'NR==1 {print $1}')
 echo "   $bin/odkctl hid                     # HID devices, report descriptors decoded"
 echo "   $bin/odkctl hid follow $hid             # the remapped keyboard's events, live; then type:"

@@ -172,7 +172,10 @@ ODK_PUBLIC uint32_t odk_pci_interrupt_vectors(odk_pci_device *dev, odk_pci_inter
 
 /* An interrupt source for vector of type, delivering on q (NULL: the
  * driver's default queue); creating the first MSI or MSI-X source enables
- * that mode in the function.  *out belongs to the caller until
+ * that mode in the function.  An MSI-X source also unmasks its entry of the
+ * function's table (which lives in a BAR: the write needs memory decoding
+ * on; odk_pci_set_memory_enable(dev, true) unmasks the entries of every
+ * source again, e.g. after odk_pci_reset masked them).  *out belongs to the caller until
  * odk_pci_interrupt_destroy (or close).  Errors: ODK_E_NOT_FOUND (no such
  * vector), ODK_E_BUSY (a source for it exists), ODK_E_STATE (another
  * interrupt mode is in use). */

@@ -37,6 +37,9 @@ struct pci_model_ops {
     /* The DMA started with pci_model_dma ended; for a device-bound DMA
      * (memory read), data holds len bytes. */
     void (*dma_done)(struct pci_model *m, int status, const void *data, size_t len);
+    /* Optional: the host took a write sent with pci_model_dma_post, at
+     * addr (status ODK_OK), or refused it (ODK_E_ACCESS: an IOMMU fault). */
+    void (*posted_done)(struct pci_model *m, int status, uint64_t addr);
     /* The timer armed with pci_model_timer fired. */
     void (*timer)(struct pci_model *m);
     /* Adds the model's own fields to its report. */
@@ -62,8 +65,20 @@ bool pci_model_bus_master(const struct pci_model *m);
  * access never leaves the function), ODK_E_GONE without a driver's link,
  * ODK_E_BUSY while one is pending; otherwise dma_done runs later. */
 int pci_model_dma(struct pci_model *m, uint64_t addr, void *data, size_t len, bool to_device);
+/* Posted writes a model may have in flight (PCIe's flow-control credits). */
+#define PCI_POSTED_WINDOW 8u
+/* A bus-master write of len (<= PCIW_MAX_DMA) bytes of data (copied) at
+ * IOVA addr that does not wait for the host, as PCIe memory writes are
+ * posted: up to PCI_POSTED_WINDOW in flight, each answered in order by
+ * ops->posted_done.  Writes reach memory in the order they were posted;
+ * an interrupt does not wait for them, so raise it after the answers.
+ * Errors as pci_model_dma, ODK_E_BUSY when the window is full. */
+int pci_model_dma_post(struct pci_model *m, uint64_t addr, const void *data, size_t len);
+/* Posted writes not answered yet. */
+unsigned pci_model_dma_posted(const struct pci_model *m);
 /* Signals an interrupt: MSI vector `vector` when MSI is enabled, MSI-X
- * entry `vector` when MSI-X is, else INTx (unless disabled). */
+ * entry `vector` when MSI-X is (a masked entry sets its pending bit instead
+ * and fires when unmasked), else INTx (unless disabled). */
 void pci_model_irq(struct pci_model *m, unsigned vector);
 /* Arms (ms > 0) or disarms (0) the model's one timer. */
 void pci_model_timer(struct pci_model *m, unsigned ms);
@@ -71,5 +86,6 @@ void pci_model_timer(struct pci_model *m, unsigned ms);
 void pci_model_changed(struct pci_model *m);
 
 extern const struct pci_model_ops pci_model_edu;
+extern const struct pci_model_ops pci_model_capture;
 
 #endif

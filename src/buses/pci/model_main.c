@@ -38,7 +38,7 @@
 
 #define ODKD_FD 3
 
-static const struct pci_model_ops *const models[] = {&pci_model_edu, NULL};
+static const struct pci_model_ops *const models[] = {&pci_model_edu, &pci_model_capture, NULL};
 
 static struct pci_model M;
 static uint8_t wmask[256];     /* writable bits of the first 256 config bytes */
@@ -51,12 +51,29 @@ static unsigned n_vec;
 static int link_fd = -1;
 static bool needs_reset;  /* a link was attached; no reset since */
 static uint32_t dma_id;   /* the pending DMA's id, 0 for none */
+/* Posted writes in flight: their ids (POSTED_ID | n) and addresses, oldest
+ * first; the host answers them in order. */
+#define POSTED_ID 0x80000000u
+static struct {
+    uint32_t id[PCI_POSTED_WINDOW];
+    uint64_t addr[PCI_POSTED_WINDOW];
+    unsigned at, n;
+    uint32_t next;
+} posted;
 static uint64_t dma_addr; /* and what it was */
 static struct {
     uint64_t resets, dma_blocked, unsafe_dma, dma_faults, interrupts, refused_attach,
         dropped_writes, links, dma_cancelled;
 } count;
 static uint8_t *packet;
+/* The MSI-X table and pending bits, when the function has them: the runner
+ * gives them their semantics (a masked entry's interrupt waits in its
+ * pending bit); the model never sees writes to them. */
+static struct {
+    unsigned bar, n;
+    uint32_t table, pba;
+    bool present;
+} msix_tab;
 
 static uint64_t now_ns(void)
 {
@@ -121,6 +138,81 @@ void pci_model_timer(struct pci_model *m, unsigned ms)
     timerfd_settime(timer_fd, 0, &it, NULL);
 }
 
+/* Entry v's vector control word (bit 0: masked) and pending bit. */
+static uint32_t *msix_ctrl(unsigned v)
+{
+    return (uint32_t *)(void *)(M.bar[msix_tab.bar] + msix_tab.table + 16 * v + 12);
+}
+
+static bool msix_masked(unsigned v)
+{
+    return msix_tab.present && v < msix_tab.n && (__atomic_load_n(msix_ctrl(v), __ATOMIC_ACQUIRE) & 1);
+}
+
+static void msix_set_pending(unsigned v, bool on)
+{
+    uint64_t *w = (uint64_t *)(void *)(M.bar[msix_tab.bar] + msix_tab.pba + 8 * (v / 64));
+    uint64_t bit = 1ull << (v % 64);
+    __atomic_store_n(w, on ? *w | bit : *w & ~bit, __ATOMIC_RELEASE);
+}
+
+static bool msix_pending(unsigned v)
+{
+    const uint64_t *w = (const uint64_t *)(const void *)(M.bar[msix_tab.bar] + msix_tab.pba + 8 * (v / 64));
+    return *w & (1ull << (v % 64));
+}
+
+/* Where the MSI-X capability puts the table (once BAR memory exists;
+ * pci_config_check has placed both inside their BAR). */
+static void msix_setup(void)
+{
+    unsigned p = pci_cap_find(M.config, PCI_CAP_ID_MSIX);
+    if (!p || !M.n_msix)
+        return;
+    uint32_t t = pci_cfg_get(M.config, p + PCI_MSIX_TABLE, 4), b = pci_cfg_get(M.config, p + 8, 4);
+    msix_tab.bar = t & 7;
+    msix_tab.table = t & ~7u;
+    msix_tab.pba = b & ~7u;
+    msix_tab.n = M.n_msix;
+    msix_tab.present = msix_tab.bar < PCI_BARS && (b & 7) == msix_tab.bar && M.bar[msix_tab.bar] &&
+                   (uint64_t)msix_tab.table + 16ull * msix_tab.n <= M.bar_size[msix_tab.bar] &&
+                   (uint64_t)msix_tab.pba + 8ull * ((msix_tab.n + 63) / 64) <= M.bar_size[msix_tab.bar];
+}
+
+/* After a reset every entry is masked, as the specification says. */
+static void msix_reset(void)
+{
+    for (unsigned v = 0; msix_tab.present && v < msix_tab.n; v++)
+        __atomic_store_n(msix_ctrl(v), 1u, __ATOMIC_RELEASE);
+}
+
+/* A posted write into the table: stored as written; unmasking an entry
+ * with its pending bit set delivers the interrupt.  False when op is not
+ * the table's or the PBA's (the PBA is read-only). */
+static bool msix_write(const struct pci_mmio_op *op)
+{
+    if (!msix_tab.present || op->bar != msix_tab.bar)
+        return false;
+    uint64_t end = (uint64_t)op->offset + op->width;
+    if (op->offset >= msix_tab.pba && end <= msix_tab.pba + 8ull * ((msix_tab.n + 63) / 64))
+        return true;
+    if (op->offset < msix_tab.table || end > msix_tab.table + 16ull * msix_tab.n)
+        return false;
+    if (op->width != 4 && op->width != 8)
+        return true; /* the specification allows only dword and qword accesses */
+    uint8_t *p = M.bar[msix_tab.bar] + op->offset;
+    if (op->width == 4)
+        __atomic_store_n((uint32_t *)(void *)p, (uint32_t)op->value, __ATOMIC_RELEASE);
+    else
+        __atomic_store_n((uint64_t *)(void *)p, op->value, __ATOMIC_RELEASE);
+    unsigned v = (op->offset - msix_tab.table) / 16;
+    if (!msix_masked(v) && msix_pending(v)) {
+        msix_set_pending(v, false);
+        pci_model_irq(&M, v);
+    }
+    return true;
+}
+
 void pci_model_irq(struct pci_model *m, unsigned vector)
 {
     (void)m;
@@ -131,8 +223,13 @@ void pci_model_irq(struct pci_model *m, unsigned vector)
         if (vector < M.n_msi)
             idx = (int)(1 + vector);
     } else if (msix && (pci_cfg_get(M.config, msix + PCI_MSIX_FLAGS, 2) & PCI_MSIX_ENABLE)) {
-        if (vector < M.n_msix && !(pci_cfg_get(M.config, msix + PCI_MSIX_FLAGS, 2) & 0x4000u))
+        if (vector < M.n_msix && !(pci_cfg_get(M.config, msix + PCI_MSIX_FLAGS, 2) & 0x4000u)) {
+            if (msix_masked(vector)) {
+                msix_set_pending(vector, true);
+                return;
+            }
             idx = (int)(1 + M.n_msi + vector);
+        }
     } else if (!(command() & PCI_COMMAND_INTX_DISABLE) && M.config[PCI_INTERRUPT_PIN]) {
         idx = 0;
     }
@@ -165,13 +262,67 @@ int pci_model_dma(struct pci_model *m, uint64_t addr, void *data, size_t len, bo
     if (len == 0 || len > PCIW_MAX_DMA)
         return ODK_E_INVALID;
     static uint32_t next;
-    struct pci_wire w = {.op = PCIW_DMA, .id = ++next ? next : ++next, .addr = addr,
+    next = (next + 1) & ~POSTED_ID;
+    struct pci_wire w = {.op = PCIW_DMA, .id = next ? next : (next = 1), .addr = addr,
                          .length = (uint32_t)len, .flags = to_device ? PCIW_DMA_TO_DEVICE : 0};
     if (pci_wire_send(link_fd, &w, to_device ? NULL : data, to_device ? 0 : len, NULL, 0, 0) < 0)
         return ODK_E_GONE;
     dma_id = w.id;
     dma_addr = addr;
     return ODK_OK;
+}
+
+unsigned pci_model_dma_posted(const struct pci_model *m)
+{
+    (void)m;
+    return posted.n;
+}
+
+int pci_model_dma_post(struct pci_model *m, uint64_t addr, const void *data, size_t len)
+{
+    (void)m;
+    if (!(command() & PCI_COMMAND_MASTER)) {
+        count.dma_blocked++;
+        return ODK_E_STATE;
+    }
+    if (link_fd < 0) {
+        if (needs_reset) {
+            count.unsafe_dma++;
+            fprintf(stderr, "odk-pci-model: ASSERTION FAILED: DMA at 0x%llx with bus mastering "
+                    "on after the driver's link ended, before the reset\n",
+                    (unsigned long long)addr);
+        }
+        return ODK_E_GONE;
+    }
+    if (posted.n == PCI_POSTED_WINDOW)
+        return ODK_E_BUSY;
+    if (len == 0 || len > PCIW_MAX_DMA || !data)
+        return ODK_E_INVALID;
+    posted.next = (posted.next + 1) & ~POSTED_ID;
+    struct pci_wire w = {.op = PCIW_DMA, .id = POSTED_ID | posted.next, .addr = addr,
+                         .length = (uint32_t)len};
+    if (pci_wire_send(link_fd, &w, data, len, NULL, 0, 0) < 0)
+        return ODK_E_GONE;
+    unsigned k = (posted.at + posted.n++) % PCI_POSTED_WINDOW;
+    posted.id[k] = w.id;
+    posted.addr[k] = addr;
+    return ODK_OK;
+}
+
+/* The host answered a posted write: the oldest, or one a reset forgot. */
+static void posted_answer(const struct pci_wire *w)
+{
+    if (!posted.n || w->id != posted.id[posted.at])
+        return;
+    uint64_t addr = posted.addr[posted.at];
+    posted.at = (posted.at + 1) % PCI_POSTED_WINDOW;
+    posted.n--;
+    if (w->status == ODK_E_ACCESS)
+        count.dma_faults++;
+    if (M.ops->posted_done)
+        M.ops->posted_done(&M, w->status, addr);
+    if (w->status < 0)
+        pci_model_changed(&M);
 }
 
 /* ---- configuration space ------------------------------------------------ */
@@ -240,12 +391,16 @@ static void function_reset(void)
         count.dma_cancelled++;
     pci_model_timer(&M, 0);
     dma_id = 0; /* a reply still on its way is ignored */
+    if (posted.n)
+        count.dma_cancelled++;
+    posted.n = 0;
     __atomic_store_n(&ctl->tail, __atomic_load_n(&ctl->head, __ATOMIC_ACQUIRE), __ATOMIC_RELEASE);
     syscall(SYS_futex, &ctl->tail, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
     for (unsigned i = 0; i < PCI_BARS; i++)
         if (M.bar[i])
             memset(M.bar[i], 0, M.bar_size[i]);
     M.ops->reset(&M);
+    msix_reset();
     count.resets++;
 }
 
@@ -266,8 +421,10 @@ static void drain_ring(void)
         bool ok = op.bar < PCI_BARS && M.bar[op.bar] &&
                   (op.width == 1 || op.width == 2 || op.width == 4 || op.width == 8) &&
                   (uint64_t)op.offset + op.width <= M.bar_size[op.bar];
-        if (ok && (command() & PCI_COMMAND_MEMORY) && power_state() == 0)
-            M.ops->mmio_write(&M, op.bar, op.offset, op.width, op.value);
+        if (ok && (command() & PCI_COMMAND_MEMORY) && power_state() == 0) {
+            if (!msix_write(&op))
+                M.ops->mmio_write(&M, op.bar, op.offset, op.width, op.value);
+        }
         else
             count.dropped_writes++;
         tail++;
@@ -294,6 +451,7 @@ static void link_end(void)
 {
     close(link_fd);
     link_fd = -1;
+    posted.n = 0;
     if (dma_id) {
         dma_id = 0;
         M.ops->dma_done(&M, ODK_E_GONE, NULL, 0);
@@ -385,6 +543,10 @@ static void on_link(void)
         pci_model_changed(&M);
         break;
     case PCIW_DMA:
+        if (w.id & POSTED_ID) {
+            posted_answer(&w);
+            break;
+        }
         if (!dma_id || w.id != dma_id)
             break; /* a reply for a DMA the reset forgot */
         dma_id = 0;
@@ -466,7 +628,7 @@ int main(int argc, char **argv)
         if (strcmp(models[i]->name, argv[1]) == 0)
             M.ops = models[i];
     if (!M.ops) {
-        fprintf(stderr, "odk-pci-model: no model named %s (there is: edu)\n", argv[1]);
+        fprintf(stderr, "odk-pci-model: no model named %s (there is: edu, capture)\n", argv[1]);
         return 2;
     }
     odk_value *args = NULL;
@@ -511,6 +673,8 @@ int main(int argc, char **argv)
             vec_fd[i] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
         setup_wmask();
         M.ops->reset(&M);
+        msix_setup();
+        msix_reset();
     }
     struct pci_wire w = {.op = PCIW_HELLO};
     if (pci_wire_send(ODKD_FD, &w, h, sizeof *h, NULL, 0, 0) < 0)

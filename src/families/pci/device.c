@@ -672,9 +672,19 @@ static int command_bit(odk_pci_device *dev, uint32_t bit, bool on)
     return cfg_write(dev, PCI_COMMAND, 2, on ? cmd | bit : cmd & ~bit);
 }
 
+static int msix_mask(odk_pci_device *dev, uint32_t vector, bool masked);
+
 int odk_pci_set_memory_enable(odk_pci_device *dev, bool on)
 {
-    return command_bit(dev, PCI_COMMAND_MEMORY, on);
+    int st = command_bit(dev, PCI_COMMAND_MEMORY, on);
+    /* The MSI-X table is in a BAR: what a reset masked, or what was
+     * unmasked while decoding was off (the write was dropped), is unmasked
+     * now for the sources that stand. */
+    for (unsigned i = 0; st == ODK_OK && on && !dev->vfio && dev->irq_mode == ODK_PCI_MSIX &&
+                         i < PCI_MAX_VECTORS; i++)
+        if (dev->irq[i])
+            st = msix_mask(dev, dev->irq[i]->vector, false);
+    return st;
 }
 
 int odk_pci_set_bus_master(odk_pci_device *dev, bool on)
@@ -694,6 +704,7 @@ int odk_pci_reset(odk_pci_device *dev)
     /* The reset turned MSI off; the driver's sources still stand. */
     if (st == ODK_OK && dev->irq_mode >= 0 && !dev->vfio)
         st = enable_mode(dev, (odk_pci_interrupt_type)dev->irq_mode);
+
     for (unsigned i = 0; st == ODK_OK && dev->vfio && i < PCI_MAX_VECTORS; i++)
         if (dev->irq[i])
             st = vfio_set_irq(dev, (odk_pci_interrupt_type)dev->irq_mode, dev->irq[i]->vector,
@@ -939,6 +950,21 @@ static int enable_mode(odk_pci_device *dev, odk_pci_interrupt_type type)
     return ODK_E_INVALID;
 }
 
+/* Masks or unmasks MSI-X entry vector in the function's table (the sim's
+ * entries start masked after a reset, as the specification has them; under
+ * VFIO the kernel owns the table). */
+static int msix_mask(odk_pci_device *dev, uint32_t vector, bool masked)
+{
+    uint16_t cap;
+    uint32_t table;
+    int st;
+    if ((st = odk_pci_find_capability(dev, PCI_CAP_ID_MSIX, &cap)) < 0 ||
+        (st = cfg_read(dev, (uint16_t)(cap + PCI_MSIX_TABLE), 4, &table)) < 0)
+        return st;
+    return mem_write(dev, (uint8_t)(table & 7), (table & ~7u) + 16ull * vector + 12, 4,
+                     masked ? 1 : 0);
+}
+
 int odk_pci_interrupt_create(odk_pci_device *dev, odk_pci_interrupt_type type, uint32_t vector,
                              odk_queue *q, odk_pci_interrupt_handler fn, void *ctx,
                              odk_pci_interrupt **out)
@@ -966,7 +992,8 @@ int odk_pci_interrupt_create(odk_pci_device *dev, odk_pci_interrupt_type type, u
             return ODK_E_IO;
         if ((st = vfio_set_irq(dev, type, vector, dev->vec_fd[index])) < 0)
             return st;
-    } else if (dev->irq_mode != (int)type && (st = enable_mode(dev, type)) < 0) {
+    } else if ((dev->irq_mode != (int)type && (st = enable_mode(dev, type)) < 0) ||
+               (type == ODK_PCI_MSIX && (st = msix_mask(dev, vector, false)) < 0)) {
         return st;
     }
     dev->irq_mode = (int)type;
@@ -1008,6 +1035,8 @@ void odk_pci_interrupt_destroy(odk_pci_interrupt *irq)
     odk_pci_device *dev = irq->dev;
     if (dev->vfio)
         vfio_set_irq(dev, (odk_pci_interrupt_type)dev->irq_mode, irq->vector, -1);
+    else if (dev->irq_mode == ODK_PCI_MSIX && !is_gone(dev))
+        msix_mask(dev, irq->vector, true);
     dev->irq[irq->index] = NULL;
     free(irq);
     bool any = false;

@@ -1,0 +1,142 @@
+/* SPDX-License-Identifier: MIT */
+/* capture_card.h — the simulated video capture card's "datasheet": its
+ * register map, its descriptor and scatter-gather formats, and the frames it
+ * produces.  The model (src/buses/pci/models/capture.c), the pci-capture
+ * driver, the odk-capture app and the pci_capture benchmark all follow it.
+ *
+ * The card (1234:0c4e, class 0x0400 multimedia video) has one 16 KiB BAR:
+ * registers at 0, its MSI-X table at CAP_MSIX_TABLE and the pending bits at
+ * CAP_MSIX_PBA; two MSI-X vectors: 0 a frame was delivered, 1 an error.
+ *
+ * The driver gives the card a ring of descriptors (one IOVA-contiguous
+ * segment: RING_BASE, RING_SIZE entries) and moves RING_HEAD past the ones
+ * it filled; the card fills them in order from RING_TAIL.  Each descriptor
+ * names a scatter-gather list (entries of address and length) for one frame
+ * buffer.  Per frame the card reads the descriptor, then the list, writes
+ * the frame through it, writes the descriptor's second half back (sequence,
+ * bytes, status), advances RING_TAIL and raises vector 0.  A DMA that fails
+ * (an IOMMU fault) stops the card with STATUS_DMA_ERROR, the address in
+ * FAULT_ADDR and vector 1.
+ *
+ * Frames come one per 1/FPS second while running and wait on the card (up to
+ * CAP_FIFO_FRAMES of them) for a free descriptor and for the frame before
+ * to be written; one that falls due with the card's memory full is dropped,
+ * counted in DROPS, and takes no sequence number.  FPS 0: back to back, as fast as
+ * descriptors come.  Registers are little-endian, 32 bits unless noted. */
+#ifndef ODK_CAPTURE_CARD_H
+#define ODK_CAPTURE_CARD_H
+
+#include <stdint.h>
+#include <string.h>
+
+#define CAP_VENDOR 0x1234u
+#define CAP_DEVICE 0x0c4eu
+#define CAP_BAR_SIZE 0x4000u
+#define CAP_ID_VALUE 0x0c4e0100u /* device id, major 1, minor 0 */
+
+#define CAP_ID 0x00         /* RO */
+#define CAP_CONTROL 0x04    /* RW: CAP_CONTROL_RUN */
+#define CAP_STATUS 0x08     /* RO: CAP_STATUS_* */
+#define CAP_WIDTH 0x0c      /* RW, pixels (1..8192), ignored while running */
+#define CAP_HEIGHT 0x10     /* RW, lines (1..8192) */
+#define CAP_FORMAT 0x14     /* RW: only CAP_FORMAT_BGRA (4 bytes a pixel) */
+#define CAP_FPS 0x18        /* RW: frames a second (0: back to back, max 1000) */
+#define CAP_FRAME_SIZE 0x1c /* RO: WIDTH * HEIGHT * 4 */
+#define CAP_RING_BASE 0x20  /* RW, 64 bits: IOVA of the descriptor ring */
+#define CAP_RING_SIZE 0x28  /* RW: entries, a power of two 1..65536 */
+#define CAP_RING_HEAD 0x2c  /* RW: free-running index past the driver's last descriptor */
+#define CAP_RING_TAIL 0x30  /* RO: free-running index of the next one the card fills */
+#define CAP_FRAMES 0x34     /* RO: frames delivered */
+#define CAP_DROPS 0x38      /* RO: frames dropped */
+#define CAP_IRQ_CAUSE 0x3c  /* RO: CAP_IRQ_* that happened */
+#define CAP_IRQ_ACK 0x40    /* WO: write 1s to clear cause bits */
+#define CAP_IRQ_MASK 0x44   /* RW: 1 = the cause raises its vector */
+#define CAP_FAULT_ADDR 0x48 /* RO, 64 bits: where the failed DMA pointed */
+#define CAP_SEQUENCE 0x50   /* RO, 64 bits: the next frame's sequence number */
+#define CAP_MSIX_TABLE 0x2000u
+#define CAP_MSIX_PBA 0x3000u
+
+#define CAP_CONTROL_RUN 0x1u
+#define CAP_STATUS_RUNNING 0x1u
+#define CAP_STATUS_DMA_ERROR 0x2u
+#define CAP_STATUS_BAD_DESC 0x4u /* a descriptor or list the card could not use */
+#define CAP_FORMAT_BGRA 0x41524742u /* 'BGRA' */
+#define CAP_IRQ_FRAME 0x1u
+#define CAP_IRQ_ERROR 0x2u
+#define CAP_VECTOR_FRAME 0u
+#define CAP_VECTOR_ERROR 1u
+#define CAP_MAX_DIM 8192u
+#define CAP_MAX_FPS 1000u
+#define CAP_MAX_RING 65536u
+#define CAP_FIFO_FRAMES 8u
+
+/* A descriptor: 32 bytes in the ring.  The driver writes the first half,
+ * the card the second. */
+struct cap_desc {
+    uint64_t sg_addr;  /* IOVA of the list */
+    uint32_t sg_count; /* entries in it */
+    uint32_t reserved;
+    uint64_t sequence; /* card: the frame's sequence number */
+    uint32_t bytes;    /* card: bytes written */
+    uint32_t status;   /* card: CAP_DESC_* */
+};
+#define CAP_DESC_DONE 0x1u
+#define CAP_DESC_ERROR 0x2u /* the list held fewer bytes than the frame */
+
+/* One entry of a scatter-gather list: 16 bytes.  The card's engine counts
+ * an entry's bytes in 32 bits: an entry is at most CAP_MAX_SG_LEN long. */
+#define CAP_MAX_SG_LEN 0xfffff000ull
+struct cap_sg {
+    uint64_t addr;
+    uint64_t len;
+};
+
+/* A frame: a 32-byte header, then the pattern: 32-bit word i of the frame
+ * (i >= 8) is cap_pattern(sequence, i). */
+struct cap_frame_header {
+    uint32_t magic; /* CAP_FRAME_MAGIC */
+    uint32_t width, height, format;
+    uint64_t sequence;
+    uint64_t timestamp_ns; /* CLOCK_MONOTONIC when the card began it */
+};
+#define CAP_FRAME_MAGIC 0x464b444fu /* 'ODKF' */
+#define CAP_HEADER_WORDS 8u
+
+static inline uint32_t cap_pattern(uint64_t sequence, uint64_t word)
+{
+    return (uint32_t)(word * 0x9e3779b1u + sequence * 0x85ebca77u + 0x27d4eb2fu);
+}
+
+/* Fills words [first, first + n) of frame `sequence` into out (the header's
+ * words come from hdr).  Shared by the card and its peer in the benchmark. */
+static inline void cap_fill(uint32_t *out, uint64_t first, uint64_t n, uint64_t sequence,
+                            const struct cap_frame_header *hdr)
+{
+    uint32_t v = cap_pattern(sequence, first);
+    for (uint64_t k = 0; k < n; k++, v += 0x9e3779b1u) {
+        uint64_t w = first + k;
+        if (w < CAP_HEADER_WORDS) {
+            uint32_t h;
+            memcpy(&h, (const uint8_t *)hdr + 4 * w, 4);
+            out[k] = h;
+        } else {
+            out[k] = v;
+        }
+    }
+}
+
+/* Index of the first word of [first, first + n) that differs from frame
+ * `sequence`'s pattern, or UINT64_MAX when all match (the header is not
+ * checked here). */
+static inline uint64_t cap_check(const uint32_t *in, uint64_t first, uint64_t n,
+                                 uint64_t sequence)
+{
+    uint64_t k = first < CAP_HEADER_WORDS ? CAP_HEADER_WORDS - first : 0;
+    uint32_t v = cap_pattern(sequence, first + k);
+    for (; k < n; k++, v += 0x9e3779b1u)
+        if (in[k] != v)
+            return first + k;
+    return UINT64_MAX;
+}
+
+#endif
