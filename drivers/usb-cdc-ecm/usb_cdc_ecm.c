@@ -10,7 +10,9 @@
  *   - reads the MAC address from the string the Ethernet networking
  *     descriptor names (iMACAddress, twelve hex digits);
  *   - reports the link from the NETWORK_CONNECTION and
- *     CONNECTION_SPEED_CHANGE notifications of the interrupt endpoint;
+ *     CONNECTION_SPEED_CHANGE notifications of the interrupt endpoint (up
+ *     from the start for a device whose personality says it sends none:
+ *     OdkECMLinkNotifications false);
  *   - moves frames between the network family's rings and the bulk pipes,
  *     one frame per transfer, with IN_FLIGHT transfers queued each way. */
 #include <stdlib.h>
@@ -394,7 +396,12 @@ static int ecm_start(odk_driver *drv)
         odk_error("usb-cdc-ecm: no MAC address (iMACAddress): %s", odk_strerror(st));
     if (st == ODK_OK)
         st = odk_net_if_create(drv, &ecm_ops, e, &cfg, &e->nif);
-    if (st == ODK_OK && !e->notify)
+    /* A device that never notifies (QEMU's usb-net: its personality says
+     * OdkECMLinkNotifications false) has its link up while it is there;
+     * notifications, if any come, still count. */
+    bool notifies =
+        odk_dict_get_bool(odk_driver_personality(drv), "OdkECMLinkNotifications", true);
+    if (st == ODK_OK && (!e->notify || !notifies))
         st = odk_net_set_link(e->nif, true, e->speed_bps);
     if (st == ODK_OK)
         st = odk_driver_register_service(drv);

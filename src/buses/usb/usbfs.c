@@ -385,6 +385,40 @@ static void usbfs_release(struct odkd *d, struct usb_dev *dev, struct usb_iface 
     give_back(dev);
 }
 
+/* A device driver chose another configuration (odk_usb_device_set_
+ * configuration).  The kernel refuses USBDEVFS_SETCONFIGURATION while one
+ * of its drivers holds an interface of the current one, so they let go
+ * first; the new configuration's interfaces are the kernel's to bind
+ * until odk drivers open them. */
+static int usbfs_set_configuration(struct odkd *d, struct usb_dev *dev, uint8_t value, char *err,
+                                   size_t err_len)
+{
+    struct usbfs_dev *fs = dev->fs;
+    if (fs->fd < 0) {
+        snprintf(err, err_len, "odkd has no descriptor on %s", fs->path);
+        return ODK_E_GONE;
+    }
+    for (unsigned i = 0; i < dev->n_ifaces; i++) {
+        struct usbdevfs_ioctl cmd = {.ifno = dev->ifaces[i].number,
+                                     .ioctl_code = USBDEVFS_DISCONNECT};
+        if (ioctl(fs->fd, USBDEVFS_IOCTL, &cmd) == 0)
+            odk_info("usb: %s: the kernel's driver let go of interface %u", fs->name,
+                     dev->ifaces[i].number);
+    }
+    /* The interfaces taken from the kernel belong to the old configuration. */
+    memset(fs->detached, 0, sizeof fs->detached);
+    unsigned int v = value;
+    if (ioctl(fs->fd, USBDEVFS_SETCONFIGURATION, &v) < 0) {
+        int e = errno;
+        snprintf(err, err_len, "cannot select configuration %u of %s: %s", value, fs->name,
+                 strerror(e));
+        return e == ENODEV ? ODK_E_GONE : e == EBUSY ? ODK_E_BUSY : ODK_E_IO;
+    }
+    odk_info("usb: %s: configuration %u selected", fs->name, value);
+    refresh(d, dev);
+    return ODK_OK;
+}
+
 static void usbfs_describe(struct usb_dev *dev, struct msg *m)
 {
     msg_str(m, "OdkUSBDevicePath", dev->fs->path);
@@ -407,6 +441,7 @@ static const struct usb_source usbfs_source = {
     .name = "libusb",
     .open = usbfs_open,
     .release = usbfs_release,
+    .set_configuration = usbfs_set_configuration,
     .describe = usbfs_describe,
     .destroy = usbfs_destroy,
 };

@@ -1,0 +1,85 @@
+/* SPDX-License-Identifier: MIT */
+/* usb-cdc-ecm's device driver (UsbCdcEcmConfiguration): for adapters
+ * whose first configuration is not CDC-ECM — the NetChip "Ethernet/RNDIS
+ * gadget" ids that QEMU's usb-net and Linux's g_ether use offer RNDIS as
+ * configuration 2, listed first, and CDC-ECM as configuration 1 — it
+ * selects the first configuration that has an Ethernet networking control
+ * interface (class 2, subclass 6), as a macOS device driver calls
+ * SetConfiguration, and its interfaces are matched: UsbCdcEcm takes the
+ * communication interface.  A device without such a configuration gets
+ * its first one (IOKit's composite rule, which a device driver's presence
+ * otherwise suspends).  The driver then keeps the device open and does
+ * nothing more. */
+#include <stdlib.h>
+
+#include "odk/driver.h"
+#include "odk/log.h"
+#include "odk/usb.h"
+
+struct chooser {
+    odk_usb_device *dev;
+};
+
+/* The value of the first configuration with a CDC-ECM interface, or 0. */
+static uint8_t ecm_configuration(odk_usb_device *dev, uint8_t *first)
+{
+    uint8_t n = odk_usb_device_descriptor_get(dev)->bNumConfigurations, found = 0;
+    *first = 0;
+    for (uint8_t i = 0; i < n && !found; i++) {
+        odk_usb_config_descriptor *c = NULL;
+        int st = odk_usb_device_copy_configuration(dev, i, &c);
+        if (st < 0) {
+            odk_warn("configuration %u: %s", i, odk_strerror(st));
+            continue;
+        }
+        if (i == 0)
+            *first = c->bConfigurationValue;
+        for (const odk_usb_interface_descriptor *in = NULL; (in = odk_usb_next_interface(c, in));)
+            if (in->bInterfaceClass == 0x02 && in->bInterfaceSubClass == 0x06)
+                found = c->bConfigurationValue;
+        free(c);
+    }
+    return found;
+}
+
+static int chooser_start(odk_driver *drv)
+{
+    struct chooser *ch = odk_driver_state(drv);
+    int st = odk_usb_device_open(drv, &ch->dev);
+    if (st < 0)
+        return st;
+    const odk_usb_config_descriptor *active = odk_usb_device_active_configuration(ch->dev);
+    uint8_t now = active ? active->bConfigurationValue : 0, first = 0;
+    uint8_t ecm = ecm_configuration(ch->dev, &first);
+    uint8_t want = ecm ? ecm : now ? now : first;
+    if (want && want != now) {
+        st = odk_usb_device_set_configuration(ch->dev, want, true);
+        if (st < 0) {
+            odk_error("cannot select configuration %u: %s", want, odk_strerror(st));
+            odk_usb_device_close(ch->dev);
+            ch->dev = NULL;
+            return st;
+        }
+        odk_info("selected configuration %u (%s) in place of %u", want,
+                 ecm ? "CDC-ECM" : "the first", now);
+    } else {
+        odk_info("configuration %u stays", now);
+    }
+    return odk_driver_register_service(drv);
+}
+
+static void chooser_stop(odk_driver *drv)
+{
+    struct chooser *ch = odk_driver_state(drv);
+    odk_usb_device_close(ch->dev);
+    ch->dev = NULL;
+}
+
+static const odk_driver_class chooser_class = {
+    .name = "UsbCdcEcmConfiguration",
+    .state_size = sizeof(struct chooser),
+    .start = chooser_start,
+    .stop = chooser_stop,
+};
+
+ODK_DRIVER_CLASS(chooser_class);
