@@ -6,10 +6,12 @@
  * selects the first configuration that has an Ethernet networking control
  * interface (class 2, subclass 6), as a macOS device driver calls
  * SetConfiguration, and its interfaces are matched: UsbCdcEcm takes the
- * communication interface.  A device without such a configuration gets
- * its first one (IOKit's composite rule, which a device driver's presence
- * otherwise suspends).  The driver then keeps the device open and does
- * nothing more. */
+ * communication interface.  A device without such a configuration keeps
+ * the one it has, or gets its first (IOKit's composite rule, which a
+ * device driver's presence suspends).  The configuration is asked for even
+ * when it is the active one: while a device driver is there, the
+ * interfaces are matched only once it has chosen.  The driver then keeps
+ * the device open and does nothing more. */
 #include <stdlib.h>
 
 #include "odk/driver.h"
@@ -52,7 +54,9 @@ static int chooser_start(odk_driver *drv)
     uint8_t now = active ? active->bConfigurationValue : 0, first = 0;
     uint8_t ecm = ecm_configuration(ch->dev, &first);
     uint8_t want = ecm ? ecm : now ? now : first;
-    if (want && want != now) {
+    /* Asked even when it is the active one: with a device driver present,
+     * the interfaces are matched only once it has chosen. */
+    if (want) {
         st = odk_usb_device_set_configuration(ch->dev, want, true);
         if (st < 0) {
             odk_error("cannot select configuration %u: %s", want, odk_strerror(st));
@@ -60,10 +64,11 @@ static int chooser_start(odk_driver *drv)
             ch->dev = NULL;
             return st;
         }
-        odk_info("selected configuration %u (%s) in place of %u", want,
-                 ecm ? "CDC-ECM" : "the first", now);
-    } else {
-        odk_info("configuration %u stays", now);
+        if (want != now)
+            odk_info("selected configuration %u (%s) in place of %u", want,
+                     ecm ? "CDC-ECM" : "the first", now);
+        else
+            odk_info("configuration %u (%s) stays", now, ecm ? "CDC-ECM" : "the first");
     }
     return odk_driver_register_service(drv);
 }

@@ -64,6 +64,10 @@ def test_the_device_driver_selects_the_cdc_ecm_configuration_and_frames_flow(odk
         for i in range(2):
             wait_until(lambda i=i: "LOWER_UP" in in_ns(ns[i], "ip", "link", "show",
                                                          names[i]).stdout, what="carrier")
+        # The first reply comes once the neighbours are resolved (pings
+        # sent 10 ms apart before that are dropped), then nothing is lost.
+        wait_until(lambda: in_ns(ns[0], "ping", "-c", 1, "-w", 1, addr[1],
+                                 check=False).returncode == 0, what="a reply")
         out = in_ns(ns[0], "ping", "-q", "-c", 20, "-i", "0.01", "-w", 30, addr[1]).stdout
         assert " 0% packet loss" in out, out
     finally:

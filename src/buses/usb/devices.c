@@ -552,8 +552,16 @@ static int op_set_configuration(struct host_request *r)
         return ODK_E_UNSUPPORTED;
     }
     dev->match_next = odk_dict_get_bool(r->args, "match", true);
-    if (value == dev->config)
+    if (value == dev->config) {
+        /* The configuration the device has (the kernel's, for usbfs):
+         * its interfaces, published unmatched, are matched now. */
+        for (unsigned i = 0; i < dev->n_ifaces && dev->match_next; i++) {
+            reg_node *n = registry_find(r->d->reg, dev->ifaces[i].node);
+            if (n && n->state == REG_INACTIVE)
+                manager_register(r->d, n);
+        }
         return ODK_OK;
+    }
     odk_info("usb: %s: configuration %lld asked by its device driver (instance %u)", dev->model,
              (long long)value, r->in->id);
     return dev->src->set_configuration(r->d, dev, (uint8_t)value, r->err, sizeof r->err);

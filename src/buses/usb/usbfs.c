@@ -22,7 +22,13 @@
  * interface, odkd first detaches the kernel's driver (USBDEVFS_DISCONNECT)
  * and binds it back (USBDEVFS_CONNECT) when the holder lets go or ends.
  * Each host gets its own open file: when it ends, the kernel releases its
- * claims and cancels its transfers. */
+ * claims and cancels its transfers.
+ *
+ * Configurations: the kernel configures a device as it enumerates it.
+ * When a personality matched the device itself, the interfaces of that
+ * configuration are published but not matched until the device driver
+ * selects a configuration (odk_usb_device_set_configuration), as IOKit
+ * matches only the interfaces of a configuration that driver chose. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -38,6 +44,7 @@
 #include <unistd.h>
 
 #include "buses/usb/usb_dev.h"
+#include "daemon/bookkeeping/instance.h"
 #include "daemon/core/loop.h"
 #include "daemon/odkd.h"
 #include "odk/log.h"
@@ -264,8 +271,14 @@ static void add(struct odkd *d, const char *name)
         snprintf(why, sizeof why, "cannot open %s: %s", fs->path, strerror(errno));
         error = why;
     }
-    if (usb_dev_add_node(d, dev, usb_bus_state->fs_hc, error) == ODK_OK && !error)
+    if (usb_dev_add_node(d, dev, usb_bus_state->fs_hc, error) == ODK_OK && !error) {
+        /* IOKit's rule: a driver that took the whole device (matching is
+         * done by now) chooses the configuration whose interfaces are
+         * matched; the kernel's is only published until it does. */
+        if (instance_count_on(d, dev->node))
+            dev->match_next = false;
         refresh(d, dev);
+    }
 }
 
 static void scan(struct odkd *d)
