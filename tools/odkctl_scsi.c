@@ -17,10 +17,11 @@ int odkctl_scsi(odk_client *c, int argc, char **argv);
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: odkctl scsi LUN inquiry [--vpd PAGE]\n"
-                    "       odkctl scsi LUN capacity|sense\n"
-                    "       odkctl scsi LUN raw [--unchecked] [--in N] [--out HEX] [--timeout MS] CDB-HEX\n"
-                    "LUN is the OdkSCSILUN node; scsi-inquiry must be matched to it.\n");
+    fprintf(stderr,
+            "usage: odkctl scsi LUN inquiry [--vpd PAGE]\n"
+            "       odkctl scsi LUN capacity|sense\n"
+            "       odkctl scsi LUN raw [--unchecked] [--in N] [--out HEX] [--timeout MS] CDB-HEX\n"
+            "LUN is the OdkSCSILUN node; scsi-inquiry must be matched to it.\n");
     return 2;
 }
 
@@ -116,8 +117,8 @@ static int show(enum what w, const uint8_t *buf, size_t len)
     }
     if (rep.service_response != 0) {
         printf("service response: %s\n", rep.service_response == SCSI_INQ_TIMED_OUT
-                                               ? "TASK TIMED OUT (the controller never completed it)"
-                                               : "SERVICE FAILURE");
+                                             ? "TASK TIMED OUT (the controller never completed it)"
+                                             : "SERVICE FAILURE");
         return 1;
     }
     if (rep.status != ODK_SCSI_STATUS_GOOD || w == RAW)

@@ -63,8 +63,8 @@ struct task_slot {
     uint16_t blk_type;
     uint32_t blk_len;
     uint64_t deadline_ns;
-    void *periph; /* a peripheral driver's task (peripheral.c), not in slots[] */
-    odk_memory *kept; /* a failed peripheral task's memory, kept until the driver lets go */
+    void *periph;           /* a peripheral driver's task (peripheral.c), not in slots[] */
+    odk_memory *kept;       /* a failed peripheral task's memory, kept until the driver lets go */
     struct task_slot *next; /* the LUN's peripheral tasks */
 };
 
@@ -72,11 +72,19 @@ struct task_slot {
 enum esc_step { ESC_NONE, ESC_LUN, ESC_TARGET, ESC_BUS, ESC_EXHAUSTED };
 
 /* The counters on the LUN node. */
-enum lun_counter { C_TIMEOUTS, C_ABORTS, C_FAILED, C_LUN_RESETS, C_TARGET_RESETS, C_BUS_RESETS,
-                   C_ABANDONED, C_COUNT };
+enum lun_counter {
+    C_TIMEOUTS,
+    C_ABORTS,
+    C_FAILED,
+    C_LUN_RESETS,
+    C_TARGET_RESETS,
+    C_BUS_RESETS,
+    C_ABANDONED,
+    C_COUNT
+};
 static const char *const counter_names[C_COUNT] = {
-    "OdkSCSITaskTimeouts", "OdkSCSITaskAborts",   "OdkSCSITasksFailed",  "OdkSCSILUNResets",
-    "OdkSCSITargetResets", "OdkSCSIBusResets",    "OdkSCSITasksAbandoned"};
+    "OdkSCSITaskTimeouts", "OdkSCSITaskAborts", "OdkSCSITasksFailed",   "OdkSCSILUNResets",
+    "OdkSCSITargetResets", "OdkSCSIBusResets",  "OdkSCSITasksAbandoned"};
 
 struct odk_storage_lun {
     odk_storage_controller *c;
@@ -543,9 +551,10 @@ static void lun_escalate(odk_storage_lun *l, uint64_t now)
     uint32_t kind = l->esc == ESC_LUN      ? ODK_SCSI_LUN_RESET
                     : l->esc == ESC_TARGET ? ODK_SCSI_TARGET_RESET
                                            : ODK_SCSI_BUS_RESET;
-    lun_count(l, l->esc == ESC_LUN      ? C_LUN_RESETS
-                 : l->esc == ESC_TARGET ? C_TARGET_RESETS
-                                        : C_BUS_RESETS,
+    lun_count(l,
+              l->esc == ESC_LUN      ? C_LUN_RESETS
+              : l->esc == ESC_TARGET ? C_TARGET_RESETS
+                                     : C_BUS_RESETS,
               1);
     odk_warn("LUN %u/%llu: the driver holds %lld task(s) it was told to abort; %s "
              "(deadline %u ms)",
