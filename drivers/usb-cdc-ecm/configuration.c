@@ -22,16 +22,42 @@ struct chooser {
     odk_usb_device *dev;
 };
 
-/* The value of the first configuration with a CDC-ECM interface, or 0. */
+/* Configuration descriptor index, whole, read from the device into a
+ * buffer of this driver's (the caller frees it) and checked: NULL when it
+ * cannot be read or is malformed.  (Read with GET_DESCRIPTOR rather than
+ * odk_usb_device_copy_configuration, whose copy is the host's malloc: a
+ * driver's free() of it would be another allocator's under ASan, the host
+ * exporting only odk_ names.) */
+static odk_usb_config_descriptor *read_configuration(odk_usb_device *dev, uint8_t index)
+{
+    uint8_t head[9];
+    uint32_t got = 0;
+    odk_usb_request r = {ODK_USB_REQ_IN | ODK_USB_REQ_STANDARD | ODK_USB_REQ_DEVICE, 6,
+                         (uint16_t)(ODK_USB_DT_CONFIG << 8 | index), 0, sizeof head};
+    if (odk_usb_device_request(dev, &r, head, &got, 0) < 0 || got < sizeof head)
+        return NULL;
+    uint16_t total = (uint16_t)(head[2] | head[3] << 8);
+    uint8_t *c = total >= sizeof head ? malloc(total) : NULL;
+    r.wLength = total;
+    char why[256];
+    if (!c || odk_usb_device_request(dev, &r, c, &got, 0) < 0 || got != total ||
+        odk_usb_config_check(c, got, odk_usb_device_speed(dev), why, sizeof why) < 0) {
+        free(c);
+        return NULL;
+    }
+    return (odk_usb_config_descriptor *)c;
+}
+
+/* The value of the first configuration with a CDC-ECM interface, or 0;
+ * *first gets the first configuration's value. */
 static uint8_t ecm_configuration(odk_usb_device *dev, uint8_t *first)
 {
     uint8_t n = odk_usb_device_descriptor_get(dev)->bNumConfigurations, found = 0;
     *first = 0;
     for (uint8_t i = 0; i < n && !found; i++) {
-        odk_usb_config_descriptor *c = NULL;
-        int st = odk_usb_device_copy_configuration(dev, i, &c);
-        if (st < 0) {
-            odk_warn("configuration %u: %s", i, odk_strerror(st));
+        odk_usb_config_descriptor *c = read_configuration(dev, i);
+        if (!c) {
+            odk_warn("configuration %u cannot be read or is malformed", i);
             continue;
         }
         if (i == 0)

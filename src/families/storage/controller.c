@@ -492,8 +492,7 @@ static void task_fail(odk_storage_lun *l, struct task_slot *s)
     s->state = T_ORPHAN;
     l->c->in_flight--;
     lun_count(l, C_FAILED, 1);
-    if (l->c->ops->reset)
-        lun_count(l, C_ABANDONED, 1);
+    lun_count(l, C_ABANDONED, 1); /* until the driver completes it */
 }
 
 static bool task_check(odk_storage_lun *l, struct task_slot *s, uint64_t now)
