@@ -17,10 +17,11 @@ int odkctl_scsi(odk_client *c, int argc, char **argv);
 
 static int usage(void)
 {
-    fprintf(stderr, "usage: odkctl scsi LUN inquiry [--vpd PAGE]\n"
-                    "       odkctl scsi LUN capacity|sense\n"
-                    "       odkctl scsi LUN raw [--unchecked] [--in N] [--out HEX] CDB-HEX\n"
-                    "LUN is the OdkSCSILUN node; scsi-inquiry must be matched to it.\n");
+    fprintf(stderr,
+            "usage: odkctl scsi LUN inquiry [--vpd PAGE]\n"
+            "       odkctl scsi LUN capacity|sense\n"
+            "       odkctl scsi LUN raw [--unchecked] [--in N] [--out HEX] [--timeout MS] CDB-HEX\n"
+            "LUN is the OdkSCSILUN node; scsi-inquiry must be matched to it.\n");
     return 2;
 }
 
@@ -115,7 +116,9 @@ static int show(enum what w, const uint8_t *buf, size_t len)
         return 1;
     }
     if (rep.service_response != 0) {
-        printf("service response: SERVICE FAILURE\n");
+        printf("service response: %s\n", rep.service_response == SCSI_INQ_TIMED_OUT
+                                             ? "TASK TIMED OUT (the controller never completed it)"
+                                             : "SERVICE FAILURE");
         return 1;
     }
     if (rep.status != ODK_SCSI_STATUS_GOOD || w == RAW)
@@ -168,8 +171,8 @@ int odkctl_scsi(odk_client *c, int argc, char **argv)
         return usage();
     const char *cmd = argv[1];
     enum what w;
-    uint64_t in[3] = {0};
-    uint32_t selector = SCSI_INQ_RAW, n_in = 3;
+    uint64_t in[4] = {0};
+    uint32_t selector = SCSI_INQ_RAW, n_in = 4;
     uint8_t sin[1 + ODK_SCSI_CDB_MAX + 4096];
     size_t sin_len = 0;
     odk_scsi_cdb cdb;
@@ -203,6 +206,8 @@ int odkctl_scsi(odk_client *c, int argc, char **argv)
                 in[2] |= SCSI_INQ_UNCHECKED;
             else if (strcmp(argv[i], "--in") == 0 && i + 1 < argc)
                 in[1] = strtoull(argv[++i], NULL, 0);
+            else if (strcmp(argv[i], "--timeout") == 0 && i + 1 < argc)
+                in[3] = strtoull(argv[++i], NULL, 0);
             else if (strcmp(argv[i], "--out") == 0 && i + 1 < argc)
                 out_hex = argv[++i];
             else if (!hex)

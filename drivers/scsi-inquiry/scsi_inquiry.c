@@ -52,7 +52,8 @@ static void inq_stop(odk_driver *drv)
 /* Sends cdb with out_len bytes of data out (already in the buffer) or up
  * to in_len bytes in, and fills the reply and the data after it. */
 static int inq_send(struct inq *q, odk_call *call, const uint8_t *cdb, size_t cdb_len,
-                    odk_scsi_dir dir, uint64_t out_len, uint64_t in_len, unsigned flags)
+                    odk_scsi_dir dir, uint64_t out_len, uint64_t in_len, unsigned flags,
+                    uint32_t timeout_ms)
 {
     struct scsi_inq_reply rep;
     memset(&rep, 0, sizeof rep);
@@ -67,7 +68,7 @@ static int inq_send(struct inq *q, odk_call *call, const uint8_t *cdb, size_t cd
     odk_scsi_cdb_error err;
     memset(&err, 0, sizeof err);
     int st = odk_storage_peripheral_send_cdb(q->p, cdb, cdb_len, dir, dir ? q->buf : NULL, 0, len,
-                                             0, flags, &res, &err);
+                                             timeout_ms, flags, &res, &err);
     rep.result = st;
     if (st == ODK_E_PROTOCOL) {
         snprintf(rep.text, sizeof rep.text, "%s", err.text);
@@ -80,6 +81,10 @@ static int inq_send(struct inq *q, odk_call *call, const uint8_t *cdb, size_t cd
         odk_scsi_sense s;
         if (res.sense_len && odk_scsi_sense_parse(res.sense, res.sense_len, &s) == ODK_OK)
             odk_scsi_sense_describe(&s, rep.text, sizeof rep.text);
+        else if (res.service_response == ODK_SCSI_TASK_TIMED_OUT)
+            snprintf(rep.text, sizeof rep.text,
+                     "TASK TIMED OUT: the controller did not complete the CDB in %u ms",
+                     timeout_ms);
         else if (res.service_response != ODK_SCSI_TASK_COMPLETE)
             snprintf(rep.text, sizeof rep.text, "SERVICE FAILURE: the LUN did not answer");
     } else {
@@ -101,7 +106,7 @@ static int inq_standard(odk_driver *drv, odk_user_client *uc, odk_call *call)
     uint64_t alloc = call->scalar_in[0];
     if (alloc == 0 || alloc > 0xffff || odk_scsi_build_inquiry(&cdb, false, 0, (uint16_t)alloc) < 0)
         return ODK_E_INVALID;
-    return inq_send(q, call, cdb.bytes, cdb.length, ODK_SCSI_DIR_FROM_DEVICE, 0, alloc, 0);
+    return inq_send(q, call, cdb.bytes, cdb.length, ODK_SCSI_DIR_FROM_DEVICE, 0, alloc, 0, 0);
 }
 
 static int inq_vpd(odk_driver *drv, odk_user_client *uc, odk_call *call)
@@ -113,7 +118,7 @@ static int inq_vpd(odk_driver *drv, odk_user_client *uc, odk_call *call)
     if (page > 0xff || alloc == 0 || alloc > 0xffff ||
         odk_scsi_build_inquiry(&cdb, true, (uint8_t)page, (uint16_t)alloc) < 0)
         return ODK_E_INVALID;
-    return inq_send(q, call, cdb.bytes, cdb.length, ODK_SCSI_DIR_FROM_DEVICE, 0, alloc, 0);
+    return inq_send(q, call, cdb.bytes, cdb.length, ODK_SCSI_DIR_FROM_DEVICE, 0, alloc, 0, 0);
 }
 
 static int inq_raw(odk_driver *drv, odk_user_client *uc, odk_call *call)
@@ -122,9 +127,11 @@ static int inq_raw(odk_driver *drv, odk_user_client *uc, odk_call *call)
     (void)uc;
     const uint8_t *in = call->struct_in;
     uint64_t dir = call->scalar_in[0], in_len = call->scalar_in[1], flags = call->scalar_in[2];
+    uint64_t timeout_ms = call->scalar_in[3];
     if (call->struct_in_len < 1 || in[0] == 0 || in[0] > ODK_SCSI_CDB_MAX ||
         call->struct_in_len < 1u + in[0] || dir > ODK_SCSI_DIR_TO_DEVICE ||
-        in_len > SCSI_INQ_DATA_MAX || (flags & ~(uint64_t)SCSI_INQ_UNCHECKED))
+        in_len > SCSI_INQ_DATA_MAX || (flags & ~(uint64_t)SCSI_INQ_UNCHECKED) ||
+        timeout_ms > 600000)
         return ODK_E_INVALID;
     uint8_t cdb[ODK_SCSI_CDB_MAX];
     size_t cdb_len = in[0];
@@ -135,13 +142,14 @@ static int inq_raw(odk_driver *drv, odk_user_client *uc, odk_call *call)
         return ODK_E_INVALID;
     memcpy(q->addr, in + 1 + cdb_len, out_len);
     return inq_send(q, call, cdb, cdb_len, (odk_scsi_dir)dir, out_len, in_len,
-                    (flags & SCSI_INQ_UNCHECKED) ? ODK_SCSI_SEND_UNCHECKED : 0);
+                    (flags & SCSI_INQ_UNCHECKED) ? ODK_SCSI_SEND_UNCHECKED : 0,
+                    (uint32_t)timeout_ms);
 }
 
 static const odk_method inq_methods[] = {
     [SCSI_INQ_STANDARD] = {inq_standard, .scalar_in = 1, .struct_out = ODK_VARIABLE_SIZE},
     [SCSI_INQ_VPD] = {inq_vpd, .scalar_in = 2, .struct_out = ODK_VARIABLE_SIZE},
-    [SCSI_INQ_RAW] = {inq_raw, .scalar_in = 3, .struct_in = ODK_VARIABLE_SIZE,
+    [SCSI_INQ_RAW] = {inq_raw, .scalar_in = 4, .struct_in = ODK_VARIABLE_SIZE,
                       .struct_out = ODK_VARIABLE_SIZE},
 };
 

@@ -7,7 +7,8 @@
  *               CDB's length (1 byte), the CDB, then the data to send;
  *               scalar_in[0] direction (odk_scsi_dir), [1] bytes to
  *               receive, [2] flags (SCSI_INQ_UNCHECKED: the device, not
- *               the library's checker, judges the CDB)
+ *               the library's checker, judges the CDB), [3] timeout in ms
+ *               (0: the family's 30 s)
  * Each answers struct_out: a scsi_inq_reply, then the bytes received. */
 #ifndef SCSI_INQUIRY_H
 #define SCSI_INQUIRY_H
@@ -19,6 +20,9 @@
 #define SCSI_INQ_RAW 2u
 
 #define SCSI_INQ_UNCHECKED 0x1u
+/* scsi_inq_reply.service_response when the controller never completed the
+ * CDB (odk/storage.h's ODK_SCSI_TASK_TIMED_OUT) */
+#define SCSI_INQ_TIMED_OUT 2u
 #define SCSI_INQ_DATA_MAX 65536u
 
 struct scsi_inq_reply {

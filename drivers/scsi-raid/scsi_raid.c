@@ -697,7 +697,23 @@ static void slot_changed(void *ctx, uint32_t slot, bool present)
     }
 }
 
-static const odk_storage_controller_ops controller_ops = {.task = task};
+/* The simulated HBA has no abort or reset command: a disk that swallows
+ * commands keeps them until it answers.  So every reset the family asks
+ * for is noted and nothing more; the family answers the late tasks'
+ * clients itself and takes the completions when the disk answers. */
+static void reset(void *ctx, uint32_t kind, odk_scsi_task *t, uint32_t target, uint64_t lun,
+                  uint32_t deadline_ms)
+{
+    (void)ctx;
+    (void)deadline_ms;
+    static const char *const names[] = {"abort task", "LUN reset", "target reset", "bus reset"};
+    odk_warn("%s asked (target %u, LUN %llu%s%llu): the HBA cannot abort its commands; "
+             "waiting for the disks",
+             kind < 4 ? names[kind] : "reset", target, (unsigned long long)lun, t ? ", tag " : "",
+             t ? (unsigned long long)t->tag : 0ull);
+}
+
+static const odk_storage_controller_ops controller_ops = {.task = task, .reset = reset};
 static const odk_sim_hba_ops hba_ops = {.done = hba_done, .slot_changed = slot_changed};
 
 /* The volume's SPC answers come from the library's disk emulation; its
@@ -782,6 +798,16 @@ static int raid_start(odk_driver *drv)
         st = odk_scsi_disk_create(&cfg, &be, &r->spc);
     if (st == ODK_OK)
         st = odk_storage_controller_create(drv, &controller_ops, r, QUEUE_DEPTH, &r->ctl);
+    /* The HBA node may shorten the family's deadlines (tests do). */
+    const odk_value *hp = odk_driver_provider_properties(drv);
+    int64_t tmo = odk_dict_get_int(hp, "OdkSCSITaskTimeoutMS", 0);
+    int64_t rst = odk_dict_get_int(hp, "OdkSCSIResetDeadlineMS", 0);
+    if (st == ODK_OK && (tmo || rst) &&
+        (tmo < 0 || rst < 0 || tmo > UINT32_MAX || rst > UINT32_MAX ||
+         odk_storage_controller_set_timeouts(r->ctl, (uint32_t)tmo, (uint32_t)rst) < 0))
+        odk_warn("OdkSCSITaskTimeoutMS %lld / OdkSCSIResetDeadlineMS %lld refused; "
+                 "keeping the family's deadlines",
+                 (long long)tmo, (long long)rst);
     char name[48];
     snprintf(name, sizeof name, "raid%u-hba%llu", r->level,
              (unsigned long long)odk_driver_provider_id(drv));

@@ -55,6 +55,7 @@ struct ecm {
     unsigned n_rx_waiting;
     uint16_t max_packet; /* bulk OUT: a frame of a multiple of it ends with a ZLP */
     bool running, gone;
+    bool link_known, link_up; /* the last NETWORK_CONNECTION's */
     uint64_t speed_bps;
 };
 
@@ -210,9 +211,15 @@ static void irq_done(void *ctx, int status, uint32_t actual, uint64_t ts)
     const uint8_t *n = e->irq.data;
     if (status == ODK_OK && actual >= 8 && n[0] == 0xa1) {
         if (n[1] == NETWORK_CONNECTION) {
+            /* Some devices repeat the state at every poll (QEMU's usb-net
+             * does, every 32 ms): only a change is news. */
             bool up = n[2] & 1;
-            odk_info("usb-cdc-ecm: %s: link %s", odk_net_if_name(e->nif), up ? "up" : "down");
-            odk_net_set_link(e->nif, up, e->speed_bps);
+            if (!e->link_known || up != e->link_up) {
+                e->link_known = true;
+                e->link_up = up;
+                odk_info("usb-cdc-ecm: %s: link %s", odk_net_if_name(e->nif), up ? "up" : "down");
+                odk_net_set_link(e->nif, up, e->speed_bps);
+            }
         } else if (n[1] == CONNECTION_SPEED_CHANGE && actual >= 16) {
             /* DLBitRate: what the host receives at */
             e->speed_bps = (uint64_t)n[8] | (uint64_t)n[9] << 8 | (uint64_t)n[10] << 16 |

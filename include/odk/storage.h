@@ -35,6 +35,9 @@ typedef struct odk_storage_lun odk_storage_lun;
 /* Service responses (SAM-5): whether the task reached the device at all. */
 #define ODK_SCSI_TASK_COMPLETE 0u   /* the device answered: see status */
 #define ODK_SCSI_SERVICE_FAILURE 1u /* it did not (device gone, controller fault) */
+/* The controller did not complete it within its timeout: the family
+ * aborted it and answered for the driver (a peripheral's CDB sees this). */
+#define ODK_SCSI_TASK_TIMED_OUT 2u
 
 /* One SCSI task, given to the controller's `task` callback.  The fields
  * are the task's description, read-only to the driver; the memory is
@@ -65,10 +68,14 @@ typedef struct odk_storage_controller_ops {
      * once with odk_scsi_task_complete, now or later. */
     void (*task)(void *ctx, odk_scsi_task *t);
     /* A task passed its timeout: abort it (kind ODK_SCSI_ABORT_TASK, t
-     * set), or reset the LUN, target or bus (t NULL).  The driver must
-     * complete the tasks concerned within deadline_ms; past it the family
-     * completes them itself with SERVICE FAILURE and ignores the driver's
-     * late completions.  May be NULL: then the family does that at once. */
+     * set), or reset the LUN, target or bus (t NULL).  The driver should
+     * complete the tasks concerned within deadline_ms.  Past the abort's
+     * deadline the family answers the task's client itself (EIO, or
+     * ODK_SCSI_TASK_TIMED_OUT to a peripheral); while the driver still
+     * holds such tasks it asks for a LUN reset, then a target reset, then
+     * a bus reset, one per deadline, and takes the late completions
+     * (ignoring their results).  May be NULL: then a late task is failed
+     * at its timeout, with no reset. */
     void (*reset)(void *ctx, uint32_t kind, odk_scsi_task *t, uint32_t target, uint64_t lun,
                   uint32_t deadline_ms);
 } odk_storage_controller_ops;
@@ -80,6 +87,17 @@ typedef struct odk_storage_controller_ops {
 ODK_PUBLIC int odk_storage_controller_create(odk_driver *drv, const odk_storage_controller_ops *ops,
                                              void *ctx, uint32_t queue_depth,
                                              odk_storage_controller **out);
+
+/* Sets c's deadlines: task_timeout_ms for the disk layer's tasks (default
+ * 30 000; a peripheral's CDB carries its own timeout) and
+ * reset_deadline_ms for each recovery step after it: abort, LUN reset,
+ * target reset, bus reset (default 2 000; a peripheral's abort step is
+ * capped at 1 500 so its answer comes before it stops waiting).  0 keeps
+ * a value.  Applies to tasks started afterwards.  Errors: ODK_E_INVALID
+ * (c NULL, a value over 600 000). */
+ODK_PUBLIC int odk_storage_controller_set_timeouts(odk_storage_controller *c,
+                                                   uint32_t task_timeout_ms,
+                                                   uint32_t reset_deadline_ms);
 
 /* Withdraws every LUN (their exports are told the disk went away: the
  * driver's stop) and frees the controller.  Tasks still held are

@@ -99,7 +99,9 @@ ODK_PUBLIC int odk_usb_device_copy_string(odk_usb_device *dev, uint8_t index, ch
 /* Selects configuration value (0: unconfigured).  The interfaces of the
  * new configuration appear in the registry (and are matched) when
  * match_interfaces is true, as IOKit's SetConfiguration does; every pipe
- * of the old configuration ends.  Errors: ODK_E_STALL (no such
+ * of the old configuration ends.  A device that has a device driver comes
+ * with its interfaces unmatched (a real device is configured by the
+ * kernel already): asking for the active configuration matches them.  Errors: ODK_E_STALL (no such
  * configuration), ODK_E_BUSY (an interface of the current configuration
  * is open by another driver: the message in the log names it). */
 ODK_PUBLIC int odk_usb_device_set_configuration(odk_usb_device *dev, uint8_t value,

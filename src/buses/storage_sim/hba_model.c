@@ -11,8 +11,10 @@
  * disk slot, a CDB and where in a mapped descriptor the data is; the
  * model executes it there (DMA: no copy between driver and device) and
  * answers with status, bytes moved and sense.  A disk removed by a fault
- * answers NO DEVICE; a new one inserted is blank.  The model ends when
- * odkd closes fd 3. */
+ * answers NO DEVICE; a new one inserted is blank.  A disk told to swallow
+ * takes commands and answers none (a hung device: its driver's tasks time
+ * out) until `clear`, which runs the held commands late.  The model ends
+ * when odkd closes fd 3. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -39,12 +41,21 @@ struct map {
 
 struct link {
     int fd;
+    unsigned gen; /* bumped at each attach: a held command's link is still its own */
     struct map maps[HBA_MAX_MAPS];
 };
 
 struct slot {
     odk_scsi_disk *disk; /* NULL: empty */
     unsigned gen;
+    bool swallow;
+};
+
+/* Commands a swallowing disk took and has not answered. */
+struct held {
+    struct link *l;
+    unsigned link_gen;
+    struct hba_msg cmd;
 };
 
 static struct {
@@ -55,6 +66,8 @@ static struct {
     struct slot slots[HBA_MAX_SLOTS];
     struct link links[MAX_LINKS];
     int epfd;
+    struct held *held;
+    size_t n_held, held_cap;
 } m;
 
 static int disk_open(unsigned i)
@@ -125,6 +138,7 @@ static void attach(int fd)
         return;
     }
     l->fd = fd;
+    l->gen++;
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = l};
     epoll_ctl(m.epfd, EPOLL_CTL_ADD, fd, &ev);
     struct hba_msg hello = {.type = HBA_HELLO, .slot = m.n_slots};
@@ -138,6 +152,26 @@ static void tell_links(unsigned slot)
     for (unsigned i = 0; i < MAX_LINKS; i++)
         if (m.links[i].fd >= 0)
             slot_msg(&m.links[i], slot);
+}
+
+static void execute(struct link *l, const struct hba_msg *cmd);
+
+/* The slot stops swallowing: its held commands run now, for the links
+ * that sent them (a link closed since has no one to answer). */
+static void release_held(unsigned slot)
+{
+    m.slots[slot].swallow = false;
+    size_t keep = 0;
+    for (size_t i = 0; i < m.n_held; i++) {
+        struct held h = m.held[i];
+        if (h.cmd.slot != slot) {
+            m.held[keep++] = h;
+            continue;
+        }
+        if (h.l->fd >= 0 && h.l->gen == h.link_gen)
+            execute(h.l, &h.cmd);
+    }
+    m.n_held = keep;
 }
 
 static void fault(const struct hba_ctl *c)
@@ -154,7 +188,11 @@ static void fault(const struct hba_ctl *c)
         if (s->disk)
             odk_scsi_disk_set_not_ready(s->disk, true);
         break;
+    case HBA_FAULT_SWALLOW:
+        s->swallow = true;
+        break;
     case HBA_FAULT_CLEAR:
+        release_held(c->slot);
         if (s->disk) {
             odk_scsi_disk_set_not_ready(s->disk, false);
             odk_scsi_disk_set_medium_error(s->disk, 0, 0, false);
@@ -209,8 +247,26 @@ static void control(void)
     }
 }
 
+/* Takes a command for a swallowing slot; false when there is no memory
+ * to hold it (then it is answered). */
+static bool hold(struct link *l, const struct hba_msg *cmd)
+{
+    if (m.n_held == m.held_cap) {
+        size_t cap = m.held_cap ? m.held_cap * 2 : 64;
+        struct held *h = realloc(m.held, cap * sizeof *h);
+        if (!h)
+            return false;
+        m.held = h;
+        m.held_cap = cap;
+    }
+    m.held[m.n_held++] = (struct held){l, l->gen, *cmd};
+    return true;
+}
+
 static void execute(struct link *l, const struct hba_msg *cmd)
 {
+    if (cmd->slot < m.n_slots && m.slots[cmd->slot].swallow && hold(l, cmd))
+        return;
     struct hba_msg done = {.type = HBA_DONE, .slot = cmd->slot, .tag = cmd->tag};
     struct map *mp = cmd->map_id < HBA_MAX_MAPS ? &l->maps[cmd->map_id] : NULL;
     uint8_t *data = NULL;

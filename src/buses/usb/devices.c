@@ -519,9 +519,58 @@ static int op_configure(struct host_request *r)
     return ODK_OK;
 }
 
+/* A device driver's SetConfiguration (odk_usb_device_set_configuration):
+ * the device must be its provider, and no other live driver may hold an
+ * interface of the configuration that goes. */
+static int op_set_configuration(struct host_request *r)
+{
+    struct usb_iface *iface = NULL;
+    struct usb_dev *dev = own_provider(r, &iface);
+    if (!dev || iface)
+        return ODK_E_UNSUPPORTED;
+    if (dev->dying || !dev->ready)
+        return ODK_E_GONE;
+    int64_t value = odk_dict_get_int(r->args, "value", -1);
+    bool known = value == 0;
+    for (unsigned i = 0; i < dev->n_configs && !known; i++)
+        known = dev->configs[i][5] == value;
+    if (!known) {
+        snprintf(r->err, sizeof r->err, "the device has no configuration %lld", (long long)value);
+        return ODK_E_STALL;
+    }
+    for (unsigned i = 0; i < dev->n_ifaces; i++) {
+        struct usb_holder *h = &dev->ifaces[i].holder;
+        if (h->who && h->instance != r->in->id && holder_alive(r->d, h)) {
+            snprintf(r->err, sizeof r->err, "interface %u is held by %s", dev->ifaces[i].number,
+                     h->who);
+            return ODK_E_BUSY;
+        }
+    }
+    if (!dev->src->set_configuration) {
+        snprintf(r->err, sizeof r->err, "the %s source cannot change configurations",
+                 dev->src->name);
+        return ODK_E_UNSUPPORTED;
+    }
+    dev->match_next = odk_dict_get_bool(r->args, "match", true);
+    if (value == dev->config) {
+        /* The configuration the device has (the kernel's, for usbfs):
+         * its interfaces, published unmatched, are matched now. */
+        for (unsigned i = 0; i < dev->n_ifaces && dev->match_next; i++) {
+            reg_node *n = registry_find(r->d->reg, dev->ifaces[i].node);
+            if (n && n->state == REG_INACTIVE)
+                manager_register(r->d, n);
+        }
+        return ODK_OK;
+    }
+    odk_info("usb: %s: configuration %lld asked by its device driver (instance %u)", dev->model,
+             (long long)value, r->in->id);
+    return dev->src->set_configuration(r->d, dev, (uint8_t)value, r->err, sizeof r->err);
+}
+
 const struct host_op usb_dev_host_ops[] = {
     {"usb-open", op_open},
     {"usb-close", op_close},
     {"usb-configure", op_configure},
+    {"usb-set-configuration", op_set_configuration},
     {NULL, NULL},
 };

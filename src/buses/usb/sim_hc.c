@@ -258,6 +258,15 @@ static int sim_configure(struct odkd *d, struct usb_dev *dev, uint8_t value)
     return dev_request(d, dev, &w, NULL, 0, -1, configured_reply);
 }
 
+static int sim_set_configuration(struct odkd *d, struct usb_dev *dev, uint8_t value, char *err,
+                                 size_t err_len)
+{
+    int st = sim_configure(d, dev, value);
+    if (st < 0)
+        snprintf(err, err_len, "the model does not answer: %s", odk_strerror(st));
+    return st;
+}
+
 static void got_descriptor(struct odkd *d, struct usb_dev *dev, const struct usb_wire *w,
                            const uint8_t *body, size_t len);
 
@@ -557,6 +566,7 @@ static const struct usb_source sim_source = {
     .name = "sim",
     .open = sim_open,
     .configure = sim_configure,
+    .set_configuration = sim_set_configuration,
     .describe = sim_describe,
     .destroy = sim_destroy,
 };

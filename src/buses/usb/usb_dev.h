@@ -60,6 +60,11 @@ struct usb_source {
     /* Selects configuration value (IOKit's composite rule); may be NULL
      * when the source's devices come configured. */
     int (*configure)(struct odkd *d, struct usb_dev *dev, uint8_t value);
+    /* A device driver's SetConfiguration: selects value (a configuration
+     * the device has) on a configured device too; the interfaces follow
+     * as after configure.  May be NULL.  Errors with err. */
+    int (*set_configuration)(struct odkd *d, struct usb_dev *dev, uint8_t value, char *err,
+                             size_t err_len);
     /* Adds the source's own properties to the device node (may be NULL). */
     void (*describe)(struct usb_dev *dev, struct msg *m);
     /* The device is forgotten: stop what talks to it.  dev is freed after

@@ -22,7 +22,13 @@
  * interface, odkd first detaches the kernel's driver (USBDEVFS_DISCONNECT)
  * and binds it back (USBDEVFS_CONNECT) when the holder lets go or ends.
  * Each host gets its own open file: when it ends, the kernel releases its
- * claims and cancels its transfers. */
+ * claims and cancels its transfers.
+ *
+ * Configurations: the kernel configures a device as it enumerates it.
+ * When a personality matched the device itself, the interfaces of that
+ * configuration are published but not matched until the device driver
+ * selects a configuration (odk_usb_device_set_configuration), as IOKit
+ * matches only the interfaces of a configuration that driver chose. */
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -38,6 +44,7 @@
 #include <unistd.h>
 
 #include "buses/usb/usb_dev.h"
+#include "daemon/bookkeeping/instance.h"
 #include "daemon/core/loop.h"
 #include "daemon/odkd.h"
 #include "odk/log.h"
@@ -264,8 +271,14 @@ static void add(struct odkd *d, const char *name)
         snprintf(why, sizeof why, "cannot open %s: %s", fs->path, strerror(errno));
         error = why;
     }
-    if (usb_dev_add_node(d, dev, usb_bus_state->fs_hc, error) == ODK_OK && !error)
+    if (usb_dev_add_node(d, dev, usb_bus_state->fs_hc, error) == ODK_OK && !error) {
+        /* IOKit's rule: a driver that took the whole device (matching is
+         * done by now) chooses the configuration whose interfaces are
+         * matched; the kernel's is only published until it does. */
+        if (instance_count_on(d, dev->node))
+            dev->match_next = false;
         refresh(d, dev);
+    }
 }
 
 static void scan(struct odkd *d)
@@ -385,6 +398,40 @@ static void usbfs_release(struct odkd *d, struct usb_dev *dev, struct usb_iface 
     give_back(dev);
 }
 
+/* A device driver chose another configuration (odk_usb_device_set_
+ * configuration).  The kernel refuses USBDEVFS_SETCONFIGURATION while one
+ * of its drivers holds an interface of the current one, so they let go
+ * first; the new configuration's interfaces are the kernel's to bind
+ * until odk drivers open them. */
+static int usbfs_set_configuration(struct odkd *d, struct usb_dev *dev, uint8_t value, char *err,
+                                   size_t err_len)
+{
+    struct usbfs_dev *fs = dev->fs;
+    if (fs->fd < 0) {
+        snprintf(err, err_len, "odkd has no descriptor on %s", fs->path);
+        return ODK_E_GONE;
+    }
+    for (unsigned i = 0; i < dev->n_ifaces; i++) {
+        struct usbdevfs_ioctl cmd = {.ifno = dev->ifaces[i].number,
+                                     .ioctl_code = USBDEVFS_DISCONNECT};
+        if (ioctl(fs->fd, USBDEVFS_IOCTL, &cmd) == 0)
+            odk_info("usb: %s: the kernel's driver let go of interface %u", fs->name,
+                     dev->ifaces[i].number);
+    }
+    /* The interfaces taken from the kernel belong to the old configuration. */
+    memset(fs->detached, 0, sizeof fs->detached);
+    unsigned int v = value;
+    if (ioctl(fs->fd, USBDEVFS_SETCONFIGURATION, &v) < 0) {
+        int e = errno;
+        snprintf(err, err_len, "cannot select configuration %u of %s: %s", value, fs->name,
+                 strerror(e));
+        return e == ENODEV ? ODK_E_GONE : e == EBUSY ? ODK_E_BUSY : ODK_E_IO;
+    }
+    odk_info("usb: %s: configuration %u selected", fs->name, value);
+    refresh(d, dev);
+    return ODK_OK;
+}
+
 static void usbfs_describe(struct usb_dev *dev, struct msg *m)
 {
     msg_str(m, "OdkUSBDevicePath", dev->fs->path);
@@ -407,6 +454,7 @@ static const struct usb_source usbfs_source = {
     .name = "libusb",
     .open = usbfs_open,
     .release = usbfs_release,
+    .set_configuration = usbfs_set_configuration,
     .describe = usbfs_describe,
     .destroy = usbfs_destroy,
 };

@@ -14,9 +14,14 @@
  * queue_depth tasks out, the family stops reading the socket (the export
  * keeps the requests waiting).
  *
- * A task past its timeout is aborted through the driver's reset callback;
- * past the abort deadline the family answers the client with EIO itself
- * and keeps the area reserved until the driver lets go of the task. */
+ * A task past its timeout (a peripheral's CDB carries its own) is aborted
+ * through the driver's reset callback; past the abort deadline the family
+ * answers the client itself (EIO, or ODK_SCSI_TASK_TIMED_OUT to a
+ * peripheral) and keeps the task's memory until the driver lets go of it.
+ * While a LUN has such abandoned tasks the family escalates, one step per
+ * reset deadline: LUN reset, target reset, bus reset; the steps are logged
+ * and counted on the LUN node (OdkSCSI* counters).  Without a reset
+ * callback a late task is failed at its timeout. */
 #include <errno.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -38,7 +43,11 @@
 #include "runtime/host_link.h"
 
 #define DEFAULT_TIMEOUT_MS 30000
-#define ABORT_DEADLINE_MS 2000
+#define DEFAULT_RESET_DEADLINE_MS 2000
+/* A peripheral waits for its answer up to its timeout plus 2 s
+ * (peripheral.c): the family's abort step for its tasks ends before. */
+#define PERIPH_ABORT_MAX_MS 1500
+#define MAX_TIMEOUT_MS 600000
 #define TICK_NS 100000000ull
 #define MAX_LUNS 256
 #define MAX_SLOTS_PER_LUN 64
@@ -54,8 +63,28 @@ struct task_slot {
     uint16_t blk_type;
     uint32_t blk_len;
     uint64_t deadline_ns;
-    void *periph; /* a peripheral driver's task (peripheral.c), not in slots[] */
+    void *periph;           /* a peripheral driver's task (peripheral.c), not in slots[] */
+    odk_memory *kept;       /* a failed peripheral task's memory, kept until the driver lets go */
+    struct task_slot *next; /* the LUN's peripheral tasks */
 };
+
+/* The escalation of a LUN with abandoned tasks, one step per deadline. */
+enum esc_step { ESC_NONE, ESC_LUN, ESC_TARGET, ESC_BUS, ESC_EXHAUSTED };
+
+/* The counters on the LUN node. */
+enum lun_counter {
+    C_TIMEOUTS,
+    C_ABORTS,
+    C_FAILED,
+    C_LUN_RESETS,
+    C_TARGET_RESETS,
+    C_BUS_RESETS,
+    C_ABANDONED,
+    C_COUNT
+};
+static const char *const counter_names[C_COUNT] = {
+    "OdkSCSITaskTimeouts", "OdkSCSITaskAborts", "OdkSCSITasksFailed",   "OdkSCSILUNResets",
+    "OdkSCSITargetResets", "OdkSCSIBusResets",  "OdkSCSITasksAbandoned"};
 
 struct odk_storage_lun {
     odk_storage_controller *c;
@@ -78,6 +107,11 @@ struct odk_storage_lun {
     struct periph_door *door; /* peripheral drivers' way in (peripheral.c) */
     struct task_slot *slots;
     uint32_t n_slots;
+    struct task_slot *ptasks; /* peripheral tasks held by the driver */
+    enum esc_step esc;
+    uint64_t esc_deadline_ns;
+    int64_t counters[C_COUNT]; /* C_ABANDONED: tasks failed and still held by the driver */
+    bool counters_dirty;
 };
 
 struct odk_storage_controller {
@@ -90,6 +124,7 @@ struct odk_storage_controller {
     odk_timer *timer;
     odk_action *tick;
     uint64_t next_tag;
+    uint32_t timeout_ms, reset_ms;
 };
 
 static uint64_t now_ns(void)
@@ -175,6 +210,25 @@ static void lun_reply(odk_storage_lun *l, uint64_t id, uint32_t error, const uin
     }
 }
 
+/* ---- counters ---------------------------------------------------------------- */
+
+/* Counters reach the LUN node from the next tick (one update for a burst). */
+static void lun_count(odk_storage_lun *l, enum lun_counter which, int64_t delta)
+{
+    l->counters[which] += delta;
+    l->counters_dirty = true;
+}
+
+static void lun_publish_counters(odk_storage_lun *l)
+{
+    if (!l->counters_dirty)
+        return;
+    l->counters_dirty = false;
+    for (int i = 0; i < C_COUNT; i++)
+        odk_driver_set_node_property(l->c->drv, l->node, counter_names[i],
+                                     odk_value_new_int(l->counters[i]));
+}
+
 /* ---- tasks ------------------------------------------------------------------ */
 
 static void lun_pump(odk_storage_lun *l);
@@ -211,8 +265,18 @@ void odk_scsi_task_complete(odk_scsi_task *t, uint32_t service_response, uint8_t
     struct task_slot *s = (struct task_slot *)((char *)t - offsetof(struct task_slot, t));
     odk_storage_lun *l = s->lun;
     if (s->periph) {
-        l->c->in_flight--;
-        periph_task_done(s->periph, service_response, status, transferred, sense, sense_len);
+        for (struct task_slot **pp = &l->ptasks; *pp; pp = &(*pp)->next)
+            if (*pp == s) {
+                *pp = s->next;
+                break;
+            }
+        if (s->state == T_ORPHAN) { /* answered already (timed out): let go of its memory */
+            odk_release(s->kept);
+            lun_count(l, C_ABANDONED, -1);
+        } else {
+            l->c->in_flight--;
+            periph_task_done(s->periph, service_response, status, transferred, sense, sense_len);
+        }
         free(s);
         if (l->src)
             lun_pump(l);
@@ -222,7 +286,9 @@ void odk_scsi_task_complete(odk_scsi_task *t, uint32_t service_response, uint8_t
         odk_warn("a SCSI task was completed twice (tag %llu)", (unsigned long long)t->tag);
         return;
     }
-    if (s->state != T_ORPHAN) {
+    if (s->state == T_ORPHAN) {
+        lun_count(l, C_ABANDONED, -1);
+    } else {
         uint32_t err = nbd_error_of(service_response, status, sense, sense_len);
         if (!err && s->blk_type == BLK_READ && transferred < s->blk_len)
             err = NBD_EIO; /* a short read would hand the client stale bytes */
@@ -292,7 +358,7 @@ static bool slot_start(odk_storage_lun *l, struct task_slot *s, const struct blk
                             .blk_id = r->id,
                             .blk_type = r->type,
                             .blk_len = r->length,
-                            .deadline_ns = now_ns() + DEFAULT_TIMEOUT_MS * 1000000ull};
+                            .deadline_ns = now_ns() + c->timeout_ms * 1000000ull};
     memcpy(s->t.cdb, cdb.bytes, cdb.length);
     s->t.cdb_len = cdb.length;
     s->t.direction = dir;
@@ -301,7 +367,7 @@ static bool slot_start(odk_storage_lun *l, struct task_slot *s, const struct blk
     s->t.memory = length ? l->arena : NULL;
     s->t.offset = length ? (uint64_t)(s - l->slots) * AREA : 0;
     s->t.length = length;
-    s->t.timeout_ms = DEFAULT_TIMEOUT_MS;
+    s->t.timeout_ms = c->timeout_ms;
     s->t.tag = ++c->next_tag;
     c->in_flight++;
     c->ops->task(c->ctx, &s->t);
@@ -399,7 +465,102 @@ static void lun_io(void *ctx, uint32_t revents)
     lun_pump(l);
 }
 
-/* ---- timeouts ------------------------------------------------------------------ */
+/* ---- timeouts and resets ----------------------------------------------------------- */
+
+static const char *const reset_names[] = {"ABORT TASK", "LOGICAL UNIT RESET", "TARGET RESET",
+                                          "BUS RESET"};
+
+static uint32_t abort_ms(const struct task_slot *s)
+{
+    uint32_t ms = s->lun->c->reset_ms;
+    return s->periph && ms > PERIPH_ABORT_MAX_MS ? PERIPH_ABORT_MAX_MS : ms;
+}
+
+/* The family answers a task the driver did not complete in time, and
+ * keeps what the driver may still write to until it lets go. */
+static void task_fail(odk_storage_lun *l, struct task_slot *s)
+{
+    odk_error("disk %s: task %llu (opcode 0x%02x) was not completed in time; failing it",
+              l->uri ? l->uri : "-", (unsigned long long)s->t.tag, s->t.cdb[0]);
+    if (s->periph) {
+        if (s->t.memory)
+            s->kept = odk_retain(s->t.memory);
+        periph_task_done(s->periph, ODK_SCSI_TASK_TIMED_OUT, 0, 0, NULL, 0);
+    } else {
+        lun_reply(l, s->blk_id, NBD_EIO, NULL, 0);
+    }
+    s->state = T_ORPHAN;
+    l->c->in_flight--;
+    lun_count(l, C_FAILED, 1);
+    lun_count(l, C_ABANDONED, 1); /* until the driver completes it */
+}
+
+static bool task_check(odk_storage_lun *l, struct task_slot *s, uint64_t now)
+{
+    odk_storage_controller *c = l->c;
+    if (s->state == T_HELD && now >= s->deadline_ns) {
+        lun_count(l, C_TIMEOUTS, 1);
+        if (!c->ops->reset) {
+            task_fail(l, s);
+            return true;
+        }
+        uint32_t ms = abort_ms(s);
+        s->state = T_ABORTING;
+        s->deadline_ns = now + ms * 1000000ull;
+        lun_count(l, C_ABORTS, 1);
+        odk_warn("LUN %u/%llu: task %llu timed out after %u ms; %s (deadline %u ms)", l->target,
+                 (unsigned long long)l->lun, (unsigned long long)s->t.tag, s->t.timeout_ms,
+                 reset_names[ODK_SCSI_ABORT_TASK], ms);
+        c->ops->reset(c->ctx, ODK_SCSI_ABORT_TASK, &s->t, s->t.target, s->t.lun, ms);
+        return false;
+    }
+    if (s->state == T_ABORTING && now >= s->deadline_ns) {
+        task_fail(l, s);
+        return true;
+    }
+    return false;
+}
+
+/* While the driver holds tasks the family gave up on, one step more at
+ * each deadline: LUN reset, target reset, bus reset. */
+static void lun_escalate(odk_storage_lun *l, uint64_t now)
+{
+    odk_storage_controller *c = l->c;
+    if (!c->ops->reset)
+        return;
+    int64_t held = l->counters[C_ABANDONED];
+    if (held == 0) {
+        if (l->esc != ESC_NONE)
+            odk_info("LUN %u/%llu: the driver let go of its abandoned tasks (after %s)", l->target,
+                     (unsigned long long)l->lun, reset_names[l->esc < ESC_EXHAUSTED ? l->esc : 3]);
+        l->esc = ESC_NONE;
+        return;
+    }
+    if (l->esc == ESC_EXHAUSTED || (l->esc != ESC_NONE && now < l->esc_deadline_ns))
+        return;
+    if (l->esc == ESC_BUS) {
+        l->esc = ESC_EXHAUSTED;
+        odk_error("LUN %u/%llu: the driver still holds %lld abandoned task(s) after a %s; "
+                  "no reset is left (their memory stays reserved until it completes them)",
+                  l->target, (unsigned long long)l->lun, (long long)held, reset_names[3]);
+        return;
+    }
+    l->esc++;
+    l->esc_deadline_ns = now + c->reset_ms * 1000000ull;
+    uint32_t kind = l->esc == ESC_LUN      ? ODK_SCSI_LUN_RESET
+                    : l->esc == ESC_TARGET ? ODK_SCSI_TARGET_RESET
+                                           : ODK_SCSI_BUS_RESET;
+    lun_count(l,
+              l->esc == ESC_LUN      ? C_LUN_RESETS
+              : l->esc == ESC_TARGET ? C_TARGET_RESETS
+                                     : C_BUS_RESETS,
+              1);
+    odk_warn("LUN %u/%llu: the driver holds %lld task(s) it was told to abort; %s "
+             "(deadline %u ms)",
+             l->target, (unsigned long long)l->lun, (long long)held, reset_names[kind],
+             c->reset_ms);
+    c->ops->reset(c->ctx, kind, NULL, l->target, l->lun, c->reset_ms);
+}
 
 static void tick(void *ctx, odk_action *a)
 {
@@ -409,28 +570,16 @@ static void tick(void *ctx, odk_action *a)
     for (unsigned i = 0; i < c->n_luns; i++) {
         odk_storage_lun *l = c->luns[i];
         bool changed = false;
-        for (uint32_t j = 0; j < l->n_slots; j++) {
-            struct task_slot *s = &l->slots[j];
-            if (s->state == T_HELD && now >= s->deadline_ns && c->ops->reset) {
-                s->state = T_ABORTING;
-                s->deadline_ns = now + ABORT_DEADLINE_MS * 1000000ull;
-                odk_warn("disk %s: task %llu timed out; aborting it", l->uri,
-                         (unsigned long long)s->t.tag);
-                c->ops->reset(c->ctx, ODK_SCSI_ABORT_TASK, &s->t, s->t.target, s->t.lun,
-                              ABORT_DEADLINE_MS);
-            } else if ((s->state == T_HELD || s->state == T_ABORTING) && now >= s->deadline_ns) {
-                odk_error("disk %s: task %llu was not completed in time; failing it", l->uri,
-                          (unsigned long long)s->t.tag);
-                lun_reply(l, s->blk_id, NBD_EIO, NULL, 0);
-                s->state = T_ORPHAN;
-                c->in_flight--;
-                changed = true;
-            }
-        }
-        if (changed) {
+        for (uint32_t j = 0; j < l->n_slots; j++)
+            changed |= task_check(l, &l->slots[j], now);
+        for (struct task_slot *s = l->ptasks; s; s = s->next)
+            changed |= task_check(l, s, now);
+        lun_escalate(l, now);
+        if (changed && l->src) {
             lun_flush(l);
             lun_pump(l);
         }
+        lun_publish_counters(l);
     }
 }
 
@@ -448,6 +597,8 @@ int odk_storage_controller_create(odk_driver *drv, const odk_storage_controller_
     c->ops = ops;
     c->ctx = ctx;
     c->depth = queue_depth;
+    c->timeout_ms = DEFAULT_TIMEOUT_MS;
+    c->reset_ms = DEFAULT_RESET_DEADLINE_MS;
     odk_queue *q = odk_driver_queue(drv);
     int st = odk_timer_create(q, &c->timer);
     if (st == ODK_OK)
@@ -464,9 +615,28 @@ int odk_storage_controller_create(odk_driver *drv, const odk_storage_controller_
     return ODK_OK;
 }
 
+int odk_storage_controller_set_timeouts(odk_storage_controller *c, uint32_t task_timeout_ms,
+                                        uint32_t reset_deadline_ms)
+{
+    if (!c || task_timeout_ms > MAX_TIMEOUT_MS || reset_deadline_ms > MAX_TIMEOUT_MS)
+        return ODK_E_INVALID;
+    if (task_timeout_ms)
+        c->timeout_ms = task_timeout_ms;
+    if (reset_deadline_ms)
+        c->reset_ms = reset_deadline_ms;
+    return ODK_OK;
+}
+
 static void lun_free(odk_storage_lun *l)
 {
     periph_door_close(l->door);
+    while (l->ptasks) { /* forgotten (odk_storage_controller_destroy) */
+        struct task_slot *s = l->ptasks;
+        l->ptasks = s->next;
+        if (s->kept)
+            odk_release(s->kept);
+        free(s);
+    }
     if (l->src) {
         odk_fd_source_cancel(l->src, NULL, NULL);
         odk_release(l->src);
@@ -635,6 +805,8 @@ odk_scsi_task *storage_periph_task_new(odk_storage_lun *l, void *owner)
     s->lun = l;
     s->state = T_HELD;
     s->periph = owner;
+    s->next = l->ptasks;
+    l->ptasks = s;
     s->t.target = l->target;
     s->t.lun = l->lun;
     s->t.tag = ++c->next_tag;
@@ -645,5 +817,6 @@ odk_scsi_task *storage_periph_task_new(odk_storage_lun *l, void *owner)
 void storage_periph_task_start(odk_scsi_task *t)
 {
     struct task_slot *s = (struct task_slot *)((char *)t - offsetof(struct task_slot, t));
+    s->deadline_ns = now_ns() + (uint64_t)t->timeout_ms * 1000000ull;
     s->lun->c->ops->task(s->lun->c->ctx, t);
 }

@@ -17,4 +17,7 @@ MACHINE = [
     "-device", "usb-serial,bus=xhci.0,chardev=ftdiline,id=ftdi,serial=ODKFTDI1",
     "-device", "virtio-serial-pci,id=peervs",
     "-device", "virtserialport,bus=peervs.0,chardev=ftdipeer,name=org.odk.ftdi-peer",
+    # QEMU's user networking, kept to the guest (restrict=on), for the
+    # usb-net adapter test_usb_net.py plugs with device_add (and removes).
+    "-netdev", "user,id=odknet,restrict=on",
 ]

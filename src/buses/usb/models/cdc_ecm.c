@@ -20,7 +20,10 @@
  *
  * Plug arguments: "cable" (none: the adapter is joined to nothing), "mac"
  * (twelve hex digits, default 02:6f:64:HASH:HASH:END+1), "serial"
- * (default SIM-ECM-1). */
+ * (default SIM-ECM-1), "rndis_first" (true: the device is shaped like
+ * QEMU's usb-net and Linux's g_ether with RNDIS — NetChip's ids
+ * 0525:a4a2, configuration 2 an RNDIS function listed first, CDC-ECM as
+ * configuration 1; no odk driver drives the RNDIS one). */
 #include <errno.h>
 #include <poll.h>
 #include <stdio.h>
@@ -87,6 +90,20 @@ static const uint8_t config[] = {
     /* data interface: setting 0 idle, setting 1 moves frames */
     9, ODK_USB_DT_INTERFACE, DATA_IF, 0, 0, ODK_USB_CLASS_CDC_DATA, 0, 0, 0,
     9, ODK_USB_DT_INTERFACE, DATA_IF, 1, 2, ODK_USB_CLASS_CDC_DATA, 0, 0, 0,
+    7, ODK_USB_DT_ENDPOINT, EP_OUT, ODK_USB_TRANSFER_BULK, 0x00, 0x02, 0,
+    7, ODK_USB_DT_ENDPOINT, EP_IN, ODK_USB_TRANSFER_BULK, 0x00, 0x02, 0,
+};
+/* The RNDIS-first shape: an RNDIS control interface (CDC class, ACM
+ * subclass, vendor protocol) and its data interface, as configuration 2. */
+static const uint8_t rndis_config[] = {
+    9, ODK_USB_DT_CONFIG, 67, 0, 2, 2, 0, 0x80, 50,
+    9, ODK_USB_DT_INTERFACE, COMM_IF, 0, 1, ODK_USB_CLASS_CDC, 0x02, 0xff, 0,
+    5, ODK_USB_DT_CS_INTERFACE, 0x00, 0x10, 0x01,       /* header, CDC 1.10 */
+    5, ODK_USB_DT_CS_INTERFACE, 0x01, 0x00, DATA_IF,    /* call management */
+    4, ODK_USB_DT_CS_INTERFACE, 0x02, 0x00,             /* ACM */
+    5, ODK_USB_DT_CS_INTERFACE, 0x06, COMM_IF, DATA_IF, /* union */
+    7, ODK_USB_DT_ENDPOINT, EP_NOTIFY, ODK_USB_TRANSFER_INTERRUPT, 16, 0, 8,
+    9, ODK_USB_DT_INTERFACE, DATA_IF, 0, 2, ODK_USB_CLASS_CDC_DATA, 0, 0, 0,
     7, ODK_USB_DT_ENDPOINT, EP_OUT, ODK_USB_TRANSFER_BULK, 0x00, 0x02, 0,
     7, ODK_USB_DT_ENDPOINT, EP_IN, ODK_USB_TRANSFER_BULK, 0x00, 0x02, 0,
 };
@@ -185,9 +202,23 @@ static int init(struct usb_model *m, const odk_value *args, char *err, size_t er
             h = (h ^ (uint8_t)*p) * 16777619u;
         snprintf(mac, sizeof mac, "026F64%02X%02X%02X", (h >> 8) & 0xff, h & 0xff, e->end + 1);
     }
-    st = usb_model_set_rom(m, device, sizeof device, ODK_USB_SPEED_HIGH, config, sizeof config,
-                               "odk", "Simulated CDC-ECM Ethernet",
-                               odk_dict_get_string(args, "serial", "SIM-ECM-1"));
+    const char *serial = odk_dict_get_string(args, "serial", "SIM-ECM-1");
+    if (odk_dict_get_bool(args, "rndis_first", false)) {
+        uint8_t dev[sizeof device];
+        memcpy(dev, device, sizeof dev);
+        dev[8] = 0x25, dev[9] = 0x05, dev[10] = 0xa2, dev[11] = 0xa4, dev[17] = 2;
+        st = usb_model_set_device(m, dev, sizeof dev, ODK_USB_SPEED_HIGH);
+        if (st == ODK_OK)
+            st = usb_model_add_config(m, rndis_config, sizeof rndis_config);
+        if (st == ODK_OK)
+            st = usb_model_add_config(m, config, sizeof config);
+        const char *strings[3] = {"odk", "Simulated RNDIS/CDC-ECM Ethernet", serial};
+        for (uint8_t i = 0; i < 3 && st == ODK_OK; i++)
+            st = usb_model_add_string(m, (uint8_t)(i + 1), strings[i]);
+    } else {
+        st = usb_model_set_rom(m, device, sizeof device, ODK_USB_SPEED_HIGH, config,
+                               sizeof config, "odk", "Simulated CDC-ECM Ethernet", serial);
+    }
     if (st == ODK_OK)
         st = usb_model_add_string(m, MAC_STRING, mac);
     usb_model_report_string(m, "mac", mac);

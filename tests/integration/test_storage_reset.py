@@ -1,0 +1,115 @@
+# SPDX-License-Identifier: MIT
+"""The storage family's error paths when a controller driver stops
+answering: the simulated HBA's disk told to `swallow` takes commands and
+answers none, so scsi-raid (which cannot abort an HBA command) holds its
+tasks.  The family fails the late task itself after the task's timeout and
+the abort's deadline, escalates LUN reset -> target reset -> bus reset
+while the driver still holds it, logs each step and counts it on the LUN
+node; once the disk answers again the LUN serves as before.
+
+The HBA node's OdkSCSITaskTimeoutMS and OdkSCSIResetDeadlineMS shorten the
+family's deadlines (30 s and 2 s by default) so the test is quick; nothing
+here measures time: the order of odkd's log lines is the proof."""
+import json
+
+from conftest import wait_until
+from test_storage import CMD_READ, EIO, Nbd, socket_of
+from test_storage_peripheral import lun_of
+
+TIMEOUT_MS, RESET_MS = 1500, 400
+STEPS = ["timed out after", "ABORT TASK", "was not completed in time; failing it",
+         "LOGICAL UNIT RESET", "TARGET RESET", "BUS RESET", "no reset is left"]
+
+
+def plug(odkd, level):
+    props = {"OdkRAIDLevel": level, "OdkSCSITaskTimeoutMS": TIMEOUT_MS,
+             "OdkSCSIResetDeadlineMS": RESET_MS}
+    return int(odkd.ctl("storage", "plug", 3, json.dumps({"size_mb": 8,
+                                                           "properties": props})).stdout)
+
+
+def lun_node(odkd, lun):
+    return next(n for n in odkd.json("tree") if n["id"] == lun)
+
+
+def counters(odkd, lun):
+    p = lun_node(odkd, lun)["properties"]
+    return {k[len("OdkSCSI"):]: v for k, v in p.items()
+            if k.startswith("OdkSCSI") and isinstance(v, int)
+            and k not in ("OdkSCSITaskTimeoutMS", "OdkSCSIResetDeadlineMS")}
+
+
+def in_order(text, lines):
+    """Each of lines appears in text after the one before it."""
+    at = 0
+    for line in lines:
+        i = text.find(line, at)
+        if i < 0:
+            return False
+        at = i + len(line)
+    return True
+
+
+def read16(lba, blocks):
+    return "88 00 " + " ".join(f"{b:02x}" for b in lba.to_bytes(8, "big")) + " " + \
+        " ".join(f"{b:02x}" for b in blocks.to_bytes(4, "big")) + " 00 00"
+
+
+def test_a_swallowed_nbd_read_fails_with_eio_escalates_to_bus_reset_and_the_lun_recovers(odkd):
+    hba = plug(odkd, 0)
+    lun = lun_of(odkd, hba)
+    disk = next(n for n in odkd.json("tree")
+                if n["class"] == "OdkBlockDisk" and n["properties"]["OdkLUNNode"] == lun)
+    c = Nbd(socket_of(disk["properties"]["OdkNBDURI"]))
+    data = bytes(range(256)) * 256
+    assert c.write(0, data) == 0  # chunk 0 of the RAID-0 volume: disk 0
+
+    odkd.ctl("storage", "fault", hba, 0, "swallow")
+    # A disk that never answers: the client gets EIO, not a hang.
+    assert c.read(0, 65536)[0] == EIO
+    wait_until(lambda: "no reset is left" in odkd.log_text(), what="the escalation to its end")
+    log = odkd.log_text()
+    assert in_order(log, STEPS), log[-6000:]
+    # scsi-raid was asked for each step (its own lines, relayed by odkd).
+    assert in_order(log, ["abort task asked", "LUN reset asked", "target reset asked",
+                          "bus reset asked"]), log[-6000:]
+    wait_until(lambda: counters(odkd, lun).get("BusResets") == 1, what="the LUN node's counters")
+    n = counters(odkd, lun)
+    assert n["TaskTimeouts"] == n["TaskAborts"] == n["TasksFailed"] == 1, n
+    assert n["LUNResets"] == n["TargetResets"] == n["BusResets"] == 1, n
+    assert n["TasksAbandoned"] == 1, n
+
+    # The disk answers again: the driver completes the abandoned task
+    # (the family drops that late answer) and the LUN serves as before.
+    odkd.ctl("storage", "fault", hba, 0, "clear")
+    wait_until(lambda: counters(odkd, lun)["TasksAbandoned"] == 0,
+               what="the abandoned task let go")
+    assert "the driver let go of its abandoned tasks (after BUS RESET)" in odkd.log_text()
+    assert c.read(0, 65536) == (0, data)
+    assert c.write(65536 * 3, data) == 0 and c.read(65536 * 3, 65536) == (0, data)
+    c.close()
+
+
+def test_a_peripheral_cdb_the_controller_never_completes_times_out_and_the_lun_works_after(odkd):
+    hba = plug(odkd, 0)
+    lun = lun_of(odkd, hba)
+    odkd.ctl("storage", "fault", hba, 0, "swallow")
+    r = odkd.ctl("scsi", lun, "raw", "--timeout", "1000", "--in", "512", read16(0, 1), check=False)
+    print(r.stdout, r.stderr)
+    assert r.returncode == 1
+    assert "TASK TIMED OUT" in r.stdout, r.stdout + r.stderr
+    log = odkd.log_text()
+    assert in_order(log, ["timed out after 1000 ms", "ABORT TASK",
+                          "was not completed in time; failing it"]), log[-6000:]
+    # Another LUN command while the first is still held by the driver: the
+    # family took it off the driver's queue depth, the LUN still answers
+    # what needs no disk (INQUIRY comes from scsi-raid's emulation).
+    r = odkd.ctl("scsi", lun, "inquiry", check=False)
+    assert r.returncode == 0 and "RAID-0" in r.stdout, r.stdout + r.stderr
+    odkd.ctl("storage", "fault", hba, 0, "clear")
+    wait_until(lambda: counters(odkd, lun)["TasksAbandoned"] == 0,
+               what="the abandoned peripheral task let go")
+    r = odkd.ctl("scsi", lun, "raw", "--timeout", "1000", "--in", "512", read16(0, 1), check=False)
+    assert r.returncode == 0 and "status: GOOD" in r.stdout, r.stdout + r.stderr
+    n = counters(odkd, lun)
+    assert n["TaskTimeouts"] == n["TaskAborts"] == n["TasksFailed"] == 1, n
