@@ -225,9 +225,13 @@ def installed_odkd(sdk, tmp_path):
     wait_until(lambda: (run_dir / "odkd.sock").exists() or proc.poll() is not None,
                what="odkd's socket")
     assert proc.poll() is None, log_path.read_text()
-    text = log_path.read_text()
-    assert f"bundle org.odk.hello 1.0.0" in text and sdk.pkg("--variable=driversdir",
-                                                             "odk-driver") in text, text
+    # The socket can come before the catalog's lines reach the log.
+    driversdir = sdk.pkg("--variable=driversdir", "odk-driver")
+    try:
+        wait_until(lambda: "bundle org.odk.hello 1.0.0" in log_path.read_text()
+                   and driversdir in log_path.read_text(), what="the installed bundles in the log")
+    except AssertionError:
+        raise AssertionError(log_path.read_text()) from None
     assert not (state / "odkd.sock").exists()
     yield run_dir, log_path
     stop_and_check_odkd(proc, log_path, who="the installed odkd")
