@@ -140,6 +140,13 @@ int entitlements_check(const odk_value *ent, bool dev, char *err, size_t err_len
                              "entitlements.pci[%zu]: expected \"0xDDDDVVVV&0xMASK\" (device id "
                              "<< 16 | vendor id, & mask optional)",
                              i);
+                else if ((m & 0xffff) != 0xffff && !dev)
+                    /* A mask that leaves the vendor open grants every
+                     * vendor's devices: a wildcard in all but name. */
+                    st = say(err, err_len, ODK_E_ACCESS,
+                             "entitlements.pci[%zu]: a mask that does not fix the vendor id is a "
+                             "development wildcard, accepted only under odkd --dev",
+                             i);
             }
         }
     }

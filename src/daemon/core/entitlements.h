@@ -7,7 +7,8 @@
  *           (also DriverKit's "com.apple.developer.driverkit.transport.usb"
  *           with idVendor / idProduct); "vendor": "*" is a wildcard too
  *   "pci":  ["0xDDDDVVVV&0xMMMMMMMM", ...] or "*": (device-id << 16 |
- *           vendor-id) & mask == value & mask, IOPCIMatch's form
+ *           vendor-id) & mask == value & mask, IOPCIMatch's form; the
+ *           mask must fix the vendor id (low 16 bits) outside --dev
  *   "sim":  true      simulated devices (the sim bus, simulated HBAs)
  *   "evdev": true     input devices of the evdev bus
  *   "resources": ["serial", "network", "block", "audio", "hid"] or "*":
