@@ -215,3 +215,41 @@ def test_an_entitlement_without_the_vendor_id_does_not_match(make_odkd, tmp_path
     wait_until(lambda: [i for i in d.instances()
                         if i["bundle"] == "org.example.usb-narrow" and i["state"] == "running"],
                what="the entitled bundle to run")
+
+
+def test_a_family_resource_needs_its_entitlement(make_odkd, tmp_path):
+    """serial-loopback without "resources": ["serial"] may match its device
+    but the serial family refuses to create its port, saying why, to the
+    driver and in the log; with the entitlement the port appears."""
+    key, pub = keygen(tmp_path / "keys", "alice")
+    d = make_odkd(extra_args=["--trust-dir", trust_folder(tmp_path, pub)])
+
+    def loopback(name, entitlements, version):
+        b = tmp_path / name
+        shutil.copytree(DRIVERS / "serial-loopback", b, ignore=shutil.ignore_patterns("*.p"))
+        m = json.loads((b / "odk.json").read_text())
+        m["bundle"], m["version"], m["entitlements"] = "org.example.loop", version, entitlements
+        (p,) = m["personalities"].values()
+        p["IOUserServerName"] = m["bundle"]
+        p["IOPropertyMatch"] = {"model": "entitled-loop"}
+        (b / "odk.json").write_text(json.dumps(m))
+        sign_bundle(b, key)
+        return b
+
+    assert d.ctl("install", loopback("bare", {"sim": True}, "1.0.0")).stdout.strip() == "installed"
+    node = d.plug({"model": "entitled-loop"})
+    wait_until(lambda: "not entitled to create a serial resource" in d.log_text(),
+               what="the serial family's refusal in odkd's log")
+    assert "serial-pty" in d.log_text()
+    assert not [n for n in d.json("tree") if n["class"] == "IOUserSerial"
+                and n.get("parent") is not None and n["properties"].get(
+                    "CFBundleIdentifier") == "org.example.loop"]
+    log = d.ctl("log", "org.example.loop").stdout
+    assert "ODK_E_ACCESS" in log or "not entitled" in log, log
+
+    entitled = loopback("entitled", {"sim": True, "resources": ["serial"]}, "2.0.0")
+    assert d.ctl("install", entitled).stdout.strip() == "installed"
+    wait_until(lambda: [i for i in d.instances() if i["bundle"] == "org.example.loop"
+                        and i["version"] == "2.0.0" and i["state"] == "running"
+                        and i["provider"] == node], what="the entitled build to run")
+    wait_until(lambda: list((d.dev).glob("tty.*")), what="its serial port's link")
