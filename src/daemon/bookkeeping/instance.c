@@ -411,6 +411,7 @@ static int merge_provider_properties(struct odkd *d, struct instance *in)
 
 static void start_instance(struct odkd *d, struct instance *in)
 {
+    in->reason[0] = 0; /* spawn may say why it refused */
     int st = merge_provider_properties(d, in);
     if (st == ODK_OK)
         st = create_service_node(d, in);
@@ -419,7 +420,7 @@ static void start_instance(struct odkd *d, struct instance *in)
     if (st < 0) {
         instance_event(in, ODK_LOG_ERROR, "%s#%u cannot start: %s", in->bundle->id, in->id,
                        odk_strerror(st));
-        if (strncmp(in->reason, "refused: ", 9) != 0)
+        if (!in->reason[0])
             snprintf(in->reason, sizeof in->reason, "cannot start: %s", odk_strerror(st));
         in->state = INST_FAILED;
     }
