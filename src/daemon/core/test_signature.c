@@ -270,7 +270,7 @@ static void garbage_signature_refused(void **state)
         "odk-signature 1\nkey ed25519 "
         "0000000000000000000000000000000000000000000000000000000000000000\nentitlements {}\n"
         "file 0000000000000000000000000000000000000000000000000000000000000000 ../etc\n",
-        "\x7f" "ELF\0\0\0",
+        "\177ELF\1\1\1",
     };
     for (size_t i = 0; i < sizeof garbage / sizeof garbage[0]; i++) {
         char err[512] = "";
