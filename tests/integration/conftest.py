@@ -139,6 +139,10 @@ class Odkd:
         wait_until(lambda: (self.state / "odkd.sock").exists() or self.proc.poll() is not None,
                    what="odkd's socket")
         assert self.proc.poll() is None, self.log_text()
+        # The socket exists before odkd has loaded (and verified) its
+        # bundles; its first answer comes after, once its loop (and the
+        # spare host) runs: a test's baseline starts there.
+        self.ctl("list")
 
     def log_text(self):
         return self.log_path.read_text(errors="replace")
