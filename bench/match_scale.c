@@ -102,7 +102,8 @@ static int start_odkd(const char *build, const char *drivers, struct daemon *dm,
 
 /* BUNDLES bundles with p personalities in all, under dir; array: their
  * IOPropertyMatch as an array of one dictionary. */
-static int write_bundles(const char *dir, const char *echo_so, size_t p, bool array)
+static int write_bundles(const char *build, const char *dir, const char *echo_so, size_t p,
+                         bool array)
 {
     size_t per = (p + BUNDLES - 1) / BUNDLES, k = 0;
     for (int b = 0; b < BUNDLES && k < p; b++) {
@@ -119,7 +120,8 @@ static int write_bundles(const char *dir, const char *echo_so, size_t p, bool ar
             return -1;
         fprintf(f,
                 "{\"bundle\": \"org.odk.bench.ms%03d\", \"version\": \"1.0.0\", "
-                "\"executable\": \"ms.so\", \"entitlements\": {}, \"personalities\": {",
+                "\"executable\": \"ms.so\", \"entitlements\": {\"sim\": true}, "
+                "\"personalities\": {",
                 b);
         for (size_t i = 0; i < per && k < p; i++, k++)
             fprintf(f,
@@ -130,6 +132,12 @@ static int write_bundles(const char *dir, const char *echo_so, size_t p, bool ar
                     i ? ", " : "", k, b, array ? "[" : "", k, array ? "]" : "", k % 7);
         fprintf(f, "}}\n");
         if (fclose(f) != 0)
+            return -1;
+        /* odkd runs only signed bundles: the build's key, which it trusts. */
+        snprintf(cmd, sizeof cmd,
+                 "'%s/bin/odkctl' sign '%s/ms%03d' --key '%s/keys/odk-build.key' >/dev/null", build,
+                 dir, b, build);
+        if (system(cmd) != 0)
             return -1;
     }
     return 0;
@@ -239,8 +247,8 @@ int main(int argc, char **argv)
     snprintf(empty, sizeof empty, "%s/none", tmp);
     snprintf(echo_so, sizeof echo_so, "%s/tests/drivers/echo/echo.so", build);
     if (mkdir(bundles, 0755) < 0 || mkdir(arrays, 0755) < 0 || mkdir(empty, 0755) < 0 ||
-        write_bundles(bundles, echo_so, p, false) < 0 ||
-        write_bundles(arrays, echo_so, p, true) < 0) {
+        write_bundles(build, bundles, echo_so, p, false) < 0 ||
+        write_bundles(build, arrays, echo_so, p, true) < 0) {
         fprintf(stderr, "match_scale: cannot write the bundles under %s\n", tmp);
         return 1;
     }

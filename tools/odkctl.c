@@ -13,6 +13,7 @@
 #include "odkctl_net.h"
 #include "odkctl_hid.h"
 #include "odkctl_storage.h"
+#include "odkctl_trust.h"
 #include "skeleton.h"
 
 
@@ -68,7 +69,11 @@ static int usage(void)
             "  debug BUNDLE-ID           the gdb command line for each of its hosts\n"
             "  call ID SELECTOR [SCALAR...] [--struct HEX] [--scalars-out N] [--struct-out N]\n"
             "                            call a user-client method of node ID\n"
-            "  new NAME                  write a driver bundle skeleton into ./NAME (no odkd needed)\n");
+            "  new NAME                  write a driver bundle skeleton into ./NAME (no odkd needed)\n"
+            "  keygen NAME               make a signing key: NAME.key (secret) and NAME.pub\n"
+            "  sign BUNDLE --key KEY     sign a bundle folder (writes BUNDLE/odk.sig)\n"
+            "  verify BUNDLE [--trust DIR] [--dev]\n"
+            "                            check a bundle's signature (docs/trust.md)\n");
     return 2;
 }
 
@@ -611,6 +616,9 @@ int main(int argc, char **argv)
     }
     if (strcmp(cmd, "new") == 0)
         return rest == 1 ? (skeleton_write(args[0]) < 0 ? 1 : 0) : usage();
+    int trust_rc;
+    if (odkctl_trust(cmd, rest, args, &trust_rc))
+        return trust_rc;
     odk_client *c;
     int st = odk_client_open(state_dir, &c);
     if (st < 0) {

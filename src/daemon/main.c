@@ -34,11 +34,15 @@
 
 #include "common/defaults.h"
 
+#ifndef ODK_CONFIG_TRUST_DIR
+#define ODK_CONFIG_TRUST_DIR "/etc/odk/trust"
+#endif
+
 #define SHUTDOWN_GRACE_MS 3000
 #define MAX_OPTIONS 64
 
 enum { OPT_STATE = 1, OPT_SOCKET, OPT_DRIVERS, OPT_DEV, OPT_DEBUG, OPT_VERBOSE, OPT_HELP,
-       OPT_VERSION, OPT_BACKOFF, OPT_NO_SPARE, OPT_MODULE = 100 };
+       OPT_VERSION, OPT_BACKOFF, OPT_NO_SPARE, OPT_TRUST, OPT_MODULE = 100 };
 
 static const struct option core_options[] = {
     {"state-dir", required_argument, 0, OPT_STATE}, {"socket", required_argument, 0, OPT_SOCKET},
@@ -47,6 +51,7 @@ static const struct option core_options[] = {
     {"help", no_argument, 0, OPT_HELP},             {"version", no_argument, 0, OPT_VERSION},
     {"restart-backoff", required_argument, 0, OPT_BACKOFF},
     {"no-spare-host", no_argument, 0, OPT_NO_SPARE},
+    {"trust-dir", required_argument, 0, OPT_TRUST},
 };
 
 static void usage(FILE *f)
@@ -60,7 +65,11 @@ static void usage(FILE *f)
                "  --drivers DIR    a folder of bundles (repeatable; default: the samples)\n"
                "  --debug ID       start that bundle's hosts stopped before the driver's init,\n"
                "                   for a debugger (odkctl debug ID prints the gdb line)\n"
-               "  --dev            accepted for compatibility; development signing is not built\n"
+               "  --trust-dir DIR  the public keys (DIR/*.pub) whose signatures odkd accepts;\n"
+               "                   DIR/dev/*.pub only with --dev (default: BUILD/trust beside a\n"
+               "                   build tree's odkd, else " ODK_CONFIG_TRUST_DIR ")\n"
+               "  --dev            development mode: also accept bundles signed by the keys\n"
+               "                   in the trust folder's dev/ and wildcard entitlements\n"
                "  --verbose        debug-level logging\n"
                "  --restart-backoff MS\n"
                "                   the wait before a crashed driver's first restart, doubling\n"
@@ -222,7 +231,15 @@ static int parse_args(struct odkd *d, int argc, char **argv)
             st = add_string(&d->debug_bundles, &d->n_debug_bundles, optarg);
             break;
         case OPT_DEV:
-            odk_warn("--dev: development-mode signing is not built yet; ignored");
+            d->dev = true;
+            break;
+        case OPT_TRUST:
+            free(d->trust_dir);
+            d->trust_dir = realpath(optarg, NULL);
+            if (!d->trust_dir) {
+                odk_error("--trust-dir %s: %m", optarg);
+                return 2;
+            }
             break;
         case OPT_VERBOSE:
             odk_log_set_level(ODK_LOG_DEBUG);
@@ -293,12 +310,19 @@ static int fill_defaults(struct odkd *d)
 #ifndef ODK_CONFIG_HOST_PATH
 #define ODK_CONFIG_HOST_PATH NULL
 #endif
+
     if (d->n_driver_dirs == 0) {
         char *dir = default_path("../drivers", ODK_CONFIG_DRIVERS_DIR);
         if (dir)
             add_string(&d->driver_dirs, &d->n_driver_dirs, dir);
         free(dir);
     }
+    if (!d->trust_dir && !(d->trust_dir = default_path("../trust", ODK_CONFIG_TRUST_DIR)))
+        return ODK_E_NOMEM;
+    odk_info("trusting the keys in %s%s", d->trust_dir,
+             d->dev ? "; development mode (--dev): also the keys in its dev/ folder, and "
+                      "wildcard entitlements"
+                    : "");
     const char *host_env = getenv("ODK_DRIVER_HOST");
     d->host_path = host_env ? strdup(host_env)
                             : default_path("odk-driver-host", ODK_CONFIG_HOST_PATH);
@@ -374,6 +398,7 @@ static void odkd_free(struct odkd *d)
     if (d->epfd >= 0)
         close(d->epfd);
     free(d->state_dir);
+    free(d->trust_dir);
     free(d->sock_path);
     free(d->host_path);
 }

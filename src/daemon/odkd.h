@@ -55,6 +55,8 @@ struct odkd {
     size_t n_debug_bundles;
     uint32_t backoff_first_ms; /* --restart-backoff (ODKD_BACKOFF_FIRST_MS) */
     bool no_spare_host;        /* --no-spare-host */
+    char *trust_dir;           /* --trust-dir: the .pub keys odkd trusts (docs/trust.md) */
+    bool dev;                  /* --dev: development keys and wildcard entitlements */
     bool quit;
     bool stopping; /* shutting down: stopping every driver before exit */
     int sig_fd; /* SIGCHLD, SIGINT, SIGTERM, SIGHUP */

@@ -29,6 +29,9 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 static registry *reg;
 static reg_node *nodes[12];
 static size_t n_nodes;
+/* Entitled to every node: matching, not entitlements, is under test here
+ * (test_entitlements covers those). */
+static odk_value *all_entitlements;
 static odk_value *fixed_personalities;
 
 static void die(const char *what)
@@ -92,6 +95,7 @@ static void setup(void)
         "\"bInterfaceSubClass\":1,\"bInterfaceProtocol\":1,\"IOLocation\":\"14100000/1\"}");
     add(root, "FuzzBus", "{}");
     add(root, "UnknownClass", NULL);
+    all_entitlements = json("{\"usb\":\"*\",\"pci\":\"*\",\"sim\":true,\"evdev\":true}");
     fixed_personalities =
         json("{\"Echo\":{\"IOProviderClass\":\"OdkSimDevice\",\"IOUserClass\":\"Echo\","
              "\"IOPropertyMatch\":{\"model\":\"echo\"},\"IOProbeScore\":1000},"
@@ -141,9 +145,12 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
     /* Bundles as odkd holds them; only dictionaries can be personalities
      * (bundle.c rejects anything else). */
-    bundle b1 = {.id = "org.fuzz.one", .personalities = odk_value_new_dict()};
-    bundle b2 = {.id = "org.fuzz.fixed", .personalities = fixed_personalities};
-    bundle b3 = {.id = "org.fuzz.many", .personalities = odk_value_new_dict()};
+    bundle b1 = {.id = "org.fuzz.one", .personalities = odk_value_new_dict(),
+                 .entitlements = all_entitlements};
+    bundle b2 = {.id = "org.fuzz.fixed", .personalities = fixed_personalities,
+                 .entitlements = all_entitlements};
+    bundle b3 = {.id = "org.fuzz.many", .personalities = odk_value_new_dict(),
+                 .entitlements = all_entitlements};
     if (!b1.personalities || !b3.personalities)
         die("out of memory");
     if (odk_value_type(p) == ODK_TYPE_DICT)

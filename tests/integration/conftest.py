@@ -14,6 +14,17 @@ BUILD = Path(os.environ.get("ODK_BUILD", ROOT / "build"))
 BIN = BUILD / "bin"
 DRIVERS = BUILD / "drivers"  # the samples: hello, serial-loopback, serial-tcp
 TEST_DRIVERS = BUILD / "tests" / "drivers"  # echo and faulty, built for the tests
+# The build's signing key and the folder that trusts it (docs/trust.md):
+# every in-tree bundle is signed with it; a test that makes or changes a
+# bundle signs it again with sign_bundle().
+TRUST = BUILD / "trust"
+BUILD_KEY = BUILD / "keys" / "odk-build.key"
+
+
+def sign_bundle(folder, key=BUILD_KEY):
+    """Signs a bundle folder (odkctl sign) with the build's key by default."""
+    subprocess.run([str(BIN / "odkctl"), "sign", str(folder), "--key", str(key)], check=True,
+                   capture_output=True, text=True, env=CHILD_ENV)
 
 
 # Under `make asan-test` pytest itself runs with the ASan runtime preloaded
@@ -110,7 +121,8 @@ class Odkd:
         self.state = tmp / "state"
         self.dev = tmp / "dev"
         self.dev.mkdir()
-        self.args = [str(BIN / "odkd"), "--state-dir", str(self.state), "--dev-dir", str(self.dev)]
+        self.args = [str(BIN / "odkd"), "--state-dir", str(self.state), "--dev-dir", str(self.dev),
+                     "--trust-dir", str(TRUST)]
         for d in drivers:
             self.args += ["--drivers", str(d)]
         self.args += list(extra_args)
@@ -127,6 +139,10 @@ class Odkd:
         wait_until(lambda: (self.state / "odkd.sock").exists() or self.proc.poll() is not None,
                    what="odkd's socket")
         assert self.proc.poll() is None, self.log_text()
+        # The socket exists before odkd has loaded (and verified) its
+        # bundles; its first answer comes after, once its loop (and the
+        # spare host) runs: a test's baseline starts there.
+        self.ctl("list")
 
     def log_text(self):
         return self.log_path.read_text(errors="replace")

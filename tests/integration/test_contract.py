@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from conftest import BIN, BUILD, DRIVERS, ROOT, TEST_DRIVERS, pid_alive, wait_until
+from conftest import BIN, BUILD, DRIVERS, ROOT, TEST_DRIVERS, pid_alive, sign_bundle, wait_until
 from driver_selectors import ECHO
 
 ECHO_DEVICE = {"model": "echo"}
@@ -41,11 +41,12 @@ def build_tiny(folder, bundle, model, cflags=()):
                     *cflags, "-o", str(folder / "tiny.so"), str(folder / "tiny.c")], check=True)
     (folder / "tiny.c").unlink()
     (folder / "odk.json").write_text(json.dumps({
-        "bundle": bundle, "version": "1.0.0", "executable": "tiny.so", "entitlements": {},
+        "bundle": bundle, "version": "1.0.0", "executable": "tiny.so", "entitlements": {"sim": True},
         "personalities": {"Tiny": {
             "IOProviderClass": "OdkSimDevice", "IOClass": "IOUserService",
             "IOUserClass": "TinyDriver", "IOUserServerName": bundle,
             "IOPropertyMatch": {"model": model}, "IOProbeScore": 1000}}}))
+    sign_bundle(folder)
     return folder
 
 
@@ -72,6 +73,7 @@ def test_a_driver_of_another_api_version_is_refused_naming_both(make_odkd, tmp_p
     shutil.copytree(src, build2)
     with open(build2 / "tiny.so", "ab") as f:
         f.write(b"\0rebuilt")  # another build id: not the one already in the catalog
+    sign_bundle(build2)
     r = odkd.ctl("install", build2, check=False)
     assert r.returncode != 0 and f"version {theirs}" in r.stderr and f"version {ours}" in r.stderr, \
         r.stderr

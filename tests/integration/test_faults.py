@@ -19,7 +19,8 @@ import time
 
 import pytest
 
-from conftest import BUILD, CHILD_ENV, DRIVERS, HANG_GUARD, TEST_DRIVERS, pid_alive, wait_until
+from conftest import (BUILD, CHILD_ENV, DRIVERS, HANG_GUARD, TEST_DRIVERS, pid_alive, sign_bundle,
+                      wait_until)
 from driver_selectors import ECHO, FAULTY
 from libodk import Connection, OdkError, _lib
 
@@ -705,6 +706,7 @@ def clock_bundle(folder, bundle="org.odk.faulty-clock", model="faulty-clock"):
     p["IOUserServerName"] = bundle
     p["IOPropertyMatch"] = {"model": model}
     (folder / "odk.json").write_text(json.dumps(m))
+    sign_bundle(folder)
     return bundle, model
 
 

@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from conftest import (BIN, CHILD_ENV, DRIVERS, HANG_GUARD, ROOT, TEST_DRIVERS,
+from conftest import (BIN, CHILD_ENV, DRIVERS, HANG_GUARD, ROOT, TEST_DRIVERS, sign_bundle,
                       check_odkd_exit, pid_alive, wait_until)
 from driver_selectors import ECHO
 
@@ -207,6 +207,7 @@ def test_install_newer_build_replaces_running_instances(odkd, tmp_path):
     assert odkd.ctl("install", src).stdout.strip() == "unchanged"  # same build as the running one
     with open(src / "echo.so", "ab") as f:
         f.write(b"\0rebuilt")  # a new build: different bytes, so a different build id
+    sign_bundle(src)
     assert odkd.ctl("install", src).stdout.strip() == "installed"
 
     def replaced():
@@ -227,6 +228,7 @@ def test_driver_whose_class_is_missing_fails_clearly(make_odkd, tmp_path):
     m["personalities"]["EchoDriver"]["IOUserClass"] = "NoSuchClass"
     m["personalities"]["EchoDriver"]["IOPropertyMatch"] = {"model": "noclass"}
     (b / "odk.json").write_text(json.dumps(m))
+    sign_bundle(b)
     d = make_odkd(drivers=(drivers,))
     d.plug({"model": "noclass"})
     wait_until(lambda: [i for i in d.instances() if i["state"] == "failed"], what="failed state")
@@ -256,6 +258,7 @@ def test_an_upgrade_that_cannot_start_rolls_back(odkd, tmp_path):
     # on the unknown fault.
     m["personalities"]["EchoDriver"]["IOUserClass"] = "FaultyDriver"
     (broken / "odk.json").write_text(json.dumps(m))
+    sign_bundle(broken)
     assert odkd.ctl("install", broken).stdout.strip() == "installed"
     wait_until(lambda: "rolling back to 1.0.0" in odkd.log_text(), what="the rollback")
 
@@ -279,6 +282,7 @@ def test_an_upgrade_whose_host_dies_while_starting_rolls_back(odkd, tmp_path):
     m["version"] = "2.0.0"
     m["personalities"]["EchoDriver"]["OdkDeadlines"] = {"start": 1}
     (slow / "odk.json").write_text(json.dumps(m))
+    sign_bundle(slow)
     assert odkd.ctl("install", slow).stdout.strip() == "installed"
     wait_until(lambda: "rolling back to 1.0.0" in odkd.log_text(), what="the rollback")
 
@@ -296,6 +300,7 @@ def test_installed_builds_survive_an_odkd_restart(make_odkd, tmp_path):
     shutil.copytree(TEST_DRIVERS / "echo", src)
     with open(src / "echo.so", "ab") as f:
         f.write(b"\0v2")
+    sign_bundle(src)
     a = make_odkd("first")
     assert a.ctl("install", src).stdout.strip() == "installed"
     a.stop()  # checked like any odkd: exit status 0, no sanitizer report
@@ -376,6 +381,7 @@ def test_failed_and_backing_off_instances_say_why(make_odkd, odkd, tmp_path):
     m["personalities"]["EchoDriver"]["IOUserClass"] = "NoSuchClass"
     m["personalities"]["EchoDriver"]["IOPropertyMatch"] = {"model": "noclass"}
     (b / "odk.json").write_text(json.dumps(m))
+    sign_bundle(b)
     d = make_odkd("noclass", drivers=(drivers,))
     d.plug({"model": "noclass"})
     failed = wait_until(lambda: [i for i in d.instances()
@@ -413,8 +419,10 @@ def checked_bundle(tmp_path, name, so, user_class="Checked"):
     shutil.copy(so, b / "drv.so")
     (b / "odk.json").write_text(json.dumps({
         "bundle": "org.example." + name, "version": "1.0.0", "executable": "drv.so",
+        "entitlements": {"sim": True},
         "personalities": {"P": {"IOProviderClass": "OdkSimDevice", "IOUserClass": user_class,
                                 "IOPropertyMatch": {"model": name}}}}))
+    sign_bundle(b)
     return b
 
 

@@ -17,7 +17,7 @@ import shutil
 
 import pytest
 
-from conftest import ROOT, TEST_DRIVERS, wait_until
+from conftest import ROOT, TEST_DRIVERS, sign_bundle, wait_until
 
 WILD = ROOT / "src" / "daemon" / "core" / "testdata" / "wild"
 STANDIN = TEST_DRIVERS / "standin" / "standin.so"
@@ -133,8 +133,21 @@ def install_fixture(odkd, tmp_path, name):
     else:
         exe = json.loads((dst / "odk.json").read_text())["executable"]
     shutil.copy(STANDIN, dst / exe)
+    (dst / "entitlements.json").write_text(json.dumps(entitlements_for(FIXTURES[name]["device"])))
+    sign_bundle(dst)
     assert odkd.ctl("install", dst).stdout.strip() == "installed"
     return dst
+
+
+def entitlements_for(device):
+    """Entitlements covering the fixture's own device (docs/trust.md)."""
+    ent = {"sim": True}
+    p = (device or {}).get("properties", {})
+    if device and device["class"] == "IOUSBHostDevice":
+        ent["usb"] = [{"vendor": p["idVendor"], "product": p["idProduct"]}]
+    if device and device["class"] == "IOPCIDevice":
+        ent["pci"] = [f"0x{p['device-id']:04x}{p['vendor-id']:04x}&0xffffffff"]
+    return ent
 
 
 def plug(odkd, device):

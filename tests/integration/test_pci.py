@@ -10,7 +10,7 @@ import time
 
 import pytest
 
-from conftest import pid_alive, wait_until
+from conftest import pid_alive, sign_bundle, wait_until
 from libodk import MEM_IN, MEM_OUT, Buffer, Connection, OdkError
 
 EDU_VENDOR, EDU_DEVICE = 0x1234, 0x11E8
@@ -117,6 +117,7 @@ def test_a_mask_in_the_primary_match_decides(odkd, tmp_path):
     pers["IOPCIPrimaryMatch"] = "0x11e90000&0xffff0000"
     pers["IOUserServerName"] = "org.odk.test.pci-other"
     (bundle / "odk.json").write_text(json.dumps(manifest))
+    sign_bundle(bundle)
     odkd.ctl("install", bundle)
     explain = odkd.ctl("match", "--explain", fn).stdout
     assert "0x11e90000&0xffff0000" in explain and "does not match" in explain

@@ -265,6 +265,11 @@ def test_skeleton_builds_out_of_tree_and_runs(sdk, installed_odkd, tmp_path):
     hello = wait_until(lambda: service(sdk, state, "HelloDriver"), what="the hello service")
     assert sdk.ctl(state, "call", hello, 0, 3, 4).stdout.split() == ["7"]
 
+    # Signed with a key of one's own that the installed odkd trusts
+    # (docs/trust.md): it reads its trust folder at every check.
+    sdk.ctl(state, "keygen", tmp_path / "me")
+    shutil.copy(tmp_path / "me.pub", sdk.prefix / "etc" / "odk" / "trust")
+    sdk.ctl(state, "sign", "build", "--key", tmp_path / "me.key", cwd=bundle)
     assert sdk.ctl(state, "install", "build", cwd=bundle).stdout.strip() == "installed"
     sdk.ctl(state, "sim", "plug", '{"properties":{"model":"hello2"}}')
     svc = wait_until(lambda: service(sdk, state, "Hello2Driver"), what="the hello2 service")

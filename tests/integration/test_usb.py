@@ -10,7 +10,7 @@ import subprocess
 
 import pytest
 
-from conftest import BIN, CHILD_ENV, DRIVERS, pid_alive, wait_until
+from conftest import BIN, CHILD_ENV, DRIVERS, pid_alive, sign_bundle, wait_until
 from libodk import MEM_IN, MEM_OUT, Buffer, Connection, OdkError
 
 VENDOR, ECHO_PRODUCT = 0x1209, 0x0002
@@ -122,6 +122,7 @@ def test_a_held_interface_names_its_holder(odkd, tmp_path):
     pers["IOMatchCategory"] = "Grabber"
     pers["IOUserServerName"] = "org.odk.test.grabber"
     (bundle / "odk.json").write_text(json.dumps(manifest))
+    sign_bundle(bundle)
     odkd.ctl("install", bundle)
     want = f"interface is held by org.odk.usb-vendor-echo#{holder['instance']} (pid {holder['pid']})"
     wait_until(lambda: want in odkd.ctl("log", "org.odk.test.grabber").stdout,

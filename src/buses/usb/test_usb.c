@@ -262,7 +262,7 @@ static bundle *make_bundle(const char *id, const char *personalities)
     char text[4096];
     snprintf(text, sizeof text,
              "{\"bundle\":\"%s\",\"version\":\"1\",\"build\":\"b1\",\"executable\":\"x.so\","
-             "\"personalities\":%s}",
+             "\"entitlements\":{\"usb\":\"*\"},\"personalities\":%s}",
              id, personalities);
     bundle *b = NULL;
     char err[512];

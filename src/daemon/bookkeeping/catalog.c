@@ -60,6 +60,12 @@ struct match_index *catalog_index(struct odkd *d)
     return d->match_index;
 }
 
+int catalog_verify(struct odkd *d, const bundle *b, char *err, size_t err_len)
+{
+    struct signature_trust t = {d->trust_dir, d->dev};
+    return bundle_verify(b, &t, err, err_len);
+}
+
 /* Takes b; NULL (b freed) when out of memory. */
 static struct catalog_entry *add_entry(struct odkd *d, bundle *b, bool installed)
 {
@@ -111,6 +117,11 @@ int catalog_load_dir(struct odkd *d, const char *dir)
         int st = bundle_load(path, &b, err, sizeof err);
         if (st < 0) {
             odk_error("skipping bundle: %s", err);
+            continue;
+        }
+        if (catalog_verify(d, b, err, sizeof err) < 0) {
+            odk_error("refusing bundle %s: %s", b->id, err);
+            bundle_free(b);
             continue;
         }
         if (catalog_find(d, b->id)) {
@@ -258,6 +269,11 @@ int catalog_load_installed(struct odkd *d)
             odk_error("installed bundle recorded in %s does not load: %s", path, err);
             continue;
         }
+        if (catalog_verify(d, b, err, sizeof err) < 0) {
+            odk_error("refusing installed bundle %s: %s", b->id, err);
+            bundle_free(b);
+            continue;
+        }
         odk_info("bundle %s %s (build %s), installed, from %s", b->id, b->version, b->build,
                  b->dir);
         if (!add_entry(d, b, true))
@@ -274,8 +290,12 @@ int catalog_install(struct odkd *d, const char *path, bool *changed,
     *replaced = NULL;
     bundle *b = NULL;
     int st = bundle_load(path, &b, err, err_len);
-    if (st < 0)
+    if (st == ODK_OK)
+        st = catalog_verify(d, b, err, err_len);
+    if (st < 0) {
+        bundle_free(b);
         return st;
+    }
     struct catalog_entry *old = catalog_find(d, b->id);
     if (old && strcmp(old->bundle->build, b->build) == 0 &&
         strcmp(old->bundle->version, b->version) == 0) {
@@ -290,10 +310,16 @@ int catalog_install(struct odkd *d, const char *path, bool *changed,
     remove_bundle_dir(staged);
     st = copy_bundle(b->dir, staged);
     bundle *nb = NULL;
-    if (st == ODK_OK)
+    if (st == ODK_OK) {
         st = bundle_load(staged, &nb, err, err_len);
-    else
+        /* The copy is what runs: it is checked, not only its source. */
+        if (st == ODK_OK && (st = catalog_verify(d, nb, err, err_len)) < 0) {
+            bundle_free(nb);
+            nb = NULL;
+        }
+    } else {
         snprintf(err, err_len, "cannot copy %s into %s: %s", b->dir, staged, strerror(errno));
+    }
     bundle_free(b);
     if (st < 0) {
         remove_bundle_dir(staged);

@@ -24,6 +24,10 @@ struct catalog_entry {
 
 /* Loads every bundle folder under dir; a bad bundle is logged and skipped.
  * ODK_E_IO when dir cannot be read. */
+/* Whether odkd may run b: bundle_verify against odkd's trust folder and
+ * --dev.  ODK_E_ACCESS / ODK_E_MANIFEST with the sentence in err. */
+int catalog_verify(struct odkd *d, const bundle *b, char *err, size_t err_len);
+
 int catalog_load_dir(struct odkd *d, const char *dir);
 /* Loads the installed builds recorded in STATE/bundles (ID.current). */
 int catalog_load_installed(struct odkd *d);

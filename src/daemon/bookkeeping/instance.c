@@ -345,6 +345,17 @@ static int spawn(struct odkd *d, struct instance *in)
         odk_error("%s: cannot open %s: %m", in->bundle->id, in->bundle->executable);
         return ODK_E_LOAD;
     }
+    /* Checked again at every launch, after the shared object is open: a
+     * bundle changed since it was installed or loaded does not run. */
+    char err[sizeof in->reason - 32];
+    int vst = catalog_verify(d, in->bundle, err, sizeof err);
+    if (vst < 0) {
+        close(so);
+        instance_event(in, ODK_LOG_ERROR, "%s#%u refused at launch: %s", in->bundle->id, in->id,
+                       err);
+        snprintf(in->reason, sizeof in->reason, "refused: %s", err);
+        return vst;
+    }
     struct host_proc hp;
     int st = host_spawn(d, &hp);
     if (st < 0) {
@@ -400,6 +411,7 @@ static int merge_provider_properties(struct odkd *d, struct instance *in)
 
 static void start_instance(struct odkd *d, struct instance *in)
 {
+    in->reason[0] = 0; /* spawn may say why it refused */
     int st = merge_provider_properties(d, in);
     if (st == ODK_OK)
         st = create_service_node(d, in);
@@ -408,7 +420,8 @@ static void start_instance(struct odkd *d, struct instance *in)
     if (st < 0) {
         instance_event(in, ODK_LOG_ERROR, "%s#%u cannot start: %s", in->bundle->id, in->id,
                        odk_strerror(st));
-        snprintf(in->reason, sizeof in->reason, "cannot start: %s", odk_strerror(st));
+        if (!in->reason[0])
+            snprintf(in->reason, sizeof in->reason, "cannot start: %s", odk_strerror(st));
         in->state = INST_FAILED;
     }
 }

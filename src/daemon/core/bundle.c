@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "daemon/core/bundle_internal.h"
+#include "daemon/core/entitlements.h"
 #include "odk/status.h"
 
 void bundle_free(bundle *b)
@@ -293,4 +294,16 @@ int bundle_load(const char *dir, bundle **out, char *err, size_t err_len)
     }
     *out = b;
     return ODK_OK;
+}
+
+int bundle_verify(const bundle *b, const struct signature_trust *trust, char *err, size_t err_len)
+{
+    int st = signature_verify(b->dir, b->entitlements, trust, NULL, err, err_len);
+    if (st < 0)
+        return st;
+    char why[512] = "";
+    st = entitlements_check(b->entitlements, trust && trust->dev, why, sizeof why);
+    if (st < 0 && err && err_len)
+        snprintf(err, err_len, "%s: %s", b->manifest ? b->manifest : b->dir, why);
+    return st;
 }

@@ -20,6 +20,7 @@
 
 #include <stddef.h>
 
+#include "daemon/core/signature.h"
 #include "odk/value.h"
 
 typedef struct bundle {
@@ -50,5 +51,12 @@ int bundle_parse_json(const char *json_text, size_t len, const char *source, bun
                       char *err, size_t err_len);
 int bundle_parse_plist(const char *plist_bytes, size_t len, const char *source,
                        bundle **out, char *err, size_t err_len);
+
+/* Whether odkd may run b: its signature holds for the bundle's files and
+ * entitlements and comes from a key trust accepts (signature_verify), and
+ * its entitlements are well formed, with wildcards only when trust->dev
+ * (entitlements_check).  ODK_E_ACCESS or ODK_E_MANIFEST with a sentence in
+ * err that names the bundle and says which; reads and hashes every file. */
+int bundle_verify(const bundle *b, const struct signature_trust *trust, char *err, size_t err_len);
 
 #endif

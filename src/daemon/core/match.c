@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
 /* match.c — IOKit matching of personalities against registry nodes. */
 #include "daemon/core/match.h"
+#include "daemon/core/entitlements.h"
 
 #include <inttypes.h>
 #include <stdarg.h>
@@ -487,7 +488,9 @@ static int consider(struct ranking *r, const bundle *b, size_t pi)
     const odk_value *p = odk_dict_value_at(b->personalities, pi);
     match_candidate c = {b, odk_dict_key_at(b->personalities, pi), p, match_probe_score(p), 0,
                          match_category(p)};
-    if (is_taken(c.category, r->taken, r->n_taken) || !match_personality(r->reg, r->node, p, NULL, 0))
+    if (is_taken(c.category, r->taken, r->n_taken) ||
+        !match_personality(r->reg, r->node, p, NULL, 0) ||
+        !entitlements_cover_node(r->reg, r->node, b->entitlements, NULL, 0))
         return ODK_OK;
     c.precedence = match_precedence(r->reg, r->node, p);
     size_t k = 0;
@@ -608,6 +611,12 @@ odk_value *match_explain(const registry *reg, const reg_node *node, bundle *cons
             const char *cat = match_category(p);
             char why[512];
             int matched = match_personality(reg, node, p, why, sizeof why);
+            /* A personality that matches but whose bundle is not entitled
+             * to the node does not match; the reason names the entitlement. */
+            bool entitled = matched != 1 ||
+                            entitlements_cover_node(reg, node, b->entitlements, why, sizeof why);
+            if (!entitled)
+                matched = 0;
             bool winner = false;
             const match_candidate *best = NULL;
             for (size_t k = 0; k < nw; k++) {
@@ -626,6 +635,8 @@ odk_value *match_explain(const registry *reg, const reg_node *node, bundle *cons
                 st = odk_dict_set_bool(e, "matched", matched == 1);
             if (st == ODK_OK && matched != 1)
                 st = odk_dict_set_string(e, "reason", why);
+            if (st == ODK_OK && !entitled)
+                st = odk_dict_set_bool(e, "entitlement", false);
             if (st == ODK_OK)
                 st = odk_dict_set_int(e, "score", match_probe_score(p));
             if (st == ODK_OK)

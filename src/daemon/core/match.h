@@ -135,7 +135,8 @@ typedef struct match_candidate {
     const char *category;
 } match_candidate;
 
-/* Ranks every personality of every bundle against node: fills winners
+/* Ranks every personality of every bundle against node (a personality
+ * whose bundle is not entitled to node does not count): fills winners
  * (caller frees the array, not its contents) with the best candidate of
  * each match category, highest IOProbeScore first; ties go to the higher
  * precedence (match_keys.rule), then the bundle id, then the personality
@@ -163,8 +164,10 @@ int match_rank_some(const registry *reg, const reg_node *node, const match_ref *
  * "reason" (string, absent when matched; names the key that failed),
  * "score", "category", "winner" (bool), "compared" (array of the keys
  * matching compared or would compare with this node), "carried" (array of
- * the other keys: not compared, carried into the driver's properties)}.
- * Caller owns. */
+ * the other keys: not compared, carried into the driver's properties),
+ * "entitlement": false when the personality matched but its bundle's
+ * entitlements do not cover node (then "matched" is false and "reason"
+ * starts "entitlement:"; entitlements.h)}.  Caller owns. */
 odk_value *match_explain(const registry *reg, const reg_node *node, bundle *const *bundles,
                          size_t n_bundles, const char *const *taken, size_t n_taken);
 

@@ -97,6 +97,15 @@ const struct client_op *module_client_op(const char *name)
     return NULL;
 }
 
+const char *module_host_op_resource(const char *name)
+{
+    for (size_t i = 0; i < n_modules; i++)
+        for (const struct resource_op *r = modules[i]->resource_ops; r && r->op; r++)
+            if (strcmp(r->op, name) == 0)
+                return r->kind;
+    return NULL;
+}
+
 const struct host_op *module_host_op(const char *name)
 {
     for (size_t i = 0; i < n_modules; i++)

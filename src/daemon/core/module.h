@@ -65,6 +65,14 @@ struct host_op {
     int (*fn)(struct host_request *r);
 };
 
+/* A host op that creates a family resource, and the resource's kind
+ * ("serial", "network", "block", "audio", "hid": entitlements.h).  odkd
+ * refuses the op with ODK_E_ACCESS, before the module sees it, when the
+ * asking bundle is not entitled to that kind. */
+struct resource_op {
+    const char *op, *kind;
+};
+
 struct module_option {
     const char *name; /* the long option, without "--" */
     const char *arg;  /* its argument's name in --help ("FILE"), NULL for a flag */
@@ -83,6 +91,7 @@ struct odkd_module {
     const struct module_option *options;  /* odkd's command line; {NULL} ends */
     const struct client_op *client_ops;   /* {NULL} ends */
     const struct host_op *host_ops;       /* {NULL} ends */
+    const struct resource_op *resource_ops; /* which host_ops create resources; {NULL} ends */
     /* The match keys of the provider classes this module owns (match.h),
      * registered with the matcher when the module registers; {NULL} ends.
      * Keys of a personality that no table of the node's class and no
@@ -123,6 +132,8 @@ void modules_free_state(struct odkd *d);
 /* The operation of that name any module offers, or NULL. */
 const struct client_op *module_client_op(const char *name);
 const struct host_op *module_host_op(const char *name);
+/* The resource kind host op name creates (struct resource_op), or NULL. */
+const char *module_host_op_resource(const char *name);
 /* The module that declared a command-line option, or NULL. */
 const struct odkd_module *module_by_option(const char *name);
 

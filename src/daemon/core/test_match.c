@@ -549,18 +549,25 @@ static void test_score_and_category(void **state)
 
 /* ---- ranking ---- */
 
-static bundle *make_bundle(const char *id, const char *personalities)
+/* A bundle entitled to ent (JSON). */
+static bundle *make_bundle_ent(const char *id, const char *personalities, const char *ent)
 {
     char text[4096];
     snprintf(text, sizeof text,
              "{\"bundle\":\"%s\",\"version\":\"1\",\"build\":\"b1\",\"executable\":\"x.so\","
-             "\"personalities\":%s}",
-             id, personalities);
+             "\"entitlements\":%s,\"personalities\":%s}",
+             id, ent, personalities);
     bundle *b = NULL;
     char err[512];
     if (bundle_parse_json(text, strlen(text), "test", &b, err, sizeof err) != ODK_OK)
         fail_msg("bad test bundle: %s", err);
     return b;
+}
+
+/* The fixture's nodes are simulated devices. */
+static bundle *make_bundle(const char *id, const char *personalities)
+{
+    return make_bundle_ent(id, personalities, "{\"sim\":true}");
 }
 
 static void free_bundles(bundle **b, size_t n)
@@ -599,6 +606,37 @@ static void test_rank_score(void **state)
     assert_int_equal(n, 0);
     free(w);
     free_bundles(b, 2);
+}
+
+/* A personality that matches a node its bundle is not entitled to does
+ * not match, and explain says it was the entitlement. */
+static void test_rank_needs_entitlement(void **state)
+{
+    struct fx *f = *state;
+    bundle *b[] = {
+        make_bundle_ent("org.none", "{\"High\":" P(500, "") "}", "{}"),
+        make_bundle_ent("org.usb", "{\"Mid\":" P(100, "") "}", "{\"usb\":[{\"vendor\":1}]}"),
+        make_bundle("org.sim", "{\"Low\":" P(10, "") "}"),
+    };
+    match_candidate *w;
+    size_t n;
+    assert_int_equal(match_rank(f->reg, f->sim, b, 3, NULL, 0, &w, &n), ODK_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(w[0].bundle->id, "org.sim");
+    free(w);
+    odk_value *list = match_explain(f->reg, f->sim, b, 3, NULL, 0);
+    assert_non_null(list);
+    for (size_t i = 0; i < 2; i++) {
+        const odk_value *e = odk_array_get(list, i);
+        assert_false(odk_dict_get_bool(e, "matched", true));
+        assert_false(odk_dict_get_bool(e, "entitlement", true));
+        assert_non_null(strstr(odk_dict_get_string(e, "reason", ""), "entitlement"));
+        assert_non_null(strstr(odk_dict_get_string(e, "reason", ""), "\"sim\": true"));
+    }
+    assert_true(odk_dict_get_bool(odk_array_get(list, 2), "matched", false));
+    assert_null(odk_dict_get(odk_array_get(list, 2), "entitlement"));
+    odk_value_free(list);
+    free_bundles(b, 3);
 }
 
 static void test_rank_ties(void **state)
@@ -869,7 +907,7 @@ int main(void)
         T(test_exists_match),         T(test_parent_match),
         T(test_path_location_and_id), T(test_carry_not_compare),
         T(test_carried_dictionary),   T(test_family_keys),
-        T(test_family_precedence),    cmocka_unit_test(test_score_and_category),
+        T(test_family_precedence),    T(test_rank_needs_entitlement),    cmocka_unit_test(test_score_and_category),
         T(test_rank_score),           T(test_rank_ties),
         T(test_rank_categories),      T(test_explain),
         T(test_index_agrees_with_full_rank),

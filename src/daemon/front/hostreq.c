@@ -7,6 +7,7 @@
 #include <unistd.h>
 
 #include "daemon/bookkeeping/instance.h"
+#include "daemon/core/entitlements.h"
 #include "daemon/core/msg.h"
 #include "daemon/front/hostreq.h"
 #include "daemon/odkd.h"
@@ -134,7 +135,12 @@ static void handle(struct odkd *d, struct instance *in, wire_msg *m)
         r.args = args;
         name = odk_dict_get_string(args, "op", "");
         const struct host_op *op = find_op(name);
-        st = op ? op->fn(&r) : ODK_E_UNSUPPORTED;
+        const char *kind = op ? module_host_op_resource(name) : NULL;
+        if (kind && !entitlements_allow_resource(in->bundle->entitlements, kind, r.err,
+                                                 sizeof r.err))
+            st = ODK_E_ACCESS; /* the driver and the log get r.err */
+        else
+            st = op ? op->fn(&r) : ODK_E_UNSUPPORTED;
     } else {
         st = ODK_E_PROTOCOL;
     }

@@ -293,6 +293,9 @@ int manager_install(struct odkd *d, const char *path, manager_install_fn done, v
 {
     bundle *b = NULL;
     int st = bundle_load(path, &b, err, err_len);
+    /* An untrusted bundle's code never runs, not even in the check host. */
+    if (st == ODK_OK && (st = catalog_verify(d, b, err, err_len)) < 0)
+        bundle_free(b);
     if (st < 0)
         return st;
     struct install *job = calloc(1, sizeof *job);

@@ -98,6 +98,8 @@ static const struct module_option options[] = {
      "what HID devices become for the system (auto: uhid, else uinput, else only libodk)"},
     {NULL, NULL, NULL},
 };
+/* The op that creates this family's resource: entitlements decide. */
+static const struct resource_op resource_ops[] = {{"hid-open", "hid"}, {NULL, NULL}};
 static const struct host_op host_ops[] = {{"hid-open", op_hid_open}, {NULL, NULL}};
 
 static const struct odkd_module hid_family = {
@@ -107,6 +109,7 @@ static const struct odkd_module hid_family = {
     .classes = classes,
     .options = options,
     .host_ops = host_ops,
+    .resource_ops = resource_ops,
     .option = option,
 };
 ODKD_MODULE(hid_family)

@@ -345,6 +345,8 @@ static const struct class_def classes[] = {
     {"IOEthernetInterface", "IOService"},
     {NULL, NULL},
 };
+/* The op that creates this family's resource: entitlements decide. */
+static const struct resource_op resource_ops[] = {{"net-tap", "network"}, {NULL, NULL}};
 static const struct host_op host_ops[] = {
     {"net-tap", op_net_tap},
     {"net-set", op_net_set},
@@ -357,6 +359,7 @@ static const struct odkd_module net_family = {
     .state_size = sizeof(struct net),
     .classes = classes,
     .host_ops = host_ops,
+    .resource_ops = resource_ops,
     .node_gone = node_gone,
     .fini = fini,
 };

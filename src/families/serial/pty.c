@@ -304,6 +304,8 @@ static const struct module_option options[] = {
     {"dev-dir", "DIR", "where serial ports get their tty./cu. links (default /dev)"},
     {NULL, NULL, NULL},
 };
+/* The op that creates this family's resource: entitlements decide. */
+static const struct resource_op resource_ops[] = {{"serial-pty", "serial"}, {NULL, NULL}};
 static const struct host_op host_ops[] = {{"serial-pty", op_serial_pty}, {NULL, NULL}};
 
 static const struct odkd_module serial_family = {
@@ -313,6 +315,7 @@ static const struct odkd_module serial_family = {
     .classes = classes,
     .options = options,
     .host_ops = host_ops,
+    .resource_ops = resource_ops,
     .option = option,
     .init = init,
     .node_gone = node_gone,

@@ -613,6 +613,8 @@ static const struct client_op client_ops[] = {
     {NULL, NULL, false},
 };
 
+/* The op that creates this family's resource: entitlements decide. */
+static const struct resource_op resource_ops[] = {{"storage-export", "block"}, {NULL, NULL}};
 static const struct host_op host_ops[] = {
     {"storage-hba-open", op_hba_open},
     {"storage-export", op_export},
@@ -628,6 +630,7 @@ static const struct odkd_module storage_family = {
     .classes = classes,
     .client_ops = client_ops,
     .host_ops = host_ops,
+    .resource_ops = resource_ops,
     .init = init,
     .node_gone = node_gone,
     .fini = fini,

@@ -1,0 +1,2 @@
+odk-signature 1
+key ed25519 zz

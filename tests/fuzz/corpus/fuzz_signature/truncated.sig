@@ -1,0 +1,4 @@
+odk-signature 1
+key ed25519 0b362dca8ea65560f5cb481c1424c94b13e8ba6ff1ca14ab2bbeafa36efb5566
+entitlements {}
+file 5a948ff65adb67acf34317abc72ee4247538
