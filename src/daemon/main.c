@@ -38,7 +38,7 @@
 #define MAX_OPTIONS 64
 
 enum { OPT_STATE = 1, OPT_SOCKET, OPT_DRIVERS, OPT_DEV, OPT_DEBUG, OPT_VERBOSE, OPT_HELP,
-       OPT_VERSION, OPT_BACKOFF, OPT_NO_SPARE, OPT_MODULE = 100 };
+       OPT_VERSION, OPT_BACKOFF, OPT_NO_SPARE, OPT_NO_SANDBOX, OPT_MODULE = 100 };
 
 static const struct option core_options[] = {
     {"state-dir", required_argument, 0, OPT_STATE}, {"socket", required_argument, 0, OPT_SOCKET},
@@ -47,6 +47,7 @@ static const struct option core_options[] = {
     {"help", no_argument, 0, OPT_HELP},             {"version", no_argument, 0, OPT_VERSION},
     {"restart-backoff", required_argument, 0, OPT_BACKOFF},
     {"no-spare-host", no_argument, 0, OPT_NO_SPARE},
+    {"no-sandbox", no_argument, 0, OPT_NO_SANDBOX},
 };
 
 static void usage(FILE *f)
@@ -67,7 +68,9 @@ static void usage(FILE *f)
                "                   for each further one (default 100; 0 restarts at once;\n"
                "                   for tests and benchmarks)\n"
                "  --no-spare-host  start each driver host when it is needed, instead of\n"
-               "                   keeping one started in advance\n");
+               "                   keeping one started in advance\n"
+               "  --no-sandbox     run driver hosts unconfined, for debugging (also\n"
+               "                   ODK_NO_SANDBOX=1; docs/trust.md)\n");
     for (size_t i = 0; i < module_count(); i++) {
         const struct odkd_module *m = module_at(i);
         for (const struct module_option *o = m->options; o && o->name; o++) {
@@ -241,6 +244,9 @@ static int parse_args(struct odkd *d, int argc, char **argv)
         case OPT_NO_SPARE:
             d->no_spare_host = true;
             break;
+        case OPT_NO_SANDBOX:
+            d->no_sandbox = true;
+            break;
         case OPT_HELP:
             usage(stdout);
             return 1;
@@ -376,6 +382,7 @@ static void odkd_free(struct odkd *d)
     free(d->state_dir);
     free(d->sock_path);
     free(d->host_path);
+    host_uids_free(d);
 }
 
 int main(int argc, char **argv)
@@ -411,6 +418,7 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < d.n_driver_dirs; i++)
         catalog_load_dir(&d, d.driver_dirs[i]);
 
+    host_sandbox_announce(&d);
     if (!d.no_spare_host)
         host_spare_start(&d);
     health_start(&d);

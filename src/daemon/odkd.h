@@ -55,6 +55,7 @@ struct odkd {
     size_t n_debug_bundles;
     uint32_t backoff_first_ms; /* --restart-backoff (ODKD_BACKOFF_FIRST_MS) */
     bool no_spare_host;        /* --no-spare-host */
+    bool no_sandbox;           /* --no-sandbox or ODK_NO_SANDBOX=1 */
     bool quit;
     bool stopping; /* shutting down: stopping every driver before exit */
     int sig_fd; /* SIGCHLD, SIGINT, SIGTERM, SIGHUP */
@@ -77,6 +78,7 @@ struct odkd {
     bool spare_wanted;
     uint64_t spare_timer;
     unsigned spare_deaths;
+    struct host_uid *host_uids; /* each bundle's sandbox uid (host.c) */
     struct instance *instances;
     uint32_t next_instance_id;
     struct tree_wait *tree_waits;

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "common/wire.h"
+#include "host/sandbox.h"
 #include "odk/driver.h"
 #include "runtime/driver_internal.h"
 #include "runtime/host_link.h"
@@ -249,6 +250,14 @@ static int load_driver(struct host *h, wire_msg *m, const odk_value *args)
     if (so_fd < 0) {
         odk_error("start message carries no shared object");
         return ODK_E_PROTOCOL;
+    }
+    /* Before dlopen: the driver's constructors run inside the sandbox. */
+    char why[512];
+    int sst = sandbox_apply(odk_dict_get(args, "sandbox"), why, sizeof why);
+    if (sst < 0) {
+        odk_error("cannot start: the sandbox could not be applied: %s", why);
+        close(so_fd);
+        return sst;
     }
     char path[64];
     snprintf(path, sizeof path, "/proc/self/fd/%d", so_fd);
