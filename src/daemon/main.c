@@ -404,6 +404,7 @@ int main(int argc, char **argv)
     if (fill_defaults(&d) < 0 || open_loop(&d) < 0 || build_registry(&d) < 0 ||
         modules_init(&d) < 0)
         goto out;
+    host_sandbox_announce(&d);
 
     manager_init(&d);
     if (hostreq_init(&d) < 0)
@@ -418,7 +419,6 @@ int main(int argc, char **argv)
     for (size_t i = 0; i < d.n_driver_dirs; i++)
         catalog_load_dir(&d, d.driver_dirs[i]);
 
-    host_sandbox_announce(&d);
     if (!d.no_spare_host)
         host_spare_start(&d);
     health_start(&d);

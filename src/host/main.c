@@ -406,6 +406,17 @@ static int op_check(struct host *h, wire_msg *m, const odk_value *args)
     int st = ODK_OK;
     odk_log_set_tag("odk-driver-host check");
     int so_fd = wire_msg_take_fd(m, 0);
+    if (so_fd >= 0 && sandbox_apply(odk_dict_get(args, "sandbox"), why, sizeof why) < 0) {
+        odk_value *body = odk_value_new_dict();
+        char sentence[1100];
+        snprintf(sentence, sizeof sentence, "the sandbox could not be applied: %s", why);
+        if (body)
+            odk_dict_set_string(body, "error", sentence);
+        wire_send_value(h->ctl, WIRE_REPLY, m->hdr.seq, ODK_E_IO, body, NULL, 0);
+        odk_value_free(body);
+        close(so_fd);
+        return ODK_OK;
+    }
     char path[64];
     snprintf(path, sizeof path, "/proc/self/fd/%d", so_fd);
     void *dl = so_fd >= 0 ? dlopen(path, RTLD_NOW | RTLD_LOCAL) : NULL;

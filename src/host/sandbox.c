@@ -245,6 +245,13 @@ static int prepare_landlock(const odk_value *cfg, int *out, char *err, size_t le
             st = ODK_E_IO;
     if (st == ODK_OK && ll_add(rs, what = self, LL_READ, handled) < 0)
         st = ODK_E_IO;
+    /* A network client resolves names: the resolver's configuration. */
+    static const char *const resolver[] = {"/etc/hosts", "/etc/resolv.conf", "/etc/nsswitch.conf",
+                                           "/etc/host.conf", "/etc/gai.conf", "/etc/services"};
+    bool network = odk_dict_get_bool(cfg, "network", false);
+    for (size_t i = 0; network && st == ODK_OK && i < sizeof resolver / sizeof resolver[0]; i++)
+        if (ll_add(rs, what = resolver[i], LL_READ, handled) < 0)
+            st = ODK_E_IO;
     const char *bundle = odk_dict_get_string(cfg, "bundle_dir", NULL);
     if (st == ODK_OK && bundle && ll_add(rs, what = bundle, ro, handled) < 0)
         st = ODK_E_IO;
