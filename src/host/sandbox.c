@@ -388,10 +388,14 @@ static int build_filter(scmp_filter_ctx f, bool network)
                              SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)me));
     if (r == 0)
         r = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(tkill), 0);
-    /* prlimit64 on itself (glibc's getrlimit), never setting a limit. */
+    /* prlimit64 reads its own limits (glibc's getrlimit); setting one is
+     * refused like setrlimit. */
     if (r == 0)
         r = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(prlimit64), 2, SCMP_A0(SCMP_CMP_EQ, 0),
                              SCMP_A2(SCMP_CMP_EQ, 0));
+    if (r == 0)
+        r = seccomp_rule_add(f, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(prlimit64), 1,
+                             SCMP_A2(SCMP_CMP_NE, 0));
     /* The SIGSYS handler stays: replacing it kills (on_sigsys relies on
      * this to die by SIGSYS). */
     if (r == 0)
