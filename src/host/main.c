@@ -504,6 +504,7 @@ int main(int argc, char **argv)
     pthread_mutex_init(&h.lock, NULL);
     pthread_cond_init(&h.cond, NULL);
     host_link_set(host_request, &h);
+    sandbox_prepare(); /* while no driver waits (the spare host) */
 
     wire_msg m;
     wire_msg_init(&m);

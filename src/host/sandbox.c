@@ -28,6 +28,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "host/sandbox.h"
@@ -363,6 +364,12 @@ static const int refused[] = {
     (CLONE_NEWNS | CLONE_NEWUTS | CLONE_NEWIPC | CLONE_NEWUSER | CLONE_NEWPID | CLONE_NEWNET |   \
      CLONE_NEWCGROUP | CLONE_PTRACE | CLONE_UNTRACED)
 
+/* SCMP_A0 and friends leave a field to the compiler, which clang warns of. */
+static struct scmp_arg_cmp arg(unsigned n, enum scmp_compare op, scmp_datum_t a, scmp_datum_t b)
+{
+    return (struct scmp_arg_cmp){.arg = n, .op = op, .datum_a = a, .datum_b = b};
+}
+
 static int build_filter(scmp_filter_ctx f, bool network)
 {
     int r = 0;
@@ -375,74 +382,111 @@ static int build_filter(scmp_filter_ctx f, bool network)
      * falls back to clone. */
     if (r == 0)
         r = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(clone), 1,
-                             SCMP_A0(SCMP_CMP_MASKED_EQ, CLONE_REFUSED, 0));
+                             arg(0, SCMP_CMP_MASKED_EQ, CLONE_REFUSED, 0));
     if (r == 0)
         r = seccomp_rule_add(f, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
     /* Signals to itself only (the watchdog aborts a stuck queue thread). */
     pid_t me = getpid();
     if (r == 0)
         r = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
-                             SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)me));
+                             arg(0, SCMP_CMP_EQ, (scmp_datum_t)me, 0));
     if (r == 0)
         r = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(kill), 1,
-                             SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)me));
+                             arg(0, SCMP_CMP_EQ, (scmp_datum_t)me, 0));
     if (r == 0)
         r = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(tkill), 0);
     /* prlimit64 reads its own limits (glibc's getrlimit); setting one is
      * refused like setrlimit. */
     if (r == 0)
-        r = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(prlimit64), 2, SCMP_A0(SCMP_CMP_EQ, 0),
-                             SCMP_A2(SCMP_CMP_EQ, 0));
+        r = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(prlimit64), 2, arg(0, SCMP_CMP_EQ, 0, 0),
+                             arg(2, SCMP_CMP_EQ, 0, 0));
     if (r == 0)
         r = seccomp_rule_add(f, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(prlimit64), 1,
-                             SCMP_A2(SCMP_CMP_NE, 0));
+                             arg(2, SCMP_CMP_NE, 0, 0));
     /* The SIGSYS handler stays: replacing it kills (on_sigsys relies on
      * this to die by SIGSYS). */
     if (r == 0)
         r = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(rt_sigaction), 1,
-                             SCMP_A0(SCMP_CMP_NE, SIGSYS));
+                             arg(0, SCMP_CMP_NE, SIGSYS, 0));
     if (r == 0)
         r = seccomp_rule_add(f, SCMP_ACT_KILL_PROCESS, SCMP_SYS(rt_sigaction), 1,
-                             SCMP_A0(SCMP_CMP_EQ, SIGSYS));
+                             arg(0, SCMP_CMP_EQ, SIGSYS, 0));
     /* Sockets: AF_UNIX always; IPv4 and IPv6 with network-client; netlink
      * and packet sockets never (EPERM: libraries probe for them). */
     if (r == 0)
         r = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(socket), 1,
-                             SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
+                             arg(0, SCMP_CMP_EQ, AF_UNIX, 0));
     if (r == 0)
         r = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(socketpair), 1,
-                             SCMP_A0(SCMP_CMP_EQ, AF_UNIX));
+                             arg(0, SCMP_CMP_EQ, AF_UNIX, 0));
     static const int inet[] = {AF_INET, AF_INET6};
     for (size_t i = 0; r == 0 && i < 2; i++)
         r = seccomp_rule_add(f, network ? SCMP_ACT_ALLOW : SCMP_ACT_ERRNO(EPERM), SCMP_SYS(socket),
-                             1, SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)inet[i]));
+                             1, arg(0, SCMP_CMP_EQ, (scmp_datum_t)inet[i], 0));
     static const int never[] = {AF_NETLINK, AF_PACKET};
     for (size_t i = 0; r == 0 && i < 2; i++)
         r = seccomp_rule_add(f, SCMP_ACT_ERRNO(EPERM), SCMP_SYS(socket), 1,
-                             SCMP_A0(SCMP_CMP_EQ, (scmp_datum_t)never[i]));
+                             arg(0, SCMP_CMP_EQ, (scmp_datum_t)never[i], 0));
     return r;
 }
 
-static int apply_seccomp(bool network, char *err, size_t len)
+/* Filters built ahead (sandbox_prepare), one without and one with the
+ * network, for the process that built them (the filter names its pid). */
+static scmp_filter_ctx prepared[2];
+static pid_t prepared_pid;
+
+static void resolve_names(void)
 {
     for (int nr = 0; nr < NAMED_SYSCALLS; nr++)
         if (!syscall_names[nr])
             syscall_names[nr] = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
+}
+
+static scmp_filter_ctx new_filter(bool network)
+{
+    scmp_filter_ctx f = seccomp_init(SCMP_ACT_TRAP);
+    if (f && (build_filter(f, network) < 0 || seccomp_attr_set(f, SCMP_FLTATR_CTL_TSYNC, 1) < 0 ||
+              seccomp_attr_set(f, SCMP_FLTATR_CTL_OPTIMIZE, 2) < 0)) {
+        seccomp_release(f);
+        f = NULL;
+    }
+    return f;
+}
+
+void sandbox_prepare(void)
+{
+    resolve_names();
+    prepared_pid = getpid();
+    for (int net = 0; net < 2; net++)
+        prepared[net] = new_filter(net);
+}
+
+static void release_prepared(void)
+{
+    for (int net = 0; net < 2; net++) {
+        if (prepared[net])
+            seccomp_release(prepared[net]);
+        prepared[net] = NULL;
+    }
+}
+
+static int apply_seccomp(bool network, char *err, size_t len)
+{
+    resolve_names();
     struct sigaction sa = {.sa_sigaction = on_sigsys, .sa_flags = SA_SIGINFO};
     sigemptyset(&sa.sa_mask);
     if (sigaction(SIGSYS, &sa, NULL) < 0)
         return fail(err, len, "sigaction(SIGSYS)", errno);
-    scmp_filter_ctx f = seccomp_init(SCMP_ACT_TRAP);
-    if (!f)
-        return fail(err, len, "seccomp_init", ENOMEM);
-    int r = build_filter(f, network);
-    if (r == 0)
-        r = seccomp_attr_set(f, SCMP_FLTATR_CTL_TSYNC, 1);
-    if (r == 0)
-        r = seccomp_load(f);
+    scmp_filter_ctx f = prepared_pid == getpid() ? prepared[network] : NULL;
+    if (f)
+        prepared[network] = NULL;
+    else if (!(f = new_filter(network)))
+        return fail(err, len, "building the seccomp filter", ENOMEM);
+    release_prepared();
+    int r = seccomp_load(f);
     seccomp_release(f);
     if (r < 0)
-        return fail(err, len, "seccomp", -r);
+        return fail(err, len, "seccomp_load", -r);
     return ODK_OK;
 }
 
@@ -462,6 +506,7 @@ static bool single_threaded(void)
 int sandbox_apply(const odk_value *cfg, char *err, size_t err_len)
 {
     if (!odk_dict_get_bool(cfg, "enabled", false)) {
+        release_prepared();
         odk_warn("SANDBOX OFF: this driver host runs unconfined, with odkd's uid, capabilities "
                  "and network (odkd --no-sandbox)");
         return ODK_OK;
@@ -470,6 +515,8 @@ int sandbox_apply(const odk_value *cfg, char *err, size_t err_len)
         snprintf(err, err_len, "the host already runs threads; the sandbox would not bind them");
         return ODK_E_STATE;
     }
+    struct timespec t0, t1;
+    clock_gettime(CLOCK_MONOTONIC, &t0);
     bool network = odk_dict_get_bool(cfg, "network", false);
     int st = network ? ODK_OK : enter_empty_netns(err, err_len);
     const char *run = odk_dict_get_string(cfg, "runtime_dir", NULL);
@@ -494,8 +541,10 @@ int sandbox_apply(const odk_value *cfg, char *err, size_t err_len)
         close(ruleset);
     if (st == ODK_OK)
         st = apply_seccomp(network, err, err_len);
+    clock_gettime(CLOCK_MONOTONIC, &t1);
     if (st == ODK_OK)
-        odk_debug("sandbox on: uid %d, %s", (int)getuid(),
-                  network ? "network-client" : "no network");
+        odk_debug("sandbox on: uid %d, %s (%.2f ms)", (int)getuid(),
+                  network ? "network-client" : "no network",
+                  (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
     return st;
 }

@@ -18,6 +18,13 @@
 
 #include "odk/value.h"
 
+/* Does ahead what does not depend on the bundle (the seccomp filters, the
+ * names of system calls), so that the spare host has done it before a
+ * driver waits for it.  Optional: sandbox_apply does what was not done.
+ * Main thread, before sandbox_apply; an allocation failure only leaves
+ * the work to sandbox_apply. */
+void sandbox_prepare(void);
+
 /* Applies, in this order and for good (nothing undoes it): a network
  * namespace with no interfaces unless "network"; the bundle's uid and gid;
  * no capabilities (bounding and ambient sets cleared); no new privileges;
