@@ -42,7 +42,7 @@
 #define MAX_OPTIONS 64
 
 enum { OPT_STATE = 1, OPT_SOCKET, OPT_DRIVERS, OPT_DEV, OPT_DEBUG, OPT_VERBOSE, OPT_HELP,
-       OPT_VERSION, OPT_BACKOFF, OPT_NO_SPARE, OPT_TRUST, OPT_MODULE = 100 };
+       OPT_VERSION, OPT_BACKOFF, OPT_NO_SPARE, OPT_TRUST, OPT_NO_SANDBOX, OPT_MODULE = 100 };
 
 static const struct option core_options[] = {
     {"state-dir", required_argument, 0, OPT_STATE}, {"socket", required_argument, 0, OPT_SOCKET},
@@ -52,6 +52,7 @@ static const struct option core_options[] = {
     {"restart-backoff", required_argument, 0, OPT_BACKOFF},
     {"no-spare-host", no_argument, 0, OPT_NO_SPARE},
     {"trust-dir", required_argument, 0, OPT_TRUST},
+    {"no-sandbox", no_argument, 0, OPT_NO_SANDBOX},
 };
 
 static void usage(FILE *f)
@@ -76,7 +77,9 @@ static void usage(FILE *f)
                "                   for each further one (default 100; 0 restarts at once;\n"
                "                   for tests and benchmarks)\n"
                "  --no-spare-host  start each driver host when it is needed, instead of\n"
-               "                   keeping one started in advance\n");
+               "                   keeping one started in advance\n"
+               "  --no-sandbox     run driver hosts unconfined, for debugging (also\n"
+               "                   ODK_NO_SANDBOX=1; docs/trust.md)\n");
     for (size_t i = 0; i < module_count(); i++) {
         const struct odkd_module *m = module_at(i);
         for (const struct module_option *o = m->options; o && o->name; o++) {
@@ -258,6 +261,9 @@ static int parse_args(struct odkd *d, int argc, char **argv)
         case OPT_NO_SPARE:
             d->no_spare_host = true;
             break;
+        case OPT_NO_SANDBOX:
+            d->no_sandbox = true;
+            break;
         case OPT_HELP:
             usage(stdout);
             return 1;
@@ -401,6 +407,7 @@ static void odkd_free(struct odkd *d)
     free(d->trust_dir);
     free(d->sock_path);
     free(d->host_path);
+    host_uids_free(d);
 }
 
 int main(int argc, char **argv)
@@ -422,6 +429,7 @@ int main(int argc, char **argv)
     if (fill_defaults(&d) < 0 || open_loop(&d) < 0 || build_registry(&d) < 0 ||
         modules_init(&d) < 0)
         goto out;
+    host_sandbox_announce(&d);
 
     manager_init(&d);
     if (hostreq_init(&d) < 0)

@@ -57,6 +57,7 @@ struct odkd {
     bool no_spare_host;        /* --no-spare-host */
     char *trust_dir;           /* --trust-dir: the .pub keys odkd trusts (docs/trust.md) */
     bool dev;                  /* --dev: development keys and wildcard entitlements */
+    bool no_sandbox;           /* --no-sandbox or ODK_NO_SANDBOX=1 */
     bool quit;
     bool stopping; /* shutting down: stopping every driver before exit */
     int sig_fd; /* SIGCHLD, SIGINT, SIGTERM, SIGHUP */
@@ -79,6 +80,7 @@ struct odkd {
     bool spare_wanted;
     uint64_t spare_timer;
     unsigned spare_deaths;
+    struct host_uid *host_uids; /* each bundle's sandbox uid (host.c) */
     struct instance *instances;
     uint32_t next_instance_id;
     struct tree_wait *tree_waits;

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "common/wire.h"
+#include "host/sandbox.h"
 #include "odk/driver.h"
 #include "runtime/driver_internal.h"
 #include "runtime/host_link.h"
@@ -250,6 +251,14 @@ static int load_driver(struct host *h, wire_msg *m, const odk_value *args)
         odk_error("start message carries no shared object");
         return ODK_E_PROTOCOL;
     }
+    /* Before dlopen: the driver's constructors run inside the sandbox. */
+    char why[512];
+    int sst = sandbox_apply(odk_dict_get(args, "sandbox"), why, sizeof why);
+    if (sst < 0) {
+        odk_error("cannot start: the sandbox could not be applied: %s", why);
+        close(so_fd);
+        return sst;
+    }
     char path[64];
     snprintf(path, sizeof path, "/proc/self/fd/%d", so_fd);
     void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
@@ -397,6 +406,17 @@ static int op_check(struct host *h, wire_msg *m, const odk_value *args)
     int st = ODK_OK;
     odk_log_set_tag("odk-driver-host check");
     int so_fd = wire_msg_take_fd(m, 0);
+    if (so_fd >= 0 && sandbox_apply(odk_dict_get(args, "sandbox"), why, sizeof why) < 0) {
+        odk_value *body = odk_value_new_dict();
+        char sentence[1100];
+        snprintf(sentence, sizeof sentence, "the sandbox could not be applied: %s", why);
+        if (body)
+            odk_dict_set_string(body, "error", sentence);
+        wire_send_value(h->ctl, WIRE_REPLY, m->hdr.seq, ODK_E_IO, body, NULL, 0);
+        odk_value_free(body);
+        close(so_fd);
+        return ODK_OK;
+    }
     char path[64];
     snprintf(path, sizeof path, "/proc/self/fd/%d", so_fd);
     void *dl = so_fd >= 0 ? dlopen(path, RTLD_NOW | RTLD_LOCAL) : NULL;
@@ -484,6 +504,7 @@ int main(int argc, char **argv)
     pthread_mutex_init(&h.lock, NULL);
     pthread_cond_init(&h.cond, NULL);
     host_link_set(host_request, &h);
+    sandbox_prepare(); /* while no driver waits (the spare host) */
 
     wire_msg m;
     wire_msg_init(&m);

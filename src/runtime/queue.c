@@ -297,8 +297,9 @@ int odk_queue_create(const char *name, odk_queue **out)
     sigset_t all, old;
     sigfillset(&all);
     /* Faults must stay deliverable: a blocked SIGSEGV kills the process
-     * without running the host's crash handler (no backtrace). */
-    static const int faults[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP};
+     * without running the host's crash handler (no backtrace); so does a
+     * blocked SIGSYS the sandbox's (no name of the refused call). */
+    static const int faults[] = {SIGSEGV, SIGBUS, SIGILL, SIGFPE, SIGABRT, SIGTRAP, SIGSYS};
     for (size_t i = 0; i < sizeof faults / sizeof faults[0]; i++)
         sigdelset(&all, faults[i]);
     pthread_sigmask(SIG_SETMASK, &all, &old);

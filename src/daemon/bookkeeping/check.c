@@ -124,6 +124,9 @@ int check_bundle(struct odkd *d, const bundle *b, check_done_fn done, void *ctx)
     if (so < 0)
         return ODK_E_LOAD;
     odk_value *args = check_args(b);
+    odk_value *sandbox = NULL; /* the check host runs the bundle's constructors */
+    if (args && host_sandbox_args(d, b, &sandbox) == ODK_OK)
+        odk_dict_set(args, "sandbox", sandbox);
     struct check *c = calloc(1, sizeof *c);
     char *id = strdup(b->id);
     if (!args || !c || !id) {

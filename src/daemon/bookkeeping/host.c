@@ -10,18 +10,22 @@
  * handled).  --no-spare-host turns it off. */
 #include <errno.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
 #include <sys/prctl.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
 #include "common/wire.h"
 #include "daemon/bookkeeping/host.h"
+#include "daemon/core/bundle.h"
 #include "daemon/core/loop.h"
+#include "daemon/core/msg.h"
 #include "daemon/odkd.h"
 #include "odk/log.h"
 #include "odk/status.h"
@@ -198,4 +202,122 @@ void host_spare_stop(struct odkd *d)
         kill(pid, SIGKILL);
         waitpid(pid, NULL, 0);
     }
+}
+
+/* ---- the sandbox: odkd's side (the host applies it: src/host/sandbox.c) -- */
+
+struct host_uid {
+    char *bundle_id;
+    uid_t uid;
+    struct host_uid *next;
+};
+
+void host_sandbox_announce(struct odkd *d)
+{
+    const char *env = getenv("ODK_NO_SANDBOX");
+    if (env && *env && strcmp(env, "0") != 0)
+        d->no_sandbox = true;
+    if (d->no_sandbox)
+        odk_warn("SANDBOX OFF (--no-sandbox or ODK_NO_SANDBOX): driver hosts run unconfined, "
+                 "as odkd's user with all its privileges and network; for debugging only");
+    else if (geteuid() != 0)
+        odk_info("odkd is not root: driver hosts keep odkd's uid; the rest of the sandbox "
+                 "applies");
+}
+
+/* The bundle's uid: the first free one of the range the first time the
+ * bundle starts in this run, the same one after.  A uid that names an
+ * account in the password database is skipped.  0 when the range is used
+ * up (the caller refuses to start the host). */
+static uid_t bundle_uid(struct odkd *d, const char *bundle_id)
+{
+    uid_t next = HOST_UID_FIRST;
+    for (struct host_uid *u = d->host_uids; u; u = u->next) {
+        if (strcmp(u->bundle_id, bundle_id) == 0)
+            return u->uid;
+        if (u->uid >= next)
+            next = u->uid + 1;
+    }
+    while (next < HOST_UID_FIRST + HOST_UID_COUNT && getpwuid(next))
+        next++;
+    if (next >= HOST_UID_FIRST + HOST_UID_COUNT)
+        return 0;
+    struct host_uid *u = malloc(sizeof *u);
+    if (!u || !(u->bundle_id = strdup(bundle_id))) {
+        free(u);
+        return 0;
+    }
+    u->uid = next;
+    u->next = d->host_uids;
+    d->host_uids = u;
+    return next;
+}
+
+void host_uids_free(struct odkd *d)
+{
+    while (d->host_uids) {
+        struct host_uid *u = d->host_uids;
+        d->host_uids = u->next;
+        free(u->bundle_id);
+        free(u);
+    }
+}
+
+int host_sandbox_args(struct odkd *d, const struct bundle *b, odk_value **out)
+{
+    *out = NULL;
+    struct msg m = msg_begin();
+    if (d->no_sandbox) {
+        odk_warn("%s: SANDBOX OFF: its host runs unconfined (--no-sandbox)", b->id);
+        msg_bool(&m, "enabled", false);
+        return msg_finish(&m, out);
+    }
+    char run[4096];
+    snprintf(run, sizeof run, "%s/run", d->state_dir);
+    if (mkdir(run, 0755) < 0 && errno != EEXIST) {
+        odk_error("cannot create %s: %m", run);
+        odk_value_free(msg_done(&m));
+        return ODK_E_IO;
+    }
+    if ((size_t)snprintf(run, sizeof run, "%s/run/%s", d->state_dir, b->id) >= sizeof run) {
+        odk_value_free(msg_done(&m));
+        return ODK_E_LIMIT;
+    }
+    if (mkdir(run, 0700) < 0 && errno != EEXIST) {
+        odk_error("%s: cannot create its runtime folder %s: %m", b->id, run);
+        odk_value_free(msg_done(&m));
+        return ODK_E_IO;
+    }
+    bool network = odk_dict_get_bool(b->entitlements, "network-client", false);
+    msg_bool(&m, "enabled", true);
+    msg_bool(&m, "network", network);
+    msg_str(&m, "bundle_dir", b->dir);
+    msg_str(&m, "runtime_dir", run);
+    if (geteuid() == 0) {
+        uid_t uid = bundle_uid(d, b->id);
+        if (!uid) {
+            odk_error("%s: no sandbox uid left (odkd hands out %u, from %u)", b->id,
+                      (unsigned)HOST_UID_COUNT, (unsigned)HOST_UID_FIRST);
+            odk_value_free(msg_done(&m));
+            return ODK_E_LIMIT;
+        }
+        if (chown(run, uid, uid) < 0) {
+            odk_error("%s: cannot hand %s to uid %u: %m", b->id, run, (unsigned)uid);
+            odk_value_free(msg_done(&m));
+            return ODK_E_IO;
+        }
+        msg_int(&m, "uid", uid);
+        msg_int(&m, "gid", uid);
+    }
+    /* A build tree's driver may link libraries of the tree (build/src/...):
+     * the host may read the tree's build folder, the parent of its bin/. */
+    char *lib = host_sibling_path(d, NULL, "../src");
+    char *real = lib ? realpath(lib, NULL) : NULL;
+    odk_value *dirs = odk_value_new_array();
+    if (dirs && real)
+        odk_array_append(dirs, odk_value_new_string(real));
+    free(lib);
+    free(real);
+    msg_take(&m, "read_dirs", dirs);
+    return msg_finish(&m, out);
 }

@@ -7,7 +7,10 @@
 #include <stdbool.h>
 #include <sys/types.h>
 
+#include "odk/value.h"
+
 struct odkd;
+struct bundle;
 
 struct host_proc {
     pid_t pid;
@@ -47,5 +50,25 @@ void host_spare_start(struct odkd *d);
 bool host_spare_reaped(struct odkd *d, pid_t pid, int wstatus);
 /* Ends the spare and starts no other (odkd stopping). */
 void host_spare_stop(struct odkd *d);
+
+/* The sandbox (docs/trust.md).  Each bundle's hosts run as a uid of their
+ * own from this range (gid the same number) when odkd runs as root. */
+#define HOST_UID_FIRST 1879048192u /* 0x70000000 */
+#define HOST_UID_COUNT 65536u
+
+/* Reads ODK_NO_SANDBOX into d->no_sandbox and says loudly in the log when
+ * the sandbox is off (odkd's start). */
+void host_sandbox_announce(struct odkd *d);
+
+/* The "sandbox" dictionary of a start request for bundle b (src/host/
+ * sandbox.h lists its keys): allocates the bundle's uid on first use (root
+ * only), creates STATE/run/BUNDLE-ID/ and hands it to that uid.  Under
+ * --no-sandbox, {"enabled": false} and a warning in the log.  Caller owns
+ * *out.  ODK_E_IO (a folder that cannot be made or handed over),
+ * ODK_E_LIMIT (the uid range is used up), ODK_E_NOMEM. */
+int host_sandbox_args(struct odkd *d, const struct bundle *b, odk_value **out);
+
+/* Forgets every bundle's uid (odkd's exit). */
+void host_uids_free(struct odkd *d);
 
 #endif

@@ -320,7 +320,7 @@ static int create_service_node(struct odkd *d, struct instance *in)
     return ODK_OK;
 }
 
-static odk_value *start_args(struct odkd *d, struct instance *in)
+static odk_value *start_args(struct odkd *d, struct instance *in, odk_value *sandbox)
 {
     reg_node *provider = registry_find(d->reg, in->provider_id);
     struct msg m = msg_begin();
@@ -335,6 +335,7 @@ static odk_value *start_args(struct odkd *d, struct instance *in)
     msg_int(&m, "node", (int64_t)in->node_id);
     msg_int(&m, "call_deadline_ms", (int64_t)in->deadlines.call_ms);
     msg_bool(&m, "debug", in->debug);
+    msg_take(&m, "sandbox", sandbox);
     return msg_done(&m);
 }
 
@@ -356,9 +357,16 @@ static int spawn(struct odkd *d, struct instance *in)
         snprintf(in->reason, sizeof in->reason, "refused: %s", err);
         return vst;
     }
-    struct host_proc hp;
-    int st = host_spawn(d, &hp);
+    odk_value *sandbox;
+    int st = host_sandbox_args(d, in->bundle, &sandbox);
     if (st < 0) {
+        close(so);
+        return st;
+    }
+    struct host_proc hp;
+    st = host_spawn(d, &hp);
+    if (st < 0) {
+        odk_value_free(sandbox);
         close(so);
         return st;
     }
@@ -370,7 +378,7 @@ static int spawn(struct odkd *d, struct instance *in)
 
     /* The driver's shared object travels as a descriptor: the host never
      * opens bundle paths itself. */
-    in->start_seq = instance_request(in, start_args(d, in), &so, 1);
+    in->start_seq = instance_request(in, start_args(d, in, sandbox), &so, 1);
     close(so);
     if (!in->start_seq)
         odk_error("%s#%u: cannot send start; the start deadline will end it", in->bundle->id,

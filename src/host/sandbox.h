@@ -1,0 +1,38 @@
+/* SPDX-License-Identifier: MIT */
+/* sandbox.h — locking a driver host down before the driver's code loads.
+ *
+ * odkd's start request carries a "sandbox" dictionary (built by
+ * daemon/bookkeeping/host.c, host_sandbox_args):
+ *   enabled      bool    false only under odkd --no-sandbox
+ *   network      bool    the bundle holds the network-client entitlement
+ *   uid, gid     int     the bundle's own unprivileged ids (only when odkd
+ *                        runs as root; absent otherwise)
+ *   bundle_dir   string  read-only for the host
+ *   runtime_dir  string  the only folder the host may write
+ *   read_dirs    array   more read-only folders (the build tree's lib/)
+ * docs/trust.md ("The sandbox") says what each step allows and why. */
+#ifndef ODK_HOST_SANDBOX_H
+#define ODK_HOST_SANDBOX_H
+
+#include <stddef.h>
+
+#include "odk/value.h"
+
+/* Does ahead what does not depend on the bundle (the seccomp filters, the
+ * names of system calls), so that the spare host has done it before a
+ * driver waits for it.  Optional: sandbox_apply does what was not done.
+ * Main thread, before sandbox_apply; an allocation failure only leaves
+ * the work to sandbox_apply. */
+void sandbox_prepare(void);
+
+/* Applies, in this order and for good (nothing undoes it): a network
+ * namespace with no interfaces unless "network"; the bundle's uid and gid;
+ * no capabilities (bounding and ambient sets cleared); no new privileges;
+ * Landlock (a kernel without it is logged and skipped); the seccomp filter.
+ * Blocks only briefly; main thread only, before any other thread of the
+ * host exists that could run driver code.  ODK_OK, or ODK_E_IO with the
+ * step that failed in err (the host must then refuse to start the
+ * driver).  With "enabled" false: logs loudly and returns ODK_OK. */
+int sandbox_apply(const odk_value *cfg, char *err, size_t err_len);
+
+#endif
