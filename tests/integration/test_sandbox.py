@@ -17,7 +17,7 @@ import socket
 
 import pytest
 
-from conftest import DRIVERS, TEST_DRIVERS, pid_alive, wait_until
+from conftest import DRIVERS, TEST_DRIVERS, pid_alive, sign_bundle, wait_until
 from driver_selectors import ROOT, read_enums
 from libodk import Connection, OdkError
 
@@ -55,11 +55,12 @@ def net_bundle(tmp_path):
     shutil.copytree(TEST_DRIVERS / "sandbox-probe", dst)
     manifest = json.loads((dst / "odk.json").read_text())
     manifest["bundle"] = BUNDLE + "-net"
-    manifest["entitlements"] = {"network-client": True}
+    manifest["entitlements"] = {"sim": True, "network-client": True}
     pers = manifest["personalities"]["SandboxProbe"]
     pers["IOPropertyMatch"] = {"model": "sandbox-probe-net"}
     pers["IOUserServerName"] = manifest["bundle"]
     (dst / "odk.json").write_text(json.dumps(manifest))
+    sign_bundle(dst)
     return folder
 
 
