@@ -137,7 +137,8 @@ ODK_PUBLIC int odk_audio_set_format(odk_audio *a, uint32_t stream, const odk_aud
  * ODK_E_GONE, or the driver's refusal. */
 ODK_PUBLIC int odk_audio_set_control(odk_audio *a, uint32_t control, int64_t value);
 /* Starts I/O (counted per handle: the device runs while any app started
- * it; the first start resets the clock and every position to 0).  Errors:
+ * it; the first start restarts the clock at sample time 0; frames written
+ * to an output before it, from position 0, play first).  Errors:
  * ODK_E_GONE, or the driver's start_io refusal. */
 ODK_PUBLIC int odk_audio_start(odk_audio *a);
 /* Stops this handle's I/O.  Errors: ODK_E_STATE (not started), ODK_E_GONE. */

@@ -318,12 +318,25 @@ static int publish_streams(odk_audio_device *dev)
 
 /* ---- I/O ------------------------------------------------------------------ */
 
+/* Positions restart at 0 once I/O stops, so an app can prefill an output
+ * before the next start. */
+static void reset_positions(odk_audio_device *dev)
+{
+    odk_audio_shm *s = dev->shm;
+    for (size_t i = 0; i < dev->n_streams; i++) {
+        STORE(s->streams[i].driver_pos, 0);
+        STORE(s->streams[i].app_pos, 0);
+        STORE(s->streams[i].app_active, 0);
+    }
+}
+
 static void io_stop(odk_audio_device *dev)
 {
     if (!dev->running)
         return;
     dev->ops->stop_io(dev->ctx, dev);
     dev->running = false;
+    reset_positions(dev);
     __atomic_store_n(&dev->shm->state, ODK_AUDIO_STATE_STOPPED, __ATOMIC_RELEASE);
     if (!dev->dead)
         set_prop(dev, "Running", odk_value_new_bool(false));
@@ -332,12 +345,8 @@ static void io_stop(odk_audio_device *dev)
 static int io_start(odk_audio_device *dev)
 {
     odk_audio_shm *s = dev->shm;
-    for (size_t i = 0; i < dev->n_streams; i++) {
-        STORE(s->streams[i].driver_pos, 0);
-        STORE(s->streams[i].app_pos, 0);
-        STORE(s->streams[i].app_active, 0);
+    for (size_t i = 0; i < dev->n_streams; i++)
         STORE(s->streams[i].xruns, 0);
-    }
     clock_begin(s);
     STORE(s->clock.sample_time, 0);
     STORE(s->clock.host_time_ns, now_ns());
