@@ -482,3 +482,99 @@ def test_property_changes_come_as_events_on_a_pollable_fd(loopback):
     finally:
         a.close()
         b.close()
+
+
+@pytest.mark.parametrize("props,reason", [
+    ({"OdkAudioRingFrames": 64},
+     "stream 0: ring of 64 frames is smaller than the zero-timestamp period (256)"),
+    ({"OdkAudioPeriod": 0}, "zero-timestamp period of 0 frames"),
+])
+def test_a_driver_publishing_an_impossible_device_is_refused_with_the_reason(odkd, props,
+                                                                              reason):
+    odkd.plug({"model": "audio-loopback", **props})
+    wait_until(lambda: reason in odkd.log_text(), what="the refusal in odkd's log")
+    assert list_devices(odkd) == []
+    assert status(lib.odk_audio_open(str(odkd.state).encode(), b"odk-loopback",
+                                     ctypes.byref(vp()))) == "ODK_E_NOT_FOUND"
+
+
+def test_odkctl_audio_lists_devices_and_watch_prints_every_change(odkd):
+    import subprocess
+    from conftest import BIN, CHILD_ENV
+    node = odkd.plug({"model": "audio-clock"})
+    odkd.running(provider=node)
+    wait_until(lambda: list_devices(odkd), what="the clock device")
+    text = odkd.ctl("audio").stdout
+    assert "odk-clock" in text and "rate 48000 of [48000 96000 192000]" in text
+    assert 'control 0: selector "Clock source" (device) = 1' in text
+    assert "stream 1: input  2 x S16_LE @ 48000" in text
+    (d,) = odkd.json("audio")
+    assert d["properties"]["UID"] == "odk-clock" and d["clock"]["state"] == "stopped"
+    assert d["clock"]["xruns"] == [0, 0]
+    watch = subprocess.Popen([str(BIN / "odkctl"), "--state-dir", str(odkd.state), "--json",
+                              "audio", "watch", "odk-clock", "4"], stdout=subprocess.PIPE,
+                             text=True, env=CHILD_ENV)
+    try:
+        assert watch.stdout.readline().strip() == "watching odk-clock"
+        odkd.ctl("audio", "control", "odk-clock", "0", "2")
+        lines = [json.loads(watch.stdout.readline()) for _ in range(4)]
+        assert watch.wait(timeout=30) == 0
+    finally:
+        watch.kill()
+        watch.wait()
+    assert {l["key"] for l in lines} == {"AvailableSampleRates", "SampleRate", "Streams",
+                                         "Controls"}
+    assert [l["value"] for l in lines if l["key"] == "AvailableSampleRates"] == \
+        [[44100, 88200, 176400]]
+    r = odkd.ctl("audio", "control", "odk-clock", "0", "9", check=False)
+    assert r.returncode == 1 and "ODK_E_INVALID" in r.stderr
+
+
+def test_the_loopback_keeps_every_frame_at_a_64_frame_period(odkd):
+    """A soak, scaled by ODK_AUDIO_SOAK_S (seconds; make soak-audio runs
+    600): a counting pattern played while the same sample times are
+    recorded comes back whole — no frame lost or doubled — with no xrun, and
+    the zero timestamps count frames at the device's rate."""
+    seconds = float(os.environ.get("ODK_AUDIO_SOAK_S", "5"))
+    plug_loopback(odkd, OdkAudioPeriod=64)
+    a = Audio(odkd, "odk-loopback")
+    try:
+        out, inp = a.stream(OUTPUT), a.stream(INPUT)
+        frames_total = int(48000 * seconds)
+        chunk = 1024
+        block = lambda start: struct.pack(f"<{2 * chunk}i",
+                                          *[(start + i) * 2 + c for i in range(chunk)
+                                            for c in range(2)])
+        assert a.set_format(out, 2, S32, 48000) == 0
+        assert a.set_format(inp, 2, S32, 48000) == 0
+        wpos = rpos = 0
+        while a.write(out, wpos, block(wpos), chunk) == 0:
+            wpos += chunk
+        a.start()
+        first = a.timestamp()
+        buf = ctypes.create_string_buffer(chunk * 8)
+        deadline = time.monotonic() + seconds * 4 + 60
+        while rpos < frames_total:
+            assert time.monotonic() < deadline
+            moved = False
+            if wpos < frames_total + 4 * chunk and a.write(out, wpos, block(wpos), chunk) == 0:
+                wpos += chunk
+                moved = True
+            if a.driver_pos(inp) >= rpos + chunk:
+                st = lib.odk_audio_read_frames(a.h, inp, rpos, buf, chunk)
+                assert st == 0, status(st)
+                assert buf.raw == block(rpos), f"frames {rpos}..{rpos + chunk} differ"
+                rpos += chunk
+                moved = True
+            if not moved:
+                time.sleep(0.01)
+        last = a.timestamp()
+        assert last.generation == first.generation
+        assert (last.sample_time - first.sample_time) % 64 == 0
+        span_ns = last.host_time_ns - first.host_time_ns
+        # host time = start + sample time / rate, to the nanosecond
+        assert abs((last.sample_time - first.sample_time) * 10**9 - span_ns * 48000) <= 2 * 48000
+        xruns = odkd.json("audio")[0]["clock"]["xruns"]
+        assert xruns == [0, 0], xruns
+    finally:
+        a.close()
