@@ -745,10 +745,12 @@ ODK_PUBLIC void odk_audio_device_destroy(odk_audio_device *dev)
     if (!dev)
         return;
     io_stop(dev);
-    dev->dead = true;
     __atomic_store_n(&dev->shm->state, ODK_AUDIO_STATE_GONE, __ATOMIC_RELEASE);
-    /* Apps see their connection close (ODK_E_GONE) and the node leave. */
+    /* Apps see their connection close (ODK_E_GONE) and the node leave.  The
+     * close hooks run here, before dead is set, so none of them frees dev
+     * under us. */
     driver_close_node_clients(dev->drv, dev->node);
+    dev->dead = true;
     node_handler h = {.node_id = dev->node};
     driver_set_node_handler(dev->drv, &h);
     odk_driver_withdraw_node(dev->drv, dev->node);
