@@ -65,6 +65,8 @@ _sig("odk_audio_read_event", ctypes.c_int, vp, ctypes.POINTER(Event), ctypes.c_i
 _sig("odk_audio_event_fd", ctypes.c_int, vp)
 _sig("odk_audio_get_timestamp", ctypes.c_int, vp, ctypes.POINTER(Timestamp))
 _sig("odk_audio_driver_position", ctypes.c_uint64, vp, ctypes.c_uint32)
+_sig("odk_audio_set_app_position", ctypes.c_int, vp, ctypes.c_uint32, ctypes.c_uint64,
+     ctypes.c_bool)
 _sig("odk_audio_write_frames", ctypes.c_int, vp, ctypes.c_uint32, ctypes.c_uint64,
      ctypes.c_char_p, ctypes.c_uint32)
 _sig("odk_audio_read_frames", ctypes.c_int, vp, ctypes.c_uint32, ctypes.c_uint64, vp,
@@ -282,6 +284,9 @@ def test_impossible_formats_are_refused_by_the_family(loopback):
         assert status(a.set_format(7, 2, S16, 48000)) == "ODK_E_INVALID"
         a.start()
         assert status(a.set_format(out, 2, S16, 96000)) == "ODK_E_BUSY"
+        b = Audio(loopback, "odk-loopback")  # joins the running device
+        assert b.set_format(b.stream(INPUT), 2, S16, 48000) == 0  # the format it has
+        b.close()
         a.stop()
         assert a.set_format(out, 2, S16, 96000) == 0
     finally:
@@ -568,6 +573,9 @@ def test_the_loopback_keeps_every_frame_at_a_64_frame_period(odkd):
                 moved = True
             if not moved:
                 time.sleep(0.01)
+        # Done: the app stops streaming, so what follows is no xrun.
+        for st_, pos in ((out, wpos), (inp, rpos)):
+            assert lib.odk_audio_set_app_position(a.h, st_, pos, False) == 0
         last = a.timestamp()
         assert last.generation == first.generation
         assert (last.sample_time - first.sample_time) % 64 == 0

@@ -487,6 +487,9 @@ static int m_set_format(odk_driver *drv, odk_user_client *uc, odk_call *call)
     odk_audio_format f = {(uint32_t)in[1], (uint32_t)in[2], (uint32_t)in[3]};
     if (!audio_format_available(st->formats, st->n_formats, dev->rates, dev->n_rates, &f))
         return ODK_E_UNSUPPORTED;
+    if (f.channels == st->format.channels && f.sample_format == st->format.sample_format &&
+        f.rate == st->format.rate)
+        return ODK_OK; /* what it has: fine even while another app streams */
     if (dev->running)
         return ODK_E_BUSY;
     if (dev->ops->set_format) {
