@@ -15,7 +15,9 @@
  * ODK_AUDIO_EVENT_GONE event, and odk_audio_state says GONE within a
  * second (a driver killed with SIGKILL cannot say it: the connection's end
  * does).  A restarted driver publishes the device again under its UID: open
- * it again.
+ * it again (while the old node is still leaving or the new driver is still
+ * starting, odk_audio_open answers ODK_E_NOT_FOUND or ODK_E_STATE: retry;
+ * odk_audio_node_id tells the new node from the old).
  *
  * Threads: the functions of one odk_audio are called by one thread at a
  * time, except the data-path functions marked "any thread" (they only
@@ -58,8 +60,8 @@ ODK_PUBLIC int odk_audio_list(const char *state_dir, odk_value **devices);
  * first one in registry order) at state_dir (as odk_audio_list), maps its
  * shared memory and starts watching its properties.  The caller owns *out:
  * odk_audio_close.  BLOCKS.  Errors: ODK_E_INVALID (out NULL),
- * ODK_E_NOT_FOUND (no odkd, or no such device), ODK_E_ACCESS, ODK_E_GONE
- * (it went away meanwhile), ODK_E_PROTOCOL (the shared memory is not an
+ * ODK_E_NOT_FOUND (no odkd, or no such device), ODK_E_STATE (its driver is
+ * still starting), ODK_E_ACCESS, ODK_E_GONE (it went away meanwhile), ODK_E_PROTOCOL (the shared memory is not an
  * audio device's of this version). */
 ODK_PUBLIC int odk_audio_open(const char *state_dir, const char *uid, odk_audio **out);
 /* Stops I/O if this handle started it, closes the connections and unmaps
