@@ -189,9 +189,9 @@ def plug_loopback(odkd, **extra):
     return node
 
 
-# Rings of 64 Ki frames (1.4 s at 48 kHz): a Python reader on a loaded
+# Rings of 256 Ki frames (5.4 s at 48 kHz): a Python reader on a loaded
 # machine under ASan may stall that long without losing frames.
-RING = 65536
+RING = 262144
 
 
 @pytest.fixture
