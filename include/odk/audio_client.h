@@ -121,7 +121,8 @@ ODK_PUBLIC int odk_audio_event_fd(const odk_audio *a);
  * not at all).  Before it returns a PROPERTY event, odk_audio_properties
  * and the accessors above show the new value.  Every property change the
  * driver makes yields an event to every open odk_audio (none is merged
- * away), in order.  A GONE event comes once; later calls give ODK_E_GONE.
+ * away), in order; up to 256 wait per handle, past that the oldest are
+ * dropped (odk_audio_properties is still current).  A GONE event comes once; later calls give ODK_E_GONE.
  * BLOCKS up to timeout_ms.  Errors: ODK_E_AGAIN (timeout_ms 0 and none
  * waits), ODK_E_TIMEOUT, ODK_E_GONE (after the GONE event), ODK_E_INVALID. */
 ODK_PUBLIC int odk_audio_read_event(odk_audio *a, odk_audio_event *ev, int timeout_ms);
