@@ -13,7 +13,7 @@ DEB_PACKAGES = meson ninja-build pkg-config gcc clang libjansson-dev \
 	libnbd-bin nbdkit fuse3 fio e2fsprogs nbd-client
 
 .PHONY: all deps asan asan-test check test unit integration demo bench format clean fuzz \
-	campaign campaign-ci install vm-test vm-campaign soak-usb soak-pci storage-big
+	campaign campaign-ci install vm-test vm-campaign soak-usb soak-pci storage-big soak-audio
 
 all: $(BUILD)/build.ninja
 	ninja -C $(BUILD)
@@ -133,6 +133,12 @@ soak-pci: all
 soak-capture: all
 	ODK_CAPTURE_PLUG_CYCLES=1000 ODK_CAPTURE_RATE_FRAMES=300 ODK_BUILD=$(abspath $(BUILD)) \
 	  $(PYTHON) -m pytest -q tests/integration/test_pci_capture.py
+
+# The audio loopback's full-size soak: 10 minutes at a 64-frame period,
+# every frame checked, no xrun (make test runs 5 seconds of it).
+soak-audio: all
+	ODK_AUDIO_SOAK_S=600 ODK_BUILD=$(abspath $(BUILD)) $(PYTHON) -m pytest -q \
+	  tests/integration/test_audio.py -k 64_frame
 
 bench: all
 	@bench/run $(BUILD) $(ONLY)
