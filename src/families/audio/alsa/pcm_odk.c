@@ -276,6 +276,15 @@ static int odk_pcm_stop(snd_pcm_ioplug_t *io)
     return 0;
 }
 
+/* An xrun: the PCM goes to XRUN (so snd_pcm_wait and the transfers answer
+ * -EPIPE and the application's usual recovery, prepare and start, runs). */
+static int xrun(odk_pcm *p)
+{
+    store32(&p->st->app_active, 0);
+    snd_pcm_ioplug_set_state(&p->io, SND_PCM_STATE_XRUN);
+    return -EPIPE;
+}
+
 /* The device frame the run has reached: for playback how far the device
  * has taken frames (the converter's position, or the driver's when it is
  * ahead), for capture how far the driver has written. */
@@ -301,9 +310,8 @@ static int64_t run_hw(odk_pcm *p)
         return 0;
     uint64_t gen = 0, pos;
     if (clock_position(p, &pos, &gen) && gen != p->generation) {
-        SNDERR("odk: device %s restarted its I/O under a running stream",
-               UID(p));
-        return -EPIPE;
+        SNDERR("odk: device %s restarted its I/O under a running stream", UID(p));
+        return xrun(p);
     }
     pos = run_position(p);
     uint64_t hw = pos > p->base ? pos - p->base : 0;
@@ -311,10 +319,10 @@ static int64_t run_hw(odk_pcm *p)
         if (hw > p->app_frames) {
             if (p->io.state == SND_PCM_STATE_DRAINING)
                 return (int64_t)p->app_frames;
-            return -EPIPE; /* the device needed frames the application had not written */
+            return xrun(p); /* the device needed frames the application had not written */
         }
     } else if (hw - p->app_frames > p->io.buffer_size) {
-        return -EPIPE; /* the application fell a whole buffer behind */
+        return xrun(p); /* the application fell a whole buffer behind */
     }
     return (int64_t)hw;
 }

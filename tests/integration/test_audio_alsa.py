@@ -1,0 +1,283 @@
+# SPDX-License-Identifier: MIT
+"""The ALSA PCM plugin end to end: real ALSA applications (aplay, arecord,
+alsabat) open odk audio devices as `odk:UID` through the ALSA configuration
+meson generates into the build tree, and move samples through the device's
+shared rings.  No kernel sound support is used.
+
+ODK_AUDIO_SOAK_SECONDS scales the loopback soak (30 s here; `make
+audio-soak` runs 10 minutes under a CPU-bound job on both cores)."""
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+import time
+import wave
+
+import numpy as np
+import pytest
+
+from conftest import BIN, BUILD, CHILD_ENV, HANG_GUARD, pid_alive, wait_until
+
+ASOUNDRC = BUILD / "src" / "families" / "audio" / "alsa" / "asoundrc"
+PLUGIN = BUILD / "src" / "families" / "audio" / "alsa" / "libasound_module_pcm_odk.so"
+SOAK_SECONDS = float(os.environ.get("ODK_AUDIO_SOAK_SECONDS", "30"))
+
+pytestmark = pytest.mark.skipif(not PLUGIN.exists(),
+                                reason="the ALSA plugin is not built (no libasound2-dev)")
+
+
+def alsa_env(odkd):
+    env = dict(CHILD_ENV)
+    env["ALSA_CONFIG_PATH"] = str(ASOUNDRC)
+    env["ODK_STATE_DIR"] = str(odkd.state)
+    return env
+
+
+def run(odkd, *args, timeout=HANG_GUARD, check=True):
+    r = subprocess.run([str(a) for a in args], capture_output=True, text=True, timeout=timeout,
+                       env=alsa_env(odkd))
+    if check and r.returncode != 0:
+        raise AssertionError(f"{' '.join(map(str, args))} failed ({r.returncode}):\n"
+                             f"{r.stdout}{r.stderr}\n--- odkd log ---\n{odkd.log_text()[-3000:]}")
+    return r
+
+
+def popen(odkd, *args):
+    return subprocess.Popen([str(a) for a in args], stdout=subprocess.PIPE,
+                            stderr=subprocess.PIPE, text=True, env=alsa_env(odkd))
+
+
+# ---- the samples -------------------------------------------------------------
+
+def audio_devices(odkd):
+    return odkd.json("audio")
+
+
+def plug_sample(odkd, model, props=None):
+    """Plugs a sim node that the audio sample `model` matches and returns the
+    UID of the device it publishes."""
+    before = {d["UID"] for d in audio_devices(odkd)}
+    p = {"model": model}
+    p.update(props or {})
+    node = odkd.plug(p)
+
+    def new_device():
+        return next((d for d in audio_devices(odkd) if d["UID"] not in before), None)
+    dev = wait_until(new_device, what=f"the {model} device")
+    return node, dev["UID"]
+
+
+def device(odkd, uid):
+    return next((d for d in audio_devices(odkd) if d["UID"] == uid), None)
+
+
+# ---- signals -----------------------------------------------------------------
+
+def write_wav(path, frames, rate, sampwidth):
+    with wave.open(str(path), "wb") as w:
+        w.setnchannels(frames.shape[1])
+        w.setsampwidth(sampwidth)
+        w.setframerate(rate)
+        w.writeframes(frames.astype("<i2" if sampwidth == 2 else "<i4").tobytes())
+
+
+def read_raw(path, channels, dtype):
+    data = np.fromfile(str(path), dtype=dtype)
+    return data[:len(data) // channels * channels].reshape(-1, channels)
+
+
+def find_start(recorded, known):
+    """Index of the frame where known (frames x channels) begins in recorded,
+    found by its first 32 frames; None when absent."""
+    head = known[:32]
+    col = recorded[:, 0]
+    cands = np.flatnonzero(col == head[0, 0])
+    for c in cands:
+        if c + len(head) <= len(recorded) and np.array_equal(recorded[c:c + len(head)], head):
+            return int(c)
+    return None
+
+
+def peak_hz(samples, rate):
+    x = samples.astype(np.float64)
+    x = x - x.mean()
+    spec = np.abs(np.fft.rfft(x * np.hanning(len(x))))
+    return float(np.fft.rfftfreq(len(x), 1.0 / rate)[int(np.argmax(spec))])
+
+
+# ---- tests ---------------------------------------------------------------------
+
+def test_aplay_lists_the_devices_of_the_running_odkd(odkd):
+    _, uid = plug_sample(odkd, "audio-loopback")
+    out = run(odkd, "aplay", "-L").stdout
+    assert f"odk:{uid}" in out.splitlines(), out
+    assert "odk" in out.splitlines(), out
+    rec = run(odkd, "arecord", "-L").stdout
+    assert f"odk:{uid}" in rec.splitlines(), rec
+
+
+@pytest.mark.parametrize("rate", [48000, 96000])
+def test_alsabat_detects_the_sine_through_the_loopback(odkd, tmp_path, rate):
+    _, uid = plug_sample(odkd, "audio-loopback")
+    r = run(odkd, "alsabat", "-P", f"odk:{uid}", "-C", f"odk:{uid}", "-r", rate, "-c", 2,
+            "-f", "S16_LE", "-F", 997, "-n", rate * 2, f"--log={tmp_path / 'bat.log'}",
+            check=False)
+    log = (tmp_path / "bat.log").read_text(errors="replace")
+    assert r.returncode == 0, log[-3000:] + odkd.log_text()[-2000:]
+    assert "Detected peak at 99" in log or "PASS" in log.upper(), log[-3000:]
+
+
+@pytest.mark.parametrize("fmt,channels,rate", [("S16_LE", 2, 48000), ("S32_LE", 8, 96000)])
+def test_wav_played_with_aplay_comes_back_sample_exact_from_arecord(odkd, tmp_path, fmt,
+                                                                     channels, rate):
+    _, uid = plug_sample(odkd, "audio-loopback")
+    width = 2 if fmt == "S16_LE" else 4
+    dtype = "<i2" if width == 2 else "<i4"
+    rng = np.random.default_rng(14)
+    hi = 2 ** (8 * width - 1)
+    known = rng.integers(-hi, hi, size=(rate, channels), dtype=np.int64)  # one second
+    known[:, :][known == 0] = 1  # no zero frame inside: silence is what surrounds it
+    wav = tmp_path / "known.wav"
+    write_wav(wav, known, rate, width)
+    raw = tmp_path / "rec.raw"
+    seconds = 3
+    rec = popen(odkd, "arecord", "-D", f"odk:{uid}", "-t", "raw", "-f", fmt, "-c", channels,
+                "-r", rate, "-s", rate * seconds, raw)
+    # The capture runs once the device's input position moves.
+    wait_until(lambda: (raw.exists() and raw.stat().st_size > 0) or rec.poll() is not None,
+               what="arecord to start recording")
+    run(odkd, "aplay", "-D", f"odk:{uid}", wav)
+    _, err = rec.communicate(timeout=HANG_GUARD)
+    assert rec.returncode == 0, err
+    got = read_raw(raw, channels, dtype)
+    start = find_start(got, known)
+    assert start is not None, "the played signal is not in the recording"
+    assert start + len(known) <= len(got), "the recording ends inside the signal"
+    same = got[start:start + len(known)] == known
+    assert same.all(), (f"{int((~same.all(axis=1)).sum())} of {len(known)} frames differ, "
+                        f"first at frame {int(np.argmin(same.all(axis=1)))}")
+
+
+def test_arecord_from_audio_tone_shows_its_frequency(odkd, tmp_path):
+    node, uid = plug_sample(odkd, "audio-tone", {"frequency": 1000})
+    raw = tmp_path / "tone.raw"
+    run(odkd, "arecord", "-D", f"odk:{uid}", "-t", "raw", "-f", "S16_LE", "-c", 1, "-r", 48000,
+        "-s", 48000, raw)
+    got = read_raw(raw, 1, "<i2")[:, 0]
+    assert len(got) == 48000
+    assert np.abs(got).max() > 1000, "silence"
+    assert abs(peak_hz(got, 48000) - 1000) <= 2
+
+
+def test_a_format_the_device_lacks_is_a_clear_alsa_error(odkd, tmp_path):
+    _, uid = plug_sample(odkd, "audio-loopback")
+    r = run(odkd, "aplay", "-D", f"odk:{uid}", "-t", "raw", "-f", "U8", "-c", 2, "-r", 48000,
+            "-d", 1, "/dev/zero", check=False)
+    assert r.returncode != 0
+    assert "Sample format non available" in r.stderr, r.stderr
+    r = run(odkd, "aplay", "-D", f"odk:{uid}", "-t", "raw", "-f", "S16_LE", "-c", 2,
+            "-r", 12345, "--disable-resample", "-d", 1, "/dev/zero", check=False)
+    # aplay takes the nearest rate and says so: the odd rate is not offered.
+    assert "rate is not accurate" in r.stderr or r.returncode != 0, r.stderr
+    r = run(odkd, "aplay", "-D", "odk:no-such-device", "-d", 1, "/dev/zero", check=False)
+    assert r.returncode != 0
+    assert "no-such-device" in r.stderr, r.stderr
+
+
+def test_withdrawing_the_device_ends_arecord_with_an_error(odkd, tmp_path):
+    node, uid = plug_sample(odkd, "audio-loopback")
+    raw = tmp_path / "rec.raw"
+    rec = popen(odkd, "arecord", "-D", f"odk:{uid}", "-t", "raw", "-f", "S16_LE", "-c", 2,
+                "-r", 48000, raw)
+    wait_until(lambda: (raw.exists() and raw.stat().st_size > 4096) or rec.poll() is not None,
+               what="arecord to record")
+    assert rec.poll() is None, rec.stderr.read()
+    t0 = time.monotonic()
+    odkd.ctl("sim", "unplug", node)
+    _, err = rec.communicate(timeout=HANG_GUARD)
+    took = time.monotonic() - t0
+    print(f"arecord ended {took:.3f} s after the unplug: {err.strip()!r}")
+    assert rec.returncode != 0, err
+
+
+def test_kill_9_of_the_driver_errors_the_player_and_the_device_returns(odkd, tmp_path):
+    node, uid = plug_sample(odkd, "audio-loopback")
+    inst = odkd.running(provider=node)[0]
+    play = popen(odkd, "aplay", "-D", f"odk:{uid}", "-t", "raw", "-f", "S16_LE", "-c", 2,
+                 "-r", 48000, "/dev/zero")
+    wait_until(lambda: (device(odkd, uid) or {}).get("Running") or play.poll() is not None,
+               what="aplay to start the device")
+    assert play.poll() is None, play.stderr.read()
+    os.kill(inst["pid"], signal.SIGKILL)
+    _, err = play.communicate(timeout=HANG_GUARD)
+    assert play.returncode != 0, err
+    wait_until(lambda: device(odkd, uid), what="the device back after the restart")
+    run(odkd, "aplay", "-D", f"odk:{uid}", "-t", "raw", "-f", "S16_LE", "-c", 2, "-r", 48000,
+        "-s", 4800, "/dev/zero")
+
+
+def hw_rates(odkd, uid):
+    r = run(odkd, "aplay", "-D", f"odk:{uid}", "--dump-hw-params", "-t", "raw", "-f", "S16_LE",
+            "-c", 2, "-s", 1, "/dev/zero", check=False)
+    m = re.search(r"^RATE:\s*(.*)$", r.stderr, re.M)
+    assert m, r.stderr
+    return m.group(1).strip()
+
+
+def test_a_clock_switch_changes_the_rates_a_new_aplay_sees(odkd):
+    node, uid = plug_sample(odkd, "audio-clock")
+    before = hw_rates(odkd, uid)
+    dev = device(odkd, uid)
+    sel = next(c for c in dev["Controls"] if c["Kind"] == "selector")
+    other = next(i["ID"] for i in sel["Items"] if i["ID"] != sel["Value"])
+    odkd.ctl("audio", "set", uid, sel["ID"], other)
+    wait_until(lambda: device(odkd, uid)["AvailableSampleRates"] != dev["AvailableSampleRates"],
+               what="the new rates")
+    after = hw_rates(odkd, uid)
+    rates = device(odkd, uid)["AvailableSampleRates"]
+    assert before != after
+    for r in rates:
+        assert str(r) in after, (after, rates)
+    for r in dev["AvailableSampleRates"]:
+        if r not in rates:
+            assert str(r) not in after, (after, rates)
+
+
+def counting_frames(n, start=0):
+    """Stereo S32_LE frames: channel 0 counts, channel 1 is its complement."""
+    c = np.arange(start + 1, start + 1 + n, dtype=np.int64).astype("<i4")
+    return np.stack([c, ~c], axis=1)
+
+
+def test_loopback_soak_64_frame_periods_has_no_xrun_and_no_lost_frame(odkd, tmp_path):
+    _, uid = plug_sample(odkd, "audio-loopback")
+    rate = 48000
+    frames = int(SOAK_SECONDS * rate)
+    src = tmp_path / "count.raw"
+    counting_frames(frames).tofile(str(src))
+    raw = tmp_path / "rec.raw"
+    common = ["-t", "raw", "-f", "S32_LE", "-c", 2, "-r", rate, "--period-size=64",
+              "--buffer-size=512"]
+    rec = popen(odkd, "arecord", "-D", f"odk:{uid}", *common, "-s", frames + rate, raw)
+    wait_until(lambda: (raw.exists() and raw.stat().st_size > 0) or rec.poll() is not None,
+               what="arecord to start recording")
+    t0 = time.monotonic()
+    play = run(odkd, "aplay", "-D", f"odk:{uid}", *common, src, timeout=SOAK_SECONDS * 3 + 60)
+    played_for = time.monotonic() - t0
+    _, rec_err = rec.communicate(timeout=HANG_GUARD)
+    assert rec.returncode == 0, rec_err
+    for who, err in (("aplay", play.stderr), ("arecord", rec_err)):
+        assert "underrun" not in err and "overrun" not in err, f"{who}: {err}"
+    got = read_raw(raw, 2, "<i4")
+    start = find_start(got, counting_frames(64))
+    assert start is not None, "the counter is not in the recording"
+    seq = got[start:start + frames]
+    assert len(seq) == frames, f"{len(seq)} of {frames} frames came back"
+    expect = counting_frames(frames)
+    bad = ~(seq == expect).all(axis=1)
+    assert not bad.any(), f"{int(bad.sum())} frames lost or repeated, first at {int(np.argmax(bad))}"
+    xruns = device(odkd, uid)
+    print(f"soak: {frames} frames in {played_for:.2f} s of aplay "
+          f"({frames / rate:.2f} s of audio); device {json.dumps(xruns.get('Streams'))}")
