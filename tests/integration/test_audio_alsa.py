@@ -23,6 +23,8 @@ from conftest import BIN, BUILD, CHILD_ENV, HANG_GUARD, pid_alive, wait_until
 ASOUNDRC = BUILD / "src" / "families" / "audio" / "alsa" / "asoundrc"
 PLUGIN = BUILD / "src" / "families" / "audio" / "alsa" / "libasound_module_pcm_odk.so"
 SOAK_SECONDS = float(os.environ.get("ODK_AUDIO_SOAK_SECONDS", "30"))
+# ODK_AUDIO_SOAK_LOAD=1: a CPU-bound job on every core while the soak runs.
+SOAK_LOAD = os.environ.get("ODK_AUDIO_SOAK_LOAD") == "1"
 
 pytestmark = pytest.mark.skipif(not PLUGIN.exists(),
                                 reason="the ALSA plugin is not built (no libasound2-dev)")
@@ -258,15 +260,25 @@ def test_loopback_soak_64_frame_periods_has_no_xrun_and_no_lost_frame(odkd, tmp_
     src = tmp_path / "count.raw"
     counting_frames(frames).tofile(str(src))
     raw = tmp_path / "rec.raw"
+    # 64-frame periods (a wakeup every 1.3 ms); the buffer, 4096 frames
+    # (85 ms), is the scheduling latency the shared machine may add.
     common = ["-t", "raw", "-f", "S32_LE", "-c", 2, "-r", rate, "--period-size=64",
-              "--buffer-size=512"]
-    rec = popen(odkd, "arecord", "-D", f"odk:{uid}", *common, "-s", frames + rate, raw)
-    wait_until(lambda: (raw.exists() and raw.stat().st_size > 0) or rec.poll() is not None,
-               what="arecord to start recording")
-    t0 = time.monotonic()
-    play = run(odkd, "aplay", "-D", f"odk:{uid}", *common, src, timeout=SOAK_SECONDS * 3 + 60)
-    played_for = time.monotonic() - t0
-    _, rec_err = rec.communicate(timeout=HANG_GUARD)
+              "--buffer-size=4096"]
+    hogs = [subprocess.Popen(["sh", "-c", "while :; do :; done"])
+            for _ in range(os.cpu_count() if SOAK_LOAD else 0)]
+    try:
+        rec = popen(odkd, "arecord", "-D", f"odk:{uid}", *common, "-s", frames + rate, raw)
+        wait_until(lambda: (raw.exists() and raw.stat().st_size > 0) or rec.poll() is not None,
+                   what="arecord to start recording")
+        t0 = time.monotonic()
+        play = run(odkd, "aplay", "-D", f"odk:{uid}", *common, src,
+                   timeout=SOAK_SECONDS * 3 + 60)
+        played_for = time.monotonic() - t0
+        _, rec_err = rec.communicate(timeout=HANG_GUARD)
+    finally:
+        for h in hogs:
+            h.kill()
+            h.wait()
     assert rec.returncode == 0, rec_err
     for who, err in (("aplay", play.stderr), ("arecord", rec_err)):
         assert "underrun" not in err and "overrun" not in err, f"{who}: {err}"
