@@ -34,6 +34,11 @@ def alsa_env(odkd):
     env = dict(CHILD_ENV)
     env["ALSA_CONFIG_PATH"] = str(ASOUNDRC)
     env["ODK_STATE_DIR"] = str(odkd.state)
+    # Under make asan-test the plugin and libodk are ASan+UBSan builds that
+    # aplay (not one) loads: it needs the runtime first, as pytest has it.
+    if "asan" in os.environ.get("LD_PRELOAD", ""):
+        env["LD_PRELOAD"] = os.environ["LD_PRELOAD"]
+        env["ASAN_OPTIONS"] = "detect_leaks=0"
     return env
 
 
