@@ -72,7 +72,7 @@ typedef struct odk_audio_stream_desc {
     uint32_t direction;               /* ODK_AUDIO_OUTPUT or ODK_AUDIO_INPUT */
     const odk_audio_format *formats;  /* available formats: borrowed, copied */
     size_t n_formats;
-    odk_audio_format format;          /* current: one of formats */
+    odk_audio_format format;          /* current: available, at the device's rate */
     uint32_t ring_frames;             /* >= the zero-timestamp period */
 } odk_audio_stream_desc;
 
@@ -175,8 +175,9 @@ ODK_PUBLIC int odk_audio_device_format(odk_audio_device *dev, uint32_t stream,
 /* ---- run-time changes (each is a notification to every app) ----------- */
 
 /* Replaces the available sample rates and the current rate (one of them);
- * every stream's available formats keep only those at the new rates and
- * its current format moves to the new rate.  Refused while I/O runs.
+ * every stream's available formats keep only the entries at the new rates
+ * (rate 0 entries stay) and its current format moves to the new rate (to
+ * the first available format there if its own is not).  Refused while I/O runs.
  * BLOCKS on odkd.  Errors: ODK_E_INVALID (bad rates: the reason is
  * logged), ODK_E_STATE (I/O running), ODK_E_LIMIT. */
 ODK_PUBLIC int odk_audio_device_set_rates(odk_audio_device *dev, const uint32_t *rates,

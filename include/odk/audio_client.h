@@ -87,12 +87,17 @@ ODK_PUBLIC uint32_t odk_audio_stream_count(const odk_audio *a);
  * Errors: ODK_E_INVALID (NULL, no such stream). */
 ODK_PUBLIC int odk_audio_stream_format(const odk_audio *a, uint32_t stream, uint32_t *direction,
                                        odk_audio_format *format);
-/* Stream i's available formats: up to cap into formats, *n their count.
- * Errors: ODK_E_INVALID. */
+/* Stream i's available formats as the driver lists them (an entry with
+ * rate 0 holds at every rate of odk_audio_rates): up to cap into formats,
+ * *n their count.  Errors: ODK_E_INVALID. */
 ODK_PUBLIC int odk_audio_stream_formats(const odk_audio *a, uint32_t stream,
                                         odk_audio_format *formats, size_t cap, size_t *n);
 /* The first stream of direction, in *stream.  Errors: ODK_E_NOT_FOUND. */
 ODK_PUBLIC int odk_audio_find_stream(const odk_audio *a, uint32_t direction, uint32_t *stream);
+/* Whether format (a concrete one: rate > 0) is available on stream now.
+ * Never fails (false for NULL or no such stream). */
+ODK_PUBLIC bool odk_audio_format_available(const odk_audio *a, uint32_t stream,
+                                           const odk_audio_format *format);
 
 /* ---- notifications ------------------------------------------------------- */
 

@@ -19,7 +19,7 @@ extern "C" {
 
 #define ODK_AUDIO_MAX_CHANNELS 16u     /* per stream */
 #define ODK_AUDIO_MAX_STREAMS 8u       /* per device */
-#define ODK_AUDIO_MAX_FORMATS 64u      /* available formats per stream */
+#define ODK_AUDIO_MAX_FORMATS 128u     /* available formats per stream */
 #define ODK_AUDIO_MAX_RATES 32u        /* available sample rates per device */
 #define ODK_AUDIO_MAX_CONTROLS 32u     /* per device */
 #define ODK_AUDIO_MAX_ITEMS 16u        /* items of one selector control */
@@ -39,11 +39,14 @@ typedef enum odk_audio_sample_format {
 } odk_audio_sample_format;
 
 /* One format of a stream: the device's sample rate is part of it (all the
- * streams of a device run at the device's one rate). */
+ * streams of a device run at the device's one rate).  In a stream's list
+ * of available formats, rate 0 means "at every sample rate the device has
+ * available now" (so a loopback lists 16 channel counts x 4 sample formats
+ * once, not once per rate); a non-zero rate limits the entry to that rate. */
 typedef struct odk_audio_format {
     uint32_t channels;      /* 1..ODK_AUDIO_MAX_CHANNELS */
     uint32_t sample_format; /* odk_audio_sample_format */
-    uint32_t rate;          /* ODK_AUDIO_MIN_RATE..ODK_AUDIO_MAX_RATE */
+    uint32_t rate;          /* ODK_AUDIO_MIN_RATE..ODK_AUDIO_MAX_RATE (0: see above) */
 } odk_audio_format;
 
 /* Bytes of one sample of sample_format; 0 for an unknown one. */
