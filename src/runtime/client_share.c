@@ -2,7 +2,8 @@
 /* What a driver shares out to an app on request: its memory
  * (copy_client_memory, mapped by odk_connection_map_memory) and its data
  * queues (copy_client_data_queue, odk_connection_map_data_queue).  A
- * published node's handler may offer data queues too (node_handler.data_queue). */
+ * published node's handler may offer data queues and memory too
+ * (node_handler.data_queue, node_handler.memory). */
 #include <string.h>
 
 #include "common/wire.h"
@@ -21,6 +22,11 @@ void client_share_memory(odk_user_client *uc, wire_msg *m)
         st = uc->drv->cls->copy_client_memory(uc->drv, uc, type, &mem);
         /* A positive status is no success either: the driver broke the
          * hook's contract. */
+        if (st > 0 || (st == ODK_OK && !mem))
+            st = ODK_E_DRIVER;
+    } else if (uc->handler.memory && uc->handler.ctx != uc->drv) {
+        memcpy(&type, m->body, sizeof type); /* a published node's (the audio family's) */
+        st = uc->handler.memory(uc->handler.ctx, uc, type, &mem);
         if (st > 0 || (st == ODK_OK && !mem))
             st = ODK_E_DRIVER;
     }

@@ -19,6 +19,9 @@ typedef struct node_handler {
     void (*close)(void *ctx, odk_user_client *uc);
     /* Optional: the node's data queues (as the class's copy_client_data_queue). */
     int (*data_queue)(void *ctx, odk_user_client *uc, uint32_t type, odk_data_queue **q);
+    /* Optional: the node's memory (as the class's copy_client_memory; the
+     * audio family's shared clock and rings). */
+    int (*memory)(void *ctx, odk_user_client *uc, uint32_t type, odk_memory **mem);
     void *ctx;
 } node_handler;
 

@@ -3,8 +3,8 @@
  * IOUserAudioDevice and IOUserAudioStream, and the one rule that needs the
  * whole registry: a device UID names one device on the machine.  Before a
  * driver host publishes a device it asks "audio-claim-uid"; odkd refuses a
- * UID that a registered IOUserAudioDevice of another driver instance
- * already carries.  Samples never pass here: the host shares its rings
+ * UID that an IOUserAudioDevice in the registry already carries (a
+ * restarted driver's old nodes left with its old host).  Samples never pass here: the host shares its rings
  * with apps directly. */
 #include <stdio.h>
 #include <string.h>
@@ -16,14 +16,13 @@
 
 struct claim {
     const char *uid;
-    void *owner;
     reg_node *found;
 };
 
 static int find_uid(reg_node *n, void *ctx)
 {
     struct claim *c = ctx;
-    if (strcmp(n->class_name, "IOUserAudioDevice") != 0 || n->owner == c->owner)
+    if (strcmp(n->class_name, "IOUserAudioDevice") != 0)
         return 0;
     const char *uid = odk_dict_get_string(n->props, "UID", NULL);
     if (uid && strcmp(uid, c->uid) == 0) {
@@ -42,7 +41,7 @@ static int op_claim_uid(struct host_request *r)
                  ODK_AUDIO_MAX_UID);
         return ODK_E_INVALID;
     }
-    struct claim c = {uid, r->in, NULL};
+    struct claim c = {uid, NULL};
     registry_walk(registry_root(r->d->reg), find_uid, &c);
     if (c.found) {
         snprintf(r->err, sizeof r->err, "audio device UID '%s' is node %llu's already", uid,
