@@ -6,6 +6,7 @@ shared rings.  No kernel sound support is used.
 
 ODK_AUDIO_SOAK_SECONDS scales the loopback soak (30 s here; `make
 audio-soak` runs 10 minutes under a CPU-bound job on both cores)."""
+import ctypes
 import json
 import os
 import re
@@ -34,6 +35,10 @@ def alsa_env(odkd):
     env = dict(CHILD_ENV)
     env["ALSA_CONFIG_PATH"] = str(ASOUNDRC)
     env["ODK_STATE_DIR"] = str(odkd.state)
+    # alsabat 1.2.8 returns a stale errno as its status when a locale file
+    # lookup failed before it (ENOENT under LANG=C.UTF-8): the C locale has
+    # no files to look up.
+    env["LC_ALL"] = "C"
     # Under make asan-test the plugin and libodk are ASan+UBSan builds that
     # aplay (not one) loads: it needs the runtime first, as pytest has it.
     if "asan" in os.environ.get("LD_PRELOAD", ""):
@@ -58,26 +63,47 @@ def popen(odkd, *args):
 
 # ---- the samples -------------------------------------------------------------
 
+_lib = ctypes.CDLL(str(BUILD / "src" / "client" / "libodk.so"))
+_lib.odk_audio_list.restype = ctypes.c_int
+_lib.odk_audio_list.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p)]
+_lib.odk_value_to_json.restype = ctypes.c_void_p
+_lib.odk_value_to_json.argtypes = [ctypes.c_void_p, ctypes.c_int]
+_lib.odk_value_free.argtypes = [ctypes.c_void_p]
+_lib.free.argtypes = [ctypes.c_void_p]
+
+
 def audio_devices(odkd):
-    return odkd.json("audio")
-
-
-def plug_sample(odkd, model, props=None):
-    """Plugs a sim node that the audio sample `model` matches and returns the
-    UID of the device it publishes."""
-    before = {d["UID"] for d in audio_devices(odkd)}
-    p = {"model": model}
-    p.update(props or {})
-    node = odkd.plug(p)
-
-    def new_device():
-        return next((d for d in audio_devices(odkd) if d["UID"] not in before), None)
-    dev = wait_until(new_device, what=f"the {model} device")
-    return node, dev["UID"]
+    """odk_audio_list: [{"id", "properties", "streams"}, ...]."""
+    out = ctypes.c_void_p()
+    st = _lib.odk_audio_list(str(odkd.state).encode(), ctypes.byref(out))
+    assert st == 0, f"odk_audio_list: {st}"
+    try:
+        text = _lib.odk_value_to_json(out, 0)
+        try:
+            return json.loads(ctypes.string_at(text).decode())
+        finally:
+            _lib.free(text)
+    finally:
+        _lib.odk_value_free(out)
 
 
 def device(odkd, uid):
-    return next((d for d in audio_devices(odkd) if d["UID"] == uid), None)
+    """The properties of the device uid, or None."""
+    return next((d["properties"] for d in audio_devices(odkd)
+                 if d["properties"]["UID"] == uid), None)
+
+
+UIDS = {"audio-loopback": "odk-loopback", "audio-tone": "odk-tone", "audio-clock": "odk-clock"}
+
+
+def plug_sample(odkd, model):
+    """Plugs a sim node that the audio sample `model` matches; returns the
+    node and the UID of the device it publishes, once it is there."""
+    node = odkd.plug({"model": model})
+    odkd.running(provider=node)
+    uid = UIDS[model]
+    wait_until(lambda: device(odkd, uid), what=f"the {model} device")
+    return node, uid
 
 
 # ---- signals -----------------------------------------------------------------
@@ -150,6 +176,10 @@ def test_wav_played_with_aplay_comes_back_sample_exact_from_arecord(odkd, tmp_pa
     write_wav(wav, known, rate, width)
     raw = tmp_path / "rec.raw"
     seconds = 3
+    # A stream's format is fixed while the device runs: the output takes
+    # the WAV's format first (the plugin sets it at aplay's hw_params).
+    run(odkd, "aplay", "-D", f"odk:{uid}", "-t", "raw", "-f", fmt, "-c", channels, "-r", rate,
+        "-s", 1, "/dev/zero")
     rec = popen(odkd, "arecord", "-D", f"odk:{uid}", "-t", "raw", "-f", fmt, "-c", channels,
                 "-r", rate, "-s", rate * seconds, raw)
     # The capture runs once the device's input position moves.
@@ -168,7 +198,9 @@ def test_wav_played_with_aplay_comes_back_sample_exact_from_arecord(odkd, tmp_pa
 
 
 def test_arecord_from_audio_tone_shows_its_frequency(odkd, tmp_path):
-    node, uid = plug_sample(odkd, "audio-tone", {"frequency": 1000})
+    node, uid = plug_sample(odkd, "audio-tone")
+    service = odkd.service_node("AudioTone")
+    odkd.ctl("call", service, 0, 1000 * 1000)  # the tone's frequency, in millihertz
     raw = tmp_path / "tone.raw"
     run(odkd, "arecord", "-D", f"odk:{uid}", "-t", "raw", "-f", "S16_LE", "-c", 1, "-r", 48000,
         "-s", 48000, raw)

@@ -10,12 +10,16 @@
  * (playback: how far the converter is) and the driver's published
  * driver_pos (capture: what has been written).
  *
- * ALSA frame 0 of a run is device frame `base`.  Playback writes frames
- * before start into a staging buffer (the device clock runs on and we do
- * not know yet where frame 0 will land); start places them at
- * base = the device position + one period, and every later frame goes
- * straight into the ring.  Capture starts at the driver's current
- * driver_pos.
+ * ALSA frame 0 of a run is device frame `base`.  Playback frames go
+ * straight into the ring, except those the ring cannot take yet, which
+ * wait in a staging FIFO of the plugin's: before start (the device clock
+ * runs on, and where frame 0 lands is known only at start: base = the
+ * device position + one period), and when the application's ALSA buffer is
+ * longer than the ring holds ahead of the driver (the ring's length is
+ * fixed in frames; ALSA can only bound the buffer in bytes).  Capture
+ * starts at the driver's current driver_pos and reads straight from the
+ * ring; it is an xrun once the application is a whole buffer behind, or
+ * the ring's length less one driver period.
  *
  * The poll descriptors are a timerfd that fires once a period while
  * running and the device's own descriptors (its connection and odkd's),
@@ -46,14 +50,16 @@ typedef struct odk_pcm {
     uint8_t *ring;
     uint32_t ring_frames;
     uint32_t frame_bytes;
+    uint64_t chunk; /* the driver's period (frames between zero timestamps) */
     /* The run. */
     bool io_started;    /* we asked the device to start I/O */
     bool running;       /* base is valid, frames go to the ring */
     uint64_t generation; /* of the device clock when the run started */
     uint64_t base;      /* device frame of ALSA frame 0 */
     uint64_t app_frames; /* frames the application wrote / read since prepare */
-    uint8_t *stage;     /* playback frames written before start */
-    snd_pcm_uframes_t stage_frames;
+    uint64_t written;   /* playback: of those, frames placed in the ring */
+    uint8_t *stage;     /* playback: frames [written, app_frames), a FIFO of */
+    snd_pcm_uframes_t stage_len; /* stage_len frames: frame f at slot f % stage_len */
     snd_pcm_uframes_t avail_min;
     int gone;           /* 0, or the negative errno every call answers */
 } odk_pcm;
@@ -204,7 +210,14 @@ static int timer_arm(odk_pcm *p, bool on)
 {
     struct itimerspec it = {0};
     if (on) {
-        uint64_t ns = (uint64_t)p->io.period_size * 1000000000u / p->io.rate;
+        /* Once a period, or more often when the ring holds less than four
+         * periods ahead: a playback refills it from the staging FIFO at
+         * these wakeups. */
+        uint64_t frames = p->io.period_size;
+        uint64_t keep = p->ring_frames > p->chunk ? p->ring_frames - p->chunk : 0;
+        if (frames > keep / 4 && keep >= 4)
+            frames = keep / 4;
+        uint64_t ns = frames * 1000000000u / p->io.rate;
         if (ns == 0)
             ns = 1;
         it.it_value.tv_sec = (time_t)(ns / 1000000000u);
@@ -223,6 +236,50 @@ static void run_end(odk_pcm *p)
     if (p->io_started && !p->gone)
         odk_audio_stop(p->a);
     p->io_started = false;
+}
+
+/* Playback: the first frame (counted from base) the ring cannot take yet:
+ * frame p may be written while p < driver_pos + ring_frames. */
+static uint64_t ring_room_end(odk_pcm *p)
+{
+    uint64_t end = load64(&p->st->driver_pos) + p->ring_frames;
+    return end > p->base ? end - p->base : 0;
+}
+
+/* Copies n frames between the staging FIFO (from frame f) and areas at
+ * offset, wrapping at the FIFO's end. */
+static void stage_copy(odk_pcm *p, const snd_pcm_channel_area_t *areas, snd_pcm_uframes_t offset,
+                       uint64_t f, snd_pcm_uframes_t n, bool to_stage)
+{
+    snd_pcm_channel_area_t st[ODK_AUDIO_MAX_CHANNELS];
+    while (n > 0) {
+        snd_pcm_uframes_t slot = (snd_pcm_uframes_t)(f % p->stage_len);
+        snd_pcm_uframes_t k = p->stage_len - slot;
+        if (k > n)
+            k = n;
+        interleaved_areas(p, p->stage + (size_t)slot * p->frame_bytes, st);
+        if (to_stage)
+            snd_pcm_areas_copy(st, 0, areas, offset, p->io.channels, k, p->io.format);
+        else
+            ring_copy(p, st, 0, p->base + f, k, true);
+        offset += k;
+        f += k;
+        n -= k;
+    }
+}
+
+/* Playback, running: moves what the ring has room for from the staging
+ * FIFO into the ring, and publishes the app position. */
+static void stage_flush(odk_pcm *p)
+{
+    uint64_t end = ring_room_end(p);
+    if (end > p->app_frames)
+        end = p->app_frames;
+    if (end > p->written) {
+        stage_copy(p, NULL, 0, p->written, (snd_pcm_uframes_t)(end - p->written), false);
+        p->written = end;
+    }
+    store64(&p->st->app_pos, p->base + p->written);
 }
 
 static int odk_pcm_start(snd_pcm_ioplug_t *io)
@@ -255,17 +312,14 @@ static int odk_pcm_start(snd_pcm_ioplug_t *io)
         /* One period of lead: the driver consumes whole chunks at its
          * ticks, and a frame placed behind its position would be lost. */
         p->base = (dpos > pos ? dpos : pos) + io->period_size;
-        if (p->stage_frames > 0) {
-            snd_pcm_channel_area_t st[ODK_AUDIO_MAX_CHANNELS];
-            interleaved_areas(p, p->stage, st);
-            ring_copy(p, st, 0, p->base, p->stage_frames, true);
-        }
+        p->running = true;
+        stage_flush(p);
     } else {
         p->base = dpos;
+        p->running = true;
+        store64(&p->st->app_pos, p->base + p->app_frames);
     }
-    store64(&p->st->app_pos, p->base + p->app_frames);
     store32(&p->st->app_active, 1);
-    p->running = true;
     return timer_arm(p, true);
 }
 
@@ -299,6 +353,15 @@ static uint64_t run_position(odk_pcm *p)
     return pos;
 }
 
+/* Capture: how far the application may fall behind the driver: a whole
+ * ALSA buffer, or what the ring keeps (its length less one driver period,
+ * the frames the driver may be overwriting while we copy). */
+static uint64_t capture_limit(odk_pcm *p)
+{
+    uint64_t keep = p->ring_frames > p->chunk ? p->ring_frames - p->chunk : 0;
+    return p->io.buffer_size < keep ? p->io.buffer_size : keep;
+}
+
 /* Frames of the run the device has passed (hw_ptr, not wrapped), or a
  * negative errno: -EPIPE for an xrun, -ENODEV when the device is gone. */
 static int64_t run_hw(odk_pcm *p)
@@ -316,13 +379,14 @@ static int64_t run_hw(odk_pcm *p)
     pos = run_position(p);
     uint64_t hw = pos > p->base ? pos - p->base : 0;
     if (p->io.stream == SND_PCM_STREAM_PLAYBACK) {
-        if (hw > p->app_frames) {
-            if (p->io.state == SND_PCM_STATE_DRAINING)
+        stage_flush(p);
+        if (hw > p->written) {
+            if (p->io.state == SND_PCM_STATE_DRAINING && p->written == p->app_frames)
                 return (int64_t)p->app_frames;
             return xrun(p); /* the device needed frames the application had not written */
         }
-    } else if (hw - p->app_frames > p->io.buffer_size) {
-        return xrun(p); /* the application fell a whole buffer behind */
+    } else if (hw - p->app_frames > capture_limit(p)) {
+        return xrun(p); /* the application fell too far behind */
     }
     return (int64_t)hw;
 }
@@ -344,20 +408,22 @@ static snd_pcm_sframes_t odk_pcm_transfer(snd_pcm_ioplug_t *io, const snd_pcm_ch
     if (err < 0)
         return err;
     if (io->stream == SND_PCM_STREAM_PLAYBACK) {
-        if (!p->running) {
-            /* Before start: keep them until start knows where frame 0 goes. */
-            if (p->stage_frames + size > io->buffer_size)
-                size = io->buffer_size - p->stage_frames;
-            snd_pcm_channel_area_t st[ODK_AUDIO_MAX_CHANNELS];
-            interleaved_areas(p, p->stage + (size_t)p->stage_frames * p->frame_bytes, st);
-            snd_pcm_areas_copy(st, 0, areas, offset, io->channels, size, io->format);
-            p->stage_frames += size;
-        } else {
+        /* ALSA never lets the application more than a buffer ahead of the
+         * device, and the FIFO holds a buffer. */
+        if (p->app_frames + size - p->written > p->stage_len)
+            size = (snd_pcm_uframes_t)(p->stage_len - (p->app_frames - p->written));
+        if (p->running && p->written == p->app_frames &&
+            p->app_frames + size <= ring_room_end(p)) {
             ring_copy(p, areas, offset, p->base + p->app_frames, size, true);
+            p->app_frames += size;
+            p->written = p->app_frames;
+            store64(&p->st->app_pos, p->base + p->written);
+        } else {
+            stage_copy(p, areas, offset, p->app_frames, size, true);
+            p->app_frames += size;
+            if (p->running)
+                stage_flush(p);
         }
-        p->app_frames += size;
-        if (p->running)
-            store64(&p->st->app_pos, p->base + p->app_frames);
         return (snd_pcm_sframes_t)size;
     }
     if (!p->running)
@@ -377,7 +443,7 @@ static int odk_pcm_prepare(snd_pcm_ioplug_t *io)
     if (p->running)
         run_end(p);
     p->app_frames = 0;
-    p->stage_frames = 0;
+    p->written = 0;
     /* Drain the timer of a previous run. */
     uint64_t ticks;
     while (read(p->timer_fd, &ticks, sizeof ticks) > 0)
@@ -473,20 +539,23 @@ static int odk_pcm_hw_params(snd_pcm_ioplug_t *io, snd_pcm_hw_params_t *params)
                UID(p));
         return -EIO;
     }
-    if (io->buffer_size > rf / 2) {
-        SNDERR("odk: a buffer of %lu frames is more than half the device's ring (%u frames)",
-               (unsigned long)io->buffer_size, rf);
-        return -EINVAL;
-    }
     p->frame_bytes = fb;
     p->ring_frames = rf;
     p->ring = ring;
+    if (io->stream == SND_PCM_STREAM_CAPTURE && 2 * io->period_size + p->chunk > rf) {
+        SNDERR("odk: a period of %lu frames is more than the device's ring (%u frames) "
+               "keeps for a capture",
+               (unsigned long)io->period_size, rf);
+        return -EINVAL;
+    }
     free(p->stage);
     p->stage = NULL;
+    p->stage_len = 0;
     if (io->stream == SND_PCM_STREAM_PLAYBACK) {
         p->stage = malloc((size_t)io->buffer_size * fb);
         if (!p->stage)
             return -ENOMEM;
+        p->stage_len = io->buffer_size;
     }
     return 0;
 }
@@ -507,7 +576,7 @@ static int odk_pcm_delay(snd_pcm_ioplug_t *io, snd_pcm_sframes_t *delayp)
     if (err < 0)
         return err;
     if (!p->running) {
-        *delayp = io->stream == SND_PCM_STREAM_PLAYBACK ? (snd_pcm_sframes_t)p->stage_frames : 0;
+        *delayp = io->stream == SND_PCM_STREAM_PLAYBACK ? (snd_pcm_sframes_t)p->app_frames : 0;
         return 0;
     }
     uint64_t pos;
@@ -626,12 +695,19 @@ static int set_constraints(odk_pcm *p)
         n = ODK_AUDIO_MAX_FORMATS;
     if (n_rates > ODK_AUDIO_MAX_RATES)
         n_rates = ODK_AUDIO_MAX_RATES;
-    /* While the device runs (another app started it), its rate is fixed. */
+    /* While the device runs (another app started it) its formats are
+     * fixed: the stream's current one is all there is. */
+    if (odk_audio_state(p->a) == ODK_AUDIO_STATE_RUNNING) {
+        uint32_t dir;
+        if (odk_audio_stream_format(p->a, p->stream, &dir, &fmts[0]) != ODK_OK)
+            return -EIO;
+        n = 1;
+    }
     uint32_t running_rate = odk_audio_state(p->a) == ODK_AUDIO_STATE_RUNNING ? odk_audio_rate(p->a)
                                                                              : 0;
     unsigned formats[ODK_AUDIO_MAX_FORMATS], channels[ODK_AUDIO_MAX_FORMATS],
         rates[ODK_AUDIO_MAX_RATES];
-    unsigned nf = 0, nc = 0, nr = 0;
+    unsigned nf = 0, nc = 0, nr = 0, min_fb = 0;
     for (size_t i = 0; i < n; i++) {
         snd_pcm_format_t f = alsa_format(fmts[i].sample_format);
         if (f == SND_PCM_FORMAT_UNKNOWN || fmts[i].channels == 0 ||
@@ -650,6 +726,9 @@ static int set_constraints(odk_pcm *p)
             continue;
         add_unique(formats, &nf, (unsigned)f);
         add_unique(channels, &nc, fmts[i].channels);
+        unsigned fb = fmts[i].channels * odk_audio_sample_bytes(fmts[i].sample_format);
+        if (min_fb == 0 || fb < min_fb)
+            min_fb = fb;
     }
     if (nf == 0 || nr == 0) {
         SNDERR("odk: device %s offers no format for this direction now", UID(p));
@@ -668,13 +747,23 @@ static int set_constraints(odk_pcm *p)
             0 ||
         (err = snd_pcm_ioplug_set_param_list(&p->io, SND_PCM_IOPLUG_HW_RATE, nr, rates)) < 0)
         return err;
-    /* The buffer is at most half the ring (hw_params checks it in frames):
-     * the other half is the room the driver's chunks and our lead use. */
-    unsigned max_buffer = (unsigned)(ring_bytes / 2);
+    /* ALSA bounds periods and buffers in bytes; the ring's length is fixed
+     * in frames.  A playback buffer longer than the ring is fine (the
+     * staging FIFO holds the rest).  A capture must read a period before
+     * the driver overwrites it: at most half of what the ring keeps, in
+     * frames of every format, so in bytes of the smallest frame. */
+    uint64_t keep = p->ring_frames > p->chunk ? p->ring_frames - p->chunk : 0;
+    uint64_t max_period = p->io.stream == SND_PCM_STREAM_CAPTURE ? keep / 2 * min_fb
+                                                                  : ring_bytes / 2;
+    if (max_period < 16) {
+        SNDERR("odk: device %s has a ring of %u frames, too short for a period", UID(p),
+               p->ring_frames);
+        return -EINVAL;
+    }
     if ((err = snd_pcm_ioplug_set_param_minmax(&p->io, SND_PCM_IOPLUG_HW_PERIOD_BYTES, 16,
-                                               max_buffer / 2)) < 0 ||
+                                               (unsigned)max_period)) < 0 ||
         (err = snd_pcm_ioplug_set_param_minmax(&p->io, SND_PCM_IOPLUG_HW_BUFFER_BYTES, 32,
-                                               max_buffer)) < 0 ||
+                                               (unsigned)ring_bytes)) < 0 ||
         (err = snd_pcm_ioplug_set_param_minmax(&p->io, SND_PCM_IOPLUG_HW_PERIODS, 2, 1024)) < 0)
         return err;
     return 0;
@@ -781,6 +870,8 @@ SND_PCM_PLUGIN_DEFINE_FUNC(odk)
         goto fail;
     }
     p->st = &odk_audio_shared(p->a)->streams[p->stream];
+    p->ring_frames = __atomic_load_n(&p->st->ring_frames, __ATOMIC_ACQUIRE);
+    p->chunk = (uint64_t)odk_dict_get_int(odk_audio_properties(p->a), "ZeroTimestampPeriod", 0);
     p->timer_fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
     if (p->timer_fd < 0) {
         err = -errno;
