@@ -39,6 +39,7 @@ def alsa_env(odkd):
     # lookup failed before it (ENOENT under LANG=C.UTF-8): the C locale has
     # no files to look up.
     env["LC_ALL"] = "C"
+    env["ODK_ALSA_DEBUG"] = "1"  # an xrun says where it happened
     # Under make asan-test the plugin and libodk are ASan+UBSan builds that
     # aplay (not one) loads: it needs the runtime first, as pytest has it.
     if "asan" in os.environ.get("LD_PRELOAD", ""):
@@ -94,6 +95,62 @@ def device(odkd, uid):
     """The properties of the device uid, or None."""
     return next((d["properties"] for d in audio_devices(odkd)
                  if d["properties"]["UID"] == uid), None)
+
+
+class Stream(ctypes.Structure):  # odk_audio_shm_stream (odk/audio_types.h)
+    _fields_ = [("direction", ctypes.c_uint32), ("frame_bytes", ctypes.c_uint32),
+                ("channels", ctypes.c_uint32), ("sample_format", ctypes.c_uint32),
+                ("ring_offset", ctypes.c_uint64), ("ring_bytes", ctypes.c_uint64),
+                ("ring_frames", ctypes.c_uint32), ("reserved", ctypes.c_uint32),
+                ("driver_pos", ctypes.c_uint64), ("app_pos", ctypes.c_uint64),
+                ("app_active", ctypes.c_uint32), ("reserved2", ctypes.c_uint32),
+                ("xruns", ctypes.c_uint64)]
+
+
+class Clock(ctypes.Structure):  # odk_audio_shm_clock
+    _fields_ = [("seq", ctypes.c_uint32), ("rate", ctypes.c_uint32),
+                ("sample_time", ctypes.c_uint64), ("host_time_ns", ctypes.c_uint64),
+                ("period_frames", ctypes.c_uint64), ("generation", ctypes.c_uint64)]
+
+
+class Shm(ctypes.Structure):  # odk_audio_shm
+    _fields_ = [("magic", ctypes.c_uint32), ("version", ctypes.c_uint32),
+                ("state", ctypes.c_uint32), ("n_streams", ctypes.c_uint32),
+                ("clock", Clock), ("streams", Stream * 8)]
+
+
+class Timestamp(ctypes.Structure):  # odk_audio_timestamp
+    _fields_ = [("sample_time", ctypes.c_uint64), ("host_time_ns", ctypes.c_uint64),
+                ("rate", ctypes.c_uint32), ("state", ctypes.c_uint32),
+                ("generation", ctypes.c_uint64)]
+
+
+_lib.odk_audio_shared.restype = ctypes.POINTER(Shm)
+_lib.odk_audio_shared.argtypes = [ctypes.c_void_p]
+_lib.odk_audio_get_timestamp.argtypes = [ctypes.c_void_p, ctypes.POINTER(Timestamp)]
+
+
+class Audio:
+    """A handle of our own on a device (odk_audio), beside the ALSA apps."""
+
+    def __init__(self, odkd, uid):
+        self.h = ctypes.c_void_p()
+        st = _lib.odk_audio_open(str(odkd.state).encode(), uid.encode(), ctypes.byref(self.h))
+        assert st == 0, f"odk_audio_open: {st}"
+
+    def shared(self):
+        return _lib.odk_audio_shared(self.h).contents
+
+    def timestamp(self):
+        ts = Timestamp()
+        assert _lib.odk_audio_get_timestamp(self.h, ctypes.byref(ts)) == 0
+        return ts
+
+    def set_control(self, control, value):
+        return _lib.odk_audio_set_control(self.h, control, value)
+
+    def close(self):
+        _lib.odk_audio_close(self.h)
 
 
 UIDS = {"audio-loopback": "odk-loopback", "audio-tone": "odk-tone", "audio-clock": "odk-clock"}
@@ -165,6 +222,14 @@ def test_alsabat_detects_the_sine_through_the_loopback(odkd, tmp_path, rate):
     assert "Detected peak at 99" in log or "PASS" in log.upper(), log[-3000:]
 
 
+def set_output_format(odkd, uid, fmt, channels, rate):
+    """A stream's format is fixed while the device runs (the capture below
+    starts it): the output takes the format first, through a one-frame
+    aplay (the plugin sets it at hw_params, and it stays)."""
+    run(odkd, "aplay", "-D", f"odk:{uid}", "-t", "raw", "-f", fmt, "-c", channels, "-r", rate,
+        "-s", 1, "/dev/zero")
+
+
 @pytest.mark.parametrize("fmt,channels,rate", [("S16_LE", 2, 48000), ("S32_LE", 8, 96000)])
 def test_wav_played_with_aplay_comes_back_sample_exact_from_arecord(odkd, tmp_path, fmt,
                                                                      channels, rate):
@@ -179,10 +244,7 @@ def test_wav_played_with_aplay_comes_back_sample_exact_from_arecord(odkd, tmp_pa
     write_wav(wav, known, rate, width)
     raw = tmp_path / "rec.raw"
     seconds = 3
-    # A stream's format is fixed while the device runs: the output takes
-    # the WAV's format first (the plugin sets it at aplay's hw_params).
-    run(odkd, "aplay", "-D", f"odk:{uid}", "-t", "raw", "-f", fmt, "-c", channels, "-r", rate,
-        "-s", 1, "/dev/zero")
+    set_output_format(odkd, uid, fmt, channels, rate)
     rec = popen(odkd, "arecord", "-D", f"odk:{uid}", "-t", "raw", "-f", fmt, "-c", channels,
                 "-r", rate, "-s", rate * seconds, raw)
     # The capture runs once the device's input position moves.
@@ -282,12 +344,11 @@ def test_a_clock_switch_changes_the_rates_a_new_aplay_sees(odkd):
     dev = device(odkd, uid)
     sel = next(c for c in dev["Controls"] if c["Kind"] == "selector")
     other = next(i["ID"] for i in sel["Items"] if i["ID"] != sel["Value"])
-    h = ctypes.c_void_p()
-    assert _lib.odk_audio_open(str(odkd.state).encode(), uid.encode(), ctypes.byref(h)) == 0
+    h = Audio(odkd, uid)
     try:
-        assert _lib.odk_audio_set_control(h, sel["ID"], other) == 0
+        assert h.set_control(sel["ID"], other) == 0
     finally:
-        _lib.odk_audio_close(h)
+        h.close()
     wait_until(lambda: device(odkd, uid)["AvailableSampleRates"] != dev["AvailableSampleRates"],
                what="the new rates")
     after = hw_rates(odkd, uid)
@@ -314,20 +375,26 @@ def test_loopback_soak_64_frame_periods_has_no_xrun_and_no_lost_frame(odkd, tmp_
     src = tmp_path / "count.raw"
     counting_frames(frames).tofile(str(src))
     raw = tmp_path / "rec.raw"
-    # 64-frame periods (a wakeup every 1.3 ms); the buffer, 4096 frames
-    # (85 ms), is the scheduling latency the shared machine may add.
+    # 64-frame periods (a wakeup every 1.3 ms).  The buffer, 8192 frames
+    # (170 ms, what the loopback's ring holds), is the scheduling delay the
+    # shared machine may add before aplay or arecord runs again.
     common = ["-t", "raw", "-f", "S32_LE", "-c", 2, "-r", rate, "--period-size=64",
-              "--buffer-size=4096"]
+              "--buffer-size=8192"]
+    set_output_format(odkd, uid, "S32_LE", 2, rate)
+    handle = Audio(odkd, uid)
+    shm = handle.shared()
     hogs = [subprocess.Popen(["sh", "-c", "while :; do :; done"])
             for _ in range(os.cpu_count() if SOAK_LOAD else 0)]
     try:
         rec = popen(odkd, "arecord", "-D", f"odk:{uid}", *common, "-s", frames + rate, raw)
         wait_until(lambda: (raw.exists() and raw.stat().st_size > 0) or rec.poll() is not None,
                    what="arecord to start recording")
-        t0 = time.monotonic()
+        started = time.monotonic()
+        t0 = handle.timestamp()
         play = run(odkd, "aplay", "-D", f"odk:{uid}", *common, src,
                    timeout=SOAK_SECONDS * 3 + 60)
-        played_for = time.monotonic() - t0
+        t1 = handle.timestamp()
+        played_for = time.monotonic() - started
         _, rec_err = rec.communicate(timeout=HANG_GUARD)
     finally:
         for h in hogs:
@@ -344,6 +411,14 @@ def test_loopback_soak_64_frame_periods_has_no_xrun_and_no_lost_frame(odkd, tmp_
     expect = counting_frames(frames)
     bad = ~(seq == expect).all(axis=1)
     assert not bad.any(), f"{int(bad.sum())} frames lost or repeated, first at {int(np.argmax(bad))}"
-    xruns = device(odkd, uid)
-    print(f"soak: {frames} frames in {played_for:.2f} s of aplay "
-          f"({frames / rate:.2f} s of audio); device {json.dumps(xruns.get('Streams'))}")
+    # The device's own count: the driver never needed a frame that was not
+    # there (output) nor overwrote one not read yet (input).
+    shm = handle.shared()
+    xruns = [shm.streams[i].xruns for i in range(shm.n_streams)]
+    assert xruns == [0] * len(xruns), xruns  # counted from the start of I/O
+    clock_frames = t1.sample_time - t0.sample_time
+    wall = (t1.host_time_ns - t0.host_time_ns) / 1e9
+    print(f"soak: {frames} frames, sample-exact; aplay ran {played_for:.2f} s for "
+          f"{frames / rate:.2f} s of audio; the device clock counted {clock_frames} frames "
+          f"in {wall:.3f} s ({clock_frames / wall:.1f} Hz); device xruns {xruns}")
+    handle.close()

@@ -62,6 +62,8 @@ typedef struct odk_pcm {
     snd_pcm_uframes_t stage_len; /* stage_len frames: frame f at slot f % stage_len */
     snd_pcm_uframes_t avail_min;
     int gone;           /* 0, or the negative errno every call answers */
+    bool debug;         /* $ODK_ALSA_DEBUG: say why at every xrun */
+    uint64_t started_ns;
 } odk_pcm;
 
 /* An odk status as the negative errno ALSA callers expect. */
@@ -307,6 +309,7 @@ static int odk_pcm_start(snd_pcm_ioplug_t *io)
         usleep(1000);
     }
     p->generation = gen;
+    p->started_ns = now_ns();
     uint64_t dpos = load64(&p->st->driver_pos);
     if (io->stream == SND_PCM_STREAM_PLAYBACK) {
         /* One period of lead: the driver consumes whole chunks at its
@@ -332,8 +335,19 @@ static int odk_pcm_stop(snd_pcm_ioplug_t *io)
 
 /* An xrun: the PCM goes to XRUN (so snd_pcm_wait and the transfers answer
  * -EPIPE and the application's usual recovery, prepare and start, runs). */
-static int xrun(odk_pcm *p)
+static int xrun(odk_pcm *p, uint64_t hw)
 {
+    if (p->debug) {
+        uint64_t pos = 0;
+        clock_position(p, &pos, NULL);
+        SNDERR("odk: %s xrun at run frame %llu: written %llu, app %llu, driver_pos %llu, "
+               "clock %llu, base %llu, %.3f s after start",
+               p->io.stream == SND_PCM_STREAM_PLAYBACK ? "playback" : "capture",
+               (unsigned long long)hw, (unsigned long long)p->written,
+               (unsigned long long)p->app_frames,
+               (unsigned long long)load64(&p->st->driver_pos), (unsigned long long)pos,
+               (unsigned long long)p->base, (double)(now_ns() - p->started_ns) / 1e9);
+    }
     store32(&p->st->app_active, 0);
     snd_pcm_ioplug_set_state(&p->io, SND_PCM_STATE_XRUN);
     return -EPIPE;
@@ -374,7 +388,7 @@ static int64_t run_hw(odk_pcm *p)
     uint64_t gen = 0, pos;
     if (clock_position(p, &pos, &gen) && gen != p->generation) {
         SNDERR("odk: device %s restarted its I/O under a running stream", UID(p));
-        return xrun(p);
+        return xrun(p, 0);
     }
     pos = run_position(p);
     uint64_t hw = pos > p->base ? pos - p->base : 0;
@@ -383,10 +397,10 @@ static int64_t run_hw(odk_pcm *p)
         if (hw > p->written) {
             if (p->io.state == SND_PCM_STATE_DRAINING && p->written == p->app_frames)
                 return (int64_t)p->app_frames;
-            return xrun(p); /* the device needed frames the application had not written */
+            return xrun(p, hw); /* the device needed frames the application had not written */
         }
     } else if (hw - p->app_frames > capture_limit(p)) {
-        return xrun(p); /* the application fell too far behind */
+        return xrun(p, hw); /* the application fell too far behind */
     }
     return (int64_t)hw;
 }
@@ -432,6 +446,43 @@ static snd_pcm_sframes_t odk_pcm_transfer(snd_pcm_ioplug_t *io, const snd_pcm_ch
     p->app_frames += size;
     store64(&p->st->app_pos, p->base + p->app_frames);
     return (snd_pcm_sframes_t)size;
+}
+
+/* Playback: waits until the device has taken every frame written (ioplug
+ * leaves the whole drain to this callback, then drops).  Frames written
+ * before a start are started first, as ALSA does. */
+static int odk_pcm_drain(snd_pcm_ioplug_t *io)
+{
+    odk_pcm *p = io->private_data;
+    if (io->stream != SND_PCM_STREAM_PLAYBACK)
+        return 0;
+    int err = check_alive(p);
+    if (err < 0)
+        return err;
+    if (!p->running) {
+        if (p->app_frames == 0)
+            return 0;
+        if ((err = odk_pcm_start(io)) < 0)
+            return err;
+    }
+    /* The silence after the last frame is no underrun: the driver stops
+     * counting, and still plays every frame before app_pos. */
+    store32(&p->st->app_active, 0);
+    for (;;) {
+        if ((err = check_alive(p)) < 0)
+            return err;
+        stage_flush(p);
+        if (p->written == p->app_frames &&
+            load64(&p->st->driver_pos) >= p->base + p->app_frames)
+            return 0;
+        struct pollfd pfd[2] = {{.fd = p->timer_fd, .events = POLLIN},
+                                {.fd = odk_audio_event_fd(p->a), .events = POLLIN}};
+        if (poll(pfd, 2, 1000) < 0 && errno != EINTR)
+            return -errno;
+        uint64_t ticks;
+        while (read(p->timer_fd, &ticks, sizeof ticks) > 0)
+            ;
+    }
 }
 
 static int odk_pcm_prepare(snd_pcm_ioplug_t *io)
@@ -663,6 +714,7 @@ static const snd_pcm_ioplug_callback_t odk_pcm_callbacks = {
     .hw_params = odk_pcm_hw_params,
     .sw_params = odk_pcm_sw_params,
     .prepare = odk_pcm_prepare,
+    .drain = odk_pcm_drain,
     .poll_descriptors_count = odk_pcm_poll_count,
     .poll_descriptors = odk_pcm_poll_descriptors,
     .poll_revents = odk_pcm_poll_revents,
@@ -859,6 +911,7 @@ SND_PCM_PLUGIN_DEFINE_FUNC(odk)
         return -ENOMEM;
     p->timer_fd = -1;
     p->avail_min = 1;
+    p->debug = getenv("ODK_ALSA_DEBUG") != NULL;
     uint32_t direction = stream == SND_PCM_STREAM_PLAYBACK ? ODK_AUDIO_OUTPUT : ODK_AUDIO_INPUT;
     int err = open_device(state_dir, uid, direction, &p->a);
     if (err < 0)
