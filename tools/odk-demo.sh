@@ -21,7 +21,8 @@ trap 'kill $odkd 2>/dev/null || true; rm -rf "$state"' EXIT
 # Wait until odkd answers, plug a simulated USB CDC-ACM adapter (its
 # device model runs in a process of its own), QEMU's edu on the sim PCI bus
 # a USB keyboard and an HBA, then wait until every device has a running driver:
-# hello, the serial loopback, usb-cdc-acm, pci-edu, hid-remap and scsi-raid.
+# hello, the serial loopback, usb-cdc-acm, pci-edu, hid-remap, scsi-raid and
+# audio-loopback.
 i=0
 until "$bin/odkctl" list >/dev/null 2>&1; do
     i=$((i + 1))
@@ -40,8 +41,11 @@ kbd=$("$bin/odkctl" usb plug hid-keyboard)
 # A simulated HBA with eight disks (sparse files): scsi-raid makes them one
 # RAID-5 volume, exported over NBD.
 "$bin/odkctl" storage plug 8 '{"size_mb": 64}' >/dev/null
+# The audio loopback (drivers/audio-loopback): what is played to
+# odk-loopback is recorded from it.
+"$bin/odkctl" sim plug '{"properties": {"model": "audio-loopback"}}' >/dev/null
 i=0
-until [ "$("$bin/odkctl" list 2>/dev/null | grep -c running)" -ge 6 ]; do
+until [ "$("$bin/odkctl" list 2>/dev/null | grep -c running)" -ge 7 ]; do
     i=$((i + 1))
     if [ $i -gt 100 ] || ! kill -0 $odkd 2>/dev/null; then
         echo "odkd did not start; its log:" >&2
@@ -104,6 +108,9 @@ echo "   $bin/odkctl usb input $kbd 0000040000000000; $bin/odkctl usb input $kbd
 uri=$("$bin/odkctl" storage | awk 'NR==1 {print $2}')
 echo "   nbdinfo '$uri'"
 echo "                                       # the RAID-5 volume over 8 simulated disks (scsi-raid)"
+echo "   $bin/odkctl audio                   # the audio loopback: streams, formats, controls, clock"
+echo "   $bin/odkctl audio watch odk-loopback   # its property changes, live; then, elsewhere:"
+echo "   $bin/odkctl audio control odk-loopback 1 1   # mute its output"
 echo
 echo "   for example: odkctl call $node 0 2 40 prints $("$bin/odkctl" call "$node" 0 2 40)"
 echo "   and odkctl call $edu 0 10 prints $("$bin/odkctl" call "$edu" 0 10)"

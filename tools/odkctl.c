@@ -12,6 +12,7 @@
 #include "odk/usb_descriptors.h"
 #include "odkctl_net.h"
 #include "odkctl_hid.h"
+#include "odkctl_audio.h"
 #include "odkctl_storage.h"
 #include "skeleton.h"
 
@@ -56,6 +57,9 @@ static int usage(void)
             "  pci unplug [--surprise] ID  remove a simulated PCI function\n"
             "  usb input ID HEX          input for the device model (a HID report: 8 bytes for\n"
             "                            hid-keyboard, 4 for hid-mouse)\n"
+            "  audio                     audio devices: streams, formats, controls, clock\n"
+            "  audio watch [UID] [COUNT] print a device's property changes as they come\n"
+            "  audio control UID ID VALUE  set a control (volume, mute, clock source)\n"
             "  net                       network interfaces: name, MAC, link, MTU, counters\n"
             "  net cable [NAME [plug|unplug] [loss PPM] [delay US] [rate BPS]]\n"
             "                            show or set the simulated cables between net-sim NICs\n"
@@ -628,6 +632,8 @@ int main(int argc, char **argv)
         rc = odkctl_pci(c, rest, args, json_out);
     else if (strcmp(cmd, "hid") == 0)
         rc = odkctl_hid(c, rest, args, json_out);
+    else if (strcmp(cmd, "audio") == 0)
+        rc = odkctl_audio(state_dir, rest, args, json_out);
     else if (strcmp(cmd, "storage") == 0)
         rc = odkctl_storage(c, rest, args);
     else if (strcmp(cmd, "scsi") == 0)

@@ -22,7 +22,11 @@
  *                        device's registry node.  The device exists until
  *                        the app's connection closes (or the app dies).
  * The device node's own user client (start/stop, formats, controls, shared
- * memory) is the audio family's (odk/audio_client.h). */
+ * memory) is the audio family's (odk/audio_client.h).
+ *
+ * Settings (integers; the sim device's properties win over the
+ * personality's): OdkAudioPeriod (frames between zero timestamps, 256),
+ * OdkAudioRingFrames (8192), and the string OdkAudioUID ("odk-loopback"). */
 #include <errno.h>
 #include <math.h>
 #include <stdlib.h>
@@ -281,13 +285,28 @@ static void destroy(odk_driver *drv, struct loop *l)
     free(l);
 }
 
+/* A setting from the device the driver sits on (the sim device's
+ * properties: a test or a demo picks its period), else the personality's. */
+static int64_t setting(odk_driver *drv, const char *key, int64_t dflt)
+{
+    const odk_value *v = odk_dict_get(odk_driver_provider_properties(drv), key);
+    if (v && odk_value_type(v) == ODK_TYPE_INT)
+        return odk_value_int(v);
+    return odk_dict_get_int(odk_driver_personality(drv), key, dflt);
+}
+
 static int lb_start(odk_driver *drv)
 {
     struct state *s = odk_driver_state(drv);
     const odk_value *pers = odk_driver_personality(drv);
-    s->period = (uint32_t)odk_dict_get_int(pers, "OdkAudioPeriod", PERIOD);
-    s->ring = (uint32_t)odk_dict_get_int(pers, "OdkAudioRingFrames", RING);
-    const char *uid = odk_dict_get_string(pers, "OdkAudioUID", "odk-loopback");
+    int64_t period = setting(drv, "OdkAudioPeriod", PERIOD);
+    int64_t ring = setting(drv, "OdkAudioRingFrames", RING);
+    /* Out-of-range values reach the family as they are: it refuses them
+     * with the reason. */
+    s->period = period < 0 || period > UINT32_MAX ? 0 : (uint32_t)period;
+    s->ring = ring < 0 || ring > UINT32_MAX ? 0 : (uint32_t)ring;
+    const char *uid = odk_dict_get_string(odk_driver_provider_properties(drv), "OdkAudioUID",
+                                          odk_dict_get_string(pers, "OdkAudioUID", "odk-loopback"));
     struct loop *l;
     int st = create(drv, uid, odk_dict_get_string(pers, "OdkAudioName", "odk loopback"), NULL,
                     &l);

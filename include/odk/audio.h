@@ -96,14 +96,15 @@ typedef struct odk_audio_device_desc {
 
 /* What the driver implements.  ctx is odk_audio_device_create's. */
 typedef struct odk_audio_device_ops {
-    /* Required.  The first app started I/O: the family has reset every
-     * position to 0 and the clock's sample_time to 0 at host time now
-     * (published as the first zero timestamp, generation + 1) and set the
-     * state RUNNING.  Start moving frames; return a status to refuse (the
+    /* Required.  The first app started I/O: every position is 0 (frames
+     * an app prefilled are in the output rings), the family has set the
+     * clock's sample_time to 0 at host time now (the first zero timestamp,
+     * generation + 1) and the state RUNNING.  Start moving frames; return a status to refuse (the
      * app gets it, the state goes back to STOPPED). */
     int (*start_io)(void *ctx, odk_audio_device *dev);
     /* Required.  The last app stopped I/O (or closed, or went away): stop
-     * moving frames.  The state is STOPPED when it returns. */
+     * moving frames.  Then the family sets every position back to 0 and
+     * the state STOPPED. */
     void (*stop_io)(void *ctx, odk_audio_device *dev);
     /* Optional: an app asks for format on stream (already checked to be
      * available, with I/O stopped).  Return ODK_OK to accept (the family

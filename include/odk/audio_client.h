@@ -126,10 +126,12 @@ ODK_PUBLIC int odk_audio_read_event(odk_audio *a, odk_audio_event *ev, int timeo
 
 /* ---- format, controls, I/O (calls to the driver: BLOCK) ----------------- */
 
-/* Asks for format on stream (I/O must be stopped; a rate change is the
- * device's, for every stream).  When it returns OK the shared memory has the
- * new geometry.  Errors: ODK_E_UNSUPPORTED (format is not among the stream's
- * available formats now), ODK_E_BUSY (I/O runs), ODK_E_INVALID (no such
+/* Asks for format on stream (a rate change is the device's, for every
+ * stream).  A change needs I/O stopped; asking for the format the stream
+ * has is ODK_OK at any time (a second app joining a running device).  When
+ * it returns OK the shared memory has the new geometry.  Errors:
+ * ODK_E_UNSUPPORTED (format is not among the stream's available formats
+ * now), ODK_E_BUSY (a change while I/O runs), ODK_E_INVALID (no such
  * stream), ODK_E_GONE, or the driver's refusal. */
 ODK_PUBLIC int odk_audio_set_format(odk_audio *a, uint32_t stream, const odk_audio_format *format);
 /* Sets control id (its index in the Controls property) to value.  Errors:
@@ -137,7 +139,8 @@ ODK_PUBLIC int odk_audio_set_format(odk_audio *a, uint32_t stream, const odk_aud
  * ODK_E_GONE, or the driver's refusal. */
 ODK_PUBLIC int odk_audio_set_control(odk_audio *a, uint32_t control, int64_t value);
 /* Starts I/O (counted per handle: the device runs while any app started
- * it; the first start resets the clock and every position to 0).  Errors:
+ * it; the first start restarts the clock at sample time 0; frames written
+ * to an output before it, from position 0, play first).  Errors:
  * ODK_E_GONE, or the driver's start_io refusal. */
 ODK_PUBLIC int odk_audio_start(odk_audio *a);
 /* Stops this handle's I/O.  Errors: ODK_E_STATE (not started), ODK_E_GONE. */

@@ -90,7 +90,9 @@ static inline uint32_t odk_audio_frame_bytes(const odk_audio_format *f)
  * Nothing on the data path goes through odkd or through a call.
  *
  * Positions are sample times: frames counted from 0 at the start of I/O on
- * the device's one clock.  Frame p of a stream lives in its ring at frame
+ * the device's one clock.  They are 0 while I/O is stopped (they go back to
+ * 0 when it stops), so an app may prefill an output's frames [0,
+ * ring_frames) before it starts I/O, as ALSA's start threshold expects.  Frame p of a stream lives in its ring at frame
  * index p % ring_frames (byte offset (p % ring_frames) * frame_bytes).
  *
  * Who advances what:
@@ -136,7 +138,7 @@ typedef struct odk_audio_shm_clock {
     uint64_t sample_time;  /* frames since the start of I/O */
     uint64_t host_time_ns; /* CLOCK_MONOTONIC ns of sample_time */
     uint64_t period_frames; /* the zero-timestamp period */
-    uint64_t generation;   /* +1 at every start of I/O (positions restart at 0) */
+    uint64_t generation;   /* +1 at every start of I/O */
 } odk_audio_shm_clock;
 
 typedef struct odk_audio_shm_stream {

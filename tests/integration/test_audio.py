@@ -65,6 +65,8 @@ _sig("odk_audio_read_event", ctypes.c_int, vp, ctypes.POINTER(Event), ctypes.c_i
 _sig("odk_audio_event_fd", ctypes.c_int, vp)
 _sig("odk_audio_get_timestamp", ctypes.c_int, vp, ctypes.POINTER(Timestamp))
 _sig("odk_audio_driver_position", ctypes.c_uint64, vp, ctypes.c_uint32)
+_sig("odk_audio_set_app_position", ctypes.c_int, vp, ctypes.c_uint32, ctypes.c_uint64,
+     ctypes.c_bool)
 _sig("odk_audio_write_frames", ctypes.c_int, vp, ctypes.c_uint32, ctypes.c_uint64,
      ctypes.c_char_p, ctypes.c_uint32)
 _sig("odk_audio_read_frames", ctypes.c_int, vp, ctypes.c_uint32, ctypes.c_uint64, vp,
@@ -196,10 +198,17 @@ def pattern(frames, channels, start=0):
 
 
 def loop_through(a, out, inp, data, frames, frame_bytes, chunk=512):
-    """Plays data through the output while recording the same sample times
-    from the input; returns what was recorded."""
+    """Prefills the output, starts I/O, plays the rest of data while
+    recording the same sample times from the input; returns what was
+    recorded."""
     got = b""
     wpos = rpos = 0
+    while wpos < frames:
+        n = min(chunk, frames - wpos)
+        if a.write(out, wpos, data[wpos * frame_bytes:(wpos + n) * frame_bytes], n) != 0:
+            break
+        wpos += n
+    a.start()
     deadline = time.monotonic() + 60
     while rpos < frames:
         assert time.monotonic() < deadline, f"stuck: wrote {wpos}, read {rpos}"
@@ -253,9 +262,8 @@ def test_loopback_samples_round_trip_exactly_through_the_shared_rings(loopback, 
         else:
             data = b"".join(struct.pack("<i", (f * 65537 + c * 1000003) % (1 << 31) - (1 << 30))
                             for f in range(frames) for c in range(channels))
-        a.start()
-        assert a.state() == STATE_RUNNING
         got = loop_through(a, out, inp, data, frames, frame_bytes)
+        assert a.state() == STATE_RUNNING
         assert got == data
         ts = a.timestamp()
         assert ts.rate == rate and ts.sample_time % 256 == 0 and ts.sample_time >= frames
@@ -276,7 +284,305 @@ def test_impossible_formats_are_refused_by_the_family(loopback):
         assert status(a.set_format(7, 2, S16, 48000)) == "ODK_E_INVALID"
         a.start()
         assert status(a.set_format(out, 2, S16, 96000)) == "ODK_E_BUSY"
+        b = Audio(loopback, "odk-loopback")  # joins the running device
+        assert b.set_format(b.stream(INPUT), 2, S16, 48000) == 0  # the format it has
+        b.close()
         a.stop()
         assert a.set_format(out, 2, S16, 96000) == 0
+    finally:
+        a.close()
+
+
+def goertzel(samples, rate, freq):
+    """The power of samples at freq (one DFT bin, Goertzel's recurrence)."""
+    k = 2 * math.cos(2 * math.pi * freq / rate)
+    s1 = s2 = 0.0
+    for x in samples:
+        s1, s2 = x + k * s1 - s2, s1
+    return s1 * s1 + s2 * s2 - k * s1 * s2
+
+
+def record(a, inp, frames, frame_bytes, start=None):
+    """frames frames from the input, from sample time start (default: now)."""
+    pos = a.driver_pos(inp) if start is None else start
+    got = b""
+    deadline = time.monotonic() + 30
+    while len(got) < frames * frame_bytes:
+        assert time.monotonic() < deadline
+        n = min(1024, frames - len(got) // frame_bytes, a.driver_pos(inp) - pos)
+        if n <= 0:
+            time.sleep(0.005)
+            continue
+        st, buf = a.read(inp, pos, n, frame_bytes)
+        assert st == 0, status(st)
+        got += buf
+        pos += n
+    return got
+
+
+@pytest.mark.parametrize("hz", [1000, 440])
+def test_the_tone_records_the_frequency_set_through_its_user_client(odkd, hz):
+    node = odkd.plug({"model": "audio-tone"})
+    odkd.running(provider=node)
+    service = wait_until(lambda: odkd.service_node("IOUserService"), what="the tone's service")
+    with Connection(odkd.state, service) as c:
+        c.call(0, [hz * 1000], n_out=0)
+        assert c.call(1, [], n_out=1)[0] == [hz * 1000]
+        with pytest.raises(OdkError):
+            c.call(0, [30000 * 1000], n_out=0)  # past Nyquist at 48 kHz
+    a = Audio(odkd, "odk-tone")
+    try:
+        inp = a.stream(INPUT)
+        a.start()
+        wait_until(lambda: a.driver_pos(inp) >= 2048, what="the tone's first periods")
+        raw = record(a, inp, 24000, 2)
+        samples = [s for (s,) in struct.iter_unpack("<h", raw)]
+        assert max(samples) > 15000  # half of full scale
+        crossings = sum(1 for x, y in zip(samples, samples[1:]) if x < 0 <= y)
+        assert abs(crossings - hz / 2) <= 2, crossings  # half a second of it
+        at = goertzel(samples, 48000, hz)
+        assert at > 100 * goertzel(samples, 48000, hz * 1.25)
+        assert at > 100 * goertzel(samples, 48000, hz * 0.8)
+    finally:
+        a.close()
+
+
+def test_a_clock_source_switch_reaches_every_client_with_the_new_rates(odkd):
+    node = odkd.plug({"model": "audio-clock"})
+    odkd.running(provider=node)
+    wait_until(lambda: list_devices(odkd), what="the clock device")
+    a, b = Audio(odkd, "odk-clock"), Audio(odkd, "odk-clock")
+    try:
+        assert a.props()["AvailableSampleRates"] == [48000, 96000, 192000]
+        out = b.stream(OUTPUT)
+        assert b.set_format(out, 2, S16, 96000) == 0
+        for h in (a, b):
+            h.events_until("SampleRate")
+        assert a.props()["SampleRate"] == 96000
+        # The switch, by client a; both hear of every changed property.
+        assert lib.odk_audio_set_control(a.h, 0, 2) == 0
+        for h in (a, b):
+            keys = [k for _, k in h.events_until("Controls")]
+            assert {"AvailableSampleRates", "SampleRate", "Streams", "Controls"} <= set(keys)
+            p = h.props()
+            assert p["AvailableSampleRates"] == [44100, 88200, 176400]
+            assert p["SampleRate"] == 44100
+            assert p["Controls"][0]["Value"] == 2
+            assert all(s["Format"]["SampleRate"] == 44100 for s in p["Streams"])
+        assert status(b.set_format(out, 2, S16, 96000)) == "ODK_E_UNSUPPORTED"
+        assert b.set_format(out, 2, S16, 88200) == 0
+        # A client opened after the switch sees only the new rates.
+        c = Audio(odkd, "odk-clock")
+        assert c.props()["AvailableSampleRates"] == [44100, 88200, 176400]
+        assert c.props()["SampleRate"] == 88200
+        # Not while I/O runs; a selector value that is no item is refused.
+        c.start()
+        assert status(lib.odk_audio_set_control(a.h, 0, 1)) == "ODK_E_BUSY"
+        c.close()
+        assert status(lib.odk_audio_set_control(a.h, 0, 3)) == "ODK_E_INVALID"
+        assert lib.odk_audio_set_control(a.h, 0, 1) == 0
+        b.events_until("Controls")
+        assert b.props()["AvailableSampleRates"] == [48000, 96000, 192000]
+    finally:
+        a.close()
+        b.close()
+
+
+def loopback_service(odkd):
+    return wait_until(lambda: odkd.service_node("IOUserService"), what="the loopback's service")
+
+
+def test_an_app_owned_device_lives_while_its_connection_is_open(loopback):
+    owner = Connection(loopback.state, loopback_service(loopback))
+    (node,), _ = owner.call(0, [], struct=b"my-app-device", n_out=1)
+    uids = lambda: sorted(d["properties"]["UID"] for d in list_devices(loopback))
+    assert uids() == ["my-app-device", "odk-loopback"]
+    assert node in [d["id"] for d in list_devices(loopback)]
+    # Two apps cannot have one UID.
+    other = Connection(loopback.state, loopback_service(loopback))
+    with pytest.raises(OdkError) as e:
+        other.call(0, [], struct=b"my-app-device", n_out=1)
+    assert e.value.name == "ODK_E_EXISTS"
+    other.close()
+    # Another app records from it while the owner's connection is open...
+    a = Audio(loopback, "my-app-device")
+    try:
+        inp = a.stream(INPUT)
+        a.start()
+        wait_until(lambda: a.driver_pos(inp) > 0, what="the app device's clock")
+        # ...and the device goes when it closes: the recorder gets the error.
+        owner.close()
+        wait_until(lambda: uids() == ["odk-loopback"], what="the app device to go")
+        assert a.events_until("none")[-1] == (EVENT_GONE, "")
+        assert a.state() == STATE_GONE
+        assert status(lib.odk_audio_start(a.h)) == "ODK_E_GONE"
+        assert status(lib.odk_audio_stop(a.h)) == "ODK_E_GONE"
+        with pytest.raises(OdkError):
+            a.event(0)
+    finally:
+        a.close()
+    # The loopback's own device carried on.
+    b = Audio(loopback, "odk-loopback")
+    b.close()
+
+
+def test_kill_9_of_the_driver_is_an_error_and_the_device_comes_back_under_its_uid(loopback):
+    a = Audio(loopback, "odk-loopback")
+    try:
+        out = a.stream(OUTPUT)
+        a.start()
+        assert a.write(out, 0, pattern(256, 2), 256) == 0
+        (inst,) = [i for i in loopback.instances() if i["state"] == "running"]
+        os.kill(inst["pid"], signal.SIGKILL)
+        assert a.events_until("none")[-1] == (EVENT_GONE, "")
+        assert a.state() == STATE_GONE
+        assert status(lib.odk_audio_stop(a.h)) == "ODK_E_GONE"
+    finally:
+        a.close()
+    wait_until(lambda: any(d["properties"]["UID"] == "odk-loopback"
+                           for d in list_devices(loopback)), what="the device after the restart")
+    b = Audio(loopback, "odk-loopback")
+    try:
+        b.start()
+        inp = b.stream(INPUT)
+        wait_until(lambda: b.driver_pos(inp) > 0, what="the restarted clock")
+    finally:
+        b.close()
+
+
+def test_gain_applies_only_when_the_user_asks_for_it(loopback):
+    a = Audio(loopback, "odk-loopback")
+    try:
+        out, inp = a.stream(OUTPUT), a.stream(INPUT)
+        data = pattern(4800, 2)
+        assert loop_through(a, out, inp, data, 4800, 4) == data  # unity: bit for bit
+        a.stop()
+        assert lib.odk_audio_set_control(a.h, 0, 500) == 0  # half the volume
+        assert status(lib.odk_audio_set_control(a.h, 0, 1001)) == "ODK_E_INVALID"
+        got = loop_through(a, out, inp, data, 4800, 4)
+        half = [round(x * 0.5) for (x,) in struct.iter_unpack("<h", data)]
+        assert [x for (x,) in struct.iter_unpack("<h", got)] == half
+        a.stop()
+        assert lib.odk_audio_set_control(a.h, 1, 1) == 0  # mute
+        assert loop_through(a, out, inp, data, 4800, 4) == bytes(len(data))
+    finally:
+        a.close()
+
+
+def test_property_changes_come_as_events_on_a_pollable_fd(loopback):
+    import select
+    a, b = Audio(loopback, "odk-loopback"), Audio(loopback, "odk-loopback")
+    try:
+        fd = lib.odk_audio_event_fd(b.h)
+        while b.event(0):
+            pass
+        a.start()
+        r, _, _ = select.select([fd], [], [], 10)
+        assert r == [fd]
+        assert b.events_until("Running")[-1] == (EVENT_PROPERTY, "Running")
+        assert b.props()["Running"] is True
+        a.stop()
+        b.events_until("Running")
+        assert b.props()["Running"] is False
+    finally:
+        a.close()
+        b.close()
+
+
+@pytest.mark.parametrize("props,reason", [
+    ({"OdkAudioRingFrames": 64},
+     "stream 0: ring of 64 frames is smaller than the zero-timestamp period (256)"),
+    ({"OdkAudioPeriod": 0}, "zero-timestamp period of 0 frames"),
+])
+def test_a_driver_publishing_an_impossible_device_is_refused_with_the_reason(odkd, props,
+                                                                              reason):
+    odkd.plug({"model": "audio-loopback", **props})
+    wait_until(lambda: reason in odkd.log_text(), what="the refusal in odkd's log")
+    assert list_devices(odkd) == []
+    assert status(lib.odk_audio_open(str(odkd.state).encode(), b"odk-loopback",
+                                     ctypes.byref(vp()))) == "ODK_E_NOT_FOUND"
+
+
+def test_odkctl_audio_lists_devices_and_watch_prints_every_change(odkd):
+    import subprocess
+    from conftest import BIN, CHILD_ENV
+    node = odkd.plug({"model": "audio-clock"})
+    odkd.running(provider=node)
+    wait_until(lambda: list_devices(odkd), what="the clock device")
+    text = odkd.ctl("audio").stdout
+    assert "odk-clock" in text and "rate 48000 of [48000 96000 192000]" in text
+    assert 'control 0: selector "Clock source" (device) = 1' in text
+    assert "stream 1: input  2 x S16_LE @ 48000" in text
+    (d,) = odkd.json("audio")
+    assert d["properties"]["UID"] == "odk-clock" and d["clock"]["state"] == "stopped"
+    assert d["clock"]["xruns"] == [0, 0]
+    watch = subprocess.Popen([str(BIN / "odkctl"), "--state-dir", str(odkd.state), "--json",
+                              "audio", "watch", "odk-clock", "4"], stdout=subprocess.PIPE,
+                             text=True, env=CHILD_ENV)
+    try:
+        assert watch.stdout.readline().strip() == "watching odk-clock"
+        odkd.ctl("audio", "control", "odk-clock", "0", "2")
+        lines = [json.loads(watch.stdout.readline()) for _ in range(4)]
+        assert watch.wait(timeout=30) == 0
+    finally:
+        watch.kill()
+        watch.wait()
+    assert {l["key"] for l in lines} == {"AvailableSampleRates", "SampleRate", "Streams",
+                                         "Controls"}
+    assert [l["value"] for l in lines if l["key"] == "AvailableSampleRates"] == \
+        [[44100, 88200, 176400]]
+    r = odkd.ctl("audio", "control", "odk-clock", "0", "9", check=False)
+    assert r.returncode == 1 and "ODK_E_INVALID" in r.stderr
+
+
+def test_the_loopback_keeps_every_frame_at_a_64_frame_period(odkd):
+    """A soak, scaled by ODK_AUDIO_SOAK_S (seconds; make soak-audio runs
+    600): a counting pattern played while the same sample times are
+    recorded comes back whole — no frame lost or doubled — with no xrun, and
+    the zero timestamps count frames at the device's rate."""
+    seconds = float(os.environ.get("ODK_AUDIO_SOAK_S", "5"))
+    plug_loopback(odkd, OdkAudioPeriod=64)
+    a = Audio(odkd, "odk-loopback")
+    try:
+        out, inp = a.stream(OUTPUT), a.stream(INPUT)
+        frames_total = int(48000 * seconds)
+        chunk = 1024
+        block = lambda start: struct.pack(f"<{2 * chunk}i",
+                                          *[(start + i) * 2 + c for i in range(chunk)
+                                            for c in range(2)])
+        assert a.set_format(out, 2, S32, 48000) == 0
+        assert a.set_format(inp, 2, S32, 48000) == 0
+        wpos = rpos = 0
+        while a.write(out, wpos, block(wpos), chunk) == 0:
+            wpos += chunk
+        a.start()
+        first = a.timestamp()
+        buf = ctypes.create_string_buffer(chunk * 8)
+        deadline = time.monotonic() + seconds * 4 + 60
+        while rpos < frames_total:
+            assert time.monotonic() < deadline
+            moved = False
+            if wpos < frames_total + 4 * chunk and a.write(out, wpos, block(wpos), chunk) == 0:
+                wpos += chunk
+                moved = True
+            if a.driver_pos(inp) >= rpos + chunk:
+                st = lib.odk_audio_read_frames(a.h, inp, rpos, buf, chunk)
+                assert st == 0, status(st)
+                assert buf.raw == block(rpos), f"frames {rpos}..{rpos + chunk} differ"
+                rpos += chunk
+                moved = True
+            if not moved:
+                time.sleep(0.01)
+        # Done: the app stops streaming, so what follows is no xrun.
+        for st_, pos in ((out, wpos), (inp, rpos)):
+            assert lib.odk_audio_set_app_position(a.h, st_, pos, False) == 0
+        last = a.timestamp()
+        assert last.generation == first.generation
+        assert (last.sample_time - first.sample_time) % 64 == 0
+        span_ns = last.host_time_ns - first.host_time_ns
+        # host time = start + sample time / rate, to the nanosecond
+        assert abs((last.sample_time - first.sample_time) * 10**9 - span_ns * 48000) <= 2 * 48000
+        xruns = odkd.json("audio")[0]["clock"]["xruns"]
+        assert xruns == [0, 0], xruns
     finally:
         a.close()

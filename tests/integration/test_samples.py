@@ -14,7 +14,7 @@ def test_the_samples_folder_holds_only_the_samples():
     found = sorted(p.name for p in DRIVERS.iterdir() if p.is_dir())
     # A build folder from before the move still holds echo and faulty here:
     # remove build/drivers/echo and build/drivers/faulty (meson leaves them).
-    assert found == ["hello", "hid-remap", "hid-usb", "hid-virtual-keyboard", "net-sim", "pci-edu",
+    assert found == ["audio-clock", "audio-loopback", "audio-tone", "hello", "hid-remap", "hid-usb", "hid-virtual-keyboard", "net-sim", "pci-edu",
                      "scsi-inquiry", "scsi-raid", "serial-loopback", "serial-tcp", "usb-cdc-acm",
                      "usb-cdc-ecm", "usb-ftdi", "usb-vendor-echo"], found
     for name in ("echo", "faulty"):

@@ -318,12 +318,25 @@ static int publish_streams(odk_audio_device *dev)
 
 /* ---- I/O ------------------------------------------------------------------ */
 
+/* Positions restart at 0 once I/O stops, so an app can prefill an output
+ * before the next start. */
+static void reset_positions(odk_audio_device *dev)
+{
+    odk_audio_shm *s = dev->shm;
+    for (size_t i = 0; i < dev->n_streams; i++) {
+        STORE(s->streams[i].driver_pos, 0);
+        STORE(s->streams[i].app_pos, 0);
+        STORE(s->streams[i].app_active, 0);
+    }
+}
+
 static void io_stop(odk_audio_device *dev)
 {
     if (!dev->running)
         return;
     dev->ops->stop_io(dev->ctx, dev);
     dev->running = false;
+    reset_positions(dev);
     __atomic_store_n(&dev->shm->state, ODK_AUDIO_STATE_STOPPED, __ATOMIC_RELEASE);
     if (!dev->dead)
         set_prop(dev, "Running", odk_value_new_bool(false));
@@ -332,12 +345,8 @@ static void io_stop(odk_audio_device *dev)
 static int io_start(odk_audio_device *dev)
 {
     odk_audio_shm *s = dev->shm;
-    for (size_t i = 0; i < dev->n_streams; i++) {
-        STORE(s->streams[i].driver_pos, 0);
-        STORE(s->streams[i].app_pos, 0);
-        STORE(s->streams[i].app_active, 0);
+    for (size_t i = 0; i < dev->n_streams; i++)
         STORE(s->streams[i].xruns, 0);
-    }
     clock_begin(s);
     STORE(s->clock.sample_time, 0);
     STORE(s->clock.host_time_ns, now_ns());
@@ -478,6 +487,9 @@ static int m_set_format(odk_driver *drv, odk_user_client *uc, odk_call *call)
     odk_audio_format f = {(uint32_t)in[1], (uint32_t)in[2], (uint32_t)in[3]};
     if (!audio_format_available(st->formats, st->n_formats, dev->rates, dev->n_rates, &f))
         return ODK_E_UNSUPPORTED;
+    if (f.channels == st->format.channels && f.sample_format == st->format.sample_format &&
+        f.rate == st->format.rate)
+        return ODK_OK; /* what it has: fine even while another app streams */
     if (dev->running)
         return ODK_E_BUSY;
     if (dev->ops->set_format) {
@@ -736,10 +748,12 @@ ODK_PUBLIC void odk_audio_device_destroy(odk_audio_device *dev)
     if (!dev)
         return;
     io_stop(dev);
-    dev->dead = true;
     __atomic_store_n(&dev->shm->state, ODK_AUDIO_STATE_GONE, __ATOMIC_RELEASE);
-    /* Apps see their connection close (ODK_E_GONE) and the node leave. */
+    /* Apps see their connection close (ODK_E_GONE) and the node leave.  The
+     * close hooks run here, before dead is set, so none of them frees dev
+     * under us. */
     driver_close_node_clients(dev->drv, dev->node);
+    dev->dead = true;
     node_handler h = {.node_id = dev->node};
     driver_set_node_handler(dev->drv, &h);
     odk_driver_withdraw_node(dev->drv, dev->node);
