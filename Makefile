@@ -66,9 +66,10 @@ storage-big: all
 	ODK_BUILD=$(abspath $(BUILD)) ODK_STORAGE_COPY_MB=1024 $(PYTHON) -m pytest -q \
 	  tests/integration/test_storage.py -k nbdcopy
 
-# The ALSA plugin's loopback soak at full size: 10 minutes at 48 kHz with
-# 64-frame periods while a CPU-bound job runs on every core (make
-# integration runs 30 s of it, without the load).
+# The ALSA plugin's loopback soak at full size: aplay to odk-loopback while
+# arecord records it, 10 minutes at 48 kHz with 64-frame periods while a
+# CPU-bound job runs on every core (make integration runs 30 s of it,
+# without the load; soak-audio is the client API's own soak).
 .PHONY: audio-soak
 audio-soak: all
 	ODK_BUILD=$(abspath $(BUILD)) ODK_AUDIO_SOAK_SECONDS=600 ODK_AUDIO_SOAK_LOAD=1 \
