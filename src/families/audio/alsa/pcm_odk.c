@@ -593,7 +593,7 @@ static int odk_pcm_hw_params(snd_pcm_ioplug_t *io, snd_pcm_hw_params_t *params)
     p->frame_bytes = fb;
     p->ring_frames = rf;
     p->ring = ring;
-    if (io->stream == SND_PCM_STREAM_CAPTURE && 2 * io->period_size + p->chunk > rf) {
+    if (io->stream == SND_PCM_STREAM_CAPTURE && 4 * io->period_size + p->chunk > rf) {
         SNDERR("odk: a period of %lu frames is more than the device's ring (%u frames) "
                "keeps for a capture",
                (unsigned long)io->period_size, rf);
@@ -802,10 +802,11 @@ static int set_constraints(odk_pcm *p)
     /* ALSA bounds periods and buffers in bytes; the ring's length is fixed
      * in frames.  A playback buffer longer than the ring is fine (the
      * staging FIFO holds the rest).  A capture must read a period before
-     * the driver overwrites it: at most half of what the ring keeps, in
-     * frames of every format, so in bytes of the smallest frame. */
+     * the driver overwrites it: at most a quarter of what the ring keeps
+     * (the rest is the delay the application may take to come and read),
+     * in frames of every format, so in bytes of the smallest frame. */
     uint64_t keep = p->ring_frames > p->chunk ? p->ring_frames - p->chunk : 0;
-    uint64_t max_period = p->io.stream == SND_PCM_STREAM_CAPTURE ? keep / 2 * min_fb
+    uint64_t max_period = p->io.stream == SND_PCM_STREAM_CAPTURE ? keep / 4 * min_fb
                                                                   : ring_bytes / 2;
     if (max_period < 16) {
         SNDERR("odk: device %s has a ring of %u frames, too short for a period", UID(p),
