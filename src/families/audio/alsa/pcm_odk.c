@@ -876,6 +876,10 @@ static int open_device(const char *state_dir, const char *uid, uint32_t directio
     return 0;
 }
 
+/* libasound looks the entry up by name; declared for -Wmissing-prototypes. */
+int SND_PCM_PLUGIN_ENTRY(odk)(snd_pcm_t **pcmp, const char *name, snd_config_t *root,
+                              snd_config_t *conf, snd_pcm_stream_t stream, int mode);
+
 SND_PCM_PLUGIN_DEFINE_FUNC(odk)
 {
     snd_config_iterator_t i, next;
