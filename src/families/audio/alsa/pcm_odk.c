@@ -22,9 +22,9 @@
  * the ring's length less one driver period.
  *
  * The poll descriptors are a timerfd that fires once a period while
- * running and the device's own descriptors (its connection and odkd's),
- * which wake the application when the device is withdrawn or its driver
- * dies; then every call answers -ENODEV and the PCM is DISCONNECTED.
+ * running and the handle's event descriptor (odk_audio_event_fd), which
+ * wakes the application when the device is withdrawn or its driver dies;
+ * then every call answers -ENODEV and the PCM is DISCONNECTED.
  */
 #include <alsa/asoundlib.h>
 #include <alsa/pcm_external.h>
@@ -206,6 +206,22 @@ static void ring_copy(odk_pcm *p, const snd_pcm_channel_area_t *app, snd_pcm_ufr
     }
 }
 
+/* Silences n frames of the ring from device frame pos. */
+static void ring_silence(odk_pcm *p, uint64_t pos, uint64_t n)
+{
+    snd_pcm_channel_area_t ring[ODK_AUDIO_MAX_CHANNELS];
+    while (n > 0) {
+        uint32_t idx = (uint32_t)(pos % p->ring_frames);
+        uint64_t k = p->ring_frames - idx;
+        if (k > n)
+            k = n;
+        interleaved_areas(p, p->ring + (size_t)idx * p->frame_bytes, ring);
+        snd_pcm_areas_silence(ring, 0, p->io.channels, (snd_pcm_uframes_t)k, p->io.format);
+        pos += k;
+        n -= k;
+    }
+}
+
 /* ---- callbacks ----------------------------------------------------------- */
 
 static int timer_arm(odk_pcm *p, bool on)
@@ -315,6 +331,10 @@ static int odk_pcm_start(snd_pcm_ioplug_t *io)
         /* One period of lead: the driver consumes whole chunks at its
          * ticks, and a frame placed behind its position would be lost. */
         p->base = (dpos > pos ? dpos : pos) + io->period_size;
+        /* The driver plays every frame before app_pos: the lead is
+         * silence, not what the ring held from before. */
+        uint64_t lead = p->base - dpos;
+        ring_silence(p, dpos, lead < p->ring_frames ? lead : p->ring_frames);
         p->running = true;
         stage_flush(p);
     } else {
@@ -443,6 +463,10 @@ static snd_pcm_sframes_t odk_pcm_transfer(snd_pcm_ioplug_t *io, const snd_pcm_ch
     if (!p->running)
         return 0;
     ring_copy(p, areas, offset, p->base + p->app_frames, size, false);
+    /* Had the driver come round the ring meanwhile, part of what we copied
+     * would be newer frames: that is an overrun too. */
+    if (load64(&p->st->driver_pos) > p->base + p->app_frames + p->ring_frames)
+        return xrun(p, load64(&p->st->driver_pos) - p->base);
     p->app_frames += size;
     store64(&p->st->app_pos, p->base + p->app_frames);
     return (snd_pcm_sframes_t)size;
@@ -468,13 +492,23 @@ static int odk_pcm_drain(snd_pcm_ioplug_t *io)
     /* The silence after the last frame is no underrun: the driver stops
      * counting, and still plays every frame before app_pos. */
     store32(&p->st->app_active, 0);
+    uint64_t last = load64(&p->st->driver_pos), moved = now_ns();
     for (;;) {
         if ((err = check_alive(p)) < 0)
             return err;
         stage_flush(p);
-        if (p->written == p->app_frames &&
-            load64(&p->st->driver_pos) >= p->base + p->app_frames)
+        uint64_t dpos = load64(&p->st->driver_pos);
+        if (p->written == p->app_frames && dpos >= p->base + p->app_frames)
             return 0;
+        /* A driver that is there but takes no frame would hold the drain
+         * for ever. */
+        if (dpos != last) {
+            last = dpos;
+            moved = now_ns();
+        } else if (now_ns() - moved > 2000000000u) {
+            SNDERR("odk: device %s took no frame for 2 s while draining", UID(p));
+            return -EIO;
+        }
         struct pollfd pfd[2] = {{.fd = p->timer_fd, .events = POLLIN},
                                 {.fd = odk_audio_event_fd(p->a), .events = POLLIN}};
         if (poll(pfd, 2, 1000) < 0 && errno != EINTR)
