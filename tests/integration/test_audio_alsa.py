@@ -79,7 +79,10 @@ _lib.odk_audio_list.argtypes = [ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p)
 _lib.odk_value_to_json.restype = ctypes.c_void_p
 _lib.odk_value_to_json.argtypes = [ctypes.c_void_p, ctypes.c_int]
 _lib.odk_value_free.argtypes = [ctypes.c_void_p]
-_lib.free.argtypes = [ctypes.c_void_p]
+# free() from the global scope: under make asan-test that is ASan's, which
+# allocated the string (libodk's own lookup would find glibc's).
+_free = ctypes.CDLL(None).free
+_free.argtypes = [ctypes.c_void_p]
 _lib.odk_audio_open.argtypes = [ctypes.c_char_p, ctypes.c_char_p, ctypes.POINTER(ctypes.c_void_p)]
 _lib.odk_audio_close.argtypes = [ctypes.c_void_p]
 _lib.odk_audio_set_control.argtypes = [ctypes.c_void_p, ctypes.c_uint32, ctypes.c_int64]
@@ -95,7 +98,7 @@ def audio_devices(odkd):
         try:
             return json.loads(ctypes.string_at(text).decode())
         finally:
-            _lib.free(text)
+            _free(text)
     finally:
         _lib.odk_value_free(out)
 
