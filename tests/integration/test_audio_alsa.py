@@ -248,6 +248,14 @@ def test_alsabat_detects_the_sine_through_the_loopback(odkd, tmp_path, rate):
         wait_until(lambda: (device(odkd, uid) or {}).get("Running") or play.poll() is not None,
                    what="aplay to start the loopback")
         assert play.poll() is None, play.stderr.read()
+        # aplay's first frame lands a period after the start: the capture
+        # begins once the device clock is half a second in, past that onset.
+        h = Audio(odkd, uid)
+        try:
+            wait_until(lambda: h.timestamp().sample_time > rate // 2 or play.poll() is not None,
+                       what="half a second of the sine")
+        finally:
+            h.close()
         r = run(odkd, "alsabat", "-C", f"odk:{uid}", "-r", rate, "-c", 2, "-f", "S16_LE",
                 "-F", 997, "-n", rate, f"--log={tmp_path / 'bat.log'}", check=False)
     finally:

@@ -412,6 +412,13 @@ static int64_t run_hw(odk_pcm *p)
     }
     pos = run_position(p);
     uint64_t hw = pos > p->base ? pos - p->base : 0;
+    /* A position behind what we already took: the device went (its memory
+     * is reset) or restarted its I/O. */
+    if (p->io.stream == SND_PCM_STREAM_CAPTURE && hw < p->app_frames) {
+        if ((err = check_alive(p)) < 0)
+            return err;
+        return xrun(p, hw);
+    }
     if (p->io.stream == SND_PCM_STREAM_PLAYBACK) {
         stage_flush(p);
         if (hw > p->written) {
