@@ -10,7 +10,8 @@ DEB_PACKAGES = meson ninja-build pkg-config gcc clang libjansson-dev \
 	libdw-dev python3-pytest python3-serial socat picocom minicom screen tmux dbus iperf3 iputils-ping \
 	libsystemd-dev binutils libclang-rt-14-dev groff-base man-db systemd \
 	qemu-system-x86 busybox-static kmod libfuse3-dev libevdev-dev python3-evdev \
-	libnbd-bin nbdkit fuse3 fio e2fsprogs nbd-client
+	libnbd-bin nbdkit fuse3 fio e2fsprogs nbd-client \
+	libasound2-dev alsa-utils python3-numpy
 
 .PHONY: all deps asan asan-test check test unit integration demo bench format clean fuzz \
 	campaign campaign-ci install vm-test vm-campaign soak-usb soak-pci storage-big soak-audio
@@ -64,6 +65,15 @@ integration: all
 storage-big: all
 	ODK_BUILD=$(abspath $(BUILD)) ODK_STORAGE_COPY_MB=1024 $(PYTHON) -m pytest -q \
 	  tests/integration/test_storage.py -k nbdcopy
+
+# The ALSA plugin's loopback soak at full size: aplay to odk-loopback while
+# arecord records it, 10 minutes at 48 kHz with 64-frame periods while a
+# CPU-bound job runs on every core (make integration runs 30 s of it,
+# without the load; soak-audio is the client API's own soak).
+.PHONY: audio-soak
+audio-soak: all
+	ODK_BUILD=$(abspath $(BUILD)) ODK_AUDIO_SOAK_SECONDS=600 ODK_AUDIO_SOAK_LOAD=1 \
+	  $(PYTHON) -m pytest -q -s tests/integration/test_audio_alsa.py -k soak
 
 # The quick suite: unit tests (cmocka) and end-to-end tests (pytest).
 check: unit integration

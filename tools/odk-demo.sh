@@ -113,6 +113,17 @@ echo "                                       # the RAID-5 volume over 8 simulate
 echo "   $bin/odkctl audio                   # the audio loopback: streams, formats, controls, clock"
 echo "   $bin/odkctl audio watch odk-loopback   # its property changes, live; then, elsewhere:"
 echo "   $bin/odkctl audio control odk-loopback 1 1   # mute its output"
+# ALSA applications reach the loopback through odk's ALSA plugin; from the
+# build tree, ALSA_CONFIG_PATH names the configuration meson generated next
+# to the plugin (installed, alsa.conf.d's 50-odk.conf does it).
+asoundrc="$bin/../src/families/audio/alsa/asoundrc"
+if [ -f "$asoundrc" ]; then
+    asoundrc="$(cd "$(dirname "$asoundrc")" && pwd)/asoundrc"
+    echo "   export ALSA_CONFIG_PATH=$asoundrc"
+    echo "                                       # how ALSA finds odk's plugin from the build tree (aplay -L lists odk:odk-loopback)"
+    echo "   arecord -D odk:odk-loopback -f S16_LE -c 2 -r 48000 -d 10 take.wav &"
+    echo "   aplay -D odk:odk-loopback song.wav  # what aplay plays, arecord records (48 kHz stereo S16_LE here)"
+fi
 echo
 echo "   for example: odkctl call $node 0 2 40 prints $("$bin/odkctl" call "$node" 0 2 40)"
 echo "   and odkctl call $edu 0 10 prints $("$bin/odkctl" call "$edu" 0 10)"
