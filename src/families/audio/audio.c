@@ -54,6 +54,8 @@ static int op_claim_uid(struct host_request *r)
 static const struct class_def classes[] = {{"IOUserAudioDevice", "IOService"},
                                            {"IOUserAudioStream", "IOService"},
                                            {NULL, NULL}};
+/* A device's UID is the resource: claiming one needs the "audio" entitlement. */
+static const struct resource_op resource_ops[] = {{"audio-claim-uid", "audio"}, {NULL, NULL}};
 static const struct host_op host_ops[] = {{"audio-claim-uid", op_claim_uid}, {NULL, NULL}};
 
 static const struct odkd_module audio_family = {
@@ -61,5 +63,6 @@ static const struct odkd_module audio_family = {
     .kind = "family",
     .classes = classes,
     .host_ops = host_ops,
+    .resource_ops = resource_ops,
 };
 ODKD_MODULE(audio_family)
