@@ -92,6 +92,7 @@ def test_ftdi_unplugged_and_replugged_mid_transfer(tmp_path):
         running(odkd, "org.odk.usb-ftdi")
         fds_after_one = fds_of(odkd.proc.pid)
         for n in range(2, CYCLES + 1):
+            print(f"plug campaign: cycle {n}", flush=True)  # where a stuck run stopped (-s)
             one_cycle(odkd, peer_node, n)
         wait_until(lambda: odk_device(odkd, 0x0403, 0x6001), "the FTDI back at the end")
         running(odkd, "org.odk.usb-ftdi")
