@@ -308,7 +308,9 @@ static void frame_end(struct pci_model *m)
     set32(m, CAP_FRAMES, (uint32_t)c->frames);
     set32(m, CAP_RING_TAIL, reg32(m, CAP_RING_TAIL) + 1);
     cause(m, CAP_IRQ_FRAME);
-    if (c->frames % 64 == 1)
+    /* Reported now and then while running, and always for the frame that
+     * ends after a stop (the last word on the card's count). */
+    if (c->frames % 64 == 1 || !(reg32(m, CAP_STATUS) & CAP_STATUS_RUNNING))
         pci_model_changed(m);
     pump(m);
 }
