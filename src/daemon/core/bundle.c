@@ -15,6 +15,7 @@
 
 #include "daemon/core/bundle_internal.h"
 #include "daemon/core/entitlements.h"
+#include "daemon/core/signature.h"
 #include "odk/status.h"
 
 void bundle_free(bundle *b)
@@ -122,38 +123,11 @@ static int read_file(const struct ctx *c, const char *path, char **out, size_t *
 /* First 16 hex characters of the BLAKE2b hash of the file's bytes. */
 static int hash_file(const struct ctx *c, const char *path, char **out)
 {
-    int fd = open(path, O_RDONLY | O_CLOEXEC);
-    if (fd < 0) {
-        if (c->err && c->err_len)
-            snprintf(c->err, c->err_len, "%s: cannot open: %s", path, strerror(errno));
-        return ODK_E_IO;
-    }
-    if (sodium_init() < 0) {
-        close(fd);
-        return bundle_nomem(c);
-    }
-    crypto_generichash_state h;
-    crypto_generichash_init(&h, NULL, 0, crypto_generichash_BYTES);
-    unsigned char buf[65536];
-    for (;;) {
-        ssize_t n = read(fd, buf, sizeof buf);
-        if (n < 0 && errno == EINTR)
-            continue;
-        if (n < 0) {
-            int e = errno;
-            close(fd);
-            if (c->err && c->err_len)
-                snprintf(c->err, c->err_len, "%s: cannot read: %s", path, strerror(e));
-            return ODK_E_IO;
-        }
-        if (n == 0)
-            break;
-        crypto_generichash_update(&h, buf, (unsigned long long)n);
-    }
-    close(fd);
-    unsigned char digest[crypto_generichash_BYTES];
-    crypto_generichash_final(&h, digest, sizeof digest);
-    char hex[2 * crypto_generichash_BYTES + 1];
+    unsigned char digest[SIGNATURE_HASH_BYTES];
+    int st = signature_hash_file(path, digest, c->err, c->err_len);
+    if (st < 0)
+        return st;
+    char hex[2 * SIGNATURE_HASH_BYTES + 1];
     sodium_bin2hex(hex, sizeof hex, digest, sizeof digest);
     hex[16] = '\0';
     *out = strdup(hex);

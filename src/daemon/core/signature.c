@@ -16,7 +16,7 @@
 #include "daemon/core/signature.h"
 #include "odk/status.h"
 
-#define HASH_BYTES 32
+#define HASH_BYTES SIGNATURE_HASH_BYTES
 #define HASH_HEX (2 * HASH_BYTES)
 
 static int fail(char *err, size_t err_len, int st, const char *fmt, ...)
@@ -73,7 +73,8 @@ static int slurp(const char *path, size_t max, char **out, size_t *out_len, char
     return ODK_OK;
 }
 
-static int hash_file(const char *path, unsigned char out[HASH_BYTES], char *err, size_t err_len)
+int signature_hash_file(const char *path, unsigned char out[SIGNATURE_HASH_BYTES], char *err,
+                        size_t err_len)
 {
     int fd = open(path, O_RDONLY | O_CLOEXEC);
     if (fd < 0)
@@ -301,7 +302,7 @@ static int list_bundle(const char *dir, struct listing *l, char *err, size_t err
         }
         st = listing_add(l, de->d_name, strlen(de->d_name));
         if (st == ODK_OK)
-            st = hash_file(path, l->v[l->n - 1].hash, err, err_len);
+            st = signature_hash_file(path, l->v[l->n - 1].hash, err, err_len);
         else
             fail(err, err_len, st, "%s: out of memory", dir);
     }

@@ -44,6 +44,12 @@
  * when a file cannot be written. */
 int signature_keygen(const char *base, char *err, size_t err_len);
 
+/* The BLAKE2b-256 hash of a file's bytes, as the signed list has it.
+ * ODK_E_IO with a sentence naming the file. */
+#define SIGNATURE_HASH_BYTES 32
+int signature_hash_file(const char *path, unsigned char out[SIGNATURE_HASH_BYTES], char *err,
+                        size_t err_len);
+
 /* Signs the bundle in folder dir with the secret key file key_path:
  * writes dir/odk.sig (replacing any earlier one) covering every file and
  * entitlements (a dictionary; borrowed).  ODK_E_NOT_FOUND / ODK_E_IO when a
