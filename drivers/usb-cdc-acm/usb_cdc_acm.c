@@ -94,7 +94,7 @@ static int acm_start(odk_driver *drv)
         st = odk_usb_interface_open_other(a->comm, data_interface(a->comm), &a->data, &holder);
     if (st == ODK_E_BUSY)
         odk_error("interface is held by %s", holder ? holder : "another driver");
-    free(holder);
+    odk_free(holder);
     if (st < 0)
         return st;
     odk_usb_serial_config cfg = {.data = a->data, .notify = a->comm};

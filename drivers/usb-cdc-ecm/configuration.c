@@ -24,10 +24,9 @@ struct chooser {
 
 /* Configuration descriptor index, whole, read from the device into a
  * buffer of this driver's (the caller frees it) and checked: NULL when it
- * cannot be read or is malformed.  (Read with GET_DESCRIPTOR rather than
- * odk_usb_device_copy_configuration, whose copy is the host's malloc: a
- * driver's free() of it would be another allocator's under ASan, the host
- * exporting only odk_ names.) */
+ * cannot be read or is malformed.  (Read with GET_DESCRIPTOR, into this
+ * driver's own malloc; odk_usb_device_copy_configuration's copy would be
+ * the host's, freed with odk_free().) */
 static odk_usb_config_descriptor *read_configuration(odk_usb_device *dev, uint8_t index)
 {
     uint8_t head[9];

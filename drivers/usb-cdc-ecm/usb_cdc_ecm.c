@@ -357,7 +357,7 @@ static int open_pipes(struct ecm *e)
     int st = odk_usb_interface_open_other(e->comm, data_if, &e->data, &holder);
     if (st == ODK_E_BUSY)
         odk_error("data interface %u is held by %s", data_if, holder ? holder : "another driver");
-    free(holder);
+    odk_free(holder);
     if (st < 0)
         return st;
     /* Setting 1 carries the frames; selecting it starts the function. */
@@ -388,7 +388,7 @@ static int ecm_start(odk_driver *drv)
     int st = odk_usb_interface_open(drv, &e->comm, &holder);
     if (st == ODK_E_BUSY)
         odk_error("interface is held by %s", holder ? holder : "another driver");
-    free(holder);
+    odk_free(holder);
     if (st == ODK_OK)
         st = open_pipes(e);
     for (unsigned i = 0; st == ODK_OK && i < IN_FLIGHT; i++)

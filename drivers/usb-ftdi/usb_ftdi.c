@@ -120,7 +120,7 @@ static int ftdi_start(odk_driver *drv)
     int st = odk_usb_interface_open(drv, &f->intf, &holder);
     if (st == ODK_E_BUSY)
         odk_error("interface is held by %s", holder ? holder : "another driver");
-    free(holder);
+    odk_free(holder);
     if (st < 0)
         return st;
     /* Bulk-IN transfers a multiple of the packet size, so a packet's two

@@ -59,7 +59,7 @@ static int echo_start(odk_driver *drv)
     int st = odk_usb_interface_open(drv, &e->intf, &holder);
     if (st == ODK_E_BUSY) {
         odk_error("interface is held by %s", holder ? holder : "another driver");
-        free(holder);
+        odk_free(holder);
         return st;
     }
     if (st < 0)

@@ -197,6 +197,13 @@ ODK_PUBLIC const odk_driver_class *odk_driver_class_find(const char *name);
 
 /* ---- what a driver may call ------------------------------------------- */
 
+/* Frees memory the framework allocated and handed to the driver: the
+ * strings and copies whose comments say "the caller frees with
+ * odk_free()".  The driver host's allocator made them, which need not be
+ * the driver's own (a sanitizer build, a driver linked with another
+ * malloc), so plain free() is wrong for them.  NULL is allowed. */
+ODK_PUBLIC void odk_free(void *p);
+
 /* Accessors: never fail, never block, any thread (the values are fixed
  * before start runs; odk_driver_iommu takes a short lock). */
 

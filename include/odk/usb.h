@@ -82,7 +82,7 @@ ODK_PUBLIC const odk_usb_device_descriptor *odk_usb_device_descriptor_get(odk_us
 ODK_PUBLIC odk_usb_speed odk_usb_device_speed(odk_usb_device *dev);
 
 /* Configuration descriptor number index (0-based), as read from the device
- * and checked: a new copy in *out the caller frees with free().  Errors:
+ * and checked: a new copy in *out the caller frees with odk_free().  Errors:
  * ODK_E_NOT_FOUND (no such configuration), ODK_E_PROTOCOL (the device's
  * descriptor is malformed; the reason is logged). */
 ODK_PUBLIC int odk_usb_device_copy_configuration(odk_usb_device *dev, uint8_t index,
@@ -93,7 +93,7 @@ ODK_PUBLIC const odk_usb_config_descriptor *
 odk_usb_device_active_configuration(odk_usb_device *dev);
 
 /* String descriptor index in UTF-8 (US English), a new string the caller
- * frees.  ODK_E_STALL when the device has no such string. */
+ * frees with odk_free().  ODK_E_STALL when the device has no such string. */
 ODK_PUBLIC int odk_usb_device_copy_string(odk_usb_device *dev, uint8_t index, char **out);
 
 /* Selects configuration value (0: unconfigured).  The interfaces of the
@@ -127,7 +127,8 @@ ODK_PUBLIC const odk_usb_interface_descriptor *odk_usb_device_interface_at(odk_u
 /* Opens the driver's provider, which must be a USB interface node
  * (IOUSBHostInterface), exclusively: while it is open, another driver's
  * open gets ODK_E_BUSY, and the log line and *holder (when not NULL: a new
- * string the caller frees, e.g. "org.odk.usb-vendor-echo#1 (pid 4242)")
+ * string the caller frees with odk_free(), e.g.
+ * "org.odk.usb-vendor-echo#1 (pid 4242)")
  * name the driver that holds it.  Errors: ODK_E_UNSUPPORTED (the provider is
  * not a USB interface), ODK_E_BUSY, ODK_E_GONE. */
 ODK_PUBLIC int odk_usb_interface_open(odk_driver *drv, odk_usb_interface **out, char **holder);

@@ -231,6 +231,11 @@ int driver_set_node_handler(odk_driver *drv, const node_handler *h)
 
 /* ---- accessors -------------------------------------------------------- */
 
+void odk_free(void *p)
+{
+    free(p);
+}
+
 void *odk_driver_state(odk_driver *drv)
 {
     return drv->state;
