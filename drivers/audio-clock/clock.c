@@ -11,12 +11,8 @@
  * client that then asks for an old rate is refused.  While I/O runs the
  * switch is refused with ODK_E_BUSY, as a real interface would glitch.
  *
- * The clock is a timerfd on CLOCK_MONOTONIC, as in audio-loopback. */
-#include <errno.h>
+ * The clock is the family's host clock (odk_audio_clock). */
 #include <string.h>
-#include <sys/timerfd.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "odk/audio.h"
 #include "odk/driver.h"
@@ -38,27 +34,14 @@ static const odk_audio_format formats[] = {
 struct clk {
     odk_driver *drv;
     odk_audio_device *dev;
-    int tfd;
-    odk_fd_source *src;
-    uint64_t start_ns, done;
-    uint32_t rate;
+    odk_audio_clock *clock;
 };
 
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t host_time(const struct clk *c, uint64_t frames)
-{
-    return c->start_ns + (uint64_t)((unsigned __int128)frames * 1000000000u / c->rate);
-}
-
 /* Consumes the output's frames and records silence on the input. */
-static void run_period(struct clk *c, uint64_t p, uint32_t n)
+static void run_period(void *ctx, odk_audio_device *dev, uint64_t p, uint32_t n)
 {
+    (void)dev;
+    struct clk *c = ctx;
     uint64_t end = p + n;
     for (uint32_t s = 0; s < 2; s++) {
         uint8_t *ring;
@@ -74,64 +57,20 @@ static void run_period(struct clk *c, uint64_t p, uint32_t n)
             odk_audio_device_count_xrun(c->dev, s);
         odk_audio_device_set_position(c->dev, s, end);
     }
-    odk_audio_device_publish_timestamp(c->dev, end, host_time(c, end));
-}
-
-static void arm(struct clk *c)
-{
-    uint64_t at = host_time(c, c->done + PERIOD);
-    struct itimerspec its = {.it_value = {(time_t)(at / 1000000000u), (long)(at % 1000000000u)}};
-    timerfd_settime(c->tfd, TFD_TIMER_ABSTIME, &its, NULL);
-}
-
-static void tick(void *ctx, uint32_t revents)
-{
-    (void)revents;
-    struct clk *c = ctx;
-    uint64_t x;
-    if (read(c->tfd, &x, sizeof x) < 0 && errno != EAGAIN)
-        return;
-    uint64_t now = now_ns();
-    while (host_time(c, c->done + PERIOD) <= now) {
-        run_period(c, c->done, PERIOD);
-        c->done += PERIOD;
-    }
-    arm(c);
 }
 
 static int start_io(void *ctx, odk_audio_device *dev)
 {
     struct clk *c = ctx;
-    odk_audio_format f;
-    odk_audio_device_format(dev, 0, &f);
-    c->rate = f.rate;
-    c->done = 0;
-    c->start_ns = now_ns();
-    c->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    if (c->tfd < 0)
-        return ODK_E_IO;
-    int st = odk_fd_source_create(odk_driver_queue(c->drv), c->tfd, EPOLLIN, tick, c, &c->src);
-    if (st < 0) {
-        close(c->tfd);
-        c->tfd = -1;
-        return st;
-    }
-    arm(c);
-    return ODK_OK;
+    return odk_audio_clock_start(dev, PERIOD, run_period, c, &c->clock);
 }
 
 static void stop_io(void *ctx, odk_audio_device *dev)
 {
     (void)dev;
     struct clk *c = ctx;
-    if (c->src) {
-        odk_fd_source_cancel(c->src, NULL, NULL);
-        odk_release(c->src);
-        c->src = NULL;
-    }
-    if (c->tfd >= 0)
-        close(c->tfd);
-    c->tfd = -1;
+    odk_audio_clock_stop(c->clock);
+    c->clock = NULL;
 }
 
 /* The clock source changed: the rates follow it. */
@@ -153,7 +92,7 @@ static const odk_audio_device_ops ops = {
 static int clk_start(odk_driver *drv)
 {
     struct clk *c = odk_driver_state(drv);
-    *c = (struct clk){.drv = drv, .tfd = -1};
+    *c = (struct clk){.drv = drv};
     odk_audio_stream_desc streams[2] = {
         {ODK_AUDIO_OUTPUT, formats, 3, {2, ODK_AUDIO_S16_LE, 48000}, RING},
         {ODK_AUDIO_INPUT, formats, 3, {2, ODK_AUDIO_S16_LE, 48000}, RING},

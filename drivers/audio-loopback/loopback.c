@@ -5,12 +5,12 @@
  * any of the four sample formats, on one clock: both directions move the
  * same frames at the same tick, so they cannot drift apart.
  *
- * The clock is a timerfd on CLOCK_MONOTONIC, armed at absolute times
- * computed from the start of I/O (never from the last tick, so late ticks do
- * not accumulate): every zero-timestamp period the driver takes that many
- * output frames (silence for frames the app has not written: an underrun),
- * puts them in the input ring at the same sample times, publishes both
- * positions and a zero timestamp.
+ * The clock is the family's host clock (odk_audio_clock, due at absolute
+ * times from the start of I/O, so late ticks do not accumulate): every
+ * zero-timestamp period the driver takes that many output frames (silence
+ * for frames the app has not written: an underrun), puts them in the input
+ * ring at the same sample times and publishes both positions; the clock
+ * publishes the zero timestamp.
  *
  * Gain applies only where the user asked for it: the output's volume
  * control starts at its maximum (unity: frames are copied bit for bit) and
@@ -27,13 +27,9 @@
  * Settings (integers; the sim device's properties win over the
  * personality's): OdkAudioPeriod (frames between zero timestamps, 256),
  * OdkAudioRingFrames (8192), and the string OdkAudioUID ("odk-loopback"). */
-#include <errno.h>
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/timerfd.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "odk/audio.h"
 #include "odk/driver.h"
@@ -54,11 +50,7 @@ struct loop {
     odk_driver *drv;
     odk_audio_device *dev;
     odk_user_client *owner; /* the app that asked for it; NULL for the driver's own */
-    int tfd;
-    odk_fd_source *src;
-    uint64_t start_ns;
-    uint64_t done; /* frames moved since the start of I/O */
-    uint32_t rate;
+    odk_audio_clock *clock;
     struct loop *next;
 };
 
@@ -66,19 +58,6 @@ struct state {
     struct loop *loops; /* the driver's own first */
     uint32_t period, ring;
 };
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-/* Host time of sample time t. */
-static uint64_t host_time(const struct loop *l, uint64_t t)
-{
-    return l->start_ns + (uint64_t)((unsigned __int128)t * 1000000000u / l->rate);
-}
 
 /* Scales n samples of format in place by gain (0..1). */
 static void apply_gain(uint8_t *p, size_t samples, uint32_t fmt, double gain)
@@ -117,8 +96,10 @@ static void apply_gain(uint8_t *p, size_t samples, uint32_t fmt, double gain)
 }
 
 /* Moves frames [p, p + n) from the output ring to the input ring. */
-static void move_period(struct loop *l, uint64_t p, uint32_t n)
+static void move_period(void *ctx, odk_audio_device *dev, uint64_t p, uint32_t n)
 {
+    (void)dev;
+    struct loop *l = ctx;
     uint8_t *oring, *iring;
     uint32_t ofr, ifr, ofb, ifb;
     odk_audio_device_ring(l->dev, OUT, &oring, &ofr, &ofb);
@@ -157,69 +138,28 @@ static void move_period(struct loop *l, uint64_t p, uint32_t n)
     uint64_t read = odk_audio_device_app_position(l->dev, IN, &iactive);
     if (iactive && (read > end || end - read > ifr))
         odk_audio_device_count_xrun(l->dev, IN); /* the app fell a ring behind */
-    odk_audio_device_publish_timestamp(l->dev, end, host_time(l, end));
-}
-
-static void arm(struct loop *l, uint32_t period)
-{
-    uint64_t t = host_time(l, l->done + period);
-    struct itimerspec its = {.it_value = {(time_t)(t / 1000000000u), (long)(t % 1000000000u)}};
-    timerfd_settime(l->tfd, TFD_TIMER_ABSTIME, &its, NULL);
-}
-
-static void tick(void *ctx, uint32_t revents)
-{
-    (void)revents;
-    struct loop *l = ctx;
-    struct state *s = odk_driver_state(l->drv);
-    uint64_t expirations;
-    if (read(l->tfd, &expirations, sizeof expirations) < 0 && errno != EAGAIN)
-        return;
-    uint64_t now = now_ns();
-    while (host_time(l, l->done + s->period) <= now) {
-        move_period(l, l->done, s->period);
-        l->done += s->period;
-    }
-    arm(l, s->period);
 }
 
 static int start_io(void *ctx, odk_audio_device *dev)
 {
     struct loop *l = ctx;
     struct state *s = odk_driver_state(l->drv);
-    odk_audio_format f;
-    odk_audio_device_format(dev, OUT, &f);
-    l->rate = f.rate;
-    l->done = 0;
-    l->start_ns = now_ns();
-    odk_audio_device_publish_timestamp(dev, 0, l->start_ns);
-    l->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    if (l->tfd < 0)
-        return ODK_E_IO;
-    int st = odk_fd_source_create(odk_driver_queue(l->drv), l->tfd, EPOLLIN, tick, l, &l->src);
-    if (st < 0) {
-        close(l->tfd);
-        l->tfd = -1;
-        return st;
+    int st = odk_audio_clock_start(dev, s->period, move_period, l, &l->clock);
+    if (st == ODK_OK) {
+        odk_audio_format f;
+        odk_audio_device_format(dev, OUT, &f);
+        odk_info("audio-loopback %s: I/O at %u Hz, %u-frame periods",
+                 odk_audio_device_uid(dev), f.rate, s->period);
     }
-    arm(l, s->period);
-    odk_info("audio-loopback %s: I/O at %u Hz, %u-frame periods", odk_audio_device_uid(dev),
-             l->rate, s->period);
-    return ODK_OK;
+    return st;
 }
 
 static void stop_io(void *ctx, odk_audio_device *dev)
 {
     (void)dev;
     struct loop *l = ctx;
-    if (l->src) {
-        odk_fd_source_cancel(l->src, NULL, NULL);
-        odk_release(l->src);
-        l->src = NULL;
-    }
-    if (l->tfd >= 0)
-        close(l->tfd);
-    l->tfd = -1;
+    odk_audio_clock_stop(l->clock);
+    l->clock = NULL;
 }
 
 static const odk_audio_device_ops ops = {.start_io = start_io, .stop_io = stop_io};
@@ -259,7 +199,7 @@ static int create(odk_driver *drv, const char *uid, const char *name, odk_user_c
     struct loop *l = calloc(1, sizeof *l);
     if (!l)
         return ODK_E_NOMEM;
-    *l = (struct loop){.drv = drv, .owner = owner, .tfd = -1};
+    *l = (struct loop){.drv = drv, .owner = owner};
     char err[200];
     int st = odk_audio_device_create(drv, &d, &ops, l, &l->dev, err, sizeof err);
     if (st < 0) {

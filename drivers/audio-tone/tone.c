@@ -7,15 +7,11 @@
  *   selector 1  get frequency   scalar out: millihertz
  * A change takes effect at the next period, phase-continuous.
  *
- * The clock is a timerfd on CLOCK_MONOTONIC armed at absolute times from
- * the start of I/O; every zero-timestamp period the driver writes that many
- * frames into the ring, publishes its position and a zero timestamp. */
-#include <errno.h>
+ * The clock is the family's host clock (odk_audio_clock): every period it
+ * asks the driver for that many frames, which it writes into the ring
+ * before publishing its position. */
 #include <math.h>
 #include <string.h>
-#include <sys/timerfd.h>
-#include <time.h>
-#include <unistd.h>
 
 #include "odk/audio.h"
 #include "odk/driver.h"
@@ -34,25 +30,11 @@ static const odk_audio_format formats[] = {
 struct tone {
     odk_driver *drv;
     odk_audio_device *dev;
-    int tfd;
-    odk_fd_source *src;
-    uint64_t start_ns, done;
+    odk_audio_clock *clock;
     uint32_t rate;
     uint64_t millihertz;
     double phase; /* radians, kept across periods and frequency changes */
 };
-
-static uint64_t now_ns(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static uint64_t host_time(const struct tone *t, uint64_t frames)
-{
-    return t->start_ns + (uint64_t)((unsigned __int128)frames * 1000000000u / t->rate);
-}
 
 static void put_sample(uint8_t *p, uint32_t fmt, double v)
 {
@@ -68,8 +50,10 @@ static void put_sample(uint8_t *p, uint32_t fmt, double v)
     }
 }
 
-static void fill_period(struct tone *t, uint64_t p, uint32_t n)
+static void fill_period(void *ctx, odk_audio_device *dev, uint64_t p, uint32_t n)
 {
+    (void)dev;
+    struct tone *t = ctx;
     uint8_t *ring;
     uint32_t frames, fb;
     odk_audio_format f;
@@ -90,29 +74,6 @@ static void fill_period(struct tone *t, uint64_t p, uint32_t n)
     uint64_t read = odk_audio_device_app_position(t->dev, 0, &active);
     if (active && (read > end || end - read > frames))
         odk_audio_device_count_xrun(t->dev, 0);
-    odk_audio_device_publish_timestamp(t->dev, end, host_time(t, end));
-}
-
-static void arm(struct tone *t)
-{
-    uint64_t at = host_time(t, t->done + PERIOD);
-    struct itimerspec its = {.it_value = {(time_t)(at / 1000000000u), (long)(at % 1000000000u)}};
-    timerfd_settime(t->tfd, TFD_TIMER_ABSTIME, &its, NULL);
-}
-
-static void tick(void *ctx, uint32_t revents)
-{
-    (void)revents;
-    struct tone *t = ctx;
-    uint64_t x;
-    if (read(t->tfd, &x, sizeof x) < 0 && errno != EAGAIN)
-        return;
-    uint64_t now = now_ns();
-    while (host_time(t, t->done + PERIOD) <= now) {
-        fill_period(t, t->done, PERIOD);
-        t->done += PERIOD;
-    }
-    arm(t);
 }
 
 static int start_io(void *ctx, odk_audio_device *dev)
@@ -121,34 +82,16 @@ static int start_io(void *ctx, odk_audio_device *dev)
     odk_audio_format f;
     odk_audio_device_format(dev, 0, &f);
     t->rate = f.rate;
-    t->done = 0;
     t->phase = 0;
-    t->start_ns = now_ns();
-    t->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
-    if (t->tfd < 0)
-        return ODK_E_IO;
-    int st = odk_fd_source_create(odk_driver_queue(t->drv), t->tfd, EPOLLIN, tick, t, &t->src);
-    if (st < 0) {
-        close(t->tfd);
-        t->tfd = -1;
-        return st;
-    }
-    arm(t);
-    return ODK_OK;
+    return odk_audio_clock_start(dev, PERIOD, fill_period, t, &t->clock);
 }
 
 static void stop_io(void *ctx, odk_audio_device *dev)
 {
     (void)dev;
     struct tone *t = ctx;
-    if (t->src) {
-        odk_fd_source_cancel(t->src, NULL, NULL);
-        odk_release(t->src);
-        t->src = NULL;
-    }
-    if (t->tfd >= 0)
-        close(t->tfd);
-    t->tfd = -1;
+    odk_audio_clock_stop(t->clock);
+    t->clock = NULL;
 }
 
 static const odk_audio_device_ops ops = {.start_io = start_io, .stop_io = stop_io};
@@ -156,7 +99,7 @@ static const odk_audio_device_ops ops = {.start_io = start_io, .stop_io = stop_i
 static int tone_start(odk_driver *drv)
 {
     struct tone *t = odk_driver_state(drv);
-    *t = (struct tone){.drv = drv, .tfd = -1, .millihertz = 1000000};
+    *t = (struct tone){.drv = drv, .millihertz = 1000000};
     odk_audio_stream_desc stream = {ODK_AUDIO_INPUT, formats, sizeof formats / sizeof formats[0],
                                     {1, ODK_AUDIO_S16_LE, 48000}, RING};
     odk_audio_device_desc d = {

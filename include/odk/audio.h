@@ -173,6 +173,30 @@ ODK_PUBLIC void odk_audio_device_count_xrun(odk_audio_device *dev, uint32_t stre
 ODK_PUBLIC int odk_audio_device_format(odk_audio_device *dev, uint32_t stream,
                                        odk_audio_format *format);
 
+/* ---- a clock for devices that have none of their own ------------------- */
+
+/* A virtual device (a loopback, a tone generator) or a model of hardware
+ * runs on a host clock: odk_audio_clock calls tick on the driver's default
+ * queue every frames_per_tick frames of the device's current rate, with the
+ * tick's first frame and its frame count, then publishes the zero timestamp
+ * of the tick's end.  Ticks are due at absolute times counted from the
+ * start (a timerfd on CLOCK_MONOTONIC), so a late tick is caught up with
+ * the ticks it missed and lateness never accumulates into drift.  tick
+ * moves the tick's frames and sets the streams' positions. */
+typedef struct odk_audio_clock odk_audio_clock;
+typedef void (*odk_audio_clock_fn)(void *ctx, odk_audio_device *dev, uint64_t first_frame,
+                                   uint32_t frames);
+/* Starts a clock at frame 0 now (call it from start_io; frames_per_tick 0
+ * means the device's zero_timestamp_period).  Errors: ODK_E_INVALID (NULL,
+ * no rate), ODK_E_IO (no timerfd), ODK_E_NOMEM. */
+ODK_PUBLIC int odk_audio_clock_start(odk_audio_device *dev, uint32_t frames_per_tick,
+                                     odk_audio_clock_fn tick, void *ctx, odk_audio_clock **out);
+/* Stops the clock (no tick runs after it returns) and frees it; from
+ * stop_io.  NULL is ignored. */
+ODK_PUBLIC void odk_audio_clock_stop(odk_audio_clock *clock);
+/* The CLOCK_MONOTONIC time in ns at which frame is due.  Never fails. */
+ODK_PUBLIC uint64_t odk_audio_clock_host_time(const odk_audio_clock *clock, uint64_t frame);
+
 /* ---- run-time changes (each is a notification to every app) ----------- */
 
 /* Replaces the available sample rates and the current rate (one of them);

@@ -9,6 +9,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "families/audio/device.h"
 #include "families/audio/format.h"
 #include "odk/audio.h"
 #include "odk/log.h"
@@ -949,4 +950,14 @@ ODK_PUBLIC const char *odk_audio_device_uid(const odk_audio_device *dev)
 ODK_PUBLIC bool odk_audio_device_running(const odk_audio_device *dev)
 {
     return dev && dev->running;
+}
+
+odk_driver *audio_device_driver(const odk_audio_device *dev)
+{
+    return dev->drv;
+}
+
+uint32_t audio_device_period(const odk_audio_device *dev)
+{
+    return dev->period;
 }
