@@ -237,8 +237,10 @@ static int request(odk_pci_device *dev, uint32_t op, uint64_t addr, uint32_t wid
     bool gone = dev->gone;
     pthread_mutex_unlock(&dev->lock);
     int st = gone ? ODK_E_GONE : ODK_OK;
-    if (st == ODK_OK && pci_wire_send(dev->sock, &w, NULL, 0, NULL, 0, 0) < 0) {
-        mark_gone(dev);
+    int sent = st == ODK_OK ? pci_wire_send(dev->sock, &w, NULL, 0, NULL, 0, 0) : 0;
+    if (sent < 0) {
+        if (sent == -EPIPE || sent == -ECONNRESET || sent == -ENOTCONN)
+            mark_gone(dev); /* the model's end of the link is closed */
         st = ODK_E_GONE;
     }
     struct timespec dl;
