@@ -114,7 +114,8 @@ vm-test: all
 	[ $$suite = 0 ] && [ $$proofs = 0 ]
 
 # The guest's plug campaign at full size: 200 unplug/replug cycles of
-# QEMU's FTDI adapter with bytes in flight (vm-test runs 3).
+# QEMU's FTDI adapter with bytes in flight, and 200 of QEMU's edu (VFIO)
+# with DMA in flight (vm-test runs 3 of each).
 vm-campaign: all
 	ODK_BUILD=$(abspath $(BUILD)) $(PYTHON) tests/vm/run --build $(BUILD) --deadline 5400 \
 	  --env ODK_VM_CAMPAIGN_CYCLES=$${ODK_VM_CAMPAIGN_CYCLES:-200} -- tests/vm/guest/test_plug_campaign.py

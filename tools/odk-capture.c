@@ -6,13 +6,19 @@
  *               [--width W] [--height H] [--fps F] [--slots K]
  *               [--slot-bytes B] [--contiguous] [--check full|header]
  *               [--json]
+ *   odk-capture [--state-dir DIR] [--node SERVICE] --edid FILE
  *
  * It maps the driver's frame buffer once (the card's DMA lands in those
  * very pages), takes one event per frame from the driver's data queue,
  * checks the frame in place (header, sequence, every pattern word unless
  * --check header), and gives the slot back.  Exit status 0 when N frames
  * came intact and in order, 1 otherwise (the driver gone, the card
- * stopped, a bad frame), 2 for bad usage. */
+ * stopped, a bad frame), 2 for bad usage.
+ *
+ * --edid FILE: no capture; the driver copies the card's EDID (128 bytes,
+ * E-EDID 1.4) into a buffer of the app's that the driver may only write
+ * (ODK_MEM_OUT), and the app writes those bytes to FILE (- for stdout) and
+ * says what they hold on stderr. */
 #include <errno.h>
 #include <getopt.h>
 #include <stdbool.h>
@@ -23,6 +29,7 @@
 
 #include "capture_card.h"
 #include "odk/client.h"
+#include "odk/memory.h"
 #include "pci_capture.h"
 
 /* How long without a frame before the app gives up (a hang guard: the
@@ -30,7 +37,7 @@
 #define NO_FRAME_S 10
 
 struct opts {
-    const char *state_dir;
+    const char *state_dir, *edid;
     uint64_t node, frames, width, height, fps, slots, slot_bytes;
     bool contiguous, full_check, json;
 };
@@ -47,7 +54,8 @@ static int usage(void)
     fprintf(stderr, "usage: odk-capture [--state-dir DIR] [--node SERVICE] [--frames N] "
                     "[--width W] [--height H]\n"
                     "                   [--fps F] [--slots K] [--slot-bytes B] [--contiguous] "
-                    "[--check full|header] [--json]\n");
+                    "[--check full|header] [--json]\n"
+                    "       odk-capture [--state-dir DIR] [--node SERVICE] --edid FILE\n");
     return 2;
 }
 
@@ -75,6 +83,52 @@ static int find_service(odk_client *c, uint64_t *node)
     return st;
 }
 
+/* --edid: the card's EDID through the driver into an OUT buffer, then to
+ * path. */
+static int edid(odk_connection *conn, const char *path)
+{
+    odk_buffer *buf = NULL;
+    uint32_t id = 0, n_out = 1;
+    uint64_t written = 0;
+    const char *what = "make a buffer";
+    int st = odk_buffer_create(CAP_EDID_SIZE, &buf);
+    if (st == ODK_OK)
+        what = "register the buffer",
+        st = odk_connection_register_buffer(conn, buf, ODK_MEM_OUT, &id);
+    odk_memory_ref ref = {.buffer = id, .offset = 0, .length = CAP_EDID_SIZE};
+    if (st == ODK_OK)
+        what = "read the EDID", st = odk_connection_call_memory(conn, CAPTURE_EDID, NULL, 0, NULL, 0,
+                                                              &ref, 1, &written, &n_out, NULL, NULL);
+    if (st == ODK_OK && (n_out != 1 || written != CAP_EDID_SIZE))
+        st = ODK_E_PROTOCOL;
+    if (st < 0) {
+        fprintf(stderr, "odk-capture: cannot %s: %s\n", what, odk_strerror(st));
+        odk_buffer_free(buf);
+        return st;
+    }
+    const uint8_t *e = odk_buffer_data(buf);
+    FILE *f = strcmp(path, "-") ? fopen(path, "wb") : stdout;
+    if (!f || fwrite(e, 1, CAP_EDID_SIZE, f) != CAP_EDID_SIZE || (f != stdout && fclose(f))) {
+        fprintf(stderr, "odk-capture: cannot write %s: %s\n", path, strerror(errno));
+        odk_buffer_free(buf);
+        return ODK_E_IO;
+    }
+    if (f == stdout)
+        fflush(stdout);
+    uint8_t sum = 0;
+    for (unsigned i = 0; i < CAP_EDID_SIZE; i++)
+        sum = (uint8_t)(sum + e[i]);
+    unsigned mfg = (unsigned)e[8] << 8 | e[9];
+    /* The first detailed timing: the preferred mode. */
+    unsigned ha = e[56] | (e[58] >> 4) << 8, va = e[59] | (e[61] >> 4) << 8;
+    fprintf(stderr, "odk-capture: EDID %u.%u from %c%c%c, product 0x%04x, preferred %ux%u, "
+                    "checksum %s: %u bytes to %s\n",
+            e[18], e[19], '@' + ((mfg >> 10) & 31), '@' + ((mfg >> 5) & 31), '@' + (mfg & 31),
+            (unsigned)(e[10] | e[11] << 8), ha, va, sum ? "WRONG" : "right", CAP_EDID_SIZE, path);
+    odk_buffer_free(buf);
+    return ODK_OK;
+}
+
 int main(int argc, char **argv)
 {
     struct opts o = {.frames = 100, .width = 640, .height = 480, .fps = 30, .slots = 16,
@@ -85,7 +139,8 @@ int main(int argc, char **argv)
         {"height", required_argument, NULL, 'h'},    {"fps", required_argument, NULL, 'r'},
         {"slots", required_argument, NULL, 's'},     {"slot-bytes", required_argument, NULL, 'b'},
         {"contiguous", no_argument, NULL, 'c'},      {"check", required_argument, NULL, 'k'},
-        {"json", no_argument, NULL, 'j'},            {NULL, 0, NULL, 0}};
+        {"json", no_argument, NULL, 'j'},            {"edid", required_argument, NULL, 'e'},
+        {NULL, 0, NULL, 0}};
     for (int ch; (ch = getopt_long(argc, argv, "", longopts, NULL)) != -1;) {
         char *end = NULL;
         uint64_t v = optarg ? strtoull(optarg, &end, 0) : 0;
@@ -106,6 +161,7 @@ int main(int argc, char **argv)
             o.full_check = strcmp(optarg, "full") == 0;
             break;
         case 'j': o.json = true; break;
+        case 'e': o.edid = optarg; break;
         default: return usage();
         }
     }
@@ -121,6 +177,17 @@ int main(int argc, char **argv)
     if (st == ODK_OK && !o.node) {
         what = "find pci-capture";
         st = find_service(client, &o.node);
+    }
+    if (st == ODK_OK && o.edid) {
+        what = "open the driver";
+        st = odk_connection_open(client, o.node, 0, &conn);
+        if (st == ODK_OK)
+            st = edid(conn, o.edid);
+        else
+            fprintf(stderr, "odk-capture: cannot %s: %s\n", what, odk_strerror(st));
+        odk_connection_close(conn);
+        odk_client_close(client);
+        return st < 0 ? 1 : 0;
     }
     uint64_t cfg[6] = {0}, in[6] = {o.width, o.height, o.fps, o.slots, o.slot_bytes,
                                     o.contiguous ? CAPTURE_CONTIGUOUS : 0};

@@ -53,6 +53,13 @@
 #define CAP_IRQ_MASK 0x44   /* RW: 1 = the cause raises its vector */
 #define CAP_FAULT_ADDR 0x48 /* RO, 64 bits: where the failed DMA pointed */
 #define CAP_SEQUENCE 0x50   /* RO, 64 bits: the next frame's sequence number */
+/* The card's EDID (VESA E-EDID 1.4, one 128-byte base block, no
+ * extension): a read-only window of BAR 0, as a capture card's ROM shadow
+ * of what it tells a video source.  Detailed timings for 1920x1080 at 60 Hz
+ * (preferred) and 3840x2160 at 30 Hz; manufacturer "ODK", product 0x0c4e,
+ * name "ODK Capture".  Loaded at every reset. */
+#define CAP_EDID 0x1000u
+#define CAP_EDID_SIZE 128u
 #define CAP_MSIX_TABLE 0x2000u
 #define CAP_MSIX_PBA 0x3000u
 

@@ -470,6 +470,37 @@ static int m_config_read(odk_driver *drv, odk_user_client *uc, odk_call *call)
     return st;
 }
 
+/* The EDID from the card's BAR window into the app's OUT buffer: the
+ * driver writes the app's own pages (odk_memory_write on the range the
+ * call passed), and they are in the app's buffer when the call returns. */
+static int m_edid(odk_driver *drv, odk_user_client *uc, odk_call *call)
+{
+    struct capture *c = odk_driver_state(drv);
+    (void)uc;
+    const odk_memory_range *out = &call->memory[0];
+    call->scalar_out[0] = 0;
+    if (out->length < CAP_EDID_SIZE)
+        return ODK_E_INVALID;
+    uint8_t edid[CAP_EDID_SIZE];
+    for (unsigned i = 0; i < CAP_EDID_SIZE; i += 4) {
+        uint32_t w = reg(c, CAP_EDID + i);
+        memcpy(edid + i, &w, 4);
+    }
+    static const uint8_t header[8] = {0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00};
+    uint8_t sum = 0;
+    for (unsigned i = 0; i < CAP_EDID_SIZE; i++)
+        sum = (uint8_t)(sum + edid[i]);
+    if (memcmp(edid, header, sizeof header) || sum) {
+        odk_error("the card's EDID is not valid (header %s, checksum off by 0x%02x): not passed on",
+                  memcmp(edid, header, sizeof header) ? "wrong" : "right", sum);
+        return ODK_E_IO;
+    }
+    int st = odk_memory_write(out->memory, out->offset, edid, sizeof edid);
+    if (st == ODK_OK)
+        call->scalar_out[0] = sizeof edid;
+    return st;
+}
+
 static int capture_memory(odk_driver *drv, odk_user_client *uc, uint32_t type, odk_memory **mem)
 {
     struct capture *c = odk_driver_state(drv);
@@ -502,6 +533,7 @@ static const odk_method capture_methods[] = {
     [CAPTURE_COUNTERS] = {m_counters, .scalar_out = 8},
     [CAPTURE_POKE] = {m_poke, .scalar_in = 2},
     [CAPTURE_CONFIG_READ] = {m_config_read, .scalar_in = 2, .scalar_out = 1},
+    [CAPTURE_EDID] = {m_edid, .scalar_out = 1, .memory = 1},
 };
 
 static const odk_driver_class capture_class = {

@@ -121,6 +121,17 @@ static int edu_start(odk_driver *drv)
 static void edu_stop(odk_driver *drv)
 {
     struct edu *e = odk_driver_state(drv);
+    /* A function that vanished (surprise removal) reads all ones, in its
+     * configuration space and in its BAR, through calls and through the
+     * mapping alike, as on hardware: say so once. */
+    uint32_t ids = 0;
+    if (e->dev && odk_pci_config_read32(e->dev, 0, &ids) == ODK_E_GONE) {
+        uint32_t by_call = 0, mapped = e->regs ? e->regs[EDU_ID / 4] : 0;
+        int st = odk_pci_memory_read32(e->dev, 0, EDU_ID, &by_call);
+        odk_info("the function is gone: configuration 0x%08x, identification register 0x%08x "
+                 "through calls (%s), 0x%08x through the mapping",
+                 ids, by_call, odk_status_name(st), mapped);
+    }
     odk_pci_interrupt_destroy(e->irq);
     e->irq = NULL;
     odk_pci_device_close(e->dev); /* the framework resets the function */

@@ -341,3 +341,26 @@ def test_plug_unplug_cycles_with_dma_in_flight_leak_nothing(odkd):
     models = [p for p in children_pids(odkd_pid)
               if "odk-pci-model" in open(f"/proc/{p}/cmdline").read()]
     assert models == []
+
+
+def test_a_removed_edu_function_reads_all_ones_in_config_and_bar(odkd):
+    """Surprise removal with the driver running: the driver, stopped after
+    the function vanished, reads its configuration space, its identification
+    register through MemoryRead32 and the same register through its direct
+    BAR mapping: all ones each time, as a read of a missing function gives on
+    hardware (not the model's last register values)."""
+    fn, _ = plug(odkd)
+    conn, inst = connect(odkd, fn)
+    try:
+        assert conn.call(8, [1], n_out=1)[0][0] & 0xFF == 0xED  # mapped read works first
+        conn.call(7, [], n_out=1)  # a DMA in flight when the function goes
+        odkd.ctl("pci", "unplug", "--surprise", fn)
+        wait_until(lambda: gone(odkd, fn), what="the node withdrawn")
+    finally:
+        conn.close()
+    log = wait_until(lambda: (lambda l: l if "the function is gone" in l else None)(
+        odkd.ctl("log", "org.odk.pci-edu").stdout), what="the driver's stop")
+    line = next(l for l in log.splitlines() if "the function is gone" in l)
+    assert ("configuration 0xffffffff, identification register 0xffffffff through calls "
+            "(ODK_E_GONE), 0xffffffff through the mapping") in line, line
+    assert isinstance(odkd.json("list"), list)  # odkd answers

@@ -14,7 +14,7 @@ import pytest
 
 from conftest import BIN, CHILD_ENV, HANG_GUARD, pid_alive, wait_until
 from driver_selectors import ROOT, read_enums
-from libodk import Connection, OdkError
+from libodk import MEM_IN, MEM_OUT, Buffer, Connection, OdkError
 
 CAP = read_enums(ROOT / "drivers" / "pci-capture" / "pci_capture.h", ["capture_selector"],
                  "CAPTURE_")
@@ -370,3 +370,83 @@ def test_kill_9_mid_capture_resets_the_card_and_capture_resumes(odkd):
         q.free()
     finally:
         conn.close()
+
+
+def parse_edid(e):
+    """An E-EDID 1.4 base block, checked the way a video source checks it:
+    header, checksum, version; then what it says."""
+    assert len(e) == 128
+    assert e[:8] == b"\x00\xff\xff\xff\xff\xff\xff\x00", "EDID header"
+    assert sum(e) % 256 == 0, "EDID checksum"
+    assert (e[18], e[19]) == (1, 4), "EDID version"
+    mfg = e[8] << 8 | e[9]
+    out = {"manufacturer": "".join(chr(64 + (mfg >> s & 31)) for s in (10, 5, 0)),
+           "product": e[10] | e[11] << 8, "extensions": e[126], "timings": [], "name": None}
+    for d in (e[54:72], e[72:90], e[90:108], e[108:126]):
+        clock = (d[0] | d[1] << 8) * 10000
+        if clock:
+            ha, hb = d[2] | (d[4] >> 4) << 8, d[3] | (d[4] & 15) << 8
+            va, vb = d[5] | (d[7] >> 4) << 8, d[6] | (d[7] & 15) << 8
+            out["timings"].append((ha, va, round(clock / ((ha + hb) * (va + vb)), 2)))
+        elif d[3] == 0xFC:
+            out["name"] = d[5:18].split(b"\n")[0].decode()
+    return out
+
+
+def test_the_edid_lands_in_the_apps_out_buffer_and_parses(odkd, tmp_path):
+    """Story 11: the driver writes the card's EDID into a buffer of the app's
+    with direction OUT, and the bytes are in the app's buffer when the call
+    returns (only the range the call named); odk-capture --edid writes the
+    same bytes to a file."""
+    fn = plug(odkd)
+    conn, _ = connect(odkd, fn)
+    buf = Buffer(4096)
+    try:
+        buf.write(0, b"\xaa" * 4096)
+        bid = conn.register(buf, MEM_OUT)
+        outs, _ = conn.call_memory(CAP.EDID, [], [(bid, 1000, 128)], n_out=1)
+        assert outs == [128]
+        edid = buf.read(1000, 128)
+        e = parse_edid(edid)
+        assert (e["manufacturer"], e["product"], e["extensions"]) == ("ODK", 0x0C4E, 0)
+        assert e["timings"] == [(1920, 1080, 60.0), (3840, 2160, 30.0)]
+        assert e["name"] == "ODK Capture"
+        assert buf.read(0, 1000) == b"\xaa" * 1000 and buf.read(1128, 2968) == b"\xaa" * 2968
+        # Too small a range, or one the driver may not write: refused.
+        with pytest.raises(OdkError) as err:
+            conn.call_memory(CAP.EDID, [], [(bid, 0, 127)], n_out=1)
+        assert err.value.name == "ODK_E_INVALID"
+        inb = Buffer(128)
+        try:
+            with pytest.raises(OdkError) as err:
+                conn.call_memory(CAP.EDID, [], [(conn.register(inb, MEM_IN), 0, 128)], n_out=1)
+            assert err.value.name == "ODK_E_ACCESS"
+        finally:
+            inb.free()
+    finally:
+        conn.close()
+        buf.free()
+    out = tmp_path / "card.edid"
+    r = subprocess.run([str(BIN / "odk-capture"), "--state-dir", str(odkd.state), "--edid",
+                        str(out)], capture_output=True, text=True, env=CHILD_ENV,
+                       timeout=HANG_GUARD)
+    assert r.returncode == 0, r.stderr
+    assert out.read_bytes() == edid
+    assert "EDID 1.4 from ODK, product 0x0c4e, preferred 1920x1080, checksum right" in r.stderr
+
+
+def test_an_edid_with_a_bad_checksum_is_not_passed_on(odkd):
+    fn = plug(odkd, {"edid": "bad-checksum"})
+    conn, inst = connect(odkd, fn)
+    buf = Buffer(128)
+    try:
+        bid = conn.register(buf, MEM_OUT)
+        with pytest.raises(OdkError) as err:
+            conn.call_memory(CAP.EDID, [], [(bid, 0, 128)], n_out=1)
+        assert err.value.name == "ODK_E_IO"
+        assert buf.read(0, 128) == b"\0" * 128
+        assert pid_alive(inst["pid"]) and conn.call(CAP.COUNTERS, n_out=8)[0][4] == 0
+    finally:
+        conn.close()
+        buf.free()
+    assert "checksum off by" in odkd.ctl("log", "org.odk.pci-capture").stdout

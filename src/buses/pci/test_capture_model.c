@@ -189,6 +189,28 @@ static void test_registers(void **state)
     assert_int_equal(irqs[1], 1);
 }
 
+/* The EDID window: an E-EDID 1.4 base block with a right checksum, read
+ * only, there again after a write to it. */
+static void test_the_edid_window(void **state)
+{
+    struct pci_model *m = *state;
+    static const uint8_t header[8] = {0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00};
+    const uint8_t *e = m->bar[0] + CAP_EDID;
+    assert_memory_equal(e, header, sizeof header);
+    uint8_t sum = 0;
+    for (unsigned i = 0; i < CAP_EDID_SIZE; i++)
+        sum = (uint8_t)(sum + e[i]);
+    assert_int_equal(sum, 0);
+    assert_int_equal(e[18], 1);
+    assert_int_equal(e[19], 4);
+    /* the preferred timing: 1920x1080 */
+    assert_int_equal(e[56] | (e[58] >> 4) << 8, 1920);
+    assert_int_equal(e[59] | (e[61] >> 4) << 8, 1080);
+    uint32_t first = r32(m, CAP_EDID);
+    w32(m, CAP_EDID, 0x12345678);
+    assert_int_equal(r32(m, CAP_EDID), first);
+}
+
 static void test_a_frame_through_odd_sized_entries(void **state)
 {
     struct pci_model *m = *state;
@@ -303,6 +325,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_registers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_the_edid_window, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_frame_through_odd_sized_entries, setup, teardown),
         cmocka_unit_test_setup_teardown(test_a_short_list_marks_the_descriptor, setup, teardown),
         cmocka_unit_test_setup_teardown(test_an_iommu_fault_stops_the_card, setup, teardown),

@@ -11,7 +11,17 @@
  * DMA mappings on the second.  odkd watches the holder's process (a
  * pidfd); when it ends, odkd turns bus mastering off, resets the function
  * and removes every DMA mapping of the container before anyone else may
- * open it. */
+ * open it.
+ *
+ * Removal (hot-unplug): odkd registers an eventfd for the device's request
+ * interrupt (VFIO_PCI_REQ_IRQ_INDEX).  When the kernel wants the function
+ * back (its remove waits until every descriptor of the device is closed,
+ * and signals the request again every 10 s), odkd withdraws the node, which
+ * stops the driver (its host closes its duplicates), then quiesces the
+ * function and closes its own device, group and container.  It then looks
+ * every REPLUG_POLL_MS for the address to be bound to vfio-pci again and,
+ * when it is, opens it afresh and publishes a new node: a replugged function
+ * is adopted and matched again. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/vfio.h>
@@ -19,6 +29,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -34,6 +45,7 @@
 #include "odk/status.h"
 
 #define VFIO_MAX_FUNCTIONS 16
+#define REPLUG_POLL_MS 250
 
 struct vfio_fn {
     char addr[32];
@@ -46,7 +58,14 @@ struct vfio_fn {
     pid_t holder_pid;
     int pidfd;
     struct watch w;
+    int req_fd;          /* the kernel's request to release the device */
+    struct watch req_w;
+    bool removing;       /* asked to release: the node is being withdrawn */
+    uint64_t replug_timer;
+    uint64_t removals, adoptions;
 };
+
+static uint64_t bridge_id; /* the parent of the functions' nodes */
 
 static struct vfio_fn fns[VFIO_MAX_FUNCTIONS];
 static unsigned n_fns;
@@ -65,7 +84,7 @@ int pci_vfio_option(struct odkd *d, const char *name, const char *value, char *e
     struct vfio_fn *f = &fns[n_fns++];
     memset(f, 0, sizeof *f);
     snprintf(f->addr, sizeof f->addr, "%s", value);
-    f->container = f->group = f->device = f->pidfd = -1;
+    f->container = f->group = f->device = f->pidfd = f->req_fd = -1;
     return ODK_OK;
 }
 
@@ -154,46 +173,186 @@ static void holder_gone(struct odkd *d, void *ptr, uint32_t events)
     odk_info("pci: vfio %s: its driver ended; bus mastering off, function reset", f->addr);
 }
 
+static void on_request(struct odkd *d, void *ptr, uint32_t events);
+
+/* The kernel's request interrupt on an eventfd odkd watches: without it,
+ * the kernel's remove of the function would wait on odkd for good. */
+static void arm_request(struct odkd *d, struct vfio_fn *f)
+{
+    union {
+        struct vfio_irq_set s;
+        uint8_t bytes[sizeof(struct vfio_irq_set) + sizeof(int32_t)];
+    } req;
+    struct vfio_irq_info ii = {.argsz = sizeof ii, .index = VFIO_PCI_REQ_IRQ_INDEX};
+    if (ioctl(f->device, VFIO_DEVICE_GET_IRQ_INFO, &ii) < 0 || ii.count < 1) {
+        odk_warn("pci: vfio %s: no request interrupt: its removal will wait on odkd's exit",
+                 f->addr);
+        return;
+    }
+    int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    memset(&req, 0, sizeof req);
+    req.s.argsz = sizeof req.bytes;
+    req.s.flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER;
+    req.s.index = VFIO_PCI_REQ_IRQ_INDEX;
+    req.s.start = 0;
+    req.s.count = 1;
+    int32_t e32 = efd;
+    memcpy(req.bytes + sizeof(struct vfio_irq_set), &e32, sizeof e32);
+    if (efd < 0 || ioctl(f->device, VFIO_DEVICE_SET_IRQS, &req) < 0 ||
+        loop_add(d, &f->req_w, efd, EPOLLIN, on_request, f) < 0) {
+        odk_warn("pci: vfio %s: cannot take the request interrupt: %m", f->addr);
+        if (efd >= 0)
+            close(efd);
+        return;
+    }
+    f->req_fd = efd;
+}
+
+/* Closes what odkd holds of the function (the kernel's remove completes
+ * once the driver's host has closed its duplicates too). */
+static void close_function(struct odkd *d, struct vfio_fn *f)
+{
+    if (f->req_fd >= 0) {
+        loop_del(d, &f->req_w);
+        close(f->req_fd);
+        f->req_fd = -1;
+    }
+    if (f->device >= 0)
+        close(f->device);
+    if (f->group >= 0)
+        close(f->group);
+    if (f->container >= 0)
+        close(f->container);
+    f->device = f->group = f->container = -1;
+}
+
+/* Opens the function and publishes its node (with OdkPCIError when it
+ * cannot be opened); false when it could not be opened. */
+static bool publish(struct odkd *d, struct vfio_fn *f, reg_node *parent)
+{
+    char why[300] = "";
+    int bad = open_function(f, why, sizeof why);
+    const uint8_t *c = f->config;
+    char name[32];
+    snprintf(name, sizeof name, "pci%x,%x", pci_cfg_get(c, PCI_VENDOR_ID, 2),
+             pci_cfg_get(c, PCI_DEVICE_ID, 2));
+    struct msg m = msg_begin();
+    msg_str(&m, "IOName", bad ? "pci-vfio" : name);
+    if (!bad) {
+        msg_int(&m, "vendor-id", pci_cfg_get(c, PCI_VENDOR_ID, 2));
+        msg_int(&m, "device-id", pci_cfg_get(c, PCI_DEVICE_ID, 2));
+        msg_int(&m, "subsystem-vendor-id", pci_cfg_get(c, PCI_SUBSYSTEM_VENDOR_ID, 2));
+        msg_int(&m, "subsystem-id", pci_cfg_get(c, PCI_SUBSYSTEM_ID, 2));
+        msg_int(&m, "revision-id", c[PCI_REVISION_ID]);
+        msg_int(&m, "class-code", pci_cfg_get(c, PCI_CLASS_PROG, 3));
+    }
+    msg_str(&m, "location", f->addr);
+    msg_str(&m, "OdkPCIBackend", "vfio");
+    msg_int(&m, "OdkPCIAdoptions", (int64_t)f->adoptions);
+    if (bad)
+        msg_str(&m, "OdkPCIError", why);
+    odk_value *props;
+    reg_node *node = NULL;
+    if (msg_finish(&m, &props) < 0 || registry_add(d->reg, parent, "IOPCIDevice", props, &node) < 0)
+        return false;
+    f->node = node->id;
+    if (bad) {
+        free(f->error);
+        f->error = strdup(why);
+        odk_warn("pci: vfio %s: %s", f->addr, why);
+        return false;
+    }
+    free(f->error);
+    f->error = NULL;
+    quiesce(f); /* whatever the last owner left running */
+    arm_request(d, f);
+    odk_info("pci: vfio %s: %s, node %llu", f->addr, name, (unsigned long long)f->node);
+    manager_register(d, node);
+    return true;
+}
+
 int pci_vfio_start(struct odkd *d, reg_node *parent)
 {
-    for (unsigned i = 0; i < n_fns; i++) {
-        struct vfio_fn *f = &fns[i];
-        char why[300] = "";
-        int bad = open_function(f, why, sizeof why);
-        const uint8_t *c = f->config;
-        char name[32];
-        snprintf(name, sizeof name, "pci%x,%x", pci_cfg_get(c, PCI_VENDOR_ID, 2),
-                 pci_cfg_get(c, PCI_DEVICE_ID, 2));
-        struct msg m = msg_begin();
-        msg_str(&m, "IOName", bad ? "pci-vfio" : name);
-        if (!bad) {
-            msg_int(&m, "vendor-id", pci_cfg_get(c, PCI_VENDOR_ID, 2));
-            msg_int(&m, "device-id", pci_cfg_get(c, PCI_DEVICE_ID, 2));
-            msg_int(&m, "subsystem-vendor-id", pci_cfg_get(c, PCI_SUBSYSTEM_VENDOR_ID, 2));
-            msg_int(&m, "subsystem-id", pci_cfg_get(c, PCI_SUBSYSTEM_ID, 2));
-            msg_int(&m, "revision-id", c[PCI_REVISION_ID]);
-            msg_int(&m, "class-code", pci_cfg_get(c, PCI_CLASS_PROG, 3));
-        }
-        msg_str(&m, "location", f->addr);
-        msg_str(&m, "OdkPCIBackend", "vfio");
-        if (bad)
-            msg_str(&m, "OdkPCIError", why);
-        odk_value *props;
-        reg_node *node = NULL;
-        if (msg_finish(&m, &props) < 0 ||
-            registry_add(d->reg, parent, "IOPCIDevice", props, &node) < 0)
+    bridge_id = parent->id;
+    for (unsigned i = 0; i < n_fns; i++)
+        if (!publish(d, &fns[i], parent) && !fns[i].node)
             return ODK_E_NOMEM;
-        f->node = node->id;
-        if (bad) {
-            f->error = strdup(why);
-            odk_warn("pci: vfio %s: %s", f->addr, why);
-            continue;
-        }
-        quiesce(f); /* whatever the last owner left running */
-        odk_info("pci: vfio %s: %s, node %llu", f->addr, name, (unsigned long long)f->node);
-        manager_register(d, node);
-    }
     return ODK_OK;
+}
+
+/* Is the address bound to vfio-pci (again)? */
+static bool bound_to_vfio(const struct vfio_fn *f)
+{
+    char path[128], link[256];
+    snprintf(path, sizeof path, "/sys/bus/pci/devices/%s/driver", f->addr);
+    ssize_t n = readlink(path, link, sizeof link - 1);
+    if (n < 0)
+        return false;
+    link[n] = '\0';
+    const char *drv = strrchr(link, '/');
+    return drv && strcmp(drv + 1, "vfio-pci") == 0;
+}
+
+static void replug_poll(struct odkd *d, void *ptr)
+{
+    struct vfio_fn *f = ptr;
+    f->replug_timer = 0;
+    reg_node *parent = registry_find(d->reg, bridge_id);
+    if (!parent || f->node)
+        return;
+    if (bound_to_vfio(f)) {
+        f->adoptions++;
+        if (publish(d, f, parent)) {
+            odk_info("pci: vfio %s: plugged again and adopted (%llu removals so far)", f->addr,
+                     (unsigned long long)f->removals);
+            return;
+        }
+        /* Not usable yet (its group is still being set up, say): withdraw
+         * the error node quietly and look again. */
+        reg_node *n = registry_find(d->reg, f->node);
+        close_function(d, f);
+        if (n)
+            manager_remove_now(d, n);
+        f->node = 0;
+        f->adoptions--;
+    }
+    f->replug_timer = loop_timer(d, REPLUG_POLL_MS, replug_poll, f);
+}
+
+/* The node is gone and the function quiesced: odkd lets go of it. */
+static void released(struct odkd *d, struct vfio_fn *f)
+{
+    quiesce(f);
+    f->node = 0;
+    close_function(d, f);
+    f->removing = false;
+    odk_info("pci: vfio %s: released to the kernel; waiting for it to come back", f->addr);
+    if (!f->replug_timer)
+        f->replug_timer = loop_timer(d, REPLUG_POLL_MS, replug_poll, f);
+}
+
+/* The kernel asks for the device back: it is being removed. */
+static void on_request(struct odkd *d, void *ptr, uint32_t events)
+{
+    struct vfio_fn *f = ptr;
+    (void)events;
+    uint64_t count = 0;
+    if (read(f->req_fd, &count, sizeof count) != sizeof count)
+        return;
+    if (f->removing) {
+        odk_info("pci: vfio %s: the kernel asks again for the function (its driver is still "
+                 "stopping)", f->addr);
+        return;
+    }
+    f->removing = true;
+    f->removals++;
+    odk_info("pci: vfio %s: the kernel asks for the function back (removal): withdrawing "
+             "node %llu", f->addr, (unsigned long long)f->node);
+    reg_node *n = f->node ? registry_find(d->reg, f->node) : NULL;
+    if (n && n->state != REG_TERMINATING)
+        manager_remove_tree(d, n, NULL, NULL); /* node_gone closes the function */
+    else if (!n)
+        released(d, f);
 }
 
 static bool holder_alive(struct odkd *d, const struct vfio_fn *f)
@@ -293,6 +452,8 @@ void pci_vfio_node_gone(struct odkd *d, reg_node *node)
     }
     quiesce(f);
     f->node = 0;
+    if (f->removing)
+        released(d, f);
 }
 
 void pci_vfio_fini(struct odkd *d)
@@ -304,12 +465,9 @@ void pci_vfio_fini(struct odkd *d)
             close(f->pidfd);
         }
         quiesce(f);
-        if (f->device >= 0)
-            close(f->device);
-        if (f->group >= 0)
-            close(f->group);
-        if (f->container >= 0)
-            close(f->container);
+        if (f->replug_timer)
+            loop_timer_cancel(d, f->replug_timer);
+        close_function(d, f);
         free(f->error);
     }
     n_fns = 0;

@@ -153,6 +153,42 @@ static void serve_dma(odk_pci_device *dev, const struct pci_wire *w, const uint8
                   NULL, 0, 0);
 }
 
+/* The function is gone: what a driver reads of its BARs from now on is all
+ * ones, as a read of a missing function is on hardware.  Each mapping is
+ * swapped, in one mremap, for private pages of 0xff at the same address, so
+ * a pointer the driver holds stays valid and a load through it never faults
+ * (and never sees the model's last register values). */
+static void bars_all_ones(odk_pci_device *dev)
+{
+    long page = sysconf(_SC_PAGESIZE);
+    for (unsigned i = 0; i < PCI_BARS; i++) {
+        if (!dev->bar[i].map)
+            continue;
+        size_t len = (dev->bar[i].size + (uint64_t)page - 1) / (uint64_t)page * (uint64_t)page;
+        void *ones = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_PRIVATE | MAP_ANONYMOUS, -1, 0);
+        if (ones == MAP_FAILED)
+            continue;
+        memset(ones, 0xff, len);
+        if (mprotect(ones, len, PROT_READ) < 0 ||
+            mremap(ones, len, len, MREMAP_MAYMOVE | MREMAP_FIXED, (void *)dev->bar[i].map) ==
+                MAP_FAILED)
+            munmap(ones, len);
+    }
+}
+
+/* The link to the function broke: it is gone (once, whoever sees it
+ * first: the reader at end of file, or a request that could not be sent). */
+static void mark_gone(odk_pci_device *dev)
+{
+    pthread_mutex_lock(&dev->lock);
+    if (!dev->gone) {
+        bars_all_ones(dev);
+        __atomic_store_n(&dev->gone, true, __ATOMIC_RELEASE);
+        pthread_cond_broadcast(&dev->cond);
+    }
+    pthread_mutex_unlock(&dev->lock);
+}
+
 static void *reader(void *arg)
 {
     odk_pci_device *dev = arg;
@@ -176,10 +212,7 @@ static void *reader(void *arg)
         pthread_mutex_unlock(&dev->lock);
     }
     free(buf);
-    pthread_mutex_lock(&dev->lock);
-    dev->gone = true;
-    pthread_cond_broadcast(&dev->cond);
-    pthread_mutex_unlock(&dev->lock);
+    mark_gone(dev);
     return NULL;
 }
 
@@ -204,8 +237,12 @@ static int request(odk_pci_device *dev, uint32_t op, uint64_t addr, uint32_t wid
     bool gone = dev->gone;
     pthread_mutex_unlock(&dev->lock);
     int st = gone ? ODK_E_GONE : ODK_OK;
-    if (st == ODK_OK && pci_wire_send(dev->sock, &w, NULL, 0, NULL, 0, 0) < 0)
+    int sent = st == ODK_OK ? pci_wire_send(dev->sock, &w, NULL, 0, NULL, 0, 0) : 0;
+    if (sent < 0) {
+        if (sent == -EPIPE || sent == -ECONNRESET || sent == -ENOTCONN)
+            mark_gone(dev); /* the model's end of the link is closed */
         st = ODK_E_GONE;
+    }
     struct timespec dl;
     clock_gettime(CLOCK_MONOTONIC, &dl);
     dl.tv_sec += ODK_PCI_TIMEOUT_MS / 1000;
@@ -798,8 +835,10 @@ static int mem_read(odk_pci_device *dev, uint8_t bar, uint64_t offset, unsigned 
     if (dev->vfio)
         return vfio_mem(dev, bar, offset, width, value, false);
     st = wait_tail(dev, 0);
+    if (st == ODK_OK && __atomic_load_n(&dev->gone, __ATOMIC_ACQUIRE))
+        st = ODK_E_GONE;
     if (st < 0) {
-        *value = UINT64_MAX;
+        *value = UINT64_MAX >> (64 - 8 * width); /* all ones, as from a missing function */
         return st;
     }
     const uint8_t *p = dev->bar[bar].map + offset;

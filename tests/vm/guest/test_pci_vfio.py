@@ -5,6 +5,7 @@ the same pci-edu driver as on the simulator: factorial, a DMA round trip
 through the real IOMMU, MSI interrupts counted.  Passes only if the VFIO
 path was used (the node says so, and no model process exists)."""
 import importlib.util
+import os
 import subprocess
 import sys
 import time
@@ -40,24 +41,34 @@ def edu():
     return None
 
 
+def bind_to_vfio(d):
+    """Binds the function at sysfs folder d to vfio-pci (a replugged one is
+    a new device: it needs this again)."""
+    addr = d.name
+    (d / "driver_override").write_text("vfio-pci")
+    if (d / "driver").exists():
+        (d / "driver" / "unbind").write_text(addr)
+    Path("/sys/bus/pci/drivers_probe").write_text(addr)
+    wait_until(lambda: (d / "driver").exists() and
+               os.readlink(d / "driver").endswith("/vfio-pci"), "edu bound to vfio-pci")
+
+
 @pytest.fixture
 def vfio_odkd(tmp_path):
     subprocess.run(["modprobe", "vfio-pci"], check=True)
     d = edu()
     assert d is not None, "no edu device in the guest"
     addr = d.name
-    (d / "driver_override").write_text("vfio-pci")
-    if (d / "driver").exists():
-        (d / "driver" / "unbind").write_text(addr)
-    Path("/sys/bus/pci/drivers_probe").write_text(addr)
-    wait_until(lambda: (d / "driver").exists(), "edu bound to vfio-pci")
+    bind_to_vfio(d)
     odkd = Odkd(tmp_path, extra_args=["--vfio", addr])
     try:
         yield odkd, addr
     finally:
         odkd.stop()
-        (d / "driver" / "unbind").write_text(addr)
-        (d / "driver_override").write_text("\n")
+        if (d / "driver").exists():
+            (d / "driver" / "unbind").write_text(addr)
+        if d.exists():
+            (d / "driver_override").write_text("\n")
 
 
 def test_pci_edu_drives_the_real_edu_through_vfio(vfio_odkd):

@@ -7,10 +7,20 @@ answers, the driver's host of that cycle has exited (no crash in its
 log), the adapter's nodes and tty are gone; at the end odkd holds no more
 descriptors and no more driver hosts than after the first cycle.
 
-ODK_VM_CAMPAIGN_CYCLES sets the cycles: 3 in `make vm-test`, 200 in
-`make vm-campaign` (tests/vm/run --env ODK_VM_CAMPAIGN_CYCLES=200)."""
+The edu half does the same with QEMU's edu behind a PCIe root port, bound
+to vfio-pci and driven by pci-edu through odkd --vfio: DMA round trips run
+while QEMU's monitor unplugs it (device_del).  The kernel's remove asks
+odkd for the device back (VFIO's request interrupt); odkd withdraws the
+node, the driver ends, the kernel's remove completes; device_add plugs it
+back, it is bound to vfio-pci again, odkd adopts it, and pci-edu computes
+10! on it.
+
+ODK_VM_CAMPAIGN_CYCLES sets the cycles of each half: 3 in `make vm-test`,
+200 in `make vm-campaign` (tests/vm/run --env ODK_VM_CAMPAIGN_CYCLES=200)."""
 import os
+import subprocess
 import threading
+from pathlib import Path
 
 import pytest
 import serial
@@ -19,6 +29,7 @@ from guest_devices import MACHINE
 from guest_util import qmp, wait_until
 from test_usb_libusb import (FTDI, FTDI_PEER, Odkd, RawPort, odk_device, pid_alive, running, tty,
                              usb_device, virtio_port)
+from test_pci_vfio import MEM_IN, MEM_OUT, Buffer, Connection, bind_to_vfio, edu
 
 pytestmark = pytest.mark.vm(devices=MACHINE)
 
@@ -105,3 +116,100 @@ def test_ftdi_unplugged_and_replugged_mid_transfer(tmp_path):
         assert "crashed" not in odkd.ctl("log", "org.odk.usb-ftdi").stdout
     finally:
         odkd.stop()
+
+
+def edu_running(odkd):
+    """pci-edu running on the VFIO edu's node: (node, instance), or None."""
+    for n in odkd.json("tree"):
+        p = n["properties"]
+        if n["class"] == "IOPCIDevice" and p.get("OdkPCIBackend") == "vfio" and \
+                "OdkPCIError" not in p:
+            for i in odkd.instances():
+                if i["provider"] == n["id"] and i["state"] == "running" and \
+                        i["bundle"] == "org.odk.pci-edu":
+                    return n, i
+    return None
+
+
+def edu_cycle(odkd, addr, n):
+    """Working: 10!, then DMA round trips while the function is unplugged;
+    the end checked; plugged back and bound to vfio-pci."""
+    node, inst = wait_until(lambda: edu_running(odkd), f"cycle {n}: pci-edu on the VFIO edu")
+    conn = Connection(odkd.state, inst["node"])
+    out, back = Buffer(4096), Buffer(4096)
+    done, ended = [0], []
+    stop = threading.Event()
+    try:
+        assert conn.call(0, [10], n_out=1)[0] == [3628800], f"cycle {n}: 10!"
+        src, dst = conn.register(out, MEM_IN), conn.register(back, MEM_OUT)
+        out.write(0, os.urandom(4095))
+
+        def dma():
+            # QEMU's edu: the largest DMA is 4095 bytes (test_pci_vfio.py)
+            while not stop.is_set():
+                try:
+                    conn.call_memory(1, [4095, 0], [(src, 0, 4096), (dst, 0, 4096)], n_out=1)
+                except Exception as e:  # the driver went with its function
+                    ended.append(e)
+                    return
+                done[0] += 1
+        t = threading.Thread(target=dma)
+        t.start()
+        try:
+            wait_until(lambda: done[0] >= 1, f"cycle {n}: a DMA round trip before the unplug")
+            qmp("device_del", id="edu")
+            wait_until(lambda: not any(x["id"] == node["id"] for x in odkd.json("tree")),
+                       f"cycle {n}: the edu node to go")
+        finally:
+            stop.set()
+            t.join(timeout=60)
+        assert not t.is_alive(), f"cycle {n}: a DMA call blocked after the removal"
+    finally:
+        conn.close()
+        out.free()
+        back.free()
+    wait_until(lambda: not pid_alive(inst["pid"]), f"cycle {n}: the driver's host to exit")
+    # odkd let go of the device: the kernel's remove completed.
+    wait_until(lambda: not Path(f"/sys/bus/pci/devices/{addr}").exists(),
+               f"cycle {n}: the kernel's removal of {addr} to complete")
+    assert isinstance(odkd.json("list"), list)  # odkd answers
+    qmp("device_add", driver="edu", bus="rp1", id="edu")
+    d = wait_until(edu, f"cycle {n}: edu back in sysfs")
+    assert d.name == addr
+    bind_to_vfio(d)
+
+
+def test_edu_unplugged_mid_dma_and_replugged_through_vfio(tmp_path):
+    subprocess.run(["modprobe", "vfio-pci"], check=True)
+    d = edu()
+    assert d is not None, "no edu device in the guest"
+    addr = d.name
+    bind_to_vfio(d)
+    odkd = Odkd(tmp_path, extra_args=["--vfio", addr])
+    try:
+        edu_cycle(odkd, addr, 1)
+        wait_until(lambda: edu_running(odkd), "pci-edu on the replugged edu")
+        fds_after_one = fds_of(odkd.proc.pid)
+        for n in range(2, CYCLES + 1):
+            print(f"plug campaign (edu): cycle {n}", flush=True)
+            edu_cycle(odkd, addr, n)
+        node, inst = wait_until(lambda: edu_running(odkd), "pci-edu on edu at the end")
+        conn = Connection(odkd.state, inst["node"])
+        try:
+            assert conn.call(0, [12], n_out=1)[0] == [479001600]
+        finally:
+            conn.close()
+        hosts = [i for i in odkd.instances() if i["bundle"] == "org.odk.pci-edu"]
+        assert len(hosts) == 1, hosts
+        assert fds_of(odkd.proc.pid) <= fds_after_one + 2, (fds_after_one,
+                                                            os.listdir(f"/proc/{odkd.proc.pid}/fd"))
+        log = odkd.log_text()
+        assert log.count("the kernel asks for the function back") == CYCLES, log[-3000:]
+        assert log.count("plugged again and adopted") == CYCLES, log[-3000:]
+        assert "crashed" not in odkd.ctl("log", "org.odk.pci-edu").stdout
+    finally:
+        odkd.stop()
+        if (d / "driver").exists():
+            (d / "driver" / "unbind").write_text(addr)
+        if d.exists():
+            (d / "driver_override").write_text("\n")

@@ -10,7 +10,9 @@
  * scatter-gather list in batches, write the frame entry by entry, write the
  * descriptor back.  Each step starts in dma_done of the one before.
  *
- * Arguments: {"fps": N} sets the rate the card starts with (default 30). */
+ * Arguments: {"fps": N} sets the rate the card starts with (default 30);
+ * {"edid": "bad-checksum"} gives it an EDID whose checksum is wrong (a
+ * driver must refuse to pass it on). */
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -41,6 +43,7 @@ struct capture {
     unsigned fifo_n, fifo_at;
     uint64_t frames, drops, dma_errors, bad_desc;
     unsigned initial_fps;
+    bool edid_bad_checksum;
 };
 
 static uint32_t reg32(struct pci_model *m, uint32_t off)
@@ -74,6 +77,80 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
 }
 
+/* One 18-byte detailed timing descriptor (E-EDID 1.4, 3.10.2): pixel
+ * clock in 10 kHz, active and blanking pixels and lines, sync offset and
+ * width, image size in mm; digital separate sync, both polarities +. */
+static void edid_timing(uint8_t *d, unsigned clock_10khz, unsigned ha, unsigned hb, unsigned va,
+                        unsigned vb, unsigned hso, unsigned hsw, unsigned vso, unsigned vsw,
+                        unsigned hmm, unsigned vmm)
+{
+    d[0] = (uint8_t)clock_10khz;
+    d[1] = (uint8_t)(clock_10khz >> 8);
+    d[2] = (uint8_t)ha;
+    d[3] = (uint8_t)hb;
+    d[4] = (uint8_t)(((ha >> 8) & 0xf) << 4 | ((hb >> 8) & 0xf));
+    d[5] = (uint8_t)va;
+    d[6] = (uint8_t)vb;
+    d[7] = (uint8_t)(((va >> 8) & 0xf) << 4 | ((vb >> 8) & 0xf));
+    d[8] = (uint8_t)hso;
+    d[9] = (uint8_t)hsw;
+    d[10] = (uint8_t)((vso & 0xf) << 4 | (vsw & 0xf));
+    d[11] = (uint8_t)(((hso >> 8) & 3) << 6 | ((hsw >> 8) & 3) << 4 | ((vso >> 4) & 3) << 2 |
+                      ((vsw >> 4) & 3));
+    d[12] = (uint8_t)hmm;
+    d[13] = (uint8_t)vmm;
+    d[14] = (uint8_t)(((hmm >> 8) & 0xf) << 4 | ((vmm >> 8) & 0xf));
+    d[15] = d[16] = 0;   /* no border */
+    d[17] = 0x18 | 0x06; /* digital separate sync, +vsync, +hsync */
+}
+
+/* The card's EDID base block (capture_card.h, CAP_EDID). */
+static void edid_build(uint8_t e[CAP_EDID_SIZE], bool bad_checksum)
+{
+    static const uint8_t header[8] = {0x00, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0x00};
+    static const uint8_t srgb[10] = {0xee, 0x91, 0xa3, 0x54, 0x4c, 0x99, 0x26, 0x0f, 0x50, 0x54};
+    memset(e, 0, CAP_EDID_SIZE);
+    memcpy(e, header, 8);
+    /* "ODK": three letters of 5 bits ('A' = 1), big-endian */
+    uint16_t mfg = (uint16_t)(('O' - '@') << 10 | ('D' - '@') << 5 | ('K' - '@'));
+    e[8] = (uint8_t)(mfg >> 8);
+    e[9] = (uint8_t)mfg;
+    e[10] = (uint8_t)CAP_DEVICE; /* product code, little-endian */
+    e[11] = (uint8_t)(CAP_DEVICE >> 8);
+    e[12] = 1; /* serial number 1 */
+    e[16] = 48;              /* week 48 */
+    e[17] = 2026 - 1990;     /* of 2026 */
+    e[18] = 1;               /* EDID 1.4 */
+    e[19] = 4;
+    e[20] = 0x80 | 0x20 | 0x02; /* digital, 8 bits a colour, HDMI-a */
+    e[21] = 60;                 /* 60 x 34 cm */
+    e[22] = 34;
+    e[23] = 120;  /* gamma 2.2 */
+    e[24] = 0x06; /* RGB 4:4:4, sRGB, the preferred timing is native */
+    memcpy(e + 25, srgb, sizeof srgb);
+    e[35] = 0x20; /* established: 640x480 at 60 Hz (the card's default) */
+    /* standard timings: 1280x720 and 1920x1080, 16:9 at 60 Hz; the rest unused */
+    static const uint8_t std[16] = {0x81, 0xc0, 0xd1, 0xc0, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1, 1};
+    memcpy(e + 38, std, sizeof std);
+    /* CTA-861's 1080p60 (148.5 MHz) and 2160p30 (297 MHz) */
+    edid_timing(e + 54, 14850, 1920, 280, 1080, 45, 88, 44, 4, 5, 600, 340);
+    edid_timing(e + 72, 29700, 3840, 560, 2160, 90, 176, 88, 8, 10, 600, 340);
+    /* range limits: 24-60 Hz, 30-135 kHz, 300 MHz, no timing formula */
+    static const uint8_t range[18] = {0, 0, 0, 0xfd, 0, 24, 60, 30, 135, 30, 0x01,
+                                      0x0a, 0x20, 0x20, 0x20, 0x20, 0x20, 0x20};
+    memcpy(e + 90, range, sizeof range);
+    static const uint8_t name[18] = {0, 0, 0, 0xfc, 0, 'O', 'D', 'K', ' ', 'C', 'a', 'p',
+                                     't', 'u', 'r', 'e', '\n', 0x20};
+    memcpy(e + 108, name, sizeof name);
+    e[126] = 0; /* no extension block */
+    uint8_t sum = 0;
+    for (unsigned i = 0; i < CAP_EDID_SIZE - 1; i++)
+        sum = (uint8_t)(sum + e[i]);
+    e[127] = (uint8_t)(0x100 - sum);
+    if (bad_checksum)
+        e[127] ^= 0x5a;
+}
+
 static int capture_create(struct pci_model *m, const odk_value *args)
 {
     struct capture *c = calloc(1, sizeof *c);
@@ -84,6 +161,10 @@ static int capture_create(struct pci_model *m, const odk_value *args)
     if (fps < 0 || fps > CAP_MAX_FPS)
         return ODK_E_INVALID;
     c->initial_fps = (unsigned)fps;
+    const char *edid = odk_dict_get_string(args, "edid", NULL);
+    if (edid && strcmp(edid, "bad-checksum"))
+        return ODK_E_INVALID;
+    c->edid_bad_checksum = edid != NULL;
     uint8_t *cfg = m->config;
     pci_cfg_put(cfg, PCI_VENDOR_ID, 2, CAP_VENDOR);
     pci_cfg_put(cfg, PCI_DEVICE_ID, 2, CAP_DEVICE);
@@ -122,6 +203,9 @@ static void capture_reset(struct pci_model *m)
     set32(m, CAP_FPS, c->initial_fps);
     set32(m, CAP_FRAME_SIZE, 640 * 480 * 4);
     set32(m, CAP_RING_SIZE, 1);
+    uint8_t edid[CAP_EDID_SIZE];
+    edid_build(edid, c->edid_bad_checksum);
+    memcpy(m->bar[0] + CAP_EDID, edid, sizeof edid);
 }
 
 static bool running(struct pci_model *m)
