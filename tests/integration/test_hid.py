@@ -10,6 +10,7 @@ import queue
 import signal
 import subprocess
 import threading
+import time
 
 import pytest
 
@@ -123,6 +124,59 @@ def test_keys_come_out_remapped_in_order_with_timestamps(keyboard):
     ts = [e["time_ns"] for e in ev]
     assert ts == sorted(ts) and ts[0] > 0
     assert all(e["end"] for e in ev)  # one report each
+    f.nothing_more()
+
+
+def thread_switches(pid):
+    """{tid: (name, blocking waits so far)} of every thread of pid."""
+    out = {}
+    base = f"/proc/{pid}/task"
+    for t in os.listdir(base):
+        try:
+            with open(f"{base}/{t}/comm") as f:
+                name = f.read().strip()
+            with open(f"{base}/{t}/status") as f:
+                n = next(int(l.split()[1]) for l in f if l.startswith("voluntary_ctxt_switches:"))
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        out[int(t)] = (name, n)
+    return out
+
+
+def test_a_report_wakes_only_the_thread_that_reads_it(keyboard):
+    """The interrupt-IN path at rest costs the remap driver's host one
+    wake-up per report: its USB link's reader, woken by the completion,
+    runs the driver's callback itself (the queue is idle, so it is lent to
+    the reader), which remaps the key and hands the event to the app; the
+    queue's own thread stays asleep, and resubmitting the transfer does not
+    wake the reader again.  (Handing the completion to the queue cost two
+    more: the queue's thread, and the reader poked for the new transfer's
+    deadline.)  Counted, never timed: the kernel counts each thread's
+    blocking waits."""
+    odkd, dev, remap, _, f = keyboard
+    host = remap["pid"]
+    press(odkd, dev, report("a"), report())
+    f.take(2)
+    time.sleep(0.05)
+    before = thread_switches(host)
+    readers = [t for t, (name, _) in before.items() if name == "usb-link"]
+    assert len(readers) == 1, f"the host's threads: {before}"
+    n = 20
+    for i in range(n):
+        time.sleep(0.02)  # everything goes back to sleep between reports
+        press(odkd, dev, report("a") if i % 2 == 0 else report())
+        assert keys(f.take(1)) == [(KEY["b"], 1 if i % 2 == 0 else 0)]
+    time.sleep(0.05)
+    after = thread_switches(host)
+    woke = {t: after[t][1] - before[t][1] for t in before if t in after}
+    reader = woke.pop(readers[0])
+    # The reader: once per report (a report's events never wake it twice).
+    assert reader <= n + 2, f"the USB link's reader blocked {reader} times for {n} reports"
+    # Every other thread (the driver's queue, the host's own): asleep, give
+    # or take the watchdog's heartbeat (every quarter call deadline, 30 s)
+    # and the odd stray wake.
+    others = sum(woke.values())
+    assert others <= 4, f"the host's other threads woke {woke} for {n} reports"
     f.nothing_more()
 
 
