@@ -13,7 +13,11 @@
  * on the stream, as the peer's reader waits on its pipe.  (Sending from
  * the reading thread itself would time odkd's round trip too: the thread
  * could look at the stream only once odkd had answered, long after the
- * event was there.)
+ * event was there.)  The model types each report DELAY_US after the
+ * request (usb-input's delay_us), when odkd's answer and the sending
+ * thread are done with: the timed stretch has the device, the driver and
+ * the app in it, as the peer's has its two processes, and nothing of the
+ * test's own request running beside them on the two CPUs.
  *
  * Peer: the plain pipe passthrough a remapper of the interception-tools
  * kind is (reader | remapper | writer): a child process reads each 8-byte
@@ -38,6 +42,7 @@
 #define ROUNDS 5
 #define KEY_A 0x04
 #define KEY_B 0x05
+#define DELAY_US 300 /* the model types the key this long after odkd's request */
 
 /* The sending thread: on each post of go, sends report down (a pressed)
  * or up, then posts sent. */
@@ -60,6 +65,7 @@ static void *sender_main(void *arg)
         odk_value *args = odk_value_new_dict();
         odk_dict_set_int(args, "node", (int64_t)s->dev);
         odk_dict_set_string(args, "data", s->down ? "0000040000000000" : "0000000000000000");
+        odk_dict_set_int(args, "delay_us", DELAY_US);
         odk_value *reply = NULL;
         s->status = odk_client_request(s->c, "usb-input", args, &reply);
         odk_value_free(reply);

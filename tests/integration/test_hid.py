@@ -180,6 +180,24 @@ def test_a_report_wakes_only_the_thread_that_reads_it(keyboard):
     f.nothing_more()
 
 
+def test_a_delayed_report_is_typed_after_the_delay_in_order(keyboard):
+    """usb-input's delay (hid_latency's way of typing with odkd's answer out
+    of the way): the model takes the report at once and completes the
+    interrupt transfer no sooner than the delay after; reports stay in
+    order, and a delay past a second is refused.  Checked on the event's
+    own time stamp (the model's completion), not on a clock of the test's."""
+    odkd, dev, _, _, f = keyboard
+    t0 = time.monotonic_ns()
+    odkd.ctl("usb", "input", dev, report("a"), 200000)
+    odkd.ctl("usb", "input", dev, report())
+    ev = f.take(2)
+    assert keys(ev) == [(KEY["b"], 1), (KEY["b"], 0)]
+    assert ev[0]["time_ns"] - t0 >= 200000 * 1000
+    r = odkd.ctl("usb", "input", dev, report("a"), 2000000, check=False)
+    assert r.returncode != 0 and "delay_us" in r.stderr
+    f.nothing_more()
+
+
 def test_caps_lock_taps_escape_and_holds_control(keyboard):
     odkd, dev, _, _, f = keyboard
     press(odkd, dev, report("capslock"), report())  # a tap (the sample's timeout is 5 s)
