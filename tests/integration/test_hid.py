@@ -198,6 +198,20 @@ def test_a_delayed_report_is_typed_after_the_delay_in_order(keyboard):
     f.nothing_more()
 
 
+def test_a_stalled_keyboard_is_cleared_from_the_completion_and_types_on(keyboard):
+    """A stall ends the pending interrupt transfers with ODK_E_STALL; the
+    HID source clears it from the completion (an abort and a
+    CLEAR_FEATURE: requests made from a callback that may run on the USB
+    link's reader, which then reads their answers itself) and polls again.
+    The keyboard must type on, with nothing stuck or lost after."""
+    odkd, dev, _, _, f = keyboard
+    for _ in range(3):
+        odkd.ctl("usb", "fault", dev, "stall", "0x81")
+        press(odkd, dev, report("a"), report())
+        assert keys(f.take(2)) == [(KEY["b"], 1), (KEY["b"], 0)]
+    f.nothing_more()
+
+
 def test_caps_lock_taps_escape_and_holds_control(keyboard):
     odkd, dev, _, _, f = keyboard
     press(odkd, dev, report("capslock"), report())  # a tap (the sample's timeout is 5 s)
