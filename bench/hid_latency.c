@@ -8,8 +8,16 @@
  * came in (the interrupt transfer's completion), so "report in -> event
  * out" is what the app measures when it reads it.  The reports are sent
  * by asking odkd (usb-input), which is not on the data path and not
- * timed: a report is sent only after the last event was read, one at a
- * time.
+ * timed: a second thread of the app sends them, one at a time, a report
+ * only after the last event was read, while the main thread already waits
+ * on the stream, as the peer's reader waits on its pipe.  (Sending from
+ * the reading thread itself would time odkd's round trip too: the thread
+ * could look at the stream only once odkd had answered, long after the
+ * event was there.)  The model types each report DELAY_US after the
+ * request (usb-input's delay_us), when odkd's answer and the sending
+ * thread are done with: the timed stretch has the device, the driver and
+ * the app in it, as the peer's has its two processes, and nothing of the
+ * test's own request running beside them on the two CPUs.
  *
  * Peer: the plain pipe passthrough a remapper of the interception-tools
  * kind is (reader | remapper | writer): a child process reads each 8-byte
@@ -23,6 +31,8 @@
  *
  * usage: hid_latency STATE_DIR USB_DEVICE_NODE HID_DEVICE_NODE */
 #include <inttypes.h>
+#include <pthread.h>
+#include <semaphore.h>
 #include <signal.h>
 #include <sys/wait.h>
 
@@ -32,26 +42,55 @@
 #define ROUNDS 5
 #define KEY_A 0x04
 #define KEY_B 0x05
+#define DELAY_US 300 /* the model types the key this long after odkd's request */
 
-static int ours(odk_client *c, odk_hid *h, uint64_t dev, size_t n, uint64_t *lat)
+/* The sending thread: on each post of go, sends report down (a pressed)
+ * or up, then posts sent. */
+struct sender {
+    odk_client *c;
+    uint64_t dev;
+    sem_t go, sent;
+    bool down, quit;
+    int status;
+};
+
+static void *sender_main(void *arg)
+{
+    struct sender *s = arg;
+    for (;;) {
+        while (sem_wait(&s->go) < 0)
+            ;
+        if (s->quit)
+            return NULL;
+        odk_value *args = odk_value_new_dict();
+        odk_dict_set_int(args, "node", (int64_t)s->dev);
+        odk_dict_set_string(args, "data", s->down ? "0000040000000000" : "0000000000000000");
+        odk_dict_set_int(args, "delay_us", DELAY_US);
+        odk_value *reply = NULL;
+        s->status = odk_client_request(s->c, "usb-input", args, &reply);
+        odk_value_free(reply);
+        sem_post(&s->sent);
+    }
+}
+
+static int ours(struct sender *snd, odk_hid *h, size_t n, uint64_t *lat)
 {
     for (size_t i = 0; i < n; i++) {
         bool down = (i % 2) == 0;
-        odk_value *args = odk_value_new_dict();
-        odk_dict_set_int(args, "node", (int64_t)dev);
-        odk_dict_set_string(args, "data", down ? "0000040000000000" : "0000000000000000");
-        odk_value *reply = NULL;
-        int st = odk_client_request(c, "usb-input", args, &reply);
-        odk_value_free(reply);
-        if (st < 0) {
-            fprintf(stderr, "hid_latency: usb-input: %s\n", odk_strerror(st));
-            return -1;
-        }
+        snd->down = down;
+        sem_post(&snd->go);
         odk_hid_input_event ev;
+        int st;
         do
             st = odk_hid_read(h, &ev, 5000);
         while (st == ODK_OK && ev.type != ODK_HID_INPUT_KEYBOARD);
         uint64_t now = bench_now_ns();
+        while (sem_wait(&snd->sent) < 0)
+            ;
+        if (snd->status < 0) {
+            fprintf(stderr, "hid_latency: usb-input: %s\n", odk_strerror(snd->status));
+            return -1;
+        }
         if (st < 0) {
             fprintf(stderr, "hid_latency: report %zu: no event: %s\n", i, odk_strerror(st));
             return -1;
@@ -116,11 +155,17 @@ int main(int argc, char **argv)
     }
     close(a[0]);
     close(b[1]);
+    struct sender snd = {.c = c, .dev = dev};
+    pthread_t sender;
+    sem_init(&snd.go, 0, 0);
+    sem_init(&snd.sent, 0, 0);
+    if (pthread_create(&sender, NULL, sender_main, &snd) != 0)
+        return 1;
     uint64_t *lo = calloc(n * ROUNDS, sizeof *lo), *lp = calloc(n * ROUNDS, sizeof *lp);
     double om[ROUNDS], pm[ROUNDS];
     int rc = lo && lp ? 0 : 1;
     for (int r = 0; r < ROUNDS && rc == 0; r++) {
-        if (ours(c, h, dev, n, lo + r * n) < 0 || peer(a[1], b[0], n, lp + r * n) < 0) {
+        if (ours(&snd, h, n, lo + r * n) < 0 || peer(a[1], b[0], n, lp + r * n) < 0) {
             rc = 1;
             break;
         }
@@ -140,6 +185,9 @@ int main(int argc, char **argv)
                bench_quantile_us(lp, n * ROUNDS, 0.99));
         fflush(stdout);
     }
+    snd.quit = true;
+    sem_post(&snd.go);
+    pthread_join(sender, NULL);
     close(a[1]);
     close(b[0]);
     waitpid(child, NULL, 0);

@@ -56,8 +56,8 @@ static int usage(void)
             "  pci [-v]                  PCI functions, like lspci -nn (-v: BARs, capabilities)\n"
             "  pci plug MODEL [JSON]     plug a simulated PCI function (edu)\n"
             "  pci unplug [--surprise] ID  remove a simulated PCI function\n"
-            "  usb input ID HEX          input for the device model (a HID report: 8 bytes for\n"
-            "                            hid-keyboard, 4 for hid-mouse)\n"
+            "  usb input ID HEX [US]     input for the device model (a HID report: 8 bytes for\n"
+            "                            hid-keyboard, 4 for hid-mouse), applied US later\n"
             "  audio                     audio devices: streams, formats, controls, clock\n"
             "  audio watch [UID] [COUNT] print a device's property changes as they come\n"
             "  audio control UID ID VALUE  set a control (volume, mute, clock source)\n"
@@ -430,7 +430,7 @@ static int cmd_usb(odk_client *c, int argc, char **argv)
         }
         op = "usb-plug";
     } else if ((strcmp(argv[0], "unplug") == 0 && argc == 2) ||
-               (strcmp(argv[0], "input") == 0 && argc == 3) ||
+               (strcmp(argv[0], "input") == 0 && (argc == 3 || argc == 4)) ||
                (strcmp(argv[0], "fault") == 0 && (argc == 3 || argc == 4))) {
         if (!parse_u64(argv[1], &id)) {
             odk_value_free(args);
@@ -442,7 +442,8 @@ static int cmd_usb(odk_client *c, int argc, char **argv)
         if (argc >= 3)
             odk_dict_set_string(args, argv[0][0] == 'i' ? "data" : "fault", argv[2]);
         if (argc == 4)
-            odk_dict_set_int(args, "endpoint", strtol(argv[3], NULL, 0));
+            odk_dict_set_int(args, argv[0][0] == 'i' ? "delay_us" : "endpoint",
+                             strtol(argv[3], NULL, 0));
     } else {
         odk_value_free(args);
         return usage();

@@ -7,6 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/data_queue_internal.h"
 #include "odk/data_queue.h"
 #include "odk/hid_client.h"
 
@@ -65,6 +66,9 @@ static bool gone(odk_hid *h)
     return poll(&p, 1, 0) == 1 && (p.revents & (POLLHUP | POLLERR));
 }
 
+/* Events come at the pace of hands: a reader spinning for the next one
+ * would only take a CPU from the processes that make it. */
+#define HID_SPIN_NS 0
 #define GONE_CHECK_MS 1000 /* a reader waiting long looks this often for a gone device */
 
 ODK_PUBLIC int odk_hid_read(odk_hid *h, odk_hid_input_event *ev, int timeout_ms)
@@ -78,7 +82,7 @@ ODK_PUBLIC int odk_hid_read(odk_hid *h, odk_hid_input_event *ev, int timeout_ms)
         if (left == 0)
             return gone(h) ? ODK_E_GONE : ODK_E_TIMEOUT;
         int slice = left < 0 || left > GONE_CHECK_MS ? GONE_CHECK_MS : left;
-        st = odk_data_queue_wait(h->q, slice);
+        st = data_queue_wait_spin(h->q, slice, HID_SPIN_NS);
         if (st == ODK_E_TIMEOUT) {
             if (gone(h))
                 return ODK_E_GONE;

@@ -16,6 +16,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "common/data_queue_internal.h"
 #include "common/spin.h"
 #include "odk/ring.h"
 
@@ -35,6 +36,7 @@ struct odk_data_queue {
     size_t map_len;
     struct dq_ctl *ctl;
     odk_ring ring;
+    bool kicked; /* this consumer woke on data_fd and left its count for later */
 };
 
 static void dq_close(odk_data_queue *q)
@@ -268,6 +270,11 @@ int odk_data_queue_dequeue(odk_data_queue *q, void *buf, uint32_t cap, uint32_t 
 
 int odk_data_queue_wait(odk_data_queue *q, int timeout_ms)
 {
+    return data_queue_wait_spin(q, timeout_ms, SPIN_NS);
+}
+
+int data_queue_wait_spin(odk_data_queue *q, int timeout_ms, uint64_t spin_ns)
+{
     if (!q)
         return ODK_E_INVALID;
     uint64_t t0 = mono_ns();
@@ -276,7 +283,7 @@ int odk_data_queue_wait(odk_data_queue *q, int timeout_ms)
     uint64_t deadline = t0 + (uint64_t)(timeout_ms > 0 ? timeout_ms : 0) * 1000000u;
     while (odk_ring_readable(&q->ring) == 0) {
         uint64_t now = mono_ns();
-        if (now - t0 < SPIN_NS)
+        if (now - t0 < spin_ns)
             continue;
         int left = -1;
         if (timeout_ms >= 0) {
@@ -285,12 +292,19 @@ int odk_data_queue_wait(odk_data_queue *q, int timeout_ms)
             /* Round up, so a wait ending in poll never wakes just short of it. */
             left = (int)((deadline - now + 999999u) / 1000000u);
         }
+        /* The count of the kick that woke the last wait was left there, so
+         * that the record it announced was taken first: drained now, before
+         * the flag that asks for the next kick. */
+        if (q->kicked) {
+            drain(q->data_fd);
+            q->kicked = false;
+        }
         atomic_store_explicit(&q->ctl->consumer_waiting, 1, memory_order_relaxed);
         atomic_thread_fence(memory_order_seq_cst);
         if (odk_ring_readable(&q->ring) == 0) {
             struct pollfd p = {.fd = q->data_fd, .events = POLLIN};
             if (poll(&p, 1, left) > 0)
-                drain(q->data_fd);
+                q->kicked = true;
         }
         atomic_store_explicit(&q->ctl->consumer_waiting, 0, memory_order_relaxed);
     }

@@ -50,6 +50,16 @@ struct odk_queue {
     uint64_t spin_ns;
     bool spin_yield; /* yield the CPU from the first round of the spin */
     pthread_t thread; /* for queue_thread: the watchdog signals a stuck queue */
+    /* Lending (queue_run_here): while the thread sleeps in epoll with
+     * nothing queued, another thread may run one callback as the queue.
+     * Guarded by lock; the thread waits on lent_cond for a loan to end
+     * before it runs anything itself. */
+    bool sleeping;     /* the thread is (about to be) in its blocking epoll_wait */
+    bool lent;         /* a callback runs on borrower, as this queue */
+    bool thread_waits; /* the thread woke and waits for the loan to end */
+    pthread_t borrower;
+    pthread_cond_t lent_cond;
+    _Atomic uint64_t runs_here; /* statistics: callbacks run by borrowers */
 };
 
 static _Thread_local odk_queue *current_queue;
@@ -61,6 +71,7 @@ static void queue_destroy(odk_queue *q)
     if (q->wakefd >= 0)
         close(q->wakefd);
     pthread_mutex_destroy(&q->lock);
+    pthread_cond_destroy(&q->lent_cond);
     free(q->name);
     free(q);
 }
@@ -112,7 +123,69 @@ static void run_batch(odk_queue *q)
 
 pthread_t queue_thread(const odk_queue *q)
 {
-    return q->thread;
+    /* A callback stuck while the queue is lent is stuck on its borrower. */
+    pthread_mutex_lock((pthread_mutex_t *)&q->lock);
+    pthread_t t = q->lent ? q->borrower : q->thread;
+    pthread_mutex_unlock((pthread_mutex_t *)&q->lock);
+    return t;
+}
+
+/* Around the blocking epoll_wait: the queue may be lent while the thread
+ * sleeps; once awake, the thread runs nothing until the loan ends. */
+static void sleep_begin(odk_queue *q)
+{
+    pthread_mutex_lock(&q->lock);
+    q->sleeping = true;
+    pthread_mutex_unlock(&q->lock);
+}
+
+static void sleep_end(odk_queue *q)
+{
+    pthread_mutex_lock(&q->lock);
+    q->sleeping = false;
+    while (q->lent) {
+        q->thread_waits = true;
+        pthread_cond_wait(&q->lent_cond, &q->lock);
+    }
+    q->thread_waits = false;
+    pthread_mutex_unlock(&q->lock);
+}
+
+int queue_run_here(odk_queue *q, void (*fn)(void *ctx), void *ctx)
+{
+    if (!q || !fn)
+        return ODK_E_INVALID;
+    pthread_mutex_lock(&q->lock);
+    /* Only an idle queue (its thread asleep, its FIFO empty: nothing to
+     * overtake) is lent, and only to a thread that is no queue itself. */
+    bool here = q->state == Q_RUNNING && q->sleeping && !q->lent && !q->head && !current_queue;
+    if (here) {
+        q->lent = true;
+        q->borrower = pthread_self();
+    }
+    pthread_mutex_unlock(&q->lock);
+    if (!here)
+        return odk_queue_dispatch_async(q, fn, ctx);
+    atomic_fetch_add_explicit(&q->runs_here, 1, memory_order_relaxed);
+    current_queue = q;
+    fn(ctx);
+    current_queue = NULL;
+    pthread_mutex_lock(&q->lock);
+    q->lent = false;
+    /* What fn queued on q, or a cancel it made, woke nobody (it ran as
+     * the queue): the thread must see it now. */
+    bool kick = q->head || q->cancel_pending;
+    if (q->thread_waits)
+        pthread_cond_signal(&q->lent_cond);
+    pthread_mutex_unlock(&q->lock);
+    if (kick)
+        wake(q);
+    return ODK_OK;
+}
+
+uint64_t queue_runs_here(const odk_queue *q)
+{
+    return atomic_load_explicit(&q->runs_here, memory_order_relaxed);
 }
 
 void queue_set_poller(odk_queue *q, bool (*poll)(void *ctx), bool (*arm)(void *ctx, bool sleeping),
@@ -181,7 +254,11 @@ static void *queue_main(void *arg)
             more = idle_spin(q);
             armed = true;
         }
+        if (!more)
+            sleep_begin(q);
         int n = epoll_wait(q->epfd, evs, EVENT_BATCH, more ? 0 : -1);
+        if (!more)
+            sleep_end(q);
         if (armed && q->poll_fn)
             q->arm_fn(q->poll_ctx, false);
         if (n < 0) {
@@ -277,6 +354,7 @@ int odk_queue_create(const char *name, odk_queue **out)
         return ODK_E_NOMEM;
     q->epfd = q->wakefd = -1;
     pthread_mutex_init(&q->lock, NULL);
+    pthread_cond_init(&q->lent_cond, NULL);
     q->tailp = &q->head;
     q->dones_tail = &q->dones;
     odk_object_init(&q->base, queue_last_release);

@@ -98,8 +98,21 @@ void queue_set_poller(odk_queue *q, bool (*poll)(void *ctx), bool (*arm)(void *c
  * its CPU).  Call on q's own thread. */
 void queue_set_poll_spin(odk_queue *q, uint64_t spin_ns, bool yield);
 
-/* The queue's thread (valid while the queue runs). */
+/* The queue's thread (valid while the queue runs); while q is lent
+ * (queue_run_here), the thread running as q. */
 pthread_t queue_thread(const odk_queue *q);
+
+/* Runs fn(ctx) as q, on the calling thread, when q is idle: its thread
+ * asleep in epoll and nothing queued, so nothing is overtaken.  The
+ * callback then is on q (odk_queue_is_current) and q's thread runs nothing
+ * until it returns; what it queues on q runs after it.  Otherwise (q busy,
+ * or the caller is itself a queue's thread) it is odk_queue_dispatch_async.
+ * For a thread that waited for an event q's callback handles (a USB link's
+ * reader): the callback runs where the event was seen, saving q's thread
+ * a wake-up and the hand-off. */
+int queue_run_here(odk_queue *q, void (*fn)(void *ctx), void *ctx);
+/* How many callbacks queue_run_here ran on their caller's thread. */
+uint64_t queue_runs_here(const odk_queue *q);
 
 /* Runs action a now, on its queue's thread (the caller's), unless it was
  * cancelled: used by timers for the lean expiry path. */

@@ -20,6 +20,7 @@
 
 #include "odk/log.h"
 #include "odk/queue.h"
+#include "runtime/runtime_internal.h"
 
 /* Polls until *v >= want; 60 s is "never" on any machine. */
 /* Everything queued on q before this has run when it returns. */
@@ -74,6 +75,207 @@ static void test_sync_runs_on_queue(void **state)
     assert_true(atomic_load(&w.is_current));
     assert_true(atomic_load(&w.current_matches));
     odk_release(w.q);
+}
+
+/* ---- lending an idle queue (queue_run_here) ------------------------------ */
+
+struct here {
+    odk_queue *q;
+    pthread_t caller;
+    atomic_int on_caller, is_current, ran, order[4], n;
+    atomic_int release; /* what a blocking item waits for */
+};
+
+static void here_record(void *ctx)
+{
+    struct here *h = ctx;
+    atomic_store(&h->on_caller, pthread_equal(pthread_self(), h->caller));
+    atomic_store(&h->is_current, odk_queue_is_current(h->q));
+    atomic_fetch_add(&h->ran, 1);
+}
+
+/* Waits until the queue's thread sleeps in epoll with nothing queued: a
+ * barrier, then a moment for it to go back to sleep. */
+static void settle(odk_queue *q)
+{
+    barrier(q);
+    usleep(20000);
+}
+
+static void test_run_here_runs_an_idle_queues_callback_on_the_caller(void **state)
+{
+    struct here h = {.caller = pthread_self()};
+    assert_int_equal(odk_queue_create("lend", &h.q), ODK_OK);
+    uint64_t before = queue_runs_here(h.q);
+    /* The thread may be slow to reach its first sleep on a loaded machine:
+     * ask until the queue is lent (each miss runs on the queue instead). */
+    for (int i = 0; i < 500 && queue_runs_here(h.q) == before; i++) {
+        settle(h.q);
+        assert_int_equal(queue_run_here(h.q, here_record, &h), ODK_OK);
+        barrier(h.q);
+    }
+    assert_true(queue_runs_here(h.q) > before);
+    /* The last one ran here, as the queue. */
+    assert_true(atomic_load(&h.on_caller));
+    assert_true(atomic_load(&h.is_current));
+    assert_false(odk_queue_is_current(h.q)); /* only while it ran */
+    assert_null(odk_queue_current());
+    odk_release(h.q);
+}
+
+static void here_block(void *ctx)
+{
+    struct here *h = ctx;
+    while (!atomic_load(&h->release))
+        sched_yield();
+    atomic_store(&h->order[atomic_fetch_add(&h->n, 1)], 1);
+}
+
+static void here_second(void *ctx)
+{
+    struct here *h = ctx;
+    atomic_store(&h->on_caller, pthread_equal(pthread_self(), h->caller));
+    atomic_store(&h->order[atomic_fetch_add(&h->n, 1)], 2);
+}
+
+/* A busy queue is not lent: the callback goes behind what is queued. */
+static void test_run_here_on_a_busy_queue_queues_behind(void **state)
+{
+    struct here h = {.caller = pthread_self()};
+    assert_int_equal(odk_queue_create("busy", &h.q), ODK_OK);
+    assert_int_equal(odk_queue_dispatch_async(h.q, here_block, &h), ODK_OK);
+    uint64_t before = queue_runs_here(h.q);
+    assert_int_equal(queue_run_here(h.q, here_second, &h), ODK_OK);
+    assert_int_equal(atomic_load(&h.n), 0); /* not run: the queue is busy */
+    atomic_store(&h.release, 1);
+    barrier(h.q);
+    assert_int_equal(atomic_load(&h.n), 2);
+    assert_int_equal(atomic_load(&h.order[0]), 1);
+    assert_int_equal(atomic_load(&h.order[1]), 2);
+    assert_false(atomic_load(&h.on_caller));
+    assert_int_equal(queue_runs_here(h.q), before);
+    odk_release(h.q);
+}
+
+struct lent {
+    odk_queue *q;
+    pthread_t caller;
+    atomic_int in_loan, loan_done, later_ran, later_saw_loan_done, queued_ran, cancelled;
+};
+
+static void lent_queued(void *ctx)
+{
+    atomic_fetch_add(&((struct lent *)ctx)->queued_ran, 1);
+}
+
+static void lent_later(void *ctx)
+{
+    struct lent *l = ctx;
+    atomic_store(&l->later_saw_loan_done, atomic_load(&l->loan_done));
+    atomic_fetch_add(&l->later_ran, 1);
+}
+
+/* While lent: work another thread queues waits for the loan to end; work
+ * the callback itself queues runs after it (it woke nobody: the loan's end
+ * must). */
+static void lent_body(void *ctx)
+{
+    struct lent *l = ctx;
+    atomic_store(&l->in_loan, 1);
+    if (!pthread_equal(pthread_self(), l->caller))
+        return; /* not lent after all: the test retries */
+    assert_true(odk_queue_is_current(l->q));
+    assert_int_equal(odk_queue_dispatch_async(l->q, lent_queued, l), ODK_OK);
+    usleep(100000); /* the other thread's work is queued meanwhile */
+    assert_int_equal(atomic_load(&l->later_ran), 0);
+    assert_int_equal(atomic_load(&l->queued_ran), 0);
+    atomic_store(&l->loan_done, 1);
+}
+
+static void *lent_other(void *arg)
+{
+    struct lent *l = arg;
+    while (!atomic_load(&l->in_loan))
+        sched_yield();
+    odk_queue_dispatch_async(l->q, lent_later, l);
+    return NULL;
+}
+
+static void test_run_here_holds_the_queue_and_wakes_it_after(void **state)
+{
+    for (int attempt = 0; attempt < 200; attempt++) {
+        struct lent l = {.caller = pthread_self()};
+        assert_int_equal(odk_queue_create("held", &l.q), ODK_OK);
+        settle(l.q);
+        pthread_t t;
+        pthread_create(&t, NULL, lent_other, &l);
+        uint64_t before = queue_runs_here(l.q);
+        assert_int_equal(queue_run_here(l.q, lent_body, &l), ODK_OK);
+        bool lent = queue_runs_here(l.q) > before;
+        pthread_join(t, NULL);
+        /* Both queued items run, with no other wake-up than the loan's end. */
+        assert_true(wait_at_least(&l.queued_ran, 1));
+        assert_true(wait_at_least(&l.later_ran, 1));
+        barrier(l.q);
+        if (lent) {
+            assert_true(atomic_load(&l.later_saw_loan_done));
+            odk_release(l.q);
+            return;
+        }
+        odk_release(l.q);
+    }
+    fail_msg("the queue was never idle to lend");
+}
+
+static void lent_cancel(void *ctx)
+{
+    struct lent *l = ctx;
+    if (pthread_equal(pthread_self(), l->caller) && odk_queue_is_current(l->q))
+        atomic_store(&l->in_loan, 1);
+    odk_queue_cancel(l->q, count, &l->cancelled);
+}
+
+/* A cancel made by a lent callback reaches the sleeping thread. */
+static void test_run_here_cancel_from_the_loan(void **state)
+{
+    for (int attempt = 0; attempt < 200; attempt++) {
+        struct lent l = {.caller = pthread_self()};
+        assert_int_equal(odk_queue_create("cancel-lent", &l.q), ODK_OK);
+        settle(l.q);
+        assert_int_equal(queue_run_here(l.q, lent_cancel, &l), ODK_OK);
+        assert_true(wait_at_least(&l.cancelled, 1));
+        odk_release(l.q);
+        if (atomic_load(&l.in_loan))
+            return;
+    }
+    fail_msg("the queue was never idle to lend");
+}
+
+/* From a queue's own thread nothing is lent (no nesting of queues). */
+static void from_queue(void *ctx)
+{
+    struct here *h = ctx;
+    uint64_t before = queue_runs_here(h->q);
+    queue_run_here(h->q, here_record, h);
+    if (queue_runs_here(h->q) != before)
+        atomic_store(&h->on_caller, 2);
+}
+
+static void test_run_here_from_a_queue_dispatches(void **state)
+{
+    struct here h = {0};
+    odk_queue *other;
+    assert_int_equal(odk_queue_create("target", &h.q), ODK_OK);
+    assert_int_equal(odk_queue_create("caller", &other), ODK_OK);
+    settle(h.q);
+    h.caller = pthread_self();
+    assert_int_equal(odk_queue_dispatch_sync(other, from_queue, &h), ODK_OK);
+    barrier(h.q);
+    assert_int_equal(atomic_load(&h.ran), 1);
+    assert_true(atomic_load(&h.is_current));
+    assert_int_not_equal(atomic_load(&h.on_caller), 2);
+    odk_release(other);
+    odk_release(h.q);
 }
 
 /* FIFO: one producer's items run in the order queued. */
@@ -643,6 +845,11 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_create_name_current),
         cmocka_unit_test(test_sync_runs_on_queue),
+        cmocka_unit_test(test_run_here_runs_an_idle_queues_callback_on_the_caller),
+        cmocka_unit_test(test_run_here_on_a_busy_queue_queues_behind),
+        cmocka_unit_test(test_run_here_holds_the_queue_and_wakes_it_after),
+        cmocka_unit_test(test_run_here_cancel_from_the_loan),
+        cmocka_unit_test(test_run_here_from_a_queue_dispatches),
         cmocka_unit_test(test_async_fifo),
         cmocka_unit_test(test_async_fifo_per_producer),
         cmocka_unit_test(test_sync_inline_on_own_queue),

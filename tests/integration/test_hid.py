@@ -10,6 +10,7 @@ import queue
 import signal
 import subprocess
 import threading
+import time
 
 import pytest
 
@@ -123,6 +124,91 @@ def test_keys_come_out_remapped_in_order_with_timestamps(keyboard):
     ts = [e["time_ns"] for e in ev]
     assert ts == sorted(ts) and ts[0] > 0
     assert all(e["end"] for e in ev)  # one report each
+    f.nothing_more()
+
+
+def thread_switches(pid):
+    """{tid: (name, blocking waits so far)} of every thread of pid."""
+    out = {}
+    base = f"/proc/{pid}/task"
+    for t in os.listdir(base):
+        try:
+            with open(f"{base}/{t}/comm") as f:
+                name = f.read().strip()
+            with open(f"{base}/{t}/status") as f:
+                n = next(int(l.split()[1]) for l in f if l.startswith("voluntary_ctxt_switches:"))
+        except (FileNotFoundError, ProcessLookupError):
+            continue
+        out[int(t)] = (name, n)
+    return out
+
+
+def test_a_report_wakes_only_the_thread_that_reads_it(keyboard):
+    """The interrupt-IN path at rest costs the remap driver's host one
+    wake-up per report: its USB link's reader, woken by the completion,
+    runs the driver's callback itself (the queue is idle, so it is lent to
+    the reader), which remaps the key and hands the event to the app; the
+    queue's own thread stays asleep, and resubmitting the transfer does not
+    wake the reader again.  (Handing the completion to the queue cost two
+    more: the queue's thread, and the reader poked for the new transfer's
+    deadline.)  Counted, never timed: the kernel counts each thread's
+    blocking waits."""
+    odkd, dev, remap, _, f = keyboard
+    host = remap["pid"]
+    press(odkd, dev, report("a"), report())
+    f.take(2)
+    time.sleep(0.05)
+    before = thread_switches(host)
+    readers = [t for t, (name, _) in before.items() if name == "usb-link"]
+    assert len(readers) == 1, f"the host's threads: {before}"
+    n = 20
+    for i in range(n):
+        time.sleep(0.02)  # everything goes back to sleep between reports
+        press(odkd, dev, report("a") if i % 2 == 0 else report())
+        assert keys(f.take(1)) == [(KEY["b"], 1 if i % 2 == 0 else 0)]
+    time.sleep(0.05)
+    after = thread_switches(host)
+    woke = {t: after[t][1] - before[t][1] for t in before if t in after}
+    reader = woke.pop(readers[0])
+    # The reader: once per report (a report's events never wake it twice).
+    assert reader <= n + 2, f"the USB link's reader blocked {reader} times for {n} reports"
+    # Every other thread (the driver's queue, the host's own): asleep, give
+    # or take the watchdog's heartbeat (every quarter call deadline, 30 s)
+    # and the odd stray wake.
+    others = sum(woke.values())
+    assert others <= 4, f"the host's other threads woke {woke} for {n} reports"
+    f.nothing_more()
+
+
+def test_a_delayed_report_is_typed_after_the_delay_in_order(keyboard):
+    """usb-input's delay (hid_latency's way of typing with odkd's answer out
+    of the way): the model takes the report at once and completes the
+    interrupt transfer no sooner than the delay after; reports stay in
+    order, and a delay past a second is refused.  Checked on the event's
+    own time stamp (the model's completion), not on a clock of the test's."""
+    odkd, dev, _, _, f = keyboard
+    t0 = time.monotonic_ns()
+    odkd.ctl("usb", "input", dev, report("a"), 200000)
+    odkd.ctl("usb", "input", dev, report())
+    ev = f.take(2)
+    assert keys(ev) == [(KEY["b"], 1), (KEY["b"], 0)]
+    assert ev[0]["time_ns"] - t0 >= 200000 * 1000
+    r = odkd.ctl("usb", "input", dev, report("a"), 2000000, check=False)
+    assert r.returncode != 0 and "delay_us" in r.stderr
+    f.nothing_more()
+
+
+def test_a_stalled_keyboard_is_cleared_from_the_completion_and_types_on(keyboard):
+    """A stall ends the pending interrupt transfers with ODK_E_STALL; the
+    HID source clears it from the completion (an abort and a
+    CLEAR_FEATURE: requests made from a callback that may run on the USB
+    link's reader, which then reads their answers itself) and polls again.
+    The keyboard must type on, with nothing stuck or lost after."""
+    odkd, dev, _, _, f = keyboard
+    for _ in range(3):
+        odkd.ctl("usb", "fault", dev, "stall", "0x81")
+        press(odkd, dev, report("a"), report())
+        assert keys(f.take(2)) == [(KEY["b"], 1), (KEY["b"], 0)]
     f.nothing_more()
 
 

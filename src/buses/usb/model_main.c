@@ -47,6 +47,16 @@ struct pending {
     struct buffer *buffer;
 };
 
+/* Input odkd asked to apply later (USBW_INPUT with a delay), in order. */
+struct later_input {
+    uint64_t due_ns;
+    size_t len;
+    struct later_input *next;
+    uint8_t bytes[];
+};
+
+static struct later_input *later, **later_tail = &later;
+
 static struct conn **conns; /* conns[0] is odkd */
 static size_t n_conns;
 static struct usb_model *model;
@@ -256,6 +266,26 @@ static void handle(struct conn *c, const struct usb_wire *w, uint8_t *body, size
         }
         break;
     case USBW_INPUT:
+        if (from_odkd && (w->offset || later)) {
+            /* Behind what is already waiting, never before it. */
+            struct later_input *in = malloc(sizeof *in + len);
+            if (in) {
+                uint64_t due = now_ns() + w->offset * 1000u;
+                if (later) {
+                    struct later_input *last = later;
+                    while (last->next)
+                        last = last->next;
+                    if (due < last->due_ns)
+                        due = last->due_ns;
+                }
+                *in = (struct later_input){.due_ns = due, .len = len};
+                memcpy(in->bytes, body, len);
+                *later_tail = in;
+                later_tail = &in->next;
+            }
+            reply(c, w, in ? ODK_OK : ODK_E_NOMEM, 0, NULL, 0);
+            break;
+        }
         reply(c, w, from_odkd ? usb_model_input(model, body, len) : ODK_E_ACCESS, 0, NULL, 0);
         break;
     case USBW_FAULT:
@@ -404,10 +434,23 @@ int main(int argc, char **argv)
         short wire_events = 0;
         int wire = usb_model_watched(model, &wire_events);
         pfd[n] = (struct pollfd){.fd = wire_events ? wire : -1, .events = wire_events};
-        if (poll(pfd, n + 1, -1) < 0) {
+        int timeout = -1;
+        if (later) {
+            uint64_t now = now_ns();
+            timeout = later->due_ns <= now ? 0 : (int)((later->due_ns - now + 999999) / 1000000);
+        }
+        if (poll(pfd, n + 1, timeout) < 0) {
             if (errno == EINTR)
                 continue;
             break;
+        }
+        /* Delayed input whose time came. */
+        while (later && later->due_ns <= now_ns()) {
+            struct later_input *in = later;
+            if (!(later = in->next))
+                later_tail = &later;
+            usb_model_input(model, in->bytes, in->len);
+            free(in);
         }
         if (pfd[n].revents)
             usb_model_wire_ready(model);
@@ -441,6 +484,11 @@ int main(int argc, char **argv)
     free(conns[0]);
     free(conns);
     free(pfd);
+    while (later) {
+        struct later_input *in = later;
+        later = in->next;
+        free(in);
+    }
     free(packet);
     return 0;
 }

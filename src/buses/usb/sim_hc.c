@@ -472,7 +472,9 @@ static int op_fault(struct client_request *r)
     return client_request(r, dev, &w, NULL, 0);
 }
 
-/* usb-input {"node", "data": "HEX"}: bytes for the model (a HID report). */
+/* usb-input {"node", "data": "HEX", "delay_us": N}: bytes for the model (a
+ * HID report), applied N microseconds later (at most a second; default 0:
+ * at once). */
 static int op_input(struct client_request *r)
 {
     reg_node *n = request_node(r);
@@ -496,9 +498,14 @@ static int op_input(struct client_request *r)
                  sizeof bytes);
         return ODK_E_INVALID;
     }
+    int64_t delay = odk_dict_get_int(r->args, "delay_us", 0);
+    if (delay < 0 || delay > 1000000) {
+        snprintf(r->err, sizeof r->err, "usb-input: delay_us is 0 to 1000000");
+        return ODK_E_INVALID;
+    }
     if (dev->dying || !dev->ready)
         return ODK_E_GONE;
-    struct usb_wire w = {.op = USBW_INPUT};
+    struct usb_wire w = {.op = USBW_INPUT, .offset = (uint64_t)delay};
     return client_request(r, dev, &w, bytes, len / 2);
 }
 

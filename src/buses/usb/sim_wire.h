@@ -59,7 +59,11 @@ enum usb_wire_op {
     /* model -> odkd, unsolicited: the device dropped off the bus. */
     USBW_GONE = 12,
     /* odkd -> model: input from the test (body: the bytes, e.g. a HID
-     * report); reply status. */
+     * report); reply status.  A non-zero `offset` is a delay in
+     * microseconds: the model takes the bytes now (the reply says so) and
+     * applies them that much later, when nothing else of the request is
+     * under way (a benchmark's report then comes in with the test's
+     * request already answered). */
     USBW_INPUT = 13,
 };
 

@@ -158,15 +158,27 @@ static void sync_done(void *ctx, int status, uint32_t actual, uint64_t ts)
     pthread_mutex_unlock(&s->lock);
 }
 
+static bool sync_finished(void *ctx)
+{
+    struct sync_io *s = ctx;
+    pthread_mutex_lock(&s->lock);
+    bool done = s->done;
+    pthread_mutex_unlock(&s->lock);
+    return done;
+}
+
 int usb_link_io(struct usb_link *l, uint8_t endpoint, odk_memory *buffer, uint64_t offset,
                 uint32_t length, uint32_t *actual, uint32_t timeout_ms)
 {
     struct sync_io s = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER};
     /* Completed on the reader thread: the caller's queue is the one
-     * waiting here. */
+     * waiting here.  When the caller is that reader (a completion it ran
+     * does synchronous I/O), it reads the completion itself. */
     int st = usb_link_submit(l, endpoint, buffer, offset, length, timeout_ms, sync_done, &s, NULL);
     if (st < 0)
         return st;
+    if (l->ops->wait)
+        l->ops->wait(l, sync_finished, &s);
     pthread_mutex_lock(&s.lock);
     while (!s.done)
         pthread_cond_wait(&s.cond, &s.lock);

@@ -31,6 +31,12 @@ struct usb_link_ops {
                   odk_queue *q);
     int (*abort)(struct usb_link *l, uint8_t endpoint);
     bool (*gone)(struct usb_link *l);
+    /* When the calling thread is the one that reads l's completions (a
+     * callback it runs made a synchronous transfer), reads them until
+     * done(ctx) is true or the link ends; ODK_E_UNSUPPORTED on any other
+     * thread, which just waits.  NULL: completions are never run on the
+     * thread that reads them. */
+    int (*wait)(struct usb_link *l, bool (*done)(void *ctx), void *ctx);
     /* Ends every transfer (completions still run), lets the device go,
      * frees l; link.c then tells odkd. */
     void (*close)(struct usb_link *l);

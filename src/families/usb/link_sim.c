@@ -5,7 +5,18 @@
  * Requests (control, map, abort) wait for their reply on a condition
  * variable; transfers are answered by USBW_COMPLETE.  The reader thread
  * owns the socket's receiving side; senders share its sending side under a
- * mutex (a SOCK_SEQPACKET send is one message, never interleaved). */
+ * mutex (a SOCK_SEQPACKET send is one message, never interleaved).
+ *
+ * A completion runs on the thread that waited for it: when the transfer's
+ * queue is idle, the reader runs the callback itself, as that queue
+ * (queue_run_here), instead of handing it over and waking the queue's
+ * thread; a busy queue gets it in its FIFO as before.  So a completion on
+ * the reader may call anything a queue callback may, and three cases need
+ * the reader's care: a request or synchronous transfer made from it reads
+ * the socket itself until its answer comes (pump), anything completed
+ * meanwhile goes into the queue's FIFO; and a link closed from it is freed
+ * by the reader once the callback returns.  The reader is woken for a new
+ * transfer only when its deadline comes before the one it sleeps until. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -23,6 +34,7 @@
 #include "odk/log.h"
 #include "odk/object.h"
 #include "odk/status.h"
+#include "runtime/runtime_internal.h"
 
 /* A request waiting for its reply. */
 struct waiter {
@@ -67,8 +79,21 @@ struct sim_link {
     struct xfer *xfers;
     struct mapping *mappings;
     bool gone, stopping;
+    bool ended;          /* the reader saw the socket end (it is or will be gone) */
+    bool free_on_reader; /* closed from a callback on the reader: it frees l */
+    uint64_t reader_until; /* the deadline the reader sleeps until (0: none) */
     int wake[2]; /* a pipe that wakes the reader to recompute deadlines or stop */
 };
+
+/* The link whose reader this thread is (NULL on every other thread). */
+static _Thread_local struct sim_link *reading;
+
+static bool on_reader(const struct sim_link *l)
+{
+    return reading == l;
+}
+
+static int pump(struct sim_link *l, bool (*done)(void *ctx), void *ctx, uint64_t deadline_ns);
 
 static uint64_t now_ns(void)
 {
@@ -99,6 +124,12 @@ static void poke(struct sim_link *l)
     (void)n; /* a full pipe already wakes the reader */
 }
 
+/* Under l->lock (pump's test). */
+static bool waiter_answered(void *ctx)
+{
+    return ((struct waiter *)ctx)->answered;
+}
+
 /* Sends a request and waits for its reply (the lock is taken inside). */
 static int request(struct sim_link *l, struct usb_wire *w, const void *body, size_t len, int fd,
                    void *reply_body, size_t cap, size_t *reply_len, uint32_t timeout_ms)
@@ -118,6 +149,15 @@ static int request(struct sim_link *l, struct usb_wire *w, const void *body, siz
     uint64_t ns = (uint64_t)until.tv_nsec + (uint64_t)timeout_or_default(timeout_ms) * 1000000u;
     until.tv_sec += (time_t)(ns / 1000000000u);
     until.tv_nsec = (long)(ns % 1000000000u);
+    if (st == ODK_OK && on_reader(l)) {
+        /* Nobody else reads the answer: read it here. */
+        pthread_mutex_unlock(&l->lock);
+        st = pump(l, waiter_answered, &me,
+                  (uint64_t)until.tv_sec * 1000000000u + (uint64_t)until.tv_nsec);
+        pthread_mutex_lock(&l->lock);
+        if (st == ODK_OK && !me.answered)
+            st = ODK_E_GONE; /* the link ended or was closed */
+    }
     while (st == ODK_OK && !me.answered && !l->gone)
         if (pthread_cond_timedwait(&l->cond, &l->lock, &until) == ETIMEDOUT)
             st = ODK_E_TIMEOUT;
@@ -145,14 +185,15 @@ static void run_completion(void *arg)
     free(x);
 }
 
-/* Ends x (already unlinked): on its queue, or here. */
+/* Ends x (already unlinked): as its queue, here if the queue is idle,
+ * else in the queue's FIFO; with no queue (or a cancelled one), here. */
 static void deliver(struct xfer *x)
 {
     if (x->timed_out && x->status == ODK_E_CANCELLED)
         x->status = ODK_E_TIMEOUT;
     if (!x->timestamp_ns)
         x->timestamp_ns = now_ns();
-    if (!x->q || odk_queue_dispatch_async(x->q, run_completion, x) < 0)
+    if (!x->q || queue_run_here(x->q, run_completion, x) < 0)
         run_completion(x);
 }
 
@@ -233,6 +274,7 @@ static int expire(struct sim_link *l)
             next = x->deadline_ns;
         }
     }
+    l->reader_until = next;
     pthread_mutex_unlock(&l->lock);
     if (!next)
         return -1;
@@ -240,9 +282,83 @@ static int expire(struct sim_link *l)
     return ms > 60000 ? 60000 : (int)ms;
 }
 
+/* Reads what is there, a batch at a time (waiting for none), handling each
+ * message; false when the socket ended or sent garbage (then l->ended). */
+static bool receive_batch(struct sim_link *l, uint8_t *buf)
+{
+    for (int k = 0; k < 64; k++) {
+        ssize_t n = recv(l->fd, buf, USBW_MAX_PACKET, MSG_TRUNC | MSG_DONTWAIT);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK))
+            return true;
+        if (n <= 0) {
+            l->ended = true;
+            return false;
+        }
+        if ((size_t)n < sizeof(struct usb_wire) || (size_t)n > USBW_MAX_PACKET) {
+            odk_warn("usb: the device sent a malformed message (%zd bytes); dropping the link", n);
+            l->ended = true;
+            return false;
+        }
+        struct usb_wire w;
+        memcpy(&w, buf, sizeof w);
+        on_message(l, &w, buf + sizeof w, (size_t)n - sizeof w);
+        /* A callback run here may have closed the link, or a request it
+         * made may have read the end: stop reading. */
+        pthread_mutex_lock(&l->lock);
+        bool stop = l->stopping || l->ended;
+        pthread_mutex_unlock(&l->lock);
+        if (stop)
+            return !l->ended;
+    }
+    return true;
+}
+
+/* On the reader, from a callback it runs: reads and handles messages until
+ * done(ctx) (tested under l->lock), the link ends, or
+ * deadline_ns (0: none) passes (ODK_E_TIMEOUT).  What completes meanwhile
+ * goes to its queue's FIFO: the queue is busy, with the callback. */
+static int pump(struct sim_link *l, bool (*done)(void *ctx), void *ctx, uint64_t deadline_ns)
+{
+    uint8_t *buf = malloc(USBW_MAX_PACKET);
+    int st = buf ? ODK_OK : ODK_E_NOMEM;
+    while (st == ODK_OK) {
+        pthread_mutex_lock(&l->lock);
+        bool stop = done(ctx) || l->gone || l->ended;
+        pthread_mutex_unlock(&l->lock);
+        if (stop)
+            break;
+        int timeout = expire(l);
+        if (deadline_ns) {
+            uint64_t now = now_ns();
+            if (now >= deadline_ns) {
+                st = ODK_E_TIMEOUT;
+                break;
+            }
+            int ms = (int)((deadline_ns - now + 999999) / 1000000);
+            if (timeout < 0 || ms < timeout)
+                timeout = ms;
+        }
+        struct pollfd p = {.fd = l->fd, .events = POLLIN};
+        if (poll(&p, 1, timeout) < 0 && errno != EINTR)
+            st = ODK_E_IO;
+        else if ((p.revents & (POLLIN | POLLHUP | POLLERR)) && !receive_batch(l, buf))
+            fail_all(l);
+    }
+    free(buf);
+    return st;
+}
+
+static void destroy(struct sim_link *l);
+
 static void *reader(void *arg)
 {
     struct sim_link *l = arg;
+    reading = l;
+    /* Its own name (not its creator's queue's): where a driver's callbacks
+     * run shows in ps and /proc. */
+    pthread_setname_np(pthread_self(), "usb-link");
     uint8_t *buf = malloc(USBW_MAX_PACKET);
     while (buf) {
         struct pollfd p[2] = {{.fd = l->fd, .events = POLLIN}, {.fd = l->wake[0], .events = POLLIN}};
@@ -253,41 +369,25 @@ static void *reader(void *arg)
             char drain[64];
             ssize_t n = read(l->wake[0], drain, sizeof drain);
             (void)n;
-            pthread_mutex_lock(&l->lock);
-            bool stop = l->stopping;
-            pthread_mutex_unlock(&l->lock);
-            if (stop)
-                break;
         }
-        if (!(p[0].revents & (POLLIN | POLLHUP | POLLERR)))
-            continue;
-        /* What is there, a batch at a time. */
-        bool end = false;
-        for (int k = 0; k < 64 && !end; k++) {
-            ssize_t n = recv(l->fd, buf, USBW_MAX_PACKET, MSG_TRUNC | (k ? MSG_DONTWAIT : 0));
-            if (n < 0 && errno == EINTR)
-                continue;
-            if (n < 0 && k && (errno == EAGAIN || errno == EWOULDBLOCK))
-                break;
-            if (n <= 0) {
-                end = true;
-                break;
-            }
-            if ((size_t)n < sizeof(struct usb_wire) || (size_t)n > USBW_MAX_PACKET) {
-                odk_warn("usb: the device sent a malformed message (%zd bytes); dropping the link",
-                         n);
-                end = true;
-                break;
-            }
-            struct usb_wire w;
-            memcpy(&w, buf, sizeof w);
-            on_message(l, &w, buf + sizeof w, (size_t)n - sizeof w);
-        }
-        if (end)
+        pthread_mutex_lock(&l->lock);
+        bool stop = l->stopping;
+        pthread_mutex_unlock(&l->lock);
+        if (stop)
+            break;
+        if ((p[0].revents & (POLLIN | POLLHUP | POLLERR)) && !receive_batch(l, buf))
+            break;
+        pthread_mutex_lock(&l->lock);
+        stop = l->stopping;
+        pthread_mutex_unlock(&l->lock);
+        if (stop)
             break;
     }
     free(buf);
     fail_all(l);
+    reading = NULL;
+    if (l->free_on_reader)
+        destroy(l); /* closed by a callback that ran here: nobody joins us */
     return NULL;
 }
 
@@ -332,8 +432,20 @@ static void sim_close(struct usb_link *base)
     pthread_mutex_lock(&l->lock);
     l->stopping = true;
     pthread_mutex_unlock(&l->lock);
+    if (on_reader(l)) {
+        /* From a callback the reader runs: it fails what is left and frees
+         * l once the callback returns. */
+        l->free_on_reader = true;
+        pthread_detach(l->reader);
+        return;
+    }
     poke(l);
     pthread_join(l->reader, NULL); /* fails what is left with ODK_E_GONE */
+    destroy(l);
+}
+
+static void destroy(struct sim_link *l)
+{
     while (l->mappings) {
         struct mapping *m = l->mappings;
         l->mappings = m->next;
@@ -442,13 +554,19 @@ static int sim_submit(struct usb_link *base, uint8_t endpoint, odk_memory *buffe
     st = send_locked(l, &w, NULL, 0, -1);
     if (st < 0)
         unlink_xfer(l, x->id);
+    /* The reader sees the new deadline when it next looks (at once, when
+     * this is the reader); it is woken only for a deadline before the one
+     * it sleeps until. */
+    bool wake = st == ODK_OK && !on_reader(l) &&
+                (!l->reader_until || x->deadline_ns < l->reader_until);
     pthread_mutex_unlock(&l->lock);
     if (st < 0) {
         odk_release(x->buffer);
         free(x);
         return st;
     }
-    poke(l); /* a new deadline */
+    if (wake)
+        poke(l);
     return ODK_OK;
 }
 
@@ -460,7 +578,16 @@ static int sim_abort(struct usb_link *base, uint8_t endpoint)
     return st == ODK_E_GONE ? ODK_OK : st;
 }
 
+static int sim_wait(struct usb_link *base, bool (*done)(void *ctx), void *ctx)
+{
+    struct sim_link *l = (struct sim_link *)base;
+    if (!on_reader(l))
+        return ODK_E_UNSUPPORTED;
+    return pump(l, done, ctx, 0); /* the transfer's own deadline ends it */
+}
+
 const struct usb_link_ops usb_link_sim_ops = {
+    .wait = sim_wait,
     .name = "sim",
     .open = sim_open,
     .control = sim_control,
