@@ -491,10 +491,11 @@ static void handle_request(struct host *h, wire_msg *m)
     odk_value_free(args);
 }
 
+/* odkd's command line: "odk-driver-host [--empty-netns]"; with
+ * --empty-netns, fd 4 is odkd's empty network namespace (sandbox.c). */
 int main(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
+    int empty_netns = argc > 1 && strcmp(argv[1], "--empty-netns") == 0 ? 4 : -1;
     signal(SIGPIPE, SIG_IGN);
     install_crash_handlers();
     odk_log_set_tag("odk-driver-host");
@@ -504,7 +505,7 @@ int main(int argc, char **argv)
     pthread_mutex_init(&h.lock, NULL);
     pthread_cond_init(&h.cond, NULL);
     host_link_set(host_request, &h);
-    sandbox_prepare(); /* while no driver waits (the spare host) */
+    sandbox_prepare(empty_netns); /* while no driver waits (the spare host) */
 
     wire_msg m;
     wire_msg_init(&m);

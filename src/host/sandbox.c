@@ -111,10 +111,68 @@ static int fail(char *err, size_t len, const char *what, int e)
 }
 
 /* The network namespace: an empty one has only a loopback interface that
- * is down, so no address is reachable.  As root, unshare it directly;
- * otherwise inside a user namespace of its own, mapped to the same ids. */
+ * is down, so no address is reachable.
+ *
+ * odkd (as root) makes one such namespace at its start and hands it to
+ * every host it starts (fd 4, "--empty-netns"); the host joins it in
+ * sandbox_prepare, before it knows its driver, so neither making nor
+ * tearing down a namespace is on the way from plug to driver started
+ * (both cost the kernel milliseconds; the teardown runs later, from a
+ * kernel worker, on the same CPUs).  Hosts in one namespace could reach
+ * each other's abstract Unix sockets, which live in the network
+ * namespace: so a host joins only when Landlock can scope those sockets
+ * to its own domain (ABI 6, prepare_landlock), and otherwise makes a
+ * namespace of its own as before.  A host whose bundle holds
+ * network-client (or runs unsandboxed) goes back to the namespace it was
+ * started in, kept open for that. */
+static int started_netns = -1; /* while in odkd's empty namespace: the one it left */
+
+static int landlock_abi(void)
+{
+    return (int)syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
+}
+
+#define LL_SCOPE_ABI 6 /* Landlock's scopes (abstract Unix sockets, signals) */
+
+static void join_empty_netns(int fd)
+{
+    if (fd < 0)
+        return;
+    if (landlock_abi() >= LL_SCOPE_ABI) {
+        started_netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+        if (started_netns >= 0 && setns(fd, CLONE_NEWNET) < 0) {
+            odk_warn("sandbox: cannot join odkd's empty network namespace (%m); this host "
+                     "makes its own");
+            close(started_netns);
+            started_netns = -1;
+        }
+    }
+    close(fd);
+}
+
+/* Back to the namespace the host was started in (network-client, or no
+ * sandbox); nothing to do when it never left. */
+static int leave_empty_netns(char *err, size_t len)
+{
+    if (started_netns < 0)
+        return ODK_OK;
+    int r = setns(started_netns, CLONE_NEWNET);
+    int e = errno;
+    close(started_netns);
+    started_netns = -1;
+    return r < 0 ? fail(err, len, "setns back to odkd's network namespace", e) : ODK_OK;
+}
+
+/* As root without odkd's namespace, unshare one; otherwise inside a user
+ * namespace of its own, mapped to the same ids. */
 static int enter_empty_netns(char *err, size_t len)
 {
+    if (started_netns >= 0) {
+        /* Already in odkd's empty one (sandbox_prepare): stay. */
+        close(started_netns);
+        started_netns = -1;
+        return ODK_OK;
+    }
     if (unshare(CLONE_NEWNET) == 0)
         return ODK_OK;
     if (errno != EPERM)
@@ -189,7 +247,8 @@ static int become(uid_t uid, gid_t gid, char *err, size_t len)
 #ifndef LANDLOCK_ACCESS_FS_TRUNCATE
 #define LANDLOCK_ACCESS_FS_TRUNCATE (1ULL << 14)
 #endif
-#define LL_SCOPE_SIGNAL (1ULL << 1) /* LANDLOCK_SCOPE_SIGNAL, ABI 6 */
+#define LL_SCOPE_ABSTRACT_UNIX (1ULL << 0) /* LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET, ABI 6 */
+#define LL_SCOPE_SIGNAL (1ULL << 1)        /* LANDLOCK_SCOPE_SIGNAL, ABI 6 */
 
 /* The ruleset attribute as of ABI 6 (the installed header may be older). */
 struct ll_ruleset_attr {
@@ -225,7 +284,7 @@ static int ll_add(int ruleset, const char *path, uint64_t access, uint64_t handl
 static int prepare_landlock(const odk_value *cfg, int *out, char *err, size_t len)
 {
     *out = -1;
-    int abi = (int)syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
+    int abi = landlock_abi();
     if (abi < 0) {
         odk_warn("sandbox: this kernel has no Landlock (%m): the host's file access is limited "
                  "only by its uid");
@@ -238,9 +297,11 @@ static int prepare_landlock(const odk_value *cfg, int *out, char *err, size_t le
         handled |= LANDLOCK_ACCESS_FS_TRUNCATE;
     struct ll_ruleset_attr attr = {.handled_access_fs = handled};
     size_t attr_size = sizeof attr - sizeof attr.scoped - sizeof attr.handled_access_net;
-    if (abi >= 6) {
-        /* Signals only to processes in the same domain: itself. */
-        attr.scoped = LL_SCOPE_SIGNAL;
+    if (abi >= LL_SCOPE_ABI) {
+        /* Signals only to processes in the same domain: itself; abstract
+         * Unix sockets only of its own (hosts share odkd's empty network
+         * namespace, where those sockets live). */
+        attr.scoped = LL_SCOPE_SIGNAL | LL_SCOPE_ABSTRACT_UNIX;
         attr_size = sizeof attr;
     }
     int rs = (int)syscall(SYS_landlock_create_ruleset, &attr, attr_size, 0);
@@ -475,8 +536,9 @@ static scmp_filter_ctx new_filter(bool network)
     return f;
 }
 
-void sandbox_prepare(void)
+void sandbox_prepare(int empty_netns_fd)
 {
+    join_empty_netns(empty_netns_fd);
     resolve_names();
     prepared_pid = getpid();
     for (int net = 0; net < 2; net++)
@@ -529,6 +591,8 @@ int sandbox_apply(const odk_value *cfg, char *err, size_t err_len)
 {
     if (!odk_dict_get_bool(cfg, "enabled", false)) {
         release_prepared();
+        if (leave_empty_netns(err, err_len) < 0)
+            return ODK_E_IO;
         odk_warn("SANDBOX OFF: this driver host runs unconfined, with odkd's uid, capabilities "
                  "and network (odkd --no-sandbox)");
         return ODK_OK;
@@ -540,7 +604,7 @@ int sandbox_apply(const odk_value *cfg, char *err, size_t err_len)
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
     bool network = odk_dict_get_bool(cfg, "network", false);
-    int st = network ? ODK_OK : enter_empty_netns(err, err_len);
+    int st = network ? leave_empty_netns(err, err_len) : enter_empty_netns(err, err_len);
     const char *run = odk_dict_get_string(cfg, "runtime_dir", NULL);
     if (st == ODK_OK && run && chdir(run) < 0)
         st = fail(err, err_len, run, errno);

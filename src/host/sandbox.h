@@ -18,12 +18,14 @@
 
 #include "odk/value.h"
 
-/* Does ahead what does not depend on the bundle (the seccomp filters, the
- * names of system calls), so that the spare host has done it before a
- * driver waits for it.  Optional: sandbox_apply does what was not done.
+/* Does ahead what does not depend on the bundle (joining odkd's empty
+ * network namespace, empty_netns_fd, when it is >= 0 and Landlock can
+ * scope abstract Unix sockets; the seccomp filters; the names of system
+ * calls), so that the spare host has done it before a driver waits for
+ * it.  Closes empty_netns_fd.  Optional: sandbox_apply does what was not done.
  * Main thread, before sandbox_apply; an allocation failure only leaves
  * the work to sandbox_apply. */
-void sandbox_prepare(void);
+void sandbox_prepare(int empty_netns_fd);
 
 /* Applies, in this order and for good (nothing undoes it): a network
  * namespace with no interfaces unless "network"; the bundle's uid and gid;

@@ -11,6 +11,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -46,9 +47,14 @@ pid_t host_spawn_process(const char *path, char *const argv[], int fd3, int fd4,
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent)
         _exit(127);
-    if (fd3 >= 0)
+    /* dup2 onto itself keeps close-on-exec: clear it by hand then. */
+    if (fd3 == 3)
+        fcntl(3, F_SETFD, 0);
+    else if (fd3 >= 0)
         dup2(fd3, 3);
-    if (fd4 >= 0)
+    if (fd4 == 4)
+        fcntl(4, F_SETFD, 0);
+    else if (fd4 >= 0)
         dup2(fd4, 4);
     if (out >= 0) {
         dup2(out, 1);
@@ -104,8 +110,9 @@ static int fork_host(struct odkd *d, struct host_proc *out)
         close(sv[1]);
         return ODK_E_IO;
     }
-    char *argv[] = {d->host_path, NULL};
-    pid_t pid = host_spawn_process(d->host_path, argv, sv[1], -1, lp[1]);
+    /* odkd's empty network namespace as fd 4 (host_sandbox_announce). */
+    char *argv[] = {d->host_path, d->empty_netns >= 0 ? "--empty-netns" : NULL, NULL};
+    pid_t pid = host_spawn_process(d->host_path, argv, sv[1], d->empty_netns, lp[1]);
     close(sv[1]);
     close(lp[1]);
     if (pid < 0) {
@@ -212,6 +219,38 @@ struct host_uid {
     struct host_uid *next;
 };
 
+/* A new network namespace, empty (a loopback interface that is down),
+ * held by the descriptor returned (-1 when it cannot be made: hosts then
+ * make their own).  A child makes it, so odkd's own stays as it is. */
+static int make_empty_netns(void)
+{
+    int p[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p) < 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(p[0]);
+        char ok = unshare(CLONE_NEWNET) == 0 ? 'y' : 'n';
+        if (write(p[1], &ok, 1) == 1)
+            (void)read(p[1], &ok, 1); /* stays until odkd has opened its namespace (EOF) */
+        _exit(0);
+    }
+    close(p[1]);
+    int fd = -1;
+    char ok = 0;
+    if (pid > 0 && read(p[0], &ok, 1) == 1 && ok == 'y') {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/ns/net", (int)pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+    }
+    close(p[0]);
+    if (pid > 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    return fd;
+}
+
 void host_sandbox_announce(struct odkd *d)
 {
     const char *env = getenv("ODK_NO_SANDBOX");
@@ -223,6 +262,17 @@ void host_sandbox_announce(struct odkd *d)
     else if (geteuid() != 0)
         odk_info("odkd is not root: driver hosts keep odkd's uid; the rest of the sandbox "
                  "applies");
+    /* One empty network namespace for every sandboxed host (src/host/
+     * sandbox.c): making one per host costs each plug milliseconds. */
+    if (!d->no_sandbox && geteuid() == 0 && (d->empty_netns = make_empty_netns()) < 0)
+        odk_info("cannot make an empty network namespace (%m): each driver host makes its own");
+}
+
+void host_netns_close(struct odkd *d)
+{
+    if (d->empty_netns >= 0)
+        close(d->empty_netns);
+    d->empty_netns = -1;
 }
 
 /* The bundle's uid: the first free one of the range the first time the
