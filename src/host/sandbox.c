@@ -14,7 +14,9 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
+#include <linux/filter.h>
 #include <linux/landlock.h>
+#include <linux/seccomp.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
@@ -513,9 +515,12 @@ static int build_filter(scmp_filter_ctx f, bool network)
     return r;
 }
 
-/* Filters built ahead (sandbox_prepare), one without and one with the
- * network, for the process that built them (the filter names its pid). */
-static scmp_filter_ctx prepared[2];
+/* Filters compiled ahead (sandbox_prepare) into the BPF programs the
+ * kernel takes, one without and one with the network, for the process
+ * that built them (the filter names its pid).  libseccomp generates the
+ * program in seccomp_load, which costs milliseconds: the spare host does
+ * that before a driver waits, and the start only hands the program over. */
+static struct sock_fprog prepared[2];
 static pid_t prepared_pid;
 
 static void resolve_names(void)
@@ -536,24 +541,53 @@ static scmp_filter_ctx new_filter(bool network)
     return f;
 }
 
+/* The program of new_filter(network), as seccomp_load would load it.
+ * 0 or a negative errno. */
+static int compile_filter(bool network, struct sock_fprog *out)
+{
+    scmp_filter_ctx f = new_filter(network);
+    if (!f)
+        return -ENOMEM;
+    int fd = memfd_create("odk-seccomp", MFD_CLOEXEC);
+    int r = fd < 0 ? -errno : seccomp_export_bpf(f, fd);
+    seccomp_release(f);
+    off_t n = r == 0 ? lseek(fd, 0, SEEK_END) : 0;
+    struct sock_filter *insns = NULL;
+    if (r == 0 && (n <= 0 || n % (off_t)sizeof *insns || n / (off_t)sizeof *insns > BPF_MAXINSNS))
+        r = -EINVAL;
+    if (r == 0 && !(insns = malloc((size_t)n)))
+        r = -ENOMEM;
+    if (r == 0 && pread(fd, insns, (size_t)n, 0) != (ssize_t)n)
+        r = -EIO;
+    if (fd >= 0)
+        close(fd);
+    if (r < 0) {
+        free(insns);
+        return r;
+    }
+    *out = (struct sock_fprog){.len = (unsigned short)(n / (off_t)sizeof *insns), .filter = insns};
+    return 0;
+}
+
+static void release_prepared(void)
+{
+    for (int net = 0; net < 2; net++) {
+        free(prepared[net].filter);
+        prepared[net] = (struct sock_fprog){0};
+    }
+}
+
 void sandbox_prepare(int empty_netns_fd)
 {
     join_empty_netns(empty_netns_fd);
     resolve_names();
     prepared_pid = getpid();
     for (int net = 0; net < 2; net++)
-        prepared[net] = new_filter(net);
+        if (compile_filter(net, &prepared[net]) < 0)
+            prepared[net] = (struct sock_fprog){0};
 }
 
-static void release_prepared(void)
-{
-    for (int net = 0; net < 2; net++) {
-        if (prepared[net])
-            seccomp_release(prepared[net]);
-        prepared[net] = NULL;
-    }
-}
-
+/* After no-new-privs (which lets an unprivileged process load a filter). */
 static int apply_seccomp(bool network, char *err, size_t len)
 {
     resolve_names();
@@ -561,16 +595,23 @@ static int apply_seccomp(bool network, char *err, size_t len)
     sigemptyset(&sa.sa_mask);
     if (sigaction(SIGSYS, &sa, NULL) < 0)
         return fail(err, len, "sigaction(SIGSYS)", errno);
-    scmp_filter_ctx f = prepared_pid == getpid() ? prepared[network] : NULL;
-    if (f)
-        prepared[network] = NULL;
-    else if (!(f = new_filter(network)))
-        return fail(err, len, "building the seccomp filter", ENOMEM);
+    struct sock_fprog prog = {0};
+    if (prepared_pid == getpid() && prepared[network].filter) {
+        prog = prepared[network];
+        prepared[network] = (struct sock_fprog){0};
+    } else {
+        int r = compile_filter(network, &prog);
+        if (r < 0)
+            return fail(err, len, "building the seccomp filter", -r);
+    }
     release_prepared();
-    int r = seccomp_load(f);
-    seccomp_release(f);
-    if (r < 0)
-        return fail(err, len, "seccomp_load", -r);
+    long r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &prog);
+    int e = errno;
+    free(prog.filter);
+    if (r != 0)
+        /* TSYNC: a positive return names a thread that could not follow. */
+        return r < 0 ? fail(err, len, "seccomp(SECCOMP_SET_MODE_FILTER)", e)
+                     : fail(err, len, "seccomp: another thread cannot be synchronised", EBUSY);
     return ODK_OK;
 }
 
@@ -601,16 +642,27 @@ int sandbox_apply(const odk_value *cfg, char *err, size_t err_len)
         snprintf(err, err_len, "the host already runs threads; the sandbox would not bind them");
         return ODK_E_STATE;
     }
+    /* Each step's time, for the debug line (docs/trust.md, "What it costs"). */
+    double ms[5];
+    int step = 0;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
+#define STEP_DONE()                                                                                \
+    do {                                                                                           \
+        clock_gettime(CLOCK_MONOTONIC, &t1);                                                       \
+        ms[step++] = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6; \
+        t0 = t1;                                                                                   \
+    } while (0)
     bool network = odk_dict_get_bool(cfg, "network", false);
     int st = network ? leave_empty_netns(err, err_len) : enter_empty_netns(err, err_len);
     const char *run = odk_dict_get_string(cfg, "runtime_dir", NULL);
     if (st == ODK_OK && run && chdir(run) < 0)
         st = fail(err, err_len, run, errno);
+    STEP_DONE();
     int ruleset = -1;
     if (st == ODK_OK)
         st = prepare_landlock(cfg, &ruleset, err, err_len);
+    STEP_DONE();
     if (st == ODK_OK)
         st = drop_bounding_set(err, err_len);
     bool ids = odk_dict_get(cfg, "uid") != NULL;
@@ -621,18 +673,22 @@ int sandbox_apply(const odk_value *cfg, char *err, size_t err_len)
         st = drop_capabilities(err, err_len);
     if (st == ODK_OK && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         st = fail(err, err_len, "PR_SET_NO_NEW_PRIVS", errno);
+    STEP_DONE();
     if (st == ODK_OK)
         st = restrict_landlock(ruleset, err, err_len);
     else if (ruleset >= 0)
         close(ruleset);
     if (st == ODK_OK)
         NOTE_SANDBOXED();
+    STEP_DONE();
     if (st == ODK_OK)
         st = apply_seccomp(network, err, err_len);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
+    STEP_DONE();
+#undef STEP_DONE
     if (st == ODK_OK)
-        odk_debug("sandbox on: uid %d, %s (%.2f ms)", (int)getuid(),
-                  network ? "network-client" : "no network",
-                  (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+        odk_debug("sandbox on: uid %d, %s (%.2f ms: netns %.2f, landlock rules %.2f, ids and "
+                  "capabilities %.2f, landlock %.2f, seccomp %.2f)",
+                  (int)getuid(), network ? "network-client" : "no network",
+                  ms[0] + ms[1] + ms[2] + ms[3] + ms[4], ms[0], ms[1], ms[2], ms[3], ms[4]);
     return st;
 }
