@@ -455,7 +455,7 @@ static struct scmp_arg_cmp arg(unsigned n, enum scmp_compare op, scmp_datum_t a,
     return (struct scmp_arg_cmp){.arg = n, .op = op, .datum_a = a, .datum_b = b};
 }
 
-static int build_filter(scmp_filter_ctx f, bool network)
+static int build_filter(scmp_filter_ctx f, bool network, pid_t me)
 {
     int r = 0;
     for (size_t i = 0; r == 0 && i < sizeof allowed / sizeof allowed[0]; i++)
@@ -471,7 +471,6 @@ static int build_filter(scmp_filter_ctx f, bool network)
     if (r == 0)
         r = seccomp_rule_add(f, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
     /* Signals to itself only (the watchdog aborts a stuck queue thread). */
-    pid_t me = getpid();
     if (r == 0)
         r = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
                              arg(0, SCMP_CMP_EQ, (scmp_datum_t)me, 0));
@@ -530,10 +529,10 @@ static void resolve_names(void)
             syscall_names[nr] = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
 }
 
-static scmp_filter_ctx new_filter(bool network)
+static scmp_filter_ctx new_filter(bool network, pid_t pid)
 {
     scmp_filter_ctx f = seccomp_init(SCMP_ACT_TRAP);
-    if (f && (build_filter(f, network) < 0 || seccomp_attr_set(f, SCMP_FLTATR_CTL_TSYNC, 1) < 0 ||
+    if (f && (build_filter(f, network, pid) < 0 || seccomp_attr_set(f, SCMP_FLTATR_CTL_TSYNC, 1) < 0 ||
               seccomp_attr_set(f, SCMP_FLTATR_CTL_OPTIMIZE, 2) < 0)) {
         seccomp_release(f);
         f = NULL;
@@ -541,11 +540,11 @@ static scmp_filter_ctx new_filter(bool network)
     return f;
 }
 
-/* The program of new_filter(network), as seccomp_load would load it.
+/* The program of new_filter(network, pid), as seccomp_load would load it.
  * 0 or a negative errno. */
-static int compile_filter(bool network, struct sock_fprog *out)
+static int compile_filter(bool network, pid_t pid, struct sock_fprog *out)
 {
-    scmp_filter_ctx f = new_filter(network);
+    scmp_filter_ctx f = new_filter(network, pid);
     if (!f)
         return -ENOMEM;
     int fd = memfd_create("odk-seccomp", MFD_CLOEXEC);
@@ -569,6 +568,116 @@ static int compile_filter(bool network, struct sock_fprog *out)
     return 0;
 }
 
+/* ---- programs compiled once for every host (odkd's sandbox_programs) ----
+ *
+ * libseccomp takes milliseconds of CPU to generate a program, for every
+ * host.  The programs differ between hosts only in the host's pid (the
+ * kill and tgkill rules), so odkd has them generated once, at its start,
+ * by "odk-driver-host --seccomp-programs", with two impossible pids: the
+ * instructions where the two differ are where a host writes its own pid.
+ * Layout (native endianness): struct programs_head, then for each of the
+ * two programs (without, with the network) its patch positions (uint32)
+ * and its instructions. */
+#define PROGRAMS_MAGIC "ODKSECC1"
+#define PID_A 0x3fff0a01u /* beyond PID_MAX_LIMIT (2^22): no process has it */
+#define PID_B 0x3fff0b02u
+
+struct programs_head {
+    char magic[8];
+    uint32_t n_patch[2], len[2];
+};
+
+static bool patchable(const struct sock_filter *a, const struct sock_filter *b)
+{
+    return a->code == (BPF_JMP | BPF_JEQ | BPF_K) && a->code == b->code && a->jt == b->jt &&
+           a->jf == b->jf && a->k == PID_A && b->k == PID_B;
+}
+
+int sandbox_write_programs(int fd)
+{
+    struct sock_fprog a[2] = {{0}}, b[2] = {{0}};
+    uint32_t *where[2] = {NULL, NULL};
+    struct programs_head head = {.magic = PROGRAMS_MAGIC};
+    int r = 0;
+    for (int net = 0; r == 0 && net < 2; net++) {
+        r = compile_filter(net, (pid_t)PID_A, &a[net]);
+        if (r == 0)
+            r = compile_filter(net, (pid_t)PID_B, &b[net]);
+        if (r == 0 && (a[net].len != b[net].len || !(where[net] = calloc(a[net].len, 4))))
+            r = -EINVAL;
+        for (unsigned i = 0; r == 0 && i < a[net].len; i++) {
+            if (memcmp(&a[net].filter[i], &b[net].filter[i], sizeof a[net].filter[i]) == 0)
+                continue;
+            if (!patchable(&a[net].filter[i], &b[net].filter[i]))
+                r = -EINVAL; /* differs other than in the pid: not ours to patch */
+            else
+                where[net][head.n_patch[net]++] = i;
+        }
+        head.len[net] = a[net].len;
+        if (r == 0 && head.n_patch[net] == 0)
+            r = -EINVAL;
+    }
+    if (r == 0 && write(fd, &head, sizeof head) != (ssize_t)sizeof head)
+        r = -EIO;
+    for (int net = 0; r == 0 && net < 2; net++) {
+        size_t np = head.n_patch[net] * 4u, ni = a[net].len * sizeof *a[net].filter;
+        if (write(fd, where[net], np) != (ssize_t)np || write(fd, a[net].filter, ni) != (ssize_t)ni)
+            r = -EIO;
+    }
+    for (int net = 0; net < 2; net++) {
+        free(a[net].filter);
+        free(b[net].filter);
+        free(where[net]);
+    }
+    return r;
+}
+
+/* Takes the programs of odkd's descriptor into prepared[], with this
+ * host's pid written in; leaves prepared[] empty (the host compiles its
+ * own) when anything is off. */
+static void read_programs(int fd, pid_t me)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0 || st.st_size < (off_t)sizeof(struct programs_head) ||
+        st.st_size > (1 << 20))
+        return;
+    unsigned char *buf = malloc((size_t)st.st_size);
+    if (!buf || pread(fd, buf, (size_t)st.st_size, 0) != (ssize_t)st.st_size) {
+        free(buf);
+        return;
+    }
+    struct programs_head head;
+    memcpy(&head, buf, sizeof head);
+    size_t off = sizeof head, end = (size_t)st.st_size;
+    bool ok = memcmp(head.magic, PROGRAMS_MAGIC, sizeof head.magic) == 0;
+    for (int net = 0; ok && net < 2; net++) {
+        size_t np = head.n_patch[net], ni = head.len[net];
+        ok = ni > 0 && ni <= BPF_MAXINSNS && np <= ni && off + np * 4 + ni * 8 <= end;
+        struct sock_filter *insns = ok ? malloc(ni * sizeof *insns) : NULL;
+        ok = ok && insns;
+        if (ok)
+            memcpy(insns, buf + off + np * 4, ni * sizeof *insns);
+        for (size_t i = 0; ok && i < np; i++) {
+            uint32_t at;
+            memcpy(&at, buf + off + i * 4, 4);
+            ok = at < ni && insns[at].code == (BPF_JMP | BPF_JEQ | BPF_K) && insns[at].k == PID_A;
+            if (ok)
+                insns[at].k = (uint32_t)me;
+        }
+        if (ok)
+            prepared[net] = (struct sock_fprog){.len = (unsigned short)ni, .filter = insns};
+        else
+            free(insns);
+        off += np * 4 + ni * sizeof(struct sock_filter);
+    }
+    free(buf);
+    if (!ok)
+        for (int net = 0; net < 2; net++) {
+            free(prepared[net].filter);
+            prepared[net] = (struct sock_fprog){0};
+        }
+}
+
 static void release_prepared(void)
 {
     for (int net = 0; net < 2; net++) {
@@ -577,13 +686,19 @@ static void release_prepared(void)
     }
 }
 
-void sandbox_prepare(int empty_netns_fd)
+void sandbox_prepare(int empty_netns_fd, int programs_fd)
 {
     join_empty_netns(empty_netns_fd);
     resolve_names();
     prepared_pid = getpid();
+    if (programs_fd >= 0) {
+        read_programs(programs_fd, prepared_pid);
+        close(programs_fd);
+        if (!prepared[0].filter)
+            odk_warn("sandbox: odkd's seccomp programs are unusable; this host generates its own");
+    }
     for (int net = 0; net < 2; net++)
-        if (compile_filter(net, &prepared[net]) < 0)
+        if (!prepared[net].filter && compile_filter(net, prepared_pid, &prepared[net]) < 0)
             prepared[net] = (struct sock_fprog){0};
 }
 
@@ -600,7 +715,7 @@ static int apply_seccomp(bool network, char *err, size_t len)
         prog = prepared[network];
         prepared[network] = (struct sock_fprog){0};
     } else {
-        int r = compile_filter(network, &prog);
+        int r = compile_filter(network, getpid(), &prog);
         if (r < 0)
             return fail(err, len, "building the seccomp filter", -r);
     }
