@@ -104,6 +104,11 @@ def test_the_host_runs_unprivileged_under_seccomp(odkd):
         assert int(st[cap], 16) == 0, (cap, st[cap])
     # A network namespace of its own (no network-client entitlement).
     assert os.readlink(f"/proc/{inst['pid']}/ns/net") != os.readlink("/proc/self/ns/net")
+    # Its seccomp program came from the ones odkd had generated once (a
+    # memfd odkd keeps), with this host's pid written in.
+    fds = [os.readlink(f"/proc/{odkd.proc.pid}/fd/{f}") for f in os.listdir(f"/proc/{odkd.proc.pid}/fd")]
+    assert any("odk-seccomp-programs" in f for f in fds), fds
+    assert "seccomp programs are unusable" not in odkd.log_text()
     if not AS_ROOT:
         return
     uids = {int(u) for u in st["Uid"].split()}
