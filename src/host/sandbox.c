@@ -280,18 +280,16 @@ static int ll_add(int ruleset, const char *path, uint64_t access, uint64_t handl
     return r;
 }
 
-/* Builds the ruleset into *out (-1: no Landlock).  Before the uid
- * changes: the paths are opened now, while every folder on the way (a
- * state folder under a private /tmp, say) can still be crossed. */
-static int prepare_landlock(const odk_value *cfg, int *out, char *err, size_t len)
+/* The ruleset with the rules every host has (system folders, device
+ * files, its own /proc entry), into *rs (-1: no Landlock); *handled gets
+ * the rights it handles.  Built by the spare (sandbox_prepare) or at the
+ * start.  ODK_OK, or ODK_E_IO naming the path in err. */
+static int base_ruleset(int *rs_out, uint64_t *handled_out, char *err, size_t len)
 {
-    *out = -1;
+    *rs_out = -1;
     int abi = landlock_abi();
-    if (abi < 0) {
-        odk_warn("sandbox: this kernel has no Landlock (%m): the host's file access is limited "
-                 "only by its uid");
+    if (abi < 0)
         return ODK_OK;
-    }
     uint64_t handled = (LANDLOCK_ACCESS_FS_MAKE_SYM << 1) - 1; /* every right of ABI 1 */
     if (abi >= 2)
         handled |= LANDLOCK_ACCESS_FS_REFER;
@@ -309,11 +307,9 @@ static int prepare_landlock(const odk_value *cfg, int *out, char *err, size_t le
     int rs = (int)syscall(SYS_landlock_create_ruleset, &attr, attr_size, 0);
     if (rs < 0)
         return fail(err, len, "landlock_create_ruleset", errno);
-
     uint64_t ro = LL_READ | LANDLOCK_ACCESS_FS_EXECUTE;
-    uint64_t rw = handled;
-    /* What the dynamic linker, glibc and the sanitizers read; the bundle;
-     * the device files every program may use. */
+    /* What the dynamic linker, glibc and the sanitizers read; the device
+     * files every program may use. */
     static const char *const sys_ro[] = {"/usr", "/lib", "/lib64", "/lib32", "/libx32",
                                          "/etc/ld.so.cache", "/etc/localtime",
                                          "/sys/devices/system/cpu"};
@@ -331,6 +327,59 @@ static int prepare_landlock(const odk_value *cfg, int *out, char *err, size_t le
     /* Write too: the runtime names its queue threads (task/TID/comm). */
     if (st == ODK_OK && ll_add(rs, what = self, LL_READ | LANDLOCK_ACCESS_FS_WRITE_FILE, handled) < 0)
         st = ODK_E_IO;
+    if (st < 0) {
+        int e = errno;
+        close(rs);
+        char why[512];
+        snprintf(why, sizeof why, "landlock rule for %s", what);
+        return fail(err, len, why, e);
+    }
+    odk_debug("sandbox: Landlock ABI %d", abi);
+    *rs_out = rs;
+    *handled_out = handled;
+    return ODK_OK;
+}
+
+/* The spare's base_ruleset, for the process that built it (/proc/PID). */
+static int prepared_ruleset = -1;
+static uint64_t prepared_handled;
+static pid_t prepared_ruleset_pid;
+
+static void release_ruleset(void)
+{
+    if (prepared_ruleset >= 0)
+        close(prepared_ruleset);
+    prepared_ruleset = -1;
+}
+
+/* Builds the ruleset into *out (-1: no Landlock): base_ruleset's rules and
+ * the bundle's.  Before the uid changes: the paths are opened now, while
+ * every folder on the way (a state folder under a private /tmp, say) can
+ * still be crossed. */
+static int prepare_landlock(const odk_value *cfg, int *out, char *err, size_t len)
+{
+    *out = -1;
+    int rs = -1;
+    uint64_t handled = 0;
+    if (prepared_ruleset >= 0 && prepared_ruleset_pid == getpid()) {
+        rs = prepared_ruleset;
+        handled = prepared_handled;
+        prepared_ruleset = -1;
+    } else {
+        release_ruleset();
+        int st = base_ruleset(&rs, &handled, err, len);
+        if (st < 0)
+            return st;
+        if (rs < 0) {
+            odk_warn("sandbox: this kernel has no Landlock (%m): the host's file access is "
+                     "limited only by its uid");
+            return ODK_OK;
+        }
+    }
+    uint64_t ro = LL_READ | LANDLOCK_ACCESS_FS_EXECUTE;
+    uint64_t rw = handled;
+    int st = ODK_OK;
+    const char *what = NULL;
     /* A network client resolves names: the resolver's configuration. */
     static const char *const resolver[] = {"/etc/hosts", "/etc/resolv.conf", "/etc/nsswitch.conf",
                                            "/etc/host.conf", "/etc/gai.conf", "/etc/services"};
@@ -357,7 +406,6 @@ static int prepare_landlock(const odk_value *cfg, int *out, char *err, size_t le
         snprintf(why, sizeof why, "landlock rule for %s", what);
         return fail(err, len, why, e);
     }
-    odk_debug("sandbox: Landlock ABI %d", abi);
     *out = rs;
     return ODK_OK;
 }
@@ -691,6 +739,10 @@ void sandbox_prepare(int empty_netns_fd, int programs_fd)
     join_empty_netns(empty_netns_fd);
     resolve_names();
     prepared_pid = getpid();
+    char ignored[256];
+    if (base_ruleset(&prepared_ruleset, &prepared_handled, ignored, sizeof ignored) < 0)
+        prepared_ruleset = -1; /* the start builds it, and says what fails */
+    prepared_ruleset_pid = prepared_pid;
     if (programs_fd >= 0) {
         read_programs(programs_fd, prepared_pid);
         close(programs_fd);
@@ -747,6 +799,7 @@ int sandbox_apply(const odk_value *cfg, char *err, size_t err_len)
 {
     if (!odk_dict_get_bool(cfg, "enabled", false)) {
         release_prepared();
+        release_ruleset();
         if (leave_empty_netns(err, err_len) < 0)
             return ODK_E_IO;
         odk_warn("SANDBOX OFF: this driver host runs unconfined, with odkd's uid, capabilities "
