@@ -580,8 +580,9 @@ static void resolve_names(void)
 static scmp_filter_ctx new_filter(bool network, pid_t pid)
 {
     scmp_filter_ctx f = seccomp_init(SCMP_ACT_TRAP);
-    if (f && (build_filter(f, network, pid) < 0 || seccomp_attr_set(f, SCMP_FLTATR_CTL_TSYNC, 1) < 0 ||
-              seccomp_attr_set(f, SCMP_FLTATR_CTL_OPTIMIZE, 2) < 0)) {
+    if (f &&
+        (build_filter(f, network, pid) < 0 || seccomp_attr_set(f, SCMP_FLTATR_CTL_TSYNC, 1) < 0 ||
+         seccomp_attr_set(f, SCMP_FLTATR_CTL_OPTIMIZE, 2) < 0)) {
         seccomp_release(f);
         f = NULL;
     }
@@ -818,7 +819,8 @@ int sandbox_apply(const odk_value *cfg, char *err, size_t err_len)
 #define STEP_DONE()                                                                                \
     do {                                                                                           \
         clock_gettime(CLOCK_MONOTONIC, &t1);                                                       \
-        ms[step++] = (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6; \
+        ms[step++] =                                                                               \
+            (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;       \
         t0 = t1;                                                                                   \
     } while (0)
     bool network = odk_dict_get_bool(cfg, "network", false);

@@ -6,10 +6,10 @@
  * attempts the seccomp filter answers by killing the host never return. */
 #include <arpa/inet.h>
 #include <errno.h>
-#include <stdbool.h>
-#include <stddef.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/ptrace.h>
