@@ -81,6 +81,8 @@ struct odkd {
     uint64_t spare_timer;
     unsigned spare_deaths;
     struct host_uid *host_uids; /* each bundle's sandbox uid (host.c) */
+    int empty_netns;            /* every sandboxed host's network namespace, or -1 (host.c) */
+    int seccomp_programs;       /* every host's seccomp programs (a sealed memfd), or -1 */
     struct instance *instances;
     uint32_t next_instance_id;
     struct tree_wait *tree_waits;

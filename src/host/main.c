@@ -491,10 +491,23 @@ static void handle_request(struct host *h, wire_msg *m)
     odk_value_free(args);
 }
 
+/* odkd's command lines (src/daemon/bookkeeping/host.c):
+ *   odk-driver-host [--empty-netns N] [--seccomp-programs N]
+ *     a host; fd N is odkd's empty network namespace, or the seccomp
+ *     programs (sandbox.h)
+ *   odk-driver-host --write-seccomp-programs
+ *     writes the seccomp programs to stdout and exits (odkd's start) */
 int main(int argc, char **argv)
 {
-    (void)argc;
-    (void)argv;
+    int empty_netns = -1, programs = -1;
+    for (int i = 1; i < argc; i++) {
+        if (strcmp(argv[i], "--write-seccomp-programs") == 0)
+            return sandbox_write_programs(1) < 0 ? 1 : 0;
+        if (i + 1 < argc && strcmp(argv[i], "--empty-netns") == 0)
+            empty_netns = atoi(argv[++i]);
+        else if (i + 1 < argc && strcmp(argv[i], "--seccomp-programs") == 0)
+            programs = atoi(argv[++i]);
+    }
     signal(SIGPIPE, SIG_IGN);
     install_crash_handlers();
     odk_log_set_tag("odk-driver-host");
@@ -504,7 +517,7 @@ int main(int argc, char **argv)
     pthread_mutex_init(&h.lock, NULL);
     pthread_cond_init(&h.cond, NULL);
     host_link_set(host_request, &h);
-    sandbox_prepare(); /* while no driver waits (the spare host) */
+    sandbox_prepare(empty_netns, programs); /* while no driver waits (the spare host) */
 
     wire_msg m;
     wire_msg_init(&m);

@@ -14,7 +14,9 @@
 #include <fcntl.h>
 #include <grp.h>
 #include <linux/capability.h>
+#include <linux/filter.h>
 #include <linux/landlock.h>
+#include <linux/seccomp.h>
 #include <sched.h>
 #include <seccomp.h>
 #include <signal.h>
@@ -111,10 +113,68 @@ static int fail(char *err, size_t len, const char *what, int e)
 }
 
 /* The network namespace: an empty one has only a loopback interface that
- * is down, so no address is reachable.  As root, unshare it directly;
- * otherwise inside a user namespace of its own, mapped to the same ids. */
+ * is down, so no address is reachable.
+ *
+ * odkd (as root) makes one such namespace at its start and hands it to
+ * every host it starts (fd 4, "--empty-netns"); the host joins it in
+ * sandbox_prepare, before it knows its driver, so neither making nor
+ * tearing down a namespace is on the way from plug to driver started
+ * (both cost the kernel milliseconds; the teardown runs later, from a
+ * kernel worker, on the same CPUs).  Hosts in one namespace could reach
+ * each other's abstract Unix sockets, which live in the network
+ * namespace: so a host joins only when Landlock can scope those sockets
+ * to its own domain (ABI 6, prepare_landlock), and otherwise makes a
+ * namespace of its own as before.  A host whose bundle holds
+ * network-client (or runs unsandboxed) goes back to the namespace it was
+ * started in, kept open for that. */
+static int started_netns = -1; /* while in odkd's empty namespace: the one it left */
+
+static int landlock_abi(void)
+{
+    return (int)syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
+}
+
+#define LL_SCOPE_ABI 6 /* Landlock's scopes (abstract Unix sockets, signals) */
+
+static void join_empty_netns(int fd)
+{
+    if (fd < 0)
+        return;
+    if (landlock_abi() >= LL_SCOPE_ABI) {
+        started_netns = open("/proc/self/ns/net", O_RDONLY | O_CLOEXEC);
+        if (started_netns >= 0 && setns(fd, CLONE_NEWNET) < 0) {
+            odk_warn("sandbox: cannot join odkd's empty network namespace (%m); this host "
+                     "makes its own");
+            close(started_netns);
+            started_netns = -1;
+        }
+    }
+    close(fd);
+}
+
+/* Back to the namespace the host was started in (network-client, or no
+ * sandbox); nothing to do when it never left. */
+static int leave_empty_netns(char *err, size_t len)
+{
+    if (started_netns < 0)
+        return ODK_OK;
+    int r = setns(started_netns, CLONE_NEWNET);
+    int e = errno;
+    close(started_netns);
+    started_netns = -1;
+    return r < 0 ? fail(err, len, "setns back to odkd's network namespace", e) : ODK_OK;
+}
+
+/* As root without odkd's namespace, unshare one; otherwise inside a user
+ * namespace of its own, mapped to the same ids. */
 static int enter_empty_netns(char *err, size_t len)
 {
+    if (started_netns >= 0) {
+        /* Already in odkd's empty one (sandbox_prepare): stay. */
+        close(started_netns);
+        started_netns = -1;
+        return ODK_OK;
+    }
     if (unshare(CLONE_NEWNET) == 0)
         return ODK_OK;
     if (errno != EPERM)
@@ -189,7 +249,8 @@ static int become(uid_t uid, gid_t gid, char *err, size_t len)
 #ifndef LANDLOCK_ACCESS_FS_TRUNCATE
 #define LANDLOCK_ACCESS_FS_TRUNCATE (1ULL << 14)
 #endif
-#define LL_SCOPE_SIGNAL (1ULL << 1) /* LANDLOCK_SCOPE_SIGNAL, ABI 6 */
+#define LL_SCOPE_ABSTRACT_UNIX (1ULL << 0) /* LANDLOCK_SCOPE_ABSTRACT_UNIX_SOCKET, ABI 6 */
+#define LL_SCOPE_SIGNAL (1ULL << 1)        /* LANDLOCK_SCOPE_SIGNAL, ABI 6 */
 
 /* The ruleset attribute as of ABI 6 (the installed header may be older). */
 struct ll_ruleset_attr {
@@ -219,18 +280,16 @@ static int ll_add(int ruleset, const char *path, uint64_t access, uint64_t handl
     return r;
 }
 
-/* Builds the ruleset into *out (-1: no Landlock).  Before the uid
- * changes: the paths are opened now, while every folder on the way (a
- * state folder under a private /tmp, say) can still be crossed. */
-static int prepare_landlock(const odk_value *cfg, int *out, char *err, size_t len)
+/* The ruleset with the rules every host has (system folders, device
+ * files, its own /proc entry), into *rs (-1: no Landlock); *handled gets
+ * the rights it handles.  Built by the spare (sandbox_prepare) or at the
+ * start.  ODK_OK, or ODK_E_IO naming the path in err. */
+static int base_ruleset(int *rs_out, uint64_t *handled_out, char *err, size_t len)
 {
-    *out = -1;
-    int abi = (int)syscall(SYS_landlock_create_ruleset, NULL, 0, LANDLOCK_CREATE_RULESET_VERSION);
-    if (abi < 0) {
-        odk_warn("sandbox: this kernel has no Landlock (%m): the host's file access is limited "
-                 "only by its uid");
+    *rs_out = -1;
+    int abi = landlock_abi();
+    if (abi < 0)
         return ODK_OK;
-    }
     uint64_t handled = (LANDLOCK_ACCESS_FS_MAKE_SYM << 1) - 1; /* every right of ABI 1 */
     if (abi >= 2)
         handled |= LANDLOCK_ACCESS_FS_REFER;
@@ -238,19 +297,19 @@ static int prepare_landlock(const odk_value *cfg, int *out, char *err, size_t le
         handled |= LANDLOCK_ACCESS_FS_TRUNCATE;
     struct ll_ruleset_attr attr = {.handled_access_fs = handled};
     size_t attr_size = sizeof attr - sizeof attr.scoped - sizeof attr.handled_access_net;
-    if (abi >= 6) {
-        /* Signals only to processes in the same domain: itself. */
-        attr.scoped = LL_SCOPE_SIGNAL;
+    if (abi >= LL_SCOPE_ABI) {
+        /* Signals only to processes in the same domain: itself; abstract
+         * Unix sockets only of its own (hosts share odkd's empty network
+         * namespace, where those sockets live). */
+        attr.scoped = LL_SCOPE_SIGNAL | LL_SCOPE_ABSTRACT_UNIX;
         attr_size = sizeof attr;
     }
     int rs = (int)syscall(SYS_landlock_create_ruleset, &attr, attr_size, 0);
     if (rs < 0)
         return fail(err, len, "landlock_create_ruleset", errno);
-
     uint64_t ro = LL_READ | LANDLOCK_ACCESS_FS_EXECUTE;
-    uint64_t rw = handled;
-    /* What the dynamic linker, glibc and the sanitizers read; the bundle;
-     * the device files every program may use. */
+    /* What the dynamic linker, glibc and the sanitizers read; the device
+     * files every program may use. */
     static const char *const sys_ro[] = {"/usr", "/lib", "/lib64", "/lib32", "/libx32",
                                          "/etc/ld.so.cache", "/etc/localtime",
                                          "/sys/devices/system/cpu"};
@@ -268,6 +327,59 @@ static int prepare_landlock(const odk_value *cfg, int *out, char *err, size_t le
     /* Write too: the runtime names its queue threads (task/TID/comm). */
     if (st == ODK_OK && ll_add(rs, what = self, LL_READ | LANDLOCK_ACCESS_FS_WRITE_FILE, handled) < 0)
         st = ODK_E_IO;
+    if (st < 0) {
+        int e = errno;
+        close(rs);
+        char why[512];
+        snprintf(why, sizeof why, "landlock rule for %s", what);
+        return fail(err, len, why, e);
+    }
+    odk_debug("sandbox: Landlock ABI %d", abi);
+    *rs_out = rs;
+    *handled_out = handled;
+    return ODK_OK;
+}
+
+/* The spare's base_ruleset, for the process that built it (/proc/PID). */
+static int prepared_ruleset = -1;
+static uint64_t prepared_handled;
+static pid_t prepared_ruleset_pid;
+
+static void release_ruleset(void)
+{
+    if (prepared_ruleset >= 0)
+        close(prepared_ruleset);
+    prepared_ruleset = -1;
+}
+
+/* Builds the ruleset into *out (-1: no Landlock): base_ruleset's rules and
+ * the bundle's.  Before the uid changes: the paths are opened now, while
+ * every folder on the way (a state folder under a private /tmp, say) can
+ * still be crossed. */
+static int prepare_landlock(const odk_value *cfg, int *out, char *err, size_t len)
+{
+    *out = -1;
+    int rs = -1;
+    uint64_t handled = 0;
+    if (prepared_ruleset >= 0 && prepared_ruleset_pid == getpid()) {
+        rs = prepared_ruleset;
+        handled = prepared_handled;
+        prepared_ruleset = -1;
+    } else {
+        release_ruleset();
+        int st = base_ruleset(&rs, &handled, err, len);
+        if (st < 0)
+            return st;
+        if (rs < 0) {
+            odk_warn("sandbox: this kernel has no Landlock (%m): the host's file access is "
+                     "limited only by its uid");
+            return ODK_OK;
+        }
+    }
+    uint64_t ro = LL_READ | LANDLOCK_ACCESS_FS_EXECUTE;
+    uint64_t rw = handled;
+    int st = ODK_OK;
+    const char *what = NULL;
     /* A network client resolves names: the resolver's configuration. */
     static const char *const resolver[] = {"/etc/hosts", "/etc/resolv.conf", "/etc/nsswitch.conf",
                                            "/etc/host.conf", "/etc/gai.conf", "/etc/services"};
@@ -294,7 +406,6 @@ static int prepare_landlock(const odk_value *cfg, int *out, char *err, size_t le
         snprintf(why, sizeof why, "landlock rule for %s", what);
         return fail(err, len, why, e);
     }
-    odk_debug("sandbox: Landlock ABI %d", abi);
     *out = rs;
     return ODK_OK;
 }
@@ -392,7 +503,7 @@ static struct scmp_arg_cmp arg(unsigned n, enum scmp_compare op, scmp_datum_t a,
     return (struct scmp_arg_cmp){.arg = n, .op = op, .datum_a = a, .datum_b = b};
 }
 
-static int build_filter(scmp_filter_ctx f, bool network)
+static int build_filter(scmp_filter_ctx f, bool network, pid_t me)
 {
     int r = 0;
     for (size_t i = 0; r == 0 && i < sizeof allowed / sizeof allowed[0]; i++)
@@ -408,7 +519,6 @@ static int build_filter(scmp_filter_ctx f, bool network)
     if (r == 0)
         r = seccomp_rule_add(f, SCMP_ACT_ERRNO(ENOSYS), SCMP_SYS(clone3), 0);
     /* Signals to itself only (the watchdog aborts a stuck queue thread). */
-    pid_t me = getpid();
     if (r == 0)
         r = seccomp_rule_add(f, SCMP_ACT_ALLOW, SCMP_SYS(tgkill), 1,
                              arg(0, SCMP_CMP_EQ, (scmp_datum_t)me, 0));
@@ -452,9 +562,12 @@ static int build_filter(scmp_filter_ctx f, bool network)
     return r;
 }
 
-/* Filters built ahead (sandbox_prepare), one without and one with the
- * network, for the process that built them (the filter names its pid). */
-static scmp_filter_ctx prepared[2];
+/* Filters compiled ahead (sandbox_prepare) into the BPF programs the
+ * kernel takes, one without and one with the network, for the process
+ * that built them (the filter names its pid).  libseccomp generates the
+ * program in seccomp_load, which costs milliseconds: the spare host does
+ * that before a driver waits, and the start only hands the program over. */
+static struct sock_fprog prepared[2];
 static pid_t prepared_pid;
 
 static void resolve_names(void)
@@ -464,34 +577,185 @@ static void resolve_names(void)
             syscall_names[nr] = seccomp_syscall_resolve_num_arch(SCMP_ARCH_NATIVE, nr);
 }
 
-static scmp_filter_ctx new_filter(bool network)
+static scmp_filter_ctx new_filter(bool network, pid_t pid)
 {
     scmp_filter_ctx f = seccomp_init(SCMP_ACT_TRAP);
-    if (f && (build_filter(f, network) < 0 || seccomp_attr_set(f, SCMP_FLTATR_CTL_TSYNC, 1) < 0 ||
-              seccomp_attr_set(f, SCMP_FLTATR_CTL_OPTIMIZE, 2) < 0)) {
+    if (f &&
+        (build_filter(f, network, pid) < 0 || seccomp_attr_set(f, SCMP_FLTATR_CTL_TSYNC, 1) < 0 ||
+         seccomp_attr_set(f, SCMP_FLTATR_CTL_OPTIMIZE, 2) < 0)) {
         seccomp_release(f);
         f = NULL;
     }
     return f;
 }
 
-void sandbox_prepare(void)
+/* The program of new_filter(network, pid), as seccomp_load would load it.
+ * 0 or a negative errno. */
+static int compile_filter(bool network, pid_t pid, struct sock_fprog *out)
 {
-    resolve_names();
-    prepared_pid = getpid();
-    for (int net = 0; net < 2; net++)
-        prepared[net] = new_filter(net);
+    scmp_filter_ctx f = new_filter(network, pid);
+    if (!f)
+        return -ENOMEM;
+    int fd = memfd_create("odk-seccomp", MFD_CLOEXEC);
+    int r = fd < 0 ? -errno : seccomp_export_bpf(f, fd);
+    seccomp_release(f);
+    off_t n = r == 0 ? lseek(fd, 0, SEEK_END) : 0;
+    struct sock_filter *insns = NULL;
+    if (r == 0 && (n <= 0 || n % (off_t)sizeof *insns || n / (off_t)sizeof *insns > BPF_MAXINSNS))
+        r = -EINVAL;
+    if (r == 0 && !(insns = malloc((size_t)n)))
+        r = -ENOMEM;
+    if (r == 0 && pread(fd, insns, (size_t)n, 0) != (ssize_t)n)
+        r = -EIO;
+    if (fd >= 0)
+        close(fd);
+    if (r < 0) {
+        free(insns);
+        return r;
+    }
+    *out = (struct sock_fprog){.len = (unsigned short)(n / (off_t)sizeof *insns), .filter = insns};
+    return 0;
+}
+
+/* ---- programs compiled once for every host (odkd's sandbox_programs) ----
+ *
+ * libseccomp takes milliseconds of CPU to generate a program, for every
+ * host.  The programs differ between hosts only in the host's pid (the
+ * kill and tgkill rules), so odkd has them generated once, at its start,
+ * by "odk-driver-host --seccomp-programs", with two impossible pids: the
+ * instructions where the two differ are where a host writes its own pid.
+ * Layout (native endianness): struct programs_head, then for each of the
+ * two programs (without, with the network) its patch positions (uint32)
+ * and its instructions. */
+#define PROGRAMS_MAGIC "ODKSECC1"
+#define PID_A 0x3fff0a01u /* beyond PID_MAX_LIMIT (2^22): no process has it */
+#define PID_B 0x3fff0b02u
+
+struct programs_head {
+    char magic[8];
+    uint32_t n_patch[2], len[2];
+};
+
+static bool patchable(const struct sock_filter *a, const struct sock_filter *b)
+{
+    return a->code == (BPF_JMP | BPF_JEQ | BPF_K) && a->code == b->code && a->jt == b->jt &&
+           a->jf == b->jf && a->k == PID_A && b->k == PID_B;
+}
+
+int sandbox_write_programs(int fd)
+{
+    struct sock_fprog a[2] = {{0}}, b[2] = {{0}};
+    uint32_t *where[2] = {NULL, NULL};
+    struct programs_head head = {.magic = PROGRAMS_MAGIC};
+    int r = 0;
+    for (int net = 0; r == 0 && net < 2; net++) {
+        r = compile_filter(net, (pid_t)PID_A, &a[net]);
+        if (r == 0)
+            r = compile_filter(net, (pid_t)PID_B, &b[net]);
+        if (r == 0 && (a[net].len != b[net].len || !(where[net] = calloc(a[net].len, 4))))
+            r = -EINVAL;
+        for (unsigned i = 0; r == 0 && i < a[net].len; i++) {
+            if (memcmp(&a[net].filter[i], &b[net].filter[i], sizeof a[net].filter[i]) == 0)
+                continue;
+            if (!patchable(&a[net].filter[i], &b[net].filter[i]))
+                r = -EINVAL; /* differs other than in the pid: not ours to patch */
+            else
+                where[net][head.n_patch[net]++] = i;
+        }
+        head.len[net] = a[net].len;
+        if (r == 0 && head.n_patch[net] == 0)
+            r = -EINVAL;
+    }
+    if (r == 0 && write(fd, &head, sizeof head) != (ssize_t)sizeof head)
+        r = -EIO;
+    for (int net = 0; r == 0 && net < 2; net++) {
+        size_t np = head.n_patch[net] * 4u, ni = a[net].len * sizeof *a[net].filter;
+        if (write(fd, where[net], np) != (ssize_t)np || write(fd, a[net].filter, ni) != (ssize_t)ni)
+            r = -EIO;
+    }
+    for (int net = 0; net < 2; net++) {
+        free(a[net].filter);
+        free(b[net].filter);
+        free(where[net]);
+    }
+    return r;
+}
+
+/* Takes the programs of odkd's descriptor into prepared[], with this
+ * host's pid written in; leaves prepared[] empty (the host compiles its
+ * own) when anything is off. */
+static void read_programs(int fd, pid_t me)
+{
+    struct stat st;
+    if (fstat(fd, &st) < 0 || st.st_size < (off_t)sizeof(struct programs_head) ||
+        st.st_size > (1 << 20))
+        return;
+    unsigned char *buf = malloc((size_t)st.st_size);
+    if (!buf || pread(fd, buf, (size_t)st.st_size, 0) != (ssize_t)st.st_size) {
+        free(buf);
+        return;
+    }
+    struct programs_head head;
+    memcpy(&head, buf, sizeof head);
+    size_t off = sizeof head, end = (size_t)st.st_size;
+    bool ok = memcmp(head.magic, PROGRAMS_MAGIC, sizeof head.magic) == 0;
+    for (int net = 0; ok && net < 2; net++) {
+        size_t np = head.n_patch[net], ni = head.len[net];
+        ok = ni > 0 && ni <= BPF_MAXINSNS && np <= ni && off + np * 4 + ni * 8 <= end;
+        struct sock_filter *insns = ok ? malloc(ni * sizeof *insns) : NULL;
+        ok = ok && insns;
+        if (ok)
+            memcpy(insns, buf + off + np * 4, ni * sizeof *insns);
+        for (size_t i = 0; ok && i < np; i++) {
+            uint32_t at;
+            memcpy(&at, buf + off + i * 4, 4);
+            ok = at < ni && insns[at].code == (BPF_JMP | BPF_JEQ | BPF_K) && insns[at].k == PID_A;
+            if (ok)
+                insns[at].k = (uint32_t)me;
+        }
+        if (ok)
+            prepared[net] = (struct sock_fprog){.len = (unsigned short)ni, .filter = insns};
+        else
+            free(insns);
+        off += np * 4 + ni * sizeof(struct sock_filter);
+    }
+    free(buf);
+    if (!ok)
+        for (int net = 0; net < 2; net++) {
+            free(prepared[net].filter);
+            prepared[net] = (struct sock_fprog){0};
+        }
 }
 
 static void release_prepared(void)
 {
     for (int net = 0; net < 2; net++) {
-        if (prepared[net])
-            seccomp_release(prepared[net]);
-        prepared[net] = NULL;
+        free(prepared[net].filter);
+        prepared[net] = (struct sock_fprog){0};
     }
 }
 
+void sandbox_prepare(int empty_netns_fd, int programs_fd)
+{
+    join_empty_netns(empty_netns_fd);
+    resolve_names();
+    prepared_pid = getpid();
+    char ignored[256];
+    if (base_ruleset(&prepared_ruleset, &prepared_handled, ignored, sizeof ignored) < 0)
+        prepared_ruleset = -1; /* the start builds it, and says what fails */
+    prepared_ruleset_pid = prepared_pid;
+    if (programs_fd >= 0) {
+        read_programs(programs_fd, prepared_pid);
+        close(programs_fd);
+        if (!prepared[0].filter)
+            odk_warn("sandbox: odkd's seccomp programs are unusable; this host generates its own");
+    }
+    for (int net = 0; net < 2; net++)
+        if (!prepared[net].filter && compile_filter(net, prepared_pid, &prepared[net]) < 0)
+            prepared[net] = (struct sock_fprog){0};
+}
+
+/* After no-new-privs (which lets an unprivileged process load a filter). */
 static int apply_seccomp(bool network, char *err, size_t len)
 {
     resolve_names();
@@ -499,16 +763,23 @@ static int apply_seccomp(bool network, char *err, size_t len)
     sigemptyset(&sa.sa_mask);
     if (sigaction(SIGSYS, &sa, NULL) < 0)
         return fail(err, len, "sigaction(SIGSYS)", errno);
-    scmp_filter_ctx f = prepared_pid == getpid() ? prepared[network] : NULL;
-    if (f)
-        prepared[network] = NULL;
-    else if (!(f = new_filter(network)))
-        return fail(err, len, "building the seccomp filter", ENOMEM);
+    struct sock_fprog prog = {0};
+    if (prepared_pid == getpid() && prepared[network].filter) {
+        prog = prepared[network];
+        prepared[network] = (struct sock_fprog){0};
+    } else {
+        int r = compile_filter(network, getpid(), &prog);
+        if (r < 0)
+            return fail(err, len, "building the seccomp filter", -r);
+    }
     release_prepared();
-    int r = seccomp_load(f);
-    seccomp_release(f);
-    if (r < 0)
-        return fail(err, len, "seccomp_load", -r);
+    long r = syscall(SYS_seccomp, SECCOMP_SET_MODE_FILTER, SECCOMP_FILTER_FLAG_TSYNC, &prog);
+    int e = errno;
+    free(prog.filter);
+    if (r != 0)
+        /* TSYNC: a positive return names a thread that could not follow. */
+        return r < 0 ? fail(err, len, "seccomp(SECCOMP_SET_MODE_FILTER)", e)
+                     : fail(err, len, "seccomp: another thread cannot be synchronised", EBUSY);
     return ODK_OK;
 }
 
@@ -529,6 +800,9 @@ int sandbox_apply(const odk_value *cfg, char *err, size_t err_len)
 {
     if (!odk_dict_get_bool(cfg, "enabled", false)) {
         release_prepared();
+        release_ruleset();
+        if (leave_empty_netns(err, err_len) < 0)
+            return ODK_E_IO;
         odk_warn("SANDBOX OFF: this driver host runs unconfined, with odkd's uid, capabilities "
                  "and network (odkd --no-sandbox)");
         return ODK_OK;
@@ -537,16 +811,28 @@ int sandbox_apply(const odk_value *cfg, char *err, size_t err_len)
         snprintf(err, err_len, "the host already runs threads; the sandbox would not bind them");
         return ODK_E_STATE;
     }
+    /* Each step's time, for the debug line (docs/trust.md, "What it costs"). */
+    double ms[5];
+    int step = 0;
     struct timespec t0, t1;
     clock_gettime(CLOCK_MONOTONIC, &t0);
+#define STEP_DONE()                                                                                \
+    do {                                                                                           \
+        clock_gettime(CLOCK_MONOTONIC, &t1);                                                       \
+        ms[step++] =                                                                               \
+            (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6;       \
+        t0 = t1;                                                                                   \
+    } while (0)
     bool network = odk_dict_get_bool(cfg, "network", false);
-    int st = network ? ODK_OK : enter_empty_netns(err, err_len);
+    int st = network ? leave_empty_netns(err, err_len) : enter_empty_netns(err, err_len);
     const char *run = odk_dict_get_string(cfg, "runtime_dir", NULL);
     if (st == ODK_OK && run && chdir(run) < 0)
         st = fail(err, err_len, run, errno);
+    STEP_DONE();
     int ruleset = -1;
     if (st == ODK_OK)
         st = prepare_landlock(cfg, &ruleset, err, err_len);
+    STEP_DONE();
     if (st == ODK_OK)
         st = drop_bounding_set(err, err_len);
     bool ids = odk_dict_get(cfg, "uid") != NULL;
@@ -557,18 +843,22 @@ int sandbox_apply(const odk_value *cfg, char *err, size_t err_len)
         st = drop_capabilities(err, err_len);
     if (st == ODK_OK && prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0) < 0)
         st = fail(err, err_len, "PR_SET_NO_NEW_PRIVS", errno);
+    STEP_DONE();
     if (st == ODK_OK)
         st = restrict_landlock(ruleset, err, err_len);
     else if (ruleset >= 0)
         close(ruleset);
     if (st == ODK_OK)
         NOTE_SANDBOXED();
+    STEP_DONE();
     if (st == ODK_OK)
         st = apply_seccomp(network, err, err_len);
-    clock_gettime(CLOCK_MONOTONIC, &t1);
+    STEP_DONE();
+#undef STEP_DONE
     if (st == ODK_OK)
-        odk_debug("sandbox on: uid %d, %s (%.2f ms)", (int)getuid(),
-                  network ? "network-client" : "no network",
-                  (double)(t1.tv_sec - t0.tv_sec) * 1e3 + (double)(t1.tv_nsec - t0.tv_nsec) / 1e6);
+        odk_debug("sandbox on: uid %d, %s (%.2f ms: netns %.2f, landlock rules %.2f, ids and "
+                  "capabilities %.2f, landlock %.2f, seccomp %.2f)",
+                  (int)getuid(), network ? "network-client" : "no network",
+                  ms[0] + ms[1] + ms[2] + ms[3] + ms[4], ms[0], ms[1], ms[2], ms[3], ms[4]);
     return st;
 }

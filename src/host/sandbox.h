@@ -18,12 +18,21 @@
 
 #include "odk/value.h"
 
-/* Does ahead what does not depend on the bundle (the seccomp filters, the
- * names of system calls), so that the spare host has done it before a
- * driver waits for it.  Optional: sandbox_apply does what was not done.
+/* Does ahead what does not depend on the bundle (joining odkd's empty
+ * network namespace, empty_netns_fd, when it is >= 0 and Landlock can
+ * scope abstract Unix sockets; the seccomp programs, taken from odkd's
+ * programs_fd when it is >= 0 and valid, else generated; the names of
+ * system calls), so that the spare host has done it before a driver waits
+ * for it.  Closes both descriptors.  Optional: sandbox_apply does what was not done.
  * Main thread, before sandbox_apply; an allocation failure only leaves
  * the work to sandbox_apply. */
-void sandbox_prepare(void);
+void sandbox_prepare(int empty_netns_fd, int programs_fd);
+
+/* odk-driver-host --seccomp-programs: writes to fd the seccomp programs
+ * that a host's sandbox_prepare takes from programs_fd (odkd keeps them in
+ * a memfd and hands it to every host), instead of generating its own.
+ * 0, or a negative errno (odkd then hands none out). */
+int sandbox_write_programs(int fd);
 
 /* Applies, in this order and for good (nothing undoes it): a network
  * namespace with no interfaces unless "network"; the bundle's uid and gid;

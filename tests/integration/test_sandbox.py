@@ -104,6 +104,11 @@ def test_the_host_runs_unprivileged_under_seccomp(odkd):
         assert int(st[cap], 16) == 0, (cap, st[cap])
     # A network namespace of its own (no network-client entitlement).
     assert os.readlink(f"/proc/{inst['pid']}/ns/net") != os.readlink("/proc/self/ns/net")
+    # Its seccomp program came from the ones odkd had generated once (a
+    # memfd odkd keeps), with this host's pid written in.
+    fds = [os.readlink(f"/proc/{odkd.proc.pid}/fd/{f}") for f in os.listdir(f"/proc/{odkd.proc.pid}/fd")]
+    assert any("odk-seccomp-programs" in f for f in fds), fds
+    assert "seccomp programs are unusable" not in odkd.log_text()
     if not AS_ROOT:
         return
     uids = {int(u) for u in st["Uid"].split()}
@@ -171,6 +176,48 @@ def test_network_client_entitlement_reaches_the_loopback(make_odkd, tmp_path):
         plain = d.plug(DEVICE)
         d.running(provider=plain)
         assert probe(d, plain, PROBE.CONNECT_LOOPBACK, port) == errno.EPERM
+
+
+def landlock_abi():
+    """The kernel's Landlock ABI version (landlock_create_ruleset with
+    LANDLOCK_CREATE_RULESET_VERSION), or -1."""
+    import ctypes
+    libc = ctypes.CDLL(None, use_errno=True)
+    return libc.syscall(444, None, ctypes.c_size_t(0), ctypes.c_uint32(1))
+
+
+def test_hosts_reach_only_their_own_abstract_sockets(make_odkd, tmp_path):
+    """Sandboxed hosts share odkd's one empty network namespace (where
+    abstract Unix sockets live) when Landlock can scope those sockets to
+    each host (ABI 6): a host reaches its own, not another host's, and a
+    network-client host, in odkd's namespace, not one of the machine's."""
+    d = make_odkd(drivers=(DRIVERS, TEST_DRIVERS, net_bundle(tmp_path)))
+    a = d.plug(dict(DEVICE, serial="A"))
+    b = d.plug(dict(DEVICE, serial="B"))
+    (ia,) = d.running(provider=a)
+    (ib,) = d.running(provider=b)
+    assert ia["pid"] != ib["pid"]
+    name = f"odk-probe-{os.getpid()}".encode()
+    assert probe(d, a, PROBE.ABSTRACT_LISTEN, path=name) == 0
+    assert probe(d, a, PROBE.ABSTRACT_CONNECT, path=name) == 0  # its own
+    # Another host of the same bundle (same uid): refused by Landlock in
+    # the shared namespace, or not there at all in a namespace of its own.
+    assert probe(d, b, PROBE.ABSTRACT_CONNECT, path=name) in (errno.EPERM, errno.ECONNREFUSED)
+    netns = {os.readlink(f"/proc/{i['pid']}/ns/net") for i in (ia, ib)}
+    assert os.readlink("/proc/self/ns/net") not in netns
+    if landlock_abi() < 6:
+        return
+    assert len(netns) == 1  # the shared one
+    # A listener of the machine's (this test's, in odkd's namespace).
+    with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as srv:
+        outside = name + b"-outside"
+        srv.bind(b"\0" + outside)
+        srv.listen(4)
+        net = d.plug({"model": "sandbox-probe-net"})
+        (inst,) = d.running(provider=net)
+        assert os.readlink(f"/proc/{inst['pid']}/ns/net") == os.readlink("/proc/self/ns/net")
+        assert probe(d, net, PROBE.ABSTRACT_CONNECT, path=outside) == errno.EPERM
+        assert probe(d, b, PROBE.ABSTRACT_CONNECT, path=outside) == errno.ECONNREFUSED
 
 
 def test_no_sandbox_turns_it_off_and_says_so(make_odkd, tmp_path):

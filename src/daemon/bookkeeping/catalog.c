@@ -9,7 +9,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
+
+#include <sodium.h>
 
 #include "daemon/bookkeeping/catalog.h"
 #include "daemon/odkd.h"
@@ -64,6 +67,112 @@ int catalog_verify(struct odkd *d, const bundle *b, char *err, size_t err_len)
 {
     struct signature_trust t = {d->trust_dir, d->dev};
     return bundle_verify(b, &t, err, err_len);
+}
+
+/* ---- the check at every launch, remembered ------------------------------
+ *
+ * Hashing and verifying a bundle at every launch costs odkd about a
+ * millisecond of each plug.  What the check reads is the bundle folder's
+ * files and the trust folder's keys: when none of them changed since the
+ * last check that passed, the answer is the same.  "Changed" is judged by
+ * each entry's stat (inode, size, mode, modification and change times,
+ * following symbolic links as the check does): a write changes the change
+ * time, which no one can set back, and a replaced file has another inode.
+ * An entry changed less than STAMP_SETTLE_S ago is not trusted to show a
+ * later change (timestamps are coarser than writes), so such a bundle is
+ * checked in full at each launch until it settles. */
+#define STAMP_SETTLE_S 2
+
+struct stamp_ctx {
+    crypto_generichash_state h;
+    struct timespec now;
+    bool recent;
+};
+
+static long long age_ns(const struct timespec *now, const struct timespec *t)
+{
+    return (long long)(now->tv_sec - t->tv_sec) * 1000000000LL + (now->tv_nsec - t->tv_nsec);
+}
+
+static void stamp_stat(struct stamp_ctx *c, const char *name, const struct stat *sb)
+{
+    struct {
+        dev_t dev;
+        ino_t ino;
+        mode_t mode;
+        off_t size;
+        struct timespec mtime, ctime;
+    } rec;
+    memset(&rec, 0, sizeof rec); /* no padding bytes of the stack in the hash */
+    rec.dev = sb->st_dev;
+    rec.ino = sb->st_ino;
+    rec.mode = sb->st_mode;
+    rec.size = sb->st_size;
+    rec.mtime = sb->st_mtim;
+    rec.ctime = sb->st_ctim;
+    crypto_generichash_update(&c->h, (const unsigned char *)name, strlen(name) + 1);
+    crypto_generichash_update(&c->h, (const unsigned char *)&rec, sizeof rec);
+    if (age_ns(&c->now, &sb->st_ctim) < STAMP_SETTLE_S * 1000000000LL ||
+        age_ns(&c->now, &sb->st_mtim) < STAMP_SETTLE_S * 1000000000LL)
+        c->recent = true; /* (also a time in the future) */
+}
+
+static void stamp_path(struct stamp_ctx *c, const char *path)
+{
+    struct stat sb;
+    if (path && stat(path, &sb) == 0)
+        stamp_stat(c, path, &sb);
+    else
+        crypto_generichash_update(&c->h, (const unsigned char *)"-", 2);
+}
+
+/* The folder and every entry in it, in readdir's order (an order that
+ * changes only makes the next launch check in full). */
+static void stamp_dir(struct stamp_ctx *c, const char *dir)
+{
+    stamp_path(c, dir);
+    DIR *dh = dir ? opendir(dir) : NULL;
+    if (!dh)
+        return;
+    for (struct dirent *de; (de = readdir(dh));) {
+        if (strcmp(de->d_name, ".") == 0 || strcmp(de->d_name, "..") == 0)
+            continue;
+        char path[4096];
+        if ((size_t)snprintf(path, sizeof path, "%s/%s", dir, de->d_name) >= sizeof path)
+            c->recent = true; /* cannot tell: check in full */
+        else
+            stamp_path(c, path);
+    }
+    closedir(dh);
+}
+
+int catalog_verify_launch(struct odkd *d, bundle *b, char *err, size_t err_len)
+{
+    struct stamp_ctx c = {.recent = false};
+    unsigned char stamp[sizeof b->launch_stamp];
+    clock_gettime(CLOCK_REALTIME, &c.now);
+    crypto_generichash_init(&c.h, NULL, 0, sizeof stamp);
+    crypto_generichash_update(&c.h, (const unsigned char *)&d->dev, sizeof d->dev);
+    stamp_dir(&c, b->dir);
+    stamp_path(&c, b->executable);
+    stamp_path(&c, b->manifest);
+    if (d->trust_dir) {
+        char dev_dir[4096];
+        snprintf(dev_dir, sizeof dev_dir, "%s/dev", d->trust_dir);
+        stamp_dir(&c, d->trust_dir);
+        stamp_dir(&c, dev_dir);
+    }
+    crypto_generichash_final(&c.h, stamp, sizeof stamp);
+    if (!c.recent && b->launch_checked && memcmp(stamp, b->launch_stamp, sizeof stamp) == 0) {
+        odk_debug("%s: unchanged since its last launch check", b->id);
+        return ODK_OK;
+    }
+    odk_debug("%s: launch check in full (%s)", b->id,
+              c.recent ? "a file changed in the last seconds" : "changed or first");
+    int st = catalog_verify(d, b, err, err_len);
+    b->launch_checked = st == ODK_OK && !c.recent;
+    memcpy(b->launch_stamp, stamp, sizeof stamp);
+    return st;
 }
 
 /* Takes b; NULL (b freed) when out of memory. */

@@ -27,6 +27,10 @@ struct catalog_entry {
 /* Whether odkd may run b: bundle_verify against odkd's trust folder and
  * --dev.  ODK_E_ACCESS / ODK_E_MANIFEST with the sentence in err. */
 int catalog_verify(struct odkd *d, const bundle *b, char *err, size_t err_len);
+/* catalog_verify at a launch: skipped when no file of the bundle folder
+ * nor of the trust folder changed (by its stat) since the last check of b
+ * that passed, and all of them settled (catalog.c says why). */
+int catalog_verify_launch(struct odkd *d, bundle *b, char *err, size_t err_len);
 
 int catalog_load_dir(struct odkd *d, const char *dir);
 /* Loads the installed builds recorded in STATE/bundles (ID.current). */

@@ -11,11 +11,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <pwd.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/socket.h>
+#include <sys/mman.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -35,7 +38,8 @@
  * loop); hosts are then started on demand, as without a spare. */
 #define SPARE_MAX_DEATHS 3
 
-pid_t host_spawn_process(const char *path, char *const argv[], int fd3, int fd4, int out)
+/* fds[i] becomes the child's fd 3 + i (each only when >= 0). */
+static pid_t spawn_fds(const char *path, char *const argv[], const int *fds, size_t n, int out)
 {
     pid_t parent = getpid();
     pid_t pid = fork();
@@ -46,10 +50,15 @@ pid_t host_spawn_process(const char *path, char *const argv[], int fd3, int fd4,
     prctl(PR_SET_PDEATHSIG, SIGKILL);
     if (getppid() != parent)
         _exit(127);
-    if (fd3 >= 0)
-        dup2(fd3, 3);
-    if (fd4 >= 0)
-        dup2(fd4, 4);
+    /* Out of the way first (an fd may sit where another goes), then
+     * down; dup2 clears close-on-exec on the copy, the high ones close at
+     * the exec. */
+    int high[8];
+    for (size_t i = 0; i < n && i < 8; i++)
+        high[i] = fds[i] >= 0 ? fcntl(fds[i], F_DUPFD_CLOEXEC, 64) : -1;
+    for (size_t i = 0; i < n && i < 8; i++)
+        if (high[i] >= 0)
+            dup2(high[i], 3 + (int)i);
     if (out >= 0) {
         dup2(out, 1);
         dup2(out, 2);
@@ -60,6 +69,12 @@ pid_t host_spawn_process(const char *path, char *const argv[], int fd3, int fd4,
     execv(path, argv);
     dprintf(2, "error odkd: cannot execute %s: %m\n", path);
     _exit(127);
+}
+
+pid_t host_spawn_process(const char *path, char *const argv[], int fd3, int fd4, int out)
+{
+    int fds[2] = {fd3, fd4};
+    return spawn_fds(path, argv, fds, 2, out);
 }
 
 pid_t host_spawn_with_channel(const char *path, char *const argv[], int fd4, int *fd, char *err,
@@ -104,8 +119,20 @@ static int fork_host(struct odkd *d, struct host_proc *out)
         close(sv[1]);
         return ODK_E_IO;
     }
-    char *argv[] = {d->host_path, NULL};
-    pid_t pid = host_spawn_process(d->host_path, argv, sv[1], -1, lp[1]);
+    /* odkd's empty network namespace as fd 4 and the seccomp programs as
+     * fd 5 (host_sandbox_announce; src/host/main.c reads the options). */
+    char *argv[6] = {d->host_path};
+    int n = 1;
+    if (d->empty_netns >= 0) {
+        argv[n++] = "--empty-netns";
+        argv[n++] = "4";
+    }
+    if (d->seccomp_programs >= 0) {
+        argv[n++] = "--seccomp-programs";
+        argv[n++] = "5";
+    }
+    int fds[3] = {sv[1], d->empty_netns, d->seccomp_programs};
+    pid_t pid = spawn_fds(d->host_path, argv, fds, 3, lp[1]);
     close(sv[1]);
     close(lp[1]);
     if (pid < 0) {
@@ -212,6 +239,67 @@ struct host_uid {
     struct host_uid *next;
 };
 
+/* A new network namespace, empty (a loopback interface that is down),
+ * held by the descriptor returned (-1 when it cannot be made: hosts then
+ * make their own).  A child makes it, so odkd's own stays as it is. */
+static int make_empty_netns(void)
+{
+    int p[2];
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p) < 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        close(p[0]);
+        char ok = unshare(CLONE_NEWNET) == 0 ? 'y' : 'n';
+        if (write(p[1], &ok, 1) == 1)
+            (void)read(p[1], &ok, 1); /* stays until odkd has opened its namespace (EOF) */
+        _exit(0);
+    }
+    close(p[1]);
+    int fd = -1;
+    char ok = 0;
+    if (pid > 0 && read(p[0], &ok, 1) == 1 && ok == 'y') {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/%d/ns/net", (int)pid);
+        fd = open(path, O_RDONLY | O_CLOEXEC);
+    }
+    close(p[0]);
+    if (pid > 0) {
+        kill(pid, SIGKILL);
+        waitpid(pid, NULL, 0);
+    }
+    return fd;
+}
+
+/* The seccomp programs of every host, generated once by the host binary
+ * (src/host/sandbox.c, sandbox_write_programs) into a sealed memfd; -1
+ * when that fails. */
+static int make_seccomp_programs(struct odkd *d)
+{
+    int fd = memfd_create("odk-seccomp-programs", MFD_CLOEXEC | MFD_ALLOW_SEALING);
+    if (fd < 0)
+        return -1;
+    pid_t pid = fork();
+    if (pid == 0) {
+        prctl(PR_SET_PDEATHSIG, SIGKILL);
+        dup2(fd, 1); /* its stdout: the memfd */
+        sigset_t none;
+        sigemptyset(&none);
+        sigprocmask(SIG_SETMASK, &none, NULL);
+        execl(d->host_path, d->host_path, "--write-seccomp-programs", (char *)NULL);
+        _exit(127);
+    }
+    int ws = 0;
+    bool ok = pid > 0 && waitpid(pid, &ws, 0) == pid && WIFEXITED(ws) && WEXITSTATUS(ws) == 0 &&
+              lseek(fd, 0, SEEK_END) > 0 &&
+              fcntl(fd, F_ADD_SEALS, F_SEAL_WRITE | F_SEAL_GROW | F_SEAL_SHRINK | F_SEAL_SEAL) == 0;
+    if (!ok) {
+        close(fd);
+        return -1;
+    }
+    return fd;
+}
+
 void host_sandbox_announce(struct odkd *d)
 {
     const char *env = getenv("ODK_NO_SANDBOX");
@@ -223,6 +311,22 @@ void host_sandbox_announce(struct odkd *d)
     else if (geteuid() != 0)
         odk_info("odkd is not root: driver hosts keep odkd's uid; the rest of the sandbox "
                  "applies");
+    /* One empty network namespace for every sandboxed host (src/host/
+     * sandbox.c): making one per host costs each plug milliseconds. */
+    if (!d->no_sandbox && geteuid() == 0 && (d->empty_netns = make_empty_netns()) < 0)
+        odk_info("cannot make an empty network namespace (%m): each driver host makes its own");
+    if (!d->no_sandbox && (d->seccomp_programs = make_seccomp_programs(d)) < 0)
+        odk_info("no seccomp programs made ahead: each driver host generates its own");
+}
+
+void host_netns_close(struct odkd *d)
+{
+    if (d->empty_netns >= 0)
+        close(d->empty_netns);
+    d->empty_netns = -1;
+    if (d->seccomp_programs >= 0)
+        close(d->seccomp_programs);
+    d->seccomp_programs = -1;
 }
 
 /* The bundle's uid: the first free one of the range the first time the

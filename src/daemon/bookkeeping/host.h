@@ -57,8 +57,13 @@ void host_spare_stop(struct odkd *d);
 #define HOST_UID_COUNT 65536u
 
 /* Reads ODK_NO_SANDBOX into d->no_sandbox and says loudly in the log when
- * the sandbox is off (odkd's start). */
+ * the sandbox is off (odkd's start).  With the sandbox on, has the
+ * seccomp programs every host is handed generated once
+ * (d->seccomp_programs) and, as root, makes the empty network namespace
+ * every host joins (d->empty_netns); each -1 when it cannot. */
 void host_sandbox_announce(struct odkd *d);
+/* Closes d->empty_netns and d->seccomp_programs (odkd's exit). */
+void host_netns_close(struct odkd *d);
 
 /* The "sandbox" dictionary of a start request for bundle b (src/host/
  * sandbox.h lists its keys): allocates the bundle's uid on first use (root

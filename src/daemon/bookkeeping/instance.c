@@ -349,7 +349,7 @@ static int spawn(struct odkd *d, struct instance *in)
     /* Checked again at every launch, after the shared object is open: a
      * bundle changed since it was installed or loaded does not run. */
     char err[sizeof in->reason - 32];
-    int vst = catalog_verify(d, in->bundle, err, sizeof err);
+    int vst = catalog_verify_launch(d, in->bundle, err, sizeof err);
     if (vst < 0) {
         close(so);
         instance_event(in, ODK_LOG_ERROR, "%s#%u refused at launch: %s", in->bundle->id, in->id,

@@ -18,6 +18,7 @@
 #ifndef ODK_DAEMON_BUNDLE_H
 #define ODK_DAEMON_BUNDLE_H
 
+#include <stdbool.h>
 #include <stddef.h>
 
 #include "daemon/core/signature.h"
@@ -32,6 +33,9 @@ typedef struct bundle {
     char *manifest;    /* absolute path of the manifest file read */
     odk_value *personalities; /* dictionary: name -> personality dictionary */
     odk_value *entitlements;  /* dictionary, possibly empty */
+    /* odkd's last launch check that passed (catalog_verify_launch). */
+    bool launch_checked;
+    unsigned char launch_stamp[32];
 } bundle;
 
 /* Loads the bundle in folder dir.  On error returns ODK_E_MANIFEST (or

@@ -8,11 +8,14 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
+#include <stdbool.h>
+#include <stddef.h>
 #include <string.h>
 #include <sys/mount.h>
 #include <sys/ptrace.h>
 #include <sys/socket.h>
 #include <sys/syscall.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include "odk/driver.h"
@@ -42,6 +45,33 @@ static int connect_loopback(uint64_t port)
     a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
     int e = errno_of(connect(fd, (struct sockaddr *)&a, sizeof a));
     close(fd);
+    return e;
+}
+
+/* An abstract Unix socket address: a zero byte, then the name. */
+static socklen_t abstract_addr(struct sockaddr_un *a, const char *name)
+{
+    *a = (struct sockaddr_un){.sun_family = AF_UNIX};
+    size_t n = strnlen(name, sizeof a->sun_path - 1);
+    memcpy(a->sun_path + 1, name, n);
+    return (socklen_t)(offsetof(struct sockaddr_un, sun_path) + 1 + n);
+}
+
+static int abstract_socket(const char *name, bool listen_on)
+{
+    if (!name[0])
+        return EINVAL;
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    if (fd < 0)
+        return errno;
+    struct sockaddr_un a;
+    socklen_t len = abstract_addr(&a, name);
+    int e = listen_on ? errno_of(bind(fd, (struct sockaddr *)&a, len))
+                      : errno_of(connect(fd, (struct sockaddr *)&a, len));
+    if (listen_on && !e)
+        e = errno_of(listen(fd, 4));
+    if (!listen_on || e)
+        close(fd); /* a listener stays open: the host's exit closes it */
     return e;
 }
 
@@ -105,6 +135,12 @@ static int probe_try(odk_driver *drv, odk_user_client *uc, odk_call *call)
             close(fd);
         break;
     }
+    case PROBE_ABSTRACT_LISTEN:
+        e = abstract_socket(path, true);
+        break;
+    case PROBE_ABSTRACT_CONNECT:
+        e = abstract_socket(path, false);
+        break;
     default:
         return ODK_E_BAD_ARGUMENTS;
     }

@@ -23,6 +23,9 @@ enum probe_attempt {
     PROBE_PTRACE = 9,         /* ptrace(PTRACE_ATTACH) of the pid in scalar 1: seccomp kills */
     PROBE_INIT_MODULE = 10,   /* init_module: seccomp kills */
     PROBE_NETLINK_SOCKET = 11, /* socket(AF_NETLINK): refused even with network-client */
+    PROBE_ABSTRACT_LISTEN = 12, /* bind and listen on the abstract Unix socket named by the
+                                 * struct (kept open until the host exits) */
+    PROBE_ABSTRACT_CONNECT = 13, /* connect to the abstract Unix socket named by the struct */
 };
 
 #endif
