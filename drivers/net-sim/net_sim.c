@@ -49,6 +49,14 @@ struct net_sim {
     size_t n_rx_bufs;
     bool rx_waiting; /* no buffers: rx_available resumes */
     uint64_t rng;
+    /* What the system set, as the family delivered it, and the frames this
+     * NIC's receive filter dropped for it (node property "RxFiltered"). */
+    bool up, promisc, allmulti;
+    uint32_t n_multicast;
+    uint64_t filtered, filtered_published;
+    odk_timer *count_timer;
+    odk_action *count_action;
+    bool count_armed;
     /* Fault injection for tests: every received frame completes badly. */
     enum { FAULT_NONE, FAULT_BAD_LENGTH, FAULT_UNKNOWN_BUFFER } fault;
 };
@@ -215,12 +223,20 @@ static void receive(struct net_sim *s)
             got = 0;
         odk_net_packet done[BATCH];
         size_t n_done = 0;
+        uint64_t filtered = s->filtered;
         for (size_t i = 0; i < n; i++) {
             odk_net_packet b = bufs[i];
             if ((int)i >= got || (msgs[i].msg_hdr.msg_flags & MSG_TRUNC)) {
                 /* Unused, or the frame was longer than our buffers (a jumbo
                  * frame from a peer with a larger MTU), which a real NIC
                  * drops too: keep the buffer for the next frame. */
+                s->rx_bufs[s->n_rx_bufs++] = b;
+                continue;
+            }
+            /* The MAC's address filter: not for us (and not promiscuous),
+             * a multicast group nobody joined, or the interface down. */
+            if (!odk_net_if_accepts(s->nif, odk_net_buffer(s->nif, b.buffer), msgs[i].msg_len)) {
+                s->filtered++;
                 s->rx_bufs[s->n_rx_bufs++] = b;
                 continue;
             }
@@ -231,8 +247,15 @@ static void receive(struct net_sim *s)
                 b.buffer = odk_net_buffer_count(s->nif) + 7;
             done[n_done++] = b;
         }
-        if (n_done == 0)
+        if (filtered != s->filtered && !s->count_armed) {
+            s->count_armed = true; /* told to odkd at most twice a second */
+            odk_timer_arm(s->count_timer, 500u * 1000u * 1000u, 0);
+        }
+        if (n_done == 0) {
+            if (got > 0 && (size_t)got == n)
+                continue; /* all filtered: there may be more */
             break;
+        }
         int st = odk_net_rx_complete(s->nif, done, n_done);
         if (st < 0 && s->fault == FAULT_NONE)
             odk_warn("net-sim: the family refused received frames: %s", odk_strerror(st));
@@ -300,11 +323,58 @@ static void sim_disable(odk_net_if *nif)
     odk_info("%s: disabled", odk_net_if_name(nif));
 }
 
+/* What the system sets: the filter itself is odk_net_if_accepts; these
+ * note it, as a NIC's registers would hold it. */
+static void sim_set_interface_up(odk_net_if *nif, bool up)
+{
+    struct net_sim *s = odk_net_if_ctx(nif);
+    s->up = up;
+    odk_info("%s: interface %s", odk_net_if_name(nif), up ? "up" : "down");
+}
+
+static void sim_set_promiscuous(odk_net_if *nif, bool on)
+{
+    struct net_sim *s = odk_net_if_ctx(nif);
+    s->promisc = on;
+    odk_info("%s: promiscuous %s", odk_net_if_name(nif), on ? "on" : "off");
+}
+
+static void sim_set_all_multicast(odk_net_if *nif, bool on)
+{
+    struct net_sim *s = odk_net_if_ctx(nif);
+    s->allmulti = on;
+    odk_info("%s: all-multicast %s", odk_net_if_name(nif), on ? "on" : "off");
+}
+
+static void sim_set_multicast_list(odk_net_if *nif, const uint8_t (*list)[6], size_t n)
+{
+    struct net_sim *s = odk_net_if_ctx(nif);
+    (void)list;
+    s->n_multicast = (uint32_t)n;
+    odk_info("%s: %zu multicast address%s", odk_net_if_name(nif), n, n == 1 ? "" : "es");
+}
+
+static void publish_filtered(void *ctx, odk_action *a)
+{
+    (void)a;
+    struct net_sim *s = ctx;
+    s->count_armed = false;
+    if (s->filtered == s->filtered_published || !s->nif)
+        return;
+    if (odk_driver_set_node_property(s->drv, odk_net_if_node(s->nif), "RxFiltered",
+                                     odk_value_new_int((int64_t)s->filtered)) == ODK_OK)
+        s->filtered_published = s->filtered;
+}
+
 static const odk_net_ops sim_ops = {
     .enable = sim_enable,
     .disable = sim_disable,
     .tx_available = sim_tx_available,
     .rx_available = sim_rx_available,
+    .set_interface_up = sim_set_interface_up,
+    .set_promiscuous = sim_set_promiscuous,
+    .set_all_multicast = sim_set_all_multicast,
+    .set_multicast_list = sim_set_multicast_list,
 };
 
 static void sim_stop(odk_driver *drv);
@@ -350,7 +420,10 @@ static int sim_start(odk_driver *drv)
         (st = odk_fd_source_create(q, s->event, EPOLLIN, on_event, s, &s->event_src)) < 0 ||
         (st = odk_timer_create(q, &s->timer)) < 0 ||
         (st = odk_action_create(q, on_timer, s, &s->timer_action)) < 0 ||
-        (st = odk_timer_set_handler(s->timer, s->timer_action)) < 0)
+        (st = odk_timer_set_handler(s->timer, s->timer_action)) < 0 ||
+        (st = odk_timer_create(q, &s->count_timer)) < 0 ||
+        (st = odk_action_create(q, publish_filtered, s, &s->count_action)) < 0 ||
+        (st = odk_timer_set_handler(s->count_timer, s->count_action)) < 0)
         goto fail;
     s->sock_events = EPOLLIN;
     if ((st = odk_driver_register_service(drv)) < 0)
@@ -373,6 +446,16 @@ static void sim_stop(odk_driver *drv)
         odk_action_cancel(s->timer_action);
         odk_release(s->timer_action);
         s->timer_action = NULL;
+    }
+    if (s->count_timer) {
+        odk_timer_cancel(s->count_timer, NULL, NULL);
+        odk_release(s->count_timer);
+        s->count_timer = NULL;
+    }
+    if (s->count_action) {
+        odk_action_cancel(s->count_action);
+        odk_release(s->count_action);
+        s->count_action = NULL;
     }
     odk_fd_source **srcs[2] = {&s->sock_src, &s->event_src};
     for (int i = 0; i < 2; i++)

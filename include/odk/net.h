@@ -82,7 +82,25 @@ typedef struct odk_net_ops {
      * that found none.  A driver that stopped receiving for lack of buffers
      * resumes here. */
     void (*rx_available)(odk_net_if *nif);
+    /* What the system sets on the interface, as NetworkingDriverKit's
+     * SetInterfaceEnable, SetPromiscuousModeEnable, SetAllMulticastModeEnable
+     * and SetMulticastAddresses deliver it: `ip link set up/down`, `promisc`
+     * (also a packet socket's or a bridge's promiscuity), `allmulti`, and
+     * the link-layer multicast list (`ip maddr`, groups the stack joins).
+     * Each is called once after enable with the state then, and again when
+     * it changes (up/down, promisc and allmulti within moments; multicast
+     * list changes raise no kernel event, odkd reads them twice a second).
+     * All optional.  A driver with hardware filters programs them here; one
+     * without may filter in software with odk_net_if_accepts.  More than
+     * ODK_NET_MAX_MULTICAST addresses arrive as all-multicast on. */
+    void (*set_interface_up)(odk_net_if *nif, bool up);
+    void (*set_promiscuous)(odk_net_if *nif, bool on);
+    void (*set_all_multicast)(odk_net_if *nif, bool on);
+    /* list: n addresses of 6 bytes, borrowed for the call. */
+    void (*set_multicast_list)(odk_net_if *nif, const uint8_t (*list)[6], size_t n);
 } odk_net_ops;
+
+#define ODK_NET_MAX_MULTICAST 256u /* multicast addresses passed to set_multicast_list */
 
 typedef struct odk_net_config {
     uint8_t mac[6];        /* the permanent address; all zero: a random local one */
@@ -127,6 +145,15 @@ ODK_PUBLIC void odk_net_if_counters(const odk_net_if *nif, odk_net_counters *out
 ODK_PUBLIC int odk_net_set_link(odk_net_if *nif, bool up, uint64_t speed_bps);
 ODK_PUBLIC int odk_net_set_mac(odk_net_if *nif, const uint8_t mac[6]);
 ODK_PUBLIC int odk_net_set_mtu(odk_net_if *nif, uint32_t mtu);
+
+/* Whether a NIC filtering as the system asked would take frame (len bytes,
+ * destination MAC first): false while the interface is down; true in
+ * promiscuous mode, for the interface's address (the system's current one,
+ * which `ip link set address` may have changed), broadcast, and multicast
+ * in the list or with all-multicast on.  For drivers whose hardware has no
+ * filter.  Never blocks; false for a NULL frame or one shorter than a
+ * header. */
+ODK_PUBLIC bool odk_net_if_accepts(const odk_net_if *nif, const uint8_t *frame, size_t len);
 
 /* ---- the data path ------------------------------------------------------ */
 

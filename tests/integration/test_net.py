@@ -262,6 +262,10 @@ def test_bad_rx_completion_is_dropped_and_counted(odkd, fault, words):
     try:
         r = p.ping(5, interval="0.05", check=False, deadline=3)
         assert r.returncode != 0  # b drops every frame it receives
+        # Frames for b's address pass its NIC's filter (ARP requests alone
+        # come once a second; multicast to groups b never joined is filtered).
+        in_ns(p.ns[0], sys.executable, "-c", FLOOD, p.names[0],
+              props(odkd, p.devs[1])["IOMACAddress"], 10)
         wait_until(lambda: props(odkd, p.devs[1]).get("Counters", {}).get("RxErrors", 0) >= 5,
                    what="RX errors counted")
         assert props(odkd, p.devs[1])["Counters"]["RxPackets"] == 0
@@ -322,3 +326,111 @@ def test_a_flood_beyond_the_pool_and_the_cable_does_not_stall(pair, odkd):
     r = pair.ping(5, interval="0.2", check=False)
     assert " 0% packet loss" in r.stdout, r.stdout
     assert pair.instance(1)["restarts"] == 0
+
+
+PROBE_RECEIVER = r"""
+import socket, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x88B5))
+s.bind((sys.argv[1], 0))
+s.settimeout(20)
+print("ready", flush=True)
+seen = []
+try:
+    while True:
+        f = s.recv(2048)
+        if f[14:17] == b"end":
+            break
+        seen.append(f[:6].hex())
+except socket.timeout:
+    seen.append("timeout")
+print(" ".join(seen), flush=True)
+"""
+
+PROBE_SENDER = r"""
+import socket, sys, time
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((sys.argv[1], 0))
+src = s.getsockname()[4]
+marker = bytes.fromhex(sys.argv[2].replace(":", ""))
+for dst in sys.argv[3:]:
+    s.send(bytes.fromhex(dst.replace(":", "")) + src + b"\x88\xb5" + b"probe".ljust(46, b"."))
+time.sleep(0.05)
+s.send(marker + src + b"\x88\xb5" + b"end".ljust(46, b"."))
+"""
+
+FOREIGN = "02:00:5e:11:22:33"  # a unicast address nobody here has
+GROUP = "01:00:5e:7f:01:02"     # an IPv4 multicast group nobody joined
+
+
+def probe(pair, *dsts):
+    """Sends a frame from a to each of dsts, then one to b's address; says
+    which of dsts b's packet socket saw.  A packet socket sees every frame
+    the interface receives, for this host or not, so only the NIC's filter
+    keeps one away."""
+    mac = state(pair, 1)["mac"]
+    rx = subprocess.Popen(["ip", "netns", "exec", pair.ns[1], sys.executable, "-c",
+                           PROBE_RECEIVER, pair.names[1]],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env=CHILD_ENV)
+    assert rx.stdout.readline().strip() == "ready", rx.stderr.read()
+    in_ns(pair.ns[0], sys.executable, "-c", PROBE_SENDER, pair.names[0], mac, *dsts)
+    out, err = rx.communicate(timeout=HANG_GUARD)
+    assert "timeout" not in out, f"the marker never came: {out} {err}"
+    return {d for d in dsts if d.replace(":", "") in out.split()}
+
+
+def state(pair, i):
+    st = props(pair.odkd, pair.devs[i]).get("IOInterfaceState", {})
+    return {**st, "mac": st.get("Address")}
+
+
+def test_system_filters_and_up_down_reach_the_driver(pair, odkd):
+    """ip link set promisc / allmulti / down / up and ip maddr reach the
+    driver through odkd (visible in the node's IOInterfaceState, which the
+    driver's family writes after calling the driver), and net-sim's receive
+    filter follows them."""
+    st = wait_until(lambda: state(pair, 1) if state(pair, 1).get("Up") else None,
+                    what="the interface up, as the driver heard")
+    assert st["Promiscuous"] is False and st["AllMulticast"] is False
+    # Not for b, not a joined group: filtered by the NIC, and counted.
+    assert probe(pair, FOREIGN, GROUP) == set()
+    wait_until(lambda: props(odkd, pair.devs[1]).get("RxFiltered", 0) >= 2,
+               what="RxFiltered counted")
+
+    ns, name = pair.ns[1], pair.names[1]
+    in_ns(ns, "ip", "link", "set", name, "promisc", "on")
+    wait_until(lambda: state(pair, 1).get("Promiscuous"), what="promiscuous reaching the driver")
+    assert probe(pair, FOREIGN, GROUP) == {FOREIGN, GROUP}
+    in_ns(ns, "ip", "link", "set", name, "promisc", "off")
+    wait_until(lambda: state(pair, 1).get("Promiscuous") is False, what="promiscuous off")
+    assert probe(pair, FOREIGN) == set()
+
+    in_ns(ns, "ip", "maddr", "add", GROUP, "dev", name)
+    wait_until(lambda: GROUP in state(pair, 1).get("Multicast", []),
+               what="the multicast list reaching the driver")
+    assert probe(pair, FOREIGN, GROUP) == {GROUP}
+    in_ns(ns, "ip", "maddr", "del", GROUP, "dev", name)
+    wait_until(lambda: GROUP not in state(pair, 1).get("Multicast", [GROUP]),
+               what="the group leaving the list")
+    other = "01:00:5e:7f:09:09"
+    assert probe(pair, GROUP, other) == set()
+    in_ns(ns, "ip", "link", "set", name, "allmulticast", "on")
+    wait_until(lambda: state(pair, 1).get("AllMulticast"), what="all-multicast")
+    assert probe(pair, FOREIGN, other) == {other}
+    in_ns(ns, "ip", "link", "set", name, "allmulticast", "off")
+
+    # The system changes the address: the filter follows the interface's.
+    in_ns(ns, "ip", "link", "set", name, "address", "02:6f:64:aa:bb:cc")
+    wait_until(lambda: state(pair, 1)["mac"] == "02:6f:64:aa:bb:cc", what="the new address")
+    in_ns(pair.ns[0], "ip", "neigh", "flush", "dev", pair.names[0])
+    assert " 0% packet loss" in pair.ping(5, interval="0.05").stdout
+    # Down and up.
+    in_ns(ns, "ip", "link", "set", name, "down")
+    wait_until(lambda: state(pair, 1).get("Up") is False, what="down reaching the driver")
+    in_ns(ns, "ip", "link", "set", name, "up")
+    wait_until(lambda: state(pair, 1).get("Up"), what="up reaching the driver")
+    wait_until(lambda: "LOWER_UP" in pair.link(1), what="carrier")
+    wait_until(lambda: pair.ping(1, deadline=2, check=False).returncode == 0, what="a reply")
+    assert " 0% packet loss" in pair.ping(10).stdout
+    log = odkd.log_text()
+    assert "promiscuous on" in log and "interface down" in log

@@ -15,6 +15,7 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "families/net/filter.h"
 #include "families/net/pool.h"
 #include "odk/net.h"
 #include "runtime/driver_internal.h"
@@ -49,6 +50,11 @@ struct odk_net_if {
     odk_net_counters c, published;
     unsigned bad_logged;
     bool enabled;
+    /* What the system set (odkd's net-state), as last delivered. */
+    int sys_ev; /* odkd writes it when that changes */
+    odk_fd_source *sys_src;
+    struct net_filter sys;
+    bool sys_known;
 };
 
 /* ---- counters ----------------------------------------------------------- */
@@ -281,6 +287,85 @@ int odk_net_rx_complete(odk_net_if *n, const odk_net_packet *pkts, size_t count)
     return ret;
 }
 
+/* ---- what the system sets ------------------------------------------------------ */
+
+static void publish_sys(odk_net_if *n)
+{
+    odk_value *v = odk_value_new_dict();
+    odk_value *list = odk_value_new_array();
+    for (uint32_t i = 0; list && i < n->sys.n_mc; i++) {
+        const uint8_t *m = n->sys.mc[i];
+        char s[18];
+        snprintf(s, sizeof s, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
+        if (odk_array_append(list, odk_value_new_string(s)) < 0) {
+            odk_value_free(list);
+            list = NULL;
+        }
+    }
+    const uint8_t *a = n->sys.mac;
+    char addr[18];
+    snprintf(addr, sizeof addr, "%02x:%02x:%02x:%02x:%02x:%02x", a[0], a[1], a[2], a[3], a[4], a[5]);
+    if (!v || odk_dict_set(v, "Multicast", list) < 0 || odk_dict_set_bool(v, "Up", n->sys.up) < 0 ||
+        odk_dict_set_string(v, "Address", addr) < 0 ||
+        odk_dict_set_bool(v, "Promiscuous", n->sys.promisc) < 0 ||
+        odk_dict_set_bool(v, "AllMulticast", n->sys.allmulti) < 0) {
+        odk_value_free(v);
+        return;
+    }
+    odk_driver_set_node_property(n->drv, n->node, "IOInterfaceState", v);
+}
+
+/* Asks odkd what the system set, and calls the driver for what changed
+ * (for everything, the first time).  Going down is told first, coming up
+ * last, so a driver never filters for an interface that is down. */
+static void fetch_sys(odk_net_if *n)
+{
+    odk_value *args = odk_value_new_dict();
+    odk_value *reply = NULL;
+    if (!args || odk_dict_set_int(args, "node", (int64_t)n->node) < 0) {
+        odk_value_free(args);
+        return;
+    }
+    int st = host_link_request("net-state", args, &reply);
+    struct net_filter f;
+    if (st == ODK_OK && (st = net_filter_from_value(reply, &f)) < 0)
+        odk_error("net %s: odkd's net-state reply is malformed", n->name);
+    odk_value_free(reply);
+    if (st < 0)
+        return;
+    bool all = !n->sys_known;
+    struct net_filter old = n->sys;
+    n->sys = f;
+    n->sys_known = true;
+    const odk_net_ops *o = n->ops;
+    if (o->set_interface_up && !f.up && (all || old.up))
+        o->set_interface_up(n, false);
+    if (o->set_multicast_list &&
+        (all || old.n_mc != f.n_mc || memcmp(old.mc, f.mc, (size_t)f.n_mc * 6) != 0))
+        o->set_multicast_list(n, (const uint8_t(*)[6])f.mc, f.n_mc);
+    if (o->set_all_multicast && (all || old.allmulti != f.allmulti))
+        o->set_all_multicast(n, f.allmulti);
+    if (o->set_promiscuous && (all || old.promisc != f.promisc))
+        o->set_promiscuous(n, f.promisc);
+    if (o->set_interface_up && f.up && (all || !old.up))
+        o->set_interface_up(n, true);
+    publish_sys(n);
+}
+
+static void on_sys(void *ctx, uint32_t revents)
+{
+    (void)revents;
+    odk_net_if *n = ctx;
+    uint64_t v;
+    if (read(n->sys_ev, &v, sizeof v) == sizeof v && n->enabled)
+        fetch_sys(n);
+}
+
+bool odk_net_if_accepts(const odk_net_if *n, const uint8_t *frame, size_t len)
+{
+    return net_filter_accepts(&n->sys, frame, len);
+}
+
 /* ---- what the driver reports ------------------------------------------------ */
 
 static int tell_odkd(odk_net_if *n, odk_value *args)
@@ -322,7 +407,10 @@ int odk_net_set_mac(odk_net_if *n, const uint8_t mac[6])
         odk_value_free(a);
         return ODK_E_NOMEM;
     }
-    return tell_odkd(n, a);
+    int st = tell_odkd(n, a);
+    if (st == ODK_OK)
+        memcpy(n->sys.mac, mac, 6); /* until odkd reads it back */
+    return st;
 }
 
 int odk_net_set_mtu(odk_net_if *n, uint32_t mtu)
@@ -387,10 +475,11 @@ static int open_tap(odk_net_if *n, const char *base, const uint8_t mac[6])
     int fds[2] = {-1, -1};
     size_t n_fds = 2;
     int st = host_link_request_fds("net-tap", args, &reply, fds, &n_fds);
-    if (st == ODK_OK && n_fds != 1)
+    if (st == ODK_OK && n_fds != 2)
         st = ODK_E_PROTOCOL;
     if (st == ODK_OK) {
         n->tap = fds[0];
+        n->sys_ev = fds[1];
         snprintf(n->name, sizeof n->name, "%s", odk_dict_get_string(reply, "name", "?"));
     } else {
         for (size_t i = 0; i < n_fds; i++)
@@ -441,6 +530,10 @@ int odk_net_if_create(odk_driver *drv, const odk_net_ops *ops, void *ctx, const 
     n->ops = ops;
     n->ctx = ctx;
     n->tap = -1;
+    n->sys_ev = -1;
+    /* Until odkd says otherwise: up, for the driver's own address. */
+    n->sys.up = true;
+    memcpy(n->sys.mac, c.mac, 6);
     n->mtu = c.mtu;
     n->max_mtu = c.max_mtu;
     snprintf(n->name, sizeof n->name, "%s?", base);
@@ -465,6 +558,9 @@ int odk_net_if_create(odk_driver *drv, const odk_net_ops *ops, void *ctx, const 
     if ((st = odk_fd_source_create(odk_driver_queue(drv), n->tap, EPOLLIN, on_tap, n, &n->src)) < 0)
         goto fail;
     n->reading = true;
+    if ((st = odk_fd_source_create(odk_driver_queue(drv), n->sys_ev, EPOLLIN, on_sys, n,
+                                   &n->sys_src)) < 0)
+        goto fail;
     if ((st = odk_timer_create(odk_driver_queue(drv), &n->timer)) < 0 ||
         (st = odk_action_create(odk_driver_queue(drv), on_timer, n, &n->timer_action)) < 0 ||
         (st = odk_timer_set_handler(n->timer, n->timer_action)) < 0 ||
@@ -474,6 +570,7 @@ int odk_net_if_create(odk_driver *drv, const odk_net_ops *ops, void *ctx, const 
     if (ops->enable && (st = ops->enable(n)) < 0)
         goto fail;
     n->enabled = true;
+    fetch_sys(n);
     odk_info("net %s ready (node %llu, %u buffers of %u bytes)", n->name,
              (unsigned long long)n->node, c.buffers, n->pool.size);
     *out = n;
@@ -503,6 +600,12 @@ void odk_net_if_destroy(odk_net_if *n)
         odk_fd_source_cancel(n->src, NULL, NULL);
         odk_release(n->src);
     }
+    if (n->sys_src) {
+        odk_fd_source_cancel(n->sys_src, NULL, NULL);
+        odk_release(n->sys_src);
+    }
+    if (n->sys_ev >= 0)
+        close(n->sys_ev);
     if (n->node) {
         publish_counters(n);
         odk_driver_withdraw_node(n->drv, n->node);
