@@ -38,13 +38,13 @@ int net_filter_from_value(const odk_value *v, struct net_filter *f)
     const odk_value *mac = v ? odk_dict_get(v, "mac") : NULL;
     const odk_value *mc = v ? odk_dict_get(v, "multicast") : NULL;
     size_t mac_len = 0, mc_len = 0;
-    const uint8_t *m = mac && odk_value_type(mac) == ODK_TYPE_DATA ? odk_value_data(mac, &mac_len)
-                                                                   : NULL;
-    const uint8_t *l = mc && odk_value_type(mc) == ODK_TYPE_DATA ? odk_value_data(mc, &mc_len)
-                                                                 : NULL;
+    const uint8_t *m =
+        mac && odk_value_type(mac) == ODK_TYPE_DATA ? odk_value_data(mac, &mac_len) : NULL;
+    const uint8_t *l =
+        mc && odk_value_type(mc) == ODK_TYPE_DATA ? odk_value_data(mc, &mc_len) : NULL;
     if (!v || !get_bool(v, "up", &up) || !get_bool(v, "promiscuous", &promisc) ||
-        !get_bool(v, "all_multicast", &allmulti) || !m || mac_len != 6 || !mc ||
-        (mc_len && !l) || mc_len % 6)
+        !get_bool(v, "all_multicast", &allmulti) || !m || mac_len != 6 || !mc || (mc_len && !l) ||
+        mc_len % 6)
         return ODK_E_PROTOCOL;
     size_t n = mc_len / 6;
     f->up = up;

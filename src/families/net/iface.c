@@ -17,6 +17,7 @@
 
 #include "families/net/filter.h"
 #include "families/net/pool.h"
+#include "families/net/vnet.h"
 #include "odk/net.h"
 #include "runtime/driver_internal.h"
 #include "runtime/host_link.h"
@@ -26,6 +27,9 @@
 #define COUNTERS_NS (1000u * 1000u * 1000u) /* how often the registry's counters are refreshed */
 #define BAD_LOG_MAX 10 /* bad completions logged one by one; later ones only counted */
 #define VLAN_TAG 4u
+#define TSO_FRAME_MAX 65536u /* the longest frame with TSO (the kernel's GSO limit) */
+#define OFFLOADS_KNOWN                                                                             \
+    (ODK_NET_OFFLOAD_CSUM | ODK_NET_OFFLOAD_TSO4 | ODK_NET_OFFLOAD_TSO6 | ODK_NET_OFFLOAD_RX)
 
 struct odk_net_if {
     odk_driver *drv;
@@ -47,6 +51,8 @@ struct odk_net_if {
     uint32_t rx_target; /* how many the family keeps there */
     bool rx_starved;    /* the driver found the RX submission ring empty */
     uint32_t mtu, max_mtu;
+    uint32_t offloads;
+    uint32_t hdr; /* bytes of odk_net_vnet_header before each frame: 0 without offloads */
     odk_net_counters c, published;
     unsigned bad_logged;
     bool enabled;
@@ -100,7 +106,7 @@ static void bad_completion(odk_net_if *n, const char *dir, const odk_net_packet 
     else
         odk_warn("net %s: the driver completed %s buffer %u with length %u (must be %u..%u): "
                  "dropped%s",
-                 n->name, dir, p->buffer, p->length, ODK_NET_MIN_FRAME, n->pool.size,
+                 n->name, dir, p->buffer, p->length, ODK_NET_MIN_FRAME + n->hdr, n->pool.size,
                  n->bad_logged == BAD_LOG_MAX ? " (no more such logs)" : "");
 }
 
@@ -150,13 +156,13 @@ static void pump_tap(odk_net_if *n)
             break;
         }
         /* A frame longer than a buffer (the system set an MTU above the
-         * driver's max_mtu) would be cut silently: the spare byte shows it. */
+         * driver's max_mtu) would be cut silently: the spare byte shows it.
+         * With offloads the header goes to the driver, in the buffer. */
         struct virtio_net_hdr vh;
         uint8_t spare;
-        struct iovec iov[3] = {{&vh, sizeof vh},
-                               {n->bufs + (size_t)b * n->pool.size, n->pool.size},
-                               {&spare, 1}};
-        ssize_t r = readv(n->tap, iov, 3);
+        struct iovec iov[3] = {
+            {&vh, sizeof vh}, {n->bufs + (size_t)b * n->pool.size, n->pool.size}, {&spare, 1}};
+        ssize_t r = n->hdr ? readv(n->tap, iov + 1, 2) : readv(n->tap, iov, 3);
         if (r < 0) {
             net_pool_put(&n->pool, b);
             if (errno != EAGAIN && errno != EINTR) {
@@ -166,13 +172,19 @@ static void pump_tap(odk_net_if *n)
             }
             break;
         }
-        size_t len = (size_t)r > sizeof vh ? (size_t)r - sizeof vh : 0;
-        if (len < ODK_NET_MIN_FRAME || len > n->pool.size) {
-            if (len > n->pool.size && n->bad_logged < BAD_LOG_MAX) {
+        size_t len = n->hdr ? (size_t)r : (size_t)r > sizeof vh ? (size_t)r - sizeof vh : 0;
+        /* Only a TSO frame (a GSO type in its header) may be longer than
+         * the driver's max_mtu allows: the buffer is larger for it. */
+        uint32_t max_frame = n->max_mtu + ODK_NET_ETHER_HEADER + VLAN_TAG;
+        bool too_long = len > n->pool.size ||
+                        (len > n->hdr + max_frame &&
+                         !(n->hdr && ((odk_net_vnet_header *)(void *)iov[1].iov_base)->gso_type));
+        if (len < ODK_NET_MIN_FRAME + n->hdr || too_long) {
+            if (too_long && n->bad_logged < BAD_LOG_MAX) {
                 n->bad_logged++;
                 odk_warn("net %s: a frame longer than %u bytes (the MTU is above the driver's "
                          "maximum, %u): dropped",
-                         n->name, n->pool.size, n->max_mtu);
+                         n->name, max_frame, n->max_mtu);
             }
             n->c.tx_errors++;
             net_pool_put(&n->pool, b);
@@ -228,7 +240,7 @@ int odk_net_tx_complete(odk_net_if *n, const odk_net_packet *pkts, size_t count)
             n->c.tx_drops++;
         } else {
             n->c.tx_packets++;
-            n->c.tx_bytes += p.length;
+            n->c.tx_bytes += p.length > n->hdr ? p.length - n->hdr : 0;
         }
         net_pool_put(&n->pool, p.buffer);
     }
@@ -261,7 +273,28 @@ int odk_net_rx_complete(odk_net_if *n, const odk_net_packet *pkts, size_t count)
             st = net_ring_pop(&n->rxc, &p);
         if (st < 0)
             return ODK_E_PROTOCOL;
-        st = net_pool_take_back(&n->pool, &p, NET_DRIVER_RX, ODK_NET_MIN_FRAME);
+        st = net_pool_take_back(&n->pool, &p, NET_DRIVER_RX, ODK_NET_MIN_FRAME + n->hdr);
+        uint8_t *buf = st != ODK_E_NOT_FOUND ? n->bufs + (size_t)p.buffer * n->pool.size : NULL;
+        if (st == ODK_OK && n->hdr) {
+            odk_net_vnet_header h;
+            memcpy(&h, buf, sizeof h); /* once: the driver may still write the buffer */
+            if (net_vnet_check(&h, p.length - n->hdr) < 0) {
+                n->c.rx_errors++;
+                if (n->bad_logged < BAD_LOG_MAX) {
+                    n->bad_logged++;
+                    odk_warn("net %s: the driver completed RX buffer %u with a bad offload header "
+                             "(flags %u, gso %u/%u, header %u, checksum at %u+%u, frame %u): "
+                             "dropped",
+                             n->name, p.buffer, h.flags, h.gso_type, h.gso_size, h.hdr_len,
+                             h.csum_start, h.csum_offset, p.length - n->hdr);
+                }
+                ret = ODK_E_INVALID;
+                n->rx_posted--;
+                net_pool_put(&n->pool, p.buffer);
+                continue;
+            }
+            memcpy(buf, &h, sizeof h);
+        }
         if (st < 0) {
             n->c.rx_errors++;
             bad_completion(n, "RX", &p, st);
@@ -269,13 +302,12 @@ int odk_net_rx_complete(odk_net_if *n, const odk_net_packet *pkts, size_t count)
             if (st == ODK_E_NOT_FOUND)
                 continue;
         } else {
-            struct iovec iov[2] = {{(void *)&vh, sizeof vh},
-                                   {n->bufs + (size_t)p.buffer * n->pool.size, p.length}};
-            if (writev(n->tap, iov, 2) < 0) {
+            struct iovec iov[2] = {{(void *)&vh, sizeof vh}, {buf, p.length}};
+            if (writev(n->tap, n->hdr ? iov + 1 : iov, n->hdr ? 1 : 2) < 0) {
                 n->c.rx_drops++;
             } else {
                 n->c.rx_packets++;
-                n->c.rx_bytes += p.length;
+                n->c.rx_bytes += p.length - n->hdr;
             }
         }
         n->rx_posted--;
@@ -304,7 +336,8 @@ static void publish_sys(odk_net_if *n)
     }
     const uint8_t *a = n->sys.mac;
     char addr[18];
-    snprintf(addr, sizeof addr, "%02x:%02x:%02x:%02x:%02x:%02x", a[0], a[1], a[2], a[3], a[4], a[5]);
+    snprintf(addr, sizeof addr, "%02x:%02x:%02x:%02x:%02x:%02x", a[0], a[1], a[2], a[3], a[4],
+             a[5]);
     if (!v || odk_dict_set(v, "Multicast", list) < 0 || odk_dict_set_bool(v, "Up", n->sys.up) < 0 ||
         odk_dict_set_string(v, "Address", addr) < 0 ||
         odk_dict_set_bool(v, "Promiscuous", n->sys.promisc) < 0 ||
@@ -465,7 +498,8 @@ static int open_tap(odk_net_if *n, const char *base, const uint8_t mac[6])
     odk_value *m = odk_value_new_data(mac, 6);
     if (!args || !m || odk_dict_set(args, "mac", m) < 0 ||
         odk_dict_set_int(args, "node", (int64_t)n->node) < 0 ||
-        odk_dict_set_string(args, "base", base) < 0 || odk_dict_set_int(args, "mtu", n->mtu) < 0) {
+        odk_dict_set_string(args, "base", base) < 0 || odk_dict_set_int(args, "mtu", n->mtu) < 0 ||
+        odk_dict_set_int(args, "offloads", n->offloads) < 0) {
         if (!args)
             odk_value_free(m);
         odk_value_free(args);
@@ -503,6 +537,11 @@ int odk_net_if_create(odk_driver *drv, const odk_net_ops *ops, void *ctx, const 
         c.max_mtu = c.mtu;
     if (!c.buffers)
         c.buffers = DEFAULT_BUFFERS;
+    bool tso = c.offloads & (ODK_NET_OFFLOAD_TSO4 | ODK_NET_OFFLOAD_TSO6);
+    if ((c.offloads & ~OFFLOADS_KNOWN) || (tso && !(c.offloads & ODK_NET_OFFLOAD_CSUM))) {
+        odk_error("net: offloads %#x: unknown bits, or TSO without CSUM", c.offloads);
+        return ODK_E_INVALID;
+    }
     if (c.mtu < 68 || c.mtu > c.max_mtu || c.max_mtu > ODK_NET_MAX_MTU || c.buffers < 16 ||
         c.buffers > 65536 || (c.buffers & (c.buffers - 1))) {
         odk_error("net: mtu %u, max_mtu %u, %u buffers: need 68 <= mtu <= max_mtu <= %u and a "
@@ -536,15 +575,21 @@ int odk_net_if_create(odk_driver *drv, const odk_net_ops *ops, void *ctx, const 
     memcpy(n->sys.mac, c.mac, 6);
     n->mtu = c.mtu;
     n->max_mtu = c.max_mtu;
+    n->offloads = c.offloads;
+    n->hdr = c.offloads ? ODK_NET_VNET_HEADER : 0;
     snprintf(n->name, sizeof n->name, "%s?", base);
-    int st = make_shm(n, c.buffers, c.max_mtu + ODK_NET_ETHER_HEADER + VLAN_TAG);
+    uint32_t frame = c.max_mtu + ODK_NET_ETHER_HEADER + VLAN_TAG;
+    if (tso && frame < TSO_FRAME_MAX + VLAN_TAG)
+        frame = TSO_FRAME_MAX + VLAN_TAG;
+    int st = make_shm(n, c.buffers, n->hdr + frame);
     if (st < 0)
         goto fail;
     n->rx_target = c.buffers / 2;
     odk_value *props = odk_value_new_dict();
     if (!props || odk_dict_set_int(props, "Buffers", c.buffers) < 0 ||
         odk_dict_set_int(props, "BufferSize", n->pool.size) < 0 ||
-        odk_dict_set_int(props, "IOMaxPacketSize", c.max_mtu + ODK_NET_ETHER_HEADER) < 0) {
+        odk_dict_set_int(props, "IOMaxPacketSize", c.max_mtu + ODK_NET_ETHER_HEADER) < 0 ||
+        odk_dict_set_int(props, "Offloads", c.offloads) < 0) {
         odk_value_free(props);
         st = ODK_E_NOMEM;
         goto fail;
@@ -661,4 +706,9 @@ uint32_t odk_net_buffer_size(const odk_net_if *n)
 uint32_t odk_net_buffer_count(const odk_net_if *n)
 {
     return n->pool.count;
+}
+
+uint32_t odk_net_if_offloads(const odk_net_if *n)
+{
+    return n->offloads;
 }

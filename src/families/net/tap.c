@@ -35,9 +35,9 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/ioctl.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/ioctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -69,7 +69,7 @@ struct tap_if {
 
 struct net {
     struct tap_if *ifs;
-    int nl;        /* rtnetlink link events of every namespace with an id, -1: none */
+    int nl; /* rtnetlink link events of every namespace with an id, -1: none */
     struct watch nl_w;
     int self_ns;   /* odkd's network namespace, to come back to */
     uint64_t poll; /* the multicast poll's timer, 0: not armed */
@@ -142,8 +142,7 @@ static void refresh_name(struct tap_if *t)
  * its name means it: setns there and back (odkd's loop is its only thread,
  * and sockets made there stay there).  ODK_E_IO when the namespace cannot
  * be entered. */
-static int in_dev_ns(struct net *n, struct tap_if *t, int (*fn)(struct tap_if *, void *),
-                     void *arg)
+static int in_dev_ns(struct net *n, struct tap_if *t, int (*fn)(struct tap_if *, void *), void *arg)
 {
     refresh_name(t);
     int ns = ioctl(t->fd, TUNGETDEVNETNS);
@@ -407,8 +406,7 @@ static void start_watching(struct odkd *d)
     n->nl = socket(AF_NETLINK, SOCK_RAW | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_ROUTE);
     int on = 1;
     struct sockaddr_nl sa = {.nl_family = AF_NETLINK, .nl_groups = RTMGRP_LINK};
-    if (n->nl < 0 ||
-        setsockopt(n->nl, SOL_NETLINK, NETLINK_LISTEN_ALL_NSID, &on, sizeof on) < 0 ||
+    if (n->nl < 0 || setsockopt(n->nl, SOL_NETLINK, NETLINK_LISTEN_ALL_NSID, &on, sizeof on) < 0 ||
         bind(n->nl, (struct sockaddr *)&sa, sizeof sa) < 0 ||
         loop_add(d, &n->nl_w, n->nl, EPOLLIN, on_netlink, NULL) < 0) {
         odk_warn("net: no link events (%s): the system's changes reach drivers every %d ms",
@@ -417,6 +415,26 @@ static void start_watching(struct odkd *d)
             close(n->nl);
         n->nl = -1;
     }
+}
+
+/* The offloads the driver declared (ODK_NET_OFFLOAD_*), offered to the
+ * kernel: it then hands the queue partial checksums and 64 KiB TCP frames,
+ * and `ethtool -k` shows them.  Set on every hand-over, so a driver that
+ * restarts without them stops getting such frames. */
+static int set_offloads(struct tap_if *t, int64_t offloads, char *err, size_t len)
+{
+    unsigned long f = 0;
+    if (offloads & ODK_NET_OFFLOAD_CSUM)
+        f |= TUN_F_CSUM;
+    if (offloads & ODK_NET_OFFLOAD_TSO4)
+        f |= TUN_F_TSO4 | TUN_F_TSO_ECN;
+    if (offloads & ODK_NET_OFFLOAD_TSO6)
+        f |= TUN_F_TSO6 | TUN_F_TSO_ECN;
+    if (ioctl(t->fd, TUNSETOFFLOAD, f) < 0) {
+        snprintf(err, len, "%s: cannot set offloads %#lx: %s", t->name, f, strerror(errno));
+        return ODK_E_IO;
+    }
+    return ODK_OK;
 }
 
 static int open_tap(struct tap_if *t, char *err, size_t len)
@@ -475,10 +493,16 @@ static int op_net_tap(struct host_request *r)
     const char *base = odk_dict_get_string(r->args, "base", "odknet");
     const uint8_t *mac = mac_arg(r->args);
     int64_t mtu = odk_dict_get_int(r->args, "mtu", 1500);
-    if (!good_base(base) || !mac || mtu < 68 || mtu > ODK_NET_MAX_MTU) {
+    int64_t offloads = odk_dict_get_int(r->args, "offloads", 0);
+    const int64_t known =
+        ODK_NET_OFFLOAD_CSUM | ODK_NET_OFFLOAD_TSO4 | ODK_NET_OFFLOAD_TSO6 | ODK_NET_OFFLOAD_RX;
+    if (!good_base(base) || !mac || mtu < 68 || mtu > ODK_NET_MAX_MTU || offloads < 0 ||
+        (offloads & ~known) ||
+        ((offloads & (ODK_NET_OFFLOAD_TSO4 | ODK_NET_OFFLOAD_TSO6)) &&
+         !(offloads & ODK_NET_OFFLOAD_CSUM))) {
         snprintf(r->err, sizeof r->err,
                  "net-tap: base name '%s' must be 1-%d of a-z, 0-9, '_', '-'; the MAC a unicast "
-                 "address; the MTU %d..%u",
+                 "address; the MTU %d..%u; offloads known bits, TSO with CSUM",
                  base, BASE_MAX, 68, ODK_NET_MAX_MTU);
         return ODK_E_INVALID;
     }
@@ -513,6 +537,8 @@ static int op_net_tap(struct host_request *r)
         n->ifs = t;
     }
     int st = set_mac(t, mac, r->err, sizeof r->err);
+    if (st == ODK_OK)
+        st = set_offloads(t, offloads, r->err, sizeof r->err);
     /* A new interface gets the driver's MTU; one handed over again keeps
      * the MTU the system has set meanwhile (`ip link set mtu` survives a
      * driver's restart). */
@@ -541,6 +567,7 @@ static int op_net_tap(struct host_request *r)
     set_prop_int(node, "IOMaxTransferUnit", mtu);
     odk_dict_set_bool(node->props, "IOLinkStatus", false);
     set_prop_int(node, "IOLinkSpeed", 0);
+    set_prop_int(node, "Offloads", offloads);
     struct msg m = msg_begin();
     msg_str(&m, "name", t->name);
     st = msg_finish(&m, &r->out);
