@@ -422,6 +422,182 @@ static void sim_tx_available(odk_net_if *nif)
 
 /* ---- receive: cable -> RX buffers -> RX completion ---------------------------- */
 
+/* Receive coalescing (LRO), as a NIC with it does: consecutive segments of
+ * one TCP flow in a batch, each checked against its checksum, become one
+ * large frame the system takes as a GSO frame (one trip through its stack
+ * instead of one per segment).  Only plain segments qualify: ACK (and PSH,
+ * which ends a run), no IP options or fragments, the same headers apart
+ * from lengths, IP id and sequence number. */
+struct rx_tcp {
+    bool v6;
+    uint16_t l3, l4, hl;
+    uint32_t seq, paylen;
+};
+
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] << 24 | (uint32_t)p[1] << 16 | (uint32_t)p[2] << 8 | p[3];
+}
+
+static uint64_t pseudo_sum(const uint8_t *f, const struct rx_tcp *t, uint32_t tcp_len)
+{
+    uint8_t ps[40];
+    if (!t->v6) {
+        memcpy(ps, f + t->l3 + 12, 8);
+        ps[8] = 0;
+        ps[9] = 6;
+        put16(ps + 10, tcp_len);
+        return csum_add(0, ps, 12);
+    }
+    memcpy(ps, f + t->l3 + 8, 32);
+    uint8_t tail[8] = {(uint8_t)(tcp_len >> 24),
+                       (uint8_t)(tcp_len >> 16),
+                       (uint8_t)(tcp_len >> 8),
+                       (uint8_t)tcp_len,
+                       0,
+                       0,
+                       0,
+                       6};
+    return csum_add(csum_add(0, ps, 32), tail, 8);
+}
+
+/* A segment that may be coalesced, with a good checksum. */
+static bool parse_rx_tcp(const uint8_t *f, size_t len, struct rx_tcp *t)
+{
+    t->l3 = 14;
+    if (len < 14u + 40u + 20u)
+        return false;
+    uint16_t type = get16(f + 12);
+    if (type == 0x0800) {
+        const uint8_t *ip = f + 14;
+        if (ip[0] != 0x45 || ip[9] != 6 || (get16(ip + 6) & 0x3fff) || get16(ip + 2) != len - 14)
+            return false;
+        t->v6 = false;
+        t->l4 = 14 + 20;
+    } else if (type == 0x86dd) {
+        const uint8_t *ip = f + 14;
+        if ((ip[0] >> 4) != 6 || ip[6] != 6 || get16(ip + 4) != len - 14 - 40)
+            return false;
+        t->v6 = true;
+        t->l4 = 14 + 40;
+    } else {
+        return false;
+    }
+    const uint8_t *tcp = f + t->l4;
+    t->hl = (uint16_t)(t->l4 + (tcp[12] >> 4) * 4);
+    if (t->hl < t->l4 + 20 || t->hl >= len || (tcp[13] != 0x10 && tcp[13] != 0x18))
+        return false;
+    t->seq = get32(tcp + 4);
+    t->paylen = (uint32_t)(len - t->hl);
+    uint32_t tcp_len = (uint32_t)(len - t->l4);
+    return csum_fold(csum_add(pseudo_sum(f, t, tcp_len), tcp, tcp_len)) == 0;
+}
+
+/* Whether segment g (frame gf) continues run a (frame af, next sequence
+ * number next). */
+static bool continues(const uint8_t *af, const struct rx_tcp *a, uint32_t next, const uint8_t *gf,
+                      const struct rx_tcp *g)
+{
+    if (g->v6 != a->v6 || g->hl != a->hl || g->seq != next || memcmp(af, gf, 12) != 0)
+        return false;
+    const uint8_t *ai = af + a->l3, *gi = gf + g->l3;
+    if (!a->v6 ? ai[1] != gi[1] || ai[8] != gi[8] || memcmp(ai + 12, gi + 12, 8) != 0
+               : memcmp(ai, gi, 4) != 0 || ai[7] != gi[7] || memcmp(ai + 8, gi + 8, 32) != 0)
+        return false;
+    const uint8_t *at = af + a->l4, *gt = gf + g->l4;
+    /* Ports, ack, header length and window, options: all the same. */
+    return memcmp(at, gt, 4) == 0 && memcmp(at + 8, gt + 8, 5) == 0 &&
+           memcmp(at + 14, gt + 14, 2) == 0 &&
+           memcmp(at + 20, gt + 20, (size_t)(a->hl - a->l4 - 20)) == 0;
+}
+
+/* The header and lengths of a coalesced frame: a GSO frame whose TCP
+ * checksum field holds the pseudo-header's sum (NEEDS_CSUM), as a NIC's
+ * LRO hands it up.  A lone checked segment is marked DATA_VALID. */
+static void finish_run(uint8_t *buf, uint32_t hdr, size_t len, const struct rx_tcp *t,
+                       unsigned count, uint32_t mss)
+{
+    uint8_t *f = buf + hdr;
+    odk_net_vnet_header h = {.flags = ODK_NET_VNET_F_DATA_VALID};
+    if (count > 1) {
+        uint8_t *ip = f + t->l3, *tcp = f + t->l4;
+        if (!t->v6) {
+            put16(ip + 2, (uint32_t)(len - t->l3));
+            put16(ip + 10, 0);
+            uint16_t c = csum_fold(csum_add(0, ip, 20));
+            memcpy(ip + 10, &c, 2);
+        } else {
+            put16(ip + 4, (uint32_t)(len - t->l3 - 40));
+        }
+        uint16_t partial = (uint16_t)~csum_fold(pseudo_sum(f, t, (uint32_t)(len - t->l4)));
+        memcpy(tcp + 16, &partial, 2);
+        h = (odk_net_vnet_header){.flags = ODK_NET_VNET_F_NEEDS_CSUM,
+                                  .gso_type = t->v6 ? ODK_NET_GSO_TCPV6 : ODK_NET_GSO_TCPV4,
+                                  .hdr_len = t->hl,
+                                  .gso_size = (uint16_t)mss,
+                                  .csum_start = t->l4,
+                                  .csum_offset = 16};
+    }
+    memcpy(buf, &h, sizeof h);
+}
+
+/* Coalesces runs in done[] (frames with a zero header), in place; the
+ * buffers of segments merged into others go back to the driver's spares. */
+static size_t coalesce(struct net_sim *s, odk_net_packet *done, size_t n)
+{
+    size_t out = 0, run = SIZE_MAX; /* run: index in done[] of the open run */
+    struct rx_tcp a = {0};
+    uint32_t next = 0, mss = 0;
+    unsigned count = 0;
+    bool closed = false;
+    uint32_t cap = odk_net_buffer_size(s->nif) - s->hdr;
+    for (size_t i = 0; i < n; i++) {
+        uint8_t *gb = odk_net_buffer(s->nif, done[i].buffer);
+        size_t glen = done[i].length - s->hdr;
+        struct rx_tcp g;
+        bool ok = parse_rx_tcp(gb + s->hdr, glen, &g);
+        if (ok && run != SIZE_MAX && !closed) {
+            uint8_t *ab = odk_net_buffer(s->nif, done[run].buffer);
+            size_t alen = done[run].length - s->hdr;
+            if (count >= 1 && g.paylen <= mss && alen + g.paylen <= cap &&
+                alen + g.paylen - a.l3 <= 65535 &&
+                continues(ab + s->hdr, &a, next, gb + s->hdr, &g)) {
+                memcpy(ab + s->hdr + alen, gb + s->hdr + g.hl, g.paylen);
+                done[run].length += g.paylen;
+                next += g.paylen;
+                count++;
+                if (gb[s->hdr + g.l4 + 13] & 0x08) { /* PSH: the run ends here */
+                    ab[s->hdr + a.l4 + 13] |= 0x08;
+                    closed = true;
+                }
+                if (g.paylen < mss)
+                    closed = true; /* a short segment ends a run */
+                s->rx_bufs[s->n_rx_bufs++] = (odk_net_packet){done[i].buffer, 0};
+                continue;
+            }
+        }
+        if (run != SIZE_MAX)
+            finish_run(odk_net_buffer(s->nif, done[run].buffer), s->hdr, done[run].length - s->hdr,
+                       &a, count, mss);
+        done[out] = done[i];
+        if (ok) {
+            run = out;
+            a = g;
+            next = g.seq + g.paylen;
+            mss = g.paylen;
+            count = 1;
+            closed = (gb[s->hdr + g.l4 + 13] & 0x08) != 0;
+        } else {
+            run = SIZE_MAX;
+        }
+        out++;
+    }
+    if (run != SIZE_MAX)
+        finish_run(odk_net_buffer(s->nif, done[run].buffer), s->hdr, done[run].length - s->hdr, &a,
+                   count, mss);
+    return out;
+}
+
 static void receive(struct net_sim *s)
 {
     for (;;) {
@@ -490,6 +666,8 @@ static void receive(struct net_sim *s)
                 continue; /* all filtered: there may be more */
             break;
         }
+        if (s->hdr && s->fault == FAULT_NONE)
+            n_done = coalesce(s, done, n_done);
         int st = odk_net_rx_complete(s->nif, done, n_done);
         if (st < 0 && s->fault == FAULT_NONE)
             odk_warn("net-sim: the family refused received frames: %s", odk_strerror(st));
