@@ -11,7 +11,7 @@ DEB_PACKAGES = meson ninja-build pkg-config gcc clang libjansson-dev \
 	libsystemd-dev binutils libclang-rt-14-dev groff-base man-db systemd \
 	qemu-system-x86 busybox-static kmod libfuse3-dev libevdev-dev python3-evdev \
 	libnbd-bin nbdkit fuse3 fio e2fsprogs nbd-client \
-	libasound2-dev alsa-utils python3-numpy
+	libasound2-dev alsa-utils python3-numpy ethtool
 
 .PHONY: all deps asan asan-test check test unit integration demo bench format clean fuzz \
 	campaign campaign-ci install vm-test vm-campaign soak-usb soak-pci storage-big soak-audio

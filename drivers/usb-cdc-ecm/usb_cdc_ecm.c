@@ -28,8 +28,11 @@
 #define NETWORK_CONNECTION 0x00
 #define CONNECTION_SPEED_CHANGE 0x2a
 /* Directed, broadcast and all-multicast frames (ECM 6.2.4), as Linux's
- * cdc_ether asks for. */
+ * cdc_ether asks for; promiscuous added while the system asks for it.
+ * (Multicast address filters would need wNumberMCFilters, which few
+ * adapters have: all-multicast stays on, as cdc_ether leaves it.) */
 #define PACKET_FILTER 0x0e
+#define PACKET_FILTER_PROMISCUOUS 0x01
 
 #define IN_FLIGHT 8u
 #define XFER_SIZE 2048u /* a 1514-byte frame and then some */
@@ -263,11 +266,25 @@ static void ecm_disable(odk_net_if *nif)
     e->running = false;
 }
 
+/* `ip link set … promisc on` (or tcpdump): the adapter passes every frame. */
+static void ecm_set_promiscuous(odk_net_if *nif, bool on)
+{
+    struct ecm *e = odk_net_if_ctx(nif);
+    odk_usb_request r = {ODK_USB_REQ_OUT | ODK_USB_REQ_CLASS | ODK_USB_REQ_INTERFACE,
+                         SET_ETHERNET_PACKET_FILTER,
+                         (uint16_t)(PACKET_FILTER | (on ? PACKET_FILTER_PROMISCUOUS : 0)), 0, 0};
+    int st = odk_usb_interface_request(e->comm, &r, NULL, NULL, 0);
+    if (st < 0)
+        odk_warn("usb-cdc-ecm: SET_ETHERNET_PACKET_FILTER (promiscuous %s): %s", on ? "on" : "off",
+                 odk_strerror(st));
+}
+
 static const odk_net_ops ecm_ops = {
     .enable = ecm_enable,
     .disable = ecm_disable,
     .tx_available = ecm_tx_available,
     .rx_available = ecm_rx_available,
+    .set_promiscuous = ecm_set_promiscuous,
 };
 
 /* ---- descriptors ---------------------------------------------------------------- */

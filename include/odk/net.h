@@ -82,7 +82,25 @@ typedef struct odk_net_ops {
      * that found none.  A driver that stopped receiving for lack of buffers
      * resumes here. */
     void (*rx_available)(odk_net_if *nif);
+    /* What the system sets on the interface, as NetworkingDriverKit's
+     * SetInterfaceEnable, SetPromiscuousModeEnable, SetAllMulticastModeEnable
+     * and SetMulticastAddresses deliver it: `ip link set up/down`, `promisc`
+     * (also a packet socket's or a bridge's promiscuity), `allmulti`, and
+     * the link-layer multicast list (`ip maddr`, groups the stack joins).
+     * Each is called once after enable with the state then, and again when
+     * it changes (up/down, promisc and allmulti within moments; multicast
+     * list changes raise no kernel event, odkd reads them twice a second).
+     * All optional.  A driver with hardware filters programs them here; one
+     * without may filter in software with odk_net_if_accepts.  More than
+     * ODK_NET_MAX_MULTICAST addresses arrive as all-multicast on. */
+    void (*set_interface_up)(odk_net_if *nif, bool up);
+    void (*set_promiscuous)(odk_net_if *nif, bool on);
+    void (*set_all_multicast)(odk_net_if *nif, bool on);
+    /* list: n addresses of 6 bytes, borrowed for the call. */
+    void (*set_multicast_list)(odk_net_if *nif, const uint8_t (*list)[6], size_t n);
 } odk_net_ops;
+
+#define ODK_NET_MAX_MULTICAST 256u /* multicast addresses passed to set_multicast_list */
 
 typedef struct odk_net_config {
     uint8_t mac[6];        /* the permanent address; all zero: a random local one */
@@ -90,7 +108,47 @@ typedef struct odk_net_config {
     uint32_t max_mtu;      /* largest MTU the hardware takes (buffer size); 0: mtu */
     uint32_t buffers;      /* packet buffers in the pool, power of two; 0: 512 */
     const char *base_name; /* NULL: the personality's OdkNetBaseName, else "odknet" */
+    uint32_t offloads;     /* ODK_NET_OFFLOAD_* the driver (its hardware) does; 0: none */
 } odk_net_config;
+
+/* ---- offloads ------------------------------------------------------------- */
+
+/* What a driver may declare in odk_net_config.offloads.  The system then
+ * hands it work it would do itself otherwise (`ethtool -k` shows them on):
+ *   CSUM  frames to send may carry a partial TCP/UDP checksum for the driver
+ *         to complete (ODK_NET_VNET_F_NEEDS_CSUM),
+ *   TSO4, TSO6  TCP frames to send may be up to 64 KiB, for the driver to cut
+ *         into segments of gso_size payload bytes (both need CSUM),
+ *   RX    received frames carry a header the driver fills (zero: nothing
+ *         done; ODK_NET_VNET_F_DATA_VALID: checksums verified; a GSO type:
+ *         segments it coalesced).
+ * With any of them, every buffer of the pool begins with an
+ * odk_net_vnet_header, the frame follows it, and a packet's length counts
+ * both (TX and RX, both ways).  Buffers are then ODK_NET_VNET_HEADER bytes
+ * larger, and with TSO large enough for a 64 KiB frame. */
+#define ODK_NET_OFFLOAD_CSUM 0x1u
+#define ODK_NET_OFFLOAD_TSO4 0x2u
+#define ODK_NET_OFFLOAD_TSO6 0x4u
+#define ODK_NET_OFFLOAD_RX 0x8u
+
+/* The virtio-net header (struct virtio_net_hdr), in the machine's byte
+ * order.  Offsets count from the frame's first byte (after this header). */
+typedef struct odk_net_vnet_header {
+    uint8_t flags;        /* ODK_NET_VNET_F_* */
+    uint8_t gso_type;     /* ODK_NET_GSO_*, with ODK_NET_GSO_ECN when the frame carries CWR */
+    uint16_t hdr_len;     /* bytes of Ethernet, IP and TCP headers of a GSO frame */
+    uint16_t gso_size;    /* payload bytes per segment of a GSO frame */
+    uint16_t csum_start;  /* the checksum covers csum_start to the frame's end ... */
+    uint16_t csum_offset; /* ... and goes at csum_start + csum_offset */
+} odk_net_vnet_header;
+
+#define ODK_NET_VNET_HEADER 10u /* sizeof(odk_net_vnet_header) */
+#define ODK_NET_VNET_F_NEEDS_CSUM 1u
+#define ODK_NET_VNET_F_DATA_VALID 2u
+#define ODK_NET_GSO_NONE 0u
+#define ODK_NET_GSO_TCPV4 1u
+#define ODK_NET_GSO_TCPV6 4u
+#define ODK_NET_GSO_ECN 0x80u
 
 /* Creates the interface for drv (call in start): publishes its node, gets
  * the TAP queue from odkd, then calls ops->enable.  BLOCKS on odkd.  The
@@ -128,14 +186,28 @@ ODK_PUBLIC int odk_net_set_link(odk_net_if *nif, bool up, uint64_t speed_bps);
 ODK_PUBLIC int odk_net_set_mac(odk_net_if *nif, const uint8_t mac[6]);
 ODK_PUBLIC int odk_net_set_mtu(odk_net_if *nif, uint32_t mtu);
 
+/* Whether a NIC filtering as the system asked would take frame (len bytes,
+ * destination MAC first): false while the interface is down; true in
+ * promiscuous mode, for the interface's address (the system's current one,
+ * which `ip link set address` may have changed), broadcast, and multicast
+ * in the list or with all-multicast on.  For drivers whose hardware has no
+ * filter.  Never blocks; false for a NULL frame or one shorter than a
+ * header. */
+ODK_PUBLIC bool odk_net_if_accepts(const odk_net_if *nif, const uint8_t *frame, size_t len);
+
 /* ---- the data path ------------------------------------------------------ */
 
 /* The pool: buffer i's bytes (borrowed until destroy), the size of every
- * buffer (max_mtu + ODK_NET_ETHER_HEADER + 4 for a VLAN tag), and their
- * count.  A buffer index that is out of range gives NULL. */
+ * buffer (max_mtu + ODK_NET_ETHER_HEADER + 4 for a VLAN tag; with offloads
+ * ODK_NET_VNET_HEADER more, and with TSO at least that for a 65536-byte
+ * frame), and their count.  A buffer index that is out of range gives
+ * NULL. */
 ODK_PUBLIC uint8_t *odk_net_buffer(odk_net_if *nif, uint32_t buffer);
 ODK_PUBLIC uint32_t odk_net_buffer_size(const odk_net_if *nif);
 ODK_PUBLIC uint32_t odk_net_buffer_count(const odk_net_if *nif);
+/* The offloads in force (odk_net_config.offloads); buffers begin with an
+ * odk_net_vnet_header when it is not 0. */
+ODK_PUBLIC uint32_t odk_net_if_offloads(const odk_net_if *nif);
 
 /* Takes up to max frames to send from the TX submission ring into pkts;
  * returns how many (0: none now).  The driver owns their buffers until it
@@ -154,8 +226,11 @@ ODK_PUBLIC int odk_net_tx_complete(odk_net_if *nif, const odk_net_packet *pkts, 
 ODK_PUBLIC size_t odk_net_rx_dequeue(odk_net_if *nif, odk_net_packet *bufs, size_t max);
 /* Hands n received frames to the system (the TAP queue) and takes their
  * buffers back.  Never blocks.  Every descriptor is checked: an unknown
- * buffer (out of range, or not one the driver holds for RX) or a bad length
- * (< ODK_NET_MIN_FRAME or > odk_net_buffer_size) drops that frame, counts it
+ * buffer (out of range, or not one the driver holds for RX), a bad length
+ * (< ODK_NET_MIN_FRAME or > odk_net_buffer_size; with offloads, header
+ * included) or, with offloads, a header the frame contradicts (unknown
+ * flags or GSO type, a checksum or header length past the frame's end, a
+ * GSO type without gso_size) drops that frame, counts it
  * as an RX error, logs it, and the call answers ODK_E_INVALID after handling
  * the rest (a bad-length frame's buffer is still taken back).  A frame the
  * system would not take (the interface is down) counts as an RX drop. */

@@ -256,12 +256,17 @@ def test_every_frame_size_and_jumbo_frames_arrive_intact(pair):
 
 
 @pytest.mark.parametrize("fault,words", [("rx-bad-length", "with length"),
-                                         ("rx-unknown-buffer", "which it does not hold")])
+                                         ("rx-unknown-buffer", "which it does not hold"),
+                                         ("rx-bad-vnet", "with a bad offload header")])
 def test_bad_rx_completion_is_dropped_and_counted(odkd, fault, words):
     p = Pair(odkd, extra=({}, {"fault": fault}))
     try:
         r = p.ping(5, interval="0.05", check=False, deadline=3)
         assert r.returncode != 0  # b drops every frame it receives
+        # Frames for b's address pass its NIC's filter (ARP requests alone
+        # come once a second; multicast to groups b never joined is filtered).
+        in_ns(p.ns[0], sys.executable, "-c", FLOOD, p.names[0],
+              props(odkd, p.devs[1])["IOMACAddress"], 10)
         wait_until(lambda: props(odkd, p.devs[1]).get("Counters", {}).get("RxErrors", 0) >= 5,
                    what="RX errors counted")
         assert props(odkd, p.devs[1])["Counters"]["RxPackets"] == 0
@@ -322,3 +327,207 @@ def test_a_flood_beyond_the_pool_and_the_cable_does_not_stall(pair, odkd):
     r = pair.ping(5, interval="0.2", check=False)
     assert " 0% packet loss" in r.stdout, r.stdout
     assert pair.instance(1)["restarts"] == 0
+
+
+PROBE_RECEIVER = r"""
+import socket, sys
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW, socket.htons(0x88B5))
+s.bind((sys.argv[1], 0))
+s.settimeout(20)
+print("ready", flush=True)
+seen = []
+try:
+    while True:
+        f = s.recv(2048)
+        if f[14:17] == b"end":
+            break
+        seen.append(f[:6].hex())
+except socket.timeout:
+    seen.append("timeout")
+print(" ".join(seen), flush=True)
+"""
+
+PROBE_SENDER = r"""
+import socket, sys, time
+s = socket.socket(socket.AF_PACKET, socket.SOCK_RAW)
+s.bind((sys.argv[1], 0))
+src = s.getsockname()[4]
+marker = bytes.fromhex(sys.argv[2].replace(":", ""))
+for dst in sys.argv[3:]:
+    s.send(bytes.fromhex(dst.replace(":", "")) + src + b"\x88\xb5" + b"probe".ljust(46, b"."))
+time.sleep(0.05)
+s.send(marker + src + b"\x88\xb5" + b"end".ljust(46, b"."))
+"""
+
+FOREIGN = "02:00:5e:11:22:33"  # a unicast address nobody here has
+GROUP = "01:00:5e:7f:01:02"     # an IPv4 multicast group nobody joined
+
+
+def probe(pair, *dsts):
+    """Sends a frame from a to each of dsts, then one to b's address; says
+    which of dsts b's packet socket saw.  A packet socket sees every frame
+    the interface receives, for this host or not, so only the NIC's filter
+    keeps one away."""
+    mac = state(pair, 1)["mac"]
+    rx = subprocess.Popen(["ip", "netns", "exec", pair.ns[1], sys.executable, "-c",
+                           PROBE_RECEIVER, pair.names[1]],
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env=CHILD_ENV)
+    assert rx.stdout.readline().strip() == "ready", rx.stderr.read()
+    in_ns(pair.ns[0], sys.executable, "-c", PROBE_SENDER, pair.names[0], mac, *dsts)
+    out, err = rx.communicate(timeout=HANG_GUARD)
+    assert "timeout" not in out, f"the marker never came: {out} {err}"
+    return {d for d in dsts if d.replace(":", "") in out.split()}
+
+
+def state(pair, i):
+    st = props(pair.odkd, pair.devs[i]).get("IOInterfaceState", {})
+    return {**st, "mac": st.get("Address")}
+
+
+def test_system_filters_and_up_down_reach_the_driver(pair, odkd):
+    """ip link set promisc / allmulti / down / up and ip maddr reach the
+    driver through odkd (visible in the node's IOInterfaceState, which the
+    driver's family writes after calling the driver), and net-sim's receive
+    filter follows them."""
+    st = wait_until(lambda: state(pair, 1) if state(pair, 1).get("Up") else None,
+                    what="the interface up, as the driver heard")
+    assert st["Promiscuous"] is False and st["AllMulticast"] is False
+    # Not for b, not a joined group: filtered by the NIC, and counted.
+    assert probe(pair, FOREIGN, GROUP) == set()
+    wait_until(lambda: props(odkd, pair.devs[1]).get("RxFiltered", 0) >= 2,
+               what="RxFiltered counted")
+
+    ns, name = pair.ns[1], pair.names[1]
+    in_ns(ns, "ip", "link", "set", name, "promisc", "on")
+    wait_until(lambda: state(pair, 1).get("Promiscuous"), what="promiscuous reaching the driver")
+    assert probe(pair, FOREIGN, GROUP) == {FOREIGN, GROUP}
+    in_ns(ns, "ip", "link", "set", name, "promisc", "off")
+    wait_until(lambda: state(pair, 1).get("Promiscuous") is False, what="promiscuous off")
+    assert probe(pair, FOREIGN) == set()
+
+    in_ns(ns, "ip", "maddr", "add", GROUP, "dev", name)
+    wait_until(lambda: GROUP in state(pair, 1).get("Multicast", []),
+               what="the multicast list reaching the driver")
+    assert probe(pair, FOREIGN, GROUP) == {GROUP}
+    in_ns(ns, "ip", "maddr", "del", GROUP, "dev", name)
+    wait_until(lambda: GROUP not in state(pair, 1).get("Multicast", [GROUP]),
+               what="the group leaving the list")
+    other = "01:00:5e:7f:09:09"
+    assert probe(pair, GROUP, other) == set()
+    in_ns(ns, "ip", "link", "set", name, "allmulticast", "on")
+    wait_until(lambda: state(pair, 1).get("AllMulticast"), what="all-multicast")
+    assert probe(pair, FOREIGN, other) == {other}
+    in_ns(ns, "ip", "link", "set", name, "allmulticast", "off")
+
+    # The system changes the address: the filter follows the interface's.
+    in_ns(ns, "ip", "link", "set", name, "address", "02:6f:64:aa:bb:cc")
+    wait_until(lambda: state(pair, 1)["mac"] == "02:6f:64:aa:bb:cc", what="the new address")
+    in_ns(pair.ns[0], "ip", "neigh", "flush", "dev", pair.names[0])
+    assert " 0% packet loss" in pair.ping(5, interval="0.05").stdout
+    # Down and up.
+    in_ns(ns, "ip", "link", "set", name, "down")
+    wait_until(lambda: state(pair, 1).get("Up") is False, what="down reaching the driver")
+    in_ns(ns, "ip", "link", "set", name, "up")
+    wait_until(lambda: state(pair, 1).get("Up"), what="up reaching the driver")
+    wait_until(lambda: "LOWER_UP" in pair.link(1), what="carrier")
+    wait_until(lambda: pair.ping(1, deadline=2, check=False).returncode == 0, what="a reply")
+    assert " 0% packet loss" in pair.ping(10).stdout
+    log = odkd.log_text()
+    assert "promiscuous on" in log and "interface down" in log
+
+
+SINK = r"""
+import hashlib, socket, sys
+s = socket.socket(socket.AF_INET6 if ":" in sys.argv[1] else socket.AF_INET)
+s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind((sys.argv[1], 5301))
+s.listen(1)
+print("ready", flush=True)
+c, _ = s.accept()
+h, n = hashlib.sha256(), 0
+while True:
+    b = c.recv(1 << 20)
+    if not b:
+        break
+    h.update(b)
+    n += len(b)
+print(n, h.hexdigest(), flush=True)
+"""
+
+SOURCE = r"""
+import hashlib, random, socket, sys
+r = random.Random(int(sys.argv[2]))
+s = socket.create_connection((sys.argv[1], 5301), timeout=60)
+h, n = hashlib.sha256(), 0
+for i in range(160):
+    # Odd sizes, so segments end anywhere and checksums cover odd lengths.
+    b = r.randbytes(65536 + r.randrange(0, 4099))
+    s.sendall(b)
+    h.update(b)
+    n += len(b)
+s.close()
+print(n, h.hexdigest(), flush=True)
+"""
+
+
+def transfer_intact(pair, addr, seed):
+    """About 11 MB of random bytes over TCP from a to b, compared by hash."""
+    sink = subprocess.Popen(["ip", "netns", "exec", pair.ns[1], sys.executable, "-c", SINK, addr],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            env=CHILD_ENV)
+    assert sink.stdout.readline().strip() == "ready", sink.stderr.read()
+    sent = in_ns(pair.ns[0], sys.executable, "-c", SOURCE, addr, seed).stdout.split()
+    got, err = sink.communicate(timeout=HANG_GUARD)
+    assert got.split() == sent, f"sent {sent}, received {got} {err}"
+
+
+def ethtool_k(pair, i):
+    out = in_ns(pair.ns[i], "ethtool", "-k", pair.names[i]).stdout
+    return {k.strip(): v.split()[0] for k, v in (l.split(":", 1) for l in out.splitlines()[1:]
+                                                  if ":" in l)}
+
+
+@pytest.mark.skipif(not shutil.which("ethtool"), reason="needs ethtool")
+def test_offloads_checksum_and_tso_with_real_tcp(odkd):
+    """net-sim declares checksum and TSO offloads: the kernel hands it
+    partial checksums and 64 KiB TCP frames (ethtool -k shows them on, and
+    the average frame it sends is longer than the MTU), which it completes
+    and cuts, and the receiving net-sim coalesces segments again (LRO);
+    TCP over IPv4 and IPv6 carries data intact.  A net-sim with
+    "offloads": "none" gets neither."""
+    p = Pair(odkd)
+    try:
+        for i in range(2):
+            in_ns(p.ns[i], "ip", "addr", "add", f"fd00:213::{i + 1}/64", "dev", p.names[i],
+                  "nodad")
+        k = ethtool_k(p, 0)
+        assert k["tx-checksumming"] == "on", k
+        assert k["tcp-segmentation-offload"] == "on", k
+        assert props(odkd, p.devs[0])["Offloads"] == 0xf
+        transfer_intact(p, p.addr[1], 1)
+        transfer_intact(p, "fd00:213::2", 2)
+        wait_until(lambda: props(odkd, p.devs[0]).get("Counters", {}).get("TxBytes", 0) > 20e6,
+                   what="TX counters")
+        c = props(odkd, p.devs[0])["Counters"]
+        assert c["TxBytes"] / c["TxPackets"] > 1514, c  # TSO frames came
+        assert c["TxErrors"] == 0 and c["TxDrops"] == 0, c
+        # The receiving NIC coalesced segments (LRO) into frames longer than
+        # the MTU, which the system took.
+        r = wait_until(lambda: props(odkd, p.devs[1]).get("Counters") if props(
+            odkd, p.devs[1]).get("Counters", {}).get("RxBytes", 0) > 20e6 else None,
+                       what="RX counters")
+        assert r["RxBytes"] / r["RxPackets"] > 1514 and r["RxErrors"] == 0, r
+    finally:
+        p.close()
+    q = Pair(odkd, extra=({"offloads": "none"}, {"offloads": "none"}))
+    try:
+        k = ethtool_k(q, 0)
+        assert k["tx-checksumming"] == "off" and k["tcp-segmentation-offload"] == "off", k
+        transfer_intact(q, q.addr[1], 3)
+        c = wait_until(lambda: props(odkd, q.devs[0]).get("Counters") if props(
+            odkd, q.devs[0]).get("Counters", {}).get("TxBytes", 0) > 10e6 else None,
+                       what="TX counters")
+        assert c["TxBytes"] / c["TxPackets"] <= 1514, c
+    finally:
+        q.close()

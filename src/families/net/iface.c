@@ -15,7 +15,9 @@
 #include <sys/uio.h>
 #include <unistd.h>
 
+#include "families/net/filter.h"
 #include "families/net/pool.h"
+#include "families/net/vnet.h"
 #include "odk/net.h"
 #include "runtime/driver_internal.h"
 #include "runtime/host_link.h"
@@ -25,6 +27,9 @@
 #define COUNTERS_NS (1000u * 1000u * 1000u) /* how often the registry's counters are refreshed */
 #define BAD_LOG_MAX 10 /* bad completions logged one by one; later ones only counted */
 #define VLAN_TAG 4u
+#define TSO_FRAME_MAX 65536u /* the longest frame with TSO (the kernel's GSO limit) */
+#define OFFLOADS_KNOWN                                                                             \
+    (ODK_NET_OFFLOAD_CSUM | ODK_NET_OFFLOAD_TSO4 | ODK_NET_OFFLOAD_TSO6 | ODK_NET_OFFLOAD_RX)
 
 struct odk_net_if {
     odk_driver *drv;
@@ -46,9 +51,16 @@ struct odk_net_if {
     uint32_t rx_target; /* how many the family keeps there */
     bool rx_starved;    /* the driver found the RX submission ring empty */
     uint32_t mtu, max_mtu;
+    uint32_t offloads;
+    uint32_t hdr; /* bytes of odk_net_vnet_header before each frame: 0 without offloads */
     odk_net_counters c, published;
     unsigned bad_logged;
     bool enabled;
+    /* What the system set (odkd's net-state), as last delivered. */
+    int sys_ev; /* odkd writes it when that changes */
+    odk_fd_source *sys_src;
+    struct net_filter sys;
+    bool sys_known;
 };
 
 /* ---- counters ----------------------------------------------------------- */
@@ -94,7 +106,7 @@ static void bad_completion(odk_net_if *n, const char *dir, const odk_net_packet 
     else
         odk_warn("net %s: the driver completed %s buffer %u with length %u (must be %u..%u): "
                  "dropped%s",
-                 n->name, dir, p->buffer, p->length, ODK_NET_MIN_FRAME, n->pool.size,
+                 n->name, dir, p->buffer, p->length, ODK_NET_MIN_FRAME + n->hdr, n->pool.size,
                  n->bad_logged == BAD_LOG_MAX ? " (no more such logs)" : "");
 }
 
@@ -144,13 +156,13 @@ static void pump_tap(odk_net_if *n)
             break;
         }
         /* A frame longer than a buffer (the system set an MTU above the
-         * driver's max_mtu) would be cut silently: the spare byte shows it. */
+         * driver's max_mtu) would be cut silently: the spare byte shows it.
+         * With offloads the header goes to the driver, in the buffer. */
         struct virtio_net_hdr vh;
         uint8_t spare;
-        struct iovec iov[3] = {{&vh, sizeof vh},
-                               {n->bufs + (size_t)b * n->pool.size, n->pool.size},
-                               {&spare, 1}};
-        ssize_t r = readv(n->tap, iov, 3);
+        struct iovec iov[3] = {
+            {&vh, sizeof vh}, {n->bufs + (size_t)b * n->pool.size, n->pool.size}, {&spare, 1}};
+        ssize_t r = n->hdr ? readv(n->tap, iov + 1, 2) : readv(n->tap, iov, 3);
         if (r < 0) {
             net_pool_put(&n->pool, b);
             if (errno != EAGAIN && errno != EINTR) {
@@ -160,13 +172,19 @@ static void pump_tap(odk_net_if *n)
             }
             break;
         }
-        size_t len = (size_t)r > sizeof vh ? (size_t)r - sizeof vh : 0;
-        if (len < ODK_NET_MIN_FRAME || len > n->pool.size) {
-            if (len > n->pool.size && n->bad_logged < BAD_LOG_MAX) {
+        size_t len = n->hdr ? (size_t)r : (size_t)r > sizeof vh ? (size_t)r - sizeof vh : 0;
+        /* Only a TSO frame (a GSO type in its header) may be longer than
+         * the driver's max_mtu allows: the buffer is larger for it. */
+        uint32_t max_frame = n->max_mtu + ODK_NET_ETHER_HEADER + VLAN_TAG;
+        bool too_long = len > n->pool.size ||
+                        (len > n->hdr + max_frame &&
+                         !(n->hdr && ((odk_net_vnet_header *)(void *)iov[1].iov_base)->gso_type));
+        if (len < ODK_NET_MIN_FRAME + n->hdr || too_long) {
+            if (too_long && n->bad_logged < BAD_LOG_MAX) {
                 n->bad_logged++;
                 odk_warn("net %s: a frame longer than %u bytes (the MTU is above the driver's "
                          "maximum, %u): dropped",
-                         n->name, n->pool.size, n->max_mtu);
+                         n->name, max_frame, n->max_mtu);
             }
             n->c.tx_errors++;
             net_pool_put(&n->pool, b);
@@ -222,7 +240,7 @@ int odk_net_tx_complete(odk_net_if *n, const odk_net_packet *pkts, size_t count)
             n->c.tx_drops++;
         } else {
             n->c.tx_packets++;
-            n->c.tx_bytes += p.length;
+            n->c.tx_bytes += p.length > n->hdr ? p.length - n->hdr : 0;
         }
         net_pool_put(&n->pool, p.buffer);
     }
@@ -255,7 +273,28 @@ int odk_net_rx_complete(odk_net_if *n, const odk_net_packet *pkts, size_t count)
             st = net_ring_pop(&n->rxc, &p);
         if (st < 0)
             return ODK_E_PROTOCOL;
-        st = net_pool_take_back(&n->pool, &p, NET_DRIVER_RX, ODK_NET_MIN_FRAME);
+        st = net_pool_take_back(&n->pool, &p, NET_DRIVER_RX, ODK_NET_MIN_FRAME + n->hdr);
+        uint8_t *buf = st != ODK_E_NOT_FOUND ? n->bufs + (size_t)p.buffer * n->pool.size : NULL;
+        if (st == ODK_OK && n->hdr) {
+            odk_net_vnet_header h;
+            memcpy(&h, buf, sizeof h); /* once: the driver may still write the buffer */
+            if (net_vnet_check(&h, p.length - n->hdr) < 0) {
+                n->c.rx_errors++;
+                if (n->bad_logged < BAD_LOG_MAX) {
+                    n->bad_logged++;
+                    odk_warn("net %s: the driver completed RX buffer %u with a bad offload header "
+                             "(flags %u, gso %u/%u, header %u, checksum at %u+%u, frame %u): "
+                             "dropped",
+                             n->name, p.buffer, h.flags, h.gso_type, h.gso_size, h.hdr_len,
+                             h.csum_start, h.csum_offset, p.length - n->hdr);
+                }
+                ret = ODK_E_INVALID;
+                n->rx_posted--;
+                net_pool_put(&n->pool, p.buffer);
+                continue;
+            }
+            memcpy(buf, &h, sizeof h);
+        }
         if (st < 0) {
             n->c.rx_errors++;
             bad_completion(n, "RX", &p, st);
@@ -263,13 +302,12 @@ int odk_net_rx_complete(odk_net_if *n, const odk_net_packet *pkts, size_t count)
             if (st == ODK_E_NOT_FOUND)
                 continue;
         } else {
-            struct iovec iov[2] = {{(void *)&vh, sizeof vh},
-                                   {n->bufs + (size_t)p.buffer * n->pool.size, p.length}};
-            if (writev(n->tap, iov, 2) < 0) {
+            struct iovec iov[2] = {{(void *)&vh, sizeof vh}, {buf, p.length}};
+            if (writev(n->tap, n->hdr ? iov + 1 : iov, n->hdr ? 1 : 2) < 0) {
                 n->c.rx_drops++;
             } else {
                 n->c.rx_packets++;
-                n->c.rx_bytes += p.length;
+                n->c.rx_bytes += p.length - n->hdr;
             }
         }
         n->rx_posted--;
@@ -279,6 +317,86 @@ int odk_net_rx_complete(odk_net_if *n, const odk_net_packet *pkts, size_t count)
     if (!n->reading && n->pool.n_free > 0)
         set_reading(n, true);
     return ret;
+}
+
+/* ---- what the system sets ------------------------------------------------------ */
+
+static void publish_sys(odk_net_if *n)
+{
+    odk_value *v = odk_value_new_dict();
+    odk_value *list = odk_value_new_array();
+    for (uint32_t i = 0; list && i < n->sys.n_mc; i++) {
+        const uint8_t *m = n->sys.mc[i];
+        char s[18];
+        snprintf(s, sizeof s, "%02x:%02x:%02x:%02x:%02x:%02x", m[0], m[1], m[2], m[3], m[4], m[5]);
+        if (odk_array_append(list, odk_value_new_string(s)) < 0) {
+            odk_value_free(list);
+            list = NULL;
+        }
+    }
+    const uint8_t *a = n->sys.mac;
+    char addr[18];
+    snprintf(addr, sizeof addr, "%02x:%02x:%02x:%02x:%02x:%02x", a[0], a[1], a[2], a[3], a[4],
+             a[5]);
+    if (!v || odk_dict_set(v, "Multicast", list) < 0 || odk_dict_set_bool(v, "Up", n->sys.up) < 0 ||
+        odk_dict_set_string(v, "Address", addr) < 0 ||
+        odk_dict_set_bool(v, "Promiscuous", n->sys.promisc) < 0 ||
+        odk_dict_set_bool(v, "AllMulticast", n->sys.allmulti) < 0) {
+        odk_value_free(v);
+        return;
+    }
+    odk_driver_set_node_property(n->drv, n->node, "IOInterfaceState", v);
+}
+
+/* Asks odkd what the system set, and calls the driver for what changed
+ * (for everything, the first time).  Going down is told first, coming up
+ * last, so a driver never filters for an interface that is down. */
+static void fetch_sys(odk_net_if *n)
+{
+    odk_value *args = odk_value_new_dict();
+    odk_value *reply = NULL;
+    if (!args || odk_dict_set_int(args, "node", (int64_t)n->node) < 0) {
+        odk_value_free(args);
+        return;
+    }
+    int st = host_link_request("net-state", args, &reply);
+    struct net_filter f;
+    if (st == ODK_OK && (st = net_filter_from_value(reply, &f)) < 0)
+        odk_error("net %s: odkd's net-state reply is malformed", n->name);
+    odk_value_free(reply);
+    if (st < 0)
+        return;
+    bool all = !n->sys_known;
+    struct net_filter old = n->sys;
+    n->sys = f;
+    n->sys_known = true;
+    const odk_net_ops *o = n->ops;
+    if (o->set_interface_up && !f.up && (all || old.up))
+        o->set_interface_up(n, false);
+    if (o->set_multicast_list &&
+        (all || old.n_mc != f.n_mc || memcmp(old.mc, f.mc, (size_t)f.n_mc * 6) != 0))
+        o->set_multicast_list(n, (const uint8_t(*)[6])f.mc, f.n_mc);
+    if (o->set_all_multicast && (all || old.allmulti != f.allmulti))
+        o->set_all_multicast(n, f.allmulti);
+    if (o->set_promiscuous && (all || old.promisc != f.promisc))
+        o->set_promiscuous(n, f.promisc);
+    if (o->set_interface_up && f.up && (all || !old.up))
+        o->set_interface_up(n, true);
+    publish_sys(n);
+}
+
+static void on_sys(void *ctx, uint32_t revents)
+{
+    (void)revents;
+    odk_net_if *n = ctx;
+    uint64_t v;
+    if (read(n->sys_ev, &v, sizeof v) == sizeof v && n->enabled)
+        fetch_sys(n);
+}
+
+bool odk_net_if_accepts(const odk_net_if *n, const uint8_t *frame, size_t len)
+{
+    return net_filter_accepts(&n->sys, frame, len);
 }
 
 /* ---- what the driver reports ------------------------------------------------ */
@@ -322,7 +440,10 @@ int odk_net_set_mac(odk_net_if *n, const uint8_t mac[6])
         odk_value_free(a);
         return ODK_E_NOMEM;
     }
-    return tell_odkd(n, a);
+    int st = tell_odkd(n, a);
+    if (st == ODK_OK)
+        memcpy(n->sys.mac, mac, 6); /* until odkd reads it back */
+    return st;
 }
 
 int odk_net_set_mtu(odk_net_if *n, uint32_t mtu)
@@ -377,7 +498,8 @@ static int open_tap(odk_net_if *n, const char *base, const uint8_t mac[6])
     odk_value *m = odk_value_new_data(mac, 6);
     if (!args || !m || odk_dict_set(args, "mac", m) < 0 ||
         odk_dict_set_int(args, "node", (int64_t)n->node) < 0 ||
-        odk_dict_set_string(args, "base", base) < 0 || odk_dict_set_int(args, "mtu", n->mtu) < 0) {
+        odk_dict_set_string(args, "base", base) < 0 || odk_dict_set_int(args, "mtu", n->mtu) < 0 ||
+        odk_dict_set_int(args, "offloads", n->offloads) < 0) {
         if (!args)
             odk_value_free(m);
         odk_value_free(args);
@@ -387,10 +509,11 @@ static int open_tap(odk_net_if *n, const char *base, const uint8_t mac[6])
     int fds[2] = {-1, -1};
     size_t n_fds = 2;
     int st = host_link_request_fds("net-tap", args, &reply, fds, &n_fds);
-    if (st == ODK_OK && n_fds != 1)
+    if (st == ODK_OK && n_fds != 2)
         st = ODK_E_PROTOCOL;
     if (st == ODK_OK) {
         n->tap = fds[0];
+        n->sys_ev = fds[1];
         snprintf(n->name, sizeof n->name, "%s", odk_dict_get_string(reply, "name", "?"));
     } else {
         for (size_t i = 0; i < n_fds; i++)
@@ -414,6 +537,11 @@ int odk_net_if_create(odk_driver *drv, const odk_net_ops *ops, void *ctx, const 
         c.max_mtu = c.mtu;
     if (!c.buffers)
         c.buffers = DEFAULT_BUFFERS;
+    bool tso = c.offloads & (ODK_NET_OFFLOAD_TSO4 | ODK_NET_OFFLOAD_TSO6);
+    if ((c.offloads & ~OFFLOADS_KNOWN) || (tso && !(c.offloads & ODK_NET_OFFLOAD_CSUM))) {
+        odk_error("net: offloads %#x: unknown bits, or TSO without CSUM", c.offloads);
+        return ODK_E_INVALID;
+    }
     if (c.mtu < 68 || c.mtu > c.max_mtu || c.max_mtu > ODK_NET_MAX_MTU || c.buffers < 16 ||
         c.buffers > 65536 || (c.buffers & (c.buffers - 1))) {
         odk_error("net: mtu %u, max_mtu %u, %u buffers: need 68 <= mtu <= max_mtu <= %u and a "
@@ -441,17 +569,27 @@ int odk_net_if_create(odk_driver *drv, const odk_net_ops *ops, void *ctx, const 
     n->ops = ops;
     n->ctx = ctx;
     n->tap = -1;
+    n->sys_ev = -1;
+    /* Until odkd says otherwise: up, for the driver's own address. */
+    n->sys.up = true;
+    memcpy(n->sys.mac, c.mac, 6);
     n->mtu = c.mtu;
     n->max_mtu = c.max_mtu;
+    n->offloads = c.offloads;
+    n->hdr = c.offloads ? ODK_NET_VNET_HEADER : 0;
     snprintf(n->name, sizeof n->name, "%s?", base);
-    int st = make_shm(n, c.buffers, c.max_mtu + ODK_NET_ETHER_HEADER + VLAN_TAG);
+    uint32_t frame = c.max_mtu + ODK_NET_ETHER_HEADER + VLAN_TAG;
+    if (tso && frame < TSO_FRAME_MAX + VLAN_TAG)
+        frame = TSO_FRAME_MAX + VLAN_TAG;
+    int st = make_shm(n, c.buffers, n->hdr + frame);
     if (st < 0)
         goto fail;
     n->rx_target = c.buffers / 2;
     odk_value *props = odk_value_new_dict();
     if (!props || odk_dict_set_int(props, "Buffers", c.buffers) < 0 ||
         odk_dict_set_int(props, "BufferSize", n->pool.size) < 0 ||
-        odk_dict_set_int(props, "IOMaxPacketSize", c.max_mtu + ODK_NET_ETHER_HEADER) < 0) {
+        odk_dict_set_int(props, "IOMaxPacketSize", c.max_mtu + ODK_NET_ETHER_HEADER) < 0 ||
+        odk_dict_set_int(props, "Offloads", c.offloads) < 0) {
         odk_value_free(props);
         st = ODK_E_NOMEM;
         goto fail;
@@ -465,6 +603,9 @@ int odk_net_if_create(odk_driver *drv, const odk_net_ops *ops, void *ctx, const 
     if ((st = odk_fd_source_create(odk_driver_queue(drv), n->tap, EPOLLIN, on_tap, n, &n->src)) < 0)
         goto fail;
     n->reading = true;
+    if ((st = odk_fd_source_create(odk_driver_queue(drv), n->sys_ev, EPOLLIN, on_sys, n,
+                                   &n->sys_src)) < 0)
+        goto fail;
     if ((st = odk_timer_create(odk_driver_queue(drv), &n->timer)) < 0 ||
         (st = odk_action_create(odk_driver_queue(drv), on_timer, n, &n->timer_action)) < 0 ||
         (st = odk_timer_set_handler(n->timer, n->timer_action)) < 0 ||
@@ -474,6 +615,7 @@ int odk_net_if_create(odk_driver *drv, const odk_net_ops *ops, void *ctx, const 
     if (ops->enable && (st = ops->enable(n)) < 0)
         goto fail;
     n->enabled = true;
+    fetch_sys(n);
     odk_info("net %s ready (node %llu, %u buffers of %u bytes)", n->name,
              (unsigned long long)n->node, c.buffers, n->pool.size);
     *out = n;
@@ -503,6 +645,12 @@ void odk_net_if_destroy(odk_net_if *n)
         odk_fd_source_cancel(n->src, NULL, NULL);
         odk_release(n->src);
     }
+    if (n->sys_src) {
+        odk_fd_source_cancel(n->sys_src, NULL, NULL);
+        odk_release(n->sys_src);
+    }
+    if (n->sys_ev >= 0)
+        close(n->sys_ev);
     if (n->node) {
         publish_counters(n);
         odk_driver_withdraw_node(n->drv, n->node);
@@ -558,4 +706,9 @@ uint32_t odk_net_buffer_size(const odk_net_if *n)
 uint32_t odk_net_buffer_count(const odk_net_if *n)
 {
     return n->pool.count;
+}
+
+uint32_t odk_net_if_offloads(const odk_net_if *n)
+{
+    return n->offloads;
 }

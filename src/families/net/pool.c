@@ -78,7 +78,11 @@ int net_ring_push(odk_ring *r, const odk_net_packet *pkt)
         return n;
     if (n == 0)
         return ODK_E_AGAIN;
-    /* Records are 8 bytes in a power-of-two ring, so one never wraps. */
+    /* Records are 8 bytes in a power-of-two ring, so one never wraps,
+     * unless the other side moved the shared head by a non-multiple of 8
+     * (fuzz_net found the write past the ring's end that followed). */
+    if (n != 1)
+        return ODK_E_PROTOCOL;
     memcpy(iov[0].iov_base, pkt, sizeof *pkt);
     return odk_ring_commit(r, sizeof *pkt);
 }

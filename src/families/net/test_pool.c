@@ -9,7 +9,9 @@
 
 #include <cmocka.h>
 
+#include "families/net/filter.h"
 #include "families/net/pool.h"
+#include "families/net/vnet.h"
 #include "odk/status.h"
 
 static void test_pool_hands_out_every_buffer_once(void **state)
@@ -123,6 +125,95 @@ static void test_ring_refuses_a_corrupt_head(void **state)
     free(mem);
 }
 
+static void test_ring_refuses_a_record_split_by_a_misaligned_head(void **state)
+{
+    (void)state;
+    /* A head moved to 4 bytes before the data area's end: the next record
+     * would straddle the wrap.  Push once wrote 8 bytes into the 4 left
+     * (fuzz_net's first finding). */
+    uint32_t size = net_ring_size(4);
+    size_t bytes = odk_ring_bytes(size);
+    void *mem = calloc(1, bytes);
+    odk_ring r;
+    assert_int_equal(odk_ring_format(&r, mem, bytes, size), ODK_OK);
+    *(volatile uint32_t *)mem = size - 4;                /* head */
+    *(volatile uint32_t *)((char *)mem + 64) = size - 4; /* tail: empty, so room */
+    odk_net_packet pkt = {1, 60};
+    assert_int_equal(net_ring_push(&r, &pkt), ODK_E_PROTOCOL);
+    free(mem);
+}
+
+static void test_filter_follows_the_system(void **state)
+{
+    (void)state;
+    static struct net_filter f;
+    uint8_t frame[60] = {0x02, 0x6f, 0x64, 0, 0, 1};
+    memcpy(f.mac, frame, 6);
+    assert_false(net_filter_accepts(&f, frame, sizeof frame)); /* down */
+    f.up = true;
+    assert_true(net_filter_accepts(&f, frame, sizeof frame));
+    assert_false(net_filter_accepts(&f, frame, 13));
+    assert_false(net_filter_accepts(&f, NULL, 60));
+    frame[5] = 2; /* another host */
+    assert_false(net_filter_accepts(&f, frame, sizeof frame));
+    f.promisc = true;
+    assert_true(net_filter_accepts(&f, frame, sizeof frame));
+    f.promisc = false;
+    memset(frame, 0xff, 6); /* broadcast */
+    assert_true(net_filter_accepts(&f, frame, sizeof frame));
+    const uint8_t group[6] = {0x01, 0x00, 0x5e, 0x7f, 0x01, 0x02};
+    memcpy(frame, group, 6);
+    assert_false(net_filter_accepts(&f, frame, sizeof frame));
+    memcpy(f.mc[0], group, 6);
+    f.n_mc = 1;
+    assert_true(net_filter_accepts(&f, frame, sizeof frame));
+    f.n_mc = 0;
+    f.allmulti = true;
+    assert_true(net_filter_accepts(&f, frame, sizeof frame));
+
+    /* The reply odkd sends, both ways; a malformed one changes nothing. */
+    odk_value *v = NULL;
+    f.n_mc = 1;
+    assert_int_equal(net_filter_to_value(&f, &v), ODK_OK);
+    static struct net_filter g;
+    assert_int_equal(net_filter_from_value(v, &g), ODK_OK);
+    assert_true(g.up && g.allmulti && !g.promisc && g.n_mc == 1);
+    assert_memory_equal(g.mc[0], group, 6);
+    assert_memory_equal(g.mac, f.mac, 6);
+    odk_dict_set_string(v, "up", "yes");
+    g.n_mc = 7;
+    assert_int_equal(net_filter_from_value(v, &g), ODK_E_PROTOCOL);
+    assert_int_equal(g.n_mc, 7);
+    assert_int_equal(net_filter_from_value(NULL, &g), ODK_E_PROTOCOL);
+    odk_value_free(v);
+}
+
+static void test_vnet_header_must_fit_the_frame(void **state)
+{
+    (void)state;
+    odk_net_vnet_header h = {0};
+    assert_int_equal(net_vnet_check(&h, 60), ODK_OK);
+    h.flags = ODK_NET_VNET_F_DATA_VALID;
+    assert_int_equal(net_vnet_check(&h, 60), ODK_OK);
+    h.flags = 0x80;
+    assert_int_equal(net_vnet_check(&h, 60), ODK_E_INVALID);
+    h = (odk_net_vnet_header){
+        .flags = ODK_NET_VNET_F_NEEDS_CSUM, .csum_start = 34, .csum_offset = 16};
+    assert_int_equal(net_vnet_check(&h, 52), ODK_OK);
+    assert_int_equal(net_vnet_check(&h, 51), ODK_E_INVALID);
+    h.csum_start = 4; /* inside the Ethernet header */
+    assert_int_equal(net_vnet_check(&h, 60), ODK_E_INVALID);
+    h = (odk_net_vnet_header){.gso_type = ODK_NET_GSO_TCPV4, .gso_size = 1448, .hdr_len = 66};
+    assert_int_equal(net_vnet_check(&h, 3000), ODK_OK);
+    assert_int_equal(net_vnet_check(&h, 60), ODK_E_INVALID);
+    h.gso_size = 0;
+    assert_int_equal(net_vnet_check(&h, 3000), ODK_E_INVALID);
+    h = (odk_net_vnet_header){.gso_type = 3 /* UDP (UFO): not offered */, .gso_size = 100};
+    assert_int_equal(net_vnet_check(&h, 3000), ODK_E_INVALID);
+    h = (odk_net_vnet_header){.gso_type = ODK_NET_GSO_ECN};
+    assert_int_equal(net_vnet_check(&h, 3000), ODK_E_INVALID);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -130,6 +221,9 @@ int main(void)
         cmocka_unit_test(test_take_back_checks_owner_and_length),
         cmocka_unit_test(test_ring_carries_records_in_order_across_wraps),
         cmocka_unit_test(test_ring_refuses_a_corrupt_head),
+        cmocka_unit_test(test_ring_refuses_a_record_split_by_a_misaligned_head),
+        cmocka_unit_test(test_filter_follows_the_system),
+        cmocka_unit_test(test_vnet_header_must_fit_the_frame),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
