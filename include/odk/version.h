@@ -15,7 +15,9 @@
 #ifndef ODK_VERSION_H
 #define ODK_VERSION_H
 
-#define ODK_API_VERSION 1u
+/* 2: odk_net_config gained offloads and odk_net_ops four filter ops (the
+ *    network family's structs grew at their ends). */
+#define ODK_API_VERSION 2u
 
 /* The version ODK_DRIVER_CLASS records.  Only the version check's own tests
  * set ODK_API_VERSION_OVERRIDE (-DODK_API_VERSION_OVERRIDE=99), to build a
