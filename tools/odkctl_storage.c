@@ -107,7 +107,7 @@ usage:
     fprintf(
         stderr,
         "usage: odkctl storage [plug DISKS [JSON] | unplug ID |\n"
-        "                       fault ID SLOT medium-error|not-ready|remove|insert|swallow|clear"
+        "                       fault ID SLOT medium-error|not-ready|remove|insert|swallow|hang|clear"
         " [LBA [BLOCKS]]]\n");
     return 2;
 }

@@ -13,8 +13,13 @@
  * answers with status, bytes moved and sense.  A disk removed by a fault
  * answers NO DEVICE; a new one inserted is blank.  A disk told to swallow
  * takes commands and answers none (a hung device: its driver's tasks time
- * out) until `clear`, which runs the held commands late.  The model ends
- * when odkd closes fd 3. */
+ * out) until `clear`, which runs the held commands late.  Task
+ * management reaches the disks: ABORT TASK ends a held command (it is
+ * answered HBA_ABORTED and never runs), a LUN reset ends every command
+ * its disk holds, a bus reset every disk's; a disk told to `hang` holds
+ * commands like a swallowing one and fails task management too (a dead
+ * device: its driver's resets get nowhere).  The model ends when odkd
+ * closes fd 3. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -49,6 +54,7 @@ struct slot {
     odk_scsi_disk *disk; /* NULL: empty */
     unsigned gen;
     bool swallow;
+    bool hang; /* task management fails too */
 };
 
 /* Commands a swallowing disk took and has not answered. */
@@ -191,7 +197,11 @@ static void fault(const struct hba_ctl *c)
     case HBA_FAULT_SWALLOW:
         s->swallow = true;
         break;
+    case HBA_FAULT_HANG:
+        s->swallow = s->hang = true;
+        break;
     case HBA_FAULT_CLEAR:
+        s->hang = false;
         release_held(c->slot);
         if (s->disk) {
             odk_scsi_disk_set_not_ready(s->disk, false);
@@ -307,6 +317,48 @@ static void execute(struct link *l, const struct hba_msg *cmd)
     send_msg(l, &done);
 }
 
+/* Ends held commands: the one with tag from link l (ABORT TASK), or
+ * every one of a slot (LUN reset) or of all slots (bus reset), each
+ * answered HBA_ABORTED to its own link; they never run.  Then answers the
+ * task management request itself. */
+static void task_management(struct link *l, const struct hba_msg *req)
+{
+    struct hba_msg tmf = {.type = HBA_TMF_DONE, .slot = req->slot, .tag = req->tag,
+                          .map_id = req->type, .status = HBA_TMF_COMPLETE};
+    bool bus = req->type == HBA_RESET && req->slot == HBA_ALL_SLOTS;
+    if (req->type == HBA_RESET && !bus && req->slot >= m.n_slots) {
+        tmf.status = HBA_TMF_FAILED;
+        send_msg(l, &tmf);
+        return;
+    }
+    /* A hung disk answers no task management: the request fails. */
+    for (unsigned i = 0; i < m.n_slots; i++)
+        if (m.slots[i].hang && (bus || (req->type == HBA_RESET && req->slot == i)))
+            tmf.status = HBA_TMF_FAILED;
+    size_t keep = 0, ended = 0;
+    for (size_t i = 0; i < m.n_held; i++) {
+        struct held h = m.held[i];
+        bool hit = req->type == HBA_ABORT
+                       ? h.l == l && h.link_gen == l->gen && h.cmd.tag == req->tag
+                       : bus || h.cmd.slot == req->slot;
+        if (hit && req->type == HBA_ABORT && m.slots[h.cmd.slot].hang)
+            tmf.status = HBA_TMF_FAILED, hit = false;
+        if (!hit || m.slots[h.cmd.slot].hang) { /* a hung disk keeps its commands */
+            m.held[keep++] = h;
+            continue;
+        }
+        ended++;
+        if (h.l->fd >= 0 && h.l->gen == h.link_gen) {
+            struct hba_msg done = {.type = HBA_DONE, .slot = h.cmd.slot, .tag = h.cmd.tag,
+                                   .service = HBA_ABORTED};
+            send_msg(h.l, &done);
+        }
+    }
+    m.n_held = keep;
+    tmf.transferred = ended; /* how many commands it ended */
+    send_msg(l, &tmf);
+}
+
 static void link_readable(struct link *l)
 {
     for (int batch = 0; batch < 64; batch++) {
@@ -344,6 +396,8 @@ static void link_readable(struct link *l)
                 close(fd);
             if (msg.type == HBA_CMD)
                 execute(l, &msg);
+            else if (msg.type == HBA_ABORT || msg.type == HBA_RESET)
+                task_management(l, &msg);
         }
         if (l->fd < 0)
             return;

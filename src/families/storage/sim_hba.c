@@ -25,6 +25,7 @@
 struct pend {
     void *ctx;
     uint32_t gen;
+    uint32_t slot;
     bool used;
 };
 
@@ -106,6 +107,19 @@ static void on_readable(void *ctx, uint32_t revents)
             on_slot(h, &m);
             continue;
         }
+        if (m.type == HBA_TMF_DONE) {
+            const char *what = m.map_id == HBA_ABORT ? "ABORT TASK"
+                               : m.slot == HBA_ALL_SLOTS ? "BUS RESET"
+                                                         : "LOGICAL UNIT RESET";
+            if (m.status != HBA_TMF_COMPLETE)
+                odk_warn("the HBA's %s (slot %d) failed: the disk does not answer", what,
+                         m.slot == HBA_ALL_SLOTS ? -1 : (int)m.slot);
+            else
+                odk_info("the HBA's %s (slot %d) ended %llu command(s)", what,
+                         m.slot == HBA_ALL_SLOTS ? -1 : (int)m.slot,
+                         (unsigned long long)m.transferred);
+            continue;
+        }
         if (m.type != HBA_DONE)
             continue;
         uint32_t idx = (uint32_t)m.tag;
@@ -120,7 +134,9 @@ static void on_readable(void *ctx, uint32_t revents)
             h->free_hint = idx;
         uint32_t sense_len = m.sense_len <= HBA_SENSE_MAX ? m.sense_len : HBA_SENSE_MAX;
         h->ops->done(h->ctx, p->ctx,
-                     m.service == HBA_OK ? ODK_SCSI_TASK_COMPLETE : ODK_SCSI_SERVICE_FAILURE,
+                     m.service == HBA_OK        ? ODK_SCSI_TASK_COMPLETE
+                     : m.service == HBA_ABORTED ? ODK_SCSI_TASK_ABORTED
+                                                : ODK_SCSI_SERVICE_FAILURE,
                      m.status, m.transferred, sense_len ? m.sense : NULL, sense_len);
     }
 }
@@ -302,6 +318,58 @@ int odk_sim_hba_submit(odk_sim_hba *h, uint32_t slot, const uint8_t *cdb, uint8_
     }
     p->used = true;
     p->ctx = cmd_ctx;
+    p->slot = slot;
     h->free_hint = i + 1;
     return ODK_OK;
+}
+
+/* Task management goes on the command ring like a command (behind the
+ * commands already queued, so an abort never overtakes its command). */
+static int send_tmf(odk_sim_hba *h, const struct hba_msg *msg)
+{
+    if (h->n_backlog || send(h->fd, msg, sizeof *msg, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+        if (h->n_backlog == 0 && errno != EAGAIN)
+            return ODK_E_GONE;
+        if (h->n_backlog == h->backlog_cap) {
+            size_t cap = h->backlog_cap ? h->backlog_cap * 2 : 256;
+            struct hba_msg *b = realloc(h->backlog, cap * sizeof *b);
+            if (!b)
+                return ODK_E_NOMEM;
+            h->backlog = b;
+            h->backlog_cap = cap;
+        }
+        h->backlog[h->n_backlog++] = *msg;
+        odk_fd_source_set_events(h->src, EPOLLIN | EPOLLOUT);
+    }
+    return ODK_OK;
+}
+
+int odk_sim_hba_abort(odk_sim_hba *h, bool (*match)(void *cmd_ctx, void *arg), void *arg)
+{
+    if (!h || !match)
+        return ODK_E_INVALID;
+    if (h->gone)
+        return ODK_E_GONE;
+    int n = 0;
+    for (size_t i = 0; i < h->n_pend; i++) {
+        if (!h->pend[i].used || !match(h->pend[i].ctx, arg))
+            continue;
+        struct hba_msg msg = {
+            .type = HBA_ABORT, .slot = h->pend[i].slot, .tag = (uint64_t)h->pend[i].gen << 32 | i};
+        int st = send_tmf(h, &msg);
+        if (st < 0)
+            return st;
+        n++;
+    }
+    return n;
+}
+
+int odk_sim_hba_reset(odk_sim_hba *h, uint32_t slot)
+{
+    if (!h || (slot != ODK_SIM_HBA_BUS && slot >= h->n_slots))
+        return ODK_E_INVALID;
+    if (h->gone)
+        return ODK_E_GONE;
+    struct hba_msg msg = {.type = HBA_RESET, .slot = slot};
+    return send_tmf(h, &msg);
 }
