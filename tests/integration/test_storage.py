@@ -422,13 +422,28 @@ def test_ext4_on_nbdfuse_and_a_loop_device_keeps_its_files_across_remount(raid5,
 def test_kill_9_under_fio_random_writes_ends_fio_with_errors_not_a_hang(raid5):
     odkd, hba, disk = raid5
     uri = disk["properties"]["OdkNBDURI"]
+    images = list((odkd.state / "storage").glob("hba-*/disk-*.img"))
+    assert images
+
+    def allocated():
+        return sum(os.stat(p).st_blocks for p in images) * 512
+
+    before = allocated()
+    # fio stops at its first error, so a long run time costs nothing once
+    # the driver is killed; it only keeps fio writing until then.
     fio = subprocess.Popen(["fio", "--name=w", "--ioengine=nbd", f"--uri={uri}",
                             "--rw=randwrite", "--bs=4k", "--size=64M", "--fsync=8",
-                            "--iodepth=16", "--time_based", "--runtime=6"],
+                            "--iodepth=16", "--time_based", "--runtime=30"],
                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
     try:
-        time.sleep(1.5)  # let fio get writes in flight (not a timing assertion)
-        assert fio.poll() is None
+        # Kill only once fio's writes reach the disks: a fixed sleep let a
+        # slow-starting fio (a loaded machine) connect after the kill, and
+        # the restarted driver then served every write (no error to see).
+        # With 16 writes in flight through RAID-5's FIFO some are always
+        # outstanding while fio writes.
+        wait_until(lambda: allocated() >= before + (1 << 20) or fio.poll() is not None,
+                   what="fio's writes on the disks")
+        assert fio.poll() is None, fio.communicate()[0]
         os.kill(raid_pid(odkd, hba), signal.SIGKILL)
         # fio's in-flight writes get EIO at once; fio goes on against the
         # restarted driver and ends when its run time is up: no hang (the
