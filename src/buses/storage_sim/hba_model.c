@@ -44,8 +44,15 @@ struct map {
     uint64_t len;
 };
 
+#define LINK_BATCH 64
+
 struct link {
     int fd;
+    /* Messages for the driver, sent together (sendmmsg) once the commands
+     * at hand are done: one syscall and one wake-up of the driver for a
+     * batch of completions, as an HBA coalesces its interrupts. */
+    struct hba_msg out[LINK_BATCH];
+    unsigned n_out;
     unsigned gen; /* bumped at each attach: a held command's link is still its own */
     struct map maps[HBA_MAX_MAPS];
 };
@@ -105,10 +112,37 @@ static int disk_open(unsigned i)
     return 0;
 }
 
+static void link_flush(struct link *l)
+{
+    unsigned done = 0;
+    while (l->fd >= 0 && done < l->n_out) {
+        struct mmsghdr mm[LINK_BATCH];
+        struct iovec iov[LINK_BATCH];
+        unsigned n = l->n_out - done;
+        for (unsigned i = 0; i < n; i++) {
+            iov[i] = (struct iovec){&l->out[done + i], sizeof l->out[0]};
+            mm[i] = (struct mmsghdr){.msg_hdr = {.msg_iov = &iov[i], .msg_iovlen = 1}};
+        }
+        int k = sendmmsg(l->fd, mm, n, MSG_NOSIGNAL);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            if (k < 0 && errno != EAGAIN)
+                fprintf(stderr, "odk-storage-model: link: %s\n", strerror(errno));
+            break;
+        }
+        done += (unsigned)k;
+    }
+    l->n_out = 0;
+}
+
 static void send_msg(struct link *l, const struct hba_msg *msg)
 {
-    if (l->fd >= 0 && send(l->fd, msg, sizeof *msg, MSG_NOSIGNAL) < 0 && errno != EAGAIN)
-        fprintf(stderr, "odk-storage-model: link: %s\n", strerror(errno));
+    if (l->fd < 0)
+        return;
+    if (l->n_out == LINK_BATCH)
+        link_flush(l);
+    l->out[l->n_out++] = *msg;
 }
 
 static void slot_msg(struct link *l, unsigned i)
@@ -123,6 +157,7 @@ static void slot_msg(struct link *l, unsigned i)
 
 static void link_close(struct link *l)
 {
+    l->n_out = 0;
     epoll_ctl(m.epfd, EPOLL_CTL_DEL, l->fd, NULL);
     close(l->fd);
     l->fd = -1;
@@ -444,5 +479,8 @@ int main(int argc, char **argv)
                     link_readable(l);
             }
         }
+        for (unsigned i = 0; i < MAX_LINKS; i++)
+            if (m.links[i].n_out)
+                link_flush(&m.links[i]);
     }
 }

@@ -29,7 +29,10 @@ struct pend {
     bool used;
 };
 
+enum { RECV_BATCH = 32 };
+
 struct odk_sim_hba {
+    struct hba_msg rx[RECV_BATCH]; /* completions received together */
     odk_driver *drv;
     const odk_sim_hba_ops *ops;
     void *ctx;
@@ -90,18 +93,36 @@ static void on_readable(void *ctx, uint32_t revents)
     odk_sim_hba *h = ctx;
     if ((revents & EPOLLOUT) && !h->gone)
         flush_backlog(h);
-    for (int batch = 0; batch < 256 && !h->gone; batch++) {
-        struct hba_msg m;
-        ssize_t n = recv(h->fd, &m, sizeof m, MSG_DONTWAIT);
-        if (n < 0 && (errno == EAGAIN || errno == EINTR))
-            return;
-        if (n <= 0) {
-            odk_error("the HBA model is gone; failing %s", "its commands in flight");
-            odk_fd_source_set_enabled(h->src, false);
-            fail_all(h);
-            return;
+    /* Completions come in batches (the model coalesces them): up to
+     * RECV_BATCH per syscall, 256 per wake-up. */
+    struct hba_msg *msgs = h->rx;
+    int got = 0, next = 0;
+    for (int batch = 0; (batch < 256 || next < got) && !h->gone; batch++) {
+        if (next == got) {
+            struct mmsghdr mm[RECV_BATCH];
+            struct iovec iov[RECV_BATCH];
+            for (int i = 0; i < RECV_BATCH; i++) {
+                iov[i] = (struct iovec){&msgs[i], sizeof msgs[i]};
+                mm[i] = (struct mmsghdr){.msg_hdr = {.msg_iov = &iov[i], .msg_iovlen = 1}};
+            }
+            got = recvmmsg(h->fd, mm, RECV_BATCH, MSG_DONTWAIT, NULL);
+            if (got < 0 && (errno == EAGAIN || errno == EINTR))
+                return;
+            if (got > 0 && mm[0].msg_len == 0)
+                got = 0; /* end of file */
+            if (got <= 0) {
+                odk_error("the HBA model is gone; failing %s", "its commands in flight");
+                odk_fd_source_set_enabled(h->src, false);
+                fail_all(h);
+                return;
+            }
+            for (int i = 0; i < got; i++)
+                if (mm[i].msg_len != sizeof msgs[i])
+                    msgs[i].type = 0; /* skipped below */
+            next = 0;
         }
-        if (n != (ssize_t)sizeof m)
+        struct hba_msg m = msgs[next++];
+        if (m.type == 0)
             continue;
         if (m.type == HBA_SLOT) {
             on_slot(h, &m);
