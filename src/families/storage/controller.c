@@ -12,7 +12,10 @@
  * to its device for DMA.  The driver completes the task; the reply goes
  * back to the export.  While every area is taken, or the controller has
  * queue_depth tasks out, the family stops reading the socket (the export
- * keeps the requests waiting).
+ * keeps the requests waiting).  The export maps the arena (its memfd is
+ * the first message on the socket) and places the data itself: a request
+ * names its area, a WRITE's bytes are already there, a READ's reply says
+ * the data is in the area (blk_wire.h).
  *
  * A task past its timeout (a peripheral's CDB carries its own) is aborted
  * through the driver's reset callback; past the abort deadline the family

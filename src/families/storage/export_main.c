@@ -21,7 +21,11 @@
  * the restarted one, then fail.  A request the driver leaves unanswered
  * for ODK_NBD_DEADLINE_MS fails with EIO.  A client that sends garbage,
  * or stops reading its replies for ODK_NBD_STALL_MS while they pile up,
- * is disconnected; the others carry on. */
+ * is disconnected; the others carry on.
+ *
+ * The driver's first message is its arena's memfd: the export maps it and
+ * moves the data between the clients' sockets and the arena's areas
+ * itself, so only headers cross the driver's socket (blk_wire.h). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -680,6 +684,8 @@ static void backend_readable(void)
                     return;
                 }
                 area_put((int32_t)r.id, false);
+                logf_("area %u is back from the driver (it held a failed task)",
+                      (unsigned)r.id);
                 freed = true;
                 off += sizeof r;
                 continue;
@@ -703,6 +709,7 @@ static void backend_readable(void)
             if (s->area >= 0) {
                 freed = true;
                 if (r.flags & BLK_REP_KEEP) { /* the driver may still write there */
+                    logf_("area %d stays with the driver until it lets go", s->area);
                     area_put(s->area, true);
                     s->area = -1;
                 }
