@@ -140,6 +140,58 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* ---- batches ------------------------------------------------------------------ */
+
+#define BATCH_MAX 32
+
+static _Thread_local struct {
+    unsigned depth, n;
+    struct {
+        void (*flush)(void *);
+        void *obj;
+    } due[BATCH_MAX];
+} batch;
+
+void storage_batch_begin(void)
+{
+    batch.depth++;
+}
+
+void storage_batch_end(void)
+{
+    if (batch.depth == 0 || --batch.depth)
+        return;
+    /* A flush may start more work (and defer nothing: no batch runs). */
+    while (batch.n) {
+        batch.n--;
+        batch.due[batch.n].flush(batch.due[batch.n].obj);
+    }
+}
+
+bool storage_batch_defer(void (*flush)(void *obj), void *obj)
+{
+    if (!batch.depth)
+        return false;
+    for (unsigned i = 0; i < batch.n; i++)
+        if (batch.due[i].obj == obj && batch.due[i].flush == flush)
+            return true;
+    if (batch.n == BATCH_MAX)
+        return false;
+    batch.due[batch.n].flush = flush;
+    batch.due[batch.n].obj = obj;
+    batch.n++;
+    return true;
+}
+
+void storage_batch_forget(void *obj)
+{
+    for (unsigned i = 0; i < batch.n;)
+        if (batch.due[i].obj == obj)
+            batch.due[i] = batch.due[--batch.n];
+        else
+            i++;
+}
+
 /* ---- replies to the export ------------------------------------------------- */
 
 /* Changes what the export's socket is watched for, only when it changes
@@ -170,6 +222,18 @@ static void lun_flush(odk_storage_lun *l)
     }
     if (!l->detached)
         lun_set_events(l, (l->reading ? EPOLLIN : 0u) | (l->out_len ? EPOLLOUT : 0u));
+}
+
+static void lun_flush_cb(void *obj)
+{
+    lun_flush(obj);
+}
+
+/* Sends the queued replies now, or at the end of the running batch. */
+static void lun_flush_soon(odk_storage_lun *l)
+{
+    if (!storage_batch_defer(lun_flush_cb, l))
+        lun_flush(l);
 }
 
 /* Hands the export an area that a failed task held (BLK_REP_KEEP) back. */
@@ -203,7 +267,7 @@ static void lun_reply(odk_storage_lun *l, uint64_t id, uint32_t error, const uin
     struct blk_rep r = {
         .magic = BLK_REP_MAGIC, .error = error, .id = id, .length = data ? len : 0, .flags = flags};
     size_t skip = 0;
-    if (l->out_len == 0) {
+    if (l->out_len == 0 && (r.length || !storage_batch_defer(lun_flush_cb, l))) {
         /* Nothing queued: send straight from the arena, queue only what
          * the socket had no room for. */
         struct iovec iov[2] = {{&r, sizeof r}, {(void *)data, r.length}};
@@ -341,7 +405,7 @@ void odk_scsi_task_complete(odk_scsi_task *t, uint32_t service_response, uint8_t
         l->c->in_flight--;
     }
     s->state = T_FREE;
-    lun_flush(l);
+    lun_flush_soon(l);
     lun_pump(l);
 }
 
@@ -486,7 +550,7 @@ static void lun_pump(odk_storage_lun *l)
         lun_process(l);
     } while (l->again);
     l->pumping = false;
-    lun_flush(l);
+    lun_flush_soon(l);
     /* A request naming its area needs only the queue depth; an inline one
      * a free area too (lun_process stops at the first that cannot start). */
     bool room = l->in_len < l->in_cap && l->c->in_flight < l->c->depth;
@@ -513,18 +577,21 @@ static void lun_io(void *ctx, uint32_t revents)
     }
     if (revents & EPOLLOUT)
         lun_flush(l);
+    storage_batch_begin(); /* the requests read now go to the HBA together */
     if (l->reading && (revents & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
         ssize_t n = recv(l->fd, l->in + l->in_len, l->in_cap - l->in_len, MSG_DONTWAIT);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
             odk_warn("disk %s: the export closed its end", l->uri);
             l->detached = true;
             odk_fd_source_set_enabled(l->src, false);
+            storage_batch_end();
             return;
         }
         if (n > 0)
             l->in_len += (size_t)n;
     }
     lun_pump(l);
+    storage_batch_end();
 }
 
 /* ---- timeouts and resets ----------------------------------------------------------- */
@@ -693,6 +760,7 @@ int odk_storage_controller_set_timeouts(odk_storage_controller *c, uint32_t task
 
 static void lun_free(odk_storage_lun *l)
 {
+    storage_batch_forget(l);
     periph_door_close(l->door);
     while (l->ptasks) { /* forgotten (odk_storage_controller_destroy) */
         struct task_slot *s = l->ptasks;

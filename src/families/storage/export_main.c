@@ -84,6 +84,7 @@ struct conn {
     struct outq out;
     unsigned in_flight;
     uint32_t events; /* what epoll watches for it now */
+    bool dirty;      /* replies queued during a batch, to send at its end */
     uint64_t last_write_ms;
     struct conn *next;
 };
@@ -118,6 +119,7 @@ static struct {
     struct conn *conns;
     uint64_t deadline_ms, detached_ms, stall_ms;
     bool stopping;
+    bool batching; /* replies are queued, and sent once the batch is done */
     /* The driver's shared arena (blk_wire.h): n_areas areas of area_size. */
     uint8_t *arena;
     size_t arena_len, area_size;
@@ -301,7 +303,9 @@ static void reply(struct conn *c, uint64_t cookie, uint16_t type, uint32_t error
     if (c->dead)
         return;
     uint8_t *p;
-    if (!error && type == NBD_CMD_READ && len) {
+    /* Large data goes to the socket straight from the arena; small
+     * replies of a batch are queued and sent together. */
+    if (!error && type == NBD_CMD_READ && len >= (x.batching ? 65536u : 1u)) {
         uint8_t h[32];
         size_t hlen;
         if (!c->structured) {
@@ -531,8 +535,23 @@ static void slot_finish(struct slot *s, uint32_t error, const uint8_t *data)
         conn_free(c);
     else if (c->failed)
         conn_close(c, "out of memory for a reply");
+    else if (x.batching)
+        c->dirty = true;
     else
         conn_flush(c);
+}
+
+/* Ends a batch of replies: one send per connection. */
+static void batch_end(void)
+{
+    x.batching = false;
+    for (struct conn *c = x.conns, *next; c; c = next) {
+        next = c->next;
+        if (c->dirty && !c->dead) {
+            c->dirty = false;
+            conn_flush(c);
+        }
+    }
 }
 
 /* Sends a request to the driver: through an area of the shared arena
@@ -670,6 +689,7 @@ static void backend_readable(void)
         x.bin_len += (size_t)n;
         size_t off = 0;
         bool freed = false;
+        x.batching = true;
         while (x.bin_len - off >= sizeof(struct blk_rep)) {
             struct blk_rep r;
             memcpy(&r, x.bin + off, sizeof r);
@@ -680,6 +700,7 @@ static void backend_readable(void)
             }
             if (r.magic == BLK_RELEASE_MAGIC) {
                 if (!x.arena || r.id >= x.n_areas || x.area_state[r.id] != A_KEPT) {
+                    batch_end();
                     backend_detach("the driver released an area it did not hold");
                     return;
                 }
@@ -701,6 +722,7 @@ static void backend_readable(void)
                 (in_area && (r.error || r.length || s->area < 0 || s->type != NBD_CMD_READ))) {
                 logf_("bad reply: magic %x id %llx error %u length %u flags %x", r.magic,
                       (unsigned long long)r.id, r.error, r.length, r.flags);
+                batch_end();
                 backend_detach("the driver sent a bad reply");
                 return;
             }
@@ -717,6 +739,7 @@ static void backend_readable(void)
             slot_finish(s, r.error, in_area ? area_addr(s->area) : x.bin + off + sizeof r);
             off += sizeof r + r.length;
         }
+        batch_end();
         if (freed) {
             backend_send_waiting();
             backend_flush();

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "buses/storage_sim/hba_wire.h"
+#include "families/storage/storage_internal.h"
 #include "odk/log.h"
 #include "odk/queue.h"
 #include "odk/status.h"
@@ -33,6 +34,7 @@ enum { RECV_BATCH = 32 };
 
 struct odk_sim_hba {
     struct hba_msg rx[RECV_BATCH]; /* completions received together */
+    uint32_t events;               /* what src watches for now */
     odk_driver *drv;
     const odk_sim_hba_ops *ops;
     void *ctx;
@@ -55,14 +57,33 @@ struct odk_sim_hba {
 static void flush_backlog(odk_sim_hba *h)
 {
     while (h->backlog_head < h->n_backlog) {
-        if (send(h->fd, &h->backlog[h->backlog_head], sizeof(struct hba_msg),
-                 MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+        enum { SEND_BATCH = 64 };
+        struct mmsghdr mm[SEND_BATCH];
+        struct iovec iov[SEND_BATCH];
+        size_t n = h->n_backlog - h->backlog_head;
+        if (n > SEND_BATCH)
+            n = SEND_BATCH;
+        for (size_t i = 0; i < n; i++) {
+            iov[i] = (struct iovec){&h->backlog[h->backlog_head + i], sizeof(struct hba_msg)};
+            mm[i] = (struct mmsghdr){.msg_hdr = {.msg_iov = &iov[i], .msg_iovlen = 1}};
+        }
+        int k = sendmmsg(h->fd, mm, (unsigned)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (k <= 0)
             break;
-        h->backlog_head++;
+        h->backlog_head += (size_t)k;
     }
     if (h->backlog_head == h->n_backlog)
         h->backlog_head = h->n_backlog = 0;
-    odk_fd_source_set_events(h->src, EPOLLIN | (h->n_backlog ? EPOLLOUT : 0u));
+    uint32_t events = EPOLLIN | (h->n_backlog ? EPOLLOUT : 0u);
+    if (events != h->events && odk_fd_source_set_events(h->src, events) == ODK_OK)
+        h->events = events;
+}
+
+static void flush_backlog_cb(void *obj)
+{
+    odk_sim_hba *h = obj;
+    if (!h->gone)
+        flush_backlog(h);
 }
 
 static void fail_all(odk_sim_hba *h)
@@ -88,9 +109,19 @@ static void on_slot(odk_sim_hba *h, const struct hba_msg *m)
         h->ops->slot_changed(h->ctx, m->slot, present);
 }
 
+static void on_readable_batch(odk_sim_hba *h, uint32_t revents);
+
+/* The completions taken in one wake-up are one batch: the replies they
+ * make (and the commands they start) go out together at its end. */
 static void on_readable(void *ctx, uint32_t revents)
 {
-    odk_sim_hba *h = ctx;
+    storage_batch_begin();
+    on_readable_batch(ctx, revents);
+    storage_batch_end();
+}
+
+static void on_readable_batch(odk_sim_hba *h, uint32_t revents)
+{
     if ((revents & EPOLLOUT) && !h->gone)
         flush_backlog(h);
     /* Completions come in batches (the model coalesces them): up to
@@ -212,6 +243,7 @@ int odk_sim_hba_open(odk_driver *drv, const odk_sim_hba_ops *ops, void *ctx, odk
         free(h);
         return ODK_E_PROTOCOL;
     }
+    h->events = EPOLLIN;
     st = odk_fd_source_create(odk_driver_queue(drv), h->fd, EPOLLIN, on_readable, h, &h->src);
     if (st < 0) {
         close(h->fd);
@@ -226,6 +258,7 @@ void odk_sim_hba_close(odk_sim_hba *h)
 {
     if (!h)
         return;
+    storage_batch_forget(h);
     odk_fd_source_cancel(h->src, NULL, NULL);
     odk_release(h->src);
     close(h->fd);
@@ -323,8 +356,11 @@ int odk_sim_hba_submit(odk_sim_hba *h, uint32_t slot, const uint8_t *cdb, uint8_
                           .offset = offset,
                           .length = length};
     memcpy(msg.cdb, cdb, cdb_len);
-    if (h->n_backlog || send(h->fd, &msg, sizeof msg, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
-        if (h->n_backlog == 0 && errno != EAGAIN)
+    /* In a batch (storage_internal.h) the command waits in the backlog,
+     * sent with the batch's others at its end. */
+    bool later = h->n_backlog || storage_batch_defer(flush_backlog_cb, h);
+    if (later || send(h->fd, &msg, sizeof msg, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+        if (!later && errno != EAGAIN)
             return ODK_E_GONE;
         if (h->n_backlog == h->backlog_cap) {
             size_t cap = h->backlog_cap ? h->backlog_cap * 2 : 256;
@@ -335,7 +371,9 @@ int odk_sim_hba_submit(odk_sim_hba *h, uint32_t slot, const uint8_t *cdb, uint8_
             h->backlog_cap = cap;
         }
         h->backlog[h->n_backlog++] = msg;
-        odk_fd_source_set_events(h->src, EPOLLIN | EPOLLOUT);
+        if (!storage_batch_defer(flush_backlog_cb, h) && h->events != (EPOLLIN | EPOLLOUT) &&
+            odk_fd_source_set_events(h->src, EPOLLIN | EPOLLOUT) == ODK_OK)
+            h->events = EPOLLIN | EPOLLOUT;
     }
     p->used = true;
     p->ctx = cmd_ctx;
@@ -360,7 +398,9 @@ static int send_tmf(odk_sim_hba *h, const struct hba_msg *msg)
             h->backlog_cap = cap;
         }
         h->backlog[h->n_backlog++] = *msg;
-        odk_fd_source_set_events(h->src, EPOLLIN | EPOLLOUT);
+        if (h->events != (EPOLLIN | EPOLLOUT) &&
+            odk_fd_source_set_events(h->src, EPOLLIN | EPOLLOUT) == ODK_OK)
+            h->events = EPOLLIN | EPOLLOUT;
     }
     return ODK_OK;
 }
