@@ -733,10 +733,9 @@ static void reset(void *ctx, uint32_t kind, odk_scsi_task *t, uint32_t target, u
             st = odk_sim_hba_reset(r->hba, d);
     else if (kind == ODK_SCSI_BUS_RESET)
         st = odk_sim_hba_reset(r->hba, ODK_SIM_HBA_BUS);
-    odk_warn("%s asked (target %u, LUN %llu%s%llu): %s%s", kind < 4 ? names[kind] : "reset",
-             target, (unsigned long long)lun, t ? ", tag " : "",
-             t ? (unsigned long long)t->tag : 0ull, st < 0 ? "the HBA refused: " : "sent to the HBA",
-             st < 0 ? odk_strerror(st) : "");
+    odk_warn("%s asked (target %u, LUN %llu%s%llu): %s%s", kind < 4 ? names[kind] : "reset", target,
+             (unsigned long long)lun, t ? ", tag " : "", t ? (unsigned long long)t->tag : 0ull,
+             st < 0 ? "the HBA refused: " : "sent to the HBA", st < 0 ? odk_strerror(st) : "");
 }
 
 static const odk_storage_controller_ops controller_ops = {.task = task, .reset = reset};

@@ -358,8 +358,11 @@ static void execute(struct link *l, const struct hba_msg *cmd)
  * task management request itself. */
 static void task_management(struct link *l, const struct hba_msg *req)
 {
-    struct hba_msg tmf = {.type = HBA_TMF_DONE, .slot = req->slot, .tag = req->tag,
-                          .map_id = req->type, .status = HBA_TMF_COMPLETE};
+    struct hba_msg tmf = {.type = HBA_TMF_DONE,
+                          .slot = req->slot,
+                          .tag = req->tag,
+                          .map_id = req->type,
+                          .status = HBA_TMF_COMPLETE};
     bool bus = req->type == HBA_RESET && req->slot == HBA_ALL_SLOTS;
     if (req->type == HBA_RESET && !bus && req->slot >= m.n_slots) {
         tmf.status = HBA_TMF_FAILED;
@@ -384,8 +387,8 @@ static void task_management(struct link *l, const struct hba_msg *req)
         }
         ended++;
         if (h.l->fd >= 0 && h.l->gen == h.link_gen) {
-            struct hba_msg done = {.type = HBA_DONE, .slot = h.cmd.slot, .tag = h.cmd.tag,
-                                   .service = HBA_ABORTED};
+            struct hba_msg done = {
+                .type = HBA_DONE, .slot = h.cmd.slot, .tag = h.cmd.tag, .service = HBA_ABORTED};
             send_msg(h.l, &done);
         }
     }

@@ -10,8 +10,8 @@
 
 #include <stdint.h>
 
-#define BLK_REQ_MAGIC 0x6f646b71u /* "odkq" */
-#define BLK_REP_MAGIC 0x6f646b72u /* "odkr" */
+#define BLK_REQ_MAGIC 0x6f646b71u     /* "odkq" */
+#define BLK_REP_MAGIC 0x6f646b72u     /* "odkr" */
 #define BLK_ARENA_MAGIC 0x6f646b61u   /* "odka" */
 #define BLK_RELEASE_MAGIC 0x6f646b66u /* "odkf" */
 

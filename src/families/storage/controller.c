@@ -109,7 +109,7 @@ struct odk_storage_lun {
     size_t out_len, out_cap;
     odk_memory *arena;
     uint8_t *arena_addr;
-    bool arena_sent; /* the export has the arena's memfd (blk_wire.h) */
+    bool arena_sent;          /* the export has the arena's memfd (blk_wire.h) */
     struct periph_door *door; /* peripheral drivers' way in (peripheral.c) */
     struct task_slot *slots;
     uint32_t n_slots;
@@ -400,8 +400,7 @@ void odk_scsi_task_complete(odk_scsi_task *t, uint32_t service_response, uint8_t
             lun_reply(l, s->blk_id, err, NULL, 0, data ? BLK_REP_IN_AREA : 0);
         else
             lun_reply(l, s->blk_id, err,
-                      data ? l->arena_addr + (size_t)(s - l->slots) * AREA : NULL, s->blk_len,
-                      0);
+                      data ? l->arena_addr + (size_t)(s - l->slots) * AREA : NULL, s->blk_len, 0);
         l->c->in_flight--;
     }
     s->state = T_FREE;

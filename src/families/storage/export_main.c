@@ -705,8 +705,7 @@ static void backend_readable(void)
                     return;
                 }
                 area_put((int32_t)r.id, false);
-                logf_("area %u is back from the driver (it held a failed task)",
-                      (unsigned)r.id);
+                logf_("area %u is back from the driver (it held a failed task)", (unsigned)r.id);
                 freed = true;
                 off += sizeof r;
                 continue;

@@ -160,7 +160,7 @@ static void on_readable_batch(odk_sim_hba *h, uint32_t revents)
             continue;
         }
         if (m.type == HBA_TMF_DONE) {
-            const char *what = m.map_id == HBA_ABORT ? "ABORT TASK"
+            const char *what = m.map_id == HBA_ABORT     ? "ABORT TASK"
                                : m.slot == HBA_ALL_SLOTS ? "BUS RESET"
                                                          : "LOGICAL UNIT RESET";
             if (m.status != HBA_TMF_COMPLETE)
