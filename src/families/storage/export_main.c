@@ -620,7 +620,13 @@ static void backend_detach(const char *why)
 {
     if (x.backend < 0)
         return;
-    logf_("driver detached (%s); failing the requests it held", why);
+    size_t held = 0, waiting = 0;
+    for (size_t i = 0; i < x.n_slots; i++) {
+        held += x.slots[i].state == S_SENT || x.slots[i].state == S_ABANDONED;
+        waiting += x.slots[i].state == S_WAITING;
+    }
+    logf_("driver detached (%s); failing the %zu requests it held (%zu wait for a driver)", why,
+          held, waiting);
     epoll_ctl(x.epfd, EPOLL_CTL_DEL, x.backend, NULL);
     close(x.backend);
     x.backend = -1;
