@@ -104,10 +104,9 @@ int odkctl_storage(odk_client *c, int argc, char **argv)
     return 0;
 usage:
     odk_value_free(args);
-    fprintf(
-        stderr,
-        "usage: odkctl storage [plug DISKS [JSON] | unplug ID |\n"
-        "                       fault ID SLOT medium-error|not-ready|remove|insert|swallow|clear"
-        " [LBA [BLOCKS]]]\n");
+    fprintf(stderr, "usage: odkctl storage [plug DISKS [JSON] | unplug ID |\n"
+                    "                       fault ID SLOT "
+                    "medium-error|not-ready|remove|insert|swallow|hang|clear"
+                    " [LBA [BLOCKS]]]\n");
     return 2;
 }

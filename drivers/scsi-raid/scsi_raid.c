@@ -422,6 +422,8 @@ static void rebuild_next(struct raid *r)
 static bool medium_or_gone(uint32_t response, uint8_t status, const uint8_t *sense,
                            uint32_t sense_len)
 {
+    if (response == ODK_SCSI_TASK_ABORTED)
+        return false; /* we asked for it: the disk is not at fault */
     if (response != ODK_SCSI_TASK_COMPLETE)
         return true;
     if (status == ODK_SCSI_STATUS_GOOD)
@@ -465,6 +467,8 @@ static void hba_done(void *ctx, void *cmd_ctx, uint32_t response, uint8_t status
             vop_error(v, ODK_SCSI_SENSE_MEDIUM_ERROR, 0x11, 0x00);
         else
             queue_degraded_read(r, v, s->row, s->disk_lba, s->blocks, s->disk, s->buf);
+    } else if (bad && response == ODK_SCSI_TASK_ABORTED) {
+        v->response = ODK_SCSI_SERVICE_FAILURE; /* aborted: the family answers EIO */
     } else if (bad && response != ODK_SCSI_TASK_COMPLETE) {
         if (r->level == 0)
             fail_disk(r, s->disk, "stopped answering");
@@ -697,20 +701,41 @@ static void slot_changed(void *ctx, uint32_t slot, bool present)
     }
 }
 
-/* The simulated HBA has no abort or reset command: a disk that swallows
- * commands keeps them until it answers.  So every reset the family asks
- * for is noted and nothing more; the family answers the late tasks'
- * clients itself and takes the completions when the disk answers. */
+/* Whether an HBA command belongs to the volume task arg (directly, or
+ * through a stripe piece of it). */
+static bool sub_of_task(void *cmd_ctx, void *arg)
+{
+    const struct sub *s = cmd_ctx;
+    const struct vop *v = s->op ? s->op : s->piece ? s->piece->op : NULL;
+    return v && v->t == arg;
+}
+
+/* The family's recovery steps, passed to the HBA: ABORT TASK aborts every
+ * disk command of the volume task (a command the disk holds ends
+ * ODK_SCSI_TASK_ABORTED and the task completes with a service failure);
+ * a LUN or target reset resets every disk of the volume (its one LUN
+ * spans them all), a bus reset the HBA's bus.  A disk that answers no
+ * task management (`hang`) keeps its commands: the HBA logs the failure
+ * and the family goes on to its next step.  A RAID-5 stripe piece still
+ * waiting in the FIFO has no command to abort yet: it runs when its turn
+ * comes. */
 static void reset(void *ctx, uint32_t kind, odk_scsi_task *t, uint32_t target, uint64_t lun,
                   uint32_t deadline_ms)
 {
-    (void)ctx;
+    struct raid *r = ctx;
     (void)deadline_ms;
     static const char *const names[] = {"abort task", "LUN reset", "target reset", "bus reset"};
-    odk_warn("%s asked (target %u, LUN %llu%s%llu): the HBA cannot abort its commands; "
-             "waiting for the disks",
-             kind < 4 ? names[kind] : "reset", target, (unsigned long long)lun, t ? ", tag " : "",
-             t ? (unsigned long long)t->tag : 0ull);
+    int st = ODK_OK;
+    if (kind == ODK_SCSI_ABORT_TASK && t)
+        st = odk_sim_hba_abort(r->hba, sub_of_task, t);
+    else if (kind == ODK_SCSI_LUN_RESET || kind == ODK_SCSI_TARGET_RESET)
+        for (unsigned d = 0; d < r->n && st >= 0; d++)
+            st = odk_sim_hba_reset(r->hba, d);
+    else if (kind == ODK_SCSI_BUS_RESET)
+        st = odk_sim_hba_reset(r->hba, ODK_SIM_HBA_BUS);
+    odk_warn("%s asked (target %u, LUN %llu%s%llu): %s%s", kind < 4 ? names[kind] : "reset", target,
+             (unsigned long long)lun, t ? ", tag " : "", t ? (unsigned long long)t->tag : 0ull,
+             st < 0 ? "the HBA refused: " : "sent to the HBA", st < 0 ? odk_strerror(st) : "");
 }
 
 static const odk_storage_controller_ops controller_ops = {.task = task, .reset = reset};

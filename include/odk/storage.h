@@ -38,6 +38,9 @@ typedef struct odk_storage_lun odk_storage_lun;
 /* The controller did not complete it within its timeout: the family
  * aborted it and answered for the driver (a peripheral's CDB sees this). */
 #define ODK_SCSI_TASK_TIMED_OUT 2u
+/* An abort or reset ended it before the device answered (the simulated
+ * HBA's done callback). */
+#define ODK_SCSI_TASK_ABORTED 3u
 
 /* One SCSI task, given to the controller's `task` callback.  The fields
  * are the task's description, read-only to the driver; the memory is
@@ -201,7 +204,8 @@ typedef struct odk_sim_hba odk_sim_hba;
 typedef struct odk_sim_hba_ops {
     /* A command finished: status, bytes moved, sense (sense_len may be 0).
      * service_response is ODK_SCSI_SERVICE_FAILURE for a disk that is not
-     * there (or left) and for a model that died. */
+     * there (or left) and for a model that died, ODK_SCSI_TASK_ABORTED
+     * for a command an abort or reset ended. */
     void (*done)(void *ctx, void *cmd_ctx, uint32_t service_response, uint8_t status,
                  uint64_t transferred, const uint8_t *sense, uint32_t sense_len);
     /* A disk slot changed: present or not (a disk left, or a new one was
@@ -236,6 +240,21 @@ ODK_PUBLIC int odk_sim_hba_map(odk_sim_hba *h, odk_memory *m);
 ODK_PUBLIC int odk_sim_hba_submit(odk_sim_hba *h, uint32_t slot, const uint8_t *cdb,
                                   uint8_t cdb_len, odk_scsi_dir direction, odk_memory *m,
                                   uint64_t offset, uint64_t length, void *cmd_ctx);
+
+/* ABORT TASK for each command in flight whose cmd_ctx match(cmd_ctx, arg)
+ * accepts: a command the disk still holds ends, its done callback runs
+ * with ODK_SCSI_TASK_ABORTED, and it never reaches the medium; one the
+ * disk already finished completes as usual.  Returns how many aborts were
+ * sent (0 for none), or ODK_E_INVALID, ODK_E_GONE.  The HBA's answer to
+ * each abort is logged when it failed (a hung disk). */
+ODK_PUBLIC int odk_sim_hba_abort(odk_sim_hba *h, bool (*match)(void *cmd_ctx, void *arg),
+                                 void *arg);
+
+/* LOGICAL UNIT RESET of the disk in slot, or a bus reset for
+ * ODK_SIM_HBA_BUS: every command the disk(s) hold ends with
+ * ODK_SCSI_TASK_ABORTED.  Errors: ODK_E_INVALID, ODK_E_GONE. */
+#define ODK_SIM_HBA_BUS 0xffffffffu
+ODK_PUBLIC int odk_sim_hba_reset(odk_sim_hba *h, uint32_t slot);
 
 #ifdef __cplusplus
 }

@@ -13,8 +13,13 @@
  * answers with status, bytes moved and sense.  A disk removed by a fault
  * answers NO DEVICE; a new one inserted is blank.  A disk told to swallow
  * takes commands and answers none (a hung device: its driver's tasks time
- * out) until `clear`, which runs the held commands late.  The model ends
- * when odkd closes fd 3. */
+ * out) until `clear`, which runs the held commands late.  Task
+ * management reaches the disks: ABORT TASK ends a held command (it is
+ * answered HBA_ABORTED and never runs), a LUN reset ends every command
+ * its disk holds, a bus reset every disk's; a disk told to `hang` holds
+ * commands like a swallowing one and fails task management too (a dead
+ * device: its driver's resets get nowhere).  The model ends when odkd
+ * closes fd 3. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -39,8 +44,15 @@ struct map {
     uint64_t len;
 };
 
+#define LINK_BATCH 64
+
 struct link {
     int fd;
+    /* Messages for the driver, sent together (sendmmsg) once the commands
+     * at hand are done: one syscall and one wake-up of the driver for a
+     * batch of completions, as an HBA coalesces its interrupts. */
+    struct hba_msg out[LINK_BATCH];
+    unsigned n_out;
     unsigned gen; /* bumped at each attach: a held command's link is still its own */
     struct map maps[HBA_MAX_MAPS];
 };
@@ -49,6 +61,7 @@ struct slot {
     odk_scsi_disk *disk; /* NULL: empty */
     unsigned gen;
     bool swallow;
+    bool hang; /* task management fails too */
 };
 
 /* Commands a swallowing disk took and has not answered. */
@@ -99,10 +112,37 @@ static int disk_open(unsigned i)
     return 0;
 }
 
+static void link_flush(struct link *l)
+{
+    unsigned done = 0;
+    while (l->fd >= 0 && done < l->n_out) {
+        struct mmsghdr mm[LINK_BATCH];
+        struct iovec iov[LINK_BATCH];
+        unsigned n = l->n_out - done;
+        for (unsigned i = 0; i < n; i++) {
+            iov[i] = (struct iovec){&l->out[done + i], sizeof l->out[0]};
+            mm[i] = (struct mmsghdr){.msg_hdr = {.msg_iov = &iov[i], .msg_iovlen = 1}};
+        }
+        int k = sendmmsg(l->fd, mm, n, MSG_NOSIGNAL);
+        if (k < 0 && errno == EINTR)
+            continue;
+        if (k <= 0) {
+            if (k < 0 && errno != EAGAIN)
+                fprintf(stderr, "odk-storage-model: link: %s\n", strerror(errno));
+            break;
+        }
+        done += (unsigned)k;
+    }
+    l->n_out = 0;
+}
+
 static void send_msg(struct link *l, const struct hba_msg *msg)
 {
-    if (l->fd >= 0 && send(l->fd, msg, sizeof *msg, MSG_NOSIGNAL) < 0 && errno != EAGAIN)
-        fprintf(stderr, "odk-storage-model: link: %s\n", strerror(errno));
+    if (l->fd < 0)
+        return;
+    if (l->n_out == LINK_BATCH)
+        link_flush(l);
+    l->out[l->n_out++] = *msg;
 }
 
 static void slot_msg(struct link *l, unsigned i)
@@ -117,6 +157,7 @@ static void slot_msg(struct link *l, unsigned i)
 
 static void link_close(struct link *l)
 {
+    l->n_out = 0;
     epoll_ctl(m.epfd, EPOLL_CTL_DEL, l->fd, NULL);
     close(l->fd);
     l->fd = -1;
@@ -191,7 +232,11 @@ static void fault(const struct hba_ctl *c)
     case HBA_FAULT_SWALLOW:
         s->swallow = true;
         break;
+    case HBA_FAULT_HANG:
+        s->swallow = s->hang = true;
+        break;
     case HBA_FAULT_CLEAR:
+        s->hang = false;
         release_held(c->slot);
         if (s->disk) {
             odk_scsi_disk_set_not_ready(s->disk, false);
@@ -307,6 +352,51 @@ static void execute(struct link *l, const struct hba_msg *cmd)
     send_msg(l, &done);
 }
 
+/* Ends held commands: the one with tag from link l (ABORT TASK), or
+ * every one of a slot (LUN reset) or of all slots (bus reset), each
+ * answered HBA_ABORTED to its own link; they never run.  Then answers the
+ * task management request itself. */
+static void task_management(struct link *l, const struct hba_msg *req)
+{
+    struct hba_msg tmf = {.type = HBA_TMF_DONE,
+                          .slot = req->slot,
+                          .tag = req->tag,
+                          .map_id = req->type,
+                          .status = HBA_TMF_COMPLETE};
+    bool bus = req->type == HBA_RESET && req->slot == HBA_ALL_SLOTS;
+    if (req->type == HBA_RESET && !bus && req->slot >= m.n_slots) {
+        tmf.status = HBA_TMF_FAILED;
+        send_msg(l, &tmf);
+        return;
+    }
+    /* A hung disk answers no task management: the request fails. */
+    for (unsigned i = 0; i < m.n_slots; i++)
+        if (m.slots[i].hang && (bus || (req->type == HBA_RESET && req->slot == i)))
+            tmf.status = HBA_TMF_FAILED;
+    size_t keep = 0, ended = 0;
+    for (size_t i = 0; i < m.n_held; i++) {
+        struct held h = m.held[i];
+        bool hit = req->type == HBA_ABORT
+                       ? h.l == l && h.link_gen == l->gen && h.cmd.tag == req->tag
+                       : bus || h.cmd.slot == req->slot;
+        if (hit && req->type == HBA_ABORT && m.slots[h.cmd.slot].hang)
+            tmf.status = HBA_TMF_FAILED, hit = false;
+        if (!hit || m.slots[h.cmd.slot].hang) { /* a hung disk keeps its commands */
+            m.held[keep++] = h;
+            continue;
+        }
+        ended++;
+        if (h.l->fd >= 0 && h.l->gen == h.link_gen) {
+            struct hba_msg done = {
+                .type = HBA_DONE, .slot = h.cmd.slot, .tag = h.cmd.tag, .service = HBA_ABORTED};
+            send_msg(h.l, &done);
+        }
+    }
+    m.n_held = keep;
+    tmf.transferred = ended; /* how many commands it ended */
+    send_msg(l, &tmf);
+}
+
 static void link_readable(struct link *l)
 {
     for (int batch = 0; batch < 64; batch++) {
@@ -344,6 +434,8 @@ static void link_readable(struct link *l)
                 close(fd);
             if (msg.type == HBA_CMD)
                 execute(l, &msg);
+            else if (msg.type == HBA_ABORT || msg.type == HBA_RESET)
+                task_management(l, &msg);
         }
         if (l->fd < 0)
             return;
@@ -390,5 +482,8 @@ int main(int argc, char **argv)
                     link_readable(l);
             }
         }
+        for (unsigned i = 0; i < MAX_LINKS; i++)
+            if (m.links[i].n_out)
+                link_flush(&m.links[i]);
     }
 }

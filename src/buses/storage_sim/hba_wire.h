@@ -10,7 +10,12 @@
  *   HBA_HELLO (slots) and one HBA_SLOT per slot; the driver maps memory
  *   (HBA_MAP with the memfd) and submits HBA_CMD, each answered by
  *   HBA_DONE with the same tag; HBA_SLOT again when a disk leaves or
- *   arrives.  Everything from the other side is checked before use. */
+ *   arrives.  Task management: HBA_ABORT (tag: the command to abort)
+ *   and HBA_RESET (slot: a LUN reset of that disk; HBA_ALL_SLOTS: a bus
+ *   reset), each answered by HBA_TMF_DONE (the request's type, tag and
+ *   slot echoed; status HBA_TMF_COMPLETE or HBA_TMF_FAILED) after the
+ *   HBA_DONE, service HBA_ABORTED, of every command it ended.
+ *   Everything from the other side is checked before use. */
 #ifndef ODK_STORAGE_SIM_HBA_WIRE_H
 #define ODK_STORAGE_SIM_HBA_WIRE_H
 
@@ -27,7 +32,8 @@ enum {
     HBA_FAULT_REMOVE = 3,  /* the disk leaves the slot */
     HBA_FAULT_INSERT = 4,  /* a new blank disk in the slot */
     HBA_FAULT_CLEAR = 5,   /* medium errors, not-ready and swallow cleared */
-    HBA_FAULT_SWALLOW = 6, /* commands are taken and never answered (until clear) */
+    HBA_FAULT_SWALLOW = 6, /* commands are taken and never answered (until clear or abort) */
+    HBA_FAULT_HANG = 7,    /* as SWALLOW, and task management to the disk fails too */
 };
 
 struct hba_ctl {
@@ -36,15 +42,29 @@ struct hba_ctl {
     uint64_t lba, blocks;
 };
 
-enum { HBA_HELLO = 1, HBA_SLOT = 2, HBA_MAP = 3, HBA_CMD = 4, HBA_DONE = 5 };
+enum {
+    HBA_HELLO = 1,
+    HBA_SLOT = 2,
+    HBA_MAP = 3,
+    HBA_CMD = 4,
+    HBA_DONE = 5,
+    HBA_ABORT = 6,
+    HBA_RESET = 7,
+    HBA_TMF_DONE = 8
+};
+
+#define HBA_ALL_SLOTS 0xffffffffu /* HBA_RESET: the bus */
 
 /* Service responses in HBA_DONE. */
-enum { HBA_OK = 0, HBA_NO_DEVICE = 1, HBA_BAD_COMMAND = 2 };
+enum { HBA_OK = 0, HBA_NO_DEVICE = 1, HBA_BAD_COMMAND = 2, HBA_ABORTED = 3 };
+
+/* HBA_TMF_DONE's status. */
+enum { HBA_TMF_COMPLETE = 0, HBA_TMF_FAILED = 1 };
 
 struct hba_msg {
     uint32_t type;
-    uint32_t slot;   /* HBA_SLOT, HBA_CMD; HBA_HELLO: number of slots */
-    uint64_t tag;    /* HBA_CMD, HBA_DONE */
+    uint32_t slot;   /* HBA_SLOT, HBA_CMD, HBA_RESET; HBA_HELLO: number of slots */
+    uint64_t tag;    /* HBA_CMD, HBA_DONE, HBA_ABORT */
     uint32_t map_id; /* HBA_MAP, HBA_CMD */
     uint8_t dir;     /* HBA_CMD: odk_scsi_dir */
     uint8_t cdb_len;

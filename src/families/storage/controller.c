@@ -12,7 +12,10 @@
  * to its device for DMA.  The driver completes the task; the reply goes
  * back to the export.  While every area is taken, or the controller has
  * queue_depth tasks out, the family stops reading the socket (the export
- * keeps the requests waiting).
+ * keeps the requests waiting).  The export maps the arena (its memfd is
+ * the first message on the socket) and places the data itself: a request
+ * names its area, a WRITE's bytes are already there, a READ's reply says
+ * the data is in the area (blk_wire.h).
  *
  * A task past its timeout (a peripheral's CDB carries its own) is aborted
  * through the driver's reset callback; past the abort deadline the family
@@ -62,6 +65,7 @@ struct task_slot {
     uint64_t blk_id;
     uint16_t blk_type;
     uint32_t blk_len;
+    bool shared; /* the request came through the shared arena (blk_wire.h) */
     uint64_t deadline_ns;
     void *periph;           /* a peripheral driver's task (peripheral.c), not in slots[] */
     odk_memory *kept;       /* a failed peripheral task's memory, kept until the driver lets go */
@@ -98,12 +102,14 @@ struct odk_storage_lun {
     bool detached, reading;
     bool pumping, again; /* a task completed inside the driver's task callback */
     odk_fd_source *src;
+    uint32_t events; /* what src watches for now */
     uint8_t *in;
     size_t in_len, in_cap;
     uint8_t *out;
     size_t out_len, out_cap;
     odk_memory *arena;
     uint8_t *arena_addr;
+    bool arena_sent;          /* the export has the arena's memfd (blk_wire.h) */
     struct periph_door *door; /* peripheral drivers' way in (peripheral.c) */
     struct task_slot *slots;
     uint32_t n_slots;
@@ -134,7 +140,67 @@ static uint64_t now_ns(void)
     return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* ---- batches ------------------------------------------------------------------ */
+
+#define BATCH_MAX 32
+
+static _Thread_local struct {
+    unsigned depth, n;
+    struct {
+        void (*flush)(void *);
+        void *obj;
+    } due[BATCH_MAX];
+} batch;
+
+void storage_batch_begin(void)
+{
+    batch.depth++;
+}
+
+void storage_batch_end(void)
+{
+    if (batch.depth == 0 || --batch.depth)
+        return;
+    /* A flush may start more work (and defer nothing: no batch runs). */
+    while (batch.n) {
+        batch.n--;
+        batch.due[batch.n].flush(batch.due[batch.n].obj);
+    }
+}
+
+bool storage_batch_defer(void (*flush)(void *obj), void *obj)
+{
+    if (!batch.depth)
+        return false;
+    for (unsigned i = 0; i < batch.n; i++)
+        if (batch.due[i].obj == obj && batch.due[i].flush == flush)
+            return true;
+    if (batch.n == BATCH_MAX)
+        return false;
+    batch.due[batch.n].flush = flush;
+    batch.due[batch.n].obj = obj;
+    batch.n++;
+    return true;
+}
+
+void storage_batch_forget(void *obj)
+{
+    for (unsigned i = 0; i < batch.n;)
+        if (batch.due[i].obj == obj)
+            batch.due[i] = batch.due[--batch.n];
+        else
+            i++;
+}
+
 /* ---- replies to the export ------------------------------------------------- */
+
+/* Changes what the export's socket is watched for, only when it changes
+ * (each change is a syscall; a busy disk would make two per request). */
+static void lun_set_events(odk_storage_lun *l, uint32_t events)
+{
+    if (events != l->events && odk_fd_source_set_events(l->src, events) == ODK_OK)
+        l->events = events;
+}
 
 static void lun_flush(odk_storage_lun *l)
 {
@@ -155,18 +221,53 @@ static void lun_flush(odk_storage_lun *l)
         l->out_len -= off;
     }
     if (!l->detached)
-        odk_fd_source_set_events(l->src,
-                                 (l->reading ? EPOLLIN : 0u) | (l->out_len ? EPOLLOUT : 0u));
+        lun_set_events(l, (l->reading ? EPOLLIN : 0u) | (l->out_len ? EPOLLOUT : 0u));
 }
 
-static void lun_reply(odk_storage_lun *l, uint64_t id, uint32_t error, const uint8_t *data,
-                      uint32_t len)
+static void lun_flush_cb(void *obj)
+{
+    lun_flush(obj);
+}
+
+/* Sends the queued replies now, or at the end of the running batch. */
+static void lun_flush_soon(odk_storage_lun *l)
+{
+    if (!storage_batch_defer(lun_flush_cb, l))
+        lun_flush(l);
+}
+
+/* Hands the export an area that a failed task held (BLK_REP_KEEP) back. */
+static void lun_release(odk_storage_lun *l, uint32_t area)
 {
     if (l->detached)
         return;
-    struct blk_rep r = {.magic = BLK_REP_MAGIC, .error = error, .id = id, .length = data ? len : 0};
+    struct blk_rep r = {.magic = BLK_RELEASE_MAGIC, .id = area};
+    size_t need = l->out_len + sizeof r;
+    if (need > l->out_cap) {
+        size_t cap = l->out_cap ? l->out_cap : 1u << 20;
+        while (cap < need)
+            cap *= 2;
+        uint8_t *b = realloc(l->out, cap);
+        if (!b) {
+            l->detached = true;
+            return;
+        }
+        l->out = b;
+        l->out_cap = cap;
+    }
+    memcpy(l->out + l->out_len, &r, sizeof r);
+    l->out_len += sizeof r;
+}
+
+static void lun_reply(odk_storage_lun *l, uint64_t id, uint32_t error, const uint8_t *data,
+                      uint32_t len, uint32_t flags)
+{
+    if (l->detached)
+        return;
+    struct blk_rep r = {
+        .magic = BLK_REP_MAGIC, .error = error, .id = id, .length = data ? len : 0, .flags = flags};
     size_t skip = 0;
-    if (l->out_len == 0) {
+    if (l->out_len == 0 && (r.length || !storage_batch_defer(lun_flush_cb, l))) {
         /* Nothing queued: send straight from the arena, queue only what
          * the socket had no room for. */
         struct iovec iov[2] = {{&r, sizeof r}, {(void *)data, r.length}};
@@ -288,18 +389,22 @@ void odk_scsi_task_complete(odk_scsi_task *t, uint32_t service_response, uint8_t
     }
     if (s->state == T_ORPHAN) {
         lun_count(l, C_ABANDONED, -1);
+        if (s->shared)
+            lun_release(l, (uint32_t)(s - l->slots));
     } else {
         uint32_t err = nbd_error_of(service_response, status, sense, sense_len);
         if (!err && s->blk_type == BLK_READ && transferred < s->blk_len)
             err = NBD_EIO; /* a short read would hand the client stale bytes */
-        lun_reply(l, s->blk_id, err,
-                  !err && s->blk_type == BLK_READ ? l->arena_addr + (size_t)(s - l->slots) * AREA
-                                                  : NULL,
-                  s->blk_len);
+        bool data = !err && s->blk_type == BLK_READ;
+        if (s->shared) /* the export reads the data from the area itself */
+            lun_reply(l, s->blk_id, err, NULL, 0, data ? BLK_REP_IN_AREA : 0);
+        else
+            lun_reply(l, s->blk_id, err,
+                      data ? l->arena_addr + (size_t)(s - l->slots) * AREA : NULL, s->blk_len, 0);
         l->c->in_flight--;
     }
     s->state = T_FREE;
-    lun_flush(l);
+    lun_flush_soon(l);
     lun_pump(l);
 }
 
@@ -322,7 +427,8 @@ static bool slot_start(odk_storage_lun *l, struct task_slot *s, const struct blk
         length = r->length;
         break;
     case BLK_WRITE:
-        memcpy(area, payload, r->length);
+        if (payload) /* else the export wrote it into the area */
+            memcpy(area, payload, r->length);
         st = odk_scsi_build_write_16(&cdb, lba, blocks, (r->flags & BLK_FUA) ? ODK_SCSI_RW_FUA : 0);
         dir = ODK_SCSI_DIR_TO_DEVICE;
         length = r->length;
@@ -348,7 +454,7 @@ static bool slot_start(odk_storage_lun *l, struct task_slot *s, const struct blk
         st = ODK_E_INVALID;
     }
     if (st < 0) {
-        lun_reply(l, r->id, NBD_EIO, NULL, 0);
+        lun_reply(l, r->id, NBD_EIO, NULL, 0, 0);
         odk_error("disk %s: cannot build the CDB for a request of type %u: %s", l->uri, r->type,
                   odk_strerror(st));
         return false;
@@ -358,6 +464,7 @@ static bool slot_start(odk_storage_lun *l, struct task_slot *s, const struct blk
                             .blk_id = r->id,
                             .blk_type = r->type,
                             .blk_len = r->length,
+                            .shared = r->area != 0,
                             .deadline_ns = now_ns() + c->timeout_ms * 1000000ull};
     memcpy(s->t.cdb, cdb.bytes, cdb.length);
     s->t.cdb_len = cdb.length;
@@ -395,21 +502,29 @@ static void lun_process(odk_storage_lun *l)
             l->detached = true;
             break;
         }
-        size_t payload = r.type == BLK_WRITE ? r.length : 0;
+        if (r.area && (r.area > l->n_slots || l->slots[r.area - 1].state != T_FREE)) {
+            odk_error("disk %s: the export named area %u, which is not free; dropping the link",
+                      l->uri, r.area);
+            l->detached = true;
+            break;
+        }
+        size_t payload = r.type == BLK_WRITE && !r.area ? r.length : 0;
         if (l->in_len - off < sizeof r + payload)
             break;
         uint64_t size = l->blocks * l->block_size;
         bool ranged = r.type != BLK_FLUSH;
         if (ranged && (r.offset % l->block_size || r.length % l->block_size || r.offset > size ||
                        r.length > size - r.offset)) {
-            lun_reply(l, r.id, NBD_EINVAL, NULL, 0);
+            lun_reply(l, r.id, NBD_EINVAL, NULL, 0, 0);
         } else if (ranged && r.length == 0) {
-            lun_reply(l, r.id, 0, NULL, 0);
+            lun_reply(l, r.id, 0, NULL, 0, 0);
         } else {
-            struct task_slot *s = l->c->in_flight < l->c->depth ? free_slot(l) : NULL;
+            struct task_slot *s = NULL;
+            if (l->c->in_flight < l->c->depth)
+                s = r.area ? &l->slots[r.area - 1] : free_slot(l);
             if (!s)
                 break;
-            slot_start(l, s, &r, l->in + off + sizeof r);
+            slot_start(l, s, &r, payload ? l->in + off + sizeof r : NULL);
         }
         off += sizeof r + payload;
     }
@@ -434,11 +549,21 @@ static void lun_pump(odk_storage_lun *l)
         lun_process(l);
     } while (l->again);
     l->pumping = false;
-    lun_flush(l);
-    bool room = l->in_len < l->in_cap && free_slot(l) && l->c->in_flight < l->c->depth;
+    lun_flush_soon(l);
+    /* A request naming its area needs only the queue depth; an inline one
+     * a free area too (lun_process stops at the first that cannot start). */
+    bool room = l->in_len < l->in_cap && l->c->in_flight < l->c->depth;
+    if (room && l->in_len >= sizeof(struct blk_req)) {
+        struct blk_req r;
+        memcpy(&r, l->in, sizeof r);
+        if (!r.area)
+            room = free_slot(l) != NULL;
+    } else if (room && !l->arena_sent) {
+        room = free_slot(l) != NULL;
+    }
     if (!l->detached && room != l->reading) {
         l->reading = room;
-        odk_fd_source_set_events(l->src, (room ? EPOLLIN : 0u) | (l->out_len ? EPOLLOUT : 0u));
+        lun_set_events(l, (room ? EPOLLIN : 0u) | (l->out_len ? EPOLLOUT : 0u));
     }
 }
 
@@ -451,18 +576,21 @@ static void lun_io(void *ctx, uint32_t revents)
     }
     if (revents & EPOLLOUT)
         lun_flush(l);
+    storage_batch_begin(); /* the requests read now go to the HBA together */
     if (l->reading && (revents & (EPOLLIN | EPOLLHUP | EPOLLERR))) {
         ssize_t n = recv(l->fd, l->in + l->in_len, l->in_cap - l->in_len, MSG_DONTWAIT);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
             odk_warn("disk %s: the export closed its end", l->uri);
             l->detached = true;
             odk_fd_source_set_enabled(l->src, false);
+            storage_batch_end();
             return;
         }
         if (n > 0)
             l->in_len += (size_t)n;
     }
     lun_pump(l);
+    storage_batch_end();
 }
 
 /* ---- timeouts and resets ----------------------------------------------------------- */
@@ -487,7 +615,9 @@ static void task_fail(odk_storage_lun *l, struct task_slot *s)
             s->kept = odk_retain(s->t.memory);
         periph_task_done(s->periph, ODK_SCSI_TASK_TIMED_OUT, 0, 0, NULL, 0);
     } else {
-        lun_reply(l, s->blk_id, NBD_EIO, NULL, 0);
+        /* The driver may still DMA into the area: a shared one stays
+         * with it until it completes the task (lun_release). */
+        lun_reply(l, s->blk_id, NBD_EIO, NULL, 0, s->shared ? BLK_REP_KEEP : 0);
     }
     s->state = T_ORPHAN;
     l->c->in_flight--;
@@ -629,6 +759,7 @@ int odk_storage_controller_set_timeouts(odk_storage_controller *c, uint32_t task
 
 static void lun_free(odk_storage_lun *l)
 {
+    storage_batch_forget(l);
     periph_door_close(l->door);
     while (l->ptasks) { /* forgotten (odk_storage_controller_destroy) */
         struct task_slot *s = l->ptasks;
@@ -683,6 +814,29 @@ static odk_value *lun_props(const odk_storage_lun_info *info, uint32_t target, u
     return p;
 }
 
+/* The export's first message: the arena's memfd, so that it places the
+ * requests' data where the tasks (and the device) use it. */
+static void lun_send_arena(odk_storage_lun *l)
+{
+    struct blk_rep r = {.magic = BLK_ARENA_MAGIC, .id = AREA, .length = l->n_slots};
+    int fd = odk_memory_fd(l->arena);
+    char cbuf[CMSG_SPACE(sizeof(int))] = {0};
+    struct iovec iov = {&r, sizeof r};
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &fd, sizeof fd);
+    /* A fresh socket has room for 24 bytes: this does not block. */
+    if (fd >= 0 && sendmsg(l->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)sizeof r)
+        l->arena_sent = true;
+    else
+        odk_warn("disk %s: the export gets no shared arena (%s); data goes through the socket",
+                 l->uri, strerror(errno));
+}
+
 static int lun_export(odk_storage_lun *l, const odk_storage_lun_info *info)
 {
     char name[80];
@@ -731,10 +885,12 @@ static int lun_export(odk_storage_lun *l, const odk_storage_lun_info *info)
     if (st < 0)
         return st;
     l->fd = fds[0];
+    lun_send_arena(l);
     st = odk_driver_publish_node(l->c->drv, "OdkBlockDisk", "IOService", disk, &l->disk_node);
     if (st == ODK_OK)
         st = odk_fd_source_create(odk_driver_queue(l->c->drv), l->fd, EPOLLIN, lun_io, l, &l->src);
     l->reading = true;
+    l->events = EPOLLIN;
     return st;
 }
 

@@ -21,7 +21,11 @@
  * the restarted one, then fail.  A request the driver leaves unanswered
  * for ODK_NBD_DEADLINE_MS fails with EIO.  A client that sends garbage,
  * or stops reading its replies for ODK_NBD_STALL_MS while they pile up,
- * is disconnected; the others carry on. */
+ * is disconnected; the others carry on.
+ *
+ * The driver's first message is its arena's memfd: the export maps it and
+ * moves the data between the clients' sockets and the arena's areas
+ * itself, so only headers cross the driver's socket (blk_wire.h). */
 #include <arpa/inet.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -35,7 +39,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/mman.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/uio.h>
 #include <sys/un.h>
 #include <time.h>
 #include <unistd.h>
@@ -76,6 +83,8 @@ struct conn {
     size_t in_len, in_cap;
     struct outq out;
     unsigned in_flight;
+    uint32_t events; /* what epoll watches for it now */
+    bool dirty;      /* replies queued during a batch, to send at its end */
     uint64_t last_write_ms;
     struct conn *next;
 };
@@ -91,13 +100,17 @@ struct slot {
     uint32_t length;
     uint64_t deadline;
     uint8_t *payload; /* a WRITE's data while S_WAITING */
+    int32_t area;     /* the shared arena's area it holds, or -1 */
 };
+
+enum area_state { A_FREE, A_BUSY, A_KEPT /* the driver holds it (BLK_REP_KEEP) */ };
 
 static struct {
     uint64_t size;
     uint32_t block_size;
     const char *name, *path;
     int epfd, unix_fd, tcp_fd, backend;
+    uint32_t backend_events;
     struct outq bout; /* to the backend */
     uint8_t *bin;     /* from the backend */
     size_t bin_len, bin_cap;
@@ -106,7 +119,18 @@ static struct {
     struct conn *conns;
     uint64_t deadline_ms, detached_ms, stall_ms;
     bool stopping;
-} x = {.unix_fd = -1, .tcp_fd = -1, .backend = -1};
+    bool batching; /* replies are queued, and sent once the batch is done */
+    /* The driver's shared arena (blk_wire.h): n_areas areas of area_size. */
+    uint8_t *arena;
+    size_t arena_len, area_size;
+    uint32_t n_areas, areas_free;
+    uint8_t *area_state;
+    int arena_fd; /* received, not yet announced */
+    /* Requests waiting for the driver, oldest first: slot ids (a slot
+     * answered meanwhile no longer matches its id and is skipped). */
+    uint64_t *waitq;
+    size_t wait_head, wait_len, wait_cap;
+} x = {.unix_fd = -1, .tcp_fd = -1, .backend = -1, .arena_fd = -1};
 
 static uint64_t now_ms(void)
 {
@@ -236,10 +260,42 @@ static void conn_update_events(struct conn *c)
     bool want_in = c->in_flight < CONN_MAX_IN_FLIGHT && c->out.bytes < CONN_OUT_HIGH;
     struct epoll_event ev = {.events = (want_in ? EPOLLIN : 0u) | (c->out.head ? EPOLLOUT : 0u),
                              .data.ptr = c};
-    epoll_ctl(x.epfd, EPOLL_CTL_MOD, c->fd, &ev);
+    if (ev.events != c->events) /* a syscall a reply saved */
+        epoll_ctl(x.epfd, EPOLL_CTL_MOD, c->fd, &ev);
+    c->events = ev.events;
 }
 
 /* ---- replies ------------------------------------------------------------- */
+
+/* Sends a reply's header and data straight from where they are while
+ * nothing is queued before them; queues what the socket has no room for.
+ * (The data of a READ is then copied once, from the arena to the socket.) */
+static bool reply_direct(struct conn *c, const uint8_t *hdr, size_t hlen, const uint8_t *data,
+                         size_t dlen)
+{
+    size_t done = 0, total = hlen + dlen;
+    if (!c->out.head) {
+        struct iovec iov[2] = {{(void *)hdr, hlen}, {(void *)data, dlen}};
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = dlen ? 2 : 1};
+        ssize_t n = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > 0) {
+            done = (size_t)n;
+            c->last_write_ms = now_ms();
+        }
+        if (done == total)
+            return true;
+    }
+    uint8_t *p = outq_add(&c->out, total - done);
+    if (!p)
+        return false;
+    if (done < hlen) {
+        memcpy(p, hdr + done, hlen - done);
+        memcpy(p + hlen - done, data, dlen);
+    } else {
+        memcpy(p, data + (done - hlen), total - done);
+    }
+    return true;
+}
 
 static void reply(struct conn *c, uint64_t cookie, uint16_t type, uint32_t error,
                   const uint8_t *data, uint32_t len, uint64_t offset)
@@ -247,6 +303,29 @@ static void reply(struct conn *c, uint64_t cookie, uint16_t type, uint32_t error
     if (c->dead)
         return;
     uint8_t *p;
+    /* Large data goes to the socket straight from the arena; small
+     * replies of a batch are queued and sent together. */
+    if (!error && type == NBD_CMD_READ && len >= (x.batching ? 65536u : 1u)) {
+        uint8_t h[32];
+        size_t hlen;
+        if (!c->structured) {
+            p = nbd_put32(h, NBD_SIMPLE_REPLY_MAGIC);
+            p = nbd_put32(p, 0);
+            nbd_put64(p, cookie);
+            hlen = 16;
+        } else {
+            p = nbd_put32(h, NBD_STRUCTURED_REPLY_MAGIC);
+            p = nbd_put16(p, NBD_REPLY_FLAG_DONE);
+            p = nbd_put16(p, NBD_REPLY_TYPE_OFFSET_DATA);
+            p = nbd_put64(p, cookie);
+            p = nbd_put32(p, 8 + len);
+            nbd_put64(p, offset);
+            hlen = 28;
+        }
+        if (!reply_direct(c, h, hlen, data, len))
+            goto nomem;
+        return;
+    }
     if (!c->structured) {
         bool with_data = !error && type == NBD_CMD_READ;
         p = outq_add(&c->out, 16 + (with_data ? len : 0));
@@ -317,6 +396,127 @@ static uint64_t slot_id(const struct slot *s)
     return (uint64_t)s->gen << 32 | (uint64_t)(s - x.slots);
 }
 
+/* ---- the shared arena ----------------------------------------------------- */
+
+static int32_t area_get(void)
+{
+    if (!x.arena || !x.areas_free)
+        return -1;
+    for (uint32_t i = 0; i < x.n_areas; i++)
+        if (x.area_state[i] == A_FREE) {
+            x.area_state[i] = A_BUSY;
+            x.areas_free--;
+            return (int32_t)i;
+        }
+    return -1;
+}
+
+static uint8_t *area_addr(int32_t a)
+{
+    return x.arena + (size_t)a * x.area_size;
+}
+
+static void area_put(int32_t a, bool kept)
+{
+    if (!x.arena || a < 0 || (uint32_t)a >= x.n_areas)
+        return; /* the arena went with its driver */
+    if (kept) {
+        x.area_state[a] = A_KEPT;
+    } else {
+        x.area_state[a] = A_FREE;
+        x.areas_free++;
+    }
+}
+
+static void arena_drop(void)
+{
+    if (x.arena)
+        munmap(x.arena, x.arena_len);
+    x.arena = NULL;
+    x.arena_len = 0;
+    x.n_areas = x.areas_free = 0;
+    free(x.area_state);
+    x.area_state = NULL;
+    if (x.arena_fd >= 0)
+        close(x.arena_fd);
+    x.arena_fd = -1;
+}
+
+/* The host announced its arena: map it, if it is what it says it is
+ * (sealed against shrinking, so that no access past its end can fault). */
+static bool arena_take(uint32_t n, uint64_t size)
+{
+    int fd = x.arena_fd;
+    x.arena_fd = -1;
+    if (fd < 0)
+        return false;
+    struct stat st;
+    int seals = fcntl(fd, F_GET_SEALS);
+    bool ok = n && n <= 4096 && size && size <= NBD_PAYLOAD_MAX && !x.arena && seals >= 0 &&
+              (seals & F_SEAL_SHRINK) && fstat(fd, &st) == 0 &&
+              (uint64_t)st.st_size >= (uint64_t)n * size;
+    if (ok) {
+        void *a = mmap(NULL, (size_t)n * size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+        x.area_state = calloc(n, 1);
+        if (a == MAP_FAILED || !x.area_state) {
+            if (a != MAP_FAILED)
+                munmap(a, (size_t)n * size);
+            free(x.area_state);
+            x.area_state = NULL;
+            ok = false;
+        } else {
+            x.arena = a;
+            x.arena_len = (size_t)n * size;
+            x.area_size = size;
+            x.n_areas = x.areas_free = n;
+        }
+    }
+    close(fd);
+    if (ok)
+        logf_("shared arena: %u areas of %zu KiB", n, x.area_size >> 10);
+    else
+        logf_("the driver's arena is unusable; data goes through the socket");
+    return ok;
+}
+
+static bool wait_push(struct slot *s)
+{
+    if (x.wait_len == x.wait_cap) {
+        size_t cap = x.wait_cap ? x.wait_cap * 2 : 256;
+        uint64_t *q = malloc(cap * sizeof *q);
+        if (!q)
+            return false;
+        for (size_t i = 0; i < x.wait_len; i++)
+            q[i] = x.waitq[(x.wait_head + i) % x.wait_cap];
+        free(x.waitq);
+        x.waitq = q;
+        x.wait_cap = cap;
+        x.wait_head = 0;
+    }
+    x.waitq[(x.wait_head + x.wait_len++) % x.wait_cap] = slot_id(s);
+    return true;
+}
+
+/* The oldest waiting slot, or NULL. */
+static struct slot *wait_peek(void)
+{
+    while (x.wait_len) {
+        uint64_t id = x.waitq[x.wait_head];
+        struct slot *s = &x.slots[(uint32_t)id];
+        if (s->state == S_WAITING && s->gen == (uint32_t)(id >> 32))
+            return s;
+        x.wait_head = (x.wait_head + 1) % x.wait_cap;
+        x.wait_len--;
+    }
+    return NULL;
+}
+
+static void wait_pop(void)
+{
+    x.wait_head = (x.wait_head + 1) % x.wait_cap;
+    x.wait_len--;
+}
+
 /* Answers the slot's client (unless the slot was abandoned) and frees it. */
 static void slot_finish(struct slot *s, uint32_t error, const uint8_t *data)
 {
@@ -325,6 +525,9 @@ static void slot_finish(struct slot *s, uint32_t error, const uint8_t *data)
         reply(c, s->cookie, s->type, error, data, s->length, s->offset);
     free(s->payload);
     s->payload = NULL;
+    if (s->area >= 0)
+        area_put(s->area, false);
+    s->area = -1;
     s->state = S_FREE;
     s->gen++;
     c->in_flight--;
@@ -332,17 +535,44 @@ static void slot_finish(struct slot *s, uint32_t error, const uint8_t *data)
         conn_free(c);
     else if (c->failed)
         conn_close(c, "out of memory for a reply");
+    else if (x.batching)
+        c->dirty = true;
     else
         conn_flush(c);
 }
 
-static void backend_send(struct slot *s)
+/* Ends a batch of replies: one send per connection. */
+static void batch_end(void)
+{
+    x.batching = false;
+    for (struct conn *c = x.conns, *next; c; c = next) {
+        next = c->next;
+        if (c->dirty && !c->dead) {
+            c->dirty = false;
+            conn_flush(c);
+        }
+    }
+}
+
+/* Sends a request to the driver: through an area of the shared arena
+ * (from `in`, the client's bytes, or the slot's payload), or inline
+ * without the arena.  False when it has to wait for an area. */
+static bool backend_send_from(struct slot *s, const uint8_t *in)
 {
     bool data = s->type == NBD_CMD_WRITE;
+    if (x.arena) {
+        int32_t a = area_get();
+        if (a < 0)
+            return false;
+        s->area = a;
+        if (data)
+            memcpy(area_addr(a), in ? in : s->payload, s->length);
+        data = false;
+    }
     uint8_t *p = outq_add(&x.bout, sizeof(struct blk_req) + (data ? s->length : 0));
     if (!p) {
         slot_finish(s, NBD_ENOMEM, NULL);
-        return;
+        return true;
     }
     struct blk_req r = {.magic = BLK_REQ_MAGIC,
                         .type = s->type,
@@ -350,14 +580,27 @@ static void backend_send(struct slot *s)
                                             ((s->flags & NBD_CMD_FLAG_NO_HOLE) ? BLK_NO_HOLE : 0)),
                         .id = slot_id(s),
                         .offset = s->offset,
-                        .length = s->length};
+                        .length = s->length,
+                        .area = s->area >= 0 ? (uint32_t)s->area + 1 : 0};
     memcpy(p, &r, sizeof r);
     if (data)
-        memcpy(p + sizeof r, s->payload, s->length);
+        memcpy(p + sizeof r, in ? in : s->payload, s->length);
     free(s->payload);
     s->payload = NULL;
     s->state = S_SENT;
     s->deadline = now_ms() + x.deadline_ms;
+    return true;
+}
+
+/* Sends the waiting requests, oldest first, while there are areas. */
+static void backend_send_waiting(void)
+{
+    struct slot *s;
+    while (x.backend >= 0 && (s = wait_peek())) {
+        if (!backend_send_from(s, NULL))
+            break;
+        wait_pop();
+    }
 }
 
 static void backend_flush(void)
@@ -368,19 +611,28 @@ static void backend_flush(void)
         return; /* the hang-up arrives through epoll */
     struct epoll_event ev = {.events = EPOLLIN | (x.bout.head ? EPOLLOUT : 0u),
                              .data.ptr = &x.backend};
-    epoll_ctl(x.epfd, EPOLL_CTL_MOD, x.backend, &ev);
+    if (ev.events != x.backend_events)
+        epoll_ctl(x.epfd, EPOLL_CTL_MOD, x.backend, &ev);
+    x.backend_events = ev.events;
 }
 
 static void backend_detach(const char *why)
 {
     if (x.backend < 0)
         return;
-    logf_("driver detached (%s); failing the requests it held", why);
+    size_t held = 0, waiting = 0;
+    for (size_t i = 0; i < x.n_slots; i++) {
+        held += x.slots[i].state == S_SENT || x.slots[i].state == S_ABANDONED;
+        waiting += x.slots[i].state == S_WAITING;
+    }
+    logf_("driver detached (%s); failing the %zu requests it held (%zu wait for a driver)", why,
+          held, waiting);
     epoll_ctl(x.epfd, EPOLL_CTL_DEL, x.backend, NULL);
     close(x.backend);
     x.backend = -1;
     outq_clear(&x.bout);
     x.bin_len = 0;
+    arena_drop(); /* the driver's memory: its areas go with it */
     uint64_t until = now_ms() + x.detached_ms;
     for (size_t i = 0; i < x.n_slots; i++) {
         struct slot *s = &x.slots[i];
@@ -398,10 +650,13 @@ static void backend_attach(int fd)
     x.backend = fd;
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &x.backend};
     epoll_ctl(x.epfd, EPOLL_CTL_ADD, fd, &ev);
+    x.backend_events = EPOLLIN;
     logf_("driver attached");
+    uint64_t deadline = now_ms() + x.deadline_ms;
     for (size_t i = 0; i < x.n_slots; i++)
         if (x.slots[i].state == S_WAITING)
-            backend_send(&x.slots[i]);
+            x.slots[i].deadline = deadline;
+    backend_send_waiting();
     backend_flush();
 }
 
@@ -418,32 +673,81 @@ static void backend_readable(void)
             x.bin = b;
             x.bin_cap = cap;
         }
-        ssize_t n = recv(x.backend, x.bin + x.bin_len, x.bin_cap - x.bin_len, MSG_DONTWAIT);
+        char cbuf[CMSG_SPACE(sizeof(int))];
+        struct iovec iov = {x.bin + x.bin_len, x.bin_cap - x.bin_len};
+        struct msghdr mh = {
+            .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+        ssize_t n = recvmsg(x.backend, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
         if (n == 0 || (n < 0 && errno != EAGAIN && errno != EINTR)) {
             backend_detach("the driver closed its end");
             return;
         }
         if (n < 0)
             break;
+        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
+            if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS) {
+                int fd;
+                memcpy(&fd, CMSG_DATA(cm), sizeof fd);
+                if (x.arena_fd >= 0)
+                    close(x.arena_fd);
+                x.arena_fd = fd; /* its BLK_ARENA_MAGIC message is in these bytes */
+            }
         x.bin_len += (size_t)n;
         size_t off = 0;
+        bool freed = false;
+        x.batching = true;
         while (x.bin_len - off >= sizeof(struct blk_rep)) {
             struct blk_rep r;
             memcpy(&r, x.bin + off, sizeof r);
+            if (r.magic == BLK_ARENA_MAGIC) {
+                freed |= arena_take(r.length, r.id);
+                off += sizeof r;
+                continue;
+            }
+            if (r.magic == BLK_RELEASE_MAGIC) {
+                if (!x.arena || r.id >= x.n_areas || x.area_state[r.id] != A_KEPT) {
+                    batch_end();
+                    backend_detach("the driver released an area it did not hold");
+                    return;
+                }
+                area_put((int32_t)r.id, false);
+                logf_("area %u is back from the driver (it held a failed task)", (unsigned)r.id);
+                freed = true;
+                off += sizeof r;
+                continue;
+            }
             uint32_t idx = (uint32_t)r.id;
             struct slot *s = idx < x.n_slots ? &x.slots[idx] : NULL;
+            bool in_area = r.flags & BLK_REP_IN_AREA;
             if (r.magic != BLK_REP_MAGIC || !s || s->gen != (uint32_t)(r.id >> 32) ||
                 (s->state != S_SENT && s->state != S_ABANDONED) || r.length > NBD_PAYLOAD_MAX ||
-                (r.length && (r.error || s->type != NBD_CMD_READ || r.length != s->length))) {
-                logf_("bad reply: magic %x id %llx error %u length %u", r.magic,
-                      (unsigned long long)r.id, r.error, r.length);
+                (r.length && (r.error || s->type != NBD_CMD_READ || r.length != s->length)) ||
+                (r.flags & ~(BLK_REP_IN_AREA | BLK_REP_KEEP)) ||
+                ((r.flags & BLK_REP_KEEP) && (s->area < 0 || !r.error)) ||
+                (in_area && (r.error || r.length || s->area < 0 || s->type != NBD_CMD_READ))) {
+                logf_("bad reply: magic %x id %llx error %u length %u flags %x", r.magic,
+                      (unsigned long long)r.id, r.error, r.length, r.flags);
+                batch_end();
                 backend_detach("the driver sent a bad reply");
                 return;
             }
             if (x.bin_len - off < sizeof r + r.length)
                 break;
-            slot_finish(s, r.error, x.bin + off + sizeof r);
+            if (s->area >= 0) {
+                freed = true;
+                if (r.flags & BLK_REP_KEEP) { /* the driver may still write there */
+                    logf_("area %d stays with the driver until it lets go", s->area);
+                    area_put(s->area, true);
+                    s->area = -1;
+                }
+            }
+            slot_finish(s, r.error, in_area ? area_addr(s->area) : x.bin + off + sizeof r);
             off += sizeof r + r.length;
+        }
+        batch_end();
+        if (freed) {
+            backend_send_waiting();
+            backend_flush();
         }
         if (off) { /* a partial message stays where it is until it is whole */
             memmove(x.bin, x.bin + off, x.bin_len - off);
@@ -628,19 +932,27 @@ static long handle_request(struct conn *c, const uint8_t *in, size_t len)
                        .type = r.type,
                        .flags = r.flags,
                        .length = r.length,
-                       .deadline = now_ms() + x.detached_ms};
+                       .area = -1,
+                       .deadline = now_ms() + (x.backend >= 0 ? x.deadline_ms : x.detached_ms)};
+    c->in_flight++;
+    /* Straight to the driver (the data into the shared arena) unless
+     * older requests wait or no area is free. */
+    if (x.backend >= 0 && !wait_peek() && backend_send_from(s, in + NBD_REQUEST_SIZE))
+        return used;
     if (payload) {
         s->payload = malloc(payload);
         if (!s->payload) {
             s->state = S_FREE;
+            c->in_flight--;
             reply(c, r.cookie, r.type, NBD_ENOMEM, NULL, 0, r.offset);
             return used;
         }
         memcpy(s->payload, in + NBD_REQUEST_SIZE, payload);
     }
-    c->in_flight++;
-    if (x.backend >= 0)
-        backend_send(s);
+    if (!wait_push(s)) {
+        slot_finish(s, NBD_ENOMEM, NULL);
+        return used;
+    }
     return used;
 }
 
@@ -733,6 +1045,7 @@ static void accept_on(int lfd)
         nbd_put16(p, NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES);
         struct epoll_event ev = {.events = EPOLLIN | EPOLLOUT, .data.ptr = c};
         epoll_ctl(x.epfd, EPOLL_CTL_ADD, fd, &ev);
+        c->events = ev.events;
         c->next = x.conns;
         x.conns = c;
         conn_flush(c);

@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "buses/storage_sim/hba_wire.h"
+#include "families/storage/storage_internal.h"
 #include "odk/log.h"
 #include "odk/queue.h"
 #include "odk/status.h"
@@ -25,10 +26,15 @@
 struct pend {
     void *ctx;
     uint32_t gen;
+    uint32_t slot;
     bool used;
 };
 
+enum { RECV_BATCH = 32 };
+
 struct odk_sim_hba {
+    struct hba_msg rx[RECV_BATCH]; /* completions received together */
+    uint32_t events;               /* what src watches for now */
     odk_driver *drv;
     const odk_sim_hba_ops *ops;
     void *ctx;
@@ -51,14 +57,33 @@ struct odk_sim_hba {
 static void flush_backlog(odk_sim_hba *h)
 {
     while (h->backlog_head < h->n_backlog) {
-        if (send(h->fd, &h->backlog[h->backlog_head], sizeof(struct hba_msg),
-                 MSG_NOSIGNAL | MSG_DONTWAIT) < 0)
+        enum { SEND_BATCH = 64 };
+        struct mmsghdr mm[SEND_BATCH];
+        struct iovec iov[SEND_BATCH];
+        size_t n = h->n_backlog - h->backlog_head;
+        if (n > SEND_BATCH)
+            n = SEND_BATCH;
+        for (size_t i = 0; i < n; i++) {
+            iov[i] = (struct iovec){&h->backlog[h->backlog_head + i], sizeof(struct hba_msg)};
+            mm[i] = (struct mmsghdr){.msg_hdr = {.msg_iov = &iov[i], .msg_iovlen = 1}};
+        }
+        int k = sendmmsg(h->fd, mm, (unsigned)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (k <= 0)
             break;
-        h->backlog_head++;
+        h->backlog_head += (size_t)k;
     }
     if (h->backlog_head == h->n_backlog)
         h->backlog_head = h->n_backlog = 0;
-    odk_fd_source_set_events(h->src, EPOLLIN | (h->n_backlog ? EPOLLOUT : 0u));
+    uint32_t events = EPOLLIN | (h->n_backlog ? EPOLLOUT : 0u);
+    if (events != h->events && odk_fd_source_set_events(h->src, events) == ODK_OK)
+        h->events = events;
+}
+
+static void flush_backlog_cb(void *obj)
+{
+    odk_sim_hba *h = obj;
+    if (!h->gone)
+        flush_backlog(h);
 }
 
 static void fail_all(odk_sim_hba *h)
@@ -84,26 +109,67 @@ static void on_slot(odk_sim_hba *h, const struct hba_msg *m)
         h->ops->slot_changed(h->ctx, m->slot, present);
 }
 
+static void on_readable_batch(odk_sim_hba *h, uint32_t revents);
+
+/* The completions taken in one wake-up are one batch: the replies they
+ * make (and the commands they start) go out together at its end. */
 static void on_readable(void *ctx, uint32_t revents)
 {
-    odk_sim_hba *h = ctx;
+    storage_batch_begin();
+    on_readable_batch(ctx, revents);
+    storage_batch_end();
+}
+
+static void on_readable_batch(odk_sim_hba *h, uint32_t revents)
+{
     if ((revents & EPOLLOUT) && !h->gone)
         flush_backlog(h);
-    for (int batch = 0; batch < 256 && !h->gone; batch++) {
-        struct hba_msg m;
-        ssize_t n = recv(h->fd, &m, sizeof m, MSG_DONTWAIT);
-        if (n < 0 && (errno == EAGAIN || errno == EINTR))
-            return;
-        if (n <= 0) {
-            odk_error("the HBA model is gone; failing %s", "its commands in flight");
-            odk_fd_source_set_enabled(h->src, false);
-            fail_all(h);
-            return;
+    /* Completions come in batches (the model coalesces them): up to
+     * RECV_BATCH per syscall, 256 per wake-up. */
+    struct hba_msg *msgs = h->rx;
+    int got = 0, next = 0;
+    for (int batch = 0; (batch < 256 || next < got) && !h->gone; batch++) {
+        if (next == got) {
+            struct mmsghdr mm[RECV_BATCH];
+            struct iovec iov[RECV_BATCH];
+            for (int i = 0; i < RECV_BATCH; i++) {
+                iov[i] = (struct iovec){&msgs[i], sizeof msgs[i]};
+                mm[i] = (struct mmsghdr){.msg_hdr = {.msg_iov = &iov[i], .msg_iovlen = 1}};
+            }
+            got = recvmmsg(h->fd, mm, RECV_BATCH, MSG_DONTWAIT, NULL);
+            if (got < 0 && (errno == EAGAIN || errno == EINTR))
+                return;
+            if (got > 0 && mm[0].msg_len == 0)
+                got = 0; /* end of file */
+            if (got <= 0) {
+                odk_error("the HBA model is gone; failing %s", "its commands in flight");
+                odk_fd_source_set_enabled(h->src, false);
+                fail_all(h);
+                return;
+            }
+            for (int i = 0; i < got; i++)
+                if (mm[i].msg_len != sizeof msgs[i])
+                    msgs[i].type = 0; /* skipped below */
+            next = 0;
         }
-        if (n != (ssize_t)sizeof m)
+        struct hba_msg m = msgs[next++];
+        if (m.type == 0)
             continue;
         if (m.type == HBA_SLOT) {
             on_slot(h, &m);
+            continue;
+        }
+        if (m.type == HBA_TMF_DONE) {
+            const char *what = m.map_id == HBA_ABORT     ? "ABORT TASK"
+                               : m.slot == HBA_ALL_SLOTS ? "BUS RESET"
+                                                         : "LOGICAL UNIT RESET";
+            if (m.status != HBA_TMF_COMPLETE)
+                odk_warn("the HBA's %s (slot %d) failed: the disk does not answer", what,
+                         m.slot == HBA_ALL_SLOTS ? -1 : (int)m.slot);
+            else
+                odk_info("the HBA's %s (slot %d) ended %llu command(s)", what,
+                         m.slot == HBA_ALL_SLOTS ? -1 : (int)m.slot,
+                         (unsigned long long)m.transferred);
             continue;
         }
         if (m.type != HBA_DONE)
@@ -120,7 +186,9 @@ static void on_readable(void *ctx, uint32_t revents)
             h->free_hint = idx;
         uint32_t sense_len = m.sense_len <= HBA_SENSE_MAX ? m.sense_len : HBA_SENSE_MAX;
         h->ops->done(h->ctx, p->ctx,
-                     m.service == HBA_OK ? ODK_SCSI_TASK_COMPLETE : ODK_SCSI_SERVICE_FAILURE,
+                     m.service == HBA_OK        ? ODK_SCSI_TASK_COMPLETE
+                     : m.service == HBA_ABORTED ? ODK_SCSI_TASK_ABORTED
+                                                : ODK_SCSI_SERVICE_FAILURE,
                      m.status, m.transferred, sense_len ? m.sense : NULL, sense_len);
     }
 }
@@ -175,6 +243,7 @@ int odk_sim_hba_open(odk_driver *drv, const odk_sim_hba_ops *ops, void *ctx, odk
         free(h);
         return ODK_E_PROTOCOL;
     }
+    h->events = EPOLLIN;
     st = odk_fd_source_create(odk_driver_queue(drv), h->fd, EPOLLIN, on_readable, h, &h->src);
     if (st < 0) {
         close(h->fd);
@@ -189,6 +258,7 @@ void odk_sim_hba_close(odk_sim_hba *h)
 {
     if (!h)
         return;
+    storage_batch_forget(h);
     odk_fd_source_cancel(h->src, NULL, NULL);
     odk_release(h->src);
     close(h->fd);
@@ -286,8 +356,11 @@ int odk_sim_hba_submit(odk_sim_hba *h, uint32_t slot, const uint8_t *cdb, uint8_
                           .offset = offset,
                           .length = length};
     memcpy(msg.cdb, cdb, cdb_len);
-    if (h->n_backlog || send(h->fd, &msg, sizeof msg, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
-        if (h->n_backlog == 0 && errno != EAGAIN)
+    /* In a batch (storage_internal.h) the command waits in the backlog,
+     * sent with the batch's others at its end. */
+    bool later = h->n_backlog || storage_batch_defer(flush_backlog_cb, h);
+    if (later || send(h->fd, &msg, sizeof msg, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+        if (!later && errno != EAGAIN)
             return ODK_E_GONE;
         if (h->n_backlog == h->backlog_cap) {
             size_t cap = h->backlog_cap ? h->backlog_cap * 2 : 256;
@@ -298,10 +371,66 @@ int odk_sim_hba_submit(odk_sim_hba *h, uint32_t slot, const uint8_t *cdb, uint8_
             h->backlog_cap = cap;
         }
         h->backlog[h->n_backlog++] = msg;
-        odk_fd_source_set_events(h->src, EPOLLIN | EPOLLOUT);
+        if (!storage_batch_defer(flush_backlog_cb, h) && h->events != (EPOLLIN | EPOLLOUT) &&
+            odk_fd_source_set_events(h->src, EPOLLIN | EPOLLOUT) == ODK_OK)
+            h->events = EPOLLIN | EPOLLOUT;
     }
     p->used = true;
     p->ctx = cmd_ctx;
+    p->slot = slot;
     h->free_hint = i + 1;
     return ODK_OK;
+}
+
+/* Task management goes on the command ring like a command (behind the
+ * commands already queued, so an abort never overtakes its command). */
+static int send_tmf(odk_sim_hba *h, const struct hba_msg *msg)
+{
+    if (h->n_backlog || send(h->fd, msg, sizeof *msg, MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+        if (h->n_backlog == 0 && errno != EAGAIN)
+            return ODK_E_GONE;
+        if (h->n_backlog == h->backlog_cap) {
+            size_t cap = h->backlog_cap ? h->backlog_cap * 2 : 256;
+            struct hba_msg *b = realloc(h->backlog, cap * sizeof *b);
+            if (!b)
+                return ODK_E_NOMEM;
+            h->backlog = b;
+            h->backlog_cap = cap;
+        }
+        h->backlog[h->n_backlog++] = *msg;
+        if (h->events != (EPOLLIN | EPOLLOUT) &&
+            odk_fd_source_set_events(h->src, EPOLLIN | EPOLLOUT) == ODK_OK)
+            h->events = EPOLLIN | EPOLLOUT;
+    }
+    return ODK_OK;
+}
+
+int odk_sim_hba_abort(odk_sim_hba *h, bool (*match)(void *cmd_ctx, void *arg), void *arg)
+{
+    if (!h || !match)
+        return ODK_E_INVALID;
+    if (h->gone)
+        return ODK_E_GONE;
+    int n = 0;
+    for (size_t i = 0; i < h->n_pend; i++) {
+        if (!h->pend[i].used || !match(h->pend[i].ctx, arg))
+            continue;
+        struct hba_msg msg = {
+            .type = HBA_ABORT, .slot = h->pend[i].slot, .tag = (uint64_t)h->pend[i].gen << 32 | i};
+        int st = send_tmf(h, &msg);
+        if (st < 0)
+            return st;
+        n++;
+    }
+    return n;
+}
+
+int odk_sim_hba_reset(odk_sim_hba *h, uint32_t slot)
+{
+    if (!h || (slot != ODK_SIM_HBA_BUS && slot >= h->n_slots))
+        return ODK_E_INVALID;
+    if (h->gone)
+        return ODK_E_GONE;
+    struct hba_msg msg = {.type = HBA_RESET, .slot = slot};
+    return send_tmf(h, &msg);
 }

@@ -256,7 +256,8 @@ static int op_unplug(struct client_request *r)
 static int op_fault(struct client_request *r)
 {
     static const char *const names[] = {"",       "medium-error", "not-ready", "remove",
-                                        "insert", "clear",        "swallow"};
+                                        "insert", "clear",        "swallow",
+                                        "hang"};
     struct hba *h = request_hba(r);
     if (!h)
         return ODK_E_NOT_FOUND;
@@ -269,7 +270,7 @@ static int op_fault(struct client_request *r)
     if (!c.fault || slot < 0 || slot >= MAX_DISKS) {
         snprintf(r->err, sizeof r->err,
                  "storage-fault needs a slot and a fault: medium-error, not-ready, remove, insert, "
-                 "swallow, clear");
+                 "swallow, hang, clear");
         return ODK_E_INVALID;
     }
     c.slot = (uint32_t)slot;

@@ -19,6 +19,19 @@ uint64_t storage_lun_node(const odk_storage_lun *l);
 odk_scsi_task *storage_periph_task_new(odk_storage_lun *l, void *owner);
 void storage_periph_task_start(odk_scsi_task *t);
 
+/* Batches (controller.c).  While one runs on this thread (the HBA's
+ * completions taken in one wake-up, the export's requests read in one),
+ * the replies to the export and the commands to the HBA are queued, and
+ * sent at its end: one syscall for many.  storage_batch_defer registers
+ * flush(obj) to run at the end (once per obj); false when no batch runs
+ * (or too many objects wait): then the caller sends now.  An object must
+ * live until the batch ends. */
+void storage_batch_begin(void);
+void storage_batch_end(void);
+bool storage_batch_defer(void (*flush)(void *obj), void *obj);
+/* obj goes away: drops what it registered. */
+void storage_batch_forget(void *obj);
+
 /* peripheral.c */
 struct periph_door;
 /* Asks odkd for the LUN's door (storage-lun-door) and serves the
