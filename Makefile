@@ -88,9 +88,12 @@ CI_FUZZ_SECONDS ?= 25
 CYCLES ?= 10000
 SEED ?= 1
 
-# The fault campaign by hand: make campaign [CYCLES=10000] [SEED=1]
+# The fault campaign by hand: make campaign [CYCLES=10000] [SEED=1] [CAMPAIGN_JOBS=4]
+# (lanes: whole campaigns at once, each its own odkd and seed, sharing the cycles)
+CAMPAIGN_JOBS ?= 4
 campaign: all
-	$(PYTHON) tests/stress/fault_campaign --build $(BUILD) --cycles $(CYCLES) --seed $(SEED)
+	$(PYTHON) tests/stress/fault_campaign --build $(BUILD) --cycles $(CYCLES) --seed $(SEED) \
+	  --jobs $(CAMPAIGN_JOBS)
 
 campaign-ci: asan
 	$(PYTHON) tests/stress/fault_campaign --build $(ASAN_BUILD) --cycles 1000 --seed $(SEED)

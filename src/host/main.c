@@ -54,6 +54,9 @@ struct host {
     uint64_t call_deadline_ms;
     _Atomic uint64_t beat_sent, beat_seen;
     _Atomic bool started;
+    /* The default queue is in set_power_state: odkd times that itself
+     * (OdkDeadlines.power), so the watchdog stands aside. */
+    _Atomic bool in_power;
 };
 
 /* ---- crashes: a backtrace of the faulting thread, into the log --------- */
@@ -104,8 +107,14 @@ static void *watchdog(void *arg)
     for (;;) {
         struct timespec ts = {(time_t)(step_ms / 1000), (long)(step_ms % 1000) * 1000000};
         nanosleep(&ts, NULL);
-        if (!atomic_load(&h->started) || h->stopping)
+        /* Stop and power changes have deadlines of their own, which odkd
+         * enforces; the call deadline must not cut them short (with a call
+         * deadline shorter than or equal to the power one, the host aborted
+         * first and odkd saw a crash instead of a missed power deadline). */
+        if (!atomic_load(&h->started) || h->stopping || atomic_load(&h->in_power)) {
+            late_since = 0;
             continue;
+        }
         uint64_t sent = atomic_load(&h->beat_sent), seen = atomic_load(&h->beat_seen);
         if (seen == sent) {
             late_since = 0;
@@ -308,7 +317,9 @@ static void run_power(void *arg)
 {
     struct power_req *p = arg;
     const odk_driver_class *cls = p->h->drv->cls;
+    atomic_store(&p->h->in_power, true);
     int st = cls->set_power_state ? cls->set_power_state(p->h->drv, p->state) : ODK_OK;
+    atomic_store(&p->h->in_power, false);
     odk_info("power state %s%s", p->state == ODK_POWER_ON ? "on" : "off",
              st < 0 ? " failed" : "");
     reply(p->h, p->seq, st);

@@ -602,6 +602,39 @@ def test_hang_in_power_is_killed_and_the_transition_goes_on(odkd):
     assert echo_answers(odkd, echo)
 
 
+def test_a_power_hang_misses_the_power_deadline_not_the_call_deadline(make_odkd, tmp_path):
+    # The host's watchdog ends a default queue stuck past the call deadline.
+    # A hang in set_power_state is timed by odkd against the power deadline
+    # instead: with a call deadline far shorter, the watchdog used to abort
+    # the host first, and the transition saw a crash (ODK_E_GONE, no missed
+    # deadline).  With equal deadlines that was a race, which the fault
+    # campaign lost once in thousands of hang-in-power cycles.
+    short, model = clock_bundle(tmp_path / "more" / "short", "org.odk.faulty-short-call",
+                                "faulty-short-call",
+                                OdkDeadlines={"start": 1500, "stop": 1500, "power": 1500,
+                                              "call": 500})
+    d = make_odkd(drivers=(DRIVERS, TEST_DRIVERS, tmp_path / "more"))
+    # The watchdog is on: a hung call is ended at the short call deadline.
+    hung = d.plug({"model": model, "fault": "hang-on-call"})
+    h = running_instance(d, hung)
+    with Connection(d.state, hung) as c:
+        with pytest.raises(OdkError) as e:
+            c.call(OPERATE, n_out=1)
+        assert e.value.name == "ODK_E_GONE"
+    wait_until(lambda: deadline_lines(d, "call", short), what="the call deadline line")
+    assert deadline_lines(d, "call", short)[0] == (h["instance"], h["pid"], 500)
+    d.ctl("sim", "unplug", hung)
+    # It stands aside while the driver is in set_power_state: that hang
+    # misses the power deadline, three times the call deadline.
+    dev = d.plug({"model": model, "fault": "hang-in-power"})
+    inst = running_instance(d, dev)
+    rows = d.json("power", "sleep")
+    (row,) = [r for r in rows if r["bundle"] == short]
+    assert row["missed_deadline"] is True and row["instance"] == inst["instance"], row
+    assert (inst["instance"], inst["pid"], 1500) in deadline_lines(d, "power", short)
+    assert [x for x in deadline_lines(d, "call", short) if x[1] == inst["pid"]] == []
+
+
 def lifecycle_stamps(log, what):
     """{instance: ns} of 'power state ...' (or other lifecycle) lines."""
     pat = re.compile(re.escape(BUNDLE) + r"#(\d+): " + re.escape(what) + r".* at (\d+)$", re.M)
@@ -626,8 +659,18 @@ def test_power_changes_children_before_providers_going_down(odkd):
 
 # ---- resources ----------------------------------------------------------------
 
-def test_leak_past_the_memory_limit_is_killed_and_restarted(odkd):
-    dev = odkd.plug(faulty("leak"))
+def test_leak_past_the_memory_limit_is_killed_and_restarted(make_odkd, tmp_path):
+    # A copy of faulty whose call deadline is out of the way: at load 30 on
+    # two cores, touching one 8 MiB chunk (2 048 page faults) kept the
+    # default queue busy past 1500 ms, and the watchdog, not the memory
+    # limit, ended the host (the test then failed on ODK_E_GONE in its
+    # first calls).  The call deadline has tests of its own.
+    bundle, model = clock_bundle(tmp_path / "more" / "leaky", "org.odk.faulty-leaky",
+                                 "faulty-leaky",
+                                 OdkDeadlines={"start": 1500, "stop": 1500, "power": 1500,
+                                               "call": 600000})
+    odkd = make_odkd(drivers=(DRIVERS, TEST_DRIVERS, tmp_path / "more"))
+    dev = odkd.plug({"model": model, "fault": "leak"})
     inst = running_instance(odkd, dev)
     assert "rss_kib" in inst and inst["rss_kib"] > 0
     before = inst["rss_kib"]
@@ -646,7 +689,7 @@ def test_leak_past_the_memory_limit_is_killed_and_restarted(odkd):
                 assert e.name == "ODK_E_GONE"
                 break
     wait_until(lambda: not pid_alive(inst["pid"]), what="odkd to stop the host past its limit")
-    pat = re.escape(BUNDLE) + r"#\d+ \(pid (\d+)\)[^\n]*exceeded its memory limit \((\d+) MiB > (\d+) MiB\)"
+    pat = re.escape(bundle) + r"#\d+ \(pid (\d+)\)[^\n]*exceeded its memory limit \((\d+) MiB > (\d+) MiB\)"
     m = wait_until(lambda: re.search(pat, odkd.log_text()), what="the memory limit line")
     assert int(m[1]) == inst["pid"] and int(m[3]) == MEMORY_LIMIT_MB and int(m[2]) > MEMORY_LIMIT_MB
     new = restarted(odkd, dev, inst["pid"])
@@ -697,14 +740,16 @@ def test_odkctl_debug_prints_a_gdb_command_with_the_pid(odkd):
     assert re.search(r"gdb -p %d\b" % inst["pid"], out), out
 
 
-def clock_bundle(folder, bundle="org.odk.faulty-clock", model="faulty-clock"):
-    """A copy of the faulty bundle under another id, matching another model."""
+def clock_bundle(folder, bundle="org.odk.faulty-clock", model="faulty-clock", **personality):
+    """A copy of the faulty bundle under another id, matching another model
+    (and with the personality keys given, e.g. OdkDeadlines)."""
     shutil.copytree(TEST_DRIVERS / "faulty", folder)
     m = json.loads((folder / "odk.json").read_text())
     m["bundle"] = bundle
     (p,) = m["personalities"].values()
     p["IOUserServerName"] = bundle
     p["IOPropertyMatch"] = {"model": model}
+    p.update(personality)
     (folder / "odk.json").write_text(json.dumps(m))
     sign_bundle(folder)
     return bundle, model

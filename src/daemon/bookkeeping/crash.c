@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -43,6 +44,52 @@ static void frame_parse(const struct instance *in, struct frame *f)
         snprintf(f->module, sizeof f->module, "%s", in->bundle->executable);
 }
 
+/* Frames already symbolised.  odkd's loop waits for addr2line (0.1-0.5 s
+ * for libc alone, seconds on a loaded machine), and a driver that crashes
+ * again and again (up to the crash limit, a crash loop, the fault
+ * campaign) dies in the same frames: each is looked up once.  Keyed on the
+ * module file's identity and the offset, so a rebuilt module is looked up
+ * afresh. */
+#define SYM_CACHE 128
+
+struct sym_entry {
+    dev_t dev;
+    ino_t ino;
+    off_t size;
+    struct timespec mtime;
+    char offset[64];
+    char sym[768]; /* "" when addr2line knew nothing */
+};
+
+static struct sym_entry sym_cache[SYM_CACHE];
+static size_t sym_used, sym_next;
+
+static bool same_file(const struct sym_entry *e, const struct stat *st)
+{
+    return e->dev == st->st_dev && e->ino == st->st_ino && e->size == st->st_size &&
+           e->mtime.tv_sec == st->st_mtim.tv_sec && e->mtime.tv_nsec == st->st_mtim.tv_nsec;
+}
+
+static const struct sym_entry *sym_lookup(const struct stat *st, const char *offset)
+{
+    for (size_t i = 0; i < sym_used; i++)
+        if (same_file(&sym_cache[i], st) && strcmp(sym_cache[i].offset, offset) == 0)
+            return &sym_cache[i];
+    return NULL;
+}
+
+static void sym_store(const struct stat *st, const char *offset, const char *sym)
+{
+    struct sym_entry *e = &sym_cache[sym_next];
+    sym_next = (sym_next + 1) % SYM_CACHE;
+    if (sym_used < SYM_CACHE)
+        sym_used++;
+    *e = (struct sym_entry){.dev = st->st_dev, .ino = st->st_ino, .size = st->st_size,
+                            .mtime = st->st_mtim};
+    snprintf(e->offset, sizeof e->offset, "%s", offset);
+    snprintf(e->sym, sizeof e->sym, "%s", sym);
+}
+
 /* Symbolises every frame of fr[] in module fr[first].module with one
  * addr2line run (it takes many addresses: two lines out for each, function
  * then file:line), rather than one run per frame: odkd waits for it, and a
@@ -51,6 +98,8 @@ static void symbolise_module(struct frame *fr, size_t n, size_t first)
 {
     const char *argv[MAX_FRAMES + 8];
     size_t idx[MAX_FRAMES], k = 0, a = 0;
+    struct stat st;
+    bool cache = stat(fr[first].module, &st) == 0;
     argv[a++] = "addr2line";
     argv[a++] = "-f";
     argv[a++] = "-C";
@@ -58,10 +107,17 @@ static void symbolise_module(struct frame *fr, size_t n, size_t first)
     argv[a++] = fr[first].module;
     for (size_t i = first; i < n && k < MAX_FRAMES; i++)
         if (strcmp(fr[i].module, fr[first].module) == 0) {
+            const struct sym_entry *e = cache ? sym_lookup(&st, fr[i].offset) : NULL;
+            if (e) {
+                snprintf(fr[i].sym, sizeof fr[i].sym, "%s", e->sym);
+                continue;
+            }
             idx[k++] = i;
             argv[a++] = fr[i].offset;
         }
     argv[a] = NULL;
+    if (k == 0)
+        return;
     int p[2];
     if (pipe(p) < 0)
         return;
@@ -101,6 +157,8 @@ static void symbolise_module(struct frame *fr, size_t n, size_t first)
         line = end + 1;
         if (strcmp(fn, "??") != 0)
             snprintf(fr[idx[j]].sym, sizeof fr[idx[j]].sym, "%s at %s", fn, where);
+        if (cache)
+            sym_store(&st, fr[idx[j]].offset, fr[idx[j]].sym);
     }
 }
 

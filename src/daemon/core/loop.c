@@ -116,9 +116,17 @@ static void run_due_timers(struct odkd *d)
     }
 }
 
+static bool timer_due(const struct odkd *d)
+{
+    return d->timers && d->timers->when <= loop_now_ms();
+}
+
 int loop_run(struct odkd *d)
 {
     struct epoll_event evs[32];
+    /* The descriptors were read once more after handlers ran, for the
+     * timers that fell due meanwhile. */
+    bool looked_again = false;
     while (!d->quit) {
         int timeout = -1;
         if (d->timers) {
@@ -138,6 +146,18 @@ int loop_run(struct odkd *d)
             if (w->fn)
                 w->fn(d, w->ptr, evs[i].events);
         }
+        /* A handler can take long (a crash report waits for addr2line;
+         * the machine may be loaded), and a timer that fell due meanwhile
+         * is often a deadline whose reply is already waiting in a socket:
+         * read the descriptors once more (the next round's timeout is 0)
+         * before firing it, or a host that answered in time is killed
+         * for missing its deadline. */
+        if (n > 0 && !looked_again && timer_due(d)) {
+            looked_again = true;
+            run_deferred(d);
+            continue;
+        }
+        looked_again = false;
         run_due_timers(d);
         run_deferred(d);
     }
