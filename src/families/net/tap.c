@@ -585,20 +585,34 @@ static int op_net_tap(struct host_request *r)
     return ODK_OK;
 }
 
+/* The interface of the request's node (one of the asking host's own), or
+ * NULL with *st and r->err saying why. */
+static struct tap_if *request_if(struct host_request *r, reg_node **node, int *st)
+{
+    *node = hostreq_own_node(r);
+    if (!*node) {
+        *st = ODK_E_ACCESS;
+        return NULL;
+    }
+    struct tap_if *t = find_by_node(net_of(r->d), (*node)->id);
+    if (!t) {
+        snprintf(r->err, sizeof r->err, "node %llu has no network interface",
+                 (unsigned long long)(*node)->id);
+        *st = ODK_E_NOT_FOUND;
+    }
+    return t;
+}
+
 /* net-set {"node", "link"?, "speed"?, "mac"?, "mtu"?}: what the driver
  * reports, applied to its interface and noted on its node. */
 static int op_net_set(struct host_request *r)
 {
-    reg_node *node = hostreq_own_node(r);
-    if (!node)
-        return ODK_E_ACCESS;
+    reg_node *node;
+    int st;
+    struct tap_if *t = request_if(r, &node, &st);
+    if (!t)
+        return st;
     struct net *n = net_of(r->d);
-    struct tap_if *t = find_by_node(n, node->id);
-    if (!t) {
-        snprintf(r->err, sizeof r->err, "node %llu has no network interface",
-                 (unsigned long long)node->id);
-        return ODK_E_NOT_FOUND;
-    }
     const odk_value *link = odk_dict_get(r->args, "link");
     const odk_value *mtu = odk_dict_get(r->args, "mtu");
     const odk_value *macv = odk_dict_get(r->args, "mac");
@@ -614,7 +628,7 @@ static int op_net_set(struct host_request *r)
         return ODK_E_INVALID;
     }
     if (mac) {
-        int st = set_mac(t, mac, r->err, sizeof r->err);
+        st = set_mac(t, mac, r->err, sizeof r->err);
         if (st < 0)
             return st;
         char macs[18];
@@ -648,16 +662,12 @@ static int op_net_set(struct host_request *r)
  * now (net_filter_to_value's dictionary). */
 static int op_net_state(struct host_request *r)
 {
-    reg_node *node = hostreq_own_node(r);
-    if (!node)
-        return ODK_E_ACCESS;
+    reg_node *node;
+    int st;
+    struct tap_if *t = request_if(r, &node, &st);
+    if (!t)
+        return st;
     struct net *n = net_of(r->d);
-    struct tap_if *t = find_by_node(n, node->id);
-    if (!t) {
-        snprintf(r->err, sizeof r->err, "node %llu has no network interface",
-                 (unsigned long long)node->id);
-        return ODK_E_NOT_FOUND;
-    }
     refresh_sys(n, t);
     return net_filter_to_value(&t->sys, &r->out);
 }

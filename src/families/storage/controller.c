@@ -820,17 +820,8 @@ static void lun_send_arena(odk_storage_lun *l)
 {
     struct blk_rep r = {.magic = BLK_ARENA_MAGIC, .id = AREA, .length = l->n_slots};
     int fd = odk_memory_fd(l->arena);
-    char cbuf[CMSG_SPACE(sizeof(int))] = {0};
-    struct iovec iov = {&r, sizeof r};
-    struct msghdr mh = {
-        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
-    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(cm), &fd, sizeof fd);
     /* A fresh socket has room for 24 bytes: this does not block. */
-    if (fd >= 0 && sendmsg(l->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT) == (ssize_t)sizeof r)
+    if (fd >= 0 && storage_send_with_fd(l->fd, &r, sizeof r, fd, MSG_DONTWAIT) == (ssize_t)sizeof r)
         l->arena_sent = true;
     else
         odk_warn("disk %s: the export gets no shared arena (%s); data goes through the socket",
@@ -975,4 +966,18 @@ void storage_periph_task_start(odk_scsi_task *t)
     struct task_slot *s = (struct task_slot *)((char *)t - offsetof(struct task_slot, t));
     s->deadline_ns = now_ns() + (uint64_t)t->timeout_ms * 1000000ull;
     s->lun->c->ops->task(s->lun->c->ctx, t);
+}
+
+ssize_t storage_send_with_fd(int sock, const void *msg, size_t len, int fd, int flags)
+{
+    char cbuf[CMSG_SPACE(sizeof(int))] = {0};
+    struct iovec iov = {(void *)msg, len};
+    struct msghdr mh = {
+        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
+    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
+    cm->cmsg_level = SOL_SOCKET;
+    cm->cmsg_type = SCM_RIGHTS;
+    cm->cmsg_len = CMSG_LEN(sizeof(int));
+    memcpy(CMSG_DATA(cm), &fd, sizeof fd);
+    return sendmsg(sock, &mh, MSG_NOSIGNAL | flags);
 }

@@ -305,17 +305,7 @@ int odk_sim_hba_map(odk_sim_hba *h, odk_memory *m)
     if (id < 0)
         return ODK_E_LIMIT;
     struct hba_msg msg = {.type = HBA_MAP, .map_id = (uint32_t)id, .length = odk_memory_length(m)};
-    int fd = odk_memory_fd(m);
-    char cbuf[CMSG_SPACE(sizeof(int))] = {0};
-    struct iovec iov = {&msg, sizeof msg};
-    struct msghdr mh = {
-        .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
-    struct cmsghdr *cm = CMSG_FIRSTHDR(&mh);
-    cm->cmsg_level = SOL_SOCKET;
-    cm->cmsg_type = SCM_RIGHTS;
-    cm->cmsg_len = CMSG_LEN(sizeof(int));
-    memcpy(CMSG_DATA(cm), &fd, sizeof fd);
-    if (sendmsg(h->fd, &mh, MSG_NOSIGNAL) < 0)
+    if (storage_send_with_fd(h->fd, &msg, sizeof msg, odk_memory_fd(m), 0) < 0)
         return ODK_E_GONE;
     odk_retain(m);
     h->maps[id] = m;

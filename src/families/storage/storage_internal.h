@@ -5,6 +5,8 @@
 #ifndef ODK_STORAGE_INTERNAL_H
 #define ODK_STORAGE_INTERNAL_H
 
+#include <sys/types.h>
+
 #include "odk/queue.h"
 #include "odk/storage.h"
 
@@ -18,6 +20,10 @@ uint64_t storage_lun_node(const odk_storage_lun *l);
  * hands it to the driver with storage_periph_task_start. */
 odk_scsi_task *storage_periph_task_new(odk_storage_lun *l, void *owner);
 void storage_periph_task_start(odk_scsi_task *t);
+
+/* Sends the len bytes of msg with fd attached (SCM_RIGHTS) on sock with
+ * flags (MSG_NOSIGNAL is added): sendmsg's result. */
+ssize_t storage_send_with_fd(int sock, const void *msg, size_t len, int fd, int flags);
 
 /* Batches (controller.c).  While one runs on this thread (the HBA's
  * completions taken in one wake-up, the export's requests read in one),
