@@ -272,9 +272,10 @@ static void LIBUSB_CALL transfer_done(struct libusb_transfer *t)
     x->status = transfer_status_of(t->status);
     x->actual = (uint32_t)t->actual_length;
     x->timestamp_ns = now_ns();
-    libusb_free_transfer(t);
-    x->t = NULL;
+    /* lu_abort cancels x->t under the lock: the transfer leaves the list
+     * under it too, and is freed only after, never under a cancel. */
     pthread_mutex_lock(&l->lock);
+    x->t = NULL;
     for (struct lu_xfer **p = &l->xfers; *p; p = &(*p)->next)
         if (*p == x) {
             *p = x->next;
@@ -284,6 +285,7 @@ static void LIBUSB_CALL transfer_done(struct libusb_transfer *t)
         l->gone = true;
     pthread_cond_broadcast(&l->cond);
     pthread_mutex_unlock(&l->lock);
+    libusb_free_transfer(t);
     if (!x->q || odk_queue_dispatch_async(x->q, run_completion, x) < 0)
         run_completion(x);
 }
