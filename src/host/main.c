@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/log_writer.h"
 #include "common/wire.h"
 #include "host/sandbox.h"
 #include "odk/driver.h"
@@ -63,8 +64,11 @@ struct host {
 
 static void on_fatal_signal(int sig)
 {
-    /* backtrace() was called once at start-up, so it does not allocate
-     * here; write() is async-signal-safe. */
+    /* The lines still waiting for the log pipe first (the driver's last
+     * words, the watchdog's), then the backtrace.  backtrace() was called
+     * once at start-up, so it does not allocate here; write() is
+     * async-signal-safe. */
+    log_writer_flush_fatal();
     static const char head[] = "error odk-driver-host: fatal signal; backtrace:\n";
     if (write(2, head, sizeof head - 1) < 0) {
         /* nothing more we can do */
@@ -521,6 +525,7 @@ int main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     install_crash_handlers();
+    log_writer_enable(); /* odk_log never blocks a driver's threads on the log pipe */
     odk_log_set_tag("odk-driver-host");
     if (getenv("ODK_LOG_DEBUG"))
         odk_log_set_level(ODK_LOG_DEBUG);
@@ -558,5 +563,6 @@ int main(int argc, char **argv)
      * a possibly hung queue; the kernel reclaims the rest. */
     if (h.drv && h.stopped)
         driver_destroy(h.drv);
+    log_writer_flush();
     _exit(0);
 }

@@ -8,12 +8,15 @@ odkd decided is read from what it says: the backoff delays it logs, the
 deadlines it reports missed (its log, missed_deadline in power results),
 the order of events in its log.  Timeouts are hang guards only."""
 import ctypes
+import fcntl
 import json
 import os
 import re
 import shutil
 import signal
+import struct
 import subprocess
+import termios
 import threading
 import time
 
@@ -724,6 +727,67 @@ def test_log_flood_is_rate_limited_and_odkd_keeps_answering(make_odkd, monkeypat
     # odkd's memory stays bounded: it does not queue the flood up.
     assert rss_kib(odkd.proc.pid) - odkd_rss_before < 64 * 1024
     # Not a crash, not a deadline: the host is the same one.
+    after = instance_of(odkd, dev)
+    assert after["pid"] == inst["pid"] and after["restarts"] == 0
+    assert deadline_lines(odkd, "call") == [] and crash_lines(odkd) == []
+    odkd.ctl("sim", "unplug", dev)
+    wait_until(lambda: not pid_alive(inst["pid"]), what="the flooding driver to exit")
+
+
+def log_pipe_fill(pid):
+    """(bytes waiting, capacity) of the pipe on fd 2 of pid: its log pipe,
+    opened for reading through /proc (a description of our own; nothing is
+    read from it)."""
+    fd = os.open(f"/proc/{pid}/fd/2", os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        waiting = struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+        return waiting, fcntl.fcntl(fd, 1032)  # F_GETPIPE_SZ
+    finally:
+        os.close(fd)
+
+
+def test_a_full_log_pipe_does_not_stall_the_drivers_other_queues(odkd):
+    """A driver flooding its log while odkd does not read it (stopped
+    here; busy, under load) fills the host's log pipe.  The driver's other
+    threads still log and answer: a call on the default queue that logs a
+    line returns, the call watchdog has nothing to end, and the host says
+    how many lines it dropped.  (odk_log once waited on the full pipe,
+    holding stdio's lock: every thread that logged waited too, until the
+    watchdog aborted the host, or for ever while odkd was stopped.)"""
+    dev = odkd.plug(faulty("log-flood"))
+    inst = running_instance(odkd, dev)
+    with Connection(odkd.state, dev) as c:
+        c.call(OPERATE, n_out=1)  # the flood, on its own queue
+        os.kill(odkd.proc.pid, signal.SIGSTOP)
+        try:
+            wait_until(lambda: (lambda w, cap: w >= cap - 4096)(*log_pipe_fill(inst["pid"])),
+                       what="the host's log pipe to fill")
+            result = {}
+
+            def calls():
+                # set fault logs "fault set to ..." from the default queue.
+                try:
+                    for k in range(20):
+                        c.call(SET_FAULT, struct=b"log-flood", n_out=0)
+                        result["calls"] = k + 1
+                    result["pong"] = c.call(PING, [41], n_out=1)[0]
+                except OdkError as e:
+                    result["error"] = e.name
+            t = threading.Thread(target=calls, daemon=True)
+            t.start()
+            t.join(HANG_GUARD / 4)  # a hang guard: it returns at once, or never
+            stalled = t.is_alive()
+            if stalled:  # end the call before its connection closes under it
+                os.kill(inst["pid"], signal.SIGKILL)
+                t.join(HANG_GUARD)
+            assert not stalled, f"calls that log stalled on the full log pipe: {result}"
+            assert result == {"calls": 20, "pong": [42]}, result
+            assert pid_alive(inst["pid"])
+        finally:
+            os.kill(odkd.proc.pid, signal.SIGCONT)
+    wait_until(lambda: re.search(r"warn " + re.escape(BUNDLE) + r"#\d+: \d+ log lines dropped: "
+                                 r"odkd did not read", odkd.log_text()),
+               what="the host's note of the lines it dropped")
     after = instance_of(odkd, dev)
     assert after["pid"] == inst["pid"] and after["restarts"] == 0
     assert deadline_lines(odkd, "call") == [] and crash_lines(odkd) == []
