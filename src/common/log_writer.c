@@ -47,13 +47,13 @@ static struct {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     _Atomic bool enabled; /* log_writer_enable found a pipe on fd 2 */
-    bool started;  /* the backlog and the thread exist */
-    bool crashing; /* log_writer_flush_fatal took over */
-    int fd;        /* a non-blocking description of that pipe, or -1 */
-    char *buf;     /* the backlog: a ring of LOG_BACKLOG_BYTES */
-    size_t head, tail; /* bytes ever queued / written; pending = head - tail */
-    uint64_t dropped;  /* lines dropped since the last note */
-    uint64_t noted_ms; /* when the last note was logged */
+    bool started;         /* the backlog and the thread exist */
+    bool crashing;        /* log_writer_flush_fatal took over */
+    int fd;               /* a non-blocking description of that pipe, or -1 */
+    char *buf;            /* the backlog: a ring of LOG_BACKLOG_BYTES */
+    size_t head, tail;    /* bytes ever queued / written; pending = head - tail */
+    uint64_t dropped;     /* lines dropped since the last note */
+    uint64_t noted_ms;    /* when the last note was logged */
 } w = {.lock = PTHREAD_MUTEX_INITIALIZER, .cond = PTHREAD_COND_INITIALIZER, .fd = -1};
 
 static uint64_t now_ms(void)

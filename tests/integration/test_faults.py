@@ -294,6 +294,51 @@ def test_crash_on_call_fails_the_call_is_reported_with_a_backtrace_and_restarts(
         assert c.call(PING, [7], n_out=1)[0] == [8]
 
 
+def test_symbolising_a_crash_does_not_hold_odkd_up(make_odkd, monkeypatch, tmp_path):
+    """addr2line runs off odkd's loop: while it works on a crash's frames
+    (here an addr2line that waits for the test's word), odkd answers
+    requests and another driver serves calls; `odkctl crashes` answers once
+    the report is written, symbolised.  (odkd once waited for addr2line in
+    its loop: 0.1-0.5 s a crash, seconds at load, everyone waiting.)"""
+    bin_dir, started, release = tmp_path / "bin", tmp_path / "a2l-started", tmp_path / "a2l-go"
+    bin_dir.mkdir()
+    real = shutil.which("addr2line")
+    (bin_dir / "addr2line").write_text(
+        f"#!/bin/sh\ntouch {started}\nn=0\n"
+        f"while [ ! -e {release} ] && [ $n -lt {int(HANG_GUARD * 10)} ]; do sleep 0.1; "
+        f"n=$((n+1)); done\nexec {real} \"$@\"\n")
+    (bin_dir / "addr2line").chmod(0o755)
+    monkeypatch.setitem(CHILD_ENV, "PATH", f"{bin_dir}:{CHILD_ENV.get('PATH', os.environ['PATH'])}")
+    odkd = make_odkd()
+    echo = odkd.plug(ECHO_DEVICE)
+    odkd.running(provider=echo)
+    dev = odkd.plug(faulty("crash-on-call"))
+    inst = running_instance(odkd, dev)
+    try:
+        t, result = call_in_thread(odkd, dev, OPERATE)
+        t.join(HANG_GUARD)
+        assert result.get("error") == "ODK_E_GONE", result
+        wait_until(started.exists, what="odkd to run addr2line on the crash's frames")
+        # addr2line waits: odkd answers, and echo serves calls.
+        listed = {}
+        lister = threading.Thread(target=lambda: listed.update(l=odkd.json("list")), daemon=True)
+        lister.start()
+        lister.join(HANG_GUARD / 4)  # a hang guard: odkd answers at once, or not until the word
+        assert not lister.is_alive() and not release.exists(), "odkd waited for addr2line"
+        assert {i["bundle"] for i in listed["l"]} == {BUNDLE, "org.odk.echo"}
+        assert echo_answers(odkd, echo)
+        crash_line = crash_lines(odkd)
+        assert [(i, p) for i, p, _ in crash_line] == [(inst["instance"], inst["pid"])]
+    finally:
+        release.touch()
+    # `odkctl crashes` lists the report once it is written: symbolised.
+    (report,) = crash_reports(odkd)
+    text = read_report(report)
+    assert "faulty_null_deref" in text.split("backtrace:", 1)[1]
+    assert re.search(r"\(\S+ at \S+:\d+\)", text), text  # a frame addr2line named
+    restarted(odkd, dev, inst["pid"])
+
+
 def test_abort_on_call_is_reported_as_sigabrt(odkd):
     dev = odkd.plug(faulty("abort-on-call"))
     inst = running_instance(odkd, dev)
