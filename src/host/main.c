@@ -55,9 +55,10 @@ struct host {
     uint64_t call_deadline_ms;
     _Atomic uint64_t beat_sent, beat_seen;
     _Atomic bool started;
-    /* The default queue is in set_power_state: odkd times that itself
-     * (OdkDeadlines.power), so the watchdog stands aside. */
-    _Atomic bool in_power;
+    /* The default queue is in set_power_state, or in stop: odkd times
+     * those itself (OdkDeadlines.power, .stop), so the watchdog stands
+     * aside. */
+    _Atomic bool in_power, in_stop;
 };
 
 /* ---- crashes: a backtrace of the faulting thread, into the log --------- */
@@ -114,8 +115,13 @@ static void *watchdog(void *arg)
         /* Stop and power changes have deadlines of their own, which odkd
          * enforces; the call deadline must not cut them short (with a call
          * deadline shorter than or equal to the power one, the host aborted
-         * first and odkd saw a crash instead of a missed power deadline). */
-        if (!atomic_load(&h->started) || h->stopping || atomic_load(&h->in_power)) {
+         * first and odkd saw a crash instead of a missed power deadline).
+         * A call already stuck when the stop request arrives is still the
+         * call's: the stop has not begun, and the call deadline ends it
+         * (the stop deadline, longer, once let a spinning call burn a CPU
+         * until odkd killed the host). */
+        if (!atomic_load(&h->started) || atomic_load(&h->in_stop) ||
+            atomic_load(&h->in_power)) {
             late_since = 0;
             continue;
         }
@@ -352,6 +358,12 @@ static int power_request(struct host *h, uint32_t seq, const odk_value *args)
     return ODK_OK;
 }
 
+static void stop_begins(void *ctx)
+{
+    struct host *h = ctx;
+    atomic_store(&h->in_stop, true);
+}
+
 static void stop_done(void *ctx)
 {
     struct host *h = ctx;
@@ -403,6 +415,8 @@ static int op_stop(struct host *h, wire_msg *m, const odk_value *args)
     else {
         h->stopping = true;
         h->start_seq = m->hdr.seq;
+        /* The queue is serial: in_stop is set just as the stop begins. */
+        odk_queue_dispatch_async(odk_driver_queue(h->drv), stop_begins, h);
         driver_stop_async(h->drv, stop_done, h);
     }
     return ODK_OK;

@@ -576,6 +576,32 @@ def test_stuck_call_is_ended_by_the_watchdog(odkd, fault):
     assert pid_alive(new["pid"])
 
 
+def test_a_call_stuck_at_unplug_is_ended_by_the_call_deadline(make_odkd, tmp_path):
+    """The stop request queues behind a call that is already stuck: the
+    stop has not begun, so the call deadline still ends the host, not the
+    stop deadline (the watchdog stood aside from the stop request on, and a
+    spinning call burnt a CPU until odkd killed the host).  Order of
+    events, not speed: which deadline odkd and the host say was missed."""
+    short, model = clock_bundle(tmp_path / "more" / "short", "org.odk.faulty-short-call",
+                                "faulty-short-call",
+                                OdkDeadlines={"start": 1500, "stop": 6000, "power": 1500,
+                                              "call": 500})
+    d = make_odkd(drivers=(DRIVERS, TEST_DRIVERS, tmp_path / "more"))
+    dev = d.plug({"model": model, "fault": "spin"})
+    inst = running_instance(d, dev)
+    t, result = call_in_thread(d, dev, OPERATE)
+    wait_until(lambda: "spinning" in d.ctl("log", short).stdout, what="the driver to spin")
+    d.ctl("sim", "unplug", dev)  # returns once the host is gone
+    t.join(HANG_GUARD)
+    assert result.get("error") == "ODK_E_GONE", result
+    assert deadline_lines(d, "stop", short) == [], own_lines(d)
+    assert deadline_lines(d, "call", short) == [(inst["instance"], inst["pid"], 500)], own_lines(d)
+    ((_, cpid, what),) = crash_lines(d, short)
+    assert cpid == inst["pid"]
+    assert_signal(what, signal.SIGABRT, SIGABRT_NAMES)
+    assert d.instances() == []
+
+
 def test_slow_driver_works_without_missing_deadlines(odkd):
     # slow-200: start, calls, power changes and stop each sleep 200 ms, well
     # inside the 1500 ms deadlines.  Slow but in time: no deadline is missed.
