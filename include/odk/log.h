@@ -33,9 +33,10 @@ ODK_PUBLIC odk_log_level odk_log_get_level(void);
 
 /* Prints one line "LEVEL tag: message" with one write, so lines of several
  * threads never interleave; a message is cut at about 2 KiB.  Lines above
- * the current level cost a comparison.  Any thread; the write to stderr may
- * block while the reader (odkd's log pipe) is behind.  Never fails (a lost
- * line is not reported). */
+ * the current level cost a comparison.  Any thread.  In a driver host it
+ * never blocks: while odkd's log pipe is full, lines wait in a 256 KiB
+ * backlog and past that are dropped and counted ("N log lines dropped").
+ * Elsewhere the write to stderr may block.  Never fails. */
 ODK_PUBLIC void odk_log(odk_log_level level, const char *fmt, ...)
     __attribute__((format(printf, 2, 3)));
 

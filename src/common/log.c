@@ -1,6 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 #include "odk/log.h"
 
+#include "common/log_writer.h"
+
 #include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -47,6 +49,8 @@ void odk_log(odk_log_level level, const char *fmt, ...)
         n = sizeof line - 1;
         line[n - 1] = '\n';
     }
+    if (log_writer_put(line, (size_t)n, level))
+        return; /* a driver host: never waits for the pipe (log_writer.c) */
     fwrite(line, 1, (size_t)n, stderr);
     fflush(stderr);
 }

@@ -20,6 +20,7 @@
 #include <unistd.h>
 
 #include "daemon/bookkeeping/catalog.h"
+#include "daemon/bookkeeping/crash.h"
 #include "daemon/bookkeeping/health.h"
 #include "daemon/bookkeeping/instance.h"
 #include "daemon/core/msg.h"
@@ -459,6 +460,7 @@ out:
     host_spare_stop(&d);
     if (d.reg && d.epfd >= 0)
         manager_stop_all(&d, SHUTDOWN_GRACE_MS);
+    crash_finish_all(&d); /* reports still being symbolised: written as they are */
     odkd_free(&d);
     odk_info("stopped");
     return rc;

@@ -19,6 +19,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/log_writer.h"
 #include "common/wire.h"
 #include "host/sandbox.h"
 #include "odk/driver.h"
@@ -54,17 +55,21 @@ struct host {
     uint64_t call_deadline_ms;
     _Atomic uint64_t beat_sent, beat_seen;
     _Atomic bool started;
-    /* The default queue is in set_power_state: odkd times that itself
-     * (OdkDeadlines.power), so the watchdog stands aside. */
-    _Atomic bool in_power;
+    /* The default queue is in set_power_state, or in stop: odkd times
+     * those itself (OdkDeadlines.power, .stop), so the watchdog stands
+     * aside. */
+    _Atomic bool in_power, in_stop;
 };
 
 /* ---- crashes: a backtrace of the faulting thread, into the log --------- */
 
 static void on_fatal_signal(int sig)
 {
-    /* backtrace() was called once at start-up, so it does not allocate
-     * here; write() is async-signal-safe. */
+    /* The lines still waiting for the log pipe first (the driver's last
+     * words, the watchdog's), then the backtrace.  backtrace() was called
+     * once at start-up, so it does not allocate here; write() is
+     * async-signal-safe. */
+    log_writer_flush_fatal();
     static const char head[] = "error odk-driver-host: fatal signal; backtrace:\n";
     if (write(2, head, sizeof head - 1) < 0) {
         /* nothing more we can do */
@@ -110,8 +115,13 @@ static void *watchdog(void *arg)
         /* Stop and power changes have deadlines of their own, which odkd
          * enforces; the call deadline must not cut them short (with a call
          * deadline shorter than or equal to the power one, the host aborted
-         * first and odkd saw a crash instead of a missed power deadline). */
-        if (!atomic_load(&h->started) || h->stopping || atomic_load(&h->in_power)) {
+         * first and odkd saw a crash instead of a missed power deadline).
+         * A call already stuck when the stop request arrives is still the
+         * call's: the stop has not begun, and the call deadline ends it
+         * (the stop deadline, longer, once let a spinning call burn a CPU
+         * until odkd killed the host). */
+        if (!atomic_load(&h->started) || atomic_load(&h->in_stop) ||
+            atomic_load(&h->in_power)) {
             late_since = 0;
             continue;
         }
@@ -348,6 +358,12 @@ static int power_request(struct host *h, uint32_t seq, const odk_value *args)
     return ODK_OK;
 }
 
+static void stop_begins(void *ctx)
+{
+    struct host *h = ctx;
+    atomic_store(&h->in_stop, true);
+}
+
 static void stop_done(void *ctx)
 {
     struct host *h = ctx;
@@ -399,6 +415,8 @@ static int op_stop(struct host *h, wire_msg *m, const odk_value *args)
     else {
         h->stopping = true;
         h->start_seq = m->hdr.seq;
+        /* The queue is serial: in_stop is set just as the stop begins. */
+        odk_queue_dispatch_async(odk_driver_queue(h->drv), stop_begins, h);
         driver_stop_async(h->drv, stop_done, h);
     }
     return ODK_OK;
@@ -521,6 +539,7 @@ int main(int argc, char **argv)
     }
     signal(SIGPIPE, SIG_IGN);
     install_crash_handlers();
+    log_writer_enable(); /* odk_log never blocks a driver's threads on the log pipe */
     odk_log_set_tag("odk-driver-host");
     if (getenv("ODK_LOG_DEBUG"))
         odk_log_set_level(ODK_LOG_DEBUG);
@@ -558,5 +577,6 @@ int main(int argc, char **argv)
      * a possibly hung queue; the kernel reclaims the rest. */
     if (h.drv && h.stopped)
         driver_destroy(h.drv);
+    log_writer_flush();
     _exit(0);
 }

@@ -8,12 +8,15 @@ odkd decided is read from what it says: the backoff delays it logs, the
 deadlines it reports missed (its log, missed_deadline in power results),
 the order of events in its log.  Timeouts are hang guards only."""
 import ctypes
+import fcntl
 import json
 import os
 import re
 import shutil
 import signal
+import struct
 import subprocess
+import termios
 import threading
 import time
 
@@ -291,6 +294,51 @@ def test_crash_on_call_fails_the_call_is_reported_with_a_backtrace_and_restarts(
         assert c.call(PING, [7], n_out=1)[0] == [8]
 
 
+def test_symbolising_a_crash_does_not_hold_odkd_up(make_odkd, monkeypatch, tmp_path):
+    """addr2line runs off odkd's loop: while it works on a crash's frames
+    (here an addr2line that waits for the test's word), odkd answers
+    requests and another driver serves calls; `odkctl crashes` answers once
+    the report is written, symbolised.  (odkd once waited for addr2line in
+    its loop: 0.1-0.5 s a crash, seconds at load, everyone waiting.)"""
+    bin_dir, started, release = tmp_path / "bin", tmp_path / "a2l-started", tmp_path / "a2l-go"
+    bin_dir.mkdir()
+    real = shutil.which("addr2line")
+    (bin_dir / "addr2line").write_text(
+        f"#!/bin/sh\ntouch {started}\nn=0\n"
+        f"while [ ! -e {release} ] && [ $n -lt {int(HANG_GUARD * 10)} ]; do sleep 0.1; "
+        f"n=$((n+1)); done\nexec {real} \"$@\"\n")
+    (bin_dir / "addr2line").chmod(0o755)
+    monkeypatch.setitem(CHILD_ENV, "PATH", f"{bin_dir}:{CHILD_ENV.get('PATH', os.environ['PATH'])}")
+    odkd = make_odkd()
+    echo = odkd.plug(ECHO_DEVICE)
+    odkd.running(provider=echo)
+    dev = odkd.plug(faulty("crash-on-call"))
+    inst = running_instance(odkd, dev)
+    try:
+        t, result = call_in_thread(odkd, dev, OPERATE)
+        t.join(HANG_GUARD)
+        assert result.get("error") == "ODK_E_GONE", result
+        wait_until(started.exists, what="odkd to run addr2line on the crash's frames")
+        # addr2line waits: odkd answers, and echo serves calls.
+        listed = {}
+        lister = threading.Thread(target=lambda: listed.update(l=odkd.json("list")), daemon=True)
+        lister.start()
+        lister.join(HANG_GUARD / 4)  # a hang guard: odkd answers at once, or not until the word
+        assert not lister.is_alive() and not release.exists(), "odkd waited for addr2line"
+        assert {i["bundle"] for i in listed["l"]} == {BUNDLE, "org.odk.echo"}
+        assert echo_answers(odkd, echo)
+        crash_line = crash_lines(odkd)
+        assert [(i, p) for i, p, _ in crash_line] == [(inst["instance"], inst["pid"])]
+    finally:
+        release.touch()
+    # `odkctl crashes` lists the report once it is written: symbolised.
+    (report,) = crash_reports(odkd)
+    text = read_report(report)
+    assert "faulty_null_deref" in text.split("backtrace:", 1)[1]
+    assert re.search(r"\(\S+ at \S+:\d+\)", text), text  # a frame addr2line named
+    restarted(odkd, dev, inst["pid"])
+
+
 def test_abort_on_call_is_reported_as_sigabrt(odkd):
     dev = odkd.plug(faulty("abort-on-call"))
     inst = running_instance(odkd, dev)
@@ -528,6 +576,32 @@ def test_stuck_call_is_ended_by_the_watchdog(odkd, fault):
     assert pid_alive(new["pid"])
 
 
+def test_a_call_stuck_at_unplug_is_ended_by_the_call_deadline(make_odkd, tmp_path):
+    """The stop request queues behind a call that is already stuck: the
+    stop has not begun, so the call deadline still ends the host, not the
+    stop deadline (the watchdog stood aside from the stop request on, and a
+    spinning call burnt a CPU until odkd killed the host).  Order of
+    events, not speed: which deadline odkd and the host say was missed."""
+    short, model = clock_bundle(tmp_path / "more" / "short", "org.odk.faulty-short-call",
+                                "faulty-short-call",
+                                OdkDeadlines={"start": 1500, "stop": 6000, "power": 1500,
+                                              "call": 500})
+    d = make_odkd(drivers=(DRIVERS, TEST_DRIVERS, tmp_path / "more"))
+    dev = d.plug({"model": model, "fault": "spin"})
+    inst = running_instance(d, dev)
+    t, result = call_in_thread(d, dev, OPERATE)
+    wait_until(lambda: "spinning" in d.ctl("log", short).stdout, what="the driver to spin")
+    d.ctl("sim", "unplug", dev)  # returns once the host is gone
+    t.join(HANG_GUARD)
+    assert result.get("error") == "ODK_E_GONE", result
+    assert deadline_lines(d, "stop", short) == [], own_lines(d)
+    assert deadline_lines(d, "call", short) == [(inst["instance"], inst["pid"], 500)], own_lines(d)
+    ((_, cpid, what),) = crash_lines(d, short)
+    assert cpid == inst["pid"]
+    assert_signal(what, signal.SIGABRT, SIGABRT_NAMES)
+    assert d.instances() == []
+
+
 def test_slow_driver_works_without_missing_deadlines(odkd):
     # slow-200: start, calls, power changes and stop each sleep 200 ms, well
     # inside the 1500 ms deadlines.  Slow but in time: no deadline is missed.
@@ -724,6 +798,67 @@ def test_log_flood_is_rate_limited_and_odkd_keeps_answering(make_odkd, monkeypat
     # odkd's memory stays bounded: it does not queue the flood up.
     assert rss_kib(odkd.proc.pid) - odkd_rss_before < 64 * 1024
     # Not a crash, not a deadline: the host is the same one.
+    after = instance_of(odkd, dev)
+    assert after["pid"] == inst["pid"] and after["restarts"] == 0
+    assert deadline_lines(odkd, "call") == [] and crash_lines(odkd) == []
+    odkd.ctl("sim", "unplug", dev)
+    wait_until(lambda: not pid_alive(inst["pid"]), what="the flooding driver to exit")
+
+
+def log_pipe_fill(pid):
+    """(bytes waiting, capacity) of the pipe on fd 2 of pid: its log pipe,
+    opened for reading through /proc (a description of our own; nothing is
+    read from it)."""
+    fd = os.open(f"/proc/{pid}/fd/2", os.O_RDONLY | os.O_NONBLOCK)
+    try:
+        waiting = struct.unpack("i", fcntl.ioctl(fd, termios.FIONREAD, b"\0\0\0\0"))[0]
+        return waiting, fcntl.fcntl(fd, 1032)  # F_GETPIPE_SZ
+    finally:
+        os.close(fd)
+
+
+def test_a_full_log_pipe_does_not_stall_the_drivers_other_queues(odkd):
+    """A driver flooding its log while odkd does not read it (stopped
+    here; busy, under load) fills the host's log pipe.  The driver's other
+    threads still log and answer: a call on the default queue that logs a
+    line returns, the call watchdog has nothing to end, and the host says
+    how many lines it dropped.  (odk_log once waited on the full pipe,
+    holding stdio's lock: every thread that logged waited too, until the
+    watchdog aborted the host, or for ever while odkd was stopped.)"""
+    dev = odkd.plug(faulty("log-flood"))
+    inst = running_instance(odkd, dev)
+    with Connection(odkd.state, dev) as c:
+        c.call(OPERATE, n_out=1)  # the flood, on its own queue
+        os.kill(odkd.proc.pid, signal.SIGSTOP)
+        try:
+            wait_until(lambda: (lambda w, cap: w >= cap - 4096)(*log_pipe_fill(inst["pid"])),
+                       what="the host's log pipe to fill")
+            result = {}
+
+            def calls():
+                # set fault logs "fault set to ..." from the default queue.
+                try:
+                    for k in range(20):
+                        c.call(SET_FAULT, struct=b"log-flood", n_out=0)
+                        result["calls"] = k + 1
+                    result["pong"] = c.call(PING, [41], n_out=1)[0]
+                except OdkError as e:
+                    result["error"] = e.name
+            t = threading.Thread(target=calls, daemon=True)
+            t.start()
+            t.join(HANG_GUARD / 4)  # a hang guard: it returns at once, or never
+            stalled = t.is_alive()
+            if stalled:  # end the call before its connection closes under it
+                os.kill(inst["pid"], signal.SIGKILL)
+                t.join(HANG_GUARD)
+            assert not stalled, f"calls that log stalled on the full log pipe: {result}"
+            assert result == {"calls": 20, "pong": [42]}, result
+            assert pid_alive(inst["pid"])
+        finally:
+            os.kill(odkd.proc.pid, signal.SIGCONT)
+    wait_until(lambda: re.search(r"warn " + re.escape(BUNDLE) + r"#\d+: \d+ log lines dropped: "
+                                 r"odkd did not read", odkd.log_text()),
+               what="the host's note of the lines it dropped")
     after = instance_of(odkd, dev)
     assert after["pid"] == inst["pid"] and after["restarts"] == 0
     assert deadline_lines(odkd, "call") == [] and crash_lines(odkd) == []

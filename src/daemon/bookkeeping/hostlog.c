@@ -2,8 +2,8 @@
 /* A driver host's log: its stdout and stderr arrive on a pipe, line by
  * line.  Each line goes to odkd's stderr and to STATE/logs/BUNDLE.log
  * (rotated to .1 past LOG_FILE_MAX), at most LOG_LINES_PER_SECOND a
- * second; the last HOSTLOG_LINES are kept for crash reports whatever the
- * rate. */
+ * second (and as many warnings and errors); the last HOSTLOG_LINES are
+ * kept for crash reports whatever the rate. */
 #include <errno.h>
 #include <fcntl.h>
 #include <stdio.h>
@@ -17,7 +17,7 @@
 #include "daemon/odkd.h"
 #include "odk/status.h"
 
-#define LOG_LINES_PER_SECOND 2000 /* per host; more are counted and dropped */
+#define LOG_LINES_PER_SECOND 2000 /* per host, and as many warnings and errors; more are dropped */
 #define LOG_FILE_MAX (16u << 20)  /* a bundle's log rotates to .1 past this */
 
 int hostlog_open(struct odkd *d, struct host_log *log, const char *bundle_id, const char *label)
@@ -69,8 +69,10 @@ static void write_line(struct host_log *log, const char *line, size_t len)
         rotate(log);
 }
 
-/* At most LOG_LINES_PER_SECOND lines a second reach the logs; the rest are
- * counted, and the count is logged when the next second starts. */
+/* At most LOG_LINES_PER_SECOND lines a second reach the logs, and as many
+ * warnings and errors besides, so a flood of info lines does not hide
+ * them (the host's own "N log lines dropped", a watchdog's deadline); the
+ * rest are counted, and the count is logged when the next second starts. */
 static void take_line(struct host_log *log, const char *line, size_t len)
 {
     uint64_t now = loop_now_ms();
@@ -84,9 +86,13 @@ static void take_line(struct host_log *log, const char *line, size_t len)
         }
         log->window_ms = now;
         log->lines_in_window = 0;
+        log->urgent_in_window = 0;
         log->dropped = 0;
     }
-    if (++log->lines_in_window <= LOG_LINES_PER_SECOND) {
+    bool urgent = (len > 5 && memcmp(line, "warn ", 5) == 0) ||
+                  (len > 6 && memcmp(line, "error ", 6) == 0);
+    uint32_t *count = urgent ? &log->urgent_in_window : &log->lines_in_window;
+    if (++*count <= LOG_LINES_PER_SECOND) {
         write_line(log, line, len);
         return;
     }

@@ -22,7 +22,7 @@ struct host_log {
     char *path;
     uint64_t bytes; /* its size, for rotation */
     uint64_t window_ms;
-    uint32_t lines_in_window, dropped;
+    uint32_t lines_in_window, urgent_in_window, dropped; /* urgent: warnings, errors */
     char partial[512];
     size_t partial_len;
     char *lines[HOSTLOG_LINES];

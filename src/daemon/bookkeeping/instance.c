@@ -600,6 +600,20 @@ static void describe_reason(struct instance *in, int wstatus)
         snprintf(in->reason, sizeof in->reason, "exited with status %d", WEXITSTATUS(wstatus));
 }
 
+void instance_crash_where(struct instance *in, pid_t pid, const char *where)
+{
+    if (in->crash_pid != pid || in->crash_where[0] || !where[0])
+        return;
+    snprintf(in->crash_where, sizeof in->crash_where, "%s", where);
+    /* "crashed: SIGSEGV" then " (N crashes ...)": the name goes between. */
+    if (strncmp(in->reason, "crashed: ", 9) != 0)
+        return;
+    size_t at = 9 + strcspn(in->reason + 9, " ");
+    char rest[sizeof in->reason];
+    snprintf(rest, sizeof rest, "%s", in->reason + at);
+    snprintf(in->reason + at, sizeof in->reason - at, " in %s%s", where, rest);
+}
+
 static void describe_exit(const struct instance *in, int wstatus, char *what, size_t len)
 {
     if (in->kill_reason)

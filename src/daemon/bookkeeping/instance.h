@@ -70,6 +70,7 @@ struct instance {
      * in 60 s)", "start failed: ..."), for `odkctl list`; "" while it runs. */
     char reason[320];
     char crash_where[128]; /* the driver function a crash was in (crash.c), or "" */
+    pid_t crash_pid;       /* the host of the last crash reported */
     bool debug;              /* odkd --debug: host waits for a debugger before init */
     struct deadlines deadlines;
     uint64_t memory_limit_kib; /* OdkMemoryLimitMB, 0 = none */
@@ -113,6 +114,12 @@ void instance_reaped(struct odkd *d, pid_t pid, int wstatus);
 /* Kills the host for a stated reason; the reap restarts it (unless it is
  * being terminated), reporting the reason instead of "crashed". */
 void instance_kill(struct odkd *d, struct instance *in, const char *reason);
+
+/* Where the crash of host pid was (a driver function, from crash.c once
+ * its report is symbolised): kept and added to the reason `odkctl list`
+ * shows ("crashed: SIGSEGV in foo (1 crash in 60 s)"), unless a later
+ * crash or a name found earlier is there already. */
+void instance_crash_where(struct instance *in, pid_t pid, const char *where);
 
 /* Sends a request to the host, taking args; fds (n_fds <= 3) are sent
  * with it and stay the caller's.  Returns the request's sequence number,

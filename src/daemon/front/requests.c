@@ -14,6 +14,7 @@
 #include <unistd.h>
 
 #include "daemon/bookkeeping/catalog.h"
+#include "daemon/bookkeeping/crash.h"
 #include "daemon/bookkeeping/instance.h"
 #include "daemon/core/match.h"
 #include "daemon/core/msg.h"
@@ -232,23 +233,64 @@ static int op_log(struct client_request *r)
     return msg_finish(&m, &r->out);
 }
 
-static int op_crashes(struct client_request *r)
+static odk_value *crash_list(struct odkd *d, int *st)
 {
     char path[4096];
-    snprintf(path, sizeof path, "%s/crashes", r->d->state_dir);
-    int st;
-    odk_value *list = new_array(&st);
+    snprintf(path, sizeof path, "%s/crashes", d->state_dir);
+    odk_value *list = new_array(st);
     DIR *dh = opendir(path);
     struct dirent *de;
-    while (dh && st == ODK_OK && (de = readdir(dh))) {
-        if (de->d_name[0] == '.')
+    while (dh && *st == ODK_OK && (de = readdir(dh))) {
+        size_t len = strlen(de->d_name);
+        /* NAME.txt.part: a report crash.c is still writing. */
+        if (de->d_name[0] == '.' || (len > 5 && strcmp(de->d_name + len - 5, ".part") == 0))
             continue;
         char f[4096 + 256];
         snprintf(f, sizeof f, "%s/%s", path, de->d_name);
-        append(list, odk_value_new_string(f), &st);
+        append(list, odk_value_new_string(f), st);
     }
     if (dh)
         closedir(dh);
+    return list;
+}
+
+struct crashes_wait {
+    uint64_t conn_id;
+    uint32_t seq;
+};
+
+static void crashes_written(struct odkd *d, void *ctx)
+{
+    struct crashes_wait *w = ctx;
+    int st;
+    odk_value *list = crash_list(d, &st);
+    struct msg m = msg_begin();
+    msg_take(&m, "crashes", st == ODK_OK ? list : NULL);
+    if (st != ODK_OK)
+        odk_value_free(list);
+    odk_value *body = msg_done(&m);
+    server_reply_later(d, w->conn_id, w->seq, st == ODK_OK && body ? ODK_OK : ODK_E_NOMEM, body);
+    free(w);
+}
+
+/* Every report of a crash odkd has logged: one still being symbolised
+ * (crash.c) is waited for, so a report named in the log is listed. */
+static int op_crashes(struct client_request *r)
+{
+    if (crash_pending()) {
+        struct crashes_wait *w = malloc(sizeof *w);
+        if (!w)
+            return ODK_E_NOMEM;
+        *w = (struct crashes_wait){r->conn_id, r->seq};
+        if (crash_when_written(r->d, crashes_written, w) < 0) {
+            free(w);
+            return ODK_E_NOMEM;
+        }
+        r->later = true;
+        return ODK_OK;
+    }
+    int st;
+    odk_value *list = crash_list(r->d, &st);
     return reply_with(r, "crashes", list, st);
 }
 

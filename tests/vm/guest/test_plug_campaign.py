@@ -117,6 +117,7 @@ def test_ftdi_unplugged_and_replugged_mid_transfer(tmp_path):
         crashes = [line for line in odkd.ctl("log", "org.odk.usb-ftdi").stdout.splitlines()
                    if "crash" in line]
         if crashes:  # name the crash: its lines and its reports (backtraces)
+            odkd.ctl("crashes")  # answers once the reports odkd is symbolising are written
             reports = [Path(m) for line in crashes for m in re.findall(r"report (\S+)", line)]
             pytest.fail("a usb-ftdi host crashed:\n" + "\n".join(crashes) + "\n"
                         + "\n".join(r.read_text(errors="replace")[-6000:] for r in reports
