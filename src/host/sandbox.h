@@ -28,6 +28,14 @@
  * the work to sandbox_apply. */
 void sandbox_prepare(int empty_netns_fd, int programs_fd);
 
+/* sandbox_prepare in two halves, for the zygote (zygote.h): the shared
+ * half (the namespace, the programs' bytes, the names) once in the
+ * zygote; the own half (what names the process: its /proc entry in the
+ * Landlock rules, its pid in the seccomp programs) in each child it
+ * forks.  Same threads and rules as sandbox_prepare. */
+void sandbox_prepare_shared(int empty_netns_fd, int programs_fd);
+void sandbox_prepare_own(void);
+
 /* odk-driver-host --seccomp-programs: writes to fd the seccomp programs
  * that a host's sandbox_prepare takes from programs_fd (odkd keeps them in
  * a memfd and hands it to every host), instead of generating its own.

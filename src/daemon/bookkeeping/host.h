@@ -48,8 +48,11 @@ void host_spare_start(struct odkd *d);
 /* True when pid was the spare (then forgotten, and replaced): for the
  * SIGCHLD reaper, before it asks the instances. */
 bool host_spare_reaped(struct odkd *d, pid_t pid, int wstatus);
-/* Ends the spare and starts no other (odkd stopping). */
+/* Ends the spare and the zygote and starts no other (odkd stopping). */
 void host_spare_stop(struct odkd *d);
+/* The zygote's pid (src/host/zygote.h), which forks the spares unless
+ * --no-zygote; 0 when there is none. */
+pid_t host_zygote_pid(const struct odkd *d);
 
 /* The sandbox (docs/trust.md).  Each bundle's hosts run as a uid of their
  * own from this range (gid the same number) when odkd runs as root. */

@@ -85,6 +85,8 @@ static int op_ping(struct client_request *r)
     /* The host started in advance (bookkeeping/host.c), 0 when there is
      * none: the one odk-driver-host child of odkd that no instance owns. */
     msg_int(&m, "spare_host", r->d->spare.pid > 0 ? r->d->spare.pid : 0);
+    /* The host that forks the spares (src/host/zygote.h), 0 when none. */
+    msg_int(&m, "zygote", host_zygote_pid(r->d));
     return msg_finish(&m, &r->out);
 }
 
