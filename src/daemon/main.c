@@ -422,7 +422,8 @@ static void odkd_free(struct odkd *d)
 int main(int argc, char **argv)
 {
     struct odkd d = {.epfd = -1, .sig_fd = -1, .power_state = ODK_POWER_ON,
-                     .spare = {.ctl_fd = -1, .log_fd = -1}, .empty_netns = -1,
+                     .spare = {[0 ... HOST_SPARES - 1] = {.ctl_fd = -1, .log_fd = -1}},
+                     .empty_netns = -1,
                      .seccomp_programs = -1,
                      .backoff_first_ms = ODKD_BACKOFF_FIRST_MS};
     odk_log_set_tag("odkd");

@@ -77,9 +77,10 @@ struct odkd {
     struct catalog_entry *catalog;
     struct catalog_entry *retired; /* replaced or uninstalled; freed at exit */
     struct match_index *match_index; /* of the catalog; catalog_index builds it */
-    struct host_proc spare;          /* a host started in advance (host.c) */
+    struct host_proc spare[HOST_SPARES]; /* hosts started in advance (host.c); pid 0: none */
     bool spare_wanted;
     uint64_t spare_timer;
+    bool spare_timer_late; /* the timer is a refill held back for a start */
     unsigned spare_deaths;
     struct host_zygote *zygote; /* forks the spares (host.c), or NULL */
     struct host_uid *host_uids; /* each bundle's sandbox uid (host.c) */

@@ -2,12 +2,15 @@
 /* Starting odk-driver-host: fork and exec with the control channel on
  * fd 3 and stdout/stderr on a pipe that odkd reads (hostlog.c).
  *
- * One host is kept started in advance (the spare): a host knows nothing
- * of its driver until odkd's first request, so any started host serves
- * any instance, and handing out the spare takes the fork, the exec and
- * the dynamic linking off the path from plug to driver started.  A new
- * spare is started right after (from a timer, once the current event is
- * handled).  --no-spare-host turns it off. */
+ * HOST_SPARES hosts are kept started in advance (the spares): a host
+ * knows nothing of its driver until odkd's first request, so any started
+ * host serves any instance, and handing out a spare takes the fork, the
+ * exec and the dynamic linking off the path from plug to driver started.
+ * The spares are forked by the zygote (below).  One handed out while
+ * another is left is replaced once the start it went to has answered
+ * (host_spare_settled), so that the fork does not compete with the start
+ * for the CPUs; the last one is replaced at once.  --no-spare-host turns
+ * it off. */
 #include <errno.h>
 #include <fcntl.h>
 #include <poll.h>
@@ -40,6 +43,9 @@
  * any more (a host binary that cannot start must not make odkd fork in a
  * loop); hosts are then started on demand, as without a spare. */
 #define SPARE_MAX_DEATHS 3
+/* A replacement held back for a start runs after this long at the latest
+ * (a start may take seconds). */
+#define SPARE_REFILL_LATE_MS 50
 
 /* fds[i] becomes the child's fd 3 + i (each only when >= 0). */
 static pid_t spawn_fds(const char *path, char *const argv[], const int *fds, size_t n, int out)
@@ -182,7 +188,8 @@ struct host_zygote {
     struct host_proc pending;
 };
 
-static void schedule_refill(struct odkd *d);
+static void schedule_refill(struct odkd *d, bool now);
+static struct host_proc *spare_slot(struct odkd *d, bool ready);
 
 static void zygote_forget_pending(struct host_zygote *z)
 {
@@ -220,19 +227,21 @@ static void zygote_reply(struct odkd *d, struct host_zygote *z, wire_msg *m)
     if (m->hdr.status == ODK_OK && pid > 0) {
         trace_mark("odkd spare %d forked by the zygote", (int)pid);
         z->pending.pid = pid;
-        if (d->spare.pid <= 0)
-            d->spare = z->pending;
+        struct host_proc *slot = spare_slot(d, false);
+        if (slot)
+            *slot = z->pending;
         else
-            close_proc(&z->pending); /* cannot happen: one is asked for at a time */
+            close_proc(&z->pending); /* cannot happen: asked for only when a slot is free */
         z->pending = (struct host_proc){.pid = 0, .ctl_fd = -1, .log_fd = -1};
         z->pending_seq = 0;
+        schedule_refill(d, true);
     } else {
         char why[300];
         snprintf(why, sizeof why, "cannot fork a host: %s (%s)",
                  odk_dict_get_string(body, "error", "no reason given"),
                  odk_strerror(m->hdr.status));
         zygote_give_up(d, z, why);
-        schedule_refill(d);
+        schedule_refill(d, true);
     }
     odk_value_free(body);
 }
@@ -333,7 +342,7 @@ static bool zygote_ask(struct odkd *d, struct host_zygote *z)
 static bool zygote_wait(struct odkd *d, struct host_zygote *z)
 {
     uint64_t end = loop_now_ms() + ZYGOTE_WAIT_MS;
-    while (z->pending_seq && z->fd >= 0 && d->spare.pid <= 0) {
+    while (z->pending_seq && z->fd >= 0 && !spare_slot(d, true)) {
         uint64_t now = loop_now_ms();
         if (now >= end)
             break;
@@ -342,34 +351,63 @@ static bool zygote_wait(struct odkd *d, struct host_zygote *z)
             break;
         on_zygote(d, z, 0);
     }
-    return d->spare.pid > 0;
+    return spare_slot(d, true) != NULL;
 }
 
-/* ---- the spare ------------------------------------------------------------ */
+/* ---- the spares ------------------------------------------------------------ */
+
+/* The oldest ready spare (ready), or a free slot (!ready); NULL if none. */
+static struct host_proc *spare_slot(struct odkd *d, bool ready)
+{
+    for (size_t i = 0; i < HOST_SPARES; i++)
+        if ((d->spare[i].pid > 0) == ready)
+            return &d->spare[i];
+    return NULL;
+}
 
 static void refill(struct odkd *d, void *ptr)
 {
     (void)ptr;
     d->spare_timer = 0;
-    if (d->spare.pid > 0 || !d->spare_wanted || d->stopping || d->quit ||
+    d->spare_timer_late = false;
+    struct host_proc *slot = spare_slot(d, false);
+    if (!slot || !d->spare_wanted || d->stopping || d->quit ||
         d->spare_deaths >= SPARE_MAX_DEATHS)
         return;
     struct host_zygote *z = d->zygote;
     if (z && !z->off && z->fd >= 0 && zygote_ask(d, z))
-        return;
+        return; /* on_zygote fills the slot, and asks again while one is free */
     trace_mark("odkd spare fork");
-    int st = fork_host(d, &d->spare);
-    trace_mark("odkd spare forked %d", (int)d->spare.pid);
+    int st = fork_host(d, slot);
+    trace_mark("odkd spare forked %d", (int)slot->pid);
     if (st < 0) {
-        d->spare = (struct host_proc){.pid = 0, .ctl_fd = -1, .log_fd = -1};
+        *slot = (struct host_proc){.pid = 0, .ctl_fd = -1, .log_fd = -1};
         odk_warn("cannot start a spare driver host; hosts start on demand");
+        return;
+    }
+    schedule_refill(d, true);
+}
+
+/* A refill from a timer, once the current event is handled: now, or
+ * held back (until host_spare_settled, SPARE_REFILL_LATE_MS at most). */
+static void schedule_refill(struct odkd *d, bool now)
+{
+    if (!d->spare_wanted || !spare_slot(d, false))
+        return;
+    if (d->spare_timer && d->spare_timer_late && now) {
+        loop_timer_cancel(d, d->spare_timer);
+        d->spare_timer = 0;
+    }
+    if (!d->spare_timer) {
+        d->spare_timer = loop_timer(d, now ? 0 : SPARE_REFILL_LATE_MS, refill, NULL);
+        d->spare_timer_late = !now;
     }
 }
 
-static void schedule_refill(struct odkd *d)
+void host_spare_settled(struct odkd *d)
 {
-    if (d->spare_wanted && !d->spare_timer && d->spare.pid <= 0)
-        d->spare_timer = loop_timer(d, 0, refill, NULL);
+    if (d->spare_timer && d->spare_timer_late)
+        schedule_refill(d, true);
 }
 
 void host_spare_start(struct odkd *d)
@@ -383,7 +421,7 @@ void host_spare_start(struct odkd *d)
             zygote_start(d, d->zygote);
         }
     }
-    schedule_refill(d);
+    schedule_refill(d, true);
 }
 
 /* A ready spare that still lives: not reaped (its pid is odkd's child
@@ -399,23 +437,24 @@ static bool spare_alive(const struct host_proc *hp)
 
 int host_spawn(struct odkd *d, struct host_proc *out)
 {
-    if (d->spare.pid <= 0 && d->zygote && d->zygote->pending_seq)
+    if (!spare_slot(d, true) && d->zygote && d->zygote->pending_seq)
         zygote_wait(d, d->zygote); /* one is being forked: sooner than an exec */
-    if (d->spare.pid > 0) {
-        if (spare_alive(&d->spare)) {
-            *out = d->spare;
-            d->spare = (struct host_proc){.pid = 0, .ctl_fd = -1, .log_fd = -1};
+    for (struct host_proc *hp; (hp = spare_slot(d, true));) {
+        if (spare_alive(hp)) {
+            *out = *hp;
+            *hp = (struct host_proc){.pid = 0, .ctl_fd = -1, .log_fd = -1};
             d->spare_deaths = 0;
-            schedule_refill(d);
+            /* Another one left: replace this one after the start. */
+            schedule_refill(d, !spare_slot(d, true));
             return ODK_OK;
         }
-        /* It died waiting (reaped just now): start one the usual way. */
-        odk_warn("the spare driver host (pid %d) had died", (int)d->spare.pid);
-        close_proc(&d->spare);
+        /* It died waiting (reaped just now): try the next. */
+        odk_warn("the spare driver host (pid %d) had died", (int)hp->pid);
+        close_proc(hp);
         d->spare_deaths++;
     }
     int st = fork_host(d, out);
-    schedule_refill(d);
+    schedule_refill(d, true);
     return st;
 }
 
@@ -437,18 +476,22 @@ bool host_spare_reaped(struct odkd *d, pid_t pid, int wstatus)
             odk_warn("the driver host zygote (pid %d) %s; starting another", (int)pid, why);
             zygote_start(d, z);
         }
-        schedule_refill(d);
+        schedule_refill(d, true);
         return true;
     }
-    if (pid <= 0 || pid != d->spare.pid)
+    struct host_proc *hp = NULL;
+    for (size_t i = 0; pid > 0 && i < HOST_SPARES && !hp; i++)
+        if (d->spare[i].pid == pid)
+            hp = &d->spare[i];
+    if (!hp)
         return false;
     if (!d->stopping && !d->quit)
         odk_warn("the spare driver host (pid %d) %s %d before use", (int)pid,
                  WIFSIGNALED(wstatus) ? "was killed by signal" : "exited with status",
                  WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : WEXITSTATUS(wstatus));
-    close_proc(&d->spare);
+    close_proc(hp);
     d->spare_deaths++;
-    schedule_refill(d);
+    schedule_refill(d, true);
     return true;
 }
 
@@ -478,10 +521,12 @@ void host_spare_stop(struct odkd *d)
         free(z);
         d->zygote = NULL;
     }
-    if (d->spare.pid > 0) {
-        pid_t pid = d->spare.pid;
+    for (size_t i = 0; i < HOST_SPARES; i++) {
+        if (d->spare[i].pid <= 0)
+            continue;
+        pid_t pid = d->spare[i].pid;
         /* Closing its channel ends it (it reads EOF and exits). */
-        close_proc(&d->spare);
+        close_proc(&d->spare[i]);
         end_process(pid);
     }
 }

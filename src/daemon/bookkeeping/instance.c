@@ -204,6 +204,7 @@ static void close_channel(struct odkd *d, struct instance *in)
 static void start_reply(struct odkd *d, struct instance *in, int status)
 {
     trace_mark("odkd start reply %d", status);
+    host_spare_settled(d); /* a spare held back for this start */
     loop_timer_cancel(d, in->deadline_timer);
     in->deadline_timer = 0;
     if (status == ODK_OK) {
