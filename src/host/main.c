@@ -525,21 +525,23 @@ static void forget_zygote_args(int argc, char **argv)
 }
 
 /* odkd's command lines (src/daemon/bookkeeping/host.c):
- *   odk-driver-host [--zygote] [--empty-netns N] [--seccomp-programs N]
+ *   odk-driver-host [--zygote] [--sandboxed] [--empty-netns N] [--seccomp-programs N]
  *     a host; fd N is odkd's empty network namespace, or the seccomp
- *     programs (sandbox.h); with --zygote, the zygote, which forks hosts
- *     (zygote.h)
+ *     programs; --sandboxed: its start will apply the sandbox (sandbox.h);
+ *     with --zygote, the zygote, which forks hosts (zygote.h)
  *   odk-driver-host --write-seccomp-programs
  *     writes the seccomp programs to stdout and exits (odkd's start) */
 int main(int argc, char **argv)
 {
     int empty_netns = -1, programs = -1;
-    bool zygote = false;
+    bool zygote = false, sandboxed = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--write-seccomp-programs") == 0)
             return sandbox_write_programs(1) < 0 ? 1 : 0;
         if (strcmp(argv[i], "--zygote") == 0)
             zygote = true;
+        else if (strcmp(argv[i], "--sandboxed") == 0)
+            sandboxed = true;
         else if (i + 1 < argc && strcmp(argv[i], "--empty-netns") == 0)
             empty_netns = atoi(argv[++i]);
         else if (i + 1 < argc && strcmp(argv[i], "--seccomp-programs") == 0)
@@ -555,14 +557,14 @@ int main(int argc, char **argv)
     /* While no driver waits: the spare host, or the zygote for all the
      * hosts it forks (each then does what names it, its pid). */
     if (zygote) {
-        sandbox_prepare_shared(empty_netns, programs);
+        sandbox_prepare_shared(empty_netns, programs, sandboxed);
         zygote_run(CONTROL_FD); /* returns in each host it forks */
         forget_zygote_args(argc, argv);
         odk_log_set_tag("odk-driver-host");
         trace_mark("host forked");
         sandbox_prepare_own();
     } else {
-        sandbox_prepare(empty_netns, programs);
+        sandbox_prepare(empty_netns, programs, sandboxed);
     }
     struct host h = {.ctl = CONTROL_FD};
     pthread_mutex_init(&h.lock, NULL);

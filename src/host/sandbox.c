@@ -207,8 +207,15 @@ static int enter_empty_netns(char *err, size_t len)
     return ODK_OK;
 }
 
+/* The bounding set was emptied ahead (sandbox_prepare_shared): it only
+ * limits what an exec could gain, so emptying it early changes nothing
+ * for the spare, and it is inherited by every host a zygote forks. */
+static bool bounding_set_dropped;
+
 static int drop_bounding_set(char *err, size_t len)
 {
+    if (bounding_set_dropped)
+        return ODK_OK;
     for (int cap = 0;; cap++) {
         if (prctl(PR_CAPBSET_READ, cap, 0, 0, 0) < 0)
             return ODK_OK; /* past the last capability this kernel knows */
@@ -749,10 +756,13 @@ static void release_prepared(void)
     }
 }
 
-void sandbox_prepare_shared(int empty_netns_fd, int programs_fd)
+void sandbox_prepare_shared(int empty_netns_fd, int programs_fd, bool sandboxed)
 {
     join_empty_netns(empty_netns_fd);
     resolve_names();
+    char ignored[256];
+    if (sandboxed && drop_bounding_set(ignored, sizeof ignored) == ODK_OK)
+        bounding_set_dropped = true; /* else sandbox_apply tries, and says why */
     if (programs_fd >= 0) {
         load_programs(programs_fd);
         close(programs_fd);
@@ -778,9 +788,9 @@ void sandbox_prepare_own(void)
             prepared[net] = (struct sock_fprog){0};
 }
 
-void sandbox_prepare(int empty_netns_fd, int programs_fd)
+void sandbox_prepare(int empty_netns_fd, int programs_fd, bool sandboxed)
 {
-    sandbox_prepare_shared(empty_netns_fd, programs_fd);
+    sandbox_prepare_shared(empty_netns_fd, programs_fd, sandboxed);
     sandbox_prepare_own();
 }
 

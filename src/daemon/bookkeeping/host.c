@@ -130,8 +130,10 @@ static int fork_host(struct odkd *d, struct host_proc *out)
     }
     /* odkd's empty network namespace as fd 4 and the seccomp programs as
      * fd 5 (host_sandbox_announce; src/host/main.c reads the options). */
-    char *argv[6] = {d->host_path};
+    char *argv[7] = {d->host_path};
     int n = 1;
+    if (!d->no_sandbox)
+        argv[n++] = "--sandboxed";
     if (d->empty_netns >= 0) {
         argv[n++] = "--empty-netns";
         argv[n++] = "4";
@@ -274,8 +276,10 @@ static void zygote_start(struct odkd *d, struct host_zygote *z)
         zygote_give_up(d, z, "has no channel (socketpair failed)");
         return;
     }
-    char *argv[7] = {d->host_path, "--zygote"};
+    char *argv[8] = {d->host_path, "--zygote"};
     int n = 2;
+    if (!d->no_sandbox)
+        argv[n++] = "--sandboxed";
     if (d->empty_netns >= 0) {
         argv[n++] = "--empty-netns";
         argv[n++] = "4";
