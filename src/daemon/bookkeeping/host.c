@@ -360,13 +360,24 @@ static bool zygote_wait(struct odkd *d, struct host_zygote *z)
 
 /* ---- the spares ------------------------------------------------------------ */
 
-/* The oldest ready spare (ready), or a free slot (!ready); NULL if none. */
+/* The oldest ready spare (ready), or a free slot (!ready); NULL if none.
+ * The ready ones come first, oldest first (spare_remove keeps them so):
+ * the oldest has surely finished its own preparation. */
 static struct host_proc *spare_slot(struct odkd *d, bool ready)
 {
     for (size_t i = 0; i < HOST_SPARES; i++)
         if ((d->spare[i].pid > 0) == ready)
             return &d->spare[i];
     return NULL;
+}
+
+/* Takes hp out of the list, the younger ones moving up (hp's channel and
+ * log stay open: the caller has them). */
+static void spare_remove(struct odkd *d, struct host_proc *hp)
+{
+    size_t i = (size_t)(hp - d->spare);
+    memmove(&d->spare[i], &d->spare[i + 1], (HOST_SPARES - 1 - i) * sizeof *hp);
+    d->spare[HOST_SPARES - 1] = (struct host_proc){.pid = 0, .ctl_fd = -1, .log_fd = -1};
 }
 
 static void refill(struct odkd *d, void *ptr)
@@ -446,7 +457,7 @@ int host_spawn(struct odkd *d, struct host_proc *out)
     for (struct host_proc *hp; (hp = spare_slot(d, true));) {
         if (spare_alive(hp)) {
             *out = *hp;
-            *hp = (struct host_proc){.pid = 0, .ctl_fd = -1, .log_fd = -1};
+            spare_remove(d, hp);
             d->spare_deaths = 0;
             /* Another one left: replace this one after the start. */
             schedule_refill(d, !spare_slot(d, true));
@@ -455,6 +466,7 @@ int host_spawn(struct odkd *d, struct host_proc *out)
         /* It died waiting (reaped just now): try the next. */
         odk_warn("the spare driver host (pid %d) had died", (int)hp->pid);
         close_proc(hp);
+        spare_remove(d, hp);
         d->spare_deaths++;
     }
     int st = fork_host(d, out);
@@ -494,6 +506,7 @@ bool host_spare_reaped(struct odkd *d, pid_t pid, int wstatus)
                  WIFSIGNALED(wstatus) ? "was killed by signal" : "exited with status",
                  WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : WEXITSTATUS(wstatus));
     close_proc(hp);
+    spare_remove(d, hp);
     d->spare_deaths++;
     schedule_refill(d, true);
     return true;
