@@ -33,14 +33,16 @@ void trace_mark(const char *fmt, ...)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     char line[256];
-    int n = snprintf(line, sizeof line, "%llu %d ",
-                     (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000,
-                     (int)getpid());
+    int n =
+        snprintf(line, sizeof line, "%llu %d ",
+                 (unsigned long long)ts.tv_sec * 1000000ull + (unsigned long long)ts.tv_nsec / 1000,
+                 (int)getpid());
+    int room = (int)sizeof line - n - 1; /* one byte kept for the newline */
     va_list ap;
     va_start(ap, fmt);
-    int m = vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+    int m = vsnprintf(line + n, (size_t)room, fmt, ap);
     va_end(ap);
-    n += m < 0 ? 0 : m >= (int)(sizeof line - (size_t)n - 1) ? (int)(sizeof line - (size_t)n - 2) : m;
+    n += m < 0 ? 0 : m < room ? m : room - 1;
     line[n++] = '\n';
     if (write(trace_fd, line, (size_t)n) < 0) {
         /* a lost line is not reported */

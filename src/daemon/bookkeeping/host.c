@@ -22,8 +22,8 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
-#include <sys/socket.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -346,7 +346,7 @@ static bool zygote_ask(struct odkd *d, struct host_zygote *z)
 static bool zygote_wait(struct odkd *d, struct host_zygote *z)
 {
     uint64_t end = loop_now_ms() + ZYGOTE_WAIT_MS;
-    while (z->pending_seq && z->fd >= 0 && !spare_slot(d, true)) {
+    while (z->pending_seq && z->fd >= 0) {
         uint64_t now = loop_now_ms();
         if (now >= end)
             break;
@@ -386,8 +386,7 @@ static void refill(struct odkd *d, void *ptr)
     d->spare_timer = 0;
     d->spare_timer_late = false;
     struct host_proc *slot = spare_slot(d, false);
-    if (!slot || !d->spare_wanted || d->stopping || d->quit ||
-        d->spare_deaths >= SPARE_MAX_DEATHS)
+    if (!slot || !d->spare_wanted || d->stopping || d->quit || d->spare_deaths >= SPARE_MAX_DEATHS)
         return;
     struct host_zygote *z = d->zygote;
     if (z && !z->off && z->fd >= 0 && zygote_ask(d, z))
@@ -434,6 +433,20 @@ void host_spare_start(struct odkd *d)
             *d->zygote = (struct host_zygote){
                 .fd = -1, .watch = {.fd = -1}, .pending = {.pid = 0, .ctl_fd = -1, .log_fd = -1}};
             zygote_start(d, d->zygote);
+        }
+    }
+    /* The first spares before odkd answers anyone, so that its first
+     * answer finds it as it stays (a test takes its baseline there). */
+    for (struct host_proc *slot; (slot = spare_slot(d, false));) {
+        struct host_zygote *z = d->zygote;
+        if (z && !z->off && z->fd >= 0 && zygote_ask(d, z) && zygote_wait(d, z) &&
+            !z->pending_seq)
+            continue;
+        if ((z && z->pending_seq) || d->spare_deaths >= SPARE_MAX_DEATHS ||
+            fork_host(d, slot) < 0) {
+            if (slot->pid <= 0)
+                *slot = (struct host_proc){.pid = 0, .ctl_fd = -1, .log_fd = -1};
+            break; /* the loop goes on from here */
         }
     }
     schedule_refill(d, true);
@@ -483,8 +496,8 @@ bool host_spare_reaped(struct odkd *d, pid_t pid, int wstatus)
         if (d->stopping || d->quit || z->off)
             return true;
         char why[128];
-        snprintf(why, sizeof why, "%s %d", WIFSIGNALED(wstatus) ? "was killed by signal"
-                                                                 : "exited with status",
+        snprintf(why, sizeof why, "%s %d",
+                 WIFSIGNALED(wstatus) ? "was killed by signal" : "exited with status",
                  WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : WEXITSTATUS(wstatus));
         if (++z->deaths >= ZYGOTE_MAX_DEATHS) {
             zygote_give_up(d, z, why);

@@ -89,8 +89,8 @@ static int op_ping(struct client_request *r)
     for (size_t i = 0; spares && i < HOST_SPARES; i++)
         if (r->d->spare[i].pid > 0)
             odk_array_append(spares, odk_value_new_int(r->d->spare[i].pid));
-    msg_int(&m, "spare_host", odk_array_count(spares) ? odk_value_int(odk_array_get(spares, 0))
-                                                      : 0);
+    msg_int(&m, "spare_host",
+            odk_array_count(spares) ? odk_value_int(odk_array_get(spares, 0)) : 0);
     msg_take(&m, "spare_hosts", spares);
     /* The host that forks the spares (src/host/zygote.h), 0 when none. */
     msg_int(&m, "zygote", host_zygote_pid(r->d));
