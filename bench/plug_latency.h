@@ -9,6 +9,8 @@
 
 #include <dlfcn.h>
 #include <errno.h>
+#include <fcntl.h>
+#include <stdarg.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -27,6 +29,33 @@
 
 #define LC_MSG 64
 
+/* ODK_TRACE=FILE: the benchmark's steps join odkd's and the hosts' lines
+ * (src/common/trace.h: "MICROSECONDS PID WHAT", CLOCK_MONOTONIC). */
+static int lc_trace_fd = -2;
+
+__attribute__((format(printf, 1, 2))) static void lc_trace(const char *fmt, ...)
+{
+    if (lc_trace_fd == -2) {
+        const char *path = getenv("ODK_TRACE");
+        lc_trace_fd = path && *path ? open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644)
+                                    : -1;
+    }
+    if (lc_trace_fd < 0)
+        return;
+    char line[256];
+    int n = snprintf(line, sizeof line, "%llu %d ", (unsigned long long)(bench_now_ns() / 1000),
+                     (int)getpid());
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(line + n, sizeof line - (size_t)n - 1, fmt, ap);
+    va_end(ap);
+    n = (int)strlen(line);
+    line[n++] = '\n';
+    if (write(lc_trace_fd, line, (size_t)n) < 0) {
+        /* a lost line is not reported */
+    }
+}
+
 /* What the watch saw of the device being timed. */
 struct lc_watch {
     uint64_t dev;          /* the device node (0: not plugged yet) */
@@ -42,14 +71,17 @@ static void lc_on_event(void *ctx, const char *event, const odk_value *node)
     uint64_t id = (uint64_t)odk_dict_get_int(node, "id", -1);
     uint64_t parent = (uint64_t)odk_dict_get_int(node, "parent", -1);
     /* "started" names the driver's node (its provider: the device). */
-    if (strcmp(event, "started") == 0 && w->dev && parent == w->dev && !w->started_ns)
+    if (strcmp(event, "started") == 0 && w->dev && parent == w->dev && !w->started_ns) {
         w->started_ns = bench_now_ns();
+        lc_trace("app event started");
+    }
     if (strcmp(event, "registered") == 0 && !w->registered_ns &&
         strcmp(odk_dict_get_string(node, "class", ""), "EchoDriver") == 0) {
         const odk_value *p = odk_dict_get(node, "properties");
         if (p && strcmp(odk_dict_get_string(p, "EchoSerial", ""), w->serial) == 0) {
             w->registered_ns = bench_now_ns();
             w->service = id;
+            lc_trace("app event registered");
         }
     }
 }
@@ -82,7 +114,9 @@ static inline int lc_plug(odk_client *c, const char *serial, uint64_t *dev)
     odk_dict_set(device, "properties", props);
     odk_dict_set(args, "device", device);
     odk_value *reply = NULL;
+    lc_trace("app plug");
     int st = odk_client_request(c, "sim-plug", args, &reply);
+    lc_trace("app plugged");
     if (st == ODK_OK)
         *dev = (uint64_t)odk_dict_get_int(reply, "node", 0);
     else
@@ -99,7 +133,9 @@ static inline int lc_unplug(odk_client *c, uint64_t dev)
     if (!args)
         return ODK_E_NOMEM;
     odk_dict_set_int(args, "node", (int64_t)dev);
+    lc_trace("app unplug");
     int st = odk_client_request(c, "sim-unplug", args, NULL);
+    lc_trace("app unplugged");
     if (st < 0)
         fprintf(stderr, "sim-unplug %llu: %s\n", (unsigned long long)dev, odk_strerror(st));
     return st;
@@ -137,7 +173,9 @@ static inline int lc_first_call(odk_client *c, uint64_t node, uint64_t tag, uint
                                 const char *who)
 {
     odk_connection *conn;
+    lc_trace("app open");
     int st = odk_connection_open(c, node, 0, &conn);
+    lc_trace("app opened");
     if (st < 0) {
         fprintf(stderr, "%s: open of node %llu: %s\n", who, (unsigned long long)node,
                 odk_strerror(st));
@@ -149,6 +187,7 @@ static inline int lc_first_call(odk_client *c, uint64_t node, uint64_t tag, uint
         out[k] = (uint8_t)~in[k];
     size_t out_len = sizeof out;
     st = odk_connection_call(conn, ECHO_ECHO, NULL, 0, in, sizeof in, NULL, NULL, out, &out_len);
+    lc_trace("app answered");
     odk_connection_close(conn);
     if (st < 0) {
         fprintf(stderr, "%s: echo call on node %llu: %s\n", who, (unsigned long long)node,

@@ -19,6 +19,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/trace.h"
 #include "daemon/bookkeeping/catalog.h"
 #include "daemon/bookkeeping/crash.h"
 #include "daemon/bookkeeping/health.h"
@@ -43,7 +44,8 @@
 #define MAX_OPTIONS 64
 
 enum { OPT_STATE = 1, OPT_SOCKET, OPT_DRIVERS, OPT_DEV, OPT_DEBUG, OPT_VERBOSE, OPT_HELP,
-       OPT_VERSION, OPT_BACKOFF, OPT_NO_SPARE, OPT_TRUST, OPT_NO_SANDBOX, OPT_MODULE = 100 };
+       OPT_VERSION, OPT_BACKOFF, OPT_NO_SPARE, OPT_NO_ZYGOTE, OPT_TRUST, OPT_NO_SANDBOX,
+       OPT_MODULE = 100 };
 
 static const struct option core_options[] = {
     {"state-dir", required_argument, 0, OPT_STATE}, {"socket", required_argument, 0, OPT_SOCKET},
@@ -52,6 +54,7 @@ static const struct option core_options[] = {
     {"help", no_argument, 0, OPT_HELP},             {"version", no_argument, 0, OPT_VERSION},
     {"restart-backoff", required_argument, 0, OPT_BACKOFF},
     {"no-spare-host", no_argument, 0, OPT_NO_SPARE},
+    {"no-zygote", no_argument, 0, OPT_NO_ZYGOTE},
     {"trust-dir", required_argument, 0, OPT_TRUST},
     {"no-sandbox", no_argument, 0, OPT_NO_SANDBOX},
 };
@@ -79,6 +82,8 @@ static void usage(FILE *f)
                "                   for tests and benchmarks)\n"
                "  --no-spare-host  start each driver host when it is needed, instead of\n"
                "                   keeping one started in advance\n"
+               "  --no-zygote      exec each spare host, instead of having the zygote host\n"
+               "                   fork it (each host then gets its own address layout)\n"
                "  --no-sandbox     run driver hosts unconfined, for debugging (also\n"
                "                   ODK_NO_SANDBOX=1; docs/trust.md)\n");
     for (size_t i = 0; i < module_count(); i++) {
@@ -262,6 +267,9 @@ static int parse_args(struct odkd *d, int argc, char **argv)
         case OPT_NO_SPARE:
             d->no_spare_host = true;
             break;
+        case OPT_NO_ZYGOTE:
+            d->no_zygote = true;
+            break;
         case OPT_NO_SANDBOX:
             d->no_sandbox = true;
             break;
@@ -415,10 +423,12 @@ static void odkd_free(struct odkd *d)
 int main(int argc, char **argv)
 {
     struct odkd d = {.epfd = -1, .sig_fd = -1, .power_state = ODK_POWER_ON,
-                     .spare = {.ctl_fd = -1, .log_fd = -1}, .empty_netns = -1,
+                     .spare = {[0 ... HOST_SPARES - 1] = {.ctl_fd = -1, .log_fd = -1}},
+                     .empty_netns = -1,
                      .seccomp_programs = -1,
                      .backoff_first_ms = ODKD_BACKOFF_FIRST_MS};
     odk_log_set_tag("odkd");
+    trace_open();
     if (modules_alloc_state(&d) < 0) {
         odk_error("out of memory");
         return 1;

@@ -55,6 +55,7 @@ struct odkd {
     size_t n_debug_bundles;
     uint32_t backoff_first_ms; /* --restart-backoff (ODKD_BACKOFF_FIRST_MS) */
     bool no_spare_host;        /* --no-spare-host */
+    bool no_zygote;            /* --no-zygote: spares are exec'd, not forked by the zygote */
     char *trust_dir;           /* --trust-dir: the .pub keys odkd trusts (docs/trust.md) */
     bool dev;                  /* --dev: development keys and wildcard entitlements */
     bool no_sandbox;           /* --no-sandbox or ODK_NO_SANDBOX=1 */
@@ -76,10 +77,12 @@ struct odkd {
     struct catalog_entry *catalog;
     struct catalog_entry *retired; /* replaced or uninstalled; freed at exit */
     struct match_index *match_index; /* of the catalog; catalog_index builds it */
-    struct host_proc spare;          /* a host started in advance (host.c) */
+    struct host_proc spare[HOST_SPARES]; /* hosts started in advance (host.c); pid 0: none */
     bool spare_wanted;
     uint64_t spare_timer;
+    bool spare_timer_late; /* the timer is a refill held back for a start */
     unsigned spare_deaths;
+    struct host_zygote *zygote; /* forks the spares (host.c), or NULL */
     struct host_uid *host_uids; /* each bundle's sandbox uid (host.c) */
     int empty_netns;            /* every sandboxed host's network namespace, or -1 (host.c) */
     int seccomp_programs;       /* every host's seccomp programs (a sealed memfd), or -1 */

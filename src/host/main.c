@@ -20,8 +20,10 @@
 #include <unistd.h>
 
 #include "common/log_writer.h"
+#include "common/trace.h"
 #include "common/wire.h"
 #include "host/sandbox.h"
+#include "host/zygote.h"
 #include "odk/driver.h"
 #include "runtime/driver_internal.h"
 #include "runtime/host_link.h"
@@ -170,10 +172,12 @@ static int host_request(void *ctx, const char *op, odk_value *args, odk_value **
     p.seq = ++h->next_seq | 0x80000000u; /* high bit: requests from the host */
     p.next = h->pending;
     h->pending = &p;
+    trace_mark("host request %s", op);
     int st = wire_send_value(h->ctl, WIRE_REQUEST, p.seq, 0, args, NULL, 0);
     odk_value_free(args);
     while (st == ODK_OK && !p.done && !h->odkd_gone)
         pthread_cond_wait(&h->cond, &h->lock);
+    trace_mark("host request %s answered", op);
     for (struct pending **pp = &h->pending; *pp; pp = &(*pp)->next) {
         if (*pp == &p) {
             *pp = p.next;
@@ -232,6 +236,7 @@ static void reply(struct host *h, uint32_t seq, int status)
 static void start_done(void *ctx, int status)
 {
     struct host *h = ctx;
+    trace_mark("host start done %d", status);
     if (status < 0)
         odk_error("start failed: %s", odk_strerror(status));
     else
@@ -271,8 +276,10 @@ static int load_driver(struct host *h, wire_msg *m, const odk_value *args)
         return ODK_E_PROTOCOL;
     }
     /* Before dlopen: the driver's constructors run inside the sandbox. */
+    trace_mark("host start received");
     char why[512];
     int sst = sandbox_apply(odk_dict_get(args, "sandbox"), why, sizeof why);
+    trace_mark("host sandbox applied");
     if (sst < 0) {
         odk_error("cannot start: the sandbox could not be applied: %s", why);
         close(so_fd);
@@ -282,6 +289,7 @@ static int load_driver(struct host *h, wire_msg *m, const odk_value *args)
     snprintf(path, sizeof path, "/proc/self/fd/%d", so_fd);
     void *dl = dlopen(path, RTLD_NOW | RTLD_LOCAL);
     close(so_fd);
+    trace_mark("host dlopen done");
     if (!dl) {
         odk_error("cannot load %s: %s", odk_dict_get_string(args, "executable", "?"), dlerror());
         return ODK_E_LOAD;
@@ -312,6 +320,7 @@ static int load_driver(struct host *h, wire_msg *m, const odk_value *args)
         .service_id = (uint64_t)odk_dict_get_int(args, "node", 0),
     };
     int st = driver_create(cls, &info, &h->drv);
+    trace_mark("host driver created");
     if (st < 0)
         return st;
     h->start_seq = m->hdr.seq;
@@ -367,6 +376,7 @@ static void stop_begins(void *ctx)
 static void stop_done(void *ctx)
 {
     struct host *h = ctx;
+    trace_mark("host stop done");
     odk_info("stopped");
     h->stopped = true;
     reply(h, h->start_seq, ODK_OK);
@@ -388,6 +398,7 @@ static int op_start(struct host *h, wire_msg *m, const odk_value *args)
 static int op_open_client(struct host *h, wire_msg *m, const odk_value *args)
 {
     int fd = wire_msg_take_fd(m, 0);
+    trace_mark("host open-client");
     if (!h->drv || fd < 0) {
         if (fd >= 0)
             close(fd);
@@ -413,6 +424,7 @@ static int op_stop(struct host *h, wire_msg *m, const odk_value *args)
     else if (h->stopping)
         return ODK_E_STATE;
     else {
+        trace_mark("host stop received");
         h->stopping = true;
         h->start_seq = m->hdr.seq;
         /* The queue is serial: in_stop is set just as the stop begins. */
@@ -520,34 +532,67 @@ static void handle_request(struct host *h, wire_msg *m)
     odk_value_free(args);
 }
 
+/* A host forked by the zygote has the zygote's command line: blank its
+ * options, so ps and /proc/PID/cmdline show a host, not a zygote. */
+static void forget_zygote_args(int argc, char **argv)
+{
+    if (argc < 2)
+        return;
+    char *end = argv[argc - 1] + strlen(argv[argc - 1]);
+    memset(argv[1], 0, (size_t)(end - argv[1]));
+}
+
 /* odkd's command lines (src/daemon/bookkeeping/host.c):
- *   odk-driver-host [--empty-netns N] [--seccomp-programs N]
+ *   odk-driver-host [--zygote] [--sandboxed] [--empty-netns N] [--seccomp-programs N]
  *     a host; fd N is odkd's empty network namespace, or the seccomp
- *     programs (sandbox.h)
+ *     programs; --sandboxed: its start will apply the sandbox (sandbox.h);
+ *     with --zygote, the zygote, which forks hosts (zygote.h)
  *   odk-driver-host --write-seccomp-programs
  *     writes the seccomp programs to stdout and exits (odkd's start) */
 int main(int argc, char **argv)
 {
     int empty_netns = -1, programs = -1;
+    bool zygote = false, sandboxed = false;
     for (int i = 1; i < argc; i++) {
         if (strcmp(argv[i], "--write-seccomp-programs") == 0)
             return sandbox_write_programs(1) < 0 ? 1 : 0;
-        if (i + 1 < argc && strcmp(argv[i], "--empty-netns") == 0)
+        if (strcmp(argv[i], "--zygote") == 0)
+            zygote = true;
+        else if (strcmp(argv[i], "--sandboxed") == 0)
+            sandboxed = true;
+        else if (i + 1 < argc && strcmp(argv[i], "--empty-netns") == 0)
             empty_netns = atoi(argv[++i]);
         else if (i + 1 < argc && strcmp(argv[i], "--seccomp-programs") == 0)
             programs = atoi(argv[++i]);
     }
+    trace_open();
+    trace_mark(zygote ? "zygote exec'd" : "host exec'd");
     signal(SIGPIPE, SIG_IGN);
     install_crash_handlers();
-    log_writer_enable(); /* odk_log never blocks a driver's threads on the log pipe */
-    odk_log_set_tag("odk-driver-host");
+    odk_log_set_tag(zygote ? "odk-driver-host zygote" : "odk-driver-host");
     if (getenv("ODK_LOG_DEBUG"))
         odk_log_set_level(ODK_LOG_DEBUG);
+    /* While no driver waits: the spare host, or the zygote for all the
+     * hosts it forks (each then does what names it, its pid). */
+    if (zygote) {
+        sandbox_prepare_shared(empty_netns, programs, sandboxed);
+        zygote_run(CONTROL_FD); /* returns in each host it forks */
+        forget_zygote_args(argc, argv);
+        odk_log_set_tag("odk-driver-host");
+        trace_mark("host forked");
+        sandbox_prepare_own();
+    } else {
+        sandbox_prepare(empty_netns, programs, sandboxed);
+    }
+    /* In the host itself (a forked host has its own log pipe on fd 2 by
+     * now), before the sandbox: odk_log never blocks a driver's threads
+     * on the log pipe. */
+    log_writer_enable();
     struct host h = {.ctl = CONTROL_FD};
     pthread_mutex_init(&h.lock, NULL);
     pthread_cond_init(&h.cond, NULL);
     host_link_set(host_request, &h);
-    sandbox_prepare(empty_netns, programs); /* while no driver waits (the spare host) */
+    trace_mark("host spare ready");
 
     wire_msg m;
     wire_msg_init(&m);
@@ -565,6 +610,7 @@ int main(int argc, char **argv)
             handle_request(&h, &m);
     }
     /* odkd closed the channel (after a stop, or because it went away). */
+    trace_mark("host channel closed");
     pthread_mutex_lock(&h.lock);
     h.odkd_gone = true;
     pthread_cond_broadcast(&h.cond);
@@ -577,6 +623,7 @@ int main(int argc, char **argv)
      * a possibly hung queue; the kernel reclaims the rest. */
     if (h.drv && h.stopped)
         driver_destroy(h.drv);
+    trace_mark("host exits");
     log_writer_flush();
     _exit(0);
 }

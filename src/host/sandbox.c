@@ -207,8 +207,15 @@ static int enter_empty_netns(char *err, size_t len)
     return ODK_OK;
 }
 
+/* The bounding set was emptied ahead (sandbox_prepare_shared): it only
+ * limits what an exec could gain, so emptying it early changes nothing
+ * for the spare, and it is inherited by every host a zygote forks. */
+static bool bounding_set_dropped;
+
 static int drop_bounding_set(char *err, size_t len)
 {
+    if (bounding_set_dropped)
+        return ODK_OK;
     for (int cap = 0;; cap++) {
         if (prctl(PR_CAPBSET_READ, cap, 0, 0, 0) < 0)
             return ODK_OK; /* past the last capability this kernel knows */
@@ -681,10 +688,13 @@ int sandbox_write_programs(int fd)
     return r;
 }
 
-/* Takes the programs of odkd's descriptor into prepared[], with this
- * host's pid written in; leaves prepared[] empty (the host compiles its
- * own) when anything is off. */
-static void read_programs(int fd, pid_t me)
+/* The bytes of odkd's programs (sandbox_prepare_shared), kept for the
+ * process that read them and, in a zygote, for each child it forks. */
+static unsigned char *programs_raw;
+static size_t programs_raw_len;
+
+/* Reads odkd's descriptor into programs_raw (left NULL when it cannot). */
+static void load_programs(int fd)
 {
     struct stat st;
     if (fstat(fd, &st) < 0 || st.st_size < (off_t)sizeof(struct programs_head) ||
@@ -695,9 +705,21 @@ static void read_programs(int fd, pid_t me)
         free(buf);
         return;
     }
+    programs_raw = buf;
+    programs_raw_len = (size_t)st.st_size;
+}
+
+/* Takes the programs of programs_raw into prepared[], with this host's
+ * pid written in; leaves prepared[] empty (the host compiles its own)
+ * when anything is off. */
+static void read_programs(pid_t me)
+{
+    const unsigned char *buf = programs_raw;
+    if (!buf)
+        return;
     struct programs_head head;
     memcpy(&head, buf, sizeof head);
-    size_t off = sizeof head, end = (size_t)st.st_size;
+    size_t off = sizeof head, end = programs_raw_len;
     bool ok = memcmp(head.magic, PROGRAMS_MAGIC, sizeof head.magic) == 0;
     for (int net = 0; ok && net < 2; net++) {
         size_t np = head.n_patch[net], ni = head.len[net];
@@ -719,7 +741,6 @@ static void read_programs(int fd, pid_t me)
             free(insns);
         off += np * 4 + ni * sizeof(struct sock_filter);
     }
-    free(buf);
     if (!ok)
         for (int net = 0; net < 2; net++) {
             free(prepared[net].filter);
@@ -735,24 +756,42 @@ static void release_prepared(void)
     }
 }
 
-void sandbox_prepare(int empty_netns_fd, int programs_fd)
+void sandbox_prepare_shared(int empty_netns_fd, int programs_fd, bool sandboxed)
 {
     join_empty_netns(empty_netns_fd);
     resolve_names();
+    char ignored[256];
+    if (sandboxed && drop_bounding_set(ignored, sizeof ignored) == ODK_OK)
+        bounding_set_dropped = true; /* else sandbox_apply tries, and says why */
+    if (programs_fd >= 0) {
+        load_programs(programs_fd);
+        close(programs_fd);
+    }
+}
+
+void sandbox_prepare_own(void)
+{
+    release_ruleset();
+    release_prepared();
     prepared_pid = getpid();
     char ignored[256];
     if (base_ruleset(&prepared_ruleset, &prepared_handled, ignored, sizeof ignored) < 0)
         prepared_ruleset = -1; /* the start builds it, and says what fails */
     prepared_ruleset_pid = prepared_pid;
-    if (programs_fd >= 0) {
-        read_programs(programs_fd, prepared_pid);
-        close(programs_fd);
+    if (programs_raw) {
+        read_programs(prepared_pid);
         if (!prepared[0].filter)
             odk_warn("sandbox: odkd's seccomp programs are unusable; this host generates its own");
     }
     for (int net = 0; net < 2; net++)
         if (!prepared[net].filter && compile_filter(net, prepared_pid, &prepared[net]) < 0)
             prepared[net] = (struct sock_fprog){0};
+}
+
+void sandbox_prepare(int empty_netns_fd, int programs_fd, bool sandboxed)
+{
+    sandbox_prepare_shared(empty_netns_fd, programs_fd, sandboxed);
+    sandbox_prepare_own();
 }
 
 /* After no-new-privs (which lets an unprivileged process load a filter). */

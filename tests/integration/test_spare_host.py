@@ -1,7 +1,9 @@
 # SPDX-License-Identifier: MIT
-"""The spare driver host (src/daemon/bookkeeping/host.c): odkd keeps one
-odk-driver-host started in advance and hands it to the next instance, so a
-plug does not wait for fork, exec and the dynamic linker."""
+"""The spare driver hosts (src/daemon/bookkeeping/host.c): odkd keeps two
+odk-driver-hosts started in advance and hands one to the next instance, so a
+plug does not wait for fork, exec and the dynamic linker.  The spares are
+forked by the zygote (src/host/zygote.h), a host that forks hosts as odkd's
+children, without an exec."""
 import os
 import signal
 
@@ -9,58 +11,137 @@ from conftest import wait_until
 from driver_selectors import ECHO
 
 
-def host_children(pid):
-    """Pids of odkd's children that run odk-driver-host."""
+def cmdline(pid):
+    with open(f"/proc/{pid}/cmdline", "rb") as f:
+        return [a.decode() for a in f.read().split(b"\0") if a]
+
+
+def host_children(pid, zygote=False):
+    """Pids of odkd's children that run odk-driver-host: the hosts, or
+    (zygote=True) the zygote, whose command line says --zygote."""
     out = []
     for entry in os.listdir("/proc"):
         if not entry.isdigit():
             continue
         try:
             with open(f"/proc/{entry}/stat") as f:
-                ppid = int(f.read().rsplit(")", 1)[1].split()[1])
+                fields = f.read().rsplit(")", 1)[1].split()
             exe = os.readlink(f"/proc/{entry}/exe")
+            args = cmdline(entry)
         except OSError:
             continue
-        if ppid == pid and os.path.basename(exe) == "odk-driver-host":
+        if (int(fields[1]) == pid and fields[0] != "Z"
+                and os.path.basename(exe) == "odk-driver-host"
+                and ("--zygote" in args) == zygote):
             out.append(int(entry))
     return sorted(out)
 
 
-def one_spare(odkd, besides=()):
-    """The single host of odkd that no instance uses."""
-    def spare():
-        used = {i["pid"] for i in odkd.instances() if i.get("pid")} | set(besides)
-        free = [p for p in host_children(odkd.proc.pid) if p not in used]
-        return free if len(free) == 1 else None
-    return wait_until(spare, what="exactly one spare driver host")[0]
+def the_zygote(odkd):
+    return wait_until(lambda: (lambda z: z[0] if len(z) == 1 else None)(
+        host_children(odkd.proc.pid, zygote=True)), what="exactly one zygote")
+
+
+def libc_at(pid):
+    """Where libc's first mapping is in pid (a forked child has its parent's
+    layout; an exec'd process gets its own under ASLR)."""
+    with open(f"/proc/{pid}/maps") as f:
+        for line in f:
+            if "/libc.so" in line or "/libc-" in line:
+                return line.split("-", 1)[0]
+    return None
+
+
+SPARES = 2  # HOST_SPARES
+
+
+def spares(odkd):
+    """The hosts of odkd that no instance uses: exactly SPARES of them."""
+    def free():
+        used = {i["pid"] for i in odkd.instances() if i.get("pid")}
+        f = [p for p in host_children(odkd.proc.pid) if p not in used]
+        return f if len(f) == SPARES else None
+    return wait_until(free, what=f"exactly {SPARES} spare driver hosts")
 
 
 def test_the_spare_host_becomes_the_next_driver_and_is_replaced(odkd):
-    spare = one_spare(odkd)
+    before = spares(odkd)
     dev = odkd.plug({"model": "echo"})
     inst = odkd.running(provider=dev)[0]
-    assert inst["pid"] == spare, "the instance did not get the host started in advance"
-    new_spare = one_spare(odkd)
-    assert new_spare != spare
+    assert inst["pid"] in before, "the instance did not get a host started in advance"
+    after = spares(odkd)
+    assert inst["pid"] not in after and set(before) - {inst["pid"]} < set(after)
     # The handed-out host serves calls like any other.
     svc = wait_until(lambda: odkd.service_node("EchoDriver"), what="the echo service")
     assert odkd.ctl("call", svc, ECHO.ADD, 2, 40).stdout.split() == ["42"]
 
 
 def test_a_spare_that_dies_is_replaced_and_plugging_still_works(odkd):
-    spare = one_spare(odkd)
+    spare = spares(odkd)[0]
     os.kill(spare, signal.SIGKILL)
     wait_until(lambda: spare not in host_children(odkd.proc.pid), what="the spare to be reaped")
-    replacement = one_spare(odkd)
-    assert replacement != spare
+    now = spares(odkd)
+    assert spare not in now
     assert "spare driver host (pid %d) was killed by signal 9" % spare in odkd.log_text()
     dev = odkd.plug({"model": "echo"})
-    assert odkd.running(provider=dev)[0]["pid"] == replacement
+    assert odkd.running(provider=dev)[0]["pid"] in now
 
 
 def test_no_spare_host_starts_hosts_on_demand(make_odkd):
     d = make_odkd(extra_args=["--no-spare-host"])
     assert host_children(d.proc.pid) == []
+    assert host_children(d.proc.pid, zygote=True) == []
     dev = d.plug({"model": "echo"})
     pid = d.running(provider=dev)[0]["pid"]
     assert host_children(d.proc.pid) == [pid]
+
+
+def aslr_on():
+    with open("/proc/sys/kernel/randomize_va_space") as f:
+        return f.read().strip() != "0"
+
+
+def test_the_zygote_forks_the_spares_as_odkds_children(odkd):
+    zygote = the_zygote(odkd)
+    assert f"the driver host zygote (pid {zygote}) forks the spare hosts" in odkd.log_text()
+    both = spares(odkd)
+    # odkd's children (host_children reads the parent), with a host's
+    # command line, and forked, not exec'd: the zygote's address layout.
+    for spare in both:
+        assert "--zygote" not in cmdline(spare)
+        if aslr_on():
+            assert libc_at(spare) == libc_at(zygote), "the spare was exec'd, not forked"
+    dev = odkd.plug({"model": "echo"})
+    spare = odkd.running(provider=dev)[0]["pid"]
+    assert spare in both
+    svc = wait_until(lambda: odkd.service_node("EchoDriver"), what="the echo service")
+    assert odkd.ctl("call", svc, ECHO.ADD, 2, 40).stdout.split() == ["42"]
+    # The sandbox is on in a forked host as in an exec'd one.
+    with open(f"/proc/{spare}/status") as f:
+        status = dict(l.split(":", 1) for l in f if ":" in l)
+    assert status["Seccomp"].strip() == "2" and status["NoNewPrivs"].strip() == "1"
+    assert status["CapEff"].strip() == "0000000000000000"
+    assert the_zygote(odkd) == zygote
+
+
+def test_a_zygote_that_dies_is_replaced_and_plugging_still_works(odkd):
+    zygote = the_zygote(odkd)
+    os.kill(zygote, signal.SIGKILL)
+    wait_until(lambda: zygote not in host_children(odkd.proc.pid, zygote=True),
+               what="the zygote to be reaped")
+    wait_until(lambda: f"zygote (pid {zygote}) was killed by signal 9; starting another"
+               in odkd.log_text(), what="the zygote's death in the log")
+    assert the_zygote(odkd) != zygote
+    for _ in range(2):  # the spare it had forked, then one of the new zygote's
+        dev = odkd.plug({"model": "echo"})
+        assert odkd.running(provider=dev)[0]["pid"]
+    assert odkd.proc.poll() is None
+
+
+def test_no_zygote_execs_the_spares(make_odkd):
+    d = make_odkd(extra_args=["--no-zygote"])
+    assert host_children(d.proc.pid, zygote=True) == []
+    both = spares(d)
+    dev = d.plug({"model": "echo"})
+    assert d.running(provider=dev)[0]["pid"] in both
+    assert "driver host zygote" not in d.log_text()

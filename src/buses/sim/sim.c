@@ -16,6 +16,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "common/trace.h"
 #include "daemon/core/msg.h"
 #include "daemon/front/requests.h"
 #include "daemon/front/server.h"
@@ -212,6 +213,7 @@ struct unplug {
 static void unplugged(struct odkd *d, void *ctx)
 {
     struct unplug *u = ctx;
+    trace_mark("odkd unplugged node %llu", (unsigned long long)u->node_id);
     odk_info("unplugged node %llu", (unsigned long long)u->node_id);
     server_reply_later(d, u->conn_id, u->seq, ODK_OK, NULL);
     free(u);

@@ -2,14 +2,18 @@
 /* Starting odk-driver-host: fork and exec with the control channel on
  * fd 3 and stdout/stderr on a pipe that odkd reads (hostlog.c).
  *
- * One host is kept started in advance (the spare): a host knows nothing
- * of its driver until odkd's first request, so any started host serves
- * any instance, and handing out the spare takes the fork, the exec and
- * the dynamic linking off the path from plug to driver started.  A new
- * spare is started right after (from a timer, once the current event is
- * handled).  --no-spare-host turns it off. */
+ * HOST_SPARES hosts are kept started in advance (the spares): a host
+ * knows nothing of its driver until odkd's first request, so any started
+ * host serves any instance, and handing out a spare takes the fork, the
+ * exec and the dynamic linking off the path from plug to driver started.
+ * The spares are forked by the zygote (below).  One handed out while
+ * another is left is replaced once the start it went to has answered
+ * (host_spare_settled), so that the fork does not compete with the start
+ * for the CPUs; the last one is replaced at once.  --no-spare-host turns
+ * it off. */
 #include <errno.h>
 #include <fcntl.h>
+#include <poll.h>
 #include <pwd.h>
 #include <sched.h>
 #include <signal.h>
@@ -17,13 +21,15 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/trace.h"
 #include "common/wire.h"
 #include "daemon/bookkeeping/host.h"
 #include "daemon/core/bundle.h"
@@ -37,6 +43,9 @@
  * any more (a host binary that cannot start must not make odkd fork in a
  * loop); hosts are then started on demand, as without a spare. */
 #define SPARE_MAX_DEATHS 3
+/* A replacement held back for a start runs after this long at the latest
+ * (a start may take seconds). */
+#define SPARE_REFILL_LATE_MS 50
 
 /* fds[i] becomes the child's fd 3 + i (each only when >= 0). */
 static pid_t spawn_fds(const char *path, char *const argv[], const int *fds, size_t n, int out)
@@ -121,8 +130,10 @@ static int fork_host(struct odkd *d, struct host_proc *out)
     }
     /* odkd's empty network namespace as fd 4 and the seccomp programs as
      * fd 5 (host_sandbox_announce; src/host/main.c reads the options). */
-    char *argv[6] = {d->host_path};
+    char *argv[7] = {d->host_path};
     int n = 1;
+    if (!d->no_sandbox)
+        argv[n++] = "--sandboxed";
     if (d->empty_netns >= 0) {
         argv[n++] = "--empty-netns";
         argv[n++] = "4";
@@ -156,65 +167,373 @@ static void close_proc(struct host_proc *hp)
     *hp = (struct host_proc){.pid = 0, .ctl_fd = -1, .log_fd = -1};
 }
 
+/* ---- the zygote (src/host/zygote.h) ---------------------------------------
+ *
+ * A host started with --zygote forks the spares: odkd sends it a new
+ * host's channel and log pipe, it forks (as odkd's child) and answers with
+ * the pid.  odkd's loop then spends no fork on a host, and a host costs no
+ * exec and no dynamic linking.  A zygote that dies is started again; after
+ * ZYGOTE_MAX_DEATHS, or when it says it cannot fork for odkd (a kernel
+ * without PR_GET_TID_ADDRESS or clone3), spares are exec'd as before. */
+#define ZYGOTE_MAX_DEATHS 3
+#define ZYGOTE_WAIT_MS 1000 /* host_spawn's wait for a spare being forked */
+
+struct host_zygote {
+    pid_t pid;
+    int fd; /* odkd's end of its channel, non-blocking */
+    struct watch watch;
+    unsigned deaths;
+    bool off; /* not used any more (it failed, or died too often) */
+    uint32_t next_seq;
+    /* The spawn asked and not answered: its seq and odkd's ends. */
+    uint32_t pending_seq;
+    struct host_proc pending;
+};
+
+static void schedule_refill(struct odkd *d, bool now);
+static struct host_proc *spare_slot(struct odkd *d, bool ready);
+
+static void zygote_forget_pending(struct host_zygote *z)
+{
+    z->pending_seq = 0;
+    close_proc(&z->pending);
+}
+
+/* The zygote ends (closing its channel ends it); spares come by exec. */
+static void zygote_close(struct odkd *d, struct host_zygote *z)
+{
+    loop_del(d, &z->watch);
+    if (z->fd >= 0)
+        close(z->fd);
+    z->fd = -1;
+    zygote_forget_pending(z);
+}
+
+static void zygote_give_up(struct odkd *d, struct host_zygote *z, const char *why)
+{
+    odk_warn("the driver host zygote (pid %d) %s; spare hosts are started by exec", (int)z->pid,
+             why);
+    z->off = true;
+    zygote_close(d, z);
+}
+
+/* Its answer to the pending spawn: the spare, or why there is none. */
+static void zygote_reply(struct odkd *d, struct host_zygote *z, wire_msg *m)
+{
+    if (!z->pending_seq || m->hdr.seq != z->pending_seq)
+        return;
+    odk_value *body = NULL;
+    if (wire_msg_value(m, &body) < 0)
+        body = NULL;
+    pid_t pid = (pid_t)odk_dict_get_int(body, "pid", 0);
+    if (m->hdr.status == ODK_OK && pid > 0) {
+        trace_mark("odkd spare %d forked by the zygote", (int)pid);
+        z->pending.pid = pid;
+        struct host_proc *slot = spare_slot(d, false);
+        if (slot)
+            *slot = z->pending;
+        else
+            close_proc(&z->pending); /* cannot happen: asked for only when a slot is free */
+        z->pending = (struct host_proc){.pid = 0, .ctl_fd = -1, .log_fd = -1};
+        z->pending_seq = 0;
+        schedule_refill(d, true);
+    } else {
+        char why[300];
+        snprintf(why, sizeof why, "cannot fork a host: %s (%s)",
+                 odk_dict_get_string(body, "error", "no reason given"),
+                 odk_strerror(m->hdr.status));
+        zygote_give_up(d, z, why);
+        schedule_refill(d, true);
+    }
+    odk_value_free(body);
+}
+
+static void on_zygote(struct odkd *d, void *ptr, uint32_t events)
+{
+    (void)events;
+    struct host_zygote *z = ptr;
+    for (;;) {
+        wire_msg m;
+        wire_msg_init(&m);
+        int st = wire_recv(z->fd, &m);
+        if (st == ODK_OK && m.hdr.type == WIRE_REPLY)
+            zygote_reply(d, z, &m);
+        wire_msg_release(&m);
+        if (st == ODK_E_AGAIN || z->fd < 0)
+            return;
+        if (st < 0 && st != ODK_E_PROTOCOL) {
+            /* It closed its end: it is exiting, and the reap says more. */
+            zygote_close(d, z);
+            return;
+        }
+    }
+}
+
+static void zygote_start(struct odkd *d, struct host_zygote *z)
+{
+    int sv[2];
+    if (wire_socketpair(sv) < 0) {
+        zygote_give_up(d, z, "has no channel (socketpair failed)");
+        return;
+    }
+    char *argv[8] = {d->host_path, "--zygote"};
+    int n = 2;
+    if (!d->no_sandbox)
+        argv[n++] = "--sandboxed";
+    if (d->empty_netns >= 0) {
+        argv[n++] = "--empty-netns";
+        argv[n++] = "4";
+    }
+    if (d->seccomp_programs >= 0) {
+        argv[n++] = "--seccomp-programs";
+        argv[n++] = "5";
+    }
+    int fds[3] = {sv[1], d->empty_netns, d->seccomp_programs};
+    pid_t pid = spawn_fds(d->host_path, argv, fds, 3, -1);
+    close(sv[1]);
+    if (pid < 0) {
+        close(sv[0]);
+        zygote_give_up(d, z, "could not be started (fork failed)");
+        return;
+    }
+    fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
+    z->pid = pid;
+    z->fd = sv[0];
+    odk_info("the driver host zygote (pid %d) forks the spare hosts", (int)pid);
+    if (loop_add(d, &z->watch, z->fd, EPOLLIN, on_zygote, z) < 0) {
+        zygote_give_up(d, z, "cannot be watched");
+        return;
+    }
+}
+
+/* Asks the zygote for a spare; the answer comes to on_zygote.  False
+ * when it cannot be asked. */
+static bool zygote_ask(struct odkd *d, struct host_zygote *z)
+{
+    if (z->off || z->fd < 0 || z->pending_seq)
+        return !z->off && z->fd >= 0;
+    int sv[2], lp[2];
+    if (wire_socketpair(sv) < 0)
+        return false;
+    if (pipe2(lp, O_CLOEXEC) < 0) {
+        close(sv[0]);
+        close(sv[1]);
+        return false;
+    }
+    odk_value *args = odk_value_new_dict();
+    if (args)
+        odk_dict_set_string(args, "op", "spawn");
+    uint32_t seq = ++z->next_seq ? z->next_seq : ++z->next_seq;
+    int fds[2] = {sv[1], lp[1]};
+    int st = args ? wire_send_value(z->fd, WIRE_REQUEST, seq, 0, args, fds, 2) : ODK_E_NOMEM;
+    odk_value_free(args);
+    close(sv[1]);
+    close(lp[1]);
+    if (st < 0) {
+        close(sv[0]);
+        close(lp[0]);
+        return false;
+    }
+    trace_mark("odkd spare asked of the zygote");
+    fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
+    z->pending_seq = seq;
+    z->pending = (struct host_proc){.pid = 0, .ctl_fd = sv[0], .log_fd = lp[0]};
+    return true;
+}
+
+/* The spare being forked, now: waits (up to ZYGOTE_WAIT_MS) for the
+ * zygote's answer.  True when a spare is ready after. */
+static bool zygote_wait(struct odkd *d, struct host_zygote *z)
+{
+    uint64_t end = loop_now_ms() + ZYGOTE_WAIT_MS;
+    while (z->pending_seq && z->fd >= 0) {
+        uint64_t now = loop_now_ms();
+        if (now >= end)
+            break;
+        struct pollfd p = {.fd = z->fd, .events = POLLIN};
+        if (poll(&p, 1, (int)(end - now)) < 0 && errno != EINTR)
+            break;
+        on_zygote(d, z, 0);
+    }
+    return spare_slot(d, true) != NULL;
+}
+
+/* ---- the spares ------------------------------------------------------------ */
+
+/* The oldest ready spare (ready), or a free slot (!ready); NULL if none.
+ * The ready ones come first, oldest first (spare_remove keeps them so):
+ * the oldest has surely finished its own preparation. */
+static struct host_proc *spare_slot(struct odkd *d, bool ready)
+{
+    for (size_t i = 0; i < HOST_SPARES; i++)
+        if ((d->spare[i].pid > 0) == ready)
+            return &d->spare[i];
+    return NULL;
+}
+
+/* Takes hp out of the list, the younger ones moving up (hp's channel and
+ * log stay open: the caller has them). */
+static void spare_remove(struct odkd *d, struct host_proc *hp)
+{
+    size_t i = (size_t)(hp - d->spare);
+    memmove(&d->spare[i], &d->spare[i + 1], (HOST_SPARES - 1 - i) * sizeof *hp);
+    d->spare[HOST_SPARES - 1] = (struct host_proc){.pid = 0, .ctl_fd = -1, .log_fd = -1};
+}
+
 static void refill(struct odkd *d, void *ptr)
 {
     (void)ptr;
     d->spare_timer = 0;
-    if (d->spare.pid > 0 || !d->spare_wanted || d->stopping || d->quit ||
-        d->spare_deaths >= SPARE_MAX_DEATHS)
+    d->spare_timer_late = false;
+    struct host_proc *slot = spare_slot(d, false);
+    if (!slot || !d->spare_wanted || d->stopping || d->quit || d->spare_deaths >= SPARE_MAX_DEATHS)
         return;
-    if (fork_host(d, &d->spare) < 0) {
-        d->spare = (struct host_proc){.pid = 0, .ctl_fd = -1, .log_fd = -1};
+    struct host_zygote *z = d->zygote;
+    if (z && !z->off && z->fd >= 0 && zygote_ask(d, z))
+        return; /* on_zygote fills the slot, and asks again while one is free */
+    trace_mark("odkd spare fork");
+    int st = fork_host(d, slot);
+    trace_mark("odkd spare forked %d", (int)slot->pid);
+    if (st < 0) {
+        *slot = (struct host_proc){.pid = 0, .ctl_fd = -1, .log_fd = -1};
         odk_warn("cannot start a spare driver host; hosts start on demand");
+        return;
+    }
+    schedule_refill(d, true);
+}
+
+/* A refill from a timer, once the current event is handled: now, or
+ * held back (until host_spare_settled, SPARE_REFILL_LATE_MS at most). */
+static void schedule_refill(struct odkd *d, bool now)
+{
+    if (!d->spare_wanted || !spare_slot(d, false))
+        return;
+    if (d->spare_timer && d->spare_timer_late && now) {
+        loop_timer_cancel(d, d->spare_timer);
+        d->spare_timer = 0;
+    }
+    if (!d->spare_timer) {
+        d->spare_timer = loop_timer(d, now ? 0 : SPARE_REFILL_LATE_MS, refill, NULL);
+        d->spare_timer_late = !now;
     }
 }
 
-static void schedule_refill(struct odkd *d)
+void host_spare_settled(struct odkd *d)
 {
-    if (d->spare_wanted && !d->spare_timer && d->spare.pid <= 0)
-        d->spare_timer = loop_timer(d, 0, refill, NULL);
+    if (d->spare_timer && d->spare_timer_late)
+        schedule_refill(d, true);
 }
 
 void host_spare_start(struct odkd *d)
 {
     d->spare_wanted = true;
-    schedule_refill(d);
+    if (!d->no_zygote && !d->zygote) {
+        d->zygote = calloc(1, sizeof *d->zygote);
+        if (d->zygote) {
+            *d->zygote = (struct host_zygote){
+                .fd = -1, .watch = {.fd = -1}, .pending = {.pid = 0, .ctl_fd = -1, .log_fd = -1}};
+            zygote_start(d, d->zygote);
+        }
+    }
+    /* The first spares before odkd answers anyone, so that its first
+     * answer finds it as it stays (a test takes its baseline there). */
+    for (struct host_proc *slot; (slot = spare_slot(d, false));) {
+        struct host_zygote *z = d->zygote;
+        if (z && !z->off && z->fd >= 0 && zygote_ask(d, z) && zygote_wait(d, z) &&
+            !z->pending_seq)
+            continue;
+        if ((z && z->pending_seq) || d->spare_deaths >= SPARE_MAX_DEATHS ||
+            fork_host(d, slot) < 0) {
+            if (slot->pid <= 0)
+                *slot = (struct host_proc){.pid = 0, .ctl_fd = -1, .log_fd = -1};
+            break; /* the loop goes on from here */
+        }
+    }
+    schedule_refill(d, true);
+}
+
+/* A ready spare that still lives: not reaped (its pid is odkd's child
+ * and not a zombie yet) and its channel not hung up. */
+static bool spare_alive(const struct host_proc *hp)
+{
+    int ws;
+    if (waitpid(hp->pid, &ws, WNOHANG) != 0)
+        return false;
+    struct pollfd p = {.fd = hp->ctl_fd, .events = POLLIN};
+    return poll(&p, 1, 0) == 0 || !(p.revents & (POLLHUP | POLLERR));
 }
 
 int host_spawn(struct odkd *d, struct host_proc *out)
 {
-    if (d->spare.pid > 0) {
-        int ws;
-        pid_t r = waitpid(d->spare.pid, &ws, WNOHANG);
-        if (r == 0) {
-            *out = d->spare;
-            d->spare = (struct host_proc){.pid = 0, .ctl_fd = -1, .log_fd = -1};
+    if (!spare_slot(d, true) && d->zygote && d->zygote->pending_seq)
+        zygote_wait(d, d->zygote); /* one is being forked: sooner than an exec */
+    for (struct host_proc *hp; (hp = spare_slot(d, true));) {
+        if (spare_alive(hp)) {
+            *out = *hp;
+            spare_remove(d, hp);
             d->spare_deaths = 0;
-            schedule_refill(d);
+            /* Another one left: replace this one after the start. */
+            schedule_refill(d, !spare_slot(d, true));
             return ODK_OK;
         }
-        /* It died waiting (reaped just now): start one the usual way. */
-        odk_warn("the spare driver host (pid %d) had died", (int)d->spare.pid);
-        close_proc(&d->spare);
+        /* It died waiting (reaped just now): try the next. */
+        odk_warn("the spare driver host (pid %d) had died", (int)hp->pid);
+        close_proc(hp);
+        spare_remove(d, hp);
         d->spare_deaths++;
     }
     int st = fork_host(d, out);
-    schedule_refill(d);
+    schedule_refill(d, true);
     return st;
 }
 
 bool host_spare_reaped(struct odkd *d, pid_t pid, int wstatus)
 {
-    if (pid <= 0 || pid != d->spare.pid)
+    struct host_zygote *z = d->zygote;
+    if (pid > 0 && z && pid == z->pid) {
+        z->pid = 0;
+        zygote_close(d, z);
+        if (d->stopping || d->quit || z->off)
+            return true;
+        char why[128];
+        snprintf(why, sizeof why, "%s %d",
+                 WIFSIGNALED(wstatus) ? "was killed by signal" : "exited with status",
+                 WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : WEXITSTATUS(wstatus));
+        if (++z->deaths >= ZYGOTE_MAX_DEATHS) {
+            zygote_give_up(d, z, why);
+        } else {
+            odk_warn("the driver host zygote (pid %d) %s; starting another", (int)pid, why);
+            zygote_start(d, z);
+        }
+        schedule_refill(d, true);
+        return true;
+    }
+    struct host_proc *hp = NULL;
+    for (size_t i = 0; pid > 0 && i < HOST_SPARES && !hp; i++)
+        if (d->spare[i].pid == pid)
+            hp = &d->spare[i];
+    if (!hp)
         return false;
     if (!d->stopping && !d->quit)
         odk_warn("the spare driver host (pid %d) %s %d before use", (int)pid,
                  WIFSIGNALED(wstatus) ? "was killed by signal" : "exited with status",
                  WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : WEXITSTATUS(wstatus));
-    close_proc(&d->spare);
+    close_proc(hp);
+    spare_remove(d, hp);
     d->spare_deaths++;
-    schedule_refill(d);
+    schedule_refill(d, true);
     return true;
+}
+
+pid_t host_zygote_pid(const struct odkd *d)
+{
+    return d->zygote && d->zygote->fd >= 0 ? d->zygote->pid : 0;
+}
+
+static void end_process(pid_t pid)
+{
+    kill(pid, SIGKILL);
+    waitpid(pid, NULL, 0);
 }
 
 void host_spare_stop(struct odkd *d)
@@ -222,12 +541,23 @@ void host_spare_stop(struct odkd *d)
     d->spare_wanted = false;
     loop_timer_cancel(d, d->spare_timer);
     d->spare_timer = 0;
-    if (d->spare.pid > 0) {
-        pid_t pid = d->spare.pid;
+    struct host_zygote *z = d->zygote;
+    if (z) {
+        /* A spare it is forking gets EOF on its channel and exits, or dies
+         * with odkd; the zygote ends on the channel's EOF. */
+        zygote_close(d, z);
+        if (z->pid > 0)
+            end_process(z->pid);
+        free(z);
+        d->zygote = NULL;
+    }
+    for (size_t i = 0; i < HOST_SPARES; i++) {
+        if (d->spare[i].pid <= 0)
+            continue;
+        pid_t pid = d->spare[i].pid;
         /* Closing its channel ends it (it reads EOF and exits). */
-        close_proc(&d->spare);
-        kill(pid, SIGKILL);
-        waitpid(pid, NULL, 0);
+        close_proc(&d->spare[i]);
+        end_process(pid);
     }
 }
 

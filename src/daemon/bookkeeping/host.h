@@ -36,20 +36,31 @@ pid_t host_spawn_with_channel(const char *path, char *const argv[], int fd4, int
  * set (tests point it elsewhere).  Caller frees; NULL when out of memory. */
 char *host_sibling_path(struct odkd *d, const char *env, const char *exe);
 
+/* Hosts kept started in advance (host_spare_start). */
+#define HOST_SPARES 2
+
 /* A started host with the control channel on fd 3 and stdout/stderr on a
- * pipe: the spare when there is one (a new spare is then started from a
- * timer), else one forked and exec'd from d->host_path now.  The host has
+ * pipe: a spare when there is one (it is then replaced, at once when it
+ * was the last, else after host_spare_settled), else one forked and
+ * exec'd from d->host_path now.  The host has
  * its own process group and dies with odkd.  ODK_E_IO when a pipe,
  * socketpair or fork fails. */
 int host_spawn(struct odkd *d, struct host_proc *out);
 
-/* Keep a spare host from now on (odkd's start, unless --no-spare-host). */
+/* Keep HOST_SPARES spare hosts from now on, forked by the zygote unless
+ * d->no_zygote (odkd's start, unless --no-spare-host). */
 void host_spare_start(struct odkd *d);
-/* True when pid was the spare (then forgotten, and replaced): for the
- * SIGCHLD reaper, before it asks the instances. */
+/* A start that took a spare has answered (or failed): a replacement held
+ * back for it runs now. */
+void host_spare_settled(struct odkd *d);
+/* True when pid was a spare or the zygote (then forgotten, and replaced):
+ * for the SIGCHLD reaper, before it asks the instances. */
 bool host_spare_reaped(struct odkd *d, pid_t pid, int wstatus);
-/* Ends the spare and starts no other (odkd stopping). */
+/* Ends the spares and the zygote and starts no other (odkd stopping). */
 void host_spare_stop(struct odkd *d);
+/* The zygote's pid (src/host/zygote.h), which forks the spares unless
+ * --no-zygote; 0 when there is none. */
+pid_t host_zygote_pid(const struct odkd *d);
 
 /* The sandbox (docs/trust.md).  Each bundle's hosts run as a uid of their
  * own from this range (gid the same number) when odkd runs as root. */

@@ -14,6 +14,7 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include "common/trace.h"
 #include "daemon/bookkeeping/catalog.h"
 #include "daemon/bookkeeping/crash.h"
 #include "daemon/bookkeeping/host.h"
@@ -30,6 +31,7 @@
 
 struct tree_wait {
     uint64_t node_id;
+    bool until_exit; /* instances that stopped but still exit keep it waiting */
     void (*done)(struct odkd *d, void *ctx);
     void *ctx;
     struct tree_wait *next;
@@ -182,6 +184,8 @@ void instance_kill(struct odkd *d, struct instance *in, const char *reason)
 
 /* ---- the control channel --------------------------------------------- */
 
+static void check_tree_waits(struct odkd *d);
+
 static void provider_state(struct odkd *d, struct instance *in, reg_state s)
 {
     reg_node *p = registry_find(d->reg, in->provider_id);
@@ -199,6 +203,8 @@ static void close_channel(struct odkd *d, struct instance *in)
 
 static void start_reply(struct odkd *d, struct instance *in, int status)
 {
+    trace_mark("odkd start reply %d", status);
+    host_spare_settled(d); /* a spare held back for this start */
     loop_timer_cancel(d, in->deadline_timer);
     in->deadline_timer = 0;
     if (status == ODK_OK) {
@@ -246,9 +252,18 @@ static bool ctl_one(struct odkd *d, struct instance *in)
         start_reply(d, in, m.hdr.status);
         more = in->ctl_fd >= 0;
     } else if (m.hdr.type == WIRE_REPLY && m.hdr.seq == in->stop_seq) {
-        /* Stopped: closing the channel lets the host exit. */
+        trace_mark("odkd stop reply");
+        /* Stopped: closing the channel lets the host exit.  What waited
+         * for the driver to stop (an unplug) need not wait for the exit:
+         * tearing a process down costs the kernel milliseconds.  The
+         * reap still reports an exit that is not clean, and the stop
+         * deadline still kills a host that does not leave. */
         close_channel(d, in);
         more = false;
+        if (in->terminate && in->state == INST_STOPPING && !in->stopped) {
+            in->stopped = true;
+            check_tree_waits(d);
+        }
     } else if (m.hdr.type == WIRE_REPLY) {
         HOOK(d, reply, in, &m);
     }
@@ -348,6 +363,7 @@ static int spawn(struct odkd *d, struct instance *in)
     }
     /* Checked again at every launch, after the shared object is open: a
      * bundle changed since it was installed or loaded does not run. */
+    trace_mark("odkd spawn");
     char err[sizeof in->reason - 32];
     int vst = catalog_verify_launch(d, in->bundle, err, sizeof err);
     if (vst < 0) {
@@ -357,12 +373,14 @@ static int spawn(struct odkd *d, struct instance *in)
         snprintf(in->reason, sizeof in->reason, "refused: %s", err);
         return vst;
     }
+    trace_mark("odkd verified");
     odk_value *sandbox;
     int st = host_sandbox_args(d, in->bundle, &sandbox);
     if (st < 0) {
         close(so);
         return st;
     }
+    trace_mark("odkd sandbox args");
     struct host_proc hp;
     st = host_spawn(d, &hp);
     if (st < 0) {
@@ -380,6 +398,7 @@ static int spawn(struct odkd *d, struct instance *in)
      * opens bundle paths itself. */
     in->start_seq = instance_request(in, start_args(d, in, sandbox), &so, 1);
     close(so);
+    trace_mark("odkd start sent to %d", (int)in->pid);
     if (!in->start_seq)
         odk_error("%s#%u: cannot send start; the start deadline will end it", in->bundle->id,
                   in->id);
@@ -470,6 +489,7 @@ struct instance *instance_launch(struct odkd *d, struct catalog_entry *e, const 
     in->next = d->instances;
     d->instances = in;
     provider->state = REG_MATCHED;
+    trace_mark("odkd matched node %llu", (unsigned long long)provider->id);
     odk_info("matched %s (%s) to node %llu (%s)", e->bundle->id, pers_name,
              (unsigned long long)provider->id, provider->class_name);
     start_instance(d, in);
@@ -488,6 +508,7 @@ static void stop_host(struct odkd *d, struct instance *in)
         return;
     in->state = INST_STOPPING;
     in->stop_seq = instance_request(in, op_args("stop"), NULL, 0);
+    trace_mark("odkd stop sent to %d", (int)in->pid);
     if (!in->stop_seq)
         instance_kill(d, in, "could not be asked to stop");
     arm_deadline(d, in, in->deadlines.stop_ms);
@@ -511,8 +532,9 @@ static void check_tree_waits(struct odkd *d)
          * subtree (a driver's published node): it is still stopping, and it
          * may be under this one, so wait for it too. */
         for (struct instance *in = d->instances; in && top && !busy; in = in->next)
-            busy = under(d, in->provider_id, top) ||
-                   (in->terminate && !registry_find(d->reg, in->provider_id));
+            busy = (w->until_exit || !in->stopped) &&
+                   (under(d, in->provider_id, top) ||
+                    (in->terminate && !registry_find(d->reg, in->provider_id)));
         if (busy) {
             pw = &w->next;
             continue;
@@ -535,7 +557,7 @@ static void remove_service_node(struct odkd *d, struct instance *in)
     in->node_id = 0;
     if (!n)
         return;
-    instance_terminate_tree(d, n, NULL, NULL);
+    instance_terminate_tree(d, n, false, NULL, NULL);
     if (d->hooks && d->hooks->remove_node)
         d->hooks->remove_node(d, n);
     else
@@ -690,6 +712,7 @@ void instance_reaped(struct odkd *d, pid_t pid, int wstatus)
         ;
     if (!in)
         return;
+    trace_mark("odkd reaped %d", (int)pid);
     /* Take what the host still had to say (its log, a start reply) before
      * deciding what its end means. */
     hostlog_drain(d, &in->log);
@@ -756,12 +779,12 @@ void instance_terminate(struct odkd *d, struct instance *in)
     retire(d, in);
 }
 
-void instance_terminate_tree(struct odkd *d, reg_node *node, void (*done)(struct odkd *, void *),
-                             void *ctx)
+void instance_terminate_tree(struct odkd *d, reg_node *node, bool until_exit,
+                             void (*done)(struct odkd *, void *), void *ctx)
 {
     struct tree_wait *w = calloc(1, sizeof *w);
     if (w) {
-        *w = (struct tree_wait){node->id, done, ctx, d->tree_waits};
+        *w = (struct tree_wait){node->id, until_exit, done, ctx, d->tree_waits};
         d->tree_waits = w;
     } else if (done) {
         odk_error("out of memory waiting for drivers under node %llu to stop",

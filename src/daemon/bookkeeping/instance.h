@@ -63,6 +63,9 @@ struct instance {
     uint32_t next_seq;
     uint32_t start_seq, stop_seq;
     bool terminate;          /* going away for good once the host is down */
+    /* Terminated and its stop answered: no driver code of it runs any more
+     * and its host is exiting; its nodes may go before the exit is reaped. */
+    bool stopped;
     bool rematch;            /* once gone, matching runs again (the policy layer's flag) */
     bool retired;            /* out of d->instances, freed after this batch of events */
     const char *kill_reason; /* why odkd killed it ("missed its stop deadline"), or NULL */
@@ -106,9 +109,12 @@ struct instance *instance_launch(struct odkd *d, struct catalog_entry *e, const 
 /* Stops the instance for good (stop, then kill at the deadline). */
 void instance_terminate(struct odkd *d, struct instance *in);
 /* Terminates every instance attached to node or below it, deepest first;
- * when all are gone (now or later) calls done(d, ctx) (done may be NULL). */
-void instance_terminate_tree(struct odkd *d, reg_node *node, void (*done)(struct odkd *, void *),
-                             void *ctx);
+ * when all have stopped (now or later) calls done(d, ctx) (done may be
+ * NULL).  Stopped means the host answered its stop, or is gone; with
+ * until_exit, only gone (reaped) counts: odkd's exit waits for its hosts,
+ * an unplug does not wait for a host that already stopped to exit. */
+void instance_terminate_tree(struct odkd *d, reg_node *node, bool until_exit,
+                             void (*done)(struct odkd *, void *), void *ctx);
 /* Called for every reaped child (SIGCHLD). */
 void instance_reaped(struct odkd *d, pid_t pid, int wstatus);
 /* Kills the host for a stated reason; the reap restarts it (unless it is

@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/trace.h"
 #include "daemon/bookkeeping/instance.h"
 #include "daemon/core/entitlements.h"
 #include "daemon/core/msg.h"
@@ -134,6 +135,7 @@ static void handle(struct odkd *d, struct instance *in, wire_msg *m)
     if (st == ODK_OK) {
         r.args = args;
         name = odk_dict_get_string(args, "op", "");
+        trace_mark("odkd host-request %s", name);
         const struct host_op *op = find_op(name);
         const char *kind = op ? module_host_op_resource(name) : NULL;
         if (kind && !entitlements_allow_resource(in->bundle->entitlements, kind, r.err,

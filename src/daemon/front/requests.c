@@ -83,9 +83,18 @@ static int op_ping(struct client_request *r)
 {
     struct msg m = msg_begin();
     msg_int(&m, "pid", getpid());
-    /* The host started in advance (bookkeeping/host.c), 0 when there is
-     * none: the one odk-driver-host child of odkd that no instance owns. */
-    msg_int(&m, "spare_host", r->d->spare.pid > 0 ? r->d->spare.pid : 0);
+    /* The hosts started in advance (bookkeeping/host.c): the
+     * odk-driver-host children of odkd that no instance owns, besides the
+     * zygote; "spare_host" is the next one handed out, 0 when none. */
+    odk_value *spares = odk_value_new_array();
+    for (size_t i = 0; spares && i < HOST_SPARES; i++)
+        if (r->d->spare[i].pid > 0)
+            odk_array_append(spares, odk_value_new_int(r->d->spare[i].pid));
+    msg_int(&m, "spare_host",
+            odk_array_count(spares) ? odk_value_int(odk_array_get(spares, 0)) : 0);
+    msg_take(&m, "spare_hosts", spares);
+    /* The host that forks the spares (src/host/zygote.h), 0 when none. */
+    msg_int(&m, "zygote", host_zygote_pid(r->d));
     return msg_finish(&m, &r->out);
 }
 

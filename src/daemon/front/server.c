@@ -13,6 +13,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "common/trace.h"
 #include "daemon/core/match.h"
 #include "daemon/core/module.h"
 #include "daemon/core/msg.h"
@@ -100,9 +101,10 @@ void server_reply_later(struct odkd *d, uint64_t conn_id, uint32_t seq, int stat
                         odk_value *body)
 {
     struct conn *c = conn_by_id(d, conn_id);
-    if (c)
+    if (c) {
         send_reply(c, seq, status, body, NULL, 0);
-    else
+        trace_mark("odkd client replied");
+    } else
         odk_value_free(body);
 }
 
@@ -158,6 +160,8 @@ static void on_event(struct odkd *d, const char *event, reg_node *node, void *ct
             odk_value_free(ev);
         }
     }
+    if (desc)
+        trace_mark("odkd event %s node %llu", event, (unsigned long long)node->id);
     odk_value_free(desc);
 }
 
@@ -293,6 +297,7 @@ static int dispatch(struct client_request *r, const wire_msg *m, odk_value **arg
     }
     r->args = *args;
     const char *name = odk_dict_get_string(r->args, "op", "");
+    trace_mark("odkd client %s", name);
     const struct client_op *op = find_op(name);
     if (!op) {
         snprintf(r->err, sizeof r->err, "unknown operation '%s'", name);
@@ -328,9 +333,11 @@ static void handle(struct odkd *d, struct conn *c, wire_msg *m)
         r.reply_fd = -1;
         r.later = false;
     }
-    if (!r.later)
+    if (!r.later) {
         send_reply(c, r.seq, st, r.out, r.reply_fd >= 0 ? &r.reply_fd : NULL,
                    r.reply_fd >= 0 ? 1 : 0);
+        trace_mark("odkd client replied");
+    }
     else
         odk_value_free(r.out);
     if (r.reply_fd >= 0)

@@ -134,7 +134,7 @@ static void remove_subtree(struct odkd *d, reg_node *node)
 
 void manager_remove_now(struct odkd *d, reg_node *node)
 {
-    instance_terminate_tree(d, node, NULL, NULL);
+    instance_terminate_tree(d, node, false, NULL, NULL);
     remove_subtree(d, node);
 }
 
@@ -168,7 +168,7 @@ void manager_remove_tree(struct odkd *d, reg_node *node, void (*done)(struct odk
     }
     *r = (struct removal){node->id, done, ctx};
     node->state = REG_TERMINATING;
-    instance_terminate_tree(d, node, tree_stopped, r);
+    instance_terminate_tree(d, node, false, tree_stopped, r);
 }
 
 /* ---- what instances report -------------------------------------------- */
@@ -372,7 +372,7 @@ void manager_stop_all(struct odkd *d, uint64_t grace_ms)
 {
     d->quit = false;
     loop_timer(d, grace_ms, grace_over, NULL);
-    instance_terminate_tree(d, registry_root(d->reg), all_stopped, NULL);
+    instance_terminate_tree(d, registry_root(d->reg), true, all_stopped, NULL);
     loop_run(d);
 }
 

@@ -34,8 +34,10 @@ void manager_register(struct odkd *d, reg_node *node);
 void manager_match(struct odkd *d, reg_node *node);
 void manager_match_all(struct odkd *d);
 
-/* Terminates the drivers on node and below, then removes the subtree
- * (telling subscribers and modules) and calls done(d, ctx) (may be NULL). */
+/* Terminates the drivers on node and below, then, once each has stopped
+ * (answered its stop, or is gone; a host that stopped may still be
+ * exiting), removes the subtree (telling subscribers and modules) and
+ * calls done(d, ctx) (may be NULL). */
 void manager_remove_tree(struct odkd *d, reg_node *node, void (*done)(struct odkd *, void *),
                          void *ctx);
 /* Removes node and its subtree now; drivers under it are told to stop and

@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: MIT */
+/* zygote.h — odk-driver-host --zygote: the host that starts hosts.
+ *
+ * odkd keeps one zygote (daemon/bookkeeping/host.c).  It has done what
+ * every host does before it knows its driver (the exec, the dynamic
+ * linker, the constructors of the runtime and the families, the shared
+ * half of the sandbox's preparation: sandbox_prepare_shared), then waits
+ * on its channel for "spawn" requests, each carrying a new host's channel
+ * and log pipe.  For each it forks a host and replies {"pid": N}; the
+ * host costs odkd a message instead of a fork, an exec and the dynamic
+ * linker.  The host is forked as odkd's child, not the zygote's (clone3
+ * with CLONE_PARENT): odkd reaps it as any host it started, the host dies
+ * with odkd, and a zygote that dies takes no host with it.  The zygote
+ * runs no driver code and reads nothing but odkd's channel. */
+#ifndef ODK_HOST_ZYGOTE_H
+#define ODK_HOST_ZYGOTE_H
+
+/* Runs the zygote on channel ctl (its fd 3).  Returns only in a forked
+ * child, with the child's own channel on fd 3 and its log pipe on fds 1
+ * and 2, its own process group and odkd's death as its own; the zygote
+ * exits when odkd closes the channel.  Main thread, with no other thread
+ * in the process (the fork copies only the caller's). */
+void zygote_run(int ctl);
+
+#endif
