@@ -756,12 +756,12 @@ static void release_prepared(void)
     }
 }
 
-void sandbox_prepare_shared(int empty_netns_fd, int programs_fd, bool sandboxed)
+void sandbox_prepare_shared(int empty_netns_fd, int programs_fd, bool will_sandbox)
 {
     join_empty_netns(empty_netns_fd);
     resolve_names();
     char ignored[256];
-    if (sandboxed && drop_bounding_set(ignored, sizeof ignored) == ODK_OK)
+    if (will_sandbox && drop_bounding_set(ignored, sizeof ignored) == ODK_OK)
         bounding_set_dropped = true; /* else sandbox_apply tries, and says why */
     if (programs_fd >= 0) {
         load_programs(programs_fd);
@@ -788,9 +788,9 @@ void sandbox_prepare_own(void)
             prepared[net] = (struct sock_fprog){0};
 }
 
-void sandbox_prepare(int empty_netns_fd, int programs_fd, bool sandboxed)
+void sandbox_prepare(int empty_netns_fd, int programs_fd, bool will_sandbox)
 {
-    sandbox_prepare_shared(empty_netns_fd, programs_fd, sandboxed);
+    sandbox_prepare_shared(empty_netns_fd, programs_fd, will_sandbox);
     sandbox_prepare_own();
 }
 

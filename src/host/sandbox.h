@@ -23,19 +23,20 @@
  * network namespace, empty_netns_fd, when it is >= 0 and Landlock can
  * scope abstract Unix sockets; the seccomp programs, taken from odkd's
  * programs_fd when it is >= 0 and valid, else generated; the names of
- * system calls; with sandboxed, which odkd says unless --no-sandbox,
+ * system calls; with will_sandbox, which odkd says unless --no-sandbox,
  * emptying the capability bounding set), so that the spare host has done
- * it before a driver waits for it.  Closes both descriptors.  Optional: sandbox_apply does what was not done.
+ * it before a driver waits for it.  Closes both descriptors.  Optional:
+ * sandbox_apply does what was not done.
  * Main thread, before sandbox_apply; an allocation failure only leaves
  * the work to sandbox_apply. */
-void sandbox_prepare(int empty_netns_fd, int programs_fd, bool sandboxed);
+void sandbox_prepare(int empty_netns_fd, int programs_fd, bool will_sandbox);
 
 /* sandbox_prepare in two halves, for the zygote (zygote.h): the shared
  * half (the namespace, the programs' bytes, the names) once in the
  * zygote; the own half (what names the process: its /proc entry in the
  * Landlock rules, its pid in the seccomp programs) in each child it
  * forks.  Same threads and rules as sandbox_prepare. */
-void sandbox_prepare_shared(int empty_netns_fd, int programs_fd, bool sandboxed);
+void sandbox_prepare_shared(int empty_netns_fd, int programs_fd, bool will_sandbox);
 void sandbox_prepare_own(void);
 
 /* odk-driver-host --seccomp-programs: writes to fd the seccomp programs
