@@ -1,9 +1,11 @@
 /* SPDX-License-Identifier: MIT */
 /* hba_model.c — odk-storage-model, the simulated SCSI HBA: one process per
  * plugged HBA, carrying N disks (the SCSI library's SBC-3 emulation,
- * odk/scsi.h, over sparse files DIR/disk-SLOT.GEN.img).
+ * odk/scsi.h, over sparse files DIR/disk-SLOT.GEN.img, or with MEMORY
+ * over sparse memfds it maps: reads and writes are then copies with no
+ * syscall, as nbdkit's memory plugin does).
  *
- *   odk-storage-model DIR DISKS SIZE_MB BLOCK_SIZE
+ *   odk-storage-model DIR DISKS SIZE_MB BLOCK_SIZE [file|memory]
  *
  * odkd talks to it on fd 3 (hba_wire.h: attach a driver link, inject a
  * fault).  A driver link carries the HBA's command ring: the driver maps
@@ -59,6 +61,9 @@ struct link {
 
 struct slot {
     odk_scsi_disk *disk; /* NULL: empty */
+    uint8_t *mem;        /* a memory-backed disk's mapping */
+    uint64_t mem_len;
+    int mem_fd;
     unsigned gen;
     bool swallow;
     bool hang; /* task management fails too */
@@ -73,6 +78,7 @@ struct held {
 
 static struct {
     const char *dir;
+    bool memory; /* disks in memfds, not files */
     unsigned n_slots;
     uint64_t blocks;
     uint32_t block_size;
@@ -83,11 +89,57 @@ static struct {
     size_t n_held, held_cap;
 } m;
 
+/* ---- memory-backed disks: a sparse memfd, mapped ---------------------------- */
+
+static int mem_read(void *ctx, uint64_t off, void *buf, size_t len)
+{
+    struct slot *s = ctx;
+    memcpy(buf, s->mem + off, len); /* the library checked the range */
+    return ODK_OK;
+}
+
+static int mem_write(void *ctx, uint64_t off, const void *buf, size_t len, bool fua)
+{
+    struct slot *s = ctx;
+    (void)fua; /* memory is the medium: nothing is cached in front of it */
+    memcpy(s->mem + off, buf, len);
+    return ODK_OK;
+}
+
+static int mem_flush(void *ctx)
+{
+    (void)ctx;
+    return ODK_OK;
+}
+
+static int mem_unmap(void *ctx, uint64_t off, uint64_t len)
+{
+    struct slot *s = ctx;
+    if (fallocate(s->mem_fd, FALLOC_FL_PUNCH_HOLE | FALLOC_FL_KEEP_SIZE, (off_t)off, (off_t)len) <
+        0)
+        memset(s->mem + off, 0, len);
+    return ODK_OK;
+}
+
+static void disk_close(unsigned i)
+{
+    struct slot *s = &m.slots[i];
+    odk_scsi_disk_free(s->disk);
+    s->disk = NULL;
+    if (s->mem) {
+        munmap(s->mem, s->mem_len);
+        close(s->mem_fd);
+        s->mem = NULL;
+        s->mem_fd = -1;
+    }
+}
+
 static int disk_open(unsigned i)
 {
     char path[4096];
     snprintf(path, sizeof path, "%s/disk-%u.%u.img", m.dir, i, m.slots[i].gen);
-    int fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    int fd = m.memory ? memfd_create(path + strlen(m.dir) + 1, MFD_CLOEXEC)
+                      : open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
     if (fd < 0) {
         fprintf(stderr, "odk-storage-model: %s: %s\n", path, strerror(errno));
         return -1;
@@ -102,11 +154,32 @@ static int disk_open(unsigned i)
                               .revision = "0001",
                               .serial = serial,
                               .write_cache = true};
-    int st = odk_scsi_disk_create_file(&c, fd, &m.slots[i].disk);
-    close(fd);
+    struct slot *s = &m.slots[i];
+    int st;
+    if (m.memory) {
+        uint64_t len = m.blocks * m.block_size;
+        void *a = ftruncate(fd, (off_t)len) == 0
+                      ? mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED | MAP_NORESERVE, fd, 0)
+                      : MAP_FAILED;
+        if (a == MAP_FAILED) {
+            fprintf(stderr, "odk-storage-model: disk %u: %s\n", i, strerror(errno));
+            close(fd);
+            return -1;
+        }
+        s->mem = a;
+        s->mem_len = len;
+        s->mem_fd = fd;
+        odk_scsi_disk_backend be = {
+            .read = mem_read, .write = mem_write, .flush = mem_flush, .unmap = mem_unmap, .ctx = s};
+        st = odk_scsi_disk_create(&c, &be, &s->disk);
+    } else {
+        st = odk_scsi_disk_create_file(&c, fd, &s->disk);
+        close(fd);
+    }
     if (st < 0) {
         fprintf(stderr, "odk-storage-model: disk %u: %s\n", i, odk_strerror(st));
-        m.slots[i].disk = NULL;
+        s->disk = NULL;
+        disk_close(i);
         return -1;
     }
     return 0;
@@ -245,8 +318,7 @@ static void fault(const struct hba_ctl *c)
         break;
     case HBA_FAULT_REMOVE:
         if (s->disk) {
-            odk_scsi_disk_free(s->disk);
-            s->disk = NULL;
+            disk_close(c->slot);
             char path[4096];
             snprintf(path, sizeof path, "%s/disk-%u.%u.img", m.dir, c->slot, s->gen);
             unlink(path);
@@ -397,59 +469,74 @@ static void task_management(struct link *l, const struct hba_msg *req)
     send_msg(l, &tmf);
 }
 
+static void link_message(struct link *l, const struct hba_msg *msg, int fd)
+{
+    if (msg->type == HBA_MAP) {
+        if (fd >= 0 && msg->map_id < HBA_MAX_MAPS && !l->maps[msg->map_id].addr && msg->length) {
+            void *a = mmap(NULL, msg->length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+            if (a != MAP_FAILED)
+                l->maps[msg->map_id] = (struct map){a, msg->length};
+        }
+    } else if (msg->type == HBA_CMD) {
+        execute(l, msg);
+    } else if (msg->type == HBA_ABORT || msg->type == HBA_RESET) {
+        task_management(l, msg);
+    }
+    if (fd >= 0)
+        close(fd);
+}
+
+/* Takes the commands at hand, LINK_BATCH a syscall (recvmmsg), up to
+ * 4 batches a wake-up; a batch that comes back short means the ring is
+ * empty for now (epoll says when it is not). */
 static void link_readable(struct link *l)
 {
-    for (int batch = 0; batch < 64; batch++) {
-        struct hba_msg msg;
-        char cbuf[CMSG_SPACE(sizeof(int))];
-        struct iovec iov = {&msg, sizeof msg};
-        struct msghdr mh = {
-            .msg_iov = &iov, .msg_iovlen = 1, .msg_control = cbuf, .msg_controllen = sizeof cbuf};
-        ssize_t n = recvmsg(l->fd, &mh, MSG_CMSG_CLOEXEC | MSG_DONTWAIT);
-        if (n < 0 && (errno == EAGAIN || errno == EINTR))
+    static struct hba_msg msgs[LINK_BATCH];
+    static char cbuf[LINK_BATCH][CMSG_SPACE(sizeof(int))];
+    for (int round = 0; round < 4 && l->fd >= 0; round++) {
+        struct mmsghdr mm[LINK_BATCH];
+        struct iovec iov[LINK_BATCH];
+        for (int i = 0; i < LINK_BATCH; i++) {
+            iov[i] = (struct iovec){&msgs[i], sizeof msgs[i]};
+            mm[i] = (struct mmsghdr){.msg_hdr = {.msg_iov = &iov[i],
+                                                 .msg_iovlen = 1,
+                                                 .msg_control = cbuf[i],
+                                                 .msg_controllen = sizeof cbuf[i]}};
+        }
+        int got = recvmmsg(l->fd, mm, LINK_BATCH, MSG_CMSG_CLOEXEC | MSG_DONTWAIT, NULL);
+        if (got < 0 && (errno == EAGAIN || errno == EINTR))
             return;
-        if (n <= 0) {
+        if (got <= 0 || mm[0].msg_len == 0) {
             link_close(l);
             return;
         }
-        int fd = -1;
-        for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
-            if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
-                memcpy(&fd, CMSG_DATA(cm), sizeof fd);
-        if (n != (ssize_t)sizeof msg) {
-            if (fd >= 0)
-                close(fd);
-            continue;
-        }
-        if (msg.type == HBA_MAP) {
-            if (fd >= 0 && msg.map_id < HBA_MAX_MAPS && !l->maps[msg.map_id].addr && msg.length) {
-                void *a = mmap(NULL, msg.length, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-                if (a != MAP_FAILED)
-                    l->maps[msg.map_id] = (struct map){a, msg.length};
+        for (int i = 0; i < got; i++) {
+            int fd = -1;
+            for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mm[i].msg_hdr); cm;
+                 cm = CMSG_NXTHDR(&mm[i].msg_hdr, cm))
+                if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
+                    memcpy(&fd, CMSG_DATA(cm), sizeof fd);
+            if (l->fd < 0 || mm[i].msg_len != sizeof msgs[i]) {
+                if (fd >= 0)
+                    close(fd);
+                continue;
             }
-            if (fd >= 0)
-                close(fd);
-        } else {
-            if (fd >= 0)
-                close(fd);
-            if (msg.type == HBA_CMD)
-                execute(l, &msg);
-            else if (msg.type == HBA_ABORT || msg.type == HBA_RESET)
-                task_management(l, &msg);
+            link_message(l, &msgs[i], fd);
         }
-        if (l->fd < 0)
+        if (got < LINK_BATCH)
             return;
     }
 }
 
 int main(int argc, char **argv)
 {
-    if (argc != 5) {
-        fprintf(stderr, "usage: odk-storage-model DIR DISKS SIZE_MB BLOCK_SIZE\n");
+    if (argc != 5 && !(argc == 6 && (!strcmp(argv[5], "file") || !strcmp(argv[5], "memory")))) {
+        fprintf(stderr, "usage: odk-storage-model DIR DISKS SIZE_MB BLOCK_SIZE [file|memory]\n");
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
     m.dir = argv[1];
+    m.memory = argc == 6 && !strcmp(argv[5], "memory");
     m.n_slots = (unsigned)strtoul(argv[2], NULL, 10);
     uint64_t mb = strtoull(argv[3], NULL, 10);
     m.block_size = (uint32_t)strtoul(argv[4], NULL, 10);
@@ -461,8 +548,10 @@ int main(int argc, char **argv)
     m.blocks = (mb << 20) / m.block_size;
     for (unsigned i = 0; i < MAX_LINKS; i++)
         m.links[i].fd = -1;
-    for (unsigned i = 0; i < m.n_slots; i++)
+    for (unsigned i = 0; i < m.n_slots; i++) {
+        m.slots[i].mem_fd = -1;
         disk_open(i);
+    }
     m.epfd = epoll_create1(EPOLL_CLOEXEC);
     static int control_tag;
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &control_tag};

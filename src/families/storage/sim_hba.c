@@ -125,10 +125,13 @@ static void on_readable_batch(odk_sim_hba *h, uint32_t revents)
     if ((revents & EPOLLOUT) && !h->gone)
         flush_backlog(h);
     /* Completions come in batches (the model coalesces them): up to
-     * RECV_BATCH per syscall, 256 per wake-up. */
+     * RECV_BATCH per syscall, 256 per wake-up; no syscall more to learn
+     * that a short batch was all there was. */
     struct hba_msg *msgs = h->rx;
     int got = 0, next = 0;
     for (int batch = 0; (batch < 256 || next < got) && !h->gone; batch++) {
+        if (next == got && got > 0 && got < RECV_BATCH)
+            return; /* a short batch: the ring was empty (epoll tells when it is not) */
         if (next == got) {
             struct mmsghdr mm[RECV_BATCH];
             struct iovec iov[RECV_BATCH];
