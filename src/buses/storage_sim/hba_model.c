@@ -46,13 +46,15 @@ struct map {
     uint64_t len;
 };
 
-#define LINK_BATCH 64
+#define LINK_BATCH HBA_BATCH_MAX
+#define LINK_RECV 8 /* messages (each a batch) taken per recvmmsg */
 
 struct link {
     int fd;
-    /* Messages for the driver, sent together (sendmmsg) once the commands
-     * at hand are done: one syscall and one wake-up of the driver for a
-     * batch of completions, as an HBA coalesces its interrupts. */
+    /* Messages for the driver, sent together (one message of a batch)
+     * once the commands at hand are done: one syscall and one wake-up of
+     * the driver for a batch of completions, as an HBA coalesces its
+     * interrupts. */
     struct hba_msg out[LINK_BATCH];
     unsigned n_out;
     unsigned gen; /* bumped at each attach: a held command's link is still its own */
@@ -187,24 +189,13 @@ static int disk_open(unsigned i)
 
 static void link_flush(struct link *l)
 {
-    unsigned done = 0;
-    while (l->fd >= 0 && done < l->n_out) {
-        struct mmsghdr mm[LINK_BATCH];
-        struct iovec iov[LINK_BATCH];
-        unsigned n = l->n_out - done;
-        for (unsigned i = 0; i < n; i++) {
-            iov[i] = (struct iovec){&l->out[done + i], sizeof l->out[0]};
-            mm[i] = (struct mmsghdr){.msg_hdr = {.msg_iov = &iov[i], .msg_iovlen = 1}};
-        }
-        int k = sendmmsg(l->fd, mm, n, MSG_NOSIGNAL);
+    while (l->fd >= 0 && l->n_out) {
+        ssize_t k = send(l->fd, l->out, l->n_out * sizeof l->out[0], MSG_NOSIGNAL);
         if (k < 0 && errno == EINTR)
             continue;
-        if (k <= 0) {
-            if (k < 0 && errno != EAGAIN)
-                fprintf(stderr, "odk-storage-model: link: %s\n", strerror(errno));
-            break;
-        }
-        done += (unsigned)k;
+        if (k < 0 && errno != EAGAIN)
+            fprintf(stderr, "odk-storage-model: link: %s\n", strerror(errno));
+        break;
     }
     l->n_out = 0;
 }
@@ -486,24 +477,25 @@ static void link_message(struct link *l, const struct hba_msg *msg, int fd)
         close(fd);
 }
 
-/* Takes the commands at hand, LINK_BATCH a syscall (recvmmsg), up to
- * 4 batches a wake-up; a batch that comes back short means the ring is
- * empty for now (epoll says when it is not). */
+/* Takes the messages at hand, LINK_RECV a syscall (recvmmsg), each a
+ * batch of up to LINK_BATCH commands, up to 4 syscalls a wake-up; fewer
+ * messages than asked means the link is empty for now (epoll says when
+ * it is not). */
 static void link_readable(struct link *l)
 {
-    static struct hba_msg msgs[LINK_BATCH];
-    static char cbuf[LINK_BATCH][CMSG_SPACE(sizeof(int))];
+    static struct hba_msg msgs[LINK_RECV][LINK_BATCH];
+    static char cbuf[LINK_RECV][CMSG_SPACE(sizeof(int))];
     for (int round = 0; round < 4 && l->fd >= 0; round++) {
-        struct mmsghdr mm[LINK_BATCH];
-        struct iovec iov[LINK_BATCH];
-        for (int i = 0; i < LINK_BATCH; i++) {
-            iov[i] = (struct iovec){&msgs[i], sizeof msgs[i]};
+        struct mmsghdr mm[LINK_RECV];
+        struct iovec iov[LINK_RECV];
+        for (int i = 0; i < LINK_RECV; i++) {
+            iov[i] = (struct iovec){msgs[i], sizeof msgs[i]};
             mm[i] = (struct mmsghdr){.msg_hdr = {.msg_iov = &iov[i],
                                                  .msg_iovlen = 1,
                                                  .msg_control = cbuf[i],
                                                  .msg_controllen = sizeof cbuf[i]}};
         }
-        int got = recvmmsg(l->fd, mm, LINK_BATCH, MSG_CMSG_CLOEXEC | MSG_DONTWAIT, NULL);
+        int got = recvmmsg(l->fd, mm, LINK_RECV, MSG_CMSG_CLOEXEC | MSG_DONTWAIT, NULL);
         if (got < 0 && (errno == EAGAIN || errno == EINTR))
             return;
         if (got <= 0 || mm[0].msg_len == 0) {
@@ -516,14 +508,20 @@ static void link_readable(struct link *l)
                  cm = CMSG_NXTHDR(&mm[i].msg_hdr, cm))
                 if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
                     memcpy(&fd, CMSG_DATA(cm), sizeof fd);
-            if (l->fd < 0 || mm[i].msg_len != sizeof msgs[i]) {
-                if (fd >= 0)
-                    close(fd);
-                continue;
+            size_t len = mm[i].msg_len;
+            bool whole = len && len % sizeof(struct hba_msg) == 0 &&
+                         !(mm[i].msg_hdr.msg_flags & MSG_TRUNC);
+            for (size_t k = 0; whole && l->fd >= 0 && k < len / sizeof(struct hba_msg); k++) {
+                /* the descriptor goes with the message's first HBA_MAP */
+                int mfd = msgs[i][k].type == HBA_MAP ? fd : -1;
+                if (mfd >= 0)
+                    fd = -1;
+                link_message(l, &msgs[i][k], mfd);
             }
-            link_message(l, &msgs[i], fd);
+            if (fd >= 0)
+                close(fd);
         }
-        if (got < LINK_BATCH)
+        if (got < LINK_RECV)
             return;
     }
 }

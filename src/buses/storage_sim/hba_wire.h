@@ -15,7 +15,13 @@
  *   reset), each answered by HBA_TMF_DONE (the request's type, tag and
  *   slot echoed; status HBA_TMF_COMPLETE or HBA_TMF_FAILED) after the
  *   HBA_DONE, service HBA_ABORTED, of every command it ended.
- *   Everything from the other side is checked before use. */
+ *   A message on a link is 1 to HBA_BATCH_MAX struct hba_msg back to
+ *   back: the commands queued together go in one message (one doorbell),
+ *   and the completions of the commands the model took in one wake-up
+ *   come back in one (one interrupt), so neither side wakes the other
+ *   once per command.  An HBA_MAP's descriptor rides on a message of its
+ *   own.  Everything from the other side is checked before use (a
+ *   message whose length is not a whole number of hba_msg is dropped). */
 #ifndef ODK_STORAGE_SIM_HBA_WIRE_H
 #define ODK_STORAGE_SIM_HBA_WIRE_H
 
@@ -24,6 +30,7 @@
 #define HBA_MAX_SLOTS 64
 #define HBA_MAX_MAPS 64
 #define HBA_SENSE_MAX 252
+#define HBA_BATCH_MAX 64 /* hba_msg in one message on a link */
 
 enum { HBA_CTL_ATTACH = 1, HBA_CTL_FAULT = 2 };
 enum {

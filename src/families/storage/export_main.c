@@ -1175,6 +1175,13 @@ static void accept_on(int lfd)
             int one = 1;
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         }
+        /* Room for a whole READ reply: sent from its area in one sendmsg,
+         * not a socket's default 208 KiB at a time with the rest copied
+         * into the queue and sent at later wake-ups.  Past the system's
+         * wmem_max only with CAP_NET_ADMIN (SO_SNDBUFFORCE). */
+        int sndbuf = (int)NBD_PAYLOAD_MAX;
+        if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof sndbuf) < 0)
+            setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
         struct conn *c = calloc(1, sizeof *c);
         uint8_t *p = c ? outq_add(&c->out, 18) : NULL;
         if (!p) {
