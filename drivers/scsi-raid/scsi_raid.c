@@ -28,6 +28,7 @@
 
 #define CHUNK (64u << 10)
 #define QUEUE_DEPTH 64
+#define UA_RETRIES 3 /* a command that meets UNIT ATTENTION goes again this often */
 #define MAX_DISKS 64
 
 enum piece_kind { P_READ_DEGRADED, P_WRITE5, P_REBUILD };
@@ -67,6 +68,12 @@ struct sub {
     uint64_t row, disk_lba;
     uint32_t blocks;
     uint8_t *buf;
+    /* the command as sent, to send again after a UNIT ATTENTION */
+    uint8_t cdb[16], cdb_len;
+    odk_scsi_dir dir;
+    odk_memory *mem;
+    uint64_t mem_off, mem_len;
+    unsigned retries;
 };
 
 struct raid {
@@ -147,6 +154,13 @@ static void vop_put(struct vop *v)
 static void hba_done(void *ctx, void *cmd_ctx, uint32_t response, uint8_t status,
                      uint64_t transferred, const uint8_t *sense, uint32_t sense_len);
 
+/* Sends the sub's command (again, after a UNIT ATTENTION). */
+static int sub_send(struct raid *r, struct sub *s)
+{
+    return odk_sim_hba_submit(r->hba, s->disk, s->cdb, s->cdb_len, s->dir, s->mem, s->mem_off,
+                              s->mem_len, s);
+}
+
 static int submit(struct raid *r, struct sub *s, uint64_t lba, uint32_t blocks, odk_memory *m,
                   uint64_t off, bool fua)
 {
@@ -155,11 +169,32 @@ static int submit(struct raid *r, struct sub *s, uint64_t lba, uint32_t blocks, 
                         : odk_scsi_build_write_16(&cdb, lba, blocks, fua ? ODK_SCSI_RW_FUA : 0);
     if (st == ODK_OK)
         st = odk_sim_hba_map(r->hba, m);
-    if (st == ODK_OK)
-        st = odk_sim_hba_submit(r->hba, s->disk, cdb.bytes, cdb.length,
-                                s->is_read ? ODK_SCSI_DIR_FROM_DEVICE : ODK_SCSI_DIR_TO_DEVICE, m,
-                                off, (uint64_t)blocks * r->bs, s);
-    return st;
+    if (st < 0)
+        return st;
+    memcpy(s->cdb, cdb.bytes, cdb.length);
+    s->cdb_len = (uint8_t)cdb.length;
+    s->dir = s->is_read ? ODK_SCSI_DIR_FROM_DEVICE : ODK_SCSI_DIR_TO_DEVICE;
+    s->mem = m;
+    s->mem_off = off;
+    s->mem_len = (uint64_t)blocks * r->bs;
+    return sub_send(r, s);
+}
+
+/* A disk that was reset (or powered on) says so once, to the next command,
+ * with UNIT ATTENTION: the command did not run, and goes again. */
+static bool retry_unit_attention(struct raid *r, struct sub *s, uint32_t response, uint8_t status,
+                                 const uint8_t *sense, uint32_t sense_len)
+{
+    odk_scsi_sense k;
+    if (response != ODK_SCSI_TASK_COMPLETE || status != ODK_SCSI_STATUS_CHECK_CONDITION ||
+        odk_scsi_sense_parse(sense, sense_len, &k) < 0 || k.key != ODK_SCSI_SENSE_UNIT_ATTENTION ||
+        s->retries >= UA_RETRIES)
+        return false;
+    char words[256];
+    odk_scsi_sense_describe(&k, words, sizeof words);
+    s->retries++;
+    odk_info("disk %u: %s; the command goes again", s->disk, words);
+    return sub_send(r, s) == ODK_OK;
 }
 
 static struct sub *sub_new(struct vop *op, struct piece *p, unsigned disk, bool is_read)
@@ -444,6 +479,8 @@ static void hba_done(void *ctx, void *cmd_ctx, uint32_t response, uint8_t status
     struct raid *r = ctx;
     struct sub *s = cmd_ctx;
     (void)transferred;
+    if (retry_unit_attention(r, s, response, status, sense, sense_len))
+        return;
     bool bad = response != ODK_SCSI_TASK_COMPLETE || status != ODK_SCSI_STATUS_GOOD;
     if (s->piece) {
         struct piece *p = s->piece;
@@ -603,9 +640,12 @@ static void sync_disks(struct raid *r, struct vop *v)
             continue;
         odk_scsi_cdb cdb;
         struct sub *s = sub_new(v, NULL, d, false);
-        if (!s || odk_scsi_build_synchronize_cache_16(&cdb, 0, 0, false) < 0 ||
-            odk_sim_hba_submit(r->hba, d, cdb.bytes, cdb.length, ODK_SCSI_DIR_NONE, NULL, 0, 0, s) <
-                0) {
+        if (s && odk_scsi_build_synchronize_cache_16(&cdb, 0, 0, false) == ODK_OK) {
+            memcpy(s->cdb, cdb.bytes, cdb.length);
+            s->cdb_len = (uint8_t)cdb.length;
+            s->dir = ODK_SCSI_DIR_NONE;
+        }
+        if (!s || !s->cdb_len || sub_send(r, s) < 0) {
             free(s);
             continue;
         }

@@ -167,3 +167,44 @@ def test_a_swallowed_write_is_aborted_in_the_hba_never_reaches_the_disk_and_the_
     assert c.write(0, new) == 0 and c.read(0, 65536) == (0, new)
     assert "failed" not in str(raid_state(odkd, hba))
     c.close()
+
+
+def test_a_disk_deaf_to_abort_task_is_freed_by_a_lun_reset_and_its_unit_attention_retried(odkd):
+    """A disk told `no-abort` holds its commands and fails ABORT TASK, but
+    a LUN reset ends them: the family's escalation stops at its first
+    step.  The reset disks then report UNIT ATTENTION (29h/00h) to their
+    next command, which scsi-raid sends again: the client sees no error."""
+    hba = plug(odkd, 0)
+    lun = lun_of(odkd, hba)
+    disk = next(n for n in odkd.json("tree")
+                if n["class"] == "OdkBlockDisk" and n["properties"]["OdkLUNNode"] == lun)
+    c = Nbd(socket_of(disk["properties"]["OdkNBDURI"]))
+    data = bytes(range(256)) * 256
+    assert c.write(0, data) == 0  # chunk 0 of the RAID-0 volume: disk 0
+
+    odkd.ctl("storage", "fault", hba, 0, "no-abort")
+    assert c.read(0, 65536)[0] == EIO
+    wait_until(lambda: "let go of its abandoned tasks (after LOGICAL UNIT RESET)"
+               in odkd.log_text(), what="the LUN reset to end the held command")
+    log = odkd.log_text()
+    assert in_order(log, ["timed out after", "ABORT TASK",
+                          "the HBA's ABORT TASK (slot 0) failed",
+                          "was not completed in time; failing it", "LOGICAL UNIT RESET",
+                          "the HBA's LOGICAL UNIT RESET (slot 0) ended 1 command(s)",
+                          "let go of its abandoned tasks (after LOGICAL UNIT RESET)"]), log[-6000:]
+    wait_until(lambda: counters(odkd, lun)["TasksAbandoned"] == 0, what="the LUN node's counters")
+    n = counters(odkd, lun)
+    assert n["LUNResets"] == 1 and n["TargetResets"] == n["BusResets"] == 0, n
+    assert n["TasksFailed"] == 1, n
+
+    # The disk takes commands again; the first to each reset disk meets
+    # the unit attention and goes again.
+    odkd.ctl("storage", "fault", hba, 0, "clear")
+    assert c.read(0, 65536) == (0, data)
+    assert c.write(65536, data) == 0 and c.read(65536, 65536) == (0, data)  # disk 1
+    log = odkd.log_text()
+    assert ("disk 0: UNIT ATTENTION: POWER ON, RESET, OR BUS DEVICE RESET OCCURRED; "
+            "the command goes again") in log, log[-6000:]
+    assert "disk 1: UNIT ATTENTION" in log, log[-6000:]
+    assert "detached" not in log and "bad reply" not in log, log[-6000:]
+    c.close()

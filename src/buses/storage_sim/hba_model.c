@@ -20,8 +20,12 @@
  * answered HBA_ABORTED and never runs), a LUN reset ends every command
  * its disk holds, a bus reset every disk's; a disk told to `hang` holds
  * commands like a swallowing one and fails task management too (a dead
- * device: its driver's resets get nowhere).  The model ends when odkd
- * closes fd 3. */
+ * device: its driver's resets get nowhere); one told `no-abort` holds
+ * them and fails ABORT TASK, but a LUN or bus reset ends them (a device
+ * whose abort is broken).  A disk that a LUN or bus reset reached
+ * reports UNIT ATTENTION, POWER ON, RESET, OR BUS DEVICE RESET OCCURRED
+ * (29h/00h) to its next command, as SAM-5 has it.  The model ends when
+ * odkd closes fd 3. */
 #include <errno.h>
 #include <fcntl.h>
 #include <signal.h>
@@ -68,7 +72,8 @@ struct slot {
     int mem_fd;
     unsigned gen;
     bool swallow;
-    bool hang; /* task management fails too */
+    bool hang;     /* task management fails too */
+    bool no_abort; /* ABORT TASK fails; resets work */
 };
 
 /* Commands a swallowing disk took and has not answered. */
@@ -299,8 +304,11 @@ static void fault(const struct hba_ctl *c)
     case HBA_FAULT_HANG:
         s->swallow = s->hang = true;
         break;
+    case HBA_FAULT_NO_ABORT:
+        s->swallow = s->no_abort = true;
+        break;
     case HBA_FAULT_CLEAR:
-        s->hang = false;
+        s->hang = s->no_abort = false;
         release_held(c->slot);
         if (s->disk) {
             odk_scsi_disk_set_not_ready(s->disk, false);
@@ -442,7 +450,8 @@ static void task_management(struct link *l, const struct hba_msg *req)
         bool hit = req->type == HBA_ABORT
                        ? h.l == l && h.link_gen == l->gen && h.cmd.tag == req->tag
                        : bus || h.cmd.slot == req->slot;
-        if (hit && req->type == HBA_ABORT && m.slots[h.cmd.slot].hang)
+        if (hit && req->type == HBA_ABORT &&
+            (m.slots[h.cmd.slot].hang || m.slots[h.cmd.slot].no_abort))
             tmf.status = HBA_TMF_FAILED, hit = false;
         if (!hit || m.slots[h.cmd.slot].hang) { /* a hung disk keeps its commands */
             m.held[keep++] = h;
@@ -456,6 +465,10 @@ static void task_management(struct link *l, const struct hba_msg *req)
         }
     }
     m.n_held = keep;
+    /* Every disk the reset reached tells its next initiator so. */
+    for (unsigned i = 0; req->type == HBA_RESET && i < m.n_slots; i++)
+        if ((bus || req->slot == i) && m.slots[i].disk && !m.slots[i].hang)
+            odk_scsi_disk_post_unit_attention(m.slots[i].disk, 0x29, 0x00);
     tmf.transferred = ended; /* how many commands it ended */
     send_msg(l, &tmf);
 }

@@ -41,6 +41,7 @@ enum {
     HBA_FAULT_CLEAR = 5,   /* medium errors, not-ready and swallow cleared */
     HBA_FAULT_SWALLOW = 6, /* commands are taken and never answered (until clear or abort) */
     HBA_FAULT_HANG = 7,    /* as SWALLOW, and task management to the disk fails too */
+    HBA_FAULT_NO_ABORT = 8, /* as SWALLOW, and ABORT TASK fails; a LUN or bus reset works */
 };
 
 struct hba_ctl {

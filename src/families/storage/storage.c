@@ -266,7 +266,7 @@ static int op_fault(struct client_request *r)
 {
     static const char *const names[] = {"",       "medium-error", "not-ready", "remove",
                                         "insert", "clear",        "swallow",
-                                        "hang"};
+                                        "hang",   "no-abort"};
     struct hba *h = request_hba(r);
     if (!h)
         return ODK_E_NOT_FOUND;
@@ -279,7 +279,7 @@ static int op_fault(struct client_request *r)
     if (!c.fault || slot < 0 || slot >= MAX_DISKS) {
         snprintf(r->err, sizeof r->err,
                  "storage-fault needs a slot and a fault: medium-error, not-ready, remove, insert, "
-                 "swallow, hang, clear");
+                 "swallow, hang, no-abort, clear");
         return ODK_E_INVALID;
     }
     c.slot = (uint32_t)slot;
