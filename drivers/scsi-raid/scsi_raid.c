@@ -750,21 +750,62 @@ static bool sub_of_task(void *cmd_ctx, void *arg)
     return v && v->t == arg;
 }
 
+/* Takes the stripe pieces of task t (every volume task's for t NULL) out
+ * of the FIFO while they wait their turn, the running one excepted (its
+ * commands are at the disks, for the HBA to abort): they never start,
+ * and their task completes with a service failure.  Returns how many. */
+static unsigned drop_queued_pieces(struct raid *r, const odk_scsi_task *t)
+{
+    if (!r->head)
+        return 0;
+    /* Unlinked first, completed after: a completion may start new tasks,
+     * whose pieces join the FIFO. */
+    struct piece *dropped = NULL;
+    for (struct piece **pp = &r->head->next; *pp;) {
+        struct piece *p = *pp;
+        if (!p->op || (t && p->op->t != t)) {
+            pp = &p->next;
+            continue;
+        }
+        *pp = p->next;
+        p->next = dropped;
+        dropped = p;
+    }
+    r->tail = r->head;
+    while (r->tail->next)
+        r->tail = r->tail->next;
+    unsigned n = 0;
+    while (dropped) {
+        struct piece *p = dropped;
+        dropped = p->next;
+        p->op->response = ODK_SCSI_SERVICE_FAILURE;
+        vop_put(p->op);
+        free(p);
+        n++;
+    }
+    return n;
+}
+
 /* The family's recovery steps, passed to the HBA: ABORT TASK aborts every
  * disk command of the volume task (a command the disk holds ends
- * ODK_SCSI_TASK_ABORTED and the task completes with a service failure);
- * a LUN or target reset resets every disk of the volume (its one LUN
- * spans them all), a bus reset the HBA's bus.  A disk that answers no
- * task management (`hang`) keeps its commands: the HBA logs the failure
- * and the family goes on to its next step.  A RAID-5 stripe piece still
- * waiting in the FIFO has no command to abort yet: it runs when its turn
- * comes. */
+ * ODK_SCSI_TASK_ABORTED and the task completes with a service failure)
+ * and drops its RAID-5 stripe pieces still waiting in the FIFO; a LUN or
+ * target reset resets every disk of the volume (its one LUN spans them
+ * all), a bus reset the HBA's bus, and each drops every task's waiting
+ * pieces (a reset ends the task set; a rebuild's go on).  A disk that
+ * answers no task management (`hang`) keeps its commands: the HBA logs
+ * the failure and the family goes on to its next step. */
 static void reset(void *ctx, uint32_t kind, odk_scsi_task *t, uint32_t target, uint64_t lun,
                   uint32_t deadline_ms)
 {
     struct raid *r = ctx;
     (void)deadline_ms;
     static const char *const names[] = {"abort task", "LUN reset", "target reset", "bus reset"};
+    unsigned dropped = kind == ODK_SCSI_ABORT_TASK ? (t ? drop_queued_pieces(r, t) : 0)
+                                                   : drop_queued_pieces(r, NULL);
+    if (dropped)
+        odk_warn("%s: %u stripe piece(s) waiting in the FIFO dropped", kind < 4 ? names[kind] : "reset",
+                 dropped);
     int st = ODK_OK;
     if (kind == ODK_SCSI_ABORT_TASK && t)
         st = odk_sim_hba_abort(r->hba, sub_of_task, t);

@@ -208,3 +208,36 @@ def test_a_disk_deaf_to_abort_task_is_freed_by_a_lun_reset_and_its_unit_attentio
     assert "disk 1: UNIT ATTENTION" in log, log[-6000:]
     assert "detached" not in log and "bad reply" not in log, log[-6000:]
     c.close()
+
+
+def test_an_abort_drops_the_raid5_stripe_pieces_still_waiting_their_turn(odkd):
+    """A RAID-5 write of four chunks is four stripe pieces run one at a
+    time.  The first waits on a swallowing disk; ABORT TASK ends its
+    command in the HBA and drops the three waiting behind it, so none of
+    them reaches a disk (the fourth would land on the swallowing disk again
+    and keep the task past the abort's deadline)."""
+    hba = plug(odkd, 5)
+    lun = lun_of(odkd, hba)
+    disk = next(n for n in odkd.json("tree")
+                if n["class"] == "OdkBlockDisk" and n["properties"]["OdkLUNNode"] == lun)
+    c = Nbd(socket_of(disk["properties"]["OdkNBDURI"]))
+    old, new = bytes(range(256)) * 1024, bytes([0x5A]) * (256 << 10)
+    assert c.write(0, old) == 0  # chunks 0-3: disks 0, 1 (row 0), 2, 0 (row 1)
+
+    odkd.ctl("storage", "fault", hba, 0, "swallow")
+    assert c.write(0, new) == EIO
+    wait_until(lambda: "ended 1 command(s)" in odkd.log_text(), what="the HBA's abort")
+    log = odkd.log_text()
+    assert in_order(log, ["timed out after", "ABORT TASK",
+                          "abort task: 3 stripe piece(s) waiting in the FIFO dropped",
+                          "the HBA's ABORT TASK (slot 0) ended 1 command(s)"]), log[-6000:]
+    assert "was not completed in time" not in log, log[-6000:]
+    wait_until(lambda: counters(odkd, lun).get("TaskAborts") == 1, what="the LUN's counters")
+    n = counters(odkd, lun)
+    assert n["TasksFailed"] == n["TasksAbandoned"] == n["LUNResets"] == 0, n
+
+    odkd.ctl("storage", "fault", hba, 0, "clear")
+    assert c.read(0, 256 << 10) == (0, old)  # no piece of the aborted write landed
+    assert c.write(0, new) == 0 and c.read(0, 256 << 10) == (0, new)
+    assert raid_state(odkd, hba) == "optimal"
+    c.close()
