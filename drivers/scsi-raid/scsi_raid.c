@@ -804,8 +804,8 @@ static void reset(void *ctx, uint32_t kind, odk_scsi_task *t, uint32_t target, u
     unsigned dropped = kind == ODK_SCSI_ABORT_TASK ? (t ? drop_queued_pieces(r, t) : 0)
                                                    : drop_queued_pieces(r, NULL);
     if (dropped)
-        odk_warn("%s: %u stripe piece(s) waiting in the FIFO dropped", kind < 4 ? names[kind] : "reset",
-                 dropped);
+        odk_warn("%s: %u stripe piece(s) waiting in the FIFO dropped",
+                 kind < 4 ? names[kind] : "reset", dropped);
     int st = ODK_OK;
     if (kind == ODK_SCSI_ABORT_TASK && t)
         st = odk_sim_hba_abort(r->hba, sub_of_task, t);

@@ -522,8 +522,8 @@ static void link_readable(struct link *l)
                 if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
                     memcpy(&fd, CMSG_DATA(cm), sizeof fd);
             size_t len = mm[i].msg_len;
-            bool whole = len && len % sizeof(struct hba_msg) == 0 &&
-                         !(mm[i].msg_hdr.msg_flags & MSG_TRUNC);
+            bool whole =
+                len && len % sizeof(struct hba_msg) == 0 && !(mm[i].msg_hdr.msg_flags & MSG_TRUNC);
             for (size_t k = 0; whole && l->fd >= 0 && k < len / sizeof(struct hba_msg); k++) {
                 /* the descriptor goes with the message's first HBA_MAP */
                 int mfd = msgs[i][k].type == HBA_MAP ? fd : -1;

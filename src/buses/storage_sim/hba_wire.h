@@ -36,11 +36,11 @@ enum { HBA_CTL_ATTACH = 1, HBA_CTL_FAULT = 2 };
 enum {
     HBA_FAULT_MEDIUM_ERROR = 1, /* [lba, lba + blocks) reads and writes fail */
     HBA_FAULT_NOT_READY = 2,
-    HBA_FAULT_REMOVE = 3,  /* the disk leaves the slot */
-    HBA_FAULT_INSERT = 4,  /* a new blank disk in the slot */
-    HBA_FAULT_CLEAR = 5,   /* medium errors, not-ready and swallow cleared */
-    HBA_FAULT_SWALLOW = 6, /* commands are taken and never answered (until clear or abort) */
-    HBA_FAULT_HANG = 7,    /* as SWALLOW, and task management to the disk fails too */
+    HBA_FAULT_REMOVE = 3,   /* the disk leaves the slot */
+    HBA_FAULT_INSERT = 4,   /* a new blank disk in the slot */
+    HBA_FAULT_CLEAR = 5,    /* medium errors, not-ready and swallow cleared */
+    HBA_FAULT_SWALLOW = 6,  /* commands are taken and never answered (until clear or abort) */
+    HBA_FAULT_HANG = 7,     /* as SWALLOW, and task management to the disk fails too */
     HBA_FAULT_NO_ABORT = 8, /* as SWALLOW, and ABORT TASK fails; a LUN or bus reset works */
 };
 

@@ -34,7 +34,7 @@ enum { RECV_MSGS = 4 }; /* messages (each a batch of completions) per recvmmsg *
 
 struct odk_sim_hba {
     struct hba_msg rx[RECV_MSGS][HBA_BATCH_MAX]; /* completions received together */
-    uint32_t events;               /* what src watches for now */
+    uint32_t events;                             /* what src watches for now */
     odk_driver *drv;
     const odk_sim_hba_ops *ops;
     void *ctx;
@@ -222,8 +222,8 @@ int odk_sim_hba_open(odk_driver *drv, const odk_sim_hba_ops *ops, void *ctx, odk
     bool hello = false, bad = false;
     uint32_t seen = 0;
     while (!bad && (!hello || seen < h->n_slots)) {
-        ssize_t n = poll(&pfd, 1, HELLO_TIMEOUT_MS) == 1 ? recv(h->fd, h->rx[0], sizeof h->rx[0], 0)
-                                                         : -1;
+        ssize_t n =
+            poll(&pfd, 1, HELLO_TIMEOUT_MS) == 1 ? recv(h->fd, h->rx[0], sizeof h->rx[0], 0) : -1;
         if (n <= 0 || n % (ssize_t)sizeof(struct hba_msg)) {
             close(h->fd);
             free(h);

@@ -264,9 +264,8 @@ static int op_unplug(struct client_request *r)
 
 static int op_fault(struct client_request *r)
 {
-    static const char *const names[] = {"",       "medium-error", "not-ready", "remove",
-                                        "insert", "clear",        "swallow",
-                                        "hang",   "no-abort"};
+    static const char *const names[] = {"",      "medium-error", "not-ready", "remove",  "insert",
+                                        "clear", "swallow",      "hang",      "no-abort"};
     struct hba *h = request_hba(r);
     if (!h)
         return ODK_E_NOT_FOUND;
