@@ -753,6 +753,9 @@ static void backend_readable(void)
                     close(x.arena_fd);
                 x.arena_fd = fd; /* its BLK_ARENA_MAGIC message is in these bytes */
             }
+        /* Less than there was room for: the socket is empty for now (no
+         * recvmsg more to hear EAGAIN; epoll says when it is not). */
+        bool drained = (size_t)n < iov.iov_len;
         x.bin_len += (size_t)n;
         size_t off = 0;
         bool freed = false;
@@ -826,6 +829,8 @@ static void backend_readable(void)
                 x.bin_cap = cap;
             }
         }
+        if (drained)
+            break;
     }
 }
 
