@@ -63,7 +63,7 @@
 /* What one recv from a client takes while no message needs more: many
  * requests, but only the start of a large WRITE's payload, whose rest is
  * received straight into its arena area (conn.rx). */
-#define RECV_CHUNK (64u << 10)
+#define RECV_CHUNK (16u << 10)
 
 struct buf {
     struct buf *next;
