@@ -291,6 +291,9 @@ static void conn_update_events(struct conn *c)
     bool want_in = c->in_flight < CONN_MAX_IN_FLIGHT && c->out.bytes < CONN_OUT_HIGH;
     struct epoll_event ev = {.events = (want_in ? EPOLLIN : 0u) | (c->out.head ? EPOLLOUT : 0u),
                              .data.ptr = c};
+    /* A payload's stall counts only while the export reads it. */
+    if (want_in && !(c->events & EPOLLIN))
+        c->rx_ms = now_ms();
     if (ev.events != c->events) /* a syscall a reply saved */
         epoll_ctl(x.epfd, EPOLL_CTL_MOD, c->fd, &ev);
     c->events = ev.events;
@@ -1254,7 +1257,7 @@ static void tick(void)
         next = c->next;
         if (!c->dead && c->out.head && now - c->last_write_ms >= x.stall_ms)
             conn_close(c, "the client stopped reading its replies");
-        else if (!c->dead && c->rx >= 0 && now - c->rx_ms >= x.stall_ms)
+        else if (!c->dead && c->rx >= 0 && (c->events & EPOLLIN) && now - c->rx_ms >= x.stall_ms)
             conn_close(c, "the client stopped in the middle of a WRITE's payload");
     }
 }
