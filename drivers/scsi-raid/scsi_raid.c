@@ -58,22 +58,33 @@ struct vop {
     uint32_t sense_len;
 };
 
-/* One command to one disk: for a volume op directly, or a piece's. */
+/* A chunk's worth of a command's data: where it is on the disk and in
+ * memory (a direct read keeps it to reconstruct the chunk if the disk
+ * fails it). */
+struct seg {
+    uint64_t row, disk_lba;
+    uint32_t blocks;
+    uint8_t *buf;
+    uint64_t mem_off;
+};
+
+/* One command to one disk: for a volume op directly, or a piece's.  A
+ * direct READ or WRITE carries every chunk of the op that lies next on
+ * its disk, up to ODK_SIM_HBA_SG_MAX, as one scatter-gather command: a
+ * RAID-0 request of 1 MiB over 4 disks is 4 commands, not 16. */
 struct sub {
     struct vop *op;
     struct piece *piece;
     unsigned disk;
     bool is_read;
-    /* a direct read: what to reconstruct if the disk fails it */
-    uint64_t row, disk_lba;
-    uint32_t blocks;
-    uint8_t *buf;
+    bool fua;
     /* the command as sent, to send again after a UNIT ATTENTION */
     uint8_t cdb[16], cdb_len;
     odk_scsi_dir dir;
     odk_memory *mem;
-    uint64_t mem_off, mem_len;
     unsigned retries;
+    unsigned n_seg;
+    struct seg seg[ODK_SIM_HBA_SG_MAX];
 };
 
 struct raid {
@@ -157,27 +168,42 @@ static void hba_done(void *ctx, void *cmd_ctx, uint32_t response, uint8_t status
 /* Sends the sub's command (again, after a UNIT ATTENTION). */
 static int sub_send(struct raid *r, struct sub *s)
 {
-    return odk_sim_hba_submit(r->hba, s->disk, s->cdb, s->cdb_len, s->dir, s->mem, s->mem_off,
-                              s->mem_len, s);
+    odk_sim_hba_sge sg[ODK_SIM_HBA_SG_MAX];
+    for (unsigned i = 0; i < s->n_seg; i++)
+        sg[i] = (odk_sim_hba_sge){s->mem, s->seg[i].mem_off, (uint64_t)s->seg[i].blocks * r->bs};
+    return odk_sim_hba_submit_sg(r->hba, s->disk, s->cdb, s->cdb_len, s->dir, sg, s->n_seg, s);
 }
 
-static int submit(struct raid *r, struct sub *s, uint64_t lba, uint32_t blocks, odk_memory *m,
-                  uint64_t off, bool fua)
+/* Builds the READ or WRITE (16) of the sub's segments, contiguous on its
+ * disk from seg[0], and sends it. */
+static int sub_submit(struct raid *r, struct sub *s)
 {
+    uint32_t blocks = 0;
+    for (unsigned i = 0; i < s->n_seg; i++)
+        blocks += s->seg[i].blocks;
     odk_scsi_cdb cdb;
+    uint64_t lba = s->seg[0].disk_lba;
     int st = s->is_read ? odk_scsi_build_read_16(&cdb, lba, blocks, 0)
-                        : odk_scsi_build_write_16(&cdb, lba, blocks, fua ? ODK_SCSI_RW_FUA : 0);
+                        : odk_scsi_build_write_16(&cdb, lba, blocks, s->fua ? ODK_SCSI_RW_FUA : 0);
     if (st == ODK_OK)
-        st = odk_sim_hba_map(r->hba, m);
+        st = odk_sim_hba_map(r->hba, s->mem);
     if (st < 0)
         return st;
     memcpy(s->cdb, cdb.bytes, cdb.length);
     s->cdb_len = (uint8_t)cdb.length;
     s->dir = s->is_read ? ODK_SCSI_DIR_FROM_DEVICE : ODK_SCSI_DIR_TO_DEVICE;
-    s->mem = m;
-    s->mem_off = off;
-    s->mem_len = (uint64_t)blocks * r->bs;
     return sub_send(r, s);
+}
+
+/* One range: a stripe piece's command. */
+static int submit(struct raid *r, struct sub *s, uint64_t lba, uint32_t blocks, odk_memory *m,
+                  uint64_t off, bool fua)
+{
+    s->mem = m;
+    s->fua = fua;
+    s->n_seg = 1;
+    s->seg[0] = (struct seg){.disk_lba = lba, .blocks = blocks, .mem_off = off};
+    return sub_submit(r, s);
 }
 
 /* A disk that was reset (or powered on) says so once, to the next command,
@@ -496,14 +522,17 @@ static void hba_done(void *ctx, void *cmd_ctx, uint32_t response, uint8_t status
         return;
     }
     struct vop *v = s->op;
-    if (bad && r->level == 5 && s->buf && medium_or_gone(response, status, sense, sense_len)) {
-        /* Reconstruct this range from the other disks. */
+    if (bad && r->level == 5 && s->is_read && s->n_seg &&
+        medium_or_gone(response, status, sense, sense_len)) {
+        /* Reconstruct its chunks from the other disks. */
         fail_disk(r, s->disk,
                   response != ODK_SCSI_TASK_COMPLETE ? "stopped answering" : "reported an error");
-        if (r->dead)
-            vop_error(v, ODK_SCSI_SENSE_MEDIUM_ERROR, 0x11, 0x00);
-        else
-            queue_degraded_read(r, v, s->row, s->disk_lba, s->blocks, s->disk, s->buf);
+        for (unsigned i = 0; i < s->n_seg; i++)
+            if (r->dead)
+                vop_error(v, ODK_SCSI_SENSE_MEDIUM_ERROR, 0x11, 0x00);
+            else
+                queue_degraded_read(r, v, s->seg[i].row, s->seg[i].disk_lba, s->seg[i].blocks,
+                                    s->disk, s->seg[i].buf);
     } else if (bad && response == ODK_SCSI_TASK_ABORTED) {
         v->response = ODK_SCSI_SERVICE_FAILURE; /* aborted: the family answers EIO */
     } else if (bad && response != ODK_SCSI_TASK_COMPLETE) {
@@ -565,8 +594,27 @@ static void queue_degraded_read(struct raid *r, struct vop *v, uint64_t row, uin
     fifo_push(r, p);
 }
 
+/* Sends a direct command gathered by read_write; one that cannot go is
+ * read degraded (RAID-5) or fails the op. */
+static void sub_flush(struct raid *r, struct vop *v, struct sub *s)
+{
+    if (sub_submit(r, s) == ODK_OK) {
+        v->pending++;
+        return;
+    }
+    for (unsigned i = 0; i < s->n_seg; i++)
+        if (r->level == 5 && s->is_read)
+            queue_degraded_read(r, v, s->seg[i].row, s->seg[i].disk_lba, s->seg[i].blocks, s->disk,
+                                s->seg[i].buf);
+        else
+            vop_error(v, ODK_SCSI_SENSE_HARDWARE_ERROR, 0x44, 0x00);
+    free(s);
+}
+
 /* zeroes: WRITE SAME of a zero block (the data comes from the scratch's
- * zero area, not the task's memory). */
+ * zero area, not the task's memory).  The chunks that lie next to each
+ * other on a disk go in one command (sub), sent when the next chunk for
+ * that disk is not next to them, when it is full, or at the end. */
 static void read_write(struct raid *r, struct vop *v, uint64_t lba, uint32_t blocks, bool write,
                        bool fua, bool zeroes)
 {
@@ -581,6 +629,7 @@ static void read_write(struct raid *r, struct vop *v, uint64_t lba, uint32_t blo
         vop_error(v, ODK_SCSI_SENSE_ILLEGAL_REQUEST, 0x21, 0x00); /* LBA OUT OF RANGE */
         return;
     }
+    struct sub *open[MAX_DISKS] = {0};
     uint64_t off = 0;
     while (blocks) {
         struct place pl = locate(r, lba);
@@ -610,27 +659,37 @@ static void read_write(struct raid *r, struct vop *v, uint64_t lba, uint32_t blo
         } else if (r->level == 5 && failed_for_row(r, pl.disk, pl.row)) {
             queue_degraded_read(r, v, pl.row, pl.disk_lba, n, pl.disk, buf);
         } else {
-            struct sub *s = sub_new(v, NULL, pl.disk, !write);
-            if (s && !write) {
-                s->row = pl.row;
-                s->disk_lba = pl.disk_lba;
-                s->blocks = n;
-                s->buf = buf;
+            struct sub *s = open[pl.disk];
+            const struct seg *last = s ? &s->seg[s->n_seg - 1] : NULL;
+            if (s && (s->n_seg == ODK_SIM_HBA_SG_MAX || s->mem != src ||
+                      last->disk_lba + last->blocks != pl.disk_lba)) {
+                sub_flush(r, v, s);
+                s = open[pl.disk] = NULL;
             }
-            if (!s || submit(r, s, pl.disk_lba, n, src, src_off, fua) < 0) {
-                free(s);
+            if (!s && (s = open[pl.disk] = sub_new(v, NULL, pl.disk, !write)) != NULL) {
+                s->mem = src;
+                s->fua = fua;
+            }
+            if (!s) {
                 if (r->level == 5)
                     queue_degraded_read(r, v, pl.row, pl.disk_lba, n, pl.disk, buf);
                 else
                     vop_error(v, ODK_SCSI_SENSE_HARDWARE_ERROR, 0x44, 0x00);
             } else {
-                v->pending++;
+                s->seg[s->n_seg++] = (struct seg){.row = pl.row,
+                                                  .disk_lba = pl.disk_lba,
+                                                  .blocks = n,
+                                                  .buf = buf,
+                                                  .mem_off = src_off};
             }
         }
         lba += n;
         blocks -= n;
         off += (uint64_t)n * r->bs;
     }
+    for (unsigned d = 0; d < r->n; d++)
+        if (open[d])
+            sub_flush(r, v, open[d]);
 }
 
 static void sync_disks(struct raid *r, struct vop *v)

@@ -10,7 +10,8 @@
  * odkd talks to it on fd 3 (hba_wire.h: attach a driver link, inject a
  * fault).  A driver link carries the HBA's command ring: the driver maps
  * its memory descriptors once (their memfds), then each command names a
- * disk slot, a CDB and where in a mapped descriptor the data is; the
+ * disk slot, a CDB and where in mapped descriptors the data is (one range,
+ * or a scatter-gather list); the
  * model executes it there (DMA: no copy between driver and device) and
  * answers with status, bytes moved and sense.  A disk removed by a fault
  * answers NO DEVICE; a new one inserted is blank.  A disk told to swallow
@@ -379,20 +380,160 @@ static bool hold(struct link *l, const struct hba_msg *cmd)
     return true;
 }
 
+struct seg {
+    uint8_t *addr;
+    uint64_t len;
+};
+
+/* Answers cmd HBA_BAD_COMMAND with why (also on stderr, for odkd's log):
+ * the driver's side logs it. */
+static void refuse(struct link *l, const struct hba_msg *cmd, const char *why)
+{
+    fprintf(stderr, "odk-storage-model: a command for slot %u (tag %llx) refused: %s\n", cmd->slot,
+            (unsigned long long)cmd->tag, why);
+    struct hba_msg done = {
+        .type = HBA_DONE, .slot = cmd->slot, .tag = cmd->tag, .service = HBA_BAD_COMMAND};
+    size_t n = strlen(why);
+    done.sense_len = (uint32_t)(n < HBA_SENSE_MAX ? n : HBA_SENSE_MAX);
+    memcpy(done.sense, why, done.sense_len);
+    send_msg(l, &done);
+}
+
+/* Where cmd's data is: *n pieces of the link's maps (hba_wire.h).  false,
+ * with why filled, when the single range or the scatter-gather list
+ * names memory the device cannot reach or does not add up. */
+static bool cmd_segments(const struct link *l, const struct hba_msg *cmd, struct seg *segs,
+                         unsigned *n, char *why, size_t why_len)
+{
+    *n = 0;
+    if (cmd->sg_count == 0) {
+        if (!cmd->length)
+            return true;
+        const struct map *mp = cmd->map_id < HBA_MAX_MAPS ? &l->maps[cmd->map_id] : NULL;
+        if (!mp || !mp->addr) {
+            snprintf(why, why_len, "its data is in map %u, which is not mapped", cmd->map_id);
+            return false;
+        }
+        if (cmd->offset > mp->len || cmd->length > mp->len - cmd->offset) {
+            snprintf(why, why_len, "its data (%llu bytes at %llu) runs past the end of map %u (%llu bytes)",
+                     (unsigned long long)cmd->length, (unsigned long long)cmd->offset, cmd->map_id,
+                     (unsigned long long)mp->len);
+            return false;
+        }
+        segs[0] = (struct seg){mp->addr + cmd->offset, cmd->length};
+        *n = 1;
+        return true;
+    }
+    if (cmd->sg_count > HBA_SG_MAX) {
+        snprintf(why, why_len, "its scatter-gather list has %u entries (at most %u)", cmd->sg_count,
+                 HBA_SG_MAX);
+        return false;
+    }
+    uint64_t total = 0;
+    for (unsigned i = 0; i < cmd->sg_count; i++) {
+        const struct hba_sge *e = &cmd->sg[i];
+        const struct map *mp = e->map_id < HBA_MAX_MAPS ? &l->maps[e->map_id] : NULL;
+        if (!mp || !mp->addr) {
+            snprintf(why, why_len, "scatter-gather entry %u names map %u, which is not mapped", i,
+                     e->map_id);
+            return false;
+        }
+        if (!e->length) {
+            snprintf(why, why_len, "scatter-gather entry %u is empty", i);
+            return false;
+        }
+        if (e->offset > mp->len || e->length > mp->len - e->offset) {
+            snprintf(why, why_len,
+                     "scatter-gather entry %u (%u bytes at %llu) runs past the end of map %u "
+                     "(%llu bytes)",
+                     i, e->length, (unsigned long long)e->offset, e->map_id,
+                     (unsigned long long)mp->len);
+            return false;
+        }
+        total += e->length; /* at most HBA_SG_MAX * 4 GiB: no overflow */
+        segs[i] = (struct seg){mp->addr + e->offset, e->length};
+    }
+    if (total != cmd->length) {
+        snprintf(why, why_len,
+                 "its scatter-gather entries add up to %llu bytes, the command says %llu",
+                 (unsigned long long)total, (unsigned long long)cmd->length);
+        return false;
+    }
+    *n = cmd->sg_count;
+    return true;
+}
+
+static void put_be(uint8_t *p, unsigned bytes, uint64_t v)
+{
+    while (bytes--)
+        p[bytes] = (uint8_t)v, v >>= 8;
+}
+
+static uint64_t get_be(const uint8_t *p, unsigned bytes)
+{
+    uint64_t v = 0;
+    while (bytes--)
+        v = v << 8 | *p++;
+    return v;
+}
+
+/* A READ or WRITE (10 or 16) whose blocks are exactly the segments'
+ * bytes, each segment whole blocks, runs one segment at a time: the
+ * same CDB with the segment's LBA and length, data in place (no copy).
+ * The first segment that does not end GOOD ends the command there (a
+ * UNIT ATTENTION on the first: nothing ran).  Returns 1 when it ran the
+ * command into *r, 0 when cmd is not such a command, an odk status when
+ * the library refused it. */
+static int execute_split(odk_scsi_disk *disk, const struct hba_msg *cmd, const struct seg *segs,
+                         unsigned n, odk_scsi_result *r)
+{
+    uint8_t op = cmd->cdb[0];
+    bool sixteen = (op == 0x88 || op == 0x8a) && cmd->cdb_len == 16;
+    bool ten = (op == 0x28 || op == 0x2a) && cmd->cdb_len == 10;
+    if (!sixteen && !ten)
+        return 0;
+    unsigned lba_len = sixteen ? 8 : 4, len_at = sixteen ? 10 : 7, len_len = sixteen ? 4 : 2;
+    uint64_t lba = get_be(cmd->cdb + 2, lba_len), blocks = get_be(cmd->cdb + len_at, len_len);
+    uint32_t bs = odk_scsi_disk_block_size(disk);
+    uint64_t count = odk_scsi_disk_block_count(disk);
+    /* Out of range: unsplit, so that none of it runs (the disk's answer). */
+    if (!bs || blocks * bs != cmd->length || lba > count || blocks > count - lba)
+        return 0;
+    for (unsigned i = 0; i < n; i++)
+        if (segs[i].len % bs)
+            return 0;
+    bool out = cmd->dir == ODK_SCSI_DIR_TO_DEVICE;
+    uint64_t moved = 0;
+    for (unsigned i = 0; i < n; i++) {
+        uint8_t cdb[16];
+        memcpy(cdb, cmd->cdb, cmd->cdb_len);
+        put_be(cdb + 2, lba_len, lba + moved / bs);
+        put_be(cdb + len_at, len_len, segs[i].len / bs);
+        memset(r, 0, sizeof *r);
+        int st = odk_scsi_disk_execute(disk, cdb, cmd->cdb_len, out ? segs[i].addr : NULL,
+                                       out ? segs[i].len : 0, out ? NULL : segs[i].addr,
+                                       out ? 0 : segs[i].len, r);
+        if (st < 0)
+            return st;
+        moved += r->transferred;
+        if (r->status != ODK_SCSI_STATUS_GOOD)
+            break;
+    }
+    r->transferred = moved;
+    return 1;
+}
+
 static void execute(struct link *l, const struct hba_msg *cmd)
 {
     if (cmd->slot < m.n_slots && m.slots[cmd->slot].swallow && hold(l, cmd))
         return;
     struct hba_msg done = {.type = HBA_DONE, .slot = cmd->slot, .tag = cmd->tag};
-    struct map *mp = cmd->map_id < HBA_MAX_MAPS ? &l->maps[cmd->map_id] : NULL;
-    uint8_t *data = NULL;
-    if (cmd->length) {
-        if (!mp || !mp->addr || cmd->offset > mp->len || cmd->length > mp->len - cmd->offset) {
-            done.service = HBA_BAD_COMMAND;
-            send_msg(l, &done);
-            return;
-        }
-        data = mp->addr + cmd->offset;
+    struct seg segs[HBA_SG_MAX];
+    unsigned n_segs = 0;
+    char why[200];
+    if (!cmd_segments(l, cmd, segs, &n_segs, why, sizeof why)) {
+        refuse(l, cmd, why);
+        return;
     }
     if (cmd->slot >= m.n_slots || !m.slots[cmd->slot].disk) {
         done.service = HBA_NO_DEVICE;
@@ -402,16 +543,40 @@ static void execute(struct link *l, const struct hba_msg *cmd)
     if (cmd->cdb_len == 0 || cmd->cdb_len > sizeof cmd->cdb ||
         (cmd->dir != ODK_SCSI_DIR_NONE && cmd->dir != ODK_SCSI_DIR_FROM_DEVICE &&
          cmd->dir != ODK_SCSI_DIR_TO_DEVICE)) {
-        done.service = HBA_BAD_COMMAND;
-        send_msg(l, &done);
+        refuse(l, cmd, cmd->cdb_len == 0 || cmd->cdb_len > sizeof cmd->cdb
+                           ? "its CDB length is not 1 to 16"
+                           : "its direction is none of none, from the device, to the device");
         return;
     }
+    odk_scsi_disk *disk = m.slots[cmd->slot].disk;
     odk_scsi_result r;
     memset(&r, 0, sizeof r);
     bool out = cmd->dir == ODK_SCSI_DIR_TO_DEVICE, in = cmd->dir == ODK_SCSI_DIR_FROM_DEVICE;
-    int st =
-        odk_scsi_disk_execute(m.slots[cmd->slot].disk, cmd->cdb, cmd->cdb_len, out ? data : NULL,
-                              out ? cmd->length : 0, in ? data : NULL, in ? cmd->length : 0, &r);
+    int st = n_segs > 1 ? execute_split(disk, cmd, segs, n_segs, &r) : 0;
+    if (st == 0) {
+        /* One range, or a list under a command that does not split by
+         * blocks (an INQUIRY into two pieces): through a bounce buffer. */
+        uint8_t *data = n_segs == 1 ? segs[0].addr : NULL, *bounce = NULL;
+        if (n_segs > 1 && !(data = bounce = malloc(cmd->length))) {
+            refuse(l, cmd, "no memory to gather its scatter-gather list");
+            return;
+        }
+        uint64_t at = 0;
+        for (unsigned i = 0; bounce && out && i < n_segs; at += segs[i].len, i++)
+            memcpy(bounce + at, segs[i].addr, segs[i].len);
+        st = odk_scsi_disk_execute(disk, cmd->cdb, cmd->cdb_len, out ? data : NULL,
+                                   out ? cmd->length : 0, in ? data : NULL, in ? cmd->length : 0,
+                                   &r);
+        uint64_t left = r.transferred < cmd->length ? r.transferred : cmd->length;
+        at = 0;
+        for (unsigned i = 0; bounce && in && st >= 0 && i < n_segs && left;
+             at += segs[i].len, i++) {
+            uint64_t k = segs[i].len < left ? segs[i].len : left;
+            memcpy(segs[i].addr, bounce + at, k);
+            left -= k;
+        }
+        free(bounce);
+    }
     if (st < 0) {
         done.service = HBA_BAD_COMMAND;
     } else {

@@ -148,6 +148,12 @@ static void on_message(odk_sim_hba *h, const struct hba_msg *m)
     if (idx < h->free_hint)
         h->free_hint = idx;
     uint32_t sense_len = m->sense_len <= HBA_SENSE_MAX ? m->sense_len : HBA_SENSE_MAX;
+    if (m->service == HBA_BAD_COMMAND) {
+        /* The HBA says why in words (hba_wire.h), not in sense data. */
+        odk_error("the HBA refused a command for slot %u: %.*s", m->slot, (int)sense_len,
+                  sense_len ? (const char *)m->sense : "bad command");
+        sense_len = 0;
+    }
     h->ops->done(h->ctx, p->ctx,
                  m->service == HBA_OK        ? ODK_SCSI_TASK_COMPLETE
                  : m->service == HBA_ABORTED ? ODK_SCSI_TASK_ABORTED
@@ -321,14 +327,44 @@ int odk_sim_hba_submit(odk_sim_hba *h, uint32_t slot, const uint8_t *cdb, uint8_
                        odk_scsi_dir direction, odk_memory *m, uint64_t offset, uint64_t length,
                        void *cmd_ctx)
 {
-    if (!h || !cdb || cdb_len == 0 || cdb_len > 16 || slot >= h->n_slots || (length && !m) ||
-        (m && (offset > odk_memory_length(m) || length > odk_memory_length(m) - offset)))
+    if (length && !m)
+        return ODK_E_INVALID;
+    odk_sim_hba_sge one = {m, offset, length};
+    return odk_sim_hba_submit_sg(h, slot, cdb, cdb_len, direction, &one, length ? 1 : 0,
+                                 cmd_ctx);
+}
+
+int odk_sim_hba_submit_sg(odk_sim_hba *h, uint32_t slot, const uint8_t *cdb, uint8_t cdb_len,
+                          odk_scsi_dir direction, const odk_sim_hba_sge *sg, uint32_t n_sg,
+                          void *cmd_ctx)
+{
+    if (!h || !cdb || cdb_len == 0 || cdb_len > 16 || slot >= h->n_slots ||
+        n_sg > ODK_SIM_HBA_SG_MAX || (n_sg && !sg))
         return ODK_E_INVALID;
     if (h->gone)
         return ODK_E_GONE;
-    int id = 0;
-    if (length && (id = map_id(h, m)) < 0)
-        return ODK_E_INVALID;
+    struct hba_msg msg = {.type = HBA_CMD,
+                          .slot = slot,
+                          .dir = (uint8_t)direction,
+                          .cdb_len = cdb_len};
+    for (uint32_t k = 0; k < n_sg; k++) {
+        const odk_sim_hba_sge *e = &sg[k];
+        int id = e->memory ? map_id(h, e->memory) : -1;
+        if (id < 0 || !e->length || e->length > UINT32_MAX ||
+            e->offset > odk_memory_length(e->memory) ||
+            e->length > odk_memory_length(e->memory) - e->offset)
+            return ODK_E_INVALID;
+        msg.sg[k] = (struct hba_sge){.offset = e->offset, .length = (uint32_t)e->length,
+                                     .map_id = (uint32_t)id};
+        msg.length += e->length;
+    }
+    if (n_sg == 1) { /* one range: the plain form */
+        msg.map_id = msg.sg[0].map_id;
+        msg.offset = msg.sg[0].offset;
+        msg.sg[0] = (struct hba_sge){0};
+    } else {
+        msg.sg_count = n_sg;
+    }
     size_t i = h->free_hint;
     while (i < h->n_pend && h->pend[i].used)
         i++;
@@ -342,14 +378,7 @@ int odk_sim_hba_submit(odk_sim_hba *h, uint32_t slot, const uint8_t *cdb, uint8_
         h->n_pend = n;
     }
     struct pend *p = &h->pend[i];
-    struct hba_msg msg = {.type = HBA_CMD,
-                          .slot = slot,
-                          .tag = (uint64_t)p->gen << 32 | i,
-                          .map_id = (uint32_t)id,
-                          .dir = (uint8_t)direction,
-                          .cdb_len = cdb_len,
-                          .offset = offset,
-                          .length = length};
+    msg.tag = (uint64_t)p->gen << 32 | i;
     memcpy(msg.cdb, cdb, cdb_len);
     /* In a batch (storage_internal.h) the command waits in the backlog,
      * sent with the batch's others at its end. */
