@@ -105,6 +105,12 @@ struct raid {
     struct piece *head, *tail; /* the FIFO; head is running */
     bool busy;
     const char *state;
+    /* A LUN, target or bus reset reached the volume: its next command
+     * (INQUIRY, REPORT LUNS and REQUEST SENSE excepted) is answered UNIT
+     * ATTENTION 29h/00h and does not run.  One for the LUN, not one per
+     * initiator: the disk layer or a peripheral driver, whichever asks
+     * first, sees it. */
+    bool unit_attention;
 };
 
 static void set_state(struct raid *r, const char *state)
@@ -726,7 +732,11 @@ static void task(void *ctx, odk_scsi_task *t)
     odk_scsi_cdb_info info;
     int st = odk_scsi_cdb_decode(t->cdb, t->cdb_len, &info);
     uint8_t op = t->cdb[0];
-    if (r->dead) {
+    if (r->unit_attention && op != ODK_SCSI_OP_INQUIRY && op != ODK_SCSI_OP_REPORT_LUNS &&
+        op != ODK_SCSI_OP_REQUEST_SENSE) {
+        r->unit_attention = false;
+        vop_error(v, ODK_SCSI_SENSE_UNIT_ATTENTION, 0x29, 0x00);
+    } else if (r->dead) {
         vop_error(v, ODK_SCSI_SENSE_HARDWARE_ERROR, 0x44, 0x00);
     } else if (st == ODK_OK && (op == ODK_SCSI_OP_READ_10 || op == ODK_SCSI_OP_READ_16 ||
                                 op == ODK_SCSI_OP_WRITE_10 || op == ODK_SCSI_OP_WRITE_16)) {
@@ -865,6 +875,8 @@ static void reset(void *ctx, uint32_t kind, odk_scsi_task *t, uint32_t target, u
     if (dropped)
         odk_warn("%s: %u stripe piece(s) waiting in the FIFO dropped",
                  kind < 4 ? names[kind] : "reset", dropped);
+    if (kind != ODK_SCSI_ABORT_TASK)
+        r->unit_attention = true; /* the volume's LUN was reset too */
     int st = ODK_OK;
     if (kind == ODK_SCSI_ABORT_TASK && t)
         st = odk_sim_hba_abort(r->hba, sub_of_task, t);

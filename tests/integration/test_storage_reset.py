@@ -128,6 +128,13 @@ def test_a_peripheral_cdb_the_controller_never_completes_times_out_and_the_lun_w
     wait_until(lambda: counters(odkd, lun)["TasksAbandoned"] == 0,
                what="the abandoned peripheral task let go")
     r = odkd.ctl("scsi", lun, "raw", "--timeout", "1000", "--in", "512", read16(0, 1), check=False)
+    if "UNIT ATTENTION" in r.stdout:
+        # The escalation reached a LUN reset before the disk came back:
+        # the volume's LUN says so once, to this first command.
+        assert "POWER ON, RESET, OR BUS DEVICE RESET OCCURRED" in r.stdout, r.stdout
+        assert counters(odkd, lun)["LUNResets"] >= 1
+        r = odkd.ctl("scsi", lun, "raw", "--timeout", "1000", "--in", "512", read16(0, 1),
+                     check=False)
     assert r.returncode == 0 and "status: GOOD" in r.stdout, r.stdout + r.stderr
     n = counters(odkd, lun)
     assert n["TaskTimeouts"] == n["TaskAborts"] == n["TasksFailed"] == 1, n
@@ -173,7 +180,9 @@ def test_a_disk_deaf_to_abort_task_is_freed_by_a_lun_reset_and_its_unit_attentio
     """A disk told `no-abort` holds its commands and fails ABORT TASK, but
     a LUN reset ends them: the family's escalation stops at its first
     step.  The reset disks then report UNIT ATTENTION (29h/00h) to their
-    next command, which scsi-raid sends again: the client sees no error."""
+    next command, which scsi-raid sends again, and so does the volume's
+    LUN, whose command the disk layer sends again: the client sees no
+    error."""
     hba = plug(odkd, 0)
     lun = lun_of(odkd, hba)
     disk = next(n for n in odkd.json("tree")
@@ -206,6 +215,9 @@ def test_a_disk_deaf_to_abort_task_is_freed_by_a_lun_reset_and_its_unit_attentio
     assert ("disk 0: UNIT ATTENTION: POWER ON, RESET, OR BUS DEVICE RESET OCCURRED; "
             "the command goes again") in log, log[-6000:]
     assert "disk 1: UNIT ATTENTION" in log, log[-6000:]
+    # The volume's own LUN was reset too: its unit attention went to the
+    # disk layer's next command, which went again.
+    assert "UNIT ATTENTION from the LUN; the command goes again" in log, log[-6000:]
     assert "detached" not in log and "bad reply" not in log, log[-6000:]
     c.close()
 
