@@ -415,7 +415,8 @@ static bool cmd_segments(const struct link *l, const struct hba_msg *cmd, struct
             return false;
         }
         if (cmd->offset > mp->len || cmd->length > mp->len - cmd->offset) {
-            snprintf(why, why_len, "its data (%llu bytes at %llu) runs past the end of map %u (%llu bytes)",
+            snprintf(why, why_len,
+                     "its data (%llu bytes at %llu) runs past the end of map %u (%llu bytes)",
                      (unsigned long long)cmd->length, (unsigned long long)cmd->offset, cmd->map_id,
                      (unsigned long long)mp->len);
             return false;
@@ -543,9 +544,10 @@ static void execute(struct link *l, const struct hba_msg *cmd)
     if (cmd->cdb_len == 0 || cmd->cdb_len > sizeof cmd->cdb ||
         (cmd->dir != ODK_SCSI_DIR_NONE && cmd->dir != ODK_SCSI_DIR_FROM_DEVICE &&
          cmd->dir != ODK_SCSI_DIR_TO_DEVICE)) {
-        refuse(l, cmd, cmd->cdb_len == 0 || cmd->cdb_len > sizeof cmd->cdb
-                           ? "its CDB length is not 1 to 16"
-                           : "its direction is none of none, from the device, to the device");
+        refuse(l, cmd,
+               cmd->cdb_len == 0 || cmd->cdb_len > sizeof cmd->cdb
+                   ? "its CDB length is not 1 to 16"
+                   : "its direction is none of none, from the device, to the device");
         return;
     }
     odk_scsi_disk *disk = m.slots[cmd->slot].disk;

@@ -105,7 +105,7 @@ struct hba_msg {
     uint32_t pad;
     uint8_t cdb[16];
     union {
-        uint8_t sense[HBA_SENSE_MAX];    /* HBA_DONE */
+        uint8_t sense[HBA_SENSE_MAX];  /* HBA_DONE */
         struct hba_sge sg[HBA_SG_MAX]; /* HBA_CMD with sg_count */
     };
 };

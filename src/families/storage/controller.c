@@ -367,8 +367,8 @@ static bool unit_attention(uint32_t response, uint8_t status, const uint8_t *sen
     if (response != ODK_SCSI_TASK_COMPLETE || status != ODK_SCSI_STATUS_CHECK_CONDITION)
         return false;
     uint8_t key = sense_len >= 3 && (sense[0] & 0x7f) <= 0x71 ? sense[2] & 0x0f
-                  : sense_len >= 2                           ? sense[1] & 0x0f
-                                                             : 0;
+                  : sense_len >= 2                            ? sense[1] & 0x0f
+                                                              : 0;
     return key == ODK_SCSI_SENSE_UNIT_ATTENTION;
 }
 

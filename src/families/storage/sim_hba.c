@@ -330,8 +330,7 @@ int odk_sim_hba_submit(odk_sim_hba *h, uint32_t slot, const uint8_t *cdb, uint8_
     if (length && !m)
         return ODK_E_INVALID;
     odk_sim_hba_sge one = {m, offset, length};
-    return odk_sim_hba_submit_sg(h, slot, cdb, cdb_len, direction, &one, length ? 1 : 0,
-                                 cmd_ctx);
+    return odk_sim_hba_submit_sg(h, slot, cdb, cdb_len, direction, &one, length ? 1 : 0, cmd_ctx);
 }
 
 int odk_sim_hba_submit_sg(odk_sim_hba *h, uint32_t slot, const uint8_t *cdb, uint8_t cdb_len,
@@ -343,10 +342,8 @@ int odk_sim_hba_submit_sg(odk_sim_hba *h, uint32_t slot, const uint8_t *cdb, uin
         return ODK_E_INVALID;
     if (h->gone)
         return ODK_E_GONE;
-    struct hba_msg msg = {.type = HBA_CMD,
-                          .slot = slot,
-                          .dir = (uint8_t)direction,
-                          .cdb_len = cdb_len};
+    struct hba_msg msg = {
+        .type = HBA_CMD, .slot = slot, .dir = (uint8_t)direction, .cdb_len = cdb_len};
     for (uint32_t k = 0; k < n_sg; k++) {
         const odk_sim_hba_sge *e = &sg[k];
         int id = e->memory ? map_id(h, e->memory) : -1;
@@ -354,8 +351,8 @@ int odk_sim_hba_submit_sg(odk_sim_hba *h, uint32_t slot, const uint8_t *cdb, uin
             e->offset > odk_memory_length(e->memory) ||
             e->length > odk_memory_length(e->memory) - e->offset)
             return ODK_E_INVALID;
-        msg.sg[k] = (struct hba_sge){.offset = e->offset, .length = (uint32_t)e->length,
-                                     .map_id = (uint32_t)id};
+        msg.sg[k] = (struct hba_sge){
+            .offset = e->offset, .length = (uint32_t)e->length, .map_id = (uint32_t)id};
         msg.length += e->length;
     }
     if (n_sg == 1) { /* one range: the plain form */
