@@ -121,15 +121,19 @@ def test_a_scatter_gather_write_and_read_move_each_piece_in_place(hba):
 
 
 @pytest.mark.parametrize("case, words", [
-    ({"sg": [(0, 512, 0), (512, 512, 5)], "length": 1024}, b"entry 1 names map 5, which is not mapped"),
-    ({"sg": [(MAP_LEN - 256, 512, 0)] * 2, "length": 1024}, b"entry 0 (512 bytes at 65280) runs past the end of map 0"),
+    ({"sg": [(0, 512, 0), (512, 512, 5)], "length": 1024},
+     b"entry 1 names map 5, which is not mapped"),
+    ({"sg": [(MAP_LEN - 256, 512, 0)] * 2, "length": 1024},
+     b"entry 0 (512 bytes at 65280) runs past the end of map 0"),
     ({"sg": [(0, 512, 0), (512, 0, 0)], "length": 512}, b"entry 1 is empty"),
-    ({"sg": [(0, 512, 0), (512, 512, 0)], "length": 2048}, b"add up to 1024 bytes, the command says 2048"),
+    ({"sg": [(0, 512, 0), (512, 512, 0)], "length": 2048},
+     b"add up to 1024 bytes, the command says 2048"),
     ({"sg": [(i * 512, 512, 0) for i in range(SG_MAX + 1)], "length": 512 * (SG_MAX + 1)},
      b"has 17 entries (at most 16)"),
     ({"map_id": 9, "offset": 0, "length": 512}, b"map 9, which is not mapped"),
 ])
-def test_a_malformed_scatter_gather_list_is_refused_with_its_reason_and_the_model_goes_on(hba, case, words):
+def test_a_malformed_scatter_gather_list_is_refused_with_its_reason_and_the_model_goes_on(
+        hba, case, words):
     link, mem, proc, err = hba
     put(mem, 0, b"\xab" * 1024)
     put(mem, 4096, b"\xff" * 256)
