@@ -47,7 +47,7 @@ static int usage(void)
             "  storage unplug ID         unplug a simulated HBA\n"
             "  scsi LUN inquiry [--vpd P]|capacity|sense|raw [--unchecked] [--in N] [--out HEX] HEX\n"
             "                            CDBs to a LUN node through scsi-inquiry\n"
-            "  storage fault ID SLOT KIND [LBA [BLOCKS]]  medium-error|not-ready|remove|insert|swallow|hang|clear\n"
+            "  storage fault ID SLOT KIND [LBA [BLOCKS]]  medium-error|not-ready|remove|insert|swallow|hang|no-abort|clear\n"
             "  usb [-v]                  USB devices, like lsusb (-v: their descriptors)\n"
             "  usb plug MODEL [JSON]     plug a simulated USB device (cdc-acm, ftdi, vendor-echo,\n"
             "                            hid-keyboard, hid-mouse, broken), print its node id\n"

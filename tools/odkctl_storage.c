@@ -106,7 +106,7 @@ usage:
     odk_value_free(args);
     fprintf(stderr, "usage: odkctl storage [plug DISKS [JSON] | unplug ID |\n"
                     "                       fault ID SLOT "
-                    "medium-error|not-ready|remove|insert|swallow|hang|clear"
+                    "medium-error|not-ready|remove|insert|swallow|hang|no-abort|clear"
                     " [LBA [BLOCKS]]]\n");
     return 2;
 }

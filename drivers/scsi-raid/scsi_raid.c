@@ -28,6 +28,7 @@
 
 #define CHUNK (64u << 10)
 #define QUEUE_DEPTH 64
+#define UA_RETRIES 3 /* a command that meets UNIT ATTENTION goes again this often */
 #define MAX_DISKS 64
 
 enum piece_kind { P_READ_DEGRADED, P_WRITE5, P_REBUILD };
@@ -57,16 +58,33 @@ struct vop {
     uint32_t sense_len;
 };
 
-/* One command to one disk: for a volume op directly, or a piece's. */
+/* A chunk's worth of a command's data: where it is on the disk and in
+ * memory (a direct read keeps it to reconstruct the chunk if the disk
+ * fails it). */
+struct seg {
+    uint64_t row, disk_lba;
+    uint32_t blocks;
+    uint8_t *buf;
+    uint64_t mem_off;
+};
+
+/* One command to one disk: for a volume op directly, or a piece's.  A
+ * direct READ or WRITE carries every chunk of the op that lies next on
+ * its disk, up to ODK_SIM_HBA_SG_MAX, as one scatter-gather command: a
+ * RAID-0 request of 1 MiB over 4 disks is 4 commands, not 16. */
 struct sub {
     struct vop *op;
     struct piece *piece;
     unsigned disk;
     bool is_read;
-    /* a direct read: what to reconstruct if the disk fails it */
-    uint64_t row, disk_lba;
-    uint32_t blocks;
-    uint8_t *buf;
+    bool fua;
+    /* the command as sent, to send again after a UNIT ATTENTION */
+    uint8_t cdb[16], cdb_len;
+    odk_scsi_dir dir;
+    odk_memory *mem;
+    unsigned retries;
+    unsigned n_seg;
+    struct seg seg[ODK_SIM_HBA_SG_MAX];
 };
 
 struct raid {
@@ -87,6 +105,12 @@ struct raid {
     struct piece *head, *tail; /* the FIFO; head is running */
     bool busy;
     const char *state;
+    /* A LUN, target or bus reset reached the volume: its next command
+     * (INQUIRY, REPORT LUNS and REQUEST SENSE excepted) is answered UNIT
+     * ATTENTION 29h/00h and does not run.  One for the LUN, not one per
+     * initiator: the disk layer or a peripheral driver, whichever asks
+     * first, sees it. */
+    bool unit_attention;
 };
 
 static void set_state(struct raid *r, const char *state)
@@ -147,19 +171,62 @@ static void vop_put(struct vop *v)
 static void hba_done(void *ctx, void *cmd_ctx, uint32_t response, uint8_t status,
                      uint64_t transferred, const uint8_t *sense, uint32_t sense_len);
 
+/* Sends the sub's command (again, after a UNIT ATTENTION). */
+static int sub_send(struct raid *r, struct sub *s)
+{
+    odk_sim_hba_sge sg[ODK_SIM_HBA_SG_MAX];
+    for (unsigned i = 0; i < s->n_seg; i++)
+        sg[i] = (odk_sim_hba_sge){s->mem, s->seg[i].mem_off, (uint64_t)s->seg[i].blocks * r->bs};
+    return odk_sim_hba_submit_sg(r->hba, s->disk, s->cdb, s->cdb_len, s->dir, sg, s->n_seg, s);
+}
+
+/* Builds the READ or WRITE (16) of the sub's segments, contiguous on its
+ * disk from seg[0], and sends it. */
+static int sub_submit(struct raid *r, struct sub *s)
+{
+    uint32_t blocks = 0;
+    for (unsigned i = 0; i < s->n_seg; i++)
+        blocks += s->seg[i].blocks;
+    odk_scsi_cdb cdb;
+    uint64_t lba = s->seg[0].disk_lba;
+    int st = s->is_read ? odk_scsi_build_read_16(&cdb, lba, blocks, 0)
+                        : odk_scsi_build_write_16(&cdb, lba, blocks, s->fua ? ODK_SCSI_RW_FUA : 0);
+    if (st == ODK_OK)
+        st = odk_sim_hba_map(r->hba, s->mem);
+    if (st < 0)
+        return st;
+    memcpy(s->cdb, cdb.bytes, cdb.length);
+    s->cdb_len = (uint8_t)cdb.length;
+    s->dir = s->is_read ? ODK_SCSI_DIR_FROM_DEVICE : ODK_SCSI_DIR_TO_DEVICE;
+    return sub_send(r, s);
+}
+
+/* One range: a stripe piece's command. */
 static int submit(struct raid *r, struct sub *s, uint64_t lba, uint32_t blocks, odk_memory *m,
                   uint64_t off, bool fua)
 {
-    odk_scsi_cdb cdb;
-    int st = s->is_read ? odk_scsi_build_read_16(&cdb, lba, blocks, 0)
-                        : odk_scsi_build_write_16(&cdb, lba, blocks, fua ? ODK_SCSI_RW_FUA : 0);
-    if (st == ODK_OK)
-        st = odk_sim_hba_map(r->hba, m);
-    if (st == ODK_OK)
-        st = odk_sim_hba_submit(r->hba, s->disk, cdb.bytes, cdb.length,
-                                s->is_read ? ODK_SCSI_DIR_FROM_DEVICE : ODK_SCSI_DIR_TO_DEVICE, m,
-                                off, (uint64_t)blocks * r->bs, s);
-    return st;
+    s->mem = m;
+    s->fua = fua;
+    s->n_seg = 1;
+    s->seg[0] = (struct seg){.disk_lba = lba, .blocks = blocks, .mem_off = off};
+    return sub_submit(r, s);
+}
+
+/* A disk that was reset (or powered on) says so once, to the next command,
+ * with UNIT ATTENTION: the command did not run, and goes again. */
+static bool retry_unit_attention(struct raid *r, struct sub *s, uint32_t response, uint8_t status,
+                                 const uint8_t *sense, uint32_t sense_len)
+{
+    odk_scsi_sense k;
+    if (response != ODK_SCSI_TASK_COMPLETE || status != ODK_SCSI_STATUS_CHECK_CONDITION ||
+        odk_scsi_sense_parse(sense, sense_len, &k) < 0 || k.key != ODK_SCSI_SENSE_UNIT_ATTENTION ||
+        s->retries >= UA_RETRIES)
+        return false;
+    char words[256];
+    odk_scsi_sense_describe(&k, words, sizeof words);
+    s->retries++;
+    odk_info("disk %u: %s; the command goes again", s->disk, words);
+    return sub_send(r, s) == ODK_OK;
 }
 
 static struct sub *sub_new(struct vop *op, struct piece *p, unsigned disk, bool is_read)
@@ -444,6 +511,8 @@ static void hba_done(void *ctx, void *cmd_ctx, uint32_t response, uint8_t status
     struct raid *r = ctx;
     struct sub *s = cmd_ctx;
     (void)transferred;
+    if (retry_unit_attention(r, s, response, status, sense, sense_len))
+        return;
     bool bad = response != ODK_SCSI_TASK_COMPLETE || status != ODK_SCSI_STATUS_GOOD;
     if (s->piece) {
         struct piece *p = s->piece;
@@ -459,14 +528,17 @@ static void hba_done(void *ctx, void *cmd_ctx, uint32_t response, uint8_t status
         return;
     }
     struct vop *v = s->op;
-    if (bad && r->level == 5 && s->buf && medium_or_gone(response, status, sense, sense_len)) {
-        /* Reconstruct this range from the other disks. */
+    if (bad && r->level == 5 && s->is_read && s->n_seg &&
+        medium_or_gone(response, status, sense, sense_len)) {
+        /* Reconstruct its chunks from the other disks. */
         fail_disk(r, s->disk,
                   response != ODK_SCSI_TASK_COMPLETE ? "stopped answering" : "reported an error");
-        if (r->dead)
-            vop_error(v, ODK_SCSI_SENSE_MEDIUM_ERROR, 0x11, 0x00);
-        else
-            queue_degraded_read(r, v, s->row, s->disk_lba, s->blocks, s->disk, s->buf);
+        for (unsigned i = 0; i < s->n_seg; i++)
+            if (r->dead)
+                vop_error(v, ODK_SCSI_SENSE_MEDIUM_ERROR, 0x11, 0x00);
+            else
+                queue_degraded_read(r, v, s->seg[i].row, s->seg[i].disk_lba, s->seg[i].blocks,
+                                    s->disk, s->seg[i].buf);
     } else if (bad && response == ODK_SCSI_TASK_ABORTED) {
         v->response = ODK_SCSI_SERVICE_FAILURE; /* aborted: the family answers EIO */
     } else if (bad && response != ODK_SCSI_TASK_COMPLETE) {
@@ -528,8 +600,27 @@ static void queue_degraded_read(struct raid *r, struct vop *v, uint64_t row, uin
     fifo_push(r, p);
 }
 
+/* Sends a direct command gathered by read_write; one that cannot go is
+ * read degraded (RAID-5) or fails the op. */
+static void sub_flush(struct raid *r, struct vop *v, struct sub *s)
+{
+    if (sub_submit(r, s) == ODK_OK) {
+        v->pending++;
+        return;
+    }
+    for (unsigned i = 0; i < s->n_seg; i++)
+        if (r->level == 5 && s->is_read)
+            queue_degraded_read(r, v, s->seg[i].row, s->seg[i].disk_lba, s->seg[i].blocks, s->disk,
+                                s->seg[i].buf);
+        else
+            vop_error(v, ODK_SCSI_SENSE_HARDWARE_ERROR, 0x44, 0x00);
+    free(s);
+}
+
 /* zeroes: WRITE SAME of a zero block (the data comes from the scratch's
- * zero area, not the task's memory). */
+ * zero area, not the task's memory).  The chunks that lie next to each
+ * other on a disk go in one command (sub), sent when the next chunk for
+ * that disk is not next to them, when it is full, or at the end. */
 static void read_write(struct raid *r, struct vop *v, uint64_t lba, uint32_t blocks, bool write,
                        bool fua, bool zeroes)
 {
@@ -544,6 +635,7 @@ static void read_write(struct raid *r, struct vop *v, uint64_t lba, uint32_t blo
         vop_error(v, ODK_SCSI_SENSE_ILLEGAL_REQUEST, 0x21, 0x00); /* LBA OUT OF RANGE */
         return;
     }
+    struct sub *open[MAX_DISKS] = {0};
     uint64_t off = 0;
     while (blocks) {
         struct place pl = locate(r, lba);
@@ -573,27 +665,37 @@ static void read_write(struct raid *r, struct vop *v, uint64_t lba, uint32_t blo
         } else if (r->level == 5 && failed_for_row(r, pl.disk, pl.row)) {
             queue_degraded_read(r, v, pl.row, pl.disk_lba, n, pl.disk, buf);
         } else {
-            struct sub *s = sub_new(v, NULL, pl.disk, !write);
-            if (s && !write) {
-                s->row = pl.row;
-                s->disk_lba = pl.disk_lba;
-                s->blocks = n;
-                s->buf = buf;
+            struct sub *s = open[pl.disk];
+            const struct seg *last = s ? &s->seg[s->n_seg - 1] : NULL;
+            if (s && (s->n_seg == ODK_SIM_HBA_SG_MAX || s->mem != src ||
+                      last->disk_lba + last->blocks != pl.disk_lba)) {
+                sub_flush(r, v, s);
+                s = open[pl.disk] = NULL;
             }
-            if (!s || submit(r, s, pl.disk_lba, n, src, src_off, fua) < 0) {
-                free(s);
+            if (!s && (s = open[pl.disk] = sub_new(v, NULL, pl.disk, !write)) != NULL) {
+                s->mem = src;
+                s->fua = fua;
+            }
+            if (!s) {
                 if (r->level == 5)
                     queue_degraded_read(r, v, pl.row, pl.disk_lba, n, pl.disk, buf);
                 else
                     vop_error(v, ODK_SCSI_SENSE_HARDWARE_ERROR, 0x44, 0x00);
             } else {
-                v->pending++;
+                s->seg[s->n_seg++] = (struct seg){.row = pl.row,
+                                                  .disk_lba = pl.disk_lba,
+                                                  .blocks = n,
+                                                  .buf = buf,
+                                                  .mem_off = src_off};
             }
         }
         lba += n;
         blocks -= n;
         off += (uint64_t)n * r->bs;
     }
+    for (unsigned d = 0; d < r->n; d++)
+        if (open[d])
+            sub_flush(r, v, open[d]);
 }
 
 static void sync_disks(struct raid *r, struct vop *v)
@@ -603,9 +705,12 @@ static void sync_disks(struct raid *r, struct vop *v)
             continue;
         odk_scsi_cdb cdb;
         struct sub *s = sub_new(v, NULL, d, false);
-        if (!s || odk_scsi_build_synchronize_cache_16(&cdb, 0, 0, false) < 0 ||
-            odk_sim_hba_submit(r->hba, d, cdb.bytes, cdb.length, ODK_SCSI_DIR_NONE, NULL, 0, 0, s) <
-                0) {
+        if (s && odk_scsi_build_synchronize_cache_16(&cdb, 0, 0, false) == ODK_OK) {
+            memcpy(s->cdb, cdb.bytes, cdb.length);
+            s->cdb_len = (uint8_t)cdb.length;
+            s->dir = ODK_SCSI_DIR_NONE;
+        }
+        if (!s || !s->cdb_len || sub_send(r, s) < 0) {
             free(s);
             continue;
         }
@@ -627,7 +732,11 @@ static void task(void *ctx, odk_scsi_task *t)
     odk_scsi_cdb_info info;
     int st = odk_scsi_cdb_decode(t->cdb, t->cdb_len, &info);
     uint8_t op = t->cdb[0];
-    if (r->dead) {
+    if (r->unit_attention && op != ODK_SCSI_OP_INQUIRY && op != ODK_SCSI_OP_REPORT_LUNS &&
+        op != ODK_SCSI_OP_REQUEST_SENSE) {
+        r->unit_attention = false;
+        vop_error(v, ODK_SCSI_SENSE_UNIT_ATTENTION, 0x29, 0x00);
+    } else if (r->dead) {
         vop_error(v, ODK_SCSI_SENSE_HARDWARE_ERROR, 0x44, 0x00);
     } else if (st == ODK_OK && (op == ODK_SCSI_OP_READ_10 || op == ODK_SCSI_OP_READ_16 ||
                                 op == ODK_SCSI_OP_WRITE_10 || op == ODK_SCSI_OP_WRITE_16)) {
@@ -710,21 +819,64 @@ static bool sub_of_task(void *cmd_ctx, void *arg)
     return v && v->t == arg;
 }
 
+/* Takes the stripe pieces of task t (every volume task's for t NULL) out
+ * of the FIFO while they wait their turn, the running one excepted (its
+ * commands are at the disks, for the HBA to abort): they never start,
+ * and their task completes with a service failure.  Returns how many. */
+static unsigned drop_queued_pieces(struct raid *r, const odk_scsi_task *t)
+{
+    if (!r->head)
+        return 0;
+    /* Unlinked first, completed after: a completion may start new tasks,
+     * whose pieces join the FIFO. */
+    struct piece *dropped = NULL;
+    for (struct piece **pp = &r->head->next; *pp;) {
+        struct piece *p = *pp;
+        if (!p->op || (t && p->op->t != t)) {
+            pp = &p->next;
+            continue;
+        }
+        *pp = p->next;
+        p->next = dropped;
+        dropped = p;
+    }
+    r->tail = r->head;
+    while (r->tail->next)
+        r->tail = r->tail->next;
+    unsigned n = 0;
+    while (dropped) {
+        struct piece *p = dropped;
+        dropped = p->next;
+        p->op->response = ODK_SCSI_SERVICE_FAILURE;
+        vop_put(p->op);
+        free(p);
+        n++;
+    }
+    return n;
+}
+
 /* The family's recovery steps, passed to the HBA: ABORT TASK aborts every
  * disk command of the volume task (a command the disk holds ends
- * ODK_SCSI_TASK_ABORTED and the task completes with a service failure);
- * a LUN or target reset resets every disk of the volume (its one LUN
- * spans them all), a bus reset the HBA's bus.  A disk that answers no
- * task management (`hang`) keeps its commands: the HBA logs the failure
- * and the family goes on to its next step.  A RAID-5 stripe piece still
- * waiting in the FIFO has no command to abort yet: it runs when its turn
- * comes. */
+ * ODK_SCSI_TASK_ABORTED and the task completes with a service failure)
+ * and drops its RAID-5 stripe pieces still waiting in the FIFO; a LUN or
+ * target reset resets every disk of the volume (its one LUN spans them
+ * all), a bus reset the HBA's bus, and each drops every task's waiting
+ * pieces (a reset ends the task set; a rebuild's go on).  A disk that
+ * answers no task management (`hang`) keeps its commands: the HBA logs
+ * the failure and the family goes on to its next step. */
 static void reset(void *ctx, uint32_t kind, odk_scsi_task *t, uint32_t target, uint64_t lun,
                   uint32_t deadline_ms)
 {
     struct raid *r = ctx;
     (void)deadline_ms;
     static const char *const names[] = {"abort task", "LUN reset", "target reset", "bus reset"};
+    unsigned dropped = kind == ODK_SCSI_ABORT_TASK ? (t ? drop_queued_pieces(r, t) : 0)
+                                                   : drop_queued_pieces(r, NULL);
+    if (dropped)
+        odk_warn("%s: %u stripe piece(s) waiting in the FIFO dropped",
+                 kind < 4 ? names[kind] : "reset", dropped);
+    if (kind != ODK_SCSI_ABORT_TASK)
+        r->unit_attention = true; /* the volume's LUN was reset too */
     int st = ODK_OK;
     if (kind == ODK_SCSI_ABORT_TASK && t)
         st = odk_sim_hba_abort(r->hba, sub_of_task, t);

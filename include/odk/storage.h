@@ -204,7 +204,8 @@ typedef struct odk_sim_hba odk_sim_hba;
 typedef struct odk_sim_hba_ops {
     /* A command finished: status, bytes moved, sense (sense_len may be 0).
      * service_response is ODK_SCSI_SERVICE_FAILURE for a disk that is not
-     * there (or left) and for a model that died, ODK_SCSI_TASK_ABORTED
+     * there (or left), for a command the HBA refused (logged with its
+     * reason) and for a model that died, ODK_SCSI_TASK_ABORTED
      * for a command an abort or reset ended. */
     void (*done)(void *ctx, void *cmd_ctx, uint32_t service_response, uint8_t status,
                  uint64_t transferred, const uint8_t *sense, uint32_t sense_len);
@@ -240,6 +241,27 @@ ODK_PUBLIC int odk_sim_hba_map(odk_sim_hba *h, odk_memory *m);
 ODK_PUBLIC int odk_sim_hba_submit(odk_sim_hba *h, uint32_t slot, const uint8_t *cdb,
                                   uint8_t cdb_len, odk_scsi_dir direction, odk_memory *m,
                                   uint64_t offset, uint64_t length, void *cmd_ctx);
+
+/* One piece of a command's data: length bytes (not 0, below 4 GiB) at
+ * offset in m, which odk_sim_hba_map made reachable. */
+typedef struct odk_sim_hba_sge {
+    odk_memory *memory;
+    uint64_t offset;
+    uint64_t length;
+} odk_sim_hba_sge;
+
+#define ODK_SIM_HBA_SG_MAX 16 /* entries of one command's scatter-gather list */
+
+/* As odk_sim_hba_submit, the data in n_sg pieces (a scatter-gather list,
+ * 0 to ODK_SIM_HBA_SG_MAX; sg may be NULL for 0): the disk sees one
+ * command of their total length, the device moves each piece in place.
+ * A READ or WRITE whose blocks are contiguous on the disk and scattered
+ * in memory (a RAID-0 request's chunks for one disk) is one command.
+ * Errors: ODK_E_INVALID (bad slot, cdb_len, an entry empty, out of its
+ * memory's range or unmapped, more than ODK_SIM_HBA_SG_MAX), ODK_E_GONE. */
+ODK_PUBLIC int odk_sim_hba_submit_sg(odk_sim_hba *h, uint32_t slot, const uint8_t *cdb,
+                                     uint8_t cdb_len, odk_scsi_dir direction,
+                                     const odk_sim_hba_sge *sg, uint32_t n_sg, void *cmd_ctx);
 
 /* ABORT TASK for each command in flight whose cmd_ctx match(cmd_ctx, arg)
  * accepts: a command the disk still holds ends, its done callback runs

@@ -322,6 +322,73 @@ def test_a_client_that_never_reads_its_replies_is_disconnected(tmp_path, monkeyp
         odkd.stop()
 
 
+def test_an_hba_with_its_disks_in_memory_serves_like_one_with_files(odkd, tmp_path):
+    r = odkd.ctl("storage", "plug", 2, json.dumps({"backing": "tape"}), check=False)
+    assert r.returncode != 0 and "'backing' is \"file\"" in r.stderr + r.stdout
+    hba = int(odkd.ctl("storage", "plug", 3, json.dumps(
+        {"size_mb": 8, "backing": "memory", "properties": {"OdkRAIDLevel": 0}})).stdout)
+    disk = disk_node(odkd, hba)
+    uri = disk["properties"]["OdkNBDURI"]
+    src, dst = tmp_path / "in", tmp_path / "out"
+    random_file(src, 8, seed=5)
+    copy_in(src, uri)
+    read_back(uri, dst, 8)
+    assert sha(dst) == sha(src)
+    hba_node = next(n for n in nodes(odkd) if n["id"] == hba)
+    assert hba_node["properties"]["OdkStorageBacking"] == "memory"
+    # No disk files: the disks are memfds of the model.
+    assert not list((odkd.state / "storage").glob("hba-*/disk-*.img"))
+
+
+def test_writes_cut_off_in_their_payload_give_their_areas_back(tmp_path, monkeypatch):
+    """A large WRITE's payload goes from the socket straight into an area of
+    the driver's arena; a client that hangs up or stops in the middle must
+    not keep that area (the driver has 64)."""
+    monkeypatch.setitem(conftest.CHILD_ENV, "ODK_NBD_STALL_MS", "1000")
+    # Requests that wait for an area fail after 5 s, not 30.
+    monkeypatch.setitem(conftest.CHILD_ENV, "ODK_NBD_DEADLINE_MS", "5000")
+    odkd = conftest.Odkd(tmp_path)
+    try:
+        hba = plug(odkd, 3, level=0)
+        path = socket_of(disk_node(odkd, hba)["properties"]["OdkNBDURI"])
+        good = Nbd(path)
+        for _ in range(80):  # more than the areas
+            cut = Nbd(path)
+            cut.send(CMD_WRITE, 0, 1 << 20, b"\x11" * (512 << 10))
+            cut.close()
+        stuck = Nbd(path)
+        stuck.send(CMD_WRITE, 0, 1 << 20, b"\x22" * (512 << 10))
+        wait_until(lambda: "stopped in the middle of a WRITE's payload" in odkd.log_text(),
+                   what="the export to give up on the stuck client")
+        assert stuck.s.recv(16) == b""
+        data = bytes(range(256)) * 4096  # 1 MiB
+        mib = good.size >> 20
+        cookies = [good.send(CMD_WRITE, (i % mib) << 20, 1 << 20, data) for i in range(64)]
+        replies = [good.reply() for _ in cookies]
+        assert all(err == 0 for err, _, _ in replies), [err for err, _, _ in replies]
+        assert good.read((mib - 1) << 20, 1 << 20) == (0, data)
+    finally:
+        odkd.stop()
+
+
+def test_a_write_whose_payload_is_coming_when_the_driver_dies_waits_for_the_next(raid5):
+    """The payload's first half lands in the dead driver's arena: the export
+    keeps it, takes the rest, and the restarted driver writes it all."""
+    odkd, hba, disk = raid5
+    c = Nbd(socket_of(disk["properties"]["OdkNBDURI"]))
+    data = bytes(range(256)) * 4096  # 1 MiB
+    c.send(CMD_WRITE, 4 << 20, len(data), data[:512 << 10])
+    assert Nbd(socket_of(disk["properties"]["OdkNBDURI"])).read(0, 512)[0] == 0
+    time.sleep(0.3)  # the export takes the first half (the test still passes if not yet)
+    pid = raid_pid(odkd, hba)
+    os.kill(pid, signal.SIGKILL)
+    wait_until(lambda: "driver detached" in odkd.log_text(), what="the export to see the crash")
+    c.s.sendall(data[512 << 10:])
+    assert c.reply()[0] == 0
+    wait_state(odkd, hba, "optimal")
+    assert c.read(4 << 20, len(data)) == (0, data)
+
+
 def test_kill_9_fails_in_flight_requests_and_flushed_writes_survive(raid5):
     odkd, hba, disk = raid5
     path = socket_of(disk["properties"]["OdkNBDURI"])

@@ -128,6 +128,13 @@ def test_a_peripheral_cdb_the_controller_never_completes_times_out_and_the_lun_w
     wait_until(lambda: counters(odkd, lun)["TasksAbandoned"] == 0,
                what="the abandoned peripheral task let go")
     r = odkd.ctl("scsi", lun, "raw", "--timeout", "1000", "--in", "512", read16(0, 1), check=False)
+    if "UNIT ATTENTION" in r.stdout:
+        # The escalation reached a LUN reset before the disk came back:
+        # the volume's LUN says so once, to this first command.
+        assert "POWER ON, RESET, OR BUS DEVICE RESET OCCURRED" in r.stdout, r.stdout
+        assert counters(odkd, lun)["LUNResets"] >= 1
+        r = odkd.ctl("scsi", lun, "raw", "--timeout", "1000", "--in", "512", read16(0, 1),
+                     check=False)
     assert r.returncode == 0 and "status: GOOD" in r.stdout, r.stdout + r.stderr
     n = counters(odkd, lun)
     assert n["TaskTimeouts"] == n["TaskAborts"] == n["TasksFailed"] == 1, n
@@ -166,4 +173,83 @@ def test_a_swallowed_write_is_aborted_in_the_hba_never_reaches_the_disk_and_the_
     assert c.read(0, 65536) == (0, old)
     assert c.write(0, new) == 0 and c.read(0, 65536) == (0, new)
     assert "failed" not in str(raid_state(odkd, hba))
+    c.close()
+
+
+def test_a_disk_deaf_to_abort_task_is_freed_by_a_lun_reset_and_its_unit_attention_retried(odkd):
+    """A disk told `no-abort` holds its commands and fails ABORT TASK, but
+    a LUN reset ends them: the family's escalation stops at its first
+    step.  The reset disks then report UNIT ATTENTION (29h/00h) to their
+    next command, which scsi-raid sends again, and so does the volume's
+    LUN, whose command the disk layer sends again: the client sees no
+    error."""
+    hba = plug(odkd, 0)
+    lun = lun_of(odkd, hba)
+    disk = next(n for n in odkd.json("tree")
+                if n["class"] == "OdkBlockDisk" and n["properties"]["OdkLUNNode"] == lun)
+    c = Nbd(socket_of(disk["properties"]["OdkNBDURI"]))
+    data = bytes(range(256)) * 256
+    assert c.write(0, data) == 0  # chunk 0 of the RAID-0 volume: disk 0
+
+    odkd.ctl("storage", "fault", hba, 0, "no-abort")
+    assert c.read(0, 65536)[0] == EIO
+    wait_until(lambda: "let go of its abandoned tasks (after LOGICAL UNIT RESET)"
+               in odkd.log_text(), what="the LUN reset to end the held command")
+    log = odkd.log_text()
+    assert in_order(log, ["timed out after", "ABORT TASK",
+                          "the HBA's ABORT TASK (slot 0) failed",
+                          "was not completed in time; failing it", "LOGICAL UNIT RESET",
+                          "the HBA's LOGICAL UNIT RESET (slot 0) ended 1 command(s)",
+                          "let go of its abandoned tasks (after LOGICAL UNIT RESET)"]), log[-6000:]
+    wait_until(lambda: counters(odkd, lun)["TasksAbandoned"] == 0, what="the LUN node's counters")
+    n = counters(odkd, lun)
+    assert n["LUNResets"] == 1 and n["TargetResets"] == n["BusResets"] == 0, n
+    assert n["TasksFailed"] == 1, n
+
+    # The disk takes commands again; the first to each reset disk meets
+    # the unit attention and goes again.
+    odkd.ctl("storage", "fault", hba, 0, "clear")
+    assert c.read(0, 65536) == (0, data)
+    assert c.write(65536, data) == 0 and c.read(65536, 65536) == (0, data)  # disk 1
+    log = odkd.log_text()
+    assert ("disk 0: UNIT ATTENTION: POWER ON, RESET, OR BUS DEVICE RESET OCCURRED; "
+            "the command goes again") in log, log[-6000:]
+    assert "disk 1: UNIT ATTENTION" in log, log[-6000:]
+    # The volume's own LUN was reset too: its unit attention went to the
+    # disk layer's next command, which went again.
+    assert "UNIT ATTENTION from the LUN; the command goes again" in log, log[-6000:]
+    assert "detached" not in log and "bad reply" not in log, log[-6000:]
+    c.close()
+
+
+def test_an_abort_drops_the_raid5_stripe_pieces_still_waiting_their_turn(odkd):
+    """A RAID-5 write of four chunks is four stripe pieces run one at a
+    time.  The first waits on a swallowing disk; ABORT TASK ends its
+    command in the HBA and drops the three waiting behind it, so none of
+    them reaches a disk (the fourth would land on the swallowing disk again
+    and keep the task past the abort's deadline)."""
+    hba = plug(odkd, 5)
+    lun = lun_of(odkd, hba)
+    disk = next(n for n in odkd.json("tree")
+                if n["class"] == "OdkBlockDisk" and n["properties"]["OdkLUNNode"] == lun)
+    c = Nbd(socket_of(disk["properties"]["OdkNBDURI"]))
+    old, new = bytes(range(256)) * 1024, bytes([0x5A]) * (256 << 10)
+    assert c.write(0, old) == 0  # chunks 0-3: disks 0, 1 (row 0), 2, 0 (row 1)
+
+    odkd.ctl("storage", "fault", hba, 0, "swallow")
+    assert c.write(0, new) == EIO
+    wait_until(lambda: "ended 1 command(s)" in odkd.log_text(), what="the HBA's abort")
+    log = odkd.log_text()
+    assert in_order(log, ["timed out after", "ABORT TASK",
+                          "abort task: 3 stripe piece(s) waiting in the FIFO dropped",
+                          "the HBA's ABORT TASK (slot 0) ended 1 command(s)"]), log[-6000:]
+    assert "was not completed in time" not in log, log[-6000:]
+    wait_until(lambda: counters(odkd, lun).get("TaskAborts") == 1, what="the LUN's counters")
+    n = counters(odkd, lun)
+    assert n["TasksFailed"] == n["TasksAbandoned"] == n["LUNResets"] == 0, n
+
+    odkd.ctl("storage", "fault", hba, 0, "clear")
+    assert c.read(0, 256 << 10) == (0, old)  # no piece of the aborted write landed
+    assert c.write(0, new) == 0 and c.read(0, 256 << 10) == (0, new)
+    assert raid_state(odkd, hba) == "optimal"
     c.close()

@@ -66,6 +66,7 @@ struct task_slot {
     uint16_t blk_type;
     uint32_t blk_len;
     bool shared; /* the request came through the shared arena (blk_wire.h) */
+    uint8_t ua_retries; /* times sent again after a UNIT ATTENTION */
     uint64_t deadline_ns;
     void *periph;           /* a peripheral driver's task (peripheral.c), not in slots[] */
     odk_memory *kept;       /* a failed peripheral task's memory, kept until the driver lets go */
@@ -358,6 +359,21 @@ static uint32_t nbd_error_of(uint32_t response, uint8_t status, const uint8_t *s
     }
 }
 
+/* UNIT ATTENTION: the LUN was reset or powered on and says so once, to the
+ * next command, which did not run (SAM-5). */
+static bool unit_attention(uint32_t response, uint8_t status, const uint8_t *sense,
+                           uint32_t sense_len)
+{
+    if (response != ODK_SCSI_TASK_COMPLETE || status != ODK_SCSI_STATUS_CHECK_CONDITION)
+        return false;
+    uint8_t key = sense_len >= 3 && (sense[0] & 0x7f) <= 0x71 ? sense[2] & 0x0f
+                  : sense_len >= 2                            ? sense[1] & 0x0f
+                                                              : 0;
+    return key == ODK_SCSI_SENSE_UNIT_ATTENTION;
+}
+
+#define UA_RETRIES 3 /* a disk-layer command meeting UNIT ATTENTION goes again this often */
+
 void odk_scsi_task_complete(odk_scsi_task *t, uint32_t service_response, uint8_t status,
                             uint64_t transferred, const uint8_t *sense, uint32_t sense_len)
 {
@@ -385,6 +401,17 @@ void odk_scsi_task_complete(odk_scsi_task *t, uint32_t service_response, uint8_t
     }
     if (s->state == T_FREE) {
         odk_warn("a SCSI task was completed twice (tag %llu)", (unsigned long long)t->tag);
+        return;
+    }
+    if (s->state == T_HELD && s->ua_retries < UA_RETRIES &&
+        unit_attention(service_response, status, sense, sense_len)) {
+        /* As an initiator's mid layer does: the command goes again, same
+         * tag and memory (a WRITE's payload is still in its area), and the
+         * NBD client sees nothing. */
+        s->ua_retries++;
+        odk_info("disk %s: UNIT ATTENTION from the LUN; the command goes again", l->uri);
+        t->driver_ctx = NULL;
+        l->c->ops->task(l->c->ctx, t);
         return;
     }
     if (s->state == T_ORPHAN) {

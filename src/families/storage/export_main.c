@@ -60,6 +60,10 @@
 #define CONN_MAX_IN_FLIGHT 256
 #define CONN_OUT_HIGH (16u << 20)
 #define TICK_MS 100
+/* What one recv from a client takes while no message needs more: many
+ * requests, but only the start of a large WRITE's payload, whose rest is
+ * received straight into its arena area (conn.rx). */
+#define RECV_CHUNK (16u << 10)
 
 struct buf {
     struct buf *next;
@@ -81,6 +85,13 @@ struct conn {
     bool failed; /* a reply could not be queued: end it when safe */
     uint8_t *in;
     size_t in_len, in_cap;
+    size_t in_need; /* the whole of the message at the head of in, when known */
+    /* A WRITE whose payload goes from the socket straight into its area
+     * (or into its own buffer when the driver left meanwhile). */
+    long rx; /* its slot's index, or -1 (x.slots moves when it grows) */
+    uint8_t *rx_dst;
+    size_t rx_left;
+    uint64_t rx_ms; /* when the payload last moved */
     struct outq out;
     unsigned in_flight;
     uint32_t events; /* what epoll watches for it now */
@@ -89,7 +100,7 @@ struct conn {
     struct conn *next;
 };
 
-enum slot_state { S_FREE, S_WAITING, S_SENT, S_ABANDONED };
+enum slot_state { S_FREE, S_RECEIVING, S_WAITING, S_SENT, S_ABANDONED };
 
 struct slot {
     enum slot_state state;
@@ -186,24 +197,38 @@ static void outq_clear(struct outq *q)
     q->bytes = 0;
 }
 
-/* Writes what it can; -1 when the peer is gone. */
+/* Writes what it can, up to OUTQ_IOV buffers a syscall (a batch of small
+ * replies or requests is one sendmsg, not one send each); -1 when the peer
+ * is gone. */
+#define OUTQ_IOV 64
 static int outq_flush(struct outq *q, int fd, bool *progress)
 {
     while (q->head) {
-        struct buf *b = q->head;
-        ssize_t n = send(fd, b->data + b->off, b->len - b->off, MSG_NOSIGNAL | MSG_DONTWAIT);
+        struct iovec iov[OUTQ_IOV];
+        int n_iov = 0;
+        for (struct buf *b = q->head; b && n_iov < OUTQ_IOV; b = b->next)
+            iov[n_iov++] = (struct iovec){b->data + b->off, b->len - b->off};
+        struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)n_iov};
+        ssize_t n = sendmsg(fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
         if (n < 0)
             return errno == EAGAIN || errno == EINTR ? 0 : -1;
         if (progress && n > 0)
             *progress = true;
-        b->off += (size_t)n;
         q->bytes -= (size_t)n;
-        if (b->off < b->len)
-            return 0;
-        q->head = b->next;
-        if (!q->head)
+        size_t left = (size_t)n;
+        while (q->head && left >= q->head->len - q->head->off) {
+            struct buf *b = q->head;
+            left -= b->len - b->off;
+            q->head = b->next;
+            free(b);
+        }
+        if (!q->head) {
             q->tail = NULL;
-        free(b);
+            return 0;
+        }
+        q->head->off += left;
+        if (left || n_iov < OUTQ_IOV)
+            return 0; /* the socket is full */
     }
     return 0;
 }
@@ -211,6 +236,7 @@ static int outq_flush(struct outq *q, int fd, bool *progress)
 /* ---- connections --------------------------------------------------------- */
 
 static void conn_update_events(struct conn *c);
+static void slot_release(struct slot *s);
 
 static void conn_free(struct conn *c)
 {
@@ -237,6 +263,11 @@ static void conn_close(struct conn *c, const char *why)
     close(c->fd);
     c->fd = -1;
     outq_clear(&c->out);
+    if (c->rx >= 0) { /* its payload will never be whole: nothing to answer */
+        slot_release(&x.slots[c->rx]);
+        c->rx = -1;
+        c->in_flight--;
+    }
     if (c->in_flight == 0)
         conn_free(c);
 }
@@ -260,6 +291,9 @@ static void conn_update_events(struct conn *c)
     bool want_in = c->in_flight < CONN_MAX_IN_FLIGHT && c->out.bytes < CONN_OUT_HIGH;
     struct epoll_event ev = {.events = (want_in ? EPOLLIN : 0u) | (c->out.head ? EPOLLOUT : 0u),
                              .data.ptr = c};
+    /* A payload's stall counts only while the export reads it. */
+    if (want_in && !(c->events & EPOLLIN))
+        c->rx_ms = now_ms();
     if (ev.events != c->events) /* a syscall a reply saved */
         epoll_ctl(x.epfd, EPOLL_CTL_MOD, c->fd, &ev);
     c->events = ev.events;
@@ -517,12 +551,10 @@ static void wait_pop(void)
     x.wait_len--;
 }
 
-/* Answers the slot's client (unless the slot was abandoned) and frees it. */
-static void slot_finish(struct slot *s, uint32_t error, const uint8_t *data)
+/* Frees the slot and what it holds (its area, its payload); its
+ * connection's count is the caller's. */
+static void slot_release(struct slot *s)
 {
-    struct conn *c = s->conn;
-    if (s->state != S_ABANDONED)
-        reply(c, s->cookie, s->type, error, data, s->length, s->offset);
     free(s->payload);
     s->payload = NULL;
     if (s->area >= 0)
@@ -530,6 +562,19 @@ static void slot_finish(struct slot *s, uint32_t error, const uint8_t *data)
     s->area = -1;
     s->state = S_FREE;
     s->gen++;
+}
+
+/* Answers the slot's client (unless the slot was abandoned) and frees it. */
+static void slot_finish(struct slot *s, uint32_t error, const uint8_t *data)
+{
+    struct conn *c = s->conn;
+    if (s->state != S_ABANDONED)
+        reply(c, s->cookie, s->type, error, data, s->length, s->offset);
+    if (c->rx == s - x.slots) { /* the export is ending while its payload comes */
+        c->rx = -1;
+        c->rx_left = 0;
+    }
+    slot_release(s);
     c->in_flight--;
     if (c->dead && c->in_flight == 0)
         conn_free(c);
@@ -560,15 +605,16 @@ static void batch_end(void)
 static bool backend_send_from(struct slot *s, const uint8_t *in)
 {
     bool data = s->type == NBD_CMD_WRITE;
-    if (x.arena) {
+    if (x.arena && s->area < 0) {
         int32_t a = area_get();
         if (a < 0)
             return false;
         s->area = a;
         if (data)
             memcpy(area_addr(a), in ? in : s->payload, s->length);
-        data = false;
     }
+    if (x.arena)
+        data = false; /* it is in the area */
     uint8_t *p = outq_add(&x.bout, sizeof(struct blk_req) + (data ? s->length : 0));
     if (!p) {
         slot_finish(s, NBD_ENOMEM, NULL);
@@ -632,6 +678,24 @@ static void backend_detach(const char *why)
     x.backend = -1;
     outq_clear(&x.bout);
     x.bin_len = 0;
+    /* A WRITE whose payload is coming into an area goes on into a buffer
+     * of its own, and waits for the next driver like the others. */
+    for (struct conn *c = x.conns, *next; c; c = next) {
+        next = c->next;
+        struct slot *s = c->rx >= 0 ? &x.slots[c->rx] : NULL;
+        if (!s || s->area < 0)
+            continue;
+        size_t have = s->length - c->rx_left;
+        s->payload = malloc(s->length ? s->length : 1);
+        if (!s->payload) {
+            conn_close(c, "out of memory for a WRITE's payload");
+            continue;
+        }
+        memcpy(s->payload, area_addr(s->area), have);
+        area_put(s->area, false);
+        s->area = -1;
+        c->rx_dst = s->payload + have;
+    }
     arena_drop(); /* the driver's memory: its areas go with it */
     uint64_t until = now_ms() + x.detached_ms;
     for (size_t i = 0; i < x.n_slots; i++) {
@@ -692,6 +756,9 @@ static void backend_readable(void)
                     close(x.arena_fd);
                 x.arena_fd = fd; /* its BLK_ARENA_MAGIC message is in these bytes */
             }
+        /* Less than there was room for: the socket is empty for now (no
+         * recvmsg more to hear EAGAIN; epoll says when it is not). */
+        bool drained = (size_t)n < iov.iov_len;
         x.bin_len += (size_t)n;
         size_t off = 0;
         bool freed = false;
@@ -765,6 +832,8 @@ static void backend_readable(void)
                 x.bin_cap = cap;
             }
         }
+        if (drained)
+            break;
     }
 }
 
@@ -896,6 +965,58 @@ static long handle_option(struct conn *c, const uint8_t *in, size_t len)
 
 /* ---- transmission -------------------------------------------------------- */
 
+/* A WRITE whose payload is not all here yet: when it can go to the
+ * driver at once (a free area, no older request waiting), its payload
+ * goes into the area, the bytes at hand now and the rest straight from
+ * the socket (conn_readable), so it is copied once on its way in.  The
+ * first `have` bytes of the payload are at `part`.  False: it waits in
+ * the connection's buffer instead. */
+static bool rx_start(struct conn *c, const struct nbd_request *r, const uint8_t *part, size_t have)
+{
+    if (r->type != NBD_CMD_WRITE || x.backend < 0 || !x.arena || wait_peek() ||
+        nbd_request_check(r, x.size) || !x.areas_free)
+        return false;
+    struct slot *s = slot_new();
+    if (!s)
+        return false;
+    int32_t a = area_get();
+    *s = (struct slot){.state = S_RECEIVING,
+                       .gen = s->gen,
+                       .conn = c,
+                       .cookie = r->cookie,
+                       .offset = r->offset,
+                       .type = r->type,
+                       .flags = r->flags,
+                       .length = r->length,
+                       .area = a};
+    memcpy(area_addr(a), part, have);
+    c->in_flight++;
+    c->rx = s - x.slots;
+    c->rx_dst = area_addr(a) + have;
+    c->rx_left = r->length - have;
+    c->rx_ms = now_ms();
+    c->in_need = 0;
+    return true;
+}
+
+/* The payload of the connection's WRITE is whole: it goes to the driver,
+ * or waits for one. */
+static void rx_done(struct conn *c)
+{
+    struct slot *s = &x.slots[c->rx];
+    c->rx = -1;
+    s->state = S_WAITING;
+    s->deadline = now_ms() + (x.backend >= 0 ? x.deadline_ms : x.detached_ms);
+    if (s->area >= 0) { /* in its area: the driver is the same as when it started */
+        backend_send_from(s, NULL);
+        return;
+    }
+    if (x.backend >= 0 && !wait_peek() && backend_send_from(s, NULL))
+        return;
+    if (!wait_push(s))
+        slot_finish(s, NBD_ENOMEM, NULL);
+}
+
 /* Handles one request; returns bytes consumed, 0 if incomplete, -1 to end
  * the connection. */
 static long handle_request(struct conn *c, const uint8_t *in, size_t len)
@@ -909,8 +1030,13 @@ static long handle_request(struct conn *c, const uint8_t *in, size_t len)
     if (v == NBD_TOO_BIG)
         return -3;
     size_t payload = r.type == NBD_CMD_WRITE ? r.length : 0;
-    if (len < NBD_REQUEST_SIZE + payload)
+    if (len < NBD_REQUEST_SIZE + payload) {
+        if (rx_start(c, &r, in + NBD_REQUEST_SIZE, len - NBD_REQUEST_SIZE))
+            return (long)len;
+        c->in_need = NBD_REQUEST_SIZE + payload;
         return 0;
+    }
+    c->in_need = 0;
     long used = (long)(NBD_REQUEST_SIZE + payload);
     if (r.type == NBD_CMD_DISC)
         return -2;
@@ -956,19 +1082,57 @@ static long handle_request(struct conn *c, const uint8_t *in, size_t len)
     return used;
 }
 
+/* Receives more of the WRITE payload c is taking straight into its area;
+ * 1 when it is whole (rx_done ran), 0 when more is to come, -1 when the
+ * connection ended (c may be gone). */
+static int rx_recv(struct conn *c)
+{
+    ssize_t n = recv(c->fd, c->rx_dst, c->rx_left, MSG_DONTWAIT);
+    if (n == 0) {
+        conn_close(c, "the client hung up in the middle of a message");
+        return -1;
+    }
+    if (n < 0) {
+        if (errno == EAGAIN || errno == EINTR)
+            return 0;
+        conn_close(c, strerror(errno));
+        return -1;
+    }
+    c->rx_dst += n;
+    c->rx_left -= (size_t)n;
+    c->rx_ms = now_ms();
+    if (c->rx_left)
+        return 0;
+    rx_done(c);
+    return 1;
+}
+
 static void conn_readable(struct conn *c)
 {
-    size_t want = NBD_PAYLOAD_MAX + NBD_REQUEST_SIZE;
-    if (c->in_cap < want) {
-        uint8_t *b = realloc(c->in, want);
+    size_t cap = NBD_PAYLOAD_MAX + NBD_REQUEST_SIZE;
+    if (c->in_cap < cap) {
+        uint8_t *b = realloc(c->in, cap);
         if (!b) {
             conn_close(c, "out of memory");
             return;
         }
         c->in = b;
-        c->in_cap = want;
+        c->in_cap = cap;
     }
-    ssize_t n = recv(c->fd, c->in + c->in_len, c->in_cap - c->in_len, MSG_DONTWAIT);
+    if (c->rx >= 0) { /* a WRITE's payload, straight where it goes */
+        if (rx_recv(c) <= 0)
+            return;
+        backend_flush();
+        conn_flush(c);
+        return;
+    }
+    /* Many requests at once, but of a large WRITE only its start (the
+     * rest goes straight into an area) unless it has to wait here whole. */
+    size_t room = c->in_cap - c->in_len;
+    size_t goal = c->in_need > RECV_CHUNK ? c->in_need : RECV_CHUNK;
+    size_t want = goal > c->in_len ? goal - c->in_len : RECV_CHUNK;
+    size_t asked = want < room ? want : room;
+    ssize_t n = recv(c->fd, c->in + c->in_len, asked, MSG_DONTWAIT);
     if (n == 0) {
         conn_close(c, c->in_len ? "the client hung up in the middle of a message" : NULL);
         return;
@@ -1017,6 +1181,11 @@ static void conn_readable(struct conn *c)
         memmove(c->in, c->in + off, c->in_len - off);
         c->in_len -= off;
     }
+    /* A WRITE whose payload goes on in the socket: the recv above got all
+     * it asked for, so the rest is likely there; take it now, not after
+     * another epoll_wait (one syscall less a large WRITE). */
+    if (c->rx >= 0 && (size_t)n == asked && rx_recv(c) < 0)
+        return;
     backend_flush();
     conn_flush(c);
 }
@@ -1031,6 +1200,13 @@ static void accept_on(int lfd)
             int one = 1;
             setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
         }
+        /* Room for a whole READ reply: sent from its area in one sendmsg,
+         * not a socket's default 208 KiB at a time with the rest copied
+         * into the queue and sent at later wake-ups.  Past the system's
+         * wmem_max only with CAP_NET_ADMIN (SO_SNDBUFFORCE). */
+        int sndbuf = (int)NBD_PAYLOAD_MAX;
+        if (setsockopt(fd, SOL_SOCKET, SO_SNDBUFFORCE, &sndbuf, sizeof sndbuf) < 0)
+            setsockopt(fd, SOL_SOCKET, SO_SNDBUF, &sndbuf, sizeof sndbuf);
         struct conn *c = calloc(1, sizeof *c);
         uint8_t *p = c ? outq_add(&c->out, 18) : NULL;
         if (!p) {
@@ -1039,6 +1215,7 @@ static void accept_on(int lfd)
             continue;
         }
         c->fd = fd;
+        c->rx = -1;
         c->last_write_ms = now_ms();
         p = nbd_put64(p, NBD_MAGIC);
         p = nbd_put64(p, NBD_IHAVEOPT);
@@ -1097,6 +1274,8 @@ static void tick(void)
         next = c->next;
         if (!c->dead && c->out.head && now - c->last_write_ms >= x.stall_ms)
             conn_close(c, "the client stopped reading its replies");
+        else if (!c->dead && c->rx >= 0 && (c->events & EPOLLIN) && now - c->rx_ms >= x.stall_ms)
+            conn_close(c, "the client stopped in the middle of a WRITE's payload");
     }
 }
 

@@ -30,11 +30,11 @@ struct pend {
     bool used;
 };
 
-enum { RECV_BATCH = 32 };
+enum { RECV_MSGS = 4 }; /* messages (each a batch of completions) per recvmmsg */
 
 struct odk_sim_hba {
-    struct hba_msg rx[RECV_BATCH]; /* completions received together */
-    uint32_t events;               /* what src watches for now */
+    struct hba_msg rx[RECV_MSGS][HBA_BATCH_MAX]; /* completions received together */
+    uint32_t events;                             /* what src watches for now */
     odk_driver *drv;
     const odk_sim_hba_ops *ops;
     void *ctx;
@@ -54,23 +54,19 @@ struct odk_sim_hba {
     size_t n_backlog, backlog_cap, backlog_head;
 };
 
+/* Rings the doorbell: the queued commands go HBA_BATCH_MAX to a
+ * message (hba_wire.h), so the model takes them in one wake-up. */
 static void flush_backlog(odk_sim_hba *h)
 {
     while (h->backlog_head < h->n_backlog) {
-        enum { SEND_BATCH = 64 };
-        struct mmsghdr mm[SEND_BATCH];
-        struct iovec iov[SEND_BATCH];
         size_t n = h->n_backlog - h->backlog_head;
-        if (n > SEND_BATCH)
-            n = SEND_BATCH;
-        for (size_t i = 0; i < n; i++) {
-            iov[i] = (struct iovec){&h->backlog[h->backlog_head + i], sizeof(struct hba_msg)};
-            mm[i] = (struct mmsghdr){.msg_hdr = {.msg_iov = &iov[i], .msg_iovlen = 1}};
-        }
-        int k = sendmmsg(h->fd, mm, (unsigned)n, MSG_NOSIGNAL | MSG_DONTWAIT);
+        if (n > HBA_BATCH_MAX)
+            n = HBA_BATCH_MAX;
+        ssize_t k = send(h->fd, &h->backlog[h->backlog_head], n * sizeof(struct hba_msg),
+                         MSG_NOSIGNAL | MSG_DONTWAIT);
         if (k <= 0)
             break;
-        h->backlog_head += (size_t)k;
+        h->backlog_head += n;
     }
     if (h->backlog_head == h->n_backlog)
         h->backlog_head = h->n_backlog = 0;
@@ -120,76 +116,88 @@ static void on_readable(void *ctx, uint32_t revents)
     storage_batch_end();
 }
 
+static void on_message(odk_sim_hba *h, const struct hba_msg *m)
+{
+    if (m->type == HBA_SLOT) {
+        on_slot(h, m);
+        return;
+    }
+    if (m->type == HBA_TMF_DONE) {
+        const char *what = m->map_id == HBA_ABORT     ? "ABORT TASK"
+                           : m->slot == HBA_ALL_SLOTS ? "BUS RESET"
+                                                      : "LOGICAL UNIT RESET";
+        if (m->status != HBA_TMF_COMPLETE)
+            odk_warn("the HBA's %s (slot %d) failed: the disk does not answer", what,
+                     m->slot == HBA_ALL_SLOTS ? -1 : (int)m->slot);
+        else
+            odk_info("the HBA's %s (slot %d) ended %llu command(s)", what,
+                     m->slot == HBA_ALL_SLOTS ? -1 : (int)m->slot,
+                     (unsigned long long)m->transferred);
+        return;
+    }
+    if (m->type != HBA_DONE)
+        return;
+    uint32_t idx = (uint32_t)m->tag;
+    if (idx >= h->n_pend || !h->pend[idx].used || h->pend[idx].gen != (uint32_t)(m->tag >> 32)) {
+        odk_warn("the HBA model completed an unknown tag %llx", (unsigned long long)m->tag);
+        return;
+    }
+    struct pend *p = &h->pend[idx];
+    p->used = false;
+    p->gen++;
+    if (idx < h->free_hint)
+        h->free_hint = idx;
+    uint32_t sense_len = m->sense_len <= HBA_SENSE_MAX ? m->sense_len : HBA_SENSE_MAX;
+    if (m->service == HBA_BAD_COMMAND) {
+        /* The HBA says why in words (hba_wire.h), not in sense data. */
+        odk_error("the HBA refused a command for slot %u: %.*s", m->slot, (int)sense_len,
+                  sense_len ? (const char *)m->sense : "bad command");
+        sense_len = 0;
+    }
+    h->ops->done(h->ctx, p->ctx,
+                 m->service == HBA_OK        ? ODK_SCSI_TASK_COMPLETE
+                 : m->service == HBA_ABORTED ? ODK_SCSI_TASK_ABORTED
+                                             : ODK_SCSI_SERVICE_FAILURE,
+                 m->status, m->transferred, sense_len ? m->sense : NULL, sense_len);
+}
+
 static void on_readable_batch(odk_sim_hba *h, uint32_t revents)
 {
     if ((revents & EPOLLOUT) && !h->gone)
         flush_backlog(h);
-    /* Completions come in batches (the model coalesces them): up to
-     * RECV_BATCH per syscall, 256 per wake-up. */
-    struct hba_msg *msgs = h->rx;
-    int got = 0, next = 0;
-    for (int batch = 0; (batch < 256 || next < got) && !h->gone; batch++) {
-        if (next == got) {
-            struct mmsghdr mm[RECV_BATCH];
-            struct iovec iov[RECV_BATCH];
-            for (int i = 0; i < RECV_BATCH; i++) {
-                iov[i] = (struct iovec){&msgs[i], sizeof msgs[i]};
-                mm[i] = (struct mmsghdr){.msg_hdr = {.msg_iov = &iov[i], .msg_iovlen = 1}};
+    /* Completions come in batches (the model coalesces them, hba_wire.h):
+     * RECV_MSGS messages of up to HBA_BATCH_MAX per syscall, 4 syscalls a
+     * wake-up at most; no syscall more to learn that fewer messages than
+     * asked were all there was. */
+    for (int round = 0; round < 4 && !h->gone; round++) {
+        struct mmsghdr mm[RECV_MSGS];
+        struct iovec iov[RECV_MSGS];
+        for (int i = 0; i < RECV_MSGS; i++) {
+            iov[i] = (struct iovec){h->rx[i], sizeof h->rx[i]};
+            mm[i] = (struct mmsghdr){.msg_hdr = {.msg_iov = &iov[i], .msg_iovlen = 1}};
+        }
+        int got = recvmmsg(h->fd, mm, RECV_MSGS, MSG_DONTWAIT, NULL);
+        if (got < 0 && (errno == EAGAIN || errno == EINTR))
+            return;
+        if (got > 0 && mm[0].msg_len == 0)
+            got = 0; /* end of file */
+        if (got <= 0) {
+            odk_error("the HBA model is gone; failing %s", "its commands in flight");
+            odk_fd_source_set_enabled(h->src, false);
+            fail_all(h);
+            return;
+        }
+        for (int i = 0; i < got && !h->gone; i++) {
+            size_t len = mm[i].msg_len;
+            if (len % sizeof(struct hba_msg) || (mm[i].msg_hdr.msg_flags & MSG_TRUNC)) {
+                odk_warn("the HBA model sent a message of %zu bytes; dropped", len);
+                continue;
             }
-            got = recvmmsg(h->fd, mm, RECV_BATCH, MSG_DONTWAIT, NULL);
-            if (got < 0 && (errno == EAGAIN || errno == EINTR))
-                return;
-            if (got > 0 && mm[0].msg_len == 0)
-                got = 0; /* end of file */
-            if (got <= 0) {
-                odk_error("the HBA model is gone; failing %s", "its commands in flight");
-                odk_fd_source_set_enabled(h->src, false);
-                fail_all(h);
-                return;
-            }
-            for (int i = 0; i < got; i++)
-                if (mm[i].msg_len != sizeof msgs[i])
-                    msgs[i].type = 0; /* skipped below */
-            next = 0;
+            for (size_t k = 0; k < len / sizeof(struct hba_msg) && !h->gone; k++)
+                on_message(h, &h->rx[i][k]);
         }
-        struct hba_msg m = msgs[next++];
-        if (m.type == 0)
-            continue;
-        if (m.type == HBA_SLOT) {
-            on_slot(h, &m);
-            continue;
-        }
-        if (m.type == HBA_TMF_DONE) {
-            const char *what = m.map_id == HBA_ABORT     ? "ABORT TASK"
-                               : m.slot == HBA_ALL_SLOTS ? "BUS RESET"
-                                                         : "LOGICAL UNIT RESET";
-            if (m.status != HBA_TMF_COMPLETE)
-                odk_warn("the HBA's %s (slot %d) failed: the disk does not answer", what,
-                         m.slot == HBA_ALL_SLOTS ? -1 : (int)m.slot);
-            else
-                odk_info("the HBA's %s (slot %d) ended %llu command(s)", what,
-                         m.slot == HBA_ALL_SLOTS ? -1 : (int)m.slot,
-                         (unsigned long long)m.transferred);
-            continue;
-        }
-        if (m.type != HBA_DONE)
-            continue;
-        uint32_t idx = (uint32_t)m.tag;
-        if (idx >= h->n_pend || !h->pend[idx].used || h->pend[idx].gen != (uint32_t)(m.tag >> 32)) {
-            odk_warn("the HBA model completed an unknown tag %llx", (unsigned long long)m.tag);
-            continue;
-        }
-        struct pend *p = &h->pend[idx];
-        p->used = false;
-        p->gen++;
-        if (idx < h->free_hint)
-            h->free_hint = idx;
-        uint32_t sense_len = m.sense_len <= HBA_SENSE_MAX ? m.sense_len : HBA_SENSE_MAX;
-        h->ops->done(h->ctx, p->ctx,
-                     m.service == HBA_OK        ? ODK_SCSI_TASK_COMPLETE
-                     : m.service == HBA_ABORTED ? ODK_SCSI_TASK_ABORTED
-                                                : ODK_SCSI_SERVICE_FAILURE,
-                     m.status, m.transferred, sense_len ? m.sense : NULL, sense_len);
+        if (got < RECV_MSGS)
+            return;
     }
 }
 
@@ -217,25 +225,28 @@ int odk_sim_hba_open(odk_driver *drv, const odk_sim_hba_ops *ops, void *ctx, odk
     h->fd = fds[0];
     /* The model says how many slots it has, then what is in each. */
     struct pollfd pfd = {.fd = h->fd, .events = POLLIN};
-    struct hba_msg m;
-    bool hello = false;
+    bool hello = false, bad = false;
     uint32_t seen = 0;
-    while (!hello || seen < h->n_slots) {
-        if (poll(&pfd, 1, HELLO_TIMEOUT_MS) != 1 || recv(h->fd, &m, sizeof m, 0) != sizeof m) {
+    while (!bad && (!hello || seen < h->n_slots)) {
+        ssize_t n =
+            poll(&pfd, 1, HELLO_TIMEOUT_MS) == 1 ? recv(h->fd, h->rx[0], sizeof h->rx[0], 0) : -1;
+        if (n <= 0 || n % (ssize_t)sizeof(struct hba_msg)) {
             close(h->fd);
             free(h);
             return ODK_E_PROTOCOL;
         }
-        if (m.type == HBA_HELLO && !hello) {
-            if (m.slot == 0 || m.slot > HBA_MAX_SLOTS)
-                break;
-            h->n_slots = m.slot;
-            hello = true;
-        } else if (m.type == HBA_SLOT && hello && m.slot < h->n_slots) {
-            bool present = m.blocks && m.block_size;
-            h->blocks[m.slot] = present ? m.blocks : 0;
-            h->block_size[m.slot] = present ? m.block_size : 0;
-            seen++;
+        for (size_t k = 0; k < (size_t)n / sizeof(struct hba_msg) && !bad; k++) {
+            const struct hba_msg *m = &h->rx[0][k];
+            if (m->type == HBA_HELLO && !hello) {
+                bad = m->slot == 0 || m->slot > HBA_MAX_SLOTS;
+                h->n_slots = m->slot;
+                hello = !bad;
+            } else if (m->type == HBA_SLOT && hello && m->slot < h->n_slots) {
+                bool present = m->blocks && m->block_size;
+                h->blocks[m->slot] = present ? m->blocks : 0;
+                h->block_size[m->slot] = present ? m->block_size : 0;
+                seen++;
+            }
         }
     }
     if (!hello) {
@@ -316,14 +327,41 @@ int odk_sim_hba_submit(odk_sim_hba *h, uint32_t slot, const uint8_t *cdb, uint8_
                        odk_scsi_dir direction, odk_memory *m, uint64_t offset, uint64_t length,
                        void *cmd_ctx)
 {
-    if (!h || !cdb || cdb_len == 0 || cdb_len > 16 || slot >= h->n_slots || (length && !m) ||
-        (m && (offset > odk_memory_length(m) || length > odk_memory_length(m) - offset)))
+    if (length && !m)
+        return ODK_E_INVALID;
+    odk_sim_hba_sge one = {m, offset, length};
+    return odk_sim_hba_submit_sg(h, slot, cdb, cdb_len, direction, &one, length ? 1 : 0, cmd_ctx);
+}
+
+int odk_sim_hba_submit_sg(odk_sim_hba *h, uint32_t slot, const uint8_t *cdb, uint8_t cdb_len,
+                          odk_scsi_dir direction, const odk_sim_hba_sge *sg, uint32_t n_sg,
+                          void *cmd_ctx)
+{
+    if (!h || !cdb || cdb_len == 0 || cdb_len > 16 || slot >= h->n_slots ||
+        n_sg > ODK_SIM_HBA_SG_MAX || (n_sg && !sg))
         return ODK_E_INVALID;
     if (h->gone)
         return ODK_E_GONE;
-    int id = 0;
-    if (length && (id = map_id(h, m)) < 0)
-        return ODK_E_INVALID;
+    struct hba_msg msg = {
+        .type = HBA_CMD, .slot = slot, .dir = (uint8_t)direction, .cdb_len = cdb_len};
+    for (uint32_t k = 0; k < n_sg; k++) {
+        const odk_sim_hba_sge *e = &sg[k];
+        int id = e->memory ? map_id(h, e->memory) : -1;
+        if (id < 0 || !e->length || e->length > UINT32_MAX ||
+            e->offset > odk_memory_length(e->memory) ||
+            e->length > odk_memory_length(e->memory) - e->offset)
+            return ODK_E_INVALID;
+        msg.sg[k] = (struct hba_sge){
+            .offset = e->offset, .length = (uint32_t)e->length, .map_id = (uint32_t)id};
+        msg.length += e->length;
+    }
+    if (n_sg == 1) { /* one range: the plain form */
+        msg.map_id = msg.sg[0].map_id;
+        msg.offset = msg.sg[0].offset;
+        msg.sg[0] = (struct hba_sge){0};
+    } else {
+        msg.sg_count = n_sg;
+    }
     size_t i = h->free_hint;
     while (i < h->n_pend && h->pend[i].used)
         i++;
@@ -337,14 +375,7 @@ int odk_sim_hba_submit(odk_sim_hba *h, uint32_t slot, const uint8_t *cdb, uint8_
         h->n_pend = n;
     }
     struct pend *p = &h->pend[i];
-    struct hba_msg msg = {.type = HBA_CMD,
-                          .slot = slot,
-                          .tag = (uint64_t)p->gen << 32 | i,
-                          .map_id = (uint32_t)id,
-                          .dir = (uint8_t)direction,
-                          .cdb_len = cdb_len,
-                          .offset = offset,
-                          .length = length};
+    msg.tag = (uint64_t)p->gen << 32 | i;
     memcpy(msg.cdb, cdb, cdb_len);
     /* In a batch (storage_internal.h) the command waits in the backlog,
      * sent with the batch's others at its end. */

@@ -154,6 +154,14 @@ static int op_plug(struct client_request *r)
     int64_t size_mb = odk_dict_get_int(r->args, "size_mb", 64);
     int64_t block = odk_dict_get_int(r->args, "block_size", 512);
     const odk_value *props = odk_dict_get(r->args, "properties");
+    const char *backing = odk_dict_get_string(r->args, "backing", "file");
+    if (strcmp(backing, "file") != 0 && strcmp(backing, "memory") != 0) {
+        snprintf(r->err, sizeof r->err,
+                 "storage-plug: 'backing' is \"file\" (sparse files, the default) or "
+                 "\"memory\" (memfds), not \"%.64s\"",
+                 backing);
+        return ODK_E_INVALID;
+    }
     if (disks < 1 || disks > MAX_DISKS || size_mb < 1 || size_mb > MAX_DISK_MB ||
         (block != 512 && block != 4096)) {
         snprintf(r->err, sizeof r->err,
@@ -184,7 +192,7 @@ static int op_plug(struct client_request *r)
     snprintf(nd, sizeof nd, "%d", (int)disks);
     snprintf(sz, sizeof sz, "%lld", (long long)size_mb);
     snprintf(bs, sizeof bs, "%d", (int)block);
-    char *argv[] = {path, h->dir, nd, sz, bs, NULL};
+    char *argv[] = {path, h->dir, nd, sz, bs, (char *)backing, NULL};
     h->pid = path ? host_spawn_with_channel(path, argv, -1, &h->fd, r->err, sizeof r->err) : -1;
     free(path);
     if (h->pid < 0) {
@@ -200,6 +208,7 @@ static int op_plug(struct client_request *r)
     msg_int(&m, "OdkStorageSlots", disks);
     msg_int(&m, "OdkStorageDiskSizeMB", size_mb);
     msg_int(&m, "OdkStorageBlockSize", block);
+    msg_str(&m, "OdkStorageBacking", backing);
     msg_int(&m, "OdkStorageModelPID", h->pid);
     odk_value *v = NULL;
     int st = msg_finish(&m, &v);
@@ -255,9 +264,8 @@ static int op_unplug(struct client_request *r)
 
 static int op_fault(struct client_request *r)
 {
-    static const char *const names[] = {"",       "medium-error", "not-ready", "remove",
-                                        "insert", "clear",        "swallow",
-                                        "hang"};
+    static const char *const names[] = {"",      "medium-error", "not-ready", "remove",  "insert",
+                                        "clear", "swallow",      "hang",      "no-abort"};
     struct hba *h = request_hba(r);
     if (!h)
         return ODK_E_NOT_FOUND;
@@ -270,7 +278,7 @@ static int op_fault(struct client_request *r)
     if (!c.fault || slot < 0 || slot >= MAX_DISKS) {
         snprintf(r->err, sizeof r->err,
                  "storage-fault needs a slot and a fault: medium-error, not-ready, remove, insert, "
-                 "swallow, hang, clear");
+                 "swallow, hang, no-abort, clear");
         return ODK_E_INVALID;
     }
     c.slot = (uint32_t)slot;
