@@ -180,6 +180,31 @@ def test_a_report_wakes_only_the_thread_that_reads_it(keyboard):
     f.nothing_more()
 
 
+def test_a_report_wakes_the_device_model_once(keyboard):
+    """The simulated keyboard's process is woken by odkd's usb-input (the
+    key typed), and by nothing else most of the time: the interrupt
+    transfers the source resubmits (one message each) go half the slots at
+    a time, not after every report (which woke the model a second time per
+    key, while the app was being woken for it).  Counted, never timed."""
+    odkd, dev, _, _, f = keyboard
+    model = next(n for n in odkd.json("tree") if n["id"] == dev)["properties"]["OdkUSBModelPid"]
+    press(odkd, dev, report("a"), report())
+    f.take(2)
+    time.sleep(0.05)
+    before = thread_switches(model)
+    n = 32
+    for i in range(n):
+        press(odkd, dev, report("a") if i % 2 == 0 else report())
+        assert keys(f.take(1)) == [(KEY["b"], 1 if i % 2 == 0 else 0)]
+    time.sleep(0.05)
+    after = thread_switches(model)
+    woke = sum(after[t][1] - before[t][1] for t in before if t in after)
+    # n requests, and n / 8 batches of resubmissions (a batch may take two
+    # wake-ups when the model reads it while it is still being sent).
+    assert woke <= n + n // 4 + 2, f"the model blocked {woke} times for {n} reports"
+    f.nothing_more()
+
+
 def fd_kinds(pid):
     """{fd: what it is ("pipe:[N]", "anon_inode:[eventfd]", ...)} of pid's
     descriptors past stdin, stdout and stderr."""
