@@ -24,6 +24,20 @@
  * report from one pipe and writes it to another; timed from the write into
  * the first pipe to the read from the second.
  *
+ * The peer runs three ways, each printed as a line of its own against
+ * ours (the first line is the one the target was set against):
+ *  - back to back: each report written as soon as the last came back, so
+ *    its two processes never leave the CPU they share;
+ *  - paced: PACE_US of sleep before each report, as ours has between its
+ *    reports (odkd's answer, then the model's delay, which its poll rounds
+ *    up to a millisecond): keystrokes come paced, and the CPUs are idle
+ *    when one comes;
+ *  - a chain shaped as ours is: a device process that sleeps PACE_US and
+ *    writes the report with its time stamp, the forwarder, and this
+ *    process reading, three processes as the model, the driver host and
+ *    the app are (the writer is no longer the reader, asleep on its pipe
+ *    and its CPU kept warm by its own write).
+ *
  * Both check their work: ours, that each event is the remapped key, down
  * then up, in order; the peer, that the bytes come back unchanged.
  * Prints the median and p99 of each, over rounds that alternate them.
@@ -43,6 +57,7 @@
 #define KEY_A 0x04
 #define KEY_B 0x05
 #define DELAY_US 300 /* the model types the key this long after odkd's request */
+#define PACE_US 1000 /* the paced peer's sleep before each report */
 
 /* The sending thread: on each post of go, sends report down (a pressed)
  * or up, then posts sent. */
@@ -105,10 +120,15 @@ static int ours(struct sender *snd, odk_hid *h, size_t n, uint64_t *lat)
     return 0;
 }
 
-static int peer(int to_child, int from_child, size_t n, uint64_t *lat)
+static int peer(int to_child, int from_child, size_t n, uint64_t *lat, bool paced)
 {
     for (size_t i = 0; i < n; i++) {
         uint8_t r[8] = {0, 0, (uint8_t)(i % 2 ? 0 : KEY_A), 0, 0, 0, 0, (uint8_t)i}, back[8];
+        if (paced) {
+            struct timespec pace = {0, PACE_US * 1000};
+            while (nanosleep(&pace, &pace) < 0)
+                ;
+        }
         uint64_t t0 = bench_now_ns();
         if (write(to_child, r, sizeof r) != (ssize_t)sizeof r ||
             read(from_child, back, sizeof back) != (ssize_t)sizeof back ||
@@ -117,6 +137,44 @@ static int peer(int to_child, int from_child, size_t n, uint64_t *lat)
             return -1;
         }
         lat[i] = bench_now_ns() - t0;
+    }
+    return 0;
+}
+
+/* The chain peer: a device process writes {time stamp, report} into
+ * dev[1] PACE_US after each "go" on go[0]; the forwarder (the back-to-back
+ * peer's child) passes it on; read here from fwd. */
+struct chain_msg {
+    uint64_t t;
+    uint8_t r[8];
+};
+
+static void chain_device(int go, int out)
+{
+    uint8_t seq;
+    while (read(go, &seq, 1) == 1) {
+        struct timespec pace = {0, PACE_US * 1000};
+        while (nanosleep(&pace, &pace) < 0)
+            ;
+        struct chain_msg m = {.r = {0, 0, (uint8_t)(seq % 2 ? 0 : KEY_A), 0, 0, 0, 0, seq}};
+        m.t = bench_now_ns();
+        if (write(out, &m, sizeof m) != (ssize_t)sizeof m)
+            break;
+    }
+    _exit(0);
+}
+
+static int chain(int go, int from_fwd, size_t n, uint64_t *lat)
+{
+    for (size_t i = 0; i < n; i++) {
+        uint8_t seq = (uint8_t)i;
+        struct chain_msg m;
+        if (write(go, &seq, 1) != 1 || read(from_fwd, &m, sizeof m) != (ssize_t)sizeof m ||
+            m.r[7] != seq || m.r[2] != (i % 2 ? 0 : KEY_A)) {
+            fprintf(stderr, "hid_latency: chain: report %zu did not come back\n", i);
+            return -1;
+        }
+        lat[i] = bench_now_ns() - m.t;
     }
     return 0;
 }
@@ -155,34 +213,70 @@ int main(int argc, char **argv)
     }
     close(a[0]);
     close(b[1]);
+    int go[2], dv[2], fw[2];
+    if (pipe(go) < 0 || pipe(dv) < 0 || pipe(fw) < 0)
+        return 1;
+    pid_t device = fork();
+    if (device == 0) {
+        close(go[1]), close(dv[0]), close(fw[0]), close(fw[1]);
+        chain_device(go[0], dv[1]);
+    }
+    pid_t forwarder = fork();
+    if (forwarder == 0) {
+        close(go[0]), close(go[1]), close(dv[1]), close(fw[0]);
+        struct chain_msg m;
+        while (read(dv[0], &m, sizeof m) == (ssize_t)sizeof m)
+            if (write(fw[1], &m, sizeof m) != (ssize_t)sizeof m)
+                break;
+        _exit(0);
+    }
+    close(go[0]), close(dv[0]), close(dv[1]), close(fw[1]);
     struct sender snd = {.c = c, .dev = dev};
     pthread_t sender;
     sem_init(&snd.go, 0, 0);
     sem_init(&snd.sent, 0, 0);
     if (pthread_create(&sender, NULL, sender_main, &snd) != 0)
         return 1;
-    uint64_t *lo = calloc(n * ROUNDS, sizeof *lo), *lp = calloc(n * ROUNDS, sizeof *lp);
-    double om[ROUNDS], pm[ROUNDS];
-    int rc = lo && lp ? 0 : 1;
+    uint64_t *lo = calloc(n * ROUNDS, sizeof *lo), *lp = calloc(n * ROUNDS, sizeof *lp),
+             *lq = calloc(n * ROUNDS, sizeof *lq), *lc = calloc(n * ROUNDS, sizeof *lc);
+    double om[ROUNDS], pm[ROUNDS], qm[ROUNDS], cm[ROUNDS];
+    int rc = lo && lp && lq && lc ? 0 : 1;
     for (int r = 0; r < ROUNDS && rc == 0; r++) {
-        if (ours(&snd, h, n, lo + r * n) < 0 || peer(a[1], b[0], n, lp + r * n) < 0) {
+        if (ours(&snd, h, n, lo + r * n) < 0 || peer(a[1], b[0], n, lp + r * n, false) < 0 ||
+            peer(a[1], b[0], n, lq + r * n, true) < 0 || chain(go[1], fw[0], n, lc + r * n) < 0) {
             rc = 1;
             break;
         }
-        uint64_t tmp[2][n];
-        memcpy(tmp[0], lo + r * n, n * sizeof *lo);
-        memcpy(tmp[1], lp + r * n, n * sizeof *lp);
-        om[r] = bench_quantile_us(tmp[0], n, 0.5);
-        pm[r] = bench_quantile_us(tmp[1], n, 0.5);
+        uint64_t *tmp = malloc(n * sizeof *tmp);
+        if (!tmp) {
+            rc = 1;
+            break;
+        }
+        memcpy(tmp, lo + r * n, n * sizeof *lo);
+        om[r] = bench_quantile_us(tmp, n, 0.5);
+        memcpy(tmp, lp + r * n, n * sizeof *lp);
+        pm[r] = bench_quantile_us(tmp, n, 0.5);
+        memcpy(tmp, lq + r * n, n * sizeof *lq);
+        qm[r] = bench_quantile_us(tmp, n, 0.5);
+        memcpy(tmp, lc + r * n, n * sizeof *lc);
+        cm[r] = bench_quantile_us(tmp, n, 0.5);
+        free(tmp);
     }
     if (rc == 0) {
         bench_report("hid_latency median", "pipe passthrough", "%.1f", "us", BENCH_LOWER_IS_BETTER,
                      "speedup", om, pm, ROUNDS);
+        bench_report("hid_latency median", "pipe passthrough paced 1 ms", "%.1f", "us",
+                     BENCH_LOWER_IS_BETTER, "speedup", om, qm, ROUNDS);
+        bench_report("hid_latency median", "pipe chain device|forwarder|reader paced 1 ms", "%.1f",
+                     "us", BENCH_LOWER_IS_BETTER, "speedup", om, cm, ROUNDS);
         printf("hid_latency all %zu reports: ours median=%.1f us p99=%.1f us, "
-               "peer median=%.1f us p99=%.1f us\n",
+               "peer median=%.1f us p99=%.1f us, paced peer median=%.1f us p99=%.1f us, "
+               "chain median=%.1f us p99=%.1f us\n",
                n * ROUNDS, bench_quantile_us(lo, n * ROUNDS, 0.5),
                bench_quantile_us(lo, n * ROUNDS, 0.99), bench_quantile_us(lp, n * ROUNDS, 0.5),
-               bench_quantile_us(lp, n * ROUNDS, 0.99));
+               bench_quantile_us(lp, n * ROUNDS, 0.99), bench_quantile_us(lq, n * ROUNDS, 0.5),
+               bench_quantile_us(lq, n * ROUNDS, 0.99), bench_quantile_us(lc, n * ROUNDS, 0.5),
+               bench_quantile_us(lc, n * ROUNDS, 0.99));
         fflush(stdout);
     }
     snd.quit = true;
@@ -191,8 +285,14 @@ int main(int argc, char **argv)
     close(a[1]);
     close(b[0]);
     waitpid(child, NULL, 0);
+    close(go[1]);
+    close(fw[0]);
+    waitpid(device, NULL, 0);
+    waitpid(forwarder, NULL, 0);
     free(lo);
     free(lp);
+    free(lq);
+    free(lc);
     odk_hid_close(h);
     odk_client_close(c);
     return rc;

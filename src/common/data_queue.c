@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: MIT */
-/* Data queues: records in an odk_ring in shared memory, eventfd wake-ups
- * only when the other side sleeps.  See include/odk/data_queue.h. */
+/* Data queues: records in an odk_ring in shared memory, eventfd (or, for
+ * the data direction, pipe) wake-ups only when the other side sleeps.  See
+ * include/odk/data_queue.h and data_queue_internal.h. */
 #include "odk/data_queue.h"
 
 #include <errno.h>
@@ -31,6 +32,9 @@ struct dq_ctl {
 
 struct odk_data_queue {
     int mfd, data_fd, space_fd;
+    /* DATA_QUEUE_WAKE_PIPE's producer: data_fd is the pipe's write end and
+     * this its read end, the consumer's (exported); -1 otherwise. */
+    int data_peer;
     uint32_t size;
     void *map;
     size_t map_len;
@@ -47,6 +51,8 @@ static void dq_close(odk_data_queue *q)
         close(q->mfd);
     if (q->data_fd >= 0)
         close(q->data_fd);
+    if (q->data_peer >= 0)
+        close(q->data_peer);
     if (q->space_fd >= 0)
         close(q->space_fd);
     free(q);
@@ -77,6 +83,11 @@ static int map_queue(odk_data_queue *q)
 
 int odk_data_queue_create(uint32_t size, odk_data_queue **out)
 {
+    return data_queue_create_wake(size, DATA_QUEUE_WAKE_EVENTFD, out);
+}
+
+int data_queue_create_wake(uint32_t size, enum data_queue_wake wake, odk_data_queue **out)
+{
     if (out)
         *out = NULL;
     if (!out || !good_size(size))
@@ -85,8 +96,19 @@ int odk_data_queue_create(uint32_t size, odk_data_queue **out)
     if (!q)
         return ODK_E_NOMEM;
     q->size = size;
+    q->data_peer = -1;
     q->mfd = memfd_create("odk-data-queue", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    q->data_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (wake == DATA_QUEUE_WAKE_PIPE) {
+        int p[2];
+        if (pipe2(p, O_CLOEXEC | O_NONBLOCK) == 0) {
+            q->data_peer = p[0];
+            q->data_fd = p[1];
+        } else {
+            q->data_fd = -1;
+        }
+    } else {
+        q->data_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    }
     q->space_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     int st = ODK_E_IO;
     if (q->mfd >= 0 && q->data_fd >= 0 && q->space_fd >= 0 &&
@@ -108,7 +130,7 @@ int odk_data_queue_export(const odk_data_queue *q, int fds[3], uint32_t *size)
     if (!q || !fds || !size)
         return ODK_E_INVALID;
     fds[0] = q->mfd;
-    fds[1] = q->data_fd;
+    fds[1] = q->data_peer >= 0 ? q->data_peer : q->data_fd;
     fds[2] = q->space_fd;
     *size = q->size;
     return ODK_OK;
@@ -129,6 +151,7 @@ int odk_data_queue_attach(int fds[3], uint32_t size, odk_data_queue **out)
     }
     q->mfd = fds[0];
     q->data_fd = fds[1];
+    q->data_peer = -1;
     q->space_fd = fds[2];
     q->size = size;
     struct stat st;

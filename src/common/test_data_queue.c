@@ -11,22 +11,30 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <cmocka.h>
 
+#include "common/data_queue_internal.h"
 #include "odk/data_queue.h"
 #include "odk/ring.h"
 
-static void pair(uint32_t size, odk_data_queue **p, odk_data_queue **c)
+static void pair_wake(uint32_t size, enum data_queue_wake wake, odk_data_queue **p,
+                      odk_data_queue **c)
 {
-    assert_int_equal(odk_data_queue_create(size, p), ODK_OK);
+    assert_int_equal(data_queue_create_wake(size, wake, p), ODK_OK);
     int fds[3], dup3[3];
     uint32_t sz;
     odk_data_queue_export(*p, fds, &sz);
     for (int i = 0; i < 3; i++)
         dup3[i] = dup(fds[i]);
     assert_int_equal(odk_data_queue_attach(dup3, sz, c), ODK_OK);
+}
+
+static void pair(uint32_t size, odk_data_queue **p, odk_data_queue **c)
+{
+    pair_wake(size, DATA_QUEUE_WAKE_EVENTFD, p, c);
 }
 
 static void test_order_and_back_pressure(void **state)
@@ -135,10 +143,9 @@ static void *producer(void *arg)
     return NULL;
 }
 
-static void test_two_threads_with_sleeps(void **state)
+static void two_threads(enum data_queue_wake wake)
 {
-    (void)state;
-    pair(4096, &tp, &tc);
+    pair_wake(4096, wake, &tp, &tc);
     pthread_t t;
     pthread_create(&t, NULL, producer, NULL);
     for (uint64_t want = 0; want < 200000;) {
@@ -156,6 +163,41 @@ static void test_two_threads_with_sleeps(void **state)
     pthread_join(t, NULL);
     odk_data_queue_free(tp);
     odk_data_queue_free(tc);
+}
+
+static void test_two_threads_with_sleeps(void **state)
+{
+    (void)state;
+    two_threads(DATA_QUEUE_WAKE_EVENTFD);
+}
+
+/* A queue whose consumer is woken through a pipe (the HID family's event
+ * streams): the consumer gets the pipe's read end, and everything else is
+ * as with the eventfd. */
+static void test_pipe_wake(void **state)
+{
+    (void)state;
+    odk_data_queue *p, *c;
+    pair_wake(4096, DATA_QUEUE_WAKE_PIPE, &p, &c);
+    int fds[3];
+    uint32_t size;
+    assert_int_equal(odk_data_queue_export(p, fds, &size), ODK_OK);
+    struct stat st;
+    assert_int_equal(fstat(fds[1], &st), 0);
+    assert_true(S_ISFIFO(st.st_mode));
+    assert_int_equal(fcntl(fds[1], F_GETFL) & O_ACCMODE, O_RDONLY);
+    /* A consumer asleep is woken by the record, and only once it is there. */
+    assert_int_equal(odk_data_queue_wait(c, 10), ODK_E_TIMEOUT);
+    uint64_t v = 7, got = 0;
+    uint32_t len = 0;
+    assert_int_equal(odk_data_queue_enqueue(p, &v, sizeof v), ODK_OK);
+    assert_int_equal(odk_data_queue_wait(c, 1000), ODK_OK);
+    assert_int_equal(odk_data_queue_dequeue(c, &got, sizeof got, &len), ODK_OK);
+    assert_int_equal(got, 7);
+    assert_int_equal(odk_data_queue_wait(c, 10), ODK_E_TIMEOUT);
+    odk_data_queue_free(p);
+    odk_data_queue_free(c);
+    two_threads(DATA_QUEUE_WAKE_PIPE);
 }
 
 /* Kicks the consumer's data eventfd (wake-ups with no record behind them)
@@ -244,6 +286,7 @@ int main(void)
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_lying_producer),
         cmocka_unit_test(test_two_threads_with_sleeps),
+        cmocka_unit_test(test_pipe_wake),
         cmocka_unit_test(test_wait_deadline),
         cmocka_unit_test(test_contract),
     };

@@ -151,7 +151,7 @@ static void sleep_end(odk_queue *q)
     pthread_mutex_unlock(&q->lock);
 }
 
-int queue_run_here(odk_queue *q, void (*fn)(void *ctx), void *ctx)
+int queue_try_run_here(odk_queue *q, void (*fn)(void *ctx), void *ctx)
 {
     if (!q || !fn)
         return ODK_E_INVALID;
@@ -165,7 +165,7 @@ int queue_run_here(odk_queue *q, void (*fn)(void *ctx), void *ctx)
     }
     pthread_mutex_unlock(&q->lock);
     if (!here)
-        return odk_queue_dispatch_async(q, fn, ctx);
+        return ODK_E_BUSY;
     atomic_fetch_add_explicit(&q->runs_here, 1, memory_order_relaxed);
     current_queue = q;
     fn(ctx);
@@ -181,6 +181,12 @@ int queue_run_here(odk_queue *q, void (*fn)(void *ctx), void *ctx)
     if (kick)
         wake(q);
     return ODK_OK;
+}
+
+int queue_run_here(odk_queue *q, void (*fn)(void *ctx), void *ctx)
+{
+    int st = queue_try_run_here(q, fn, ctx);
+    return st == ODK_E_BUSY ? odk_queue_dispatch_async(q, fn, ctx) : st;
 }
 
 uint64_t queue_runs_here(const odk_queue *q)

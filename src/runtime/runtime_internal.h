@@ -111,6 +111,10 @@ pthread_t queue_thread(const odk_queue *q);
  * reader): the callback runs where the event was seen, saving q's thread
  * a wake-up and the hand-off. */
 int queue_run_here(odk_queue *q, void (*fn)(void *ctx), void *ctx);
+/* queue_run_here, but when q is not idle (or the caller is a queue's
+ * thread) nothing is queued: ODK_E_BUSY.  For a caller that must do
+ * something under its own lock once the callback is queued. */
+int queue_try_run_here(odk_queue *q, void (*fn)(void *ctx), void *ctx);
 /* How many callbacks queue_run_here ran on their caller's thread. */
 uint64_t queue_runs_here(const odk_queue *q);
 

@@ -157,6 +157,21 @@ static void test_run_here_on_a_busy_queue_queues_behind(void **state)
     odk_release(h.q);
 }
 
+/* queue_try_run_here on a busy queue leaves everything to its caller:
+ * nothing is queued, nothing runs. */
+static void test_try_run_here_on_a_busy_queue_refuses(void **state)
+{
+    struct here h = {.caller = pthread_self()};
+    assert_int_equal(odk_queue_create("busy-try", &h.q), ODK_OK);
+    assert_int_equal(odk_queue_dispatch_async(h.q, here_block, &h), ODK_OK);
+    assert_int_equal(queue_try_run_here(h.q, here_second, &h), ODK_E_BUSY);
+    atomic_store(&h.release, 1);
+    barrier(h.q);
+    assert_int_equal(atomic_load(&h.n), 1); /* only the blocking item ran */
+    assert_int_equal(atomic_load(&h.order[0]), 1);
+    odk_release(h.q);
+}
+
 struct lent {
     odk_queue *q;
     pthread_t caller;
@@ -847,6 +862,7 @@ int main(void)
         cmocka_unit_test(test_sync_runs_on_queue),
         cmocka_unit_test(test_run_here_runs_an_idle_queues_callback_on_the_caller),
         cmocka_unit_test(test_run_here_on_a_busy_queue_queues_behind),
+        cmocka_unit_test(test_try_run_here_on_a_busy_queue_refuses),
         cmocka_unit_test(test_run_here_holds_the_queue_and_wakes_it_after),
         cmocka_unit_test(test_run_here_cancel_from_the_loan),
         cmocka_unit_test(test_run_here_from_a_queue_dispatches),

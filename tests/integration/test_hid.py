@@ -180,6 +180,73 @@ def test_a_report_wakes_only_the_thread_that_reads_it(keyboard):
     f.nothing_more()
 
 
+def test_a_report_wakes_the_device_model_once(keyboard):
+    """The simulated keyboard's process is woken by odkd's usb-input (the
+    key typed), and by nothing else most of the time: the interrupt
+    transfers the source resubmits (one message each) go half the slots at
+    a time, not after every report (which woke the model a second time per
+    key, while the app was being woken for it).  Counted, never timed."""
+    odkd, dev, _, _, f = keyboard
+    model = next(n for n in odkd.json("tree") if n["id"] == dev)["properties"]["OdkUSBModelPid"]
+    press(odkd, dev, report("a"), report())
+    f.take(2)
+    time.sleep(0.05)
+    before = thread_switches(model)
+    n = 32
+    for i in range(n):
+        press(odkd, dev, report("a") if i % 2 == 0 else report())
+        assert keys(f.take(1)) == [(KEY["b"], 1 if i % 2 == 0 else 0)]
+    time.sleep(0.05)
+    after = thread_switches(model)
+    woke = sum(after[t][1] - before[t][1] for t in before if t in after)
+    # n requests, and n / 8 batches of resubmissions (a batch may take two
+    # wake-ups when the model reads it while it is still being sent).
+    assert woke <= n + n // 4 + 2, f"the model blocked {woke} times for {n} reports"
+    f.nothing_more()
+
+
+def fd_kinds(pid):
+    """{fd: what it is ("pipe:[N]", "anon_inode:[eventfd]", ...)} of pid's
+    descriptors past stdin, stdout and stderr."""
+    out = {}
+    for fd in os.listdir(f"/proc/{pid}/fd"):
+        if int(fd) > 2:
+            try:
+                out[int(fd)] = os.readlink(f"/proc/{pid}/fd/{fd}")
+            except FileNotFoundError:
+                pass
+    return out
+
+
+def test_an_event_wakes_the_reader_once_through_a_pipe(keyboard):
+    """The other end of the event path: the app's reading thread sleeps on
+    its stream's data descriptor and is woken once per event, by the remap
+    driver's host, through a pipe (the kernel wakes a pipe's reader as a
+    sync wake-up, which may run it on the writer's CPU at once; an eventfd's
+    wake-up sends it to its own idle CPU, an IPI to a halted vCPU here).
+    Counted, never timed."""
+    odkd, dev, _, _, f = keyboard
+    press(odkd, dev, report("a"), report())
+    f.take(2)
+    kinds = fd_kinds(f.p.pid)
+    assert any(k.startswith("pipe:") for k in kinds.values()), \
+        f"the follower reads its stream through {kinds}: no pipe"
+    time.sleep(0.05)
+    before = thread_switches(f.p.pid)
+    n = 20
+    for i in range(n):
+        time.sleep(0.02)  # the reader goes back to sleep between reports
+        press(odkd, dev, report("a") if i % 2 == 0 else report())
+        assert keys(f.take(1)) == [(KEY["b"], 1 if i % 2 == 0 else 0)]
+    time.sleep(0.05)
+    after = thread_switches(f.p.pid)
+    woke = sum(after[t][1] - before[t][1] for t in before if t in after)
+    # One wake-up per event (odkctl writing each line to its pipe may block
+    # now and then on the test's reading of it: a few more).
+    assert woke <= n + 6, f"the follower's threads blocked {woke} times for {n} events"
+    f.nothing_more()
+
+
 def test_a_delayed_report_is_typed_after_the_delay_in_order(keyboard):
     """usb-input's delay (hid_latency's way of typing with odkd's answer out
     of the way): the model takes the report at once and completes the

@@ -1,8 +1,16 @@
 /* SPDX-License-Identifier: MIT */
 /* A USB HID interface as a source (HID over USB, HID 1.11 chapter 7): the
  * report descriptor read with GET_DESCRIPTOR, the interrupt IN endpoint
- * polled with two transfers in flight (a report is never missed between
- * one completion and the next submission), LEDs set with SET_REPORT. */
+ * polled with POLL_SLOTS transfers in flight (a report is never missed
+ * between one completion and the next submission), LEDs set with
+ * SET_REPORT.
+ *
+ * Completed transfers are resubmitted in a batch once half the slots are
+ * done, not one by one: a submission is a message that wakes the
+ * simulated device's process (libusb's is an ioctl that wakes nobody), so
+ * one per report cost the model a second wake-up per key, right when the
+ * app is being woken for it (and made the link's thread wake two tasks a
+ * report, which keeps the scheduler from placing it beside the model). */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -10,7 +18,7 @@
 #include "families/hid/hid_internal.h"
 #include "odk/usb.h"
 
-#define POLL_SLOTS 2
+#define POLL_SLOTS 16 /* transfers in flight; resubmitted half at a time */
 #define POLL_TIMEOUT_MS 60000 /* resubmitted when it passes: a quiet keyboard */
 
 enum { HID_SET_IDLE = 0x0a, HID_SET_REPORT = 0x09 };
@@ -26,9 +34,11 @@ struct usb_source {
     uint8_t *rdesc;
     size_t rdesc_len;
     char *strings[3];
+    odk_memory *mem; /* the slots' buffers, one packet each */
     struct slot {
         struct usb_source *u;
-        odk_memory *mem;
+        uint32_t offset;
+        bool busy;
     } slots[POLL_SLOTS];
     unsigned in_flight;
     bool closing, gone;
@@ -57,9 +67,12 @@ static void poll_done(void *ctx, int status, uint32_t actual, uint64_t ts);
 static int submit(struct slot *s)
 {
     struct usb_source *u = s->u;
-    int st = odk_usb_pipe_async_io(u->in, s->mem, 0, u->packet, POLL_TIMEOUT_MS, poll_done, s);
-    if (st == ODK_OK)
+    int st =
+        odk_usb_pipe_async_io(u->in, u->mem, s->offset, u->packet, POLL_TIMEOUT_MS, poll_done, s);
+    if (st == ODK_OK) {
         u->in_flight++;
+        s->busy = true;
+    }
     return st;
 }
 
@@ -68,12 +81,13 @@ static void poll_done(void *ctx, int status, uint32_t actual, uint64_t ts)
     struct slot *s = ctx;
     struct usb_source *u = s->u;
     u->in_flight--;
+    s->busy = false;
     if (u->closing)
         return;
     if (status == ODK_OK && actual > 0) {
         uint8_t r[ODK_HID_MAX_REPORT];
         uint32_t n = actual < sizeof r ? actual : (uint32_t)sizeof r;
-        if (odk_memory_read(s->mem, 0, r, n) == ODK_OK) {
+        if (odk_memory_read(u->mem, s->offset, r, n) == ODK_OK) {
             if (u->base.ops->report)
                 u->base.ops->report(u->base.ctx, ts, r, n);
             if (odk_hid_event_service_handle_report(u->svc, ts, r, n) < 0)
@@ -85,9 +99,15 @@ static void poll_done(void *ctx, int status, uint32_t actual, uint64_t ts)
         fail(u, status);
         return;
     }
-    int st = submit(s);
-    if (st < 0)
-        fail(u, st);
+    if (u->in_flight > POLL_SLOTS / 2)
+        return;
+    for (int i = 0; i < POLL_SLOTS; i++) {
+        int st = u->slots[i].busy ? ODK_OK : submit(&u->slots[i]);
+        if (st < 0) {
+            fail(u, st);
+            return;
+        }
+    }
 }
 
 static int request(struct usb_source *u, uint8_t type, uint8_t req, uint16_t value,
@@ -161,8 +181,7 @@ static void usb_close(odk_hid_source *base)
     if (u->in)
         odk_usb_pipe_abort(u->in); /* completions are queued; they see closing */
     odk_usb_interface_close(u->intf);
-    for (int i = 0; i < POLL_SLOTS; i++)
-        odk_release(u->slots[i].mem);
+    odk_release(u->mem);
     odk_hid_event_service_destroy(u->svc);
     for (int i = 0; i < 3; i++)
         free(u->strings[i]);
@@ -236,10 +255,10 @@ int hid_usb_source_open(odk_driver *drv, const odk_hid_source_ops *ops, void *ct
         got == sizeof dd)
         for (int i = 0; i < 3; i++)
             u->strings[i] = usb_string(u, dd[14 + i]);
-    for (int i = 0; st == ODK_OK && i < POLL_SLOTS; i++) {
-        u->slots[i].u = u;
-        st = odk_memory_create(u->packet, ODK_MEM_INOUT, &u->slots[i].mem);
-    }
+    if (st == ODK_OK)
+        st = odk_memory_create((uint64_t)u->packet * POLL_SLOTS, ODK_MEM_INOUT, &u->mem);
+    for (int i = 0; st == ODK_OK && i < POLL_SLOTS; i++)
+        u->slots[i] = (struct slot){.u = u, .offset = (uint32_t)i * u->packet};
     for (int i = 0; st == ODK_OK && i < POLL_SLOTS; i++)
         st = submit(&u->slots[i]);
     if (st < 0) {

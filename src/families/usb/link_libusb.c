@@ -6,12 +6,24 @@
  * context that discovers nothing.
  *
  * One context and one event thread per link: transfers are libusb's
- * asynchronous ones, completed on the event thread and handed to the
- * driver's queue.  The standard requests that change the host's view of
- * the device (SET_CONFIGURATION, SET_INTERFACE, CLEAR_FEATURE(HALT)) go
- * through libusb's calls for them, so the kernel keeps its state (data
- * toggles, claimed interfaces) right; everything else is a control
- * transfer as the driver wrote it. */
+ * asynchronous ones, reaped on the event thread.  A completion runs on
+ * that thread, as its queue (queue_try_run_here), when the queue is idle,
+ * as the sim link's reader does: no hand-off, no wake-up of the queue's
+ * thread.  libusb's callback only collects the transfer; the driver's
+ * callback runs once libusb_handle_events returned, outside libusb's
+ * event lock, so it may do anything a queue callback may: a synchronous
+ * request (libusb handles the events itself then), an abort (which
+ * handles them until its transfers are back) or a close.  A transfer
+ * stays on the link's list until its completion ran or was queued, so an
+ * abort from any thread returns only then.  Completions reaped on any
+ * other thread (one in a synchronous request), or while a completion runs
+ * on the event thread, go to their queue's FIFO.
+ *
+ * The standard requests that change the host's view of the device
+ * (SET_CONFIGURATION, SET_INTERFACE, CLEAR_FEATURE(HALT)) go through
+ * libusb's calls for them, so the kernel keeps its state (data toggles,
+ * claimed interfaces) right; everything else is a control transfer as the
+ * driver wrote it. */
 #include <errno.h>
 #include <libusb.h>
 #include <pthread.h>
@@ -26,6 +38,7 @@
 #include "odk/log.h"
 #include "odk/object.h"
 #include "odk/status.h"
+#include "runtime/runtime_internal.h"
 
 struct lu_xfer {
     struct lu_link *l;
@@ -39,6 +52,7 @@ struct lu_xfer {
     uint32_t actual;
     uint64_t timestamp_ns;
     struct lu_xfer *next;
+    struct lu_xfer *ready_next; /* reaped, its completion not run yet */
 };
 
 struct lu_link {
@@ -51,7 +65,8 @@ struct lu_link {
     pthread_mutex_t lock;
     pthread_cond_t cond;
     bool stopping, gone;
-    struct lu_xfer *xfers; /* in flight */
+    struct lu_xfer *xfers; /* in flight, or reaped with the completion not run or queued */
+    struct lu_xfer *ready, **ready_tail; /* reaped on the event thread, to run after */
     uint8_t ep_type[32];   /* LIBUSB_TRANSFER_TYPE_*, by ep_index() */
 };
 
@@ -145,9 +160,97 @@ static void learn_endpoints(struct lu_link *l)
     libusb_free_config_descriptor(c);
 }
 
+/* The link whose event thread this is (NULL on every other thread), and
+ * whether that thread runs a completion now. */
+static _Thread_local struct lu_link *events_of;
+static _Thread_local bool in_completion;
+
+static void run_completion(void *arg);
+
+static bool matches(const struct lu_xfer *x, uint8_t endpoint)
+{
+    return endpoint == 0xff || x->endpoint == endpoint;
+}
+
+/* Takes x off the list (under l->lock) and wakes an abort waiting for it. */
+static void unlink_locked(struct lu_link *l, struct lu_xfer *x)
+{
+    for (struct lu_xfer **p = &l->xfers; *p; p = &(*p)->next)
+        if (*p == x) {
+            *p = x->next;
+            break;
+        }
+    pthread_cond_broadcast(&l->cond);
+}
+
+/* Queues x's completion on its queue, leaving the list only then (an abort
+ * waiting for x returns with the completion queued); with no queue, or a
+ * cancelled one, runs it here after. */
+static void queue_completion(struct lu_link *l, struct lu_xfer *x)
+{
+    pthread_mutex_lock(&l->lock);
+    bool queued = x->q && odk_queue_dispatch_async(x->q, run_completion, x) == ODK_OK;
+    unlink_locked(l, x);
+    pthread_mutex_unlock(&l->lock);
+    if (!queued)
+        run_completion(x);
+}
+
+/* As its queue, on the event thread: off the list first (a callback that
+ * aborts does not wait for itself). */
+static void run_here(void *arg)
+{
+    struct lu_xfer *x = arg;
+    pthread_mutex_lock(&x->l->lock);
+    unlink_locked(x->l, x);
+    pthread_mutex_unlock(&x->l->lock);
+    run_completion(x);
+}
+
+/* On the event thread, after libusb_handle_events: the completions reaped
+ * meanwhile, each here when its queue is idle, else queued.  False when a
+ * completion closed the link (l is gone). */
+static bool run_ready(struct lu_link *l)
+{
+    for (;;) {
+        pthread_mutex_lock(&l->lock);
+        struct lu_xfer *x = l->ready;
+        if (x && !(l->ready = x->ready_next))
+            l->ready_tail = &l->ready;
+        pthread_mutex_unlock(&l->lock);
+        if (!x)
+            return true;
+        in_completion = true;
+        if (!x->q || queue_try_run_here(x->q, run_here, x) < 0)
+            queue_completion(l, x);
+        in_completion = false;
+        if (events_of != l)
+            return false;
+    }
+}
+
+/* On the event thread, from a completion it runs: what was reaped and not
+ * run yet goes to the queues' FIFOs now, before what the caller queues
+ * next (a free after an abort, say). */
+static void flush_ready(struct lu_link *l)
+{
+    pthread_mutex_lock(&l->lock);
+    struct lu_xfer *x = l->ready;
+    l->ready = NULL;
+    l->ready_tail = &l->ready;
+    pthread_mutex_unlock(&l->lock);
+    while (x) {
+        struct lu_xfer *next = x->ready_next;
+        queue_completion(l, x);
+        x = next;
+    }
+}
+
 static void *event_thread(void *arg)
 {
     struct lu_link *l = arg;
+    events_of = l;
+    pthread_setname_np(pthread_self(), "usb-link");
     for (;;) {
         pthread_mutex_lock(&l->lock);
         bool stop = l->stopping;
@@ -161,7 +264,10 @@ static void *event_thread(void *arg)
             struct timespec pause = {0, 10000000};
             nanosleep(&pause, NULL);
         }
+        if (!run_ready(l))
+            return NULL; /* closed by a completion: l is gone */
     }
+    events_of = NULL;
     return NULL;
 }
 
@@ -201,6 +307,7 @@ static int lu_open(int fd, const odk_value *info, struct usb_link **out, char *e
     learn_endpoints(l);
     pthread_mutex_init(&l->lock, NULL);
     pthread_cond_init(&l->cond, NULL);
+    l->ready_tail = &l->ready;
     if (pthread_create(&l->events, NULL, event_thread, l) != 0) {
         pthread_mutex_destroy(&l->lock);
         pthread_cond_destroy(&l->cond);
@@ -264,7 +371,8 @@ static void run_completion(void *arg)
     free(x);
 }
 
-/* On the event thread. */
+/* Where libusb reaps: on the event thread, or on a thread that waits for
+ * a synchronous request (libusb handles the events then). */
 static void LIBUSB_CALL transfer_done(struct libusb_transfer *t)
 {
     struct lu_xfer *x = t->user_data;
@@ -272,22 +380,22 @@ static void LIBUSB_CALL transfer_done(struct libusb_transfer *t)
     x->status = transfer_status_of(t->status);
     x->actual = (uint32_t)t->actual_length;
     x->timestamp_ns = now_ns();
-    /* lu_abort cancels x->t under the lock: the transfer leaves the list
-     * under it too, and is freed only after, never under a cancel. */
+    /* lu_abort cancels x->t under the lock: x->t goes under it too, and is
+     * freed only after, never under a cancel. */
+    bool later = events_of == l && !in_completion;
     pthread_mutex_lock(&l->lock);
     x->t = NULL;
-    for (struct lu_xfer **p = &l->xfers; *p; p = &(*p)->next)
-        if (*p == x) {
-            *p = x->next;
-            break;
-        }
     if (x->status == ODK_E_GONE)
         l->gone = true;
-    pthread_cond_broadcast(&l->cond);
+    if (later) {
+        x->ready_next = NULL;
+        *l->ready_tail = x;
+        l->ready_tail = &x->ready_next;
+    }
     pthread_mutex_unlock(&l->lock);
     libusb_free_transfer(t);
-    if (!x->q || odk_queue_dispatch_async(x->q, run_completion, x) < 0)
-        run_completion(x);
+    if (!later)
+        queue_completion(l, x);
 }
 
 static int lu_submit(struct usb_link *base, uint8_t endpoint, odk_memory *buffer, uint64_t offset,
@@ -345,29 +453,53 @@ static int lu_submit(struct usb_link *base, uint8_t endpoint, odk_memory *buffer
     return ODK_OK;
 }
 
-static bool matches(const struct lu_xfer *x, uint8_t endpoint)
+static bool left(const struct lu_link *l, uint8_t endpoint)
 {
-    return endpoint == 0xff || x->endpoint == endpoint;
+    for (const struct lu_xfer *x = l->xfers; x; x = x->next)
+        if (matches(x, endpoint))
+            return true;
+    return false;
 }
 
 static int lu_abort(struct usb_link *base, uint8_t endpoint)
 {
     struct lu_link *l = (struct lu_link *)base;
+    bool on_events = events_of == l;
+    if (on_events)
+        flush_ready(l);
     pthread_mutex_lock(&l->lock);
     for (struct lu_xfer *x = l->xfers; x; x = x->next)
         if (matches(x, endpoint) && x->t)
             libusb_cancel_transfer(x->t);
-    /* The event thread completes them; a device that went away completes
-     * them too (ODK_E_GONE). */
-    for (;;) {
-        bool left = false;
-        for (struct lu_xfer *x = l->xfers; x && !left; x = x->next)
-            left = matches(x, endpoint);
-        if (!left)
-            break;
-        pthread_cond_wait(&l->cond, &l->lock);
+    /* The event thread reaps them (a device that went away completes them
+     * too, with ODK_E_GONE); from a completion it runs, this thread is the
+     * one that must: their completions go to the FIFOs. */
+    while (left(l, endpoint)) {
+        if (!on_events) {
+            pthread_cond_wait(&l->cond, &l->lock);
+            continue;
+        }
+        pthread_mutex_unlock(&l->lock);
+        struct timeval tv = {0, 100000};
+        libusb_handle_events_timeout_completed(l->ctx, &tv, NULL);
+        pthread_mutex_lock(&l->lock);
     }
     pthread_mutex_unlock(&l->lock);
+    return ODK_OK;
+}
+
+/* A completion on the event thread that does synchronous I/O: nobody else
+ * reaps, so it handles the events itself until its transfer is back (its
+ * own timeout or the device's end finishes it too). */
+static int lu_wait(struct usb_link *base, bool (*done)(void *ctx), void *ctx)
+{
+    struct lu_link *l = (struct lu_link *)base;
+    if (events_of != l)
+        return ODK_E_UNSUPPORTED;
+    while (!done(ctx)) {
+        struct timeval tv = {0, 100000};
+        libusb_handle_events_timeout_completed(l->ctx, &tv, NULL);
+    }
     return ODK_OK;
 }
 
@@ -387,8 +519,16 @@ static void lu_close(struct usb_link *base)
     pthread_mutex_lock(&l->lock);
     l->stopping = true;
     pthread_mutex_unlock(&l->lock);
-    libusb_interrupt_event_handler(l->ctx);
-    pthread_join(l->events, NULL);
+    if (events_of == l) {
+        /* From a completion on the event thread: it is outside libusb's
+         * event handling, so everything goes now; the thread ends when
+         * the completion returns, without looking at l again. */
+        events_of = NULL;
+        pthread_detach(l->events);
+    } else {
+        libusb_interrupt_event_handler(l->ctx);
+        pthread_join(l->events, NULL);
+    }
     if (l->iface >= 0)
         libusb_release_interface(l->h, l->iface);
     libusb_close(l->h);
@@ -401,6 +541,7 @@ static void lu_close(struct usb_link *base)
 
 const struct usb_link_ops usb_link_libusb_ops = {
     .name = "libusb",
+    .wait = lu_wait,
     .open = lu_open,
     .control = lu_control,
     .submit = lu_submit,
