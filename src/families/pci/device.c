@@ -45,6 +45,7 @@
 #include "odk/log.h"
 #include "odk/pci.h"
 #include "odk/status.h"
+#include "families/pci/sim_iommu.h"
 #include "runtime/dma_internal.h"
 #include "runtime/host_link.h"
 
@@ -89,6 +90,7 @@ struct odk_pci_device {
     odk_pci_fault_handler fault_fn;
     void *fault_ctx;
     uint8_t *dma_buf;
+    struct sim_iommu *view; /* the model's view of the driver's IOMMU */
 
     /* VFIO */
     bool vfio;
@@ -265,9 +267,13 @@ static int request(odk_pci_device *dev, uint32_t op, uint64_t addr, uint32_t wid
 
 /* ---- VFIO --------------------------------------------------------------- */
 
-static int vfio_dma_map(void *ctx, uint64_t iova, void *host, uint64_t len, bool writable)
+static int vfio_dma_map(void *ctx, const struct iommu_chunk *c, uint64_t *cookie)
 {
     odk_pci_device *dev = ctx;
+    uint64_t iova = c->iova, len = c->len;
+    void *host = c->host;
+    bool writable = c->writable;
+    (void)cookie;
     struct vfio_iommu_type1_dma_map m = {
         .argsz = sizeof m,
         .flags = VFIO_DMA_MAP_FLAG_READ | (writable ? VFIO_DMA_MAP_FLAG_WRITE : 0),
@@ -282,8 +288,9 @@ static int vfio_dma_map(void *ctx, uint64_t iova, void *host, uint64_t len, bool
     return ODK_OK;
 }
 
-static void vfio_dma_unmap(void *ctx, uint64_t iova, uint64_t len)
+static void vfio_dma_unmap(void *ctx, uint64_t iova, uint64_t len, uint64_t cookie)
 {
+    (void)cookie;
     odk_pci_device *dev = ctx;
     struct vfio_iommu_type1_dma_unmap u = {.argsz = sizeof u, .iova = iova, .size = len};
     ioctl(dev->vfio_cont, VFIO_IOMMU_UNMAP_DMA, &u);
@@ -325,10 +332,16 @@ static int vfio_setup(odk_pci_device *dev)
     dev->n_vec = 1 + dev->n_msi + dev->n_msix;
     for (unsigned i = 0; i < dev->n_vec; i++)
         dev->vec_fd[i] = -1;
-    dev->mirrored = odk_driver_iommu(dev->drv);
-    if (!dev->mirrored)
+    odk_iommu *io = odk_driver_iommu(dev->drv);
+    if (!io)
         return ODK_E_NOMEM;
-    iommu_set_mirror(dev->mirrored, vfio_dma_map, vfio_dma_unmap, dev);
+    int st = iommu_set_mirror(io, vfio_dma_map, vfio_dma_unmap, dev);
+    if (st < 0) {
+        odk_warn("pci: the driver's IOMMU is mirrored already (a second function?): %s",
+                 odk_strerror(st));
+        return st;
+    }
+    dev->mirrored = io;
     return ODK_OK;
 }
 
@@ -523,6 +536,15 @@ int odk_pci_device_open(odk_driver *drv, odk_pci_device **out)
     if (st == ODK_OK)
         st = link_hello(dev);
     if (st == ODK_OK) {
+        /* The model then reads and writes what the driver's DMA commands
+         * map itself; without the view (ODK_E_BUSY: a second function of
+         * this driver) every access comes here, as it did before. */
+        odk_iommu *io = odk_driver_iommu(drv);
+        int vs = io ? sim_iommu_open(dev->sock, io, &dev->view) : ODK_E_NOMEM;
+        if (vs < 0)
+            odk_info("pci: the function's DMA goes through this host (%s)", odk_strerror(vs));
+    }
+    if (st == ODK_OK) {
         if (pthread_create(&dev->reader, NULL, reader, dev) != 0)
             st = ODK_E_NOMEM;
         else
@@ -555,6 +577,8 @@ void odk_pci_device_close(odk_pci_device *dev)
     if (dev->mirrored) /* what the driver still has prepared stays in the container until
                           odkd removes every mapping at the driver's end */
         iommu_set_mirror(dev->mirrored, NULL, NULL, NULL);
+    /* The model gives back every chunk before the link ends. */
+    sim_iommu_close(dev->view);
     if (dev->vfio_dev >= 0)
         close(dev->vfio_dev);
     if (dev->vfio_cont >= 0)
