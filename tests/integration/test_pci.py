@@ -204,6 +204,30 @@ def test_dma_outside_the_mapping_is_an_iommu_fault_and_the_driver_keeps_working(
         conn.close()
 
 
+def test_a_dma_after_its_command_completed_is_a_fault_and_writes_nothing(odkd):
+    """The model reads and writes mapped memory itself (its view of the
+    driver's IOMMU); completing a command takes the address back before the
+    completion returns, so the device's next write there faults."""
+    fn, _ = plug(odkd)
+    conn, _ = connect(odkd, fn)
+    buf = Buffer(4096)
+    try:
+        dst = conn.register(buf, MEM_OUT)
+        buf.write(0, b"\0" * 4096)
+        for n in (1, 1000, 4096):
+            failed, faults = conn.call_memory(13, [n], [(dst, 0, 4096)], n_out=2)[0]
+            assert failed == 1
+            assert buf.read(0, n) == b"\x5a" * n, "the write after the unmap landed"
+        assert faults == 3
+        st = state_when(odkd, fn, lambda st: st.get("dma_faults") == 3, "3 faults reported")
+        # the good DMAs went through the model's view, the faults to the host
+        assert st["dma_bytes_local"] >= 3 * (1 + 1000 + 4096)
+        assert st["dma_bytes_host"] == 1 + 1000 + 4096
+    finally:
+        buf.free()
+        conn.close()
+
+
 def test_config_space_power_states_and_function_level_reset(odkd):
     fn, _ = plug(odkd)
     conn, _ = connect(odkd, fn)

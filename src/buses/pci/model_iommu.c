@@ -132,7 +132,10 @@ static size_t upper(const struct model_iommu *mi, uint64_t addr)
 }
 
 /* A MAP: the chunk's bytes from fd, checked first (the host is another
- * process: nothing it says is trusted to be sane). */
+ * process: nothing it says is trusted to be sane).  Every page of the
+ * chunk must hold some of the file (a descriptor of 192 bytes is mapped
+ * as a page, as the IOMMU maps it), or a touch past its end would be a
+ * SIGBUS; the file cannot shrink (F_SEAL_SHRINK). */
 static void add(struct model_iommu *mi, const struct pci_iommu_msg *m, int fd)
 {
     struct stat st;
@@ -141,7 +144,7 @@ static void add(struct model_iommu *mi, const struct pci_iommu_msg *m, int fd)
         m->mem_offset % PAGE || m->iova % PAGE || m->iova + m->len < m->iova ||
         m->mem_offset + m->len < m->mem_offset || m->len > SIZE_MAX || seals < 0 ||
         !(seals & F_SEAL_SHRINK) || fstat(fd, &st) < 0 ||
-        (uint64_t)st.st_size < m->mem_offset + m->len) {
+        ((uint64_t)st.st_size + PAGE - 1) / PAGE * PAGE < m->mem_offset + m->len) {
         mi->refused++;
         return;
     }
