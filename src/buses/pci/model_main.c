@@ -78,6 +78,7 @@ static struct {
  * access goes the same way, so none overtakes another. */
 static struct model_iommu *view;
 static unsigned dma_at_host;
+static bool link_looked, link_hung_up; /* this turn of the loop */
 static uint8_t *fill_buf; /* a write the view did not take, on its way to the host */
 static struct {
     uint64_t resets, dma_blocked, unsafe_dma, dma_faults, interrupts, refused_attach,
@@ -313,9 +314,13 @@ static bool dma_here_ok(uint64_t addr, size_t len, bool write, model_iommu_fn fn
     if (!view || dma_at_host)
         return false;
     /* A host that died leaves its memory to no one: the link says so
-     * before its end of file is read. */
-    struct pollfd p = {link_fd, 0, 0};
-    if (poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLERR)))
+     * before its end of file is read (looked at once a turn of the loop). */
+    if (!link_looked) {
+        struct pollfd p = {link_fd, 0, 0};
+        link_looked = true;
+        link_hung_up = poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLERR));
+    }
+    if (link_hung_up)
         return false;
     int st = model_iommu_access(view, addr, len, write, fn, ctx);
     if (st == ODK_E_ACCESS && model_iommu_drain(view) == ODK_OK)
@@ -860,6 +865,7 @@ int main(int argc, char **argv)
     for (;;) {
         /* What the model's view of the IOMMU performed is answered first,
          * as the host's answers would be: in order, from here. */
+        link_looked = false;
         dma_here_deliver();
         posted_deliver();
         struct pollfd p[5] = {{ODKD_FD, POLLIN, 0}, {doorbell, POLLIN, 0}, {timer_fd, POLLIN, 0},
