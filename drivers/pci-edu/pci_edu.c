@@ -2,8 +2,9 @@
 /* pci-edu: a driver for QEMU's educational PCI device "edu" (1234:11e8), on
  * odk's simulated PCI bus (odkctl pci plug edu) and, unchanged, on the real
  * one behind VFIO.  The first PCI driver to read: it opens its function,
- * turns on memory decoding and bus mastering, takes the MSI vector, and
- * offers apps:
+ * turns on memory decoding and bus mastering, takes the MSI vector (INTx
+ * when there is none, or when its personality says "PciEduInterrupt":
+ * "INTx"), and offers apps:
  *   selector 0  factorial: scalar_in[0] = n, scalar_out[0] = n! (32 bits)
  *   selector 1  DMA round trip: memory[0] (the app's bytes, IN) goes to the
  *               device's buffer at offset scalar_in[1], then back into
@@ -113,8 +114,13 @@ static int edu_start(odk_driver *drv)
         odk_error("identification register 0x%08x is not edu's", id);
         return ODK_E_UNSUPPORTED;
     }
+    /* MSI when the function offers it, unless the personality asks for
+     * INTx ("PciEduInterrupt": "INTx"): the legacy, level-triggered line. */
+    const char *want = odk_dict_get_string(odk_driver_personality(drv), "PciEduInterrupt", "");
     odk_pci_interrupt_type type =
-        odk_pci_interrupt_vectors(e->dev, ODK_PCI_MSI) ? ODK_PCI_MSI : ODK_PCI_INTX;
+        odk_pci_interrupt_vectors(e->dev, ODK_PCI_MSI) && strcmp(want, "INTx") != 0
+            ? ODK_PCI_MSI
+            : ODK_PCI_INTX;
     if ((st = odk_queue_create("edu-irq", &e->irq_q)) < 0 ||
         (st = odk_pci_interrupt_create(e->dev, type, 0, e->irq_q, on_interrupt, e, &e->irq)) < 0)
         return st;

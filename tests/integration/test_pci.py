@@ -123,6 +123,44 @@ def test_a_mask_in_the_primary_match_decides(odkd, tmp_path):
     assert "0x11e90000&0xffff0000" in explain and "does not match" in explain
 
 
+def intx_bundle(tmp_path):
+    """pci-edu with a personality that asks for INTx and outbids the
+    stock one."""
+    from conftest import DRIVERS
+    import shutil
+    bundle = tmp_path / "pci-edu-intx"
+    bundle.mkdir()
+    shutil.copy(DRIVERS / "pci-edu" / "pci-edu.so", bundle)
+    manifest = json.loads((DRIVERS / "pci-edu" / "odk.json").read_text())
+    manifest["bundle"] = "org.odk.test.pci-edu-intx"
+    pers = manifest["personalities"]["PciEdu"]
+    pers["IOUserServerName"] = "org.odk.test.pci-edu-intx"
+    pers["IOProbeScore"] = 1000
+    pers["PciEduInterrupt"] = "INTx"
+    (bundle / "odk.json").write_text(json.dumps(manifest))
+    sign_bundle(bundle)
+    return bundle
+
+
+def test_a_driver_that_asks_for_intx_gets_the_legacy_line(odkd, tmp_path):
+    odkd.ctl("install", intx_bundle(tmp_path))
+    fn, _ = plug(odkd)
+    svc, inst = edu_service(odkd, fn)
+    assert inst["bundle"] == "org.odk.test.pci-edu-intx"
+    assert "INTx" in odkd.ctl("log", "org.odk.test.pci-edu-intx").stdout
+    conn = Connection(odkd.state, svc)
+    try:
+        before = conn.call(2, n_out=4)[0][0]
+        conn.call(3, [20])
+        wait_until(lambda: conn.call(2, n_out=4)[0][0] >= before + 20, what="20 interrupts")
+        time.sleep(0.2)
+        assert conn.call(2, n_out=4)[0][0] == before + 20
+        st = model_state(odkd, fn)
+        assert not st["msi"]
+    finally:
+        conn.close()
+
+
 def test_factorial_of_1_to_12_and_the_liveness_check(odkd):
     fn, _ = plug(odkd)
     conn, _ = connect(odkd, fn)

@@ -53,6 +53,7 @@ struct odk_pci_interrupt {
     odk_pci_device *dev;
     odk_fd_source *src;
     odk_queue *q;
+    int unmask_fd;  /* VFIO INTx: written after the handler, -1 otherwise */
     unsigned index; /* into vec_fd */
     uint32_t vector;
     odk_pci_interrupt_handler fn;
@@ -345,8 +346,11 @@ static int vfio_setup(odk_pci_device *dev)
     return ODK_OK;
 }
 
-/* Points vector index (of type) at its eventfd in VFIO, or (fd -1) stops it. */
-static int vfio_set_irq(odk_pci_device *dev, odk_pci_interrupt_type type, uint32_t vector, int fd)
+/* Gives VFIO fd (-1: none) for vector of type, as action
+ * (VFIO_IRQ_SET_ACTION_TRIGGER: the interrupt signals it;
+ * VFIO_IRQ_SET_ACTION_UNMASK: a write to it unmasks INTx). */
+static int vfio_irq_fd(odk_pci_device *dev, odk_pci_interrupt_type type, uint32_t vector, int fd,
+                       uint32_t action)
 {
     /* struct vfio_irq_set ends in a flexible array: the eventfd follows it. */
     union {
@@ -355,17 +359,35 @@ static int vfio_set_irq(odk_pci_device *dev, odk_pci_interrupt_type type, uint32
     } req;
     memset(&req, 0, sizeof req);
     req.s.argsz = sizeof req.bytes;
-    req.s.flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER;
+    req.s.flags = VFIO_IRQ_SET_DATA_EVENTFD | action;
     req.s.index = VFIO_PCI_INTX_IRQ_INDEX + (uint32_t)type;
     req.s.start = vector;
     req.s.count = 1;
     int32_t efd = fd;
     memcpy(req.bytes + sizeof(struct vfio_irq_set), &efd, sizeof efd);
     if (ioctl(dev->vfio_dev, VFIO_DEVICE_SET_IRQS, &req) < 0) {
-        odk_warn("pci: VFIO_DEVICE_SET_IRQS (type %d, vector %u): %m", (int)type, vector);
+        odk_warn("pci: VFIO_DEVICE_SET_IRQS (type %d, vector %u, %s): %m", (int)type, vector,
+                 action == VFIO_IRQ_SET_ACTION_UNMASK ? "unmask" : "trigger");
         return ODK_E_IO;
     }
     return ODK_OK;
+}
+
+/* Points vector of type at its eventfd in VFIO, or (fd -1) stops it.  INTx
+ * is level-triggered: the kernel masks the line when it fires, and
+ * irq->unmask_fd, written after the driver's handler acknowledged the
+ * device, unmasks it. */
+static int vfio_set_irq(odk_pci_device *dev, odk_pci_interrupt_type type, uint32_t vector, int fd,
+                        int unmask_fd)
+{
+    int st = ODK_OK;
+    if (fd < 0 && unmask_fd >= 0) /* the unmask goes first, then the trigger */
+        vfio_irq_fd(dev, type, vector, -1, VFIO_IRQ_SET_ACTION_UNMASK);
+    st = vfio_irq_fd(dev, type, vector, fd, VFIO_IRQ_SET_ACTION_TRIGGER);
+    if (st == ODK_OK && fd >= 0 && unmask_fd >= 0 &&
+        (st = vfio_irq_fd(dev, type, vector, unmask_fd, VFIO_IRQ_SET_ACTION_UNMASK)) < 0)
+        vfio_irq_fd(dev, type, vector, -1, VFIO_IRQ_SET_ACTION_TRIGGER);
+    return st;
 }
 
 static int vfio_mem(odk_pci_device *dev, uint8_t bar, uint64_t offset, unsigned width,
@@ -769,7 +791,7 @@ int odk_pci_reset(odk_pci_device *dev)
     for (unsigned i = 0; st == ODK_OK && dev->vfio && i < PCI_MAX_VECTORS; i++)
         if (dev->irq[i])
             st = vfio_set_irq(dev, (odk_pci_interrupt_type)dev->irq_mode, dev->irq[i]->vector,
-                              dev->vec_fd[i]);
+                              dev->vec_fd[i], dev->irq[i]->unmask_fd);
     return st;
 }
 
@@ -982,6 +1004,11 @@ static void on_vector(void *ctx, uint32_t revents)
         ts = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
     }
     irq->fn(irq->ctx, irq->vector, n, ts);
+    /* The handler acknowledged the device, which dropped its line: the
+     * kernel may take the next one. */
+    uint64_t one = 1;
+    if (irq->unmask_fd >= 0 && write(irq->unmask_fd, &one, sizeof one) != sizeof one)
+        odk_warn("pci: INTx cannot be unmasked: %m");
 }
 
 /* Turns the function's interrupt mode on in its config space. */
@@ -1028,6 +1055,15 @@ static int msix_mask(odk_pci_device *dev, uint32_t vector, bool masked)
                      masked ? 1 : 0);
 }
 
+/* Whether VFIO masks INTx when it fires (it does for a level interrupt;
+ * it then needs the unmask after each one). */
+static bool vfio_intx_automasked(odk_pci_device *dev)
+{
+    struct vfio_irq_info ii = {.argsz = sizeof ii, .index = VFIO_PCI_INTX_IRQ_INDEX};
+    return ioctl(dev->vfio_dev, VFIO_DEVICE_GET_IRQ_INFO, &ii) < 0 ||
+           (ii.flags & VFIO_IRQ_INFO_AUTOMASKED);
+}
+
 int odk_pci_interrupt_create(odk_pci_device *dev, odk_pci_interrupt_type type, uint32_t vector,
                              odk_queue *q, odk_pci_interrupt_handler fn, void *ctx,
                              odk_pci_interrupt **out)
@@ -1046,27 +1082,41 @@ int odk_pci_interrupt_create(odk_pci_device *dev, odk_pci_interrupt_type type, u
         return ODK_E_BUSY;
     if (dev->irq_mode >= 0 && dev->irq_mode != (int)type)
         return ODK_E_STATE;
-    int st;
+    int st, unmask_fd = -1;
     if (dev->vfio) {
-        if (type == ODK_PCI_INTX) /* level-triggered: needs unmasking, not offered yet */
-            return ODK_E_UNSUPPORTED;
         if (dev->vec_fd[index] < 0 &&
             (dev->vec_fd[index] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
             return ODK_E_IO;
-        if ((st = vfio_set_irq(dev, type, vector, dev->vec_fd[index])) < 0)
+        if (type == ODK_PCI_INTX && vfio_intx_automasked(dev) &&
+            (unmask_fd = eventfd(0, EFD_CLOEXEC)) < 0)
+            return ODK_E_IO;
+        if ((st = vfio_set_irq(dev, type, vector, dev->vec_fd[index], unmask_fd)) < 0) {
+            if (unmask_fd >= 0)
+                close(unmask_fd);
             return st;
+        }
     } else if ((dev->irq_mode != (int)type && (st = enable_mode(dev, type)) < 0) ||
                (type == ODK_PCI_MSIX && (st = msix_mask(dev, vector, false)) < 0)) {
         return st;
     }
     dev->irq_mode = (int)type;
     odk_pci_interrupt *irq = calloc(1, sizeof *irq);
-    if (!irq)
+    if (!irq) {
+        if (unmask_fd >= 0) {
+            vfio_set_irq(dev, type, vector, -1, unmask_fd);
+            close(unmask_fd);
+        }
         return ODK_E_NOMEM;
+    }
     *irq = (odk_pci_interrupt){.dev = dev, .index = index, .vector = vector, .fn = fn,
-                               .ctx = ctx, .q = q ? q : odk_driver_queue(dev->drv)};
+                               .ctx = ctx, .q = q ? q : odk_driver_queue(dev->drv),
+                               .unmask_fd = unmask_fd};
     st = odk_fd_source_create(irq->q, dev->vec_fd[index], EPOLLIN, on_vector, irq, &irq->src);
     if (st < 0) {
+        if (dev->vfio)
+            vfio_set_irq(dev, type, vector, -1, unmask_fd);
+        if (unmask_fd >= 0)
+            close(unmask_fd);
         free(irq);
         return st;
     }
@@ -1097,7 +1147,9 @@ void odk_pci_interrupt_destroy(odk_pci_interrupt *irq)
     odk_release(irq->src);
     odk_pci_device *dev = irq->dev;
     if (dev->vfio)
-        vfio_set_irq(dev, (odk_pci_interrupt_type)dev->irq_mode, irq->vector, -1);
+        vfio_set_irq(dev, (odk_pci_interrupt_type)dev->irq_mode, irq->vector, -1, irq->unmask_fd);
+    if (irq->unmask_fd >= 0)
+        close(irq->unmask_fd);
     else if (dev->irq_mode == ODK_PCI_MSIX && !is_gone(dev))
         msix_mask(dev, irq->vector, true);
     dev->irq[irq->index] = NULL;
