@@ -159,3 +159,56 @@ def test_intx_through_vfio_is_unmasked_after_each_interrupt(tmp_path):
             (d / "driver" / "unbind").write_text(addr)
         if d.exists():
             (d / "driver_override").write_text("\n")
+
+
+def unbind(d):
+    if (d / "driver").exists():
+        (d / "driver" / "unbind").write_text(d.name)
+    (d / "driver_override").write_text("\n")
+
+
+def vfio_nodes(odkd):
+    return [n for n in odkd.json("tree")
+            if n["class"] == "IOPCIDevice" and n["properties"].get("OdkPCIBackend") == "vfio"]
+
+
+def factorial_10(odkd, node_id):
+    inst = wait_until(lambda: (odkd.running(provider=node_id) or [None])[0], "pci-edu")
+    conn = Connection(odkd.state, inst["node"])
+    try:
+        assert conn.call(0, [10], n_out=1)[0] == [3628800]
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("how", ["named", "any"])
+def test_a_function_bound_to_vfio_after_odkds_start_is_adopted(tmp_path, how):
+    """--vfio ADDRESS of a function not bound to vfio-pci yet: a node says
+    why it cannot be opened, and gives way to the function's own once it is
+    bound.  --vfio any: nothing at first; the function once bound."""
+    subprocess.run(["modprobe", "vfio-pci"], check=True)
+    d = edu()
+    assert d is not None, "no edu device in the guest"
+    addr = d.name
+    unbind(d)
+    odkd = Odkd(tmp_path, extra_args=["--vfio", addr if how == "named" else "any"])
+    try:
+        if how == "named":
+            [n] = wait_until(lambda: vfio_nodes(odkd), "the error node")
+            assert "OdkPCIError" in n["properties"], n
+            assert not [i for i in odkd.instances() if i["provider"] == n["id"]]
+        else:
+            time.sleep(0.5)
+            assert vfio_nodes(odkd) == []
+        bind_to_vfio(d)
+        n = wait_until(lambda: next((n for n in vfio_nodes(odkd)
+                                     if "OdkPCIError" not in n["properties"]), None),
+                       "the adopted function's node")
+        assert n["properties"]["location"] == addr
+        assert n["properties"]["OdkPCIAdoptions"] == 1
+        assert len(vfio_nodes(odkd)) == 1  # the error node gave way
+        factorial_10(odkd, n["id"])
+        assert "bound to vfio-pci after odkd's start, and adopted" in odkd.log_text()
+    finally:
+        odkd.stop()
+        unbind(d)
