@@ -12,7 +12,6 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <linux/futex.h>
-#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
@@ -55,8 +54,8 @@ int model_iommu_open(int chan, int table_fd, struct model_iommu **out)
         return ODK_E_INVALID;
     }
     struct model_iommu *mi = calloc(1, sizeof *mi);
-    void *t = mmap(NULL, sizeof(struct pci_iommu_table), PROT_READ | PROT_WRITE, MAP_SHARED,
-                   table_fd, 0);
+    void *t =
+        mmap(NULL, sizeof(struct pci_iommu_table), PROT_READ | PROT_WRITE, MAP_SHARED, table_fd, 0);
     close(table_fd);
     if (!mi || t == MAP_FAILED) {
         free(mi);
@@ -100,8 +99,7 @@ uint64_t model_iommu_refused(const struct model_iommu *mi)
 
 static bool standing(const struct model_iommu *mi, const struct chunk *c)
 {
-    return atomic_load_explicit((_Atomic uint64_t *)&mi->t->live[c->slot],
-                                memory_order_relaxed) == c->gen;
+    return __atomic_load_n(&mi->t->live[c->slot], __ATOMIC_RELAXED) == c->gen;
 }
 
 /* Unmaps the chunks the host revoked. */
@@ -140,10 +138,9 @@ static void add(struct model_iommu *mi, const struct pci_iommu_msg *m, int fd)
 {
     struct stat st;
     int seals = fcntl(fd, F_GET_SEALS);
-    if (m->slot >= PCI_IOMMU_SLOTS || !m->gen || !m->len || m->len % PAGE ||
-        m->mem_offset % PAGE || m->iova % PAGE || m->iova + m->len < m->iova ||
-        m->mem_offset + m->len < m->mem_offset || m->len > SIZE_MAX || seals < 0 ||
-        !(seals & F_SEAL_SHRINK) || fstat(fd, &st) < 0 ||
+    if (m->slot >= PCI_IOMMU_SLOTS || !m->gen || !m->len || m->len % PAGE || m->mem_offset % PAGE ||
+        m->iova % PAGE || m->iova + m->len < m->iova || m->mem_offset + m->len < m->mem_offset ||
+        m->len > SIZE_MAX || seals < 0 || !(seals & F_SEAL_SHRINK) || fstat(fd, &st) < 0 ||
         ((uint64_t)st.st_size + PAGE - 1) / PAGE * PAGE < m->mem_offset + m->len) {
         mi->refused++;
         return;
@@ -163,15 +160,19 @@ static void add(struct model_iommu *mi, const struct pci_iommu_msg *m, int fd)
         mi->c = c;
         mi->cap = cap;
     }
-    void *p = mmap(NULL, (size_t)m->len, PROT_READ | (m->writable ? PROT_WRITE : 0), MAP_SHARED,
-                   fd, (off_t)m->mem_offset);
+    void *p = mmap(NULL, (size_t)m->len, PROT_READ | (m->writable ? PROT_WRITE : 0), MAP_SHARED, fd,
+                   (off_t)m->mem_offset);
     if (p == MAP_FAILED) {
         mi->refused++;
         return;
     }
     memmove(&mi->c[i + 1], &mi->c[i], (mi->n - i) * sizeof *mi->c);
-    mi->c[i] = (struct chunk){.iova = m->iova, .len = m->len, .gen = m->gen, .slot = m->slot,
-                              .writable = m->writable != 0, .p = p};
+    mi->c[i] = (struct chunk){.iova = m->iova,
+                              .len = m->len,
+                              .gen = m->gen,
+                              .slot = m->slot,
+                              .writable = m->writable != 0,
+                              .p = p};
     mi->n++;
 }
 
@@ -224,9 +225,8 @@ int model_iommu_access(struct model_iommu *mi, uint64_t addr, size_t len, bool w
 {
     if (!mi || !len || addr + len < addr)
         return ODK_E_ACCESS;
-    _Atomic uint32_t *busy = (_Atomic uint32_t *)&mi->t->busy;
-    atomic_store_explicit(busy, 1, memory_order_relaxed);
-    atomic_thread_fence(memory_order_seq_cst);
+    __atomic_store_n(&mi->t->busy, 1, __ATOMIC_RELAXED);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
     int st = ODK_OK;
     for (size_t done = 0; done < len;) { /* every byte admitted before any moves */
         const struct chunk *c = find(mi, addr + done);
@@ -245,8 +245,8 @@ int model_iommu_access(struct model_iommu *mi, uint64_t addr, size_t len, bool w
         fn(ctx, c->p + at, done, (size_t)n);
         done += (size_t)n;
     }
-    atomic_store_explicit(busy, 0, memory_order_seq_cst);
-    if (atomic_load_explicit((_Atomic uint32_t *)&mi->t->waiters, memory_order_seq_cst))
+    __atomic_store_n(&mi->t->busy, 0, __ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&mi->t->waiters, __ATOMIC_SEQ_CST))
         syscall(SYS_futex, &mi->t->busy, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
     return st;
 }

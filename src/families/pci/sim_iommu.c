@@ -13,7 +13,6 @@
 #include <limits.h>
 #include <linux/futex.h>
 #include <poll.h>
-#include <stdatomic.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
@@ -78,15 +77,14 @@ static int send_msg(struct sim_iommu *s, const struct pci_iommu_msg *m, int fd)
 /* Waits until the model is outside any access (or gone). */
 static void wait_idle(struct sim_iommu *s)
 {
-    _Atomic uint32_t *busy = (_Atomic uint32_t *)&s->t->busy;
-    _Atomic uint32_t *waiters = (_Atomic uint32_t *)&s->t->waiters;
-    atomic_thread_fence(memory_order_seq_cst);
-    if (!atomic_load_explicit(busy, memory_order_seq_cst) || s->gone)
+    uint32_t *busy = &s->t->busy, *waiters = &s->t->waiters;
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (!__atomic_load_n(busy, __ATOMIC_SEQ_CST) || s->gone)
         return;
     struct timespec start, now;
     clock_gettime(CLOCK_MONOTONIC, &start);
-    atomic_fetch_add_explicit(waiters, 1, memory_order_seq_cst);
-    while (atomic_load_explicit(busy, memory_order_seq_cst)) {
+    __atomic_fetch_add(waiters, 1, __ATOMIC_SEQ_CST);
+    while (__atomic_load_n(busy, __ATOMIC_SEQ_CST)) {
         struct timespec slice = {0, 10 * 1000 * 1000};
         syscall(SYS_futex, &s->t->busy, FUTEX_WAIT, 1, &slice, NULL, 0);
         /* A model that died inside an access leaves busy set: its end of
@@ -104,7 +102,7 @@ static void wait_idle(struct sim_iommu *s)
                      (unsigned)ODK_PCI_TIMEOUT_MS);
         }
     }
-    atomic_fetch_sub_explicit(waiters, 1, memory_order_seq_cst);
+    __atomic_fetch_sub(waiters, 1, __ATOMIC_SEQ_CST);
 }
 
 static int on_map(void *ctx, const struct iommu_chunk *c, uint64_t *cookie)
@@ -116,10 +114,14 @@ static int on_map(void *ctx, const struct iommu_chunk *c, uint64_t *cookie)
     uint32_t slot = s->free_slots[--s->n_free];
     s->used[slot] = true;
     uint64_t gen = ++s->gen;
-    atomic_store_explicit((_Atomic uint64_t *)&s->t->live[slot], gen, memory_order_release);
+    __atomic_store_n(&s->t->live[slot], gen, __ATOMIC_RELEASE);
     *cookie = (uint64_t)slot + 1;
-    struct pci_iommu_msg m = {.op = PCI_IOMMU_MAP, .slot = slot, .gen = gen, .iova = c->iova,
-                              .len = c->len, .mem_offset = c->mem_offset,
+    struct pci_iommu_msg m = {.op = PCI_IOMMU_MAP,
+                              .slot = slot,
+                              .gen = gen,
+                              .iova = c->iova,
+                              .len = c->len,
+                              .mem_offset = c->mem_offset,
                               .writable = c->writable};
     send_msg(s, &m, fd);
     return ODK_OK;
@@ -128,7 +130,7 @@ static int on_map(void *ctx, const struct iommu_chunk *c, uint64_t *cookie)
 /* Takes slot back: once this returns the model no longer touches it. */
 static void take_back(struct sim_iommu *s, uint32_t slot)
 {
-    atomic_store_explicit((_Atomic uint64_t *)&s->t->live[slot], 0, memory_order_relaxed);
+    __atomic_store_n(&s->t->live[slot], 0, __ATOMIC_RELAXED);
     wait_idle(s);
     s->used[slot] = false;
     s->free_slots[s->n_free++] = slot;
@@ -141,8 +143,8 @@ static void on_unmap(void *ctx, uint64_t iova, uint64_t len, uint64_t cookie)
         return;
     take_back(s, (uint32_t)(cookie - 1));
     /* A hint: the model unmaps its pages now rather than at its next MAP. */
-    struct pci_iommu_msg m = {.op = PCI_IOMMU_UNMAP, .slot = (uint32_t)(cookie - 1),
-                              .iova = iova, .len = len};
+    struct pci_iommu_msg m = {
+        .op = PCI_IOMMU_UNMAP, .slot = (uint32_t)(cookie - 1), .iova = iova, .len = len};
     if (!s->gone)
         send_msg(s, &m, -1);
 }
@@ -208,7 +210,7 @@ void sim_iommu_close(struct sim_iommu *s)
         iommu_set_mirror(s->io, NULL, NULL, NULL);
     if (s->t) {
         for (uint32_t i = 0; i < PCI_IOMMU_SLOTS; i++)
-            atomic_store_explicit((_Atomic uint64_t *)&s->t->live[i], 0, memory_order_relaxed);
+            __atomic_store_n(&s->t->live[i], 0, __ATOMIC_RELAXED);
         wait_idle(s);
     }
     destroy(s);

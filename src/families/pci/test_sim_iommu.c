@@ -240,8 +240,8 @@ static void test_malformed_maps_are_refused(void **state)
     int loose = memfd_create("loose", MFD_CLOEXEC);
     assert_int_equal(ftruncate(loose, 8192), 0);
     t->live[3] = 9;
-    struct pci_iommu_msg m = {.op = PCI_IOMMU_MAP, .slot = 3, .gen = 9, .iova = 0x10000,
-                              .len = 4096, .writable = 1};
+    struct pci_iommu_msg m = {
+        .op = PCI_IOMMU_MAP, .slot = 3, .gen = 9, .iova = 0x10000, .len = 4096, .writable = 1};
     struct msghdr mh = {0};
     struct iovec iov = {&m, sizeof m};
     union {
