@@ -118,9 +118,8 @@ static int edu_start(odk_driver *drv)
      * INTx ("PciEduInterrupt": "INTx"): the legacy, level-triggered line. */
     const char *want = odk_dict_get_string(odk_driver_personality(drv), "PciEduInterrupt", "");
     odk_pci_interrupt_type type =
-        odk_pci_interrupt_vectors(e->dev, ODK_PCI_MSI) && strcmp(want, "INTx") != 0
-            ? ODK_PCI_MSI
-            : ODK_PCI_INTX;
+        odk_pci_interrupt_vectors(e->dev, ODK_PCI_MSI) && strcmp(want, "INTx") != 0 ? ODK_PCI_MSI
+                                                                                    : ODK_PCI_INTX;
     if ((st = odk_queue_create("edu-irq", &e->irq_q)) < 0 ||
         (st = odk_pci_interrupt_create(e->dev, type, 0, e->irq_q, on_interrupt, e, &e->irq)) < 0)
         return st;

@@ -235,8 +235,7 @@ static void unmap_locked(odk_iommu *io, const void *owner)
     size_t kept = 0;
     for (size_t i = 0; i < io->n_maps; i++) {
         if (io->maps[i].owner == owner && io->mirror_unmap)
-            io->mirror_unmap(io->mirror_ctx, io->maps[i].iova, io->maps[i].len,
-                             io->maps[i].cookie);
+            io->mirror_unmap(io->mirror_ctx, io->maps[i].iova, io->maps[i].len, io->maps[i].cookie);
         if (io->maps[i].owner == owner)
             give_back(io, io->maps[i].iova, io->maps[i].len);
         else
@@ -352,8 +351,12 @@ static int mirror_one(odk_iommu *io, struct mapping *mp)
     int st = host_of(mp, mp->iova, &host);
     if (st < 0)
         return st;
-    struct iommu_chunk c = {.iova = mp->iova, .len = mp->len, .writable = mp->writable,
-                            .memory = mp->m, .mem_offset = mp->mem_offset, .host = host};
+    struct iommu_chunk c = {.iova = mp->iova,
+                            .len = mp->len,
+                            .writable = mp->writable,
+                            .memory = mp->m,
+                            .mem_offset = mp->mem_offset,
+                            .host = host};
     mp->cookie = 0;
     return io->mirror_map(io->mirror_ctx, &c, &mp->cookie);
 }
@@ -373,8 +376,7 @@ static int mirror_new(odk_iommu *io, size_t first)
     return ODK_OK;
 }
 
-int iommu_set_mirror(odk_iommu *io, iommu_mirror_map_fn map, iommu_mirror_unmap_fn unmap,
-                     void *ctx)
+int iommu_set_mirror(odk_iommu *io, iommu_mirror_map_fn map, iommu_mirror_unmap_fn unmap, void *ctx)
 {
     int st = ODK_OK;
     pthread_mutex_lock(&io->lock);

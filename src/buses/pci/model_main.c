@@ -79,7 +79,7 @@ static struct {
 static struct model_iommu *view;
 static unsigned dma_at_host;
 static bool link_looked, link_hung_up; /* this turn of the loop */
-static uint8_t *fill_buf; /* a write the view did not take, on its way to the host */
+static uint8_t *fill_buf;              /* a write the view did not take, on its way to the host */
 static struct {
     uint64_t resets, dma_blocked, unsafe_dma, dma_faults, interrupts, refused_attach,
         dropped_writes, links, dma_cancelled, dma_bytes_local, dma_bytes_host;
@@ -351,7 +351,10 @@ int pci_model_dma(struct pci_model *m, uint64_t addr, void *data, size_t len, bo
         dma_addr = addr;
         return ODK_OK;
     }
-    struct pci_wire w = {.op = PCIW_DMA, .id = id, .addr = addr, .length = (uint32_t)len,
+    struct pci_wire w = {.op = PCIW_DMA,
+                         .id = id,
+                         .addr = addr,
+                         .length = (uint32_t)len,
                          .flags = to_device ? PCIW_DMA_TO_DEVICE : 0};
     if (pci_wire_send(link_fd, &w, to_device ? NULL : data, to_device ? 0 : len, NULL, 0, 0) < 0)
         return ODK_E_GONE;
@@ -868,8 +871,11 @@ int main(int argc, char **argv)
         link_looked = false;
         dma_here_deliver();
         posted_deliver();
-        struct pollfd p[5] = {{ODKD_FD, POLLIN, 0}, {doorbell, POLLIN, 0}, {timer_fd, POLLIN, 0},
-                              {link_fd, POLLIN, 0}, {model_iommu_fd(view), POLLIN, 0}};
+        struct pollfd p[5] = {{ODKD_FD, POLLIN, 0},
+                              {doorbell, POLLIN, 0},
+                              {timer_fd, POLLIN, 0},
+                              {link_fd, POLLIN, 0},
+                              {model_iommu_fd(view), POLLIN, 0}};
         if (poll(p, link_fd < 0 ? 3 : view ? 5 : 4, answers_waiting() ? 0 : -1) < 0) {
             if (errno == EINTR)
                 continue;

@@ -89,7 +89,7 @@ static struct {
     uint64_t timer;
     unsigned rescans; /* left in this burst */
 } any = {.fd = -1};
-#define ANY_RESCANS 8       /* after a /dev/vfio event: 2 s of looking */
+#define ANY_RESCANS 8 /* after a /dev/vfio event: 2 s of looking */
 #define ANY_RESCAN_MS 250
 
 int pci_vfio_option(struct odkd *d, const char *name, const char *value, char *err, size_t len)
@@ -408,8 +408,8 @@ static void any_scan(struct odkd *d)
             continue; /* driven, or looked for already */
         if (!f) {
             if (n_fns == VFIO_MAX_FUNCTIONS) {
-                odk_warn("pci: vfio %s: not adopted: odkd drives %d functions already",
-                         e->d_name, VFIO_MAX_FUNCTIONS);
+                odk_warn("pci: vfio %s: not adopted: odkd drives %d functions already", e->d_name,
+                         VFIO_MAX_FUNCTIONS);
                 continue;
             }
             f = &fns[n_fns++];

@@ -41,11 +41,11 @@
 
 #include "buses/pci/config.h"
 #include "buses/pci/pci_wire.h"
+#include "families/pci/sim_iommu.h"
 #include "odk/dma.h"
 #include "odk/log.h"
 #include "odk/pci.h"
 #include "odk/status.h"
-#include "families/pci/sim_iommu.h"
 #include "runtime/dma_internal.h"
 #include "runtime/host_link.h"
 
@@ -1108,8 +1108,12 @@ int odk_pci_interrupt_create(odk_pci_device *dev, odk_pci_interrupt_type type, u
         }
         return ODK_E_NOMEM;
     }
-    *irq = (odk_pci_interrupt){.dev = dev, .index = index, .vector = vector, .fn = fn,
-                               .ctx = ctx, .q = q ? q : odk_driver_queue(dev->drv),
+    *irq = (odk_pci_interrupt){.dev = dev,
+                               .index = index,
+                               .vector = vector,
+                               .fn = fn,
+                               .ctx = ctx,
+                               .q = q ? q : odk_driver_queue(dev->drv),
                                .unmask_fd = unmask_fd};
     st = odk_fd_source_create(irq->q, dev->vec_fd[index], EPOLLIN, on_vector, irq, &irq->src);
     if (st < 0) {
