@@ -78,7 +78,7 @@ static struct {
  * access goes the same way, so none overtakes another. */
 static struct model_iommu *view;
 static unsigned dma_at_host;
-static bool link_looked, link_hung_up; /* this turn of the loop */
+static bool link_hung_up; /* this turn of the loop saw the link hang up */
 static uint8_t *fill_buf;              /* a write the view did not take, on its way to the host */
 static struct {
     uint64_t resets, dma_blocked, unsafe_dma, dma_faults, interrupts, refused_attach,
@@ -313,13 +313,8 @@ static bool dma_here_ok(uint64_t addr, size_t len, bool write, model_iommu_fn fn
 {
     if (!view || dma_at_host)
         return false;
-    /* A host that died leaves its memory to no one: the link says so
-     * before its end of file is read (looked at once a turn of the loop). */
-    if (!link_looked) {
-        struct pollfd p = {link_fd, 0, 0};
-        link_looked = true;
-        link_hung_up = poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLERR));
-    }
+    /* A host that died leaves its memory to no one: this turn's poll of
+     * the link said so before its end of file is read. */
     if (link_hung_up)
         return false;
     int st = model_iommu_access(view, addr, len, write, fn, ctx);
@@ -866,11 +861,6 @@ int main(int argc, char **argv)
     }
     pci_model_changed(&M);
     for (;;) {
-        /* What the model's view of the IOMMU performed is answered first,
-         * as the host's answers would be: in order, from here. */
-        link_looked = false;
-        dma_here_deliver();
-        posted_deliver();
         struct pollfd p[5] = {{ODKD_FD, POLLIN, 0},
                               {doorbell, POLLIN, 0},
                               {timer_fd, POLLIN, 0},
@@ -881,6 +871,7 @@ int main(int argc, char **argv)
                 continue;
             return 1;
         }
+        link_hung_up = link_fd >= 0 && (p[3].revents & (POLLHUP | POLLERR));
         if (view && p[4].revents && model_iommu_drain(view) < 0)
             view_end(); /* the host closed its view: every DMA goes to it */
         if (p[1].revents)
@@ -894,5 +885,9 @@ int main(int argc, char **argv)
         }
         if (link_fd >= 0 && p[3].revents)
             on_link();
+        /* What the model's view of the IOMMU performed is answered now, as
+         * the host's answers would be: in order, from the loop. */
+        dma_here_deliver();
+        posted_deliver();
     }
 }
