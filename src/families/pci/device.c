@@ -41,6 +41,7 @@
 
 #include "buses/pci/config.h"
 #include "buses/pci/pci_wire.h"
+#include "families/pci/pci_elapsed.h"
 #include "families/pci/sim_iommu.h"
 #include "odk/dma.h"
 #include "odk/log.h"
@@ -856,9 +857,7 @@ static int wait_tail(odk_pci_device *dev, uint32_t until_room)
         struct timespec slice = {0, 10 * 1000 * 1000};
         syscall(SYS_futex, &dev->ctl->tail, FUTEX_WAIT, tail, &slice, NULL, 0);
         clock_gettime(CLOCK_MONOTONIC, &now);
-        if ((uint64_t)(now.tv_sec - start.tv_sec) * 1000 +
-                (uint64_t)(now.tv_nsec - start.tv_nsec) / 1000000 >
-            ODK_PCI_TIMEOUT_MS)
+        if (pci_elapsed_ms(&start, &now) > ODK_PCI_TIMEOUT_MS)
             return ODK_E_TIMEOUT;
     }
 }

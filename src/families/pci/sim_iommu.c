@@ -23,6 +23,7 @@
 #include <unistd.h>
 
 #include "buses/pci/pci_wire.h"
+#include "families/pci/pci_elapsed.h"
 #include "families/pci/sim_iommu.h"
 #include "odk/log.h"
 #include "odk/pci.h"
@@ -95,7 +96,7 @@ static void wait_idle(struct sim_iommu *s)
             break;
         }
         clock_gettime(CLOCK_MONOTONIC, &now);
-        if (!s->warned && (uint64_t)(now.tv_sec - start.tv_sec) * 1000 >= ODK_PCI_TIMEOUT_MS) {
+        if (!s->warned && pci_elapsed_ms(&start, &now) >= ODK_PCI_TIMEOUT_MS) {
             s->warned = true;
             odk_warn("pci: the function has been inside one DMA access for %u ms; the unmap "
                      "waits for it",
