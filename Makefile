@@ -142,10 +142,11 @@ soak-pci: all
 	  tests/integration/test_pci.py -k plug_unplug
 
 # The capture card's full-size run: 1000 plug/unplug cycles with the app
-# attached (50 in make integration) and odk-capture for 10 s at 30 fps (3 s).
+# attached (50 in make integration), odk-capture for 10 s at 30 fps (3 s)
+# and sixteen 8K frames, 2.26 GB (2).
 .PHONY: soak-capture
 soak-capture: all
-	ODK_CAPTURE_PLUG_CYCLES=1000 ODK_CAPTURE_RATE_FRAMES=300 ODK_BUILD=$(abspath $(BUILD)) \
+	ODK_CAPTURE_PLUG_CYCLES=1000 ODK_CAPTURE_RATE_FRAMES=300 ODK_CAPTURE_8K_FRAMES=16 ODK_BUILD=$(abspath $(BUILD)) \
 	  $(PYTHON) -m pytest -q tests/integration/test_pci_capture.py
 
 # The audio loopback's full-size soak: 10 minutes at a 64-frame period,

@@ -2,8 +2,9 @@
 /* pci-edu: a driver for QEMU's educational PCI device "edu" (1234:11e8), on
  * odk's simulated PCI bus (odkctl pci plug edu) and, unchanged, on the real
  * one behind VFIO.  The first PCI driver to read: it opens its function,
- * turns on memory decoding and bus mastering, takes the MSI vector, and
- * offers apps:
+ * turns on memory decoding and bus mastering, takes the MSI vector (INTx
+ * when there is none, or when its personality says "PciEduInterrupt":
+ * "INTx"), and offers apps:
  *   selector 0  factorial: scalar_in[0] = n, scalar_out[0] = n! (32 bits)
  *   selector 1  DMA round trip: memory[0] (the app's bytes, IN) goes to the
  *               device's buffer at offset scalar_in[1], then back into
@@ -30,7 +31,13 @@
  *   selector 10 config read: scalar_in[0] offset, scalar_in[1] width (1, 2, 4)
  *   selector 11 power state: scalar_in[0] 0 (D0) or 3 (D3hot)
  *   selector 12 function-level reset, then decoding and bus mastering on
- *               again (the MSI source stays) */
+ *               again (the MSI source stays)
+ *   selector 13 a DMA after its command completed: the device writes 0x5a
+ *               bytes into memory[0] (OUT) through a command, the command
+ *               completes, then the device writes 0xee bytes at the same
+ *               address; scalar_in[0] bytes.  scalar_out[0] is 1 when the
+ *               device reported the second DMA failed (it must: the unmap
+ *               took the address away), scalar_out[1] the IOMMU faults */
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -107,8 +114,12 @@ static int edu_start(odk_driver *drv)
         odk_error("identification register 0x%08x is not edu's", id);
         return ODK_E_UNSUPPORTED;
     }
+    /* MSI when the function offers it, unless the personality asks for
+     * INTx ("PciEduInterrupt": "INTx"): the legacy, level-triggered line. */
+    const char *want = odk_dict_get_string(odk_driver_personality(drv), "PciEduInterrupt", "");
     odk_pci_interrupt_type type =
-        odk_pci_interrupt_vectors(e->dev, ODK_PCI_MSI) ? ODK_PCI_MSI : ODK_PCI_INTX;
+        odk_pci_interrupt_vectors(e->dev, ODK_PCI_MSI) && strcmp(want, "INTx") != 0 ? ODK_PCI_MSI
+                                                                                    : ODK_PCI_INTX;
     if ((st = odk_queue_create("edu-irq", &e->irq_q)) < 0 ||
         (st = odk_pci_interrupt_create(e->dev, type, 0, e->irq_q, on_interrupt, e, &e->irq)) < 0)
         return st;
@@ -422,6 +433,62 @@ static int edu_reset(odk_driver *drv, odk_user_client *uc, odk_call *call)
     return st;
 }
 
+/* Fills the device's buffer with len bytes of value, from driver memory. */
+static int load_buffer(struct edu *e, uint8_t value, uint64_t len)
+{
+    odk_memory *m = NULL;
+    odk_dma_command *cmd = NULL;
+    uint64_t iova = 0;
+    uint8_t bytes[EDU_BUF_SIZE];
+    bool failed = false;
+    memset(bytes, value, sizeof bytes);
+    int st = odk_memory_create(EDU_BUF_SIZE, ODK_MEM_INOUT, &m);
+    if (st == ODK_OK)
+        st = odk_memory_write(m, 0, bytes, len);
+    if (st == ODK_OK)
+        st = dma_map(e, m, 0, EDU_BUF_SIZE, &cmd, &iova);
+    if (st == ODK_OK)
+        st = dma_run(e, iova, EDU_BUF, len, false, &failed);
+    if (st == ODK_OK && failed)
+        st = ODK_E_IO;
+    if (cmd)
+        odk_release(cmd);
+    if (m)
+        odk_release(m);
+    return st;
+}
+
+static int edu_stale_dma(odk_driver *drv, odk_user_client *uc, odk_call *call)
+{
+    struct edu *e = odk_driver_state(drv);
+    (void)uc;
+    const odk_memory_range *dst = &call->memory[0];
+    uint64_t len = call->scalar_in[0], iova = 0;
+    if (len == 0 || len > EDU_BUF_SIZE || len > dst->length)
+        return ODK_E_INVALID;
+    odk_dma_command *cmd = NULL;
+    bool failed = false;
+    int st = load_buffer(e, 0x5a, len);
+    if (st == ODK_OK)
+        st = dma_map(e, dst->memory, dst->offset, len, &cmd, &iova);
+    if (st == ODK_OK)
+        st = dma_run(e, EDU_BUF, iova, len, true, &failed);
+    if (st == ODK_OK && failed)
+        st = ODK_E_IO;
+    /* 0xee goes into the device while the command stands, so no mapping is
+     * made between its completion and the stale write (it could take the
+     * same address). */
+    if (st == ODK_OK)
+        st = load_buffer(e, 0xee, len);
+    if (cmd)
+        odk_release(cmd); /* completes: iova is no longer the device's */
+    if (st == ODK_OK)
+        st = dma_run(e, EDU_BUF, iova, len, true, &failed);
+    call->scalar_out[0] = failed;
+    call->scalar_out[1] = odk_pci_device_fault_count(e->dev, NULL);
+    return st;
+}
+
 static const odk_method edu_methods[] = {
     [0] = {edu_factorial, .scalar_in = 1, .scalar_out = 1},
     [1] = {edu_dma, .scalar_in = 2, .scalar_out = 1, .memory = 2},
@@ -436,6 +503,7 @@ static const odk_method edu_methods[] = {
     [10] = {edu_config_read, .scalar_in = 2, .scalar_out = 1},
     [11] = {edu_power, .scalar_in = 1},
     [12] = {edu_reset, .scalar_in = 0},
+    [13] = {edu_stale_dma, .scalar_in = 1, .scalar_out = 2, .memory = 1},
 };
 
 static const odk_driver_class edu_class = {

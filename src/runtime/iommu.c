@@ -30,6 +30,7 @@ struct mapping {
     uint64_t mem_offset;
     const void *owner;
     bool writable; /* false for ODK_MEM_IN: the device may only read */
+    uint64_t cookie; /* what the mirror said about the chunk (iommu_set_mirror) */
 };
 
 struct odk_iommu {
@@ -42,9 +43,9 @@ struct odk_iommu {
     size_t n_free, cap_free;
     struct mapping *maps; /* sorted by iova */
     size_t n_maps, cap_maps;
-    /* A real IOMMU that mirrors every chunk (iommu_set_mirror), or NULL. */
-    int (*mirror_map)(void *ctx, uint64_t iova, void *host, uint64_t len, bool writable);
-    void (*mirror_unmap)(void *ctx, uint64_t iova, uint64_t len);
+    /* Another IOMMU that mirrors every chunk (iommu_set_mirror), or NULL. */
+    iommu_mirror_map_fn mirror_map;
+    iommu_mirror_unmap_fn mirror_unmap;
     void *mirror_ctx;
 };
 
@@ -234,7 +235,7 @@ static void unmap_locked(odk_iommu *io, const void *owner)
     size_t kept = 0;
     for (size_t i = 0; i < io->n_maps; i++) {
         if (io->maps[i].owner == owner && io->mirror_unmap)
-            io->mirror_unmap(io->mirror_ctx, io->maps[i].iova, io->maps[i].len);
+            io->mirror_unmap(io->mirror_ctx, io->maps[i].iova, io->maps[i].len, io->maps[i].cookie);
         if (io->maps[i].owner == owner)
             give_back(io, io->maps[i].iova, io->maps[i].len);
         else
@@ -275,6 +276,7 @@ static void add_chunk(odk_iommu *io, odk_memory *m, uint64_t mem_offset, const v
         .mem_offset = mem_offset,
         .owner = owner,
         .writable = odk_memory_direction(m) != ODK_MEM_IN,
+        .cookie = 0,
     };
     chunks[n] = (odk_dma_segment){a, size};
 }
@@ -342,6 +344,23 @@ static int map_scattered(odk_iommu *io, odk_memory *m, uint64_t mem_offset, uint
 
 static int host_of(const struct mapping *mp, uint64_t address, void **host);
 
+/* Gives chunk mp to the mirror. */
+static int mirror_one(odk_iommu *io, struct mapping *mp)
+{
+    void *host = NULL;
+    int st = host_of(mp, mp->iova, &host);
+    if (st < 0)
+        return st;
+    struct iommu_chunk c = {.iova = mp->iova,
+                            .len = mp->len,
+                            .writable = mp->writable,
+                            .memory = mp->m,
+                            .mem_offset = mp->mem_offset,
+                            .host = host};
+    mp->cookie = 0;
+    return io->mirror_map(io->mirror_ctx, &c, &mp->cookie);
+}
+
 /* Maps the chunks from maps[first] on in the mirror.  On failure the
  * caller's unmap_locked gives every chunk of the owner back, and asks the
  * mirror to unmap each (one never mirrored is a no-op there). */
@@ -350,27 +369,46 @@ static int mirror_new(odk_iommu *io, size_t first)
     if (!io->mirror_map)
         return ODK_OK;
     for (size_t i = first; i < io->n_maps; i++) {
-        void *host;
-        int st = host_of(&io->maps[i], io->maps[i].iova, &host);
-        if (st == ODK_OK)
-            st = io->mirror_map(io->mirror_ctx, io->maps[i].iova, host, io->maps[i].len,
-                                io->maps[i].writable);
+        int st = mirror_one(io, &io->maps[i]);
         if (st < 0)
             return st;
     }
     return ODK_OK;
 }
 
-void iommu_set_mirror(odk_iommu *io,
-                      int (*map)(void *ctx, uint64_t iova, void *host, uint64_t len,
-                                 bool writable),
-                      void (*unmap)(void *ctx, uint64_t iova, uint64_t len), void *ctx)
+int iommu_set_mirror(odk_iommu *io, iommu_mirror_map_fn map, iommu_mirror_unmap_fn unmap, void *ctx)
 {
+    int st = ODK_OK;
     pthread_mutex_lock(&io->lock);
-    io->mirror_map = map;
-    io->mirror_unmap = unmap;
-    io->mirror_ctx = ctx;
+    if (map && io->mirror_map && io->mirror_ctx != ctx) {
+        st = ODK_E_BUSY;
+    } else if (!map) {
+        io->mirror_map = NULL;
+        io->mirror_unmap = NULL;
+        io->mirror_ctx = NULL;
+        for (size_t i = 0; i < io->n_maps; i++)
+            io->maps[i].cookie = 0;
+    } else {
+        io->mirror_map = map;
+        io->mirror_unmap = unmap;
+        io->mirror_ctx = ctx;
+        /* What stands already is mirrored now; a refusal takes back what
+         * was given and leaves no mirror. */
+        size_t i = 0;
+        for (; i < io->n_maps && st == ODK_OK; i++)
+            st = mirror_one(io, &io->maps[i]);
+        if (st < 0) {
+            for (size_t k = 0; k + 1 < i; k++)
+                unmap(ctx, io->maps[k].iova, io->maps[k].len, io->maps[k].cookie);
+            for (size_t k = 0; k < io->n_maps; k++)
+                io->maps[k].cookie = 0;
+            io->mirror_map = NULL;
+            io->mirror_unmap = NULL;
+            io->mirror_ctx = NULL;
+        }
+    }
     pthread_mutex_unlock(&io->lock);
+    return st;
 }
 
 int iommu_map(odk_iommu *io, odk_memory *m, uint64_t mem_offset, uint64_t len, uint64_t unit,

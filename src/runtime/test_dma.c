@@ -249,12 +249,16 @@ struct mirror {
     int fail_at; /* the call that fails, 0: none */
 };
 
-static int mirror_map(void *ctx, uint64_t iova, void *host, uint64_t len, bool writable)
+static int mirror_map(void *ctx, const struct iommu_chunk *c, uint64_t *cookie)
 {
     struct mirror *mi = ctx;
-    (void)iova;
+    void *host = c->host;
+    uint64_t len = c->len;
+    bool writable = c->writable;
     if (++mi->calls == (uint64_t)mi->fail_at)
         return ODK_E_IO;
+    *cookie = c->iova;
+    assert_int_equal(c->mem_offset, (uint64_t)((uint8_t *)host - mi->base));
     assert_true(writable);
     assert_true((uint8_t *)host >= mi->base && (uint8_t *)host + len <= mi->base + 8 * MiB);
     assert_int_equal(((uintptr_t)host) % 4096, 0);
@@ -262,10 +266,10 @@ static int mirror_map(void *ctx, uint64_t iova, void *host, uint64_t len, bool w
     return ODK_OK;
 }
 
-static void mirror_unmap(void *ctx, uint64_t iova, uint64_t len)
+static void mirror_unmap(void *ctx, uint64_t iova, uint64_t len, uint64_t cookie)
 {
     struct mirror *mi = ctx;
-    (void)iova;
+    assert_true(cookie == 0 || cookie == iova);
     mi->unmapped += len;
 }
 
@@ -280,7 +284,8 @@ static void test_mirror(void **state)
     assert_int_equal(odk_iommu_create_sim(48, 5, &io), ODK_OK);
     assert_int_equal(odk_memory_create(8 * MiB, ODK_MEM_INOUT, &m), ODK_OK);
     assert_int_equal(odk_memory_map(m, ODK_MAP_READ | ODK_MAP_WRITE, (void **)&mi.base), ODK_OK);
-    iommu_set_mirror(io, mirror_map, mirror_unmap, &mi);
+    assert_int_equal(iommu_set_mirror(io, mirror_map, mirror_unmap, &mi), ODK_OK);
+    assert_int_equal(iommu_set_mirror(io, mirror_map, mirror_unmap, &n), ODK_E_BUSY);
     assert_int_equal(odk_dma_command_create(io, NULL, &cmd), ODK_OK);
     assert_int_equal(odk_dma_command_prepare(cmd, m, 0, 8 * MiB, &n), ODK_OK);
     assert_int_equal(mi.mapped, 8 * MiB);
@@ -296,6 +301,15 @@ static void test_mirror(void **state)
     mi.fail_at = 0;
     assert_int_equal(odk_dma_command_prepare(cmd, m, 0, 8 * MiB, &n), ODK_OK);
     assert_int_equal(odk_dma_command_complete(cmd), ODK_OK);
+    /* A mirror set after a prepare is given what stands, and told of its
+     * unmapping with the cookies it gave. */
+    assert_int_equal(iommu_set_mirror(io, NULL, NULL, NULL), ODK_OK);
+    assert_int_equal(odk_dma_command_prepare(cmd, m, 0, 8 * MiB, &n), ODK_OK);
+    mi = (struct mirror){.base = mi.base};
+    assert_int_equal(iommu_set_mirror(io, mirror_map, mirror_unmap, &mi), ODK_OK);
+    assert_int_equal(mi.mapped, 8 * MiB);
+    assert_int_equal(odk_dma_command_complete(cmd), ODK_OK);
+    assert_int_equal(mi.unmapped, 8 * MiB);
     iommu_set_mirror(io, NULL, NULL, NULL);
     odk_release(cmd);
     odk_release(m);

@@ -929,3 +929,38 @@ def test_a_driver_started_while_the_system_sleeps_is_told(odkd):
         wait_until(lambda: c.call(POWER_STATE, n_out=1)[0] == [0], what="ODK_POWER_OFF after start")
         odkd.ctl("power", "wake")
         assert c.call(POWER_STATE, n_out=1)[0] == [1]
+
+
+PTRACE_DETACH, PTRACE_SEIZE, WALL = 17, 0x4206, 0x40000000
+
+
+def test_shutdown_ends_when_a_killed_host_is_held_by_a_tracer(odkd):
+    """A debugger attached to a host that hangs in stop: odkd's shutdown
+    kills the host, but the host's exit goes to its tracer, and odkd's
+    SIGCHLD never comes while the tracer holds it.  odkd exits anyway once
+    the grace period's kill had its time to be reaped, naming the tracer
+    (before, it waited for that reap forever and a second SIGTERM was
+    ignored: "already stopping")."""
+    dev = odkd.plug(faulty("hang-in-stop"))
+    pid = running_instance(odkd, dev)["pid"]
+    libc = ctypes.CDLL(None, use_errno=True)
+    libc.ptrace.argtypes = [ctypes.c_long, ctypes.c_int, ctypes.c_void_p, ctypes.c_void_p]
+    assert libc.ptrace(PTRACE_SEIZE, pid, None, None) == 0, os.strerror(ctypes.get_errno())
+    try:
+        odkd.proc.send_signal(signal.SIGTERM)
+        try:
+            odkd.proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            pytest.fail("odkd did not exit after SIGTERM while a tracer held its killed host")
+        assert odkd.proc.returncode == 0
+        log = odkd.log_text()
+        assert f"(pid {pid}) was killed but not reaped: process {os.getpid()} traces it" in log
+        assert "hanging in stop" in (odkd.state / "logs" / f"{BUNDLE}.log").read_text()
+    finally:
+        # Let go of the host: its exit (or the end of the trace) reaches
+        # whoever is its parent now.
+        try:
+            os.waitpid(pid, os.WNOHANG | WALL)
+        except ChildProcessError:
+            pass
+        libc.ptrace(PTRACE_DETACH, pid, None, None)

@@ -123,6 +123,44 @@ def test_a_mask_in_the_primary_match_decides(odkd, tmp_path):
     assert "0x11e90000&0xffff0000" in explain and "does not match" in explain
 
 
+def intx_bundle(tmp_path):
+    """pci-edu with a personality that asks for INTx and outbids the
+    stock one."""
+    from conftest import DRIVERS
+    import shutil
+    bundle = tmp_path / "pci-edu-intx"
+    bundle.mkdir()
+    shutil.copy(DRIVERS / "pci-edu" / "pci-edu.so", bundle)
+    manifest = json.loads((DRIVERS / "pci-edu" / "odk.json").read_text())
+    manifest["bundle"] = "org.odk.test.pci-edu-intx"
+    pers = manifest["personalities"]["PciEdu"]
+    pers["IOUserServerName"] = "org.odk.test.pci-edu-intx"
+    pers["IOProbeScore"] = 1000
+    pers["PciEduInterrupt"] = "INTx"
+    (bundle / "odk.json").write_text(json.dumps(manifest))
+    sign_bundle(bundle)
+    return bundle
+
+
+def test_a_driver_that_asks_for_intx_gets_the_legacy_line(odkd, tmp_path):
+    odkd.ctl("install", intx_bundle(tmp_path))
+    fn, _ = plug(odkd)
+    svc, inst = edu_service(odkd, fn)
+    assert inst["bundle"] == "org.odk.test.pci-edu-intx"
+    assert "INTx" in odkd.ctl("log", "org.odk.test.pci-edu-intx").stdout
+    conn = Connection(odkd.state, svc)
+    try:
+        before = conn.call(2, n_out=4)[0][0]
+        conn.call(3, [20])
+        wait_until(lambda: conn.call(2, n_out=4)[0][0] >= before + 20, what="20 interrupts")
+        time.sleep(0.2)
+        assert conn.call(2, n_out=4)[0][0] == before + 20
+        st = model_state(odkd, fn)
+        assert not st["msi"]
+    finally:
+        conn.close()
+
+
 def test_factorial_of_1_to_12_and_the_liveness_check(odkd):
     fn, _ = plug(odkd)
     conn, _ = connect(odkd, fn)
@@ -201,6 +239,30 @@ def test_dma_outside_the_mapping_is_an_iommu_fault_and_the_driver_keeps_working(
         dma_round_trip(conn, 4096)
         assert pid_alive(inst["pid"])
     finally:
+        conn.close()
+
+
+def test_a_dma_after_its_command_completed_is_a_fault_and_writes_nothing(odkd):
+    """The model reads and writes mapped memory itself (its view of the
+    driver's IOMMU); completing a command takes the address back before the
+    completion returns, so the device's next write there faults."""
+    fn, _ = plug(odkd)
+    conn, _ = connect(odkd, fn)
+    buf = Buffer(4096)
+    try:
+        dst = conn.register(buf, MEM_OUT)
+        buf.write(0, b"\0" * 4096)
+        for n in (1, 1000, 4096):
+            failed, faults = conn.call_memory(13, [n], [(dst, 0, 4096)], n_out=2)[0]
+            assert failed == 1
+            assert buf.read(0, n) == b"\x5a" * n, "the write after the unmap landed"
+        assert faults == 3
+        st = state_when(odkd, fn, lambda st: st.get("dma_faults") == 3, "3 faults reported")
+        # the good DMAs went through the model's view, the faults to the host
+        assert st["dma_bytes_local"] >= 3 * (1 + 1000 + 4096)
+        assert st["dma_bytes_host"] == 1 + 1000 + 4096
+    finally:
+        buf.free()
         conn.close()
 
 

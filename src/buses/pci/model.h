@@ -63,7 +63,9 @@ bool pci_model_bus_master(const struct pci_model *m);
  * to_device reads memory (ops->dma_done gets the bytes), else writes data.
  * One at a time.  Returns ODK_E_STATE when bus mastering is off (the
  * access never leaves the function), ODK_E_GONE without a driver's link,
- * ODK_E_BUSY while one is pending; otherwise dma_done runs later. */
+ * ODK_E_BUSY while one is pending; otherwise dma_done runs later (from the
+ * runner's loop, also when the access was performed at once through the
+ * model's view of the IOMMU). */
 int pci_model_dma(struct pci_model *m, uint64_t addr, void *data, size_t len, bool to_device);
 /* Posted writes a model may have in flight (PCIe's flow-control credits). */
 #define PCI_POSTED_WINDOW 8u
@@ -74,6 +76,15 @@ int pci_model_dma(struct pci_model *m, uint64_t addr, void *data, size_t len, bo
  * an interrupt does not wait for them, so raise it after the answers.
  * Errors as pci_model_dma, ODK_E_BUSY when the window is full. */
 int pci_model_dma_post(struct pci_model *m, uint64_t addr, const void *data, size_t len);
+/* Produces n bytes of a write at dst: bytes [off, off + n) of it. */
+typedef void (*pci_model_fill_fn)(void *ctx, uint8_t *dst, size_t off, size_t n);
+/* pci_model_dma_post for a device that makes its data as it writes (a
+ * frame grabber's pixels): fn is called, before this returns, to make the
+ * len bytes straight into the driver's memory when the model's view of the
+ * IOMMU admits the write, else into a buffer that goes to the host.  fn
+ * must not call the runner. */
+int pci_model_dma_post_fill(struct pci_model *m, uint64_t addr, size_t len, pci_model_fill_fn fn,
+                            void *ctx);
 /* Posted writes not answered yet. */
 unsigned pci_model_dma_posted(const struct pci_model *m);
 /* Signals an interrupt: MSI vector `vector` when MSI is enabled, MSI-X

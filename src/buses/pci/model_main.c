@@ -33,6 +33,7 @@
 
 #include "buses/pci/config.h"
 #include "buses/pci/model.h"
+#include "buses/pci/model_iommu.h"
 #include "buses/pci/pci_wire.h"
 #include "odk/status.h"
 
@@ -51,19 +52,37 @@ static unsigned n_vec;
 static int link_fd = -1;
 static bool needs_reset;  /* a link was attached; no reset since */
 static uint32_t dma_id;   /* the pending DMA's id, 0 for none */
-/* Posted writes in flight: their ids (POSTED_ID | n) and addresses, oldest
- * first; the host answers them in order. */
+/* Posted writes in flight, oldest first: their ids (POSTED_ID | n),
+ * addresses and, once answered (by the host, or at once when the model's
+ * view of the IOMMU took them), their status.  Answers reach the model in
+ * order, from the main loop. */
 #define POSTED_ID 0x80000000u
 static struct {
     uint32_t id[PCI_POSTED_WINDOW];
     uint64_t addr[PCI_POSTED_WINDOW];
+    bool done[PCI_POSTED_WINDOW];
+    int status[PCI_POSTED_WINDOW];
     unsigned at, n;
     uint32_t next;
 } posted;
 static uint64_t dma_addr; /* and what it was */
+/* The pending DMA was performed here: its answer waits for the main loop. */
+static struct {
+    bool done;
+    int status;
+    size_t len;
+    uint8_t *buf; /* what a read found */
+} dma_here;
+/* The driver's IOMMU as its host mirrors it (model_iommu.h), or NULL; and
+ * the DMAs sent to the host not answered yet: while there are any, every
+ * access goes the same way, so none overtakes another. */
+static struct model_iommu *view;
+static unsigned dma_at_host;
+static bool link_hung_up; /* this turn of the loop saw the link hang up */
+static uint8_t *fill_buf;              /* a write the view did not take, on its way to the host */
 static struct {
     uint64_t resets, dma_blocked, unsafe_dma, dma_faults, interrupts, refused_attach,
-        dropped_writes, links, dma_cancelled;
+        dropped_writes, links, dma_cancelled, dma_bytes_local, dma_bytes_host;
 } count;
 static uint8_t *packet;
 /* The MSI-X table and pending bits, when the function has them: the runner
@@ -120,6 +139,9 @@ void pci_model_changed(struct pci_model *m)
     odk_dict_set_int(d, "refused_attach", (int64_t)count.refused_attach);
     odk_dict_set_int(d, "dropped_writes", (int64_t)count.dropped_writes);
     odk_dict_set_int(d, "dma_cancelled", (int64_t)count.dma_cancelled);
+    odk_dict_set_int(d, "dma_bytes_local", (int64_t)count.dma_bytes_local);
+    odk_dict_set_int(d, "dma_bytes_host", (int64_t)count.dma_bytes_host);
+    odk_dict_set_int(d, "iommu_chunks", (int64_t)model_iommu_chunks(view));
     if (m->ops->report)
         m->ops->report(m, d);
     char *json = odk_value_to_json(d, 0);
@@ -241,9 +263,10 @@ void pci_model_irq(struct pci_model *m, unsigned vector)
         count.interrupts++;
 }
 
-int pci_model_dma(struct pci_model *m, uint64_t addr, void *data, size_t len, bool to_device)
+/* Whether a bus-master access may leave the function now: ODK_OK, or why
+ * not (pci_model_dma's errors). */
+static int may_dma(uint64_t addr, size_t len)
 {
-    (void)m;
     if (!(command() & PCI_COMMAND_MASTER)) {
         count.dma_blocked++;
         return ODK_E_STATE;
@@ -257,18 +280,84 @@ int pci_model_dma(struct pci_model *m, uint64_t addr, void *data, size_t len, bo
         }
         return ODK_E_GONE;
     }
-    if (dma_id)
-        return ODK_E_BUSY;
     if (len == 0 || len > PCIW_MAX_DMA)
         return ODK_E_INVALID;
+    return ODK_OK;
+}
+
+static void copy_in(void *ctx, uint8_t *p, size_t off, size_t n)
+{
+    memcpy((uint8_t *)ctx + off, p, n);
+}
+
+static void copy_out(void *ctx, uint8_t *p, size_t off, size_t n)
+{
+    memcpy(p, (const uint8_t *)ctx + off, n);
+}
+
+struct fill_call {
+    pci_model_fill_fn fn;
+    void *ctx;
+};
+
+static void fill_piece(void *ctx, uint8_t *p, size_t off, size_t n)
+{
+    struct fill_call *f = ctx;
+    f->fn(f->ctx, p, off, n);
+}
+
+/* The access, performed here through the model's view of the IOMMU when
+ * that view admits it and nothing sent to the host is still on its way (an
+ * access must not overtake one before it).  False: ask the host. */
+static bool dma_here_ok(uint64_t addr, size_t len, bool write, model_iommu_fn fn, void *ctx)
+{
+    if (!view || dma_at_host)
+        return false;
+    /* A host that died leaves its memory to no one: this turn's poll of
+     * the link said so before its end of file is read. */
+    if (link_hung_up)
+        return false;
+    int st = model_iommu_access(view, addr, len, write, fn, ctx);
+    if (st == ODK_E_ACCESS && model_iommu_drain(view) == ODK_OK)
+        st = model_iommu_access(view, addr, len, write, fn, ctx); /* a MAP just came */
+    if (st != ODK_OK)
+        return false;
+    count.dma_bytes_local += len;
+    return true;
+}
+
+int pci_model_dma(struct pci_model *m, uint64_t addr, void *data, size_t len, bool to_device)
+{
+    (void)m;
+    int st = may_dma(addr, len);
+    if (st < 0)
+        return st;
+    if (dma_id)
+        return ODK_E_BUSY;
     static uint32_t next;
     next = (next + 1) & ~POSTED_ID;
-    struct pci_wire w = {.op = PCIW_DMA, .id = next ? next : (next = 1), .addr = addr,
-                         .length = (uint32_t)len, .flags = to_device ? PCIW_DMA_TO_DEVICE : 0};
+    uint32_t id = next ? next : (next = 1);
+    if (dma_here_ok(addr, len, !to_device, to_device ? copy_in : copy_out,
+                    to_device ? (void *)dma_here.buf : data)) {
+        dma_here.done = true;
+        dma_here.status = ODK_OK;
+        dma_here.len = to_device ? len : 0;
+        dma_id = id;
+        dma_addr = addr;
+        return ODK_OK;
+    }
+    struct pci_wire w = {.op = PCIW_DMA,
+                         .id = id,
+                         .addr = addr,
+                         .length = (uint32_t)len,
+                         .flags = to_device ? PCIW_DMA_TO_DEVICE : 0};
     if (pci_wire_send(link_fd, &w, to_device ? NULL : data, to_device ? 0 : len, NULL, 0, 0) < 0)
         return ODK_E_GONE;
+    dma_here.done = false;
     dma_id = w.id;
     dma_addr = addr;
+    dma_at_host++;
+    count.dma_bytes_host += len;
     return ODK_OK;
 }
 
@@ -278,51 +367,102 @@ unsigned pci_model_dma_posted(const struct pci_model *m)
     return posted.n;
 }
 
-int pci_model_dma_post(struct pci_model *m, uint64_t addr, const void *data, size_t len)
+int pci_model_dma_post_fill(struct pci_model *m, uint64_t addr, size_t len, pci_model_fill_fn fn,
+                            void *ctx)
 {
     (void)m;
-    if (!(command() & PCI_COMMAND_MASTER)) {
-        count.dma_blocked++;
-        return ODK_E_STATE;
-    }
-    if (link_fd < 0) {
-        if (needs_reset) {
-            count.unsafe_dma++;
-            fprintf(stderr, "odk-pci-model: ASSERTION FAILED: DMA at 0x%llx with bus mastering "
-                    "on after the driver's link ended, before the reset\n",
-                    (unsigned long long)addr);
-        }
-        return ODK_E_GONE;
-    }
+    int st = may_dma(addr, len);
+    if (st < 0)
+        return st;
+    if (!fn)
+        return ODK_E_INVALID;
     if (posted.n == PCI_POSTED_WINDOW)
         return ODK_E_BUSY;
-    if (len == 0 || len > PCIW_MAX_DMA || !data)
-        return ODK_E_INVALID;
     posted.next = (posted.next + 1) & ~POSTED_ID;
-    struct pci_wire w = {.op = PCIW_DMA, .id = POSTED_ID | posted.next, .addr = addr,
-                         .length = (uint32_t)len};
-    if (pci_wire_send(link_fd, &w, data, len, NULL, 0, 0) < 0)
-        return ODK_E_GONE;
+    uint32_t id = POSTED_ID | posted.next;
+    struct fill_call f = {fn, ctx};
+    bool here = dma_here_ok(addr, len, true, fill_piece, &f);
+    if (!here) {
+        fn(ctx, fill_buf, 0, len);
+        struct pci_wire w = {.op = PCIW_DMA, .id = id, .addr = addr, .length = (uint32_t)len};
+        if (pci_wire_send(link_fd, &w, fill_buf, len, NULL, 0, 0) < 0)
+            return ODK_E_GONE;
+        dma_at_host++;
+        count.dma_bytes_host += len;
+    }
     unsigned k = (posted.at + posted.n++) % PCI_POSTED_WINDOW;
-    posted.id[k] = w.id;
+    posted.id[k] = id;
     posted.addr[k] = addr;
+    posted.done[k] = here;
+    posted.status[k] = ODK_OK;
     return ODK_OK;
 }
 
-/* The host answered a posted write: the oldest, or one a reset forgot. */
+static void fill_copy(void *ctx, uint8_t *p, size_t off, size_t n)
+{
+    memcpy(p, (const uint8_t *)ctx + off, n);
+}
+
+int pci_model_dma_post(struct pci_model *m, uint64_t addr, const void *data, size_t len)
+{
+    if (!data)
+        return ODK_E_INVALID;
+    return pci_model_dma_post_fill(m, addr, len, fill_copy, (void *)data);
+}
+
+/* Gives the model the answers at the head of the posted queue, in order
+ * (only those that were there: what the model posts from posted_done
+ * waits for the next turn of the loop). */
+static void posted_deliver(void)
+{
+    unsigned ready = 0;
+    while (ready < posted.n && posted.done[(posted.at + ready) % PCI_POSTED_WINDOW])
+        ready++;
+    for (; ready && posted.n; ready--) {
+        unsigned k = posted.at;
+        uint64_t addr = posted.addr[k];
+        int status = posted.status[k];
+        posted.at = (posted.at + 1) % PCI_POSTED_WINDOW;
+        posted.n--;
+        if (status == ODK_E_ACCESS)
+            count.dma_faults++;
+        if (M.ops->posted_done)
+            M.ops->posted_done(&M, status, addr);
+        if (status < 0)
+            pci_model_changed(&M);
+    }
+}
+
+/* The host answered a posted write (one a reset forgot is ignored). */
 static void posted_answer(const struct pci_wire *w)
 {
-    if (!posted.n || w->id != posted.id[posted.at])
+    for (unsigned i = 0; i < posted.n; i++) {
+        unsigned k = (posted.at + i) % PCI_POSTED_WINDOW;
+        if (posted.id[k] == w->id && !posted.done[k]) {
+            posted.done[k] = true;
+            posted.status[k] = w->status;
+            if (dma_at_host)
+                dma_at_host--;
+            posted_deliver();
+            return;
+        }
+    }
+}
+
+/* The answer of a DMA performed here, now that the loop is back. */
+static void dma_here_deliver(void)
+{
+    if (!dma_id || !dma_here.done)
         return;
-    uint64_t addr = posted.addr[posted.at];
-    posted.at = (posted.at + 1) % PCI_POSTED_WINDOW;
-    posted.n--;
-    if (w->status == ODK_E_ACCESS)
-        count.dma_faults++;
-    if (M.ops->posted_done)
-        M.ops->posted_done(&M, w->status, addr);
-    if (w->status < 0)
-        pci_model_changed(&M);
+    dma_id = 0;
+    dma_here.done = false;
+    M.ops->dma_done(&M, dma_here.status, dma_here.buf, dma_here.len);
+}
+
+/* Answers waiting for the loop. */
+static bool answers_waiting(void)
+{
+    return (dma_id && dma_here.done) || (posted.n && posted.done[posted.at]);
 }
 
 /* ---- configuration space ------------------------------------------------ */
@@ -391,9 +531,11 @@ static void function_reset(void)
         count.dma_cancelled++;
     pci_model_timer(&M, 0);
     dma_id = 0; /* a reply still on its way is ignored */
+    dma_here.done = false;
     if (posted.n)
         count.dma_cancelled++;
     posted.n = 0;
+    dma_at_host = 0;
     __atomic_store_n(&ctl->tail, __atomic_load_n(&ctl->head, __ATOMIC_ACQUIRE), __ATOMIC_RELEASE);
     syscall(SYS_futex, &ctl->tail, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
     for (unsigned i = 0; i < PCI_BARS; i++)
@@ -447,13 +589,23 @@ static void reply(int fd, const struct pci_wire *req, int status, uint64_t value
     pci_wire_send(fd, &w, NULL, 0, NULL, 0, 0);
 }
 
+/* The host's IOMMU is no longer the model's to use. */
+static void view_end(void)
+{
+    model_iommu_close(view);
+    view = NULL;
+}
+
 static void link_end(void)
 {
+    view_end();
     close(link_fd);
     link_fd = -1;
     posted.n = 0;
+    dma_at_host = 0;
     if (dma_id) {
         dma_id = 0;
+        dma_here.done = false;
         M.ops->dma_done(&M, ODK_E_GONE, NULL, 0);
     }
     struct pci_wire w = {.op = PCIW_DETACHED, .value = count.links};
@@ -477,6 +629,7 @@ static void attach(const struct pci_wire *req, int fd)
         return;
     }
     if (link_fd >= 0) { /* odkd reset the function: the old link's host is gone */
+        view_end();
         close(link_fd);
         link_fd = -1;
     }
@@ -511,13 +664,28 @@ static void attach(const struct pci_wire *req, int fd)
 
 static void on_link(void)
 {
-    ssize_t n = pci_wire_recv(link_fd, packet, PCIW_MAX_PACKET, NULL, NULL, MSG_DONTWAIT);
+    int fds[2];
+    size_t n_fds = 2;
+    ssize_t n = pci_wire_recv(link_fd, packet, PCIW_MAX_PACKET, fds, &n_fds, MSG_DONTWAIT);
     if (n == -EAGAIN)
         return;
     if (n < (ssize_t)sizeof(struct pci_wire)) {
+        for (size_t i = 0; i < n_fds; i++)
+            close(fds[i]);
         link_end();
         return;
     }
+    if (((const struct pci_wire *)(const void *)packet)->op == PCIW_IOMMU) {
+        view_end();
+        if (n_fds == 2)
+            model_iommu_open(fds[0], fds[1], &view);
+        else
+            for (size_t i = 0; i < n_fds; i++)
+                close(fds[i]);
+        return;
+    }
+    for (size_t i = 0; i < n_fds; i++)
+        close(fds[i]);
     struct pci_wire w;
     memcpy(&w, packet, sizeof w);
     const uint8_t *body = packet + sizeof w;
@@ -547,9 +715,11 @@ static void on_link(void)
             posted_answer(&w);
             break;
         }
-        if (!dma_id || w.id != dma_id)
+        if (!dma_id || w.id != dma_id || dma_here.done)
             break; /* a reply for a DMA the reset forgot */
         dma_id = 0;
+        if (dma_at_host)
+            dma_at_host--;
         if (w.status == ODK_E_ACCESS)
             count.dma_faults++;
         if (w.status == ODK_OK && len != w.length && w.length && !body)
@@ -647,7 +817,9 @@ int main(int argc, char **argv)
      * the hello goes out first, BAR memory is made only for sane sizes. */
     struct pci_hello *h = calloc(1, sizeof *h);
     packet = malloc(PCIW_MAX_PACKET);
-    if (!h || !packet)
+    fill_buf = malloc(PCIW_MAX_DMA);
+    dma_here.buf = malloc(PCIW_MAX_DMA);
+    if (!h || !packet || !fill_buf || !dma_here.buf)
         return 1;
     snprintf(h->model, sizeof h->model, "%s", M.ops->name);
     memcpy(h->bar_size, M.bar_size, sizeof h->bar_size);
@@ -689,13 +861,19 @@ int main(int argc, char **argv)
     }
     pci_model_changed(&M);
     for (;;) {
-        struct pollfd p[4] = {{ODKD_FD, POLLIN, 0}, {doorbell, POLLIN, 0}, {timer_fd, POLLIN, 0},
-                              {link_fd, POLLIN, 0}};
-        if (poll(p, link_fd >= 0 ? 4 : 3, -1) < 0) {
+        struct pollfd p[5] = {{ODKD_FD, POLLIN, 0},
+                              {doorbell, POLLIN, 0},
+                              {timer_fd, POLLIN, 0},
+                              {link_fd, POLLIN, 0},
+                              {model_iommu_fd(view), POLLIN, 0}};
+        if (poll(p, link_fd < 0 ? 3 : view ? 5 : 4, answers_waiting() ? 0 : -1) < 0) {
             if (errno == EINTR)
                 continue;
             return 1;
         }
+        link_hung_up = link_fd >= 0 && (p[3].revents & (POLLHUP | POLLERR));
+        if (view && p[4].revents && model_iommu_drain(view) < 0)
+            view_end(); /* the host closed its view: every DMA goes to it */
         if (p[1].revents)
             drain_ring();
         if (p[0].revents)
@@ -707,5 +885,9 @@ int main(int argc, char **argv)
         }
         if (link_fd >= 0 && p[3].revents)
             on_link();
+        /* What the model's view of the IOMMU performed is answered now, as
+         * the host's answers would be: in order, from the loop. */
+        dma_here_deliver();
+        posted_deliver();
     }
 }

@@ -35,7 +35,8 @@ static void fini(struct odkd *d)
 }
 
 static const struct module_option options[] = {
-    {"vfio", "ADDRESS", "drive the PCI function ADDRESS (bound to vfio-pci) through VFIO"},
+    {"vfio", "ADDRESS", "drive the PCI function ADDRESS (bound to vfio-pci) through VFIO; "
+                        "any: every function bound to vfio-pci, now or later"},
     {NULL, NULL, NULL},
 };
 

@@ -19,10 +19,14 @@
  * `tail` (a futex word).  odk_pci_memory_read* first waits until the model
  * has consumed every posted write, as a PCI read flushes posted writes.
  *
- * DMA: the device's bus-master accesses go to the driver host (PCIW_DMA),
- * which performs them through the driver's simulated IOMMU: only mapped
- * ranges are reachable; anything else is an IOMMU fault reported to the
- * driver.  Integers are in host order (same machine).
+ * DMA: the driver's simulated IOMMU lives in its host.  The host mirrors
+ * every chunk it maps into the model (PCIW_IOMMU: a table of slots in
+ * shared memory and a channel carrying each chunk's memfd), so the model
+ * reads and writes mapped memory itself, checked against that table and
+ * revoked through it (struct pci_iommu_table).  An access the model's view
+ * does not admit goes to the host as before (PCIW_DMA), which performs it
+ * through the IOMMU or refuses it: an IOMMU fault reported to the driver.
+ * Integers are in host order (same machine).
  */
 #ifndef ODK_PCI_WIRE_H
 #define ODK_PCI_WIRE_H
@@ -69,6 +73,11 @@ enum pci_wire_op {
     /* odkd -> model: surprise removal (odkctl pci unplug --surprise); the
      * model answers GONE. */
     PCIW_REMOVE = 12,
+    /* host -> model, after the link hello: the model's view of the
+     * driver's IOMMU; fds: the channel (a SOCK_SEQPACKET socket carrying
+     * struct pci_iommu_msg) and the memfd of struct pci_iommu_table.  No
+     * reply: until it comes every DMA goes to the host. */
+    PCIW_IOMMU = 13,
 };
 
 #define PCIW_DMA_TO_DEVICE 1u
@@ -123,6 +132,37 @@ struct pci_ctl {
     uint32_t pad[14];
     uint64_t irq_ns[PCI_MAX_VECTORS];
     struct pci_mmio_op ring[PCI_RING];
+};
+
+/* The model's view of the driver's IOMMU.  For each chunk the host's IOMMU
+ * maps, the host takes a free slot, stores a new generation in live[slot]
+ * and sends PCI_IOMMU_MAP with the chunk's memory descriptor's memfd; the
+ * model maps [mem_offset, mem_offset + len) of it.  An access goes:
+ *
+ *   model:  busy = 1; fence; live[slot] == gen ? copy : go to the host;
+ *           busy = 0 (and a futex wake when waiters)
+ *   host:   live[slot] = 0; fence; wait while busy     (the unmap)
+ *
+ * so when the host's unmap returns (odk_dma_command_complete), no access
+ * that saw the chunk is in progress and none can start.  PCI_IOMMU_UNMAP
+ * then tells the model to drop its mapping (a hint: the model also drops
+ * any whose slot no longer holds its generation).  A model that has not
+ * read a MAP yet sends the access to the host, which is always right. */
+enum pci_iommu_op { PCI_IOMMU_MAP = 1, PCI_IOMMU_UNMAP = 2 };
+
+struct pci_iommu_msg {
+    uint32_t op, slot;
+    uint64_t gen, iova, len, mem_offset; /* len, mem_offset: page multiples */
+    uint32_t writable, pad;
+};
+
+#define PCI_IOMMU_SLOTS 4096u /* chunks the model sees at once; more go to the host */
+
+struct pci_iommu_table {
+    uint32_t busy;    /* the model's: 1 inside an access (a futex word) */
+    uint32_t waiters; /* hosts waiting for busy to clear */
+    uint32_t pad[14];
+    uint64_t live[PCI_IOMMU_SLOTS]; /* the slot's generation while it stands, else 0 */
 };
 
 /* Sends w and body as one message, with n_fds descriptors (<= 16) in

@@ -47,14 +47,17 @@ int pci_model_dma(struct pci_model *m, uint64_t addr, void *data, size_t len, bo
     return ODK_OK;
 }
 
-int pci_model_dma_post(struct pci_model *m, uint64_t addr, const void *data, size_t len)
+int pci_model_dma_post_fill(struct pci_model *m, uint64_t addr, size_t len, pci_model_fill_fn fn,
+                            void *ctx)
 {
     (void)m;
     if (posted_n == PCI_POSTED_WINDOW)
         return ODK_E_BUSY;
     assert_true(n_ops < 64 && len <= PCIW_MAX_DMA);
     ops[n_ops] = (struct op){.posted = true, .addr = addr, .len = len};
-    memcpy(ops[n_ops].data, data, len);
+    /* in two pieces, as a write across two chunks of the IOMMU is made */
+    fn(ctx, ops[n_ops].data, 0, len / 3);
+    fn(ctx, ops[n_ops].data + len / 3, len / 3, len - len / 3);
     n_ops++;
     posted_n++;
     return ODK_OK;

@@ -21,7 +21,17 @@
  * function and closes its own device, group and container.  It then looks
  * every REPLUG_POLL_MS for the address to be bound to vfio-pci again and,
  * when it is, opens it afresh and publishes a new node: a replugged function
- * is adopted and matched again. */
+ * is adopted and matched again.  A named function that cannot be opened at
+ * odkd's start (absent, or not bound to vfio-pci yet) gets a node with
+ * OdkPCIError and is looked for the same way; once it opens, that node gives
+ * way to the function's.
+ *
+ * --vfio any: every function bound to vfio-pci, at start and later.  odkd
+ * watches /dev/vfio (inotify): a function bound to vfio-pci makes its IOMMU
+ * group's file there; then odkd reads /sys/bus/pci/drivers/vfio-pci a few
+ * times (the driver's link in sysfs comes a moment after the group's file)
+ * and adopts each function it does not drive yet. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/vfio.h>
@@ -30,6 +40,7 @@
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/inotify.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -70,15 +81,30 @@ static uint64_t bridge_id; /* the parent of the functions' nodes */
 static struct vfio_fn fns[VFIO_MAX_FUNCTIONS];
 static unsigned n_fns;
 
+/* --vfio any: the watch on /dev/vfio and the rescans after an event. */
+static struct {
+    bool on;
+    int fd;
+    struct watch w;
+    uint64_t timer;
+    unsigned rescans; /* left in this burst */
+} any = {.fd = -1};
+#define ANY_RESCANS 8 /* after a /dev/vfio event: 2 s of looking */
+#define ANY_RESCAN_MS 250
+
 int pci_vfio_option(struct odkd *d, const char *name, const char *value, char *err, size_t len)
 {
     (void)d, (void)name;
+    if (value && strcmp(value, "any") == 0) {
+        any.on = true;
+        return ODK_OK;
+    }
     if (n_fns == VFIO_MAX_FUNCTIONS) {
         snprintf(err, len, "--vfio: at most %d functions", VFIO_MAX_FUNCTIONS);
         return ODK_E_LIMIT;
     }
     if (!value || !*value || strchr(value, '/') || strlen(value) >= sizeof fns[0].addr) {
-        snprintf(err, len, "--vfio needs a PCI address such as 0000:00:03.0");
+        snprintf(err, len, "--vfio needs a PCI address such as 0000:00:03.0, or any");
         return ODK_E_INVALID;
     }
     struct vfio_fn *f = &fns[n_fns++];
@@ -226,12 +252,11 @@ static void close_function(struct odkd *d, struct vfio_fn *f)
     f->device = f->group = f->container = -1;
 }
 
-/* Opens the function and publishes its node (with OdkPCIError when it
- * cannot be opened); false when it could not be opened. */
-static bool publish(struct odkd *d, struct vfio_fn *f, reg_node *parent)
+/* Publishes the node of a function open_function opened (bad 0), or one
+ * with OdkPCIError = why; false when it could not be opened. */
+static bool publish_node(struct odkd *d, struct vfio_fn *f, reg_node *parent, int bad,
+                         const char *why)
 {
-    char why[300] = "";
-    int bad = open_function(f, why, sizeof why);
     const uint8_t *c = f->config;
     char name[32];
     snprintf(name, sizeof name, "pci%x,%x", pci_cfg_get(c, PCI_VENDOR_ID, 2),
@@ -271,12 +296,33 @@ static bool publish(struct odkd *d, struct vfio_fn *f, reg_node *parent)
     return true;
 }
 
+/* Opens the function and publishes its node (with OdkPCIError when it
+ * cannot be opened); false when it could not be opened. */
+static bool publish(struct odkd *d, struct vfio_fn *f, reg_node *parent)
+{
+    char why[300] = "";
+    int bad = open_function(f, why, sizeof why);
+    if (bad)
+        close_function(d, f);
+    return publish_node(d, f, parent, bad, why);
+}
+
+static void replug_poll(struct odkd *d, void *ptr);
+static void any_start(struct odkd *d);
+
 int pci_vfio_start(struct odkd *d, reg_node *parent)
 {
     bridge_id = parent->id;
-    for (unsigned i = 0; i < n_fns; i++)
-        if (!publish(d, &fns[i], parent) && !fns[i].node)
-            return ODK_E_NOMEM;
+    for (unsigned i = 0; i < n_fns; i++) {
+        if (!publish(d, &fns[i], parent)) {
+            if (!fns[i].node)
+                return ODK_E_NOMEM;
+            /* absent or not bound yet: adopted when it can be opened */
+            fns[i].replug_timer = loop_timer(d, REPLUG_POLL_MS, replug_poll, &fns[i]);
+        }
+    }
+    if (any.on)
+        any_start(d);
     return ODK_OK;
 }
 
@@ -293,30 +339,122 @@ static bool bound_to_vfio(const struct vfio_fn *f)
     return drv && strcmp(drv + 1, "vfio-pci") == 0;
 }
 
+/* Opens a function bound to vfio-pci that has no usable node (it was
+ * removed, or not there at odkd's start) and publishes its node, in place
+ * of the one saying why it could not be opened.  False: not yet. */
+static bool adopt(struct odkd *d, struct vfio_fn *f, reg_node *parent)
+{
+    char why[300] = "";
+    if (!bound_to_vfio(f))
+        return false;
+    if (open_function(f, why, sizeof why) < 0) { /* its group is still being set up, say */
+        close_function(d, f);
+        return false;
+    }
+    if (f->node) { /* the error node gives way (node_gone must not find f) */
+        reg_node *n = registry_find(d->reg, f->node);
+        f->node = 0;
+        if (n)
+            manager_remove_now(d, n);
+    }
+    f->adoptions++;
+    publish_node(d, f, parent, 0, "");
+    if (f->removals)
+        odk_info("pci: vfio %s: plugged again and adopted (%llu removals so far)", f->addr,
+                 (unsigned long long)f->removals);
+    else
+        odk_info("pci: vfio %s: bound to vfio-pci after odkd's start, and adopted", f->addr);
+    return true;
+}
+
 static void replug_poll(struct odkd *d, void *ptr)
 {
     struct vfio_fn *f = ptr;
     f->replug_timer = 0;
     reg_node *parent = registry_find(d->reg, bridge_id);
-    if (!parent || f->node)
+    if (!parent || (f->node && !f->error) || adopt(d, f, parent))
         return;
-    if (bound_to_vfio(f)) {
-        f->adoptions++;
-        if (publish(d, f, parent)) {
-            odk_info("pci: vfio %s: plugged again and adopted (%llu removals so far)", f->addr,
-                     (unsigned long long)f->removals);
-            return;
-        }
-        /* Not usable yet (its group is still being set up, say): withdraw
-         * the error node quietly and look again. */
-        reg_node *n = registry_find(d->reg, f->node);
-        close_function(d, f);
-        if (n)
-            manager_remove_now(d, n);
-        f->node = 0;
-        f->adoptions--;
-    }
     f->replug_timer = loop_timer(d, REPLUG_POLL_MS, replug_poll, f);
+}
+
+/* ---- --vfio any --------------------------------------------------------- */
+
+static bool is_pci_address(const char *s)
+{
+    unsigned dom, bus, dev, fn;
+    char end;
+    return strlen(s) < sizeof fns[0].addr &&
+           sscanf(s, "%x:%x:%x.%x%c", &dom, &bus, &dev, &fn, &end) == 4;
+}
+
+/* Adopts each function bound to vfio-pci that odkd does not drive yet. */
+static void any_scan(struct odkd *d)
+{
+    reg_node *parent = registry_find(d->reg, bridge_id);
+    DIR *dir = opendir("/sys/bus/pci/drivers/vfio-pci");
+    if (!parent || !dir) {
+        if (dir)
+            closedir(dir);
+        return;
+    }
+    for (struct dirent *e; (e = readdir(dir));) {
+        if (!is_pci_address(e->d_name))
+            continue;
+        struct vfio_fn *f = NULL;
+        for (unsigned i = 0; i < n_fns && !f; i++)
+            if (strcmp(fns[i].addr, e->d_name) == 0)
+                f = &fns[i];
+        if (f && (f->replug_timer || f->removing || (f->node && !f->error)))
+            continue; /* driven, or looked for already */
+        if (!f) {
+            if (n_fns == VFIO_MAX_FUNCTIONS) {
+                odk_warn("pci: vfio %s: not adopted: odkd drives %d functions already", e->d_name,
+                         VFIO_MAX_FUNCTIONS);
+                continue;
+            }
+            f = &fns[n_fns++];
+            memset(f, 0, sizeof *f);
+            snprintf(f->addr, sizeof f->addr, "%s", e->d_name);
+            f->container = f->group = f->device = f->pidfd = f->req_fd = -1;
+        }
+        adopt(d, f, parent);
+    }
+    closedir(dir);
+}
+
+static void any_rescan(struct odkd *d, void *ptr)
+{
+    (void)ptr;
+    any.timer = 0;
+    any_scan(d);
+    if (any.rescans && --any.rescans)
+        any.timer = loop_timer(d, ANY_RESCAN_MS, any_rescan, NULL);
+}
+
+/* Something changed in /dev/vfio: a group's file came (or went). */
+static void any_event(struct odkd *d, void *ptr, uint32_t events)
+{
+    (void)ptr, (void)events;
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    while (read(any.fd, buf, sizeof buf) > 0)
+        ;
+    any.rescans = ANY_RESCANS;
+    if (!any.timer)
+        any_rescan(d, NULL);
+}
+
+static void any_start(struct odkd *d)
+{
+    any.fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+    if (any.fd < 0 || inotify_add_watch(any.fd, "/dev/vfio", IN_CREATE | IN_ATTRIB) < 0 ||
+        loop_add(d, &any.w, any.fd, EPOLLIN, any_event, NULL) < 0) {
+        odk_warn("pci: --vfio any: cannot watch /dev/vfio (%m): only the functions bound to "
+                 "vfio-pci now are taken");
+        if (any.fd >= 0)
+            close(any.fd);
+        any.fd = -1;
+    }
+    any_scan(d);
 }
 
 /* The node is gone and the function quiesced: odkd lets go of it. */
@@ -471,4 +609,12 @@ void pci_vfio_fini(struct odkd *d)
         free(f->error);
     }
     n_fns = 0;
+    if (any.fd >= 0) {
+        loop_del(d, &any.w);
+        close(any.fd);
+    }
+    if (any.timer)
+        loop_timer_cancel(d, any.timer);
+    memset(&any, 0, sizeof any);
+    any.fd = -1;
 }

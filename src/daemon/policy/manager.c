@@ -24,6 +24,9 @@
 #include "odk/log.h"
 #include "odk/status.h"
 
+/* After the grace period's SIGKILL, how long odkd waits for the hosts to
+ * be reaped before it exits anyway (reap_over). */
+#define REAP_GRACE_MS 2000
 /* Match categories that can have a driver on one node at once; a node
  * with more drivers attached is matched as if the extra ones were absent
  * (and logged). */
@@ -360,12 +363,52 @@ static void all_stopped(struct odkd *d, void *ctx)
     d->quit = true;
 }
 
+/* Who holds a killed host that was not reaped: a tracer (a debugger
+ * attached to it gets its exit first, and odkd's SIGCHLD only once the
+ * tracer lets go), or nothing odkd can see (a task the kernel has not let
+ * die yet). */
+static pid_t tracer_of(pid_t pid)
+{
+    char path[64], line[256];
+    snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+    FILE *f = fopen(path, "r");
+    pid_t tracer = 0;
+    while (f && fgets(line, sizeof line, f))
+        if (sscanf(line, "TracerPid: %d", &tracer) == 1)
+            break;
+    if (f)
+        fclose(f);
+    return tracer;
+}
+
+/* The hosts were killed REAP_GRACE_MS ago and some were still not reaped:
+ * odkd does not wait for them forever (their SIGCHLD may never come while
+ * a debugger holds them); they die with odkd (PR_SET_PDEATHSIG). */
+static void reap_over(struct odkd *d, void *ptr)
+{
+    (void)ptr;
+    for (struct instance *in = d->instances; in; in = in->next) {
+        if (in->pid <= 0)
+            continue;
+        pid_t tracer = tracer_of(in->pid);
+        if (tracer > 0)
+            odk_warn("%s#%u (pid %d) was killed but not reaped: process %d traces it and "
+                     "holds its exit; exiting without it",
+                     in->bundle->id, in->id, (int)in->pid, (int)tracer);
+        else
+            odk_warn("%s#%u (pid %d) was killed but not reaped within %d ms; exiting without it",
+                     in->bundle->id, in->id, (int)in->pid, REAP_GRACE_MS);
+    }
+    d->quit = true;
+}
+
 static void grace_over(struct odkd *d, void *ptr)
 {
     (void)ptr;
     for (struct instance *in = d->instances; in; in = in->next)
         if (in->pid > 0)
             kill(in->pid, SIGKILL);
+    loop_timer(d, REAP_GRACE_MS, reap_over, NULL);
 }
 
 void manager_stop_all(struct odkd *d, uint64_t grace_ms)

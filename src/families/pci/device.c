@@ -41,6 +41,8 @@
 
 #include "buses/pci/config.h"
 #include "buses/pci/pci_wire.h"
+#include "families/pci/pci_elapsed.h"
+#include "families/pci/sim_iommu.h"
 #include "odk/dma.h"
 #include "odk/log.h"
 #include "odk/pci.h"
@@ -52,6 +54,7 @@ struct odk_pci_interrupt {
     odk_pci_device *dev;
     odk_fd_source *src;
     odk_queue *q;
+    int unmask_fd;  /* VFIO INTx: written after the handler, -1 otherwise */
     unsigned index; /* into vec_fd */
     uint32_t vector;
     odk_pci_interrupt_handler fn;
@@ -89,6 +92,7 @@ struct odk_pci_device {
     odk_pci_fault_handler fault_fn;
     void *fault_ctx;
     uint8_t *dma_buf;
+    struct sim_iommu *view; /* the model's view of the driver's IOMMU */
 
     /* VFIO */
     bool vfio;
@@ -265,9 +269,13 @@ static int request(odk_pci_device *dev, uint32_t op, uint64_t addr, uint32_t wid
 
 /* ---- VFIO --------------------------------------------------------------- */
 
-static int vfio_dma_map(void *ctx, uint64_t iova, void *host, uint64_t len, bool writable)
+static int vfio_dma_map(void *ctx, const struct iommu_chunk *c, uint64_t *cookie)
 {
     odk_pci_device *dev = ctx;
+    uint64_t iova = c->iova, len = c->len;
+    void *host = c->host;
+    bool writable = c->writable;
+    (void)cookie;
     struct vfio_iommu_type1_dma_map m = {
         .argsz = sizeof m,
         .flags = VFIO_DMA_MAP_FLAG_READ | (writable ? VFIO_DMA_MAP_FLAG_WRITE : 0),
@@ -282,8 +290,9 @@ static int vfio_dma_map(void *ctx, uint64_t iova, void *host, uint64_t len, bool
     return ODK_OK;
 }
 
-static void vfio_dma_unmap(void *ctx, uint64_t iova, uint64_t len)
+static void vfio_dma_unmap(void *ctx, uint64_t iova, uint64_t len, uint64_t cookie)
 {
+    (void)cookie;
     odk_pci_device *dev = ctx;
     struct vfio_iommu_type1_dma_unmap u = {.argsz = sizeof u, .iova = iova, .size = len};
     ioctl(dev->vfio_cont, VFIO_IOMMU_UNMAP_DMA, &u);
@@ -325,15 +334,24 @@ static int vfio_setup(odk_pci_device *dev)
     dev->n_vec = 1 + dev->n_msi + dev->n_msix;
     for (unsigned i = 0; i < dev->n_vec; i++)
         dev->vec_fd[i] = -1;
-    dev->mirrored = odk_driver_iommu(dev->drv);
-    if (!dev->mirrored)
+    odk_iommu *io = odk_driver_iommu(dev->drv);
+    if (!io)
         return ODK_E_NOMEM;
-    iommu_set_mirror(dev->mirrored, vfio_dma_map, vfio_dma_unmap, dev);
+    int st = iommu_set_mirror(io, vfio_dma_map, vfio_dma_unmap, dev);
+    if (st < 0) {
+        odk_warn("pci: the driver's IOMMU is mirrored already (a second function?): %s",
+                 odk_strerror(st));
+        return st;
+    }
+    dev->mirrored = io;
     return ODK_OK;
 }
 
-/* Points vector index (of type) at its eventfd in VFIO, or (fd -1) stops it. */
-static int vfio_set_irq(odk_pci_device *dev, odk_pci_interrupt_type type, uint32_t vector, int fd)
+/* Gives VFIO fd (-1: none) for vector of type, as action
+ * (VFIO_IRQ_SET_ACTION_TRIGGER: the interrupt signals it;
+ * VFIO_IRQ_SET_ACTION_UNMASK: a write to it unmasks INTx). */
+static int vfio_irq_fd(odk_pci_device *dev, odk_pci_interrupt_type type, uint32_t vector, int fd,
+                       uint32_t action)
 {
     /* struct vfio_irq_set ends in a flexible array: the eventfd follows it. */
     union {
@@ -342,17 +360,35 @@ static int vfio_set_irq(odk_pci_device *dev, odk_pci_interrupt_type type, uint32
     } req;
     memset(&req, 0, sizeof req);
     req.s.argsz = sizeof req.bytes;
-    req.s.flags = VFIO_IRQ_SET_DATA_EVENTFD | VFIO_IRQ_SET_ACTION_TRIGGER;
+    req.s.flags = VFIO_IRQ_SET_DATA_EVENTFD | action;
     req.s.index = VFIO_PCI_INTX_IRQ_INDEX + (uint32_t)type;
     req.s.start = vector;
     req.s.count = 1;
     int32_t efd = fd;
     memcpy(req.bytes + sizeof(struct vfio_irq_set), &efd, sizeof efd);
     if (ioctl(dev->vfio_dev, VFIO_DEVICE_SET_IRQS, &req) < 0) {
-        odk_warn("pci: VFIO_DEVICE_SET_IRQS (type %d, vector %u): %m", (int)type, vector);
+        odk_warn("pci: VFIO_DEVICE_SET_IRQS (type %d, vector %u, %s): %m", (int)type, vector,
+                 action == VFIO_IRQ_SET_ACTION_UNMASK ? "unmask" : "trigger");
         return ODK_E_IO;
     }
     return ODK_OK;
+}
+
+/* Points vector of type at its eventfd in VFIO, or (fd -1) stops it.  INTx
+ * is level-triggered: the kernel masks the line when it fires, and
+ * irq->unmask_fd, written after the driver's handler acknowledged the
+ * device, unmasks it. */
+static int vfio_set_irq(odk_pci_device *dev, odk_pci_interrupt_type type, uint32_t vector, int fd,
+                        int unmask_fd)
+{
+    int st = ODK_OK;
+    if (fd < 0 && unmask_fd >= 0) /* the unmask goes first, then the trigger */
+        vfio_irq_fd(dev, type, vector, -1, VFIO_IRQ_SET_ACTION_UNMASK);
+    st = vfio_irq_fd(dev, type, vector, fd, VFIO_IRQ_SET_ACTION_TRIGGER);
+    if (st == ODK_OK && fd >= 0 && unmask_fd >= 0 &&
+        (st = vfio_irq_fd(dev, type, vector, unmask_fd, VFIO_IRQ_SET_ACTION_UNMASK)) < 0)
+        vfio_irq_fd(dev, type, vector, -1, VFIO_IRQ_SET_ACTION_TRIGGER);
+    return st;
 }
 
 static int vfio_mem(odk_pci_device *dev, uint8_t bar, uint64_t offset, unsigned width,
@@ -523,6 +559,15 @@ int odk_pci_device_open(odk_driver *drv, odk_pci_device **out)
     if (st == ODK_OK)
         st = link_hello(dev);
     if (st == ODK_OK) {
+        /* The model then reads and writes what the driver's DMA commands
+         * map itself; without the view (ODK_E_BUSY: a second function of
+         * this driver) every access comes here, as it did before. */
+        odk_iommu *io = odk_driver_iommu(drv);
+        int vs = io ? sim_iommu_open(dev->sock, io, &dev->view) : ODK_E_NOMEM;
+        if (vs < 0)
+            odk_info("pci: the function's DMA goes through this host (%s)", odk_strerror(vs));
+    }
+    if (st == ODK_OK) {
         if (pthread_create(&dev->reader, NULL, reader, dev) != 0)
             st = ODK_E_NOMEM;
         else
@@ -555,6 +600,8 @@ void odk_pci_device_close(odk_pci_device *dev)
     if (dev->mirrored) /* what the driver still has prepared stays in the container until
                           odkd removes every mapping at the driver's end */
         iommu_set_mirror(dev->mirrored, NULL, NULL, NULL);
+    /* The model gives back every chunk before the link ends. */
+    sim_iommu_close(dev->view);
     if (dev->vfio_dev >= 0)
         close(dev->vfio_dev);
     if (dev->vfio_cont >= 0)
@@ -745,7 +792,7 @@ int odk_pci_reset(odk_pci_device *dev)
     for (unsigned i = 0; st == ODK_OK && dev->vfio && i < PCI_MAX_VECTORS; i++)
         if (dev->irq[i])
             st = vfio_set_irq(dev, (odk_pci_interrupt_type)dev->irq_mode, dev->irq[i]->vector,
-                              dev->vec_fd[i]);
+                              dev->vec_fd[i], dev->irq[i]->unmask_fd);
     return st;
 }
 
@@ -810,9 +857,7 @@ static int wait_tail(odk_pci_device *dev, uint32_t until_room)
         struct timespec slice = {0, 10 * 1000 * 1000};
         syscall(SYS_futex, &dev->ctl->tail, FUTEX_WAIT, tail, &slice, NULL, 0);
         clock_gettime(CLOCK_MONOTONIC, &now);
-        if ((uint64_t)(now.tv_sec - start.tv_sec) * 1000 +
-                (uint64_t)(now.tv_nsec - start.tv_nsec) / 1000000 >
-            ODK_PCI_TIMEOUT_MS)
+        if (pci_elapsed_ms(&start, &now) > ODK_PCI_TIMEOUT_MS)
             return ODK_E_TIMEOUT;
     }
 }
@@ -958,6 +1003,11 @@ static void on_vector(void *ctx, uint32_t revents)
         ts = (uint64_t)now.tv_sec * 1000000000u + (uint64_t)now.tv_nsec;
     }
     irq->fn(irq->ctx, irq->vector, n, ts);
+    /* The handler acknowledged the device, which dropped its line: the
+     * kernel may take the next one. */
+    uint64_t one = 1;
+    if (irq->unmask_fd >= 0 && write(irq->unmask_fd, &one, sizeof one) != sizeof one)
+        odk_warn("pci: INTx cannot be unmasked: %m");
 }
 
 /* Turns the function's interrupt mode on in its config space. */
@@ -1004,6 +1054,15 @@ static int msix_mask(odk_pci_device *dev, uint32_t vector, bool masked)
                      masked ? 1 : 0);
 }
 
+/* Whether VFIO masks INTx when it fires (it does for a level interrupt;
+ * it then needs the unmask after each one). */
+static bool vfio_intx_automasked(odk_pci_device *dev)
+{
+    struct vfio_irq_info ii = {.argsz = sizeof ii, .index = VFIO_PCI_INTX_IRQ_INDEX};
+    return ioctl(dev->vfio_dev, VFIO_DEVICE_GET_IRQ_INFO, &ii) < 0 ||
+           (ii.flags & VFIO_IRQ_INFO_AUTOMASKED);
+}
+
 int odk_pci_interrupt_create(odk_pci_device *dev, odk_pci_interrupt_type type, uint32_t vector,
                              odk_queue *q, odk_pci_interrupt_handler fn, void *ctx,
                              odk_pci_interrupt **out)
@@ -1022,27 +1081,45 @@ int odk_pci_interrupt_create(odk_pci_device *dev, odk_pci_interrupt_type type, u
         return ODK_E_BUSY;
     if (dev->irq_mode >= 0 && dev->irq_mode != (int)type)
         return ODK_E_STATE;
-    int st;
+    int st, unmask_fd = -1;
     if (dev->vfio) {
-        if (type == ODK_PCI_INTX) /* level-triggered: needs unmasking, not offered yet */
-            return ODK_E_UNSUPPORTED;
         if (dev->vec_fd[index] < 0 &&
             (dev->vec_fd[index] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
             return ODK_E_IO;
-        if ((st = vfio_set_irq(dev, type, vector, dev->vec_fd[index])) < 0)
+        if (type == ODK_PCI_INTX && vfio_intx_automasked(dev) &&
+            (unmask_fd = eventfd(0, EFD_CLOEXEC)) < 0)
+            return ODK_E_IO;
+        if ((st = vfio_set_irq(dev, type, vector, dev->vec_fd[index], unmask_fd)) < 0) {
+            if (unmask_fd >= 0)
+                close(unmask_fd);
             return st;
+        }
     } else if ((dev->irq_mode != (int)type && (st = enable_mode(dev, type)) < 0) ||
                (type == ODK_PCI_MSIX && (st = msix_mask(dev, vector, false)) < 0)) {
         return st;
     }
     dev->irq_mode = (int)type;
     odk_pci_interrupt *irq = calloc(1, sizeof *irq);
-    if (!irq)
+    if (!irq) {
+        if (unmask_fd >= 0) {
+            vfio_set_irq(dev, type, vector, -1, unmask_fd);
+            close(unmask_fd);
+        }
         return ODK_E_NOMEM;
-    *irq = (odk_pci_interrupt){.dev = dev, .index = index, .vector = vector, .fn = fn,
-                               .ctx = ctx, .q = q ? q : odk_driver_queue(dev->drv)};
+    }
+    *irq = (odk_pci_interrupt){.dev = dev,
+                               .index = index,
+                               .vector = vector,
+                               .fn = fn,
+                               .ctx = ctx,
+                               .q = q ? q : odk_driver_queue(dev->drv),
+                               .unmask_fd = unmask_fd};
     st = odk_fd_source_create(irq->q, dev->vec_fd[index], EPOLLIN, on_vector, irq, &irq->src);
     if (st < 0) {
+        if (dev->vfio)
+            vfio_set_irq(dev, type, vector, -1, unmask_fd);
+        if (unmask_fd >= 0)
+            close(unmask_fd);
         free(irq);
         return st;
     }
@@ -1073,7 +1150,9 @@ void odk_pci_interrupt_destroy(odk_pci_interrupt *irq)
     odk_release(irq->src);
     odk_pci_device *dev = irq->dev;
     if (dev->vfio)
-        vfio_set_irq(dev, (odk_pci_interrupt_type)dev->irq_mode, irq->vector, -1);
+        vfio_set_irq(dev, (odk_pci_interrupt_type)dev->irq_mode, irq->vector, -1, irq->unmask_fd);
+    if (irq->unmask_fd >= 0)
+        close(irq->unmask_fd);
     else if (dev->irq_mode == ODK_PCI_MSIX && !is_gone(dev))
         msix_mask(dev, irq->vector, true);
     dev->irq[irq->index] = NULL;

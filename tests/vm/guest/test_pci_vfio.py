@@ -2,10 +2,14 @@
 """The PCI family's VFIO backend on a real (emulated) function: QEMU's edu
 behind intel-iommu, bound to vfio-pci, taken by odkd --vfio and driven by
 the same pci-edu driver as on the simulator: factorial, a DMA round trip
-through the real IOMMU, MSI interrupts counted.  Passes only if the VFIO
-path was used (the node says so, and no model process exists)."""
+through the real IOMMU, MSI interrupts counted; then INTx (QEMU's edu
+raises its level line when MSI is off), each one unmasked after the
+driver's handler acknowledged it.  Passes only if the VFIO path was used
+(the node says so, and no model process exists)."""
 import importlib.util
+import json
 import os
+import shutil
 import subprocess
 import sys
 import time
@@ -24,6 +28,8 @@ _spec = importlib.util.spec_from_file_location("integration_conftest", INTEGRATI
 _conftest = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_conftest)
 Odkd = _conftest.Odkd
+DRIVERS = _conftest.DRIVERS
+sign_bundle = _conftest.sign_bundle
 _ours = sys.modules.get("conftest")
 sys.modules["conftest"] = _conftest  # libodk reads BUILD from it
 from libodk import MEM_IN, MEM_OUT, Buffer, Connection  # noqa: E402
@@ -110,3 +116,99 @@ def test_pci_edu_drives_the_real_edu_through_vfio(vfio_odkd):
         conn.close()
         out.free()
         back.free()
+
+
+def test_intx_through_vfio_is_unmasked_after_each_interrupt(tmp_path):
+    """pci-edu asked for INTx (its personality): QEMU's edu raises its
+    level-triggered line, VFIO masks it when it fires, the driver's handler
+    acknowledges the device and the family unmasks it through the unmask
+    eventfd.  Without the unmask the first interrupt would be the last."""
+    subprocess.run(["modprobe", "vfio-pci"], check=True)
+    d = edu()
+    assert d is not None, "no edu device in the guest"
+    addr = d.name
+    bind_to_vfio(d)
+    drivers = tmp_path / "drivers"
+    bundle = drivers / "pci-edu-intx"
+    bundle.mkdir(parents=True)
+    shutil.copy(DRIVERS / "pci-edu" / "pci-edu.so", bundle)
+    manifest = json.loads((DRIVERS / "pci-edu" / "odk.json").read_text())
+    manifest["personalities"]["PciEdu"]["PciEduInterrupt"] = "INTx"
+    (bundle / "odk.json").write_text(json.dumps(manifest))
+    sign_bundle(bundle)
+    odkd = Odkd(tmp_path, extra_args=["--vfio", addr], drivers=(drivers,))
+    try:
+        fn = wait_until(lambda: next((n for n in odkd.json("tree") if n["class"] == "IOPCIDevice"),
+                                     None), "the edu node")
+        inst = wait_until(lambda: (odkd.running(provider=fn["id"]) or [None])[0], "pci-edu")
+        log = odkd.ctl("log", "org.odk.pci-edu").stdout
+        assert "INTx" in log and "on the vfio bus" in log, log
+        conn = Connection(odkd.state, inst["node"])
+        try:
+            before = conn.call(2, n_out=4)[0][0]
+            conn.call(3, [10])
+            wait_until(lambda: conn.call(2, n_out=4)[0][0] >= before + 10, "10 INTx")
+            time.sleep(0.2)
+            assert conn.call(2, n_out=4)[0][0] == before + 10
+            assert conn.call(0, [10], n_out=1)[0] == [3628800]
+        finally:
+            conn.close()
+    finally:
+        odkd.stop()
+        if (d / "driver").exists():
+            (d / "driver" / "unbind").write_text(addr)
+        if d.exists():
+            (d / "driver_override").write_text("\n")
+
+
+def unbind(d):
+    if (d / "driver").exists():
+        (d / "driver" / "unbind").write_text(d.name)
+    (d / "driver_override").write_text("\n")
+
+
+def vfio_nodes(odkd):
+    return [n for n in odkd.json("tree")
+            if n["class"] == "IOPCIDevice" and n["properties"].get("OdkPCIBackend") == "vfio"]
+
+
+def factorial_10(odkd, node_id):
+    inst = wait_until(lambda: (odkd.running(provider=node_id) or [None])[0], "pci-edu")
+    conn = Connection(odkd.state, inst["node"])
+    try:
+        assert conn.call(0, [10], n_out=1)[0] == [3628800]
+    finally:
+        conn.close()
+
+
+@pytest.mark.parametrize("how", ["named", "any"])
+def test_a_function_bound_to_vfio_after_odkds_start_is_adopted(tmp_path, how):
+    """--vfio ADDRESS of a function not bound to vfio-pci yet: a node says
+    why it cannot be opened, and gives way to the function's own once it is
+    bound.  --vfio any: nothing at first; the function once bound."""
+    subprocess.run(["modprobe", "vfio-pci"], check=True)
+    d = edu()
+    assert d is not None, "no edu device in the guest"
+    addr = d.name
+    unbind(d)
+    odkd = Odkd(tmp_path, extra_args=["--vfio", addr if how == "named" else "any"])
+    try:
+        if how == "named":
+            [n] = wait_until(lambda: vfio_nodes(odkd), "the error node")
+            assert "OdkPCIError" in n["properties"], n
+            assert not [i for i in odkd.instances() if i["provider"] == n["id"]]
+        else:
+            time.sleep(0.5)
+            assert vfio_nodes(odkd) == []
+        bind_to_vfio(d)
+        n = wait_until(lambda: next((n for n in vfio_nodes(odkd)
+                                     if "OdkPCIError" not in n["properties"]), None),
+                       "the adopted function's node")
+        assert n["properties"]["location"] == addr
+        assert n["properties"]["OdkPCIAdoptions"] == 1
+        assert len(vfio_nodes(odkd)) == 1  # the error node gave way
+        factorial_10(odkd, n["id"])
+        assert "bound to vfio-pci after odkd's start, and adopted" in odkd.log_text()
+    finally:
+        odkd.stop()
+        unbind(d)

@@ -8,7 +8,10 @@
  * One frame is in flight at a time, as a chain of DMAs (pci_model_dma does
  * one at a time, at most PCIW_MAX_DMA bytes): read the descriptor, read its
  * scatter-gather list in batches, write the frame entry by entry, write the
- * descriptor back.  Each step starts in dma_done of the one before.
+ * descriptor back.  Each step starts in dma_done of the one before.  The
+ * frame's pixels are made where they land (pci_model_dma_post_fill): in
+ * the driver's memory itself when the runner's view of the IOMMU admits
+ * the write, so a frame is written once, by the card, and never copied.
  *
  * Arguments: {"fps": N} sets the rate the card starts with (default 30);
  * {"edid": "bad-checksum"} gives it an EDID whose checksum is wrong (a
@@ -320,6 +323,39 @@ static void write_back(struct pci_model *m, bool short_list)
     dma(m, c->desc_addr + 16, &c->desc.sequence, 16, false);
 }
 
+/* Makes bytes [pos + off, pos + off + n) of the frame in flight at dst:
+ * the pattern's words straight into place when both are word-aligned
+ * (the usual case: the frame straight into the driver's memory), the rest
+ * cut from words made in c->chunk. */
+struct frame_fill {
+    struct capture *c;
+    uint64_t pos;
+};
+
+static void frame_fill(void *ctx, uint8_t *dst, size_t off, size_t n)
+{
+    struct frame_fill *f = ctx;
+    struct capture *c = f->c;
+    uint64_t pos = f->pos + off;
+    if (pos % 4 == 0 && (uintptr_t)dst % 4 == 0 && n >= 4) {
+        cap_fill((uint32_t *)(void *)dst, pos / 4, n / 4, c->hdr.sequence, &c->hdr);
+        pos += n & ~(size_t)3;
+        dst += n & ~(size_t)3;
+        n &= 3;
+    }
+    while (n) {
+        size_t k = sizeof c->chunk - pos % 4;
+        if (k > n)
+            k = n;
+        uint64_t w0 = pos / 4, w1 = (pos + k + 3) / 4;
+        cap_fill(c->chunk, w0, w1 - w0, c->hdr.sequence, &c->hdr);
+        memcpy(dst, (uint8_t *)c->chunk + pos % 4, k);
+        pos += k;
+        dst += k;
+        n -= k;
+    }
+}
+
 /* Posts the frame's next pieces while the window has room, reads the next
  * batch of the list when this one is used up, and writes the descriptor
  * back once every piece is written. */
@@ -348,15 +384,12 @@ static void write_next(struct pci_model *m)
         uint64_t n = e->len - c->sg_used;
         if (n > c->frame_bytes - c->done)
             n = c->frame_bytes - c->done;
-        if (n > sizeof c->chunk - 4)
-            n = sizeof c->chunk - 4;
-        /* The pattern is in 32-bit words: a piece that does not start on a
-         * word is cut from the words around it. */
-        uint64_t w0 = c->done / 4, w1 = (c->done + n + 3) / 4;
-        cap_fill(c->chunk, w0, w1 - w0, c->hdr.sequence, &c->hdr);
+        if (n > PCIW_MAX_DMA)
+            n = PCIW_MAX_DMA;
         uint64_t at = e->addr + c->sg_used;
         c->dma_at = at;
-        int st = pci_model_dma_post(m, at, (uint8_t *)c->chunk + c->done % 4, n);
+        struct frame_fill f = {c, c->done};
+        int st = pci_model_dma_post_fill(m, at, n, frame_fill, &f);
         if (st == ODK_E_GONE) {
             c->step = IDLE;
             return;
