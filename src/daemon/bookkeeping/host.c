@@ -118,20 +118,12 @@ char *host_sibling_path(struct odkd *d, const char *env, const char *exe)
     return p;
 }
 
-static int fork_host(struct odkd *d, struct host_proc *out)
+/* Appends, from argv[n], the options that hand a host (or the zygote)
+ * odkd's sandbox: its empty network namespace as fd 4 and the seccomp
+ * programs as fd 5 (host_sandbox_announce; src/host/main.c reads them).
+ * argv has room for 6 more and the NULL. */
+static void add_sandbox_args(const struct odkd *d, char **argv, int n)
 {
-    int sv[2], lp[2];
-    if (wire_socketpair(sv) < 0)
-        return ODK_E_IO;
-    if (pipe2(lp, O_CLOEXEC) < 0) {
-        close(sv[0]);
-        close(sv[1]);
-        return ODK_E_IO;
-    }
-    /* odkd's empty network namespace as fd 4 and the seccomp programs as
-     * fd 5 (host_sandbox_announce; src/host/main.c reads the options). */
-    char *argv[7] = {d->host_path};
-    int n = 1;
     if (!d->no_sandbox)
         argv[n++] = "--sandboxed";
     if (d->empty_netns >= 0) {
@@ -142,6 +134,21 @@ static int fork_host(struct odkd *d, struct host_proc *out)
         argv[n++] = "--seccomp-programs";
         argv[n++] = "5";
     }
+    argv[n] = NULL;
+}
+
+static int fork_host(struct odkd *d, struct host_proc *out)
+{
+    int sv[2], lp[2];
+    if (wire_socketpair(sv) < 0)
+        return ODK_E_IO;
+    if (pipe2(lp, O_CLOEXEC) < 0) {
+        close(sv[0]);
+        close(sv[1]);
+        return ODK_E_IO;
+    }
+    char *argv[8] = {d->host_path};
+    add_sandbox_args(d, argv, 1);
     int fds[3] = {sv[1], d->empty_netns, d->seccomp_programs};
     pid_t pid = spawn_fds(d->host_path, argv, fds, 3, lp[1]);
     close(sv[1]);
@@ -277,17 +284,7 @@ static void zygote_start(struct odkd *d, struct host_zygote *z)
         return;
     }
     char *argv[8] = {d->host_path, "--zygote"};
-    int n = 2;
-    if (!d->no_sandbox)
-        argv[n++] = "--sandboxed";
-    if (d->empty_netns >= 0) {
-        argv[n++] = "--empty-netns";
-        argv[n++] = "4";
-    }
-    if (d->seccomp_programs >= 0) {
-        argv[n++] = "--seccomp-programs";
-        argv[n++] = "5";
-    }
+    add_sandbox_args(d, argv, 2);
     int fds[3] = {sv[1], d->empty_netns, d->seccomp_programs};
     pid_t pid = spawn_fds(d->host_path, argv, fds, 3, -1);
     close(sv[1]);
