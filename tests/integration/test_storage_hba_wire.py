@@ -11,7 +11,7 @@ import subprocess
 
 import pytest
 
-from conftest import BIN
+from conftest import BIN, CHILD_ENV
 
 # struct hba_msg (native, x86-64): see src/buses/storage_sim/hba_wire.h.
 MSG = struct.Struct("<IIQIBBBBQQQQIIII16s256s")
@@ -59,7 +59,8 @@ def hba(tmp_path):
     err = open(tmp_path / "model.err", "w+")
     proc = subprocess.Popen(
         [str(BIN / "odk-storage-model"), str(tmp_path), "2", "4", "512", "memory"],
-        preexec_fn=lambda: os.dup2(ctl_model.fileno(), 3), pass_fds=(3,), stderr=err)
+        preexec_fn=lambda: os.dup2(ctl_model.fileno(), 3), pass_fds=(3,), stderr=err,
+        env=CHILD_ENV)
     ctl_model.close()
     link, link_model = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
     socket.send_fds(ctl, [CTL.pack(HBA_CTL_ATTACH, 0, 0, 0, 0, 0)], [link_model.fileno()])
