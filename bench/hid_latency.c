@@ -218,11 +218,13 @@ int main(int argc, char **argv)
         return 1;
     pid_t device = fork();
     if (device == 0) {
+        close(a[1]), close(b[0]); /* or the passthrough never sees its EOF */
         close(go[1]), close(dv[0]), close(fw[0]), close(fw[1]);
         chain_device(go[0], dv[1]);
     }
     pid_t forwarder = fork();
     if (forwarder == 0) {
+        close(a[1]), close(b[0]);
         close(go[0]), close(go[1]), close(dv[1]), close(fw[0]);
         struct chain_msg m;
         while (read(dv[0], &m, sizeof m) == (ssize_t)sizeof m)
