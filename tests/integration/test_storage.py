@@ -218,6 +218,58 @@ def test_raid0_round_trip_and_a_second_connection_sees_the_data(odkd, tmp_path):
     assert b.read(1 << 20, 4096) == (0, b"\xab" * 4096)
 
 
+def test_requests_sent_with_a_writes_payload_in_one_go_keep_their_data(odkd):
+    """After a WRITE, the export takes the next request's header, as many
+    bytes as that WRITE's payload straight into a free area, and what
+    follows into its buffer, in one recvmsg: a WRITE of the same length,
+    a longer or a shorter one, a READ, and requests sent together must all
+    keep their data and order."""
+    hba = plug(odkd, 4, level=0)
+    c = Nbd(socket_of(disk_node(odkd, hba)["properties"]["OdkNBDURI"]))
+    disk = bytearray(2 << 20)  # what the first 2 MiB must hold
+
+    def run(*reqs):
+        """Sends reqs ((CMD_WRITE, offset, data) or (CMD_READ, offset,
+        length)) in one sendall and checks every reply."""
+        blob = b""
+        for cookie, (cmd, off, arg) in enumerate(reqs, start=1):
+            data = arg if cmd == CMD_WRITE else b""
+            length = len(arg) if cmd == CMD_WRITE else arg
+            blob += struct.pack(">IHHQQI", REQ_MAGIC, 0, cmd, cookie, off, length) + data
+        c.s.sendall(blob)
+        for _ in reqs:  # replies in any order; no two requests here overlap
+            magic, err, cookie = struct.unpack(">IIQ", c.recv(16))
+            assert magic == SIMPLE_MAGIC and err == 0, (hex(magic), err, cookie)
+            cmd, off, arg = reqs[cookie - 1]
+            if cmd == CMD_READ:
+                assert c.recv(arg) == bytes(disk[off:off + arg]), (cookie, off)
+        for cmd, off, arg in reqs:
+            if cmd == CMD_WRITE:
+                disk[off:off + len(arg)] = arg
+
+    def fill(n, seed):
+        return bytes((seed * 7 + k // 512) & 0xFF for k in range(n))
+
+    run((CMD_WRITE, 0, fill(64 << 10, 1)))
+    run((CMD_WRITE, 64 << 10, fill(64 << 10, 2)))  # the same length as guessed
+    run((CMD_WRITE, 128 << 10, fill(128 << 10, 3)))  # longer
+    run((CMD_READ, 0, 256 << 10))  # a READ after a WRITE
+    run((CMD_WRITE, 416 << 10, fill(64 << 10, 17)))
+    # shorter, with the requests after it in the area too
+    run((CMD_WRITE, 400 << 10, fill(4096, 15)), (CMD_READ, 0, 8192),
+        (CMD_WRITE, 404 << 10, fill(4096, 16)))
+    run((CMD_WRITE, 256 << 10, fill(4096, 4)))
+    run((CMD_WRITE, 300 << 10, fill(4096, 5)), (CMD_READ, 64 << 10, 8192))
+    run((CMD_WRITE, 320 << 10, fill(4096, 6)), (CMD_WRITE, 336 << 10, fill(8192, 7)),
+        (CMD_WRITE, 352 << 10, fill(4096, 8)), (CMD_READ, 0, 4096))
+    run((CMD_WRITE, 1 << 20, fill(1 << 20, 9)), (CMD_WRITE, 512 << 10, fill(64 << 10, 10)),
+        (CMD_READ, 128 << 10, 128 << 10), (CMD_WRITE, 640 << 10, fill(64 << 10, 11)))
+    for seed in range(12, 15):  # the same again: the export sees them in any split
+        run((CMD_WRITE, 768 << 10, fill(128 << 10, seed)), (CMD_READ, 1 << 20, 64 << 10),
+            (CMD_WRITE, 896 << 10, fill(4096, seed)), (CMD_READ, 300 << 10, 4096))
+    assert c.read(0, 2 << 20) == (0, bytes(disk))
+
+
 def test_a_failed_disk_is_served_degraded_and_rebuilt_onto_its_replacement(raid5, tmp_path):
     odkd, hba, disk = raid5
     uri = disk["properties"]["OdkNBDURI"]

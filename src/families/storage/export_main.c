@@ -91,7 +91,8 @@ struct conn {
     long rx; /* its slot's index, or -1 (x.slots moves when it grows) */
     uint8_t *rx_dst;
     size_t rx_left;
-    uint64_t rx_ms; /* when the payload last moved */
+    uint64_t rx_ms;     /* when the payload last moved */
+    size_t write_guess; /* the last request's payload, a WRITE's length, or 0 */
     struct outq out;
     unsigned in_flight;
     uint32_t events; /* what epoll watches for it now */
@@ -965,6 +966,28 @@ static long handle_option(struct conn *c, const uint8_t *in, size_t len)
 
 /* ---- transmission -------------------------------------------------------- */
 
+/* The WRITE r takes slot s and area a, whose first `have` bytes of the
+ * payload are in place; the rest is to come from the socket. */
+static void rx_begin(struct conn *c, struct slot *s, const struct nbd_request *r, int32_t a,
+                     size_t have)
+{
+    *s = (struct slot){.state = S_RECEIVING,
+                       .gen = s->gen,
+                       .conn = c,
+                       .cookie = r->cookie,
+                       .offset = r->offset,
+                       .type = r->type,
+                       .flags = r->flags,
+                       .length = r->length,
+                       .area = a};
+    c->in_flight++;
+    c->rx = s - x.slots;
+    c->rx_dst = area_addr(a) + have;
+    c->rx_left = r->length - have;
+    c->rx_ms = now_ms();
+    c->in_need = 0;
+}
+
 /* A WRITE whose payload is not all here yet: when it can go to the
  * driver at once (a free area, no older request waiting), its payload
  * goes into the area, the bytes at hand now and the rest straight from
@@ -980,22 +1003,8 @@ static bool rx_start(struct conn *c, const struct nbd_request *r, const uint8_t 
     if (!s)
         return false;
     int32_t a = area_get();
-    *s = (struct slot){.state = S_RECEIVING,
-                       .gen = s->gen,
-                       .conn = c,
-                       .cookie = r->cookie,
-                       .offset = r->offset,
-                       .type = r->type,
-                       .flags = r->flags,
-                       .length = r->length,
-                       .area = a};
     memcpy(area_addr(a), part, have);
-    c->in_flight++;
-    c->rx = s - x.slots;
-    c->rx_dst = area_addr(a) + have;
-    c->rx_left = r->length - have;
-    c->rx_ms = now_ms();
-    c->in_need = 0;
+    rx_begin(c, s, r, a, have);
     return true;
 }
 
@@ -1030,6 +1039,7 @@ static long handle_request(struct conn *c, const uint8_t *in, size_t len)
     if (v == NBD_TOO_BIG)
         return -3;
     size_t payload = r.type == NBD_CMD_WRITE ? r.length : 0;
+    c->write_guess = payload;
     if (len < NBD_REQUEST_SIZE + payload) {
         if (rx_start(c, &r, in + NBD_REQUEST_SIZE, len - NBD_REQUEST_SIZE))
             return (long)len;
@@ -1107,6 +1117,53 @@ static int rx_recv(struct conn *c)
     return 1;
 }
 
+/* A request's header is due, nothing of it is buffered, and the last
+ * request was a large WRITE of `guess` bytes: one recvmsg takes the
+ * header into the connection's buffer and the next `guess` bytes straight
+ * into the free area `a`.  When the header is a WRITE of that length (a
+ * client writing in one size), its payload is where it goes, with no
+ * second recv and no copy.  Otherwise the bytes are put back in order: a
+ * shorter WRITE's following requests, or all of them after another
+ * header, into the buffer (at most guess bytes).  Returns what recvmsg
+ * returned; *asked is what it asked for. */
+static ssize_t recv_header_and_payload(struct conn *c, int32_t a, size_t guess, size_t *asked)
+{
+    const size_t h = NBD_REQUEST_SIZE;
+    uint8_t *area = area_addr(a);
+    struct iovec iov[2] = {{c->in, h}, {area, guess}};
+    struct msghdr mh = {.msg_iov = iov, .msg_iovlen = 2};
+    *asked = h + guess;
+    ssize_t n = recvmsg(c->fd, &mh, MSG_DONTWAIT);
+    if (n <= (ssize_t)h) {
+        area_put(a, false);
+        if (n > 0)
+            c->in_len = (size_t)n;
+        return n;
+    }
+    size_t in_area = (size_t)n - h;
+    struct nbd_request r;
+    struct slot *s = NULL;
+    if (nbd_request_parse(c->in, h, &r) == 0 && r.type == NBD_CMD_WRITE && r.length &&
+        !nbd_request_check(&r, x.size))
+        s = slot_new();
+    if (!s) { /* not a WRITE that can start: all of it parsed from the buffer */
+        memcpy(c->in + h, area, in_area);
+        c->in_len = (size_t)n;
+        area_put(a, false);
+        return n;
+    }
+    size_t len = r.length;
+    c->write_guess = len;
+    rx_begin(c, s, &r, a, len < in_area ? len : in_area);
+    if (len < in_area) { /* shorter than guessed: what follows it goes back */
+        memcpy(c->in, area + len, in_area - len);
+        c->in_len = in_area - len;
+    }
+    if (!c->rx_left)
+        rx_done(c);
+    return n;
+}
+
 static void conn_readable(struct conn *c)
 {
     size_t cap = NBD_PAYLOAD_MAX + NBD_REQUEST_SIZE;
@@ -1126,66 +1183,83 @@ static void conn_readable(struct conn *c)
         conn_flush(c);
         return;
     }
-    /* Many requests at once, but of a large WRITE only its start (the
-     * rest goes straight into an area) unless it has to wait here whole. */
-    size_t room = c->in_cap - c->in_len;
-    size_t goal = c->in_need > RECV_CHUNK ? c->in_need : RECV_CHUNK;
-    size_t want = goal > c->in_len ? goal - c->in_len : RECV_CHUNK;
-    size_t asked = want < room ? want : room;
-    ssize_t n = recv(c->fd, c->in + c->in_len, asked, MSG_DONTWAIT);
-    if (n == 0) {
-        conn_close(c, c->in_len ? "the client hung up in the middle of a message" : NULL);
-        return;
-    }
-    if (n < 0) {
-        if (errno != EAGAIN && errno != EINTR)
-            conn_close(c, strerror(errno));
-        return;
-    }
-    c->in_len += (size_t)n;
-    size_t off = 0;
-    while (!c->failed && off < c->in_len && c->in_flight < CONN_MAX_IN_FLIGHT) {
-        long used;
-        if (c->state == C_FLAGS) {
-            if (c->in_len - off < 4)
-                break;
-            uint32_t f = nbd_be32(c->in + off);
-            if (!(f & NBD_FLAG_FIXED_NEWSTYLE) ||
-                (f & ~(NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES))) {
-                conn_close(c, "bad client flags");
-                return;
-            }
-            c->no_zeroes = f & NBD_FLAG_NO_ZEROES;
-            c->state = C_OPTS;
-            used = 4;
-        } else if (c->state == C_OPTS) {
-            used = handle_option(c, c->in + off, c->in_len - off);
-        } else {
-            used = handle_request(c, c->in + off, c->in_len - off);
-        }
-        if (used == 0)
-            break;
-        if (used < 0) {
-            conn_close(c, used == -1   ? "garbage from the client (bad magic or length)"
-                          : used == -3 ? "a write larger than the export's maximum"
-                                       : NULL);
+    /* After a large WRITE taken whole in one recvmsg the next is likely
+     * there too: it is taken now, not after another epoll_wait. */
+    for (unsigned turn = 0;; turn++) {
+        /* Many requests at once, but of a large WRITE only its start (the
+         * rest goes straight into an area) unless it has to wait here whole;
+         * with a request's header due and an area free, the header and what
+         * follows it in one recvmsg, a WRITE's payload into the area. */
+        size_t room = c->in_cap - c->in_len;
+        size_t goal = c->in_need > RECV_CHUNK ? c->in_need : RECV_CHUNK;
+        size_t want = goal > c->in_len ? goal - c->in_len : RECV_CHUNK;
+        size_t asked = want < room ? want : room;
+        size_t guess = c->write_guess < x.area_size ? c->write_guess : x.area_size;
+        int32_t a = guess > RECV_CHUNK && c->state == C_TRANS && c->in_len == 0 && !c->failed &&
+                            c->in_flight < CONN_MAX_IN_FLIGHT && x.backend >= 0 && !wait_peek()
+                        ? area_get()
+                        : -1;
+        ssize_t n = a >= 0 ? recv_header_and_payload(c, a, guess, &asked)
+                           : recv(c->fd, c->in + c->in_len, asked, MSG_DONTWAIT);
+        if (n == 0) {
+            conn_close(c, c->in_len ? "the client hung up in the middle of a message" : NULL);
             return;
         }
-        off += (size_t)used;
+        if (n < 0) {
+            if (errno != EAGAIN && errno != EINTR) {
+                conn_close(c, strerror(errno));
+                return;
+            }
+            break; /* an earlier turn's requests still go out */
+        }
+        if (a < 0) /* else recv_header_and_payload placed the bytes */
+            c->in_len += (size_t)n;
+        size_t off = 0;
+        while (!c->failed && off < c->in_len && c->in_flight < CONN_MAX_IN_FLIGHT) {
+            long used;
+            if (c->state == C_FLAGS) {
+                if (c->in_len - off < 4)
+                    break;
+                uint32_t f = nbd_be32(c->in + off);
+                if (!(f & NBD_FLAG_FIXED_NEWSTYLE) ||
+                    (f & ~(NBD_FLAG_FIXED_NEWSTYLE | NBD_FLAG_NO_ZEROES))) {
+                    conn_close(c, "bad client flags");
+                    return;
+                }
+                c->no_zeroes = f & NBD_FLAG_NO_ZEROES;
+                c->state = C_OPTS;
+                used = 4;
+            } else if (c->state == C_OPTS) {
+                used = handle_option(c, c->in + off, c->in_len - off);
+            } else {
+                used = handle_request(c, c->in + off, c->in_len - off);
+            }
+            if (used == 0)
+                break;
+            if (used < 0) {
+                conn_close(c, used == -1   ? "garbage from the client (bad magic or length)"
+                              : used == -3 ? "a write larger than the export's maximum"
+                                           : NULL);
+                return;
+            }
+            off += (size_t)used;
+        }
+        if (c->failed) {
+            conn_close(c, "out of memory for a reply");
+            return;
+        }
+        if (off) {
+            memmove(c->in, c->in + off, c->in_len - off);
+            c->in_len -= off;
+        }
+        /* A WRITE whose payload goes on in the socket: the recv above got all
+         * it asked for, so the rest is likely there; take it now, not after
+         * another epoll_wait (one syscall less a large WRITE). */
+        if (c->rx >= 0 && (size_t)n == asked && rx_recv(c) < 0)
+            return;
+        if (a < 0 || (size_t)n != asked || c->rx >= 0 || c->in_len || turn == 7)
+            break;
     }
-    if (c->failed) {
-        conn_close(c, "out of memory for a reply");
-        return;
-    }
-    if (off) {
-        memmove(c->in, c->in + off, c->in_len - off);
-        c->in_len -= off;
-    }
-    /* A WRITE whose payload goes on in the socket: the recv above got all
-     * it asked for, so the rest is likely there; take it now, not after
-     * another epoll_wait (one syscall less a large WRITE). */
-    if (c->rx >= 0 && (size_t)n == asked && rx_recv(c) < 0)
-        return;
     backend_flush();
     conn_flush(c);
 }
