@@ -391,6 +391,7 @@ static void stop_done(void *ctx)
 static int op_start(struct host *h, wire_msg *m, const odk_value *args)
 {
     /* On failure odkd marks the instance failed and closes the channel. */
+    trace_mark("host start read");
     return h->drv ? ODK_E_STATE : load_driver(h, m, args);
 }
 
@@ -581,6 +582,7 @@ int main(int argc, char **argv)
         odk_log_set_tag("odk-driver-host");
         trace_mark("host forked");
         sandbox_prepare_own();
+        zygote_host_prepared(); /* before the log writer's thread */
     } else {
         sandbox_prepare(empty_netns, programs, sandboxed);
     }

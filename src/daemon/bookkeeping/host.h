@@ -16,6 +16,7 @@ struct host_proc {
     pid_t pid;
     int ctl_fd; /* odkd's end of the control channel (fd 3 in the host), non-blocking */
     int log_fd; /* read end of the host's stdout and stderr */
+    bool idle;  /* a spare forked at SCHED_IDLE (zygote.h): raised when handed out */
 };
 
 /* Forks and execs path with argv, as odkd starts every process of its own
