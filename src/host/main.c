@@ -252,8 +252,8 @@ static void complete_pending(struct host *h, wire_msg *m)
     pthread_mutex_unlock(&h->lock);
     /* Nobody waits for it: a posted request's (host_post). */
     if (!waited && m->hdr.status < 0)
-        odk_error("odkd refused a request the driver did not wait for (set-property in its "
-                  "start): %s (%s)",
+        odk_error("odkd refused a request the driver did not wait for (register-service or "
+                  "set-property in its start): %s (%s)",
                   odk_dict_get_string(v, "error", "no reason given"), odk_strerror(m->hdr.status));
     odk_value_free(v);
 }

@@ -297,6 +297,9 @@ int odk_driver_register_service(odk_driver *drv)
         odk_value_free(args);
         return ODK_E_NOMEM;
     }
+    /* In the start, as set-property below: the start's reply follows it. */
+    if (atomic_load(&drv->in_start))
+        return host_link_post("register-service", args);
     return host_link_request("register-service", args, NULL);
 }
 
