@@ -637,6 +637,8 @@ int main(int argc, char **argv)
         }
         if (st < 0)
             break;
+        if (!h.drv)
+            trace_mark("host woken");
         if (m.hdr.type == WIRE_REPLY)
             complete_pending(&h, &m);
         else if (m.hdr.type == WIRE_REQUEST)

@@ -196,3 +196,23 @@ def test_spares_prepare_below_odkds_priority_and_serve_at_it(make_odkd, monkeypa
     for pid in [host] + both:
         for tid in os.listdir(f"/proc/{pid}/task"):
             assert os.sched_getscheduler(int(tid)) == odkd_policy, (pid, tid)
+
+
+def test_under_a_real_time_odkd_an_exiting_host_goes_below_it(make_odkd, monkeypatch, tmp_path):
+    # odkd under chrt (as the benchmarks run it): a host whose driver stopped
+    # exits one real-time priority below odkd (host_lower_exiting), so its
+    # teardown does not hold a CPU against the next plug.
+    import conftest
+    trace = tmp_path / "trace"
+    monkeypatch.setitem(conftest.CHILD_ENV, "ODK_TRACE", str(trace))
+    d = make_odkd()
+    os.sched_setscheduler(d.proc.pid, os.SCHED_FIFO, os.sched_param(10))
+    dev = d.plug({"model": "echo"})
+    host = d.running(provider=dev)[0]["pid"]
+    d.ctl("sim", "unplug", dev)
+    wait_until(lambda: f" odkd lowered exiting {host}\n" in trace.read_text(),
+               what="the exiting host to be lowered")
+    os.sched_setscheduler(d.proc.pid, os.SCHED_OTHER, os.sched_param(0))
+    dev = d.plug({"model": "echo"})
+    svc = wait_until(lambda: d.service_node("EchoDriver"), what="the echo service")
+    assert d.ctl("call", svc, ECHO.ADD, 2, 40).stdout.split() == ["42"]

@@ -11,6 +11,7 @@
  * (host_spare_settled), so that the fork does not compete with the start
  * for the CPUs; the last one is replaced at once.  --no-spare-host turns
  * it off. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/capability.h>
@@ -502,6 +503,30 @@ static void raise_spare(struct odkd *d, struct host_proc *hp)
         z->idle_spares = false;
     }
     trace_mark("odkd spare %d raised", (int)hp->pid);
+}
+
+void host_lower_exiting(pid_t pid)
+{
+    struct sched_param low = {0};
+    int policy = sched_getscheduler(0);
+    if ((policy != SCHED_FIFO && policy != SCHED_RR) || sched_getparam(0, &low) < 0 ||
+        !can_raise_priority())
+        return;
+    low.sched_priority--;
+    if (low.sched_priority < sched_get_priority_min(policy)) {
+        policy = SCHED_OTHER;
+        low.sched_priority = 0;
+    }
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *dir = opendir(path);
+    if (!dir)
+        return;
+    for (struct dirent *e; (e = readdir(dir));)
+        if (e->d_name[0] != '.')
+            sched_setscheduler((pid_t)atoi(e->d_name), policy, &low);
+    closedir(dir);
+    trace_mark("odkd lowered exiting %d", (int)pid);
 }
 
 int host_spawn(struct odkd *d, struct host_proc *out)
