@@ -203,14 +203,39 @@ static int host_request(void *ctx, const char *op, odk_value *args, odk_value **
     return st;
 }
 
+/* host_link_post: sent, not waited for; its reply finds no pending
+ * request (complete_pending logs it when it is an error). */
+static int host_post(void *ctx, const char *op, odk_value *args)
+{
+    struct host *h = ctx;
+    if (!args)
+        args = odk_value_new_dict();
+    if (!args || odk_dict_set_string(args, "op", op) < 0) {
+        odk_value_free(args);
+        return ODK_E_NOMEM;
+    }
+    pthread_mutex_lock(&h->lock);
+    int st = ODK_E_DISCONNECTED;
+    if (!h->odkd_gone) {
+        uint32_t seq = ++h->next_seq | 0x80000000u;
+        trace_mark("host request %s posted", op);
+        st = wire_send_value(h->ctl, WIRE_REQUEST, seq, 0, args, NULL, 0);
+    }
+    pthread_mutex_unlock(&h->lock);
+    odk_value_free(args);
+    return st;
+}
+
 static void complete_pending(struct host *h, wire_msg *m)
 {
     odk_value *v = NULL;
     if (wire_msg_value(m, &v) < 0)
         v = NULL;
+    bool waited = false;
     pthread_mutex_lock(&h->lock);
     for (struct pending *p = h->pending; p; p = p->next) {
         if (p->seq == m->hdr.seq) {
+            waited = true;
             p->done = true;
             p->status = m->hdr.status;
             p->reply = v;
@@ -225,6 +250,11 @@ static void complete_pending(struct host *h, wire_msg *m)
     }
     pthread_cond_broadcast(&h->cond);
     pthread_mutex_unlock(&h->lock);
+    /* Nobody waits for it: a posted request's (host_post). */
+    if (!waited && m->hdr.status < 0)
+        odk_error("odkd refused a request the driver did not wait for (register-service or "
+                  "set-property in its start): %s (%s)",
+                  odk_dict_get_string(v, "error", "no reason given"), odk_strerror(m->hdr.status));
     odk_value_free(v);
 }
 
@@ -391,6 +421,7 @@ static void stop_done(void *ctx)
 static int op_start(struct host *h, wire_msg *m, const odk_value *args)
 {
     /* On failure odkd marks the instance failed and closes the channel. */
+    trace_mark("host start read");
     return h->drv ? ODK_E_STATE : load_driver(h, m, args);
 }
 
@@ -581,6 +612,7 @@ int main(int argc, char **argv)
         odk_log_set_tag("odk-driver-host");
         trace_mark("host forked");
         sandbox_prepare_own();
+        zygote_host_prepared(); /* before the log writer's thread */
     } else {
         sandbox_prepare(empty_netns, programs, sandboxed);
     }
@@ -592,6 +624,7 @@ int main(int argc, char **argv)
     pthread_mutex_init(&h.lock, NULL);
     pthread_cond_init(&h.cond, NULL);
     host_link_set(host_request, &h);
+    host_link_set_post(host_post);
     trace_mark("host spare ready");
 
     wire_msg m;
@@ -604,6 +637,8 @@ int main(int argc, char **argv)
         }
         if (st < 0)
             break;
+        if (!h.drv)
+            trace_mark("host woken");
         if (m.hdr.type == WIRE_REPLY)
             complete_pending(&h, &m);
         else if (m.hdr.type == WIRE_REQUEST)

@@ -2,9 +2,12 @@
 /* The zygote (zygote.h): forks spare hosts for odkd without an exec. */
 #include <errno.h>
 #include <linux/sched.h>
+#include <sched.h>
 #include <signal.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/prctl.h>
 #include <sys/syscall.h>
@@ -22,6 +25,12 @@
 static int *tid_address;
 static void *robust_head;
 static size_t robust_len;
+/* The zygote's scheduling (odkd's, inherited at the exec), which a spare
+ * forked at SCHED_IDLE takes back once prepared; whether this process is
+ * such a spare. */
+static int zygote_policy = -1;
+static struct sched_param zygote_param;
+static bool forked_idle;
 
 static int fork_setup(char *err, size_t len)
 {
@@ -45,6 +54,12 @@ static int fork_setup(char *err, size_t len)
  * and the zygote has no other thread and holds no lock here. */
 static pid_t fork_for_odkd(void)
 {
+    /* A kernel without clone3 (before 5.3, or a filter that refuses it),
+     * for the test of odkd's fallback to exec'd spares (test_zygote.py). */
+    if (getenv("ODK_TEST_NO_CLONE3")) {
+        errno = ENOSYS;
+        return -1;
+    }
     struct clone_args ca = {
         .flags = CLONE_PARENT | CLONE_CHILD_SETTID | CLONE_CHILD_CLEARTID,
         .child_tid = (uint64_t)(uintptr_t)tid_address,
@@ -73,6 +88,25 @@ static void become_host(int chan, int log, pid_t odkd)
         _exit(0);
 }
 
+/* A spare's preparation runs one step below the zygote (odkd): under a
+ * real-time odkd (chrt, as the benchmarks run it) one real-time priority
+ * lower, or SCHED_OTHER below the lowest, so that it takes the CPU from
+ * everything but the plug being served; under SCHED_OTHER or SCHED_BATCH
+ * at SCHED_IDLE, on CPU time nobody else wants. */
+static void lower_host(pid_t pid)
+{
+    struct sched_param low = {0};
+    int policy = SCHED_IDLE;
+    if (zygote_policy == SCHED_FIFO || zygote_policy == SCHED_RR) {
+        low.sched_priority = zygote_param.sched_priority - 1;
+        policy = low.sched_priority >= sched_get_priority_min(zygote_policy) ? zygote_policy
+                                                                             : SCHED_OTHER;
+        if (policy == SCHED_OTHER)
+            low.sched_priority = 0;
+    }
+    sched_setscheduler(pid, policy, &low);
+}
+
 static void reply(int ctl, uint32_t seq, int status, pid_t pid, const char *error)
 {
     odk_value *body = odk_value_new_dict();
@@ -89,6 +123,9 @@ void zygote_run(int ctl)
     pid_t odkd = getppid();
     char why[256] = "";
     int usable = fork_setup(why, sizeof why);
+    zygote_policy = sched_getscheduler(0);
+    if (zygote_policy < 0 || sched_getparam(0, &zygote_param) < 0)
+        zygote_policy = -1; /* then no spare is forked idle */
     wire_msg m;
     wire_msg_init(&m);
     for (;;) {
@@ -101,6 +138,9 @@ void zygote_run(int ctl)
             continue;
         int chan = wire_msg_take_fd(&m, 0), log = wire_msg_take_fd(&m, 1);
         uint32_t seq = m.hdr.seq;
+        odk_value *args = NULL;
+        bool idle = wire_msg_value(&m, &args) == ODK_OK && odk_dict_get_bool(args, "idle", false);
+        odk_value_free(args);
         if (usable < 0) {
             reply(ctl, seq, usable, 0, why);
         } else if (chan < 0 || log < 0) {
@@ -108,6 +148,7 @@ void zygote_run(int ctl)
         } else {
             pid_t pid = fork_for_odkd();
             if (pid == 0) {
+                forked_idle = idle && zygote_policy >= 0;
                 wire_msg_release(&m);
                 close(ctl);
                 become_host(chan, log, odkd);
@@ -118,6 +159,10 @@ void zygote_run(int ctl)
                 reply(ctl, seq, ODK_E_IO, 0, why);
                 why[0] = 0;
             } else {
+                /* Before odkd knows the pid, so that its raise at the
+                 * hand-out (host_spawn) always comes after this. */
+                if (idle && zygote_policy >= 0)
+                    lower_host(pid);
                 trace_mark("zygote forked %d", (int)pid);
                 reply(ctl, seq, ODK_OK, pid, NULL);
             }
@@ -129,4 +174,16 @@ void zygote_run(int ctl)
     }
     wire_msg_release(&m);
     _exit(0);
+}
+
+void zygote_host_prepared(void)
+{
+    if (!forked_idle)
+        return;
+    forked_idle = false;
+    if (sched_setscheduler(0, zygote_policy, &zygote_param) < 0)
+        odk_warn("spare host: cannot take back the zygote's scheduling after its preparation "
+                 "(%s); odkd raises it when it hands it out",
+                 strerror(errno));
+    trace_mark("host spare raised");
 }

@@ -11,7 +11,15 @@
  * linker.  The host is forked as odkd's child, not the zygote's (clone3
  * with CLONE_PARENT): odkd reaps it as any host it started, the host dies
  * with odkd, and a zygote that dies takes no host with it.  The zygote
- * runs no driver code and reads nothing but odkd's channel. */
+ * runs no driver code and reads nothing but odkd's channel.
+ *
+ * A spare's preparation after the fork (its seccomp programs and Landlock
+ * ruleset, sandbox_prepare_own) would compete for the CPUs with the plug
+ * that is being served meanwhile (it is asked for when a start answers,
+ * and the benchmark's next plug follows at once): when odkd asks, the
+ * zygote puts the new host at SCHED_IDLE before it replies, so the
+ * preparation runs on idle CPU time, and the host takes back the zygote's
+ * scheduling when it is prepared (zygote_host_prepared). */
 #ifndef ODK_HOST_ZYGOTE_H
 #define ODK_HOST_ZYGOTE_H
 
@@ -21,5 +29,15 @@
  * exits when odkd closes the channel.  Main thread, with no other thread
  * in the process (the fork copies only the caller's). */
 void zygote_run(int ctl);
+
+/* In a host forked by zygote_run, once its preparation (sandbox_prepare_own)
+ * is done and before it starts any thread: a host that odkd asked to be
+ * forked idle ({"idle": true} in the spawn request) ran its preparation
+ * at SCHED_IDLE, on CPU time nobody else wanted, and takes back the
+ * zygote's scheduling here (it still has CAP_SYS_NICE: odkd asks for
+ * idle spares only when it has it).  Otherwise nothing.  odkd also raises
+ * the spare's main thread when it hands it out, so that a start never
+ * waits behind a preparation at idle priority.  Main thread. */
+void zygote_host_prepared(void);
 
 #endif

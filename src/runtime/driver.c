@@ -2,6 +2,7 @@
 /* Driver classes and instances: the host creates one instance per process
  * and runs its lifecycle on the instance's default queue. */
 #include <pthread.h>
+#include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -129,7 +130,9 @@ struct lifecycle_call {
 static void run_start(void *arg)
 {
     struct lifecycle_call *c = arg;
+    atomic_store(&c->drv->in_start, true);
     int st = c->drv->cls->start(c->drv);
+    atomic_store(&c->drv->in_start, false);
     if (st == ODK_OK)
         c->drv->started = true;
     c->start_done(c->ctx, st);
@@ -294,6 +297,9 @@ int odk_driver_register_service(odk_driver *drv)
         odk_value_free(args);
         return ODK_E_NOMEM;
     }
+    /* In the start, as set-property below: the start's reply follows it. */
+    if (atomic_load(&drv->in_start))
+        return host_link_post("register-service", args);
     return host_link_request("register-service", args, NULL);
 }
 
@@ -313,7 +319,14 @@ int odk_driver_set_node_property(odk_driver *drv, uint64_t node_id, const char *
     value = NULL;
     if (st < 0)
         goto out;
-    st = host_link_request("set-property", args, NULL); /* takes args */
+    /* In the start, on the service node (the instance's own, so odkd's
+     * checks are the ones above): the start's reply is the next word odkd
+     * reads from this host, and no app sees the service before, so the
+     * driver need not wait for the round trip. */
+    if (atomic_load(&drv->in_start) && node_id == drv->service_id)
+        st = host_link_post("set-property", args); /* takes args */
+    else
+        st = host_link_request("set-property", args, NULL); /* takes args */
     args = NULL;
 out:
     odk_value_free(args);

@@ -40,6 +40,10 @@ struct odk_driver {
     odk_iommu *iommu; /* created on first use */
     bool started;
     bool stopped; /* stop ran: new user clients are refused */
+    /* The class's start is running: register-service, and set-property on
+     * the service node, do not wait for odkd (host_link_post); the start's
+     * reply follows them. */
+    _Atomic bool in_start;
     /* Only for waiting on the queue's end in driver_destroy. */
     pthread_mutex_t lock;
     pthread_cond_t cond;

@@ -8,6 +8,7 @@
 static pthread_mutex_t link_lock = PTHREAD_MUTEX_INITIALIZER;
 static host_request_fn link_fn;
 static void *link_ctx;
+static host_post_fn post_fn;
 
 void host_link_set(host_request_fn fn, void *ctx)
 {
@@ -15,6 +16,24 @@ void host_link_set(host_request_fn fn, void *ctx)
     link_fn = fn;
     link_ctx = ctx;
     pthread_mutex_unlock(&link_lock);
+}
+
+void host_link_set_post(host_post_fn fn)
+{
+    pthread_mutex_lock(&link_lock);
+    post_fn = fn;
+    pthread_mutex_unlock(&link_lock);
+}
+
+int host_link_post(const char *op, odk_value *args)
+{
+    pthread_mutex_lock(&link_lock);
+    host_post_fn fn = link_fn ? post_fn : NULL;
+    void *ctx = link_ctx;
+    pthread_mutex_unlock(&link_lock);
+    if (!fn)
+        return host_link_request(op, args, NULL);
+    return fn(ctx, op, args);
 }
 
 int host_link_request(const char *op, odk_value *args, odk_value **reply)

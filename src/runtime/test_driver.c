@@ -156,12 +156,66 @@ static void test_invalid_arguments_still_take_the_value(void **state)
     assert_int_equal(live, before);
 }
 
+/* Which way set-property went: waited for (requested) or posted. */
+static int requested, posted;
+
+static int count_request(void *ctx, const char *op, odk_value *args, odk_value **reply, int *fds,
+                         size_t *n_fds)
+{
+    (void)ctx, (void)op, (void)reply, (void)fds, (void)n_fds;
+    requested++;
+    odk_value_free(args);
+    return ODK_OK;
+}
+
+static int count_post(void *ctx, const char *op, odk_value *args)
+{
+    (void)ctx, (void)op;
+    posted++;
+    odk_value_free(args);
+    return ODK_OK;
+}
+
+/* Only in the start does register-service, and set-property only on the
+ * service node, go without waiting for odkd (host_link_post). */
+static void test_requests_in_start_do_not_wait(void **state)
+{
+    (void)state;
+    host_link_set(count_request, NULL);
+    host_link_set_post(count_post);
+    odk_driver drv = {.service_id = 7};
+    long before = live;
+    requested = posted = 0;
+    assert_int_equal(odk_driver_set_property(&drv, "k", some_props()), ODK_OK);
+    assert_int_equal(requested, 1);
+    assert_int_equal(posted, 0);
+    drv.in_start = true;
+    assert_int_equal(odk_driver_set_property(&drv, "k", some_props()), ODK_OK);
+    assert_int_equal(posted, 1);
+    assert_int_equal(odk_driver_set_node_property(&drv, 8, "k", some_props()), ODK_OK);
+    assert_int_equal(requested, 2);
+    assert_int_equal(posted, 1);
+    assert_int_equal(odk_driver_register_service(&drv), ODK_OK);
+    assert_int_equal(posted, 2);
+    drv.in_start = false;
+    assert_int_equal(odk_driver_register_service(&drv), ODK_OK);
+    assert_int_equal(requested, 3);
+    drv.in_start = true;
+    /* Without a post function (a test's link), posting waits. */
+    host_link_set_post(NULL);
+    assert_int_equal(odk_driver_set_property(&drv, "k", some_props()), ODK_OK);
+    assert_int_equal(requested, 4);
+    host_link_set(NULL, NULL);
+    assert_int_equal(live, before);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_publish_node_frees_props_on_every_failure),
         cmocka_unit_test(test_set_property_frees_value_on_every_failure),
         cmocka_unit_test(test_invalid_arguments_still_take_the_value),
+        cmocka_unit_test(test_requests_in_start_do_not_wait),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

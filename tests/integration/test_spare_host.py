@@ -145,3 +145,74 @@ def test_no_zygote_execs_the_spares(make_odkd):
     dev = d.plug({"model": "echo"})
     assert d.running(provider=dev)[0]["pid"] in both
     assert "driver host zygote" not in d.log_text()
+
+
+def test_without_clone3_the_zygote_gives_way_to_execd_spares(make_odkd, monkeypatch):
+    # The zygote's fork_for_odkd fails as on a kernel without clone3
+    # (ODK_TEST_NO_CLONE3, inherited from odkd): odkd gives the zygote up and
+    # execs the spares, and plugs go on working.
+    import conftest
+    monkeypatch.setitem(conftest.CHILD_ENV, "ODK_TEST_NO_CLONE3", "1")
+    d = make_odkd()
+    wait_until(lambda: "cannot fork a host: clone3(CLONE_PARENT): Function not implemented"
+               in d.log_text(), what="the zygote's failure in the log")
+    assert "spare hosts are started by exec" in d.log_text()
+    wait_until(lambda: host_children(d.proc.pid, zygote=True) == [], what="the zygote to exit")
+    both = spares(d)
+    for spare in both:  # exec'd: the command line odkd gave, not a blanked one
+        assert len(cmdline(spare)) > 1, cmdline(spare)
+    for i in range(3):  # the two exec'd spares, then one exec'd after them
+        dev = d.plug({"model": "echo"})
+        pid = d.running(provider=dev)[0]["pid"]
+        assert i == 2 or pid in both
+        svc = wait_until(lambda: d.service_node("EchoDriver"), what="the echo service")
+        assert d.ctl("call", svc, ECHO.ADD, 2, 40).stdout.split() == ["42"]
+        d.ctl("sim", "unplug", dev)
+        wait_until(lambda: d.service_node("EchoDriver") is None, what="the unplug")
+    assert d.proc.poll() is None
+
+
+def test_spares_prepare_below_odkds_priority_and_serve_at_it(make_odkd, monkeypatch, tmp_path):
+    # A forked spare prepares at SCHED_IDLE (odkd runs SCHED_OTHER here) and
+    # takes odkd's policy back once prepared or handed out (zygote.h): the
+    # trace shows both steps, and every thread of a started host and of the
+    # spares runs at odkd's policy.
+    import conftest
+    trace = tmp_path / "trace"
+    monkeypatch.setitem(conftest.CHILD_ENV, "ODK_TRACE", str(trace))
+    d = make_odkd()
+    odkd_policy = os.sched_getscheduler(d.proc.pid)
+    assert odkd_policy in (os.SCHED_OTHER, os.SCHED_BATCH)
+    dev = d.plug({"model": "echo"})
+    host = d.running(provider=dev)[0]["pid"]
+    svc = wait_until(lambda: d.service_node("EchoDriver"), what="the echo service")
+    assert d.ctl("call", svc, ECHO.ADD, 2, 40).stdout.split() == ["42"]
+    both = spares(d)
+
+    def raised():
+        text = trace.read_text()
+        return all(f" {p} host spare raised" in text for p in both)
+    wait_until(raised, what="the spares to take odkd's priority back once prepared")
+    for pid in [host] + both:
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            assert os.sched_getscheduler(int(tid)) == odkd_policy, (pid, tid)
+
+
+def test_under_a_real_time_odkd_an_exiting_host_goes_below_it(make_odkd, monkeypatch, tmp_path):
+    # odkd under chrt (as the benchmarks run it): a host whose driver stopped
+    # exits one real-time priority below odkd (host_lower_exiting), so its
+    # teardown does not hold a CPU against the next plug.
+    import conftest
+    trace = tmp_path / "trace"
+    monkeypatch.setitem(conftest.CHILD_ENV, "ODK_TRACE", str(trace))
+    d = make_odkd()
+    os.sched_setscheduler(d.proc.pid, os.SCHED_FIFO, os.sched_param(10))
+    dev = d.plug({"model": "echo"})
+    host = d.running(provider=dev)[0]["pid"]
+    d.ctl("sim", "unplug", dev)
+    wait_until(lambda: f" odkd lowered exiting {host}\n" in trace.read_text(),
+               what="the exiting host to be lowered")
+    os.sched_setscheduler(d.proc.pid, os.SCHED_OTHER, os.sched_param(0))
+    dev = d.plug({"model": "echo"})
+    svc = wait_until(lambda: d.service_node("EchoDriver"), what="the echo service")
+    assert d.ctl("call", svc, ECHO.ADD, 2, 40).stdout.split() == ["42"]

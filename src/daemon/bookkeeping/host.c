@@ -11,8 +11,10 @@
  * (host_spare_settled), so that the fork does not compete with the start
  * for the CPUs; the last one is replaced at once.  --no-spare-host turns
  * it off. */
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/capability.h>
 #include <poll.h>
 #include <pwd.h>
 #include <sched.h>
@@ -26,6 +28,7 @@
 #include <sys/socket.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -195,6 +198,12 @@ struct host_zygote {
     /* The spawn asked and not answered: its seq and odkd's ends. */
     uint32_t pending_seq;
     struct host_proc pending;
+    /* Spares are asked for at SCHED_IDLE (zygote.h) and raised back to
+     * odkd's policy and param when handed out: only when odkd has
+     * CAP_SYS_NICE, which raising a SCHED_IDLE process takes. */
+    bool idle_spares;
+    int policy;
+    struct sched_param param;
 };
 
 static void schedule_refill(struct odkd *d, bool now);
@@ -276,6 +285,16 @@ static void on_zygote(struct odkd *d, void *ptr, uint32_t events)
     }
 }
 
+/* CAP_SYS_NICE in odkd's effective set. */
+static bool can_raise_priority(void)
+{
+    struct __user_cap_header_struct hdr = {.version = _LINUX_CAPABILITY_VERSION_3};
+    struct __user_cap_data_struct data[_LINUX_CAPABILITY_U32S_3] = {{0}};
+    if (syscall(SYS_capget, &hdr, data) < 0)
+        return false;
+    return data[CAP_TO_INDEX(CAP_SYS_NICE)].effective & CAP_TO_MASK(CAP_SYS_NICE);
+}
+
 static void zygote_start(struct odkd *d, struct host_zygote *z)
 {
     int sv[2];
@@ -320,6 +339,8 @@ static bool zygote_ask(struct odkd *d, struct host_zygote *z)
     odk_value *args = odk_value_new_dict();
     if (args)
         odk_dict_set_string(args, "op", "spawn");
+    if (args && z->idle_spares)
+        odk_dict_set_bool(args, "idle", true);
     uint32_t seq = ++z->next_seq ? z->next_seq : ++z->next_seq;
     int fds[2] = {sv[1], lp[1]};
     int st = args ? wire_send_value(z->fd, WIRE_REQUEST, seq, 0, args, fds, 2) : ODK_E_NOMEM;
@@ -334,7 +355,8 @@ static bool zygote_ask(struct odkd *d, struct host_zygote *z)
     trace_mark("odkd spare asked of the zygote");
     fcntl(sv[0], F_SETFL, fcntl(sv[0], F_GETFL) | O_NONBLOCK);
     z->pending_seq = seq;
-    z->pending = (struct host_proc){.pid = 0, .ctl_fd = sv[0], .log_fd = lp[0]};
+    z->pending =
+        (struct host_proc){.pid = 0, .ctl_fd = sv[0], .log_fd = lp[0], .idle = z->idle_spares};
     return true;
 }
 
@@ -429,6 +451,10 @@ void host_spare_start(struct odkd *d)
         if (d->zygote) {
             *d->zygote = (struct host_zygote){
                 .fd = -1, .watch = {.fd = -1}, .pending = {.pid = 0, .ctl_fd = -1, .log_fd = -1}};
+            struct host_zygote *z = d->zygote;
+            z->policy = sched_getscheduler(0);
+            z->idle_spares = z->policy >= 0 && sched_getparam(0, &z->param) == 0 &&
+                             can_raise_priority() && !getenv("ODK_SPARE_NOT_IDLE");
             zygote_start(d, d->zygote);
         }
     }
@@ -460,6 +486,49 @@ static bool spare_alive(const struct host_proc *hp)
     return poll(&p, 1, 0) == 0 || !(p.revents & (POLLHUP | POLLERR));
 }
 
+/* A spare forked idle gets odkd's scheduling back before its start is
+ * sent (its main thread: the only one until it is prepared, and the one
+ * that starts the driver's), so that the start does not wait for idle CPU
+ * time; a spare still preparing goes on at this priority. */
+static void raise_spare(struct odkd *d, struct host_proc *hp)
+{
+    struct host_zygote *z = d->zygote;
+    if (!hp->idle || !z)
+        return;
+    hp->idle = false;
+    if (sched_setscheduler(hp->pid, z->policy, &z->param) < 0) {
+        odk_warn("cannot raise the spare driver host (pid %d) from SCHED_IDLE: %s; spares are "
+                 "forked at odkd's priority from now on",
+                 (int)hp->pid, strerror(errno));
+        z->idle_spares = false;
+    }
+    trace_mark("odkd spare %d raised", (int)hp->pid);
+}
+
+void host_lower_exiting(pid_t pid)
+{
+    struct sched_param low = {0};
+    int policy = sched_getscheduler(0);
+    if ((policy != SCHED_FIFO && policy != SCHED_RR) || sched_getparam(0, &low) < 0 ||
+        !can_raise_priority())
+        return;
+    low.sched_priority--;
+    if (low.sched_priority < sched_get_priority_min(policy)) {
+        policy = SCHED_OTHER;
+        low.sched_priority = 0;
+    }
+    char path[64];
+    snprintf(path, sizeof path, "/proc/%d/task", (int)pid);
+    DIR *dir = opendir(path);
+    if (!dir)
+        return;
+    for (struct dirent *e; (e = readdir(dir));)
+        if (e->d_name[0] != '.')
+            sched_setscheduler((pid_t)atoi(e->d_name), policy, &low);
+    closedir(dir);
+    trace_mark("odkd lowered exiting %d", (int)pid);
+}
+
 int host_spawn(struct odkd *d, struct host_proc *out)
 {
     if (!spare_slot(d, true) && d->zygote && d->zygote->pending_seq)
@@ -467,6 +536,7 @@ int host_spawn(struct odkd *d, struct host_proc *out)
     for (struct host_proc *hp; (hp = spare_slot(d, true));) {
         if (spare_alive(hp)) {
             *out = *hp;
+            raise_spare(d, out);
             spare_remove(d, hp);
             d->spare_deaths = 0;
             /* Another one left: replace this one after the start. */

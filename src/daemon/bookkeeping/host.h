@@ -16,6 +16,7 @@ struct host_proc {
     pid_t pid;
     int ctl_fd; /* odkd's end of the control channel (fd 3 in the host), non-blocking */
     int log_fd; /* read end of the host's stdout and stderr */
+    bool idle;  /* a spare forked at SCHED_IDLE (zygote.h): raised when handed out */
 };
 
 /* Forks and execs path with argv, as odkd starts every process of its own
@@ -58,6 +59,13 @@ void host_spare_settled(struct odkd *d);
 bool host_spare_reaped(struct odkd *d, pid_t pid, int wstatus);
 /* Ends the spares and the zygote and starts no other (odkd stopping). */
 void host_spare_stop(struct odkd *d);
+/* A host whose driver stopped and that now exits: under a real-time odkd
+ * (chrt), its threads go one real-time priority lower (or to SCHED_OTHER
+ * below the lowest), so the kernel's teardown of the process does not hold
+ * a CPU against the next plug's start.  Nothing under SCHED_OTHER (no
+ * lower class that cannot starve the exit), without CAP_SYS_NICE, or for
+ * a host already gone.  Main thread of odkd; does not block. */
+void host_lower_exiting(pid_t pid);
 /* The zygote's pid (src/host/zygote.h), which forks the spares unless
  * --no-zygote; 0 when there is none. */
 pid_t host_zygote_pid(const struct odkd *d);

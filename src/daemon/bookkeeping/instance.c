@@ -258,12 +258,15 @@ static bool ctl_one(struct odkd *d, struct instance *in)
          * tearing a process down costs the kernel milliseconds.  The
          * reap still reports an exit that is not clean, and the stop
          * deadline still kills a host that does not leave. */
+        pid_t exiting = in->pid;
         close_channel(d, in);
         more = false;
         if (in->terminate && in->state == INST_STOPPING && !in->stopped) {
             in->stopped = true;
             check_tree_waits(d);
         }
+        if (exiting > 0)
+            host_lower_exiting(exiting); /* after the unplug's answer */
     } else if (m.hdr.type == WIRE_REPLY) {
         HOOK(d, reply, in, &m);
     }
