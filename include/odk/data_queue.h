@@ -73,8 +73,10 @@ ODK_PUBLIC int odk_data_queue_attach(int fds[3], uint32_t size, odk_data_queue *
  * record or indices that cannot be right; nothing is consumed). */
 ODK_PUBLIC int odk_data_queue_dequeue(odk_data_queue *q, void *buf, uint32_t cap, uint32_t *len);
 /* BLOCKS until a record is there: spins about 20 us, then sleeps on the data
- * eventfd, at most timeout_ms in all (-1: forever; 0: only the spin).
- * Errors: ODK_E_INVALID (q NULL), ODK_E_TIMEOUT. */
+ * eventfd (or socket), at most timeout_ms in all (-1: forever; 0: only the
+ * spin).  Errors: ODK_E_INVALID (q NULL), ODK_E_TIMEOUT, ODK_E_GONE (a
+ * queue woken through a socket, as a HID stream is: the driver closed it
+ * and every record was read), ODK_E_IO. */
 ODK_PUBLIC int odk_data_queue_wait(odk_data_queue *q, int timeout_ms);
 
 /* Unmaps and closes q (either side); NULL is allowed.  The other side sees

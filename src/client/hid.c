@@ -82,6 +82,7 @@ ODK_PUBLIC int odk_hid_read(odk_hid *h, odk_hid_input_event *ev, int timeout_ms)
         if (left == 0)
             return gone(h) ? ODK_E_GONE : ODK_E_TIMEOUT;
         int slice = left < 0 || left > GONE_CHECK_MS ? GONE_CHECK_MS : left;
+        /* One system call a wake-up: the read of the stream's socket. */
         st = data_queue_wait_spin(h->q, slice, HID_SPIN_NS);
         if (st == ODK_E_TIMEOUT) {
             if (gone(h))

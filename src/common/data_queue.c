@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: MIT */
 /* Data queues: records in an odk_ring in shared memory, eventfd (or, for
- * the data direction, pipe) wake-ups only when the other side sleeps.  See
+ * the data direction, socket) wake-ups only when the other side sleeps.  See
  * include/odk/data_queue.h and data_queue_internal.h. */
 #include "odk/data_queue.h"
 
@@ -13,6 +13,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -32,9 +33,14 @@ struct dq_ctl {
 
 struct odk_data_queue {
     int mfd, data_fd, space_fd;
-    /* DATA_QUEUE_WAKE_PIPE's producer: data_fd is the pipe's write end and
-     * this its read end, the consumer's (exported); -1 otherwise. */
+    /* DATA_QUEUE_WAKE_SOCKET's producer: data_fd is its end of a socket
+     * pair and this the consumer's end (exported); -1 otherwise. */
     int data_peer;
+    /* data_fd is a socket (either side): the producer kicks with send, the
+     * consumer sleeps in a read of it, its timeout SO_RCVTIMEO (rcvtimeo_ms
+     * the one set now: -2 none yet, -1 forever). */
+    bool sock;
+    int rcvtimeo_ms;
     uint32_t size;
     void *map;
     size_t map_len;
@@ -97,12 +103,19 @@ int data_queue_create_wake(uint32_t size, enum data_queue_wake wake, odk_data_qu
         return ODK_E_NOMEM;
     q->size = size;
     q->data_peer = -1;
+    q->rcvtimeo_ms = -2;
     q->mfd = memfd_create("odk-data-queue", MFD_CLOEXEC | MFD_ALLOW_SEALING);
-    if (wake == DATA_QUEUE_WAKE_PIPE) {
+    if (wake == DATA_QUEUE_WAKE_SOCKET) {
+        /* Blocking, so the consumer's read sleeps (the producer's sends
+         * never wait: MSG_DONTWAIT); one way only: the consumer's end
+         * cannot write to the producer. */
         int p[2];
-        if (pipe2(p, O_CLOEXEC | O_NONBLOCK) == 0) {
+        if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, p) == 0) {
+            shutdown(p[0], SHUT_WR);
+            shutdown(p[1], SHUT_RD);
             q->data_peer = p[0];
             q->data_fd = p[1];
+            q->sock = true;
         } else {
             q->data_fd = -1;
         }
@@ -152,12 +165,21 @@ int odk_data_queue_attach(int fds[3], uint32_t size, odk_data_queue **out)
     q->mfd = fds[0];
     q->data_fd = fds[1];
     q->data_peer = -1;
+    q->rcvtimeo_ms = -2;
     q->space_fd = fds[2];
     q->size = size;
     struct stat st;
     int seals = fcntl(q->mfd, F_GET_SEALS);
     int rc = ODK_E_PROTOCOL;
-    if (good_size(size) && fstat(q->mfd, &st) == 0 &&
+    /* A socket to sleep on must block, whatever the producer made it: the
+     * wait sleeps in its read, with SO_RCVTIMEO as the timeout. */
+    bool wake_ok = true;
+    if (fstat(q->data_fd, &st) == 0 && S_ISSOCK(st.st_mode)) {
+        int fl = fcntl(q->data_fd, F_GETFL);
+        q->sock = true;
+        wake_ok = fl >= 0 && fcntl(q->data_fd, F_SETFL, fl & ~O_NONBLOCK) == 0;
+    }
+    if (wake_ok && good_size(size) && fstat(q->mfd, &st) == 0 &&
         (uint64_t)st.st_size >= CTL_BYTES + odk_ring_bytes(size) && seals >= 0 &&
         (seals & F_SEAL_SHRINK))
         rc = map_queue(q);
@@ -180,6 +202,16 @@ static void kick(int fd)
     if (write(fd, &one, sizeof one) < 0 && errno != EAGAIN) {
         /* An eventfd write only fails on counter overflow: the reader is
          * already woken. */
+    }
+}
+
+/* The one system call of a wake-up through a socket: it never waits (a
+ * full buffer holds kicks enough) and a consumer gone raises no SIGPIPE. */
+static void kick_socket(int fd)
+{
+    uint64_t one = 1;
+    if (send(fd, &one, sizeof one, MSG_DONTWAIT | MSG_NOSIGNAL) < 0) {
+        /* EAGAIN: kicks are waiting already; EPIPE: nobody to wake. */
     }
 }
 
@@ -248,8 +280,12 @@ int odk_data_queue_enqueue(odk_data_queue *q, const void *data, uint32_t len)
     scatter(seg, n, sizeof len, data, len);
     odk_ring_commit(&q->ring, need);
     atomic_thread_fence(memory_order_seq_cst);
-    if (atomic_load_explicit(&q->ctl->consumer_waiting, memory_order_relaxed))
-        kick(q->data_fd);
+    if (atomic_load_explicit(&q->ctl->consumer_waiting, memory_order_relaxed)) {
+        if (q->sock)
+            kick_socket(q->data_fd);
+        else
+            kick(q->data_fd);
+    }
     return ODK_OK;
 }
 
@@ -296,6 +332,27 @@ int odk_data_queue_wait(odk_data_queue *q, int timeout_ms)
     return data_queue_wait_spin(q, timeout_ms, SPIN_NS);
 }
 
+/* The socket's sleep: SO_RCVTIMEO of ms (-1: forever), set only when it
+ * changes, so a reader that waits with the same timeout each time makes one
+ * system call a wake-up: the read that sleeps, and takes the kick. */
+static int sleep_on_socket(odk_data_queue *q, int ms)
+{
+    if (ms != q->rcvtimeo_ms) {
+        struct timeval tv = {.tv_sec = ms > 0 ? ms / 1000 : 0,
+                             .tv_usec = ms > 0 ? (ms % 1000) * 1000 : 0};
+        if (setsockopt(q->data_fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0)
+            return ODK_E_IO;
+        q->rcvtimeo_ms = ms;
+    }
+    uint8_t kicks[64];
+    ssize_t n = read(q->data_fd, kicks, sizeof kicks);
+    if (n == 0)
+        return ODK_E_GONE;
+    if (n < 0 && errno != EAGAIN && errno != EINTR)
+        return ODK_E_IO;
+    return ODK_OK;
+}
+
 int data_queue_wait_spin(odk_data_queue *q, int timeout_ms, uint64_t spin_ns)
 {
     if (!q)
@@ -324,12 +381,21 @@ int data_queue_wait_spin(odk_data_queue *q, int timeout_ms, uint64_t spin_ns)
         }
         atomic_store_explicit(&q->ctl->consumer_waiting, 1, memory_order_relaxed);
         atomic_thread_fence(memory_order_seq_cst);
-        if (odk_ring_readable(&q->ring) == 0) {
+        int st = ODK_OK;
+        if (odk_ring_readable(&q->ring) == 0 && q->sock) {
+            /* The read takes the kick as it wakes (a kick left from a
+             * record already taken just costs one more turn here). */
+            st = sleep_on_socket(q, left);
+        } else if (odk_ring_readable(&q->ring) == 0) {
             struct pollfd p = {.fd = q->data_fd, .events = POLLIN};
             if (poll(&p, 1, left) > 0)
                 q->kicked = true;
         }
         atomic_store_explicit(&q->ctl->consumer_waiting, 0, memory_order_relaxed);
+        if (st == ODK_E_GONE && odk_ring_readable(&q->ring) == 0)
+            return ODK_E_GONE; /* the producer closed its end: nothing more comes */
+        if (st == ODK_E_IO)
+            return st;
     }
     return ODK_OK;
 }

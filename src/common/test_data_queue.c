@@ -11,6 +11,7 @@
 #include <stddef.h>
 #include <stdint.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -171,21 +172,24 @@ static void test_two_threads_with_sleeps(void **state)
     two_threads(DATA_QUEUE_WAKE_EVENTFD);
 }
 
-/* A queue whose consumer is woken through a pipe (the HID family's event
- * streams): the consumer gets the pipe's read end, and everything else is
- * as with the eventfd. */
-static void test_pipe_wake(void **state)
+/* A queue whose consumer is woken through a socket (the HID family's event
+ * streams): the consumer gets one end of a blocking stream socket pair and
+ * sleeps in a read of it; timeouts, order and wake-ups are as with the
+ * eventfd, and the producer's end closing ends a wait with ODK_E_GONE once
+ * every record was read. */
+static void test_socket_wake(void **state)
 {
     (void)state;
     odk_data_queue *p, *c;
-    pair_wake(4096, DATA_QUEUE_WAKE_PIPE, &p, &c);
+    pair_wake(4096, DATA_QUEUE_WAKE_SOCKET, &p, &c);
     int fds[3];
     uint32_t size;
     assert_int_equal(odk_data_queue_export(p, fds, &size), ODK_OK);
     struct stat st;
     assert_int_equal(fstat(fds[1], &st), 0);
-    assert_true(S_ISFIFO(st.st_mode));
-    assert_int_equal(fcntl(fds[1], F_GETFL) & O_ACCMODE, O_RDONLY);
+    assert_true(S_ISSOCK(st.st_mode));
+    /* The consumer's end cannot write back to the producer. */
+    assert_true(send(fds[1], "x", 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0);
     /* A consumer asleep is woken by the record, and only once it is there. */
     assert_int_equal(odk_data_queue_wait(c, 10), ODK_E_TIMEOUT);
     uint64_t v = 7, got = 0;
@@ -195,9 +199,17 @@ static void test_pipe_wake(void **state)
     assert_int_equal(odk_data_queue_dequeue(c, &got, sizeof got, &len), ODK_OK);
     assert_int_equal(got, 7);
     assert_int_equal(odk_data_queue_wait(c, 10), ODK_E_TIMEOUT);
+    /* The producer goes with a record unread: the record first, then GONE
+     * (at once, not after the timeout). */
+    v = 8;
+    assert_int_equal(odk_data_queue_enqueue(p, &v, sizeof v), ODK_OK);
     odk_data_queue_free(p);
+    assert_int_equal(odk_data_queue_wait(c, 0), ODK_OK);
+    assert_int_equal(odk_data_queue_dequeue(c, &got, sizeof got, &len), ODK_OK);
+    assert_int_equal(got, 8);
+    assert_int_equal(odk_data_queue_wait(c, 60000), ODK_E_GONE);
     odk_data_queue_free(c);
-    two_threads(DATA_QUEUE_WAKE_PIPE);
+    two_threads(DATA_QUEUE_WAKE_SOCKET);
 }
 
 /* Kicks the consumer's data eventfd (wake-ups with no record behind them)
@@ -286,7 +298,7 @@ int main(void)
         cmocka_unit_test(test_limits),
         cmocka_unit_test(test_lying_producer),
         cmocka_unit_test(test_two_threads_with_sleeps),
-        cmocka_unit_test(test_pipe_wake),
+        cmocka_unit_test(test_socket_wake),
         cmocka_unit_test(test_wait_deadline),
         cmocka_unit_test(test_contract),
     };

@@ -218,32 +218,46 @@ def fd_kinds(pid):
     return out
 
 
-def test_an_event_wakes_the_reader_once_through_a_pipe(keyboard):
-    """The other end of the event path: the app's reading thread sleeps on
-    its stream's data descriptor and is woken once per event, by the remap
-    driver's host, through a pipe (the kernel wakes a pipe's reader as a
-    sync wake-up, which may run it on the writer's CPU at once; an eventfd's
-    wake-up sends it to its own idle CPU, an IPI to a halted vCPU here).
-    Counted, never timed."""
+def read_calls(pid):
+    """The read system calls pid's threads made so far (/proc/PID/io's syscr:
+    read and its kin, not poll or recv)."""
+    with open(f"/proc/{pid}/io") as f:
+        for line in f:
+            if line.startswith("syscr:"):
+                return int(line.split()[1])
+    raise AssertionError(f"no syscr in /proc/{pid}/io")
+
+
+def test_an_event_wakes_the_reader_once_with_one_read(keyboard):
+    """The other end of the event path: the app's reading thread sleeps in a
+    read of its stream's socket and is woken once per event, by the remap
+    driver's host, and that read is the only system call the wake-up costs
+    the app (not a poll, then a read to drain the kick, then one more that
+    finds nothing).  The socket's wake-up is a sync one, which may run the
+    reader on the writer's CPU at once (an eventfd's sends it to its own
+    idle CPU, an IPI to a halted vCPU here).  Counted, never timed."""
     odkd, dev, _, _, f = keyboard
     press(odkd, dev, report("a"), report())
     f.take(2)
     kinds = fd_kinds(f.p.pid)
-    assert any(k.startswith("pipe:") for k in kinds.values()), \
-        f"the follower reads its stream through {kinds}: no pipe"
+    assert any(k.startswith("socket:") for k in kinds.values()), \
+        f"the follower reads its stream through {kinds}: no socket"
     time.sleep(0.05)
-    before = thread_switches(f.p.pid)
+    before, reads0 = thread_switches(f.p.pid), read_calls(f.p.pid)
     n = 20
     for i in range(n):
         time.sleep(0.02)  # the reader goes back to sleep between reports
         press(odkd, dev, report("a") if i % 2 == 0 else report())
         assert keys(f.take(1)) == [(KEY["b"], 1 if i % 2 == 0 else 0)]
     time.sleep(0.05)
-    after = thread_switches(f.p.pid)
+    after, reads1 = thread_switches(f.p.pid), read_calls(f.p.pid)
     woke = sum(after[t][1] - before[t][1] for t in before if t in after)
     # One wake-up per event (odkctl writing each line to its pipe may block
     # now and then on the test's reading of it: a few more).
     assert woke <= n + 6, f"the follower's threads blocked {woke} times for {n} events"
+    # One read per event, and one per second of waiting with nothing (the
+    # follower's 1 s timeout; the test takes about a second).
+    assert reads1 - reads0 <= n + 3, f"the follower made {reads1 - reads0} reads for {n} events"
     f.nothing_more()
 
 

@@ -508,7 +508,7 @@ static int uc_open(void *ctx, odk_user_client *uc, uint32_t type)
     struct conn *c = calloc(1, sizeof *c);
     if (!c)
         return ODK_E_NOMEM;
-    int st = data_queue_create_wake(STREAM_RING, DATA_QUEUE_WAKE_PIPE, &c->stream.q);
+    int st = data_queue_create_wake(STREAM_RING, DATA_QUEUE_WAKE_SOCKET, &c->stream.q);
     if (st < 0) {
         free(c);
         return st;
