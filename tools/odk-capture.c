@@ -11,7 +11,8 @@
  * It maps the driver's frame buffer once (the card's DMA lands in those
  * very pages), takes one event per frame from the driver's data queue,
  * checks the frame in place (header, sequence, every pattern word unless
- * --check header), and gives the slot back.  Exit status 0 when N frames
+ * --check header), and gives the slot back through the release page (a call
+ * only when the card starved: pci_capture.h).  Exit status 0 when N frames
  * came intact and in order, 1 otherwise (the driver gone, the card
  * stopped, a bad frame), 2 for bad usage.
  *
@@ -170,7 +171,7 @@ int main(int argc, char **argv)
 
     odk_client *client = NULL;
     odk_connection *conn = NULL;
-    odk_buffer *mem = NULL;
+    odk_buffer *mem = NULL, *rel = NULL;
     odk_data_queue *q = NULL;
     const char *what = "connect to odkd";
     int st = odk_client_open(o.state_dir, &client);
@@ -200,7 +201,13 @@ int main(int argc, char **argv)
     if (st == ODK_OK)
         what = "map the frame buffer", st = odk_connection_map_memory(conn, 0, &mem);
     if (st == ODK_OK)
+        what = "map the release page", st = odk_connection_map_memory(conn, 1, &rel);
+    if (st == ODK_OK)
         what = "map the event queue", st = odk_connection_map_data_queue(conn, 0, &q);
+    if (st == ODK_OK && odk_buffer_length(rel) < sizeof(struct capture_release_page)) {
+        what = "map the release page";
+        st = ODK_E_PROTOCOL;
+    }
     if (st == ODK_OK && odk_buffer_length(mem) < cfg[2]) {
         what = "map the frame buffer";
         st = ODK_E_PROTOCOL;
@@ -268,8 +275,13 @@ int main(int argc, char **argv)
         got++;
         bytes += e.bytes;
         t_end = last;
-        uint64_t one = 1;
-        st = odk_connection_call(conn, CAPTURE_RELEASE, &one, 1, NULL, 0, NULL, NULL, NULL, NULL);
+        /* The slot back through the release page; a call only when the
+         * card starved (pci_capture.h). */
+        uint64_t zero = 0;
+        st = ODK_OK;
+        if (capture_release_store(odk_buffer_data(rel), got))
+            st = odk_connection_call(conn, CAPTURE_RELEASE, &zero, 1, NULL, 0, NULL, NULL, NULL,
+                                     NULL);
         if (st < 0)
             failure = st == ODK_E_GONE ? "the capture card went away"
                                        : "the driver did not take the slot back";
@@ -310,6 +322,7 @@ int main(int argc, char **argv)
 out:
     odk_data_queue_free(q);
     odk_buffer_free(mem);
+    odk_buffer_free(rel);
     odk_connection_close(conn);
     odk_client_close(client);
     return st < 0 ? 1 : 0;

@@ -42,6 +42,10 @@ struct capture {
     uint8_t *ctrl_map;
     uint64_t *sg_off;         /* per slot: its list's offset in ctrl */
     uint32_t *sg_count;       /* and its entries */
+    odk_memory *rel_mem;      /* the release page (pci_capture.h), shared with apps */
+    struct capture_release_page *rel;
+    uint64_t rel_taken;       /* the page's count already taken */
+    bool rel_warned;
 
     /* Positions in the stream (free-running): the card has [tail, given),
      * the app [app_from, seen). */
@@ -65,6 +69,9 @@ static void unconfigure(struct capture *c)
         odk_release(c->ctrl_dma);
     odk_release(c->frames);
     odk_release(c->ctrl);
+    odk_release(c->rel_mem);
+    c->rel_mem = NULL;
+    c->rel = NULL;
     free(c->sg_off);
     free(c->sg_count);
     c->frames_dma = c->ctrl_dma = NULL;
@@ -129,6 +136,52 @@ static int refill(struct capture *c)
         any = true;
     }
     return any ? odk_pci_memory_write32(c->dev, 0, CAP_RING_HEAD, c->given) : ODK_OK;
+}
+
+/* Frames the app gave back through the release page since the last look.
+ * The count is the app's to write: one that goes back, or past what the
+ * app holds, is ignored (and logged once). */
+static void take_page(struct capture *c)
+{
+    if (!c->rel)
+        return;
+    uint64_t r = __atomic_load_n(&c->rel->released, __ATOMIC_ACQUIRE);
+    if (r == c->rel_taken)
+        return;
+    uint32_t held = c->seen - c->app_from;
+    if (r < c->rel_taken || r - c->rel_taken > held) {
+        if (!c->rel_warned)
+            odk_warn("release page: the app says %llu frames given back; %llu were, and it "
+                     "holds %u: ignored", (unsigned long long)r, (unsigned long long)c->rel_taken,
+                     held);
+        c->rel_warned = true;
+        return;
+    }
+    c->app_from += (uint32_t)(r - c->rel_taken);
+    c->released += r - c->rel_taken;
+    c->rel_taken = r;
+}
+
+/* Takes what the release page gives back and refills the card.  A card
+ * left with no descriptor raises no interrupt, so the page says it is
+ * starved (the app then calls), and the page is read once more after the
+ * flag: an app's store that came before it is not missed. */
+static int give_back(struct capture *c)
+{
+    take_page(c);
+    int st = refill(c);
+    if (st < 0 || !c->rel)
+        return st;
+    bool starved = c->given == reg(c, CAP_RING_TAIL);
+    __atomic_store_n(&c->rel->starved, starved ? 1u : 0u, __ATOMIC_RELAXED);
+    if (starved) {
+        __atomic_thread_fence(__ATOMIC_SEQ_CST);
+        take_page(c);
+        st = refill(c);
+        if (c->given != reg(c, CAP_RING_TAIL))
+            __atomic_store_n(&c->rel->starved, 0u, __ATOMIC_RELAXED);
+    }
+    return st;
 }
 
 /* Tells the card the frame format and where its ring is. */
@@ -226,6 +279,13 @@ static int configure(struct capture *c, const uint64_t *in, uint64_t *out)
     c->ctrl_map = map;
     if (st == ODK_OK)
         st = walk_segments(c, true, &total);
+    void *rel = NULL;
+    if (st == ODK_OK && (st = odk_memory_create(ODK_DMA_PAGE_SIZE, ODK_MEM_INOUT, &c->rel_mem)) ==
+                            ODK_OK)
+        st = odk_memory_map(c->rel_mem, ODK_MAP_READ | ODK_MAP_WRITE, &rel);
+    c->rel = rel;
+    c->rel_taken = 0;
+    c->rel_warned = false;
     c->given = c->seen = c->app_from = 0;
     /* The card starts its ring at the tail it has: a reset puts it at 0. */
     if (st == ODK_OK && reg(c, CAP_RING_TAIL) != 0) {
@@ -285,6 +345,8 @@ static void on_frame(void *ctx, uint32_t vector, uint64_t count, uint64_t ts)
             odk_warn("frame %llu: the event queue is full; the app misses it",
                      (unsigned long long)e.sequence);
     }
+    if (c->running)
+        give_back(c);
 }
 
 static void on_error(void *ctx, uint32_t vector, uint64_t count, uint64_t ts)
@@ -417,7 +479,7 @@ static int m_release(odk_driver *drv, odk_user_client *uc, odk_call *call)
         return ODK_E_INVALID; /* more than the app holds */
     c->app_from += (uint32_t)call->scalar_in[0];
     c->released += call->scalar_in[0];
-    return c->slots ? refill(c) : ODK_OK;
+    return c->slots ? give_back(c) : ODK_OK;
 }
 
 static int m_counters(odk_driver *drv, odk_user_client *uc, odk_call *call)
@@ -505,11 +567,11 @@ static int capture_memory(odk_driver *drv, odk_user_client *uc, uint32_t type, o
 {
     struct capture *c = odk_driver_state(drv);
     (void)uc;
-    if (type != 0)
+    if (type > 1)
         return ODK_E_NOT_FOUND;
     if (!c->frames)
         return ODK_E_STATE; /* configure first */
-    *mem = odk_retain(c->frames);
+    *mem = odk_retain(type == 0 ? c->frames : c->rel_mem);
     return ODK_OK;
 }
 

@@ -10,11 +10,19 @@
  * capture_event per frame delivered, in order, and one when the card stops
  * on an error.  The app gives a slot back with CAPTURE_RELEASE once it has
  * read the frame; until then the card does not write it again.
- * CAPTURE_CONFIGURE resets the card and makes a new buffer and a new event
- * queue (sequence numbers start at 0 again): map both after it. */
+ * Memory type 1: the release page (struct capture_release_page), a way to
+ * give frames back without a call per frame: the app stores in `released`
+ * how many frames it is done with in all (capture_release_store), and the
+ * driver takes them at each frame's interrupt.  When the card is left with
+ * no descriptor no interrupt comes: the driver then sets `starved`, and an
+ * app whose store finds it set calls CAPTURE_RELEASE with 0.
+ * CAPTURE_CONFIGURE resets the card and makes a new buffer, a new event
+ * queue and a new release page (sequence numbers and `released` start at 0
+ * again): map them after it. */
 #ifndef ODK_PCI_CAPTURE_H
 #define ODK_PCI_CAPTURE_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 enum capture_selector {
@@ -57,6 +65,27 @@ struct capture_event {
     uint32_t status; /* CAPTURE_EVENT_* */
     uint32_t reserved;
 };
+
+/* Memory type 1.  `released` is the app's: frames given back in all since
+ * CAPTURE_CONFIGURE (a count past what the app holds is ignored, and the
+ * driver logs it once); `starved` is the driver's: 1 when the card has no
+ * descriptor left and the driver will look at `released` only on a call. */
+struct capture_release_page {
+    uint64_t released;
+    uint32_t starved;
+    uint32_t reserved;
+};
+
+/* Gives frames back up to `released` in all; true when the app must call
+ * CAPTURE_RELEASE with 0 (the card starved).  The store, a full fence,
+ * then the load: the driver sets `starved`, fences and looks at `released`
+ * again, so one of the two sees the other. */
+static inline bool capture_release_store(struct capture_release_page *p, uint64_t released)
+{
+    __atomic_store_n(&p->released, released, __ATOMIC_RELEASE);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    return __atomic_load_n(&p->starved, __ATOMIC_RELAXED) != 0;
+}
 
 #define CAPTURE_EVENT_FRAME 0u
 #define CAPTURE_EVENT_SHORT 1u /* the slot's list held less than a frame */

@@ -113,6 +113,61 @@ def test_frames_arrive_intact_in_order_in_the_apps_mapping(odkd):
         conn.close()
 
 
+def test_slots_given_back_through_the_release_page(odkd):
+    """Memory type 1: the app stores how many frames it gave back in all, and
+    the driver takes them at each frame's interrupt; it sets `starved` when
+    the card has no descriptor left (no interrupt will come), and the app
+    then calls CAPTURE_RELEASE with 0.  Only the page gives frames back
+    here: past the 4 slots nothing moves without it.  A count past what the
+    app holds is ignored and logged, and the card goes on."""
+    fn = plug(odkd)
+    conn, _ = connect(odkd, fn)
+    try:
+        frame, stride, *_ = configure(conn)
+        mem = conn.map_memory(0)
+        rel = conn.map_memory(1)
+        assert rel.length >= 16 and rel.read(0, 16) == bytes(16)
+        q = conn.map_data_queue(0)
+        conn.call(CAP.START)
+
+        def starved():
+            return struct.unpack("<I", rel.read(8, 4))[0] == 1
+
+        calls = 0
+        for i in range(40):
+            rec = q.get(timeout_ms=2000)
+            if rec is None and starved():  # our store and its flag crossed
+                conn.call(CAP.RELEASE, [0])
+                calls += 1
+                rec = q.get()
+            assert rec is not None, f"frame {i} never came"
+            ev = EVENT.unpack(rec)
+            assert ev[0] == i and ev[2] == i % 4
+            check_frame(mem, stride, ev, 64, 48)
+            rel.write(0, struct.pack("<Q", i + 1))
+            if starved():
+                conn.call(CAP.RELEASE, [0])
+                calls += 1
+        c = conn.call(CAP.COUNTERS, n_out=8)[0]
+        assert c[6] >= 40 - 4 and c[4] == 0  # released (the last few may wait for an interrupt)
+        # More than the app holds: ignored, logged, and the stream goes on.
+        rel.write(0, struct.pack("<Q", 40 + 100))
+        conn.call(CAP.RELEASE, [0])
+        log = wait_until(lambda: (lambda l: l if "release page" in l else None)(
+            odkd.ctl("log", "org.odk.pci-capture").stdout), what="the driver's warning")
+        assert "140 frames given back" in log
+        rel.write(0, struct.pack("<Q", 40))
+        conn.call(CAP.RELEASE, [0])
+        rec = q.get()
+        assert rec is not None and EVENT.unpack(rec)[0] == 40
+        conn.call(CAP.STOP)
+        q.free()
+        rel.free()
+        mem.free()
+    finally:
+        conn.close()
+
+
 def test_the_app_maps_the_drivers_own_pages_not_a_copy(odkd):
     """The app maps once; what the driver stores afterwards through its own
     mapping is in the app's pages when the call returns (story 11)."""

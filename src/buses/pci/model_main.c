@@ -38,6 +38,7 @@
 #include "odk/status.h"
 
 #define ODKD_FD 3
+#define LOCAL_TURNS 3 /* turns of the loop without a poll, see main */
 
 static const struct pci_model_ops *const models[] = {&pci_model_edu, &pci_model_capture, NULL};
 
@@ -548,10 +549,20 @@ static void function_reset(void)
 
 /* ---- posted writes ------------------------------------------------------ */
 
-static void drain_ring(void)
+/* Whether the host has posted writes the model has not applied. */
+static bool ring_pending(void)
+{
+    return __atomic_load_n(&ctl->head, __ATOMIC_ACQUIRE) !=
+           __atomic_load_n(&ctl->tail, __ATOMIC_RELAXED);
+}
+
+/* Applies the posted writes in ring order (rang: the doorbell woke the
+ * loop, and its count is read).  The host's waiters are woken only when
+ * there are some (pci_wire.h, tail_waiters). */
+static void drain_ring(bool rang)
 {
     uint64_t v;
-    if (read(doorbell, &v, sizeof v) < 0 && errno != EAGAIN)
+    if (rang && read(doorbell, &v, sizeof v) < 0 && errno != EAGAIN)
         return;
     uint32_t tail = __atomic_load_n(&ctl->tail, __ATOMIC_RELAXED);
     uint32_t head = __atomic_load_n(&ctl->head, __ATOMIC_ACQUIRE);
@@ -576,7 +587,9 @@ static void drain_ring(void)
             tail = head;
     }
     __atomic_store_n(&ctl->tail, tail, __ATOMIC_RELEASE);
-    syscall(SYS_futex, &ctl->tail, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
+    if (__atomic_load_n(&ctl->tail_waiters, __ATOMIC_RELAXED))
+        syscall(SYS_futex, &ctl->tail, FUTEX_WAKE, INT_MAX, NULL, NULL, 0);
     if (count.dropped_writes != dropped)
         pci_model_changed(&M);
 }
@@ -866,7 +879,18 @@ int main(int argc, char **argv)
                               {timer_fd, POLLIN, 0},
                               {link_fd, POLLIN, 0},
                               {model_iommu_fd(view), POLLIN, 0}};
-        if (poll(p, link_fd < 0 ? 3 : view ? 5 : 4, answers_waiting() ? 0 : -1) < 0) {
+        /* Sleep only with nothing to do, and say so first: the host rings
+         * the doorbell only then (pci_wire.h, model_idle); a write it
+         * posted before it could see the flag is seen here. */
+        bool may_sleep = !answers_waiting();
+        if (may_sleep) {
+            __atomic_store_n(&ctl->model_idle, 1, __ATOMIC_RELAXED);
+            __atomic_thread_fence(__ATOMIC_SEQ_CST);
+            may_sleep = !ring_pending();
+        }
+        int np = poll(p, link_fd < 0 ? 3 : view ? 5 : 4, may_sleep ? -1 : 0);
+        __atomic_store_n(&ctl->model_idle, 0, __ATOMIC_RELAXED);
+        if (np < 0) {
             if (errno == EINTR)
                 continue;
             return 1;
@@ -874,8 +898,8 @@ int main(int argc, char **argv)
         link_hung_up = link_fd >= 0 && (p[3].revents & (POLLHUP | POLLERR));
         if (view && p[4].revents && model_iommu_drain(view) < 0)
             view_end(); /* the host closed its view: every DMA goes to it */
-        if (p[1].revents)
-            drain_ring();
+        if (p[1].revents || ring_pending())
+            drain_ring(p[1].revents != 0);
         if (p[0].revents)
             on_odkd();
         if (p[2].revents) {
@@ -889,5 +913,15 @@ int main(int argc, char **argv)
          * the host's answers would be: in order, from the loop. */
         dma_here_deliver();
         posted_deliver();
+        /* The view's answers are there at once: a few more turns before
+         * the next poll while nothing is on its way to the host (a 1080p
+         * frame is 127 posted writes, 8 a turn: 16 polls, now 4; a write
+         * or a hang-up waits at most LOCAL_TURNS windows longer). */
+        for (unsigned t = 0; t < LOCAL_TURNS && !dma_at_host && answers_waiting(); t++) {
+            if (ring_pending())
+                drain_ring(false);
+            dma_here_deliver();
+            posted_deliver();
+        }
     }
 }

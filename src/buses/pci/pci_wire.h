@@ -18,6 +18,10 @@
  * model, which applies the register's semantics in ring order and advances
  * `tail` (a futex word).  odk_pci_memory_read* first waits until the model
  * has consumed every posted write, as a PCI read flushes posted writes.
+ * Only a sleeper is woken: the host rings the doorbell only while the
+ * model says it may sleep (model_idle; it looks at the ring once more after
+ * saying so), and the model wakes the tail's futex only while a host waits
+ * on it (tail_waiters), so a busy model takes writes without system calls.
  *
  * DMA: the driver's simulated IOMMU lives in its host.  The host mirrors
  * every chunk it maps into the model (PCIW_IOMMU: a table of slots in
@@ -124,12 +128,18 @@ struct pci_mmio_op {
 #define PCI_RING 256u /* posted writes in flight (a power of two) */
 
 /* The ctl page: head is the host's, tail the model's (a futex word the
- * host waits on); irq_ns[v] the CLOCK_MONOTONIC time the model last raised
- * vector v. */
+ * host waits on); model_idle is 1 while the model may sleep in poll (the
+ * host rings the doorbell after a write only then), tail_waiters counts the
+ * host's threads in FUTEX_WAIT on tail (the model wakes them only then);
+ * each side stores its flag, then a full fence, then looks at the other's
+ * word.  irq_ns[v] the CLOCK_MONOTONIC time the model last raised vector
+ * v. */
 struct pci_ctl {
     uint32_t head;
     uint32_t tail;
-    uint32_t pad[14];
+    uint32_t model_idle;
+    uint32_t tail_waiters;
+    uint32_t pad[12];
     uint64_t irq_ns[PCI_MAX_VECTORS];
     struct pci_mmio_op ring[PCI_RING];
 };

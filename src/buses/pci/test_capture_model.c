@@ -324,6 +324,56 @@ static void test_frames_wait_on_the_card_then_drop(void **state)
     assert_int_equal(timer_ms, 0);
 }
 
+/* The pattern word by word, as capture_card.h defines it. */
+static uint32_t pattern_word(uint64_t sequence, uint64_t word, const struct cap_frame_header *h)
+{
+    uint32_t v;
+    if (word < CAP_HEADER_WORDS)
+        memcpy(&v, (const uint8_t *)h + 4 * word, 4);
+    else
+        v = (uint32_t)(word * 0x9e3779b1u + sequence * 0x85ebca77u + 0x27d4eb2fu);
+    return v;
+}
+
+/* cap_fill and cap_check go 16 words at a time: every start, length and
+ * misalignment makes exactly the pattern, writes nothing outside its
+ * range, and the check finds the first wrong word wherever it is (in a
+ * block of 16, in the tail, the last word), never a header word. */
+static void test_the_pattern_fill_and_check(void **state)
+{
+    (void)state;
+    struct cap_frame_header h = {CAP_FRAME_MAGIC, 1920, 1080, CAP_FORMAT_BGRA, 77, 123456789};
+    uint32_t buf[2 + 160];
+    for (uint64_t first = 0; first < 40; first++) {
+        for (uint64_t n = 0; n <= 150; n++) {
+            for (unsigned skew = 0; skew < 2; skew++) {
+                uint32_t *out = buf + 1 + skew; /* 4-byte aligned, 16-byte or not */
+                memset(buf, 0xa5, sizeof buf);
+                cap_fill(out, first, n, 77, &h);
+                assert_int_equal(buf[0], 0xa5a5a5a5u);
+                assert_int_equal(out[n], 0xa5a5a5a5u);
+                for (uint64_t k = 0; k < n; k++)
+                    assert_int_equal(out[k], pattern_word(77, first + k, &h));
+                assert_true(cap_check(out, first, n, 77) == UINT64_MAX);
+                if (n && first < 8)
+                    assert_true(cap_check(out, first, n, 78) ==
+                                (first + n > CAP_HEADER_WORDS ? CAP_HEADER_WORDS : UINT64_MAX));
+                for (uint64_t k = 0; k < n; k++) {
+                    out[k] ^= 1u << (k % 32);
+                    uint64_t want = first + k < CAP_HEADER_WORDS ? UINT64_MAX : first + k;
+                    assert_true(cap_check(out, first, n, 77) == want);
+                    out[k] ^= 1u << (k % 32);
+                }
+            }
+        }
+    }
+    /* Two wrong words: the first is reported. */
+    cap_fill(buf, 0, 150, 5, &h);
+    buf[100] = 0;
+    buf[37] = 0;
+    assert_true(cap_check(buf, 0, 150, 5) == 37);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -333,6 +383,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_a_short_list_marks_the_descriptor, setup, teardown),
         cmocka_unit_test_setup_teardown(test_an_iommu_fault_stops_the_card, setup, teardown),
         cmocka_unit_test_setup_teardown(test_frames_wait_on_the_card_then_drop, setup, teardown),
+        cmocka_unit_test(test_the_pattern_fill_and_check),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -855,7 +855,11 @@ static int wait_tail(odk_pci_device *dev, uint32_t until_room)
         if (spins < 64)
             continue;
         struct timespec slice = {0, 10 * 1000 * 1000};
+        /* The model wakes the futex only when it sees a waiter; a tail it
+         * moved before it could see this one fails the wait at once. */
+        __atomic_fetch_add(&dev->ctl->tail_waiters, 1, __ATOMIC_SEQ_CST);
         syscall(SYS_futex, &dev->ctl->tail, FUTEX_WAIT, tail, &slice, NULL, 0);
+        __atomic_fetch_sub(&dev->ctl->tail_waiters, 1, __ATOMIC_RELEASE);
         clock_gettime(CLOCK_MONOTONIC, &now);
         if (pci_elapsed_ms(&start, &now) > ODK_PCI_TIMEOUT_MS)
             return ODK_E_TIMEOUT;
@@ -925,8 +929,14 @@ static int mem_write(odk_pci_device *dev, uint8_t bar, uint64_t offset, unsigned
         __atomic_store_n(&dev->ctl->head, head + 1, __ATOMIC_RELEASE);
     }
     pthread_mutex_unlock(&dev->ring_lock);
+    if (st < 0)
+        return st;
+    /* The doorbell only for a model that may be asleep: a busy one looks
+     * at the ring on each turn of its loop (pci_wire.h, model_idle). */
+    __atomic_thread_fence(__ATOMIC_SEQ_CST);
     uint64_t one = 1;
-    if (st == ODK_OK && write(dev->doorbell, &one, sizeof one) != sizeof one)
+    if (__atomic_load_n(&dev->ctl->model_idle, __ATOMIC_RELAXED) &&
+        write(dev->doorbell, &one, sizeof one) != sizeof one)
         st = ODK_E_IO;
     return st;
 }
