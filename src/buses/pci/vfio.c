@@ -30,10 +30,13 @@
  * watches /dev/vfio (inotify): a function bound to vfio-pci makes its IOMMU
  * group's file there; then odkd reads /sys/bus/pci/drivers/vfio-pci a few
  * times (the driver's link in sysfs comes a moment after the group's file)
- * and adopts each function it does not drive yet. */
-#include <dirent.h>
+ * and adopts each function it does not drive yet.  A function bound into
+ * a group that has its file already makes none: odkd also hears the
+ * kernel's uevents and reads the folder the same way after a bind to
+ * vfio-pci (vfio_scan.c says which). */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/netlink.h>
 #include <linux/vfio.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -42,11 +45,13 @@
 #include <sys/eventfd.h>
 #include <sys/inotify.h>
 #include <sys/ioctl.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <unistd.h>
 
 #include "buses/pci/config.h"
 #include "buses/pci/vfio.h"
+#include "buses/pci/vfio_scan.h"
 #include "daemon/bookkeeping/instance.h"
 #include "daemon/core/loop.h"
 #include "daemon/core/msg.h"
@@ -81,15 +86,18 @@ static uint64_t bridge_id; /* the parent of the functions' nodes */
 static struct vfio_fn fns[VFIO_MAX_FUNCTIONS];
 static unsigned n_fns;
 
-/* --vfio any: the watch on /dev/vfio and the rescans after an event. */
+/* --vfio any: the watch on /dev/vfio, the kernel's uevents (a bind into a
+ * group whose file exists already), and the rescans after an event. */
 static struct {
     bool on;
     int fd;
     struct watch w;
+    int uevent_fd;
+    struct watch uevent_w;
     uint64_t timer;
     unsigned rescans; /* left in this burst */
-} any = {.fd = -1};
-#define ANY_RESCANS 8 /* after a /dev/vfio event: 2 s of looking */
+} any = {.fd = -1, .uevent_fd = -1};
+#define ANY_RESCANS 8 /* after a /dev/vfio event or a bind: 2 s of looking */
 #define ANY_RESCAN_MS 250
 
 int pci_vfio_option(struct odkd *d, const char *name, const char *value, char *err, size_t len)
@@ -379,47 +387,37 @@ static void replug_poll(struct odkd *d, void *ptr)
 
 /* ---- --vfio any --------------------------------------------------------- */
 
-static bool is_pci_address(const char *s)
+/* Adopts the function at addr, bound to vfio-pci, unless odkd drives it. */
+static void any_found(void *ctx, const char *addr)
 {
-    unsigned dom, bus, dev, fn;
-    char end;
-    return strlen(s) < sizeof fns[0].addr &&
-           sscanf(s, "%x:%x:%x.%x%c", &dom, &bus, &dev, &fn, &end) == 4;
+    struct odkd *d = ctx;
+    reg_node *parent = registry_find(d->reg, bridge_id);
+    if (!parent || strlen(addr) >= sizeof fns[0].addr)
+        return;
+    struct vfio_fn *f = NULL;
+    for (unsigned i = 0; i < n_fns && !f; i++)
+        if (strcmp(fns[i].addr, addr) == 0)
+            f = &fns[i];
+    if (f && (f->replug_timer || f->removing || (f->node && !f->error)))
+        return; /* driven, or looked for already */
+    if (!f) {
+        if (n_fns == VFIO_MAX_FUNCTIONS) {
+            odk_warn("pci: vfio %s: not adopted: odkd drives %d functions already", addr,
+                     VFIO_MAX_FUNCTIONS);
+            return;
+        }
+        f = &fns[n_fns++];
+        memset(f, 0, sizeof *f);
+        snprintf(f->addr, sizeof f->addr, "%s", addr);
+        f->container = f->group = f->device = f->pidfd = f->req_fd = -1;
+    }
+    adopt(d, f, parent);
 }
 
 /* Adopts each function bound to vfio-pci that odkd does not drive yet. */
 static void any_scan(struct odkd *d)
 {
-    reg_node *parent = registry_find(d->reg, bridge_id);
-    DIR *dir = opendir("/sys/bus/pci/drivers/vfio-pci");
-    if (!parent || !dir) {
-        if (dir)
-            closedir(dir);
-        return;
-    }
-    for (struct dirent *e; (e = readdir(dir));) {
-        if (!is_pci_address(e->d_name))
-            continue;
-        struct vfio_fn *f = NULL;
-        for (unsigned i = 0; i < n_fns && !f; i++)
-            if (strcmp(fns[i].addr, e->d_name) == 0)
-                f = &fns[i];
-        if (f && (f->replug_timer || f->removing || (f->node && !f->error)))
-            continue; /* driven, or looked for already */
-        if (!f) {
-            if (n_fns == VFIO_MAX_FUNCTIONS) {
-                odk_warn("pci: vfio %s: not adopted: odkd drives %d functions already", e->d_name,
-                         VFIO_MAX_FUNCTIONS);
-                continue;
-            }
-            f = &fns[n_fns++];
-            memset(f, 0, sizeof *f);
-            snprintf(f->addr, sizeof f->addr, "%s", e->d_name);
-            f->container = f->group = f->device = f->pidfd = f->req_fd = -1;
-        }
-        adopt(d, f, parent);
-    }
-    closedir(dir);
+    vfio_scan_bound("/sys/bus/pci/drivers/vfio-pci", any_found, d);
 }
 
 static void any_rescan(struct odkd *d, void *ptr)
@@ -443,6 +441,36 @@ static void any_event(struct odkd *d, void *ptr, uint32_t events)
         any_rescan(d, NULL);
 }
 
+/* The kernel's uevents: a function bound to vfio-pci starts the same
+ * rescans (its group's file may be there already: no /dev/vfio event). */
+static void any_uevent(struct odkd *d, void *ptr, uint32_t events)
+{
+    (void)ptr, (void)events;
+    char buf[8192];
+    bool bound = false;
+    for (;;) {
+        struct sockaddr_nl from;
+        socklen_t flen = sizeof from;
+        ssize_t n = recvfrom(any.uevent_fd, buf, sizeof buf, MSG_DONTWAIT, (struct sockaddr *)&from,
+                             &flen);
+        if (n < 0 && errno == EINTR)
+            continue;
+        if (n < 0 && errno == ENOBUFS) {
+            bound = true; /* some were lost: look anyway */
+            continue;
+        }
+        if (n <= 0)
+            break;
+        if (from.nl_pid == 0 && vfio_uevent_binds(buf, (size_t)n)) /* the kernel's own */
+            bound = true;
+    }
+    if (bound) {
+        any.rescans = ANY_RESCANS;
+        if (!any.timer)
+            any_rescan(d, NULL);
+    }
+}
+
 static void any_start(struct odkd *d)
 {
     any.fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
@@ -453,6 +481,18 @@ static void any_start(struct odkd *d)
         if (any.fd >= 0)
             close(any.fd);
         any.fd = -1;
+    }
+    any.uevent_fd =
+        socket(AF_NETLINK, SOCK_DGRAM | SOCK_CLOEXEC | SOCK_NONBLOCK, NETLINK_KOBJECT_UEVENT);
+    struct sockaddr_nl sa = {.nl_family = AF_NETLINK, .nl_groups = 1};
+    if (any.uevent_fd < 0 || bind(any.uevent_fd, (struct sockaddr *)&sa, sizeof sa) < 0 ||
+        loop_add(d, &any.uevent_w, any.uevent_fd, EPOLLIN, any_uevent, NULL) < 0) {
+        odk_warn("pci: --vfio any: cannot hear the kernel's uevents (%m): a function bound into "
+                 "an IOMMU group that has its file already is found only at the next /dev/vfio "
+                 "event");
+        if (any.uevent_fd >= 0)
+            close(any.uevent_fd);
+        any.uevent_fd = -1;
     }
     any_scan(d);
 }
@@ -613,8 +653,12 @@ void pci_vfio_fini(struct odkd *d)
         loop_del(d, &any.w);
         close(any.fd);
     }
+    if (any.uevent_fd >= 0) {
+        loop_del(d, &any.uevent_w);
+        close(any.uevent_fd);
+    }
     if (any.timer)
         loop_timer_cancel(d, any.timer);
     memset(&any, 0, sizeof any);
-    any.fd = -1;
+    any.fd = any.uevent_fd = -1;
 }

@@ -5,8 +5,10 @@
  * standing for the link.  A prepared command's memory is reachable through
  * the view with its direction; what no command maps is not; a completed
  * command's memory is not, the moment odk_dma_command_complete returns,
- * even while a model thread is writing in a loop; a MAP the model never
- * read, and a malformed one, leave the access to the host. */
+ * even while a model thread is writing in a loop; an unmap made while the
+ * model is held between its slot check and its copy waits until the copy
+ * is done, every time; a MAP the model never read, and a malformed one,
+ * leave the access to the host. */
 #include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
@@ -33,6 +35,7 @@ struct rig {
     int link[2];
     struct sim_iommu *host;
     struct model_iommu *view;
+    struct pci_iommu_table *table; /* the model's table, to see the host wait */
 };
 
 static int setup(void **state)
@@ -50,7 +53,10 @@ static int setup(void **state)
     if (pci_wire_recv(r->link[1], buf, sizeof buf, fds, &n_fds, 0) != sizeof buf || n_fds != 2)
         return -1;
     memcpy(&w, buf, sizeof w);
-    if (w.op != PCIW_IOMMU || model_iommu_open(fds[0], fds[1], &r->view) != ODK_OK)
+    if (w.op != PCIW_IOMMU)
+        return -1;
+    r->table = mmap(NULL, sizeof *r->table, PROT_READ, MAP_SHARED, fds[1], 0);
+    if (r->table == MAP_FAILED || model_iommu_open(fds[0], fds[1], &r->view) != ODK_OK)
         return -1;
     *state = r;
     return 0;
@@ -61,6 +67,7 @@ static int teardown(void **state)
     struct rig *r = *state;
     sim_iommu_close(r->host);
     model_iommu_close(r->view);
+    munmap(r->table, sizeof *r->table);
     close(r->link[0]);
     close(r->link[1]);
     odk_release(r->io);
@@ -227,6 +234,106 @@ static void test_the_unmap_waits_for_an_access_in_progress(void **state)
     }
 }
 
+/* The model held inside an access at a chosen point: after the view has
+ * admitted every byte (the slot check) and before the first byte moves.
+ * fn is that point; it waits there until the test lets it go. */
+struct gate {
+    atomic_bool inside, open;
+    uint8_t value;
+};
+
+static void gated_put(void *ctx, uint8_t *p, size_t off, size_t n)
+{
+    struct gate *g = ctx;
+    if (off == 0) {
+        atomic_store(&g->inside, true);
+        while (!atomic_load(&g->open))
+            usleep(1000);
+    }
+    memset(p, g->value, n);
+}
+
+struct gated_model {
+    struct model_iommu *view;
+    uint64_t addr;
+    struct gate gate;
+    int st;
+};
+
+static void *gated_model_main(void *arg)
+{
+    struct gated_model *g = arg;
+    g->st = model_iommu_access(g->view, g->addr, 64 * 1024, true, gated_put, &g->gate);
+    return NULL;
+}
+
+/* The driver's side: completes the command (the unmap) and, the moment
+ * that returns, takes a copy of the memory. */
+struct completer {
+    odk_dma_command *cmd;
+    const uint8_t *p;
+    uint8_t *snap;
+    int st;
+    atomic_bool returned;
+};
+
+static void *completer_main(void *arg)
+{
+    struct completer *c = arg;
+    c->st = odk_dma_command_complete(c->cmd); /* checked by the test's thread */
+    memcpy(c->snap, c->p, 64 * 1024);
+    atomic_store(&c->returned, true);
+    return NULL;
+}
+
+/* Deterministic: the model is held between its slot check and its copy;
+ * the unmap must then be seen waiting (a waiter on the table's busy word)
+ * and not returned; let go, the model's write lands before the unmap
+ * returns, and nothing lands after. */
+static void test_the_unmap_waits_for_a_held_access(void **state)
+{
+    struct rig *r = *state;
+    odk_memory *m;
+    odk_dma_segment s;
+    uint8_t *p;
+    assert_int_equal(odk_memory_create(64 * 1024, ODK_MEM_INOUT, &m), ODK_OK);
+    assert_int_equal(odk_memory_map(m, ODK_MAP_READ, (void **)&p), ODK_OK);
+    odk_dma_command *cmd = prepare(r, m, 64 * 1024, &s);
+    assert_int_equal(model_iommu_drain(r->view), ODK_OK);
+    struct gated_model g = {.view = r->view, .addr = s.address, .gate = {.value = 0x5a}};
+    pthread_t tm, tc;
+    assert_int_equal(pthread_create(&tm, NULL, gated_model_main, &g), 0);
+    while (!atomic_load(&g.gate.inside))
+        usleep(1000);
+    assert_int_equal(p[0], 0); /* admitted, not yet written */
+    struct completer c = {.cmd = cmd, .p = p, .snap = malloc(64 * 1024)};
+    assert_non_null(c.snap);
+    assert_int_equal(pthread_create(&tc, NULL, completer_main, &c), 0);
+    /* Either the unmap waits (its host counts itself a waiter) or it came
+     * back without waiting, which is the bug. */
+    while (!atomic_load(&c.returned) && !__atomic_load_n(&r->table->waiters, __ATOMIC_SEQ_CST))
+        usleep(1000);
+    bool early = atomic_load(&c.returned);
+    atomic_store(&g.gate.open, true);
+    pthread_join(tm, NULL);
+    pthread_join(tc, NULL);
+    assert_false(early); /* the unmap returned while the model was inside */
+    assert_int_equal(g.st, ODK_OK);
+    assert_int_equal(c.st, ODK_OK);
+    /* the held write landed before the unmap returned, whole */
+    for (size_t i = 0; i < 64 * 1024; i++)
+        assert_int_equal(c.snap[i], 0x5a);
+    /* and after it returned, the model reaches nothing */
+    uint8_t v = 0x11;
+    assert_int_equal(model_iommu_access(r->view, s.address, 64 * 1024, true, put, &v),
+                     ODK_E_ACCESS);
+    assert_memory_equal(p, c.snap, 64 * 1024);
+    free(c.snap);
+    assert_int_equal(model_iommu_drain(r->view), ODK_OK);
+    odk_release(cmd);
+    odk_release(m);
+}
+
 static void test_malformed_maps_are_refused(void **state)
 {
     struct rig *r = *state;
@@ -300,6 +407,7 @@ int main(void)
                                         teardown),
         cmocka_unit_test_setup_teardown(test_a_completed_command_is_unreachable_at_once, setup,
                                         teardown),
+        cmocka_unit_test_setup_teardown(test_the_unmap_waits_for_a_held_access, setup, teardown),
         cmocka_unit_test_setup_teardown(test_the_unmap_waits_for_an_access_in_progress, setup,
                                         teardown),
         cmocka_unit_test_setup_teardown(test_malformed_maps_are_refused, setup, teardown),
