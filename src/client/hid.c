@@ -3,11 +3,13 @@
  * IOHIDDevice node and the data queue its driver fills with
  * odk_hid_input_event records.  No kernel input support needed. */
 #include <poll.h>
+#include <sched.h>
 #include <stdbool.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "common/data_queue_internal.h"
+#include "common/trace.h"
 #include "odk/data_queue.h"
 #include "odk/hid_client.h"
 
@@ -25,6 +27,7 @@ ODK_PUBLIC int odk_hid_open(odk_client *c, uint64_t node_id, odk_hid **out)
     if (!h)
         return ODK_E_NOMEM;
     h->node = node_id;
+    trace_open(); /* ODK_TRACE: odk_hid_read marks each event it returns */
     int st = odk_connection_open(c, node_id, 0, &h->conn);
     if (st == ODK_OK)
         st = odk_connection_map_data_queue(h->conn, ODK_HID_STREAM_QUEUE, &h->q);
@@ -95,6 +98,8 @@ ODK_PUBLIC int odk_hid_read(odk_hid *h, odk_hid_input_event *ev, int timeout_ms)
     }
     if (st == ODK_OK && len != sizeof *ev)
         return ODK_E_PROTOCOL;
+    if (st == ODK_OK && trace_on())
+        trace_mark("app hid read returns cpu %d", sched_getcpu());
     return st == ODK_E_LIMIT ? ODK_E_PROTOCOL : st;
 }
 

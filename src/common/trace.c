@@ -2,6 +2,7 @@
 #include "common/trace.h"
 
 #include <fcntl.h>
+#include <pthread.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,16 +10,18 @@
 #include <unistd.h>
 
 static int trace_fd = -1;
-static bool trace_tried;
+static pthread_once_t trace_once = PTHREAD_ONCE_INIT;
 
-void trace_open(void)
+static void trace_open_once(void)
 {
-    if (trace_tried)
-        return;
-    trace_tried = true;
     const char *path = getenv("ODK_TRACE");
     if (path && *path)
         trace_fd = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0644);
+}
+
+void trace_open(void)
+{
+    pthread_once(&trace_once, trace_open_once);
 }
 
 bool trace_on(void)

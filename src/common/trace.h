@@ -11,13 +11,14 @@
 
 #include <stdbool.h>
 
-/* Opens $ODK_TRACE for appending (once; later calls do nothing).  Call it
- * before a sandbox is applied: the descriptor stays usable after.  Not
- * thread-safe: call it from main before other threads start. */
+/* Opens $ODK_TRACE for appending (once; later calls do nothing; any
+ * thread, so a library may call it: libodk does in odk_hid_open).  Call
+ * it before a sandbox is applied: the descriptor stays usable after. */
 void trace_open(void);
 
 /* True when the trace is on: a caller that must compute what it marks
- * asks first. */
+ * asks first (the HID path's steps end in "cpu N", sched_getcpu(), so
+ * tools/trace-steps --split shows a wake-up that crossed CPUs). */
 bool trace_on(void);
 
 /* Appends one line (one write with O_APPEND, so lines of several

@@ -7,6 +7,7 @@ import ctypes
 import json
 import os
 import queue
+import re
 import signal
 import subprocess
 import threading
@@ -14,7 +15,7 @@ import time
 
 import pytest
 
-from conftest import BIN, BUILD, CHILD_ENV, wait_until
+from conftest import BIN, BUILD, CHILD_ENV, ROOT, wait_until
 from libodk import Connection, OdkError
 
 KEY = {"a": 0x04, "b": 0x05, "c": 0x06, "h": 0x0B, "x": 0x1B, "esc": 0x29, "space": 0x2C,
@@ -548,3 +549,36 @@ def test_hid_usb_takes_a_non_boot_tablet_and_reports_absolute_positions(odkd):
         f.nothing_more()
     finally:
         f.close()
+
+
+def test_odk_trace_times_each_step_of_a_report_and_trace_steps_splits_them(make_odkd, tmp_path,
+                                                                           monkeypatch):
+    """ODK_TRACE on the HID path (docs/hid.md): the model's send of the
+    completion, the host's reader woken, the recv, the event published and
+    the app's read, one line each a report with its CPU; trace-steps
+    --split gives them in that order for every report."""
+    trace = tmp_path / "trace"
+    monkeypatch.setitem(CHILD_ENV, "ODK_TRACE", str(trace))  # odkd, its hosts and odkctl
+    odkd = make_odkd("traced")
+    dev, _, vk = plug_keyboard(odkd)
+    f = Follower(odkd, vk["id"])
+    try:
+        press(odkd, dev, *[report("a") if i % 2 == 0 else report() for i in range(6)])
+        assert keys(f.take(6)) == [(KEY["b"], 1 - i % 2) for i in range(6)]
+    finally:
+        f.close()
+    steps = ["usb model sends completion ep NxN", "usb link reader woken",
+             "usb link received completion", "hid event publish (enqueue and kick)",
+             "app hid read returns"]
+    text = trace.read_text()
+    for s in steps:
+        assert len([l for l in text.splitlines()
+                    if l.split(" ", 2)[2].startswith(s.split(" ep")[0]) and " cpu " in l]) >= 6, s
+    r = subprocess.run(["/usr/bin/python3", str(ROOT / "tools" / "trace-steps"), "--split",
+                        "usb model sends completion", str(trace)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    # "OFFSET DELTA  STEP  [cpu0:N cpu1:N, crossed P%]": the steps with a CPU, in order
+    rows = [re.match(r"\s*[\d.]+\s+[\d.]+\s+(.*?)\s+\[cpu\d+:\d+", l)
+            for l in r.stdout.splitlines()[1:]]
+    assert [m.group(1) for m in rows if m] == steps, r.stdout

@@ -10,6 +10,7 @@
  * and unplugs the device. */
 #include <errno.h>
 #include <poll.h>
+#include <sched.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -21,6 +22,7 @@
 
 #include "buses/usb/model.h"
 #include "buses/usb/sim_wire.h"
+#include "common/trace.h"
 #include "odk/status.h"
 
 #define ODKD_FD 3
@@ -95,6 +97,8 @@ static void on_done(struct usb_model *m, struct usb_xfer *x, void *ctx)
                          .actual = x->actual,
                          .endpoint = x->endpoint,
                          .timestamp_ns = now_ns()};
+    if (trace_on()) /* the HID path's first step (docs/hid.md) */
+        trace_mark("usb model sends completion ep 0x%02x cpu %d", x->endpoint, sched_getcpu());
     send_msg(c, &w, NULL, 0);
     p->buffer->inflight--;
     free(p);
@@ -396,6 +400,7 @@ int main(int argc, char **argv)
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
+    trace_open();
     const struct usb_model_ops *ops = usb_model_find(argv[1]);
     if (!ops) {
         fprintf(stderr, "odk-usb-model: no model named %s\n", argv[1]);

@@ -12,6 +12,7 @@
 #include <linux/input.h>
 #include <linux/uhid.h>
 #include <linux/uinput.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -20,6 +21,7 @@
 #include <unistd.h>
 
 #include "common/data_queue_internal.h"
+#include "common/trace.h"
 #include "families/hid/hid_internal.h"
 #include "odk/hid_client.h"
 #include "runtime/driver_internal.h"
@@ -68,6 +70,9 @@ static void stream_push(struct stream *s, const odk_hid_input_event *ev)
             return;
         s->dropped = false;
     }
+    /* Marked before: the enqueue's kick may run the app before it returns. */
+    if (trace_on())
+        trace_mark("hid event publish (enqueue and kick) cpu %d", sched_getcpu());
     if (odk_data_queue_enqueue(s->q, ev, sizeof *ev) < 0)
         s->dropped = true;
 }

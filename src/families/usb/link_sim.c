@@ -21,6 +21,7 @@
 #include <fcntl.h>
 #include <poll.h>
 #include <pthread.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,6 +30,7 @@
 #include <unistd.h>
 
 #include "buses/usb/sim_wire.h"
+#include "common/trace.h"
 #include "families/usb/link_backend.h"
 #include "families/usb/usb_internal.h"
 #include "odk/log.h"
@@ -303,6 +305,8 @@ static bool receive_batch(struct sim_link *l, uint8_t *buf)
         }
         struct usb_wire w;
         memcpy(&w, buf, sizeof w);
+        if (w.op == USBW_COMPLETE && trace_on())
+            trace_mark("usb link received completion cpu %d", sched_getcpu());
         on_message(l, &w, buf + sizeof w, (size_t)n - sizeof w);
         /* A callback run here may have closed the link, or a request it
          * made may have read the end: stop reading. */
@@ -365,6 +369,8 @@ static void *reader(void *arg)
         int timeout = expire(l);
         if (poll(p, 2, timeout) < 0 && errno != EINTR)
             break;
+        if (p[0].revents && trace_on())
+            trace_mark("usb link reader woken cpu %d", sched_getcpu());
         if (p[1].revents) {
             char drain[64];
             ssize_t n = read(l->wake[0], drain, sizeof drain);
