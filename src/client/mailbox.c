@@ -1,20 +1,18 @@
 /* SPDX-License-Identifier: MIT */
 /* The call mailbox, app side (common/fastcall.h): a sync call is written
- * into shared memory; a sleeping host is woken through the connection's
- * eventfd, and the caller waits for the reply, spinning first only when the
- * reply is likely to come within the spin window, then sleeping on a futex
- * the host wakes. */
+ * into shared memory; a sleeping host is woken by a byte on the
+ * connection's wake-up socket, and the caller waits for the reply, spinning
+ * first only when the reply is likely to come within the spin window, then
+ * sleeping in recv on that socket, where the host's byte wakes it. */
 #include <errno.h>
-#include <linux/futex.h>
 #include <poll.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/eventfd.h>
 #include <sys/mman.h>
-#include <sys/syscall.h>
+#include <sys/socket.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -51,31 +49,37 @@ void mailbox_offer(odk_connection *conn)
     if (off && *off && strcmp(off, "0") != 0)
         return;
     int mfd = buffer_memfd("odk-fastcall", sizeof(struct fastcall_shared));
-    int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    /* The wake-up socket: [0] ours, [1] the host's.  A byte written on a
+     * socket wakes its reader as a sync wake-up (the writer is about to
+     * sleep), so the kernel may run the woken side on the writer's CPU
+     * instead of waking another, idle one: what a socketpair round trip
+     * gets, and what an eventfd or a futex never does. */
+    int sv[2] = {-1, -1};
+    if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        sv[0] = sv[1] = -1;
+    /* Our sleeps on it end every SLEEP_CHECK_NS to look for a dead driver. */
+    struct timeval tv = {0, SLEEP_CHECK_NS / 1000};
     void *p = mfd >= 0 ? mmap(NULL, sizeof(struct fastcall_shared), PROT_READ | PROT_WRITE,
                               MAP_SHARED, mfd, 0)
                        : MAP_FAILED;
-    int fds[2] = {mfd, efd};
-    if (p != MAP_FAILED && efd >= 0 &&
+    int fds[2] = {mfd, sv[1]};
+    if (p != MAP_FAILED && sv[0] >= 0 &&
+        setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0 &&
         connection_request(conn, WIRE_FASTPATH, NULL, 0, fds, 2) == ODK_OK) {
         conn->fc = p;
-        conn->wake_fd = efd;
+        conn->wake_fd = sv[0];
         conn->reply_ns = REPLY_GUESS_NS;
-        efd = -1;
+        sv[0] = -1;
         p = MAP_FAILED;
     }
     if (p != MAP_FAILED)
         munmap(p, sizeof(struct fastcall_shared));
     if (mfd >= 0)
         close(mfd);
-    if (efd >= 0)
-        close(efd);
-}
-
-static int futex_wait(_Atomic uint32_t *addr, uint32_t val, long ns)
-{
-    struct timespec ts = {0, ns};
-    return (int)syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT, val, &ts, NULL, 0);
+    /* The host's end lives only in the host: its exit shows as end of file. */
+    for (int i = 0; i < 2; i++)
+        if (sv[i] >= 0)
+            close(sv[i]);
 }
 
 static bool channel_dead(odk_connection *conn)
@@ -84,10 +88,10 @@ static bool channel_dead(odk_connection *conn)
     return poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLRDHUP | POLLERR));
 }
 
-/* Waits until rep_seq == seq: spins, then sleeps on the futex.  Spinning
+/* Waits until rep_seq == seq: spins, then sleeps on the wake-up socket.  Spinning
  * pays only when the reply comes within the spin window: a host that was
  * asleep (host_asleep: we had to wake it) answers after a wake-up at best,
- * so then the caller sleeps at once and the host's futex wake is the one
+ * so then the caller sleeps at once and the host's byte is the one
  * wake-up on the way back.  An awake host (spinning, or busy with other
  * work) answers in about the time it took lately: reply_ns, a moving
  * average of those calls; the caller spins twice that, or not at all when
@@ -126,13 +130,18 @@ sleep:
     atomic_store_explicit(&fc->app_sleeping, 1, memory_order_relaxed);
     atomic_thread_fence(memory_order_seq_cst);
     for (bool first = true;; first = false) {
-        uint32_t cur = atomic_load_explicit(&fc->rep_seq, memory_order_acquire);
-        if (cur == seq)
+        if (atomic_load_explicit(&fc->rep_seq, memory_order_acquire) == seq)
             break;
         if (first)
             conn->fc_sleeps++; /* the reply is not there: the host will see us asleep */
-        if (futex_wait(&fc->rep_seq, cur, SLEEP_CHECK_NS) < 0 && errno == ETIMEDOUT &&
-            channel_dead(conn)) {
+        /* One read takes the host's byte and any left by a wake-up that
+         * crossed our last re-check (then we just look again).  End of
+         * file: the host is gone (its reply, if any, was checked above). */
+        char bytes[64];
+        ssize_t n = recv(conn->wake_fd, bytes, sizeof bytes, 0);
+        bool dead = n == 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
+                               channel_dead(conn));
+        if (dead && atomic_load_explicit(&fc->rep_seq, memory_order_acquire) != seq) {
             conn->gone = true;
             st = ODK_E_GONE;
             break;
@@ -172,10 +181,14 @@ int mailbox_call(odk_connection *conn, const struct wire_call *c, const uint64_t
     atomic_thread_fence(memory_order_seq_cst);
     bool host_asleep = atomic_load_explicit(&fc->host_sleeping, memory_order_relaxed);
     if (host_asleep) {
-        uint64_t one = 1;
         conn->fc_wakes_sent++;
-        if (write(conn->wake_fd, &one, sizeof one) < 0 && errno != EAGAIN)
-            return ODK_E_IO;
+        /* Never blocks: a full socket holds wake-ups enough already. */
+        if (send(conn->wake_fd, "w", 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 && errno != EAGAIN) {
+            if (errno != EPIPE && errno != ECONNRESET)
+                return ODK_E_IO;
+            conn->gone = true; /* the host's end is closed: it exited */
+            return ODK_E_GONE;
+        }
     }
     bool same_cpu =
         cpu >= 0 && atomic_load_explicit(&fc->host_cpu, memory_order_relaxed) == (uint32_t)cpu;

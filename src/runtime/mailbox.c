@@ -4,18 +4,19 @@
  * The queue spins when idle only while it predicts the next request will
  * come within IDLE_SPIN_MAX_NS, learned per client from the gaps between
  * its replies and the app's next requests; otherwise it sleeps at once in
- * epoll, woken by the app through the client's eventfd, and a sleeping app
- * is woken through a futex on rep_seq: one wake-up each way. */
+ * epoll, woken by the app through the client's wake-up socket, and a
+ * sleeping app is woken by a byte on the same socket: one wake-up each way,
+ * each a sync one (see queue_set_poller_fds). */
 #include <errno.h>
 #include <fcntl.h>
-#include <linux/futex.h>
 #include <sched.h>
+#include <stdlib.h>
 #include <stdatomic.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
-#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "common/fastcall.h"
@@ -27,11 +28,6 @@
 #define IDLE_SPIN_MAX_NS (50u * 1000u)   /* the longest the queue spins for a request */
 #define IDLE_SPIN_SLACK_NS (10u * 1000u) /* spin this much past the gap predicted */
 
-static void futex_wake(_Atomic uint32_t *addr)
-{
-    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE, 1, NULL, NULL, 0);
-}
-
 static void publish(odk_user_client *uc, uint32_t seq)
 {
     struct fastcall_shared *fc = uc->fc;
@@ -39,7 +35,11 @@ static void publish(odk_user_client *uc, uint32_t seq)
     atomic_thread_fence(memory_order_seq_cst);
     if (atomic_load_explicit(&fc->app_sleeping, memory_order_relaxed)) {
         atomic_fetch_add_explicit(&fc->app_wakes, 1, memory_order_relaxed);
-        futex_wake(&fc->rep_seq);
+        /* Never blocks (a full socket: the app has bytes enough to wake on)
+         * and never raises SIGPIPE (an app gone is the channel's business). */
+        if (send(uc->wake_fd, "w", 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 && errno != EAGAIN &&
+            errno != EPIPE && errno != ECONNRESET)
+            odk_warn("user client of pid %d: waking it: %m", (int)uc->pid);
     }
     uc->fc_pub_ns = mono_ns();
 }
@@ -163,26 +163,46 @@ static bool arm_all(void *ctx, bool sleeping)
 
 void mailbox_update_poller(odk_driver *d)
 {
-    bool any = false;
+    size_t n = 0;
     for (odk_user_client *uc = d->clients; uc; uc = uc->next)
-        any |= uc->fc != NULL && !uc->closing;
-    if (any) {
+        n += uc->fc != NULL && !uc->closing;
+    if (n) {
         queue_set_poller(d->queue, poll_all, arm_all, d, 0);
         update_spin(d);
     } else {
         queue_set_poller(d->queue, NULL, NULL, NULL, 0);
     }
+    /* The queue sleeps on the wake-up sockets themselves, so that an app's
+     * byte wakes it as a sync wake-up.  Without room for the list it
+     * sleeps in epoll alone, where the same byte still wakes it. */
+    int *fds = n ? malloc(n * sizeof *fds) : NULL;
+    size_t k = 0;
+    for (odk_user_client *uc = d->clients; fds && uc; uc = uc->next)
+        if (uc->fc && !uc->closing && uc->wake_src)
+            fds[k++] = uc->wake_fd;
+    queue_set_poller_fds(d->queue, fds, k);
+    free(fds);
 }
 
 static void on_wake(void *ctx, uint32_t revents)
 {
     odk_user_client *uc = ctx;
     atomic_fetch_add_explicit(&uc->fc->host_woken, 1, memory_order_relaxed);
-    /* The request first: draining the eventfd can wait until it is served. */
+    /* The request first: draining the socket can wait until it is served. */
     poll_mailbox(uc);
-    uint64_t n;
-    if (read(uc->wake_fd, &n, sizeof n) < 0 && errno != EAGAIN)
-        odk_warn("user client of pid %d: reading its wake-up eventfd: %m", (int)uc->pid);
+    char bytes[64];
+    ssize_t n = recv(uc->wake_fd, bytes, sizeof bytes, MSG_DONTWAIT);
+    if (n < 0 && errno != EAGAIN)
+        odk_warn("user client of pid %d: reading its wake-up socket: %m", (int)uc->pid);
+    if (n == 0 && uc->wake_src) {
+        /* The app closed its end (an app exiting closes the channel too,
+         * which closes the client): stop watching an end of file that would
+         * wake the queue at every turn.  The mailbox stays, unwakeable. */
+        odk_fd_source_cancel(uc->wake_src, NULL, NULL);
+        odk_release(uc->wake_src);
+        uc->wake_src = NULL;
+        mailbox_update_poller(uc->drv);
+    }
     (void)revents;
 }
 
@@ -191,9 +211,11 @@ int mailbox_take(odk_user_client *uc, wire_msg *m)
     int mfd = wire_msg_take_fd(m, 0), efd = wire_msg_take_fd(m, 1);
     struct stat st;
     int rc = ODK_E_INVALID;
+    struct stat est;
     if (uc->fc || mfd < 0 || efd < 0 || fstat(mfd, &st) < 0 ||
-        (uint64_t)st.st_size < sizeof(struct fastcall_shared))
-        goto out;
+        (uint64_t)st.st_size < sizeof(struct fastcall_shared) || fstat(efd, &est) < 0 ||
+        !S_ISSOCK(est.st_mode))
+        goto out; /* the wake-up channel is a socket: we write to it as well */
     int seals = fcntl(mfd, F_GET_SEALS);
     if (seals < 0 || !(seals & F_SEAL_SHRINK)) {
         rc = ODK_E_ACCESS; /* a shrinkable mailbox could SIGBUS the driver */

@@ -8,6 +8,7 @@
  * both its last reference is gone and its thread has exited, whichever is
  * later. */
 #include <errno.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stddef.h>
@@ -49,6 +50,10 @@ struct odk_queue {
     void *poll_ctx;
     uint64_t spin_ns;
     bool spin_yield; /* yield the CPU from the first round of the spin */
+    /* The poller's wake-up fds (queue_set_poller_fds): the thread sleeps
+     * in poll() on them and on epfd, entry 0. */
+    struct pollfd *sleep_fds;
+    size_t n_sleep_fds; /* 0: the thread sleeps in epoll_wait */
     pthread_t thread; /* for queue_thread: the watchdog signals a stuck queue */
     /* Lending (queue_run_here): while the thread sleeps in epoll with
      * nothing queued, another thread may run one callback as the queue.
@@ -72,6 +77,7 @@ static void queue_destroy(odk_queue *q)
         close(q->wakefd);
     pthread_mutex_destroy(&q->lock);
     pthread_cond_destroy(&q->lent_cond);
+    free(q->sleep_fds);
     free(q->name);
     free(q);
 }
@@ -204,6 +210,44 @@ void queue_set_poller(odk_queue *q, bool (*poll)(void *ctx), bool (*arm)(void *c
     q->spin_yield = false;
 }
 
+void queue_set_poller_fds(odk_queue *q, const int *fds, size_t n)
+{
+    struct pollfd *p = n ? realloc(q->sleep_fds, (n + 1) * sizeof *p) : NULL;
+    if (n && !p) {
+        q->n_sleep_fds = 0; /* epoll alone: slower wake-ups, nothing lost */
+        return;
+    }
+    if (!n)
+        free(q->sleep_fds);
+    q->sleep_fds = p;
+    q->n_sleep_fds = n;
+    if (!n)
+        return;
+    p[0] = (struct pollfd){.fd = q->epfd, .events = POLLIN};
+    for (size_t i = 0; i < n; i++)
+        p[i + 1] = (struct pollfd){.fd = fds[i], .events = POLLIN};
+}
+
+/* The blocking wait on the poller's wake-up fds and the epoll fd.  A
+ * write to a socket or pipe that poll() sleeps on is the kernel's sync
+ * wake-up (the writer is about to sleep, so the woken thread may run on
+ * its CPU), which epoll_wait does not pass on; on this VM the difference
+ * is a halted vCPU left asleep or woken, tens of microseconds
+ * (PERFORMANCE-NOTES.md).  True if a wake-up fd is ready: the fds are in
+ * the epoll set too, so the caller's epoll_wait reports them after. */
+static bool sleep_poll(odk_queue *q)
+{
+    if (poll(q->sleep_fds, q->n_sleep_fds + 1, -1) < 0) {
+        if (errno != EINTR)
+            odk_error("queue %s: poll: %s", q->name, strerror(errno));
+        return false;
+    }
+    for (size_t i = 1; i <= q->n_sleep_fds; i++)
+        if (q->sleep_fds[i].revents)
+            return true;
+    return false;
+}
+
 void queue_set_poll_spin(odk_queue *q, uint64_t spin_ns, bool yield)
 {
     q->spin_ns = spin_ns;
@@ -260,10 +304,25 @@ static void *queue_main(void *arg)
             more = idle_spin(q);
             armed = true;
         }
-        if (!more)
+        bool block = !more, woken = false;
+        if (block && q->n_sleep_fds) {
             sleep_begin(q);
-        int n = epoll_wait(q->epfd, evs, EVENT_BATCH, more ? 0 : -1);
-        if (!more)
+            woken = sleep_poll(q);
+            sleep_end(q);
+            block = false; /* what poll() saw, epoll_wait reports at once */
+        } else if (block) {
+            sleep_begin(q);
+        }
+        if (armed && q->poll_fn && !block) {
+            q->arm_fn(q->poll_ctx, false);
+            armed = false;
+        }
+        /* Woken by a peer's byte: its request first, the epoll round after
+         * the reply (it drains the byte). */
+        if (woken && q->poll_fn)
+            q->poll_fn(q->poll_ctx);
+        int n = epoll_wait(q->epfd, evs, EVENT_BATCH, block ? -1 : 0);
+        if (block)
             sleep_end(q);
         if (armed && q->poll_fn)
             q->arm_fn(q->poll_ctx, false);

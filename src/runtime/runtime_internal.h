@@ -92,6 +92,12 @@ int member_epoll_ctl(queue_member *m, int op, int fd, uint32_t events);
 void queue_set_poller(odk_queue *q, bool (*poll)(void *ctx), bool (*arm)(void *ctx, bool sleeping),
                       void *ctx, uint64_t spin_ns);
 
+/* The fds (sockets or pipes, already members of q through fd sources) a
+ * peer writes to wake q's poller: q sleeps in poll() on them as well as
+ * on its epoll fd, so that such a write is a sync wake-up.  The list is
+ * copied; n 0 clears it.  Call on q's own thread. */
+void queue_set_poller_fds(odk_queue *q, const int *fds, size_t n);
+
 /* Changes how long q's idle poller spins (0: the queue sleeps as soon as
  * it is idle), and whether it yields the CPU at every round of the spin
  * rather than after the first microseconds (the peer it waits for shares
