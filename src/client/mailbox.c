@@ -139,8 +139,8 @@ sleep:
          * file: the host is gone (its reply, if any, was checked above). */
         char bytes[64];
         ssize_t n = recv(conn->wake_fd, bytes, sizeof bytes, 0);
-        bool dead = n == 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) &&
-                               channel_dead(conn));
+        bool dead =
+            n == 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && channel_dead(conn));
         if (dead && atomic_load_explicit(&fc->rep_seq, memory_order_acquire) != seq) {
             conn->gone = true;
             st = ODK_E_GONE;

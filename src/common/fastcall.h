@@ -10,10 +10,13 @@
  * the method writing outputs straight into the reply area, and publishes
  * rep_seq.  Each side spins only when it predicts the other will answer
  * within its spin window (learned from the gaps it observed), bounded
- * always, and otherwise sleeps at once: the app on a futex on rep_seq (the
- * host wakes it when app_sleeping), the host in its queue's epoll, on an
- * eventfd the app writes when host_sleeping.  Sparse calls thus cost one
- * wake-up each way, as a socket would.  A spinner whose peer last ran on
+ * always, and otherwise sleeps at once: the app in recv on its end of the
+ * connection's wake-up socket pair (the host writes a byte when
+ * app_sleeping), the host's queue in poll() on the other end (the app
+ * writes a byte when host_sleeping).  Sparse calls thus cost one wake-up
+ * each way, as a socket would, and the same kind: a socket's wake-up is a
+ * sync one, so the woken side may run on the CPU of the side that sleeps
+ * next instead of waking an idle vCPU (an eventfd's or a futex's never is).  A spinner whose peer last ran on
  * its own CPU (app_cpu, host_cpu) yields that CPU from the first round.
  * Dekker-style: set own flag, full fence, re-check.
  *
@@ -42,11 +45,11 @@ struct fastcall_shared {
     _Alignas(64) _Atomic uint32_t req_seq; /* written by the app */
     _Atomic uint64_t req_ns;               /* CLOCK_MONOTONIC when req_seq was bumped */
     _Atomic uint32_t app_cpu;              /* the CPU the app posted from */
-    _Alignas(64) _Atomic uint32_t rep_seq; /* written by the host; the app's futex */
+    _Alignas(64) _Atomic uint32_t rep_seq; /* written by the host */
     _Alignas(64) _Atomic uint32_t host_sleeping;
     _Atomic uint32_t host_cpu;   /* the CPU the host last served from */
-    _Atomic uint32_t host_woken; /* wake-ups of the host through the app's eventfd */
-    _Atomic uint32_t app_wakes;  /* futex wakes the host sent the app */
+    _Atomic uint32_t host_woken; /* wake-ups of the host through the wake-up socket */
+    _Atomic uint32_t app_wakes;  /* bytes the host wrote to wake the app */
     _Alignas(64) _Atomic uint32_t app_sleeping;
     _Alignas(64) uint8_t req[FASTCALL_AREA];
     _Alignas(64) uint8_t rep[FASTCALL_AREA];

@@ -231,9 +231,9 @@ void queue_set_poller_fds(odk_queue *q, const int *fds, size_t n)
 /* The blocking wait on the poller's wake-up fds and the epoll fd.  A
  * write to a socket or pipe that poll() sleeps on is the kernel's sync
  * wake-up (the writer is about to sleep, so the woken thread may run on
- * its CPU), which epoll_wait does not pass on; on this VM the difference
- * is a halted vCPU left asleep or woken, tens of microseconds
- * (PERFORMANCE-NOTES.md).  True if a wake-up fd is ready: the fds are in
+ * its CPU), which epoll_wait passes on only in some kernels; on these VMs
+ * the difference is a halted vCPU left asleep or woken, tens of
+ * microseconds (PERFORMANCE-NOTES.md, docs/hid.md).  True if a wake-up fd is ready: the fds are in
  * the epoll set too, so the caller's epoll_wait reports them after. */
 static bool sleep_poll(odk_queue *q)
 {

@@ -1,16 +1,19 @@
 # SPDX-License-Identifier: MIT
 """The call fast path at rest: a call that finds the driver asleep costs one
 wake-up each way (at most, on the way back), as a socket's round trip does.
-The app's eventfd write wakes the very thread that runs the method (no
-reader thread handing the request on), and that thread's futex wake is the
-one wake-up back.  Counted,
-never timed: libodk prints the wake-up counters of each connection at close
-when $ODK_FASTCALL_STATS is set, and the kernel counts every thread's
-blocking waits (voluntary context switches)."""
+The app's byte on the connection's wake-up socket wakes the very thread that
+runs the method (no reader thread handing the request on), and that thread's
+byte back is the one wake-up of the app.  Counted, never timed: libodk
+prints the wake-up counters of each connection at close when
+$ODK_FASTCALL_STATS is set, and the kernel counts every thread's blocking
+waits (voluntary context switches)."""
 import os
 import re
+import socket
+import struct
 import time
 
+from conftest import wait_until
 from driver_selectors import ECHO
 from libodk import Connection
 
@@ -54,13 +57,13 @@ def test_sparse_calls_cost_one_wake_up_each_way(odkd, capfd, monkeypatch):
     assert m, "libodk printed no fast-path statistics: did the calls use the mailbox?"
     calls, host_wakes_sent, app_sleeps, host_woken, app_wakes_sent = map(int, m.groups())
     assert calls == CALLS
-    # App to host: one eventfd write per call, each taken by the queue thread
-    # itself (on_wake serves the request before anything else).
+    # App to host: one byte per call, each taken by the queue thread itself
+    # (woken in poll(), it serves the request before anything else).
     assert host_wakes_sent == CALLS and host_woken == CALLS
-    # Host to app: every sleep of the caller on its futex was ended by exactly
-    # one futex wake, and no call slept twice.  A call may not sleep at all:
-    # the woken host can preempt the app on its own CPU and reply before the
-    # app gets to its futex (no wake-up back at all).
+    # Host to app: every sleep of the caller on the wake-up socket was ended
+    # by exactly one byte, and no call slept twice.  A call may not sleep at
+    # all: the woken host can preempt the app on its own CPU and reply before
+    # the app gets to its recv (no wake-up back at all).
     assert app_wakes_sent == app_sleeps <= CALLS
     # The kernel's view.  The driver host blocked once per call (its queue
     # going back to sleep), give or take the watchdog's heartbeat (every
@@ -86,3 +89,64 @@ def test_work_a_call_queues_while_the_host_spins_runs_before_it_sleeps(odkd):
         for i in range(200):
             (total,), _ = c.call(ECHO.ADD_ASYNC, [i, 2], n_out=1)
             assert total == i + 2
+
+
+def wake_sockets_of_this_process():
+    """The fds of this process that are a connection's wake-up socket: the
+    unix sockets libodk gave a 20 ms receive timeout (SLEEP_CHECK_NS)."""
+    found = []
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        try:
+            if not os.readlink(f"/proc/self/fd/{fd}").startswith("socket:"):
+                continue
+        except OSError:
+            continue
+        s = socket.socket(fileno=fd)
+        try:
+            sec, usec = struct.unpack("ll", s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, 16))
+        finally:
+            s.detach()
+        if (sec, usec) == (0, 20000):
+            found.append(fd)
+    return found
+
+
+def epoll_watched_fds(pid):
+    """How many fds the epoll sets of process pid watch, all together."""
+    n = 0
+    for name in os.listdir(f"/proc/{pid}/fd"):
+        try:
+            if os.readlink(f"/proc/{pid}/fd/{name}") != "anon_inode:[eventpoll]":
+                continue
+            with open(f"/proc/{pid}/fdinfo/{name}") as f:
+                n += sum(line.startswith("tfd:") for line in f)
+        except OSError:
+            continue
+    return n
+
+
+def test_an_app_that_closes_its_wake_up_socket_is_no_longer_watched(odkd):
+    """The host sleeps in poll() on each mailbox's wake-up socket: one whose
+    app closed its end reads end of file forever, which would wake the
+    queue at every turn (a spinning host).  The host stops watching it, and
+    nothing else."""
+    dev = odkd.plug({"model": "echo"})
+    host = odkd.running(provider=dev)[0]["pid"]
+    before = set(wake_sockets_of_this_process())
+    with Connection(odkd.state, dev) as c:
+        c.call(ECHO.ADD, [1, 2], n_out=1)  # through the mailbox: it is set up
+        mine = [fd for fd in wake_sockets_of_this_process() if fd not in before]
+        assert len(mine) == 1, f"expected one wake-up socket for the connection, found {mine}"
+        watched = epoll_watched_fds(host)
+        # Shut down rather than closed: the host sees the same end of file,
+        # and libodk's close of the fd stays its own.
+        s = socket.socket(fileno=mine[0])
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        finally:
+            s.detach()
+        wait_until(lambda: epoll_watched_fds(host) == watched - 1,
+                   what="the host to stop watching the closed wake-up socket")
+        time.sleep(0.1)
+        assert epoll_watched_fds(host) == watched - 1
