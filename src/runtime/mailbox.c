@@ -13,7 +13,6 @@
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -161,49 +160,51 @@ static bool arm_all(void *ctx, bool sleeping)
     return work;
 }
 
-void mailbox_update_poller(odk_driver *d)
+/* A client's wake-up socket is ready: serve its request first, then
+ * drain the byte (the socket is not in the epoll set: nothing else will). */
+static void on_wake(void *ctx, int fd)
 {
-    size_t n = 0;
+    odk_driver *d = ctx;
+    odk_user_client *uc = d->clients;
+    while (uc && !(uc->fc && !uc->closing && !uc->wake_dead && uc->wake_fd == fd))
+        uc = uc->next;
+    if (!uc)
+        return;
+    atomic_fetch_add_explicit(&uc->fc->host_woken, 1, memory_order_relaxed);
+    poll_mailbox(uc);
+    char bytes[64];
+    ssize_t n = recv(uc->wake_fd, bytes, sizeof bytes, MSG_DONTWAIT);
+    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR)))
+        return;
+    if (n < 0)
+        odk_warn("user client of pid %d: reading its wake-up socket: %m", (int)uc->pid);
+    /* The app closed its end (an app exiting closes the channel too, which
+     * closes the client): stop listing an fd that would wake the queue at
+     * every turn.  The mailbox stays, unwakeable. */
+    queue_remove_poller_fd(d->queue, uc->wake_fd);
+    uc->wake_dead = true;
+}
+
+/* Starts or stops the queue's idle polling as the mailboxes come and go. */
+static void mailbox_update_poller(odk_driver *d)
+{
+    bool any = false;
     for (odk_user_client *uc = d->clients; uc; uc = uc->next)
-        n += uc->fc != NULL && !uc->closing;
-    if (n) {
+        any |= uc->fc != NULL && !uc->closing;
+    if (any) {
         queue_set_poller(d->queue, poll_all, arm_all, d, 0);
         update_spin(d);
     } else {
         queue_set_poller(d->queue, NULL, NULL, NULL, 0);
     }
-    /* The queue sleeps on the wake-up sockets themselves, so that an app's
-     * byte wakes it as a sync wake-up.  Without room for the list it
-     * sleeps in epoll alone, where the same byte still wakes it. */
-    int *fds = n ? malloc(n * sizeof *fds) : NULL;
-    size_t k = 0;
-    for (odk_user_client *uc = d->clients; fds && uc; uc = uc->next)
-        if (uc->fc && !uc->closing && uc->wake_src)
-            fds[k++] = uc->wake_fd;
-    queue_set_poller_fds(d->queue, fds, k);
-    free(fds);
 }
 
-static void on_wake(void *ctx, uint32_t revents)
+void mailbox_close(odk_user_client *uc)
 {
-    odk_user_client *uc = ctx;
-    atomic_fetch_add_explicit(&uc->fc->host_woken, 1, memory_order_relaxed);
-    /* The request first: draining the socket can wait until it is served. */
-    poll_mailbox(uc);
-    char bytes[64];
-    ssize_t n = recv(uc->wake_fd, bytes, sizeof bytes, MSG_DONTWAIT);
-    if (n < 0 && errno != EAGAIN)
-        odk_warn("user client of pid %d: reading its wake-up socket: %m", (int)uc->pid);
-    if (n == 0 && uc->wake_src) {
-        /* The app closed its end (an app exiting closes the channel too,
-         * which closes the client): stop watching an end of file that would
-         * wake the queue at every turn.  The mailbox stays, unwakeable. */
-        odk_fd_source_cancel(uc->wake_src, NULL, NULL);
-        odk_release(uc->wake_src);
-        uc->wake_src = NULL;
-        mailbox_update_poller(uc->drv);
-    }
-    (void)revents;
+    if (uc->fc && !uc->wake_dead)
+        queue_remove_poller_fd(uc->drv->queue, uc->wake_fd);
+    uc->wake_dead = true;
+    mailbox_update_poller(uc->drv);
 }
 
 int mailbox_take(odk_user_client *uc, wire_msg *m)
@@ -231,9 +232,17 @@ int mailbox_take(odk_user_client *uc, wire_msg *m)
     uc->fc_seen = atomic_load(&uc->fc->req_seq);
     uc->wake_fd = efd;
     efd = -1;
-    rc = odk_fd_source_create(uc->drv->queue, uc->wake_fd, EPOLLIN, on_wake, uc, &uc->wake_src);
-    if (rc == ODK_OK)
+    /* The queue sleeps on the wake-up socket itself, so that the app's
+     * byte wakes it as a sync wake-up. */
+    rc = queue_add_poller_fd(uc->drv->queue, uc->wake_fd, on_wake);
+    if (rc < 0) { /* refused: the calls use the channel */
+        munmap(uc->fc, sizeof *uc->fc);
+        uc->fc = NULL;
+        efd = uc->wake_fd;
+        uc->wake_fd = -1;
+    } else {
         mailbox_update_poller(uc->drv);
+    }
 out:
     if (mfd >= 0)
         close(mfd);

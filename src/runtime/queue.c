@@ -54,6 +54,9 @@ struct odk_queue {
      * in poll() on them and on epfd, entry 0. */
     struct pollfd *sleep_fds;
     size_t n_sleep_fds; /* 0: the thread sleeps in epoll_wait */
+    size_t cap_sleep_fds;
+    bool sleep_fds_changed;
+    void (*woken_fn)(void *ctx, int fd);
     pthread_t thread; /* for queue_thread: the watchdog signals a stuck queue */
     /* Lending (queue_run_here): while the thread sleeps in epoll with
      * nothing queued, another thread may run one callback as the queue.
@@ -210,22 +213,32 @@ void queue_set_poller(odk_queue *q, bool (*poll)(void *ctx), bool (*arm)(void *c
     q->spin_yield = false;
 }
 
-void queue_set_poller_fds(odk_queue *q, const int *fds, size_t n)
+int queue_add_poller_fd(odk_queue *q, int fd, void (*woken)(void *ctx, int fd))
 {
-    struct pollfd *p = n ? realloc(q->sleep_fds, (n + 1) * sizeof *p) : NULL;
-    if (n && !p) {
-        q->n_sleep_fds = 0; /* epoll alone: slower wake-ups, nothing lost */
-        return;
+    if (q->n_sleep_fds + 2 > q->cap_sleep_fds) {
+        size_t cap = q->cap_sleep_fds ? 2 * q->cap_sleep_fds : 4;
+        struct pollfd *p = realloc(q->sleep_fds, cap * sizeof *p);
+        if (!p)
+            return ODK_E_NOMEM;
+        q->sleep_fds = p;
+        q->cap_sleep_fds = cap;
     }
-    if (!n)
-        free(q->sleep_fds);
-    q->sleep_fds = p;
-    q->n_sleep_fds = n;
-    if (!n)
-        return;
-    p[0] = (struct pollfd){.fd = q->epfd, .events = POLLIN};
-    for (size_t i = 0; i < n; i++)
-        p[i + 1] = (struct pollfd){.fd = fds[i], .events = POLLIN};
+    q->sleep_fds[0] = (struct pollfd){.fd = q->epfd, .events = POLLIN};
+    q->sleep_fds[++q->n_sleep_fds] = (struct pollfd){.fd = fd, .events = POLLIN};
+    q->woken_fn = woken;
+    q->sleep_fds_changed = true;
+    return ODK_OK;
+}
+
+void queue_remove_poller_fd(odk_queue *q, int fd)
+{
+    for (size_t i = 1; i <= q->n_sleep_fds; i++) {
+        if (q->sleep_fds[i].fd == fd) {
+            q->sleep_fds[i] = q->sleep_fds[q->n_sleep_fds--];
+            q->sleep_fds_changed = true;
+            return;
+        }
+    }
 }
 
 /* The blocking wait on the poller's wake-up fds and the epoll fd.  A
@@ -233,19 +246,32 @@ void queue_set_poller_fds(odk_queue *q, const int *fds, size_t n)
  * wake-up (the writer is about to sleep, so the woken thread may run on
  * its CPU), which epoll_wait passes on only in some kernels; on these VMs
  * the difference is a halted vCPU left asleep or woken, tens of
- * microseconds (PERFORMANCE-NOTES.md, docs/hid.md).  True if a wake-up fd is ready: the fds are in
- * the epoll set too, so the caller's epoll_wait reports them after. */
+ * microseconds (PERFORMANCE-NOTES.md, docs/hid.md).  The wake-up fds are
+ * not in the epoll set, so that a woken queue goes back to sleep with no
+ * epoll round.  True if the epoll fd may have events. */
 static bool sleep_poll(odk_queue *q)
 {
     if (poll(q->sleep_fds, q->n_sleep_fds + 1, -1) < 0) {
         if (errno != EINTR)
             odk_error("queue %s: poll: %s", q->name, strerror(errno));
-        return false;
+        for (size_t i = 0; i <= q->n_sleep_fds; i++)
+            q->sleep_fds[i].revents = 0;
+        return true;
     }
-    for (size_t i = 1; i <= q->n_sleep_fds; i++)
-        if (q->sleep_fds[i].revents)
-            return true;
-    return false;
+    return q->sleep_fds[0].revents != 0;
+}
+
+/* Hands each ready wake-up fd to the poller; stops early if it changed
+ * the list (what is left ready wakes the next poll() at once). */
+static void sleep_fds_ready(odk_queue *q)
+{
+    q->sleep_fds_changed = false;
+    for (size_t i = 1; i <= q->n_sleep_fds && !q->sleep_fds_changed; i++) {
+        if (!q->sleep_fds[i].revents)
+            continue;
+        q->sleep_fds[i].revents = 0;
+        q->woken_fn(q->poll_ctx, q->sleep_fds[i].fd);
+    }
 }
 
 void queue_set_poll_spin(odk_queue *q, uint64_t spin_ns, bool yield)
@@ -304,26 +330,26 @@ static void *queue_main(void *arg)
             more = idle_spin(q);
             armed = true;
         }
-        bool block = !more, woken = false;
-        if (block && q->n_sleep_fds) {
+        int n = 0;
+        if (!more && q->n_sleep_fds && q->poll_fn) {
             sleep_begin(q);
-            woken = sleep_poll(q);
+            bool others = sleep_poll(q);
             sleep_end(q);
-            block = false; /* what poll() saw, epoll_wait reports at once */
-        } else if (block) {
-            sleep_begin(q);
-        }
-        if (armed && q->poll_fn && !block) {
-            q->arm_fn(q->poll_ctx, false);
+            if (armed)
+                q->arm_fn(q->poll_ctx, false);
             armed = false;
+            /* A peer's byte: the poller serves its request and drains it;
+             * the epoll round only if something else is ready. */
+            sleep_fds_ready(q);
+            if (others)
+                n = epoll_wait(q->epfd, evs, EVENT_BATCH, 0);
+        } else {
+            if (!more)
+                sleep_begin(q);
+            n = epoll_wait(q->epfd, evs, EVENT_BATCH, more ? 0 : -1);
+            if (!more)
+                sleep_end(q);
         }
-        /* Woken by a peer's byte: its request first, the epoll round after
-         * the reply (it drains the byte). */
-        if (woken && q->poll_fn)
-            q->poll_fn(q->poll_ctx);
-        int n = epoll_wait(q->epfd, evs, EVENT_BATCH, block ? -1 : 0);
-        if (block)
-            sleep_end(q);
         if (armed && q->poll_fn)
             q->arm_fn(q->poll_ctx, false);
         if (n < 0) {
