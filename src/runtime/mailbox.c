@@ -6,7 +6,7 @@
  * its replies and the app's next requests; otherwise it sleeps at once in
  * epoll, woken by the app through the client's wake-up socket, and a
  * sleeping app is woken by a byte on the same socket: one wake-up each way,
- * each a sync one (see queue_set_poller_fds). */
+ * each a sync one (see queue_add_poller_fd). */
 #include <errno.h>
 #include <fcntl.h>
 #include <sched.h>

@@ -50,7 +50,7 @@ struct odk_queue {
     void *poll_ctx;
     uint64_t spin_ns;
     bool spin_yield; /* yield the CPU from the first round of the spin */
-    /* The poller's wake-up fds (queue_set_poller_fds): the thread sleeps
+    /* The poller's wake-up fds (queue_add_poller_fd): the thread sleeps
      * in poll() on them and on epfd, entry 0. */
     struct pollfd *sleep_fds;
     size_t n_sleep_fds; /* 0: the thread sleeps in epoll_wait */
