@@ -10,13 +10,15 @@
  * the method writing outputs straight into the reply area, and publishes
  * rep_seq.  Each side spins only when it predicts the other will answer
  * within its spin window (learned from the gaps it observed), bounded
- * always, and otherwise sleeps at once: the app in recv on its end of the
- * connection's wake-up socket pair (the host writes a byte when
- * app_sleeping), the host's queue in poll() on the other end (the app
- * writes a byte when host_sleeping).  Sparse calls thus cost one wake-up
- * each way, as a socket would, and the same kind: a socket's wake-up is a
- * sync one, so the woken side may run on the CPU of the side that sleeps
- * next instead of waking an idle vCPU (an eventfd's or a futex's never is).  A spinner whose peer last ran on
+ * always, and otherwise sleeps at once: the app on a futex on rep_seq (the
+ * host wakes it when app_sleeping), the host in its queue's epoll, on an
+ * eventfd the app writes when host_sleeping.  Sparse calls thus cost one
+ * wake-up each way, as a socket would.  With ODK_FASTCALL_WAKE=socket the
+ * app passes a socket pair's end instead of the eventfd, and both wake-ups
+ * are a byte on it (the host's queue sleeping in poll() on it): a socket's
+ * wake-up is a sync one, as a socketpair round trip's, so the woken side
+ * may run on the CPU of the side that sleeps next instead of an idle vCPU
+ * being woken (docs/memory.md, section 11: not the default yet).  A spinner whose peer last ran on
  * its own CPU (app_cpu, host_cpu) yields that CPU from the first round.
  * Dekker-style: set own flag, full fence, re-check.
  *
@@ -48,8 +50,8 @@ struct fastcall_shared {
     _Alignas(64) _Atomic uint32_t rep_seq; /* written by the host */
     _Alignas(64) _Atomic uint32_t host_sleeping;
     _Atomic uint32_t host_cpu;   /* the CPU the host last served from */
-    _Atomic uint32_t host_woken; /* wake-ups of the host through the wake-up socket */
-    _Atomic uint32_t app_wakes;  /* bytes the host wrote to wake the app */
+    _Atomic uint32_t host_woken; /* wake-ups of the host through the app's fd */
+    _Atomic uint32_t app_wakes;  /* futex wakes (or bytes) the host sent the app */
     _Alignas(64) _Atomic uint32_t app_sleeping;
     _Alignas(64) uint8_t req[FASTCALL_AREA];
     _Alignas(64) uint8_t rep[FASTCALL_AREA];

@@ -4,18 +4,22 @@
  * The queue spins when idle only while it predicts the next request will
  * come within IDLE_SPIN_MAX_NS, learned per client from the gaps between
  * its replies and the app's next requests; otherwise it sleeps at once in
- * epoll, woken by the app through the client's wake-up socket, and a
- * sleeping app is woken by a byte on the same socket: one wake-up each way,
- * each a sync one (see queue_add_poller_fd). */
+ * epoll, woken by the app through the client's eventfd, and a sleeping app
+ * is woken through a futex on rep_seq: one wake-up each way.  Or, when the
+ * app passed a socket (ODK_FASTCALL_WAKE=socket), a byte on it each way,
+ * the queue sleeping in poll() on it: sync wake-ups (queue_add_poller_fd). */
 #include <errno.h>
 #include <fcntl.h>
+#include <linux/futex.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/syscall.h>
 #include <unistd.h>
 
 #include "common/fastcall.h"
@@ -34,6 +38,11 @@ static void publish(odk_user_client *uc, uint32_t seq)
     atomic_thread_fence(memory_order_seq_cst);
     if (atomic_load_explicit(&fc->app_sleeping, memory_order_relaxed)) {
         atomic_fetch_add_explicit(&fc->app_wakes, 1, memory_order_relaxed);
+        if (!uc->wake_sock) {
+            syscall(SYS_futex, (uint32_t *)&fc->rep_seq, FUTEX_WAKE, 1, NULL, NULL, 0);
+            uc->fc_pub_ns = mono_ns();
+            return;
+        }
         /* Never blocks (a full socket: the app has bytes enough to wake on)
          * and never raises SIGPIPE (an app gone is the channel's business). */
         if (send(uc->wake_fd, "w", 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 && errno != EAGAIN &&
@@ -185,6 +194,19 @@ static void on_wake(void *ctx, int fd)
     uc->wake_dead = true;
 }
 
+/* The app's eventfd woke the queue (the eventfd and futex kind): the
+ * request first, then drain it. */
+static void on_wake_eventfd(void *ctx, uint32_t revents)
+{
+    odk_user_client *uc = ctx;
+    atomic_fetch_add_explicit(&uc->fc->host_woken, 1, memory_order_relaxed);
+    poll_mailbox(uc);
+    uint64_t n;
+    if (read(uc->wake_fd, &n, sizeof n) < 0 && errno != EAGAIN)
+        odk_warn("user client of pid %d: reading its wake-up eventfd: %m", (int)uc->pid);
+    (void)revents;
+}
+
 /* Starts or stops the queue's idle polling as the mailboxes come and go. */
 static void mailbox_update_poller(odk_driver *d)
 {
@@ -201,8 +223,13 @@ static void mailbox_update_poller(odk_driver *d)
 
 void mailbox_close(odk_user_client *uc)
 {
-    if (uc->fc && !uc->wake_dead)
+    if (uc->fc && uc->wake_sock && !uc->wake_dead)
         queue_remove_poller_fd(uc->drv->queue, uc->wake_fd);
+    if (uc->wake_src) {
+        odk_fd_source_cancel(uc->wake_src, NULL, NULL);
+        odk_release(uc->wake_src);
+        uc->wake_src = NULL;
+    }
     uc->wake_dead = true;
     mailbox_update_poller(uc->drv);
 }
@@ -214,9 +241,8 @@ int mailbox_take(odk_user_client *uc, wire_msg *m)
     int rc = ODK_E_INVALID;
     struct stat est;
     if (uc->fc || mfd < 0 || efd < 0 || fstat(mfd, &st) < 0 ||
-        (uint64_t)st.st_size < sizeof(struct fastcall_shared) || fstat(efd, &est) < 0 ||
-        !S_ISSOCK(est.st_mode))
-        goto out; /* the wake-up channel is a socket: we write to it as well */
+        (uint64_t)st.st_size < sizeof(struct fastcall_shared) || fstat(efd, &est) < 0)
+        goto out;
     int seals = fcntl(mfd, F_GET_SEALS);
     if (seals < 0 || !(seals & F_SEAL_SHRINK)) {
         rc = ODK_E_ACCESS; /* a shrinkable mailbox could SIGBUS the driver */
@@ -232,9 +258,15 @@ int mailbox_take(odk_user_client *uc, wire_msg *m)
     uc->fc_seen = atomic_load(&uc->fc->req_seq);
     uc->wake_fd = efd;
     efd = -1;
-    /* The queue sleeps on the wake-up socket itself, so that the app's
-     * byte wakes it as a sync wake-up. */
-    rc = queue_add_poller_fd(uc->drv->queue, uc->wake_fd, on_wake);
+    /* A socket: the queue sleeps on it itself, so that the app's byte
+     * wakes it as a sync wake-up.  Anything else is taken for an eventfd
+     * in the queue's epoll set, and the app sleeps on a futex. */
+    uc->wake_sock = S_ISSOCK(est.st_mode);
+    if (uc->wake_sock)
+        rc = queue_add_poller_fd(uc->drv->queue, uc->wake_fd, on_wake);
+    else
+        rc = odk_fd_source_create(uc->drv->queue, uc->wake_fd, EPOLLIN, on_wake_eventfd, uc,
+                                  &uc->wake_src);
     if (rc < 0) { /* refused: the calls use the channel */
         munmap(uc->fc, sizeof *uc->fc);
         uc->fc = NULL;

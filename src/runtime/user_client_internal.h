@@ -42,6 +42,8 @@ struct odk_user_client {
     struct fastcall_shared *fc;
     int wake_fd;
     bool wake_dead; /* the app closed its end of the wake-up socket */
+    bool wake_sock; /* the wake-up fd is a socket (else an eventfd + futex) */
+    odk_fd_source *wake_src; /* the eventfd's, in the queue's epoll set */
     uint32_t fc_seen; /* last request sequence taken */
     bool fc_busy;     /* an async call holds the mailbox */
     /* The idle-spin predictor (mailbox.c): when the last reply went out,

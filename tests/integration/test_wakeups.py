@@ -1,9 +1,9 @@
 # SPDX-License-Identifier: MIT
 """The call fast path at rest: a call that finds the driver asleep costs one
 wake-up each way (at most, on the way back), as a socket's round trip does.
-The app's byte on the connection's wake-up socket wakes the very thread that
-runs the method (no reader thread handing the request on), and that thread's
-byte back is the one wake-up of the app.  Counted, never timed: libodk
+The app's eventfd write (or byte on the wake-up socket) wakes the very
+thread that runs the method (no reader thread handing the request on), and
+that thread's futex wake (or byte back) is the one wake-up of the app.  Counted, never timed: libodk
 prints the wake-up counters of each connection at close when
 $ODK_FASTCALL_STATS is set, and the kernel counts every thread's blocking
 waits (voluntary context switches)."""
@@ -13,6 +13,7 @@ import socket
 import struct
 import time
 
+import pytest
 from driver_selectors import ECHO
 from libodk import Connection
 
@@ -36,8 +37,12 @@ def process_switches(pid):
     return sum(voluntary_switches(os.path.join(base, t)) for t in os.listdir(base))
 
 
-def test_sparse_calls_cost_one_wake_up_each_way(odkd, capfd, monkeypatch):
+@pytest.mark.parametrize("kind", ["futex", "socket"])
+def test_sparse_calls_cost_one_wake_up_each_way(odkd, capfd, monkeypatch, kind):
+    """Either kind of wake-up (ODK_FASTCALL_WAKE): an eventfd and a futex
+    (the default), or the socket pair."""
     monkeypatch.setenv("ODK_FASTCALL_STATS", "1")
+    monkeypatch.setenv("ODK_FASTCALL_WAKE", kind)
     dev = odkd.plug({"model": "echo"})
     host = odkd.running(provider=dev)[0]["pid"]
     capfd.readouterr()
@@ -127,11 +132,12 @@ def running_samples(pid, samples=20, gap_s=0.01):
     return counts
 
 
-def test_an_app_that_closes_its_wake_up_socket_does_not_make_the_host_spin(odkd):
+def test_an_app_that_closes_its_wake_up_socket_does_not_make_the_host_spin(odkd, monkeypatch):
     """The host's queue sleeps in poll() on each mailbox's wake-up socket:
     one whose app closed its end reads end of file forever, and would wake
     the queue at every turn.  The host stops sleeping on it; its threads
-    sleep, and the connection still answers."""
+    sleep."""
+    monkeypatch.setenv("ODK_FASTCALL_WAKE", "socket")
     dev = odkd.plug({"model": "echo"})
     host = odkd.running(provider=dev)[0]["pid"]
     before = set(wake_sockets_of_this_process())
