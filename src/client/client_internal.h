@@ -33,11 +33,12 @@ struct odk_connection {
     uint32_t next_buffer;
     /* The shared-memory mailbox (common/fastcall.h), if the host took it. */
     struct fastcall_shared *fc;
-    int wake_fd;
+    int wake_fd;    /* an eventfd, or our end of the wake-up socket pair */
+    bool wake_sock; /* ODK_FASTCALL_WAKE=socket: the socket pair, not a futex */
     uint32_t fc_seq;
     uint64_t reply_ns; /* moving average of replies from an awake host */
     /* Wake-up counters (ODK_FASTCALL_STATS): calls made, eventfd writes
-     * that woke the host, sleeps on the futex. */
+     * (or bytes) that woke the host, sleeps on the futex (or socket). */
     uint32_t fc_calls, fc_wakes_sent, fc_sleeps;
     bool gone;
 };

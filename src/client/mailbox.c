@@ -3,7 +3,8 @@
  * into shared memory; a sleeping host is woken through the connection's
  * eventfd, and the caller waits for the reply, spinning first only when the
  * reply is likely to come within the spin window, then sleeping on a futex
- * the host wakes. */
+ * the host wakes.  With ODK_FASTCALL_WAKE=socket, a byte on a socket pair
+ * wakes each side instead (sync wake-ups). */
 #include <errno.h>
 #include <linux/futex.h>
 #include <poll.h>
@@ -14,6 +15,7 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -51,31 +53,49 @@ void mailbox_offer(odk_connection *conn)
     if (off && *off && strcmp(off, "0") != 0)
         return;
     int mfd = buffer_memfd("odk-fastcall", sizeof(struct fastcall_shared));
-    int efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    /* ODK_FASTCALL_WAKE=socket: a wake-up socket pair, [0] ours, [1] the
+     * host's.  A byte written on a socket wakes its reader as a sync
+     * wake-up (the writer is about to sleep), so the kernel may run the
+     * woken side on the writer's CPU instead of waking another, idle one,
+     * as in a socketpair round trip; an eventfd's or a futex's wake-up
+     * never is.  Otherwise (the default) an eventfd wakes the host and
+     * the host wakes us through a futex: measured on the loaded build
+     * machine, the sync wake-ups cost 15-20 % at sparse rates there (both
+     * sides queue on one CPU); a quiet machine is yet to decide
+     * (docs/memory.md). */
+    const char *kind = getenv("ODK_FASTCALL_WAKE");
+    bool sock = kind && strcmp(kind, "socket") == 0;
+    int sv[2] = {-1, -1};
+    if (sock && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+        sv[0] = sv[1] = -1;
+    if (!sock)
+        sv[0] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), sv[1] = sv[0] >= 0 ? dup(sv[0]) : -1;
+    /* Our sleeps on the socket end every SLEEP_CHECK_NS to look for a dead
+     * driver (on the futex, the wait's own timeout). */
+    struct timeval tv = {0, SLEEP_CHECK_NS / 1000};
     void *p = mfd >= 0 ? mmap(NULL, sizeof(struct fastcall_shared), PROT_READ | PROT_WRITE,
                               MAP_SHARED, mfd, 0)
                        : MAP_FAILED;
-    int fds[2] = {mfd, efd};
-    if (p != MAP_FAILED && efd >= 0 &&
+    int fds[2] = {mfd, sv[1]};
+    if (p != MAP_FAILED && sv[0] >= 0 && sv[1] >= 0 &&
+        (!sock || setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0) &&
         connection_request(conn, WIRE_FASTPATH, NULL, 0, fds, 2) == ODK_OK) {
         conn->fc = p;
-        conn->wake_fd = efd;
+        conn->wake_fd = sv[0];
+        conn->wake_sock = sock;
         conn->reply_ns = REPLY_GUESS_NS;
-        efd = -1;
+        sv[0] = -1;
         p = MAP_FAILED;
     }
     if (p != MAP_FAILED)
         munmap(p, sizeof(struct fastcall_shared));
     if (mfd >= 0)
         close(mfd);
-    if (efd >= 0)
-        close(efd);
-}
-
-static int futex_wait(_Atomic uint32_t *addr, uint32_t val, long ns)
-{
-    struct timespec ts = {0, ns};
-    return (int)syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAIT, val, &ts, NULL, 0);
+    /* The host's end lives only in the host: its exit shows as end of file
+     * on a socket. */
+    for (int i = 0; i < 2; i++)
+        if (sv[i] >= 0)
+            close(sv[i]);
 }
 
 static bool channel_dead(odk_connection *conn)
@@ -84,10 +104,10 @@ static bool channel_dead(odk_connection *conn)
     return poll(&p, 1, 0) > 0 && (p.revents & (POLLHUP | POLLRDHUP | POLLERR));
 }
 
-/* Waits until rep_seq == seq: spins, then sleeps on the futex.  Spinning
+/* Waits until rep_seq == seq: spins, then sleeps on the wake-up socket.  Spinning
  * pays only when the reply comes within the spin window: a host that was
  * asleep (host_asleep: we had to wake it) answers after a wake-up at best,
- * so then the caller sleeps at once and the host's futex wake is the one
+ * so then the caller sleeps at once and the host's byte is the one
  * wake-up on the way back.  An awake host (spinning, or busy with other
  * work) answers in about the time it took lately: reply_ns, a moving
  * average of those calls; the caller spins twice that, or not at all when
@@ -131,8 +151,25 @@ sleep:
             break;
         if (first)
             conn->fc_sleeps++; /* the reply is not there: the host will see us asleep */
-        if (futex_wait(&fc->rep_seq, cur, SLEEP_CHECK_NS) < 0 && errno == ETIMEDOUT &&
-            channel_dead(conn)) {
+        if (!conn->wake_sock) {
+            struct timespec ts = {0, SLEEP_CHECK_NS};
+            if (syscall(SYS_futex, (uint32_t *)&fc->rep_seq, FUTEX_WAIT, cur, &ts, NULL, 0) < 0 &&
+                errno == ETIMEDOUT && channel_dead(conn) &&
+                atomic_load_explicit(&fc->rep_seq, memory_order_acquire) != seq) {
+                conn->gone = true;
+                st = ODK_E_GONE;
+                break;
+            }
+            continue;
+        }
+        /* One read takes the host's byte and any left by a wake-up that
+         * crossed our last re-check (then we just look again).  End of
+         * file: the host is gone (its reply, if any, was checked above). */
+        char bytes[64];
+        ssize_t n = recv(conn->wake_fd, bytes, sizeof bytes, 0);
+        bool dead =
+            n == 0 || (n < 0 && (errno == EAGAIN || errno == EWOULDBLOCK) && channel_dead(conn));
+        if (dead && atomic_load_explicit(&fc->rep_seq, memory_order_acquire) != seq) {
             conn->gone = true;
             st = ODK_E_GONE;
             break;
@@ -171,11 +208,20 @@ int mailbox_call(odk_connection *conn, const struct wire_call *c, const uint64_t
     atomic_store_explicit(&fc->req_seq, seq, memory_order_release);
     atomic_thread_fence(memory_order_seq_cst);
     bool host_asleep = atomic_load_explicit(&fc->host_sleeping, memory_order_relaxed);
-    if (host_asleep) {
+    if (host_asleep && !conn->wake_sock) {
         uint64_t one = 1;
         conn->fc_wakes_sent++;
         if (write(conn->wake_fd, &one, sizeof one) < 0 && errno != EAGAIN)
             return ODK_E_IO;
+    } else if (host_asleep) {
+        conn->fc_wakes_sent++;
+        /* Never blocks: a full socket holds wake-ups enough already. */
+        if (send(conn->wake_fd, "w", 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 && errno != EAGAIN) {
+            if (errno != EPIPE && errno != ECONNRESET)
+                return ODK_E_IO;
+            conn->gone = true; /* the host's end is closed: it exited */
+            return ODK_E_GONE;
+        }
     }
     bool same_cpu =
         cpu >= 0 && atomic_load_explicit(&fc->host_cpu, memory_order_relaxed) == (uint32_t)cpu;

@@ -13,7 +13,12 @@
  * always, and otherwise sleeps at once: the app on a futex on rep_seq (the
  * host wakes it when app_sleeping), the host in its queue's epoll, on an
  * eventfd the app writes when host_sleeping.  Sparse calls thus cost one
- * wake-up each way, as a socket would.  A spinner whose peer last ran on
+ * wake-up each way, as a socket would.  With ODK_FASTCALL_WAKE=socket the
+ * app passes a socket pair's end instead of the eventfd, and both wake-ups
+ * are a byte on it (the host's queue sleeping in poll() on it): a socket's
+ * wake-up is a sync one, as a socketpair round trip's, so the woken side
+ * may run on the CPU of the side that sleeps next instead of an idle vCPU
+ * being woken (docs/memory.md, section 11: not the default yet).  A spinner whose peer last ran on
  * its own CPU (app_cpu, host_cpu) yields that CPU from the first round.
  * Dekker-style: set own flag, full fence, re-check.
  *
@@ -42,11 +47,11 @@ struct fastcall_shared {
     _Alignas(64) _Atomic uint32_t req_seq; /* written by the app */
     _Atomic uint64_t req_ns;               /* CLOCK_MONOTONIC when req_seq was bumped */
     _Atomic uint32_t app_cpu;              /* the CPU the app posted from */
-    _Alignas(64) _Atomic uint32_t rep_seq; /* written by the host; the app's futex */
+    _Alignas(64) _Atomic uint32_t rep_seq; /* written by the host */
     _Alignas(64) _Atomic uint32_t host_sleeping;
     _Atomic uint32_t host_cpu;   /* the CPU the host last served from */
-    _Atomic uint32_t host_woken; /* wake-ups of the host through the app's eventfd */
-    _Atomic uint32_t app_wakes;  /* futex wakes the host sent the app */
+    _Atomic uint32_t host_woken; /* wake-ups of the host through the app's fd */
+    _Atomic uint32_t app_wakes;  /* futex wakes (or bytes) the host sent the app */
     _Alignas(64) _Atomic uint32_t app_sleeping;
     _Alignas(64) uint8_t req[FASTCALL_AREA];
     _Alignas(64) uint8_t rep[FASTCALL_AREA];

@@ -38,7 +38,7 @@ enum wire_type {
     /* User-client channel, app -> host; each answered by a WIRE_REPLY. */
     WIRE_MAP_BUFFER = 6,    /* struct wire_buffer + the buffer's memfd */
     WIRE_UNMAP_BUFFER = 7,  /* struct wire_buffer (id only) */
-    WIRE_FASTPATH = 8,      /* fds: the call mailbox memfd, the app->host wake eventfd */
+    WIRE_FASTPATH = 8,      /* fds: the call mailbox memfd, the wake eventfd or socket */
     WIRE_CLIENT_MEMORY = 9, /* uint32 type -> reply: struct wire_buffer + memfd */
     WIRE_CLIENT_DATA_QUEUE = 10, /* uint32 type -> reply: uint32 size + memfd, 2 eventfds */
 };

@@ -5,15 +5,19 @@
  * come within IDLE_SPIN_MAX_NS, learned per client from the gaps between
  * its replies and the app's next requests; otherwise it sleeps at once in
  * epoll, woken by the app through the client's eventfd, and a sleeping app
- * is woken through a futex on rep_seq: one wake-up each way. */
+ * is woken through a futex on rep_seq: one wake-up each way.  Or, when the
+ * app passed a socket (ODK_FASTCALL_WAKE=socket), a byte on it each way,
+ * the queue sleeping in poll() on it: sync wake-ups (queue_add_poller_fd). */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
 #include <sched.h>
 #include <stdatomic.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/mman.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <unistd.h>
@@ -27,11 +31,6 @@
 #define IDLE_SPIN_MAX_NS (50u * 1000u)   /* the longest the queue spins for a request */
 #define IDLE_SPIN_SLACK_NS (10u * 1000u) /* spin this much past the gap predicted */
 
-static void futex_wake(_Atomic uint32_t *addr)
-{
-    syscall(SYS_futex, (uint32_t *)addr, FUTEX_WAKE, 1, NULL, NULL, 0);
-}
-
 static void publish(odk_user_client *uc, uint32_t seq)
 {
     struct fastcall_shared *fc = uc->fc;
@@ -39,7 +38,16 @@ static void publish(odk_user_client *uc, uint32_t seq)
     atomic_thread_fence(memory_order_seq_cst);
     if (atomic_load_explicit(&fc->app_sleeping, memory_order_relaxed)) {
         atomic_fetch_add_explicit(&fc->app_wakes, 1, memory_order_relaxed);
-        futex_wake(&fc->rep_seq);
+        if (!uc->wake_sock) {
+            syscall(SYS_futex, (uint32_t *)&fc->rep_seq, FUTEX_WAKE, 1, NULL, NULL, 0);
+            uc->fc_pub_ns = mono_ns();
+            return;
+        }
+        /* Never blocks (a full socket: the app has bytes enough to wake on)
+         * and never raises SIGPIPE (an app gone is the channel's business). */
+        if (send(uc->wake_fd, "w", 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 && errno != EAGAIN &&
+            errno != EPIPE && errno != ECONNRESET)
+            odk_warn("user client of pid %d: waking it: %m", (int)uc->pid);
     }
     uc->fc_pub_ns = mono_ns();
 }
@@ -161,7 +169,46 @@ static bool arm_all(void *ctx, bool sleeping)
     return work;
 }
 
-void mailbox_update_poller(odk_driver *d)
+/* A client's wake-up socket is ready: serve its request first, then
+ * drain the byte (the socket is not in the epoll set: nothing else will). */
+static void on_wake(void *ctx, int fd)
+{
+    odk_driver *d = ctx;
+    odk_user_client *uc = d->clients;
+    while (uc && !(uc->fc && !uc->closing && !uc->wake_dead && uc->wake_fd == fd))
+        uc = uc->next;
+    if (!uc)
+        return;
+    atomic_fetch_add_explicit(&uc->fc->host_woken, 1, memory_order_relaxed);
+    poll_mailbox(uc);
+    char bytes[64];
+    ssize_t n = recv(uc->wake_fd, bytes, sizeof bytes, MSG_DONTWAIT);
+    if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR)))
+        return;
+    if (n < 0)
+        odk_warn("user client of pid %d: reading its wake-up socket: %m", (int)uc->pid);
+    /* The app closed its end (an app exiting closes the channel too, which
+     * closes the client): stop listing an fd that would wake the queue at
+     * every turn.  The mailbox stays, unwakeable. */
+    queue_remove_poller_fd(d->queue, uc->wake_fd);
+    uc->wake_dead = true;
+}
+
+/* The app's eventfd woke the queue (the eventfd and futex kind): the
+ * request first, then drain it. */
+static void on_wake_eventfd(void *ctx, uint32_t revents)
+{
+    odk_user_client *uc = ctx;
+    atomic_fetch_add_explicit(&uc->fc->host_woken, 1, memory_order_relaxed);
+    poll_mailbox(uc);
+    uint64_t n;
+    if (read(uc->wake_fd, &n, sizeof n) < 0 && errno != EAGAIN)
+        odk_warn("user client of pid %d: reading its wake-up eventfd: %m", (int)uc->pid);
+    (void)revents;
+}
+
+/* Starts or stops the queue's idle polling as the mailboxes come and go. */
+static void mailbox_update_poller(odk_driver *d)
 {
     bool any = false;
     for (odk_user_client *uc = d->clients; uc; uc = uc->next)
@@ -174,16 +221,17 @@ void mailbox_update_poller(odk_driver *d)
     }
 }
 
-static void on_wake(void *ctx, uint32_t revents)
+void mailbox_close(odk_user_client *uc)
 {
-    odk_user_client *uc = ctx;
-    atomic_fetch_add_explicit(&uc->fc->host_woken, 1, memory_order_relaxed);
-    /* The request first: draining the eventfd can wait until it is served. */
-    poll_mailbox(uc);
-    uint64_t n;
-    if (read(uc->wake_fd, &n, sizeof n) < 0 && errno != EAGAIN)
-        odk_warn("user client of pid %d: reading its wake-up eventfd: %m", (int)uc->pid);
-    (void)revents;
+    if (uc->fc && uc->wake_sock && !uc->wake_dead)
+        queue_remove_poller_fd(uc->drv->queue, uc->wake_fd);
+    if (uc->wake_src) {
+        odk_fd_source_cancel(uc->wake_src, NULL, NULL);
+        odk_release(uc->wake_src);
+        uc->wake_src = NULL;
+    }
+    uc->wake_dead = true;
+    mailbox_update_poller(uc->drv);
 }
 
 int mailbox_take(odk_user_client *uc, wire_msg *m)
@@ -191,8 +239,9 @@ int mailbox_take(odk_user_client *uc, wire_msg *m)
     int mfd = wire_msg_take_fd(m, 0), efd = wire_msg_take_fd(m, 1);
     struct stat st;
     int rc = ODK_E_INVALID;
+    struct stat est;
     if (uc->fc || mfd < 0 || efd < 0 || fstat(mfd, &st) < 0 ||
-        (uint64_t)st.st_size < sizeof(struct fastcall_shared))
+        (uint64_t)st.st_size < sizeof(struct fastcall_shared) || fstat(efd, &est) < 0)
         goto out;
     int seals = fcntl(mfd, F_GET_SEALS);
     if (seals < 0 || !(seals & F_SEAL_SHRINK)) {
@@ -209,9 +258,23 @@ int mailbox_take(odk_user_client *uc, wire_msg *m)
     uc->fc_seen = atomic_load(&uc->fc->req_seq);
     uc->wake_fd = efd;
     efd = -1;
-    rc = odk_fd_source_create(uc->drv->queue, uc->wake_fd, EPOLLIN, on_wake, uc, &uc->wake_src);
-    if (rc == ODK_OK)
+    /* A socket: the queue sleeps on it itself, so that the app's byte
+     * wakes it as a sync wake-up.  Anything else is taken for an eventfd
+     * in the queue's epoll set, and the app sleeps on a futex. */
+    uc->wake_sock = S_ISSOCK(est.st_mode);
+    if (uc->wake_sock)
+        rc = queue_add_poller_fd(uc->drv->queue, uc->wake_fd, on_wake);
+    else
+        rc = odk_fd_source_create(uc->drv->queue, uc->wake_fd, EPOLLIN, on_wake_eventfd, uc,
+                                  &uc->wake_src);
+    if (rc < 0) { /* refused: the calls use the channel */
+        munmap(uc->fc, sizeof *uc->fc);
+        uc->fc = NULL;
+        efd = uc->wake_fd;
+        uc->wake_fd = -1;
+    } else {
         mailbox_update_poller(uc->drv);
+    }
 out:
     if (mfd >= 0)
         close(mfd);

@@ -8,6 +8,7 @@
  * both its last reference is gone and its thread has exited, whichever is
  * later. */
 #include <errno.h>
+#include <poll.h>
 #include <sched.h>
 #include <signal.h>
 #include <stddef.h>
@@ -49,6 +50,13 @@ struct odk_queue {
     void *poll_ctx;
     uint64_t spin_ns;
     bool spin_yield; /* yield the CPU from the first round of the spin */
+    /* The poller's wake-up fds (queue_add_poller_fd): the thread sleeps
+     * in poll() on them and on epfd, entry 0. */
+    struct pollfd *sleep_fds;
+    size_t n_sleep_fds; /* 0: the thread sleeps in epoll_wait */
+    size_t cap_sleep_fds;
+    bool sleep_fds_changed;
+    void (*woken_fn)(void *ctx, int fd);
     pthread_t thread; /* for queue_thread: the watchdog signals a stuck queue */
     /* Lending (queue_run_here): while the thread sleeps in epoll with
      * nothing queued, another thread may run one callback as the queue.
@@ -72,6 +80,7 @@ static void queue_destroy(odk_queue *q)
         close(q->wakefd);
     pthread_mutex_destroy(&q->lock);
     pthread_cond_destroy(&q->lent_cond);
+    free(q->sleep_fds);
     free(q->name);
     free(q);
 }
@@ -204,6 +213,67 @@ void queue_set_poller(odk_queue *q, bool (*poll)(void *ctx), bool (*arm)(void *c
     q->spin_yield = false;
 }
 
+int queue_add_poller_fd(odk_queue *q, int fd, void (*woken)(void *ctx, int fd))
+{
+    if (q->n_sleep_fds + 2 > q->cap_sleep_fds) {
+        size_t cap = q->cap_sleep_fds ? 2 * q->cap_sleep_fds : 4;
+        struct pollfd *p = realloc(q->sleep_fds, cap * sizeof *p);
+        if (!p)
+            return ODK_E_NOMEM;
+        q->sleep_fds = p;
+        q->cap_sleep_fds = cap;
+    }
+    q->sleep_fds[0] = (struct pollfd){.fd = q->epfd, .events = POLLIN};
+    q->sleep_fds[++q->n_sleep_fds] = (struct pollfd){.fd = fd, .events = POLLIN};
+    q->woken_fn = woken;
+    q->sleep_fds_changed = true;
+    return ODK_OK;
+}
+
+void queue_remove_poller_fd(odk_queue *q, int fd)
+{
+    for (size_t i = 1; i <= q->n_sleep_fds; i++) {
+        if (q->sleep_fds[i].fd == fd) {
+            q->sleep_fds[i] = q->sleep_fds[q->n_sleep_fds--];
+            q->sleep_fds_changed = true;
+            return;
+        }
+    }
+}
+
+/* The blocking wait on the poller's wake-up fds and the epoll fd.  A
+ * write to a socket or pipe that poll() sleeps on is the kernel's sync
+ * wake-up (the writer is about to sleep, so the woken thread may run on
+ * its CPU), which epoll_wait passes on only in some kernels; on these VMs
+ * the difference is a halted vCPU left asleep or woken, tens of
+ * microseconds (PERFORMANCE-NOTES.md, docs/hid.md).  The wake-up fds are
+ * not in the epoll set, so that a woken queue goes back to sleep with no
+ * epoll round.  True if the epoll fd may have events. */
+static bool sleep_poll(odk_queue *q)
+{
+    if (poll(q->sleep_fds, q->n_sleep_fds + 1, -1) < 0) {
+        if (errno != EINTR)
+            odk_error("queue %s: poll: %s", q->name, strerror(errno));
+        for (size_t i = 0; i <= q->n_sleep_fds; i++)
+            q->sleep_fds[i].revents = 0;
+        return true;
+    }
+    return q->sleep_fds[0].revents != 0;
+}
+
+/* Hands each ready wake-up fd to the poller; stops early if it changed
+ * the list (what is left ready wakes the next poll() at once). */
+static void sleep_fds_ready(odk_queue *q)
+{
+    q->sleep_fds_changed = false;
+    for (size_t i = 1; i <= q->n_sleep_fds && !q->sleep_fds_changed; i++) {
+        if (!q->sleep_fds[i].revents)
+            continue;
+        q->sleep_fds[i].revents = 0;
+        q->woken_fn(q->poll_ctx, q->sleep_fds[i].fd);
+    }
+}
+
 void queue_set_poll_spin(odk_queue *q, uint64_t spin_ns, bool yield)
 {
     q->spin_ns = spin_ns;
@@ -260,11 +330,26 @@ static void *queue_main(void *arg)
             more = idle_spin(q);
             armed = true;
         }
-        if (!more)
+        int n = 0;
+        if (!more && q->n_sleep_fds && q->poll_fn) {
             sleep_begin(q);
-        int n = epoll_wait(q->epfd, evs, EVENT_BATCH, more ? 0 : -1);
-        if (!more)
+            bool others = sleep_poll(q);
             sleep_end(q);
+            if (armed)
+                q->arm_fn(q->poll_ctx, false);
+            armed = false;
+            /* A peer's byte: the poller serves its request and drains it;
+             * the epoll round only if something else is ready. */
+            sleep_fds_ready(q);
+            if (others)
+                n = epoll_wait(q->epfd, evs, EVENT_BATCH, 0);
+        } else {
+            if (!more)
+                sleep_begin(q);
+            n = epoll_wait(q->epfd, evs, EVENT_BATCH, more ? 0 : -1);
+            if (!more)
+                sleep_end(q);
+        }
         if (armed && q->poll_fn)
             q->arm_fn(q->poll_ctx, false);
         if (n < 0) {

@@ -92,6 +92,17 @@ int member_epoll_ctl(queue_member *m, int op, int fd, uint32_t events);
 void queue_set_poller(odk_queue *q, bool (*poll)(void *ctx), bool (*arm)(void *ctx, bool sleeping),
                       void *ctx, uint64_t spin_ns);
 
+/* Adds fd (a socket or pipe, not in q's epoll set) that a peer writes to
+ * wake q's poller: when q sleeps it sleeps in poll() on such fds and on
+ * its epoll fd, so that the write is a sync wake-up, and calls woken(the
+ * poller's ctx, fd) for each ready one (woken must drain it, or remove
+ * it).  One woken for all fds.  ODK_OK or ODK_E_NOMEM.  Call on q's own
+ * thread. */
+int queue_add_poller_fd(odk_queue *q, int fd, void (*woken)(void *ctx, int fd));
+/* Removes fd from them (never fails; nothing if it is not there).  Call on
+ * q's own thread, before fd is closed. */
+void queue_remove_poller_fd(odk_queue *q, int fd);
+
 /* Changes how long q's idle poller spins (0: the queue sleeps as soon as
  * it is idle), and whether it yields the CPU at every round of the spin
  * rather than after the first microseconds (the peer it waits for shares

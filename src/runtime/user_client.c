@@ -88,12 +88,7 @@ static void client_close(odk_user_client *uc)
         uc->handler.close(uc->handler.ctx, uc);
     close(uc->fd);
     uc->fd = -1;
-    if (uc->wake_src) {
-        odk_fd_source_cancel(uc->wake_src, NULL, NULL);
-        odk_release(uc->wake_src);
-        uc->wake_src = NULL;
-    }
-    mailbox_update_poller(uc->drv);
+    mailbox_close(uc);
     if (uc->src) {
         odk_fd_source_cancel(uc->src, client_free, uc);
         odk_release(uc->src);

@@ -41,7 +41,9 @@ struct odk_user_client {
     /* The mailbox, when the app asked for the fast path. */
     struct fastcall_shared *fc;
     int wake_fd;
-    odk_fd_source *wake_src;
+    bool wake_dead; /* the app closed its end of the wake-up socket */
+    bool wake_sock; /* the wake-up fd is a socket (else an eventfd + futex) */
+    odk_fd_source *wake_src; /* the eventfd's, in the queue's epoll set */
     uint32_t fc_seen; /* last request sequence taken */
     bool fc_busy;     /* an async call holds the mailbox */
     /* The idle-spin predictor (mailbox.c): when the last reply went out,
@@ -101,9 +103,9 @@ void mailbox_reply_status(odk_user_client *uc, uint32_t seq, int status);
 /* Publishes a successful reply whose n scalars and len bytes are already
  * in the reply area. */
 void mailbox_reply(odk_user_client *uc, uint32_t seq, uint32_t n, size_t len);
-/* Starts or stops the queue's idle polling as drv's clients' mailboxes
- * come and go. */
-void mailbox_update_poller(odk_driver *drv);
+/* The client closes: the queue stops sleeping on its wake-up socket and
+ * polling its mailbox.  On the default queue. */
+void mailbox_close(odk_user_client *uc);
 
 /* ---- async.c: calls the driver completes later ---- */
 

@@ -1,16 +1,19 @@
 # SPDX-License-Identifier: MIT
 """The call fast path at rest: a call that finds the driver asleep costs one
 wake-up each way (at most, on the way back), as a socket's round trip does.
-The app's eventfd write wakes the very thread that runs the method (no
-reader thread handing the request on), and that thread's futex wake is the
-one wake-up back.  Counted,
-never timed: libodk prints the wake-up counters of each connection at close
-when $ODK_FASTCALL_STATS is set, and the kernel counts every thread's
-blocking waits (voluntary context switches)."""
+The app's eventfd write (or byte on the wake-up socket) wakes the very
+thread that runs the method (no reader thread handing the request on), and
+that thread's futex wake (or byte back) is the one wake-up of the app.  Counted, never timed: libodk
+prints the wake-up counters of each connection at close when
+$ODK_FASTCALL_STATS is set, and the kernel counts every thread's blocking
+waits (voluntary context switches)."""
 import os
 import re
+import socket
+import struct
 import time
 
+import pytest
 from driver_selectors import ECHO
 from libodk import Connection
 
@@ -34,8 +37,12 @@ def process_switches(pid):
     return sum(voluntary_switches(os.path.join(base, t)) for t in os.listdir(base))
 
 
-def test_sparse_calls_cost_one_wake_up_each_way(odkd, capfd, monkeypatch):
+@pytest.mark.parametrize("kind", ["futex", "socket"])
+def test_sparse_calls_cost_one_wake_up_each_way(odkd, capfd, monkeypatch, kind):
+    """Either kind of wake-up (ODK_FASTCALL_WAKE): an eventfd and a futex
+    (the default), or the socket pair."""
     monkeypatch.setenv("ODK_FASTCALL_STATS", "1")
+    monkeypatch.setenv("ODK_FASTCALL_WAKE", kind)
     dev = odkd.plug({"model": "echo"})
     host = odkd.running(provider=dev)[0]["pid"]
     capfd.readouterr()
@@ -54,13 +61,13 @@ def test_sparse_calls_cost_one_wake_up_each_way(odkd, capfd, monkeypatch):
     assert m, "libodk printed no fast-path statistics: did the calls use the mailbox?"
     calls, host_wakes_sent, app_sleeps, host_woken, app_wakes_sent = map(int, m.groups())
     assert calls == CALLS
-    # App to host: one eventfd write per call, each taken by the queue thread
-    # itself (on_wake serves the request before anything else).
+    # App to host: one byte per call, each taken by the queue thread itself
+    # (woken in poll(), it serves the request before anything else).
     assert host_wakes_sent == CALLS and host_woken == CALLS
-    # Host to app: every sleep of the caller on its futex was ended by exactly
-    # one futex wake, and no call slept twice.  A call may not sleep at all:
-    # the woken host can preempt the app on its own CPU and reply before the
-    # app gets to its futex (no wake-up back at all).
+    # Host to app: every sleep of the caller on the wake-up socket was ended
+    # by exactly one byte, and no call slept twice.  A call may not sleep at
+    # all: the woken host can preempt the app on its own CPU and reply before
+    # the app gets to its recv (no wake-up back at all).
     assert app_wakes_sent == app_sleeps <= CALLS
     # The kernel's view.  The driver host blocked once per call (its queue
     # going back to sleep), give or take the watchdog's heartbeat (every
@@ -86,3 +93,65 @@ def test_work_a_call_queues_while_the_host_spins_runs_before_it_sleeps(odkd):
         for i in range(200):
             (total,), _ = c.call(ECHO.ADD_ASYNC, [i, 2], n_out=1)
             assert total == i + 2
+
+
+def wake_sockets_of_this_process():
+    """The fds of this process that are a connection's wake-up socket: the
+    unix sockets libodk gave a 20 ms receive timeout (SLEEP_CHECK_NS)."""
+    found = []
+    for name in os.listdir("/proc/self/fd"):
+        fd = int(name)
+        try:
+            if not os.readlink(f"/proc/self/fd/{fd}").startswith("socket:"):
+                continue
+        except OSError:
+            continue
+        s = socket.socket(fileno=fd)
+        try:
+            sec, usec = struct.unpack("ll", s.getsockopt(socket.SOL_SOCKET, socket.SO_RCVTIMEO, 16))
+        finally:
+            s.detach()
+        if (sec, usec) == (0, 20000):
+            found.append(fd)
+    return found
+
+
+def running_samples(pid, samples=20, gap_s=0.01):
+    """For each thread of pid, in how many of the samples it was running or
+    runnable (state R): a thread that sleeps between events is R in none."""
+    counts = {}
+    for _ in range(samples):
+        for tid in os.listdir(f"/proc/{pid}/task"):
+            try:
+                with open(f"/proc/{pid}/task/{tid}/stat") as f:
+                    state = f.read().rsplit(")", 1)[1].split()[0]
+            except OSError:
+                continue
+            counts[tid] = counts.get(tid, 0) + (state == "R")
+        time.sleep(gap_s)
+    return counts
+
+
+def test_an_app_that_closes_its_wake_up_socket_does_not_make_the_host_spin(odkd, monkeypatch):
+    """The host's queue sleeps in poll() on each mailbox's wake-up socket:
+    one whose app closed its end reads end of file forever, and would wake
+    the queue at every turn.  The host stops sleeping on it; its threads
+    sleep."""
+    monkeypatch.setenv("ODK_FASTCALL_WAKE", "socket")
+    dev = odkd.plug({"model": "echo"})
+    host = odkd.running(provider=dev)[0]["pid"]
+    before = set(wake_sockets_of_this_process())
+    with Connection(odkd.state, dev) as c:
+        c.call(ECHO.ADD, [1, 2], n_out=1)  # through the mailbox: it is set up
+        mine = [fd for fd in wake_sockets_of_this_process() if fd not in before]
+        assert len(mine) == 1, f"expected one wake-up socket for the connection, found {mine}"
+        # Shut down rather than closed: the host sees the same end of file,
+        # and libodk's close of the fd stays its own.
+        s = socket.socket(fileno=mine[0])
+        try:
+            s.shutdown(socket.SHUT_RDWR)
+        finally:
+            s.detach()
+        time.sleep(0.1)
+        counts = running_samples(host)
+        assert max(counts.values()) <= 5, f"driver host threads running in 20 samples: {counts}"
