@@ -66,6 +66,18 @@ void host_spare_stop(struct odkd *d);
  * lower class that cannot starve the exit), without CAP_SYS_NICE, or for
  * a host already gone.  Main thread of odkd; does not block. */
 void host_lower_exiting(pid_t pid);
+/* The prepared spare (host.c): after a start of b has answered, a generic
+ * spare applies b's sandbox and dlopens b's shared object ahead of b's
+ * next start (unless ODK_NO_PREPARED_SPARE is set, for A/B runs).  Main
+ * thread of odkd; does not block on the host. */
+void host_prepare_next(struct odkd *d, const struct bundle *b);
+/* A start of b: true with the prepared spare in *out (raised, its start
+ * then carries no shared object) when it is ready, alive, and was prepared
+ * with the file so is now (device, inode, size, mtime, ctime), this
+ * sandbox dictionary and b's entitlements; else false (a prepared spare of
+ * b that no longer fits is ended).  The caller verified b at this launch. */
+bool host_prepared_take(struct odkd *d, const struct bundle *b, int so, const odk_value *sandbox,
+                        struct host_proc *out);
 /* The zygote's pid (src/host/zygote.h), which forks the spares unless
  * --no-zygote; 0 when there is none. */
 pid_t host_zygote_pid(const struct odkd *d);

@@ -210,6 +210,7 @@ static void start_reply(struct odkd *d, struct instance *in, int status)
     if (status == ODK_OK) {
         in->state = INST_RUNNING;
         in->reason[0] = 0;
+        host_prepare_next(d, in->bundle); /* for its next start */
         provider_state(d, in, REG_STARTED);
         catalog_confirm(in->entry);
         instance_event(in, ODK_LOG_INFO, "%s#%u started (pid %d) on node %llu", in->bundle->id,
@@ -385,7 +386,14 @@ static int spawn(struct odkd *d, struct instance *in)
     }
     trace_mark("odkd sandbox args");
     struct host_proc hp;
-    st = host_spawn(d, &hp);
+    /* A host prepared for this bundle has its sandbox and the shared
+     * object loaded: its start carries no shared object (src/host/main.c). */
+    bool prepared = !in->debug && host_prepared_take(d, in->bundle, so, sandbox, &hp);
+    if (prepared) {
+        close(so);
+        so = -1;
+    }
+    st = prepared ? ODK_OK : host_spawn(d, &hp);
     if (st < 0) {
         odk_value_free(sandbox);
         close(so);
@@ -399,8 +407,9 @@ static int spawn(struct odkd *d, struct instance *in)
 
     /* The driver's shared object travels as a descriptor: the host never
      * opens bundle paths itself. */
-    in->start_seq = instance_request(in, start_args(d, in, sandbox), &so, 1);
-    close(so);
+    in->start_seq = instance_request(in, start_args(d, in, sandbox), &so, so >= 0 ? 1 : 0);
+    if (so >= 0)
+        close(so);
     trace_mark("odkd start sent to %d", (int)in->pid);
     if (!in->start_seq)
         odk_error("%s#%u: cannot send start; the start deadline will end it", in->bundle->id,
