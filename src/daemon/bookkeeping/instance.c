@@ -268,6 +268,10 @@ static bool ctl_one(struct odkd *d, struct instance *in)
         }
         if (exiting > 0)
             host_lower_exiting(exiting); /* after the unplug's answer */
+    } else if (m.hdr.type == WIRE_REPLY && m.hdr.seq == HOST_PREPARE_SEQ) {
+        /* A prepared spare taken while preparing (host_prepared_take): on
+         * a failure, its start goes the cold way and says why. */
+        trace_mark("odkd prepare reply %d", m.hdr.status);
     } else if (m.hdr.type == WIRE_REPLY) {
         HOOK(d, reply, in, &m);
     }
@@ -387,12 +391,9 @@ static int spawn(struct odkd *d, struct instance *in)
     trace_mark("odkd sandbox args");
     struct host_proc hp;
     /* A host prepared for this bundle has its sandbox and the shared
-     * object loaded: its start carries no shared object (src/host/main.c). */
+     * object loaded, or will have before it reads the start; it closes
+     * the start's shared object (src/host/main.c). */
     bool prepared = !in->debug && host_prepared_take(d, in->bundle, so, sandbox, &hp);
-    if (prepared) {
-        close(so);
-        so = -1;
-    }
     st = prepared ? ODK_OK : host_spawn(d, &hp);
     if (st < 0) {
         odk_value_free(sandbox);
@@ -407,9 +408,8 @@ static int spawn(struct odkd *d, struct instance *in)
 
     /* The driver's shared object travels as a descriptor: the host never
      * opens bundle paths itself. */
-    in->start_seq = instance_request(in, start_args(d, in, sandbox), &so, so >= 0 ? 1 : 0);
-    if (so >= 0)
-        close(so);
+    in->start_seq = instance_request(in, start_args(d, in, sandbox), &so, 1);
+    close(so);
     trace_mark("odkd start sent to %d", (int)in->pid);
     if (!in->start_seq)
         odk_error("%s#%u: cannot send start; the start deadline will end it", in->bundle->id,
