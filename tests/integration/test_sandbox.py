@@ -234,3 +234,81 @@ def test_no_sandbox_turns_it_off_and_says_so(make_odkd, tmp_path):
     # Said for the host too, in its bundle's log and odkd's.
     assert "SANDBOX OFF" in d.ctl("log", BUNDLE).stdout
     assert f"{BUNDLE}: SANDBOX OFF" in d.log_text()
+
+
+def prepared_spare(d):
+    """The host of d that no instance uses and that has a seccomp filter
+    already: the spare prepared for the last started bundle
+    (src/daemon/bookkeeping/host.c, host_prepare_next); None if none."""
+    used = {i["pid"] for i in d.instances() if i.get("pid")}
+    for pid in os.listdir("/proc"):
+        if not pid.isdigit() or int(pid) in used:
+            continue
+        try:
+            st = status(pid)
+            exe = os.path.basename(os.readlink(f"/proc/{pid}/exe"))
+        except OSError:
+            continue
+        if (int(st.get("PPid", "0")) == d.proc.pid and exe == "odk-driver-host"
+                and st.get("Seccomp") == "2"):
+            return int(pid)
+    return None
+
+
+SANDBOX_FIELDS = ("Uid", "Gid", "Groups", "NoNewPrivs", "Seccomp", "Seccomp_filters",
+                  "CapInh", "CapPrm", "CapEff", "CapBnd", "CapAmb")
+
+
+def test_a_spare_prepared_for_a_bundle_is_sandboxed_as_a_cold_start(odkd, tmp_path):
+    dev = odkd.plug(DEVICE)
+    (cold,) = odkd.running(provider=dev)
+    pid = wait_until(lambda: prepared_spare(odkd), what="a spare prepared for the probe")
+    # Before its start: the same credentials, filters and network
+    # namespace as the host that applied the sandbox at its start.
+    view = lambda p: {k: status(p).get(k) for k in SANDBOX_FIELDS}
+    assert view(pid) == view(cold["pid"])
+    assert os.readlink(f"/proc/{pid}/ns/net") == os.readlink(f"/proc/{cold['pid']}/ns/net")
+    # The next probe starts in it, and Landlock, seccomp and the uid
+    # refuse there what they refuse in the cold-started host.
+    dev2 = odkd.plug({**DEVICE, "serial": "P-2"})
+    (warm,) = odkd.running(provider=dev2)
+    assert warm["pid"] == pid
+    outside = tmp_path / "outside-its-folder"
+    for attempt, path in ((PROBE.OPEN_SHADOW, b""), (PROBE.OPEN_PASSWD, b""),
+                          (PROBE.WRITE_PATH, str(outside).encode()), (PROBE.INET_SOCKET, b""),
+                          (PROBE.SETUID_ROOT, b""), (PROBE.EXEC_SHELL, b""),
+                          (PROBE.WRITE_RUNTIME, b"")):
+        assert probe(odkd, dev2, attempt, 0, path) == probe(odkd, dev, attempt, 0, path), attempt
+    assert probe(odkd, dev2, PROBE.OPEN_PASSWD) == errno.EACCES
+    assert not outside.exists()
+    assert view(pid) == view(cold["pid"])
+
+
+def test_a_prepared_spare_serves_only_its_bundle_as_it_was(make_odkd, tmp_path):
+    folder = net_bundle(tmp_path)
+    d = make_odkd(drivers=(DRIVERS, TEST_DRIVERS, folder))
+    net = {"model": "sandbox-probe-net"}
+    first = d.plug(net)
+    (inst,) = d.running(provider=first)
+    pid = wait_until(lambda: prepared_spare(d), what="a spare prepared for the probe")
+    # Another bundle takes a generic spare, not this one.
+    echo = d.plug({"model": "echo", "serial": "S-1"})
+    (e,) = d.running(provider=echo)
+    assert e["pid"] != pid
+    # Once echo started, the spare is prepared for echo instead.
+    again = wait_until(lambda: (lambda p: p if p and p != e["pid"] else None)(prepared_spare(d)),
+                       what="a spare prepared for echo")
+    assert again != pid and not pid_alive(pid), "another bundle's start keeps only its own"
+    # A start of the probe whose shared object changed since the
+    # preparation (its mtime and ctime move with the touch) starts cold,
+    # and the prepared spare is ended.
+    d.plug({"model": "sandbox-probe-net", "serial": "N-2"})
+    pid = wait_until(lambda: (lambda p: p if p and p != again else None)(prepared_spare(d)),
+                     what="a spare prepared for the probe again")
+    so = next((folder / "sandbox-probe-net").glob("*.so"))
+    os.utime(so)
+    third = d.plug({"model": "sandbox-probe-net", "serial": "N-3"})
+    (t,) = d.running(provider=third)
+    assert t["pid"] != pid
+    wait_until(lambda: not pid_alive(pid), what="the outdated prepared spare to end")
+    assert probe(d, third, PROBE.OPEN_PASSWD) == errno.EACCES
