@@ -125,6 +125,26 @@ static inline uint32_t cap_pattern(uint64_t sequence, uint64_t word)
 #if defined(__GNUC__)
 #define CAP_VECTORS 1
 typedef uint32_t cap_v4 __attribute__((vector_size(16)));
+
+/* The 16 pattern words from v, as four vectors (a holds v's four). */
+static inline void cap_v16_start(uint32_t v, cap_v4 *a, cap_v4 *b, cap_v4 *c, cap_v4 *d)
+{
+    const uint32_t s = CAP_PATTERN_STEP;
+    *a = (cap_v4){v, v + s, v + 2 * s, v + 3 * s};
+    *b = *a + 4 * s;
+    *c = *a + 8 * s;
+    *d = *a + 12 * s;
+}
+
+/* The next 16 words' four vectors. */
+static inline void cap_v16_step(cap_v4 *a, cap_v4 *b, cap_v4 *c, cap_v4 *d)
+{
+    const uint32_t s16 = 16 * CAP_PATTERN_STEP;
+    *a += s16;
+    *b += s16;
+    *c += s16;
+    *d += s16;
+}
 #endif
 
 /* Fills words [first, first + n) of frame `sequence` into out (the header's
@@ -138,18 +158,14 @@ static inline void cap_fill(uint32_t *out, uint64_t first, uint64_t n, uint64_t 
     uint32_t v = cap_pattern(sequence, first + k);
 #ifdef CAP_VECTORS
     if (k + 16 <= n) {
-        const uint32_t s = CAP_PATTERN_STEP;
-        cap_v4 a = {v, v + s, v + 2 * s, v + 3 * s};
-        cap_v4 b = a + 4 * s, c = a + 8 * s, d = a + 12 * s;
+        cap_v4 a, b, c, d;
+        cap_v16_start(v, &a, &b, &c, &d);
         for (; k + 16 <= n; k += 16) {
             memcpy(&out[k], &a, sizeof a);
             memcpy(&out[k + 4], &b, sizeof b);
             memcpy(&out[k + 8], &c, sizeof c);
             memcpy(&out[k + 12], &d, sizeof d);
-            a += 16 * s;
-            b += 16 * s;
-            c += 16 * s;
-            d += 16 * s;
+            cap_v16_step(&a, &b, &c, &d);
         }
         v = a[0];
     }
@@ -169,9 +185,8 @@ static inline uint64_t cap_check(const uint32_t *in, uint64_t first, uint64_t n,
     uint32_t v = cap_pattern(sequence, first + k);
 #ifdef CAP_VECTORS
     if (k + 16 <= n) {
-        const uint32_t s = CAP_PATTERN_STEP;
-        cap_v4 a = {v, v + s, v + 2 * s, v + 3 * s};
-        cap_v4 b = a + 4 * s, c = a + 8 * s, d = a + 12 * s;
+        cap_v4 a, b, c, d;
+        cap_v16_start(v, &a, &b, &c, &d);
         for (; k + 16 <= n; k += 16) {
             cap_v4 w0, w1, w2, w3;
             memcpy(&w0, &in[k], sizeof w0);
@@ -181,10 +196,7 @@ static inline uint64_t cap_check(const uint32_t *in, uint64_t first, uint64_t n,
             cap_v4 diff = (w0 ^ a) | (w1 ^ b) | (w2 ^ c) | (w3 ^ d);
             if ((diff[0] | diff[1]) | (diff[2] | diff[3]))
                 break; /* the word loop below finds which */
-            a += 16 * s;
-            b += 16 * s;
-            c += 16 * s;
-            d += 16 * s;
+            cap_v16_step(&a, &b, &c, &d);
         }
         v = a[0];
     }

@@ -156,16 +156,25 @@ static void *watchdog(void *arg)
     return NULL;
 }
 
-static int host_request(void *ctx, const char *op, odk_value *args, odk_value **reply, int *fds,
-                        size_t *n_fds)
+/* ARGS (a new dictionary when NULL) with "op" set to OP; NULL, and ARGS
+ * freed, when memory runs out. */
+static odk_value *with_op(odk_value *args, const char *op)
 {
-    struct host *h = ctx;
     if (!args)
         args = odk_value_new_dict();
     if (!args || odk_dict_set_string(args, "op", op) < 0) {
         odk_value_free(args);
-        return ODK_E_NOMEM;
+        return NULL;
     }
+    return args;
+}
+
+static int host_request(void *ctx, const char *op, odk_value *args, odk_value **reply, int *fds,
+                        size_t *n_fds)
+{
+    struct host *h = ctx;
+    if (!(args = with_op(args, op)))
+        return ODK_E_NOMEM;
     struct pending p = {0};
     pthread_mutex_lock(&h->lock);
     if (h->odkd_gone) {
@@ -212,12 +221,8 @@ static int host_request(void *ctx, const char *op, odk_value *args, odk_value **
 static int host_post(void *ctx, const char *op, odk_value *args)
 {
     struct host *h = ctx;
-    if (!args)
-        args = odk_value_new_dict();
-    if (!args || odk_dict_set_string(args, "op", op) < 0) {
-        odk_value_free(args);
+    if (!(args = with_op(args, op)))
         return ODK_E_NOMEM;
-    }
     pthread_mutex_lock(&h->lock);
     int st = ODK_E_DISCONNECTED;
     if (!h->odkd_gone) {
