@@ -61,10 +61,6 @@ struct host {
      * those itself (OdkDeadlines.power, .stop), so the watchdog stands
      * aside. */
     _Atomic bool in_power, in_stop;
-    /* A prepared spare (op "prepare"): the bundle whose sandbox it applied
-     * with this dictionary and whose shared object it loaded. */
-    char *prepared_bundle;
-    odk_value *prepared_sandbox;
 };
 
 /* ---- crashes: a backtrace of the faulting thread, into the log --------- */
@@ -294,16 +290,28 @@ static void start_done(void *ctx, int status)
     }
 }
 
-/* The sandbox of args, then the shared object of m's first fd, as a start
- * or a preparation does. */
-static int load_shared_object(wire_msg *m, const odk_value *args)
+static int load_driver(struct host *h, wire_msg *m, const odk_value *args)
 {
+    const char *bundle = odk_dict_get_string(args, "bundle", "?");
+    uint32_t instance = (uint32_t)odk_dict_get_int(args, "instance", 0);
+    char tag[256];
+    snprintf(tag, sizeof tag, "%s#%u", bundle, instance);
+    odk_log_set_tag(tag);
+
+    h->call_deadline_ms = (uint64_t)odk_dict_get_int(args, "call_deadline_ms", 0);
+    if (odk_dict_get_bool(args, "debug", false)) {
+        /* odkd --debug: stop before any driver code runs, so a debugger can
+         * attach and set breakpoints in init and start. */
+        odk_info("waiting for a debugger: gdb -p %d (then 'continue')", (int)getpid());
+        raise(SIGSTOP);
+    }
     int so_fd = wire_msg_take_fd(m, 0);
     if (so_fd < 0) {
         odk_error("start message carries no shared object");
         return ODK_E_PROTOCOL;
     }
     /* Before dlopen: the driver's constructors run inside the sandbox. */
+    trace_mark("host start received");
     char why[512];
     int sst = sandbox_apply(odk_dict_get(args, "sandbox"), why, sizeof why);
     trace_mark("host sandbox applied");
@@ -320,44 +328,6 @@ static int load_shared_object(wire_msg *m, const odk_value *args)
     if (!dl) {
         odk_error("cannot load %s: %s", odk_dict_get_string(args, "executable", "?"), dlerror());
         return ODK_E_LOAD;
-    }
-    return ODK_OK;
-}
-
-static int load_driver(struct host *h, wire_msg *m, const odk_value *args)
-{
-    const char *bundle = odk_dict_get_string(args, "bundle", "?");
-    uint32_t instance = (uint32_t)odk_dict_get_int(args, "instance", 0);
-    char tag[256];
-    snprintf(tag, sizeof tag, "%s#%u", bundle, instance);
-    odk_log_set_tag(tag);
-
-    h->call_deadline_ms = (uint64_t)odk_dict_get_int(args, "call_deadline_ms", 0);
-    if (odk_dict_get_bool(args, "debug", false)) {
-        /* odkd --debug: stop before any driver code runs, so a debugger can
-         * attach and set breakpoints in init and start. */
-        odk_info("waiting for a debugger: gdb -p %d (then 'continue')", (int)getpid());
-        raise(SIGSTOP);
-    }
-    trace_mark("host start received");
-    if (h->prepared_bundle) {
-        /* odkd sends a prepared host only a start of its bundle with its
-         * sandbox (host_prepared_take); anything else is refused, never
-         * run under another bundle's sandbox. */
-        if (strcmp(h->prepared_bundle, bundle) != 0 ||
-            !odk_value_equal(h->prepared_sandbox, odk_dict_get(args, "sandbox"))) {
-            odk_error("cannot start %s: this host was prepared for %s with another sandbox",
-                      bundle, h->prepared_bundle);
-            return ODK_E_STATE;
-        }
-        int extra = wire_msg_take_fd(m, 0);
-        if (extra >= 0)
-            close(extra);
-        trace_mark("host prepared: sandbox and dlopen done before");
-    } else {
-        int st = load_shared_object(m, args);
-        if (st < 0)
-            return st;
     }
     const char *cls_name = odk_dict_get_string(args, "class", "");
     const odk_driver_class *cls = odk_driver_class_find(cls_name);
@@ -458,27 +428,6 @@ static int op_start(struct host *h, wire_msg *m, const odk_value *args)
     /* On failure odkd marks the instance failed and closes the channel. */
     trace_mark("host start read");
     return h->drv ? ODK_E_STATE : load_driver(h, m, args);
-}
-
-/* A spare prepared ahead for one bundle (daemon/bookkeeping/host.c's
- * host_prepare_next): its sandbox and its shared object now, its start
- * later.  Once only, and never after a driver was created. */
-static int op_prepare(struct host *h, wire_msg *m, const odk_value *args)
-{
-    const char *bundle = odk_dict_get_string(args, "bundle", NULL);
-    const odk_value *sandbox = odk_dict_get(args, "sandbox");
-    if (h->drv || h->prepared_bundle || !bundle || !sandbox)
-        return ODK_E_STATE;
-    trace_mark("host prepare received");
-    int st = load_shared_object(m, args);
-    if (st == ODK_OK) {
-        h->prepared_bundle = strdup(bundle);
-        h->prepared_sandbox = odk_value_copy(sandbox);
-        if (!h->prepared_bundle || !h->prepared_sandbox)
-            st = ODK_E_NOMEM; /* odkd discards this host */
-    }
-    reply(h, m->hdr.seq, st);
-    return ODK_OK;
 }
 
 /* The channel to the app arrives as fds[0]; odkd expects no reply. */
@@ -596,7 +545,6 @@ static const struct host_op {
     int (*fn)(struct host *h, wire_msg *m, const odk_value *args);
 } host_ops[] = {
     {"start", op_start},
-    {"prepare", op_prepare},
     {"open-client", op_open_client},
     {"power", op_power},
     {"stop", op_stop},

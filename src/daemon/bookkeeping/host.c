@@ -34,7 +34,6 @@
 
 #include "common/trace.h"
 #include "common/wire.h"
-#include "daemon/bookkeeping/catalog.h"
 #include "daemon/bookkeeping/host.h"
 #include "daemon/core/bundle.h"
 #include "daemon/core/loop.h"
@@ -207,21 +206,8 @@ struct host_zygote {
     struct sched_param param;
 };
 
-/* The spare prepared for one bundle (below, "the prepared spare"). */
-struct host_prepared {
-    struct host_proc hp;
-    char *bundle_id;
-    odk_value *sandbox, *entitlements;
-    struct stat so;
-    uint32_t seq;
-    bool ready;
-    struct watch watch;
-};
-
 static void schedule_refill(struct odkd *d, bool now);
 static struct host_proc *spare_slot(struct odkd *d, bool ready);
-static void prepared_free(struct odkd *d, bool end);
-static void prepare_retry(struct odkd *d);
 
 static void zygote_forget_pending(struct host_zygote *z)
 {
@@ -265,7 +251,6 @@ static void zygote_reply(struct odkd *d, struct host_zygote *z, wire_msg *m)
         else
             close_proc(&z->pending); /* cannot happen: asked for only when a slot is free */
         z->pending = (struct host_proc){.pid = 0, .ctl_fd = -1, .log_fd = -1};
-        prepare_retry(d);
         z->pending_seq = 0;
         schedule_refill(d, true);
     } else {
@@ -399,9 +384,7 @@ static bool zygote_wait(struct odkd *d, struct host_zygote *z)
  * the oldest has surely finished its own preparation. */
 static struct host_proc *spare_slot(struct odkd *d, bool ready)
 {
-    /* A prepared spare takes one generic spare's place. */
-    size_t n = HOST_SPARES - (d->prepared && !ready ? 1 : 0);
-    for (size_t i = 0; i < n; i++)
+    for (size_t i = 0; i < HOST_SPARES; i++)
         if ((d->spare[i].pid > 0) == ready)
             return &d->spare[i];
     return NULL;
@@ -435,7 +418,6 @@ static void refill(struct odkd *d, void *ptr)
         odk_warn("cannot start a spare driver host; hosts start on demand");
         return;
     }
-    prepare_retry(d);
     schedule_refill(d, true);
 }
 
@@ -593,14 +575,6 @@ bool host_spare_reaped(struct odkd *d, pid_t pid, int wstatus)
         schedule_refill(d, true);
         return true;
     }
-    if (pid > 0 && d->prepared && d->prepared->hp.pid == pid) {
-        if (!d->stopping && !d->quit)
-            odk_warn("the spare driver host (pid %d) prepared for %s died before use", (int)pid,
-                     d->prepared->bundle_id);
-        d->prepared->hp.pid = 0; /* reaped: not to be killed */
-        prepared_free(d, true);
-        return true;
-    }
     struct host_proc *hp = NULL;
     for (size_t i = 0; pid > 0 && i < HOST_SPARES && !hp; i++)
         if (d->spare[i].pid == pid)
@@ -644,9 +618,6 @@ void host_spare_stop(struct odkd *d)
         free(z);
         d->zygote = NULL;
     }
-    prepared_free(d, true);
-    free(d->prepare_wanted);
-    d->prepare_wanted = NULL;
     for (size_t i = 0; i < HOST_SPARES; i++) {
         if (d->spare[i].pid <= 0)
             continue;
@@ -655,224 +626,6 @@ void host_spare_stop(struct odkd *d)
         close_proc(&d->spare[i]);
         end_process(pid);
     }
-}
-
-/* ---- the prepared spare ---------------------------------------------------
- *
- * After a start of bundle B has answered, one generic spare is taken and
- * sent "prepare" with what B's start would carry for its sandbox and its
- * shared object: it applies B's sandbox (sandbox_apply, the same call with
- * the same dictionary as a cold start) and dlopens B's driver, then waits.
- * The next start of B takes it (host_prepared_take) and the host skips
- * those two steps.  It is discarded when B's shared object is not the file
- * it loaded (device, inode, size, mtime, ctime), when B's sandbox
- * dictionary or entitlements differ, or when another bundle starts (the
- * last started bundle gets it).  While it exists the generic spares are
- * HOST_SPARES - 1. */
-/* One step below odkd, as the zygote lowers a spare (zygote.c's
- * lower_host); only when odkd can raise it back (z->idle_spares). */
-static bool lower_prepared(struct odkd *d, pid_t pid)
-{
-    struct host_zygote *z = d->zygote;
-    if (!z || !z->idle_spares)
-        return false;
-    struct sched_param low = z->param;
-    int policy = SCHED_IDLE;
-    if (z->policy == SCHED_FIFO || z->policy == SCHED_RR) {
-        low.sched_priority--;
-        policy = z->policy;
-        if (low.sched_priority < sched_get_priority_min(policy)) {
-            policy = SCHED_OTHER;
-            low.sched_priority = 0;
-        }
-    } else {
-        low.sched_priority = 0;
-    }
-    return sched_setscheduler(pid, policy, &low) == 0;
-}
-
-static bool same_file(const struct stat *a, const struct stat *b)
-{
-    return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
-           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
-           a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
-}
-
-static void prepared_release(void *ptr)
-{
-    struct host_prepared *p = ptr;
-    free(p->bundle_id);
-    odk_value_free(p->sandbox);
-    odk_value_free(p->entitlements);
-    free(p);
-}
-
-static void prepared_free(struct odkd *d, bool end)
-{
-    struct host_prepared *p = d->prepared;
-    if (!p)
-        return;
-    d->prepared = NULL;
-    loop_del(d, &p->watch);
-    pid_t pid = p->hp.pid;
-    if (end) {
-        trace_mark("odkd prepared %d discarded", (int)pid);
-        close_proc(&p->hp);
-        if (pid > 0)
-            end_process(pid);
-    }
-    /* After the loop's batch: an event of its watch may be in it. */
-    loop_defer_free(d, prepared_release, p);
-    schedule_refill(d, true); /* its slot is a generic spare's again */
-}
-
-/* The host's answer to "prepare"; a hang-up or an error discards it. */
-static void on_prepared(struct odkd *d, void *ptr, uint32_t events)
-{
-    struct host_prepared *p = ptr;
-    wire_msg m;
-    wire_msg_init(&m);
-    int st = wire_recv(p->hp.ctl_fd, &m);
-    bool ok = st == ODK_OK && m.hdr.type == WIRE_REPLY && m.hdr.seq == p->seq &&
-              m.hdr.status == ODK_OK;
-    wire_msg_release(&m);
-    if (st == ODK_E_AGAIN && !(events & (EPOLLHUP | EPOLLERR)))
-        return;
-    if (ok && !p->ready) {
-        p->ready = true;
-        loop_del(d, &p->watch); /* nothing more until its start */
-        trace_mark("odkd prepared %d ready", (int)p->hp.pid);
-        return;
-    }
-    odk_warn("the spare driver host (pid %d) prepared for %s %s; discarded", (int)p->hp.pid,
-             p->bundle_id, st == ODK_OK ? "refused the preparation" : "went away");
-    prepared_free(d, true);
-}
-
-void host_prepare_next(struct odkd *d, const struct bundle *b)
-{
-    if (!d->spare_wanted || d->stopping || d->quit || getenv("ODK_NO_PREPARED_SPARE"))
-        return;
-    free(d->prepare_wanted);
-    d->prepare_wanted = NULL;
-    if (d->prepared && strcmp(d->prepared->bundle_id, b->id) == 0)
-        return; /* prepared already, or being prepared */
-    struct host_proc *hp = spare_slot(d, true);
-    if (!hp || !spare_alive(hp)) {
-        d->prepare_wanted = strdup(b->id); /* prepare_retry, once one is */
-        return;
-    }
-    int so = open(b->executable, O_RDONLY | O_CLOEXEC);
-    struct stat sost;
-    if (so < 0 || fstat(so, &sost) < 0) {
-        if (so >= 0)
-            close(so);
-        return; /* the start says why */
-    }
-    char err[256];
-    odk_value *sandbox = NULL;
-    if (catalog_verify_launch(d, (bundle *)b, err, sizeof err) < 0 ||
-        host_sandbox_args(d, b, &sandbox) < 0) {
-        close(so);
-        return;
-    }
-    struct msg m = msg_begin();
-    msg_str(&m, "op", "prepare");
-    msg_str(&m, "bundle", b->id);
-    msg_str(&m, "executable", b->executable);
-    msg_copy(&m, "sandbox", sandbox);
-    odk_value *args = msg_done(&m);
-    struct host_prepared *p = calloc(1, sizeof *p);
-    if (!p || !args) {
-        free(p);
-        odk_value_free(args);
-        odk_value_free(sandbox);
-        close(so);
-        return;
-    }
-    prepared_free(d, true); /* another bundle's */
-    hp = spare_slot(d, true); /* the list may have moved */
-    if (!hp) {
-        free(p);
-        odk_value_free(args);
-        odk_value_free(sandbox);
-        close(so);
-        return;
-    }
-    *p = (struct host_prepared){.hp = *hp, .bundle_id = strdup(b->id), .sandbox = sandbox,
-                                .entitlements = b->entitlements ? odk_value_copy(b->entitlements)
-                                                                : NULL,
-                                .so = sost, .seq = HOST_PREPARE_SEQ, .watch = {.fd = -1}};
-    /* Its preparation below odkd, as a spare's own (zygote.h), so that it
-     * does not compete with the app that opens the driver just started;
-     * raised when taken. */
-    p->hp.idle = p->hp.idle || lower_prepared(d, p->hp.pid);
-    spare_remove(d, hp);
-    d->prepared = p;
-    int st = wire_send_value(p->hp.ctl_fd, WIRE_REQUEST, p->seq, 0, args, &so, 1);
-    odk_value_free(args);
-    close(so);
-    trace_mark("odkd prepare sent to %d", (int)p->hp.pid);
-    if (st < 0 || !p->bundle_id || loop_add(d, &p->watch, p->hp.ctl_fd, EPOLLIN, on_prepared, p) < 0)
-        prepared_free(d, true);
-}
-
-pid_t host_prepared_pid(const struct odkd *d)
-{
-    return d->prepared ? d->prepared->hp.pid : 0;
-}
-
-/* A generic spare is ready now: the preparation that found none. */
-static void prepare_retry(struct odkd *d)
-{
-    if (!d->prepare_wanted)
-        return;
-    struct catalog_entry *e = catalog_find(d, d->prepare_wanted);
-    if (e && e->bundle)
-        host_prepare_next(d, e->bundle);
-    else {
-        free(d->prepare_wanted);
-        d->prepare_wanted = NULL;
-    }
-}
-
-bool host_prepared_take(struct odkd *d, const struct bundle *b, int so, const odk_value *sandbox,
-                        struct host_proc *out)
-{
-    struct host_prepared *p = d->prepared;
-    if (!p || strcmp(p->bundle_id, b->id) != 0)
-        return false;
-    struct stat sost;
-    const odk_value *none = NULL;
-    bool ents = odk_value_equal(p->entitlements ? p->entitlements : none,
-                                b->entitlements ? b->entitlements : none);
-    if (!spare_alive(&p->hp) || fstat(so, &sost) < 0 || !same_file(&sost, &p->so) ||
-        !odk_value_equal(sandbox, p->sandbox) || !ents) {
-        /* No longer what a start of b would load: a cold start, and the
-         * next start prepares again. */
-        prepared_free(d, true);
-        return false;
-    }
-    if (!p->ready && p->watch.fn)
-        on_prepared(d, p, 0); /* its reply may be waiting unread */
-    if (d->prepared != p)
-        return false; /* it failed and is gone */
-    /* One still preparing is kept for the next start while a generic
-     * spare is ready: taking it, the start would wait for its preparation
-     * (measured: 1 ms later than a cold start on a generic spare, at
-     * load 20-30).  Without a generic spare it is taken: the host reads
-     * the start after its preparation (the instance ignores the
-     * preparation's reply), sooner than an exec'd host would. */
-    if (!p->ready && spare_slot(d, true)) {
-        trace_mark("odkd prepared %d still preparing", (int)p->hp.pid);
-        return false;
-    }
-    *out = p->hp;
-    raise_spare(d, out);
-    p->hp = (struct host_proc){.pid = 0, .ctl_fd = -1, .log_fd = -1};
-    trace_mark("odkd prepared %d taken%s", (int)out->pid, p->ready ? "" : " (preparing)");
-    prepared_free(d, false);
-    return true;
 }
 
 /* ---- the sandbox: odkd's side (the host applies it: src/host/sandbox.c) -- */

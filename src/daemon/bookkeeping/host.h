@@ -66,22 +66,6 @@ void host_spare_stop(struct odkd *d);
  * lower class that cannot starve the exit), without CAP_SYS_NICE, or for
  * a host already gone.  Main thread of odkd; does not block. */
 void host_lower_exiting(pid_t pid);
-/* The prepared spare (host.c): after a start of b has answered, a generic
- * spare applies b's sandbox and dlopens b's shared object ahead of b's
- * next start (unless ODK_NO_PREPARED_SPARE is set, for A/B runs).  Main
- * thread of odkd; does not block on the host. */
-void host_prepare_next(struct odkd *d, const struct bundle *b);
-/* A start of b: true with the prepared spare in *out (raised; ready, or
- * still preparing: its reply to "prepare", HOST_PREPARE_SEQ, may then come
- * on the instance's channel) when it is alive and was prepared with the
- * file so is now (device, inode, size, mtime, ctime), this sandbox
- * dictionary and b's entitlements; else false (a prepared spare of b that
- * no longer fits is ended).  The caller verified b at this launch. */
-#define HOST_PREPARE_SEQ 0x7fffffffu
-/* The prepared spare's pid, 0 when there is none. */
-pid_t host_prepared_pid(const struct odkd *d);
-bool host_prepared_take(struct odkd *d, const struct bundle *b, int so, const odk_value *sandbox,
-                        struct host_proc *out);
 /* The zygote's pid (src/host/zygote.h), which forks the spares unless
  * --no-zygote; 0 when there is none. */
 pid_t host_zygote_pid(const struct odkd *d);

@@ -210,7 +210,6 @@ static void start_reply(struct odkd *d, struct instance *in, int status)
     if (status == ODK_OK) {
         in->state = INST_RUNNING;
         in->reason[0] = 0;
-        host_prepare_next(d, in->bundle); /* for its next start */
         provider_state(d, in, REG_STARTED);
         catalog_confirm(in->entry);
         instance_event(in, ODK_LOG_INFO, "%s#%u started (pid %d) on node %llu", in->bundle->id,
@@ -268,10 +267,6 @@ static bool ctl_one(struct odkd *d, struct instance *in)
         }
         if (exiting > 0)
             host_lower_exiting(exiting); /* after the unplug's answer */
-    } else if (m.hdr.type == WIRE_REPLY && m.hdr.seq == HOST_PREPARE_SEQ) {
-        /* A prepared spare taken while preparing (host_prepared_take): on
-         * a failure, its start goes the cold way and says why. */
-        trace_mark("odkd prepare reply %d", m.hdr.status);
     } else if (m.hdr.type == WIRE_REPLY) {
         HOOK(d, reply, in, &m);
     }
@@ -390,11 +385,7 @@ static int spawn(struct odkd *d, struct instance *in)
     }
     trace_mark("odkd sandbox args");
     struct host_proc hp;
-    /* A host prepared for this bundle has its sandbox and the shared
-     * object loaded, or will have before it reads the start; it closes
-     * the start's shared object (src/host/main.c). */
-    bool prepared = !in->debug && host_prepared_take(d, in->bundle, so, sandbox, &hp);
-    st = prepared ? ODK_OK : host_spawn(d, &hp);
+    st = host_spawn(d, &hp);
     if (st < 0) {
         odk_value_free(sandbox);
         close(so);

@@ -85,14 +85,11 @@ static int op_ping(struct client_request *r)
     msg_int(&m, "pid", getpid());
     /* The hosts started in advance (bookkeeping/host.c): the
      * odk-driver-host children of odkd that no instance owns, besides the
-     * zygote, the one prepared for a bundle included; "spare_host" is the
-     * next one handed out, 0 when none. */
+     * zygote; "spare_host" is the next one handed out, 0 when none. */
     odk_value *spares = odk_value_new_array();
     for (size_t i = 0; spares && i < HOST_SPARES; i++)
         if (r->d->spare[i].pid > 0)
             odk_array_append(spares, odk_value_new_int(r->d->spare[i].pid));
-    if (spares && host_prepared_pid(r->d) > 0) /* last: it serves one bundle only */
-        odk_array_append(spares, odk_value_new_int(host_prepared_pid(r->d)));
     msg_int(&m, "spare_host",
             odk_array_count(spares) ? odk_value_int(odk_array_get(spares, 0)) : 0);
     msg_take(&m, "spare_hosts", spares);
