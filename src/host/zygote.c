@@ -146,9 +146,24 @@ void zygote_run(int ctl)
         } else if (chan < 0 || log < 0) {
             reply(ctl, seq, ODK_E_PROTOCOL, 0, "a spawn request carries a channel and a log pipe");
         } else {
+            /* The child is born lowered: the zygote lowers itself for the
+             * fork and takes its own scheduling back after it.  (Lowering
+             * the child from here raced with the child's own raise once
+             * prepared, zygote_host_prepared, and could leave a prepared
+             * spare at SCHED_IDLE until odkd handed it out.)  The reply
+             * below, and so odkd's raise at the hand-out, comes after. */
+            bool lower = idle && zygote_policy >= 0;
+            if (lower)
+                lower_host(0);
             pid_t pid = fork_for_odkd();
+            if (lower && pid != 0 && sched_setscheduler(0, zygote_policy, &zygote_param) < 0) {
+                odk_warn("zygote: cannot take its scheduling back after forking a spare (%s); "
+                         "spares are forked at its scheduling from now on",
+                         strerror(errno));
+                zygote_policy = -1;
+            }
             if (pid == 0) {
-                forked_idle = idle && zygote_policy >= 0;
+                forked_idle = lower;
                 wire_msg_release(&m);
                 close(ctl);
                 become_host(chan, log, odkd);
@@ -159,10 +174,6 @@ void zygote_run(int ctl)
                 reply(ctl, seq, ODK_E_IO, 0, why);
                 why[0] = 0;
             } else {
-                /* Before odkd knows the pid, so that its raise at the
-                 * hand-out (host_spawn) always comes after this. */
-                if (idle && zygote_policy >= 0)
-                    lower_host(pid);
                 trace_mark("zygote forked %d", (int)pid);
                 reply(ctl, seq, ODK_OK, pid, NULL);
             }
