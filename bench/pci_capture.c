@@ -131,7 +131,7 @@ static void producer(uint8_t *frames, int free_fd, int ready_fd)
         uint32_t slot = (uint32_t)(seq % SLOTS);
         struct cap_frame_header h = {CAP_FRAME_MAGIC, WIDTH, HEIGHT, CAP_FORMAT_BGRA, seq,
                                      bench_now_ns()};
-        cap_fill((uint32_t *)(void *)(frames + slot * FRAME), 0, FRAME / 4, seq, &h);
+        cap_fill_dma((uint32_t *)(void *)(frames + slot * FRAME), 0, FRAME / 4, seq, &h);
         struct peer_msg m = {slot, seq};
         if (write(ready_fd, &m, sizeof m) != sizeof m)
             _exit(0);

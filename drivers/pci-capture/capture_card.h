@@ -124,6 +124,9 @@ static inline uint32_t cap_pattern(uint64_t sequence, uint64_t word)
  * at least on x86-64); other compilers take the word loop alone. */
 #if defined(__GNUC__)
 #define CAP_VECTORS 1
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
 typedef uint32_t cap_v4 __attribute__((vector_size(16)));
 
 /* The 16 pattern words from v, as four vectors (a holds v's four). */
@@ -172,6 +175,40 @@ static inline void cap_fill(uint32_t *out, uint64_t first, uint64_t n, uint64_t 
 #endif
     for (; k < n; k++, v += CAP_PATTERN_STEP)
         out[k] = v;
+}
+
+/* cap_fill as the card's DMA engine writes: a device's writes land in
+ * memory, not in some CPU's cache, so the pattern goes out with streaming
+ * (non-temporal) stores where the target has them.  Written through the
+ * cache instead, every line of the frame sat modified in the card's CPU
+ * and crossed to the reader's CPU one line at a time: the reader's check
+ * ran at a third of the speed (bench/pci_capture, docs/pci.md).  Ends with
+ * a store fence, so the frame is in memory before whatever the caller
+ * writes next (the descriptor's DONE, the interrupt). */
+static inline void cap_fill_dma(uint32_t *out, uint64_t first, uint64_t n, uint64_t sequence,
+                                const struct cap_frame_header *hdr)
+{
+#if defined(CAP_VECTORS) && defined(__SSE2__)
+    uint64_t k = 0;
+    while (k < n && (first + k < CAP_HEADER_WORDS || (uintptr_t)&out[k] % 16 != 0))
+        k++;
+    cap_fill(out, first, k, sequence, hdr);
+    if (k + 16 <= n) {
+        cap_v4 a, b, c, d;
+        cap_v16_start(cap_pattern(sequence, first + k), &a, &b, &c, &d);
+        for (; k + 16 <= n; k += 16) {
+            _mm_stream_si128((__m128i *)(void *)&out[k], (__m128i)a);
+            _mm_stream_si128((__m128i *)(void *)&out[k + 4], (__m128i)b);
+            _mm_stream_si128((__m128i *)(void *)&out[k + 8], (__m128i)c);
+            _mm_stream_si128((__m128i *)(void *)&out[k + 12], (__m128i)d);
+            cap_v16_step(&a, &b, &c, &d);
+        }
+        _mm_sfence();
+    }
+    cap_fill(out + k, first + k, n - k, sequence, hdr);
+#else
+    cap_fill(out, first, n, sequence, hdr);
+#endif
 }
 
 /* Index of the first word of [first, first + n) that differs from frame

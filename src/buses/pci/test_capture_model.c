@@ -335,34 +335,37 @@ static uint32_t pattern_word(uint64_t sequence, uint64_t word, const struct cap_
     return v;
 }
 
-/* cap_fill and cap_check go 16 words at a time: every start, length and
- * misalignment makes exactly the pattern, writes nothing outside its
- * range, and the check finds the first wrong word wherever it is (in a
- * block of 16, in the tail, the last word), never a header word. */
+/* cap_fill, the card's streaming cap_fill_dma and cap_check go 16 words at
+ * a time: every start, length and misalignment makes exactly the pattern,
+ * writes nothing outside its range, and the check finds the first wrong
+ * word wherever it is (in a block of 16, in the tail, the last word),
+ * never a header word. */
 static void test_the_pattern_fill_and_check(void **state)
 {
     (void)state;
     struct cap_frame_header h = {CAP_FRAME_MAGIC, 1920, 1080, CAP_FORMAT_BGRA, 77, 123456789};
-    uint32_t buf[2 + 160];
-    for (uint64_t first = 0; first < 40; first++) {
-        for (uint64_t n = 0; n <= 150; n++) {
-            for (unsigned skew = 0; skew < 2; skew++) {
-                uint32_t *out = buf + 1 + skew; /* 4-byte aligned, 16-byte or not */
-                memset(buf, 0xa5, sizeof buf);
-                cap_fill(out, first, n, 77, &h);
-                assert_int_equal(buf[0], 0xa5a5a5a5u);
-                assert_int_equal(out[n], 0xa5a5a5a5u);
-                for (uint64_t k = 0; k < n; k++)
-                    assert_int_equal(out[k], pattern_word(77, first + k, &h));
-                assert_true(cap_check(out, first, n, 77) == UINT64_MAX);
-                if (n && first < 8)
-                    assert_true(cap_check(out, first, n, 78) ==
-                                (first + n > CAP_HEADER_WORDS ? CAP_HEADER_WORDS : UINT64_MAX));
-                for (uint64_t k = 0; k < n; k++) {
-                    out[k] ^= 1u << (k % 32);
-                    uint64_t want = first + k < CAP_HEADER_WORDS ? UINT64_MAX : first + k;
-                    assert_true(cap_check(out, first, n, 77) == want);
-                    out[k] ^= 1u << (k % 32);
+    _Alignas(16) uint32_t buf[4 + 160];
+    for (unsigned dma = 0; dma < 2; dma++) {
+        for (uint64_t first = 0; first < 40; first++) {
+            for (uint64_t n = 0; n <= 150; n++) {
+                for (unsigned skew = 0; skew < 4; skew++) {
+                    uint32_t *out = buf + 1 + skew; /* every 4-byte offset from 16 */
+                    memset(buf, 0xa5, sizeof buf);
+                    (dma ? cap_fill_dma : cap_fill)(out, first, n, 77, &h);
+                    assert_int_equal(buf[0], 0xa5a5a5a5u);
+                    assert_int_equal(out[n], 0xa5a5a5a5u);
+                    for (uint64_t k = 0; k < n; k++)
+                        assert_int_equal(out[k], pattern_word(77, first + k, &h));
+                    assert_true(cap_check(out, first, n, 77) == UINT64_MAX);
+                    if (n && first < 8)
+                        assert_true(cap_check(out, first, n, 78) ==
+                                    (first + n > CAP_HEADER_WORDS ? CAP_HEADER_WORDS : UINT64_MAX));
+                    for (uint64_t k = 0; k < n; k++) {
+                        out[k] ^= 1u << (k % 32);
+                        uint64_t want = first + k < CAP_HEADER_WORDS ? UINT64_MAX : first + k;
+                        assert_true(cap_check(out, first, n, 77) == want);
+                        out[k] ^= 1u << (k % 32);
+                    }
                 }
             }
         }

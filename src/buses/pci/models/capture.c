@@ -338,7 +338,7 @@ static void frame_fill(void *ctx, uint8_t *dst, size_t off, size_t n)
     struct capture *c = f->c;
     uint64_t pos = f->pos + off;
     if (pos % 4 == 0 && (uintptr_t)dst % 4 == 0 && n >= 4) {
-        cap_fill((uint32_t *)(void *)dst, pos / 4, n / 4, c->hdr.sequence, &c->hdr);
+        cap_fill_dma((uint32_t *)(void *)dst, pos / 4, n / 4, c->hdr.sequence, &c->hdr);
         pos += n & ~(size_t)3;
         dst += n & ~(size_t)3;
         n &= 3;
