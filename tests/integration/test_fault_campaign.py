@@ -4,6 +4,7 @@ run passes, and a leak planted in it (ODK_CAMPAIGN_PLANT) is reported and
 fails the run, so making the campaign faster cannot quietly stop it from
 counting what it must."""
 import re
+import shutil
 import subprocess
 import sys
 
@@ -19,6 +20,9 @@ def campaign(cycles, seed, plant=""):
     r = subprocess.run([sys.executable, str(CAMPAIGN), "--build", str(BUILD), "--cycles",
                         str(cycles), "--seed", str(seed)], capture_output=True, text=True,
                        env=env, timeout=4 * HANG_GUARD)
+    kept = re.search(r"^state kept in (\S+) \(seed", r.stderr, re.M)
+    if kept and "odk-fault-campaign-" in kept[1]:  # a failed run keeps its state: not ours to keep
+        shutil.rmtree(kept[1], ignore_errors=True)
     last = r.stdout.strip().splitlines()[-1] if r.stdout.strip() else ""
     m = LAST.match(last)
     assert m, f"no last line (exit {r.returncode}):\n{r.stdout}\n{r.stderr[-4000:]}"
