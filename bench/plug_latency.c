@@ -20,6 +20,10 @@
  * the unplug completes, the peer child exits 0); a failure prints no
  * number.
  *
+ * PLUG_LATENCY_OURS_ONLY=1 runs no peer and prints ours' medians only: for
+ * counting the work of a cycle (perf stat or strace -c on odkd and on this
+ * program; docs/testing.md, "Where a plug's time goes").
+ *
  * usage: plug_latency STATE_DIR ECHO_SO [CYCLES]   (CYCLES per round, 100) */
 #include <stdlib.h>
 
@@ -127,10 +131,25 @@ int main(int argc, char **argv)
         fprintf(stderr, "plug_latency: cannot watch\n");
         return 1;
     }
+    const char *only = getenv("PLUG_LATENCY_OURS_ONLY");
+    bool ours_only = only && *only && strcmp(only, "0") != 0;
     /* Warm-up: one cycle of each (page cache, the catalog's first load). */
     struct round warm;
-    if (ours(c, &w, 99, 2, &warm) < 0 || peer(self, argv[2], 99, 2, &warm) < 0)
+    if (ours(c, &w, 99, 2, &warm) < 0 || (!ours_only && peer(self, argv[2], 99, 2, &warm) < 0))
         return 1;
+    if (ours_only) {
+        for (uint32_t r = 0; r < ROUNDS; r++) {
+            struct round a;
+            if (ours(c, &w, r, cycles, &a) < 0)
+                return 1;
+            printf("plug_latency round %u (ours only): started %.3f ms, registered %.3f ms, "
+                   "first call %.3f ms (p99 %.3f), %.0f cycles/s\n",
+                   r, a.started_ms, a.registered_ms, a.answered_ms, a.answered_p99_ms,
+                   a.cycles_per_s);
+        }
+        odk_client_close(c);
+        return 0;
+    }
     double o[5][ROUNDS], p[5][ROUNDS];
     for (uint32_t r = 0; r < ROUNDS; r++) {
         struct round a, b;

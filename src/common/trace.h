@@ -5,7 +5,11 @@
  * CLOCK_MONOTONIC, so lines of several processes sort into one timeline
  * (tools/trace-steps turns them into the step breakdown of
  * docs/testing.md, "Where a plug's time goes").  Unset, a step costs one
- * branch.  Not a log: nothing reads it but a person timing odk. */
+ * branch.  Not a log: nothing reads it but a person timing odk.
+ *
+ * A step that sends a message ("odkd start sent to N", "odkd client
+ * replied", "odkd event ...", "host start done") is marked just before the
+ * send, so the receiver's next step never comes first in the timeline. */
 #ifndef ODK_COMMON_TRACE_H
 #define ODK_COMMON_TRACE_H
 

@@ -322,6 +322,14 @@ static void *queue_main(void *arg)
 {
     odk_queue *q = arg;
     current_queue = q;
+    /* Named by itself (prctl), not by its creator: naming another thread
+     * goes through /proc/self/task/TID/comm, whose dentries the kernel must
+     * then invalidate when the thread and the process are reaped, and the
+     * reaper (odkd) spun on them while the last thread was still flushing
+     * its own (docs/testing.md, "Where a plug's time goes"). */
+    char tname[16];
+    snprintf(tname, sizeof tname, "%s", q->name);
+    pthread_setname_np(pthread_self(), tname);
     struct epoll_event evs[EVENT_BATCH];
     bool more = false; /* work is queued: poll the fds without sleeping */
     for (;;) {
@@ -480,9 +488,6 @@ int odk_queue_create(const char *name, odk_queue **out)
         queue_destroy(q);
         return ODK_E_IO;
     }
-    char tname[16];
-    snprintf(tname, sizeof tname, "%s", q->name);
-    pthread_setname_np(thread, tname);
     q->thread = thread;
     pthread_detach(thread);
     *out = q;

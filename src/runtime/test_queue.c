@@ -52,6 +52,25 @@ static void test_create_name_current(void **state)
     assert_int_equal(odk_queue_create("x", NULL), ODK_E_INVALID);
 }
 
+/* The thread names itself with the queue's name (cut to the kernel's 15
+ * bytes) before it runs any work: by prctl, not through
+ * /proc/self/task/TID/comm, whose dentries odkd's reap of the host would
+ * then have to invalidate. */
+static void read_thread_name(void *ctx)
+{
+    pthread_getname_np(pthread_self(), ctx, 16);
+}
+
+static void test_thread_named_for_the_queue(void **state)
+{
+    odk_queue *q;
+    char name[16] = "";
+    assert_int_equal(odk_queue_create("EchoDriverQueueLongName", &q), ODK_OK);
+    assert_int_equal(odk_queue_dispatch_sync(q, read_thread_name, name), ODK_OK);
+    assert_string_equal(name, "EchoDriverQueue");
+    odk_release(q);
+}
+
 struct where {
     odk_queue *q;
     atomic_int is_current, current_matches, ran;
@@ -859,6 +878,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_create_name_current),
+        cmocka_unit_test(test_thread_named_for_the_queue),
         cmocka_unit_test(test_sync_runs_on_queue),
         cmocka_unit_test(test_run_here_runs_an_idle_queues_callback_on_the_caller),
         cmocka_unit_test(test_run_here_on_a_busy_queue_queues_behind),

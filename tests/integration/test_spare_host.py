@@ -216,3 +216,35 @@ def test_under_a_real_time_odkd_an_exiting_host_goes_below_it(make_odkd, monkeyp
     dev = d.plug({"model": "echo"})
     svc = wait_until(lambda: d.service_node("EchoDriver"), what="the echo service")
     assert d.ctl("call", svc, ECHO.ADD, 2, 40).stdout.split() == ["42"]
+
+
+def test_trace_steps_splits_a_plug_into_the_chain_and_the_concurrent_work(tmp_path):
+    # tools/trace-steps: the steps of the host the start went to are the
+    # chain, with deltas along it; the previous host's exit and a spare's
+    # fork are concurrent work, named for what they are to the cycle.
+    import subprocess
+    import sys
+    from pathlib import Path
+    lines = []
+    for c, (host, prev, spare) in enumerate([(101, 100, 102), (102, 101, 103), (103, 102, 104)]):
+        t = 10000 * (c + 1)
+        lines += [f"{t} 9 app plug", f"{t + 100} 1 odkd start sent to {host}",
+                  f"{t + 200} {prev} host exits", f"{t + 300} {host} host woken",
+                  f"{t + 500} {spare} host forked", f"{t + 700} 1 odkd reaped {prev}",
+                  f"{t + 1000} {host} host start done 0", f"{t + 1400} 9 app answered",
+                  f"{t + 1500} {host} host exits"]
+    lines.append("40000 9 app plug")
+    trace = tmp_path / "trace"
+    trace.write_text("\n".join(lines) + "\n")
+    r = subprocess.run([sys.executable, str(Path(__file__).resolve().parents[2] / "tools" /
+                                            "trace-steps"), str(trace)],
+                       capture_output=True, text=True, timeout=60)
+    assert r.returncode == 0, r.stderr
+    chain, side = r.stdout.split("concurrent work")
+    rows = [l.split() for l in chain.splitlines()[1:]]
+    assert [" ".join(x[2:]) for x in rows] == [
+        "app plug", "odkd start sent to N", "host woken", "host start done N", "app answered"]
+    # since the chain's step before: the previous host and the spare do not count
+    assert [float(x[1]) for x in rows] == [0.0, 0.1, 0.2, 0.7, 0.4]
+    assert "previous host exits" in side and "spare host forked" in side
+    assert "odkd reaped N" in side and "this host exits" in side

@@ -399,9 +399,9 @@ static int spawn(struct odkd *d, struct instance *in)
 
     /* The driver's shared object travels as a descriptor: the host never
      * opens bundle paths itself. */
+    trace_mark("odkd start sent to %d", (int)in->pid);
     in->start_seq = instance_request(in, start_args(d, in, sandbox), &so, 1);
     close(so);
-    trace_mark("odkd start sent to %d", (int)in->pid);
     if (!in->start_seq)
         odk_error("%s#%u: cannot send start; the start deadline will end it", in->bundle->id,
                   in->id);
@@ -510,8 +510,8 @@ static void stop_host(struct odkd *d, struct instance *in)
     if (in->pid <= 0 || in->state == INST_STOPPING)
         return;
     in->state = INST_STOPPING;
-    in->stop_seq = instance_request(in, op_args("stop"), NULL, 0);
     trace_mark("odkd stop sent to %d", (int)in->pid);
+    in->stop_seq = instance_request(in, op_args("stop"), NULL, 0);
     if (!in->stop_seq)
         instance_kill(d, in, "could not be asked to stop");
     arm_deadline(d, in, in->deadlines.stop_ms);

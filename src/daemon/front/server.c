@@ -102,8 +102,8 @@ void server_reply_later(struct odkd *d, uint64_t conn_id, uint32_t seq, int stat
 {
     struct conn *c = conn_by_id(d, conn_id);
     if (c) {
-        send_reply(c, seq, status, body, NULL, 0);
         trace_mark("odkd client replied");
+        send_reply(c, seq, status, body, NULL, 0);
     } else
         odk_value_free(body);
 }
@@ -143,6 +143,7 @@ static void on_event(struct odkd *d, const char *event, reg_node *node, void *ct
     if (!d->server)
         return;
     odk_value *desc = NULL;
+    bool marked = false;
     for (struct conn *c = d->server->conns; c; c = c->next) {
         for (size_t i = 0; i < c->n_watches; i++) {
             if (!app_match(d, c->watches[i].matching, node))
@@ -153,6 +154,9 @@ static void on_event(struct odkd *d, const char *event, reg_node *node, void *ct
                 return;
             }
             odk_value *ev = event_body(event, c->watches[i].id, desc);
+            if (ev && !marked) /* before the first send (trace.h) */
+                trace_mark("odkd event %s node %llu", event, (unsigned long long)node->id);
+            marked |= ev != NULL;
             if (ev)
                 wire_send_value(c->fd, WIRE_EVENT, 0, 0, ev, NULL, 0);
             else
@@ -160,8 +164,6 @@ static void on_event(struct odkd *d, const char *event, reg_node *node, void *ct
             odk_value_free(ev);
         }
     }
-    if (desc)
-        trace_mark("odkd event %s node %llu", event, (unsigned long long)node->id);
     odk_value_free(desc);
 }
 
@@ -334,9 +336,9 @@ static void handle(struct odkd *d, struct conn *c, wire_msg *m)
         r.later = false;
     }
     if (!r.later) {
+        trace_mark("odkd client replied");
         send_reply(c, r.seq, st, r.out, r.reply_fd >= 0 ? &r.reply_fd : NULL,
                    r.reply_fd >= 0 ? 1 : 0);
-        trace_mark("odkd client replied");
     }
     else
         odk_value_free(r.out);
