@@ -9,6 +9,11 @@
  *   rand read  4 KiB READs at random 4 KiB offsets, 32 in flight (IOPS)
  *
  *   block_export OUR_SOCKET PEER_SOCKET [ROUNDS] [RAND_OPS]
+ *   block_export --one SOCKET write|read|rand PASSES
+ *
+ * --one drives one export alone, PASSES times over the whole export (rand:
+ * PASSES times RAND_OPS reads), and prints nothing but errors: the load a
+ * `perf stat` of the serving processes counts (bench/block_export_counts).
  *
  * Every write carries its offset in each 4 KiB block, and every read is
  * checked against it: a run that moved wrong data prints no number. */
@@ -224,8 +229,35 @@ static double randread(struct conn *c, uint64_t ops)
     return bench_now_s() - t0;
 }
 
+static int one(int argc, char **argv)
+{
+    struct conn c;
+    int passes = argc > 4 ? atoi(argv[4]) : 1;
+    if (argc < 4 || passes < 1) {
+        fprintf(stderr, "usage: block_export --one SOCKET write|read|rand PASSES\n");
+        return 2;
+    }
+    if (nbd_open(argv[2], &c) < 0) {
+        fprintf(stderr, "block_export: cannot open %s\n", argv[2]);
+        return 1;
+    }
+    bool w = !strcmp(argv[3], "write"), r = !strcmp(argv[3], "read");
+    if (!w && !r && strcmp(argv[3], "rand")) {
+        fprintf(stderr, "block_export: --one: no mode named %s\n", argv[3]);
+        return 2;
+    }
+    for (int i = 0; i < passes; i++)
+        if ((w || r ? seq(&c, w ? 1 : 0) : randread(&c, 50000)) <= 0) {
+            fprintf(stderr, "block_export: %s failed\n", argv[3]);
+            return 1;
+        }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
+    if (argc > 1 && !strcmp(argv[1], "--one"))
+        return one(argc, argv);
     if (argc < 3) {
         fprintf(stderr, "usage: block_export OUR_SOCKET PEER_SOCKET [ROUNDS] [RAND_OPS]\n");
         return 2;
