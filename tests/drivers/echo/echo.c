@@ -44,9 +44,17 @@
 
 #define MAX_PENDING 65536 /* async calls held at once; more get ODK_E_BUSY */
 
+/* The driver does little at start: plug_latency plugs and unplugs it
+ * hundreds of times a second (bench/plug_latency.c), so what only some
+ * tests use is made when first used, on the default queue: the tables of
+ * held and pending async calls (1.5 MiB, one mmap) by selectors 3 and 5,
+ * the data queue (a 1 MiB memfd, two eventfds and an fd source) by
+ * selector 10 or the app mapping it.  Everything else is as a real
+ * driver would have it after start. */
 struct echo_state {
     uint64_t calls; /* touched only on the default queue: no lock needed */
     odk_driver *drv;
+    void *tables;        /* pending, pending_sum and held, one block (echo_tables) */
     odk_async **pending; /* selector 3: completed on the next turn */
     uint64_t *pending_sum;
     size_t n_pending;
@@ -80,25 +88,50 @@ static void on_space(void *ctx, uint32_t revents)
     produce(s);
 }
 
+/* The tables of selectors 3 and 5, made at their first call. */
+static int echo_tables(struct echo_state *s)
+{
+    if (s->tables)
+        return ODK_OK;
+    size_t n = MAX_PENDING;
+    char *b = calloc(n, sizeof *s->pending + sizeof *s->pending_sum + sizeof *s->held);
+    if (!b)
+        return ODK_E_NOMEM;
+    s->tables = b;
+    s->pending = (odk_async **)(void *)b;
+    s->pending_sum = (uint64_t *)(void *)(b + n * sizeof *s->pending);
+    s->held = (odk_async **)(void *)(b + n * (sizeof *s->pending + sizeof *s->pending_sum));
+    return ODK_OK;
+}
+
+/* Data queue 0 and the fd source that waits for room in it, made at the
+ * first produce or when the app first maps it. */
+static int echo_events(struct echo_state *s)
+{
+    if (s->events)
+        return ODK_OK;
+    if (!s->drv)
+        return ODK_E_STATE;
+    int st = odk_data_queue_create(1 << 20, &s->events);
+    if (st == ODK_OK)
+        st = odk_fd_source_create(odk_driver_queue(s->drv), odk_data_queue_space_fd(s->events),
+                                  EPOLLIN, on_space, s, &s->space);
+    if (st < 0) {
+        odk_data_queue_free(s->events);
+        s->events = NULL;
+    }
+    return st;
+}
+
 static int echo_start(odk_driver *drv)
 {
     struct echo_state *s = odk_driver_state(drv);
     s->drv = drv;
-    s->pending = calloc(MAX_PENDING, sizeof *s->pending);
-    s->pending_sum = calloc(MAX_PENDING, sizeof *s->pending_sum);
-    s->held = calloc(MAX_PENDING, sizeof *s->held);
-    if (!s->pending || !s->pending_sum || !s->held)
-        return ODK_E_NOMEM;
     int st = odk_memory_create(4096, ODK_MEM_OUT, &s->shared_out);
     if (st == ODK_OK)
         st = odk_memory_write(s->shared_out, 0, "echo shared memory", 19);
     if (st == ODK_OK)
         st = odk_memory_create(4096, ODK_MEM_IN, &s->shared_in);
-    if (st == ODK_OK)
-        st = odk_data_queue_create(1 << 20, &s->events);
-    if (st == ODK_OK)
-        st = odk_fd_source_create(odk_driver_queue(drv), odk_data_queue_space_fd(s->events),
-                                  EPOLLIN, on_space, s, &s->space);
     if (st < 0)
         return st;
     const char *serial =
@@ -112,6 +145,7 @@ static void echo_stop(odk_driver *drv)
 {
     struct echo_state *s = odk_driver_state(drv);
     odk_info("stopping after %llu calls", (unsigned long long)s->calls);
+    s->drv = NULL; /* no data queue is made from now on (echo_events) */
     if (s->space) {
         odk_fd_source_cancel(s->space, NULL, NULL);
         odk_release(s->space);
@@ -124,9 +158,7 @@ static void echo_free(odk_driver *drv)
     struct echo_state *s = odk_driver_state(drv);
     /* Stop closed every client, so every async call was cancelled and
      * completed by its cancel handler: nothing is left to complete. */
-    free(s->pending);
-    free(s->pending_sum);
-    free(s->held);
+    free(s->tables);
     odk_release(s->shared_out);
     odk_release(s->shared_in);
     odk_data_queue_free(s->events);
@@ -200,6 +232,9 @@ static int echo_add_async(odk_driver *drv, odk_user_client *uc, odk_call *call)
     struct echo_state *s = odk_driver_state(drv);
     if (s->n_pending == MAX_PENDING)
         return ODK_E_BUSY;
+    int st = echo_tables(s);
+    if (st < 0)
+        return st;
     odk_async_set_cancel_handler(call->async, on_cancel, s);
     s->pending_sum[s->n_pending] = call->scalar_in[0] + call->scalar_in[1];
     s->pending[s->n_pending++] = call->async;
@@ -224,6 +259,9 @@ static int echo_hold(odk_driver *drv, odk_user_client *uc, odk_call *call)
     struct echo_state *s = odk_driver_state(drv);
     if (s->n_held == MAX_PENDING)
         return ODK_E_BUSY;
+    int st = echo_tables(s);
+    if (st < 0)
+        return st;
     odk_async_set_cancel_handler(call->async, on_cancel, s);
     s->held[s->n_held++] = call->async;
     return ODK_OK;
@@ -295,6 +333,9 @@ static int echo_produce(odk_driver *drv, odk_user_client *uc, odk_call *call)
     struct echo_state *s = odk_driver_state(drv);
     if (call->scalar_in[1] < 8 || call->scalar_in[1] > 4096)
         return ODK_E_INVALID;
+    int st = echo_events(s);
+    if (st < 0)
+        return st;
     s->record_size = (uint32_t)call->scalar_in[1];
     s->to_produce += call->scalar_in[0];
     produce(s);
@@ -348,8 +389,9 @@ static int echo_client_data_queue(odk_driver *drv, odk_user_client *uc, uint32_t
     struct echo_state *s = odk_driver_state(drv);
     if (type != 0)
         return ODK_E_NOT_FOUND;
+    int st = echo_events(s);
     *q = s->events;
-    return ODK_OK;
+    return st;
 }
 
 static int echo_client_memory(odk_driver *drv, odk_user_client *uc, uint32_t type, odk_memory **mem)
