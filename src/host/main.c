@@ -17,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include "common/log_writer.h"
@@ -53,8 +55,9 @@ struct host {
     odk_driver *drv;
     uint32_t start_seq;
     bool stopping, stopped;
-    /* Watchdog of the default queue (OdkDeadlines.call). */
-    uint64_t call_deadline_ms;
+    /* Watchdog of the default queue (OdkDeadlines.call), run by the main
+     * thread (watchdog_tick). */
+    uint64_t call_deadline_ms, watch_step_ms, watch_next_ms, beat_posted_ms;
     _Atomic uint64_t beat_sent, beat_seen;
     _Atomic bool started;
     /* The default queue is in set_power_state, or in stop: odkd times
@@ -102,54 +105,79 @@ static void heartbeat(void *ctx)
     atomic_store(&h->beat_seen, atomic_load(&h->beat_sent));
 }
 
-/* Posts a heartbeat to the default queue every quarter deadline; if one is
- * not taken within the deadline, the queue is stuck in driver code (a hung
- * or spinning call): say so and abort, which odkd reports as a crash and
- * answers every waiting app with ODK_E_GONE. */
-static void *watchdog(void *arg)
+static uint64_t now_ms(void)
 {
-    struct host *h = arg;
-    uint64_t step_ms = h->call_deadline_ms / 4 ? h->call_deadline_ms / 4 : 1;
-    uint64_t late_since = 0;
-    for (;;) {
-        struct timespec ts = {(time_t)(step_ms / 1000), (long)(step_ms % 1000) * 1000000};
-        nanosleep(&ts, NULL);
-        /* Stop and power changes have deadlines of their own, which odkd
-         * enforces; the call deadline must not cut them short (with a call
-         * deadline shorter than or equal to the power one, the host aborted
-         * first and odkd saw a crash instead of a missed power deadline).
-         * A call already stuck when the stop request arrives is still the
-         * call's: the stop has not begun, and the call deadline ends it
-         * (the stop deadline, longer, once let a spinning call burn a CPU
-         * until odkd killed the host). */
-        if (!atomic_load(&h->started) || atomic_load(&h->in_stop) ||
-            atomic_load(&h->in_power)) {
-            late_since = 0;
-            continue;
-        }
-        uint64_t sent = atomic_load(&h->beat_sent), seen = atomic_load(&h->beat_seen);
-        if (seen == sent) {
-            late_since = 0;
-            atomic_store(&h->beat_sent, sent + 1);
-            odk_queue_dispatch_async(odk_driver_queue(h->drv), heartbeat, h);
-            continue;
-        }
-        late_since += step_ms;
-        if (late_since >= h->call_deadline_ms) {
-            odk_error("deadline missed: %s#%u (pid %d) operation call took more than %llu ms; "
-                      "the driver's queue is stuck, aborting",
-                      odk_driver_bundle_id(h->drv), odk_driver_instance(h->drv), (int)getpid(),
-                      (unsigned long long)h->call_deadline_ms);
-            /* Abort on the stuck thread itself, so the crash report's
-             * backtrace shows where the driver is stuck; abort here only
-             * if that thread cannot take the signal. */
-            pthread_kill(queue_thread(odk_driver_queue(h->drv)), SIGABRT);
-            struct timespec grace = {1, 0};
-            nanosleep(&grace, NULL);
-            abort();
-        }
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
+}
+
+/* The main thread's reads of odkd's channel time out every quarter call
+ * deadline (watchdog_arm), and after each read, a message or a timeout,
+ * it runs this: every quarter deadline a heartbeat is posted to the
+ * default queue; if one is not taken within the deadline, the queue is
+ * stuck in driver code (a hung or spinning call): say so and abort, which
+ * odkd reports as a crash and answers every waiting app with ODK_E_GONE.
+ * (It ran on a thread of its own, one more per host for every plug.) */
+static void watchdog_tick(struct host *h)
+{
+    uint64_t now = now_ms();
+    if (!h->call_deadline_ms || now < h->watch_next_ms)
+        return;
+    h->watch_next_ms = now + h->watch_step_ms;
+    /* Stop and power changes have deadlines of their own, which odkd
+     * enforces; the call deadline must not cut them short (with a call
+     * deadline shorter than or equal to the power one, the host aborted
+     * first and odkd saw a crash instead of a missed power deadline).
+     * A call already stuck when the stop request arrives is still the
+     * call's: the stop has not begun, and the call deadline ends it
+     * (the stop deadline, longer, once let a spinning call burn a CPU
+     * until odkd killed the host). */
+    if (!atomic_load(&h->started) || atomic_load(&h->in_stop) || atomic_load(&h->in_power)) {
+        h->beat_posted_ms = 0;
+        return;
     }
-    return NULL;
+    uint64_t sent = atomic_load(&h->beat_sent), seen = atomic_load(&h->beat_seen);
+    if (seen == sent) {
+        atomic_store(&h->beat_sent, sent + 1);
+        h->beat_posted_ms = now;
+        odk_queue_dispatch_async(odk_driver_queue(h->drv), heartbeat, h);
+        return;
+    }
+    if (!h->beat_posted_ms) {
+        h->beat_posted_ms = now; /* still out after a stop or power change: late from now */
+        return;
+    }
+    if (now - h->beat_posted_ms >= h->call_deadline_ms) {
+        odk_error("deadline missed: %s#%u (pid %d) operation call took more than %llu ms; "
+                  "the driver's queue is stuck, aborting",
+                  odk_driver_bundle_id(h->drv), odk_driver_instance(h->drv), (int)getpid(),
+                  (unsigned long long)h->call_deadline_ms);
+        /* Abort on the stuck thread itself, so the crash report's
+         * backtrace shows where the driver is stuck; abort here only
+         * if that thread cannot take the signal. */
+        pthread_kill(queue_thread(odk_driver_queue(h->drv)), SIGABRT);
+        struct timespec grace = {1, 0};
+        nanosleep(&grace, NULL);
+        abort();
+    }
+}
+
+/* At the start (before the sandbox): odkd's channel is read with a
+ * timeout of a quarter call deadline, so watchdog_tick runs that often
+ * while odkd sends nothing.  No deadline, no timeout. */
+static void watchdog_arm(struct host *h)
+{
+    if (!h->call_deadline_ms)
+        return;
+    h->watch_step_ms = h->call_deadline_ms / 4 ? h->call_deadline_ms / 4 : 1;
+    struct timeval tv = {(time_t)(h->watch_step_ms / 1000),
+                         (suseconds_t)(h->watch_step_ms % 1000) * 1000};
+    if (setsockopt(h->ctl, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) < 0) {
+        odk_warn("cannot time reads of odkd's channel (%s): the call deadline is not watched",
+                 strerror(errno));
+        h->call_deadline_ms = 0;
+    }
 }
 
 /* ARGS (a new dictionary when NULL) with "op" set to OP; NULL, and ARGS
@@ -283,11 +311,6 @@ static void start_done(void *ctx, int status)
         return;
     }
     atomic_store(&h->started, true);
-    if (h->call_deadline_ms) {
-        pthread_t t;
-        if (pthread_create(&t, NULL, watchdog, h) == 0)
-            pthread_detach(t);
-    }
 }
 
 static int load_driver(struct host *h, wire_msg *m, const odk_value *args)
@@ -299,6 +322,7 @@ static int load_driver(struct host *h, wire_msg *m, const odk_value *args)
     odk_log_set_tag(tag);
 
     h->call_deadline_ms = (uint64_t)odk_dict_get_int(args, "call_deadline_ms", 0);
+    watchdog_arm(h);
     if (odk_dict_get_bool(args, "debug", false)) {
         /* odkd --debug: stop before any driver code runs, so a debugger can
          * attach and set breakpoints in init and start. */
@@ -636,6 +660,9 @@ int main(int argc, char **argv)
     wire_msg_init(&m);
     for (;;) {
         int st = wire_recv(h.ctl, &m);
+        watchdog_tick(&h);
+        if (st == ODK_E_AGAIN)
+            continue; /* the read timed out for the watchdog */
         if (st == ODK_E_PROTOCOL) {
             odk_warn("malformed message from odkd; ignored");
             continue;
