@@ -79,26 +79,9 @@ void call_async_complete(odk_connection *conn, wire_msg *m);
 
 /* ---- mailbox.c: the shared-memory fast path ---- */
 
-/* The offer of a call mailbox in flight: sent by mailbox_offer_send,
- * its reply taken by mailbox_offer_finish. */
-struct mailbox_offer {
-    uint32_t seq; /* 0: nothing was sent */
-    void *shared; /* MAP_FAILED when none */
-    int wake_fd;  /* our end of the wake-up */
-    bool sock;
-};
-/* Sends the host the offer of a call mailbox without waiting for its
- * answer (odk_connection_open sends it before it reads the open's
- * verdict: the host reads it just after sending the verdict, in the same
- * wake-up).  Nothing is sent when $ODK_NO_FASTPATH is set or resources run
- * out; calls then use the socket. */
-void mailbox_offer_send(odk_connection *conn, struct mailbox_offer *o);
-/* Waits for the host's answer to the offer (when one was sent) and, when
- * accepted, makes the mailbox conn's; otherwise (refused, the driver
- * gone) frees it and calls use the socket. */
-void mailbox_offer_finish(odk_connection *conn, struct mailbox_offer *o);
-/* Frees an offer whose answer will never be read (the open failed). */
-void mailbox_offer_drop(struct mailbox_offer *o);
+/* Offers the host a call mailbox; without it (refused, out of resources,
+ * or $ODK_NO_FASTPATH set) calls use the socket. */
+void mailbox_offer(odk_connection *conn);
 /* Makes call c (laid out by call_layout, fitting FASTCALL_AREA both ways)
  * through the mailbox and waits for its reply; outputs as for
  * odk_connection_call_memory. */

@@ -103,12 +103,6 @@ int odk_connection_open(odk_client *c, uint64_t node_id, uint32_t type, odk_conn
     conn->fd = fd;
     conn->wake_fd = -1;
     wire_msg_init(&conn->msg);
-    /* The mailbox's offer goes out before the verdict is read: the host
-     * reads it right after sending its verdict, in the same wake-up, and
-     * its answer follows the verdict (one wake-up of the host, and one of
-     * ours, fewer than offering after the verdict). */
-    struct mailbox_offer offer;
-    mailbox_offer_send(conn, &offer);
     /* The driver's verdict on the open is the first message. */
     st = wire_recv(fd, &conn->msg);
     if (st == ODK_E_DISCONNECTED)
@@ -116,11 +110,10 @@ int odk_connection_open(odk_client *c, uint64_t node_id, uint32_t type, odk_conn
     if (st == ODK_OK)
         st = conn->msg.hdr.type == WIRE_REPLY ? conn->msg.hdr.status : ODK_E_PROTOCOL;
     if (st < 0) {
-        mailbox_offer_drop(&offer);
         odk_connection_close(conn);
         return st;
     }
-    mailbox_offer_finish(conn, &offer);
+    mailbox_offer(conn);
     *out = conn;
     return ODK_OK;
 }

@@ -47,9 +47,8 @@ void mailbox_stats_print(const odk_connection *conn)
             atomic_load_explicit(&conn->fc->app_wakes, memory_order_relaxed));
 }
 
-void mailbox_offer_send(odk_connection *conn, struct mailbox_offer *o)
+void mailbox_offer(odk_connection *conn)
 {
-    *o = (struct mailbox_offer){.shared = MAP_FAILED, .wake_fd = -1};
     const char *off = getenv("ODK_NO_FASTPATH");
     if (off && *off && strcmp(off, "0") != 0)
         return;
@@ -78,12 +77,13 @@ void mailbox_offer_send(odk_connection *conn, struct mailbox_offer *o)
                               MAP_SHARED, mfd, 0)
                        : MAP_FAILED;
     int fds[2] = {mfd, sv[1]};
-    uint32_t seq = conn->seq + 1;
     if (p != MAP_FAILED && sv[0] >= 0 && sv[1] >= 0 &&
         (!sock || setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0) &&
-        wire_send(conn->fd, WIRE_FASTPATH, seq, 0, NULL, 0, fds, 2) == ODK_OK) {
-        conn->seq = seq;
-        *o = (struct mailbox_offer){.seq = seq, .shared = p, .wake_fd = sv[0], .sock = sock};
+        connection_request(conn, WIRE_FASTPATH, NULL, 0, fds, 2) == ODK_OK) {
+        conn->fc = p;
+        conn->wake_fd = sv[0];
+        conn->wake_sock = sock;
+        conn->reply_ns = REPLY_GUESS_NS;
         sv[0] = -1;
         p = MAP_FAILED;
     }
@@ -96,30 +96,6 @@ void mailbox_offer_send(odk_connection *conn, struct mailbox_offer *o)
     for (int i = 0; i < 2; i++)
         if (sv[i] >= 0)
             close(sv[i]);
-}
-
-void mailbox_offer_drop(struct mailbox_offer *o)
-{
-    if (o->shared != MAP_FAILED)
-        munmap(o->shared, sizeof(struct fastcall_shared));
-    if (o->wake_fd >= 0)
-        close(o->wake_fd);
-    *o = (struct mailbox_offer){.shared = MAP_FAILED, .wake_fd = -1};
-}
-
-void mailbox_offer_finish(odk_connection *conn, struct mailbox_offer *o)
-{
-    if (!o->seq)
-        return;
-    int st = connection_wait_reply(conn, WIRE_REPLY, o->seq);
-    if (st == ODK_OK && conn->msg.hdr.status == ODK_OK) {
-        conn->fc = o->shared;
-        conn->wake_fd = o->wake_fd;
-        conn->wake_sock = o->sock;
-        conn->reply_ns = REPLY_GUESS_NS;
-        *o = (struct mailbox_offer){.shared = MAP_FAILED, .wake_fd = -1};
-    }
-    mailbox_offer_drop(o);
 }
 
 static bool channel_dead(odk_connection *conn)
