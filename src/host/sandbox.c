@@ -8,7 +8,6 @@
  * the network namespace (CAP_SYS_ADMIN), the capability bounding set
  * (CAP_SETPCAP), the uid (CAP_SETUID), then no-new-privs, Landlock and
  * seccomp, which need none. */
-#include <dirent.h>
 #include <errno.h>
 #include <execinfo.h>
 #include <fcntl.h>
@@ -830,17 +829,28 @@ static int apply_seccomp(bool network, char *err, size_t len)
     return ODK_OK;
 }
 
-/* Landlock binds only the calling thread: there must be no other yet. */
+/* Landlock binds only the calling thread: there must be no other yet.
+ * num_threads of /proc/self/stat (proc(5), the 20th field; the 2nd, the
+ * name in parentheses, may hold spaces and parentheses: counted from the
+ * last ')').  Listing /proc/self/task took five system calls and made a
+ * /proc dentry per thread, which odkd's reap of the host invalidates
+ * (docs/testing.md, "odkd spun in wait4"). */
 static bool single_threaded(void)
 {
-    DIR *d = opendir("/proc/self/task");
-    if (!d)
+    int fd = open("/proc/self/stat", O_RDONLY | O_CLOEXEC);
+    if (fd < 0)
         return false;
-    int n = 0;
-    for (struct dirent *e; (e = readdir(d));)
-        n += e->d_name[0] != '.';
-    closedir(d);
-    return n == 1;
+    char buf[1024];
+    ssize_t n = read(fd, buf, sizeof buf - 1);
+    close(fd);
+    if (n <= 0)
+        return false;
+    buf[n] = 0;
+    char *p = strrchr(buf, ')');
+    /* After the name: state (3rd) ... num_threads (20th), 18 fields on. */
+    for (int field = 3; p && field <= 20; field++)
+        p = strchr(p + 1, ' ');
+    return p && strtol(p + 1, NULL, 10) == 1;
 }
 
 int sandbox_apply(const odk_value *cfg, char *err, size_t err_len)
