@@ -170,7 +170,12 @@ void hostlog_note(struct host_log *log, const char *level, const char *text)
 {
     if (log->file < 0)
         return;
-    int n = dprintf(log->file, "%s odkd: %s\n", level, text);
+    /* One writev, as write_line's. */
+    struct iovec iov[4] = {{(void *)level, strlen(level)},
+                           {(void *)" odkd: ", 7},
+                           {(void *)text, strlen(text)},
+                           {(void *)"\n", 1}};
+    ssize_t n = writev(log->file, iov, 4);
     log->bytes += n > 0 ? (uint64_t)n : 0;
     if (log->bytes > LOG_FILE_MAX)
         rotate(log);
