@@ -416,6 +416,7 @@ static void odkd_free(struct odkd *d)
     free(d->trust_dir);
     free(d->sock_path);
     free(d->host_path);
+    free(d->build_src_dir);
     host_uids_free(d);
     host_netns_close(d);
 }

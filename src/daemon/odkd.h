@@ -86,6 +86,11 @@ struct odkd {
     struct host_uid *host_uids; /* each bundle's sandbox uid (host.c) */
     int empty_netns;            /* every sandboxed host's network namespace, or -1 (host.c) */
     int seccomp_programs;       /* every host's seccomp programs (a sealed memfd), or -1 */
+    /* The build tree's src/ beside the host binary, resolved (realpath) at
+     * the first sandboxed launch, not at every one; NULL when it is not
+     * there (host_sandbox_args). */
+    char *build_src_dir;
+    bool build_src_resolved;
     struct instance *instances;
     uint32_t next_instance_id;
     struct tree_wait *tree_waits;

@@ -811,14 +811,18 @@ int host_sandbox_args(struct odkd *d, const struct bundle *b, odk_value **out)
         msg_int(&m, "gid", uid);
     }
     /* A build tree's driver may link libraries of the tree (build/src/...):
-     * the host may read the tree's build folder, the parent of its bin/. */
-    char *lib = host_sibling_path(d, NULL, "../src");
-    char *real = lib ? realpath(lib, NULL) : NULL;
+     * the host may read the tree's build folder, the parent of its bin/.
+     * Resolved once: the host binary's place does not change while odkd
+     * runs (six system calls fewer on the way to every start). */
+    if (!d->build_src_resolved) {
+        char *lib = host_sibling_path(d, NULL, "../src");
+        d->build_src_dir = lib ? realpath(lib, NULL) : NULL;
+        d->build_src_resolved = lib != NULL;
+        free(lib);
+    }
     odk_value *dirs = odk_value_new_array();
-    if (dirs && real)
-        odk_array_append(dirs, odk_value_new_string(real));
-    free(lib);
-    free(real);
+    if (dirs && d->build_src_dir)
+        odk_array_append(dirs, odk_value_new_string(d->build_src_dir));
     msg_take(&m, "read_dirs", dirs);
     return msg_finish(&m, out);
 }
