@@ -270,20 +270,83 @@ struct ll_ruleset_attr {
     (LANDLOCK_ACCESS_FS_EXECUTE | LANDLOCK_ACCESS_FS_WRITE_FILE | LANDLOCK_ACCESS_FS_READ_FILE |  \
      LANDLOCK_ACCESS_FS_TRUNCATE)
 
+/* The rule for fd (an O_PATH descriptor of a folder, or of a file when
+ * is_dir is false: directory rights on a file are EINVAL). */
+static int ll_add_fd(int ruleset, int fd, bool is_dir, uint64_t access, uint64_t handled)
+{
+    if (!is_dir)
+        access &= LL_FILE_RIGHTS;
+    struct landlock_path_beneath_attr pb = {.allowed_access = access & handled, .parent_fd = fd};
+    return (int)syscall(SYS_landlock_add_rule, ruleset, LANDLOCK_RULE_PATH_BENEATH, &pb, 0);
+}
+
 static int ll_add(int ruleset, const char *path, uint64_t access, uint64_t handled)
 {
     int fd = open(path, O_PATH | O_CLOEXEC);
     if (fd < 0)
         return errno == ENOENT ? 0 : -1; /* /lib32 and the like may not exist */
     struct stat st;
-    if (fstat(fd, &st) == 0 && !S_ISDIR(st.st_mode))
-        access &= LL_FILE_RIGHTS; /* directory rights on a file are EINVAL */
-    struct landlock_path_beneath_attr pb = {.allowed_access = access & handled, .parent_fd = fd};
-    int r = (int)syscall(SYS_landlock_add_rule, ruleset, LANDLOCK_RULE_PATH_BENEATH, &pb, 0);
+    int r = ll_add_fd(ruleset, fd, fstat(fd, &st) < 0 || S_ISDIR(st.st_mode), access, handled);
     int e = errno;
     close(fd);
     errno = e;
     return r;
+}
+
+/* The paths of every host's base ruleset but its own /proc entry: what
+ * the dynamic linker, glibc and the sanitizers read (read-only), then the
+ * device files every program may use (read-write). */
+static const char *const base_paths[] = {
+    "/usr", "/lib", "/lib64", "/lib32", "/libx32", "/etc/ld.so.cache", "/etc/localtime",
+    "/sys/devices/system/cpu", "/dev/null", "/dev/zero", "/dev/urandom", "/dev/random"};
+#define BASE_RO 8 /* the first 8 are read-only */
+#define N_BASE (sizeof base_paths / sizeof base_paths[0])
+
+/* Those paths opened once (O_PATH) by the zygote (sandbox_prepare_shared),
+ * so that each forked spare builds its ruleset with one system call a
+ * rule instead of an open, an fstat, the rule and a close; the spare
+ * closes them once its ruleset is built (sandbox_prepare_own), before any
+ * driver is chosen.  fd -1 with absent: the path does not exist (skipped,
+ * as ll_add does); fd -1 otherwise: base_ruleset opens the path itself. */
+static struct base_path {
+    int fd;
+    bool absent, is_dir;
+} base_open[N_BASE];
+static bool base_opened;
+
+static void open_base_paths(void)
+{
+    for (size_t i = 0; i < N_BASE; i++) {
+        struct base_path *b = &base_open[i];
+        struct stat st;
+        b->fd = open(base_paths[i], O_PATH | O_CLOEXEC);
+        b->absent = b->fd < 0 && errno == ENOENT;
+        b->is_dir = b->fd >= 0 && (fstat(b->fd, &st) < 0 || S_ISDIR(st.st_mode));
+    }
+    base_opened = true;
+}
+
+static void close_base_paths(void)
+{
+    if (!base_opened)
+        return;
+    int lo = -1, hi = -1;
+    for (size_t i = 0; i < N_BASE; i++) {
+        int fd = base_open[i].fd;
+        if (fd < 0)
+            continue;
+        if (lo < 0)
+            lo = hi = fd;
+        else if (fd == hi + 1)
+            hi = fd;
+        else {
+            close_range((unsigned)lo, (unsigned)hi, 0);
+            lo = hi = fd;
+        }
+    }
+    if (lo >= 0)
+        close_range((unsigned)lo, (unsigned)hi, 0);
+    base_opened = false;
 }
 
 /* The ruleset with the rules every host has (system folders, device
@@ -314,22 +377,20 @@ static int base_ruleset(int *rs_out, uint64_t *handled_out, char *err, size_t le
     if (rs < 0)
         return fail(err, len, "landlock_create_ruleset", errno);
     uint64_t ro = LL_READ | LANDLOCK_ACCESS_FS_EXECUTE;
-    /* What the dynamic linker, glibc and the sanitizers read; the device
-     * files every program may use. */
-    static const char *const sys_ro[] = {"/usr", "/lib", "/lib64", "/lib32", "/libx32",
-                                         "/etc/ld.so.cache", "/etc/localtime",
-                                         "/sys/devices/system/cpu"};
-    static const char *const dev_rw[] = {"/dev/null", "/dev/zero", "/dev/urandom", "/dev/random"};
     char self[64];
     snprintf(self, sizeof self, "/proc/%d", (int)getpid()); /* /proc/self, this process only */
     int st = ODK_OK;
     const char *what = NULL;
-    for (size_t i = 0; st == ODK_OK && i < sizeof sys_ro / sizeof sys_ro[0]; i++)
-        if (ll_add(rs, what = sys_ro[i], ro, handled) < 0)
+    for (size_t i = 0; st == ODK_OK && i < N_BASE; i++) {
+        uint64_t access = i < BASE_RO ? ro : LL_READ | LANDLOCK_ACCESS_FS_WRITE_FILE;
+        const struct base_path *b = &base_open[i];
+        what = base_paths[i];
+        if (base_opened && b->absent)
+            continue;
+        if (base_opened && b->fd >= 0 ? ll_add_fd(rs, b->fd, b->is_dir, access, handled) < 0
+                                      : ll_add(rs, base_paths[i], access, handled) < 0)
             st = ODK_E_IO;
-    for (size_t i = 0; st == ODK_OK && i < sizeof dev_rw / sizeof dev_rw[0]; i++)
-        if (ll_add(rs, what = dev_rw[i], LL_READ | LANDLOCK_ACCESS_FS_WRITE_FILE, handled) < 0)
-            st = ODK_E_IO;
+    }
     /* Write too: the runtime names its queue threads (task/TID/comm). */
     if (st == ODK_OK && ll_add(rs, what = self, LL_READ | LANDLOCK_ACCESS_FS_WRITE_FILE, handled) < 0)
         st = ODK_E_IO;
@@ -774,6 +835,8 @@ void sandbox_prepare_shared(int empty_netns_fd, int programs_fd, bool will_sandb
         load_programs(programs_fd);
         close(programs_fd);
     }
+    if (will_sandbox && landlock_abi() >= 0)
+        open_base_paths();
 }
 
 void sandbox_prepare_own(void)
@@ -785,6 +848,7 @@ void sandbox_prepare_own(void)
     if (base_ruleset(&prepared_ruleset, &prepared_handled, ignored, sizeof ignored) < 0)
         prepared_ruleset = -1; /* the start builds it, and says what fails */
     prepared_ruleset_pid = prepared_pid;
+    close_base_paths(); /* a start that builds the ruleset again opens the paths */
     if (programs_raw) {
         read_programs(prepared_pid);
         if (!prepared[0].filter)

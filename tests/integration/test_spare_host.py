@@ -159,6 +159,37 @@ def test_a_hosts_queue_thread_runs_on_the_stack_the_zygote_left(odkd):
     assert thread_stacks(host) == left, "the host's queue thread mapped a stack of its own"
 
 
+def o_path_fds(pid):
+    """pid's descriptors opened with O_PATH, and what they name."""
+    out = []
+    for fd in os.listdir(f"/proc/{pid}/fdinfo"):
+        try:
+            with open(f"/proc/{pid}/fdinfo/{fd}") as f:
+                flags = int(next(l for l in f if l.startswith("flags:")).split()[1], 8)
+            if flags & os.O_PATH:
+                out.append(os.readlink(f"/proc/{pid}/fd/{fd}"))
+        except (OSError, StopIteration):
+            continue
+    return sorted(out)
+
+
+def test_the_zygote_opens_the_base_rulesets_paths_once_and_no_host_keeps_them(odkd):
+    """The zygote holds the system folders and device files of every
+    host's Landlock ruleset open (O_PATH; sandbox.c, open_base_paths); a
+    forked spare builds its ruleset from them and closes them before it is
+    handed a driver."""
+    zygote = the_zygote(odkd)
+    held = o_path_fds(zygote)
+    assert "/usr" in held and "/dev/null" in held, held
+    for spare in spares(odkd):
+        wait_until(lambda: not o_path_fds(spare), what=f"spare {spare} to close the base paths")
+    dev = odkd.plug({"model": "echo"})
+    host = odkd.running(provider=dev)[0]["pid"]
+    svc = wait_until(lambda: odkd.service_node("EchoDriver"), what="the echo service")
+    assert odkd.ctl("call", svc, ECHO.ADD, 2, 40).stdout.split() == ["42"]
+    assert o_path_fds(host) == []
+
+
 def test_a_zygote_that_dies_is_replaced_and_plugging_still_works(odkd):
     zygote = the_zygote(odkd)
     os.kill(zygote, signal.SIGKILL)
