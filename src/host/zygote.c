@@ -2,7 +2,6 @@
 /* The zygote (zygote.h): forks spare hosts for odkd without an exec. */
 #include <errno.h>
 #include <linux/sched.h>
-#include <pthread.h>
 #include <sched.h>
 #include <signal.h>
 #include <stdbool.h>
@@ -108,33 +107,6 @@ static void lower_host(pid_t pid)
     sched_setscheduler(pid, policy, &low);
 }
 
-/* A thread that allocates and frees and exits: warm_threads. */
-static void *warm_thread(void *arg)
-{
-    void *p = malloc(64);
-    if (p)
-        *(volatile char *)p = 0;
-    free(p);
-    return arg;
-}
-
-/* What a host's first thread (its driver's default queue, queue_create)
- * would otherwise set up in every host, done once here and inherited by
- * each fork: glibc's handler for its set-id signal, installed at the
- * first pthread_create; a thread stack of the default size, which the
- * joined thread leaves in glibc's stack cache for the host's queue thread
- * to take (no mmap and mprotect of 8 MiB); and a malloc arena, which the
- * exited thread leaves on the free list for that thread's first malloc
- * (no new heap: its mmaps, munmaps and mprotect).  Only glibc's own state:
- * no driver code, no file, nothing of the sandbox.  Joined before the
- * first fork, so the zygote forks with one thread, as it must. */
-static void warm_threads(void)
-{
-    pthread_t t;
-    if (pthread_create(&t, NULL, warm_thread, NULL) == 0)
-        pthread_join(t, NULL);
-}
-
 static void reply(int ctl, uint32_t seq, int status, pid_t pid, const char *error)
 {
     odk_value *body = odk_value_new_dict();
@@ -151,8 +123,6 @@ void zygote_run(int ctl)
     pid_t odkd = getppid();
     char why[256] = "";
     int usable = fork_setup(why, sizeof why);
-    if (usable == ODK_OK && !getenv("ODK_ZYGOTE_NO_WARM"))
-        warm_threads();
     zygote_policy = sched_getscheduler(0);
     if (zygote_policy < 0 || sched_getparam(0, &zygote_param) < 0)
         zygote_policy = -1; /* then no spare is forked idle */

@@ -124,41 +124,6 @@ def test_the_zygote_forks_the_spares_as_odkds_children(odkd):
     assert the_zygote(odkd) == zygote
 
 
-def thread_stacks(pid):
-    """Start addresses of pid's thread stacks of 1 MiB or more: anonymous
-    read-write mappings right above an anonymous guard page (glibc's
-    layout; a malloc arena's heap has its reserve above, not below)."""
-    out, prev = [], None
-    with open(f"/proc/{pid}/maps") as f:
-        for line in f:
-            fields = line.split()
-            lo, hi = (int(x, 16) for x in fields[0].split("-"))
-            anon = len(fields) < 6
-            if (anon and fields[1] == "rw-p" and hi - lo >= 1 << 20 and prev
-                    and prev[2] and prev[1] == lo and prev[3] == "---p"):
-                out.append(lo)
-            prev = (lo, hi, anon, fields[1])
-    return out
-
-
-def test_a_hosts_queue_thread_runs_on_the_stack_the_zygote_left(odkd):
-    """The zygote creates and joins one thread before it forks (zygote.c,
-    warm_threads): glibc keeps that thread's stack for the next thread, so
-    a host's first thread, its driver's queue, takes it instead of mapping
-    8 MiB of its own on every plug.  The zygote itself forks with one
-    thread."""
-    zygote = the_zygote(odkd)
-    assert os.listdir(f"/proc/{zygote}/task") == [str(zygote)]
-    left = thread_stacks(zygote)
-    assert len(left) == 1, f"the zygote holds {len(left)} thread stacks, not 1"
-    dev = odkd.plug({"model": "echo"})
-    host = odkd.running(provider=dev)[0]["pid"]
-    svc = wait_until(lambda: odkd.service_node("EchoDriver"), what="the echo service")
-    assert odkd.ctl("call", svc, ECHO.ADD, 2, 40).stdout.split() == ["42"]
-    assert len(os.listdir(f"/proc/{host}/task")) >= 2  # the queue thread runs
-    assert thread_stacks(host) == left, "the host's queue thread mapped a stack of its own"
-
-
 def o_path_fds(pid):
     """pid's descriptors opened with O_PATH, and what they name."""
     out = []
