@@ -117,21 +117,24 @@ static void stamp_stat(struct stamp_ctx *c, const char *name, const struct stat 
         c->recent = true; /* (also a time in the future) */
 }
 
-static void stamp_path(struct stamp_ctx *c, const char *path)
+/* Whether path exists (a stat that fails is hashed as "-"). */
+static bool stamp_path(struct stamp_ctx *c, const char *path)
 {
     struct stat sb;
-    if (path && stat(path, &sb) == 0)
+    if (path && stat(path, &sb) == 0) {
         stamp_stat(c, path, &sb);
-    else
-        crypto_generichash_update(&c->h, (const unsigned char *)"-", 2);
+        return true;
+    }
+    crypto_generichash_update(&c->h, (const unsigned char *)"-", 2);
+    return false;
 }
 
 /* The folder and every entry in it, in readdir's order (an order that
- * changes only makes the next launch check in full). */
+ * changes only makes the next launch check in full).  A folder that is
+ * not there (a trust folder without dev/, say) is not opened as well. */
 static void stamp_dir(struct stamp_ctx *c, const char *dir)
 {
-    stamp_path(c, dir);
-    DIR *dh = dir ? opendir(dir) : NULL;
+    DIR *dh = stamp_path(c, dir) ? opendir(dir) : NULL;
     if (!dh)
         return;
     for (struct dirent *de; (de = readdir(dh));) {

@@ -774,17 +774,24 @@ int host_sandbox_args(struct odkd *d, const struct bundle *b, odk_value **out)
         return msg_finish(&m, out);
     }
     char run[4096];
-    snprintf(run, sizeof run, "%s/run", d->state_dir);
-    if (mkdir(run, 0755) < 0 && errno != EEXIST) {
-        odk_error("cannot create %s: %m", run);
-        odk_value_free(msg_done(&m));
-        return ODK_E_IO;
-    }
     if ((size_t)snprintf(run, sizeof run, "%s/run/%s", d->state_dir, b->id) >= sizeof run) {
         odk_value_free(msg_done(&m));
         return ODK_E_LIMIT;
     }
-    if (mkdir(run, 0700) < 0 && errno != EEXIST) {
+    /* The bundle's folder first: run/ exists after the first launch, so
+     * it is made only when the bundle's mkdir says it is missing. */
+    int made = mkdir(run, 0700);
+    if (made < 0 && errno == ENOENT) {
+        char parent[4096];
+        snprintf(parent, sizeof parent, "%s/run", d->state_dir);
+        if (mkdir(parent, 0755) < 0 && errno != EEXIST) {
+            odk_error("cannot create %s: %m", parent);
+            odk_value_free(msg_done(&m));
+            return ODK_E_IO;
+        }
+        made = mkdir(run, 0700);
+    }
+    if (made < 0 && errno != EEXIST) {
         odk_error("%s: cannot create its runtime folder %s: %m", b->id, run);
         odk_value_free(msg_done(&m));
         return ODK_E_IO;
