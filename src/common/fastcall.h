@@ -24,7 +24,8 @@
  *
  * The counters host_woken and app_wakes are statistics the host keeps for
  * tests (ODK_FASTCALL_STATS, docs/architecture.md); req_ns and the CPUs
- * are hints for the spin predictors.  None is trusted for anything else.
+ * are hints for the spin predictors, serve_ns for the per-call trace
+ * (ODK_FASTCALL_TRACE).  None is trusted for anything else.
  *
  * The app is untrusted: the host copies the request header before checking
  * it, and a request the mailbox cannot hold goes over the socket instead.
@@ -50,6 +51,7 @@ struct fastcall_shared {
     _Alignas(64) _Atomic uint32_t rep_seq; /* written by the host */
     _Alignas(64) _Atomic uint32_t host_sleeping;
     _Atomic uint32_t host_cpu;   /* the CPU the host last served from */
+    _Atomic uint64_t serve_ns;   /* CLOCK_MONOTONIC when the host took the last request */
     _Atomic uint32_t host_woken; /* wake-ups of the host through the app's fd */
     _Atomic uint32_t app_wakes;  /* futex wakes (or bytes) the host sent the app */
     _Alignas(64) _Atomic uint32_t app_sleeping;
