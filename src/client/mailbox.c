@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* The call mailbox, app side (common/fastcall.h): a sync call is written
  * into shared memory; a sleeping host is woken through the connection's
- * eventfd, and the caller waits for the reply, spinning first only when the
+ * eventfd, or through a byte on its sync socket when it sleeps on another
+ * CPU, and the caller waits for the reply, spinning first only when the
  * reply is likely to come within the spin window, then sleeping on a futex
  * the host wakes.  With ODK_FASTCALL_WAKE=socket, a byte on a socket pair
  * wakes each side instead (sync wake-ups). */

@@ -13,12 +13,15 @@
  * always, and otherwise sleeps at once: the app on a futex on rep_seq (the
  * host wakes it when app_sleeping), the host in its queue's epoll, on an
  * eventfd the app writes when host_sleeping.  Sparse calls thus cost one
- * wake-up each way, as a socket would.  With ODK_FASTCALL_WAKE=socket the
- * app passes a socket pair's end instead of the eventfd, and both wake-ups
- * are a byte on it (the host's queue sleeping in poll() on it): a socket's
- * wake-up is a sync one, as a socketpair round trip's, so the woken side
- * may run on the CPU of the side that sleeps next instead of an idle vCPU
- * being woken (docs/memory.md, section 11: not the default yet).  A spinner whose peer last ran on
+ * wake-up each way, as a socket would.  Beside the eventfd the app passes
+ * a socket pair's end (the host's queue sleeping in poll() on both), and
+ * when the host last served from another CPU (host_cpu) it wakes it with a
+ * byte there instead: a socket's wake-up is a sync one, as a socketpair
+ * round trip's, so the host may run on the app's CPU, which the app is
+ * about to leave, instead of its own idle, halted vCPU being woken
+ * (docs/memory.md, section 11).  ODK_FASTCALL_WAKE=futex passes the
+ * eventfd alone; =socket the socket pair's end alone, a byte each way.
+ * A spinner whose peer last ran on
  * its own CPU (app_cpu, host_cpu) yields that CPU from the first round.
  * Dekker-style: set own flag, full fence, re-check.
  *

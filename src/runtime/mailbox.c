@@ -3,11 +3,13 @@
  * the app writes requests into and the driver's queue answers in place.
  * The queue spins when idle only while it predicts the next request will
  * come within IDLE_SPIN_MAX_NS, learned per client from the gaps between
- * its replies and the app's next requests; otherwise it sleeps at once in
- * epoll, woken by the app through the client's eventfd, and a sleeping app
- * is woken through a futex on rep_seq: one wake-up each way.  Or, when the
- * app passed a socket (ODK_FASTCALL_WAKE=socket), a byte on it each way,
- * the queue sleeping in poll() on it: sync wake-ups (queue_add_poller_fd). */
+ * its replies and the app's next requests; otherwise it sleeps at once,
+ * woken by the app through the client's eventfd or (the app's choice, each
+ * call) a byte on its sync socket, the queue sleeping in poll() on both
+ * (queue_add_poller_fd), and a sleeping app is woken through a futex on
+ * rep_seq: one wake-up each way.  With the eventfd alone, the queue sleeps
+ * in epoll.  Or, when the app passed a socket alone
+ * (ODK_FASTCALL_WAKE=socket), a byte on it each way: sync wake-ups. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
