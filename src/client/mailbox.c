@@ -45,8 +45,7 @@ void mailbox_stats_print(const odk_connection *conn)
             "app_wakes_sent=%u sync_wakes_sent=%u\n",
             conn->fc_calls, conn->fc_wakes_sent, conn->fc_sleeps,
             atomic_load_explicit(&conn->fc->host_woken, memory_order_relaxed),
-            atomic_load_explicit(&conn->fc->app_wakes, memory_order_relaxed),
-            conn->fc_sync_wakes);
+            atomic_load_explicit(&conn->fc->app_wakes, memory_order_relaxed), conn->fc_sync_wakes);
 }
 
 /* ODK_FASTCALL_TRACE=FILE: each call's path, kept in memory and written
@@ -96,16 +95,16 @@ void mailbox_trace_write(odk_connection *conn)
         free(t);
         return;
     }
-    fprintf(f, "# post_ns serve_ns done_ns spun_ns app_cpu host_cpu app_cpu_after host_asleep "
-               "host_woken app_slept app_woken same_cpu wake=%s\n",
+    fprintf(f,
+            "# post_ns serve_ns done_ns spun_ns app_cpu host_cpu app_cpu_after host_asleep "
+            "host_woken app_slept app_woken same_cpu wake=%s\n",
             conn->wake_sock ? "socket" : "futex");
     for (uint32_t i = 0; i < t->n; i++) {
         const struct mailbox_trace_rec *r = &t->rec[i];
-        fprintf(f, "%llu %llu %llu %u %d %d %d %u %u %u %u %u\n",
-                (unsigned long long)r->post_ns, (unsigned long long)r->serve_ns,
-                (unsigned long long)r->done_ns, r->spun_ns, r->app_cpu, r->host_cpu,
-                r->app_cpu_after, r->host_asleep, r->host_woken, r->app_slept, r->app_woken,
-                r->same_cpu);
+        fprintf(f, "%llu %llu %llu %u %d %d %d %u %u %u %u %u\n", (unsigned long long)r->post_ns,
+                (unsigned long long)r->serve_ns, (unsigned long long)r->done_ns, r->spun_ns,
+                r->app_cpu, r->host_cpu, r->app_cpu_after, r->host_asleep, r->host_woken,
+                r->app_slept, r->app_woken, r->same_cpu);
     }
     fclose(f);
     free(t);

@@ -181,8 +181,9 @@ static void on_wake(void *ctx, int fd)
 {
     odk_driver *d = ctx;
     odk_user_client *uc = d->clients;
-    while (uc && !(uc->fc && !uc->closing &&
-                   ((!uc->wake_dead && uc->wake_fd == fd) || (!uc->sync_dead && uc->sync_fd == fd))))
+    while (uc &&
+           !(uc->fc && !uc->closing &&
+             ((!uc->wake_dead && uc->wake_fd == fd) || (!uc->sync_dead && uc->sync_fd == fd))))
         uc = uc->next;
     if (!uc)
         return;
@@ -282,7 +283,7 @@ int mailbox_take(odk_user_client *uc, wire_msg *m)
     efd = -1;
     /* A socket: the queue sleeps on it itself, so that the app's byte
      * wakes it as a sync wake-up.  Anything else is taken for an eventfd
-     * in the queue's epoll set, and the app sleeps on a futex. */
+     * (in the queue's epoll set when alone), and the app sleeps on a futex. */
     uc->wake_sock = S_ISSOCK(est.st_mode);
     if (uc->wake_sock) {
         rc = queue_add_poller_fd(uc->drv->queue, uc->wake_fd, on_wake);
@@ -296,9 +297,10 @@ int mailbox_take(odk_user_client *uc, wire_msg *m)
             uc->sync_fd = sfd;
             sfd = -1;
         }
-    } else
+    } else {
         rc = odk_fd_source_create(uc->drv->queue, uc->wake_fd, EPOLLIN, on_wake_eventfd, uc,
                                   &uc->wake_src);
+    }
     if (rc < 0) { /* refused: the calls use the channel */
         munmap(uc->fc, sizeof *uc->fc);
         uc->fc = NULL;
