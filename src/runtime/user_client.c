@@ -185,11 +185,11 @@ static void open_on_queue(void *arg)
         uc->handler = *h;
     } else {
         uc->handler = (node_handler){.node_id = uc->node_id,
-                                     .methods = d->cls->methods,
-                                     .n_methods = d->cls->n_methods,
-                                     .open = class_open,
-                                     .close = class_close,
-                                     .ctx = d};
+                                         .methods = d->cls->methods,
+                                         .n_methods = d->cls->n_methods,
+                                         .open = class_open,
+                                         .close = class_close,
+                                         .ctx = d};
     }
     int st = d->stopped ? ODK_E_GONE : ODK_OK;
     if (st == ODK_OK && uc->handler.open)
@@ -217,7 +217,7 @@ static void open_on_queue(void *arg)
 }
 
 int user_client_accept(odk_driver *drv, int fd, uint64_t node_id, uint32_t type, uint32_t uid,
-                       int32_t pid)
+                          int32_t pid)
 {
     odk_user_client *uc = calloc(1, sizeof *uc);
     if (!uc) {

@@ -41,13 +41,13 @@ struct odk_user_client {
     /* The mailbox, when the app asked for the fast path. */
     struct fastcall_shared *fc;
     int wake_fd;
-    bool wake_dead;          /* the app closed its end of the wake-up socket */
-    bool wake_sock;          /* the wake-up fd is a socket (else an eventfd + futex) */
-    int sync_fd;             /* with the eventfd, a socket for sync wake-ups (-1: none) */
-    bool sync_dead;          /* the app closed its end of sync_fd */
+    bool wake_dead; /* the app closed its end of the wake-up socket */
+    bool wake_sock; /* the wake-up fd is a socket (else an eventfd + futex) */
+    int sync_fd;    /* with the eventfd, a socket for sync wake-ups (-1: none) */
+    bool sync_dead; /* the app closed its end of sync_fd */
     odk_fd_source *wake_src; /* the eventfd's, in the queue's epoll set */
-    uint32_t fc_seen;        /* last request sequence taken */
-    bool fc_busy;            /* an async call holds the mailbox */
+    uint32_t fc_seen; /* last request sequence taken */
+    bool fc_busy;     /* an async call holds the mailbox */
     /* The idle-spin predictor (mailbox.c): when the last reply went out,
      * the average of recent short gaps, a saturating count of them, and the
      * spin this client asks its queue for. */
