@@ -38,8 +38,12 @@
  * usage: call_rate STATE_DIR NODE HOST_PIDS [SECONDS [RATES]]
  *   HOST_PIDS  the pids of the driver hosts serving NODE, comma-separated
  *   SECONDS    how long one round of one side lasts at a paced rate
- *              (default 0.5; at least MIN_CALLS = 100 calls, so 10 s a
- *              round at 10 calls/s: with fewer, the p99 was the maximum)
+ *              (default 0.5), stretched to MIN_CALLS = 1000 calls (10 s a
+ *              round at 100 calls/s) but to no more than MAX_ROUND_S = 30 s
+ *              (300 calls at 10 calls/s).  A p99 needs calls: of 100, it
+ *              was the second-highest call, and at 100/s it swung 35x
+ *              between rounds; of 1000 it is the tenth-highest, of 300
+ *              the third or fourth
  *   RATES      the rates to run instead of all, comma-separated (0: back to
  *              back), e.g. 1000,0 while tuning */
 #include <errno.h>
@@ -61,7 +65,8 @@
 
 #define MSG 64          /* bytes in and out of every call */
 #define ROUNDS 5        /* alternating rounds of each side, at each rate */
-#define MIN_CALLS 100   /* measured calls in a round, at the least (its p99 no longer its max) */
+#define MIN_CALLS 1000  /* measured calls in a paced round, at the least (p99: the 10th highest) */
+#define MAX_ROUND_S 30  /* ... unless that takes longer than this many seconds */
 #define B2B_CALLS 20000 /* measured calls in a back-to-back round */
 
 #define MAX_RATES 16
@@ -230,7 +235,7 @@ int main(int argc, char **argv)
     }
     prctl(PR_SET_TIMERSLACK, 1UL, 0, 0, 0);
 
-    size_t max_calls = B2B_CALLS;
+    size_t max_calls = B2B_CALLS > MIN_CALLS ? B2B_CALLS : MIN_CALLS;
     for (size_t r = 0; r < N_RATES; r++)
         if (rates[r] && (size_t)(rates[r] * secs) > max_calls)
             max_calls = (size_t)(rates[r] * secs);
@@ -256,7 +261,7 @@ int main(int argc, char **argv)
     for (size_t r = 0; ok && r < N_RATES; r++) {
         size_t n = rates[r] ? (size_t)(rates[r] * secs) : B2B_CALLS;
         if (n < MIN_CALLS)
-            n = MIN_CALLS;
+            n = rates[r] && MIN_CALLS > rates[r] * MAX_ROUND_S ? rates[r] * MAX_ROUND_S : MIN_CALLS;
         size_t warm = n / 20 < 3 ? 3 : n / 20;
         for (uint32_t round = 0; ok && round < ROUNDS; round++)
             for (int s = 0; ok && s < N_SIDES; s++)

@@ -35,11 +35,13 @@ struct odk_connection {
     struct fastcall_shared *fc;
     int wake_fd;    /* an eventfd, or our end of the wake-up socket pair */
     bool wake_sock; /* ODK_FASTCALL_WAKE=socket: the socket pair, not a futex */
+    int sync_fd;    /* beside the eventfd, our end of a socket pair for sync wake-ups, or -1 */
     uint32_t fc_seq;
     uint64_t reply_ns; /* moving average of replies from an awake host */
     /* Wake-up counters (ODK_FASTCALL_STATS): calls made, eventfd writes
      * (or bytes) that woke the host, sleeps on the futex (or socket). */
-    uint32_t fc_calls, fc_wakes_sent, fc_sleeps;
+    uint32_t fc_calls, fc_wakes_sent, fc_sleeps, fc_sync_wakes; /* fc_sync_wakes: on sync_fd */
+    struct mailbox_trace *trace; /* ODK_FASTCALL_TRACE: one record a call, else NULL */
     bool gone;
 };
 
@@ -92,6 +94,11 @@ int mailbox_call(odk_connection *conn, const struct wire_call *c, const uint64_t
 /* With $ODK_FASTCALL_STATS set, prints conn's wake-up counters (its own
  * and the host's, from the mailbox) to stderr. */
 void mailbox_stats_print(const odk_connection *conn);
+
+/* With $ODK_FASTCALL_TRACE naming a file, appends a line for each call
+ * conn made through the mailbox to it (docs/memory.md, section 11) and
+ * frees the records; nothing otherwise. */
+void mailbox_trace_write(odk_connection *conn);
 
 /* ---- buffer.c ---- */
 

@@ -102,6 +102,7 @@ int odk_connection_open(odk_client *c, uint64_t node_id, uint32_t type, odk_conn
     }
     conn->fd = fd;
     conn->wake_fd = -1;
+    conn->sync_fd = -1;
     wire_msg_init(&conn->msg);
     /* The driver's verdict on the open is the first message. */
     st = wire_recv(fd, &conn->msg);
@@ -131,10 +132,13 @@ void odk_connection_close(odk_connection *conn)
     }
     if (conn->fc) {
         mailbox_stats_print(conn);
+        mailbox_trace_write(conn);
         munmap(conn->fc, sizeof *conn->fc);
     }
     if (conn->wake_fd >= 0)
         close(conn->wake_fd);
+    if (conn->sync_fd >= 0)
+        close(conn->sync_fd);
     wire_msg_release(&conn->msg);
     free(conn);
 }

@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: MIT */
 /* The call mailbox, app side (common/fastcall.h): a sync call is written
  * into shared memory; a sleeping host is woken through the connection's
- * eventfd, and the caller waits for the reply, spinning first only when the
+ * eventfd, or through a byte on its sync socket when it sleeps on another
+ * CPU, and the caller waits for the reply, spinning first only when the
  * reply is likely to come within the spin window, then sleeping on a futex
  * the host wakes.  With ODK_FASTCALL_WAKE=socket, a byte on a socket pair
  * wakes each side instead (sync wake-ups). */
@@ -41,10 +42,72 @@ void mailbox_stats_print(const odk_connection *conn)
         return;
     fprintf(stderr,
             "odk fastcall stats: calls=%u host_wakes_sent=%u app_sleeps=%u host_woken=%u "
-            "app_wakes_sent=%u\n",
+            "app_wakes_sent=%u sync_wakes_sent=%u\n",
             conn->fc_calls, conn->fc_wakes_sent, conn->fc_sleeps,
             atomic_load_explicit(&conn->fc->host_woken, memory_order_relaxed),
-            atomic_load_explicit(&conn->fc->app_wakes, memory_order_relaxed));
+            atomic_load_explicit(&conn->fc->app_wakes, memory_order_relaxed), conn->fc_sync_wakes);
+}
+
+/* ODK_FASTCALL_TRACE=FILE: each call's path, kept in memory and written
+ * at close, for finding what the slowest calls have in common (the branch
+ * on conn->trace is all it costs otherwise).  Times are CLOCK_MONOTONIC,
+ * the same in the app and the host. */
+#define TRACE_MAX (1u << 20) /* records kept; later calls are not traced */
+struct mailbox_trace_rec {
+    uint64_t post_ns;  /* the app bumped req_seq */
+    uint64_t serve_ns; /* the host took the request (its stamp) */
+    uint64_t done_ns;  /* the app saw the reply */
+    uint32_t spun_ns;  /* the app's spin before it slept (all of it if it did not) */
+    int16_t app_cpu, host_cpu, app_cpu_after;
+    uint8_t host_asleep; /* we saw host_sleeping and woke it */
+    uint8_t host_woken;  /* the host counted a wake-up through our fd meanwhile */
+    uint8_t app_slept;   /* we slept for the reply */
+    uint8_t app_woken;   /* the host counted a wake-up of us meanwhile */
+    uint8_t same_cpu;    /* the host had last served from our CPU */
+};
+struct mailbox_trace {
+    uint32_t n;
+    struct mailbox_trace_rec rec[];
+};
+
+static void trace_start(odk_connection *conn)
+{
+    const char *path = getenv("ODK_FASTCALL_TRACE");
+    if (!path || !*path)
+        return;
+    conn->trace = malloc(sizeof *conn->trace + TRACE_MAX * sizeof conn->trace->rec[0]);
+    if (conn->trace)
+        conn->trace->n = 0;
+}
+
+void mailbox_trace_write(odk_connection *conn)
+{
+    struct mailbox_trace *t = conn->trace;
+    const char *path = getenv("ODK_FASTCALL_TRACE");
+    conn->trace = NULL;
+    if (!t || !path || !*path) {
+        free(t);
+        return;
+    }
+    FILE *f = fopen(path, "a");
+    if (!f) {
+        fprintf(stderr, "odk fastcall trace: %s: %s\n", path, strerror(errno));
+        free(t);
+        return;
+    }
+    fprintf(f,
+            "# post_ns serve_ns done_ns spun_ns app_cpu host_cpu app_cpu_after host_asleep "
+            "host_woken app_slept app_woken same_cpu wake=%s\n",
+            conn->wake_sock ? "socket" : "futex");
+    for (uint32_t i = 0; i < t->n; i++) {
+        const struct mailbox_trace_rec *r = &t->rec[i];
+        fprintf(f, "%llu %llu %llu %u %d %d %d %u %u %u %u %u\n", (unsigned long long)r->post_ns,
+                (unsigned long long)r->serve_ns, (unsigned long long)r->done_ns, r->spun_ns,
+                r->app_cpu, r->host_cpu, r->app_cpu_after, r->host_asleep, r->host_woken,
+                r->app_slept, r->app_woken, r->same_cpu);
+    }
+    fclose(f);
+    free(t);
 }
 
 void mailbox_offer(odk_connection *conn)
@@ -53,49 +116,64 @@ void mailbox_offer(odk_connection *conn)
     if (off && *off && strcmp(off, "0") != 0)
         return;
     int mfd = buffer_memfd("odk-fastcall", sizeof(struct fastcall_shared));
-    /* ODK_FASTCALL_WAKE=socket: a wake-up socket pair, [0] ours, [1] the
-     * host's.  A byte written on a socket wakes its reader as a sync
-     * wake-up (the writer is about to sleep), so the kernel may run the
-     * woken side on the writer's CPU instead of waking another, idle one,
-     * as in a socketpair round trip; an eventfd's or a futex's wake-up
-     * never is.  Otherwise (the default) an eventfd wakes the host and
-     * the host wakes us through a futex: measured on the loaded build
-     * machine, the sync wake-ups cost 15-20 % at sparse rates there (both
-     * sides queue on one CPU); a quiet machine is yet to decide
-     * (docs/memory.md). */
+    /* The wake-up fds.  A byte written on a socket wakes its reader as a
+     * sync wake-up (the writer is about to sleep), so the kernel may run
+     * the woken side on the writer's CPU instead of waking its own, idle
+     * one, as in a socketpair round trip; an eventfd's or a futex's
+     * wake-up never is.  By default we pass an eventfd and a socket pair's
+     * end ([1] the host's, [0] ours, never read: its end of file is the
+     * host's exit) and pick per call (mailbox_call): the socket when the
+     * host last ran on another CPU, which on these VMs is likely halted
+     * (tens of microseconds to wake), else the eventfd; the host wakes us
+     * through a futex.  ODK_FASTCALL_WAKE=futex: the eventfd only;
+     * =socket: the socket only, both ways (docs/memory.md, section 11). */
     const char *kind = getenv("ODK_FASTCALL_WAKE");
     bool sock = kind && strcmp(kind, "socket") == 0;
-    int sv[2] = {-1, -1};
-    if (sock && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
+    bool futex_only = kind && strcmp(kind, "futex") == 0;
+    int sv[2] = {-1, -1}, efd[2] = {-1, -1};
+    if (!futex_only && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
         sv[0] = sv[1] = -1;
     if (!sock)
-        sv[0] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), sv[1] = sv[0] >= 0 ? dup(sv[0]) : -1;
+        efd[0] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), efd[1] = efd[0] >= 0 ? dup(efd[0]) : -1;
     /* Our sleeps on the socket end every SLEEP_CHECK_NS to look for a dead
      * driver (on the futex, the wait's own timeout). */
     struct timeval tv = {0, SLEEP_CHECK_NS / 1000};
     void *p = mfd >= 0 ? mmap(NULL, sizeof(struct fastcall_shared), PROT_READ | PROT_WRITE,
                               MAP_SHARED, mfd, 0)
                        : MAP_FAILED;
-    int fds[2] = {mfd, sv[1]};
-    if (p != MAP_FAILED && sv[0] >= 0 && sv[1] >= 0 &&
+    int fds[3] = {mfd, sock ? sv[1] : efd[1], sv[1]};
+    size_t n_fds = sock || futex_only ? 2 : 3;
+    bool have = sock ? sv[0] >= 0 : efd[0] >= 0 && efd[1] >= 0 && (futex_only || sv[0] >= 0);
+    if (p != MAP_FAILED && have &&
         (!sock || setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0) &&
-        connection_request(conn, WIRE_FASTPATH, NULL, 0, fds, 2) == ODK_OK) {
+        connection_request(conn, WIRE_FASTPATH, NULL, 0, fds, n_fds) == ODK_OK) {
         conn->fc = p;
-        conn->wake_fd = sv[0];
+        conn->wake_fd = sock ? sv[0] : efd[0];
         conn->wake_sock = sock;
+        if (sock)
+            sv[0] = -1;
+        else
+            efd[0] = -1;
+        if (!sock && !futex_only) {
+            conn->sync_fd = sv[0];
+            sv[0] = -1;
+        }
         conn->reply_ns = REPLY_GUESS_NS;
-        sv[0] = -1;
+        trace_start(conn);
         p = MAP_FAILED;
     }
     if (p != MAP_FAILED)
         munmap(p, sizeof(struct fastcall_shared));
     if (mfd >= 0)
         close(mfd);
-    /* The host's end lives only in the host: its exit shows as end of file
+    /* The host's ends live only in the host: its exit shows as end of file
      * on a socket. */
-    for (int i = 0; i < 2; i++)
+    for (int i = 0; i < 2; i++) {
         if (sv[i] >= 0)
             close(sv[i]);
+        if (efd[i] >= 0)
+            close(efd[i]);
+    }
 }
 
 static bool channel_dead(odk_connection *conn)
@@ -143,6 +221,8 @@ static int wait_reply(odk_connection *conn, uint32_t seq, bool host_asleep, bool
     }
     goto done;
 sleep:
+    if (conn->trace && conn->trace->n < TRACE_MAX)
+        conn->trace->rec[conn->trace->n].spun_ns = (uint32_t)(mono_ns() - t0);
     atomic_store_explicit(&fc->app_sleeping, 1, memory_order_relaxed);
     atomic_thread_fence(memory_order_seq_cst);
     for (bool first = true;; first = false) {
@@ -203,12 +283,35 @@ int mailbox_call(odk_connection *conn, const struct wire_call *c, const uint64_t
     uint32_t seq = ++conn->fc_seq;
     conn->fc_calls++;
     int cpu = sched_getcpu();
+    struct mailbox_trace_rec *tr = NULL;
+    uint32_t woken0 = 0, wakes0 = 0, sleeps0 = conn->fc_sleeps;
+    if (conn->trace && conn->trace->n < TRACE_MAX) {
+        tr = &conn->trace->rec[conn->trace->n];
+        woken0 = atomic_load_explicit(&fc->host_woken, memory_order_relaxed);
+        wakes0 = atomic_load_explicit(&fc->app_wakes, memory_order_relaxed);
+        tr->spun_ns = UINT32_MAX; /* not slept: set below */
+    }
+    uint64_t post_ns = mono_ns();
     atomic_store_explicit(&fc->app_cpu, (uint32_t)cpu, memory_order_relaxed);
-    atomic_store_explicit(&fc->req_ns, mono_ns(), memory_order_relaxed);
+    atomic_store_explicit(&fc->req_ns, post_ns, memory_order_relaxed);
     atomic_store_explicit(&fc->req_seq, seq, memory_order_release);
     atomic_thread_fence(memory_order_seq_cst);
     bool host_asleep = atomic_load_explicit(&fc->host_sleeping, memory_order_relaxed);
-    if (host_asleep && !conn->wake_sock) {
+    uint32_t host_cpu = atomic_load_explicit(&fc->host_cpu, memory_order_relaxed);
+    bool same_cpu = cpu >= 0 && host_cpu == (uint32_t)cpu;
+    if (host_asleep && conn->sync_fd >= 0 && !same_cpu) {
+        /* The host sleeps on another CPU: a sync wake-up may bring it to
+         * this one, which we are about to leave, instead of waking that
+         * CPU (the host runs where it last ran once any CPU serves it). */
+        conn->fc_wakes_sent++;
+        conn->fc_sync_wakes++;
+        if (send(conn->sync_fd, "w", 1, MSG_DONTWAIT | MSG_NOSIGNAL) < 0 && errno != EAGAIN) {
+            if (errno != EPIPE && errno != ECONNRESET)
+                return ODK_E_IO;
+            conn->gone = true;
+            return ODK_E_GONE;
+        }
+    } else if (host_asleep && !conn->wake_sock) {
         uint64_t one = 1;
         conn->fc_wakes_sent++;
         if (write(conn->wake_fd, &one, sizeof one) < 0 && errno != EAGAIN)
@@ -223,9 +326,23 @@ int mailbox_call(odk_connection *conn, const struct wire_call *c, const uint64_t
             return ODK_E_GONE;
         }
     }
-    bool same_cpu =
-        cpu >= 0 && atomic_load_explicit(&fc->host_cpu, memory_order_relaxed) == (uint32_t)cpu;
     int st = wait_reply(conn, seq, host_asleep, same_cpu);
+    if (tr) {
+        tr->done_ns = mono_ns();
+        tr->post_ns = post_ns;
+        tr->serve_ns = atomic_load_explicit(&fc->serve_ns, memory_order_relaxed);
+        if (tr->spun_ns == UINT32_MAX)
+            tr->spun_ns = (uint32_t)(tr->done_ns - post_ns);
+        tr->app_cpu = (int16_t)cpu;
+        tr->host_cpu = (int16_t)atomic_load_explicit(&fc->host_cpu, memory_order_relaxed);
+        tr->app_cpu_after = (int16_t)sched_getcpu();
+        tr->host_asleep = host_asleep;
+        tr->host_woken = atomic_load_explicit(&fc->host_woken, memory_order_relaxed) != woken0;
+        tr->app_slept = conn->fc_sleeps != sleeps0;
+        tr->app_woken = atomic_load_explicit(&fc->app_wakes, memory_order_relaxed) != wakes0;
+        tr->same_cpu = same_cpu;
+        conn->trace->n++;
+    }
     if (st < 0)
         return st;
     /* The reply area is the driver's writing: check it before trusting it. */

@@ -13,18 +13,22 @@
  * always, and otherwise sleeps at once: the app on a futex on rep_seq (the
  * host wakes it when app_sleeping), the host in its queue's epoll, on an
  * eventfd the app writes when host_sleeping.  Sparse calls thus cost one
- * wake-up each way, as a socket would.  With ODK_FASTCALL_WAKE=socket the
- * app passes a socket pair's end instead of the eventfd, and both wake-ups
- * are a byte on it (the host's queue sleeping in poll() on it): a socket's
- * wake-up is a sync one, as a socketpair round trip's, so the woken side
- * may run on the CPU of the side that sleeps next instead of an idle vCPU
- * being woken (docs/memory.md, section 11: not the default yet).  A spinner whose peer last ran on
+ * wake-up each way, as a socket would.  Beside the eventfd the app passes
+ * a socket pair's end (the host's queue sleeping in poll() on both), and
+ * when the host last served from another CPU (host_cpu) it wakes it with a
+ * byte there instead: a socket's wake-up is a sync one, as a socketpair
+ * round trip's, so the host may run on the app's CPU, which the app is
+ * about to leave, instead of its own idle, halted vCPU being woken
+ * (docs/memory.md, section 11).  ODK_FASTCALL_WAKE=futex passes the
+ * eventfd alone; =socket the socket pair's end alone, a byte each way.
+ * A spinner whose peer last ran on
  * its own CPU (app_cpu, host_cpu) yields that CPU from the first round.
  * Dekker-style: set own flag, full fence, re-check.
  *
  * The counters host_woken and app_wakes are statistics the host keeps for
  * tests (ODK_FASTCALL_STATS, docs/architecture.md); req_ns and the CPUs
- * are hints for the spin predictors.  None is trusted for anything else.
+ * are hints for the spin predictors, serve_ns for the per-call trace
+ * (ODK_FASTCALL_TRACE).  None is trusted for anything else.
  *
  * The app is untrusted: the host copies the request header before checking
  * it, and a request the mailbox cannot hold goes over the socket instead.
@@ -50,6 +54,7 @@ struct fastcall_shared {
     _Alignas(64) _Atomic uint32_t rep_seq; /* written by the host */
     _Alignas(64) _Atomic uint32_t host_sleeping;
     _Atomic uint32_t host_cpu;   /* the CPU the host last served from */
+    _Atomic uint64_t serve_ns;   /* CLOCK_MONOTONIC when the host took the last request */
     _Atomic uint32_t host_woken; /* wake-ups of the host through the app's fd */
     _Atomic uint32_t app_wakes;  /* futex wakes (or bytes) the host sent the app */
     _Alignas(64) _Atomic uint32_t app_sleeping;

@@ -3,11 +3,13 @@
  * the app writes requests into and the driver's queue answers in place.
  * The queue spins when idle only while it predicts the next request will
  * come within IDLE_SPIN_MAX_NS, learned per client from the gaps between
- * its replies and the app's next requests; otherwise it sleeps at once in
- * epoll, woken by the app through the client's eventfd, and a sleeping app
- * is woken through a futex on rep_seq: one wake-up each way.  Or, when the
- * app passed a socket (ODK_FASTCALL_WAKE=socket), a byte on it each way,
- * the queue sleeping in poll() on it: sync wake-ups (queue_add_poller_fd). */
+ * its replies and the app's next requests; otherwise it sleeps at once,
+ * woken by the app through the client's eventfd or (the app's choice, each
+ * call) a byte on its sync socket, the queue sleeping in poll() on both
+ * (queue_add_poller_fd), and a sleeping app is woken through a futex on
+ * rep_seq: one wake-up each way.  With the eventfd alone, the queue sleeps
+ * in epoll.  Or, when the app passed a socket alone
+ * (ODK_FASTCALL_WAKE=socket), a byte on it each way: sync wake-ups. */
 #include <errno.h>
 #include <fcntl.h>
 #include <linux/futex.h>
@@ -73,9 +75,14 @@ static void update_spin(odk_driver *d)
  * of those gaps says how long. */
 static void learn_gap(odk_user_client *uc)
 {
+    /* Where and when we serve, from the first call on: the app picks its
+     * wake-up by our CPU (mailbox_call), a trace reads the time. */
+    uint64_t now = mono_ns();
+    int cpu = sched_getcpu();
+    atomic_store_explicit(&uc->fc->host_cpu, (uint32_t)cpu, memory_order_relaxed);
+    atomic_store_explicit(&uc->fc->serve_ns, now, memory_order_relaxed);
     if (!uc->fc_pub_ns)
         return;
-    uint64_t now = mono_ns();
     uint64_t req = atomic_load_explicit(&uc->fc->req_ns, memory_order_relaxed);
     if (req > now || req < uc->fc_pub_ns)
         req = req > now ? now : uc->fc_pub_ns;
@@ -92,8 +99,6 @@ static void learn_gap(odk_user_client *uc)
      * spin yields it from the first round.  Spinning stays worth it (a
      * yield hands the CPU over faster than a sleep and a wake-up), and two
      * runnable threads on one CPU let the scheduler move one away. */
-    int cpu = sched_getcpu();
-    atomic_store_explicit(&uc->fc->host_cpu, (uint32_t)cpu, memory_order_relaxed);
     bool same_cpu =
         cpu >= 0 && atomic_load_explicit(&uc->fc->app_cpu, memory_order_relaxed) == (uint32_t)cpu;
     uint64_t want = 0;
@@ -169,20 +174,29 @@ static bool arm_all(void *ctx, bool sleeping)
     return work;
 }
 
-/* A client's wake-up socket is ready: serve its request first, then
- * drain the byte (the socket is not in the epoll set: nothing else will). */
+/* A client's wake-up socket (or, with a sync socket beside it, its
+ * eventfd) is ready: serve its request first, then drain the byte or the
+ * count (these fds are not in the epoll set: nothing else will). */
 static void on_wake(void *ctx, int fd)
 {
     odk_driver *d = ctx;
     odk_user_client *uc = d->clients;
-    while (uc && !(uc->fc && !uc->closing && !uc->wake_dead && uc->wake_fd == fd))
+    while (uc &&
+           !(uc->fc && !uc->closing &&
+             ((!uc->wake_dead && uc->wake_fd == fd) || (!uc->sync_dead && uc->sync_fd == fd))))
         uc = uc->next;
     if (!uc)
         return;
     atomic_fetch_add_explicit(&uc->fc->host_woken, 1, memory_order_relaxed);
     poll_mailbox(uc);
+    if (fd == uc->wake_fd && !uc->wake_sock) {
+        uint64_t count;
+        if (read(fd, &count, sizeof count) < 0 && errno != EAGAIN)
+            odk_warn("user client of pid %d: reading its wake-up eventfd: %m", (int)uc->pid);
+        return;
+    }
     char bytes[64];
-    ssize_t n = recv(uc->wake_fd, bytes, sizeof bytes, MSG_DONTWAIT);
+    ssize_t n = recv(fd, bytes, sizeof bytes, MSG_DONTWAIT);
     if (n > 0 || (n < 0 && (errno == EAGAIN || errno == EINTR)))
         return;
     if (n < 0)
@@ -190,8 +204,11 @@ static void on_wake(void *ctx, int fd)
     /* The app closed its end (an app exiting closes the channel too, which
      * closes the client): stop listing an fd that would wake the queue at
      * every turn.  The mailbox stays, unwakeable. */
-    queue_remove_poller_fd(d->queue, uc->wake_fd);
-    uc->wake_dead = true;
+    queue_remove_poller_fd(d->queue, fd);
+    if (fd == uc->sync_fd)
+        uc->sync_dead = true;
+    else
+        uc->wake_dead = true;
 }
 
 /* The app's eventfd woke the queue (the eventfd and futex kind): the
@@ -223,8 +240,11 @@ static void mailbox_update_poller(odk_driver *d)
 
 void mailbox_close(odk_user_client *uc)
 {
-    if (uc->fc && uc->wake_sock && !uc->wake_dead)
+    if (uc->fc && (uc->wake_sock || uc->sync_fd >= 0) && !uc->wake_dead)
         queue_remove_poller_fd(uc->drv->queue, uc->wake_fd);
+    if (uc->fc && uc->sync_fd >= 0 && !uc->sync_dead)
+        queue_remove_poller_fd(uc->drv->queue, uc->sync_fd);
+    uc->sync_dead = true;
     if (uc->wake_src) {
         odk_fd_source_cancel(uc->wake_src, NULL, NULL);
         odk_release(uc->wake_src);
@@ -236,12 +256,15 @@ void mailbox_close(odk_user_client *uc)
 
 int mailbox_take(odk_user_client *uc, wire_msg *m)
 {
-    int mfd = wire_msg_take_fd(m, 0), efd = wire_msg_take_fd(m, 1);
+    int mfd = wire_msg_take_fd(m, 0), efd = wire_msg_take_fd(m, 1), sfd = wire_msg_take_fd(m, 2);
     struct stat st;
     int rc = ODK_E_INVALID;
-    struct stat est;
+    struct stat est, sst;
     if (uc->fc || mfd < 0 || efd < 0 || fstat(mfd, &st) < 0 ||
         (uint64_t)st.st_size < sizeof(struct fastcall_shared) || fstat(efd, &est) < 0)
+        goto out;
+    /* A third fd: a socket for sync wake-ups beside an eventfd. */
+    if (sfd >= 0 && (S_ISSOCK(est.st_mode) || fstat(sfd, &sst) < 0 || !S_ISSOCK(sst.st_mode)))
         goto out;
     int seals = fcntl(mfd, F_GET_SEALS);
     if (seals < 0 || !(seals & F_SEAL_SHRINK)) {
@@ -260,13 +283,24 @@ int mailbox_take(odk_user_client *uc, wire_msg *m)
     efd = -1;
     /* A socket: the queue sleeps on it itself, so that the app's byte
      * wakes it as a sync wake-up.  Anything else is taken for an eventfd
-     * in the queue's epoll set, and the app sleeps on a futex. */
+     * (in the queue's epoll set when alone), and the app sleeps on a futex. */
     uc->wake_sock = S_ISSOCK(est.st_mode);
-    if (uc->wake_sock)
+    if (uc->wake_sock) {
         rc = queue_add_poller_fd(uc->drv->queue, uc->wake_fd, on_wake);
-    else
+    } else if (sfd >= 0) {
+        /* Both kinds (the default): the queue sleeps in poll() on the
+         * eventfd and the socket, and the app picks one each call. */
+        rc = queue_add_poller_fd(uc->drv->queue, uc->wake_fd, on_wake);
+        if (rc == ODK_OK && (rc = queue_add_poller_fd(uc->drv->queue, sfd, on_wake)) < 0)
+            queue_remove_poller_fd(uc->drv->queue, uc->wake_fd);
+        if (rc == ODK_OK) {
+            uc->sync_fd = sfd;
+            sfd = -1;
+        }
+    } else {
         rc = odk_fd_source_create(uc->drv->queue, uc->wake_fd, EPOLLIN, on_wake_eventfd, uc,
                                   &uc->wake_src);
+    }
     if (rc < 0) { /* refused: the calls use the channel */
         munmap(uc->fc, sizeof *uc->fc);
         uc->fc = NULL;
@@ -280,5 +314,7 @@ out:
         close(mfd);
     if (efd >= 0)
         close(efd);
+    if (sfd >= 0)
+        close(sfd);
     return rc;
 }

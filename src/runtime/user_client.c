@@ -66,6 +66,8 @@ static void client_free(void *arg)
         munmap(uc->fc, sizeof *uc->fc);
     if (uc->wake_fd >= 0)
         close(uc->wake_fd);
+    if (uc->sync_fd >= 0)
+        close(uc->sync_fd);
     free(uc->out_buf);
     free(uc);
 }
@@ -225,6 +227,7 @@ int user_client_accept(odk_driver *drv, int fd, uint64_t node_id, uint32_t type,
     uc->drv = drv;
     uc->fd = fd;
     uc->wake_fd = -1;
+    uc->sync_fd = -1;
     uc->outq_tail = &uc->outq;
     uc->node_id = node_id;
     uc->type = type;

@@ -43,6 +43,8 @@ struct odk_user_client {
     int wake_fd;
     bool wake_dead; /* the app closed its end of the wake-up socket */
     bool wake_sock; /* the wake-up fd is a socket (else an eventfd + futex) */
+    int sync_fd;    /* with the eventfd, a socket for sync wake-ups (-1: none) */
+    bool sync_dead; /* the app closed its end of sync_fd */
     odk_fd_source *wake_src; /* the eventfd's, in the queue's epoll set */
     uint32_t fc_seen; /* last request sequence taken */
     bool fc_busy;     /* an async call holds the mailbox */
@@ -94,7 +96,8 @@ int call_reply_outputs(odk_user_client *uc, enum reply_via via, uint32_t seq,
 
 /* ---- mailbox.c: the shared-memory fast path ---- */
 
-/* Takes the mailbox and wake-up eventfd the app passed with m.  ODK_OK,
+/* Takes the mailbox and wake-up eventfd (and the sync wake-up socket, if
+ * any) the app passed with m.  ODK_OK,
  * ODK_E_INVALID (already has one, or bad descriptors), ODK_E_ACCESS (not
  * sealed against shrinking), ODK_E_NOMEM, or odk_fd_source_create's. */
 int mailbox_take(odk_user_client *uc, wire_msg *m);

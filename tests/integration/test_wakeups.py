@@ -21,6 +21,7 @@ CALLS = 20
 GAP_S = 0.02  # far more than any spin window: every call finds the host asleep
 STATS = re.compile(r"odk fastcall stats: calls=(\d+) host_wakes_sent=(\d+) app_sleeps=(\d+) "
                    r"host_woken=(\d+) app_wakes_sent=(\d+)")
+SYNC_WAKES = re.compile(r"odk fastcall stats: .* sync_wakes_sent=(\d+)")
 
 
 def voluntary_switches(task_dir):
@@ -37,12 +38,16 @@ def process_switches(pid):
     return sum(voluntary_switches(os.path.join(base, t)) for t in os.listdir(base))
 
 
-@pytest.mark.parametrize("kind", ["futex", "socket"])
+@pytest.mark.parametrize("kind", ["cpu", "futex", "socket"])
 def test_sparse_calls_cost_one_wake_up_each_way(odkd, capfd, monkeypatch, kind):
-    """Either kind of wake-up (ODK_FASTCALL_WAKE): an eventfd and a futex
-    (the default), or the socket pair."""
+    """Every kind of wake-up (ODK_FASTCALL_WAKE): the default ("cpu": an
+    eventfd or a sync byte, picked each call, and a futex back), an eventfd
+    and a futex only, or the socket pair."""
     monkeypatch.setenv("ODK_FASTCALL_STATS", "1")
-    monkeypatch.setenv("ODK_FASTCALL_WAKE", kind)
+    if kind == "cpu":
+        monkeypatch.delenv("ODK_FASTCALL_WAKE", raising=False)
+    else:
+        monkeypatch.setenv("ODK_FASTCALL_WAKE", kind)
     dev = odkd.plug({"model": "echo"})
     host = odkd.running(provider=dev)[0]["pid"]
     capfd.readouterr()
@@ -76,6 +81,56 @@ def test_sparse_calls_cost_one_wake_up_each_way(odkd, capfd, monkeypatch, kind):
     assert CALLS <= host1 - host0 <= CALLS + 3, f"driver host: {host1 - host0} blocking waits"
     # This thread: the sleep between calls and at most one wait per call.
     assert app1 - app0 <= 2 * CALLS, f"app: {app1 - app0} blocking waits for {CALLS} calls"
+
+
+def pin(pid, cpu):
+    """Every thread of pid to CPU cpu."""
+    for tid in os.listdir(f"/proc/{pid}/task"):
+        os.sched_setaffinity(int(tid), {cpu})
+
+
+@pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
+@pytest.mark.parametrize("apart", [True, False])
+def test_the_wake_up_is_sync_when_the_host_sleeps_on_another_cpu(odkd, capfd, monkeypatch, apart):
+    """By default the app wakes a sleeping host with a byte on a socket (a
+    sync wake-up, which may bring the host to the app's CPU) when the host
+    last ran on another CPU, and through the eventfd when on the app's own.
+    Pinned apart, every call takes the socket and still gets its answer
+    (the host is woken, in poll(), by that byte alone); pinned together,
+    none does."""
+    monkeypatch.setenv("ODK_FASTCALL_STATS", "1")
+    monkeypatch.delenv("ODK_FASTCALL_WAKE", raising=False)
+    dev = odkd.plug({"model": "echo"})
+    host = odkd.running(provider=dev)[0]["pid"]
+    mask = os.sched_getaffinity(0)
+    cpus = sorted(os.sched_getaffinity(0))
+    try:
+        os.sched_setaffinity(0, {cpus[0]})
+        pin(host, cpus[1] if apart else cpus[0])
+        capfd.readouterr()
+        with Connection(odkd.state, dev) as c:
+            c.call(ECHO.ADD, [1, 2], n_out=1)  # the host has served once: it has a CPU
+            for i in range(CALLS):
+                time.sleep(GAP_S)
+                (total,), _ = c.call(ECHO.ADD, [i, 1], n_out=1)
+                assert total == i + 1
+    finally:
+        os.sched_setaffinity(0, mask)
+        for tid in os.listdir(f"/proc/{host}/task"):
+            os.sched_setaffinity(int(tid), mask)
+    err = capfd.readouterr().err
+    m, sync = STATS.search(err), SYNC_WAKES.search(err)
+    assert m and sync, f"no fast-path statistics: {err!r}"
+    calls, host_wakes_sent, _, host_woken, _ = map(int, m.groups())
+    assert calls == CALLS + 1 and host_wakes_sent >= CALLS
+    # Every wake-up sent woke the host through its fd: none was lost (a
+    # lost one leaves the call to whatever wakes the queue next, seconds
+    # later: the watchdog's heartbeat).
+    assert host_woken == host_wakes_sent
+    if apart:
+        assert int(sync.group(1)) >= CALLS
+    else:
+        assert int(sync.group(1)) == 0
 
 
 def test_work_a_call_queues_while_the_host_spins_runs_before_it_sleeps(odkd):
