@@ -271,8 +271,8 @@ static int one(int argc, char **argv)
         fprintf(stderr, "block_export: --one: no mode named %s\n", argv[3]);
         return 2;
     }
-    if ((w || r ? seq(&c, w ? 1 : 0, (uint64_t)passes, 0) : randread(&c, 50000u * (uint64_t)passes, 0)) <=
-        0) {
+    if ((w || r ? seq(&c, w ? 1 : 0, (uint64_t)passes, 0)
+                : randread(&c, 50000u * (uint64_t)passes, 0)) <= 0) {
         fprintf(stderr, "block_export: %s failed\n", argv[3]);
         return 1;
     }
@@ -313,7 +313,8 @@ int main(int argc, char **argv)
      * both processes' buffers exists before anything is timed. */
     for (int s = 0; s < 2; s++)
         if (seq(&side[s], 1, 1, 0) <= 0 || seq(&side[s], 0, 1, 0) <= 0) {
-            fprintf(stderr, "block_export: the %s side failed its first pass\n", s ? "peer" : "odk");
+            fprintf(stderr, "block_export: the %s side failed its first pass\n",
+                    s ? "peer" : "odk");
             return 1;
         }
     double w[2][BENCH_MAX_ROUNDS], r[2][BENCH_MAX_ROUNDS], q[2][BENCH_MAX_ROUNDS];
