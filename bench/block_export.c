@@ -8,11 +8,19 @@
  *   seq read   1 MiB READs over the whole export, 4 in flight   (MiB/s)
  *   rand read  4 KiB READs at random 4 KiB offsets, 32 in flight (IOPS)
  *
- *   block_export OUR_SOCKET PEER_SOCKET [ROUNDS] [RAND_OPS]
+ *   block_export OUR_SOCKET PEER_SOCKET [ROUNDS] [RAND_OPS] [SECONDS]
  *   block_export --one SOCKET write|read|rand PASSES
  *
+ * Before the rounds, each side gets one uncounted write pass and one read
+ * pass over the whole export: the disks' pages (the model's memfds,
+ * nbdkit's sparse array) exist before anything is timed.  In a round each
+ * measure runs for at least SECONDS (default 1; and at least one pass over
+ * the export, or RAND_OPS random reads), the sequential ones pass after
+ * pass without draining in between, so a stall of a loaded machine is a
+ * small part of a round.
+ *
  * --one drives one export alone, PASSES times over the whole export (rand:
- * PASSES times RAND_OPS reads), and prints nothing but errors: the load a
+ * PASSES times 50 000 reads), and prints nothing but errors: the load a
  * `perf stat` of the serving processes counts (bench/block_export_counts).
  *
  * Every write carries its offset in each 4 KiB block, and every read is
@@ -180,23 +188,15 @@ static int recv_reply(struct conn *c)
     return (int)slot;
 }
 
-/* Moves the whole export in bs requests, qd in flight; returns seconds. */
-static double seq(struct conn *c, uint16_t type)
+/* Keeps issuing requests from first() until at least min requests are done
+ * and secs seconds have passed (secs 0: exactly min), qd in flight, and
+ * drains the rest; the pipeline never empties between passes.  Returns
+ * the requests done a second, or -1 on an error or wrong data. */
+typedef uint64_t (*next_off_fn)(const struct conn *c, uint64_t k, uint32_t bs);
+
+static uint64_t seq_off(const struct conn *c, uint64_t k, uint32_t bs)
 {
-    uint64_t n = c->size / SEQ_BS, sent = 0, done = 0;
-    double t0 = bench_now_s();
-    for (; sent < n && sent < SEQ_QD; sent++)
-        if (send_req(c, (unsigned)sent, type, sent * SEQ_BS, SEQ_BS) < 0)
-            return -1;
-    while (done < n) {
-        int slot = recv_reply(c);
-        if (slot < 0)
-            return -1;
-        done++;
-        if (sent < n && send_req(c, (unsigned)slot, type, sent++ * SEQ_BS, SEQ_BS) < 0)
-            return -1;
-    }
-    return bench_now_s() - t0;
+    return k % (c->size / bs) * bs; /* pass after pass over the whole export */
 }
 
 static uint64_t rng = 88172645463325252ull;
@@ -208,25 +208,50 @@ static uint64_t next_rand(void)
     return rng;
 }
 
-static double randread(struct conn *c, uint64_t ops)
+static uint64_t rand_off(const struct conn *c, uint64_t k, uint32_t bs)
 {
-    uint64_t blocks = c->size / RAND_BS, sent = 0, done = 0;
+    (void)k;
+    return next_rand() % (c->size / bs) * bs;
+}
+
+static double drive(struct conn *c, uint16_t type, uint32_t bs, unsigned qd, next_off_fn next,
+                    uint64_t min, double secs)
+{
+    uint64_t sent = 0, done = 0;
     double t0 = bench_now_s();
-    for (; sent < ops && sent < RAND_QD; sent++)
-        if (send_req(c, (unsigned)sent, 0, (next_rand() % blocks) * RAND_BS, RAND_BS) < 0)
+    bool more = true;
+    for (; sent < qd && sent < min; sent++)
+        if (send_req(c, (unsigned)sent, type, next(c, sent, bs), bs) < 0)
             return -1;
-    while (done < ops) {
+    while (done < sent) {
         int slot = recv_reply(c);
         if (slot < 0)
             return -1;
         done++;
-        if (sent < ops) {
-            sent++;
-            if (send_req(c, (unsigned)slot, 0, (next_rand() % blocks) * RAND_BS, RAND_BS) < 0)
-                return -1;
-        }
+        if (more && sent >= min)
+            more = secs > 0 && bench_now_s() - t0 < secs;
+        if (!more)
+            continue;
+        if (send_req(c, (unsigned)slot, type, next(c, sent, bs), bs) < 0)
+            return -1;
+        sent++;
     }
-    return bench_now_s() - t0;
+    double t = bench_now_s() - t0;
+    return t > 0 ? (double)done / t : -1;
+}
+
+/* 1 MiB requests, SEQ_QD in flight, whole passes over the export: at least
+ * one pass and secs seconds; MiB/s. */
+static double seq(struct conn *c, uint16_t type, uint64_t passes, double secs)
+{
+    return drive(c, type, SEQ_BS, SEQ_QD, seq_off, passes * (c->size / SEQ_BS), secs) *
+           (SEQ_BS / (1 << 20));
+}
+/* 4 KiB READs at random offsets, RAND_QD in flight: at least ops of them
+ * and secs seconds; IOPS. */
+static double randread(struct conn *c, uint64_t ops, double secs)
+{
+    return drive(c, 0, RAND_BS, RAND_QD, rand_off, ops, secs);
 }
 
 static int one(int argc, char **argv)
@@ -246,11 +271,11 @@ static int one(int argc, char **argv)
         fprintf(stderr, "block_export: --one: no mode named %s\n", argv[3]);
         return 2;
     }
-    for (int i = 0; i < passes; i++)
-        if ((w || r ? seq(&c, w ? 1 : 0) : randread(&c, 50000)) <= 0) {
-            fprintf(stderr, "block_export: %s failed\n", argv[3]);
-            return 1;
-        }
+    if ((w || r ? seq(&c, w ? 1 : 0, (uint64_t)passes, 0)
+                : randread(&c, 50000u * (uint64_t)passes, 0)) <= 0) {
+        fprintf(stderr, "block_export: %s failed\n", argv[3]);
+        return 1;
+    }
     return 0;
 }
 
@@ -259,13 +284,19 @@ int main(int argc, char **argv)
     if (argc > 1 && !strcmp(argv[1], "--one"))
         return one(argc, argv);
     if (argc < 3) {
-        fprintf(stderr, "usage: block_export OUR_SOCKET PEER_SOCKET [ROUNDS] [RAND_OPS]\n");
+        fprintf(stderr,
+                "usage: block_export OUR_SOCKET PEER_SOCKET [ROUNDS] [RAND_OPS] [SECONDS]\n");
         return 2;
     }
     int rounds = argc > 3 ? atoi(argv[3]) : 5;
     uint64_t ops = argc > 4 ? strtoull(argv[4], NULL, 10) : 50000;
+    double secs = argc > 5 ? atof(argv[5]) : 1.0;
     if (rounds < 1 || rounds > BENCH_MAX_ROUNDS)
         rounds = 5;
+    if (!(secs >= 0 && secs <= 600)) {
+        fprintf(stderr, "block_export: SECONDS must be 0-600, not %s\n", argv[5]);
+        return 2;
+    }
     struct conn side[2];
     for (int s = 0; s < 2; s++)
         if (nbd_open(argv[1 + s], &side[s]) < 0) {
@@ -277,19 +308,27 @@ int main(int argc, char **argv)
                 side[1].size);
         return 1;
     }
+    /* Uncounted: one write pass and one read pass over each side, so every
+     * page of the disks (the model's memfds, nbdkit's sparse array) and of
+     * both processes' buffers exists before anything is timed. */
+    for (int s = 0; s < 2; s++)
+        if (seq(&side[s], 1, 1, 0) <= 0 || seq(&side[s], 0, 1, 0) <= 0) {
+            fprintf(stderr, "block_export: the %s side failed its first pass\n",
+                    s ? "peer" : "odk");
+            return 1;
+        }
     double w[2][BENCH_MAX_ROUNDS], r[2][BENCH_MAX_ROUNDS], q[2][BENCH_MAX_ROUNDS];
     double mib = (double)side[0].size / (1 << 20);
     for (int i = 0; i < rounds; i++)
         for (int k = 0; k < 2; k++) {
             int s = (i + k) % 2; /* alternate who goes first */
-            double tw = seq(&side[s], 1), tr = seq(&side[s], 0), tq = randread(&side[s], ops);
-            if (tw <= 0 || tr <= 0 || tq <= 0) {
+            w[s][i] = seq(&side[s], 1, 1, secs);
+            r[s][i] = seq(&side[s], 0, 1, secs);
+            q[s][i] = randread(&side[s], ops, secs);
+            if (w[s][i] <= 0 || r[s][i] <= 0 || q[s][i] <= 0) {
                 fprintf(stderr, "block_export: the %s side failed\n", s ? "peer" : "odk");
                 return 1;
             }
-            w[s][i] = mib / tw;
-            r[s][i] = mib / tr;
-            q[s][i] = (double)ops / tq;
         }
     printf("block_export vs nbdkit-memory:");
     bench_report_part("seq-write", "%.0f", "MiB/s", BENCH_HIGHER_IS_BETTER, "ratio", w[0], w[1],
