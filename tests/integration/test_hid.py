@@ -201,8 +201,11 @@ def test_a_report_wakes_the_device_model_once(keyboard):
     after = thread_switches(model)
     woke = sum(after[t][1] - before[t][1] for t in before if t in after)
     # n requests, and n / 8 batches of resubmissions (a batch may take two
-    # wake-ups when the model reads it while it is still being sent).
-    assert woke <= n + n // 4 + 2, f"the model blocked {woke} times for {n} reports"
+    # wake-ups when the model reads it while it is still being sent, or
+    # more when the sender is preempted mid-batch: 43 once, under ASan in a
+    # loaded clean clone).  A resubmission after every report would make
+    # it 2n; the bound stays well below that.
+    assert woke <= n + n // 2, f"the model blocked {woke} times for {n} reports"
     f.nothing_more()
 
 
