@@ -120,16 +120,18 @@ void mailbox_offer(odk_connection *conn)
      * sync wake-up (the writer is about to sleep), so the kernel may run
      * the woken side on the writer's CPU instead of waking its own, idle
      * one, as in a socketpair round trip; an eventfd's or a futex's
-     * wake-up never is.  By default we pass an eventfd and a socket pair's
-     * end ([1] the host's, [0] ours, never read: its end of file is the
-     * host's exit) and pick per call (mailbox_call): the socket when the
+     * wake-up never is.  By default we pass an eventfd, and the host wakes
+     * us through a futex.  ODK_FASTCALL_WAKE=cpu: an eventfd and a socket
+     * pair's end ([1] the host's, [0] ours, never read: its end of file is
+     * the host's exit), picked per call (mailbox_call): the socket when the
      * host last ran on another CPU, which on these VMs is likely halted
-     * (tens of microseconds to wake), else the eventfd; the host wakes us
-     * through a futex.  ODK_FASTCALL_WAKE=futex: the eventfd only;
-     * =socket: the socket only, both ways (docs/memory.md, section 11). */
+     * (tens of microseconds to wake), else the eventfd; not the default,
+     * because at 10 calls/s on a quiet machine it lost to the eventfd
+     * alone.  =socket: the socket only, both ways (docs/memory.md, section
+     * 11). */
     const char *kind = getenv("ODK_FASTCALL_WAKE");
     bool sock = kind && strcmp(kind, "socket") == 0;
-    bool futex_only = kind && strcmp(kind, "futex") == 0;
+    bool futex_only = !sock && !(kind && strcmp(kind, "cpu") == 0);
     int sv[2] = {-1, -1}, efd[2] = {-1, -1};
     if (!futex_only && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
         sv[0] = sv[1] = -1;

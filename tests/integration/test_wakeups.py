@@ -38,13 +38,13 @@ def process_switches(pid):
     return sum(voluntary_switches(os.path.join(base, t)) for t in os.listdir(base))
 
 
-@pytest.mark.parametrize("kind", ["cpu", "futex", "socket"])
+@pytest.mark.parametrize("kind", ["default", "cpu", "futex", "socket"])
 def test_sparse_calls_cost_one_wake_up_each_way(odkd, capfd, monkeypatch, kind):
-    """Every kind of wake-up (ODK_FASTCALL_WAKE): the default ("cpu": an
-    eventfd or a sync byte, picked each call, and a futex back), an eventfd
-    and a futex only, or the socket pair."""
+    """Every kind of wake-up (ODK_FASTCALL_WAKE): "cpu" (an eventfd or a
+    sync byte, picked each call, and a futex back), the default (an eventfd
+    and a futex only), "futex" (the same, named), or the socket pair."""
     monkeypatch.setenv("ODK_FASTCALL_STATS", "1")
-    if kind == "cpu":
+    if kind == "default":
         monkeypatch.delenv("ODK_FASTCALL_WAKE", raising=False)
     else:
         monkeypatch.setenv("ODK_FASTCALL_WAKE", kind)
@@ -92,14 +92,14 @@ def pin(pid, cpu):
 @pytest.mark.skipif(len(os.sched_getaffinity(0)) < 2, reason="needs two CPUs")
 @pytest.mark.parametrize("apart", [True, False])
 def test_the_wake_up_is_sync_when_the_host_sleeps_on_another_cpu(odkd, capfd, monkeypatch, apart):
-    """By default the app wakes a sleeping host with a byte on a socket (a
+    """With ODK_FASTCALL_WAKE=cpu the app wakes a sleeping host with a byte on a socket (a
     sync wake-up, which may bring the host to the app's CPU) when the host
     last ran on another CPU, and through the eventfd when on the app's own.
     Pinned apart, every call takes the socket and still gets its answer
     (the host is woken, in poll(), by that byte alone); pinned together,
     none does."""
     monkeypatch.setenv("ODK_FASTCALL_STATS", "1")
-    monkeypatch.delenv("ODK_FASTCALL_WAKE", raising=False)
+    monkeypatch.setenv("ODK_FASTCALL_WAKE", "cpu")
     dev = odkd.plug({"model": "echo"})
     host = odkd.running(provider=dev)[0]["pid"]
     mask = os.sched_getaffinity(0)
