@@ -91,7 +91,7 @@ void call_async_complete(odk_connection *conn, wire_msg *m);
  * verdict, which says whether it took it (docs/architecture.md, "Open"). */
 struct mailbox_offer {
     struct fastcall_shared *p; /* our mapping, or NULL */
-    int mfd, sv[2], efd[2];
+    int mfd, sv[2], efd; /* the memfd, the socket pair ([1] the host's end), the eventfd */
     bool sock, futex_only;
     int fds[3]; /* what the host gets: the memfd and its wake-up ends */
     size_t n_fds;

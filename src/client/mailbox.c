@@ -112,7 +112,7 @@ void mailbox_trace_write(odk_connection *conn)
 
 bool mailbox_prepare(struct mailbox_offer *o)
 {
-    *o = (struct mailbox_offer){.mfd = -1, .sv = {-1, -1}, .efd = {-1, -1}, .p = NULL};
+    *o = (struct mailbox_offer){.mfd = -1, .sv = {-1, -1}, .efd = -1, .p = NULL};
     const char *off = getenv("ODK_NO_FASTPATH");
     if (off && *off && strcmp(off, "0") != 0)
         return false;
@@ -135,10 +135,10 @@ bool mailbox_prepare(struct mailbox_offer *o)
     o->futex_only = !o->sock && !(kind && strcmp(kind, "cpu") == 0);
     if (!o->futex_only && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, o->sv) < 0)
         o->sv[0] = o->sv[1] = -1;
-    if (!o->sock) {
-        o->efd[0] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-        o->efd[1] = o->efd[0] >= 0 ? dup(o->efd[0]) : -1;
-    }
+    /* The eventfd goes to the host as it is (SCM_RIGHTS gives the host a
+     * reference of its own), so no end of it is the host's alone. */
+    if (!o->sock)
+        o->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     /* Our sleeps on the socket end every SLEEP_CHECK_NS to look for a dead
      * driver (on the futex, the wait's own timeout). */
     struct timeval tv = {0, SLEEP_CHECK_NS / 1000};
@@ -147,11 +147,11 @@ bool mailbox_prepare(struct mailbox_offer *o)
                           : MAP_FAILED;
     o->p = p == MAP_FAILED ? NULL : p;
     o->fds[0] = o->mfd;
-    o->fds[1] = o->sock ? o->sv[1] : o->efd[1];
+    o->fds[1] = o->sock ? o->sv[1] : o->efd;
     o->fds[2] = o->sv[1];
     o->n_fds = o->sock || o->futex_only ? 2 : 3;
     bool have = o->sock ? o->sv[0] >= 0
-                        : o->efd[0] >= 0 && o->efd[1] >= 0 && (o->futex_only || o->sv[0] >= 0);
+                        : o->efd >= 0 && (o->futex_only || o->sv[0] >= 0);
     if (o->p && have &&
         (!o->sock || setsockopt(o->sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0))
         return true;
@@ -163,12 +163,12 @@ void mailbox_adopt(odk_connection *conn, struct mailbox_offer *o)
 {
     conn->fc = o->p;
     o->p = NULL;
-    conn->wake_fd = o->sock ? o->sv[0] : o->efd[0];
+    conn->wake_fd = o->sock ? o->sv[0] : o->efd;
     conn->wake_sock = o->sock;
     if (o->sock)
         o->sv[0] = -1;
     else
-        o->efd[0] = -1;
+        o->efd = -1;
     if (!o->sock && !o->futex_only) {
         conn->sync_fd = o->sv[0];
         o->sv[0] = -1;
@@ -191,10 +191,11 @@ void mailbox_drop(struct mailbox_offer *o)
     for (int i = 0; i < 2; i++) {
         if (o->sv[i] >= 0)
             close(o->sv[i]);
-        if (o->efd[i] >= 0)
-            close(o->efd[i]);
-        o->sv[i] = o->efd[i] = -1;
+        o->sv[i] = -1;
     }
+    if (o->efd >= 0)
+        close(o->efd);
+    o->efd = -1;
 }
 
 void mailbox_offer(odk_connection *conn, struct mailbox_offer *o)

@@ -206,7 +206,7 @@ static void open_on_queue(void *arg)
      * not two), and so that a refused client's channel is closed with
      * nothing unread: a socket closed with unread data makes the app's
      * read of the verdict fail (ECONNRESET) instead of returning it. */
-    fcntl(uc->fd, F_SETFL, fcntl(uc->fd, F_GETFL) | O_NONBLOCK);
+    fcntl(uc->fd, F_SETFL, O_NONBLOCK); /* odkd's new socket has no other status flag */
     int got = wire_recv(uc->fd, &uc->msg);
     if (got == ODK_E_PROTOCOL)
         odk_warn("user client of pid %d sent a malformed message; ignored", (int)uc->pid);
