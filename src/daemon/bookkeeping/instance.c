@@ -259,12 +259,16 @@ static bool ctl_one(struct odkd *d, struct instance *in)
          * reap still reports an exit that is not clean, and the stop
          * deadline still kills a host that does not leave. */
         pid_t exiting = in->pid;
-        close_channel(d, in);
+        loop_del(d, &in->ctl_watch); /* nothing more to read */
         more = false;
         if (in->terminate && in->state == INST_STOPPING && !in->stopped) {
             in->stopped = true;
             check_tree_waits(d);
         }
+        /* Closed after the unplug's answer: the close wakes the host to
+         * exit, and a woken task here mostly runs on the waker's CPU,
+         * where it could take the CPU from odkd before the answer went. */
+        close_channel(d, in);
         if (exiting > 0)
             host_lower_exiting(exiting); /* after the unplug's answer */
     } else if (m.hdr.type == WIRE_REPLY) {
