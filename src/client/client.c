@@ -111,8 +111,8 @@ int odk_client_request(odk_client *c, const char *op, odk_value *args, odk_value
     return client_request_fds(c, op, args, NULL, 0, reply);
 }
 
-int client_request_fds(odk_client *c, const char *op, odk_value *args, const int *fds,
-                       size_t n_fds, odk_value **reply)
+int client_request_fds(odk_client *c, const char *op, odk_value *args, const int *fds, size_t n_fds,
+                       odk_value **reply)
 {
     if (reply)
         *reply = NULL;

@@ -49,8 +49,8 @@ struct odk_connection {
 
 /* odk_client_request with descriptors passed along (SCM_RIGHTS; ours
  * stay open). */
-int client_request_fds(odk_client *c, const char *op, odk_value *args, const int *fds,
-                       size_t n_fds, odk_value **reply);
+int client_request_fds(odk_client *c, const char *op, odk_value *args, const int *fds, size_t n_fds,
+                       odk_value **reply);
 /* Takes the descriptor that came with c's last reply; -1 if none. */
 int client_take_reply_fd(odk_client *c);
 
@@ -91,7 +91,7 @@ void call_async_complete(odk_connection *conn, wire_msg *m);
  * verdict, which says whether it took it (docs/architecture.md, "Open"). */
 struct mailbox_offer {
     struct fastcall_shared *p; /* our mapping, or NULL */
-    int mfd, sv[2], efd; /* the memfd, the socket pair ([1] the host's end), the eventfd */
+    int mfd, sv[2], efd;       /* the memfd, the socket pair ([1] the host's end), the eventfd */
     bool sock, futex_only;
     int fds[3]; /* what the host gets: the memfd and its wake-up ends */
     size_t n_fds;

@@ -150,8 +150,7 @@ bool mailbox_prepare(struct mailbox_offer *o)
     o->fds[1] = o->sock ? o->sv[1] : o->efd;
     o->fds[2] = o->sv[1];
     o->n_fds = o->sock || o->futex_only ? 2 : 3;
-    bool have = o->sock ? o->sv[0] >= 0
-                        : o->efd >= 0 && (o->futex_only || o->sv[0] >= 0);
+    bool have = o->sock ? o->sv[0] >= 0 : o->efd >= 0 && (o->futex_only || o->sv[0] >= 0);
     if (o->p && have &&
         (!o->sock || setsockopt(o->sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0))
         return true;

@@ -233,8 +233,7 @@ static void open_on_queue(void *arg)
     struct fastcall_open_verdict v = {.mailbox_status = ODK_E_UNSUPPORTED};
     if (offered)
         v.mailbox_status = mailbox_take(uc, &uc->msg);
-    wire_send(uc->fd, WIRE_REPLY, 0, ODK_OK, offered ? &v : NULL, offered ? sizeof v : 0, NULL,
-              0);
+    wire_send(uc->fd, WIRE_REPLY, 0, ODK_OK, offered ? &v : NULL, offered ? sizeof v : 0, NULL, 0);
     st = odk_fd_source_create(d->queue, uc->fd, EPOLLIN, on_readable, uc, &uc->src);
     if (st < 0) {
         odk_warn("user client of pid %d opened but cannot be served: %s", (int)uc->pid,
