@@ -108,6 +108,12 @@ static void queue_event(odk_client *c, odk_value *ev)
 
 int odk_client_request(odk_client *c, const char *op, odk_value *args, odk_value **reply)
 {
+    return client_request_fds(c, op, args, NULL, 0, reply);
+}
+
+int client_request_fds(odk_client *c, const char *op, odk_value *args, const int *fds, size_t n_fds,
+                       odk_value **reply)
+{
     if (reply)
         *reply = NULL;
     free(c->error);
@@ -119,7 +125,7 @@ int odk_client_request(odk_client *c, const char *op, odk_value *args, odk_value
         return ODK_E_NOMEM;
     }
     uint32_t seq = ++c->seq;
-    int st = wire_send_value(c->fd, WIRE_REQUEST, seq, 0, args, NULL, 0);
+    int st = wire_send_value(c->fd, WIRE_REQUEST, seq, 0, args, fds, n_fds);
     odk_value_free(args);
     if (st < 0)
         return st;

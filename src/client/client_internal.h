@@ -47,6 +47,10 @@ struct odk_connection {
 
 /* ---- client.c ---- */
 
+/* odk_client_request with descriptors passed along (SCM_RIGHTS; ours
+ * stay open). */
+int client_request_fds(odk_client *c, const char *op, odk_value *args, const int *fds, size_t n_fds,
+                       odk_value **reply);
 /* Takes the descriptor that came with c's last reply; -1 if none. */
 int client_take_reply_fd(odk_client *c);
 
@@ -81,9 +85,29 @@ void call_async_complete(odk_connection *conn, wire_msg *m);
 
 /* ---- mailbox.c: the shared-memory fast path ---- */
 
-/* Offers the host a call mailbox; without it (refused, out of resources,
- * or $ODK_NO_FASTPATH set) calls use the socket. */
-void mailbox_offer(odk_connection *conn);
+/* A call mailbox made before the open (mailbox_prepare) and offered with
+ * it: odkd queues the offer (WIRE_FASTPATH with fds) on the channel before
+ * the host gets it, and the host takes it before it sends the open's
+ * verdict, which says whether it took it (docs/architecture.md, "Open"). */
+struct mailbox_offer {
+    struct fastcall_shared *p; /* our mapping, or NULL */
+    int mfd, sv[2], efd;       /* the memfd, the socket pair ([1] the host's end), the eventfd */
+    bool sock, futex_only;
+    int fds[3]; /* what the host gets: the memfd and its wake-up ends */
+    size_t n_fds;
+};
+/* Makes the mailbox, its wake-up fds and our mapping; false (nothing
+ * held) when out of resources or $ODK_NO_FASTPATH is set: calls then use
+ * the socket. */
+bool mailbox_prepare(struct mailbox_offer *o);
+/* The host took o: conn calls through it from now on (o is emptied). */
+void mailbox_adopt(odk_connection *conn, struct mailbox_offer *o);
+/* Frees what o still holds (any number of times). */
+void mailbox_drop(struct mailbox_offer *o);
+/* Offers o on conn's channel and waits for the host's answer (the way of
+ * an odkd or a host that did not take the offer with the open); adopts or
+ * drops it. */
+void mailbox_offer(odk_connection *conn, struct mailbox_offer *o);
 /* Makes call c (laid out by call_layout, fitting FASTCALL_AREA both ways)
  * through the mailbox and waits for its reply; outputs as for
  * odk_connection_call_memory. */

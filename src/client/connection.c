@@ -6,6 +6,7 @@
 #include <errno.h>
 #include <poll.h>
 #include <stdlib.h>
+#include <string.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -89,32 +90,56 @@ int odk_connection_open(odk_client *c, uint64_t node_id, uint32_t type, odk_conn
         odk_value_free(args);
         return ODK_E_NOMEM;
     }
-    int st = odk_client_request(c, "open", args, NULL);
-    if (st < 0)
+    /* The call mailbox goes with the open: odkd queues it on the channel
+     * before the host hears of the open, and the host answers it in the
+     * verdict, so the open is one exchange with the host, not two. */
+    struct mailbox_offer offer;
+    bool offered = mailbox_prepare(&offer);
+    int st = client_request_fds(c, "open", args, offered ? offer.fds : NULL,
+                                offered ? offer.n_fds : 0, NULL);
+    int fd = st < 0 ? -1 : client_take_reply_fd(c);
+    if (st >= 0 && fd < 0)
+        st = ODK_E_PROTOCOL;
+    odk_connection *conn = st < 0 ? NULL : calloc(1, sizeof *conn);
+    if (st >= 0 && !conn)
+        st = ODK_E_NOMEM;
+    if (st < 0) {
+        if (fd >= 0)
+            close(fd);
+        if (offered)
+            mailbox_drop(&offer);
         return st;
-    int fd = client_take_reply_fd(c);
-    if (fd < 0)
-        return ODK_E_PROTOCOL;
-    odk_connection *conn = calloc(1, sizeof *conn);
-    if (!conn) {
-        close(fd);
-        return ODK_E_NOMEM;
     }
     conn->fd = fd;
     conn->wake_fd = -1;
     conn->sync_fd = -1;
     wire_msg_init(&conn->msg);
-    /* The driver's verdict on the open is the first message. */
+    /* The driver's verdict on the open is the first message; its body, when
+     * the host took up the offer queued with the open, says whether it
+     * took the mailbox (struct fastcall_open_verdict). */
     st = wire_recv(fd, &conn->msg);
     if (st == ODK_E_DISCONNECTED)
         st = ODK_E_GONE;
     if (st == ODK_OK)
         st = conn->msg.hdr.type == WIRE_REPLY ? conn->msg.hdr.status : ODK_E_PROTOCOL;
     if (st < 0) {
+        if (offered)
+            mailbox_drop(&offer);
         odk_connection_close(conn);
         return st;
     }
-    mailbox_offer(conn);
+    struct fastcall_open_verdict v;
+    if (!offered) {
+        /* no mailbox: calls use the socket */
+    } else if (conn->msg.body_len >= sizeof v) {
+        memcpy(&v, conn->msg.body, sizeof v);
+        if (v.mailbox_status == ODK_OK)
+            mailbox_adopt(conn, &offer);
+        else
+            mailbox_drop(&offer);
+    } else {
+        mailbox_offer(conn, &offer); /* the offer did not come with the open */
+    }
     *out = conn;
     return ODK_OK;
 }

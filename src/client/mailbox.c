@@ -110,12 +110,13 @@ void mailbox_trace_write(odk_connection *conn)
     free(t);
 }
 
-void mailbox_offer(odk_connection *conn)
+bool mailbox_prepare(struct mailbox_offer *o)
 {
+    *o = (struct mailbox_offer){.mfd = -1, .sv = {-1, -1}, .efd = -1, .p = NULL};
     const char *off = getenv("ODK_NO_FASTPATH");
     if (off && *off && strcmp(off, "0") != 0)
-        return;
-    int mfd = buffer_memfd("odk-fastcall", sizeof(struct fastcall_shared));
+        return false;
+    o->mfd = buffer_memfd("odk-fastcall", sizeof(struct fastcall_shared));
     /* The wake-up fds.  A byte written on a socket wakes its reader as a
      * sync wake-up (the writer is about to sleep), so the kernel may run
      * the woken side on the writer's CPU instead of waking its own, idle
@@ -130,52 +131,78 @@ void mailbox_offer(odk_connection *conn)
      * alone.  =socket: the socket only, both ways (docs/memory.md, section
      * 11). */
     const char *kind = getenv("ODK_FASTCALL_WAKE");
-    bool sock = kind && strcmp(kind, "socket") == 0;
-    bool futex_only = !sock && !(kind && strcmp(kind, "cpu") == 0);
-    int sv[2] = {-1, -1}, efd[2] = {-1, -1};
-    if (!futex_only && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
-        sv[0] = sv[1] = -1;
-    if (!sock)
-        efd[0] = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK), efd[1] = efd[0] >= 0 ? dup(efd[0]) : -1;
+    o->sock = kind && strcmp(kind, "socket") == 0;
+    o->futex_only = !o->sock && !(kind && strcmp(kind, "cpu") == 0);
+    if (!o->futex_only && socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, o->sv) < 0)
+        o->sv[0] = o->sv[1] = -1;
+    /* The eventfd goes to the host as it is (SCM_RIGHTS gives the host a
+     * reference of its own), so no end of it is the host's alone. */
+    if (!o->sock)
+        o->efd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     /* Our sleeps on the socket end every SLEEP_CHECK_NS to look for a dead
      * driver (on the futex, the wait's own timeout). */
     struct timeval tv = {0, SLEEP_CHECK_NS / 1000};
-    void *p = mfd >= 0 ? mmap(NULL, sizeof(struct fastcall_shared), PROT_READ | PROT_WRITE,
-                              MAP_SHARED, mfd, 0)
-                       : MAP_FAILED;
-    int fds[3] = {mfd, sock ? sv[1] : efd[1], sv[1]};
-    size_t n_fds = sock || futex_only ? 2 : 3;
-    bool have = sock ? sv[0] >= 0 : efd[0] >= 0 && efd[1] >= 0 && (futex_only || sv[0] >= 0);
-    if (p != MAP_FAILED && have &&
-        (!sock || setsockopt(sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0) &&
-        connection_request(conn, WIRE_FASTPATH, NULL, 0, fds, n_fds) == ODK_OK) {
-        conn->fc = p;
-        conn->wake_fd = sock ? sv[0] : efd[0];
-        conn->wake_sock = sock;
-        if (sock)
-            sv[0] = -1;
-        else
-            efd[0] = -1;
-        if (!sock && !futex_only) {
-            conn->sync_fd = sv[0];
-            sv[0] = -1;
-        }
-        conn->reply_ns = REPLY_GUESS_NS;
-        trace_start(conn);
-        p = MAP_FAILED;
+    void *p = o->mfd >= 0 ? mmap(NULL, sizeof(struct fastcall_shared), PROT_READ | PROT_WRITE,
+                                 MAP_SHARED, o->mfd, 0)
+                          : MAP_FAILED;
+    o->p = p == MAP_FAILED ? NULL : p;
+    o->fds[0] = o->mfd;
+    o->fds[1] = o->sock ? o->sv[1] : o->efd;
+    o->fds[2] = o->sv[1];
+    o->n_fds = o->sock || o->futex_only ? 2 : 3;
+    bool have = o->sock ? o->sv[0] >= 0 : o->efd >= 0 && (o->futex_only || o->sv[0] >= 0);
+    if (o->p && have &&
+        (!o->sock || setsockopt(o->sv[0], SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv) == 0))
+        return true;
+    mailbox_drop(o);
+    return false;
+}
+
+void mailbox_adopt(odk_connection *conn, struct mailbox_offer *o)
+{
+    conn->fc = o->p;
+    o->p = NULL;
+    conn->wake_fd = o->sock ? o->sv[0] : o->efd;
+    conn->wake_sock = o->sock;
+    if (o->sock)
+        o->sv[0] = -1;
+    else
+        o->efd = -1;
+    if (!o->sock && !o->futex_only) {
+        conn->sync_fd = o->sv[0];
+        o->sv[0] = -1;
     }
-    if (p != MAP_FAILED)
-        munmap(p, sizeof(struct fastcall_shared));
-    if (mfd >= 0)
-        close(mfd);
+    conn->reply_ns = REPLY_GUESS_NS;
+    trace_start(conn);
+    mailbox_drop(o); /* the host's ends and the memfd: the host holds its own */
+}
+
+void mailbox_drop(struct mailbox_offer *o)
+{
+    if (o->p)
+        munmap(o->p, sizeof(struct fastcall_shared));
+    o->p = NULL;
+    if (o->mfd >= 0)
+        close(o->mfd);
+    o->mfd = -1;
     /* The host's ends live only in the host: its exit shows as end of file
      * on a socket. */
     for (int i = 0; i < 2; i++) {
-        if (sv[i] >= 0)
-            close(sv[i]);
-        if (efd[i] >= 0)
-            close(efd[i]);
+        if (o->sv[i] >= 0)
+            close(o->sv[i]);
+        o->sv[i] = -1;
     }
+    if (o->efd >= 0)
+        close(o->efd);
+    o->efd = -1;
+}
+
+void mailbox_offer(odk_connection *conn, struct mailbox_offer *o)
+{
+    if (connection_request(conn, WIRE_FASTPATH, NULL, 0, o->fds, o->n_fds) == ODK_OK)
+        mailbox_adopt(conn, o);
+    else
+        mailbox_drop(o);
 }
 
 static bool channel_dead(odk_connection *conn)

@@ -62,4 +62,14 @@ struct fastcall_shared {
     _Alignas(64) uint8_t rep[FASTCALL_AREA];
 };
 
+/* The body of the open's verdict (the first message on a user client's
+ * channel) when the app's offer of a mailbox came with the open: whether
+ * the host took it (ODK_OK) or why not.  A verdict without a body: no
+ * offer came with the open, and the app may offer one on the channel
+ * (WIRE_FASTPATH). */
+struct fastcall_open_verdict {
+    int32_t mailbox_status;
+    uint32_t reserved;
+};
+
 #endif

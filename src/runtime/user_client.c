@@ -116,6 +116,8 @@ void driver_close_node_clients(odk_driver *drv, uint64_t node_id)
 
 /* ---- reading the channel ------------------------------------------------ */
 
+static void handle_message(odk_user_client *uc);
+
 static void on_readable(void *ctx, uint32_t revents)
 {
     odk_user_client *uc = ctx;
@@ -138,6 +140,14 @@ static void on_readable(void *ctx, uint32_t revents)
         client_close(uc);
         return;
     }
+    handle_message(uc);
+    (void)revents;
+}
+
+/* Serves the message in uc->msg. */
+static void handle_message(odk_user_client *uc)
+{
+    int st = ODK_OK;
     wire_msg *m = &uc->msg;
     switch (m->hdr.type) {
     case WIRE_CALL:
@@ -163,7 +173,6 @@ static void on_readable(void *ctx, uint32_t revents)
     }
     if (st == ODK_E_DISCONNECTED)
         client_close(uc);
-    (void)revents;
 }
 
 /* ---- opening ------------------------------------------------------------ */
@@ -191,21 +200,27 @@ static void open_on_queue(void *arg)
                                          .close = class_close,
                                          .ctx = d};
     }
+    /* odkd queued the app's offer of a call mailbox, if it made one, on
+     * the channel before we got it (requests.c, offer_mailbox): read it
+     * now, so that the verdict answers it too (one exchange with the app,
+     * not two), and so that a refused client's channel is closed with
+     * nothing unread: a socket closed with unread data makes the app's
+     * read of the verdict fail (ECONNRESET) instead of returning it. */
+    fcntl(uc->fd, F_SETFL, O_NONBLOCK); /* odkd's new socket has no other status flag */
+    int got = wire_recv(uc->fd, &uc->msg);
+    if (got == ODK_E_PROTOCOL)
+        odk_warn("user client of pid %d sent a malformed message; ignored", (int)uc->pid);
+    bool offered = got == ODK_OK && uc->msg.hdr.type == WIRE_FASTPATH;
     int st = d->stopped ? ODK_E_GONE : ODK_OK;
     if (st == ODK_OK && uc->handler.open)
         st = uc->handler.open(uc->handler.ctx, uc, uc->type);
-    /* The app waits for this first message: the open's verdict.  The socket
-     * is empty, so this send cannot block. */
-    wire_send(uc->fd, WIRE_REPLY, 0, st, NULL, 0, NULL, 0);
-    if (st == ODK_OK) {
-        fcntl(uc->fd, F_SETFL, fcntl(uc->fd, F_GETFL) | O_NONBLOCK);
-        st = odk_fd_source_create(d->queue, uc->fd, EPOLLIN, on_readable, uc, &uc->src);
-        if (st < 0 && uc->handler.close)
-            uc->handler.close(uc->handler.ctx, uc); /* opened, then could not be served */
-    }
     if (st < 0) {
         if (st != ODK_E_GONE)
             odk_warn("user client open by pid %d refused: %s", (int)uc->pid, odk_strerror(st));
+        /* The app waits for this first message: the open's verdict.  The
+         * socket is empty, so this send cannot block.  The offer's fds go
+         * with uc->msg. */
+        wire_send(uc->fd, WIRE_REPLY, 0, st, NULL, 0, NULL, 0);
         uc->handler.close = NULL; /* open failed: no close hook */
         uc->closing = true;
         close(uc->fd);
@@ -214,6 +229,20 @@ static void open_on_queue(void *arg)
     }
     uc->next = d->clients;
     d->clients = uc;
+    /* The verdict, with the mailbox's answer when one was offered. */
+    struct fastcall_open_verdict v = {.mailbox_status = ODK_E_UNSUPPORTED};
+    if (offered)
+        v.mailbox_status = mailbox_take(uc, &uc->msg);
+    wire_send(uc->fd, WIRE_REPLY, 0, ODK_OK, offered ? &v : NULL, offered ? sizeof v : 0, NULL, 0);
+    st = odk_fd_source_create(d->queue, uc->fd, EPOLLIN, on_readable, uc, &uc->src);
+    if (st < 0) {
+        odk_warn("user client of pid %d opened but cannot be served: %s", (int)uc->pid,
+                 odk_strerror(st));
+        client_close(uc); /* opened, then could not be served: the close hook runs */
+        return;
+    }
+    if (got == ODK_OK && !offered)
+        handle_message(uc); /* the app did not wait for the verdict */
 }
 
 int user_client_accept(odk_driver *drv, int fd, uint64_t node_id, uint32_t type, uint32_t uid,

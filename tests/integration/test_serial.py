@@ -145,6 +145,33 @@ def test_app_without_a_tty_uses_the_user_client(odkd):
     assert e.value.name == "ODK_E_INVALID"
 
 
+def test_a_refused_open_gives_the_drivers_verdict_every_time_and_drops_the_offer(odkd):
+    """The call mailbox travels with the open (odkd queues the offer on the
+    channel before the host has it): the host must read it before it closes
+    a refused client's channel, or the app's read of the verdict fails with
+    ECONNRESET (ODK_E_GONE) instead of returning the driver's ODK_E_BUSY;
+    and the refused offer's memfd and wake-up fds must not stay in the
+    host."""
+    _, port, _ = loopback(odkd)
+    with Connection(odkd.state, port["id"], type_=1) as c:
+        pid = odkd.instances()[0]["pid"]
+
+        def fds():
+            return len(os.listdir(f"/proc/{pid}/fd"))
+
+        c.call(SERIAL.GET_MODEM, n_out=4)  # the host's fds settle
+        before = fds()
+        names = []
+        for _ in range(60):
+            with pytest.raises(OdkError) as e:
+                Connection(odkd.state, port["id"], type_=1)  # one data client at a time
+            names.append(e.value.name)
+        assert names == ["ODK_E_BUSY"] * 60
+        assert fds() == before
+        outs, _ = c.call(SERIAL.GET_MODEM, n_out=4)  # the first client still calls
+        assert len(outs) == 4
+
+
 def test_port_name_comes_from_the_personality(odkd):
     _, port, tty = loopback(odkd)
     assert os.path.basename(tty).startswith("tty.loopback-")

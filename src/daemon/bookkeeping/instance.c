@@ -259,12 +259,21 @@ static bool ctl_one(struct odkd *d, struct instance *in)
          * reap still reports an exit that is not clean, and the stop
          * deadline still kills a host that does not leave. */
         pid_t exiting = in->pid;
-        close_channel(d, in);
+        /* The channel is the instance's no more (what check_tree_waits
+         * runs may give it a new one), but the close comes after the
+         * unplug's answer: it wakes the host to exit, and a woken task
+         * here mostly runs on the waker's CPU, where it could take the CPU
+         * from odkd before the answer went. */
+        int ctl = in->ctl_fd;
+        loop_del(d, &in->ctl_watch);
+        in->ctl_fd = -1;
         more = false;
         if (in->terminate && in->state == INST_STOPPING && !in->stopped) {
             in->stopped = true;
             check_tree_waits(d);
         }
+        if (ctl >= 0)
+            close(ctl);
         if (exiting > 0)
             host_lower_exiting(exiting); /* after the unplug's answer */
     } else if (m.hdr.type == WIRE_REPLY) {

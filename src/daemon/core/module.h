@@ -39,6 +39,7 @@ struct client_request {
     pid_t pid;
     odk_value *out; /* the reply body, set by the operation (odkd frees it) */
     int reply_fd;   /* a descriptor to pass with the reply (odkd closes it), or -1 */
+    struct wire_msg *msg; /* the request's message: descriptors it came with (wire_msg_take_fd) */
     bool later;     /* the operation replies later with server_reply_later */
     char err[MODULE_ERR_MAX]; /* the sentence sent with a failure */
 };

@@ -13,6 +13,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "common/wire.h"
 #include "daemon/bookkeeping/catalog.h"
 #include "daemon/bookkeeping/crash.h"
 #include "daemon/bookkeeping/instance.h"
@@ -314,6 +315,22 @@ static odk_value *open_client_args(struct client_request *r, uint64_t target)
     return msg_done(&m);
 }
 
+static void offer_mailbox(struct client_request *r, int app_end)
+{
+    int fds[3];
+    size_t n = 0;
+    for (size_t i = 0; r->msg && i < r->msg->n_fds && n < 3; i++) {
+        int fd = wire_msg_take_fd(r->msg, i);
+        if (fd >= 0)
+            fds[n++] = fd;
+    }
+    if (n > 0 && wire_send(app_end, WIRE_FASTPATH, 1, 0, NULL, 0, fds, n) < 0)
+        odk_warn("open by pid %d: its call mailbox could not be queued; its calls use the socket",
+                 (int)r->pid);
+    for (size_t i = 0; i < n; i++)
+        close(fds[i]);
+}
+
 static int op_open(struct client_request *r)
 {
     reg_node *n = request_node(r);
@@ -348,6 +365,13 @@ static int op_open(struct client_request *r)
         st = wire_socketpair(sv);
     if (st < 0)
         return st;
+    /* Descriptors with the open are the app's call mailbox (a memfd and its
+     * wake-up ends): queued on the channel as the app's WIRE_FASTPATH offer
+     * before the host has the channel, so the host finds it there when it
+     * opens the client and answers it with the verdict.  odkd neither looks
+     * at nor keeps them (the host checks them, mailbox_take).  The socket
+     * is new and empty: this send cannot block. */
+    offer_mailbox(r, sv[0]);
     /* The app's end goes back with the reply, the driver's to the host. */
     bool sent = instance_request(in, open_client_args(r, target), &sv[1], 1) != 0;
     close(sv[1]);

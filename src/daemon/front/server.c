@@ -323,8 +323,13 @@ static odk_value *error_body(const char *text)
 
 static void handle(struct odkd *d, struct conn *c, wire_msg *m)
 {
-    struct client_request r = {.d = d, .conn_id = c->id, .seq = m->hdr.seq, .uid = c->peer.uid,
-                               .pid = c->peer.pid, .reply_fd = -1};
+    struct client_request r = {.d = d,
+                               .conn_id = c->id,
+                               .seq = m->hdr.seq,
+                               .uid = c->peer.uid,
+                               .pid = c->peer.pid,
+                               .reply_fd = -1,
+                               .msg = m};
     odk_value *args = NULL;
     int st = dispatch(&r, m, &args);
     if (st < 0) {
