@@ -273,16 +273,22 @@ def test_an_upgrade_that_cannot_start_rolls_back(odkd, tmp_path):
 
 
 def test_an_upgrade_whose_host_dies_while_starting_rolls_back(odkd, tmp_path):
-    """The host of the new build is killed before its start completes (a
-    1 ms start deadline): the reap reports a failed start, the rollback
-    terminates that very instance, and the reap must not free it twice."""
-    dev = odkd.plug(ECHO_DEVICE)
+    """The host of the new build is killed before its start completes (its
+    start hangs past a 100 ms deadline): the reap reports a failed start,
+    the rollback terminates that very instance, and the reap must not free
+    it twice.  (A 1 ms deadline on echo's own start raced the start's
+    reply on a fast machine: a start answered first is a crash after
+    "started", restarted instead of rolled back.)"""
+    # echo ignores the fault; the new build (faulty.so) hangs in its start.
+    dev = odkd.plug(dict(ECHO_DEVICE, fault="hang-in-start"))
     (old,) = odkd.running(provider=dev)
     slow = tmp_path / "echo-slow"
     shutil.copytree(TEST_DRIVERS / "echo", slow)
+    shutil.copy(TEST_DRIVERS / "faulty" / "faulty.so", slow / "echo.so")
     m = json.loads((slow / "odk.json").read_text())
     m["version"] = "2.0.0"
-    m["personalities"]["EchoDriver"]["OdkDeadlines"] = {"start": 1}
+    m["personalities"]["EchoDriver"]["IOUserClass"] = "FaultyDriver"
+    m["personalities"]["EchoDriver"]["OdkDeadlines"] = {"start": 100}
     (slow / "odk.json").write_text(json.dumps(m))
     sign_bundle(slow)
     assert odkd.ctl("install", slow).stdout.strip() == "installed"
