@@ -154,3 +154,42 @@ def test_a_malformed_scatter_gather_list_is_refused_with_its_reason_and_the_mode
     assert proc.poll() is None
     err.seek(0)
     assert words.decode() in err.read()
+
+
+def test_completions_of_one_doorbell_come_back_every_mib_moved_and_small_ones_together(hba):
+    """The model answers the commands of one message together (one
+    interrupt), except that each MiB the commands move sends what is done
+    so far: the driver hears of a large transfer while the model copies
+    the next, not after all of them."""
+    link, _, proc, _ = hba
+    big = 1 << 20
+    mfd = os.memfd_create("hba-wire-test-big")
+    os.ftruncate(mfd, big)
+    socket.send_fds(link.sock, [msg(HBA_MAP, map_id=1, length=big)], [mfd])
+    os.close(mfd)
+
+    def doorbell(cmds):
+        link.sock.send(b"".join(cmds))
+        got = []
+        while sum(len(m) for m in got) < len(cmds) * MSG.size:
+            got.append(link.sock.recv(MSG.size * 64))
+        tags = [[MSG.unpack(m[i:i + MSG.size])[2] for i in range(0, len(m), MSG.size)]
+                for m in got]
+        for m in got:
+            for i in range(0, len(m), MSG.size):
+                f = MSG.unpack(m[i:i + MSG.size])
+                assert (f[0], f[7], f[6]) == (HBA_DONE, HBA_OK, 0), f[:12]
+        return tags
+
+    half = big // 2
+    # Three 512 KiB WRITEs in one message: the first two make a MiB and
+    # are answered at once, the third when the message is done.
+    cmds = [msg(HBA_CMD, tag=10 + i, map_id=1, offset=(i % 2) * half, dir_=DIR_TO,
+                cdb=rw16(WRITE16, i * (half // 512), half // 512), length=half)
+            for i in range(3)]
+    assert doorbell(cmds) == [[10, 11], [12]]
+    # Small commands of one message still come back as one message.
+    cmds = [msg(HBA_CMD, tag=20 + i, map_id=0, offset=i * 4096, dir_=DIR_FROM,
+                cdb=rw16(READ16, i * 8, 8), length=4096) for i in range(3)]
+    assert doorbell(cmds) == [[20, 21, 22]]
+    assert proc.poll() is None

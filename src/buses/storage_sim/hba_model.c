@@ -53,6 +53,12 @@ struct map {
 
 #define LINK_BATCH HBA_BATCH_MAX
 #define LINK_RECV 8 /* messages (each a batch) taken per recvmmsg */
+/* Completions are sent once the commands taken in a wake-up are done, or
+ * sooner, each time the commands behind them have moved this many bytes:
+ * the driver hears of a large transfer while the next is copied, not
+ * after every transfer at hand (an HBA coalesces its interrupts by count
+ * and by time; this is by bytes). */
+#define LINK_FLUSH_BYTES (1u << 20)
 
 struct link {
     int fd;
@@ -62,6 +68,7 @@ struct link {
      * interrupts. */
     struct hba_msg out[LINK_BATCH];
     unsigned n_out;
+    uint64_t moved; /* bytes the commands behind out[] carried */
     unsigned gen; /* bumped at each attach: a held command's link is still its own */
     struct map maps[HBA_MAX_MAPS];
 };
@@ -204,6 +211,7 @@ static void link_flush(struct link *l)
         break;
     }
     l->n_out = 0;
+    l->moved = 0;
 }
 
 static void send_msg(struct link *l, const struct hba_msg *msg)
@@ -650,6 +658,9 @@ static void link_message(struct link *l, const struct hba_msg *msg, int fd)
         }
     } else if (msg->type == HBA_CMD) {
         execute(l, msg);
+        l->moved += msg->length;
+        if (l->moved >= LINK_FLUSH_BYTES)
+            link_flush(l);
     } else if (msg->type == HBA_ABORT || msg->type == HBA_RESET) {
         task_management(l, msg);
     }

@@ -1259,6 +1259,12 @@ static void conn_readable(struct conn *c)
             return;
         if (a < 0 || (size_t)n != asked || c->rx >= 0 || c->in_len || turn == 7)
             break;
+        /* Another large WRITE is likely next: the one just taken goes to
+         * the driver before its receive, so the device copies it while
+         * the next payload comes in (one send a large WRITE; held to the
+         * end of the turns, the device idled until every payload at hand
+         * was in). */
+        backend_flush();
     }
     backend_flush();
     conn_flush(c);
