@@ -257,6 +257,7 @@ static void zygote_reply(struct odkd *d, struct host_zygote *z, wire_msg *m)
             close_proc(&z->pending); /* cannot happen: asked for only when a slot is free */
         z->pending = (struct host_proc){.pid = 0, .ctl_fd = -1, .log_fd = -1};
         z->pending_seq = 0;
+        prime_wanted(d); /* a bundle waiting for a spare to prime (host_spare_settled) */
         schedule_refill(d, true);
     } else {
         char why[300];
@@ -809,21 +810,25 @@ static void on_prime_ctl(struct odkd *d, void *ptr, uint32_t events)
     }
 }
 
-/* Lowered as a spare's preparation is (zygote.h), when spares are: a
- * prime uses CPU time the plugs do not want; raised at the hand-out. */
-static void prime_lower(struct odkd *d, struct host_proc *hp)
+/* The prime's priority: at odkd's own under SCHED_OTHER (raised as a
+ * spare handed out is: a prime at SCHED_IDLE, as a spare prepares, waited
+ * tens of milliseconds for CPU time while plugs cycled, and was not ready
+ * for the next plug half the time), one real-time priority below a
+ * real-time odkd (chrt), so the plug being served keeps its CPU; raised at
+ * the hand-out. */
+static void prime_priority(struct odkd *d, struct host_proc *hp)
 {
     struct host_zygote *z = d->zygote;
     if (!z || !z->idle_spares)
         return;
-    struct sched_param low = {0};
-    int policy = SCHED_IDLE;
-    if (z->policy == SCHED_FIFO || z->policy == SCHED_RR) {
-        low.sched_priority = z->param.sched_priority - 1;
-        policy = low.sched_priority >= sched_get_priority_min(z->policy) ? z->policy : SCHED_OTHER;
-        if (policy == SCHED_OTHER)
-            low.sched_priority = 0;
+    if (z->policy != SCHED_FIFO && z->policy != SCHED_RR) {
+        raise_spare(d, hp);
+        return;
     }
+    struct sched_param low = {.sched_priority = z->param.sched_priority - 1};
+    int policy = low.sched_priority >= sched_get_priority_min(z->policy) ? z->policy : SCHED_OTHER;
+    if (policy == SCHED_OTHER)
+        low.sched_priority = 0;
     if (sched_setscheduler(hp->pid, policy, &low) == 0)
         hp->idle = true;
 }
@@ -848,7 +853,7 @@ static void prime_send(struct odkd *d, struct host_prime *p)
     msg_copy(&m, "sandbox", p->sandbox);
     odk_value *args = msg_done(&m);
     uint32_t seq = ++d->primes->next_seq ? d->primes->next_seq : ++d->primes->next_seq;
-    prime_lower(d, &p->hp);
+    prime_priority(d, &p->hp);
     trace_mark("odkd prime sent to %d", (int)p->hp.pid);
     int st = args ? wire_send_value(p->hp.ctl_fd, WIRE_REQUEST, seq, 0, args, &p->so_fd, 1)
                   : ODK_E_NOMEM;
