@@ -729,7 +729,7 @@ static void forget_zygote_args(int argc, char **argv)
     cmdline_len = (size_t)(end - argv[1]);
 }
 
-/* A primed host shows as one (docs/lifecycle.md, "Primed hosts"): its
+/* A primed host shows as one (docs/architecture.md, "primed hosts"): its
  * name (comm, what ps and top list) is odk-primed and its command line
  * says "primed for BUNDLE" (cut to the room there is); its start gives
  * both back (bundle NULL). */

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: MIT
-"""Primed hosts (src/daemon/bookkeeping/host.c, docs/lifecycle.md): after a
+"""Primed hosts (src/daemon/bookkeeping/host.c, docs/architecture.md, "primed hosts"): after a
 bundle's launch, odkd primes a spare for it (its sandbox applied, its shared
 object loaded), and the bundle's next launch starts in that host."""
 import os

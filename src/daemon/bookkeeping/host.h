@@ -70,7 +70,7 @@ void host_lower_exiting(pid_t pid);
  * --no-zygote; 0 when there is none. */
 pid_t host_zygote_pid(const struct odkd *d);
 
-/* Primed hosts (docs/lifecycle.md, "Primed hosts").  After a launch of
+/* Primed hosts (docs/architecture.md, "primed hosts").  After a launch of
  * bundle B, a ready spare is primed for B once the start has answered:
  * it gets B's sandbox and shared object, applies the one and dlopens the
  * other (B's constructors run there, sandboxed), and waits.  B's next
