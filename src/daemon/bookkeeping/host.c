@@ -549,8 +549,13 @@ void host_lower_exiting(pid_t pid)
 
 int host_spawn(struct odkd *d, struct host_proc *out)
 {
-    if (!spare_slot(d, true) && d->zygote && d->zygote->pending_seq)
-        zygote_wait(d, d->zygote); /* one is being forked: sooner than an exec */
+    /* None ready: one the zygote forks now is sooner than an exec (about
+     * 6 ms here; a prime takes a spare too, so the pool runs dry when
+     * plugs come faster than primes answer). */
+    struct host_zygote *z = d->zygote;
+    if (!spare_slot(d, true) && z && !z->off && z->fd >= 0 &&
+        (z->pending_seq || (d->spare_wanted && zygote_ask(d, z))))
+        zygote_wait(d, z);
     for (struct host_proc *hp; (hp = spare_slot(d, true));) {
         if (spare_alive(hp)) {
             *out = *hp;
