@@ -676,7 +676,7 @@ struct host_prime {
     struct host_proc hp; /* pid 0: wanted, no host yet */
     uint32_t seq;        /* the prime request, 0 once answered */
     bool ready;
-    struct watch ctl_watch, log_watch;
+    struct watch log_watch;
     struct host_log log; /* opened at the first line (log.fd >= 0 then) */
 };
 
@@ -720,7 +720,6 @@ static void prime_clear(struct host_prime *p)
 {
     *p = (struct host_prime){.so_fd = -1,
                              .hp = {.pid = 0, .ctl_fd = -1, .log_fd = -1},
-                             .ctl_watch = {.fd = -1},
                              .log_watch = {.fd = -1},
                              .log = {.fd = -1, .file = -1, .watch = {.fd = -1}}};
 }
@@ -737,7 +736,6 @@ static struct host_primes *primes_new(void)
  * and is quiet). */
 static void prime_end(struct odkd *d, struct host_prime *p)
 {
-    loop_del(d, &p->ctl_watch);
     loop_del(d, &p->log_watch);
     if (p->log.fd >= 0 || p->log.file >= 0 || p->log.label)
         hostlog_close(d, &p->log);
@@ -754,9 +752,8 @@ static void prime_end(struct odkd *d, struct host_prime *p)
 
 static void prime_fail(struct odkd *d, struct host_prime *p, const char *why)
 {
-    odk_warn("%s: its prime failed (host pid %d): %s; its hosts start plainly for the rest of "
-             "this run",
-             p->bundle_id, (int)p->hp.pid, why);
+    odk_warn("%s: its prime failed: %s; its hosts start plainly for the rest of this run",
+             p->bundle_id, why);
     prime_refuse(d->primes, p->bundle_id);
     prime_end(d, p);
 }
@@ -778,15 +775,16 @@ static void on_prime_log(struct odkd *d, void *ptr, uint32_t events)
     }
 }
 
-static void on_prime_ctl(struct odkd *d, void *ptr, uint32_t events)
+/* The prime's reply, if it came: read when a launch wants the host or
+ * when the host is reaped, not watched (a wake-up of odkd less a plug).
+ * False when the prime failed (the slot is then ended). */
+static bool prime_poll(struct odkd *d, struct host_prime *p)
 {
-    (void)events;
-    struct host_prime *p = ptr;
-    for (;;) {
+    while (p->seq && p->hp.ctl_fd >= 0) {
         wire_msg m;
         wire_msg_init(&m);
         int st = wire_recv(p->hp.ctl_fd, &m);
-        if (st == ODK_OK && m.hdr.type == WIRE_REPLY && p->seq && m.hdr.seq == p->seq) {
+        if (st == ODK_OK && m.hdr.type == WIRE_REPLY && m.hdr.seq == p->seq) {
             p->seq = 0;
             if (m.hdr.status == ODK_OK) {
                 p->ready = true;
@@ -796,23 +794,20 @@ static void on_prime_ctl(struct odkd *d, void *ptr, uint32_t events)
                 if (wire_msg_value(&m, &body) < 0)
                     body = NULL;
                 char why[600];
-                snprintf(why, sizeof why, "%s (%s)",
+                snprintf(why, sizeof why, "host %d: %s (%s)", (int)p->hp.pid,
                          odk_dict_get_string(body, "error", "no reason given"),
                          odk_strerror(m.hdr.status));
                 odk_value_free(body);
                 wire_msg_release(&m);
                 prime_fail(d, p, why);
-                return;
+                return false;
             }
         }
         wire_msg_release(&m);
-        if (st == ODK_E_AGAIN)
-            return;
-        if (st < 0 && st != ODK_E_PROTOCOL) {
-            loop_del(d, &p->ctl_watch); /* it is exiting: its reap says why */
-            return;
-        }
+        if (st < 0 && st != ODK_E_PROTOCOL)
+            break; /* not yet (ODK_E_AGAIN), or it is exiting: its reap says why */
     }
+    return true;
 }
 
 /* The prime's priority: at odkd's own under SCHED_OTHER (raised as a
@@ -865,8 +860,7 @@ static void prime_send(struct odkd *d, struct host_prime *p)
     odk_value_free(args);
     close(p->so_fd);
     p->so_fd = -1;
-    if (st < 0 || loop_add(d, &p->ctl_watch, p->hp.ctl_fd, EPOLLIN, on_prime_ctl, p) < 0 ||
-        loop_add(d, &p->log_watch, p->hp.log_fd, EPOLLIN, on_prime_log, p) < 0) {
+    if (st < 0 || loop_add(d, &p->log_watch, p->hp.log_fd, EPOLLIN, on_prime_log, p) < 0) {
         odk_warn("%s: cannot send a prime to the spare host (pid %d): %s; ended", p->bundle_id,
                  (int)p->hp.pid, odk_strerror(st < 0 ? st : ODK_E_IO));
         prime_end(d, p);
@@ -912,8 +906,8 @@ bool host_prime_take(struct odkd *d, const struct bundle *b, const odk_value *sa
                      struct host_proc *out)
 {
     struct host_prime *p = d->primes ? prime_find(d->primes, b->id) : NULL;
-    if (!p || !p->ready || p->hp.pid <= 0)
-        return false; /* none, or still priming: a spare serves sooner */
+    if (!p || p->hp.pid <= 0 || !prime_poll(d, p) || !p->ready)
+        return false; /* none, failed, or still priming: a spare serves sooner */
     const char *why = prime_mismatch(p, b, sandbox, so);
     if (why || !spare_alive(&p->hp)) {
         if (why)
@@ -922,7 +916,6 @@ bool host_prime_take(struct odkd *d, const struct bundle *b, const odk_value *sa
         prime_end(d, p);
         return false;
     }
-    loop_del(d, &p->ctl_watch);
     loop_del(d, &p->log_watch);
     *out = p->hp;
     if (p->log.fd >= 0) {
@@ -1011,9 +1004,11 @@ static bool prime_reaped(struct odkd *d, pid_t pid, int wstatus)
     if (p->log.fd >= 0)
         hostlog_drain(d, &p->log);
     p->hp.pid = 0; /* reaped: nothing to kill */
+    if (!prime_poll(d, p))
+        return true; /* its prime had failed: said and ended */
     if (p->seq && !d->stopping && !d->quit) {
         char why[128];
-        snprintf(why, sizeof why, "its host %s %d while priming",
+        snprintf(why, sizeof why, "its host (pid %d) %s %d while priming", (int)pid,
                  WIFSIGNALED(wstatus) ? "was killed by signal" : "exited with status",
                  WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : WEXITSTATUS(wstatus));
         prime_fail(d, p, why);
