@@ -210,6 +210,7 @@ struct host_zygote {
 static void schedule_refill(struct odkd *d, bool now);
 static struct host_proc *spare_slot(struct odkd *d, bool ready);
 static void prime_wanted(struct odkd *d);
+static void prime_soon(struct odkd *d);
 static bool prime_reaped(struct odkd *d, pid_t pid, int wstatus);
 static void prime_stop(struct odkd *d);
 static struct host_primes *primes_new(void);
@@ -445,7 +446,7 @@ static void schedule_refill(struct odkd *d, bool now)
 
 void host_spare_settled(struct odkd *d)
 {
-    prime_wanted(d); /* takes a ready spare: before the refill, which replaces it */
+    prime_soon(d);
     if (d->spare_timer && d->spare_timer_late)
         schedule_refill(d, true);
 }
@@ -685,6 +686,7 @@ struct host_primes {
     char **refused; /* bundles whose prime failed this run */
     size_t n_refused;
     uint32_t next_seq;
+    uint64_t timer; /* prime_later, pending */
 };
 
 _Static_assert(sizeof ((struct bundle *)0)->launch_stamp == sizeof ((struct host_prime *)0)->stamp,
@@ -821,14 +823,19 @@ static void prime_priority(struct odkd *d, struct host_proc *hp)
     struct host_zygote *z = d->zygote;
     if (!z || !z->idle_spares)
         return;
-    if (z->policy != SCHED_FIFO && z->policy != SCHED_RR) {
+    bool idle = getenv("ODK_PRIME_IDLE") != NULL; /* A/B: at SCHED_IDLE, as a spare prepares */
+    if (z->policy != SCHED_FIFO && z->policy != SCHED_RR && !idle) {
         raise_spare(d, hp);
         return;
     }
     struct sched_param low = {.sched_priority = z->param.sched_priority - 1};
     int policy = low.sched_priority >= sched_get_priority_min(z->policy) ? z->policy : SCHED_OTHER;
-    if (policy == SCHED_OTHER)
+    if (policy == SCHED_OTHER || idle)
         low.sched_priority = 0;
+    if (idle && policy == SCHED_OTHER)
+        policy = SCHED_IDLE;
+    if (idle && z->policy != SCHED_FIFO && z->policy != SCHED_RR)
+        policy = SCHED_IDLE;
     if (sched_setscheduler(hp->pid, policy, &low) == 0)
         hp->idle = true;
 }
@@ -878,6 +885,22 @@ static void prime_wanted(struct odkd *d)
         if (p->bundle_id && p->hp.pid <= 0)
             prime_send(d, p);
     }
+}
+
+static void prime_later(struct odkd *d, void *ptr)
+{
+    (void)ptr;
+    if (d->primes)
+        d->primes->timer = 0;
+    prime_wanted(d);
+}
+
+/* The prime once the current event is handled: after the start's answer
+ * has gone out (the started event), which a prime sent first delayed. */
+static void prime_soon(struct odkd *d)
+{
+    if (d->primes && !d->primes->timer)
+        d->primes->timer = loop_timer(d, 0, prime_later, NULL);
 }
 
 static bool same_file(const struct stat *a, const struct stat *b)
@@ -1025,6 +1048,7 @@ static void prime_stop(struct odkd *d)
     struct host_primes *ps = d->primes;
     if (!ps)
         return;
+    loop_timer_cancel(d, ps->timer);
     for (size_t i = 0; i < HOST_PRIMES; i++) {
         pid_t pid = ps->slot[i].hp.pid;
         prime_end(d, &ps->slot[i]);
