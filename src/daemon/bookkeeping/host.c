@@ -258,7 +258,9 @@ static void zygote_reply(struct odkd *d, struct host_zygote *z, wire_msg *m)
             close_proc(&z->pending); /* cannot happen: asked for only when a slot is free */
         z->pending = (struct host_proc){.pid = 0, .ctl_fd = -1, .log_fd = -1};
         z->pending_seq = 0;
-        prime_wanted(d); /* a bundle waiting for a spare to prime (host_spare_settled) */
+        /* A bundle waiting for a spare to prime: after this event (a
+         * host_spawn waiting for this spare, zygote_wait, takes it first). */
+        prime_soon(d);
         schedule_refill(d, true);
     } else {
         char why[300];
