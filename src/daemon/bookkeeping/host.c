@@ -689,6 +689,7 @@ struct host_primes {
     size_t n_refused;
     uint32_t next_seq;
     uint64_t timer; /* prime_later, pending */
+    uint64_t delay_ms; /* from a start's answer to its prime (ODK_PRIME_DELAY_MS) */
 };
 
 _Static_assert(sizeof ((struct bundle *)0)->launch_stamp == sizeof ((struct host_prime *)0)->stamp,
@@ -733,6 +734,9 @@ static struct host_primes *primes_new(void)
     struct host_primes *ps = calloc(1, sizeof *ps);
     for (size_t i = 0; ps && i < HOST_PRIMES; i++)
         prime_clear(&ps->slot[i]);
+    const char *delay = getenv("ODK_PRIME_DELAY_MS");
+    if (ps)
+        ps->delay_ms = delay ? strtoull(delay, NULL, 10) : 0;
     return ps;
 }
 
@@ -902,7 +906,7 @@ static void prime_later(struct odkd *d, void *ptr)
 static void prime_soon(struct odkd *d)
 {
     if (d->primes && !d->primes->timer)
-        d->primes->timer = loop_timer(d, 0, prime_later, NULL);
+        d->primes->timer = loop_timer(d, d->primes->delay_ms, prime_later, NULL);
 }
 
 static bool same_file(const struct stat *a, const struct stat *b)
