@@ -7,7 +7,7 @@ import shutil
 import signal
 
 import conftest
-from conftest import TEST_DRIVERS, wait_until
+from conftest import TEST_DRIVERS, pid_alive, sign_bundle, wait_until
 from driver_selectors import ECHO
 from test_spare_host import cmdline, host_children, primed_for, spares
 
@@ -79,6 +79,24 @@ def test_a_changed_shared_object_is_not_started_in_the_host_primed_with_the_old(
     wait_until(lambda: primed not in host_children(odkd.proc.pid, primed=True),
                what="the out-of-date primed host to end")
     assert f"the host primed for it (pid {primed}) has another shared object" in odkd.log_text()
+
+
+def test_a_reinstalled_bundle_ends_the_host_primed_with_the_old_build(odkd, tmp_path):
+    dev = odkd.plug({"model": "echo"})
+    odkd.running(provider=dev)
+    primed = primed_for_bundle(odkd, "org.odk.echo")
+    odkd.ctl("sim", "unplug", dev)
+    # Another build of echo (other bytes, signed again) replaces the one
+    # the primed host loaded: with no launch to notice, the install ends it.
+    build2 = tmp_path / "echo-rebuilt"
+    shutil.copytree(TEST_DRIVERS / "echo", build2, symlinks=True)
+    with open(build2 / "echo.so", "ab") as f:
+        f.write(b"\0rebuilt")
+    sign_bundle(build2)
+    assert odkd.ctl("install", build2).stdout.strip() == "installed"
+    wait_until(lambda: not pid_alive(primed), what="the host primed with the old build to end")
+    dev = odkd.plug({"model": "echo"})
+    assert odkd.running(provider=dev)[0]["pid"] != primed
 
 
 def test_a_bundle_whose_constructor_crashes_at_prime_is_started_plainly(make_odkd, monkeypatch):
