@@ -381,7 +381,7 @@ static int primed_start(struct host *h, wire_msg *m, const odk_value *args)
         close(so_fd); /* odkd sends none to a primed host; one is not needed */
     trace_mark("host start received (primed)");
     const char *what = strcmp(bundle, h->primed_bundle) != 0 ? "bundle"
-                       : strcmp(exe, h->primed_exe) != 0    ? "executable"
+                       : strcmp(exe, h->primed_exe) != 0     ? "executable"
                        : !odk_value_equal(odk_dict_get(args, "sandbox"), h->primed_sandbox)
                            ? "sandbox"
                        : odk_dict_get_bool(args, "debug", false) ? "debug flag"
@@ -567,8 +567,9 @@ static int op_prime(struct host *h, wire_msg *m, const odk_value *args)
         snprintf(why, sizeof why, "this host is not a spare any more");
     } else if (!bundle || !exe || so_fd < 0) {
         st = ODK_E_PROTOCOL;
-        snprintf(why, sizeof why, "a prime request names a bundle and an executable and carries "
-                                  "the shared object");
+        snprintf(why, sizeof why,
+                 "a prime request names a bundle and an executable and carries "
+                 "the shared object");
     } else {
         char tag[300];
         snprintf(tag, sizeof tag, "%s (primed)", bundle);

@@ -674,8 +674,8 @@ struct host_prime {
      * the launch check's stamp of the bundle at the launch that asked. */
     struct stat so_stat;
     unsigned char stamp[32];
-    int so_fd;    /* wanted: odkd's copy of the shared object's descriptor, else -1 */
-    uint64_t asked_ms; /* the launch that asked: the oldest slot gives way */
+    int so_fd;           /* wanted: odkd's copy of the shared object's descriptor, else -1 */
+    uint64_t asked_ms;   /* the launch that asked: the oldest slot gives way */
     struct host_proc hp; /* pid 0: wanted, no host yet */
     uint32_t seq;        /* the prime request, 0 once answered */
     bool ready;
@@ -688,11 +688,11 @@ struct host_primes {
     char **refused; /* bundles whose prime failed this run */
     size_t n_refused;
     uint32_t next_seq;
-    uint64_t timer; /* prime_later, pending */
+    uint64_t timer;    /* prime_later, pending */
     uint64_t delay_ms; /* from a start's answer to its prime (ODK_PRIME_DELAY_MS) */
 };
 
-_Static_assert(sizeof ((struct bundle *)0)->launch_stamp == sizeof ((struct host_prime *)0)->stamp,
+_Static_assert(sizeof((struct bundle *)0)->launch_stamp == sizeof((struct host_prime *)0)->stamp,
                "a primed host keeps the launch check's stamp");
 
 static bool prime_refused(const struct host_primes *ps, const char *id)
