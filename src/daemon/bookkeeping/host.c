@@ -27,6 +27,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -823,25 +824,34 @@ static bool prime_poll(struct odkd *d, struct host_prime *p)
  * tens of milliseconds for CPU time while plugs cycled, and was not ready
  * for the next plug half the time), one real-time priority below a
  * real-time odkd (chrt), so the plug being served keeps its CPU; raised at
- * the hand-out. */
+ * the hand-out.  For A/B runs: ODK_PRIME_IDLE=1, at SCHED_IDLE;
+ * ODK_PRIME_NICE=N, at odkd's policy with nice N (back to 0 at the
+ * hand-out). */
 static void prime_priority(struct odkd *d, struct host_proc *hp)
 {
     struct host_zygote *z = d->zygote;
     if (!z || !z->idle_spares)
         return;
-    bool idle = getenv("ODK_PRIME_IDLE") != NULL; /* A/B: at SCHED_IDLE, as a spare prepares */
-    if (z->policy != SCHED_FIFO && z->policy != SCHED_RR && !idle) {
+    bool rt = z->policy == SCHED_FIFO || z->policy == SCHED_RR;
+    if (getenv("ODK_PRIME_IDLE")) {
+        struct sched_param none = {0};
+        if (sched_setscheduler(hp->pid, SCHED_IDLE, &none) == 0)
+            hp->idle = true;
+        return;
+    }
+    if (!rt) {
         raise_spare(d, hp);
+        const char *nice = getenv("ODK_PRIME_NICE");
+        if (nice)
+            setpriority(PRIO_PROCESS, (id_t)hp->pid, atoi(nice));
         return;
     }
     struct sched_param low = {.sched_priority = z->param.sched_priority - 1};
-    int policy = low.sched_priority >= sched_get_priority_min(z->policy) ? z->policy : SCHED_OTHER;
-    if (policy == SCHED_OTHER || idle)
+    int policy = z->policy;
+    if (low.sched_priority < sched_get_priority_min(z->policy)) {
+        policy = SCHED_OTHER;
         low.sched_priority = 0;
-    if (idle && policy == SCHED_OTHER)
-        policy = SCHED_IDLE;
-    if (idle && z->policy != SCHED_FIFO && z->policy != SCHED_RR)
-        policy = SCHED_IDLE;
+    }
     if (sched_setscheduler(hp->pid, policy, &low) == 0)
         hp->idle = true;
 }
@@ -958,6 +968,8 @@ bool host_prime_take(struct odkd *d, const struct bundle *b, const odk_value *sa
     p->hp = (struct host_proc){.pid = 0, .ctl_fd = -1, .log_fd = -1};
     prime_end(d, p);
     raise_spare(d, out);
+    if (getenv("ODK_PRIME_NICE"))
+        setpriority(PRIO_PROCESS, (id_t)out->pid, 0);
     trace_mark("odkd primed host %d taken", (int)out->pid);
     return true;
 }
