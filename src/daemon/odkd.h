@@ -83,6 +83,7 @@ struct odkd {
     bool spare_timer_late; /* the timer is a refill held back for a start */
     unsigned spare_deaths;
     struct host_zygote *zygote; /* forks the spares (host.c), or NULL */
+    struct host_primes *primes; /* spares primed for a bundle (host.c), or NULL: none */
     struct host_uid *host_uids; /* each bundle's sandbox uid (host.c) */
     int empty_netns;            /* every sandboxed host's network namespace, or -1 (host.c) */
     int seccomp_programs;       /* every host's seccomp programs (a sealed memfd), or -1 */

@@ -17,6 +17,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/time.h>
 #include <unistd.h>
@@ -64,6 +65,12 @@ struct host {
      * those itself (OdkDeadlines.power, .stop), so the watchdog stands
      * aside. */
     _Atomic bool in_power, in_stop;
+    /* A spare primed for a bundle (op_prime): its sandbox applied and its
+     * shared object loaded for the start that names the same bundle,
+     * executable and sandbox (load_driver refuses any other). */
+    bool primed, prime_failed;
+    char *primed_bundle, *primed_exe;
+    odk_value *primed_sandbox;
 };
 
 /* ---- crashes: a backtrace of the faulting thread, into the log --------- */
@@ -313,6 +320,10 @@ static void start_done(void *ctx, int status)
     atomic_store(&h->started, true);
 }
 
+static int create_driver(struct host *h, wire_msg *m, const odk_value *args);
+static void show_primed(const char *bundle);
+static int primed_start(struct host *h, wire_msg *m, const odk_value *args);
+
 static int load_driver(struct host *h, wire_msg *m, const odk_value *args)
 {
     const char *bundle = odk_dict_get_string(args, "bundle", "?");
@@ -323,6 +334,8 @@ static int load_driver(struct host *h, wire_msg *m, const odk_value *args)
 
     h->call_deadline_ms = (uint64_t)odk_dict_get_int(args, "call_deadline_ms", 0);
     watchdog_arm(h);
+    if (h->primed)
+        return primed_start(h, m, args); /* refuses a start under --debug */
     if (odk_dict_get_bool(args, "debug", false)) {
         /* odkd --debug: stop before any driver code runs, so a debugger can
          * attach and set breakpoints in init and start. */
@@ -353,6 +366,41 @@ static int load_driver(struct host *h, wire_msg *m, const odk_value *args)
         odk_error("cannot load %s: %s", odk_dict_get_string(args, "executable", "?"), dlerror());
         return ODK_E_LOAD;
     }
+    return create_driver(h, m, args);
+}
+
+/* The start of a host primed for the bundle (op_prime): the sandbox and
+ * the dlopen are done; a start for another bundle, executable or sandbox
+ * is refused, never run in a sandbox made for another. */
+static int primed_start(struct host *h, wire_msg *m, const odk_value *args)
+{
+    const char *bundle = odk_dict_get_string(args, "bundle", "?");
+    const char *exe = odk_dict_get_string(args, "executable", "?");
+    int so_fd = wire_msg_take_fd(m, 0);
+    if (so_fd >= 0)
+        close(so_fd); /* odkd sends none to a primed host; one is not needed */
+    trace_mark("host start received (primed)");
+    const char *what = strcmp(bundle, h->primed_bundle) != 0 ? "bundle"
+                       : strcmp(exe, h->primed_exe) != 0     ? "executable"
+                       : !odk_value_equal(odk_dict_get(args, "sandbox"), h->primed_sandbox)
+                           ? "sandbox"
+                       : odk_dict_get_bool(args, "debug", false) ? "debug flag"
+                                                                 : NULL;
+    if (what) {
+        odk_error("refusing to start %s (%s): this host was primed for %s (%s), and the start's "
+                  "%s differs",
+                  bundle, exe, h->primed_bundle, h->primed_exe, what);
+        return ODK_E_STATE;
+    }
+    show_primed(NULL);
+    return create_driver(h, m, args);
+}
+
+/* After the sandbox and the dlopen: the class, the driver, its start. */
+static int create_driver(struct host *h, wire_msg *m, const odk_value *args)
+{
+    const char *bundle = odk_dict_get_string(args, "bundle", "?");
+    uint32_t instance = (uint32_t)odk_dict_get_int(args, "instance", 0);
     const char *cls_name = odk_dict_get_string(args, "class", "");
     const odk_driver_class *cls = odk_driver_class_find(cls_name);
     uint32_t version;
@@ -451,6 +499,11 @@ static int op_start(struct host *h, wire_msg *m, const odk_value *args)
 {
     /* On failure odkd marks the instance failed and closes the channel. */
     trace_mark("host start read");
+    if (h->prime_failed) {
+        odk_error("refusing a start: this host's prime failed (its sandbox or shared object is "
+                  "not what a start expects)");
+        return ODK_E_STATE;
+    }
     return h->drv ? ODK_E_STATE : load_driver(h, m, args);
 }
 
@@ -491,6 +544,73 @@ static int op_stop(struct host *h, wire_msg *m, const odk_value *args)
         odk_queue_dispatch_async(odk_driver_queue(h->drv), stop_begins, h);
         driver_stop_async(h->drv, stop_done, h);
     }
+    return ODK_OK;
+}
+
+/* odkd's prime (daemon/bookkeeping/host.c, "primed hosts"): this spare is
+ * readied for the next start of a bundle.  Its log tag and its name say
+ * so, the start's sandbox is applied and the shared object (fds[0])
+ * loaded, so the driver's constructors run now, sandboxed, as at a start;
+ * then it waits.  The start that comes next skips both (primed_start).
+ * Replies ODK_OK, or the failure with its reason in "error" (odkd then
+ * ends this host and does not prime the bundle again). */
+static int op_prime(struct host *h, wire_msg *m, const odk_value *args)
+{
+    const char *bundle = odk_dict_get_string(args, "bundle", NULL);
+    const char *exe = odk_dict_get_string(args, "executable", NULL);
+    const odk_value *sandbox = odk_dict_get(args, "sandbox");
+    int so_fd = wire_msg_take_fd(m, 0);
+    char why[1024] = "";
+    int st = ODK_OK;
+    if (h->drv || h->primed || h->prime_failed) {
+        st = ODK_E_STATE;
+        snprintf(why, sizeof why, "this host is not a spare any more");
+    } else if (!bundle || !exe || so_fd < 0) {
+        st = ODK_E_PROTOCOL;
+        snprintf(why, sizeof why,
+                 "a prime request names a bundle and an executable and carries "
+                 "the shared object");
+    } else {
+        char tag[300];
+        snprintf(tag, sizeof tag, "%s (primed)", bundle);
+        odk_log_set_tag(tag);
+        show_primed(bundle);
+        trace_mark("host prime received");
+        char sw[512];
+        st = sandbox_apply(sandbox, sw, sizeof sw);
+        trace_mark("host prime sandbox applied");
+        if (st < 0)
+            snprintf(why, sizeof why, "the sandbox could not be applied: %s", sw);
+    }
+    if (st == ODK_OK) {
+        char path[64];
+        snprintf(path, sizeof path, "/proc/self/fd/%d", so_fd);
+        if (!dlopen(path, RTLD_NOW | RTLD_LOCAL)) {
+            st = ODK_E_LOAD;
+            snprintf(why, sizeof why, "cannot load %s: %s", exe, dlerror());
+        }
+        trace_mark("host prime dlopen done");
+    }
+    if (so_fd >= 0)
+        close(so_fd);
+    if (st == ODK_OK) {
+        h->primed_bundle = strdup(bundle);
+        h->primed_exe = strdup(exe);
+        h->primed_sandbox = sandbox ? odk_value_copy(sandbox) : NULL;
+        if (!h->primed_bundle || !h->primed_exe || (sandbox && !h->primed_sandbox)) {
+            st = ODK_E_NOMEM;
+            snprintf(why, sizeof why, "out of memory");
+        }
+    }
+    h->primed = st == ODK_OK;
+    h->prime_failed = st != ODK_OK && st != ODK_E_STATE;
+    if (st < 0)
+        odk_error("cannot be primed: %s", why);
+    odk_value *body = odk_value_new_dict();
+    if (body && why[0])
+        odk_dict_set_string(body, "error", why);
+    wire_send_value(h->ctl, WIRE_REPLY, m->hdr.seq, st, body, NULL, 0);
+    odk_value_free(body);
     return ODK_OK;
 }
 
@@ -573,6 +693,7 @@ static const struct host_op {
     {"power", op_power},
     {"stop", op_stop},
     {"check", op_check},
+    {"prime", op_prime},
 };
 
 static void handle_request(struct host *h, wire_msg *m)
@@ -592,6 +713,11 @@ static void handle_request(struct host *h, wire_msg *m)
     odk_value_free(args);
 }
 
+/* Where a forked host's command line has room after the program's path
+ * (the zygote's options, blanked): "primed for BUNDLE" while primed. */
+static char *cmdline_room;
+static size_t cmdline_len;
+
 /* A host forked by the zygote has the zygote's command line: blank its
  * options, so ps and /proc/PID/cmdline show a host, not a zygote. */
 static void forget_zygote_args(int argc, char **argv)
@@ -600,6 +726,22 @@ static void forget_zygote_args(int argc, char **argv)
         return;
     char *end = argv[argc - 1] + strlen(argv[argc - 1]);
     memset(argv[1], 0, (size_t)(end - argv[1]));
+    cmdline_room = argv[1];
+    cmdline_len = (size_t)(end - argv[1]);
+}
+
+/* A primed host shows as one (docs/architecture.md, "primed hosts"): its
+ * name (comm, what ps and top list) is odk-primed and its command line
+ * says "primed for BUNDLE" (cut to the room there is); its start gives
+ * both back (bundle NULL). */
+static void show_primed(const char *bundle)
+{
+    prctl(PR_SET_NAME, bundle ? "odk-primed" : "odk-driver-host", 0, 0, 0);
+    if (!cmdline_room)
+        return;
+    memset(cmdline_room, 0, cmdline_len);
+    if (bundle)
+        snprintf(cmdline_room, cmdline_len, "primed for %s", bundle);
 }
 
 /* odkd's command lines (src/daemon/bookkeeping/host.c):

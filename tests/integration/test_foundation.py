@@ -483,4 +483,7 @@ __attribute__((constructor)) static void note_pid(void)
     wait_until(lambda: not pid_alive(checker), what="the check's host to be gone")
     dev = odkd.plug({"model": "ctor"})
     (inst,) = odkd.running(provider=dev)
-    assert [int(p) for p in pids.read_text().split()] == [checker, inst["pid"]]
+    got = [int(p) for p in pids.read_text().split()]
+    # A third run, once the start answered, is in the host odkd primes for
+    # the bundle's next launch (docs/architecture.md, "primed hosts").
+    assert got[:2] == [checker, inst["pid"]] and len(got) <= 3, got

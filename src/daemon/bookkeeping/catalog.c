@@ -15,6 +15,7 @@
 #include <sodium.h>
 
 #include "daemon/bookkeeping/catalog.h"
+#include "daemon/bookkeeping/host.h"
 #include "daemon/odkd.h"
 #include "daemon/core/match_index.h"
 #include "odk/log.h"
@@ -317,6 +318,7 @@ static void remove_bundle_dir(const char *dir)
 static void retire_entry(struct odkd *d, struct catalog_entry *e)
 {
     changed(d);
+    host_prime_forget(d, e->bundle->id); /* its primed host has the old build loaded */
     for (struct catalog_entry **p = &d->catalog; *p; p = &(*p)->next) {
         if (*p == e) {
             *p = e->next;

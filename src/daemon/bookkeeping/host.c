@@ -27,6 +27,7 @@
 #include <sys/mman.h>
 #include <sys/socket.h>
 #include <sys/prctl.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <sys/syscall.h>
 #include <sys/wait.h>
@@ -35,6 +36,7 @@
 #include "common/trace.h"
 #include "common/wire.h"
 #include "daemon/bookkeeping/host.h"
+#include "daemon/bookkeeping/hostlog.h"
 #include "daemon/core/bundle.h"
 #include "daemon/core/loop.h"
 #include "daemon/core/msg.h"
@@ -208,6 +210,11 @@ struct host_zygote {
 
 static void schedule_refill(struct odkd *d, bool now);
 static struct host_proc *spare_slot(struct odkd *d, bool ready);
+static void prime_wanted(struct odkd *d);
+static void prime_soon(struct odkd *d);
+static bool prime_reaped(struct odkd *d, pid_t pid, int wstatus);
+static void prime_stop(struct odkd *d);
+static struct host_primes *primes_new(void);
 
 static void zygote_forget_pending(struct host_zygote *z)
 {
@@ -252,6 +259,9 @@ static void zygote_reply(struct odkd *d, struct host_zygote *z, wire_msg *m)
             close_proc(&z->pending); /* cannot happen: asked for only when a slot is free */
         z->pending = (struct host_proc){.pid = 0, .ctl_fd = -1, .log_fd = -1};
         z->pending_seq = 0;
+        /* A bundle waiting for a spare to prime: after this event (a
+         * host_spawn waiting for this spare, zygote_wait, takes it first). */
+        prime_soon(d);
         schedule_refill(d, true);
     } else {
         char why[300];
@@ -439,13 +449,25 @@ static void schedule_refill(struct odkd *d, bool now)
 
 void host_spare_settled(struct odkd *d)
 {
+    prime_soon(d);
     if (d->spare_timer && d->spare_timer_late)
         schedule_refill(d, true);
+}
+
+static bool env_set(const char *name)
+{
+    const char *v = getenv(name);
+    return v && *v && strcmp(v, "0") != 0;
 }
 
 void host_spare_start(struct odkd *d)
 {
     d->spare_wanted = true;
+    /* Spares primed for a bundle: not under --debug (its hosts stop
+     * before any driver code), nor without the zygote, nor when
+     * ODK_NO_PRIME says so. */
+    if (!d->no_zygote && !d->n_debug_bundles && !d->primes && !env_set("ODK_NO_PRIME"))
+        d->primes = primes_new();
     if (!d->no_zygote && !d->zygote) {
         d->zygote = calloc(1, sizeof *d->zygote);
         if (d->zygote) {
@@ -531,8 +553,13 @@ void host_lower_exiting(pid_t pid)
 
 int host_spawn(struct odkd *d, struct host_proc *out)
 {
-    if (!spare_slot(d, true) && d->zygote && d->zygote->pending_seq)
-        zygote_wait(d, d->zygote); /* one is being forked: sooner than an exec */
+    /* None ready: one the zygote forks now is sooner than an exec (about
+     * 6 ms here; a prime takes a spare too, so the pool runs dry when
+     * plugs come faster than primes answer). */
+    struct host_zygote *z = d->zygote;
+    if (!spare_slot(d, true) && z && !z->off && z->fd >= 0 &&
+        (z->pending_seq || (d->spare_wanted && zygote_ask(d, z))))
+        zygote_wait(d, z);
     for (struct host_proc *hp; (hp = spare_slot(d, true));) {
         if (spare_alive(hp)) {
             *out = *hp;
@@ -575,6 +602,8 @@ bool host_spare_reaped(struct odkd *d, pid_t pid, int wstatus)
         schedule_refill(d, true);
         return true;
     }
+    if (prime_reaped(d, pid, wstatus))
+        return true;
     struct host_proc *hp = NULL;
     for (size_t i = 0; pid > 0 && i < HOST_SPARES && !hp; i++)
         if (d->spare[i].pid == pid)
@@ -608,6 +637,7 @@ void host_spare_stop(struct odkd *d)
     d->spare_wanted = false;
     loop_timer_cancel(d, d->spare_timer);
     d->spare_timer = 0;
+    prime_stop(d);
     struct host_zygote *z = d->zygote;
     if (z) {
         /* A spare it is forking gets EOF on its channel and exits, or dies
@@ -626,6 +656,428 @@ void host_spare_stop(struct odkd *d)
         close_proc(&d->spare[i]);
         end_process(pid);
     }
+}
+
+/* ---- primed hosts (host.h) ------------------------------------------------
+ *
+ * A slot is free (no bundle), wanted (a bundle, no host yet: the prime is
+ * sent at the next start's answer, host_spare_settled, when a spare is
+ * ready), priming (a host, its prime not answered) or ready.  The host's
+ * log pipe is watched and read into the bundle's log only once it has
+ * something to say (a constructor's lines, a crash's backtrace), so a
+ * quiet prime opens no log file. */
+
+struct host_prime {
+    char *bundle_id; /* NULL: the slot is free */
+    char *executable;
+    odk_value *sandbox;
+    /* The shared object primed: its file (dev, inode, size, times) and
+     * the launch check's stamp of the bundle at the launch that asked. */
+    struct stat so_stat;
+    unsigned char stamp[32];
+    int so_fd;           /* wanted: odkd's copy of the shared object's descriptor, else -1 */
+    uint64_t asked_ms;   /* the launch that asked: the oldest slot gives way */
+    struct host_proc hp; /* pid 0: wanted, no host yet */
+    uint32_t seq;        /* the prime request, 0 once answered */
+    bool ready;
+    struct watch log_watch;
+    struct host_log log; /* opened at the first line (log.fd >= 0 then) */
+};
+
+struct host_primes {
+    struct host_prime slot[HOST_PRIMES];
+    char **refused; /* bundles whose prime failed this run */
+    size_t n_refused;
+    uint32_t next_seq;
+    uint64_t timer;    /* prime_later, pending */
+    uint64_t delay_ms; /* from a start's answer to its prime (ODK_PRIME_DELAY_MS) */
+};
+
+_Static_assert(sizeof((struct bundle *)0)->launch_stamp == sizeof((struct host_prime *)0)->stamp,
+               "a primed host keeps the launch check's stamp");
+
+static bool prime_refused(const struct host_primes *ps, const char *id)
+{
+    for (size_t i = 0; i < ps->n_refused; i++)
+        if (strcmp(ps->refused[i], id) == 0)
+            return true;
+    return false;
+}
+
+static void prime_refuse(struct host_primes *ps, const char *id)
+{
+    char **r = realloc(ps->refused, (ps->n_refused + 1) * sizeof *r);
+    if (!r)
+        return;
+    ps->refused = r;
+    if ((r[ps->n_refused] = strdup(id)))
+        ps->n_refused++;
+}
+
+static struct host_prime *prime_find(struct host_primes *ps, const char *id)
+{
+    for (size_t i = 0; i < HOST_PRIMES; i++)
+        if (ps->slot[i].bundle_id && strcmp(ps->slot[i].bundle_id, id) == 0)
+            return &ps->slot[i];
+    return NULL;
+}
+
+static void prime_clear(struct host_prime *p)
+{
+    *p = (struct host_prime){.so_fd = -1,
+                             .hp = {.pid = 0, .ctl_fd = -1, .log_fd = -1},
+                             .log_watch = {.fd = -1},
+                             .log = {.fd = -1, .file = -1, .watch = {.fd = -1}}};
+}
+
+static struct host_primes *primes_new(void)
+{
+    struct host_primes *ps = calloc(1, sizeof *ps);
+    for (size_t i = 0; ps && i < HOST_PRIMES; i++)
+        prime_clear(&ps->slot[i]);
+    const char *delay = getenv("ODK_PRIME_DELAY_MS");
+    if (ps)
+        ps->delay_ms = delay ? strtoull(delay, NULL, 10) : 0;
+    return ps;
+}
+
+/* Frees the slot: its host, if any, is killed (its reap finds no slot
+ * and is quiet). */
+static void prime_end(struct odkd *d, struct host_prime *p)
+{
+    loop_del(d, &p->log_watch);
+    if (p->log.fd >= 0 || p->log.file >= 0 || p->log.label)
+        hostlog_close(d, &p->log);
+    if (p->hp.pid > 0)
+        kill(p->hp.pid, SIGKILL);
+    close_proc(&p->hp);
+    if (p->so_fd >= 0)
+        close(p->so_fd);
+    free(p->bundle_id);
+    free(p->executable);
+    odk_value_free(p->sandbox);
+    prime_clear(p);
+}
+
+static void prime_fail(struct odkd *d, struct host_prime *p, const char *why)
+{
+    odk_warn("%s: its prime failed: %s; its hosts start plainly for the rest of this run",
+             p->bundle_id, why);
+    prime_refuse(d->primes, p->bundle_id);
+    prime_end(d, p);
+}
+
+/* The host's log pipe has something: from now on it is read as an
+ * instance's is, into the bundle's log. */
+static void on_prime_log(struct odkd *d, void *ptr, uint32_t events)
+{
+    (void)events;
+    struct host_prime *p = ptr;
+    loop_del(d, &p->log_watch);
+    char label[300];
+    snprintf(label, sizeof label, "%s (primed host %d)", p->bundle_id, (int)p->hp.pid);
+    int fd = p->hp.log_fd;
+    p->hp.log_fd = -1;
+    if (hostlog_open(d, &p->log, p->bundle_id, label) < 0 || hostlog_attach(d, &p->log, fd) < 0) {
+        close(fd);
+        p->log.fd = -1;
+    }
+}
+
+/* The prime's reply, if it came: read when a launch wants the host or
+ * when the host is reaped, not watched (a wake-up of odkd less a plug).
+ * False when the prime failed (the slot is then ended). */
+static bool prime_poll(struct odkd *d, struct host_prime *p)
+{
+    while (p->seq && p->hp.ctl_fd >= 0) {
+        wire_msg m;
+        wire_msg_init(&m);
+        int st = wire_recv(p->hp.ctl_fd, &m);
+        if (st == ODK_OK && m.hdr.type == WIRE_REPLY && m.hdr.seq == p->seq) {
+            p->seq = 0;
+            if (m.hdr.status == ODK_OK) {
+                p->ready = true;
+                trace_mark("odkd primed %d", (int)p->hp.pid);
+            } else {
+                odk_value *body = NULL;
+                if (wire_msg_value(&m, &body) < 0)
+                    body = NULL;
+                char why[600];
+                snprintf(why, sizeof why, "host %d: %s (%s)", (int)p->hp.pid,
+                         odk_dict_get_string(body, "error", "no reason given"),
+                         odk_strerror(m.hdr.status));
+                odk_value_free(body);
+                wire_msg_release(&m);
+                prime_fail(d, p, why);
+                return false;
+            }
+        }
+        wire_msg_release(&m);
+        if (st < 0 && st != ODK_E_PROTOCOL)
+            break; /* not yet (ODK_E_AGAIN), or it is exiting: its reap says why */
+    }
+    return true;
+}
+
+/* The prime's priority: at odkd's own under SCHED_OTHER (raised as a
+ * spare handed out is: a prime at SCHED_IDLE, as a spare prepares, waited
+ * tens of milliseconds for CPU time while plugs cycled, and was not ready
+ * for the next plug half the time), one real-time priority below a
+ * real-time odkd (chrt), so the plug being served keeps its CPU; raised at
+ * the hand-out.  For A/B runs: ODK_PRIME_IDLE=1, at SCHED_IDLE;
+ * ODK_PRIME_NICE=N, at odkd's policy with nice N (back to 0 at the
+ * hand-out). */
+static void prime_priority(struct odkd *d, struct host_proc *hp)
+{
+    struct host_zygote *z = d->zygote;
+    if (!z || !z->idle_spares)
+        return;
+    bool rt = z->policy == SCHED_FIFO || z->policy == SCHED_RR;
+    if (getenv("ODK_PRIME_IDLE")) {
+        struct sched_param none = {0};
+        if (sched_setscheduler(hp->pid, SCHED_IDLE, &none) == 0)
+            hp->idle = true;
+        return;
+    }
+    if (!rt) {
+        raise_spare(d, hp);
+        const char *nice = getenv("ODK_PRIME_NICE");
+        if (nice)
+            setpriority(PRIO_PROCESS, (id_t)hp->pid, atoi(nice));
+        return;
+    }
+    struct sched_param low = {.sched_priority = z->param.sched_priority - 1};
+    int policy = z->policy;
+    if (low.sched_priority < sched_get_priority_min(z->policy)) {
+        policy = SCHED_OTHER;
+        low.sched_priority = 0;
+    }
+    if (sched_setscheduler(hp->pid, policy, &low) == 0)
+        hp->idle = true;
+}
+
+/* A wanted slot gets a ready spare and its prime request. */
+static void prime_send(struct odkd *d, struct host_prime *p)
+{
+    struct host_proc *hp;
+    while ((hp = spare_slot(d, true)) && !spare_alive(hp)) {
+        close_proc(hp); /* died waiting: its reap (or host_spawn) says so */
+        spare_remove(d, hp);
+    }
+    if (!hp)
+        return; /* at the next start's answer */
+    p->hp = *hp;
+    spare_remove(d, hp);
+    schedule_refill(d, true);
+    struct msg m = msg_begin();
+    msg_str(&m, "op", "prime");
+    msg_str(&m, "bundle", p->bundle_id);
+    msg_str(&m, "executable", p->executable);
+    msg_copy(&m, "sandbox", p->sandbox);
+    odk_value *args = msg_done(&m);
+    uint32_t seq = ++d->primes->next_seq ? d->primes->next_seq : ++d->primes->next_seq;
+    prime_priority(d, &p->hp);
+    trace_mark("odkd prime sent to %d", (int)p->hp.pid);
+    int st = args ? wire_send_value(p->hp.ctl_fd, WIRE_REQUEST, seq, 0, args, &p->so_fd, 1)
+                  : ODK_E_NOMEM;
+    odk_value_free(args);
+    close(p->so_fd);
+    p->so_fd = -1;
+    if (st < 0 || loop_add(d, &p->log_watch, p->hp.log_fd, EPOLLIN, on_prime_log, p) < 0) {
+        odk_warn("%s: cannot send a prime to the spare host (pid %d): %s; ended", p->bundle_id,
+                 (int)p->hp.pid, odk_strerror(st < 0 ? st : ODK_E_IO));
+        prime_end(d, p);
+        return;
+    }
+    p->seq = seq;
+}
+
+static void prime_wanted(struct odkd *d)
+{
+    if (!d->primes || !d->spare_wanted || d->stopping || d->quit)
+        return;
+    for (size_t i = 0; i < HOST_PRIMES; i++) {
+        struct host_prime *p = &d->primes->slot[i];
+        if (p->bundle_id && p->hp.pid <= 0)
+            prime_send(d, p);
+    }
+}
+
+static void prime_later(struct odkd *d, void *ptr)
+{
+    (void)ptr;
+    if (d->primes)
+        d->primes->timer = 0;
+    prime_wanted(d);
+}
+
+/* The prime once the current event is handled: after the start's answer
+ * has gone out (the started event), which a prime sent first delayed. */
+static void prime_soon(struct odkd *d)
+{
+    if (d->primes && !d->primes->timer)
+        d->primes->timer = loop_timer(d, d->primes->delay_ms, prime_later, NULL);
+}
+
+static bool same_file(const struct stat *a, const struct stat *b)
+{
+    return a->st_dev == b->st_dev && a->st_ino == b->st_ino && a->st_size == b->st_size &&
+           a->st_mtim.tv_sec == b->st_mtim.tv_sec && a->st_mtim.tv_nsec == b->st_mtim.tv_nsec &&
+           a->st_ctim.tv_sec == b->st_ctim.tv_sec && a->st_ctim.tv_nsec == b->st_ctim.tv_nsec;
+}
+
+/* Why the slot does not fit the launch; NULL when it does. */
+static const char *prime_mismatch(const struct host_prime *p, const struct bundle *b,
+                                  const odk_value *sandbox, int so)
+{
+    struct stat st;
+    if (strcmp(p->executable, b->executable) != 0)
+        return "another executable";
+    if (fstat(so, &st) < 0 || !same_file(&st, &p->so_stat) ||
+        memcmp(p->stamp, b->launch_stamp, sizeof p->stamp) != 0)
+        return "another shared object or bundle (changed since)";
+    if (!odk_value_equal(sandbox, p->sandbox))
+        return "another sandbox";
+    return NULL;
+}
+
+bool host_prime_take(struct odkd *d, const struct bundle *b, const odk_value *sandbox, int so,
+                     struct host_proc *out)
+{
+    struct host_prime *p = d->primes ? prime_find(d->primes, b->id) : NULL;
+    if (!p || p->hp.pid <= 0 || !prime_poll(d, p) || !p->ready)
+        return false; /* none, failed, or still priming: a spare serves sooner */
+    const char *why = prime_mismatch(p, b, sandbox, so);
+    if (why || !spare_alive(&p->hp)) {
+        if (why)
+            odk_info("%s: the host primed for it (pid %d) has %s; ended", b->id, (int)p->hp.pid,
+                     why);
+        prime_end(d, p);
+        return false;
+    }
+    loop_del(d, &p->log_watch);
+    *out = p->hp;
+    if (p->log.fd >= 0) {
+        /* Its lines so far went to the bundle's log already; the rest is
+         * the instance's to read. */
+        loop_del(d, &p->log.watch);
+        out->log_fd = p->log.fd;
+        p->log.fd = -1;
+        p->log.partial_len = 0;
+    }
+    p->hp = (struct host_proc){.pid = 0, .ctl_fd = -1, .log_fd = -1};
+    prime_end(d, p);
+    raise_spare(d, out);
+    if (getenv("ODK_PRIME_NICE"))
+        setpriority(PRIO_PROCESS, (id_t)out->pid, 0);
+    trace_mark("odkd primed host %d taken", (int)out->pid);
+    return true;
+}
+
+void host_prime_note(struct odkd *d, const struct bundle *b, odk_value *sandbox, int so)
+{
+    struct host_primes *ps = d->primes;
+    struct host_zygote *z = d->zygote;
+    if (!ps || !z || z->off || prime_refused(ps, b->id) || prime_find(ps, b->id)) {
+        odk_value_free(sandbox);
+        return;
+    }
+    struct host_prime *p = NULL;
+    for (size_t i = 0; i < HOST_PRIMES; i++) {
+        struct host_prime *q = &ps->slot[i];
+        if (!q->bundle_id) {
+            p = q;
+            break;
+        }
+        if (!p || q->asked_ms < p->asked_ms)
+            p = q;
+    }
+    if (p->bundle_id)
+        prime_end(d, p); /* the bundle launched longest ago gives way */
+    p->sandbox = sandbox;
+    if (fstat(so, &p->so_stat) < 0 || (p->so_fd = fcntl(so, F_DUPFD_CLOEXEC, 3)) < 0 ||
+        !(p->bundle_id = strdup(b->id)) || !(p->executable = strdup(b->executable))) {
+        prime_end(d, p);
+        return;
+    }
+    memcpy(p->stamp, b->launch_stamp, sizeof p->stamp);
+    p->asked_ms = loop_now_ms();
+}
+
+void host_prime_forget(struct odkd *d, const char *bundle_id)
+{
+    struct host_primes *ps = d->primes;
+    if (!ps)
+        return;
+    struct host_prime *p = prime_find(ps, bundle_id);
+    if (p)
+        prime_end(d, p);
+    for (size_t i = 0; i < ps->n_refused; i++) {
+        if (strcmp(ps->refused[i], bundle_id) == 0) {
+            free(ps->refused[i]);
+            ps->refused[i] = ps->refused[--ps->n_refused];
+            break;
+        }
+    }
+}
+
+size_t host_primed_pids(const struct odkd *d, pid_t *pids)
+{
+    size_t n = 0;
+    for (size_t i = 0; d->primes && i < HOST_PRIMES; i++)
+        if (d->primes->slot[i].hp.pid > 0)
+            pids[n++] = d->primes->slot[i].hp.pid;
+    return n;
+}
+
+static bool prime_reaped(struct odkd *d, pid_t pid, int wstatus)
+{
+    struct host_prime *p = NULL;
+    for (size_t i = 0; d->primes && pid > 0 && i < HOST_PRIMES && !p; i++)
+        if (d->primes->slot[i].hp.pid == pid)
+            p = &d->primes->slot[i];
+    if (!p)
+        return false;
+    trace_mark("odkd reaped primed %d", (int)pid);
+    /* What it said before its end (a constructor's crash: the backtrace). */
+    if (p->log.fd < 0 && p->hp.log_fd >= 0 && p->log_watch.fd >= 0)
+        on_prime_log(d, p, 0);
+    if (p->log.fd >= 0)
+        hostlog_drain(d, &p->log);
+    p->hp.pid = 0; /* reaped: nothing to kill */
+    if (!prime_poll(d, p))
+        return true; /* its prime had failed: said and ended */
+    if (p->seq && !d->stopping && !d->quit) {
+        char why[128];
+        snprintf(why, sizeof why, "its host (pid %d) %s %d while priming", (int)pid,
+                 WIFSIGNALED(wstatus) ? "was killed by signal" : "exited with status",
+                 WIFSIGNALED(wstatus) ? WTERMSIG(wstatus) : WEXITSTATUS(wstatus));
+        prime_fail(d, p, why);
+        return true;
+    }
+    /* Died waiting: quietly gone; the bundle's next launch primes again. */
+    odk_debug("%s: its primed host (pid %d) ended before use", p->bundle_id, (int)pid);
+    prime_end(d, p);
+    return true;
+}
+
+static void prime_stop(struct odkd *d)
+{
+    struct host_primes *ps = d->primes;
+    if (!ps)
+        return;
+    loop_timer_cancel(d, ps->timer);
+    for (size_t i = 0; i < HOST_PRIMES; i++) {
+        pid_t pid = ps->slot[i].hp.pid;
+        prime_end(d, &ps->slot[i]);
+        if (pid > 0)
+            waitpid(pid, NULL, 0);
+    }
+    for (size_t i = 0; i < ps->n_refused; i++)
+        free(ps->refused[i]);
+    free(ps->refused);
+    free(ps);
+    d->primes = NULL;
 }
 
 /* ---- the sandbox: odkd's side (the host applies it: src/host/sandbox.c) -- */

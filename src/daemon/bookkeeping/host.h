@@ -70,6 +70,34 @@ void host_lower_exiting(pid_t pid);
  * --no-zygote; 0 when there is none. */
 pid_t host_zygote_pid(const struct odkd *d);
 
+/* Primed hosts (docs/architecture.md, "primed hosts").  After a launch of
+ * bundle B, a ready spare is primed for B once the start has answered:
+ * it gets B's sandbox and shared object, applies the one and dlopens the
+ * other (B's constructors run there, sandboxed), and waits.  B's next
+ * launch with the same sandbox and the same shared object (the file and
+ * the launch check's stamp) starts in it; one that differs ends it.  At
+ * most HOST_PRIMES, for the bundles launched last; a bundle whose prime
+ * failed is not primed again this run.  Off with ODK_NO_PRIME=1 in
+ * odkd's environment, under --debug, and without the zygote. */
+#define HOST_PRIMES 2
+
+/* At a launch of b, before host_spawn: the host primed for b, handed out
+ * into *out (raised as a spare is) when its prime answered and it matches
+ * sandbox and the shared object so (odkd's descriptor of it): true.  A
+ * primed host that does not match is ended.  False: take a spare. */
+bool host_prime_take(struct odkd *d, const struct bundle *b, const odk_value *sandbox, int so,
+                     struct host_proc *out);
+/* At a launch of b (not under --debug), after its start was sent: b is to
+ * be primed with sandbox (taken) and the shared object so (duplicated),
+ * once a start answers (host_spare_settled) and a spare is ready. */
+void host_prime_note(struct odkd *d, const struct bundle *b, odk_value *sandbox, int so);
+/* Bundle bundle_id was reinstalled or removed: its primed host is ended,
+ * and it may be primed again. */
+void host_prime_forget(struct odkd *d, const char *bundle_id);
+/* The pids of the primed hosts (and those priming), at most HOST_PRIMES;
+ * how many. */
+size_t host_primed_pids(const struct odkd *d, pid_t *pids);
+
 /* The sandbox (docs/trust.md).  Each bundle's hosts run as a uid of their
  * own from this range (gid the same number) when odkd runs as root. */
 #define HOST_UID_FIRST 1879048192u /* 0x70000000 */

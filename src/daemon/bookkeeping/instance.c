@@ -394,7 +394,11 @@ static int spawn(struct odkd *d, struct instance *in)
     }
     trace_mark("odkd sandbox args");
     struct host_proc hp;
-    st = host_spawn(d, &hp);
+    /* A host primed for this bundle has its sandbox and shared object
+     * already (host.h, "primed hosts"): it gets no descriptor. */
+    bool primed = !in->debug && host_prime_take(d, in->bundle, sandbox, so, &hp);
+    if (!primed)
+        st = host_spawn(d, &hp);
     if (st < 0) {
         odk_value_free(sandbox);
         close(so);
@@ -409,7 +413,11 @@ static int spawn(struct odkd *d, struct instance *in)
     /* The driver's shared object travels as a descriptor: the host never
      * opens bundle paths itself. */
     trace_mark("odkd start sent to %d", (int)in->pid);
-    in->start_seq = instance_request(in, start_args(d, in, sandbox), &so, 1);
+    odk_value *args = start_args(d, in, sandbox); /* takes sandbox */
+    odk_value *kept = in->debug ? NULL : odk_value_copy(odk_dict_get(args, "sandbox"));
+    in->start_seq = instance_request(in, args, &so, primed ? 0 : 1);
+    if (kept)
+        host_prime_note(d, in->bundle, kept, so); /* for its next launch, off the start's path */
     close(so);
     if (!in->start_seq)
         odk_error("%s#%u: cannot send start; the start deadline will end it", in->bundle->id,

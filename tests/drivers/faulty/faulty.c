@@ -38,6 +38,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -48,6 +49,22 @@
 #define FAULT_NAME_MAX 64
 #define LEAK_CHUNK (8u << 20) /* bytes selector 0 leaks per call under "leak" */
 #define SLOW_MAX_MS 600000    /* the largest slow-MS accepted: ten minutes */
+
+/* A fault before any start: with ODK_TEST_FAULTY_CRASH_PRIMED set in
+ * odkd's environment (its hosts inherit it), the shared object's
+ * constructor crashes in a host primed for the bundle (named odk-primed
+ * while it loads it: src/host/main.c) and in no other, so a test sees a
+ * failed prime and a plain start of the same bundle.  It logs
+ * "crashing in the constructor" first. */
+__attribute__((constructor)) static void faulty_loaded(void)
+{
+    char name[17] = "";
+    if (!getenv("ODK_TEST_FAULTY_CRASH_PRIMED") || prctl(PR_GET_NAME, name, 0, 0, 0) < 0 ||
+        strcmp(name, "odk-primed") != 0)
+        return;
+    odk_info("crashing in the constructor (ODK_TEST_FAULTY_CRASH_PRIMED, a primed host)");
+    *(volatile int *)NULL = 1;
+}
 
 enum fault {
     FAULT_NONE,
