@@ -20,23 +20,44 @@
  * the unplug completes, the peer child exits 0); a failure prints no
  * number.
  *
+ * Then each round also times SPACED_CYCLES cycles with SPACED_GAP_MS of
+ * nothing between one cycle's unplug (the peer's reap) and the next plug,
+ * on both sides: a device plugged into a machine at rest, as devices
+ * are, where the back-to-back cycles above time each plug behind the
+ * previous cycle's leftovers (its host's exit, the next spare's fork and
+ * preparation).  Printed as "spaced" lines of their own; the
+ * back-to-back lines stay the sustained-rate measure.
+ *
  * PLUG_LATENCY_OURS_ONLY=1 runs no peer and prints ours' medians only: for
  * counting the work of a cycle (perf stat or strace -c on odkd and on this
  * program; docs/testing.md, "Where a plug's time goes").
  *
  * usage: plug_latency STATE_DIR ECHO_SO [CYCLES]   (CYCLES per round, 100) */
+#include <errno.h>
 #include <stdlib.h>
+#include <time.h>
 
 #include "plug_latency.h"
 
 #define ROUNDS 5
+#define SPACED_CYCLES 30
+#define SPACED_GAP_MS 20
 
 struct round {
     double started_ms, registered_ms, answered_ms, answered_p99_ms, cycles_per_s;
 };
 
+static void gap(unsigned ms)
+{
+    if (ms) {
+        struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+        while (nanosleep(&ts, &ts) < 0 && errno == EINTR) {
+        }
+    }
+}
+
 static int ours(odk_client *c, struct lc_watch *w, uint32_t round, size_t cycles,
-                struct round *res)
+                unsigned gap_ms, struct round *res)
 {
     uint64_t *st = calloc(cycles, 8), *rg = calloc(cycles, 8), *an = calloc(cycles, 8);
     int ok = st && rg && an;
@@ -69,6 +90,7 @@ static int ours(odk_client *c, struct lc_watch *w, uint32_t round, size_t cycles
         an[i] = t1 - t0;
         if (lc_unplug(c, dev) < 0)
             ok = 0;
+        gap(gap_ms);
     }
     if (ok) {
         double secs = (double)(bench_now_ns() - t_begin) / 1e9;
@@ -85,14 +107,16 @@ static int ours(odk_client *c, struct lc_watch *w, uint32_t round, size_t cycles
 }
 
 static int peer(const char *self, const char *so, uint32_t round, size_t cycles,
-                struct round *res)
+                unsigned gap_ms, struct round *res)
 {
     uint64_t *rd = calloc(cycles, 8), *an = calloc(cycles, 8);
     int ok = rd && an;
     uint64_t t_begin = bench_now_ns();
-    for (size_t i = 0; ok && i < cycles; i++)
+    for (size_t i = 0; ok && i < cycles; i++) {
         if (lc_peer_cycle(self, so, 1000 + round, i, &rd[i], &an[i]) < 0)
             ok = 0;
+        gap(gap_ms);
+    }
     if (ok) {
         double secs = (double)(bench_now_ns() - t_begin) / 1e9;
         res->cycles_per_s = (double)cycles / secs;
@@ -135,26 +159,33 @@ int main(int argc, char **argv)
     bool ours_only = only && *only && strcmp(only, "0") != 0;
     /* Warm-up: one cycle of each (page cache, the catalog's first load). */
     struct round warm;
-    if (ours(c, &w, 99, 2, &warm) < 0 || (!ours_only && peer(self, argv[2], 99, 2, &warm) < 0))
+    if (ours(c, &w, 99, 2, 0, &warm) < 0 ||
+        (!ours_only && peer(self, argv[2], 99, 2, 0, &warm) < 0))
         return 1;
     if (ours_only) {
         for (uint32_t r = 0; r < ROUNDS; r++) {
-            struct round a;
-            if (ours(c, &w, r, cycles, &a) < 0)
+            struct round a, sp;
+            if (ours(c, &w, r, cycles, 0, &a) < 0 ||
+                ours(c, &w, 100 + r, SPACED_CYCLES, SPACED_GAP_MS, &sp) < 0)
                 return 1;
             printf("plug_latency round %u (ours only): started %.3f ms, registered %.3f ms, "
-                   "first call %.3f ms (p99 %.3f), %.0f cycles/s\n",
+                   "first call %.3f ms (p99 %.3f), %.0f cycles/s; spaced %d ms: started %.3f "
+                   "ms, first call %.3f ms\n",
                    r, a.started_ms, a.registered_ms, a.answered_ms, a.answered_p99_ms,
-                   a.cycles_per_s);
+                   a.cycles_per_s, SPACED_GAP_MS, sp.started_ms, sp.answered_ms);
         }
         odk_client_close(c);
         return 0;
     }
-    double o[5][ROUNDS], p[5][ROUNDS];
+    double o[7][ROUNDS], p[7][ROUNDS];
     for (uint32_t r = 0; r < ROUNDS; r++) {
-        struct round a, b;
-        if (ours(c, &w, r, cycles, &a) < 0 || peer(self, argv[2], r, cycles, &b) < 0)
+        struct round a, b, sa, sb;
+        if (ours(c, &w, r, cycles, 0, &a) < 0 || peer(self, argv[2], r, cycles, 0, &b) < 0 ||
+            ours(c, &w, 100 + r, SPACED_CYCLES, SPACED_GAP_MS, &sa) < 0 ||
+            peer(self, argv[2], 100 + r, SPACED_CYCLES, SPACED_GAP_MS, &sb) < 0)
             return 1;
+        o[5][r] = sa.started_ms, o[6][r] = sa.answered_ms;
+        p[5][r] = sb.started_ms, p[6][r] = sb.answered_ms;
         o[0][r] = a.started_ms, o[1][r] = a.registered_ms, o[2][r] = a.answered_ms;
         o[3][r] = a.answered_p99_ms, o[4][r] = a.cycles_per_s;
         p[0][r] = b.started_ms, p[1][r] = b.registered_ms, p[2][r] = b.answered_ms;
@@ -174,6 +205,13 @@ int main(int argc, char **argv)
                  BENCH_LOWER_IS_BETTER, "speedup", o[3], p[3], ROUNDS);
     bench_report("plug_latency cycles", "peer cycles", "%.0f", "/s", BENCH_HIGHER_IS_BETTER,
                  "speedup", o[4], p[4], ROUNDS);
+    printf("plug_latency spaced: %d cycles per round, %d ms of rest after each unplug (the "
+           "peer's reap)\n",
+           SPACED_CYCLES, SPACED_GAP_MS);
+    bench_report("plug_latency spaced started (median)", "peer ready", "%.3f", "ms",
+                 BENCH_LOWER_IS_BETTER, "speedup", o[5], p[5], ROUNDS);
+    bench_report("plug_latency spaced first call (median)", "peer answered", "%.3f", "ms",
+                 BENCH_LOWER_IS_BETTER, "speedup", o[6], p[6], ROUNDS);
     odk_client_close(c);
     return 0;
 }
