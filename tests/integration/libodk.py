@@ -203,3 +203,50 @@ class Connection:
 
     def __exit__(self, *exc):
         self.close()
+
+
+_lib.odk_client_request.argtypes = [ctypes.c_void_p, ctypes.c_char_p, ctypes.c_void_p,
+                                    ctypes.POINTER(ctypes.c_void_p)]
+_lib.odk_value_to_json.restype = ctypes.c_void_p
+_lib.odk_value_to_json.argtypes = [ctypes.c_void_p, ctypes.c_int]
+_lib.odk_value_free.argtypes = [ctypes.c_void_p]
+_libc = ctypes.CDLL(None)
+_libc.free.argtypes = [ctypes.c_void_p]
+
+
+def request(state_dir, op):
+    """odkd's answer to a request without arguments (e.g. "ping"), as a dict,
+    on a client connection of its own, closed before it returns."""
+    import json
+    c = ctypes.c_void_p()
+    _check(_lib.odk_client_open(str(state_dir).encode(), ctypes.byref(c)))
+    try:
+        r = ctypes.c_void_p()
+        _check(_lib.odk_client_request(c, op.encode(), None, ctypes.byref(r)))
+        body = {}
+        if r.value:
+            s = _lib.odk_value_to_json(r, 0)
+            if s:
+                body = json.loads(ctypes.string_at(s).decode())
+                _libc.free(s)
+            _lib.odk_value_free(r)
+        return body
+    finally:
+        _lib.odk_client_close(c)
+
+
+def odkd_fds(odkd):
+    """odkd's descriptors now, and those it holds for its primed hosts
+    (ping's "primed_fds": each host primed for a bundle keeps its channel,
+    log pipe and log file in odkd; docs/architecture.md, "primed hosts").
+    A leak check compares count - primed against the same at its baseline.
+    The count is read first: the ping's own connection is not in it."""
+    n = len(os.listdir(f"/proc/{odkd.proc.pid}/fd"))
+    return n, int(request(odkd.state, "ping").get("primed_fds", 0))
+
+
+def odkd_fds_back(odkd, baseline):
+    """True once odkd holds no more descriptors than at baseline (a pair
+    from odkd_fds) besides those of hosts primed since."""
+    n, primed = odkd_fds(odkd)
+    return n - primed <= baseline[0] - baseline[1]

@@ -11,7 +11,7 @@ import time
 import pytest
 
 from conftest import pid_alive, sign_bundle, wait_until
-from libodk import MEM_IN, MEM_OUT, Buffer, Connection, OdkError
+from libodk import MEM_IN, MEM_OUT, Buffer, Connection, OdkError, odkd_fds, odkd_fds_back
 
 EDU_VENDOR, EDU_DEVICE = 0x1234, 0x11E8
 PLUG_CYCLES = int(os.environ.get("ODK_PCI_PLUG_CYCLES", "20"))
@@ -385,7 +385,7 @@ def test_plug_unplug_cycles_with_dma_in_flight_leak_nothing(odkd):
     edu_service(odkd, first)
     odkd.ctl("pci", "unplug", first)
     wait_until(lambda: gone(odkd, first), what="first unplug")
-    base_fds = fd_count(odkd_pid)
+    base_fds = odkd_fds(odkd)
     for i in range(PLUG_CYCLES):
         fn, _ = plug(odkd, "edu", {"dma_delay_ms": 5})
         conn, _ = connect(odkd, fn)
@@ -399,7 +399,7 @@ def test_plug_unplug_cycles_with_dma_in_flight_leak_nothing(odkd):
     wait_until(lambda: not [i for i in odkd.instances() if i["bundle"] == "org.odk.pci-edu"],
                what="every edu driver gone")
     assert odkd.proc.poll() is None
-    wait_until(lambda: fd_count(odkd_pid) <= base_fds, what="odkd's descriptors back")
+    wait_until(lambda: odkd_fds_back(odkd, base_fds), what="odkd's descriptors back")
     models = [p for p in children_pids(odkd_pid)
               if "odk-pci-model" in open(f"/proc/{p}/cmdline").read()]
     assert models == []

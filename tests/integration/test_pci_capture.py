@@ -14,7 +14,7 @@ import pytest
 
 from conftest import BIN, CHILD_ENV, HANG_GUARD, pid_alive, wait_until
 from driver_selectors import ROOT, read_enums
-from libodk import MEM_IN, MEM_OUT, Buffer, Connection, OdkError
+from libodk import MEM_IN, MEM_OUT, Buffer, Connection, OdkError, odkd_fds, odkd_fds_back
 
 CAP = read_enums(ROOT / "drivers" / "pci-capture" / "pci_capture.h", ["capture_selector"],
                  "CAPTURE_")
@@ -409,14 +409,15 @@ def test_plug_unplug_cycles_with_the_app_attached_leak_nothing(odkd):
     one_cycle(odkd, 0)  # odkd's and libodk's lazily made descriptors exist now
     wait_until(lambda: not [i for i in odkd.instances() if i["bundle"] == "org.odk.pci-capture"],
                what="the first driver gone")
-    base_fds, base_app_fds, base_maps = fd_count(pid), fd_count(os.getpid()), memfd_maps()
+    base_fds = odkd_fds(odkd)
+    base_app_fds, base_maps = fd_count(os.getpid()), memfd_maps()
     base_hosts = len(children(pid, "odk-driver-host"))
     for i in range(1, PLUG_CYCLES + 1):
         one_cycle(odkd, i)
     assert odkd.proc.poll() is None
     wait_until(lambda: not [i for i in odkd.instances() if i["bundle"] == "org.odk.pci-capture"],
                what="every capture driver gone")
-    wait_until(lambda: fd_count(pid) <= base_fds, what="odkd's descriptors back")
+    wait_until(lambda: odkd_fds_back(odkd, base_fds), what="odkd's descriptors back")
     wait_until(lambda: len(children(pid, "odk-driver-host")) <= base_hosts,
                what="no driver host left")
     assert children(pid, "odk-pci-model") == []

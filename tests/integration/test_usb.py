@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from conftest import BIN, CHILD_ENV, DRIVERS, pid_alive, sign_bundle, wait_until
-from libodk import MEM_IN, MEM_OUT, Buffer, Connection, OdkError
+from libodk import MEM_IN, MEM_OUT, Buffer, Connection, OdkError, odkd_fds, odkd_fds_back
 
 VENDOR, ECHO_PRODUCT = 0x1209, 0x0002
 
@@ -158,7 +158,7 @@ def test_a_stall_is_reported_and_cleared(odkd):
 
 
 def test_unplug_mid_transfer_ends_pending_io_and_leaves_nothing_behind(odkd):
-    baseline = fd_count(odkd.proc.pid)
+    baseline = odkd_fds(odkd)
     dev, _ = plug(odkd, "vendor-echo")
     model_pid = node(odkd, dev)["properties"]["OdkUSBModelPid"]
     iface = interface_0(odkd, dev)
@@ -176,7 +176,7 @@ def test_unplug_mid_transfer_ends_pending_io_and_leaves_nothing_behind(odkd):
     wait_until(lambda: not pid_alive(inst["pid"]), what="the driver's host to exit")
     wait_until(lambda: not pid_alive(model_pid), what="the device model to exit")
     assert gone(odkd, dev)
-    wait_until(lambda: fd_count(odkd.proc.pid) <= baseline, what="odkd's descriptors back")
+    wait_until(lambda: odkd_fds_back(odkd, baseline), what="odkd's descriptors back")
 
 
 @pytest.mark.parametrize("fault,words", [

@@ -10,6 +10,7 @@ on dummy_hcd and loops back like the model (usb_gadget.py)."""
 import hashlib
 import importlib.util
 import os
+import sys
 import threading
 from pathlib import Path
 
@@ -26,6 +27,11 @@ _conftest = importlib.util.module_from_spec(_spec)
 _spec.loader.exec_module(_conftest)
 DRIVERS, Odkd, pid_alive, wait_until = (_conftest.DRIVERS, _conftest.Odkd, _conftest.pid_alive,
                                         _conftest.wait_until)
+_ours = sys.modules.get("conftest")
+sys.modules["conftest"] = _conftest  # libodk reads BUILD from it
+from libodk import odkd_fds, odkd_fds_back  # noqa: E402
+if _ours is not None:
+    sys.modules["conftest"] = _ours
 
 ADAPTERS = [("cdc-acm", "usbmodem", "org.odk.usb-cdc-acm"),
             ("ftdi", "usbserial", "org.odk.usb-ftdi")]
@@ -189,7 +195,7 @@ def test_8_mib_round_trip(adapter):
 @pytest.mark.parametrize("adapter", SOURCES, indirect=True)
 def test_unplug_mid_transfer_removes_the_port_and_leaves_nothing(adapter):
     odkd = adapter.odkd
-    baseline = len(os.listdir(f"/proc/{odkd.proc.pid}/fd"))
+    baseline = odkd_fds(odkd)
     adapter.plug()
     path = port_for(odkd, adapter.base)
     (inst,) = odkd.running()
@@ -221,6 +227,5 @@ def test_unplug_mid_transfer_removes_the_port_and_leaves_nothing(adapter):
     wait_until(lambda: not pid_alive(inst["pid"]), what="the driver's host to exit")
     if model_pid:
         wait_until(lambda: not pid_alive(model_pid), what="the device model to exit")
-    wait_until(lambda: len(os.listdir(f"/proc/{odkd.proc.pid}/fd")) <= baseline,
-               what="odkd's descriptors back")
+    wait_until(lambda: odkd_fds_back(odkd, baseline), what="odkd's descriptors back")
     assert "crashed" not in odkd.ctl("log", adapter.bundle).stdout

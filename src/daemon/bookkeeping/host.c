@@ -1030,6 +1030,18 @@ size_t host_primed_pids(const struct odkd *d, pid_t *pids)
     return n;
 }
 
+size_t host_primed_fds(const struct odkd *d)
+{
+    size_t n = 0;
+    for (size_t i = 0; d->primes && i < HOST_PRIMES; i++) {
+        const struct host_prime *p = &d->primes->slot[i];
+        const int fds[] = {p->hp.ctl_fd, p->hp.log_fd, p->so_fd, p->log.fd, p->log.file};
+        for (size_t k = 0; k < sizeof fds / sizeof fds[0]; k++)
+            n += fds[k] >= 0;
+    }
+    return n;
+}
+
 static bool prime_reaped(struct odkd *d, pid_t pid, int wstatus)
 {
     struct host_prime *p = NULL;

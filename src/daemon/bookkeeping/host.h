@@ -97,6 +97,12 @@ void host_prime_forget(struct odkd *d, const char *bundle_id);
 /* The pids of the primed hosts (and those priming), at most HOST_PRIMES;
  * how many. */
 size_t host_primed_pids(const struct odkd *d, pid_t *pids);
+/* How many descriptors odkd holds for its primed hosts (their channels,
+ * log pipes and log files, a shared object waiting for its prime): what
+ * odkd's descriptor count may be above a baseline taken before any was
+ * primed (ping's "primed_fds"; the leak checks of the tests and the
+ * fault campaign). */
+size_t host_primed_fds(const struct odkd *d);
 
 /* The sandbox (docs/trust.md).  Each bundle's hosts run as a uid of their
  * own from this range (gid the same number) when odkd runs as root. */

@@ -96,6 +96,15 @@ static int op_ping(struct client_request *r)
     msg_take(&m, "spare_hosts", spares);
     /* The host that forks the spares (src/host/zygote.h), 0 when none. */
     msg_int(&m, "zygote", host_zygote_pid(r->d));
+    /* The hosts primed for a bundle (and priming), and the descriptors
+     * odkd holds for them (docs/architecture.md, "primed hosts"). */
+    pid_t primed[HOST_PRIMES];
+    size_t n_primed = host_primed_pids(r->d, primed);
+    odk_value *pa = odk_value_new_array();
+    for (size_t i = 0; pa && i < n_primed; i++)
+        odk_array_append(pa, odk_value_new_int(primed[i]));
+    msg_take(&m, "primed_hosts", pa);
+    msg_int(&m, "primed_fds", (int64_t)host_primed_fds(r->d));
     return msg_finish(&m, &r->out);
 }
 
