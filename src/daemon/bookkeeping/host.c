@@ -684,13 +684,23 @@ struct host_prime {
     struct host_log log; /* opened at the first line (log.fd >= 0 then) */
 };
 
+/* From a start's answer to its prime: the app that waited for the
+ * driver opens it and makes its first calls then, and a prime (the
+ * sandbox and the dlopen, about a millisecond of CPU) sent at once took
+ * the CPU from them: plugs 20 ms apart answered their first call in
+ * 4.1-4.2 ms with the prime at once, 2.0-2.25 ms with it 5 ms later and
+ * 2.6-2.8 ms 10 ms later; back to back, cycles and first call were no
+ * worse (docs/testing.md, session 10).  ODK_PRIME_DELAY_MS=N for A/B
+ * runs. */
+#define PRIME_DELAY_MS 5
+
 struct host_primes {
     struct host_prime slot[HOST_PRIMES];
     char **refused; /* bundles whose prime failed this run */
     size_t n_refused;
     uint32_t next_seq;
     uint64_t timer;    /* prime_later, pending */
-    uint64_t delay_ms; /* from a start's answer to its prime (ODK_PRIME_DELAY_MS) */
+    uint64_t delay_ms; /* from a start's answer to its prime (PRIME_DELAY_MS) */
 };
 
 _Static_assert(sizeof((struct bundle *)0)->launch_stamp == sizeof((struct host_prime *)0)->stamp,
@@ -737,7 +747,7 @@ static struct host_primes *primes_new(void)
         prime_clear(&ps->slot[i]);
     const char *delay = getenv("ODK_PRIME_DELAY_MS");
     if (ps)
-        ps->delay_ms = delay ? strtoull(delay, NULL, 10) : 0;
+        ps->delay_ms = delay ? strtoull(delay, NULL, 10) : PRIME_DELAY_MS;
     return ps;
 }
 
