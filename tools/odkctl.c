@@ -33,6 +33,7 @@ static int usage(void)
             "usage: odkctl [--state-dir DIR] [--json] COMMAND\n"
             "       odkctl --version\n"
             "  list                      driver instances (bundle, version, build, pid, ...)\n"
+            "  hosts                     the driver host processes: zygote, spares, primed, instances\n"
             "  tree                      the registry\n"
             "  find JSON                 registry nodes matching a dictionary\n"
             "  match --explain ID        why each personality matched node ID or not\n"
@@ -174,6 +175,84 @@ static int cmd_list(odk_client *c)
         odkctl_net_list_brief(c);
     }
     odk_value_free(r);
+    return 0;
+}
+
+static odk_value *host_row(odk_value *rows, int64_t pid, const char *role, const char *bundle,
+                           const char *state)
+{
+    odk_value *x = odk_value_new_dict();
+    if (!x || odk_array_append(rows, x) < 0) {
+        odk_value_free(x);
+        return NULL;
+    }
+    odk_dict_set_int(x, "pid", pid);
+    odk_dict_set_string(x, "role", role);
+    if (bundle)
+        odk_dict_set_string(x, "bundle", bundle);
+    if (state)
+        odk_dict_set_string(x, "state", state);
+    return x;
+}
+
+/* The driver hosts odkd keeps: the zygote that forks them, the spares
+ * waiting for an instance, the hosts primed for a bundle (docs/architecture.md,
+ * "primed hosts"), and each instance's. */
+static int cmd_hosts(odk_client *c)
+{
+    odk_value *ping, *list;
+    if (request(c, "ping", NULL, &ping) < 0)
+        return 1;
+    if (request(c, "list", NULL, &list) < 0) {
+        odk_value_free(ping);
+        return 1;
+    }
+    odk_value *rows = odk_value_new_array();
+    if (rows && odk_dict_get_int(ping, "zygote", 0) > 0)
+        host_row(rows, odk_dict_get_int(ping, "zygote", 0), "zygote", NULL, NULL);
+    const odk_value *a = odk_dict_get(ping, "spare_hosts");
+    for (size_t i = 0; rows && i < odk_array_count(a); i++)
+        host_row(rows, odk_value_int(odk_array_get(a, i)), "spare", NULL, NULL);
+    a = odk_dict_get(ping, "primed");
+    for (size_t i = 0; rows && i < odk_array_count(a); i++) {
+        const odk_value *p = odk_array_get(a, i);
+        host_row(rows, odk_dict_get_int(p, "pid", 0), "primed",
+                 odk_dict_get_string(p, "bundle", NULL), odk_dict_get_string(p, "state", NULL));
+    }
+    a = odk_dict_get(list, "instances");
+    for (size_t i = 0; rows && i < odk_array_count(a); i++) {
+        const odk_value *p = odk_array_get(a, i);
+        if (odk_dict_get_int(p, "pid", 0) <= 0)
+            continue; /* not running: no host */
+        odk_value *x = host_row(rows, odk_dict_get_int(p, "pid", 0), "instance",
+                                odk_dict_get_string(p, "bundle", NULL),
+                                odk_dict_get_string(p, "state", NULL));
+        if (x)
+            odk_dict_set_int(x, "instance", odk_dict_get_int(p, "instance", 0));
+    }
+    if (json_out) {
+        print_json(rows);
+    } else {
+        int wb = 6;
+        for (size_t i = 0; i < odk_array_count(rows); i++) {
+            int n = (int)strlen(odk_dict_get_string(odk_array_get(rows, i), "bundle", "-"));
+            wb = n > wb ? n : wb;
+        }
+        printf("%-7s %-8s %-*s %s\n", "PID", "ROLE", wb, "BUNDLE", "STATE");
+        for (size_t i = 0; i < odk_array_count(rows); i++) {
+            const odk_value *x = odk_array_get(rows, i);
+            char inst[40] = "";
+            if (odk_dict_get(x, "instance"))
+                snprintf(inst, sizeof inst, " (instance %" PRId64 ")",
+                         odk_dict_get_int(x, "instance", 0));
+            printf("%-7" PRId64 " %-8s %-*s %s%s\n", odk_dict_get_int(x, "pid", 0),
+                   odk_dict_get_string(x, "role", ""), wb, odk_dict_get_string(x, "bundle", "-"),
+                   odk_dict_get_string(x, "state", "-"), inst);
+        }
+    }
+    odk_value_free(rows);
+    odk_value_free(ping);
+    odk_value_free(list);
     return 0;
 }
 
@@ -636,6 +715,8 @@ int main(int argc, char **argv)
     uint64_t id;
     if (strcmp(cmd, "list") == 0)
         rc = cmd_list(c);
+    else if (strcmp(cmd, "hosts") == 0 && rest == 0)
+        rc = cmd_hosts(c);
     else if (strcmp(cmd, "tree") == 0)
         rc = cmd_tree(c);
     else if (strcmp(cmd, "find") == 0 && rest == 1)

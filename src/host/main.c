@@ -611,6 +611,12 @@ static int op_prime(struct host *h, wire_msg *m, const odk_value *args)
         odk_dict_set_string(body, "error", why);
     wire_send_value(h->ctl, WIRE_REPLY, m->hdr.seq, st, body, NULL, 0);
     odk_value_free(body);
+    if (h->prime_failed) {
+        /* Of no use now: its exit has odkd read the answer and say why at
+         * once, not at the bundle's next launch. */
+        log_writer_flush();
+        _exit(1);
+    }
     return ODK_OK;
 }
 

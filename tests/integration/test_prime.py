@@ -9,7 +9,7 @@ import signal
 import conftest
 from conftest import TEST_DRIVERS, pid_alive, sign_bundle, wait_until
 from driver_selectors import ECHO
-from test_spare_host import cmdline, host_children, primed_for, spares
+from test_spare_host import SPARES, cmdline, host_children, primed_for, spares, the_zygote
 
 
 def primed_hosts(odkd):
@@ -130,3 +130,66 @@ def test_odk_no_prime_primes_nothing(make_odkd, monkeypatch):
     assert odkd.running(provider=dev)[0]["pid"] in before, "not started in a plain spare"
     spares(odkd)
     assert primed_hosts(odkd) == {}
+
+
+
+def test_odkctl_hosts_names_the_zygote_spares_primed_hosts_and_instances(odkd):
+    dev = odkd.plug({"model": "echo"})
+    inst = odkd.running(provider=dev)[0]
+    primed = primed_for_bundle(odkd, "org.odk.echo")
+
+    def shown():
+        rows = odkd.json("hosts")
+        ready = [x for x in rows if x["role"] == "primed" and x.get("state") == "ready"]
+        return rows if ready and len([x for x in rows if x["role"] == "spare"]) == SPARES \
+            else None
+    rows = wait_until(shown, what="a ready primed host and the spares in odkctl hosts")
+    by_role = {}
+    for x in rows:
+        by_role.setdefault(x["role"], []).append(x)
+    assert [x["pid"] for x in by_role["zygote"]] == [the_zygote(odkd)]
+    assert sorted(x["pid"] for x in by_role["spare"]) == spares(odkd)
+    assert by_role["primed"] == [{"pid": primed, "role": "primed", "bundle": "org.odk.echo",
+                                  "state": "ready"}]
+    assert [(x["pid"], x["bundle"], x["state"], x["instance"]) for x in by_role["instance"]] == \
+        [(inst["pid"], "org.odk.echo", "running", inst["instance"])]
+    lines = odkd.ctl("hosts").stdout.splitlines()
+    assert lines[0].split() == ["PID", "ROLE", "BUNDLE", "STATE"]
+    assert [str(primed), "primed", "org.odk.echo", "ready"] in [l.split() for l in lines]
+
+
+def test_the_two_bundles_launched_last_are_primed_and_the_oldest_gives_way(odkd):
+    """At most HOST_PRIMES (2) primed hosts: a third bundle's launch ends the
+    host primed for the bundle launched longest ago."""
+    odkd.running(provider=odkd.plug({"model": "echo"}))
+    echo = primed_for_bundle(odkd, "org.odk.echo")
+    odkd.running(provider=odkd.plug({"model": "faulty"}))
+    faulty = primed_for_bundle(odkd, "org.odk.faulty")
+    assert set(primed_hosts(odkd).values()) == {"org.odk.echo", "org.odk.faulty"}
+    odkd.running(provider=odkd.plug({"model": "sandbox-probe"}))
+    probe = primed_for_bundle(odkd, "org.odk.sandbox-probe")
+    wait_until(lambda: not pid_alive(echo), what="the host primed for echo to end")
+    assert primed_hosts(odkd) == {faulty: "org.odk.faulty", probe: "org.odk.sandbox-probe"}
+    # echo's next launch starts plainly, and primes echo again in place of
+    # faulty's (now the oldest).
+    before = spares(odkd)
+    dev = odkd.plug({"model": "echo"})
+    assert odkd.running(provider=dev)[0]["pid"] in before
+    primed_for_bundle(odkd, "org.odk.echo")
+    wait_until(lambda: not pid_alive(faulty), what="the host primed for faulty to end")
+    assert set(primed_hosts(odkd).values()) == {"org.odk.echo", "org.odk.sandbox-probe"}
+
+
+def test_nothing_is_primed_while_a_bundle_is_debugged(make_odkd):
+    """odkd --debug B stops B's hosts before any driver code runs; a primed
+    host runs constructors ahead, so no bundle is primed under --debug."""
+    odkd = make_odkd(extra_args=["--debug", "org.odk.faulty"])
+    dev = odkd.plug({"model": "echo"})
+    odkd.running(provider=dev)
+    odkd.ctl("sim", "unplug", dev)
+    before = spares(odkd)
+    dev = odkd.plug({"model": "echo"})
+    assert odkd.running(provider=dev)[0]["pid"] in before, "not started in a plain spare"
+    spares(odkd)
+    assert primed_hosts(odkd) == {}
+    assert [x for x in odkd.json("hosts") if x["role"] == "primed"] == []

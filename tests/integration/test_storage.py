@@ -487,12 +487,13 @@ def test_unplugging_the_hba_ends_the_export_and_tells_the_client(raid5):
 
 
 @pytest.mark.skipif(shutil.which("fio") is None, reason="fio is not installed")
-def test_fio_random_writes_with_fsync_through_the_nbd_engine(raid5):
+def test_fio_random_writes_with_fsync_through_the_nbd_engine(raid5, tmp_path):
     _, _, disk = raid5
     uri = disk["properties"]["OdkNBDURI"]
     r = subprocess.run(["fio", "--name=w", "--ioengine=nbd", f"--uri={uri}", "--rw=randwrite",
                         "--bs=4k", "--size=8M", "--fsync=16", "--iodepth=8", "--verify=crc32c",
-                        "--output-format=json"], capture_output=True, text=True, timeout=300)
+                        "--output-format=json"], capture_output=True, text=True, timeout=300,
+                       cwd=tmp_path)  # fio leaves its verify state in its directory
     assert r.returncode == 0, r.stderr
     job = json.loads(r.stdout[r.stdout.index("{"):])["jobs"][0]
     assert job["error"] == 0 and job["write"]["io_bytes"] == 8 << 20

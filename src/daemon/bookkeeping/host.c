@@ -1040,6 +1040,22 @@ size_t host_primed_pids(const struct odkd *d, pid_t *pids)
     return n;
 }
 
+odk_value *host_primed_describe(struct odkd *d)
+{
+    odk_value *a = odk_value_new_array();
+    for (size_t i = 0; a && d->primes && i < HOST_PRIMES; i++) {
+        struct host_prime *p = &d->primes->slot[i];
+        odk_value *x = p->hp.pid > 0 && prime_poll(d, p) ? odk_value_new_dict() : NULL;
+        if (!x)
+            continue;
+        odk_dict_set_int(x, "pid", p->hp.pid);
+        odk_dict_set_string(x, "bundle", p->bundle_id);
+        odk_dict_set_string(x, "state", p->ready ? "ready" : "priming");
+        odk_array_append(a, x);
+    }
+    return a;
+}
+
 size_t host_primed_fds(const struct odkd *d)
 {
     size_t n = 0;

@@ -97,6 +97,10 @@ void host_prime_forget(struct odkd *d, const char *bundle_id);
 /* The pids of the primed hosts (and those priming), at most HOST_PRIMES;
  * how many. */
 size_t host_primed_pids(const struct odkd *d, pid_t *pids);
+/* The primed hosts as odkctl hosts shows them: an array of {"pid",
+ * "bundle", "state": "priming" or "ready"} (ping's "primed").  Reads the
+ * answers of primes that came (a failed one is then said and ended). */
+odk_value *host_primed_describe(struct odkd *d);
 /* How many descriptors odkd holds for its primed hosts (their channels,
  * log pipes and log files, a shared object waiting for its prime): what
  * odkd's descriptor count may be above a baseline taken before any was

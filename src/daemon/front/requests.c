@@ -104,6 +104,7 @@ static int op_ping(struct client_request *r)
     for (size_t i = 0; pa && i < n_primed; i++)
         odk_array_append(pa, odk_value_new_int(primed[i]));
     msg_take(&m, "primed_hosts", pa);
+    msg_take(&m, "primed", host_primed_describe(r->d));
     msg_int(&m, "primed_fds", (int64_t)host_primed_fds(r->d));
     return msg_finish(&m, &r->out);
 }
