@@ -44,6 +44,9 @@ static int list(odk_client *c)
         printf("%-24s nbd+unix:///%s?socket=%s  (provider %" PRId64 ", pid %" PRId64 ")\n", name,
                name, odk_dict_get_string(e, "socket", ""), odk_dict_get_int(e, "provider", 0),
                odk_dict_get_int(e, "pid", 0));
+        if (odk_dict_get_int(e, "tcp_port", 0) > 0)
+            printf("%-24s nbd://127.0.0.1:%" PRId64 "/%s\n", "", odk_dict_get_int(e, "tcp_port", 0),
+                   name);
     }
     odk_value_free(r);
     return 0;

@@ -4,7 +4,8 @@
  * LUN, exported by the storage family as an NBD disk.
  *
  * The level comes from the HBA node's OdkRAIDLevel property (0 or 5;
- * default 5).  Stripes are CHUNK bytes per disk; RAID-5 rotates parity
+ * default 5); its OdkNBDTCPPort (0: any free port) also serves the volume
+ * on a loopback TCP port.  Stripes are CHUNK bytes per disk; RAID-5 rotates parity
  * left-symmetrically.  Reads go straight from the disks into the task's
  * memory (the HBA's DMA; no copy here).  A RAID-5 write is a
  * read-modify-write of data and parity, done one stripe piece at a time
@@ -1003,6 +1004,21 @@ static int raid_start(odk_driver *drv)
     odk_info("RAID-%u over %u disks: %llu blocks of %u bytes at %s", r->level, r->n,
              (unsigned long long)r->vol_blocks, r->bs, odk_storage_lun_uri(r->lun));
     odk_driver_set_property(drv, "OdkNBDURI", odk_value_new_string(odk_storage_lun_uri(r->lun)));
+    /* The HBA node's OdkNBDTCPPort (0: any free port) also puts the volume
+     * on a loopback TCP port; without it the volume still serves on its
+     * Unix socket. */
+    const odk_value *tcp = odk_dict_get(hp, "OdkNBDTCPPort");
+    if (tcp) {
+        int64_t want = odk_value_int(tcp);
+        uint16_t port = 0;
+        if (want < 0 || want > 65535 ||
+            odk_storage_lun_export_tcp(r->lun, (uint16_t)want, &port) < 0)
+            odk_warn("OdkNBDTCPPort %lld: no TCP listener; the volume serves on its Unix "
+                     "socket only",
+                     (long long)want);
+        else
+            odk_info("also at nbd://127.0.0.1:%u/%s", port, name);
+    }
     set_state(r, "optimal");
     return odk_driver_register_service(drv);
 }

@@ -134,6 +134,17 @@ ODK_PUBLIC int odk_storage_lun_create(odk_storage_controller *c, uint32_t target
  * when it is not exported. */
 ODK_PUBLIC const char *odk_storage_lun_uri(const odk_storage_lun *l);
 
+/* Also serves the LUN's export on 127.0.0.1:port, a loopback TCP port any
+ * local user reaches (0: a free port; *bound, may be NULL, gets the one
+ * listening).  The disk node gets OdkNBDTCPURI ("nbd://127.0.0.1:PORT/NAME")
+ * and OdkNBDTCPPort.  The listener lives as long as the export: a
+ * restarted driver asking again gets the same port.  Needs the
+ * "block-tcp" entitlement (entitlements.resources).  Errors:
+ * ODK_E_INVALID (not exported, a port below 1024), ODK_E_BUSY (the port
+ * is taken), ODK_E_EXISTS (the export listens on another port already),
+ * ODK_E_ACCESS (not entitled); odkd's sentence is in the driver's log. */
+ODK_PUBLIC int odk_storage_lun_export_tcp(odk_storage_lun *l, uint16_t port, uint16_t *bound);
+
 /* Completes a task: service response, SCSI status, bytes actually
  * transferred, and sense data (copied; NULL/0 for none; at most
  * ODK_SCSI_SENSE_MAX bytes).  t is gone after the call. */

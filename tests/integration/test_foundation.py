@@ -221,6 +221,22 @@ def test_install_newer_build_replaces_running_instances(odkd, tmp_path):
     assert odkd.ctl("install", src).stdout.strip() == "unchanged"
 
 
+def test_install_of_the_same_build_with_an_edited_manifest_is_a_change(odkd, tmp_path):
+    """Only odk.json edited (a personality's match), the shared object not
+    rebuilt: the install takes the new manifest, it does not say
+    "unchanged" and keep the old one."""
+    src = tmp_path / "echo-copy"
+    shutil.copytree(TEST_DRIVERS / "echo", src)
+    m = json.loads((src / "odk.json").read_text())
+    m["personalities"]["EchoDriver"]["IOPropertyMatch"] = {"model": "echo-edited"}
+    (src / "odk.json").write_text(json.dumps(m))
+    sign_bundle(src)
+    assert odkd.ctl("install", src).stdout.strip() == "installed"
+    dev = odkd.plug({"model": "echo-edited"})
+    assert odkd.running(provider=dev)[0]["bundle"] == "org.odk.echo"
+    assert odkd.ctl("install", src).stdout.strip() == "unchanged"
+
+
 def test_driver_whose_class_is_missing_fails_clearly(make_odkd, tmp_path):
     drivers = tmp_path / "drivers"
     b = drivers / "noclass"

@@ -613,3 +613,74 @@ def test_raid0_passes_a_disks_not_ready_to_the_client_as_eio_until_cleared(odkd)
     assert c.read(0, 4096) == (0, b"\x33" * 4096)
     r = odkd.ctl("storage", "fault", hba, 99, "remove", check=False)
     assert r.returncode != 0 and "slot" in r.stderr
+
+
+def plug_props(odkd, disks, props, size_mb=16):
+    r = odkd.ctl("storage", "plug", disks, json.dumps({"size_mb": size_mb, "properties": props}))
+    return int(r.stdout.strip())
+
+
+def test_the_volume_also_serves_on_a_loopback_tcp_port_across_a_driver_restart(odkd, tmp_path):
+    """OdkNBDTCPPort on the HBA (0: any free port): scsi-raid asks for a
+    loopback TCP listener (odk_storage_lun_export_tcp); the disk node names
+    it, real clients use it, and it outlives a crash of the driver."""
+    hba = plug_props(odkd, 4, {"OdkRAIDLevel": 0, "OdkNBDTCPPort": 0})
+    p = disk_node(odkd, hba)["properties"]
+    port = p["OdkNBDTCPPort"]
+    assert 1024 <= port <= 65535
+    uri = p["OdkNBDTCPURI"]
+    assert uri == f"nbd://127.0.0.1:{port}/{p['OdkNBDExportName']}"
+    assert nbdinfo_size(uri) == p["Size"]
+    assert uri in odkd.ctl("storage").stdout
+    # Written over TCP, read back over the Unix socket.
+    src, dst = tmp_path / "in", tmp_path / "out"
+    random_file(src, 4, seed=7)
+    copy_in(src, uri)
+    read_back(p["OdkNBDURI"], dst, 4)
+    with open(dst, "rb") as f:
+        assert hashlib.sha256(f.read(4 << 20)).hexdigest() == sha(src)
+    # A client connected over TCP stays connected across the driver's crash.
+    s = socket.create_connection(("127.0.0.1", port), timeout=30)
+    assert struct.unpack(">QQH", s.recv(18, socket.MSG_WAITALL))[:2] == (NBD_MAGIC, IHAVEOPT)
+    os.kill(raid_pid(odkd, hba), signal.SIGKILL)
+    wait_state(odkd, hba, "optimal")
+    p2 = disk_node(odkd, hba)["properties"]
+    assert (p2["OdkNBDTCPPort"], p2["OdkNBDTCPURI"]) == (port, uri)
+    assert nbdinfo_size(uri) == p["Size"]
+    s.close()
+
+
+def test_a_taken_tcp_port_is_named_and_the_volume_serves_on_its_unix_socket(odkd):
+    taken = socket.socket()
+    taken.bind(("127.0.0.1", 0))
+    taken.listen(1)
+    port = taken.getsockname()[1]
+    try:
+        hba = plug_props(odkd, 4, {"OdkRAIDLevel": 0, "OdkNBDTCPPort": port})
+        p = disk_node(odkd, hba)["properties"]
+        assert "OdkNBDTCPURI" not in p and "OdkNBDTCPPort" not in p
+        assert nbdinfo_size(p["OdkNBDURI"]) == p["Size"]
+        log = odkd.ctl("log", "org.odk.scsi-raid").stdout
+        assert f"cannot listen on 127.0.0.1:{port}: Address already in use" in log
+        assert f"OdkNBDTCPPort {port}: no TCP listener" in log
+    finally:
+        taken.close()
+
+
+def test_a_driver_not_entitled_to_block_tcp_gets_no_tcp_listener(odkd, tmp_path):
+    """A TCP listener any local user reaches is a resource of its own
+    ("block-tcp" in entitlements.resources): scsi-raid signed without it
+    serves its volume on the Unix socket only, and its log says why."""
+    bundle = tmp_path / "scsi-raid"
+    shutil.copytree(conftest.DRIVERS / "scsi-raid", bundle, symlinks=True)
+    manifest = json.loads((bundle / "odk.json").read_text())
+    manifest["entitlements"]["resources"] = ["block"]
+    (bundle / "odk.json").write_text(json.dumps(manifest))
+    conftest.sign_bundle(bundle)
+    assert odkd.ctl("install", bundle).stdout.strip() == "installed"
+    hba = plug_props(odkd, 4, {"OdkRAIDLevel": 0, "OdkNBDTCPPort": 0})
+    p = disk_node(odkd, hba)["properties"]
+    assert nbdinfo_size(p["OdkNBDURI"]) == p["Size"]
+    assert "OdkNBDTCPURI" not in p
+    log = odkd.ctl("log", "org.odk.scsi-raid").stdout
+    assert "not entitled to create a block-tcp resource" in log

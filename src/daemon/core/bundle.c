@@ -121,12 +121,33 @@ static int read_file(const struct ctx *c, const char *path, char **out, size_t *
 }
 
 /* First 16 hex characters of the BLAKE2b hash of the file's bytes. */
-static int hash_file(const struct ctx *c, const char *path, char **out)
+/* The build id: the shared object's bytes, the manifest's and those of an
+ * entitlements file beside it (BLAKE2b over their digests, the first 16
+ * hex digits).  So a rebuild is a new build, and so is a manifest edited
+ * alone (a personality, an entitlement): an install then takes it rather
+ * than saying "unchanged". */
+static int build_id(const struct ctx *c, const char *dir, const char *so, const char *manifest,
+                    char **out)
 {
+    char *ent_json = join(dir, "entitlements.json"), *ent_plist = join(dir, "Entitlements.plist");
+    const char *files[] = {so, manifest, ent_json, ent_plist};
+    crypto_generichash_state h;
     unsigned char digest[SIGNATURE_HASH_BYTES];
-    int st = signature_hash_file(path, digest, c->err, c->err_len);
+    int st = ent_json && ent_plist ? ODK_OK : bundle_nomem(c);
+    if (st == ODK_OK)
+        crypto_generichash_init(&h, NULL, 0, sizeof digest);
+    for (size_t i = 0; st == ODK_OK && i < sizeof files / sizeof files[0]; i++) {
+        if (i >= 2 && !is_file(files[i]))
+            continue;
+        st = signature_hash_file(files[i], digest, c->err, c->err_len);
+        if (st == ODK_OK)
+            crypto_generichash_update(&h, digest, sizeof digest);
+    }
+    free(ent_json);
+    free(ent_plist);
     if (st < 0)
         return st;
+    crypto_generichash_final(&h, digest, sizeof digest);
     char hex[2 * SIGNATURE_HASH_BYTES + 1];
     sodium_bin2hex(hex, sizeof hex, digest, sizeof digest);
     hex[16] = '\0';
@@ -254,7 +275,7 @@ int bundle_load(const char *dir, bundle **out, char *err, size_t err_len)
         b->manifest = manifest;
         manifest = NULL;
         if (!b->build)
-            st = hash_file(&c, b->executable, &b->build);
+            st = build_id(&c, b->dir, b->executable, b->manifest, &b->build);
     }
     if (st == ODK_OK && !b->entitlements)
         st = load_entitlements(b->dir, &b->entitlements, err, err_len);

@@ -17,7 +17,7 @@
 
 #define DK_USB "com.apple.developer.driverkit.transport.usb"
 
-static const char *const resource_kinds[] = {"serial", "network", "block", "audio", "hid", NULL};
+static const char *const resource_kinds[] = {"serial", "network", "block", "block-tcp", "audio", "hid", NULL};
 
 enum transport { T_NONE, T_USB, T_PCI, T_SIM, T_EVDEV };
 
@@ -173,7 +173,7 @@ int entitlements_check(const odk_value *ent, bool dev, char *err, size_t err_len
                 if (!known)
                     st = say(err, err_len, ODK_E_MANIFEST,
                              "entitlements.resources[%zu]: expected one of serial, network, "
-                             "block, audio, hid",
+                             "block, block-tcp, audio, hid",
                              i);
             }
         }

@@ -11,7 +11,7 @@
  *           mask must fix the vendor id (low 16 bits) outside --dev
  *   "sim":  true      simulated devices (the sim bus, simulated HBAs)
  *   "evdev": true     input devices of the evdev bus
- *   "resources": ["serial", "network", "block", "audio", "hid"] or "*":
+ *   "resources": ["serial", "network", "block", "block-tcp", "audio", "hid"] or "*":
  *           the family resources the driver may create
  *   "network-client": true   the driver host keeps network access
  * Every "*" is a development wildcard, accepted only under odkd --dev.

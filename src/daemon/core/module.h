@@ -67,7 +67,7 @@ struct host_op {
 };
 
 /* A host op that creates a family resource, and the resource's kind
- * ("serial", "network", "block", "audio", "hid": entitlements.h).  odkd
+ * ("serial", "network", "block", "block-tcp", "audio", "hid": entitlements.h).  odkd
  * refuses the op with ODK_E_ACCESS, before the module sees it, when the
  * asking bundle is not entitled to that kind. */
 struct resource_op {

@@ -242,11 +242,17 @@ static void test_build_id_from_hash(void **state)
     char err[1024] = "";
     assert_int_equal(bundle_load(dir, &b1, err, sizeof err), ODK_OK);
     assert_true(is_hex16(b1->build));
-    /* It is BLAKE2b of the bytes. */
-    unsigned char digest[crypto_generichash_BYTES];
+    /* It is BLAKE2b over the BLAKE2b digests of the .so's and the
+     * manifest's bytes. */
+    unsigned char d2[2][crypto_generichash_BYTES], digest[crypto_generichash_BYTES];
     char hex[2 * crypto_generichash_BYTES + 1];
+    const char *manifest = "{\"bundle\":\"org.odk.test.hash\",\"version\":\"1\",\"executable\":"
+                           "\"h.so\",\"personalities\":{}}";
     assert_true(sodium_init() >= 0);
-    crypto_generichash(digest, sizeof digest, (const unsigned char *)"first build", 11, NULL, 0);
+    crypto_generichash(d2[0], sizeof d2[0], (const unsigned char *)"first build", 11, NULL, 0);
+    crypto_generichash(d2[1], sizeof d2[1], (const unsigned char *)manifest, strlen(manifest),
+                       NULL, 0);
+    crypto_generichash(digest, sizeof digest, d2[0], sizeof d2, NULL, 0);
     sodium_bin2hex(hex, sizeof hex, digest, sizeof digest);
     assert_memory_equal(b1->build, hex, 16);
     /* No entitlements anywhere: an empty dictionary. */
@@ -259,6 +265,21 @@ static void test_build_id_from_hash(void **state)
     write_file(dir, "h.so", "first build");
     assert_int_equal(bundle_load(dir, &b3, err, sizeof err), ODK_OK);
     assert_string_equal(b1->build, b3->build);
+    bundle_free(b2);
+    bundle_free(b3);
+
+    /* The manifest edited alone (a personality), or an entitlements file
+     * added beside it: another build. */
+    write_file(dir, "odk.json",
+               "{\"bundle\":\"org.odk.test.hash\",\"version\":\"1\",\"executable\":\"h.so\","
+               "\"personalities\":{\"P\":{\"IOProviderClass\":\"IOUserResources\","
+               "\"IOUserClass\":\"X\"}}}");
+    assert_int_equal(bundle_load(dir, &b2, err, sizeof err), ODK_OK);
+    assert_string_not_equal(b1->build, b2->build);
+    write_file(dir, "entitlements.json", "{\"sim\": true}");
+    assert_int_equal(bundle_load(dir, &b3, err, sizeof err), ODK_OK);
+    assert_string_not_equal(b2->build, b3->build);
+    remove_file(dir, "entitlements.json");
     bundle_free(b1);
     bundle_free(b2);
     bundle_free(b3);

@@ -148,7 +148,8 @@ static void handle(struct odkd *d, struct instance *in, wire_msg *m)
     }
     if (st < 0) {
         if (r.err[0])
-            odk_error("%s#%u: %s: %s", in->bundle->id, in->id, name, r.err);
+            instance_event(in, ODK_LOG_ERROR, "%s#%u: %s: %s", in->bundle->id, in->id, name,
+                           r.err); /* odkd's log and the bundle's */
         odk_value_free(r.out);
         /* The driver gets the reason too ({"error": ...}), so the family
          * can put it into its own error (a holder's name, a bad key). */

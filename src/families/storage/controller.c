@@ -99,6 +99,7 @@ struct odk_storage_lun {
     uint64_t blocks;
     uint64_t node, disk_node;
     char *uri;
+    char *export_name; /* NULL when not exported */
     int fd;
     bool detached, reading;
     bool pumping, again; /* a task completed inside the driver's task callback */
@@ -807,6 +808,7 @@ static void lun_free(odk_storage_lun *l)
     free(l->in);
     free(l->out);
     free(l->uri);
+    free(l->export_name);
     free(l);
 }
 
@@ -873,6 +875,8 @@ static int lun_export(odk_storage_lun *l, const odk_storage_lun_info *info)
         st = odk_memory_map(l->arena, ODK_MAP_READ | ODK_MAP_WRITE, (void **)&l->arena_addr);
     if (st < 0)
         return st;
+    if (!(l->export_name = strdup(name)))
+        return ODK_E_NOMEM;
     odk_value *args = odk_value_new_dict();
     odk_dict_set_string(args, "name", name);
     odk_dict_set_int(args, "size", (int64_t)(l->blocks * l->block_size));
@@ -954,6 +958,31 @@ int odk_storage_lun_create(odk_storage_controller *c, uint32_t target, uint64_t 
 const char *odk_storage_lun_uri(const odk_storage_lun *l)
 {
     return l ? l->uri : NULL;
+}
+
+int odk_storage_lun_export_tcp(odk_storage_lun *l, uint16_t port, uint16_t *bound)
+{
+    if (!l || !l->export_name || (port && port < 1024))
+        return ODK_E_INVALID;
+    odk_value *args = odk_value_new_dict();
+    odk_dict_set_string(args, "name", l->export_name);
+    odk_dict_set_int(args, "port", port);
+    odk_value *reply = NULL;
+    int st = host_link_request("storage-export-tcp", args, &reply);
+    int64_t got = st == ODK_OK ? odk_dict_get_int(reply, "port", 0) : 0;
+    const char *uri = odk_dict_get_string(reply, "uri", NULL);
+    if (st == ODK_OK && (got < 1 || got > 65535 || !uri))
+        st = ODK_E_PROTOCOL;
+    if (st == ODK_OK)
+        st = odk_driver_set_node_property(l->c->drv, l->disk_node, "OdkNBDTCPURI",
+                                          odk_value_new_string(uri));
+    if (st == ODK_OK)
+        st = odk_driver_set_node_property(l->c->drv, l->disk_node, "OdkNBDTCPPort",
+                                          odk_value_new_int(got));
+    if (st == ODK_OK && bound)
+        *bound = (uint16_t)got;
+    odk_value_free(reply);
+    return st;
 }
 
 /* ---- for peripheral.c ------------------------------------------------------------ */

@@ -1311,6 +1311,20 @@ static void accept_on(int lfd)
 
 /* ---- odkd's channel ------------------------------------------------------ */
 
+/* A loopback TCP listener odkd bound for this export (storage.c,
+ * op_export_tcp): served as the Unix socket is.  One at most. */
+static void tcp_attach(int fd)
+{
+    struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &x.tcp_fd};
+    if (x.tcp_fd >= 0 || fcntl(fd, F_SETFL, O_NONBLOCK) < 0 ||
+        epoll_ctl(x.epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+        close(fd);
+        return;
+    }
+    x.tcp_fd = fd;
+    logf_("also listening on a loopback TCP port");
+}
+
 static void control_readable(void)
 {
     char byte[64];
@@ -1329,7 +1343,9 @@ static void control_readable(void)
     for (struct cmsghdr *cm = CMSG_FIRSTHDR(&mh); cm; cm = CMSG_NXTHDR(&mh, cm))
         if (cm->cmsg_level == SOL_SOCKET && cm->cmsg_type == SCM_RIGHTS)
             memcpy(&fd, CMSG_DATA(cm), sizeof fd);
-    if (fd >= 0)
+    if (fd >= 0 && byte[0] == 't')
+        tcp_attach(fd);
+    else if (fd >= 0)
         backend_attach(fd);
     else
         x.stopping = true;
@@ -1359,27 +1375,10 @@ static void tick(void)
     }
 }
 
-static int listen_tcp(unsigned port)
-{
-    int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-    if (fd < 0)
-        return -1;
-    int one = 1;
-    setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    struct sockaddr_in sa = {.sin_family = AF_INET,
-                             .sin_port = htons((uint16_t)port),
-                             .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
-    if (bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 64) < 0) {
-        close(fd);
-        return -1;
-    }
-    return fd;
-}
-
 int main(int argc, char **argv)
 {
-    if (argc < 5 || argc > 6) {
-        fprintf(stderr, "usage: odk-nbd-export SOCKET SIZE BLOCK_SIZE NAME [TCP_PORT]\n");
+    if (argc != 5) {
+        fprintf(stderr, "usage: odk-nbd-export SOCKET SIZE BLOCK_SIZE NAME\n");
         return 2;
     }
     signal(SIGPIPE, SIG_IGN);
@@ -1407,21 +1406,9 @@ int main(int argc, char **argv)
     fcntl(LISTEN_FD, F_SETFL, lflags | O_NONBLOCK);
     fcntl(LISTEN_FD, F_SETFD, FD_CLOEXEC);
     x.unix_fd = LISTEN_FD;
-    if (argc == 6) {
-        x.tcp_fd = listen_tcp((unsigned)strtoul(argv[5], NULL, 10));
-        if (x.tcp_fd < 0) {
-            logf_("cannot listen on 127.0.0.1:%s: %s", argv[5], strerror(errno));
-            unlink(x.path);
-            return 1;
-        }
-    }
     fcntl(CONTROL_FD, F_SETFD, FD_CLOEXEC);
     struct epoll_event ev = {.events = EPOLLIN, .data.ptr = &x.unix_fd};
     epoll_ctl(x.epfd, EPOLL_CTL_ADD, x.unix_fd, &ev);
-    if (x.tcp_fd >= 0) {
-        ev.data.ptr = &x.tcp_fd;
-        epoll_ctl(x.epfd, EPOLL_CTL_ADD, x.tcp_fd, &ev);
-    }
     static int control = CONTROL_FD;
     ev.data.ptr = &control;
     if (epoll_ctl(x.epfd, EPOLL_CTL_ADD, CONTROL_FD, &ev) < 0) {

@@ -19,7 +19,9 @@
  *   the provider node goes (the HBA is unplugged), odkd ends the export:
  *   its clients are told and disconnected. */
 #include <errno.h>
+#include <arpa/inet.h>
 #include <fcntl.h>
+#include <netinet/in.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -64,6 +66,7 @@ struct export
     char *path;
     pid_t pid;
     int fd;
+    uint16_t tcp_port; /* its loopback TCP listener's, 0 when none */
     struct export *next;
 };
 
@@ -301,6 +304,8 @@ static int op_list(struct client_request *r)
         msg_str(&m, "socket", e->path);
         msg_int(&m, "provider", (int64_t)e->provider);
         msg_int(&m, "pid", e->pid);
+        if (e->tcp_port)
+            msg_int(&m, "tcp_port", e->tcp_port);
         odk_value *v = msg_done(&m);
         if (v)
             odk_array_append(arr, v);
@@ -416,12 +421,10 @@ static int op_export(struct host_request *r)
             return ODK_E_NOMEM;
         }
         char *exe = host_sibling_path(r->d, "ODK_NBD_EXPORT", "odk-nbd-export");
-        char sz[32], bs[16], tcp[16];
+        char sz[32], bs[16];
         snprintf(sz, sizeof sz, "%lld", (long long)size);
         snprintf(bs, sizeof bs, "%lld", (long long)block);
-        int64_t port = odk_dict_get_int(r->args, "tcp_port", 0);
-        snprintf(tcp, sizeof tcp, "%lld", (long long)port);
-        char *argv[] = {exe, e->path, sz, bs, e->name, port > 0 && port < 65536 ? tcp : NULL, NULL};
+        char *argv[] = {exe, e->path, sz, bs, e->name, NULL};
         int lfd = listen_unix(e->path, r->err, sizeof r->err);
         e->pid = exe && lfd >= 0
                      ? host_spawn_with_channel(exe, argv, lfd, &e->fd, r->err, sizeof r->err)
@@ -606,6 +609,71 @@ static void fini(struct odkd *d)
         hba_destroy(s, s->hbas);
 }
 
+/* The export also listens on 127.0.0.1:port (0: a free port), a listener
+ * odkd binds, so a port taken or refused is the driver's error, and hands
+ * to the export process.  Once per export: the restarted driver asking
+ * again gets the same port. */
+static int op_export_tcp(struct host_request *r)
+{
+    struct storage *s = storage_of(r->d);
+    const char *name = odk_dict_get_string(r->args, "name", "");
+    int64_t port = odk_dict_get_int(r->args, "port", -1);
+    if (port != 0 && (port < 1024 || port > 65535)) {
+        snprintf(r->err, sizeof r->err,
+                 "port %lld: 0 (any free port) or 1024-65535",
+                 (long long)port);
+        return ODK_E_INVALID;
+    }
+    struct export *e = s->exports;
+    while (e && !(e->provider == r->in->provider_id && strcmp(e->name, name) == 0))
+        e = e->next;
+    if (!e) {
+        snprintf(r->err, sizeof r->err, "no export named \"%s\" of yours",
+                 name);
+        return ODK_E_NOT_FOUND;
+    }
+    if (e->tcp_port && port && port != e->tcp_port) {
+        snprintf(r->err, sizeof r->err,
+                 "%s already listens on 127.0.0.1:%u, not %lld", e->name,
+                 e->tcp_port, (long long)port);
+        return ODK_E_EXISTS;
+    }
+    if (!e->tcp_port) {
+        int fd = socket(AF_INET, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+        int one = 1;
+        struct sockaddr_in sa = {.sin_family = AF_INET,
+                                 .sin_port = htons((uint16_t)port),
+                                 .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+        socklen_t len = sizeof sa;
+        if (fd < 0 || setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one) < 0 ||
+            bind(fd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(fd, 64) < 0 ||
+            getsockname(fd, (struct sockaddr *)&sa, &len) < 0) {
+            int err = errno;
+            snprintf(r->err, sizeof r->err, "cannot listen on 127.0.0.1:%lld: %s",
+                     (long long)port, strerror(err));
+            if (fd >= 0)
+                close(fd);
+            return err == EADDRINUSE || err == EACCES ? ODK_E_BUSY : ODK_E_IO;
+        }
+        char t = 't';
+        int st = send_fd(e->fd, &t, 1, fd);
+        close(fd);
+        if (st < 0) {
+            snprintf(r->err, sizeof r->err, "the export process does not answer");
+            return ODK_E_GONE;
+        }
+        e->tcp_port = ntohs(sa.sin_port);
+    }
+    struct msg m = msg_begin();
+    msg_int(&m, "port", e->tcp_port);
+    char *uri = NULL;
+    if (asprintf(&uri, "nbd://127.0.0.1:%u/%s", e->tcp_port, e->name) < 0)
+        uri = NULL;
+    msg_str(&m, "uri", uri ? uri : "");
+    free(uri);
+    return msg_finish(&m, &r->out);
+}
+
 static const struct class_def classes[] = {
     {"OdkStorageBus", "IOService"},
     {"OdkStorageHBA", "IOService"},
@@ -622,11 +690,14 @@ static const struct client_op client_ops[] = {
     {NULL, NULL, false},
 };
 
-/* The op that creates this family's resource: entitlements decide. */
-static const struct resource_op resource_ops[] = {{"storage-export", "block"}, {NULL, NULL}};
+/* The ops that create this family's resources: entitlements decide.  A
+ * TCP listener is a resource of its own: any local user reaches it. */
+static const struct resource_op resource_ops[] = {
+    {"storage-export", "block"}, {"storage-export-tcp", "block-tcp"}, {NULL, NULL}};
 static const struct host_op host_ops[] = {
     {"storage-hba-open", op_hba_open},
     {"storage-export", op_export},
+    {"storage-export-tcp", op_export_tcp},
     {"storage-lun-door", op_lun_door},
     {"storage-lun-open", op_lun_open},
     {NULL, NULL},
