@@ -119,10 +119,15 @@ def test_a_bundle_whose_constructor_crashes_at_prime_is_started_plainly(make_odk
 
 def test_odk_no_prime_primes_nothing(make_odkd, monkeypatch):
     monkeypatch.setitem(conftest.CHILD_ENV, "ODK_NO_PRIME", "1")
-    odkd = make_odkd()
+    assert_nothing_primed(make_odkd())
+
+
+def assert_nothing_primed(odkd):
+    """Echo plugged, unplugged and plugged again starts in a plain spare,
+    and no host is primed."""
     dev = odkd.plug({"model": "echo"})
     odkd.running(provider=dev)
-    # A bundle is primed once its start answered (the test above waits for
+    # A bundle is primed once its start answered (the tests above wait for
     # it the same way): a plug and an unplug later, still none.
     odkd.ctl("sim", "unplug", dev)
     before = spares(odkd)
@@ -130,6 +135,7 @@ def test_odk_no_prime_primes_nothing(make_odkd, monkeypatch):
     assert odkd.running(provider=dev)[0]["pid"] in before, "not started in a plain spare"
     spares(odkd)
     assert primed_hosts(odkd) == {}
+    assert [x for x in odkd.json("hosts") if x["role"] == "primed"] == []
 
 
 
@@ -183,13 +189,4 @@ def test_the_two_bundles_launched_last_are_primed_and_the_oldest_gives_way(odkd)
 def test_nothing_is_primed_while_a_bundle_is_debugged(make_odkd):
     """odkd --debug B stops B's hosts before any driver code runs; a primed
     host runs constructors ahead, so no bundle is primed under --debug."""
-    odkd = make_odkd(extra_args=["--debug", "org.odk.faulty"])
-    dev = odkd.plug({"model": "echo"})
-    odkd.running(provider=dev)
-    odkd.ctl("sim", "unplug", dev)
-    before = spares(odkd)
-    dev = odkd.plug({"model": "echo"})
-    assert odkd.running(provider=dev)[0]["pid"] in before, "not started in a plain spare"
-    spares(odkd)
-    assert primed_hosts(odkd) == {}
-    assert [x for x in odkd.json("hosts") if x["role"] == "primed"] == []
+    assert_nothing_primed(make_odkd(extra_args=["--debug", "org.odk.faulty"]))
