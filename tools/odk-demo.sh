@@ -86,6 +86,7 @@ echo "== try it, in another terminal:"
 echo "   export ODK_STATE_DIR=$state"
 echo "   $bin/odkctl call $node 0 2 40            # the hello driver adds 2 + 40"
 echo "   $bin/odkctl match --explain $device      # why each personality matched the hello device"
+echo "   $bin/odkctl hosts                   # the driver host processes: one per instance, spares, primed ones"
 for link in "$devdir"/tty.*; do
     [ -e "$link" ] || continue
     case $link in
