@@ -356,11 +356,25 @@ static int cmd_explain(odk_client *c, uint64_t id)
             const odk_value *x = odk_array_get(p, i);
             bool m = odk_dict_get_bool(x, "matched", false);
             bool w = odk_dict_get_bool(x, "winner", false);
-            printf("  %-8s %s/%s (score %" PRId64 ", category %s)%s%s\n",
+            /* Why a personality that matched does not run: outranked in
+             * its category, or the category held by a driver already. */
+            char why[700] = "";
+            const char *by = odk_dict_get_string(x, "outranked_by", NULL);
+            const char *held = odk_dict_get_string(x, "held_by", NULL);
+            const char *as = odk_dict_get_string(x, "running_as", NULL);
+            if (!m)
+                snprintf(why, sizeof why, ": %s", odk_dict_get_string(x, "reason", ""));
+            else if (as)
+                snprintf(why, sizeof why, ": running as %s", as);
+            else if (held)
+                snprintf(why, sizeof why, ": not running: the category is held by %s%s%s", held,
+                         by ? "; outranked by " : "", by ? by : "");
+            else if (by)
+                snprintf(why, sizeof why, ": outranked by %s", by);
+            printf("  %-8s %s/%s (score %" PRId64 ", category %s)%s\n",
                    w ? "WINNER" : m ? "matched" : "no", odk_dict_get_string(x, "bundle", "?"),
                    odk_dict_get_string(x, "personality", "?"), odk_dict_get_int(x, "score", 0),
-                   odk_dict_get_string(x, "category", "?"), m ? "" : ": ",
-                   m ? "" : odk_dict_get_string(x, "reason", ""));
+                   odk_dict_get_string(x, "category", "?"), why);
             print_key_list("compared", odk_dict_get(x, "compared"));
             print_key_list("carried", odk_dict_get(x, "carried"));
         }

@@ -188,6 +188,34 @@ def test_match_explain(odkd):
     assert "org.odk.echo" in text and "IOPropertyMatch" in text
 
 
+def test_match_explain_says_who_holds_the_category_of_a_driver_that_does_not_run(odkd, tmp_path):
+    """Story 17: a second bundle for the same device, installed while echo
+    drives it, outranks echo but does not displace it: explain says the
+    category is held, and by which instance."""
+    dev = odkd.plug(ECHO_DEVICE)
+    (echo,) = odkd.running(provider=dev)
+    high = tmp_path / "echo-high"
+    shutil.copytree(TEST_DRIVERS / "echo", high)
+    m = json.loads((high / "odk.json").read_text())
+    m["bundle"] = "org.example.echo-high"
+    m["personalities"]["EchoDriver"]["IOProbeScore"] = 5000
+    (high / "odk.json").write_text(json.dumps(m))
+    sign_bundle(high)
+    assert odkd.ctl("install", high).stdout.strip() == "installed"
+    assert [i["bundle"] for i in odkd.running(provider=dev)] == ["org.odk.echo"]
+    rows = {r["bundle"]: r for r in odkd.json("match", "--explain", dev)}
+    held = f"org.odk.echo#{echo['instance']} (EchoDriver, running)"
+    assert rows["org.example.echo-high"]["winner"]
+    assert rows["org.example.echo-high"]["held_by"] == held
+    assert rows["org.odk.echo"]["running_as"] == held
+    assert rows["org.odk.echo"]["outranked_by"] == "org.example.echo-high/EchoDriver"
+    text = odkd.ctl("match", "--explain", dev).stdout
+    assert f"org.example.echo-high/EchoDriver (score 5000, category IODefaultMatchCategory): " \
+           f"not running: the category is held by {held}" in text
+    assert f"org.odk.echo/EchoDriver (score 1000, category IODefaultMatchCategory): " \
+           f"running as {held}" in text
+
+
 def test_tree_shows_nodes_and_properties(odkd):
     dev = odkd.plug(ECHO_DEVICE)
     odkd.running(provider=dev)

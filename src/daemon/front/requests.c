@@ -153,6 +153,34 @@ static int op_explain(struct client_request *r)
      * still shows which personality wins it. */
     odk_value *list = match_explain(r->d->reg, n, b, nb, NULL, 0);
     free(b);
+    /* And who holds each category on this node now: a matching
+     * personality that is not running says whose driver is. */
+    odk_value *held = list ? odk_value_new_array() : NULL;
+    for (size_t i = 0; held && i < odk_array_count(list); i++) {
+        odk_value *e = odk_value_copy(odk_array_get(list, i));
+        if (!e || odk_array_append(held, e) < 0) {
+            odk_value_free(e);
+            odk_value_free(held);
+            held = NULL;
+            break;
+        }
+        for (struct instance *in = r->d->instances; in; in = in->next) {
+            if (in->provider_id != n->id || !in->category ||
+                strcmp(in->category, odk_dict_get_string(e, "category", "")) != 0)
+                continue;
+            char who[300];
+            snprintf(who, sizeof who, "%s#%u (%s, %s)", in->bundle->id, in->id,
+                     in->personality_name ? in->personality_name : "?",
+                     inst_state_name(in->state));
+            bool self = strcmp(in->bundle->id, odk_dict_get_string(e, "bundle", "")) == 0 &&
+                        in->personality_name &&
+                        strcmp(in->personality_name, odk_dict_get_string(e, "personality", "")) == 0;
+            odk_dict_set_string(e, self ? "running_as" : "held_by", who);
+            break;
+        }
+    }
+    odk_value_free(list);
+    list = held;
     struct msg m = msg_begin();
     msg_take(&m, "node", registry_node_describe(r->d->reg, n));
     msg_take(&m, "personalities", list);
