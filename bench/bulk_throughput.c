@@ -3,7 +3,7 @@
  * shared descriptors, against a single-threaded memcpy in the same process.
  *
  * ours:  two buffers registered on one connection of the echo driver, a
- *        64 MiB source (ODK_MEM_IN) and a 64 MiB destination (ODK_MEM_OUT);
+ *        64 MiB source (ODK_MEM_OUT) and a 64 MiB destination (ODK_MEM_IN);
  *        each call is ECHO_COPY (copy range 0 into range 1), 1 MiB at a
  *        time, walking through the buffers and wrapping around.  The driver
  *        host does the copy between its own mappings of the same memfds.
@@ -154,10 +154,10 @@ static int open_ours(const char *state, uint64_t node, odk_client **c, struct od
         /* Pre-fault (memfds are sparse): write every page once. */
         memset(odk_buffer_data(*in), 0, BUF_LEN);
         memset(odk_buffer_data(*out), 0, BUF_LEN);
-        st = odk_connection_register_buffer(o->conn, *in, ODK_MEM_IN, &o->in_id);
+        st = odk_connection_register_buffer(o->conn, *in, ODK_MEM_OUT, &o->in_id);
     }
     if (st == ODK_OK)
-        st = odk_connection_register_buffer(o->conn, *out, ODK_MEM_OUT, &o->out_id);
+        st = odk_connection_register_buffer(o->conn, *out, ODK_MEM_IN, &o->out_id);
     if (st < 0)
         fprintf(stderr, "bulk_throughput: cannot set up node %llu: %s\n", (unsigned long long)node,
                 odk_strerror(st));

@@ -17,8 +17,8 @@
  * stopped, a bad frame), 2 for bad usage.
  *
  * --edid FILE: no capture; the driver copies the card's EDID (128 bytes,
- * E-EDID 1.4) into a buffer of the app's that the driver may only write
- * (ODK_MEM_OUT), and the app writes those bytes to FILE (- for stdout) and
+ * E-EDID 1.4) into a buffer of the app's of direction IN (ODK_MEM_IN:
+ * data comes in to it), and the app writes those bytes to FILE (- for stdout) and
  * says what they hold on stderr. */
 #include <errno.h>
 #include <getopt.h>
@@ -84,7 +84,7 @@ static int find_service(odk_client *c, uint64_t *node)
     return st;
 }
 
-/* --edid: the card's EDID through the driver into an OUT buffer, then to
+/* --edid: the card's EDID through the driver into an IN buffer, then to
  * path. */
 static int edid(odk_connection *conn, const char *path)
 {
@@ -95,7 +95,7 @@ static int edid(odk_connection *conn, const char *path)
     int st = odk_buffer_create(CAP_EDID_SIZE, &buf);
     if (st == ODK_OK)
         what = "register the buffer",
-        st = odk_connection_register_buffer(conn, buf, ODK_MEM_OUT, &id);
+        st = odk_connection_register_buffer(conn, buf, ODK_MEM_IN, &id);
     odk_memory_ref ref = {.buffer = id, .offset = 0, .length = CAP_EDID_SIZE};
     if (st == ODK_OK)
         what = "read the EDID", st = odk_connection_call_memory(conn, CAPTURE_EDID, NULL, 0, NULL, 0,

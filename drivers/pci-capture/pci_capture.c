@@ -243,7 +243,7 @@ static int configure(struct capture *c, const uint64_t *in, uint64_t *out)
     odk_dma_constraints fc = {.max_segment_size = CAP_MAX_SG_LEN,
                               .flags = (flags & CAPTURE_CONTIGUOUS) ? ODK_DMA_CONTIGUOUS : 0};
     uint64_t segments = 0, total = 0;
-    st = odk_memory_create(slots * stride, ODK_MEM_OUT, &c->frames);
+    st = odk_memory_create(slots * stride, ODK_MEM_IN, &c->frames);
     if (st == ODK_OK)
         st = odk_dma_command_create(odk_driver_iommu(c->drv), &fc, &c->frames_dma);
     if (st == ODK_OK)

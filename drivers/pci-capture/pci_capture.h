@@ -45,7 +45,7 @@ enum capture_selector {
     CAPTURE_POKE = 5,
     /* in: offset, width (1, 2, 4): out: the configuration register. */
     CAPTURE_CONFIG_READ = 6,
-    /* memory[0]: an app buffer of direction OUT (ODK_MEM_OUT), at least
+    /* memory[0]: an app buffer of direction IN (ODK_MEM_IN), at least
      * 128 bytes.  The driver reads the card's EDID (E-EDID 1.4 base block,
      * capture_card.h CAP_EDID) from BAR 0, checks its header and checksum,
      * and writes it into that buffer; out: bytes written (128).  ODK_E_IO

@@ -124,9 +124,10 @@ ODK_PUBLIC int odk_connection_call(odk_connection *conn, uint32_t selector, cons
 
 /* Zero-copy buffers: memfd-backed memory the app writes and reads directly,
  * registered once on a connection and then named in calls (the storage
- * pattern: many requests over the same buffers).  Directions are the
- * driver's view (ODK_MEM_IN: the driver reads it; ODK_MEM_OUT: the driver
- * writes it; ODK_MEM_INOUT: both), from odk/memory.h. */
+ * pattern: many requests over the same buffers).  Directions are IOKit's,
+ * with respect to the memory (odk/memory.h): ODK_MEM_OUT, the app's data
+ * going out (the driver only reads it); ODK_MEM_IN, data coming in (the
+ * driver writes it, the app reads it); ODK_MEM_INOUT, both. */
 typedef struct odk_buffer odk_buffer;
 
 /* A new zero-filled buffer of len bytes, mapped read-write.  Any size the
@@ -173,7 +174,7 @@ ODK_PUBLIC int odk_connection_call_memory(odk_connection *conn, uint32_t selecto
 
 /* Maps memory the driver offers for type (its copy_client_memory hook;
  * DriverKit's IOConnectMapMemory).  The app may write it unless the
- * driver's descriptor is ODK_MEM_OUT.  *out is a new object:
+ * driver's descriptor is ODK_MEM_IN (data coming in to the app).  *out is a new object:
  * odk_buffer_free.  Blocks.  Errors: ODK_E_UNSUPPORTED (the driver has no
  * hook), the hook's status, ODK_E_PROTOCOL (the driver's memory could
  * shrink under the app, or the reply is malformed), ODK_E_GONE. */

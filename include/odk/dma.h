@@ -83,7 +83,7 @@ ODK_PUBLIC uint32_t odk_iommu_address_bits(const odk_iommu *iommu);
  * a prepared command does).  access is ODK_MAP_READ and/or ODK_MAP_WRITE
  * (device reads, device writes).  The pointer is borrowed: valid until the
  * command that mapped it completes.  Errors: ODK_E_ACCESS (unmapped address,
- * range crossing a chunk's end, or a write into an ODK_MEM_IN descriptor's
+ * range crossing a chunk's end, or a write into an ODK_MEM_OUT descriptor's
  * mapping; logged), ODK_E_INVALID (iommu or host NULL, length 0, bad access
  * bits), ODK_E_NOMEM (mapping the descriptor failed, see odk_memory_map). */
 ODK_PUBLIC int odk_iommu_translate(odk_iommu *iommu, uint64_t address, uint64_t length,
@@ -94,7 +94,7 @@ ODK_PUBLIC int odk_iommu_translate(odk_iommu *iommu, uint64_t address, uint64_t 
  * where they are adjacent in IOVA (one segment always lies in one chunk); it
  * is checked whole before any byte moves, so a failure copies nothing.
  * len 0 is a no-op; src / dst are borrowed for the call.  Errors:
- * ODK_E_ACCESS (some byte unmapped, or (dma_write) a byte of an ODK_MEM_IN
+ * ODK_E_ACCESS (some byte unmapped, or (dma_write) a byte of an ODK_MEM_OUT
  * descriptor; logged), ODK_E_INVALID (iommu NULL, NULL buffer with len > 0),
  * ODK_E_NOMEM (mapping a descriptor failed). */
 ODK_PUBLIC int odk_iommu_dma_write(odk_iommu *iommu, uint64_t address, const void *src,
@@ -118,7 +118,7 @@ ODK_PUBLIC int odk_dma_command_create(odk_iommu *iommu, const odk_dma_constraint
 /* Maps [offset, offset + length) of m into the IOMMU and computes its
  * segments; *n_segments (may be NULL) receives their count.  m is retained
  * until odk_dma_command_complete.  The mapping honours m's direction: the
- * device may not write an ODK_MEM_IN descriptor.  Segments cover the range
+ * device may not write an ODK_MEM_OUT descriptor.  Segments cover the range
  * exactly and in order; each starts at a multiple of the alignment, is at most
  * max_segment_size long and ends below 2^address_bits (the smaller of the
  * device's and the IOMMU's).

@@ -150,8 +150,8 @@ typedef struct odk_driver_class {
     void (*client_close)(odk_driver *drv, odk_user_client *uc);
     /* Optional (DriverKit's CopyClientMemoryForType): memory of the driver's
      * that an app maps with odk_connection_map_memory.  Return a new
-     * reference in *mem.  Direction is the driver's view: libodk maps an IN
-     * or INOUT descriptor writable for the app and an OUT one read-only (an
+     * reference in *mem.  Direction as in odk/memory.h: libodk maps an OUT
+     * or INOUT descriptor writable for the app and an IN one read-only (an
      * app that bypasses libodk could still map it writable: do not rely on
      * it for isolation). */
     int (*copy_client_memory)(odk_driver *drv, odk_user_client *uc, uint32_t type,

@@ -2,13 +2,17 @@
 /* odk/memory.h — memory descriptors: buffers backed by memfd that can be
  * shared, without copying, between an app, odkd, drivers and device models.
  *
- * Every descriptor has a direction, named from the driver's side of a call:
- *   ODK_MEM_IN     data flows into the driver: it may read, never write
- *   ODK_MEM_OUT    data flows out of the driver: it writes, the app reads
+ * Every descriptor has a direction, named as IOKit's (kIOMemoryDirectionIn,
+ * Out, InOut): the way data moves with respect to the memory itself.
+ *   ODK_MEM_IN     data comes into this memory: the driver and the device
+ *                  write it (and may read it back), the app reads it (a
+ *                  read's buffer, an IN transfer's)
+ *   ODK_MEM_OUT    data goes out of this memory: the app writes it, the
+ *                  driver and the device only read it (a write's buffer)
  *   ODK_MEM_INOUT  both
- * Mapping honours it: a writable mapping of an IN descriptor, or
+ * Mapping honours it: a writable mapping of an OUT descriptor, or
  * odk_memory_write into one, is refused with ODK_E_ACCESS (never silently
- * dropped).  A driver's writes into an OUT or INOUT descriptor are in the
+ * dropped).  A driver's writes into an IN or INOUT descriptor are in the
  * app's pages when the call returns: both map the same memfd.
  *
  * Size: any length the machine can address (64-bit lengths and offsets
@@ -68,14 +72,14 @@ ODK_PUBLIC int odk_memory_fd(const odk_memory *m);
  * release.  The first call mmaps, later ones return the same address (so an
  * OUT/INOUT mapping asked for READ is still writable).  access is
  * ODK_MAP_READ, optionally | ODK_MAP_WRITE.  Errors: ODK_E_INVALID (m or addr
- * NULL, bad access bits), ODK_E_ACCESS (WRITE on an IN descriptor, or the
+ * NULL, bad access bits), ODK_E_ACCESS (WRITE on an OUT descriptor, or the
  * memfd refuses the mapping, e.g. write-sealed), ODK_E_NOMEM (mmap failed). */
 ODK_PUBLIC int odk_memory_map(odk_memory *m, uint32_t access, void **addr);
 
 /* Copy len bytes out of / into m at offset (mapping m on first use); dst /
  * src are borrowed for the call.  Errors: ODK_E_INVALID (m NULL, NULL buffer
  * with len > 0, [offset, offset + len) not inside m), ODK_E_ACCESS (write
- * into an IN descriptor; logged), ODK_E_NOMEM (as odk_memory_map).  Nothing
+ * into an OUT descriptor; logged), ODK_E_NOMEM (as odk_memory_map).  Nothing
  * is copied on error. */
 ODK_PUBLIC int odk_memory_read(odk_memory *m, uint64_t offset, void *dst, uint64_t len);
 ODK_PUBLIC int odk_memory_write(odk_memory *m, uint64_t offset, const void *src, uint64_t len);

@@ -134,7 +134,7 @@ int odk_connection_map_memory(odk_connection *conn, uint32_t type, odk_buffer **
         close(fd);
         return ODK_E_PROTOCOL;
     }
-    return map_fd(fd, b.length, b.direction != ODK_MEM_OUT, out);
+    return map_fd(fd, b.length, b.direction != ODK_MEM_IN, out);
 }
 
 int odk_connection_map_data_queue(odk_connection *conn, uint32_t type, odk_data_queue **out)

@@ -123,7 +123,7 @@ struct wire_memory_ref {
 
 struct wire_buffer {
     uint32_t id;        /* the app's name for it; for WIRE_CLIENT_MEMORY, the type */
-    uint32_t direction; /* ODK_MEM_IN / OUT / INOUT, from the driver's side */
+    uint32_t direction; /* ODK_MEM_IN / OUT / INOUT (odk/memory.h) */
     uint64_t length;
 };
 

@@ -33,7 +33,7 @@ void iommu_unmap(odk_iommu *io, const void *owner);
  * forgets the chunks itself). */
 struct iommu_chunk {
     uint64_t iova, len;
-    bool writable;       /* false: the device may only read (an ODK_MEM_IN descriptor) */
+    bool writable;       /* false: the device may only read (an ODK_MEM_OUT descriptor) */
     odk_memory *memory;  /* borrowed: its memfd is odk_memory_fd */
     uint64_t mem_offset; /* where the chunk starts in it (a page multiple) */
     void *host;          /* the chunk's bytes in this process */

@@ -29,7 +29,7 @@ struct mapping {
     odk_memory *m; /* borrowed: the owning command retains it */
     uint64_t mem_offset;
     const void *owner;
-    bool writable; /* false for ODK_MEM_IN: the device may only read */
+    bool writable; /* false for ODK_MEM_OUT: the device may only read */
     uint64_t cookie; /* what the mirror said about the chunk (iommu_set_mirror) */
 };
 
@@ -275,7 +275,7 @@ static void add_chunk(odk_iommu *io, odk_memory *m, uint64_t mem_offset, const v
         .m = m,
         .mem_offset = mem_offset,
         .owner = owner,
-        .writable = odk_memory_direction(m) != ODK_MEM_IN,
+        .writable = odk_memory_direction(m) != ODK_MEM_OUT,
         .cookie = 0,
     };
     chunks[n] = (odk_dma_segment){a, size};
@@ -501,7 +501,7 @@ int odk_iommu_translate(odk_iommu *io, uint64_t address, uint64_t length, uint32
                  (unsigned long long)address, (unsigned long long)length);
         st = ODK_E_ACCESS;
     } else if ((access & ODK_MAP_WRITE) && !mp->writable) {
-        odk_warn("iommu: device write to 0x%llx refused: it maps an IN (read-only) descriptor",
+        odk_warn("iommu: device write to 0x%llx refused: it maps an OUT (read-only) descriptor",
                  (unsigned long long)address);
         st = ODK_E_ACCESS;
     } else {
@@ -530,7 +530,7 @@ static int dma_copy(odk_iommu *io, uint64_t address, void *buf, uint64_t len, bo
             break;
         }
         if (write && !mp->writable) {
-            odk_warn("iommu: device write to 0x%llx refused: it maps an IN (read-only) "
+            odk_warn("iommu: device write to 0x%llx refused: it maps an OUT (read-only) "
                      "descriptor",
                      (unsigned long long)(address + done));
             st = ODK_E_ACCESS;

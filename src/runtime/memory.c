@@ -36,7 +36,7 @@ static void memory_free(odk_object *o)
 
 static bool good_direction(uint32_t d)
 {
-    return d == ODK_MEM_IN || d == ODK_MEM_OUT || d == ODK_MEM_INOUT;
+    return d == ODK_MEM_OUT || d == ODK_MEM_IN || d == ODK_MEM_INOUT;
 }
 
 static int wrap(int fd, uint64_t len, uint32_t direction, odk_memory **out)
@@ -116,8 +116,8 @@ int odk_memory_map(odk_memory *m, uint32_t access, void **addr)
         *addr = NULL;
     if (!m || !addr || !(access & ODK_MAP_READ) || (access & ~(ODK_MAP_READ | ODK_MAP_WRITE)))
         return ODK_E_INVALID;
-    if ((access & ODK_MAP_WRITE) && m->direction == ODK_MEM_IN) {
-        odk_warn("memory %p: a writable mapping of an IN (read-only) descriptor is refused",
+    if ((access & ODK_MAP_WRITE) && m->direction == ODK_MEM_OUT) {
+        odk_warn("memory %p: a writable mapping of an OUT (read-only) descriptor is refused",
                  (void *)m);
         return ODK_E_ACCESS;
     }
@@ -125,7 +125,7 @@ int odk_memory_map(odk_memory *m, uint32_t access, void **addr)
     pthread_mutex_lock(&m->lock);
     if (!m->map) {
         /* Map with the widest access the direction allows, once. */
-        int prot = m->direction == ODK_MEM_IN ? PROT_READ : PROT_READ | PROT_WRITE;
+        int prot = m->direction == ODK_MEM_OUT ? PROT_READ : PROT_READ | PROT_WRITE;
         void *p = mmap(NULL, m->len, prot, MAP_SHARED, m->fd, 0);
         if (p == MAP_FAILED)
             /* EACCES/EPERM: the fd refuses this mapping (a write seal). */
@@ -159,8 +159,8 @@ int odk_memory_write(odk_memory *m, uint64_t offset, const void *src, uint64_t l
 {
     if (!m || (len && !src) || check_range(m, offset, len) < 0)
         return ODK_E_INVALID;
-    if (m->direction == ODK_MEM_IN) {
-        odk_warn("memory %p: write of %llu bytes into an IN (read-only) descriptor refused",
+    if (m->direction == ODK_MEM_OUT) {
+        odk_warn("memory %p: write of %llu bytes into an OUT (read-only) descriptor refused",
                  (void *)m, (unsigned long long)len);
         return ODK_E_ACCESS;
     }

@@ -121,7 +121,7 @@ static void test_five_gib(void **state)
     odk_dma_command *cmd;
     uint64_t n;
     assert_int_equal(odk_iommu_create_sim(48, 1, &io), ODK_OK);
-    assert_int_equal(odk_memory_create(size, ODK_MEM_OUT, &m), ODK_OK);
+    assert_int_equal(odk_memory_create(size, ODK_MEM_IN, &m), ODK_OK);
 
     assert_int_equal(odk_dma_command_create(io, NULL, &cmd), ODK_OK);
     assert_int_equal(odk_dma_command_prepare(cmd, m, 0, size, &n), ODK_OK);
@@ -323,7 +323,7 @@ static void test_deterministic(void **state)
     odk_memory *m;
     odk_dma_segment a[64], b[64];
     uint64_t na, nb, got;
-    assert_int_equal(odk_memory_create(256 * MiB, ODK_MEM_OUT, &m), ODK_OK);
+    assert_int_equal(odk_memory_create(256 * MiB, ODK_MEM_IN, &m), ODK_OK);
     for (int round = 0; round < 3; round++) {
         odk_dma_segment *dst = round == 0 ? a : b;
         uint64_t *n = round == 0 ? &na : &nb;
@@ -357,7 +357,7 @@ static void test_invalid(void **state)
     assert_int_equal(odk_iommu_create_sim(65, 0, &io), ODK_E_INVALID);
     assert_int_equal(odk_iommu_create_sim(0, 0, &io), ODK_OK);
     assert_int_equal(odk_iommu_address_bits(io), 64);
-    assert_int_equal(odk_memory_create(1 * MiB, ODK_MEM_OUT, &m), ODK_OK);
+    assert_int_equal(odk_memory_create(1 * MiB, ODK_MEM_IN, &m), ODK_OK);
 
     odk_dma_constraints bad[] = {
         {.address_bits = 8},
@@ -469,23 +469,23 @@ static void test_property(void **state)
     odk_release(io);
 }
 
-/* A device model DMAs into a driver's OUT buffer segment by segment; the
- * driver reads exactly those bytes.  An IN buffer is read-only to the device,
+/* A device model DMAs into a driver's IN buffer segment by segment; the
+ * driver reads exactly those bytes.  An OUT buffer is read-only to the device,
  * and a completed command's addresses are gone. */
 static void test_device_model(void **state)
 {
     (void)state;
     odk_iommu *io;
-    odk_memory *out, *in;
+    odk_memory *in, *out;
     odk_dma_command *cmd;
     uint64_t n, got;
     const uint64_t offset = 8192 + 512, length = 2 * MiB + 777;
     assert_int_equal(odk_iommu_create_sim(32, 7, &io), ODK_OK);
-    assert_int_equal(odk_memory_create(3 * MiB, ODK_MEM_OUT, &out), ODK_OK);
+    assert_int_equal(odk_memory_create(3 * MiB, ODK_MEM_IN, &in), ODK_OK);
 
     odk_dma_constraints c = {.alignment = 512, .max_segment_size = 64 * KiB};
     assert_int_equal(odk_dma_command_create(io, &c, &cmd), ODK_OK);
-    assert_int_equal(odk_dma_command_prepare(cmd, out, offset, length, &n), ODK_OK);
+    assert_int_equal(odk_dma_command_prepare(cmd, in, offset, length, &n), ODK_OK);
     odk_dma_segment *segs = calloc(n, sizeof *segs);
     assert_int_equal(odk_dma_command_segments(cmd, 0, segs, n, &got), ODK_OK);
     assert_int_equal(got, n);
@@ -502,7 +502,7 @@ static void test_device_model(void **state)
     }
     assert_int_equal(pos, length);
     /* One byte either side stays untouched. */
-    assert_int_equal(odk_memory_read(out, offset - 1, seen, length + 2), ODK_OK);
+    assert_int_equal(odk_memory_read(in, offset - 1, seen, length + 2), ODK_OK);
     assert_int_equal(seen[0], 0);
     assert_int_equal(seen[length + 1], 0);
     assert_memory_equal(seen + 1, src, length);
@@ -527,9 +527,9 @@ static void test_device_model(void **state)
                          ODK_E_ACCESS);
     assert_int_equal(odk_iommu_dma_read(io, segs[0].address, back, 1), ODK_E_ACCESS);
 
-    /* An IN buffer: the device may read it, never write it. */
-    assert_int_equal(odk_memory_create(1 * MiB, ODK_MEM_IN, &in), ODK_OK);
-    assert_int_equal(odk_dma_command_prepare(cmd, in, 0, 1 * MiB, &n), ODK_OK);
+    /* An OUT buffer: the device may read it, never write it. */
+    assert_int_equal(odk_memory_create(1 * MiB, ODK_MEM_OUT, &out), ODK_OK);
+    assert_int_equal(odk_dma_command_prepare(cmd, out, 0, 1 * MiB, &n), ODK_OK);
     odk_dma_segment seg;
     assert_int_equal(odk_dma_command_segments(cmd, 0, &seg, 1, &got), ODK_OK);
     assert_int_equal(odk_iommu_translate(io, seg.address, seg.length, ODK_MAP_WRITE, &host),
@@ -542,13 +542,13 @@ static void test_device_model(void **state)
     assert_int_equal(odk_iommu_dma_read(io, seg.address, back, seg.length), ODK_OK);
     assert_int_equal(back[0], 0);
     odk_release(cmd);
-    odk_release(in);
+    odk_release(out);
 
     free(segs);
     free(src);
     free(back);
     free(seen);
-    odk_release(out);
+    odk_release(in);
     odk_release(io);
 }
 

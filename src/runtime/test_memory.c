@@ -33,13 +33,13 @@ static void test_create_errors(void **state)
 {
     (void)state;
     odk_memory *m = (odk_memory *)&m;
-    assert_int_equal(odk_memory_create(0, ODK_MEM_IN, &m), ODK_E_INVALID);
+    assert_int_equal(odk_memory_create(0, ODK_MEM_OUT, &m), ODK_E_INVALID);
     assert_null(m);
     m = (odk_memory *)&m;
     assert_int_equal(odk_memory_create(4096, 7, &m), ODK_E_INVALID);
     assert_null(m);
-    assert_int_equal(odk_memory_create((uint64_t)INT64_MAX + 1, ODK_MEM_IN, &m), ODK_E_INVALID);
-    assert_int_equal(odk_memory_create(4096, ODK_MEM_IN, NULL), ODK_E_INVALID);
+    assert_int_equal(odk_memory_create((uint64_t)INT64_MAX + 1, ODK_MEM_OUT, &m), ODK_E_INVALID);
+    assert_int_equal(odk_memory_create(4096, ODK_MEM_OUT, NULL), ODK_E_INVALID);
     assert_int_equal(odk_memory_length(NULL), 0);
     assert_int_equal(odk_memory_direction(NULL), 0);
     assert_int_equal(odk_memory_fd(NULL), -1);
@@ -52,18 +52,18 @@ static void test_from_fd_takes_fd(void **state)
     int fd = memfd_create("unsealed", MFD_CLOEXEC);
     assert_true(fd >= 0);
     assert_int_equal(ftruncate(fd, 4096), 0);
-    assert_int_equal(odk_memory_from_fd(fd, 4096, ODK_MEM_IN, &m), ODK_E_ACCESS);
+    assert_int_equal(odk_memory_from_fd(fd, 4096, ODK_MEM_OUT, &m), ODK_E_ACCESS);
     assert_null(m);
     assert_true(is_closed(fd));
 
     fd = sealed_memfd(4096, F_SEAL_SHRINK);
     m = (odk_memory *)&m;
-    assert_int_equal(odk_memory_from_fd(fd, 8192, ODK_MEM_IN, &m), ODK_E_INVALID);
+    assert_int_equal(odk_memory_from_fd(fd, 8192, ODK_MEM_OUT, &m), ODK_E_INVALID);
     assert_null(m);
     assert_true(is_closed(fd));
 
     fd = sealed_memfd(4096, F_SEAL_SHRINK);
-    assert_int_equal(odk_memory_from_fd(fd, 4096, ODK_MEM_IN, NULL), ODK_E_INVALID);
+    assert_int_equal(odk_memory_from_fd(fd, 4096, ODK_MEM_OUT, NULL), ODK_E_INVALID);
     assert_true(is_closed(fd));
 
     fd = sealed_memfd(4096, F_SEAL_SHRINK);
@@ -80,16 +80,16 @@ static void test_refused_mapping_is_access(void **state)
     (void)state;
     odk_memory *m;
     int fd = sealed_memfd(4096, F_SEAL_SHRINK | F_SEAL_WRITE);
-    assert_int_equal(odk_memory_from_fd(fd, 4096, ODK_MEM_OUT, &m), ODK_OK);
+    assert_int_equal(odk_memory_from_fd(fd, 4096, ODK_MEM_IN, &m), ODK_OK);
     void *addr = &addr;
     assert_int_equal(odk_memory_map(m, ODK_MAP_READ | ODK_MAP_WRITE, &addr), ODK_E_ACCESS);
     assert_null(addr);
     assert_int_equal(odk_memory_write(m, 0, "x", 1), ODK_E_ACCESS);
     odk_release(m);
 
-    /* The same memfd as an IN descriptor maps read-only, which the seal allows. */
+    /* The same memfd as an OUT descriptor maps read-only, which the seal allows. */
     fd = sealed_memfd(4096, F_SEAL_SHRINK | F_SEAL_WRITE);
-    assert_int_equal(odk_memory_from_fd(fd, 4096, ODK_MEM_IN, &m), ODK_OK);
+    assert_int_equal(odk_memory_from_fd(fd, 4096, ODK_MEM_OUT, &m), ODK_OK);
     char byte = 1;
     assert_int_equal(odk_memory_read(m, 4095, &byte, 1), ODK_OK);
     assert_int_equal(byte, 0);
@@ -100,7 +100,7 @@ static void test_map_and_copy_errors(void **state)
 {
     (void)state;
     odk_memory *m;
-    assert_int_equal(odk_memory_create(4096, ODK_MEM_IN, &m), ODK_OK);
+    assert_int_equal(odk_memory_create(4096, ODK_MEM_OUT, &m), ODK_OK);
     void *addr = &addr;
     assert_int_equal(odk_memory_map(m, ODK_MAP_WRITE, &addr), ODK_E_INVALID); /* no READ */
     assert_null(addr);

@@ -20,16 +20,17 @@ def echo(odkd):
     return odkd, dev
 
 
-def test_in_buffer_is_read_by_the_driver_and_refused_for_writing(echo):
+def test_out_buffer_is_read_by_the_driver_and_refused_for_writing(echo):
     odkd, dev = echo
     buf = Buffer(1 << 20)
     data = bytes(range(256)) * 4096
     buf.write(0, data)
     with Connection(odkd.state, dev) as c:
-        bid = c.register(buf, MEM_IN)
+        bid = c.register(buf, MEM_OUT)
         (total,), _ = c.call_memory(ECHO.MEMORY, [ECHO.MEM_SUM, 0], [(bid, 0, len(data))], n_out=1)
         assert total == sum(data)
-        # A write into an in-only buffer is refused with an error, not dropped.
+        # A write into an OUT (the app's data going out) buffer is refused
+        # with an error, not dropped.
         with pytest.raises(OdkError) as e:
             c.call_memory(ECHO.MEMORY, [ECHO.MEM_FILL, 7], [(bid, 0, 4096)], n_out=1)
         assert e.value.name == "ODK_E_ACCESS"
@@ -39,11 +40,14 @@ def test_in_buffer_is_read_by_the_driver_and_refused_for_writing(echo):
     buf.free()
 
 
-def test_out_buffer_written_by_the_driver_is_seen_by_the_app(echo):
+def test_in_buffer_written_by_the_driver_is_seen_by_the_app(echo):
+    """Story 11: what a driver writes into an IN buffer (IOKit's
+    kIOMemoryDirectionIn: data coming in to the memory) is in the app's
+    pages when the call returns."""
     odkd, dev = echo
     buf = Buffer(1 << 20)
     with Connection(odkd.state, dev) as c:
-        bid = c.register(buf, MEM_OUT)
+        bid = c.register(buf, MEM_IN)
         c.call_memory(ECHO.MEMORY, [ECHO.MEM_FILL, 0xA5], [(bid, 4096, 8192)], n_out=1)
         # Visible as soon as the call returns: the same pages, no copy.
         assert buf.read(4096, 8192) == b"\xa5" * 8192
@@ -104,7 +108,7 @@ def test_copy_between_two_shared_buffers(echo):
     payload = bytes((i * 7) & 0xFF for i in range(1 << 20))
     src.write(1 << 20, payload)
     with Connection(odkd.state, dev) as c:
-        a, b = c.register(src, MEM_IN), c.register(dst, MEM_OUT)
+        a, b = c.register(src, MEM_OUT), c.register(dst, MEM_IN)
         c.call_memory(ECHO.COPY, refs=[(a, 1 << 20, len(payload)), (b, 0, len(payload))], n_out=0)
         assert dst.read(0, len(payload)) == payload
 
@@ -250,7 +254,7 @@ def test_dma_through_the_simulated_iommu_lands_in_the_app_buffer(echo):
     odkd, dev = echo
     buf = Buffer(8 << 20)
     with Connection(odkd.state, dev) as c:
-        bid = c.register(buf, MEM_OUT)
+        bid = c.register(buf, MEM_IN)
         length = (8 << 20) - 8192
         # Scattered: many segments of at most 64 KiB, 4 KiB aligned.
         (segments,), _ = c.call_memory(ECHO.DMA, [65536, 4096, 0], [(bid, 4096, length)], n_out=1)

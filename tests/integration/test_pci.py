@@ -178,7 +178,7 @@ def test_factorial_of_1_to_12_and_the_liveness_check(odkd):
 def dma_round_trip(conn, size, offset=0, seed=0):
     out, back = Buffer(4096), Buffer(4096)
     try:
-        src, dst = conn.register(out, MEM_IN), conn.register(back, MEM_OUT)
+        src, dst = conn.register(out, MEM_OUT), conn.register(back, MEM_IN)
         data = bytes((seed * 31 + k * 7 + 1) & 0xFF for k in range(size))
         out.write(0, data)
         back.write(0, b"\0" * 4096)
@@ -250,7 +250,7 @@ def test_a_dma_after_its_command_completed_is_a_fault_and_writes_nothing(odkd):
     conn, _ = connect(odkd, fn)
     buf = Buffer(4096)
     try:
-        dst = conn.register(buf, MEM_OUT)
+        dst = conn.register(buf, MEM_IN)
         buf.write(0, b"\0" * 4096)
         for n in (1, 1000, 4096):
             failed, faults = conn.call_memory(13, [n], [(dst, 0, 4096)], n_out=2)[0]

@@ -477,9 +477,9 @@ def parse_edid(e):
     return out
 
 
-def test_the_edid_lands_in_the_apps_out_buffer_and_parses(odkd, tmp_path):
+def test_the_edid_lands_in_the_apps_in_buffer_and_parses(odkd, tmp_path):
     """Story 11: the driver writes the card's EDID into a buffer of the app's
-    with direction OUT, and the bytes are in the app's buffer when the call
+    with direction IN, and the bytes are in the app's buffer when the call
     returns (only the range the call named); odk-capture --edid writes the
     same bytes to a file."""
     fn = plug(odkd)
@@ -487,7 +487,7 @@ def test_the_edid_lands_in_the_apps_out_buffer_and_parses(odkd, tmp_path):
     buf = Buffer(4096)
     try:
         buf.write(0, b"\xaa" * 4096)
-        bid = conn.register(buf, MEM_OUT)
+        bid = conn.register(buf, MEM_IN)
         outs, _ = conn.call_memory(CAP.EDID, [], [(bid, 1000, 128)], n_out=1)
         assert outs == [128]
         edid = buf.read(1000, 128)
@@ -503,7 +503,7 @@ def test_the_edid_lands_in_the_apps_out_buffer_and_parses(odkd, tmp_path):
         inb = Buffer(128)
         try:
             with pytest.raises(OdkError) as err:
-                conn.call_memory(CAP.EDID, [], [(conn.register(inb, MEM_IN), 0, 128)], n_out=1)
+                conn.call_memory(CAP.EDID, [], [(conn.register(inb, MEM_OUT), 0, 128)], n_out=1)
             assert err.value.name == "ODK_E_ACCESS"
         finally:
             inb.free()
@@ -524,7 +524,7 @@ def test_an_edid_with_a_bad_checksum_is_not_passed_on(odkd):
     conn, inst = connect(odkd, fn)
     buf = Buffer(128)
     try:
-        bid = conn.register(buf, MEM_OUT)
+        bid = conn.register(buf, MEM_IN)
         with pytest.raises(OdkError) as err:
             conn.call_memory(CAP.EDID, [], [(bid, 0, 128)], n_out=1)
         assert err.value.name == "ODK_E_IO"

@@ -11,7 +11,7 @@ import subprocess
 import pytest
 
 from conftest import BIN, CHILD_ENV, DRIVERS, pid_alive, sign_bundle, wait_until
-from libodk import MEM_IN, MEM_OUT, Buffer, Connection, OdkError, odkd_fds, odkd_fds_back
+from libodk import MEM_OUT, MEM_IN, Buffer, Connection, OdkError, odkd_fds, odkd_fds_back
 
 VENDOR, ECHO_PRODUCT = 0x1209, 0x0002
 
@@ -80,8 +80,8 @@ def test_bulk_echo_of_1_byte_to_1_mib_through_the_apps_own_buffers(odkd):
     size = 1 << 20
     out, back = Buffer(size), Buffer(size)
     try:
-        src = conn.register(out, MEM_IN)   # the driver reads it
-        dst = conn.register(back, MEM_OUT)  # the driver writes it
+        src = conn.register(out, MEM_OUT)   # the driver reads it
+        dst = conn.register(back, MEM_IN)  # the driver writes it
         total = 0
         # Sizes around the 512-byte packet: an exact multiple ends with a
         # zero-length packet on the bus, a short one ends the transfer.
@@ -138,7 +138,7 @@ def test_a_stall_is_reported_and_cleared(odkd):
     conn = Connection(odkd.state, svc)
     out, back = Buffer(4096), Buffer(4096)
     try:
-        src, dst = conn.register(out, MEM_IN), conn.register(back, MEM_OUT)
+        src, dst = conn.register(out, MEM_OUT), conn.register(back, MEM_IN)
         out.write(0, b"before")
         assert conn.call_memory(0, [6], [(src, 0, 4096), (dst, 0, 4096)], n_out=1)[0] == [6]
         odkd.ctl("usb", "fault", dev, "stall", "0x81")
@@ -248,21 +248,21 @@ def test_hid_models_enumerate_and_take_input(odkd):
 
 
 def test_a_transfer_the_buffer_cannot_take_is_refused(odkd):
-    """An IN transfer into a buffer the app gave as input only (read-only
-    to the driver) gets ODK_E_ACCESS before anything moves."""
+    """An IN transfer into a buffer of direction OUT (the app's data going
+    out: read-only to the driver) gets ODK_E_ACCESS before anything moves."""
     dev, _ = plug(odkd, "vendor-echo")
     iface = interface_0(odkd, dev)
     svc, _ = echo_service(odkd, iface)
     conn = Connection(odkd.state, svc)
     out, back = Buffer(4096), Buffer(4096)
     try:
-        src = conn.register(out, MEM_IN)
-        wrong = conn.register(back, MEM_IN)  # the driver may only read it
+        src = conn.register(out, MEM_OUT)
+        wrong = conn.register(back, MEM_OUT)  # the driver may only read it
         with pytest.raises(OdkError) as e:
             conn.call_memory(0, [16], [(src, 0, 4096), (wrong, 0, 4096)], n_out=1)
         assert e.value.name == "ODK_E_ACCESS"
         # The OUT half went to the device; a good buffer reads it back.
-        right = conn.register(back, MEM_OUT)
+        right = conn.register(back, MEM_IN)
         outs, _ = conn.call_memory(0, [0], [(src, 0, 4096), (right, 0, 4096)], n_out=1)
         assert outs == [16]
     finally:

@@ -101,29 +101,29 @@ static odk_dma_command *prepare(struct rig *r, odk_memory *m, uint64_t len, odk_
 static void test_mapped_memory_is_reachable_with_its_direction(void **state)
 {
     struct rig *r = *state;
-    odk_memory *out, *in;
-    odk_dma_segment so, si;
+    odk_memory *in, *out;
+    odk_dma_segment si, so;
     uint8_t *p, v = 0xa5, back[64];
-    assert_int_equal(odk_memory_create(64 * 1024, ODK_MEM_OUT, &out), ODK_OK);
-    assert_int_equal(odk_memory_create(4096, ODK_MEM_IN, &in), ODK_OK);
-    odk_dma_command *co = prepare(r, out, 64 * 1024, &so);
-    odk_dma_command *ci = prepare(r, in, 4096, &si);
+    assert_int_equal(odk_memory_create(64 * 1024, ODK_MEM_IN, &in), ODK_OK);
+    assert_int_equal(odk_memory_create(4096, ODK_MEM_OUT, &out), ODK_OK);
+    odk_dma_command *ci = prepare(r, in, 64 * 1024, &si);
+    odk_dma_command *co = prepare(r, out, 4096, &so);
     /* not read yet: the access would go to the host */
-    assert_int_equal(model_iommu_access(r->view, so.address, 16, true, put, &v), ODK_E_ACCESS);
+    assert_int_equal(model_iommu_access(r->view, si.address, 16, true, put, &v), ODK_E_ACCESS);
     assert_int_equal(model_iommu_drain(r->view), ODK_OK);
     assert_int_equal(model_iommu_chunks(r->view), 2);
-    assert_int_equal(model_iommu_access(r->view, so.address + 100, 1000, true, put, &v), ODK_OK);
-    assert_int_equal(odk_memory_map(out, ODK_MAP_READ, (void **)&p), ODK_OK);
+    assert_int_equal(model_iommu_access(r->view, si.address + 100, 1000, true, put, &v), ODK_OK);
+    assert_int_equal(odk_memory_map(in, ODK_MAP_READ, (void **)&p), ODK_OK);
     assert_int_equal(p[99], 0);
     assert_int_equal(p[100], 0xa5);
     assert_int_equal(p[1099], 0xa5);
     assert_int_equal(p[1100], 0);
-    /* an IN descriptor: the device reads it, never writes it */
-    assert_int_equal(odk_memory_write(in, 0, "hello", 5), ODK_E_ACCESS);
-    assert_int_equal(model_iommu_access(r->view, si.address, 5, false, get, back), ODK_OK);
-    assert_int_equal(model_iommu_access(r->view, si.address, 5, true, put, &v), ODK_E_ACCESS);
+    /* an OUT descriptor: the device reads it, never writes it */
+    assert_int_equal(odk_memory_write(out, 0, "hello", 5), ODK_E_ACCESS);
+    assert_int_equal(model_iommu_access(r->view, so.address, 5, false, get, back), ODK_OK);
+    assert_int_equal(model_iommu_access(r->view, so.address, 5, true, put, &v), ODK_E_ACCESS);
     /* past the end of the chunk, and nowhere near one: nothing moves */
-    assert_int_equal(model_iommu_access(r->view, so.address + 64 * 1024 - 8, 16, true, put, &v),
+    assert_int_equal(model_iommu_access(r->view, si.address + 64 * 1024 - 8, 16, true, put, &v),
                      ODK_E_ACCESS);
     assert_int_equal(model_iommu_access(r->view, 0x7f000000, 16, true, put, &v), ODK_E_ACCESS);
     assert_int_equal(p[64 * 1024 - 8], 0);
@@ -137,10 +137,10 @@ static void test_mapped_memory_is_reachable_with_its_direction(void **state)
     assert_int_equal(model_iommu_refused(r->view), 0);
     odk_release(cs);
     odk_release(small);
-    odk_release(co);
     odk_release(ci);
-    odk_release(out);
+    odk_release(co);
     odk_release(in);
+    odk_release(out);
 }
 
 static void test_a_completed_command_is_unreachable_at_once(void **state)

@@ -124,10 +124,10 @@ int usb_link_submit(struct usb_link *l, uint8_t endpoint, odk_memory *buffer, ui
         if (offset > size || length > size - offset)
             return ODK_E_INVALID;
         /* The device writes an IN transfer's bytes: a buffer the driver may
-         * only read (ODK_MEM_IN, data coming in from an app) cannot take
+         * only read (ODK_MEM_OUT, the app's data going out) cannot take
          * them. */
         uint32_t dir = odk_memory_direction(buffer);
-        if ((endpoint & ODK_USB_ENDPOINT_IN) && dir == ODK_MEM_IN)
+        if ((endpoint & ODK_USB_ENDPOINT_IN) && dir == ODK_MEM_OUT)
             return ODK_E_ACCESS;
     }
     return l->ops->submit(l, endpoint, buffer, offset, length, timeout_ms, done, ctx, q);

@@ -15,24 +15,25 @@
  *      or cancelled because the app went away
  *   6  release: completes every held call with status 0
  *   7  memory: scalar op + one memory range:
- *        op 0 fills an OUT/INOUT range with the byte in scalar 1
+ *        op 0 fills an IN/INOUT range with the byte in scalar 1
  *        op 1 returns the sum of the bytes of the range
  *        op 2 adds 1 to every byte of an INOUT range
  *        op 3 tries odk_memory_write into the range and returns its status
- *   8  copy: one IN range in, one OUT range out, copied (the storage pattern)
+ *   8  copy: one OUT range (the app's data) copied into one IN range (the
+ *      storage pattern)
  *   9  read shared: the first 8 bytes of the driver's type-1 memory
  *  10  produce: scalars count, size: puts count records of size bytes into
  *      data queue 0 (record i starts with i as 8 bytes), waiting for room
  *      whenever the app falls behind
- *  11  dma: one OUT range and scalars max segment size, alignment, flags
+ *  11  dma: one IN range and scalars max segment size, alignment, flags
  *      (ODK_DMA_CONTIGUOUS): prepares the range for the device under those
  *      constraints, then plays the device, writing byte (i & 0xff) at
  *      offset i through the (simulated) IOMMU one segment at a time; returns
  *      the number of segments
  *  12  echo, asynchronously: completes at once, from inside the method
  * Memory an app can map (copy_client_memory): type 0, 4 KiB the driver
- * wrote ("echo shared memory", OUT: read-only for the app); type 1, 4 KiB
- * the app writes and the driver reads (IN).
+ * wrote ("echo shared memory", IN: read-only for the app); type 1, 4 KiB
+ * the app writes and the driver reads (OUT).
  * docs/memory.md explains the calls behind selectors 3 to 12. */
 #include <stdlib.h>
 #include <string.h>
@@ -62,7 +63,7 @@ struct echo_state {
     odk_async **held; /* selector 5 */
     size_t n_held;
     uint64_t completed, cancelled;
-    odk_memory *shared_out, *shared_in;
+    odk_memory *shared_out, *shared_in; /* the driver writes the first (IN), reads the second */
     odk_data_queue *events;
     odk_fd_source *space;
     uint64_t to_produce, produced;
@@ -127,11 +128,11 @@ static int echo_start(odk_driver *drv)
 {
     struct echo_state *s = odk_driver_state(drv);
     s->drv = drv;
-    int st = odk_memory_create(4096, ODK_MEM_OUT, &s->shared_out);
+    int st = odk_memory_create(4096, ODK_MEM_IN, &s->shared_out);
     if (st == ODK_OK)
         st = odk_memory_write(s->shared_out, 0, "echo shared memory", 19);
     if (st == ODK_OK)
-        st = odk_memory_create(4096, ODK_MEM_IN, &s->shared_in);
+        st = odk_memory_create(4096, ODK_MEM_OUT, &s->shared_in);
     if (st < 0)
         return st;
     const char *serial =
@@ -290,7 +291,7 @@ static int echo_memory(odk_driver *drv, odk_user_client *uc, odk_call *call)
     uint32_t access = op == ECHO_MEM_SUM ? ODK_MAP_READ : ODK_MAP_READ | ODK_MAP_WRITE;
     int st = odk_memory_map(r->memory, access, (void **)&p);
     if (st < 0)
-        return st; /* a write into an IN buffer: ODK_E_ACCESS */
+        return st; /* a write into an OUT buffer: ODK_E_ACCESS */
     p += r->offset;
     uint64_t sum = 0;
     for (uint64_t i = 0; i < r->length; i++) {

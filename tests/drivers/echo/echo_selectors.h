@@ -18,16 +18,16 @@ enum echo_selector {
     ECHO_HOLD = 5,        /* async: completes only at ECHO_RELEASE or cancel */
     ECHO_RELEASE = 6,     /* completes every held call; out: how many */
     ECHO_MEMORY = 7,      /* scalars op (enum echo_memory_op), byte; one memory range */
-    ECHO_COPY = 8,        /* one IN range copied into one OUT range */
+    ECHO_COPY = 8,        /* one OUT range copied into one IN range */
     ECHO_READ_SHARED = 9, /* the first 8 bytes of the app-written memory (type 1) */
     ECHO_PRODUCE = 10,    /* scalars count, size: records into data queue 0 */
-    ECHO_DMA = 11,        /* one OUT range; scalars max segment, alignment, flags */
+    ECHO_DMA = 11,        /* one IN range; scalars max segment, alignment, flags */
     ECHO_ECHO_ASYNC = 12, /* ECHO_ECHO, completed from inside the method */
 };
 
 /* Scalar 0 of ECHO_MEMORY. */
 enum echo_memory_op {
-    ECHO_MEM_FILL = 0,      /* fill an OUT/INOUT range with the byte in scalar 1 */
+    ECHO_MEM_FILL = 0,      /* fill an IN/INOUT range with the byte in scalar 1 */
     ECHO_MEM_SUM = 1,       /* out: the sum of the range's bytes */
     ECHO_MEM_INCREMENT = 2, /* add 1 to every byte of an INOUT range */
     ECHO_MEM_TRY_WRITE = 3, /* out: the status of odk_memory_write into the range */

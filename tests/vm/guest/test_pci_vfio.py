@@ -99,7 +99,7 @@ def test_pci_edu_drives_the_real_edu_through_vfio(vfio_odkd):
         # into the container, read and written by QEMU's edu.  QEMU's range
         # check refuses a DMA that ends exactly at its buffer's end (it
         # stops the machine), so the largest is 4095 bytes.
-        src, dst = conn.register(out, MEM_IN), conn.register(back, MEM_OUT)
+        src, dst = conn.register(out, MEM_OUT), conn.register(back, MEM_IN)
         size = 4095
         data = bytes((k * 7 + 3) & 0xFF for k in range(size))
         out.write(0, data)

@@ -149,7 +149,7 @@ def edu_cycle(odkd, addr, n):
     stop = threading.Event()
     try:
         assert conn.call(0, [10], n_out=1)[0] == [3628800], f"cycle {n}: 10!"
-        src, dst = conn.register(out, MEM_IN), conn.register(back, MEM_OUT)
+        src, dst = conn.register(out, MEM_OUT), conn.register(back, MEM_IN)
         out.write(0, os.urandom(4095))
 
         def dma():
