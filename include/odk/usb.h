@@ -116,8 +116,9 @@ ODK_PUBLIC int odk_usb_device_request(odk_usb_device *dev, const odk_usb_request
 
 /* The interfaces of the active configuration, every one of them (vendor
  * class 0xff included) in the device's order, alternate setting 0 of each:
- * *count receives how many; odk_usb_device_interface_at gives each
- * (borrowed like the configuration).  No configuration: 0. */
+ * odk_usb_device_interface_count returns how many (0 without a
+ * configuration), odk_usb_device_interface_at(dev, i) the i-th (borrowed
+ * like the configuration; NULL past the end). */
 ODK_PUBLIC unsigned odk_usb_device_interface_count(odk_usb_device *dev);
 ODK_PUBLIC const odk_usb_interface_descriptor *odk_usb_device_interface_at(odk_usb_device *dev,
                                                                            unsigned i);
