@@ -618,11 +618,15 @@ static int cmd_call(odk_client *c, int argc, char **argv)
     uint8_t *sout = malloc(out_cap ? out_cap : 1);
     st = odk_connection_call(conn, (uint32_t)sel, in, n_in, sin, sin_len, out, &n_out, sout,
                              &out_cap);
+    /* The host's check says what was wrong with a refused call. */
+    const char *why = st < 0 ? odk_connection_error(conn) : NULL;
+    if (why)
+        fprintf(stderr, "odkctl: %s: %s\n", odk_status_name(st), why);
     odk_connection_close(conn);
     free(sin);
     if (st < 0) {
         free(sout);
-        return fail(st, NULL);
+        return why ? 1 : fail(st, NULL);
     }
     for (uint32_t i = 0; i < n_out; i++)
         printf("%" PRIu64 "\n", out[i]);

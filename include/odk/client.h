@@ -113,8 +113,8 @@ ODK_PUBLIC void odk_connection_close(odk_connection *conn);
  * driver's method returns (completions of async calls that arrive
  * meanwhile are delivered here).  Errors: ODK_E_GONE (the driver went
  * away), ODK_E_BAD_SELECTOR, ODK_E_BAD_ARGUMENTS, ODK_E_LIMIT (checked
- * against the method table before the driver runs), or the method's own
- * status. */
+ * against the method table before the driver runs; odk_connection_error
+ * then says what was wrong), or the method's own status. */
 ODK_PUBLIC int odk_connection_call(odk_connection *conn, uint32_t selector, const uint64_t *in,
                                    uint32_t n_in, const void *struct_in, size_t struct_in_len,
                                    uint64_t *out, uint32_t *n_out, void *struct_out,
@@ -161,8 +161,15 @@ typedef struct odk_memory_ref {
     uint64_t length;
 } odk_memory_ref;
 
+/* Why the driver host's check refused conn's last call (sync, or the async
+ * completion just delivered), in words naming the selector and what was
+ * wrong, e.g. "selector 0: 1 scalar inputs, the method takes 2"; NULL
+ * when the last call was not refused by the check (a method's own error
+ * has no sentence).  Borrowed: valid until conn's next call or close. */
+ODK_PUBLIC const char *odk_connection_error(const odk_connection *conn);
+
 /* odk_connection_call with memory ranges (up to ODK_MAX_CALL_MEMORY).
- * When it returns, what the driver wrote into OUT and INOUT ranges is in
+ * When it returns, what the driver wrote into IN and INOUT ranges is in
  * the app's buffer.  Errors: as odk_connection_call, plus ODK_E_NOT_FOUND
  * (no such buffer), ODK_E_INVALID (a range outside its buffer), ODK_E_LIMIT
  * (too many ranges). */

@@ -70,7 +70,7 @@ ODK_PUBLIC int odk_memory_fd(const odk_memory *m);
 
 /* Maps the whole descriptor; *addr is borrowed and lives until m's last
  * release.  The first call mmaps, later ones return the same address (so an
- * OUT/INOUT mapping asked for READ is still writable).  access is
+ * IN/INOUT mapping asked for READ is still writable).  access is
  * ODK_MAP_READ, optionally | ODK_MAP_WRITE.  Errors: ODK_E_INVALID (m or addr
  * NULL, bad access bits), ODK_E_ACCESS (WRITE on an OUT descriptor, or the
  * memfd refuses the mapping, e.g. write-sealed), ODK_E_NOMEM (mmap failed). */

@@ -30,6 +30,19 @@ void call_refs_to_wire(const odk_memory_ref *mem, uint32_t n, struct wire_memory
                                         .length = mem[i].length};
 }
 
+void call_keep_refusal(odk_connection *conn, const uint8_t *text, uint64_t len)
+{
+    size_t n = len < CALL_REFUSAL_MAX ? (size_t)len : CALL_REFUSAL_MAX;
+    for (size_t i = 0; i < n; i++)
+        conn->error[i] = text[i] >= 0x20 && text[i] < 0x7f ? (char)text[i] : '?';
+    conn->error[n] = '\0';
+}
+
+const char *odk_connection_error(const odk_connection *conn)
+{
+    return conn && conn->error[0] ? conn->error : NULL;
+}
+
 int odk_connection_call_memory(odk_connection *conn, uint32_t selector, const uint64_t *in,
                                uint32_t n_in, const void *struct_in, size_t struct_in_len,
                                const odk_memory_ref *mem, uint32_t n_mem, uint64_t *out,
@@ -37,6 +50,7 @@ int odk_connection_call_memory(odk_connection *conn, uint32_t selector, const ui
 {
     if (conn->gone)
         return ODK_E_GONE;
+    conn->error[0] = '\0';
     if (n_mem > ODK_MAX_CALL_MEMORY || n_in > ODK_MAX_SCALARS)
         return ODK_E_LIMIT;
     uint32_t out_max = n_out ? *n_out : 0;
@@ -77,9 +91,15 @@ int odk_connection_call_memory(odk_connection *conn, uint32_t selector, const ui
     if (st < 0)
         return st;
     wire_msg *m = &conn->msg;
-    if (m->hdr.status < 0)
-        return m->hdr.status;
     struct wire_call_reply r;
+    if (m->hdr.status < 0) {
+        if (m->body_len > sizeof r) {
+            memcpy(&r, m->body, sizeof r);
+            if (r.scalar_out_count == 0 && r.struct_out_len == m->body_len - sizeof r)
+                call_keep_refusal(conn, m->body + sizeof r, r.struct_out_len);
+        }
+        return m->hdr.status;
+    }
     if (m->body_len < sizeof r)
         return ODK_E_PROTOCOL;
     memcpy(&r, m->body, sizeof r);

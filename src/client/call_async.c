@@ -25,6 +25,13 @@ void call_async_complete(odk_connection *conn, wire_msg *m)
     int st = m->hdr.status;
     struct wire_call_reply r = {0};
     const uint8_t *body = m->body;
+    conn->error[0] = '\0';
+    if (st < 0 && m->body_len > sizeof r) {
+        memcpy(&r, body, sizeof r);
+        if (r.scalar_out_count == 0 && r.struct_out_len == m->body_len - sizeof r)
+            call_keep_refusal(conn, body + sizeof r, r.struct_out_len);
+        r = (struct wire_call_reply){0};
+    }
     if (st == ODK_OK) {
         if (m->body_len < sizeof r)
             st = ODK_E_PROTOCOL;

@@ -43,7 +43,16 @@ struct odk_connection {
     uint32_t fc_calls, fc_wakes_sent, fc_sleeps, fc_sync_wakes; /* fc_sync_wakes: on sync_fd */
     struct mailbox_trace *trace; /* ODK_FASTCALL_TRACE: one record a call, else NULL */
     bool gone;
+    /* Why the host refused the last call (odk_connection_error), "" when
+     * the last call was not refused by its check. */
+    char error[CALL_REFUSAL_MAX + 1];
 };
+
+/* ---- call.c ---- */
+
+/* Keeps the host's sentence of a refused call (len bytes at text, the
+ * host's writing: cut and made printable) for odk_connection_error. */
+void call_keep_refusal(odk_connection *conn, const uint8_t *text, uint64_t len);
 
 /* ---- client.c ---- */
 

@@ -377,8 +377,11 @@ int mailbox_call(odk_connection *conn, const struct wire_call *c, const uint64_t
     /* The reply area is the driver's writing: check it before trusting it. */
     struct fastcall_reply_hdr h;
     memcpy(&h, fc->rep, sizeof h);
-    if (h.status < 0)
+    if (h.status < 0) {
+        if (h.struct_out_len && h.struct_out_len <= CALL_REFUSAL_MAX && !h.scalar_out_count)
+            call_keep_refusal(conn, fc->rep + sizeof h, h.struct_out_len);
         return h.status;
+    }
     if (h.scalar_out_count > c->scalar_out_max || h.struct_out_len > c->struct_out_max)
         return ODK_E_PROTOCOL;
     const uint8_t *r = fc->rep + sizeof h;

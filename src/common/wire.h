@@ -103,7 +103,11 @@ int wire_socketpair(int sv[2]);
  * scalar_in_count uint64 scalars, then memory_count struct
  * wire_memory_ref, then struct_in_len bytes.  Reply body:
  * struct wire_call_reply, then scalar_out_count scalars, then
- * struct_out_len bytes; the reply's header status is the call's status. */
+ * struct_out_len bytes; the reply's header status is the call's status.
+ * A call the host's check refused (status < 0) carries the check's
+ * sentence as its bytes, at most CALL_REFUSAL_MAX, no scalars; so does a
+ * refused call's reply in the mailbox (common/fastcall.h). */
+#define CALL_REFUSAL_MAX 255u
 struct wire_call {
     uint32_t selector;
     uint32_t scalar_in_count;

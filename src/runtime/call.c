@@ -22,6 +22,18 @@ int call_reply_status(odk_user_client *uc, enum reply_via via, uint32_t seq, int
     return channel_send(uc, WIRE_CALL_REPLY, seq, status, &r, sizeof r, NULL, 0, NULL, 0, -1);
 }
 
+int call_reply_refused(odk_user_client *uc, enum reply_via via, uint32_t seq, int status,
+                       const char *why)
+{
+    if (via == VIA_MAILBOX) {
+        mailbox_reply_refused(uc, seq, status, why);
+        return ODK_OK;
+    }
+    size_t len = strnlen(why, CALL_REFUSAL_MAX);
+    struct wire_call_reply r = {.struct_out_len = len};
+    return channel_send(uc, WIRE_CALL_REPLY, seq, status, &r, sizeof r, why, len, NULL, 0, -1);
+}
+
 int call_reply_outputs(odk_user_client *uc, enum reply_via via, uint32_t seq,
                        const uint64_t *scalars, uint32_t n, const void *data, size_t len)
 {
@@ -71,7 +83,7 @@ int call_serve(odk_user_client *uc, enum reply_via via, uint32_t seq, const uint
                         sizeof why);
     if (st < 0) {
         odk_warn("user client of pid %d: %s: %s", (int)uc->pid, odk_status_name(st), why);
-        return call_reply_status(uc, via, seq, st);
+        return call_reply_refused(uc, via, seq, st, why);
     }
     const odk_method *meth = v.method;
     size_t rep_hdr = sizeof(struct fastcall_reply_hdr);

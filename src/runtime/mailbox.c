@@ -122,6 +122,16 @@ void mailbox_reply_status(odk_user_client *uc, uint32_t seq, int status)
     publish(uc, seq);
 }
 
+void mailbox_reply_refused(odk_user_client *uc, uint32_t seq, int status, const char *why)
+{
+    size_t len = strnlen(why, CALL_REFUSAL_MAX);
+    struct fastcall_reply_hdr h = {.status = status, .struct_out_len = len};
+    memcpy(uc->fc->rep + sizeof h, why, len);
+    memcpy(uc->fc->rep, &h, sizeof h);
+    uc->fc_busy = false;
+    publish(uc, seq);
+}
+
 void mailbox_reply(odk_user_client *uc, uint32_t seq, uint32_t n, size_t len)
 {
     struct fastcall_reply_hdr h = {.status = ODK_OK, .scalar_out_count = n, .struct_out_len = len};

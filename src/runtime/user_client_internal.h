@@ -89,6 +89,10 @@ int call_serve(odk_user_client *uc, enum reply_via via, uint32_t seq, const uint
                size_t body_len);
 /* Replies to call seq with status and no outputs. */
 int call_reply_status(odk_user_client *uc, enum reply_via via, uint32_t seq, int status);
+/* Replies to call seq, refused by the runtime's check, with status and the
+ * check's sentence (the app's odk_connection_error). */
+int call_reply_refused(odk_user_client *uc, enum reply_via via, uint32_t seq, int status,
+                       const char *why);
 /* Replies with outputs that live in scalars[] / data (socket), or that the
  * method already wrote into the mailbox's reply area (mailbox). */
 int call_reply_outputs(odk_user_client *uc, enum reply_via via, uint32_t seq,
@@ -103,6 +107,9 @@ int call_reply_outputs(odk_user_client *uc, enum reply_via via, uint32_t seq,
 int mailbox_take(odk_user_client *uc, wire_msg *m);
 /* Publishes a reply of status (no outputs) for request seq. */
 void mailbox_reply_status(odk_user_client *uc, uint32_t seq, int status);
+/* The same with why (a sentence, cut to the reply area) where the
+ * structure output would go. */
+void mailbox_reply_refused(odk_user_client *uc, uint32_t seq, int status, const char *why);
 /* Publishes a successful reply whose n scalars and len bytes are already
  * in the reply area. */
 void mailbox_reply(odk_user_client *uc, uint32_t seq, uint32_t n, size_t len);

@@ -16,6 +16,8 @@ _lib.odk_connection_call.argtypes = [
     ctypes.c_void_p, ctypes.c_size_t, ctypes.POINTER(ctypes.c_uint64),
     ctypes.POINTER(ctypes.c_uint32), ctypes.c_void_p, ctypes.POINTER(ctypes.c_size_t)]
 _lib.odk_status_name.restype = ctypes.c_char_p
+_lib.odk_connection_error.restype = ctypes.c_char_p
+_lib.odk_connection_error.argtypes = [ctypes.c_void_p]
 _lib.odk_status_name.argtypes = [ctypes.c_int]
 _lib.odk_buffer_create.argtypes = [ctypes.c_uint64, ctypes.POINTER(ctypes.c_void_p)]
 _lib.odk_buffer_data.restype = ctypes.c_void_p
@@ -108,10 +110,11 @@ class Buffer:
 
 
 class OdkError(Exception):
-    def __init__(self, status):
+    def __init__(self, status, why=None):
         self.status = status
         self.name = _lib.odk_status_name(status).decode()
-        super().__init__(self.name)
+        self.why = why  # odk_connection_error's sentence, when the host's check refused
+        super().__init__(f"{self.name}: {why}" if why else self.name)
 
 
 def _check(st):
@@ -138,10 +141,20 @@ class Connection:
         n = ctypes.c_uint32(n_out)
         sbuf = ctypes.create_string_buffer(max(1, struct_out))
         slen = ctypes.c_size_t(struct_out)
-        _check(_lib.odk_connection_call(self._conn, selector, ins, len(scalars), struct,
-                                        len(struct), outs, ctypes.byref(n), sbuf,
-                                        ctypes.byref(slen)))
+        self._check_call(_lib.odk_connection_call(self._conn, selector, ins, len(scalars), struct,
+                                                  len(struct), outs, ctypes.byref(n), sbuf,
+                                                  ctypes.byref(slen)))
         return list(outs[:n.value]), sbuf.raw[:slen.value]
+
+    def error(self):
+        """odk_connection_error: why the host's check refused the last call, or None."""
+        why = _lib.odk_connection_error(self._conn)
+        return why.decode() if why else None
+
+    def _check_call(self, st):
+        if st < 0:
+            raise OdkError(st, self.error())
+        return st
 
     def call_memory(self, selector, scalars=(), refs=(), struct=b"", n_out=16, struct_out=0):
         ins = (ctypes.c_uint64 * max(1, len(scalars)))(*scalars)
@@ -150,9 +163,9 @@ class Connection:
         n = ctypes.c_uint32(n_out)
         sbuf = ctypes.create_string_buffer(max(1, struct_out))
         slen = ctypes.c_size_t(struct_out)
-        _check(_lib.odk_connection_call_memory(self._conn, selector, ins, len(scalars), struct,
-                                               len(struct), mem, len(refs), outs, ctypes.byref(n),
-                                               sbuf, ctypes.byref(slen)))
+        self._check_call(_lib.odk_connection_call_memory(
+            self._conn, selector, ins, len(scalars), struct, len(struct), mem, len(refs), outs,
+            ctypes.byref(n), sbuf, ctypes.byref(slen)))
         return list(outs[:n.value]), sbuf.raw[:slen.value]
 
     def register(self, buf, direction):
