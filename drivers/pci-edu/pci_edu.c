@@ -6,9 +6,9 @@
  * when there is none, or when its personality says "PciEduInterrupt":
  * "INTx"), and offers apps:
  *   selector 0  factorial: scalar_in[0] = n, scalar_out[0] = n! (32 bits)
- *   selector 1  DMA round trip: memory[0] (the app's bytes, IN) goes to the
+ *   selector 1  DMA round trip: memory[0] (the app's bytes, OUT) goes to the
  *               device's buffer at offset scalar_in[1], then back into
- *               memory[1] (OUT); scalar_in[0] bytes (at most 4096, the
+ *               memory[1] (IN); scalar_in[0] bytes (at most 4096, the
  *               buffer's size).  The device reads and writes the app's own
  *               pages through the IOMMU: no copy in the driver.
  *   selector 2  counters: interrupts taken, interrupt status bits seen (OR),
@@ -33,7 +33,7 @@
  *   selector 12 function-level reset, then decoding and bus mastering on
  *               again (the MSI source stays)
  *   selector 13 a DMA after its command completed: the device writes 0x5a
- *               bytes into memory[0] (OUT) through a command, the command
+ *               bytes into memory[0] (IN) through a command, the command
  *               completes, then the device writes 0xee bytes at the same
  *               address; scalar_in[0] bytes.  scalar_out[0] is 1 when the
  *               device reported the second DMA failed (it must: the unmap
