@@ -37,7 +37,14 @@
  *               completes, then the device writes 0xee bytes at the same
  *               address; scalar_in[0] bytes.  scalar_out[0] is 1 when the
  *               device reported the second DMA failed (it must: the unmap
- *               took the address away), scalar_out[1] the IOMMU faults */
+ *               took the address away), scalar_out[1] the IOMMU faults
+ *   selector 14 pin: memory[0], all of it, stays mapped for the device
+ *               until selector 15 or the driver's stop (a frame ring a
+ *               capture driver prepares once); scalar_out[0] its segments.
+ *               Behind VFIO every page is pinned and counted against the
+ *               host's locked-memory limit (the personality's
+ *               OdkDMALockLimitMB, docs/pci.md)
+ *   selector 15 unpin what selector 14 pinned */
 #include <stdatomic.h>
 #include <stdlib.h>
 #include <string.h>
@@ -81,6 +88,7 @@ struct edu {
     atomic_uint_fast64_t interrupts, status_seen;
     odk_memory *scratch; /* selector 7's target */
     odk_dma_command *scratch_dma;
+    odk_dma_command *pinned; /* selector 14's */
 };
 
 static void on_interrupt(void *ctx, uint32_t vector, uint64_t count, uint64_t ts)
@@ -145,6 +153,9 @@ static void edu_stop(odk_driver *drv)
     }
     odk_pci_interrupt_destroy(e->irq);
     e->irq = NULL;
+    if (e->pinned)
+        odk_release(e->pinned);
+    e->pinned = NULL;
     odk_pci_device_close(e->dev); /* the framework resets the function */
     e->dev = NULL;
     if (e->scratch_dma)
@@ -489,6 +500,36 @@ static int edu_stale_dma(odk_driver *drv, odk_user_client *uc, odk_call *call)
     return st;
 }
 
+static int edu_pin(odk_driver *drv, odk_user_client *uc, odk_call *call)
+{
+    struct edu *e = odk_driver_state(drv);
+    (void)uc;
+    const odk_memory_range *r = &call->memory[0];
+    if (e->pinned)
+        return ODK_E_BUSY;
+    odk_dma_constraints c = {.address_bits = EDU_DMA_BITS};
+    int st = odk_dma_command_create(odk_driver_iommu(drv), &c, &e->pinned);
+    uint64_t n = 0;
+    if (st == ODK_OK && (st = odk_dma_command_prepare(e->pinned, r->memory, r->offset, r->length,
+                                                      &n)) < 0) {
+        odk_release(e->pinned);
+        e->pinned = NULL;
+    }
+    call->scalar_out[0] = n;
+    return st;
+}
+
+static int edu_unpin(odk_driver *drv, odk_user_client *uc, odk_call *call)
+{
+    struct edu *e = odk_driver_state(drv);
+    (void)uc, (void)call;
+    if (!e->pinned)
+        return ODK_E_STATE;
+    odk_release(e->pinned); /* completes the command: the pages are unpinned */
+    e->pinned = NULL;
+    return ODK_OK;
+}
+
 static const odk_method edu_methods[] = {
     [0] = {edu_factorial, .scalar_in = 1, .scalar_out = 1},
     [1] = {edu_dma, .scalar_in = 2, .scalar_out = 1, .memory = 2},
@@ -504,6 +545,8 @@ static const odk_method edu_methods[] = {
     [11] = {edu_power, .scalar_in = 1},
     [12] = {edu_reset, .scalar_in = 0},
     [13] = {edu_stale_dma, .scalar_in = 1, .scalar_out = 2, .memory = 1},
+    [14] = {edu_pin, .scalar_out = 1, .memory = 1},
+    [15] = {edu_unpin},
 };
 
 static const odk_driver_class edu_class = {

@@ -207,6 +207,31 @@ def test_dma_round_trips_through_the_iommu_4_kib_and_every_part_of_the_window(od
         conn.close()
 
 
+def test_a_whole_buffer_stays_pinned_for_the_device_until_unpinned(odkd):
+    """pci-edu's selectors 14 and 15 (a frame ring a driver prepares once);
+    on the simulator no lock limit is set (OdkDMALockLimitMB is the VFIO
+    node's: tests/vm/guest/test_pci_vfio.py)."""
+    fn, _ = plug(odkd)
+    assert "OdkDMALockLimitMB" not in node(odkd, fn)["properties"]
+    conn, _ = connect(odkd, fn)
+    ring = Buffer(64 << 20)
+    try:
+        bid = conn.register(ring, MEM_IN)
+        (segments,), _ = conn.call_memory(14, [], [(bid, 0, 64 << 20)], n_out=1)
+        assert segments >= 1
+        with pytest.raises(OdkError) as e:  # one pinned at a time
+            conn.call_memory(14, [], [(bid, 0, 4096)], n_out=1)
+        assert e.value.name == "ODK_E_BUSY"
+        conn.call(15)
+        with pytest.raises(OdkError) as e:
+            conn.call(15)
+        assert e.value.name == "ODK_E_STATE"
+        dma_round_trip(conn, 4096)  # the device still works
+    finally:
+        conn.close()
+        ring.free()
+
+
 def test_interrupts_are_counted_exactly(odkd):
     fn, _ = plug(odkd)
     conn, _ = connect(odkd, fn)

@@ -60,6 +60,10 @@
 #include "odk/log.h"
 #include "odk/status.h"
 
+/* What a VFIO function's driver may keep pinned for DMA, by default
+ * (OdkDMALockLimitMB on its node; docs/pci.md). */
+#define VFIO_DMA_LOCK_LIMIT_MB 1024
+
 #define VFIO_MAX_FUNCTIONS 16
 #define REPLUG_POLL_MS 250
 
@@ -281,6 +285,11 @@ static bool publish_node(struct odkd *d, struct vfio_fn *f, reg_node *parent, in
     }
     msg_str(&m, "location", f->addr);
     msg_str(&m, "OdkPCIBackend", "vfio");
+    /* VFIO pins every page a driver maps for the device's DMA, counted
+     * against its host's locked-memory limit (8 MiB by default, and the
+     * sandboxed host has no CAP_IPC_LOCK): odkd raises the driver's host
+     * to this (instance.c; the personality may say otherwise). */
+    msg_int(&m, "OdkDMALockLimitMB", VFIO_DMA_LOCK_LIMIT_MB);
     msg_int(&m, "OdkPCIAdoptions", (int64_t)f->adoptions);
     if (bad)
         msg_str(&m, "OdkPCIError", why);

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -366,6 +367,30 @@ static odk_value *start_args(struct odkd *d, struct instance *in, odk_value *san
     return msg_done(&m);
 }
 
+/* The host's locked-memory limit: OdkDMALockLimitMB from the
+ * personality, else from the provider node (the VFIO bus sets it: every
+ * page mapped for a device's DMA is pinned and counted against
+ * RLIMIT_MEMLOCK, whose default of 8 MiB a sandboxed host cannot raise).
+ * Neither: the host keeps odkd's. */
+static void set_lock_limit(struct odkd *d, struct instance *in)
+{
+    const reg_node *provider = registry_find(d->reg, in->provider_id);
+    const odk_value *v = odk_dict_get(in->personality, "OdkDMALockLimitMB");
+    if (!v && provider)
+        v = odk_dict_get(provider->props, "OdkDMALockLimitMB");
+    if (!v || odk_value_type(v) != ODK_TYPE_INT || odk_value_int(v) < 0)
+        return;
+    uint64_t mb = (uint64_t)odk_value_int(v);
+    rlim_t bytes = mb > (RLIM_INFINITY >> 20) ? RLIM_INFINITY : (rlim_t)(mb << 20);
+    struct rlimit r = {bytes, bytes};
+    if (prlimit(in->pid, RLIMIT_MEMLOCK, &r, NULL) < 0)
+        instance_event(in, ODK_LOG_WARN,
+                       "%s#%u: cannot set the host's locked-memory limit to %llu MiB "
+                       "(OdkDMALockLimitMB): %m; DMA mappings through VFIO past the current "
+                       "limit will fail",
+                       in->bundle->id, in->id, (unsigned long long)mb);
+}
+
 static int spawn(struct odkd *d, struct instance *in)
 {
     int so = open(in->bundle->executable, O_RDONLY | O_CLOEXEC);
@@ -407,6 +432,7 @@ static int spawn(struct odkd *d, struct instance *in)
     in->pid = hp.pid;
     in->ctl_fd = hp.ctl_fd;
     in->kill_reason = NULL;
+    set_lock_limit(d, in);
     loop_add(d, &in->ctl_watch, in->ctl_fd, EPOLLIN, on_ctl, in);
     hostlog_attach(d, &in->log, hp.log_fd);
 

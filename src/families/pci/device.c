@@ -35,6 +35,7 @@
 #include <sys/eventfd.h>
 #include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/resource.h>
 #include <sys/syscall.h>
 #include <time.h>
 #include <unistd.h>
@@ -283,9 +284,19 @@ static int vfio_dma_map(void *ctx, const struct iommu_chunk *c, uint64_t *cookie
         .iova = iova,
         .size = len};
     if (ioctl(dev->vfio_cont, VFIO_IOMMU_MAP_DMA, &m) < 0) {
-        odk_warn("pci: VFIO cannot map %llu bytes at IOVA 0x%llx: %m", (unsigned long long)len,
-                 (unsigned long long)iova);
-        return ODK_E_IO;
+        int err = errno;
+        struct rlimit lim = {0, 0};
+        if (err == ENOMEM && getrlimit(RLIMIT_MEMLOCK, &lim) == 0 && lim.rlim_cur != RLIM_INFINITY)
+            /* VFIO pins the pages and counts them against RLIMIT_MEMLOCK. */
+            odk_warn("pci: VFIO cannot map %llu bytes at IOVA 0x%llx: %s; every page mapped for "
+                     "DMA is pinned, and this host's locked-memory limit (RLIMIT_MEMLOCK) is "
+                     "%llu KiB: raise the personality's OdkDMALockLimitMB (docs/pci.md)",
+                     (unsigned long long)len, (unsigned long long)iova, strerror(err),
+                     (unsigned long long)(lim.rlim_cur >> 10));
+        else
+            odk_warn("pci: VFIO cannot map %llu bytes at IOVA 0x%llx: %s", (unsigned long long)len,
+                     (unsigned long long)iova, strerror(err));
+        return err == ENOMEM ? ODK_E_NOMEM : ODK_E_IO;
     }
     return ODK_OK;
 }

@@ -32,7 +32,7 @@ DRIVERS = _conftest.DRIVERS
 sign_bundle = _conftest.sign_bundle
 _ours = sys.modules.get("conftest")
 sys.modules["conftest"] = _conftest  # libodk reads BUILD from it
-from libodk import MEM_IN, MEM_OUT, Buffer, Connection  # noqa: E402
+from libodk import MEM_IN, MEM_OUT, Buffer, Connection, OdkError  # noqa: E402
 if _ours is not None:
     sys.modules["conftest"] = _ours
 
@@ -116,6 +116,80 @@ def test_pci_edu_drives_the_real_edu_through_vfio(vfio_odkd):
         conn.close()
         out.free()
         back.free()
+
+
+def host_lock_limit(pid):
+    """The host's RLIMIT_MEMLOCK soft limit in bytes (/proc/PID/limits)."""
+    for line in Path(f"/proc/{pid}/limits").read_text().splitlines():
+        if line.startswith("Max locked memory"):
+            return line.split()[3]
+    return None
+
+
+def test_a_driver_keeps_64_mib_pinned_for_its_device_through_vfio(vfio_odkd):
+    """Stories 6 and 14: VFIO pins every page mapped for DMA and counts it
+    against the host's RLIMIT_MEMLOCK (8 MiB by default; the sandboxed host
+    has no CAP_IPC_LOCK).  odkd raises the host to the node's
+    OdkDMALockLimitMB (1 GiB), so a 64 MiB frame ring maps."""
+    odkd, _ = vfio_odkd
+    [fn] = [n for n in odkd.json("tree") if n["class"] == "IOPCIDevice"]
+    assert fn["properties"]["OdkDMALockLimitMB"] == 1024
+    inst = odkd.running(provider=fn["id"])[0]
+    assert host_lock_limit(inst["pid"]) == str(1 << 30)
+    conn = Connection(odkd.state, inst["node"])
+    ring = Buffer(64 << 20)
+    try:
+        bid = conn.register(ring, MEM_IN)
+        (segments,), _ = conn.call_memory(14, [], [(bid, 0, 64 << 20)], n_out=1)
+        assert segments >= 1
+        conn.call(15)  # unpinned
+        (segments,), _ = conn.call_memory(14, [], [(bid, 0, 64 << 20)], n_out=1)
+        assert segments >= 1
+    finally:
+        conn.close()
+        ring.free()
+
+
+def test_past_the_lock_limit_a_dma_mapping_fails_naming_the_limit(tmp_path):
+    subprocess.run(["modprobe", "vfio-pci"], check=True)
+    d = edu()
+    assert d is not None, "no edu device in the guest"
+    addr = d.name
+    bind_to_vfio(d)
+    drivers = tmp_path / "drivers"
+    bundle = drivers / "pci-edu-16"
+    bundle.mkdir(parents=True)
+    shutil.copy(DRIVERS / "pci-edu" / "pci-edu.so", bundle)
+    manifest = json.loads((DRIVERS / "pci-edu" / "odk.json").read_text())
+    manifest["personalities"]["PciEdu"]["OdkDMALockLimitMB"] = 16
+    (bundle / "odk.json").write_text(json.dumps(manifest))
+    sign_bundle(bundle)
+    odkd = Odkd(tmp_path, extra_args=["--vfio", addr], drivers=(drivers,))
+    try:
+        fn = wait_until(lambda: next((n for n in odkd.json("tree") if n["class"] == "IOPCIDevice"),
+                                     None), "the edu node")
+        inst = wait_until(lambda: (odkd.running(provider=fn["id"]) or [None])[0], "pci-edu")
+        assert host_lock_limit(inst["pid"]) == str(16 << 20)
+        conn = Connection(odkd.state, inst["node"])
+        ring = Buffer(64 << 20)
+        try:
+            bid = conn.register(ring, MEM_IN)
+            with pytest.raises(OdkError) as e:
+                conn.call_memory(14, [], [(bid, 0, 64 << 20)], n_out=1)
+            assert e.value.name == "ODK_E_NOMEM", e.value.name
+            log = odkd.ctl("log", "org.odk.pci-edu").stdout
+            assert "RLIMIT_MEMLOCK" in log and "16384 KiB" in log and "OdkDMALockLimitMB" in log, log
+            # Under the limit it maps, and the failed one left nothing pinned.
+            (segments,), _ = conn.call_memory(14, [], [(bid, 0, 8 << 20)], n_out=1)
+            assert segments >= 1
+        finally:
+            conn.close()
+            ring.free()
+    finally:
+        odkd.stop()
+        if (d / "driver").exists():
+            (d / "driver" / "unbind").write_text(addr)
+        (d / "driver_override").write_text("\n")
 
 
 def test_intx_through_vfio_is_unmasked_after_each_interrupt(tmp_path):
