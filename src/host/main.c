@@ -59,6 +59,7 @@ struct host {
     /* Watchdog of the default queue (OdkDeadlines.call), run by the main
      * thread (watchdog_tick). */
     uint64_t call_deadline_ms, watch_step_ms, watch_next_ms, beat_posted_ms;
+    uint64_t watch_last_ms; /* the last tick: a long gap means the host was stopped */
     _Atomic uint64_t beat_sent, beat_seen;
     _Atomic bool started;
     /* The default queue is in set_power_state, or in stop: odkd times
@@ -106,6 +107,10 @@ static void install_crash_handlers(void)
 
 /* ---- the watchdog ------------------------------------------------------ */
 
+/* A gap between watchdog ticks this much longer than two steps means the
+ * host was stopped, not slow (watchdog_tick). */
+#define WATCHDOG_STOPPED_MS 500
+
 static void heartbeat(void *ctx)
 {
     struct host *h = ctx;
@@ -132,6 +137,21 @@ static void watchdog_tick(struct host *h)
     if (!h->call_deadline_ms || now < h->watch_next_ms)
         return;
     h->watch_next_ms = now + h->watch_step_ms;
+    /* The whole host was stopped (a debugger at a breakpoint: every thread
+     * stops, this one too; SIGSTOP): its time off does not count against
+     * the call, which gets its deadline again from now.  A stuck driver
+     * thread never holds this one up, so it cannot hide behind this. */
+    uint64_t gap = h->watch_last_ms ? now - h->watch_last_ms : 0;
+    h->watch_last_ms = now;
+    if (gap > 2 * h->watch_step_ms + WATCHDOG_STOPPED_MS) {
+        if (h->beat_posted_ms)
+            odk_info("this host was stopped for %llu ms (a debugger?): the call deadline "
+                     "starts again",
+                     (unsigned long long)gap);
+        if (h->beat_posted_ms)
+            h->beat_posted_ms = now;
+        return;
+    }
     /* Stop and power changes have deadlines of their own, which odkd
      * enforces; the call deadline must not cut them short (with a call
      * deadline shorter than or equal to the power one, the host aborted

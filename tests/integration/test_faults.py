@@ -510,6 +510,50 @@ def test_a_crash_does_not_disturb_other_drivers(odkd):
 
 # ---- deadlines --------------------------------------------------------------
 
+def test_a_host_stopped_at_a_breakpoint_in_a_call_is_not_cut_off(odkd):
+    """Story 9: a developer stops the driver in a debugger mid-call (every
+    thread stops, as SIGSTOP does) for longer than the call deadline; when
+    it runs again the call finishes, and the watchdog gives it its deadline
+    again instead of aborting the host."""
+    dev = odkd.plug(faulty("slow-1000"))  # selector OPERATE sleeps 1 s, under the 1.5 s deadline
+    inst = running_instance(odkd, dev)
+    time.sleep(0.5)  # the watchdog's ticks run: it has a heartbeat out before the call
+    t, result = call_in_thread(odkd, dev, OPERATE)
+    # Stopped after a tick posted a heartbeat the busy queue has not taken
+    # (ticks every deadline / 4 = 375 ms): without the gap rule, the first
+    # tick after SIGCONT finds it 4.5 s late and aborts the host (unless
+    # the queue takes it first: the call's sleep is over by then).
+    time.sleep(0.6)
+    os.kill(inst["pid"], signal.SIGSTOP)
+    try:
+        time.sleep(3 * DEADLINE_MS / 1000)
+    finally:
+        os.kill(inst["pid"], signal.SIGCONT)
+    t.join(HANG_GUARD)
+    assert "out" in result, result
+    assert deadline_lines(odkd, "call") == []
+    assert running_instance(odkd, dev)["pid"] == inst["pid"]
+    wait_until(lambda: "was stopped for" in bundle_log(odkd), what="the watchdog's line")
+
+
+def test_a_host_stopped_while_starting_gets_its_start_deadline_again(odkd):
+    """odkd's own deadlines (start, stop, power) wait while the host is
+    stopped (/proc/PID/stat: T or t), then count again from the full
+    deadline."""
+    dev = odkd.plug(faulty("slow-1000"))  # its start takes 1 s
+    inst = wait_until(lambda: (lambda i: i if i and i["state"] == "starting" and i["pid"] else
+                               None)(instance_of(odkd, dev)), what="the start under way")
+    os.kill(inst["pid"], signal.SIGSTOP)
+    try:
+        wait_until(lambda: "deadline passed while the host is stopped" in own_lines(odkd),
+                   what="odkd to see the deadline pass while the host is stopped")
+    finally:
+        os.kill(inst["pid"], signal.SIGCONT)
+    after = running_instance(odkd, dev)
+    assert after["pid"] == inst["pid"] and after["restarts"] == 0
+    assert deadline_lines(odkd, "start") == []
+
+
 def test_hang_in_start_misses_the_start_deadline_while_odkd_serves_others(odkd):
     echo = odkd.plug(ECHO_DEVICE)
     odkd.running(provider=echo)

@@ -147,6 +147,21 @@ uint64_t instance_rss_kib(const struct instance *in)
     return kib;
 }
 
+bool instance_stopped(const struct instance *in)
+{
+    if (in->pid <= 0)
+        return false;
+    char path[64], buf[512];
+    snprintf(path, sizeof path, "/proc/%d/stat", (int)in->pid);
+    FILE *f = fopen(path, "r");
+    size_t n = f ? fread(buf, 1, sizeof buf - 1, f) : 0;
+    if (f)
+        fclose(f);
+    buf[n] = '\0';
+    const char *paren = strrchr(buf, ')'); /* the name may hold spaces and parentheses */
+    return paren && paren[1] == ' ' && (paren[2] == 'T' || paren[2] == 't');
+}
+
 uint32_t instance_request(struct instance *in, odk_value *args, const int *fds, size_t n_fds)
 {
     if (!args)
@@ -301,6 +316,16 @@ static void deadline_passed(struct odkd *d, void *ptr)
     bool starting = in->state == INST_STARTING;
     const char *op = starting ? "start" : "stop";
     uint64_t limit = starting ? in->deadlines.start_ms : in->deadlines.stop_ms;
+    if (instance_stopped(in)) {
+        /* A debugger holds it at a breakpoint (or it was sent SIGSTOP):
+         * the operation gets its whole deadline again once it runs. */
+        instance_event(in, ODK_LOG_INFO,
+                       "%s#%u (pid %d): its %s deadline passed while the host is stopped (a "
+                       "debugger?); it gets its deadline again",
+                       in->bundle->id, in->id, (int)in->pid, op);
+        in->deadline_timer = loop_timer(d, limit, deadline_passed, in);
+        return;
+    }
     instance_event(in, ODK_LOG_ERROR,
                    "deadline missed: %s#%u (pid %d) operation %s took more than %llu ms "
                    "(elapsed %llu ms); killing it",

@@ -154,5 +154,8 @@ odk_value *instance_describe(struct odkd *d, const struct instance *in);
 const char *inst_state_name(inst_state s);
 /* The host's resident memory in KiB (0 if unknown). */
 uint64_t instance_rss_kib(const struct instance *in);
+/* Whether in's host is stopped (a debugger at a breakpoint, or SIGSTOP:
+ * /proc/PID/stat says T or t): its deadlines wait while it is. */
+bool instance_stopped(const struct instance *in);
 
 #endif

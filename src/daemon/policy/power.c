@@ -127,6 +127,15 @@ static void power_deadline(struct odkd *d, void *ptr)
     if (m->done)
         return;
     struct instance *in = m->in;
+    if (in && instance_stopped(in)) {
+        /* Held by a debugger (or SIGSTOP): the deadline starts again. */
+        instance_event(in, ODK_LOG_INFO,
+                       "%s#%u (pid %d): its power deadline passed while the host is stopped (a "
+                       "debugger?); it gets its deadline again",
+                       in->bundle->id, in->id, (int)in->pid);
+        m->timer = loop_timer(d, in->deadlines.power_ms, power_deadline, m);
+        return;
+    }
     if (in) {
         odk_error("deadline missed: %s#%u (pid %d) operation power took more than %llu ms "
                   "(elapsed %llu ms); killing it",
