@@ -23,6 +23,8 @@ enum echo_selector {
     ECHO_PRODUCE = 10,    /* scalars count, size: records into data queue 0 */
     ECHO_DMA = 11,        /* one OUT range; scalars max segment, alignment, flags */
     ECHO_ECHO_ASYNC = 12, /* ECHO_ECHO, completed from inside the method */
+    ECHO_SET_PROPERTY = 13, /* scalars count, first: EchoCounter = first .. first+count-1 */
+    ECHO_CHURN = 14,        /* scalar count: publishes and withdraws an EchoChurn node count times */
 };
 
 /* Scalar 0 of ECHO_MEMORY. */
