@@ -5,8 +5,12 @@ connection (src/daemon/front/outq.c), property events of one node coalesced
 to the latest; a watcher that stops reading altogether is disconnected with
 the reason logged, and the others go on."""
 import ctypes
+import fcntl
 import json
 import os
+import socket
+import struct
+import termios
 import threading
 import time
 
@@ -205,3 +209,54 @@ def test_a_watcher_that_never_reads_is_disconnected_and_others_go_on(odkd):
         stuck.close()
         good.close()
     fds_back(odkd, base_fds, base_links)
+
+
+def encoded(obj):
+    """obj as odk's binary encoding (a request's body on the wire)."""
+    v = ctypes.c_void_p()
+    assert _lib.odk_value_from_json(json.dumps(obj).encode(), ctypes.byref(v), None, 0) == 0
+    buf, n = ctypes.c_void_p(), ctypes.c_size_t()
+    try:
+        assert _lib.odk_value_encode(v, ctypes.byref(buf), ctypes.byref(n)) == 0
+        return ctypes.string_at(buf, n.value)
+    finally:
+        _libc.free(buf)
+        _lib.odk_value_free(v)
+
+
+_lib.odk_value_encode.argtypes = [ctypes.c_void_p, ctypes.POINTER(ctypes.c_void_p),
+                                  ctypes.POINTER(ctypes.c_size_t)]
+HDR = struct.Struct("<IHHIiQ")  # struct wire_hdr (src/common/wire.h)
+WIRE_MAGIC, WIRE_REQUEST, WIRE_REPLY = 0x314B444F, 1, 2
+
+
+def test_a_client_reading_its_replies_late_gets_them_all_in_order(odkd):
+    """Replies wait in the same queue as events: a client that sends many
+    requests before reading any gets every reply, in order."""
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_SEQPACKET)
+    s.connect(str(odkd.state / "odkd.sock"))
+    body = encoded({"op": "ping"})
+    n = 2000
+    try:
+        for seq in range(1, n + 1):
+            s.send(HDR.pack(WIRE_MAGIC, WIRE_REQUEST, 0, seq, 0, len(body)) + body)
+
+        # odkd has read every request (and so answered it: ping answers at
+        # once) when none of our packets is left unread on the socket.
+        def unread():
+            return struct.unpack("i", fcntl.ioctl(s.fileno(), termios.TIOCOUTQ, b"\0" * 4))[0]
+        wait_until(lambda: unread() == 0, what="odkd to read every request")
+        s.settimeout(5)
+        seqs = []
+        for _ in range(n):
+            try:
+                reply = s.recv(1 << 16)
+            except socket.timeout:
+                break
+            magic, typ, _flags, seq, status, _len = HDR.unpack_from(reply)
+            assert (magic, typ, status) == (WIRE_MAGIC, WIRE_REPLY, 0)
+            seqs.append(seq)
+        assert seqs == list(range(1, n + 1)), f"{len(seqs)} replies of {n}"
+        assert "stopped reading" not in odkd.log_text()
+    finally:
+        s.close()
