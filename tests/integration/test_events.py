@@ -64,6 +64,11 @@ class Watcher:
         _lib.odk_client_close(self.client)
 
 
+# Under make asan-test, ASan's quarantine keeps freed memory (up to 256 MiB):
+# odkd's RSS then says nothing about what it holds, and is not checked.
+ASAN = "asan" in os.environ.get("LD_PRELOAD", "")
+
+
 def rss_kib(pid):
     with open(f"/proc/{pid}/status") as f:
         return next(int(l.split()[1]) for l in f if l.startswith("VmRSS:"))
@@ -143,7 +148,7 @@ def test_a_watcher_reading_late_ends_with_the_last_value(odkd):
         assert values == sorted(set(values)), values[:50]
         assert w.events[0][0] == "registered"  # the node already there, first
         assert "stopped reading" not in odkd.log_text()
-        assert grown < 16 * 1024, f"odkd grew by {grown} KiB"
+        assert ASAN or grown < 16 * 1024, f"odkd grew by {grown} KiB"
     finally:
         w.close()
     fds_back(odkd, base_fds, base_links)
@@ -195,7 +200,7 @@ def test_a_watcher_that_never_reads_is_disconnected_and_others_go_on(odkd):
         lines = [l for l in log.splitlines() if "stopped reading its events" in l]
         assert len(lines) == 1, lines
         assert f"client pid {os.getpid()} stopped reading its events: " in lines[0]
-        assert grown < 32 * 1024, f"odkd grew by {grown} KiB"
+        assert ASAN or grown < 32 * 1024, f"odkd grew by {grown} KiB"
         # The stuck watcher gets what its socket held, in order, then
         # hears that odkd closed the connection: no silent gap.
         st = 0
