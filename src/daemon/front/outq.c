@@ -95,8 +95,13 @@ int outq_send(struct outq *q, int sock, uint16_t type, uint32_t seq, int32_t sta
         free(buf);
         return ODK_E_NOMEM;
     }
-    *it = (struct outq_item){.type = type, .seq = seq, .status = status, .body = buf,
-                             .len = len, .fd = -1, .keyed = key != NULL};
+    *it = (struct outq_item){.type = type,
+                             .seq = seq,
+                             .status = status,
+                             .body = buf,
+                             .len = len,
+                             .fd = -1,
+                             .keyed = key != NULL};
     if (key)
         it->key = *key;
     if (q->count + 1 > OUTQ_MAX_MSGS || q->bytes + item_bytes(it) > OUTQ_MAX_BYTES ||

@@ -39,9 +39,9 @@ struct outq_item;
 
 struct outq {
     struct outq_item *head, *tail;
-    size_t count; /* messages waiting */
-    size_t bytes; /* their encoded bodies */
-    size_t fds;   /* descriptors they hold */
+    size_t count;     /* messages waiting */
+    size_t bytes;     /* their encoded bodies */
+    size_t fds;       /* descriptors they hold */
     size_t coalesced; /* property events replaced by a later one (ever) */
 };
 
