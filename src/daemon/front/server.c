@@ -206,15 +206,17 @@ static void on_event(struct odkd *d, const char *event, reg_node *node, void *ct
             if (ev && !marked) /* before the first send (trace.h) */
                 trace_mark("odkd event %s node %llu", event, (unsigned long long)node->id);
             marked |= ev != NULL;
+            if (!ev) {
+                odk_error("out of memory; %s event to pid %d not sent", event, (int)c->peer.pid);
+                continue;
+            }
             /* A property event carries the node's whole description: one
              * still waiting for this watch and node may give way to it. */
             struct outq_key key = {node->id, c->watches[i].id, property};
-            bool open = ev ? conn_send(d, c, WIRE_EVENT, 0, 0, ev, -1, &key) : false;
-            if (!ev)
-                odk_error("out of memory; %s event to pid %d not sent", event, (int)c->peer.pid);
+            bool open = conn_send(d, c, WIRE_EVENT, 0, 0, ev, -1, &key);
             odk_value_free(ev);
-            if (!open && ev)
-                break; /* c is closed: its other watches with it */
+            if (!open)
+                break; /* c is closed, its other watches with it */
         }
     }
     odk_value_free(desc);
