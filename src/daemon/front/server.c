@@ -53,6 +53,7 @@ struct server {
     struct watch listen_watch;
     struct conn *conns;
     uint64_t next_conn_id;
+    size_t coalesced_closed; /* by connections since closed (server_backlog) */
 };
 
 static void conn_free(void *ptr)
@@ -70,6 +71,7 @@ static void conn_close(struct odkd *d, struct conn *c)
     if (c->closed)
         return;
     c->closed = true;
+    d->server->coalesced_closed += c->out.coalesced;
     for (struct conn **p = &d->server->conns; *p; p = &(*p)->next) {
         if (*p == c) {
             *p = c->next;
@@ -451,6 +453,19 @@ static void on_accept(struct odkd *d, void *ptr, uint32_t events)
     }
     c->next = d->server->conns;
     d->server->conns = c;
+}
+
+void server_backlog(struct odkd *d, struct server_backlog *out)
+{
+    *out = (struct server_backlog){0};
+    if (!d->server)
+        return;
+    out->coalesced = d->server->coalesced_closed;
+    for (struct conn *c = d->server->conns; c; c = c->next) {
+        out->clients++;
+        out->waiting += c->out.count;
+        out->coalesced += c->out.coalesced;
+    }
 }
 
 void server_close_all(struct odkd *d)
