@@ -76,6 +76,10 @@ int outq_send(struct outq *q, int sock, uint16_t type, uint32_t seq, int32_t sta
         if (st < 0)
             return st;
     }
+    if (len > WIRE_MAX_BODY) { /* wire_send's ODK_E_LIMIT: not to be taken for the bound's */
+        free(buf);
+        return ODK_E_INVALID;
+    }
     if (!q->head) {
         /* The common case: one send, as without a queue. */
         int st = wire_send(sock, type, seq, status, buf, len, fd >= 0 ? &fd : NULL, fd >= 0);

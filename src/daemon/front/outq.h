@@ -61,7 +61,8 @@ struct outq_key {
  * sent, ODK_E_AGAIN when queued (the caller watches sock for EPOLLOUT and
  * calls outq_flush), ODK_E_LIMIT when the queue is past a bound (nothing
  * queued: the caller disconnects the client), ODK_E_DISCONNECTED when the
- * peer has gone, ODK_E_NOMEM / ODK_E_IO (nothing queued). */
+ * peer has gone, ODK_E_INVALID for a body above WIRE_MAX_BODY, ODK_E_NOMEM
+ * / ODK_E_IO (nothing queued). */
 int outq_send(struct outq *q, int sock, uint16_t type, uint32_t seq, int32_t status,
               const odk_value *body, int fd, const struct outq_key *key);
 /* Sends what waits, in order, until the socket is full.  ODK_OK when
