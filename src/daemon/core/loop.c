@@ -38,6 +38,16 @@ int loop_add(struct odkd *d, struct watch *w, int fd, uint32_t events, watch_fn 
     return ODK_OK;
 }
 
+int loop_mod(struct odkd *d, struct watch *w, uint32_t events)
+{
+    struct epoll_event ev = {.events = events, .data.ptr = w};
+    if (epoll_ctl(d->epfd, EPOLL_CTL_MOD, w->fd, &ev) < 0) {
+        odk_error("epoll_ctl(%d): %m", w->fd);
+        return ODK_E_IO;
+    }
+    return ODK_OK;
+}
+
 void loop_del(struct odkd *d, struct watch *w)
 {
     if (w->fd >= 0)

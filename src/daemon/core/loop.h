@@ -19,6 +19,9 @@ struct watch {
 /* Watches fd for events; fn(d, ptr, events) runs on the loop thread.
  * ODK_E_IO when epoll refuses the descriptor (logged). */
 int loop_add(struct odkd *d, struct watch *w, int fd, uint32_t events, watch_fn fn, void *ptr);
+/* Changes the events a watch waits for (EPOLLIN, EPOLLOUT...).  ODK_E_IO
+ * when epoll refuses (logged). */
+int loop_mod(struct odkd *d, struct watch *w, uint32_t events);
 /* Stops watching; safe on a watch that was never added or already removed. */
 void loop_del(struct odkd *d, struct watch *w);
 

@@ -106,6 +106,14 @@ static int op_ping(struct client_request *r)
     msg_take(&m, "primed_hosts", pa);
     msg_take(&m, "primed", host_primed_describe(r->d));
     msg_int(&m, "primed_fds", (int64_t)host_primed_fds(r->d));
+    /* Clients' outgoing queues (front/outq.h): "client_waiting" messages
+     * their full sockets could not take yet, "client_coalesced" property
+     * events that gave way to a later one. */
+    struct server_backlog b;
+    server_backlog(r->d, &b);
+    msg_int(&m, "clients", (int64_t)b.clients);
+    msg_int(&m, "client_waiting", (int64_t)b.waiting);
+    msg_int(&m, "client_coalesced", (int64_t)b.coalesced);
     return msg_finish(&m, &r->out);
 }
 

@@ -3,7 +3,9 @@
  * requests (requests.c, the watch operations here, and those modules
  * add), and registry events to watchers.  Every message is untrusted; a
  * bad one gets an error reply and the connection (and everyone else's)
- * goes on. */
+ * goes on.  Replies and events that a client's full socket cannot take
+ * now wait in its outgoing queue (outq.c); a client too far behind is
+ * disconnected, with the reason logged, never silently skipped. */
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -18,6 +20,7 @@
 #include "daemon/core/module.h"
 #include "daemon/core/msg.h"
 #include "daemon/front/access.h"
+#include "daemon/front/outq.h"
 #include "daemon/front/requests.h"
 #include "daemon/front/server.h"
 #include "daemon/odkd.h"
@@ -37,6 +40,8 @@ struct conn {
     int fd;
     struct watch w;
     struct peer peer; /* read once, at accept */
+    struct outq out;  /* what its socket could not take yet; EPOLLOUT while not empty */
+    bool closed;      /* by conn_close, perhaps while one of its requests is handled */
     struct watch_entry watches[MAX_WATCHES_PER_CONN];
     size_t n_watches;
     uint32_t next_watch;
@@ -48,6 +53,7 @@ struct server {
     struct watch listen_watch;
     struct conn *conns;
     uint64_t next_conn_id;
+    size_t coalesced_closed; /* by connections since closed (server_backlog) */
 };
 
 static void conn_free(void *ptr)
@@ -55,12 +61,17 @@ static void conn_free(void *ptr)
     struct conn *c = ptr;
     for (size_t i = 0; i < c->n_watches; i++)
         odk_value_free(c->watches[i].matching);
+    outq_clear(&c->out);
     peer_release(&c->peer);
     free(c);
 }
 
 static void conn_close(struct odkd *d, struct conn *c)
 {
+    if (c->closed)
+        return;
+    c->closed = true;
+    d->server->coalesced_closed += c->out.coalesced;
     for (struct conn **p = &d->server->conns; *p; p = &(*p)->next) {
         if (*p == c) {
             *p = c->next;
@@ -69,6 +80,7 @@ static void conn_close(struct odkd *d, struct conn *c)
     }
     loop_del(d, &c->w);
     close(c->fd);
+    c->fd = -1;
     loop_defer_free(d, conn_free, c);
 }
 
@@ -86,15 +98,53 @@ const struct peer *server_peer(struct odkd *d, uint64_t conn_id)
     return c ? &c->peer : NULL;
 }
 
-static void send_reply(struct conn *c, uint32_t seq, int status, odk_value *body, const int *fds,
-                       size_t n_fds)
+/* Sends a message to c, or queues it behind what already waits (outq.h).
+ * A client that does not read must not stall odkd (the socket is
+ * non-blocking) nor grow its memory without end: past the queue's bounds
+ * it is disconnected, saying so.  False when c was closed (it stays
+ * allocated until the loop's batch ends, so its next is still valid). */
+static bool conn_send(struct odkd *d, struct conn *c, uint16_t type, uint32_t seq, int32_t status,
+                      const odk_value *body, int fd, const struct outq_key *key)
 {
-    /* A client that does not read its replies must not stall odkd: the
-     * socket is non-blocking, and a reply to a full one is lost (logged). */
-    int st = wire_send_value(c->fd, WIRE_REPLY, seq, status, body, fds, n_fds);
-    if (st < 0 && st != ODK_E_DISCONNECTED)
-        odk_warn("reply to pid %d failed: %s", (int)c->peer.pid, odk_strerror(st));
+    if (c->closed) /* an event of its own request went past the bound */
+        return false;
+    bool waited = outq_pending(&c->out);
+    int st = outq_send(&c->out, c->fd, type, seq, status, body, fd, key);
+    if (st == ODK_OK || st == ODK_E_DISCONNECTED) /* a hang-up: on_conn reads it and closes */
+        return true;
+    if (st == ODK_E_AGAIN) {
+        if (waited || loop_mod(d, &c->w, EPOLLIN | EPOLLOUT) == ODK_OK)
+            return true;
+        odk_error("client pid %d: cannot wait for its socket to drain; disconnected",
+                  (int)c->peer.pid);
+    } else if (st == ODK_E_LIMIT) {
+        odk_warn("client pid %d stopped reading its events: %zu pending (%zu KiB, %zu "
+                 "descriptors); disconnected",
+                 (int)c->peer.pid, c->out.count, c->out.bytes / 1024, c->out.fds);
+    } else {
+        odk_error("client pid %d: a %s could not be sent or queued (%s); disconnected",
+                  (int)c->peer.pid, type == WIRE_EVENT ? "event" : "reply", odk_strerror(st));
+    }
+    conn_close(d, c);
+    return false;
+}
+
+static void send_reply(struct odkd *d, struct conn *c, uint32_t seq, int status, odk_value *body,
+                       int fd)
+{
+    conn_send(d, c, WIRE_REPLY, seq, status, body, fd, NULL);
     odk_value_free(body);
+}
+
+/* Writable again: what waited goes out, and EPOLLOUT stops once it is
+ * all gone (no wake-up per writable socket otherwise). */
+static bool conn_flush(struct odkd *d, struct conn *c)
+{
+    int st = outq_flush(&c->out, c->fd);
+    if (st == ODK_E_AGAIN || (st == ODK_OK && loop_mod(d, &c->w, EPOLLIN) == ODK_OK))
+        return true;
+    conn_close(d, c);
+    return false;
 }
 
 void server_reply_later(struct odkd *d, uint64_t conn_id, uint32_t seq, int status,
@@ -103,7 +153,7 @@ void server_reply_later(struct odkd *d, uint64_t conn_id, uint32_t seq, int stat
     struct conn *c = conn_by_id(d, conn_id);
     if (c) {
         trace_mark("odkd client replied");
-        send_reply(c, seq, status, body, NULL, 0);
+        send_reply(d, c, seq, status, body, -1);
     } else
         odk_value_free(body);
 }
@@ -144,6 +194,7 @@ static void on_event(struct odkd *d, const char *event, reg_node *node, void *ct
         return;
     odk_value *desc = NULL;
     bool marked = false;
+    bool property = strcmp(event, "property") == 0;
     for (struct conn *c = d->server->conns; c; c = c->next) {
         for (size_t i = 0; i < c->n_watches; i++) {
             if (!app_match(d, c->watches[i].matching, node))
@@ -157,11 +208,17 @@ static void on_event(struct odkd *d, const char *event, reg_node *node, void *ct
             if (ev && !marked) /* before the first send (trace.h) */
                 trace_mark("odkd event %s node %llu", event, (unsigned long long)node->id);
             marked |= ev != NULL;
-            if (ev)
-                wire_send_value(c->fd, WIRE_EVENT, 0, 0, ev, NULL, 0);
-            else
+            if (!ev) {
                 odk_error("out of memory; %s event to pid %d not sent", event, (int)c->peer.pid);
+                continue;
+            }
+            /* A property event carries the node's whole description: one
+             * still waiting for this watch and node may give way to it. */
+            struct outq_key key = {node->id, c->watches[i].id, property};
+            bool open = conn_send(d, c, WIRE_EVENT, 0, 0, ev, -1, &key);
             odk_value_free(ev);
+            if (!open)
+                break; /* c is closed, its other watches with it */
         }
     }
     odk_value_free(desc);
@@ -342,10 +399,8 @@ static void handle(struct odkd *d, struct conn *c, wire_msg *m)
     }
     if (!r.later) {
         trace_mark("odkd client replied");
-        send_reply(c, r.seq, st, r.out, r.reply_fd >= 0 ? &r.reply_fd : NULL,
-                   r.reply_fd >= 0 ? 1 : 0);
-    }
-    else
+        send_reply(d, c, r.seq, st, r.out, r.reply_fd);
+    } else
         odk_value_free(r.out);
     if (r.reply_fd >= 0)
         close(r.reply_fd);
@@ -354,15 +409,18 @@ static void handle(struct odkd *d, struct conn *c, wire_msg *m)
 
 static void on_conn(struct odkd *d, void *ptr, uint32_t events)
 {
-    (void)events;
     struct conn *c = ptr;
+    if ((events & EPOLLOUT) && !conn_flush(d, c))
+        return;
+    if (!(events & (EPOLLIN | EPOLLHUP | EPOLLERR)))
+        return;
     wire_msg m;
     wire_msg_init(&m);
     int st = wire_recv(c->fd, &m);
     if (st == ODK_E_PROTOCOL) {
         odk_warn("pid %d sent a malformed message; answered with an error", (int)c->peer.pid);
-        send_reply(c, 0, ODK_E_PROTOCOL,
-                   error_body("malformed message (bad magic, length or flags)"), NULL, 0);
+        send_reply(d, c, 0, ODK_E_PROTOCOL,
+                   error_body("malformed message (bad magic, length or flags)"), -1);
     } else if (st == ODK_E_AGAIN) {
         /* spurious wake-up */
     } else if (st < 0) {
@@ -395,6 +453,19 @@ static void on_accept(struct odkd *d, void *ptr, uint32_t events)
     }
     c->next = d->server->conns;
     d->server->conns = c;
+}
+
+void server_backlog(struct odkd *d, struct server_backlog *out)
+{
+    *out = (struct server_backlog){0};
+    if (!d->server)
+        return;
+    out->coalesced = d->server->coalesced_closed;
+    for (struct conn *c = d->server->conns; c; c = c->next) {
+        out->clients++;
+        out->waiting += c->out.count;
+        out->coalesced += c->out.coalesced;
+    }
 }
 
 void server_close_all(struct odkd *d)

@@ -25,6 +25,13 @@ void server_reply_later(struct odkd *d, uint64_t conn_id, uint32_t seq, int stat
 /* The credentials of connection conn_id (borrowed: valid while the
  * request that asks is being handled), NULL when it has closed. */
 const struct peer *server_peer(struct odkd *d, uint64_t conn_id);
+/* What waits in the connections' outgoing queues (front/outq.h), for
+ * ping: clients connected, messages waiting in all, and property events
+ * coalesced since odkd started (closed connections' included). */
+struct server_backlog {
+    size_t clients, waiting, coalesced;
+};
+void server_backlog(struct odkd *d, struct server_backlog *out);
 /* Closes every connection and the listening socket (at exit). */
 void server_close_all(struct odkd *d);
 

@@ -31,6 +31,11 @@
  *      offset i through the (simulated) IOMMU one segment at a time; returns
  *      the number of segments
  *  12  echo, asynchronously: completes at once, from inside the method
+ * and, for registry events (tests/integration/test_events.py):
+ *  13  set property: scalars count, first: sets EchoCounter on the service
+ *      node to first, first+1, ... (count times, a property event each)
+ *  14  churn: scalar count: publishes a child node of class EchoChurn and
+ *      withdraws it, count times (a registered and a terminated event each)
  * Memory an app can map (copy_client_memory): type 0, 4 KiB the driver
  * wrote ("echo shared memory", IN: read-only for the app); type 1, 4 KiB
  * the app writes and the driver reads (OUT).
@@ -183,6 +188,27 @@ static int echo_add(odk_driver *drv, odk_user_client *uc, odk_call *call)
     s->calls++;
     call->scalar_out[0] = call->scalar_in[0] + call->scalar_in[1];
     return ODK_OK;
+}
+
+static int echo_set_property(odk_driver *drv, odk_user_client *uc, odk_call *call)
+{
+    int st = ODK_OK;
+    for (uint64_t i = 0; st == ODK_OK && i < call->scalar_in[0]; i++)
+        st = odk_driver_set_property(drv, "EchoCounter",
+                                     odk_value_new_int((int64_t)(call->scalar_in[1] + i)));
+    return st;
+}
+
+static int echo_churn(odk_driver *drv, odk_user_client *uc, odk_call *call)
+{
+    int st = ODK_OK;
+    for (uint64_t i = 0; st == ODK_OK && i < call->scalar_in[0]; i++) {
+        uint64_t id = 0;
+        st = odk_driver_publish_node(drv, "EchoChurn", NULL, NULL, &id);
+        if (st == ODK_OK)
+            st = odk_driver_withdraw_node(drv, id);
+    }
+    return st;
 }
 
 static int echo_count(odk_driver *drv, odk_user_client *uc, odk_call *call)
@@ -418,6 +444,8 @@ static const odk_method echo_methods[] = {
     [ECHO_READ_SHARED] = {echo_read_shared, .scalar_out = 1},
     [ECHO_PRODUCE] = {echo_produce, .scalar_in = 2},
     [ECHO_DMA] = {echo_dma, .scalar_in = 3, .scalar_out = 1, .memory = 1},
+    [ECHO_SET_PROPERTY] = {echo_set_property, .scalar_in = 2},
+    [ECHO_CHURN] = {echo_churn, .scalar_in = 1},
     [ECHO_ECHO_ASYNC] = {echo_echo_async, .struct_in = ODK_VARIABLE_SIZE,
                          .struct_out = ODK_VARIABLE_SIZE, .flags = ODK_METHOD_ASYNC},
 };
