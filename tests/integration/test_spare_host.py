@@ -291,3 +291,39 @@ def test_trace_steps_splits_a_plug_into_the_chain_and_the_concurrent_work(tmp_pa
     assert [float(x[1]) for x in rows] == [0.0, 0.1, 0.2, 0.7, 0.4]
     assert "previous host exits" in side and "spare host forked" in side
     assert "odkd reaped N" in side and "this host exits" in side
+
+
+def allowed_cpus(pid):
+    """pid's CPU affinity, as a set of CPU numbers."""
+    return os.sched_getaffinity(pid)
+
+
+def test_the_zygote_runs_on_one_cpu_and_its_hosts_on_all_of_odkds(odkd):
+    """The zygote pins itself to one CPU, so that the TLB flushes of its
+    forks and of its copy-on-write faults after them stay on that CPU
+    (src/host/zygote.c, pin_to_one_cpu); every host it forks takes odkd's
+    CPUs back, spare or driver, so drivers are not confined with it."""
+    mine = allowed_cpus(odkd.proc.pid)
+    if len(mine) < 2:
+        import pytest
+        pytest.skip("odkd may run on one CPU only: nothing to pin")
+    zygote = the_zygote(odkd)
+    assert len(allowed_cpus(zygote)) == 1 and allowed_cpus(zygote) <= mine
+    for spare in spares(odkd):
+        assert allowed_cpus(spare) == mine, spare
+    dev = odkd.plug({"model": "echo"})
+    host = odkd.running(provider=dev)[0]["pid"]
+    svc = wait_until(lambda: odkd.service_node("EchoDriver"), what="the echo service")
+    assert odkd.ctl("call", svc, ECHO.ADD, 2, 40).stdout.split() == ["42"]
+    assert allowed_cpus(host) == mine
+    for tid in os.listdir(f"/proc/{host}/task"):
+        assert allowed_cpus(int(tid)) == mine, f"thread {tid} of the driver's host"
+
+
+def test_odk_zygote_no_pin_leaves_the_zygote_on_every_cpu(make_odkd, monkeypatch):
+    """ODK_ZYGOTE_NO_PIN=1 (for A/B runs) keeps the zygote unpinned."""
+    import conftest
+    monkeypatch.setitem(conftest.CHILD_ENV, "ODK_ZYGOTE_NO_PIN", "1")
+    d = make_odkd()
+    mine = allowed_cpus(d.proc.pid)
+    assert allowed_cpus(the_zygote(d)) == mine
