@@ -19,7 +19,12 @@
  * and the benchmark's next plug follows at once): when odkd asks, the
  * zygote puts the new host at SCHED_IDLE before it replies, so the
  * preparation runs on idle CPU time, and the host takes back the zygote's
- * scheduling when it is prepared (zygote_host_prepared). */
+ * scheduling when it is prepared (zygote_host_prepared).
+ *
+ * The zygote runs pinned to one CPU (the TLB flushes of its forks and of
+ * its copy-on-write faults after them then reach no other CPU); each host
+ * it forks takes back the CPUs the zygote had before, first thing after
+ * become_host.  ODK_ZYGOTE_NO_PIN=1 in its environment leaves it unpinned. */
 #ifndef ODK_HOST_ZYGOTE_H
 #define ODK_HOST_ZYGOTE_H
 
