@@ -111,21 +111,24 @@ static void lower_host(pid_t pid)
     sched_setscheduler(pid, policy, &low);
 }
 
-/* The zygote runs on one CPU.  Each fork write-protects the zygote's
- * pages, and the zygote's next writes to them (its stack, the receive
- * buffer, malloc's state: some 8 pages a spare) are copy-on-write faults,
- * each a TLB flush; the fork flushes too.  A flush reaches every CPU the
- * zygote's memory was last used on, and a zygote woken on either CPU (the
- * kernel here runs a woken task on its waker's) had both: each flush sent
- * an IPI to the other CPU and waited for it (0.34 ms of the tree's CPU a
- * plug cycle in perf's samples, none pinned; docs/testing.md, "Where a
- * plug's time goes", session 11).  Pinned, the flushes stay local.  The
- * host forked takes back the zygote's former CPUs (unpin).
- * ODK_ZYGOTE_NO_PIN=1 leaves it unpinned, for an A/B run. */
+/* ODK_ZYGOTE_PIN=1: the zygote runs on one CPU.  Each fork write-protects
+ * the zygote's pages, and the zygote's next writes to them (its stack,
+ * the receive buffer, malloc's state: some 8 pages a spare) are
+ * copy-on-write faults, each a TLB flush; the fork flushes too.  A flush
+ * reaches the CPUs the zygote's memory was last used on, and a zygote
+ * woken on either CPU (the kernel here runs a woken task on its waker's)
+ * had both: each flush sent an IPI to the other CPU and waited for it
+ * (0.34 ms of the tree's CPU a plug cycle in perf's samples, none
+ * pinned).  But a pinned zygote waits for its CPU when that one is busy:
+ * at load 7 a launch that found no primed host waited for its spare
+ * 1.3 ms after the plug instead of 0.3 (docs/testing.md, "Where a plug's
+ * time goes", session 11).  So it is for A/B runs on a quiet machine, not
+ * the default.  The host forked takes back the zygote's former CPUs
+ * (unpin). */
 static void pin_to_one_cpu(void)
 {
-    const char *off = getenv("ODK_ZYGOTE_NO_PIN");
-    if ((off && *off && strcmp(off, "0") != 0) ||
+    const char *on = getenv("ODK_ZYGOTE_PIN");
+    if (!on || !*on || strcmp(on, "0") == 0 ||
         sched_getaffinity(0, sizeof allowed_cpus, &allowed_cpus) < 0 ||
         CPU_COUNT(&allowed_cpus) < 2)
         return;

@@ -21,10 +21,11 @@
  * preparation runs on idle CPU time, and the host takes back the zygote's
  * scheduling when it is prepared (zygote_host_prepared).
  *
- * The zygote runs pinned to one CPU (the TLB flushes of its forks and of
- * its copy-on-write faults after them then reach no other CPU); each host
- * it forks takes back the CPUs the zygote had before, first thing after
- * become_host.  ODK_ZYGOTE_NO_PIN=1 in its environment leaves it unpinned. */
+ * ODK_ZYGOTE_PIN=1 in its environment pins the zygote to one CPU (the TLB
+ * flushes of its forks and of its copy-on-write faults after them then
+ * reach no other CPU, but it waits for that CPU when busy); each host it
+ * forks takes back the CPUs the zygote had before, first thing after
+ * become_host.  Off by default: for A/B runs. */
 #ifndef ODK_HOST_ZYGOTE_H
 #define ODK_HOST_ZYGOTE_H
 

@@ -293,16 +293,22 @@ def test_trace_steps_splits_a_plug_into_the_chain_and_the_concurrent_work(tmp_pa
     assert "odkd reaped N" in side and "this host exits" in side
 
 
+
 def allowed_cpus(pid):
     """pid's CPU affinity, as a set of CPU numbers."""
     return os.sched_getaffinity(pid)
 
 
-def test_the_zygote_runs_on_one_cpu_and_its_hosts_on_all_of_odkds(odkd):
-    """The zygote pins itself to one CPU, so that the TLB flushes of its
-    forks and of its copy-on-write faults after them stay on that CPU
-    (src/host/zygote.c, pin_to_one_cpu); every host it forks takes odkd's
-    CPUs back, spare or driver, so drivers are not confined with it."""
+def test_odk_zygote_pin_runs_the_zygote_on_one_cpu_and_its_hosts_on_all_of_odkds(
+        make_odkd, monkeypatch):
+    """ODK_ZYGOTE_PIN=1 (for A/B runs) pins the zygote to one CPU, so that
+    the TLB flushes of its forks and of its copy-on-write faults after
+    them stay on that CPU (src/host/zygote.c, pin_to_one_cpu); every host
+    it forks takes odkd's CPUs back, spare or driver, so drivers are not
+    confined with it."""
+    import conftest
+    monkeypatch.setitem(conftest.CHILD_ENV, "ODK_ZYGOTE_PIN", "1")
+    odkd = make_odkd()
     mine = allowed_cpus(odkd.proc.pid)
     if len(mine) < 2:
         import pytest
@@ -320,10 +326,5 @@ def test_the_zygote_runs_on_one_cpu_and_its_hosts_on_all_of_odkds(odkd):
         assert allowed_cpus(int(tid)) == mine, f"thread {tid} of the driver's host"
 
 
-def test_odk_zygote_no_pin_leaves_the_zygote_on_every_cpu(make_odkd, monkeypatch):
-    """ODK_ZYGOTE_NO_PIN=1 (for A/B runs) keeps the zygote unpinned."""
-    import conftest
-    monkeypatch.setitem(conftest.CHILD_ENV, "ODK_ZYGOTE_NO_PIN", "1")
-    d = make_odkd()
-    mine = allowed_cpus(d.proc.pid)
-    assert allowed_cpus(the_zygote(d)) == mine
+def test_by_default_the_zygote_runs_on_every_cpu_of_odkds(odkd):
+    assert allowed_cpus(the_zygote(odkd)) == allowed_cpus(odkd.proc.pid)
