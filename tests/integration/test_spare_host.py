@@ -328,3 +328,24 @@ def test_odk_zygote_pin_runs_the_zygote_on_one_cpu_and_its_hosts_on_all_of_odkds
 
 def test_by_default_the_zygote_runs_on_every_cpu_of_odkds(odkd):
     assert allowed_cpus(the_zygote(odkd)) == allowed_cpus(odkd.proc.pid)
+
+
+def test_a_host_maps_libusb_and_libfuse_only_when_its_family_loads_them(odkd):
+    """libusb-1.0 (and libudev with it) and libfuse3 are loaded by the USB
+    and serial families at their first use (src/families/lazy_lib.h), so
+    the zygote, its spares and an echo driver's host map none of them:
+    fewer mappings for every fork to copy and every exit to unmap.  (The
+    real paths that load them run in the guest: test_serial_cuse.py,
+    test_usb_libusb.py.)"""
+    def libs(pid):
+        with open(f"/proc/{pid}/maps") as f:
+            return {os.path.basename(line.split()[-1]) for line in f if ".so" in line}
+    lazy = ("libusb-1.0", "libudev", "libfuse3")
+    dev = odkd.plug({"model": "echo"})
+    host = odkd.running(provider=dev)[0]["pid"]
+    svc = wait_until(lambda: odkd.service_node("EchoDriver"), what="the echo service")
+    assert odkd.ctl("call", svc, ECHO.ADD, 2, 40).stdout.split() == ["42"]
+    for pid in [the_zygote(odkd), host] + spares(odkd):
+        mapped = libs(pid)
+        assert any(m.startswith("libc.so") for m in mapped), mapped
+        assert not [m for m in mapped if m.startswith(lazy)], (pid, sorted(mapped))
