@@ -1,8 +1,9 @@
 /* SPDX-License-Identifier: MIT */
-/* lazy_lib.h — a system library the host loads when a family first needs
- * it, not at its exec: libusb-1.0 for the USB family's link to real
- * devices (usb/libusb_loaded.c), libfuse3 for the serial family's CUSE
- * ports (serial/fuse_loaded.c).  Most drivers use neither, and every
+/* lazy_lib.h — a system library the host loads when it first needs it,
+ * not at its exec: libusb-1.0 for the USB family's link to real devices
+ * (usb/libusb_loaded.c), libfuse3 for the serial family's CUSE ports
+ * (serial/fuse_loaded.c), libjansson for a driver's JSON conversions
+ * (src/host/jansson_loaded.c).  Most drivers use none, and every
  * library the host links is mapped into every host: the zygote's fork
  * copies its mappings, every exit unmaps them, and a dlopen searches it
  * (docs/testing.md, "Where a plug's time goes", session 11).

@@ -330,17 +330,18 @@ def test_by_default_the_zygote_runs_on_every_cpu_of_odkds(odkd):
     assert allowed_cpus(the_zygote(odkd)) == allowed_cpus(odkd.proc.pid)
 
 
-def test_a_host_maps_libusb_and_libfuse_only_when_its_family_loads_them(odkd):
+def test_a_host_maps_libusb_libfuse_and_libjansson_only_when_it_needs_them(odkd):
     """libusb-1.0 (and libudev with it) and libfuse3 are loaded by the USB
-    and serial families at their first use (src/families/lazy_lib.h), so
-    the zygote, its spares and an echo driver's host map none of them:
-    fewer mappings for every fork to copy and every exit to unmap.  (The
-    real paths that load them run in the guest: test_serial_cuse.py,
-    test_usb_libusb.py.)"""
+    and serial families at their first use, libjansson by a driver's first
+    JSON conversion (src/families/lazy_lib.h), so the zygote, its spares
+    and an echo driver's host map none of them: fewer mappings for every
+    fork to copy and every exit to unmap.  (The paths that load them:
+    test_hid.py's JSON configurations here; the guest's
+    test_serial_cuse.py and test_usb_libusb.py.)"""
     def libs(pid):
         with open(f"/proc/{pid}/maps") as f:
             return {os.path.basename(line.split()[-1]) for line in f if ".so" in line}
-    lazy = ("libusb-1.0", "libudev", "libfuse3")
+    lazy = ("libusb-1.0", "libudev", "libfuse3", "libjansson")
     dev = odkd.plug({"model": "echo"})
     host = odkd.running(provider=dev)[0]["pid"]
     svc = wait_until(lambda: odkd.service_node("EchoDriver"), what="the echo service")
