@@ -24,11 +24,13 @@ struct lazy_lib {
     const char *const *names; /* the functions, in the order of fns */
     void **fns;             /* filled with their addresses */
     size_t n;
-    bool tried, loaded;
+    _Atomic int state; /* LAZY_UNTRIED, LAZY_LOADED or LAZY_FAILED */
 };
 
+enum { LAZY_UNTRIED, LAZY_LOADED, LAZY_FAILED };
+
 /* Loads lib and looks up every one of its functions, once (later calls
- * return the first answer; any thread).  False, after one log line naming
+ * return the first answer, without a lock once loaded; any thread).  False, after one log line naming
  * the library and what failed, when the library or any function cannot
  * be found: then none of its wrappers calls it. */
 bool lazy_lib_load(struct lazy_lib *lib);

@@ -49,7 +49,7 @@ enum { JANSSON_FUNCTIONS(INDEX_F, INDEX_V) I_json_loads, N_FUNCTIONS };
 static const char *const names[N_FUNCTIONS] = {JANSSON_FUNCTIONS(NAME_F, NAME_V) "json_loads"};
 static void *fns[N_FUNCTIONS];
 static struct lazy_lib libjansson = {"libjansson.so.4", "libjansson.so.4", names, fns, N_FUNCTIONS,
-                                     false, false};
+                                     LAZY_UNTRIED};
 
 #define WRAP_F(ret, name, params, args, fail)                                                      \
     ret name params                                                                                \

@@ -53,8 +53,8 @@ enum { FUSE_FUNCTIONS(INDEX_F, INDEX_V) N_FUNCTIONS };
 #define NAME_V(name, params, args) #name,
 static const char *const names[N_FUNCTIONS] = {FUSE_FUNCTIONS(NAME_F, NAME_V)};
 static void *fns[N_FUNCTIONS];
-static struct lazy_lib libfuse = {"libfuse3.so.3", "FUSE_3.0", names, fns, N_FUNCTIONS, false,
-                                  false};
+static struct lazy_lib libfuse = {"libfuse3.so.3", "FUSE_3.0", names, fns, N_FUNCTIONS,
+                                  LAZY_UNTRIED};
 
 #define WRAP_F(ret, name, params, args, fail)                                                      \
     ret name params                                                                                \

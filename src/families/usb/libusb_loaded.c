@@ -62,7 +62,7 @@ enum { LIBUSB_FUNCTIONS(INDEX_F, INDEX_V) I_libusb_set_option, N_FUNCTIONS };
 #define NAME_V(name, params, args) #name,
 static const char *const names[N_FUNCTIONS] = {LIBUSB_FUNCTIONS(NAME_F, NAME_V) "libusb_set_option"};
 static void *fns[N_FUNCTIONS];
-static struct lazy_lib libusb = {"libusb-1.0.so.0", NULL, names, fns, N_FUNCTIONS, false, false};
+static struct lazy_lib libusb = {"libusb-1.0.so.0", NULL, names, fns, N_FUNCTIONS, LAZY_UNTRIED};
 
 #define WRAP_F(ret, name, params, args, fail)                                                      \
     ret LIBUSB_CALL name params                                                                    \
