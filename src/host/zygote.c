@@ -31,6 +31,10 @@ static size_t robust_len;
 static int zygote_policy = -1;
 static struct sched_param zygote_param;
 static bool forked_idle;
+/* The CPUs the zygote was allowed before it pinned itself to one
+ * (pin_to_one_cpu), which each host it forks takes back. */
+static cpu_set_t allowed_cpus;
+static bool pinned;
 
 static int fork_setup(char *err, size_t len)
 {
@@ -107,6 +111,45 @@ static void lower_host(pid_t pid)
     sched_setscheduler(pid, policy, &low);
 }
 
+/* ODK_ZYGOTE_PIN=1: the zygote runs on one CPU.  Each fork write-protects
+ * the zygote's pages, and the zygote's next writes to them (its stack,
+ * the receive buffer, malloc's state: some 8 pages a spare) are
+ * copy-on-write faults, each a TLB flush; the fork flushes too.  A flush
+ * reaches the CPUs the zygote's memory was last used on, and a zygote
+ * woken on either CPU (the kernel here runs a woken task on its waker's)
+ * had both: each flush sent an IPI to the other CPU and waited for it
+ * (0.34 ms of the tree's CPU a plug cycle in perf's samples, none
+ * pinned).  But a pinned zygote waits for its CPU when that one is busy:
+ * at load 7 a launch that found no primed host waited for its spare
+ * 1.3 ms after the plug instead of 0.3 (docs/testing.md, "Where a plug's
+ * time goes", session 11).  So it is for A/B runs on a quiet machine, not
+ * the default.  The host forked takes back the zygote's former CPUs
+ * (unpin). */
+static void pin_to_one_cpu(void)
+{
+    const char *on = getenv("ODK_ZYGOTE_PIN");
+    if (!on || !*on || strcmp(on, "0") == 0 ||
+        sched_getaffinity(0, sizeof allowed_cpus, &allowed_cpus) < 0 ||
+        CPU_COUNT(&allowed_cpus) < 2)
+        return;
+    int cpu = sched_getcpu();
+    if (cpu < 0 || !CPU_ISSET(cpu, &allowed_cpus))
+        return;
+    cpu_set_t one;
+    CPU_ZERO(&one);
+    CPU_SET(cpu, &one);
+    pinned = sched_setaffinity(0, sizeof one, &one) == 0;
+}
+
+/* In a forked host: the CPUs the zygote had before pinning itself. */
+static void unpin(void)
+{
+    if (pinned && sched_setaffinity(0, sizeof allowed_cpus, &allowed_cpus) < 0)
+        odk_warn("spare host: cannot take back the zygote's CPUs (%s); it runs on one",
+                 strerror(errno));
+    pinned = false;
+}
+
 static void reply(int ctl, uint32_t seq, int status, pid_t pid, const char *error)
 {
     odk_value *body = odk_value_new_dict();
@@ -123,6 +166,7 @@ void zygote_run(int ctl)
     pid_t odkd = getppid();
     char why[256] = "";
     int usable = fork_setup(why, sizeof why);
+    pin_to_one_cpu();
     zygote_policy = sched_getscheduler(0);
     if (zygote_policy < 0 || sched_getparam(0, &zygote_param) < 0)
         zygote_policy = -1; /* then no spare is forked idle */
@@ -167,6 +211,7 @@ void zygote_run(int ctl)
                 wire_msg_release(&m);
                 close(ctl);
                 become_host(chan, log, odkd);
+                unpin(); /* after become_host: a warning goes to its own log */
                 return;
             }
             if (pid < 0) {

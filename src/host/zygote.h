@@ -19,7 +19,13 @@
  * and the benchmark's next plug follows at once): when odkd asks, the
  * zygote puts the new host at SCHED_IDLE before it replies, so the
  * preparation runs on idle CPU time, and the host takes back the zygote's
- * scheduling when it is prepared (zygote_host_prepared). */
+ * scheduling when it is prepared (zygote_host_prepared).
+ *
+ * ODK_ZYGOTE_PIN=1 in its environment pins the zygote to one CPU (the TLB
+ * flushes of its forks and of its copy-on-write faults after them then
+ * reach no other CPU, but it waits for that CPU when busy); each host it
+ * forks takes back the CPUs the zygote had before, first thing after
+ * become_host.  Off by default: for A/B runs. */
 #ifndef ODK_HOST_ZYGOTE_H
 #define ODK_HOST_ZYGOTE_H
 

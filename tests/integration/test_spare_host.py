@@ -291,3 +291,62 @@ def test_trace_steps_splits_a_plug_into_the_chain_and_the_concurrent_work(tmp_pa
     assert [float(x[1]) for x in rows] == [0.0, 0.1, 0.2, 0.7, 0.4]
     assert "previous host exits" in side and "spare host forked" in side
     assert "odkd reaped N" in side and "this host exits" in side
+
+
+
+def allowed_cpus(pid):
+    """pid's CPU affinity, as a set of CPU numbers."""
+    return os.sched_getaffinity(pid)
+
+
+def test_odk_zygote_pin_runs_the_zygote_on_one_cpu_and_its_hosts_on_all_of_odkds(
+        make_odkd, monkeypatch):
+    """ODK_ZYGOTE_PIN=1 (for A/B runs) pins the zygote to one CPU, so that
+    the TLB flushes of its forks and of its copy-on-write faults after
+    them stay on that CPU (src/host/zygote.c, pin_to_one_cpu); every host
+    it forks takes odkd's CPUs back, spare or driver, so drivers are not
+    confined with it."""
+    import conftest
+    monkeypatch.setitem(conftest.CHILD_ENV, "ODK_ZYGOTE_PIN", "1")
+    odkd = make_odkd()
+    mine = allowed_cpus(odkd.proc.pid)
+    if len(mine) < 2:
+        import pytest
+        pytest.skip("odkd may run on one CPU only: nothing to pin")
+    zygote = the_zygote(odkd)
+    assert len(allowed_cpus(zygote)) == 1 and allowed_cpus(zygote) <= mine
+    for spare in spares(odkd):
+        assert allowed_cpus(spare) == mine, spare
+    dev = odkd.plug({"model": "echo"})
+    host = odkd.running(provider=dev)[0]["pid"]
+    svc = wait_until(lambda: odkd.service_node("EchoDriver"), what="the echo service")
+    assert odkd.ctl("call", svc, ECHO.ADD, 2, 40).stdout.split() == ["42"]
+    assert allowed_cpus(host) == mine
+    for tid in os.listdir(f"/proc/{host}/task"):
+        assert allowed_cpus(int(tid)) == mine, f"thread {tid} of the driver's host"
+
+
+def test_by_default_the_zygote_runs_on_every_cpu_of_odkds(odkd):
+    assert allowed_cpus(the_zygote(odkd)) == allowed_cpus(odkd.proc.pid)
+
+
+def test_a_host_maps_libusb_libfuse_and_libjansson_only_when_it_needs_them(odkd):
+    """libusb-1.0 (and libudev with it) and libfuse3 are loaded by the USB
+    and serial families at their first use, libjansson by a driver's first
+    JSON conversion (src/families/lazy_lib.h), so the zygote, its spares
+    and an echo driver's host map none of them: fewer mappings for every
+    fork to copy and every exit to unmap.  (The paths that load them:
+    test_hid.py's JSON configurations here; the guest's
+    test_serial_cuse.py and test_usb_libusb.py.)"""
+    def libs(pid):
+        with open(f"/proc/{pid}/maps") as f:
+            return {os.path.basename(line.split()[-1]) for line in f if ".so" in line}
+    lazy = ("libusb-1.0", "libudev", "libfuse3", "libjansson")
+    dev = odkd.plug({"model": "echo"})
+    host = odkd.running(provider=dev)[0]["pid"]
+    svc = wait_until(lambda: odkd.service_node("EchoDriver"), what="the echo service")
+    assert odkd.ctl("call", svc, ECHO.ADD, 2, 40).stdout.split() == ["42"]
+    for pid in [the_zygote(odkd), host] + spares(odkd):
+        mapped = libs(pid)
+        assert any(m.startswith("libc.so") for m in mapped), mapped
+        assert not [m for m in mapped if m.startswith(lazy)], (pid, sorted(mapped))
