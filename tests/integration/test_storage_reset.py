@@ -211,6 +211,9 @@ def test_a_disk_deaf_to_abort_task_is_freed_by_a_lun_reset_and_its_unit_attentio
     odkd.ctl("storage", "fault", hba, 0, "clear")
     assert c.read(0, 65536) == (0, data)
     assert c.write(65536, data) == 0 and c.read(65536, 65536) == (0, data)  # disk 1
+    # The host's log reaches odkd's file through its own pipe, maybe after
+    # the reply reached the client.
+    wait_until(lambda: "disk 1: UNIT ATTENTION" in odkd.log_text(), what="disk 1's log line")
     log = odkd.log_text()
     assert ("disk 0: UNIT ATTENTION: POWER ON, RESET, OR BUS DEVICE RESET OCCURRED; "
             "the command goes again") in log, log[-6000:]

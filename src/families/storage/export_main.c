@@ -130,6 +130,7 @@ static struct {
     size_t n_slots;
     struct conn *conns;
     uint64_t deadline_ms, detached_ms, stall_ms;
+    bool reply_between; /* ODK_NBD_REPLY_BETWEEN: look for answers between payloads */
     bool stopping;
     bool batching; /* replies are queued, and sent once the batch is done */
     /* The driver's shared arena (blk_wire.h): n_areas areas of area_size. */
@@ -1265,6 +1266,19 @@ static void conn_readable(struct conn *c)
          * end of the turns, the device idled until every payload at hand
          * was in). */
         backend_flush();
+        /* The driver's answers that came meanwhile go to the client now,
+         * not after the last payload at hand is in: a client at its queue
+         * depth sends its next request only once it has one. */
+        if (x.reply_between && x.backend >= 0) {
+            c->in_flight++; /* c stays while the answers go out */
+            backend_readable();
+            c->in_flight--;
+            if (c->dead) {
+                if (c->in_flight == 0)
+                    conn_free(c);
+                return;
+            }
+        }
     }
     backend_flush();
     conn_flush(c);
@@ -1397,6 +1411,7 @@ int main(int argc, char **argv)
     x.deadline_ms = env_ms("ODK_NBD_DEADLINE_MS", DEFAULT_DEADLINE_MS);
     x.detached_ms = env_ms("ODK_NBD_DETACHED_MS", DEFAULT_DETACHED_MS);
     x.stall_ms = env_ms("ODK_NBD_STALL_MS", DEFAULT_STALL_MS);
+    x.reply_between = env_ms("ODK_NBD_REPLY_BETWEEN", 1) != 0;
     x.epfd = epoll_create1(EPOLL_CLOEXEC);
     int lflags = fcntl(LISTEN_FD, F_GETFL);
     if (lflags < 0) {
@@ -1420,6 +1435,15 @@ int main(int argc, char **argv)
     while (!x.stopping) {
         struct epoll_event evs[64];
         int n = epoll_wait(x.epfd, evs, 64, TICK_MS);
+        /* The driver's answers first: a client's reply does not wait
+         * behind the payloads the clients' events will take in. */
+        for (int i = 1; x.reply_between && i < n; i++)
+            if (evs[i].data.ptr == &x.backend) {
+                struct epoll_event t = evs[0];
+                evs[0] = evs[i];
+                evs[i] = t;
+                break;
+            }
         for (int i = 0; i < n && !x.stopping; i++) {
             void *p = evs[i].data.ptr;
             if (p == &control)
