@@ -3,6 +3,7 @@
 import hashlib
 import json
 import os
+import shutil
 import re
 import select
 import socket
@@ -180,6 +181,58 @@ def test_port_name_comes_from_the_personality(odkd):
     cu = port["properties"]["IOCalloutDevice"]
     assert os.path.basename(cu).startswith("cu.loopback-")
     assert os.path.realpath(tty) == os.path.realpath(cu) == port["properties"]["OdkPseudoTerminal"]
+
+
+def loopback_bundle(tmp_path, **personality):
+    """serial-loopback signed again with personality keys changed."""
+    import conftest
+    bundle = tmp_path / "serial-loopback"
+    shutil.copytree(conftest.DRIVERS / "serial-loopback", bundle, symlinks=True)
+    m = json.loads((bundle / "odk.json").read_text())
+    m["personalities"]["SerialLoopback"].update(personality)
+    (bundle / "odk.json").write_text(json.dumps(m))
+    conftest.sign_bundle(bundle)
+    return bundle
+
+
+@pytest.mark.parametrize("key,value", [("IOTTYBaseName", "../escape"), ("IOTTYSuffix", "a/b"),
+                                       ("IOTTYBaseName", "")])
+def test_a_bad_tty_name_in_the_personality_is_refused_clearly(odkd, tmp_path, key, value):
+    """Story 23's other side: a name that would leave the device folder, or
+    none, fails the driver's port with the rule in its log; no file appears
+    anywhere but the device folder."""
+    assert odkd.ctl("install", loopback_bundle(tmp_path, **{key: value})).stdout.strip() == \
+        "installed"
+    before = set(os.listdir(odkd.state.parent))
+    dev = odkd.plug({"model": "serial-loopback"})
+    wait_until(lambda: "must be 1-" in odkd.ctl("log", "org.odk.serial-loopback").stdout,
+               what="the refusal in the driver's log")
+    log = odkd.ctl("log", "org.odk.serial-loopback").stdout
+    assert "letters, digits, '_', '-' or '.'" in log, log
+    # The new build failed its start, so odkd went back to the one before
+    # (an upgrade that cannot start rolls back): its port has its own name.
+    port = wait_until(lambda: port_node(odkd, dev), what="the port of the build before")
+    assert os.path.basename(port["properties"]["IODialinDevice"]).startswith("tty.loopback-")
+    assert set(os.listdir(odkd.state.parent)) == before
+    assert not [f for f in os.listdir(odkd.dev) if "escape" in f or "a/b" in f]
+
+
+def test_two_ports_with_the_same_name_the_second_is_told_it_exists(odkd, tmp_path):
+    """IOTTYSuffix fixed by the personality: the second device's port would
+    take the first's name; it is refused naming the path, and the first
+    port keeps working."""
+    assert odkd.ctl("install", loopback_bundle(tmp_path, IOTTYSuffix="fixed")).stdout.strip() == \
+        "installed"
+    dev1 = odkd.plug({"model": "serial-loopback", "serial": "A"})
+    port = wait_until(lambda: port_node(odkd, dev1), what="the first port")
+    tty = port["properties"]["IODialinDevice"]
+    assert os.path.basename(tty) == "tty.loopback-fixed"
+    odkd.plug({"model": "serial-loopback", "serial": "B"})
+    wait_until(lambda: "already exists (another port has that name)" in
+               odkd.ctl("log", "org.odk.serial-loopback").stdout, what="the clash in the log")
+    with serial.Serial(tty, 115200, timeout=5) as s:
+        s.write(b"still here")
+        assert s.read(10) == b"still here"
 
 
 class EchoServer:
