@@ -177,6 +177,12 @@ enum odk_serial_selector {
     ODK_SERIAL_GET_MODEM = 5,  /* scalars out: cts, dsr, ri, dcd */
     ODK_SERIAL_SEND_BREAK = 6, /* scalar in: 1 = on, 0 = off */
     ODK_SERIAL_FLUSH = 7,      /* scalars in: tx, rx */
+    /* Asynchronous (odk_connection_call_async), so an app waits for the
+     * port instead of polling (its connection's fd is pollable): */
+    ODK_SERIAL_READ_WAIT = 8,  /* data client: struct out (variable): the bytes there are,
+                                  as soon as there are any (one waiting read a port) */
+    ODK_SERIAL_WAIT_MODEM = 9, /* scalars out: cts, dsr, ri, dcd, once they differ from
+                                  what they were when the call came (TIOCMIWAIT) */
 };
 
 #ifdef __cplusplus

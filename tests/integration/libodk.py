@@ -187,15 +187,20 @@ class Connection:
         _check(_lib.odk_connection_map_data_queue(self._conn, type_, ctypes.byref(h)))
         return DataQueue(h)
 
-    def call_async(self, selector, scalars, callback, n_out=4):
-        """callback(status, [scalars]) runs inside dispatch()."""
-        def trampoline(_ctx, status, outs, n, _data, _len):
-            callback(status, [outs[i] for i in range(n)])
+    def call_async(self, selector, scalars, callback, n_out=4, struct_out=0):
+        """callback(status, [scalars]) runs inside dispatch(); with struct_out
+        (room for a structure out), callback(status, [scalars], bytes)."""
+        def trampoline(_ctx, status, outs, n, data, length):
+            scalars_out = [outs[i] for i in range(n)]
+            if struct_out:
+                callback(status, scalars_out, ctypes.string_at(data, length) if length else b"")
+            else:
+                callback(status, scalars_out)
         fn = ASYNC_FN(trampoline)
         self._keep.append(fn)  # ctypes callbacks must outlive the call
         ins = (ctypes.c_uint64 * max(1, len(scalars)))(*scalars)
         _check(_lib.odk_connection_call_async(self._conn, selector, ins, len(scalars), None, 0,
-                                              None, 0, n_out, 0, fn, None))
+                                              None, 0, n_out, struct_out, fn, None))
 
     def dispatch(self, timeout_ms=1000):
         return _check(_lib.odk_connection_dispatch(self._conn, timeout_ms))

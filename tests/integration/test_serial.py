@@ -146,6 +146,67 @@ def test_app_without_a_tty_uses_the_user_client(odkd):
     assert e.value.name == "ODK_E_INVALID"
 
 
+def test_an_app_waits_for_bytes_and_modem_changes_instead_of_polling(odkd):
+    """Story 24: READ_WAIT is held until RX has bytes, WAIT_MODEM until the
+    modem inputs change (TIOCMIWAIT's job); both are asynchronous calls, so
+    the app sleeps on its connection.  A held call ends with
+    ODK_E_CANCELLED when its connection closes, and the port goes on."""
+    _, port, _ = loopback(odkd)
+    data = os.urandom(50000)
+    busy, cancelled = -13, -12  # ODK_E_BUSY, ODK_E_CANCELLED
+    with Connection(odkd.state, port["id"], type_=1) as c, \
+            Connection(odkd.state, port["id"]) as ctl:
+        got, statuses, pending = [], [], [False]
+
+        def on_read(status, _outs, b):
+            pending[0] = False
+            statuses.append(status)
+            got.append(b)
+
+        def ask():
+            pending[0] = True
+            c.call_async(SERIAL.READ_WAIT, [], on_read, n_out=0, struct_out=65536)
+        ask()
+        c.dispatch(200)
+        assert got == [] and pending[0]  # nothing to read: it waits, it does not come back empty
+        second = []
+        c.call_async(SERIAL.READ_WAIT, [], lambda st, _o, _b: second.append(st), n_out=0,
+                     struct_out=16)
+        while not second:
+            c.dispatch(1000)
+        assert second == [busy]  # one waiting read a port
+        modem = []
+        ctl.call_async(SERIAL.WAIT_MODEM, [], lambda st, outs: modem.append((st, outs)), n_out=4)
+        sent = 0
+        while len(b"".join(got)) < len(data):
+            if sent < len(data):
+                (n,), _ = c.call(SERIAL.WRITE, struct=data[sent:sent + 8192], n_out=1)
+                sent += n
+            if not pending[0]:
+                ask()
+            c.dispatch(100)
+        assert b"".join(got) == data and set(statuses) == {0}
+        ctl.dispatch(100)
+        assert modem == []  # nothing changed yet
+        c.call(SERIAL.SET_MODEM, [1, 0])  # RTS off: the loopback plug's CTS follows
+        while not modem:
+            ctl.dispatch(1000)
+        assert modem == [(0, [0, 1, 0, 1])]
+        if not pending[0]:
+            ask()
+        c.dispatch(100)
+        assert pending[0]
+    assert statuses[-1] == cancelled  # the held read, when its connection closed
+    with Connection(odkd.state, port["id"], type_=1) as c:  # the port goes on
+        c.call(SERIAL.WRITE, struct=b"again", n_out=1)
+        back = []
+        c.call_async(SERIAL.READ_WAIT, [], lambda st, _o, b: back.append((st, b)), n_out=0,
+                     struct_out=4096)
+        while not back:
+            c.dispatch(1000)
+        assert back == [(0, b"again")]
+
+
 def test_a_refused_open_gives_the_drivers_verdict_every_time_and_drops_the_offer(odkd):
     """The call mailbox travels with the open (odkd queues the offer on the
     channel before the host has it): the host must read it before it closes

@@ -42,6 +42,17 @@ struct odk_serial_port {
     odk_user_client *data_client;
     struct cuse_port *cuse; /* a CUSE terminal instead of the pty */
     bool active;
+    struct port_wait *waits; /* apps' READ_WAIT and WAIT_MODEM calls, held */
+};
+
+/* A held READ_WAIT (read) or WAIT_MODEM call and what it waits for. */
+struct port_wait {
+    odk_serial_port *p;
+    odk_async *a;
+    bool read;
+    size_t cap;             /* read: the room the app offered */
+    bool cts, dsr, ri, dcd; /* modem: the inputs when the call came */
+    struct port_wait *next;
 };
 
 /* ---- small helpers ---------------------------------------------------- */
@@ -365,8 +376,12 @@ static void on_master(void *ctx, uint32_t revents)
     update_events(p);
 }
 
+static void serve_read_wait(odk_serial_port *p);
+static void serve_modem_waits(odk_serial_port *p);
+
 void odk_serial_rx_data_available(odk_serial_port *p)
 {
+    serve_read_wait(p);
     if (p->cuse) {
         cuse_port_rx(p->cuse);
         return;
@@ -387,6 +402,7 @@ void odk_serial_tx_free_space_available(odk_serial_port *p)
 
 void odk_serial_modem_status_changed(odk_serial_port *p)
 {
+    serve_modem_waits(p);
     if (p->cuse)
         cuse_port_modem(p->cuse);
 }
@@ -544,8 +560,10 @@ static int m_set_modem(odk_driver *d, odk_user_client *uc, odk_call *c)
 {
     odk_serial_port *p = uc_port(uc);
     int st = set_mcr(p, c->scalar_in[0] != 0, c->scalar_in[1] != 0);
+    if (st == ODK_OK)
+        serve_modem_waits(p); /* a loopback's inputs follow */
     if (st == ODK_OK && p->cuse)
-        cuse_port_modem(p->cuse); /* a loopback's inputs follow */
+        cuse_port_modem(p->cuse);
     return st;
 }
 
@@ -574,6 +592,101 @@ static int m_flush(odk_driver *d, odk_user_client *uc, odk_call *c)
     return ODK_OK;
 }
 
+/* ---- held calls: READ_WAIT and WAIT_MODEM ----------------------------- */
+
+static void wait_unlink(struct port_wait *w)
+{
+    struct port_wait **pp = &w->p->waits;
+    while (*pp && *pp != w)
+        pp = &(*pp)->next;
+    if (*pp)
+        *pp = w->next;
+}
+
+static void wait_finish(struct port_wait *w, int status, const uint64_t *scalars, uint32_t n,
+                        const void *data, size_t len)
+{
+    wait_unlink(w);
+    odk_async_complete(w->a, status, scalars, n, data, len);
+    free(w);
+}
+
+/* The app went away (or closed its connection) while its call was held. */
+static void wait_cancelled(void *ctx, odk_async *a)
+{
+    (void)a;
+    wait_finish(ctx, ODK_E_CANCELLED, NULL, 0, NULL, 0);
+}
+
+static int wait_hold(odk_serial_port *p, odk_async *a, bool read, size_t cap)
+{
+    struct port_wait *w = calloc(1, sizeof *w);
+    if (!w)
+        return ODK_E_NOMEM;
+    *w = (struct port_wait){.p = p, .a = a, .read = read, .cap = cap, .next = p->waits};
+    if (!read && serial_port_modem_status(p, &w->cts, &w->dsr, &w->ri, &w->dcd) < 0) {
+        free(w);
+        return ODK_E_UNSUPPORTED;
+    }
+    p->waits = w;
+    odk_async_set_cancel_handler(a, wait_cancelled, w);
+    return ODK_OK;
+}
+
+/* The held READ_WAIT, if any, takes what RX holds now. */
+static void serve_read_wait(odk_serial_port *p)
+{
+    struct port_wait *w = p->waits;
+    while (w && !w->read)
+        w = w->next;
+    size_t have = odk_ring_readable(&p->rx);
+    if (!w || !have)
+        return;
+    size_t len = have < w->cap ? have : w->cap, done = 0;
+    uint8_t *buf = malloc(len);
+    int st = buf ? odk_ring_read(&p->rx, buf, len, &done) : ODK_E_NOMEM;
+    wait_finish(w, st, NULL, 0, buf, done);
+    free(buf);
+    if (done)
+        p->ops->rx_free_space_available(p);
+}
+
+/* Held WAIT_MODEMs whose inputs changed are answered with the new ones. */
+static void serve_modem_waits(odk_serial_port *p)
+{
+    bool cts, dsr, ri, dcd;
+    if (!p->waits || serial_port_modem_status(p, &cts, &dsr, &ri, &dcd) < 0)
+        return;
+    for (struct port_wait *w = p->waits, *next; w; w = next) {
+        next = w->next;
+        if (w->read || (w->cts == cts && w->dsr == dsr && w->ri == ri && w->dcd == dcd))
+            continue;
+        uint64_t v[4] = {cts, dsr, ri, dcd};
+        wait_finish(w, ODK_OK, v, 4, NULL, 0);
+    }
+}
+
+static int m_read_wait(odk_driver *d, odk_user_client *uc, odk_call *c)
+{
+    odk_serial_port *p = uc_port(uc);
+    if (p->data_client != uc)
+        return ODK_E_ACCESS;
+    for (struct port_wait *w = p->waits; w; w = w->next)
+        if (w->read)
+            return ODK_E_BUSY;
+    if (!c->struct_out_cap)
+        return ODK_E_INVALID;
+    int st = wait_hold(p, c->async, true, c->struct_out_cap);
+    if (st == ODK_OK)
+        serve_read_wait(p); /* bytes there already: answered at once */
+    return st;
+}
+
+static int m_wait_modem(odk_driver *d, odk_user_client *uc, odk_call *c)
+{
+    return wait_hold(uc_port(uc), c->async, false, 0);
+}
+
 static const odk_method port_methods[] = {
     [ODK_SERIAL_WRITE] = {m_write, .scalar_out = 1, .struct_in = ODK_VARIABLE_SIZE},
     [ODK_SERIAL_READ] = {m_read, .struct_out = ODK_VARIABLE_SIZE},
@@ -583,6 +696,9 @@ static const odk_method port_methods[] = {
     [ODK_SERIAL_GET_MODEM] = {m_get_modem, .scalar_out = 4},
     [ODK_SERIAL_SEND_BREAK] = {m_break, .scalar_in = 1},
     [ODK_SERIAL_FLUSH] = {m_flush, .scalar_in = 2},
+    [ODK_SERIAL_READ_WAIT] = {m_read_wait, .struct_out = ODK_VARIABLE_SIZE,
+                              .flags = ODK_METHOD_ASYNC},
+    [ODK_SERIAL_WAIT_MODEM] = {m_wait_modem, .scalar_out = 4, .flags = ODK_METHOD_ASYNC},
 };
 
 /* ---- creation and teardown ------------------------------------------- */
@@ -764,6 +880,8 @@ void odk_serial_port_destroy(odk_serial_port *p)
     if (p->active && p->ops->deactivate)
         p->ops->deactivate(p);
     p->active = false;
+    while (p->waits) /* held calls end: the port is going */
+        wait_finish(p->waits, ODK_E_GONE, NULL, 0, NULL, 0);
     node_handler h = {.node_id = p->node};
     driver_set_node_handler(p->drv, &h);
     if (p->timer) {
