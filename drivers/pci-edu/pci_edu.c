@@ -546,7 +546,7 @@ static const odk_method edu_methods[] = {
     [12] = {edu_reset, .scalar_in = 0},
     [13] = {edu_stale_dma, .scalar_in = 1, .scalar_out = 2, .memory = 1},
     [14] = {edu_pin, .scalar_out = 1, .memory = 1},
-    [15] = {edu_unpin},
+    [15] = {edu_unpin, .scalar_in = 0},
 };
 
 static const odk_driver_class edu_class = {
