@@ -16,7 +16,7 @@
  * V(name, parameters, arguments) for those returning nothing. */
 #define JANSSON_FUNCTIONS(F, V)                                                                    \
     F(json_t *, json_array, (void), (), NULL)                                                      \
-    F(int, json_array_append_new, (json_t * array, json_t * value), (array, value), -1)           \
+    F(int, json_array_append_new, (json_t * array, json_t * value), (array, value), -1)            \
     F(json_t *, json_array_get, (const json_t *array, size_t index), (array, index), NULL)         \
     F(size_t, json_array_size, (const json_t *array), (array), 0)                                  \
     V(json_delete, (json_t * json), (json))                                                        \
@@ -28,7 +28,7 @@
     F(json_t *, json_object_get, (const json_t *object, const char *key), (object, key), NULL)     \
     F(void *, json_object_iter, (json_t * object), (object), NULL)                                 \
     F(const char *, json_object_iter_key, (void *iter), (iter), NULL)                              \
-    F(void *, json_object_iter_next, (json_t * object, void *iter), (object, iter), NULL)         \
+    F(void *, json_object_iter_next, (json_t * object, void *iter), (object, iter), NULL)          \
     F(json_t *, json_object_iter_value, (void *iter), (iter), NULL)                                \
     F(void *, json_object_key_to_iter, (const char *key), (key), NULL)                             \
     F(int, json_object_set_new, (json_t * object, const char *key, json_t *value),                 \
@@ -40,34 +40,18 @@
     F(json_t *, json_stringn, (const char *value, size_t len), (value, len), NULL)                 \
     F(json_t *, json_true, (void), (), NULL)
 
-#define INDEX_F(ret, name, params, args, fail) I_##name,
-#define INDEX_V(name, params, args) I_##name,
-enum { JANSSON_FUNCTIONS(INDEX_F, INDEX_V) I_json_loads, N_FUNCTIONS };
+enum { JANSSON_FUNCTIONS(LAZY_INDEX_F, LAZY_INDEX_V) I_json_loads, N_FUNCTIONS };
 
-#define NAME_F(ret, name, params, args, fail) #name,
-#define NAME_V(name, params, args) #name,
-static const char *const names[N_FUNCTIONS] = {JANSSON_FUNCTIONS(NAME_F, NAME_V) "json_loads"};
+static const char *const names[N_FUNCTIONS] = {
+    JANSSON_FUNCTIONS(LAZY_NAME_F, LAZY_NAME_V) "json_loads"};
 static void *fns[N_FUNCTIONS];
-static struct lazy_lib libjansson = {"libjansson.so.4", "libjansson.so.4", names, fns, N_FUNCTIONS,
-                                     LAZY_UNTRIED};
+static struct lazy_lib libjansson = {"libjansson.so.4", "libjansson.so.4", names, fns,
+                                     N_FUNCTIONS,       LAZY_UNTRIED};
 
-#define WRAP_F(ret, name, params, args, fail)                                                      \
-    ret name params                                                                                \
-    {                                                                                              \
-        if (!lazy_lib_load(&libjansson))                                                           \
-            return fail;                                                                           \
-        ret(*fn) params = (ret(*) params)fns[I_##name];                                            \
-        return fn args;                                                                            \
-    }
-#define WRAP_V(name, params, args)                                                                 \
-    void name params                                                                               \
-    {                                                                                              \
-        if (!lazy_lib_load(&libjansson))                                                           \
-            return;                                                                                \
-        void (*fn) params = (void (*) params)fns[I_##name];                                        \
-        fn args;                                                                                   \
-    }
-JANSSON_FUNCTIONS(WRAP_F, WRAP_V)
+#define LAZY_LIB libjansson
+#define LAZY_FNS fns
+#define LAZY_CALL
+JANSSON_FUNCTIONS(LAZY_WRAP_F, LAZY_WRAP_V)
 
 json_t *json_loads(const char *input, size_t flags, json_error_t *error)
 {

@@ -19,15 +19,15 @@
  * V(name, parameters, arguments) for those returning nothing. */
 #define FUSE_FUNCTIONS(F, V)                                                                       \
     F(struct fuse_session *, cuse_lowlevel_new,                                                    \
-      (struct fuse_args * args, const struct cuse_info *ci,                                        \
-       const struct cuse_lowlevel_ops *clop, void *userdata),                                      \
+      (struct fuse_args * args, const struct cuse_info *ci, const struct cuse_lowlevel_ops *clop,  \
+       void *userdata),                                                                            \
       (args, ci, clop, userdata), NULL)                                                            \
     F(int, fuse_lowlevel_notify_poll, (struct fuse_pollhandle * ph), (ph), -ENOSYS)                \
     V(fuse_pollhandle_destroy, (struct fuse_pollhandle * ph), (ph))                                \
-    F(int, fuse_reply_buf, (fuse_req_t req, const char *buf, size_t size), (req, buf, size),      \
+    F(int, fuse_reply_buf, (fuse_req_t req, const char *buf, size_t size), (req, buf, size),       \
       -ENOSYS)                                                                                     \
     F(int, fuse_reply_err, (fuse_req_t req, int err), (req, err), -ENOSYS)                         \
-    F(int, fuse_reply_ioctl, (fuse_req_t req, int result, const void *buf, size_t size),          \
+    F(int, fuse_reply_ioctl, (fuse_req_t req, int result, const void *buf, size_t size),           \
       (req, result, buf, size), -ENOSYS)                                                           \
     F(int, fuse_reply_ioctl_retry,                                                                 \
       (fuse_req_t req, const struct iovec *in_iov, size_t in_count, const struct iovec *out_iov,   \
@@ -41,35 +41,18 @@
       (req, func, data))                                                                           \
     F(void *, fuse_req_userdata, (fuse_req_t req), (req), NULL)                                    \
     V(fuse_session_destroy, (struct fuse_session * se), (se))                                      \
-    F(int, fuse_session_mount, (struct fuse_session * se, const char *mountpoint),                \
+    F(int, fuse_session_mount, (struct fuse_session * se, const char *mountpoint),                 \
       (se, mountpoint), -ENOSYS)                                                                   \
     V(fuse_session_process_buf, (struct fuse_session * se, const struct fuse_buf *buf), (se, buf))
 
-#define INDEX_F(ret, name, params, args, fail) I_##name,
-#define INDEX_V(name, params, args) I_##name,
-enum { FUSE_FUNCTIONS(INDEX_F, INDEX_V) N_FUNCTIONS };
+enum { FUSE_FUNCTIONS(LAZY_INDEX_F, LAZY_INDEX_V) N_FUNCTIONS };
 
-#define NAME_F(ret, name, params, args, fail) #name,
-#define NAME_V(name, params, args) #name,
-static const char *const names[N_FUNCTIONS] = {FUSE_FUNCTIONS(NAME_F, NAME_V)};
+static const char *const names[N_FUNCTIONS] = {FUSE_FUNCTIONS(LAZY_NAME_F, LAZY_NAME_V)};
 static void *fns[N_FUNCTIONS];
-static struct lazy_lib libfuse = {"libfuse3.so.3", "FUSE_3.0", names, fns, N_FUNCTIONS,
-                                  LAZY_UNTRIED};
+static struct lazy_lib libfuse = {"libfuse3.so.3", "FUSE_3.0",  names, fns,
+                                  N_FUNCTIONS,     LAZY_UNTRIED};
 
-#define WRAP_F(ret, name, params, args, fail)                                                      \
-    ret name params                                                                                \
-    {                                                                                              \
-        if (!lazy_lib_load(&libfuse))                                                              \
-            return fail;                                                                           \
-        ret(*fn) params = (ret(*) params)fns[I_##name];                                            \
-        return fn args;                                                                            \
-    }
-#define WRAP_V(name, params, args)                                                                 \
-    void name params                                                                               \
-    {                                                                                              \
-        if (!lazy_lib_load(&libfuse))                                                              \
-            return;                                                                                \
-        void (*fn) params = (void (*) params)fns[I_##name];                                        \
-        fn args;                                                                                   \
-    }
-FUSE_FUNCTIONS(WRAP_F, WRAP_V)
+#define LAZY_LIB libfuse
+#define LAZY_FNS fns
+#define LAZY_CALL
+FUSE_FUNCTIONS(LAZY_WRAP_F, LAZY_WRAP_V)

@@ -26,8 +26,8 @@
     V(libusb_close, (libusb_device_handle * dev_handle), (dev_handle))                             \
     F(int, libusb_control_transfer,                                                                \
       (libusb_device_handle * dev_handle, uint8_t request_type, uint8_t bRequest, uint16_t wValue, \
-       uint16_t wIndex, unsigned char *data, uint16_t wLength, unsigned int timeout),             \
-      (dev_handle, request_type, bRequest, wValue, wIndex, data, wLength, timeout), NS)           \
+       uint16_t wIndex, unsigned char *data, uint16_t wLength, unsigned int timeout),              \
+      (dev_handle, request_type, bRequest, wValue, wIndex, data, wLength, timeout), NS)            \
     F(int, libusb_detach_kernel_driver, (libusb_device_handle * dev_handle, int interface_number), \
       (dev_handle, interface_number), NS)                                                          \
     F(const char *, libusb_error_name, (int errcode), (errcode),                                   \
@@ -47,40 +47,24 @@
     F(int, libusb_set_configuration, (libusb_device_handle * dev_handle, int configuration),       \
       (dev_handle, configuration), NS)                                                             \
     F(int, libusb_set_interface_alt_setting,                                                       \
-      (libusb_device_handle * dev_handle, int interface_number, int alternate_setting),           \
+      (libusb_device_handle * dev_handle, int interface_number, int alternate_setting),            \
       (dev_handle, interface_number, alternate_setting), NS)                                       \
     F(int, libusb_submit_transfer, (struct libusb_transfer * transfer), (transfer), NS)            \
     F(int, libusb_wrap_sys_device,                                                                 \
       (libusb_context * ctx, intptr_t sys_dev, libusb_device_handle * *dev_handle),                \
       (ctx, sys_dev, dev_handle), NS)
 
-#define INDEX_F(ret, name, params, args, fail) I_##name,
-#define INDEX_V(name, params, args) I_##name,
-enum { LIBUSB_FUNCTIONS(INDEX_F, INDEX_V) I_libusb_set_option, N_FUNCTIONS };
+enum { LIBUSB_FUNCTIONS(LAZY_INDEX_F, LAZY_INDEX_V) I_libusb_set_option, N_FUNCTIONS };
 
-#define NAME_F(ret, name, params, args, fail) #name,
-#define NAME_V(name, params, args) #name,
-static const char *const names[N_FUNCTIONS] = {LIBUSB_FUNCTIONS(NAME_F, NAME_V) "libusb_set_option"};
+static const char *const names[N_FUNCTIONS] = {
+    LIBUSB_FUNCTIONS(LAZY_NAME_F, LAZY_NAME_V) "libusb_set_option"};
 static void *fns[N_FUNCTIONS];
 static struct lazy_lib libusb = {"libusb-1.0.so.0", NULL, names, fns, N_FUNCTIONS, LAZY_UNTRIED};
 
-#define WRAP_F(ret, name, params, args, fail)                                                      \
-    ret LIBUSB_CALL name params                                                                    \
-    {                                                                                              \
-        if (!lazy_lib_load(&libusb))                                                               \
-            return fail;                                                                           \
-        ret(LIBUSB_CALL * fn) params = (ret(LIBUSB_CALL *) params)fns[I_##name];                   \
-        return fn args;                                                                            \
-    }
-#define WRAP_V(name, params, args)                                                                 \
-    void LIBUSB_CALL name params                                                                   \
-    {                                                                                              \
-        if (!lazy_lib_load(&libusb))                                                               \
-            return;                                                                                \
-        void(LIBUSB_CALL * fn) params = (void(LIBUSB_CALL *) params)fns[I_##name];                 \
-        fn args;                                                                                   \
-    }
-LIBUSB_FUNCTIONS(WRAP_F, WRAP_V)
+#define LAZY_LIB libusb
+#define LAZY_FNS fns
+#define LAZY_CALL LIBUSB_CALL
+LIBUSB_FUNCTIONS(LAZY_WRAP_F, LAZY_WRAP_V)
 
 /* Variadic: of this libusb's options only the log level takes an
  * argument (an int). */
