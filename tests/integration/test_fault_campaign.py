@@ -3,6 +3,7 @@
 run passes, and a leak planted in it (ODK_CAMPAIGN_PLANT) is reported and
 fails the run, so making the campaign faster cannot quietly stop it from
 counting what it must."""
+import json
 import re
 import shutil
 import subprocess
@@ -36,6 +37,16 @@ def test_a_short_campaign_passes():
     assert r.returncode == 0, r.stderr[-4000:]
     assert c["cycles"] == 8 and c["survived"] == c["injected"]
     assert c["leaks"] == c["hangs"] == c["problems"] == c["unfired"] == 0
+    # Every kind of device was plugged, the simulated USB bus's too, and
+    # the CDC-ACM tty's blocked reads ended when it went.
+    m = re.search(r"^plugs by kind: (\{.*\})$", r.stderr, re.M)
+    assert m, r.stderr[-4000:]
+    plugs = json.loads(m[1])
+    for kind in ("echo", "faulty", "serial-loopback", "vendor-echo", "cdc-acm"):
+        assert plugs.get(kind, 0) >= 1, plugs
+    assert plugs["usb"] == plugs["vendor-echo"] + plugs["cdc-acm"]
+    usb = json.loads(re.search(r"^usb calls and tty I/O: (\{.*\})$", r.stderr, re.M)[1])
+    assert any(k.startswith("tty read ended: ") for k in usb), usb
 
 
 def test_a_connection_left_open_is_reported_as_a_leak():

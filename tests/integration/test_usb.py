@@ -179,6 +179,31 @@ def test_unplug_mid_transfer_ends_pending_io_and_leaves_nothing_behind(odkd):
     wait_until(lambda: odkd_fds_back(odkd, baseline), what="odkd's descriptors back")
 
 
+def test_unplug_with_a_stream_in_flight_leaves_no_completion_on_freed_pipes(odkd):
+    """A stream keeps 16 transfers in flight each way, and each completion
+    submits the next: the completions that were queued behind the stop run
+    after the close freed the pipes.  They come with ODK_E_CANCELLED, so
+    the driver submits no more (the fault campaign found a use after free
+    in 1 stream unplug of 5 under ASan)."""
+    for k in range(12):
+        dev, _ = plug(odkd, "vendor-echo")
+        iface = interface_0(odkd, dev)
+        svc, inst = echo_service(odkd, iface)
+        conn = Connection(odkd.state, svc)
+        results = []
+        try:
+            conn.call_async(4, [64 << 20, 4096, 16], lambda st, outs: results.append(st), n_out=2)
+            conn.call(1, n_out=4)  # the stream runs
+            odkd.ctl("usb", "unplug", dev)
+            wait_until(lambda: conn.dispatch(100) is not None and results, what="the stream's end")
+            assert results[0] != 0, "a stream cut by the unplug must end with an error"
+        finally:
+            conn.close()
+        wait_until(lambda: not pid_alive(inst["pid"]), what="the driver's host to exit")
+    log = odkd.ctl("log", "org.odk.usb-vendor-echo").stdout
+    assert "crashed" not in log and "ERROR: AddressSanitizer" not in log, log[-3000:]
+
+
 @pytest.mark.parametrize("fault,words", [
     ("total-length", "wTotalLength 4096 is past the 32 bytes read"),
     ("zero-length", "bLength 0"),

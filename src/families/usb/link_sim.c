@@ -22,6 +22,7 @@
 #include <poll.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -37,6 +38,29 @@
 #include "odk/object.h"
 #include "odk/status.h"
 #include "runtime/runtime_internal.h"
+
+/* Whether the link was closed, for the completions that run after it: a
+ * completion queued on a busy queue (the driver's stop, say) runs after
+ * the close, and one that succeeded would let the driver go on with the
+ * pipes the close freed (the fault campaign's vendor echo: a stream's next
+ * transfer on its freed IN pipe).  It runs with ODK_E_CANCELLED, as the
+ * close's own do.  Shared by the link and each transfer in flight. */
+struct link_life {
+    atomic_int refs;
+    atomic_bool closed;
+};
+
+static struct link_life *life_retain(struct link_life *life)
+{
+    atomic_fetch_add(&life->refs, 1);
+    return life;
+}
+
+static void life_release(struct link_life *life)
+{
+    if (life && atomic_fetch_sub(&life->refs, 1) == 1)
+        free(life);
+}
 
 /* A request waiting for its reply. */
 struct waiter {
@@ -57,6 +81,7 @@ struct xfer {
     odk_usb_completion done;
     void *ctx;
     odk_queue *q;
+    struct link_life *life; /* retained */
     int status;
     uint32_t actual;
     uint64_t timestamp_ns;
@@ -80,6 +105,7 @@ struct sim_link {
     struct waiter *waiters;
     struct xfer *xfers;
     struct mapping *mappings;
+    struct link_life *life;
     bool gone, stopping;
     bool ended;          /* the reader saw the socket end (it is or will be gone) */
     bool free_on_reader; /* closed from a callback on the reader: it frees l */
@@ -182,7 +208,10 @@ static int request(struct sim_link *l, struct usb_wire *w, const void *body, siz
 static void run_completion(void *arg)
 {
     struct xfer *x = arg;
+    if (x->status == ODK_OK && atomic_load(&x->life->closed))
+        x->status = ODK_E_CANCELLED;
     x->done(x->ctx, x->status, x->actual, x->timestamp_ns);
+    life_release(x->life);
     odk_release(x->buffer);
     free(x);
 }
@@ -404,11 +433,19 @@ static int sim_open(int fd, const odk_value *info, struct usb_link **out, char *
 {
     (void)info, (void)err, (void)err_len;
     struct sim_link *l = calloc(1, sizeof *l);
+    if (l && !(l->life = calloc(1, sizeof *l->life))) {
+        free(l);
+        l = NULL;
+    }
     if (!l || pipe2(l->wake, O_CLOEXEC | O_NONBLOCK) < 0) {
+        if (l)
+            free(l->life);
         free(l);
         close(fd);
         return l ? ODK_E_IO : ODK_E_NOMEM;
     }
+    atomic_init(&l->life->refs, 1);
+    atomic_init(&l->life->closed, false);
     l->fd = fd;
     pthread_mutex_init(&l->lock, NULL);
     pthread_condattr_t ca;
@@ -420,6 +457,7 @@ static int sim_open(int fd, const odk_value *info, struct usb_link **out, char *
         close(l->wake[0]);
         close(l->wake[1]);
         close(l->fd);
+        free(l->life);
         free(l);
         return ODK_E_NOMEM;
     }
@@ -434,6 +472,7 @@ static void sim_close(struct usb_link *base)
     struct sim_link *l = (struct sim_link *)base;
     if (!l)
         return;
+    atomic_store(&l->life->closed, true);
     sim_abort(base, 0xff);
     pthread_mutex_lock(&l->lock);
     l->stopping = true;
@@ -461,6 +500,7 @@ static void destroy(struct sim_link *l)
     close(l->fd);
     close(l->wake[0]);
     close(l->wake[1]);
+    life_release(l->life);
     pthread_cond_destroy(&l->cond);
     pthread_mutex_destroy(&l->lock);
     free(l);
@@ -553,6 +593,7 @@ static int sim_submit(struct usb_link *base, uint8_t endpoint, odk_memory *buffe
         return ODK_E_GONE;
     }
     x->id = ++l->next_id ? l->next_id : ++l->next_id;
+    x->life = life_retain(l->life);
     x->next = l->xfers;
     l->xfers = x;
     struct usb_wire w = {.op = USBW_SUBMIT, .id = x->id, .endpoint = endpoint, .buffer = buf,
@@ -567,6 +608,7 @@ static int sim_submit(struct usb_link *base, uint8_t endpoint, odk_memory *buffe
                 (!l->reader_until || x->deadline_ns < l->reader_until);
     pthread_mutex_unlock(&l->lock);
     if (st < 0) {
+        life_release(x->life);
         odk_release(x->buffer);
         free(x);
         return st;
@@ -581,7 +623,32 @@ static int sim_abort(struct usb_link *base, uint8_t endpoint)
     struct sim_link *l = (struct sim_link *)base;
     struct usb_wire w = {.op = USBW_ABORT, .endpoint = endpoint};
     int st = request(l, &w, NULL, 0, -1, NULL, 0, NULL, 0);
-    return st == ODK_E_GONE ? ODK_OK : st;
+    if (st != ODK_E_GONE)
+        return st;
+    /* The device went: its transfers end here, before the abort returns
+     * (as the abort promises), not later from the reader's fail_all: a
+     * driver frees what their completions use once they are queued (the
+     * USB-serial base's buffers: use after free in the fault campaign). */
+    pthread_mutex_lock(&l->lock);
+    struct xfer *list = NULL;
+    for (struct xfer **p = &l->xfers; *p;) {
+        struct xfer *x = *p;
+        if (endpoint != 0xff && x->endpoint != endpoint) {
+            p = &x->next;
+            continue;
+        }
+        *p = x->next;
+        x->next = list;
+        list = x;
+    }
+    pthread_mutex_unlock(&l->lock);
+    for (struct xfer *x = list, *next; x; x = next) {
+        next = x->next;
+        x->status = ODK_E_GONE;
+        x->actual = 0;
+        deliver(x);
+    }
+    return ODK_OK;
 }
 
 static int sim_wait(struct usb_link *base, bool (*done)(void *ctx), void *ctx)
