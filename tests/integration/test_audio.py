@@ -401,6 +401,29 @@ def loopback_service(odkd):
     return wait_until(lambda: odkd.service_node("IOUserService"), what="the loopback's service")
 
 
+def test_a_watching_app_sees_an_app_owned_device_come_and_go(loopback):
+    """Story 16 from a client's side: an app that watches audio devices
+    (odk_watch_services on IOUserAudioDevice) is told when another app's
+    device is published and when it is withdrawn, without polling."""
+    from test_events import Watcher
+    w = Watcher(loopback.state, {"IOProviderClass": "IOUserAudioDevice"})
+    try:
+        seen = lambda: [(e, d["properties"].get("UID")) for e, d in w.events
+                        if e in ("registered", "terminated")]
+        wait_until(lambda: w.dispatch() >= 0 and ("registered", "odk-loopback") in seen(),
+                   what="the loopback's own device, matched at once")
+        owner = Connection(loopback.state, loopback_service(loopback))
+        owner.call(0, [], struct=b"watched-device", n_out=1)
+        wait_until(lambda: w.dispatch() >= 0 and ("registered", "watched-device") in seen(),
+                   what="the app's device to be announced")
+        owner.close()
+        wait_until(lambda: w.dispatch() >= 0 and ("terminated", "watched-device") in seen(),
+                   what="the app's device to be withdrawn")
+        assert seen().count(("registered", "watched-device")) == 1
+    finally:
+        w.close()
+
+
 def test_an_app_owned_device_lives_while_its_connection_is_open(loopback):
     owner = Connection(loopback.state, loopback_service(loopback))
     (node,), _ = owner.call(0, [], struct=b"my-app-device", n_out=1)
