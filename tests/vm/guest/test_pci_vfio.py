@@ -6,6 +6,7 @@ through the real IOMMU, MSI interrupts counted; then INTx (QEMU's edu
 raises its level line when MSI is off), each one unmasked after the
 driver's handler acknowledged it.  Passes only if the VFIO path was used
 (the node says so, and no model process exists)."""
+import contextlib
 import importlib.util
 import json
 import os
@@ -150,25 +151,37 @@ def test_a_driver_keeps_64_mib_pinned_for_its_device_through_vfio(vfio_odkd):
         ring.free()
 
 
-def test_past_the_lock_limit_a_dma_mapping_fails_naming_the_limit(tmp_path):
+@contextlib.contextmanager
+def edu_with_personality(tmp_path, **keys):
+    """odkd --vfio on the edu, driven by pci-edu signed again with keys
+    added to its personality: (odkd, the running instance)."""
     subprocess.run(["modprobe", "vfio-pci"], check=True)
     d = edu()
     assert d is not None, "no edu device in the guest"
     addr = d.name
     bind_to_vfio(d)
-    drivers = tmp_path / "drivers"
-    bundle = drivers / "pci-edu-16"
+    bundle = tmp_path / "drivers" / "pci-edu-changed"
     bundle.mkdir(parents=True)
     shutil.copy(DRIVERS / "pci-edu" / "pci-edu.so", bundle)
     manifest = json.loads((DRIVERS / "pci-edu" / "odk.json").read_text())
-    manifest["personalities"]["PciEdu"]["OdkDMALockLimitMB"] = 16
+    manifest["personalities"]["PciEdu"].update(keys)
     (bundle / "odk.json").write_text(json.dumps(manifest))
     sign_bundle(bundle)
-    odkd = Odkd(tmp_path, extra_args=["--vfio", addr], drivers=(drivers,))
+    odkd = Odkd(tmp_path, extra_args=["--vfio", addr], drivers=(bundle.parent,))
     try:
         fn = wait_until(lambda: next((n for n in odkd.json("tree") if n["class"] == "IOPCIDevice"),
                                      None), "the edu node")
-        inst = wait_until(lambda: (odkd.running(provider=fn["id"]) or [None])[0], "pci-edu")
+        yield odkd, wait_until(lambda: (odkd.running(provider=fn["id"]) or [None])[0], "pci-edu")
+    finally:
+        odkd.stop()
+        if (d / "driver").exists():
+            (d / "driver" / "unbind").write_text(addr)
+        if d.exists():
+            (d / "driver_override").write_text("\n")
+
+
+def test_past_the_lock_limit_a_dma_mapping_fails_naming_the_limit(tmp_path):
+    with edu_with_personality(tmp_path, OdkDMALockLimitMB=16) as (odkd, inst):
         assert host_lock_limit(inst["pid"]) == str(16 << 20)
         conn = Connection(odkd.state, inst["node"])
         ring = Buffer(64 << 20)
@@ -185,11 +198,6 @@ def test_past_the_lock_limit_a_dma_mapping_fails_naming_the_limit(tmp_path):
         finally:
             conn.close()
             ring.free()
-    finally:
-        odkd.stop()
-        if (d / "driver").exists():
-            (d / "driver" / "unbind").write_text(addr)
-        (d / "driver_override").write_text("\n")
 
 
 def test_intx_through_vfio_is_unmasked_after_each_interrupt(tmp_path):
@@ -197,24 +205,7 @@ def test_intx_through_vfio_is_unmasked_after_each_interrupt(tmp_path):
     level-triggered line, VFIO masks it when it fires, the driver's handler
     acknowledges the device and the family unmasks it through the unmask
     eventfd.  Without the unmask the first interrupt would be the last."""
-    subprocess.run(["modprobe", "vfio-pci"], check=True)
-    d = edu()
-    assert d is not None, "no edu device in the guest"
-    addr = d.name
-    bind_to_vfio(d)
-    drivers = tmp_path / "drivers"
-    bundle = drivers / "pci-edu-intx"
-    bundle.mkdir(parents=True)
-    shutil.copy(DRIVERS / "pci-edu" / "pci-edu.so", bundle)
-    manifest = json.loads((DRIVERS / "pci-edu" / "odk.json").read_text())
-    manifest["personalities"]["PciEdu"]["PciEduInterrupt"] = "INTx"
-    (bundle / "odk.json").write_text(json.dumps(manifest))
-    sign_bundle(bundle)
-    odkd = Odkd(tmp_path, extra_args=["--vfio", addr], drivers=(drivers,))
-    try:
-        fn = wait_until(lambda: next((n for n in odkd.json("tree") if n["class"] == "IOPCIDevice"),
-                                     None), "the edu node")
-        inst = wait_until(lambda: (odkd.running(provider=fn["id"]) or [None])[0], "pci-edu")
+    with edu_with_personality(tmp_path, PciEduInterrupt="INTx") as (odkd, inst):
         log = odkd.ctl("log", "org.odk.pci-edu").stdout
         assert "INTx" in log and "on the vfio bus" in log, log
         conn = Connection(odkd.state, inst["node"])
@@ -227,12 +218,6 @@ def test_intx_through_vfio_is_unmasked_after_each_interrupt(tmp_path):
             assert conn.call(0, [10], n_out=1)[0] == [3628800]
         finally:
             conn.close()
-    finally:
-        odkd.stop()
-        if (d / "driver").exists():
-            (d / "driver" / "unbind").write_text(addr)
-        if d.exists():
-            (d / "driver_override").write_text("\n")
 
 
 def unbind(d):
